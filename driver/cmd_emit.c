@@ -1,0 +1,68 @@
+/* cmd_emit.c — `nnc emit --emit=ast|ir`: dump a compilation stage. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "driver.h"
+
+static void usage(FILE *out) {
+  fputs("usage: nnc emit --emit=ast|ir FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
+        "  --emit=ast   the syntax tree, as parsed\n"
+        "  --emit=ir    the graph IR of each model (or of --model NAME)\n",
+        out);
+}
+
+int cmd_emit(int argc, char **argv) {
+  static const struct option opts[] = {{"emit", required_argument, 0, 'e'},
+                                       {"define", required_argument, 0, 'D'},
+                                       {"model", required_argument, 0, 'M'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  DrvInput in = {0};
+  const char *what = "ir";
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
+    if (c == 'h') {
+      usage(stdout);
+      return 0;
+    }
+    if (c == 'e') {
+      what = optarg;
+      continue;
+    }
+    int r = drv_common_opt(&in, c, optarg);
+    if (r < 0) return 2;
+    if (r == 0) {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind != argc - 1 || (strcmp(what, "ast") && strcmp(what, "ir"))) {
+    if (strcmp(what, "ast") && strcmp(what, "ir"))
+      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast or ir)\n", what);
+    usage(stderr);
+    return 2;
+  }
+  in.path = argv[optind];
+  Diag *d = diag_new(stderr);
+  int rc = 0;
+  if (!strcmp(what, "ast")) {
+    rc = fe_dump_ast(stdout, in.path, d) ? 1 : 0;
+  } else {
+    IrGraph *g = NULL;
+    IrModule *m = drv_compile(&in, d, &g);
+    if (m) {
+      if (in.model)
+        ir_print(stdout, g);
+      else
+        ir_module_print(stdout, m);
+      ir_module_free(m);
+    } else {
+      rc = 1;
+    }
+  }
+  diag_finish(d);
+  diag_free(d);
+  return rc;
+}

@@ -1,0 +1,29 @@
+/* driver.h — the `nnc` command: one file per subcommand (cmd_*.c), dispatched by main.c.
+ * Each subcommand parses its own options with getopt_long (argv[0] is the subcommand name)
+ * and returns the process exit status: 0 success, 1 user error (diagnostics printed),
+ * 2 usage error. */
+#ifndef NN_DRIVER_H
+#define NN_DRIVER_H
+#include "../frontend/frontend.h"
+#include "../ir/ir.h"
+
+int cmd_check(int argc, char **argv);
+int cmd_emit(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_cost(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+
+/* shared helpers (driver/common.c) */
+typedef struct DrvInput {
+  const char *path;          /* the .nn file */
+  const char *defines[64];   /* -D N=V */
+  int ndefines;
+  const char *model;         /* --model NAME, or NULL = the only/first model */
+} DrvInput;
+/* handles -D/--define and --model; returns 1 if the option was consumed */
+int drv_common_opt(DrvInput *in, int opt, const char *arg);
+/* compile in->path; prints diagnostics; NULL on error. *g gets the selected model graph. */
+IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g);
+#endif

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything nnc needs to build and test, from Debian's packages. Idempotent:
+# packages already installed are left alone, and apt is not touched when nothing is missing.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config flex bison check libcjson-dev
+      llvm-19-dev clang-19 libclang-rt-19-dev libzstd-dev libopenblas-dev python3 python3-numpy)
+# optional: PyTorch for the benchmarks' reference (bench/), only when asked for
+if [ "${NNC_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}"
+fi

@@ -4,6 +4,7 @@
  * input sizes must equal the output-size formula computed here with plain integers. */
 #include <check.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,11 +341,11 @@ END_TEST
 
 /* ---- convolution and pooling -------------------------------------------------------------- */
 
-static int64_t fdiv(int64_t a, int64_t k) { return a / k - (a % k != 0 && a < 0); }
+static int64_t ref_floordiv(int64_t a, int64_t k) { return a / k - (a % k != 0 && a < 0); }
 
 /* the output-size formula, computed independently */
 static int64_t ref_out(int64_t n, int k, int p, int s, int d) {
-  return fdiv(n + 2 * p - d * (k - 1) - 1, s) + 1;
+  return ref_floordiv(n + 2 * p - d * (k - 1) - 1, s) + 1;
 }
 
 START_TEST(test_conv_symbolic) {

@@ -267,7 +267,7 @@ int ir_verify(const IrGraph *g, FILE *err) {
     IrType t = n->type;
     ShapeErr se;
     if (ir_infer(g, n->op, n->in, n->nin, &n->attr, &t, &se)) {
-      fprintf(err, "%s: %%%d %s: %s\n", g->name, i, ir_op_name(n->op), se.msg);
+      fprintf(err, "%s: %%%d: %s\n", g->name, i, se.msg);
       bad++;
     } else if (!ir_type_eq(&t, &n->type)) {
       ir_type_str(g, &n->type, t1, sizeof t1);

@@ -59,7 +59,7 @@ typedef struct IrType {
   Dim *dims[IR_MAX_RANK];
 } IrType;
 
-/* Attributes: one flat struct; each op documents which fields it reads (docs/ir.md). */
+/* Attributes: one flat struct; each op documents which fields it reads (docs/ops.md). */
 typedef struct IrAttr {
   int axis;                   /* concat, slice, softmax */
   int naxes;                  /* reductions, transpose (perm), layernorm (trailing axes) */

@@ -12,6 +12,10 @@ Usage (run with /usr/bin/python3, which has NumPy):
   ref_nets.py gen NET SEED OUTDIR        weights.safetensors, x.npy, label.npy in OUTDIR
   ref_nets.py forward NET W.safetensors X.npy LABEL.npy OUTDIR
                                          logits.npy (float64) and loss.npy in OUTDIR
+  ref_nets.py grad NET W.safetensors X.npy LABEL.npy OUT.safetensors
+                                         gradients of the loss for every parameter (F64),
+                                         by hand-written backpropagation
+  ref_nets.py selftest                   checks grad against central finite differences
   ref_nets.py compare GOT.npy REF.npy RTOL ATOL
                                          prints the max differences; exit 1 beyond tolerance
   ref_nets.py st-drop W.safetensors NAME OUT.safetensors     copy without tensor NAME
@@ -130,6 +134,117 @@ def lenet(p, x):
     return dense(h, p["fc3.weight"], p["fc3.bias"])
 
 
+# --- backward: each takes the upstream gradient and what the forward pass saw -------------
+
+def dense_bwd(dy, x, w):
+    return dy @ w, dy.T @ x, dy.sum(axis=0)                    # dx, dw, db
+
+
+def conv2d_bwd(dy, x, w, pad):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = dy.shape[2], dy.shape[3]
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i:i + oh, j:j + ow]
+            dw[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, patch)
+            dxp[:, :, i:i + oh, j:j + ow] += np.einsum("nohw,oc->nchw", dy, w[:, :, i, j])
+    return dxp[:, :, pad:pad + h, pad:pad + wd], dw, dy.sum(axis=(0, 2, 3))
+
+
+def maxpool2_bwd(dy, x):
+    """routes each gradient to the maximum of its window (the first one on ties)"""
+    n, c, h, w = x.shape
+    win = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
+        n, c, h // 2, w // 2, 4)
+    onehot = np.eye(4)[win.argmax(axis=4)] * dy[..., None]     # [n,c,h/2,w/2,4]
+    return onehot.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
+        n, c, h, w)
+
+
+def cross_entropy_bwd(logits, label):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    sm = e / e.sum(axis=1, keepdims=True)
+    sm[np.arange(len(label)), label] -= 1.0
+    return sm / len(label)
+
+
+def mlp_grad(p, x, label):
+    a1 = dense(x, p["fc1.weight"], p["fc1.bias"])
+    h = relu(a1)
+    logits = dense(h, p["fc2.weight"], p["fc2.bias"])
+    g = {}
+    dl = cross_entropy_bwd(logits, label)
+    dh, g["fc2.weight"], g["fc2.bias"] = dense_bwd(dl, h, p["fc2.weight"])
+    _, g["fc1.weight"], g["fc1.bias"] = dense_bwd(dh * (a1 > 0), x, p["fc1.weight"])
+    return g
+
+
+def lenet_grad(p, x, label):
+    c1 = conv2d(x, p["conv1.weight"], p["conv1.bias"], 2)
+    r1 = relu(c1)
+    p1 = maxpool2(r1)
+    c2 = conv2d(p1, p["conv2.weight"], p["conv2.bias"], 0)
+    r2 = relu(c2)
+    p2 = maxpool2(r2)
+    f = p2.reshape(p2.shape[0], -1)
+    a1 = dense(f, p["fc1.weight"], p["fc1.bias"])
+    h1 = relu(a1)
+    a2 = dense(h1, p["fc2.weight"], p["fc2.bias"])
+    h2 = relu(a2)
+    logits = dense(h2, p["fc3.weight"], p["fc3.bias"])
+    g = {}
+    d = cross_entropy_bwd(logits, label)
+    d, g["fc3.weight"], g["fc3.bias"] = dense_bwd(d, h2, p["fc3.weight"])
+    d, g["fc2.weight"], g["fc2.bias"] = dense_bwd(d * (a2 > 0), h1, p["fc2.weight"])
+    d, g["fc1.weight"], g["fc1.bias"] = dense_bwd(d * (a1 > 0), f, p["fc1.weight"])
+    d = maxpool2_bwd(d.reshape(p2.shape), r2) * (c2 > 0)
+    d, g["conv2.weight"], g["conv2.bias"] = conv2d_bwd(d, p1, p["conv2.weight"], 0)
+    d = maxpool2_bwd(d, r1) * (c1 > 0)
+    _, g["conv1.weight"], g["conv1.bias"] = conv2d_bwd(d, x, p["conv1.weight"], 2)
+    return g
+
+
+GRADS = {"mlp": mlp_grad, "lenet": lenet_grad}
+
+
+def selftest():
+    """every gradient entry checked against a central difference of the float64 loss"""
+    rng = np.random.default_rng(0)
+    bad = 0
+    for net, (fn, params, xshape) in NETS.items():
+        p = {name: rng.uniform(-1, 1, size=shape) / np.sqrt(np.prod(shape[1:]) if len(shape) > 1
+                                                             else shape[0])
+             for name, shape in params}
+        x = rng.standard_normal((3,) + xshape)
+        label = rng.integers(0, 10, size=3)
+        g = GRADS[net](p, x, label)
+        worst = 0.0
+        for name, _ in params:
+            flat = p[name].reshape(-1)
+            # every entry of the small tensors, a random sample of the big ones
+            idx = range(flat.size) if flat.size <= 200 else rng.choice(flat.size, 200, False)
+            for i in idx:
+                old = flat[i]
+                flat[i] = old + 1e-6
+                up = cross_entropy(fn(p, x), label)
+                flat[i] = old - 1e-6
+                dn = cross_entropy(fn(p, x), label)
+                flat[i] = old
+                fd = (up - dn) / 2e-6
+                err = abs(fd - g[name].reshape(-1)[i])
+                worst = max(worst, err)
+                if err > 1e-6 + 1e-4 * abs(fd):
+                    bad += 1
+                    print(f"FAIL {net} {name}[{i}]: backprop {g[name].reshape(-1)[i]!r}, "
+                          f"finite difference {fd!r}")
+        print(f"{net}: max |backprop - finite difference| = {worst:.3e}")
+    return 1 if bad else 0
+
+
 # name -> (forward, [(param, shape)], input shape without the batch)
 NETS = {
     "mlp": (mlp, [("fc1.weight", (512, 784)), ("fc1.bias", (512,)),
@@ -193,6 +308,14 @@ def main(argv):
         gen(argv[2], int(argv[3]), argv[4])
     elif cmd == "forward":
         forward(*argv[2:7])
+    elif cmd == "grad":
+        p = {k: v.astype(np.float64) for k, v in st_read(argv[3]).items()}
+        x = np.load(argv[4]).astype(np.float64)
+        label = np.load(argv[5]).astype(np.int64)
+        g = GRADS[argv[2]](p, x, label)
+        write_file(argv[6], st_bytes({k: g[k] for k, _ in NETS[argv[2]][1]}))
+    elif cmd == "selftest":
+        return selftest()
     elif cmd == "compare":
         return compare(argv[2], argv[3], float(argv[4]), float(argv[5]))
     elif cmd == "st-drop":

@@ -19,28 +19,28 @@ typedef struct Gb {
   IrGraph *g;
 } Gb;
 
-static Gb gb_new(const char *name) {
+static inline Gb gb_new(const char *name) {
   Gb b;
   b.m = ir_module_new();
   b.g = ir_module_add_graph(b.m, name);
   return b;
 }
 
-static Dim *gb_c(Gb *b, int64_t v) { return dim_const(b->g->dims, v); }
-static Dim *gb_sym(Gb *b, const char *name, int64_t v) {
+static inline Dim *gb_c(Gb *b, int64_t v) { return dim_const(b->g->dims, v); }
+static inline Dim *gb_sym(Gb *b, const char *name, int64_t v) {
   int s = dim_sym_find(b->g->dims, name);
   if (s < 0) s = dim_sym_declare(b->g->dims, name, v);
   return dim_sym(b->g->dims, s);
 }
 
-static IrType gb_t(Gb *b, DType dt, int rank, const int64_t *d) {
+static inline IrType gb_t(Gb *b, DType dt, int rank, const int64_t *d) {
   IrType t = {.dt = dt, .rank = rank};
   for (int i = 0; i < rank; i++) t.dims[i] = gb_c(b, d[i]);
   return t;
 }
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__}), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
 
-static int gb_build(Gb *b, OpKind op, const int *in, int nin, const IrAttr *at, const IrType *hint) {
+static inline int gb_build(Gb *b, OpKind op, const int *in, int nin, const IrAttr *at, const IrType *hint) {
   ShapeErr e;
   SrcLoc loc = {0};
   int n = ir_build(b->g, op, in, nin, at, hint, loc, &e);
@@ -48,13 +48,13 @@ static int gb_build(Gb *b, OpKind op, const int *in, int nin, const IrAttr *at, 
   return n;
 }
 
-static int gb_leaf_t(Gb *b, OpKind op, const char *name, IrType t, bool trainable) {
+static inline int gb_leaf_t(Gb *b, OpKind op, const char *name, IrType t, bool trainable) {
   IrAttr at = {.trainable = trainable, .init = INIT_NORMAL, .init_a = 0.5};
   int n = gb_build(b, op, NULL, 0, &at, &t);
   b->g->nodes[n].name = arena_strdup(b->g->arena, name);
   return n;
 }
-static int gb_leaf(Gb *b, OpKind op, const char *name, DType dt, const int64_t *d, int r, bool tr) {
+static inline int gb_leaf(Gb *b, OpKind op, const char *name, DType dt, const int64_t *d, int r, bool tr) {
   return gb_leaf_t(b, op, name, gb_t(b, dt, r, d), tr);
 }
 #define PARAM(b, name, ...) gb_leaf(b, OP_PARAM, name, DT_F32, SHAPE(__VA_ARGS__), true)
@@ -63,23 +63,23 @@ static int gb_leaf(Gb *b, OpKind op, const char *name, DType dt, const int64_t *
 #define LABELS(b, name, ...) gb_leaf(b, OP_INPUT, name, DT_I32, SHAPE(__VA_ARGS__), false)
 #define SCALAR_PARAM(b, name) gb_leaf(b, OP_PARAM, name, DT_F32, NULL, 0, true)
 
-static int gb_op(Gb *b, OpKind op, int x, const IrAttr *at) { return gb_build(b, op, &x, 1, at, NULL); }
-static int gb_op2(Gb *b, OpKind op, int x, int y, const IrAttr *at) {
+static inline int gb_op(Gb *b, OpKind op, int x, const IrAttr *at) { return gb_build(b, op, &x, 1, at, NULL); }
+static inline int gb_op2(Gb *b, OpKind op, int x, int y, const IrAttr *at) {
   int in[2] = {x, y};
   return gb_build(b, op, in, 2, at, NULL);
 }
-static int gb_reshape(Gb *b, int x, const int64_t *d, int r) {
+static inline int gb_reshape(Gb *b, int x, const int64_t *d, int r) {
   IrType t = gb_t(b, b->g->nodes[x].type.dt, r, d);
   return gb_build(b, OP_RESHAPE, &x, 1, NULL, &t);
 }
-static int gb_sumall(Gb *b, int x) {
+static inline int gb_sumall(Gb *b, int x) {
   IrAttr at = {.naxes = b->g->nodes[x].type.rank};
   for (int i = 0; i < at.naxes; i++) at.axes[i] = i;
   if (!at.naxes) return x;
   return gb_op(b, OP_SUM, x, &at);
 }
 /* a scalar loss that weighs every element of y by a random input: sum(y * w) */
-static int gb_weighted_loss(Gb *b, int y) {
+static inline int gb_weighted_loss(Gb *b, int y) {
   IrType t = b->g->nodes[y].type;
   int w = gb_leaf_t(b, OP_INPUT, "loss_weights", t, false);
   int l = gb_sumall(b, gb_op2(b, OP_MUL, y, w, NULL));
@@ -88,7 +88,7 @@ static int gb_weighted_loss(Gb *b, int y) {
 }
 
 /* layers */
-static int gb_dense(Gb *b, int x, int out, const char *name) {
+static inline int gb_dense(Gb *b, int x, int out, const char *name) {
   int in = (int)dim_eval(b->g->dims, b->g->nodes[x].type.dims[b->g->nodes[x].type.rank - 1], NULL);
   char wn[64], bn[64];
   snprintf(wn, sizeof wn, "%s.weight", name);
@@ -100,7 +100,7 @@ static int gb_dense(Gb *b, int x, int out, const char *name) {
   b->g->nodes[mm].scope = b->g->nodes[y].scope = arena_strdup(b->g->arena, name);
   return y;
 }
-static int gb_conv(Gb *b, int x, int out, int k, int stride, int pad, int groups, const char *name) {
+static inline int gb_conv(Gb *b, int x, int out, int k, int stride, int pad, int groups, const char *name) {
   int c = (int)dim_eval(b->g->dims, b->g->nodes[x].type.dims[1], NULL);
   char wn[64];
   snprintf(wn, sizeof wn, "%s.weight", name);
@@ -111,7 +111,7 @@ static int gb_conv(Gb *b, int x, int out, int k, int stride, int pad, int groups
   b->g->nodes[y].scope = arena_strdup(b->g->arena, name);
   return y;
 }
-static int gb_bn(Gb *b, int x, const char *name) {
+static inline int gb_bn(Gb *b, int x, const char *name) {
   int c = (int)dim_eval(b->g->dims, b->g->nodes[x].type.dims[1], NULL);
   char n[4][64];
   const char *sfx[4] = {"weight", "bias", "running_mean", "running_var"};
@@ -125,12 +125,12 @@ static int gb_bn(Gb *b, int x, const char *name) {
   b->g->nodes[y].scope = arena_strdup(b->g->arena, name);
   return y;
 }
-static int gb_relu(Gb *b, int x) { return gb_op(b, OP_RELU, x, NULL); }
+static inline int gb_relu(Gb *b, int x) { return gb_op(b, OP_RELU, x, NULL); }
 
 /* ---- values ------------------------------------------------------------------------- */
 
 static uint64_t gc_rng = 88172645463325252ull;
-static double gc_uniform(void) {
+static inline double gc_uniform(void) {
   gc_rng ^= gc_rng << 13;
   gc_rng ^= gc_rng >> 7;
   gc_rng ^= gc_rng << 17;
@@ -144,7 +144,7 @@ typedef struct Vals {
   double *lo, *hi; /* per node: uniform range; i32 leaves get integers in [0, hi) */
 } Vals;
 
-static Vals vals_new(const IrGraph *g) {
+static inline Vals vals_new(const IrGraph *g) {
   Vals v = {.n = g->nnodes};
   v.v = calloc((size_t)v.n, sizeof *v.v);
   v.numel = calloc((size_t)v.n, sizeof *v.numel);
@@ -153,9 +153,9 @@ static Vals vals_new(const IrGraph *g) {
   for (int i = 0; i < v.n; i++) v.lo[i] = -1, v.hi[i] = 1;
   return v;
 }
-static void vals_range(Vals *v, int node, double lo, double hi) { v->lo[node] = lo, v->hi[node] = hi; }
+static inline void vals_range(Vals *v, int node, double lo, double hi) { v->lo[node] = lo, v->hi[node] = hi; }
 /* fill every INPUT/PARAM of g (below v->n) that has no value yet */
-static void vals_fill(Vals *v, const IrGraph *g) {
+static inline void vals_fill(Vals *v, const IrGraph *g) {
   for (int i = 0; i < v->n && i < g->nnodes; i++) {
     const IrNode *n = &g->nodes[i];
     if ((n->op != OP_INPUT && n->op != OP_PARAM) || v->v[i]) continue;
@@ -168,13 +168,13 @@ static void vals_fill(Vals *v, const IrGraph *g) {
     }
   }
 }
-static void vals_free(Vals *v) {
+static inline void vals_free(Vals *v) {
   for (int i = 0; i < v->n; i++) free(v->v[i]);
   free(v->v), free(v->numel), free(v->lo), free(v->hi);
 }
 
 /* run g with the values; zeros for leaves beyond v (optimizer state) */
-static Interp *gc_run(const IrGraph *g, const Vals *v) {
+static inline Interp *gc_run(const IrGraph *g, const Vals *v) {
   InterpOptions o = {.seed = 7};
   Interp *in = interp_new(g, &o);
   for (int i = 0; i < g->nnodes; i++) {
@@ -195,7 +195,7 @@ static Interp *gc_run(const IrGraph *g, const Vals *v) {
   return in;
 }
 
-static double gc_loss(const IrGraph *g, const Vals *v, int loss) {
+static inline double gc_loss(const IrGraph *g, const Vals *v, int loss) {
   Interp *in = gc_run(g, v);
   int64_t k;
   double l = interp_value(in, loss, &k)[0];
@@ -207,7 +207,7 @@ static double gc_loss(const IrGraph *g, const Vals *v, int loss) {
 
 /* the backward graph of g (a clone; g untouched) with the adjoints of loss; outputs added for
  * the gradients so the DCE keeps them */
-static IrGraph *gc_backward(Gb *b, int loss, TrainInfo *info) {
+static inline IrGraph *gc_backward(Gb *b, int loss, TrainInfo *info) {
   IrGraph *gg = ir_graph_clone(b->m->arena, b->g);
   Diag *d = diag_new(stderr);
   int rc = pass_autodiff(gg, loss, info, d);
@@ -224,7 +224,7 @@ static IrGraph *gc_backward(Gb *b, int loss, TrainInfo *info) {
 
 /* central differences (eps) on every trainable parameter of info against the gradients of
  * gg; `at most` samples elements per parameter. Pass: |g - fd| <= atol + rtol*|fd|. */
-static void gc_compare(const IrGraph *gg, const TrainInfo *info, const IrGraph *fg, Vals *v,
+static inline void gc_compare(const IrGraph *gg, const TrainInfo *info, const IrGraph *fg, Vals *v,
                        double eps, double rtol, double atol, int sample) {
   Interp *in = gc_run(gg, v);
   double maxdiff = 0;
@@ -252,7 +252,7 @@ static void gc_compare(const IrGraph *gg, const TrainInfo *info, const IrGraph *
 }
 
 /* build the backward graph of b's graph for loss and check all gradients */
-static TrainInfo gradcheck(Gb *b, int loss, Vals *v, double rtol, double atol, int sample) {
+static inline TrainInfo gradcheck(Gb *b, int loss, Vals *v, double rtol, double atol, int sample) {
   TrainInfo info;
   IrGraph *gg = gc_backward(b, loss, &info);
   vals_fill(v, b->g);

@@ -1,0 +1,762 @@
+/* llvm_gemm.c — emits packed, register-blocked f32 GEMM kernels as LLVM IR (see
+ * llvm_gemm.h for the algorithm and the contract of the generated function). */
+#include "llvm_gemm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_threads.h"
+
+#define GEMM_MAX_MR 32
+#define GEMM_MAX_NRV 8
+#define GEMM_KUNROLL 4
+
+static void gemm_seterr(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- blocking ----------------------------------------------------------------------------- */
+
+static int64_t gemm_read_sys_cache(int level, const char *type_want) {
+    for (int idx = 0; idx < 8; idx++) {
+        char path[128], buf[64];
+        int lv = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", idx);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        if (fscanf(f, "%d", &lv) != 1) lv = 0;
+        fclose(f);
+        if (lv != level) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", idx);
+        f = fopen(path, "r");
+        if (!f) continue;
+        int ok = fscanf(f, "%63s", buf) == 1 && (strcmp(buf, type_want) == 0 ||
+                                                 strcmp(buf, "Unified") == 0);
+        fclose(f);
+        if (!ok) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", idx);
+        f = fopen(path, "r");
+        if (!f) continue;
+        long v = 0;
+        char unit = 0;
+        int n = fscanf(f, "%ld%c", &v, &unit);
+        fclose(f);
+        if (n < 1 || v <= 0) continue;
+        if (n == 2 && (unit == 'K' || unit == 'k')) v *= 1024;
+        else if (n == 2 && (unit == 'M' || unit == 'm')) v *= 1024 * 1024;
+        return v;
+    }
+    return 0;
+}
+
+void llvm_gemm_cache_sizes(int64_t *l1, int64_t *l2, int64_t *l3) {
+    int64_t a = gemm_read_sys_cache(1, "Data"), b = gemm_read_sys_cache(2, "Data"),
+            c = gemm_read_sys_cache(3, "Data");
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+    if (a <= 0) a = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    if (b <= 0) b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (c <= 0) c = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    *l1 = a > 0 ? a : 32 * 1024;
+    *l2 = b > 0 ? b : 256 * 1024;
+    *l3 = c > 0 ? c : 8 * 1024 * 1024;
+}
+
+static int64_t gemm_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static int64_t gemm_round_down_min(int64_t x, int64_t m) { return x < m ? m : x / m * m; }
+
+void llvm_gemm_blocking(const LlvmGemmSpec *spec, int vec_floats, LlvmGemmBlocking *out) {
+    const LlvmGemmBlocking *in = &spec->blk;
+    int64_t vl = vec_floats > 0 ? vec_floats : 4;
+    /* Register blocking: MR*NR/VL accumulators + NR/VL B vectors + 1 broadcast must fit the
+     * register file (32 vector registers with AVX-512, 16 otherwise). */
+    int64_t mr = 6, nr = 2 * vl;
+    if (vl >= 16) mr = 14;
+    out->mr = in->mr > 0 ? in->mr : mr;
+    out->nr = gemm_round_up(in->nr > 0 ? in->nr : nr, vl);
+    if (out->mr > GEMM_MAX_MR) out->mr = GEMM_MAX_MR;
+    if (out->nr > GEMM_MAX_NRV * vl) out->nr = GEMM_MAX_NRV * vl;
+
+    int64_t l1, l2, l3;
+    llvm_gemm_cache_sizes(&l1, &l2, &l3);
+    /* KC: the KC×NR micro-panel of B stays in L1 next to the streaming A micro-panel, so it
+     * gets about half of L1. MC: the MC×KC block of A fills about half of L2. NC: the KC×NC
+     * panel of B about half of L3, capped so per-thread buffers stay a few MiB. */
+    int64_t kc = (l1 / 2) / (out->nr * 4);
+    kc = kc < 64 ? 64 : kc > 1024 ? 1024 : kc / 16 * 16;
+    out->kc = in->kc > 0 ? in->kc : kc;
+    int64_t mc = (l2 / 2) / (out->kc * 4);
+    if (mc > 1024) mc = 1024;
+    out->mc = gemm_round_down_min(in->mc > 0 ? in->mc : mc, out->mr);
+    int64_t nc = (l3 / 2) / (out->kc * 4);
+    if (nc > 4096) nc = 4096;
+    out->nc = gemm_round_down_min(in->nc > 0 ? in->nc : nc, out->nr);
+}
+
+/* ---- IR building helpers ------------------------------------------------------------------ */
+
+typedef struct Gen {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef i1, i32, i64, f32, ptr, vd, vf, vmask, vi32;
+    int vl, mr, nr, nrv;
+    int64_t kc, mc, nc;
+    const LlvmGemmSpec *spec;
+    const LlvmTargetInfo *ti;
+    LLVMValueRef fn; /* function being built */
+    char name[200];
+} Gen;
+
+static LLVMValueRef c64(Gen *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
+static LLVMValueRef c32(Gen *g, int32_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 1); }
+
+static LLVMBasicBlockRef gen_bb(Gen *g, const char *nm) {
+    return LLVMAppendBasicBlockInContext(g->ctx, g->fn, nm);
+}
+
+static LLVMValueRef gen_gep(Gen *g, LLVMValueRef base, LLVMValueRef idx) {
+    return LLVMBuildGEP2(g->b, g->f32, base, &idx, 1, "");
+}
+
+static LLVMValueRef gen_min(Gen *g, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef gen_max(Gen *g, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef gen_add(Gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(g->b, a, b, ""); }
+static LLVMValueRef gen_sub(Gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSub(g->b, a, b, ""); }
+static LLVMValueRef gen_mul(Gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(g->b, a, b, ""); }
+
+/* ceil(a / m) for a >= 0 and constant m > 0 */
+static LLVMValueRef gen_ceildiv(Gen *g, LLVMValueRef a, int64_t m) {
+    return LLVMBuildSDiv(g->b, gen_add(g, a, c64(g, m - 1)), c64(g, m), "");
+}
+
+static LLVMValueRef gen_load(Gen *g, LLVMTypeRef ty, LLVMValueRef p, unsigned align) {
+    LLVMValueRef v = LLVMBuildLoad2(g->b, ty, p, "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static void gen_store(Gen *g, LLVMValueRef v, LLVMValueRef p, unsigned align) {
+    LLVMValueRef s = LLVMBuildStore(g->b, v, p);
+    LLVMSetAlignment(s, align);
+}
+
+static LLVMValueRef gen_intrinsic(Gen *g, const char *name, LLVMTypeRef *over, size_t nover,
+                                  LLVMValueRef *args, unsigned nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, over, nover);
+    LLVMTypeRef ty = LLVMIntrinsicGetType(g->ctx, id, over, nover);
+    return LLVMBuildCall2(g->b, ty, f, args, nargs, "");
+}
+
+static LLVMValueRef gen_splat(Gen *g, LLVMValueRef x, int n) {
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)n);
+    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(vt), x, c32(g, 0), "");
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)n));
+    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(vt), mask, "");
+}
+
+static LLVMValueRef gen_fma(Gen *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[3] = {a, b, c};
+    return gen_intrinsic(g, g->ti->has_fma ? "llvm.fma" : "llvm.fmuladd", &t, 1, args, 3);
+}
+
+static LLVMValueRef gen_masked_load(Gen *g, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMTypeRef over[2] = {g->vf, g->ptr};
+    LLVMValueRef args[4] = {p, c32(g, 4), mask, LLVMConstNull(g->vf)};
+    return gen_intrinsic(g, "llvm.masked.load", over, 2, args, 4);
+}
+
+static void gen_masked_store(Gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMTypeRef over[2] = {g->vf, g->ptr};
+    LLVMValueRef args[4] = {v, p, c32(g, 4), mask};
+    gen_intrinsic(g, "llvm.masked.store", over, 2, args, 4);
+}
+
+typedef struct {
+    LLVMValueRef iv, step;
+    LLVMBasicBlockRef header, exit;
+} GenLoop;
+
+/* for (iv = start; iv < end; iv += step) — `end` must dominate the loop. */
+static void loop_begin(Gen *g, GenLoop *l, LLVMValueRef start, LLVMValueRef end,
+                       LLVMValueRef step, const char *nm) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+    l->header = gen_bb(g, nm);
+    LLVMBasicBlockRef body = gen_bb(g, "body");
+    l->exit = gen_bb(g, "exit");
+    LLVMBuildBr(g->b, l->header);
+    LLVMPositionBuilderAtEnd(g->b, l->header);
+    l->iv = LLVMBuildPhi(g->b, g->i64, nm);
+    LLVMAddIncoming(l->iv, &start, &pre, 1);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, l->iv, end, ""), body, l->exit);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    l->step = step;
+}
+
+static void loop_end(Gen *g, GenLoop *l) {
+    LLVMValueRef next = gen_add(g, l->iv, l->step);
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, l->header);
+    LLVMAddIncoming(l->iv, &next, &cur, 1);
+    LLVMPositionBuilderAtEnd(g->b, l->exit);
+}
+
+static LLVMValueRef gen_function(Gen *g, const char *suffix, LLVMTypeRef ret, LLVMTypeRef *params,
+                                 unsigned n, int internal) {
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s%s", g->name, suffix);
+    LLVMTypeRef fty = LLVMFunctionType(ret, params, n, 0);
+    LLVMValueRef f = LLVMAddFunction(g->mod, nm, fty);
+    if (internal) LLVMSetLinkage(f, LLVMInternalLinkage);
+    unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, kind, 0));
+    llvm_function_set_target(f, g->ti);
+    g->fn = f;
+    LLVMPositionBuilderAtEnd(g->b, gen_bb(g, "entry"));
+    return f;
+}
+
+static void gen_add_fn_attr(Gen *g, LLVMValueRef f, const char *attr) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(attr, strlen(attr));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, kind, 0));
+}
+
+static LLVMValueRef gen_call(Gen *g, LLVMValueRef f, LLVMValueRef *args, unsigned n) {
+    return LLVMBuildCall2(g->b, LLVMGlobalGetValueType(f), f, args, n, "");
+}
+
+static LLVMValueRef gen_declare(Gen *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                                unsigned n) {
+    LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
+    if (!f) f = LLVMAddFunction(g->mod, name, LLVMFunctionType(ret, params, n, 0));
+    return f;
+}
+
+/* ---- microkernel -------------------------------------------------------------------------- */
+
+/* One k loop over packed panels, unrolled by `unroll`, accumulators carried in phis.
+ * Runs k from `start` while k < end; returns the final k. */
+static LLVMValueRef emit_kloop(Gen *g, LLVMValueRef start, LLVMValueRef end, int unroll,
+                               LLVMValueRef *acc, LLVMValueRef ap, LLVMValueRef bp) {
+    int nacc = g->mr * g->nrv;
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef header = gen_bb(g, "k"), body = gen_bb(g, "kbody"), exit = gen_bb(g, "kdone");
+    LLVMBuildBr(g->b, header);
+    LLVMPositionBuilderAtEnd(g->b, header);
+    LLVMValueRef kphi = LLVMBuildPhi(g->b, g->i64, "k");
+    LLVMAddIncoming(kphi, &start, &pre, 1);
+    LLVMValueRef phis[GEMM_MAX_MR * GEMM_MAX_NRV];
+    for (int i = 0; i < nacc; i++) {
+        phis[i] = LLVMBuildPhi(g->b, g->vf, "acc");
+        LLVMAddIncoming(phis[i], &acc[i], &pre, 1);
+    }
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, kphi, end, ""), body, exit);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    LLVMValueRef cur[GEMM_MAX_MR * GEMM_MAX_NRV];
+    memcpy(cur, phis, sizeof(LLVMValueRef) * (size_t)nacc);
+    unsigned balign = (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4);
+    for (int u = 0; u < unroll; u++) {
+        LLVMValueRef kk = gen_add(g, kphi, c64(g, u));
+        LLVMValueRef brow = gen_gep(g, bp, gen_mul(g, kk, c64(g, g->nr)));
+        LLVMValueRef arow = gen_gep(g, ap, gen_mul(g, kk, c64(g, g->mr)));
+        LLVMValueRef bv[GEMM_MAX_NRV];
+        for (int v = 0; v < g->nrv; v++)
+            bv[v] = gen_load(g, g->vf, gen_gep(g, brow, c64(g, (int64_t)v * g->vl)), balign);
+        for (int i = 0; i < g->mr; i++) {
+            LLVMValueRef a = gen_load(g, g->f32, gen_gep(g, arow, c64(g, i)), 4);
+            LLVMValueRef as = gen_splat(g, a, g->vl);
+            for (int v = 0; v < g->nrv; v++)
+                cur[i * g->nrv + v] = gen_fma(g, as, bv[v], cur[i * g->nrv + v]);
+        }
+    }
+    LLVMValueRef knext = gen_add(g, kphi, c64(g, unroll));
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, header);
+    LLVMAddIncoming(kphi, &knext, &last, 1);
+    for (int i = 0; i < nacc; i++) LLVMAddIncoming(phis[i], &cur[i], &last, 1);
+    LLVMPositionBuilderAtEnd(g->b, exit);
+    memcpy(acc, phis, sizeof(LLVMValueRef) * (size_t)nacc);
+    return kphi;
+}
+
+/* Stores the accumulator tile: full tiles with plain vector accesses, edge tiles with a row
+ * guard and lane masks. `loadc` adds the old C; `epi` applies bias and relu. */
+static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int epi,
+                            LLVMValueRef cp, LLVMValueRef ldc, LLVMValueRef mr, LLVMValueRef nr,
+                            LLVMValueRef bias, LLVMBasicBlockRef done) {
+    LLVMValueRef masks[GEMM_MAX_NRV] = {0};
+    if (!full) {
+        LLVMValueRef nrs = gen_splat(g, LLVMBuildTrunc(g->b, nr, g->i32, ""), g->vl);
+        for (int v = 0; v < g->nrv; v++) {
+            LLVMValueRef lanes[64];
+            for (int l = 0; l < g->vl; l++) lanes[l] = c32(g, v * g->vl + l);
+            masks[v] = LLVMBuildICmp(g->b, LLVMIntSLT, LLVMConstVector(lanes, (unsigned)g->vl),
+                                     nrs, "mask");
+        }
+    }
+    LLVMValueRef bcol[GEMM_MAX_NRV] = {0};
+    if (epi && g->spec->bias == LLVM_GEMM_BIAS_COL) {
+        for (int v = 0; v < g->nrv; v++) {
+            LLVMValueRef p = gen_gep(g, bias, c64(g, (int64_t)v * g->vl));
+            bcol[v] = full ? gen_load(g, g->vf, p, 4) : gen_masked_load(g, p, masks[v]);
+        }
+    }
+    LLVMValueRef zero = LLVMConstNull(g->vf);
+    for (int i = 0; i < g->mr; i++) {
+        LLVMBasicBlockRef next = NULL;
+        if (!full && i > 0) {
+            LLVMBasicBlockRef row = gen_bb(g, "row");
+            LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, i), mr, ""), row, done);
+            LLVMPositionBuilderAtEnd(g->b, row);
+        }
+        (void)next;
+        LLVMValueRef rowp = gen_gep(g, cp, gen_mul(g, c64(g, i), ldc));
+        LLVMValueRef brow = NULL;
+        if (epi && g->spec->bias == LLVM_GEMM_BIAS_ROW)
+            brow = gen_splat(g, gen_load(g, g->f32, gen_gep(g, bias, c64(g, i)), 4), g->vl);
+        for (int v = 0; v < g->nrv; v++) {
+            LLVMValueRef p = gen_gep(g, rowp, c64(g, (int64_t)v * g->vl));
+            LLVMValueRef x = acc[i * g->nrv + v];
+            if (loadc) {
+                LLVMValueRef c = full ? gen_load(g, g->vf, p, 4) : gen_masked_load(g, p, masks[v]);
+                x = LLVMBuildFAdd(g->b, c, x, "");
+            }
+            if (epi) {
+                if (bcol[v]) x = LLVMBuildFAdd(g->b, x, bcol[v], "");
+                if (brow) x = LLVMBuildFAdd(g->b, x, brow, "");
+                if (g->spec->relu)
+                    x = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealOGT, x, zero, ""), x,
+                                        zero, "");
+            }
+            if (full) gen_store(g, x, p, 4);
+            else gen_masked_store(g, x, p, masks[v]);
+        }
+    }
+    LLVMBuildBr(g->b, done);
+}
+
+/* void ukr(i64 kc, ptr Ap, ptr Bp, ptr C, i64 ldc, i64 mr, i64 nr, i32 flags, ptr bias)
+ * flags bit 0: add to C; bit 1: apply the epilogue. */
+static LLVMValueRef emit_ukr(Gen *g) {
+    LLVMTypeRef ps[9] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i32, g->ptr};
+    LLVMValueRef f = gen_function(g, ".ukr", g->vd, ps, 9, 1);
+    gen_add_fn_attr(g, f, "noinline");
+    LLVMValueRef kc = LLVMGetParam(f, 0), ap = LLVMGetParam(f, 1), bp = LLVMGetParam(f, 2),
+                 cp = LLVMGetParam(f, 3), ldc = LLVMGetParam(f, 4), mr = LLVMGetParam(f, 5),
+                 nr = LLVMGetParam(f, 6), flags = LLVMGetParam(f, 7), bias = LLVMGetParam(f, 8);
+    for (unsigned i = 1; i <= 3; i++) {
+        unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
+        LLVMAddAttributeAtIndex(f, i + 1, LLVMCreateEnumAttribute(g->ctx, kind, 0));
+    }
+    int nacc = g->mr * g->nrv;
+    LLVMValueRef acc[GEMM_MAX_MR * GEMM_MAX_NRV];
+    for (int i = 0; i < nacc; i++) acc[i] = LLVMConstNull(g->vf);
+    LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
+    LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
+    emit_kloop(g, k, kc, 1, acc, ap, bp);
+
+    int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu;
+    int nmodes = has_epi ? 4 : 2;
+    LLVMValueRef mode = LLVMBuildAnd(g->b, flags, c32(g, nmodes - 1), "");
+    LLVMValueRef full = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, c64(g, g->mr), ""),
+                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, c64(g, g->nr), ""), "");
+    LLVMBasicBlockRef done = gen_bb(g, "done");
+    LLVMBasicBlockRef fullbb = gen_bb(g, "full"), partbb = gen_bb(g, "part");
+    LLVMBuildCondBr(g->b, full, fullbb, partbb);
+    for (int isfull = 1; isfull >= 0; isfull--) {
+        LLVMPositionBuilderAtEnd(g->b, isfull ? fullbb : partbb);
+        LLVMBasicBlockRef cases[4];
+        for (int m = 0; m < nmodes; m++) cases[m] = gen_bb(g, "mode");
+        LLVMValueRef sw = LLVMBuildSwitch(g->b, mode, cases[0], (unsigned)nmodes - 1);
+        for (int m = 1; m < nmodes; m++) LLVMAddCase(sw, c32(g, m), cases[m]);
+        for (int m = 0; m < nmodes; m++) {
+            LLVMPositionBuilderAtEnd(g->b, cases[m]);
+            emit_tile_store(g, acc, isfull, m & 1, (m >> 1) & 1, cp, ldc, mr, nr, bias, done);
+        }
+    }
+    LLVMPositionBuilderAtEnd(g->b, done);
+    LLVMBuildRetVoid(g->b);
+    return f;
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+/* void pack(ptr dst, ptr src, i64 rs, i64 cs, i64 rows, i64 kc): element (r, k) of the
+ * source is src[r*rs + k*cs]; rows are grouped into W-row panels, panel p stored at
+ * dst + p*W*kc as kc groups of W consecutive values, short panels padded with zeros. */
+static LLVMValueRef emit_pack(Gen *g, const char *suffix, int w) {
+    LLVMTypeRef ps[6] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64};
+    LLVMValueRef f = gen_function(g, suffix, g->vd, ps, 6, 1);
+    LLVMValueRef dst = LLVMGetParam(f, 0), src = LLVMGetParam(f, 1), rs = LLVMGetParam(f, 2),
+                 cs = LLVMGetParam(f, 3), rows = LLVMGetParam(f, 4), kc = LLVMGetParam(f, 5);
+    LLVMTypeRef vw = LLVMVectorType(g->f32, (unsigned)w);
+    LLVMValueRef W = c64(g, w);
+    GenLoop lp;
+    loop_begin(g, &lp, c64(g, 0), rows, W, "panel");
+    LLVMValueRef wv = gen_min(g, W, gen_sub(g, rows, lp.iv));
+    LLVMValueRef d = gen_gep(g, dst, gen_mul(g, lp.iv, kc));
+    LLVMValueRef s = gen_gep(g, src, gen_mul(g, lp.iv, rs));
+    LLVMBasicBlockRef fullbb = gen_bb(g, "fullpanel"), partbb = gen_bb(g, "partpanel"),
+                      contbb = gen_bb(g, "contiguous"), stridebb = gen_bb(g, "strided"),
+                      join = gen_bb(g, "join");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, wv, W, ""), fullbb, partbb);
+
+    LLVMPositionBuilderAtEnd(g->b, fullbb);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, rs, c64(g, 1), ""), contbb, stridebb);
+
+    /* rows adjacent in memory: one W-wide copy per k */
+    LLVMPositionBuilderAtEnd(g->b, contbb);
+    GenLoop lk;
+    loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
+    LLVMValueRef x = gen_load(g, vw, gen_gep(g, s, gen_mul(g, lk.iv, cs)), 4);
+    gen_store(g, x, gen_gep(g, d, gen_mul(g, lk.iv, W)), 4);
+    loop_end(g, &lk);
+    LLVMBuildBr(g->b, join);
+
+    /* strided rows (typically contiguous along k): gather one value per row per k */
+    LLVMPositionBuilderAtEnd(g->b, stridebb);
+    {
+        LLVMValueRef rowp[GEMM_MAX_NRV * 64];
+        for (int r = 0; r < w; r++) rowp[r] = gen_gep(g, s, gen_mul(g, c64(g, r), rs));
+        loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
+        LLVMValueRef off = gen_mul(g, lk.iv, cs);
+        LLVMValueRef v = LLVMGetPoison(vw);
+        for (int r = 0; r < w; r++)
+            v = LLVMBuildInsertElement(g->b, v, gen_load(g, g->f32, gen_gep(g, rowp[r], off), 4),
+                                       c32(g, r), "");
+        gen_store(g, v, gen_gep(g, d, gen_mul(g, lk.iv, W)), 4);
+        loop_end(g, &lk);
+        LLVMBuildBr(g->b, join);
+    }
+
+    /* short panel: rows past the end read the last valid row and are replaced by zero */
+    LLVMPositionBuilderAtEnd(g->b, partbb);
+    {
+        LLVMValueRef rowp[GEMM_MAX_NRV * 64], valid[GEMM_MAX_NRV * 64];
+        LLVMValueRef last = gen_sub(g, wv, c64(g, 1));
+        for (int r = 0; r < w; r++) {
+            LLVMValueRef rr = gen_min(g, c64(g, r), last);
+            rowp[r] = gen_gep(g, s, gen_mul(g, rr, rs));
+            valid[r] = LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, r), wv, "");
+        }
+        loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
+        LLVMValueRef off = gen_mul(g, lk.iv, cs);
+        LLVMValueRef v = LLVMGetPoison(vw);
+        LLVMValueRef fz = LLVMConstNull(g->f32);
+        for (int r = 0; r < w; r++) {
+            LLVMValueRef e = gen_load(g, g->f32, gen_gep(g, rowp[r], off), 4);
+            e = LLVMBuildSelect(g->b, valid[r], e, fz, "");
+            v = LLVMBuildInsertElement(g->b, v, e, c32(g, r), "");
+        }
+        gen_store(g, v, gen_gep(g, d, gen_mul(g, lk.iv, W)), 4);
+        loop_end(g, &lk);
+        LLVMBuildBr(g->b, join);
+    }
+    LLVMPositionBuilderAtEnd(g->b, join);
+    loop_end(g, &lp);
+    LLVMBuildRetVoid(g->b);
+    return f;
+}
+
+/* ---- blocked loops -------------------------------------------------------------------------- */
+
+/* void region(i64 K, ptr A, i64 lda, ptr B, i64 ldb, ptr C, i64 ldc, ptr bias,
+ *             i64 m0, i64 m1, i64 n0, i64 n1, ptr Abuf, ptr Bbuf)
+ * computes C[m0:m1, n0:n1] completely. */
+static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, LLVMValueRef pack_b) {
+    LLVMTypeRef ps[14] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64,
+                          g->ptr, g->i64, g->i64, g->i64, g->i64, g->ptr, g->ptr};
+    LLVMValueRef f = gen_function(g, ".region", g->vd, ps, 14, 1);
+    LLVMValueRef K = LLVMGetParam(f, 0), A = LLVMGetParam(f, 1), lda = LLVMGetParam(f, 2),
+                 B = LLVMGetParam(f, 3), ldb = LLVMGetParam(f, 4), C = LLVMGetParam(f, 5),
+                 ldc = LLVMGetParam(f, 6), bias = LLVMGetParam(f, 7), m0 = LLVMGetParam(f, 8),
+                 m1 = LLVMGetParam(f, 9), n0 = LLVMGetParam(f, 10), n1 = LLVMGetParam(f, 11),
+                 abuf = LLVMGetParam(f, 12), bbuf = LLVMGetParam(f, 13);
+    const LlvmGemmSpec *sp = g->spec;
+    LLVMValueRef one = c64(g, 1);
+    LLVMValueRef rs_a = sp->trans_a ? one : lda, cs_a = sp->trans_a ? lda : one;
+    LLVMValueRef rs_b = sp->trans_b ? ldb : one, cs_b = sp->trans_b ? one : ldb;
+    LLVMValueRef KC = c64(g, g->kc), MC = c64(g, g->mc), NC = c64(g, g->nc);
+    LLVMValueRef MR = c64(g, g->mr), NR = c64(g, g->nr);
+    LLVMValueRef nkb = gen_max(g, gen_ceildiv(g, K, g->kc), one);
+
+    GenLoop ljc, lkb, lic, ljr, lir;
+    loop_begin(g, &ljc, n0, n1, NC, "jc");
+    LLVMValueRef nc = gen_min(g, NC, gen_sub(g, n1, ljc.iv));
+    loop_begin(g, &lkb, c64(g, 0), nkb, one, "kb");
+    LLVMValueRef pc = gen_mul(g, lkb.iv, KC);
+    LLVMValueRef kc = gen_min(g, KC, gen_sub(g, K, pc));
+    {
+        LLVMValueRef src = gen_gep(g, B, gen_add(g, gen_mul(g, ljc.iv, rs_b), gen_mul(g, pc, cs_b)));
+        LLVMValueRef args[6] = {bbuf, src, rs_b, cs_b, nc, kc};
+        gen_call(g, pack_b, args, 6);
+    }
+    LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, lkb.iv, c64(g, 0), "");
+    LLVMValueRef lastkb = LLVMBuildICmp(g->b, LLVMIntEQ, lkb.iv, gen_sub(g, nkb, one), "");
+    LLVMValueRef flag_acc = sp->accumulate ? c32(g, 1)
+                                           : LLVMBuildSelect(g->b, first, c32(g, 0), c32(g, 1), "");
+    LLVMValueRef flags =
+        LLVMBuildOr(g->b, flag_acc, LLVMBuildSelect(g->b, lastkb, c32(g, 2), c32(g, 0), ""), "");
+    loop_begin(g, &lic, m0, m1, MC, "ic");
+    LLVMValueRef mc = gen_min(g, MC, gen_sub(g, m1, lic.iv));
+    {
+        LLVMValueRef src = gen_gep(g, A, gen_add(g, gen_mul(g, lic.iv, rs_a), gen_mul(g, pc, cs_a)));
+        LLVMValueRef args[6] = {abuf, src, rs_a, cs_a, mc, kc};
+        gen_call(g, pack_a, args, 6);
+    }
+    loop_begin(g, &ljr, c64(g, 0), nc, NR, "jr");
+    LLVMValueRef nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv));
+    LLVMValueRef bp = gen_gep(g, bbuf, gen_mul(g, ljr.iv, kc));
+    LLVMValueRef col = gen_add(g, ljc.iv, ljr.iv);
+    loop_begin(g, &lir, c64(g, 0), mc, MR, "ir");
+    LLVMValueRef mr = gen_min(g, MR, gen_sub(g, mc, lir.iv));
+    LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
+    LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kc));
+    LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
+    LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL   ? gen_gep(g, bias, col)
+                        : sp->bias == LLVM_GEMM_BIAS_ROW ? gen_gep(g, bias, row)
+                                                         : bias;
+    LLVMValueRef args[9] = {kc, ap, bp, cp, ldc, mr, nr, flags, bptr};
+    gen_call(g, ukr, args, 9);
+    loop_end(g, &lir);
+    loop_end(g, &ljr);
+    loop_end(g, &lic);
+    loop_end(g, &lkb);
+    loop_end(g, &ljc);
+    LLVMBuildRetVoid(g->b);
+    return f;
+}
+
+/* Task context shared by the parallel tasks, built on the caller's stack. */
+enum { CTX_K, CTX_A, CTX_LDA, CTX_B, CTX_LDB, CTX_C, CTX_LDC, CTX_BIAS, CTX_M, CTX_N,
+       CTX_NTASKS, CTX_SPLITN, CTX_NFIELDS };
+
+static LLVMTypeRef ctx_type(Gen *g) {
+    LLVMTypeRef f[CTX_NFIELDS];
+    for (int i = 0; i < CTX_NFIELDS; i++) f[i] = g->i64;
+    f[CTX_A] = f[CTX_B] = f[CTX_C] = f[CTX_BIAS] = g->ptr;
+    return LLVMStructTypeInContext(g->ctx, f, CTX_NFIELDS, 0);
+}
+
+static LLVMValueRef ctx_get(Gen *g, LLVMTypeRef st, LLVMValueRef ctx, int field) {
+    LLVMValueRef p = LLVMBuildStructGEP2(g->b, st, ctx, (unsigned)field, "");
+    return LLVMBuildLoad2(g->b, LLVMStructGetTypeAtIndex(st, (unsigned)field), p, "");
+}
+
+/* void task(ptr ctx, i64 t): computes slice t of ctx->ntasks, with its own pack buffers. */
+static LLVMValueRef emit_task(Gen *g, LLVMValueRef region) {
+    LLVMTypeRef ps[2] = {g->ptr, g->i64};
+    LLVMValueRef f = gen_function(g, ".task", g->vd, ps, 2, 1);
+    LLVMValueRef ctx = LLVMGetParam(f, 0), t = LLVMGetParam(f, 1);
+    LLVMTypeRef st = ctx_type(g);
+    LLVMValueRef M = ctx_get(g, st, ctx, CTX_M), N = ctx_get(g, st, ctx, CTX_N),
+                 K = ctx_get(g, st, ctx, CTX_K), nt = ctx_get(g, st, ctx, CTX_NTASKS),
+                 splitn = LLVMBuildICmp(g->b, LLVMIntNE, ctx_get(g, st, ctx, CTX_SPLITN), c64(g, 0), "");
+    LLVMValueRef unit = LLVMBuildSelect(g->b, splitn, c64(g, g->nr), c64(g, g->mr), "");
+    LLVMValueRef ext = LLVMBuildSelect(g->b, splitn, N, M, "");
+    LLVMValueRef units = LLVMBuildSDiv(g->b, gen_sub(g, gen_add(g, ext, unit), c64(g, 1)), unit, "");
+    LLVMValueRef u0 = LLVMBuildSDiv(g->b, gen_mul(g, t, units), nt, "");
+    LLVMValueRef u1 = LLVMBuildSDiv(g->b, gen_mul(g, gen_add(g, t, c64(g, 1)), units), nt, "");
+    LLVMValueRef lo = gen_mul(g, u0, unit), hi = gen_min(g, gen_mul(g, u1, unit), ext);
+    LLVMValueRef m0 = LLVMBuildSelect(g->b, splitn, c64(g, 0), lo, "");
+    LLVMValueRef m1 = LLVMBuildSelect(g->b, splitn, M, hi, "");
+    LLVMValueRef n0 = LLVMBuildSelect(g->b, splitn, lo, c64(g, 0), "");
+    LLVMValueRef n1 = LLVMBuildSelect(g->b, splitn, hi, N, "");
+    LLVMBasicBlockRef work = gen_bb(g, "work"), ret = gen_bb(g, "ret"), oom = gen_bb(g, "oom");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lo, hi, ""), work, ret);
+    LLVMPositionBuilderAtEnd(g->b, work);
+    LLVMValueRef kcap = gen_max(g, gen_min(g, K, c64(g, g->kc)), c64(g, 1));
+    LLVMValueRef mrows = gen_min(g, gen_sub(g, m1, m0), c64(g, g->mc));
+    LLVMValueRef ncols = gen_min(g, gen_sub(g, n1, n0), c64(g, g->nc));
+    LLVMValueRef asz = gen_mul(g, gen_mul(g, gen_ceildiv(g, mrows, g->mr), c64(g, g->mr)), kcap);
+    asz = gen_mul(g, gen_ceildiv(g, asz, 16), c64(g, 16)); /* keep Bbuf 64-byte aligned */
+    LLVMValueRef bsz = gen_mul(g, gen_mul(g, gen_ceildiv(g, ncols, g->nr), c64(g, g->nr)), kcap);
+    LLVMValueRef bytes = gen_mul(g, gen_add(g, asz, bsz), c64(g, 4));
+    LLVMTypeRef pm_ps[3] = {g->ptr, g->i64, g->i64};
+    LLVMValueRef pm = gen_declare(g, "posix_memalign", g->i32, pm_ps, 3);
+    LLVMValueRef freef = gen_declare(g, "free", g->vd, &g->ptr, 1);
+    LLVMValueRef slot = LLVMBuildAlloca(g->b, g->ptr, "buf");
+    LLVMValueRef pmargs[3] = {slot, c64(g, 64), bytes};
+    LLVMValueRef rc = gen_call(g, pm, pmargs, 3);
+    LLVMBasicBlockRef go = gen_bb(g, "go");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, rc, c32(g, 0), ""), go, oom);
+    LLVMPositionBuilderAtEnd(g->b, go);
+    LLVMValueRef buf = LLVMBuildLoad2(g->b, g->ptr, slot, "");
+    LLVMValueRef args[14] = {K, ctx_get(g, st, ctx, CTX_A), ctx_get(g, st, ctx, CTX_LDA),
+                             ctx_get(g, st, ctx, CTX_B), ctx_get(g, st, ctx, CTX_LDB),
+                             ctx_get(g, st, ctx, CTX_C), ctx_get(g, st, ctx, CTX_LDC),
+                             ctx_get(g, st, ctx, CTX_BIAS), m0, m1, n0, n1, buf,
+                             gen_gep(g, buf, asz)};
+    gen_call(g, region, args, 14);
+    gen_call(g, freef, &buf, 1);
+    LLVMBuildBr(g->b, ret);
+    /* Out of memory for a few MiB of packing buffers: there is no error channel in the
+     * kernel ABI, so stop rather than return a wrong result. */
+    LLVMPositionBuilderAtEnd(g->b, oom);
+    gen_intrinsic(g, "llvm.trap", NULL, 0, NULL, 0);
+    LLVMBuildUnreachable(g->b);
+    LLVMPositionBuilderAtEnd(g->b, ret);
+    LLVMBuildRetVoid(g->b);
+    return f;
+}
+
+static LLVMValueRef emit_entry(Gen *g, LLVMValueRef task) {
+    LLVMTypeRef ps[11] = {g->i64, g->i64, g->i64, g->ptr, g->i64, g->ptr,
+                          g->i64, g->ptr, g->i64, g->ptr, g->ptr};
+    LLVMValueRef f = gen_function(g, "", g->vd, ps, 11, 0);
+    LLVMValueRef M = LLVMGetParam(f, 0), N = LLVMGetParam(f, 1), K = LLVMGetParam(f, 2),
+                 pool = LLVMGetParam(f, 10);
+    LLVMTypeRef st = ctx_type(g);
+    LLVMValueRef ctx = LLVMBuildAlloca(g->b, st, "ctx");
+    LLVMBasicBlockRef body = gen_bb(g, "body"), ret = gen_bb(g, "ret");
+    LLVMValueRef empty = LLVMBuildOr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, M, c64(g, 0), ""),
+                                     LLVMBuildICmp(g->b, LLVMIntSLE, N, c64(g, 0), ""), "");
+    LLVMBuildCondBr(g->b, empty, ret, body);
+    LLVMPositionBuilderAtEnd(g->b, body);
+
+    LLVMTypeRef ps_size[1] = {g->ptr};
+    LLVMValueRef sizef = gen_declare(g, "rt_pool_size", g->i32, ps_size, 1);
+    LLVMTypeRef ps_pf[4] = {g->ptr, g->i64, g->ptr, g->ptr};
+    LLVMValueRef pforf = gen_declare(g, "rt_parallel_for", g->vd, ps_pf, 4);
+    LLVMValueRef nthreads = LLVMBuildSExt(g->b, gen_call(g, sizef, &pool, 1), g->i64, "");
+    LLVMValueRef um = gen_ceildiv(g, M, g->mr), un = gen_ceildiv(g, N, g->nr);
+    LLVMValueRef splitn = LLVMBuildICmp(g->b, LLVMIntSGE, un, um, "");
+    LLVMValueRef units = LLVMBuildSelect(g->b, splitn, un, um, "");
+    LLVMValueRef work = gen_mul(g, gen_mul(g, M, N), gen_max(g, K, c64(g, 1)));
+    int64_t minflops = g->spec->parallel_min_flops > 0 ? g->spec->parallel_min_flops : (1 << 18);
+    LLVMValueRef nt = gen_min(g, nthreads, units);
+    nt = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, work, c64(g, minflops), ""),
+                         c64(g, 1), nt, "");
+    LLVMValueRef vals[CTX_NFIELDS];
+    vals[CTX_K] = K;
+    vals[CTX_A] = LLVMGetParam(f, 3);
+    vals[CTX_LDA] = LLVMGetParam(f, 4);
+    vals[CTX_B] = LLVMGetParam(f, 5);
+    vals[CTX_LDB] = LLVMGetParam(f, 6);
+    vals[CTX_C] = LLVMGetParam(f, 7);
+    vals[CTX_LDC] = LLVMGetParam(f, 8);
+    vals[CTX_BIAS] = LLVMGetParam(f, 9);
+    vals[CTX_M] = M;
+    vals[CTX_N] = N;
+    vals[CTX_NTASKS] = nt;
+    vals[CTX_SPLITN] = LLVMBuildZExt(g->b, splitn, g->i64, "");
+    for (int i = 0; i < CTX_NFIELDS; i++)
+        LLVMBuildStore(g->b, vals[i], LLVMBuildStructGEP2(g->b, st, ctx, (unsigned)i, ""));
+    LLVMBasicBlockRef serial = gen_bb(g, "serial"), par = gen_bb(g, "parallel");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, nt, c64(g, 1), ""), serial, par);
+    LLVMPositionBuilderAtEnd(g->b, serial);
+    LLVMValueRef targs[2] = {ctx, c64(g, 0)};
+    gen_call(g, task, targs, 2);
+    LLVMBuildBr(g->b, ret);
+    LLVMPositionBuilderAtEnd(g->b, par);
+    LLVMValueRef pargs[4] = {pool, nt, task, ctx};
+    gen_call(g, pforf, pargs, 4);
+    LLVMBuildBr(g->b, ret);
+    LLVMPositionBuilderAtEnd(g->b, ret);
+    LLVMBuildRetVoid(g->b);
+    return f;
+}
+
+LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
+                            const LlvmTargetInfo *target, const char *name,
+                            LlvmGemmBlocking *blk_out, char *err, size_t errlen) {
+    if (!name || !*name) name = "nnc_gemm";
+    if (LLVMGetNamedFunction(mod, name)) {
+        gemm_seterr(err, errlen, "function %s already exists in the module", name);
+        return NULL;
+    }
+    Gen g;
+    memset(&g, 0, sizeof g);
+    LlvmGemmBlocking blk;
+    llvm_gemm_blocking(spec, target->vec_floats, &blk);
+    if (blk_out) *blk_out = blk;
+    g.ctx = LLVMGetModuleContext(mod);
+    g.mod = mod;
+    g.spec = spec;
+    g.ti = target;
+    snprintf(g.name, sizeof g.name, "%s", name);
+    g.vl = target->vec_floats > 0 ? target->vec_floats : 4;
+    g.mr = (int)blk.mr;
+    g.nr = (int)blk.nr;
+    g.nrv = g.nr / g.vl;
+    g.kc = blk.kc;
+    g.mc = blk.mc;
+    g.nc = blk.nc;
+    g.i1 = LLVMInt1TypeInContext(g.ctx);
+    g.i32 = LLVMInt32TypeInContext(g.ctx);
+    g.i64 = LLVMInt64TypeInContext(g.ctx);
+    g.f32 = LLVMFloatTypeInContext(g.ctx);
+    g.ptr = LLVMPointerTypeInContext(g.ctx, 0);
+    g.vd = LLVMVoidTypeInContext(g.ctx);
+    g.vf = LLVMVectorType(g.f32, (unsigned)g.vl);
+    g.vmask = LLVMVectorType(g.i1, (unsigned)g.vl);
+    g.vi32 = LLVMVectorType(g.i32, (unsigned)g.vl);
+    g.b = LLVMCreateBuilderInContext(g.ctx);
+    LLVMValueRef ukr = emit_ukr(&g);
+    LLVMValueRef pa = emit_pack(&g, ".pack_a", g.mr);
+    LLVMValueRef pb = emit_pack(&g, ".pack_b", g.nr);
+    LLVMValueRef region = emit_region(&g, ukr, pa, pb);
+    LLVMValueRef task = emit_task(&g, region);
+    LLVMValueRef entry = emit_entry(&g, task);
+    LLVMDisposeBuilder(g.b);
+    return entry;
+}
+
+/* ---- JIT ---------------------------------------------------------------------------------- */
+
+LlvmGemmKernel *llvm_gemm_compile(const LlvmGemmSpec *spec, char *err, size_t errlen) {
+    LlvmGemmKernel *k = calloc(1, sizeof *k);
+    if (!k) {
+        gemm_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->jit = llvm_jit_create(&spec->target, err, errlen);
+    if (!k->jit) {
+        free(k);
+        return NULL;
+    }
+    if (llvm_jit_define(k->jit, "rt_pool_size", (void *)rt_pool_size, err, errlen) != 0 ||
+        llvm_jit_define(k->jit, "rt_parallel_for", (void *)rt_parallel_for, err, errlen) != 0) {
+        llvm_gemm_free(k);
+        return NULL;
+    }
+    const LlvmTargetInfo *ti = llvm_jit_target(k->jit);
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("nnc_gemm", llvm_jit_context(k->jit));
+    if (!llvm_gemm_emit(mod, spec, ti, "nnc_gemm", &k->blk, err, errlen)) {
+        LLVMDisposeModule(mod);
+        llvm_gemm_free(k);
+        return NULL;
+    }
+    k->vec_floats = ti->vec_floats;
+    if (llvm_jit_add_module(k->jit, mod, err, errlen) != 0) {
+        llvm_gemm_free(k);
+        return NULL;
+    }
+    k->fn = (LlvmGemmFn)(uintptr_t)llvm_jit_lookup(k->jit, "nnc_gemm", err, errlen);
+    if (!k->fn) {
+        llvm_gemm_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void llvm_gemm_free(LlvmGemmKernel *k) {
+    if (!k) return;
+    llvm_jit_free(k->jit);
+    free(k);
+}

@@ -1,0 +1,97 @@
+/* llvm_gemm.h — generator of f32 GEMM kernels as LLVM IR (GotoBLAS/BLIS structure).
+ *
+ * A generated kernel computes, for row-major matrices,
+ *
+ *     C[M,N] = op(A)[M,K] · op(B)[K,N]  (+ C if spec.accumulate)  (+ bias)  (relu)
+ *
+ * where op(A) = A or Aᵀ (spec.trans_a: A is stored K×M) and likewise for B (spec.trans_b:
+ * B is stored N×K, the layout of dense-layer weights). lda/ldb/ldc are row strides in
+ * elements of the matrices as stored. M, N, K may be any sizes >= 0 (K = 0 gives the
+ * epilogue applied to zero, or leaves C unchanged when accumulating without bias/relu).
+ *
+ * Structure: the N dimension is cut into NC-wide blocks, K into KC-deep blocks, M into MC
+ * blocks; op(B) blocks are packed into NR-column micro-panels and op(A) blocks into
+ * MR-row micro-panels (zero padded), and a register-blocked MR×NR microkernel — LLVM vector
+ * types of the target's width, llvm.fma — walks the packed panels. Tails are handled by
+ * masked loads/stores in the microkernel, so there is no scalar clean-up code. Bias and
+ * relu are applied when the last K block is stored (the epilogue hook for dense layers).
+ *
+ * Threads: the output is cut into as many slices as the pool has threads (along N in
+ * NR-multiples, or along M in MR-multiples when M has more micro-tiles), each computed by
+ * one task of rt_parallel_for. Every element of C is computed by the same sequence of
+ * operations whatever the slicing, so results are bit-identical across repeated runs and
+ * across thread counts.
+ *
+ * The generated code calls, by name: rt_pool_size, rt_parallel_for (runtime/rt_threads.h),
+ * posix_memalign and free.
+ */
+#ifndef NNC_LLVM_GEMM_H
+#define NNC_LLVM_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llvm-c/Core.h>
+
+#include "llvm_util.h"
+
+/* Cache blocking and register blocking. 0 in any field of a spec means "choose": mr/nr
+ * from the vector width, kc/mc/nc from the host's L1/L2/L3 sizes (llvm_gemm_blocking). */
+typedef struct LlvmGemmBlocking {
+    int64_t mr, nr; /* microkernel tile; nr is rounded up to a multiple of the vector width */
+    int64_t kc, mc, nc;
+} LlvmGemmBlocking;
+
+typedef enum {
+    LLVM_GEMM_BIAS_NONE = 0,
+    LLVM_GEMM_BIAS_COL, /* C[i,j] += bias[j]  (dense layers: one bias per output feature) */
+    LLVM_GEMM_BIAS_ROW, /* C[i,j] += bias[i] */
+} LlvmGemmBias;
+
+typedef struct LlvmGemmSpec {
+    int trans_a, trans_b;
+    int accumulate; /* C += A·B instead of C = A·B */
+    LlvmGemmBias bias;
+    int relu;
+    LlvmGemmBlocking blk; /* zeros = defaults */
+    LlvmTarget target;    /* zeros = host CPU, -O3 */
+    /* Work below this many multiply-adds runs on one thread (0 = default 2^18). */
+    int64_t parallel_min_flops;
+} LlvmGemmSpec;
+
+/* The generated function. `bias` is ignored unless the spec has a bias; `pool` is an RtPool*
+ * (NULL = the calling thread only). */
+typedef void (*LlvmGemmFn)(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                           const float *B, int64_t ldb, float *C, int64_t ldc,
+                           const float *bias, void *pool);
+
+typedef struct LlvmGemmKernel {
+    LlvmGemmFn fn;
+    LlvmGemmBlocking blk; /* the blocking actually used */
+    int vec_floats;       /* vector width of the microkernel, in f32 lanes */
+    LlvmJit *jit;
+} LlvmGemmKernel;
+
+/* Resolves the blocking for `spec` on a target with `vec_floats` lanes: explicit fields of
+ * spec->blk are kept (nr rounded up to a vector multiple, mc to an mr multiple, nc to an nr
+ * multiple), zeros are filled from the register count and cache sizes. */
+void llvm_gemm_blocking(const LlvmGemmSpec *spec, int vec_floats, LlvmGemmBlocking *out);
+
+/* Host data cache sizes in bytes (sysfs, then sysconf, then common defaults). */
+void llvm_gemm_cache_sizes(int64_t *l1, int64_t *l2, int64_t *l3);
+
+/* Emits the kernel into `mod` as an externally visible function `name` (with internal
+ * helpers named `name`.ukr, .pack_a, .pack_b, .region, .task) and declarations of the
+ * runtime functions it calls. The functions carry target-cpu/target-features attributes of
+ * `target`. Returns the function, or NULL with a message. `blk_out` (may be NULL) receives
+ * the blocking used. */
+LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
+                            const LlvmTargetInfo *target, const char *name,
+                            LlvmGemmBlocking *blk_out, char *err, size_t errlen);
+
+/* Generates, optimizes and JIT-compiles a kernel for the spec (target from spec->target).
+ * NULL with a message on failure. */
+LlvmGemmKernel *llvm_gemm_compile(const LlvmGemmSpec *spec, char *err, size_t errlen);
+void llvm_gemm_free(LlvmGemmKernel *k);
+
+#endif

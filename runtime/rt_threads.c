@@ -1,0 +1,156 @@
+/* rt_threads.c — persistent pthread pool with a static task-to-thread assignment.
+ *
+ * Workers sleep on a condition variable between jobs but spin briefly first, because the
+ * kernels that use the pool are often short (tens of microseconds) and a futex wake-up
+ * would cost a noticeable share of them. */
+#include "rt_threads.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define RT_SPIN_ITERS 20000
+
+struct RtPool {
+    int size;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_start;
+    pthread_cond_t cv_done;
+    atomic_uint_fast64_t generation; /* bumped once per job */
+    atomic_int pending;              /* workers still busy with the current job */
+    atomic_int busy;                 /* a job is in flight: nested/concurrent calls go serial */
+    atomic_int stop;
+    RtTaskFn fn;
+    void *ctx;
+    int64_t ntasks;
+};
+
+typedef struct {
+    RtPool *pool;
+    int tid;
+} RtWorkerArg;
+
+static inline void rt_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void rt_run_slice(RtPool *p, int tid) {
+    for (int64_t t = tid; t < p->ntasks; t += p->size) p->fn(p->ctx, t);
+}
+
+static void *rt_worker_main(void *argp) {
+    RtWorkerArg arg = *(RtWorkerArg *)argp;
+    free(argp);
+    RtPool *p = arg.pool;
+    uint_fast64_t seen = 0;
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+               !atomic_load(&p->stop) && spins < RT_SPIN_ITERS) {
+            rt_cpu_relax();
+            spins++;
+        }
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+            pthread_cond_wait(&p->cv_start, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->stop)) break;
+        seen = atomic_load(&p->generation);
+        rt_run_slice(p, arg.tid);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_broadcast(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+    return NULL;
+}
+
+RtPool *rt_pool_create(int nthreads) {
+    if (nthreads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = c > 0 ? (int)c : 1;
+    }
+    RtPool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->size = nthreads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_start, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->busy, 0);
+    atomic_init(&p->stop, 0);
+    if (nthreads > 1) {
+        p->threads = calloc((size_t)nthreads - 1, sizeof *p->threads);
+        if (!p->threads) {
+            rt_pool_destroy(p);
+            return NULL;
+        }
+        for (int i = 1; i < nthreads; i++) {
+            RtWorkerArg *a = malloc(sizeof *a);
+            if (a) {
+                a->pool = p;
+                a->tid = i;
+            }
+            if (!a || pthread_create(&p->threads[i - 1], NULL, rt_worker_main, a) != 0) {
+                free(a);
+                p->size = i; /* only the started workers are joined */
+                rt_pool_destroy(p);
+                return NULL;
+            }
+        }
+    }
+    return p;
+}
+
+void rt_pool_destroy(RtPool *p) {
+    if (!p) return;
+    if (p->threads) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->stop, 1);
+        pthread_cond_broadcast(&p->cv_start);
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 1; i < p->size; i++) pthread_join(p->threads[i - 1], NULL);
+        free(p->threads);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_start);
+    pthread_cond_destroy(&p->cv_done);
+    free(p);
+}
+
+int32_t rt_pool_size(const RtPool *p) { return p ? p->size : 1; }
+
+void rt_parallel_for(RtPool *p, int64_t n, RtTaskFn fn, void *ctx) {
+    int expected = 0;
+    if (!p || p->size <= 1 || n <= 1 ||
+        !atomic_compare_exchange_strong(&p->busy, &expected, 1)) {
+        for (int64_t t = 0; t < n; t++) fn(ctx, t);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->ntasks = n;
+    atomic_store(&p->pending, p->size - 1);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&p->cv_start);
+    pthread_mutex_unlock(&p->mu);
+
+    rt_run_slice(p, 0);
+
+    int spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins < RT_SPIN_ITERS) {
+        rt_cpu_relax();
+        spins++;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->busy, 0);
+}

@@ -1,0 +1,34 @@
+/* rt_threads.h — a small persistent thread pool for generated kernels and the runtime.
+ *
+ * Work is split into `n` tasks numbered 0..n-1; task t always runs on pool thread t % size
+ * (thread 0 is the caller). Kernels give each task a fixed slice of the output, so the bits
+ * of a result depend only on how the caller partitions the work, never on scheduling:
+ * repeated runs with the same thread count are bit-identical.
+ *
+ * The generated code calls these functions through a plain C ABI (the pool is passed as
+ * an opaque pointer), so their signatures are part of the object-file contract:
+ *   int32_t rt_pool_size(void *pool);
+ *   void    rt_parallel_for(void *pool, int64_t n, void (*fn)(void *, int64_t), void *ctx);
+ */
+#ifndef NNC_RT_THREADS_H
+#define NNC_RT_THREADS_H
+
+#include <stdint.h>
+
+typedef struct RtPool RtPool;
+typedef void (*RtTaskFn)(void *ctx, int64_t task);
+
+/* Creates a pool of `nthreads` threads in total, counting the caller (nthreads-1 workers
+ * are started). nthreads <= 0 means one per online CPU. Returns NULL on failure. */
+RtPool *rt_pool_create(int nthreads);
+void rt_pool_destroy(RtPool *pool);
+
+/* Threads in the pool, the caller included; 1 for a NULL pool. */
+int32_t rt_pool_size(const RtPool *pool);
+
+/* Runs fn(ctx, t) for t in [0, n) and returns when all have finished. With a NULL pool,
+ * n <= 1, or when called from inside a running task (or while another thread is using the
+ * pool) the tasks run serially on the caller, in order. */
+void rt_parallel_for(RtPool *pool, int64_t n, RtTaskFn fn, void *ctx);
+
+#endif

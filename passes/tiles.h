@@ -1,0 +1,65 @@
+/* tiles.h — tile-size selection for GEMM-like ops (matmul, conv as implicit GEMM, and the
+ * GEMMs of the backward pass).
+ *
+ * Requires: a verified graph and a hardware description. Guarantees: one TileDecision per
+ * node in a side table indexed by node id (valid only for OPF_GEMM nodes); backends read
+ * their tiles from it and never choose tiles themselves. Decisions are made at the current
+ * dim values (tiles are concrete even when costs are symbolic).
+ *
+ * GPU model: MMA instruction shape per dtype and architecture, alignment rules, padding
+ * suggestions with their FLOP overhead, and a block tile chosen among realistic candidates
+ * by modeled time = waves x time per tile (tile and wave quantization, shared-memory fit,
+ * pipeline stages, occupancy). CPU model: register blocking MR x NR from vector width and
+ * register count, cache blocking KC/MC/NC from L1/L2/L3 in the spirit of BLIS.
+ * docs/cost-model.md ("Tiles") derives both.
+ */
+#ifndef NN_TILES_H
+#define NN_TILES_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../ir/ir.h"
+#include "hw.h"
+
+/* a GEMM view of a node: batch independent C[m,n] += A[m,k]·B[k,n] (conv groups = batch) */
+typedef struct TileGemm {
+  int64_t m, n, k, batch;
+  DType dt;
+  bool conv;      /* implicit GEMM of a convolution: m = N·OH·OW, channels padded instead */
+  int64_t kspat;  /* conv: KH·KW, so that k = channels · kspat */
+} TileGemm;
+
+typedef struct TileDecision {
+  bool valid;
+  TileGemm gemm;
+  bool gpu;
+  /* alignment (elements) and padding suggestion */
+  const char *mma;     /* "m16n8k16", "m8n8k4", "wgmma m64nNk16", "fma" */
+  int mma_m, mma_n, mma_k;
+  int align, align_pref;
+  bool aligned;        /* m (not for convs), n, k multiples of align */
+  int64_t pad_m, pad_n, pad_k;
+  double pad_overhead; /* extra FLOPs of the padded problem, fraction of the real ones */
+  /* GPU block tile */
+  int bm, bn, bk, stages, warps, ctas_per_sm;
+  int64_t smem, tiles;
+  double waves, tile_eff, wave_eff;
+  /* CPU blocking */
+  int mr, nr, kc, mc, nc;
+  double eff;          /* modeled fraction of peak */
+  char reason[320];
+} TileDecision;
+
+typedef struct TilePlan {
+  int n;               /* = g->nnodes */
+  TileDecision *tiles; /* [n] */
+  const HwTarget *hw;
+} TilePlan;
+
+/* the GEMM view of node i (false when the node is not GEMM-like) at current dims */
+bool tiles_gemm_of(IrGraph *g, int i, TileGemm *out);
+/* choose tiles for one GEMM */
+void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out);
+/* every GEMM-like node of g; allocations in a (NULL = g->arena) */
+TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a);
+#endif

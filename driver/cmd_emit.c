@@ -1,26 +1,44 @@
-/* cmd_emit.c — `nnc emit --emit=ast|ir`: dump a compilation stage. */
+/* cmd_emit.c — `nnc emit --emit=ast|ir [--train]`: dump a compilation stage. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "driver.h"
+#include "passes.h"
 
 static void usage(FILE *out) {
   fputs("usage: nnc emit --emit=ast|ir FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
         "  --emit=ast   the syntax tree, as parsed\n"
-        "  --emit=ir    the graph IR of each model (or of --model NAME)\n",
+        "  --emit=ir    the graph IR of each model (or of --model NAME)\n"
+        "  --train      with --emit=ir: the training step of the model (forward, loss,\n"
+        "               backward, optimizer update) from its train block\n",
         out);
+}
+
+/* the training-step graph of g from its train block */
+static int emit_train(IrModule *m, IrGraph *g, Diag *d) {
+  IrTrain *t = ir_module_find_train(m, g->name);
+  if (!t) {
+    diag_error(d, g->loc, "model '%s' has no train block", g->name);
+    return 1;
+  }
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(g, t, &info, d);
+  if (!tg) return 1;
+  ir_print(stdout, tg);
+  return 0;
 }
 
 int cmd_emit(int argc, char **argv) {
   static const struct option opts[] = {{"emit", required_argument, 0, 'e'},
                                        {"define", required_argument, 0, 'D'},
                                        {"model", required_argument, 0, 'M'},
+                                       {"train", no_argument, 0, 'T'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   DrvInput in = {0};
   const char *what = "ir";
-  int c;
+  int c, train = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
     if (c == 'h') {
@@ -29,6 +47,10 @@ int cmd_emit(int argc, char **argv) {
     }
     if (c == 'e') {
       what = optarg;
+      continue;
+    }
+    if (c == 'T') {
+      train = 1;
       continue;
     }
     int r = drv_common_opt(&in, c, optarg);
@@ -52,7 +74,10 @@ int cmd_emit(int argc, char **argv) {
   } else {
     IrGraph *g = NULL;
     IrModule *m = drv_compile(&in, d, &g);
-    if (m) {
+    if (m && train) {
+      rc = emit_train(m, g, d);
+      ir_module_free(m);
+    } else if (m) {
       if (in.model)
         ir_print(stdout, g);
       else

@@ -442,6 +442,7 @@ static Value lower_dense(Sema *s, Call *c) {
   DType dt = param_dtype(s, x);
   Dim *wd[2] = {out, in};
   int w = sema_param(s, scope, "weight", ir_type(dt, 2, wd), &wi, true, c->loc);
+  if (w < 0) return v_err();
   int b = bias ? sema_param(s, scope, "bias", ir_type(dt, 1, &out), &bi, true, c->loc) : 0;
   if (w < 0 || b < 0) return v_err();
   IrAttr mt = {.trans_b = true};
@@ -488,6 +489,7 @@ static Value lower_conv2d(Sema *s, Call *c) {
   DType dt = param_dtype(s, x);
   Dim *wd[4] = {out, cg, dim_const(s->g->dims, at.kernel[0]), dim_const(s->g->dims, at.kernel[1])};
   int w = sema_param(s, scope, "weight", ir_type(dt, 4, wd), &wi, true, c->loc);
+  if (w < 0) return v_err();
   int b = bias ? sema_param(s, scope, "bias", ir_type(dt, 1, &out), &bi, true, c->loc) : 0;
   if (w < 0 || b < 0) return v_err();
   int in2[2] = {x, w};
@@ -573,9 +575,9 @@ static Value lower_layernorm(Sema *s, Call *c) {
   if (!scope) return v_err();
   IrType pt = ir_type(param_dtype(s, x), (int)n, xt->dims + xt->rank - n);
   IrAttr one = {.init = INIT_ONES}, zero = {.init = INIT_ZEROS};
-  int in[3] = {x, sema_param(s, scope, "weight", pt, &one, true, c->loc),
-               sema_param(s, scope, "bias", pt, &zero, true, c->loc)};
-  if (in[1] < 0 || in[2] < 0) return v_err();
+  int in[3] = {x, sema_param(s, scope, "weight", pt, &one, true, c->loc), -1};
+  if (in[1] < 0 || (in[2] = sema_param(s, scope, "bias", pt, &zero, true, c->loc)) < 0)
+    return v_err();
   SrcLoc il[3] = {arg_loc(c, "x"), c->loc, c->loc};
   return result(sema_build(s, OP_LAYERNORM, in, 3, &at, NULL, c->loc, il, scope), c);
 }

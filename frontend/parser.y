@@ -303,5 +303,6 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
       k += (size_t)snprintf(msg + k, sizeof msg - k, "%s%s", i == 0 ? "; expected " :
                             i == n - 1 ? " or " : ", ", pa_tok_name(exp[i], nb, sizeof nb));
   fe_syntax_error(ps, pa_loc(ps, yypcontext_location(ctx)), "%s", msg);
+  ps->paren = 0; /* an unclosed '(' must not hide the newline that recovery waits for */
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fe_parse.h"
 
@@ -100,24 +101,25 @@ void sema_note(Sema *s, SrcLoc loc, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* optimal string alignment distance: a swap of neighbours counts as one edit */
 static int edit_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 64 || lb > 64) return 99;
-  int row[65];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
+  static const int W = 65;
+  int d[65 * 65];
+  for (size_t i = 0; i <= la; i++) d[i * W] = (int)i;
+  for (size_t j = 0; j <= lb; j++) d[j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
     for (size_t j = 1; j <= lb; j++) {
-      int up = row[j];
-      int best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best) best = up + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
+      int best = d[(i - 1) * W + j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[(i - 1) * W + j] + 1 < best) best = d[(i - 1) * W + j] + 1;
+      if (d[i * W + j - 1] + 1 < best) best = d[i * W + j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[(i - 2) * W + j - 2] + 1 < best)
+        best = d[(i - 2) * W + j - 2] + 1;
+      d[i * W + j] = best;
     }
-  }
-  return row[lb];
+  return d[la * W + lb];
 }
 
 const char *sema_suggest(const char *name, const char *const *cands, int n) {
@@ -125,6 +127,8 @@ const char *sema_suggest(const char *name, const char *const *cands, int n) {
   int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
   const char *best = NULL;
   int bestd = limit + 1;
+  for (int i = 0; i < n; i++) /* a difference in case only is the likeliest mistake */
+    if (cands[i] && strcmp(cands[i], name) && !strcasecmp(cands[i], name)) return cands[i];
   for (int i = 0; i < n; i++) {
     if (!cands[i] || !strcmp(cands[i], name)) continue;
     int d = edit_distance(name, cands[i]);
@@ -222,6 +226,8 @@ static void unknown_name(Sema *s, const char *name, SrcLoc loc, bool call) {
   for (int i = 0; i < s->nblocks; i++) c[n++] = s->blocks[i]->name;
   if (call)
     for (int i = 0; i < nb; i++) c[n++] = builtin_name(i);
+  else
+    for (int i = 0; i < 6; i++) c[n++] = (const char *[]){"f32", "f16", "bf16", "i32", "true", "false"}[i];
   const char *sug = sema_suggest(name, c, n);
   const char *what = call ? "function" : "name";
   if (sug)
@@ -664,8 +670,7 @@ static bool eval_type(Sema *s, const Ast *t, IrType *out) {
 static bool only_in(Sema *s, const Ast *st, bool model, const char *what) {
   bool in_model = s->fr->block == NULL;
   if (in_model == model) return true;
-  sema_error(s, st->loc, "%s %s allowed only in a %s", what, model ? "is" : "is",
-             model ? "model" : "block");
+  sema_error(s, st->loc, "%s is allowed only in a %s", what, model ? "model" : "block");
   return false;
 }
 
@@ -695,10 +700,13 @@ static int64_t define_override(Sema *s, const char *name, int64_t dflt) {
 static void exec_dim(Sema *s, const Ast *st) {
   for (int i = 0; i < st->nkids; i++) {
     const Ast *dd = st->kids[i];
+    if (!fresh_name(s, dd->name, dd->name_loc)) continue;
     Value v = sema_eval(s, dd->a);
     int64_t n;
-    if (!positive_size(s, v, "a dim's value", &n)) continue;
-    if (!fresh_name(s, dd->name, dd->name_loc)) continue;
+    if (!positive_size(s, v, "a dim's value", &n)) {
+      bind(s, dd->name, v_err(), dd->name_loc, B_DIM);
+      continue;
+    }
     n = define_override(s, dd->name, n);
     int sym = dim_sym_declare(s->g->dims, dd->name, n);
     if (sym < 0) {
@@ -714,7 +722,11 @@ static const char *value_name(Sema *s, const char *var) { return join_scope(s, v
 
 static void exec_input(Sema *s, const Ast *st) {
   IrType t;
-  if (!eval_type(s, st->a, &t) || !fresh_name(s, st->name, st->name_loc)) return;
+  if (!fresh_name(s, st->name, st->name_loc)) return;
+  if (!eval_type(s, st->a, &t)) {
+    bind(s, st->name, v_err(), st->name_loc, B_INPUT); /* later uses stay silent */
+    return;
+  }
   int n = ir_add(s->g, OP_INPUT, NULL, 0, NULL, t, st->loc);
   s->g->nodes[n].name = arena_strdup(s->a, st->name);
   bind(s, st->name, v_tensor(n, st->name_loc), st->name_loc, B_INPUT);
@@ -726,11 +738,12 @@ int sema_param(Sema *s, const char *scope, const char *local, IrType t, const Ir
 
 static void exec_param(Sema *s, const Ast *st) {
   IrType t;
-  if (!eval_type(s, st->a, &t) || !fresh_name(s, st->name, st->name_loc)) return;
+  if (!fresh_name(s, st->name, st->name_loc)) return;
   IrAttr at = {.init = INIT_ZEROS};
-  if (st->b && !sema_init_spec(s, st->b, &at)) return;
-  int n = sema_param(s, s->fr->scope, st->name, t, &at, true, st->loc);
-  if (n >= 0) bind(s, st->name, v_tensor(n, st->name_loc), st->name_loc, B_PARAM);
+  int n = -1;
+  if (eval_type(s, st->a, &t) && (!st->b || sema_init_spec(s, st->b, &at)))
+    n = sema_param(s, s->fr->scope, st->name, t, &at, true, st->loc);
+  bind(s, st->name, n >= 0 ? v_tensor(n, st->name_loc) : v_err(), st->name_loc, B_PARAM);
 }
 
 static void exec_output(Sema *s, const Ast *st) {
@@ -850,7 +863,7 @@ static void exec_stmts(Sema *s, Ast *const *kids, int n) {
 
 /* ---- blocks ----------------------------------------------------------------------------- */
 
-static bool arg_type_ok(Sema *s, const Ast *ad, Value *v) {
+static bool arg_type_ok(Sema *s, const Ast *blk, const Ast *ad, Value *v) {
   if (!ad->b || v->k == V_ERR) return true;
   const char *t = ad->b->name;
   double x;
@@ -863,7 +876,7 @@ static bool arg_type_ok(Sema *s, const Ast *ad, Value *v) {
       (!strcmp(t, "tensor") && v->k == V_TENSOR) || (!strcmp(t, "dtype") && v->k == V_DTYPE))
     return true;
   sema_error(s, v->loc, "argument '%s' of block '%s' must be %s %s, got %s", ad->name,
-             s->active[s->nactive - 1]->name, t[0] == 'i' ? "an" : "a", t, v_kind_name(v));
+             blk->name, t[0] == 'i' ? "an" : "a", t, v_kind_name(v));
   return false;
 }
 
@@ -947,20 +960,17 @@ Value sema_call_block(Sema *s, const Ast *blk, const Ast *call) {
   Value *vals = arena_alloc(s->a, (size_t)(np + 1) * sizeof(Value));
   bool *have = arena_alloc(s->a, (size_t)(np + 1));
   Value name = {.k = V_ERR};
-  s->active[s->nactive++] = blk;
   bool ok = bind_block_args(s, blk, call, vals, have, &name);
   const char *scope = ok ? instance_scope(s, call, blk->name, &name) : NULL;
-  if (!scope) {
-    s->nactive--;
-    return v_err();
-  }
+  if (!scope) return v_err();
+  s->active[s->nactive++] = blk;
   Frame f = {.scope = scope, .block = blk};
   Frame *caller = s->fr;
   s->fr = &f;
   for (int j = 0; j < np && ok; j++) {
     const Ast *ad = blk->a->kids[j];
     Value v = have[j] ? vals[j] : sema_eval(s, ad->a);
-    if (!arg_type_ok(s, ad, &v)) v = v_err();
+    if (!arg_type_ok(s, blk, ad, &v)) v = v_err();
     bind(s, ad->name, v, ad->name_loc, B_ARG);
   }
   exec_stmts(s, blk->kids, blk->nkids);
@@ -979,7 +989,21 @@ typedef struct ModelEnv {
   Frame fr;
 } ModelEnv;
 
+/* statements a block may not hold, reported even when the block is never used */
+static void check_block_stmts(Sema *s, Ast *const *kids, int n) {
+  for (int i = 0; i < n; i++) {
+    const Ast *st = kids[i];
+    const char *what = st->kind == AST_DIM ? "'dim'" : st->kind == AST_INPUT ? "'input'"
+                     : st->kind == AST_OUTPUT ? "'output'" : NULL;
+    if (what) sema_error(s, st->loc, "%s is allowed only in a model", what);
+    if (st->kind == AST_MINIMIZE || st->kind == AST_OPTIMIZER || st->kind == AST_MEMORY)
+      sema_error(s, st->loc, "'%s' is allowed only in a train section", ast_kind_name(st->kind));
+    if (st->kind == AST_FOR) check_block_stmts(s, st->kids, st->nkids);
+  }
+}
+
 static void check_block_def(Sema *s, const Ast *b) {
+  check_block_stmts(s, b->kids, b->nkids);
   static const char *const types[] = {"int", "float", "str", "bool", "tensor", "dtype"};
   bool has_return = false;
   for (int i = 0; i < b->nkids; i++) has_return |= b->kids[i]->kind == AST_RETURN;
@@ -1105,8 +1129,12 @@ static void train_optimizer(Sema *s, const Ast *call, IrTrain *t) {
     for (int q = 0; q < 7; q++)
       if (!strcmp(key, keys[q])) j = q;
     bool sgd_only = j == 1 || j == 3, adam_only = j >= 4;
-    if (j < 0 || (k == 0 && adam_only) || (k != 0 && sgd_only)) {
-      const char *sug = sema_suggest(key, keys, 7);
+    if (j >= 0 && ((k == 0 && adam_only) || (k != 0 && sgd_only))) {
+      sema_error(s, arg->name_loc, "'%s' is not a setting of %s", key, names[k]);
+      continue;
+    }
+    if (j < 0) {
+      const char *sug = sema_suggest(key, k == 0 ? keys : keys + 2, k == 0 ? 4 : 5);
       sema_error(s, arg->name_loc, "unknown keyword '%s' for %s%s%s%s", key, names[k],
                  sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
       continue;
@@ -1269,10 +1297,13 @@ IrModule *fe_compile_string(const char *name, const char *text, size_t len, cons
   int before = diag_errors(d);
   int perr = 0;
   Ast *root = fe_parse(file, copy, len, d, &perr);
-  Sema s = {.d = d, .a = m->arena, .m = m, .opt = o, .file = root};
-  s.seen = map_new(m->arena);
-  s.define_used = arena_alloc(m->arena, (size_t)(o && o->ndefines > 0 ? o->ndefines : 1));
-  sema_run(&s);
+  /* statements lost to syntax errors would only produce follow-up noise */
+  if (!perr) {
+    Sema s = {.d = d, .a = m->arena, .m = m, .opt = o, .file = root};
+    s.seen = map_new(m->arena);
+    s.define_used = arena_alloc(m->arena, (size_t)(o && o->ndefines > 0 ? o->ndefines : 1));
+    sema_run(&s);
+  }
   ast_free(root);
   if (diag_errors(d) > before) {
     ir_module_free(m);

@@ -29,7 +29,7 @@ static Dim *add(Dim *a, Dim *b) { return dim_add(c, a, b); }
 static Dim *sub(Dim *a, Dim *b) { return dim_sub(c, a, b); }
 static Dim *mul(Dim *a, Dim *b) { return dim_mul(c, a, b); }
 
-static int64_t fdiv(int64_t a, int64_t k) {
+static int64_t ref_floordiv(int64_t a, int64_t k) {
   int64_t q = a / k;
   if (a % k != 0 && a < 0) q--;
   return q;
@@ -151,13 +151,13 @@ START_TEST(test_floordiv_values) {
   for (int64_t n = -9; n <= 9; n++) {
     for (int64_t h = -20; h <= 40; h++) {
       int64_t vals[3] = {n, h, 0};
-      int64_t cv = fdiv(h - 3, 2) + 1;
+      int64_t cv = ref_floordiv(h - 3, 2) + 1;
       ck_assert_int_eq(dim_eval(c, conv, vals), cv);
-      ck_assert_int_eq(dim_eval(c, nested, vals), fdiv(cv, 2));
-      ck_assert_int_eq(dim_eval(c, gcd, vals), fdiv(2 * h - 3, 4));
-      ck_assert_int_eq(dim_eval(c, part, vals), fdiv(6 * n + 4 * h - 7, 6));
-      ck_assert_int_eq(dim_eval(c, deep, vals), fdiv(fdiv(n + 3 * h, 4) + n, 3));
-      ck_assert(dim_evalf(c, deep, vals) == (double)fdiv(fdiv(n + 3 * h, 4) + n, 3));
+      ck_assert_int_eq(dim_eval(c, nested, vals), ref_floordiv(cv, 2));
+      ck_assert_int_eq(dim_eval(c, gcd, vals), ref_floordiv(2 * h - 3, 4));
+      ck_assert_int_eq(dim_eval(c, part, vals), ref_floordiv(6 * n + 4 * h - 7, 6));
+      ck_assert_int_eq(dim_eval(c, deep, vals), ref_floordiv(ref_floordiv(n + 3 * h, 4) + n, 3));
+      ck_assert(dim_evalf(c, deep, vals) == (double)ref_floordiv(ref_floordiv(n + 3 * h, 4) + n, 3));
     }
   }
 }
@@ -294,7 +294,7 @@ static int64_t expr_eval(const Expr *e, const int64_t *v) {
   case 3: return expr_eval(e->a, v) - expr_eval(e->b, v);
   case 4: return expr_eval(e->a, v) * expr_eval(e->b, v);
   case 5: return e->k * expr_eval(e->a, v);
-  default: return fdiv(expr_eval(e->a, v), e->k);
+  default: return ref_floordiv(expr_eval(e->a, v), e->k);
   }
 }
 

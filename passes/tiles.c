@@ -207,7 +207,13 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   out->gemm = *gm;
   out->gpu = hw->kind == HW_GPU;
   mma_shape(hw, gm->dt, out);
-  alignment(hw, out);
+  if (out->gpu) {
+    alignment(hw, out);
+  } else { /* CPU kernels pack panels and handle edges: no padding to suggest */
+    out->align = out->align_pref = 1;
+    out->aligned = true;
+    out->pad_m = gm->m, out->pad_n = gm->n, out->pad_k = gm->k;
+  }
   if (out->gpu) choose_gpu(hw, out);
   else choose_cpu(hw, out);
 }

@@ -1,0 +1,569 @@
+/* cmd_cost.c — `nnc cost`: FLOPs, MACs, bytes, memory and roofline time of a model, for
+ * inference or a full training step, per op, layer or block, as a table, JSON or CSV, with
+ * an optional roofline SVG and tile decisions. The JSON schema is in docs/cost-model.md. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../passes/cost.h"
+#include "../passes/passes.h"
+#include "../passes/tiles.h"
+#include "driver.h"
+#include "report_svg.h"
+
+typedef struct Opts {
+  DrvInput in;
+  const char *target, *svg;
+  bool train, json, csv, tiles, formula;
+  CostGroupBy per;
+  int top;
+} Opts;
+
+static void usage(FILE *out) {
+  fputs("usage: nnc cost FILE.nn [options]\n"
+        "FLOPs, MACs, bytes, memory and estimated time of a model on a target.\n"
+        "  --target T          hardware: a built-in name, host (default), or a JSON file\n"
+        "  -D, --define N=V    set a dim's value (formulas stay symbolic)\n"
+        "      --model M       the model to analyse when the file has several\n"
+        "      --train         a full training step (forward, backward, optimizer)\n"
+        "      --per op|layer|block   rows per IR node, per layer scope or per block (layer)\n"
+        "      --top K         only the K most expensive rows (by time)\n"
+        "      --json | --csv  machine-readable output (schema: docs/cost-model.md)\n"
+        "      --svg FILE      roofline and memory charts\n"
+        "      --tiles         the tile decision of every GEMM-like op\n"
+        "      --formula       show each row's FLOPs as a formula in the dims\n"
+        "      --list-targets  print the built-in hardware table\n",
+        out);
+}
+
+/* ---- formatting ------------------------------------------------------------------------ */
+
+static const char *si(double v, char *buf, size_t n) {
+  static const char *pre[] = {"", "K", "M", "G", "T", "P", "E"};
+  int i = 0;
+  while (fabs(v) >= 1000 && i < 6) v /= 1000, i++;
+  if (i == 0) snprintf(buf, n, "%.0f", v);
+  else snprintf(buf, n, "%.3g%s", v, pre[i]);
+  return buf;
+}
+
+static const char *bytes_h(double v, char *buf, size_t n) {
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
+  return buf;
+}
+
+static const char *commas(double d, char *buf, size_t n) {
+  char tmp[40];
+  int len = snprintf(tmp, sizeof tmp, "%.0f", fabs(d));
+  size_t k = 0;
+  if (d < 0) buf[k++] = '-';
+  for (int i = 0; i < len && k + 2 < n; i++) {
+    if (i && (len - i) % 3 == 0) buf[k++] = ',';
+    buf[k++] = tmp[i];
+  }
+  buf[k] = 0;
+  return buf;
+}
+
+static const char *formula(IrGraph *g, Dim *d, char *buf, size_t n) {
+  dim_print(g->dims, d, buf, n, DIM_PLAIN);
+  return buf;
+}
+
+static double ev(IrGraph *g, Dim *d) { return dim_evalf(g->dims, d, NULL); }
+
+/* ---- rows ----------------------------------------------------------------------------- */
+
+typedef struct Row {
+  const char *name, *op, *scope;
+  char shape[96];
+  int node;   /* -1 for groups */
+  int nodes;
+  Phase phase;
+  Dim *flops, *macs, *rd, *wr;
+  double time, intensity;
+  bool compute_bound;
+} Row;
+
+static int rows_by_time(const void *a, const void *b) {
+  const Row *x = a, *y = b;
+  return (x->time < y->time) - (x->time > y->time);
+}
+
+static int make_rows(const CostResult *r, CostGroupBy per, Row **out) {
+  IrGraph *g = r->g;
+  Row *rows = arena_alloc(g->arena, (size_t)(g->nnodes ? g->nnodes : 1) * sizeof(Row));
+  int n = 0;
+  if (per == COST_BY_OP) {
+    for (int i = 0; i < g->nnodes; i++) {
+      const IrNode *nd = &g->nodes[i];
+      if (!r->node[i].kernel) continue;
+      Row *w = &rows[n++];
+      w->name = nd->name ? nd->name : arena_printf(g->arena, "%%%d", i);
+      w->op = ir_op_name(nd->op);
+      w->scope = cost_layer_key(nd);
+      ir_type_str(g, &nd->type, w->shape, sizeof w->shape);
+      w->node = i, w->nodes = 1, w->phase = nd->phase;
+      w->flops = r->node[i].flops, w->macs = r->node[i].macs;
+      w->rd = r->node[i].rd, w->wr = r->node[i].wr;
+      w->time = r->time[i].time, w->intensity = r->time[i].intensity;
+      w->compute_bound = r->time[i].compute_bound;
+    }
+  } else {
+    CostGroup *gs;
+    int ng = cost_group(r, per, &gs, g->arena);
+    for (int k = 0; k < ng; k++) {
+      Row *w = &rows[n++];
+      w->name = gs[k].key, w->op = "", w->scope = gs[k].key, w->node = -1;
+      w->nodes = gs[k].nnodes;
+      w->flops = gs[k].sum.flops, w->macs = gs[k].sum.macs, w->rd = gs[k].sum.rd,
+      w->wr = gs[k].sum.wr, w->time = gs[k].sum.time;
+      double by = ev(g, w->rd) + ev(g, w->wr), fl = ev(g, w->flops);
+      w->intensity = by > 0 ? fl / by : 0;
+      CostTime t = cost_time_of(fl, by, hw_peak(r->hw, DT_F32, false), r->hw->mem_bw, 0);
+      /* a group is compute-bound when most of its time is in compute-bound kernels */
+      double tc = 0;
+      for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *nd = &g->nodes[i];
+        if (!r->node[i].kernel) continue;
+        const char *key = per == COST_BY_LAYER ? cost_layer_key(nd) : cost_block_key(g->arena, nd);
+        if (!strcmp(key, gs[k].key) && r->time[i].compute_bound) tc += r->time[i].time;
+      }
+      (void)t;
+      w->compute_bound = tc * 2 > w->time;
+    }
+  }
+  *out = rows;
+  return n;
+}
+
+/* ---- analysis ------------------------------------------------------------------------- */
+
+typedef struct Report {
+  IrModule *m;
+  IrGraph *fwd, *g;      /* the model graph, the analysed graph (fwd or training step) */
+  CostResult *r;
+  CostResult *train;     /* the training step's costs (NULL when there is no train block) */
+  SimplifyLog log;
+  HwTarget hw;
+  TilePlan *tiles;
+} Report;
+
+/* the training step of the model, or NULL (quietly, unless `loud`) */
+static IrGraph *train_graph(Report *rp, const char *path, bool loud) {
+  IrTrain *t = ir_module_find_train(rp->m, rp->fwd->name);
+  if (!t) {
+    if (loud) fprintf(stderr, "%s: error: --train: no 'train %s' block in the file\n", path, rp->fwd->name);
+    return NULL;
+  }
+  FILE *sink = loud ? stderr : fopen("/dev/null", "w");
+  Diag *d = diag_new(sink ? sink : stderr);
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(rp->fwd, t, &info, d);
+  diag_free(d);
+  if (sink && sink != stderr) fclose(sink);
+  return tg;
+}
+
+static int analyse(Report *rp, const Opts *o) {
+  IrGraph *g = pass_reassoc_matmul(rp->fwd, &rp->log);
+  rp->fwd = g;
+  IrGraph *tg = train_graph(rp, o->in.path, o->train);
+  if (o->train && !tg) return 1;
+  rp->g = o->train ? tg : g;
+  rp->r = cost_analyze(rp->g, NULL);
+  cost_roofline(rp->r, &rp->hw);
+  if (tg) {
+    rp->train = o->train ? rp->r : cost_analyze(tg, NULL);
+    if (!o->train) cost_roofline(rp->train, &rp->hw);
+  }
+  if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  return 0;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------- */
+
+static void jnum(cJSON *o, const char *k, IrGraph *g, Dim *d, bool with_formula) {
+  cJSON_AddNumberToObject(o, k, ev(g, d));
+  if (with_formula) {
+    char buf[512], key[64];
+    snprintf(key, sizeof key, "%s_formula", k);
+    cJSON_AddStringToObject(o, key, formula(g, d, buf, sizeof buf));
+  }
+}
+
+static cJSON *json_row(const Row *w, IrGraph *g, bool by_op) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "name", w->name);
+  if (by_op) {
+    cJSON_AddNumberToObject(o, "node", w->node);
+    cJSON_AddStringToObject(o, "op", w->op);
+    cJSON_AddStringToObject(o, "shape", w->shape);
+    cJSON_AddStringToObject(o, "scope", w->scope);
+    static const char *ph[] = {"fwd", "bwd", "opt"};
+    cJSON_AddStringToObject(o, "phase", ph[w->phase]);
+  } else {
+    cJSON_AddNumberToObject(o, "nodes", w->nodes);
+  }
+  jnum(o, "flops", g, w->flops, true);
+  jnum(o, "macs", g, w->macs, false);
+  cJSON_AddNumberToObject(o, "bytes", ev(g, w->rd) + ev(g, w->wr));
+  jnum(o, "bytes_read", g, w->rd, false);
+  jnum(o, "bytes_written", g, w->wr, false);
+  cJSON_AddNumberToObject(o, "intensity", w->intensity);
+  cJSON_AddStringToObject(o, "bound", w->compute_bound ? "compute" : "memory");
+  cJSON_AddNumberToObject(o, "time", w->time);
+  return o;
+}
+
+static cJSON *json_tile(const TileDecision *t, IrGraph *g, int i) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "node", i);
+  cJSON_AddStringToObject(o, "name", g->nodes[i].name ? g->nodes[i].name : "");
+  cJSON_AddStringToObject(o, "op", ir_op_name(g->nodes[i].op));
+  cJSON_AddNumberToObject(o, "m", (double)t->gemm.m);
+  cJSON_AddNumberToObject(o, "n", (double)t->gemm.n);
+  cJSON_AddNumberToObject(o, "k", (double)t->gemm.k);
+  cJSON_AddNumberToObject(o, "batch", (double)t->gemm.batch);
+  cJSON_AddStringToObject(o, "mma", t->mma);
+  cJSON_AddNumberToObject(o, "align", t->align);
+  cJSON_AddBoolToObject(o, "aligned", t->aligned);
+  cJSON_AddNumberToObject(o, "pad_overhead", t->pad_overhead);
+  if (t->gpu) {
+    cJSON_AddNumberToObject(o, "bm", t->bm);
+    cJSON_AddNumberToObject(o, "bn", t->bn);
+    cJSON_AddNumberToObject(o, "bk", t->bk);
+    cJSON_AddNumberToObject(o, "stages", t->stages);
+    cJSON_AddNumberToObject(o, "waves", t->waves);
+  } else {
+    cJSON_AddNumberToObject(o, "mr", t->mr);
+    cJSON_AddNumberToObject(o, "nr", t->nr);
+    cJSON_AddNumberToObject(o, "kc", t->kc);
+    cJSON_AddNumberToObject(o, "mc", t->mc);
+    cJSON_AddNumberToObject(o, "nc", t->nc);
+  }
+  cJSON_AddNumberToObject(o, "efficiency", t->eff);
+  cJSON_AddStringToObject(o, "reason", t->reason);
+  return o;
+}
+
+static void json_totals(cJSON *root, const Report *rp) {
+  IrGraph *g = rp->g;
+  const CostResult *r = rp->r;
+  cJSON *t = cJSON_AddObjectToObject(root, "totals");
+  jnum(t, "params", g, r->params_trainable, true);
+  jnum(t, "params_all", g, r->params, false);
+  cJSON *pb = cJSON_AddObjectToObject(t, "param_bytes");
+  for (int d = 0; d < DT_COUNT; d++)
+    if (ev(g, r->param_bytes_dt[d]) > 0) cJSON_AddNumberToObject(pb, dt_name((DType)d), ev(g, r->param_bytes_dt[d]));
+  jnum(t, "fwd_flops", g, r->phase[PH_FWD].flops, true);
+  jnum(t, "fwd_macs", g, r->phase[PH_FWD].macs, true);
+  jnum(t, "fwd_transcendentals", g, r->phase[PH_FWD].transc, false);
+  if (rp->train) {
+    IrGraph *tg = rp->train->g;
+    jnum(t, "train_flops", tg, rp->train->total.flops, true);
+    jnum(t, "bwd_flops", tg, rp->train->phase[PH_BWD].flops, true);
+    jnum(t, "opt_flops", tg, rp->train->phase[PH_OPT].flops, true);
+    jnum(t, "train_macs", tg, rp->train->total.macs, false);
+    double f = ev(tg, rp->train->phase[PH_FWD].flops);
+    cJSON_AddNumberToObject(t, "bwd_fwd_ratio", f > 0 ? ev(tg, rp->train->phase[PH_BWD].flops) / f : 0);
+    cJSON_AddNumberToObject(t, "train_time", rp->train->total.time);
+  } else {
+    cJSON_AddNullToObject(t, "train_flops");
+  }
+  jnum(t, "bytes", g, dim_add(g->dims, r->total.rd, r->total.wr), true);
+  cJSON_AddNumberToObject(t, "time", r->total.time);
+  cJSON_AddNumberToObject(t, "kernels", r->total.nkernels);
+}
+
+static void json_memory(cJSON *root, const CostResult *r) {
+  IrGraph *g = r->g;
+  cJSON *m = cJSON_AddObjectToObject(root, "memory");
+  jnum(m, "weights", g, r->mem.weights, true);
+  jnum(m, "grads", g, r->mem.grads, true);
+  jnum(m, "optimizer", g, r->mem.optimizer, true);
+  jnum(m, "activations", g, r->mem.activations, true);
+  jnum(m, "inputs", g, r->mem.inputs, true);
+  cJSON_AddNumberToObject(m, "peak", r->mem.peak);
+  char buf[512];
+  cJSON_AddStringToObject(m, "peak_formula", formula(g, r->mem.peak_dim, buf, sizeof buf));
+  cJSON_AddNumberToObject(m, "peak_node", r->mem.peak_node);
+}
+
+static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) {
+  IrGraph *g = rp->g;
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "model", rp->fwd->name);
+  cJSON_AddStringToObject(root, "mode", o->train ? "train" : "inference");
+  cJSON *dims = cJSON_AddObjectToObject(root, "dims");
+  for (int i = 0; i < dim_sym_count(g->dims); i++)
+    cJSON_AddNumberToObject(dims, dim_sym_name(g->dims, i), (double)dim_sym_value(g->dims, i));
+  cJSON *tg = cJSON_AddObjectToObject(root, "target");
+  cJSON_AddStringToObject(tg, "name", rp->hw.name);
+  cJSON_AddStringToObject(tg, "kind", rp->hw.kind == HW_GPU ? "gpu" : "cpu");
+  cJSON_AddNumberToObject(tg, "mem_bw", rp->hw.mem_bw);
+  cJSON_AddNumberToObject(tg, "overhead", rp->hw.overhead_s);
+  cJSON *rw = cJSON_AddArrayToObject(root, "rewrites");
+  for (int i = 0; i < rp->log.n; i++) cJSON_AddItemToArray(rw, cJSON_CreateString(rp->log.msg[i]));
+  json_totals(root, rp);
+  json_memory(root, rp->r);
+  static const char *key[] = {"ops", "layers", "blocks"};
+  cJSON *arr = cJSON_AddArrayToObject(root, key[o->per]);
+  for (int i = 0; i < nrows; i++) cJSON_AddItemToArray(arr, json_row(&rows[i], g, o->per == COST_BY_OP));
+  if (o->per != COST_BY_OP) {
+    Row *ops;
+    int n = make_rows(rp->r, COST_BY_OP, &ops);
+    cJSON *oa = cJSON_AddArrayToObject(root, "ops");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(oa, json_row(&ops[i], g, true));
+  }
+  if (rp->tiles) {
+    cJSON *ta = cJSON_AddArrayToObject(root, "tiles");
+    for (int i = 0; i < g->nnodes; i++)
+      if (rp->tiles->tiles[i].valid) cJSON_AddItemToArray(ta, json_tile(&rp->tiles->tiles[i], g, i));
+  }
+  char *s = cJSON_Print(root);
+  cJSON_Delete(root);
+  return s;
+}
+
+/* ---- text ----------------------------------------------------------------------------- */
+
+static void print_csv(const Report *rp, Row *rows, int n) {
+  IrGraph *g = rp->g;
+  puts("name,op,shape,phase,flops,macs,bytes_read,bytes_written,intensity,bound,time_s");
+  static const char *ph[] = {"fwd", "bwd", "opt"};
+  for (int i = 0; i < n; i++) {
+    const Row *w = &rows[i];
+    printf("\"%s\",%s,\"%s\",%s,%.0f,%.0f,%.0f,%.0f,%.6g,%s,%.6g\n", w->name, w->op, w->shape,
+           w->node >= 0 ? ph[w->phase] : "", ev(g, w->flops), ev(g, w->macs), ev(g, w->rd),
+           ev(g, w->wr), w->intensity, w->compute_bound ? "compute" : "memory", w->time);
+  }
+}
+
+static void print_table(const Report *rp, const Opts *o, Row *rows, int n) {
+  IrGraph *g = rp->g;
+  char b1[32], b2[32], b3[32], fb[512];
+  int wn = 4;
+  for (int i = 0; i < n; i++) wn = (int)fmax(wn, strlen(rows[i].name));
+  if (wn > 40) wn = 40;
+  double total = rp->r->total.time;
+  printf("%-*s  %-18s %-22s %9s %9s %10s %8s %-7s %10s %6s%s\n", wn,
+         o->per == COST_BY_OP ? "name" : o->per == COST_BY_LAYER ? "layer" : "block",
+         o->per == COST_BY_OP ? "op" : "", o->per == COST_BY_OP ? "shape" : "", "FLOPs", "MACs",
+         "bytes", "FLOP/B", "bound", "time(us)", "%time", o->formula ? "  FLOPs formula" : "");
+  for (int i = 0; i < n; i++) {
+    const Row *w = &rows[i];
+    char nodes[32] = "";
+    if (w->node < 0) snprintf(nodes, sizeof nodes, "%d nodes", w->nodes);
+    printf("%-*.*s  %-18s %-22.22s %9s %9s %10s %8.3g %-7s %10.2f %5.1f%%", wn, wn, w->name,
+           w->node >= 0 ? w->op : nodes, w->shape, si(ev(g, w->flops), b1, sizeof b1),
+           si(ev(g, w->macs), b2, sizeof b2), si(ev(g, w->rd) + ev(g, w->wr), b3, sizeof b3),
+           w->intensity, w->compute_bound ? "compute" : "memory", w->time * 1e6,
+           total > 0 ? 100 * w->time / total : 0);
+    if (o->formula) printf("  %s", formula(g, w->flops, fb, sizeof fb));
+    putchar('\n');
+  }
+}
+
+static void print_figure(IrGraph *g, const char *label, Dim *d, bool bytes) {
+  char f[512], v[48], h[32];
+  dim_print(g->dims, d, f, sizeof f, DIM_PLAIN);
+  double x = ev(g, d);
+  if (bytes) bytes_h(x, h, sizeof h);
+  else si(x, h, sizeof h);
+  int64_t cv;
+  if (dim_is_const(d, &cv)) printf("  %-22s %24s  (%s)\n", label, commas(x, v, sizeof v), h);
+  else printf("  %-22s %24s  (%s) = %s\n", label, commas(x, v, sizeof v), h, f);
+}
+
+static void print_summary(const Report *rp, const Opts *o) {
+  IrGraph *g = rp->g;
+  const CostResult *r = rp->r;
+  printf("\ntotals (%s):\n", o->train ? "training step" : "inference");
+  print_figure(g, "parameters", r->params_trainable, false);
+  if (!dim_eq(r->params, r->params_trainable)) print_figure(g, "  + buffers", dim_sub(g->dims, r->params, r->params_trainable), false);
+  print_figure(g, "forward FLOPs", r->phase[PH_FWD].flops, false);
+  print_figure(g, "forward MACs", r->phase[PH_FWD].macs, false);
+  if (rp->train) {
+    IrGraph *tg = rp->train->g;
+    print_figure(tg, "backward FLOPs", rp->train->phase[PH_BWD].flops, false);
+    print_figure(tg, "optimizer FLOPs", rp->train->phase[PH_OPT].flops, false);
+    print_figure(tg, "train step FLOPs", rp->train->total.flops, false);
+    double f = ev(tg, rp->train->phase[PH_FWD].flops);
+    if (f > 0) printf("  %-22s %24.3f\n", "backward/forward", ev(tg, rp->train->phase[PH_BWD].flops) / f);
+  }
+  print_figure(g, "bytes moved", dim_add(g->dims, r->total.rd, r->total.wr), true);
+  printf("\nmemory:\n");
+  print_figure(g, "weights", r->mem.weights, true);
+  if (r->training) {
+    print_figure(g, "gradients", r->mem.grads, true);
+    print_figure(g, "optimizer state", r->mem.optimizer, true);
+    print_figure(g, "saved activations", r->mem.activations, true);
+  } else {
+    print_figure(g, "activations (all)", r->mem.activations, true);
+  }
+  print_figure(g, "inputs", r->mem.inputs, true);
+  char v[48], h[32];
+  printf("  %-22s %24s  (%s) at %%%d, by liveness in node order\n", "peak", commas(r->mem.peak, v, sizeof v),
+         bytes_h(r->mem.peak, h, sizeof h), r->mem.peak_node);
+  printf("\nestimated time on %s: %.3f ms (%d kernels, %.1f us overhead each)\n", rp->hw.name,
+         r->total.time * 1e3, r->total.nkernels, rp->hw.overhead_s * 1e6);
+  if (!rp->hw.measured && !strcmp(rp->hw.name, "host")) printf("  (%s)\n", rp->hw.desc);
+}
+
+static void print_tiles(const Report *rp) {
+  IrGraph *g = rp->g;
+  printf("\ntiles on %s:\n", rp->hw.name);
+  for (int i = 0; i < g->nnodes; i++) {
+    const TileDecision *t = &rp->tiles->tiles[i];
+    if (!t->valid) continue;
+    printf("  %%%d %-24s %-18s M=%lld N=%lld K=%lld%s  %s, eff %.1f%%\n", i,
+           g->nodes[i].name ? g->nodes[i].name : "", ir_op_name(g->nodes[i].op),
+           (long long)t->gemm.m, (long long)t->gemm.n, (long long)t->gemm.k,
+           t->gemm.batch > 1 ? arena_printf(g->arena, " x%lld", (long long)t->gemm.batch) : "",
+           t->mma, 100 * t->eff);
+    printf("      %s\n", t->reason);
+    if (!t->aligned)
+      printf("      misaligned for %d-element (16-byte) rows: pad to M=%lld N=%lld K=%lld "
+             "(+%.1f%% FLOPs)\n", t->align, (long long)t->pad_m, (long long)t->pad_n,
+             (long long)t->pad_k, 100 * t->pad_overhead);
+  }
+}
+
+static void print_text(const Report *rp, const Opts *o, Row *rows, int n) {
+  IrGraph *g = rp->g;
+  printf("model %s, %s, dims", rp->fwd->name, o->train ? "training step" : "inference");
+  for (int i = 0; i < dim_sym_count(g->dims); i++)
+    printf("%s %s=%lld", i ? "," : "", dim_sym_name(g->dims, i), (long long)dim_sym_value(g->dims, i));
+  printf("; target %s (%s)\n", rp->hw.name, rp->hw.desc);
+  for (int i = 0; i < rp->log.n; i++) printf("%s\n", rp->log.msg[i]);
+  putchar('\n');
+  print_table(rp, o, rows, n);
+  print_summary(rp, o);
+  if (rp->tiles) print_tiles(rp);
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static int list_targets(void) {
+  printf("%-22s %-5s %10s %10s %10s  %s\n", "name", "kind", "f32 TF/s", "f16mm TF/s", "GB/s", "description");
+  for (int i = 0; i < hw_builtin_count(); i++) {
+    const HwTarget *t = hw_builtin(i);
+    printf("%-22s %-5s %10.2f %10.2f %10.1f  %s\n", t->name, t->kind == HW_GPU ? "gpu" : "cpu",
+           t->peak[HWP_F32] / 1e12, hw_peak(t, DT_F16, true) / 1e12, t->mem_bw / 1e9, t->desc);
+  }
+  return 0;
+}
+
+static int parse(int argc, char **argv, Opts *o) {
+  enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST };
+  static const struct option opts[] = {
+      {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
+      {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
+      {"per", required_argument, 0, O_PER}, {"top", required_argument, 0, O_TOP},
+      {"json", no_argument, 0, O_JSON}, {"csv", no_argument, 0, O_CSV},
+      {"svg", required_argument, 0, O_SVG}, {"tiles", no_argument, 0, O_TILES},
+      {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
+      {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  int c;
+  optind = 1;
+  o->target = "host";
+  o->per = COST_BY_LAYER;
+  while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
+    int r = drv_common_opt(&o->in, c, optarg);
+    if (r < 0) return 2;
+    if (r) continue;
+    switch (c) {
+    case 'h': usage(stdout); return -1;
+    case O_TARGET: o->target = optarg; break;
+    case O_TRAIN: o->train = true; break;
+    case O_PER:
+      if (!strcmp(optarg, "op")) o->per = COST_BY_OP;
+      else if (!strcmp(optarg, "layer")) o->per = COST_BY_LAYER;
+      else if (!strcmp(optarg, "block")) o->per = COST_BY_BLOCK;
+      else {
+        fprintf(stderr, "nnc cost: error: --per takes op, layer or block, not '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case O_TOP: {
+      char *end;
+      long k = strtol(optarg, &end, 10);
+      if (*end || k < 1) {
+        fprintf(stderr, "nnc cost: error: --top takes a positive number, not '%s'\n", optarg);
+        return 2;
+      }
+      o->top = (int)k;
+      break;
+    }
+    case O_JSON: o->json = true; break;
+    case O_CSV: o->csv = true; break;
+    case O_SVG: o->svg = optarg; break;
+    case O_TILES: o->tiles = true; break;
+    case O_FORMULA: o->formula = true; break;
+    case O_LIST: list_targets(); return -1;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (o->json && o->csv) {
+    fprintf(stderr, "nnc cost: error: --json and --csv exclude each other\n");
+    return 2;
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  o->in.path = argv[optind];
+  return 0;
+}
+
+int cmd_cost(int argc, char **argv) {
+  Opts o = {0};
+  int rc = parse(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
+  Report rp = {0};
+  char err[512];
+  if (hw_resolve(o.target, &rp.hw, err, sizeof err)) {
+    fprintf(stderr, "nnc cost: error: %s\n", err);
+    return 1;
+  }
+  Diag *d = diag_new(stderr);
+  rp.m = drv_compile(&o.in, d, &rp.fwd);
+  diag_finish(d);
+  diag_free(d);
+  if (!rp.m) return 1;
+  if (analyse(&rp, &o)) {
+    ir_module_free(rp.m);
+    return 1;
+  }
+  Row *rows;
+  int n = make_rows(rp.r, o.per, &rows);
+  if (o.top) {
+    qsort(rows, (size_t)n, sizeof *rows, rows_by_time);
+    if (n > o.top) n = o.top;
+  }
+  rc = 0;
+  if (o.svg && report_svg(o.svg, rp.r, rp.fwd->name, err, sizeof err)) {
+    fprintf(stderr, "nnc cost: error: %s\n", err);
+    rc = 1;
+  }
+  if (o.json) {
+    char *s = json_report(&rp, &o, rows, n);
+    puts(s);
+    free(s);
+  } else if (o.csv) {
+    print_csv(&rp, rows, n);
+  } else {
+    print_text(&rp, &o, rows, n);
+  }
+  ir_module_free(rp.m);
+  return rc;
+}

@@ -1268,7 +1268,8 @@ int interp_shape(const Interp *I, int id, int64_t *shape) {
 /* ---- random numbers and parameter initialization ---------------------------------------- */
 
 /* Philox-4x32-10. Not declared in interp.h: exported for the known-answer test. */
-void interp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+void interp_set_step(Interp *I, int64_t step) { I->opt.step = step; }
+
 void interp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
   uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]}, k0 = key[0], k1 = key[1];
   for (int r = 0; r < 10; r++) {

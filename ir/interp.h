@@ -23,9 +23,13 @@ typedef struct InterpOptions {
   int64_t step;  /* dropout counter offset, so every training step draws a new mask */
 } InterpOptions;
 
-/* dims are taken from g->dims at their current values */
+/* dims are taken from g->dims at their current values when the interpreter is created;
+ * after changing a dim's value, create a new interpreter */
 Interp *interp_new(const IrGraph *g, const InterpOptions *opt);
 void interp_free(Interp *in);
+
+/* the dropout counter offset for the next interp_run (a training loop calls it per step) */
+void interp_set_step(Interp *in, int64_t step);
 
 /* provide INPUT or PARAM values (copied). numel must match the node's type. */
 int interp_set(Interp *in, int node, const double *data, int64_t numel);
@@ -47,4 +51,6 @@ bool interp_op_defined(OpKind op);
 
 /* counter-based RNG (Philox-4x32-10): uniform in [0,1) for element i of a stream */
 double interp_philox_uniform(uint64_t seed, uint64_t stream, uint64_t i);
+/* the raw Philox-4x32-10 block function (for backends to test against) */
+void interp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 #endif

@@ -15,6 +15,7 @@ typedef struct ParseState {
   Ast *root;        /* AST_FILE, set when parsing finishes */
   /* scanner position: next character */
   int line, col;
+  int tok_line, tok_end_col; /* end of the last token that is not blank or a comment */
   int paren;        /* open ( and [: newlines inside them are not statement ends */
   char tok[64];     /* text of the last token, for "unexpected 'x'" */
   bool too_deep;    /* "nested too deeply" is reported once */

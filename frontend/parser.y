@@ -109,6 +109,9 @@ item
   | BLOCK IDENT '(' argdefs_opt ')' nls body {
       $$ = $7; $$->kind = AST_BLOCK; $$->name = $2; $$->name_loc = L(@2);
       $$->loc = loc_join(L(@1), L(@5)); $$->a = $4; ast_fix_depth($$); }
+  | BLOCK IDENT '(' error ')' nls body {
+      $$ = $7; $$->kind = AST_BLOCK; $$->name = $2; $$->name_loc = L(@2);
+      $$->loc = loc_join(L(@1), L(@5)); $$->a = ast_new(AST_LIST, L(@4)); ast_fix_depth($$); }
   | TRAIN IDENT nls body {
       $$ = $4; $$->kind = AST_TRAIN; $$->name = $2; $$->name_loc = L(@2);
       $$->loc = loc_join(L(@1), L(@2)); }

@@ -1,0 +1,156 @@
+/* test_tiles.c — tile selection on aligned and misaligned GEMMs (GPU) and the CPU
+ * register/cache blocking, each against values derived by hand from the model in
+ * docs/cost-model.md ("Tiles"). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../passes/tiles.h"
+#include "cost_nets.h"
+
+static TileDecision choose(const char *target, int64_t m, int64_t n, int64_t k, DType dt) {
+  const HwTarget *hw = hw_find_builtin(target);
+  ck_assert_ptr_nonnull(hw);
+  TileGemm gm = {.m = m, .n = n, .k = k, .batch = 1, .dt = dt};
+  TileDecision d;
+  tiles_choose(hw, &gm, &d);
+  return d;
+}
+
+/* 4096^3 f16 on A100: aligned (multiples of 8 and of the preferred 64), mma m16n8k16; the big
+ * GEMM picks a 128x128 tile or larger: 32x32 = 1024 tiles over 108 SMs, tile eff 100% */
+START_TEST(t_gpu_aligned) {
+  TileDecision d = choose("a100-sxm-80gb", 4096, 4096, 4096, DT_F16);
+  ck_assert(d.valid && d.gpu && d.aligned);
+  ck_assert_str_eq(d.mma, "mma.sync m16n8k16");
+  ck_assert_int_eq(d.align, 8);
+  ck_assert_int_eq(d.align_pref, 64);
+  ck_assert_double_eq_tol(d.pad_overhead, 0, 1e-12);
+  ck_assert_int_ge(d.bm * d.bn, 128 * 128);
+  ck_assert_double_eq_tol(d.tile_eff, 1.0, 1e-12);
+  ck_assert_int_eq(d.bk, 32); /* 64-byte K slices of halves */
+  ck_assert_int_ge(d.stages, 2);
+  ck_assert_int_le(d.smem, 163 * 1024);
+  ck_assert_int_eq(d.smem, (int64_t)(d.bm + d.bn) * d.bk * 2 * d.stages);
+  /* waves = tiles / (SMs x CTAs per SM), recomputed */
+  int64_t tiles = (4096 / d.bm) * (4096 / d.bn);
+  ck_assert_int_eq(d.tiles, tiles);
+  ck_assert_double_eq_tol(d.waves, (double)tiles / (108.0 * d.ctas_per_sm), 1e-12);
+  ck_assert(d.eff > 0.5 && d.eff <= 1.0);
+  /* Volta uses the 8x8x4 HMMA shape and double buffering */
+  TileDecision v = choose("v100-sxm2", 4096, 4096, 4096, DT_F16);
+  ck_assert_str_eq(v.mma, "mma.sync m8n8k4");
+  ck_assert_int_eq(v.stages, 2);
+  ck_assert_int_eq(v.align_pref, 8);
+  /* f32 has no tensor-core path here: SIMT FMA, 16-byte rows = 4 floats */
+  TileDecision f = choose("a100-sxm-80gb", 1024, 1024, 1024, DT_F32);
+  ck_assert_str_eq(f.mma, "fma");
+  ck_assert_int_eq(f.align, 4);
+}
+END_TEST
+
+/* misaligned: M=N=1000, K=1001 in f16 -> pad K to 1008 (N, M already multiples of 8):
+ * overhead 1008/1001 - 1; a conv with 3 input channels pads C to 8: K = 3·49 -> 8·49 */
+START_TEST(t_gpu_misaligned) {
+  TileDecision d = choose("a100-sxm-80gb", 1000, 1000, 1001, DT_F16);
+  ck_assert(!d.aligned);
+  ck_assert_int_eq(d.pad_m, 1000);
+  ck_assert_int_eq(d.pad_n, 1000);
+  ck_assert_int_eq(d.pad_k, 1008);
+  ck_assert_double_eq_tol(d.pad_overhead, 1008.0 / 1001.0 - 1, 1e-12);
+  /* tile quantization for 1000 with a 128 tile: 1000 / 1024 per dimension */
+  if (d.bm == 128 && d.bn == 128) ck_assert_double_eq_tol(d.tile_eff, (1000.0 / 1024) * (1000.0 / 1024), 1e-12);
+  /* odd M, N, K */
+  TileDecision o = choose("h100-sxm", 1023, 517, 333, DT_BF16);
+  ck_assert_int_eq(o.pad_m, 1024);
+  ck_assert_int_eq(o.pad_n, 520);
+  ck_assert_int_eq(o.pad_k, 336);
+  ck_assert_double_eq_tol(o.pad_overhead, 1024.0 * 520 * 336 / (1023.0 * 517 * 333) - 1, 1e-12);
+  ck_assert_str_eq(o.mma, "wgmma m64nNk16");
+  /* the stem convolution of ResNet on A100 in f16 */
+  Nb b = nb_new("stem", 32);
+  Dim *xd[4] = {nb_n(&b), nb_k(&b, 3), nb_k(&b, 224), nb_k(&b, 224)};
+  int x = nb_leaf(&b, OP_INPUT, "x", DT_F16, false, 4, xd);
+  Dim *wd[4] = {nb_k(&b, 64), nb_k(&b, 3), nb_k(&b, 7), nb_k(&b, 7)};
+  int w = nb_leaf(&b, OP_PARAM, "w", DT_F16, true, 4, wd);
+  IrAttr at = {.kernel = {7, 7}, .stride = {2, 2}, .pad = {3, 3}};
+  int y = nb_2(&b, OP_CONV2D, x, w, &at);
+  TilePlan *p = pass_tiles(b.g, hw_find_builtin("a100"), NULL);
+  TileDecision *c = &p->tiles[y];
+  ck_assert(c->valid && c->gemm.conv);
+  ck_assert_int_eq(c->gemm.m, 32LL * 112 * 112);
+  ck_assert_int_eq(c->gemm.n, 64);
+  ck_assert_int_eq(c->gemm.k, 147);
+  ck_assert_int_eq(c->pad_k, 8 * 49);
+  ck_assert_int_eq(c->pad_m, c->gemm.m); /* batch·spatial is never padded */
+  ck_assert_double_eq_tol(c->pad_overhead, 8.0 / 3 - 1, 1e-12);
+  ck_assert(!p->tiles[x].valid && !p->tiles[w].valid);
+  ir_module_free(b.m);
+}
+END_TEST
+
+/* wave quantization: with 108 SMs, a GEMM of exactly one wave of 128x128 tiles beats one
+ * that spills a few tiles into a second wave, per FLOP */
+START_TEST(t_gpu_waves) {
+  TileDecision one = choose("a100-sxm-80gb", 128 * 12, 128 * 9, 4096, DT_F16); /* 108 tiles */
+  TileDecision two = choose("a100-sxm-80gb", 128 * 12, 128 * 10, 4096, DT_F16); /* 120 */
+  ck_assert(one.eff > two.eff || two.bm * two.bn != 128 * 128);
+  ck_assert(one.wave_eff > 0 && one.wave_eff <= 1);
+  ck_assert_ptr_nonnull(strstr(one.reason, "waves"));
+}
+END_TEST
+
+/* CPU: AVX2 (16 regs, 8 f32 lanes, 2 FMA, 2 loads): accumulators mv·NR with mv·NR + mv + 1
+ * <= 16 and (mv + NR)/2 <= mv·NR/2: mv=2, NR=6 and mv=3, NR=4 both give 12; 16x6 moves
+ * fewer bytes per FMA (96/22 > 96/28) -> MR=16, NR=6. KC = 32768/(2·22·4) = 186 -> 184;
+ * MC = 524288/(2·184·4) = 356 -> 352 (multiple of 16); NC = 32 MiB/(2·184·4) = 22795 -> 22794 */
+START_TEST(t_cpu_avx2) {
+  TileDecision d = choose("cpu-avx2", 100000, 100000, 100000, DT_F32);
+  ck_assert(!d.gpu && d.aligned);
+  ck_assert_int_eq(d.mr, 16);
+  ck_assert_int_eq(d.nr, 6);
+  ck_assert_int_eq(d.kc, 184);
+  ck_assert_int_eq(d.mc, 352);
+  ck_assert_int_eq(d.nc, 22794);
+  /* blocks never exceed the (rounded) problem */
+  TileDecision s = choose("cpu-avx2", 20, 10, 30, DT_F32);
+  ck_assert_int_eq(s.kc, 32);
+  ck_assert_int_eq(s.mc, 32);
+  ck_assert_int_eq(s.nc, 12);
+  ck_assert_double_eq_tol(s.tile_eff, (20.0 * 10) / (32.0 * 12), 1e-12);
+}
+END_TEST
+
+/* AVX-512 (32 regs, 16 lanes): mv=2 allows NR=14 (28 accumulators + 3 = 31 registers),
+ * mv=1 is load-bound, mv=3 gives 27 -> MR=32, NR=14. NEON (32 regs, 4 lanes) -> 8x14 */
+START_TEST(t_cpu_wide) {
+  TileDecision d = choose("cpu-avx512", 4096, 4096, 4096, DT_F32);
+  ck_assert_int_eq(d.mr, 32);
+  ck_assert_int_eq(d.nr, 14);
+  ck_assert_int_le((d.mr / 16) * d.nr + d.mr / 16 + 1, 32);
+  TileDecision n = choose("cpu-neon", 4096, 4096, 4096, DT_F32);
+  ck_assert_int_eq(n.mr, 8);
+  ck_assert_int_eq(n.nr, 14);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("tiles");
+  TCase *t = tcase_create("tiles");
+  tcase_add_test(t, t_gpu_aligned);
+  tcase_add_test(t, t_gpu_misaligned);
+  tcase_add_test(t, t_gpu_waves);
+  tcase_add_test(t, t_cpu_avx2);
+  tcase_add_test(t, t_cpu_wide);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int nf = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}

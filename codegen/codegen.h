@@ -1,0 +1,35 @@
+/* codegen.h — the LLVM CPU backend's entry points, as the driver sees them.
+ *
+ * llvm_model_emit lowers one model (its forward graph and, if train != NULL, its
+ * training-step graph from passes/train.c) into an LLVM module holding the kernels, the entry
+ * functions and the `nnc_model_<NAME>` RtModelDesc (runtime/rt_model.h). The module can then
+ * be written as an object file (nnc build), as textual IR or assembly (nnc emit), or JIT'ed
+ * (tests compare it against the reference interpreter).
+ */
+#ifndef NN_CODEGEN_H
+#define NN_CODEGEN_H
+#include <stdbool.h>
+
+#include "../ir/ir.h"
+#include "../runtime/rt_model.h"
+
+typedef struct CgOptions {
+  const char *target_cpu;      /* NULL = host */
+  const char *target_features; /* NULL = host's */
+  int opt_level;               /* 0..3, default 2 */
+  int64_t memory_budget;       /* bytes, 0 = none (the remat pass applies it) */
+} CgOptions;
+
+typedef struct CgModel CgModel; /* an LLVM context + module for one model */
+
+/* fwd: the inference graph; train: the training-step graph or NULL. Returns NULL after
+ * reporting through d. */
+CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
+                         const CgOptions *o, Diag *d);
+void llvm_model_free(CgModel *m);
+int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen);
+int llvm_model_write_ir(CgModel *m, FILE *out);
+int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen);
+/* JIT the module; returns the model's descriptor (valid until llvm_model_free) */
+const RtModelDesc *llvm_model_jit(CgModel *m, char *err, size_t errlen);
+#endif

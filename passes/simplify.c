@@ -72,6 +72,9 @@ static bool find_chain(IrGraph *g, int i, Chain *ch) {
 }
 
 static const char *operand_name(IrGraph *g, int v, bool t) {
+  const IrNode *n = &g->nodes[v];
+  if (!n->name && n->op == OP_TRANSPOSE && n->type.rank == 2 && g->nodes[n->in[0]].name)
+    v = n->in[0], t = !t; /* show transpose(X) as X^T */
   const char *nm = g->nodes[v].name;
   return arena_printf(g->arena, "%s%s", nm ? nm : arena_printf(g->arena, "%%%d", v),
                       t ? "^T" : "");

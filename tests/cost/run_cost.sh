@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# run_cost.sh — `nnc cost` end to end on the small examples: JSON schema and figures against
+# hand-derived formulas, symbolic scaling with -D, the training step, CSV, matmul-chain
+# reassociation, the SVG (parsed, and its circles are exactly the ops of the JSON rows), and
+# `nnc probe` writing a host target that `--target` then reads.
+set -u
+: "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
+PY=/usr/bin/python3
+EX="$NNC_SRC/examples"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+die() { echo "FAIL: $*" >&2; fail=1; }
+
+if ! "$NNC" cost --help >/dev/null 2>&1; then
+  echo "FAIL: 'nnc cost' is not available (is cmd_cost registered in driver/main.c?)" >&2
+  exit 1
+fi
+
+# mlp: x[N,784] -> dense 512 -> relu -> dense 10; MACs = N*(784*512 + 512*10)
+"$NNC" cost "$EX/mlp.nn" --target a100 --json > "$T/mlp.json" || die "nnc cost mlp.nn"
+"$NNC" cost "$EX/mlp.nn" --target a100 --json -D N=128 > "$T/mlp128.json" || die "nnc cost -D N=128"
+"$NNC" cost "$EX/mlp.nn" --target a100 --json --train --per op > "$T/mlp_train.json" || die "--train"
+$PY - "$T" <<'PYEOF' || fail=1
+import json, sys
+t = sys.argv[1]
+a = json.load(open(t + "/mlp.json"))
+b = json.load(open(t + "/mlp128.json"))
+tr = json.load(open(t + "/mlp_train.json"))
+bad = []
+def check(cond, msg):
+    if not cond: bad.append(msg)
+P = 784*512 + 512 + 512*10 + 10
+N = a["dims"]["N"]
+check(a["totals"]["params"] == P, "params %s != %d" % (a["totals"]["params"], P))
+check(a["totals"]["fwd_macs"] == N*(784*512 + 512*10), "fwd_macs %s" % a["totals"]["fwd_macs"])
+check(a["totals"]["fwd_macs_formula"] == "%d*N" % (784*512 + 512*10), a["totals"]["fwd_macs_formula"])
+check(b["totals"]["fwd_macs"] == 128*(784*512 + 512*10), "fwd_macs at N=128")
+check(a["totals"]["fwd_flops"] >= 2*a["totals"]["fwd_macs"], "flops < 2*macs")
+for k in ["weights", "grads", "optimizer", "activations", "peak"]:
+    check(k in a["memory"], "memory." + k + " missing")
+check(a["memory"]["weights"] == 4*P, "weights bytes")
+check(a["totals"]["train_flops"] is not None and a["totals"]["train_flops"] > a["totals"]["fwd_flops"], "train_flops")
+# training step: Adam keeps 2 states per parameter; gradients as large as the weights
+m = tr["memory"]
+check(m["grads"] == 4*P, "grads %s" % m["grads"])
+check(8*P <= m["optimizer"] <= 8*P + 64, "optimizer %s" % m["optimizer"])
+check(m["activations"] > 0 and m["peak"] >= m["weights"] + m["grads"] + m["optimizer"], "peak")
+check(1 < tr["totals"]["bwd_fwd_ratio"] < 2.2, "bwd/fwd %s" % tr["totals"]["bwd_fwd_ratio"])
+ops = tr["ops"]
+for r in ops:
+    for k in ["name", "op", "shape", "flops", "bytes", "intensity", "bound", "time"]:
+        if k not in r: bad.append("op row lacks " + k); break
+check(any(r["phase"] == "bwd" for r in ops) and any(r["phase"] == "opt" for r in ops), "phases")
+check(abs(sum(r["flops"] for r in ops) - tr["totals"]["train_flops"]) < 1, "rows do not sum to train_flops")
+for r in ops:
+    if r["bytes"] > 0:
+        check(abs(r["intensity"] - r["flops"]/r["bytes"]) <= 1e-9*max(1, r["intensity"]), "intensity of " + r["name"])
+for x in bad: print("FAIL: mlp:", x, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PYEOF
+
+# CSV: header + one line per op
+"$NNC" cost "$EX/mlp.nn" --target a100 --csv --per op > "$T/mlp.csv" || die "--csv"
+head -1 "$T/mlp.csv" | grep -q '^name,op,shape,phase,flops' || die "csv header: $(head -1 "$T/mlp.csv")"
+[ "$(wc -l < "$T/mlp.csv")" -ge 4 ] || die "csv has too few rows"
+
+# --top keeps the K most expensive rows, sorted by time
+"$NNC" cost "$EX/lenet.nn" --target v100 --per op --top 3 --json > "$T/top.json" || die "--top"
+$PY -c 'import json,sys; r=json.load(open(sys.argv[1]))["ops"]; t=[x["time"] for x in r]; sys.exit(0 if len(r)==3 and t==sorted(t, reverse=True) else 1)' "$T/top.json" || die "--top 3 rows"
+
+# reassociation: (X^T X) w -> X^T (X w), 2*N*D MACs instead of N*D^2 + D^2
+out=$("$NNC" cost "$NNC_SRC/tests/cost/gram.nn" --target cpu-avx2) || die "gram.nn"
+echo "$out" | grep -q 'reassociated (X^T·X)·w -> X^T·(X·w)' || die "no reassociation reported: $out"
+echo "$out" | grep -q 'forward MACs .* = 2\*N\*D' || die "MACs after reassociation: $out"
+
+# SVG: well-formed, one circle per op with FLOPs and bytes, memory bars
+"$NNC" cost "$EX/lenet.nn" --target v100 --train --per op --json --svg "$T/lenet.svg" > "$T/lenet.json" || die "--svg"
+$PY - "$T/lenet.svg" "$T/lenet.json" <<'PYEOF' || fail=1
+import json, sys, xml.dom.minidom
+doc = xml.dom.minidom.parse(sys.argv[1])
+rows = json.load(open(sys.argv[2]))["ops"]
+want = sorted((r["node"], r["op"]) for r in rows if r["flops"] > 0 and r["bytes"] > 0)
+got = sorted((int(c.getAttribute("data-node")), c.getAttribute("data-op"))
+             for c in doc.getElementsByTagName("circle") if c.getAttribute("class") == "op")
+bars = [r.getAttribute("data-part") for r in doc.getElementsByTagName("rect") if r.getAttribute("class") == "mem"]
+ok = True
+if got != want:
+    print("FAIL: svg circles %d, ops with flops and bytes %d" % (len(got), len(want)), file=sys.stderr); ok = False
+if bars != ["weights", "gradients", "optimizer", "activations", "inputs"]:
+    print("FAIL: memory bars", bars, file=sys.stderr); ok = False
+if not any(p.getAttribute("class") == "roof" for p in doc.getElementsByTagName("polyline")):
+    print("FAIL: no roof line", file=sys.stderr); ok = False
+sys.exit(0 if ok else 1)
+PYEOF
+ls "$T"/lenet.svg.tmp* >/dev/null 2>&1 && die "temporary SVG file left behind"
+
+# tiles: one decision per GEMM-like op, with a reason
+"$NNC" cost "$EX/lenet.nn" --target a100 --tiles --json > "$T/tiles.json" || die "--tiles"
+$PY -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d["tiles"]; sys.exit(0 if len(t)==5 and all(x["reason"] for x in t) else 1)' "$T/tiles.json" || die "tiles of lenet (2 convs + 3 dense)"
+
+# errors: unknown target, --train without a train block
+"$NNC" cost "$EX/mlp.nn" --target tpu9 >/dev/null 2>"$T/err" && die "unknown target accepted"
+grep -q "unknown target 'tpu9'" "$T/err" || die "unknown target message: $(cat "$T/err")"
+"$NNC" cost "$NNC_SRC/tests/cost/gram.nn" --train >/dev/null 2>"$T/err" && die "--train without train block"
+grep -q "no 'train gram' block" "$T/err" || die "--train message: $(cat "$T/err")"
+
+# probe: writes the host target (atomically), which --target host then uses
+XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
+[ -f "$T/cfg/nnc/host.json" ] || die "probe wrote no $T/cfg/nnc/host.json"
+$PY -c 'import json,sys; h=json.load(open(sys.argv[1])); sys.exit(0 if h["name"]=="host" and h["measured"] and h["peak_tflops"]["f32"]>0 and h["mem_bw_gbs"]>0 else 1)' "$T/cfg/nnc/host.json" || die "host.json content"
+XDG_CONFIG_HOME="$T/cfg" "$NNC" cost "$EX/mlp.nn" --json > "$T/host.json" || die "cost --target host"
+$PY -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["target"]["name"]=="host" else 1)' "$T/host.json" || die "default target is host"
+
+exit $fail

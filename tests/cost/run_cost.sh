@@ -89,6 +89,10 @@ if got != want:
     print("FAIL: svg circles %d, ops with flops and bytes %d" % (len(got), len(want)), file=sys.stderr); ok = False
 if bars != ["weights", "gradients", "optimizer", "activations", "inputs"]:
     print("FAIL: memory bars", bars, file=sys.stderr); ok = False
+W, H = float(doc.documentElement.getAttribute("width")), float(doc.documentElement.getAttribute("height"))
+for c in doc.getElementsByTagName("circle"):
+    if not (0 <= float(c.getAttribute("cx")) <= W and 0 <= float(c.getAttribute("cy")) <= H):
+        print("FAIL: circle outside the canvas:", c.getAttribute("data-name"), file=sys.stderr); ok = False
 if not any(p.getAttribute("class") == "roof" for p in doc.getElementsByTagName("polyline")):
     print("FAIL: no roof line", file=sys.stderr); ok = False
 sys.exit(0 if ok else 1)

@@ -153,13 +153,13 @@ START_TEST(every_construct_compiles) {
   ck_assert_double_eq_tol(t->weight_decay, 0.1, 1e-15);
   ck_assert_int_eq(t->memory_budget, (int64_t)(1.5 * 1073741824.0));
   ck_assert_str_eq(t->minimize, "loss");
-  ck_assert_int_ge(param_index(g, "rep.1.dense.weight"), 0);
+  ck_assert_int_ge(param_index(g, "rep.1.dense_0.weight"), 0);
   ck_assert_int_ge(param_index(g, "rep.0.p"), 0);
   ck_assert_int_ge(param_index(g, "batchnorm_0.running_var"), 0);
   int e = param_index(g, "m.weight");
   ck_assert_int_ge(e, 0);
   ck_assert_int_eq(g->nodes[e].attr.init, INIT_NORMAL);
-  int bw = param_index(g, "rep.0.dense.weight");
+  int bw = param_index(g, "rep.0.dense_0.weight");
   ck_assert_int_eq(g->nodes[bw].attr.init, INIT_HE);
   ir_module_free(m);
   free(diags);

@@ -68,7 +68,14 @@ expect resnet18 11689512 $((2 * (64 + 4 * 64 + 5 * 128 + 5 * 256 + 5 * 512))) "$
 r50bn=$((64 + 3 * 6 * 64 + 4 * 64 + 4 * 6 * 128 + 4 * 128 + 6 * 6 * 256 + 4 * 256 \
          + 3 * 6 * 512 + 4 * 512))
 expect resnet50 25557032 $((2 * r50bn)) "$EX/resnet50.nn"
-expect mobilenet_v2 3504872 - "$EX/mobilenet_v2.nn"
+# mobilenet_v2 BN channels: stem 32; features.1 32 + 16; an inverted residual cin -> cout with
+# expansion 6 has 6cin (expand) + 6cin (depthwise) + cout (projection); features.18 1280
+mbn=$((32 + 32 + 16 + 1280))
+for io in 16:24 24:24 24:32 32:32 32:32 32:64 64:64 64:64 64:64 64:96 96:96 96:96 96:160 \
+          160:160 160:160 160:320; do
+  mbn=$((mbn + 12 * ${io%:*} + ${io#*:}))
+done
+expect mobilenet_v2 3504872 $((2 * mbn)) "$EX/mobilenet_v2.nn"
 
 # --- Inception-v3 Mixed_5b, 5c, 5d (torchvision InceptionA(in_channels, pool_features)) ----
 # every conv is BasicConv2d: conv without bias (o*i*k*k) + BatchNorm (weight, bias: 2o).
@@ -86,10 +93,10 @@ expect inception_a "$mixed5" $((2 * ((432 + 32) + (432 + 64) + (432 + 64)))) "$E
 
 # --- GPT-2 block (HuggingFace GPT2Block, d = n_embd): ln_1 2d, attn.c_attn d*3d + 3d,
 #     attn.c_proj d*d + d, ln_2 2d, mlp.c_fc d*4d + 4d, mlp.c_proj 4d*d + d -> 12d^2 + 13d.
-#     d = 768 (gpt2): 7,087,872 per block; d = 1024 (gpt2-medium): 12,596,224.
+#     d = 768 (gpt2): 7,087,872 per block; d = 1024 (gpt2-medium, 16 heads of 64): 12,596,224.
 gpt2() { echo $((12 * $1 * $1 + 13 * $1)); }
 expect gpt2_block "$(gpt2 768)" 0 "$EX/gpt2_block.nn"
-expect "gpt2_block -D D=1024 -D H=16" "$(gpt2 1024)" 0 "$EX/gpt2_block.nn" -D D=1024 -D H=16
+expect "gpt2_block -D H=16" "$(gpt2 1024)" 0 "$EX/gpt2_block.nn" -D H=16
 
 # every example in the directory is covered above, so a new one must be added here
 for f in "$EX"/*.nn; do

@@ -1,0 +1,109 @@
+/* rt_program.h — the runtime side of `nnc build`, generic over an RtModelDesc (rt_model.h):
+ *
+ *  - parameter initialization that reproduces the reference interpreter's
+ *    interp_init_param bit for bit (rt_init.c): Philox-4x32-10 uniforms, Box-Muller normals,
+ *    the stream chosen by the FNV-1a 64 hash of the tensor's name;
+ *  - a model context (rt_embed.c): the three memory regions, a thread pool, load/save of
+ *    safetensors checkpoints (optimizer state included), forward passes over any number of
+ *    samples in chunks of the descriptor's batch, and training steps. This is the embedding
+ *    API; the NAME.h that `nnc build --lib` writes wraps it in per-model functions;
+ *  - the program main of every executable `nnc build` links (rt_main.c).
+ *
+ * Tensors are addressed by their index in desc->tensors; rt_ctx_find maps a name to it.
+ * Inputs and outputs passed as arrays are in table order of the tensors of kind
+ * RT_KIND_INPUT (resp. RT_KIND_OUTPUT): in[k] is the k-th input of the table.
+ *
+ * A tensor is "batched" when its rank is >= 1 and its leading dim is desc->batch; batched
+ * inputs and outputs of the n-sample calls hold n samples, the others exactly their shape.
+ *
+ * Functions returning int give 0 on success and -1 on failure, with a one-line message
+ * (naming the file or tensor at fault) available from rt_ctx_error.
+ */
+#ifndef RT_PROGRAM_H
+#define RT_PROGRAM_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt_model.h"
+
+/* ---- initializers (rt_init.c) ------------------------------------------------------------ */
+
+void rt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* uniform in [0,1), element i of stream `stream`: identical to interp_philox_uniform */
+double rt_philox_uniform(uint64_t seed, uint64_t stream, uint64_t i);
+uint64_t rt_fnv1a64(const char *s);
+/* the initial values of tensor t in double precision, as interp_init_param computes them */
+void rt_init_values(const RtTensorInfo *t, uint64_t seed, double *out);
+/* the same, stored in t's dtype at dst (t->nbytes bytes) */
+void rt_init_tensor(const RtTensorInfo *t, uint64_t seed, void *dst);
+
+/* ---- descriptor helpers ------------------------------------------------------------------ */
+
+int64_t rt_info_numel(const RtTensorInfo *t);
+/* "f32[64,784]" */
+void rt_info_type_str(const RtTensorInfo *t, char *buf, size_t n);
+/* index of the tensor named `name`, or -1 */
+int rt_desc_find(const RtModelDesc *d, const char *name);
+/* how many tensors of a kind, and the index of the k-th one (-1 if none) */
+int rt_desc_count(const RtModelDesc *d, int kind);
+int rt_desc_nth(const RtModelDesc *d, int kind, int k);
+int rt_info_batched(const RtModelDesc *d, const RtTensorInfo *t);
+/* the ABI matches this runtime's and every entry lies inside its region; 0 or -1 */
+int rt_desc_check(const RtModelDesc *d, char *err, size_t errlen);
+
+/* ---- the model context (rt_embed.c) ------------------------------------------------------ */
+
+typedef struct RtCtx RtCtx;
+
+/* Allocates the three regions (zeroed, 64-byte aligned) and a pool of nthreads threads
+ * (<= 0: one per online CPU; 1: the calling thread only). Parameters are zero until
+ * rt_ctx_init or rt_ctx_load. NULL with a message in err when the descriptor's ABI differs
+ * from this runtime's, or memory runs out. */
+RtCtx *rt_ctx_create(const RtModelDesc *d, int nthreads, char *err, size_t errlen);
+/* The same in caller-provided memory of rt_ctx_memory_bytes(d) bytes, 64-byte aligned
+ * (NAME_MEMORY_BYTES in a generated header); the context does not free it. */
+RtCtx *rt_ctx_create_in(const RtModelDesc *d, int nthreads, void *mem, size_t size, char *err,
+                        size_t errlen);
+int64_t rt_ctx_memory_bytes(const RtModelDesc *d);
+void rt_ctx_destroy(RtCtx *c);
+const RtModelDesc *rt_ctx_desc(const RtCtx *c);
+const char *rt_ctx_error(const RtCtx *c);
+int rt_ctx_find(const RtCtx *c, const char *name);
+/* the storage of tensor idx inside its region (params or io), NULL for a bad index */
+void *rt_ctx_data(RtCtx *c, int idx);
+int32_t rt_ctx_threads(const RtCtx *c);
+
+/* every parameter, buffer and optimizer state tensor from its initializer; step := 0 */
+int rt_ctx_init(RtCtx *c, uint64_t seed);
+/* Loads a checkpoint. Every trainable parameter must be present with the descriptor's shape
+ * (dtypes are converted); a missing buffer or optimizer state tensor keeps its initializer
+ * (a fresh optimizer), so weights saved by other tools load as well. Tensors the model does
+ * not have are ignored and counted in *nunknown (may be NULL). The step counter comes from
+ * the file's metadata ("nnc.step"), else 0. */
+int rt_ctx_load(RtCtx *c, const char *path, int *nunknown);
+/* Writes parameters, buffers and optimizer state atomically, with metadata naming the model,
+ * its dims and the step counter; extra_meta_json (a JSON object of strings, or NULL) is
+ * merged in. */
+int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json);
+int64_t rt_ctx_step(const RtCtx *c);
+void rt_ctx_set_step(RtCtx *c, int64_t step);
+void rt_ctx_set_seed(RtCtx *c, uint64_t seed); /* dropout seed (default 0) */
+
+/* one batch: forward on what the io region holds */
+int rt_ctx_forward(RtCtx *c);
+/* forward over n samples: in[k] (NULL = leave the k-th input as it is, zero-filled at
+ * create) and out[k] (NULL = not wanted); n must be >= 1. The last partial chunk is
+ * padded with zeros and its padding dropped from the outputs. */
+int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out);
+/* one training step on one batch (in[k] as above, NULL = as the io region holds it);
+ * *loss gets the loss (may be NULL). Fails when the model has no train section. */
+int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss);
+
+/* ---- the program main (rt_main.c) -------------------------------------------------------- */
+
+/* `NAME info|init|infer|train|bench ...` for model d. fwd_inputs: the comma-separated names
+ * of the inputs the forward pass reads (infer requires exactly these), or NULL for all.
+ * Returns the exit status. */
+int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
+
+#endif

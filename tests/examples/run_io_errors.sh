@@ -60,6 +60,10 @@ if [ "$(id -u)" != 0 ]; then # root reads files whatever their mode
     -- "$MLP" --weights "$T/noread.safetensors" --in x="$X" --in label="$L"
 fi
 
+case_ "weights path through a file" \
+  "nnc: error: $W/w.safetensors: cannot open: Not a directory" \
+  -- "$MLP" --weights "$W/w.safetensors" --in x="$X" --in label="$L"
+
 "$PY" "$REF" st-truncate "$W" 5 "$T/t5.safetensors"
 case_ "safetensors shorter than its length field" \
   "nnc: error: $T/t5.safetensors: truncated: a safetensors file starts with an 8-byte header length, but the file has only 5 bytes" \

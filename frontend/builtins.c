@@ -213,7 +213,35 @@ static bool init_or(Sema *s, const Call *c, int which, IrAttr *at, InitKind k, d
 
 /* ---- elementwise, algebra, data movement ---------------------------------------------- */
 
+/* exp(2), sqrt(64) and friends on numbers are folded */
+static bool fold_unary(Sema *s, Call *c, Value *out) {
+  const Value *v = arg(c, "x");
+  double x;
+  if (!v || (v->k != V_INT && v->k != V_FLOAT)) return false;
+  x = v->k == V_FLOAT ? v->f : v->dim ? dim_evalf(s->g->dims, v->dim, NULL) : (double)v->i;
+  double r;
+  switch (c->b->op) {
+  case OP_NEG: r = -x; break;
+  case OP_EXP: r = exp(x); break;
+  case OP_LOG: r = log(x); break;
+  case OP_SQRT: r = sqrt(x); break;
+  case OP_TANH: r = tanh(x); break;
+  case OP_SIGMOID: r = 1 / (1 + exp(-x)); break;
+  case OP_RELU: r = x > 0 ? x : 0; break;
+  default: return false;
+  }
+  if (!isfinite(r)) {
+    sema_error(s, c->loc, "%s(%g) is not a finite number", c->b->name, x);
+    *out = v_err();
+  } else {
+    *out = (Value){.k = V_FLOAT, .f = r, .loc = c->loc};
+  }
+  return true;
+}
+
 static Value lower_unary(Sema *s, Call *c) {
+  Value folded;
+  if (fold_unary(s, c, &folded)) return folded;
   int x = want_tensor(s, c, c->b->params[0]);
   if (x < 0) return v_err();
   SrcLoc il[1] = {arg_loc(c, c->b->params[0])};
@@ -252,6 +280,17 @@ static Value lower_transpose(Sema *s, Call *c) {
   }
   IrAttr at = {.naxes = rank};
   for (int i = 0; i < rank; i++) at.axes[i] = i;
+  if (arg(c, "a") && arg(c, "a")->k == V_LIST && !arg(c, "b")) { /* transpose(x, [0, 2, 1]) */
+    const Value *p = arg(c, "a");
+    if (p->nitems != rank) {
+      sema_error(s, p->loc, "transpose: %d axes given for a tensor of rank %d", p->nitems, rank);
+      return v_err();
+    }
+    for (int i = 0; i < rank; i++)
+      if (!norm_axis(s, c, &p->items[i], rank, &at.axes[i])) return v_err();
+    SrcLoc il[1] = {arg_loc(c, "x")};
+    return result(sema_build(s, OP_TRANSPOSE, &x, 1, &at, NULL, c->loc, il, NULL), c);
+  }
   int a = rank - 2, b = rank - 1;
   Value va = v_int(-2, c->loc), vb = v_int(-1, c->loc);
   if (arg(c, "a")) va = *arg(c, "a");

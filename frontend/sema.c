@@ -336,12 +336,15 @@ static Value int_arith(Sema *s, int op, Value a, Value b, SrcLoc loc) {
   return v_dim(r, mag, loc);
 }
 
-static bool as_number(const Value *v, double *out) {
+/* a number; a dim used as a number takes its current value (after -D overrides) */
+static bool as_number_in(const DimCtx *c, const Value *v, double *out) {
   if (v->k == V_FLOAT) *out = v->f;
   else if (v->k == V_INT && !v->dim) *out = (double)v->i;
+  else if (v->k == V_INT && c) *out = dim_evalf(c, v->dim, NULL);
   else return false;
   return true;
 }
+#define as_number(v, out) as_number_in(s->g ? s->g->dims : NULL, v, out)
 
 static Value num_arith(Sema *s, int op, Value a, Value b, SrcLoc loc) {
   if (op == '@') {
@@ -350,10 +353,7 @@ static Value num_arith(Sema *s, int op, Value a, Value b, SrcLoc loc) {
   }
   if (a.k == V_INT && b.k == V_INT && op != '^') return int_arith(s, op, a, b, loc);
   double x, y;
-  if (!as_number(&a, &x) || !as_number(&b, &y)) {
-    sema_error(s, loc, "cannot mix a symbolic dim and a float");
-    return v_err();
-  }
+  if (!as_number(&a, &x) || !as_number(&b, &y)) return v_err();
   double r = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : op == '/' ? x / y
                                                                                    : pow(x, y);
   if (op == '^' && a.k == V_INT && b.k == V_INT && y >= 0 && fabs(r) < 4e18 && r == floor(r))
@@ -591,6 +591,8 @@ const char *sema_layer_scope(Sema *s, const Ast *call, const char *kind, const V
   if (name && name->k == V_STR) {
     local = interpolate(s, name);
     if (!local) return NULL;
+    /* a fixed name inside a loop would repeat: it gets the indices like an assignment */
+    if (!strchr(name->s, '{')) local = loop_name(s, local);
   } else if (call == s->pending_call && s->pending_name) {
     local = loop_name(s, s->pending_name);
   } else {
@@ -813,8 +815,7 @@ static void exec_for(Sema *s, Ast *st) {
     sema_error(s, st->loc, "for-loops are nested too deeply");
     return;
   }
-  Binding *prev = lookup(s, st->name);
-  if (prev && prev->kind != B_LOOP) {
+  if (lookup(s, st->name)) {
     sema_error(s, st->name_loc, "loop variable '%s' shadows an existing name", st->name);
     return;
   }
@@ -825,8 +826,8 @@ static void exec_for(Sema *s, Ast *st) {
     exec_stmts(s, st->kids, st->nkids);
   }
   f->nloops--;
-  Binding *b = lookup(s, st->name);
-  if (b) b->kind = B_VAR; /* the index stays readable but is no longer special */
+  Binding *b = lookup(s, st->name); /* the index lives only inside the loop */
+  if (b) *b = f->b[--f->n];
 }
 
 static void exec_stmt(Sema *s, Ast *st) {

@@ -282,6 +282,7 @@ START_TEST(resnet_names) {
       "  for i in 0..2 { x = basic(x, 4, name = \"layer1.{i}\") }\n"
       "  x = down(x, 8, name = \"layer2.0\")\n"
       "  for j in 0..2 { y = basic(x, 8) }\n"
+      "  for i in 1..3 { x = basic(x, 8, name = \"layer3\") }\n"
       "  output x\n}\n";
   char *diags;
   IrModule *m = compile(src, NULL, 0, &diags);
@@ -289,7 +290,8 @@ START_TEST(resnet_names) {
   IrGraph *g = m->graphs[0];
   const char *names[] = {"layer1.0.conv1.weight", "layer1.1.bn2.running_mean",
                          "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var",
-                         "y.0.conv1.weight", "y.1.bn2.bias"};
+                         "y.0.conv1.weight", "y.1.bn2.bias", "layer3.1.conv1.weight",
+                         "layer3.2.bn1.running_mean"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     ck_assert_msg(param_index(g, names[i]) >= 0, "missing %s", names[i]);
   ck_assert_int_lt(param_index(g, "layer1.1.conv1.weight"), param_index(g, "layer2.0.conv1.weight"));

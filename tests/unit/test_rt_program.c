@@ -15,88 +15,12 @@
 
 #include "../../ir/interp.h"
 #include "../../ir/ir.h"
+#include "header.h"
 #include "rt_io.h"
 #include "rt_program.h"
 
-/* ---- the tiny model ---------------------------------------------------------------------- */
-
-enum { B = 4, IN = 3, OUT = 2 };
-#define LR 0.05f
-#define MOM 0.9f
-
-/* params region: W[2,3] @0, b[2] @64, vW[2,3] @128, vb[2] @192 (256 bytes)
- * io region: x[4,3] @0, t[4,2] @64, y[4,2] @128, loss @192 (256 bytes) */
-static const RtTensorInfo tiny_tensors[] = {
-    {"fc.weight", RT_KIND_PARAM, DT_F32, 2, RT_INIT_XAVIER, {OUT, IN}, 0, 24, 0, 0},
-    {"fc.bias", RT_KIND_PARAM, DT_F32, 1, RT_INIT_UNIFORM, {OUT}, 64, 8, -0.5, 0.5},
-    {"fc.weight.momentum", RT_KIND_OPTSTATE, DT_F32, 2, RT_INIT_ZEROS, {OUT, IN}, 128, 24, 0, 0},
-    {"fc.bias.momentum", RT_KIND_OPTSTATE, DT_F32, 1, RT_INIT_ZEROS, {OUT}, 192, 8, 0, 0},
-    {"x", RT_KIND_INPUT, DT_F32, 2, 0, {B, IN}, 0, 48, 0, 0},
-    {"t", RT_KIND_INPUT, DT_F32, 2, 0, {B, OUT}, 64, 32, 0, 0},
-    {"y", RT_KIND_OUTPUT, DT_F32, 2, 0, {B, OUT}, 128, 32, 0, 0},
-    {"loss", RT_KIND_LOSS, DT_F32, 0, 0, {0}, 192, 4, 0, 0},
-};
-
-static int g_forward_calls;
-
-static void tiny_fwd(const RtModelBufs *b) {
-  const float *W = (const float *)b->params, *bias = (const float *)(b->params + 64);
-  const float *x = (const float *)b->io;
-  float *y = (float *)(b->io + 128);
-  for (int n = 0; n < B; n++)
-    for (int o = 0; o < OUT; o++) {
-      float s = bias[o];
-      for (int i = 0; i < IN; i++) s += x[n * IN + i] * W[o * IN + i];
-      y[n * OUT + o] = s;
-    }
-  g_forward_calls++;
-}
-
-static void tiny_train(const RtModelBufs *b) {
-  float *W = (float *)b->params, *bias = (float *)(b->params + 64);
-  float *vW = (float *)(b->params + 128), *vb = (float *)(b->params + 192);
-  const float *x = (const float *)b->io, *t = (const float *)(b->io + 64);
-  float *y = (float *)(b->io + 128), *loss = (float *)(b->io + 192);
-  tiny_fwd(b);
-  float gW[OUT * IN] = {0}, gb[OUT] = {0}, l = 0;
-  for (int n = 0; n < B; n++)
-    for (int o = 0; o < OUT; o++) {
-      float e = y[n * OUT + o] - t[n * OUT + o];
-      l += e * e;
-      float g = 2 * e / (B * OUT);
-      gb[o] += g;
-      for (int i = 0; i < IN; i++) gW[o * IN + i] += g * x[n * IN + i];
-    }
-  *loss = l / (B * OUT);
-  for (int k = 0; k < OUT * IN; k++) {
-    vW[k] = MOM * vW[k] + gW[k];
-    W[k] -= LR * vW[k];
-  }
-  for (int k = 0; k < OUT; k++) {
-    vb[k] = MOM * vb[k] + gb[k];
-    bias[k] -= LR * vb[k];
-  }
-}
-
-static const RtModelDesc tiny = {
-    .abi = RT_MODEL_ABI,
-    .ntensors = (int32_t)(sizeof tiny_tensors / sizeof *tiny_tensors),
-    .name = "tiny",
-    .tensors = tiny_tensors,
-    .params_bytes = 256,
-    .io_bytes = 256,
-    .arena_bytes_forward = 0,
-    .arena_bytes_train = 64,
-    .batch = B,
-    .forward = tiny_fwd,
-    .train_step = tiny_train,
-    .optimizer = "sgd(lr=0.05, momentum=0.9)",
-    .dims = "N=4",
-    .forward_flops = 2.0 * B * IN * OUT,
-    .train_flops = 6.0 * B * IN * OUT,
-    .est_forward_s = 1e-7,
-    .est_train_s = 3e-7,
-};
+#include "tiny_model.h"
+#define tiny nnc_model_tiny
 
 /* the learnable target: t = x A^T + c */
 static const float A_true[OUT * IN] = {1.0f, -2.0f, 0.5f, 0.25f, 0.75f, -1.0f};
@@ -582,6 +506,92 @@ START_TEST(test_main_train_and_bench) {
 }
 END_TEST
 
+
+/* ---- the generated header ---------------------------------------------------------------- */
+
+static const char *embed_src =
+    "#include <stdio.h>\n#include <string.h>\n#include \"tiny.h\"\n#include \"tiny_model.h\"\n"
+    "_Alignas(64) static unsigned char mem[TINY_MEMORY_BYTES];\n"
+    "int main(int argc, char **argv) {\n"
+    "  (void)argc;\n"
+    "  if (TINY_BATCH != 4 || TINY_X_DIM1 != 3 || TINY_Y_NUMEL != 8 || TINY_NUM_PARAMS != 8 ||\n"
+    "      TINY_PARAMS_BYTES != 256 || TINY_MEMORY_BYTES != 576 || !TINY_HAS_TRAIN) return 10;\n"
+    "  tiny_ctx *c = tiny_create_threads(2), *d = tiny_create_in(mem, sizeof mem, 1);\n"
+    "  if (!c || !d || tiny_init(c, 42)) return 11;\n"
+    "  float x[TINY_X_NUMEL * 3], t[TINY_T_NUMEL], y[TINY_Y_NUMEL * 3], first = 0, loss = 0;\n"
+    "  for (int s = 0; s < 300; s++) {\n"
+    "    for (int i = 0; i < TINY_X_NUMEL; i++) x[i] = (float)(((s * 7 + i * 13) % 17) - 8) / 8;\n"
+    "    for (int n = 0; n < TINY_BATCH; n++) {\n"
+    "      t[2 * n] = 0.3f + x[3 * n] - 2 * x[3 * n + 1] + 0.5f * x[3 * n + 2];\n"
+    "      t[2 * n + 1] = -0.7f + 0.25f * x[3 * n] + 0.75f * x[3 * n + 1] - x[3 * n + 2];\n"
+    "    }\n"
+    "    loss = tiny_train_step(c, x, t);\n"
+    "    if (s == 0) first = loss;\n"
+    "  }\n"
+    "  printf(\"loss %g -> %g, step %lld\\n\", first, loss, (long long)tiny_step(c));\n"
+    "  if (!(loss < 1e-3f * first)) return 12;\n"
+    "  if (tiny_save(c, argv[1]) || tiny_load(d, argv[1])) return 13;\n"
+    "  for (int i = 0; i < 9; i++) x[i] = (float)i;\n"
+    "  if (tiny_infer(d, 3, x, y)) return 14;\n"
+    "  const float *W = tiny_tensor(d, \"fc.weight\");\n"
+    "  printf(\"y[2] = %.4f %.4f, W[0] = %.4f\\n\", y[4], y[5], W[0]);\n"
+    "  if (tiny_forward(d, x, y) || memcmp(tiny_tensor(d, \"y\"), y, sizeof(float) * 8)) return 15;\n"
+    "  if (tiny_load(d, \"/nonexistent/w.safetensors\") == 0) return 16;\n"
+    "  printf(\"error: %s\\n\", tiny_error(d));\n"
+    "  tiny_destroy(c);\n  tiny_destroy(d);\n  return 0;\n}\n";
+
+START_TEST(test_header_compiles_and_runs) {
+  char *text = cg_header_text("tiny", &tiny, "x", "tiny.nn");
+  ck_assert_ptr_nonnull(text);
+  ck_assert_ptr_nonnull(strstr(text, "#define TINY_PARAMS_BYTES 256"));
+  ck_assert_ptr_nonnull(strstr(text, "#define TINY_MEMORY_BYTES 576"));
+  ck_assert_ptr_nonnull(strstr(text, "static inline int tiny_forward(tiny_ctx *ctx, const float *x, float *y)"));
+  ck_assert_ptr_nonnull(strstr(text, "static inline float tiny_train_step(tiny_ctx *ctx, const float *x, const float *t)"));
+  ck_assert_ptr_nonnull(strstr(text, "extern const struct RtModelDesc nnc_model_tiny;"));
+  free(text);
+  char err[256];
+  ck_assert_msg(cg_header_write(path_in("tiny.h"), "tiny", &tiny, "x", "tiny.nn", err, sizeof err) == 0, "%s", err);
+  FILE *f = fopen(path_in("embed.c"), "w");
+  fputs(embed_src, f);
+  fclose(f);
+  /* the build directory holds this test and libnnc_runtime.a */
+  char exe[512] = "", cmd[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  ck_assert(n > 0);
+  exe[n] = 0;
+  *strrchr(exe, '/') = 0;
+  const char *san = "";
+#ifdef __SANITIZE_ADDRESS__
+  san = "-fsanitize=address,undefined";
+#endif
+  snprintf(cmd, sizeof cmd,
+           "cc -std=c11 -Wall -Wextra -Werror %s -I'%s' -I'%s/runtime' -I'%s/tests/unit' '%s' "
+           "'%s/libnnc_runtime.a' -lcjson -lm -lpthread -o '%s' 2>'%s'",
+           san, g_dir, NNC_SOURCE_DIR, NNC_SOURCE_DIR, path_in("embed.c"), exe, path_in("embed"),
+           path_in("cc.txt"));
+  int rc = system(cmd);
+  if (rc) {
+    char *log = rt_file_read_all(path_in("cc.txt"), &(size_t){0}, NULL, 0);
+    ck_abort_msg("compiling against the header failed:\n%s", log ? log : "");
+  }
+  snprintf(cmd, sizeof cmd, "'%s' '%s' > '%s'", path_in("embed"), path_in("ck.safetensors"),
+           path_in("out.txt"));
+  rc = system(cmd);
+  char *out = rt_file_read_all(path_in("out.txt"), &(size_t){0}, NULL, 0);
+  ck_assert_msg(rc == 0, "embed program failed (%d): %s", rc, out ? out : "");
+  /* y for x = (6,7,8) with the learned W = A, b = c */
+  float yr0 = 0.3f + 6 - 2 * 7 + 0.5f * 8, yr1 = -0.7f + 0.25f * 6 + 0.75f * 7 - 8;
+  float y0, y1, w0;
+  const char *p = strstr(out, "y[2] = ");
+  ck_assert_ptr_nonnull(p);
+  ck_assert_int_eq(sscanf(p, "y[2] = %f %f, W[0] = %f", &y0, &y1, &w0), 3);
+  ck_assert_msg(fabsf(y0 - yr0) < 0.02f && fabsf(y1 - yr1) < 0.02f && fabsf(w0 - 1) < 0.01f,
+                "%s", out);
+  ck_assert_ptr_nonnull(strstr(out, "error: /nonexistent/w.safetensors"));
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rt_program");
   TCase *tc = tcase_create("core");
@@ -594,6 +604,7 @@ int main(void) {
   tcase_add_test(tc, test_ctx_caller_memory_and_abi);
   tcase_add_test(tc, test_main_info_init_infer);
   tcase_add_test(tc, test_main_train_and_bench);
+  tcase_add_test(tc, test_header_compiles_and_runs);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -1,0 +1,292 @@
+/* header.c — writes NAME.h for `nnc build --lib`. The per-model functions are static inline
+ * wrappers over the runtime's generic model context, so the header needs no code of its own
+ * in the library and every size in it is a compile-time constant taken from the model's
+ * descriptor (the same numbers the generated code was planned with). */
+#include "header.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/rt_io.h"
+
+const char *cg_forward_inputs(const IrGraph *g) {
+  char *need = calloc((size_t)g->nnodes + 1, 1);
+  for (int k = 0; k < g->noutputs; k++)
+    if (g->outputs[k].node >= 0 && g->outputs[k].node < g->nnodes) need[g->outputs[k].node] = 1;
+  /* operands always precede their users, so one backward sweep marks everything */
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (need[i])
+      for (int j = 0; j < g->nodes[i].nin; j++) need[g->nodes[i].in[j]] = 1;
+  size_t len = 1;
+  for (int i = 0; i < g->nnodes; i++)
+    if (need[i] && g->nodes[i].op == OP_INPUT && g->nodes[i].name)
+      len += strlen(g->nodes[i].name) + 1;
+  char *out = arena_alloc(g->arena, len);
+  for (int i = 0; i < g->nnodes; i++)
+    if (need[i] && g->nodes[i].op == OP_INPUT && g->nodes[i].name) {
+      if (*out) strcat(out, ",");
+      strcat(out, g->nodes[i].name);
+    }
+  free(need);
+  return out;
+}
+
+static int in_list(const char *list, const char *name) {
+  if (!list) return 1;
+  size_t len = strlen(name);
+  for (const char *s = list; *s;) {
+    const char *c = strchr(s, ',');
+    size_t l = c ? (size_t)(c - s) : strlen(s);
+    if (l == len && !strncmp(s, name, len)) return 1;
+    s += l;
+    if (*s) s++;
+  }
+  return 0;
+}
+
+/* a C identifier from any name */
+static void ident(const char *s, char *out, size_t n, int upper) {
+  size_t k = 0;
+  if (isdigit((unsigned char)*s) && k + 1 < n) out[k++] = '_';
+  for (; *s && k + 1 < n; s++) {
+    unsigned char ch = (unsigned char)*s;
+    char c = isalnum(ch) || ch == '_' ? (char)ch : '_';
+    out[k++] = upper ? (char)toupper((unsigned char)c) : c;
+  }
+  out[k] = 0;
+}
+
+/* an argument name that cannot clash with the wrapper's own parameters or C keywords */
+static void arg_ident(const char *s, char *out, size_t n) {
+  static const char *const reserved[] = {"ctx", "nsamples", "in", "out", "loss", "auto", "break",
+      "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+      "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+      "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
+      "unsigned", "void", "volatile", "while", "bool", "class", "new", "delete", "this",
+      "template", "private", "public", "operator", NULL};
+  ident(s, out, n - 1, 0);
+  for (const char *const *r = reserved; *r; r++)
+    if (!strcmp(out, *r)) {
+      strcat(out, "_");
+      break;
+    }
+}
+
+static const char *ctype(int dt) {
+  switch (dt) {
+  case DT_F32: return "float";
+  case DT_F64: return "double";
+  case DT_I32: return "int32_t";
+  case DT_I64: return "int64_t";
+  default: return "uint16_t"; /* f16, bf16: raw bits */
+  }
+}
+
+static int64_t numel(const RtTensorInfo *t) {
+  int64_t n = 1;
+  for (int k = 0; k < t->rank; k++) n *= t->shape[k];
+  return n;
+}
+
+static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
+
+static void type_str(const RtTensorInfo *t, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "%s[", dt_name((DType)t->dtype));
+  for (int i = 0; i < t->rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static void tensor_macros(FILE *f, const char *PU, const RtModelDesc *d, const RtTensorInfo *t,
+                          const char *what) {
+  char N[256], ty[160];
+  ident(t->name, N, sizeof N, 1);
+  type_str(t, ty, sizeof ty);
+  int batched = d->batch > 0 && t->rank >= 1 && t->shape[0] == d->batch;
+  fprintf(f, "/* %s '%s': %s%s */\n", what, t->name, ty, batched ? ", batched" : "");
+  fprintf(f, "#define %s_%s_RANK %d\n", PU, N, t->rank);
+  for (int k = 0; k < t->rank; k++)
+    fprintf(f, "#define %s_%s_DIM%d %lld\n", PU, N, k, (long long)t->shape[k]);
+  fprintf(f, "#define %s_%s_NUMEL %lld\n", PU, N, (long long)numel(t));
+  if (batched)
+    fprintf(f, "#define %s_%s_PER_SAMPLE %lld\n", PU, N, (long long)(numel(t) / t->shape[0]));
+  fprintf(f, "#define %s_%s_INDEX %d\n\n", PU, N, (int)(t - d->tensors));
+}
+
+char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_inputs,
+                     const char *source) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  char P[128], PU[128], M[128];
+  ident(prefix, P, sizeof P, 0);
+  ident(prefix, PU, sizeof PU, 1);
+  ident(d->name, M, sizeof M, 0);
+  int nin = 0, nout = 0, has_loss = 0;
+  int64_t ntrain = 0;
+  for (int i = 0; i < d->ntensors; i++) {
+    nin += d->tensors[i].kind == RT_KIND_INPUT;
+    nout += d->tensors[i].kind == RT_KIND_OUTPUT;
+    has_loss |= d->tensors[i].kind == RT_KIND_LOSS;
+    if (d->tensors[i].kind == RT_KIND_PARAM) ntrain += numel(&d->tensors[i]);
+  }
+  int64_t arena = d->arena_bytes_forward > d->arena_bytes_train ? d->arena_bytes_forward
+                                                                : d->arena_bytes_train;
+  fprintf(f,
+          "/* %s.h — generated by `nnc build --lib` from %s (model '%s'%s%s). Do not edit.\n"
+          " *\n"
+          " * The plain C API of the model. Link lib%s.a and -lcjson -lm -lpthread.\n"
+          " *   %s_ctx *ctx = %s_create();             (or %s_create_threads / %s_create_in)\n"
+          " *   %s_init(ctx, seed) or %s_load(ctx, \"weights.safetensors\");\n"
+          " *   %s_forward(ctx, inputs..., outputs...);   one batch of %s_BATCH samples\n"
+          " *   %s_infer(ctx, n, inputs..., outputs...);  any number of samples\n",
+          P, source ? source : "a .nn file", d->name, d->dims && *d->dims ? ", " : "",
+          d->dims ? d->dims : "", P, P, P, P, P, P, P, P, PU, P);
+  if (d->train_step)
+    fprintf(f, " *   float loss = %s_train_step(ctx, inputs...);  one optimizer step\n", P);
+  fprintf(f,
+          " *   %s_save(ctx, \"checkpoint.safetensors\");  (optimizer state included)\n"
+          " *   %s_destroy(ctx);\n"
+          " * Functions returning int give 0 on success and -1 on failure, with the reason in\n"
+          " * %s_error(ctx). Arrays are dense, row-major, in the dtypes listed below. A context\n"
+          " * is used by one thread at a time; it runs its kernels on its own thread pool.\n"
+          " */\n"
+          "#ifndef NNC_MODEL_%s_H\n#define NNC_MODEL_%s_H\n"
+          "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
+          "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
+          P, P, P, PU, PU);
+  fprintf(f, "#define %s_BATCH %lld\n", PU, (long long)d->batch);
+  fprintf(f, "#define %s_HAS_TRAIN %d\n", PU, d->train_step ? 1 : 0);
+  fprintf(f, "#define %s_NUM_PARAMS %lld /* trainable elements */\n", PU, (long long)ntrain);
+  fprintf(f, "/* memory: weights, buffers and optimizer state; inputs and outputs; scratch */\n");
+  fprintf(f, "#define %s_PARAMS_BYTES %lld\n", PU, (long long)d->params_bytes);
+  fprintf(f, "#define %s_IO_BYTES %lld\n", PU, (long long)d->io_bytes);
+  fprintf(f, "#define %s_ARENA_BYTES %lld\n", PU, (long long)arena);
+  fprintf(f, "/* all three, each rounded up to 64 bytes: the size %s_create_in takes */\n", P);
+  fprintf(f, "#define %s_MEMORY_BYTES %lld\n\n", PU,
+          (long long)(round64(d->params_bytes) + round64(d->io_bytes) + round64(arena)));
+  for (int i = 0; i < d->ntensors; i++)
+    if (d->tensors[i].kind == RT_KIND_INPUT) tensor_macros(f, PU, d, &d->tensors[i], "input");
+  for (int i = 0; i < d->ntensors; i++)
+    if (d->tensors[i].kind == RT_KIND_OUTPUT) tensor_macros(f, PU, d, &d->tensors[i], "output");
+
+  /* the runtime's generic API (runtime/rt_program.h), declared here so that the header is
+   * self-contained; identical redeclarations when several model headers are included */
+  fprintf(f,
+          "struct RtModelDesc;\nstruct RtCtx;\n"
+          "struct RtCtx *rt_ctx_create(const struct RtModelDesc *d, int nthreads, char *err, "
+          "size_t errlen);\n"
+          "struct RtCtx *rt_ctx_create_in(const struct RtModelDesc *d, int nthreads, void *mem, "
+          "size_t size, char *err, size_t errlen);\n"
+          "void rt_ctx_destroy(struct RtCtx *c);\n"
+          "const char *rt_ctx_error(const struct RtCtx *c);\n"
+          "int rt_ctx_find(const struct RtCtx *c, const char *name);\n"
+          "void *rt_ctx_data(struct RtCtx *c, int idx);\n"
+          "int rt_ctx_init(struct RtCtx *c, uint64_t seed);\n"
+          "int rt_ctx_load(struct RtCtx *c, const char *path, int *nunknown);\n"
+          "int rt_ctx_save(struct RtCtx *c, const char *path, const char *extra_meta_json);\n"
+          "int64_t rt_ctx_step(const struct RtCtx *c);\n"
+          "int rt_ctx_infer(struct RtCtx *c, int64_t n, const void *const *in, void *const "
+          "*out);\n"
+          "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n\n"
+          "extern const struct RtModelDesc nnc_model_%s;\n"
+          "typedef struct RtCtx %s_ctx;\n\n",
+          M, P);
+  fprintf(f,
+          "/* nthreads: threads for the kernels, the caller included; 0 = one per CPU */\n"
+          "static inline %s_ctx *%s_create_threads(int nthreads) {\n"
+          "  return rt_ctx_create(&nnc_model_%s, nthreads, NULL, 0);\n}\n"
+          "static inline %s_ctx *%s_create(void) { return %s_create_threads(0); }\n"
+          "/* in caller memory: %s_MEMORY_BYTES bytes, 64-byte aligned, kept until destroy */\n"
+          "static inline %s_ctx *%s_create_in(void *mem, size_t size, int nthreads) {\n"
+          "  return rt_ctx_create_in(&nnc_model_%s, nthreads, mem, size, NULL, 0);\n}\n"
+          "static inline void %s_destroy(%s_ctx *ctx) { rt_ctx_destroy(ctx); }\n"
+          "static inline const char *%s_error(const %s_ctx *ctx) { return rt_ctx_error(ctx); }\n"
+          "/* parameters from their initializers, as `nnc run --seed` and `NAME init` do */\n"
+          "static inline int %s_init(%s_ctx *ctx, uint64_t seed) { return rt_ctx_init(ctx, seed); }\n"
+          "/* safetensors with PyTorch-style names; optimizer state optional */\n"
+          "static inline int %s_load(%s_ctx *ctx, const char *path) {\n"
+          "  return rt_ctx_load(ctx, path, NULL);\n}\n"
+          "static inline int %s_save(%s_ctx *ctx, const char *path) {\n"
+          "  return rt_ctx_save(ctx, path, NULL);\n}\n"
+          "/* any tensor by name (\"fc1.weight\", \"x\", ...) inside the context, or NULL */\n"
+          "static inline void *%s_tensor(%s_ctx *ctx, const char *name) {\n"
+          "  return rt_ctx_data(ctx, rt_ctx_find(ctx, name));\n}\n"
+          "static inline int64_t %s_step(const %s_ctx *ctx) { return rt_ctx_step(ctx); }\n\n",
+          P, P, M, P, P, P, PU, P, P, M, P, P, P, P, P, P, P, P, P, P, P, P, P, P);
+
+  /* forward and infer: the inputs the forward pass reads, then every output */
+  char params[4096] = "", inarr[2048] = "", outarr[2048] = "", a[160];
+  size_t pk = 0, ik = 0, ok = 0;
+  for (int i = 0, k = 0; i < d->ntensors; i++) {
+    const RtTensorInfo *t = &d->tensors[i];
+    if (t->kind != RT_KIND_INPUT) continue;
+    arg_ident(t->name, a, sizeof a);
+    int used = in_list(fwd_inputs, t->name);
+    if (used) pk += (size_t)snprintf(params + pk, sizeof params - pk, ", const %s *%s", ctype(t->dtype), a);
+    ik += (size_t)snprintf(inarr + ik, sizeof inarr - ik, "%s%s", k++ ? ", " : "", used ? a : "0");
+  }
+  for (int i = 0, k = 0; i < d->ntensors; i++) {
+    const RtTensorInfo *t = &d->tensors[i];
+    if (t->kind != RT_KIND_OUTPUT) continue;
+    arg_ident(t->name, a, sizeof a);
+    pk += (size_t)snprintf(params + pk, sizeof params - pk, ", %s *%s", ctype(t->dtype), a);
+    ok += (size_t)snprintf(outarr + ok, sizeof outarr - ok, "%s%s", k++ ? ", " : "", a);
+  }
+  fprintf(f,
+          "/* forward pass over nsamples samples (batched arrays hold nsamples rows; the work is\n"
+          " * done in chunks of %s_BATCH, the last one padded) */\n"
+          "static inline int %s_infer(%s_ctx *ctx, int64_t nsamples%s) {\n"
+          "  const void *in[%d] = {%s};\n  void *out[%d] = {%s};\n"
+          "  return rt_ctx_infer(ctx, nsamples, in, out);\n}\n"
+          "/* forward pass over one batch of %s_BATCH samples */\n"
+          "static inline int %s_forward(%s_ctx *ctx%s) {\n"
+          "  const void *in[%d] = {%s};\n  void *out[%d] = {%s};\n"
+          "  return rt_ctx_infer(ctx, %s_BATCH > 0 ? %s_BATCH : 1, in, out);\n}\n\n",
+          PU, P, P, params, nin ? nin : 1, nin ? inarr : "0", nout ? nout : 1,
+          nout ? outarr : "0", PU, P, P, params, nin ? nin : 1, nin ? inarr : "0",
+          nout ? nout : 1, nout ? outarr : "0", PU, PU);
+  if (d->train_step) {
+    pk = ik = 0;
+    params[0] = inarr[0] = 0;
+    for (int i = 0, k = 0; i < d->ntensors; i++) {
+      const RtTensorInfo *t = &d->tensors[i];
+      if (t->kind != RT_KIND_INPUT) continue;
+      arg_ident(t->name, a, sizeof a);
+      pk += (size_t)snprintf(params + pk, sizeof params - pk, ", const %s *%s", ctype(t->dtype), a);
+      ik += (size_t)snprintf(inarr + ik, sizeof inarr - ik, "%s%s", k++ ? ", " : "", a);
+    }
+    fprintf(f,
+            "/* one training step (forward, backward, %s) on one batch of %s_BATCH\n"
+            " * samples; returns the %s, or NAN on failure (see %s_error) */\n"
+            "static inline float %s_train_step(%s_ctx *ctx%s) {\n"
+            "  const void *in[%d] = {%s};\n  float loss = 0;\n"
+            "  return rt_ctx_train_step(ctx, in, &loss) ? (float)NAN : loss;\n}\n\n",
+            d->optimizer && *d->optimizer ? d->optimizer : "optimizer update", PU,
+            has_loss ? "loss" : "value 0 (the model has no loss tensor)", P, P, P, params,
+            nin ? nin : 1, nin ? inarr : "0");
+  }
+  fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+  if (fclose(f)) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+int cg_header_write(const char *path, const char *prefix, const RtModelDesc *d,
+                    const char *fwd_inputs, const char *source, char *err, size_t errlen) {
+  char *text = cg_header_text(prefix, d, fwd_inputs, source);
+  if (!text) {
+    rt_errf(err, errlen, "%s: out of memory", path);
+    return -1;
+  }
+  const void *parts[1] = {text};
+  size_t sizes[1] = {strlen(text)};
+  int rc = rt_file_write_atomic(path, parts, sizes, 1, err, errlen);
+  free(text);
+  return rc;
+}

@@ -650,7 +650,7 @@ static LLVMValueRef emit_entry(Gen *g, LLVMValueRef task) {
     LLVMValueRef splitn = LLVMBuildICmp(g->b, LLVMIntSGE, un, um, "");
     LLVMValueRef units = LLVMBuildSelect(g->b, splitn, un, um, "");
     LLVMValueRef work = gen_mul(g, gen_mul(g, M, N), gen_max(g, K, c64(g, 1)));
-    int64_t minflops = g->spec->parallel_min_flops > 0 ? g->spec->parallel_min_flops : (1 << 18);
+    int64_t minflops = g->spec->parallel_min_flops > 0 ? g->spec->parallel_min_flops : (1 << 21);
     LLVMValueRef nt = gen_min(g, nthreads, units);
     nt = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, work, c64(g, minflops), ""),
                          c64(g, 1), nt, "");

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define RT_SPIN_ITERS 20000
+#define RT_SPIN_ITERS 2000
 
 struct RtPool {
     int size;

@@ -2,15 +2,22 @@
 # run_train.sh — `nnc run --train` on examples/mlp.nn.
 #  1. Learning: 10 Gaussian clusters in 784 dimensions (class means N(0, 0.15^2 I), unit
 #     noise; tests/train/train_ref.py blobs), 1000 training samples, batch 48 (20 steps, 40
-#     samples dropped per epoch), 3 epochs of the model's own adam(lr = 1e-3). The mean loss
-#     of the last epoch must fall below 0.3 (chance: ln 10 = 2.30), the training accuracy of
-#     the last epoch reach 0.95, and the accuracy on 500 held-out samples, computed by NumPy
-#     from the saved weights, reach 0.85 (chance 0.10). With a correct gradient the run gives
-#     about 0.08, 1.00 and 0.93.
-#  2. Exactness: 3 full-batch steps (64 samples, --batch 64, --lr 0.01) from given weights
-#     match 3 Adam steps in NumPy (hand-written backprop of ref_nets.py, Adam from its
-#     formulas) to 1e-4 relative — parameters, adam_m and adam_v — and optimizer.step is 3.
-#     Any wrong gradient entry moves its Adam update by O(lr) and fails this.
+#     samples dropped per epoch), 3 epochs of the model's own adam(lr = 1e-3) from random
+#     PyTorch-style weights. The mean loss of the last epoch must fall below 0.3 (chance:
+#     ln 10 = 2.30), the training accuracy of the last epoch reach 0.95, and the accuracy on
+#     500 held-out samples, computed by NumPy from the saved weights, reach 0.85 (chance
+#     0.10); a correct run gives about 0.08, 1.00 and 0.93.
+#     These thresholds alone catch gross errors (a wrong sign, a missing or transposed
+#     weight gradient) but not every wrong gradient: with the ReLU rule replaced by a wrong
+#     one the first layer still gets a descent-like direction and the second layer, whose
+#     gradient is right, learns the clusters anyway (tried: loss 0.21, accuracy 0.999,
+#     held-out 0.93). So the same run is also replayed step for step in NumPy
+#     (train_ref.py train: the same splitmix64 Fisher-Yates shuffle, hand-written backprop
+#     from ref_nets.py, Adam from its formulas): the per-epoch losses and accuracies and
+#     the final parameters and Adam state must match to 1e-4 relative, which a wrong
+#     gradient entry anywhere cannot (its Adam update moves by O(lr)).
+#  2. Full batch with --lr: 3 steps (64 samples, --batch 64, --lr 0.01) match 3 Adam steps
+#     in NumPy to 1e-4 relative — parameters, adam_m and adam_v — and optimizer.step is 3.
 #  3. Resuming: 2 epochs, then 1 more from the saved weights + optimizer state, equals the
 #     3 steps of part 2 (same rtol; atol 2e-8 on the parameters for the float32 rounding of the saved
 #     weights, 1e-13 on the state).
@@ -32,19 +39,33 @@ bad() { echo "FAIL: $*" >&2; fail=1; }
   && "$PY" "$TR" blobs 3 64 "$T/sx.npy" "$T/sy.npy" && mkdir "$T/w0" && "$PY" "$REF" gen mlp 5 "$T/w0" \
   || { echo "FAIL: generating the data" >&2; exit 1; }
 
-# 1. learning
+# 1. learning, and the whole shuffled mini-batch run replayed in NumPy
 if "$NNC" run "$MLP" --train --data x="$T/x.npy" --data label="$T/y.npy" --epochs 3 --batch 48 \
-    --seed 1 --save-weights "$T/w.safetensors" >"$T/out" 2>"$T/err"; then
+    --seed 1 --weights "$T/w0/weights.safetensors" --save-weights "$T/w.safetensors" \
+    >"$T/out" 2>"$T/err"; then
   cat "$T/out"
-  "$PY" - "$T/out" "$T/err" <<'PYEOF' || fail=1
+  "$PY" "$TR" train "$T/w0/weights.safetensors" "$T/x.npy" "$T/y.npy" 3 48 1 0.001 \
+    "$T/ref_w.safetensors" >"$T/ref_out" || bad "NumPy training replay"
+  "$PY" - "$T/out" "$T/err" "$T/ref_out" <<'PYEOF' || fail=1
 import re, sys
 lines = [l for l in open(sys.argv[1]) if l.startswith("epoch ")]
 ep = [re.fullmatch(r"epoch (\d+)/3: loss (\S+)  accuracy (\S+)\n", l) for l in lines]
 if len(ep) != 3 or not all(ep):
     sys.exit(f"FAIL: expected 3 lines 'epoch E/3: loss L  accuracy A', got {lines!r}")
+ok = True
+ref = [re.fullmatch(r"epoch \d+: loss (\S+)  accuracy (\S+)\n", l) for l in open(sys.argv[3])]
+for e, (m, r) in enumerate(zip(ep, ref)):
+    # printed with 6 decimals (loss) and 4 (accuracy)
+    if abs(float(m[2]) - float(r[1])) > 1e-6 + 1e-4 * float(r[1]) or \
+            abs(float(m[3]) - float(r[2])) > 6e-5:
+        print(f"FAIL: epoch {e + 1}: nnc loss {m[2]} accuracy {m[3]}, "
+              f"NumPy loss {r[1]} accuracy {r[2]}")
+        ok = False
 loss, acc = float(ep[-1][2]), float(ep[-1][3])
-ok = loss < 0.3 and acc >= 0.95
-print(f"{'ok' if ok else 'FAIL'}: last epoch: loss {loss} (< 0.3), training accuracy {acc} (>= 0.95)")
+good = loss < 0.3 and acc >= 0.95
+ok = ok and good
+print(f"{'ok' if good else 'FAIL'}: last epoch: loss {loss} (< 0.3), training accuracy {acc} "
+      f"(>= 0.95)")
 note = ("note: 1000 samples in batches of 48: 20 steps per epoch; the last 40 samples of "
         "each shuffled epoch are not used\n")
 if open(sys.argv[2]).read() != note:
@@ -52,6 +73,9 @@ if open(sys.argv[2]).read() != note:
     ok = False
 sys.exit(0 if ok else 1)
 PYEOF
+  echo "60 shuffled mini-batch steps against NumPy:"
+  "$PY" "$CMP" "$T/w.safetensors" "$T/ref_w.safetensors" 1e-4 1e-9 \
+    fc1.weight fc1.bias fc2.weight fc2.bias fc1.weight.adam_m fc1.weight.adam_v || fail=1
   acc=$("$PY" "$TR" accuracy "$T/w.safetensors" "$T/vx.npy" "$T/vy.npy")
   if "$PY" -c "import sys; sys.exit(0 if float('$acc') >= 0.85 else 1)"; then
     echo "ok: held-out accuracy $acc (>= 0.85)"

@@ -14,6 +14,13 @@ Usage (run with /usr/bin/python3):
   train_ref.py adam W0.safetensors X.npy Y.npy STEPS LR OUT.safetensors
       STEPS full-batch Adam steps (beta1 0.9, beta2 0.999, eps 1e-8) of the mlp from W0;
       writes the parameters, <p>.adam_m and <p>.adam_v in float64
+  train_ref.py train W0.safetensors X.npy Y.npy EPOCHS BATCH SEED LR OUT.safetensors
+      what `nnc run --train` does, step for step: each epoch shuffles the sample indices
+      (Fisher-Yates, j = splitmix64() % (i + 1) for i = n-1 .. 1, one splitmix64 stream
+      seeded with SEED that runs on across epochs, the permutation carried over), takes
+      n // BATCH batches in that order and makes one Adam step per batch; prints
+      "epoch E: loss L  accuracy A" per epoch (mean batch loss, training accuracy before
+      each step's update) and writes the parameters and Adam state
   train_ref.py show W.safetensors NAME
       prints the shape and the values of one tensor ("() [3.]")
 """
@@ -46,28 +53,80 @@ def accuracy(wpath, xpath, ypath):
     print(f"{np.mean(logits.argmax(axis=1) == y):.4f}")
 
 
-def adam(w0, xpath, ypath, steps, lr, out):
-    names = [k for k, _ in ref_nets.NETS["mlp"][1]]
+NAMES = [k for k, _ in ref_nets.NETS["mlp"][1]]
+
+
+class Adam:
+    def __init__(self, p, lr):
+        self.p, self.lr, self.t = p, lr, 0
+        self.b1, self.b2, self.eps = 0.9, 0.999, 1e-8
+        self.m = {k: np.zeros_like(p[k]) for k in NAMES}
+        self.v = {k: np.zeros_like(p[k]) for k in NAMES}
+
+    def step(self, g):
+        self.t += 1
+        b1, b2, t = self.b1, self.b2, self.t
+        for k in NAMES:
+            self.m[k] = b1 * self.m[k] + (1 - b1) * g[k]
+            self.v[k] = b2 * self.v[k] + (1 - b2) * g[k] ** 2
+            mhat = self.m[k] / (1 - b1 ** t)
+            vhat = self.v[k] / (1 - b2 ** t)
+            self.p[k] = self.p[k] - self.lr * mhat / (np.sqrt(vhat) + self.eps)
+
+    def save(self, out):
+        res = dict(self.p)
+        for k in NAMES:
+            res[k + ".adam_m"] = self.m[k]
+            res[k + ".adam_v"] = self.v[k]
+        ref_nets.write_file(out, ref_nets.st_bytes(res))
+
+
+def load(w0, xpath, ypath):
     w = ref_nets.st_read(w0)
-    p = {k: w[k].astype(np.float64) for k in names}
-    x = np.load(xpath).astype(np.float64)
-    y = np.load(ypath).astype(np.int64)
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    m = {k: np.zeros_like(p[k]) for k in names}
-    v = {k: np.zeros_like(p[k]) for k in names}
-    for t in range(1, steps + 1):
-        g = ref_nets.mlp_grad(p, x, y)
-        for k in names:
-            m[k] = b1 * m[k] + (1 - b1) * g[k]
-            v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
-            mhat = m[k] / (1 - b1 ** t)
-            vhat = v[k] / (1 - b2 ** t)
-            p[k] = p[k] - lr * mhat / (np.sqrt(vhat) + eps)
-    res = dict(p)
-    for k in names:
-        res[k + ".adam_m"] = m[k]
-        res[k + ".adam_v"] = v[k]
-    ref_nets.write_file(out, ref_nets.st_bytes(res))
+    p = {k: w[k].astype(np.float64) for k in NAMES}
+    return p, np.load(xpath).astype(np.float64), np.load(ypath).astype(np.int64)
+
+
+def adam(w0, xpath, ypath, steps, lr, out):
+    p, x, y = load(w0, xpath, ypath)
+    opt = Adam(p, lr)
+    for _ in range(steps):
+        opt.step(ref_nets.mlp_grad(p, x, y))
+    opt.save(out)
+
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    state[0] = (state[0] + 0x9E3779B97F4A7C15) & M64
+    z = state[0]
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def train(w0, xpath, ypath, epochs, batch, seed, lr, out):
+    p, x, y = load(w0, xpath, ypath)
+    opt = Adam(p, lr)
+    n = len(y)
+    perm = list(range(n))
+    rng = [seed]
+    for e in range(epochs):
+        for i in range(n - 1, 0, -1):
+            j = splitmix64(rng) % (i + 1)
+            perm[i], perm[j] = perm[j], perm[i]
+        losses, correct = [], 0
+        for s in range(n // batch):
+            idx = perm[s * batch:(s + 1) * batch]
+            xb, yb = x[idx], y[idx]
+            logits = ref_nets.mlp(p, xb)
+            losses.append(ref_nets.cross_entropy(logits, yb))
+            correct += int(np.sum(logits.argmax(axis=1) == yb))
+            opt.step(ref_nets.mlp_grad(p, xb, yb))
+        print(f"epoch {e + 1}: loss {np.mean(losses):.9g}  accuracy "
+              f"{correct / (n // batch * batch):.9g}")
+    opt.save(out)
 
 
 def main(argv):
@@ -78,6 +137,9 @@ def main(argv):
         accuracy(*argv[2:5])
     elif cmd == "adam":
         adam(argv[2], argv[3], argv[4], int(argv[5]), float(argv[6]), argv[7])
+    elif cmd == "train":
+        train(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), int(argv[7]),
+              float(argv[8]), argv[9])
     elif cmd == "show":
         t = ref_nets.st_read(argv[2])[argv[3]]
         print(t.shape, t.reshape(-1))

@@ -1,17 +1,20 @@
-/* cmd_emit.c — `nnc emit --emit=ast|ir [--train]`: dump a compilation stage. */
+/* cmd_emit.c — `nnc emit --emit=ast|ir|llvm|asm [--train]`: dump a compilation stage. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "build.h"
 #include "driver.h"
 #include "passes.h"
 
 static void usage(FILE *out) {
-  fputs("usage: nnc emit --emit=ast|ir FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
+  fputs("usage: nnc emit --emit=ast|ir|llvm|asm FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
         "  --emit=ast   the syntax tree, as parsed\n"
         "  --emit=ir    the graph IR of each model (or of --model NAME)\n"
         "  --train      with --emit=ir: the training step of the model (forward, loss,\n"
-        "               backward, optimizer update) from its train block\n",
+        "               backward, optimizer update) from its train block\n"
+        "  --emit=llvm  the LLVM IR module `nnc build` compiles (kernels, entries, descriptor)\n"
+        "  --emit=asm   its assembly; with --target-cpu CPU and -O0..-O3 as for nnc build\n",
         out);
 }
 
@@ -34,13 +37,24 @@ int cmd_emit(int argc, char **argv) {
                                        {"define", required_argument, 0, 'D'},
                                        {"model", required_argument, 0, 'M'},
                                        {"train", no_argument, 0, 'T'},
+                                       {"target-cpu", required_argument, 0, 'C'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   DrvInput in = {0};
   const char *what = "ir";
   int c, train = 0;
+  CgOptions co = {NULL, NULL, 2, 0};
   optind = 1;
-  while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "D:O:h", opts, NULL)) != -1) {
+    if (c == 'C' || c == 'O') {
+      if (c == 'C') co.target_cpu = optarg;
+      else co.opt_level = optarg[0] >= '0' && optarg[0] <= '3' && !optarg[1] ? optarg[0] - '0' : -1;
+      if (co.opt_level < 0) {
+        fprintf(stderr, "nnc emit: error: unknown optimization level '-O%s'\n", optarg);
+        return 2;
+      }
+      continue;
+    }
     if (c == 'h') {
       usage(stdout);
       return 0;
@@ -60,9 +74,12 @@ int cmd_emit(int argc, char **argv) {
       return 2;
     }
   }
-  if (optind != argc - 1 || (strcmp(what, "ast") && strcmp(what, "ir"))) {
-    if (strcmp(what, "ast") && strcmp(what, "ir"))
-      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast or ir)\n", what);
+  int known = !strcmp(what, "ast") || !strcmp(what, "ir") || !strcmp(what, "llvm") ||
+              !strcmp(what, "asm");
+  if (optind != argc - 1 || !known) {
+    if (!known)
+      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast, ir, llvm or asm)\n",
+              what);
     usage(stderr);
     return 2;
   }
@@ -71,6 +88,16 @@ int cmd_emit(int argc, char **argv) {
   int rc = 0;
   if (!strcmp(what, "ast")) {
     rc = fe_dump_ast(stdout, in.path, d) ? 1 : 0;
+  } else if (!strcmp(what, "llvm") || !strcmp(what, "asm")) {
+    DrvModel dm;
+    char err[1024];
+    rc = drv_build_model(&in, &co, d, &dm);
+    if (!rc && (what[0] == 'l' ? llvm_model_write_ir(dm.cg, stdout)
+                               : llvm_model_write_asm(dm.cg, stdout, err, sizeof err))) {
+      fprintf(stderr, "nnc emit: error: %s\n", what[0] == 'l' ? "writing the IR failed" : err);
+      rc = 1;
+    }
+    drv_model_free(&dm);
   } else {
     IrGraph *g = NULL;
     IrModule *m = drv_compile(&in, d, &g);

@@ -16,6 +16,7 @@ static const Command commands[] = {
     {"run", cmd_run, "run a model in the reference interpreter (forward, --grad, --train)"},
     {"cost", cmd_cost, "FLOPs, MACs, memory and roofline time of a model on a target"},
     {"probe", cmd_probe, "measure this machine's FMA peak and memory bandwidth (host target)"},
+    {"build", cmd_build, "compile a model into a program, or a library and header (--lib)"},
 };
 
 static void usage(FILE *out) {

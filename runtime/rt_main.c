@@ -269,8 +269,10 @@ static void list_kind(const RtModelDesc *d, int kind, const char *title, int wit
     const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, kind, k)];
     char ty[128], ib[64];
     rt_info_type_str(t, ty, sizeof ty);
-    printf("  %-28s %-20s%s%s\n", t->name, ty, with_init ? " " : "",
-           with_init ? init_name(t, ib, sizeof ib) : "");
+    if (with_init)
+      printf("  %-28s %-20s %s\n", t->name, ty, init_name(t, ib, sizeof ib));
+    else
+      printf("  %-28s %s\n", t->name, ty);
   }
 }
 

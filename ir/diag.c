@@ -6,7 +6,7 @@
 #include <string.h>
 
 typedef struct Source {
-  const char *file, *text;
+  char *file, *text; /* owned copies: diagnostics may outlive the compilation's arena */
   size_t len;
 } Source;
 
@@ -26,6 +26,10 @@ Diag *diag_new(FILE *out) {
 
 void diag_free(Diag *d) {
   if (!d) return;
+  for (int i = 0; i < d->nsrc; i++) {
+    free(d->src[i].file);
+    free(d->src[i].text);
+  }
   free(d->src);
   free(d);
 }
@@ -36,12 +40,16 @@ void diag_add_source(Diag *d, const char *file, const char *text, size_t len) {
     d->src = realloc(d->src, (size_t)d->cap * sizeof *d->src);
     if (!d->src) abort();
   }
-  d->src[d->nsrc++] = (Source){file, text, len};
+  char *f = strdup(file ? file : ""), *t = malloc(len + 1);
+  if (!f || !t) abort();
+  memcpy(t, text, len);
+  t[len] = 0;
+  d->src[d->nsrc++] = (Source){f, t, len};
 }
 
 static const Source *find_source(const Diag *d, const char *file) {
   for (int i = d->nsrc - 1; i >= 0; i--)
-    if (d->src[i].file == file || (file && d->src[i].file && !strcmp(d->src[i].file, file)))
+    if (file && !strcmp(d->src[i].file, file))
       return &d->src[i];
   return NULL;
 }

@@ -14,7 +14,7 @@ typedef struct Diag Diag;
 
 Diag *diag_new(FILE *out);
 void diag_free(Diag *d);
-/* register a file's text so carets can be drawn under its lines (text is not copied) */
+/* register a file's text so carets can be drawn under its lines (both are copied) */
 void diag_add_source(Diag *d, const char *file, const char *text, size_t len);
 void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_warning(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -277,13 +277,22 @@ int run_check_array(const IrGraph *g, int node, RtTensor *t, const char *path, i
   if (!ok) {
     run_node_type_str(g, node, want, sizeof want);
     run_shape_str(t, got, sizeof got);
-    if (from_axis)
-      diag_error_file(d, path, "wrong sample shape for input '%s': the model expects %s "
-                      "(axis 0 is the batch), got %s%s",
-                      g->nodes[node].name, want, got,
-                      t->rank == ty->rank ? "; set the dims with -D NAME=VALUE if they differ"
-                                          : "");
-    else
+    if (from_axis) { /* a data set: say what one sample must look like */
+      char sym[256], ws[300] = "[", gs[128] = "[";
+      for (int i = 1; i < ty->rank; i++)
+        snprintf(ws + strlen(ws), sizeof ws - strlen(ws), i > 1 ? ",%lld" : "%lld",
+                 (long long)dim_eval(g->dims, ty->dims[i], NULL));
+      for (int i = 1; i < t->rank; i++)
+        snprintf(gs + strlen(gs), sizeof gs - strlen(gs), i > 1 ? ",%lld" : "%lld",
+                 (long long)t->shape[i]);
+      strcat(ws, "]");
+      strcat(gs, "]");
+      ir_type_str(g, ty, sym, sizeof sym);
+      diag_error_file(d, path, "each sample of input '%s' must have shape %s (the model "
+                      "declares %s; axis 0 is the batch), but the array %s has samples of "
+                      "shape %s",
+                      g->nodes[node].name, ws, sym, got, gs);
+    } else
       diag_error_file(d, path, "wrong shape for input '%s': expected %s, got %s%s",
                       g->nodes[node].name, want, got,
                       t->rank == ty->rank ? "; set the dims with -D NAME=VALUE if they differ"
@@ -517,7 +526,12 @@ const char *run_loss_name(const RunOpts *o, IrModule *m, const IrGraph *g, SrcLo
                           Diag *d) {
   IrTrain *t = ir_module_find_train(m, g->name);
   *loc = (SrcLoc){0};
-  if (o->loss) return o->loss;
+  if (o->loss) {
+    if (ir_find_value(g, o->loss) >= 0) return o->loss;
+    diag_error_file(d, NULL, "--loss %s: model '%s' has no value named '%s'", o->loss, g->name,
+                    o->loss);
+    return NULL;
+  }
   if (t && t->minimize) {
     *loc = t->loc;
     return t->minimize;

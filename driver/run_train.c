@@ -209,7 +209,12 @@ int run_train(RunOpts *o) {
     goto free_module;
   }
   IrTrain t = *ts;
-  if (o->loss) t.minimize = o->loss;
+  SrcLoc loss_loc;
+  if (o->loss && !run_loss_name(o, m, g, &loss_loc, d)) goto free_module;
+  if (o->loss) {
+    t.minimize = o->loss;
+    t.loc = loss_loc;
+  }
   if (o->have_lr) t.lr = o->lr;
   if (t.opt == OPT_NONE) {
     diag_error(d, t.loc, "the train section of '%s' has no optimizer", g->name);

@@ -321,13 +321,11 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
     }
     LLVMValueRef zero = LLVMConstNull(g->vf);
     for (int i = 0; i < g->mr; i++) {
-        LLVMBasicBlockRef next = NULL;
         if (!full && i > 0) {
             LLVMBasicBlockRef row = gen_bb(g, "row");
             LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c64(g, i), mr, ""), row, done);
             LLVMPositionBuilderAtEnd(g->b, row);
         }
-        (void)next;
         LLVMValueRef rowp = gen_gep(g, cp, gen_mul(g, c64(g, i), ldc));
         LLVMValueRef brow = NULL;
         if (epi && g->spec->bias == LLVM_GEMM_BIAS_ROW)

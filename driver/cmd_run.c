@@ -543,12 +543,21 @@ const char *run_loss_name(const RunOpts *o, IrModule *m, const IrGraph *g, SrcLo
   return NULL;
 }
 
+static void free_bindings(RunOpts *o) {
+  for (int k = 0; k < o->nins; k++) free((void *)o->ins[k].name);
+  for (int k = 0; k < o->nouts; k++) free((void *)o->outs[k].name);
+  for (int k = 0; k < o->ndata; k++) free((void *)o->data[k].name);
+}
+
 int cmd_run(int argc, char **argv) {
   RunOpts o = {0};
-  if (parse_args(argc, argv, &o)) return 2;
+  if (parse_args(argc, argv, &o)) {
+    free_bindings(&o);
+    return 2;
+  }
   if (o.train) {
     int rc = run_train(&o);
-    for (int k = 0; k < o.ndata; k++) free((void *)o.data[k].name);
+    free_bindings(&o);
     return rc;
   }
   Diag *d = diag_new(stderr);
@@ -595,7 +604,6 @@ done:
   diag_finish(d);
   diag_free(d);
   for (int k = 0; k < o.nins; k++) rt_tensor_free(&files[k]);
-  for (int k = 0; k < o.nins; k++) free((void *)o.ins[k].name);
-  for (int k = 0; k < o.nouts; k++) free((void *)o.outs[k].name);
+  free_bindings(&o);
   return rc;
 }

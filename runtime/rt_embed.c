@@ -221,8 +221,14 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
     else
       rt_init_tensor(t, 0, rt_ctx_data(c, i));
   }
+  /* the step counter: ours, else the optimizer's (files written by `nnc run --train`) */
   const char *st = rt_set_meta(&set, "nnc.step");
-  c->b.step = st ? strtoll(st, NULL, 10) : 0;
+  RtTensor *os = rt_set_find(&set, "optimizer.step");
+  c->b.step = 0;
+  if (st)
+    c->b.step = strtoll(st, NULL, 10);
+  else if (os && rt_tensor_numel(os) == 1 && !rt_tensor_convert(os, DT_I64, NULL, 0))
+    c->b.step = *(const int64_t *)os->data;
   if (nunknown) *nunknown = unknown;
   rc = 0;
 out:

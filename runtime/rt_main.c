@@ -603,13 +603,12 @@ static uint64_t splitmix64(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
-/* Fisher-Yates with a generator seeded by (seed, epoch): the order of epoch e is the same
- * whether training runs straight through or resumes from a checkpoint */
-static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch) {
-  uint64_t s = seed ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull);
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
+/* Fisher-Yates over the previous epoch's order, one splitmix64 stream seeded with --seed for
+ * the whole run: the same order `nnc run --train` visits, so both give the same loss curve.
+ * A resumed run replays the shuffles of the epochs already done. */
+static void shuffle(int64_t *perm, int64_t n, uint64_t *rng) {
   for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)(splitmix64(&s) % (uint64_t)(i + 1));
+    int64_t j = (int64_t)(splitmix64(rng) % (uint64_t)(i + 1));
     int64_t t = perm[i];
     perm[i] = perm[j];
     perm[j] = t;
@@ -728,8 +727,11 @@ static int cmd_train(Prog *p, Args *a) {
   }
   int tty = !quiet && isatty(2);
   int64_t epoch0 = rt_ctx_step(c) / nb;
+  uint64_t rng = seed;
+  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  for (int64_t e = 0; e < epoch0; e++) shuffle(perm, n, &rng);
   for (int64_t e = 0; e < epochs; e++) {
-    shuffle(perm, n, seed, epoch0 + e);
+    shuffle(perm, n, &rng);
     double t0 = now_s(), last_draw = 0, sum = 0;
     for (int64_t b = 0; b < nb; b++) {
       for (int k = 0; k < ntin; k++) {
@@ -769,8 +771,9 @@ static int cmd_train(Prog *p, Args *a) {
     double dt = now_s() - t0;
     if (tty) fputc('\r', stderr);
     if (!quiet)
-      fprintf(stderr, "epoch %" PRId64 "/%" PRId64 "  loss %.6f  %.0f samples/s  %.2f s\033[K\n",
-              e + 1, epochs, sum / (double)nb, (double)(nb * B) / (dt > 0 ? dt : 1e-9), dt);
+      fprintf(stderr, "epoch %" PRId64 "/%" PRId64 "  loss %.6f  %.0f samples/s  %.2f s%s\n",
+              e + 1, epochs, sum / (double)nb, (double)(nb * B) / (dt > 0 ? dt : 1e-9), dt,
+              tty ? "\033[K" : "");
     if (!tty && !quiet) fflush(stderr);
     if (save) {
       char meta[64];

@@ -79,7 +79,7 @@ int rt_ctx_init(RtCtx *c, uint64_t seed);
  * (dtypes are converted); a missing buffer or optimizer state tensor keeps its initializer
  * (a fresh optimizer), so weights saved by other tools load as well. Tensors the model does
  * not have are ignored and counted in *nunknown (may be NULL). The step counter comes from
- * the file's metadata ("nnc.step"), else 0. */
+ * the file's metadata ("nnc.step"), else from an "optimizer.step" tensor, else 0. */
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown);
 /* Writes parameters, buffers and optimizer state atomically, with metadata naming the model,
  * its dims and the step counter; extra_meta_json (a JSON object of strings, or NULL) is

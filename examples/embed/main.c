@@ -1,8 +1,8 @@
 /* main.c — embedding a model compiled by nnc in a C program.
  *
  * mlp.h comes from `nnc build ../mlp.nn --lib` (through nnc_add_model in CMakeLists.txt).
- * The program makes a learnable data set (10 classes, each a random 784-pixel prototype plus
- * noise), trains the mlp on it with mlp_train_step, classifies held-out samples with
+ * The program makes a learnable data set (10 classes, each a random 784-pixel prototype in
+ * [-0.1, 0.1] plus uniform noise in [-0.5, 0.5]), trains the mlp on it with mlp_train_step, classifies held-out samples with
  * mlp_infer, and saves and reloads the weights.
  *
  *   embed [--steps K] [--threads T] [--weights W.safetensors] [--save W.safetensors]
@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
   }
 
   for (int c = 0; c < CLASSES; c++)
-    for (int i = 0; i < PIXELS; i++) prototypes[c][i] = (float)(uniform() * 2 - 1);
+    for (int i = 0; i < PIXELS; i++) prototypes[c][i] = (float)(uniform() * 0.2 - 0.1);
 
   static float x[MLP_BATCH * PIXELS];
   static int32_t label[MLP_BATCH];

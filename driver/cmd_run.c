@@ -353,6 +353,22 @@ static int read_inputs(const RunOpts *o, IrGraph *g, RtTensor *files, int *nodes
   return 0;
 }
 
+/* a tensor --train saves besides the parameters: "<param>.adam_m" etc., "optimizer.step" */
+static int is_opt_state(const IrGraph *g, const char *name) {
+  static const char *const suffix[] = {".adam_m", ".adam_v", ".momentum_buffer"};
+  if (!strcmp(name, "optimizer.step")) return 1;
+  for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+    size_t n = strlen(name), m = strlen(suffix[i]);
+    if (n > m && !strcmp(name + n - m, suffix[i])) {
+      char *base = strndup(name, n - m);
+      int found = run_find_node(g, OP_PARAM, base) >= 0;
+      free(base);
+      if (found) return 1;
+    }
+  }
+  return 0;
+}
+
 int run_load_weights(const RunOpts *o, const IrGraph *g, Interp *ip,
                      int (*optional)(const IrGraph *g, int node, void *ctx), void *ctx,
                      int *nloaded, Diag *d) {
@@ -395,11 +411,19 @@ int run_load_weights(const RunOpts *o, const IrGraph *g, Interp *ip,
     interp_set(ip, i, t->data, rt_tensor_numel(t));
     if (opt && nloaded) (*nloaded)++;
   }
+  int nstate = 0;
   for (int k = 0; k < set.n; k++)
-    if (run_find_node(g, OP_PARAM, set.names[k]) < 0)
+    if (run_find_node(g, OP_PARAM, set.names[k]) >= 0)
+      continue;
+    else if (is_opt_state(g, set.names[k]))
+      nstate++;
+    else
       diag_warning(d, (SrcLoc){.file = o->weights},
                    "tensor '%s' is not a parameter of model '%s'; ignored", set.names[k],
                    g->name);
+  if (nstate)
+    fprintf(stderr, "note: %s: %d optimizer state tensors not used (they resume --train)\n",
+            o->weights, nstate);
   rt_set_free(&set);
   return missing ? -1 : 0;
 }

@@ -596,6 +596,8 @@ int cmd_run(int argc, char **argv) {
   if (!m) goto done;
   /* the dims are bound before the interpreter is created: it sizes every value from them */
   if (read_inputs(&o, g, files, nodes, d)) goto free_module;
+  if (!(m = drv_recompile_dims(&o.in, m, &g, d))) goto done;
+  for (int k = 0; k < o.nins; k++) nodes[k] = run_find_node(g, OP_INPUT, o.ins[k].name);
   eg = g;
   if (o.grad) {
     SrcLoc loc;

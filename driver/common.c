@@ -42,3 +42,43 @@ IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g) {
   }
   return m;
 }
+
+/* replace or append the define NAME=VALUE */
+static int set_define(DrvInput *in, int slot, const char *name, int64_t value) {
+  snprintf(in->bound[slot], sizeof in->bound[slot], "%s=%lld", name, (long long)value);
+  size_t n = strlen(name);
+  for (int i = 0; i < in->ndefines; i++)
+    if (!strncmp(in->defines[i], name, n) && in->defines[i][n] == '=') {
+      in->defines[i] = in->bound[slot];
+      return 0;
+    }
+  if (in->ndefines == (int)(sizeof in->defines / sizeof *in->defines)) return -1;
+  in->defines[in->ndefines++] = in->bound[slot];
+  return 0;
+}
+
+IrModule *drv_recompile_dims(DrvInput *in, IrModule *m, IrGraph **g, Diag *d) {
+  /* the values it was compiled with: those of a fresh compile with the same options */
+  IrGraph *fresh_g = NULL;
+  IrModule *fresh = drv_compile(in, d, &fresh_g);
+  if (!fresh) {
+    ir_module_free(m);
+    return NULL;
+  }
+  int changed = 0;
+  for (int s = 0; s < dim_sym_count((*g)->dims); s++) {
+    int64_t v = dim_sym_value((*g)->dims, s);
+    if (v == dim_sym_value(fresh_g->dims, s)) continue;
+    if (set_define(in, s, dim_sym_name((*g)->dims, s), v)) {
+      diag_error_file(d, in->path, "too many -D options");
+      ir_module_free(fresh);
+      ir_module_free(m);
+      return NULL;
+    }
+    changed = 1;
+  }
+  ir_module_free(fresh);
+  if (!changed) return m;
+  ir_module_free(m);
+  return drv_compile(in, d, g);
+}

@@ -21,9 +21,16 @@ typedef struct DrvInput {
   const char *defines[64];   /* -D N=V */
   int ndefines;
   const char *model;         /* --model NAME, or NULL = the only/first model */
+  char bound[DIM_MAX_SYMS][96]; /* storage for defines added by drv_recompile_dims */
 } DrvInput;
 /* handles -D/--define and --model; returns 1 if the option was consumed */
 int drv_common_opt(DrvInput *in, int opt, const char *arg);
 /* compile in->path; prints diagnostics; NULL on error. *g gets the selected model graph. */
 IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g);
+/* After dims were bound from data (the sizes in .npy files), compile again with those values
+ * as -D overrides when any differs from its compiled value: the frontend may have folded a
+ * dim's value into a constant (`x / sqrt(K)`), so changing it in place would give silently
+ * wrong results. Frees *m and returns the new module (NULL on error); *g is updated, and
+ * callers must look nodes up again by name. Returns m itself when nothing changed. */
+IrModule *drv_recompile_dims(DrvInput *in, IrModule *m, IrGraph **g, Diag *d);
 #endif

@@ -200,6 +200,10 @@ int run_train(RunOpts *o) {
   int rc = 1;
   IrModule *m = drv_compile(&o->in, d, &g);
   if (!m) goto done;
+  int64_t samples = read_data(o, g, files, nodes, d);
+  if (samples < 0) goto free_module;
+  if (!(m = drv_recompile_dims(&o->in, m, &g, d))) goto done;
+  for (int k = 0; k < o->ndata; k++) nodes[k] = run_find_node(g, OP_INPUT, o->data[k].name);
   const IrTrain *ts = ir_module_find_train(m, g->name);
   if (!ts) {
     diag_error_file(d, o->in.path,
@@ -220,8 +224,6 @@ int run_train(RunOpts *o) {
     diag_error(d, t.loc, "the train section of '%s' has no optimizer", g->name);
     goto free_module;
   }
-  int64_t samples = read_data(o, g, files, nodes, d);
-  if (samples < 0) goto free_module;
   if (!(tg = pass_train_graph(g, &t, &info, d))) goto free_module;
 
   InterpOptions io = {.seed = o->seed};

@@ -369,6 +369,19 @@ static int is_opt_state(const IrGraph *g, const char *name) {
   return 0;
 }
 
+/* PyTorch checkpoints carry "<bn>.num_batches_tracked" beside each batchnorm's statistics */
+static int is_batches_tracked(const IrGraph *g, const char *name) {
+  static const char suffix[] = ".num_batches_tracked";
+  size_t n = strlen(name), m = sizeof suffix - 1;
+  if (n <= m || strcmp(name + n - m, suffix)) return 0;
+  char *mean = xmalloc(n - m + sizeof ".running_mean");
+  memcpy(mean, name, n - m);
+  strcpy(mean + n - m, ".running_mean");
+  int found = run_find_node(g, OP_PARAM, mean) >= 0;
+  free(mean);
+  return found;
+}
+
 int run_load_weights(const RunOpts *o, const IrGraph *g, Interp *ip,
                      int (*optional)(const IrGraph *g, int node, void *ctx), void *ctx,
                      int *nloaded, Diag *d) {
@@ -411,12 +424,14 @@ int run_load_weights(const RunOpts *o, const IrGraph *g, Interp *ip,
     interp_set(ip, i, t->data, rt_tensor_numel(t));
     if (opt && nloaded) (*nloaded)++;
   }
-  int nstate = 0;
+  int nstate = 0, ntracked = 0;
   for (int k = 0; k < set.n; k++)
     if (run_find_node(g, OP_PARAM, set.names[k]) >= 0)
       continue;
     else if (is_opt_state(g, set.names[k]))
       nstate++;
+    else if (is_batches_tracked(g, set.names[k]))
+      ntracked++;
     else
       diag_warning(d, (SrcLoc){.file = o->weights},
                    "tensor '%s' is not a parameter of model '%s'; ignored", set.names[k],
@@ -424,6 +439,10 @@ int run_load_weights(const RunOpts *o, const IrGraph *g, Interp *ip,
   if (nstate)
     fprintf(stderr, "note: %s: %d optimizer state tensors not used (they resume --train)\n",
             o->weights, nstate);
+  if (ntracked)
+    fprintf(stderr, "note: %s: %d batchnorm 'num_batches_tracked' counters not used (nnc's "
+                    "batchnorm uses a fixed momentum)\n",
+            o->weights, ntracked);
   rt_set_free(&set);
   return missing ? -1 : 0;
 }

@@ -62,7 +62,7 @@ def st_bytes(tensors):
     """the bytes of a safetensors file holding tensors (an ordered name -> ndarray map)"""
     header, chunks, off = {}, [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
+        a = np.array(arr, order="C")  # keeps 0-d arrays 0-d (ascontiguousarray would not)
         raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": _ST_NAMES[a.dtype.newbyteorder("<").str],
                         "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}

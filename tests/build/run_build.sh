@@ -224,6 +224,8 @@ int main(int argc, char **argv) {
   rt_tensor_alloc(&y, DT_F32, 2, shape);
   if (mm_infer(c, x.shape[0], x.data, y.data) || rt_npy_write(argv[3], &y, err, sizeof err)) return 1;
   mm_destroy(c);
+  rt_tensor_free(&x);
+  rt_tensor_free(&y);
   return 0;
 }
 CEOF

@@ -193,6 +193,7 @@ START_TEST(test_init_matches_interp) {
   ck_assert(memcmp(v0, v1, sizeof v0) != 0);
   double bound = sqrt(6.0 / (3 + 2));
   for (int i = 0; i < 6; i++) ck_assert(fabs(v0[i]) <= bound);
+  dim_ctx_free(g->dims);
   arena_free(a);
 }
 END_TEST

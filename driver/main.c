@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"cost", cmd_cost, "FLOPs, MACs, memory and roofline time of a model on a target"},
     {"probe", cmd_probe, "measure this machine's FMA peak and memory bandwidth (host target)"},
     {"build", cmd_build, "compile a model into a program, or a library and header (--lib)"},
+    {"plan", cmd_plan, "memory plan of a training step; rematerialization to fit a budget"},
 };
 
 static void usage(FILE *out) {

@@ -1,0 +1,412 @@
+/* cmd_plan.c — `nnc plan`: the memory plan of a training step under a budget: what is
+ * kept, what is recomputed, the peak before and after, the extra FLOPs and the estimated
+ * time on a target; --sweep prints the budget-vs-recompute curve of sqrt and optimal side by
+ * side and --svg draws it. Method: docs/memory.md. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../passes/cost.h"
+#include "../passes/memplan.h"
+#include "../passes/passes.h"
+#include "../passes/remat.h"
+#include "driver.h"
+
+typedef struct Opts {
+  DrvInput in;
+  const char *target, *svg, *memory;
+  RematMode mode;
+  bool sweep;
+  int points;
+} Opts;
+
+static void usage(FILE *out) {
+  fputs("usage: nnc plan FILE.nn [--memory SIZE] [options]\n"
+        "Memory plan of the model's training step: arena, what is kept and what is recomputed\n"
+        "to fit a budget, the extra FLOPs and the estimated time.\n"
+        "  --memory SIZE       the budget for weights, optimizer state, inputs/outputs and\n"
+        "                      scratch (default: the train section's `memory` line), e.g.\n"
+        "                      256MiB, 1.5GB, 300M (K, M, G without B are KiB, MiB, GiB)\n"
+        "  --remat MODE        none | sqrt | optimal (default optimal)\n"
+        "  --target T          hardware for the time estimate (default host)\n"
+        "  -D, --define N=V    set a dim's value\n"
+        "      --model M       the model when the file has several\n"
+        "      --sweep         budget vs recompute curve, sqrt and optimal side by side\n"
+        "      --points N      budgets in the sweep (default 12)\n"
+        "      --svg FILE      draw the sweep (implies --sweep)\n",
+        out);
+}
+
+/* "256MiB", "1.5GB", "300M", "4096": bytes, or -1 with err filled */
+static int64_t parse_size(const char *s, char *err, size_t n) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || !(v >= 0) || isinf(v)) {
+    snprintf(err, n, "invalid size '%s': expected a number and a unit, e.g. 256MiB or 1.5GB", s);
+    return -1;
+  }
+  while (*end == ' ') end++;
+  static const struct {
+    const char *u;
+    double f;
+  } units[] = {{"", 1},           {"b", 1},          {"k", 1024},        {"kib", 1024},
+               {"kb", 1e3},       {"m", 1048576.0},  {"mib", 1048576.0}, {"mb", 1e6},
+               {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},  {"t", 1099511627776.0},
+               {"tib", 1099511627776.0}, {"tb", 1e12}};
+  char u[8];
+  size_t k = 0;
+  for (; end[k] && k < sizeof u - 1; k++) u[k] = (char)tolower((unsigned char)end[k]);
+  u[k] = 0;
+  if (end[k]) k = sizeof u; /* too long to be a unit */
+  for (size_t i = 0; k < sizeof u && i < sizeof units / sizeof *units; i++)
+    if (!strcmp(u, units[i].u)) {
+      double b = v * units[i].f;
+      if (b > 9.0e18) {
+        snprintf(err, n, "size '%s' is too large", s);
+        return -1;
+      }
+      if (b < 1) {
+        snprintf(err, n, "size '%s' is zero", s);
+        return -1;
+      }
+      return (int64_t)ceil(b);
+    }
+  snprintf(err, n, "invalid size '%s': unknown unit '%s' (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)",
+           s, end);
+  return -1;
+}
+
+static const char *bytes_h(double v, char *buf, size_t n) {
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
+  return buf;
+}
+
+static const char *si(double v, char *buf, size_t n) {
+  static const char *pre[] = {"", "K", "M", "G", "T", "P", "E"};
+  int i = 0;
+  while (fabs(v) >= 1000 && i < 6) v /= 1000, i++;
+  snprintf(buf, n, i ? "%.3g%s" : "%.0f%s", v, pre[i]);
+  return buf;
+}
+
+static const char *time_h(double s, char *buf, size_t n) {
+  if (s >= 1) snprintf(buf, n, "%.3f s", s);
+  else if (s >= 1e-3) snprintf(buf, n, "%.3f ms", s * 1e3);
+  else snprintf(buf, n, "%.1f us", s * 1e6);
+  return buf;
+}
+
+static const char *label(const IrGraph *g, int i, char *buf, size_t n) {
+  if (i < 0) return "-";
+  const IrNode *nd = &g->nodes[i];
+  if (nd->scope && nd->name && strcmp(nd->scope, nd->name)) snprintf(buf, n, "%s/%s", nd->scope, nd->name);
+  else if (nd->scope) snprintf(buf, n, "%s", nd->scope);
+  else if (nd->name) snprintf(buf, n, "%s", nd->name);
+  else snprintf(buf, n, "%%%d %s", i, ir_op_name(nd->op));
+  return buf;
+}
+
+static int parse(int argc, char **argv, Opts *o) {
+  enum { O_MEM = 256, O_REMAT, O_TARGET, O_SWEEP, O_SVG, O_POINTS };
+  static const struct option opts[] = {
+      {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
+      {"memory", required_argument, 0, O_MEM}, {"remat", required_argument, 0, O_REMAT},
+      {"target", required_argument, 0, O_TARGET}, {"sweep", no_argument, 0, O_SWEEP},
+      {"svg", required_argument, 0, O_SVG}, {"points", required_argument, 0, O_POINTS},
+      {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  o->target = "host";
+  o->mode = REMAT_OPTIMAL;
+  o->points = 12;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
+    int r = drv_common_opt(&o->in, c, optarg);
+    if (r < 0) return 2;
+    if (r) continue;
+    switch (c) {
+    case O_MEM: o->memory = optarg; break;
+    case O_REMAT: {
+      int m = remat_mode_parse(optarg);
+      if (m < 0) {
+        fprintf(stderr, "nnc plan: error: --remat must be none, sqrt or optimal, not '%s'\n", optarg);
+        return 2;
+      }
+      o->mode = (RematMode)m;
+      break;
+    }
+    case O_TARGET: o->target = optarg; break;
+    case O_SWEEP: o->sweep = true; break;
+    case O_SVG: o->svg = optarg, o->sweep = true; break;
+    case O_POINTS: {
+      char *e;
+      long v = strtol(optarg, &e, 10);
+      if (*e || v < 2 || v > 200) {
+        fprintf(stderr, "nnc plan: error: --points must be a number from 2 to 200\n");
+        return 2;
+      }
+      o->points = (int)v;
+      break;
+    }
+    case 'h': usage(stdout); return -1;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    fprintf(stderr, "nnc plan: error: expected one .nn file\n");
+    usage(stderr);
+    return 2;
+  }
+  o->in.path = argv[optind];
+  return 0;
+}
+
+static double step_time(IrGraph *g, const HwTarget *hw) {
+  CostResult *r = cost_analyze(g, NULL);
+  cost_roofline(r, hw);
+  return r->total.time;
+}
+
+static void print_plan(const Opts *o, IrGraph *fwd, const RematPlan *pl, const HwTarget *hw, int rc) {
+  char b0[40], b1[40], b2[40], b3[40];
+  const MemPlan *mp = &pl->mp;
+  printf("plan for the training step of '%s' on %s (remat %s)\n", fwd->name, hw->name,
+         remat_mode_name(o->mode));
+  printf("  outside the arena:    params %s (weights and optimizer state), io %s\n",
+         bytes_h((double)mp->params_bytes, b0, sizeof b0), bytes_h((double)mp->io_bytes, b1, sizeof b1));
+  printf("  step, node order:     %s\n", bytes_h((double)pl->total_orig, b0, sizeof b0));
+  printf("  step, scheduled:      %s (optimizer updates follow their gradients, leaves their "
+         "readers)\n",
+         bytes_h((double)pl->total_sched, b0, sizeof b0));
+  if (pl->budget > 0) printf("  budget:               %s\n", bytes_h((double)pl->budget, b0, sizeof b0));
+  if (rc) return;
+  printf("  planned:              %s = params + io + arena %s (live peak %s, %d in-place)\n",
+         bytes_h((double)pl->total, b0, sizeof b0), bytes_h((double)mp->arena_bytes, b1, sizeof b1),
+         bytes_h((double)mp->live_peak, b2, sizeof b2), mp->ninplace);
+  printf("  forward segments:     %d (cut at articulation points), %d group%s\n", pl->nsegs,
+         pl->ngroups, pl->ngroups == 1 ? "" : "s");
+  double share = pl->step_flops > 0 ? pl->recompute_flops / pl->step_flops : 0;
+  printf("  recomputed:           %d nodes, %s FLOPs = %.2f%% of the step (%s FLOPs)\n", pl->nclones,
+         si(pl->recompute_flops, b0, sizeof b0), 100 * share, si(pl->step_flops, b1, sizeof b1));
+  double t0 = step_time(pl->sched, hw), t1 = pl->g == pl->sched ? t0 : step_time(pl->g, hw);
+  printf("  estimated step time:  %s -> %s (%+.2f%%) on %s\n", time_h(t0, b0, sizeof b0),
+         time_h(t1, b1, sizeof b1), t0 > 0 ? 100 * (t1 - t0) / t0 : 0, hw->name);
+  if (pl->ngroups > 1) {
+    printf("\n  %-4s %-34s %-34s %10s %8s %10s\n", "grp", "from", "to (kept boundary)", "kept",
+           "clones", "FLOPs");
+    for (int q = 0; q < pl->ngroups; q++) {
+      const RematGroup *G = &pl->groups[q];
+      char l0[160], l1[160];
+      int bn = G->boundary;
+      double kb = bn >= 0 && mp->where[bn] == MP_ARENA ? (double)mp->bytes[bn] : 0;
+      printf("  %-4d %-34.34s %-34.34s %10s %8d %10s%s\n", q + 1, label(pl->g, G->first_node, l0, sizeof l0),
+             label(pl->g, bn >= 0 ? bn : G->last_node, l1, sizeof l1),
+             bn >= 0 ? bytes_h(kb, b2, sizeof b2) : "-", G->nclones, si(G->flops, b3, sizeof b3),
+             G->recomputed ? "" : "  (kept: backward starts here)");
+    }
+  }
+}
+
+/* ---- sweep: table and SVG -------------------------------------------------------------- */
+
+static void print_sweep(const RematPoint *pt, int n, const RematPlan *base) {
+  char b0[40], b1[40], b2[40];
+  printf("\nbudget sweep (%d forward segments; step %s FLOPs; unmodified step %s)\n", base->nsegs,
+         si(base->step_flops, b0, sizeof b0), bytes_h((double)base->total_sched, b1, sizeof b1));
+  printf("  %12s  %22s  %22s\n", "budget", "sqrt: recompute  peak", "optimal: recompute  peak");
+  for (int i = 0; i < n; i++) {
+    char s0[96], s1[96];
+    if (pt[i].ok[REMAT_SQRT])
+      snprintf(s0, sizeof s0, "%6.2f%% %11s", 100 * pt[i].flops[REMAT_SQRT] / base->step_flops,
+               bytes_h((double)pt[i].total[REMAT_SQRT], b0, sizeof b0));
+    else
+      snprintf(s0, sizeof s0, "%22s", "does not fit");
+    if (pt[i].ok[REMAT_OPTIMAL])
+      snprintf(s1, sizeof s1, "%6.2f%% %11s", 100 * pt[i].flops[REMAT_OPTIMAL] / base->step_flops,
+               bytes_h((double)pt[i].total[REMAT_OPTIMAL], b1, sizeof b1));
+    else
+      snprintf(s1, sizeof s1, "%22s", "does not fit");
+    printf("  %12s  %22s  %22s\n", bytes_h((double)pt[i].budget, b2, sizeof b2), s0, s1);
+  }
+}
+
+static void xml_esc(FILE *f, const char *s) {
+  for (; *s; s++) {
+    if (*s == '<') fputs("&lt;", f);
+    else if (*s == '>') fputs("&gt;", f);
+    else if (*s == '&') fputs("&amp;", f);
+    else if (*s == '"') fputs("&quot;", f);
+    else fputc(*s, f);
+  }
+}
+
+static int write_svg(const char *path, const char *title, const RematPoint *pt, int n,
+                     const RematPlan *base, char *err, size_t en) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    snprintf(err, en, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  const int W = 720, H = 440, ML = 80, MR = 160, MT = 50, MB = 60;
+  double x0 = (double)pt[0].budget, x1 = (double)pt[n - 1].budget, ymax = 0;
+  for (int i = 0; i < n; i++)
+    for (int m = REMAT_SQRT; m <= REMAT_OPTIMAL; m++)
+      if (pt[i].ok[m] && 100 * pt[i].flops[m] / base->step_flops > ymax)
+        ymax = 100 * pt[i].flops[m] / base->step_flops;
+  if (ymax <= 0) ymax = 1;
+  ymax *= 1.1;
+  if (x1 <= x0) x1 = x0 + 1;
+  double pw = W - ML - MR, ph = H - MT - MB;
+#define PX(b) (ML + ((double)(b) - x0) / (x1 - x0) * pw)
+#define PY(y) (MT + ph - (y) / ymax * ph)
+  fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+             "font-family=\"sans-serif\" font-size=\"12\">\n"
+             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%d\" y=\"28\" "
+             "font-size=\"16\">",
+          W, H, W, H, ML);
+  xml_esc(f, title);
+  fputs("</text>\n", f);
+  fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n",
+          ML, MT, pw, ph);
+  char b[40];
+  for (int t = 0; t <= 4; t++) {
+    double y = ymax * t / 4, bx = x0 + (x1 - x0) * t / 4;
+    fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f%%</text>\n", ML - 6, PY(y) + 4, y);
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", PX(bx), H - MB + 18);
+    xml_esc(f, bytes_h(bx, b, sizeof b));
+    fputs("</text>\n", f);
+  }
+  fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">budget (params + io + arena)</text>\n",
+          ML + pw / 2, H - 16);
+  fprintf(f, "<text x=\"18\" y=\"%.1f\" transform=\"rotate(-90 18 %.1f)\" text-anchor=\"middle\">"
+             "recompute FLOPs, %% of the step</text>\n",
+          MT + ph / 2, MT + ph / 2);
+  static const char *color[3] = {"#888", "#d62728", "#1f77b4"};
+  for (int m = REMAT_SQRT; m <= REMAT_OPTIMAL; m++) {
+    fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+            remat_mode_name((RematMode)m), color[m]);
+    for (int i = 0; i < n; i++)
+      if (pt[i].ok[m]) fprintf(f, "%.1f,%.1f ", PX(pt[i].budget), PY(100 * pt[i].flops[m] / base->step_flops));
+    fputs("\"/>\n", f);
+    for (int i = 0; i < n; i++)
+      if (pt[i].ok[m])
+        fprintf(f, "<circle class=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\" data-budget=\"%lld\" "
+                   "data-recompute=\"%.0f\"/>\n",
+                remat_mode_name((RematMode)m), PX(pt[i].budget), PY(100 * pt[i].flops[m] / base->step_flops),
+                color[m], (long long)pt[i].budget, pt[i].flops[m]);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", W - MR + 14, MT + 20 * m,
+            color[m], remat_mode_name((RematMode)m));
+  }
+#undef PX
+#undef PY
+  fputs("</svg>\n", f);
+  if (fclose(f) || rename(tmp, path)) {
+    snprintf(err, en, "%s: %s", path, strerror(errno));
+    remove(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+int cmd_plan(int argc, char **argv) {
+  Opts o = {0};
+  int rc = parse(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
+  char err[512];
+  int64_t budget = 0;
+  if (o.memory && (budget = parse_size(o.memory, err, sizeof err)) < 0) {
+    fprintf(stderr, "nnc plan: error: --memory: %s\n", err);
+    return 2;
+  }
+  HwTarget hw;
+  if (hw_resolve(o.target, &hw, err, sizeof err)) {
+    fprintf(stderr, "nnc plan: error: %s\n", err);
+    return 1;
+  }
+  Diag *d = diag_new(stderr);
+  IrGraph *fwd;
+  IrModule *m = drv_compile(&o.in, d, &fwd);
+  if (!m) {
+    diag_finish(d);
+    diag_free(d);
+    return 1;
+  }
+  IrTrain *t = ir_module_find_train(m, fwd->name);
+  if (!t) {
+    /* inference only: the forward graph's arena */
+    MemPlan mp;
+    if (memplan_build(fwd, NULL, &mp, NULL, err, sizeof err)) {
+      fprintf(stderr, "nnc plan: error: %s\n", err);
+      rc = 1;
+    } else {
+      char b0[40], b1[40], b2[40], b3[40];
+      printf("'%s' has no train section: inference plan only\n"
+             "  params %s, io %s, arena %s (live peak %s, %d in-place)\n",
+             fwd->name, bytes_h((double)mp.params_bytes, b0, sizeof b0),
+             bytes_h((double)mp.io_bytes, b1, sizeof b1), bytes_h((double)mp.arena_bytes, b2, sizeof b2),
+             bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
+      if (o.memory || o.sweep) {
+        fprintf(stderr, "nnc plan: error: --memory and --sweep plan a training step; '%s' has none\n",
+                fwd->name);
+        rc = 1;
+      }
+    }
+    diag_free(d);
+    ir_module_free(m);
+    return rc;
+  }
+  if (!budget) budget = t->memory_budget;
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(fwd, t, &info, d);
+  diag_finish(d);
+  diag_free(d);
+  if (!tg) {
+    ir_module_free(m);
+    return 1;
+  }
+  RematPlan pl;
+  RematOptions ro = {o.mode, budget};
+  int r = pass_remat(tg, &info, &ro, &pl);
+  if (r == -2) {
+    fprintf(stderr, "nnc plan: internal error: %s\n", pl.msg);
+    ir_module_free(m);
+    return 1;
+  }
+  print_plan(&o, fwd, &pl, &hw, r);
+  if (r) {
+    fprintf(stderr, "%s: error: %s\n", o.in.path, pl.msg);
+    rc = 1;
+  }
+  if (o.sweep) {
+    RematPoint *pts = xcalloc((size_t)o.points, sizeof *pts);
+    RematPlan base;
+    if (remat_sweep(tg, &info, o.points, pts, &base)) {
+      fprintf(stderr, "nnc plan: internal error in the sweep\n");
+      rc = 1;
+    } else {
+      print_sweep(pts, o.points, &base);
+      if (o.svg) {
+        char title[200];
+        snprintf(title, sizeof title, "%s: recompute vs memory budget (training step)", fwd->name);
+        if (write_svg(o.svg, title, pts, o.points, &base, err, sizeof err)) {
+          fprintf(stderr, "nnc plan: error: %s\n", err);
+          rc = 1;
+        }
+      }
+    }
+    free(pts);
+  }
+  ir_module_free(m);
+  return rc;
+}

@@ -1,0 +1,53 @@
+/* llvm_emit.h — state shared by the LLVM model emitter (llvm_model.c) and the per-op
+ * lowering (llvm_ops.c). Internal to codegen/.
+ *
+ * Every kernel of a plan becomes one internal function
+ *     void k(ptr params, ptr io, ptr arena, ptr pool, i64 step, i64 seed)
+ * that finds its operands at constant offsets from the three region bases; the entry
+ * functions call the kernels in plan order.
+ */
+#ifndef NNC_LLVM_EMIT_H
+#define NNC_LLVM_EMIT_H
+#include <llvm-c/Core.h>
+
+#include "../passes/hw.h"
+#include "llvm_gemm.h"
+#include "llvm_util.h"
+#include "lower.h"
+
+typedef struct CgGemmFn {
+  char key[160];
+  LLVMValueRef fn;
+} CgGemmFn;
+
+typedef struct CgEmit {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd, vf, kfn_ty;
+  int vl;
+  const LlvmTargetInfo *ti;
+  const HwTarget *hw;
+  const CgPlan *p;
+  const char *prefix; /* function names: <prefix>_k<index> */
+  int kidx;
+  LLVMValueRef fn;    /* function being built */
+  LLVMValueRef params, io, arena, pool, step, seed; /* current kernel's arguments */
+  CgGemmFn *gemms;
+  int ngemm, capgemm;
+  int nglobals;
+  char *err;
+  size_t errlen;
+} CgEmit;
+
+typedef int (*LowerFn)(CgEmit *e, const CgKernel *k);
+
+/* llvm_ops.c */
+bool llvm_op_defined(OpKind op);
+int llvm_lower_kernel(CgEmit *e, const CgKernel *k); /* body of the current kernel function */
+
+/* helpers (llvm_ops.c) */
+LLVMValueRef cg_c64(CgEmit *e, int64_t v);
+LLVMValueRef cg_ptr(CgEmit *e, int node);
+LLVMValueRef cg_region_ptr(CgEmit *e, int region, int64_t offset);
+#endif

@@ -1,0 +1,1094 @@
+/* llvm_ops.c — per-op lowering of plan kernels to LLVM IR (see llvm_emit.h).
+ *
+ * - elementwise groups: one generated loop over the group's iteration space, rows of the
+ *   innermost (collapsed) dim in host-width vectors plus a scalar tail, operands loaded with
+ *   numpy broadcast strides, every intermediate in registers; split across the thread pool
+ *   in fixed contiguous ranges (elementwise results do not depend on the split).
+ * - MATMUL: calls of a GEMM kernel from llvm_gemm (one per distinct shape of blocking and
+ *   epilogue), blocking from the tile decisions (passes/tiles.h); batched products loop over
+ *   constant tables of operand offsets, and a batch that only the left operand has is folded
+ *   into M.
+ * - convolutions: per image and group, generated im2col (col2im for the data gradient) and a
+ *   GEMM; 1x1 stride-1 unpadded convolutions use the activations directly.
+ * - everything else calls a plain-C runtime kernel (runtime/rt_kernels.h) or, for copies
+ *   and fills, llvm.memcpy/llvm.memset and a generated fill loop.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../passes/tiles.h"
+#include "llvm_emit.h"
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+LLVMValueRef cg_c64(CgEmit *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, 1); }
+static LLVMValueRef c32(CgEmit *e, int32_t v) { return LLVMConstInt(e->i32, (unsigned long long)v, 1); }
+
+static LLVMValueRef gep8(CgEmit *e, LLVMValueRef base, LLVMValueRef off) {
+  return LLVMBuildGEP2(e->b, e->i8, base, &off, 1, "");
+}
+
+LLVMValueRef cg_region_ptr(CgEmit *e, int region, int64_t offset) {
+  LLVMValueRef base = region == RT_REGION_PARAMS ? e->params : region == RT_REGION_IO ? e->io : e->arena;
+  return offset ? gep8(e, base, cg_c64(e, offset)) : base;
+}
+
+LLVMValueRef cg_ptr(CgEmit *e, int node) {
+  const CgVal *v = &e->p->v[node];
+  return cg_region_ptr(e, v->region, v->offset);
+}
+
+static LLVMValueRef add(CgEmit *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(e->b, a, b, ""); }
+static LLVMValueRef mul(CgEmit *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(e->b, a, b, ""); }
+
+static LLVMValueRef fconst(CgEmit *e, LLVMTypeRef ty, double v) {
+  if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind) return LLVMConstReal(ty, v);
+  LLVMValueRef lanes[64];
+  unsigned n = LLVMGetVectorSize(ty);
+  for (unsigned i = 0; i < n; i++) lanes[i] = LLVMConstReal(e->f32, v);
+  return LLVMConstVector(lanes, n);
+}
+
+static LLVMValueRef splat(CgEmit *e, LLVMValueRef x, int n) {
+  LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)n);
+  LLVMValueRef v = LLVMBuildInsertElement(e->b, LLVMGetPoison(vt), x, c32(e, 0), "");
+  LLVMValueRef mask = LLVMConstNull(LLVMVectorType(e->i32, (unsigned)n));
+  return LLVMBuildShuffleVector(e->b, v, LLVMGetPoison(vt), mask, "");
+}
+
+static LLVMValueRef intrinsic(CgEmit *e, const char *name, LLVMTypeRef *over, size_t nover,
+                              LLVMValueRef *args, unsigned nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->mod, id, over, nover);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(e->ctx, id, over, nover);
+  return LLVMBuildCall2(e->b, ty, f, args, nargs, "");
+}
+
+static LLVMValueRef un_intr(CgEmit *e, const char *name, LLVMValueRef x) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  return intrinsic(e, name, &t, 1, &x, 1);
+}
+
+static LLVMValueRef declare(CgEmit *e, const char *name, LLVMTypeRef ret, LLVMTypeRef *ps, unsigned n) {
+  LLVMValueRef f = LLVMGetNamedFunction(e->mod, name);
+  if (!f) f = LLVMAddFunction(e->mod, name, LLVMFunctionType(ret, ps, n, 0));
+  return f;
+}
+
+static LLVMValueRef call(CgEmit *e, LLVMValueRef f, LLVMValueRef *args, unsigned n) {
+  return LLVMBuildCall2(e->b, LLVMGlobalGetValueType(f), f, args, n, "");
+}
+
+/* a libm float function applied lane by lane */
+static LLVMValueRef libm_lanes(CgEmit *e, const char *name, LLVMValueRef x) {
+  LLVMValueRef f = declare(e, name, e->f32, &e->f32, 1);
+  if (LLVMGetTypeKind(LLVMTypeOf(x)) != LLVMVectorTypeKind) return call(e, f, &x, 1);
+  unsigned n = LLVMGetVectorSize(LLVMTypeOf(x));
+  LLVMValueRef r = LLVMGetPoison(LLVMTypeOf(x));
+  for (unsigned i = 0; i < n; i++) {
+    LLVMValueRef xi = LLVMBuildExtractElement(e->b, x, c32(e, (int32_t)i), "");
+    r = LLVMBuildInsertElement(e->b, r, call(e, f, &xi, 1), c32(e, (int32_t)i), "");
+  }
+  return r;
+}
+
+/* a private constant i64 table */
+static LLVMValueRef const_table(CgEmit *e, const int64_t *v, int n) {
+  LLVMValueRef *el = malloc((size_t)(n ? n : 1) * sizeof *el);
+  for (int i = 0; i < n; i++) el[i] = cg_c64(e, v[i]);
+  LLVMTypeRef at = LLVMArrayType2(e->i64, (uint64_t)n);
+  char nm[64];
+  snprintf(nm, sizeof nm, "%s.tab%d", e->prefix, e->nglobals++);
+  LLVMValueRef gv = LLVMAddGlobal(e->mod, at, nm);
+  LLVMSetInitializer(gv, LLVMConstArray2(e->i64, el, (uint64_t)n));
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  free(el);
+  return gv;
+}
+
+static LLVMValueRef load_i64_at(CgEmit *e, LLVMValueRef table, LLVMValueRef idx) {
+  LLVMValueRef p = LLVMBuildGEP2(e->b, e->i64, table, &idx, 1, "");
+  return LLVMBuildLoad2(e->b, e->i64, p, "");
+}
+
+typedef struct Loop {
+  LLVMValueRef iv, step;
+  LLVMBasicBlockRef header, exit;
+} Loop;
+
+static void loop_begin(CgEmit *e, Loop *l, LLVMValueRef start, LLVMValueRef end, int64_t step) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+  l->header = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "body");
+  l->exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "exit");
+  LLVMBuildBr(e->b, l->header);
+  LLVMPositionBuilderAtEnd(e->b, l->header);
+  l->iv = LLVMBuildPhi(e->b, e->i64, "i");
+  LLVMAddIncoming(l->iv, &start, &pre, 1);
+  LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, l->iv, end, ""), body, l->exit);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  l->step = cg_c64(e, step);
+}
+
+static void loop_end(CgEmit *e, Loop *l) {
+  LLVMValueRef next = add(e, l->iv, l->step);
+  LLVMBasicBlockRef cur = LLVMGetInsertBlock(e->b);
+  LLVMBuildBr(e->b, l->header);
+  LLVMAddIncoming(l->iv, &next, &cur, 1);
+  LLVMPositionBuilderAtEnd(e->b, l->exit);
+}
+
+static LLVMValueRef smin(CgEmit *e, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+static LLVMValueRef smax(CgEmit *e, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+static void memset0(CgEmit *e, LLVMValueRef p, int64_t bytes) {
+  if (bytes > 0) LLVMBuildMemSet(e->b, p, LLVMConstInt(e->i8, 0, 0), cg_c64(e, bytes), 4);
+}
+
+static const IrNode *node(CgEmit *e, int i) { return &e->p->g->nodes[i]; }
+static const CgVal *val(CgEmit *e, int i) { return &e->p->v[i]; }
+
+/* ---- parallel tasks -------------------------------------------------------------------- */
+
+/* A task function void(ptr ctx, i64 t) whose ctx holds the three region bases, the pool and
+ * the task count; `body` emits the work of task t. */
+typedef void (*TaskBody)(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt);
+
+static LLVMTypeRef task_ctx_type(CgEmit *e) {
+  LLVMTypeRef f[5] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64};
+  return LLVMStructTypeInContext(e->ctx, f, 5, 0);
+}
+
+/* runs body in min(pool threads, max_tasks) tasks */
+static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody body, void *arg) {
+  static int serial = 0;
+  char nm[96];
+  snprintf(nm, sizeof nm, "%s_k%d.task%d", e->prefix, e->kidx, serial++);
+  LLVMTypeRef ps[2] = {e->ptr, e->i64};
+  LLVMValueRef tf = LLVMAddFunction(e->mod, nm, LLVMFunctionType(e->vd, ps, 2, 0));
+  LLVMSetLinkage(tf, LLVMInternalLinkage);
+  llvm_function_set_target(tf, e->ti);
+  LLVMTypeRef st = task_ctx_type(e);
+  /* caller side */
+  LLVMValueRef ctx = LLVMBuildAlloca(e->b, st, "ctx");
+  LLVMValueRef size_f = declare(e, "rt_pool_size", e->i32, &e->ptr, 1);
+  LLVMValueRef nt = LLVMBuildSExt(e->b, call(e, size_f, &e->pool, 1), e->i64, "");
+  nt = smin(e, nt, cg_c64(e, max_tasks > 0 ? max_tasks : 1));
+  LLVMValueRef vals[5] = {e->params, e->io, e->arena, e->pool, nt};
+  for (unsigned i = 0; i < 5; i++)
+    LLVMBuildStore(e->b, vals[i], LLVMBuildStructGEP2(e->b, st, ctx, i, ""));
+  LLVMTypeRef pf_t[4] = {e->ptr, e->i64, e->ptr, e->ptr};
+  LLVMValueRef pfor = declare(e, "rt_parallel_for", e->vd, pf_t, 4);
+  LLVMValueRef args[4] = {e->pool, nt, tf, ctx};
+  call(e, pfor, args, 4);
+  /* task side */
+  LLVMBasicBlockRef save = LLVMGetInsertBlock(e->b);
+  LLVMValueRef sfn = e->fn, sp = e->params, sio = e->io, sa = e->arena, spool = e->pool;
+  e->fn = tf;
+  LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, tf, "entry"));
+  LLVMValueRef c = LLVMGetParam(tf, 0), t = LLVMGetParam(tf, 1);
+  LLVMValueRef f[5];
+  for (unsigned i = 0; i < 5; i++)
+    f[i] = LLVMBuildLoad2(e->b, LLVMStructGetTypeAtIndex(st, i), LLVMBuildStructGEP2(e->b, st, c, i, ""), "");
+  e->params = f[0];
+  e->io = f[1];
+  e->arena = f[2];
+  e->pool = f[3];
+  body(e, k, arg, t, f[4]);
+  LLVMBuildRetVoid(e->b);
+  e->fn = sfn;
+  e->params = sp;
+  e->io = sio;
+  e->arena = sa;
+  e->pool = spool;
+  LLVMPositionBuilderAtEnd(e->b, save);
+}
+
+/* ---- elementwise groups ---------------------------------------------------------------- */
+
+typedef struct EwSlot {
+  int node;                 /* operand read from memory */
+  int64_t st[IR_MAX_RANK];  /* element strides against the iteration shape (0 = repeat) */
+  bool is_i32;
+} EwSlot;
+
+typedef struct EwPlan {
+  const CgKernel *k;
+  int rank;                 /* collapsed */
+  int64_t dims[IR_MAX_RANK];
+  int64_t numel, L;         /* L = innermost collapsed dim */
+  EwSlot *slots;
+  int nslots;
+  int64_t cst[IR_MAX_RANK]; /* collapsed strides per slot: slots[s].st reused after collapse */
+  LLVMValueRef *vals;       /* [nnodes] value of each member in the current body */
+} EwPlan;
+
+static LLVMValueRef ew_sigmoid(CgEmit *e, LLVMValueRef x) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef ex = un_intr(e, "llvm.exp", LLVMBuildFNeg(e->b, un_intr(e, "llvm.fabs", x), ""));
+  LLVMValueRef one = fconst(e, t, 1.0), den = LLVMBuildFAdd(e->b, one, ex, "");
+  LLVMValueRef pos = LLVMBuildFDiv(e->b, one, den, ""), neg = LLVMBuildFDiv(e->b, ex, den, "");
+  return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealOGE, x, fconst(e, t, 0), ""), pos, neg, "");
+}
+
+static LLVMValueRef ew_phi_cdf(CgEmit *e, LLVMValueRef x) { /* 0.5*erfc(-x/sqrt 2) */
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef a = LLVMBuildFMul(e->b, x, fconst(e, t, -0.70710678118654752), "");
+  return LLVMBuildFMul(e->b, libm_lanes(e, "erfcf", a), fconst(e, t, 0.5), "");
+}
+
+/* the value of member m given its operands' values */
+static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef x = a[0], y = n->nin > 1 ? a[1] : NULL;
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef zero = fconst(e, t, 0), one = fconst(e, t, 1);
+  switch (n->op) {
+  case OP_NEG: return LLVMBuildFNeg(b, x, "");
+  case OP_EXP: return un_intr(e, "llvm.exp", x);
+  case OP_LOG: return un_intr(e, "llvm.log", x);
+  case OP_SQRT: return un_intr(e, "llvm.sqrt", x);
+  case OP_TANH: return libm_lanes(e, "tanhf", x);
+  case OP_SIGMOID: return ew_sigmoid(e, x);
+  case OP_RELU: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
+  case OP_GELU: return LLVMBuildFMul(b, x, ew_phi_cdf(e, x), "");
+  case OP_SILU: return LLVMBuildFMul(b, x, ew_sigmoid(e, x), "");
+  case OP_POWC: {
+    double c = n->attr.value;
+    if (c == 1) return x;
+    if (c == 0) return one;
+    if (c == 2) return LLVMBuildFMul(b, x, x, "");
+    if (c == 0.5) return un_intr(e, "llvm.sqrt", x);
+    if (c == -1) return LLVMBuildFDiv(b, one, x, "");
+    LLVMValueRef args[2] = {x, fconst(e, t, c)};
+    return intrinsic(e, "llvm.pow", &t, 1, args, 2);
+  }
+  case OP_CAST: return n->type.dt == DT_I32 ? un_intr(e, "llvm.trunc", x) : x;
+  case OP_ADD: return LLVMBuildFAdd(b, x, y, "");
+  case OP_SUB: return LLVMBuildFSub(b, x, y, "");
+  case OP_MUL: return LLVMBuildFMul(b, x, y, "");
+  case OP_DIV: return LLVMBuildFDiv(b, x, y, "");
+  case OP_RELU_BWD: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, y, zero, ""), x, zero, "");
+  case OP_GELU_BWD: {
+    LLVMValueRef pdf = un_intr(e, "llvm.exp", LLVMBuildFMul(b, LLVMBuildFMul(b, y, y, ""), fconst(e, t, -0.5), ""));
+    pdf = LLVMBuildFMul(b, pdf, fconst(e, t, 0.39894228040143268), "");
+    LLVMValueRef d = LLVMBuildFAdd(b, ew_phi_cdf(e, y), LLVMBuildFMul(b, y, pdf, ""), "");
+    return LLVMBuildFMul(b, x, d, "");
+  }
+  case OP_SILU_BWD: {
+    LLVMValueRef s = ew_sigmoid(e, y);
+    LLVMValueRef d = LLVMBuildFAdd(b, one, LLVMBuildFMul(b, y, LLVMBuildFSub(b, one, s, ""), ""), "");
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, x, s, ""), d, "");
+  }
+  case OP_SIGMOID_BWD:
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, x, y, ""), LLVMBuildFSub(b, one, y, ""), "");
+  case OP_TANH_BWD: return LLVMBuildFMul(b, x, LLVMBuildFSub(b, one, LLVMBuildFMul(b, y, y, ""), ""), "");
+  case OP_BROADCAST: return x;
+  default: return x;
+  }
+}
+
+/* emits loads, member values and stores for `width` elements at inner index j of a row
+ * whose per-slot base offsets (elements) are in base[] and output offset is obase */
+static void ew_body(CgEmit *e, EwPlan *w, LLVMValueRef *base, LLVMValueRef obase,
+                    LLVMValueRef j, int width) {
+  const CgKernel *k = w->k;
+  LLVMTypeRef ft = width > 1 ? LLVMVectorType(e->f32, (unsigned)width) : e->f32;
+  LLVMTypeRef it = width > 1 ? LLVMVectorType(e->i32, (unsigned)width) : e->i32;
+  /* every load before any store: an in-place ASSIGN may overwrite an operand */
+  LLVMValueRef *sv = malloc((size_t)(w->nslots ? w->nslots : 1) * sizeof *sv);
+  for (int s = 0; s < w->nslots; s++) {
+    EwSlot *sl = &w->slots[s];
+    LLVMValueRef p0 = cg_ptr(e, sl->node);
+    bool inner = w->slots[s].st[w->rank - 1] != 0;
+    LLVMValueRef off = inner ? add(e, base[s], j) : base[s];
+    LLVMTypeRef et = sl->is_i32 ? e->i32 : e->f32;
+    LLVMValueRef p = LLVMBuildGEP2(e->b, et, p0, &off, 1, "");
+    LLVMValueRef v;
+    if (inner && width > 1) {
+      v = LLVMBuildLoad2(e->b, sl->is_i32 ? it : ft, p, "");
+      LLVMSetAlignment(v, 4);
+      if (sl->is_i32) v = LLVMBuildSIToFP(e->b, v, ft, "");
+    } else {
+      v = LLVMBuildLoad2(e->b, et, p, "");
+      LLVMSetAlignment(v, 4);
+      if (sl->is_i32) v = LLVMBuildSIToFP(e->b, v, e->f32, "");
+      if (width > 1) v = splat(e, v, width);
+    }
+    sv[s] = v;
+  }
+  for (int m = 0; m < k->nmembers; m++) {
+    int id = k->members[m];
+    const IrNode *n = node(e, id);
+    LLVMValueRef args[IR_MAX_IN] = {0};
+    int first = n->op == OP_ASSIGN ? 1 : 0;
+    for (int jn = first; jn < n->nin && jn - first < IR_MAX_IN; jn++) {
+      int o = n->in[jn];
+      LLVMValueRef v = NULL;
+      if (e->p->kof[o] == e->p->kof[id] && w->vals[o]) v = w->vals[o];
+      else if (node(e, val(e, o)->root)->op == OP_CONST) v = fconst(e, ft, (float)node(e, val(e, o)->root)->attr.value);
+      else
+        for (int s = 0; s < w->nslots; s++)
+          if (w->slots[s].node == o) v = sv[s];
+      args[jn - first] = v ? v : fconst(e, ft, 0);
+    }
+    w->vals[id] = n->op == OP_ASSIGN ? args[0] : ew_expr(e, n, args);
+  }
+  for (int m = 0; m < k->nmembers; m++) {
+    int id = k->members[m];
+    const CgVal *v = val(e, id);
+    if (!v->stored || v->region == CG_REGION_NONE) continue;
+    bool i32 = node(e, id)->type.dt == DT_I32;
+    LLVMValueRef x = w->vals[id];
+    if (i32) x = LLVMBuildFPToSI(e->b, x, it, "");
+    LLVMValueRef off = add(e, obase, j);
+    LLVMValueRef p = LLVMBuildGEP2(e->b, i32 ? e->i32 : e->f32, cg_ptr(e, id), &off, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(e->b, x, p), 4);
+  }
+  free(sv);
+}
+
+static void ew_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  (void)k;
+  EwPlan *w = arg;
+  LLVMValueRef N = cg_c64(e, w->numel), L = cg_c64(e, w->L);
+  LLVMValueRef lo = LLVMBuildSDiv(e->b, mul(e, t, N), nt, "");
+  LLVMValueRef hi = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), N), nt, "");
+  LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "work");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "done");
+  LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, lo, hi, ""), work, done);
+  LLVMPositionBuilderAtEnd(e->b, work);
+  LLVMValueRef r0 = LLVMBuildSDiv(e->b, lo, L, "");
+  LLVMValueRef r1 = add(e, LLVMBuildSDiv(e->b, LLVMBuildSub(e->b, hi, cg_c64(e, 1), ""), L, ""), cg_c64(e, 1));
+  Loop lr;
+  loop_begin(e, &lr, r0, r1, 1);
+  LLVMValueRef rowoff = mul(e, lr.iv, L);
+  LLVMValueRef j0 = smax(e, LLVMBuildSub(e->b, lo, rowoff, ""), cg_c64(e, 0));
+  LLVMValueRef j1 = smin(e, LLVMBuildSub(e->b, hi, rowoff, ""), L);
+  /* per-slot base offsets from the row's multi-index over the outer dims */
+  LLVMValueRef base[64];
+  for (int s = 0; s < w->nslots; s++) base[s] = cg_c64(e, 0);
+  LLVMValueRef rem = lr.iv;
+  for (int d = w->rank - 2; d >= 0; d--) {
+    LLVMValueRef D = cg_c64(e, w->dims[d]);
+    LLVMValueRef idx = d > 0 ? LLVMBuildSRem(e->b, rem, D, "") : rem;
+    if (d > 0) rem = LLVMBuildSDiv(e->b, rem, D, "");
+    for (int s = 0; s < w->nslots; s++)
+      if (w->slots[s].st[d]) base[s] = add(e, base[s], mul(e, idx, cg_c64(e, w->slots[s].st[d])));
+  }
+  /* vector part, then scalar tail */
+  LLVMValueRef jv = add(e, j0, LLVMBuildAnd(e->b, LLVMBuildSub(e->b, j1, j0, ""), cg_c64(e, ~(int64_t)(e->vl - 1)), ""));
+  Loop lv;
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+  (void)pre;
+  loop_begin(e, &lv, j0, jv, e->vl);
+  ew_body(e, w, base, rowoff, lv.iv, e->vl);
+  loop_end(e, &lv);
+  Loop ls;
+  loop_begin(e, &ls, jv, j1, 1);
+  ew_body(e, w, base, rowoff, ls.iv, 1);
+  loop_end(e, &ls);
+  loop_end(e, &lr);
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, done);
+}
+
+static int lower_ew(CgEmit *e, const CgKernel *k) {
+  const CgPlan *p = e->p;
+  int last = k->members[k->nmembers - 1];
+  const CgVal *sv = &p->v[last];
+  EwPlan w = {.k = k};
+  int rank = sv->rank;
+  int64_t dims[IR_MAX_RANK];
+  for (int d = 0; d < rank; d++) dims[d] = sv->shape[d];
+  w.numel = sv->numel;
+  if (w.numel == 0) return 0;
+  w.slots = calloc((size_t)(k->nmembers * IR_MAX_IN + 1), sizeof(EwSlot));
+  w.vals = calloc((size_t)p->g->nnodes, sizeof(LLVMValueRef));
+  for (int m = 0; m < k->nmembers; m++) {
+    const IrNode *n = node(e, k->members[m]);
+    for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
+      int o = n->in[j];
+      if (p->kof[o] == p->kof[k->members[m]] || node(e, p->v[o].root)->op == OP_CONST) continue;
+      bool dup = false;
+      for (int s = 0; s < w.nslots; s++) dup |= w.slots[s].node == o;
+      if (dup) continue;
+      EwSlot *sl = &w.slots[w.nslots++];
+      sl->node = o;
+      sl->is_i32 = node(e, o)->type.dt == DT_I32;
+      const CgVal *ov = &p->v[o];
+      int64_t acc = 1;
+      for (int d = rank - 1, od = ov->rank - 1; d >= 0; d--, od--) {
+        int64_t sz = od >= 0 ? ov->shape[od] : 1;
+        sl->st[d] = (od >= 0 && sz == dims[d]) ? acc : 0;
+        if (od >= 0 && sz != dims[d] && sz != 1) {
+          snprintf(e->err, e->errlen, "%%%d: operand %%%d does not broadcast", k->members[m], o);
+          free(w.slots);
+          free(w.vals);
+          return -1;
+        }
+        acc *= sz;
+      }
+    }
+  }
+  /* collapse dims that every operand walks contiguously (or all repeat) */
+  int64_t cd[IR_MAX_RANK + 1];
+  int crank = 0;
+  int64_t cst[64][IR_MAX_RANK];
+  for (int d = 0; d < rank; d++) {
+    bool merge = crank > 0;
+    for (int s = 0; merge && s < w.nslots; s++)
+      merge = cst[s][crank - 1] == w.slots[s].st[d] * dims[d];
+    if (merge) {
+      cd[crank - 1] *= dims[d];
+      for (int s = 0; s < w.nslots; s++) cst[s][crank - 1] = w.slots[s].st[d];
+    } else {
+      cd[crank] = dims[d];
+      for (int s = 0; s < w.nslots; s++) cst[s][crank] = w.slots[s].st[d];
+      crank++;
+    }
+  }
+  if (crank == 0) {
+    cd[0] = 1;
+    for (int s = 0; s < w.nslots; s++) cst[s][0] = 0;
+    crank = 1;
+  }
+  w.rank = crank;
+  for (int d = 0; d < crank; d++) w.dims[d] = cd[d];
+  for (int s = 0; s < w.nslots; s++)
+    for (int d = 0; d < crank; d++) w.slots[s].st[d] = cst[s][d];
+  w.L = cd[crank - 1];
+  int64_t maxt = w.numel / 16384 + 1;
+  if (maxt > 1) {
+    run_tasks(e, k, maxt, ew_task, &w);
+  } else {
+    /* one task inline */
+    LLVMValueRef sfn = e->fn;
+    ew_task(e, k, &w, cg_c64(e, 0), cg_c64(e, 1));
+    e->fn = sfn;
+  }
+  free(w.slots);
+  free(w.vals);
+  return 0;
+}
+
+/* ---- GEMM ------------------------------------------------------------------------------ */
+
+static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
+  char key[160];
+  snprintf(key, sizeof key, "t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", sp->trans_a,
+           sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
+           (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
+           (long long)sp->blk.nc);
+  for (int i = 0; i < e->ngemm; i++)
+    if (!strcmp(e->gemms[i].key, key)) return e->gemms[i].fn;
+  char nm[220];
+  snprintf(nm, sizeof nm, "%s.gemm%d", e->prefix, e->ngemm);
+  char err[256] = "";
+  LLVMValueRef f = llvm_gemm_emit(e->mod, sp, e->ti, nm, NULL, err, sizeof err);
+  if (!f) {
+    snprintf(e->err, e->errlen, "GEMM generator: %s", err);
+    return NULL;
+  }
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  if (e->ngemm == e->capgemm) {
+    e->capgemm = e->capgemm ? 2 * e->capgemm : 16;
+    e->gemms = realloc(e->gemms, (size_t)e->capgemm * sizeof *e->gemms);
+  }
+  snprintf(e->gemms[e->ngemm].key, sizeof e->gemms[e->ngemm].key, "%s", key);
+  e->gemms[e->ngemm++].fn = f;
+  return f;
+}
+
+/* blocking from the node's tile decision: the decision vectorizes its m side and llvm_gemm
+ * its N side, so the register tile is read transposed; `swap` also exchanges the M/N cache
+ * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view) */
+static void gemm_blocking(CgEmit *e, int nodei, bool swap, LlvmGemmBlocking *blk) {
+  memset(blk, 0, sizeof *blk);
+  if (!e->hw) return;
+  TileGemm gm;
+  if (!tiles_gemm_of((IrGraph *)e->p->g, nodei, &gm) || gm.m <= 0 || gm.n <= 0 || gm.k <= 0)
+    return;
+  TileDecision d;
+  tiles_choose(e->hw, &gm, &d);
+  if (!d.valid || d.mr <= 0 || d.nr <= 0) return;
+  blk->mr = d.nr > 32 ? 32 : d.nr;
+  blk->nr = d.mr > 8 * e->vl ? 8 * e->vl : d.mr;
+  blk->kc = d.kc;
+  blk->mc = swap ? d.nc : d.mc;
+  blk->nc = swap ? d.mc : d.nc;
+}
+
+static void gemm_call(CgEmit *e, LLVMValueRef f, int64_t M, int64_t N, int64_t K, LLVMValueRef A,
+                      int64_t lda, LLVMValueRef B, int64_t ldb, LLVMValueRef C, int64_t ldc,
+                      LLVMValueRef bias) {
+  LLVMValueRef args[11] = {cg_c64(e, M), cg_c64(e, N), cg_c64(e, K), A, cg_c64(e, lda), B,
+                           cg_c64(e, ldb), C, cg_c64(e, ldc),
+                           bias ? bias : LLVMConstPointerNull(e->ptr), e->pool};
+  call(e, f, args, 11);
+}
+
+static int lower_matmul(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *va = val(e, n->in[0]), *vb = val(e, n->in[1]), *vo = val(e, k->out);
+  bool ta = n->attr.trans_a && va->rank >= 2, tb = n->attr.trans_b && vb->rank >= 2;
+  int64_t M, N, K, lda, ldb;
+  if (va->rank == 1) M = 1, K = va->shape[0], lda = K;
+  else {
+    int64_t r = va->shape[va->rank - 2], c = va->shape[va->rank - 1];
+    M = ta ? c : r, K = ta ? r : c, lda = c;
+  }
+  if (vb->rank == 1) N = 1, ldb = 1;
+  else {
+    int64_t r = vb->shape[vb->rank - 2], c = vb->shape[vb->rank - 1];
+    N = tb ? r : c, ldb = c;
+  }
+  int brank = vo->rank - (va->rank > 1) - (vb->rank > 1);
+  int64_t nb = 1;
+  for (int d = 0; d < brank; d++) nb *= vo->shape[d];
+  if (nb == 0 || M == 0 || N == 0) return 0;
+  LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
+                     .relu = k->relu};
+  sp.target.opt_level = 0;
+  gemm_blocking(e, k->node, false, &sp.blk);
+  LLVMValueRef f = gemm_fn(e, &sp);
+  if (!f) return -1;
+  LLVMValueRef A = cg_ptr(e, n->in[0]), B = cg_ptr(e, n->in[1]), C = cg_ptr(e, k->out);
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  int abr = va->rank - 2, bbr = vb->rank - 2;
+  bool b_batched = false;
+  for (int d = 0; d < bbr; d++) b_batched |= vb->shape[d] != 1;
+  if (nb > 1 && !b_batched && !ta && va->rank > 2) { /* the batch folds into M */
+    gemm_call(e, f, nb * M, N, K, A, lda, B, ldb, C, N, bias);
+    return 0;
+  }
+  if (nb == 1) {
+    gemm_call(e, f, M, N, K, A, lda, B, ldb, C, N, bias);
+    return 0;
+  }
+  /* operand offsets (bytes) per batch index, numpy broadcasting over the batch dims */
+  int64_t *ao = malloc((size_t)nb * sizeof(int64_t)), *bo = malloc((size_t)nb * sizeof(int64_t));
+  int64_t idx[IR_MAX_RANK] = {0};
+  for (int64_t bi = 0; bi < nb; bi++) {
+    int64_t oa = 0, ob = 0, sa = 1, sb = 1;
+    for (int d = brank - 1, da = abr - 1, db = bbr - 1; d >= 0; d--, da--, db--) {
+      if (da >= 0) {
+        if (va->shape[da] != 1) oa += idx[d] * sa;
+        sa *= va->shape[da];
+      }
+      if (db >= 0) {
+        if (vb->shape[db] != 1) ob += idx[d] * sb;
+        sb *= vb->shape[db];
+      }
+    }
+    ao[bi] = oa * M * K * 4;
+    bo[bi] = ob * K * N * 4;
+    for (int d = brank - 1; d >= 0; d--) {
+      if (++idx[d] < vo->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  LLVMValueRef ta_ = const_table(e, ao, (int)nb), tb_ = const_table(e, bo, (int)nb);
+  free(ao);
+  free(bo);
+  Loop l;
+  loop_begin(e, &l, cg_c64(e, 0), cg_c64(e, nb), 1);
+  LLVMValueRef Ab = gep8(e, A, load_i64_at(e, ta_, l.iv));
+  LLVMValueRef Bb = gep8(e, B, load_i64_at(e, tb_, l.iv));
+  LLVMValueRef Cb = gep8(e, C, mul(e, l.iv, cg_c64(e, M * N * 4)));
+  LLVMValueRef args[11] = {cg_c64(e, M), cg_c64(e, N), cg_c64(e, K), Ab, cg_c64(e, lda), Bb,
+                           cg_c64(e, ldb), Cb, cg_c64(e, N),
+                           bias ? bias : LLVMConstPointerNull(e->ptr), e->pool};
+  call(e, f, args, 11);
+  loop_end(e, &l);
+  return 0;
+}
+
+/* ---- convolution ----------------------------------------------------------------------- */
+
+/* im2col (to_col) or col2im-accumulate (!to_col) between one image-group x[Cg,H,W] and
+ * col[K,P], rows of col in (c, kh, kw) order */
+static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, bool to_col) {
+  Loop lc, lkh, lkw, loh, low;
+  loop_begin(e, &lc, cg_c64(e, 0), cg_c64(e, c->Cg), 1);
+  loop_begin(e, &lkh, cg_c64(e, 0), cg_c64(e, c->KH), 1);
+  loop_begin(e, &lkw, cg_c64(e, 0), cg_c64(e, c->KW), 1);
+  LLVMValueRef row = add(e, mul(e, add(e, mul(e, lc.iv, cg_c64(e, c->KH)), lkh.iv), cg_c64(e, c->KW)), lkw.iv);
+  LLVMValueRef colrow = mul(e, row, cg_c64(e, c->P));
+  loop_begin(e, &loh, cg_c64(e, 0), cg_c64(e, c->OH), 1);
+  LLVMValueRef ih = add(e, LLVMBuildSub(e->b, mul(e, loh.iv, cg_c64(e, c->sh)), cg_c64(e, c->ph), ""),
+                        mul(e, lkh.iv, cg_c64(e, c->dh)));
+  LLVMValueRef hok = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, ih, cg_c64(e, 0), ""),
+                                  LLVMBuildICmp(e->b, LLVMIntSLT, ih, cg_c64(e, c->H), ""), "");
+  LLVMValueRef xrow = mul(e, add(e, mul(e, lc.iv, cg_c64(e, c->H)), ih), cg_c64(e, c->W));
+  loop_begin(e, &low, cg_c64(e, 0), cg_c64(e, c->OW), 1);
+  LLVMValueRef iw = add(e, LLVMBuildSub(e->b, mul(e, low.iv, cg_c64(e, c->sw)), cg_c64(e, c->pw), ""),
+                        mul(e, lkw.iv, cg_c64(e, c->dw)));
+  LLVMValueRef ok = LLVMBuildAnd(e->b, hok, LLVMBuildAnd(e->b,
+                        LLVMBuildICmp(e->b, LLVMIntSGE, iw, cg_c64(e, 0), ""),
+                        LLVMBuildICmp(e->b, LLVMIntSLT, iw, cg_c64(e, c->W), ""), ""), "");
+  LLVMValueRef ci = add(e, colrow, add(e, mul(e, loh.iv, cg_c64(e, c->OW)), low.iv));
+  LLVMValueRef cp = LLVMBuildGEP2(e->b, e->f32, col, &ci, 1, "");
+  LLVMValueRef xi = LLVMBuildSelect(e->b, ok, add(e, xrow, iw), cg_c64(e, 0), "");
+  LLVMValueRef xp = LLVMBuildGEP2(e->b, e->f32, x, &xi, 1, "");
+  if (to_col) {
+    LLVMValueRef v = LLVMBuildLoad2(e->b, e->f32, xp, "");
+    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, ok, v, LLVMConstReal(e->f32, 0), ""), cp);
+  } else {
+    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "in");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "join");
+    LLVMBuildCondBr(e->b, ok, yes, join);
+    LLVMPositionBuilderAtEnd(e->b, yes);
+    LLVMValueRef s = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->f32, xp, ""),
+                                   LLVMBuildLoad2(e->b, e->f32, cp, ""), "");
+    LLVMBuildStore(e->b, s, xp);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
+  loop_end(e, &low);
+  loop_end(e, &loh);
+  loop_end(e, &lkw);
+  loop_end(e, &lkh);
+  loop_end(e, &lc);
+}
+
+static int lower_conv(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  CgConv c;
+  cg_conv_geom(e->p, k->node, &c);
+  if (c.N == 0 || c.Og == 0 || c.P == 0) return 0;
+  LLVMValueRef col = k->scratch_bytes ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
+  LlvmGemmSpec sp = {0};
+  gemm_blocking(e, k->node, true, &sp.blk);
+  int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
+  int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
+  int64_t wg = c.Og * c.K * 4;
+  if (n->op == OP_CONV2D) {
+    sp.bias = k->bias ? LLVM_GEMM_BIAS_ROW : LLVM_GEMM_BIAS_NONE;
+    sp.relu = k->relu;
+    LLVMValueRef f = gemm_fn(e, &sp);
+    if (!f) return -1;
+    LLVMValueRef X = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), Y = cg_ptr(e, k->out);
+    LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+    Loop ln, lg;
+    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
+    loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c.G), 1);
+    LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
+    LLVMValueRef yp = gep8(e, Y, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
+    LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
+    LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c.Og * 4))) : NULL;
+    if (!c.direct) emit_im2col(e, &c, xp, col, true);
+    gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.direct ? xp : col, c.P, yp, c.P, bp);
+    loop_end(e, &lg);
+    loop_end(e, &ln);
+  } else if (n->op == OP_CONV2D_BWD_DATA) {
+    sp.trans_a = 1;
+    LLVMValueRef f = gemm_fn(e, &sp);
+    if (!f) return -1;
+    LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
+    if (!c.direct) memset0(e, DX, c.N * xs);
+    Loop ln, lg;
+    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
+    loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c.G), 1);
+    LLVMValueRef xp = gep8(e, DX, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
+    LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
+    LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
+    gemm_call(e, f, c.K, c.P, c.Og, wp, c.K, yp, c.P, c.direct ? xp : col, c.P, NULL);
+    if (!c.direct) emit_im2col(e, &c, xp, col, false);
+    loop_end(e, &lg);
+    loop_end(e, &ln);
+  } else {
+    sp.trans_b = 1;
+    sp.accumulate = 1;
+    LLVMValueRef f = gemm_fn(e, &sp);
+    if (!f) return -1;
+    LLVMValueRef X = cg_ptr(e, n->in[0]), DY = cg_ptr(e, n->in[1]), DW = cg_ptr(e, k->out);
+    memset0(e, DW, c.G * wg);
+    Loop ln, lg;
+    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
+    loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c.G), 1);
+    LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
+    LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
+    LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, wg)));
+    if (!c.direct) emit_im2col(e, &c, xp, col, true);
+    gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.direct ? xp : col, c.P, wp, c.K, NULL);
+    loop_end(e, &lg);
+    loop_end(e, &ln);
+  }
+  return 0;
+}
+
+/* ---- runtime-kernel calls -------------------------------------------------------------- */
+
+typedef enum { A_P, A_I64, A_I32, A_F64 } ArgT;
+
+/* call `name` with args described by a type string: p = ptr, l = i64, i = i32, d = double */
+static void rt_call(CgEmit *e, const char *name, const char *sig, LLVMValueRef *args) {
+  LLVMTypeRef ps[16];
+  unsigned n = 0;
+  for (const char *s = sig; *s; s++)
+    ps[n++] = *s == 'p' ? e->ptr : *s == 'l' ? e->i64 : *s == 'i' ? e->i32 : e->f64;
+  LLVMValueRef f = declare(e, name, e->vd, ps, n);
+  call(e, f, args, n);
+}
+
+static LLVMValueRef dconst(CgEmit *e, double v) { return LLVMConstReal(e->f64, v); }
+static LLVMValueRef in_ptr(CgEmit *e, const CgKernel *k, int j) { return cg_ptr(e, node(e, k->node)->in[j]); }
+
+static int norm_axis(int a, int rank) { return a < 0 ? a + rank : a; }
+
+static int32_t reduce_mask(const IrAttr *a, int rank) {
+  int32_t m = 0;
+  if (a->naxes == 0) return rank ? (int32_t)((1u << rank) - 1) : 0;
+  for (int j = 0; j < a->naxes; j++) m |= 1 << norm_axis(a->axes[j], rank);
+  return m;
+}
+
+static int lower_reduce(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *x = val(e, n->in[0]);
+  int op = n->op == OP_SUM ? 0 : n->op == OP_MEAN ? 1 : n->op == OP_MAX ? 2 : 3;
+  LLVMValueRef dims = const_table(e, x->shape, x->rank ? x->rank : 1);
+  LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), c32(e, x->rank), dims,
+                       c32(e, reduce_mask(&n->attr, x->rank)), c32(e, op), c32(e, n->attr.correction)};
+  rt_call(e, "rt_k_reduce", "pppipiii", a);
+  return 0;
+}
+
+static int lower_max_bwd(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *x = val(e, n->in[1]);
+  LLVMValueRef dims = const_table(e, x->shape, x->rank ? x->rank : 1);
+  LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                       c32(e, x->rank), dims, c32(e, reduce_mask(&n->attr, x->rank))};
+  rt_call(e, "rt_k_max_bwd", "pppppipi", a);
+  return 0;
+}
+
+static void axis_view(const CgVal *v, int axis, int64_t *o, int64_t *l, int64_t *in) {
+  *o = *in = 1;
+  for (int d = 0; d < axis; d++) *o *= v->shape[d];
+  for (int d = axis + 1; d < v->rank; d++) *in *= v->shape[d];
+  *l = v->shape[axis];
+}
+
+static int lower_softmax(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *y = val(e, k->node);
+  int64_t o, l, in;
+  axis_view(y, norm_axis(n->attr.axis, y->rank), &o, &l, &in);
+  bool bwd = n->op == OP_SOFTMAX_BWD || n->op == OP_LOG_SOFTMAX_BWD;
+  int lg = n->op == OP_LOG_SOFTMAX || n->op == OP_LOG_SOFTMAX_BWD;
+  if (!bwd) {
+    LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), cg_c64(e, o), cg_c64(e, l), cg_c64(e, in), c32(e, lg)};
+    rt_call(e, "rt_k_softmax", "pppllli", a);
+  } else {
+    LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), cg_c64(e, o),
+                         cg_c64(e, l), cg_c64(e, in), c32(e, lg)};
+    rt_call(e, "rt_k_softmax_bwd", "ppppllli", a);
+  }
+  return 0;
+}
+
+static int lower_transpose(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *x = val(e, n->in[0]);
+  int64_t perm[IR_MAX_RANK];
+  for (int d = 0; d < x->rank; d++) perm[d] = norm_axis(n->attr.axes[d], x->rank);
+  LLVMValueRef a[6] = {in_ptr(e, k, 0), cg_ptr(e, k->node), c32(e, x->rank),
+                       const_table(e, x->shape, x->rank ? x->rank : 1),
+                       const_table(e, perm, x->rank ? x->rank : 1),
+                       cg_c64(e, (int64_t)dt_size(n->type.dt))};
+  rt_call(e, "rt_k_transpose", "ppippl", a);
+  return 0;
+}
+
+static void axis_copy(CgEmit *e, LLVMValueRef src, LLVMValueRef dst, int64_t outer, int64_t len,
+                      int64_t inner, int64_t slen, int64_t sstart, int64_t dlen, int64_t dstart,
+                      int64_t es) {
+  LLVMValueRef a[10] = {src, dst, cg_c64(e, outer), cg_c64(e, len), cg_c64(e, inner), cg_c64(e, slen),
+                        cg_c64(e, sstart), cg_c64(e, dlen), cg_c64(e, dstart), cg_c64(e, es)};
+  rt_call(e, "rt_k_axis_copy", "ppllllllll", a);
+}
+
+static int lower_concat(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *y = val(e, k->node);
+  int axis = norm_axis(n->attr.axis, y->rank);
+  int64_t o, l, in, pos = 0, es = (int64_t)dt_size(n->type.dt);
+  axis_view(y, axis, &o, &l, &in);
+  for (int j = 0; j < n->nin; j++) {
+    int64_t lj = val(e, n->in[j])->shape[axis];
+    if (lj * in * o > 0) axis_copy(e, in_ptr(e, k, j), cg_ptr(e, k->node), o, lj, in, lj, 0, l, pos, es);
+    pos += lj;
+  }
+  return 0;
+}
+
+static int lower_slice(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  bool bwd = n->op == OP_SLICE_BWD;
+  const CgVal *big = bwd ? val(e, k->node) : val(e, n->in[0]);
+  const CgVal *small = bwd ? val(e, n->in[0]) : val(e, k->node);
+  int axis = norm_axis(n->attr.axis, big->rank);
+  int64_t start = n->attr.start ? dim_eval(e->p->g->dims, n->attr.start, NULL) : 0;
+  int64_t o, bl, in, o2, sl, in2, es = (int64_t)dt_size(n->type.dt);
+  axis_view(big, axis, &o, &bl, &in);
+  axis_view(small, axis, &o2, &sl, &in2);
+  if (bwd) memset0(e, cg_ptr(e, k->node), big->nbytes);
+  if (o * sl * in == 0) return 0;
+  if (bwd) axis_copy(e, in_ptr(e, k, 0), cg_ptr(e, k->node), o, sl, in, sl, 0, bl, start, es);
+  else axis_copy(e, in_ptr(e, k, 0), cg_ptr(e, k->node), o, sl, in, bl, start, sl, 0, es);
+  return 0;
+}
+
+static LLVMValueRef pool_geom(CgEmit *e, const IrNode *n, const CgVal *x, const CgVal *y) {
+  const IrAttr *a = &n->attr;
+  int64_t g[14] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[2], y->shape[3],
+                   a->kernel[0], a->kernel[1],
+                   a->stride[0] > 0 ? a->stride[0] : a->kernel[0],
+                   a->stride[1] > 0 ? a->stride[1] : a->kernel[1], a->pad[0], a->pad[1],
+                   a->dilation[0] > 0 ? a->dilation[0] : 1, a->dilation[1] > 0 ? a->dilation[1] : 1};
+  return const_table(e, g, 14);
+}
+
+static int lower_pool(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef geom = pool_geom(e, n, val(e, n->in[0]), val(e, k->node));
+  LLVMValueRef a[5] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), geom, c32(e, n->op == OP_MAXPOOL)};
+  rt_call(e, "rt_k_pool", "ppppi", a);
+  return 0;
+}
+
+static int lower_maxpool_bwd(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef geom = pool_geom(e, n, val(e, n->in[1]), val(e, n->in[0]));
+  LLVMValueRef a[5] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), geom};
+  rt_call(e, "rt_k_maxpool_bwd", "ppppp", a);
+  return 0;
+}
+
+static int lower_avgpool_bwd(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef geom = pool_geom(e, n, val(e, k->node), val(e, n->in[0]));
+  LLVMValueRef a[4] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), geom};
+  rt_call(e, "rt_k_avgpool_bwd", "pppp", a);
+  return 0;
+}
+
+static void bn_dims(const CgVal *x, int64_t *N, int64_t *C, int64_t *S) {
+  *N = x->rank > 0 ? x->shape[0] : 1;
+  *C = x->rank > 1 ? x->shape[1] : 1;
+  *S = (*N) * (*C) != 0 ? x->numel / ((*N) * (*C)) : 0;
+}
+
+static int lower_bn(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  int64_t N, C, S;
+  if (n->op == OP_BATCHNORM) {
+    bn_dims(val(e, n->in[0]), &N, &C, &S);
+    LLVMValueRef a[12] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), in_ptr(e, k, 3),
+                          in_ptr(e, k, 4), cg_ptr(e, k->node), cg_c64(e, N), cg_c64(e, C), cg_c64(e, S),
+                          dconst(e, n->attr.value), c32(e, n->attr.train)};
+    rt_call(e, "rt_k_batchnorm", "pppppppllldi", a);
+  } else if (n->op == OP_BATCHNORM_BWD) {
+    bn_dims(val(e, n->in[1]), &N, &C, &S);
+    LLVMValueRef a[9] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                         cg_c64(e, N), cg_c64(e, C), cg_c64(e, S), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_batchnorm_bwd", "pppppllld", a);
+  } else {
+    bn_dims(val(e, n->in[1]), &N, &C, &S);
+    LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
+                         cg_c64(e, N), cg_c64(e, C), cg_c64(e, S), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_bn_dgamma", "ppppllld", a);
+  }
+  return 0;
+}
+
+static void ln_dims(const IrNode *n, const CgVal *x, int64_t *R, int64_t *D) {
+  int na = n->attr.naxes > 0 ? n->attr.naxes : 1;
+  *D = 1;
+  for (int d = x->rank - na; d < x->rank; d++) *D *= d >= 0 ? x->shape[d] : 1;
+  *R = *D ? x->numel / *D : 0;
+}
+
+static int lower_ln(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  int64_t R, D;
+  if (n->op == OP_LAYERNORM) {
+    ln_dims(n, val(e, n->in[0]), &R, &D);
+    LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                         cg_c64(e, R), cg_c64(e, D), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_layernorm", "ppppplld", a);
+  } else if (n->op == OP_LAYERNORM_BWD) {
+    ln_dims(n, val(e, n->in[1]), &R, &D);
+    LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                         cg_c64(e, R), cg_c64(e, D), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_layernorm_bwd", "ppppplld", a);
+  } else {
+    ln_dims(n, val(e, n->in[1]), &R, &D);
+    LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
+                         cg_c64(e, R), cg_c64(e, D), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_ln_dgamma", "ppppll" "d", a);
+  }
+  return 0;
+}
+
+static int lower_dropout(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  /* stream = attr.seed + (step << 32), as the interpreter */
+  LLVMValueRef stream = add(e, cg_c64(e, (int64_t)n->attr.seed), LLVMBuildShl(e->b, e->step, cg_c64(e, 32), ""));
+  LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), cg_c64(e, val(e, k->node)->numel),
+                       dconst(e, n->attr.value), e->seed, stream};
+  rt_call(e, "rt_k_dropout", "pppldll", a);
+  return 0;
+}
+
+static int lower_embedding(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  if (n->op == OP_EMBEDDING) {
+    const CgVal *t = val(e, n->in[0]);
+    LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), cg_c64(e, t->shape[0]),
+                         cg_c64(e, t->shape[1]), cg_c64(e, val(e, n->in[1])->numel)};
+    rt_call(e, "rt_k_embedding", "pppplll", a);
+  } else {
+    const CgVal *t = val(e, k->node);
+    LLVMValueRef a[6] = {in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), cg_c64(e, t->shape[0]),
+                         cg_c64(e, t->shape[1]), cg_c64(e, val(e, n->in[1])->numel)};
+    rt_call(e, "rt_k_embedding_bwd", "ppplll", a);
+  }
+  return 0;
+}
+
+static int lower_loss(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  if (n->op == OP_CROSS_ENTROPY) {
+    const CgVal *l = val(e, n->in[0]);
+    LLVMValueRef a[6] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
+                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1])};
+    rt_call(e, "rt_k_cross_entropy", "ppppll", a);
+  } else if (n->op == OP_CE_BWD) {
+    const CgVal *l = val(e, n->in[1]);
+    LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1])};
+    rt_call(e, "rt_k_ce_bwd", "pppppll", a);
+  } else {
+    LLVMValueRef a[4] = {in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), cg_c64(e, val(e, n->in[0])->numel)};
+    rt_call(e, "rt_k_mse", "pppl", a);
+  }
+  return 0;
+}
+
+static int lower_const(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *v = val(e, k->node);
+  LLVMValueRef p = cg_ptr(e, k->node);
+  if (n->attr.value == 0 && !signbit(n->attr.value)) {
+    memset0(e, p, v->nbytes);
+    return 0;
+  }
+  bool i32 = n->type.dt == DT_I32;
+  LLVMValueRef c = i32 ? c32(e, (int32_t)n->attr.value) : LLVMConstReal(e->f32, (float)n->attr.value);
+  Loop l;
+  loop_begin(e, &l, cg_c64(e, 0), cg_c64(e, v->numel), 1);
+  LLVMBuildStore(e->b, c, LLVMBuildGEP2(e->b, i32 ? e->i32 : e->f32, p, &l.iv, 1, ""));
+  loop_end(e, &l);
+  return 0;
+}
+
+static int lower_none(CgEmit *e, const CgKernel *k) {
+  (void)e;
+  (void)k;
+  return 0;
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+static const LowerFn lower_ops[OP_COUNT] = {
+    [OP_INPUT] = lower_none,          /* storage bound by the descriptor */
+    [OP_PARAM] = lower_none,
+    [OP_CONST] = lower_const,         /* folded into elementwise groups, else a fill */
+    [OP_NEG] = lower_ew,
+    [OP_EXP] = lower_ew,
+    [OP_LOG] = lower_ew,
+    [OP_SQRT] = lower_ew,
+    [OP_TANH] = lower_ew,
+    [OP_SIGMOID] = lower_ew,
+    [OP_RELU] = lower_ew,
+    [OP_GELU] = lower_ew,
+    [OP_SILU] = lower_ew,
+    [OP_POWC] = lower_ew,
+    [OP_CAST] = lower_ew,
+    [OP_ADD] = lower_ew,
+    [OP_SUB] = lower_ew,
+    [OP_MUL] = lower_ew,
+    [OP_DIV] = lower_ew,
+    [OP_MATMUL] = lower_matmul,
+    [OP_TRANSPOSE] = lower_transpose,
+    [OP_RESHAPE] = lower_none,        /* an alias of its operand */
+    [OP_BROADCAST] = lower_ew,
+    [OP_CONCAT] = lower_concat,
+    [OP_SLICE] = lower_slice,
+    [OP_SLICE_BWD] = lower_slice,
+    [OP_SUM] = lower_reduce,
+    [OP_MEAN] = lower_reduce,
+    [OP_MAX] = lower_reduce,
+    [OP_VAR] = lower_reduce,
+    [OP_SOFTMAX] = lower_softmax,
+    [OP_LOG_SOFTMAX] = lower_softmax,
+    [OP_CONV2D] = lower_conv,
+    [OP_MAXPOOL] = lower_pool,
+    [OP_AVGPOOL] = lower_pool,
+    [OP_BATCHNORM] = lower_bn,
+    [OP_LAYERNORM] = lower_ln,
+    [OP_DROPOUT] = lower_dropout,
+    [OP_EMBEDDING] = lower_embedding,
+    [OP_CROSS_ENTROPY] = lower_loss,
+    [OP_MSE] = lower_loss,
+    [OP_RELU_BWD] = lower_ew,
+    [OP_GELU_BWD] = lower_ew,
+    [OP_SILU_BWD] = lower_ew,
+    [OP_SIGMOID_BWD] = lower_ew,
+    [OP_TANH_BWD] = lower_ew,
+    [OP_SOFTMAX_BWD] = lower_softmax,
+    [OP_LOG_SOFTMAX_BWD] = lower_softmax,
+    [OP_MAX_BWD] = lower_max_bwd,
+    [OP_CONV2D_BWD_DATA] = lower_conv,
+    [OP_CONV2D_BWD_FILTER] = lower_conv,
+    [OP_MAXPOOL_BWD] = lower_maxpool_bwd,
+    [OP_AVGPOOL_BWD] = lower_avgpool_bwd,
+    [OP_BATCHNORM_BWD] = lower_bn,
+    [OP_BN_DGAMMA] = lower_bn,
+    [OP_LAYERNORM_BWD] = lower_ln,
+    [OP_LN_DGAMMA] = lower_ln,
+    [OP_DROPOUT_BWD] = lower_dropout,
+    [OP_EMBEDDING_BWD] = lower_embedding,
+    [OP_CE_BWD] = lower_loss,
+    [OP_ASSIGN] = lower_ew,           /* a store of the group's value into the parameter */
+};
+
+bool llvm_op_defined(OpKind op) { return (unsigned)op < OP_COUNT && lower_ops[op] != NULL; }
+
+int llvm_lower_kernel(CgEmit *e, const CgKernel *k) {
+  if (k->kind == CGK_COPY) {
+    if (k->copy_bytes > 0)
+      LLVMBuildMemCpy(e->b, cg_region_ptr(e, k->copy_dst_region, k->copy_dst_offset), 4,
+                      cg_ptr(e, k->copy_src), 4, cg_c64(e, k->copy_bytes));
+    return 0;
+  }
+  if (k->kind == CGK_EW) return lower_ew(e, k);
+  OpKind op = node(e, k->node)->op;
+  if (!lower_ops[op]) {
+    snprintf(e->err, e->errlen, "no lowering for op %s", ir_op_name(op));
+    return -1;
+  }
+  return lower_ops[op](e, k);
+}

@@ -1,0 +1,757 @@
+/* test_codegen.c — the LLVM CPU backend against the reference interpreter.
+ *
+ * Every op (forward and backward) is run in a tiny graph built with ir_build, compiled with
+ * llvm_model_emit + JIT, fed random inputs, and compared with interp_run (round_storage, so
+ * the oracle stores f32 results like the compiled code; it still computes each op in
+ * double). Each example model that compiles is built at a small batch: its forward pass and
+ * one training step (loss, every updated parameter, buffer and optimizer-state tensor) are
+ * compared the same way. Every compiled run is repeated from the same state on the same
+ * thread pool and must give identical bits.
+ *
+ * Tolerances, |got - ref| <= atol + rtol*|ref|:
+ *   elementwise ops            rtol 2e-6, atol 1e-6 (one f32 rounding per op, libm ulps)
+ *   GEMM / conv / reductions   rtol 1e-4, atol 1e-5 (f32 accumulation vs double)
+ *   model forward / train step rtol 1e-3, atol 1e-4 (f32 through whole networks)
+ */
+#include <check.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../codegen/codegen.h"
+#include "../../codegen/llvm_emit.h"
+#include "../../frontend/frontend.h"
+#include "../../ir/interp.h"
+#include "../../passes/passes.h"
+#include "../../runtime/rt_threads.h"
+
+/* created lazily in each test process: check forks, and a pool does not survive fork */
+static RtPool *pool;
+static RtPool *get_pool(void) {
+  if (!pool) pool = rt_pool_create(2);
+  return pool;
+}
+
+/* ---- graph building --------------------------------------------------------------------- */
+
+static Arena *A;
+static IrGraph *G;
+static const SrcLoc L0 = {0};
+
+static void g_begin(const char *name) {
+  A = arena_new();
+  G = ir_graph_new(A, name);
+}
+
+static IrType ty(DType dt, int rank, const int64_t *d) {
+  Dim *dims[IR_MAX_RANK];
+  for (int k = 0; k < rank; k++) dims[k] = dim_const(G->dims, d[k]);
+  return ir_type(dt, rank, dims);
+}
+
+static int leaf(OpKind op, const char *name, DType dt, int rank, ...) {
+  int64_t d[IR_MAX_RANK];
+  va_list ap;
+  va_start(ap, rank);
+  for (int k = 0; k < rank; k++) d[k] = va_arg(ap, int);
+  va_end(ap);
+  IrType t = ty(dt, rank, d);
+  IrAttr at = {.trainable = true};
+  ShapeErr err;
+  int i = ir_build(G, op, NULL, 0, &at, &t, L0, &err);
+  ck_assert_msg(i >= 0, "%s", err.msg);
+  G->nodes[i].name = name;
+  return i;
+}
+#define IN(name, ...) leaf(OP_INPUT, name, DT_F32, __VA_ARGS__)
+#define PARAM(name, ...) leaf(OP_PARAM, name, DT_F32, __VA_ARGS__)
+
+static int op_h(OpKind op, const int *in, int nin, const IrAttr *at, const IrType *hint) {
+  ShapeErr err;
+  IrAttr z = {0};
+  int i = ir_build(G, op, in, nin, at ? at : &z, hint, L0, &err);
+  ck_assert_msg(i >= 0, "%s: %s", ir_op_name(op), err.msg);
+  return i;
+}
+static int op1(OpKind op, int a, const IrAttr *at) { return op_h(op, &a, 1, at, NULL); }
+static int op2(OpKind op, int a, int b, const IrAttr *at) {
+  int in[2] = {a, b};
+  return op_h(op, in, 2, at, NULL);
+}
+static int op3(OpKind op, int a, int b, int c, const IrAttr *at) {
+  int in[3] = {a, b, c};
+  return op_h(op, in, 3, at, NULL);
+}
+static void out(const char *name, int node) { ir_add_output(G, name, node); }
+
+/* ---- running and comparing -------------------------------------------------------------- */
+
+typedef struct Fill {
+  double lo, hi;  /* floats uniform in [lo, hi) */
+  int64_t int_hi; /* i32 values uniform in [0, int_hi) */
+  bool use_init;  /* parameters and buffers from their initializers (interp_init_param) */
+} Fill;
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (double)(rng >> 11) * 0x1p-53;
+}
+
+static void *alloc64(int64_t n) {
+  void *p = NULL;
+  ck_assert_int_eq(posix_memalign(&p, 64, (size_t)(n > 0 ? (n + 63) / 64 * 64 : 64)), 0);
+  memset(p, 0, (size_t)(n > 0 ? (n + 63) / 64 * 64 : 64));
+  return p;
+}
+
+static int64_t numel_of(const RtTensorInfo *t) {
+  int64_t n = 1;
+  for (int k = 0; k < t->rank; k++) n *= t->shape[k];
+  return n;
+}
+
+/* max over elements of |got-ref| / (atol + rtol|ref|); <= 1 passes */
+static double compare(const char *what, const char *name, const float *got, const double *ref,
+                      int64_t n, double rtol, double atol) {
+  double worst = 0, maxdiff = 0;
+  int64_t at = -1;
+  for (int64_t i = 0; i < n; i++) {
+    double d = fabs((double)got[i] - ref[i]);
+    if (isnan(ref[i]) && isnan(got[i])) d = 0;
+    else if (isinf(ref[i]) && got[i] == ref[i]) d = 0;
+    else if (isnan(d)) d = INFINITY;
+    double r = d / (atol + rtol * fabs(ref[i]));
+    if (r > worst) worst = r, at = i;
+    if (d > maxdiff) maxdiff = d;
+  }
+  if (worst > 1)
+    fprintf(stderr, "%s: %s: max |diff| %.3g, worst at [%lld]: got %.9g, want %.9g\n", what,
+            name, maxdiff, (long long)at, (double)got[at], ref[at]);
+  return worst;
+}
+
+static int find_named(const IrGraph *g, const char *name) {
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (g->nodes[i].name && !strcmp(g->nodes[i].name, name) &&
+        (g->nodes[i].op == OP_PARAM || g->nodes[i].op == OP_INPUT))
+      return i;
+  return -1;
+}
+static int find_out(const IrGraph *g, const char *name) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (!strcmp(g->outputs[i].name, name)) return g->outputs[i].node;
+  return -1;
+}
+
+/* Compiles fwd (and train), runs forward (train == NULL) or one training step on random
+ * data, compares every output / updated tensor with the interpreter and checks that a
+ * second run from the same state gives the same bits. Returns the worst ratio. */
+static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrTrain *t,
+                       Fill f, double rtol, double atol) {
+  Diag *d = diag_new(stderr);
+  CgModel *m = llvm_model_emit(fwd, train, t, NULL, d);
+  ck_assert_msg(m != NULL, "%s: llvm_model_emit failed", what);
+  char err[512] = "";
+  const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
+  ck_assert_msg(desc != NULL, "%s: JIT: %s", what, err);
+  ck_assert_int_eq(desc->abi, RT_MODEL_ABI);
+  IrGraph *g = train ? train : fwd;
+  char *params = alloc64(desc->params_bytes), *io = alloc64(desc->io_bytes);
+  int64_t ab = train ? desc->arena_bytes_train : desc->arena_bytes_forward;
+  char *arena = alloc64(ab);
+  InterpOptions io_opt = {.round_storage = true, .seed = 1234, .step = 3};
+  Interp *I = interp_new(g, &io_opt);
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *ti = &desc->tensors[j];
+    if (ti->kind == RT_KIND_OUTPUT || ti->kind == RT_KIND_LOSS) continue;
+    char *base = (ti->kind == RT_KIND_INPUT ? io : params) + ti->offset;
+    int64_t n = numel_of(ti);
+    double *v = malloc((size_t)(n ? n : 1) * sizeof(double));
+    int node = find_named(g, ti->name);
+    ck_assert_msg(node >= 0, "%s: no node for tensor %s", what, ti->name);
+    bool from_init = f.use_init && (ti->kind == RT_KIND_PARAM || ti->kind == RT_KIND_BUFFER);
+    if (ti->kind == RT_KIND_OPTSTATE || from_init) interp_init_param(g, node, 1, v);
+    for (int64_t i = 0; i < n; i++) {
+      if (from_init) {
+        /* keep the initializer's value */
+      } else if (ti->kind == RT_KIND_OPTSTATE) {
+        /* nonzero moments and step count so the update formulas are exercised */
+        v[i] = strstr(ti->name, "step") ? 2 : strstr(ti->name, "adam_v") ? 0.01 * urand() : 0.1 * (urand() - 0.5);
+      } else if (ti->dtype == DT_I32) {
+        v[i] = (double)(int64_t)(urand() * (double)f.int_hi);
+      } else {
+        v[i] = f.lo + (f.hi - f.lo) * urand();
+      }
+      if (ti->dtype == DT_I32) ((int32_t *)base)[i] = (int32_t)v[i];
+      else ((float *)base)[i] = (float)v[i];
+    }
+    ck_assert_int_eq(interp_set(I, node, v, n), 0);
+    free(v);
+  }
+  char ierr[256];
+  ck_assert_msg(interp_run(I, ierr, sizeof ierr) == 0, "%s: interpreter: %s", what, ierr);
+  char *params0 = alloc64(desc->params_bytes);
+  memcpy(params0, params, (size_t)desc->params_bytes);
+  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234};
+  void (*entry)(const RtModelBufs *) = train ? desc->train_step : desc->forward;
+  ck_assert_ptr_nonnull(entry);
+  entry(&b);
+  double worst = 0;
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *ti = &desc->tensors[j];
+    if (ti->kind == RT_KIND_INPUT || ti->dtype != DT_F32) continue;
+    if (!train && ti->kind != RT_KIND_OUTPUT) continue;
+    int node = ti->kind == RT_KIND_OUTPUT ? find_out(g, ti->name)
+               : ti->kind == RT_KIND_LOSS ? find_out(g, "loss")
+                                          : find_named(g, ti->name);
+    ck_assert_int_ge(node, 0);
+    int64_t n;
+    const double *ref = interp_value(I, node, &n);
+    ck_assert_int_eq(n, numel_of(ti));
+    char *base = (ti->kind <= RT_KIND_OPTSTATE ? params : io) + ti->offset;
+    double w = compare(what, ti->name, (const float *)base, ref, n, rtol, atol);
+    if (w > worst) worst = w;
+  }
+  /* the same step again from the same state: identical bits */
+  char *io1 = alloc64(desc->io_bytes), *params1 = alloc64(desc->params_bytes);
+  memcpy(io1, io, (size_t)desc->io_bytes);
+  memcpy(params1, params, (size_t)desc->params_bytes);
+  memcpy(params, params0, (size_t)desc->params_bytes);
+  memset(arena, 0xff, (size_t)(ab > 0 ? ab : 1));
+  entry(&b);
+  ck_assert_msg(memcmp(io1, io, (size_t)desc->io_bytes) == 0, "%s: outputs differ between runs", what);
+  ck_assert_msg(memcmp(params1, params, (size_t)desc->params_bytes) == 0,
+                "%s: parameters differ between runs", what);
+  free(io1);
+  free(params1);
+  free(params0);
+  interp_free(I);
+  free(params);
+  free(io);
+  free(arena);
+  llvm_model_free(m);
+  diag_free(d);
+  ck_assert_msg(worst <= 1, "%s: differs from the interpreter (worst ratio %.3g)", what, worst);
+  return worst;
+}
+
+static const Fill F_SYM = {-2, 2, 4, false}, F_POS = {0.1, 3, 4, false};
+#define EW_RTOL 2e-6
+#define EW_ATOL 1e-6
+#define MM_RTOL 1e-4
+#define MM_ATOL 1e-5
+
+static void check_fwd(const char *what, Fill f, double rtol, double atol) {
+  run_case(what, G, NULL, NULL, f, rtol, atol);
+  arena_free(A);
+  A = NULL;
+}
+
+/* ---- elementwise ------------------------------------------------------------------------ */
+
+static const OpKind unary_ops[] = {OP_NEG, OP_EXP, OP_LOG, OP_SQRT, OP_TANH, OP_SIGMOID,
+                                   OP_RELU, OP_GELU, OP_SILU, OP_POWC};
+
+START_TEST(unary) {
+  OpKind op = unary_ops[_i];
+  g_begin("unary");
+  int x = IN("x", 2, 37, 19); /* a row length that is not a vector multiple */
+  IrAttr at = {.value = 2.5};
+  out("y", op1(op, x, &at));
+  bool pos = op == OP_LOG || op == OP_SQRT || op == OP_POWC;
+  check_fwd(ir_op_name(op), pos ? F_POS : (Fill){-6, 6, 4, false}, EW_RTOL, op == OP_GELU || op == OP_SILU ? 1e-5 : EW_ATOL);
+}
+END_TEST
+
+static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_RELU_BWD, OP_GELU_BWD,
+                                    OP_SILU_BWD, OP_SIGMOID_BWD, OP_TANH_BWD};
+
+START_TEST(binary_broadcast) {
+  OpKind op = binary_ops[_i];
+  g_begin("binary");
+  bool bwd = ir_ops[op].flags & OPF_BWD; /* the *_bwd ops take equal shapes */
+  int a = IN("a", 3, 3, 1, 21), b = bwd ? IN("b", 3, 3, 1, 21) : IN("b", 2, 5, 21);
+  out("y", op2(op, a, b, NULL));
+  check_fwd(ir_op_name(op), op == OP_DIV ? F_POS : F_SYM, EW_RTOL, 1e-5);
+}
+END_TEST
+
+START_TEST(fused_chain_and_cast) {
+  /* a chain of elementwise ops with a scalar constant, a broadcast, an i32 cast */
+  g_begin("chain");
+  int x = IN("x", 2, 6, 40), s = IN("s", 1, 40);
+  int lab = leaf(OP_INPUT, "lab", DT_I32, 2, 6, 40);
+  IrType ct = ty(DT_F32, 0, NULL);
+  IrAttr cv = {.value = 0.5};
+  int c = op_h(OP_CONST, NULL, 0, &cv, &ct);
+  int t1 = op2(OP_MUL, x, c, NULL);
+  int t2 = op2(OP_ADD, t1, s, NULL);
+  int t3 = op1(OP_TANH, t2, NULL);
+  IrType ft = ty(DT_F32, 2, (int64_t[]){6, 40});
+  int lf = op_h(OP_CAST, &lab, 1, NULL, &ft);
+  int t4 = op2(OP_MUL, t3, lf, NULL);
+  IrType it = ty(DT_I32, 2, (int64_t[]){6, 40});
+  int ti = op_h(OP_CAST, &t4, 1, NULL, &it);
+  IrType bt = ty(DT_F32, 3, (int64_t[]){2, 6, 40});
+  out("y", t4);
+  out("mid", t2);
+  out("b", op_h(OP_BROADCAST, &t2, 1, NULL, &bt));
+  out("yi", ti);
+  check_fwd("chain", (Fill){-2, 2, 7, false}, EW_RTOL, 1e-5);
+}
+END_TEST
+
+START_TEST(const_output) {
+  g_begin("const");
+  IrType ct = ty(DT_F32, 2, (int64_t[]){3, 5});
+  IrAttr cv = {.value = 1.75};
+  int c = op_h(OP_CONST, NULL, 0, &cv, &ct);
+  int x = IN("x", 2, 3, 5);
+  IrAttr sum = {.naxes = 1, .axes = {0}};
+  out("c", c);
+  out("s", op1(OP_SUM, op2(OP_MUL, c, x, NULL), &sum));
+  out("x", x);
+  check_fwd("const", F_SYM, MM_RTOL, MM_ATOL);
+}
+END_TEST
+
+/* ---- matmul ----------------------------------------------------------------------------- */
+
+START_TEST(matmul_variants) {
+  struct {
+    int ra, rb;
+    int a[4], b[4];
+    bool ta, tb;
+  } cs[] = {
+      {2, 2, {37, 29}, {29, 45}, false, false},
+      {2, 2, {29, 37}, {29, 45}, true, false},
+      {2, 2, {37, 29}, {45, 29}, false, true},
+      {2, 2, {29, 37}, {45, 29}, true, true},
+      {1, 2, {29}, {29, 45}, false, false},
+      {2, 1, {37, 29}, {29}, false, false},
+      {3, 2, {3, 17, 29}, {29, 20}, false, false},         /* batch folded into M */
+      {4, 3, {2, 3, 7, 9}, {3, 9, 5}, false, false},       /* broadcast batch */
+      {3, 3, {1, 7, 9}, {4, 5, 9}, false, true},           /* broadcast of the left batch */
+      {2, 2, {130, 300}, {300, 70}, false, false},         /* several K and M blocks */
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    if (getenv("MMCASE") && atoi(getenv("MMCASE")) != (int)c) continue;
+    g_begin("mm");
+    int64_t da[4], db[4];
+    for (int k = 0; k < 4; k++) da[k] = cs[c].a[k], db[k] = cs[c].b[k];
+    IrType ta = ty(DT_F32, cs[c].ra, da), tb = ty(DT_F32, cs[c].rb, db);
+    ShapeErr err;
+    IrAttr z = {0};
+    int a = ir_build(G, OP_INPUT, NULL, 0, &z, &ta, L0, &err);
+    int b = ir_build(G, OP_INPUT, NULL, 0, &z, &tb, L0, &err);
+    G->nodes[a].name = "a";
+    G->nodes[b].name = "b";
+    IrAttr at = {.trans_a = cs[c].ta, .trans_b = cs[c].tb};
+    out("y", op2(OP_MATMUL, a, b, &at));
+    char what[64];
+    snprintf(what, sizeof what, "matmul case %zu", c);
+    /* f32 rounding grows with the sum of |terms|: K terms of up to 4 */
+    check_fwd(what, F_SYM, MM_RTOL, 2e-7 * 4 * (cs[c].ta ? cs[c].a[cs[c].ra - 2] : cs[c].a[cs[c].ra - 1]));
+  }
+}
+END_TEST
+
+START_TEST(matmul_bias_relu_epilogue) {
+  g_begin("dense");
+  int x = IN("x", 2, 13, 50), w = PARAM("w", 2, 33, 50), bias = PARAM("bias", 1, 33);
+  IrAttr tb = {.trans_b = true};
+  int y = op1(OP_RELU, op2(OP_ADD, op2(OP_MATMUL, x, w, &tb), bias, NULL), NULL);
+  out("y", y);
+  check_fwd("dense+bias+relu", F_SYM, MM_RTOL, MM_ATOL);
+}
+END_TEST
+
+/* ---- data movement ---------------------------------------------------------------------- */
+
+START_TEST(data_movement) {
+  g_begin("move");
+  int x = IN("x", 3, 4, 5, 6), y = IN("y", 3, 4, 2, 6);
+  IrAttr tp = {.naxes = 3, .axes = {2, 0, 1}};
+  out("t", op1(OP_TRANSPOSE, x, &tp));
+  IrType rt = ty(DT_F32, 2, (int64_t[]){20, 6});
+  int r = op_h(OP_RESHAPE, &x, 1, NULL, &rt);
+  out("r", op1(OP_NEG, r, NULL));
+  out("r2", r); /* an alias as an output: copied */
+  int cin[3] = {x, y, x};
+  IrAttr ca = {.axis = 1};
+  out("c", op_h(OP_CONCAT, cin, 3, &ca, NULL));
+  IrAttr sa = {.axis = 2, .start = dim_const(G->dims, 2), .end = dim_const(G->dims, 5)};
+  IrType st = ty(DT_F32, 3, (int64_t[]){4, 5, 3});
+  int s = op_h(OP_SLICE, &x, 1, &sa, &st);
+  out("s", s);
+  IrType sbt = ty(DT_F32, 3, (int64_t[]){4, 5, 6});
+  out("sb", op_h(OP_SLICE_BWD, &s, 1, &sa, &sbt));
+  IrType bt = ty(DT_F32, 4, (int64_t[]){2, 4, 5, 6});
+  out("b", op_h(OP_BROADCAST, &x, 1, NULL, &bt));
+  check_fwd("data movement", F_SYM, 0, 0);
+}
+END_TEST
+
+/* ---- reductions and softmax ------------------------------------------------------------- */
+
+START_TEST(reductions) {
+  OpKind ops[] = {OP_SUM, OP_MEAN, OP_MAX, OP_VAR};
+  for (int o = 0; o < 4; o++)
+    for (int v = 0; v < 3; v++) {
+      g_begin("reduce");
+      int x = IN("x", 3, 4, 7, 9);
+      IrAttr at = {.keepdim = v == 2, .correction = 1};
+      if (v == 2) at.naxes = 3, at.axes[0] = 0, at.axes[1] = 1, at.axes[2] = 2;
+      if (v == 0) at.naxes = 1, at.axes[0] = 0;
+      else if (v == 1) at.naxes = 2, at.axes[0] = 2, at.axes[1] = 0;
+      int y = op1(ops[o], x, &at);
+      out("y", y);
+      if (ops[o] == OP_MAX) {
+        int dy = op1(OP_EXP, y, NULL);
+        int in3[3] = {dy, x, y};
+        out("dx", op_h(OP_MAX_BWD, in3, 3, &at, NULL));
+      }
+      char what[64];
+      snprintf(what, sizeof what, "%s variant %d", ir_op_name(ops[o]), v);
+      check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+    }
+}
+END_TEST
+
+START_TEST(softmax_family) {
+  for (int axis = 0; axis < 3; axis++) {
+    g_begin("softmax");
+    int x = IN("x", 3, 3, 17, 5), dy = IN("dy", 3, 3, 17, 5);
+    IrAttr at = {.axis = axis};
+    int s = op1(OP_SOFTMAX, x, &at), ls = op1(OP_LOG_SOFTMAX, x, &at);
+    out("s", s);
+    out("ls", ls);
+    out("ds", op2(OP_SOFTMAX_BWD, dy, s, &at));
+    out("dls", op2(OP_LOG_SOFTMAX_BWD, dy, ls, &at));
+    check_fwd("softmax", (Fill){-5, 5, 2, false}, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
+/* ---- convolution and pooling ------------------------------------------------------------ */
+
+START_TEST(conv_variants) {
+  struct {
+    int C, O, H, W, KH, KW, sh, sw, ph, pw, dh, dw, G;
+  } cs[] = {
+      {3, 8, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {4, 6, 10, 9, 3, 2, 2, 1, 0, 1, 1, 1, 2},
+      {6, 6, 8, 8, 3, 3, 1, 1, 2, 2, 2, 2, 6}, /* depthwise, dilated */
+      {5, 7, 6, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1}, /* 1x1: no im2col */
+      {2, 3, 7, 7, 5, 5, 2, 2, 2, 2, 1, 1, 1},
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv");
+    int N = 2;
+    int OH = (cs[c].H + 2 * cs[c].ph - cs[c].dh * (cs[c].KH - 1) - 1) / cs[c].sh + 1;
+    int OW = (cs[c].W + 2 * cs[c].pw - cs[c].dw * (cs[c].KW - 1) - 1) / cs[c].sw + 1;
+    int x = IN("x", 4, N, cs[c].C, cs[c].H, cs[c].W);
+    int w = PARAM("w", 4, cs[c].O, cs[c].C / cs[c].G, cs[c].KH, cs[c].KW);
+    int dy = IN("dy", 4, N, cs[c].O, OH, OW);
+    int bias = PARAM("b", 3, cs[c].O, 1, 1);
+    IrAttr at = {.kernel = {cs[c].KH, cs[c].KW}, .stride = {cs[c].sh, cs[c].sw},
+                 .pad = {cs[c].ph, cs[c].pw}, .dilation = {cs[c].dh, cs[c].dw}, .groups = cs[c].G};
+    int y = op2(OP_CONV2D, x, w, &at);
+    out("y", y);
+    out("yb", op1(OP_RELU, op2(OP_ADD, op2(OP_CONV2D, x, w, &at), bias, NULL), NULL));
+    IrType xt = G->nodes[x].type, wt = G->nodes[w].type;
+    int in2[2] = {dy, w};
+    out("dx", op_h(OP_CONV2D_BWD_DATA, in2, 2, &at, &xt));
+    int in3[2] = {x, dy};
+    out("dw", op_h(OP_CONV2D_BWD_FILTER, in3, 2, &at, &wt));
+    char what[64];
+    snprintf(what, sizeof what, "conv case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
+START_TEST(pooling) {
+  struct {
+    int k, s, p;
+  } cs[] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("pool");
+    int H = 9, W = 8, OH = (H + 2 * cs[c].p - cs[c].k) / cs[c].s + 1, OW = (W + 2 * cs[c].p - cs[c].k) / cs[c].s + 1;
+    int x = IN("x", 4, 2, 3, H, W), dy = IN("dy", 4, 2, 3, OH, OW);
+    IrAttr at = {.kernel = {cs[c].k, cs[c].k}, .stride = {cs[c].s, cs[c].s}, .pad = {cs[c].p, cs[c].p},
+                 .dilation = {1, 1}};
+    out("mp", op1(OP_MAXPOOL, x, &at));
+    out("ap", op1(OP_AVGPOOL, x, &at));
+    out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &at));
+    IrType xt = G->nodes[x].type;
+    out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
+    check_fwd("pooling", F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
+/* ---- normalization, dropout, embedding, losses ----------------------------------------- */
+
+START_TEST(normalization) {
+  for (int rank = 2; rank <= 4; rank += 2) {
+    for (int train = 0; train < 2; train++) {
+      g_begin("bn");
+      int x = rank == 2 ? IN("x", 2, 6, 5) : IN("x", 4, 3, 5, 4, 3);
+      int dy = rank == 2 ? IN("dy", 2, 6, 5) : IN("dy", 4, 3, 5, 4, 3);
+      int gm = IN("g", 1, 5), bt = IN("b", 1, 5), rm = IN("rm", 1, 5);
+      int rv = leaf(OP_INPUT, "rv", DT_F32, 1, 5);
+      IrAttr at = {.value = 1e-5, .train = train};
+      int in5[5] = {x, gm, bt, rm, rv};
+      out("y", op_h(OP_BATCHNORM, in5, 5, &at, NULL));
+      out("dx", op3(OP_BATCHNORM_BWD, dy, x, gm, &at));
+      IrType ct = G->nodes[gm].type;
+      int in2[2] = {dy, x};
+      out("dg", op_h(OP_BN_DGAMMA, in2, 2, &at, &ct));
+      check_fwd("batchnorm", F_POS, MM_RTOL, MM_ATOL);
+    }
+  }
+  for (int na = 1; na <= 2; na++) {
+    g_begin("ln");
+    int x = IN("x", 3, 3, 4, 6), dy = IN("dy", 3, 3, 4, 6);
+    int gm = na == 1 ? IN("g", 1, 6) : IN("g", 2, 4, 6), bt = na == 1 ? IN("b", 1, 6) : IN("b", 2, 4, 6);
+    IrAttr at = {.value = 1e-5, .naxes = na};
+    out("y", op3(OP_LAYERNORM, x, gm, bt, &at));
+    out("dx", op3(OP_LAYERNORM_BWD, dy, x, gm, &at));
+    IrType gt = G->nodes[gm].type;
+    int in2[2] = {dy, x};
+    out("dg", op_h(OP_LN_DGAMMA, in2, 2, &at, &gt));
+    check_fwd("layernorm", F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
+START_TEST(dropout) {
+  for (int train = 0; train < 2; train++) {
+    g_begin("dropout");
+    int x = IN("x", 2, 7, 33), dy = IN("dy", 2, 7, 33);
+    IrAttr at = {.value = 0.3, .seed = 77, .train = train};
+    out("y", op1(OP_DROPOUT, x, &at));
+    out("dx", op1(OP_DROPOUT_BWD, dy, &at));
+    check_fwd("dropout", F_SYM, EW_RTOL, EW_ATOL);
+  }
+}
+END_TEST
+
+START_TEST(embedding_and_losses) {
+  g_begin("emb");
+  int tab = IN("tab", 2, 11, 6);
+  int idx = leaf(OP_INPUT, "idx", DT_I32, 2, 3, 5);
+  int dy = IN("dy", 3, 3, 5, 6);
+  out("e", op2(OP_EMBEDDING, tab, idx, NULL));
+  IrType tt = G->nodes[tab].type;
+  int in2[2] = {dy, idx};
+  out("de", op_h(OP_EMBEDDING_BWD, in2, 2, NULL, &tt));
+  check_fwd("embedding", (Fill){-2, 2, 11, false}, EW_RTOL, EW_ATOL);
+
+  g_begin("loss");
+  int lg = IN("logits", 2, 9, 7), dl = IN("dl", 0);
+  int lab = leaf(OP_INPUT, "label", DT_I32, 1, 9);
+  int a = IN("a", 2, 9, 7);
+  out("ce", op2(OP_CROSS_ENTROPY, lg, lab, NULL));
+  out("dce", op3(OP_CE_BWD, dl, lg, lab, NULL));
+  out("mse", op2(OP_MSE, lg, a, NULL));
+  check_fwd("losses", (Fill){-3, 3, 7, false}, MM_RTOL, MM_ATOL);
+}
+END_TEST
+
+/* ---- ASSIGN: in place, and deferred when the parameter is read afterwards ------------- */
+
+START_TEST(assign_inplace_and_deferred) {
+  g_begin("assign");
+  int p = PARAM("p", 2, 4, 5), q = PARAM("q", 2, 5, 3), x = IN("x", 2, 4, 5), z = IN("z", 2, 3, 4);
+  IrType pt = G->nodes[p].type, qt = G->nodes[q].type;
+  int in_p[2] = {p, op2(OP_ADD, p, x, NULL)};
+  op_h(OP_ASSIGN, in_p, 2, NULL, &pt); /* p is read by nobody later: in place */
+  int in_q[2] = {q, op1(OP_NEG, q, NULL)};
+  op_h(OP_ASSIGN, in_q, 2, NULL, &qt); /* q is read by the matmul below: deferred */
+  out("y", op2(OP_MATMUL, z, op2(OP_MATMUL, p, q, NULL), NULL));
+  /* a forward graph has no training step; compare the updated params via a train-less
+   * step: the forward entry runs the ASSIGNs */
+  Diag *d = diag_new(stderr);
+  CgModel *m = llvm_model_emit(G, NULL, NULL, NULL, d);
+  ck_assert_ptr_nonnull(m);
+  char err[256];
+  const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
+  ck_assert_msg(desc != NULL, "%s", err);
+  char *params = alloc64(desc->params_bytes), *io = alloc64(desc->io_bytes),
+       *arena = alloc64(desc->arena_bytes_forward);
+  InterpOptions o = {.round_storage = true};
+  Interp *I = interp_new(G, &o);
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *ti = &desc->tensors[j];
+    if (ti->kind == RT_KIND_OUTPUT) continue;
+    char *base = (ti->kind == RT_KIND_INPUT ? io : params) + ti->offset;
+    int64_t n = numel_of(ti);
+    double v[64];
+    for (int64_t i = 0; i < n; i++) ((float *)base)[i] = (float)(v[i] = urand() - 0.5);
+    interp_set(I, find_named(G, ti->name), v, n);
+  }
+  ck_assert_int_eq(interp_run(I, err, sizeof err), 0);
+  RtModelBufs b = {params, io, arena, get_pool(), 0, 0};
+  desc->forward(&b);
+  double worst = 0;
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *ti = &desc->tensors[j];
+    if (ti->kind == RT_KIND_INPUT) continue;
+    int node = ti->kind == RT_KIND_OUTPUT ? find_out(G, ti->name) : find_named(G, ti->name);
+    int64_t n;
+    const double *ref = interp_value(I, node, &n);
+    double w = compare("assign", ti->name, (float *)((ti->kind == RT_KIND_OUTPUT ? io : params) + ti->offset), ref, n, MM_RTOL, MM_ATOL);
+    if (w > worst) worst = w;
+  }
+  ck_assert_msg(worst <= 1, "assign: worst ratio %g", worst);
+  interp_free(I);
+  free(params);
+  free(io);
+  free(arena);
+  llvm_model_free(m);
+  diag_free(d);
+  arena_free(A);
+}
+END_TEST
+
+/* ---- training step of a small hand-built network, per optimizer ----------------------- */
+
+START_TEST(train_small_net) {
+  OptKind opts[] = {OPT_SGD, OPT_SGD, OPT_ADAM, OPT_ADAMW};
+  for (int o = 0; o < 4; o++) {
+    g_begin("net");
+    int x = IN("x", 2, 8, 12);
+    int lab = leaf(OP_INPUT, "label", DT_I32, 1, 8);
+    int w1 = PARAM("fc1.weight", 2, 16, 12), b1 = PARAM("fc1.bias", 1, 16);
+    int w2 = PARAM("fc2.weight", 2, 5, 16), b2 = PARAM("fc2.bias", 1, 5);
+    IrAttr tb = {.trans_b = true};
+    int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, x, w1, &tb), b1, NULL), NULL);
+    int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
+    G->nodes[logits].name = "logits";
+    int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
+    G->nodes[loss].name = "loss";
+    out("logits", logits);
+    IrTrain t = {.model = "net", .minimize = "loss", .opt = opts[o], .lr = 0.05,
+                 .momentum = o == 1 ? 0.9 : 0, .nesterov = o == 1, .weight_decay = o >= 2 ? 0.01 : 0,
+                 .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    TrainInfo info;
+    Diag *d = diag_new(stderr);
+    IrGraph *tg = pass_train_graph(G, &t, &info, d);
+    ck_assert_ptr_nonnull(tg);
+    diag_free(d);
+    run_case("small net train step", G, tg, &t, (Fill){-1, 1, 5, false}, 1e-3, 1e-4);
+    run_case("small net forward", G, NULL, NULL, (Fill){-1, 1, 5, false}, 1e-4, 1e-5);
+    arena_free(A);
+  }
+}
+END_TEST
+
+/* ---- example models ------------------------------------------------------------------- */
+
+static const struct {
+  const char *file;
+  const char *defs[4];
+  bool train;
+} examples[] = {
+    {"linreg.nn", {"N=16", "D=7"}, true},
+    {"mlp.nn", {"N=4"}, true},
+    {"lenet.nn", {"N=2"}, true},
+    {"gpt2_block.nn", {"N=2", "T=8", "H=2", "K=8"}, true},
+    {"inception_a.nn", {"N=1"}, true},
+    {"mobilenet_v2.nn", {"N=1"}, false},
+    {"resnet18.nn", {"N=1"}, false},
+};
+
+START_TEST(example_models) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, examples[_i].file);
+  int nd = 0;
+  while (nd < 4 && examples[_i].defs[nd]) nd++;
+  FeOptions fo = {examples[_i].defs, nd};
+  Diag *d = diag_new(stderr);
+  IrModule *mod = fe_compile_file(path, &fo, d);
+  ck_assert_msg(mod != NULL, "%s does not compile", path);
+  IrGraph *g = mod->graphs[0];
+  IrTrain *t = ir_module_find_train(mod, g->name);
+  run_case(examples[_i].file, g, NULL, NULL, (Fill){-1, 1, 10, true}, 1e-3, 1e-4);
+  if (t && examples[_i].train) {
+    TrainInfo info;
+    IrGraph *tg = pass_train_graph(g, t, &info, d);
+    ck_assert_ptr_nonnull(tg);
+    run_case(examples[_i].file, g, tg, t, (Fill){-1, 1, 10, true}, 1e-3, 1e-4);
+  }
+  ir_module_free(mod);
+  diag_free(d);
+}
+END_TEST
+
+START_TEST(op_table_complete) {
+  int missing = 0;
+  for (int op = 0; op < OP_COUNT; op++)
+    if (!llvm_op_defined((OpKind)op)) {
+      fprintf(stderr, "codegen/llvm_ops.c has no lowering for %s\n", ir_op_name(op));
+      missing++;
+    }
+  ck_assert_int_eq(missing, 0);
+}
+END_TEST
+
+START_TEST(half_precision_rejected) {
+  g_begin("half");
+  int x = leaf(OP_INPUT, "x", DT_F16, 1, 4);
+  out("y", op1(OP_RELU, x, NULL));
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&buf, &len);
+  Diag *d = diag_new(mem);
+  CgModel *m = llvm_model_emit(G, NULL, NULL, NULL, d);
+  ck_assert_ptr_null(m);
+  ck_assert_int_gt(diag_errors(d), 0);
+  diag_free(d);
+  fclose(mem);
+  ck_assert_msg(strstr(buf, "f16") != NULL, "diagnostic does not name the dtype: %s", buf);
+  free(buf);
+  arena_free(A);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("codegen");
+  TCase *tc = tcase_create("ops");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, op_table_complete);
+  tcase_add_loop_test(tc, unary, 0, (int)(sizeof unary_ops / sizeof *unary_ops));
+  tcase_add_loop_test(tc, binary_broadcast, 0, (int)(sizeof binary_ops / sizeof *binary_ops));
+  tcase_add_test(tc, fused_chain_and_cast);
+  tcase_add_test(tc, const_output);
+  tcase_add_test(tc, matmul_variants);
+  tcase_add_test(tc, matmul_bias_relu_epilogue);
+  tcase_add_test(tc, data_movement);
+  tcase_add_test(tc, reductions);
+  tcase_add_test(tc, softmax_family);
+  tcase_add_test(tc, conv_variants);
+  tcase_add_test(tc, pooling);
+  tcase_add_test(tc, normalization);
+  tcase_add_test(tc, dropout);
+  tcase_add_test(tc, embedding_and_losses);
+  tcase_add_test(tc, assign_inplace_and_deferred);
+  tcase_add_test(tc, half_precision_rejected);
+  tcase_add_test(tc, train_small_net);
+  suite_add_tcase(s, tc);
+  TCase *te = tcase_create("examples");
+  tcase_set_timeout(te, 600);
+  tcase_add_loop_test(te, example_models, 0, (int)(sizeof examples / sizeof *examples));
+  suite_add_tcase(s, te);
+  SRunner *r = srunner_create(s);
+  srunner_run_all(r, CK_NORMAL);
+  int nf = srunner_ntests_failed(r);
+  srunner_free(r);
+  if (pool) rt_pool_destroy(pool);
+  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}

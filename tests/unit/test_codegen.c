@@ -691,6 +691,61 @@ START_TEST(example_models) {
 }
 END_TEST
 
+static int count_kernels(const char *ir, const char *prefix) {
+  int n = 0;
+  for (const char *q = ir; (q = strstr(q, "\ndefine ")); q++) {
+    const char *eol = strchr(q + 1, '\n'), *at = strstr(q, prefix);
+    if (at && eol && at < eol) {
+      const char *paren = strchr(at, '(');
+      bool plain = paren && paren < eol;
+      for (const char *c = at + strlen(prefix); plain && c < paren; c++) plain = *c >= '0' && *c <= '9';
+      n += plain;
+    }
+  }
+  return n;
+}
+
+/* fusion decisions on the MLP: the forward pass is two GEMMs with bias (+relu) epilogues;
+ * the training step adds the loss, its gradient, the backward GEMMs, one relu_bwd loop, two
+ * bias-gradient sums, one loop for Adam's scalar bias corrections and one pass per
+ * parameter for its Adam update (16 kernels); the arena is reused */
+START_TEST(mlp_fusion_plan) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/mlp.nn", NNC_SOURCE_DIR);
+  const char *defs[] = {"N=8"};
+  FeOptions fo = {defs, 1};
+  Diag *d = diag_new(stderr);
+  IrModule *mod = fe_compile_file(path, &fo, d);
+  ck_assert_ptr_nonnull(mod);
+  IrGraph *g = mod->graphs[0];
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(g, ir_module_find_train(mod, "mlp"), &info, d);
+  CgModel *m = llvm_model_emit(g, tg, ir_module_find_train(mod, "mlp"), NULL, d);
+  ck_assert_ptr_nonnull(m);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  ck_assert_int_eq(llvm_model_write_ir(m, f), 0);
+  fclose(f);
+  ck_assert_int_eq(count_kernels(buf, "@nnc_mlp_fw_k"), 2);
+  ck_assert_int_eq(count_kernels(buf, "@nnc_mlp_tr_k"), 16);
+  char err[256];
+  const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
+  ck_assert_ptr_nonnull(desc);
+  int64_t all = 0;
+  for (int i = 0; i < tg->nnodes; i++)
+    if (tg->nodes[i].op != OP_PARAM && tg->nodes[i].op != OP_INPUT)
+      all += ir_type_numel(tg, &tg->nodes[i].type) * 4;
+  ck_assert_int_lt(desc->arena_bytes_train, all / 2);
+  ck_assert_int_eq(desc->batch, 8);
+  ck_assert_str_eq(desc->dims, "N=8");
+  free(buf);
+  llvm_model_free(m);
+  ir_module_free(mod);
+  diag_free(d);
+}
+END_TEST
+
 START_TEST(op_table_complete) {
   int missing = 0;
   for (int op = 0; op < OP_COUNT; op++)
@@ -726,6 +781,7 @@ int main(void) {
   TCase *tc = tcase_create("ops");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, op_table_complete);
+  tcase_add_test(tc, mlp_fusion_plan);
   tcase_add_loop_test(tc, unary, 0, (int)(sizeof unary_ops / sizeof *unary_ops));
   tcase_add_loop_test(tc, binary_broadcast, 0, (int)(sizeof binary_ops / sizeof *binary_ops));
   tcase_add_test(tc, fused_chain_and_cast);

@@ -68,6 +68,7 @@
  *   dim0*receptive, receptive = product of dims 2.. (rank 1: both dim0; rank 0: 1).
  */
 #include "interp.h"
+#include "../runtime/rt_program.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -1267,81 +1268,29 @@ int interp_shape(const Interp *I, int id, int64_t *shape) {
 
 /* ---- random numbers and parameter initialization ---------------------------------------- */
 
-/* Philox-4x32-10. Not declared in interp.h: exported for the known-answer test. */
 void interp_set_step(Interp *I, int64_t step) { I->opt.step = step; }
 
-void interp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
-  uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]}, k0 = key[0], k1 = key[1];
-  for (int r = 0; r < 10; r++) {
-    if (r) {
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
-    }
-    uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
-    c[0] = n0;
-    c[1] = (uint32_t)p1;
-    c[2] = n2;
-    c[3] = (uint32_t)p0;
-  }
-  memcpy(out, c, sizeof c);
-}
-
+/* The RNG and the initializers are the runtime's (runtime/rt_init.c), so that a compiled
+ * program's `init` and dropout masks are the interpreter's, bit for bit. */
 double interp_philox_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
-  uint32_t ctr[4] = {(uint32_t)i, (uint32_t)(i >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
-  uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, out[4];
-  interp_philox4x32_10(ctr, key, out);
-  return (double)(out[0] >> 8) * 0x1p-24;
+  return rt_philox_uniform(seed, stream, i);
 }
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
-static double normal_at(uint64_t seed, uint64_t stream, int64_t i) {
-  uint64_t j = (uint64_t)(i / 2) * 2;
-  double u1 = interp_philox_uniform(seed, stream, j), u2 = interp_philox_uniform(seed, stream, j + 1);
-  double r = sqrt(-2.0 * log(1.0 - u1)), t = 2.0 * M_PI * u2;
-  return i % 2 ? r * sin(t) : r * cos(t);
-}
+_Static_assert((int)INIT_ZEROS == RT_INIT_ZEROS && (int)INIT_NORMAL == RT_INIT_NORMAL &&
+                   (int)INIT_UNIFORM == RT_INIT_UNIFORM && (int)INIT_XAVIER == RT_INIT_XAVIER &&
+                   (int)INIT_HE == RT_INIT_HE && (int)INIT_CONST == RT_INIT_CONST,
+               "IR initializer kinds and the runtime's must agree");
 
 void interp_init_param(const IrGraph *g, int id, uint64_t seed, double *out) {
   const IrNode *n = &g->nodes[id];
-  const IrType *t = &n->type;
-  int64_t numel = ir_type_numel(g, t), d[IR_MAX_RANK];
-  for (int k = 0; k < t->rank; k++) d[k] = dim_eval(g->dims, t->dims[k], NULL);
   char buf[32];
-  const char *name = n->name;
-  if (!name) {
+  RtTensorInfo t = {.name = n->name, .dtype = n->type.dt, .rank = n->type.rank,
+                    .init = (int32_t)n->attr.init, .init_a = n->attr.init_a,
+                    .init_b = n->attr.init_b};
+  if (!t.name) {
     snprintf(buf, sizeof buf, "%%%d", id);
-    name = buf;
+    t.name = buf;
   }
-  uint64_t stream = fnv1a(name);
-  int64_t receptive = 1;
-  for (int k = 2; k < t->rank; k++) receptive *= d[k];
-  double fan_in = t->rank >= 2 ? (double)(d[1] * receptive) : t->rank == 1 ? (double)d[0] : 1;
-  double fan_out = t->rank >= 1 ? (double)(d[0] * receptive) : 1;
-  const IrAttr *a = &n->attr;
-  for (int64_t i = 0; i < numel; i++) {
-    double u = 0;
-    switch (a->init) {
-    case INIT_NONE:
-    case INIT_ZEROS: out[i] = 0; break;
-    case INIT_ONES: out[i] = 1; break;
-    case INIT_CONST: out[i] = a->init_a; break;
-    case INIT_NORMAL: out[i] = a->init_a * normal_at(seed, stream, i); break;
-    case INIT_UNIFORM:
-      u = interp_philox_uniform(seed, stream, (uint64_t)i);
-      out[i] = a->init_a + (a->init_b - a->init_a) * u;
-      break;
-    case INIT_XAVIER: {
-      double bound = sqrt(6.0 / (fan_in + fan_out));
-      out[i] = -bound + 2.0 * bound * interp_philox_uniform(seed, stream, (uint64_t)i);
-      break;
-    }
-    case INIT_HE: out[i] = sqrt(2.0 / fan_in) * normal_at(seed, stream, i); break;
-    }
-  }
+  for (int k = 0; k < t.rank; k++) t.shape[k] = dim_eval(g->dims, n->type.dims[k], NULL);
+  rt_init_values(&t, seed, out);
 }

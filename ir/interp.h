@@ -49,8 +49,8 @@ void interp_init_param(const IrGraph *g, int node, uint64_t seed, double *out);
 /* which ops the interpreter knows (for the op-table completeness test) */
 bool interp_op_defined(OpKind op);
 
-/* counter-based RNG (Philox-4x32-10): uniform in [0,1) for element i of a stream */
+/* counter-based RNG (Philox-4x32-10, runtime/rt_init.c): uniform in [0,1) for element i of a
+ * stream */
 double interp_philox_uniform(uint64_t seed, uint64_t stream, uint64_t i);
-/* the raw Philox-4x32-10 block function (for backends to test against) */
-void interp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* (the block function itself is rt_philox4x32_10 in runtime/rt_program.h) */
 #endif

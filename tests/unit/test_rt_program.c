@@ -107,17 +107,9 @@ static int run_main(const char *fwd_inputs, ...) {
 /* ---- initializers against the interpreter ------------------------------------------------ */
 
 START_TEST(test_philox_matches_interp) {
-  uint64_t s = 1;
-  for (int k = 0; k < 1000; k++) {
-    uint32_t ctr[4], key[2], a[4], b[4];
-    for (int j = 0; j < 4; j++) ctr[j] = (uint32_t)rt_fnv1a64((char[]){(char)('a' + j), (char)(k % 200 + 1), 0}) ^ (uint32_t)(s *= 6364136223846793005ull);
-    key[0] = (uint32_t)(s >> 7);
-    key[1] = (uint32_t)(s >> 33);
-    rt_philox4x32_10(ctr, key, a);
-    interp_philox4x32_10(ctr, key, b);
-    ck_assert_mem_eq(a, b, sizeof a);
-    ck_assert(rt_philox_uniform(s, k, s >> 3) == interp_philox_uniform(s, k, s >> 3));
-  }
+  /* one generator serves both: the interpreter's uniform is the runtime's */
+  for (uint64_t k = 0; k < 100; k++)
+    ck_assert(rt_philox_uniform(k * 77, k, k << 20) == interp_philox_uniform(k * 77, k, k << 20));
   /* Salmon et al.'s known answer for Philox-4x32-10, counter and key all ones */
   uint32_t ctr[4] = {~0u, ~0u, ~0u, ~0u}, key[2] = {~0u, ~0u}, out[4];
   rt_philox4x32_10(ctr, key, out);

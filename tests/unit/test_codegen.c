@@ -245,10 +245,16 @@ static const Fill F_SYM = {-2, 2, 4, false}, F_POS = {0.1, 3, 4, false};
 #define MM_RTOL 1e-4
 #define MM_ATOL 1e-5
 
-static void check_fwd(const char *what, Fill f, double rtol, double atol) {
-  run_case(what, G, NULL, NULL, f, rtol, atol);
+static void g_end(void) {
+  dim_ctx_free(G->dims);
   arena_free(A);
   A = NULL;
+  G = NULL;
+}
+
+static void check_fwd(const char *what, Fill f, double rtol, double atol) {
+  run_case(what, G, NULL, NULL, f, rtol, atol);
+  g_end();
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */
@@ -616,7 +622,7 @@ START_TEST(assign_inplace_and_deferred) {
   free(arena);
   llvm_model_free(m);
   diag_free(d);
-  arena_free(A);
+  g_end();
 }
 END_TEST
 
@@ -647,7 +653,7 @@ START_TEST(train_small_net) {
     diag_free(d);
     run_case("small net train step", G, tg, &t, (Fill){-1, 1, 5, false}, 1e-3, 1e-4);
     run_case("small net forward", G, NULL, NULL, (Fill){-1, 1, 5, false}, 1e-4, 1e-5);
-    arena_free(A);
+    g_end();
   }
 }
 END_TEST
@@ -772,7 +778,7 @@ START_TEST(half_precision_rejected) {
   fclose(mem);
   ck_assert_msg(strstr(buf, "f16") != NULL, "diagnostic does not name the dtype: %s", buf);
   free(buf);
-  arena_free(A);
+  g_end();
 }
 END_TEST
 

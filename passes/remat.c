@@ -280,7 +280,7 @@ static void sched_emit(Sched *s, int x);
 
 static void sched_notify(Sched *s, int x) {
   const IrGraph *g = s->g;
-  for (int q = s->u.off[x]; q < s->u.off[x + 1]; q++) {
+  for (int q = s->u.off[x]; q < s->u.off[x + 1] && !s->lazy[x]; q++) { /* lazy: not counted */
     int c = s->u.idx[q];
     if (s->eager[c] && !s->lazy[c] && !s->done[c] && --s->deps[c] == 0) s->queue[s->qt++] = c;
   }
@@ -1036,6 +1036,43 @@ int remat_sweep(IrGraph *g, const TrainInfo *info, int npts, RematPoint *out, Re
   rc = 0;
 out:
   free(keep);
+  ctx_free(&c);
+  return rc;
+}
+
+void remat_chain_free(RematChain *m) {
+  free(m->b);
+  free(m->P);
+  free(m->RC);
+  memset(m, 0, sizeof *m);
+}
+
+int remat_model(IrGraph *g, const TrainInfo *info, RematChain *m) {
+  char err[256];
+  TrainInfo sinfo;
+  IrGraph *S = scheduled(g, info, &sinfo);
+  Ctx c;
+  if (ctx_build(&c, S, &sinfo, err, sizeof err)) return -1;
+  *m = c.m;
+  c.m.b = c.m.P = c.m.RC = NULL;
+  ctx_free(&c);
+  return 0;
+}
+
+int remat_apply(IrGraph *g, const TrainInfo *info, const bool *keep, RematPlan *pl) {
+  memset(pl, 0, sizeof *pl);
+  char err[256];
+  TrainInfo sinfo;
+  IrGraph *S = scheduled(g, info, &sinfo);
+  pl->sched = S;
+  Ctx c;
+  if (ctx_build(&c, S, &sinfo, err, sizeof err)) return -1;
+  pl->nsegs = c.k;
+  for (int i = 0; i < c.n; i++) pl->step_flops += c.flops[i];
+  Rewrite rw;
+  int rc = rewrite(&c, keep, &rw, err, sizeof err);
+  if (rc == 0) fill_plan(pl, &rw);
+  else snprintf(pl->msg, sizeof pl->msg, "%s", err);
   ctx_free(&c);
   return rc;
 }

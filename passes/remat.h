@@ -94,6 +94,14 @@ typedef struct RematPlan {
 int pass_remat(IrGraph *g, const TrainInfo *info, const RematOptions *o, RematPlan *plan);
 bool remat_is_recompute(const IrNode *n);
 
+/* The chain model of a step (after scheduling), for tests and reports: m is filled with
+ * malloc'ed arrays (remat_chain_free). 0 ok. */
+int remat_model(IrGraph *g, const TrainInfo *info, RematChain *m);
+void remat_chain_free(RematChain *m);
+/* Rewrite g with an explicit keep-set over the model's boundaries (keep[1..k-1]); the plan
+ * is filled as by pass_remat without a budget. 0 ok. */
+int remat_apply(IrGraph *g, const TrainInfo *info, const bool *keep, RematPlan *pl);
+
 /* one point of a budget sweep */
 typedef struct RematPoint {
   int64_t budget;

@@ -754,7 +754,7 @@ static void explain(const RematPlan *pl, const Rewrite *rw, int64_t budget, char
   const MemPlan *mp = &rw->mp;
   const IrGraph *g = rw->g;
   int step = mp->peak_step;
-  double weights = 0, opt = 0, grads = 0, acts = 0, recomp = 0, other = 0, largest = 0;
+  double weights = 0, opt = 0, grads = 0, acts = 0, recomp = 0, other = 0, upd = 0, largest = 0;
   int largest_node = -1;
   for (int i = 0; i < g->nnodes; i++) {
     const IrNode *nd = &g->nodes[i];
@@ -770,10 +770,12 @@ static void explain(const RematPlan *pl, const Rewrite *rw, int64_t budget, char
     if (is_grad(&rw->info, mp, i)) grads += sz;
     else if (remat_is_recompute(nd)) recomp += sz;
     else if (nd->phase == PH_FWD) acts += sz;
+    else if (nd->phase == PH_OPT) upd += sz;
     else other += sz;
     if (sz > largest) largest = sz, largest_node = i;
   }
-  char b0[32], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], b8[32], b9[32], b10[32];
+  char b0[32], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], b8[32], b9[32], b10[32],
+      b11[32];
   const char *lname = "?";
   char lbuf[200];
   if (largest_node >= 0) {
@@ -786,15 +788,17 @@ static void explain(const RematPlan *pl, const Rewrite *rw, int64_t budget, char
   }
   snprintf(msg, n,
            "budget %s is below the minimum %s for this step: at the peak of the leanest plan "
-           "(%d of %d forward segments kept) the weights (%s), optimizer state (%s), inputs and "
-           "outputs (%s), parameter gradients (%s), kept activations (%s), recomputed "
-           "activations (%s) and backward temporaries (%s) are resident at once, the largest "
-           "single tensor being '%s' (%s); use --memory %s or more",
+           "(%d of the %d forward segment boundaries kept) the weights (%s), optimizer state "
+           "(%s), inputs and outputs (%s), parameter gradients (%s), kept activations (%s), "
+           "recomputed activations (%s), backward temporaries (%s) and optimizer-update "
+           "temporaries (%s) are resident at once, the largest single tensor being '%s' (%s); "
+           "use --memory %s or more",
            mib((double)budget, b0, sizeof b0), mib((double)pl->min_total, b1, sizeof b1),
-           rw->ngroups, pl->nsegs, mib(weights, b2, sizeof b2), mib(opt, b3, sizeof b3),
+           rw->ngroups - 1, pl->nsegs - 1, mib(weights, b2, sizeof b2), mib(opt, b3, sizeof b3),
            mib((double)mp->io_bytes, b4, sizeof b4), mib(grads, b5, sizeof b5),
-           mib(acts, b6, sizeof b6), mib(recomp, b7, sizeof b7), mib(other, b8, sizeof b8), lname,
-           mib(largest, b9, sizeof b9), suggest((double)pl->min_total, b10, sizeof b10));
+           mib(acts, b6, sizeof b6), mib(recomp, b7, sizeof b7), mib(other, b8, sizeof b8),
+           mib(upd, b11, sizeof b11), lname, mib(largest, b9, sizeof b9),
+           suggest((double)pl->min_total, b10, sizeof b10));
 }
 
 static void fill_plan(RematPlan *pl, const Rewrite *rw) {

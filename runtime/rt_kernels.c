@@ -3,6 +3,7 @@
  * parallel kernels give every task a fixed range of independent output items, so the bits
  * of a result never depend on the number of threads. */
 #include "rt_kernels.h"
+#include "rt_program.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -486,23 +487,6 @@ void rt_k_ln_dgamma(void *pool, const float *dy, const float *x, float *dg, int6
 
 /* ---- dropout -------------------------------------------------------------------------- */
 
-static void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
-  uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]}, k0 = key[0], k1 = key[1];
-  for (int r = 0; r < 10; r++) {
-    if (r) {
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
-    }
-    uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
-    c[0] = n0;
-    c[1] = (uint32_t)p1;
-    c[2] = n2;
-    c[3] = (uint32_t)p0;
-  }
-  memcpy(out, c, sizeof c);
-}
-
 typedef struct DropCtx {
   const float *x;
   float *y;
@@ -510,17 +494,13 @@ typedef struct DropCtx {
   uint64_t seed, stream;
 } DropCtx;
 
+/* the interpreter's mask, bit for bit: the same generator (rt_init.c) and mapping */
 static void drop_range(void *cv, int64_t lo, int64_t hi) {
   DropCtx *d = cv;
-  uint32_t key[2] = {(uint32_t)d->seed, (uint32_t)(d->seed >> 32)}, out[4];
-  for (int64_t i = lo; i < hi; i++) {
-    uint64_t u64 = (uint64_t)i;
-    uint32_t ctr[4] = {(uint32_t)u64, (uint32_t)(u64 >> 32), (uint32_t)d->stream,
-                       (uint32_t)(d->stream >> 32)};
-    philox4x32_10(ctr, key, out);
-    double u = (double)(out[0] >> 8) * 0x1p-24;
-    d->y[i] = u >= d->p ? (float)(d->x[i] * d->scale) : 0.0f;
-  }
+  for (int64_t i = lo; i < hi; i++)
+    d->y[i] = rt_philox_uniform(d->seed, d->stream, (uint64_t)i) >= d->p
+                  ? (float)(d->x[i] * d->scale)
+                  : 0.0f;
 }
 
 void rt_k_dropout(void *pool, const float *x, float *y, int64_t n, double p, uint64_t seed,

@@ -27,6 +27,8 @@ typedef struct CgModel CgModel; /* an LLVM context + module for one model */
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
                          const CgOptions *o, Diag *d);
 void llvm_model_free(CgModel *m);
+/* params + io + the training step's arena (0 without a training step): what a budget bounds */
+int64_t llvm_model_train_bytes(const CgModel *m);
 int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen);
 int llvm_model_write_ir(CgModel *m, FILE *out);
 int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen);

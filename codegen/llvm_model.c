@@ -30,7 +30,10 @@ struct CgModel {
   char *cpu, *features;
   char name[128];
   LlvmJit *jit;
+  int64_t train_bytes; /* params + io + training arena */
 };
+
+int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
 
 static void seterr(char *err, size_t n, const char *fmt, ...) {
   if (!err || !n) return;
@@ -97,6 +100,30 @@ static int find_output(const IrGraph *g, const char *name) {
   return -1;
 }
 
+/* The training graph's node for forward leaf i: the same index unless a pass (remat's
+ * schedule) reordered the step; then found by op and name (leaf names are unique). */
+static int train_leaf(const IrGraph *fwd, const IrGraph *train, int i) {
+  const IrNode *f = &fwd->nodes[i];
+  if (i < train->nnodes && train->nodes[i].op == f->op && train->nodes[i].name && f->name &&
+      !strcmp(train->nodes[i].name, f->name))
+    return i;
+  for (int j = 0; j < train->nnodes; j++)
+    if (train->nodes[j].op == f->op && train->nodes[j].name && f->name &&
+        !strcmp(train->nodes[j].name, f->name))
+      return j;
+  return -1;
+}
+
+/* a PARAM of the training graph that the forward graph does not have: optimizer state */
+static bool is_opt_state(const IrGraph *fwd, const IrGraph *train, int j) {
+  const IrNode *t = &train->nodes[j];
+  if (t->op != OP_PARAM) return false;
+  for (int i = 0; i < fwd->nnodes; i++)
+    if (fwd->nodes[i].op == OP_PARAM && fwd->nodes[i].name && t->name && !strcmp(fwd->nodes[i].name, t->name))
+      return false;
+  return true;
+}
+
 /* names live in the module as constants; the table only needs them while emitting */
 static int build_layout(Layout *L, const IrGraph *fwd, const IrGraph *train, Diag *d,
                         char ***names_out, int *nnames) {
@@ -111,11 +138,11 @@ static int build_layout(Layout *L, const IrGraph *fwd, const IrGraph *train, Dia
       names[nn] = strdup(node_name(fwd, i, buf, sizeof buf));
       Tensor *t = layout_add(L, fwd, i, names[nn++], pass == 0 ? RT_KIND_PARAM : RT_KIND_BUFFER);
       t->fwd_node = i;
-      t->train_node = train ? i : -1;
+      t->train_node = train ? train_leaf(fwd, train, i) : -1;
     }
   if (train)
-    for (int i = fwd->nnodes; i < train->nnodes; i++) {
-      if (train->nodes[i].op != OP_PARAM) continue;
+    for (int i = 0; i < train->nnodes; i++) {
+      if (!is_opt_state(fwd, train, i)) continue;
       names[nn] = strdup(node_name(train, i, buf, sizeof buf));
       Tensor *t = layout_add(L, train, i, names[nn++], RT_KIND_OPTSTATE);
       t->train_node = i;
@@ -125,7 +152,7 @@ static int build_layout(Layout *L, const IrGraph *fwd, const IrGraph *train, Dia
     names[nn] = strdup(node_name(fwd, i, buf, sizeof buf));
     Tensor *t = layout_add(L, fwd, i, names[nn++], RT_KIND_INPUT);
     t->fwd_node = i;
-    t->train_node = train ? i : -1;
+    t->train_node = train ? train_leaf(fwd, train, i) : -1;
   }
   for (int j = 0; j < fwd->noutputs; j++) {
     Tensor *t = layout_add(L, fwd, fwd->outputs[j].node, fwd->outputs[j].name, RT_KIND_OUTPUT);
@@ -419,6 +446,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   meta.io_bytes = L.io_bytes;
   meta.arena_bytes_forward = pf.arena_bytes;
   meta.arena_bytes_train = train ? pt.arena_bytes : 0;
+  m->train_bytes = train ? meta.params_bytes + meta.io_bytes + meta.arena_bytes_train : 0;
   meta.batch = 1;
   for (int i = 0; i < L.n; i++)
     if (L.t[i].info.kind == RT_KIND_INPUT && L.t[i].info.rank > 0) {

@@ -19,6 +19,8 @@
  */
 #include "lower.h"
 
+#include "../passes/memplan.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,70 +173,7 @@ static int cmp_anchor(const void *a, const void *b) {
   return (x->anchor > y->anchor) - (x->anchor < y->anchor);
 }
 
-/* ---- arena planning ------------------------------------------------------------------- */
-
-typedef struct Block {
-  int64_t off, size;
-} Block;
-
-typedef struct Arena2 {
-  Block *free;
-  int nfree, cap;
-  int64_t top;
-} FreeList;
-
-static int64_t align64(int64_t x) { return (x + 63) / 64 * 64; }
-
-static int64_t fl_alloc(FreeList *f, int64_t size) {
-  size = align64(size > 0 ? size : 1);
-  int best = -1;
-  for (int i = 0; i < f->nfree; i++)
-    if (f->free[i].size >= size && (best < 0 || f->free[i].size < f->free[best].size)) best = i;
-  if (best >= 0) {
-    int64_t off = f->free[best].off;
-    f->free[best].off += size;
-    f->free[best].size -= size;
-    if (f->free[best].size == 0) {
-      memmove(&f->free[best], &f->free[best + 1], (size_t)(f->nfree - best - 1) * sizeof(Block));
-      f->nfree--;
-    }
-    return off;
-  }
-  /* grow: a free block at the top is extended rather than left behind */
-  if (f->nfree && f->free[f->nfree - 1].off + f->free[f->nfree - 1].size == f->top) {
-    int64_t off = f->free[f->nfree - 1].off;
-    f->top = off + size;
-    f->nfree--;
-    return off;
-  }
-  int64_t off = f->top;
-  f->top += size;
-  return off;
-}
-
-static void fl_free(FreeList *f, int64_t off, int64_t size) {
-  size = align64(size > 0 ? size : 1);
-  if (f->nfree == f->cap) {
-    f->cap = f->cap ? 2 * f->cap : 32;
-    f->free = realloc(f->free, (size_t)f->cap * sizeof(Block));
-    if (!f->free) abort();
-  }
-  int i = 0;
-  while (i < f->nfree && f->free[i].off < off) i++;
-  memmove(&f->free[i + 1], &f->free[i], (size_t)(f->nfree - i) * sizeof(Block));
-  f->free[i] = (Block){off, size};
-  f->nfree++;
-  if (i + 1 < f->nfree && f->free[i].off + f->free[i].size == f->free[i + 1].off) {
-    f->free[i].size += f->free[i + 1].size;
-    memmove(&f->free[i + 1], &f->free[i + 2], (size_t)(f->nfree - i - 2) * sizeof(Block));
-    f->nfree--;
-  }
-  if (i > 0 && f->free[i - 1].off + f->free[i - 1].size == f->free[i].off) {
-    f->free[i - 1].size += f->free[i].size;
-    memmove(&f->free[i], &f->free[i + 1], (size_t)(f->nfree - i - 1) * sizeof(Block));
-    f->nfree--;
-  }
-}
+/* ---- arena planning: lifetimes in kernel order, offsets from passes/memplan.c ---------- */
 
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   const IrNode *n = &p->g->nodes[node];
@@ -501,21 +440,26 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
         int r = p->v[p->k[ki].copy_src].root;
         if (def[r] >= 0 && ki > last[r]) last[r] = ki;
       }
-    FreeList fl = {0};
-    for (int ki = 0; ki < p->nk; ki++) {
-      CgKernel *k = &p->k[ki];
-      for (int i = 0; i < nn; i++)
-        if (def[i] == ki) {
-          p->v[i].region = CG_REGION_ARENA;
-          p->v[i].offset = fl_alloc(&fl, p->v[i].nbytes);
-        }
-      if (k->scratch_bytes) k->scratch_offset = fl_alloc(&fl, k->scratch_bytes);
-      if (k->scratch_bytes) fl_free(&fl, k->scratch_offset, k->scratch_bytes);
-      for (int i = 0; i < nn; i++)
-        if (def[i] >= 0 && last[i] == ki) fl_free(&fl, p->v[i].offset, p->v[i].nbytes);
+    /* one buffer per stored root and one per im2col scratch, alive over [def, last] in
+     * kernel order; memplan's best-fit places them (docs/memory.md) */
+    MpBuf *bufs = cg_xcalloc((size_t)nn + (size_t)p->nk, sizeof(MpBuf));
+    int *who = cg_xcalloc((size_t)nn + (size_t)p->nk, sizeof(int)); /* node, or -1 - kernel */
+    int nb = 0;
+    for (int i = 0; i < nn; i++)
+      if (def[i] >= 0) who[nb] = i, bufs[nb++] = (MpBuf){p->v[i].nbytes, def[i], last[i], -1};
+    for (int ki = 0; ki < p->nk; ki++)
+      if (p->k[ki].scratch_bytes) who[nb] = -1 - ki, bufs[nb++] = (MpBuf){p->k[ki].scratch_bytes, ki, ki, -1};
+    p->arena_bytes = mp_assign(bufs, nb);
+    for (int q = 0; q < nb; q++) {
+      if (who[q] >= 0) {
+        p->v[who[q]].region = CG_REGION_ARENA;
+        p->v[who[q]].offset = bufs[q].offset;
+      } else {
+        p->k[-1 - who[q]].scratch_offset = bufs[q].offset;
+      }
     }
-    p->arena_bytes = fl.top;
-    free(fl.free);
+    free(bufs);
+    free(who);
     free(def);
     free(last);
   }

@@ -21,6 +21,7 @@
 #include "../runtime/rt_io.h"
 #include "build.h"
 #include "passes.h"
+#include "../passes/remat.h"
 
 #ifndef NNC_INSTALL_LIBDIR
 #define NNC_INSTALL_LIBDIR "lib"
@@ -33,9 +34,11 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
   out->m = drv_compile(in, d, &out->fwd);
   if (!out->m) return 1;
   out->t = ir_module_find_train(out->m, out->fwd->name);
+  int64_t budget = o->memory_budget ? o->memory_budget : out->t ? out->t->memory_budget : 0;
+  TrainInfo info;
+  IrGraph *train0 = NULL;
   if (out->t) {
-    TrainInfo info;
-    out->train = pass_train_graph(out->fwd, out->t, &info, d);
+    train0 = out->train = pass_train_graph(out->fwd, out->t, &info, d);
     if (!out->train) return 1;
   }
   if (!DRV_BACKEND_PRESENT()) {
@@ -43,9 +46,33 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
     return 1;
   }
   CgOptions co = *o;
-  if (!co.memory_budget && out->t) co.memory_budget = out->t->memory_budget;
-  out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
-  return out->cg ? 0 : 1;
+  co.memory_budget = budget;
+  /* With a budget, the step is rematerialized to fit (passes/remat.h). The backend fuses
+   * and orders kernels itself, so its arena can differ a little from the planner's: the
+   * planner's budget is lowered by any overshoot until the compiled step fits. */
+  int64_t plan_budget = budget;
+  for (int attempt = 0;; attempt++) {
+    if (train0 && budget > 0) {
+      RematPlan pl;
+      if (pass_remat(train0, &info, &(RematOptions){REMAT_OPTIMAL, plan_budget}, &pl)) {
+        diag_error_file(d, in->path, "%s", pl.msg);
+        return 1;
+      }
+      out->train = pl.g;
+    }
+    out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
+    if (!out->cg) return 1;
+    int64_t need = llvm_model_train_bytes(out->cg);
+    if (!train0 || budget <= 0 || need <= budget) return 0;
+    if (attempt == 8) {
+      diag_error_file(d, in->path, "the compiled training step needs %lld bytes, above the budget of "
+                      "%lld bytes", (long long)need, (long long)budget);
+      return 1;
+    }
+    plan_budget -= need - budget + 4096;
+    llvm_model_free(out->cg);
+    out->cg = NULL;
+  }
 }
 
 void drv_model_free(DrvModel *dm) {
@@ -78,6 +105,9 @@ static void usage(FILE *out) {
         "      --target-cpu CPU  generate code for CPU (default: the host; e.g. x86-64-v3)\n"
         "      --target-features F  extra LLVM features, e.g. +avx2,-avx512f\n"
         "  -O0 .. -O3            optimization level (default -O2)\n"
+        "      --memory SIZE     fit the training step into SIZE (weights, optimizer state,\n"
+        "                        io and arena; default: the train section's memory line) by\n"
+        "                        rematerialization (nnc plan shows the plan)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -312,6 +342,7 @@ int cmd_build(int argc, char **argv) {
                                        {"target-features", required_argument, 0, 'F'},
                                        {"lib", no_argument, 0, 'L'},
                                        {"keep-temps", no_argument, 0, 'K'},
+                                       {"memory", required_argument, 0, 'm'},
                                        {"verbose", no_argument, 0, 'v'},
                                        {"output", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
@@ -330,6 +361,14 @@ int cmd_build(int argc, char **argv) {
     case 'F': co.target_features = optarg; continue;
     case 'L': lib = 1; continue;
     case 'K': keep = 1; continue;
+    case 'm': {
+      char err[256];
+      if ((co.memory_budget = remat_parse_size(optarg, err, sizeof err)) < 0) {
+        fprintf(stderr, "nnc build: error: --memory: %s\n", err);
+        return 2;
+      }
+      continue;
+    }
     case 'v': g_verbose = 1; continue;
     case 'O':
       if (strlen(optarg) != 1 || optarg[0] < '0' || optarg[0] > '3') {

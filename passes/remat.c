@@ -10,6 +10,8 @@
  */
 #include "remat.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1080,3 +1082,44 @@ int remat_apply(IrGraph *g, const TrainInfo *info, const bool *keep, RematPlan *
   ctx_free(&c);
   return rc;
 }
+
+/* "256MiB", "1.5GB", "300M", "4096": bytes, or -1 with err filled */
+int64_t remat_parse_size(const char *s, char *err, size_t n) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || !(v >= 0) || isinf(v)) {
+    snprintf(err, n, "invalid size '%s': expected a number and a unit, e.g. 256MiB or 1.5GB", s);
+    return -1;
+  }
+  while (*end == ' ') end++;
+  static const struct {
+    const char *u;
+    double f;
+  } units[] = {{"", 1},           {"b", 1},          {"k", 1024},        {"kib", 1024},
+               {"kb", 1e3},       {"m", 1048576.0},  {"mib", 1048576.0}, {"mb", 1e6},
+               {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},  {"t", 1099511627776.0},
+               {"tib", 1099511627776.0}, {"tb", 1e12}};
+  char u[8];
+  size_t k = 0;
+  for (; end[k] && k < sizeof u - 1; k++) u[k] = (char)tolower((unsigned char)end[k]);
+  u[k] = 0;
+  if (end[k]) k = sizeof u; /* too long to be a unit */
+  for (size_t i = 0; k < sizeof u && i < sizeof units / sizeof *units; i++)
+    if (!strcmp(u, units[i].u)) {
+      double b = v * units[i].f;
+      if (b > 9.0e18) {
+        snprintf(err, n, "size '%s' is too large", s);
+        return -1;
+      }
+      if (b < 1) {
+        snprintf(err, n, "size '%s' is zero", s);
+        return -1;
+      }
+      return (int64_t)ceil(b);
+    }
+  snprintf(err, n, "invalid size '%s': unknown unit '%s' (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)",
+           s, end);
+  return -1;
+}
+

@@ -22,6 +22,7 @@
 #ifndef NN_REMAT_H
 #define NN_REMAT_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "memplan.h"
@@ -101,6 +102,10 @@ void remat_chain_free(RematChain *m);
 /* Rewrite g with an explicit keep-set over the model's boundaries (keep[1..k-1]); the plan
  * is filled as by pass_remat without a budget. 0 ok. */
 int remat_apply(IrGraph *g, const TrainInfo *info, const bool *keep, RematPlan *pl);
+
+/* a budget as users write it: "256MiB", "1.5GB", "300M" (K, M, G, T without B are binary),
+ * "4096" (bytes). Returns bytes, or -1 with err filled. */
+int64_t remat_parse_size(const char *s, char *err, size_t errn);
 
 /* one point of a budget sweep */
 typedef struct RematPoint {

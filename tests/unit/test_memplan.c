@@ -160,7 +160,7 @@ START_TEST(t_examples) {
     snprintf(path, sizeof path, "%s/examples/%s.nn", NNC_SOURCE_DIR, ex[e]);
     Diag *d = diag_new(stderr);
     const char *defs[] = {"N=2"};
-    FeOptions fo = {defs, 1};
+    FeOptions fo = {.defines = defs, .ndefines = 1};
     IrModule *m = fe_compile_file(path, &fo, d);
     ck_assert_msg(m != NULL, "%s", path);
     IrGraph *g = m->graphs[0];

@@ -105,7 +105,7 @@ END_TEST
 
 static IrModule *compile_text(const char *text, const char *const *defs, int ndefs, IrGraph **g) {
   Diag *d = diag_new(stderr);
-  FeOptions fo = {defs, ndefs};
+  FeOptions fo = {.defines = defs, .ndefines = ndefs};
   IrModule *m = fe_compile_string("t.nn", text, strlen(text), &fo, d);
   diag_free(d);
   ck_assert_ptr_nonnull(m);
@@ -117,7 +117,7 @@ static IrModule *compile_file(const char *name, const char *const *defs, int nde
   char path[512];
   snprintf(path, sizeof path, "%s/%s", NNC_SOURCE_DIR, name);
   Diag *d = diag_new(stderr);
-  FeOptions fo = {defs, ndefs};
+  FeOptions fo = {.defines = defs, .ndefines = ndefs};
   IrModule *m = fe_compile_file(path, &fo, d);
   diag_free(d);
   ck_assert_msg(m != NULL, "%s", path);

@@ -782,7 +782,8 @@ static void explain(const RematPlan *pl, const Rewrite *rw, int64_t budget, char
   char lbuf[200];
   if (largest_node >= 0) {
     const IrNode *ln = &g->nodes[largest_node];
-    if (ln->scope && ln->name) snprintf(lbuf, sizeof lbuf, "%s (%s)", ln->scope, ln->name);
+    if (ln->scope && ln->name && strcmp(ln->scope, ln->name))
+      snprintf(lbuf, sizeof lbuf, "%s (%s)", ln->scope, ln->name);
     else if (ln->scope || ln->name) snprintf(lbuf, sizeof lbuf, "%s", ln->scope ? ln->scope : ln->name);
     else snprintf(lbuf, sizeof lbuf, "%%%d", largest_node);
     snprintf(lbuf + strlen(lbuf), sizeof lbuf - strlen(lbuf), ", %s", ir_op_name(ln->op));

@@ -29,6 +29,8 @@ static void usage(FILE *out) {
         "FLOPs, MACs, bytes, memory and estimated time of a model on a target.\n"
         "  --target T          hardware: a built-in name, host (default), or a JSON file\n"
         "  -D, --define N=V    set a dim's value (formulas stay symbolic)\n"
+        "      --symbolic N,.. keep only these dims symbolic in formulas (the others are\n"
+        "                      fixed at their values), e.g. --symbolic N\n"
         "      --model M       the model to analyse when the file has several\n"
         "      --train         a full training step (forward, backward, optimizer)\n"
         "      --per op|layer|block   rows per IR node, per layer scope or per block (layer)\n"
@@ -467,7 +469,7 @@ static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
-      {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
+      {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
       {"per", required_argument, 0, O_PER}, {"top", required_argument, 0, O_TOP},
       {"json", no_argument, 0, O_JSON}, {"csv", no_argument, 0, O_CSV},
       {"svg", required_argument, 0, O_SVG}, {"tiles", no_argument, 0, O_TILES},

@@ -16,13 +16,34 @@ int drv_common_opt(DrvInput *in, int opt, const char *arg) {
   case 'M':
     in->model = arg;
     return 1;
+  case 'Y':
+    in->symbolic = arg;
+    return 1;
   default:
     return 0;
   }
 }
 
+/* every name given to --symbolic must be a dim of the model */
+static int check_symbolic(const DrvInput *in, const IrGraph *g, Diag *d) {
+  for (const char *p = in->symbolic; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+    if (dim_sym_find(g->dims, name) < 0) {
+      diag_error_file(d, in->path, "--symbolic: model '%s' has no dim named '%s'", g->name,
+                      name);
+      return -1;
+    }
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
 IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g) {
-  FeOptions fo = {in->defines, in->ndefines};
+  FeOptions fo = {.defines = in->defines, .ndefines = in->ndefines, .symbolic = in->symbolic};
   IrModule *m = fe_compile_file(in->path, &fo, d);
   if (!m) return NULL;
   if (in->model) {
@@ -39,6 +60,10 @@ IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g) {
     return NULL;
   } else {
     *g = m->graphs[0];
+  }
+  if (in->symbolic && check_symbolic(in, *g, d)) {
+    ir_module_free(m);
+    return NULL;
   }
   return m;
 }

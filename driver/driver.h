@@ -21,9 +21,11 @@ typedef struct DrvInput {
   const char *defines[64];   /* -D N=V */
   int ndefines;
   const char *model;         /* --model NAME, or NULL = the only/first model */
+  const char *symbolic;      /* --symbolic N,M: only these dims stay symbolic (cost, plan) */
   char bound[DIM_MAX_SYMS][96]; /* storage for defines added by drv_recompile_dims */
 } DrvInput;
-/* handles -D/--define and --model; returns 1 if the option was consumed */
+/* handles -D/--define, --model and --symbolic (option code 'Y'); returns 1 if the option was
+ * consumed */
 int drv_common_opt(DrvInput *in, int opt, const char *arg);
 /* compile in->path; prints diagnostics; NULL on error. *g gets the selected model graph. */
 IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g);

@@ -14,6 +14,9 @@
 typedef struct FeOptions {
   const char *const *defines;
   int ndefines; /* "N=256" strings from -D */
+  /* comma-separated dims that stay symbolic, e.g. "N"; the others become constants at their
+   * values (for short cost formulas). NULL = every dim stays symbolic. */
+  const char *symbolic;
 } FeOptions;
 
 /* parse + sema a file into IR; NULL if any error was reported (diagnostics go to d) */

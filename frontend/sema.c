@@ -699,6 +699,19 @@ static int64_t define_override(Sema *s, const char *name, int64_t dflt) {
   return dflt;
 }
 
+/* does the comma-separated list contain name? */
+static bool in_list(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && !strncmp(p, name, n)) return true;
+    if (!e) break;
+    p = e + 1;
+  }
+  return false;
+}
+
 static void exec_dim(Sema *s, const Ast *st) {
   for (int i = 0; i < st->nkids; i++) {
     const Ast *dd = st->kids[i];
@@ -710,6 +723,10 @@ static void exec_dim(Sema *s, const Ast *st) {
       continue;
     }
     n = define_override(s, dd->name, n);
+    if (s->opt && s->opt->symbolic && !in_list(s->opt->symbolic, dd->name)) {
+      bind(s, dd->name, v_dim(dim_const(s->g->dims, n), 1, dd->name_loc), dd->name_loc, B_DIM);
+      continue;
+    }
     int sym = dim_sym_declare(s->g->dims, dd->name, n);
     if (sym < 0) {
       sema_error(s, dd->name_loc, "too many dims in one model (at most %d)", DIM_MAX_SYMS);

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink);
-  FeOptions o = {defs, nd};
+  FeOptions o = {.defines = defs, .ndefines = nd};
   IrModule *m = fe_compile_string("fuzz.nn", (const char *)data, size, &o, d);
   if (m) {
     for (int i = 0; i < m->ngraphs; i++) {

@@ -115,8 +115,30 @@ static int64_t numel_of(const RtTensorInfo *t) {
 }
 
 /* max over elements of |got-ref| / (atol + rtol|ref|); <= 1 passes */
+/* Whole deep models compare each tensor norm-wise, ||got - ref|| <= atol*sqrt(n) + rtol*||ref||:
+ * after dozens of layers with batch statistics over a handful of values, single elements of a
+ * gradient are ill-conditioned (f32 vs double rounding is amplified), while the tensor as a
+ * whole is not. Single ops compare element by element. */
+static bool g_normwise;
+/* optimization level for whole models: -O1 compiles the large modules several times faster;
+ * every op is also checked at the default -O2 */
+static int g_opt_level;
+
 static double compare(const char *what, const char *name, const float *got, const double *ref,
                       int64_t n, double rtol, double atol) {
+  if (g_normwise) {
+    double dd = 0, rr = 0;
+    for (int64_t i = 0; i < n; i++) {
+      double d = (double)got[i] - ref[i];
+      dd += d * d;
+      rr += ref[i] * ref[i];
+    }
+    double r = sqrt(dd) / (atol * sqrt((double)n) + rtol * sqrt(rr));
+    if (!(r <= 1))
+      fprintf(stderr, "%s: %s: ||diff|| %.3g vs ||ref|| %.3g (n=%lld)\n", what, name, sqrt(dd),
+              sqrt(rr), (long long)n);
+    return isnan(r) ? INFINITY : r;
+  }
   double worst = 0, maxdiff = 0;
   int64_t at = -1;
   for (int64_t i = 0; i < n; i++) {
@@ -153,7 +175,8 @@ static int find_out(const IrGraph *g, const char *name) {
 static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrTrain *t,
                        Fill f, double rtol, double atol) {
   Diag *d = diag_new(stderr);
-  CgModel *m = llvm_model_emit(fwd, train, t, NULL, d);
+  CgOptions co = {.opt_level = g_opt_level};
+  CgModel *m = llvm_model_emit(fwd, train, t, g_opt_level ? &co : NULL, d);
   ck_assert_msg(m != NULL, "%s: llvm_model_emit failed", what);
   char err[512] = "";
   const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
@@ -660,18 +683,27 @@ END_TEST
 
 /* ---- example models ------------------------------------------------------------------- */
 
+/* Deep models with batchnorm over a few values per channel amplify rounding: perturbing
+ * mobilenet_v2's input by one f32 ulp (1.2e-7 relative) moves its parameter gradients by
+ * 5.7e-5 relative in the double-precision interpreter, ~500x. The compiled f32 step rounds
+ * at every one of ~150 ops, so its gradients of the deepest models are compared norm-wise at
+ * 1e-2 (a wrong kernel gives errors of order 1); shallower models at 1e-4. */
 static const struct {
   const char *file;
   const char *defs[4];
   bool train;
+  double train_rtol;
 } examples[] = {
-    {"linreg.nn", {"N=16", "D=7"}, true},
-    {"mlp.nn", {"N=4"}, true},
-    {"lenet.nn", {"N=2"}, true},
-    {"gpt2_block.nn", {"N=2", "T=8", "H=2", "K=8"}, true},
-    {"inception_a.nn", {"N=1"}, true},
-    {"mobilenet_v2.nn", {"N=1"}, false},
-    {"resnet18.nn", {"N=1"}, false},
+    {"linreg.nn", {"N=16", "D=7"}, true, 1e-4},
+    {"mlp.nn", {"N=4"}, true, 1e-4},
+    {"lenet.nn", {"N=2"}, true, 1e-4},
+    {"gpt2_block.nn", {"N=2", "T=8", "H=2", "K=8"}, true, 1e-4},
+    {"inception_a.nn", {"N=1"}, true, 1e-4},
+    /* small images (the side S is a dim) keep the interpreter's training step quick; N=2 and
+     * S=64 leave the last stage 2x2, so batch statistics see 8 values per channel */
+    {"resnet18.nn", {"N=2", "S=64"}, true, 1e-4},
+    {"mobilenet_v2.nn", {"N=2", "S=64"}, true, 1e-2},
+    {"resnet50.nn", {"N=2", "S=64"}, true, 1e-2},
 };
 
 START_TEST(example_models) {
@@ -679,19 +711,24 @@ START_TEST(example_models) {
   snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, examples[_i].file);
   int nd = 0;
   while (nd < 4 && examples[_i].defs[nd]) nd++;
-  FeOptions fo = {examples[_i].defs, nd};
+  FeOptions fo = {.defines = examples[_i].defs, .ndefines = nd};
   Diag *d = diag_new(stderr);
   IrModule *mod = fe_compile_file(path, &fo, d);
   ck_assert_msg(mod != NULL, "%s does not compile", path);
   IrGraph *g = mod->graphs[0];
   IrTrain *t = ir_module_find_train(mod, g->name);
-  run_case(examples[_i].file, g, NULL, NULL, (Fill){-1, 1, 10, true}, 1e-3, 1e-4);
+  g_normwise = true;
+  g_opt_level = 1;
+  run_case(examples[_i].file, g, NULL, NULL, (Fill){-1, 1, 10, true}, 1e-4, 1e-5);
   if (t && examples[_i].train) {
     TrainInfo info;
     IrGraph *tg = pass_train_graph(g, t, &info, d);
     ck_assert_ptr_nonnull(tg);
-    run_case(examples[_i].file, g, tg, t, (Fill){-1, 1, 10, true}, 1e-3, 1e-4);
+    run_case(examples[_i].file, g, tg, t, (Fill){-1, 1, 10, true}, examples[_i].train_rtol,
+             1e-5);
   }
+  g_normwise = false;
+  g_opt_level = 0;
   ir_module_free(mod);
   diag_free(d);
 }
@@ -719,7 +756,7 @@ START_TEST(mlp_fusion_plan) {
   char path[512];
   snprintf(path, sizeof path, "%s/examples/mlp.nn", NNC_SOURCE_DIR);
   const char *defs[] = {"N=8"};
-  FeOptions fo = {defs, 1};
+  FeOptions fo = {.defines = defs, .ndefines = 1};
   Diag *d = diag_new(stderr);
   IrModule *mod = fe_compile_file(path, &fo, d);
   ck_assert_ptr_nonnull(mod);

@@ -15,7 +15,7 @@ static IrModule *compile(const char *text, const char *const *defs, int ndefs, c
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   Diag *d = diag_new(f);
-  FeOptions o = {defs, ndefs};
+  FeOptions o = {.defines = defs, .ndefines = ndefs};
   IrModule *m = fe_compile_string("t.nn", text, strlen(text), &o, d);
   diag_free(d);
   fclose(f);

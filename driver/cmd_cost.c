@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../passes/cost.h"
+#include "../passes/memplan.h"
 #include "../passes/passes.h"
 #include "../passes/tiles.h"
 #include "driver.h"
@@ -297,7 +298,14 @@ static void json_memory(cJSON *root, const CostResult *r) {
   cJSON_AddNumberToObject(m, "peak", r->mem.peak);
   char buf[512];
   cJSON_AddStringToObject(m, "peak_formula", formula(g, r->mem.peak_dim, buf, sizeof buf));
+  cJSON_AddNumberToObject(m, "peak_live", ev(g, r->mem.peak_dim));
   cJSON_AddNumberToObject(m, "peak_node", r->mem.peak_node);
+  MemPlan mp;
+  if (!memplan_build(g, NULL, &mp, NULL, buf, sizeof buf)) {
+    cJSON_AddNumberToObject(m, "params_region", (double)mp.params_bytes);
+    cJSON_AddNumberToObject(m, "io_region", (double)mp.io_bytes);
+    cJSON_AddNumberToObject(m, "arena", (double)mp.arena_bytes);
+  }
 }
 
 static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) {
@@ -413,9 +421,23 @@ static void print_summary(const Report *rp, const Opts *o) {
     print_figure(g, "activations (all)", r->mem.activations, true);
   }
   print_figure(g, "inputs", r->mem.inputs, true);
-  char v[48], h[32];
-  printf("  %-22s %24s  (%s) at %%%d, by liveness in node order\n", "peak", commas(r->mem.peak, v, sizeof v),
-         bytes_h(r->mem.peak, h, sizeof h), r->mem.peak_node);
+  char v[48], h[32], b0[32], b1[32], b2[32];
+  MemPlan mp;
+  if (!memplan_build(g, NULL, &mp, NULL, v, sizeof v))
+    printf("  %-22s %24s  (%s) = params %s + io %s + arena %s\n", "peak (planned)",
+           commas(r->mem.peak, v, sizeof v), bytes_h(r->mem.peak, h, sizeof h),
+           bytes_h((double)mp.params_bytes, b0, sizeof b0), bytes_h((double)mp.io_bytes, b1, sizeof b1),
+           bytes_h((double)mp.arena_bytes, b2, sizeof b2));
+  else
+    printf("  %-22s %24s  (%s)\n", "peak (planned)", commas(r->mem.peak, v, sizeof v),
+           bytes_h(r->mem.peak, h, sizeof h));
+  char f[512];
+  dim_print(g->dims, r->mem.peak_dim, f, sizeof f, DIM_PLAIN);
+  int64_t cv;
+  double lv = ev(g, r->mem.peak_dim);
+  printf("  %-22s %24s  (%s)%s%s at %%%d\n", "live at the peak", commas(lv, v, sizeof v),
+         bytes_h(lv, h, sizeof h), dim_is_const(r->mem.peak_dim, &cv) ? "" : " = ",
+         dim_is_const(r->mem.peak_dim, &cv) ? "" : f, r->mem.peak_node);
   printf("\nestimated time on %s: %.3f ms (%d kernels, %.1f us overhead each)\n", rp->hw.name,
          r->total.time * 1e3, r->total.nkernels, rp->hw.overhead_s * 1e6);
   if (!rp->hw.measured && !strcmp(rp->hw.name, "host")) printf("  (%s)\n", rp->hw.desc);

@@ -1,10 +1,13 @@
 /* cost.c — cost analysis: per-op counting rules, sums by phase and scope, memory
- * (weights, gradients, optimizer state, saved activations, liveness peak) and the roofline.
+ * (weights, gradients, optimizer state, saved activations, the memory plan's peak) and the
+ * roofline.
  *
  * Each rule returns Dim polynomials so every figure prints as a formula in the model's dims;
  * the conventions are in docs/cost-model.md and the unit tests derive each one by hand.
  */
 #include "cost.h"
+
+#include "memplan.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -343,39 +346,36 @@ static bool is_opt_state(const IrGraph *g, int p, const int *nuse_fwd_bwd, const
   return !n->attr.trainable && nuse_opt[p] > 0 && nuse_fwd_bwd[p] == 0;
 }
 
-static void liveness(CostResult *r, Arena *a, const int *last_use) {
+/* The peak is the memory plan's (passes/memplan.h, node order): params + io + the arena the
+ * planner lays out, with in-place reuse, views and alignment. Its formula is the set of
+ * values alive at the plan's busiest step, each term a polynomial in the dims: a lower
+ * bound of the arena that meets it unless the allocator leaves holes (and for the 64-byte
+ * alignment padding). */
+static void planned_peak(CostResult *r, Arena *a) {
   IrGraph *g = r->g;
-  int n = g->nnodes;
-  bool *live = arena_alloc(a, (size_t)(n ? n : 1) * sizeof(bool));
-  double *sz = arena_alloc(a, (size_t)(n ? n : 1) * sizeof(double));
-  double persist = 0, cur = 0;
-  for (int i = 0; i < n; i++) {
-    sz[i] = dim_evalf(g->dims, bytes_of(g, i), NULL);
-    if (ir_ops[g->nodes[i].op].flags & OPF_LEAF) persist += sz[i];
-  }
-  r->mem.peak = persist;
-  r->mem.peak_node = -1;
-  int peak_at = -1;
-  for (int i = 0; i < n; i++) {
-    const IrNode *nd = &g->nodes[i];
-    bool alloc = !(ir_ops[nd->op].flags & OPF_LEAF) && !is_view(nd) && nd->op != OP_ASSIGN;
-    if (alloc) live[i] = true, cur += sz[i];
-    if (persist + cur > r->mem.peak) r->mem.peak = persist + cur, peak_at = i;
-    /* free every value whose storage is last used here */
-    for (int j = 0; j <= i; j++)
-      if (live[j] && last_use[j] <= i) live[j] = false, cur -= sz[j];
-  }
-  r->mem.peak_node = peak_at;
-  /* the formula of the live set at the peak: replay up to peak_at */
+  MemPlan mp;
+  char err[256];
   Dim *f = K(g, 0);
-  for (int i = 0; i < n; i++)
-    if (ir_ops[g->nodes[i].op].flags & OPF_LEAF) f = add(g, f, bytes_of(g, i));
-  if (peak_at >= 0)
-    for (int j = 0; j <= peak_at; j++) {
-      const IrNode *nd = &g->nodes[j];
-      bool alloc = !(ir_ops[nd->op].flags & OPF_LEAF) && !is_view(nd) && nd->op != OP_ASSIGN;
-      if (alloc && (last_use[j] >= peak_at || j == peak_at)) f = add(g, f, bytes_of(g, j));
+  if (memplan_build(g, NULL, &mp, a, err, sizeof err)) {
+    /* no plan (a value of unknown size): what persists, no step */
+    for (int i = 0; i < g->nnodes; i++)
+      if (ir_ops[g->nodes[i].op].flags & OPF_LEAF) f = add(g, f, bytes_of(g, i));
+    r->mem.peak = dim_evalf(g->dims, f, NULL);
+    r->mem.peak_node = -1;
+    r->mem.peak_dim = f;
+    return;
+  }
+  int s = mp.peak_step;
+  for (int i = 0; i < g->nnodes; i++) {
+    if (mp.where[i] == MP_PARAMS || mp.where[i] == MP_IO) f = add(g, f, bytes_of(g, i));
+    /* one term per arena buffer alive at s: its head (in-place chains share the head's) */
+    if (mp.where[i] == MP_ARENA && mp.inplace_src[i] < 0 && s >= 0) {
+      const MpBuf *b = &mp.bufs[mp.buf[i]];
+      if (b->def <= s && s <= b->last) f = add(g, f, bytes_of(g, i));
     }
+  }
+  r->mem.peak = (double)memplan_total(&mp);
+  r->mem.peak_node = s < g->nnodes ? s : g->nnodes - 1;
   r->mem.peak_dim = f;
 }
 
@@ -383,20 +383,17 @@ static void memory(CostResult *r, Arena *a) {
   IrGraph *g = r->g;
   int n = g->nnodes;
   size_t sz = (size_t)(n ? n : 1) * sizeof(int);
-  int *use_fb = arena_alloc(a, sz), *use_opt = arena_alloc(a, sz), *last = arena_alloc(a, sz);
+  int *use_fb = arena_alloc(a, sz), *use_opt = arena_alloc(a, sz);
   bool *saved = arena_alloc(a, (size_t)(n ? n : 1));
-  for (int i = 0; i < n; i++) last[i] = i;
   for (int i = 0; i < n; i++) {
     const IrNode *nd = &g->nodes[i];
     for (int j = 0; j < nd->nin; j++) {
       int s = nd->in[j], root = storage_root(g, s);
       if (nd->phase == PH_OPT) use_opt[s]++;
       else use_fb[s]++;
-      if (last[root] < i) last[root] = i;
       if (nd->phase == PH_BWD && g->nodes[s].phase == PH_FWD) saved[root] = true;
     }
   }
-  for (int o = 0; o < g->noutputs; o++) last[storage_root(g, g->outputs[o].node)] = n;
   CostMem *m = &r->mem;
   m->weights = m->grads = m->optimizer = m->activations = m->inputs = K(g, 0);
   r->params = r->params_trainable = K(g, 0);
@@ -422,7 +419,7 @@ static void memory(CostResult *r, Arena *a) {
                     : (value && nd->phase == PH_FWD))
       m->activations = add(g, m->activations, b);
   }
-  liveness(r, a, last);
+  planned_peak(r, a);
 }
 
 CostResult *cost_analyze(IrGraph *g, Arena *a) {

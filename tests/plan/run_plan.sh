@@ -2,7 +2,8 @@
 # run_plan.sh — `nnc plan` end to end: the report under a budget (the plan fits, the figures
 # are consistent), sizes and their errors, the infeasible-budget error, the budget from the
 # train section's `memory` line, --remat none/sqrt, and the sweep table and SVG (parsed: two
-# curves, optimal never above sqrt, optimal reaching a lower budget).
+# curves, optimal never above sqrt, optimal reaching a lower budget); nnc cost's peak is the
+# plan's.
 set -u
 : "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
 PY=/usr/bin/python3
@@ -93,6 +94,26 @@ else:
 if len(root.findall("s:polyline", ns)) != 2: bad.append("polylines")
 if bad: print("FAIL: sweep svg:", "; ".join(bad), file=sys.stderr); sys.exit(1)
 PYEOF
+
+# nnc cost reports the memory plan's peak: params + io + arena of the step in node order, the
+# figure nnc plan prints as "step, node order"; the live set at the peak is a lower bound
+for ex in mlp lenet; do
+  "$NNC" cost "$EX/$ex.nn" --train --json > "$T/c_$ex.json" 2>/dev/null || die "cost $ex"
+  "$NNC" plan "$EX/$ex.nn" > "$T/p_$ex.txt" 2>/dev/null || die "plan $ex"
+  $PY - "$T/c_$ex.json" "$T/p_$ex.txt" "$ex" <<'PYEOF' || fail=1
+import json, re, sys
+m = json.load(open(sys.argv[1]))["memory"]
+t = open(sys.argv[2]).read()
+v, u = re.search(r"step, node order:\s+([\d.]+) (\w+)", t).groups()
+plan = float(v) * {"KiB": 1024, "MiB": 1 << 20, "GiB": 1 << 30}[u]
+bad = []
+if m["peak"] != m["params_region"] + m["io_region"] + m["arena"]: bad.append("peak != params + io + arena")
+if abs(m["peak"] - plan) > 0.006 * (1 << 20): bad.append("peak %d vs nnc plan %s %s" % (m["peak"], v, u))
+if not (m["peak_live"] <= m["peak"] and m["peak"] - m["peak_live"] < 0.01 * m["peak"]): bad.append("live %d vs peak %d" % (m["peak_live"], m["peak"]))
+if m["peak"] < m["weights"] + m["optimizer"] + m["inputs"]: bad.append("peak below what persists")
+if bad: print("FAIL: cost peak of %s:" % sys.argv[3], "; ".join(bad), file=sys.stderr); sys.exit(1)
+PYEOF
+done
 
 # a model without a train section: the inference plan
 "$NNC" plan "$EX/gpt2_block.nn" -D N=1 > "$T/g.txt" 2>&1 || die "inference plan"

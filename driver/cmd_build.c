@@ -29,6 +29,40 @@
 
 /* ---- the pipeline (shared with nnc emit) ------------------------------------------------- */
 
+/* The rematerialization strategy of the next drv_build_model (--remat; DrvModel and
+ * CgOptions have no field for it) and what the memory plan did, for the program's `info`. */
+static RematMode g_remat = REMAT_OPTIMAL;
+static bool g_remat_given;
+static char g_plan_text[1024];
+
+static const char *size_h(double v, char *buf, size_t n) {
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
+  return buf;
+}
+
+static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64_t plan_budget,
+                      int64_t need) {
+  char b0[32], b1[32], b2[32], b3[32];
+  double share = pl->step_flops > 0 ? pl->recompute_flops / pl->step_flops : 0;
+  int nrec = 0;
+  for (int q = 0; q < pl->ngroups; q++) nrec += pl->groups[q].recomputed;
+  char lowered[96] = "";
+  if (plan_budget != budget)
+    snprintf(lowered, sizeof lowered, ", planned at %s to absorb the backend's own arena",
+             size_h((double)plan_budget, b3, sizeof b3));
+  snprintf(g_plan_text, sizeof g_plan_text,
+           "memory plan: budget %s (remat %s%s), compiled step %s (params + io + arena, "
+           "unmodified %s); %d of %d segment groups recomputed, %d nodes, %.4g GFLOP = %.2f%% "
+           "extra FLOPs on a %.4g GFLOP step",
+           size_h((double)budget, b0, sizeof b0), remat_mode_name(mode), lowered,
+           size_h((double)need, b1, sizeof b1), size_h((double)pl->total_sched, b2, sizeof b2),
+           nrec, pl->ngroups, pl->nclones, pl->recompute_flops / 1e9, 100 * share,
+           pl->step_flops / 1e9);
+}
+
 int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *out) {
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
@@ -45,6 +79,14 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
     diag_error_file(d, in->path, "this nnc was built without the LLVM backend's model emitter");
     return 1;
   }
+  g_plan_text[0] = 0;
+  if (g_remat_given && g_remat != REMAT_NONE && budget <= 0) {
+    diag_error_file(d, in->path, "--remat %s needs a budget: --memory SIZE or a `memory` line in "
+                    "the train section", remat_mode_name(g_remat));
+    return 1;
+  }
+  if (train0)
+    snprintf(g_plan_text, sizeof g_plan_text, "memory plan: no budget, nothing recomputed");
   CgOptions co = *o;
   co.memory_budget = budget;
   /* With a budget, the step is rematerialized to fit (passes/remat.h). The backend fuses
@@ -52,9 +94,9 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
    * planner's budget is lowered by any overshoot until the compiled step fits. */
   int64_t plan_budget = budget;
   for (int attempt = 0;; attempt++) {
+    RematPlan pl;
     if (train0 && budget > 0) {
-      RematPlan pl;
-      if (pass_remat(train0, &info, &(RematOptions){REMAT_OPTIMAL, plan_budget}, &pl)) {
+      if (pass_remat(train0, &info, &(RematOptions){g_remat, plan_budget}, &pl)) {
         diag_error_file(d, in->path, "%s", pl.msg);
         return 1;
       }
@@ -63,8 +105,10 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
     out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
     if (!out->cg) return 1;
     int64_t need = llvm_model_train_bytes(out->cg);
+    if (train0 && budget > 0) note_plan(&pl, g_remat, budget, plan_budget, need);
     if (!train0 || budget <= 0 || need <= budget) return 0;
-    if (attempt == 8) {
+    /* only `optimal` trades more recomputation for a lower budget */
+    if (attempt == 8 || g_remat != REMAT_OPTIMAL) {
       diag_error_file(d, in->path, "the compiled training step needs %lld bytes, above the budget of "
                       "%lld bytes", (long long)need, (long long)budget);
       return 1;
@@ -108,6 +152,8 @@ static void usage(FILE *out) {
         "      --memory SIZE     fit the training step into SIZE (weights, optimizer state,\n"
         "                        io and arena; default: the train section's memory line) by\n"
         "                        rematerialization (nnc plan shows the plan)\n"
+        "      --remat MODE      none | sqrt | optimal: how the step is fitted (default\n"
+        "                        optimal when there is a budget; none only reorders it)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -221,9 +267,21 @@ static int is_ident(const char *s) {
 
 /* ---- linking ----------------------------------------------------------------------------- */
 
+/* s as the body of a C string literal */
+static void c_string(const char *s, char *out, size_t n) {
+  size_t k = 0;
+  for (; *s && k + 5 < n; s++) {
+    if (*s == '"' || *s == '\\') out[k++] = '\\', out[k++] = *s;
+    else if (*s == '\n') out[k++] = '\\', out[k++] = 'n';
+    else if ((unsigned char)*s >= 32) out[k++] = *s;
+  }
+  out[k] = 0;
+}
+
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
                         const char *model, const char *fwd_inputs) {
-  char stub[PATH_MAX], text[1024];
+  char stub[PATH_MAX], text[4096], plan[2200];
+  c_string(g_plan_text, plan, sizeof plan);
   snprintf(stub, sizeof stub, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
            "/* the main of a program built by nnc build: the generic runtime main for model "
@@ -232,10 +290,12 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "extern const struct RtModelDesc nnc_model_%s;\n"
            "int rt_program_main(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
            "char **argv);\n"
+           "void rt_program_set_plan(const char *text);\n"
            "int main(int argc, char **argv) {\n"
+           "  rt_program_set_plan(\"%s\");\n"
            "  return rt_program_main(&nnc_model_%s, \"%s\", argc, argv);\n"
            "}\n",
-           model, model, model, fwd_inputs);
+           model, model, plan, model, fwd_inputs);
   if (write_text(stub, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
@@ -343,6 +403,7 @@ int cmd_build(int argc, char **argv) {
                                        {"lib", no_argument, 0, 'L'},
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"memory", required_argument, 0, 'm'},
+                                       {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
                                        {"output", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
@@ -352,6 +413,8 @@ int cmd_build(int argc, char **argv) {
   const char *out = NULL;
   int c, lib = 0, keep = 0;
   g_verbose = 0;
+  g_remat = REMAT_OPTIMAL;
+  g_remat_given = false;
   optind = 1;
   while ((c = getopt_long(argc, argv, "D:o:O:vh", opts, NULL)) != -1) {
     switch (c) {
@@ -367,6 +430,16 @@ int cmd_build(int argc, char **argv) {
         fprintf(stderr, "nnc build: error: --memory: %s\n", err);
         return 2;
       }
+      continue;
+    }
+    case 'R': {
+      int m = remat_mode_parse(optarg);
+      if (m < 0) {
+        fprintf(stderr, "nnc build: error: --remat must be none, sqrt or optimal, not '%s'\n", optarg);
+        return 2;
+      }
+      g_remat = (RematMode)m;
+      g_remat_given = true;
       continue;
     }
     case 'v': g_verbose = 1; continue;

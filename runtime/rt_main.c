@@ -206,6 +206,14 @@ static int load_weights(const Prog *p, RtCtx *c, const char *path) {
 
 /* ---- info -------------------------------------------------------------------------------- */
 
+/* What the compiler's memory plan did to the training step (budget, recomputation), one or
+ * more lines of text written by `nnc build` into the program's main, which passes it here
+ * before rt_program_main; NULL for programs that do not. Declared by the caller (the
+ * generated main) until rt_program.h carries it. */
+void rt_program_set_plan(const char *text);
+static const char *g_plan_text;
+void rt_program_set_plan(const char *text) { g_plan_text = text; }
+
 static void fmt_bytes(double b, char *buf, size_t n) {
   if (b < 1024)
     snprintf(buf, n, "%.0f B", b);
@@ -311,6 +319,15 @@ static int cmd_info(Prog *p, Args *a) {
   if (d->train_step) printf(", %s (training step)", b4);
   fmt_bytes((double)rt_ctx_memory_bytes(d), b1, sizeof b1);
   printf("; %s in all\n", b1);
+  printf("arena: %" PRId64 " bytes (forward)", d->arena_bytes_forward);
+  if (d->train_step)
+    printf(", %" PRId64 " bytes (training step); params + io + arena %" PRId64 " bytes",
+           d->arena_bytes_train, d->params_bytes + d->io_bytes + d->arena_bytes_train);
+  printf("\n");
+  if (g_plan_text && *g_plan_text) {
+    fputs(g_plan_text, stdout);
+    if (g_plan_text[strlen(g_plan_text) - 1] != '\n') putchar('\n');
+  }
   char f[32], t[32];
   fmt_count(d->forward_flops, "FLOP", f, sizeof f);
   fmt_time(d->est_forward_s, t, sizeof t);

@@ -164,7 +164,15 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
   fprintf(f, "/* memory: weights, buffers and optimizer state; inputs and outputs; scratch */\n");
   fprintf(f, "#define %s_PARAMS_BYTES %lld\n", PU, (long long)d->params_bytes);
   fprintf(f, "#define %s_IO_BYTES %lld\n", PU, (long long)d->io_bytes);
+  fprintf(f, "/* scratch planned by the compiler for each entry (the training step's includes any\n"
+             " * rematerialization nnc build --memory chose); a context allocates the larger */\n");
+  fprintf(f, "#define %s_ARENA_BYTES_FORWARD %lld\n", PU, (long long)d->arena_bytes_forward);
+  fprintf(f, "#define %s_ARENA_BYTES_TRAIN %lld\n", PU, (long long)d->arena_bytes_train);
   fprintf(f, "#define %s_ARENA_BYTES %lld\n", PU, (long long)arena);
+  if (d->train_step)
+    fprintf(f, "/* what a training step holds, the figure a memory budget bounds */\n"
+               "#define %s_TRAIN_STEP_BYTES %lld\n", PU,
+            (long long)(d->params_bytes + d->io_bytes + d->arena_bytes_train));
   fprintf(f, "/* all three, each rounded up to 64 bytes: the size %s_create_in takes */\n", P);
   fprintf(f, "#define %s_MEMORY_BYTES %lld\n\n", PU,
           (long long)(round64(d->params_bytes) + round64(d->io_bytes) + round64(arena)));

@@ -81,9 +81,49 @@ static int64_t red_strides(int rank, const int64_t *dims, int32_t mask, int64_t 
     }                                                                                        \
   } while (0)
 
+/* Sum over the leading axes of x viewed as [R, C] (bias gradients: a column sum). Each
+ * output column adds its R inputs in row order, the order of the general path below, so the
+ * result is the same bits; the rows stream through contiguously and the columns are split
+ * across the pool in fixed ranges. */
+typedef struct ColSum {
+  const float *x;
+  float *y;
+  int64_t R, C;
+  double scale;
+} ColSum;
+
+static void colsum_range(void *cv, int64_t lo, int64_t hi) {
+  const ColSum *s = cv;
+  enum { BLK = 256 };
+  double acc[BLK];
+  for (int64_t j0 = lo; j0 < hi; j0 += BLK) {
+    int64_t w = hi - j0 < BLK ? hi - j0 : BLK;
+    for (int64_t j = 0; j < w; j++) acc[j] = 0;
+    for (int64_t r = 0; r < s->R; r++) {
+      const float *row = s->x + r * s->C + j0;
+      for (int64_t j = 0; j < w; j++) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < w; j++)
+      s->y[j0 + j] = (float)(s->scale != 1 ? acc[j] / s->scale : acc[j]);
+  }
+}
+
 void rt_k_reduce(void *pool, const float *x, float *y, int32_t rank, const int64_t *dims,
                  int32_t mask, int32_t op, int32_t correction) {
-  (void)pool;
+  /* leading axes reduced, trailing kept: the column-sum path */
+  int lead = 0;
+  while (lead < rank && (mask >> lead & 1)) lead++;
+  if ((op == RT_RED_SUM || op == RT_RED_MEAN) && lead > 0 && lead < rank &&
+      (mask >> lead) == 0) {
+    ColSum s = {x, y, 1, 1, 1};
+    for (int k = 0; k < lead; k++) s.R *= dims[k];
+    for (int k = lead; k < rank; k++) s.C *= dims[k];
+    if (s.R > 0 && s.C > 0) {
+      if (op == RT_RED_MEAN) s.scale = (double)s.R;
+      par_range(pool, s.C, s.R, colsum_range, &s);
+      return;
+    }
+  }
   int64_t st[8], n;
   int64_t count = red_strides(rank, dims, mask, st, &n);
   int64_t rn = count ? n / count : 0;

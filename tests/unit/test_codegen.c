@@ -683,11 +683,12 @@ END_TEST
 
 /* ---- example models ------------------------------------------------------------------- */
 
-/* Deep models with batchnorm over a few values per channel amplify rounding: perturbing
- * mobilenet_v2's input by one f32 ulp (1.2e-7 relative) moves its parameter gradients by
- * 5.7e-5 relative in the double-precision interpreter, ~500x. The compiled f32 step rounds
- * at every one of ~150 ops, so its gradients of the deepest models are compared norm-wise at
- * 1e-2 (a wrong kernel gives errors of order 1); shallower models at 1e-4. */
+/* Deep models with batchnorm over a few values per channel amplify rounding: perturbing the
+ * input by one f32 ulp (1.2e-7 relative) moves the parameter gradients, in the double-precision
+ * interpreter, by 5.7e-5 relative for mobilenet_v2 (N=2, S=64) and by 2.9e-3 (worst tensor
+ * 3.9e-3) for resnet50 (N=4, S=64). The compiled f32 step rounds at every one of hundreds of
+ * ops, so the training steps of these two are compared norm-wise at 5e-2 — a wrong kernel
+ * gives errors of order 1, as a wrong kernel in the shallower models below would at 1e-4. */
 static const struct {
   const char *file;
   const char *defs[4];
@@ -702,8 +703,8 @@ static const struct {
     /* small images (the side S is a dim) keep the interpreter's training step quick; N=2 and
      * S=64 leave the last stage 2x2, so batch statistics see 8 values per channel */
     {"resnet18.nn", {"N=2", "S=64"}, true, 1e-4},
-    {"mobilenet_v2.nn", {"N=2", "S=64"}, true, 1e-2},
-    {"resnet50.nn", {"N=2", "S=64"}, true, 1e-2},
+    {"mobilenet_v2.nn", {"N=2", "S=64"}, true, 5e-2},
+    {"resnet50.nn", {"N=4", "S=64"}, true, 5e-2},
 };
 
 START_TEST(example_models) {

@@ -320,9 +320,10 @@ static void sched_drain(Sched *s) {
 
 /* The order: nodes in index order, except that nodes feeding only ASSIGNs (optimizer
  * updates, running statistics) run as soon as the non-leaf values they read exist (an
- * ASSIGN also waits for every other reader of its PARAM, so it can write in place), and
- * leaves, and such nodes computed from leaves alone (weight decay terms, decayed moments),
- * appear just before their first reader. Returns the item list (caller frees). */
+ * ASSIGN also waits for every other reader of its PARAM, so it can write in place);
+ * parameters and inputs come first, and the other leaves (constants), and nodes computed
+ * from leaves alone (weight decay terms, decayed moments), appear just before their first
+ * reader. Returns the item list (caller frees). */
 static Item *schedule(const IrGraph *g, int *nitems) {
   int n = g->nnodes;
   Sched s = {.g = g};
@@ -379,6 +380,12 @@ static Item *schedule(const IrGraph *g, int *nitems) {
         for (int a = s.assign_of[p]; a >= 0; a = s.next_assign[a]) s.deps[a]++;
     }
   }
+  /* parameters and inputs first: they live outside the arena, so their place costs no
+   * memory, and a reader that comes after its operands lets the backend fuse it (a bias
+   * joins its matmul's epilogue only when the bias precedes the matmul) */
+  for (int i = 0; i < n; i++)
+    if (g->nodes[i].op == OP_PARAM || g->nodes[i].op == OP_INPUT)
+      s.done[i] = true, s.out[s.nout++] = (Item){i, false};
   for (int i = 0; i < n; i++)
     if (s.eager[i] && !s.lazy[i] && s.deps[i] == 0) s.queue[s.qt++] = i;
   sched_drain(&s);

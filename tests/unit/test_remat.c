@@ -388,6 +388,70 @@ START_TEST(t_budget_and_error) {
 }
 END_TEST
 
+/* The rewritten step keeps what the backend needs to fuse: parameters and inputs precede
+ * every computed node (a matmul takes its `+ bias` into the GEMM epilogue only when the bias
+ * comes first), and no forward node is recomputed twice. */
+static void check_fusable(IrModule *m, IrGraph *g, double frac, const char *what) {
+  TrainInfo info;
+  IrGraph *tg = train_of(m, g, &info);
+  RematPlan base, pl;
+  ck_assert_int_eq(pass_remat(tg, &info, &(RematOptions){REMAT_OPTIMAL, 0}, &base), 0);
+  int64_t budget = (int64_t)((double)base.total_sched * frac);
+  ck_assert_int_eq(pass_remat(tg, &info, &(RematOptions){REMAT_OPTIMAL, budget}, &pl), 0);
+  ck_assert_msg(pl.nclones > 0, "%s: nothing recomputed at %.0f%% of the step", what, 100 * frac);
+  const IrGraph *r = pl.g;
+  int first_computed = r->nnodes;
+  for (int i = 0; i < r->nnodes; i++)
+    if (!(ir_ops[r->nodes[i].op].flags & OPF_LEAF)) {
+      first_computed = i;
+      break;
+    }
+  int biased = 0;
+  for (int i = 0; i < r->nnodes; i++) {
+    const IrNode *n = &r->nodes[i];
+    if (n->op == OP_PARAM || n->op == OP_INPUT)
+      ck_assert_msg(i < first_computed, "%s: %s '%s' at %d after the first computed node %d", what,
+                    ir_op_name(n->op), n->name ? n->name : "", i, first_computed);
+    if (n->op == OP_ADD)
+      for (int j = 0; j < 2; j++)
+        if (r->nodes[n->in[j]].op == OP_MATMUL && r->nodes[n->in[1 - j]].op == OP_PARAM)
+        {
+          biased++;
+          ck_assert_int_lt(n->in[1 - j], n->in[j]);
+        }
+  }
+  ck_assert_int_gt(biased, 0);
+  /* a node recomputed twice would give two clones of one op reading the same operands */
+  for (int i = 0; i < r->nnodes; i++) {
+    const IrNode *a = &r->nodes[i];
+    if (!remat_is_recompute(a)) continue;
+    for (int j = i + 1; j < r->nnodes; j++) {
+      const IrNode *b = &r->nodes[j];
+      if (!remat_is_recompute(b) || b->op != a->op || b->nin != a->nin) continue;
+      bool same = true;
+      for (int q = 0; q < a->nin; q++) same &= a->in[q] == b->in[q];
+      ck_assert_msg(!same, "%s: %%%d and %%%d compute the same %s", what, i, j, ir_op_name(a->op));
+    }
+  }
+}
+
+START_TEST(t_fusable) {
+  IrGraph *g;
+  IrModule *m = compile_file("tests/plan/deep_mlp.nn", NULL, 0, &g);
+  check_fusable(m, g, 0.6, "deep_mlp");
+  ir_module_free(m);
+  m = compile_file("examples/mlp.nn", NULL, 0, &g);
+  TrainInfo info;
+  IrGraph *tg = train_of(m, g, &info);
+  RematPlan pl;
+  ck_assert_int_eq(pass_remat(tg, &info, &(RematOptions){REMAT_OPTIMAL, 0}, &pl), 0);
+  for (int i = 1; i < pl.g->nnodes; i++) /* leaves first even without recomputation */
+    if (pl.g->nodes[i].op == OP_PARAM || pl.g->nodes[i].op == OP_INPUT)
+      ck_assert(pl.g->nodes[i - 1].op == OP_PARAM || pl.g->nodes[i - 1].op == OP_INPUT);
+  ir_module_free(m);
+}
+END_TEST
+
 static void sweep_accept(IrModule *m, IrGraph *g, const char *what) {
   TrainInfo info;
   IrGraph *tg = train_of(m, g, &info);
@@ -441,6 +505,7 @@ int main(void) {
   tcase_add_test(tc, t_bits_gpt2);
   tcase_add_test(tc, t_bits_resnet18);
   tcase_add_test(tc, t_budget_and_error);
+  tcase_add_test(tc, t_fusable);
   tcase_add_test(tc, t_sweep_resnet50);
   tcase_add_test(tc, t_sweep_deep_mlp);
   suite_add_tcase(s, tc);

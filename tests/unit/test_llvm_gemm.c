@@ -3,6 +3,8 @@
  * 1/2 threads; bit-reproducibility; object emission; other vector widths via --target-cpu;
  * and the runtime thread pool they run on. */
 #include <check.h>
+
+#include "test_env.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -160,7 +162,8 @@ START_TEST(test_random_all_variants) {
         LlvmGemmSpec s = variant_spec(v);
         LlvmGemmKernel *k = variant_kernel(v);
         for (int rep = 0; rep < 3; rep++) {
-            int64_t M = rng_int(1, 300), N = rng_int(1, 300), K = rng_int(1, 300);
+            int64_t hi = nnc_test_quick() ? 100 : 300;
+            int64_t M = rng_int(1, hi), N = rng_int(1, hi), K = rng_int(1, hi);
             if (rep == 0) M = rng_int(1, 20), N = rng_int(1, 40), K = rng_int(1, 9);
             Problem p;
             problem_init(&p, &s, M, N, K);

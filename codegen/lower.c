@@ -120,7 +120,10 @@ static void take_epilogue(CgPlan *p, int ki, int i, const bool *is_out, bool *ab
     const IrNode *a = &g->nodes[c];
     int b = a->in[0] == cur ? a->in[1] : a->in[0];
     const CgVal *bv = &p->v[b], *yv = &p->v[cur];
-    bool ok = b < i && b != cur && g->nodes[b].type.dt == DT_F32;
+    /* the bias must exist when the GEMM runs: computed before it, or a parameter/input,
+     * which lives in its region from the start wherever the schedule puts its node */
+    bool leaf = g->nodes[b].op == OP_PARAM || g->nodes[b].op == OP_INPUT;
+    bool ok = (b < i || leaf) && b != cur && g->nodes[b].type.dt == DT_F32;
     if (ok && g->nodes[i].op == OP_MATMUL) {
       /* one bias per output column: [N] or [1,...,1,N] */
       ok = yv->rank >= 1 && bv->numel == yv->shape[yv->rank - 1] && bv->rank <= yv->rank;

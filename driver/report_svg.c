@@ -152,7 +152,7 @@ static void memory_panel(FILE *f, const CostResult *r) {
   if (scale_to <= 0) scale_to = 1;
   int y0 = RH + 30, bw = W - ML - MR;
   char b[32];
-  fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">memory (peak %s from liveness)</text>\n", ML,
+  fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">memory (planned peak %s)</text>\n", ML,
           y0, si(m->peak, "B", b, sizeof b));
   double x = ML;
   for (size_t i = 0; i < 5; i++) {

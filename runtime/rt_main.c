@@ -210,7 +210,6 @@ static int load_weights(const Prog *p, RtCtx *c, const char *path) {
  * more lines of text written by `nnc build` into the program's main, which passes it here
  * before rt_program_main; NULL for programs that do not. Declared by the caller (the
  * generated main) until rt_program.h carries it. */
-void rt_program_set_plan(const char *text);
 static const char *g_plan_text;
 void rt_program_set_plan(const char *text) { g_plan_text = text; }
 

@@ -26,6 +26,10 @@
 
 #include "rt_model.h"
 
+/* the memory plan a program was built with, shown by its `info` command (set by the main
+ * that `nnc build` generates; NULL or never called: no plan) */
+void rt_program_set_plan(const char *text);
+
 /* ---- initializers (rt_init.c) ------------------------------------------------------------ */
 
 void rt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

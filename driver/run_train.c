@@ -14,23 +14,9 @@
 #include <string.h>
 
 #include "../passes/passes.h"
+#include "../runtime/rt_program.h"
 #include "run.h"
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static void shuffle(int64_t *perm, int64_t n, uint64_t *rng) {
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)(splitmix64(rng) % (uint64_t)(i + 1));
-    int64_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-}
 
 typedef struct StateSet {
   const int *state;
@@ -274,7 +260,7 @@ int run_train(RunOpts *o) {
   printf("training %s: %lld samples, batch %lld, %lld steps per epoch, %s lr %g\n", g->name,
          (long long)samples, (long long)B, (long long)steps, opt_name(t.opt), t.lr);
   for (int64_t e = 0; e < o->epochs; e++) {
-    shuffle(perm, samples, &rng);
+    rt_shuffle(perm, samples, &rng);
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t s = 0; s < steps; s++) {

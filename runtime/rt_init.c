@@ -161,3 +161,19 @@ int rt_desc_nth(const RtModelDesc *d, int kind, int k) {
 int rt_info_batched(const RtModelDesc *d, const RtTensorInfo *t) {
   return d->batch > 0 && t->rank >= 1 && t->shape[0] == d->batch;
 }
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void rt_shuffle(int64_t *perm, int64_t n, uint64_t *rng) {
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)(splitmix64(rng) % (uint64_t)(i + 1));
+    int64_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+}

@@ -612,24 +612,6 @@ out:
 
 /* ---- train ------------------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-/* Fisher-Yates over the previous epoch's order, one splitmix64 stream seeded with --seed for
- * the whole run: the same order `nnc run --train` visits, so both give the same loss curve.
- * A resumed run replays the shuffles of the epochs already done. */
-static void shuffle(int64_t *perm, int64_t n, uint64_t *rng) {
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)(splitmix64(rng) % (uint64_t)(i + 1));
-    int64_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-}
 
 static void progress(int epoch, int epochs, int64_t b, int64_t nb, double loss, double sps) {
   int width = 24, fill = nb ? (int)(width * b / nb) : width;
@@ -745,9 +727,9 @@ static int cmd_train(Prog *p, Args *a) {
   int64_t epoch0 = rt_ctx_step(c) / nb;
   uint64_t rng = seed;
   for (int64_t i = 0; i < n; i++) perm[i] = i;
-  for (int64_t e = 0; e < epoch0; e++) shuffle(perm, n, &rng);
+  for (int64_t e = 0; e < epoch0; e++) rt_shuffle(perm, n, &rng);
   for (int64_t e = 0; e < epochs; e++) {
-    shuffle(perm, n, &rng);
+    rt_shuffle(perm, n, &rng);
     double t0 = now_s(), last_draw = 0, sum = 0;
     for (int64_t b = 0; b < nb; b++) {
       for (int k = 0; k < ntin; k++) {

@@ -36,6 +36,10 @@ void rt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
 /* uniform in [0,1), element i of stream `stream`: identical to interp_philox_uniform */
 double rt_philox_uniform(uint64_t seed, uint64_t stream, uint64_t i);
 uint64_t rt_fnv1a64(const char *s);
+/* Fisher-Yates over perm[0..n) with a splitmix64 stream whose state is *rng: the training order
+ * of both `nnc run --train` and a built program's `train`, so their loss curves agree. Each
+ * call continues the stream (a run shuffles the previous epoch's order once per epoch). */
+void rt_shuffle(int64_t *perm, int64_t n, uint64_t *rng);
 /* the initial values of tensor t in double precision, as interp_init_param computes them */
 void rt_init_values(const RtTensorInfo *t, uint64_t seed, double *out);
 /* the same, stored in t's dtype at dst (t->nbytes bytes) */

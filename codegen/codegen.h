@@ -27,6 +27,14 @@ typedef struct CgModel CgModel; /* an LLVM context + module for one model */
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
                          const CgOptions *o, Diag *d);
 void llvm_model_free(CgModel *m);
+
+/* The memory the compiled model allocates — regions and the arenas of its fused kernels —
+ * computed from the same tensor table and kernel plan as llvm_model_emit, without LLVM, so
+ * `nnc cost` and `nnc plan` report what a built program really uses. -1 after a diagnostic. */
+typedef struct CgMemory {
+  int64_t params_bytes, io_bytes, arena_bytes_forward, arena_bytes_train;
+} CgMemory;
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d);
 /* params + io + the training step's arena (0 without a training step): what a budget bounds */
 int64_t llvm_model_train_bytes(const CgModel *m);
 int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen);

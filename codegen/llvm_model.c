@@ -363,6 +363,39 @@ static void cost_of(const IrGraph *g, const HwTarget *hw, double *flops, double 
   arena_free(a);
 }
 
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
+  Layout L = {0};
+  char **names = NULL;
+  int nnames = 0, rc = -1;
+  CgPlan pf = {0}, pt = {0};
+  CgBinding bf = {0}, bt = {0};
+  bool have_pf = false, have_pt = false;
+  memset(out, 0, sizeof *out);
+  if (build_layout(&L, fwd, train, d, &names, &nnames)) goto out;
+  binding_for(&L, fwd, false, &bf);
+  if (cg_plan(&pf, fwd, &bf, d)) goto out;
+  have_pf = true;
+  if (train) {
+    binding_for(&L, train, true, &bt);
+    if (cg_plan(&pt, train, &bt, d)) goto out;
+    have_pt = true;
+  }
+  out->params_bytes = L.params_bytes;
+  out->io_bytes = L.io_bytes;
+  out->arena_bytes_forward = pf.arena_bytes;
+  out->arena_bytes_train = have_pt ? pt.arena_bytes : 0;
+  rc = 0;
+out:
+  if (have_pf) cg_plan_free(&pf);
+  if (have_pt) cg_plan_free(&pt);
+  binding_free(&bf);
+  binding_free(&bt);
+  for (int i = 0; i < nnames; i++) free(names[i]);
+  free(names);
+  free(L.t);
+  return rc;
+}
+
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
                          const CgOptions *o, Diag *d) {
   CgOptions defo = {0};

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../codegen/codegen.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"
 #include "../passes/passes.h"
@@ -158,6 +159,10 @@ typedef struct Report {
   SimplifyLog log;
   HwTarget hw;
   TilePlan *tiles;
+  /* what a program built by `nnc build` allocates for the analysed step (its fused kernels
+   * have their own arena); have_compiled = 0 when the CPU backend cannot lower the model */
+  CgMemory compiled;
+  int have_compiled;
 } Report;
 
 /* the training step of the model, or NULL (quietly, unless `loud`) */
@@ -189,6 +194,11 @@ static int analyse(Report *rp, const Opts *o) {
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
   if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  FILE *sink = fopen("/dev/null", "w");
+  Diag *d = diag_new(sink ? sink : stderr);
+  rp->have_compiled = llvm_model_memory(rp->fwd, o->train ? tg : NULL, &rp->compiled, d) == 0;
+  diag_free(d);
+  if (sink) fclose(sink);
   return 0;
 }
 
@@ -325,6 +335,14 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
   for (int i = 0; i < rp->log.n; i++) cJSON_AddItemToArray(rw, cJSON_CreateString(rp->log.msg[i]));
   json_totals(root, rp);
   json_memory(root, rp->r);
+  if (rp->have_compiled) {
+    const CgMemory *c = &rp->compiled;
+    cJSON *cm = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "memory"), "compiled");
+    cJSON_AddNumberToObject(cm, "params_region", (double)c->params_bytes);
+    cJSON_AddNumberToObject(cm, "io_region", (double)c->io_bytes);
+    cJSON_AddNumberToObject(cm, "arena",
+                            (double)(o->train ? c->arena_bytes_train : c->arena_bytes_forward));
+  }
   static const char *key[] = {"ops", "layers", "blocks"};
   cJSON *arr = cJSON_AddArrayToObject(root, key[o->per]);
   for (int i = 0; i < nrows; i++) cJSON_AddItemToArray(arr, json_row(&rows[i], g, o->per == COST_BY_OP));
@@ -431,6 +449,15 @@ static void print_summary(const Report *rp, const Opts *o) {
   else
     printf("  %-22s %24s  (%s)\n", "peak (planned)", commas(r->mem.peak, v, sizeof v),
            bytes_h(r->mem.peak, h, sizeof h));
+  if (rp->have_compiled) {
+    const CgMemory *c = &rp->compiled;
+    int64_t ar = r->training ? c->arena_bytes_train : c->arena_bytes_forward;
+    double tot = (double)(c->params_bytes + c->io_bytes + ar);
+    printf("  %-22s %24s  (%s) = params %s + io %s + arena %s (fused kernels)\n",
+           "compiled (nnc build)", commas(tot, v, sizeof v), bytes_h(tot, h, sizeof h),
+           bytes_h((double)c->params_bytes, b0, sizeof b0), bytes_h((double)c->io_bytes, b1, sizeof b1),
+           bytes_h((double)ar, b2, sizeof b2));
+  }
   char f[512];
   dim_print(g->dims, r->mem.peak_dim, f, sizeof f, DIM_PLAIN);
   int64_t cv;

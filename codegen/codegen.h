@@ -18,6 +18,10 @@ typedef struct CgOptions {
   const char *target_features; /* NULL = host's */
   int opt_level;               /* 0..3, default 2 */
   int64_t memory_budget;       /* bytes, 0 = none (the remat pass applies it) */
+  /* tile decisions of the tiles pass (passes/tiles.c) for the forward and training graphs;
+   * NULL: llvm_model_emit runs the pass for the host target itself. The emitter never
+   * chooses blockings on its own. */
+  const struct TilePlan *tiles_fwd, *tiles_train;
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */

@@ -11,6 +11,7 @@
 #include <llvm-c/Core.h>
 
 #include "../passes/hw.h"
+#include "../passes/tiles.h"
 #include "llvm_gemm.h"
 #include "llvm_util.h"
 #include "lower.h"
@@ -28,6 +29,7 @@ typedef struct CgEmit {
   int vl;
   const LlvmTargetInfo *ti;
   const HwTarget *hw;
+  const TilePlan *tiles; /* the tiles pass's decisions for the graph of p (NULL: defaults) */
   const CgPlan *p;
   const char *prefix; /* function names: <prefix>_k<index> */
   int kidx;

@@ -416,6 +416,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   LlvmTargetInfo ti = {0};
   LLVMTargetMachineRef tm = NULL;
   CgEmit e = {0};
+  Arena *tiles_arena = NULL;
   char err[512] = "";
   bool ok = false, have_pf = false, have_pt = false;
   HwTarget hw;
@@ -453,10 +454,16 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   char pre[160], entry[160];
   snprintf(pre, sizeof pre, "nnc_%s_fw", m->name);
   snprintf(entry, sizeof entry, "nnc_%s_forward", m->name);
+  /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
+  tiles_arena = arena_new();
+  e.tiles = o->tiles_fwd ? o->tiles_fwd
+                         : e.hw ? pass_tiles((IrGraph *)fwd, e.hw, tiles_arena) : NULL;
   LLVMValueRef ffn = emit_plan(&e, &pf, pre, entry), tfn = NULL;
   if (ffn && train) {
     snprintf(pre, sizeof pre, "nnc_%s_tr", m->name);
     snprintf(entry, sizeof entry, "nnc_%s_train_step", m->name);
+    e.tiles = o->tiles_train ? o->tiles_train
+                             : e.hw ? pass_tiles((IrGraph *)train, e.hw, tiles_arena) : NULL;
     tfn = emit_plan(&e, &pt, pre, entry);
   }
   if (!ffn || (train && !tfn)) {
@@ -496,6 +503,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   }
   ok = true;
 out:
+  arena_free(tiles_arena);
   if (e.b) LLVMDisposeBuilder(e.b);
   free(e.gemms);
   if (tm) LLVMDisposeTargetMachine(tm);

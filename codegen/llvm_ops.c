@@ -513,12 +513,8 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
  * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view) */
 static void gemm_blocking(CgEmit *e, int nodei, bool swap, LlvmGemmBlocking *blk) {
   memset(blk, 0, sizeof *blk);
-  if (!e->hw) return;
-  TileGemm gm;
-  if (!tiles_gemm_of((IrGraph *)e->p->g, nodei, &gm) || gm.m <= 0 || gm.n <= 0 || gm.k <= 0)
-    return;
-  TileDecision d;
-  tiles_choose(e->hw, &gm, &d);
+  if (!e->tiles || nodei >= e->tiles->n) return;
+  const TileDecision d = e->tiles->tiles[nodei];
   if (!d.valid || d.mr <= 0 || d.nr <= 0) return;
   blk->mr = d.nr > 32 ? 32 : d.nr;
   blk->nr = d.mr > 8 * e->vl ? 8 * e->vl : d.mr;

@@ -409,7 +409,7 @@ int cmd_build(int argc, char **argv) {
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   DrvInput in = {0};
-  CgOptions co = {NULL, NULL, 2, 0};
+  CgOptions co = {.opt_level = 2};
   const char *out = NULL;
   int c, lib = 0, keep = 0;
   g_verbose = 0;

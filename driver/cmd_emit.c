@@ -43,7 +43,7 @@ int cmd_emit(int argc, char **argv) {
   DrvInput in = {0};
   const char *what = "ir";
   int c, train = 0;
-  CgOptions co = {NULL, NULL, 2, 0};
+  CgOptions co = {.opt_level = 2};
   optind = 1;
   while ((c = getopt_long(argc, argv, "D:O:h", opts, NULL)) != -1) {
     if (c == 'C' || c == 'O') {

@@ -280,9 +280,9 @@ static void c_string(const char *s, char *out, size_t n) {
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
                         const char *model, const char *fwd_inputs) {
-  char stub[PATH_MAX], text[4096], plan[2200];
+  char main_c[PATH_MAX], text[4096], plan[2200];
   c_string(g_plan_text, plan, sizeof plan);
-  snprintf(stub, sizeof stub, "%s/main.c", tmpdir);
+  snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
            "/* the main of a program built by nnc build: the generic runtime main for model "
            "'%s' */\n"
@@ -296,7 +296,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "  return rt_program_main(&nnc_model_%s, \"%s\", argc, argv);\n"
            "}\n",
            model, model, plan, model, fwd_inputs);
-  if (write_text(stub, text)) return 1;
+  if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
   const char *cc = getenv("CC");
@@ -305,7 +305,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = (char *)(cc && *cc ? cc : "cc");
   argv[k++] = "-o";
   argv[k++] = tmp;
-  argv[k++] = stub;
+  argv[k++] = main_c;
   argv[k++] = (char *)obj;
   argv[k++] = (char *)rtlib;
 #ifdef __SANITIZE_ADDRESS__

@@ -1,7 +1,7 @@
 /* rt_main.c — the program main of every executable `nnc build` produces:
  *   NAME info | init | infer | train | bench  [--threads T]
  * Everything model-specific comes from the RtModelDesc, so one main serves every model; the
- * driver links a two-line stub that passes the model's descriptor to rt_program_main. */
+ * driver links a two-line main() that passes the model's descriptor to rt_program_main. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>

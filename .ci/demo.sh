@@ -27,7 +27,7 @@ say "a learnable data set: 10 Gaussian clusters in 784 dimensions (numpy)"
 import sys, numpy as np
 d = sys.argv[1]
 rng = np.random.default_rng(0)
-means = rng.normal(0, 0.07, (10, 784)).astype(np.float32)
+means = rng.normal(0, 0.1, (10, 784)).astype(np.float32)
 def make(n, seed):
     r = np.random.default_rng(seed)
     y = r.integers(0, 10, n).astype(np.int32)

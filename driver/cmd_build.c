@@ -35,14 +35,6 @@ static RematMode g_remat = REMAT_OPTIMAL;
 static bool g_remat_given;
 static char g_plan_text[1024];
 
-static const char *size_h(double v, char *buf, size_t n) {
-  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (v >= 1024 && i < 4) v /= 1024, i++;
-  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
-  return buf;
-}
-
 static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64_t plan_budget,
                       int64_t need) {
   char b0[32], b1[32], b2[32], b3[32];
@@ -52,13 +44,13 @@ static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64
   char lowered[96] = "";
   if (plan_budget != budget)
     snprintf(lowered, sizeof lowered, ", planned at %s to absorb the backend's own arena",
-             size_h((double)plan_budget, b3, sizeof b3));
+             drv_bytes_h((double)plan_budget, b3, sizeof b3));
   snprintf(g_plan_text, sizeof g_plan_text,
            "memory plan: budget %s (remat %s%s), compiled step %s (params + io + arena, "
            "unmodified %s); %d of %d segment groups recomputed, %d nodes, %.4g GFLOP = %.2f%% "
            "extra FLOPs on a %.4g GFLOP step",
-           size_h((double)budget, b0, sizeof b0), remat_mode_name(mode), lowered,
-           size_h((double)need, b1, sizeof b1), size_h((double)pl->total_sched, b2, sizeof b2),
+           drv_bytes_h((double)budget, b0, sizeof b0), remat_mode_name(mode), lowered,
+           drv_bytes_h((double)need, b1, sizeof b1), drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
            nrec, pl->ngroups, pl->nclones, pl->recompute_flops / 1e9, 100 * share,
            pl->step_flops / 1e9);
 }

@@ -12,20 +12,6 @@ static void usage(FILE *out) {
         out);
 }
 
-/* "1,234,567" */
-static const char *commas(int64_t v, char *buf, size_t n) {
-  char tmp[32];
-  int len = snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
-  size_t k = 0;
-  if (v < 0 && k + 1 < n) buf[k++] = '-';
-  for (int i = 0; i < len && k + 2 < n; i++) {
-    if (i && (len - i) % 3 == 0) buf[k++] = ',';
-    buf[k++] = tmp[i];
-  }
-  buf[k] = 0;
-  return buf;
-}
-
 static void print_values(const IrGraph *g, OpKind op, const char *label) {
   char tb[256];
   int first = 1;
@@ -42,8 +28,8 @@ static void print_values(const IrGraph *g, OpKind op, const char *label) {
 static void summarize(const IrGraph *g) {
   char b1[32], b2[32], tb[256];
   int64_t trainable = ir_param_count(g, true), all = ir_param_count(g, false);
-  printf("model %s: %s parameters", g->name, commas(trainable, b1, sizeof b1));
-  if (all != trainable) printf(" (+%s in buffers)", commas(all - trainable, b2, sizeof b2));
+  printf("model %s: %s parameters", g->name, drv_commas(trainable, b1, sizeof b1));
+  if (all != trainable) printf(" (+%s in buffers)", drv_commas(all - trainable, b2, sizeof b2));
   int nsym = dim_sym_count(g->dims);
   if (nsym) {
     printf(", dims");

@@ -47,36 +47,6 @@ static void usage(FILE *out) {
 
 /* ---- formatting ------------------------------------------------------------------------ */
 
-static const char *si(double v, char *buf, size_t n) {
-  static const char *pre[] = {"", "K", "M", "G", "T", "P", "E"};
-  int i = 0;
-  while (fabs(v) >= 1000 && i < 6) v /= 1000, i++;
-  if (i == 0) snprintf(buf, n, "%.0f", v);
-  else snprintf(buf, n, "%.3g%s", v, pre[i]);
-  return buf;
-}
-
-static const char *bytes_h(double v, char *buf, size_t n) {
-  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (v >= 1024 && i < 4) v /= 1024, i++;
-  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
-  return buf;
-}
-
-static const char *commas(double d, char *buf, size_t n) {
-  char tmp[40];
-  int len = snprintf(tmp, sizeof tmp, "%.0f", fabs(d));
-  size_t k = 0;
-  if (d < 0) buf[k++] = '-';
-  for (int i = 0; i < len && k + 2 < n; i++) {
-    if (i && (len - i) % 3 == 0) buf[k++] = ',';
-    buf[k++] = tmp[i];
-  }
-  buf[k] = 0;
-  return buf;
-}
-
 static const char *formula(IrGraph *g, Dim *d, char *buf, size_t n) {
   dim_print(g->dims, d, buf, n, DIM_PLAIN);
   return buf;
@@ -392,8 +362,8 @@ static void print_table(const Report *rp, const Opts *o, Row *rows, int n) {
     char nodes[32] = "";
     if (w->node < 0) snprintf(nodes, sizeof nodes, "%d nodes", w->nodes);
     printf("%-*.*s  %-18s %-22.22s %9s %9s %10s %8.3g %-7s %10.2f %5.1f%%", wn, wn, w->name,
-           w->node >= 0 ? w->op : nodes, w->shape, si(ev(g, w->flops), b1, sizeof b1),
-           si(ev(g, w->macs), b2, sizeof b2), si(ev(g, w->rd) + ev(g, w->wr), b3, sizeof b3),
+           w->node >= 0 ? w->op : nodes, w->shape, drv_si(ev(g, w->flops), b1, sizeof b1),
+           drv_si(ev(g, w->macs), b2, sizeof b2), drv_si(ev(g, w->rd) + ev(g, w->wr), b3, sizeof b3),
            w->intensity, w->compute_bound ? "compute" : "memory", w->time * 1e6,
            total > 0 ? 100 * w->time / total : 0);
     if (o->formula) printf("  %s", formula(g, w->flops, fb, sizeof fb));
@@ -405,11 +375,11 @@ static void print_figure(IrGraph *g, const char *label, Dim *d, bool bytes) {
   char f[512], v[48], h[32];
   dim_print(g->dims, d, f, sizeof f, DIM_PLAIN);
   double x = ev(g, d);
-  if (bytes) bytes_h(x, h, sizeof h);
-  else si(x, h, sizeof h);
+  if (bytes) drv_bytes_h(x, h, sizeof h);
+  else drv_si(x, h, sizeof h);
   int64_t cv;
-  if (dim_is_const(d, &cv)) printf("  %-22s %24s  (%s)\n", label, commas(x, v, sizeof v), h);
-  else printf("  %-22s %24s  (%s) = %s\n", label, commas(x, v, sizeof v), h, f);
+  if (dim_is_const(d, &cv)) printf("  %-22s %24s  (%s)\n", label, drv_commas(x, v, sizeof v), h);
+  else printf("  %-22s %24s  (%s) = %s\n", label, drv_commas(x, v, sizeof v), h, f);
 }
 
 static void print_summary(const Report *rp, const Opts *o) {
@@ -443,27 +413,27 @@ static void print_summary(const Report *rp, const Opts *o) {
   MemPlan mp;
   if (!memplan_build(g, NULL, &mp, NULL, v, sizeof v))
     printf("  %-22s %24s  (%s) = params %s + io %s + arena %s\n", "peak (planned)",
-           commas(r->mem.peak, v, sizeof v), bytes_h(r->mem.peak, h, sizeof h),
-           bytes_h((double)mp.params_bytes, b0, sizeof b0), bytes_h((double)mp.io_bytes, b1, sizeof b1),
-           bytes_h((double)mp.arena_bytes, b2, sizeof b2));
+           drv_commas(r->mem.peak, v, sizeof v), drv_bytes_h(r->mem.peak, h, sizeof h),
+           drv_bytes_h((double)mp.params_bytes, b0, sizeof b0), drv_bytes_h((double)mp.io_bytes, b1, sizeof b1),
+           drv_bytes_h((double)mp.arena_bytes, b2, sizeof b2));
   else
-    printf("  %-22s %24s  (%s)\n", "peak (planned)", commas(r->mem.peak, v, sizeof v),
-           bytes_h(r->mem.peak, h, sizeof h));
+    printf("  %-22s %24s  (%s)\n", "peak (planned)", drv_commas(r->mem.peak, v, sizeof v),
+           drv_bytes_h(r->mem.peak, h, sizeof h));
   if (rp->have_compiled) {
     const CgMemory *c = &rp->compiled;
     int64_t ar = r->training ? c->arena_bytes_train : c->arena_bytes_forward;
     double tot = (double)(c->params_bytes + c->io_bytes + ar);
     printf("  %-22s %24s  (%s) = params %s + io %s + arena %s (fused kernels)\n",
-           "compiled (nnc build)", commas(tot, v, sizeof v), bytes_h(tot, h, sizeof h),
-           bytes_h((double)c->params_bytes, b0, sizeof b0), bytes_h((double)c->io_bytes, b1, sizeof b1),
-           bytes_h((double)ar, b2, sizeof b2));
+           "compiled (nnc build)", drv_commas(tot, v, sizeof v), drv_bytes_h(tot, h, sizeof h),
+           drv_bytes_h((double)c->params_bytes, b0, sizeof b0), drv_bytes_h((double)c->io_bytes, b1, sizeof b1),
+           drv_bytes_h((double)ar, b2, sizeof b2));
   }
   char f[512];
   dim_print(g->dims, r->mem.peak_dim, f, sizeof f, DIM_PLAIN);
   int64_t cv;
   double lv = ev(g, r->mem.peak_dim);
-  printf("  %-22s %24s  (%s)%s%s at %%%d\n", "live at the peak", commas(lv, v, sizeof v),
-         bytes_h(lv, h, sizeof h), dim_is_const(r->mem.peak_dim, &cv) ? "" : " = ",
+  printf("  %-22s %24s  (%s)%s%s at %%%d\n", "live at the peak", drv_commas(lv, v, sizeof v),
+         drv_bytes_h(lv, h, sizeof h), dim_is_const(r->mem.peak_dim, &cv) ? "" : " = ",
          dim_is_const(r->mem.peak_dim, &cv) ? "" : f, r->mem.peak_node);
   printf("\nestimated time on %s: %.3f ms (%d kernels, %.1f us overhead each)\n", rp->hw.name,
          r->total.time * 1e3, r->total.nkernels, rp->hw.overhead_s * 1e6);

@@ -41,22 +41,6 @@ static void usage(FILE *out) {
         out);
 }
 
-static const char *bytes_h(double v, char *buf, size_t n) {
-  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (v >= 1024 && i < 4) v /= 1024, i++;
-  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
-  return buf;
-}
-
-static const char *si(double v, char *buf, size_t n) {
-  static const char *pre[] = {"", "K", "M", "G", "T", "P", "E"};
-  int i = 0;
-  while (fabs(v) >= 1000 && i < 6) v /= 1000, i++;
-  snprintf(buf, n, i ? "%.3g%s" : "%.0f%s", v, pre[i]);
-  return buf;
-}
-
 static const char *time_h(double s, char *buf, size_t n) {
   if (s >= 1) snprintf(buf, n, "%.3f s", s);
   else if (s >= 1e-3) snprintf(buf, n, "%.3f ms", s * 1e3);
@@ -140,21 +124,21 @@ static void print_plan(const Opts *o, IrGraph *fwd, const RematPlan *pl, const H
   printf("plan for the training step of '%s' on %s (remat %s)\n", fwd->name, hw->name,
          remat_mode_name(o->mode));
   printf("  outside the arena:    params %s (weights and optimizer state), io %s\n",
-         bytes_h((double)mp->params_bytes, b0, sizeof b0), bytes_h((double)mp->io_bytes, b1, sizeof b1));
-  printf("  step, node order:     %s\n", bytes_h((double)pl->total_orig, b0, sizeof b0));
+         drv_bytes_h((double)mp->params_bytes, b0, sizeof b0), drv_bytes_h((double)mp->io_bytes, b1, sizeof b1));
+  printf("  step, node order:     %s\n", drv_bytes_h((double)pl->total_orig, b0, sizeof b0));
   printf("  step, scheduled:      %s (optimizer updates follow their gradients, leaves their "
          "readers)\n",
-         bytes_h((double)pl->total_sched, b0, sizeof b0));
-  if (pl->budget > 0) printf("  budget:               %s\n", bytes_h((double)pl->budget, b0, sizeof b0));
+         drv_bytes_h((double)pl->total_sched, b0, sizeof b0));
+  if (pl->budget > 0) printf("  budget:               %s\n", drv_bytes_h((double)pl->budget, b0, sizeof b0));
   if (rc) return;
   printf("  planned:              %s = params + io + arena %s (live peak %s, %d in-place)\n",
-         bytes_h((double)pl->total, b0, sizeof b0), bytes_h((double)mp->arena_bytes, b1, sizeof b1),
-         bytes_h((double)mp->live_peak, b2, sizeof b2), mp->ninplace);
+         drv_bytes_h((double)pl->total, b0, sizeof b0), drv_bytes_h((double)mp->arena_bytes, b1, sizeof b1),
+         drv_bytes_h((double)mp->live_peak, b2, sizeof b2), mp->ninplace);
   printf("  forward segments:     %d (cut at articulation points), %d group%s\n", pl->nsegs,
          pl->ngroups, pl->ngroups == 1 ? "" : "s");
   double share = pl->step_flops > 0 ? pl->recompute_flops / pl->step_flops : 0;
   printf("  recomputed:           %d nodes, %s FLOPs = %.2f%% of the step (%s FLOPs)\n", pl->nclones,
-         si(pl->recompute_flops, b0, sizeof b0), 100 * share, si(pl->step_flops, b1, sizeof b1));
+         drv_si(pl->recompute_flops, b0, sizeof b0), 100 * share, drv_si(pl->step_flops, b1, sizeof b1));
   double t0 = step_time(pl->sched, hw), t1 = pl->g == pl->sched ? t0 : step_time(pl->g, hw);
   printf("  estimated step time:  %s -> %s (%+.2f%%) on %s\n", time_h(t0, b0, sizeof b0),
          time_h(t1, b1, sizeof b1), t0 > 0 ? 100 * (t1 - t0) / t0 : 0, hw->name);
@@ -168,7 +152,7 @@ static void print_plan(const Opts *o, IrGraph *fwd, const RematPlan *pl, const H
       double kb = bn >= 0 && mp->where[bn] == MP_ARENA ? (double)mp->bytes[bn] : 0;
       printf("  %-4d %-34.34s %-34.34s %10s %8d %10s%s\n", q + 1, label(pl->g, G->first_node, l0, sizeof l0),
              label(pl->g, bn >= 0 ? bn : G->last_node, l1, sizeof l1),
-             bn >= 0 ? bytes_h(kb, b2, sizeof b2) : "-", G->nclones, si(G->flops, b3, sizeof b3),
+             bn >= 0 ? drv_bytes_h(kb, b2, sizeof b2) : "-", G->nclones, drv_si(G->flops, b3, sizeof b3),
              G->recomputed ? "" : "  (kept: backward starts here)");
     }
   }
@@ -179,21 +163,21 @@ static void print_plan(const Opts *o, IrGraph *fwd, const RematPlan *pl, const H
 static void print_sweep(const RematPoint *pt, int n, const RematPlan *base) {
   char b0[40], b1[40], b2[40];
   printf("\nbudget sweep (%d forward segments; step %s FLOPs; unmodified step %s)\n", base->nsegs,
-         si(base->step_flops, b0, sizeof b0), bytes_h((double)base->total_sched, b1, sizeof b1));
+         drv_si(base->step_flops, b0, sizeof b0), drv_bytes_h((double)base->total_sched, b1, sizeof b1));
   printf("  %12s  %22s  %22s\n", "budget", "sqrt: recompute  peak", "optimal: recompute  peak");
   for (int i = 0; i < n; i++) {
     char s0[96], s1[96];
     if (pt[i].ok[REMAT_SQRT])
       snprintf(s0, sizeof s0, "%6.2f%% %11s", 100 * pt[i].flops[REMAT_SQRT] / base->step_flops,
-               bytes_h((double)pt[i].total[REMAT_SQRT], b0, sizeof b0));
+               drv_bytes_h((double)pt[i].total[REMAT_SQRT], b0, sizeof b0));
     else
       snprintf(s0, sizeof s0, "%22s", "does not fit");
     if (pt[i].ok[REMAT_OPTIMAL])
       snprintf(s1, sizeof s1, "%6.2f%% %11s", 100 * pt[i].flops[REMAT_OPTIMAL] / base->step_flops,
-               bytes_h((double)pt[i].total[REMAT_OPTIMAL], b1, sizeof b1));
+               drv_bytes_h((double)pt[i].total[REMAT_OPTIMAL], b1, sizeof b1));
     else
       snprintf(s1, sizeof s1, "%22s", "does not fit");
-    printf("  %12s  %22s  %22s\n", bytes_h((double)pt[i].budget, b2, sizeof b2), s0, s1);
+    printf("  %12s  %22s  %22s\n", drv_bytes_h((double)pt[i].budget, b2, sizeof b2), s0, s1);
   }
 }
 
@@ -243,7 +227,7 @@ static int write_svg(const char *path, const char *title, const RematPoint *pt, 
     double y = ymax * t / 4, bx = x0 + (x1 - x0) * t / 4;
     fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f%%</text>\n", ML - 6, PY(y) + 4, y);
     fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", PX(bx), H - MB + 18);
-    xml_esc(f, bytes_h(bx, b, sizeof b));
+    xml_esc(f, drv_bytes_h(bx, b, sizeof b));
     fputs("</text>\n", f);
   }
   fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">budget (params + io + arena)</text>\n",
@@ -312,9 +296,9 @@ int cmd_plan(int argc, char **argv) {
       char b0[40], b1[40], b2[40], b3[40];
       printf("'%s' has no train section: inference plan only\n"
              "  params %s, io %s, arena %s (live peak %s, %d in-place)\n",
-             fwd->name, bytes_h((double)mp.params_bytes, b0, sizeof b0),
-             bytes_h((double)mp.io_bytes, b1, sizeof b1), bytes_h((double)mp.arena_bytes, b2, sizeof b2),
-             bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
+             fwd->name, drv_bytes_h((double)mp.params_bytes, b0, sizeof b0),
+             drv_bytes_h((double)mp.io_bytes, b1, sizeof b1), drv_bytes_h((double)mp.arena_bytes, b2, sizeof b2),
+             drv_bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
       if (o.memory || o.sweep) {
         fprintf(stderr, "nnc plan: error: --memory and --sweep plan a training step; '%s' has none\n",
                 fwd->name);

@@ -1,4 +1,5 @@
 /* common.c — what every subcommand shares: -D/--model handling and compiling the input. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,4 +107,35 @@ IrModule *drv_recompile_dims(DrvInput *in, IrModule *m, IrGraph **g, Diag *d) {
   if (!changed) return m;
   ir_module_free(m);
   return drv_compile(in, d, g);
+}
+
+/* ---- number formatting shared by the reports ---------------------------------------- */
+
+const char *drv_si(double v, char *buf, size_t n) {
+  static const char *pre[] = {"", "K", "M", "G", "T", "P", "E"};
+  int i = 0;
+  while (fabs(v) >= 1000 && i < 6) v /= 1000, i++;
+  snprintf(buf, n, i ? "%.3g%s" : "%.0f%s", v, pre[i]);
+  return buf;
+}
+
+const char *drv_bytes_h(double v, char *buf, size_t n) {
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
+  return buf;
+}
+
+const char *drv_commas(double d, char *buf, size_t n) {
+  char tmp[40];
+  int len = snprintf(tmp, sizeof tmp, "%.0f", fabs(d));
+  size_t k = 0;
+  if (d < 0 && k + 1 < n) buf[k++] = '-';
+  for (int i = 0; i < len && k + 2 < n; i++) {
+    if (i && (len - i) % 3 == 0) buf[k++] = ',';
+    buf[k++] = tmp[i];
+  }
+  buf[k] = 0;
+  return buf;
 }

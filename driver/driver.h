@@ -35,4 +35,8 @@ IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g);
  * wrong results. Frees *m and returns the new module (NULL on error); *g is updated, and
  * callers must look nodes up again by name. Returns m itself when nothing changed. */
 IrModule *drv_recompile_dims(DrvInput *in, IrModule *m, IrGraph **g, Diag *d);
+/* report formatting: "52.1M", "1.55 MiB", "1,234,567" (into buf, which is returned) */
+const char *drv_si(double v, char *buf, size_t n);
+const char *drv_bytes_h(double v, char *buf, size_t n);
+const char *drv_commas(double v, char *buf, size_t n);
 #endif

@@ -363,36 +363,52 @@ static void cost_of(const IrGraph *g, const HwTarget *hw, double *flops, double 
   arena_free(a);
 }
 
-int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
-  Layout L = {0};
-  char **names = NULL;
-  int nnames = 0, rc = -1;
-  CgPlan pf = {0}, pt = {0};
-  CgBinding bf = {0}, bt = {0};
-  bool have_pf = false, have_pt = false;
-  memset(out, 0, sizeof *out);
-  if (build_layout(&L, fwd, train, d, &names, &nnames)) goto out;
-  binding_for(&L, fwd, false, &bf);
-  if (cg_plan(&pf, fwd, &bf, d)) goto out;
-  have_pf = true;
+/* the tensor table, the bindings and the kernel plans of both graphs: what the emitter
+ * lowers, and what llvm_model_memory measures without LLVM */
+typedef struct ModelPlan {
+  Layout L;
+  char **names;
+  int nnames;
+  CgBinding bf, bt;
+  CgPlan pf, pt;
+  bool have_pf, have_pt;
+} ModelPlan;
+
+static void model_plan_free(ModelPlan *P) {
+  if (P->have_pf) cg_plan_free(&P->pf);
+  if (P->have_pt) cg_plan_free(&P->pt);
+  binding_free(&P->bf);
+  binding_free(&P->bt);
+  for (int i = 0; i < P->nnames; i++) free(P->names[i]);
+  free(P->names);
+  free(P->L.t);
+}
+
+/* -1 after a diagnostic; P is to be freed with model_plan_free either way */
+static int model_plan(ModelPlan *P, const IrGraph *fwd, const IrGraph *train, Diag *d) {
+  if (build_layout(&P->L, fwd, train, d, &P->names, &P->nnames)) return -1;
+  binding_for(&P->L, fwd, false, &P->bf);
+  if (cg_plan(&P->pf, fwd, &P->bf, d)) return -1;
+  P->have_pf = true;
   if (train) {
-    binding_for(&L, train, true, &bt);
-    if (cg_plan(&pt, train, &bt, d)) goto out;
-    have_pt = true;
+    binding_for(&P->L, train, true, &P->bt);
+    if (cg_plan(&P->pt, train, &P->bt, d)) return -1;
+    P->have_pt = true;
   }
-  out->params_bytes = L.params_bytes;
-  out->io_bytes = L.io_bytes;
-  out->arena_bytes_forward = pf.arena_bytes;
-  out->arena_bytes_train = have_pt ? pt.arena_bytes : 0;
-  rc = 0;
-out:
-  if (have_pf) cg_plan_free(&pf);
-  if (have_pt) cg_plan_free(&pt);
-  binding_free(&bf);
-  binding_free(&bt);
-  for (int i = 0; i < nnames; i++) free(names[i]);
-  free(names);
-  free(L.t);
+  return 0;
+}
+
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
+  ModelPlan P = {0};
+  memset(out, 0, sizeof *out);
+  int rc = model_plan(&P, fwd, train, d);
+  if (!rc) {
+    out->params_bytes = P.L.params_bytes;
+    out->io_bytes = P.L.io_bytes;
+    out->arena_bytes_forward = P.pf.arena_bytes;
+    out->arena_bytes_train = P.have_pt ? P.pt.arena_bytes : 0;
+  }
+  model_plan_free(&P);
   return rc;
 }
 
@@ -408,30 +424,18 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   m->target.features = m->features;
   m->target.opt_level = o->opt_level > 0 ? o->opt_level : 2;
 
-  Layout L;
-  char **names = NULL;
-  int nnames = 0;
-  CgPlan pf = {0}, pt = {0};
-  CgBinding bf = {0}, bt = {0};
+  ModelPlan P = {0};
   LlvmTargetInfo ti = {0};
   LLVMTargetMachineRef tm = NULL;
   CgEmit e = {0};
   Arena *tiles_arena = NULL;
   char err[512] = "";
-  bool ok = false, have_pf = false, have_pt = false;
+  bool ok = false;
   HwTarget hw;
   bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
   err[0] = 0;
 
-  if (build_layout(&L, fwd, train, d, &names, &nnames)) goto out;
-  binding_for(&L, fwd, false, &bf);
-  if (cg_plan(&pf, fwd, &bf, d)) goto out;
-  have_pf = true;
-  if (train) {
-    binding_for(&L, train, true, &bt);
-    if (cg_plan(&pt, train, &bt, d)) goto out;
-    have_pt = true;
-  }
+  if (model_plan(&P, fwd, train, d)) goto out;
   if (llvm_target_resolve(&m->target, &ti, err, sizeof err) ||
       !(tm = llvm_target_machine(&m->target, err, sizeof err))) {
     diag_error(d, fwd->loc, "LLVM target: %s", err);
@@ -458,13 +462,13 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   tiles_arena = arena_new();
   e.tiles = o->tiles_fwd ? o->tiles_fwd
                          : e.hw ? pass_tiles((IrGraph *)fwd, e.hw, tiles_arena) : NULL;
-  LLVMValueRef ffn = emit_plan(&e, &pf, pre, entry), tfn = NULL;
+  LLVMValueRef ffn = emit_plan(&e, &P.pf, pre, entry), tfn = NULL;
   if (ffn && train) {
     snprintf(pre, sizeof pre, "nnc_%s_tr", m->name);
     snprintf(entry, sizeof entry, "nnc_%s_train_step", m->name);
     e.tiles = o->tiles_train ? o->tiles_train
                              : e.hw ? pass_tiles((IrGraph *)train, e.hw, tiles_arena) : NULL;
-    tfn = emit_plan(&e, &pt, pre, entry);
+    tfn = emit_plan(&e, &P.pt, pre, entry);
   }
   if (!ffn || (train && !tfn)) {
     diag_error(d, fwd->loc, "code generation failed: %s", err);
@@ -482,20 +486,20 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   meta.name = m->name;
   meta.optimizer = optbuf;
   meta.dims = dimbuf;
-  meta.params_bytes = L.params_bytes;
-  meta.io_bytes = L.io_bytes;
-  meta.arena_bytes_forward = pf.arena_bytes;
-  meta.arena_bytes_train = train ? pt.arena_bytes : 0;
+  meta.params_bytes = P.L.params_bytes;
+  meta.io_bytes = P.L.io_bytes;
+  meta.arena_bytes_forward = P.pf.arena_bytes;
+  meta.arena_bytes_train = train ? P.pt.arena_bytes : 0;
   m->train_bytes = train ? meta.params_bytes + meta.io_bytes + meta.arena_bytes_train : 0;
   meta.batch = 1;
-  for (int i = 0; i < L.n; i++)
-    if (L.t[i].info.kind == RT_KIND_INPUT && L.t[i].info.rank > 0) {
-      meta.batch = L.t[i].info.shape[0];
+  for (int i = 0; i < P.L.n; i++)
+    if (P.L.t[i].info.kind == RT_KIND_INPUT && P.L.t[i].info.rank > 0) {
+      meta.batch = P.L.t[i].info.shape[0];
       break;
     }
   cost_of(fwd, e.hw, &meta.forward_flops, &meta.est_forward_s);
   if (train) cost_of(train, e.hw, &meta.train_flops, &meta.est_train_s);
-  emit_descriptor(&e, m->name, &L, ffn, tfn, &meta);
+  emit_descriptor(&e, m->name, &P.L, ffn, tfn, &meta);
   if (llvm_module_verify(m->mod, err, sizeof err) ||
       llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {
     diag_error(d, fwd->loc, "internal error: %s", err);
@@ -508,13 +512,7 @@ out:
   free(e.gemms);
   if (tm) LLVMDisposeTargetMachine(tm);
   llvm_target_info_free(&ti);
-  if (have_pf) cg_plan_free(&pf);
-  if (have_pt) cg_plan_free(&pt);
-  binding_free(&bf);
-  binding_free(&bt);
-  for (int i = 0; i < nnames; i++) free(names[i]);
-  free(names);
-  free(L.t);
+  model_plan_free(&P);
   if (!ok) {
     llvm_model_free(m);
     return NULL;

@@ -3,7 +3,8 @@
 # packages already installed are left alone, and apt is not touched when nothing is missing.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config flex bison check libcjson-dev
-      llvm-19-dev clang-19 libclang-rt-19-dev libzstd-dev libopenblas-dev python3 python3-numpy)
+      llvm-19-dev clang-19 libclang-rt-19-dev libzstd-dev libopenblas-dev python3 python3-numpy
+      libprotobuf-c-dev protobuf-c-compiler python3-pip)
 # optional: PyTorch for the benchmarks' reference (bench/), only when asked for
 if [ "${NNC_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch); fi
 missing=()
@@ -15,4 +16,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}"
+fi
+# the ONNX conformance test data (tests/import/) ships in the onnx package, which Debian lacks:
+# pip, into the system python3 that the tests run, pinned so that the test list is stable
+if ! /usr/bin/python3 -c 'import onnx' 2>/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "setup: installing onnx from PyPI"
+  $SUDO /usr/bin/python3 -m pip install --quiet --break-system-packages onnx==1.17.0
 fi

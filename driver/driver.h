@@ -14,6 +14,7 @@ int cmd_cost(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* shared helpers (driver/common.c) */
 typedef struct DrvInput {

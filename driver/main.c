@@ -18,6 +18,7 @@ static const Command commands[] = {
     {"probe", cmd_probe, "measure this machine's FMA peak and memory bandwidth (host target)"},
     {"build", cmd_build, "compile a model into a program, or a library and header (--lib)"},
     {"plan", cmd_plan, "memory plan of a training step; rematerialization to fit a budget"},
+    {"import", cmd_import, "translate an ONNX model into a .nn file and a weights file"},
 };
 
 static void usage(FILE *out) {

@@ -1,0 +1,217 @@
+/* onnx_import.c — `nnc import`: read an ONNX model with protobuf-c, refuse it up front when it
+ * uses op kinds nnc has no mapping for (one error per kind), then walk the graph in order,
+ * letting each op's handler (ox_ops.c) write .nn statements, and write the .nn file and the
+ * initializers as safetensors. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../runtime/rt_io.h"
+#include "onnx_import.h"
+#include "ox.h"
+
+static int default_domain(const char *d) { return !d || !d[0] || !strcmp(d, "ai.onnx"); }
+
+/* every node's op kind must have a handler: all kinds that do not are reported at once */
+static int check_op_kinds(OxCtx *c) {
+  Onnx__GraphProto *g = c->g;
+  int bad = 0;
+  for (size_t i = 0; i < g->n_node; i++) {
+    const Onnx__NodeProto *n = g->node[i];
+    if (default_domain(n->domain) && ox_op_index(n->op_type) >= 0) continue;
+    int seen = 0, count = 0;
+    for (size_t j = 0; j < g->n_node; j++) {
+      const Onnx__NodeProto *m = g->node[j];
+      if (strcmp(m->op_type, n->op_type) || strcmp(m->domain ? m->domain : "", n->domain ? n->domain : ""))
+        continue;
+      seen |= j < i;
+      count++;
+    }
+    if (seen) continue;
+    bad++;
+    if (!default_domain(n->domain))
+      ox_err(c, n, "operator '%s' of domain '%s' (%d node%s) is outside the ONNX standard "
+             "operators that nnc maps", n->op_type, n->domain, count, count > 1 ? "s" : "");
+    else
+      ox_err(c, n, "operator '%s' (opset %lld, %d node%s) has no nnc equivalent; "
+             "docs/import.md lists the supported operators", n->op_type, (long long)c->opset,
+             count, count > 1 ? "s" : "");
+  }
+  return bad ? -1 : 0;
+}
+
+static int count_uses(const OxCtx *c, const char *name) {
+  int u = 0;
+  for (size_t i = 0; i < c->g->n_node; i++)
+    for (size_t k = 0; k < c->g->node[i]->n_input; k++) u += !strcmp(c->g->node[i]->input[k], name);
+  for (size_t i = 0; i < c->g->n_output; i++) u += !strcmp(c->g->output[i]->name, name);
+  return u;
+}
+
+static const char *dim_symbol(OxCtx *c, const char *param) {
+  const char *id = NULL;
+  for (int i = 0; i < c->nsyms; i++)
+    if (!strcmp(c->syms[i], param)) return c->symid[i];
+  if (c->nsyms == (int)(sizeof c->syms / sizeof *c->syms)) return NULL;
+  id = ox_ident(c, param);
+  c->syms[c->nsyms] = arena_strdup(c->a, param);
+  c->symid[c->nsyms++] = id;
+  fprintf(c->decl, "  dim %s = 1%*s# symbolic in the ONNX file ('%s'); set with -D %s=...\n", id,
+          (int)(strlen(id) < 20 ? 20 - strlen(id) : 1), "", param, id);
+  return id;
+}
+
+static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
+  const Onnx__TypeProto *t = vi->type;
+  if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+    return ox_err(c, NULL, "graph input '%s' is not a tensor", vi->name);
+  const Onnx__TensorShapeProto *sh = t->tensor_type->shape;
+  OxVal *v = ox_new(c, vi->name, OXV_INPUT);
+  v->elem = t->tensor_type->elem_type;
+  if (!sh) return ox_err(c, NULL, "graph input '%s' has no shape; nnc needs its rank", vi->name);
+  if (sh->n_dim > OX_MAX_RANK)
+    return ox_err(c, NULL, "graph input '%s' has rank %zu, at most %d", vi->name, sh->n_dim, OX_MAX_RANK);
+  v->rank = (int)sh->n_dim;
+  for (int i = 0; i < v->rank; i++) {
+    const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+    if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value > 0) {
+      v->dims[i] = (OxDim){d->dim_value, NULL};
+      continue;
+    }
+    const char *p = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                        ? d->dim_param : arena_printf(c->a, "%s_dim%d", vi->name, i);
+    if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+      return ox_err(c, NULL, "graph input '%s' has an empty dim %d", vi->name, i);
+    const char *sym = dim_symbol(c, p);
+    if (!sym) return ox_err(c, NULL, "too many symbolic dims");
+    v->dims[i] = (OxDim){1, sym};
+  }
+  if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    return ox_err(c, NULL, "graph input '%s' is %s; nnc imports float inputs", vi->name,
+                  ox_dt_name(v->elem));
+  return 0;
+}
+
+static int load_values(OxCtx *c) {
+  for (size_t i = 0; i < c->g->n_initializer; i++) {
+    const Onnx__TensorProto *t = c->g->initializer[i];
+    OxVal *v = ox_new(c, t->name ? t->name : "", OXV_CONST);
+    if (ox_tensor_to_const(c, t, v, NULL)) return -1;
+  }
+  for (size_t i = 0; i < c->g->n_input; i++) {
+    const Onnx__ValueInfoProto *vi = c->g->input[i];
+    OxVal *v = ox_find(c, vi->name);
+    if (v && v->kind == OXV_CONST) continue; /* an initializer listed as input (IR < 4) */
+    if (add_input(c, vi)) return -1;
+  }
+  return 0;
+}
+
+static int convert_nodes(OxCtx *c) {
+  c->skip = arena_alloc(c->a, c->g->n_node + 1);
+  for (size_t i = 0; i < c->g->n_node; i++) {
+    const Onnx__NodeProto *n = c->g->node[i];
+    if (c->skip[i]) continue;
+    int before = c->nvals;
+    if (ox_op_run(c, n, ox_op_index(n->op_type))) return -1;
+    for (int k = before; k < c->nvals; k++) c->vals[k].uses = count_uses(c, c->vals[k].name);
+  }
+  return 0;
+}
+
+static int write_outputs(OxCtx *c) {
+  fputs("  output ", c->body);
+  for (size_t i = 0; i < c->g->n_output; i++) {
+    const char *name = c->g->output[i]->name;
+    OxVal *v = ox_find(c, name);
+    if (!v) return ox_err(c, NULL, "graph output '%s' is computed by no node", name);
+    if (v->kind == OXV_CONST)
+      return ox_err(c, NULL, "graph output '%s' is a constant; nnc outputs are computed tensors",
+                    name);
+    if (v->kind == OXV_INPUT && !v->id) {
+      Onnx__NodeProto fake = ONNX__NODE_PROTO__INIT;
+      char *in[1] = {(char *)name};
+      fake.n_input = 1, fake.input = in, fake.op_type = "output";
+      if (!ox_operand(c, &fake, 0, 0)) return -1;
+    }
+    fprintf(c->body, "%s%s", i ? ", " : "", v->id);
+    fprintf(c->notes, "# output %s <- '%s'\n", v->id, name);
+  }
+  fputc('\n', c->body);
+  return 0;
+}
+
+static const char *model_name(OxCtx *c, const OnnxImportOptions *o) {
+  if (o->model_name) return o->model_name;
+  const char *b = strrchr(o->model_path, '/');
+  char *s = arena_strdup(c->a, b ? b + 1 : o->model_path);
+  char *dot = strrchr(s, '.');
+  if (dot && dot != s) *dot = 0;
+  return ox_ident(c, s);
+}
+
+static int write_files(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelProto *m) {
+  fflush(c->decl), fflush(c->notes), fflush(c->body);
+  char *head = arena_printf(c->a,
+                            "# %s: imported by nnc import from %s (producer %s %s, opset %lld)\n"
+                            "# where the names come from (the ONNX names are quoted):\n",
+                            o->out_nn, o->model_path,
+                            m->producer_name && m->producer_name[0] ? m->producer_name : "unknown",
+                            m->producer_version ? m->producer_version : "", (long long)c->opset);
+  char *open = arena_printf(c->a, "model %s {\n", model_name(c, o));
+  const void *parts[6] = {head, c->notes_buf, open, c->decl_buf, c->body_buf, "}\n"};
+  size_t sizes[6] = {strlen(head), c->notes_len, strlen(open), c->decl_len, c->body_len, 2};
+  char err[512];
+  if (rt_file_write_atomic(o->out_nn, parts, sizes, 6, err, sizeof err))
+    return ox_err(c, NULL, "%s", err);
+  if (o->out_weights && rt_st_write(o->out_weights, &c->weights, "{}", err, sizeof err))
+    return ox_err(c, NULL, "%s", err);
+  return 0;
+}
+
+static int64_t opset_of(const Onnx__ModelProto *m) {
+  for (size_t i = 0; i < m->n_opset_import; i++)
+    if (default_domain(m->opset_import[i]->domain)) return m->opset_import[i]->version;
+  return 1;
+}
+
+static int import_model(OxCtx *c, const OnnxImportOptions *o, Onnx__ModelProto *m) {
+  if (!m->graph) return ox_err(c, NULL, "the model has no graph");
+  c->g = m->graph;
+  c->opset = opset_of(m);
+  if (check_op_kinds(c) || load_values(c) || convert_nodes(c) || write_outputs(c)) return -1;
+  if (!c->weights.n && o->out_weights)
+    fprintf(c->notes, "# (no parameters: %s holds no tensors)\n", o->out_weights);
+  return write_files(c, o, m);
+}
+
+int onnx_import(const OnnxImportOptions *o, Diag *d) {
+  char err[512];
+  size_t len;
+  void *buf = rt_file_read_all(o->model_path, &len, err, sizeof err);
+  if (!buf) {
+    diag_error_file(d, NULL, "%s", err);
+    return -1;
+  }
+  Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+  free(buf);
+  if (!m) {
+    diag_error_file(d, o->model_path, "not an ONNX model (the protobuf does not parse)");
+    return -1;
+  }
+  OxCtx c = {.path = o->model_path, .d = d, .a = arena_new()};
+  c.body = open_memstream(&c.body_buf, &c.body_len);
+  c.decl = open_memstream(&c.decl_buf, &c.decl_len);
+  c.notes = open_memstream(&c.notes_buf, &c.notes_len);
+  int rc = -1;
+  if (c.body && c.decl && c.notes) rc = import_model(&c, o, m);
+  else diag_error_file(d, NULL, "out of memory");
+  if (c.body) fclose(c.body);
+  if (c.decl) fclose(c.decl);
+  if (c.notes) fclose(c.notes);
+  free(c.body_buf), free(c.decl_buf), free(c.notes_buf);
+  rt_set_free(&c.weights);
+  arena_free(c.a);
+  onnx__model_proto__free_unpacked(m, NULL);
+  return rc;
+}

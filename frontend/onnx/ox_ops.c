@@ -1,0 +1,1176 @@
+/* ox_ops.c — one handler per ONNX op kind. A handler computes its outputs' shapes, folds
+ * the op when every input is a constant that shape arithmetic needs (Shape, Gather,
+ * Unsqueeze, Concat, Reshape, ...), and otherwise writes one .nn statement. Attributes nnc
+ * cannot honour are refused with what would be needed, never ignored. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ox.h"
+
+#define F_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
+#define F_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
+
+typedef struct OxOp {
+  const char *name;
+  OxOpFn fn;
+  const char *arg; /* the nnc function for the simple mappings */
+} OxOp;
+static const OxOp *op_entry(int idx);
+
+/* a layer's scope when its weight's name gives none: the node's name, else op_output */
+static const char *fallback_scope(OxCtx *c, const Onnx__NodeProto *n) {
+  if (n->name && n->name[0]) return n->name;
+  char *s = arena_printf(c->a, "%s_%s", n->op_type, n->output[0]);
+  for (char *p = s; *p; p++) *p = (char)tolower((unsigned char)*p);
+  return s;
+}
+
+/* --- small helpers -------------------------------------------------------------------- */
+
+static int has_in(const Onnx__NodeProto *n, int i) {
+  return (size_t)i < n->n_input && n->input[i][0];
+}
+
+static OxVal *need(OxCtx *c, const Onnx__NodeProto *n, int i) {
+  OxVal *v = has_in(n, i) ? ox_find(c, n->input[i]) : NULL;
+  if (!v) ox_err(c, n, "input %d is missing", i);
+  return v;
+}
+
+static int is_const(const OxVal *v) { return v && v->kind == OXV_CONST; }
+
+/* a parameter source: an initializer (constant) or a graph input fed as a weight */
+static int weightish(const OxVal *v) {
+  return v && (v->kind == OXV_CONST || (v->kind == OXV_INPUT && !v->id));
+}
+
+static OxVal *def_const(OxCtx *c, const Onnx__NodeProto *n, int i, int rank, const OxDim *dims,
+                        int elem) {
+  OxVal *v = ox_new(c, n->output[i], OXV_CONST);
+  v->rank = rank;
+  for (int k = 0; k < rank; k++) v->dims[k] = (OxDim){dims[k].v, NULL};
+  v->elem = elem;
+  v->n = ox_numel(v);
+  v->cv = arena_alloc(c->a, (size_t)(v->n ? v->n : 1) * sizeof(double));
+  return v;
+}
+
+/* the values of a constant integer input (shape, axes, pads ...); -1 when it is not one */
+static int const_ints(OxCtx *c, const Onnx__NodeProto *n, int i, int64_t *out, int max,
+                      const char *what) {
+  OxVal *v = need(c, n, i);
+  if (!v) return -1;
+  if (!is_const(v))
+    return ox_err(c, n, "%s (input %d) is computed at run time; nnc needs it constant", what,
+                  i);
+  if (v->n > max) return ox_err(c, n, "%s has %lld values, at most %d", what, (long long)v->n, max);
+  for (int64_t k = 0; k < v->n; k++) out[k] = (int64_t)v->cv[k];
+  return (int)v->n;
+}
+
+/* axes from the attribute (older opsets) or from input i (newer); -2 = none given */
+static int axes_of(OxCtx *c, const Onnx__NodeProto *n, int i, int64_t *axes) {
+  int k = ox_attr_ints(n, "axes", axes, OX_MAX_RANK + 1);
+  if (k >= 0) return k;
+  if (has_in(n, i)) return const_ints(c, n, i, axes, OX_MAX_RANK + 1, "axes");
+  return -2;
+}
+
+static int broadcast(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b,
+                     int *rank, OxDim *out) {
+  int r = a->rank > b->rank ? a->rank : b->rank;
+  for (int k = 0; k < r; k++) {
+    int ia = k - (r - a->rank), ib = k - (r - b->rank);
+    OxDim da = ia >= 0 ? a->dims[ia] : (OxDim){1, NULL};
+    OxDim db = ib >= 0 ? b->dims[ib] : (OxDim){1, NULL};
+    if (da.v != db.v && da.v != 1 && db.v != 1)
+      return ox_err(c, n, "operands do not broadcast (dim %d: %lld vs %lld)", k,
+                    (long long)da.v, (long long)db.v);
+    out[k] = da.v == 1 && !da.sym ? db : da;
+  }
+  *rank = r;
+  return 0;
+}
+
+static int float_input(OxCtx *c, const Onnx__NodeProto *n, const OxVal *v) {
+  if (v->elem == F_FLOAT || (v->kind == OXV_CONST && v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE))
+    return 0;
+  return ox_err(c, n, "'%s' is %s; nnc computes on float tensors (integer values only as "
+                "constants that are folded)", v->name, ox_dt_name(v->elem));
+}
+
+static void print_ints(FILE *f, const int64_t *v, int k) {
+  fputc('[', f);
+  for (int i = 0; i < k; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)v[i]);
+  fputc(']', f);
+}
+
+/* a pair argument: `3` when both are equal, else `[3, 5]` */
+static const char *pair(OxCtx *c, const int64_t *p) {
+  return p[0] == p[1] ? arena_printf(c->a, "%lld", (long long)p[0])
+                      : arena_printf(c->a, "[%lld, %lld]", (long long)p[0], (long long)p[1]);
+}
+
+static const char *dims_str(OxCtx *c, int rank, const OxDim *dims) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return "[]";
+  ox_print_dims(f, rank, dims);
+  fclose(f);
+  const char *s = arena_strdup(c->a, buf ? buf : "[]");
+  free(buf);
+  return s;
+}
+
+/* an output that is its input (Identity, Cast to the same type, Dropout at inference) */
+static int alias(OxCtx *c, const Onnx__NodeProto *n, OxVal *x) {
+  if (x->kind == OXV_INPUT && !ox_operand(c, n, 0, 0)) return -1;
+  x = ox_find(c, n->input[0]);
+  OxVal copy = *x;
+  OxVal *y = ox_new(c, n->output[0], x->kind);
+  const char *nm = y->name;
+  *y = copy;
+  y->name = nm;
+  y->uses = 0;
+  return 0;
+}
+
+/* --- elementwise ----------------------------------------------------------------------- */
+
+static double fold_unary(const char *fn, double x) {
+  if (!strcmp(fn, "relu")) return x > 0 ? x : 0;
+  if (!strcmp(fn, "sqrt")) return sqrt(x);
+  if (!strcmp(fn, "exp")) return exp(x);
+  if (!strcmp(fn, "log")) return log(x);
+  if (!strcmp(fn, "tanh")) return tanh(x);
+  if (!strcmp(fn, "neg")) return -x;
+  return 1 / (1 + exp(-x));
+}
+
+static int op_unary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  const char *fn = op_entry(idx)->arg;
+  if (is_const(x) && strcmp(fn, "gelu")) {
+    OxVal *y = def_const(c, n, 0, x->rank, x->dims, F_FLOAT);
+    for (int64_t k = 0; k < y->n; k++) y->cv[k] = fold_unary(fn, x->cv[k]);
+    return 0;
+  }
+  if (!strcmp(fn, "gelu") && strcmp(ox_attr_s(c, n, "approximate", "none"), "none"))
+    return ox_err(c, n, "approximate = \"tanh\" is not supported; nnc's gelu is the exact erf "
+                  "form (approximate = \"none\")");
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "%s(%s)", fn, e);
+  return 0;
+}
+
+static int op_identity(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  return x ? alias(c, n, x) : -1;
+}
+
+static int op_dropout(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  double p = ox_attr_f(n, "ratio", 0.5);
+  if (has_in(n, 1)) {
+    OxVal *r = need(c, n, 1);
+    if (!is_const(r)) return ox_err(c, n, "ratio must be a constant");
+    p = r->cv[0];
+  }
+  if (float_input(c, n, x)) return -1;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  if (p <= 0) {
+    ox_line(c, n, y->id, "%s", e);
+    return 0;
+  }
+  if (p >= 1) return ox_err(c, n, "ratio %g: nnc's dropout takes 0 <= p < 1", p);
+  ox_line(c, n, y->id, "dropout(%s, p = %.9g)", e, p);
+  return 0;
+}
+
+static double fold_binary(char op, double a, double b) {
+  switch (op) {
+  case '+': return a + b;
+  case '-': return a - b;
+  case '*': return a * b;
+  default: return a / b;
+  }
+}
+
+/* both operands constant: numpy broadcasting over the flat index */
+static int fold_bin(OxCtx *c, const Onnx__NodeProto *n, OxVal *a, OxVal *b, int r,
+                    const OxDim *dims, char op) {
+  int elem = a->elem == F_INT64 && b->elem == F_INT64 ? F_INT64 : F_FLOAT;
+  OxVal *y = def_const(c, n, 0, r, dims, elem);
+  for (int64_t k = 0; k < y->n; k++) {
+    int64_t ia = 0, ib = 0, sa = 1, sb = 1, rem = k;
+    for (int d = r - 1; d >= 0; d--) {
+      int64_t i = rem % dims[d].v;
+      rem /= dims[d].v;
+      int da = d - (r - a->rank), db = d - (r - b->rank);
+      if (da >= 0) ia += (a->dims[da].v == 1 ? 0 : i) * sa, sa *= a->dims[da].v;
+      if (db >= 0) ib += (b->dims[db].v == 1 ? 0 : i) * sb, sb *= b->dims[db].v;
+    }
+    double v = fold_binary(op, a->cv[ia], b->cv[ib]);
+    y->cv[k] = elem == F_INT64 && op == '/' ? floor(v) : v;
+  }
+  return 0;
+}
+
+/* before opset 7, `broadcast = 1, axis = k` aligns B's dims with A's from axis k: B gains
+ * trailing 1s (a constant is reshaped here, a tensor by the caller) */
+static int legacy_broadcast(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, OxVal *b,
+                            int *pad) {
+  *pad = 0;
+  if (c->opset >= 7 || !ox_attr_i(n, "broadcast", 0) || !ox_attr(n, "axis")) return 0;
+  int ax;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", 0), a->rank, &ax)) return -1;
+  *pad = a->rank - ax - b->rank;
+  if (*pad < 0) return ox_err(c, n, "B does not fit A from axis %d", ax);
+  for (int i = 0; i < *pad; i++) b->dims[b->rank++] = (OxDim){1, NULL};
+  return 0;
+}
+
+static int op_binary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *a = need(c, n, 0), *b0 = a ? need(c, n, 1) : NULL;
+  if (!b0) return -1;
+  OxVal bv = *b0, *b = &bv;
+  int r, pad;
+  if (legacy_broadcast(c, n, a, b, &pad)) return -1;
+  OxDim dims[OX_MAX_RANK];
+  if (broadcast(c, n, a, b, &r, dims)) return -1;
+  char op = op_entry(idx)->arg[0];
+  if (is_const(a) && is_const(b)) return fold_bin(c, n, a, b, r, dims, op);
+  if (float_input(c, n, a) || float_input(c, n, b)) return -1;
+  const char *ea = ox_operand(c, n, 0, 1 + b->rank);
+  const char *eb = ea ? ox_operand(c, n, 1, 1 + a->rank) : NULL;
+  if (!eb) return -1;
+  if (pad && (b0->kind != OXV_CONST || b0->n != 1))
+    eb = arena_printf(c->a, "reshape(%s, %s)", eb, dims_str(c, b->rank, b->dims));
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  ox_line(c, n, y->id, "%s %c %s", ea, op, eb);
+  return 0;
+}
+
+static int op_pow(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *a = need(c, n, 0), *b = a ? need(c, n, 1) : NULL;
+  if (!b || float_input(c, n, a)) return -1;
+  if (!is_const(b) || b->n != 1)
+    return ox_err(c, n, "the exponent must be one constant number (nnc's `x ^ c`)");
+  if (is_const(a)) {
+    OxVal *y = def_const(c, n, 0, a->rank, a->dims, F_FLOAT);
+    for (int64_t k = 0; k < y->n; k++) y->cv[k] = pow(a->cv[k], b->cv[0]);
+    return 0;
+  }
+  const char *ea = ox_operand(c, n, 0, 0);
+  if (!ea) return -1;
+  OxVal *y = ox_def(c, n, 0, a->rank, a->dims);
+  ox_line(c, n, y->id, "%s ^ %.9g", ea, b->cv[0]);
+  return 0;
+}
+
+/* Sum and Mean of any number of inputs */
+static int op_nary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  char expr[3072] = "";
+  int r = 0;
+  OxDim dims[OX_MAX_RANK];
+  OxVal acc = {0};
+  for (size_t i = 0; i < n->n_input; i++) {
+    OxVal *v = need(c, n, (int)i);
+    if (!v || float_input(c, n, v)) return -1;
+    if (i == 0) acc = *v;
+    if (i && broadcast(c, n, &acc, v, &r, dims)) return -1;
+    if (i) acc.rank = r, memcpy(acc.dims, dims, sizeof dims);
+  }
+  for (size_t i = 0; i < n->n_input; i++) {
+    const char *e = ox_operand(c, n, (int)i, 0);
+    if (!e) return -1;
+    size_t len = strlen(expr);
+    snprintf(expr + len, sizeof expr - len, "%s%s", i ? " + " : "", e);
+  }
+  OxVal *y = ox_def(c, n, 0, acc.rank, acc.dims);
+  if (!strcmp(op_entry(idx)->arg, "mean") && n->n_input > 1)
+    ox_line(c, n, y->id, "(%s) / %zu.0", expr, n->n_input);
+  else
+    ox_line(c, n, y->id, "%s", expr);
+  return 0;
+}
+
+/* Clip(x, min, max) = relu(x - min) + min - relu(x - max); LeakyRelu, Elu, Softplus,
+ * HardSigmoid, HardSwish, Reciprocal likewise from nnc's elementwise functions */
+static int op_clip(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  double lo = ox_attr_f(n, "min", -INFINITY), hi = ox_attr_f(n, "max", INFINITY);
+  for (int i = 1; i <= 2; i++) {
+    if (!has_in(n, i)) continue;
+    OxVal *b = need(c, n, i);
+    if (!is_const(b) || b->n != 1) return ox_err(c, n, "min and max must be constant numbers");
+    *(i == 1 ? &lo : &hi) = b->cv[0];
+  }
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  if (isinf(lo) && isinf(hi)) ox_line(c, n, y->id, "%s", e);
+  else if (isinf(hi)) ox_line(c, n, y->id, "relu(%s - (%.9g)) + (%.9g)", e, lo, lo);
+  else if (isinf(lo)) ox_line(c, n, y->id, "(%.9g) - relu((%.9g) - %s)", hi, hi, e);
+  else ox_line(c, n, y->id, "relu(%s - (%.9g)) - relu(%s - (%.9g)) + (%.9g)", e, lo, e, hi, lo);
+  return 0;
+}
+
+static int op_activation(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  const char *e = ox_operand(c, n, 0, 0), *k = op_entry(idx)->arg;
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  double alpha = ox_attr_f(n, "alpha", !strcmp(k, "leaky") ? 0.01 : !strcmp(k, "hsig") ? 0.2 : 1.0);
+  double beta = ox_attr_f(n, "beta", 0.5);
+  if (!strcmp(k, "leaky")) ox_line(c, n, y->id, "relu(%s) - %.9g * relu(-%s)", e, alpha, e);
+  else if (!strcmp(k, "elu"))
+    ox_line(c, n, y->id, "relu(%s) + %.9g * (exp(-relu(-%s)) - 1)", e, alpha, e);
+  else if (!strcmp(k, "selu"))
+    ox_line(c, n, y->id, "%.9g * (relu(%s) + %.9g * (exp(-relu(-%s)) - 1))",
+            ox_attr_f(n, "gamma", 1.05070102214813232421875), e,
+            ox_attr_f(n, "alpha", 1.67326319217681884765625), e);
+  else if (!strcmp(k, "abs")) ox_line(c, n, y->id, "relu(%s) + relu(-%s)", e, e);
+  else if (!strcmp(k, "softplus")) ox_line(c, n, y->id, "log(exp(%s) + 1)", e);
+  else if (!strcmp(k, "hsig"))
+    ox_line(c, n, y->id, "relu(%.9g * %s + %.9g) - relu(%.9g * %s + %.9g)", alpha, e, beta,
+            alpha, e, beta - 1);
+  else if (!strcmp(k, "hswish"))
+    ox_line(c, n, y->id, "%s * (relu(%s / 6 + 0.5) - relu(%s / 6 - 0.5))", e, e, e);
+  else ox_line(c, n, y->id, "1 / %s", e);
+  return 0;
+}
+
+/* PRelu(x, slope) = relu(x) - slope * relu(-x), the slope broadcast as numpy does */
+static int op_prelu(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *sl = x ? need(c, n, 1) : NULL;
+  if (!sl || float_input(c, n, x) || float_input(c, n, sl)) return -1;
+  if (c->opset < 7 && is_const(sl) && sl->rank == 1 && x->rank > 2 && sl->n == x->dims[1].v &&
+      sl->n > 1) /* before opset 7 a slope of C values is per channel */
+    for (sl->rank = 1; sl->rank < x->rank - 1; sl->rank++) sl->dims[sl->rank] = (OxDim){1, NULL};
+  int r;
+  OxDim dims[OX_MAX_RANK];
+  if (broadcast(c, n, x, sl, &r, dims)) return -1;
+  if (r != x->rank) return ox_err(c, n, "the slope has a higher rank than the input");
+  const char *e = ox_operand(c, n, 0, 0), *es = e ? ox_operand(c, n, 1, 1 + x->rank) : NULL;
+  if (!es) return -1;
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  ox_line(c, n, y->id, "relu(%s) - %s * relu(-%s)", e, es, e);
+  return 0;
+}
+
+/* Max(a, b, ...) = a + relu(b - a) pairwise; Min(a, b) = a - relu(a - b) */
+static int op_minmax(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  int mx = !strcmp(op_entry(idx)->arg, "max");
+  OxVal acc = {0};
+  const char *expr = NULL;
+  for (size_t i = 0; i < n->n_input; i++) {
+    OxVal *v = need(c, n, (int)i);
+    if (!v || float_input(c, n, v)) return -1;
+    int r;
+    OxDim dims[OX_MAX_RANK];
+    if (i && broadcast(c, n, &acc, v, &r, dims)) return -1;
+    const char *e = ox_operand(c, n, (int)i, 0);
+    if (!e) return -1;
+    if (!i) {
+      acc = *v, expr = e;
+      continue;
+    }
+    acc.rank = r, memcpy(acc.dims, dims, sizeof dims);
+    const char *t = ox_ident(c, arena_printf(c->a, "%s_%zu", n->output[0], i));
+    if (i + 1 < n->n_input) ox_line(c, n, t, mx ? "%s + relu(%s - %s)" : "%s - relu(%s - %s)",
+                                    expr, mx ? e : expr, mx ? expr : e);
+    else expr = arena_printf(c->a, mx ? "%s + relu(%s - %s)" : "%s - relu(%s - %s)", expr,
+                             mx ? e : expr, mx ? expr : e);
+    if (i + 1 < n->n_input) expr = t;
+  }
+  OxVal *y = ox_def(c, n, 0, acc.rank, acc.dims);
+  ox_line(c, n, y->id, "%s", expr);
+  return 0;
+}
+
+/* --- layers ----------------------------------------------------------------------------- */
+
+/* a 2-D weight [O, K] for dense from B ([K, O] unless transposed) */
+static int dense_weight(OxCtx *c, const Onnx__NodeProto *n, OxVal *w, int trans, const char *scope,
+                        int64_t *out) {
+  if (w->rank != 2) return ox_err(c, n, "the weight '%s' has rank %d, dense needs 2", w->name, w->rank);
+  int64_t o = trans ? w->dims[0].v : w->dims[1].v, k = trans ? w->dims[1].v : w->dims[0].v;
+  int64_t shape[2] = {o, k};
+  *out = o;
+  return ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), w, !trans, 2, shape);
+}
+
+static int bias_weight(OxCtx *c, const Onnx__NodeProto *n, OxVal *b, const char *scope, int64_t o) {
+  if (b->kind == OXV_CONST && b->n != o)
+    return ox_err(c, n, "the bias '%s' has %lld values for %lld outputs", b->name,
+                  (long long)b->n, (long long)o);
+  int64_t shape[1] = {o};
+  return ox_weight(c, n, arena_printf(c->a, "%s.bias", scope), b, 0, 1, shape);
+}
+
+/* the Add that a MatMul's only use is, when its other operand is a [O] constant bias */
+static int fused_bias(OxCtx *c, const Onnx__NodeProto *n, int64_t o, int *node, int *which) {
+  OxVal *y = ox_find(c, n->output[0]);
+  if (!y || y->uses != 1) return 0;
+  for (size_t i = 0; i < c->g->n_node; i++) {
+    const Onnx__NodeProto *m = c->g->node[i];
+    if (strcmp(m->op_type, "Add") || m->n_input != 2) continue;
+    for (int s = 0; s < 2; s++) {
+      OxVal *b = strcmp(m->input[s], n->output[0]) ? NULL : ox_find(c, m->input[1 - s]);
+      if (b && is_const(b) && b->rank == 1 && b->n == o) {
+        *node = (int)i;
+        *which = 1 - s;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b,
+                        int *r, OxDim *out);
+
+static int emit_dense(OxCtx *c, const Onnx__NodeProto *n, const Onnx__NodeProto *out_node,
+                      OxVal *x, OxVal *w, int trans, OxVal *bias) {
+  const char *scope = ox_scope(c, w->name, fallback_scope(c, n));
+  int64_t o = 0;
+  if (dense_weight(c, n, w, trans, scope, &o)) return -1;
+  if (bias && bias_weight(c, n, bias, scope, o)) return -1;
+  if (x->dims[x->rank - 1].v != (trans ? w->dims[1].v : w->dims[0].v))
+    return ox_err(c, n, "inner dims differ: %lld vs %lld", (long long)x->dims[x->rank - 1].v,
+                  (long long)(trans ? w->dims[1].v : w->dims[0].v));
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxDim dims[OX_MAX_RANK];
+  memcpy(dims, x->dims, sizeof dims);
+  dims[x->rank - 1] = (OxDim){o, NULL};
+  OxVal *y = ox_def(c, out_node, 0, x->rank, dims);
+  ox_line(c, n, y->id, "dense(%s, %lld%s, name = \"%s\")", e, (long long)o,
+          bias ? "" : ", bias = false", scope);
+  return 0;
+}
+
+static int op_matmul(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *a = need(c, n, 0), *b = a ? need(c, n, 1) : NULL;
+  if (!b || float_input(c, n, a) || float_input(c, n, b)) return -1;
+  int r;
+  OxDim dims[OX_MAX_RANK];
+  if (matmul_shape(c, n, a, b, &r, dims)) return -1;
+  if (weightish(b) && b->rank == 2 && a->rank >= 2 && !is_const(a)) {
+    int node, which;
+    if (fused_bias(c, n, b->dims[1].v, &node, &which)) {
+      const Onnx__NodeProto *add = c->g->node[node];
+      c->skip[node] = 1;
+      return emit_dense(c, n, add, a, b, 0, ox_find(c, add->input[which]));
+    }
+    return emit_dense(c, n, n, a, b, 0, NULL);
+  }
+  const char *ea = ox_operand(c, n, 0, 0), *eb = ea ? ox_operand(c, n, 1, 0) : NULL;
+  if (!eb) return -1;
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  ox_line(c, n, y->id, "%s @ %s", ea, eb);
+  return 0;
+}
+
+static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b,
+                        int *r, OxDim *out) {
+  if (!a->rank || !b->rank) return ox_err(c, n, "matmul of a scalar");
+  OxVal ba = *a, bb = *b;
+  ba.rank = a->rank > 2 ? a->rank - 2 : 0;
+  bb.rank = b->rank > 2 ? b->rank - 2 : 0;
+  int64_t k1 = a->dims[a->rank - 1].v, k2 = b->dims[b->rank >= 2 ? b->rank - 2 : 0].v;
+  if (k1 != k2) return ox_err(c, n, "inner dims differ: %lld vs %lld", (long long)k1, (long long)k2);
+  if (broadcast(c, n, &ba, &bb, r, out)) return -1;
+  if (a->rank >= 2) out[(*r)++] = a->dims[a->rank - 2];
+  if (b->rank >= 2) out[(*r)++] = b->dims[b->rank - 1];
+  return 0;
+}
+
+static int op_gemm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *a = need(c, n, 0), *b = a ? need(c, n, 1) : NULL;
+  if (!b || float_input(c, n, a)) return -1;
+  double alpha = ox_attr_f(n, "alpha", 1), beta = ox_attr_f(n, "beta", 1);
+  OxVal *cc = has_in(n, 2) ? need(c, n, 2) : NULL;
+  if (ox_attr_i(n, "transA", 0))
+    return ox_err(c, n, "transA = 1 is not supported; nnc's dense takes A as [M, K]");
+  if (alpha != 1 || (cc && beta != 1))
+    return ox_err(c, n, "alpha = %g, beta = %g: nnc maps Gemm onto dense, which needs "
+                  "alpha = beta = 1", alpha, beta);
+  if (!weightish(b) || a->rank != 2)
+    return ox_err(c, n, "B must be an initializer (or a graph input fed as a weight) and A 2-D");
+  int trans = (int)ox_attr_i(n, "transB", 0);
+  int64_t o = trans ? b->dims[0].v : b->dims[1].v;
+  if (cc && !(weightish(cc) && cc->rank <= 2 && ox_numel(cc) == o && cc->dims[0].v == (cc->rank == 2 ? 1 : o)))
+    return ox_err(c, n, "C of shape %s: nnc's dense takes a bias of [%lld] (or [1, %lld]) from "
+                  "an initializer", dims_str(c, cc->rank, cc->dims), (long long)o, (long long)o);
+  return emit_dense(c, n, n, a, b, trans, cc);
+}
+
+static int conv_pads(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int64_t *k,
+                     const int64_t *s, const int64_t *d, int64_t *pad) {
+  int64_t p[4] = {0, 0, 0, 0};
+  const char *ap = ox_attr_s(c, n, "auto_pad", "NOTSET");
+  if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+    for (int i = 0; i < 2; i++) {
+      int64_t in = x->dims[2 + i].v, o = (in + s[i] - 1) / s[i];
+      int64_t t = (o - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in;
+      t = t < 0 ? 0 : t;
+      p[i] = t / 2, p[i + 2] = t - t / 2;
+    }
+  } else if (strcmp(ap, "VALID")) {
+    ox_attr_ints(n, "pads", p, 4);
+  }
+  if (p[0] != p[2] || p[1] != p[3])
+    return ox_err(c, n, "asymmetric padding (pads = [%lld, %lld, %lld, %lld]); nnc pads both "
+                  "sides equally", (long long)p[0], (long long)p[1], (long long)p[2],
+                  (long long)p[3]);
+  pad[0] = p[0], pad[1] = p[1];
+  return 0;
+}
+
+/* kernel, strides, dilations and pads of a 2-D Conv or pool; output spatial sizes */
+static int window(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int64_t *kdefault,
+                  int64_t *k, int64_t *s, int64_t *d, int64_t *p, OxDim *out) {
+  if (x->rank != 4)
+    return ox_err(c, n, "input of rank %d; nnc has 2-D convolution and pooling only (NCHW)",
+                  x->rank);
+  int64_t one[2] = {1, 1};
+  if (ox_attr_ints(n, "kernel_shape", k, 2) != 2) {
+    if (!kdefault) return ox_err(c, n, "kernel_shape is missing");
+    memcpy(k, kdefault, sizeof one);
+  }
+  if (ox_attr_ints(n, "strides", s, 2) < 0) memcpy(s, one, sizeof one);
+  if (ox_attr_ints(n, "dilations", d, 2) < 0) memcpy(d, one, sizeof one);
+  if (conv_pads(c, n, x, k, s, d, p)) return -1;
+  for (int i = 0; i < 2; i++) {
+    int64_t in = x->dims[2 + i].v, span = d[i] * (k[i] - 1) + 1;
+    int64_t fl = (in + 2 * p[i] - span) / s[i] + 1, ce = (in + 2 * p[i] - span + s[i] - 1) / s[i] + 1;
+    if (ox_attr_i(n, "ceil_mode", 0) && ce != fl)
+      return ox_err(c, n, "ceil_mode = 1 changes the output size here (%lld, not %lld); nnc "
+                    "rounds down", (long long)ce, (long long)fl);
+    if (fl < 1) return ox_err(c, n, "the window is larger than the padded input");
+    out[2 + i] = (OxDim){fl, NULL};
+  }
+  out[0] = x->dims[0];
+  return 0;
+}
+
+static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *w = x ? need(c, n, 1) : NULL;
+  if (!w || float_input(c, n, x)) return -1;
+  if (x->rank != 4)
+    return ox_err(c, n, "input of rank %d; nnc has 2-D convolution only (NCHW)", x->rank);
+  if (!weightish(w) || w->rank != 4)
+    return ox_err(c, n, "the weight must be a 4-D initializer (or a graph input fed as one)");
+  int64_t g = ox_attr_i(n, "group", 1), k[2], s[2], d[2], p[2], kw[2] = {w->dims[2].v, w->dims[3].v};
+  OxDim dims[4];
+  if (window(c, n, x, kw, k, s, d, p, dims)) return -1;
+  if (x->dims[1].v != w->dims[1].v * g)
+    return ox_err(c, n, "%lld input channels, weight expects %lld x %lld groups",
+                  (long long)x->dims[1].v, (long long)w->dims[1].v, (long long)g);
+  int64_t o = w->dims[0].v, wshape[4] = {o, w->dims[1].v, k[0], k[1]};
+  dims[1] = (OxDim){o, NULL};
+  const char *scope = ox_scope(c, w->name, fallback_scope(c, n));
+  if (ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), w, 0, 4, wshape)) return -1;
+  OxVal *b = has_in(n, 2) ? need(c, n, 2) : NULL;
+  if (b && (!weightish(b) || bias_weight(c, n, b, scope, o)))
+    return b && !weightish(b) ? ox_err(c, n, "the bias must be an initializer") : -1;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, 4, dims);
+  char extra[160] = "";
+  if (s[0] != 1 || s[1] != 1) snprintf(extra, sizeof extra, ", stride = %s", pair(c, s));
+  if (p[0] || p[1]) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", pad = %s", pair(c, p));
+  if (d[0] != 1 || d[1] != 1)
+    snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", dilation = %s", pair(c, d));
+  if (g != 1) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", groups = %lld", (long long)g);
+  ox_line(c, n, y->id, "conv2d(%s, %lld, kernel = %s%s%s, name = \"%s\")", e, (long long)o,
+          pair(c, k), extra, b ? "" : ", bias = false", scope);
+  return 0;
+}
+
+static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  if (ox_attr_i(n, "training_mode", 0) || (n->n_output > 1 && n->output[1][0]))
+    return ox_err(c, n, "training mode (running statistics as outputs) is not imported; "
+                  "export the model in eval mode");
+  if (!ox_attr_i(n, "spatial", 1)) return ox_err(c, n, "spatial = 0 is not supported");
+  if (x->rank != 2 && x->rank != 4)
+    return ox_err(c, n, "input of rank %d; nnc's batchnorm takes [N, C] or [N, C, H, W]", x->rank);
+  static const char *const pn[4] = {"weight", "bias", "running_mean", "running_var"};
+  OxVal *ps[4];
+  for (int i = 0; i < 4; i++)
+    if (!(ps[i] = need(c, n, i + 1)) || !weightish(ps[i]))
+      return ps[i] ? ox_err(c, n, "input %d must be an initializer", i + 1) : -1;
+  const char *scope = ox_scope(c, ps[0]->name, fallback_scope(c, n));
+  int64_t ch[1] = {x->dims[1].v};
+  for (int i = 0; i < 4; i++) {
+    if (ps[i]->kind == OXV_CONST && ps[i]->n != ch[0])
+      return ox_err(c, n, "'%s' has %lld values for %lld channels", ps[i]->name, (long long)ps[i]->n,
+                    (long long)ch[0]);
+    if (ox_weight(c, n, arena_printf(c->a, "%s.%s", scope, pn[i]), ps[i], 0, 1, ch)) return -1;
+  }
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "batchnorm(%s, eps = %.6g, momentum = %.6g, name = \"%s\")", e,
+          ox_attr_f(n, "epsilon", 1e-5), 1 - ox_attr_f(n, "momentum", 0.9), scope);
+  return 0;
+}
+
+static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *s = x ? need(c, n, 1) : NULL;
+  if (!s || float_input(c, n, x)) return -1;
+  int ax;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", -1), x->rank, &ax)) return -1;
+  if ((n->n_output > 1 && n->output[1][0]) || (n->n_output > 2 && n->output[2][0]))
+    return ox_err(c, n, "the Mean and InvStdDev outputs are not imported");
+  int64_t shape[OX_MAX_RANK], cnt = 1;
+  for (int i = ax; i < x->rank; i++) shape[i - ax] = x->dims[i].v, cnt *= x->dims[i].v;
+  OxVal *b = has_in(n, 2) ? need(c, n, 2) : NULL;
+  if (!weightish(s) || (b && !weightish(b)) || (s->kind == OXV_CONST && s->n != cnt) ||
+      (b && b->kind == OXV_CONST && b->n != cnt))
+    return ox_err(c, n, "scale and bias must be initializers shaped like the normalized dims");
+  const char *scope = ox_scope(c, s->name, fallback_scope(c, n));
+  if (ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), s, 0, x->rank - ax, shape))
+    return -1;
+  OxVal zeros = {.name = "zeros", .kind = OXV_CONST, .n = cnt};
+  if (!b) zeros.cv = arena_alloc(c->a, (size_t)cnt * sizeof(double)), b = &zeros;
+  if (ox_weight(c, n, arena_printf(c->a, "%s.bias", scope), b, 0, x->rank - ax, shape)) return -1;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "layernorm(%s, dims = %d, eps = %.9g, name = \"%s\")", e, x->rank - ax,
+          ox_attr_f(n, "epsilon", 1e-5), scope);
+  return 0;
+}
+
+static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int64_t k[2], s[2], d[2], p[2];
+  OxDim dims[4];
+  if (window(c, n, x, NULL, k, s, d, p, dims)) return -1;
+  const char *fn = op_entry(idx)->arg;
+  if (d[0] != 1 || d[1] != 1) return ox_err(c, n, "dilations are not supported in pooling");
+  if (n->n_output > 1 && n->output[1][0]) return ox_err(c, n, "the Indices output is not imported");
+  if (!strcmp(fn, "avgpool") && (p[0] || p[1]) && !ox_attr_i(n, "count_include_pad", 0))
+    return ox_err(c, n, "padding with count_include_pad = 0; nnc's avgpool counts the padding "
+                  "(count_include_pad = 1)");
+  dims[1] = x->dims[1];
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, 4, dims);
+  ox_line(c, n, y->id, "%s(%s, %s, stride = %s%s%s)", fn, e, pair(c, k), pair(c, s),
+          p[0] || p[1] ? ", pad = " : "", p[0] || p[1] ? pair(c, p) : "");
+  return 0;
+}
+
+static int op_global_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  if (x->rank < 3) return ox_err(c, n, "input of rank %d has no spatial dims", x->rank);
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxDim dims[OX_MAX_RANK];
+  memcpy(dims, x->dims, sizeof dims);
+  char axes[64] = "";
+  for (int i = 2; i < x->rank; i++) {
+    dims[i] = (OxDim){1, NULL};
+    snprintf(axes + strlen(axes), sizeof axes - strlen(axes), "%s%d", i > 2 ? ", " : "", i);
+  }
+  OxVal *y = ox_def(c, n, 0, x->rank, dims);
+  const char *fn = op_entry(idx)->arg;
+  if (!strcmp(fn, "mean") && x->rank == 4) ox_line(c, n, y->id, "global_avgpool(%s)", e);
+  else ox_line(c, n, y->id, "%s(%s, [%s], keepdim = true)", fn, e, axes);
+  return 0;
+}
+
+/* --- shapes and data movement ------------------------------------------------------------- */
+
+/* y = reshape(x) to dims, folded when x is constant; dims with a symbol print as it */
+static int reshaped(OxCtx *c, const Onnx__NodeProto *n, OxVal *x, int r, const OxDim *dims,
+                    int infer) {
+  if (is_const(x)) {
+    OxVal *y = def_const(c, n, 0, r, dims, x->elem);
+    memcpy(y->cv, x->cv, (size_t)y->n * sizeof(double));
+    if (x->csym && y->n == x->n) y->csym = x->csym;
+    return 0;
+  }
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  char list[512] = "";
+  for (int i = 0; i < r; i++) {
+    size_t l = strlen(list);
+    if (i == infer) snprintf(list + l, sizeof list - l, "%s-1", i ? ", " : "");
+    else if (dims[i].sym) snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", dims[i].sym);
+    else snprintf(list + l, sizeof list - l, "%s%lld", i ? ", " : "", (long long)dims[i].v);
+  }
+  ox_line(c, n, y->id, "reshape(%s, [%s])", e, list);
+  return 0;
+}
+
+static int op_reshape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t sh[OX_MAX_RANK];
+  int r = has_in(n, 1) ? const_ints(c, n, 1, sh, OX_MAX_RANK, "the target shape")
+                       : ox_attr_ints(n, "shape", sh, OX_MAX_RANK);
+  if (r < 0) return r == -1 && !has_in(n, 1) ? ox_err(c, n, "the target shape is missing") : -1;
+  OxVal *sv = has_in(n, 1) ? ox_find(c, n->input[1]) : NULL;
+  OxDim dims[OX_MAX_RANK];
+  int infer = -1;
+  int64_t known = 1;
+  for (int i = 0; i < r; i++) {
+    if (sh[i] == 0 && ox_attr_i(n, "allowzero", 0))
+      return ox_err(c, n, "allowzero = 1 with a 0 in the shape (an empty tensor)");
+    if (sh[i] == -1) infer = i, dims[i] = (OxDim){1, NULL};
+    else if (sh[i] == 0 && i < x->rank) dims[i] = x->dims[i];
+    else dims[i] = (OxDim){sh[i], sv && sv->csym ? sv->csym[i] : NULL};
+    if (sh[i] < -1) return ox_err(c, n, "invalid target size %lld", (long long)sh[i]);
+    if (i != infer) known *= dims[i].v;
+  }
+  if (infer >= 0) {
+    if (!known || ox_numel(x) % known) return ox_err(c, n, "the target shape does not divide the input");
+    dims[infer].v = ox_numel(x) / known;
+    for (int i = 0; i < x->rank; i++)
+      if (x->dims[i].sym && x->dims[i].v == dims[infer].v) dims[infer].sym = x->dims[i].sym;
+  } else if (known != ox_numel(x)) {
+    return ox_err(c, n, "the target shape has %lld elements, the input %lld", (long long)known,
+                  (long long)ox_numel(x));
+  }
+  return reshaped(c, n, x, r, dims, infer);
+}
+
+static int op_flatten(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int ax;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", 1), x->rank + 1, &ax)) return -1;
+  OxDim dims[2] = {{1, NULL}, {1, NULL}};
+  for (int i = 0; i < x->rank; i++) dims[i >= ax].v *= x->dims[i].v;
+  if (ax == 1) dims[0] = x->dims[0];
+  if (is_const(x) || ax != 1 || x->rank < 3) return reshaped(c, n, x, 2, dims, 1);
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, 2, dims);
+  ox_line(c, n, y->id, "flatten(%s)", e);
+  return 0;
+}
+
+static int op_squeeze(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t axes[OX_MAX_RANK + 1];
+  int k = axes_of(c, n, 1, axes), un = !strcmp(op_entry(idx)->arg, "unsqueeze");
+  if (k == -1) return -1;
+  int r = un ? x->rank + (k > 0 ? k : 0) : x->rank, drop[OX_MAX_RANK + 1] = {0};
+  if (r > OX_MAX_RANK) return ox_err(c, n, "the result would have rank %d", r);
+  for (int i = 0; i < k; i++) {
+    int a;
+    if (ox_axis(c, n, axes[i], r, &a)) return -1;
+    drop[a] = 1;
+  }
+  OxDim dims[OX_MAX_RANK];
+  int o = 0, src = 0;
+  for (int i = 0; i < (un ? r : x->rank); i++) {
+    if (un) dims[o++] = drop[i] ? (OxDim){1, NULL} : x->dims[src++];
+    else if (!(k > 0 ? drop[i] : x->dims[i].v == 1)) dims[o++] = x->dims[i];
+    else if (x->dims[i].v != 1) return ox_err(c, n, "axis %d has size %lld, not 1", i, (long long)x->dims[i].v);
+  }
+  return reshaped(c, n, x, o, dims, -1);
+}
+
+static int op_transpose(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int64_t perm[OX_MAX_RANK];
+  int k = ox_attr_ints(n, "perm", perm, OX_MAX_RANK);
+  if (k < 0)
+    for (k = 0; k < x->rank; k++) perm[k] = x->rank - 1 - k;
+  if (k != x->rank) return ox_err(c, n, "perm has %d entries for rank %d", k, x->rank);
+  OxDim dims[OX_MAX_RANK];
+  for (int i = 0; i < k; i++) {
+    if (perm[i] < 0 || perm[i] >= k) return ox_err(c, n, "perm entry %lld out of range", (long long)perm[i]);
+    dims[i] = x->dims[perm[i]];
+  }
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, k, dims);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return ox_err(c, n, "out of memory");
+  print_ints(f, perm, k);
+  fclose(f);
+  ox_line(c, n, y->id, "permute(%s, %s)", e, buf);
+  free(buf);
+  return 0;
+}
+
+static int fold_concat(OxCtx *c, const Onnx__NodeProto *n, int64_t total) {
+  OxDim d = {total, NULL};
+  OxVal *y = def_const(c, n, 0, 1, &d, F_INT64);
+  y->csym = arena_alloc(c->a, (size_t)(total ? total : 1) * sizeof *y->csym);
+  int64_t o = 0;
+  for (size_t i = 0; i < n->n_input; i++) {
+    OxVal *v = ox_find(c, n->input[i]);
+    for (int64_t k = 0; k < v->n; k++, o++) {
+      y->cv[o] = v->cv[k];
+      y->csym[o] = v->csym ? v->csym[k] : NULL;
+    }
+  }
+  return 0;
+}
+
+static int op_concat(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *first = need(c, n, 0);
+  if (!first) return -1;
+  int ax, all_const = 1;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", 0), first->rank, &ax)) return -1;
+  OxDim dims[OX_MAX_RANK];
+  memcpy(dims, first->dims, sizeof dims);
+  dims[ax].v = 0, dims[ax].sym = NULL;
+  for (size_t i = 0; i < n->n_input; i++) {
+    OxVal *v = need(c, n, (int)i);
+    if (!v) return -1;
+    if (v->rank != first->rank) return ox_err(c, n, "inputs of different rank");
+    dims[ax].v += v->dims[ax].v;
+    all_const &= is_const(v) && v->rank == 1;
+  }
+  if (all_const) return fold_concat(c, n, dims[ax].v);
+  char list[3072] = "";
+  for (size_t i = 0; i < n->n_input; i++) {
+    if (float_input(c, n, ox_find(c, n->input[i]))) return -1;
+    const char *e = ox_operand(c, n, (int)i, 0);
+    if (!e) return -1;
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s, ", e);
+  }
+  OxVal *y = ox_def(c, n, 0, first->rank, dims);
+  ox_line(c, n, y->id, "concat(%saxis = %d)", list, ax);
+  return 0;
+}
+
+/* y = x[start:end] along one axis, as text around expression e; dims updated */
+static const char *slice_expr(OxCtx *c, const char *e, const OxVal *x, OxDim *dims, int ax,
+                              int64_t st, int64_t en) {
+  int64_t d = dims[ax].v;
+  st = st < 0 ? st + d : st, en = en < 0 ? en + d : en;
+  st = st < 0 ? 0 : st > d ? d : st;
+  en = en < st ? st : en > d ? d : en;
+  (void)x;
+  if (st == 0 && en == d) return e;
+  dims[ax] = (OxDim){en - st, NULL};
+  if (en == d) return arena_printf(c->a, "slice(%s, %d, %lld)", e, ax, (long long)st);
+  return arena_printf(c->a, "slice(%s, %d, %lld, %lld)", e, ax, (long long)st, (long long)en);
+}
+
+static int fold_slice1(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, int64_t st, int64_t en) {
+  int64_t d = x->n;
+  st = st < 0 ? st + d : st, en = en < 0 ? en + d : en;
+  st = st < 0 ? 0 : st > d ? d : st;
+  en = en < st ? st : en > d ? d : en;
+  OxDim dim = {en - st, NULL};
+  OxVal *y = def_const(c, n, 0, 1, &dim, x->elem);
+  y->csym = x->csym ? x->csym + st : NULL;
+  memcpy(y->cv, x->cv + st, (size_t)(en - st) * sizeof(double));
+  return 0;
+}
+
+static int op_slice(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t st[OX_MAX_RANK + 1], en[OX_MAX_RANK + 1], ax[OX_MAX_RANK + 1], sp[OX_MAX_RANK + 1];
+  int k, ka = -1, ks = -1;
+  if (c->opset < 10) {
+    k = ox_attr_ints(n, "starts", st, OX_MAX_RANK + 1);
+    if (k < 0 || ox_attr_ints(n, "ends", en, OX_MAX_RANK + 1) != k) return ox_err(c, n, "starts and ends differ");
+    ka = ox_attr_ints(n, "axes", ax, OX_MAX_RANK + 1);
+  } else {
+    k = const_ints(c, n, 1, st, OX_MAX_RANK + 1, "starts");
+    if (k < 0 || const_ints(c, n, 2, en, OX_MAX_RANK + 1, "ends") != k) return k < 0 ? -1 : ox_err(c, n, "starts and ends differ");
+    if (has_in(n, 3) && (ka = const_ints(c, n, 3, ax, OX_MAX_RANK + 1, "axes")) < 0) return -1;
+    if (has_in(n, 4) && (ks = const_ints(c, n, 4, sp, OX_MAX_RANK + 1, "steps")) < 0) return -1;
+  }
+  for (int i = 0; i < ks; i++)
+    if (sp[i] != 1) return ox_err(c, n, "step %lld; nnc's slice takes step 1 only", (long long)sp[i]);
+  if (is_const(x) && x->rank == 1 && k == 1) return fold_slice1(c, n, x, st[0], en[0]);
+  if (float_input(c, n, x)) return -1;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxDim dims[OX_MAX_RANK];
+  memcpy(dims, x->dims, sizeof dims);
+  for (int i = 0; i < k; i++) {
+    int a;
+    if (ox_axis(c, n, ka >= 0 ? ax[i] : i, x->rank, &a)) return -1;
+    e = slice_expr(c, e, x, dims, a, st[i], en[i]);
+  }
+  OxVal *y = ox_def(c, n, 0, x->rank, dims);
+  ox_line(c, n, y->id, "%s", e);
+  return 0;
+}
+
+static int op_split(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int ax, no = (int)n->n_output;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", 0), x->rank, &ax)) return -1;
+  int64_t sz[64];
+  int k = has_in(n, 1) ? const_ints(c, n, 1, sz, 64, "split") : ox_attr_ints(n, "split", sz, 64);
+  if (k == -1 && has_in(n, 1)) return -1;
+  if (k < 0) {
+    int64_t d = x->dims[ax].v, per = (d + no - 1) / no;
+    for (k = 0; k < no; k++) sz[k] = d - per * k < per ? d - per * k : per;
+  }
+  if (k != no) return ox_err(c, n, "%d split sizes for %d outputs", k, no);
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  int64_t at = 0;
+  for (int i = 0; i < no; i++) {
+    OxDim dims[OX_MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    const char *s = slice_expr(c, e, x, dims, ax, at, at + sz[i]);
+    at += sz[i];
+    if (!n->output[i][0]) continue;
+    OxVal *y = ox_def(c, n, i, x->rank, dims);
+    ox_line(c, n, y->id, "%s", s);
+  }
+  return 0;
+}
+
+static int op_softmax(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int ax;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", c->opset < 13 ? 1 : -1), x->rank, &ax)) return -1;
+  const char *e = ox_operand(c, n, 0, 0), *fn = op_entry(idx)->arg;
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  if (c->opset >= 13 || ax == x->rank - 1) {
+    ox_line(c, n, y->id, "%s(%s, axis = %d)", fn, e, ax);
+    return 0;
+  }
+  /* before opset 13 the op works on the input flattened to 2-D at axis */
+  char lead[256] = "1";
+  for (int i = 0; i < ax; i++) {
+    size_t l = strlen(lead);
+    if (x->dims[i].sym) snprintf(lead + l, sizeof lead - l, " * %s", x->dims[i].sym);
+    else snprintf(lead + l, sizeof lead - l, " * %lld", (long long)x->dims[i].v);
+  }
+  ox_line(c, n, y->id, "reshape(%s(reshape(%s, [%s, -1]), axis = 1), %s)", fn, e, lead,
+          dims_str(c, x->rank, x->dims));
+  return 0;
+}
+
+static int op_reduce(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int64_t axes[OX_MAX_RANK + 1];
+  int k = axes_of(c, n, 1, axes), keep = (int)ox_attr_i(n, "keepdims", 1), red[OX_MAX_RANK] = {0};
+  if (k == -1) return -1;
+  if (k <= 0 && ox_attr_i(n, "noop_with_empty_axes", 0)) return alias(c, n, x);
+  char list[64] = "";
+  for (int i = 0; i < (k > 0 ? k : x->rank); i++) {
+    int a = i;
+    if (k > 0 && ox_axis(c, n, axes[i], x->rank, &a)) return -1;
+    red[a] = 1;
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "", a);
+  }
+  OxDim dims[OX_MAX_RANK];
+  int r = 0;
+  for (int i = 0; i < x->rank; i++)
+    if (!red[i]) dims[r++] = x->dims[i];
+    else if (keep) dims[r++] = (OxDim){1, NULL};
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  ox_line(c, n, y->id, "%s(%s, [%s], keepdim = %s)", op_entry(idx)->arg, e, list,
+          keep ? "true" : "false");
+  return 0;
+}
+
+/* --- constants ------------------------------------------------------------------------- */
+
+static int op_constant(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  const Onnx__AttributeProto *a = ox_attr(n, "value");
+  OxVal *y = ox_new(c, n->output[0], OXV_CONST);
+  if (a && a->t) return ox_tensor_to_const(c, a->t, y, n);
+  if ((a = ox_attr(n, "value_float")) || (a = ox_attr(n, "value_int"))) {
+    y->elem = a->has_f ? F_FLOAT : F_INT64;
+    y->n = 1;
+    y->cv = arena_alloc(c->a, sizeof(double));
+    y->cv[0] = a->has_f ? a->f : (double)a->i;
+    return 0;
+  }
+  if ((a = ox_attr(n, "value_floats")) || (a = ox_attr(n, "value_ints"))) {
+    int fl = a->n_floats > 0 || !strcmp(a->name, "value_floats");
+    y->elem = fl ? F_FLOAT : F_INT64;
+    y->n = (int64_t)(fl ? a->n_floats : a->n_ints);
+    y->rank = 1;
+    y->dims[0] = (OxDim){y->n, NULL};
+    y->cv = arena_alloc(c->a, (size_t)(y->n ? y->n : 1) * sizeof(double));
+    for (int64_t k = 0; k < y->n; k++) y->cv[k] = fl ? a->floats[k] : (double)a->ints[k];
+    return 0;
+  }
+  return ox_err(c, n, "only tensor, float(s) and int(s) values are supported");
+}
+
+static int op_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t st = ox_attr_i(n, "start", 0), en = ox_attr_i(n, "end", x->rank);
+  st = st < 0 ? st + x->rank : st, en = en < 0 ? en + x->rank : en;
+  st = st < 0 ? 0 : st > x->rank ? x->rank : st;
+  en = en < st ? st : en > x->rank ? x->rank : en;
+  OxDim d = {en - st, NULL};
+  OxVal *y = def_const(c, n, 0, 1, &d, F_INT64);
+  y->csym = arena_alloc(c->a, (size_t)(d.v ? d.v : 1) * sizeof *y->csym);
+  for (int64_t k = st; k < en; k++) {
+    y->cv[k - st] = (double)x->dims[k].v;
+    y->csym[k - st] = x->dims[k].sym;
+  }
+  return 0;
+}
+
+static int op_gather(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *ix = x ? need(c, n, 1) : NULL;
+  if (!ix) return -1;
+  int ax;
+  if (ox_axis(c, n, ox_attr_i(n, "axis", 0), x->rank, &ax)) return -1;
+  if (!is_const(ix) || ix->rank > 1)
+    return ox_err(c, n, "indices computed at run time (or of rank > 1); nnc folds Gather of "
+                  "constant indices only");
+  if (is_const(x) && x->rank == 1) {
+    OxVal *y = def_const(c, n, 0, ix->rank, ix->dims, x->elem);
+    y->csym = x->csym ? arena_alloc(c->a, (size_t)(y->n ? y->n : 1) * sizeof *y->csym) : NULL;
+    for (int64_t k = 0; k < y->n; k++) {
+      int64_t i = (int64_t)ix->cv[k];
+      i = i < 0 ? i + x->n : i;
+      if (i < 0 || i >= x->n) return ox_err(c, n, "index %lld out of range", (long long)i);
+      y->cv[k] = x->cv[i];
+      if (y->csym) y->csym[k] = x->csym[i];
+    }
+    return 0;
+  }
+  if (ix->n != 1 || float_input(c, n, x))
+    return ix->n != 1 ? ox_err(c, n, "several indices into a computed tensor are not supported")
+                      : -1;
+  int64_t i = (int64_t)ix->cv[0];
+  i = i < 0 ? i + x->dims[ax].v : i;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxDim dims[OX_MAX_RANK], out[OX_MAX_RANK];
+  memcpy(dims, x->dims, sizeof dims);
+  e = slice_expr(c, e, x, dims, ax, i, i + 1);
+  int r = 0;
+  for (int k = 0; k < x->rank; k++)
+    if (k != ax || ix->rank) out[r++] = dims[k];
+  OxVal *y = ox_def(c, n, 0, r, out);
+  if (ix->rank) ox_line(c, n, y->id, "%s", e);
+  else ox_line(c, n, y->id, "reshape(%s, %s)", e, dims_str(c, r, out));
+  return 0;
+}
+
+static int op_constant_of_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  int64_t sh[OX_MAX_RANK];
+  int r = const_ints(c, n, 0, sh, OX_MAX_RANK, "the shape");
+  if (r < 0) return -1;
+  OxDim dims[OX_MAX_RANK];
+  for (int i = 0; i < r; i++) dims[i] = (OxDim){sh[i], NULL};
+  const Onnx__AttributeProto *a = ox_attr(n, "value");
+  OxVal fill = {.name = "value", .n = 1};
+  if (a && a->t && ox_tensor_to_const(c, a->t, &fill, n)) return -1;
+  OxVal *y = def_const(c, n, 0, r, dims, a && a->t ? fill.elem : F_FLOAT);
+  for (int64_t k = 0; k < y->n; k++) y->cv[k] = fill.cv ? fill.cv[0] : 0;
+  return 0;
+}
+
+static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int to = (int)ox_attr_i(n, "to", F_FLOAT);
+  if (is_const(x)) {
+    OxVal *y = def_const(c, n, 0, x->rank, x->dims, to);
+    for (int64_t k = 0; k < y->n; k++) y->cv[k] = to == F_FLOAT ? (float)x->cv[k] : to == F_INT64 ? trunc(x->cv[k]) : x->cv[k];
+    y->csym = x->csym;
+    return 0;
+  }
+  if (to != F_FLOAT || x->elem != F_FLOAT)
+    return ox_err(c, n, "cast of a computed tensor to %s; nnc imports float computations",
+                  ox_dt_name(to));
+  return alias(c, n, x);
+}
+
+/* --- the table --------------------------------------------------------------------------- */
+
+static const OxOp ops[] = {
+    {"Relu", op_unary, "relu"}, {"Sigmoid", op_unary, "sigmoid"}, {"Tanh", op_unary, "tanh"},
+    {"Exp", op_unary, "exp"}, {"Log", op_unary, "log"}, {"Sqrt", op_unary, "sqrt"},
+    {"Neg", op_unary, "neg"}, {"Gelu", op_unary, "gelu"},
+    {"Identity", op_identity, NULL}, {"Dropout", op_dropout, NULL},
+    {"Add", op_binary, "+"}, {"Sub", op_binary, "-"}, {"Mul", op_binary, "*"},
+    {"Div", op_binary, "/"}, {"Pow", op_pow, NULL}, {"Sum", op_nary, "sum"},
+    {"Mean", op_nary, "mean"}, {"Clip", op_clip, NULL},
+    {"LeakyRelu", op_activation, "leaky"}, {"Elu", op_activation, "elu"},
+    {"Softplus", op_activation, "softplus"}, {"HardSigmoid", op_activation, "hsig"},
+    {"HardSwish", op_activation, "hswish"}, {"Selu", op_activation, "selu"},
+    {"Abs", op_activation, "abs"}, {"PRelu", op_prelu, NULL}, {"Max", op_minmax, "max"},
+    {"Min", op_minmax, "min"}, {"Reciprocal", op_activation, "recip"},
+    {"MatMul", op_matmul, NULL}, {"Gemm", op_gemm, NULL}, {"Conv", op_conv, NULL},
+    {"BatchNormalization", op_batchnorm, NULL}, {"LayerNormalization", op_layernorm, NULL},
+    {"MaxPool", op_pool, "maxpool"}, {"AveragePool", op_pool, "avgpool"},
+    {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
+    {"Flatten", op_flatten, NULL}, {"Reshape", op_reshape, NULL},
+    {"Squeeze", op_squeeze, "squeeze"}, {"Unsqueeze", op_squeeze, "unsqueeze"},
+    {"Transpose", op_transpose, NULL}, {"Concat", op_concat, NULL}, {"Slice", op_slice, NULL},
+    {"Split", op_split, NULL}, {"Softmax", op_softmax, "softmax"},
+    {"LogSoftmax", op_softmax, "log_softmax"}, {"ReduceMean", op_reduce, "mean"},
+    {"ReduceSum", op_reduce, "sum"}, {"ReduceMax", op_reduce, "max"},
+    {"Constant", op_constant, NULL}, {"Shape", op_shape, NULL}, {"Gather", op_gather, NULL},
+    {"ConstantOfShape", op_constant_of_shape, NULL}, {"Cast", op_cast, NULL},
+};
+
+static const OxOp *op_entry(int idx) { return &ops[idx]; }
+
+int ox_op_index(const char *op_type) {
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+    if (!strcmp(ops[i].name, op_type)) return (int)i;
+  return -1;
+}
+
+int ox_op_run(OxCtx *c, const Onnx__NodeProto *n, int idx) { return ops[idx].fn(c, n, idx); }

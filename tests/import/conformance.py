@@ -1,0 +1,155 @@
+"""ONNX's own conformance tests through `nnc import` + `nnc run` (and, for a subset, the
+compiled program): every test of the onnx package's backend test data (suites given on the
+command line) is imported; a test whose model nnc refuses is skipped with the importer's
+first error as the reason, every other one is run on each of its data sets and compared with
+the expected outputs. Writes the list of run and skipped tests, prints the counts, and exits
+non-zero when a run test fails.
+
+usage: conformance.py NNC OUT_DIR LIST_FILE SUITE... [--build N]"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import ref_nets  # noqa: E402  (safetensors reading/writing)
+
+RTOL, ATOL = 1e-3, 1e-4   # float32 ONNX reference vs nnc's double-precision interpreter
+DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+NOTE = re.compile(r"^# (input|param|output) +(\S+)(?: (f32\[[^\]]*\]))? <- (graph input )?'(.*)'( transposed)?$")
+
+
+def notes(nn_path):
+    """the importer's header comments: where each input, parameter and output came from"""
+    out = {"input": {}, "param": {}, "output": {}}
+    with open(nn_path) as f:
+        for line in f:
+            m = NOTE.match(line.rstrip("\n"))
+            if not m:
+                continue
+            kind, name, shape, from_input, onnx_name, transposed = m.groups()
+            if kind == "param" and not from_input:
+                continue
+            dims = [int(d) for d in shape[4:-1].split(",") if d.strip()] if shape else None
+            out[kind][onnx_name] = (name, dims, bool(transposed))
+    return out
+
+
+def datasets(test_dir, model):
+    graph_inputs = [i.name for i in model.graph.input
+                    if i.name not in {t.name for t in model.graph.initializer}]
+    for d in sorted(os.listdir(test_dir)):
+        if not d.startswith("test_data_set"):
+            continue
+        sets = []
+        for kind, names in (("input", graph_inputs), ("output", [o.name for o in model.graph.output])):
+            vals = {}
+            for k, name in enumerate(names):
+                p = os.path.join(test_dir, d, f"{kind}_{k}.pb")
+                t = onnx.TensorProto()
+                with open(p, "rb") as f:
+                    t.ParseFromString(f.read())
+                vals[name] = numpy_helper.to_array(t)
+            sets.append(vals)
+        yield d, sets[0], sets[1]
+
+
+def feed(work, nn, ins, weights):
+    """the --in/--weights arguments: inputs as .npy, weights file plus weight-like inputs"""
+    args, extra = [], {}
+    for onnx_name, arr in ins.items():
+        if onnx_name in nn["input"]:
+            p = os.path.join(work, nn["input"][onnx_name][0] + ".npy")
+            np.save(p, arr.astype(np.float32))
+            args += ["--in", f"{nn['input'][onnx_name][0]}={p}"]
+        if onnx_name in nn["param"]:
+            name, dims, transposed = nn["param"][onnx_name]
+            a = arr.T if transposed else arr
+            extra[name] = np.ascontiguousarray(a.astype(np.float32).reshape(dims))
+    tensors = ref_nets.st_read(weights) if os.path.getsize(weights) > 8 else {}
+    tensors.update(extra)
+    wpath = os.path.join(work, "all.safetensors")
+    ref_nets.write_file(wpath, ref_nets.st_bytes(tensors))
+    return args + ["--weights", wpath]
+
+
+def compare(got_path, want, what):
+    got = np.load(got_path)
+    want = want.astype(np.float64)
+    if got.shape != want.shape:
+        return f"{what}: shape {got.shape}, expected {want.shape}"
+    err = np.abs(got - want)
+    bad = err > ATOL + RTOL * np.abs(want)
+    if bad.any():
+        return f"{what}: max |diff| {err.max():.3g} (tolerance {ATOL} + {RTOL}*|ref|)"
+    return None
+
+
+def run_one(nnc, work, test_dir, build):
+    os.makedirs(work, exist_ok=True)
+    nn_path, w_path = os.path.join(work, "m.nn"), os.path.join(work, "m.safetensors")
+    r = subprocess.run([nnc, "import", os.path.join(test_dir, "model.onnx"), "-o", nn_path,
+                        "--weights", w_path], capture_output=True, text=True)
+    if r.returncode:
+        first = r.stderr.strip().splitlines()[0] if r.stderr.strip() else "import failed"
+        return "skip", first.split("error: ", 1)[-1]
+    nn = notes(nn_path)
+    model = onnx.load(os.path.join(test_dir, "model.onnx"))
+    prog = None
+    if build:
+        prog = os.path.join(work, "prog")
+        r = subprocess.run([nnc, "build", nn_path, "-o", prog], capture_output=True, text=True)
+        if r.returncode:
+            return "fail", "nnc build: " + r.stderr.strip()[:300]
+    for dname, ins, outs in datasets(test_dir, model):
+        args = feed(work, nn, ins, w_path)
+        for tool in [[nnc, "run", nn_path]] + ([[prog, "infer"]] if prog else []):
+            outargs = []
+            for onnx_name in outs:
+                oid = nn["output"][onnx_name][0]
+                outargs += ["--out", f"{oid}={os.path.join(work, oid + '.out.npy')}"]
+            r = subprocess.run(tool + args + outargs, capture_output=True, text=True)
+            label = "program" if tool[0] == prog else "nnc run"
+            if r.returncode:
+                return "fail", f"{label} on {dname}: " + r.stderr.strip()[:300]
+            for onnx_name, want in outs.items():
+                oid = nn["output"][onnx_name][0]
+                msg = compare(os.path.join(work, oid + ".out.npy"), want, f"{label} {dname} {oid}")
+                if msg:
+                    return "fail", msg
+    return "pass", "compiled too" if prog else ""
+
+
+def main():
+    nnc, out_dir, list_file = sys.argv[1:4]
+    suites = [a for a in sys.argv[4:] if not a.startswith("--")]
+    nbuild = int(sys.argv[sys.argv.index("--build") + 1]) if "--build" in sys.argv else 0
+    suites = [s for s in suites if not s.isdigit()]
+    counts = {"pass": 0, "fail": 0, "skip": 0}
+    lines, built = [], 0
+    for suite in suites:
+        for t in sorted(os.listdir(os.path.join(DATA, suite))):
+            test_dir = os.path.join(DATA, suite, t)
+            work = os.path.join(out_dir, suite, t)
+            status, why = run_one(nnc, work, test_dir, False)
+            if status == "pass" and built < nbuild:
+                built += 1
+                status, why = run_one(nnc, work, test_dir, True)
+            counts[status] += 1
+            lines.append(f"{status:4} {suite}/{t}" + (f": {why}" if why else ""))
+            if status == "fail":
+                print(lines[-1], flush=True)
+    with open(list_file, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"onnx conformance ({', '.join(suites)}): {counts['pass']} passed "
+          f"({built} also compiled), {counts['fail']} failed, {counts['skip']} skipped; "
+          f"list in {list_file}")
+    return 1 if counts["fail"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

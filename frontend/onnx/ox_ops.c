@@ -676,6 +676,9 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (window(c, n, x, NULL, k, s, d, p, dims)) return -1;
   const char *fn = op_entry(idx)->arg;
   if (d[0] != 1 || d[1] != 1) return ox_err(c, n, "dilations are not supported in pooling");
+  if (2 * p[0] > k[0] || 2 * p[1] > k[1])
+    return ox_err(c, n, "pads %s with kernel %s; nnc's pooling pads at most half the kernel",
+                  pair(c, p), pair(c, k));
   if (n->n_output > 1 && n->output[1][0]) return ox_err(c, n, "the Indices output is not imported");
   if (!strcmp(fn, "avgpool") && (p[0] || p[1]) && !ox_attr_i(n, "count_include_pad", 0))
     return ox_err(c, n, "padding with count_include_pad = 0; nnc's avgpool counts the padding "
@@ -771,8 +774,9 @@ static int op_flatten(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0);
   if (!x) return -1;
-  int ax;
-  if (ox_axis(c, n, ox_attr_i(n, "axis", 1), x->rank + 1, &ax)) return -1;
+  int64_t ax = ox_attr_i(n, "axis", 1);
+  ax = ax < 0 ? ax + x->rank : ax;
+  if (ax < 0 || ax > x->rank) return ox_err(c, n, "axis out of range for rank %d", x->rank);
   OxDim dims[2] = {{1, NULL}, {1, NULL}};
   for (int i = 0; i < x->rank; i++) dims[i >= ax].v *= x->dims[i].v;
   if (ax == 1) dims[0] = x->dims[0];
@@ -933,6 +937,7 @@ static int op_slice(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     int a;
     if (ox_axis(c, n, ka >= 0 ? ax[i] : i, x->rank, &a)) return -1;
     e = slice_expr(c, e, x, dims, a, st[i], en[i]);
+    if (!dims[a].v) return ox_err(c, n, "the slice on axis %d is empty; nnc has no empty tensors", a);
   }
   OxVal *y = ox_def(c, n, 0, x->rank, dims);
   ox_line(c, n, y->id, "%s", e);
@@ -962,6 +967,7 @@ static int op_split(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     const char *s = slice_expr(c, e, x, dims, ax, at, at + sz[i]);
     at += sz[i];
     if (!n->output[i][0]) continue;
+    if (!dims[ax].v) return ox_err(c, n, "output %d is empty; nnc has no empty tensors", i);
     OxVal *y = ox_def(c, n, i, x->rank, dims);
     ox_line(c, n, y->id, "%s", s);
   }
@@ -1119,11 +1125,25 @@ static int op_constant_of_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
-static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+/* Size: the element count, a constant */
+static int op_size(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0);
   if (!x) return -1;
-  int to = (int)ox_attr_i(n, "to", F_FLOAT);
+  for (int i = 0; i < x->rank; i++)
+    if (x->dims[i].sym)
+      return ox_err(c, n, "the size depends on the symbolic dim %s", x->dims[i].sym);
+  OxVal *y = def_const(c, n, 0, 0, NULL, F_INT64);
+  y->cv[0] = (double)ox_numel(x);
+  return 0;
+}
+
+/* Cast (to = attribute) and CastLike (to = the second input's type) */
+static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = need(c, n, 0), *like = NULL;
+  if (!x) return -1;
+  if (op_entry(idx)->arg && !(like = need(c, n, 1))) return -1;
+  int to = like ? like->elem : (int)ox_attr_i(n, "to", F_FLOAT);
   if (is_const(x)) {
     OxVal *y = def_const(c, n, 0, x->rank, x->dims, to);
     for (int64_t k = 0; k < y->n; k++) y->cv[k] = to == F_FLOAT ? (float)x->cv[k] : to == F_INT64 ? trunc(x->cv[k]) : x->cv[k];
@@ -1163,6 +1183,7 @@ static const OxOp ops[] = {
     {"ReduceSum", op_reduce, "sum"}, {"ReduceMax", op_reduce, "max"},
     {"Constant", op_constant, NULL}, {"Shape", op_shape, NULL}, {"Gather", op_gather, NULL},
     {"ConstantOfShape", op_constant_of_shape, NULL}, {"Cast", op_cast, NULL},
+    {"CastLike", op_cast, "like"}, {"Size", op_size, NULL},
 };
 
 static const OxOp *op_entry(int idx) { return &ops[idx]; }

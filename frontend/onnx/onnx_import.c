@@ -40,14 +40,6 @@ static int check_op_kinds(OxCtx *c) {
   return bad ? -1 : 0;
 }
 
-static int count_uses(const OxCtx *c, const char *name) {
-  int u = 0;
-  for (size_t i = 0; i < c->g->n_node; i++)
-    for (size_t k = 0; k < c->g->node[i]->n_input; k++) u += !strcmp(c->g->node[i]->input[k], name);
-  for (size_t i = 0; i < c->g->n_output; i++) u += !strcmp(c->g->output[i]->name, name);
-  return u;
-}
-
 static const char *dim_symbol(OxCtx *c, const char *param) {
   const char *id = NULL;
   for (int i = 0; i < c->nsyms; i++)
@@ -114,7 +106,7 @@ static int convert_nodes(OxCtx *c) {
     if (c->skip[i]) continue;
     int before = c->nvals;
     if (ox_op_run(c, n, ox_op_index(n->op_type))) return -1;
-    for (int k = before; k < c->nvals; k++) c->vals[k].uses = count_uses(c, c->vals[k].name);
+    for (int k = before; k < c->nvals; k++) c->vals[k].uses = ox_uses(c, c->vals[k].name);
   }
   return 0;
 }
@@ -152,12 +144,13 @@ static const char *model_name(OxCtx *c, const OnnxImportOptions *o) {
 
 static int write_files(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelProto *m) {
   fflush(c->decl), fflush(c->notes), fflush(c->body);
+  const char *ver = m->producer_version && m->producer_version[0] ? m->producer_version : NULL;
   char *head = arena_printf(c->a,
-                            "# %s: imported by nnc import from %s (producer %s %s, opset %lld)\n"
+                            "# %s: imported by nnc import from %s (producer %s%s%s, opset %lld)\n"
                             "# where the names come from (the ONNX names are quoted):\n",
                             o->out_nn, o->model_path,
                             m->producer_name && m->producer_name[0] ? m->producer_name : "unknown",
-                            m->producer_version ? m->producer_version : "", (long long)c->opset);
+                            ver ? " " : "", ver ? ver : "", (long long)c->opset);
   char *open = arena_printf(c->a, "model %s {\n", model_name(c, o));
   const void *parts[6] = {head, c->notes_buf, open, c->decl_buf, c->body_buf, "}\n"};
   size_t sizes[6] = {strlen(head), c->notes_len, strlen(open), c->decl_len, c->body_len, 2};

@@ -67,6 +67,8 @@ typedef struct OxCtx {
 /* --- ox_model.c --------------------------------------------------------------------------- */
 OxVal *ox_find(OxCtx *c, const char *name);
 OxVal *ox_new(OxCtx *c, const char *name, OxKind k);
+/* how many node inputs and graph outputs read the value called name */
+int ox_uses(const OxCtx *c, const char *name);
 /* an error about node n (or the file when n is NULL); returns -1 */
 int ox_err(OxCtx *c, const Onnx__NodeProto *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

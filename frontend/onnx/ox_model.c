@@ -26,6 +26,14 @@ OxVal *ox_new(OxCtx *c, const char *name, OxKind k) {
   return v;
 }
 
+int ox_uses(const OxCtx *c, const char *name) {
+  int u = 0;
+  for (size_t i = 0; i < c->g->n_node; i++)
+    for (size_t k = 0; k < c->g->node[i]->n_input; k++) u += !strcmp(c->g->node[i]->input[k], name);
+  for (size_t i = 0; i < c->g->n_output; i++) u += !strcmp(c->g->output[i]->name, name);
+  return u;
+}
+
 const char *ox_node_name(const Onnx__NodeProto *n) {
   if (n->name && n->name[0]) return n->name;
   return n->n_output ? n->output[0] : "?";

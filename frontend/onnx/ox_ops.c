@@ -427,8 +427,7 @@ static int bias_weight(OxCtx *c, const Onnx__NodeProto *n, OxVal *b, const char 
 
 /* the Add that a MatMul's only use is, when its other operand is a [O] constant bias */
 static int fused_bias(OxCtx *c, const Onnx__NodeProto *n, int64_t o, int *node, int *which) {
-  OxVal *y = ox_find(c, n->output[0]);
-  if (!y || y->uses != 1) return 0;
+  if (ox_uses(c, n->output[0]) != 1) return 0;
   for (size_t i = 0; i < c->g->n_node; i++) {
     const Onnx__NodeProto *m = c->g->node[i];
     if (strcmp(m->op_type, "Add") || m->n_input != 2) continue;

@@ -1,0 +1,188 @@
+"""Round trips of the example networks through ONNX: examples/mlp.nn and examples/lenet.nn
+written as ONNX graphs in the forms PyTorch's exporter produces (Gemm with transB, MatMul +
+Add with a transposed weight, the Shape/Gather/Unsqueeze/Concat/Reshape of `x.view(N, -1)`,
+a symbolic batch dim), imported with `nnc import`. The imported file must have the hand-
+written example's parameter names, parameter count and MACs (as formulas in N), and the
+same outputs on the same weights. With PyTorch installed, the same networks exported by
+torch.onnx.export are checked against PyTorch's own outputs as well.
+
+usage: roundtrip.py NNC SRC_DIR WORK_DIR"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import ref_nets  # noqa: E402
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def weights(shapes, seed):
+    rng = np.random.default_rng(seed)
+    return {k: (rng.standard_normal(s) * 0.1).astype(np.float32) for k, s in shapes.items()}
+
+
+def init(name, arr):
+    return numpy_helper.from_array(arr, name)
+
+
+def mlp_onnx(w):
+    """fc1 as Gemm(transB = 1), fc2 as MatMul with the transposed weight + Add"""
+    nodes = [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["fc1"], name="/fc1/Gemm",
+                              transB=1),
+             helper.make_node("Relu", ["fc1"], ["h"], name="/Relu"),
+             helper.make_node("MatMul", ["h", "fc2.weight"], ["mm"], name="/fc2/MatMul"),
+             helper.make_node("Add", ["mm", "fc2.bias"], ["logits"], name="/fc2/Add")]
+    inits = [init("fc1.weight", w["fc1.weight"]), init("fc1.bias", w["fc1.bias"]),
+             init("fc2.weight", np.ascontiguousarray(w["fc2.weight"].T)),
+             init("fc2.bias", w["fc2.bias"])]
+    return graph("mlp", nodes, inits, ["N", 784], ["N", 10], opset=13)
+
+
+def lenet_onnx(w):
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "conv1.weight", "conv1.bias"], ["c1"], kernel_shape=[5, 5],
+               pads=[2, 2, 2, 2]),
+             n("Relu", ["c1"], ["r1"]),
+             n("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("Conv", ["p1", "conv2.weight", "conv2.bias"], ["c2"], kernel_shape=[5, 5]),
+             n("Relu", ["c2"], ["r2"]),
+             n("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+             # x.view(x.size(0), -1), as older exporters wrote it
+             n("Shape", ["p2"], ["s"]),
+             n("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.INT64, [], [0])),
+             n("Gather", ["s", "zero"], ["n"], axis=0),
+             n("Unsqueeze", ["n"], ["n1"], axes=[0]),
+             n("Constant", [], ["m1"], value=helper.make_tensor("m", TensorProto.INT64, [1], [-1])),
+             n("Concat", ["n1", "m1"], ["shape"], axis=0),
+             n("Reshape", ["p2", "shape"], ["f"]),
+             n("Gemm", ["f", "fc1.weight", "fc1.bias"], ["fc1"], transB=1),
+             n("Relu", ["fc1"], ["h1"]),
+             n("Gemm", ["h1", "fc2.weight", "fc2.bias"], ["fc2"], transB=1),
+             n("Relu", ["fc2"], ["h2"]),
+             n("Gemm", ["h2", "fc3.weight", "fc3.bias"], ["logits"], transB=1)]
+    inits = [init(k, v) for k, v in w.items()]
+    return graph("lenet", nodes, inits, ["N", 1, 28, 28], ["N", 10], opset=11)
+
+
+def graph(name, nodes, inits, in_shape, out_shape, opset):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, out_shape)],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                          producer_name="nnc-tests")
+    onnx.checker.check_model(m)
+    return m
+
+
+SHAPES = {
+    "mlp": {"fc1.weight": (512, 784), "fc1.bias": (512,), "fc2.weight": (10, 512), "fc2.bias": (10,)},
+    "lenet": {"conv1.weight": (6, 1, 5, 5), "conv1.bias": (6,), "conv2.weight": (16, 6, 5, 5),
+              "conv2.bias": (16,), "fc1.weight": (120, 400), "fc1.bias": (120,),
+              "fc2.weight": (84, 120), "fc2.bias": (84,), "fc3.weight": (10, 84), "fc3.bias": (10,)},
+}
+X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28)}
+
+
+def sh(*args):
+    r = subprocess.run(list(args), capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"FAIL: {' '.join(args)}:\n{r.stderr}")
+    return r.stdout
+
+
+def cost(nnc, nn):
+    t = json.loads(sh(nnc, "cost", nn, "--json"))["totals"]
+    return t["params"], t["fwd_macs_formula"]
+
+
+def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
+    nn, st = os.path.join(work, net + ".nn"), os.path.join(work, net + ".safetensors")
+    sh(nnc, "import", onnx_path, "-o", nn, "--weights", st)
+    example = os.path.join(src, "examples", net + ".nn")
+    got_names, ex_names = sorted(ref_nets.st_read(st)), sorted(w)
+    if got_names != ex_names:
+        raise SystemExit(f"FAIL: {net}: parameters {got_names}, the example has {ex_names}")
+    ci, ce = cost(nnc, nn), cost(nnc, example)
+    if ci != ce:
+        raise SystemExit(f"FAIL: {net}: params/MACs {ci}, the example {ce}")
+    ref_w = os.path.join(work, net + ".ref.safetensors")
+    ref_nets.write_file(ref_w, ref_nets.st_bytes(w))
+    np.save(os.path.join(work, "x.npy"), x)
+    np.save(os.path.join(work, "label.npy"), np.zeros(x.shape[0], np.int32))
+    sh(nnc, "run", nn, "--weights", st, "--in", f"x={work}/x.npy", "--out", f"logits={work}/a.npy")
+    sh(nnc, "run", example, "--weights", ref_w, "--in", f"x={work}/x.npy",
+       "--in", f"label={work}/label.npy", "--out", f"logits={work}/b.npy")
+    a, b = np.load(f"{work}/a.npy"), np.load(f"{work}/b.npy")
+    err = np.abs(a - b).max()
+    print(f"{net}: {ci[0]} params, {ci[1]} MACs as the example; max |imported - example| = {err:.3g}")
+    if err > ATOL + RTOL * np.abs(b).max():
+        raise SystemExit(f"FAIL: {net}: outputs differ by {err}")
+    if want is not None:
+        e2 = np.abs(a - want).max()
+        print(f"{net}: max |nnc - pytorch| = {e2:.3g}")
+        if e2 > 1e-4 + 1e-4 * np.abs(want).max():
+            raise SystemExit(f"FAIL: {net}: outputs differ from PyTorch's by {e2}")
+
+
+def torch_round_trips(nnc, src, work):
+    try:
+        import torch
+    except ImportError:
+        print("torch export round trips: skipped (PyTorch is not installed; "
+              "NNC_WITH_TORCH=1 bash .ci/setup.sh installs python3-torch)")
+        return
+    import torch.nn as tnn
+
+    class MLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = tnn.Linear(784, 512), tnn.Linear(512, 10)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    class LeNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = tnn.Conv2d(1, 6, 5, padding=2), tnn.Conv2d(6, 16, 5)
+            self.fc1, self.fc2, self.fc3 = tnn.Linear(400, 120), tnn.Linear(120, 84), tnn.Linear(84, 10)
+
+        def forward(self, x):
+            x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+            x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+            x = x.view(x.size(0), -1)
+            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+    for net, mod in (("mlp", MLP()), ("lenet", LeNet())):
+        torch.manual_seed(0)
+        mod.eval()
+        x = np.random.default_rng(3).standard_normal(X_SHAPE[net]).astype(np.float32)
+        path = os.path.join(work, net + ".torch.onnx")
+        torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"],
+                          output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+        w = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
+        want = mod(torch.from_numpy(x)).detach().numpy()
+        check_import(nnc, src, os.path.join(work, "torch"), net, path, w, x, want)
+
+
+def main():
+    nnc, src, work = sys.argv[1:4]
+    os.makedirs(os.path.join(work, "torch"), exist_ok=True)
+    for net, build in (("mlp", mlp_onnx), ("lenet", lenet_onnx)):
+        w = weights(SHAPES[net], 1)
+        path = os.path.join(work, net + ".onnx")
+        onnx.save(build(w), path)
+        x = np.random.default_rng(2).standard_normal(X_SHAPE[net]).astype(np.float32)
+        check_import(nnc, src, work, net, path, w, x)
+    torch_round_trips(nnc, src, work)
+    print("import round trips: ok")
+
+
+if __name__ == "__main__":
+    main()

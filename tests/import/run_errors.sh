@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `nnc import` refuses what it cannot translate faithfully: one error per unsupported op kind
+# (naming the first node and the count), attributes nnc cannot honour, files that are not
+# ONNX; exit status 1 and no output file in every case.
+set -euo pipefail
+: "${NNC:?}"
+py=/usr/bin/python3
+if ! $py -c 'import onnx' 2>/dev/null; then
+  echo "import errors: skipped (the onnx Python package is not installed)"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+$py - "$tmp" <<'PY'
+import sys, numpy as np, onnx
+from onnx import TensorProto as T, helper as h, numpy_helper as nh
+d = sys.argv[1]
+def save(name, nodes, inits=(), shape=(2, 3, 8, 8)):
+    g = h.make_graph(nodes, name, [h.make_tensor_value_info("x", T.FLOAT, shape)],
+                     [h.make_tensor_value_info("y", T.FLOAT, None)], list(inits))
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), f"{d}/{name}.onnx")
+save("ops", [h.make_node("Erf", ["x"], ["a"], name="erf_1"), h.make_node("Erf", ["a"], ["b"], name="erf_2"),
+             h.make_node("Relu", ["b"], ["c"]), h.make_node("Sign", ["c"], ["y"], name="sign_0")])
+w = nh.from_array(np.zeros((4, 3, 3, 3), np.float32), "conv.weight")
+save("pads", [h.make_node("Conv", ["x", "conv.weight"], ["y"], name="conv", pads=[0, 0, 1, 1])], [w])
+save("gemm", [h.make_node("Flatten", ["x"], ["f"]),
+              h.make_node("Gemm", ["f", "fc.weight"], ["y"], name="fc", alpha=2.0, transB=1)],
+     [nh.from_array(np.zeros((5, 192), np.float32), "fc.weight")])
+open(f"{d}/junk.onnx", "wb").write(b"\xff\xff\xff\xff not a protobuf")
+PY
+expect() { # FILE PATTERN...: import fails with exit 1, stderr has every pattern, no output
+  local f=$1; shift
+  local rc=0
+  "$NNC" import "$tmp/$f.onnx" -o "$tmp/$f.nn" 2>"$tmp/err" || rc=$?
+  cat "$tmp/err"
+  [ "$rc" = 1 ] || { echo "FAIL: $f: exit status $rc, expected 1"; exit 1; }
+  [ ! -e "$tmp/$f.nn" ] && [ ! -e "$tmp/$f.safetensors" ] || { echo "FAIL: $f: output written"; exit 1; }
+  for p in "$@"; do grep -qF -- "$p" "$tmp/err" || { echo "FAIL: $f: no '$p'"; exit 1; }; done
+}
+expect ops "node 'erf_1' (Erf): operator 'Erf' (opset 13, 2 nodes) has no nnc equivalent" \
+  "node 'sign_0' (Sign): operator 'Sign' (opset 13, 1 node)" "2 errors generated."
+[ "$(grep -c 'error:' "$tmp/err")" = 2 ] || { echo "FAIL: one error per op kind expected"; exit 1; }
+expect pads "node 'conv' (Conv): asymmetric padding (pads = [0, 0, 1, 1]); nnc pads both sides equally"
+expect gemm "node 'fc' (Gemm): alpha = 2, beta = 1: nnc maps Gemm onto dense"
+expect junk "junk.onnx: error: not an ONNX model"
+rc=0; "$NNC" import "$tmp/missing.onnx" -o "$tmp/m.nn" 2>"$tmp/err" || rc=$?
+cat "$tmp/err"; [ "$rc" = 1 ] && grep -q "missing.onnx" "$tmp/err"
+rc=0; "$NNC" import "$tmp/ops.onnx" 2>/dev/null || rc=$?
+[ "$rc" = 2 ] || { echo "FAIL: usage error expected without -o"; exit 1; }
+echo "import errors: ok"

@@ -301,6 +301,9 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
   cJSON_AddStringToObject(tg, "kind", rp->hw.kind == HW_GPU ? "gpu" : "cpu");
   cJSON_AddNumberToObject(tg, "mem_bw", rp->hw.mem_bw);
   cJSON_AddNumberToObject(tg, "overhead", rp->hw.overhead_s);
+  cJSON_AddNumberToObject(tg, "peak_f32", rp->hw.peak[HWP_F32]);
+  cJSON_AddBoolToObject(tg, "measured", rp->hw.measured);
+  if (rp->hw.measured_at[0]) cJSON_AddStringToObject(tg, "measured_at", rp->hw.measured_at);
   cJSON *rw = cJSON_AddArrayToObject(root, "rewrites");
   for (int i = 0; i < rp->log.n; i++) cJSON_AddItemToArray(rw, cJSON_CreateString(rp->log.msg[i]));
   json_totals(root, rp);
@@ -438,6 +441,10 @@ static void print_summary(const Report *rp, const Opts *o) {
   printf("\nestimated time on %s: %.3f ms (%d kernels, %.1f us overhead each)\n", rp->hw.name,
          r->total.time * 1e3, r->total.nkernels, rp->hw.overhead_s * 1e6);
   if (!rp->hw.measured && !strcmp(rp->hw.name, "host")) printf("  (%s)\n", rp->hw.desc);
+  if (rp->hw.measured)
+    printf("  (figures used: peak FP32 %.1f GFLOP/s, DRAM %.1f GB/s, measured by nnc probe at %s)\n",
+           rp->hw.peak[HWP_F32] / 1e9, rp->hw.mem_bw / 1e9,
+           rp->hw.measured_at[0] ? rp->hw.measured_at : "an unrecorded time");
 }
 
 static void print_tiles(const Report *rp) {

@@ -191,8 +191,14 @@ int hw_from_json(const char *text, HwTarget *out, char *err, size_t errn) {
   set_int(root, "l1_kib", KIB, &t.l1_bytes);
   set_int(root, "l2_kib", KIB, &t.l2_bytes_cpu);
   set_int(root, "l3_mib", MIB, &t.l3_bytes);
+  set_num(root, "peak_f32_1t_tflops", T, &t.peak_f32_1t);
+  set_num(root, "l1_bw_gbs", G, &t.cache_bw[0]);
+  set_num(root, "l2_bw_gbs", G, &t.cache_bw[1]);
+  set_num(root, "l3_bw_gbs", G, &t.cache_bw[2]);
   const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "measured");
   if (cJSON_IsBool(ms)) t.measured = cJSON_IsTrue(ms);
+  const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "measured_at");
+  if (cJSON_IsString(at)) snprintf(t.measured_at, sizeof t.measured_at, "%s", at->valuestring);
   cJSON_Delete(root);
   if (t.peak[HWP_F32] <= 0) return fail(err, errn, "peak_tflops.f32 must be > 0", NULL);
   if (t.mem_bw <= 0) return fail(err, errn, "mem_bw_gbs must be > 0", NULL);
@@ -270,8 +276,13 @@ char *hw_to_json(const HwTarget *t) {
     cJSON_AddNumberToObject(o, "l1_kib", (double)t->l1_bytes / KIB);
     cJSON_AddNumberToObject(o, "l2_kib", (double)t->l2_bytes_cpu / KIB);
     cJSON_AddNumberToObject(o, "l3_mib", (double)t->l3_bytes / MIB);
+    if (t->peak_f32_1t > 0) cJSON_AddNumberToObject(o, "peak_f32_1t_tflops", t->peak_f32_1t / T);
+    static const char *bw_keys[3] = {"l1_bw_gbs", "l2_bw_gbs", "l3_bw_gbs"};
+    for (int l = 0; l < 3; l++)
+      if (t->cache_bw[l] > 0) cJSON_AddNumberToObject(o, bw_keys[l], t->cache_bw[l] / G);
   }
   cJSON_AddBoolToObject(o, "measured", t->measured);
+  if (t->measured_at[0]) cJSON_AddStringToObject(o, "measured_at", t->measured_at);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);
   return s;

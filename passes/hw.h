@@ -55,7 +55,10 @@ typedef struct HwTarget {
   int load_ports;         /* vector loads per cycle per core */
   int fma_latency;        /* cycles */
   int64_t l1_bytes, l2_bytes_cpu, l3_bytes; /* L1d and L2 per core, L3 shared */
+  double peak_f32_1t;     /* FP32 FLOP/s of one thread (0 = unknown: peak/cores) */
+  double cache_bw[3];     /* read bandwidth of L1, L2, L3 with all threads (0 = unknown) */
   bool measured;          /* host: figures come from `nnc probe`, not a guess */
+  char measured_at[32];   /* when `nnc probe` measured them (UTC, ISO 8601), "" otherwise */
 } HwTarget;
 
 /* built-in table */

@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include "../codegen/codegen.h"
+#include "../passes/comm.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"
 #include "../passes/passes.h"
 #include "../passes/tiles.h"
 #include "driver.h"
+#include "report_comm.h"
 #include "report_svg.h"
 
 typedef struct Opts {
@@ -24,6 +26,8 @@ typedef struct Opts {
   bool train, json, csv, tiles, formula;
   CostGroupBy per;
   int top;
+  int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
+  const char *link; /* --link NAME|BW */
 } Opts;
 
 static void usage(FILE *out) {
@@ -41,7 +45,11 @@ static void usage(FILE *out) {
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
-        "      --list-targets  print the built-in hardware table\n",
+        "      --ranks P       with --train: data-parallel on P ranks, the gradients'\n"
+        "                      all-reduce, its overlap with backward, scaling efficiency\n"
+        "      --link L        the link between ranks: a name (--list-targets) or a\n"
+        "                      bandwidth such as 25GB/s or 100Gb/s (default: ib-hdr)\n"
+        "      --list-targets  print the built-in hardware and link tables\n",
         out);
 }
 
@@ -128,11 +136,14 @@ typedef struct Report {
   CostResult *train;     /* the training step's costs (NULL when there is no train block) */
   SimplifyLog log;
   HwTarget hw;
+  HwLink link;           /* --link (or the default) */
   TilePlan *tiles;
   /* what a program built by `nnc build` allocates for the analysed step (its fused kernels
    * have their own arena); have_compiled = 0 when the CPU backend cannot lower the model */
   CgMemory compiled;
   int have_compiled;
+  TrainInfo info;        /* of the training step (valid when train != NULL) */
+  CommPlan comm;         /* --ranks: valid when comm.ranks > 0 */
 } Report;
 
 /* the training step of the model, or NULL (quietly, unless `loud`) */
@@ -144,8 +155,7 @@ static IrGraph *train_graph(Report *rp, const char *path, bool loud) {
   }
   FILE *sink = loud ? stderr : fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
-  TrainInfo info;
-  IrGraph *tg = pass_train_graph(rp->fwd, t, &info, d);
+  IrGraph *tg = pass_train_graph(rp->fwd, t, &rp->info, d);
   diag_free(d);
   if (sink && sink != stderr) fclose(sink);
   return tg;
@@ -164,6 +174,8 @@ static int analyse(Report *rp, const Opts *o) {
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
   if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
+    return 1;
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
   rp->have_compiled = llvm_model_memory(rp->fwd, o->train ? tg : NULL, &rp->compiled, d) == 0;
@@ -308,6 +320,7 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
   for (int i = 0; i < rp->log.n; i++) cJSON_AddItemToArray(rw, cJSON_CreateString(rp->log.msg[i]));
   json_totals(root, rp);
   json_memory(root, rp->r);
+  if (rp->comm.ranks) report_comm_json(root, &rp->comm);
   if (rp->have_compiled) {
     const CgMemory *c = &rp->compiled;
     cJSON *cm = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "memory"), "compiled");
@@ -477,6 +490,7 @@ static void print_text(const Report *rp, const Opts *o, Row *rows, int n) {
   print_table(rp, o, rows, n);
   print_summary(rp, o);
   if (rp->tiles) print_tiles(rp);
+  if (rp->comm.ranks) report_comm_text(&rp->comm);
 }
 
 /* ---- main ----------------------------------------------------------------------------- */
@@ -488,11 +502,17 @@ static int list_targets(void) {
     printf("%-22s %-5s %10.2f %10.2f %10.1f  %s\n", t->name, t->kind == HW_GPU ? "gpu" : "cpu",
            t->peak[HWP_F32] / 1e12, hw_peak(t, DT_F16, true) / 1e12, t->mem_bw / 1e9, t->desc);
   }
+  printf("\n%-22s %10s %12s  %s\n", "link (--link)", "GB/s", "latency us", "description");
+  for (int i = 0; i < hw_link_count(); i++) {
+    const HwLink *l = hw_link(i);
+    printf("%-22s %10.1f %12.1f  %s\n", l->name, l->bw / 1e9, l->latency * 1e6, l->desc);
+  }
   return 0;
 }
 
 static int parse(int argc, char **argv, Opts *o) {
-  enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST };
+  enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
+         O_RANKS, O_LINK };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -500,10 +520,12 @@ static int parse(int argc, char **argv, Opts *o) {
       {"json", no_argument, 0, O_JSON}, {"csv", no_argument, 0, O_CSV},
       {"svg", required_argument, 0, O_SVG}, {"tiles", no_argument, 0, O_TILES},
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
+      {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
   o->target = "host";
+  o->link = "ib-hdr";
   o->per = COST_BY_LAYER;
   while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
     int r = drv_common_opt(&o->in, c, optarg);
@@ -538,6 +560,18 @@ static int parse(int argc, char **argv, Opts *o) {
     case O_TILES: o->tiles = true; break;
     case O_FORMULA: o->formula = true; break;
     case O_LIST: list_targets(); return -1;
+    case O_RANKS: {
+      char *end;
+      long p = strtol(optarg, &end, 10);
+      if (*end || p < 1 || p > COMM_MAX_RANKS) {
+        fprintf(stderr, "nnc cost: error: --ranks takes a number of ranks in [1, %d], not '%s'\n",
+                COMM_MAX_RANKS, optarg);
+        return 2;
+      }
+      o->ranks = (int)p;
+      break;
+    }
+    case O_LINK: o->link = optarg; break;
     default: usage(stderr); return 2;
     }
   }
@@ -547,6 +581,11 @@ static int parse(int argc, char **argv, Opts *o) {
   }
   if (optind != argc - 1) {
     usage(stderr);
+    return 2;
+  }
+  if (o->ranks && !o->train) {
+    fprintf(stderr, "nnc cost: error: --ranks needs --train (it costs the training step's "
+                    "gradient all-reduce)\n");
     return 2;
   }
   o->in.path = argv[optind];
@@ -559,7 +598,8 @@ int cmd_cost(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   Report rp = {0};
   char err[512];
-  if (hw_resolve(o.target, &rp.hw, err, sizeof err)) {
+  if (hw_resolve(o.target, &rp.hw, err, sizeof err) ||
+      hw_resolve_link(o.link, &rp.link, err, sizeof err)) {
     fprintf(stderr, "nnc cost: error: %s\n", err);
     return 1;
   }

@@ -109,6 +109,25 @@ grep -q "unknown target 'tpu9'" "$T/err" || die "unknown target message: $(cat "
 "$NNC" cost "$NNC_SRC/tests/cost/gram.nn" --train >/dev/null 2>"$T/err" && die "--train without train block"
 grep -q "no 'train gram' block" "$T/err" || die "--train message: $(cat "$T/err")"
 
+# data-parallel: the gradients (4 bytes per trainable parameter) in one 25 MiB bucket, all
+# of it after backward; the ring formula recomputed here from the report's own figures
+"$NNC" cost "$EX/mlp.nn" --train --target a100 --ranks 4 --link 100Gb/s --json > "$T/dp.json" || die "--ranks"
+$PY - "$T/dp.json" <<'PYEOF' || die "data_parallel figures: $(cat "$T/dp.json" | head -c 600)"
+import json, sys
+d = json.load(open(sys.argv[1])); c = d["data_parallel"]; p = 4
+grad = 4 * d["totals"]["params"]
+ring = 2 * (p - 1) / p * grad / 12.5e9 + 2 * (p - 1) * c["link_latency"]
+ok = c["ranks"] == p and c["grad_bytes"] == grad and c["buckets"] == 1 and abs(c["allreduce_time"] - ring) < 1e-12 \
+     and abs(c["exposed_time"] - ring) < 1e-12 and abs(c["step_time"] - c["step_time_1"] - ring) < 1e-12 \
+     and abs(c["efficiency"] - c["step_time_1"] / c["step_time"]) < 1e-12
+sys.exit(0 if ok else 1)
+PYEOF
+"$NNC" cost "$EX/mlp.nn" --train --ranks 2 --link nvlink4 | grep -q "scaling efficiency" || die "--ranks text report"
+"$NNC" cost "$EX/mlp.nn" --ranks 2 >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--ranks without --train: exit 2"
+grep -q "needs --train" "$T/err" || die "--ranks without --train message: $(cat "$T/err")"
+"$NNC" cost "$EX/mlp.nn" --train --ranks 2 --link warp9 >/dev/null 2>"$T/err" && die "unknown link accepted"
+grep -q "unknown link 'warp9'; known: shm" "$T/err" || die "unknown link message: $(cat "$T/err")"
+
 # probe: writes the host target (atomically), which --target host then uses
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
 [ -f "$T/cfg/nnc/host.json" ] || die "probe wrote no $T/cfg/nnc/host.json"

@@ -17,6 +17,7 @@
 #include "../passes/passes.h"
 #include "../passes/tiles.h"
 #include "driver.h"
+#include "cost_compare.h"
 #include "report_comm.h"
 #include "report_svg.h"
 
@@ -28,11 +29,16 @@ typedef struct Opts {
   int top;
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
   const char *link; /* --link NAME|BW */
+  bool compare;     /* --compare: the positional arguments are several files */
+  char **files;
+  int nfiles;
 } Opts;
 
 static void usage(FILE *out) {
   fputs("usage: nnc cost FILE.nn [options]\n"
-        "FLOPs, MACs, bytes, memory and estimated time of a model on a target.\n"
+        "       nnc cost --compare A.nn B.nn ... [--train] [--target T] [-D N=V] [--json]\n"
+        "FLOPs, MACs, bytes, memory and estimated time of a model on a target; with\n"
+        "--compare, parameters, FLOPs, bytes and estimated time of several models side by side.\n"
         "  --target T          hardware: a built-in name, host (default), or a JSON file\n"
         "  -D, --define N=V    set a dim's value (formulas stay symbolic)\n"
         "      --symbolic N,.. keep only these dims symbolic in formulas (the others are\n"
@@ -510,9 +516,26 @@ static int list_targets(void) {
   return 0;
 }
 
+/* --compare takes 2..COMPARE_MAX_MODELS files and none of the single-model views */
+static int parse_compare(int argc, char **argv, Opts *o) {
+  int n = argc - optind;
+  if (n < 2 || n > COMPARE_MAX_MODELS) {
+    fprintf(stderr, "nnc cost: error: --compare takes 2 to %d .nn files, not %d\n",
+            COMPARE_MAX_MODELS, n);
+    return 2;
+  }
+  if (o->csv || o->svg || o->tiles || o->ranks || o->top || o->formula) {
+    fprintf(stderr, "nnc cost: error: --compare prints one row per model; --csv, --svg, "
+                    "--tiles, --ranks, --top and --formula apply to a single model\n");
+    return 2;
+  }
+  o->files = argv + optind, o->nfiles = n;
+  return 0;
+}
+
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK };
+         O_RANKS, O_LINK, O_COMPARE };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -521,6 +544,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"svg", required_argument, 0, O_SVG}, {"tiles", no_argument, 0, O_TILES},
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
+      {"compare", no_argument, 0, O_COMPARE},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -572,6 +596,7 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_LINK: o->link = optarg; break;
+    case O_COMPARE: o->compare = true; break;
     default: usage(stderr); return 2;
     }
   }
@@ -579,6 +604,7 @@ static int parse(int argc, char **argv, Opts *o) {
     fprintf(stderr, "nnc cost: error: --json and --csv exclude each other\n");
     return 2;
   }
+  if (o->compare) return parse_compare(argc, argv, o);
   if (optind != argc - 1) {
     usage(stderr);
     return 2;
@@ -603,6 +629,10 @@ int cmd_cost(int argc, char **argv) {
     fprintf(stderr, "nnc cost: error: %s\n", err);
     return 1;
   }
+  if (o.compare)
+    return cost_compare(&(CompareOpts){.in = &o.in, .files = (const char *const *)o.files,
+                                       .nfiles = o.nfiles, .train = o.train, .json = o.json,
+                                       .hw = &rp.hw});
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
   diag_finish(d);

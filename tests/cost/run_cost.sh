@@ -128,6 +128,20 @@ grep -q "needs --train" "$T/err" || die "--ranks without --train message: $(cat 
 "$NNC" cost "$EX/mlp.nn" --train --ranks 2 --link warp9 >/dev/null 2>"$T/err" && die "unknown link accepted"
 grep -q "unknown link 'warp9'; known: shm" "$T/err" || die "unknown link message: $(cat "$T/err")"
 
+# --compare: one row per model, each equal to that model's own report
+"$NNC" cost --compare "$EX/resnet18.nn" "$EX/mobilenet_v2.nn" -D N=2 --target a100 --json > "$T/cmp.json" || die "--compare"
+"$NNC" cost "$EX/mobilenet_v2.nn" -D N=2 --target a100 --json > "$T/mb.json" || die "cost mobilenet_v2"
+$PY - "$T/cmp.json" "$T/mb.json" <<'PYEOF' || die "--compare rows: $(head -c 800 "$T/cmp.json")"
+import json, sys
+c = json.load(open(sys.argv[1]))["models"]; m = json.load(open(sys.argv[2]))["totals"]
+ok = [x["model"] for x in c] == ["resnet18", "mobilenet_v2"] and c[0]["params"] == 11689512 \
+     and c[1]["params"] == m["params"] == 3504872 and c[1]["flops"] == m["fwd_flops"] and c[1]["batch"] == 2
+sys.exit(0 if ok else 1)
+PYEOF
+"$NNC" cost --compare "$EX/mlp.nn" "$EX/lenet.nn" --train | grep -q "^lenet vs mlp: params x0.15" || die "--compare text"
+"$NNC" cost --compare "$EX/mlp.nn" >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--compare with one file: exit 2"
+grep -q "takes 2 to 32 .nn files, not 1" "$T/err" || die "--compare one file: $(cat "$T/err")"
+
 # probe: writes the host target (atomically), which --target host then uses
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
 [ -f "$T/cfg/nnc/host.json" ] || die "probe wrote no $T/cfg/nnc/host.json"

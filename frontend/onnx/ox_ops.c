@@ -711,6 +711,32 @@ static int op_global_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* LRN across channels: the window sum of squares is an avgpool over C (which counts the
+ * padding, so avg * size is the sum) on x^2 viewed as [N, 1, C, H*W] */
+static int op_lrn(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int64_t size = ox_attr_i(n, "size", 0);
+  if (x->rank != 4) return ox_err(c, n, "input of rank %d; nnc imports LRN on NCHW", x->rank);
+  if (size < 1 || size % 2 == 0)
+    return ox_err(c, n, "size %lld: nnc pads the channel window symmetrically, which needs an "
+                  "odd size", (long long)size);
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  const char *hw = x->dims[2].sym || x->dims[3].sym ? "-1"
+                   : arena_printf(c->a, "%lld", (long long)(x->dims[2].v * x->dims[3].v));
+  const char *nn = x->dims[0].sym ? x->dims[0].sym : arena_printf(c->a, "%lld", (long long)x->dims[0].v);
+  const char *sq = ox_ident(c, arena_printf(c->a, "%s_sqavg", n->output[0]));
+  ox_line(c, n, sq, "reshape(avgpool(reshape(%s * %s, [%s, 1, %lld, %s]), [%lld, 1], stride = 1, "
+          "pad = [%lld, 0]), %s)", e, e, nn, (long long)x->dims[1].v, hw, (long long)size,
+          (long long)(size - 1) / 2, dims_str(c, 4, x->dims));
+  OxVal *y = ox_def(c, n, 0, 4, x->dims);
+  ox_line(c, n, y->id, "%s * (%.9g + %.9g * %s) ^ (%.9g)", e, ox_attr_f(n, "bias", 1),
+          ox_attr_f(n, "alpha", 1e-4), sq, -ox_attr_f(n, "beta", 0.75));
+  return 0;
+}
+
 /* --- shapes and data movement ------------------------------------------------------------- */
 
 /* y = reshape(x) to dims, folded when x is constant; dims with a symbol print as it */
@@ -1173,7 +1199,7 @@ static const OxOp ops[] = {
     {"MatMul", op_matmul, NULL}, {"Gemm", op_gemm, NULL}, {"Conv", op_conv, NULL},
     {"BatchNormalization", op_batchnorm, NULL}, {"LayerNormalization", op_layernorm, NULL},
     {"MaxPool", op_pool, "maxpool"}, {"AveragePool", op_pool, "avgpool"},
-    {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
+    {"LRN", op_lrn, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
     {"Flatten", op_flatten, NULL}, {"Reshape", op_reshape, NULL},
     {"Squeeze", op_squeeze, "squeeze"}, {"Unsqueeze", op_squeeze, "unsqueeze"},
     {"Transpose", op_transpose, NULL}, {"Concat", op_concat, NULL}, {"Slice", op_slice, NULL},

@@ -101,6 +101,7 @@ static int load_values(OxCtx *c) {
 
 static int convert_nodes(OxCtx *c) {
   c->skip = arena_alloc(c->a, c->g->n_node + 1);
+  ox_find_gelu(c);
   for (size_t i = 0; i < c->g->n_node; i++) {
     const Onnx__NodeProto *n = c->g->node[i];
     if (c->skip[i]) continue;

@@ -62,6 +62,9 @@ typedef struct OxCtx {
   const char *syms[16];  /* ONNX dim_param names, and the .nn dims declared for them */
   const char *symid[16];
   char *skip;       /* per node: consumed by a pattern fused into an earlier node */
+  const Onnx__NodeProto **gelu_out; /* per Erf node of an erf-form GELU: the node whose
+                                       output is gelu(x); gelu_x[i] is x */
+  const char **gelu_x;
 } OxCtx;
 
 /* --- ox_model.c --------------------------------------------------------------------------- */
@@ -89,6 +92,8 @@ int ox_claim(OxCtx *c, const char *name);
 /* the .nn expression of a tensor operand: an identifier, a number (scalar constant) or
  * a declared parameter holding a constant; NULL after reporting an error */
 const char *ox_operand(OxCtx *c, const Onnx__NodeProto *n, int i, int allow_number);
+/* the same for the value called name (which exists), read by node n */
+const char *ox_value_expr(OxCtx *c, const Onnx__NodeProto *n, const char *name, int allow_number);
 /* declare a value as produced by this node's output i, named after it */
 OxVal *ox_def(OxCtx *c, const Onnx__NodeProto *n, int i, int rank, const OxDim *dims);
 /* register a parameter tensor for the weights file (data may be NULL for a graph input
@@ -103,6 +108,11 @@ void ox_print_dims(FILE *f, int rank, const OxDim *dims);
 int64_t ox_numel(const OxVal *v);
 int ox_axis(OxCtx *c, const Onnx__NodeProto *n, int64_t axis, int rank, int *out);
 const char *ox_dt_name(int elem);
+
+/* --- ox_fuse.c: patterns that span nodes ---------------------------------------------- */
+/* finds x * 0.5 * (1 + erf(x / sqrt(2))) in its exported forms; marks the nodes (c->skip,
+ * c->gelu_out, c->gelu_x) so that the Erf node writes gelu(x) */
+void ox_find_gelu(OxCtx *c);
 
 /* --- ox_ops.c ------------------------------------------------------------------------------ */
 typedef int (*OxOpFn)(OxCtx *c, const Onnx__NodeProto *n, int idx);

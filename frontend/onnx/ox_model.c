@@ -317,11 +317,15 @@ static const char *number(OxCtx *c, double x) {
 
 const char *ox_operand(OxCtx *c, const Onnx__NodeProto *n, int i, int allow_number) {
   const char *name = (size_t)i < n->n_input ? n->input[i] : "";
-  OxVal *v = name[0] ? ox_find(c, name) : NULL;
-  if (!v) {
+  if (!name[0] || !ox_find(c, name)) {
     ox_err(c, n, "input %d%s%s%s is missing", i, name[0] ? " '" : "", name, name[0] ? "'" : "");
     return NULL;
   }
+  return ox_value_expr(c, n, name, allow_number);
+}
+
+const char *ox_value_expr(OxCtx *c, const Onnx__NodeProto *n, const char *name, int allow_number) {
+  OxVal *v = ox_find(c, name);
   if (v->kind == OXV_TENSOR || v->id) return v->id;
   if (v->kind == OXV_INPUT) {
     declare_input(c, v);

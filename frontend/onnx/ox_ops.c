@@ -169,6 +169,23 @@ static int op_unary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* Erf exists in nnc only inside the erf form of GELU (ox_fuse.c) */
+static int op_erf(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  size_t i = 0;
+  while (i < c->g->n_node && c->g->node[i] != n) i++;
+  if (i == c->g->n_node || !c->gelu_out[i])
+    return ox_err(c, n, "nnc has no erf; Erf is imported only as part of GELU, "
+                  "x * 0.5 * (1 + erf(x / sqrt(2)))");
+  OxVal *x = ox_find(c, c->gelu_x[i]);
+  if (!x || float_input(c, n, x)) return x ? -1 : ox_err(c, n, "the GELU input is missing");
+  const char *e = ox_value_expr(c, n, c->gelu_x[i], 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, c->gelu_out[i], 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "gelu(%s)", e);
+  return 0;
+}
+
 static int op_identity(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0);
@@ -1186,7 +1203,7 @@ static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 static const OxOp ops[] = {
     {"Relu", op_unary, "relu"}, {"Sigmoid", op_unary, "sigmoid"}, {"Tanh", op_unary, "tanh"},
     {"Exp", op_unary, "exp"}, {"Log", op_unary, "log"}, {"Sqrt", op_unary, "sqrt"},
-    {"Neg", op_unary, "neg"}, {"Gelu", op_unary, "gelu"},
+    {"Neg", op_unary, "neg"}, {"Gelu", op_unary, "gelu"}, {"Erf", op_erf, NULL},
     {"Identity", op_identity, NULL}, {"Dropout", op_dropout, NULL},
     {"Add", op_binary, "+"}, {"Sub", op_binary, "-"}, {"Mul", op_binary, "*"},
     {"Div", op_binary, "/"}, {"Pow", op_pow, NULL}, {"Sum", op_nary, "sum"},

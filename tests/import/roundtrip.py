@@ -130,6 +130,37 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
             raise SystemExit(f"FAIL: {net}: outputs differ from PyTorch's by {e2}")
 
 
+def gelu_patterns(nnc, work):
+    """the erf form of GELU in the two orders exporters write it imports as gelu(x)"""
+    import math
+    n = helper.make_node
+    c = lambda name, v: n("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [], [v]))
+    forms = {
+        "torch": [c("s2", math.sqrt(2)), n("Div", ["x", "s2"], ["a"]), n("Erf", ["a"], ["b"]),
+                  c("one", 1.0), n("Add", ["b", "one"], ["c"]), n("Mul", ["x", "c"], ["d"]),
+                  c("half", 0.5), n("Mul", ["d", "half"], ["y"])],
+        "hf": [c("half", 0.5), n("Mul", ["x", "half"], ["m"]), c("r2", math.sqrt(0.5)),
+               n("Mul", ["x", "r2"], ["a"]), n("Erf", ["a"], ["b"]), c("one", 1.0),
+               n("Add", ["one", "b"], ["c"]), n("Mul", ["m", "c"], ["y"])],
+    }
+    x = np.linspace(-4, 4, 24, dtype=np.float32).reshape(2, 12)
+    want = np.array([[v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in r] for r in x.astype(np.float64)])
+    np.save(f"{work}/gx.npy", x)
+    for form, nodes in forms.items():
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{work}/g.onnx")
+        sh(nnc, "import", f"{work}/g.onnx", "-o", f"{work}/g.nn")
+        text = open(f"{work}/g.nn").read()
+        if "y = gelu(x)" not in text or text.count(" = ") != 1:
+            raise SystemExit(f"FAIL: gelu ({form}) did not become one gelu(x):\n{text}")
+        sh(nnc, "run", f"{work}/g.nn", "--seed", "0", "--in", f"x={work}/gx.npy", "--out", f"y={work}/gy.npy")
+        err = np.abs(np.load(f"{work}/gy.npy") - want).max()
+        print(f"gelu, {form} form: y = gelu(x); max |nnc - erf formula| = {err:.3g}")
+        if err > 1e-6:
+            raise SystemExit(f"FAIL: gelu ({form}) differs by {err}")
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
@@ -180,6 +211,7 @@ def main():
         onnx.save(build(w), path)
         x = np.random.default_rng(2).standard_normal(X_SHAPE[net]).astype(np.float32)
         check_import(nnc, src, work, net, path, w, x)
+    gelu_patterns(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

@@ -9,12 +9,14 @@
 
 static void usage(FILE *out) {
   fputs("usage: nnc import MODEL.onnx -o MODEL.nn [--weights MODEL.safetensors] [--name NAME]\n"
+        "                  [--no-blocks]\n"
         "Translates an ONNX model into a .nn file: one statement per layer, names from the\n"
         "ONNX graph, comments with the source op. Initializers are written to the weights\n"
         "file under the .nn parameter names (default: MODEL.safetensors beside MODEL.nn).\n"
         "  -o FILE          the .nn file to write\n"
         "  --weights FILE   the safetensors file to write\n"
         "  --name NAME      the model's name (default: from the ONNX file name)\n"
+        "  --no-blocks      write repeated structures out instead of as blocks\n"
         "An operator or attribute without an nnc equivalent is an error naming the node;\n"
         "docs/import.md lists the mapping.\n",
         out);
@@ -32,6 +34,7 @@ static const char *default_weights(const char *nn, char *buf, size_t n) {
 int cmd_import(int argc, char **argv) {
   static const struct option opts[] = {{"weights", required_argument, 0, 'w'},
                                        {"name", required_argument, 0, 'n'},
+                                       {"no-blocks", no_argument, 0, 'B'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   OnnxImportOptions o = {0};
@@ -46,6 +49,7 @@ int cmd_import(int argc, char **argv) {
     if (c == 'o') o.out_nn = optarg;
     else if (c == 'w') o.out_weights = optarg;
     else if (c == 'n') o.model_name = optarg;
+    else if (c == 'B') o.no_blocks = 1;
     else {
       usage(stderr);
       return 2;

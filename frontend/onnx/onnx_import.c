@@ -134,8 +134,11 @@ static int write_outputs(OxCtx *c) {
   return 0;
 }
 
+static int write_text(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelProto *m,
+                      const char *defs, size_t defs_len);
+
 static const char *model_name(OxCtx *c, const OnnxImportOptions *o) {
-  if (o->model_name) return o->model_name;
+  if (o->model_name) return ox_ident(c, o->model_name);
   const char *b = strrchr(o->model_path, '/');
   char *s = arena_strdup(c->a, b ? b + 1 : o->model_path);
   char *dot = strrchr(s, '.');
@@ -144,7 +147,24 @@ static const char *model_name(OxCtx *c, const OnnxImportOptions *o) {
 }
 
 static int write_files(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelProto *m) {
-  fflush(c->decl), fflush(c->notes), fflush(c->body);
+  fflush(c->decl), fflush(c->notes);
+  fclose(c->body); /* settles body_buf, which ox_make_blocks replaces */
+  c->body = NULL;
+  char *defs = NULL;
+  size_t defs_len = 0;
+  if (!o->no_blocks && ox_make_blocks(c, &defs, &defs_len))
+    return ox_err(c, NULL, "out of memory");
+  int rc = write_text(c, o, m, defs ? defs : "", defs_len);
+  free(defs);
+  if (rc) return rc;
+  char err[512];
+  if (o->out_weights && rt_st_write(o->out_weights, &c->weights, "{}", err, sizeof err))
+    return ox_err(c, NULL, "%s", err);
+  return 0;
+}
+
+static int write_text(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelProto *m,
+                      const char *defs, size_t defs_len) {
   const char *ver = m->producer_version && m->producer_version[0] ? m->producer_version : NULL;
   char *head = arena_printf(c->a,
                             "# %s: imported by nnc import from %s (producer %s%s%s, opset %lld)\n"
@@ -153,12 +173,11 @@ static int write_files(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelPr
                             m->producer_name && m->producer_name[0] ? m->producer_name : "unknown",
                             ver ? " " : "", ver ? ver : "", (long long)c->opset);
   char *open = arena_printf(c->a, "model %s {\n", model_name(c, o));
-  const void *parts[6] = {head, c->notes_buf, open, c->decl_buf, c->body_buf, "}\n"};
-  size_t sizes[6] = {strlen(head), c->notes_len, strlen(open), c->decl_len, c->body_len, 2};
+  const void *parts[8] = {head, c->notes_buf, "\n", defs, open, c->decl_buf, c->body_buf, "}\n"};
+  size_t sizes[8] = {strlen(head), c->notes_len, 1, defs_len, strlen(open), c->decl_len,
+                     c->body_len, 2};
   char err[512];
-  if (rt_file_write_atomic(o->out_nn, parts, sizes, 6, err, sizeof err))
-    return ox_err(c, NULL, "%s", err);
-  if (o->out_weights && rt_st_write(o->out_weights, &c->weights, "{}", err, sizeof err))
+  if (rt_file_write_atomic(o->out_nn, parts, sizes, 8, err, sizeof err))
     return ox_err(c, NULL, "%s", err);
   return 0;
 }

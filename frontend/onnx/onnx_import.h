@@ -11,6 +11,7 @@ typedef struct OnnxImportOptions {
   const char *out_nn;       /* the .nn file to write */
   const char *out_weights;  /* the safetensors file to write; NULL = no weights file */
   const char *model_name;   /* name of the `model`; NULL = from the file name */
+  int no_blocks;            /* write repeated structures out instead of as blocks */
 } OnnxImportOptions;
 
 /* Returns 0 on success; on failure the errors are in d and no file is written. */

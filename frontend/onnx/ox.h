@@ -89,6 +89,8 @@ int ox_attr_ints(const Onnx__NodeProto *n, const char *name, int64_t *out, int m
 const char *ox_ident(OxCtx *c, const char *onnx_name);
 const char *ox_scope(OxCtx *c, const char *weight_name, const char *fallback);
 int ox_claim(OxCtx *c, const char *name);
+/* a keyword, dtype or built-in function name, which a variable may not take */
+int ox_reserved(const char *s);
 /* the .nn expression of a tensor operand: an identifier, a number (scalar constant) or
  * a declared parameter holding a constant; NULL after reporting an error */
 const char *ox_operand(OxCtx *c, const Onnx__NodeProto *n, int i, int allow_number);
@@ -113,6 +115,11 @@ const char *ox_dt_name(int elem);
 /* finds x * 0.5 * (1 + erf(x / sqrt(2))) in its exported forms; marks the nodes (c->skip,
  * c->gelu_out, c->gelu_x) so that the Erf node writes gelu(x) */
 void ox_find_gelu(OxCtx *c);
+
+/* --- ox_blocks.c ------------------------------------------------------------------------ */
+/* rewrites the body (closed) so that repeated instances call blocks; *defs (malloc'd) gets
+ * the block definitions */
+int ox_make_blocks(OxCtx *c, char **defs, size_t *defs_len);
 
 /* --- ox_ops.c ------------------------------------------------------------------------------ */
 typedef int (*OxOpFn)(OxCtx *c, const Onnx__NodeProto *n, int idx);

@@ -195,7 +195,7 @@ int ox_axis(OxCtx *c, const Onnx__NodeProto *n, int64_t axis, int rank, int *out
 
 /* --- names ---------------------------------------------------------------------------- */
 
-static int reserved(const char *s) {
+int ox_reserved(const char *s) {
   static const char *const kw[] = {"model", "block", "train", "dim", "input", "param",
                                    "output", "return", "for", "in", "minimize", "optimizer",
                                    "memory", "true", "false", "f32", "f16", "bf16", "i32",
@@ -242,7 +242,7 @@ const char *ox_ident(OxCtx *c, const char *onnx_name) {
   char *s = sanitize(c, onnx_name, 0);
   const char *b = s;
   while (*b == '_') b++;
-  if (!*b || isdigit((unsigned char)*b) || reserved(b)) b = arena_printf(c->a, "t_%s", b);
+  if (!*b || isdigit((unsigned char)*b) || ox_reserved(b)) b = arena_printf(c->a, "t_%s", b);
   return unique(c, b, "");
 }
 

@@ -70,6 +70,60 @@ def lenet_onnx(w):
     return graph("lenet", nodes, inits, ["N", 1, 28, 28], ["N", 10], opset=11)
 
 
+def resnet18_onnx(w):
+    """torchvision's resnet18 as its exporter writes it (eval mode, names kept)"""
+    n, nodes = helper.make_node, []
+
+    def conv_bn(x, pre, bn, k, stride, pad, relu=True):
+        nodes.append(n("Conv", [x, pre + ".weight"], [pre], kernel_shape=[k, k], strides=[stride] * 2,
+                       pads=[pad] * 4))
+        nodes.append(n("BatchNormalization", [pre] + [f"{bn}.{p}" for p in BN], [bn], epsilon=1e-5))
+        if relu:
+            nodes.append(n("Relu", [bn], [bn + ".relu"]))
+        return bn + ".relu" if relu else bn
+
+    x = conv_bn("x", "conv1", "bn1", 7, 2, 3)
+    nodes.append(n("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
+    x = "pool"
+    for layer, c in ((1, 64), (2, 128), (3, 256), (4, 512)):
+        for i in (0, 1):
+            pre, stride = f"layer{layer}.{i}", 2 if layer > 1 and i == 0 else 1
+            h = conv_bn(x, pre + ".conv1", pre + ".bn1", 3, stride, 1)
+            h = conv_bn(h, pre + ".conv2", pre + ".bn2", 3, 1, 1, relu=False)
+            short = x
+            if stride == 2:
+                short = conv_bn(x, pre + ".downsample.0", pre + ".downsample.1", 1, 2, 0, relu=False)
+            nodes.append(n("Add", [h, short], [pre + ".add"]))
+            nodes.append(n("Relu", [pre + ".add"], [pre + ".out"]))
+            x = pre + ".out"
+    nodes += [n("GlobalAveragePool", [x], ["gap"]), n("Flatten", ["gap"], ["flat"], axis=1),
+              n("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], transB=1)]
+    return graph("resnet18", nodes, [init(k, v) for k, v in w.items()], ["N", 3, 32, 32], ["N", 1000],
+                 opset=13)
+
+
+BN = ("weight", "bias", "running_mean", "running_var")
+
+
+def resnet18_shapes():
+    shapes = {"conv1.weight": (64, 3, 7, 7), "fc.weight": (1000, 512), "fc.bias": (1000,)}
+    bn = lambda pre, c: shapes.update({f"{pre}.{p}": (c,) for p in BN})
+    bn("bn1", 64)
+    cin = 64
+    for layer, c in ((1, 64), (2, 128), (3, 256), (4, 512)):
+        for i in (0, 1):
+            pre = f"layer{layer}.{i}"
+            shapes[pre + ".conv1.weight"] = (c, cin, 3, 3)
+            shapes[pre + ".conv2.weight"] = (c, c, 3, 3)
+            bn(pre + ".bn1", c)
+            bn(pre + ".bn2", c)
+            if layer > 1 and i == 0:
+                shapes[pre + ".downsample.0.weight"] = (c, cin, 1, 1)
+                bn(pre + ".downsample.1", c)
+            cin = c
+    return shapes
+
+
 def graph(name, nodes, inits, in_shape, out_shape, opset):
     g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
                           [helper.make_tensor_value_info("logits", TensorProto.FLOAT, out_shape)],
@@ -86,7 +140,7 @@ SHAPES = {
               "conv2.bias": (16,), "fc1.weight": (120, 400), "fc1.bias": (120,),
               "fc2.weight": (84, 120), "fc2.bias": (84,), "fc3.weight": (10, 84), "fc3.bias": (10,)},
 }
-X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28)}
+X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28), "resnet18": (1, 3, 32, 32)}
 
 
 def sh(*args):
@@ -96,8 +150,11 @@ def sh(*args):
     return r.stdout
 
 
-def cost(nnc, nn):
-    t = json.loads(sh(nnc, "cost", nn, "--json"))["totals"]
+EXAMPLE_DIMS = {"resnet18": ["-D", "S=32"]}  # the ONNX graph has 32x32 images
+
+
+def cost(nnc, nn, dims=()):
+    t = json.loads(sh(nnc, "cost", nn, "--json", "--symbolic", "N", *dims))["totals"]
     return t["params"], t["fwd_macs_formula"]
 
 
@@ -108,7 +165,8 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     got_names, ex_names = sorted(ref_nets.st_read(st)), sorted(w)
     if got_names != ex_names:
         raise SystemExit(f"FAIL: {net}: parameters {got_names}, the example has {ex_names}")
-    ci, ce = cost(nnc, nn), cost(nnc, example)
+    dims = EXAMPLE_DIMS.get(net, [])
+    ci, ce = cost(nnc, nn), cost(nnc, example, dims)
     if ci != ce:
         raise SystemExit(f"FAIL: {net}: params/MACs {ci}, the example {ce}")
     ref_w = os.path.join(work, net + ".ref.safetensors")
@@ -116,18 +174,48 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     np.save(os.path.join(work, "x.npy"), x)
     np.save(os.path.join(work, "label.npy"), np.zeros(x.shape[0], np.int32))
     sh(nnc, "run", nn, "--weights", st, "--in", f"x={work}/x.npy", "--out", f"logits={work}/a.npy")
-    sh(nnc, "run", example, "--weights", ref_w, "--in", f"x={work}/x.npy",
+    xin = "img" if net == "resnet18" else "x"
+    sh(nnc, "run", example, *dims, "--weights", ref_w, "--in", f"{xin}={work}/x.npy",
        "--in", f"label={work}/label.npy", "--out", f"logits={work}/b.npy")
     a, b = np.load(f"{work}/a.npy"), np.load(f"{work}/b.npy")
     err = np.abs(a - b).max()
     print(f"{net}: {ci[0]} params, {ci[1]} MACs as the example; max |imported - example| = {err:.3g}")
     if err > ATOL + RTOL * np.abs(b).max():
         raise SystemExit(f"FAIL: {net}: outputs differ by {err}")
+    if net != "resnet18":  # a backward pass of resnet18 in the interpreter takes too long
+        trains_like_example(nnc, work, net, nn, st, example, ref_w)
+    else:
+        text = open(nn).read()
+        calls = text.count("_block(")
+        print(f"{net}: {text.count('block ')} block definition(s), {calls - text.count('block ')} calls")
+        if "block layer1_0_block(x)" not in text or 'layer1_0_block(layer1_0_out, name = "layer1.1")' not in text:
+            raise SystemExit(f"FAIL: {net}: layer1.0 and layer1.1 are not one block:\n{text}")
     if want is not None:
         e2 = np.abs(a - want).max()
         print(f"{net}: max |nnc - pytorch| = {e2:.3g}")
         if e2 > 1e-4 + 1e-4 * np.abs(want).max():
             raise SystemExit(f"FAIL: {net}: outputs differ from PyTorch's by {e2}")
+
+
+def trains_like_example(nnc, work, net, nn, st, example, ref_w):
+    """with a loss added by hand, the imported file's gradients are the example's"""
+    text = open(nn).read().rstrip()
+    assert text.endswith("}")
+    trained = os.path.join(work, net + ".train.nn")
+    with open(trained, "w") as f:
+        f.write(text[:-1] + "  input label: i32[N]\n  loss = cross_entropy(logits, label)\n}\n"
+                f"train {net} {{ minimize loss }}\n")
+    args = ["--grad", "--in", f"x={work}/x.npy", "--in", f"label={work}/label.npy"]
+    sh(nnc, "run", trained, "--weights", st, *args, "-o", f"{work}/ga.safetensors")
+    sh(nnc, "run", example, "--weights", ref_w, *args, "-o", f"{work}/gb.safetensors")
+    ga, gb = ref_nets.st_read(f"{work}/ga.safetensors"), ref_nets.st_read(f"{work}/gb.safetensors")
+    if sorted(ga) != sorted(gb):
+        raise SystemExit(f"FAIL: {net}: gradients of {sorted(ga)}, the example {sorted(gb)}")
+    err = max(float(np.abs(ga[k] - gb[k]).max()) for k in ga)
+    print(f"{net}: with a loss added, gradients of all {len(ga) - 1} parameters as the example's "
+          f"(max |diff| {err:.3g})")
+    if err > 1e-6:
+        raise SystemExit(f"FAIL: {net}: gradients differ by {err}")
 
 
 def gelu_patterns(nnc, work):
@@ -205,8 +293,11 @@ def torch_round_trips(nnc, src, work):
 def main():
     nnc, src, work = sys.argv[1:4]
     os.makedirs(os.path.join(work, "torch"), exist_ok=True)
-    for net, build in (("mlp", mlp_onnx), ("lenet", lenet_onnx)):
+    SHAPES["resnet18"] = resnet18_shapes()
+    for net, build in (("mlp", mlp_onnx), ("lenet", lenet_onnx), ("resnet18", resnet18_onnx)):
         w = weights(SHAPES[net], 1)
+        for k in w:  # running variances must be positive
+            w[k] = np.abs(w[k]) + 0.5 if k.endswith("running_var") else w[k]
         path = os.path.join(work, net + ".onnx")
         onnx.save(build(w), path)
         x = np.random.default_rng(2).standard_normal(X_SHAPE[net]).astype(np.float32)

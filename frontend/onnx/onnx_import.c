@@ -78,9 +78,11 @@ static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
     if (!sym) return ox_err(c, NULL, "too many symbolic dims");
     v->dims[i] = (OxDim){1, sym};
   }
-  if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-    return ox_err(c, NULL, "graph input '%s' is %s; nnc imports float inputs", vi->name,
-                  ox_dt_name(v->elem));
+  if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
+      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
+    return ox_err(c, NULL, "graph input '%s' is %s; nnc imports float inputs and integer "
+                  "indices", vi->name, ox_dt_name(v->elem));
   return 0;
 }
 

@@ -1112,12 +1112,32 @@ static int op_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* Gather of rows of a [V, D] initializer by integer indices from the graph: an embedding */
+static int embedding(OxCtx *c, const Onnx__NodeProto *n, OxVal *table, OxVal *ix) {
+  if (table->rank != 2 || ix->rank + 1 > OX_MAX_RANK)
+    return ox_err(c, n, "a table of rank %d; nnc's embedding takes [V, D]", table->rank);
+  const char *scope = ox_scope(c, table->name, fallback_scope(c, n));
+  int64_t shape[2] = {table->dims[0].v, table->dims[1].v};
+  if (ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), table, 0, 2, shape)) return -1;
+  const char *e = ox_operand(c, n, 1, 0);
+  if (!e) return -1;
+  OxDim dims[OX_MAX_RANK];
+  memcpy(dims, ix->dims, sizeof dims);
+  dims[ix->rank] = table->dims[1];
+  OxVal *y = ox_def(c, n, 0, ix->rank + 1, dims);
+  ox_line(c, n, y->id, "embedding(%s, %lld, %lld, name = \"%s\")", e, (long long)shape[0],
+          (long long)shape[1], scope);
+  return 0;
+}
+
 static int op_gather(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0), *ix = x ? need(c, n, 1) : NULL;
   if (!ix) return -1;
   int ax;
   if (ox_axis(c, n, ox_attr_i(n, "axis", 0), x->rank, &ax)) return -1;
+  if (ax == 0 && weightish(x) && ix->kind != OXV_CONST && ix->elem != F_FLOAT)
+    return embedding(c, n, x, ix);
   if (!is_const(ix) || ix->rank > 1)
     return ox_err(c, n, "indices computed at run time (or of rank > 1); nnc folds Gather of "
                   "constant indices only");

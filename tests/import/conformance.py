@@ -65,7 +65,7 @@ def feed(work, nn, ins, weights):
     for onnx_name, arr in ins.items():
         if onnx_name in nn["input"]:
             p = os.path.join(work, nn["input"][onnx_name][0] + ".npy")
-            np.save(p, arr.astype(np.float32))
+            np.save(p, arr.astype(np.int32 if arr.dtype.kind in "iu" else np.float32))
             args += ["--in", f"{nn['input'][onnx_name][0]}={p}"]
         if onnx_name in nn["param"]:
             name, dims, transposed = nn["param"][onnx_name]

@@ -249,6 +249,31 @@ def gelu_patterns(nnc, work):
             raise SystemExit(f"FAIL: gelu ({form}) differs by {err}")
 
 
+def embedding_gather(nnc, work):
+    """Gather of an initializer's rows by integer input ids (a token embedding) imports as
+    embedding(ids, V, D) with the table under <scope>.weight"""
+    rng = np.random.default_rng(5)
+    table = rng.standard_normal((11, 6)).astype(np.float32)
+    ids = rng.integers(0, 11, (2, 7)).astype(np.int64)
+    g = helper.make_graph([helper.make_node("Gather", ["embed.weight", "input_ids"], ["h"]),
+                           helper.make_node("Relu", ["h"], ["y"])], "emb",
+                          [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7, 6])],
+                          [init("embed.weight", table)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{work}/e.onnx")
+    sh(nnc, "import", f"{work}/e.onnx", "-o", f"{work}/e.nn")
+    text = open(f"{work}/e.nn").read()
+    if 'embedding(input_ids, 11, 6, name = "embed")' not in text:
+        raise SystemExit(f"FAIL: Gather did not become an embedding:\n{text}")
+    np.save(f"{work}/ids.npy", ids)
+    sh(nnc, "run", f"{work}/e.nn", "--weights", f"{work}/e.safetensors", "--in", f"input_ids={work}/ids.npy",
+       "--out", f"y={work}/ey.npy")
+    err = np.abs(np.load(f"{work}/ey.npy") - np.maximum(table[ids], 0)).max()
+    print(f"embedding: Gather by input ids; max |nnc - numpy| = {err:.3g}")
+    if err > 1e-7:
+        raise SystemExit(f"FAIL: embedding differs by {err}")
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
@@ -303,6 +328,7 @@ def main():
         x = np.random.default_rng(2).standard_normal(X_SHAPE[net]).astype(np.float32)
         check_import(nnc, src, work, net, path, w, x)
     gelu_patterns(nnc, work)
+    embedding_gather(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

@@ -3,6 +3,7 @@
  * letting each op's handler (ox_ops.c) write .nn statements, and write the .nn file and the
  * initializers as safetensors. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,24 @@
 #include "ox.h"
 
 static int default_domain(const char *d) { return !d || !d[0] || !strcmp(d, "ai.onnx"); }
+
+/* what the handlers take for granted: names present, an output per node, sane dims */
+static int check_graph(OxCtx *c) {
+  Onnx__GraphProto *g = c->g;
+  for (size_t i = 0; i < g->n_node; i++) {
+    const Onnx__NodeProto *n = g->node[i];
+    if (!n->op_type || !n->op_type[0] || !n->n_output)
+      return ox_err(c, NULL, "node %zu has no operator or no output", i);
+    for (size_t k = 0; k < n->n_attribute; k++)
+      if (!n->attribute[k]->name) return ox_err(c, n, "an attribute has no name");
+  }
+  for (size_t i = 0; i < g->n_input; i++)
+    if (!g->input[i]->name || !g->input[i]->name[0]) return ox_err(c, NULL, "graph input %zu has no name", i);
+  for (size_t i = 0; i < g->n_output; i++)
+    if (!g->output[i]->name || !g->output[i]->name[0]) return ox_err(c, NULL, "graph output %zu has no name", i);
+  if (!g->n_output) return ox_err(c, NULL, "the graph has no outputs");
+  return 0;
+}
 
 /* every node's op kind must have a handler: all kinds that do not are reported at once */
 static int check_op_kinds(OxCtx *c) {
@@ -49,7 +68,7 @@ static const char *dim_symbol(OxCtx *c, const char *param) {
   c->syms[c->nsyms] = arena_strdup(c->a, param);
   c->symid[c->nsyms++] = id;
   fprintf(c->decl, "  dim %s = 1%*s# symbolic in the ONNX file ('%s'); set with -D %s=...\n", id,
-          (int)(strlen(id) < 20 ? 20 - strlen(id) : 1), "", param, id);
+          (int)(strlen(id) < 20 ? 20 - strlen(id) : 1), "", ox_text(c, param), id);
   return id;
 }
 
@@ -66,6 +85,10 @@ static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
   v->rank = (int)sh->n_dim;
   for (int i = 0; i < v->rank; i++) {
     const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+    if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+        d->dim_value > INT32_MAX)
+      return ox_err(c, NULL, "graph input '%s': dim %d is %lld, more than nnc's 2^31-1",
+                    vi->name, i, (long long)d->dim_value);
     if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value > 0) {
       v->dims[i] = (OxDim){d->dim_value, NULL};
       continue;
@@ -78,6 +101,10 @@ static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
     if (!sym) return ox_err(c, NULL, "too many symbolic dims");
     v->dims[i] = (OxDim){1, sym};
   }
+  int64_t cnt = 1;
+  for (int i = 0; i < v->rank; i++)
+    if ((cnt *= v->dims[i].v) > ((int64_t)1 << 40))
+      return ox_err(c, NULL, "graph input '%s' has more than 2^40 elements", vi->name);
   if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
       v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
       v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
@@ -130,7 +157,7 @@ static int write_outputs(OxCtx *c) {
       if (!ox_operand(c, &fake, 0, 0)) return -1;
     }
     fprintf(c->body, "%s%s", i ? ", " : "", v->id);
-    fprintf(c->notes, "# output %s <- '%s'\n", v->id, name);
+    fprintf(c->notes, "# output %s <- '%s'\n", v->id, ox_text(c, name));
   }
   fputc('\n', c->body);
   return 0;
@@ -171,9 +198,9 @@ static int write_text(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelPro
   char *head = arena_printf(c->a,
                             "# %s: imported by nnc import from %s (producer %s%s%s, opset %lld)\n"
                             "# where the names come from (the ONNX names are quoted):\n",
-                            o->out_nn, o->model_path,
-                            m->producer_name && m->producer_name[0] ? m->producer_name : "unknown",
-                            ver ? " " : "", ver ? ver : "", (long long)c->opset);
+                            ox_text(c, o->out_nn), ox_text(c, o->model_path),
+                            m->producer_name && m->producer_name[0] ? ox_text(c, m->producer_name) : "unknown",
+                            ver ? " " : "", ver ? ox_text(c, ver) : "", (long long)c->opset);
   char *open = arena_printf(c->a, "model %s {\n", model_name(c, o));
   const void *parts[8] = {head, c->notes_buf, "\n", defs, open, c->decl_buf, c->body_buf, "}\n"};
   size_t sizes[8] = {strlen(head), c->notes_len, 1, defs_len, strlen(open), c->decl_len,
@@ -194,9 +221,9 @@ static int import_model(OxCtx *c, const OnnxImportOptions *o, Onnx__ModelProto *
   if (!m->graph) return ox_err(c, NULL, "the model has no graph");
   c->g = m->graph;
   c->opset = opset_of(m);
-  if (check_op_kinds(c) || load_values(c) || convert_nodes(c) || write_outputs(c)) return -1;
+  if (check_graph(c) || check_op_kinds(c) || load_values(c) || convert_nodes(c) || write_outputs(c)) return -1;
   if (!c->weights.n && o->out_weights)
-    fprintf(c->notes, "# (no parameters: %s holds no tensors)\n", o->out_weights);
+    fprintf(c->notes, "# (no parameters: %s holds no tensors)\n", ox_text(c, o->out_weights));
   return write_files(c, o, m);
 }
 

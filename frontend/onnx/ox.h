@@ -76,6 +76,8 @@ int ox_uses(const OxCtx *c, const char *name);
 int ox_err(OxCtx *c, const Onnx__NodeProto *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *ox_node_name(const Onnx__NodeProto *n);
+/* s fit for a comment line: characters outside printable ASCII become '?' */
+const char *ox_text(OxCtx *c, const char *s);
 /* a TensorProto's values as doubles into v (kind OXV_CONST) */
 int ox_tensor_to_const(OxCtx *c, const Onnx__TensorProto *t, OxVal *v, const Onnx__NodeProto *n);
 /* attributes */

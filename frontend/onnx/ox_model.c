@@ -34,6 +34,13 @@ int ox_uses(const OxCtx *c, const char *name) {
   return u;
 }
 
+const char *ox_text(OxCtx *c, const char *s) {
+  char *o = arena_strdup(c->a, s ? s : "");
+  for (char *p = o; *p; p++)
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+  return o;
+}
+
 const char *ox_node_name(const Onnx__NodeProto *n) {
   if (n->name && n->name[0]) return n->name;
   return n->n_output ? n->output[0] : "?";
@@ -140,15 +147,17 @@ int ox_tensor_to_const(OxCtx *c, const Onnx__TensorProto *t, OxVal *v, const Onn
   v->kind = OXV_CONST;
   v->elem = elem;
   v->n = cnt;
-  v->cv = arena_alloc(c->a, (size_t)(cnt ? cnt : 1) * sizeof(double));
-  if (t->has_raw_data) {
-    if (t->raw_data.len != (size_t)cnt * (size_t)es)
-      return ox_err(c, n, "tensor '%s': raw_data holds %zu bytes, its shape needs %lld", name,
-                    t->raw_data.len, (long long)(cnt * es));
-    for (int64_t k = 0; k < cnt; k++) v->cv[k] = raw_value(t->raw_data.data + k * es, elem);
-  } else if (typed_values(t, elem, cnt, v->cv)) {
+  if (t->has_raw_data && t->raw_data.len != (size_t)cnt * (size_t)es)
+    return ox_err(c, n, "tensor '%s': raw_data holds %zu bytes, its shape needs %lld", name,
+                  t->raw_data.len, (long long)(cnt * es));
+  size_t have = t->n_float_data + t->n_int32_data + t->n_int64_data + t->n_double_data;
+  if (!t->has_raw_data && have < (size_t)cnt)
     return ox_err(c, n, "tensor '%s' holds fewer values than its shape needs", name);
-  }
+  v->cv = arena_alloc(c->a, (size_t)(cnt ? cnt : 1) * sizeof(double));
+  if (t->has_raw_data)
+    for (int64_t k = 0; k < cnt; k++) v->cv[k] = raw_value(t->raw_data.data + k * es, elem);
+  else if (typed_values(t, elem, cnt, v->cv))
+    return ox_err(c, n, "tensor '%s' holds fewer values than its shape needs", name);
   return 0;
 }
 
@@ -287,7 +296,7 @@ void ox_line(OxCtx *c, const Onnx__NodeProto *n, const char *id, const char *fmt
   va_end(ap);
   int w = fprintf(c->body, "  %s = %s", id, expr);
   fprintf(c->body, "%*s# %s", w < 48 ? 48 - w : 1, "", n->op_type);
-  if (n->name && n->name[0]) fprintf(c->body, " %s", n->name);
+  if (n->name && n->name[0]) fprintf(c->body, " %s", ox_text(c, n->name));
   fputc('\n', c->body);
 }
 
@@ -305,7 +314,7 @@ static void declare_input(OxCtx *c, OxVal *v) {
           v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? "f32" : "i32");
   ox_print_dims(c->decl, v->rank, v->dims);
   fputc('\n', c->decl);
-  fprintf(c->notes, "# input  %s <- '%s'\n", v->id, v->name);
+  fprintf(c->notes, "# input  %s <- '%s'\n", v->id, ox_text(c, v->name));
 }
 
 static const char *number(OxCtx *c, double x) {
@@ -350,7 +359,7 @@ const char *ox_value_expr(OxCtx *c, const Onnx__NodeProto *n, const char *name, 
   if (ox_weight(c, n, id, v, 0, v->rank, shape)) return NULL;
   fprintf(c->body, "  param %s: f32", id);
   ox_print_dims(c->body, v->rank, v->dims);
-  fprintf(c->body, "%*s# constant '%s'\n", 8, "", v->name);
+  fprintf(c->body, "%*s# constant '%s'\n", 8, "", ox_text(c, v->name));
   v->id = id;
   return id;
 }
@@ -359,11 +368,16 @@ int ox_weight(OxCtx *c, const Onnx__NodeProto *n, const char *pname, OxVal *v, i
               int rank, const int64_t *shape) {
   if (!ox_claim(c, arena_printf(c->a, "#%s", pname)))
     return ox_err(c, n, "parameter '%s' would be defined twice", pname);
-  OxDim dims[OX_MAX_RANK];
+  int64_t cnt = 1;
+  for (int k = 0; k < rank; k++) cnt *= shape[k];
+  if (v->kind == OXV_CONST && (v->n != cnt || (transpose && v->rank != 2)))
+    return ox_err(c, n, "'%s' has %lld values where the parameter %s needs %lld", v->name,
+                  (long long)v->n, pname, (long long)cnt);
+  OxDim dims[OX_MAX_RANK] = {{0, NULL}};
   for (int k = 0; k < rank; k++) dims[k] = (OxDim){shape[k], NULL};
   fprintf(c->notes, "# param  %s f32", pname);
   ox_print_dims(c->notes, rank, dims);
-  fprintf(c->notes, " <- %s'%s'%s\n", v->kind == OXV_INPUT ? "graph input " : "", v->name,
+  fprintf(c->notes, " <- %s'%s'%s\n", v->kind == OXV_INPUT ? "graph input " : "", ox_text(c, v->name),
           transpose ? " transposed" : "");
   if (v->kind == OXV_INPUT) {
     v->as_param = 1;

@@ -4,6 +4,7 @@
  * cannot honour are refused with what would be needed, never ignored. */
 #include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 
 #define F_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define F_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
+#define OX_MAX_FOLD (1 << 24) /* elements of a constant computed at import time */
 
 typedef struct OxOp {
   const char *name;
@@ -601,6 +603,9 @@ static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int64_t g = ox_attr_i(n, "group", 1), k[2], s[2], d[2], p[2], kw[2] = {w->dims[2].v, w->dims[3].v};
   OxDim dims[4];
   if (window(c, n, x, kw, k, s, d, p, dims)) return -1;
+  if (k[0] != w->dims[2].v || k[1] != w->dims[3].v)
+    return ox_err(c, n, "kernel_shape %s differs from the weight's [%lld, %lld]", pair(c, k),
+                  (long long)w->dims[2].v, (long long)w->dims[3].v);
   if (x->dims[1].v != w->dims[1].v * g)
     return ox_err(c, n, "%lld input channels, weight expects %lld x %lld groups",
                   (long long)x->dims[1].v, (long long)w->dims[1].v, (long long)g);
@@ -797,7 +802,8 @@ static int op_reshape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     if (sh[i] == -1) infer = i, dims[i] = (OxDim){1, NULL};
     else if (sh[i] == 0 && i < x->rank) dims[i] = x->dims[i];
     else dims[i] = (OxDim){sh[i], sv && sv->csym ? sv->csym[i] : NULL};
-    if (sh[i] < -1) return ox_err(c, n, "invalid target size %lld", (long long)sh[i]);
+    if (sh[i] < -1 || sh[i] > INT32_MAX)
+      return ox_err(c, n, "invalid target size %lld", (long long)sh[i]);
     if (i != infer) known *= dims[i].v;
   }
   if (infer >= 0) {
@@ -1178,7 +1184,13 @@ static int op_constant_of_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int r = const_ints(c, n, 0, sh, OX_MAX_RANK, "the shape");
   if (r < 0) return -1;
   OxDim dims[OX_MAX_RANK];
-  for (int i = 0; i < r; i++) dims[i] = (OxDim){sh[i], NULL};
+  int64_t cnt = 1;
+  for (int i = 0; i < r; i++) {
+    if (sh[i] < 1 || sh[i] > OX_MAX_FOLD || (cnt *= sh[i]) > OX_MAX_FOLD)
+      return ox_err(c, n, "a constant of shape %lld... is empty or too large to fold "
+                    "(at most %d elements)", (long long)sh[0], OX_MAX_FOLD);
+    dims[i] = (OxDim){sh[i], NULL};
+  }
   const Onnx__AttributeProto *a = ox_attr(n, "value");
   OxVal fill = {.name = "value", .n = 1};
   if (a && a->t && ox_tensor_to_const(c, a->t, &fill, n)) return -1;

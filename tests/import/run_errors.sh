@@ -49,4 +49,22 @@ rc=0; "$NNC" import "$tmp/missing.onnx" -o "$tmp/m.nn" 2>"$tmp/err" || rc=$?
 cat "$tmp/err"; [ "$rc" = 1 ] && grep -q "missing.onnx" "$tmp/err"
 rc=0; "$NNC" import "$tmp/ops.onnx" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || { echo "FAIL: usage error expected without -o"; exit 1; }
+# corrupted files (bytes flipped, truncated) are errors or imports, never crashes
+$py - "$tmp" <<'PY'
+import os, random, sys
+d = sys.argv[1]
+src = open(f"{d}/gemm.onnx", "rb").read() + b""
+r = random.Random(7)
+for i in range(60):
+    b = bytearray(src)
+    for _ in range(r.randint(1, 6)):
+        b[r.randrange(len(b))] = r.randrange(256)
+    if i % 3 == 0:
+        b = b[: r.randrange(len(b))]
+    open(f"{d}/mut{i}.onnx", "wb").write(bytes(b))
+PY
+for i in $(seq 0 59); do
+  rc=0; "$NNC" import "$tmp/mut$i.onnx" -o "$tmp/mut.nn" 2>/dev/null || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 1 ] || { echo "FAIL: corrupted file $i: exit status $rc"; exit 1; }
+done
 echo "import errors: ok"

@@ -1068,8 +1068,14 @@ static int op_reduce(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, r, dims);
-  ox_line(c, n, y->id, "%s(%s, [%s], keepdim = %s)", op_entry(idx)->arg, e, list,
-          keep ? "true" : "false");
+  const char *fn = op_entry(idx)->arg, *kd = keep ? "true" : "false";
+  if (!strcmp(fn, "min")) ox_line(c, n, y->id, "-max(-%s, [%s], keepdim = %s)", e, list, kd);
+  else if (!strcmp(fn, "sumsq")) ox_line(c, n, y->id, "sum(%s * %s, [%s], keepdim = %s)", e, e, list, kd);
+  else if (!strcmp(fn, "l2")) ox_line(c, n, y->id, "sqrt(sum(%s * %s, [%s], keepdim = %s))", e, e, list, kd);
+  else if (!strcmp(fn, "l1"))
+    ox_line(c, n, y->id, "sum(relu(%s) + relu(-%s), [%s], keepdim = %s)", e, e, list, kd);
+  else if (!strcmp(fn, "lse")) ox_line(c, n, y->id, "log(sum(exp(%s), [%s], keepdim = %s))", e, list, kd);
+  else ox_line(c, n, y->id, "%s(%s, [%s], keepdim = %s)", fn, e, list, kd);
   return 0;
 }
 
@@ -1255,6 +1261,9 @@ static const OxOp ops[] = {
     {"Split", op_split, NULL}, {"Softmax", op_softmax, "softmax"},
     {"LogSoftmax", op_softmax, "log_softmax"}, {"ReduceMean", op_reduce, "mean"},
     {"ReduceSum", op_reduce, "sum"}, {"ReduceMax", op_reduce, "max"},
+    {"ReduceMin", op_reduce, "min"}, {"ReduceSumSquare", op_reduce, "sumsq"},
+    {"ReduceL1", op_reduce, "l1"}, {"ReduceL2", op_reduce, "l2"},
+    {"ReduceLogSumExp", op_reduce, "lse"},
     {"Constant", op_constant, NULL}, {"Shape", op_shape, NULL}, {"Gather", op_gather, NULL},
     {"ConstantOfShape", op_constant_of_shape, NULL}, {"Cast", op_cast, NULL},
     {"CastLike", op_cast, "like"}, {"Size", op_size, NULL},

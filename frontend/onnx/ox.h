@@ -36,6 +36,8 @@ typedef struct OxVal {
   int64_t n;        /* OXV_CONST: element count */
   int uses;         /* how many node inputs read it */
   int as_param;     /* a graph input consumed as a layer parameter */
+  int padded;       /* the output of a zero Pad, folded into the Conv/AveragePool it feeds: */
+  int64_t pad4[4];  /* the padding still to apply: top, left, bottom, right */
 } OxVal;
 
 typedef struct OxCtx {

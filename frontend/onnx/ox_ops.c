@@ -557,6 +557,9 @@ static int conv_pads(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const i
   } else if (strcmp(ap, "VALID")) {
     ox_attr_ints(n, "pads", p, 4);
   }
+  if (x->padded && strcmp(ap, "NOTSET") && strcmp(ap, "VALID"))
+    return ox_err(c, n, "auto_pad %s after a Pad is not supported", ap);
+  for (int i = 0; i < 4 && x->padded; i++) p[i] += x->pad4[i];
   if (p[0] != p[2] || p[1] != p[3])
     return ox_err(c, n, "asymmetric padding (pads = [%lld, %lld, %lld, %lld]); nnc pads both "
                   "sides equally", (long long)p[0], (long long)p[1], (long long)p[2],
@@ -701,7 +704,12 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return ox_err(c, n, "pads %s with kernel %s; nnc's pooling pads at most half the kernel",
                   pair(c, p), pair(c, k));
   if (n->n_output > 1 && n->output[1][0]) return ox_err(c, n, "the Indices output is not imported");
-  if (!strcmp(fn, "avgpool") && (p[0] || p[1]) && !ox_attr_i(n, "count_include_pad", 0))
+  if (x->padded && strcmp(fn, "avgpool"))
+    return ox_err(c, n, "a zero Pad before max pooling; nnc's maxpool pads with -inf");
+  int64_t own[4] = {0, 0, 0, 0};
+  ox_attr_ints(n, "pads", own, 4);
+  if (!strcmp(fn, "avgpool") && (own[0] || own[1] || own[2] || own[3]) &&
+      !ox_attr_i(n, "count_include_pad", 0))
     return ox_err(c, n, "padding with count_include_pad = 0; nnc's avgpool counts the padding "
                   "(count_include_pad = 1)");
   dims[1] = x->dims[1];
@@ -730,6 +738,42 @@ static int op_global_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   const char *fn = op_entry(idx)->arg;
   if (!strcmp(fn, "mean") && x->rank == 4) ox_line(c, n, y->id, "global_avgpool(%s)", e);
   else ox_line(c, n, y->id, "%s(%s, [%s], keepdim = true)", fn, e, axes);
+  return 0;
+}
+
+/* a zero Pad of the spatial dims is folded into the Conv or AveragePool that alone reads it
+ * (the exporters of TensorFlow models write SAME padding this way) */
+static int op_pad(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t pads[8] = {0};
+  double value = ox_attr_f(n, "value", 0);
+  int k = c->opset < 11 ? ox_attr_ints(n, c->opset < 2 ? "paddings" : "pads", pads, 8)
+                        : const_ints(c, n, 1, pads, 8, "pads");
+  if (c->opset >= 11 && has_in(n, 2)) {
+    OxVal *v = need(c, n, 2);
+    if (!is_const(v) || v->n != 1) return ox_err(c, n, "the pad value must be a constant");
+    value = v->cv[0];
+  }
+  if (k != 8 || x->rank != 4 || has_in(n, 3))
+    return k == -1 && c->opset >= 11 ? -1 : ox_err(c, n, "nnc folds Pad of 4-D tensors only");
+  if (strcmp(ox_attr_s(c, n, "mode", "constant"), "constant") || value != 0 || pads[0] ||
+      pads[1] || pads[4] || pads[5])
+    return ox_err(c, n, "nnc has no pad op; only zero padding of H and W is folded (into a "
+                  "following Conv or AveragePool)");
+  int u = -1;
+  for (size_t i = 0; ox_uses(c, n->output[0]) == 1 && i < c->g->n_node; i++)
+    if (c->g->node[i]->n_input && !strcmp(c->g->node[i]->input[0], n->output[0])) u = (int)i;
+  if (u < 0 || (strcmp(c->g->node[u]->op_type, "Conv") && strcmp(c->g->node[u]->op_type, "AveragePool")))
+    return ox_err(c, n, "nnc has no pad op; a zero Pad folds only into the Conv or "
+                  "AveragePool that alone reads it");
+  for (int i = 0; i < 8; i++)
+    if (pads[i] < 0) return ox_err(c, n, "negative pads (cropping) are not supported");
+  if (alias(c, n, x)) return -1;
+  OxVal *y = ox_find(c, n->output[0]);
+  y->padded = 1;
+  y->pad4[0] = pads[2], y->pad4[1] = pads[3], y->pad4[2] = pads[6], y->pad4[3] = pads[7];
   return 0;
 }
 
@@ -1254,7 +1298,7 @@ static const OxOp ops[] = {
     {"MatMul", op_matmul, NULL}, {"Gemm", op_gemm, NULL}, {"Conv", op_conv, NULL},
     {"BatchNormalization", op_batchnorm, NULL}, {"LayerNormalization", op_layernorm, NULL},
     {"MaxPool", op_pool, "maxpool"}, {"AveragePool", op_pool, "avgpool"},
-    {"LRN", op_lrn, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
+    {"LRN", op_lrn, NULL}, {"Pad", op_pad, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
     {"Flatten", op_flatten, NULL}, {"Reshape", op_reshape, NULL},
     {"Squeeze", op_squeeze, "squeeze"}, {"Unsqueeze", op_squeeze, "unsqueeze"},
     {"Transpose", op_transpose, NULL}, {"Concat", op_concat, NULL}, {"Slice", op_slice, NULL},

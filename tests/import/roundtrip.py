@@ -274,6 +274,35 @@ def embedding_gather(nnc, work):
         raise SystemExit(f"FAIL: embedding differs by {err}")
 
 
+def pad_folding(nnc, work):
+    """a zero Pad before a Conv and before an AveragePool folds into their padding; the result
+    matches onnx.reference's evaluation of the model"""
+    from onnx.reference import ReferenceEvaluator
+    n = helper.make_node
+    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    g = helper.make_graph([n("Pad", ["x"], ["xp"], pads=[0, 0, 1, 2, 0, 0, 1, 2]),
+                           n("Conv", ["xp", "conv.weight"], ["c"], kernel_shape=[3, 3]),
+                           n("Pad", ["c"], ["cp"], pads=[0, 0, 1, 1, 0, 0, 1, 1]),
+                           n("AveragePool", ["cp"], ["y"], kernel_shape=[3, 3])], "pad",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [init("conv.weight", w)])
+    path = f"{work}/pad.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)]), path)
+    sh(nnc, "import", path, "-o", f"{work}/pad.nn")
+    text = open(f"{work}/pad.nn").read()
+    if "pad = [1, 2]" not in text or "stride = 1, pad = 1)" not in text:
+        raise SystemExit(f"FAIL: the Pads were not folded:\n{text}")
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    want = ReferenceEvaluator(path).run(None, {"x": x})[0]
+    np.save(f"{work}/px.npy", x)
+    sh(nnc, "run", f"{work}/pad.nn", "--weights", f"{work}/pad.safetensors", "--in", f"x={work}/px.npy",
+       "--out", f"y={work}/py.npy")
+    err = np.abs(np.load(f"{work}/py.npy") - want).max()
+    print(f"pad folding: Pad into Conv and AveragePool; max |nnc - onnx.reference| = {err:.3g}")
+    if err > 1e-5:
+        raise SystemExit(f"FAIL: folded pads differ by {err}")
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
@@ -329,6 +358,7 @@ def main():
         check_import(nnc, src, work, net, path, w, x)
     gelu_patterns(nnc, work)
     embedding_gather(nnc, work)
+    pad_folding(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

@@ -117,6 +117,8 @@ def run_one(nnc, work, test_dir, build):
     model_path, baked = bake_int_inputs(test_dir, work)
     r = subprocess.run([nnc, "import", model_path, "-o", nn_path,
                         "--weights", w_path], capture_output=True, text=True)
+    if "Sanitizer" in r.stderr or "runtime error:" in r.stderr:
+        return "fail", "nnc import: " + r.stderr.strip()[:600]
     if r.returncode:
         first = r.stderr.strip().splitlines()[0] if r.stderr.strip() else "import failed"
         return "skip", first.split("error: ", 1)[-1]

@@ -64,7 +64,8 @@ for i in range(60):
     open(f"{d}/mut{i}.onnx", "wb").write(bytes(b))
 PY
 for i in $(seq 0 59); do
-  rc=0; "$NNC" import "$tmp/mut$i.onnx" -o "$tmp/mut.nn" 2>/dev/null || rc=$?
+  rc=0; "$NNC" import "$tmp/mut$i.onnx" -o "$tmp/mut.nn" 2>"$tmp/err" || rc=$?
   [ "$rc" = 0 ] || [ "$rc" = 1 ] || { echo "FAIL: corrupted file $i: exit status $rc"; exit 1; }
+  ! grep -qE "Sanitizer|runtime error:" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: corrupted file $i"; exit 1; }
 done
 echo "import errors: ok"

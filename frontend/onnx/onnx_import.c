@@ -67,8 +67,13 @@ static const char *dim_symbol(OxCtx *c, const char *param) {
   id = ox_ident(c, param);
   c->syms[c->nsyms] = arena_strdup(c->a, param);
   c->symid[c->nsyms++] = id;
-  fprintf(c->decl, "  dim %s = 1%*s# symbolic in the ONNX file ('%s'); set with -D %s=...\n", id,
-          (int)(strlen(id) < 20 ? 20 - strlen(id) : 1), "", ox_text(c, param), id);
+  long long v = 1;
+  for (int i = 0; i < c->opt->ndims; i++)
+    if (!strcmp(c->opt->dim_names[i], param) || !strcmp(c->opt->dim_names[i], id))
+      v = c->opt->dim_values[i];
+  int w = fprintf(c->decl, "  dim %s = %lld", id, v);
+  fprintf(c->decl, "%*s# symbolic in the ONNX file ('%s'); set with -D %s=...\n",
+          w < 28 ? 28 - w : 1, "", ox_text(c, param), id);
   return id;
 }
 
@@ -241,7 +246,7 @@ int onnx_import(const OnnxImportOptions *o, Diag *d) {
     diag_error_file(d, o->model_path, "not an ONNX model (the protobuf does not parse)");
     return -1;
   }
-  OxCtx c = {.path = o->model_path, .d = d, .a = arena_new()};
+  OxCtx c = {.path = o->model_path, .opt = o, .d = d, .a = arena_new()};
   c.body = open_memstream(&c.body_buf, &c.body_len);
   c.decl = open_memstream(&c.decl_buf, &c.decl_len);
   c.notes = open_memstream(&c.notes_buf, &c.notes_len);

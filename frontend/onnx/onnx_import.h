@@ -12,6 +12,9 @@ typedef struct OnnxImportOptions {
   const char *out_weights;  /* the safetensors file to write; NULL = no weights file */
   const char *model_name;   /* name of the `model`; NULL = from the file name */
   int no_blocks;            /* write repeated structures out instead of as blocks */
+  const char *dim_names[16];/* defaults for symbolic dims (ONNX dim_param names) */
+  long long dim_values[16];
+  int ndims;
 } OnnxImportOptions;
 
 /* Returns 0 on success; on failure the errors are in d and no file is written. */

@@ -42,6 +42,7 @@ typedef struct OxVal {
 
 typedef struct OxCtx {
   const char *path;
+  const struct OnnxImportOptions *opt;
   Diag *d;
   Arena *a;
   Onnx__GraphProto *g;

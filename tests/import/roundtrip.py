@@ -160,7 +160,9 @@ def cost(nnc, nn, dims=()):
 
 def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     nn, st = os.path.join(work, net + ".nn"), os.path.join(work, net + ".safetensors")
-    sh(nnc, "import", onnx_path, "-o", nn, "--weights", st)
+    sh(nnc, "import", onnx_path, "-o", nn, "--weights", st, "-D", "N=16")
+    if "dim N = 16" not in open(nn).read():
+        raise SystemExit(f"FAIL: {net}: -D N=16 did not set the symbolic batch's default")
     example = os.path.join(src, "examples", net + ".nn")
     got_names, ex_names = sorted(ref_nets.st_read(st)), sorted(w)
     if got_names != ex_names:
@@ -303,6 +305,45 @@ def pad_folding(nnc, work):
         raise SystemExit(f"FAIL: folded pads differ by {err}")
 
 
+def attention_ops(nnc, work):
+    """LayerNormalization, MatMul + Add layers, attention scores (Transpose, MatMul, Div,
+    Softmax), Split and Concat as a transformer export writes them (opset 17), against
+    onnx.reference"""
+    from onnx.reference import ReferenceEvaluator
+    n, rng = helper.make_node, np.random.default_rng(4)
+    w = {"ln.weight": 1 + 0.1 * rng.standard_normal(8), "ln.bias": 0.1 * rng.standard_normal(8),
+         "q.weight": rng.standard_normal((8, 8)) / 3, "q.bias": rng.standard_normal(8) / 3,
+         "k.weight": rng.standard_normal((8, 8)) / 3, "k.bias": rng.standard_normal(8) / 3,
+         "scale": np.array(np.sqrt(8.0))}
+    inits = [init(k, v.astype(np.float32)) for k, v in w.items()]
+    inits.append(init("split", np.array([3, 5], np.int64)))
+    nodes = [n("LayerNormalization", ["x", "ln.weight", "ln.bias"], ["h"], axis=-1, epsilon=1e-5),
+             n("MatMul", ["h", "q.weight"], ["qm"]), n("Add", ["qm", "q.bias"], ["q"]),
+             n("MatMul", ["h", "k.weight"], ["km"]), n("Add", ["km", "k.bias"], ["k"]),
+             n("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), n("MatMul", ["q", "kt"], ["s"]),
+             n("Div", ["s", "scale"], ["ss"]), n("Softmax", ["ss"], ["a"], axis=-1),
+             n("MatMul", ["a", "h"], ["o"]), n("Split", ["o", "split"], ["o1", "o2"], axis=2),
+             n("Concat", ["o2", "o1"], ["y"], axis=2)]
+    g = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])], inits)
+    path = f"{work}/attn.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    sh(nnc, "import", path, "-o", f"{work}/attn.nn")
+    text = open(f"{work}/attn.nn").read()
+    for want in ('layernorm(x, dims = 1', 'dense(h, 8, name = "q")', "softmax(ss, axis = 2)"):
+        if want not in text:
+            raise SystemExit(f"FAIL: attention: no '{want}' in\n{text}")
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    ref = ReferenceEvaluator(path).run(None, {"x": x})[0]
+    np.save(f"{work}/ax.npy", x)
+    sh(nnc, "run", f"{work}/attn.nn", "--weights", f"{work}/attn.safetensors", "--in", f"x={work}/ax.npy",
+       "--out", f"y={work}/ay.npy")
+    err = np.abs(np.load(f"{work}/ay.npy") - ref).max()
+    print(f"attention ops (opset 17): max |nnc - onnx.reference| = {err:.3g}")
+    if err > 1e-5:
+        raise SystemExit(f"FAIL: attention ops differ by {err}")
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
@@ -359,6 +400,7 @@ def main():
     gelu_patterns(nnc, work)
     embedding_gather(nnc, work)
     pad_folding(nnc, work)
+    attention_ops(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

@@ -777,6 +777,75 @@ static int op_pad(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* `concat(e, e, ..., axis = ax)`: r copies of e along ax */
+static const char *repeat(OxCtx *c, const char *e, int64_t r, int ax) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  fputs("concat(", f);
+  for (int64_t i = 0; i < r; i++) fprintf(f, "%s, ", e);
+  fprintf(f, "axis = %d)", ax);
+  fclose(f);
+  const char *s = arena_strdup(c->a, buf ? buf : "");
+  free(buf);
+  return s;
+}
+
+/* Tile with constant repeats, and Expand to a constant shape, as concatenated copies */
+static int op_tile(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  int expand = !strcmp(op_entry(idx)->arg, "expand");
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int64_t rep[OX_MAX_RANK];
+  int k = const_ints(c, n, 1, rep, OX_MAX_RANK, expand ? "the shape" : "repeats");
+  if (k < 0) return -1;
+  if (!expand && k != x->rank) return ox_err(c, n, "%d repeats for rank %d", k, x->rank);
+  int r = k > x->rank ? k : x->rank;
+  OxDim dims[OX_MAX_RANK];
+  for (int i = 0; i < r; i++) dims[i] = i < r - x->rank ? (OxDim){1, NULL} : x->dims[i - (r - x->rank)];
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  if (r > x->rank) e = arena_printf(c->a, "reshape(%s, %s)", e, dims_str(c, r, dims));
+  for (int i = 0; i < r; i++) {
+    int64_t want = expand ? (i < r - k ? 1 : rep[i - (r - k)]) : rep[i];
+    int64_t times = expand ? (dims[i].v == 1 && want > 1 ? want : 1) : want;
+    if (times < 1 || times > 4096 || (expand && want != 1 && want != dims[i].v && dims[i].v != 1))
+      return ox_err(c, n, "%s %lld on axis %d of size %lld is not supported", expand ? "target" : "repeat",
+                    (long long)want, i, (long long)dims[i].v);
+    if (times == 1) continue;
+    if (!(e = repeat(c, e, times, i))) return ox_err(c, n, "out of memory");
+    dims[i] = (OxDim){dims[i].v * times, NULL};
+  }
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  ox_line(c, n, y->id, "%s", e);
+  return 0;
+}
+
+/* InstanceNormalization: per (n, c) over the spatial dims, then a per-channel scale and bias */
+static int op_instancenorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *sc = x ? need(c, n, 1) : NULL, *b = sc ? need(c, n, 2) : NULL;
+  if (!b || float_input(c, n, x)) return -1;
+  if (x->rank < 3) return ox_err(c, n, "input of rank %d has no spatial dims", x->rank);
+  const char *e = ox_operand(c, n, 0, 0), *es = e ? ox_operand(c, n, 1, 0) : NULL;
+  const char *eb = es ? ox_operand(c, n, 2, 0) : NULL;
+  if (!eb) return -1;
+  char axes[64] = "", ones[64] = "";
+  for (int i = 2; i < x->rank; i++) {
+    snprintf(axes + strlen(axes), sizeof axes - strlen(axes), "%s%d", i > 2 ? ", " : "", i);
+    snprintf(ones + strlen(ones), sizeof ones - strlen(ones), ", 1");
+  }
+  const char *d = ox_ident(c, arena_printf(c->a, "%s_centered", n->output[0]));
+  ox_line(c, n, d, "%s - mean(%s, [%s], keepdim = true)", e, e, axes);
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  long long ch = (long long)x->dims[1].v;
+  ox_line(c, n, y->id, "%s / sqrt(mean(%s * %s, [%s], keepdim = true) + %.9g) * reshape(%s, [%lld%s]) "
+          "+ reshape(%s, [%lld%s])", d, d, d, axes, ox_attr_f(n, "epsilon", 1e-5), es, ch, ones,
+          eb, ch, ones);
+  return 0;
+}
+
 /* LRN across channels: the window sum of squares is an avgpool over C (which counts the
  * padding, so avg * size is the sum) on x^2 viewed as [N, 1, C, H*W] */
 static int op_lrn(OxCtx *c, const Onnx__NodeProto *n, int idx) {
@@ -1298,7 +1367,8 @@ static const OxOp ops[] = {
     {"MatMul", op_matmul, NULL}, {"Gemm", op_gemm, NULL}, {"Conv", op_conv, NULL},
     {"BatchNormalization", op_batchnorm, NULL}, {"LayerNormalization", op_layernorm, NULL},
     {"MaxPool", op_pool, "maxpool"}, {"AveragePool", op_pool, "avgpool"},
-    {"LRN", op_lrn, NULL}, {"Pad", op_pad, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
+    {"LRN", op_lrn, NULL}, {"Pad", op_pad, NULL}, {"Tile", op_tile, "tile"},
+    {"Expand", op_tile, "expand"}, {"InstanceNormalization", op_instancenorm, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
     {"Flatten", op_flatten, NULL}, {"Reshape", op_reshape, NULL},
     {"Squeeze", op_squeeze, "squeeze"}, {"Unsqueeze", op_squeeze, "unsqueeze"},
     {"Transpose", op_transpose, NULL}, {"Concat", op_concat, NULL}, {"Slice", op_slice, NULL},

@@ -706,10 +706,9 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (n->n_output > 1 && n->output[1][0]) return ox_err(c, n, "the Indices output is not imported");
   if (x->padded && strcmp(fn, "avgpool"))
     return ox_err(c, n, "a zero Pad before max pooling; nnc's maxpool pads with -inf");
-  int64_t own[4] = {0, 0, 0, 0};
-  ox_attr_ints(n, "pads", own, 4);
-  if (!strcmp(fn, "avgpool") && (own[0] || own[1] || own[2] || own[3]) &&
-      !ox_attr_i(n, "count_include_pad", 0))
+  /* the pool's own padding (explicit or auto_pad), beside what a folded Pad added */
+  int own = p[0] != (x->padded ? x->pad4[0] : 0) || p[1] != (x->padded ? x->pad4[1] : 0);
+  if (!strcmp(fn, "avgpool") && own && !ox_attr_i(n, "count_include_pad", 0))
     return ox_err(c, n, "padding with count_include_pad = 0; nnc's avgpool counts the padding "
                   "(count_include_pad = 1)");
   dims[1] = x->dims[1];

@@ -845,6 +845,24 @@ static int op_instancenorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* SoftmaxCrossEntropyLoss of [N, C] scores and integer labels, averaged: cross_entropy */
+static int op_sce(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *l = x ? need(c, n, 1) : NULL;
+  if (!l || float_input(c, n, x)) return -1;
+  if (strcmp(ox_attr_s(c, n, "reduction", "mean"), "mean") || has_in(n, 2) ||
+      ox_attr(n, "ignore_index") || (n->n_output > 1 && n->output[1][0]))
+    return ox_err(c, n, "nnc's cross_entropy is the mean over the batch without class weights, "
+                  "ignore_index or the log_prob output");
+  if (x->rank != 2 || l->rank != 1 || l->kind == OXV_CONST || l->elem == F_FLOAT)
+    return ox_err(c, n, "scores [N, C] and integer labels [N] from the graph are needed");
+  const char *e = ox_operand(c, n, 0, 0), *el = e ? ox_operand(c, n, 1, 0) : NULL;
+  if (!el) return -1;
+  OxVal *y = ox_def(c, n, 0, 0, NULL);
+  ox_line(c, n, y->id, "cross_entropy(%s, %s)", e, el);
+  return 0;
+}
+
 /* LRN across channels: the window sum of squares is an avgpool over C (which counts the
  * padding, so avg * size is the sum) on x^2 viewed as [N, 1, C, H*W] */
 static int op_lrn(OxCtx *c, const Onnx__NodeProto *n, int idx) {
@@ -1366,7 +1384,7 @@ static const OxOp ops[] = {
     {"MatMul", op_matmul, NULL}, {"Gemm", op_gemm, NULL}, {"Conv", op_conv, NULL},
     {"BatchNormalization", op_batchnorm, NULL}, {"LayerNormalization", op_layernorm, NULL},
     {"MaxPool", op_pool, "maxpool"}, {"AveragePool", op_pool, "avgpool"},
-    {"LRN", op_lrn, NULL}, {"Pad", op_pad, NULL}, {"Tile", op_tile, "tile"},
+    {"SoftmaxCrossEntropyLoss", op_sce, NULL}, {"LRN", op_lrn, NULL}, {"Pad", op_pad, NULL}, {"Tile", op_tile, "tile"},
     {"Expand", op_tile, "expand"}, {"InstanceNormalization", op_instancenorm, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
     {"Flatten", op_flatten, NULL}, {"Reshape", op_reshape, NULL},
     {"Squeeze", op_squeeze, "squeeze"}, {"Unsqueeze", op_squeeze, "unsqueeze"},

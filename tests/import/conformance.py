@@ -114,9 +114,14 @@ def bake_int_inputs(test_dir, work):
 def run_one(nnc, work, test_dir, build):
     os.makedirs(work, exist_ok=True)
     nn_path, w_path = os.path.join(work, "m.nn"), os.path.join(work, "m.safetensors")
-    model_path, baked = bake_int_inputs(test_dir, work)
+    model_path, baked = os.path.join(test_dir, "model.onnx"), []
     r = subprocess.run([nnc, "import", model_path, "-o", nn_path,
                         "--weights", w_path], capture_output=True, text=True)
+    if r.returncode and "Sanitizer" not in r.stderr:  # then with integer inputs as constants
+        model_path, baked = bake_int_inputs(test_dir, work)
+        if baked:
+            r = subprocess.run([nnc, "import", model_path, "-o", nn_path,
+                                "--weights", w_path], capture_output=True, text=True)
     if "Sanitizer" in r.stderr or "runtime error:" in r.stderr:
         return "fail", "nnc import: " + r.stderr.strip()[:600]
     if r.returncode:

@@ -107,6 +107,8 @@ OxVal *ox_def(OxCtx *c, const Onnx__NodeProto *n, int i, int rank, const OxDim *
  * the caller feeds; transpose swaps a 2-D tensor) */
 int ox_weight(OxCtx *c, const Onnx__NodeProto *n, const char *pname, OxVal *v, int transpose,
               int rank, const int64_t *shape);
+/* s followed by the formatted text, in the arena (s may be NULL) */
+char *ox_cat(OxCtx *c, const char *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* `  id = EXPR  # Op 'node'` into the body */
 void ox_line(OxCtx *c, const Onnx__NodeProto *n, const char *id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

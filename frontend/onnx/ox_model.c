@@ -288,11 +288,18 @@ void ox_print_dims(FILE *f, int rank, const OxDim *dims) {
   fputc(']', f);
 }
 
-void ox_line(OxCtx *c, const Onnx__NodeProto *n, const char *id, const char *fmt, ...) {
-  char expr[4096];
+char *ox_cat(OxCtx *c, const char *s, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(expr, sizeof expr, fmt, ap);
+  char *t = arena_vprintf(c->a, fmt, ap);
+  va_end(ap);
+  return arena_printf(c->a, "%s%s", s ? s : "", t);
+}
+
+void ox_line(OxCtx *c, const Onnx__NodeProto *n, const char *id, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *expr = arena_vprintf(c->a, fmt, ap);
   va_end(ap);
   int w = fprintf(c->body, "  %s = %s", id, expr);
   fprintf(c->body, "%*s# %s", w < 48 ? 48 - w : 1, "", n->op_type);

@@ -301,7 +301,7 @@ static int op_pow(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 
 /* Sum and Mean of any number of inputs */
 static int op_nary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
-  char expr[3072] = "";
+  char *expr = "";
   int r = 0;
   OxDim dims[OX_MAX_RANK];
   OxVal acc = {0};
@@ -315,8 +315,7 @@ static int op_nary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   for (size_t i = 0; i < n->n_input; i++) {
     const char *e = ox_operand(c, n, (int)i, 0);
     if (!e) return -1;
-    size_t len = strlen(expr);
-    snprintf(expr + len, sizeof expr - len, "%s%s", i ? " + " : "", e);
+    expr = ox_cat(c, expr, "%s%s", i ? " + " : "", e);
   }
   OxVal *y = ox_def(c, n, 0, acc.rank, acc.dims);
   if (!strcmp(op_entry(idx)->arg, "mean") && n->n_input > 1)
@@ -622,7 +621,7 @@ static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, 4, dims);
-  char extra[160] = "";
+  char extra[256] = "";
   if (s[0] != 1 || s[1] != 1) snprintf(extra, sizeof extra, ", stride = %s", pair(c, s));
   if (p[0] || p[1]) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", pad = %s", pair(c, p));
   if (d[0] != 1 || d[1] != 1)
@@ -903,12 +902,11 @@ static int reshaped(OxCtx *c, const Onnx__NodeProto *n, OxVal *x, int r, const O
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, r, dims);
-  char list[512] = "";
+  char *list = "";
   for (int i = 0; i < r; i++) {
-    size_t l = strlen(list);
-    if (i == infer) snprintf(list + l, sizeof list - l, "%s-1", i ? ", " : "");
-    else if (dims[i].sym) snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", dims[i].sym);
-    else snprintf(list + l, sizeof list - l, "%s%lld", i ? ", " : "", (long long)dims[i].v);
+    if (i == infer) list = ox_cat(c, list, "%s-1", i ? ", " : "");
+    else if (dims[i].sym) list = ox_cat(c, list, "%s%s", i ? ", " : "", dims[i].sym);
+    else list = ox_cat(c, list, "%s%lld", i ? ", " : "", (long long)dims[i].v);
   }
   ox_line(c, n, y->id, "reshape(%s, [%s])", e, list);
   return 0;
@@ -1049,12 +1047,12 @@ static int op_concat(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     all_const &= is_const(v) && v->rank == 1;
   }
   if (all_const) return fold_concat(c, n, dims[ax].v);
-  char list[3072] = "";
+  char *list = "";
   for (size_t i = 0; i < n->n_input; i++) {
     if (float_input(c, n, ox_find(c, n->input[i]))) return -1;
     const char *e = ox_operand(c, n, (int)i, 0);
     if (!e) return -1;
-    snprintf(list + strlen(list), sizeof list - strlen(list), "%s, ", e);
+    list = ox_cat(c, list, "%s, ", e);
   }
   OxVal *y = ox_def(c, n, 0, first->rank, dims);
   ox_line(c, n, y->id, "concat(%saxis = %d)", list, ax);
@@ -1165,11 +1163,10 @@ static int op_softmax(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return 0;
   }
   /* before opset 13 the op works on the input flattened to 2-D at axis */
-  char lead[256] = "1";
+  char *lead = "1";
   for (int i = 0; i < ax; i++) {
-    size_t l = strlen(lead);
-    if (x->dims[i].sym) snprintf(lead + l, sizeof lead - l, " * %s", x->dims[i].sym);
-    else snprintf(lead + l, sizeof lead - l, " * %lld", (long long)x->dims[i].v);
+    if (x->dims[i].sym) lead = ox_cat(c, lead, " * %s", x->dims[i].sym);
+    else lead = ox_cat(c, lead, " * %lld", (long long)x->dims[i].v);
   }
   ox_line(c, n, y->id, "reshape(%s(reshape(%s, [%s, -1]), axis = 1), %s)", fn, e, lead,
           dims_str(c, x->rank, x->dims));

@@ -139,9 +139,7 @@ static int convert_nodes(OxCtx *c) {
   for (size_t i = 0; i < c->g->n_node; i++) {
     const Onnx__NodeProto *n = c->g->node[i];
     if (c->skip[i]) continue;
-    int before = c->nvals;
     if (ox_op_run(c, n, ox_op_index(n->op_type))) return -1;
-    for (int k = before; k < c->nvals; k++) c->vals[k].uses = ox_uses(c, c->vals[k].name);
   }
   return 0;
 }

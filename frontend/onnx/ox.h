@@ -1,6 +1,8 @@
-/* ox.h — internals of the ONNX importer, shared by its three files:
+/* ox.h — internals of the ONNX importer, shared by its files:
  *   ox_model.c  values (tensors, folded constants, parameters), attributes, names, output
  *   ox_ops.c    one handler per ONNX op kind, writing .nn lines
+ *   ox_fuse.c   patterns spanning several nodes (the erf form of GELU)
+ *   ox_blocks.c repeated instances rewritten as blocks
  *   onnx_import.c  the driver: read the file, check every op kind, walk the graph, write
  * Every ONNX value is an OxVal: a tensor computed by the .nn program (it has an identifier),
  * or a constant known at import time (initializers, Constant, folded Shape arithmetic). A
@@ -34,8 +36,6 @@ typedef struct OxVal {
   double *cv;       /* OXV_CONST: the values, row-major */
   const char **csym;/* OXV_CONST from Shape: per element, the dim symbol it came from */
   int64_t n;        /* OXV_CONST: element count */
-  int uses;         /* how many node inputs read it */
-  int as_param;     /* a graph input consumed as a layer parameter */
   int padded;       /* the output of a zero Pad, folded into the Conv/AveragePool it feeds: */
   int64_t pad4[4];  /* the padding still to apply: top, left, bottom, right */
 } OxVal;
@@ -96,8 +96,9 @@ const char *ox_scope(OxCtx *c, const char *weight_name, const char *fallback);
 int ox_claim(OxCtx *c, const char *name);
 /* a keyword, dtype or built-in function name, which a variable may not take */
 int ox_reserved(const char *s);
-/* the .nn expression of a tensor operand: an identifier, a number (scalar constant) or
- * a declared parameter holding a constant; NULL after reporting an error */
+/* the .nn expression of node input i: an identifier, a number or a declared parameter
+ * holding a constant; NULL after reporting an error. A one-element constant of rank below
+ * allow_number becomes a number (pass 1 + the other operand's rank; 0 = never) */
 const char *ox_operand(OxCtx *c, const Onnx__NodeProto *n, int i, int allow_number);
 /* the same for the value called name (which exists), read by node n */
 const char *ox_value_expr(OxCtx *c, const Onnx__NodeProto *n, const char *name, int allow_number);

@@ -386,10 +386,7 @@ int ox_weight(OxCtx *c, const Onnx__NodeProto *n, const char *pname, OxVal *v, i
   ox_print_dims(c->notes, rank, dims);
   fprintf(c->notes, " <- %s'%s'%s\n", v->kind == OXV_INPUT ? "graph input " : "", ox_text(c, v->name),
           transpose ? " transposed" : "");
-  if (v->kind == OXV_INPUT) {
-    v->as_param = 1;
-    return 0;
-  }
+  if (v->kind == OXV_INPUT) return 0; /* its value comes with the weights, from the user */
   RtTensor t = {0};
   if (rt_tensor_alloc(&t, DT_F32, rank, shape))
     return ox_err(c, n, "out of memory for parameter '%s'", pname);

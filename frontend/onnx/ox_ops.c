@@ -136,7 +136,6 @@ static int alias(OxCtx *c, const Onnx__NodeProto *n, OxVal *x) {
   const char *nm = y->name;
   *y = copy;
   y->name = nm;
-  y->uses = 0;
   return 0;
 }
 

@@ -347,7 +347,7 @@ const char *ox_value_expr(OxCtx *c, const Onnx__NodeProto *n, const char *name, 
     declare_input(c, v);
     return v->id;
   }
-  if (allow_number && v->n == 1 && v->rank <= allow_number) {
+  if (allow_number && v->n == 1 && v->rank < allow_number) {
     if (!isfinite(v->cv[0])) {
       ox_err(c, n, "constant '%s' is not finite, which a .nn number cannot be", v->name);
       return NULL;

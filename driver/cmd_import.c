@@ -9,19 +9,20 @@
 #include "driver.h"
 
 static void usage(FILE *out) {
-  fputs("usage: nnc import MODEL.onnx -o MODEL.nn [--weights MODEL.safetensors] [--name NAME]\n"
-        "                  [-D NAME=VALUE]... [--no-blocks]\n"
-        "Translates an ONNX model into a .nn file: one statement per layer, names from the\n"
-        "ONNX graph, comments with the source op. Initializers are written to the weights\n"
-        "file under the .nn parameter names (default: MODEL.safetensors beside MODEL.nn).\n"
-        "  -o FILE          the .nn file to write\n"
-        "  --weights FILE   the safetensors file to write\n"
-        "  --name NAME      the model's name (default: from the ONNX file name)\n"
-        "  -D NAME=VALUE    default of the symbolic dim NAME (ONNX dim_param; default 1)\n"
-        "  --no-blocks      write repeated structures out instead of as blocks\n"
-        "An operator or attribute without an nnc equivalent is an error naming the node;\n"
-        "docs/import.md lists the mapping.\n",
-        out);
+  fputs(
+      "usage: nnc import MODEL.onnx -o MODEL.nn [--weights MODEL.safetensors] [--name NAME]\n"
+      "                  [-D NAME=VALUE]... [--no-blocks]\n"
+      "Translates an ONNX model into a .nn file: one statement per layer, names from the\n"
+      "ONNX graph, comments with the source op. Initializers are written to the weights\n"
+      "file under the .nn parameter names (default: MODEL.safetensors beside MODEL.nn).\n"
+      "  -o FILE          the .nn file to write\n"
+      "  --weights FILE   the safetensors file to write\n"
+      "  --name NAME      the model's name (default: from the ONNX file name)\n"
+      "  -D NAME=VALUE    default of the symbolic dim NAME (ONNX dim_param; default 1)\n"
+      "  --no-blocks      write repeated structures out instead of as blocks\n"
+      "An operator or attribute without an nnc equivalent is an error naming the node;\n"
+      "docs/import.md lists the mapping.\n",
+      out);
 }
 
 /* -D NAME=VALUE: the default of a symbolic dim */
@@ -31,7 +32,8 @@ static int parse_define(OnnxImportOptions *o, const char *arg, char names[][128]
   long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
   if (!eq || eq == arg || eq - arg >= 128 || !end || *end || end == eq + 1 || v < 1 ||
       v > 2147483647) {
-    fprintf(stderr, "nnc import: error: -D expects NAME=VALUE with a positive value, got '%s'\n", arg);
+    fprintf(stderr, "nnc import: error: -D expects NAME=VALUE with a positive value, got '%s'\n",
+            arg);
     return -1;
   }
   if (o->ndims == (int)(sizeof o->dim_names / sizeof *o->dim_names)) {
@@ -54,12 +56,10 @@ static const char *default_weights(const char *nn, char *buf, size_t n) {
 }
 
 int cmd_import(int argc, char **argv) {
-  static const struct option opts[] = {{"weights", required_argument, 0, 'w'},
-                                       {"name", required_argument, 0, 'n'},
-                                       {"no-blocks", no_argument, 0, 'B'},
-                                       {"define", required_argument, 0, 'D'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"weights", required_argument, 0, 'w'}, {"name", required_argument, 0, 'n'},
+      {"no-blocks", no_argument, 0, 'B'},     {"define", required_argument, 0, 'D'},
+      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   OnnxImportOptions o = {0};
   char wbuf[4096], dim_names[16][128];
   int c;
@@ -69,14 +69,17 @@ int cmd_import(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    if (c == 'o') o.out_nn = optarg;
-    else if (c == 'w') o.out_weights = optarg;
-    else if (c == 'n') o.model_name = optarg;
-    else if (c == 'B') o.no_blocks = 1;
+    if (c == 'o')
+      o.out_nn = optarg;
+    else if (c == 'w')
+      o.out_weights = optarg;
+    else if (c == 'n')
+      o.model_name = optarg;
+    else if (c == 'B')
+      o.no_blocks = 1;
     else if (c == 'D') {
       if (parse_define(&o, optarg, dim_names)) return 2;
-    }
-    else {
+    } else {
       usage(stderr);
       return 2;
     }

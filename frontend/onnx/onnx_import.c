@@ -24,9 +24,11 @@ static int check_graph(OxCtx *c) {
       if (!n->attribute[k]->name) return ox_err(c, n, "an attribute has no name");
   }
   for (size_t i = 0; i < g->n_input; i++)
-    if (!g->input[i]->name || !g->input[i]->name[0]) return ox_err(c, NULL, "graph input %zu has no name", i);
+    if (!g->input[i]->name || !g->input[i]->name[0])
+      return ox_err(c, NULL, "graph input %zu has no name", i);
   for (size_t i = 0; i < g->n_output; i++)
-    if (!g->output[i]->name || !g->output[i]->name[0]) return ox_err(c, NULL, "graph output %zu has no name", i);
+    if (!g->output[i]->name || !g->output[i]->name[0])
+      return ox_err(c, NULL, "graph output %zu has no name", i);
   if (!g->n_output) return ox_err(c, NULL, "the graph has no outputs");
   return 0;
 }
@@ -41,7 +43,8 @@ static int check_op_kinds(OxCtx *c) {
     int seen = 0, count = 0;
     for (size_t j = 0; j < g->n_node; j++) {
       const Onnx__NodeProto *m = g->node[j];
-      if (strcmp(m->op_type, n->op_type) || strcmp(m->domain ? m->domain : "", n->domain ? n->domain : ""))
+      if (strcmp(m->op_type, n->op_type) ||
+          strcmp(m->domain ? m->domain : "", n->domain ? n->domain : ""))
         continue;
       seen |= j < i;
       count++;
@@ -49,12 +52,15 @@ static int check_op_kinds(OxCtx *c) {
     if (seen) continue;
     bad++;
     if (!default_domain(n->domain))
-      ox_err(c, n, "operator '%s' of domain '%s' (%d node%s) is outside the ONNX standard "
-             "operators that nnc maps", n->op_type, n->domain, count, count > 1 ? "s" : "");
+      ox_err(c, n,
+             "operator '%s' of domain '%s' (%d node%s) is outside the ONNX standard "
+             "operators that nnc maps",
+             n->op_type, n->domain, count, count > 1 ? "s" : "");
     else
-      ox_err(c, n, "operator '%s' (opset %lld, %d node%s) has no nnc equivalent; "
-             "docs/import.md lists the supported operators", n->op_type, (long long)c->opset,
-             count, count > 1 ? "s" : "");
+      ox_err(c, n,
+             "operator '%s' (opset %lld, %d node%s) has no nnc equivalent; "
+             "docs/import.md lists the supported operators",
+             n->op_type, (long long)c->opset, count, count > 1 ? "s" : "");
   }
   return bad ? -1 : 0;
 }
@@ -86,20 +92,22 @@ static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
   v->elem = t->tensor_type->elem_type;
   if (!sh) return ox_err(c, NULL, "graph input '%s' has no shape; nnc needs its rank", vi->name);
   if (sh->n_dim > OX_MAX_RANK)
-    return ox_err(c, NULL, "graph input '%s' has rank %zu, at most %d", vi->name, sh->n_dim, OX_MAX_RANK);
+    return ox_err(c, NULL, "graph input '%s' has rank %zu, at most %d", vi->name, sh->n_dim,
+                  OX_MAX_RANK);
   v->rank = (int)sh->n_dim;
   for (int i = 0; i < v->rank; i++) {
     const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
     if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
         d->dim_value > INT32_MAX)
-      return ox_err(c, NULL, "graph input '%s': dim %d is %lld, more than nnc's 2^31-1",
-                    vi->name, i, (long long)d->dim_value);
+      return ox_err(c, NULL, "graph input '%s': dim %d is %lld, more than nnc's 2^31-1", vi->name,
+                    i, (long long)d->dim_value);
     if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value > 0) {
       v->dims[i] = (OxDim){d->dim_value, NULL};
       continue;
     }
     const char *p = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-                        ? d->dim_param : arena_printf(c->a, "%s_dim%d", vi->name, i);
+                        ? d->dim_param
+                        : arena_printf(c->a, "%s_dim%d", vi->name, i);
     if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
       return ox_err(c, NULL, "graph input '%s' has an empty dim %d", vi->name, i);
     const char *sym = dim_symbol(c, p);
@@ -113,8 +121,10 @@ static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
   if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
       v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
       v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
-    return ox_err(c, NULL, "graph input '%s' is %s; nnc imports float inputs and integer "
-                  "indices", vi->name, ox_dt_name(v->elem));
+    return ox_err(c, NULL,
+                  "graph input '%s' is %s; nnc imports float inputs and integer "
+                  "indices",
+                  vi->name, ox_dt_name(v->elem));
   return 0;
 }
 
@@ -184,8 +194,7 @@ static int write_files(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelPr
   c->body = NULL;
   char *defs = NULL;
   size_t defs_len = 0;
-  if (!o->no_blocks && ox_make_blocks(c, &defs, &defs_len))
-    return ox_err(c, NULL, "out of memory");
+  if (!o->no_blocks && ox_make_blocks(c, &defs, &defs_len)) return ox_err(c, NULL, "out of memory");
   int rc = write_text(c, o, m, defs ? defs : "", defs_len);
   free(defs);
   if (rc) return rc;
@@ -198,16 +207,17 @@ static int write_files(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelPr
 static int write_text(OxCtx *c, const OnnxImportOptions *o, const Onnx__ModelProto *m,
                       const char *defs, size_t defs_len) {
   const char *ver = m->producer_version && m->producer_version[0] ? m->producer_version : NULL;
-  char *head = arena_printf(c->a,
-                            "# %s: imported by nnc import from %s (producer %s%s%s, opset %lld)\n"
-                            "# where the names come from (the ONNX names are quoted):\n",
-                            ox_text(c, o->out_nn), ox_text(c, o->model_path),
-                            m->producer_name && m->producer_name[0] ? ox_text(c, m->producer_name) : "unknown",
-                            ver ? " " : "", ver ? ox_text(c, ver) : "", (long long)c->opset);
+  char *head = arena_printf(
+      c->a,
+      "# %s: imported by nnc import from %s (producer %s%s%s, opset %lld)\n"
+      "# where the names come from (the ONNX names are quoted):\n",
+      ox_text(c, o->out_nn), ox_text(c, o->model_path),
+      m->producer_name && m->producer_name[0] ? ox_text(c, m->producer_name) : "unknown",
+      ver ? " " : "", ver ? ox_text(c, ver) : "", (long long)c->opset);
   char *open = arena_printf(c->a, "model %s {\n", model_name(c, o));
   const void *parts[8] = {head, c->notes_buf, "\n", defs, open, c->decl_buf, c->body_buf, "}\n"};
-  size_t sizes[8] = {strlen(head), c->notes_len, 1, defs_len, strlen(open), c->decl_len,
-                     c->body_len, 2};
+  size_t sizes[8] = {strlen(head), c->notes_len, 1,           defs_len,
+                     strlen(open), c->decl_len,  c->body_len, 2};
   char err[512];
   if (rt_file_write_atomic(o->out_nn, parts, sizes, 8, err, sizeof err))
     return ox_err(c, NULL, "%s", err);
@@ -224,7 +234,8 @@ static int import_model(OxCtx *c, const OnnxImportOptions *o, Onnx__ModelProto *
   if (!m->graph) return ox_err(c, NULL, "the model has no graph");
   c->g = m->graph;
   c->opset = opset_of(m);
-  if (check_graph(c) || check_op_kinds(c) || load_values(c) || convert_nodes(c) || write_outputs(c)) return -1;
+  if (check_graph(c) || check_op_kinds(c) || load_values(c) || convert_nodes(c) || write_outputs(c))
+    return -1;
   if (!c->weights.n && o->out_weights)
     fprintf(c->notes, "# (no parameters: %s holds no tensors)\n", ox_text(c, o->out_weights));
   return write_files(c, o, m);
@@ -249,8 +260,10 @@ int onnx_import(const OnnxImportOptions *o, Diag *d) {
   c.decl = open_memstream(&c.decl_buf, &c.decl_len);
   c.notes = open_memstream(&c.notes_buf, &c.notes_len);
   int rc = -1;
-  if (c.body && c.decl && c.notes) rc = import_model(&c, o, m);
-  else diag_error_file(d, NULL, "out of memory");
+  if (c.body && c.decl && c.notes)
+    rc = import_model(&c, o, m);
+  else
+    diag_error_file(d, NULL, "out of memory");
   if (c.body) fclose(c.body);
   if (c.decl) fclose(c.decl);
   if (c.notes) fclose(c.notes);

@@ -7,12 +7,12 @@
 #include "../../ir/diag.h"
 
 typedef struct OnnxImportOptions {
-  const char *model_path;   /* the .onnx file */
-  const char *out_nn;       /* the .nn file to write */
-  const char *out_weights;  /* the safetensors file to write; NULL = no weights file */
-  const char *model_name;   /* name of the `model`; NULL = from the file name */
-  int no_blocks;            /* write repeated structures out instead of as blocks */
-  const char *dim_names[16];/* defaults for symbolic dims (ONNX dim_param names) */
+  const char *model_path;    /* the .onnx file */
+  const char *out_nn;        /* the .nn file to write */
+  const char *out_weights;   /* the safetensors file to write; NULL = no weights file */
+  const char *model_name;    /* name of the `model`; NULL = from the file name */
+  int no_blocks;             /* write repeated structures out instead of as blocks */
+  const char *dim_names[16]; /* defaults for symbolic dims (ONNX dim_param names) */
   long long dim_values[16];
   int ndims;
 } OnnxImportOptions;

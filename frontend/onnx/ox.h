@@ -29,15 +29,15 @@ typedef enum { OXV_INPUT, OXV_TENSOR, OXV_CONST } OxKind;
 typedef struct OxVal {
   const char *name; /* the ONNX name */
   OxKind kind;
-  int elem;         /* ONNX TensorProto data type */
+  int elem; /* ONNX TensorProto data type */
   int rank;
   OxDim dims[OX_MAX_RANK];
-  const char *id;   /* .nn identifier (tensors; inputs and constants once declared) */
-  double *cv;       /* OXV_CONST: the values, row-major */
-  const char **csym;/* OXV_CONST from Shape: per element, the dim symbol it came from */
-  int64_t n;        /* OXV_CONST: element count */
-  int padded;       /* the output of a zero Pad, folded into the Conv/AveragePool it feeds: */
-  int64_t pad4[4];  /* the padding still to apply: top, left, bottom, right */
+  const char *id;    /* .nn identifier (tensors; inputs and constants once declared) */
+  double *cv;        /* OXV_CONST: the values, row-major */
+  const char **csym; /* OXV_CONST from Shape: per element, the dim symbol it came from */
+  int64_t n;         /* OXV_CONST: element count */
+  int padded;        /* the output of a zero Pad, folded into the Conv/AveragePool it feeds: */
+  int64_t pad4[4];   /* the padding still to apply: top, left, bottom, right */
 } OxVal;
 
 typedef struct OxCtx {
@@ -46,25 +46,25 @@ typedef struct OxCtx {
   Diag *d;
   Arena *a;
   Onnx__GraphProto *g;
-  int64_t opset;    /* of the default domain */
+  int64_t opset; /* of the default domain */
   OxVal *vals;
   int nvals, cap;
-  FILE *body;       /* the model's statements */
+  FILE *body; /* the model's statements */
   char *body_buf;
   size_t body_len;
-  FILE *decl;       /* dims, inputs */
+  FILE *decl; /* dims, inputs */
   char *decl_buf;
   size_t decl_len;
-  FILE *notes;      /* header comments: where inputs, params and outputs came from */
+  FILE *notes; /* header comments: where inputs, params and outputs came from */
   char *notes_buf;
   size_t notes_len;
   RtTensorSet weights;
   const char **ids; /* identifiers and parameter names in use */
   int nids, idcap;
   int nsyms;
-  const char *syms[16];  /* ONNX dim_param names, and the .nn dims declared for them */
+  const char *syms[16]; /* ONNX dim_param names, and the .nn dims declared for them */
   const char *symid[16];
-  char *skip;       /* per node: consumed by a pattern fused into an earlier node */
+  char *skip;                       /* per node: consumed by a pattern fused into an earlier node */
   const Onnx__NodeProto **gelu_out; /* per Erf node of an erf-form GELU: the node whose
                                        output is gelu(x); gelu_x[i] is x */
   const char **gelu_x;

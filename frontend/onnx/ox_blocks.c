@@ -15,7 +15,7 @@
 typedef struct OxStmt {
   char *lhs, *rhs, *comment; /* `lhs = rhs  # comment`; lhs NULL for other lines */
   char *line;
-  const char *inst;          /* instance prefix, or NULL */
+  const char *inst; /* instance prefix, or NULL */
 } OxStmt;
 
 typedef struct OxRun {
@@ -23,7 +23,7 @@ typedef struct OxRun {
   char *sig;       /* normalized text */
   int nargs;
   const char *args[32];
-  int block;       /* index into the block list, or -1 */
+  int block; /* index into the block list, or -1 */
 } OxRun;
 
 static const char *instance_of(OxCtx *c, const char *rhs) {
@@ -82,8 +82,10 @@ static char *normalize(OxCtx *c, const OxStmt *s, OxRun *r, int k) {
     if (*p == '"') {
       const char *e = strchr(p + 1, '"');
       e = e ? e : p + strlen(p) - 1;
-      if (inst && !strncmp(p + 1, inst, il) && p[1 + il] == '.') fprintf(f, "\"%.*s", (int)(e - p - il - 2), p + il + 2);
-      else fprintf(f, "%.*s", (int)(e - p), p);
+      if (inst && !strncmp(p + 1, inst, il) && p[1 + il] == '.')
+        fprintf(f, "\"%.*s", (int)(e - p - il - 2), p + il + 2);
+      else
+        fprintf(f, "%.*s", (int)(e - p), p);
       p = e;
       fputc(*p++, f);
       continue;
@@ -107,13 +109,15 @@ static char *normalize(OxCtx *c, const OxStmt *s, OxRun *r, int k) {
     OxVal *v = NULL;
     for (int i = 0; loc < 0 && i < c->nvals && !v; i++)
       if (c->vals[i].id && !strcmp(c->vals[i].id, id)) v = &c->vals[i];
-    if (loc >= 0) fprintf(f, "%%L%d", loc);
+    if (loc >= 0)
+      fprintf(f, "%%L%d", loc);
     else if (v && *p != '(' && strncmp(p, " = ", 3)) {
       for (int i = 0; i < r->nargs; i++)
         if (!strcmp(r->args[i], id)) arg = i;
       if (arg < 0 && r->nargs < 32) r->args[arg = r->nargs++] = id;
       fprintf(f, "%%A%d", arg);
-    } else fputs(id, f);
+    } else
+      fputs(id, f);
   }
   fclose(f);
   char *res = arena_strdup(c->a, o ? o : "");

@@ -30,7 +30,8 @@ static int is_number(OxCtx *c, const char *name, double want) {
   if (!v || v->kind != OXV_CONST) {
     int p = producer(c, name);
     const Onnx__AttributeProto *a = p >= 0 && !strcmp(c->g->node[p]->op_type, "Constant")
-                                        ? ox_attr(c->g->node[p], "value") : NULL;
+                                        ? ox_attr(c->g->node[p], "value")
+                                        : NULL;
     if (!a || !a->t || a->t->n_dims > 1 ||
         (a->t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
          a->t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) ||
@@ -98,5 +99,6 @@ void ox_find_gelu(OxCtx *c) {
   c->gelu_out = arena_alloc(c->a, nn * sizeof *c->gelu_out);
   c->gelu_x = arena_alloc(c->a, nn * sizeof *c->gelu_x);
   for (size_t i = 0; i < c->g->n_node; i++)
-    if (!strcmp(c->g->node[i]->op_type, "Erf") && c->g->node[i]->n_input == 1) match_gelu(c, (int)i);
+    if (!strcmp(c->g->node[i]->op_type, "Erf") && c->g->node[i]->n_input == 1)
+      match_gelu(c, (int)i);
 }

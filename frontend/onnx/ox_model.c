@@ -60,9 +60,9 @@ int ox_err(OxCtx *c, const Onnx__NodeProto *n, const char *fmt, ...) {
 }
 
 const char *ox_dt_name(int elem) {
-  static const char *const names[] = {"undefined", "float", "uint8", "int8", "uint16",
-                                      "int16", "int32", "int64", "string", "bool",
-                                      "float16", "double", "uint32", "uint64", "complex64",
+  static const char *const names[] = {"undefined",  "float",   "uint8",  "int8",   "uint16",
+                                      "int16",      "int32",   "int64",  "string", "bool",
+                                      "float16",    "double",  "uint32", "uint64", "complex64",
                                       "complex128", "bfloat16"};
   return elem >= 0 && elem < (int)(sizeof names / sizeof *names) ? names[elem] : "unknown";
 }
@@ -77,14 +77,18 @@ int64_t ox_numel(const OxVal *v) {
 
 static int raw_elem_size(int elem) {
   switch (elem) {
-  case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return 4;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-  case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return 8;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
-  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return 1;
-  default: return 0;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+      return 4;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+      return 8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -94,12 +98,22 @@ static double raw_value(const uint8_t *p, int elem) {
   int64_t i64;
   double d;
   switch (elem) {
-  case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: memcpy(&f, p, 4); return f;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: memcpy(&i32, p, 4); return i32;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: memcpy(&i64, p, 8); return (double)i64;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: memcpy(&d, p, 8); return d;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return (int8_t)p[0];
-  default: return p[0];
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+      memcpy(&f, p, 4);
+      return f;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+      memcpy(&i32, p, 4);
+      return i32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+      memcpy(&i64, p, 8);
+      return (double)i64;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+      memcpy(&d, p, 8);
+      return d;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+      return (int8_t)p[0];
+    default:
+      return p[0];
   }
 }
 
@@ -111,8 +125,7 @@ static int typed_values(const Onnx__TensorProto *t, int elem, int64_t n, double 
       out[k] = t->float_data[k];
     else if (elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && (have = t->n_int64_data) > (size_t)k)
       out[k] = (double)t->int64_data[k];
-    else if (elem == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
-             (have = t->n_double_data) > (size_t)k)
+    else if (elem == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE && (have = t->n_double_data) > (size_t)k)
       out[k] = t->double_data[k];
     else if (elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
              elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
@@ -127,12 +140,16 @@ static int typed_values(const Onnx__TensorProto *t, int elem, int64_t n, double 
 int ox_tensor_to_const(OxCtx *c, const Onnx__TensorProto *t, OxVal *v, const Onnx__NodeProto *n) {
   const char *name = t->name ? t->name : v->name;
   if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-    return ox_err(c, n, "tensor '%s' keeps its data in an external file, which nnc import does "
-                  "not read; save the model with its data inside", name);
+    return ox_err(c, n,
+                  "tensor '%s' keeps its data in an external file, which nnc import does "
+                  "not read; save the model with its data inside",
+                  name);
   int elem = t->data_type, es = raw_elem_size(elem);
   if (!es)
-    return ox_err(c, n, "tensor '%s' has element type %s; nnc takes float, double and integer "
-                  "tensors", name, ox_dt_name(elem));
+    return ox_err(c, n,
+                  "tensor '%s' has element type %s; nnc takes float, double and integer "
+                  "tensors",
+                  name, ox_dt_name(elem));
   if (t->n_dims > OX_MAX_RANK)
     return ox_err(c, n, "tensor '%s' has rank %zu; nnc tensors have at most %d dims", name,
                   t->n_dims, OX_MAX_RANK);
@@ -205,10 +222,9 @@ int ox_axis(OxCtx *c, const Onnx__NodeProto *n, int64_t axis, int rank, int *out
 /* --- names ---------------------------------------------------------------------------- */
 
 int ox_reserved(const char *s) {
-  static const char *const kw[] = {"model", "block", "train", "dim", "input", "param",
-                                   "output", "return", "for", "in", "minimize", "optimizer",
-                                   "memory", "true", "false", "f32", "f16", "bf16", "i32",
-                                   NULL};
+  static const char *const kw[] = {
+      "model",    "block",     "train",  "dim",  "input", "param", "output", "return", "for", "in",
+      "minimize", "optimizer", "memory", "true", "false", "f32",   "f16",    "bf16",   "i32", NULL};
   for (int i = 0; kw[i]; i++)
     if (!strcmp(kw[i], s)) return 1;
   return builtin_find(s) || builtin_is_initializer(s);
@@ -384,8 +400,8 @@ int ox_weight(OxCtx *c, const Onnx__NodeProto *n, const char *pname, OxVal *v, i
   for (int k = 0; k < rank; k++) dims[k] = (OxDim){shape[k], NULL};
   fprintf(c->notes, "# param  %s f32", pname);
   ox_print_dims(c->notes, rank, dims);
-  fprintf(c->notes, " <- %s'%s'%s\n", v->kind == OXV_INPUT ? "graph input " : "", ox_text(c, v->name),
-          transpose ? " transposed" : "");
+  fprintf(c->notes, " <- %s'%s'%s\n", v->kind == OXV_INPUT ? "graph input " : "",
+          ox_text(c, v->name), transpose ? " transposed" : "");
   if (v->kind == OXV_INPUT) return 0; /* its value comes with the weights, from the user */
   RtTensor t = {0};
   if (rt_tensor_alloc(&t, DT_F32, rank, shape))

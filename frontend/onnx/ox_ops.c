@@ -65,8 +65,7 @@ static int const_ints(OxCtx *c, const Onnx__NodeProto *n, int i, int64_t *out, i
   OxVal *v = need(c, n, i);
   if (!v) return -1;
   if (!is_const(v))
-    return ox_err(c, n, "%s (input %d) is computed at run time; nnc needs it constant", what,
-                  i);
+    return ox_err(c, n, "%s (input %d) is computed at run time; nnc needs it constant", what, i);
   if (v->n > max) return ox_err(c, n, "%s has %lld values, at most %d", what, (long long)v->n, max);
   for (int64_t k = 0; k < v->n; k++) out[k] = (int64_t)v->cv[k];
   return (int)v->n;
@@ -80,16 +79,16 @@ static int axes_of(OxCtx *c, const Onnx__NodeProto *n, int i, int64_t *axes) {
   return -2;
 }
 
-static int broadcast(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b,
-                     int *rank, OxDim *out) {
+static int broadcast(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b, int *rank,
+                     OxDim *out) {
   int r = a->rank > b->rank ? a->rank : b->rank;
   for (int k = 0; k < r; k++) {
     int ia = k - (r - a->rank), ib = k - (r - b->rank);
     OxDim da = ia >= 0 ? a->dims[ia] : (OxDim){1, NULL};
     OxDim db = ib >= 0 ? b->dims[ib] : (OxDim){1, NULL};
     if (da.v != db.v && da.v != 1 && db.v != 1)
-      return ox_err(c, n, "operands do not broadcast (dim %d: %lld vs %lld)", k,
-                    (long long)da.v, (long long)db.v);
+      return ox_err(c, n, "operands do not broadcast (dim %d: %lld vs %lld)", k, (long long)da.v,
+                    (long long)db.v);
     out[k] = da.v == 1 && !da.sym ? db : da;
   }
   *rank = r;
@@ -97,10 +96,13 @@ static int broadcast(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const O
 }
 
 static int float_input(OxCtx *c, const Onnx__NodeProto *n, const OxVal *v) {
-  if (v->elem == F_FLOAT || (v->kind == OXV_CONST && v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE))
+  if (v->elem == F_FLOAT ||
+      (v->kind == OXV_CONST && v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE))
     return 0;
-  return ox_err(c, n, "'%s' is %s; nnc computes on float tensors (integer values only as "
-                "constants that are folded)", v->name, ox_dt_name(v->elem));
+  return ox_err(c, n,
+                "'%s' is %s; nnc computes on float tensors (integer values only as "
+                "constants that are folded)",
+                v->name, ox_dt_name(v->elem));
 }
 
 static void print_ints(FILE *f, const int64_t *v, int k) {
@@ -161,7 +163,8 @@ static int op_unary(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return 0;
   }
   if (!strcmp(fn, "gelu") && strcmp(ox_attr_s(c, n, "approximate", "none"), "none"))
-    return ox_err(c, n, "approximate = \"tanh\" is not supported; nnc's gelu is the exact erf "
+    return ox_err(c, n,
+                  "approximate = \"tanh\" is not supported; nnc's gelu is the exact erf "
                   "form (approximate = \"none\")");
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
@@ -176,7 +179,8 @@ static int op_erf(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   size_t i = 0;
   while (i < c->g->n_node && c->g->node[i] != n) i++;
   if (i == c->g->n_node || !c->gelu_out[i])
-    return ox_err(c, n, "nnc has no erf; Erf is imported only as part of GELU, "
+    return ox_err(c, n,
+                  "nnc has no erf; Erf is imported only as part of GELU, "
                   "x * 0.5 * (1 + erf(x / sqrt(2)))");
   OxVal *x = ox_find(c, c->gelu_x[i]);
   if (!x || float_input(c, n, x)) return x ? -1 : ox_err(c, n, "the GELU input is missing");
@@ -218,10 +222,14 @@ static int op_dropout(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 
 static double fold_binary(char op, double a, double b) {
   switch (op) {
-  case '+': return a + b;
-  case '-': return a - b;
-  case '*': return a * b;
-  default: return a / b;
+    case '+':
+      return a + b;
+    case '-':
+      return a - b;
+    case '*':
+      return a * b;
+    default:
+      return a / b;
   }
 }
 
@@ -340,10 +348,14 @@ static int op_clip(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
-  if (isinf(lo) && isinf(hi)) ox_line(c, n, y->id, "%s", e);
-  else if (isinf(hi)) ox_line(c, n, y->id, "relu(%s - (%.9g)) + (%.9g)", e, lo, lo);
-  else if (isinf(lo)) ox_line(c, n, y->id, "(%.9g) - relu((%.9g) - %s)", hi, hi, e);
-  else ox_line(c, n, y->id, "relu(%s - (%.9g)) - relu(%s - (%.9g)) + (%.9g)", e, lo, e, hi, lo);
+  if (isinf(lo) && isinf(hi))
+    ox_line(c, n, y->id, "%s", e);
+  else if (isinf(hi))
+    ox_line(c, n, y->id, "relu(%s - (%.9g)) + (%.9g)", e, lo, lo);
+  else if (isinf(lo))
+    ox_line(c, n, y->id, "(%.9g) - relu((%.9g) - %s)", hi, hi, e);
+  else
+    ox_line(c, n, y->id, "relu(%s - (%.9g)) - relu(%s - (%.9g)) + (%.9g)", e, lo, e, hi, lo);
   return 0;
 }
 
@@ -355,21 +367,25 @@ static int op_activation(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
   double alpha = ox_attr_f(n, "alpha", !strcmp(k, "leaky") ? 0.01 : !strcmp(k, "hsig") ? 0.2 : 1.0);
   double beta = ox_attr_f(n, "beta", 0.5);
-  if (!strcmp(k, "leaky")) ox_line(c, n, y->id, "relu(%s) - %.9g * relu(-%s)", e, alpha, e);
+  if (!strcmp(k, "leaky"))
+    ox_line(c, n, y->id, "relu(%s) - %.9g * relu(-%s)", e, alpha, e);
   else if (!strcmp(k, "elu"))
     ox_line(c, n, y->id, "relu(%s) + %.9g * (exp(-relu(-%s)) - 1)", e, alpha, e);
   else if (!strcmp(k, "selu"))
     ox_line(c, n, y->id, "%.9g * (relu(%s) + %.9g * (exp(-relu(-%s)) - 1))",
             ox_attr_f(n, "gamma", 1.05070102214813232421875), e,
             ox_attr_f(n, "alpha", 1.67326319217681884765625), e);
-  else if (!strcmp(k, "abs")) ox_line(c, n, y->id, "relu(%s) + relu(-%s)", e, e);
-  else if (!strcmp(k, "softplus")) ox_line(c, n, y->id, "log(exp(%s) + 1)", e);
+  else if (!strcmp(k, "abs"))
+    ox_line(c, n, y->id, "relu(%s) + relu(-%s)", e, e);
+  else if (!strcmp(k, "softplus"))
+    ox_line(c, n, y->id, "log(exp(%s) + 1)", e);
   else if (!strcmp(k, "hsig"))
-    ox_line(c, n, y->id, "relu(%.9g * %s + %.9g) - relu(%.9g * %s + %.9g)", alpha, e, beta,
-            alpha, e, beta - 1);
+    ox_line(c, n, y->id, "relu(%.9g * %s + %.9g) - relu(%.9g * %s + %.9g)", alpha, e, beta, alpha,
+            e, beta - 1);
   else if (!strcmp(k, "hswish"))
     ox_line(c, n, y->id, "%s * (relu(%s / 6 + 0.5) - relu(%s / 6 - 0.5))", e, e, e);
-  else ox_line(c, n, y->id, "1 / %s", e);
+  else
+    ox_line(c, n, y->id, "1 / %s", e);
   return 0;
 }
 
@@ -411,10 +427,12 @@ static int op_minmax(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     }
     acc.rank = r, memcpy(acc.dims, dims, sizeof dims);
     const char *t = ox_ident(c, arena_printf(c->a, "%s_%zu", n->output[0], i));
-    if (i + 1 < n->n_input) ox_line(c, n, t, mx ? "%s + relu(%s - %s)" : "%s - relu(%s - %s)",
-                                    expr, mx ? e : expr, mx ? expr : e);
-    else expr = arena_printf(c->a, mx ? "%s + relu(%s - %s)" : "%s - relu(%s - %s)", expr,
-                             mx ? e : expr, mx ? expr : e);
+    if (i + 1 < n->n_input)
+      ox_line(c, n, t, mx ? "%s + relu(%s - %s)" : "%s - relu(%s - %s)", expr, mx ? e : expr,
+              mx ? expr : e);
+    else
+      expr = arena_printf(c->a, mx ? "%s + relu(%s - %s)" : "%s - relu(%s - %s)", expr,
+                          mx ? e : expr, mx ? expr : e);
     if (i + 1 < n->n_input) expr = t;
   }
   OxVal *y = ox_def(c, n, 0, acc.rank, acc.dims);
@@ -427,7 +445,8 @@ static int op_minmax(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 /* a 2-D weight [O, K] for dense from B ([K, O] unless transposed) */
 static int dense_weight(OxCtx *c, const Onnx__NodeProto *n, OxVal *w, int trans, const char *scope,
                         int64_t *out) {
-  if (w->rank != 2) return ox_err(c, n, "the weight '%s' has rank %d, dense needs 2", w->name, w->rank);
+  if (w->rank != 2)
+    return ox_err(c, n, "the weight '%s' has rank %d, dense needs 2", w->name, w->rank);
   int64_t o = trans ? w->dims[0].v : w->dims[1].v, k = trans ? w->dims[1].v : w->dims[0].v;
   int64_t shape[2] = {o, k};
   *out = o;
@@ -436,8 +455,8 @@ static int dense_weight(OxCtx *c, const Onnx__NodeProto *n, OxVal *w, int trans,
 
 static int bias_weight(OxCtx *c, const Onnx__NodeProto *n, OxVal *b, const char *scope, int64_t o) {
   if (b->kind == OXV_CONST && b->n != o)
-    return ox_err(c, n, "the bias '%s' has %lld values for %lld outputs", b->name,
-                  (long long)b->n, (long long)o);
+    return ox_err(c, n, "the bias '%s' has %lld values for %lld outputs", b->name, (long long)b->n,
+                  (long long)o);
   int64_t shape[1] = {o};
   return ox_weight(c, n, arena_printf(c->a, "%s.bias", scope), b, 0, 1, shape);
 }
@@ -460,11 +479,11 @@ static int fused_bias(OxCtx *c, const Onnx__NodeProto *n, int64_t o, int *node, 
   return 0;
 }
 
-static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b,
-                        int *r, OxDim *out);
+static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b, int *r,
+                        OxDim *out);
 
-static int emit_dense(OxCtx *c, const Onnx__NodeProto *n, const Onnx__NodeProto *out_node,
-                      OxVal *x, OxVal *w, int trans, OxVal *bias) {
+static int emit_dense(OxCtx *c, const Onnx__NodeProto *n, const Onnx__NodeProto *out_node, OxVal *x,
+                      OxVal *w, int trans, OxVal *bias) {
   const char *scope = ox_scope(c, w->name, fallback_scope(c, n));
   int64_t o = 0;
   if (dense_weight(c, n, w, trans, scope, &o)) return -1;
@@ -506,14 +525,15 @@ static int op_matmul(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
-static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b,
-                        int *r, OxDim *out) {
+static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b, int *r,
+                        OxDim *out) {
   if (!a->rank || !b->rank) return ox_err(c, n, "matmul of a scalar");
   OxVal ba = *a, bb = *b;
   ba.rank = a->rank > 2 ? a->rank - 2 : 0;
   bb.rank = b->rank > 2 ? b->rank - 2 : 0;
   int64_t k1 = a->dims[a->rank - 1].v, k2 = b->dims[b->rank >= 2 ? b->rank - 2 : 0].v;
-  if (k1 != k2) return ox_err(c, n, "inner dims differ: %lld vs %lld", (long long)k1, (long long)k2);
+  if (k1 != k2)
+    return ox_err(c, n, "inner dims differ: %lld vs %lld", (long long)k1, (long long)k2);
   if (broadcast(c, n, &ba, &bb, r, out)) return -1;
   if (a->rank >= 2) out[(*r)++] = a->dims[a->rank - 2];
   if (b->rank >= 2) out[(*r)++] = b->dims[b->rank - 1];
@@ -529,15 +549,20 @@ static int op_gemm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (ox_attr_i(n, "transA", 0))
     return ox_err(c, n, "transA = 1 is not supported; nnc's dense takes A as [M, K]");
   if (alpha != 1 || (cc && beta != 1))
-    return ox_err(c, n, "alpha = %g, beta = %g: nnc maps Gemm onto dense, which needs "
-                  "alpha = beta = 1", alpha, beta);
+    return ox_err(c, n,
+                  "alpha = %g, beta = %g: nnc maps Gemm onto dense, which needs "
+                  "alpha = beta = 1",
+                  alpha, beta);
   if (!weightish(b) || a->rank != 2)
     return ox_err(c, n, "B must be an initializer (or a graph input fed as a weight) and A 2-D");
   int trans = (int)ox_attr_i(n, "transB", 0);
   int64_t o = trans ? b->dims[0].v : b->dims[1].v;
-  if (cc && !(weightish(cc) && cc->rank <= 2 && ox_numel(cc) == o && cc->dims[0].v == (cc->rank == 2 ? 1 : o)))
-    return ox_err(c, n, "C of shape %s: nnc's dense takes a bias of [%lld] (or [1, %lld]) from "
-                  "an initializer", dims_str(c, cc->rank, cc->dims), (long long)o, (long long)o);
+  if (cc && !(weightish(cc) && cc->rank <= 2 && ox_numel(cc) == o &&
+              cc->dims[0].v == (cc->rank == 2 ? 1 : o)))
+    return ox_err(c, n,
+                  "C of shape %s: nnc's dense takes a bias of [%lld] (or [1, %lld]) from "
+                  "an initializer",
+                  dims_str(c, cc->rank, cc->dims), (long long)o, (long long)o);
   return emit_dense(c, n, n, a, b, trans, cc);
 }
 
@@ -559,9 +584,10 @@ static int conv_pads(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const i
     return ox_err(c, n, "auto_pad %s after a Pad is not supported", ap);
   for (int i = 0; i < 4 && x->padded; i++) p[i] += x->pad4[i];
   if (p[0] != p[2] || p[1] != p[3])
-    return ox_err(c, n, "asymmetric padding (pads = [%lld, %lld, %lld, %lld]); nnc pads both "
-                  "sides equally", (long long)p[0], (long long)p[1], (long long)p[2],
-                  (long long)p[3]);
+    return ox_err(c, n,
+                  "asymmetric padding (pads = [%lld, %lld, %lld, %lld]); nnc pads both "
+                  "sides equally",
+                  (long long)p[0], (long long)p[1], (long long)p[2], (long long)p[3]);
   pad[0] = p[0], pad[1] = p[1];
   return 0;
 }
@@ -582,10 +608,13 @@ static int window(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int6
   if (conv_pads(c, n, x, k, s, d, p)) return -1;
   for (int i = 0; i < 2; i++) {
     int64_t in = x->dims[2 + i].v, span = d[i] * (k[i] - 1) + 1;
-    int64_t fl = (in + 2 * p[i] - span) / s[i] + 1, ce = (in + 2 * p[i] - span + s[i] - 1) / s[i] + 1;
+    int64_t fl = (in + 2 * p[i] - span) / s[i] + 1,
+            ce = (in + 2 * p[i] - span + s[i] - 1) / s[i] + 1;
     if (ox_attr_i(n, "ceil_mode", 0) && ce != fl)
-      return ox_err(c, n, "ceil_mode = 1 changes the output size here (%lld, not %lld); nnc "
-                    "rounds down", (long long)ce, (long long)fl);
+      return ox_err(c, n,
+                    "ceil_mode = 1 changes the output size here (%lld, not %lld); nnc "
+                    "rounds down",
+                    (long long)ce, (long long)fl);
     if (fl < 1) return ox_err(c, n, "the window is larger than the padded input");
     out[2 + i] = (OxDim){fl, NULL};
   }
@@ -601,7 +630,8 @@ static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return ox_err(c, n, "input of rank %d; nnc has 2-D convolution only (NCHW)", x->rank);
   if (!weightish(w) || w->rank != 4)
     return ox_err(c, n, "the weight must be a 4-D initializer (or a graph input fed as one)");
-  int64_t g = ox_attr_i(n, "group", 1), k[2], s[2], d[2], p[2], kw[2] = {w->dims[2].v, w->dims[3].v};
+  int64_t g = ox_attr_i(n, "group", 1), k[2], s[2], d[2], p[2],
+          kw[2] = {w->dims[2].v, w->dims[3].v};
   OxDim dims[4];
   if (window(c, n, x, kw, k, s, d, p, dims)) return -1;
   if (k[0] != w->dims[2].v || k[1] != w->dims[3].v)
@@ -622,10 +652,12 @@ static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *y = ox_def(c, n, 0, 4, dims);
   char extra[256] = "";
   if (s[0] != 1 || s[1] != 1) snprintf(extra, sizeof extra, ", stride = %s", pair(c, s));
-  if (p[0] || p[1]) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", pad = %s", pair(c, p));
+  if (p[0] || p[1])
+    snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", pad = %s", pair(c, p));
   if (d[0] != 1 || d[1] != 1)
     snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", dilation = %s", pair(c, d));
-  if (g != 1) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", groups = %lld", (long long)g);
+  if (g != 1)
+    snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", groups = %lld", (long long)g);
   ox_line(c, n, y->id, "conv2d(%s, %lld, kernel = %s%s%s, name = \"%s\")", e, (long long)o,
           pair(c, k), extra, b ? "" : ", bias = false", scope);
   return 0;
@@ -636,7 +668,8 @@ static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *x = need(c, n, 0);
   if (!x || float_input(c, n, x)) return -1;
   if (ox_attr_i(n, "training_mode", 0) || (n->n_output > 1 && n->output[1][0]))
-    return ox_err(c, n, "training mode (running statistics as outputs) is not imported; "
+    return ox_err(c, n,
+                  "training mode (running statistics as outputs) is not imported; "
                   "export the model in eval mode");
   if (!ox_attr_i(n, "spatial", 1)) return ox_err(c, n, "spatial = 0 is not supported");
   if (x->rank != 2 && x->rank != 4)
@@ -650,8 +683,8 @@ static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int64_t ch[1] = {x->dims[1].v};
   for (int i = 0; i < 4; i++) {
     if (ps[i]->kind == OXV_CONST && ps[i]->n != ch[0])
-      return ox_err(c, n, "'%s' has %lld values for %lld channels", ps[i]->name, (long long)ps[i]->n,
-                    (long long)ch[0]);
+      return ox_err(c, n, "'%s' has %lld values for %lld channels", ps[i]->name,
+                    (long long)ps[i]->n, (long long)ch[0]);
     if (ox_weight(c, n, arena_printf(c->a, "%s.%s", scope, pn[i]), ps[i], 0, 1, ch)) return -1;
   }
   const char *e = ox_operand(c, n, 0, 0);
@@ -677,8 +710,7 @@ static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
       (b && b->kind == OXV_CONST && b->n != cnt))
     return ox_err(c, n, "scale and bias must be initializers shaped like the normalized dims");
   const char *scope = ox_scope(c, s->name, fallback_scope(c, n));
-  if (ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), s, 0, x->rank - ax, shape))
-    return -1;
+  if (ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), s, 0, x->rank - ax, shape)) return -1;
   OxVal zeros = {.name = "zeros", .kind = OXV_CONST, .n = cnt};
   if (!b) zeros.cv = arena_alloc(c->a, (size_t)cnt * sizeof(double)), b = &zeros;
   if (ox_weight(c, n, arena_printf(c->a, "%s.bias", scope), b, 0, x->rank - ax, shape)) return -1;
@@ -707,7 +739,8 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   /* the pool's own padding (explicit or auto_pad), beside what a folded Pad added */
   int own = p[0] != (x->padded ? x->pad4[0] : 0) || p[1] != (x->padded ? x->pad4[1] : 0);
   if (!strcmp(fn, "avgpool") && own && !ox_attr_i(n, "count_include_pad", 0))
-    return ox_err(c, n, "padding with count_include_pad = 0; nnc's avgpool counts the padding "
+    return ox_err(c, n,
+                  "padding with count_include_pad = 0; nnc's avgpool counts the padding "
                   "(count_include_pad = 1)");
   dims[1] = x->dims[1];
   const char *e = ox_operand(c, n, 0, 0);
@@ -733,8 +766,10 @@ static int op_global_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   }
   OxVal *y = ox_def(c, n, 0, x->rank, dims);
   const char *fn = op_entry(idx)->arg;
-  if (!strcmp(fn, "mean") && x->rank == 4) ox_line(c, n, y->id, "global_avgpool(%s)", e);
-  else ox_line(c, n, y->id, "%s(%s, [%s], keepdim = true)", fn, e, axes);
+  if (!strcmp(fn, "mean") && x->rank == 4)
+    ox_line(c, n, y->id, "global_avgpool(%s)", e);
+  else
+    ox_line(c, n, y->id, "%s(%s, [%s], keepdim = true)", fn, e, axes);
   return 0;
 }
 
@@ -755,15 +790,18 @@ static int op_pad(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   }
   if (k != 8 || x->rank != 4 || has_in(n, 3))
     return k == -1 && c->opset >= 11 ? -1 : ox_err(c, n, "nnc folds Pad of 4-D tensors only");
-  if (strcmp(ox_attr_s(c, n, "mode", "constant"), "constant") || value != 0 || pads[0] ||
-      pads[1] || pads[4] || pads[5])
-    return ox_err(c, n, "nnc has no pad op; only zero padding of H and W is folded (into a "
+  if (strcmp(ox_attr_s(c, n, "mode", "constant"), "constant") || value != 0 || pads[0] || pads[1] ||
+      pads[4] || pads[5])
+    return ox_err(c, n,
+                  "nnc has no pad op; only zero padding of H and W is folded (into a "
                   "following Conv or AveragePool)");
   int u = -1;
   for (size_t i = 0; ox_uses(c, n->output[0]) == 1 && i < c->g->n_node; i++)
     if (c->g->node[i]->n_input && !strcmp(c->g->node[i]->input[0], n->output[0])) u = (int)i;
-  if (u < 0 || (strcmp(c->g->node[u]->op_type, "Conv") && strcmp(c->g->node[u]->op_type, "AveragePool")))
-    return ox_err(c, n, "nnc has no pad op; a zero Pad folds only into the Conv or "
+  if (u < 0 ||
+      (strcmp(c->g->node[u]->op_type, "Conv") && strcmp(c->g->node[u]->op_type, "AveragePool")))
+    return ox_err(c, n,
+                  "nnc has no pad op; a zero Pad folds only into the Conv or "
                   "AveragePool that alone reads it");
   for (int i = 0; i < 8; i++)
     if (pads[i] < 0) return ox_err(c, n, "negative pads (cropping) are not supported");
@@ -800,7 +838,8 @@ static int op_tile(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (!expand && k != x->rank) return ox_err(c, n, "%d repeats for rank %d", k, x->rank);
   int r = k > x->rank ? k : x->rank;
   OxDim dims[OX_MAX_RANK];
-  for (int i = 0; i < r; i++) dims[i] = i < r - x->rank ? (OxDim){1, NULL} : x->dims[i - (r - x->rank)];
+  for (int i = 0; i < r; i++)
+    dims[i] = i < r - x->rank ? (OxDim){1, NULL} : x->dims[i - (r - x->rank)];
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   if (r > x->rank) e = arena_printf(c->a, "reshape(%s, %s)", e, dims_str(c, r, dims));
@@ -808,14 +847,48 @@ static int op_tile(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     int64_t want = expand ? (i < r - k ? 1 : rep[i - (r - k)]) : rep[i];
     int64_t times = expand ? (dims[i].v == 1 && want > 1 ? want : 1) : want;
     if (times < 1 || times > 4096 || (expand && want != 1 && want != dims[i].v && dims[i].v != 1))
-      return ox_err(c, n, "%s %lld on axis %d of size %lld is not supported", expand ? "target" : "repeat",
-                    (long long)want, i, (long long)dims[i].v);
+      return ox_err(c, n, "%s %lld on axis %d of size %lld is not supported",
+                    expand ? "target" : "repeat", (long long)want, i, (long long)dims[i].v);
     if (times == 1) continue;
     if (!(e = repeat(c, e, times, i))) return ox_err(c, n, "out of memory");
     dims[i] = (OxDim){dims[i].v * times, NULL};
   }
   OxVal *y = ox_def(c, n, 0, r, dims);
   ox_line(c, n, y->id, "%s", e);
+  return 0;
+}
+
+/* DepthToSpace (DCR or CRD) and SpaceToDepth: reshape to rank 6, permute, reshape back */
+static int op_depth_space(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  int d2s = !strcmp(op_entry(idx)->arg, "d2s");
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  int64_t b = ox_attr_i(n, "blocksize", 0);
+  if (x->rank != 4 || b < 1 || b > 4096) return ox_err(c, n, "needs a 4-D input and a blocksize");
+  int64_t C = x->dims[1].v, H = x->dims[2].v, W = x->dims[3].v;
+  int crd = d2s && !strcmp(ox_attr_s(c, n, "mode", "DCR"), "CRD");
+  if (d2s ? C % (b * b) : (H % b || W % b))
+    return ox_err(c, n, "the dims are not divisible by the blocksize %lld", (long long)b);
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  const char *N =
+      x->dims[0].sym ? x->dims[0].sym : arena_printf(c->a, "%lld", (long long)x->dims[0].v);
+  long long bb = (long long)b, cb = (long long)(d2s ? C / (b * b) : C);
+  const char *six = d2s ? (crd ? arena_printf(c->a, "[%s, %lld, %lld, %lld, %lld, %lld]", N, cb, bb,
+                                              bb, (long long)H, (long long)W)
+                               : arena_printf(c->a, "[%s, %lld, %lld, %lld, %lld, %lld]", N, bb, bb,
+                                              cb, (long long)H, (long long)W))
+                        : arena_printf(c->a, "[%s, %lld, %lld, %lld, %lld, %lld]", N, cb,
+                                       (long long)(H / b), bb, (long long)(W / b), bb);
+  const char *perm =
+      d2s ? (crd ? "[0, 1, 4, 2, 5, 3]" : "[0, 3, 4, 1, 5, 2]") : "[0, 3, 5, 1, 2, 4]";
+  OxDim dims[4] = {x->dims[0],
+                   {d2s ? C / (b * b) : C * b * b, NULL},
+                   {d2s ? H * b : H / b, NULL},
+                   {d2s ? W * b : W / b, NULL}};
+  OxVal *y = ox_def(c, n, 0, 4, dims);
+  ox_line(c, n, y->id, "reshape(permute(reshape(%s, %s), %s), %s)", e, six, perm,
+          dims_str(c, 4, dims));
   return 0;
 }
 
@@ -837,9 +910,10 @@ static int op_instancenorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   ox_line(c, n, d, "%s - mean(%s, [%s], keepdim = true)", e, e, axes);
   OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
   long long ch = (long long)x->dims[1].v;
-  ox_line(c, n, y->id, "%s / sqrt(mean(%s * %s, [%s], keepdim = true) + %.9g) * reshape(%s, [%lld%s]) "
-          "+ reshape(%s, [%lld%s])", d, d, d, axes, ox_attr_f(n, "epsilon", 1e-5), es, ch, ones,
-          eb, ch, ones);
+  ox_line(c, n, y->id,
+          "%s / sqrt(mean(%s * %s, [%s], keepdim = true) + %.9g) * reshape(%s, [%lld%s]) "
+          "+ reshape(%s, [%lld%s])",
+          d, d, d, axes, ox_attr_f(n, "epsilon", 1e-5), es, ch, ones, eb, ch, ones);
   return 0;
 }
 
@@ -850,7 +924,8 @@ static int op_sce(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (!l || float_input(c, n, x)) return -1;
   if (strcmp(ox_attr_s(c, n, "reduction", "mean"), "mean") || has_in(n, 2) ||
       ox_attr(n, "ignore_index") || (n->n_output > 1 && n->output[1][0]))
-    return ox_err(c, n, "nnc's cross_entropy is the mean over the batch without class weights, "
+    return ox_err(c, n,
+                  "nnc's cross_entropy is the mean over the batch without class weights, "
                   "ignore_index or the log_prob output");
   if (x->rank != 2 || l->rank != 1 || l->kind == OXV_CONST || l->elem == F_FLOAT)
     return ox_err(c, n, "scores [N, C] and integer labels [N] from the graph are needed");
@@ -870,17 +945,23 @@ static int op_lrn(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int64_t size = ox_attr_i(n, "size", 0);
   if (x->rank != 4) return ox_err(c, n, "input of rank %d; nnc imports LRN on NCHW", x->rank);
   if (size < 1 || size % 2 == 0)
-    return ox_err(c, n, "size %lld: nnc pads the channel window symmetrically, which needs an "
-                  "odd size", (long long)size);
+    return ox_err(c, n,
+                  "size %lld: nnc pads the channel window symmetrically, which needs an "
+                  "odd size",
+                  (long long)size);
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
-  const char *hw = x->dims[2].sym || x->dims[3].sym ? "-1"
-                   : arena_printf(c->a, "%lld", (long long)(x->dims[2].v * x->dims[3].v));
-  const char *nn = x->dims[0].sym ? x->dims[0].sym : arena_printf(c->a, "%lld", (long long)x->dims[0].v);
+  const char *hw = x->dims[2].sym || x->dims[3].sym
+                       ? "-1"
+                       : arena_printf(c->a, "%lld", (long long)(x->dims[2].v * x->dims[3].v));
+  const char *nn =
+      x->dims[0].sym ? x->dims[0].sym : arena_printf(c->a, "%lld", (long long)x->dims[0].v);
   const char *sq = ox_ident(c, arena_printf(c->a, "%s_sqavg", n->output[0]));
-  ox_line(c, n, sq, "reshape(avgpool(reshape(%s * %s, [%s, 1, %lld, %s]), [%lld, 1], stride = 1, "
-          "pad = [%lld, 0]), %s)", e, e, nn, (long long)x->dims[1].v, hw, (long long)size,
-          (long long)(size - 1) / 2, dims_str(c, 4, x->dims));
+  ox_line(c, n, sq,
+          "reshape(avgpool(reshape(%s * %s, [%s, 1, %lld, %s]), [%lld, 1], stride = 1, "
+          "pad = [%lld, 0]), %s)",
+          e, e, nn, (long long)x->dims[1].v, hw, (long long)size, (long long)(size - 1) / 2,
+          dims_str(c, 4, x->dims));
   OxVal *y = ox_def(c, n, 0, 4, x->dims);
   ox_line(c, n, y->id, "%s * (%.9g + %.9g * %s) ^ (%.9g)", e, ox_attr_f(n, "bias", 1),
           ox_attr_f(n, "alpha", 1e-4), sq, -ox_attr_f(n, "beta", 0.75));
@@ -903,9 +984,12 @@ static int reshaped(OxCtx *c, const Onnx__NodeProto *n, OxVal *x, int r, const O
   OxVal *y = ox_def(c, n, 0, r, dims);
   char *list = "";
   for (int i = 0; i < r; i++) {
-    if (i == infer) list = ox_cat(c, list, "%s-1", i ? ", " : "");
-    else if (dims[i].sym) list = ox_cat(c, list, "%s%s", i ? ", " : "", dims[i].sym);
-    else list = ox_cat(c, list, "%s%lld", i ? ", " : "", (long long)dims[i].v);
+    if (i == infer)
+      list = ox_cat(c, list, "%s-1", i ? ", " : "");
+    else if (dims[i].sym)
+      list = ox_cat(c, list, "%s%s", i ? ", " : "", dims[i].sym);
+    else
+      list = ox_cat(c, list, "%s%lld", i ? ", " : "", (long long)dims[i].v);
   }
   ox_line(c, n, y->id, "reshape(%s, [%s])", e, list);
   return 0;
@@ -926,15 +1010,19 @@ static int op_reshape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   for (int i = 0; i < r; i++) {
     if (sh[i] == 0 && ox_attr_i(n, "allowzero", 0))
       return ox_err(c, n, "allowzero = 1 with a 0 in the shape (an empty tensor)");
-    if (sh[i] == -1) infer = i, dims[i] = (OxDim){1, NULL};
-    else if (sh[i] == 0 && i < x->rank) dims[i] = x->dims[i];
-    else dims[i] = (OxDim){sh[i], sv && sv->csym ? sv->csym[i] : NULL};
+    if (sh[i] == -1)
+      infer = i, dims[i] = (OxDim){1, NULL};
+    else if (sh[i] == 0 && i < x->rank)
+      dims[i] = x->dims[i];
+    else
+      dims[i] = (OxDim){sh[i], sv && sv->csym ? sv->csym[i] : NULL};
     if (sh[i] < -1 || sh[i] > INT32_MAX)
       return ox_err(c, n, "invalid target size %lld", (long long)sh[i]);
     if (i != infer) known *= dims[i].v;
   }
   if (infer >= 0) {
-    if (!known || ox_numel(x) % known) return ox_err(c, n, "the target shape does not divide the input");
+    if (!known || ox_numel(x) % known)
+      return ox_err(c, n, "the target shape does not divide the input");
     dims[infer].v = ox_numel(x) / known;
     for (int i = 0; i < x->rank; i++)
       if (x->dims[i].sym && x->dims[i].v == dims[infer].v) dims[infer].sym = x->dims[i].sym;
@@ -979,9 +1067,12 @@ static int op_squeeze(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxDim dims[OX_MAX_RANK];
   int o = 0, src = 0;
   for (int i = 0; i < (un ? r : x->rank); i++) {
-    if (un) dims[o++] = drop[i] ? (OxDim){1, NULL} : x->dims[src++];
-    else if (!(k > 0 ? drop[i] : x->dims[i].v == 1)) dims[o++] = x->dims[i];
-    else if (x->dims[i].v != 1) return ox_err(c, n, "axis %d has size %lld, not 1", i, (long long)x->dims[i].v);
+    if (un)
+      dims[o++] = drop[i] ? (OxDim){1, NULL} : x->dims[src++];
+    else if (!(k > 0 ? drop[i] : x->dims[i].v == 1))
+      dims[o++] = x->dims[i];
+    else if (x->dims[i].v != 1)
+      return ox_err(c, n, "axis %d has size %lld, not 1", i, (long long)x->dims[i].v);
   }
   return reshaped(c, n, x, o, dims, -1);
 }
@@ -997,7 +1088,8 @@ static int op_transpose(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (k != x->rank) return ox_err(c, n, "perm has %d entries for rank %d", k, x->rank);
   OxDim dims[OX_MAX_RANK];
   for (int i = 0; i < k; i++) {
-    if (perm[i] < 0 || perm[i] >= k) return ox_err(c, n, "perm entry %lld out of range", (long long)perm[i]);
+    if (perm[i] < 0 || perm[i] >= k)
+      return ox_err(c, n, "perm entry %lld out of range", (long long)perm[i]);
     dims[i] = x->dims[perm[i]];
   }
   const char *e = ox_operand(c, n, 0, 0);
@@ -1092,16 +1184,19 @@ static int op_slice(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int k, ka = -1, ks = -1;
   if (c->opset < 10) {
     k = ox_attr_ints(n, "starts", st, OX_MAX_RANK + 1);
-    if (k < 0 || ox_attr_ints(n, "ends", en, OX_MAX_RANK + 1) != k) return ox_err(c, n, "starts and ends differ");
+    if (k < 0 || ox_attr_ints(n, "ends", en, OX_MAX_RANK + 1) != k)
+      return ox_err(c, n, "starts and ends differ");
     ka = ox_attr_ints(n, "axes", ax, OX_MAX_RANK + 1);
   } else {
     k = const_ints(c, n, 1, st, OX_MAX_RANK + 1, "starts");
-    if (k < 0 || const_ints(c, n, 2, en, OX_MAX_RANK + 1, "ends") != k) return k < 0 ? -1 : ox_err(c, n, "starts and ends differ");
+    if (k < 0 || const_ints(c, n, 2, en, OX_MAX_RANK + 1, "ends") != k)
+      return k < 0 ? -1 : ox_err(c, n, "starts and ends differ");
     if (has_in(n, 3) && (ka = const_ints(c, n, 3, ax, OX_MAX_RANK + 1, "axes")) < 0) return -1;
     if (has_in(n, 4) && (ks = const_ints(c, n, 4, sp, OX_MAX_RANK + 1, "steps")) < 0) return -1;
   }
   for (int i = 0; i < ks; i++)
-    if (sp[i] != 1) return ox_err(c, n, "step %lld; nnc's slice takes step 1 only", (long long)sp[i]);
+    if (sp[i] != 1)
+      return ox_err(c, n, "step %lld; nnc's slice takes step 1 only", (long long)sp[i]);
   if (is_const(x) && x->rank == 1 && k == 1) return fold_slice1(c, n, x, st[0], en[0]);
   if (float_input(c, n, x)) return -1;
   const char *e = ox_operand(c, n, 0, 0);
@@ -1112,7 +1207,8 @@ static int op_slice(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     int a;
     if (ox_axis(c, n, ka >= 0 ? ax[i] : i, x->rank, &a)) return -1;
     e = slice_expr(c, e, x, dims, a, st[i], en[i]);
-    if (!dims[a].v) return ox_err(c, n, "the slice on axis %d is empty; nnc has no empty tensors", a);
+    if (!dims[a].v)
+      return ox_err(c, n, "the slice on axis %d is empty; nnc has no empty tensors", a);
   }
   OxVal *y = ox_def(c, n, 0, x->rank, dims);
   ox_line(c, n, y->id, "%s", e);
@@ -1164,8 +1260,10 @@ static int op_softmax(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   /* before opset 13 the op works on the input flattened to 2-D at axis */
   char *lead = "1";
   for (int i = 0; i < ax; i++) {
-    if (x->dims[i].sym) lead = ox_cat(c, lead, " * %s", x->dims[i].sym);
-    else lead = ox_cat(c, lead, " * %lld", (long long)x->dims[i].v);
+    if (x->dims[i].sym)
+      lead = ox_cat(c, lead, " * %s", x->dims[i].sym);
+    else
+      lead = ox_cat(c, lead, " * %lld", (long long)x->dims[i].v);
   }
   ox_line(c, n, y->id, "reshape(%s(reshape(%s, [%s, -1]), axis = 1), %s)", fn, e, lead,
           dims_str(c, x->rank, x->dims));
@@ -1189,19 +1287,26 @@ static int op_reduce(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxDim dims[OX_MAX_RANK];
   int r = 0;
   for (int i = 0; i < x->rank; i++)
-    if (!red[i]) dims[r++] = x->dims[i];
-    else if (keep) dims[r++] = (OxDim){1, NULL};
+    if (!red[i])
+      dims[r++] = x->dims[i];
+    else if (keep)
+      dims[r++] = (OxDim){1, NULL};
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, r, dims);
   const char *fn = op_entry(idx)->arg, *kd = keep ? "true" : "false";
-  if (!strcmp(fn, "min")) ox_line(c, n, y->id, "-max(-%s, [%s], keepdim = %s)", e, list, kd);
-  else if (!strcmp(fn, "sumsq")) ox_line(c, n, y->id, "sum(%s * %s, [%s], keepdim = %s)", e, e, list, kd);
-  else if (!strcmp(fn, "l2")) ox_line(c, n, y->id, "sqrt(sum(%s * %s, [%s], keepdim = %s))", e, e, list, kd);
+  if (!strcmp(fn, "min"))
+    ox_line(c, n, y->id, "-max(-%s, [%s], keepdim = %s)", e, list, kd);
+  else if (!strcmp(fn, "sumsq"))
+    ox_line(c, n, y->id, "sum(%s * %s, [%s], keepdim = %s)", e, e, list, kd);
+  else if (!strcmp(fn, "l2"))
+    ox_line(c, n, y->id, "sqrt(sum(%s * %s, [%s], keepdim = %s))", e, e, list, kd);
   else if (!strcmp(fn, "l1"))
     ox_line(c, n, y->id, "sum(relu(%s) + relu(-%s), [%s], keepdim = %s)", e, e, list, kd);
-  else if (!strcmp(fn, "lse")) ox_line(c, n, y->id, "log(sum(exp(%s), [%s], keepdim = %s))", e, list, kd);
-  else ox_line(c, n, y->id, "%s(%s, [%s], keepdim = %s)", fn, e, list, kd);
+  else if (!strcmp(fn, "lse"))
+    ox_line(c, n, y->id, "log(sum(exp(%s), [%s], keepdim = %s))", e, list, kd);
+  else
+    ox_line(c, n, y->id, "%s(%s, [%s], keepdim = %s)", fn, e, list, kd);
   return 0;
 }
 
@@ -1277,7 +1382,8 @@ static int op_gather(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (ax == 0 && weightish(x) && ix->kind != OXV_CONST && ix->elem != F_FLOAT)
     return embedding(c, n, x, ix);
   if (!is_const(ix) || ix->rank > 1)
-    return ox_err(c, n, "indices computed at run time (or of rank > 1); nnc folds Gather of "
+    return ox_err(c, n,
+                  "indices computed at run time (or of rank > 1); nnc folds Gather of "
                   "constant indices only");
   if (is_const(x) && x->rank == 1) {
     OxVal *y = def_const(c, n, 0, ix->rank, ix->dims, x->elem);
@@ -1305,8 +1411,10 @@ static int op_gather(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   for (int k = 0; k < x->rank; k++)
     if (k != ax || ix->rank) out[r++] = dims[k];
   OxVal *y = ox_def(c, n, 0, r, out);
-  if (ix->rank) ox_line(c, n, y->id, "%s", e);
-  else ox_line(c, n, y->id, "reshape(%s, %s)", e, dims_str(c, r, out));
+  if (ix->rank)
+    ox_line(c, n, y->id, "%s", e);
+  else
+    ox_line(c, n, y->id, "reshape(%s, %s)", e, dims_str(c, r, out));
   return 0;
 }
 
@@ -1319,8 +1427,10 @@ static int op_constant_of_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int64_t cnt = 1;
   for (int i = 0; i < r; i++) {
     if (sh[i] < 1 || sh[i] > OX_MAX_FOLD || (cnt *= sh[i]) > OX_MAX_FOLD)
-      return ox_err(c, n, "a constant of shape %lld... is empty or too large to fold "
-                    "(at most %d elements)", (long long)sh[0], OX_MAX_FOLD);
+      return ox_err(c, n,
+                    "a constant of shape %lld... is empty or too large to fold "
+                    "(at most %d elements)",
+                    (long long)sh[0], OX_MAX_FOLD);
     dims[i] = (OxDim){sh[i], NULL};
   }
   const Onnx__AttributeProto *a = ox_attr(n, "value");
@@ -1352,7 +1462,8 @@ static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int to = like ? like->elem : (int)ox_attr_i(n, "to", F_FLOAT);
   if (is_const(x)) {
     OxVal *y = def_const(c, n, 0, x->rank, x->dims, to);
-    for (int64_t k = 0; k < y->n; k++) y->cv[k] = to == F_FLOAT ? (float)x->cv[k] : to == F_INT64 ? trunc(x->cv[k]) : x->cv[k];
+    for (int64_t k = 0; k < y->n; k++)
+      y->cv[k] = to == F_FLOAT ? (float)x->cv[k] : to == F_INT64 ? trunc(x->cv[k]) : x->cv[k];
     y->csym = x->csym;
     return 0;
   }
@@ -1365,35 +1476,78 @@ static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 /* --- the table --------------------------------------------------------------------------- */
 
 static const OxOp ops[] = {
-    {"Relu", op_unary, "relu"}, {"Sigmoid", op_unary, "sigmoid"}, {"Tanh", op_unary, "tanh"},
-    {"Exp", op_unary, "exp"}, {"Log", op_unary, "log"}, {"Sqrt", op_unary, "sqrt"},
-    {"Neg", op_unary, "neg"}, {"Gelu", op_unary, "gelu"}, {"Erf", op_erf, NULL},
-    {"Identity", op_identity, NULL}, {"Dropout", op_dropout, NULL},
-    {"Add", op_binary, "+"}, {"Sub", op_binary, "-"}, {"Mul", op_binary, "*"},
-    {"Div", op_binary, "/"}, {"Pow", op_pow, NULL}, {"Sum", op_nary, "sum"},
-    {"Mean", op_nary, "mean"}, {"Clip", op_clip, NULL},
-    {"LeakyRelu", op_activation, "leaky"}, {"Elu", op_activation, "elu"},
-    {"Softplus", op_activation, "softplus"}, {"HardSigmoid", op_activation, "hsig"},
-    {"HardSwish", op_activation, "hswish"}, {"Selu", op_activation, "selu"},
-    {"Abs", op_activation, "abs"}, {"PRelu", op_prelu, NULL}, {"Max", op_minmax, "max"},
-    {"Min", op_minmax, "min"}, {"Reciprocal", op_activation, "recip"},
-    {"MatMul", op_matmul, NULL}, {"Gemm", op_gemm, NULL}, {"Conv", op_conv, NULL},
-    {"BatchNormalization", op_batchnorm, NULL}, {"LayerNormalization", op_layernorm, NULL},
-    {"MaxPool", op_pool, "maxpool"}, {"AveragePool", op_pool, "avgpool"},
-    {"SoftmaxCrossEntropyLoss", op_sce, NULL}, {"LRN", op_lrn, NULL}, {"Pad", op_pad, NULL}, {"Tile", op_tile, "tile"},
-    {"Expand", op_tile, "expand"}, {"InstanceNormalization", op_instancenorm, NULL}, {"GlobalAveragePool", op_global_pool, "mean"}, {"GlobalMaxPool", op_global_pool, "max"},
-    {"Flatten", op_flatten, NULL}, {"Reshape", op_reshape, NULL},
-    {"Squeeze", op_squeeze, "squeeze"}, {"Unsqueeze", op_squeeze, "unsqueeze"},
-    {"Transpose", op_transpose, NULL}, {"Concat", op_concat, NULL}, {"Slice", op_slice, NULL},
-    {"Split", op_split, NULL}, {"Softmax", op_softmax, "softmax"},
-    {"LogSoftmax", op_softmax, "log_softmax"}, {"ReduceMean", op_reduce, "mean"},
-    {"ReduceSum", op_reduce, "sum"}, {"ReduceMax", op_reduce, "max"},
-    {"ReduceMin", op_reduce, "min"}, {"ReduceSumSquare", op_reduce, "sumsq"},
-    {"ReduceL1", op_reduce, "l1"}, {"ReduceL2", op_reduce, "l2"},
+    {"Relu", op_unary, "relu"},
+    {"Sigmoid", op_unary, "sigmoid"},
+    {"Tanh", op_unary, "tanh"},
+    {"Exp", op_unary, "exp"},
+    {"Log", op_unary, "log"},
+    {"Sqrt", op_unary, "sqrt"},
+    {"Neg", op_unary, "neg"},
+    {"Gelu", op_unary, "gelu"},
+    {"Erf", op_erf, NULL},
+    {"Identity", op_identity, NULL},
+    {"Dropout", op_dropout, NULL},
+    {"Add", op_binary, "+"},
+    {"Sub", op_binary, "-"},
+    {"Mul", op_binary, "*"},
+    {"Div", op_binary, "/"},
+    {"Pow", op_pow, NULL},
+    {"Sum", op_nary, "sum"},
+    {"Mean", op_nary, "mean"},
+    {"Clip", op_clip, NULL},
+    {"LeakyRelu", op_activation, "leaky"},
+    {"Elu", op_activation, "elu"},
+    {"Softplus", op_activation, "softplus"},
+    {"HardSigmoid", op_activation, "hsig"},
+    {"HardSwish", op_activation, "hswish"},
+    {"Selu", op_activation, "selu"},
+    {"Abs", op_activation, "abs"},
+    {"PRelu", op_prelu, NULL},
+    {"Max", op_minmax, "max"},
+    {"Min", op_minmax, "min"},
+    {"Reciprocal", op_activation, "recip"},
+    {"MatMul", op_matmul, NULL},
+    {"Gemm", op_gemm, NULL},
+    {"Conv", op_conv, NULL},
+    {"BatchNormalization", op_batchnorm, NULL},
+    {"LayerNormalization", op_layernorm, NULL},
+    {"MaxPool", op_pool, "maxpool"},
+    {"AveragePool", op_pool, "avgpool"},
+    {"SoftmaxCrossEntropyLoss", op_sce, NULL},
+    {"LRN", op_lrn, NULL},
+    {"Pad", op_pad, NULL},
+    {"Tile", op_tile, "tile"},
+    {"Expand", op_tile, "expand"},
+    {"DepthToSpace", op_depth_space, "d2s"},
+    {"SpaceToDepth", op_depth_space, "s2d"},
+    {"InstanceNormalization", op_instancenorm, NULL},
+    {"GlobalAveragePool", op_global_pool, "mean"},
+    {"GlobalMaxPool", op_global_pool, "max"},
+    {"Flatten", op_flatten, NULL},
+    {"Reshape", op_reshape, NULL},
+    {"Squeeze", op_squeeze, "squeeze"},
+    {"Unsqueeze", op_squeeze, "unsqueeze"},
+    {"Transpose", op_transpose, NULL},
+    {"Concat", op_concat, NULL},
+    {"Slice", op_slice, NULL},
+    {"Split", op_split, NULL},
+    {"Softmax", op_softmax, "softmax"},
+    {"LogSoftmax", op_softmax, "log_softmax"},
+    {"ReduceMean", op_reduce, "mean"},
+    {"ReduceSum", op_reduce, "sum"},
+    {"ReduceMax", op_reduce, "max"},
+    {"ReduceMin", op_reduce, "min"},
+    {"ReduceSumSquare", op_reduce, "sumsq"},
+    {"ReduceL1", op_reduce, "l1"},
+    {"ReduceL2", op_reduce, "l2"},
     {"ReduceLogSumExp", op_reduce, "lse"},
-    {"Constant", op_constant, NULL}, {"Shape", op_shape, NULL}, {"Gather", op_gather, NULL},
-    {"ConstantOfShape", op_constant_of_shape, NULL}, {"Cast", op_cast, NULL},
-    {"CastLike", op_cast, "like"}, {"Size", op_size, NULL},
+    {"Constant", op_constant, NULL},
+    {"Shape", op_shape, NULL},
+    {"Gather", op_gather, NULL},
+    {"ConstantOfShape", op_constant_of_shape, NULL},
+    {"Cast", op_cast, NULL},
+    {"CastLike", op_cast, "like"},
+    {"Size", op_size, NULL},
 };
 
 static const OxOp *op_entry(int idx) { return &ops[idx]; }

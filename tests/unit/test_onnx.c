@@ -202,7 +202,8 @@ START_TEST(gemm_relu_mul) {
       for (int k = 0; k < 4; k++) acc += (double)x[r * 4 + k] * W[o * 4 + k];
       double want = 2 * (acc > 0 ? acc : 0), d = fabs(y[r * 3 + o] - want);
       maxd = d > maxd ? d : maxd;
-      ck_assert_msg(d <= 1e-6 + 1e-6 * fabs(want), "y[%d,%d] = %g, want %g", r, o, y[r * 3 + o], want);
+      ck_assert_msg(d <= 1e-6 + 1e-6 * fabs(want), "y[%d,%d] = %g, want %g", r, o, y[r * 3 + o],
+                    want);
     }
   printf("gemm_relu_mul: max |diff| %.3g\n", maxd);
   tmp_free(&t);
@@ -217,8 +218,10 @@ START_TEST(unsupported_op_refused) {
   free_graph(g);
   char msgs[2048] = "";
   ck_assert_int_eq(import(&t, msgs, sizeof msgs), -1);
-  ck_assert_msg(strstr(msgs, "node 'odd_0' (Sin): operator 'Sin' (opset 13, 1 node) has no nnc "
-                             "equivalent"), "%s", msgs);
+  ck_assert_msg(strstr(msgs,
+                       "node 'odd_0' (Sin): operator 'Sin' (opset 13, 1 node) has no nnc "
+                       "equivalent"),
+                "%s", msgs);
   ck_assert(access(t.nn, F_OK) != 0 && access(t.st, F_OK) != 0);
   tmp_free(&t);
 }

@@ -220,8 +220,40 @@ def trains_like_example(nnc, work, net, nn, st, example, ref_w):
         raise SystemExit(f"FAIL: {net}: gradients differ by {err}")
 
 
+def import_run(nnc, work, stem, model, feeds, must_contain=()):
+    """model (an onnx ModelProto) imported as STEM.nn, whose text must contain every string
+    of must_contain, run by `nnc run` with its weights on feeds (name -> array); returns
+    output y and the path of the saved model"""
+    path, nn = f"{work}/{stem}.onnx", f"{work}/{stem}.nn"
+    onnx.save(model, path)
+    sh(nnc, "import", path, "-o", nn)
+    text = open(nn).read()
+    for want in must_contain:
+        if want not in text:
+            raise SystemExit(f"FAIL: {stem}: no '{want}' in\n{text}")
+    args = []
+    for name, arr in feeds.items():
+        np.save(f"{work}/{stem}.{name}.npy", arr)
+        args += ["--in", f"{name}={work}/{stem}.{name}.npy"]
+    sh(nnc, "run", nn, "--weights", f"{work}/{stem}.safetensors", *args, "--out", f"y={work}/{stem}.y.npy")
+    return np.load(f"{work}/{stem}.y.npy"), path, text
+
+
+def expect_close(what, got, want, tol):
+    err = np.abs(got - want).max()
+    print(f"{what}: max |diff| = {err:.3g}")
+    if err > tol:
+        raise SystemExit(f"FAIL: {what} differs by {err} (tolerance {tol})")
+
+
+def model(nodes, inputs, inits=(), opset=13, out_shape=None):
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info(k, t, s) for k, t, s in inputs],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
 def gelu_patterns(nnc, work):
-    """the erf form of GELU in the two orders exporters write it imports as gelu(x)"""
+    """the erf form of GELU in the two orders exporters write it imports as one gelu(x)"""
     import math
     n = helper.make_node
     c = lambda name, v: n("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [], [v]))
@@ -235,20 +267,12 @@ def gelu_patterns(nnc, work):
     }
     x = np.linspace(-4, 4, 24, dtype=np.float32).reshape(2, 12)
     want = np.array([[v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in r] for r in x.astype(np.float64)])
-    np.save(f"{work}/gx.npy", x)
     for form, nodes in forms.items():
-        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 12])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])])
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{work}/g.onnx")
-        sh(nnc, "import", f"{work}/g.onnx", "-o", f"{work}/g.nn")
-        text = open(f"{work}/g.nn").read()
-        if "y = gelu(x)" not in text or text.count(" = ") != 1:
-            raise SystemExit(f"FAIL: gelu ({form}) did not become one gelu(x):\n{text}")
-        sh(nnc, "run", f"{work}/g.nn", "--seed", "0", "--in", f"x={work}/gx.npy", "--out", f"y={work}/gy.npy")
-        err = np.abs(np.load(f"{work}/gy.npy") - want).max()
-        print(f"gelu, {form} form: y = gelu(x); max |nnc - erf formula| = {err:.3g}")
-        if err > 1e-6:
-            raise SystemExit(f"FAIL: gelu ({form}) differs by {err}")
+        got, _, text = import_run(nnc, work, "gelu_" + form, model(nodes, [("x", TensorProto.FLOAT, [2, 12])]),
+                                  {"x": x}, ["y = gelu(x)"])
+        if text.count(" = ") != 1:
+            raise SystemExit(f"FAIL: gelu ({form}) is more than one statement:\n{text}")
+        expect_close(f"gelu, {form} form, as gelu(x) vs the erf formula", got, want, 1e-6)
 
 
 def embedding_gather(nnc, work):
@@ -257,23 +281,11 @@ def embedding_gather(nnc, work):
     rng = np.random.default_rng(5)
     table = rng.standard_normal((11, 6)).astype(np.float32)
     ids = rng.integers(0, 11, (2, 7)).astype(np.int64)
-    g = helper.make_graph([helper.make_node("Gather", ["embed.weight", "input_ids"], ["h"]),
-                           helper.make_node("Relu", ["h"], ["y"])], "emb",
-                          [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", 7])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7, 6])],
-                          [init("embed.weight", table)])
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{work}/e.onnx")
-    sh(nnc, "import", f"{work}/e.onnx", "-o", f"{work}/e.nn")
-    text = open(f"{work}/e.nn").read()
-    if 'embedding(input_ids, 11, 6, name = "embed")' not in text:
-        raise SystemExit(f"FAIL: Gather did not become an embedding:\n{text}")
-    np.save(f"{work}/ids.npy", ids)
-    sh(nnc, "run", f"{work}/e.nn", "--weights", f"{work}/e.safetensors", "--in", f"input_ids={work}/ids.npy",
-       "--out", f"y={work}/ey.npy")
-    err = np.abs(np.load(f"{work}/ey.npy") - np.maximum(table[ids], 0)).max()
-    print(f"embedding: Gather by input ids; max |nnc - numpy| = {err:.3g}")
-    if err > 1e-7:
-        raise SystemExit(f"FAIL: embedding differs by {err}")
+    m = model([helper.make_node("Gather", ["embed.weight", "input_ids"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+              [("input_ids", TensorProto.INT64, ["N", 7])], [init("embed.weight", table)])
+    got, _, _ = import_run(nnc, work, "emb", m, {"input_ids": ids},
+                           ['embedding(input_ids, 11, 6, name = "embed")'])
+    expect_close("embedding: Gather by input ids vs numpy", got, np.maximum(table[ids], 0), 1e-7)
 
 
 def pad_folding(nnc, work):
@@ -282,27 +294,15 @@ def pad_folding(nnc, work):
     from onnx.reference import ReferenceEvaluator
     n = helper.make_node
     w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
-    g = helper.make_graph([n("Pad", ["x"], ["xp"], pads=[0, 0, 1, 2, 0, 0, 1, 2]),
-                           n("Conv", ["xp", "conv.weight"], ["c"], kernel_shape=[3, 3]),
-                           n("Pad", ["c"], ["cp"], pads=[0, 0, 1, 1, 0, 0, 1, 1]),
-                           n("AveragePool", ["cp"], ["y"], kernel_shape=[3, 3])], "pad",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [init("conv.weight", w)])
-    path = f"{work}/pad.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)]), path)
-    sh(nnc, "import", path, "-o", f"{work}/pad.nn")
-    text = open(f"{work}/pad.nn").read()
-    if "pad = [1, 2]" not in text or "stride = 1, pad = 1)" not in text:
-        raise SystemExit(f"FAIL: the Pads were not folded:\n{text}")
+    m = model([n("Pad", ["x"], ["xp"], pads=[0, 0, 1, 2, 0, 0, 1, 2]),
+               n("Conv", ["xp", "conv.weight"], ["c"], kernel_shape=[3, 3]),
+               n("Pad", ["c"], ["cp"], pads=[0, 0, 1, 1, 0, 0, 1, 1]),
+               n("AveragePool", ["cp"], ["y"], kernel_shape=[3, 3])],
+              [("x", TensorProto.FLOAT, [2, 3, 8, 8])], [init("conv.weight", w)], opset=9)
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    got, path, _ = import_run(nnc, work, "pad", m, {"x": x}, ["pad = [1, 2]", "stride = 1, pad = 1)"])
     want = ReferenceEvaluator(path).run(None, {"x": x})[0]
-    np.save(f"{work}/px.npy", x)
-    sh(nnc, "run", f"{work}/pad.nn", "--weights", f"{work}/pad.safetensors", "--in", f"x={work}/px.npy",
-       "--out", f"y={work}/py.npy")
-    err = np.abs(np.load(f"{work}/py.npy") - want).max()
-    print(f"pad folding: Pad into Conv and AveragePool; max |nnc - onnx.reference| = {err:.3g}")
-    if err > 1e-5:
-        raise SystemExit(f"FAIL: folded pads differ by {err}")
+    expect_close("pad folding into Conv and AveragePool vs onnx.reference", got, want, 1e-5)
 
 
 def attention_ops(nnc, work):
@@ -324,24 +324,12 @@ def attention_ops(nnc, work):
              n("Div", ["s", "scale"], ["ss"]), n("Softmax", ["ss"], ["a"], axis=-1),
              n("MatMul", ["a", "h"], ["o"]), n("Split", ["o", "split"], ["o1", "o2"], axis=2),
              n("Concat", ["o2", "o1"], ["y"], axis=2)]
-    g = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])], inits)
-    path = f"{work}/attn.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
-    sh(nnc, "import", path, "-o", f"{work}/attn.nn")
-    text = open(f"{work}/attn.nn").read()
-    for want in ('layernorm(x, dims = 1', 'dense(h, 8, name = "q")', "softmax(ss, axis = 2)"):
-        if want not in text:
-            raise SystemExit(f"FAIL: attention: no '{want}' in\n{text}")
+    m = model(nodes, [("x", TensorProto.FLOAT, [2, 5, 8])], inits, opset=17)
     x = rng.standard_normal((2, 5, 8)).astype(np.float32)
-    ref = ReferenceEvaluator(path).run(None, {"x": x})[0]
-    np.save(f"{work}/ax.npy", x)
-    sh(nnc, "run", f"{work}/attn.nn", "--weights", f"{work}/attn.safetensors", "--in", f"x={work}/ax.npy",
-       "--out", f"y={work}/ay.npy")
-    err = np.abs(np.load(f"{work}/ay.npy") - ref).max()
-    print(f"attention ops (opset 17): max |nnc - onnx.reference| = {err:.3g}")
-    if err > 1e-5:
-        raise SystemExit(f"FAIL: attention ops differ by {err}")
+    got, path, _ = import_run(nnc, work, "attn", m, {"x": x},
+                              ['layernorm(x, dims = 1', 'dense(h, 8, name = "q")', "softmax(ss, axis = 2)"])
+    want = ReferenceEvaluator(path).run(None, {"x": x})[0]
+    expect_close("attention ops (opset 17) vs onnx.reference", got, want, 1e-5)
 
 
 def torch_round_trips(nnc, src, work):

@@ -384,6 +384,12 @@ static int op_activation(OxCtx *c, const Onnx__NodeProto *n, int idx) {
             e, beta - 1);
   else if (!strcmp(k, "hswish"))
     ox_line(c, n, y->id, "%s * (relu(%s / 6 + 0.5) - relu(%s / 6 - 0.5))", e, e, e);
+  else if (!strcmp(k, "softsign"))
+    ox_line(c, n, y->id, "%s / (1 + relu(%s) + relu(-%s))", e, e, e);
+  else if (!strcmp(k, "mish"))
+    ox_line(c, n, y->id, "%s * tanh(log(exp(%s) + 1))", e, e);
+  else if (!strcmp(k, "celu"))
+    ox_line(c, n, y->id, "relu(%s) + %.9g * (exp(-relu(-%s) / %.9g) - 1)", e, alpha, e, alpha);
   else
     ox_line(c, n, y->id, "1 / %s", e);
   return 0;
@@ -1501,6 +1507,9 @@ static const OxOp ops[] = {
     {"HardSigmoid", op_activation, "hsig"},
     {"HardSwish", op_activation, "hswish"},
     {"Selu", op_activation, "selu"},
+    {"Softsign", op_activation, "softsign"},
+    {"Mish", op_activation, "mish"},
+    {"Celu", op_activation, "celu"},
     {"Abs", op_activation, "abs"},
     {"PRelu", op_prelu, NULL},
     {"Max", op_minmax, "max"},

@@ -864,6 +864,40 @@ static int op_tile(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* GroupNormalization: statistics over each group of channels (x viewed as [N, G, rest]);
+ * scale and bias per group (opset 18) or per channel (opset 21) */
+static int op_groupnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0), *sc = x ? need(c, n, 1) : NULL, *b = sc ? need(c, n, 2) : NULL;
+  if (!b || float_input(c, n, x)) return -1;
+  int64_t g = ox_attr_i(n, "num_groups", 0), ch = x->rank >= 2 ? x->dims[1].v : 0;
+  if (x->rank < 3 || g < 1 || ch % g || (ox_numel(sc) != g && ox_numel(sc) != ch) ||
+      ox_numel(b) != ox_numel(sc))
+    return ox_err(c, n, "needs [N, C, ...] with C divisible by num_groups and a scale and bias "
+                  "per group or per channel");
+  const char *e = ox_operand(c, n, 0, 0), *es = e ? ox_operand(c, n, 1, 0) : NULL;
+  const char *eb = es ? ox_operand(c, n, 2, 0) : NULL;
+  if (!eb) return -1;
+  const char *N = x->dims[0].sym ? x->dims[0].sym
+                                 : arena_printf(c->a, "%lld", (long long)x->dims[0].v);
+  char *ones = "";
+  for (int i = 2; i < x->rank; i++) ones = ox_cat(c, ones, ", 1");
+  const char *d = ox_ident(c, arena_printf(c->a, "%s_centered", n->output[0]));
+  const char *z = ox_ident(c, arena_printf(c->a, "%s_normalized", n->output[0]));
+  ox_line(c, n, d, "reshape(%s, [%s, %lld, -1]) - mean(reshape(%s, [%s, %lld, -1]), [2], "
+          "keepdim = true)", e, N, (long long)g, e, N, (long long)g);
+  ox_line(c, n, z, "%s / sqrt(mean(%s * %s, [2], keepdim = true) + %.9g)", d, d, d,
+          ox_attr_f(n, "epsilon", 1e-5));
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  if (ox_numel(sc) == ch)
+    ox_line(c, n, y->id, "reshape(%s, %s) * reshape(%s, [%lld%s]) + reshape(%s, [%lld%s])", z,
+            dims_str(c, x->rank, x->dims), es, (long long)ch, ones, eb, (long long)ch, ones);
+  else
+    ox_line(c, n, y->id, "reshape(%s * reshape(%s, [%lld, 1]) + reshape(%s, [%lld, 1]), %s)", z,
+            es, (long long)g, eb, (long long)g, dims_str(c, x->rank, x->dims));
+  return 0;
+}
+
 /* DepthToSpace (DCR or CRD) and SpaceToDepth: reshape to rank 6, permute, reshape back */
 static int op_depth_space(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int d2s = !strcmp(op_entry(idx)->arg, "d2s");
@@ -1530,6 +1564,7 @@ static const OxOp ops[] = {
     {"DepthToSpace", op_depth_space, "d2s"},
     {"SpaceToDepth", op_depth_space, "s2d"},
     {"InstanceNormalization", op_instancenorm, NULL},
+    {"GroupNormalization", op_groupnorm, NULL},
     {"GlobalAveragePool", op_global_pool, "mean"},
     {"GlobalMaxPool", op_global_pool, "max"},
     {"Flatten", op_flatten, NULL},

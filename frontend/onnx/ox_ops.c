@@ -864,6 +864,76 @@ static int op_tile(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* whether nearest resizing by integer factors repeats each pixel (the coordinate modes and
+ * rounding under which output i reads input floor(i / s)) */
+static int nearest_repeats(OxCtx *c, const Onnx__NodeProto *n, const int64_t *sc) {
+  if (!strcmp(n->op_type, "Upsample")) return 1;
+  const char *ct = ox_attr_s(c, n, "coordinate_transformation_mode", "half_pixel");
+  const char *nm = ox_attr_s(c, n, "nearest_mode", "round_prefer_floor");
+  int rounds = !strncmp(nm, "round_prefer", 12);
+  if (!strcmp(ct, "half_pixel") || !strcmp(ct, "pytorch_half_pixel")) return rounds;
+  if (!strcmp(ct, "asymmetric"))
+    return !strcmp(nm, "floor") || (!strcmp(nm, "round_prefer_floor") && sc[0] <= 2 && sc[1] <= 2);
+  return 0;
+}
+
+/* the integer factors of H and W of a nearest Resize/Upsample; -1 when there are none */
+static int resize_factors(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, int64_t *sc) {
+  OxVal *scales = NULL, *sizes = NULL;
+  const Onnx__AttributeProto *a = ox_attr(n, "scales");
+  int si = !strcmp(n->op_type, "Upsample") ? 1 : c->opset < 11 ? 1 : 2;
+  if (has_in(n, si)) scales = need(c, n, si);
+  if (!strcmp(n->op_type, "Resize") && c->opset >= 11 && has_in(n, 3)) sizes = need(c, n, 3);
+  int64_t axes[4] = {0, 1, 2, 3};
+  int na = ox_attr_ints(n, "axes", axes, 4);
+  na = na < 0 ? 4 : na;
+  if (strcmp(ox_attr_s(c, n, "keep_aspect_ratio_policy", "stretch"), "stretch"))
+    return ox_err(c, n, "keep_aspect_ratio_policy other than stretch is not supported");
+  double f[4] = {1, 1, 1, 1};
+  for (int i = 0; i < na; i++) {
+    int ax = (int)(axes[i] < 0 ? axes[i] + 4 : axes[i]);
+    if (ax < 0 || ax > 3) return ox_err(c, n, "axis %lld out of range", (long long)axes[i]);
+    if (a && (int)a->n_floats == na) f[ax] = a->floats[i];
+    else if (scales && is_const(scales) && scales->n == na) f[ax] = scales->cv[i];
+    else if (sizes && is_const(sizes) && sizes->n == na) f[ax] = sizes->cv[i] / (double)x->dims[ax].v;
+    else return ox_err(c, n, "scales or sizes computed at run time; nnc needs them constant");
+  }
+  if (f[0] != 1 || f[1] != 1 || f[2] != floor(f[2]) || f[3] != floor(f[3]) || f[2] < 1 ||
+      f[3] < 1 || f[2] > 64 || f[3] > 64)
+    return ox_err(c, n, "scales [%g, %g, %g, %g]: nnc resizes H and W by integer factors only",
+                  f[0], f[1], f[2], f[3]);
+  sc[0] = (int64_t)f[2], sc[1] = (int64_t)f[3];
+  return 0;
+}
+
+/* Resize / Upsample, nearest, by integer factors: each pixel repeated, as copies
+ * concatenated in a rank-6 view */
+static int op_resize(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || float_input(c, n, x)) return -1;
+  if (x->rank != 4) return ox_err(c, n, "input of rank %d; nnc resizes NCHW", x->rank);
+  if (strcmp(ox_attr_s(c, n, "mode", "nearest"), "nearest"))
+    return ox_err(c, n, "mode %s: nnc resizes with mode nearest only", ox_attr_s(c, n, "mode", ""));
+  int64_t sc[2] = {1, 1};
+  if (resize_factors(c, n, x, sc)) return -1;
+  if (!nearest_repeats(c, n, sc))
+    return ox_err(c, n, "this coordinate_transformation_mode / nearest_mode does not repeat "
+                  "pixels; nnc resizes as floor(i / scale)");
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxDim six[6] = {x->dims[0], x->dims[1], x->dims[2], {1, NULL}, x->dims[3], {1, NULL}};
+  e = arena_printf(c->a, "reshape(%s, %s)", e, dims_str(c, 6, six));
+  if (sc[0] > 1) e = repeat(c, e, sc[0], 3);
+  if (e && sc[1] > 1) e = repeat(c, e, sc[1], 5);
+  if (!e) return ox_err(c, n, "out of memory");
+  OxDim dims[4] = {x->dims[0], x->dims[1], {x->dims[2].v * sc[0], NULL},
+                   {x->dims[3].v * sc[1], NULL}};
+  OxVal *y = ox_def(c, n, 0, 4, dims);
+  ox_line(c, n, y->id, "reshape(%s, %s)", e, dims_str(c, 4, dims));
+  return 0;
+}
+
 /* GroupNormalization: statistics over each group of channels (x viewed as [N, G, rest]);
  * scale and bias per group (opset 18) or per channel (opset 21) */
 static int op_groupnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
@@ -1565,6 +1635,8 @@ static const OxOp ops[] = {
     {"SpaceToDepth", op_depth_space, "s2d"},
     {"InstanceNormalization", op_instancenorm, NULL},
     {"GroupNormalization", op_groupnorm, NULL},
+    {"Resize", op_resize, NULL},
+    {"Upsample", op_resize, NULL},
     {"GlobalAveragePool", op_global_pool, "mean"},
     {"GlobalMaxPool", op_global_pool, "max"},
     {"Flatten", op_flatten, NULL},

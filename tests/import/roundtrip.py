@@ -305,6 +305,25 @@ def pad_folding(nnc, work):
     expect_close("pad folding into Conv and AveragePool vs onnx.reference", got, want, 1e-5)
 
 
+def nearest_resize(nnc, work):
+    """Resize (half_pixel, opset 13) and Upsample (opset 9), nearest by integer factors, as
+    repeated pixels, against onnx.reference"""
+    from onnx.reference import ReferenceEvaluator
+    n = helper.make_node
+    x = np.random.default_rng(6).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    scales = init("scales", np.array([1, 1, 2, 3], np.float32))
+    forms = {"resize": model([n("Resize", ["x", "", "scales"], ["y"], mode="nearest")],
+                             [("x", TensorProto.FLOAT, [2, 3, 4, 5])], [scales]),
+             "upsample": model([n("Upsample", ["x", "scales"], ["y"], mode="nearest")],
+                               [("x", TensorProto.FLOAT, [2, 3, 4, 5])], [scales], opset=9)}
+    for form, m in forms.items():
+        got, path, _ = import_run(nnc, work, form, m, {"x": x}, ["concat("])
+        want = ReferenceEvaluator(path).run(None, {"x": x})[0]
+        if got.shape != want.shape:
+            raise SystemExit(f"FAIL: {form}: shape {got.shape}, expected {want.shape}")
+        expect_close(f"{form} nearest x2, x3 vs onnx.reference", got, want, 0)
+
+
 def attention_ops(nnc, work):
     """LayerNormalization, MatMul + Add layers, attention scores (Transpose, MatMul, Div,
     Softmax), Split and Concat as a transformer export writes them (opset 17), against
@@ -389,6 +408,7 @@ def main():
     embedding_gather(nnc, work)
     pad_folding(nnc, work)
     attention_ops(nnc, work)
+    nearest_resize(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

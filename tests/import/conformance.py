@@ -173,9 +173,11 @@ def main():
         return run_one(nnc, work, test_dir, False)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
         results = list(ex.map(one, tests))
+    passed = [i for i, (status, _) in enumerate(results) if status == "pass"]
+    compiled = {passed[k * len(passed) // nbuild] for k in range(nbuild)} if passed else set()
     lines, built = [], 0
-    for (suite, t), (status, why) in zip(tests, results):
-        if status == "pass" and built < nbuild:  # the first few also as compiled programs
+    for i, ((suite, t), (status, why)) in enumerate(zip(tests, results)):
+        if i in compiled:  # evenly spread over the passing ones: also as compiled programs
             built += 1
             status, why = run_one(nnc, os.path.join(out_dir, suite, t),
                                   os.path.join(DATA, suite, t), True)

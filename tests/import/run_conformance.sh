@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ONNX's conformance tests (the onnx package's backend test data) through `nnc import` and
-# `nnc run`, a few also through a compiled program; the list of run and skipped tests (with
-# the reason) is written to the build directory. Skipped when the onnx package is missing.
+# `nnc run`, a few (spread over the list) also through a compiled program; the list of run and
+# skipped tests (with the reason) is written to the build directory. Skipped when the onnx
+# package is missing.
 set -euo pipefail
 : "${NNC:?}" "${NNC_SRC:?}" "${NNC_BUILD:?}"
 py=/usr/bin/python3

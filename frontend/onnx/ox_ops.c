@@ -1339,6 +1339,11 @@ static int op_split(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     for (k = 0; k < no; k++) sz[k] = d - per * k < per ? d - per * k : per;
   }
   if (k != no) return ox_err(c, n, "%d split sizes for %d outputs", k, no);
+  int64_t total = 0;
+  for (int i = 0; i < k; i++) total += sz[i] > 0 ? sz[i] : 0;
+  if (total != x->dims[ax].v)
+    return ox_err(c, n, "split sizes add up to %lld, the axis has %lld", (long long)total,
+                  (long long)x->dims[ax].v);
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   int64_t at = 0;
@@ -1512,6 +1517,9 @@ static int op_gather(OxCtx *c, const Onnx__NodeProto *n, int idx) {
                       : -1;
   int64_t i = (int64_t)ix->cv[0];
   i = i < 0 ? i + x->dims[ax].v : i;
+  if (i < 0 || i >= x->dims[ax].v)
+    return ox_err(c, n, "index %lld out of range for a dim of %lld", (long long)ix->cv[0],
+                  (long long)x->dims[ax].v);
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxDim dims[OX_MAX_RANK], out[OX_MAX_RANK];
@@ -1564,6 +1572,18 @@ static int op_size(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* integer ids from the graph made float: `to(x, f32)`; other casts are refused */
+static int cast_to_float(OxCtx *c, const Onnx__NodeProto *n, OxVal *x, int to) {
+  if (to != F_FLOAT || (x->elem != F_INT64 && x->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32))
+    return ox_err(c, n, "cast of a computed %s tensor to %s; nnc computes on float tensors",
+                  ox_dt_name(x->elem), ox_dt_name(to));
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "to(%s, f32)", e);
+  return 0;
+}
+
 /* Cast (to = attribute) and CastLike (to = the second input's type) */
 static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *x = need(c, n, 0), *like = NULL;
@@ -1578,8 +1598,7 @@ static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return 0;
   }
   if (to != F_FLOAT || x->elem != F_FLOAT)
-    return ox_err(c, n, "cast of a computed tensor to %s; nnc imports float computations",
-                  ox_dt_name(to));
+    return cast_to_float(c, n, x, to);
   return alias(c, n, x);
 }
 

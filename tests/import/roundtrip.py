@@ -288,6 +288,17 @@ def embedding_gather(nnc, work):
     expect_close("embedding: Gather by input ids vs numpy", got, np.maximum(table[ids], 0), 1e-7)
 
 
+def int_mask_cast(nnc, work):
+    """an integer mask from the graph cast to float (attention masks) as to(m, f32)"""
+    n = helper.make_node
+    m = model([n("Cast", ["m"], ["mf"], to=TensorProto.FLOAT), n("Mul", ["x", "mf"], ["y"])],
+              [("x", TensorProto.FLOAT, [2, 3]), ("m", TensorProto.INT64, [2, 3])])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    mask = np.array([[1, 0, 1], [0, 1, 1]], np.int64)
+    got, _, _ = import_run(nnc, work, "cast", m, {"x": x, "m": mask}, ["mf = to(m, f32)"])
+    expect_close("integer mask cast to float vs numpy", got, x * mask, 0)
+
+
 def pad_folding(nnc, work):
     """a zero Pad before a Conv and before an AveragePool folds into their padding; the result
     matches onnx.reference's evaluation of the model"""
@@ -406,6 +417,7 @@ def main():
         check_import(nnc, src, work, net, path, w, x)
     gelu_patterns(nnc, work)
     embedding_gather(nnc, work)
+    int_mask_cast(nnc, work)
     pad_folding(nnc, work)
     attention_ops(nnc, work)
     nearest_resize(nnc, work)

@@ -61,7 +61,8 @@ for w in $words; do
   done
   [ -n "$pkg" ] || { echo "deps: $w ($f) belongs to no package, skipped"; continue; }
   pkg=${pkg%%,*}
-  if echo "$base" | grep -qx "$pkg" || echo "$closure" | grep -qx "$pkg"; then continue; fi
+  # (here-strings, not echo | grep -q: grep quitting early would make echo fail under pipefail)
+  if grep -qx "$pkg" <<<"$base" || grep -qx "$pkg" <<<"$closure"; then continue; fi
   echo "FAIL: the scripts run '$w' ($f, package $pkg), which .ci/setup.sh does not install" >&2
   bad=1
 done

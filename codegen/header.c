@@ -151,13 +151,17 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
           " *   %s_save(ctx, \"checkpoint.safetensors\");  (optimizer state included)\n"
           " *   %s_destroy(ctx);\n"
           " * Functions returning int give 0 on success and -1 on failure, with the reason in\n"
-          " * %s_error(ctx). Arrays are dense, row-major, in the dtypes listed below. A context\n"
+          " * %s_error(ctx); train_step gives NAN then. Nothing aborts: a NULL ctx or path is a\n"
+          " * failure (the create functions give NULL, %s_error(NULL) is \"no context\"), labels\n"
+          " * and embedding indices outside their range are refused with the position at fault,\n"
+          " * weights loaded must be finite, thread counts above 256 are capped at 256.\n"
+          " * Arrays are dense, row-major, in the dtypes listed below. A context\n"
           " * is used by one thread at a time; it runs its kernels on its own thread pool.\n"
           " */\n"
           "#ifndef NNC_MODEL_%s_H\n#define NNC_MODEL_%s_H\n"
           "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
           "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
-          P, P, P, PU, PU);
+          P, P, P, P, PU, PU);
   fprintf(f, "#define %s_BATCH %lld\n", PU, (long long)d->batch);
   fprintf(f, "#define %s_HAS_TRAIN %d\n", PU, d->train_step ? 1 : 0);
   fprintf(f, "#define %s_NUM_PARAMS %lld /* trainable elements */\n", PU, (long long)ntrain);

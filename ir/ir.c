@@ -343,3 +343,28 @@ int64_t ir_param_count(const IrGraph *g, bool trainable_only) {
   }
   return total;
 }
+
+/* does `v` reach `input` through reshapes only? */
+static bool ir_reads_directly(const IrGraph *g, int v, int input) {
+  while (v != input && g->nodes[v].op == OP_RESHAPE) v = g->nodes[v].in[0];
+  return v == input;
+}
+
+int64_t ir_index_bound(const IrGraph *g, int input, bool *is_label) {
+  int64_t best = 0;
+  *is_label = false;
+  for (int i = 0; i < g->nnodes; i++) {
+    const IrNode *n = &g->nodes[i];
+    bool label = n->op == OP_CROSS_ENTROPY;
+    if ((!label && n->op != OP_EMBEDDING) || n->nin < 2 || !ir_reads_directly(g, n->in[1], input))
+      continue;
+    const IrType *t = &g->nodes[n->in[0]].type; /* logits [N,C] or table [V,D] */
+    if (t->rank < 1) continue;
+    int64_t b = dim_eval(g->dims, t->dims[label ? t->rank - 1 : 0], NULL);
+    if (best == 0 || b < best) {
+      best = b;
+      *is_label = label;
+    }
+  }
+  return best;
+}

@@ -183,5 +183,9 @@ int ir_verify(const IrGraph *g, FILE *err);
 
 /* parameters in node order (PARAM nodes) */
 int ir_params(const IrGraph *g, int *out, int max);
+/* when the value of node `input` is read as class labels (cross_entropy) or embedding row
+ * indices, directly or through reshapes: the exclusive upper bound of its values at the
+ * current dims (the smallest, if several ops read it), with *is_label telling which; else 0 */
+int64_t ir_index_bound(const IrGraph *g, int input, bool *is_label);
 int64_t ir_param_count(const IrGraph *g, bool trainable_only);
 #endif

@@ -146,6 +146,7 @@ static int parse_binds(const Prog *p, const char *opt, const char *arg, Bind *b,
     for (int k = 0; k < *n; k++)
       if (!strcmp(b[k].name, b[*n].name)) {
         perr(p, "%s names '%s' twice", opt, b[*n].name);
+        free((void *)b[*n].path);
         return -1;
       }
     (*n)++;
@@ -383,6 +384,10 @@ static int read_input(const Prog *p, int idx, const char *path, RtTensor *x, int
   const RtTensorInfo *t = &p->d->tensors[idx];
   char err[512], want[128];
   if (rt_npy_read_as(path, (DType)t->dtype, x, err, sizeof err)) return perr(p, "%s", err);
+  int64_t ne = rt_tensor_numel(x);
+  if (rt_check_indices(t, x->data, ne, 0, err, sizeof err) ||
+      rt_check_finite(t, x->data, ne, "input", err, sizeof err))
+    return perr(p, "%s: %s", path, err);
   rt_info_type_str(t, want, sizeof want);
   int batched = rt_info_batched(p->d, t), ok = x->rank == t->rank;
   for (int k = batched ? 1 : 0; ok && k < t->rank; k++) ok = x->shape[k] == t->shape[k];

@@ -59,6 +59,16 @@ int rt_info_batched(const RtModelDesc *d, const RtTensorInfo *t);
 /* the ABI matches this runtime's and every entry lies inside its region; 0 or -1 */
 int rt_desc_check(const RtModelDesc *d, char *err, size_t errlen);
 
+/* ---- checks on data coming in (rt_check.c) ---------------------------------------------- */
+/* the n elements of input t at data are labels / indices within [0, t->index_bound) (no-op
+ * for other inputs); else -1 with "input 'label': label -1 at position P is outside [0, C)",
+ * P counted from `first` */
+int rt_check_indices(const RtTensorInfo *t, const void *data, int64_t n, int64_t first,
+                     char *err, size_t errlen);
+/* the n elements of an f32 tensor t at data are finite; else -1 with "WHAT 'name': element i
+ * is NaN" (what: "input", "weight", ...) */
+int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const char *what,
+                    char *err, size_t errlen);
 /* ---- the model context (rt_embed.c) ------------------------------------------------------ */
 
 typedef struct RtCtx RtCtx;

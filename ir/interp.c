@@ -298,7 +298,7 @@ UNARY(log, log(x))
 UNARY(sqrt, sqrt(x))
 UNARY(tanh, tanh(x))
 UNARY(sigmoid, sigmoid(x))
-UNARY(relu, x > 0 ? x : 0.0)
+UNARY(relu, x > 0 || isnan(x) ? x : 0.0) /* NaN stays NaN (IEEE 754-2019 maximum, PyTorch) */
 UNARY(gelu, x * phi_cdf(x))
 UNARY(silu, x * sigmoid(x))
 UNARY(powc, pow(x, n->attr.value))

@@ -44,3 +44,24 @@ int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const ch
   }
   return 0;
 }
+
+/* outputs and the loss first (the step computed them before it updated anything), then the
+ * parameters, buffers and optimizer state the update wrote */
+int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen) {
+  static const int order[] = {RT_KIND_OUTPUT, RT_KIND_LOSS, RT_KIND_PARAM, RT_KIND_BUFFER,
+                              RT_KIND_OPTSTATE};
+  static const char *const what[] = {"output", "loss", "weight", "buffer", "optimizer state"};
+  const RtModelDesc *d = rt_ctx_desc(c);
+  if (!d) {
+    rt_errf(err, errlen, "no context");
+    return -1;
+  }
+  for (int o = 0; o < 5; o++)
+    for (int i = 0; i < d->ntensors; i++) {
+      const RtTensorInfo *t = &d->tensors[i];
+      if (t->kind == order[o] &&
+          rt_check_finite(t, rt_ctx_data(c, i), rt_info_numel(t), what[o], err, errlen))
+        return -1;
+    }
+  return 0;
+}

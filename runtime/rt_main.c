@@ -58,7 +58,8 @@ static void usage(const Prog *p, FILE *out) {
           "                                      forward pass over all samples of the inputs\n"
           "  train [--weights W] --data NAME=X.npy[,NAME=L.npy...] [--epochs E]\n"
           "        [--save W2.safetensors] [--seed S] [--log LOSS.csv] [--quiet]\n"
-          "                                      shuffled mini-batch training\n"
+          "        [--check-finite]              shuffled mini-batch training; --check-finite\n"
+          "                                      stops at the first NaN/inf in outputs or weights\n"
           "  bench [--train] [--iters K] [--weights W]\n"
           "                                      time per step vs the cost-model estimate\n\n"
           "every command takes --threads T (default: one per CPU).\n",
@@ -633,7 +634,7 @@ static int cmd_train(Prog *p, Args *a) {
                                    "--seed",    "--log",     "--lr",   NULL};
   const RtModelDesc *d = p->d;
   Bind data[MAX_BIND];
-  int nd = 0, rc = 2, quiet = 0, bad = 0;
+  int nd = 0, rc = 2, quiet = 0, bad = 0, check_finite = 0;
   int64_t epochs = 1;
   uint64_t seed = 0;
   const char *name, *val, *weights = NULL, *save = NULL, *logpath = NULL;
@@ -680,6 +681,8 @@ static int cmd_train(Prog *p, Args *a) {
       goto out;
     } else if (!strcmp(name, "--quiet") || !strcmp(name, "-q")) {
       quiet = 1;
+    } else if (!strcmp(name, "--check-finite")) {
+      check_finite = 1;
     } else {
       unknown_opt(p, name);
       goto out;
@@ -751,8 +754,14 @@ static int cmd_train(Prog *p, Args *a) {
                  sample);
       }
       float loss;
+      char ferr[512];
       if (rt_ctx_train_step(c, NULL, &loss)) {
         perr(p, "%s", rt_ctx_error(c));
+        goto out;
+      }
+      if (check_finite && rt_ctx_check_finite(c, ferr, sizeof ferr)) {
+        if (tty) fputc('\n', stderr);
+        perr(p, "step %" PRId64 " (epoch %" PRId64 "): %s", rt_ctx_step(c), epoch0 + e + 1, ferr);
         goto out;
       }
       if (!isfinite(loss)) {

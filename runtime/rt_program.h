@@ -116,6 +116,10 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out);
 /* one training step on one batch (in[k] as above, NULL = as the io region holds it);
  * *loss gets the loss (may be NULL). Fails when the model has no train section. */
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss);
+/* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
+ * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
+ * (rt_check.c; `train --check-finite` runs it after every step) */
+int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
 
 /* ---- the program main (rt_main.c) -------------------------------------------------------- */
 

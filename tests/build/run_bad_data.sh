@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bad data and careless callers against built programs and libraries: out-of-range labels and
 # embedding indices are refused on the way in with the reference interpreter's message (not a
-# NaN loss, not a read outside the table), non-finite inputs and weights are refused, and the
+# NaN loss, not a read outside the table), non-finite inputs and weights are refused,
+# `train --check-finite` stops at the first non-finite value, and the
 # library's entry points survive NULL arguments, report every failure through NAME_error and
 # cap the thread count. Also: a --data list naming an input twice (an error path that leaked).
 set -u
@@ -74,6 +75,22 @@ open("w_inf.safetensors", "wb").write(b[:8 + n] + bytes(d))
 PYEOF
 expect_fail 1 "w_inf.safetensors: tensor 'fc2.bias': element 3 is -inf" \
   ./mlp infer --weights w_inf.safetensors --in x=x.npy --out logits=l.npy
+# --check-finite: huge (finite) weights overflow the optimizer state in the first step, while
+# the loss stays finite; the option names the step and the tensor
+$PY - <<'PYEOF'
+import json, struct, numpy as np
+b = open("w.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+d = bytearray(b[8 + n:])
+s, e = h["fc1.weight"]["data_offsets"]
+d[s:e] = (np.frombuffer(bytes(d[s:e]), np.float32) * np.float32(1e36)).tobytes()
+open("w_big.safetensors", "wb").write(b[:8 + n] + bytes(d))
+PYEOF
+./mlp train --weights w_big.safetensors --data x=x.npy,label=y.npy --epochs 1 --quiet >/dev/null 2>&1 ||
+  die "training from huge weights without --check-finite should run"
+expect_fail 1 "step 1 (epoch 1): optimizer state 'fc2.weight.adam_v': element 0 is +inf" \
+  ./mlp train --weights w_big.safetensors --data x=x.npy,label=y.npy --epochs 1 --check-finite
 expect_fail 2 "--data names 'x' twice" ./mlp train --data x=x.npy,label=y.npy,x=x.npy --epochs 1
 # the library: errors through emb_error, NULL arguments, the thread cap
 cat >use.c <<'CEOF'

@@ -8,6 +8,7 @@
 
 #include "rt_io.h"
 #include "rt_program.h"
+#include "rt_tensor.h"
 
 /* element i of an integer tensor as int64; false for a dtype that holds no indices */
 static int int_at(const void *p, int dtype, int64_t i, int64_t *v) {
@@ -63,5 +64,20 @@ int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen) {
           rt_check_finite(t, rt_ctx_data(c, i), rt_info_numel(t), what[o], err, errlen))
         return -1;
     }
+  return 0;
+}
+
+/* the checkpoint metadata `nnc build`'s programs write ("nnc.model", "nnc.dims") against the
+ * model loading it; files without them (other tools) pass */
+int rt_check_ckpt_meta(const RtModelDesc *d, const RtTensorSet *set, char *msg, size_t n) {
+  const char *model = rt_set_meta(set, "nnc.model"), *dims = rt_set_meta(set, "nnc.dims");
+  if (model && d->name && strcmp(model, d->name)) {
+    rt_errf(msg, n, "saved by model '%s', loaded into model '%s'", model, d->name);
+    return -1;
+  }
+  if (dims && d->dims && strcmp(dims, d->dims)) {
+    rt_errf(msg, n, "saved with dims %s, loaded into a build with %s", dims, d->dims);
+    return -1;
+  }
   return 0;
 }

@@ -21,6 +21,7 @@ struct RtCtx {
   void *mem;
   int own_mem;
   char err[1024];
+  char warn[512]; /* rt_ctx_warning */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -137,6 +138,7 @@ void rt_ctx_destroy(RtCtx *c) {
 
 const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c ? c->d : NULL; }
 const char *rt_ctx_error(const RtCtx *c) { return c ? c->err : "no context"; }
+const char *rt_ctx_warning(const RtCtx *c) { return c ? c->warn : ""; }
 int rt_ctx_find(const RtCtx *c, const char *name) {
   return c && name ? rt_desc_find(c->d, name) : -1;
 }
@@ -243,6 +245,8 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
   else if (os && rt_tensor_numel(os) == 1 && !rt_tensor_convert(os, DT_I64, NULL, 0))
     c->b.step = *(const int64_t *)os->data;
   if (nunknown) *nunknown = unknown;
+  c->warn[0] = 0;
+  rt_check_ckpt_meta(d, &set, c->warn, sizeof c->warn);
   rc = 0;
 out:
   rt_set_free(&set);

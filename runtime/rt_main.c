@@ -24,6 +24,7 @@ typedef struct Prog {
   const char *argv0; /* program name for messages */
   const char *cmd;
   int threads;
+  int strict; /* --strict: a checkpoint of another model or other dims is an error */
 } Prog;
 
 static int perr(const Prog *p, const char *fmt, ...)
@@ -62,7 +63,9 @@ static void usage(const Prog *p, FILE *out) {
           "                                      stops at the first NaN/inf in outputs or weights\n"
           "  bench [--train] [--iters K] [--weights W]\n"
           "                                      time per step vs the cost-model estimate\n\n"
-          "every command takes --threads T (default: one per CPU).\n",
+          "every command takes --threads T (default: one per CPU) and --strict (a\n"
+          "checkpoint whose metadata names another model or other dims is an error, not a\n"
+          "warning).\n",
           p->argv0, p->d->name, p->d->dims && *p->d->dims ? " built with " : "",
           p->d->dims ? p->d->dims : "", p->d->batch);
 }
@@ -174,6 +177,10 @@ static int common_opt(Prog *p, const char *name, const char *val) {
     p->threads = (int)t;
     return 1;
   }
+  if (!strcmp(name, "--strict")) {
+    p->strict = 1;
+    return 1;
+  }
   if (!strcmp(name, "--help") || !strcmp(name, "-h")) return 2;
   return 0;
 }
@@ -200,6 +207,9 @@ static RtCtx *make_ctx(const Prog *p) {
 static int load_weights(const Prog *p, RtCtx *c, const char *path) {
   int unknown = 0;
   if (rt_ctx_load(c, path, &unknown)) return perr(p, "%s", rt_ctx_error(c));
+  const char *w = rt_ctx_warning(c);
+  if (*w && p->strict) return perr(p, "%s: %s (--strict)", path, w);
+  if (*w) fprintf(stderr, "%s: warning: %s: %s\n", p->argv0, path, w);
   if (unknown)
     fprintf(stderr, "%s: warning: %s: %d tensor%s not in model '%s' ignored\n", p->argv0, path,
             unknown, unknown == 1 ? "" : "s", p->d->name);
@@ -629,6 +639,19 @@ static void progress(int epoch, int epochs, int64_t b, int64_t nb, double loss, 
   fflush(stderr);
 }
 
+/* One line of the loss log, written whole or not at all: on a write error (a full disk) the
+ * file is cut back to its last complete line and the error names the cause. *good: the
+ * length of the complete lines so far. */
+static int log_line(const Prog *p, FILE *log, const char *path, long *good, const char *line) {
+  if (fputs(line, log) >= 0 && fflush(log) == 0) {
+    *good = ftell(log);
+    return 0;
+  }
+  int e = errno;
+  if (ftruncate(fileno(log), *good) == 0) clearerr(log);
+  return perr(p, "%s: write failed: %s (the log keeps its complete lines)", path, strerror(e));
+}
+
 static int cmd_train(Prog *p, Args *a) {
   static const char *const wv[] = {"--threads", "--weights", "--data", "--epochs", "--save",
                                    "--seed",    "--log",     "--lr",   NULL};
@@ -643,6 +666,8 @@ static int cmd_train(Prog *p, Args *a) {
   int64_t *perm = NULL;
   RtCtx *c = NULL;
   FILE *log = NULL;
+  long log_good = 0;
+  char line[128];
   while ((name = next_opt(a, wv, &val, &bad))) {
     if (bad) {
       missing_val(p, name);
@@ -724,7 +749,7 @@ static int cmd_train(Prog *p, Args *a) {
       perr(p, "%s: cannot write: %s", logpath, strerror(errno));
       goto out;
     }
-    fprintf(log, "step,epoch,loss\n");
+    if (log_line(p, log, logpath, &log_good, "step,epoch,loss\n")) goto out;
   }
   int64_t nb = n / B; /* the last partial batch is left out; shuffling varies which */
   if (!(perm = malloc((size_t)n * sizeof *perm))) {
@@ -772,7 +797,9 @@ static int cmd_train(Prog *p, Args *a) {
         goto out;
       }
       sum += loss;
-      if (log) fprintf(log, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(c), epoch0 + e + 1, (double)loss);
+      snprintf(line, sizeof line, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(c), epoch0 + e + 1,
+               (double)loss);
+      if (log && log_line(p, log, logpath, &log_good, line)) goto out;
       double t = now_s();
       if (tty && (t - last_draw > 0.1 || b + 1 == nb)) {
         progress((int)(e + 1), (int)epochs, b + 1, nb, sum / (double)(b + 1),
@@ -798,7 +825,7 @@ static int cmd_train(Prog *p, Args *a) {
   }
   rc = 0;
 out:
-  if (log && fclose(log) && rc == 0) rc = perr(p, "%s: write failed", logpath);
+  if (log && fclose(log) && rc == 0) rc = perr(p, "%s: write failed: %s", logpath, strerror(errno));
   rt_ctx_destroy(c);
   for (int k = 0; k < ntin; k++) rt_tensor_free(&x[k]);
   free(x);
@@ -922,7 +949,7 @@ done:
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
-  Prog p = {d, fwd_inputs, "model", NULL, 0};
+  Prog p = {d, fwd_inputs, "model", NULL, 0, 0};
   if (argc > 0 && argv[0]) {
     const char *s = strrchr(argv[0], '/');
     p.argv0 = s ? s + 1 : argv[0];

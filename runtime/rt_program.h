@@ -69,6 +69,10 @@ int rt_check_indices(const RtTensorInfo *t, const void *data, int64_t n, int64_t
  * is NaN" (what: "input", "weight", ...) */
 int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const char *what,
                     char *err, size_t errlen);
+struct RtTensorSet;
+/* -1 with a message when the checkpoint's metadata names another model or other dims */
+int rt_check_ckpt_meta(const RtModelDesc *d, const struct RtTensorSet *set, char *msg,
+                       size_t n);
 /* ---- the model context (rt_embed.c) ------------------------------------------------------ */
 
 typedef struct RtCtx RtCtx;
@@ -99,6 +103,9 @@ int rt_ctx_init(RtCtx *c, uint64_t seed);
  * not have are ignored and counted in *nunknown (may be NULL). The step counter comes from
  * the file's metadata ("nnc.step"), else from an "optimizer.step" tensor, else 0. */
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown);
+/* after a successful rt_ctx_load: "" or why the file may not belong to this model (its
+ * metadata names another model or other dims; the shapes matched, so it was loaded) */
+const char *rt_ctx_warning(const RtCtx *c);
 /* Writes parameters, buffers and optimizer state atomically, with metadata naming the model,
  * its dims and the step counter; extra_meta_json (a JSON object of strings, or NULL) is
  * merged in. */

@@ -139,6 +139,9 @@ void rt_ctx_destroy(RtCtx *c) {
 const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c ? c->d : NULL; }
 const char *rt_ctx_error(const RtCtx *c) { return c ? c->err : "no context"; }
 const char *rt_ctx_warning(const RtCtx *c) { return c ? c->warn : ""; }
+int rt_ctx_null_arg(RtCtx *c, const char *arg) {
+  return c ? ctx_fail(c, "argument '%s' is NULL", arg) : -1;
+}
 int rt_ctx_find(const RtCtx *c, const char *name) {
   return c && name ? rt_desc_find(c->d, name) : -1;
 }

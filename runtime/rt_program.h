@@ -106,6 +106,9 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown);
 /* after a successful rt_ctx_load: "" or why the file may not belong to this model (its
  * metadata names another model or other dims; the shapes matched, so it was loaded) */
 const char *rt_ctx_warning(const RtCtx *c);
+/* sets "argument 'ARG' is NULL" as the context's error (the generated NAME.h's checks);
+ * returns -1 */
+int rt_ctx_null_arg(RtCtx *c, const char *arg);
 /* Writes parameters, buffers and optimizer state atomically, with metadata naming the model,
  * its dims and the step counter; extra_meta_json (a JSON object of strings, or NULL) is
  * merged in. */

@@ -117,6 +117,12 @@ int main(void) {
   tok[3] = 9;
   CHECK(emb_forward(c, tok, logits) == -1 && strstr(emb_error(c), "index 9 at position 3"),
         "forward with index 9: '%s'", emb_error(c));
+  CHECK(emb_forward(c, NULL, logits) == -1 && strstr(emb_error(c), "argument 'tok' is NULL"),
+        "forward(NULL input): '%s'", emb_error(c));
+  CHECK(emb_infer(c, 4, tok, NULL) == -1 && strstr(emb_error(c), "argument 'logits' is NULL"),
+        "infer(NULL output): '%s'", emb_error(c));
+  CHECK(isnan(emb_train_step(c, tok, NULL)) && strstr(emb_error(c), "argument 'label' is NULL"),
+        "train_step(NULL label): '%s'", emb_error(c));
   CHECK(emb_load(c, NULL) == -1 && strstr(emb_error(c), "NULL path"), "load(NULL): '%s'", emb_error(c));
   CHECK(emb_save(c, NULL) == -1 && strstr(emb_error(c), "NULL path"), "save(NULL): '%s'", emb_error(c));
   CHECK(emb_load(c, "/nonexistent.safetensors") == -1 && strstr(emb_error(c), "/nonexistent"),

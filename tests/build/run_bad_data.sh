@@ -21,7 +21,7 @@ expect_fail() {
   [ $rc = "$want" ] && grep -qF -- "$msg" "$T/err" ||
     die "$*: exit $rc (want $want), stderr '$(head -c 400 "$T/err")', want '$msg'"
 }
-cd "$T"
+cd "$T" || exit 1
 cat >emb.nn <<'NN'
 model emb {
   dim N = 4

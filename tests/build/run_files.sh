@@ -10,7 +10,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 die() { echo "FAIL: $*" >&2; fail=1; }
-cd "$T"
+cd "$T" || exit 1
 "$NNC" build "$NNC_SRC/examples/mlp.nn" -o mlp >/dev/null || die "build mlp"
 "$NNC" build "$NNC_SRC/examples/mlp.nn" -D N=32 -o mlp32 >/dev/null || die "build mlp -D N=32"
 $PY - <<'PYEOF'

@@ -10,7 +10,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 die() { echo "FAIL: $*" >&2; fail=1; }
-cd "$T"
+cd "$T" || exit 1
 cat >nanm.nn <<'NN'
 model nanm {
   dim N = 4

@@ -28,7 +28,7 @@ model m {
 }
 NN
 big="wide.nn:3:3: error: tensor 'x' is too large: f32\[N,M,4\] at N=2147483647, M=2147483647"
-cd "$T"
+cd "$T" || exit 1
 for c in check cost plan emit; do expect_err "$c" "$big" "$NNC" $c wide.nn; done
 expect_err "cost --train" "$big" "$NNC" cost wide.nn --train
 expect_err "build" "$big" "$NNC" build wide.nn -o prog

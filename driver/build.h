@@ -3,7 +3,7 @@
  * then the LLVM backend. */
 #ifndef NN_DRIVER_BUILD_H
 #define NN_DRIVER_BUILD_H
-#include "../codegen/codegen.h"
+#include "../codegen/llvm/codegen.h"
 #include "driver.h"
 
 typedef struct DrvModel {

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../codegen/codegen.h"
-#include "../../codegen/llvm_emit.h"
+#include "../../codegen/llvm/codegen.h"
+#include "../../codegen/llvm/llvm_emit.h"
 #include "../../frontend/frontend.h"
 #include "../../ir/interp.h"
 #include "../../passes/passes.h"

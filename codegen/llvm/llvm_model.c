@@ -18,8 +18,8 @@
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/TargetMachine.h>
 
-#include "../passes/cost.h"
-#include "../runtime/rt_kernels.h"
+#include "../../passes/cost.h"
+#include "../../runtime/rt_kernels.h"
 #include "codegen.h"
 #include "llvm_emit.h"
 

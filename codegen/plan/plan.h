@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../ir/ir.h"
-#include "../passes/passes.h"
-#include "../runtime/rt_model.h"
+#include "../../ir/ir.h"
+#include "../../passes/passes.h"
+#include "../../runtime/rt_model.h"
 
 enum { CG_REGION_NONE = -1, CG_REGION_ARENA = 2 }; /* besides RT_REGION_PARAMS / RT_REGION_IO */
 

@@ -17,9 +17,9 @@
  * goes to the arena and is copied in at the end of the step, so every read sees the old
  * value as the IR requires.
  */
-#include "lower.h"
+#include "plan.h"
 
-#include "../passes/memplan.h"
+#include "../../passes/memplan.h"
 
 #include <stdlib.h>
 #include <string.h>

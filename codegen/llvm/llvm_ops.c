@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../passes/tiles.h"
+#include "../../passes/tiles.h"
 #include "llvm_emit.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */

@@ -10,11 +10,11 @@
 #define NNC_LLVM_EMIT_H
 #include <llvm-c/Core.h>
 
-#include "../passes/hw.h"
-#include "../passes/tiles.h"
+#include "../../passes/hw.h"
+#include "../../passes/tiles.h"
 #include "llvm_gemm.h"
 #include "llvm_util.h"
-#include "lower.h"
+#include "../plan/plan.h"
 
 typedef struct CgGemmFn {
   char key[160];

@@ -10,8 +10,8 @@
 #define NN_CODEGEN_H
 #include <stdbool.h>
 
-#include "../ir/ir.h"
-#include "../runtime/rt_model.h"
+#include "../../ir/ir.h"
+#include "../../runtime/rt_model.h"
 
 typedef struct CgOptions {
   const char *target_cpu;      /* NULL = host */

@@ -692,13 +692,11 @@ int pass_autodiff(IrGraph *g, int loss, TrainInfo *info, Diag *d) {
 
 int pass_dce_tail(IrGraph *g, int first, int *remap) {
   int n = g->nnodes;
-  bool *live = calloc((size_t)n + 1, 1);
-  int *map = remap ? remap : malloc((size_t)(n ? n : 1) * sizeof(int));
+  bool *live = xcalloc((size_t)n + 1, 1);
+  int *map = remap ? remap : xmalloc((size_t)(n ? n : 1) * sizeof(int));
   for (int i = 0; i < n; i++) live[i] = i < first || g->nodes[i].op == OP_ASSIGN;
   for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = true;
-  for (int i = n - 1; i >= first; i--)
-    if (live[i])
-      for (int j = 0; j < g->nodes[i].nin; j++) live[g->nodes[i].in[j]] = true;
+  ir_mark_live(g, live);
   int k = 0;
   for (int i = 0; i < n; i++) {
     map[i] = live[i] ? k : -1;

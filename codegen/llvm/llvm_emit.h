@@ -29,7 +29,6 @@ typedef struct CgEmit {
   int vl;
   const LlvmTargetInfo *ti;
   const HwTarget *hw;
-  const TilePlan *tiles; /* the tiles pass's decisions for the graph of p (NULL: defaults) */
   const CgPlan *p;
   const char *prefix; /* function names: <prefix>_k<index> */
   int kidx;
@@ -38,6 +37,7 @@ typedef struct CgEmit {
   CgGemmFn *gemms;
   int ngemm, capgemm;
   int nglobals;
+  int ntasks;         /* task functions so far: names depend on this module alone */
   char *err;
   size_t errlen;
 } CgEmit;

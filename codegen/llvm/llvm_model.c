@@ -43,176 +43,6 @@ static void seterr(char *err, size_t n, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* ---- the tensor table ----------------------------------------------------------------- */
-
-typedef struct Tensor {
-  RtTensorInfo info;
-  int fwd_node, train_node; /* -1 where the graph has no such node */
-} Tensor;
-
-typedef struct Layout {
-  Tensor *t;
-  int n, cap;
-  int64_t params_bytes, io_bytes;
-} Layout;
-
-static int64_t align64(int64_t x) { return (x + 63) / 64 * 64; }
-
-static Tensor *layout_add(Layout *L, const IrGraph *g, int node, const char *name, int kind) {
-  if (L->n == L->cap) {
-    L->cap = L->cap ? 2 * L->cap : 32;
-    L->t = realloc(L->t, (size_t)L->cap * sizeof *L->t);
-    if (!L->t) abort();
-  }
-  Tensor *t = &L->t[L->n++];
-  memset(t, 0, sizeof *t);
-  t->fwd_node = t->train_node = -1;
-  const IrNode *n = &g->nodes[node];
-  t->info.name = name;
-  t->info.kind = kind;
-  t->info.dtype = n->type.dt;
-  int64_t shape[IR_MAX_RANK];
-  t->info.rank = cg_shape(g, node, shape);
-  int64_t numel = 1;
-  for (int k = 0; k < t->info.rank; k++) numel *= t->info.shape[k] = shape[k];
-  t->info.nbytes = numel * (int64_t)dt_size(n->type.dt);
-  bool state = kind <= RT_KIND_OPTSTATE;
-  if (state) {
-    t->info.init = n->attr.init;
-    t->info.init_a = n->attr.init_a;
-    t->info.init_b = n->attr.init_b;
-  }
-  int64_t *top = state ? &L->params_bytes : &L->io_bytes;
-  t->info.offset = *top;
-  *top = align64(*top + t->info.nbytes);
-  return t;
-}
-
-static const char *node_name(const IrGraph *g, int i, char *buf, size_t n) {
-  if (g->nodes[i].name) return g->nodes[i].name;
-  snprintf(buf, n, "%%%d", i);
-  return buf;
-}
-
-static int find_output(const IrGraph *g, const char *name) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (!strcmp(g->outputs[i].name, name)) return g->outputs[i].node;
-  return -1;
-}
-
-/* The training graph's node for forward leaf i: the same index unless a pass (remat's
- * schedule) reordered the step; then found by op and name (leaf names are unique). */
-static int train_leaf(const IrGraph *fwd, const IrGraph *train, int i) {
-  const IrNode *f = &fwd->nodes[i];
-  if (i < train->nnodes && train->nodes[i].op == f->op && train->nodes[i].name && f->name &&
-      !strcmp(train->nodes[i].name, f->name))
-    return i;
-  for (int j = 0; j < train->nnodes; j++)
-    if (train->nodes[j].op == f->op && train->nodes[j].name && f->name &&
-        !strcmp(train->nodes[j].name, f->name))
-      return j;
-  return -1;
-}
-
-/* a PARAM of the training graph that the forward graph does not have: optimizer state */
-static bool is_opt_state(const IrGraph *fwd, const IrGraph *train, int j) {
-  const IrNode *t = &train->nodes[j];
-  if (t->op != OP_PARAM) return false;
-  for (int i = 0; i < fwd->nnodes; i++)
-    if (fwd->nodes[i].op == OP_PARAM && fwd->nodes[i].name && t->name && !strcmp(fwd->nodes[i].name, t->name))
-      return false;
-  return true;
-}
-
-/* names live in the module as constants; the table only needs them while emitting */
-static int build_layout(Layout *L, const IrGraph *fwd, const IrGraph *train, Diag *d,
-                        char ***names_out, int *nnames) {
-  memset(L, 0, sizeof *L);
-  char **names = calloc((size_t)(fwd->nnodes + (train ? train->nnodes : 0) + 4), sizeof(char *));
-  int nn = 0;
-  char buf[32];
-  for (int pass = 0; pass < 2; pass++)
-    for (int i = 0; i < fwd->nnodes; i++) {
-      const IrNode *n = &fwd->nodes[i];
-      if (n->op != OP_PARAM || n->attr.trainable != (pass == 0)) continue;
-      names[nn] = strdup(node_name(fwd, i, buf, sizeof buf));
-      Tensor *t = layout_add(L, fwd, i, names[nn++], pass == 0 ? RT_KIND_PARAM : RT_KIND_BUFFER);
-      t->fwd_node = i;
-      t->train_node = train ? train_leaf(fwd, train, i) : -1;
-    }
-  if (train)
-    for (int i = 0; i < train->nnodes; i++) {
-      if (!is_opt_state(fwd, train, i)) continue;
-      names[nn] = strdup(node_name(train, i, buf, sizeof buf));
-      Tensor *t = layout_add(L, train, i, names[nn++], RT_KIND_OPTSTATE);
-      t->train_node = i;
-    }
-  for (int i = 0; i < fwd->nnodes; i++) {
-    if (fwd->nodes[i].op != OP_INPUT) continue;
-    names[nn] = strdup(node_name(fwd, i, buf, sizeof buf));
-    Tensor *t = layout_add(L, fwd, i, names[nn++], RT_KIND_INPUT);
-    t->fwd_node = i;
-    t->train_node = train ? train_leaf(fwd, train, i) : -1;
-  }
-  for (int j = 0; j < fwd->noutputs; j++) {
-    Tensor *t = layout_add(L, fwd, fwd->outputs[j].node, fwd->outputs[j].name, RT_KIND_OUTPUT);
-    t->fwd_node = fwd->outputs[j].node;
-    t->train_node = train ? find_output(train, fwd->outputs[j].name) : -1;
-  }
-  if (train) {
-    int loss = find_output(train, "loss");
-    if (loss < 0) {
-      diag_error(d, train->loc, "the training graph of '%s' has no output 'loss'", fwd->name);
-      *names_out = names;
-      *nnames = nn;
-      return -1;
-    }
-    Tensor *t = layout_add(L, train, loss, "loss", RT_KIND_LOSS);
-    t->train_node = loss;
-    if (t->info.dtype != DT_F32 || t->info.nbytes != 4) {
-      diag_error(d, train->nodes[loss].loc, "the loss must be an f32 scalar");
-      *names_out = names;
-      *nnames = nn;
-      return -1;
-    }
-  }
-  *names_out = names;
-  *nnames = nn;
-  return 0;
-}
-
-static void binding_for(const Layout *L, const IrGraph *g, bool train, CgBinding *b) {
-  memset(b, 0, sizeof *b);
-  b->region = malloc((size_t)(g->nnodes ? g->nnodes : 1) * sizeof(int));
-  b->offset = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(int64_t));
-  b->out_node = malloc((size_t)(L->n + 1) * sizeof(int));
-  b->out_offset = malloc((size_t)(L->n + 1) * sizeof(int64_t));
-  for (int i = 0; i < g->nnodes; i++) b->region[i] = -1;
-  for (int j = 0; j < L->n; j++) {
-    const Tensor *t = &L->t[j];
-    int node = train ? t->train_node : t->fwd_node;
-    if (node < 0) continue;
-    int kind = t->info.kind;
-    if (kind <= RT_KIND_OPTSTATE) {
-      b->region[node] = RT_REGION_PARAMS;
-      b->offset[node] = t->info.offset;
-    } else if (kind == RT_KIND_INPUT) {
-      b->region[node] = RT_REGION_IO;
-      b->offset[node] = t->info.offset;
-    } else {
-      b->out_node[b->nout] = node;
-      b->out_offset[b->nout++] = t->info.offset;
-    }
-  }
-}
-
-static void binding_free(CgBinding *b) {
-  free(b->region);
-  free(b->offset);
-  free(b->out_node);
-  free(b->out_offset);
-}
-
 /* ---- emission ------------------------------------------------------------------------- */
 
 static void emit_types(CgEmit *e) {
@@ -238,7 +68,7 @@ static void add_fn_attr(CgEmit *e, LLVMValueRef f, const char *attr) {
 static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, const char *entry_name) {
   e->p = p;
   e->prefix = prefix;
-  LLVMValueRef *kfns = malloc((size_t)(p->nk ? p->nk : 1) * sizeof *kfns);
+  LLVMValueRef *kfns = xmalloc((size_t)(p->nk ? p->nk : 1) * sizeof *kfns);
   for (int ki = 0; ki < p->nk; ki++) {
     char nm[160];
     snprintf(nm, sizeof nm, "%s_k%d", prefix, ki);
@@ -292,13 +122,13 @@ static LLVMValueRef cstr(CgEmit *e, const char *s) {
   return g;
 }
 
-static void emit_descriptor(CgEmit *e, const char *name, const Layout *L, LLVMValueRef fwd_fn,
+static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, LLVMValueRef fwd_fn,
                             LLVMValueRef train_fn, const RtModelDesc *meta) {
   LLVMTypeRef tf[10] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
                         e->i64, e->i64, e->f64, e->f64};
   LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 10, 0);
-  LLVMValueRef *rows = malloc((size_t)(L->n ? L->n : 1) * sizeof *rows);
-  for (int i = 0; i < L->n; i++) {
+  LLVMValueRef *rows = xmalloc((size_t)(L->nt ? L->nt : 1) * sizeof *rows);
+  for (int i = 0; i < L->nt; i++) {
     const RtTensorInfo *t = &L->t[i].info;
     LLVMValueRef sh[8];
     for (int k = 0; k < 8; k++) sh[k] = cg_c64(e, k < t->rank ? t->shape[k] : 0);
@@ -309,8 +139,8 @@ static void emit_descriptor(CgEmit *e, const char *name, const Layout *L, LLVMVa
                           LLVMConstReal(e->f64, t->init_b)};
     rows[i] = LLVMConstNamedStruct(tt, v, 10);
   }
-  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(tt, (uint64_t)L->n), "nnc.tensors");
-  LLVMSetInitializer(tab, LLVMConstArray2(tt, rows, (uint64_t)L->n));
+  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(tt, (uint64_t)L->nt), "nnc.tensors");
+  LLVMSetInitializer(tab, LLVMConstArray2(tt, rows, (uint64_t)L->nt));
   LLVMSetGlobalConstant(tab, 1);
   LLVMSetLinkage(tab, LLVMPrivateLinkage);
   free(rows);
@@ -318,7 +148,7 @@ static void emit_descriptor(CgEmit *e, const char *name, const Layout *L, LLVMVa
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64};
   LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 17, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[17] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->n, 0),
+  LLVMValueRef v[17] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
@@ -363,143 +193,118 @@ static void cost_of(const IrGraph *g, const HwTarget *hw, double *flops, double 
   arena_free(a);
 }
 
-/* the tensor table, the bindings and the kernel plans of both graphs: what the emitter
- * lowers, and what llvm_model_memory measures without LLVM */
-typedef struct ModelPlan {
-  Layout L;
-  char **names;
-  int nnames;
-  CgBinding bf, bt;
-  CgPlan pf, pt;
-  bool have_pf, have_pt;
-} ModelPlan;
+/* the descriptor's fields besides the tensor table and the entry points */
+typedef struct DescMeta {
+  RtModelDesc meta;
+  char opt[256], dims[512];
+} DescMeta;
 
-static void model_plan_free(ModelPlan *P) {
-  if (P->have_pf) cg_plan_free(&P->pf);
-  if (P->have_pt) cg_plan_free(&P->pt);
-  binding_free(&P->bf);
-  binding_free(&P->bt);
-  for (int i = 0; i < P->nnames; i++) free(P->names[i]);
-  free(P->names);
-  free(P->L.t);
+static void desc_meta(DescMeta *dm, const char *name, const CgModelPlan *P, const IrGraph *fwd,
+                      const IrGraph *train, const IrTrain *t, const HwTarget *hw) {
+  RtModelDesc *meta = &dm->meta;
+  memset(dm, 0, sizeof *dm);
+  optimizer_str(train ? t : NULL, dm->opt, sizeof dm->opt);
+  for (int i = 0, k = 0; i < dim_sym_count(fwd->dims) && k < (int)sizeof dm->dims - 1; i++) {
+    int w = snprintf(dm->dims + k, sizeof dm->dims - (size_t)k, "%s%s=%lld", i ? "," : "",
+                     dim_sym_name(fwd->dims, i), (long long)dim_sym_value(fwd->dims, i));
+    if (w < 0) break;
+    k += w;
+  }
+  meta->name = name;
+  meta->optimizer = dm->opt;
+  meta->dims = dm->dims;
+  meta->params_bytes = P->params_bytes;
+  meta->io_bytes = P->io_bytes;
+  meta->arena_bytes_forward = P->pf.arena_bytes;
+  meta->arena_bytes_train = train ? P->pt.arena_bytes : 0;
+  meta->batch = 1;
+  for (int i = 0; i < P->nt; i++)
+    if (P->t[i].info.kind == RT_KIND_INPUT && P->t[i].info.rank > 0) {
+      meta->batch = P->t[i].info.shape[0];
+      break;
+    }
+  cost_of(fwd, hw, &meta->forward_flops, &meta->est_forward_s);
+  if (train) cost_of(train, hw, &meta->train_flops, &meta->est_train_s);
 }
 
-/* -1 after a diagnostic; P is to be freed with model_plan_free either way */
-static int model_plan(ModelPlan *P, const IrGraph *fwd, const IrGraph *train, Diag *d) {
-  if (build_layout(&P->L, fwd, train, d, &P->names, &P->nnames)) return -1;
-  binding_for(&P->L, fwd, false, &P->bf);
-  if (cg_plan(&P->pf, fwd, &P->bf, d)) return -1;
-  P->have_pf = true;
-  if (train) {
-    binding_for(&P->L, train, true, &P->bt);
-    if (cg_plan(&P->pt, train, &P->bt, d)) return -1;
-    P->have_pt = true;
-  }
-  return 0;
+static CgModel *model_new(const IrGraph *fwd, const CgOptions *o) {
+  CgModel *m = xcalloc(1, sizeof *m);
+  snprintf(m->name, sizeof m->name, "%s", fwd->name ? fwd->name : "model");
+  m->cpu = o->target_cpu ? xstrdup(o->target_cpu) : NULL;
+  m->features = o->target_features ? xstrdup(o->target_features) : NULL;
+  m->target.cpu = m->cpu;
+  m->target.features = m->features;
+  m->target.opt_level = o->opt_level > 0 ? o->opt_level : 2;
+  return m;
 }
 
-int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
-  ModelPlan P = {0};
-  memset(out, 0, sizeof *out);
-  int rc = model_plan(&P, fwd, train, d);
-  if (!rc) {
-    out->params_bytes = P.L.params_bytes;
-    out->io_bytes = P.L.io_bytes;
-    out->arena_bytes_forward = P.pf.arena_bytes;
-    out->arena_bytes_train = P.have_pt ? P.pt.arena_bytes : 0;
-  }
-  model_plan_free(&P);
-  return rc;
+/* the module of m, a builder and the types the emitter uses */
+static void emit_begin(CgEmit *e, CgModel *m, LLVMTargetMachineRef tm, const LlvmTargetInfo *ti,
+                       const CgTarget *target) {
+  m->ctx = LLVMContextCreate();
+  char modname[160];
+  snprintf(modname, sizeof modname, "nnc_%s", m->name);
+  m->mod = LLVMModuleCreateWithNameInContext(modname, m->ctx);
+  llvm_module_set_target(m->mod, tm);
+  e->ctx = m->ctx;
+  e->mod = m->mod;
+  e->b = LLVMCreateBuilderInContext(m->ctx);
+  e->ti = ti;
+  e->vl = target->vector_width;
+  e->hw = target->hw;
+  emit_types(e);
+}
+
+/* the kernels and entry functions of both plans; false after a message in e->err */
+static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, LLVMValueRef *ffn,
+                         LLVMValueRef *tfn) {
+  char pre[160], entry[160];
+  snprintf(pre, sizeof pre, "nnc_%s_fw", name);
+  snprintf(entry, sizeof entry, "nnc_%s_forward", name);
+  *ffn = emit_plan(e, &P->pf, pre, entry);
+  *tfn = NULL;
+  if (!*ffn || !P->have_pt) return *ffn != NULL;
+  snprintf(pre, sizeof pre, "nnc_%s_tr", name);
+  snprintf(entry, sizeof entry, "nnc_%s_train_step", name);
+  *tfn = emit_plan(e, &P->pt, pre, entry);
+  return *tfn != NULL;
 }
 
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
                          const CgOptions *o, Diag *d) {
   CgOptions defo = {0};
   if (!o) o = &defo;
-  CgModel *m = calloc(1, sizeof *m);
-  snprintf(m->name, sizeof m->name, "%s", fwd->name ? fwd->name : "model");
-  m->cpu = o->target_cpu ? strdup(o->target_cpu) : NULL;
-  m->features = o->target_features ? strdup(o->target_features) : NULL;
-  m->target.cpu = m->cpu;
-  m->target.features = m->features;
-  m->target.opt_level = o->opt_level > 0 ? o->opt_level : 2;
-
-  ModelPlan P = {0};
+  CgModel *m = model_new(fwd, o);
+  CgModelPlan P = {0};
   LlvmTargetInfo ti = {0};
   LLVMTargetMachineRef tm = NULL;
   CgEmit e = {0};
-  Arena *tiles_arena = NULL;
   char err[512] = "";
+  e.err = err;
+  e.errlen = sizeof err;
   bool ok = false;
   HwTarget hw;
   bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
   err[0] = 0;
-
-  if (model_plan(&P, fwd, train, d)) goto out;
   if (llvm_target_resolve(&m->target, &ti, err, sizeof err) ||
       !(tm = llvm_target_machine(&m->target, err, sizeof err))) {
     diag_error(d, fwd->loc, "LLVM target: %s", err);
     goto out;
   }
-  m->ctx = LLVMContextCreate();
-  char modname[160];
-  snprintf(modname, sizeof modname, "nnc_%s", m->name);
-  m->mod = LLVMModuleCreateWithNameInContext(modname, m->ctx);
-  llvm_module_set_target(m->mod, tm);
-  e.ctx = m->ctx;
-  e.mod = m->mod;
-  e.b = LLVMCreateBuilderInContext(m->ctx);
-  e.ti = &ti;
-  e.vl = ti.vec_floats > 0 ? ti.vec_floats : 4;
-  e.hw = have_hw ? &hw : NULL;
-  e.err = err;
-  e.errlen = sizeof err;
-  emit_types(&e);
-  char pre[160], entry[160];
-  snprintf(pre, sizeof pre, "nnc_%s_fw", m->name);
-  snprintf(entry, sizeof entry, "nnc_%s_forward", m->name);
+  CgTarget target;
+  llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
-  tiles_arena = arena_new();
-  e.tiles = o->tiles_fwd ? o->tiles_fwd
-                         : e.hw ? pass_tiles((IrGraph *)fwd, e.hw, tiles_arena) : NULL;
-  LLVMValueRef ffn = emit_plan(&e, &P.pf, pre, entry), tfn = NULL;
-  if (ffn && train) {
-    snprintf(pre, sizeof pre, "nnc_%s_tr", m->name);
-    snprintf(entry, sizeof entry, "nnc_%s_train_step", m->name);
-    e.tiles = o->tiles_train ? o->tiles_train
-                             : e.hw ? pass_tiles((IrGraph *)train, e.hw, tiles_arena) : NULL;
-    tfn = emit_plan(&e, &P.pt, pre, entry);
-  }
-  if (!ffn || (train && !tfn)) {
+  if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
+  emit_begin(&e, m, tm, &ti, &target);
+  LLVMValueRef ffn, tfn;
+  if (!emit_entries(&e, &P, m->name, &ffn, &tfn)) {
     diag_error(d, fwd->loc, "code generation failed: %s", err);
     goto out;
   }
-  RtModelDesc meta = {0};
-  char optbuf[256], dimbuf[512] = "";
-  optimizer_str(train ? t : NULL, optbuf, sizeof optbuf);
-  for (int i = 0, k = 0; i < dim_sym_count(fwd->dims) && k < (int)sizeof dimbuf - 1; i++) {
-    int w = snprintf(dimbuf + k, sizeof dimbuf - (size_t)k, "%s%s=%lld", i ? "," : "",
-                     dim_sym_name(fwd->dims, i), (long long)dim_sym_value(fwd->dims, i));
-    if (w < 0) break;
-    k += w;
-  }
-  meta.name = m->name;
-  meta.optimizer = optbuf;
-  meta.dims = dimbuf;
-  meta.params_bytes = P.L.params_bytes;
-  meta.io_bytes = P.L.io_bytes;
-  meta.arena_bytes_forward = P.pf.arena_bytes;
-  meta.arena_bytes_train = train ? P.pt.arena_bytes : 0;
-  m->train_bytes = train ? meta.params_bytes + meta.io_bytes + meta.arena_bytes_train : 0;
-  meta.batch = 1;
-  for (int i = 0; i < P.L.n; i++)
-    if (P.L.t[i].info.kind == RT_KIND_INPUT && P.L.t[i].info.rank > 0) {
-      meta.batch = P.L.t[i].info.shape[0];
-      break;
-    }
-  cost_of(fwd, e.hw, &meta.forward_flops, &meta.est_forward_s);
-  if (train) cost_of(train, e.hw, &meta.train_flops, &meta.est_train_s);
-  emit_descriptor(&e, m->name, &P.L, ffn, tfn, &meta);
+  DescMeta dm;
+  desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
+  m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
+  emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta);
   if (llvm_module_verify(m->mod, err, sizeof err) ||
       llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {
     diag_error(d, fwd->loc, "internal error: %s", err);
@@ -507,17 +312,22 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   }
   ok = true;
 out:
-  arena_free(tiles_arena);
   if (e.b) LLVMDisposeBuilder(e.b);
   free(e.gemms);
   if (tm) LLVMDisposeTargetMachine(tm);
   llvm_target_info_free(&ti);
-  model_plan_free(&P);
+  cg_model_plan_free(&P);
   if (!ok) {
     llvm_model_free(m);
     return NULL;
   }
   return m;
+}
+
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
+  CgTarget target;
+  llvm_backend_target(&target, 0, NULL);
+  return cg_model_memory(fwd, train, &target, out, d);
 }
 
 void llvm_model_free(CgModel *m) {

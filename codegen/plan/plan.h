@@ -1,6 +1,12 @@
-/* lower.h — the CPU backend's kernel plan: a graph cut into kernels (fusion decisions) and a
- * static arena plan for the intermediates. Internal to codegen/: lower.c builds it,
- * llvm_model.c and llvm_ops.c emit it.
+/* plan.h — the kernel plan: what every backend (codegen/llvm/, and a GPU one) lowers.
+ * Depends on ir/ and passes/, never on a code generator.
+ *
+ * A backend describes itself with one CgTarget (capabilities as data: the ops it lowers, the
+ * dtypes it computes in, how it runs convolutions, its vector or warp width, the hardware the
+ * tiles pass decides for). From it and a graph, cg_plan cuts the graph into kernels (fusion
+ * decisions), places every value in a region and plans the arena; cg_model_plan does that
+ * for a model's forward and training-step graphs around one tensor table (the descriptor's,
+ * runtime/rt_model.h). The backend then only emits what the plan says.
  *
  * Storage: every value a kernel writes or reads lives in one of three regions (rt_model.h):
  * params (PARAM nodes, in-place optimizer updates), io (inputs, forward outputs, the loss),
@@ -8,14 +14,37 @@
  * RESHAPE and identity dropout are aliases of their operand's storage. Values inside a fused
  * elementwise group that nobody outside the group reads are never stored.
  */
-#ifndef NNC_LOWER_H
-#define NNC_LOWER_H
+#ifndef NNC_PLAN_H
+#define NNC_PLAN_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../../ir/ir.h"
 #include "../../passes/passes.h"
+#include "../../passes/hw.h"
+#include "../../passes/tiles.h"
 #include "../../runtime/rt_model.h"
+
+/* ---- the backend description ----------------------------------------------------------- */
+
+typedef enum {
+  CG_CONV_IM2COL, /* per image and group: unfold into a K x P f32 scratch, then one GEMM */
+  CG_CONV_DIRECT  /* no scratch (implicit GEMM) */
+} CgConvStrategy;
+
+typedef struct CgTarget {
+  const char *name;       /* "llvm-cpu": for messages and the printed plan */
+  bool native[OP_COUNT];  /* ops the backend lowers; a needed node of another op is an error */
+  uint32_t dtypes;        /* bit (1u << DType) per dtype values may have */
+  CgConvStrategy conv;    /* 1x1 stride-1 unpadded convolutions never need scratch */
+  int vector_width;       /* f32 lanes of a vector (CPU), threads of a warp (GPU) */
+  const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
+} CgTarget;
+
+static inline bool cg_target_dtype(const CgTarget *t, DType dt) {
+  return (unsigned)dt < 32 && (t->dtypes >> (unsigned)dt & 1u);
+}
 
 enum { CG_REGION_NONE = -1, CG_REGION_ARENA = 2 }; /* besides RT_REGION_PARAMS / RT_REGION_IO */
 
@@ -52,10 +81,12 @@ typedef struct CgKernel {
   int copy_src, copy_dst_region; /* CGK_COPY */
   int64_t copy_dst_offset, copy_bytes;
   int64_t scratch_offset, scratch_bytes; /* arena scratch (im2col) */
+  const TileDecision *tile; /* GEMM/CONV: the tiles pass's decision for node, or NULL */
 } CgKernel;
 
 typedef struct CgPlan {
   const IrGraph *g;
+  const CgTarget *target;
   CgVal *v;        /* [g->nnodes] */
   int *kof;        /* [g->nnodes] kernel of each node, -1 none */
   bool *inplace;   /* [g->nnodes] ASSIGN written straight into its PARAM */
@@ -73,13 +104,54 @@ typedef struct CgBinding {
   int64_t *out_offset;
 } CgBinding;
 
-/* Builds the plan; -1 with a diagnostic (unsupported dtype, bad shape). vec_floats is used
- * only to size im2col scratch alignment. */
-int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *b, Diag *d);
+/* Builds the plan of g for target t; tiles: the tiles pass's decisions for g (NULL: none).
+ * -1 with a diagnostic (an op or dtype the target does not have, a bad shape). */
+int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tiles,
+            const CgBinding *b, Diag *d);
 void cg_plan_free(CgPlan *p);
 /* shape of node i at the graph's current dims; returns the rank */
 int cg_shape(const IrGraph *g, int i, int64_t *shape);
-bool cg_dtype_ok(DType dt);
+/* the kernel plan as text (nnc emit --emit=kernels): kernels in order, members, epilogues,
+ * reads and writes with their region offsets, scratch, tiles */
+void cg_plan_print(FILE *out, const CgPlan *p);
+
+/* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
+
+/* one row of the descriptor's tensor table and the node it is in each graph (-1: none) */
+typedef struct CgTensor {
+  RtTensorInfo info;
+  int fwd_node, train_node;
+} CgTensor;
+
+typedef struct CgModelPlan {
+  CgTensor *t;
+  int nt, capt;
+  int64_t params_bytes, io_bytes;
+  char **names; /* owned tensor names */
+  int nnames;
+  CgBinding bf, bt;
+  CgPlan pf, pt;          /* pt only with a training graph */
+  bool have_pf, have_pt;
+  Arena *tiles_arena;     /* tile decisions run by cg_model_plan */
+} CgModelPlan;
+
+/* The tensor table derives from the graphs alone: parameters and buffers are the forward
+ * graph's PARAM nodes (trainable or not), optimizer state the PARAM nodes only the training
+ * graph has, inputs the forward INPUT nodes, outputs the forward outputs, and the loss the
+ * training graph's output "loss". Tiles: given ones (NULL = the tiles pass run for t->hw,
+ * when t->hw is set). -1 after a diagnostic; free P with cg_model_plan_free either way. */
+int cg_model_plan(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train, const CgTarget *t,
+                  const TilePlan *tiles_fwd, const TilePlan *tiles_train, Diag *d);
+void cg_model_plan_free(CgModelPlan *P);
+
+/* The memory a compiled model allocates: its regions and the arenas of its fused kernels. */
+typedef struct CgMemory {
+  int64_t params_bytes, io_bytes, arena_bytes_forward, arena_bytes_train;
+} CgMemory;
+int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t, CgMemory *out,
+                    Diag *d);
+/* the tensor table, then the kernels of the forward (or training-step) plan */
+void cg_model_plan_print(FILE *out, const CgModelPlan *P, bool train);
 
 /* ---- conv geometry shared by the plan (scratch size) and the emitter ------------------- */
 typedef struct CgConv {

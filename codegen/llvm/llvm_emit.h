@@ -38,8 +38,7 @@ typedef struct CgEmit {
   int ngemm, capgemm;
   int nglobals;
   int ntasks;         /* task functions so far: names depend on this module alone */
-  char *err;
-  size_t errlen;
+  Diag *d;            /* where lowering errors go */
 } CgEmit;
 
 typedef int (*LowerFn)(CgEmit *e, const CgKernel *k);

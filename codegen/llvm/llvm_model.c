@@ -255,7 +255,7 @@ static void emit_begin(CgEmit *e, CgModel *m, LLVMTargetMachineRef tm, const Llv
   emit_types(e);
 }
 
-/* the kernels and entry functions of both plans; false after a message in e->err */
+/* the kernels and entry functions of both plans; false after a diagnostic */
 static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, LLVMValueRef *ffn,
                          LLVMValueRef *tfn) {
   char pre[160], entry[160];
@@ -280,8 +280,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   LLVMTargetMachineRef tm = NULL;
   CgEmit e = {0};
   char err[512] = "";
-  e.err = err;
-  e.errlen = sizeof err;
+  e.d = d;
   bool ok = false;
   HwTarget hw;
   bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
@@ -297,10 +296,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
   emit_begin(&e, m, tm, &ti, &target);
   LLVMValueRef ffn, tfn;
-  if (!emit_entries(&e, &P, m->name, &ffn, &tfn)) {
-    diag_error(d, fwd->loc, "code generation failed: %s", err);
-    goto out;
-  }
+  if (!emit_entries(&e, &P, m->name, &ffn, &tfn)) goto out;
   DescMeta dm;
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
   m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;

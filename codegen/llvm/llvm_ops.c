@@ -408,7 +408,7 @@ static void ew_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
 }
 
 /* the operands a group reads from memory, with their broadcast strides against the
- * iteration shape dims[rank]; -1 (message in e->err) when one does not broadcast */
+ * iteration shape dims[rank]; -1 after a diagnostic when one does not broadcast */
 static int ew_slots(CgEmit *e, const CgKernel *k, EwPlan *w, const int64_t *dims, int rank) {
   const CgPlan *p = e->p;
   for (int m = 0; m < k->nmembers; m++) {
@@ -428,7 +428,8 @@ static int ew_slots(CgEmit *e, const CgKernel *k, EwPlan *w, const int64_t *dims
         int64_t sz = od >= 0 ? ov->shape[od] : 1;
         sl->st[d] = (od >= 0 && sz == dims[d]) ? acc : 0;
         if (od >= 0 && sz != dims[d] && sz != 1) {
-          snprintf(e->err, e->errlen, "%%%d: operand %%%d does not broadcast", k->members[m], o);
+          diag_error(e->d, n->loc, "code generation: %%%d: operand %%%d does not broadcast",
+                     k->members[m], o);
           return -1;
         }
         acc *= sz;
@@ -489,8 +490,8 @@ static int lower_ew(CgEmit *e, const CgKernel *k) {
     }
   }
   if (!rc && w.bad >= 0) {
-    snprintf(e->err, e->errlen, "%%%d: no elementwise lowering for op %s", w.bad,
-             ir_op_name(node(e, w.bad)->op));
+    diag_error(e->d, node(e, w.bad)->loc, "code generation: no elementwise lowering for op %s",
+               ir_op_name(node(e, w.bad)->op));
     rc = -1;
   }
   free(w.slots);
@@ -513,7 +514,7 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
   char err[256] = "";
   LLVMValueRef f = llvm_gemm_emit(e->mod, sp, e->ti, nm, NULL, err, sizeof err);
   if (!f) {
-    snprintf(e->err, e->errlen, "GEMM generator: %s", err);
+    diag_error(e->d, e->p->g->loc, "code generation: GEMM generator: %s", err);
     return NULL;
   }
   LLVMSetLinkage(f, LLVMInternalLinkage);
@@ -1111,7 +1112,8 @@ int llvm_lower_kernel(CgEmit *e, const CgKernel *k) {
   if (k->kind == CGK_EW) return lower_ew(e, k);
   OpKind op = node(e, k->node)->op;
   if (!lower_ops[op]) {
-    snprintf(e->err, e->errlen, "no lowering for op %s", ir_op_name(op));
+    diag_error(e->d, node(e, k->node)->loc, "code generation: no lowering for op %s",
+               ir_op_name(op));
     return -1;
   }
   return lower_ops[op](e, k);

@@ -1,5 +1,5 @@
 /* llvm_emit.h — state shared by the LLVM model emitter (llvm_model.c) and the per-op
- * lowering (llvm_ops.c). Internal to codegen/.
+ * lowering (llvm_ops.c). Internal to codegen/llvm/.
  *
  * Every kernel of a plan becomes one internal function
  *     void k(ptr params, ptr io, ptr arena, ptr pool, i64 step, i64 seed)

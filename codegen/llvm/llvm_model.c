@@ -1,13 +1,9 @@
-/* llvm_model.c — the LLVM CPU backend's model emitter (codegen.h): descriptor layout,
- * kernel plans for the forward and training-step graphs (lower.c), kernels (llvm_ops.c),
- * entry functions, the `nnc_model_<NAME>` descriptor as a constant with the C layout of
- * RtModelDesc, verification and the new pass manager, and object/IR/assembly/JIT output.
- *
- * The tensor table is derived from the graphs alone: parameters and buffers are the forward
- * graph's PARAM nodes (trainable or not), optimizer state the PARAM nodes that only the
- * training-step graph has (it is a clone of the forward graph, so shared nodes keep their
- * indices), inputs the forward INPUT nodes, outputs the forward outputs, and the loss the
- * training graph's output "loss".
+/* llvm_model.c — the LLVM CPU backend's model emitter (codegen.h): it asks the kernel plan
+ * (codegen/plan/, for this backend's CgTarget) for the tensor table and the plans of the
+ * forward and training-step graphs, emits their kernels (llvm_ops.c) and entry functions,
+ * the `nnc_model_<NAME>` descriptor as a constant with the C layout of RtModelDesc, runs
+ * verification and the new pass manager, and writes object/IR/assembly or JITs the module.
+ * Every decision about fusion, storage and tiles is the plan's.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,7 +2,8 @@
 # run_kernels.sh — golden kernel plans: `nnc emit --emit=kernels` on every tests/kernels/*.nn
 # against the expectation written in the file itself, after a line `# >>> kernels`: the
 # expected output, each line prefixed with "# ". `# args: ...` gives extra arguments (every
-# file names a fixed --target, so the tiles do not depend on the host).
+# file names a fixed --target, so the tiles do not depend on the host). The sizes printed
+# for train_adam.nn must be the ones `nnc build --lib` writes into its header.
 #   UPDATE=1 bash run_kernels.sh   rewrites the expectations from the current output
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
@@ -37,6 +38,19 @@ for path in "$dir"/*.nn; do
   fi
 done
 [ "$count" -ge 4 ] || { echo "FAIL: only $count golden files" >&2; fail=1; }
+# the printed plan is the one nnc build compiles: its arenas and regions are NAME.h's
+if "$NNC" build "$dir/train_adam.nn" --lib -o "$T/libta.a" 2>"$T/err"; then
+  fwd=$("$NNC" emit --emit=kernels --target cpu-avx2 "$dir/train_adam.nn")
+  trn=$("$NNC" emit --emit=kernels --target cpu-avx2 --train "$dir/train_adam.nn")
+  macro() { sed -n "s/^#define TA_$1 \([0-9]*\)$/\1/p" "$T/ta.h"; }
+  arena() { sed -n 's/^kernels of .*, arena \([0-9]*\) bytes$/\1/p'; }
+  want="$(macro ARENA_BYTES_FORWARD) $(macro ARENA_BYTES_TRAIN) $(macro PARAMS_BYTES) $(macro IO_BYTES)"
+  got="$(echo "$fwd" | arena) $(echo "$trn" | arena) $(echo "$fwd" | sed -n 's/^tensors: params \([0-9]*\) bytes, io \([0-9]*\) bytes$/\1 \2/p')"
+  [ "$want" = "$got" ] || { echo "FAIL: plan sizes '$got' differ from ta.h's '$want'" >&2; fail=1; }
+else
+  echo "FAIL: nnc build --lib train_adam.nn: $(cat "$T/err")" >&2
+  fail=1
+fi
 # errors: a model the plan rejects, and a stage without its section
 printf 'model m {\n  input x: f32[4]\n  output x\n}\n' >"$T/notrain.nn"
 "$NNC" emit --emit=kernels --train "$T/notrain.nn" >/dev/null 2>"$T/err"

@@ -34,7 +34,6 @@ static bool is_ew(const IrNode *n) {
   return (ir_ops[n->op].flags & OPF_ELEMWISE) || n->op == OP_BROADCAST || n->op == OP_ASSIGN;
 }
 
-
 static bool same_shape(const CgPlan *p, int a, int b) {
   const CgVal *x = &p->v[a], *y = &p->v[b];
   if (x->rank != y->rank) return false;
@@ -196,14 +195,20 @@ static int plan_values(CgPlan *p, Diag *d) {
     const IrNode *n = &g->nodes[i];
     v->rank = cg_shape(g, i, v->shape);
     v->numel = 1;
+    bool big = false;
     for (int k = 0; k < v->rank; k++) {
       if (v->shape[k] < 0) {
         diag_error(d, n->loc, "%s has a negative dim at the current dim values", ir_op_name(n->op));
         return -1;
       }
-      v->numel *= v->shape[k];
+      big |= __builtin_mul_overflow(v->numel, v->shape[k], &v->numel);
     }
-    v->nbytes = v->numel * (int64_t)dt_size(n->type.dt);
+    big |= __builtin_mul_overflow(v->numel, (int64_t)dt_size(n->type.dt), &v->nbytes);
+    if (big || v->nbytes > INT64_MAX / 4) { /* arena sums of a few values stay in range */
+      diag_error(d, n->loc, "%s is too large to plan: its size in bytes exceeds 2^61",
+                 ir_op_name(n->op));
+      return -1;
+    }
     v->region = CG_REGION_NONE;
     v->root = i;
     v->kernel = -1;
@@ -409,7 +414,7 @@ static void plan_order(CgPlan *p) {
 
 /* what is stored: values read outside their kernel (constants fold into elementwise
  * groups), kernel results of non-elementwise kernels; scratch and tiles per kernel */
-static void plan_stored(CgPlan *p, const TilePlan *tiles) {
+static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
   const IrGraph *g = p->g;
   for (int c = 0; c < g->nnodes; c++) {
     const IrNode *n = &g->nodes[c];
@@ -428,13 +433,19 @@ static void plan_stored(CgPlan *p, const TilePlan *tiles) {
     if (k->kind == CGK_CONV && p->target->conv == CG_CONV_IM2COL) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
-      if (!cv.direct) k->scratch_bytes = cv.K * cv.P * 4;
+      if (!cv.direct && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
+                         k->scratch_bytes > INT64_MAX / 4)) {
+        diag_error(d, g->nodes[k->node].loc, "the im2col scratch of this convolution is too "
+                   "large to plan");
+        return -1;
+      }
     }
     if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
         tiles->tiles[k->node].valid)
       k->tile = &tiles->tiles[k->node];
   }
   for (int i = 0; i < g->nnodes; i++) p->v[i].kernel = p->kof[i];
+  return 0;
 }
 
 /* first and last kernel of every stored arena value (-1: not in the arena) */
@@ -527,8 +538,7 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tile
   if (plan_assign_placement(p, bind, d) || plan_leaves(p, bind, d)) goto out;
   plan_outputs(p, bind);
   plan_order(p);
-  plan_stored(p, tiles);
-  if (plan_arena(p, d)) goto out;
+  if (plan_stored(p, tiles, d) || plan_arena(p, d)) goto out;
   plan_aliases(p);
   rc = 0;
 out:

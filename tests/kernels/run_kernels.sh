@@ -57,5 +57,8 @@ printf 'model m {\n  input x: f32[4]\n  output x\n}\n' >"$T/notrain.nn"
 [ $? -eq 1 ] && grep -q "has no train block" "$T/err" || { echo "FAIL: --train without a train block: $(cat "$T/err")" >&2; fail=1; }
 "$NNC" emit --emit=kernels --target nosuchcpu "$T/notrain.nn" >/dev/null 2>"$T/err"
 [ $? -eq 2 ] && grep -q "unknown target 'nosuchcpu'" "$T/err" || { echo "FAIL: bad --target: $(cat "$T/err")" >&2; fail=1; }
+printf 'model m {\n  dim N = 4\n  input x: f32[N, N]\n  output x\n}\n' >"$T/big.nn"
+"$NNC" emit --emit=kernels "$T/big.nn" -D N=1073741824 >/dev/null 2>"$T/err"
+[ $? -eq 1 ] && grep -q "big.nn:3:3: error: input is too large to plan" "$T/err" || { echo "FAIL: 2^62-byte input: $(cat "$T/err")" >&2; fail=1; }
 [ $fail = 0 ] && echo "ok: $count golden kernel plans"
 exit $fail

@@ -28,8 +28,12 @@ static CgTensor *table_add(CgModelPlan *P, const IrGraph *g, int node, const cha
   int64_t shape[IR_MAX_RANK];
   t->info.rank = cg_shape(g, node, shape);
   int64_t numel = 1;
-  for (int k = 0; k < t->info.rank; k++) numel *= t->info.shape[k] = shape[k];
-  t->info.nbytes = numel * (int64_t)dt_size(n->type.dt);
+  bool big = false;
+  for (int k = 0; k < t->info.rank; k++) {
+    t->info.shape[k] = shape[k];
+    big |= shape[k] < 0 || __builtin_mul_overflow(numel, shape[k], &numel);
+  }
+  big |= __builtin_mul_overflow(numel, (int64_t)dt_size(n->type.dt), &t->info.nbytes);
   bool state = kind <= RT_KIND_OPTSTATE;
   if (state) {
     t->info.init = n->attr.init;
@@ -38,6 +42,11 @@ static CgTensor *table_add(CgModelPlan *P, const IrGraph *g, int node, const cha
   }
   int64_t *top = state ? &P->params_bytes : &P->io_bytes;
   t->info.offset = *top;
+  if (big || t->info.nbytes > CG_MAX_BYTES || *top > CG_MAX_BYTES) {
+    if (!P->too_large) P->too_large_at = n->loc;
+    P->too_large = true;
+    t->info.nbytes = 0;
+  }
   *top = align64(*top + t->info.nbytes);
   return t;
 }
@@ -104,6 +113,13 @@ static void table_leaves(CgModelPlan *P, const IrGraph *fwd, const IrGraph *trai
   }
 }
 
+static int table_size_ok(const CgModelPlan *P, Diag *d) {
+  if (!P->too_large) return 0;
+  diag_error(d, P->too_large_at, "the model's tensors are too large to plan: the weights or "
+             "the inputs and outputs exceed 2^61 bytes");
+  return -1;
+}
+
 /* the whole table: leaves, the forward outputs, the loss */
 static int build_table(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train, Diag *d) {
   P->names = xcalloc((size_t)fwd->nnodes + (size_t)(train ? train->nnodes : 0) + 4, sizeof(char *));
@@ -113,7 +129,7 @@ static int build_table(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train,
     t->fwd_node = fwd->outputs[j].node;
     t->train_node = train ? find_output(train, fwd->outputs[j].name) : -1;
   }
-  if (!train) return 0;
+  if (!train) return table_size_ok(P, d);
   int loss = find_output(train, "loss");
   if (loss < 0) {
     diag_error(d, train->loc, "the training graph of '%s' has no output 'loss'", fwd->name);
@@ -125,7 +141,7 @@ static int build_table(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train,
     diag_error(d, train->nodes[loss].loc, "the loss must be an f32 scalar");
     return -1;
   }
-  return 0;
+  return table_size_ok(P, d);
 }
 
 /* where the table puts g's leaves and outputs */

@@ -204,7 +204,7 @@ static int plan_values(CgPlan *p, Diag *d) {
       big |= __builtin_mul_overflow(v->numel, v->shape[k], &v->numel);
     }
     big |= __builtin_mul_overflow(v->numel, (int64_t)dt_size(n->type.dt), &v->nbytes);
-    if (big || v->nbytes > INT64_MAX / 4) { /* arena sums of a few values stay in range */
+    if (big || v->nbytes > CG_MAX_BYTES) {
       diag_error(d, n->loc, "%s is too large to plan: its size in bytes exceeds 2^61",
                  ir_op_name(n->op));
       return -1;
@@ -434,7 +434,7 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
       if (!cv.direct && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
-                         k->scratch_bytes > INT64_MAX / 4)) {
+                         k->scratch_bytes > CG_MAX_BYTES)) {
         diag_error(d, g->nodes[k->node].loc, "the im2col scratch of this convolution is too "
                    "large to plan");
         return -1;

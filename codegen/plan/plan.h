@@ -26,6 +26,9 @@
 #include "../../passes/tiles.h"
 #include "../../runtime/rt_model.h"
 
+/* the most bytes one value, scratch or region may take: sums of a few stay in int64_t */
+#define CG_MAX_BYTES (INT64_C(1) << 61)
+
 /* ---- the backend description ----------------------------------------------------------- */
 
 typedef enum {
@@ -127,6 +130,8 @@ typedef struct CgModelPlan {
   CgTensor *t;
   int nt, capt;
   int64_t params_bytes, io_bytes;
+  bool too_large;         /* a region would exceed CG_MAX_BYTES (at too_large_at) */
+  SrcLoc too_large_at;
   char **names; /* owned tensor names */
   int nnames;
   CgBinding bf, bt;

@@ -81,6 +81,14 @@ static const char *ctype(int dt) {
   }
 }
 
+/* "  if (!x) return (rt_ctx_null_arg(ctx, \"x\"), -1);": a NULL array is an error, not "use
+ * what the context holds" (which rt_ctx_infer's NULL means) */
+static size_t null_check(char *buf, size_t n, const char *arg, const char *fail) {
+  int w = snprintf(buf, n, "  if (!%s) return (rt_ctx_null_arg(ctx, \"%s\"), %s);\n", arg, arg,
+                   fail);
+  return w < 0 ? 0 : (size_t)w < n ? (size_t)w : n;
+}
+
 static int64_t numel(const RtTensorInfo *t) {
   int64_t n = 1;
   for (int k = 0; k < t->rank; k++) n *= t->shape[k];
@@ -159,13 +167,17 @@ static void hdr_intro(const Hdr *h, const char *source) {
           " *   %s_save(ctx, \"checkpoint.safetensors\");  (optimizer state included)\n"
           " *   %s_destroy(ctx);\n"
           " * Functions returning int give 0 on success and -1 on failure, with the reason in\n"
-          " * %s_error(ctx). Arrays are dense, row-major, in the dtypes listed below. A context\n"
+          " * %s_error(ctx); train_step gives NAN then. Nothing aborts: a NULL ctx, path or array\n"
+          " * is a failure (the create functions give NULL, %s_error(NULL) is \"no context\"), labels\n"
+          " * and embedding indices outside their range are refused with the position at fault,\n"
+          " * weights loaded must be finite, thread counts above 256 are capped at 256.\n"
+          " * Arrays are dense, row-major, in the dtypes listed below. A context\n"
           " * is used by one thread at a time; it runs its kernels on its own thread pool.\n"
           " */\n"
           "#ifndef NNC_MODEL_%s_H\n#define NNC_MODEL_%s_H\n"
           "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
           "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
-          P, P, P, PU, PU);
+          P, P, P, P, PU, PU);
 }
 
 /* batch, sizes and the shape macros of every input and output */
@@ -216,7 +228,8 @@ static void hdr_runtime_api(const Hdr *h) {
           "int64_t rt_ctx_step(const struct RtCtx *c);\n"
           "int rt_ctx_infer(struct RtCtx *c, int64_t n, const void *const *in, void *const "
           "*out);\n"
-          "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n\n"
+          "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n"
+          "int rt_ctx_null_arg(struct RtCtx *c, const char *arg);\n\n"
           "extern const struct RtModelDesc nnc_model_%s;\n"
           "typedef struct RtCtx %s_ctx;\n\n",
           h->M, h->P);
@@ -249,19 +262,31 @@ static void hdr_ctx_wrappers(const Hdr *h) {
           P, P, M, P, P, P, PU, P, P, M, P, P, P, P, P, P, P, P, P, P, P, P, P, P);
 }
 
-/* the parameter list and the in[] initializer of an entry over the inputs: all of them, or
- * (fwd_inputs != NULL) only those the forward pass reads, the others passed as 0 */
-static void input_args(const RtModelDesc *d, const char *fwd_inputs, bool all, char *params,
-                       size_t np, size_t *pk, char *inarr, size_t ni) {
+/* an entry's arguments: its parameter list, the in[] initializer and the NULL checks */
+typedef struct EntryArgs {
+  char params[4096], inarr[2048], nulls[4096];
+  size_t pk, nk;
+} EntryArgs;
+
+/* the inputs: all of them, or only those the forward pass reads (fwd_inputs), the others
+ * passed as 0; fail: what a NULL array returns */
+static void input_args(const RtModelDesc *d, const char *fwd_inputs, bool all, const char *fail,
+                       EntryArgs *ea) {
   char a[160];
   size_t ik = 0;
+  memset(ea, 0, sizeof *ea);
   for (int i = 0, k = 0; i < d->ntensors; i++) {
     const RtTensorInfo *t = &d->tensors[i];
     if (t->kind != RT_KIND_INPUT) continue;
     arg_ident(t->name, a, sizeof a);
     int used = all || in_list(fwd_inputs, t->name);
-    if (used) *pk += (size_t)snprintf(params + *pk, np - *pk, ", const %s *%s", ctype(t->dtype), a);
-    ik += (size_t)snprintf(inarr + ik, ni - ik, "%s%s", k++ ? ", " : "", used ? a : "0");
+    if (used) {
+      ea->pk += (size_t)snprintf(ea->params + ea->pk, sizeof ea->params - ea->pk,
+                                 ", const %s *%s", ctype(t->dtype), a);
+      ea->nk += null_check(ea->nulls + ea->nk, sizeof ea->nulls - ea->nk, a, fail);
+    }
+    ik += (size_t)snprintf(ea->inarr + ik, sizeof ea->inarr - ik, "%s%s", k++ ? ", " : "",
+                           used ? a : "0");
   }
 }
 
@@ -269,47 +294,49 @@ static void input_args(const RtModelDesc *d, const char *fwd_inputs, bool all, c
 static void hdr_forward(const Hdr *h, const char *fwd_inputs) {
   const RtModelDesc *d = h->d;
   const char *P = h->P, *PU = h->PU;
-  char params[4096] = "", inarr[2048] = "", outarr[2048] = "", a[160];
-  size_t pk = 0, ok = 0;
-  input_args(d, fwd_inputs, false, params, sizeof params, &pk, inarr, sizeof inarr);
+  EntryArgs ea;
+  char outarr[2048] = "", a[160];
+  size_t ok = 0;
+  input_args(d, fwd_inputs, false, "-1", &ea);
   for (int i = 0, k = 0; i < d->ntensors; i++) {
     const RtTensorInfo *t = &d->tensors[i];
     if (t->kind != RT_KIND_OUTPUT) continue;
     arg_ident(t->name, a, sizeof a);
-    pk += (size_t)snprintf(params + pk, sizeof params - pk, ", %s *%s", ctype(t->dtype), a);
+    ea.pk += (size_t)snprintf(ea.params + ea.pk, sizeof ea.params - ea.pk, ", %s *%s",
+                              ctype(t->dtype), a);
+    ea.nk += null_check(ea.nulls + ea.nk, sizeof ea.nulls - ea.nk, a, "-1");
     ok += (size_t)snprintf(outarr + ok, sizeof outarr - ok, "%s%s", k++ ? ", " : "", a);
   }
   int nin = h->nin, nout = h->nout;
   fprintf(h->f,
           "/* forward pass over nsamples samples (batched arrays hold nsamples rows; the work is\n"
           " * done in chunks of %s_BATCH, the last one padded) */\n"
-          "static inline int %s_infer(%s_ctx *ctx, int64_t nsamples%s) {\n"
+          "static inline int %s_infer(%s_ctx *ctx, int64_t nsamples%s) {\n%s"
           "  const void *in[%d] = {%s};\n  void *out[%d] = {%s};\n"
           "  return rt_ctx_infer(ctx, nsamples, in, out);\n}\n"
           "/* forward pass over one batch of %s_BATCH samples */\n"
-          "static inline int %s_forward(%s_ctx *ctx%s) {\n"
+          "static inline int %s_forward(%s_ctx *ctx%s) {\n%s"
           "  const void *in[%d] = {%s};\n  void *out[%d] = {%s};\n"
           "  return rt_ctx_infer(ctx, %s_BATCH > 0 ? %s_BATCH : 1, in, out);\n}\n\n",
-          PU, P, P, params, nin ? nin : 1, nin ? inarr : "0", nout ? nout : 1,
-          nout ? outarr : "0", PU, P, P, params, nin ? nin : 1, nin ? inarr : "0",
-          nout ? nout : 1, nout ? outarr : "0", PU, PU);
+          PU, P, P, ea.params, ea.nulls, nin ? nin : 1, nin ? ea.inarr : "0", nout ? nout : 1,
+          nout ? outarr : "0", PU, P, P, ea.params, ea.nulls, nin ? nin : 1,
+          nin ? ea.inarr : "0", nout ? nout : 1, nout ? outarr : "0", PU, PU);
 }
 
 /* the training step over every input */
 static void hdr_train_step(const Hdr *h) {
   const RtModelDesc *d = h->d;
-  char params[4096] = "", inarr[2048] = "";
-  size_t pk = 0;
-  input_args(d, NULL, true, params, sizeof params, &pk, inarr, sizeof inarr);
+  EntryArgs ea;
+  input_args(d, NULL, true, "(float)NAN", &ea);
   fprintf(h->f,
           "/* one training step (forward, backward, %s) on one batch of %s_BATCH\n"
           " * samples; returns the %s, or NAN on failure (see %s_error) */\n"
-          "static inline float %s_train_step(%s_ctx *ctx%s) {\n"
+          "static inline float %s_train_step(%s_ctx *ctx%s) {\n%s"
           "  const void *in[%d] = {%s};\n  float loss = 0;\n"
           "  return rt_ctx_train_step(ctx, in, &loss) ? (float)NAN : loss;\n}\n\n",
           d->optimizer && *d->optimizer ? d->optimizer : "optimizer update", h->PU,
           h->has_loss ? "loss" : "value 0 (the model has no loss tensor)", h->P, h->P, h->P,
-          params, h->nin ? h->nin : 1, h->nin ? inarr : "0");
+          ea.params, ea.nulls, h->nin ? h->nin : 1, h->nin ? ea.inarr : "0");
 }
 
 char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_inputs,

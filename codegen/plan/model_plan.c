@@ -108,6 +108,9 @@ static void table_leaves(CgModelPlan *P, const IrGraph *fwd, const IrGraph *trai
   for (int i = 0; i < fwd->nnodes; i++) {
     if (fwd->nodes[i].op != OP_INPUT) continue;
     CgTensor *t = table_add_node(P, fwd, i, RT_KIND_INPUT);
+    bool label; /* the range the runtime checks indices against */
+    t->info.index_bound = ir_index_bound(fwd, i, &label);
+    t->info.index_kind = t->info.index_bound ? label ? RT_INDEX_LABEL : RT_INDEX_EMBEDDING : 0;
     t->fwd_node = i;
     t->train_node = train ? train_leaf(fwd, train, i) : -1;
   }

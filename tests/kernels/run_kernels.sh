@@ -59,6 +59,6 @@ printf 'model m {\n  input x: f32[4]\n  output x\n}\n' >"$T/notrain.nn"
 [ $? -eq 2 ] && grep -q "unknown target 'nosuchcpu'" "$T/err" || { echo "FAIL: bad --target: $(cat "$T/err")" >&2; fail=1; }
 printf 'model m {\n  dim N = 4\n  input x: f32[N, N]\n  output x\n}\n' >"$T/big.nn"
 "$NNC" emit --emit=kernels "$T/big.nn" -D N=1073741824 >/dev/null 2>"$T/err"
-[ $? -eq 1 ] && grep -q "big.nn:3:3: error: the model.s tensors are too large to plan" "$T/err" || { echo "FAIL: 2^62-byte input: $(cat "$T/err")" >&2; fail=1; }
+[ $? -eq 1 ] && grep -q "big.nn:3:3: error: .*too large" "$T/err" || { echo "FAIL: 2^62-byte input: $(cat "$T/err")" >&2; fail=1; }
 [ $fail = 0 ] && echo "ok: $count golden kernel plans"
 exit $fail

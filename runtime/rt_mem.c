@@ -1,0 +1,155 @@
+/* rt_mem.c — regions of anonymous memory, read-only file mappings and the expected memory
+ * of a process (rt_mem.h). Regions come straight from mmap rather than malloc so that the
+ * zeroing is the kernel's (a page is private memory only once it is written) and so that
+ * growing the parameter region by the optimizer state is an mremap, not a copy. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* mremap */
+#endif
+#include "rt_mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rt_io.h"
+#include "rt_program.h"
+
+static size_t page_round(size_t n, int *overflow) {
+  long ps = sysconf(_SC_PAGESIZE);
+  size_t p = ps > 0 ? (size_t)ps : 4096;
+  *overflow = n > SIZE_MAX - p;
+  return *overflow ? 0 : (n + p - 1) / p * p;
+}
+
+int rt_region_alloc(RtRegion *r, size_t size) {
+  int ovf;
+  size_t n = page_round(size, &ovf);
+  r->p = NULL;
+  r->size = 0;
+  if (ovf || (int64_t)n < 0) return -1;
+  if (!n) return 0;
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return -1;
+  r->p = p;
+  r->size = n;
+  return 0;
+}
+
+int rt_region_grow(RtRegion *r, size_t size) {
+  if (size <= r->size) return 0;
+  if (!r->p) return rt_region_alloc(r, size);
+  int ovf;
+  size_t n = page_round(size, &ovf);
+  if (ovf || (int64_t)n < 0) return -1;
+#if defined(__linux__)
+  void *p = mremap(r->p, r->size, n, MREMAP_MAYMOVE);
+  if (p != MAP_FAILED) {
+    r->p = p;
+    r->size = n;
+    return 0;
+  }
+#endif
+  RtRegion g;
+  if (rt_region_alloc(&g, n)) return -1;
+  memcpy(g.p, r->p, r->size);
+  rt_region_free(r);
+  *r = g;
+  return 0;
+}
+
+void rt_region_free(RtRegion *r) {
+  if (r->p) munmap(r->p, r->size);
+  r->p = NULL;
+  r->size = 0;
+}
+
+/* ---- file mappings ------------------------------------------------------------------------ */
+
+int rt_map_file(const char *path, RtMap *m, char *err, size_t errlen) {
+  memset(m, 0, sizeof *m);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    rt_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    rt_errf(err, errlen, "%s: is a directory, not a file", path);
+    close(fd);
+    return -1;
+  }
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      (uint64_t)st.st_size <= SIZE_MAX) {
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+      rt_errf(err, errlen, "%s: cannot map: %s", path, strerror(errno));
+      return -1;
+    }
+    m->data = p;
+    m->base = p;
+    m->len = (size_t)st.st_size;
+    m->mapped = 1;
+    return 0;
+  }
+  close(fd);
+  size_t len;
+  void *buf = rt_file_read_all(path, &len, err, errlen);
+  if (!buf) return -1;
+  m->data = buf;
+  m->base = buf;
+  m->len = len;
+  return 0;
+}
+
+void rt_map_free(RtMap *m) {
+  if (m->mapped)
+    munmap(m->base, m->len);
+  else
+    free(m->base);
+  memset(m, 0, sizeof *m);
+}
+
+/* ---- expected peak ------------------------------------------------------------------------ */
+
+static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
+
+void rt_mem_figures(const RtModelDesc *d, RtMemFigures *f) {
+  memset(f, 0, sizeof *f);
+  for (int i = 0; i < d->ntensors; i++) {
+    const RtTensorInfo *t = &d->tensors[i];
+    if (t->kind == RT_KIND_PARAM || t->kind == RT_KIND_BUFFER) {
+      if (t->offset + t->nbytes > f->weights) f->weights = t->offset + t->nbytes;
+    } else if (t->kind == RT_KIND_INPUT && rt_info_batched(d, t)) {
+      f->inputs += t->nbytes;
+    } else if (t->kind == RT_KIND_OUTPUT) {
+      f->out_per_sample += rt_info_batched(d, t) ? t->nbytes / t->shape[0] : t->nbytes;
+    }
+  }
+  f->weights = round64(f->weights);
+  f->optstate = d->params_bytes > f->weights ? d->params_bytes - f->weights : 0;
+  f->io = d->io_bytes;
+  f->arena_forward = d->arena_bytes_forward;
+  f->arena_train = d->train_step ? d->arena_bytes_train : 0;
+}
+
+int64_t rt_mem_infer_ctx(const RtMemFigures *f) {
+  return f->weights + round64(f->io) + round64(f->arena_forward);
+}
+
+int64_t rt_mem_train_ctx(const RtMemFigures *f) {
+  int64_t arena = f->arena_train > f->arena_forward ? f->arena_train : f->arena_forward;
+  return round64(f->weights + f->optstate) + round64(f->io) + round64(arena);
+}
+
+int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n) {
+  return rt_mem_infer_ctx(f) + f->inputs + n * f->out_per_sample + RT_MEM_RUNTIME_BYTES;
+}
+
+int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n) {
+  return rt_mem_train_ctx(f) + f->inputs + 8 * n + RT_MEM_RUNTIME_BYTES;
+}

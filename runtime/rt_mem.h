@@ -1,0 +1,80 @@
+/* rt_mem.h — how the runtime holds memory, and what a process built by `nnc build` is
+ * expected to use:
+ *
+ *  - regions: zeroed anonymous memory from the kernel, page aligned; a page becomes part of
+ *    the process's private memory when it is first written, and a region grows in place
+ *    (mremap) where the system can, so adding the optimizer state to the weights copies
+ *    nothing;
+ *  - read-only file mappings: a mapped data set or checkpoint costs page cache, which the
+ *    kernel can drop and re-read, not private memory;
+ *  - the expected peak of a process: the regions of an inference or a training context, the
+ *    buffers of the data loader and a fixed allowance for the runtime itself (C library,
+ *    thread stacks, stdio). `info`, `nnc cost` and the memory budget of `nnc build` all use
+ *    rt_mem_figures and the two peak functions below, so the figure is computed once.
+ */
+#ifndef RT_MEM_H
+#define RT_MEM_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt_model.h"
+
+/* ---- regions ------------------------------------------------------------------------------ */
+
+typedef struct RtRegion {
+  char *p;     /* NULL while size is 0 */
+  size_t size; /* bytes usable at p (a multiple of the page size) */
+} RtRegion;
+
+/* size bytes (rounded up to pages), zeroed; 0 or -1 (out of memory, size too large) */
+int rt_region_alloc(RtRegion *r, size_t size);
+/* grows r to at least size bytes keeping its contents; new bytes are zero. The region may
+ * move. 0 or -1 (r unchanged). */
+int rt_region_grow(RtRegion *r, size_t size);
+void rt_region_free(RtRegion *r);
+
+/* ---- read-only file mappings -------------------------------------------------------------- */
+
+typedef struct RtMap {
+  const unsigned char *data;
+  size_t len;
+  void *base;    /* what to unmap or free */
+  int mapped;    /* 1: a file mapping; 0: read into memory (not a regular file, or empty) */
+} RtMap;
+
+/* Maps a whole file read-only. A regular file is mapped; anything else (a pipe, /dev/stdin)
+ * is read into private memory. 0, or -1 with a message naming the file. */
+int rt_map_file(const char *path, RtMap *m, char *err, size_t errlen);
+void rt_map_free(RtMap *m);
+
+/* ---- expected peak of a process ----------------------------------------------------------- */
+
+/* the allowance for the runtime itself: C library and stdio buffers, the thread pool's
+ * stacks and per-thread allocator state, cJSON while a checkpoint header is parsed; measured
+ * by tests/memory (docs/memory.md) */
+#define RT_MEM_RUNTIME_BYTES ((int64_t)6 << 20)
+
+typedef struct RtMemFigures {
+  int64_t weights;       /* trainable parameters and buffers: what inference needs */
+  int64_t optstate;      /* optimizer state, held only by a training context */
+  int64_t io;            /* inputs, outputs, loss */
+  int64_t inputs;        /* one batch of the inputs: the data loader's staging buffer */
+  int64_t out_per_sample; /* bytes of output per sample (infer keeps the outputs for the file) */
+  int64_t arena_forward, arena_train;
+} RtMemFigures;
+
+/* the figures of a compiled model, from its descriptor */
+void rt_mem_figures(const RtModelDesc *d, RtMemFigures *f);
+/* the regions of an inference-only context: weights + io + forward arena (64-byte rounded) */
+int64_t rt_mem_infer_ctx(const RtMemFigures *f);
+/* the regions of a training context: weights + optimizer state + io + the larger arena */
+int64_t rt_mem_train_ctx(const RtMemFigures *f);
+/* A program's `infer` over n samples: the inference context, the loader's batch, the
+ * outputs of n samples and the runtime allowance. n = 0 gives the part independent of n. */
+int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n);
+/* A program's `train` on n samples: the training context, the loader's batch, the shuffled
+ * order (8 bytes a sample) and the runtime allowance; n = 0: the part independent of n,
+ * which is what `nnc build --memory` bounds. */
+int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n);
+
+#endif

@@ -124,8 +124,8 @@ void rt_mem_figures(const RtModelDesc *d, RtMemFigures *f) {
     const RtTensorInfo *t = &d->tensors[i];
     if (t->kind == RT_KIND_PARAM || t->kind == RT_KIND_BUFFER) {
       if (t->offset + t->nbytes > f->weights) f->weights = t->offset + t->nbytes;
-    } else if (t->kind == RT_KIND_INPUT && rt_info_batched(d, t)) {
-      f->inputs += t->nbytes;
+    } else if (t->kind == RT_KIND_INPUT) {
+      f->inputs += round64(t->nbytes);
     } else if (t->kind == RT_KIND_OUTPUT) {
       f->out_per_sample += rt_info_batched(d, t) ? t->nbytes / t->shape[0] : t->nbytes;
     }
@@ -151,5 +151,5 @@ int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n) {
 }
 
 int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n) {
-  return rt_mem_train_ctx(f) + f->inputs + 8 * n + RT_MEM_RUNTIME_BYTES;
+  return rt_mem_train_ctx(f) + 8 * n + RT_MEM_RUNTIME_BYTES;
 }

@@ -58,7 +58,7 @@ typedef struct RtMemFigures {
   int64_t weights;       /* trainable parameters and buffers: what inference needs */
   int64_t optstate;      /* optimizer state, held only by a training context */
   int64_t io;            /* inputs, outputs, loss */
-  int64_t inputs;        /* one batch of the inputs: the data loader's staging buffer */
+  int64_t inputs;        /* one batch of the inputs (64-byte rounded): infer's staging buffer */
   int64_t out_per_sample; /* bytes of output per sample (infer keeps the outputs for the file) */
   int64_t arena_forward, arena_train;
 } RtMemFigures;
@@ -72,8 +72,8 @@ int64_t rt_mem_train_ctx(const RtMemFigures *f);
 /* A program's `infer` over n samples: the inference context, the loader's batch, the
  * outputs of n samples and the runtime allowance. n = 0 gives the part independent of n. */
 int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n);
-/* A program's `train` on n samples: the training context, the loader's batch, the shuffled
- * order (8 bytes a sample) and the runtime allowance; n = 0: the part independent of n,
+/* A program's `train` on n samples: the training context (batches are gathered straight
+ * into its io region), the shuffled order (8 bytes a sample) and the runtime allowance; n = 0: the part independent of n,
  * which is what `nnc build --memory` bounds. */
 int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n);
 

@@ -314,21 +314,23 @@ static void emit_descriptor(CgEmit *e, const char *name, const Layout *L, LLVMVa
   LLVMSetGlobalConstant(tab, 1);
   LLVMSetLinkage(tab, LLVMPrivateLinkage);
   free(rows);
-  LLVMTypeRef df[17] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
-                        e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 17, 0);
+  LLVMTypeRef df[19] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+                        e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
+                        e->i64, e->i64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 19, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[17] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->n, 0),
+  LLVMValueRef v[19] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->n, 0),
                         cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
                         cstr(e, meta->optimizer), cstr(e, meta->dims),
                         LLVMConstReal(e->f64, meta->forward_flops), LLVMConstReal(e->f64, meta->train_flops),
-                        LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s)};
+                        LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s),
+                        cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 17));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 19));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -463,6 +465,8 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   e.tiles = o->tiles_fwd ? o->tiles_fwd
                          : e.hw ? pass_tiles((IrGraph *)fwd, e.hw, tiles_arena) : NULL;
   LLVMValueRef ffn = emit_plan(&e, &P.pf, pre, entry), tfn = NULL;
+  int64_t pack_forward = e.pack_bytes;
+  e.pack_bytes = 0;
   if (ffn && train) {
     snprintf(pre, sizeof pre, "nnc_%s_tr", m->name);
     snprintf(entry, sizeof entry, "nnc_%s_train_step", m->name);
@@ -497,6 +501,8 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
       meta.batch = P.L.t[i].info.shape[0];
       break;
     }
+  meta.thread_bytes_forward = pack_forward;
+  meta.thread_bytes_train = e.pack_bytes;
   cost_of(fwd, e.hw, &meta.forward_flops, &meta.est_forward_s);
   if (train) cost_of(train, e.hw, &meta.train_flops, &meta.est_train_s);
   emit_descriptor(&e, m->name, &P.L, ffn, tfn, &meta);

@@ -286,33 +286,40 @@ static void list_kind(const RtModelDesc *d, int kind, const char *title, int wit
   }
 }
 
-/* the expected peak of `infer` and `train` (rt_mem.h), in words and in bytes for scripts */
-static void info_process_memory(const RtModelDesc *d) {
+/* the expected peak of `infer` and `train` (rt_mem.h) with the run's thread count, in
+ * words and in bytes for scripts */
+static void info_process_memory(const RtModelDesc *d, int threads) {
   RtMemFigures f;
   rt_mem_figures(d, &f);
-  char b[8][32];
-  int64_t arena = f.arena_train > f.arena_forward ? f.arena_train : f.arena_forward;
-  fmt_bytes((double)rt_mem_infer_peak(&f, 0), b[0], sizeof b[0]);
+  int nt = rt_mem_threads(threads);
+  char b[9][32];
+  fmt_bytes((double)rt_mem_infer_peak(&f, 0, nt), b[0], sizeof b[0]);
   fmt_bytes((double)f.weights, b[1], sizeof b[1]);
   fmt_bytes((double)f.io, b[2], sizeof b[2]);
   fmt_bytes((double)f.arena_forward, b[3], sizeof b[3]);
   fmt_bytes((double)f.inputs, b[4], sizeof b[4]);
-  fmt_bytes((double)RT_MEM_RUNTIME_BYTES, b[5], sizeof b[5]);
-  printf("process memory, expected peak:\n");
+  snprintf(b[5], sizeof b[5], "%d MiB + %d MiB per thread", (int)(RT_MEM_RUNTIME_BYTES >> 20),
+           (int)(RT_MEM_THREAD_BYTES >> 20));
+  fmt_bytes((double)f.thread_forward, b[6], sizeof b[6]);
+  printf("process memory, expected peak with %d thread%s (--threads):\n", nt, nt == 1 ? "" : "s");
   printf("  infer: %s + %" PRId64 " B per sample (weights %s, io %s, forward arena %s, input "
-         "staging %s, runtime %s; the outputs of every sample are kept for the file)\n",
-         b[0], f.out_per_sample, b[1], b[2], b[3], b[4], b[5]);
+         "staging %s, %s of GEMM packing per thread, runtime %s; the outputs of every sample "
+         "are kept for the file)\n",
+         b[0], f.out_per_sample, b[1], b[2], b[3], b[4], b[6], b[5]);
   if (d->train_step) {
-    fmt_bytes((double)rt_mem_train_peak(&f, 0), b[0], sizeof b[0]);
-    fmt_bytes((double)f.optstate, b[6], sizeof b[6]);
-    fmt_bytes((double)arena, b[7], sizeof b[7]);
-    printf("  train: %s + 8 B per sample (weights %s, optimizer state %s, io %s, arena %s, "
-           "runtime %s; the data set is mapped, not copied)\n",
-           b[0], b[1], b[6], b[2], b[7], b[5]);
+    int64_t arena = f.arena_train > f.arena_forward ? f.arena_train : f.arena_forward;
+    int64_t per = f.thread_train > f.thread_forward ? f.thread_train : f.thread_forward;
+    fmt_bytes((double)rt_mem_train_peak(&f, 0, nt), b[0], sizeof b[0]);
+    fmt_bytes((double)f.optstate, b[7], sizeof b[7]);
+    fmt_bytes((double)arena, b[8], sizeof b[8]);
+    fmt_bytes((double)per, b[6], sizeof b[6]);
+    printf("  train: %s + 8 B per sample (weights %s, optimizer state %s, io %s, arena %s, %s "
+           "of GEMM packing per thread, runtime %s; the data set is mapped, not copied)\n",
+           b[0], b[1], b[7], b[2], b[8], b[6], b[5]);
   }
-  printf("expected peak bytes: infer %" PRId64 " + %" PRId64 "/sample", rt_mem_infer_peak(&f, 0),
-         f.out_per_sample);
-  if (d->train_step) printf(", train %" PRId64 " + 8/sample", rt_mem_train_peak(&f, 0));
+  printf("expected peak bytes: infer %" PRId64 " + %" PRId64 "/sample",
+         rt_mem_infer_peak(&f, 0, nt), f.out_per_sample);
+  if (d->train_step) printf(", train %" PRId64 " + 8/sample", rt_mem_train_peak(&f, 0, nt));
   printf("\n");
 }
 
@@ -356,7 +363,7 @@ static int cmd_info(Prog *p, Args *a) {
     printf(", %" PRId64 " bytes (training step); params + io + arena %" PRId64 " bytes",
            d->arena_bytes_train, d->params_bytes + d->io_bytes + d->arena_bytes_train);
   printf("\n");
-  info_process_memory(d);
+  info_process_memory(d, p->threads);
   if (g_plan_text && *g_plan_text) {
     fputs(g_plan_text, stdout);
     if (g_plan_text[strlen(g_plan_text) - 1] != '\n') putchar('\n');

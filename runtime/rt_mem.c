@@ -135,6 +135,14 @@ void rt_mem_figures(const RtModelDesc *d, RtMemFigures *f) {
   f->io = d->io_bytes;
   f->arena_forward = d->arena_bytes_forward;
   f->arena_train = d->train_step ? d->arena_bytes_train : 0;
+  f->thread_forward = d->thread_bytes_forward;
+  f->thread_train = d->train_step ? d->thread_bytes_train : 0;
+}
+
+int rt_mem_threads(int threads) {
+  if (threads > 0) return threads;
+  long c = sysconf(_SC_NPROCESSORS_ONLN);
+  return c > 0 ? (int)c : 1;
 }
 
 int64_t rt_mem_infer_ctx(const RtMemFigures *f) {
@@ -146,10 +154,14 @@ int64_t rt_mem_train_ctx(const RtMemFigures *f) {
   return round64(f->weights + f->optstate) + round64(f->io) + round64(arena);
 }
 
-int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n) {
-  return rt_mem_infer_ctx(f) + f->inputs + n * f->out_per_sample + RT_MEM_RUNTIME_BYTES;
+int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n, int threads) {
+  return rt_mem_infer_ctx(f) + f->inputs + n * f->out_per_sample +
+         rt_mem_threads(threads) * (f->thread_forward + RT_MEM_THREAD_BYTES) +
+         RT_MEM_RUNTIME_BYTES;
 }
 
-int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n) {
-  return rt_mem_train_ctx(f) + 8 * n + RT_MEM_RUNTIME_BYTES;
+int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n, int threads) {
+  int64_t per = f->thread_train > f->thread_forward ? f->thread_train : f->thread_forward;
+  return rt_mem_train_ctx(f) + 8 * n + rt_mem_threads(threads) * (per + RT_MEM_THREAD_BYTES) +
+         RT_MEM_RUNTIME_BYTES;
 }

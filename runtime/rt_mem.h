@@ -49,10 +49,12 @@ void rt_map_free(RtMap *m);
 
 /* ---- expected peak of a process ----------------------------------------------------------- */
 
-/* the allowance for the runtime itself: C library and stdio buffers, the thread pool's
- * stacks and per-thread allocator state, cJSON while a checkpoint header is parsed; measured
- * by tests/memory (docs/memory.md) */
-#define RT_MEM_RUNTIME_BYTES ((int64_t)6 << 20)
+/* the allowance for the runtime itself: C library and stdio buffers, cJSON while a
+ * checkpoint header is parsed; and for each thread of the pool, its stack and the C
+ * library's per-thread allocator arena, which keeps freed packing buffers for reuse.
+ * Measured by tests/memory (docs/memory.md). */
+#define RT_MEM_RUNTIME_BYTES ((int64_t)4 << 20)
+#define RT_MEM_THREAD_BYTES ((int64_t)1 << 20)
 
 typedef struct RtMemFigures {
   int64_t weights;       /* trainable parameters and buffers: what inference needs */
@@ -61,6 +63,7 @@ typedef struct RtMemFigures {
   int64_t inputs;        /* one batch of the inputs (64-byte rounded): infer's staging buffer */
   int64_t out_per_sample; /* bytes of output per sample (infer keeps the outputs for the file) */
   int64_t arena_forward, arena_train;
+  int64_t thread_forward, thread_train; /* GEMM packing buffers of each thread */
 } RtMemFigures;
 
 /* the figures of a compiled model, from its descriptor */
@@ -69,12 +72,15 @@ void rt_mem_figures(const RtModelDesc *d, RtMemFigures *f);
 int64_t rt_mem_infer_ctx(const RtMemFigures *f);
 /* the regions of a training context: weights + optimizer state + io + the larger arena */
 int64_t rt_mem_train_ctx(const RtMemFigures *f);
-/* A program's `infer` over n samples: the inference context, the loader's batch, the
- * outputs of n samples and the runtime allowance. n = 0 gives the part independent of n. */
-int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n);
+/* the number of threads a pool of `threads` has (<= 0: one per online CPU) */
+int rt_mem_threads(int threads);
+/* A program's `infer` over n samples with `threads` threads (rt_mem_threads): the inference
+ * context, the loader's batch, the outputs of n samples, the packing buffers of every
+ * thread and the runtime allowance. n = 0 gives the part independent of n. */
+int64_t rt_mem_infer_peak(const RtMemFigures *f, int64_t n, int threads);
 /* A program's `train` on n samples: the training context (batches are gathered straight
- * into its io region), the shuffled order (8 bytes a sample) and the runtime allowance; n = 0: the part independent of n,
- * which is what `nnc build --memory` bounds. */
-int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n);
+ * into its io region), the shuffled order (8 bytes a sample), the packing buffers of every
+ * thread and the runtime allowance; n = 0: the part independent of n. */
+int64_t rt_mem_train_peak(const RtMemFigures *f, int64_t n, int threads);
 
 #endif

@@ -31,9 +31,11 @@ struct CgModel {
   char name[128];
   LlvmJit *jit;
   int64_t train_bytes; /* params + io + training arena */
+  RtMemFigures fig;    /* what a program's processes are expected to use (rt_mem.h) */
 };
 
 int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
+const RtMemFigures *llvm_model_figures(const CgModel *m) { return &m->fig; }
 
 static void seterr(char *err, size_t n, const char *fmt, ...) {
   if (!err || !n) return;
@@ -386,6 +388,30 @@ static void model_plan_free(ModelPlan *P) {
   free(P->L.t);
 }
 
+/* The process figures (rt_mem.h) of a plan: the runtime's own rt_mem_figures over a
+ * descriptor of the layout, so the compiler and a built program agree. */
+static void plan_figures(const Layout *L, int64_t arena_f, int64_t arena_t, bool train,
+                         int64_t pack_f, int64_t pack_t, RtMemFigures *f) {
+  RtTensorInfo *t = malloc((size_t)(L->n + 1) * sizeof *t);
+  if (!t) abort();
+  RtModelDesc d = {.ntensors = L->n, .tensors = t, .params_bytes = L->params_bytes,
+                   .io_bytes = L->io_bytes, .arena_bytes_forward = arena_f,
+                   .arena_bytes_train = arena_t, .batch = 1, .train_step = NULL,
+                   .thread_bytes_forward = pack_f, .thread_bytes_train = pack_t};
+  for (int i = 0; i < L->n; i++) t[i] = L->t[i].info;
+  for (int i = 0; i < L->n; i++)
+    if (t[i].kind == RT_KIND_INPUT && t[i].rank > 0) {
+      d.batch = t[i].shape[0];
+      break;
+    }
+  rt_mem_figures(&d, f);
+  if (train) { /* rt_mem_figures reads the training figures only of a trainable model */
+    f->arena_train = arena_t;
+    f->thread_train = pack_t;
+  }
+  free(t);
+}
+
 /* -1 after a diagnostic; P is to be freed with model_plan_free either way */
 static int model_plan(ModelPlan *P, const IrGraph *fwd, const IrGraph *train, Diag *d) {
   if (build_layout(&P->L, fwd, train, d, &P->names, &P->nnames)) return -1;
@@ -409,6 +435,8 @@ int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, D
     out->io_bytes = P.L.io_bytes;
     out->arena_bytes_forward = P.pf.arena_bytes;
     out->arena_bytes_train = P.have_pt ? P.pt.arena_bytes : 0;
+    plan_figures(&P.L, out->arena_bytes_forward, out->arena_bytes_train, P.have_pt, 0, 0,
+                 &out->fig);
   }
   model_plan_free(&P);
   return rc;
@@ -495,6 +523,8 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   meta.arena_bytes_forward = P.pf.arena_bytes;
   meta.arena_bytes_train = train ? P.pt.arena_bytes : 0;
   m->train_bytes = train ? meta.params_bytes + meta.io_bytes + meta.arena_bytes_train : 0;
+  plan_figures(&P.L, meta.arena_bytes_forward, meta.arena_bytes_train, train != NULL,
+               pack_forward, e.pack_bytes, &m->fig);
   meta.batch = 1;
   for (int i = 0; i < P.L.n; i++)
     if (P.L.t[i].info.kind == RT_KIND_INPUT && P.L.t[i].info.rank > 0) {

@@ -36,21 +36,22 @@ static bool g_remat_given;
 static char g_plan_text[1024];
 
 static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64_t plan_budget,
-                      int64_t need) {
-  char b0[32], b1[32], b2[32], b3[32];
+                      int64_t need, int64_t step) {
+  char b0[32], b1[32], b2[32], b3[32], b4[32];
   double share = pl->step_flops > 0 ? pl->recompute_flops / pl->step_flops : 0;
   int nrec = 0;
   for (int q = 0; q < pl->ngroups; q++) nrec += pl->groups[q].recomputed;
   char lowered[96] = "";
   if (plan_budget != budget)
-    snprintf(lowered, sizeof lowered, ", planned at %s to absorb the backend's own arena",
+    snprintf(lowered, sizeof lowered, ", step planned at %s",
              drv_bytes_h((double)plan_budget, b3, sizeof b3));
   snprintf(g_plan_text, sizeof g_plan_text,
-           "memory plan: budget %s (remat %s%s), compiled step %s (params + io + arena, "
-           "unmodified %s); %d of %d segment groups recomputed, %d nodes, %.4g GFLOP = %.2f%% "
-           "extra FLOPs on a %.4g GFLOP step",
+           "memory plan: budget %s (remat %s%s), expected peak of train %s (compiled step "
+           "%s: params + io + arena, unmodified %s; + runtime and %d threads); %d of %d segment "
+           "groups recomputed, %d nodes, %.4g GFLOP = %.2f%% extra FLOPs on a %.4g GFLOP step",
            drv_bytes_h((double)budget, b0, sizeof b0), remat_mode_name(mode), lowered,
-           drv_bytes_h((double)need, b1, sizeof b1), drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
+           drv_bytes_h((double)need, b1, sizeof b1), drv_bytes_h((double)step, b4, sizeof b4),
+           drv_bytes_h((double)pl->total_sched, b2, sizeof b2), rt_mem_threads(0),
            nrec, pl->ngroups, pl->nclones, pl->recompute_flops / 1e9, 100 * share,
            pl->step_flops / 1e9);
 }
@@ -81,10 +82,13 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
     snprintf(g_plan_text, sizeof g_plan_text, "memory plan: no budget, nothing recomputed");
   CgOptions co = *o;
   co.memory_budget = budget;
-  /* With a budget, the step is rematerialized to fit (passes/remat.h). The backend fuses
-   * and orders kernels itself, so its arena can differ a little from the planner's: the
-   * planner's budget is lowered by any overshoot until the compiled step fits. */
-  int64_t plan_budget = budget;
+  /* With a budget, the step is rematerialized to fit (passes/remat.h). The budget bounds
+   * the expected peak of a training process on this host (rt_mem.h: the step, the runtime
+   * and its threads), so the planner starts from the budget less the runtime's allowance.
+   * The backend fuses and orders kernels itself, so its arena and packing buffers differ a
+   * little from the planner's: the planner's budget is lowered by any overshoot until the
+   * compiled program fits. */
+  int64_t plan_budget = budget - RT_MEM_RUNTIME_BYTES - rt_mem_threads(0) * RT_MEM_THREAD_BYTES;
   for (int attempt = 0;; attempt++) {
     RematPlan pl;
     if (train0 && budget > 0) {
@@ -96,13 +100,16 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
     }
     out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
     if (!out->cg) return 1;
-    int64_t need = llvm_model_train_bytes(out->cg);
-    if (train0 && budget > 0) note_plan(&pl, g_remat, budget, plan_budget, need);
+    int64_t need = rt_mem_train_peak(llvm_model_figures(out->cg), 0, 0);
+    if (train0 && budget > 0)
+      note_plan(&pl, g_remat, budget, plan_budget, need, llvm_model_train_bytes(out->cg));
     if (!train0 || budget <= 0 || need <= budget) return 0;
     /* only `optimal` trades more recomputation for a lower budget */
     if (attempt == 8 || g_remat != REMAT_OPTIMAL) {
-      diag_error_file(d, in->path, "the compiled training step needs %lld bytes, above the budget of "
-                      "%lld bytes", (long long)need, (long long)budget);
+      diag_error_file(d, in->path, "a training process is expected to need %lld bytes (the "
+                      "compiled step %lld, the runtime and %d threads), above the budget of "
+                      "%lld bytes", (long long)need, (long long)llvm_model_train_bytes(out->cg),
+                      rt_mem_threads(0), (long long)budget);
       return 1;
     }
     plan_budget -= need - budget + 4096;

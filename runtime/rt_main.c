@@ -486,7 +486,8 @@ static int input_slot(const Prog *p, const char *name) {
   return -1;
 }
 
-static int data_open(const Prog *p, const Bind *b, int nb, Data *dt) {
+/* random: the samples will be read in shuffled order */
+static int data_open(const Prog *p, const Bind *b, int nb, Data *dt, int random) {
   const RtModelDesc *d = p->d;
   const char *n_from = NULL;
   dt->ninputs = rt_desc_count(d, RT_KIND_INPUT);
@@ -498,6 +499,7 @@ static int data_open(const Prog *p, const Bind *b, int nb, Data *dt) {
     char err[512];
     if (slot < 0) return 1;
     if (rt_npy_open(b[k].path, &dt->view[slot], err, sizeof err)) return perr(p, "%s", err);
+    if (random) rt_map_advise_random(&dt->view[slot].map);
     const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, slot)];
     if (check_view(p, t, &dt->view[slot], &dt->n, &n_from)) return 1;
   }
@@ -718,7 +720,7 @@ static int cmd_infer(Prog *p, Args *a) {
   int rc = infer_parse(p, a, &o);
   if (rc >= 0) goto out;
   rc = 1;
-  if (data_open(p, o.ins, o.nin, &dt) || data_complete(p, &dt, "--in", 0)) goto out;
+  if (data_open(p, o.ins, o.nin, &dt, 0) || data_complete(p, &dt, "--in", 0)) goto out;
   int64_t n = dt.n;
   if (n < 0 || d->batch <= 0) n = d->batch > 0 ? d->batch : 1; /* only unbatched inputs */
   if (!(c = make_ctx(p, RT_CTX_INFER))) goto out;
@@ -842,7 +844,7 @@ static int train_setup(Prog *p, Trainer *T) {
   const RtModelDesc *d = p->d;
   const TrainOpts *o = T->o;
   int64_t B = d->batch > 0 ? d->batch : 1;
-  if (data_open(p, o->data, o->nd, &T->dt) || data_complete(p, &T->dt, "--data", 1)) return 1;
+  if (data_open(p, o->data, o->nd, &T->dt, 1) || data_complete(p, &T->dt, "--data", 1)) return 1;
   int64_t n = T->dt.n < 0 ? B : T->dt.n;
   if (n < B)
     return perr(p, "the data has %" PRId64 " samples, fewer than one batch of %" PRId64

@@ -106,6 +106,10 @@ int rt_map_file(const char *path, RtMap *m, char *err, size_t errlen) {
   return 0;
 }
 
+void rt_map_advise_random(RtMap *m) {
+  if (m->mapped) posix_madvise(m->base, m->len, POSIX_MADV_RANDOM);
+}
+
 void rt_map_free(RtMap *m) {
   if (m->mapped)
     munmap(m->base, m->len);

@@ -45,6 +45,11 @@ typedef struct RtMap {
 /* Maps a whole file read-only. A regular file is mapped; anything else (a pipe, /dev/stdin)
  * is read into private memory. 0, or -1 with a message naming the file. */
 int rt_map_file(const char *path, RtMap *m, char *err, size_t errlen);
+/* Tells the kernel the mapping is read in no particular order (a shuffled data set), so a
+ * page fault reads that page rather than a readahead window: under memory pressure, where
+ * pages are dropped and read again, this is the difference between reading each sample and
+ * reading the file many times over. */
+void rt_map_advise_random(RtMap *m);
 void rt_map_free(RtMap *m);
 
 /* ---- expected peak of a process ----------------------------------------------------------- */

@@ -171,7 +171,7 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
   fprintf(f, "#define %s_ARENA_BYTES_TRAIN %lld\n", PU, (long long)d->arena_bytes_train);
   fprintf(f, "#define %s_ARENA_BYTES %lld\n", PU, (long long)arena);
   if (d->train_step)
-    fprintf(f, "/* what a training step holds, the figure a memory budget bounds */\n"
+    fprintf(f, "/* what a training step holds (a memory budget bounds it with the runtime: info) */\n"
                "#define %s_TRAIN_STEP_BYTES %lld\n", PU,
             (long long)(d->params_bytes + d->io_bytes + d->arena_bytes_train));
   fprintf(f, "/* all three, each rounded up to 64 bytes: the size %s_create_in takes */\n", P);

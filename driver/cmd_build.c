@@ -42,16 +42,16 @@ static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64
   int nrec = 0;
   for (int q = 0; q < pl->ngroups; q++) nrec += pl->groups[q].recomputed;
   char lowered[96] = "";
-  if (plan_budget != budget)
+  if (plan_budget != budget - RT_MEM_RUNTIME_BYTES - RT_MEM_THREAD_BYTES) /* lowered */
     snprintf(lowered, sizeof lowered, ", step planned at %s",
              drv_bytes_h((double)plan_budget, b3, sizeof b3));
   snprintf(g_plan_text, sizeof g_plan_text,
            "memory plan: budget %s (remat %s%s), expected peak of train %s (compiled step "
-           "%s: params + io + arena, unmodified %s; + runtime and %d threads); %d of %d segment "
+           "%s: params + io + arena, unmodified %s; + runtime, one thread); %d of %d segment "
            "groups recomputed, %d nodes, %.4g GFLOP = %.2f%% extra FLOPs on a %.4g GFLOP step",
            drv_bytes_h((double)budget, b0, sizeof b0), remat_mode_name(mode), lowered,
            drv_bytes_h((double)need, b1, sizeof b1), drv_bytes_h((double)step, b4, sizeof b4),
-           drv_bytes_h((double)pl->total_sched, b2, sizeof b2), rt_mem_threads(0),
+           drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
            nrec, pl->ngroups, pl->nclones, pl->recompute_flops / 1e9, 100 * share,
            pl->step_flops / 1e9);
 }
@@ -83,33 +83,38 @@ int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *o
   CgOptions co = *o;
   co.memory_budget = budget;
   /* With a budget, the step is rematerialized to fit (passes/remat.h). The budget bounds
-   * the expected peak of a training process on this host (rt_mem.h: the step, the runtime
-   * and its threads), so the planner starts from the budget less the runtime's allowance.
+   * the expected peak of a one-thread training process (rt_mem.h: the step and the
+   * runtime; a thread count is a choice of each run, and `info` shows what each thread
+   * adds), so the planner starts from the budget less the runtime's allowance.
    * The backend fuses and orders kernels itself, so its arena and packing buffers differ a
    * little from the planner's: the planner's budget is lowered by any overshoot until the
    * compiled program fits. */
-  int64_t plan_budget = budget - RT_MEM_RUNTIME_BYTES - rt_mem_threads(0) * RT_MEM_THREAD_BYTES;
+  int64_t allowance = RT_MEM_RUNTIME_BYTES + RT_MEM_THREAD_BYTES;
+  int64_t plan_budget = budget - allowance;
   for (int attempt = 0;; attempt++) {
     RematPlan pl;
     if (train0 && budget > 0) {
       if (pass_remat(train0, &info, &(RematOptions){g_remat, plan_budget}, &pl)) {
-        diag_error_file(d, in->path, "%s", pl.msg);
+        char a[32];
+        diag_error_file(d, in->path, "%s (the step gets the budget less the runtime's %s: add "
+                        "that to the figures above)", pl.msg,
+                        drv_bytes_h((double)allowance, a, sizeof a));
         return 1;
       }
       out->train = pl.g;
     }
     out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
     if (!out->cg) return 1;
-    int64_t need = rt_mem_train_peak(llvm_model_figures(out->cg), 0, 0);
+    int64_t need = rt_mem_train_peak(llvm_model_figures(out->cg), 0, 1);
     if (train0 && budget > 0)
       note_plan(&pl, g_remat, budget, plan_budget, need, llvm_model_train_bytes(out->cg));
     if (!train0 || budget <= 0 || need <= budget) return 0;
     /* only `optimal` trades more recomputation for a lower budget */
     if (attempt == 8 || g_remat != REMAT_OPTIMAL) {
       diag_error_file(d, in->path, "a training process is expected to need %lld bytes (the "
-                      "compiled step %lld, the runtime and %d threads), above the budget of "
+                      "compiled step %lld, the runtime and one thread), above the budget of "
                       "%lld bytes", (long long)need, (long long)llvm_model_train_bytes(out->cg),
-                      rt_mem_threads(0), (long long)budget);
+                      (long long)budget);
       return 1;
     }
     plan_budget -= need - budget + 4096;

@@ -106,10 +106,13 @@ static int ctx_place(RtCtx *c, char *mem, size_t size, char *err, size_t errlen)
   return 0;
 }
 
-/* owned regions: the weights (with the optimizer state when training), io, the arena */
+/* Owned regions: the weights (with room for the optimizer state when the context may
+ * train), io, the arena. The optimizer state's pages are not written before training starts,
+ * so until then they are address space, not memory; and pointers into the params region stay
+ * valid when training starts. */
 static int ctx_alloc(RtCtx *c) {
   const RtMemFigures *f = &c->fig;
-  int64_t params = c->training ? f->weights + f->optstate : f->weights;
+  int64_t params = ctx_trainable(c) ? f->weights + f->optstate : f->weights;
   int64_t arena = c->training && f->arena_train > f->arena_forward ? f->arena_train
                                                                      : f->arena_forward;
   if (rt_region_alloc(&c->params, (size_t)params) || rt_region_alloc(&c->io, (size_t)f->io) ||
@@ -181,8 +184,8 @@ static int ctx_holds(const RtCtx *c, const RtTensorInfo *t) {
   return is_state(t->kind) && (t->kind != RT_KIND_OPTSTATE || c->training);
 }
 
-/* Adds the optimizer state (from its initializers) and the training arena: the forward
- * arena is released first and the weights grow in place, so nothing is copied. */
+/* Adds the optimizer state (from its initializers, into the room ctx_alloc left) and the
+ * training arena, which replaces the forward arena. */
 static int ctx_start_training(RtCtx *c) {
   const RtModelDesc *d = c->d;
   if (c->training) return 0;
@@ -194,16 +197,12 @@ static int ctx_start_training(RtCtx *c) {
                        "(RT_CTX_INFER); create one without it to train", d->name);
   const RtMemFigures *f = &c->fig;
   int64_t arena = f->arena_train > f->arena_forward ? f->arena_train : f->arena_forward;
-  rt_region_free(&c->arena);
-  if (rt_region_grow(&c->params, (size_t)(f->weights + f->optstate)) ||
-      rt_region_alloc(&c->arena, (size_t)arena)) {
-    c->b.params = c->params.p;
-    if (!c->arena.p && !rt_region_alloc(&c->arena, (size_t)f->arena_forward))
-      c->b.arena = c->arena.p;
+  RtRegion big;
+  if (rt_region_alloc(&big, (size_t)arena))
     return ctx_fail(c, "model '%s' needs %" PRId64 " bytes of memory to train: out of memory",
                     d->name, rt_mem_train_ctx(f));
-  }
-  c->b.params = c->params.p;
+  rt_region_free(&c->arena);
+  c->arena = big;
   c->b.arena = c->arena.p;
   c->training = 1;
   for (int i = 0; i < d->ntensors; i++)

@@ -1,10 +1,6 @@
 /* rt_mem.c — regions of anonymous memory, read-only file mappings and the expected memory
  * of a process (rt_mem.h). Regions come straight from mmap rather than malloc so that the
- * zeroing is the kernel's (a page is private memory only once it is written) and so that
- * growing the parameter region by the optimizer state is an mremap, not a copy. */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* mremap */
-#endif
+ * zeroing is the kernel's: a page is private memory only once it is written. */
 #include "rt_mem.h"
 
 #include <errno.h>
@@ -36,28 +32,6 @@ int rt_region_alloc(RtRegion *r, size_t size) {
   if (p == MAP_FAILED) return -1;
   r->p = p;
   r->size = n;
-  return 0;
-}
-
-int rt_region_grow(RtRegion *r, size_t size) {
-  if (size <= r->size) return 0;
-  if (!r->p) return rt_region_alloc(r, size);
-  int ovf;
-  size_t n = page_round(size, &ovf);
-  if (ovf || (int64_t)n < 0) return -1;
-#if defined(__linux__)
-  void *p = mremap(r->p, r->size, n, MREMAP_MAYMOVE);
-  if (p != MAP_FAILED) {
-    r->p = p;
-    r->size = n;
-    return 0;
-  }
-#endif
-  RtRegion g;
-  if (rt_region_alloc(&g, n)) return -1;
-  memcpy(g.p, r->p, r->size);
-  rt_region_free(r);
-  *r = g;
   return 0;
 }
 

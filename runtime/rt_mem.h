@@ -2,9 +2,8 @@
  * expected to use:
  *
  *  - regions: zeroed anonymous memory from the kernel, page aligned; a page becomes part of
- *    the process's private memory when it is first written, and a region grows in place
- *    (mremap) where the system can, so adding the optimizer state to the weights copies
- *    nothing;
+ *    the process's private memory when it is first written, so room reserved for the
+ *    optimizer state costs nothing until training writes it;
  *  - read-only file mappings: a mapped data set or checkpoint costs page cache, which the
  *    kernel can drop and re-read, not private memory;
  *  - the expected peak of a process: the regions of an inference or a training context, the
@@ -28,9 +27,6 @@ typedef struct RtRegion {
 
 /* size bytes (rounded up to pages), zeroed; 0 or -1 (out of memory, size too large) */
 int rt_region_alloc(RtRegion *r, size_t size);
-/* grows r to at least size bytes keeping its contents; new bytes are zero. The region may
- * move. 0 or -1 (r unchanged). */
-int rt_region_grow(RtRegion *r, size_t size);
 void rt_region_free(RtRegion *r);
 
 /* ---- read-only file mappings -------------------------------------------------------------- */

@@ -72,7 +72,7 @@ measure() {
 check() {
   local ex=$1 b=$2 shape=$3 xname=$4 extra=$5
   local prog="$T/${ex}_$b" n=$((3 * b + 1)) tag="${ex}_$b"
-  "$NNC" build "$NNC_SRC/examples/$ex.nn" -D N="$b" $extra -o "$prog" > "$T/b.log" 2>&1 \
+  "$NNC" build "$NNC_SRC/examples/$ex.nn" -O1 -D N="$b" $extra -o "$prog" > "$T/b.log" 2>&1 \
     || { cat "$T/b.log" >&2; die "build $ex -D N=$b"; return; }
   gen "$tag" "$shape" "$n" || { die "$tag: data"; return; }
   "$prog" info --threads 2 > "$T/info.txt"

@@ -166,12 +166,13 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
   fprintf(f, "#define %s_PARAMS_BYTES %lld\n", PU, (long long)d->params_bytes);
   fprintf(f, "#define %s_IO_BYTES %lld\n", PU, (long long)d->io_bytes);
   fprintf(f, "/* scratch planned by the compiler for each entry (the training step's includes any\n"
-             " * rematerialization nnc build --memory chose); a training context allocates the larger */\n");
+             " * rematerialization nnc build --memory chose); a training context allocates the\n"
+             " * larger */\n");
   fprintf(f, "#define %s_ARENA_BYTES_FORWARD %lld\n", PU, (long long)d->arena_bytes_forward);
   fprintf(f, "#define %s_ARENA_BYTES_TRAIN %lld\n", PU, (long long)d->arena_bytes_train);
   fprintf(f, "#define %s_ARENA_BYTES %lld\n", PU, (long long)arena);
   if (d->train_step)
-    fprintf(f, "/* what a training step holds (a memory budget bounds it with the runtime: info) */\n"
+    fprintf(f, "/* what a training step holds (a budget bounds it with the runtime: info) */\n"
                "#define %s_TRAIN_STEP_BYTES %lld\n", PU,
             (long long)(d->params_bytes + d->io_bytes + d->arena_bytes_train));
   fprintf(f, "/* all three, each rounded up to 64 bytes: the size %s_create_in takes */\n", P);
@@ -223,8 +224,8 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
           "/* in caller memory: %s_MEMORY_BYTES bytes, 64-byte aligned, kept until destroy */\n"
           "static inline %s_ctx *%s_create_in(void *mem, size_t size, int nthreads) {\n"
           "  return rt_ctx_create_in(&nnc_model_%s, nthreads, mem, size, NULL, 0);\n}\n"
-          "/* inference only: no optimizer state, no training arena (%s_INFER_BYTES); a checkpoint's\n"
-          " * optimizer tensors are not read, and %s_train_step fails */\n"
+          "/* inference only: no optimizer state, no training arena (%s_INFER_BYTES); a\n"
+          " * checkpoint's optimizer tensors are not read, and %s_train_step fails */\n"
           "static inline %s_ctx *%s_create_infer(int nthreads) {\n"
           "  return rt_ctx_create_ex(&nnc_model_%s, nthreads, 1u, NULL, 0, NULL, 0);\n}\n"
           "static inline %s_ctx *%s_create_in_infer(void *mem, size_t size, int nthreads) {\n"

@@ -112,8 +112,8 @@ int32_t rt_ctx_threads(const RtCtx *c);
  * (optimizer state added later is initialized with the same seed); step := 0 */
 int rt_ctx_init(RtCtx *c, uint64_t seed);
 /* Loads a checkpoint from a read-only mapping of the file, copying each tensor into place
- * (no buffer of the file is kept). Every trainable parameter must be present with the descriptor's shape
- * (dtypes are converted); a missing buffer or optimizer state tensor keeps its initializer
+ * (no buffer of the file is kept). Every trainable parameter must be present with the
+ * descriptor's shape (dtypes are converted); a missing buffer or optimizer state tensor keeps its initializer
  * (a fresh optimizer), so weights saved by other tools load as well. Tensors the model does
  * not have are ignored and counted in *nunknown (may be NULL). The step counter comes from
  * the file's metadata ("nnc.step"), else from an "optimizer.step" tensor, else 0.

@@ -6,9 +6,9 @@
 #     peak must not exceed the expected peak `info --threads 2` states for the run (regions,
 #     input staging, outputs of every sample, per-thread GEMM packing, and the runtime
 #     allowance of 4 MiB + 1 MiB per thread that rt_mem.h fixes), and must be at least the
-#     weights (so a probe that measures nothing fails). Before this work, `infer` allocated
-#     the training arena and the optimizer state and `train` copied the data set twice:
-#     both exceed these figures by far (mlp train on 2000 samples: +12 MiB).
+#     weights (so a probe that measures nothing fails). An `infer` that allocated the
+#     training arena and the optimizer state would exceed it by far (resnet18 at batch 8:
+#     296 MiB against 110 MiB expected; bench/RESULTS.md).
 #  2. Conversions per batch: the same data as big-endian f64 images and int64 labels gives
 #     the same logits (infer) and the same trained weights (train) as the float32 files.
 #  3. A data set larger than the memory the process may use: mlp trains one epoch on a

@@ -25,6 +25,7 @@ struct RtCtx {
   RtMemFigures fig;
   RtRegion params, io, arena; /* owned memory; all empty in caller memory */
   char err[1024];
+  char warn[512]; /* rt_ctx_warning */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -159,8 +160,10 @@ RtCtx *rt_ctx_create(const RtModelDesc *d, int nthreads, char *err, size_t errle
 
 RtCtx *rt_ctx_create_in(const RtModelDesc *d, int nthreads, void *mem, size_t size, char *err,
                         size_t errlen) {
-  if (!mem) {
-    rt_errf(err, errlen, "model '%s': no memory given", d && d->name ? d->name : "?");
+  if (!mem) { /* NULL means "allocate" to rt_ctx_create_ex */
+    if (!rt_desc_check(d, err, errlen))
+      rt_errf(err, errlen, "model '%s' needs %" PRId64 " bytes of 64-byte aligned memory (got "
+              "%zu bytes at NULL)", d->name, rt_ctx_memory_bytes(d), size);
     return NULL;
   }
   return rt_ctx_create_ex(d, nthreads, 0, mem, size, err, errlen);
@@ -213,22 +216,33 @@ static int ctx_start_training(RtCtx *c) {
 
 int rt_ctx_prepare_training(RtCtx *c) { return ctx_start_training(c); }
 
-const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c->d; }
+const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c ? c->d : NULL; }
 const char *rt_ctx_error(const RtCtx *c) { return c ? c->err : "no context"; }
-int rt_ctx_find(const RtCtx *c, const char *name) { return rt_desc_find(c->d, name); }
-int32_t rt_ctx_threads(const RtCtx *c) { return rt_pool_size(c->pool); }
-int64_t rt_ctx_step(const RtCtx *c) { return c->b.step; }
-void rt_ctx_set_step(RtCtx *c, int64_t step) { c->b.step = step; }
-void rt_ctx_set_seed(RtCtx *c, uint64_t seed) { c->b.seed = seed; }
+const char *rt_ctx_warning(const RtCtx *c) { return c ? c->warn : ""; }
+int rt_ctx_null_arg(RtCtx *c, const char *arg) {
+  return c ? ctx_fail(c, "argument '%s' is NULL", arg) : -1;
+}
+int rt_ctx_find(const RtCtx *c, const char *name) {
+  return c && name ? rt_desc_find(c->d, name) : -1;
+}
+int32_t rt_ctx_threads(const RtCtx *c) { return c ? rt_pool_size(c->pool) : 0; }
+int64_t rt_ctx_step(const RtCtx *c) { return c ? c->b.step : -1; }
+void rt_ctx_set_step(RtCtx *c, int64_t step) {
+  if (c) c->b.step = step;
+}
+void rt_ctx_set_seed(RtCtx *c, uint64_t seed) {
+  if (c) c->b.seed = seed;
+}
 
 void *rt_ctx_data(RtCtx *c, int idx) {
-  if (idx < 0 || idx >= c->d->ntensors) return NULL;
+  if (!c || idx < 0 || idx >= c->d->ntensors) return NULL;
   const RtTensorInfo *t = &c->d->tensors[idx];
   if (t->kind == RT_KIND_OPTSTATE && !c->training) return NULL;
   return (is_state(t->kind) ? c->b.params : c->b.io) + t->offset;
 }
 
 int rt_ctx_init(RtCtx *c, uint64_t seed) {
+  if (!c) return -1;
   for (int i = 0; i < c->d->ntensors; i++)
     if (ctx_holds(c, &c->d->tensors[i]))
       rt_init_tensor(&c->d->tensors[i], seed, rt_ctx_data(c, i));
@@ -277,13 +291,16 @@ static int load_check(RtCtx *c, const RtStView *v, const char *path, int i, void
     return ctx_fail(c, "%s: tensor '%s' is %s, but model '%s' expects %s", path, t->name, got,
                     c->d->name, want);
   }
-  if (x->dt == (DType)t->dtype) return 0;
-  if (!(*conv = malloc((size_t)t->nbytes + 1)))
-    return ctx_fail(c, "%s: out of memory converting tensor '%s'", path, t->name);
-  if (rt_convert_elems(x->data, x->dt, *conv, (DType)t->dtype, (size_t)rt_info_numel(t), why,
-                       sizeof why))
-    return ctx_fail(c, "%s: tensor '%s': cannot convert %s to %s: %s", path, t->name,
-                    dt_name(x->dt), dt_name((DType)t->dtype), why);
+  if (x->dt != (DType)t->dtype) {
+    if (!(*conv = malloc((size_t)t->nbytes + 1)))
+      return ctx_fail(c, "%s: out of memory converting tensor '%s'", path, t->name);
+    if (rt_convert_elems(x->data, x->dt, *conv, (DType)t->dtype, (size_t)rt_info_numel(t), why,
+                         sizeof why))
+      return ctx_fail(c, "%s: tensor '%s': cannot convert %s to %s: %s", path, t->name,
+                      dt_name(x->dt), dt_name((DType)t->dtype), why);
+  }
+  if (rt_check_finite(t, *conv ? *conv : x->data, rt_info_numel(t), "tensor", why, sizeof why))
+    return ctx_fail(c, "%s: %s", path, why);
   return 0;
 }
 
@@ -309,6 +326,8 @@ static int count_unknown(const RtCtx *c, const RtStView *v) {
 }
 
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
+  if (!c) return -1;
+  if (!path) return ctx_fail(c, "load: no file name (NULL path)");
   const RtModelDesc *d = c->d;
   RtStView v;
   char err[512];
@@ -337,6 +356,8 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
   if (!rc) {
     c->b.step = load_step(&v);
     if (nunknown) *nunknown = count_unknown(c, &v);
+    c->warn[0] = 0;
+    rt_check_ckpt_meta(d, &v.meta, c->warn, sizeof c->warn);
   }
   for (int i = 0; conv && i < d->ntensors; i++) free(conv[i]);
   free(conv);
@@ -376,6 +397,8 @@ static void borrowed_set_free(RtTensorSet *set) {
 }
 
 int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json) {
+  if (!c) return -1;
+  if (!path) return ctx_fail(c, "save: no file name (NULL path)");
   const RtModelDesc *d = c->d;
   RtTensorSet set = {0};
   char err[512];
@@ -406,8 +429,23 @@ out:
 
 /* ---- running ------------------------------------------------------------------------------ */
 
+/* the labels and indices the io region holds, before generated code indexes memory with them;
+ * `first`: the sample the chunk starts at, for the message's position */
+static int check_io_inputs(RtCtx *c, int64_t first) {
+  const RtModelDesc *d = c->d;
+  for (int k = 0, n = rt_desc_count(d, RT_KIND_INPUT); k < n; k++) {
+    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, k)];
+    int64_t ne = rt_info_numel(t), per = rt_info_batched(d, t) ? ne / t->shape[0] : 0;
+    if (rt_check_indices(t, c->b.io + t->offset, ne, first * per, c->err, sizeof c->err))
+      return -1;
+  }
+  return 0;
+}
+
 int rt_ctx_forward(RtCtx *c) {
+  if (!c) return -1;
   if (!c->d->forward) return ctx_fail(c, "model '%s' has no forward entry", c->d->name);
+  if (check_io_inputs(c, 0)) return -1;
   c->d->forward(&c->b);
   return 0;
 }
@@ -438,6 +476,7 @@ static void get_chunk(RtCtx *c, int idx, void *dstv, int64_t s, int64_t m) {
 }
 
 int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
+  if (!c) return -1;
   const RtModelDesc *d = c->d;
   if (!d->forward) return ctx_fail(c, "model '%s' has no forward entry", d->name);
   int64_t B = d->batch > 0 ? d->batch : 1;
@@ -448,6 +487,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
     int64_t m = n - s < B ? n - s : B;
     for (int k = 0; k < nin; k++)
       if (in && in[k]) put_chunk(c, rt_desc_nth(d, RT_KIND_INPUT, k), in[k], s, m);
+    if (check_io_inputs(c, s)) return -1;
     d->forward(&c->b);
     for (int k = 0; k < nout; k++)
       if (out && out[k]) get_chunk(c, rt_desc_nth(d, RT_KIND_OUTPUT, k), out[k], s, m);
@@ -456,6 +496,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
 }
 
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
+  if (!c) return -1;
   const RtModelDesc *d = c->d;
   if (ctx_start_training(c)) return -1;
   int nin = rt_desc_count(d, RT_KIND_INPUT);
@@ -463,6 +504,7 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
     if (in && in[k]) memcpy(rt_ctx_data(c, idx), in[k], (size_t)d->tensors[idx].nbytes);
   }
+  if (check_io_inputs(c, 0)) return -1;
   d->train_step(&c->b);
   c->b.step++;
   if (loss) {

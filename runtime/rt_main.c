@@ -28,6 +28,7 @@ typedef struct Prog {
   const char *argv0; /* program name for messages */
   const char *cmd;
   int threads;
+  int strict; /* --strict: a checkpoint of another model or other dims is an error */
 } Prog;
 
 static int perr(const Prog *p, const char *fmt, ...)
@@ -62,10 +63,13 @@ static void usage(const Prog *p, FILE *out) {
           "                                      forward pass over all samples of the inputs\n"
           "  train [--weights W] --data NAME=X.npy[,NAME=L.npy...] [--epochs E]\n"
           "        [--save W2.safetensors] [--seed S] [--log LOSS.csv] [--quiet]\n"
-          "                                      shuffled mini-batch training\n"
+          "        [--check-finite]              shuffled mini-batch training; --check-finite\n"
+          "                                      stops at the first NaN/inf in outputs or weights\n"
           "  bench [--train] [--iters K] [--weights W]\n"
           "                                      time per step vs the cost-model estimate\n\n"
-          "every command takes --threads T (default: one per CPU).\n",
+          "every command takes --threads T (default: one per CPU) and --strict (a\n"
+          "checkpoint whose metadata names another model or other dims is an error, not a\n"
+          "warning).\n",
           p->argv0, p->d->name, p->d->dims && *p->d->dims ? " built with " : "",
           p->d->dims ? p->d->dims : "", p->d->batch);
 }
@@ -150,6 +154,7 @@ static int parse_binds(const Prog *p, const char *opt, const char *arg, Bind *b,
     for (int k = 0; k < *n; k++)
       if (!strcmp(b[k].name, b[*n].name)) {
         perr(p, "%s names '%s' twice", opt, b[*n].name);
+        free((void *)b[*n].path);
         return -1;
       }
     (*n)++;
@@ -174,6 +179,10 @@ static int common_opt(Prog *p, const char *name, const char *val) {
       return -1;
     }
     p->threads = (int)t;
+    return 1;
+  }
+  if (!strcmp(name, "--strict")) {
+    p->strict = 1;
     return 1;
   }
   if (!strcmp(name, "--help") || !strcmp(name, "-h")) return 2;
@@ -204,6 +213,9 @@ static RtCtx *make_ctx(const Prog *p, unsigned flags) {
 static int load_weights(const Prog *p, RtCtx *c, const char *path) {
   int unknown = 0;
   if (rt_ctx_load(c, path, &unknown)) return perr(p, "%s", rt_ctx_error(c));
+  const char *w = rt_ctx_warning(c);
+  if (*w && p->strict) return perr(p, "%s: %s (--strict)", path, w);
+  if (*w) fprintf(stderr, "%s: warning: %s: %s\n", p->argv0, path, w);
   if (unknown)
     fprintf(stderr, "%s: warning: %s: %d tensor%s not in model '%s' ignored\n", p->argv0, path,
             unknown, unknown == 1 ? "" : "s", p->d->name);
@@ -537,16 +549,22 @@ static int data_complete(const Prog *p, const Data *dt, const char *opt, int all
 }
 
 /* Samples rows[0..m) (or first..first+m) of input k, as the input's dtype, into dst;
- * an unbatched input is copied whole. */
+ * an unbatched input is copied whole. Samples taken in file order (rows NULL) are checked
+ * on the way in (labels and indices in range, floats finite), positions counted in the
+ * file; `train` checks its files in one such pass before it shuffles. */
 static int data_gather(const Prog *p, const Data *dt, int k, const int64_t *rows, int64_t first,
                        int64_t m, void *dst) {
   const RtTensorInfo *t = &p->d->tensors[rt_desc_nth(p->d, RT_KIND_INPUT, k)];
   const RtNpyView *v = &dt->view[k];
   char err[512];
   int batched = rt_info_batched(p->d, t);
-  if (rt_npy_gather(v, batched ? rows : NULL, batched ? first : 0, batched ? m : v->rows,
-                    (DType)t->dtype, dst, err, sizeof err))
+  int64_t nrows = batched ? m : v->rows, at = batched ? first : 0;
+  if (rt_npy_gather(v, batched ? rows : NULL, at, nrows, (DType)t->dtype, dst, err, sizeof err))
     return perr(p, "%s", err);
+  int64_t ne = nrows * v->row_elems;
+  if (!rows && (rt_check_indices(t, dst, ne, at * v->row_elems, err, sizeof err) ||
+                rt_check_finite_at(t, dst, ne, at * v->row_elems, "input", err, sizeof err)))
+    return perr(p, "%s: %s", v->path, err);
   return 0;
 }
 
@@ -756,9 +774,22 @@ static void progress(int epoch, int epochs, int64_t b, int64_t nb, double loss, 
   fflush(stderr);
 }
 
+/* One line of the loss log, written whole or not at all: on a write error (a full disk) the
+ * file is cut back to its last complete line and the error names the cause. *good: the
+ * length of the complete lines so far. */
+static int log_line(const Prog *p, FILE *log, const char *path, long *good, const char *line) {
+  if (fputs(line, log) >= 0 && fflush(log) == 0) {
+    *good = ftell(log);
+    return 0;
+  }
+  int e = errno;
+  if (ftruncate(fileno(log), *good) == 0) clearerr(log);
+  return perr(p, "%s: write failed: %s (the log keeps its complete lines)", path, strerror(e));
+}
+
 typedef struct TrainOpts {
   Bind data[MAX_BIND];
-  int nd, quiet;
+  int nd, quiet, check_finite;
   int64_t epochs;
   uint64_t seed;
   const char *weights, *save, *logpath;
@@ -786,6 +817,8 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
            2;
   } else if (!strcmp(name, "--quiet") || !strcmp(name, "-q")) {
     o->quiet = 1;
+  } else if (!strcmp(name, "--check-finite")) {
+    o->check_finite = 1;
   } else {
     return unknown_opt(p, name);
   }
@@ -813,15 +846,15 @@ static int train_parse(Prog *p, Args *a, TrainOpts *o) {
   return -1;
 }
 
-/* A file whose bytes are not the input's dtype is converted batch by batch while training;
- * one pass over it first, through the input's slot of the io region, so that a value that
- * does not convert is reported before the first step rather than in the middle of a run. */
+/* One pass over the data in file order, through each input's slot of the io region, before
+ * the first step: a value out of range, not finite, or that does not convert (a file whose
+ * bytes are not the input's dtype is converted batch by batch) is reported with its
+ * position in the file rather than in the middle of a run. */
 static int train_check_data(const Prog *p, RtCtx *c, const Data *dt) {
   const RtModelDesc *d = p->d;
   int64_t B = d->batch > 0 ? d->batch : 1;
   for (int k = 0; k < dt->ninputs; k++) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
-    if (rt_npy_direct(&dt->view[k], (DType)d->tensors[idx].dtype)) continue;
     if (!rt_info_batched(d, &d->tensors[idx])) {
       if (data_gather(p, dt, k, NULL, 0, 0, rt_ctx_data(c, idx))) return 1;
       continue;
@@ -840,6 +873,7 @@ typedef struct Trainer {
   int64_t *perm, nb, epoch0;
   uint64_t rng;
   FILE *log;
+  long log_good; /* bytes of complete lines in the log */
   int tty;
 } Trainer;
 
@@ -860,7 +894,7 @@ static int train_setup(Prog *p, Trainer *T) {
   if (o->logpath) {
     if (!(T->log = fopen(o->logpath, "w")))
       return perr(p, "%s: cannot write: %s", o->logpath, strerror(errno));
-    fprintf(T->log, "step,epoch,loss\n");
+    if (log_line(p, T->log, o->logpath, &T->log_good, "step,epoch,loss\n")) return 1;
   }
   T->dt.n = n;
   T->nb = n / B; /* the last partial batch is left out; shuffling varies which */
@@ -891,7 +925,12 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
   double t0 = now_s(), last_draw = 0, sum = 0;
   for (int64_t b = 0; b < T->nb; b++) {
     float loss;
+    char ferr[512], line[128];
     if (train_batch(p, T, b, &loss)) return 1;
+    if (T->o->check_finite && rt_ctx_check_finite(T->c, ferr, sizeof ferr)) {
+      if (T->tty) fputc('\n', stderr);
+      return perr(p, "step %" PRId64 " (epoch %" PRId64 "): %s", rt_ctx_step(T->c), epoch, ferr);
+    }
     if (!isfinite(loss)) {
       if (T->tty) fputc('\n', stderr);
       return perr(p, "the loss became %g at step %" PRId64 " (epoch %" PRId64
@@ -899,8 +938,9 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
                   (double)loss, rt_ctx_step(T->c), epoch);
     }
     sum += loss;
-    if (T->log)
-      fprintf(T->log, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(T->c), epoch, (double)loss);
+    snprintf(line, sizeof line, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(T->c), epoch,
+             (double)loss);
+    if (T->log && log_line(p, T->log, T->o->logpath, &T->log_good, line)) return 1;
     double t = now_s();
     if (T->tty && (t - last_draw > 0.1 || b + 1 == T->nb)) {
       progress((int)(e + 1), (int)T->o->epochs, b + 1, T->nb, sum / (double)(b + 1),
@@ -935,7 +975,8 @@ static int cmd_train(Prog *p, Args *a) {
     if (train_epoch(p, &T, e) || (o.save && train_save(p, &T, e))) goto out;
   rc = 0;
 out:
-  if (T.log && fclose(T.log) && rc == 0) rc = perr(p, "%s: write failed", o.logpath);
+  if (T.log && fclose(T.log) && rc == 0)
+    rc = perr(p, "%s: write failed: %s", o.logpath, strerror(errno));
   rt_ctx_destroy(T.c);
   data_free(&T.dt);
   free(T.perm);
@@ -1102,7 +1143,7 @@ static void fix_malloc_threshold(void) {
 }
 
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
-  Prog p = {d, fwd_inputs, "model", NULL, 0};
+  Prog p = {d, fwd_inputs, "model", NULL, 0, 0};
   fix_malloc_threshold();
   if (argc > 0 && argv[0]) {
     const char *s = strrchr(argv[0], '/');

@@ -1,0 +1,407 @@
+/* cuda_emu.h — runs generated CUDA C on the host CPU, for tests (C++17).
+ *
+ * The generated source includes this header instead of the device wrappers when compiled
+ * with -DNNC_CUDA_EMU by the host C++ compiler (see cuda_prelude.c). A grid's blocks run one
+ * after another; a block's threads are cooperative fibers (ucontext) that run until they
+ * reach a barrier, so nnc_syncthreads is a real barrier. Warp-level operations (shuffles,
+ * ldmatrix, mma.sync) are performed per warp: every lane deposits its operands, waits until
+ * all 32 lanes of its warp have arrived, then reads what the PTX ISA's fragment layout gives
+ * it. cp.async copies are deferred until the issuing thread waits for their group, and
+ * dynamic shared memory starts every block filled with 0xFF bytes (NaN in every float type),
+ * so a missing wait or barrier shows up as a NaN or a wrong value. Threads can be scheduled
+ * forward, reversed or shuffled (nnc_emu_set_order): a race outside a barrier changes the
+ * result between orders.
+ *
+ * The emulated "current thread" (threadIdx and friends) is per OS thread, as on a device. */
+#ifndef NNC_CUDA_EMU_H
+#define NNC_CUDA_EMU_H
+#include <ucontext.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+struct dim3 {
+  unsigned x, y, z;
+  dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+
+namespace nnc_emu {
+
+enum State { RUNNABLE, AT_BLOCK, AT_WARP, DONE };
+enum Order { FORWARD, REVERSE, SHUFFLED };
+
+struct Copy {
+  unsigned char *dst;
+  unsigned char data[16];
+};
+
+struct Fiber {
+  ucontext_t ctx;
+  std::vector<char> stack;
+  State st;
+  dim3 tid;
+  int lin;
+  std::vector<Copy> open;
+  std::vector<std::vector<Copy>> groups;
+};
+
+enum { XSLOT = 64 }; /* bytes of warp-exchange space per lane */
+
+struct Emu {
+  ucontext_t sched;
+  std::vector<Fiber> fib;
+  Fiber *cur = nullptr;
+  dim3 grid, block, bid;
+  unsigned char *smem = nullptr;
+  size_t smem_bytes = 0;
+  std::vector<unsigned char> xbuf;
+  std::function<void()> body;
+};
+
+inline Emu *&state() {
+  static thread_local Emu *e;
+  return e;
+}
+inline Order &order() {
+  static thread_local Order o = FORWARD;
+  return o;
+}
+
+[[noreturn]] inline void fail(const char *what) {
+  Emu *e = state();
+  if (e && e->cur)
+    fprintf(stderr, "cuda-emu: %s (block %u,%u,%u thread %d)\n", what, e->bid.x, e->bid.y,
+            e->bid.z, e->cur->lin);
+  else
+    fprintf(stderr, "cuda-emu: %s\n", what);
+  abort();
+}
+
+inline void yield_(State s) {
+  Emu *e = state();
+  Fiber *f = e->cur;
+  f->st = s;
+  swapcontext(&f->ctx, &e->sched);
+}
+
+inline void entry() {
+  Emu *e = state();
+  e->body();
+  e->cur->st = DONE;
+}
+
+inline bool in_smem(const void *p, size_t n) {
+  const unsigned char *c = (const unsigned char *)p;
+  Emu *e = state();
+  return c >= e->smem && c + n <= e->smem + e->smem_bytes;
+}
+
+/* releases warps whose 32 lanes all wait, or the block when every live thread waits */
+inline bool release(Emu *e) {
+  int n = (int)e->fib.size(), live = 0, at_block = 0;
+  bool any = false;
+  for (int w = 0; w * 32 < n; w++) {
+    int at = 0;
+    for (int l = w * 32; l < w * 32 + 32 && l < n; l++) at += e->fib[l].st == AT_WARP;
+    if (at == 32) {
+      for (int l = w * 32; l < w * 32 + 32; l++) e->fib[l].st = RUNNABLE;
+      any = true;
+    }
+  }
+  for (Fiber &f : e->fib) live += f.st != DONE, at_block += f.st == AT_BLOCK;
+  if (live > 0 && at_block == live) {
+    for (Fiber &f : e->fib)
+      if (f.st == AT_BLOCK) f.st = RUNNABLE;
+    any = true;
+  }
+  return any;
+}
+
+inline std::vector<int> schedule(int n, unsigned seed) {
+  std::vector<int> p((size_t)n);
+  for (int i = 0; i < n; i++) p[(size_t)i] = order() == REVERSE ? n - 1 - i : i;
+  if (order() == SHUFFLED)
+    for (int i = n - 1; i > 0; i--) {
+      seed = seed * 1103515245u + 12345u;
+      int j = (int)((seed >> 8) % (unsigned)(i + 1));
+      int t = p[(size_t)i];
+      p[(size_t)i] = p[(size_t)j], p[(size_t)j] = t;
+    }
+  return p;
+}
+
+/* a separate frame: getcontext returns twice, which must not touch the caller's loop state */
+__attribute__((noinline)) inline void make_fiber(Fiber &f, ucontext_t *link) {
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = f.stack.data();
+  f.ctx.uc_stack.ss_size = f.stack.size();
+  f.ctx.uc_link = link;
+  makecontext(&f.ctx, entry, 0);
+}
+
+inline void start_fibers(Emu *e) {
+  int k = 0;
+  for (unsigned z = 0; z < e->block.z; z++)
+    for (unsigned y = 0; y < e->block.y; y++)
+      for (unsigned x = 0; x < e->block.x; x++, k++) {
+        Fiber &f = e->fib[(size_t)k];
+        f.tid = dim3(x, y, z), f.lin = k, f.st = RUNNABLE;
+        f.open.clear(), f.groups.clear();
+        make_fiber(f, &e->sched);
+      }
+}
+
+inline void run_block(Emu *e, unsigned seed) {
+  start_fibers(e);
+  memset(e->smem, 0xFF, e->smem_bytes);
+  std::vector<int> ord = schedule((int)e->fib.size(), seed);
+  for (;;) {
+    bool ran = false, live = false;
+    for (int i : ord) {
+      Fiber &f = e->fib[(size_t)i];
+      if (f.st != RUNNABLE) continue;
+      e->cur = &f;
+      swapcontext(&e->sched, &f.ctx);
+      ran = true;
+    }
+    for (Fiber &f : e->fib) live |= f.st != DONE;
+    if (!live) break;
+    if (!release(e) && !ran) fail("deadlock: threads wait at different barriers");
+  }
+  e->cur = nullptr;
+}
+
+template <class F> inline void warp_op(const void *in, size_t n, F out) {
+  Emu *e = state();
+  if (e->fib.size() % 32) fail("warp operation in a block that is not whole warps");
+  memcpy(&e->xbuf[(size_t)e->cur->lin * XSLOT], in, n);
+  yield_(AT_WARP);
+  out();
+  yield_(AT_WARP);
+}
+/* the deposit of lane l of the current warp */
+inline const unsigned char *lane_slot(int l) {
+  Emu *e = state();
+  return &e->xbuf[(size_t)((e->cur->lin & ~31) + l) * XSLOT];
+}
+inline int lane() { return state()->cur->lin & 31; }
+
+inline float bits_f(unsigned u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+inline unsigned f_bits(float f) {
+  unsigned u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+inline unsigned reg(int l, int i) {
+  unsigned u;
+  memcpy(&u, lane_slot(l) + 4 * i, 4);
+  return u;
+}
+inline unsigned short half_of(unsigned r, int hi) { return (unsigned short)(hi ? r >> 16 : r & 0xFFFF); }
+
+} /* namespace nnc_emu */
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __restrict__ __restrict
+#define NNC_DEV static inline
+#define NNC_UNROLL
+#define NNC_EXTERN_SMEM(name) unsigned char *name = nnc_emu::state()->smem
+#define threadIdx (nnc_emu::state()->cur->tid)
+#define blockIdx (nnc_emu::state()->bid)
+#define blockDim (nnc_emu::state()->block)
+#define gridDim (nnc_emu::state()->grid)
+
+/* ---- conversions, rounded as the device rounds ------------------------------------------ */
+
+inline float nnc_bf16_to_f32(unsigned short h) { return nnc_emu::bits_f((unsigned)h << 16); }
+/* round to nearest even; NaN stays NaN */
+inline unsigned short nnc_f32_to_bf16(float f) {
+  unsigned u = nnc_emu::f_bits(f);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (unsigned short)((u >> 16) | 0x40);
+  u += 0x7FFFu + ((u >> 16) & 1);
+  return (unsigned short)(u >> 16);
+}
+inline float nnc_f16_to_f32(unsigned short h) {
+  int e = (h >> 10) & 31, m = h & 1023;
+  float v = e == 0 ? ldexpf((float)m, -24)
+            : e == 31 ? (m ? NAN : INFINITY)
+                      : ldexpf((float)(m + 1024), e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+/* round to nearest even, overflow to infinity, subnormals kept */
+inline unsigned short nnc_f32_to_f16(float f) {
+  unsigned s = (nnc_emu::f_bits(f) >> 16) & 0x8000u;
+  float a = fabsf(f);
+  if (a != a) return (unsigned short)(s | 0x7E00);
+  if (a >= 65520.0f) return (unsigned short)(s | 0x7C00);
+  if (a < 0x1p-14f) return (unsigned short)(s | (unsigned)nearbyintf(a * 0x1p24f));
+  unsigned u = nnc_emu::f_bits(a), m = u & 0x7FFFFFu, e = (u >> 23) - 127 + 15;
+  unsigned r = (e << 10) | (m >> 13), rem = m & 0x1FFFu;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) r++;
+  return (unsigned short)(s | r);
+}
+/* cvt.rna.tf32.f32: nearest, ties away from zero, low 13 bits cleared */
+inline unsigned nnc_f32_to_tf32(float x) {
+  unsigned u = nnc_emu::f_bits(x);
+  if ((u & 0x7F800000u) == 0x7F800000u) return u;
+  return (u + 0x1000u) & 0xFFFFE000u;
+}
+inline float nnc_erff(float x) { return erff(x); }
+
+/* ---- barriers and warp operations --------------------------------------------------------- */
+
+inline void nnc_syncthreads(void) { nnc_emu::yield_(nnc_emu::AT_BLOCK); }
+
+inline float nnc_shfl_xor(float v, int m) {
+  float r = 0;
+  nnc_emu::warp_op(&v, sizeof v, [&] { memcpy(&r, nnc_emu::lane_slot(nnc_emu::lane() ^ (m & 31)), 4); });
+  return r;
+}
+
+/* mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, D = A·B + D. groupID g = lane/4,
+ * t = lane%4. A (16x8): a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); B (8x8):
+ * b0 (t, g), b1 (t+4, g); C/D (16x8): c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+ * The tensor cores read only the 19 high bits of a tf32 operand; products are exact in f32. */
+inline void nnc_mma_m16n8k8_tf32(float *d, const unsigned *a, const unsigned *b) {
+  using namespace nnc_emu;
+  unsigned in[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+  warp_op(in, sizeof in, [&] {
+    int g = lane() >> 2, t = lane() & 3;
+    float out[4];
+    for (int i = 0; i < 4; i++) {
+      int r = g + 8 * (i >> 1), c = 2 * t + (i & 1);
+      float s = d[i];
+      for (int k = 0; k < 8; k++) {
+        float x = bits_f(reg((r & 7) * 4 + (k & 3), (r >> 3) + 2 * (k >> 2)) & 0xFFFFE000u);
+        float y = bits_f(reg(c * 4 + (k & 3), 4 + (k >> 2)) & 0xFFFFE000u);
+        s = fmaf(x, y, s);
+      }
+      out[i] = s;
+    }
+    memcpy(d, out, sizeof out);
+  });
+}
+
+/* m16n8k16 with 16-bit operands, two per register (lower half = lower column/row index).
+ * A (16x16): a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
+ * B (16x8): b0 (2t..2t+1, g), b1 (2t+8..2t+9, g); C/D as for m16n8k8. */
+inline void nnc_emu_mma_16816(float *d, const unsigned *a, const unsigned *b, float (*cv)(unsigned short)) {
+  using namespace nnc_emu;
+  unsigned in[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+  warp_op(in, sizeof in, [&] {
+    int g = lane() >> 2, t = lane() & 3;
+    float out[4];
+    for (int i = 0; i < 4; i++) {
+      int r = g + 8 * (i >> 1), c = 2 * t + (i & 1);
+      float s = d[i];
+      for (int k = 0; k < 16; k++) {
+        float x = cv(half_of(reg((r & 7) * 4 + ((k & 7) >> 1), (r >> 3) + 2 * (k >> 3)), k & 1));
+        float y = cv(half_of(reg(c * 4 + ((k & 7) >> 1), 4 + (k >> 3)), k & 1));
+        s = fmaf(x, y, s);
+      }
+      out[i] = s;
+    }
+    memcpy(d, out, sizeof out);
+  });
+}
+inline void nnc_mma_m16n8k16_bf16(float *d, const unsigned *a, const unsigned *b) {
+  nnc_emu_mma_16816(d, a, b, nnc_bf16_to_f32);
+}
+inline void nnc_mma_m16n8k16_f16(float *d, const unsigned *a, const unsigned *b) {
+  nnc_emu_mma_16816(d, a, b, nnc_f16_to_f32);
+}
+
+/* ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lanes 8i..8i+7 give the row addresses
+ * of matrix i (16 bytes each, 16-byte aligned, in shared memory). Without .trans lane l
+ * receives row l/4, columns 2(l%4), 2(l%4)+1 of each matrix; with .trans the transpose. */
+inline void nnc_emu_ldmatrix(unsigned *r, const void *p, bool trans) {
+  using namespace nnc_emu;
+  if (((uintptr_t)p & 15) || !in_smem(p, 16)) fail("ldmatrix: row address not 16-byte aligned in shared memory");
+  warp_op(&p, sizeof p, [&] {
+    int l = lane();
+    for (int i = 0; i < 4; i++) {
+      unsigned short h[2];
+      for (int j = 0; j < 2; j++) {
+        int row = trans ? 2 * (l & 3) + j : l >> 2, col = trans ? l >> 2 : 2 * (l & 3) + j;
+        const unsigned char *rp;
+        memcpy(&rp, lane_slot(8 * i + row), sizeof rp);
+        memcpy(&h[j], rp + 2 * col, 2);
+      }
+      r[i] = (unsigned)h[0] | (unsigned)h[1] << 16;
+    }
+  });
+}
+inline void nnc_ldmatrix_x4(unsigned *r, const void *p) { nnc_emu_ldmatrix(r, p, false); }
+inline void nnc_ldmatrix_x4_trans(unsigned *r, const void *p) { nnc_emu_ldmatrix(r, p, true); }
+
+/* ---- cp.async: deferred until the issuing thread waits for the group ------------------- */
+
+inline void nnc_cp_async16(void *dst, const void *src, int src_bytes) {
+  using namespace nnc_emu;
+  if (((uintptr_t)dst & 15) || !in_smem(dst, 16)) fail("cp.async: destination not 16-byte aligned in shared memory");
+  if (src_bytes < 0 || src_bytes > 16) fail("cp.async: source size outside 0..16");
+  if (src_bytes > 0 && ((uintptr_t)src & 15)) fail("cp.async: source not 16-byte aligned");
+  Copy c;
+  c.dst = (unsigned char *)dst;
+  memset(c.data, 0, 16);
+  if (src_bytes > 0) memcpy(c.data, src, (size_t)src_bytes);
+  state()->cur->open.push_back(c);
+}
+inline void nnc_cp_async_commit(void) {
+  nnc_emu::Fiber *f = nnc_emu::state()->cur;
+  f->groups.push_back(f->open);
+  f->open.clear();
+}
+template <int N> inline void nnc_cp_async_wait(void) {
+  nnc_emu::Fiber *f = nnc_emu::state()->cur;
+  while (f->groups.size() > (size_t)N) {
+    for (const nnc_emu::Copy &c : f->groups.front()) memcpy(c.dst, c.data, 16);
+    f->groups.erase(f->groups.begin());
+  }
+}
+
+/* ---- launching ------------------------------------------------------------------------- */
+
+inline void nnc_emu_set_order(nnc_emu::Order o) { nnc_emu::order() = o; }
+
+/* runs kernel k over the grid, blocks in order, each block's threads as fibers */
+template <class... P, class... A>
+inline void nnc_emu_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem_bytes, A... args) {
+  using namespace nnc_emu;
+  Emu e;
+  size_t nthreads = (size_t)block.x * block.y * block.z;
+  if (nthreads == 0 || nthreads > 1024) fail("launch: block of 0 or more than 1024 threads");
+  e.grid = grid, e.block = block;
+  e.fib.resize(nthreads);
+  for (Fiber &f : e.fib) f.stack.resize(256 * 1024);
+  e.xbuf.resize(nthreads * XSLOT);
+  e.smem_bytes = smem_bytes;
+  e.smem = (unsigned char *)aligned_alloc(16, smem_bytes ? (smem_bytes + 15) / 16 * 16 : 16);
+  if (!e.smem) fail("launch: out of memory");
+  e.body = [&] { k(args...); };
+  Emu *saved = state();
+  state() = &e;
+  unsigned seed = 1;
+  for (unsigned z = 0; z < grid.z; z++)
+    for (unsigned y = 0; y < grid.y; y++)
+      for (unsigned x = 0; x < grid.x; x++) {
+        e.bid = dim3(x, y, z);
+        run_block(&e, seed++);
+      }
+  state() = saved;
+  free(e.smem);
+}
+#endif

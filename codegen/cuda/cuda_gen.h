@@ -1,0 +1,56 @@
+/* cuda_gen.h — CUDA C generation (text for NVRTC, or for the host compiler with the
+ * emulation header cuda_emu.h).
+ *
+ * The generators never choose tiles: every block/warp tile, MMA shape, pipeline depth,
+ * padding, split-K factor and copy path comes from a TileDecision filled by passes/tiles.c.
+ * A decision the generator cannot build is an error, not a silent substitute.
+ * docs/cuda.md describes the kernels. */
+#ifndef NN_CUDA_GEN_H
+#define NN_CUDA_GEN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../../passes/tiles.h"
+
+/* the arithmetic of a GEMM's multiply: inputs as stored (f32, bf16, f16) or f32 data rounded
+ * to TF32 on the tensor cores; accumulation is f32 in every case */
+typedef enum { CUDA_PREC_F32, CUDA_PREC_TF32, CUDA_PREC_BF16, CUDA_PREC_F16 } CudaPrec;
+
+/* fused epilogue, applied in this order: + bias[col], activation, + residual[row, col] */
+enum { CUDA_EPI_BIAS = 1, CUDA_EPI_RELU = 2, CUDA_EPI_GELU = 4, CUDA_EPI_RESIDUAL = 8 };
+
+/* C[M,N] (f32, row-major, ldc) = epilogue(op(A)·op(B)); A is M×K row-major (lda), or K×M
+ * when trans_a; B is K×N row-major (ldb), or N×K when trans_b. */
+typedef struct CudaGemm {
+  const char *name; /* kernel symbol; split-K adds NAME_reduce */
+  CudaPrec prec;
+  bool trans_a, trans_b;
+  unsigned epilogue;
+  const TileDecision *tile;
+} CudaGemm;
+
+typedef struct CudaLaunch {
+  unsigned grid[3], block[3];
+  size_t smem; /* dynamic shared memory, bytes */
+} CudaLaunch;
+
+/* the device prelude (wrappers over inline PTX, or cuda_emu.h under NNC_CUDA_EMU) and the
+ * NncGemmArgs struct every GEMM kernel takes */
+const char *cuda_prelude_text(void);
+
+/* Writes the kernel(s) of g to out. 0, or -1 with err filled when the tile decision is not
+ * one the generator can build (no GPU decision, MMA shape not matching the precision, warp
+ * tile not dividing the block tile, shared memory differing from the plan's). */
+int cuda_gemm_emit(FILE *out, const CudaGemm *g, char *err, size_t errn);
+/* prelude + kernel(s) as one malloc'd text; NULL with err filled */
+char *cuda_gemm_source(const CudaGemm *g, char *err, size_t errn);
+/* launch geometry for an m×n product: main kernel, and the reduction when split_k > 1 */
+void cuda_gemm_launch(const CudaGemm *g, int64_t m, int64_t n, CudaLaunch *main_k,
+                      CudaLaunch *reduce);
+/* K rows each split-K slice covers (a multiple of the K tile); k when split_k is 1 */
+int64_t cuda_gemm_k_split(const CudaGemm *g, int64_t k);
+/* bytes of the f32 workspace split-K needs (0 when split_k is 1) */
+int64_t cuda_gemm_work_bytes(const CudaGemm *g, int64_t m, int64_t n);
+#endif

@@ -1,0 +1,24 @@
+/* case_plan.h — a test case's tile decision and kernel description (C only). */
+#ifndef NN_TESTS_CUDA_CASE_PLAN_H
+#define NN_TESTS_CUDA_CASE_PLAN_H
+#include <stdio.h>
+#include <string.h>
+
+#include "../../codegen/cuda/cuda_gen.h"
+#include "cuda_cases.h"
+
+/* plans case c with the tiles pass and fills g (name points into namebuf); 0 or -1 */
+static inline int case_plan(const CudaCase *c, TileDecision *d, CudaGemm *g, char *namebuf, size_t n) {
+  const HwTarget *hw = hw_find_builtin(c->target);
+  if (!hw) return -1;
+  static const DType dts[] = {DT_F32, DT_F32, DT_BF16, DT_F16};
+  TileGemm gm = {.m = c->pm, .n = c->pn, .k = c->pk, .batch = 1, .dt = dts[c->prec],
+                 .trans_a = c->trans_a, .trans_b = c->trans_b, .tf32 = c->prec == CUDA_PREC_TF32};
+  tiles_choose(hw, &gm, d);
+  snprintf(namebuf, n, "nnc_gemm_%s", c->name);
+  memset(g, 0, sizeof *g);
+  g->name = namebuf, g->prec = (CudaPrec)c->prec, g->trans_a = c->trans_a, g->trans_b = c->trans_b;
+  g->epilogue = c->epi, g->tile = d;
+  return 0;
+}
+#endif

@@ -12,7 +12,7 @@
  * forward, reversed or shuffled (nnc_emu_set_order): a race outside a barrier changes the
  * result between orders.
  *
- * The emulated "current thread" (threadIdx and friends) is per OS thread, as on a device. */
+ * Links with the runtime (16-bit float conversions). The emulated "current thread" (threadIdx and friends) is per OS thread, as on a device. */
 #ifndef NNC_CUDA_EMU_H
 #define NNC_CUDA_EMU_H
 #include <ucontext.h>
@@ -226,33 +226,18 @@ inline unsigned short half_of(unsigned r, int hi) { return (unsigned short)(hi ?
 
 /* ---- conversions, rounded as the device rounds ------------------------------------------ */
 
-inline float nnc_bf16_to_f32(unsigned short h) { return nnc_emu::bits_f((unsigned)h << 16); }
-/* round to nearest even; NaN stays NaN */
-inline unsigned short nnc_f32_to_bf16(float f) {
-  unsigned u = nnc_emu::f_bits(f);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (unsigned short)((u >> 16) | 0x40);
-  u += 0x7FFFu + ((u >> 16) & 1);
-  return (unsigned short)(u >> 16);
+/* the runtime's conversions (runtime/rt_tensor.c): round to nearest even, overflow to
+ * infinity, subnormals kept, NaN quieted — as cvt.rn on the device */
+extern "C" {
+float rt_f16_to_f32(uint16_t h);
+uint16_t rt_f32_to_f16(float f);
+float rt_bf16_to_f32(uint16_t h);
+uint16_t rt_f32_to_bf16(float f);
 }
-inline float nnc_f16_to_f32(unsigned short h) {
-  int e = (h >> 10) & 31, m = h & 1023;
-  float v = e == 0 ? ldexpf((float)m, -24)
-            : e == 31 ? (m ? NAN : INFINITY)
-                      : ldexpf((float)(m + 1024), e - 25);
-  return (h & 0x8000) ? -v : v;
-}
-/* round to nearest even, overflow to infinity, subnormals kept */
-inline unsigned short nnc_f32_to_f16(float f) {
-  unsigned s = (nnc_emu::f_bits(f) >> 16) & 0x8000u;
-  float a = fabsf(f);
-  if (a != a) return (unsigned short)(s | 0x7E00);
-  if (a >= 65520.0f) return (unsigned short)(s | 0x7C00);
-  if (a < 0x1p-14f) return (unsigned short)(s | (unsigned)nearbyintf(a * 0x1p24f));
-  unsigned u = nnc_emu::f_bits(a), m = u & 0x7FFFFFu, e = (u >> 23) - 127 + 15;
-  unsigned r = (e << 10) | (m >> 13), rem = m & 0x1FFFu;
-  if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) r++;
-  return (unsigned short)(s | r);
-}
+inline float nnc_bf16_to_f32(unsigned short h) { return rt_bf16_to_f32(h); }
+inline unsigned short nnc_f32_to_bf16(float f) { return rt_f32_to_bf16(f); }
+inline float nnc_f16_to_f32(unsigned short h) { return rt_f16_to_f32(h); }
+inline unsigned short nnc_f32_to_f16(float f) { return rt_f32_to_f16(f); }
 /* cvt.rna.tf32.f32: nearest, ties away from zero, low 13 bits cleared */
 inline unsigned nnc_f32_to_tf32(float x) {
   unsigned u = nnc_emu::f_bits(x);

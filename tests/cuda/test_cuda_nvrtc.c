@@ -1,47 +1,14 @@
 /* test_cuda_nvrtc.c — the kernels of cuda_cases.h through NVRTC for sm_80 and sm_90, and the
  * toolkit's ptxas -v on the PTX: no local-memory spills, no stack frame, no static shared
- * memory (all of it dynamic, sized by the tile plan), and registers per thread within what
- * the tiles pass assumed for occupancy (TileDecision.regs). NVRTC's log goes into the error. */
-#include <nvrtc.h>
+ * memory (all of it dynamic, sized by the tile plan), and registers per thread that allow the
+ * CTAs per SM the tiles pass assumed (regs x threads x CTAs <= registers per SM). A source
+ * that does not compile reports NVRTC's log in the error. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../../codegen/cuda/nvrtc/cuda_nvrtc.h"
 #include "case_plan.h"
-
-#define NVRTC_CHECK(call)                                                                 \
-  do {                                                                                    \
-    nvrtcResult rc_ = (call);                                                             \
-    if (rc_ != NVRTC_SUCCESS) {                                                           \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, nvrtcGetErrorString(rc_)); \
-      return NULL;                                                                        \
-    }                                                                                     \
-  } while (0)
-
-static char *nvrtc_ptx(const char *src, int sm) {
-  nvrtcProgram prog;
-  NVRTC_CHECK(nvrtcCreateProgram(&prog, src, "nnc_gemm.cu", 0, NULL, NULL));
-  char arch[64];
-  snprintf(arch, sizeof arch, "--gpu-architecture=compute_%d", sm);
-  const char *opts[] = {arch, "--std=c++17"};
-  nvrtcResult rc = nvrtcCompileProgram(prog, 2, opts);
-  size_t logn = 0;
-  nvrtcGetProgramLogSize(prog, &logn);
-  if (rc != NVRTC_SUCCESS) {
-    char *log = malloc(logn + 1);
-    if (log && nvrtcGetProgramLog(prog, log) == NVRTC_SUCCESS) fprintf(stderr, "NVRTC (sm_%d):\n%s\n", sm, log);
-    free(log);
-    nvrtcDestroyProgram(&prog);
-    return NULL;
-  }
-  size_t n = 0;
-  NVRTC_CHECK(nvrtcGetPTXSize(prog, &n));
-  char *ptx = malloc(n + 1);
-  if (!ptx) return NULL;
-  NVRTC_CHECK(nvrtcGetPTX(prog, ptx));
-  nvrtcDestroyProgram(&prog);
-  return ptx;
-}
 
 typedef struct Usage {
   int regs, stack, spill_st, spill_ld, smem;
@@ -110,6 +77,13 @@ static int check_kernel(const char *ptx, int sm, const char *fn, const TileDecis
 
 int main(void) {
   int fails = 0;
+  char lerr[2048];
+  char *bad = cuda_nvrtc_ptx("__global__ void k() { undeclared_name = 1; }", "bad.cu", 80, lerr, sizeof lerr);
+  if (bad || !strstr(lerr, "bad.cu") || !strstr(lerr, "undeclared_name")) {
+    fprintf(stderr, "a failing compile must report NVRTC's log: %s\n", bad ? "(compiled)" : lerr);
+    fails++;
+  }
+  free(bad);
   for (int i = 0; i < CUDA_NCASES; i++) {
     TileDecision d;
     CudaGemm g;
@@ -122,8 +96,9 @@ int main(void) {
     }
     const int sms[] = {80, 90};
     for (int s = 0; s < 2; s++) {
-      char *ptx = nvrtc_ptx(src, sms[s]);
+      char *ptx = cuda_nvrtc_ptx(src, name, sms[s], err, sizeof err);
       if (!ptx) {
+        fprintf(stderr, "%s\n", err);
         fails++;
         continue;
       }

@@ -224,20 +224,22 @@ static void gen_compute_fn(const Gen *x) {
 
 static void gen_epilogue_fn(const Gen *x) {
   unsigned e = x->g->epilogue;
-  fprintf(x->o, "NNC_DEV float %s_epi(float v, int r, int c, const NncGemmArgs &p) {\n", x->g->name);
+  fprintf(x->o, "NNC_DEV float %s_epi(float v, int r, int c, int zb, const NncGemmArgs &p) {\n", x->g->name);
   if (e & CUDA_EPI_BIAS) fprintf(x->o, "  v += p.bias[c];\n");
   if (e & CUDA_EPI_RELU) fprintf(x->o, "  v = v > 0.0f ? v : 0.0f;\n");
   if (e & CUDA_EPI_GELU) fprintf(x->o, "  v = 0.5f * v * (1.0f + nnc_erff(v * 0.70710678118654752f));\n");
-  if (e & CUDA_EPI_RESIDUAL) fprintf(x->o, "  v += p.R[(long)r * p.ldr + c];\n");
-  fprintf(x->o, "  (void)r, (void)c, (void)p;\n  return v;\n}\n\n");
+  if (e & CUDA_EPI_RESIDUAL) fprintf(x->o, "  v += p.R[zb * p.bsr + (long)r * p.ldr + c];\n");
+  fprintf(x->o, "  (void)r, (void)c, (void)zb, (void)p;\n  return v;\n}\n\n");
 }
 
-/* stores value v of C at (r, c): epilogue, or the raw partial sum of this K slice */
+/* stores value v of C at (r, c): epilogue, or the raw partial sum of this K slice into the
+ * workspace [batch][split][M][N] (blockIdx.z = batch index · split + slice) */
 static void gen_store(const Gen *x, const char *indent) {
   if (x->t->split_k > 1)
     fprintf(x->o, "%sif (r < p.M && c < p.N) p.work[((long)blockIdx.z * p.M + r) * p.N + c] = v;\n", indent);
   else
-    fprintf(x->o, "%sif (r < p.M && c < p.N) p.C[(long)r * p.ldc + c] = %s_epi(v, r, c, p);\n", indent, x->g->name);
+    fprintf(x->o, "%sif (r < p.M && c < p.N) p.C[zb * p.bsc + (long)r * p.ldc + c] = %s_epi(v, r, c, zb, p);\n",
+            indent, x->g->name);
 }
 
 static void gen_store_acc(const Gen *x) {
@@ -269,12 +271,14 @@ static void gen_kernel_head(const Gen *x) {
           t->ctas_per_sm, x->g->name);
   fprintf(o, "  NNC_EXTERN_SMEM(nnc_smem);\n");
   fprintf(o, "  %s *As = (%s *)nnc_smem, *Bs = As + %d;\n", x->ty, x->ty, t->stages * x->a_stage);
-  fprintf(o, "  const %s *A = (const %s *)p.A, *B = (const %s *)p.B;\n", x->ty, x->ty, x->ty);
+  fprintf(o, "  int zb = blockIdx.z / %d, zs = blockIdx.z %% %d;\n  (void)zs;\n", t->split_k, t->split_k);
+  fprintf(o, "  const %s *A = (const %s *)p.A + zb * p.bsa, *B = (const %s *)p.B + zb * p.bsb;\n", x->ty,
+          x->ty, x->ty);
   fprintf(o, "  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n");
   fprintf(o, "  int m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n", t->bm, t->bn);
   fprintf(o, "  int wm0 = (warp / %d) * %d, wn0 = (warp %% %d) * %d;\n", t->bn / t->wn, t->wm, t->bn / t->wn, t->wn);
   if (t->split_k > 1) {
-    fprintf(o, "  int kbeg = blockIdx.z * p.k_split;\n");
+    fprintf(o, "  int kbeg = zs * p.k_split;\n");
     fprintf(o, "  int kend = kbeg + p.k_split < p.K ? kbeg + p.k_split : p.K;\n");
   } else {
     fprintf(o, "  int kbeg = 0, kend = p.K;\n");
@@ -309,10 +313,12 @@ static void gen_reduce_kernel(const Gen *x) {
   FILE *o = x->o;
   fprintf(o, "/* split-K: adds the %d partial sums in slice order, then the epilogue */\n", x->t->split_k);
   fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncGemmArgs p) {\n", x->g->name);
+  int s = x->t->split_k;
   fprintf(o, "  long i = (long)blockIdx.x * 256 + threadIdx.x, mn = (long)p.M * p.N;\n");
-  fprintf(o, "  if (i >= mn) return;\n  int r = (int)(i / p.N), c = (int)(i %% p.N);\n");
-  fprintf(o, "  float v = 0.0f;\n  for (int z = 0; z < %d; z++) v += p.work[z * mn + i];\n", x->t->split_k);
-  fprintf(o, "  p.C[(long)r * p.ldc + c] = %s_epi(v, r, c, p);\n}\n\n", x->g->name);
+  fprintf(o, "  if (i >= mn * p.batch) return;\n");
+  fprintf(o, "  int zb = (int)(i / mn);\n  long e = i %% mn;\n  int r = (int)(e / p.N), c = (int)(e %% p.N);\n");
+  fprintf(o, "  float v = 0.0f;\n  for (int z = 0; z < %d; z++) v += p.work[((long)zb * %d + z) * mn + e];\n", s, s);
+  fprintf(o, "  p.C[zb * p.bsc + (long)r * p.ldc + c] = %s_epi(v, r, c, zb, p);\n}\n\n", x->g->name);
 }
 
 int cuda_gemm_emit(FILE *out, const CudaGemm *g, char *err, size_t errn) {
@@ -359,21 +365,22 @@ int64_t cuda_gemm_k_split(const CudaGemm *g, int64_t k) {
   return (per + t->bk - 1) / t->bk * t->bk;
 }
 
-int64_t cuda_gemm_work_bytes(const CudaGemm *g, int64_t m, int64_t n) {
-  return g->tile->split_k > 1 ? (int64_t)g->tile->split_k * m * n * 4 : 0;
+int64_t cuda_gemm_work_bytes(const CudaGemm *g, int64_t m, int64_t n, int64_t batch) {
+  return g->tile->split_k > 1 ? (int64_t)g->tile->split_k * batch * m * n * 4 : 0;
 }
 
-void cuda_gemm_launch(const CudaGemm *g, int64_t m, int64_t n, CudaLaunch *main_k, CudaLaunch *reduce) {
+void cuda_gemm_launch(const CudaGemm *g, int64_t m, int64_t n, int64_t batch, CudaLaunch *main_k,
+                      CudaLaunch *reduce) {
   const TileDecision *t = g->tile;
   memset(main_k, 0, sizeof *main_k);
   main_k->grid[0] = (unsigned)((n + t->bn - 1) / t->bn);
   main_k->grid[1] = (unsigned)((m + t->bm - 1) / t->bm);
-  main_k->grid[2] = (unsigned)t->split_k;
+  main_k->grid[2] = (unsigned)(t->split_k * batch);
   main_k->block[0] = (unsigned)t->threads, main_k->block[1] = main_k->block[2] = 1;
   main_k->smem = (size_t)t->smem;
   if (reduce) {
     memset(reduce, 0, sizeof *reduce);
-    reduce->grid[0] = (unsigned)((m * n + 255) / 256);
+    reduce->grid[0] = (unsigned)((batch * m * n + 255) / 256);
     reduce->grid[1] = reduce->grid[2] = 1;
     reduce->block[0] = 256, reduce->block[1] = reduce->block[2] = 1;
   }

@@ -22,7 +22,8 @@ typedef enum { CUDA_PREC_F32, CUDA_PREC_TF32, CUDA_PREC_BF16, CUDA_PREC_F16 } Cu
 enum { CUDA_EPI_BIAS = 1, CUDA_EPI_RELU = 2, CUDA_EPI_GELU = 4, CUDA_EPI_RESIDUAL = 8 };
 
 /* C[M,N] (f32, row-major, ldc) = epilogue(op(A)·op(B)); A is M×K row-major (lda), or K×M
- * when trans_a; B is K×N row-major (ldb), or N×K when trans_b. */
+ * when trans_a; B is K×N row-major (ldb), or N×K when trans_b. A batch of such products
+ * runs in one launch (blockIdx.z), operands offset by their batch strides. */
 typedef struct CudaGemm {
   const char *name; /* kernel symbol; split-K adds NAME_reduce */
   CudaPrec prec;
@@ -46,11 +47,12 @@ const char *cuda_prelude_text(void);
 int cuda_gemm_emit(FILE *out, const CudaGemm *g, char *err, size_t errn);
 /* prelude + kernel(s) as one malloc'd text; NULL with err filled */
 char *cuda_gemm_source(const CudaGemm *g, char *err, size_t errn);
-/* launch geometry for an m×n product: main kernel, and the reduction when split_k > 1 */
-void cuda_gemm_launch(const CudaGemm *g, int64_t m, int64_t n, CudaLaunch *main_k,
+/* launch geometry for a batch of m×n products: main kernel, and the reduction when
+ * split_k > 1 */
+void cuda_gemm_launch(const CudaGemm *g, int64_t m, int64_t n, int64_t batch, CudaLaunch *main_k,
                       CudaLaunch *reduce);
 /* K rows each split-K slice covers (a multiple of the K tile); k when split_k is 1 */
 int64_t cuda_gemm_k_split(const CudaGemm *g, int64_t k);
 /* bytes of the f32 workspace split-K needs (0 when split_k is 1) */
-int64_t cuda_gemm_work_bytes(const CudaGemm *g, int64_t m, int64_t n);
+int64_t cuda_gemm_work_bytes(const CudaGemm *g, int64_t m, int64_t n, int64_t batch);
 #endif

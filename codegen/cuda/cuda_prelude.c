@@ -74,9 +74,11 @@ const char *cuda_prelude_text(void) {
          "}\n"
          "NNC_DEV float nnc_erff(float x) { return erff(x); }\n"
          "#endif\n"
-         "/* the arguments of every GEMM kernel, passed by value */\n"
+         "/* the arguments of every GEMM kernel, passed by value; batch strides in elements\n"
+         "   (0 broadcasts an operand over the batch) */\n"
          "struct NncGemmArgs {\n"
          "  const void *A, *B; float *C; const float *bias, *R; float *work;\n"
-         "  int M, N, K, lda, ldb, ldc, ldr, k_split;\n"
+         "  long long bsa, bsb, bsc, bsr;\n"
+         "  int M, N, K, lda, ldb, ldc, ldr, k_split, batch;\n"
          "};\n";
 }

@@ -12,7 +12,7 @@ static inline int case_plan(const CudaCase *c, TileDecision *d, CudaGemm *g, cha
   const HwTarget *hw = hw_find_builtin(c->target);
   if (!hw) return -1;
   static const DType dts[] = {DT_F32, DT_F32, DT_BF16, DT_F16};
-  TileGemm gm = {.m = c->pm, .n = c->pn, .k = c->pk, .batch = 1, .dt = dts[c->prec],
+  TileGemm gm = {.m = c->pm, .n = c->pn, .k = c->pk, .batch = c->batch ? c->batch : 1, .dt = dts[c->prec],
                  .trans_a = c->trans_a, .trans_b = c->trans_b, .tf32 = c->prec == CUDA_PREC_TF32};
   tiles_choose(hw, &gm, d);
   snprintf(namebuf, n, "nnc_gemm_%s", c->name);
@@ -21,4 +21,7 @@ static inline int case_plan(const CudaCase *c, TileDecision *d, CudaGemm *g, cha
   g->epilogue = c->epi, g->tile = d;
   return 0;
 }
+/* products in the case's launch, and B's batch stride in elements */
+static inline long case_batch(const CudaCase *c) { return c->batch ? c->batch : 1; }
+static inline long case_bsb(const CudaCase *c) { return c->bcast_b ? 0 : c->k * c->n; }
 #endif

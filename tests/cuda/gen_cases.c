@@ -8,7 +8,7 @@
 
 static void write_launch(FILE *f, const CudaCase *c, const CudaGemm *g) {
   CudaLaunch mk, rk;
-  cuda_gemm_launch(g, c->m, c->n, &mk, &rk);
+  cuda_gemm_launch(g, c->m, c->n, c->batch ? c->batch : 1, &mk, &rk);
   bool split = g->tile->split_k > 1;
   fprintf(f, "    {%s, %s%s, dim3(%u, %u, %u), dim3(%u), %zu, dim3(%u), %lld, %d},\n", g->name,
           split ? g->name : "nullptr", split ? "_reduce" : "", mk.grid[0], mk.grid[1], mk.grid[2],

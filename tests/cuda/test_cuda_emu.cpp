@@ -232,37 +232,52 @@ static void fill(std::vector<float> &f, std::vector<unsigned short> &h, std::vec
   }
 }
 
-static double ref_epilogue(double v, long r, long c, const CudaCase &cs, const Operands &o) {
+static long nbatch(const CudaCase &cs) { return cs.batch ? cs.batch : 1; }
+static long bstride_b(const CudaCase &cs) { return cs.bcast_b ? 0 : cs.k * cs.n; }
+
+/* res: R of this batch entry */
+static double ref_epilogue(double v, long r, long c, const CudaCase &cs, const Operands &o, const float *res) {
   if (cs.epi & 1) v += o.bias[(size_t)c];
   if (cs.epi & 2) v = v > 0 ? v : 0;
   if (cs.epi & 4) v = 0.5 * v * (1 + erf(v / sqrt(2.0)));
-  if (cs.epi & 8) v += o.res[(size_t)(r * cs.n + c)];
+  if (cs.epi & 8) v += res[r * cs.n + c];
   return v;
 }
 
-/* worst |C - ref| / tol over the matrix (<= 1 passes) */
-static double compare(const CudaCase &cs, const Operands &o, const std::vector<float> &C) {
+/* worst |C - ref| / tol over batch entry zb of the result (<= 1 passes) */
+static double compare_one(const CudaCase &cs, const Operands &o, const float *C, long zb) {
   double u32 = 0x1p-24, uin = cs.prec == 1 ? 0x1p-11 : 0, worst = 0;
+  const double *a = &o.a[(size_t)(zb * cs.m * cs.k)], *b = &o.b[(size_t)(zb * bstride_b(cs))];
+  const float *res = &o.res[(size_t)(zb * cs.m * cs.n)];
   for (long i = 0; i < cs.m; i++)
     for (long j = 0; j < cs.n; j++) {
       double s = 0, sa = 0;
       for (long l = 0; l < cs.k; l++) {
-        double x = o.a[(size_t)(cs.trans_a ? l * cs.m + i : i * cs.k + l)];
-        double y = o.b[(size_t)(cs.trans_b ? j * cs.k + l : l * cs.n + j)];
+        double x = a[cs.trans_a ? l * cs.m + i : i * cs.k + l], y = b[cs.trans_b ? j * cs.k + l : l * cs.n + j];
         s += x * y, sa += fabs(x * y);
       }
-      double v = ref_epilogue(s, i, j, cs, o);
-      double extra = (cs.epi & 1 ? fabs(o.bias[(size_t)j]) : 0) + (cs.epi & 8 ? fabs(o.res[(size_t)(i * cs.n + j)]) : 0);
+      double v = ref_epilogue(s, i, j, cs, o, res);
+      double extra = (cs.epi & 1 ? fabs(o.bias[(size_t)j]) : 0) + (cs.epi & 8 ? fabs(res[i * cs.n + j]) : 0);
       double tol = 1.2 * (2 * uin + (cs.k + 2) * u32) * sa + 4 * u32 * (fabs(v) + extra) + 1e-6;
-      double e = fabs(C[(size_t)(i * cs.n + j)] - v) / tol;
+      double e = fabs(C[i * cs.n + j] - v) / tol;
       if (!(e <= worst)) worst = e; /* NaN sticks */
     }
   return worst;
 }
 
+static double compare(const CudaCase &cs, const Operands &o, const std::vector<float> &C) {
+  double worst = 0;
+  for (long zb = 0; zb < nbatch(cs); zb++) {
+    double e = compare_one(cs, o, &C[(size_t)(zb * cs.m * cs.n)], zb);
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
 static void run_case(const CudaCase &cs, const CaseLaunch &L, const Operands &o, std::vector<float> &C) {
-  std::vector<float> work((size_t)(L.split * cs.m * cs.n), NAN);
-  C.assign((size_t)(cs.m * cs.n), NAN);
+  long nb = nbatch(cs);
+  std::vector<float> work((size_t)(L.split * nb * cs.m * cs.n), NAN);
+  C.assign((size_t)(nb * cs.m * cs.n), NAN);
   bool half = cs.prec >= 2;
   NncGemmArgs p;
   p.A = half ? (const void *)o.ah.data() : (const void *)o.af.data();
@@ -270,7 +285,8 @@ static void run_case(const CudaCase &cs, const CaseLaunch &L, const Operands &o,
   p.C = C.data(), p.bias = o.bias.data(), p.R = o.res.data(), p.work = work.data();
   p.M = (int)cs.m, p.N = (int)cs.n, p.K = (int)cs.k;
   p.lda = (int)(cs.trans_a ? cs.m : cs.k), p.ldb = (int)(cs.trans_b ? cs.k : cs.n);
-  p.ldc = p.ldr = (int)cs.n, p.k_split = (int)L.k_split;
+  p.ldc = p.ldr = (int)cs.n, p.k_split = (int)L.k_split, p.batch = (int)nb;
+  p.bsa = cs.m * cs.k, p.bsb = bstride_b(cs), p.bsc = p.bsr = cs.m * cs.n;
   nnc_emu_launch(L.fn, L.grid, L.block, L.smem, p);
   if (L.reduce) nnc_emu_launch(L.reduce, L.rgrid, dim3(256), 0, p);
 }
@@ -280,12 +296,13 @@ static void test_case(int ci) {
   const CaseLaunch &L = case_launch[ci];
   uint32_t s = 1000u + (uint32_t)ci;
   Operands o;
-  fill(o.af, o.ah, o.a, (size_t)(cs.m * cs.k), cs.prec, &s);
-  fill(o.bf, o.bh, o.b, (size_t)(cs.k * cs.n), cs.prec, &s);
+  long nb = nbatch(cs);
+  fill(o.af, o.ah, o.a, (size_t)(nb * cs.m * cs.k), cs.prec, &s);
+  fill(o.bf, o.bh, o.b, (size_t)(cs.bcast_b ? cs.k * cs.n : nb * cs.k * cs.n), cs.prec, &s);
   std::vector<unsigned short> hh;
   std::vector<double> dd;
   fill(o.bias, hh, dd, (size_t)cs.n, 0, &s);
-  fill(o.res, hh, dd, (size_t)(cs.m * cs.n), 0, &s);
+  fill(o.res, hh, dd, (size_t)(nb * cs.m * cs.n), 0, &s);
   std::vector<float> first;
   const nnc_emu::Order orders[] = {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED};
   for (nnc_emu::Order ord : orders) {
@@ -293,8 +310,8 @@ static void test_case(int ci) {
     nnc_emu_set_order(ord);
     run_case(cs, L, o, C);
     double w = compare(cs, o, C);
-    printf("%-16s %4ldx%4ldx%4ld order %d: grid %ux%ux%u x %u threads, max err/tol %.3f\n", cs.name,
-           cs.m, cs.n, cs.k, (int)ord, L.grid.x, L.grid.y, L.grid.z, L.block.x, w);
+    printf("%-18s %ldx %4ldx%4ldx%4ld order %d: grid %ux%ux%u x %u threads, max err/tol %.3f\n", cs.name,
+           nb, cs.m, cs.n, cs.k, (int)ord, L.grid.x, L.grid.y, L.grid.z, L.block.x, w);
     CHECK(w <= 1.0, "%s: error %.3f x tolerance", cs.name, w);
     if (first.empty()) first = C;
     else CHECK(!memcmp(first.data(), C.data(), C.size() * 4), "%s: bits differ between thread orders", cs.name);

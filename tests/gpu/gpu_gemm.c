@@ -29,7 +29,7 @@ typedef struct Gpu {
 } Gpu;
 
 typedef struct Mats {
-  int64_t m, n, k;
+  int64_t m, n, k, batch, bsb; /* bsb: B's batch stride (0: shared) */
   int prec;
   bool ta, tb;
   float *a, *b, *bias, *res; /* host values (exact in the input type) */
@@ -61,14 +61,15 @@ static float *rand_vals(int64_t n, uint32_t *s) {
 
 static int mats_new(Gpu *g, Mats *x, int split) {
   uint32_t s = 12345;
-  x->a = rand_vals(x->m * x->k, &s), x->b = rand_vals(x->k * x->n, &s);
-  x->bias = rand_vals(x->n, &s), x->res = rand_vals(x->m * x->n, &s);
+  int64_t na = x->batch * x->m * x->k, nb = x->bsb ? x->batch * x->bsb : x->k * x->n, nc = x->batch * x->m * x->n;
+  x->a = rand_vals(na, &s), x->b = rand_vals(nb, &s);
+  x->bias = rand_vals(x->n, &s), x->res = rand_vals(nc, &s);
   if (!x->a || !x->b || !x->bias || !x->res) return -1;
-  if (upload(g, x->a, x->m * x->k, x->prec, &x->da) || upload(g, x->b, x->k * x->n, x->prec, &x->db) ||
-      upload(g, x->bias, x->n, 0, &x->dbias) || upload(g, x->res, x->m * x->n, 0, &x->dres))
+  if (upload(g, x->a, na, x->prec, &x->da) || upload(g, x->b, nb, x->prec, &x->db) ||
+      upload(g, x->bias, x->n, 0, &x->dbias) || upload(g, x->res, nc, 0, &x->dres))
     return -1;
-  if (rt_cuda_alloc(g->cu, (size_t)(x->m * x->n * 4), &x->dc)) return -1;
-  return rt_cuda_alloc(g->cu, (size_t)(x->m * x->n * 4) * (size_t)(split > 1 ? split : 1), &x->dwork);
+  if (rt_cuda_alloc(g->cu, (size_t)nc * 4, &x->dc)) return -1;
+  return rt_cuda_alloc(g->cu, (size_t)nc * 4 * (size_t)(split > 1 ? split : 1), &x->dwork);
 }
 
 static void mats_free(Gpu *g, Mats *x) {
@@ -78,15 +79,16 @@ static void mats_free(Gpu *g, Mats *x) {
     if (d[i]) rt_cuda_free(g->cu, d[i]);
 }
 
-/* reference of C[i][j], epilogue included; *sa = sum of |products| */
-static double ref_at(const Mats *x, unsigned epi, int64_t i, int64_t j) {
+/* reference of C[zb][i][j], epilogue included */
+static double ref_at(const Mats *x, unsigned epi, int64_t zb, int64_t i, int64_t j) {
+  const float *a = x->a + zb * x->m * x->k, *b = x->b + zb * x->bsb;
   double s = 0;
   for (int64_t l = 0; l < x->k; l++)
-    s += (double)x->a[x->ta ? l * x->m + i : i * x->k + l] * x->b[x->tb ? j * x->k + l : l * x->n + j];
+    s += (double)a[x->ta ? l * x->m + i : i * x->k + l] * b[x->tb ? j * x->k + l : l * x->n + j];
   if (epi & CUDA_EPI_BIAS) s += x->bias[j];
   if (epi & CUDA_EPI_RELU) s = s > 0 ? s : 0;
   if (epi & CUDA_EPI_GELU) s = 0.5 * s * (1 + erf(s / sqrt(2.0)));
-  if (epi & CUDA_EPI_RESIDUAL) s += x->res[i * x->n + j];
+  if (epi & CUDA_EPI_RESIDUAL) s += x->res[(zb * x->m + i) * x->n + j];
   return s;
 }
 
@@ -98,7 +100,7 @@ typedef struct Kern {
   long long k_split;
 } Kern;
 
-static int kern_build(Gpu *g, const CudaGemm *gm, int64_t m, int64_t n, int64_t k, Kern *kr) {
+static int kern_build(Gpu *g, const CudaGemm *gm, const Mats *x, Kern *kr) {
   char err[8192];
   memset(kr, 0, sizeof *kr);
   char *src = cuda_gemm_source(gm, err, sizeof err);
@@ -107,8 +109,8 @@ static int kern_build(Gpu *g, const CudaGemm *gm, int64_t m, int64_t n, int64_t 
   if (!ptx) return fprintf(stderr, "%s: %s\n", gm->name, err), -1;
   int rc = rt_cuda_load_ptx(g->cu, ptx, &kr->mod);
   free(ptx);
-  cuda_gemm_launch(gm, m, n, &kr->mk, &kr->rk);
-  kr->k_split = cuda_gemm_k_split(gm, k);
+  cuda_gemm_launch(gm, x->m, x->n, x->batch, &kr->mk, &kr->rk);
+  kr->k_split = cuda_gemm_k_split(gm, x->k);
   char red[128];
   snprintf(red, sizeof red, "%s_reduce", gm->name);
   if (rc || rt_cuda_function(g->cu, kr->mod, gm->name, kr->mk.smem, &kr->fn) ||
@@ -120,12 +122,15 @@ static int kern_build(Gpu *g, const CudaGemm *gm, int64_t m, int64_t n, int64_t 
 /* the layout of NncGemmArgs in the prelude */
 typedef struct Args {
   uint64_t A, B, C, bias, R, work;
-  int M, N, K, lda, ldb, ldc, ldr, k_split;
+  long long bsa, bsb, bsc, bsr;
+  int M, N, K, lda, ldb, ldc, ldr, k_split, batch;
 } Args;
 
 static int kern_run(Gpu *g, const Kern *kr, const Mats *x) {
-  Args a = {x->da, x->db, x->dc, x->dbias, x->dres, x->dwork, (int)x->m, (int)x->n, (int)x->k,
-            (int)(x->ta ? x->m : x->k), (int)(x->tb ? x->k : x->n), (int)x->n, (int)x->n, (int)kr->k_split};
+  long long mn = x->m * x->n;
+  Args a = {x->da, x->db, x->dc, x->dbias, x->dres, x->dwork, x->m * x->k, x->bsb, mn, mn,
+            (int)x->m, (int)x->n, (int)x->k, (int)(x->ta ? x->m : x->k), (int)(x->tb ? x->k : x->n),
+            (int)x->n, (int)x->n, (int)kr->k_split, (int)x->batch};
   void *args[] = {&a};
   if (rt_cuda_launch(g->cu, kr->fn, kr->mk.grid, kr->mk.block, kr->mk.smem, args)) return -1;
   if (kr->red && rt_cuda_launch(g->cu, kr->red, kr->rk.grid, kr->rk.block, 0, args)) return -1;
@@ -134,17 +139,18 @@ static int kern_run(Gpu *g, const Kern *kr, const Mats *x) {
 
 /* worst |C - ref| / (1e-5 (|ref| + 1)) at `samples` elements (all when 0) */
 static double check(Gpu *g, const Mats *x, unsigned epi, int samples) {
-  float *c = malloc((size_t)(x->m * x->n) * sizeof *c);
-  if (!c || rt_cuda_sync(g->cu) || rt_cuda_download(g->cu, c, x->dc, (size_t)(x->m * x->n) * sizeof *c)) {
+  int64_t mn = x->m * x->n, all = x->batch * mn;
+  float *c = malloc((size_t)all * sizeof *c);
+  if (!c || rt_cuda_sync(g->cu) || rt_cuda_download(g->cu, c, x->dc, (size_t)all * sizeof *c)) {
     free(c);
     return INFINITY;
   }
-  int64_t total = samples ? samples : x->m * x->n;
+  int64_t total = samples ? samples : all;
   uint32_t s = 99;
   double worst = 0;
   for (int64_t t = 0; t < total; t++) {
-    int64_t idx = samples ? (int64_t)((s = s * 1664525u + 1013904223u) % (uint32_t)(x->m * x->n)) : t;
-    double r = ref_at(x, epi, idx / x->n, idx % x->n), e = fabs(c[idx] - r) / (1e-5 * (fabs(r) + 1));
+    int64_t idx = samples ? (int64_t)((s = s * 1664525u + 1013904223u) % (uint32_t)all) : t;
+    double r = ref_at(x, epi, idx / mn, idx % mn / x->n, idx % x->n), e = fabs(c[idx] - r) / (1e-5 * (fabs(r) + 1));
     if (!(e <= worst)) worst = e;
   }
   free(c);
@@ -161,15 +167,16 @@ static int run_cases(Gpu *g) {
     CudaGemm gm;
     char name[96];
     Kern kr;
-    Mats x = {.m = c->m, .n = c->n, .k = c->k, .prec = c->prec, .ta = c->trans_a, .tb = c->trans_b};
-    if (case_plan(c, &d, &gm, name, sizeof name) || kern_build(g, &gm, c->m, c->n, c->k, &kr) ||
+    Mats x = {.m = c->m, .n = c->n, .k = c->k, .batch = case_batch(c), .bsb = case_bsb(c), .prec = c->prec,
+              .ta = c->trans_a, .tb = c->trans_b};
+    if (case_plan(c, &d, &gm, name, sizeof name) || kern_build(g, &gm, &x, &kr) ||
         mats_new(g, &x, d.split_k) || kern_run(g, &kr, &x)) {
       fails++;
       mats_free(g, &x);
       continue;
     }
     double w = check(g, &x, c->epi, 0);
-    printf("case %-16s %4ldx%4ldx%4ld: max err/tol %.3f %s\n", c->name, c->m, c->n, c->k, w, w <= 1 ? "ok" : "FAILED");
+    printf("case %-18s %ldx %4ldx%4ldx%4ld: max err/tol %.3f %s\n", c->name, x.batch, c->m, c->n, c->k, w, w <= 1 ? "ok" : "FAILED");
     fails += !(w <= 1);
     mats_free(g, &x);
     rt_cuda_unload(g->cu, kr.mod);
@@ -220,9 +227,9 @@ static int bench_one(Gpu *g, int prec, int64_t n) {
   char name[64];
   snprintf(name, sizeof name, "nnc_gemm_%s_%lld", names[prec], (long long)n);
   CudaGemm gm = {.name = name, .prec = (CudaPrec)prec, .tile = &d};
-  Mats x = {.m = n, .n = n, .k = n, .prec = prec};
+  Mats x = {.m = n, .n = n, .k = n, .batch = 1, .bsb = n * n, .prec = prec};
   Kern kr;
-  if (kern_build(g, &gm, n, n, n, &kr) || mats_new(g, &x, d.split_k)) return mats_free(g, &x), 1;
+  if (kern_build(g, &gm, &x, &kr) || mats_new(g, &x, d.split_k)) return mats_free(g, &x), 1;
   double t = time_it(g, &kr, &x, false), w = check(g, &x, 0, 512);
   double tb = g->blas ? time_it(g, &kr, &x, true) : NAN;
   double tf = 2.0 * n * n * n / 1e12;

@@ -7,6 +7,11 @@ add_library(nnc_cuda STATIC ${NNC_CUDA_SRC})
 target_include_directories(nnc_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda)
 target_link_libraries(nnc_cuda PUBLIC nnc_passes nnc_ir)
 
+# the kernels of a model's matmuls, for tests/cuda/run_cuda_tiles.sh
+add_executable(cuda_model_kernels tests/cuda/model_kernels.c)
+target_include_directories(cuda_model_kernels PRIVATE ${CMAKE_CURRENT_BINARY_DIR})
+target_link_libraries(cuda_model_kernels PRIVATE nnc_cuda nnc_frontend nnc_passes)
+
 # the driver loader: fails cleanly without a driver (here) or a device (a fake driver)
 add_library(nnc_fake_libcuda SHARED tests/cuda/fake_libcuda.c)
 add_executable(test_rt_cuda tests/cuda/test_rt_cuda.c)

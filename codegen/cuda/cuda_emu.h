@@ -245,6 +245,22 @@ inline unsigned nnc_f32_to_tf32(float x) {
   return (u + 0x1000u) & 0xFFFFE000u;
 }
 inline float nnc_erff(float x) { return erff(x); }
+inline float nnc_neg_inf(void) { return -INFINITY; }
+
+/* 128-bit vector accesses must be 16-byte aligned, as on the device */
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+inline float4 nnc_ld4(const float *p) {
+  if ((uintptr_t)p & 15) nnc_emu::fail("float4 load from an address not 16-byte aligned");
+  float4 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void nnc_st4(float *p, float4 v) {
+  if ((uintptr_t)p & 15) nnc_emu::fail("float4 store to an address not 16-byte aligned");
+  memcpy(p, &v, sizeof v);
+}
 
 /* ---- barriers and warp operations --------------------------------------------------------- */
 

@@ -37,6 +37,44 @@ typedef struct CudaLaunch {
   size_t smem; /* dynamic shared memory, bytes */
 } CudaLaunch;
 
+/* An elementwise group as one kernel: out[i] = f(in_0[i], ..., in_{n-1}[i]) over n f32
+ * elements. f is a straight-line program: step j applies op (an elementwise IR op, OP_ADD,
+ * OP_GELU, OP_RELU_BWD, ...) to operands a, b, where operand k < ninputs is input k and
+ * k >= ninputs is step k - ninputs; the last step is the result. vec4: every pointer is
+ * 16-byte aligned, so the kernel moves float4 (128-bit) vectors, the n % 4 tail singly. */
+enum { CUDA_EW_MAX_INPUTS = 8 };
+typedef struct CudaEwStep {
+  int op; /* OpKind */
+  int a, b;
+} CudaEwStep;
+typedef struct CudaEw {
+  const char *name;
+  int ninputs;
+  const CudaEwStep *steps;
+  int nsteps;
+  bool vec4;
+  int threads; /* per block */
+} CudaEw;
+
+/* A reduction over the last axis of a [rows, cols] f32 array, one block per row: OP_SUM,
+ * OP_MEAN, OP_MAX into out[rows], or OP_SOFTMAX into out[rows, cols]. Each thread folds a
+ * fixed strided subset of the row in order, then a fixed warp-shuffle tree and a fixed tree
+ * over the warps: the same bits on every run. vec4: rows 16-byte aligned (cols % 4 == 0). */
+typedef struct CudaReduce {
+  const char *name;
+  int op;      /* OpKind */
+  bool vec4;
+  int threads; /* per block, a multiple of 32 */
+} CudaReduce;
+
+/* kernels taking NncEwArgs / NncReduceArgs (in the prelude); 0 or -1 with err filled
+ * (an op without a CUDA form, operands out of range, bad thread counts) */
+int cuda_ew_emit(FILE *out, const CudaEw *e, char *err, size_t errn);
+int cuda_reduce_emit(FILE *out, const CudaReduce *r, char *err, size_t errn);
+/* grid-stride launch over n elements; one block per row */
+void cuda_ew_launch(const CudaEw *e, int64_t n, CudaLaunch *l);
+void cuda_reduce_launch(const CudaReduce *r, int64_t rows, CudaLaunch *l);
+
 /* the device prelude (wrappers over inline PTX, or cuda_emu.h under NNC_CUDA_EMU) and the
  * NncGemmArgs struct every GEMM kernel takes */
 const char *cuda_prelude_text(void);

@@ -21,6 +21,22 @@ static inline int case_plan(const CudaCase *c, TileDecision *d, CudaGemm *g, cha
   g->epilogue = c->epi, g->tile = d;
   return 0;
 }
+/* the kernel of an elementwise case; steps into st[4]. 0 or -1 (an unknown op name) */
+static inline int case_ew(const CudaEwCase *c, CudaEwStep st[4], CudaEw *e) {
+  for (int j = 0; j < c->nsteps; j++) {
+    st[j].op = ir_op_find(c->ops[j]), st[j].a = c->a[j], st[j].b = c->b[j];
+    if (st[j].op < 0) return -1;
+  }
+  *e = (CudaEw){.name = c->name, .ninputs = c->ninputs, .steps = st, .nsteps = c->nsteps,
+                .vec4 = !c->misalign, .threads = c->threads};
+  return 0;
+}
+
+static inline int case_red(const CudaRedCase *c, CudaReduce *r) {
+  *r = (CudaReduce){.name = c->name, .op = ir_op_find(c->op), .vec4 = c->cols % 4 == 0, .threads = c->threads};
+  return r->op < 0 ? -1 : 0;
+}
+
 /* products in the case's launch, and B's batch stride in elements */
 static inline long case_batch(const CudaCase *c) { return c->batch ? c->batch : 1; }
 static inline long case_bsb(const CudaCase *c) { return c->bcast_b ? 0 : c->k * c->n; }

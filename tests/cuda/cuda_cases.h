@@ -38,4 +38,39 @@ static const CudaCase cuda_cases[] = {
     {"tf32_tn_batchsplit", 1, 1, 0, 2, "a100", 64, 64, 4096, 32, 24, 512, 2, 0},
 };
 #define CUDA_NCASES ((int)(sizeof cuda_cases / sizeof cuda_cases[0]))
+
+/* elementwise groups: step j applies ops[j] (an IR op name) to operands a[j], b[j]; operand
+ * k < ninputs is input k, k >= ninputs step k - ninputs. misalign offsets every array by one
+ * float, which rules out float4 (the scalar path); n is odd so the float4 path has a tail. */
+typedef struct CudaEwCase {
+  const char *name;
+  int ninputs;
+  const char *ops[4];
+  int a[4], b[4];
+  int nsteps;
+  long n;
+  int misalign, threads;
+} CudaEwCase;
+
+static const CudaEwCase cuda_ew_cases[] = {
+    {"ew_bias_gelu", 2, {"add", "gelu"}, {0, 2}, {1, 0}, 2, 10003, 0, 256},
+    {"ew_gelu_bwd", 3, {"gelu_bwd", "mul", "tanh"}, {0, 3, 4}, {1, 2, 0}, 3, 4099, 0, 128},
+    {"ew_silu_misal", 2, {"sub", "silu", "relu_bwd", "exp"}, {0, 2, 3, 4}, {1, 0, 0, 0}, 4, 3001, 1, 256},
+    {"ew_sigmoid_div", 2, {"sigmoid", "sigmoid_bwd", "div", "neg"}, {0, 1, 3, 4}, {0, 2, 2, 0}, 4, 777, 0, 64},
+};
+#define CUDA_NEW_CASES ((int)(sizeof cuda_ew_cases / sizeof cuda_ew_cases[0]))
+
+/* last-axis reductions of [rows, cols]; cols % 4 == 0 takes float4 loads */
+typedef struct CudaRedCase {
+  const char *name, *op;
+  long rows, cols;
+  int threads;
+} CudaRedCase;
+
+static const CudaRedCase cuda_red_cases[] = {
+    {"red_sum", "sum", 37, 1000, 256},     {"red_mean_odd", "mean", 5, 333, 128},
+    {"red_max", "max", 64, 1024, 128},     {"red_softmax", "softmax", 19, 517, 256},
+    {"red_softmax4", "softmax", 8, 2048, 512},
+};
+#define CUDA_NRED_CASES ((int)(sizeof cuda_red_cases / sizeof cuda_red_cases[0]))
 #endif

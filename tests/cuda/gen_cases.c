@@ -15,6 +15,35 @@ static void write_launch(FILE *f, const CudaCase *c, const CudaGemm *g) {
           mk.block[0], mk.smem, rk.grid[0], (long long)cuda_gemm_k_split(g, c->k), g->tile->split_k);
 }
 
+static void write_plain(FILE *f, const char *name, const CudaLaunch *l) {
+  fprintf(f, "    {%s, dim3(%u), dim3(%u), %zu},\n", name, l->grid[0], l->block[0], l->smem);
+}
+
+/* the elementwise and reduction cases' kernels and launch geometry */
+static int write_ew_red(FILE *fs, FILE *ft) {
+  char err[256] = "unknown op name";
+  CudaLaunch l;
+  fprintf(ft, "static const EwLaunch ew_launch[] = {\n");
+  for (int i = 0; i < CUDA_NEW_CASES; i++) {
+    CudaEwStep st[4];
+    CudaEw e;
+    if (case_ew(&cuda_ew_cases[i], st, &e) || cuda_ew_emit(fs, &e, err, sizeof err))
+      return fprintf(stderr, "gen_cases: %s: %s\n", cuda_ew_cases[i].name, err), -1;
+    cuda_ew_launch(&e, cuda_ew_cases[i].n, &l);
+    write_plain(ft, e.name, &l);
+  }
+  fprintf(ft, "};\nstatic const RedLaunch red_launch[] = {\n");
+  for (int i = 0; i < CUDA_NRED_CASES; i++) {
+    CudaReduce r;
+    if (case_red(&cuda_red_cases[i], &r) || cuda_reduce_emit(fs, &r, err, sizeof err))
+      return fprintf(stderr, "gen_cases: %s: %s\n", cuda_red_cases[i].name, err), -1;
+    cuda_reduce_launch(&r, cuda_red_cases[i].rows, &l);
+    write_plain(ft, r.name, &l);
+  }
+  fprintf(ft, "};\n");
+  return 0;
+}
+
 static int save(const char *path, char *buf, size_t len) {
   const void *parts[] = {buf};
   size_t sizes[] = {len};
@@ -49,6 +78,7 @@ int main(int argc, char **argv) {
     write_launch(ft, &cuda_cases[i], &g);
   }
   fprintf(ft, "};\n");
+  if (write_ew_red(fs, ft)) return 1;
   if (fclose(fs) | fclose(ft)) return 1;
   return save(argv[1], src, ns) | save(argv[2], tab, nt) ? 1 : 0;
 }

@@ -10,7 +10,12 @@
  *    reference: |C - ref| <= 1.2 (c·u_in + (K + 2)·u_f32) Σ|a||b| + 4 u_f32 (|ref| + |bias|
  *    + |R|) + 1e-6 per element (c = 2 for TF32, whose inputs the kernel rounds, u_in = 2^-11;
  *    bf16/f16 inputs are stored rounded, so the reference sees the same values; f32 sums
- *    in order with FMAs). All orders must give identical bits. */
+ *    in order with FMAs). All orders must give identical bits.
+ * 4. the elementwise groups and last-axis reductions of cuda_cases.h (float4 and scalar
+ *    paths, odd lengths), against double references: elementwise within 8 u_f32 relative +
+ *    1e-6 (single f32 operations and libm-grade transcendentals), sums within
+ *    (cols + 2) u_f32 Σ|x|, max exactly, softmax within 16 u_f32 + 1e-6·max; identical bits
+ *    in every thread order. */
 #define NNC_CUDA_EMU 1
 #include "cuda_cases.cu"
 
@@ -28,6 +33,13 @@ struct CaseLaunch {
   long long k_split;
   int split;
 };
+template <class Args> struct PlainLaunch {
+  void (*fn)(Args);
+  dim3 grid, block;
+  size_t smem;
+};
+typedef PlainLaunch<NncEwArgs> EwLaunch;
+typedef PlainLaunch<NncReduceArgs> RedLaunch;
 #include "cuda_cases_launch.h"
 
 static int failures;
@@ -319,6 +331,111 @@ static void test_case(int ci) {
   nnc_emu_set_order(nnc_emu::FORWARD);
 }
 
+/* ---- 4. elementwise groups and reductions --------------------------------------------------- */
+
+static double ref_op(const char *op, double a, double b) {
+  double sa = 1 / (1 + exp(-a));
+  double phi = 0.5 * (1 + erf(b / sqrt(2.0))), pdf = exp(-0.5 * b * b) / sqrt(2 * M_PI);
+  if (!strcmp(op, "add")) return a + b;
+  if (!strcmp(op, "sub")) return a - b;
+  if (!strcmp(op, "mul")) return a * b;
+  if (!strcmp(op, "div")) return a / b;
+  if (!strcmp(op, "neg")) return -a;
+  if (!strcmp(op, "exp")) return exp(a);
+  if (!strcmp(op, "tanh")) return tanh(a);
+  if (!strcmp(op, "sigmoid")) return sa;
+  if (!strcmp(op, "gelu")) return a * 0.5 * (1 + erf(a / sqrt(2.0)));
+  if (!strcmp(op, "silu")) return a * sa;
+  if (!strcmp(op, "gelu_bwd")) return a * (phi + b * pdf);
+  if (!strcmp(op, "relu_bwd")) return b > 0 ? a : 0;
+  if (!strcmp(op, "sigmoid_bwd")) return a * b * (1 - b);
+  fprintf(stderr, "no reference for %s\n", op);
+  abort();
+}
+
+static double ref_ew(const CudaEwCase &c, const std::vector<std::vector<float>> &in, long i) {
+  double v[12];
+  for (int k = 0; k < c.ninputs; k++) v[k] = in[(size_t)k][(size_t)(i + c.misalign)];
+  for (int j = 0; j < c.nsteps; j++) v[c.ninputs + j] = ref_op(c.ops[j], v[c.a[j]], v[c.b[j]]);
+  return v[c.ninputs + c.nsteps - 1];
+}
+
+static void test_ew(int ci) {
+  const CudaEwCase &c = cuda_ew_cases[ci];
+  const EwLaunch &L = ew_launch[ci];
+  uint32_t s = 77u + (uint32_t)ci;
+  std::vector<std::vector<float>> in((size_t)c.ninputs);
+  std::vector<unsigned short> hh;
+  std::vector<double> dd;
+  for (auto &v : in) fill(v, hh, dd, (size_t)(c.n + 4), 0, &s);
+  std::vector<float> first;
+  for (nnc_emu::Order ord : {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED}) {
+    std::vector<float> out((size_t)(c.n + 4), NAN);
+    NncEwArgs p = {};
+    for (int k = 0; k < c.ninputs; k++) p.in[k] = in[(size_t)k].data() + c.misalign;
+    p.out = out.data() + c.misalign, p.n = c.n;
+    nnc_emu_set_order(ord);
+    nnc_emu_launch(L.fn, L.grid, L.block, L.smem, p);
+    double worst = 0;
+    for (long i = 0; i < c.n; i++) {
+      double r = ref_ew(c, in, i), e = fabs(out[(size_t)(i + c.misalign)] - r) / (8 * 0x1p-24 * fabs(r) + 1e-6);
+      if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst <= 1, "%s: error %.3f x tolerance", c.name, worst);
+    if (ord == nnc_emu::FORWARD) printf("%-18s n=%ld %s: max err/tol %.3f\n", c.name, c.n, c.misalign ? "scalar" : "float4", worst);
+    if (first.empty()) first = out;
+    else CHECK(!memcmp(first.data(), out.data(), out.size() * 4), "%s: bits differ between orders", c.name);
+  }
+  nnc_emu_set_order(nnc_emu::FORWARD);
+}
+
+/* worst error / tolerance of one row's result */
+static double check_red(const CudaRedCase &c, const float *x, const float *out) {
+  double m = -INFINITY, s = 0, sa = 0, worst = 0;
+  for (long j = 0; j < c.cols; j++) m = fmax(m, x[j]), s += x[j], sa += fabs(x[j]);
+  if (!strcmp(c.op, "max")) return out[0] == m ? 0 : INFINITY;
+  if (strcmp(c.op, "softmax")) {
+    double r = !strcmp(c.op, "mean") ? s / (double)c.cols : s, scale = !strcmp(c.op, "mean") ? 1.0 / (double)c.cols : 1;
+    return fabs(out[0] - r) / ((double)(c.cols + 2) * 0x1p-24 * sa * scale + 1e-30);
+  }
+  double z = 0;
+  for (long j = 0; j < c.cols; j++) z += exp(x[j] - m);
+  for (long j = 0; j < c.cols; j++) {
+    double r = exp(x[j] - m) / z, e = fabs(out[j] - r) / (16 * 0x1p-24 * r + 1e-6 / (double)c.cols);
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
+static void test_red(int ci) {
+  const CudaRedCase &c = cuda_red_cases[ci];
+  const RedLaunch &L = red_launch[ci];
+  uint32_t s = 500u + (uint32_t)ci;
+  std::vector<float> x;
+  std::vector<unsigned short> hh;
+  std::vector<double> dd;
+  fill(x, hh, dd, (size_t)(c.rows * c.cols), 0, &s);
+  for (float &v : x) v *= 8; /* a spread that makes softmax non-trivial */
+  bool rowwise = !strcmp(c.op, "softmax");
+  std::vector<float> first;
+  for (nnc_emu::Order ord : {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED}) {
+    std::vector<float> out((size_t)(rowwise ? c.rows * c.cols : c.rows), NAN);
+    NncReduceArgs p = {x.data(), out.data(), c.rows, c.cols};
+    nnc_emu_set_order(ord);
+    nnc_emu_launch(L.fn, L.grid, L.block, L.smem, p);
+    double worst = 0;
+    for (long r = 0; r < c.rows; r++) {
+      double e = check_red(c, &x[(size_t)(r * c.cols)], &out[(size_t)(rowwise ? r * c.cols : r)]);
+      if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst <= 1, "%s: error %.3f x tolerance", c.name, worst);
+    if (ord == nnc_emu::FORWARD) printf("%-18s %ldx%ld: max err/tol %.3f\n", c.name, c.rows, c.cols, worst);
+    if (first.empty()) first = out;
+    else CHECK(!memcmp(first.data(), out.data(), out.size() * 4), "%s: bits differ between orders", c.name);
+  }
+  nnc_emu_set_order(nnc_emu::FORWARD);
+}
+
 int main() {
   test_conversions();
   test_mma();
@@ -326,6 +443,8 @@ int main() {
   test_cp_async();
   test_warp_and_races();
   for (int i = 0; i < CUDA_NCASES; i++) test_case(i);
+  for (int i = 0; i < CUDA_NEW_CASES; i++) test_ew(i);
+  for (int i = 0; i < CUDA_NRED_CASES; i++) test_red(i);
   if (failures) fprintf(stderr, "%d checks failed\n", failures);
   return failures ? 1 : 0;
 }

@@ -75,6 +75,50 @@ static int check_kernel(const char *ptx, int sm, const char *fn, const TileDecis
   return bad;
 }
 
+/* the elementwise and reduction cases in one source */
+static char *ew_red_source(void) {
+  char *buf = NULL, err[256] = "unknown op name";
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  fputs(cuda_prelude_text(), f);
+  int rc = 0;
+  for (int i = 0; i < CUDA_NEW_CASES && !rc; i++) {
+    CudaEwStep st[4];
+    CudaEw e;
+    rc = case_ew(&cuda_ew_cases[i], st, &e) || cuda_ew_emit(f, &e, err, sizeof err);
+  }
+  for (int i = 0; i < CUDA_NRED_CASES && !rc; i++) {
+    CudaReduce r;
+    rc = case_red(&cuda_red_cases[i], &r) || cuda_reduce_emit(f, &r, err, sizeof err);
+  }
+  if (fclose(f) || rc) {
+    fprintf(stderr, "%s\n", err);
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+static int check_ew_red(void) {
+  char *src = ew_red_source(), err[4096];
+  int fails = !src;
+  for (int s = 0; s < 2 && src; s++) {
+    int sm = s ? 90 : 80;
+    char *ptx = cuda_nvrtc_ptx(src, "nnc_ew.cu", sm, err, sizeof err);
+    if (!ptx) {
+      fprintf(stderr, "%s\n", err);
+      fails++;
+      continue;
+    }
+    for (int i = 0; i < CUDA_NEW_CASES; i++) fails += check_kernel(ptx, sm, cuda_ew_cases[i].name, NULL, false, NULL);
+    for (int i = 0; i < CUDA_NRED_CASES; i++) fails += check_kernel(ptx, sm, cuda_red_cases[i].name, NULL, false, NULL);
+    free(ptx);
+  }
+  free(src);
+  return fails;
+}
+
 int main(void) {
   int fails = 0;
   char lerr[2048];
@@ -110,6 +154,7 @@ int main(void) {
     }
     free(src);
   }
+  fails += check_ew_red();
   if (fails) fprintf(stderr, "%d kernel checks failed\n", fails);
   return fails ? 1 : 0;
 }

@@ -7,6 +7,10 @@ add_library(nnc_cuda STATIC ${NNC_CUDA_SRC})
 target_include_directories(nnc_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda)
 target_link_libraries(nnc_cuda PUBLIC nnc_passes nnc_ir)
 
+add_executable(test_cuda_gen tests/cuda/test_cuda_gen.c)
+target_link_libraries(test_cuda_gen PRIVATE nnc_cuda PkgConfig::CHECK)
+add_test(NAME cuda/gen COMMAND test_cuda_gen)
+
 # the kernels of a model's matmuls, for tests/cuda/run_cuda_tiles.sh
 add_executable(cuda_model_kernels tests/cuda/model_kernels.c)
 target_include_directories(cuda_model_kernels PRIVATE ${CMAKE_CURRENT_BINARY_DIR})

@@ -272,11 +272,12 @@ inline float nnc_shfl_xor(float v, int m) {
   return r;
 }
 
-/* mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, D = A·B + D. groupID g = lane/4,
- * t = lane%4. A (16x8): a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); B (8x8):
- * b0 (t, g), b1 (t+4, g); C/D (16x8): c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
- * The tensor cores read only the 19 high bits of a tf32 operand; products are exact in f32. */
-inline void nnc_mma_m16n8k8_tf32(float *d, const unsigned *a, const unsigned *b) {
+/* D (16x8) += A (16xK) · B (Kx8) over a warp, D in the C/D fragment layout: groupID
+ * g = lane/4, t = lane%4, c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1). at(r, k) and
+ * bt(k, c) read an operand from the lanes' deposited registers a0..a3 (0..3), b0, b1 (4, 5).
+ * Products are exact in f32 for these input types; they are added in k order. */
+template <class FA, class FB>
+inline void nnc_emu_mma_m16n8(float *d, const unsigned *a, const unsigned *b, int kdim, FA at, FB bt) {
   using namespace nnc_emu;
   unsigned in[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
   warp_op(in, sizeof in, [&] {
@@ -285,38 +286,32 @@ inline void nnc_mma_m16n8k8_tf32(float *d, const unsigned *a, const unsigned *b)
     for (int i = 0; i < 4; i++) {
       int r = g + 8 * (i >> 1), c = 2 * t + (i & 1);
       float s = d[i];
-      for (int k = 0; k < 8; k++) {
-        float x = bits_f(reg((r & 7) * 4 + (k & 3), (r >> 3) + 2 * (k >> 2)) & 0xFFFFE000u);
-        float y = bits_f(reg(c * 4 + (k & 3), 4 + (k >> 2)) & 0xFFFFE000u);
-        s = fmaf(x, y, s);
-      }
+      for (int k = 0; k < kdim; k++) s = fmaf(at(r, k), bt(k, c), s);
       out[i] = s;
     }
     memcpy(d, out, sizeof out);
   });
 }
 
+/* mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32. A (16x8): a0 (g, t), a1 (g+8, t),
+ * a2 (g, t+4), a3 (g+8, t+4); B (8x8): b0 (t, g), b1 (t+4, g). The tensor cores read only
+ * the 19 high bits of a tf32 operand. */
+inline void nnc_mma_m16n8k8_tf32(float *d, const unsigned *a, const unsigned *b) {
+  using nnc_emu::bits_f, nnc_emu::reg;
+  nnc_emu_mma_m16n8(
+      d, a, b, 8, [](int r, int k) { return bits_f(reg((r & 7) * 4 + (k & 3), (r >> 3) + 2 * (k >> 2)) & 0xFFFFE000u); },
+      [](int k, int c) { return bits_f(reg(c * 4 + (k & 3), 4 + (k >> 2)) & 0xFFFFE000u); });
+}
+
 /* m16n8k16 with 16-bit operands, two per register (lower half = lower column/row index).
  * A (16x16): a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
- * B (16x8): b0 (2t..2t+1, g), b1 (2t+8..2t+9, g); C/D as for m16n8k8. */
+ * B (16x8): b0 (2t..2t+1, g), b1 (2t+8..2t+9, g). */
 inline void nnc_emu_mma_16816(float *d, const unsigned *a, const unsigned *b, float (*cv)(unsigned short)) {
-  using namespace nnc_emu;
-  unsigned in[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
-  warp_op(in, sizeof in, [&] {
-    int g = lane() >> 2, t = lane() & 3;
-    float out[4];
-    for (int i = 0; i < 4; i++) {
-      int r = g + 8 * (i >> 1), c = 2 * t + (i & 1);
-      float s = d[i];
-      for (int k = 0; k < 16; k++) {
-        float x = cv(half_of(reg((r & 7) * 4 + ((k & 7) >> 1), (r >> 3) + 2 * (k >> 3)), k & 1));
-        float y = cv(half_of(reg(c * 4 + ((k & 7) >> 1), 4 + (k >> 3)), k & 1));
-        s = fmaf(x, y, s);
-      }
-      out[i] = s;
-    }
-    memcpy(d, out, sizeof out);
-  });
+  using nnc_emu::half_of, nnc_emu::reg;
+  nnc_emu_mma_m16n8(
+      d, a, b, 16,
+      [cv](int r, int k) { return cv(half_of(reg((r & 7) * 4 + ((k & 7) >> 1), (r >> 3) + 2 * (k >> 3)), k & 1)); },
+      [cv](int k, int c) { return cv(half_of(reg(c * 4 + ((k & 7) >> 1), 4 + (k >> 3)), k & 1)); });
 }
 inline void nnc_mma_m16n8k16_bf16(float *d, const unsigned *a, const unsigned *b) {
   nnc_emu_mma_16816(d, a, b, nnc_bf16_to_f32);

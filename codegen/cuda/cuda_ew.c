@@ -6,7 +6,6 @@
  * every thread folds its strided elements in order, then a butterfly of warp shuffles and
  * the same over the per-warp results in shared memory. The order of every addition is fixed
  * by the thread count alone, so two runs give the same bits. */
-#include <stdarg.h>
 #include <string.h>
 
 #include "cuda_gen.h"
@@ -33,14 +32,6 @@ static const char *const ew_expr[OP_COUNT] = {
     [OP_TANH_BWD] = "%0 * (1.0f - %1 * %1)",
 };
 
-static int ew_err(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 static void ew_operand(FILE *o, const CudaEw *e, int k) {
   if (k < e->ninputs) fprintf(o, "x%d", k);
   else fprintf(o, "t%d", k - e->ninputs);
@@ -59,16 +50,16 @@ static void ew_step(FILE *o, const CudaEw *e, int j) {
 
 static int ew_check(const CudaEw *e, char *err, size_t n) {
   if (e->ninputs < 1 || e->ninputs > CUDA_EW_MAX_INPUTS || e->nsteps < 1)
-    return ew_err(err, n, "%s: %d inputs, %d steps", e->name, e->ninputs, e->nsteps);
+    return cuda_errf(err, n, "%s: %d inputs, %d steps", e->name, e->ninputs, e->nsteps);
   if (e->threads < 32 || e->threads > 1024 || e->threads % 32)
-    return ew_err(err, n, "%s: %d threads per block", e->name, e->threads);
+    return cuda_errf(err, n, "%s: %d threads per block", e->name, e->threads);
   for (int j = 0; j < e->nsteps; j++) {
     const CudaEwStep *s = &e->steps[j];
     if (s->op < 0 || s->op >= OP_COUNT || !ew_expr[s->op])
-      return ew_err(err, n, "%s: op '%s' has no CUDA form", e->name, s->op >= 0 && s->op < OP_COUNT ? ir_op_name(s->op) : "?");
+      return cuda_errf(err, n, "%s: op '%s' has no CUDA form", e->name, s->op >= 0 && s->op < OP_COUNT ? ir_op_name(s->op) : "?");
     int arity = ir_ops[s->op].arity, lim = e->ninputs + j;
     if (s->a < 0 || s->a >= lim || (arity == 2 && (s->b < 0 || s->b >= lim)))
-      return ew_err(err, n, "%s: step %d reads an operand not yet computed", e->name, j);
+      return cuda_errf(err, n, "%s: step %d reads an operand not yet computed", e->name, j);
   }
   return 0;
 }
@@ -147,9 +138,9 @@ static void red_fold(FILE *o, const CudaReduce *r, const char *acc, const char *
 
 int cuda_reduce_emit(FILE *o, const CudaReduce *r, char *err, size_t errn) {
   if (r->op != OP_SUM && r->op != OP_MEAN && r->op != OP_MAX && r->op != OP_SOFTMAX)
-    return ew_err(err, errn, "%s: op '%s' is not a last-axis reduction", r->name, ir_op_name(r->op));
+    return cuda_errf(err, errn, "%s: op '%s' is not a last-axis reduction", r->name, ir_op_name(r->op));
   if (r->threads < 32 || r->threads > 1024 || r->threads % 32)
-    return ew_err(err, errn, "%s: %d threads per block", r->name, r->threads);
+    return cuda_errf(err, errn, "%s: %d threads per block", r->name, r->threads);
   bool mx = r->op == OP_MAX || r->op == OP_SOFTMAX, sum = r->op != OP_MAX;
   fprintf(o, "/* %s: %s over the last axis, %d threads per row%s */\n", r->name, ir_op_name(r->op), r->threads,
           r->vec4 ? ", float4" : "");

@@ -9,7 +9,6 @@
  * and B, padded by smem_pad elements per row; ldmatrix .trans handles the transposed ones.
  * Split-K writes partial sums to a workspace that a second kernel adds in slice order, so
  * the result is deterministic. Every number here comes from the TileDecision. */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,14 +26,6 @@ typedef struct Gen {
   int tm, tn;           /* FMA: outputs per lane */
 } Gen;
 
-static int gen_err(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 static bool gen_tensor_cores(const Gen *x) { return x->g->prec != CUDA_PREC_F32; }
 
 /* ---- checking the decision -------------------------------------------------------------- */
@@ -50,17 +41,17 @@ static const char *gen_expected_mma(CudaPrec p) {
 static int gen_check_shape(const Gen *x, char *err, size_t n) {
   const TileDecision *t = x->t;
   if (t->wm <= 0 || t->wn <= 0 || t->bm % t->wm || t->bn % t->wn)
-    return gen_err(err, n, "warp tile %dx%d does not divide block tile %dx%d", t->wm, t->wn, t->bm, t->bn);
+    return cuda_errf(err, n, "warp tile %dx%d does not divide block tile %dx%d", t->wm, t->wn, t->bm, t->bn);
   if (t->threads != 32 * (t->bm / t->wm) * (t->bn / t->wn) || t->threads > 1024)
-    return gen_err(err, n, "%d threads for %d warps of %dx%d", t->threads, (t->bm / t->wm) * (t->bn / t->wn), t->wm, t->wn);
+    return cuda_errf(err, n, "%d threads for %d warps of %dx%d", t->threads, (t->bm / t->wm) * (t->bn / t->wn), t->wm, t->wn);
   if (gen_tensor_cores(x) && (t->wm % 16 || t->wn % 16 || t->bk % x->kstep))
-    return gen_err(err, n, "warp tile %dx%d / K tile %d is not a multiple of the MMA shape", t->wm, t->wn, t->bk);
+    return cuda_errf(err, n, "warp tile %dx%d / K tile %d is not a multiple of the MMA shape", t->wm, t->wn, t->bk);
   if (!gen_tensor_cores(x) && (t->wm % 4 || t->wn % 8))
-    return gen_err(err, n, "FMA warp tile %dx%d is not a multiple of 4x8 lanes", t->wm, t->wn);
+    return cuda_errf(err, n, "FMA warp tile %dx%d is not a multiple of 4x8 lanes", t->wm, t->wn);
   if (t->stages < 2 || t->split_k < 1 || (t->bk * x->es) % 16 || (t->smem_pad * x->es) % 16)
-    return gen_err(err, n, "stages %d, split-K %d, K tile %d, padding %d", t->stages, t->split_k, t->bk, t->smem_pad);
+    return cuda_errf(err, n, "stages %d, split-K %d, K tile %d, padding %d", t->stages, t->split_k, t->bk, t->smem_pad);
   if (t->ldmatrix && (x->es != 2))
-    return gen_err(err, n, "ldmatrix needs 16-bit operands");
+    return cuda_errf(err, n, "ldmatrix needs 16-bit operands");
   return 0;
 }
 
@@ -68,9 +59,9 @@ static int gen_init(Gen *x, FILE *o, const CudaGemm *g, char *err, size_t n) {
   memset(x, 0, sizeof *x);
   x->o = o, x->g = g, x->t = g->tile;
   const TileDecision *t = g->tile;
-  if (!t || !t->valid || !t->gpu) return gen_err(err, n, "no GPU tile decision for kernel %s", g->name);
+  if (!t || !t->valid || !t->gpu) return cuda_errf(err, n, "no GPU tile decision for kernel %s", g->name);
   if (strcmp(t->mma, gen_expected_mma(g->prec)))
-    return gen_err(err, n, "tile decision uses %s, the precision needs %s", t->mma, gen_expected_mma(g->prec));
+    return cuda_errf(err, n, "tile decision uses %s, the precision needs %s", t->mma, gen_expected_mma(g->prec));
   bool half = g->prec == CUDA_PREC_BF16 || g->prec == CUDA_PREC_F16;
   x->ty = half ? "unsigned short" : "float";
   x->es = half ? 2 : 4;
@@ -85,7 +76,7 @@ static int gen_init(Gen *x, FILE *o, const CudaGemm *g, char *err, size_t n) {
   if (gen_check_shape(x, err, n)) return -1;
   int64_t smem = (int64_t)t->stages * (x->a_stage + x->b_stage) * x->es;
   if (smem != t->smem)
-    return gen_err(err, n, "kernel needs %lld bytes of shared memory, the tile plan %lld", (long long)smem, (long long)t->smem);
+    return cuda_errf(err, n, "kernel needs %lld bytes of shared memory, the tile plan %lld", (long long)smem, (long long)t->smem);
   return 0;
 }
 
@@ -345,13 +336,13 @@ char *cuda_gemm_source(const CudaGemm *g, char *err, size_t errn) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) {
-    gen_err(err, errn, "out of memory");
+    cuda_errf(err, errn, "out of memory");
     return NULL;
   }
   fputs(cuda_prelude_text(), f);
   int rc = cuda_gemm_emit(f, g, err, errn);
   if (fclose(f) || rc) {
-    if (!rc) gen_err(err, errn, "out of memory");
+    if (!rc) cuda_errf(err, errn, "out of memory");
     free(buf);
     return NULL;
   }

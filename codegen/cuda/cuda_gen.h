@@ -75,6 +75,9 @@ int cuda_reduce_emit(FILE *out, const CudaReduce *r, char *err, size_t errn);
 void cuda_ew_launch(const CudaEw *e, int64_t n, CudaLaunch *l);
 void cuda_reduce_launch(const CudaReduce *r, int64_t rows, CudaLaunch *l);
 
+/* formats the generators' errors into err; returns -1 */
+int cuda_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* the device prelude (wrappers over inline PTX, or cuda_emu.h under NNC_CUDA_EMU) and the
  * NncGemmArgs struct every GEMM kernel takes */
 const char *cuda_prelude_text(void);

@@ -5,7 +5,17 @@
  * device (NVRTC) the wrappers are inline PTX; when NNC_CUDA_EMU is defined the source is
  * compiled by the host C++ compiler and codegen/cuda/cuda_emu.h supplies the same wrappers
  * as C++ with the PTX ISA's fragment layouts, so one text runs in both places. */
+#include <stdarg.h>
+
 #include "cuda_gen.h"
+
+int cuda_errf(char *err, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
 
 const char *cuda_prelude_text(void) {
   return "/* nnc device prelude */\n"

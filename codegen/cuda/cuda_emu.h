@@ -6,7 +6,8 @@
  * reach a barrier, so nnc_syncthreads is a real barrier. Warp-level operations (shuffles,
  * ldmatrix, mma.sync) are performed per warp: every lane deposits its operands, waits until
  * all 32 lanes of its warp have arrived, then reads what the PTX ISA's fragment layout gives
- * it. cp.async copies are deferred until the issuing thread waits for their group, and
+ * it. cp.async copies land as late as allowed in forward order (when the issuing thread
+ * waits for their group) and at once in the other orders, and
  * dynamic shared memory starts every block filled with 0xFF bytes (NaN in every float type),
  * so a missing wait or barrier shows up as a NaN or a wrong value. Threads can be scheduled
  * forward, reversed or shuffled (nnc_emu_set_order): a race outside a barrier changes the
@@ -216,6 +217,9 @@ inline unsigned short half_of(unsigned r, int hi) { return (unsigned short)(hi ?
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
+/* static __shared__ arrays: one copy, and blocks run one after another, so per block (not
+ * poisoned between blocks; generated kernels use dynamic shared memory, which is) */
+#define __shared__ static
 #define NNC_DEV static inline
 #define NNC_UNROLL
 #define NNC_EXTERN_SMEM(name) unsigned char *name = nnc_emu::state()->smem
@@ -354,7 +358,8 @@ inline void nnc_cp_async16(void *dst, const void *src, int src_bytes) {
   c.dst = (unsigned char *)dst;
   memset(c.data, 0, 16);
   if (src_bytes > 0) memcpy(c.data, src, (size_t)src_bytes);
-  state()->cur->open.push_back(c);
+  if (order() == FORWARD) state()->cur->open.push_back(c);
+  else memcpy(c.dst, c.data, 16); /* lands at once: a refill racing with readers shows */
 }
 inline void nnc_cp_async_commit(void) {
   nnc_emu::Fiber *f = nnc_emu::state()->cur;

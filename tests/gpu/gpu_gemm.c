@@ -59,7 +59,8 @@ static float *rand_vals(int64_t n, uint32_t *s) {
   return v;
 }
 
-static int mats_new(Gpu *g, Mats *x, int split) {
+/* operands, bias, residual, C and the split-K workspace gm needs */
+static int mats_new(Gpu *g, Mats *x, const CudaGemm *gm) {
   uint32_t s = 12345;
   int64_t na = x->batch * x->m * x->k, nb = x->bsb ? x->batch * x->bsb : x->k * x->n, nc = x->batch * x->m * x->n;
   x->a = rand_vals(na, &s), x->b = rand_vals(nb, &s);
@@ -69,7 +70,8 @@ static int mats_new(Gpu *g, Mats *x, int split) {
       upload(g, x->bias, x->n, 0, &x->dbias) || upload(g, x->res, nc, 0, &x->dres))
     return -1;
   if (rt_cuda_alloc(g->cu, (size_t)nc * 4, &x->dc)) return -1;
-  return rt_cuda_alloc(g->cu, (size_t)nc * 4 * (size_t)(split > 1 ? split : 1), &x->dwork);
+  int64_t work = cuda_gemm_work_bytes(gm, x->m, x->n, x->batch);
+  return rt_cuda_alloc(g->cu, (size_t)(work ? work : 4), &x->dwork);
 }
 
 static void mats_free(Gpu *g, Mats *x) {
@@ -170,7 +172,7 @@ static int run_cases(Gpu *g) {
     Mats x = {.m = c->m, .n = c->n, .k = c->k, .batch = case_batch(c), .bsb = case_bsb(c), .prec = c->prec,
               .ta = c->trans_a, .tb = c->trans_b};
     if (case_plan(c, &d, &gm, name, sizeof name) || kern_build(g, &gm, &x, &kr) ||
-        mats_new(g, &x, d.split_k) || kern_run(g, &kr, &x)) {
+        mats_new(g, &x, &gm) || kern_run(g, &kr, &x)) {
       fails++;
       mats_free(g, &x);
       continue;
@@ -229,7 +231,7 @@ static int bench_one(Gpu *g, int prec, int64_t n) {
   CudaGemm gm = {.name = name, .prec = (CudaPrec)prec, .tile = &d};
   Mats x = {.m = n, .n = n, .k = n, .batch = 1, .bsb = n * n, .prec = prec};
   Kern kr;
-  if (kern_build(g, &gm, &x, &kr) || mats_new(g, &x, d.split_k)) return mats_free(g, &x), 1;
+  if (kern_build(g, &gm, &x, &kr) || mats_new(g, &x, &gm)) return mats_free(g, &x), 1;
   double t = time_it(g, &kr, &x, false), w = check(g, &x, 0, 512);
   double tb = g->blas ? time_it(g, &kr, &x, true) : NAN;
   double tf = 2.0 * n * n * n / 1e12;

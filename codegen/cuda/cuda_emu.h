@@ -17,6 +17,10 @@
 #ifndef NNC_CUDA_EMU_H
 #define NNC_CUDA_EMU_H
 #include <ucontext.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define NNC_EMU_ASAN 1
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -55,6 +59,8 @@ enum { XSLOT = 64 }; /* bytes of warp-exchange space per lane */
 
 struct Emu {
   ucontext_t sched;
+  const void *sched_bottom = nullptr; /* the scheduler's stack, for AddressSanitizer */
+  size_t sched_size = 0;
   std::vector<Fiber> fib;
   Fiber *cur = nullptr;
   dim3 grid, block, bid;
@@ -83,17 +89,39 @@ inline Order &order() {
   abort();
 }
 
+/* AddressSanitizer must be told of every stack switch (no-ops without it). `fake` keeps
+ * the leaving side's fake stack; NULL ends the leaving fiber's. */
+inline void asan_leave(void **fake, const void *bottom, size_t size) {
+#ifdef NNC_EMU_ASAN
+  __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+  (void)fake, (void)bottom, (void)size;
+#endif
+}
+inline void asan_arrive(void *fake, const void **from_bottom, size_t *from_size) {
+#ifdef NNC_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, from_bottom, from_size);
+#else
+  (void)fake, (void)from_bottom, (void)from_size;
+#endif
+}
+
 inline void yield_(State s) {
   Emu *e = state();
   Fiber *f = e->cur;
   f->st = s;
+  void *fake = nullptr;
+  asan_leave(&fake, e->sched_bottom, e->sched_size);
   swapcontext(&f->ctx, &e->sched);
+  asan_arrive(fake, nullptr, nullptr);
 }
 
 inline void entry() {
   Emu *e = state();
+  asan_arrive(nullptr, &e->sched_bottom, &e->sched_size);
   e->body();
   e->cur->st = DONE;
+  asan_leave(nullptr, e->sched_bottom, e->sched_size);
 }
 
 inline bool in_smem(const void *p, size_t n) {
@@ -167,7 +195,10 @@ inline void run_block(Emu *e, unsigned seed) {
       Fiber &f = e->fib[(size_t)i];
       if (f.st != RUNNABLE) continue;
       e->cur = &f;
+      void *fake = nullptr;
+      asan_leave(&fake, f.stack.data(), f.stack.size());
       swapcontext(&e->sched, &f.ctx);
+      asan_arrive(fake, nullptr, nullptr);
       ran = true;
     }
     for (Fiber &f : e->fib) live |= f.st != DONE;

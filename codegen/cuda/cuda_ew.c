@@ -18,7 +18,7 @@ static const char *const ew_expr[OP_COUNT] = {
     [OP_SQRT] = "sqrtf(%0)",
     [OP_TANH] = "tanhf(%0)",
     [OP_SIGMOID] = "nnc_sigmoid(%0)",
-    [OP_RELU] = "%0 > 0.0f ? %0 : 0.0f",
+    [OP_RELU] = "%0 > 0.0f || %0 != %0 ? %0 : 0.0f", /* NaN stays NaN, as in the interpreter */
     [OP_GELU] = "%0 * nnc_phi(%0)",
     [OP_SILU] = "%0 * nnc_sigmoid(%0)",
     [OP_ADD] = "%0 + %1",

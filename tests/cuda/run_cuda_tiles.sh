@@ -10,10 +10,10 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 for spec in gpt2_block:h100 mlp:a100 lenet:a100; do
-  ex=${spec%%:*} target=${spec##*:}
-  "$NNC" cost "$NNC_SRC/examples/$ex.nn" --target "$target" --tiles --json > "$T/$ex.json" || { echo "FAIL: nnc cost $ex"; fail=1; continue; }
-  "$NNC_BUILD/cuda_model_kernels" "$NNC_SRC/examples/$ex.nn" "$target" > "$T/$ex.txt" || { echo "FAIL: kernels of $ex"; fail=1; continue; }
-  $PY - "$T/$ex.json" "$T/$ex.txt" "$ex" <<'PYEOF' || fail=1
+  model=${spec%%:*} target=${spec##*:}
+  "$NNC" cost "$NNC_SRC/examples/$model.nn" --target "$target" --tiles --json > "$T/$model.json" || { echo "FAIL: nnc cost $model"; fail=1; continue; }
+  "$NNC_BUILD/cuda_model_kernels" "$NNC_SRC/examples/$model.nn" "$target" > "$T/$model.txt" || { echo "FAIL: kernels of $model"; fail=1; continue; }
+  $PY - "$T/$model.json" "$T/$model.txt" "$model" <<'PYEOF' || fail=1
 import json, sys
 rep = {t["node"]: t for t in json.load(open(sys.argv[1]))["tiles"] if t["op"] == "matmul"}
 keys = ["bm", "bn", "bk", "wm", "wn", "stages", "split_k", "threads", "ctas_per_sm"]

@@ -322,6 +322,42 @@ void run_suggest_names(const IrGraph *g, OpKind op, const char *what) {
   fputc('\n', stderr);
 }
 
+/* need[i]: node i feeds a value the run reports (--out values, else the model's outputs; with
+ * --grad, everything) */
+static void mark_needed(const RunOpts *o, const IrGraph *g, bool *need) {
+  for (int i = 0; i < g->nnodes; i++) need[i] = o->grad;
+  for (int i = 0; i < g->noutputs; i++)
+    if (!o->nouts) need[g->outputs[i].node] = true;
+  for (int k = 0; k < o->nouts; k++) {
+    int node = -1;
+    for (int i = 0; i < g->noutputs; i++)
+      if (!strcmp(g->outputs[i].name, o->outs[k].name)) node = g->outputs[i].node;
+    if (node < 0) node = ir_find_value(g, o->outs[k].name);
+    if (node >= 0) need[node] = true;
+  }
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (need[i])
+      for (int j = 0; j < g->nodes[i].nin; j++) need[g->nodes[i].in[j]] = true;
+}
+
+/* inputs the reported values do not depend on may be omitted; they are zeros */
+static void zero_unneeded_inputs(const RunOpts *o, const IrGraph *g, Interp *ip) {
+  bool *need = xmalloc((size_t)(g->nnodes ? g->nnodes : 1));
+  mark_needed(o, g, need);
+  for (int i = 0; i < g->nnodes; i++) {
+    if (g->nodes[i].op != OP_INPUT || need[i]) continue;
+    bool given = false;
+    for (int k = 0; k < o->nins; k++) given |= !strcmp(o->ins[k].name, g->nodes[i].name);
+    if (given) continue;
+    int64_t n = ir_type_numel(g, &g->nodes[i].type);
+    double *z = calloc((size_t)(n ? n : 1), sizeof(double));
+    if (!z) abort();
+    interp_set(ip, i, z, n);
+    free(z);
+  }
+  free(need);
+}
+
 /* reads the --in files, binds the dims from them and checks them; nodes[k] is --in k's input */
 static int read_inputs(const RunOpts *o, IrGraph *g, RtTensor *files, int *nodes, Diag *d) {
   char err[512];
@@ -338,15 +374,19 @@ static int read_inputs(const RunOpts *o, IrGraph *g, RtTensor *files, int *nodes
       return -1;
     }
   }
+  bool *need = xmalloc((size_t)(g->nnodes ? g->nnodes : 1));
+  mark_needed(o, g, need);
   for (int i = 0; i < g->nnodes; i++) {
     int given = 0;
     for (int k = 0; k < o->nins; k++) given |= nodes[k] == i;
-    if (g->nodes[i].op == OP_INPUT && !given) {
+    if (g->nodes[i].op == OP_INPUT && !given && need[i]) {
+      free(need);
       diag_error_file(d, o->in.path, "input '%s' has no value; pass --in %s=FILE.npy",
                       g->nodes[i].name, g->nodes[i].name);
       return -1;
     }
   }
+  free(need);
   if (run_bind_dims(o, g, files, nodes, o->ins, o->nins, 0, d)) return -1;
   for (int k = 0; k < o->nins; k++)
     if (run_check_array(g, nodes[k], &files[k], o->ins[k].path, 0, d)) return -1;
@@ -627,6 +667,7 @@ int cmd_run(int argc, char **argv) {
   ip = interp_new(eg, &io);
   for (int k = 0; k < o.nins; k++) /* the clone keeps the forward graph's node indices */
     interp_set(ip, nodes[k], files[k].data, rt_tensor_numel(&files[k]));
+  zero_unneeded_inputs(&o, eg, ip);
   if (o.weights ? run_load_weights(&o, eg, ip, NULL, NULL, NULL, d) : (init_weights(&o, eg, ip), 0))
     goto free_module;
   if (interp_run(ip, err, sizeof err)) {

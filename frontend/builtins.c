@@ -650,6 +650,169 @@ static Value lower_embedding(Sema *s, Call *c) {
   return result(sema_build(s, OP_EMBEDDING, in, 2, NULL, NULL, c->loc, il, scope), c);
 }
 
+
+/* ---- comparisons, selection, index tensors -------------------------------------------- */
+
+/* a tensor argument, or a number made a rank-0 constant of dtype dt */
+static int tensor_or_number(Sema *s, const Call *c, const char *name, DType dt) {
+  const Value *v = arg(c, name);
+  if (!v || v->k == V_ERR) return -1;
+  if (v->k == V_TENSOR) return v->node;
+  double x;
+  if (v->k == V_FLOAT) x = v->f;
+  else if (v->k == V_INT) x = v->dim ? dim_evalf(s->g->dims, v->dim, NULL) : (double)v->i;
+  else {
+    bad_arg(s, c, name, v, "a tensor or a number");
+    return -1;
+  }
+  IrAttr at = {.value = x};
+  IrType t = {.dt = dt, .rank = 0};
+  return sema_build(s, OP_CONST, NULL, 0, &at, &t, v->loc, NULL, NULL);
+}
+
+/* the dtype of the first tensor among the arguments, f32 when none is a tensor */
+static DType first_tensor_dtype(Sema *s, const Call *c, const char *const *names, int n) {
+  for (int i = 0; i < n; i++) {
+    const Value *v = arg(c, names[i]);
+    if (v && v->k == V_TENSOR) return type_of(s, v->node)->dt;
+  }
+  return DT_F32;
+}
+
+static Value lower_compare(Sema *s, Call *c) {
+  const Value *a = arg(c, "a"), *b = arg(c, "b");
+  if (a->k != V_TENSOR && b->k != V_TENSOR && a->k != V_ERR && b->k != V_ERR) {
+    sema_error(s, c->loc, "%s needs at least one tensor operand", c->b->name);
+    return v_err();
+  }
+  const char *names[2] = {"a", "b"};
+  DType dt = first_tensor_dtype(s, c, names, 2);
+  int in[2] = {tensor_or_number(s, c, "a", dt), tensor_or_number(s, c, "b", dt)};
+  if (in[0] < 0 || in[1] < 0) return v_err();
+  SrcLoc il[2] = {arg_loc(c, "a"), arg_loc(c, "b")};
+  return result(sema_build(s, c->b->op, in, 2, NULL, NULL, c->loc, il, NULL), c);
+}
+
+static Value lower_where(Sema *s, Call *c) {
+  int cond = want_tensor(s, c, "cond");
+  const char *names[2] = {"a", "b"};
+  DType dt = first_tensor_dtype(s, c, names, 2);
+  bool any = arg(c, "a")->k == V_TENSOR || arg(c, "b")->k == V_TENSOR;
+  if (!any && cond >= 0 && type_of(s, cond)->dt != DT_I32) dt = type_of(s, cond)->dt;
+  int in[3] = {cond, tensor_or_number(s, c, "a", dt), tensor_or_number(s, c, "b", dt)};
+  if (in[0] < 0 || in[1] < 0 || in[2] < 0) return v_err();
+  SrcLoc il[3] = {arg_loc(c, "cond"), arg_loc(c, "a"), arg_loc(c, "b")};
+  return result(sema_build(s, OP_WHERE, in, 3, NULL, NULL, c->loc, il, NULL), c);
+}
+
+static bool want_dtype(Sema *s, const Call *c, DType *dt) {
+  const Value *d = arg(c, "dtype");
+  *dt = DT_F32;
+  if (!d) return true;
+  if (d->k == V_ERR) return false;
+  if (d->k != V_DTYPE) return bad_arg(s, c, "dtype", d, "a dtype (f32, f16, bf16 or i32)");
+  *dt = d->dt;
+  return true;
+}
+
+/* an iota node of type t along axis: start + step * index */
+static int iota_node(Sema *s, IrType t, int axis, double start, double step, SrcLoc loc) {
+  IrAttr at = {.axis = axis, .init_a = start, .init_b = step};
+  return sema_build(s, OP_IOTA, NULL, 0, &at, &t, loc, NULL, NULL);
+}
+
+/* arange(end) or arange(start, end, step = 1): a 1-D tensor like torch.arange; with a
+ * symbolic end, start and step must be constants and step 1 */
+static Value lower_arange(Sema *s, Call *c) {
+  const Value *a = arg(c, "a"), *b = arg(c, "b");
+  const Value *endv = b ? b : a;
+  int64_t start = 0, step = 1;
+  DType dt;
+  if (a->k == V_ERR || (b && b->k == V_ERR) || !want_dtype(s, c, &dt) ||
+      !want_int(s, c, "step", 1, -INT32_MAX, INT32_MAX, &step))
+    return v_err();
+  if (b) {
+    if (a->k != V_INT || a->dim) return bad_arg(s, c, "a", a, "a constant int"), v_err();
+    start = a->i;
+  }
+  if (endv->k != V_INT) return bad_arg(s, c, b ? "b" : "a", endv, "an int or a dim"), v_err();
+  if (step == 0) {
+    sema_error(s, arg_loc(c, "step"), "arange: step must not be 0");
+    return v_err();
+  }
+  Dim *count;
+  if (endv->dim) {
+    if (step != 1) {
+      sema_error(s, arg_loc(c, "step"), "arange: with a symbolic end the step must be 1");
+      return v_err();
+    }
+    count = dim_sub(s->g->dims, sema_dim(s, endv), dim_const(s->g->dims, start));
+  } else {
+    int64_t span = endv->i - start, n = span / step + (span % step != 0);
+    if (n <= 0 || n > INT32_MAX) {
+      sema_error(s, c->loc, "arange(%lld, %lld, %lld) would have %lld elements; it needs at "
+                 "least 1", (long long)start, (long long)endv->i, (long long)step,
+                 (long long)(n > 0 ? n : 0));
+      return v_err();
+    }
+    count = dim_const(s->g->dims, n);
+  }
+  IrType t = {.dt = dt, .rank = 1, .dims = {count}};
+  return result(iota_node(s, t, 0, (double)start, (double)step, c->loc), c);
+}
+
+/* tril(x, k) keeps x[.., i, j] where j - i <= k (triu: >= k) and zeroes the rest. The mask is
+ * two index vectors compared elementwise, fused into the pass that applies it: nothing is
+ * fed or stored at the size of x */
+static Value lower_tri(Sema *s, Call *c) {
+  int x = want_tensor(s, c, "x");
+  int64_t k;
+  if (x < 0 || !want_int(s, c, "k", 0, -INT32_MAX, INT32_MAX, &k)) return v_err();
+  const IrType *xt = type_of(s, x);
+  if (xt->rank < 2) {
+    sema_error(s, arg_loc(c, "x"), "%s needs a tensor of rank >= 2, got %s", c->b->name,
+               sema_type_str(s, x));
+    return v_err();
+  }
+  Dim *one = dim_const(s->g->dims, 1);
+  IrType rt = {.dt = DT_F32, .rank = 2, .dims = {xt->dims[xt->rank - 2], one}};
+  IrType ct = {.dt = DT_F32, .rank = 2, .dims = {one, xt->dims[xt->rank - 1]}};
+  int row = iota_node(s, rt, 0, (double)k, 1, c->loc), col = iota_node(s, ct, 1, 0, 1, c->loc);
+  if (row < 0 || col < 0) return v_err();
+  int cmp_in[2] = {col, row}; /* j <= i + k (tril), j >= i + k (triu) */
+  int mask = sema_build(s, c->b->op, cmp_in, 2, NULL, NULL, c->loc, NULL, NULL);
+  IrAttr z = {.value = 0};
+  IrType zt = {.dt = xt->dt, .rank = 0};
+  int zero = sema_build(s, OP_CONST, NULL, 0, &z, &zt, c->loc, NULL, NULL);
+  if (mask < 0 || zero < 0) return v_err();
+  int in[3] = {mask, x, zero};
+  SrcLoc il[3] = {c->loc, arg_loc(c, "x"), c->loc};
+  return result(sema_build(s, OP_WHERE, in, 3, NULL, NULL, c->loc, il, NULL), c);
+}
+
+/* full(shape, value), ones(shape), zeros(shape): a constant of that shape */
+static Value lower_full(Sema *s, Call *c) {
+  const Value *sh = arg(c, "shape");
+  DType dt;
+  double v = !strcmp(c->b->name, "ones") ? 1 : 0;
+  if (sh->k == V_ERR || !want_dtype(s, c, &dt) || !want_float(s, c, "value", v, &v))
+    return v_err();
+  if (sh->k != V_LIST || sh->nitems > IR_MAX_RANK)
+    return bad_arg(s, c, "shape", sh, "a list of at most 6 sizes"), v_err();
+  IrType t = {.dt = dt, .rank = sh->nitems};
+  for (int i = 0; i < sh->nitems; i++) {
+    const Value *e = &sh->items[i];
+    t.dims[i] = e->k == V_INT && (e->dim || (e->i > 0 && e->i <= INT32_MAX)) && e->mag < 1e12
+                    ? sema_dim(s, e) : NULL;
+    if (!t.dims[i]) {
+      sema_error(s, e->loc, "%s: a size must be a positive int or a dim", c->b->name);
+      return v_err();
+    }
+  }
+  IrAttr at = {.value = v};
+  return result(sema_build(s, OP_CONST, NULL, 0, &at, &t, c->loc, NULL, NULL), c);
+}
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 #define UNARY(nm, OP) {nm, lower_unary, OP, 1, 0, {"x"}}
@@ -658,6 +821,19 @@ static const Builtin builtins[] = {
     UNARY("tanh", OP_TANH), UNARY("sigmoid", OP_SIGMOID), UNARY("relu", OP_RELU),
     UNARY("gelu", OP_GELU), UNARY("silu", OP_SILU),
     {"matmul", lower_binary, OP_MATMUL, 2, 0, {"a", "b"}},
+    {"lt", lower_compare, OP_LT, 2, 0, {"a", "b"}},
+    {"le", lower_compare, OP_LE, 2, 0, {"a", "b"}},
+    {"gt", lower_compare, OP_GT, 2, 0, {"a", "b"}},
+    {"ge", lower_compare, OP_GE, 2, 0, {"a", "b"}},
+    {"eq", lower_compare, OP_EQ, 2, 0, {"a", "b"}},
+    {"ne", lower_compare, OP_NE, 2, 0, {"a", "b"}},
+    {"where", lower_where, OP_WHERE, 3, 0, {"cond", "a", "b"}},
+    {"arange", lower_arange, OP_IOTA, 1, 0, {"a", "b", "step", "dtype"}},
+    {"tril", lower_tri, OP_LE, 1, 0, {"x", "k"}},
+    {"triu", lower_tri, OP_GE, 1, 0, {"x", "k"}},
+    {"full", lower_full, OP_CONST, 2, 0, {"shape", "value", "dtype"}},
+    {"ones", lower_full, OP_CONST, 1, 0, {"shape", "dtype"}},
+    {"zeros", lower_full, OP_CONST, 1, 0, {"shape", "dtype"}},
     {"cast", lower_cast, OP_CAST, 2, 0, {"x", "dtype"}},
     {"to", lower_cast, OP_CAST, 2, 0, {"x", "dtype"}},
     {"transpose", lower_transpose, OP_TRANSPOSE, 1, 0, {"x", "a", "b"}},

@@ -249,6 +249,16 @@ static int ev_const(Interp *I, int id) {
   return 0;
 }
 
+static int ev_iota(Interp *I, int id) {
+  const IrNode *n = node(I, id);
+  int64_t outer, len, inner;
+  axis_view(&I->shape[id], n->attr.axis, &outer, &len, &inner);
+  double *y = I->val[id];
+  for (int64_t i = 0; i < I->shape[id].n; i++)
+    y[i] = n->attr.init_a + n->attr.init_b * (double)((i / inner) % len);
+  return 0;
+}
+
 /* ---- elementwise ------------------------------------------------------------------------ */
 
 typedef double (*UnaryFn)(double x, const IrNode *n);
@@ -308,11 +318,31 @@ BINARY(add, a + b)
 BINARY(sub, a - b)
 BINARY(mul, a * b)
 BINARY(div, a / b)
+BINARY(lt, a < b ? 1.0 : 0.0)
+BINARY(le, a <= b ? 1.0 : 0.0)
+BINARY(gt, a > b ? 1.0 : 0.0)
+BINARY(ge, a >= b ? 1.0 : 0.0)
+BINARY(eq, a == b ? 1.0 : 0.0)
+BINARY(ne, a != b ? 1.0 : 0.0)
 BINARY(relu_bwd, b > 0 ? a : 0.0)
 BINARY(gelu_bwd, a * (phi_cdf(b) + b * phi_pdf(b)))
 BINARY(silu_bwd, a * sigmoid(b) * (1.0 + b * (1.0 - sigmoid(b))))
 BINARY(sigmoid_bwd, a * b * (1.0 - b))
 BINARY(tanh_bwd, a * (1.0 - b * b))
+
+static int ev_where(Interp *I, int id) {
+  const Shape *o = &I->shape[id];
+  Iter it;
+  iter_init(&it, o, 3);
+  for (int k = 0; k < 3; k++)
+    if (bcast_strides(argsh(I, id, k), o, it.st[k]))
+      return fail(I, id, "operand %d does not broadcast to the result shape", k);
+  const double *c = arg(I, id, 0), *a = arg(I, id, 1), *b = arg(I, id, 2);
+  double *y = I->val[id];
+  for (int64_t i = 0; i < o->n; i++, iter_next(&it))
+    y[i] = c[it.off[0]] != 0 ? a[it.off[1]] : b[it.off[2]];
+  return 0;
+}
 
 /* ---- matmul ----------------------------------------------------------------------------- */
 
@@ -1105,6 +1135,7 @@ static const EvalFn eval_ops[OP_COUNT] = {
     [OP_INPUT] = ev_leaf,
     [OP_PARAM] = ev_leaf,
     [OP_CONST] = ev_const,
+    [OP_IOTA] = ev_iota,
     [OP_NEG] = ev_neg,
     [OP_EXP] = ev_exp,
     [OP_LOG] = ev_log,
@@ -1120,6 +1151,13 @@ static const EvalFn eval_ops[OP_COUNT] = {
     [OP_SUB] = ev_sub,
     [OP_MUL] = ev_mul,
     [OP_DIV] = ev_div,
+    [OP_LT] = ev_lt,
+    [OP_LE] = ev_le,
+    [OP_GT] = ev_gt,
+    [OP_GE] = ev_ge,
+    [OP_EQ] = ev_eq,
+    [OP_NE] = ev_ne,
+    [OP_WHERE] = ev_where,
     [OP_MATMUL] = ev_matmul,
     [OP_TRANSPOSE] = ev_transpose,
     [OP_RESHAPE] = ev_reshape,

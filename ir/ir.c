@@ -171,7 +171,8 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   const IrAttr *a = &n->attr;
   unsigned f = ir_ops[n->op].flags;
   if (n->op == OP_CONCAT || n->op == OP_SLICE || n->op == OP_SLICE_BWD || n->op == OP_SOFTMAX ||
-      n->op == OP_LOG_SOFTMAX || n->op == OP_SOFTMAX_BWD || n->op == OP_LOG_SOFTMAX_BWD)
+      n->op == OP_LOG_SOFTMAX || n->op == OP_SOFTMAX_BWD || n->op == OP_LOG_SOFTMAX_BWD ||
+      n->op == OP_IOTA)
     fprintf(out, " axis=%d", a->axis);
   if (a->start) fprintf(out, " start=%s", dim_str(g->dims, a->start));
   if (a->end) fprintf(out, " end=%s", dim_str(g->dims, a->end));
@@ -189,6 +190,7 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   if (a->momentum != 0) fprintf(out, " momentum=%.17g", a->momentum);
   if (a->correction) fprintf(out, " correction=%d", a->correction);
   if (a->seed) fprintf(out, " seed=%llu", (unsigned long long)a->seed);
+  if (n->op == OP_IOTA) fprintf(out, " start=%.17g step=%.17g", a->init_a, a->init_b);
   if (n->op == OP_PARAM) {
     fprintf(out, " init=%s", init_names[a->init]);
     if (a->init == INIT_NORMAL || a->init == INIT_CONST) fprintf(out, "(%.17g)", a->init_a);

@@ -73,7 +73,7 @@ typedef struct IrAttr {
   double momentum;            /* batchnorm running-stat momentum */
   int correction;             /* var */
   uint64_t seed;              /* dropout */
-  /* PARAM only */
+  /* PARAM (initializer); IOTA reads init_a, init_b as start and step */
   InitKind init;
   double init_a, init_b;      /* normal(std=a), uniform(a, b), const a */
   bool trainable;             /* false for buffers such as running statistics */

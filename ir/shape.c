@@ -208,6 +208,41 @@ static int rule_binary(const Sx *s, IrType *out, ShapeErr *e) {
               tstr(s, a).s, tstr(s, b).s, bad, dstr(s, x).s, dstr(s, y).s);
 }
 
+/* where(cond, a, b): cond any IR dtype (nonzero selects a), a and b float of one dtype; the
+ * result is the broadcast of all three */
+static int rule_where(const Sx *s, IrType *out, ShapeErr *e) {
+  if (need_float(s, 1, "operand 1", e) || need_float(s, 2, "operand 2", e) ||
+      same_dtype(s, 1, 2, e))
+    return -1;
+  const IrType *c = ty(s, 0), *a = ty(s, 1), *b = ty(s, 2);
+  IrType ab = {.dt = a->dt}, r = {.dt = a->dt};
+  int bad;
+  if (!bcast_dims(a->rank, a->dims, b->rank, b->dims, &ab.rank, ab.dims, &bad)) {
+    const Dim *x, *y;
+    aligned(a, b, bad, &x, &y);
+    return fail(e, 1, 2, "operands of 'where' do not broadcast: %s and %s (dim %d: %s vs %s)",
+                tstr(s, a).s, tstr(s, b).s, bad, dstr(s, x).s, dstr(s, y).s);
+  }
+  if (!bcast_dims(c->rank, c->dims, ab.rank, ab.dims, &r.rank, r.dims, &bad)) {
+    const Dim *x, *y;
+    aligned(c, &ab, bad, &x, &y);
+    return fail(e, 0, -1, "the condition of 'where' %s does not broadcast with the values %s "
+                "(dim %d: %s vs %s)", tstr(s, c).s, tstr(s, &ab).s, bad, dstr(s, x).s,
+                dstr(s, y).s);
+  }
+  *out = r;
+  return 0;
+}
+
+/* iota: the given type; attr.axis names the axis whose index gives the value */
+static int rule_iota(const Sx *s, IrType *out, ShapeErr *e) {
+  if (valid_given(s, out, e)) return -1;
+  if (out->rank < 1 || s->a->axis < 0 || s->a->axis >= out->rank)
+    return fail(e, -1, -1, "iota: axis %d is out of range for %s (rank %d)", s->a->axis,
+                tstr(s, out).s, out->rank);
+  return 0;
+}
+
 /* ---- matmul ----------------------------------------------------------------------------- */
 
 static void swap_last(IrType *t) {
@@ -825,6 +860,7 @@ static const ShapeFn shape_rules[OP_COUNT] = {
     [OP_INPUT] = rule_input,
     [OP_PARAM] = rule_param,
     [OP_CONST] = rule_input,
+    [OP_IOTA] = rule_iota,
     [OP_NEG] = rule_unary,
     [OP_EXP] = rule_unary,
     [OP_LOG] = rule_unary,
@@ -840,6 +876,13 @@ static const ShapeFn shape_rules[OP_COUNT] = {
     [OP_SUB] = rule_binary,
     [OP_MUL] = rule_binary,
     [OP_DIV] = rule_binary,
+    [OP_LT] = rule_binary,
+    [OP_LE] = rule_binary,
+    [OP_GT] = rule_binary,
+    [OP_GE] = rule_binary,
+    [OP_EQ] = rule_binary,
+    [OP_NE] = rule_binary,
+    [OP_WHERE] = rule_where,
     [OP_MATMUL] = rule_matmul,
     [OP_TRANSPOSE] = rule_transpose,
     [OP_RESHAPE] = rule_reshape,

@@ -101,6 +101,33 @@ START_TEST(t_binary_broadcast) {
 }
 END_TEST
 
+/* where(c, a, b) on broadcasting shapes: gradients reach both branches, summed back to each
+ * operand's shape; a condition computed from a parameter (a comparison) passes none */
+START_TEST(t_where) {
+  static const OpKind cmps[] = {OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE};
+  for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++) {
+    Gb b = gb_new(ir_op_name(cmps[i]));
+    int x = INPUT(&b, "x", 3, 1, 4), t = INPUT(&b, "t", 4);
+    int a = PARAM(&b, "a", 5, 1), c = PARAM(&b, "c", 4);
+    int cond = gb_op2(&b, cmps[i], x, t, NULL);
+    int in[3] = {cond, a, c};
+    int y = gb_build(&b, OP_WHERE, in, 3, NULL, NULL);
+    ck_assert_int_eq(b.g->nodes[y].type.rank, 3);
+    check_graph(&b, y, NULL, 0);
+    ir_module_free(b.m);
+  }
+  /* relu written as where(gt(p, 0), p, 0.1 * p): both branches read p */
+  Gb b = gb_new("leaky");
+  int p = PARAM(&b, "p", 2, 6);
+  IrType st = {.dt = DT_F32, .rank = 0};
+  IrAttr zv = {.value = 0}, sv = {.value = 0.1};
+  int zero = gb_build(&b, OP_CONST, NULL, 0, &zv, &st), k = gb_build(&b, OP_CONST, NULL, 0, &sv, &st);
+  int in[3] = {gb_op2(&b, OP_GT, p, zero, NULL), p, gb_op2(&b, OP_MUL, p, k, NULL)};
+  check_graph(&b, gb_build(&b, OP_WHERE, in, 3, NULL, NULL), NULL, 0);
+  ir_module_free(b.m);
+}
+END_TEST
+
 START_TEST(t_matmul) {
   /* shapes a, b as {rank, dims...}, trans flags */
   struct { int ra; int64_t a[4]; int rb; int64_t bb[4]; bool ta, tb; } cs[] = {
@@ -554,6 +581,7 @@ int main(void) {
   tcase_add_test(ops, t_unary);
   tcase_add_test(ops, t_powc_cast);
   tcase_add_test(ops, t_binary_broadcast);
+  tcase_add_test(ops, t_where);
   tcase_add_test(ops, t_matmul);
   tcase_add_test(ops, t_movement);
   tcase_add_test(ops, t_reductions);

@@ -298,7 +298,8 @@ START_TEST(unary) {
 }
 END_TEST
 
-static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_RELU_BWD, OP_GELU_BWD,
+static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_LT, OP_LE, OP_GT, OP_GE,
+                                    OP_EQ, OP_NE, OP_RELU_BWD, OP_GELU_BWD,
                                     OP_SILU_BWD, OP_SIGMOID_BWD, OP_TANH_BWD};
 
 START_TEST(binary_broadcast) {
@@ -308,6 +309,28 @@ START_TEST(binary_broadcast) {
   int a = IN("a", 3, 3, 1, 21), b = bwd ? IN("b", 3, 3, 1, 21) : IN("b", 2, 5, 21);
   out("y", op2(op, a, b, NULL));
   check_fwd(ir_op_name(op), op == OP_DIV ? F_POS : F_SYM, EW_RTOL, 1e-5);
+}
+END_TEST
+
+/* where over three broadcasting operands, its condition a comparison with an i32 input, and
+ * iota index tensors (f32 and i32, start and step) feeding a causal mask */
+START_TEST(where_and_iota) {
+  g_begin("where");
+  int x = IN("x", 3, 3, 5, 5), b = IN("b", 1, 5);
+  int lab = leaf(OP_INPUT, "lab", DT_I32, 2, 5, 1);
+  IrAttr ra = {.axis = 0, .init_a = 1, .init_b = 1}, ca = {.axis = 1, .init_a = 0, .init_b = 1};
+  IrType rt = ty(DT_F32, 2, (int64_t[]){5, 1}), ct = ty(DT_F32, 2, (int64_t[]){1, 5});
+  int row = op_h(OP_IOTA, NULL, 0, &ra, &rt), col = op_h(OP_IOTA, NULL, 0, &ca, &ct);
+  out("y", op3(OP_WHERE, op2(OP_LE, col, row, NULL), x, b, NULL));
+  IrType lt = ty(DT_F32, 2, (int64_t[]){5, 1});
+  int labf = op_h(OP_CAST, &lab, 1, NULL, &lt);
+  out("z", op3(OP_WHERE, op2(OP_GT, labf, b, NULL), b, x, NULL));
+  IrAttr ia = {.axis = 1, .init_a = -3, .init_b = 2};
+  IrType it = ty(DT_I32, 3, (int64_t[]){2, 7, 3});
+  int idx = op_h(OP_IOTA, NULL, 0, &ia, &it);
+  IrType ft = ty(DT_F32, 3, (int64_t[]){2, 7, 3});
+  out("w", op_h(OP_CAST, &idx, 1, NULL, &ft));
+  check_fwd("where_and_iota", F_SYM, EW_RTOL, EW_ATOL);
 }
 END_TEST
 
@@ -830,6 +853,7 @@ int main(void) {
   tcase_add_test(tc, mlp_fusion_plan);
   tcase_add_loop_test(tc, unary, 0, (int)(sizeof unary_ops / sizeof *unary_ops));
   tcase_add_loop_test(tc, binary_broadcast, 0, (int)(sizeof binary_ops / sizeof *binary_ops));
+  tcase_add_test(tc, where_and_iota);
   tcase_add_test(tc, fused_chain_and_cast);
   tcase_add_test(tc, const_output);
   tcase_add_test(tc, matmul_variants);

@@ -460,6 +460,19 @@ static Value lower_softmax(Sema *s, Call *c) {
 
 /* ---- layers ------------------------------------------------------------------------------ */
 
+/* `weight = wte.weight`: an existing tensor (usually a parameter of another layer) used as
+ * this layer's weight; it must have exactly the type the layer would have created */
+static int tied_weight(Sema *s, Call *c, IrType want) {
+  int w = want_tensor(s, c, "weight");
+  if (w < 0) return -1;
+  if (ir_type_eq(type_of(s, w), &want)) return w;
+  char wb[160];
+  ir_type_str(s->g, &want, wb, sizeof wb);
+  sema_error(s, arg_loc(c, "weight"), "argument 'weight' of %s must be %s for this layer, got %s",
+             c->b->name, wb, sema_type_str(s, w));
+  return -1;
+}
+
 static Value lower_dense(Sema *s, Call *c) {
   int x = want_tensor(s, c, "x");
   Dim *out = want_size(s, c, "out");
@@ -480,7 +493,8 @@ static Value lower_dense(Sema *s, Call *c) {
   if (!scope) return v_err();
   DType dt = param_dtype(s, x);
   Dim *wd[2] = {out, in};
-  int w = sema_param(s, scope, "weight", ir_type(dt, 2, wd), &wi, true, c->loc);
+  int w = arg(c, "weight") ? tied_weight(s, c, ir_type(dt, 2, wd))
+                           : sema_param(s, scope, "weight", ir_type(dt, 2, wd), &wi, true, c->loc);
   if (w < 0) return v_err();
   int b = bias ? sema_param(s, scope, "bias", ir_type(dt, 1, &out), &bi, true, c->loc) : 0;
   if (w < 0 || b < 0) return v_err();
@@ -643,7 +657,8 @@ static Value lower_embedding(Sema *s, Call *c) {
   const char *scope = layer_scope(s, c);
   if (!scope) return v_err();
   Dim *td[2] = {num, dim};
-  int t = sema_param(s, scope, "weight", ir_type(DT_F32, 2, td), &ti, true, c->loc);
+  int t = arg(c, "weight") ? tied_weight(s, c, ir_type(DT_F32, 2, td))
+                           : sema_param(s, scope, "weight", ir_type(DT_F32, 2, td), &ti, true, c->loc);
   if (t < 0) return v_err();
   int in[2] = {t, idx};
   SrcLoc il[2] = {c->loc, arg_loc(c, "idx")};
@@ -847,7 +862,7 @@ static const Builtin builtins[] = {
     {"max", lower_reduce, OP_MAX, 1, 0, {"x", "axes", "keepdim"}},
     {"softmax", lower_softmax, OP_SOFTMAX, 1, 0, {"x", "axis"}},
     {"log_softmax", lower_softmax, OP_LOG_SOFTMAX, 1, 0, {"x", "axis"}},
-    {"dense", lower_dense, OP_MATMUL, 2, BF_LAYER, {"x", "out", "bias", "init", "bias_init"}},
+    {"dense", lower_dense, OP_MATMUL, 2, BF_LAYER, {"x", "out", "bias", "init", "bias_init", "weight"}},
     {"conv2d", lower_conv2d, OP_CONV2D, 3, BF_LAYER,
      {"x", "out", "kernel", "stride", "pad", "dilation", "groups", "bias", "init", "bias_init"}},
     {"maxpool", lower_pool, OP_MAXPOOL, 2, 0, {"x", "kernel", "stride", "pad"}},
@@ -856,7 +871,7 @@ static const Builtin builtins[] = {
     {"batchnorm", lower_batchnorm, OP_BATCHNORM, 1, BF_LAYER, {"x", "eps", "momentum"}},
     {"layernorm", lower_layernorm, OP_LAYERNORM, 1, BF_LAYER, {"x", "dims", "eps"}},
     {"dropout", lower_dropout, OP_DROPOUT, 1, BF_LAYER, {"x", "p"}},
-    {"embedding", lower_embedding, OP_EMBEDDING, 3, BF_LAYER, {"idx", "num", "dim", "init"}},
+    {"embedding", lower_embedding, OP_EMBEDDING, 3, BF_LAYER, {"idx", "num", "dim", "init", "weight"}},
     {"cross_entropy", lower_binary, OP_CROSS_ENTROPY, 2, 0, {"logits", "labels"}},
     {"mse", lower_binary, OP_MSE, 2, 0, {"pred", "target"}},
 };

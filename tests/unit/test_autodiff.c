@@ -9,6 +9,8 @@
  */
 #include "gradcheck.h"
 
+#include "../../frontend/frontend.h"
+
 #define RTOL 1e-5
 #define ATOL 1e-7
 
@@ -125,6 +127,38 @@ START_TEST(t_where) {
   int in[3] = {gb_op2(&b, OP_GT, p, zero, NULL), p, gb_op2(&b, OP_MUL, p, k, NULL)};
   check_graph(&b, gb_build(&b, OP_WHERE, in, 3, NULL, NULL), NULL, 0);
   ir_module_free(b.m);
+}
+END_TEST
+
+/* weight tying from the language: the embedding table is also the output projection
+ * (`dense(..., weight = wte.weight)`) and, inside a causal mask, the logits of a tiny
+ * decoder; the one parameter's gradient sums both uses and matches finite differences */
+START_TEST(t_tied_source) {
+  static const char src[] =
+      "model tied {\n"
+      "  dim N = 2, T = 4, V = 5, D = 3\n"
+      "  input idx: i32[N, T]\n"
+      "  input w: f32[N, T, V]\n"
+      "  e = embedding(idx, V, D, name = \"wte\")\n"
+      "  s = e @ transpose(e) + embedding(arange(T, dtype = i32), T, D, name = \"wpe\") @ transpose(e)\n"
+      "  a = softmax(where(tril(ones([T, T])), s, -1e9)) @ e\n"
+      "  logits = dense(tanh(a), V, bias = false, weight = wte.weight)\n"
+      "  loss = sum(logits * w)\n"
+      "}\n";
+  Diag *d = diag_new(stderr);
+  IrModule *m = fe_compile_string("tied.nn", src, sizeof src - 1, NULL, d);
+  ck_assert_ptr_nonnull(m);
+  Gb b = {m, m->graphs[0]};
+  ck_assert_int_eq(ir_param_count(b.g, true), 5 * 3 + 4 * 3);
+  int loss = ir_find_value(b.g, "loss");
+  Vals v = vals_new(b.g);
+  for (int i = 0; i < b.g->nnodes; i++)
+    if (b.g->nodes[i].op == OP_INPUT && b.g->nodes[i].type.dt == DT_I32) vals_range(&v, i, 0, 4);
+  TrainInfo info = gradcheck(&b, loss, &v, RTOL, 1e-6, 0);
+  ck_assert_int_eq(info.nparams, 2);
+  vals_free(&v);
+  ir_module_free(m);
+  diag_free(d);
 }
 END_TEST
 
@@ -582,6 +616,7 @@ int main(void) {
   tcase_add_test(ops, t_powc_cast);
   tcase_add_test(ops, t_binary_broadcast);
   tcase_add_test(ops, t_where);
+  tcase_add_test(ops, t_tied_source);
   tcase_add_test(ops, t_matmul);
   tcase_add_test(ops, t_movement);
   tcase_add_test(ops, t_reductions);

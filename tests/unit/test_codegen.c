@@ -724,6 +724,7 @@ static const struct {
     {"mlp.nn", {"N=4"}, true, 1e-4},
     {"lenet.nn", {"N=2"}, true, 1e-4},
     {"gpt2_block.nn", {"N=2", "T=8", "H=2", "K=8"}, true, 1e-4},
+    {"char_lm.nn", {"N=2", "T=8", "H=2", "K=8"}, true, 1e-4},
     {"inception_a.nn", {"N=1"}, true, 1e-4},
     /* small images (the side S is a dim) keep the interpreter's training step quick; N=2 and
      * S=64 leave the last stage 2x2, so batch statistics see 8 values per channel */

@@ -975,14 +975,16 @@ static int lower_loss(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   if (n->op == OP_CROSS_ENTROPY) {
     const CgVal *l = val(e, n->in[0]);
-    LLVMValueRef a[6] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
-                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1])};
-    rt_call(e, "rt_k_cross_entropy", "ppppll", a);
+    LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
+                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1]), dconst(e, n->attr.value),
+                         cg_c64(e, n->attr.ignore ? n->attr.ignore_index : INT64_MIN)};
+    rt_call(e, "rt_k_cross_entropy", "ppppllDl", a);
   } else if (n->op == OP_CE_BWD) {
     const CgVal *l = val(e, n->in[1]);
-    LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
-                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1])};
-    rt_call(e, "rt_k_ce_bwd", "pppppll", a);
+    LLVMValueRef a[9] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1]), dconst(e, n->attr.value),
+                         cg_c64(e, n->attr.ignore ? n->attr.ignore_index : INT64_MIN)};
+    rt_call(e, "rt_k_ce_bwd", "pppppllDl", a);
   } else {
     LLVMValueRef a[4] = {in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), cg_c64(e, val(e, n->in[0])->numel)};
     rt_call(e, "rt_k_mse", "pppl", a);

@@ -828,6 +828,58 @@ static Value lower_full(Sema *s, Call *c) {
   return result(sema_build(s, OP_CONST, NULL, 0, &at, &t, c->loc, NULL, NULL), c);
 }
 
+/* ---- losses ------------------------------------------------------------------------------ */
+
+/* logits [.., C] with labels [..] (e.g. [N, T, V] and [N, T]) are viewed as [rows, C] and
+ * [rows]; a mismatch on logits of rank > 2 from a dense layer gets a note on that layer */
+static bool ce_flatten(Sema *s, Call *c, int *lg, int *lab) {
+  const IrType *lt = type_of(s, *lg), *yt = type_of(s, *lab);
+  if (lt->rank <= 2) return true;
+  bool ok = yt->rank == lt->rank - 1;
+  for (int i = 0; ok && i < yt->rank; i++) ok = dim_eq(yt->dims[i], lt->dims[i]);
+  if (!ok) {
+    IrType want = *lt;
+    want.dt = DT_I32;
+    want.rank--;
+    char wb[160];
+    ir_type_str(s->g, &want, wb, sizeof wb);
+    sema_error(s, arg_loc(c, "labels"), "cross_entropy: logits %s need labels %s (one per "
+               "position), got %s", sema_type_str(s, *lg), wb, sema_type_str(s, *lab));
+    const IrNode *ln = &s->g->nodes[*lg];
+    if (yt->rank == 1 && ln->scope)
+      sema_note(s, ln->loc, "'%s' is [.., %s]: a layer such as dense acts on the last dim of a "
+                "rank-%d input; flatten(x) before it gives [N, features]", ln->scope,
+                dim_str(s->g->dims, lt->dims[lt->rank - 1]), lt->rank);
+    return false;
+  }
+  Dim *rows = dim_const(s->g->dims, 1);
+  for (int i = 0; i < yt->rank; i++) rows = dim_mul(s->g->dims, rows, yt->dims[i]);
+  IrType l2 = {.dt = lt->dt, .rank = 2, .dims = {rows, lt->dims[lt->rank - 1]}};
+  IrType y1 = {.dt = yt->dt, .rank = 1, .dims = {rows}};
+  *lg = sema_build(s, OP_RESHAPE, lg, 1, NULL, &l2, arg_loc(c, "logits"), NULL, NULL);
+  *lab = sema_build(s, OP_RESHAPE, lab, 1, NULL, &y1, arg_loc(c, "labels"), NULL, NULL);
+  return *lg >= 0 && *lab >= 0;
+}
+
+static Value lower_cross_entropy(Sema *s, Call *c) {
+  int in[2] = {want_tensor(s, c, "logits"), want_tensor(s, c, "labels")};
+  IrAttr at = {0};
+  int64_t ign = 0;
+  at.ignore = arg(c, "ignore_index") != NULL;
+  if (in[0] < 0 || in[1] < 0 || !want_float(s, c, "label_smoothing", 0, &at.value) ||
+      !want_int(s, c, "ignore_index", 0, INT32_MIN, INT32_MAX, &ign))
+    return v_err();
+  if (!(at.value >= 0 && at.value < 1)) {
+    sema_error(s, arg_loc(c, "label_smoothing"), "label_smoothing must be in [0, 1), got %g",
+               at.value);
+    return v_err();
+  }
+  at.ignore_index = (int)ign;
+  if (!ce_flatten(s, c, &in[0], &in[1])) return v_err();
+  SrcLoc il[2] = {arg_loc(c, "logits"), arg_loc(c, "labels")};
+  return result(sema_build(s, OP_CROSS_ENTROPY, in, 2, &at, NULL, c->loc, il, NULL), c);
+}
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 #define UNARY(nm, OP) {nm, lower_unary, OP, 1, 0, {"x"}}
@@ -872,7 +924,8 @@ static const Builtin builtins[] = {
     {"layernorm", lower_layernorm, OP_LAYERNORM, 1, BF_LAYER, {"x", "dims", "eps"}},
     {"dropout", lower_dropout, OP_DROPOUT, 1, BF_LAYER, {"x", "p"}},
     {"embedding", lower_embedding, OP_EMBEDDING, 3, BF_LAYER, {"idx", "num", "dim", "init", "weight"}},
-    {"cross_entropy", lower_binary, OP_CROSS_ENTROPY, 2, 0, {"logits", "labels"}},
+    {"cross_entropy", lower_cross_entropy, OP_CROSS_ENTROPY, 2, 0,
+     {"logits", "labels", "ignore_index", "label_smoothing"}},
     {"mse", lower_binary, OP_MSE, 2, 0, {"pred", "target"}},
 };
 #define NBUILTINS ((int)(sizeof builtins / sizeof builtins[0]))

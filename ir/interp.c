@@ -1062,17 +1062,26 @@ static int ev_embedding_bwd(Interp *I, int id) {
 /* ---- losses ----------------------------------------------------------------------------- */
 
 /* logits [N,C] and labels [N] checked; returns 0 and fills N, C */
-static int ce_setup(Interp *I, int id, int kl, int64_t *N, int64_t *C) {
+static bool ce_ignored(const IrAttr *a, double label) {
+  return a->ignore && label == (double)a->ignore_index;
+}
+
+/* shapes and labels; *count = the labels that are not ignored (the mean's denominator) */
+static int ce_setup(Interp *I, int id, int kl, int64_t *N, int64_t *C, int64_t *count) {
   const Shape *sl = argsh(I, id, kl);
   if (sl->rank != 2) return fail(I, id, "logits must be [N,C]");
   *N = sl->d[0];
   *C = sl->d[1];
   if (argsh(I, id, kl + 1)->n != *N) return fail(I, id, "labels must have %lld elements", (long long)*N);
   const double *lab = arg(I, id, kl + 1);
-  for (int64_t n = 0; n < *N; n++)
+  *count = 0;
+  for (int64_t n = 0; n < *N; n++) {
+    if (ce_ignored(&node(I, id)->attr, lab[n])) continue;
+    ++*count;
     if (!(lab[n] >= 0 && lab[n] < (double)*C && lab[n] == floor(lab[n])))
       return fail(I, id, "label %.17g at position %lld is outside [0, %lld)", lab[n],
                   (long long)n, (long long)*C);
+  }
   return 0;
 }
 
@@ -1083,27 +1092,40 @@ static double row_logsumexp(const double *x, int64_t C) {
   return m + log(s);
 }
 
+/* PyTorch's definition: with smoothing eps, the target puts 1 - eps on the label and eps/C
+ * on every class; the mean runs over the labels that are not ignored (0/0 = NaN when all are) */
 static int ev_cross_entropy(Interp *I, int id) {
-  int64_t N, C;
-  if (ce_setup(I, id, 0, &N, &C)) return -1;
+  int64_t N, C, count;
+  if (ce_setup(I, id, 0, &N, &C, &count)) return -1;
   const double *x = arg(I, id, 0), *lab = arg(I, id, 1);
-  double s = 0;
-  for (int64_t n = 0; n < N; n++) s += row_logsumexp(x + n * C, C) - x[n * C + (int64_t)lab[n]];
-  I->val[id][0] = s / (double)N;
+  const IrAttr *a = &node(I, id)->attr;
+  double s = 0, eps = a->value;
+  for (int64_t n = 0; n < N; n++) {
+    if (ce_ignored(a, lab[n])) continue;
+    const double *r = x + n * C;
+    double lse = row_logsumexp(r, C), mean = 0;
+    for (int64_t c = 0; c < C; c++) mean += r[c] / (double)C;
+    s += (1 - eps) * (lse - r[(int64_t)lab[n]]) + eps * (lse - mean);
+  }
+  I->val[id][0] = s / (double)count;
   return 0;
 }
 
 static int ev_ce_bwd(Interp *I, int id) {
-  int64_t N, C;
-  if (ce_setup(I, id, 1, &N, &C)) return -1;
+  int64_t N, C, count;
+  if (ce_setup(I, id, 1, &N, &C, &count)) return -1;
   if (argsh(I, id, 0)->n != 1 || I->shape[id].n != N * C)
     return fail(I, id, "dloss must be a scalar and the result [N,C]");
-  double g = arg(I, id, 0)[0] / (double)N;
+  double g = arg(I, id, 0)[0] / (double)count;
   const double *x = arg(I, id, 1), *lab = arg(I, id, 2);
+  const IrAttr *a = &node(I, id)->attr;
+  double eps = a->value;
   for (int64_t n = 0; n < N; n++) {
+    if (ce_ignored(a, lab[n])) continue; /* the row stays 0 */
     double lse = row_logsumexp(x + n * C, C);
     for (int64_t c = 0; c < C; c++)
-      I->val[id][n * C + c] = g * (exp(x[n * C + c] - lse) - (c == (int64_t)lab[n] ? 1.0 : 0.0));
+      I->val[id][n * C + c] = g * (exp(x[n * C + c] - lse) - eps / (double)C -
+                                   (c == (int64_t)lab[n] ? 1.0 - eps : 0.0));
   }
   return 0;
 }

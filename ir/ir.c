@@ -189,6 +189,7 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   if (a->value != 0 || n->op == OP_CONST) fprintf(out, " value=%.17g", a->value);
   if (a->momentum != 0) fprintf(out, " momentum=%.17g", a->momentum);
   if (a->correction) fprintf(out, " correction=%d", a->correction);
+  if (a->ignore) fprintf(out, " ignore_index=%d", a->ignore_index);
   if (a->seed) fprintf(out, " seed=%llu", (unsigned long long)a->seed);
   if (n->op == OP_IOTA) fprintf(out, " start=%.17g step=%.17g", a->init_a, a->init_b);
   if (n->op == OP_PARAM) {

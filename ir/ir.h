@@ -72,6 +72,8 @@ typedef struct IrAttr {
   double value;               /* const fill, powc exponent, dropout p, eps of norms */
   double momentum;            /* batchnorm running-stat momentum */
   int correction;             /* var */
+  bool ignore;                /* cross_entropy: labels equal to ignore_index are skipped */
+  int ignore_index;
   uint64_t seed;              /* dropout */
   /* PARAM (initializer); IOTA reads init_a, init_b as start and step */
   InitKind init;

@@ -785,6 +785,8 @@ static int ce_check(const Sx *s, int li, int yi, ShapeErr *e) {
   if (lg->rank != 2)
     return fail(e, li, -1, "%s: logits must be [N,C], got %s", opn(s), tstr(s, lg).s);
   if (need_float(s, li, "logits", e) || need_i32(s, yi, "labels", e)) return -1;
+  if (!(s->a->value >= 0 && s->a->value < 1))
+    return fail(e, -1, -1, "%s: label smoothing %g is outside [0, 1)", opn(s), s->a->value);
   if (y->rank != 1 || !dim_eq(y->dims[0], lg->dims[0]))
     return fail(e, yi, li, "%s: labels must be i32[%s] for logits %s, got %s", opn(s),
                 dstr(s, lg->dims[0]).s, tstr(s, lg).s, tstr(s, y).s);

@@ -589,8 +589,8 @@ typedef struct CeCtx {
   const float *x;
   const int32_t *lab;
   float *dx;
-  double *row, g;
-  int64_t C;
+  double *row, g, eps; /* eps: label smoothing */
+  int64_t C, ignore;   /* ignore: a label value that is skipped, or INT64_MIN */
 } CeCtx;
 
 static double row_lse(const float *x, int64_t C) {
@@ -604,18 +604,35 @@ static void ce_rows(void *cv, int64_t lo, int64_t hi) {
   CeCtx *e = cv;
   for (int64_t n = lo; n < hi; n++) {
     int64_t l = e->lab[n];
-    e->row[n] = l >= 0 && l < e->C ? row_lse(e->x + n * e->C, e->C) - e->x[n * e->C + l] : NAN;
+    const float *x = e->x + n * e->C;
+    if (l == e->ignore) {
+      e->row[n] = 0;
+      continue;
+    }
+    if (l < 0 || l >= e->C) {
+      e->row[n] = NAN;
+      continue;
+    }
+    double lse = row_lse(x, e->C), mean = 0;
+    for (int64_t c = 0; c < e->C; c++) mean += (double)x[c] / (double)e->C;
+    e->row[n] = (1 - e->eps) * (lse - x[l]) + e->eps * (lse - mean);
   }
 }
 
+static int64_t ce_count(const int32_t *label, int64_t N, int64_t ignore) {
+  int64_t k = 0;
+  for (int64_t n = 0; n < N; n++) k += label[n] != ignore;
+  return k;
+}
+
 void rt_k_cross_entropy(void *pool, const float *logits, const int32_t *label, float *out,
-                        int64_t N, int64_t C) {
-  CeCtx e = {.x = logits, .lab = label, .C = C};
+                        int64_t N, int64_t C, double eps, int64_t ignore) {
+  CeCtx e = {.x = logits, .lab = label, .C = C, .eps = eps, .ignore = ignore};
   e.row = xalloc((size_t)N * sizeof(double));
   par_range(pool, N, 20 * C, ce_rows, &e);
   double s = 0;
   for (int64_t n = 0; n < N; n++) s += e.row[n];
-  out[0] = (float)(s / (double)N);
+  out[0] = (float)(s / (double)ce_count(label, N, ignore));
   free(e.row);
 }
 
@@ -624,19 +641,21 @@ static void ce_bwd_rows(void *cv, int64_t lo, int64_t hi) {
   for (int64_t n = lo; n < hi; n++) {
     const float *x = e->x + n * e->C;
     int64_t l = e->lab[n];
-    if (l < 0 || l >= e->C) {
+    if (l == e->ignore || l < 0 || l >= e->C) { /* ignored (or invalid) labels: nothing */
       memset(e->dx + n * e->C, 0, (size_t)e->C * sizeof(float));
       continue;
     }
-    double lse = row_lse(x, e->C);
+    double lse = row_lse(x, e->C), u = e->eps / (double)e->C;
     for (int64_t c = 0; c < e->C; c++)
-      e->dx[n * e->C + c] = (float)(e->g * (exp((double)x[c] - lse) - (c == l ? 1.0 : 0.0)));
+      e->dx[n * e->C + c] =
+          (float)(e->g * (exp((double)x[c] - lse) - u - (c == l ? 1.0 - e->eps : 0.0)));
   }
 }
 
 void rt_k_ce_bwd(void *pool, const float *dloss, const float *logits, const int32_t *label,
-                 float *dx, int64_t N, int64_t C) {
-  CeCtx e = {.x = logits, .lab = label, .dx = dx, .C = C, .g = (double)dloss[0] / (double)N};
+                 float *dx, int64_t N, int64_t C, double eps, int64_t ignore) {
+  CeCtx e = {.x = logits, .lab = label, .dx = dx, .C = C, .eps = eps, .ignore = ignore,
+             .g = (double)dloss[0] / (double)ce_count(label, N, ignore)};
   par_range(pool, N, 20 * C, ce_bwd_rows, &e);
 }
 

@@ -71,11 +71,12 @@ void rt_k_embedding(void *pool, const float *tab, const int32_t *idx, float *y, 
 void rt_k_embedding_bwd(const float *dy, const int32_t *idx, float *dtab, int64_t V, int64_t D,
                         int64_t n);
 
-/* losses: scalar means */
+/* losses: scalar means. cross_entropy: eps = label smoothing (PyTorch's definition); rows
+ * whose label equals `ignore` (INT64_MIN: none) are skipped and not counted in the mean */
 void rt_k_cross_entropy(void *pool, const float *logits, const int32_t *label, float *out,
-                        int64_t N, int64_t C);
+                        int64_t N, int64_t C, double eps, int64_t ignore);
 void rt_k_ce_bwd(void *pool, const float *dloss, const float *logits, const int32_t *label,
-                 float *dx, int64_t N, int64_t C);
+                 float *dx, int64_t N, int64_t C, double eps, int64_t ignore);
 void rt_k_mse(const float *a, const float *b, float *out, int64_t n);
 
 /* name -> address of every kernel above and of the thread-pool entry points generated code

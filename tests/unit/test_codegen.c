@@ -614,6 +614,10 @@ START_TEST(embedding_and_losses) {
   out("ce", op2(OP_CROSS_ENTROPY, lg, lab, NULL));
   out("dce", op3(OP_CE_BWD, dl, lg, lab, NULL));
   out("mse", op2(OP_MSE, lg, a, NULL));
+  /* label smoothing and an ignored label value (random labels in [0, 7) hit it) */
+  IrAttr sm = {.value = 0.1, .ignore = true, .ignore_index = 2};
+  out("ce_s", op2(OP_CROSS_ENTROPY, lg, lab, &sm));
+  out("dce_s", op3(OP_CE_BWD, dl, lg, lab, &sm));
   check_fwd("losses", (Fill){-3, 3, 7, false}, MM_RTOL, MM_ATOL);
 }
 END_TEST

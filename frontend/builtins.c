@@ -1115,6 +1115,13 @@ int sema_param(Sema *s, const char *scope, const char *local, IrType t, const Ir
   if (prev >= 0) {
     sema_error(s, loc, "duplicate parameter name '%s'", name);
     sema_note(s, s->g->nodes[prev].loc, "'%s' was first created here", name);
+    const char *last = scope ? strrchr(scope, '.') : NULL;
+    last = last ? last + 1 : scope;
+    if (s->pending_name && last && !strcmp(last, s->pending_name))
+      sema_note(s, loc, "a layer is named after the variable it is assigned to; assign this one "
+                "to a new variable (%s_2 = ...) or give it name = \"...\"", s->pending_name);
+    else
+      sema_note(s, loc, "give this layer its own name with name = \"...\"");
     return -1;
   }
   IrAttr at = *init;

@@ -1005,8 +1005,10 @@ Value sema_call_block(Sema *s, const Ast *blk, const Ast *call) {
   bool *have = arena_alloc(s->a, (size_t)(np + 1));
   Value name = {.k = V_ERR};
   bool ok = bind_block_args(s, blk, call, vals, have, &name);
-  const char *scope = ok ? instance_scope(s, call, blk->name, &name) : NULL;
-  if (!scope) return v_err();
+  /* name = "": the instance adds no component; its layers are named in the caller's scope */
+  bool flat = ok && name.k == V_STR && !name.s[0];
+  const char *scope = ok && !flat ? instance_scope(s, call, blk->name, &name) : s->fr->scope;
+  if (!ok || (!flat && !scope)) return v_err();
   s->active[s->nactive++] = blk;
   Frame f = {.scope = scope, .block = blk};
   Frame *caller = s->fr;

@@ -58,7 +58,7 @@ static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64
 int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *out) {
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
-  if (!out->m) return 1;
+  if (!out->m) return drv_compile_status(in);
   out->t = ir_module_find_train(out->m, out->fwd->name);
   int64_t budget = o->memory_budget ? o->memory_budget : out->t ? out->t->memory_budget : 0;
   TrainInfo info;

@@ -205,7 +205,7 @@ int cmd_check(int argc, char **argv) {
   IrModule *m = drv_compile(&o.in, d, &g);
   int errors = diag_finish(d);
   diag_free(d);
-  if (!m) return 1;
+  if (!m) return drv_compile_status(&o.in);
   if (o.json) print_json(m, o.in.model ? g : NULL);
   for (int i = 0; i < m->ngraphs && !o.json; i++)
     if (!o.in.model || m->graphs[i] == g) summarize(m->graphs[i], o.names);

@@ -554,13 +554,13 @@ int cmd_cost(int argc, char **argv) {
   char err[512];
   if (hw_resolve(o.target, &rp.hw, err, sizeof err)) {
     fprintf(stderr, "nnc cost: error: %s\n", err);
-    return 1;
+    return drv_target_status(o.target);
   }
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
   diag_finish(d);
   diag_free(d);
-  if (!rp.m) return 1;
+  if (!rp.m) return drv_compile_status(&o.in);
   if (analyse(&rp, &o)) {
     ir_module_free(rp.m);
     return 1;

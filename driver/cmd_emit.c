@@ -111,7 +111,7 @@ int cmd_emit(int argc, char **argv) {
         ir_module_print(stdout, m);
       ir_module_free(m);
     } else {
-      rc = 1;
+      rc = drv_compile_status(&in);
     }
   }
   diag_finish(d);

@@ -30,7 +30,9 @@ static void usage(FILE *out) {
         "  --out NAME=FILE     write an output or any named value as .npy (float32)\n"
         "  --save-weights FILE write the parameters (with --train: and optimizer state)\n"
         "                      as safetensors\n"
-        "  --grad              one forward+backward pass in training semantics\n"
+        "  --grad              one forward+backward pass (training semantics by default)\n"
+        "  --mode train|eval   batchnorm and dropout semantics: the forward pass defaults\n"
+        "                      to eval, --grad to train (docs/cli.md)\n"
         "  -o FILE             with --grad: write 'loss' and each trainable parameter's\n"
         "                      gradient (under the parameter's name) as safetensors\n"
         "  --loss NAME         the value to differentiate/minimize (default: the train\n"
@@ -100,6 +102,7 @@ static int parse_args(int argc, char **argv, RunOpts *o) {
                                        {"epochs", required_argument, 0, 'E'},
                                        {"batch", required_argument, 0, 'B'},
                                        {"lr", required_argument, 0, 'l'},
+                                       {"mode", required_argument, 0, 'm'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   int c;
@@ -114,6 +117,13 @@ static int parse_args(int argc, char **argv, RunOpts *o) {
     case 'g': o->grad = 1; break;
     case 't': o->train = 1; break;
     case 'L': o->loss = optarg; break;
+    case 'm':
+      o->mode = !strcmp(optarg, "train") ? RUN_MODE_TRAIN : !strcmp(optarg, "eval") ? RUN_MODE_EVAL : -1;
+      if (o->mode < 0) {
+        fprintf(stderr, "nnc run: error: --mode must be train or eval, not '%s'\n", optarg);
+        return -1;
+      }
+      break;
     case 's':
       o->seed = strtoull(optarg, &end, 0);
       if (*end || !*optarg || *optarg == '-') {
@@ -169,6 +179,7 @@ static int parse_args(int argc, char **argv, RunOpts *o) {
       only_with(o->epochs > 0, o->train, "--epochs", "--train") ||
       only_with(o->batch > 0, o->train, "--batch", "--train") ||
       only_with(o->have_lr, o->train, "--lr", "--train") ||
+      only_with(o->mode != RUN_MODE_DEFAULT, !o->train, "--mode", "the forward pass or --grad") ||
       only_with(o->save_weights != NULL, !o->grad, "--save-weights", "the forward pass or --train"))
     return -1;
   if (o->train) {
@@ -320,6 +331,13 @@ void run_suggest_names(const IrGraph *g, OpKind op, const char *what) {
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i].op == op) fprintf(stderr, " %s", g->nodes[i].name);
   fputc('\n', stderr);
+}
+
+/* --mode train on the forward pass: batch statistics and active dropout (running statistics
+ * are not updated: the run writes no state) */
+static void set_train_semantics(IrGraph *g) {
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i].op == OP_BATCHNORM || g->nodes[i].op == OP_DROPOUT) g->nodes[i].attr.train = true;
 }
 
 /* need[i]: node i feeds a value the run reports (--out values, else the model's outputs; with
@@ -652,6 +670,7 @@ int cmd_run(int argc, char **argv) {
   char err[512];
   int rc = 1;
   IrModule *m = drv_compile(&o.in, d, &g);
+  if (!m) rc = drv_compile_status(&o.in);
   if (!m) goto done;
   /* the dims are bound before the interpreter is created: it sizes every value from them */
   if (read_inputs(&o, g, files, nodes, d)) goto free_module;
@@ -661,7 +680,10 @@ int cmd_run(int argc, char **argv) {
   if (o.grad) {
     SrcLoc loc;
     const char *loss = run_loss_name(&o, m, g, &loc, d);
-    if (!loss || !(eg = pass_grad_graph(g, loss, loc, &info, d))) goto free_module;
+    bool train = o.mode != RUN_MODE_EVAL;
+    if (!loss || !(eg = pass_grad_graph_mode(g, loss, loc, train, &info, d))) goto free_module;
+  } else if (o.mode == RUN_MODE_TRAIN) {
+    set_train_semantics(g);
   }
   InterpOptions io = {.seed = o.seed};
   ip = interp_new(eg, &io);

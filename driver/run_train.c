@@ -185,6 +185,7 @@ int run_train(RunOpts *o) {
   char err[512];
   int rc = 1;
   IrModule *m = drv_compile(&o->in, d, &g);
+  if (!m) rc = drv_compile_status(&o->in);
   if (!m) goto done;
   int64_t samples = read_data(o, g, files, nodes, d);
   if (samples < 0) goto free_module;

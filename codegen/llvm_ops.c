@@ -855,12 +855,13 @@ static int lower_slice(CgEmit *e, const CgKernel *k) {
 
 static LLVMValueRef pool_geom(CgEmit *e, const IrNode *n, const CgVal *x, const CgVal *y) {
   const IrAttr *a = &n->attr;
-  int64_t g[14] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[2], y->shape[3],
+  int64_t g[15] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[2], y->shape[3],
                    a->kernel[0], a->kernel[1],
                    a->stride[0] > 0 ? a->stride[0] : a->kernel[0],
                    a->stride[1] > 0 ? a->stride[1] : a->kernel[1], a->pad[0], a->pad[1],
-                   a->dilation[0] > 0 ? a->dilation[0] : 1, a->dilation[1] > 0 ? a->dilation[1] : 1};
-  return const_table(e, g, 14);
+                   a->dilation[0] > 0 ? a->dilation[0] : 1, a->dilation[1] > 0 ? a->dilation[1] : 1,
+                   a->exclude_pad};
+  return const_table(e, g, 15);
 }
 
 static int lower_pool(CgEmit *e, const CgKernel *k) {

@@ -563,9 +563,42 @@ static Value lower_pool(Sema *s, Call *c) {
   IrAttr at = {.dilation = {1, 1}};
   static const int zero[2] = {0, 0};
   if (x < 0 || !want_pair(s, c, "kernel", zero, 1, at.kernel)) return v_err();
+  bool include_pad;
   if (!want_pair(s, c, "stride", at.kernel, 1, at.stride) ||
-      !want_pair(s, c, "pad", zero, 0, at.pad))
+      !want_pair(s, c, "pad", zero, 0, at.pad) || !want_bool(s, c, "ceil_mode", false, &at.ceil_mode) ||
+      !want_bool(s, c, "count_include_pad", true, &include_pad))
     return v_err();
+  at.exclude_pad = !include_pad;
+  SrcLoc il[1] = {arg_loc(c, "x")};
+  return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
+}
+
+/* adaptive_avgpool(x, out) / adaptive_maxpool: PyTorch's AdaptiveAvgPool2d/MaxPool2d. When
+ * each input extent is a multiple of the output extent (torchvision at its native sizes:
+ * 6x6 -> 6, 7x7 -> 7, 14x14 -> 7) the windows are uniform: a pool with kernel = stride =
+ * in/out. An output of 1 is the global pool. */
+static Value lower_adaptive_pool(Sema *s, Call *c) {
+  int x = want_tensor(s, c, "x");
+  static const int one[2] = {1, 1};
+  int out[2];
+  if (x < 0 || !want_pair(s, c, "out", one, 1, out)) return v_err();
+  const IrType *xt = type_of(s, x);
+  if (xt->rank != 4) {
+    sema_error(s, arg_loc(c, "x"), "%s: input must be [N,C,H,W], got %s", c->b->name,
+               sema_type_str(s, x));
+    return v_err();
+  }
+  IrAttr at = {.dilation = {1, 1}};
+  for (int i = 0; i < 2; i++) {
+    int64_t n;
+    if (!dim_is_const(xt->dims[2 + i], &n) || n % out[i] || n > ATTR_MAX) {
+      sema_error(s, arg_loc(c, "out"), "%s: the input %s %s is not a constant multiple of the "
+                 "output size %d; windows of varying size are not supported", c->b->name,
+                 i ? "width" : "height", dim_str(s->g->dims, xt->dims[2 + i]), out[i]);
+      return v_err();
+    }
+    at.kernel[i] = at.stride[i] = (int)(n / out[i]);
+  }
   SrcLoc il[1] = {arg_loc(c, "x")};
   return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
 }
@@ -917,8 +950,11 @@ static const Builtin builtins[] = {
     {"dense", lower_dense, OP_MATMUL, 2, BF_LAYER, {"x", "out", "bias", "init", "bias_init", "weight"}},
     {"conv2d", lower_conv2d, OP_CONV2D, 3, BF_LAYER,
      {"x", "out", "kernel", "stride", "pad", "dilation", "groups", "bias", "init", "bias_init"}},
-    {"maxpool", lower_pool, OP_MAXPOOL, 2, 0, {"x", "kernel", "stride", "pad"}},
-    {"avgpool", lower_pool, OP_AVGPOOL, 2, 0, {"x", "kernel", "stride", "pad"}},
+    {"maxpool", lower_pool, OP_MAXPOOL, 2, 0, {"x", "kernel", "stride", "pad", "ceil_mode"}},
+    {"avgpool", lower_pool, OP_AVGPOOL, 2, 0,
+     {"x", "kernel", "stride", "pad", "ceil_mode", "count_include_pad"}},
+    {"adaptive_avgpool", lower_adaptive_pool, OP_AVGPOOL, 2, 0, {"x", "out"}},
+    {"adaptive_maxpool", lower_adaptive_pool, OP_MAXPOOL, 2, 0, {"x", "out"}},
     {"global_avgpool", lower_global_avgpool, OP_MEAN, 1, 0, {"x"}},
     {"batchnorm", lower_batchnorm, OP_BATCHNORM, 1, BF_LAYER, {"x", "eps", "momentum"}},
     {"layernorm", lower_layernorm, OP_LAYERNORM, 1, BF_LAYER, {"x", "dims", "eps"}},

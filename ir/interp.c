@@ -792,12 +792,25 @@ static void pool_window_add(const ConvGeom *g, double *dx, int64_t p, int64_t oh
   }
 }
 
+/* the divisor of average-pooling window (oh, ow), as PyTorch: the window clipped to the
+ * padded input (count_include_pad), or to the input itself (exclude_pad) */
+static double pool_divisor(const ConvGeom *g, bool exclude_pad, int64_t oh, int64_t ow) {
+  int64_t hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
+  int64_t he = hs + g->KH < g->H + g->ph ? hs + g->KH : g->H + g->ph;
+  int64_t we = ws + g->KW < g->W + g->pw ? ws + g->KW : g->W + g->pw;
+  if (exclude_pad) {
+    hs = hs > 0 ? hs : 0, ws = ws > 0 ? ws : 0;
+    he = he < g->H ? he : g->H, we = we < g->W ? we : g->W;
+  }
+  return (double)((he - hs) * (we - ws));
+}
+
 static int ev_pool(Interp *I, int id) {
   ConvGeom g;
   if (pool_geom(I, id, argsh(I, id, 0), &I->shape[id], &g)) return -1;
-  bool is_max = node(I, id)->op == OP_MAXPOOL;
+  bool is_max = node(I, id)->op == OP_MAXPOOL, excl = node(I, id)->attr.exclude_pad;
   const double *x = arg(I, id, 0);
-  double *y = I->val[id], area = (double)(g.KH * g.KW);
+  double *y = I->val[id];
   for (int64_t p = 0; p < g.N * g.C; p++)
     for (int64_t oh = 0; oh < g.OH; oh++)
       for (int64_t ow = 0; ow < g.OW; ow++) {
@@ -806,7 +819,7 @@ static int ev_pool(Interp *I, int id) {
           int64_t i = pool_argmax(&g, x, p, oh, ow);
           *o = i < 0 ? -INFINITY : x[i];
         } else {
-          *o = pool_window_sum(&g, x, p, oh, ow) / area;
+          *o = pool_window_sum(&g, x, p, oh, ow) / pool_divisor(&g, excl, oh, ow);
         }
       }
   return 0;
@@ -830,11 +843,12 @@ static int ev_avgpool_bwd(Interp *I, int id) {
   ConvGeom g;
   if (pool_geom(I, id, &I->shape[id], argsh(I, id, 0), &g)) return -1;
   const double *dy = arg(I, id, 0);
-  double area = (double)(g.KH * g.KW);
+  bool excl = node(I, id)->attr.exclude_pad;
   for (int64_t p = 0; p < g.N * g.C; p++)
     for (int64_t oh = 0; oh < g.OH; oh++)
       for (int64_t ow = 0; ow < g.OW; ow++)
-        pool_window_add(&g, I->val[id], p, oh, ow, dy[(p * g.OH + oh) * g.OW + ow] / area);
+        pool_window_add(&g, I->val[id], p, oh, ow,
+                        dy[(p * g.OH + oh) * g.OW + ow] / pool_divisor(&g, excl, oh, ow));
   return 0;
 }
 

@@ -186,6 +186,8 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   if (a->pad[0] || a->pad[1]) print_ints(out, "pad", a->pad, 2);
   if (a->dilation[0] > 1 || a->dilation[1] > 1) print_ints(out, "dilation", a->dilation, 2);
   if (a->groups > 1) fprintf(out, " groups=%d", a->groups);
+  if (a->ceil_mode) fputs(" ceil_mode", out);
+  if (a->exclude_pad) fputs(" exclude_pad", out);
   if (a->value != 0 || n->op == OP_CONST) fprintf(out, " value=%.17g", a->value);
   if (a->momentum != 0) fprintf(out, " momentum=%.17g", a->momentum);
   if (a->correction) fprintf(out, " correction=%d", a->correction);

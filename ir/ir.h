@@ -68,6 +68,8 @@ typedef struct IrAttr {
   bool trans_a, trans_b;      /* matmul */
   bool train;                 /* batchnorm, dropout: training semantics */
   int kernel[2], stride[2], pad[2], dilation[2], groups; /* conv/pool, [h, w] */
+  bool ceil_mode;             /* pool: output extent rounded up (PyTorch's ceil_mode) */
+  bool exclude_pad;           /* avgpool: divide by the in-bounds count (count_include_pad=False) */
   Dim *start, *end;           /* slice on attr.axis: [start, end) */
   double value;               /* const fill, powc exponent, dropout p, eps of norms */
   double momentum;            /* batchnorm running-stat momentum */

@@ -496,8 +496,17 @@ static int window_out(const Sx *s, Dim *n, Dim *k, int i, int dl, int xi, Dim **
   DimCtx *c = s->dc;
   Dim *num = dim_sub(c, dim_add(c, n, dim_const(c, 2 * (int64_t)a->pad[i] + dl - 1)),
                      dim_scale(c, k, dl));
+  int64_t v, nv;
+  if (a->ceil_mode) { /* PyTorch: round up, but the last window must start inside x or the left pad */
+    if (!const_val(n, &nv) && a->pad[i])
+      return fail(e, xi, -1, "%s: ceil_mode with padding needs a constant input %s, got %s",
+                  opn(s), hw_name[i], dstr(s, n).s);
+    num = dim_add(c, num, dim_const(c, a->stride[i] - 1));
+  }
   Dim *r = dim_add(c, dim_floordiv(c, num, a->stride[i]), dim_const(c, 1));
-  int64_t v;
+  if (a->ceil_mode && const_val(r, &v) && const_val(n, &nv) &&
+      (v - 1) * a->stride[i] >= nv + a->pad[i])
+    r = dim_const(c, v - 1);
   if (const_val(r, &v) && v <= 0)
     return fail(e, xi, -1, "%s: output %s would be %lld: input %s %s, kernel %s (dilation %d), "
                 "pad %d, stride %d", opn(s), hw_name[i], (long long)v, hw_name[i],
@@ -611,6 +620,8 @@ static int pool_type(const Sx *s, bool is_max, const IrType *x, int xi, IrType *
     if (a->pad[i] > a->kernel[i] / 2)
       return fail(e, -1, -1, "%s: pad %d must be at most half the kernel size %d", opn(s),
                   a->pad[i], a->kernel[i]);
+    if (is_max && a->exclude_pad)
+      return fail(e, -1, -1, "%s: count_include_pad applies to average pooling only", opn(s));
     if (!is_max && dil(s, i) != 1)
       return fail(e, -1, -1, "%s: dilation is not supported, got [%d,%d]", opn(s),
                   a->dilation[0], a->dilation[1]);

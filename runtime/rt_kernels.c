@@ -256,7 +256,20 @@ void rt_k_axis_copy(const void *src, void *dst, int64_t outer, int64_t len, int6
 
 /* ---- pooling -------------------------------------------------------------------------- */
 
-enum { G_N, G_C, G_H, G_W, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_PH, G_PW, G_DH, G_DW };
+enum { G_N, G_C, G_H, G_W, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_PH, G_PW, G_DH, G_DW, G_EXCL };
+
+/* average pooling's divisor for window (oh, ow): the window clipped to the padded input, or
+ * with G_EXCL (count_include_pad=False) to the input itself (PyTorch's definition) */
+static double pool_divisor(const int64_t *g, int64_t oh, int64_t ow) {
+  int64_t hs = oh * g[G_SH] - g[G_PH], ws = ow * g[G_SW] - g[G_PW];
+  int64_t he = hs + g[G_KH] < g[G_H] + g[G_PH] ? hs + g[G_KH] : g[G_H] + g[G_PH];
+  int64_t we = ws + g[G_KW] < g[G_W] + g[G_PW] ? ws + g[G_KW] : g[G_W] + g[G_PW];
+  if (g[G_EXCL]) {
+    hs = hs > 0 ? hs : 0, ws = ws > 0 ? ws : 0;
+    he = he < g[G_H] ? he : g[G_H], we = we < g[G_W] ? we : g[G_W];
+  }
+  return (double)((he - hs) * (we - ws));
+}
 
 typedef struct PoolCtx {
   const int64_t *g;
@@ -289,7 +302,6 @@ static int64_t pool_argmax(const int64_t *g, const float *x, int64_t p, int64_t 
 static void pool_planes(void *c, int64_t lo, int64_t hi) {
   PoolCtx *s = c;
   const int64_t *g = s->g;
-  double area = (double)(g[G_KH] * g[G_KW]);
   for (int64_t p = lo; p < hi; p++)
     for (int64_t oh = 0; oh < g[G_OH]; oh++)
       for (int64_t ow = 0; ow < g[G_OW]; ow++) {
@@ -308,7 +320,7 @@ static void pool_planes(void *c, int64_t lo, int64_t hi) {
             if (iw >= 0 && iw < g[G_W]) sum += s->x[(p * g[G_H] + ih) * g[G_W] + iw];
           }
         }
-        *o = (float)(sum / area);
+        *o = (float)(sum / pool_divisor(g, oh, ow));
       }
 }
 
@@ -323,7 +335,6 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
   const int64_t *g = s->g;
   int64_t plane = g[G_H] * g[G_W];
   memset(s->out + lo * plane, 0, (size_t)((hi - lo) * plane) * sizeof(float));
-  double area = (double)(g[G_KH] * g[G_KW]);
   for (int64_t p = lo; p < hi; p++)
     for (int64_t oh = 0; oh < g[G_OH]; oh++)
       for (int64_t ow = 0; ow < g[G_OW]; ow++) {
@@ -333,7 +344,7 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
           if (i >= 0) s->out[i] += d;
           continue;
         }
-        float v = (float)(d / area);
+        float v = (float)(d / pool_divisor(g, oh, ow));
         for (int64_t kh = 0; kh < g[G_KH]; kh++) {
           int64_t ih = oh * g[G_SH] - g[G_PH] + kh * g[G_DH];
           if (ih < 0 || ih >= g[G_H]) continue;

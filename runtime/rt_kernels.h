@@ -38,7 +38,8 @@ void rt_k_axis_copy(const void *src, void *dst, int64_t outer, int64_t len, int6
                     int64_t src_len, int64_t src_start, int64_t dst_len, int64_t dst_start,
                     int64_t esize);
 
-/* pooling; geom = {N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw} */
+/* pooling; geom = {N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, exclude_pad}; the
+ * output extents OH, OW may come from ceil mode (windows are clipped to the input) */
 void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_t is_max);
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
                       const int64_t *geom);

@@ -289,6 +289,15 @@ START_TEST(t_pool) {
     check_graph(&b, gb_op(&b, c[0] ? OP_MAXPOOL : OP_AVGPOOL, x, &at), NULL, 0);
     ir_module_free(b.m);
   }
+  /* ceil_mode (partial last windows) and count_include_pad = false, H = 6 and 5 */
+  for (int i = 0; i < 6; i++) {
+    Gb b = gb_new("pool_modes");
+    int x = PARAM(&b, "x", 2, 2, 6, 5);
+    IrAttr at = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {i % 2, i % 2}, .dilation = {1, 1},
+                 .ceil_mode = i < 4, .exclude_pad = i >= 2 && i != 3};
+    check_graph(&b, gb_op(&b, i == 3 ? OP_MAXPOOL : OP_AVGPOOL, x, &at), NULL, 0);
+    ir_module_free(b.m);
+  }
 }
 END_TEST
 

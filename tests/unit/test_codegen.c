@@ -546,6 +546,21 @@ START_TEST(pooling) {
     out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
     check_fwd("pooling", F_SYM, MM_RTOL, MM_ATOL);
   }
+  /* ceil_mode: 9x8 with k3 s2 p1 gives 5x5 (floor: 5x4); count_include_pad = false */
+  for (int excl = 0; excl < 2; excl++) {
+    g_begin("pool_modes");
+    int x = IN("x", 4, 2, 3, 9, 8), dy = IN("dy", 4, 2, 3, 5, 5);
+    IrAttr at = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {1, 1}, .dilation = {1, 1},
+                 .ceil_mode = true, .exclude_pad = excl};
+    IrAttr mt = at;
+    mt.exclude_pad = false;
+    out("mp", op1(OP_MAXPOOL, x, &mt));
+    out("ap", op1(OP_AVGPOOL, x, &at));
+    out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &mt));
+    IrType xt = G->nodes[x].type;
+    out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
+    check_fwd("pool_modes", F_SYM, MM_RTOL, MM_ATOL);
+  }
 }
 END_TEST
 

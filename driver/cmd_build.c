@@ -136,6 +136,8 @@ static void usage(FILE *out) {
         "  -o NAME               the program to write (with --lib: libNAME.a and NAME.h;\n"
         "                        -o DIR/libNAME.a works as well)\n"
         "  --lib                 a static library and a C header instead of a program\n"
+        "  --shared              a shared library (libNAME.so, runtime included) and a C\n"
+        "                        header: for dlopen, ctypes and the Python package\n"
         "  -D, --define N=V      fix a dim (the batch, e.g. -D N=256): shapes are concrete\n"
         "      --model NAME      the model to build when the file defines several\n"
         "      --target-cpu CPU  generate code for CPU (default: the host; e.g. x86-64-v3)\n"
@@ -385,6 +387,28 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   return 0;
 }
 
+/* libNAME.so = the model's object + the whole runtime archive (built position-independent),
+ * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
+static int link_shared(const char *libpath, const char *obj, const char *rtlib) {
+  char tmp[PATH_MAX];
+  tmp_beside(libpath, tmp, sizeof tmp);
+  const char *cc = getenv("CC");
+  char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-shared", "-o", tmp, (char *)obj,
+                  "-Wl,--whole-archive", (char *)rtlib, "-Wl,--no-whole-archive",
+#ifdef __SANITIZE_ADDRESS__
+                  "-fsanitize=address,undefined",
+#endif
+                  "-lcjson", "-lm", "-lpthread", NULL};
+  int rc = run_cmd(argv, NULL);
+  if (rc || rename(tmp, libpath)) {
+    fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
+            rc ? "the C compiler failed" : strerror(errno));
+    unlink(tmp);
+    return 1;
+  }
+  return 0;
+}
+
 /* ---- the command ------------------------------------------------------------------------- */
 
 int cmd_build(int argc, char **argv) {
@@ -393,6 +417,7 @@ int cmd_build(int argc, char **argv) {
                                        {"target-cpu", required_argument, 0, 'C'},
                                        {"target-features", required_argument, 0, 'F'},
                                        {"lib", no_argument, 0, 'L'},
+                                       {"shared", no_argument, 0, 'H'},
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
@@ -415,6 +440,7 @@ int cmd_build(int argc, char **argv) {
     case 'C': co.target_cpu = optarg; continue;
     case 'F': co.target_features = optarg; continue;
     case 'L': lib = 1; continue;
+    case 'H': lib = 2; continue;
     case 'K': keep = 1; continue;
     case 'm': {
       char err[256];
@@ -471,13 +497,15 @@ int cmd_build(int argc, char **argv) {
   if (slash && slash == out) snprintf(dir, sizeof dir, "/");
   const char *b = slash ? slash + 1 : out;
   size_t bl = strlen(b);
-  if (lib && bl > 2 && !strcmp(b + bl - 2, ".a")) {
-    int strip = !strncmp(b, "lib", 3) && bl > 5 ? 3 : 0;
-    snprintf(base, sizeof base, "%.*s", (int)(bl - 2 - (size_t)strip), b + strip);
+  const char *ext = lib == 2 ? ".so" : ".a";
+  size_t el = strlen(ext);
+  if (lib && bl > el && !strcmp(b + bl - el, ext)) {
+    int strip = !strncmp(b, "lib", 3) && bl > 3 + el ? 3 : 0;
+    snprintf(base, sizeof base, "%.*s", (int)(bl - el - (size_t)strip), b + strip);
     snprintf(libpath, sizeof libpath, "%s", out);
   } else {
     snprintf(base, sizeof base, "%s", b);
-    pathf(libpath, sizeof libpath, "%s/lib%s.a", dir, base);
+    pathf(libpath, sizeof libpath, "%s/lib%s%s", dir, base, ext);
   }
   pathf(hdrpath, sizeof hdrpath, "%s/%s.h", dir, base);
   if (!*base || (lib && !is_ident(base))) {
@@ -526,7 +554,8 @@ int cmd_build(int argc, char **argv) {
     rc = link_program(out, tmpdir, obj, rtlib, model, fwd_inputs);
     goto done;
   }
-  if (make_library(libpath, tmpdir, obj, rtlib)) goto done;
+  if (lib == 2 ? link_shared(libpath, obj, rtlib) : make_library(libpath, tmpdir, obj, rtlib))
+    goto done;
   /* the header's sizes come from the descriptor the backend emitted */
   const RtModelDesc *desc = llvm_model_jit(dm.cg, err, sizeof err);
   if (!desc) {

@@ -11,11 +11,14 @@
 #include <unistd.h>
 
 #include "../codegen/codegen.h"
+#include "../passes/comm.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"
 #include "../passes/passes.h"
 #include "../passes/tiles.h"
 #include "driver.h"
+#include "cost_compare.h"
+#include "report_comm.h"
 #include "report_svg.h"
 
 typedef struct Opts {
@@ -24,11 +27,18 @@ typedef struct Opts {
   bool train, json, csv, tiles, formula;
   CostGroupBy per;
   int top;
+  int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
+  const char *link; /* --link NAME|BW */
+  bool compare;     /* --compare: the positional arguments are several files */
+  char **files;
+  int nfiles;
 } Opts;
 
 static void usage(FILE *out) {
   fputs("usage: nnc cost FILE.nn [options]\n"
-        "FLOPs, MACs, bytes, memory and estimated time of a model on a target.\n"
+        "       nnc cost --compare A.nn B.nn ... [--train] [--target T] [-D N=V] [--json]\n"
+        "FLOPs, MACs, bytes, memory and estimated time of a model on a target; with\n"
+        "--compare, parameters, FLOPs, bytes and estimated time of several models side by side.\n"
         "  --target T          hardware: a built-in name, host (default), or a JSON file\n"
         "  -D, --define N=V    set a dim's value (formulas stay symbolic)\n"
         "      --symbolic N,.. keep only these dims symbolic in formulas (the others are\n"
@@ -41,7 +51,11 @@ static void usage(FILE *out) {
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
-        "      --list-targets  print the built-in hardware table\n",
+        "      --ranks P       with --train: data-parallel on P ranks, the gradients'\n"
+        "                      all-reduce, its overlap with backward, scaling efficiency\n"
+        "      --link L        the link between ranks: a name (--list-targets) or a\n"
+        "                      bandwidth such as 25GB/s or 100Gb/s (default: ib-hdr)\n"
+        "      --list-targets  print the built-in hardware and link tables\n",
         out);
 }
 
@@ -166,11 +180,14 @@ typedef struct Report {
   CostResult *train;     /* the training step's costs (NULL when there is no train block) */
   SimplifyLog log;
   HwTarget hw;
+  HwLink link;           /* --link (or the default) */
   TilePlan *tiles;
   /* what a program built by `nnc build` allocates for the analysed step (its fused kernels
    * have their own arena); have_compiled = 0 when the CPU backend cannot lower the model */
   CgMemory compiled;
   int have_compiled;
+  TrainInfo info;        /* of the training step (valid when train != NULL) */
+  CommPlan comm;         /* --ranks: valid when comm.ranks > 0 */
 } Report;
 
 /* the training step of the model, or NULL (quietly, unless `loud`) */
@@ -182,8 +199,7 @@ static IrGraph *train_graph(Report *rp, const char *path, bool loud) {
   }
   FILE *sink = loud ? stderr : fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
-  TrainInfo info;
-  IrGraph *tg = pass_train_graph(rp->fwd, t, &info, d);
+  IrGraph *tg = pass_train_graph(rp->fwd, t, &rp->info, d);
   diag_free(d);
   if (sink && sink != stderr) fclose(sink);
   return tg;
@@ -202,6 +218,8 @@ static int analyse(Report *rp, const Opts *o) {
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
   if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
+    return 1;
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
   rp->have_compiled = llvm_model_memory(rp->fwd, o->train ? tg : NULL, &rp->compiled, d) == 0;
@@ -343,10 +361,14 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
   cJSON_AddStringToObject(tg, "kind", rp->hw.kind == HW_GPU ? "gpu" : "cpu");
   cJSON_AddNumberToObject(tg, "mem_bw", rp->hw.mem_bw);
   cJSON_AddNumberToObject(tg, "overhead", rp->hw.overhead_s);
+  cJSON_AddNumberToObject(tg, "peak_f32", rp->hw.peak[HWP_F32]);
+  cJSON_AddBoolToObject(tg, "measured", rp->hw.measured);
+  if (rp->hw.measured_at[0]) cJSON_AddStringToObject(tg, "measured_at", rp->hw.measured_at);
   cJSON *rw = cJSON_AddArrayToObject(root, "rewrites");
   for (int i = 0; i < rp->log.n; i++) cJSON_AddItemToArray(rw, cJSON_CreateString(rp->log.msg[i]));
   json_totals(root, rp);
   json_memory(root, rp->r);
+  if (rp->comm.ranks) report_comm_json(root, &rp->comm);
   if (rp->have_compiled) {
     const CgMemory *c = &rp->compiled;
     cJSON *cm = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "memory"), "compiled");
@@ -491,6 +513,10 @@ static void print_summary(const Report *rp, const Opts *o) {
   printf("\nestimated time on %s: %.3f ms (%d kernels, %.1f us overhead each)\n", rp->hw.name,
          r->total.time * 1e3, r->total.nkernels, rp->hw.overhead_s * 1e6);
   if (!rp->hw.measured && !strcmp(rp->hw.name, "host")) printf("  (%s)\n", rp->hw.desc);
+  if (rp->hw.measured)
+    printf("  (figures used: peak FP32 %.1f GFLOP/s, DRAM %.1f GB/s, measured by nnc probe at %s)\n",
+           rp->hw.peak[HWP_F32] / 1e9, rp->hw.mem_bw / 1e9,
+           rp->hw.measured_at[0] ? rp->hw.measured_at : "an unrecorded time");
 }
 
 static void print_tiles(const Report *rp) {
@@ -523,6 +549,7 @@ static void print_text(const Report *rp, const Opts *o, Row *rows, int n) {
   print_table(rp, o, rows, n);
   print_summary(rp, o);
   if (rp->tiles) print_tiles(rp);
+  if (rp->comm.ranks) report_comm_text(&rp->comm);
 }
 
 /* ---- main ----------------------------------------------------------------------------- */
@@ -534,11 +561,34 @@ static int list_targets(void) {
     printf("%-22s %-5s %10.2f %10.2f %10.1f  %s\n", t->name, t->kind == HW_GPU ? "gpu" : "cpu",
            t->peak[HWP_F32] / 1e12, hw_peak(t, DT_F16, true) / 1e12, t->mem_bw / 1e9, t->desc);
   }
+  printf("\n%-22s %10s %12s  %s\n", "link (--link)", "GB/s", "latency us", "description");
+  for (int i = 0; i < hw_link_count(); i++) {
+    const HwLink *l = hw_link(i);
+    printf("%-22s %10.1f %12.1f  %s\n", l->name, l->bw / 1e9, l->latency * 1e6, l->desc);
+  }
+  return 0;
+}
+
+/* --compare takes 2..COMPARE_MAX_MODELS files and none of the single-model views */
+static int parse_compare(int argc, char **argv, Opts *o) {
+  int n = argc - optind;
+  if (n < 2 || n > COMPARE_MAX_MODELS) {
+    fprintf(stderr, "nnc cost: error: --compare takes 2 to %d .nn files, not %d\n",
+            COMPARE_MAX_MODELS, n);
+    return 2;
+  }
+  if (o->csv || o->svg || o->tiles || o->ranks || o->top || o->formula) {
+    fprintf(stderr, "nnc cost: error: --compare prints one row per model; --csv, --svg, "
+                    "--tiles, --ranks, --top and --formula apply to a single model\n");
+    return 2;
+  }
+  o->files = argv + optind, o->nfiles = n;
   return 0;
 }
 
 static int parse(int argc, char **argv, Opts *o) {
-  enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST };
+  enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
+         O_RANKS, O_LINK, O_COMPARE };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -546,10 +596,13 @@ static int parse(int argc, char **argv, Opts *o) {
       {"json", no_argument, 0, O_JSON}, {"csv", no_argument, 0, O_CSV},
       {"svg", required_argument, 0, O_SVG}, {"tiles", no_argument, 0, O_TILES},
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
+      {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
+      {"compare", no_argument, 0, O_COMPARE},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
   o->target = "host";
+  o->link = "ib-hdr";
   o->per = COST_BY_LAYER;
   while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
     int r = drv_common_opt(&o->in, c, optarg);
@@ -584,6 +637,19 @@ static int parse(int argc, char **argv, Opts *o) {
     case O_TILES: o->tiles = true; break;
     case O_FORMULA: o->formula = true; break;
     case O_LIST: list_targets(); return -1;
+    case O_RANKS: {
+      char *end;
+      long p = strtol(optarg, &end, 10);
+      if (*end || p < 1 || p > COMM_MAX_RANKS) {
+        fprintf(stderr, "nnc cost: error: --ranks takes a number of ranks in [1, %d], not '%s'\n",
+                COMM_MAX_RANKS, optarg);
+        return 2;
+      }
+      o->ranks = (int)p;
+      break;
+    }
+    case O_LINK: o->link = optarg; break;
+    case O_COMPARE: o->compare = true; break;
     default: usage(stderr); return 2;
     }
   }
@@ -591,8 +657,14 @@ static int parse(int argc, char **argv, Opts *o) {
     fprintf(stderr, "nnc cost: error: --json and --csv exclude each other\n");
     return 2;
   }
+  if (o->compare) return parse_compare(argc, argv, o);
   if (optind != argc - 1) {
     usage(stderr);
+    return 2;
+  }
+  if (o->ranks && !o->train) {
+    fprintf(stderr, "nnc cost: error: --ranks needs --train (it costs the training step's "
+                    "gradient all-reduce)\n");
     return 2;
   }
   o->in.path = argv[optind];
@@ -605,10 +677,15 @@ int cmd_cost(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   Report rp = {0};
   char err[512];
-  if (hw_resolve(o.target, &rp.hw, err, sizeof err)) {
+  if (hw_resolve(o.target, &rp.hw, err, sizeof err) ||
+      hw_resolve_link(o.link, &rp.link, err, sizeof err)) {
     fprintf(stderr, "nnc cost: error: %s\n", err);
     return drv_target_status(o.target);
   }
+  if (o.compare)
+    return cost_compare(&(CompareOpts){.in = &o.in, .files = (const char *const *)o.files,
+                                       .nfiles = o.nfiles, .train = o.train, .json = o.json,
+                                       .hw = &rp.hw});
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
   diag_finish(d);

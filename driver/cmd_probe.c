@@ -1,8 +1,17 @@
-/* cmd_probe.c — `nnc probe`: measure this machine's peak FP32 FMA throughput (all cores,
- * widest vector unit) and its memory bandwidth (STREAM triad), and store them as the
- * `host` target ($XDG_CONFIG_HOME/nnc/host.json or ~/.config/nnc/host.json). */
+/* cmd_probe.c — `nnc probe`: measure this machine and store it as the `host` target
+ * ($XDG_CONFIG_HOME/nnc/host.json or ~/.config/nnc/host.json).
+ *
+ * What is measured, each as the best of several pinned repetitions (a shared, noisy machine
+ * only ever makes a run slower, so the best run is the closest to what the hardware does):
+ *   - FP32 FMA throughput for every vector width the CPU has (128, 256, 512 bits), with one
+ *     thread and with one thread per core. Each thread runs CHAINS independent accumulators:
+ *     more than FMA pipes x FMA latency (2 x 4 on current x86 cores), so the loop is bound
+ *     by throughput, never by latency.
+ *   - read bandwidth of L1, L2 and L3 (a working set of half of each level per thread) and of
+ *     DRAM (a STREAM triad over arrays far larger than L3), all threads. */
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +23,9 @@
 #include "../passes/hw.h"
 #include "driver.h"
 
-#define CHAINS 12 /* independent accumulators: enough for 2 FMA pipes x latency 4-6 */
+#define CHAINS 24       /* independent FMA accumulators per thread (see the file comment) */
+#define MAX_THREADS 256 /* threads the probe starts at most */
+#define NWIDTH 3        /* vector widths: 128, 256, 512 bits */
 
 static double now(void) {
   struct timespec ts;
@@ -22,161 +33,294 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* each kernel returns FLOPs done and leaves its result in *sink so nothing is elided */
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) static double fma512(long iters, float *sink) {
-  __m512 acc[CHAINS], b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-  for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_set1_ps((float)j);
-  for (long i = 0; i < iters; i++)
-    for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_fmadd_ps(acc[j], b, c);
-  __m512 s = acc[0];
-  for (int j = 1; j < CHAINS; j++) s = _mm512_add_ps(s, acc[j]);
-  *sink = _mm512_reduce_add_ps(s);
-  return (double)iters * CHAINS * 16 * 2;
-}
+/* FMA kernels: each returns the FLOPs it did and leaves a result in *sink so nothing is
+ * elided. One body for every width; the target attribute picks the instructions. */
+#define FMA_BODY(V, LANES, SET1)                                                               \
+  V acc[CHAINS], b = SET1(0.999999f), c = SET1(1e-7f);                                         \
+  for (int j = 0; j < CHAINS; j++) acc[j] = SET1((float)j);                                    \
+  for (long i = 0; i < iters; i++) {                                                           \
+    _Pragma("GCC unroll 32") for (int j = 0; j < CHAINS; j++) acc[j] = acc[j] * b + c;         \
+  }                                                                                            \
+  V s = acc[0];                                                                                \
+  for (int j = 1; j < CHAINS; j++) s += acc[j];                                                \
+  float r = 0;                                                                                 \
+  for (int l = 0; l < LANES; l++) r += s[l];                                                   \
+  *sink = r;                                                                                   \
+  return (double)iters * CHAINS * LANES * 2;
 
-__attribute__((target("avx2,fma"))) static double fma256(long iters, float *sink) {
-  __m256 acc[CHAINS], b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-  for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_set1_ps((float)j);
-  for (long i = 0; i < iters; i++)
-    for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_fmadd_ps(acc[j], b, c);
-  float out[8];
-  __m256 s = acc[0];
-  for (int j = 1; j < CHAINS; j++) s = _mm256_add_ps(s, acc[j]);
-  _mm256_storeu_ps(out, s);
-  *sink = out[0] + out[7];
-  return (double)iters * CHAINS * 8 * 2;
-}
+typedef float v4 __attribute__((vector_size(16)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v16 __attribute__((vector_size(64)));
+#define SPLAT4(x) ((v4){x, x, x, x})
+#define SPLAT8(x) ((v8){x, x, x, x, x, x, x, x})
+#define SPLAT16(x) ((v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x})
+
+#if defined(__x86_64__)
+#define TARGET_FMA128 __attribute__((target("fma")))
+#define TARGET_FMA256 __attribute__((target("avx2,fma")))
+#define TARGET_FMA512 __attribute__((target("avx512f")))
+#else
+#define TARGET_FMA128
+#define TARGET_FMA256
+#define TARGET_FMA512
 #endif
 
-/* portable: 4-lane vectors, multiply and add (2 FLOPs, fused where the target can) */
-typedef float v4 __attribute__((vector_size(16)));
-static double fma128(long iters, float *sink) {
-  v4 acc[CHAINS], b = {0.999999f, 0.999999f, 0.999999f, 0.999999f}, c = {1e-7f, 1e-7f, 1e-7f, 1e-7f};
-  for (int j = 0; j < CHAINS; j++) acc[j] = (v4){(float)j, (float)j, (float)j, (float)j};
-  for (long i = 0; i < iters; i++)
-    for (int j = 0; j < CHAINS; j++) acc[j] = acc[j] * b + c;
-  v4 s = acc[0];
-  for (int j = 1; j < CHAINS; j++) s += acc[j];
-  *sink = s[0] + s[3];
-  return (double)iters * CHAINS * 4 * 2;
-}
+TARGET_FMA128 static double fma128(long iters, float *sink) { FMA_BODY(v4, 4, SPLAT4) }
+TARGET_FMA256 static double fma256(long iters, float *sink) { FMA_BODY(v8, 8, SPLAT8) }
+TARGET_FMA512 static double fma512(long iters, float *sink) { FMA_BODY(v16, 16, SPLAT16) }
+
+/* read kernels: sum n floats with 8 independent vector accumulators */
+#define READ_BODY(V, LANES)                                                                    \
+  V acc[8] = {0};                                                                              \
+  const V *p = (const V *)a;                                                                   \
+  size_t nv = n / LANES;                                                                       \
+  for (size_t i = 0; i + 8 <= nv; i += 8) {                                                    \
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) acc[j] += p[i + (size_t)j];            \
+  }                                                                                            \
+  for (int j = 1; j < 8; j++) acc[0] += acc[j];                                                \
+  float r = 0;                                                                                 \
+  for (int l = 0; l < LANES; l++) r += acc[0][l];                                              \
+  return r;
+
+TARGET_FMA128 static float read128(const float *a, size_t n) { READ_BODY(v4, 4) }
+TARGET_FMA256 static float read256(const float *a, size_t n) { READ_BODY(v8, 8) }
+TARGET_FMA512 static float read512(const float *a, size_t n) { READ_BODY(v16, 16) }
 
 typedef double (*FmaFn)(long, float *);
+typedef float (*ReadFn)(const float *, size_t);
+static const FmaFn fma_fns[NWIDTH] = {fma128, fma256, fma512};
+static const ReadFn read_fns[NWIDTH] = {read128, read256, read512};
+static const int width_bits[NWIDTH] = {128, 256, 512};
+
+static bool width_supported(int w) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (w == 2) return __builtin_cpu_supports("avx512f");
+  if (w == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return __builtin_cpu_supports("fma");
+#else
+  return w == 0;
+#endif
+}
+
+typedef enum { JOB_FMA, JOB_READ, JOB_TRIAD } JobKind;
 
 typedef struct Job {
-  FmaFn fn;
-  long iters;
-  double flops;
+  JobKind kind;
+  int width, cpu;   /* vector width index; CPU to pin to (-1: none) */
+  long iters;       /* FMA iterations, or passes over the buffer */
+  float *a, *b, *c; /* buffers (read: a[0..n); triad: a = b + 3c over [lo, hi)) */
+  size_t n, lo, hi;
+  double work;      /* FLOPs or bytes done */
   float sink;
-  /* bandwidth */
-  float *a, *b, *c;
-  size_t lo, hi;
   pthread_barrier_t *bar;
   double t0, t1;
 } Job;
 
-static void *run_fma(void *p) {
+static void pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+}
+
+static void job_body(Job *j) {
+  if (j->kind == JOB_FMA) {
+    j->work = fma_fns[j->width](j->iters, &j->sink);
+  } else if (j->kind == JOB_READ) {
+    for (long r = 0; r < j->iters; r++) j->sink += read_fns[j->width](j->a, j->n);
+    j->work = (double)j->iters * (double)j->n * sizeof(float);
+  } else {
+    for (long r = 0; r < j->iters; r++)
+      for (size_t i = j->lo; i < j->hi; i++) j->a[i] = j->b[i] + 3.0f * j->c[i];
+    j->work = 3.0 * (double)j->iters * (double)(j->hi - j->lo) * sizeof(float);
+  }
+}
+
+static void *job_thread(void *p) {
   Job *j = p;
+  pin(j->cpu);
   pthread_barrier_wait(j->bar);
   j->t0 = now();
-  j->flops = j->fn(j->iters, &j->sink);
+  job_body(j);
   j->t1 = now();
   return NULL;
 }
 
-static void *run_triad(void *p) {
-  Job *j = p;
-  pthread_barrier_wait(j->bar);
-  j->t0 = now();
-  for (size_t i = j->lo; i < j->hi; i++) j->a[i] = j->b[i] + 3.0f * j->c[i];
-  j->t1 = now();
-  return NULL;
-}
-
-/* run nt jobs at once; returns the wall time from the first start to the last end */
-static double run_all(Job *jobs, int nt, void *(*fn)(void *)) {
-  pthread_t th[256];
+/* run nt jobs at once; returns total work / wall time from the first start to the last end */
+static double run_all(Job *jobs, int nt) {
+  pthread_t th[MAX_THREADS];
   pthread_barrier_t bar;
   pthread_barrier_init(&bar, NULL, (unsigned)nt);
+  int started = 0;
   for (int i = 0; i < nt; i++) {
     jobs[i].bar = &bar;
-    pthread_create(&th[i], NULL, fn, &jobs[i]);
+    if (pthread_create(&th[i], NULL, job_thread, &jobs[i])) break;
+    started++;
   }
-  double t0 = 1e300, t1 = 0;
+  if (started < nt) { /* cannot happen in practice; never leave the barrier waiting */
+    for (int i = 0; i < started; i++) pthread_cancel(th[i]), pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&bar);
+    return 0;
+  }
+  double t0 = 1e300, t1 = 0, work = 0;
   for (int i = 0; i < nt; i++) {
     pthread_join(th[i], NULL);
     if (jobs[i].t0 < t0) t0 = jobs[i].t0;
     if (jobs[i].t1 > t1) t1 = jobs[i].t1;
+    work += jobs[i].work;
   }
   pthread_barrier_destroy(&bar);
-  return t1 - t0;
+  return t1 > t0 ? work / (t1 - t0) : 0;
 }
 
-static FmaFn pick_fma(int *bits) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return *bits = 512, fma512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return *bits = 256, fma256;
-#endif
-  *bits = 128;
-  return fma128;
-}
+typedef struct Probe {
+  int nt, reps;
+  int cpus[MAX_THREADS]; /* the CPUs this process may run on, one thread pinned to each */
+  double seconds;        /* target length of one repetition */
+} Probe;
 
-static double probe_fma(int nt, double seconds, int *bits) {
-  FmaFn fn = pick_fma(bits);
-  Job one = {.fn = fn, .iters = 1 << 16};
-  float s;
-  double t0 = now();
-  fn(one.iters, &s);
-  double dt = now() - t0;
-  long iters = (long)((double)one.iters * seconds / (dt > 1e-6 ? dt : 1e-6));
-  if (iters < 1000) iters = 1000;
-  Job jobs[256];
+/* the best of pr->reps repetitions of nt copies of job (job->cpu set per thread) */
+static double best_of(const Probe *pr, const Job *job, int nt) {
+  Job jobs[MAX_THREADS];
   double best = 0;
-  for (int rep = 0; rep < 3; rep++) {
-    for (int i = 0; i < nt; i++) jobs[i] = (Job){.fn = fn, .iters = iters};
-    double wall = run_all(jobs, nt, run_fma);
-    double fl = 0;
-    for (int i = 0; i < nt; i++) fl += jobs[i].flops;
-    if (wall > 0 && fl / wall > best) best = fl / wall;
+  for (int rep = 0; rep < pr->reps; rep++) {
+    for (int i = 0; i < nt; i++) jobs[i] = *job, jobs[i].cpu = pr->cpus[i];
+    double r = run_all(jobs, nt);
+    if (r > best) best = r;
   }
   return best;
 }
 
-static double probe_bw(int nt, size_t n) {
-  float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
-  if (!a || !b || !c) {
-    free(a), free(b), free(c);
-    return 0;
-  }
-  Job jobs[256];
+static double probe_fma(const Probe *pr, int w, int nt) {
+  Job j = {.kind = JOB_FMA, .width = w, .iters = 1 << 14};
+  double t0 = now();
+  job_body(&j);
+  double dt = now() - t0;
+  j.iters = (long)((double)j.iters * pr->seconds / (dt > 1e-6 ? dt : 1e-6));
+  if (j.iters < 1000) j.iters = 1000;
+  return best_of(pr, &j, nt);
+}
+
+/* read bandwidth of all threads, each over its own buffer of `bytes` */
+static double probe_read(const Probe *pr, int w, size_t bytes) {
+  size_t n = bytes / sizeof(float) / 128 * 128;
+  if (n < 128) n = 128;
+  float *buf = calloc((size_t)pr->nt * n, sizeof(float));
+  if (!buf) return 0;
+  long passes = (long)(pr->seconds * 20e9 / ((double)n * sizeof(float) * pr->nt)) + 1;
+  Job jobs[MAX_THREADS];
   double best = 0;
-  for (int rep = 0; rep < 6; rep++) {
-    for (int i = 0; i < nt; i++) {
-      jobs[i] = (Job){.a = a, .b = b, .c = c, .lo = n * (size_t)i / (size_t)nt,
-                      .hi = n * (size_t)(i + 1) / (size_t)nt};
-      if (rep == 0) /* first touch by the thread that will use the pages */
-        for (size_t k = jobs[i].lo; k < jobs[i].hi; k++) a[k] = 0, b[k] = 1, c[k] = 2;
-    }
-    double wall = run_all(jobs, nt, run_triad);
-    double bw = wall > 0 ? 3.0 * (double)n * sizeof(float) / wall : 0;
-    if (rep > 0 && bw > best) best = bw; /* rep 0 warms up */
+  for (int rep = 0; rep < pr->reps + 1; rep++) { /* the first run warms the caches */
+    for (int i = 0; i < pr->nt; i++)
+      jobs[i] = (Job){.kind = JOB_READ, .width = w, .cpu = pr->cpus[i], .iters = passes,
+                      .a = buf + (size_t)i * n, .n = n};
+    double r = run_all(jobs, pr->nt);
+    if (rep > 0 && r > best) best = r;
   }
-  volatile float keep = a[n / 2];
-  (void)keep;
+  free(buf);
+  return best;
+}
+
+/* STREAM triad over 3 arrays of n floats, split among all threads */
+static double probe_triad(const Probe *pr, size_t n) {
+  float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+  double best = 0;
+  if (a && b && c) {
+    for (size_t k = 0; k < n; k++) a[k] = 0, b[k] = 1, c[k] = 2;
+    Job jobs[MAX_THREADS];
+    for (int rep = 0; rep < pr->reps + 1; rep++) {
+      for (int i = 0; i < pr->nt; i++)
+        jobs[i] = (Job){.kind = JOB_TRIAD, .cpu = pr->cpus[i], .iters = 1, .a = a, .b = b, .c = c,
+                        .lo = n * (size_t)i / (size_t)pr->nt,
+                        .hi = n * (size_t)(i + 1) / (size_t)pr->nt};
+      double r = run_all(jobs, pr->nt);
+      if (rep > 0 && r > best) best = r;
+    }
+  }
   free(a), free(b), free(c);
   return best;
 }
 
+static void probe_cpus(Probe *pr, int cores) {
+  cpu_set_t set;
+  int n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE && n < MAX_THREADS; c++)
+      if (CPU_ISSET(c, &set)) pr->cpus[n++] = c;
+  if (n == 0) {
+    n = cores > MAX_THREADS ? MAX_THREADS : cores;
+    for (int i = 0; i < n; i++) pr->cpus[i] = -1;
+  }
+  pr->nt = n;
+}
+
+typedef struct ProbeResult {
+  double fma1[NWIDTH], fmaN[NWIDTH]; /* FLOP/s, 1 thread and all; 0 = width not available */
+  double bw[4];                      /* L1, L2, L3 read, DRAM triad: bytes/s, all threads */
+  int best_w;
+} ProbeResult;
+
+static void probe_all(const Probe *pr, const HwTarget *t, ProbeResult *res) {
+  memset(res, 0, sizeof *res);
+  for (int w = 0; w < NWIDTH; w++) {
+    if (!width_supported(w)) continue;
+    res->fma1[w] = probe_fma(pr, w, 1);
+    res->fmaN[w] = probe_fma(pr, w, pr->nt);
+    if (res->fmaN[w] > res->fmaN[res->best_w]) res->best_w = w;
+  }
+  int64_t lv[3] = {t->l1_bytes, t->l2_bytes_cpu, t->l3_bytes / (pr->nt > 0 ? pr->nt : 1)};
+  for (int l = 0; l < 3; l++) res->bw[l] = probe_read(pr, res->best_w, (size_t)lv[l] / 2);
+  size_t big = (size_t)t->l3_bytes * 4;
+  if (big < ((size_t)64 << 20)) big = (size_t)64 << 20;
+  res->bw[3] = probe_triad(pr, big / sizeof(float));
+}
+
 static void usage(FILE *out) {
   fputs("usage: nnc probe [--output FILE] [--quick]\n"
-        "Measures this machine's peak FP32 FMA throughput and memory bandwidth and saves them\n"
-        "as the 'host' target (default file: $XDG_CONFIG_HOME/nnc/host.json or\n"
-        "~/.config/nnc/host.json), used by 'nnc cost --target host'.\n"
+        "Measures this machine's peak FP32 FMA throughput (every vector width, 1 thread and one\n"
+        "thread per core) and its L1/L2/L3/DRAM bandwidths, and saves them as the 'host' target\n"
+        "(default file: $XDG_CONFIG_HOME/nnc/host.json or ~/.config/nnc/host.json), used by\n"
+        "'nnc cost --target host'.\n"
         "  --output FILE   write there instead\n"
-        "  --quick         shorter measurement (less accurate)\n",
+        "  --quick         shorter measurement, small DRAM arrays (less accurate)\n",
         out);
+}
+
+static void fill_target(HwTarget *t, const Probe *pr, const ProbeResult *res) {
+  int w = res->best_w;
+  t->peak[HWP_F32] = res->fmaN[w];
+  t->peak[HWP_F64] = res->fmaN[w] / 2;
+  t->peak_f32_1t = res->fma1[w];
+  t->mem_bw = res->bw[3];
+  for (int l = 0; l < 3; l++) t->cache_bw[l] = res->bw[l];
+  t->vector_bits = width_bits[w];
+  t->measured = true;
+  time_t now_s = time(NULL);
+  struct tm tm;
+  gmtime_r(&now_s, &tm);
+  strftime(t->measured_at, sizeof t->measured_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  snprintf(t->desc, sizeof t->desc,
+           "this machine, measured by nnc probe at %s: %d threads, %d-bit FMA", t->measured_at,
+           pr->nt, width_bits[w]);
+}
+
+static void print_result(const Probe *pr, const ProbeResult *res, const HwTarget *t) {
+  printf("FP32 FMA peak, GFLOP/s (%d independent chains, best of %d):\n", CHAINS, pr->reps);
+  printf("  %-8s %12s %12s\n", "width", "1 thread", pr->nt == 1 ? "" : "all threads");
+  for (int w = 0; w < NWIDTH; w++)
+    if (res->fma1[w] > 0)
+      printf("  %3d-bit  %12.1f %12.1f%s\n", width_bits[w], res->fma1[w] / 1e9, res->fmaN[w] / 1e9,
+             w == res->best_w ? "   <- used" : "");
+  static const char *lvl[4] = {"L1 read", "L2 read", "L3 read", "DRAM triad"};
+  printf("bandwidth, GB/s (%d threads):\n", pr->nt);
+  for (int l = 0; l < 4; l++) printf("  %-11s %10.1f\n", lvl[l], res->bw[l] / 1e9);
+  printf("caches: L1d %lld KiB, L2 %lld KiB, L3 %lld KiB\n", (long long)(t->l1_bytes / 1024),
+         (long long)(t->l2_bytes_cpu / 1024), (long long)(t->l3_bytes / 1024));
+  printf("peak FP32 FMA: %.1f GFLOP/s (%d threads, %d-bit vectors)\n",
+         t->peak[HWP_F32] / 1e9, pr->nt, t->vector_bits);
+  printf("memory bandwidth (triad): %.1f GB/s\n", t->mem_bw / 1e9);
 }
 
 int cmd_probe(int argc, char **argv) {
@@ -203,29 +347,23 @@ int cmd_probe(int argc, char **argv) {
   }
   HwTarget t;
   hw_host_estimate(&t);
-  int nt = t.cores > 256 ? 256 : t.cores, bits;
-  double peak = probe_fma(nt, quick ? 0.05 : 0.3, &bits);
-  double bw = probe_bw(nt, quick ? (size_t)8 << 20 : (size_t)32 << 20);
-  if (peak <= 0 || bw <= 0) {
+  if (quick) t.l3_bytes = t.l3_bytes < ((int64_t)4 << 20) ? t.l3_bytes : (int64_t)4 << 20;
+  Probe pr = {.reps = quick ? 2 : 7, .seconds = quick ? 0.02 : 0.1};
+  probe_cpus(&pr, t.cores);
+  ProbeResult res;
+  probe_all(&pr, &t, &res);
+  if (res.fmaN[res.best_w] <= 0 || res.bw[3] <= 0) {
     fprintf(stderr, "nnc probe: error: measurement failed\n");
     return 1;
   }
-  t.peak[HWP_F32] = peak;
-  t.peak[HWP_F64] = peak / 2;
-  t.mem_bw = bw;
-  t.vector_bits = bits;
-  t.measured = true;
-  snprintf(t.desc, sizeof t.desc, "this machine, measured by nnc probe: %d threads, %d-bit FMA",
-           nt, bits);
+  hw_host_estimate(&t); /* the real cache sizes, also after --quick */
+  fill_target(&t, &pr, &res);
   char err[512];
   if (hw_save_file(&t, path, err, sizeof err)) {
     fprintf(stderr, "nnc probe: error: %s\n", err);
     return 1;
   }
-  printf("peak FP32 FMA: %.1f GFLOP/s (%d threads, %d-bit vectors)\n", peak / 1e9, nt, bits);
-  printf("memory bandwidth (triad): %.1f GB/s\n", bw / 1e9);
-  printf("caches: L1d %lld KiB, L2 %lld KiB, L3 %lld KiB\n", (long long)(t.l1_bytes / 1024),
-         (long long)(t.l2_bytes_cpu / 1024), (long long)(t.l3_bytes / 1024));
+  print_result(&pr, &res, &t);
   printf("saved as target 'host' in %s\n", path);
   return 0;
 }

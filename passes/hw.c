@@ -191,8 +191,14 @@ int hw_from_json(const char *text, HwTarget *out, char *err, size_t errn) {
   set_int(root, "l1_kib", KIB, &t.l1_bytes);
   set_int(root, "l2_kib", KIB, &t.l2_bytes_cpu);
   set_int(root, "l3_mib", MIB, &t.l3_bytes);
+  set_num(root, "peak_f32_1t_tflops", T, &t.peak_f32_1t);
+  set_num(root, "l1_bw_gbs", G, &t.cache_bw[0]);
+  set_num(root, "l2_bw_gbs", G, &t.cache_bw[1]);
+  set_num(root, "l3_bw_gbs", G, &t.cache_bw[2]);
   const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "measured");
   if (cJSON_IsBool(ms)) t.measured = cJSON_IsTrue(ms);
+  const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "measured_at");
+  if (cJSON_IsString(at)) snprintf(t.measured_at, sizeof t.measured_at, "%s", at->valuestring);
   cJSON_Delete(root);
   if (t.peak[HWP_F32] <= 0) return fail(err, errn, "peak_tflops.f32 must be > 0", NULL);
   if (t.mem_bw <= 0) return fail(err, errn, "mem_bw_gbs must be > 0", NULL);
@@ -270,8 +276,13 @@ char *hw_to_json(const HwTarget *t) {
     cJSON_AddNumberToObject(o, "l1_kib", (double)t->l1_bytes / KIB);
     cJSON_AddNumberToObject(o, "l2_kib", (double)t->l2_bytes_cpu / KIB);
     cJSON_AddNumberToObject(o, "l3_mib", (double)t->l3_bytes / MIB);
+    if (t->peak_f32_1t > 0) cJSON_AddNumberToObject(o, "peak_f32_1t_tflops", t->peak_f32_1t / T);
+    static const char *bw_keys[3] = {"l1_bw_gbs", "l2_bw_gbs", "l3_bw_gbs"};
+    for (int l = 0; l < 3; l++)
+      if (t->cache_bw[l] > 0) cJSON_AddNumberToObject(o, bw_keys[l], t->cache_bw[l] / G);
   }
   cJSON_AddBoolToObject(o, "measured", t->measured);
+  if (t->measured_at[0]) cJSON_AddStringToObject(o, "measured_at", t->measured_at);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);
   return s;
@@ -434,5 +445,61 @@ int hw_resolve(const char *spec, HwTarget *out, char *err, size_t errn) {
   for (int i = 0; i < hw_builtin_count() && k < errn; i++)
     k += (size_t)snprintf(err + k, errn - k, " %s", builtins[i].name);
   if (k < errn) snprintf(err + k, errn - k, " host, or a JSON file");
+  return -1;
+}
+
+/* ---- links ------------------------------------------------------------------------- */
+
+/* Nominal per-direction bandwidths of the standards; latencies are typical of one message
+ * through the collective library on that link (docs/hardware.md). */
+static const HwLink links[] = {
+    {"shm", "same machine, shared memory (MPI/NCCL intra-node copies)", 10 * G, 1e-6},
+    {"pcie4", "PCIe 4.0 x16 (31.5 GB/s per direction)", 31.5 * G, 5e-6},
+    {"pcie5", "PCIe 5.0 x16 (63 GB/s per direction)", 63 * G, 5e-6},
+    {"eth100", "100 Gb/s Ethernet (TCP)", 12.5 * G, 15e-6},
+    {"eth200", "200 Gb/s Ethernet (RoCE)", 25 * G, 5e-6},
+    {"eth400", "400 Gb/s Ethernet (RoCE)", 50 * G, 5e-6},
+    {"ib-hdr", "InfiniBand HDR, 200 Gb/s", 25 * G, 2e-6},
+    {"ib-ndr", "InfiniBand NDR, 400 Gb/s", 50 * G, 2e-6},
+    {"nvlink3", "NVLink 3 (A100, 12 links: 300 GB/s per direction)", 300 * G, 3e-6},
+    {"nvlink4", "NVLink 4 (H100, 18 links: 450 GB/s per direction)", 450 * G, 3e-6},
+};
+
+int hw_link_count(void) { return (int)(sizeof links / sizeof links[0]); }
+const HwLink *hw_link(int i) { return i >= 0 && i < hw_link_count() ? &links[i] : NULL; }
+
+/* "12.5GB/s" or "100Gb/s" (an optional "@LAT" in microseconds follows); -1 if not one */
+static int parse_link_bw(const char *spec, HwLink *out) {
+  char *end;
+  double v = strtod(spec, &end);
+  if (end == spec || !(v > 0) || v > 1e6) return -1;
+  double scale;
+  if (!strncmp(end, "GB/s", 4)) scale = G;
+  else if (!strncmp(end, "Gb/s", 4)) scale = G / 8;
+  else return -1;
+  end += 4;
+  double lat = links[3].latency;
+  if (*end == '@') {
+    char *e2;
+    lat = strtod(end + 1, &e2) * 1e-6;
+    if (e2 == end + 1 || *e2 || !(lat >= 0) || lat > 1) return -1;
+  } else if (*end) {
+    return -1;
+  }
+  *out = (HwLink){.bw = v * scale, .latency = lat};
+  snprintf(out->name, sizeof out->name, "%.31s", spec);
+  snprintf(out->desc, sizeof out->desc, "%.6g GB/s per direction, %.3g us latency", v * scale / G,
+           lat * 1e6);
+  return 0;
+}
+
+int hw_resolve_link(const char *spec, HwLink *out, char *err, size_t errn) {
+  for (int i = 0; i < hw_link_count(); i++)
+    if (!strcasecmp(spec, links[i].name)) return *out = links[i], 0;
+  if (!parse_link_bw(spec, out)) return 0;
+  size_t k = (size_t)snprintf(err, errn, "unknown link '%s'; known:", spec);
+  for (int i = 0; i < hw_link_count() && k < errn; i++)
+    k += (size_t)snprintf(err + k, errn - k, " %s", links[i].name);
+  if (k < errn) snprintf(err + k, errn - k, ", or a bandwidth such as 25GB/s or 100Gb/s[@LAT_US]");
   return -1;
 }

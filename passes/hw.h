@@ -55,7 +55,10 @@ typedef struct HwTarget {
   int load_ports;         /* vector loads per cycle per core */
   int fma_latency;        /* cycles */
   int64_t l1_bytes, l2_bytes_cpu, l3_bytes; /* L1d and L2 per core, L3 shared */
+  double peak_f32_1t;     /* FP32 FLOP/s of one thread (0 = unknown: peak/cores) */
+  double cache_bw[3];     /* read bandwidth of L1, L2, L3 with all threads (0 = unknown) */
   bool measured;          /* host: figures come from `nnc probe`, not a guess */
+  char measured_at[32];   /* when `nnc probe` measured them (UTC, ISO 8601), "" otherwise */
 } HwTarget;
 
 /* built-in table */
@@ -88,4 +91,19 @@ int hw_save_file(const HwTarget *t, const char *path, char *err, size_t errn);
  * or ends in ".json"), or NAME looked up as <config dir>/nnc/NAME.json.
  * 0 on success, -1 with err filled. */
 int hw_resolve(const char *spec, HwTarget *out, char *err, size_t errn);
+
+/* Links between ranks of data-parallel training (passes/comm.c): bandwidth per direction
+ * (bytes/s, what one rank can send while it receives as much) and the latency of one
+ * message (s). */
+typedef struct HwLink {
+  char name[32];
+  char desc[96];
+  double bw, latency;
+} HwLink;
+int hw_link_count(void);
+const HwLink *hw_link(int i);
+/* a built-in link name (case-insensitive), or a bandwidth: "12.5GB/s", "100Gb/s" (bits),
+ * with the latency of the built-in "eth100" unless "@LAT" follows in microseconds
+ * ("25GB/s@2"). 0 ok, -1 with err filled (listing the names). */
+int hw_resolve_link(const char *spec, HwLink *out, char *err, size_t errn);
 #endif

@@ -136,11 +136,49 @@ grep -q "unknown target 'tpu9'" "$T/err" || die "unknown target message: $(cat "
 "$NNC" cost "$NNC_SRC/tests/cost/gram.nn" --train >/dev/null 2>"$T/err" && die "--train without train block"
 grep -q "no 'train gram' block" "$T/err" || die "--train message: $(cat "$T/err")"
 
+# data-parallel: the gradients (4 bytes per trainable parameter) in one 25 MiB bucket, all
+# of it after backward; the ring formula recomputed here from the report's own figures
+"$NNC" cost "$EX/mlp.nn" --train --target a100 --ranks 4 --link 100Gb/s --json > "$T/dp.json" || die "--ranks"
+$PY - "$T/dp.json" <<'PYEOF' || die "data_parallel figures: $(cat "$T/dp.json" | head -c 600)"
+import json, sys
+d = json.load(open(sys.argv[1])); c = d["data_parallel"]; p = 4
+grad = 4 * d["totals"]["params"]
+ring = 2 * (p - 1) / p * grad / 12.5e9 + 2 * (p - 1) * c["link_latency"]
+ok = c["ranks"] == p and c["grad_bytes"] == grad and c["buckets"] == 1 and abs(c["allreduce_time"] - ring) < 1e-12 \
+     and abs(c["exposed_time"] - ring) < 1e-12 and abs(c["step_time"] - c["step_time_1"] - ring) < 1e-12 \
+     and abs(c["efficiency"] - c["step_time_1"] / c["step_time"]) < 1e-12
+sys.exit(0 if ok else 1)
+PYEOF
+"$NNC" cost "$EX/mlp.nn" --train --ranks 2 --link nvlink4 | grep -q "scaling efficiency" || die "--ranks text report"
+"$NNC" cost "$EX/mlp.nn" --ranks 2 >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--ranks without --train: exit 2"
+grep -q "needs --train" "$T/err" || die "--ranks without --train message: $(cat "$T/err")"
+"$NNC" cost "$EX/mlp.nn" --train --ranks 2 --link warp9 >/dev/null 2>"$T/err" && die "unknown link accepted"
+grep -q "unknown link 'warp9'; known: shm" "$T/err" || die "unknown link message: $(cat "$T/err")"
+
+# --compare: one row per model, each equal to that model's own report
+"$NNC" cost --compare "$EX/resnet18.nn" "$EX/mobilenet_v2.nn" -D N=2 --target a100 --json > "$T/cmp.json" || die "--compare"
+"$NNC" cost "$EX/mobilenet_v2.nn" -D N=2 --target a100 --json > "$T/mb.json" || die "cost mobilenet_v2"
+$PY - "$T/cmp.json" "$T/mb.json" <<'PYEOF' || die "--compare rows: $(head -c 800 "$T/cmp.json")"
+import json, sys
+c = json.load(open(sys.argv[1]))["models"]; m = json.load(open(sys.argv[2]))["totals"]
+ok = [x["model"] for x in c] == ["resnet18", "mobilenet_v2"] and c[0]["params"] == 11689512 \
+     and c[1]["params"] == m["params"] == 3504872 and c[1]["flops"] == m["fwd_flops"] and c[1]["batch"] == 2
+sys.exit(0 if ok else 1)
+PYEOF
+"$NNC" cost --compare "$EX/mlp.nn" "$EX/lenet.nn" --train | grep -q "^lenet vs mlp: params x0.15" || die "--compare text"
+"$NNC" cost --compare "$EX/mlp.nn" >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--compare with one file: exit 2"
+grep -q "takes 2 to 32 .nn files, not 1" "$T/err" || die "--compare one file: $(cat "$T/err")"
+
 # probe: writes the host target (atomically), which --target host then uses
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
 [ -f "$T/cfg/nnc/host.json" ] || die "probe wrote no $T/cfg/nnc/host.json"
 $PY -c 'import json,sys; h=json.load(open(sys.argv[1])); sys.exit(0 if h["name"]=="host" and h["measured"] and h["peak_tflops"]["f32"]>0 and h["mem_bw_gbs"]>0 else 1)' "$T/cfg/nnc/host.json" || die "host.json content"
+# every level measured; L1 reads are far faster than DRAM on any machine; the date is recorded
+$PY -c 'import json,sys,re; h=json.load(open(sys.argv[1])); sys.exit(0 if h["peak_f32_1t_tflops"]>0 and h["peak_f32_1t_tflops"]<=h["peak_tflops"]["f32"]*1.5 and h["l1_bw_gbs"]>h["mem_bw_gbs"] and h["l2_bw_gbs"]>0 and h["l3_bw_gbs"]>0 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", h["measured_at"]) else 1)' "$T/cfg/nnc/host.json" || die "host.json per-level figures: $(cat "$T/cfg/nnc/host.json")"
+grep -q "^  [0-9]*-bit " "$T/probe.out" || die "probe prints no per-width table: $(cat "$T/probe.out")"
 XDG_CONFIG_HOME="$T/cfg" "$NNC" cost "$EX/mlp.nn" --json > "$T/host.json" || die "cost --target host"
 $PY -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["target"]["name"]=="host" else 1)' "$T/host.json" || die "default target is host"
+$PY -c 'import json,sys; t=json.load(open(sys.argv[1]))["target"]; sys.exit(0 if t["measured"] and t["measured_at"] and t["peak_f32"]>0 else 1)' "$T/host.json" || die "cost JSON names the measured figures it used"
+XDG_CONFIG_HOME="$T/cfg" "$NNC" cost "$EX/mlp.nn" | grep -q "figures used: peak FP32 .* measured by nnc probe at 20" || die "cost report does not say which figures it used"
 
 exit $fail

@@ -95,6 +95,9 @@ START_TEST(t_host_file) {
   t.peak[HWP_F32] = 123e9;
   t.mem_bw = 45e9;
   t.measured = true;
+  t.peak_f32_1t = 61e9;
+  t.cache_bw[0] = 900e9, t.cache_bw[1] = 400e9, t.cache_bw[2] = 200e9;
+  snprintf(t.measured_at, sizeof t.measured_at, "2026-01-02T03:04:05Z");
   ck_assert_int_eq(hw_save_file(&t, path, err, sizeof err), 0);
   ck_assert_int_eq(access(path, R_OK), 0);
   HwTarget u;
@@ -102,6 +105,10 @@ START_TEST(t_host_file) {
   ck_assert(u.measured);
   ck_assert_double_eq_tol(u.peak[HWP_F32], 123e9, 1);
   ck_assert_double_eq_tol(u.mem_bw, 45e9, 1);
+  ck_assert_double_eq_tol(u.peak_f32_1t, 61e9, 1);
+  ck_assert_double_eq_tol(u.cache_bw[0], 900e9, 1);
+  ck_assert_double_eq_tol(u.cache_bw[2], 200e9, 1);
+  ck_assert_str_eq(u.measured_at, "2026-01-02T03:04:05Z");
   /* a named file beside it, and an explicit path */
   char other[4200];
   snprintf(other, sizeof other, "%s/nnc/lab.json", dir);

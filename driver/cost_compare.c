@@ -1,0 +1,118 @@
+/* cost_compare.c — `nnc cost --compare`: one row per model, ratios against the first. */
+#include "cost_compare.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../passes/cost.h"
+#include "../passes/passes.h"
+
+typedef struct CmpRow {
+  const char *file, *model;
+  double params, flops, bytes, time, batch;
+  bool ok;
+} CmpRow;
+
+static double ev(IrGraph *g, Dim *d) { return dim_evalf(g->dims, d, NULL); }
+
+/* the analysed graph of one file: the model, or its training step; NULL on error */
+static IrGraph *graph_of(IrModule *m, IrGraph *fwd, bool train, const char *path) {
+  if (!train) return fwd;
+  IrTrain *t = ir_module_find_train(m, fwd->name);
+  if (!t) {
+    fprintf(stderr, "%s: error: --train: no 'train %s' block in the file\n", path, fwd->name);
+    return NULL;
+  }
+  Diag *d = diag_new(stderr);
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(fwd, t, &info, d);
+  diag_free(d);
+  return tg;
+}
+
+/* the first dim named N (the batch by convention), else 1 */
+static double batch_of(IrGraph *g) {
+  for (int i = 0; i < dim_sym_count(g->dims); i++)
+    if (!strcmp(dim_sym_name(g->dims, i), "N")) return (double)dim_sym_value(g->dims, i);
+  return 1;
+}
+
+static int analyse_one(const CompareOpts *o, int k, CmpRow *row) {
+  DrvInput in = *o->in;
+  in.path = o->files[k];
+  Diag *d = diag_new(stderr);
+  IrGraph *fwd;
+  IrModule *m = drv_compile(&in, d, &fwd);
+  diag_finish(d);
+  diag_free(d);
+  if (!m) return 1;
+  IrGraph *g = graph_of(m, fwd, o->train, in.path);
+  if (!g) {
+    ir_module_free(m);
+    return 1;
+  }
+  CostResult *r = cost_analyze(g, NULL);
+  cost_roofline(r, o->hw);
+  *row = (CmpRow){.file = o->files[k], .model = fwd->name, .params = ev(g, r->params_trainable),
+                  .flops = ev(g, r->total.flops),
+                  .bytes = ev(g, r->total.rd) + ev(g, r->total.wr), .time = r->total.time,
+                  .batch = batch_of(g), .ok = true};
+  row->model = strdup(fwd->name); /* the module is freed below */
+  ir_module_free(m);
+  return row->model ? 0 : 1;
+}
+
+static void print_rows(const CompareOpts *o, const CmpRow *rw, int n) {
+  char a[32], b[32], c[32];
+  printf("%s on %s (%s)\n\n", o->train ? "training step" : "inference", o->hw->name, o->hw->desc);
+  printf("%-16s %10s %10s %12s %9s %12s %12s\n", "model", "params", "FLOPs", "bytes moved",
+         "FLOP/B", "est. time", "per sample");
+  for (int i = 0; i < n; i++)
+    printf("%-16s %10s %10s %12s %9.1f %9.3f ms %9.3f ms\n", rw[i].model,
+           drv_si(rw[i].params, a, sizeof a), drv_si(rw[i].flops, b, sizeof b),
+           drv_bytes_h(rw[i].bytes, c, sizeof c), rw[i].bytes > 0 ? rw[i].flops / rw[i].bytes : 0,
+           rw[i].time * 1e3, rw[i].time * 1e3 / rw[i].batch);
+  if (n > 1) putchar('\n');
+  for (int i = 1; i < n; i++)
+    printf("%s vs %s: params x%.2f, FLOPs x%.2f, bytes x%.2f, estimated time per sample x%.2f\n",
+           rw[i].model, rw[0].model, rw[i].params / rw[0].params, rw[i].flops / rw[0].flops,
+           rw[i].bytes / rw[0].bytes, (rw[i].time / rw[i].batch) / (rw[0].time / rw[0].batch));
+  printf("\n(graph-level estimates: algorithmic FLOPs, unfused bytes, roofline time; "
+         "docs/cost-model.md)\n");
+}
+
+static void print_json(const CompareOpts *o, const CmpRow *rw, int n) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "mode", o->train ? "train" : "inference");
+  cJSON_AddStringToObject(root, "target", o->hw->name);
+  cJSON *arr = cJSON_AddArrayToObject(root, "models");
+  for (int i = 0; i < n; i++) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "file", rw[i].file);
+    cJSON_AddStringToObject(m, "model", rw[i].model);
+    cJSON_AddNumberToObject(m, "params", rw[i].params);
+    cJSON_AddNumberToObject(m, "flops", rw[i].flops);
+    cJSON_AddNumberToObject(m, "bytes", rw[i].bytes);
+    cJSON_AddNumberToObject(m, "time", rw[i].time);
+    cJSON_AddNumberToObject(m, "batch", rw[i].batch);
+    cJSON_AddItemToArray(arr, m);
+  }
+  char *s = cJSON_Print(root);
+  if (s) puts(s);
+  free(s);
+  cJSON_Delete(root);
+}
+
+int cost_compare(const CompareOpts *o) {
+  CmpRow rows[COMPARE_MAX_MODELS] = {0};
+  int rc = 0;
+  for (int k = 0; k < o->nfiles && !rc; k++) rc = analyse_one(o, k, &rows[k]);
+  if (!rc) {
+    if (o->json) print_json(o, rows, o->nfiles);
+    else print_rows(o, rows, o->nfiles);
+  }
+  for (int k = 0; k < o->nfiles; k++) free((char *)rows[k].model);
+  return rc;
+}

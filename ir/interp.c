@@ -276,13 +276,19 @@ static int unary(Interp *I, int id, UnaryFn f) {
   return 0;
 }
 
+/* an iterator over the result carrying each of the first nop operands' broadcast offsets */
+static int bcast_iter(Interp *I, int id, int nop, Iter *it) {
+  iter_init(it, &I->shape[id], nop);
+  for (int k = 0; k < nop; k++)
+    if (bcast_strides(argsh(I, id, k), &I->shape[id], it->st[k]))
+      return fail(I, id, "operand %d does not broadcast to the result shape", k);
+  return 0;
+}
+
 static int binary(Interp *I, int id, BinaryFn f) {
   const Shape *o = &I->shape[id];
   Iter it;
-  iter_init(&it, o, 2);
-  for (int k = 0; k < 2; k++)
-    if (bcast_strides(argsh(I, id, k), o, it.st[k]))
-      return fail(I, id, "operand %d does not broadcast to the result shape", k);
+  if (bcast_iter(I, id, 2, &it)) return -1;
   const double *a = arg(I, id, 0), *b = arg(I, id, 1);
   double *y = I->val[id];
   for (int64_t i = 0; i < o->n; i++, iter_next(&it)) y[i] = f(a[it.off[0]], b[it.off[1]]);
@@ -333,10 +339,7 @@ BINARY(tanh_bwd, a * (1.0 - b * b))
 static int ev_where(Interp *I, int id) {
   const Shape *o = &I->shape[id];
   Iter it;
-  iter_init(&it, o, 3);
-  for (int k = 0; k < 3; k++)
-    if (bcast_strides(argsh(I, id, k), o, it.st[k]))
-      return fail(I, id, "operand %d does not broadcast to the result shape", k);
+  if (bcast_iter(I, id, 3, &it)) return -1;
   const double *c = arg(I, id, 0), *a = arg(I, id, 1), *b = arg(I, id, 2);
   double *y = I->val[id];
   for (int64_t i = 0; i < o->n; i++, iter_next(&it))

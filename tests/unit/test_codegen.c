@@ -529,37 +529,36 @@ START_TEST(conv_variants) {
 }
 END_TEST
 
+/* max and average pooling of a [2,3,9,8] input, forward and backward, with attributes at
+ * (maxpool ignores exclude_pad) and an [OH, OW] output */
+static void pool_case(const char *what, IrAttr at, int OH, int OW) {
+  g_begin(what);
+  int x = IN("x", 4, 2, 3, 9, 8), dy = IN("dy", 4, 2, 3, OH, OW);
+  IrAttr mt = at;
+  mt.exclude_pad = false;
+  out("mp", op1(OP_MAXPOOL, x, &mt));
+  out("ap", op1(OP_AVGPOOL, x, &at));
+  out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &mt));
+  IrType xt = G->nodes[x].type;
+  out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
+  check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+}
+
 START_TEST(pooling) {
   struct {
     int k, s, p;
   } cs[] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("pool");
-    int H = 9, W = 8, OH = (H + 2 * cs[c].p - cs[c].k) / cs[c].s + 1, OW = (W + 2 * cs[c].p - cs[c].k) / cs[c].s + 1;
-    int x = IN("x", 4, 2, 3, H, W), dy = IN("dy", 4, 2, 3, OH, OW);
     IrAttr at = {.kernel = {cs[c].k, cs[c].k}, .stride = {cs[c].s, cs[c].s}, .pad = {cs[c].p, cs[c].p},
                  .dilation = {1, 1}};
-    out("mp", op1(OP_MAXPOOL, x, &at));
-    out("ap", op1(OP_AVGPOOL, x, &at));
-    out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &at));
-    IrType xt = G->nodes[x].type;
-    out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
-    check_fwd("pooling", F_SYM, MM_RTOL, MM_ATOL);
+    pool_case("pooling", at, (9 + 2 * cs[c].p - cs[c].k) / cs[c].s + 1,
+              (8 + 2 * cs[c].p - cs[c].k) / cs[c].s + 1);
   }
   /* ceil_mode: 9x8 with k3 s2 p1 gives 5x5 (floor: 5x4); count_include_pad = false */
   for (int excl = 0; excl < 2; excl++) {
-    g_begin("pool_modes");
-    int x = IN("x", 4, 2, 3, 9, 8), dy = IN("dy", 4, 2, 3, 5, 5);
     IrAttr at = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {1, 1}, .dilation = {1, 1},
                  .ceil_mode = true, .exclude_pad = excl};
-    IrAttr mt = at;
-    mt.exclude_pad = false;
-    out("mp", op1(OP_MAXPOOL, x, &mt));
-    out("ap", op1(OP_AVGPOOL, x, &at));
-    out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &mt));
-    IrType xt = G->nodes[x].type;
-    out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
-    check_fwd("pool_modes", F_SYM, MM_RTOL, MM_ATOL);
+    pool_case("pool_modes", at, 5, 5);
   }
 }
 END_TEST

@@ -8,6 +8,7 @@
 
 #include "../runtime/rt_io.h"
 #include "driver.h"
+#include "run.h"
 
 typedef struct CheckOpts {
   DrvInput in;
@@ -131,7 +132,7 @@ static int shape_matches(const IrGraph *g, const IrNode *n, const RtTensor *t) {
 
 /* the model's parameters against the checkpoint's tensors; the number of problems */
 static int diff_names(const IrGraph *g, const RtTensorSet *set, const char *path) {
-  char tb[256];
+  char tb[256], fb[128];
   int bad = 0, extra = 0;
   for (int i = 0; i < g->nnodes; i++) {
     const IrNode *n = &g->nodes[i];
@@ -139,14 +140,16 @@ static int diff_names(const IrGraph *g, const RtTensorSet *set, const char *path
     const RtTensor *t = rt_set_find(set, n->name);
     ir_type_str(g, &n->type, tb, sizeof tb);
     if (!t) printf("missing    %s %s (not in %s)\n", n->name, tb, path);
-    else if (!shape_matches(g, n, t)) printf("shape      %s: model %s, file rank %d\n", n->name, tb, t->rank);
+    else if (!shape_matches(g, n, t))
+      printf("shape      %s: model %s, file %s\n", n->name, tb, (run_shape_str(t, fb, sizeof fb), fb));
     bad += !t || !shape_matches(g, n, t);
   }
-  for (int k = 0; k < set->n; k++)
-    if (ir_find_value(g, set->names[k]) < 0 || g->nodes[ir_find_value(g, set->names[k])].op != OP_PARAM) {
-      printf("unexpected %s (in the file, not a parameter of '%s')\n", set->names[k], g->name);
-      extra++;
-    }
+  for (int k = 0; k < set->n; k++) {
+    int node = ir_find_value(g, set->names[k]);
+    if (node >= 0 && g->nodes[node].op == OP_PARAM) continue;
+    printf("unexpected %s (in the file, not a parameter of '%s')\n", set->names[k], g->name);
+    extra++;
+  }
   printf("%s: %d parameter%s missing or misshapen, %d tensor%s not used\n", path, bad,
          bad == 1 ? "" : "s", extra, extra == 1 ? "" : "s");
   return bad;

@@ -84,6 +84,14 @@ static const char *ctype(int dt) {
   }
 }
 
+/* "  if (!x) return (rt_ctx_null_arg(ctx, \"x\"), -1);": a NULL array is an error, not "use
+ * what the context holds" (which rt_ctx_infer's NULL means) */
+static size_t null_check(char *buf, size_t n, const char *arg, const char *fail) {
+  int w = snprintf(buf, n, "  if (!%s) return (rt_ctx_null_arg(ctx, \"%s\"), %s);\n", arg, arg,
+                   fail);
+  return w < 0 ? 0 : (size_t)w < n ? (size_t)w : n;
+}
+
 static int64_t numel(const RtTensorInfo *t) {
   int64_t n = 1;
   for (int k = 0; k < t->rank; k++) n *= t->shape[k];
@@ -151,13 +159,17 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
           " *   %s_save(ctx, \"checkpoint.safetensors\");  (optimizer state included)\n"
           " *   %s_destroy(ctx);\n"
           " * Functions returning int give 0 on success and -1 on failure, with the reason in\n"
-          " * %s_error(ctx). Arrays are dense, row-major, in the dtypes listed below. A context\n"
+          " * %s_error(ctx); train_step gives NAN then. Nothing aborts: a NULL ctx, path or array\n"
+          " * is a failure (the create functions give NULL, %s_error(NULL) is \"no context\"), labels\n"
+          " * and embedding indices outside their range are refused with the position at fault,\n"
+          " * weights loaded must be finite, thread counts above 256 are capped at 256.\n"
+          " * Arrays are dense, row-major, in the dtypes listed below. A context\n"
           " * is used by one thread at a time; it runs its kernels on its own thread pool.\n"
           " */\n"
           "#ifndef NNC_MODEL_%s_H\n#define NNC_MODEL_%s_H\n"
           "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
           "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
-          P, P, P, PU, PU);
+          P, P, P, P, PU, PU);
   fprintf(f, "#define %s_BATCH %lld\n", PU, (long long)d->batch);
   fprintf(f, "#define %s_HAS_TRAIN %d\n", PU, d->train_step ? 1 : 0);
   fprintf(f, "#define %s_NUM_PARAMS %lld /* trainable elements */\n", PU, (long long)ntrain);
@@ -199,7 +211,8 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
           "int64_t rt_ctx_step(const struct RtCtx *c);\n"
           "int rt_ctx_infer(struct RtCtx *c, int64_t n, const void *const *in, void *const "
           "*out);\n"
-          "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n\n"
+          "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n"
+          "int rt_ctx_null_arg(struct RtCtx *c, const char *arg);\n\n"
           "extern const struct RtModelDesc nnc_model_%s;\n"
           "typedef struct RtCtx %s_ctx;\n\n",
           M, P);
@@ -227,14 +240,15 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
           P, P, M, P, P, P, PU, P, P, M, P, P, P, P, P, P, P, P, P, P, P, P, P, P);
 
   /* forward and infer: the inputs the forward pass reads, then every output */
-  char params[4096] = "", inarr[2048] = "", outarr[2048] = "", a[160];
-  size_t pk = 0, ik = 0, ok = 0;
+  char params[4096] = "", inarr[2048] = "", outarr[2048] = "", nulls[4096] = "", a[160];
+  size_t pk = 0, ik = 0, ok = 0, nk = 0;
   for (int i = 0, k = 0; i < d->ntensors; i++) {
     const RtTensorInfo *t = &d->tensors[i];
     if (t->kind != RT_KIND_INPUT) continue;
     arg_ident(t->name, a, sizeof a);
     int used = in_list(fwd_inputs, t->name);
     if (used) pk += (size_t)snprintf(params + pk, sizeof params - pk, ", const %s *%s", ctype(t->dtype), a);
+    if (used) nk += null_check(nulls + nk, sizeof nulls - nk, a, "-1");
     ik += (size_t)snprintf(inarr + ik, sizeof inarr - ik, "%s%s", k++ ? ", " : "", used ? a : "0");
   }
   for (int i = 0, k = 0; i < d->ntensors; i++) {
@@ -242,40 +256,42 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
     if (t->kind != RT_KIND_OUTPUT) continue;
     arg_ident(t->name, a, sizeof a);
     pk += (size_t)snprintf(params + pk, sizeof params - pk, ", %s *%s", ctype(t->dtype), a);
+    nk += null_check(nulls + nk, sizeof nulls - nk, a, "-1");
     ok += (size_t)snprintf(outarr + ok, sizeof outarr - ok, "%s%s", k++ ? ", " : "", a);
   }
   fprintf(f,
           "/* forward pass over nsamples samples (batched arrays hold nsamples rows; the work is\n"
           " * done in chunks of %s_BATCH, the last one padded) */\n"
-          "static inline int %s_infer(%s_ctx *ctx, int64_t nsamples%s) {\n"
+          "static inline int %s_infer(%s_ctx *ctx, int64_t nsamples%s) {\n%s"
           "  const void *in[%d] = {%s};\n  void *out[%d] = {%s};\n"
           "  return rt_ctx_infer(ctx, nsamples, in, out);\n}\n"
           "/* forward pass over one batch of %s_BATCH samples */\n"
-          "static inline int %s_forward(%s_ctx *ctx%s) {\n"
+          "static inline int %s_forward(%s_ctx *ctx%s) {\n%s"
           "  const void *in[%d] = {%s};\n  void *out[%d] = {%s};\n"
           "  return rt_ctx_infer(ctx, %s_BATCH > 0 ? %s_BATCH : 1, in, out);\n}\n\n",
-          PU, P, P, params, nin ? nin : 1, nin ? inarr : "0", nout ? nout : 1,
-          nout ? outarr : "0", PU, P, P, params, nin ? nin : 1, nin ? inarr : "0",
+          PU, P, P, params, nulls, nin ? nin : 1, nin ? inarr : "0", nout ? nout : 1,
+          nout ? outarr : "0", PU, P, P, params, nulls, nin ? nin : 1, nin ? inarr : "0",
           nout ? nout : 1, nout ? outarr : "0", PU, PU);
   if (d->train_step) {
-    pk = ik = 0;
-    params[0] = inarr[0] = 0;
+    pk = ik = nk = 0;
+    params[0] = inarr[0] = nulls[0] = 0;
     for (int i = 0, k = 0; i < d->ntensors; i++) {
       const RtTensorInfo *t = &d->tensors[i];
       if (t->kind != RT_KIND_INPUT) continue;
       arg_ident(t->name, a, sizeof a);
       pk += (size_t)snprintf(params + pk, sizeof params - pk, ", const %s *%s", ctype(t->dtype), a);
+      nk += null_check(nulls + nk, sizeof nulls - nk, a, "(float)NAN");
       ik += (size_t)snprintf(inarr + ik, sizeof inarr - ik, "%s%s", k++ ? ", " : "", a);
     }
     fprintf(f,
             "/* one training step (forward, backward, %s) on one batch of %s_BATCH\n"
             " * samples; returns the %s, or NAN on failure (see %s_error) */\n"
-            "static inline float %s_train_step(%s_ctx *ctx%s) {\n"
+            "static inline float %s_train_step(%s_ctx *ctx%s) {\n%s"
             "  const void *in[%d] = {%s};\n  float loss = 0;\n"
             "  return rt_ctx_train_step(ctx, in, &loss) ? (float)NAN : loss;\n}\n\n",
             d->optimizer && *d->optimizer ? d->optimizer : "optimizer update", PU,
             has_loss ? "loss" : "value 0 (the model has no loss tensor)", P, P, P, params,
-            nin ? nin : 1, nin ? inarr : "0");
+            nulls, nin ? nin : 1, nin ? inarr : "0");
   }
   fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
   if (fclose(f)) {

@@ -341,7 +341,7 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
                 if (bcol[v]) x = LLVMBuildFAdd(g->b, x, bcol[v], "");
                 if (brow) x = LLVMBuildFAdd(g->b, x, brow, "");
                 if (g->spec->relu)
-                    x = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealOGT, x, zero, ""), x,
+                    x = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUGT, x, zero, ""), x,
                                         zero, "");
             }
             if (full) gen_store(g, x, p, 4);

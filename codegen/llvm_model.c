@@ -151,6 +151,9 @@ static int build_layout(Layout *L, const IrGraph *fwd, const IrGraph *train, Dia
     if (fwd->nodes[i].op != OP_INPUT) continue;
     names[nn] = strdup(node_name(fwd, i, buf, sizeof buf));
     Tensor *t = layout_add(L, fwd, i, names[nn++], RT_KIND_INPUT);
+    bool label;
+    t->info.index_bound = ir_index_bound(fwd, i, &label);
+    t->info.index_kind = t->info.index_bound ? label ? RT_INDEX_LABEL : RT_INDEX_EMBEDDING : 0;
     t->fwd_node = i;
     t->train_node = train ? train_leaf(fwd, train, i) : -1;
   }
@@ -294,20 +297,21 @@ static LLVMValueRef cstr(CgEmit *e, const char *s) {
 
 static void emit_descriptor(CgEmit *e, const char *name, const Layout *L, LLVMValueRef fwd_fn,
                             LLVMValueRef train_fn, const RtModelDesc *meta) {
-  LLVMTypeRef tf[10] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
-                        e->i64, e->i64, e->f64, e->f64};
-  LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 10, 0);
+  LLVMTypeRef tf[12] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
+                        e->i64, e->i64, e->f64, e->f64, e->i64, e->i32};
+  LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 12, 0);
   LLVMValueRef *rows = malloc((size_t)(L->n ? L->n : 1) * sizeof *rows);
   for (int i = 0; i < L->n; i++) {
     const RtTensorInfo *t = &L->t[i].info;
     LLVMValueRef sh[8];
     for (int k = 0; k < 8; k++) sh[k] = cg_c64(e, k < t->rank ? t->shape[k] : 0);
-    LLVMValueRef v[10] = {cstr(e, t->name), LLVMConstInt(e->i32, (unsigned)t->kind, 0),
+    LLVMValueRef v[12] = {cstr(e, t->name), LLVMConstInt(e->i32, (unsigned)t->kind, 0),
                           LLVMConstInt(e->i32, (unsigned)t->dtype, 0), LLVMConstInt(e->i32, (unsigned)t->rank, 0),
                           LLVMConstInt(e->i32, (unsigned)t->init, 0), LLVMConstArray2(e->i64, sh, 8),
                           cg_c64(e, t->offset), cg_c64(e, t->nbytes), LLVMConstReal(e->f64, t->init_a),
-                          LLVMConstReal(e->f64, t->init_b)};
-    rows[i] = LLVMConstNamedStruct(tt, v, 10);
+                          LLVMConstReal(e->f64, t->init_b), cg_c64(e, t->index_bound),
+                          LLVMConstInt(e->i32, (unsigned)t->index_kind, 0)};
+    rows[i] = LLVMConstNamedStruct(tt, v, 12);
   }
   LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(tt, (uint64_t)L->n), "nnc.tensors");
   LLVMSetInitializer(tab, LLVMConstArray2(tt, rows, (uint64_t)L->n));

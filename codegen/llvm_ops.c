@@ -258,7 +258,7 @@ static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
   case OP_SQRT: return un_intr(e, "llvm.sqrt", x);
   case OP_TANH: return libm_lanes(e, "tanhf", x);
   case OP_SIGMOID: return ew_sigmoid(e, x);
-  case OP_RELU: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "");
+  case OP_RELU: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUGT, x, zero, ""), x, zero, "");
   case OP_GELU: return LLVMBuildFMul(b, x, ew_phi_cdf(e, x), "");
   case OP_SILU: return LLVMBuildFMul(b, x, ew_sigmoid(e, x), "");
   case OP_POWC: {

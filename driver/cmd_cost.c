@@ -688,13 +688,14 @@ int cmd_cost(int argc, char **argv) {
                                        .hw = &rp.hw});
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
+  int status = rp.m ? 1 : drv_compile_status(&o.in); /* 2 for a -D usage error */
+  if (rp.m && (analyse(&rp, &o) || cost_check(rp.r, d) || (rp.train && cost_check(rp.train, d)))) {
+    ir_module_free(rp.m);
+    rp.m = NULL;
+  }
   diag_finish(d);
   diag_free(d);
-  if (!rp.m) return drv_compile_status(&o.in);
-  if (analyse(&rp, &o)) {
-    ir_module_free(rp.m);
-    return 1;
-  }
+  if (!rp.m) return status;
   Row *rows;
   int n = make_rows(rp.r, o.per, &rows), nall = n;
   if (o.top) {

@@ -19,6 +19,10 @@ typedef struct FeOptions {
   const char *symbolic;
 } FeOptions;
 
+/* the largest .nn source accepted (the examples are a few KiB); a longer input, /dev/zero
+ * included, is an error rather than a read that grows without bound */
+#define FE_MAX_SOURCE_BYTES (16 << 20)
+
 /* parse + sema a file into IR; NULL if any error was reported (diagnostics go to d) */
 IrModule *fe_compile_file(const char *path, const FeOptions *o, Diag *d);
 IrModule *fe_compile_string(const char *name, const char *text, size_t len, const FeOptions *o,

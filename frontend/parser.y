@@ -272,9 +272,17 @@ void fe_syntax_error(ParseState *ps, SrcLoc loc, const char *fmt, ...) {
   ps->errors++;
 }
 
+/* bison calls this only for "memory exhausted" (syntax errors go to yyreport_syntax_error):
+ * its stack of YYMAXDEPTH states overflows only when the input nests that deep, before any
+ * of the nesting is reduced and checked by pa_expr */
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *msg) {
   (void)scanner;
-  fe_syntax_error(ps, pa_loc(ps, loc), "%s", msg);
+  if (strcmp(msg, "memory exhausted") != 0)
+    fe_syntax_error(ps, pa_loc(ps, loc), "%s", msg);
+  else if (!ps->too_deep)
+    fe_syntax_error(ps, pa_loc(ps, loc), "expression is nested too deeply (more than %d levels)",
+                    AST_MAX_DEPTH);
+  ps->too_deep = true;
 }
 
 /* token names without the quotes bison keeps around aliases */

@@ -9,6 +9,7 @@
  */
 #include "sema.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -1335,6 +1336,11 @@ static void sema_run(Sema *s) {
 
 IrModule *fe_compile_string(const char *name, const char *text, size_t len, const FeOptions *o,
                             Diag *d) {
+  if (len > FE_MAX_SOURCE_BYTES) {
+    diag_error_file(d, name ? name : "<input>", "source file too large (more than %d MiB)",
+                    FE_MAX_SOURCE_BYTES >> 20);
+    return NULL;
+  }
   IrModule *m = ir_module_new();
   const char *file = arena_strdup(m->arena, name ? name : "<input>");
   char *copy = arena_alloc(m->arena, len + 1);
@@ -1351,6 +1357,13 @@ IrModule *fe_compile_string(const char *name, const char *text, size_t len, cons
     sema_run(&s);
   }
   ast_free(root);
+  for (int i = 0; diag_errors(d) == before && i < m->ngraphs; i++) {
+    IrGraph *g = m->graphs[i];
+    if (dim_ctx_overflowed(g->dims))
+      diag_error(d, g->loc, "a dimension of model '%s' overflows 64-bit integers", g->name);
+    else
+      ir_check_sizes(g, d);
+  }
   if (diag_errors(d) > before) {
     ir_module_free(m);
     return NULL;
@@ -1358,19 +1371,29 @@ IrModule *fe_compile_string(const char *name, const char *text, size_t len, cons
   return m;
 }
 
-static char *read_file(const char *path, size_t *len) {
+/* reads at most FE_MAX_SOURCE_BYTES (+1, to tell a file of exactly the cap from a longer
+ * one); a longer input, such as /dev/zero, is reported instead of read to the end */
+static char *read_file(const char *path, size_t *len, Diag *d) {
   FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+  if (!f) {
+    diag_error_file(d, path, "cannot read file: %s", strerror(errno));
+    return NULL;
+  }
   size_t cap = 4096, n = 0;
   char *buf = xmalloc(cap);
   size_t k;
-  while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
+  while (n <= FE_MAX_SOURCE_BYTES && (k = fread(buf + n, 1, cap - n, f)) > 0) {
     n += k;
     if (n == cap) buf = xrealloc(buf, cap *= 2);
   }
-  bool err = ferror(f);
+  int e = ferror(f) ? errno : 0;
   fclose(f);
-  if (err) {
+  if (e || n > FE_MAX_SOURCE_BYTES) {
+    if (e)
+      diag_error_file(d, path, "cannot read file: %s", strerror(e));
+    else
+      diag_error_file(d, path, "source file too large (more than %d MiB)",
+                      FE_MAX_SOURCE_BYTES >> 20);
     free(buf);
     return NULL;
   }
@@ -1380,11 +1403,8 @@ static char *read_file(const char *path, size_t *len) {
 
 IrModule *fe_compile_file(const char *path, const FeOptions *o, Diag *d) {
   size_t len;
-  char *text = read_file(path, &len);
-  if (!text) {
-    diag_error_file(d, path, "cannot read file");
-    return NULL;
-  }
+  char *text = read_file(path, &len, d);
+  if (!text) return NULL;
   IrModule *m = fe_compile_string(path, text, len, o, d);
   free(text);
   return m;
@@ -1392,11 +1412,8 @@ IrModule *fe_compile_file(const char *path, const FeOptions *o, Diag *d) {
 
 int fe_dump_ast(FILE *out, const char *path, Diag *d) {
   size_t len;
-  char *text = read_file(path, &len);
-  if (!text) {
-    diag_error_file(d, path, "cannot read file");
-    return 1;
-  }
+  char *text = read_file(path, &len, d);
+  if (!text) return 1;
   diag_add_source(d, path, text, len);
   int nerr = 0;
   Ast *root = fe_parse(path, text, len, d, &nerr);

@@ -11,10 +11,11 @@
  * lexicographically with earlier atoms / higher exponents first, so the constant term is
  * last.
  *
- * Coefficient arithmetic that overflows int64 aborts: a dimension that large is a bug in
- * the model or the compiler, and silently wrapping would yield wrong shapes. Evaluation
- * (dim_eval) wraps instead, since sweeps may push a cost past int64; dim_evalf is the tool
- * for that.
+ * Coefficient arithmetic that overflows int64 saturates and marks the ctx (dim_ctx_overflowed):
+ * shapes are bounded by ir_check_sizes before anything multiplies them, but a cost formula
+ * over constant dims (FLOPs of a huge GEMM) can still exceed int64, and its caller reports
+ * that as "too large" instead of the process aborting. Evaluation (dim_eval) wraps, since
+ * sweeps may push a cost past int64; dim_evalf and dim_eval_checked are the tools for that.
  */
 #include "dim.h"
 
@@ -72,25 +73,24 @@ struct DimCtx {
   char *str_buf[DIM_STR_SLOTS];
   size_t str_cap[DIM_STR_SLOTS];
   int str_next;
+  bool overflow; /* a coefficient saturated (dim_ctx_overflowed) */
 };
 
 /* ---- checked coefficient arithmetic ---------------------------------------------------- */
 
-static void dim_overflow(void) {
-  fputs("nnc: fatal: integer overflow in dimension expression\n", stderr);
-  abort();
+/* saturating; *ovf is set when the exact result does not fit */
+static int64_t ck_add(bool *ovf, int64_t a, int64_t b) {
+  int64_t r;
+  if (!__builtin_add_overflow(a, b, &r)) return r;
+  *ovf = true;
+  return a < 0 ? INT64_MIN : INT64_MAX;
 }
 
-static int64_t ck_add(int64_t a, int64_t b) {
+static int64_t ck_mul(bool *ovf, int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) dim_overflow();
-  return r;
-}
-
-static int64_t ck_mul(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) dim_overflow();
-  return r;
+  if (!__builtin_mul_overflow(a, b, &r)) return r;
+  *ovf = true;
+  return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
 }
 
 static int64_t floor_div64(int64_t a, int64_t k) {
@@ -167,6 +167,7 @@ typedef struct {
 typedef struct {
   int n, cap;
   PTerm *t;
+  bool ovf; /* a coefficient saturated; passed on to the ctx when interned */
 } Poly;
 
 static void poly_push(Poly *p, int64_t coef, const Factor *f, int nf) {
@@ -193,7 +194,8 @@ static void poly_free(Poly *p) {
 }
 
 static void poly_add_dim(Poly *p, const Dim *a, int64_t k) {
-  for (int i = 0; i < a->nterms; i++) poly_push(p, ck_mul(a->t[i].coef, k), a->t[i].f, a->t[i].nf);
+  for (int i = 0; i < a->nterms; i++)
+    poly_push(p, ck_mul(&p->ovf, a->t[i].coef, k), a->t[i].f, a->t[i].nf);
 }
 
 static int pterm_cmp(const void *x, const void *y) {
@@ -207,7 +209,7 @@ static void poly_normalize(Poly *p) {
   int w = 0;
   for (int r = 0; r < p->n; r++) {
     if (w > 0 && mono_cmp(p->t[w - 1].f, p->t[w - 1].nf, p->t[r].f, p->t[r].nf) == 0) {
-      p->t[w - 1].coef = ck_add(p->t[w - 1].coef, p->t[r].coef);
+      p->t[w - 1].coef = ck_add(&p->ovf, p->t[w - 1].coef, p->t[r].coef);
       free(p->t[r].f);
       continue;
     }
@@ -277,6 +279,7 @@ static void dims_rehash(DimCtx *c) {
 /* consumes p */
 static Dim *poly_intern(DimCtx *c, Poly *p) {
   poly_normalize(p);
+  c->overflow |= p->ovf;
   uint64_t h = poly_hash(p);
   if (c->dims_n + 1 > c->dims_cap) dims_rehash(c);
   size_t s = h & (c->dims_cap - 1);
@@ -437,7 +440,7 @@ Dim *dim_scale(DimCtx *c, const Dim *a, int64_t k) {
 }
 
 /* merge two sorted factor lists into out (capacity na + nb); returns the count */
-static int mono_mul(const Factor *a, int na, const Factor *b, int nb, Factor *out) {
+static int mono_mul(const Factor *a, int na, const Factor *b, int nb, Factor *out, bool *ovf) {
   int i = 0, j = 0, n = 0;
   while (i < na || j < nb) {
     int cmp = i == na ? 1 : j == nb ? -1 : atom_cmp(a[i].atom, b[j].atom);
@@ -446,7 +449,7 @@ static int mono_mul(const Factor *a, int na, const Factor *b, int nb, Factor *ou
     } else if (cmp > 0) {
       out[n++] = b[j++];
     } else {
-      if (__builtin_add_overflow(a[i].exp, b[j].exp, &out[n].exp)) dim_overflow();
+      if (__builtin_add_overflow(a[i].exp, b[j].exp, &out[n].exp)) *ovf = true;
       out[n++].atom = a[i].atom;
       i++;
       j++;
@@ -457,8 +460,8 @@ static int mono_mul(const Factor *a, int na, const Factor *b, int nb, Factor *ou
 
 static void poly_add_product(Poly *p, const Term *x, int64_t coef, const Factor *f, int nf) {
   Factor *buf = xmalloc((size_t)(x->nf + nf + 1) * sizeof *buf);
-  int n = mono_mul(x->f, x->nf, f, nf, buf);
-  poly_push(p, ck_mul(x->coef, coef), buf, n);
+  int n = mono_mul(x->f, x->nf, f, nf, buf, &p->ovf);
+  poly_push(p, ck_mul(&p->ovf, x->coef, coef), buf, n);
   free(buf);
 }
 
@@ -537,7 +540,7 @@ Dim *dim_floordiv(DimCtx *c, const Dim *a, int64_t k) {
     int64_t j = inner->den;
     Dim *others = dim_sub(c, r, dim_from_atom(c, inner));
     Dim *num = dim_add(c, inner->num, dim_scale(c, others, j));
-    return dim_add(c, q, dim_floordiv(c, num, ck_mul(j, k)));
+    return dim_add(c, q, dim_floordiv(c, num, ck_mul(&c->overflow, j, k)));
   }
   return dim_add(c, q, dim_from_atom(c, floor_atom(c, r, k)));
 }
@@ -608,6 +611,8 @@ bool dim_is_const(const Dim *a, int64_t *value) {
 
 bool dim_eq(const Dim *a, const Dim *b) { return a == b; }
 
+bool dim_ctx_overflowed(const DimCtx *c) { return c->overflow; }
+
 static int64_t sym_val(const DimCtx *c, int s, const int64_t *vals) {
   return vals ? vals[s] : c->syms[s].value;
 }
@@ -632,6 +637,33 @@ int64_t dim_eval(const DimCtx *c, const Dim *a, const int64_t *vals) {
     sum = wadd(sum, t);
   }
   return sum;
+}
+
+static bool atom_eval_checked(const DimCtx *c, const DimAtom *at, const int64_t *vals,
+                              int64_t *out) {
+  if (at->sym >= 0) {
+    *out = sym_val(c, at->sym, vals);
+    return true;
+  }
+  int64_t num;
+  if (!dim_eval_checked(c, at->num, vals, &num)) return false;
+  *out = floor_div64(num, at->den);
+  return true;
+}
+
+bool dim_eval_checked(const DimCtx *c, const Dim *a, const int64_t *vals, int64_t *out) {
+  int64_t sum = 0;
+  for (int i = 0; i < a->nterms; i++) {
+    int64_t t = a->t[i].coef, x;
+    for (int j = 0; j < a->t[i].nf; j++) {
+      if (!atom_eval_checked(c, a->t[i].f[j].atom, vals, &x)) return false;
+      for (int e = 0; e < a->t[i].f[j].exp; e++)
+        if (__builtin_mul_overflow(t, x, &t)) return false;
+    }
+    if (__builtin_add_overflow(sum, t, &sum)) return false;
+  }
+  *out = sum;
+  return true;
 }
 
 static double atom_evalf(const DimCtx *c, const DimAtom *at, const int64_t *vals) {

@@ -42,11 +42,16 @@ Dim *dim_floordiv(DimCtx *c, const Dim *a, int64_t k); /* k > 0 */
  * NULL when not exact */
 Dim *dim_div_exact(DimCtx *c, const Dim *a, const Dim *b);
 
+/* true once any coefficient computed in c overflowed int64 (and saturated): the formulas
+ * built since are not exact, and whoever built them reports the model as too large */
+bool dim_ctx_overflowed(const DimCtx *c);
 /* queries */
 bool dim_is_const(const Dim *a, int64_t *value); /* true if a has no symbols */
 bool dim_eq(const Dim *a, const Dim *b);         /* interned: a == b */
 /* value at the ctx's current symbol values (or vals[] if non-NULL, indexed by symbol) */
 int64_t dim_eval(const DimCtx *c, const Dim *a, const int64_t *vals);
+/* like dim_eval, but false instead of a wrapped result when a step overflows int64 */
+bool dim_eval_checked(const DimCtx *c, const Dim *a, const int64_t *vals, int64_t *out);
 /* like dim_eval, but in double (for costs that may exceed int64 in sweeps) */
 double dim_evalf(const DimCtx *c, const Dim *a, const int64_t *vals);
 

@@ -314,7 +314,7 @@ UNARY(log, log(x))
 UNARY(sqrt, sqrt(x))
 UNARY(tanh, tanh(x))
 UNARY(sigmoid, sigmoid(x))
-UNARY(relu, x > 0 ? x : 0.0)
+UNARY(relu, x > 0 || isnan(x) ? x : 0.0) /* NaN stays NaN (IEEE 754-2019 maximum, PyTorch) */
 UNARY(gelu, x * phi_cdf(x))
 UNARY(silu, x * sigmoid(x))
 UNARY(powc, pow(x, n->attr.value))
@@ -584,7 +584,7 @@ static int axis_setup(Interp *I, int id, int nargs, AxisRun *r) {
 }
 
 static int ev_softmax(Interp *I, int id) {
-  AxisRun r;
+  AxisRun r = {0, 0, 0}; /* set by axis_setup; initialized for GCC -O3 -Wmaybe-uninitialized */
   if (axis_setup(I, id, 1, &r)) return -1;
   bool logsm = node(I, id)->op == OP_LOG_SOFTMAX;
   const double *x = arg(I, id, 0);
@@ -604,7 +604,7 @@ static int ev_softmax(Interp *I, int id) {
 }
 
 static int ev_softmax_bwd(Interp *I, int id) {
-  AxisRun r;
+  AxisRun r = {0, 0, 0}; /* set by axis_setup; initialized for GCC -O3 -Wmaybe-uninitialized */
   if (axis_setup(I, id, 2, &r)) return -1;
   bool logsm = node(I, id)->op == OP_LOG_SOFTMAX_BWD;
   const double *dy = arg(I, id, 0), *y = arg(I, id, 1);
@@ -974,7 +974,7 @@ static void ln_row_stats(const double *x, int64_t D, double eps, double *mean, d
 }
 
 static int ev_layernorm(Interp *I, int id) {
-  int64_t R, D;
+  int64_t R = 0, D = 0; /* set by ln_view */
   if (ln_view(I, id, argsh(I, id, 0), &R, &D) || check_sizes(I, id, 1, 3, D)) return -1;
   const double *x = arg(I, id, 0), *gam = arg(I, id, 1), *bet = arg(I, id, 2);
   double eps = node(I, id)->attr.value, m, inv;
@@ -987,7 +987,7 @@ static int ev_layernorm(Interp *I, int id) {
 }
 
 static int ev_layernorm_bwd(Interp *I, int id) {
-  int64_t R, D;
+  int64_t R = 0, D = 0; /* set by ln_view */
   const Shape *sx = argsh(I, id, 1);
   if (ln_view(I, id, sx, &R, &D) || check_sizes(I, id, 0, 1, sx->n) ||
       check_sizes(I, id, 2, 3, D))
@@ -1010,7 +1010,7 @@ static int ev_layernorm_bwd(Interp *I, int id) {
 }
 
 static int ev_ln_dgamma(Interp *I, int id) {
-  int64_t R, D;
+  int64_t R = 0, D = 0; /* set by ln_view */
   const Shape *sx = argsh(I, id, 1);
   if (ln_view(I, id, sx, &R, &D) || check_sizes(I, id, 0, 1, sx->n)) return -1;
   if (I->shape[id].n != D) return fail(I, id, "result must have %lld elements", (long long)D);

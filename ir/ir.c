@@ -138,6 +138,43 @@ int64_t ir_type_numel(const IrGraph *g, const IrType *t) {
   return n;
 }
 
+bool ir_type_bytes_checked(const IrGraph *g, const IrType *t, int64_t *bytes) {
+  int64_t n = (int64_t)dt_size(t->dt), d;
+  for (int i = 0; i < t->rank; i++)
+    if (!dim_eval_checked(g->dims, t->dims[i], NULL, &d) || d < 0 ||
+        __builtin_mul_overflow(n, d, &n))
+      return false;
+  *bytes = n;
+  return true;
+}
+
+/* "f32[N,M,4] at N=2147483647, M=2147483647" */
+static void size_desc(const IrGraph *g, const IrType *t, char *buf, size_t n) {
+  size_t k = (size_t)ir_type_str(g, t, buf, n);
+  for (int i = 0; i < dim_sym_count(g->dims) && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%s=%lld", i ? ", " : " at ",
+                          dim_sym_name(g->dims, i), (long long)dim_sym_value(g->dims, i));
+}
+
+int ir_check_sizes(const IrGraph *g, Diag *d) {
+  const int64_t limit = (int64_t)1 << IR_MAX_BYTES_LOG2;
+  int64_t total = 0, b;
+  for (int i = 0; i < g->nnodes; i++) {
+    const IrNode *n = &g->nodes[i];
+    bool ok = ir_type_bytes_checked(g, &n->type, &b) && b <= limit;
+    total += ok ? b : 0; /* both terms <= 2^IR_MAX_BYTES_LOG2: no overflow */
+    if (!ok || total > limit) {
+      char desc[512];
+      size_desc(g, &n->type, desc, sizeof desc);
+      diag_error(d, n->loc, "tensor %s%s%sis too large: %s; more than 2^%d bytes%s",
+                 n->name ? "'" : "", n->name ? n->name : "", n->name ? "' " : "", desc,
+                 IR_MAX_BYTES_LOG2, ok ? " with the tensors before it" : "");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 Dim *ir_type_numel_dim(IrGraph *g, const IrType *t) {
   Dim *n = dim_const(g->dims, 1);
   for (int i = 0; i < t->rank; i++) n = dim_mul(g->dims, n, t->dims[i]);
@@ -310,4 +347,29 @@ int64_t ir_param_count(const IrGraph *g, bool trainable_only) {
       total += ir_type_numel(g, &n->type);
   }
   return total;
+}
+
+/* does `v` reach `input` through reshapes only? */
+static bool ir_reads_directly(const IrGraph *g, int v, int input) {
+  while (v != input && g->nodes[v].op == OP_RESHAPE) v = g->nodes[v].in[0];
+  return v == input;
+}
+
+int64_t ir_index_bound(const IrGraph *g, int input, bool *is_label) {
+  int64_t best = 0;
+  *is_label = false;
+  for (int i = 0; i < g->nnodes; i++) {
+    const IrNode *n = &g->nodes[i];
+    bool label = n->op == OP_CROSS_ENTROPY;
+    if ((!label && n->op != OP_EMBEDDING) || n->nin < 2 || !ir_reads_directly(g, n->in[1], input))
+      continue;
+    const IrType *t = &g->nodes[n->in[0]].type; /* logits [N,C] or table [V,D] */
+    if (t->rank < 1) continue;
+    int64_t b = dim_eval(g->dims, t->dims[label ? t->rank - 1 : 0], NULL);
+    if (best == 0 || b < best) {
+      best = b;
+      *is_label = label;
+    }
+  }
+  return best;
 }

@@ -167,6 +167,14 @@ IrType ir_type(DType dt, int rank, Dim *const *dims);
 bool ir_type_eq(const IrType *a, const IrType *b);
 int64_t ir_type_numel(const IrGraph *g, const IrType *t); /* at current dim values */
 Dim *ir_type_numel_dim(IrGraph *g, const IrType *t);
+/* byte size at current dim values; false when it overflows int64 or a dim is negative */
+bool ir_type_bytes_checked(const IrGraph *g, const IrType *t, int64_t *bytes);
+/* Every tensor, and all tensors of the graph together, must stay within 2^IR_MAX_BYTES_LOG2
+ * bytes at the current dim values, so that element counts, byte sizes, arena offsets and
+ * their sums computed in int64 anywhere downstream cannot overflow. Reports "too large" at
+ * the node that crosses the limit; returns -1 then, else 0. */
+#define IR_MAX_BYTES_LOG2 56
+int ir_check_sizes(const IrGraph *g, Diag *d);
 /* "f32[N,784]" into buf */
 int ir_type_str(const IrGraph *g, const IrType *t, char *buf, size_t n);
 
@@ -179,5 +187,9 @@ int ir_verify(const IrGraph *g, FILE *err);
 
 /* parameters in node order (PARAM nodes) */
 int ir_params(const IrGraph *g, int *out, int max);
+/* when the value of node `input` is read as class labels (cross_entropy) or embedding row
+ * indices, directly or through reshapes: the exclusive upper bound of its values at the
+ * current dims (the smallest, if several ops read it), with *is_label telling which; else 0 */
+int64_t ir_index_bound(const IrGraph *g, int input, bool *is_label);
 int64_t ir_param_count(const IrGraph *g, bool trainable_only);
 #endif

@@ -444,15 +444,27 @@ CostResult *cost_analyze(IrGraph *g, Arena *a) {
   r->node = arena_alloc(a, (size_t)(n ? n : 1) * sizeof(CostNode));
   sum_zero(g, &r->total);
   for (int p = 0; p < 3; p++) sum_zero(g, &r->phase[p]);
+  bool ovf = dim_ctx_overflowed(g->dims);
+  r->overflow_node = -1;
   for (int i = 0; i < n; i++) {
     cost_node(g, i, &r->node[i]);
     Phase ph = g->nodes[i].phase;
     if (ph == PH_BWD) r->training = true;
     sum_add(g, &r->phase[ph], &r->node[i]);
     sum_add(g, &r->total, &r->node[i]);
+    if (!ovf && r->overflow_node < 0 && dim_ctx_overflowed(g->dims)) r->overflow_node = i;
   }
   memory(r, a);
+  if (!ovf && r->overflow_node < 0 && dim_ctx_overflowed(g->dims)) r->overflow_node = n - 1;
   return r;
+}
+
+int cost_check(const CostResult *r, Diag *d) {
+  if (r->overflow_node < 0) return 0;
+  const IrNode *n = &r->g->nodes[r->overflow_node];
+  diag_error(d, n->loc, "the cost of '%s' is too large: its formulas (FLOPs, bytes, memory) "
+             "overflow 64-bit integers at these dims", n->name ? n->name : ir_ops[n->op].name);
+  return -1;
 }
 
 /* ---- roofline ------------------------------------------------------------------------ */

@@ -55,6 +55,7 @@ typedef struct CostResult {
   CostSum phase[3];     /* indexed by Phase */
   CostSum total;
   bool training;        /* the graph has backward nodes */
+  int overflow_node;    /* first node whose formulas overflowed int64 (saturated), or -1 */
   Dim *params;          /* all PARAM elements of the model (not optimizer state) */
   Dim *params_trainable;
   Dim *param_bytes_dt[DT_COUNT];
@@ -71,6 +72,8 @@ bool cost_rule_defined(OpKind op);
 
 /* analyse the whole graph; allocations in a (NULL = g->arena) */
 CostResult *cost_analyze(IrGraph *g, Arena *a);
+/* "too large" at the node whose cost formulas overflowed, if any; -1 then, else 0 */
+int cost_check(const CostResult *r, Diag *d);
 /* fill r->time and the time fields of the sums for target hw (kept by pointer) */
 void cost_roofline(CostResult *r, const HwTarget *hw);
 /* roofline of a single figure: used by cost_roofline and by tests on worked examples */

@@ -117,7 +117,7 @@ static IrGraph *build(IrGraph *fwd, const char *minimize, SrcLoc loc, const IrTr
     diag_error(d, loc, "internal error: the training graph of '%s' does not verify", fwd->name);
     return NULL;
   }
-  return g;
+  return ir_check_sizes(g, d) ? NULL : g;
 }
 
 IrGraph *pass_train_graph(IrGraph *fwd, const IrTrain *t, TrainInfo *info, Diag *d) {

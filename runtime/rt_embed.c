@@ -21,6 +21,7 @@ struct RtCtx {
   void *mem;
   int own_mem;
   char err[1024];
+  char warn[512]; /* rt_ctx_warning */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -135,25 +136,36 @@ void rt_ctx_destroy(RtCtx *c) {
   free(c);
 }
 
-const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c->d; }
+const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c ? c->d : NULL; }
 const char *rt_ctx_error(const RtCtx *c) { return c ? c->err : "no context"; }
-int rt_ctx_find(const RtCtx *c, const char *name) { return rt_desc_find(c->d, name); }
-int32_t rt_ctx_threads(const RtCtx *c) { return rt_pool_size(c->pool); }
-int64_t rt_ctx_step(const RtCtx *c) { return c->b.step; }
-void rt_ctx_set_step(RtCtx *c, int64_t step) { c->b.step = step; }
-void rt_ctx_set_seed(RtCtx *c, uint64_t seed) { c->b.seed = seed; }
+const char *rt_ctx_warning(const RtCtx *c) { return c ? c->warn : ""; }
+int rt_ctx_null_arg(RtCtx *c, const char *arg) {
+  return c ? ctx_fail(c, "argument '%s' is NULL", arg) : -1;
+}
+int rt_ctx_find(const RtCtx *c, const char *name) {
+  return c && name ? rt_desc_find(c->d, name) : -1;
+}
+int32_t rt_ctx_threads(const RtCtx *c) { return c ? rt_pool_size(c->pool) : 0; }
+int64_t rt_ctx_step(const RtCtx *c) { return c ? c->b.step : -1; }
+void rt_ctx_set_step(RtCtx *c, int64_t step) {
+  if (c) c->b.step = step;
+}
+void rt_ctx_set_seed(RtCtx *c, uint64_t seed) {
+  if (c) c->b.seed = seed;
+}
 
 static int is_state(int kind) {
   return kind == RT_KIND_PARAM || kind == RT_KIND_BUFFER || kind == RT_KIND_OPTSTATE;
 }
 
 void *rt_ctx_data(RtCtx *c, int idx) {
-  if (idx < 0 || idx >= c->d->ntensors) return NULL;
+  if (!c || idx < 0 || idx >= c->d->ntensors) return NULL;
   const RtTensorInfo *t = &c->d->tensors[idx];
   return (is_state(t->kind) ? c->b.params : c->b.io) + t->offset;
 }
 
 int rt_ctx_init(RtCtx *c, uint64_t seed) {
+  if (!c) return -1;
   for (int i = 0; i < c->d->ntensors; i++)
     if (is_state(c->d->tensors[i].kind))
       rt_init_tensor(&c->d->tensors[i], seed, rt_ctx_data(c, i));
@@ -177,6 +189,8 @@ static void tensor_type_str(const RtTensor *x, char *buf, size_t n) {
 }
 
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
+  if (!c) return -1;
+  if (!path) return ctx_fail(c, "load: no file name (NULL path)");
   const RtModelDesc *d = c->d;
   RtTensorSet set = {0};
   char err[512], want[128], got[128];
@@ -206,6 +220,10 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
       ctx_fail(c, "%s: tensor '%s': %s", path, t->name, err);
       goto out;
     }
+    if (rt_check_finite(t, x->data, rt_info_numel(t), "tensor", err, sizeof err)) {
+      ctx_fail(c, "%s: %s", path, err);
+      goto out;
+    }
   }
   int unknown = 0;
   for (int k = 0; k < set.n; k++) {
@@ -230,6 +248,8 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
   else if (os && rt_tensor_numel(os) == 1 && !rt_tensor_convert(os, DT_I64, NULL, 0))
     c->b.step = *(const int64_t *)os->data;
   if (nunknown) *nunknown = unknown;
+  c->warn[0] = 0;
+  rt_check_ckpt_meta(d, &set, c->warn, sizeof c->warn);
   rc = 0;
 out:
   rt_set_free(&set);
@@ -237,6 +257,8 @@ out:
 }
 
 int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json) {
+  if (!c) return -1;
+  if (!path) return ctx_fail(c, "save: no file name (NULL path)");
   const RtModelDesc *d = c->d;
   RtTensorSet set = {0};
   char err[512];
@@ -287,8 +309,23 @@ out:
 
 /* ---- running ------------------------------------------------------------------------------ */
 
+/* the labels and indices the io region holds, before generated code indexes memory with them;
+ * `first`: the sample the chunk starts at, for the message's position */
+static int check_io_inputs(RtCtx *c, int64_t first) {
+  const RtModelDesc *d = c->d;
+  for (int k = 0, n = rt_desc_count(d, RT_KIND_INPUT); k < n; k++) {
+    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, k)];
+    int64_t ne = rt_info_numel(t), per = rt_info_batched(d, t) ? ne / t->shape[0] : 0;
+    if (rt_check_indices(t, c->b.io + t->offset, ne, first * per, c->err, sizeof c->err))
+      return -1;
+  }
+  return 0;
+}
+
 int rt_ctx_forward(RtCtx *c) {
+  if (!c) return -1;
   if (!c->d->forward) return ctx_fail(c, "model '%s' has no forward entry", c->d->name);
+  if (check_io_inputs(c, 0)) return -1;
   c->d->forward(&c->b);
   return 0;
 }
@@ -319,6 +356,7 @@ static void get_chunk(RtCtx *c, int idx, void *dstv, int64_t s, int64_t m) {
 }
 
 int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
+  if (!c) return -1;
   const RtModelDesc *d = c->d;
   if (!d->forward) return ctx_fail(c, "model '%s' has no forward entry", d->name);
   int64_t B = d->batch > 0 ? d->batch : 1;
@@ -329,6 +367,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
     int64_t m = n - s < B ? n - s : B;
     for (int k = 0; k < nin; k++)
       if (in && in[k]) put_chunk(c, rt_desc_nth(d, RT_KIND_INPUT, k), in[k], s, m);
+    if (check_io_inputs(c, s)) return -1;
     d->forward(&c->b);
     for (int k = 0; k < nout; k++)
       if (out && out[k]) get_chunk(c, rt_desc_nth(d, RT_KIND_OUTPUT, k), out[k], s, m);
@@ -337,6 +376,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
 }
 
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
+  if (!c) return -1;
   const RtModelDesc *d = c->d;
   if (!d->train_step)
     return ctx_fail(c, "model '%s' has no training step (its .nn file has no train section)",
@@ -346,6 +386,7 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
     if (in && in[k]) memcpy(rt_ctx_data(c, idx), in[k], (size_t)d->tensors[idx].nbytes);
   }
+  if (check_io_inputs(c, 0)) return -1;
   d->train_step(&c->b);
   c->b.step++;
   if (loss) {

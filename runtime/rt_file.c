@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,9 +104,45 @@ static int open_temp(const char *path, char *tmp, size_t tmplen) {
       return -1;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) (void)flock(fd, LOCK_EX | LOCK_NB); /* "being written": see remove_stale */
     if (fd >= 0 || errno != EEXIST) return fd;
   }
   return -1;
+}
+
+/* is `name` "<base>.tmp.XXXXXX", a temporary of open_temp for target <base>? */
+static int is_temp_of(const char *name, const char *base) {
+  size_t n = strlen(base);
+  if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0) return 0;
+  const char *suf = name + n + 5;
+  if (strlen(suf) != 6) return 0;
+  for (int i = 0; i < 6; i++)
+    if (!((suf[i] >= 'a' && suf[i] <= 'z') || (suf[i] >= '0' && suf[i] <= '9'))) return 0;
+  return 1;
+}
+
+/* Removes the temporaries a killed writer of the same target left behind (a full-size
+ * checkpoint each). A live writer holds an flock on its temporary until it closes it, and
+ * the kernel drops the lock when a process dies: a temporary that can be locked is stale. */
+static void remove_stale(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+  char dir[4096], full[4096];
+  if (dlen >= sizeof dir) return;
+  memcpy(dir, path, dlen);
+  strcpy(dir + dlen, dlen ? "" : "./");
+  DIR *dp = opendir(dir);
+  if (!dp) return;
+  for (struct dirent *e; (e = readdir(dp));) {
+    if (!is_temp_of(e->d_name, base)) continue;
+    if ((size_t)snprintf(full, sizeof full, "%s%s", dir, e->d_name) >= sizeof full) continue;
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(full);
+    close(fd);
+  }
+  closedir(dp);
 }
 
 /* fsync of the directory makes the rename itself durable; failure here is not an error for
@@ -136,6 +174,7 @@ int rt_file_write_atomic(const char *path, const void *const parts[], const size
     rt_errf(err, errlen, "%s: out of memory", path);
     return -1;
   }
+  remove_stale(path);
   int fd = open_temp(path, tmp, tmplen);
   if (fd < 0) {
     int e = errno;

@@ -23,7 +23,9 @@ void rt_errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* Writes the concatenation of parts[0..nparts) to path atomically: a temporary
  * `path.tmp.XXXXXX` in the same directory, fsync, rename over path, fsync of the directory.
- * The temporary is removed on any failure. */
+ * The temporary is removed on any failure. The writer holds an flock on its temporary, so
+ * temporaries of the same target that nobody holds (their writer was killed) are removed
+ * before writing. */
 int rt_file_write_atomic(const char *path, const void *const parts[], const size_t sizes[],
                          int nparts, char *err, size_t errlen);
 

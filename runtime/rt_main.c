@@ -24,6 +24,7 @@ typedef struct Prog {
   const char *argv0; /* program name for messages */
   const char *cmd;
   int threads;
+  int strict; /* --strict: a checkpoint of another model or other dims is an error */
 } Prog;
 
 static int perr(const Prog *p, const char *fmt, ...)
@@ -58,10 +59,13 @@ static void usage(const Prog *p, FILE *out) {
           "                                      forward pass over all samples of the inputs\n"
           "  train [--weights W] --data NAME=X.npy[,NAME=L.npy...] [--epochs E]\n"
           "        [--save W2.safetensors] [--seed S] [--log LOSS.csv] [--quiet]\n"
-          "                                      shuffled mini-batch training\n"
+          "        [--check-finite]              shuffled mini-batch training; --check-finite\n"
+          "                                      stops at the first NaN/inf in outputs or weights\n"
           "  bench [--train] [--iters K] [--weights W]\n"
           "                                      time per step vs the cost-model estimate\n\n"
-          "every command takes --threads T (default: one per CPU).\n",
+          "every command takes --threads T (default: one per CPU) and --strict (a\n"
+          "checkpoint whose metadata names another model or other dims is an error, not a\n"
+          "warning).\n",
           p->argv0, p->d->name, p->d->dims && *p->d->dims ? " built with " : "",
           p->d->dims ? p->d->dims : "", p->d->batch);
 }
@@ -146,6 +150,7 @@ static int parse_binds(const Prog *p, const char *opt, const char *arg, Bind *b,
     for (int k = 0; k < *n; k++)
       if (!strcmp(b[k].name, b[*n].name)) {
         perr(p, "%s names '%s' twice", opt, b[*n].name);
+        free((void *)b[*n].path);
         return -1;
       }
     (*n)++;
@@ -170,6 +175,10 @@ static int common_opt(Prog *p, const char *name, const char *val) {
       return -1;
     }
     p->threads = (int)t;
+    return 1;
+  }
+  if (!strcmp(name, "--strict")) {
+    p->strict = 1;
     return 1;
   }
   if (!strcmp(name, "--help") || !strcmp(name, "-h")) return 2;
@@ -198,6 +207,9 @@ static RtCtx *make_ctx(const Prog *p) {
 static int load_weights(const Prog *p, RtCtx *c, const char *path) {
   int unknown = 0;
   if (rt_ctx_load(c, path, &unknown)) return perr(p, "%s", rt_ctx_error(c));
+  const char *w = rt_ctx_warning(c);
+  if (*w && p->strict) return perr(p, "%s: %s (--strict)", path, w);
+  if (*w) fprintf(stderr, "%s: warning: %s: %s\n", p->argv0, path, w);
   if (unknown)
     fprintf(stderr, "%s: warning: %s: %d tensor%s not in model '%s' ignored\n", p->argv0, path,
             unknown, unknown == 1 ? "" : "s", p->d->name);
@@ -383,6 +395,10 @@ static int read_input(const Prog *p, int idx, const char *path, RtTensor *x, int
   const RtTensorInfo *t = &p->d->tensors[idx];
   char err[512], want[128];
   if (rt_npy_read_as(path, (DType)t->dtype, x, err, sizeof err)) return perr(p, "%s", err);
+  int64_t ne = rt_tensor_numel(x);
+  if (rt_check_indices(t, x->data, ne, 0, err, sizeof err) ||
+      rt_check_finite(t, x->data, ne, "input", err, sizeof err))
+    return perr(p, "%s: %s", path, err);
   rt_info_type_str(t, want, sizeof want);
   int batched = rt_info_batched(p->d, t), ok = x->rank == t->rank;
   for (int k = batched ? 1 : 0; ok && k < t->rank; k++) ok = x->shape[k] == t->shape[k];
@@ -623,12 +639,25 @@ static void progress(int epoch, int epochs, int64_t b, int64_t nb, double loss, 
   fflush(stderr);
 }
 
+/* One line of the loss log, written whole or not at all: on a write error (a full disk) the
+ * file is cut back to its last complete line and the error names the cause. *good: the
+ * length of the complete lines so far. */
+static int log_line(const Prog *p, FILE *log, const char *path, long *good, const char *line) {
+  if (fputs(line, log) >= 0 && fflush(log) == 0) {
+    *good = ftell(log);
+    return 0;
+  }
+  int e = errno;
+  if (ftruncate(fileno(log), *good) == 0) clearerr(log);
+  return perr(p, "%s: write failed: %s (the log keeps its complete lines)", path, strerror(e));
+}
+
 static int cmd_train(Prog *p, Args *a) {
   static const char *const wv[] = {"--threads", "--weights", "--data", "--epochs", "--save",
                                    "--seed",    "--log",     "--lr",   NULL};
   const RtModelDesc *d = p->d;
   Bind data[MAX_BIND];
-  int nd = 0, rc = 2, quiet = 0, bad = 0;
+  int nd = 0, rc = 2, quiet = 0, bad = 0, check_finite = 0;
   int64_t epochs = 1;
   uint64_t seed = 0;
   const char *name, *val, *weights = NULL, *save = NULL, *logpath = NULL;
@@ -637,6 +666,8 @@ static int cmd_train(Prog *p, Args *a) {
   int64_t *perm = NULL;
   RtCtx *c = NULL;
   FILE *log = NULL;
+  long log_good = 0;
+  char line[128];
   while ((name = next_opt(a, wv, &val, &bad))) {
     if (bad) {
       missing_val(p, name);
@@ -675,6 +706,8 @@ static int cmd_train(Prog *p, Args *a) {
       goto out;
     } else if (!strcmp(name, "--quiet") || !strcmp(name, "-q")) {
       quiet = 1;
+    } else if (!strcmp(name, "--check-finite")) {
+      check_finite = 1;
     } else {
       unknown_opt(p, name);
       goto out;
@@ -716,7 +749,7 @@ static int cmd_train(Prog *p, Args *a) {
       perr(p, "%s: cannot write: %s", logpath, strerror(errno));
       goto out;
     }
-    fprintf(log, "step,epoch,loss\n");
+    if (log_line(p, log, logpath, &log_good, "step,epoch,loss\n")) goto out;
   }
   int64_t nb = n / B; /* the last partial batch is left out; shuffling varies which */
   if (!(perm = malloc((size_t)n * sizeof *perm))) {
@@ -746,8 +779,14 @@ static int cmd_train(Prog *p, Args *a) {
                  sample);
       }
       float loss;
+      char ferr[512];
       if (rt_ctx_train_step(c, NULL, &loss)) {
         perr(p, "%s", rt_ctx_error(c));
+        goto out;
+      }
+      if (check_finite && rt_ctx_check_finite(c, ferr, sizeof ferr)) {
+        if (tty) fputc('\n', stderr);
+        perr(p, "step %" PRId64 " (epoch %" PRId64 "): %s", rt_ctx_step(c), epoch0 + e + 1, ferr);
         goto out;
       }
       if (!isfinite(loss)) {
@@ -758,7 +797,9 @@ static int cmd_train(Prog *p, Args *a) {
         goto out;
       }
       sum += loss;
-      if (log) fprintf(log, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(c), epoch0 + e + 1, (double)loss);
+      snprintf(line, sizeof line, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(c), epoch0 + e + 1,
+               (double)loss);
+      if (log && log_line(p, log, logpath, &log_good, line)) goto out;
       double t = now_s();
       if (tty && (t - last_draw > 0.1 || b + 1 == nb)) {
         progress((int)(e + 1), (int)epochs, b + 1, nb, sum / (double)(b + 1),
@@ -784,7 +825,7 @@ static int cmd_train(Prog *p, Args *a) {
   }
   rc = 0;
 out:
-  if (log && fclose(log) && rc == 0) rc = perr(p, "%s: write failed", logpath);
+  if (log && fclose(log) && rc == 0) rc = perr(p, "%s: write failed: %s", logpath, strerror(errno));
   rt_ctx_destroy(c);
   for (int k = 0; k < ntin; k++) rt_tensor_free(&x[k]);
   free(x);
@@ -908,7 +949,7 @@ done:
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
-  Prog p = {d, fwd_inputs, "model", NULL, 0};
+  Prog p = {d, fwd_inputs, "model", NULL, 0, 0};
   if (argc > 0 && argv[0]) {
     const char *s = strrchr(argv[0], '/');
     p.argv0 = s ? s + 1 : argv[0];

@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 1
+#define RT_MODEL_ABI 2
 
 enum { RT_REGION_PARAMS = 0, RT_REGION_IO = 1 };
 
@@ -36,6 +36,10 @@ enum {
   RT_KIND_OUTPUT = 4, /* forward outputs */
   RT_KIND_LOSS = 5    /* the training loss, written by train_step (f32 scalar) */
 };
+
+/* what an input's values index (RtTensorInfo.index_kind): class labels of cross_entropy, rows
+ * of an embedding table; such values must lie in [0, index_bound) */
+enum { RT_INDEX_NONE = 0, RT_INDEX_LABEL = 1, RT_INDEX_EMBEDDING = 2 };
 
 /* initializer kinds: the same numbering as the IR's InitKind */
 enum { RT_INIT_NONE, RT_INIT_ZEROS, RT_INIT_ONES, RT_INIT_NORMAL, RT_INIT_UNIFORM,
@@ -51,6 +55,8 @@ typedef struct RtTensorInfo {
   int64_t offset;    /* bytes from the start of its region (params or io) */
   int64_t nbytes;
   double init_a, init_b; /* normal(std=a), uniform(a, b), const a */
+  int64_t index_bound;   /* inputs with index_kind != RT_INDEX_NONE: values in [0, bound) */
+  int32_t index_kind;    /* RT_INDEX_* */
 } RtTensorInfo;
 
 typedef struct RtModelBufs {

@@ -59,6 +59,20 @@ int rt_info_batched(const RtModelDesc *d, const RtTensorInfo *t);
 /* the ABI matches this runtime's and every entry lies inside its region; 0 or -1 */
 int rt_desc_check(const RtModelDesc *d, char *err, size_t errlen);
 
+/* ---- checks on data coming in (rt_check.c) ---------------------------------------------- */
+/* the n elements of input t at data are labels / indices within [0, t->index_bound) (no-op
+ * for other inputs); else -1 with "input 'label': label -1 at position P is outside [0, C)",
+ * P counted from `first` */
+int rt_check_indices(const RtTensorInfo *t, const void *data, int64_t n, int64_t first,
+                     char *err, size_t errlen);
+/* the n elements of an f32 tensor t at data are finite; else -1 with "WHAT 'name': element i
+ * is NaN" (what: "input", "weight", ...) */
+int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const char *what,
+                    char *err, size_t errlen);
+struct RtTensorSet;
+/* -1 with a message when the checkpoint's metadata names another model or other dims */
+int rt_check_ckpt_meta(const RtModelDesc *d, const struct RtTensorSet *set, char *msg,
+                       size_t n);
 /* ---- the model context (rt_embed.c) ------------------------------------------------------ */
 
 typedef struct RtCtx RtCtx;
@@ -89,6 +103,12 @@ int rt_ctx_init(RtCtx *c, uint64_t seed);
  * not have are ignored and counted in *nunknown (may be NULL). The step counter comes from
  * the file's metadata ("nnc.step"), else from an "optimizer.step" tensor, else 0. */
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown);
+/* after a successful rt_ctx_load: "" or why the file may not belong to this model (its
+ * metadata names another model or other dims; the shapes matched, so it was loaded) */
+const char *rt_ctx_warning(const RtCtx *c);
+/* sets "argument 'ARG' is NULL" as the context's error (the generated NAME.h's checks);
+ * returns -1 */
+int rt_ctx_null_arg(RtCtx *c, const char *arg);
 /* Writes parameters, buffers and optimizer state atomically, with metadata naming the model,
  * its dims and the step counter; extra_meta_json (a JSON object of strings, or NULL) is
  * merged in. */
@@ -106,6 +126,10 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out);
 /* one training step on one batch (in[k] as above, NULL = as the io region holds it);
  * *loss gets the loss (may be NULL). Fails when the model has no train section. */
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss);
+/* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
+ * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
+ * (rt_check.c; `train --check-finite` runs it after every step) */
+int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
 
 /* ---- the program main (rt_main.c) -------------------------------------------------------- */
 

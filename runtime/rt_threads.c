@@ -75,6 +75,7 @@ RtPool *rt_pool_create(int nthreads) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         nthreads = c > 0 ? (int)c : 1;
     }
+    if (nthreads > RT_MAX_THREADS) nthreads = RT_MAX_THREADS;
     RtPool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->size = nthreads;

@@ -20,6 +20,9 @@ typedef void (*RtTaskFn)(void *ctx, int64_t task);
 
 /* Creates a pool of `nthreads` threads in total, counting the caller (nthreads-1 workers
  * are started). nthreads <= 0 means one per online CPU. Returns NULL on failure. */
+/* more threads than this are never started: a pool asked for more gets RT_MAX_THREADS
+ * (compute kernels gain nothing past the cores, and each thread costs a stack) */
+#define RT_MAX_THREADS 256
 RtPool *rt_pool_create(int nthreads);
 void rt_pool_destroy(RtPool *pool);
 

@@ -746,7 +746,11 @@ static const struct {
     {"inception_a.nn", {"N=1"}, true, 1e-4},
     /* small images (the side S is a dim) keep the interpreter's training step quick; N=2 and
      * S=64 leave the last stage 2x2, so batch statistics see 8 values per channel */
-    {"resnet18.nn", {"N=2", "S=64"}, true, 1e-4},
+    /* resnet18's step differs by 1e-4 relative on one host and by 1.5e-3 on another (AMD
+     * Zen 4, where the tiles pass picks other GEMM blockings, so other summation orders),
+     * spread evenly over every tensor: the signature of the batchnorm conditioning above,
+     * not of a wrong kernel, whose error is local and of order 1 */
+    {"resnet18.nn", {"N=2", "S=64"}, true, 1e-2},
     {"mobilenet_v2.nn", {"N=2", "S=64"}, true, 5e-2},
     {"resnet50.nn", {"N=4", "S=64"}, true, 5e-2},
 };

@@ -13,14 +13,14 @@ enum { B = 4, IN = 3, OUT = 2 };
 /* params region: W[2,3] @0, b[2] @64, vW[2,3] @128, vb[2] @192 (256 bytes)
  * io region: x[4,3] @0, t[4,2] @64, y[4,2] @128, loss @192 (256 bytes) */
 static const RtTensorInfo tiny_tensors[] = {
-    {"fc.weight", RT_KIND_PARAM, DT_F32, 2, RT_INIT_XAVIER, {OUT, IN}, 0, 24, 0, 0},
-    {"fc.bias", RT_KIND_PARAM, DT_F32, 1, RT_INIT_UNIFORM, {OUT}, 64, 8, -0.5, 0.5},
-    {"fc.weight.momentum", RT_KIND_OPTSTATE, DT_F32, 2, RT_INIT_ZEROS, {OUT, IN}, 128, 24, 0, 0},
-    {"fc.bias.momentum", RT_KIND_OPTSTATE, DT_F32, 1, RT_INIT_ZEROS, {OUT}, 192, 8, 0, 0},
-    {"x", RT_KIND_INPUT, DT_F32, 2, 0, {B, IN}, 0, 48, 0, 0},
-    {"t", RT_KIND_INPUT, DT_F32, 2, 0, {B, OUT}, 64, 32, 0, 0},
-    {"y", RT_KIND_OUTPUT, DT_F32, 2, 0, {B, OUT}, 128, 32, 0, 0},
-    {"loss", RT_KIND_LOSS, DT_F32, 0, 0, {0}, 192, 4, 0, 0},
+    {"fc.weight", RT_KIND_PARAM, DT_F32, 2, RT_INIT_XAVIER, {OUT, IN}, 0, 24, 0, 0, 0, RT_INDEX_NONE},
+    {"fc.bias", RT_KIND_PARAM, DT_F32, 1, RT_INIT_UNIFORM, {OUT}, 64, 8, -0.5, 0.5, 0, RT_INDEX_NONE},
+    {"fc.weight.momentum", RT_KIND_OPTSTATE, DT_F32, 2, RT_INIT_ZEROS, {OUT, IN}, 128, 24, 0, 0, 0, RT_INDEX_NONE},
+    {"fc.bias.momentum", RT_KIND_OPTSTATE, DT_F32, 1, RT_INIT_ZEROS, {OUT}, 192, 8, 0, 0, 0, RT_INDEX_NONE},
+    {"x", RT_KIND_INPUT, DT_F32, 2, 0, {B, IN}, 0, 48, 0, 0, 0, RT_INDEX_NONE},
+    {"t", RT_KIND_INPUT, DT_F32, 2, 0, {B, OUT}, 64, 32, 0, 0, 0, RT_INDEX_NONE},
+    {"y", RT_KIND_OUTPUT, DT_F32, 2, 0, {B, OUT}, 128, 32, 0, 0, 0, RT_INDEX_NONE},
+    {"loss", RT_KIND_LOSS, DT_F32, 0, 0, {0}, 192, 4, 0, 0, 0, RT_INDEX_NONE},
 };
 
 static int g_forward_calls;

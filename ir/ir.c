@@ -363,6 +363,9 @@ int64_t ir_index_bound(const IrGraph *g, int input, bool *is_label) {
     bool label = n->op == OP_CROSS_ENTROPY;
     if ((!label && n->op != OP_EMBEDDING) || n->nin < 2 || !ir_reads_directly(g, n->in[1], input))
       continue;
+    /* with ignore_index a label outside [0, C) is legal (padding, -100); the loss kernels
+     * skip every label outside the range, so nothing reads out of bounds */
+    if (label && n->attr.ignore) continue;
     const IrType *t = &g->nodes[n->in[0]].type; /* logits [N,C] or table [V,D] */
     if (t->rank < 1) continue;
     int64_t b = dim_eval(g->dims, t->dims[label ? t->rank - 1 : 0], NULL);

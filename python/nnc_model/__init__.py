@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["Model", "NncError"]
 
-RT_MODEL_ABI = 1
+RT_MODEL_ABI = 2
 KIND_PARAM, KIND_BUFFER, KIND_OPTSTATE, KIND_INPUT, KIND_OUTPUT, KIND_LOSS = range(6)
 _DTYPES = {0: np.float32, 3: np.int32}  # nn_dtype.h: DT_F32 = 0, DT_I32 = 3
 
@@ -33,7 +33,8 @@ class _TensorInfo(ctypes.Structure):  # runtime/rt_model.h RtTensorInfo
     _fields_ = [("name", ctypes.c_char_p), ("kind", ctypes.c_int32), ("dtype", ctypes.c_int32),
                 ("rank", ctypes.c_int32), ("init", ctypes.c_int32), ("shape", ctypes.c_int64 * 8),
                 ("offset", ctypes.c_int64), ("nbytes", ctypes.c_int64),
-                ("init_a", ctypes.c_double), ("init_b", ctypes.c_double)]
+                ("init_a", ctypes.c_double), ("init_b", ctypes.c_double),
+                ("index_bound", ctypes.c_int64), ("index_kind", ctypes.c_int32)]
 
 
 class _ModelDesc(ctypes.Structure):  # runtime/rt_model.h RtModelDesc (leading fields)

@@ -29,86 +29,50 @@
 
 /* ---- the pipeline (shared with nnc emit) ------------------------------------------------- */
 
-/* The rematerialization strategy of the next drv_build_model (--remat; DrvModel and
- * CgOptions have no field for it) and what the memory plan did, for the program's `info`. */
-static RematMode g_remat = REMAT_OPTIMAL;
-static bool g_remat_given;
-static char g_plan_text[1024];
-
-static void note_plan(const RematPlan *pl, RematMode mode, int64_t budget, int64_t plan_budget,
-                      int64_t need) {
+/* what the memory plan did, for the program's `info` */
+static void note_plan(DrvModel *dm, const CgPipeline *pp, RematMode mode) {
+  const RematPlan *pl = &pp->pl;
   char b0[32], b1[32], b2[32], b3[32];
+  if (!pp->fitted) {
+    snprintf(dm->plan_text, sizeof dm->plan_text, "%s",
+             dm->train ? "memory plan: no budget, nothing recomputed" : "");
+    return;
+  }
   double share = pl->step_flops > 0 ? pl->recompute_flops / pl->step_flops : 0;
   int nrec = 0;
   for (int q = 0; q < pl->ngroups; q++) nrec += pl->groups[q].recomputed;
   char lowered[96] = "";
-  if (plan_budget != budget)
+  if (pp->plan_budget != pp->budget)
     snprintf(lowered, sizeof lowered, ", planned at %s to absorb the backend's own arena",
-             drv_bytes_h((double)plan_budget, b3, sizeof b3));
-  snprintf(g_plan_text, sizeof g_plan_text,
+             drv_bytes_h((double)pp->plan_budget, b3, sizeof b3));
+  snprintf(dm->plan_text, sizeof dm->plan_text,
            "memory plan: budget %s (remat %s%s), compiled step %s (params + io + arena, "
            "unmodified %s); %d of %d segment groups recomputed, %d nodes, %.4g GFLOP = %.2f%% "
            "extra FLOPs on a %.4g GFLOP step",
-           drv_bytes_h((double)budget, b0, sizeof b0), remat_mode_name(mode), lowered,
-           drv_bytes_h((double)need, b1, sizeof b1), drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
+           drv_bytes_h((double)pp->budget, b0, sizeof b0), remat_mode_name(mode), lowered,
+           drv_bytes_h((double)pp->need, b1, sizeof b1), drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
            nrec, pl->ngroups, pl->nclones, pl->recompute_flops / 1e9, 100 * share,
            pl->step_flops / 1e9);
 }
 
-int drv_build_model(const DrvInput *in, const CgOptions *o, Diag *d, DrvModel *out) {
+int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvModel *out) {
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
   if (!out->m) return drv_compile_status(in);
-  out->t = ir_module_find_train(out->m, out->fwd->name);
-  int64_t budget = o->memory_budget ? o->memory_budget : out->t ? out->t->memory_budget : 0;
-  TrainInfo info;
-  IrGraph *train0 = NULL;
-  if (out->t) {
-    train0 = out->train = pass_train_graph(out->fwd, out->t, &info, d);
-    if (!out->train) return 1;
-  }
-  if (!DRV_BACKEND_PRESENT()) {
-    diag_error_file(d, in->path, "this nnc was built without the LLVM backend's model emitter");
-    return 1;
-  }
-  g_plan_text[0] = 0;
-  if (g_remat_given && g_remat != REMAT_NONE && budget <= 0) {
-    diag_error_file(d, in->path, "--remat %s needs a budget: --memory SIZE or a `memory` line in "
-                    "the train section", remat_mode_name(g_remat));
-    return 1;
-  }
-  if (train0)
-    snprintf(g_plan_text, sizeof g_plan_text, "memory plan: no budget, nothing recomputed");
-  CgOptions co = *o;
-  co.memory_budget = budget;
-  /* With a budget, the step is rematerialized to fit (passes/remat.h). The backend fuses
-   * and orders kernels itself, so its arena can differ a little from the planner's: the
-   * planner's budget is lowered by any overshoot until the compiled step fits. */
-  int64_t plan_budget = budget;
-  for (int attempt = 0;; attempt++) {
-    RematPlan pl;
-    if (train0 && budget > 0) {
-      if (pass_remat(train0, &info, &(RematOptions){g_remat, plan_budget}, &pl)) {
-        diag_error_file(d, in->path, "%s", pl.msg);
-        return 1;
-      }
-      out->train = pl.g;
-    }
-    out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
-    if (!out->cg) return 1;
-    int64_t need = llvm_model_train_bytes(out->cg);
-    if (train0 && budget > 0) note_plan(&pl, g_remat, budget, plan_budget, need);
-    if (!train0 || budget <= 0 || need <= budget) return 0;
-    /* only `optimal` trades more recomputation for a lower budget */
-    if (attempt == 8 || g_remat != REMAT_OPTIMAL) {
-      diag_error_file(d, in->path, "the compiled training step needs %lld bytes, above the budget of "
-                      "%lld bytes", (long long)need, (long long)budget);
-      return 1;
-    }
-    plan_budget -= need - budget + 4096;
-    llvm_model_free(out->cg);
-    out->cg = NULL;
-  }
+  CgTarget target;
+  llvm_backend_target(&target, 0, NULL);
+  CgPipeOptions po = {o->cg.memory_budget, o->remat, o->remat_given, in->path};
+  CgPipeline pp;
+  int rc = cg_pipeline_train(out->m, out->fwd, &target, &po, &pp, d);
+  out->t = pp.t;
+  out->train = pp.train;
+  if (rc) return 1;
+  note_plan(out, &pp, o->remat);
+  if (o->plan_only) return 0;
+  CgOptions co = o->cg;
+  co.memory_budget = pp.budget;
+  out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
+  return out->cg ? 0 : 1;
 }
 
 void drv_model_free(DrvModel *dm) {
@@ -118,8 +82,6 @@ void drv_model_free(DrvModel *dm) {
 }
 
 /* ---- helpers ----------------------------------------------------------------------------- */
-
-static int g_verbose;
 
 /* snprintf for paths; a path too long for the buffer is cut (and then fails to open) */
 static void pathf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -157,8 +119,9 @@ static void usage(FILE *out) {
         out);
 }
 
-static int run_cmd(char *const argv[], const char *cwd) {
-  if (g_verbose) {
+/* runs argv in cwd (NULL: here); verbose: print it first */
+static int run_cmd(char *const argv[], const char *cwd, bool verbose) {
+  if (verbose) {
     fputs("+", stderr);
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
     fputs("\n", stderr);
@@ -273,9 +236,10 @@ static void c_string(const char *s, char *out, size_t n) {
 }
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
-                        const char *model, const char *fwd_inputs) {
+                        const char *model, const char *fwd_inputs, const char *plan_text,
+                        bool verbose) {
   char main_c[PATH_MAX], text[4096], plan[2200];
-  c_string(g_plan_text, plan, sizeof plan);
+  c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
            "/* the main of a program built by nnc build: the generic runtime main for model "
@@ -310,7 +274,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = "-lm";
   argv[k++] = "-lpthread";
   argv[k] = NULL;
-  int rc = run_cmd(argv, NULL);
+  int rc = run_cmd(argv, NULL, verbose);
   if (rc) {
     unlink(tmp);
     fprintf(stderr, "nnc build: error: linking %s failed (%s exited with status %d)\n", out,
@@ -328,7 +292,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
 /* libNAME.a = the model's object + every member of the runtime archive, so users link one
  * archive (plus -lcjson -lm -lpthread) */
 static int make_library(const char *libpath, const char *tmpdir, const char *obj,
-                        const char *rtlib) {
+                        const char *rtlib, bool verbose) {
   const char *ar = getenv("AR");
   if (!ar || !*ar) ar = "ar";
   char rtdir[PATH_MAX], absrt[PATH_MAX];
@@ -338,7 +302,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
     return 1;
   }
   char *xargv[] = {(char *)ar, "x", absrt, NULL};
-  int rc = run_cmd(xargv, rtdir);
+  int rc = run_cmd(xargv, rtdir, verbose);
   if (rc) {
     fprintf(stderr, "nnc build: error: extracting %s failed (%s exited with status %d)\n",
             rtlib, ar, rc);
@@ -353,24 +317,24 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   unlink(tmp);
 #define PUSH(s)                                                                                \
   do {                                                                                         \
-    if (n == cap) argv = realloc(argv, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *argv);    \
+    if (n == cap) argv = xrealloc(argv, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *argv);   \
     argv[n++] = (s);                                                                           \
   } while (0)
-  PUSH(strdup(ar));
-  PUSH(strdup("rcs"));
-  PUSH(strdup(tmp));
-  PUSH(strdup(obj));
+  PUSH(xstrdup(ar));
+  PUSH(xstrdup("rcs"));
+  PUSH(xstrdup(tmp));
+  PUSH(xstrdup(obj));
   while (dir && (e = readdir(dir))) {
     size_t l = strlen(e->d_name);
     if (l < 3 || strcmp(e->d_name + l - 2, ".o")) continue;
     char p[PATH_MAX];
     pathf(p, sizeof p, "%s/%s", rtdir, e->d_name);
-    PUSH(strdup(p));
+    PUSH(xstrdup(p));
   }
   if (dir) closedir(dir);
   PUSH(NULL);
 #undef PUSH
-  rc = run_cmd(argv, NULL);
+  rc = run_cmd(argv, NULL, verbose);
   for (int i = 0; i < n; i++) free(argv[i]);
   free(argv);
   if (rc) {
@@ -389,7 +353,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
 
 /* libNAME.so = the model's object + the whole runtime archive (built position-independent),
  * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
-static int link_shared(const char *libpath, const char *obj, const char *rtlib) {
+static int link_shared(const char *libpath, const char *obj, const char *rtlib, bool verbose) {
   char tmp[PATH_MAX];
   tmp_beside(libpath, tmp, sizeof tmp);
   const char *cc = getenv("CC");
@@ -399,7 +363,7 @@ static int link_shared(const char *libpath, const char *obj, const char *rtlib) 
                   "-fsanitize=address,undefined",
 #endif
                   "-lcjson", "-lm", "-lpthread", NULL};
-  int rc = run_cmd(argv, NULL);
+  int rc = run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
             rc ? "the C compiler failed" : strerror(errno));
@@ -411,7 +375,51 @@ static int link_shared(const char *libpath, const char *obj, const char *rtlib) 
 
 /* ---- the command ------------------------------------------------------------------------- */
 
-int cmd_build(int argc, char **argv) {
+typedef struct BuildArgs {
+  DrvInput in;
+  DrvBuildOptions bo;
+  const char *out;
+  bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
+} BuildArgs;
+
+/* the options that are not common to every command; 0 consumed, 1 not ours, 2 usage error */
+static int build_opt(BuildArgs *a, int c, const char *arg) {
+  char err[256];
+  switch (c) {
+  case 'o': a->out = arg; return 0;
+  case 'C': a->bo.cg.target_cpu = arg; return 0;
+  case 'F': a->bo.cg.target_features = arg; return 0;
+  case 'L': a->lib = true; return 0;
+  case 'H': a->lib = a->shared = true; return 0;
+  case 'K': a->keep = true; return 0;
+  case 'v': a->verbose = true; return 0;
+  case 'm':
+    if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
+    fprintf(stderr, "nnc build: error: --memory: %s\n", err);
+    return 2;
+  case 'R': {
+    int m = remat_mode_parse(arg);
+    if (m < 0) {
+      fprintf(stderr, "nnc build: error: --remat must be none, sqrt or optimal, not '%s'\n", arg);
+      return 2;
+    }
+    a->bo.remat = (RematMode)m;
+    a->bo.remat_given = true;
+    return 0;
+  }
+  case 'O':
+    if (strlen(arg) == 1 && arg[0] >= '0' && arg[0] <= '3') {
+      a->bo.cg.opt_level = arg[0] - '0';
+      return 0;
+    }
+    fprintf(stderr, "nnc build: error: unknown optimization level '-O%s' (use -O0 .. -O3)\n", arg);
+    return 2;
+  default: return 1;
+  }
+}
+
+/* -1: continue; else the exit status (--help, usage errors) */
+static int build_args(BuildArgs *a, int argc, char **argv) {
   static const struct option opts[] = {{"define", required_argument, 0, 'D'},
                                        {"model", required_argument, 0, 'M'},
                                        {"target-cpu", required_argument, 0, 'C'},
@@ -425,53 +433,20 @@ int cmd_build(int argc, char **argv) {
                                        {"output", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  DrvInput in = {0};
-  CgOptions co = {.opt_level = 2};
-  const char *out = NULL;
-  int c, lib = 0, keep = 0;
-  g_verbose = 0;
-  g_remat = REMAT_OPTIMAL;
-  g_remat_given = false;
+  memset(a, 0, sizeof *a);
+  a->bo.cg.opt_level = 2;
+  a->bo.remat = REMAT_OPTIMAL;
+  int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "D:o:O:vh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'o': out = optarg; continue;
-    case 'C': co.target_cpu = optarg; continue;
-    case 'F': co.target_features = optarg; continue;
-    case 'L': lib = 1; continue;
-    case 'H': lib = 2; continue;
-    case 'K': keep = 1; continue;
-    case 'm': {
-      char err[256];
-      if ((co.memory_budget = remat_parse_size(optarg, err, sizeof err)) < 0) {
-        fprintf(stderr, "nnc build: error: --memory: %s\n", err);
-        return 2;
-      }
-      continue;
+    if (c == 'h') {
+      usage(stdout);
+      return 0;
     }
-    case 'R': {
-      int m = remat_mode_parse(optarg);
-      if (m < 0) {
-        fprintf(stderr, "nnc build: error: --remat must be none, sqrt or optimal, not '%s'\n", optarg);
-        return 2;
-      }
-      g_remat = (RematMode)m;
-      g_remat_given = true;
-      continue;
-    }
-    case 'v': g_verbose = 1; continue;
-    case 'O':
-      if (strlen(optarg) != 1 || optarg[0] < '0' || optarg[0] > '3') {
-        fprintf(stderr, "nnc build: error: unknown optimization level '-O%s' (use -O0 .. -O3)\n",
-                optarg);
-        return 2;
-      }
-      co.opt_level = optarg[0] - '0';
-      continue;
-    default: break;
-    }
-    int r = drv_common_opt(&in, c, optarg);
+    int r = build_opt(a, c, optarg);
+    if (r == 0) continue;
+    if (r == 2) return 2;
+    r = drv_common_opt(&a->in, c, optarg);
     if (r < 0) return 2;
     if (r == 0) {
       usage(stderr);
@@ -484,92 +459,115 @@ int cmd_build(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  if (!out || !*out) {
+  if (!a->out || !*a->out) {
     fprintf(stderr, "nnc build: error: give the output name: -o NAME\n");
     return 2;
   }
-  in.path = argv[optind];
+  a->in.path = argv[optind];
+  return -1;
+}
 
-  /* output names */
+typedef struct OutNames {
   char dir[PATH_MAX], base[256], libpath[PATH_MAX], hdrpath[PATH_MAX];
+} OutNames;
+
+/* -o NAME as a directory, a base name, and with --lib the archive and header paths; -1 when
+ * they cannot be used, else the exit status so far (0) */
+static int out_names(const char *out, bool lib, bool shared, OutNames *o) {
   const char *slash = strrchr(out, '/');
-  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
-  if (slash && slash == out) snprintf(dir, sizeof dir, "/");
+  snprintf(o->dir, sizeof o->dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+  if (slash && slash == out) snprintf(o->dir, sizeof o->dir, "/");
   const char *b = slash ? slash + 1 : out;
   size_t bl = strlen(b);
-  const char *ext = lib == 2 ? ".so" : ".a";
+  const char *ext = shared ? ".so" : ".a";
   size_t el = strlen(ext);
   if (lib && bl > el && !strcmp(b + bl - el, ext)) {
     int strip = !strncmp(b, "lib", 3) && bl > 3 + el ? 3 : 0;
-    snprintf(base, sizeof base, "%.*s", (int)(bl - el - (size_t)strip), b + strip);
-    snprintf(libpath, sizeof libpath, "%s", out);
+    snprintf(o->base, sizeof o->base, "%.*s", (int)(bl - el - (size_t)strip), b + strip);
+    snprintf(o->libpath, sizeof o->libpath, "%s", out);
   } else {
-    snprintf(base, sizeof base, "%s", b);
-    pathf(libpath, sizeof libpath, "%s/lib%s%s", dir, base, ext);
+    snprintf(o->base, sizeof o->base, "%s", b);
+    pathf(o->libpath, sizeof o->libpath, "%s/lib%s%s", o->dir, o->base, ext);
   }
-  pathf(hdrpath, sizeof hdrpath, "%s/%s.h", dir, base);
-  if (!*base || (lib && !is_ident(base))) {
+  pathf(o->hdrpath, sizeof o->hdrpath, "%s/%s.h", o->dir, o->base);
+  if (!*o->base || (lib && !is_ident(o->base))) {
     fprintf(stderr,
             "nnc build: error: '%s' is not a valid library name: the header's functions are "
             "named after it, so use letters, digits and '_'\n",
-            base);
+            o->base);
     return 2;
   }
   struct stat st;
-  if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "nnc build: error: %s: no such directory\n", dir);
+  if (stat(o->dir, &st) || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "nnc build: error: %s: no such directory\n", o->dir);
     return 1;
   }
+  return 0;
+}
 
-  char rtlib[PATH_MAX];
-  if (find_runtime(rtlib, sizeof rtlib)) return 1;
-
-  Diag *d = diag_new(stderr);
-  DrvModel dm;
-  int rc = drv_build_model(&in, &co, d, &dm);
-  char tmpdir[PATH_MAX] = "";
-  if (rc) goto done;
-  rc = 1;
-  const char *model = dm.fwd->name;
-  if (!is_ident(model)) {
-    fprintf(stderr, "nnc build: error: model name '%s' is not a C identifier\n", model);
-    goto done;
-  }
-  const char *tmpenv = getenv("TMPDIR");
-  snprintf(tmpdir, sizeof tmpdir, "%s/nnc-build-XXXXXX", tmpenv && *tmpenv ? tmpenv : "/tmp");
-  if (!mkdtemp(tmpdir)) {
-    fprintf(stderr, "nnc build: error: cannot create a temporary directory %s: %s\n", tmpdir,
-            strerror(errno));
-    tmpdir[0] = 0;
-    goto done;
-  }
-  char obj[PATH_MAX], err[1024];
-  pathf(obj, sizeof obj, "%s/%s.o", tmpdir, model);
-  if (llvm_model_write_object(dm.cg, obj, err, sizeof err)) {
-    fprintf(stderr, "nnc build: error: %s\n", err);
-    goto done;
-  }
-  const char *fwd_inputs = cg_forward_inputs(dm.fwd);
-  if (!lib) {
-    rc = link_program(out, tmpdir, obj, rtlib, model, fwd_inputs);
-    goto done;
-  }
-  if (lib == 2 ? link_shared(libpath, obj, rtlib) : make_library(libpath, tmpdir, obj, rtlib))
-    goto done;
-  /* the header's sizes come from the descriptor the backend emitted */
-  const RtModelDesc *desc = llvm_model_jit(dm.cg, err, sizeof err);
+/* libNAME.a and NAME.h, whose sizes come from the descriptor the backend emitted */
+static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
+                         const char *obj, const char *rtlib, const char *fwd_inputs) {
+  char err[1024];
+  if (a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
+                : make_library(on->libpath, tmpdir, obj, rtlib, a->verbose))
+    return 1;
+  const RtModelDesc *desc = llvm_model_jit(dm->cg, err, sizeof err);
   if (!desc) {
     fprintf(stderr, "nnc build: error: reading the model's descriptor: %s\n", err);
-    goto done;
+    return 1;
   }
-  if (cg_header_write(hdrpath, base, desc, fwd_inputs, in.path, err, sizeof err)) {
+  if (cg_header_write(on->hdrpath, on->base, desc, fwd_inputs, a->in.path, err, sizeof err)) {
     fprintf(stderr, "nnc build: error: %s\n", err);
-    goto done;
+    return 1;
   }
-  rc = 0;
-done:
+  return 0;
+}
+
+/* the object file in tmpdir, then the program or the library */
+static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
+                         const char *rtlib) {
+  const char *model = dm->fwd->name;
+  char obj[PATH_MAX], err[1024];
+  pathf(obj, sizeof obj, "%s/%s.o", tmpdir, model);
+  if (llvm_model_write_object(dm->cg, obj, err, sizeof err)) {
+    fprintf(stderr, "nnc build: error: %s\n", err);
+    return 1;
+  }
+  const char *fwd_inputs = cg_forward_inputs(dm->fwd);
+  if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs);
+  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, dm->plan_text, a->verbose);
+}
+
+static int make_tmpdir(char *tmpdir, size_t n) {
+  const char *tmpenv = getenv("TMPDIR");
+  snprintf(tmpdir, n, "%s/nnc-build-XXXXXX", tmpenv && *tmpenv ? tmpenv : "/tmp");
+  if (mkdtemp(tmpdir)) return 0;
+  fprintf(stderr, "nnc build: error: cannot create a temporary directory %s: %s\n", tmpdir,
+          strerror(errno));
+  tmpdir[0] = 0;
+  return 1;
+}
+
+int cmd_build(int argc, char **argv) {
+  BuildArgs a;
+  OutNames on;
+  char rtlib[PATH_MAX], tmpdir[PATH_MAX] = "";
+  int rc = build_args(&a, argc, argv);
+  if (rc >= 0) return rc;
+  if ((rc = out_names(a.out, a.lib, a.shared, &on))) return rc;
+  if (find_runtime(rtlib, sizeof rtlib)) return 1;
+  Diag *d = diag_new(stderr);
+  DrvModel dm;
+  rc = drv_build_model(&a.in, &a.bo, d, &dm);
+  if (!rc && !is_ident(dm.fwd->name)) {
+    fprintf(stderr, "nnc build: error: model name '%s' is not a C identifier\n", dm.fwd->name);
+    rc = 1;
+  }
+  if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
+  if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib);
   if (tmpdir[0]) {
-    if (keep)
+    if (a.keep)
       fprintf(stderr, "nnc build: intermediate files kept in %s\n", tmpdir);
     else
       rm_rf(tmpdir);

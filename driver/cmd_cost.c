@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../codegen/codegen.h"
+#include "../codegen/llvm/codegen.h"
 #include "../passes/comm.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"

@@ -89,6 +89,105 @@ static int only_with(int given, int ok, const char *opt, const char *modes) {
   return 0;
 }
 
+/* one option; 0 consumed, -1 after a message */
+static int run_opt(RunOpts *o, int c, const char *arg) {
+  char *end;
+  switch (c) {
+  case 'w': o->weights = arg; return 0;
+  case 'S': o->save_weights = arg; return 0;
+  case 'o': o->grad_out = arg; return 0;
+  case 'g': o->grad = 1; return 0;
+  case 't': o->train = 1; return 0;
+  case 'L': o->loss = arg; return 0;
+  case 'm':
+    o->mode = !strcmp(arg, "train") ? RUN_MODE_TRAIN : !strcmp(arg, "eval") ? RUN_MODE_EVAL : -1;
+    if (o->mode >= 0) return 0;
+    fprintf(stderr, "nnc run: error: --mode must be train or eval, not '%s'\n", arg);
+    return -1;
+  case 's':
+    o->seed = strtoull(arg, &end, 0);
+    if (*end || !*arg || *arg == '-') {
+      fprintf(stderr, "nnc run: error: --seed expects an integer, got '%s'\n", arg);
+      return -1;
+    }
+    o->have_seed = 1;
+    return 0;
+  case 'E': return parse_count(arg, "--epochs", &o->epochs) ? -1 : 0;
+  case 'B': return parse_count(arg, "--batch", &o->batch) ? -1 : 0;
+  case 'l':
+    o->lr = strtod(arg, &end);
+    if (*end || !*arg || !isfinite(o->lr) || o->lr <= 0) {
+      fprintf(stderr, "nnc run: error: --lr expects a positive number, got '%s'\n", arg);
+      return -1;
+    }
+    o->have_lr = 1;
+    return 0;
+  case 'i': return parse_binding(arg, o->ins, &o->nins, "--in") ? -1 : 0;
+  case 'O': return parse_binding(arg, o->outs, &o->nouts, "--out") ? -1 : 0;
+  case 'a': return parse_binding(arg, o->data, &o->ndata, "--data") ? -1 : 0;
+  default: {
+    int r = drv_common_opt(&o->in, c, arg);
+    if (r <= 0) {
+      if (r == 0) usage(stderr);
+      return -1;
+    }
+    return 0;
+  }
+  }
+}
+
+/* --train reads --data, runs --epochs of --batch; parameters from --weights or --seed */
+static int check_train_opts(const RunOpts *o) {
+  if (o->nins) {
+    fprintf(stderr, "nnc run: error: --train reads its inputs from --data NAME=FILE.npy, "
+                    "not --in\n");
+    return -1;
+  }
+  if (o->nouts) {
+    fprintf(stderr, "nnc run: error: --out is not used with --train; save the result with "
+                    "--save-weights\n");
+    return -1;
+  }
+  if (!o->ndata) {
+    fprintf(stderr, "nnc run: error: --train needs the data: --data NAME=FILE.npy for each "
+                    "input\n");
+    return -1;
+  }
+  if (!o->epochs || !o->batch) {
+    fprintf(stderr, "nnc run: error: --train needs --epochs E and --batch B\n");
+    return -1;
+  }
+  return 0; /* parameters: --weights, or initializers seeded with --seed (default 0) */
+}
+
+/* options that only make sense together */
+static int check_opts(const RunOpts *o) {
+  if (o->grad && o->train) {
+    fprintf(stderr, "nnc run: error: --grad and --train exclude each other; give one\n");
+    return -1;
+  }
+  if (only_with(o->grad_out != NULL, o->grad, "-o", "--grad") ||
+      only_with(o->loss != NULL, o->grad || o->train, "--loss", "--grad or --train") ||
+      only_with(o->ndata > 0, o->train, "--data", "--train") ||
+      only_with(o->epochs > 0, o->train, "--epochs", "--train") ||
+      only_with(o->batch > 0, o->train, "--batch", "--train") ||
+      only_with(o->have_lr, o->train, "--lr", "--train") ||
+      only_with(o->mode != RUN_MODE_DEFAULT, !o->train, "--mode", "the forward pass or --grad") ||
+      only_with(o->save_weights != NULL, !o->grad, "--save-weights", "the forward pass or --train"))
+    return -1;
+  if (o->train) return check_train_opts(o);
+  if (!o->weights && !o->have_seed) {
+    fprintf(stderr, "nnc run: error: give --weights FILE.safetensors or --seed S for the "
+                    "parameters\n");
+    return -1;
+  }
+  if (o->weights && o->have_seed && !o->grad) {
+    fprintf(stderr, "nnc run: error: --weights and --seed both set the parameters; give one\n");
+    return -1;
+  }
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, RunOpts *o) {
   static const struct option opts[] = {{"define", required_argument, 0, 'D'},
                                        {"model", required_argument, 0, 'M'},
@@ -110,112 +209,18 @@ static int parse_args(int argc, char **argv, RunOpts *o) {
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "D:ho:", opts, NULL)) != -1) {
-    char *end;
-    switch (c) {
-    case 'h': usage(stdout); exit(0);
-    case 'w': o->weights = optarg; break;
-    case 'S': o->save_weights = optarg; break;
-    case 'o': o->grad_out = optarg; break;
-    case 'g': o->grad = 1; break;
-    case 't': o->train = 1; break;
-    case 'L': o->loss = optarg; break;
-    case 'm':
-      o->mode = !strcmp(optarg, "train") ? RUN_MODE_TRAIN : !strcmp(optarg, "eval") ? RUN_MODE_EVAL : -1;
-      if (o->mode < 0) {
-        fprintf(stderr, "nnc run: error: --mode must be train or eval, not '%s'\n", optarg);
-        return -1;
-      }
-      break;
-    case 's':
-      o->seed = strtoull(optarg, &end, 0);
-      if (*end || !*optarg || *optarg == '-') {
-        fprintf(stderr, "nnc run: error: --seed expects an integer, got '%s'\n", optarg);
-        return -1;
-      }
-      o->have_seed = 1;
-      break;
-    case 'E':
-      if (parse_count(optarg, "--epochs", &o->epochs)) return -1;
-      break;
-    case 'B':
-      if (parse_count(optarg, "--batch", &o->batch)) return -1;
-      break;
-    case 'l':
-      o->lr = strtod(optarg, &end);
-      if (*end || !*optarg || !isfinite(o->lr) || o->lr <= 0) {
-        fprintf(stderr, "nnc run: error: --lr expects a positive number, got '%s'\n", optarg);
-        return -1;
-      }
-      o->have_lr = 1;
-      break;
-    case 'i':
-      if (parse_binding(optarg, o->ins, &o->nins, "--in")) return -1;
-      break;
-    case 'O':
-      if (parse_binding(optarg, o->outs, &o->nouts, "--out")) return -1;
-      break;
-    case 'a':
-      if (parse_binding(optarg, o->data, &o->ndata, "--data")) return -1;
-      break;
-    default: {
-      int r = drv_common_opt(&o->in, c, optarg);
-      if (r <= 0) {
-        if (r == 0) usage(stderr);
-        return -1;
-      }
+    if (c == 'h') {
+      usage(stdout);
+      exit(0);
     }
-    }
+    if (run_opt(o, c, optarg)) return -1;
   }
   if (optind != argc - 1) {
     usage(stderr);
     return -1;
   }
   o->in.path = argv[optind];
-  if (o->grad && o->train) {
-    fprintf(stderr, "nnc run: error: --grad and --train exclude each other; give one\n");
-    return -1;
-  }
-  if (only_with(o->grad_out != NULL, o->grad, "-o", "--grad") ||
-      only_with(o->loss != NULL, o->grad || o->train, "--loss", "--grad or --train") ||
-      only_with(o->ndata > 0, o->train, "--data", "--train") ||
-      only_with(o->epochs > 0, o->train, "--epochs", "--train") ||
-      only_with(o->batch > 0, o->train, "--batch", "--train") ||
-      only_with(o->have_lr, o->train, "--lr", "--train") ||
-      only_with(o->mode != RUN_MODE_DEFAULT, !o->train, "--mode", "the forward pass or --grad") ||
-      only_with(o->save_weights != NULL, !o->grad, "--save-weights", "the forward pass or --train"))
-    return -1;
-  if (o->train) {
-    if (o->nins) {
-      fprintf(stderr, "nnc run: error: --train reads its inputs from --data NAME=FILE.npy, "
-                      "not --in\n");
-      return -1;
-    }
-    if (o->nouts) {
-      fprintf(stderr, "nnc run: error: --out is not used with --train; save the result with "
-                      "--save-weights\n");
-      return -1;
-    }
-    if (!o->ndata) {
-      fprintf(stderr, "nnc run: error: --train needs the data: --data NAME=FILE.npy for each "
-                      "input\n");
-      return -1;
-    }
-    if (!o->epochs || !o->batch) {
-      fprintf(stderr, "nnc run: error: --train needs --epochs E and --batch B\n");
-      return -1;
-    }
-    return 0; /* parameters: --weights, or initializers seeded with --seed (default 0) */
-  }
-  if (!o->weights && !o->have_seed) {
-    fprintf(stderr, "nnc run: error: give --weights FILE.safetensors or --seed S for the "
-                    "parameters\n");
-    return -1;
-  }
-  if (o->weights && o->have_seed && !o->grad) {
-    fprintf(stderr, "nnc run: error: --weights and --seed both set the parameters; give one\n");
-    return -1;
-  }
-  return 0;
+  return check_opts(o);
 }
 
 int run_was_defined(const RunOpts *o, const char *sym) {

@@ -173,145 +173,193 @@ static const char *opt_name(OptKind k) {
   return k == OPT_SGD ? "sgd" : k == OPT_ADAM ? "adam" : k == OPT_ADAMW ? "adamw" : "none";
 }
 
-int run_train(RunOpts *o) {
-  Diag *d = diag_new(stderr);
-  IrGraph *g = NULL, *tg;
-  Interp *ip = NULL;
-  RtTensor files[RUN_MAX_BINDINGS] = {{0}};
-  int nodes[RUN_MAX_BINDINGS];
-  double *batch[RUN_MAX_BINDINGS] = {0};
-  int64_t *perm = NULL;
+/* the state of one `nnc run --train` */
+typedef struct Trainer {
+  RunOpts *o;
+  Diag *d;
+  IrGraph *g, *tg; /* the model and its training step */
+  IrTrain t;
   TrainInfo info;
-  char err[512];
-  int rc = 1;
-  IrModule *m = drv_compile(&o->in, d, &g);
-  if (!m) rc = drv_compile_status(&o->in);
-  if (!m) goto done;
-  int64_t samples = read_data(o, g, files, nodes, d);
-  if (samples < 0) goto free_module;
-  if (!(m = drv_recompile_dims(&o->in, m, &g, d))) goto done;
-  for (int k = 0; k < o->ndata; k++) nodes[k] = run_find_node(g, OP_INPUT, o->data[k].name);
-  const IrTrain *ts = ir_module_find_train(m, g->name);
+  Interp *ip;
+  RtTensor files[RUN_MAX_BINDINGS];
+  int nodes[RUN_MAX_BINDINGS];
+  double *batch[RUN_MAX_BINDINGS];
+  int64_t rowsz[RUN_MAX_BINDINGS];
+  int64_t samples, steps, step;
+  int64_t *perm;
+  int logits, label, acc; /* classifier outputs, for the accuracy */
+} Trainer;
+
+/* the model's train section with the command line's --loss and --lr; -1 after a message */
+static int train_section(Trainer *T, IrModule *m) {
+  RunOpts *o = T->o;
+  const IrTrain *ts = ir_module_find_train(m, T->g->name);
   if (!ts) {
-    diag_error_file(d, o->in.path,
+    diag_error_file(T->d, o->in.path,
                     "model '%s' has no train section; --train needs one, e.g. "
                     "'train %s { minimize LOSS  optimizer adam(lr = 1e-3) }'",
-                    g->name, g->name);
-    goto free_module;
+                    T->g->name, T->g->name);
+    return -1;
   }
-  IrTrain t = *ts;
+  T->t = *ts;
   SrcLoc loss_loc;
-  if (o->loss && !run_loss_name(o, m, g, &loss_loc, d)) goto free_module;
+  if (o->loss && !run_loss_name(o, m, T->g, &loss_loc, T->d)) return -1;
   if (o->loss) {
-    t.minimize = o->loss;
-    t.loc = loss_loc;
+    T->t.minimize = o->loss;
+    T->t.loc = loss_loc;
   }
-  if (o->have_lr) t.lr = o->lr;
-  if (t.opt == OPT_NONE) {
-    diag_error(d, t.loc, "the train section of '%s' has no optimizer", g->name);
-    goto free_module;
+  if (o->have_lr) T->t.lr = o->lr;
+  if (T->t.opt == OPT_NONE) {
+    diag_error(T->d, T->t.loc, "the train section of '%s' has no optimizer", T->g->name);
+    return -1;
   }
-  if (!(tg = pass_train_graph(g, &t, &info, d))) goto free_module;
+  return 0;
+}
 
-  InterpOptions io = {.seed = o->seed};
-  ip = interp_new(tg, &io);
-  /* every PARAM from its initializer (optimizer state: zeros), then the file's values */
+/* every PARAM from its initializer (optimizer state: zeros), then the file's values; a file
+ * with the optimizer state resumes its step counter */
+static int train_state(Trainer *T) {
+  IrGraph *tg = T->tg;
+  RunOpts *o = T->o;
   for (int i = 0; i < tg->nnodes; i++) {
     if (tg->nodes[i].op != OP_PARAM) continue;
     int64_t n = ir_type_numel(tg, &tg->nodes[i].type);
     double *buf = xmalloc((size_t)(n ? n : 1) * sizeof(double));
     interp_init_param(tg, i, o->seed, buf);
-    interp_set(ip, i, buf, n);
+    interp_set(T->ip, i, buf, n);
     free(buf);
   }
-  int64_t step = 0;
-  if (o->weights) {
-    StateSet ss = {info.state, info.nstate};
-    int nstate = 0;
-    if (run_load_weights(o, tg, ip, is_state, &ss, &nstate, d)) goto free_module;
-    if (nstate && nstate < info.nstate) {
-      diag_error_file(d, o->weights,
-                      "holds %d of the %d optimizer state tensors of %s; give all of them to "
-                      "resume training, or none to start the state at zero",
-                      nstate, info.nstate, opt_name(t.opt));
-      goto free_module;
-    }
-    if (nstate) { /* resuming: dropout continues its step counter */
-      int sn = run_find_node(tg, OP_PARAM, "optimizer.step");
-      if (sn >= 0) step = (int64_t)interp_value(ip, sn, NULL)[0];
-      fprintf(stderr, "note: resuming the %s state from %s\n", opt_name(t.opt), o->weights);
-    }
+  if (!o->weights) return 0;
+  StateSet ss = {T->info.state, T->info.nstate};
+  int nstate = 0;
+  if (run_load_weights(o, tg, T->ip, is_state, &ss, &nstate, T->d)) return -1;
+  if (nstate && nstate < T->info.nstate) {
+    diag_error_file(T->d, o->weights,
+                    "holds %d of the %d optimizer state tensors of %s; give all of them to "
+                    "resume training, or none to start the state at zero",
+                    nstate, T->info.nstate, opt_name(T->t.opt));
+    return -1;
   }
+  if (nstate) { /* resuming: dropout continues its step counter */
+    int sn = run_find_node(tg, OP_PARAM, "optimizer.step");
+    if (sn >= 0) T->step = (int64_t)interp_value(T->ip, sn, NULL)[0];
+    fprintf(stderr, "note: resuming the %s state from %s\n", opt_name(T->t.opt), o->weights);
+  }
+  return 0;
+}
 
-  int logits = -1, label = -1;
-  int acc = find_classifier(tg, &info, &logits, &label);
-  int64_t B = o->batch, steps = samples / B, rowsz[RUN_MAX_BINDINGS];
-  if (samples % B)
+/* batch buffers and the sample order */
+static void train_batches(Trainer *T) {
+  int64_t B = T->o->batch;
+  T->steps = T->samples / B;
+  if (T->samples % B)
     fprintf(stderr,
             "note: %lld samples in batches of %lld: %lld steps per epoch; the last %lld "
             "samples of each shuffled epoch are not used\n",
-            (long long)samples, (long long)B, (long long)steps, (long long)(samples % B));
-  for (int k = 0; k < o->ndata; k++) {
-    rowsz[k] = rt_tensor_numel(&files[k]) / samples;
-    batch[k] = xmalloc((size_t)(B * rowsz[k] > 0 ? B * rowsz[k] : 1) * sizeof(double));
+            (long long)T->samples, (long long)B, (long long)T->steps,
+            (long long)(T->samples % B));
+  for (int k = 0; k < T->o->ndata; k++) {
+    T->rowsz[k] = rt_tensor_numel(&T->files[k]) / T->samples;
+    T->batch[k] = xmalloc((size_t)(B * T->rowsz[k] > 0 ? B * T->rowsz[k] : 1) * sizeof(double));
   }
-  perm = xmalloc((size_t)samples * sizeof(int64_t));
-  for (int64_t i = 0; i < samples; i++) perm[i] = i;
+  T->perm = xmalloc((size_t)T->samples * sizeof(int64_t));
+  for (int64_t i = 0; i < T->samples; i++) T->perm[i] = i;
+}
+
+/* step s of epoch e: the batch in, one interpreted step; its loss, or NAN after a message */
+static double train_step(Trainer *T, int64_t e, int64_t s) {
+  int64_t B = T->o->batch;
+  char err[512];
+  for (int k = 0; k < T->o->ndata; k++) {
+    const double *src = T->files[k].data;
+    for (int64_t j = 0; j < B; j++)
+      memcpy(T->batch[k] + j * T->rowsz[k], src + T->perm[s * B + j] * T->rowsz[k],
+             (size_t)T->rowsz[k] * sizeof(double));
+    interp_set(T->ip, T->nodes[k], T->batch[k], B * T->rowsz[k]);
+  }
+  interp_set_step(T->ip, T->step++);
+  if (interp_run(T->ip, err, sizeof err)) {
+    diag_error_file(T->d, T->o->in.path, "epoch %lld, step %lld: %s", (long long)e + 1,
+                    (long long)s + 1, err);
+    return NAN;
+  }
+  double loss = interp_value(T->ip, T->info.loss, NULL)[0];
+  if (!isfinite(loss)) {
+    diag_error_file(T->d, T->o->in.path,
+                    "the loss became %g at epoch %lld, step %lld; try a smaller --lr", loss,
+                    (long long)e + 1, (long long)s + 1);
+    return NAN;
+  }
+  return loss;
+}
+
+static int train_epochs(Trainer *T) {
+  RunOpts *o = T->o;
   uint64_t rng = o->seed;
-  printf("training %s: %lld samples, batch %lld, %lld steps per epoch, %s lr %g\n", g->name,
-         (long long)samples, (long long)B, (long long)steps, opt_name(t.opt), t.lr);
+  printf("training %s: %lld samples, batch %lld, %lld steps per epoch, %s lr %g\n", T->g->name,
+         (long long)T->samples, (long long)o->batch, (long long)T->steps, opt_name(T->t.opt),
+         T->t.lr);
   for (int64_t e = 0; e < o->epochs; e++) {
-    rt_shuffle(perm, samples, &rng);
+    rt_shuffle(T->perm, T->samples, &rng);
     double loss_sum = 0;
     int64_t correct = 0;
-    for (int64_t s = 0; s < steps; s++) {
-      for (int k = 0; k < o->ndata; k++) {
-        const double *src = files[k].data;
-        for (int64_t j = 0; j < B; j++)
-          memcpy(batch[k] + j * rowsz[k], src + perm[s * B + j] * rowsz[k],
-                 (size_t)rowsz[k] * sizeof(double));
-        interp_set(ip, nodes[k], batch[k], B * rowsz[k]);
-      }
-      interp_set_step(ip, step++);
-      if (interp_run(ip, err, sizeof err)) {
-        diag_error_file(d, o->in.path, "epoch %lld, step %lld: %s", (long long)e + 1,
-                        (long long)s + 1, err);
-        goto free_module;
-      }
-      double loss = interp_value(ip, info.loss, NULL)[0];
-      if (!isfinite(loss)) {
-        diag_error_file(d, o->in.path,
-                        "the loss became %g at epoch %lld, step %lld; try a smaller --lr", loss,
-                        (long long)e + 1, (long long)s + 1);
-        goto free_module;
-      }
+    for (int64_t s = 0; s < T->steps; s++) {
+      double loss = train_step(T, e, s);
+      if (isnan(loss)) return -1;
       loss_sum += loss;
-      if (acc) correct += count_correct(ip, logits, label);
+      if (T->acc) correct += count_correct(T->ip, T->logits, T->label);
     }
     printf("epoch %lld/%lld: loss %.6f", (long long)e + 1, (long long)o->epochs,
-           loss_sum / (double)steps);
-    if (acc) printf("  accuracy %.4f", (double)correct / (double)(steps * B));
+           loss_sum / (double)T->steps);
+    if (T->acc) printf("  accuracy %.4f", (double)correct / (double)(T->steps * o->batch));
     printf("\n");
     fflush(stdout);
   }
-  if (o->save_weights) {
-    char meta[256];
-    snprintf(meta, sizeof meta,
-             "{\"nnc.model\":\"%s\",\"nnc.optimizer\":\"%s\",\"nnc.epochs\":\"%lld\"}", g->name,
-             opt_name(t.opt), (long long)o->epochs);
-    if (run_save_params(tg, ip, o->save_weights, meta, d)) goto free_module;
-  }
-  rc = 0;
-free_module:
-  interp_free(ip);
+  return 0;
+}
+
+static int train_save(Trainer *T) {
+  if (!T->o->save_weights) return 0;
+  char meta[256];
+  snprintf(meta, sizeof meta,
+           "{\"nnc.model\":\"%s\",\"nnc.optimizer\":\"%s\",\"nnc.epochs\":\"%lld\"}",
+           T->g->name, opt_name(T->t.opt), (long long)T->o->epochs);
+  return run_save_params(T->tg, T->ip, T->o->save_weights, meta, T->d);
+}
+
+/* the model with its data bound, the training step, its state: -1 after a message */
+static int train_setup(Trainer *T, IrModule **m) {
+  RunOpts *o = T->o;
+  if ((T->samples = read_data(o, T->g, T->files, T->nodes, T->d)) < 0) return -1;
+  if (!(*m = drv_recompile_dims(&o->in, *m, &T->g, T->d))) return -1;
+  for (int k = 0; k < o->ndata; k++) T->nodes[k] = run_find_node(T->g, OP_INPUT, o->data[k].name);
+  if (train_section(T, *m)) return -1;
+  if (!(T->tg = pass_train_graph(T->g, &T->t, &T->info, T->d))) return -1;
+  InterpOptions io = {.seed = o->seed};
+  T->ip = interp_new(T->tg, &io);
+  if (train_state(T)) return -1;
+  T->logits = T->label = -1;
+  T->acc = find_classifier(T->tg, &T->info, &T->logits, &T->label);
+  train_batches(T);
+  return 0;
+}
+
+int run_train(RunOpts *o) {
+  Trainer T;
+  memset(&T, 0, sizeof T);
+  T.o = o;
+  T.d = diag_new(stderr);
+  IrModule *m = drv_compile(&o->in, T.d, &T.g);
+  int rc = m ? 1 : drv_compile_status(&o->in);
+  if (m && !train_setup(&T, &m) && !train_epochs(&T) && !train_save(&T)) rc = 0;
+  interp_free(T.ip);
   ir_module_free(m);
-done:
-  diag_finish(d);
-  diag_free(d);
-  free(perm);
+  diag_finish(T.d);
+  diag_free(T.d);
+  free(T.perm);
   for (int k = 0; k < o->ndata; k++) {
-    rt_tensor_free(&files[k]);
-    free(batch[k]);
+    rt_tensor_free(&T.files[k]);
+    free(T.batch[k]);
   }
   return rc;
 }

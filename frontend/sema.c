@@ -1196,8 +1196,6 @@ static void train_optimizer(Sema *s, const Ast *call, IrTrain *t) {
 }
 
 static void train_memory(Sema *s, const Ast *st, IrTrain *t) {
-  static const char *const units[] = {"B", "KB", "KiB", "MB", "MiB", "GB", "GiB"};
-  static const double scale[] = {1, 1e3, 1024, 1e6, 1048576, 1e9, 1073741824};
   Value v = sema_eval(s, st->a);
   double x;
   if (v.k == V_ERR) return;
@@ -1205,19 +1203,17 @@ static void train_memory(Sema *s, const Ast *st, IrTrain *t) {
     sema_error(s, v.loc, "memory budget must be a positive number");
     return;
   }
-  for (int i = 0; i < 7; i++)
-    if (!strcmp(st->name, units[i])) {
-      double b = x * scale[i];
-      if (b > 9e18) {
-        sema_error(s, st->loc, "memory budget is too large");
-        return;
-      }
-      t->memory_budget = (int64_t)b;
-      return;
+  double scale = ir_size_unit(st->name, false);
+  if (scale) {
+    if ((t->memory_budget = ir_size_bytes(x, scale)) < 0) {
+      sema_error(s, st->loc, "memory budget is too large");
+      t->memory_budget = 0;
     }
-  const char *sug = sema_suggest(st->name, units, 7);
+    return;
+  }
+  const char *sug = sema_suggest(st->name, ir_size_units, IR_NSIZE_UNITS);
   sema_error(s, st->name_loc, "unknown memory unit '%s'%s%s%s", st->name,
-             sug ? "; did you mean '" : "; expected B, KB, KiB, MB, MiB, GB or GiB",
+             sug ? "; did you mean '" : "; expected B, KB, KiB, MB, MiB, GB, GiB, TB or TiB",
              sug ? sug : "", sug ? "'?" : "");
 }
 

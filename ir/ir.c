@@ -2,7 +2,9 @@
 #include "ir.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <strings.h>
 
 const OpInfo ir_ops[OP_COUNT] = {
 #define X(e, nm, ar, fl) [OP_##e] = {nm, ar, fl},
@@ -115,6 +117,29 @@ int ir_find_value(const IrGraph *g, const char *name) {
   for (int i = g->nnodes - 1; i >= 0; i--)
     if (g->nodes[i].name && !strcmp(g->nodes[i].name, name)) return i;
   return -1;
+}
+
+void ir_mark_live(const IrGraph *g, bool *live) {
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (live[i])
+      for (int j = 0; j < g->nodes[i].nin; j++) live[g->nodes[i].in[j]] = true;
+}
+
+const char *const ir_size_units[IR_NSIZE_UNITS] = {"B",  "KB", "KiB", "MB", "MiB",
+                                                   "GB", "GiB", "TB", "TiB"};
+
+double ir_size_unit(const char *unit, bool fold) {
+  static const double scale[IR_NSIZE_UNITS] = {1, 1e3, 1024, 1e6, 1048576.0, 1e9, 1073741824.0,
+                                               1e12, 1099511627776.0};
+  for (int i = 0; i < IR_NSIZE_UNITS; i++)
+    if (fold ? !strcasecmp(unit, ir_size_units[i]) : !strcmp(unit, ir_size_units[i]))
+      return scale[i];
+  return 0;
+}
+
+int64_t ir_size_bytes(double x, double scale) {
+  double b = ceil(x * scale);
+  return b > 9.0e18 ? -1 : (int64_t)b;
 }
 
 /* ---- types --------------------------------------------------------------------------- */

@@ -161,6 +161,9 @@ int ir_build(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr,
 
 void ir_add_output(IrGraph *g, const char *name, int node);
 int ir_find_value(const IrGraph *g, const char *name); /* by node name, last wins; -1 */
+/* live[] holds the roots (outputs, side effects) on entry; marks every node they read,
+ * transitively (operands precede their readers) */
+void ir_mark_live(const IrGraph *g, bool *live);
 
 /* types */
 IrType ir_type(DType dt, int rank, Dim *const *dims);
@@ -184,6 +187,15 @@ void ir_module_print(FILE *out, const IrModule *m);
 /* structural checks: operand order, arity, types agree with ir_infer; 0 ok, else prints to
  * err and returns the number of problems */
 int ir_verify(const IrGraph *g, FILE *err);
+
+/* memory sizes, one table for a train section's `memory` line and the --memory options:
+ * B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (KB = 1000 bytes, KiB = 1024) */
+enum { IR_NSIZE_UNITS = 9 };
+extern const char *const ir_size_units[IR_NSIZE_UNITS];
+/* bytes per unit; fold: match ignoring case. 0 if unknown */
+double ir_size_unit(const char *unit, bool fold);
+/* x units of scale bytes, rounded up to a whole byte; -1 above 9e18 */
+int64_t ir_size_bytes(double x, double scale);
 
 /* parameters in node order (PARAM nodes) */
 int ir_params(const IrGraph *g, int *out, int max);

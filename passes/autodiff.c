@@ -606,7 +606,7 @@ static bool is_float(DType dt) { return dt == DT_F32 || dt == DT_F16 || dt == DT
 /* need[v]: v depends on a trainable PARAM (through float values) and the loss depends on v */
 static void mark_needed(Ad *a, int loss) {
   const IrGraph *g = a->g;
-  bool *dep = calloc((size_t)a->nfwd, 1), *reach = calloc((size_t)a->nfwd, 1);
+  bool *dep = xcalloc((size_t)a->nfwd, 1), *reach = xcalloc((size_t)g->nnodes + 1, 1);
   for (int i = 0; i <= loss; i++) {
     const IrNode *n = &g->nodes[i];
     if (!is_float(n->type.dt) || n->op == OP_ASSIGN) continue;
@@ -614,9 +614,7 @@ static void mark_needed(Ad *a, int loss) {
     for (int j = 0; j < n->nin && !dep[i]; j++) dep[i] = dep[n->in[j]];
   }
   reach[loss] = true;
-  for (int i = loss; i >= 0; i--)
-    if (reach[i])
-      for (int j = 0; j < g->nodes[i].nin; j++) reach[g->nodes[i].in[j]] = true;
+  ir_mark_live(g, reach);
   for (int i = 0; i < a->nfwd; i++) a->need[i] = dep[i] && reach[i];
   free(dep);
   free(reach);
@@ -714,13 +712,11 @@ int pass_autodiff(IrGraph *g, int loss, TrainInfo *info, Diag *d) {
 
 int pass_dce_tail(IrGraph *g, int first, int *remap) {
   int n = g->nnodes;
-  bool *live = calloc((size_t)n + 1, 1);
-  int *map = remap ? remap : malloc((size_t)(n ? n : 1) * sizeof(int));
+  bool *live = xcalloc((size_t)n + 1, 1);
+  int *map = remap ? remap : xmalloc((size_t)(n ? n : 1) * sizeof(int));
   for (int i = 0; i < n; i++) live[i] = i < first || g->nodes[i].op == OP_ASSIGN;
   for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = true;
-  for (int i = n - 1; i >= first; i--)
-    if (live[i])
-      for (int j = 0; j < g->nodes[i].nin; j++) live[g->nodes[i].in[j]] = true;
+  ir_mark_live(g, live);
   int k = 0;
   for (int i = 0; i < n; i++) {
     map[i] = live[i] ? k : -1;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cost.h"
 
@@ -475,7 +476,9 @@ static double group_clones(Ctx *c, int i, int j, int *count) {
 
 static int64_t a64(int64_t x) { return (x + MP_ALIGN - 1) / MP_ALIGN * MP_ALIGN; }
 
-static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_t errn) {
+/* liveness without in-place merging, the end of the forward phase, FLOPs per node and what
+ * the backward reads */
+static int ctx_values(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_t errn) {
   memset(c, 0, sizeof *c);
   c->S = S;
   c->info = *info;
@@ -501,8 +504,15 @@ static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_
     if (nd->phase != PH_FWD)
       for (int j = 0; j < nd->nin; j++) c->bwd_read[nd->in[j]] = true;
   }
-  /* articulation points: positions p where the forward values made before p and read by a
-   * forward node at or after p share one storage root */
+  return 0;
+}
+
+/* the segments: cut at articulation points, positions p where the forward values made before
+ * p and read by a forward node at or after p share one storage root */
+static void ctx_segments(Ctx *c) {
+  const IrGraph *S = c->S;
+  int n = c->n;
+  size_t N = (size_t)n + 2;
   int *lastf = xmalloc(N * sizeof(int));
   for (int i = 0; i < n; i++) lastf[i] = -1;
   for (int i = 0; i < c->fend; i++) {
@@ -554,8 +564,11 @@ static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_
   free(bnds);
   free(nend_list);
   free(end_head);
+}
 
-  /* the model */
+/* the chain model's boundary sizes b[t] and the residue each segment keeps for the backward */
+static void ctx_bounds(Ctx *c) {
+  int k = c->k;
   RematChain *m = &c->m;
   m->k = k;
   size_t K2 = (size_t)(k + 1) * (size_t)(k + 1);
@@ -570,9 +583,33 @@ static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_
   for (int v = 0; v < c->fend; v++)
     if (fwd_value(c, v) && c->lv.root[v] == v && c->lv.where[v] == MP_ARENA && c->bwd_read[v])
       c->resid[c->seg_of[v]] += (double)a64(c->lv.bytes[v]);
-  /* P(i, j): sweep the steps with the bytes alive per segment (forward values) and other.
-   * Values are taken one by one from the in-place plan of the step: a value whose storage
-   * an elementwise result takes over ends the step before, so each byte counts once. */
+}
+
+/* the segment whose group's backward runs at node u (sigma so far) */
+static int ctx_sigma(const Ctx *c, int u, int sigma) {
+  const IrNode *nd = &c->S->nodes[u];
+  if (nd->phase == PH_FWD) return c->seg_of[u] > 0 ? c->seg_of[u] : sigma;
+  /* a read of a boundary does not make its segment's group recompute (kept, or in one group
+   * with the next segment), so it counts for the segment after */
+  int best = 0;
+  for (int j = 0; j < nd->nin; j++) {
+    int r = c->lv.root[nd->in[j]];
+    if (!fwd_value(c, r) || c->seg_of[r] == 0) continue;
+    int sg = c->seg_of[r];
+    if (r == c->bnd[sg] && sg < c->k) sg++;
+    if (sg > best) best = sg;
+  }
+  return best > 0 ? best : sigma;
+}
+
+/* P(i, j): sweep the steps with the bytes alive per segment (forward values) and other.
+ * Values are taken one by one from the in-place plan of the step: a value whose storage an
+ * elementwise result takes over ends the step before, so each byte counts once. */
+static int ctx_peaks(Ctx *c, char *err, size_t errn) {
+  IrGraph *S = c->S;
+  int n = c->n, k = c->k;
+  size_t N = (size_t)n + 2, K2 = (size_t)(k + 1) * (size_t)(k + 1);
+  RematChain *m = &c->m;
   MemPlan ip;
   if (memplan_build(S, NULL, &ip, NULL, err, errn)) return -1;
   double *live_seg = xcalloc((size_t)k + 2, sizeof(double));
@@ -594,23 +631,7 @@ static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_
       if (fwd_value(c, u) && c->seg_of[u] > 0) live_seg[c->seg_of[u]] += sz;
       else other += sz;
     }
-    const IrNode *nd = &S->nodes[u];
-    if (nd->phase == PH_FWD) {
-      if (c->seg_of[u] > 0) sigma = c->seg_of[u];
-    } else {
-      /* the group whose backward runs: a read of a boundary does not make its segment's
-       * group recompute (kept, or in one group with the next segment), so it counts for
-       * the segment after */
-      int best = 0;
-      for (int j = 0; j < nd->nin; j++) {
-        int r = c->lv.root[nd->in[j]];
-        if (!fwd_value(c, r) || c->seg_of[r] == 0) continue;
-        int sg = c->seg_of[r];
-        if (r == c->bnd[sg] && sg < k) sg++;
-        if (sg > best) best = sg;
-      }
-      if (best > 0) sigma = best;
-    }
+    sigma = ctx_sigma(c, u, sigma);
     suffix[k + 1] = 0;
     for (int s = k; s >= 1; s--) suffix[s] = suffix[s + 1] + live_seg[s];
     for (int i = 1; i <= sigma; i++) {
@@ -630,14 +651,22 @@ static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_
       REMAT_AT(m, m->P, i, j) = run;
     }
   }
-  for (int i = 1; i <= k; i++)
-    for (int j = i; j < k; j++) REMAT_AT(m, m->RC, i, j) = group_clones(c, i, j, NULL);
   free(live_seg);
   free(suffix);
   free(Psig);
   free(endv);
   free(die_at);
   free(nxtd);
+  return 0;
+}
+
+static int ctx_build(Ctx *c, IrGraph *S, const TrainInfo *info, char *err, size_t errn) {
+  if (ctx_values(c, S, info, err, errn)) return -1;
+  ctx_segments(c);
+  ctx_bounds(c);
+  if (ctx_peaks(c, err, errn)) return -1;
+  for (int i = 1; i <= c->k; i++)
+    for (int j = i; j < c->k; j++) REMAT_AT(&c->m, c->m.RC, i, j) = group_clones(c, i, j, NULL);
   return 0;
 }
 
@@ -1101,31 +1130,17 @@ int64_t remat_parse_size(const char *s, char *err, size_t n) {
     return -1;
   }
   while (*end == ' ') end++;
-  static const struct {
-    const char *u;
-    double f;
-  } units[] = {{"", 1},           {"b", 1},          {"k", 1024},        {"kib", 1024},
-               {"kb", 1e3},       {"m", 1048576.0},  {"mib", 1048576.0}, {"mb", 1e6},
-               {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},  {"t", 1099511627776.0},
-               {"tib", 1099511627776.0}, {"tb", 1e12}};
-  char u[8];
-  size_t k = 0;
-  for (; end[k] && k < sizeof u - 1; k++) u[k] = (char)tolower((unsigned char)end[k]);
-  u[k] = 0;
-  if (end[k]) k = sizeof u; /* too long to be a unit */
-  for (size_t i = 0; k < sizeof u && i < sizeof units / sizeof *units; i++)
-    if (!strcmp(u, units[i].u)) {
-      double b = v * units[i].f;
-      if (b > 9.0e18) {
-        snprintf(err, n, "size '%s' is too large", s);
-        return -1;
-      }
-      if (b < 1) {
-        snprintf(err, n, "size '%s' is zero", s);
-        return -1;
-      }
-      return (int64_t)ceil(b);
-    }
+  /* the shared units, and for the command line: none = bytes, K M G T = binary */
+  static const char *const bare[] = {"", "k", "m", "g", "t"};
+  double scale = ir_size_unit(end, true);
+  for (int i = 0; !scale && i < 5; i++)
+    if (!strcasecmp(end, bare[i])) scale = i ? ldexp(1, 10 * i) : 1;
+  if (scale) {
+    int64_t bytes = ir_size_bytes(v, scale);
+    if (bytes < 0) snprintf(err, n, "size '%s' is too large", s);
+    else if (bytes == 0) snprintf(err, n, "size '%s' is zero", s);
+    return bytes > 0 ? bytes : -1;
+  }
   snprintf(err, n, "invalid size '%s': unknown unit '%s' (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)",
            s, end);
   return -1;

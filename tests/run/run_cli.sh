@@ -35,6 +35,6 @@ assert p['model'] == 'mlp' and p['fits'] and p['params_bytes'] > 0, p
 assert p['planned_bytes'] >= p['params_bytes'] + p['io_bytes'], p
 assert len(p['sweep']) == 3 and all('optimal' in s for s in p['sweep']), p['sweep']
 print('plan --json: planned', p['planned_bytes'], 'bytes')" || fail=1
-"$NNC" --help | grep -q -- "--emit=ast|ir|llvm|asm" || { echo "FAIL: nnc --help lacks --emit forms"; fail=1; }
+"$NNC" --help | grep -q -- "--emit=ast|ir|kernels|llvm|asm" || { echo "FAIL: nnc --help lacks --emit forms"; fail=1; }
 [ $fail = 0 ] && echo "cli: ok"
 exit $fail

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../codegen/codegen.h"
-#include "../../codegen/llvm_emit.h"
+#include "../../codegen/llvm/codegen.h"
+#include "../../codegen/llvm/llvm_emit.h"
 #include "../../frontend/frontend.h"
 #include "../../ir/interp.h"
 #include "../../passes/passes.h"
@@ -842,7 +842,7 @@ START_TEST(op_table_complete) {
   int missing = 0;
   for (int op = 0; op < OP_COUNT; op++)
     if (!llvm_op_defined((OpKind)op)) {
-      fprintf(stderr, "codegen/llvm_ops.c has no lowering for %s\n", ir_op_name(op));
+      fprintf(stderr, "codegen/llvm/llvm_ops.c has no lowering for %s\n", ir_op_name(op));
       missing++;
     }
   ck_assert_int_eq(missing, 0);

@@ -1,5 +1,5 @@
 /* llvm_emit.h — state shared by the LLVM model emitter (llvm_model.c) and the per-op
- * lowering (llvm_ops.c). Internal to codegen/.
+ * lowering (llvm_ops.c). Internal to codegen/llvm/.
  *
  * Every kernel of a plan becomes one internal function
  *     void k(ptr params, ptr io, ptr arena, ptr pool, i64 step, i64 seed)
@@ -10,11 +10,11 @@
 #define NNC_LLVM_EMIT_H
 #include <llvm-c/Core.h>
 
-#include "../passes/hw.h"
-#include "../passes/tiles.h"
+#include "../../passes/hw.h"
+#include "../../passes/tiles.h"
 #include "llvm_gemm.h"
 #include "llvm_util.h"
-#include "lower.h"
+#include "../plan/plan.h"
 
 typedef struct CgGemmFn {
   char key[160];
@@ -29,7 +29,6 @@ typedef struct CgEmit {
   int vl;
   const LlvmTargetInfo *ti;
   const HwTarget *hw;
-  const TilePlan *tiles; /* the tiles pass's decisions for the graph of p (NULL: defaults) */
   const CgPlan *p;
   const char *prefix; /* function names: <prefix>_k<index> */
   int kidx;
@@ -38,8 +37,8 @@ typedef struct CgEmit {
   CgGemmFn *gemms;
   int ngemm, capgemm;
   int nglobals;
-  char *err;
-  size_t errlen;
+  int ntasks;         /* task functions so far: names depend on this module alone */
+  Diag *d;            /* where lowering errors go */
 } CgEmit;
 
 typedef int (*LowerFn)(CgEmit *e, const CgKernel *k);

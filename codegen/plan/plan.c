@@ -1,4 +1,4 @@
-/* lower.c — graph -> kernel plan for the CPU backend (see lower.h).
+/* plan.c — graph -> kernel plan for a backend described by a CgTarget (see plan.h).
  *
  * Fusion, in one pass over the nodes in index order:
  * - elementwise ops (OPF_ELEMWISE, BROADCAST, ASSIGN) join the open elementwise group of an
@@ -17,20 +17,12 @@
  * goes to the arena and is copied in at the end of the step, so every read sees the old
  * value as the IR requires.
  */
-#include "lower.h"
+#include "plan.h"
 
-#include "../passes/memplan.h"
+#include "../../passes/memplan.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static void *cg_xcalloc(size_t n, size_t s) {
-  void *p = calloc(n ? n : 1, s ? s : 1);
-  if (!p) abort();
-  return p;
-}
-
-bool cg_dtype_ok(DType dt) { return dt == DT_F32 || dt == DT_I32; }
 
 int cg_shape(const IrGraph *g, int i, int64_t *shape) {
   const IrType *t = &g->nodes[i].type;
@@ -40,11 +32,6 @@ int cg_shape(const IrGraph *g, int i, int64_t *shape) {
 
 static bool is_ew(const IrNode *n) {
   return (ir_ops[n->op].flags & OPF_ELEMWISE) || n->op == OP_BROADCAST || n->op == OP_ASSIGN;
-}
-
-static bool is_alias(const IrNode *n) {
-  return n->op == OP_RESHAPE ||
-         ((n->op == OP_DROPOUT || n->op == OP_DROPOUT_BWD) && (!n->attr.train || n->attr.value == 0));
 }
 
 static bool same_shape(const CgPlan *p, int a, int b) {
@@ -58,8 +45,7 @@ static bool same_shape(const CgPlan *p, int a, int b) {
 static int new_kernel(CgPlan *p, CgKernelKind kind, int anchor) {
   if (p->nk == p->capk) {
     p->capk = p->capk ? 2 * p->capk : 64;
-    p->k = realloc(p->k, (size_t)p->capk * sizeof *p->k);
-    if (!p->k) abort();
+    p->k = xrealloc(p->k, (size_t)p->capk * sizeof *p->k);
   }
   CgKernel *k = &p->k[p->nk];
   memset(k, 0, sizeof *k);
@@ -76,8 +62,7 @@ static void add_member(CgPlan *p, int ki, int node) {
   CgKernel *k = &p->k[ki];
   if (k->nmembers == k->cap) {
     k->cap = k->cap ? 2 * k->cap : 8;
-    k->members = realloc(k->members, (size_t)k->cap * sizeof(int));
-    if (!k->members) abort();
+    k->members = xrealloc(k->members, (size_t)k->cap * sizeof(int));
   }
   k->members[k->nmembers++] = node;
   p->kof[node] = ki;
@@ -200,115 +185,140 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
               c->pw == 0 && c->OH == c->H && c->OW == c->W;
 }
 
-/* ---- the plan ------------------------------------------------------------------------- */
+/* ---- the plan, step by step ------------------------------------------------------------ */
 
-int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
-  memset(p, 0, sizeof *p);
-  p->g = g;
-  int nn = g->nnodes;
-  p->v = cg_xcalloc((size_t)nn, sizeof(CgVal));
-  p->kof = cg_xcalloc((size_t)nn, sizeof(int));
-  p->inplace = cg_xcalloc((size_t)nn, sizeof(bool));
-  bool *is_out = cg_xcalloc((size_t)nn, sizeof(bool));
-  bool *absorbed = cg_xcalloc((size_t)nn, sizeof(bool));
-  int rc = -1;
-
-  for (int i = 0; i < nn; i++) {
+/* shapes and sizes at the current dims */
+static int plan_values(CgPlan *p, Diag *d) {
+  const IrGraph *g = p->g;
+  for (int i = 0; i < g->nnodes; i++) {
     CgVal *v = &p->v[i];
     const IrNode *n = &g->nodes[i];
     v->rank = cg_shape(g, i, v->shape);
     v->numel = 1;
+    bool big = false;
     for (int k = 0; k < v->rank; k++) {
       if (v->shape[k] < 0) {
         diag_error(d, n->loc, "%s has a negative dim at the current dim values", ir_op_name(n->op));
-        goto out;
+        return -1;
       }
-      v->numel *= v->shape[k];
+      big |= __builtin_mul_overflow(v->numel, v->shape[k], &v->numel);
     }
-    v->nbytes = v->numel * (int64_t)dt_size(n->type.dt);
+    big |= __builtin_mul_overflow(v->numel, (int64_t)dt_size(n->type.dt), &v->nbytes);
+    if (big || v->nbytes > CG_MAX_BYTES) {
+      diag_error(d, n->loc, "%s is too large to plan: its size in bytes exceeds 2^61",
+                 ir_op_name(n->op));
+      return -1;
+    }
     v->region = CG_REGION_NONE;
     v->root = i;
     v->kernel = -1;
     p->kof[i] = -1;
   }
-  /* what is needed: outputs, the bound io values, ASSIGNs, and everything they read */
+  return 0;
+}
+
+/* what is needed: outputs, the bound io values, ASSIGNs, and everything they read */
+static void plan_needed(CgPlan *p, const CgBinding *bind, bool *is_out) {
+  const IrGraph *g = p->g;
   for (int j = 0; j < bind->nout; j++) is_out[bind->out_node[j]] = true;
-  for (int i = nn - 1; i >= 0; i--) {
+  bool *needed = xcalloc((size_t)g->nnodes, sizeof(bool));
+  for (int i = 0; i < g->nnodes; i++) needed[i] = is_out[i] || g->nodes[i].op == OP_ASSIGN;
+  ir_mark_live(g, needed);
+  for (int i = 0; i < g->nnodes; i++) p->v[i].needed = needed[i];
+  free(needed);
+}
+
+static void dtype_list(const CgTarget *t, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int dt = 0; dt < 32 && k < n; dt++)
+    if (t->dtypes >> dt & 1u)
+      k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? ", " : "", dt_name((DType)dt));
+}
+
+/* every needed node is an op of a dtype the backend has */
+static int plan_check_target(const CgPlan *p, Diag *d) {
+  const IrGraph *g = p->g;
+  const CgTarget *t = p->target;
+  for (int i = 0; i < g->nnodes; i++) {
     const IrNode *n = &g->nodes[i];
-    if (is_out[i] || n->op == OP_ASSIGN) p->v[i].needed = true;
     if (!p->v[i].needed) continue;
-    for (int j = 0; j < n->nin; j++) p->v[n->in[j]].needed = true;
-  }
-  for (int i = 0; i < nn; i++) {
-    const IrNode *n = &g->nodes[i];
-    if (p->v[i].needed && !cg_dtype_ok(n->type.dt)) {
-      diag_error(d, n->loc,
-                 "the CPU backend computes in f32 (with i32 labels and indices); %s of dtype "
-                 "%s is not supported yet",
-                 ir_op_name(n->op), dt_name(n->type.dt));
-      goto out;
+    if ((unsigned)n->op >= OP_COUNT || !t->native[n->op]) {
+      diag_error(d, n->loc, "the %s backend has no lowering for op '%s'", t->name,
+                 ir_op_name(n->op));
+      return -1;
+    }
+    if (!cg_target_dtype(t, n->type.dt)) {
+      char dts[128];
+      dtype_list(t, dts, sizeof dts);
+      diag_error(d, n->loc, "the %s backend computes in %s; %s of dtype %s is not supported yet",
+                 t->name, dts, ir_op_name(n->op), dt_name(n->type.dt));
+      return -1;
     }
   }
+  return 0;
+}
 
-  /* fusion */
-  for (int i = 0; i < nn; i++) {
+/* an elementwise node joins the open group of an operand of its shape (merging groups) */
+static void fuse_ew(CgPlan *p, int i) {
+  const IrGraph *g = p->g;
+  const IrNode *n = &g->nodes[i];
+  int target = -1;
+  for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
+    int o = n->in[j];
+    if (g->nodes[o].op == OP_CONST) continue; /* folded into the group */
+    int ko = p->kof[o];
+    bool cand = ko >= 0 && p->k[ko].kind == CGK_EW && !p->k[ko].sealed && same_shape(p, o, i);
+    if (!cand) {
+      materialize(p, o);
+    } else if (target < 0) {
+      target = ko;
+    } else if (ko != target) {
+      merge_into(p, target, ko);
+    }
+  }
+  if (target < 0) target = new_kernel(p, CGK_EW, i);
+  add_member(p, target, i);
+  p->k[target].anchor = p->k[target].node = p->k[target].out = i;
+}
+
+/* fusion, in node order (see the file comment) */
+static void plan_fuse(CgPlan *p, const bool *is_out, bool *absorbed) {
+  const IrGraph *g = p->g;
+  for (int i = 0; i < g->nnodes; i++) {
     const IrNode *n = &g->nodes[i];
     if (!p->v[i].needed || absorbed[i]) continue;
-    switch (n->op) {
-    case OP_INPUT:
-    case OP_PARAM:
-    case OP_CONST:
-      continue;
-    default:
-      break;
-    }
-    if (is_alias(n)) {
+    if (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_CONST) continue;
+    if (memplan_is_view(n)) {
       materialize(p, n->in[0]);
       p->v[i].root = p->v[n->in[0]].root;
       continue;
     }
     if (is_ew(n)) {
-      int target = -1;
-      for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
-        int o = n->in[j];
-        if (g->nodes[o].op == OP_CONST) continue; /* folded into the group */
-        int ko = p->kof[o];
-        bool cand = ko >= 0 && p->k[ko].kind == CGK_EW && !p->k[ko].sealed && same_shape(p, o, i);
-        if (!cand) {
-          materialize(p, o);
-        } else if (target < 0) {
-          target = ko;
-        } else if (ko != target) {
-          merge_into(p, target, ko);
-        }
-      }
-      if (target < 0) target = new_kernel(p, CGK_EW, i);
-      add_member(p, target, i);
-      p->k[target].anchor = p->k[target].node = p->k[target].out = i;
+      fuse_ew(p, i);
       continue;
     }
     for (int j = 0; j < n->nin; j++) materialize(p, n->in[j]);
-    if (n->op == OP_MATMUL || n->op == OP_CONV2D) {
-      int ki = new_kernel(p, n->op == OP_MATMUL ? CGK_GEMM : CGK_CONV, i);
-      add_member(p, ki, i);
-      p->k[ki].sealed = true;
-      take_epilogue(p, ki, i, is_out, absorbed);
-      continue;
-    }
-    int ki = new_kernel(p, (n->op == OP_CONV2D_BWD_DATA || n->op == OP_CONV2D_BWD_FILTER)
-                               ? CGK_CONV : CGK_NODE, i);
+    bool gemm = n->op == OP_MATMUL, conv = n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_DATA ||
+                                           n->op == OP_CONV2D_BWD_FILTER;
+    int ki = new_kernel(p, gemm ? CGK_GEMM : conv ? CGK_CONV : CGK_NODE, i);
     add_member(p, ki, i);
     p->k[ki].sealed = true;
+    if (gemm || n->op == OP_CONV2D) take_epilogue(p, ki, i, is_out, absorbed);
   }
+}
 
-  /* ASSIGN placement: in place unless a later kernel reads the parameter */
+/* ASSIGN placement: in place unless a later kernel reads the parameter */
+static int plan_assign_placement(CgPlan *p, const CgBinding *bind, Diag *d) {
+  const IrGraph *g = p->g;
+  int nn = g->nnodes;
   for (int a = 0; a < nn; a++) {
     const IrNode *n = &g->nodes[a];
     if (n->op != OP_ASSIGN) continue;
     int P = n->in[0], ka = p->kof[a];
     if (g->nodes[P].op != OP_PARAM || !bind->region || bind->region[P] != RT_REGION_PARAMS) {
       diag_error(d, n->loc, "assign target %%%d is not a parameter", P);
-      goto out;
+      return -1;
     }
     bool ok = true;
     for (int c = 0; c < nn && ok; c++) {
@@ -326,9 +336,13 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
       for (int b = 0; b < nn; b++)
         if (g->nodes[b].op == OP_ASSIGN && g->nodes[b].in[0] == g->nodes[a].in[0])
           p->inplace[b] = false;
+  return 0;
+}
 
-  /* leaves */
-  for (int i = 0; i < nn; i++) {
+/* leaves where the binding puts them; ASSIGNs in their parameter, or in the arena */
+static int plan_leaves(CgPlan *p, const CgBinding *bind, Diag *d) {
+  const IrGraph *g = p->g;
+  for (int i = 0; i < g->nnodes; i++) {
     OpKind op = g->nodes[i].op;
     if ((op == OP_PARAM || op == OP_INPUT) && bind->region[i] >= 0) {
       p->v[i].region = bind->region[i];
@@ -336,12 +350,10 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
       p->v[i].stored = true;
     } else if ((op == OP_PARAM || op == OP_INPUT) && p->v[i].needed) {
       diag_error(d, g->nodes[i].loc, "internal error: %s %%%d has no storage", ir_op_name(op), i);
-      goto out;
+      return -1;
     }
   }
-  /* ASSIGN storage: the parameter itself, or an arena copy committed at the end */
-  int ncopy = 0;
-  for (int a = 0; a < nn; a++) {
+  for (int a = 0; a < g->nnodes; a++) {
     if (g->nodes[a].op != OP_ASSIGN) continue;
     int P = g->nodes[a].in[0];
     p->v[a].stored = true;
@@ -350,7 +362,22 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
       p->v[a].offset = p->v[P].offset;
     }
   }
-  /* outputs: written straight into io when their producer can, else copied at the end */
+  return 0;
+}
+
+static void add_copy(CgPlan *p, int anchor, int src, int region, int64_t offset, int64_t bytes) {
+  int ki = new_kernel(p, CGK_COPY, anchor);
+  p->k[ki].copy_src = src;
+  p->k[ki].copy_dst_region = region;
+  p->k[ki].copy_dst_offset = offset;
+  p->k[ki].copy_bytes = bytes;
+}
+
+/* outputs: written straight into io when their producer can, else copied at the end; then
+ * the deferred ASSIGNs' copies into their parameters */
+static void plan_outputs(CgPlan *p, const CgBinding *bind) {
+  const IrGraph *g = p->g;
+  int nn = g->nnodes, ncopy = 0;
   for (int j = 0; j < bind->nout; j++) {
     int o = bind->out_node[j];
     const IrNode *on = &g->nodes[o];
@@ -364,37 +391,32 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
     }
     materialize(p, o);
     p->v[p->v[o].root].stored = true;
-    int ki = new_kernel(p, CGK_COPY, nn + ncopy++);
-    p->k[ki].copy_src = o;
-    p->k[ki].copy_dst_region = RT_REGION_IO;
-    p->k[ki].copy_dst_offset = bind->out_offset[j];
-    p->k[ki].copy_bytes = p->v[o].nbytes;
+    add_copy(p, nn + ncopy++, o, RT_REGION_IO, bind->out_offset[j], p->v[o].nbytes);
   }
   for (int a = 0; a < nn; a++) {
     if (g->nodes[a].op != OP_ASSIGN || p->inplace[a]) continue;
     int P = g->nodes[a].in[0];
-    int ki = new_kernel(p, CGK_COPY, nn + ncopy++);
-    p->k[ki].copy_src = a;
-    p->k[ki].copy_dst_region = RT_REGION_PARAMS;
-    p->k[ki].copy_dst_offset = p->v[P].offset;
-    p->k[ki].copy_bytes = p->v[P].nbytes;
+    add_copy(p, nn + ncopy++, a, RT_REGION_PARAMS, p->v[P].offset, p->v[P].nbytes);
   }
+}
 
-  /* drop merged-away kernels, order by anchor, renumber */
-  {
-    int w = 0;
-    for (int r = 0; r < p->nk; r++)
-      if (!(p->k[r].kind == CGK_COPY && p->k[r].copy_src == -2)) p->k[w++] = p->k[r];
-    p->nk = w;
-    qsort(p->k, (size_t)p->nk, sizeof *p->k, cmp_anchor);
-    for (int i = 0; i < nn; i++) p->kof[i] = -1;
-    for (int ki = 0; ki < p->nk; ki++)
-      for (int m = 0; m < p->k[ki].nmembers; m++) p->kof[p->k[ki].members[m]] = ki;
-  }
+/* drop merged-away kernels, order by anchor, renumber */
+static void plan_order(CgPlan *p) {
+  int w = 0;
+  for (int r = 0; r < p->nk; r++)
+    if (!(p->k[r].kind == CGK_COPY && p->k[r].copy_src == -2)) p->k[w++] = p->k[r];
+  p->nk = w;
+  qsort(p->k, (size_t)p->nk, sizeof *p->k, cmp_anchor);
+  for (int i = 0; i < p->g->nnodes; i++) p->kof[i] = -1;
+  for (int ki = 0; ki < p->nk; ki++)
+    for (int m = 0; m < p->k[ki].nmembers; m++) p->kof[p->k[ki].members[m]] = ki;
+}
 
-  /* what is stored: values read outside their kernel (constants fold into elementwise
-   * groups), kernel results of non-elementwise kernels */
-  for (int c = 0; c < nn; c++) {
+/* what is stored: values read outside their kernel (constants fold into elementwise
+ * groups), kernel results of non-elementwise kernels; scratch and tiles per kernel */
+static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
+  const IrGraph *g = p->g;
+  for (int c = 0; c < g->nnodes; c++) {
     const IrNode *n = &g->nodes[c];
     if (!p->v[c].needed) continue;
     int kc = p->kof[c];
@@ -408,70 +430,116 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgBinding *bind, Diag *d) {
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];
     if (k->kind == CGK_GEMM || k->kind == CGK_CONV || k->kind == CGK_NODE) p->v[k->out].stored = true;
-    if (k->kind == CGK_CONV) {
+    if (k->kind == CGK_CONV && p->target->conv == CG_CONV_IM2COL) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
-      if (!cv.direct) k->scratch_bytes = cv.K * cv.P * 4;
+      if (!cv.direct && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
+                         k->scratch_bytes > CG_MAX_BYTES)) {
+        diag_error(d, g->nodes[k->node].loc, "the im2col scratch of this convolution is too "
+                   "large to plan");
+        return -1;
+      }
+    }
+    if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
+        tiles->tiles[k->node].valid)
+      k->tile = &tiles->tiles[k->node];
+  }
+  for (int i = 0; i < g->nnodes; i++) p->v[i].kernel = p->kof[i];
+  return 0;
+}
+
+/* first and last kernel of every stored arena value (-1: not in the arena) */
+static int arena_lifetimes(const CgPlan *p, int *def, int *last, Diag *d) {
+  const IrGraph *g = p->g;
+  int nn = g->nnodes;
+  for (int i = 0; i < nn; i++) def[i] = last[i] = -1;
+  for (int i = 0; i < nn; i++)
+    if (p->v[i].stored && p->v[i].region == CG_REGION_NONE && p->v[i].root == i) {
+      if (p->kof[i] < 0) {
+        diag_error(d, g->nodes[i].loc, "internal error: %%%d is stored but has no kernel", i);
+        return -1;
+      }
+      def[i] = last[i] = p->kof[i];
+    }
+  for (int c = 0; c < nn; c++) {
+    const IrNode *n = &g->nodes[c];
+    if (!p->v[c].needed || p->kof[c] < 0) continue;
+    for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
+      int r = p->v[n->in[j]].root;
+      if (def[r] >= 0 && p->kof[c] > last[r]) last[r] = p->kof[c];
     }
   }
-  for (int i = 0; i < nn; i++) p->v[i].kernel = p->kof[i];
+  for (int ki = 0; ki < p->nk; ki++)
+    if (p->k[ki].kind == CGK_COPY) {
+      int r = p->v[p->k[ki].copy_src].root;
+      if (def[r] >= 0 && ki > last[r]) last[r] = ki;
+    }
+  return 0;
+}
 
-  /* arena: liveness in kernel order, best-fit reuse */
-  {
-    int *def = cg_xcalloc((size_t)nn, sizeof(int)), *last = cg_xcalloc((size_t)nn, sizeof(int));
-    for (int i = 0; i < nn; i++) def[i] = last[i] = -1;
-    for (int i = 0; i < nn; i++)
-      if (p->v[i].stored && p->v[i].region == CG_REGION_NONE && p->v[i].root == i) {
-        if (p->kof[i] < 0) {
-          diag_error(d, g->nodes[i].loc, "internal error: %%%d is stored but has no kernel", i);
-          free(def);
-          free(last);
-          goto out;
-        }
-        def[i] = last[i] = p->kof[i];
-      }
-    for (int c = 0; c < nn; c++) {
-      const IrNode *n = &g->nodes[c];
-      if (!p->v[c].needed || p->kof[c] < 0) continue;
-      for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
-        int r = p->v[n->in[j]].root;
-        if (def[r] >= 0 && p->kof[c] > last[r]) last[r] = p->kof[c];
-      }
-    }
-    for (int ki = 0; ki < p->nk; ki++)
-      if (p->k[ki].kind == CGK_COPY) {
-        int r = p->v[p->k[ki].copy_src].root;
-        if (def[r] >= 0 && ki > last[r]) last[r] = ki;
-      }
-    /* one buffer per stored root and one per im2col scratch, alive over [def, last] in
-     * kernel order; memplan's best-fit places them (docs/memory.md) */
-    MpBuf *bufs = cg_xcalloc((size_t)nn + (size_t)p->nk, sizeof(MpBuf));
-    int *who = cg_xcalloc((size_t)nn + (size_t)p->nk, sizeof(int)); /* node, or -1 - kernel */
-    int nb = 0;
-    for (int i = 0; i < nn; i++)
-      if (def[i] >= 0) who[nb] = i, bufs[nb++] = (MpBuf){p->v[i].nbytes, def[i], last[i], -1};
-    for (int ki = 0; ki < p->nk; ki++)
-      if (p->k[ki].scratch_bytes) who[nb] = -1 - ki, bufs[nb++] = (MpBuf){p->k[ki].scratch_bytes, ki, ki, -1};
-    p->arena_bytes = mp_assign(bufs, nb);
-    for (int q = 0; q < nb; q++) {
-      if (who[q] >= 0) {
-        p->v[who[q]].region = CG_REGION_ARENA;
-        p->v[who[q]].offset = bufs[q].offset;
-      } else {
-        p->k[-1 - who[q]].scratch_offset = bufs[q].offset;
-      }
-    }
-    free(bufs);
-    free(who);
+/* one buffer per stored root and one per scratch, alive over [def, last] in kernel order;
+ * memplan's best-fit places them (docs/memory.md) */
+static int plan_arena(CgPlan *p, Diag *d) {
+  int nn = p->g->nnodes;
+  int *def = xcalloc((size_t)nn, sizeof(int)), *last = xcalloc((size_t)nn, sizeof(int));
+  if (arena_lifetimes(p, def, last, d)) {
     free(def);
     free(last);
+    return -1;
   }
-  for (int i = 0; i < nn; i++) /* aliases share their root's storage */
+  MpBuf *bufs = xcalloc((size_t)nn + (size_t)p->nk, sizeof(MpBuf));
+  int *who = xcalloc((size_t)nn + (size_t)p->nk, sizeof(int)); /* node, or -1 - kernel */
+  int nb = 0;
+  for (int i = 0; i < nn; i++)
+    if (def[i] >= 0) who[nb] = i, bufs[nb++] = (MpBuf){p->v[i].nbytes, def[i], last[i], -1};
+  for (int ki = 0; ki < p->nk; ki++)
+    if (p->k[ki].scratch_bytes) who[nb] = -1 - ki, bufs[nb++] = (MpBuf){p->k[ki].scratch_bytes, ki, ki, -1};
+  p->arena_bytes = mp_assign(bufs, nb);
+  for (int q = 0; q < nb; q++) {
+    if (who[q] >= 0) {
+      p->v[who[q]].region = CG_REGION_ARENA;
+      p->v[who[q]].offset = bufs[q].offset;
+    } else {
+      p->k[-1 - who[q]].scratch_offset = bufs[q].offset;
+    }
+  }
+  free(bufs);
+  free(who);
+  free(def);
+  free(last);
+  return 0;
+}
+
+/* aliases share their root's storage */
+static void plan_aliases(CgPlan *p) {
+  for (int i = 0; i < p->g->nnodes; i++)
     if (p->v[i].root != i) {
       p->v[i].region = p->v[p->v[i].root].region;
       p->v[i].offset = p->v[p->v[i].root].offset;
       p->v[i].stored = p->v[p->v[i].root].stored;
     }
+}
+
+int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tiles,
+            const CgBinding *bind, Diag *d) {
+  memset(p, 0, sizeof *p);
+  p->g = g;
+  p->target = t;
+  size_t nn = (size_t)g->nnodes;
+  p->v = xcalloc(nn, sizeof(CgVal));
+  p->kof = xcalloc(nn, sizeof(int));
+  p->inplace = xcalloc(nn, sizeof(bool));
+  bool *is_out = xcalloc(nn, sizeof(bool)), *absorbed = xcalloc(nn, sizeof(bool));
+  int rc = -1;
+  if (plan_values(p, d)) goto out;
+  plan_needed(p, bind, is_out);
+  if (plan_check_target(p, d)) goto out;
+  plan_fuse(p, is_out, absorbed);
+  if (plan_assign_placement(p, bind, d) || plan_leaves(p, bind, d)) goto out;
+  plan_outputs(p, bind);
+  plan_order(p);
+  if (plan_stored(p, tiles, d) || plan_arena(p, d)) goto out;
+  plan_aliases(p);
   rc = 0;
 out:
   free(is_out);

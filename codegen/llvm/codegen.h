@@ -10,8 +10,9 @@
 #define NN_CODEGEN_H
 #include <stdbool.h>
 
-#include "../ir/ir.h"
-#include "../runtime/rt_model.h"
+#include "../../ir/ir.h"
+#include "../../runtime/rt_model.h"
+#include "../plan/plan.h"
 
 typedef struct CgOptions {
   const char *target_cpu;      /* NULL = host */
@@ -32,12 +33,14 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
                          const CgOptions *o, Diag *d);
 void llvm_model_free(CgModel *m);
 
+/* This backend as the kernel plan sees it (plan.h): the ops of its lowering table, f32 with
+ * i32 labels and indices, im2col convolutions, vec_floats f32 lanes (0: 4), tiles for hw. */
+void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw);
+
 /* The memory the compiled model allocates — regions and the arenas of its fused kernels —
- * computed from the same tensor table and kernel plan as llvm_model_emit, without LLVM, so
- * `nnc cost` and `nnc plan` report what a built program really uses. -1 after a diagnostic. */
-typedef struct CgMemory {
-  int64_t params_bytes, io_bytes, arena_bytes_forward, arena_bytes_train;
-} CgMemory;
+ * computed from the same tensor table and kernel plan as llvm_model_emit, without LLVM
+ * (cg_model_memory for this backend), so `nnc cost` and `nnc plan` report what a built
+ * program really uses. -1 after a diagnostic. */
 int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d);
 /* params + io + the training step's arena (0 without a training step): what a budget bounds */
 int64_t llvm_model_train_bytes(const CgModel *m);

@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../passes/tiles.h"
+#include "../../passes/tiles.h"
+#include "codegen.h"
 #include "llvm_emit.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -45,10 +46,12 @@ static LLVMValueRef mul(CgEmit *e, LLVMValueRef a, LLVMValueRef b) { return LLVM
 
 static LLVMValueRef fconst(CgEmit *e, LLVMTypeRef ty, double v) {
   if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind) return LLVMConstReal(ty, v);
-  LLVMValueRef lanes[64];
   unsigned n = LLVMGetVectorSize(ty);
+  LLVMValueRef *lanes = xmalloc((size_t)n * sizeof *lanes);
   for (unsigned i = 0; i < n; i++) lanes[i] = LLVMConstReal(e->f32, v);
-  return LLVMConstVector(lanes, n);
+  LLVMValueRef c = LLVMConstVector(lanes, n);
+  free(lanes);
+  return c;
 }
 
 static LLVMValueRef splat(CgEmit *e, LLVMValueRef x, int n) {
@@ -96,7 +99,7 @@ static LLVMValueRef libm_lanes(CgEmit *e, const char *name, LLVMValueRef x) {
 
 /* a private constant i64 table */
 static LLVMValueRef const_table(CgEmit *e, const int64_t *v, int n) {
-  LLVMValueRef *el = malloc((size_t)(n ? n : 1) * sizeof *el);
+  LLVMValueRef *el = xmalloc((size_t)(n ? n : 1) * sizeof *el);
   for (int i = 0; i < n; i++) el[i] = cg_c64(e, v[i]);
   LLVMTypeRef at = LLVMArrayType2(e->i64, (uint64_t)n);
   char nm[64];
@@ -169,9 +172,8 @@ static LLVMTypeRef task_ctx_type(CgEmit *e) {
 
 /* runs body in min(pool threads, max_tasks) tasks */
 static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody body, void *arg) {
-  static int serial = 0;
   char nm[96];
-  snprintf(nm, sizeof nm, "%s_k%d.task%d", e->prefix, e->kidx, serial++);
+  snprintf(nm, sizeof nm, "%s_k%d.task%d", e->prefix, e->kidx, e->ntasks++);
   LLVMTypeRef ps[2] = {e->ptr, e->i64};
   LLVMValueRef tf = LLVMAddFunction(e->mod, nm, LLVMFunctionType(e->vd, ps, 2, 0));
   LLVMSetLinkage(tf, LLVMInternalLinkage);
@@ -229,6 +231,7 @@ typedef struct EwPlan {
   int nslots;
   int64_t cst[IR_MAX_RANK]; /* collapsed strides per slot: slots[s].st reused after collapse */
   LLVMValueRef *vals;       /* [nnodes] value of each member in the current body */
+  int bad;                  /* a member ew_expr cannot compute, or -1 */
 } EwPlan;
 
 static LLVMValueRef ew_sigmoid(CgEmit *e, LLVMValueRef x) {
@@ -299,7 +302,7 @@ static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
     return LLVMBuildFMul(b, LLVMBuildFMul(b, x, y, ""), LLVMBuildFSub(b, one, y, ""), "");
   case OP_TANH_BWD: return LLVMBuildFMul(b, x, LLVMBuildFSub(b, one, LLVMBuildFMul(b, y, y, ""), ""), "");
   case OP_BROADCAST: return x;
-  default: return x;
+  default: return NULL; /* not elementwise here: lower_ew reports it */
   }
 }
 
@@ -311,7 +314,7 @@ static void ew_body(CgEmit *e, EwPlan *w, LLVMValueRef *base, LLVMValueRef obase
   LLVMTypeRef ft = width > 1 ? LLVMVectorType(e->f32, (unsigned)width) : e->f32;
   LLVMTypeRef it = width > 1 ? LLVMVectorType(e->i32, (unsigned)width) : e->i32;
   /* every load before any store: an in-place ASSIGN may overwrite an operand */
-  LLVMValueRef *sv = malloc((size_t)(w->nslots ? w->nslots : 1) * sizeof *sv);
+  LLVMValueRef *sv = xmalloc((size_t)(w->nslots ? w->nslots : 1) * sizeof *sv);
   for (int s = 0; s < w->nslots; s++) {
     EwSlot *sl = &w->slots[s];
     LLVMValueRef p0 = cg_ptr(e, sl->node);
@@ -347,7 +350,9 @@ static void ew_body(CgEmit *e, EwPlan *w, LLVMValueRef *base, LLVMValueRef obase
           if (w->slots[s].node == o) v = sv[s];
       args[jn - first] = v ? v : fconst(e, ft, 0);
     }
-    w->vals[id] = n->op == OP_ASSIGN ? args[0] : ew_expr(e, n, args);
+    LLVMValueRef r = n->op == OP_ASSIGN ? args[0] : ew_expr(e, n, args);
+    if (!r) w->bad = id, r = args[0];
+    w->vals[id] = r;
   }
   for (int m = 0; m < k->nmembers; m++) {
     int id = k->members[m];
@@ -381,7 +386,7 @@ static void ew_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   LLVMValueRef j0 = smax(e, LLVMBuildSub(e->b, lo, rowoff, ""), cg_c64(e, 0));
   LLVMValueRef j1 = smin(e, LLVMBuildSub(e->b, hi, rowoff, ""), L);
   /* per-slot base offsets from the row's multi-index over the outer dims */
-  LLVMValueRef base[64];
+  LLVMValueRef *base = xmalloc((size_t)(w->nslots ? w->nslots : 1) * sizeof *base);
   for (int s = 0; s < w->nslots; s++) base[s] = cg_c64(e, 0);
   LLVMValueRef rem = lr.iv;
   for (int d = w->rank - 2; d >= 0; d--) {
@@ -406,29 +411,22 @@ static void ew_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   loop_end(e, &lr);
   LLVMBuildBr(e->b, done);
   LLVMPositionBuilderAtEnd(e->b, done);
+  free(base);
 }
 
-static int lower_ew(CgEmit *e, const CgKernel *k) {
+/* the operands a group reads from memory, with their broadcast strides against the
+ * iteration shape dims[rank]; -1 after a diagnostic when one does not broadcast */
+static int ew_slots(CgEmit *e, const CgKernel *k, EwPlan *w, const int64_t *dims, int rank) {
   const CgPlan *p = e->p;
-  int last = k->members[k->nmembers - 1];
-  const CgVal *sv = &p->v[last];
-  EwPlan w = {.k = k};
-  int rank = sv->rank;
-  int64_t dims[IR_MAX_RANK];
-  for (int d = 0; d < rank; d++) dims[d] = sv->shape[d];
-  w.numel = sv->numel;
-  if (w.numel == 0) return 0;
-  w.slots = calloc((size_t)(k->nmembers * IR_MAX_IN + 1), sizeof(EwSlot));
-  w.vals = calloc((size_t)p->g->nnodes, sizeof(LLVMValueRef));
   for (int m = 0; m < k->nmembers; m++) {
     const IrNode *n = node(e, k->members[m]);
     for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
       int o = n->in[j];
       if (p->kof[o] == p->kof[k->members[m]] || node(e, p->v[o].root)->op == OP_CONST) continue;
       bool dup = false;
-      for (int s = 0; s < w.nslots; s++) dup |= w.slots[s].node == o;
+      for (int s = 0; s < w->nslots; s++) dup |= w->slots[s].node == o;
       if (dup) continue;
-      EwSlot *sl = &w.slots[w.nslots++];
+      EwSlot *sl = &w->slots[w->nslots++];
       sl->node = o;
       sl->is_i32 = node(e, o)->type.dt == DT_I32;
       const CgVal *ov = &p->v[o];
@@ -437,54 +435,75 @@ static int lower_ew(CgEmit *e, const CgKernel *k) {
         int64_t sz = od >= 0 ? ov->shape[od] : 1;
         sl->st[d] = (od >= 0 && sz == dims[d]) ? acc : 0;
         if (od >= 0 && sz != dims[d] && sz != 1) {
-          snprintf(e->err, e->errlen, "%%%d: operand %%%d does not broadcast", k->members[m], o);
-          free(w.slots);
-          free(w.vals);
+          diag_error(e->d, n->loc, "code generation: %%%d: operand %%%d does not broadcast",
+                     k->members[m], o);
           return -1;
         }
         acc *= sz;
       }
     }
   }
-  /* collapse dims that every operand walks contiguously (or all repeat) */
+  return 0;
+}
+
+/* collapse dims that every operand walks contiguously (or all repeat) into w->dims */
+static void ew_collapse(EwPlan *w, const int64_t *dims, int rank) {
   int64_t cd[IR_MAX_RANK + 1];
   int crank = 0;
-  int64_t cst[64][IR_MAX_RANK];
+  int64_t(*cst)[IR_MAX_RANK] = xcalloc((size_t)w->nslots + 1, sizeof *cst);
   for (int d = 0; d < rank; d++) {
     bool merge = crank > 0;
-    for (int s = 0; merge && s < w.nslots; s++)
-      merge = cst[s][crank - 1] == w.slots[s].st[d] * dims[d];
+    for (int s = 0; merge && s < w->nslots; s++)
+      merge = cst[s][crank - 1] == w->slots[s].st[d] * dims[d];
     if (merge) {
       cd[crank - 1] *= dims[d];
-      for (int s = 0; s < w.nslots; s++) cst[s][crank - 1] = w.slots[s].st[d];
+      for (int s = 0; s < w->nslots; s++) cst[s][crank - 1] = w->slots[s].st[d];
     } else {
       cd[crank] = dims[d];
-      for (int s = 0; s < w.nslots; s++) cst[s][crank] = w.slots[s].st[d];
+      for (int s = 0; s < w->nslots; s++) cst[s][crank] = w->slots[s].st[d];
       crank++;
     }
   }
   if (crank == 0) {
     cd[0] = 1;
-    for (int s = 0; s < w.nslots; s++) cst[s][0] = 0;
+    for (int s = 0; s < w->nslots; s++) cst[s][0] = 0;
     crank = 1;
   }
-  w.rank = crank;
-  for (int d = 0; d < crank; d++) w.dims[d] = cd[d];
-  for (int s = 0; s < w.nslots; s++)
-    for (int d = 0; d < crank; d++) w.slots[s].st[d] = cst[s][d];
-  w.L = cd[crank - 1];
-  int64_t maxt = w.numel / 16384 + 1;
-  if (maxt > 1) {
-    run_tasks(e, k, maxt, ew_task, &w);
-  } else {
-    /* one task inline */
-    LLVMValueRef sfn = e->fn;
-    ew_task(e, k, &w, cg_c64(e, 0), cg_c64(e, 1));
-    e->fn = sfn;
+  w->rank = crank;
+  for (int d = 0; d < crank; d++) w->dims[d] = cd[d];
+  for (int s = 0; s < w->nslots; s++)
+    for (int d = 0; d < crank; d++) w->slots[s].st[d] = cst[s][d];
+  w->L = cd[crank - 1];
+  free(cst);
+}
+
+static int lower_ew(CgEmit *e, const CgKernel *k) {
+  const CgPlan *p = e->p;
+  const CgVal *sv = &p->v[k->members[k->nmembers - 1]];
+  EwPlan w = {.k = k, .numel = sv->numel, .bad = -1};
+  if (w.numel == 0) return 0;
+  w.slots = xcalloc((size_t)k->nmembers * IR_MAX_IN + 1, sizeof(EwSlot));
+  w.vals = xcalloc((size_t)p->g->nnodes, sizeof(LLVMValueRef));
+  int rc = ew_slots(e, k, &w, sv->shape, sv->rank);
+  if (!rc) {
+    ew_collapse(&w, sv->shape, sv->rank);
+    int64_t maxt = w.numel / 16384 + 1;
+    if (maxt > 1) {
+      run_tasks(e, k, maxt, ew_task, &w);
+    } else { /* one task inline */
+      LLVMValueRef sfn = e->fn;
+      ew_task(e, k, &w, cg_c64(e, 0), cg_c64(e, 1));
+      e->fn = sfn;
+    }
+  }
+  if (!rc && w.bad >= 0) {
+    diag_error(e->d, node(e, w.bad)->loc, "code generation: no elementwise lowering for op %s",
+               ir_op_name(node(e, w.bad)->op));
+    rc = -1;
   }
   free(w.slots);
   free(w.vals);
-  return 0;
+  return rc;
 }
 
 /* ---- GEMM ------------------------------------------------------------------------------ */
@@ -502,13 +521,13 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
   char err[256] = "";
   LLVMValueRef f = llvm_gemm_emit(e->mod, sp, e->ti, nm, NULL, err, sizeof err);
   if (!f) {
-    snprintf(e->err, e->errlen, "GEMM generator: %s", err);
+    diag_error(e->d, e->p->g->loc, "code generation: GEMM generator: %s", err);
     return NULL;
   }
   LLVMSetLinkage(f, LLVMInternalLinkage);
   if (e->ngemm == e->capgemm) {
     e->capgemm = e->capgemm ? 2 * e->capgemm : 16;
-    e->gemms = realloc(e->gemms, (size_t)e->capgemm * sizeof *e->gemms);
+    e->gemms = xrealloc(e->gemms, (size_t)e->capgemm * sizeof *e->gemms);
   }
   snprintf(e->gemms[e->ngemm].key, sizeof e->gemms[e->ngemm].key, "%s", key);
   e->gemms[e->ngemm++].fn = f;
@@ -518,11 +537,11 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
 /* blocking from the node's tile decision: the decision vectorizes its m side and llvm_gemm
  * its N side, so the register tile is read transposed; `swap` also exchanges the M/N cache
  * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view) */
-static void gemm_blocking(CgEmit *e, int nodei, bool swap, LlvmGemmBlocking *blk) {
+static void gemm_blocking(CgEmit *e, const CgKernel *k, bool swap, LlvmGemmBlocking *blk) {
   memset(blk, 0, sizeof *blk);
-  if (!e->tiles || nodei >= e->tiles->n) return;
-  const TileDecision d = e->tiles->tiles[nodei];
-  if (!d.valid || d.mr <= 0 || d.nr <= 0) return;
+  if (!k->tile) return;
+  const TileDecision d = *k->tile;
+  if (d.mr <= 0 || d.nr <= 0) return;
   blk->mr = d.nr > 32 ? 32 : d.nr;
   blk->nr = d.mr > 8 * e->vl ? 8 * e->vl : d.mr;
   blk->kc = d.kc;
@@ -561,7 +580,7 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
                      .relu = k->relu};
   sp.target.opt_level = 0;
-  gemm_blocking(e, k->node, false, &sp.blk);
+  gemm_blocking(e, k, false, &sp.blk);
   LLVMValueRef f = gemm_fn(e, &sp);
   if (!f) return -1;
   LLVMValueRef A = cg_ptr(e, n->in[0]), B = cg_ptr(e, n->in[1]), C = cg_ptr(e, k->out);
@@ -578,7 +597,7 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
     return 0;
   }
   /* operand offsets (bytes) per batch index, numpy broadcasting over the batch dims */
-  int64_t *ao = malloc((size_t)nb * sizeof(int64_t)), *bo = malloc((size_t)nb * sizeof(int64_t));
+  int64_t *ao = xmalloc((size_t)nb * sizeof(int64_t)), *bo = xmalloc((size_t)nb * sizeof(int64_t));
   int64_t idx[IR_MAX_RANK] = {0};
   for (int64_t bi = 0; bi < nb; bi++) {
     int64_t oa = 0, ob = 0, sa = 1, sb = 1;
@@ -670,7 +689,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   if (c.N == 0 || c.Og == 0 || c.P == 0) return 0;
   LLVMValueRef col = k->scratch_bytes ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
-  gemm_blocking(e, k->node, true, &sp.blk);
+  gemm_blocking(e, k, true, &sp.blk);
   int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;
@@ -1111,6 +1130,16 @@ static const LowerFn lower_ops[OP_COUNT] = {
 
 bool llvm_op_defined(OpKind op) { return (unsigned)op < OP_COUNT && lower_ops[op] != NULL; }
 
+void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
+  memset(t, 0, sizeof *t);
+  t->name = "CPU";
+  for (int op = 0; op < OP_COUNT; op++) t->native[op] = lower_ops[op] != NULL;
+  t->dtypes = 1u << DT_F32 | 1u << DT_I32;
+  t->conv = CG_CONV_IM2COL;
+  t->vector_width = vec_floats > 0 ? vec_floats : 4;
+  t->hw = hw;
+}
+
 int llvm_lower_kernel(CgEmit *e, const CgKernel *k) {
   if (k->kind == CGK_COPY) {
     if (k->copy_bytes > 0)
@@ -1121,7 +1150,8 @@ int llvm_lower_kernel(CgEmit *e, const CgKernel *k) {
   if (k->kind == CGK_EW) return lower_ew(e, k);
   OpKind op = node(e, k->node)->op;
   if (!lower_ops[op]) {
-    snprintf(e->err, e->errlen, "no lowering for op %s", ir_op_name(op));
+    diag_error(e->d, node(e, k->node)->loc, "code generation: no lowering for op %s",
+               ir_op_name(op));
     return -1;
   }
   return lower_ops[op](e, k);

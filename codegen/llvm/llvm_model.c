@@ -1,0 +1,401 @@
+/* llvm_model.c — the LLVM CPU backend's model emitter (codegen.h): it asks the kernel plan
+ * (codegen/plan/, for this backend's CgTarget) for the tensor table and the plans of the
+ * forward and training-step graphs, emits their kernels (llvm_ops.c) and entry functions,
+ * the `nnc_model_<NAME>` descriptor as a constant with the C layout of RtModelDesc, runs
+ * verification and the new pass manager, and writes object/IR/assembly or JITs the module.
+ * Every decision about fusion, storage and tiles is the plan's.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "../../passes/cost.h"
+#include "../../runtime/rt_kernels.h"
+#include "codegen.h"
+#include "llvm_emit.h"
+
+struct CgModel {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LlvmTarget target;
+  char *cpu, *features;
+  char name[128];
+  LlvmJit *jit;
+  int64_t train_bytes; /* params + io + training arena */
+};
+
+int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
+
+static void seterr(char *err, size_t n, const char *fmt, ...) {
+  if (!err || !n) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, n, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- emission ------------------------------------------------------------------------- */
+
+static void emit_types(CgEmit *e) {
+  e->i1 = LLVMInt1TypeInContext(e->ctx);
+  e->i8 = LLVMInt8TypeInContext(e->ctx);
+  e->i32 = LLVMInt32TypeInContext(e->ctx);
+  e->i64 = LLVMInt64TypeInContext(e->ctx);
+  e->f32 = LLVMFloatTypeInContext(e->ctx);
+  e->f64 = LLVMDoubleTypeInContext(e->ctx);
+  e->ptr = LLVMPointerTypeInContext(e->ctx, 0);
+  e->vd = LLVMVoidTypeInContext(e->ctx);
+  e->vf = LLVMVectorType(e->f32, (unsigned)e->vl);
+  LLVMTypeRef ps[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64};
+  e->kfn_ty = LLVMFunctionType(e->vd, ps, 6, 0);
+}
+
+static void add_fn_attr(CgEmit *e, LLVMValueRef f, const char *attr) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(attr, strlen(attr));
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->ctx, kind, 0));
+}
+
+/* one entry function `<prefix>` that runs every kernel of the plan */
+static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, const char *entry_name) {
+  e->p = p;
+  e->prefix = prefix;
+  LLVMValueRef *kfns = xmalloc((size_t)(p->nk ? p->nk : 1) * sizeof *kfns);
+  for (int ki = 0; ki < p->nk; ki++) {
+    char nm[160];
+    snprintf(nm, sizeof nm, "%s_k%d", prefix, ki);
+    LLVMValueRef f = LLVMAddFunction(e->mod, nm, e->kfn_ty);
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    llvm_function_set_target(f, e->ti);
+    add_fn_attr(e, f, "nounwind");
+    add_fn_attr(e, f, "noinline");
+    e->fn = f;
+    e->kidx = ki;
+    e->params = LLVMGetParam(f, 0);
+    e->io = LLVMGetParam(f, 1);
+    e->arena = LLVMGetParam(f, 2);
+    e->pool = LLVMGetParam(f, 3);
+    e->step = LLVMGetParam(f, 4);
+    e->seed = LLVMGetParam(f, 5);
+    LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, f, "entry"));
+    if (llvm_lower_kernel(e, &p->k[ki]) != 0) {
+      free(kfns);
+      return NULL;
+    }
+    LLVMBuildRetVoid(e->b);
+    kfns[ki] = f;
+  }
+  LLVMTypeRef pt = e->ptr;
+  LLVMValueRef f = LLVMAddFunction(e->mod, entry_name, LLVMFunctionType(e->vd, &pt, 1, 0));
+  llvm_function_set_target(f, e->ti);
+  add_fn_attr(e, f, "nounwind");
+  LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, f, "entry"));
+  LLVMTypeRef bf[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64};
+  LLVMTypeRef bt = LLVMStructTypeInContext(e->ctx, bf, 6, 0);
+  LLVMValueRef bufs = LLVMGetParam(f, 0), args[6];
+  for (unsigned i = 0; i < 6; i++)
+    args[i] = LLVMBuildLoad2(e->b, bf[i], LLVMBuildStructGEP2(e->b, bt, bufs, i, ""), "");
+  for (int ki = 0; ki < p->nk; ki++) LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
+  LLVMBuildRetVoid(e->b);
+  free(kfns);
+  return f;
+}
+
+static LLVMValueRef cstr(CgEmit *e, const char *s) {
+  size_t n = strlen(s);
+  LLVMValueRef init = LLVMConstStringInContext(e->ctx, s, (unsigned)n, 0);
+  char nm[64];
+  snprintf(nm, sizeof nm, ".str%d", e->nglobals++);
+  LLVMValueRef g = LLVMAddGlobal(e->mod, LLVMTypeOf(init), nm);
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+  return g;
+}
+
+static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, LLVMValueRef fwd_fn,
+                            LLVMValueRef train_fn, const RtModelDesc *meta) {
+  LLVMTypeRef tf[12] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
+                        e->i64, e->i64, e->f64, e->f64, e->i64, e->i32};
+  LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 12, 0);
+  LLVMValueRef *rows = xmalloc((size_t)(L->nt ? L->nt : 1) * sizeof *rows);
+  for (int i = 0; i < L->nt; i++) {
+    const RtTensorInfo *t = &L->t[i].info;
+    LLVMValueRef sh[8];
+    for (int k = 0; k < 8; k++) sh[k] = cg_c64(e, k < t->rank ? t->shape[k] : 0);
+    LLVMValueRef v[12] = {cstr(e, t->name), LLVMConstInt(e->i32, (unsigned)t->kind, 0),
+                          LLVMConstInt(e->i32, (unsigned)t->dtype, 0), LLVMConstInt(e->i32, (unsigned)t->rank, 0),
+                          LLVMConstInt(e->i32, (unsigned)t->init, 0), LLVMConstArray2(e->i64, sh, 8),
+                          cg_c64(e, t->offset), cg_c64(e, t->nbytes), LLVMConstReal(e->f64, t->init_a),
+                          LLVMConstReal(e->f64, t->init_b), cg_c64(e, t->index_bound),
+                          LLVMConstInt(e->i32, (unsigned)t->index_kind, 0)};
+    rows[i] = LLVMConstNamedStruct(tt, v, 12);
+  }
+  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(tt, (uint64_t)L->nt), "nnc.tensors");
+  LLVMSetInitializer(tab, LLVMConstArray2(tt, rows, (uint64_t)L->nt));
+  LLVMSetGlobalConstant(tab, 1);
+  LLVMSetLinkage(tab, LLVMPrivateLinkage);
+  free(rows);
+  LLVMTypeRef df[17] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+                        e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 17, 0);
+  LLVMValueRef null = LLVMConstPointerNull(e->ptr);
+  LLVMValueRef v[17] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+                        cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
+                        cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
+                        cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
+                        cstr(e, meta->optimizer), cstr(e, meta->dims),
+                        LLVMConstReal(e->f64, meta->forward_flops), LLVMConstReal(e->f64, meta->train_flops),
+                        LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s)};
+  char gname[160];
+  snprintf(gname, sizeof gname, "nnc_model_%s", name);
+  LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 17));
+  LLVMSetGlobalConstant(g, 1);
+}
+
+static void optimizer_str(const IrTrain *t, char *buf, size_t n) {
+  buf[0] = 0;
+  if (!t) return;
+  switch (t->opt) {
+  case OPT_SGD:
+    snprintf(buf, n, "sgd(lr=%g, momentum=%g, weight_decay=%g%s)", t->lr, t->momentum,
+             t->weight_decay, t->nesterov ? ", nesterov" : "");
+    break;
+  case OPT_ADAM:
+  case OPT_ADAMW:
+    snprintf(buf, n, "%s(lr=%g, beta1=%g, beta2=%g, eps=%g, weight_decay=%g)",
+             t->opt == OPT_ADAM ? "adam" : "adamw", t->lr, t->beta1, t->beta2, t->eps, t->weight_decay);
+    break;
+  default: break;
+  }
+}
+
+static void cost_of(const IrGraph *g, const HwTarget *hw, double *flops, double *secs) {
+  *flops = *secs = 0;
+  Arena *a = arena_new();
+  CostResult *r = cost_analyze((IrGraph *)g, a);
+  if (r) {
+    *flops = dim_evalf(g->dims, r->total.flops, NULL);
+    if (hw) {
+      cost_roofline(r, hw);
+      *secs = r->total.time;
+    }
+  }
+  arena_free(a);
+}
+
+/* the descriptor's fields besides the tensor table and the entry points */
+typedef struct DescMeta {
+  RtModelDesc meta;
+  char opt[256], dims[512];
+} DescMeta;
+
+static void desc_meta(DescMeta *dm, const char *name, const CgModelPlan *P, const IrGraph *fwd,
+                      const IrGraph *train, const IrTrain *t, const HwTarget *hw) {
+  RtModelDesc *meta = &dm->meta;
+  memset(dm, 0, sizeof *dm);
+  optimizer_str(train ? t : NULL, dm->opt, sizeof dm->opt);
+  for (int i = 0, k = 0; i < dim_sym_count(fwd->dims) && k < (int)sizeof dm->dims - 1; i++) {
+    int w = snprintf(dm->dims + k, sizeof dm->dims - (size_t)k, "%s%s=%lld", i ? "," : "",
+                     dim_sym_name(fwd->dims, i), (long long)dim_sym_value(fwd->dims, i));
+    if (w < 0) break;
+    k += w;
+  }
+  meta->name = name;
+  meta->optimizer = dm->opt;
+  meta->dims = dm->dims;
+  meta->params_bytes = P->params_bytes;
+  meta->io_bytes = P->io_bytes;
+  meta->arena_bytes_forward = P->pf.arena_bytes;
+  meta->arena_bytes_train = train ? P->pt.arena_bytes : 0;
+  meta->batch = 1;
+  for (int i = 0; i < P->nt; i++)
+    if (P->t[i].info.kind == RT_KIND_INPUT && P->t[i].info.rank > 0) {
+      meta->batch = P->t[i].info.shape[0];
+      break;
+    }
+  cost_of(fwd, hw, &meta->forward_flops, &meta->est_forward_s);
+  if (train) cost_of(train, hw, &meta->train_flops, &meta->est_train_s);
+}
+
+static CgModel *model_new(const IrGraph *fwd, const CgOptions *o) {
+  CgModel *m = xcalloc(1, sizeof *m);
+  snprintf(m->name, sizeof m->name, "%s", fwd->name ? fwd->name : "model");
+  m->cpu = o->target_cpu ? xstrdup(o->target_cpu) : NULL;
+  m->features = o->target_features ? xstrdup(o->target_features) : NULL;
+  m->target.cpu = m->cpu;
+  m->target.features = m->features;
+  m->target.opt_level = o->opt_level > 0 ? o->opt_level : 2;
+  return m;
+}
+
+/* the module of m, a builder and the types the emitter uses */
+static void emit_begin(CgEmit *e, CgModel *m, LLVMTargetMachineRef tm, const LlvmTargetInfo *ti,
+                       const CgTarget *target) {
+  m->ctx = LLVMContextCreate();
+  char modname[160];
+  snprintf(modname, sizeof modname, "nnc_%s", m->name);
+  m->mod = LLVMModuleCreateWithNameInContext(modname, m->ctx);
+  llvm_module_set_target(m->mod, tm);
+  e->ctx = m->ctx;
+  e->mod = m->mod;
+  e->b = LLVMCreateBuilderInContext(m->ctx);
+  e->ti = ti;
+  e->vl = target->vector_width;
+  e->hw = target->hw;
+  emit_types(e);
+}
+
+/* the kernels and entry functions of both plans; false after a diagnostic */
+static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, LLVMValueRef *ffn,
+                         LLVMValueRef *tfn) {
+  char pre[160], entry[160];
+  snprintf(pre, sizeof pre, "nnc_%s_fw", name);
+  snprintf(entry, sizeof entry, "nnc_%s_forward", name);
+  *ffn = emit_plan(e, &P->pf, pre, entry);
+  *tfn = NULL;
+  if (!*ffn || !P->have_pt) return *ffn != NULL;
+  snprintf(pre, sizeof pre, "nnc_%s_tr", name);
+  snprintf(entry, sizeof entry, "nnc_%s_train_step", name);
+  *tfn = emit_plan(e, &P->pt, pre, entry);
+  return *tfn != NULL;
+}
+
+CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
+                         const CgOptions *o, Diag *d) {
+  CgOptions defo = {0};
+  if (!o) o = &defo;
+  CgModel *m = model_new(fwd, o);
+  CgModelPlan P = {0};
+  LlvmTargetInfo ti = {0};
+  LLVMTargetMachineRef tm = NULL;
+  CgEmit e = {0};
+  char err[512] = "";
+  e.d = d;
+  bool ok = false;
+  HwTarget hw;
+  bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
+  err[0] = 0;
+  if (llvm_target_resolve(&m->target, &ti, err, sizeof err) ||
+      !(tm = llvm_target_machine(&m->target, err, sizeof err))) {
+    diag_error(d, fwd->loc, "LLVM target: %s", err);
+    goto out;
+  }
+  CgTarget target;
+  llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
+  /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
+  if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
+  emit_begin(&e, m, tm, &ti, &target);
+  LLVMValueRef ffn, tfn;
+  if (!emit_entries(&e, &P, m->name, &ffn, &tfn)) goto out;
+  DescMeta dm;
+  desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
+  m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
+  emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta);
+  if (llvm_module_verify(m->mod, err, sizeof err) ||
+      llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {
+    diag_error(d, fwd->loc, "internal error: %s", err);
+    goto out;
+  }
+  ok = true;
+out:
+  if (e.b) LLVMDisposeBuilder(e.b);
+  free(e.gemms);
+  if (tm) LLVMDisposeTargetMachine(tm);
+  llvm_target_info_free(&ti);
+  cg_model_plan_free(&P);
+  if (!ok) {
+    llvm_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
+  CgTarget target;
+  llvm_backend_target(&target, 0, NULL);
+  return cg_model_memory(fwd, train, &target, out, d);
+}
+
+void llvm_model_free(CgModel *m) {
+  if (!m) return;
+  llvm_jit_free(m->jit);
+  if (m->mod) LLVMDisposeModule(m->mod);
+  if (m->ctx) LLVMContextDispose(m->ctx);
+  free(m->cpu);
+  free(m->features);
+  free(m);
+}
+
+int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen) {
+  LLVMTargetMachineRef tm = llvm_target_machine(&m->target, err, errlen);
+  if (!tm) return -1;
+  int rc = llvm_module_emit_file(m->mod, tm, path, 0, err, errlen);
+  LLVMDisposeTargetMachine(tm);
+  return rc;
+}
+
+int llvm_model_write_ir(CgModel *m, FILE *out) {
+  char *s = LLVMPrintModuleToString(m->mod);
+  int rc = fputs(s, out) < 0 ? -1 : 0;
+  LLVMDisposeMessage(s);
+  return rc;
+}
+
+int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen) {
+  LLVMTargetMachineRef tm = llvm_target_machine(&m->target, err, errlen);
+  if (!tm) return -1;
+  char *msg = NULL;
+  LLVMMemoryBufferRef buf = NULL;
+  int rc = 0;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf)) {
+    seterr(err, errlen, "cannot emit assembly: %s", msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    rc = -1;
+  } else {
+    size_t n = LLVMGetBufferSize(buf);
+    if (fwrite(LLVMGetBufferStart(buf), 1, n, out) != n) rc = -1;
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  LLVMDisposeTargetMachine(tm);
+  return rc;
+}
+
+const RtModelDesc *llvm_model_jit(CgModel *m, char *err, size_t errlen) {
+  if (m->jit) {
+    char nm[160];
+    snprintf(nm, sizeof nm, "nnc_model_%s", m->name);
+    return llvm_jit_lookup(m->jit, nm, err, errlen);
+  }
+  /* the JIT compiles modules of its own context: move the module there through bitcode */
+  LlvmJit *jit = llvm_jit_create(&m->target, err, errlen);
+  if (!jit) return NULL;
+  for (const RtKernelSym *s = rt_kernel_syms; s->name; s++)
+    if (llvm_jit_define(jit, s->name, s->addr, err, errlen)) {
+      llvm_jit_free(jit);
+      return NULL;
+    }
+  LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m->mod);
+  LLVMModuleRef copy = NULL;
+  if (LLVMParseBitcodeInContext2(llvm_jit_context(jit), bc, &copy)) {
+    LLVMDisposeMemoryBuffer(bc);
+    llvm_jit_free(jit);
+    seterr(err, errlen, "cannot reload the module for the JIT");
+    return NULL;
+  }
+  LLVMDisposeMemoryBuffer(bc);
+  if (llvm_jit_add_module(jit, copy, err, errlen)) {
+    llvm_jit_free(jit);
+    return NULL;
+  }
+  m->jit = jit;
+  char nm[160];
+  snprintf(nm, sizeof nm, "nnc_model_%s", m->name);
+  return llvm_jit_lookup(jit, nm, err, errlen);
+}

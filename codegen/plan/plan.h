@@ -1,0 +1,169 @@
+/* plan.h — the kernel plan: what every backend (codegen/llvm/, and a GPU one) lowers.
+ * Depends on ir/ and passes/, never on a code generator.
+ *
+ * A backend describes itself with one CgTarget (capabilities as data: the ops it lowers, the
+ * dtypes it computes in, how it runs convolutions, its vector or warp width, the hardware the
+ * tiles pass decides for). From it and a graph, cg_plan cuts the graph into kernels (fusion
+ * decisions), places every value in a region and plans the arena; cg_model_plan does that
+ * for a model's forward and training-step graphs around one tensor table (the descriptor's,
+ * runtime/rt_model.h). The backend then only emits what the plan says.
+ *
+ * Storage: every value a kernel writes or reads lives in one of three regions (rt_model.h):
+ * params (PARAM nodes, in-place optimizer updates), io (inputs, forward outputs, the loss),
+ * arena (everything else, planned here by liveness in kernel order with best-fit reuse).
+ * RESHAPE and identity dropout are aliases of their operand's storage. Values inside a fused
+ * elementwise group that nobody outside the group reads are never stored.
+ */
+#ifndef NNC_PLAN_H
+#define NNC_PLAN_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../../ir/ir.h"
+#include "../../passes/passes.h"
+#include "../../passes/hw.h"
+#include "../../passes/tiles.h"
+#include "../../runtime/rt_model.h"
+
+/* the most bytes one value, scratch or region may take: sums of a few stay in int64_t */
+#define CG_MAX_BYTES (INT64_C(1) << 61)
+
+/* ---- the backend description ----------------------------------------------------------- */
+
+typedef enum {
+  CG_CONV_IM2COL, /* per image and group: unfold into a K x P f32 scratch, then one GEMM */
+  CG_CONV_DIRECT  /* no scratch (implicit GEMM) */
+} CgConvStrategy;
+
+typedef struct CgTarget {
+  const char *name;       /* "llvm-cpu": for messages and the printed plan */
+  bool native[OP_COUNT];  /* ops the backend lowers; a needed node of another op is an error */
+  uint32_t dtypes;        /* bit (1u << DType) per dtype values may have */
+  CgConvStrategy conv;    /* 1x1 stride-1 unpadded convolutions never need scratch */
+  int vector_width;       /* f32 lanes of a vector (CPU), threads of a warp (GPU) */
+  const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
+} CgTarget;
+
+static inline bool cg_target_dtype(const CgTarget *t, DType dt) {
+  return (unsigned)dt < 32 && (t->dtypes >> (unsigned)dt & 1u);
+}
+
+enum { CG_REGION_NONE = -1, CG_REGION_ARENA = 2 }; /* besides RT_REGION_PARAMS / RT_REGION_IO */
+
+typedef struct CgVal {
+  int rank;
+  int64_t shape[IR_MAX_RANK];
+  int64_t numel, nbytes;
+  bool needed;   /* contributes to an output, the loss or an ASSIGN */
+  bool stored;   /* written to memory (else: in registers of its group, or unneeded) */
+  int region;    /* CG_REGION_*, RT_REGION_* */
+  int64_t offset;
+  int root;      /* node whose storage this value uses (itself unless an alias) */
+  int kernel;    /* producing kernel, -1 for leaves and aliases */
+} CgVal;
+
+typedef enum {
+  CGK_EW,     /* fused elementwise group over one iteration shape */
+  CGK_GEMM,   /* MATMUL, with bias/relu epilogue members */
+  CGK_CONV,   /* CONV2D / CONV2D_BWD_DATA / CONV2D_BWD_FILTER (+ epilogue for CONV2D) */
+  CGK_NODE,   /* any other single node (runtime kernels, data movement, const fills) */
+  CGK_COPY    /* copy of src's storage into dst's (deferred ASSIGNs, outputs) */
+} CgKernelKind;
+
+typedef struct CgKernel {
+  CgKernelKind kind;
+  int anchor;   /* execution order key: kernels run in increasing anchor */
+  int node;     /* GEMM/CONV/NODE: the op node; EW: the last member */
+  int *members; /* EW: the member nodes in node order; GEMM/CONV: the op then epilogue */
+  int nmembers, cap;
+  int out;      /* the node whose value the kernel produces last (GEMM: end of the chain) */
+  bool bias, relu; /* GEMM/CONV epilogue */
+  int bias_node;
+  bool sealed;
+  int copy_src, copy_dst_region; /* CGK_COPY */
+  int64_t copy_dst_offset, copy_bytes;
+  int64_t scratch_offset, scratch_bytes; /* arena scratch (im2col) */
+  const TileDecision *tile; /* GEMM/CONV: the tiles pass's decision for node, or NULL */
+} CgKernel;
+
+typedef struct CgPlan {
+  const IrGraph *g;
+  const CgTarget *target;
+  CgVal *v;        /* [g->nnodes] */
+  int *kof;        /* [g->nnodes] kernel of each node, -1 none */
+  bool *inplace;   /* [g->nnodes] ASSIGN written straight into its PARAM */
+  CgKernel *k;     /* in execution order after cg_plan */
+  int nk, capk;
+  int64_t arena_bytes;
+} CgPlan;
+
+/* Where leaves and outputs of one graph live: filled by the caller from the descriptor. */
+typedef struct CgBinding {
+  int *region;      /* [nnodes] preassigned region for PARAM/INPUT nodes, -1 otherwise */
+  int64_t *offset;  /* [nnodes] */
+  int nout;         /* io slots for values: node, offset (outputs and the loss) */
+  int *out_node;
+  int64_t *out_offset;
+} CgBinding;
+
+/* Builds the plan of g for target t; tiles: the tiles pass's decisions for g (NULL: none).
+ * -1 with a diagnostic (an op or dtype the target does not have, a bad shape). */
+int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tiles,
+            const CgBinding *b, Diag *d);
+void cg_plan_free(CgPlan *p);
+/* shape of node i at the graph's current dims; returns the rank */
+int cg_shape(const IrGraph *g, int i, int64_t *shape);
+/* the kernel plan as text (nnc emit --emit=kernels): kernels in order, members, epilogues,
+ * reads and writes with their region offsets, scratch, tiles */
+void cg_plan_print(FILE *out, const CgPlan *p);
+
+/* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
+
+/* one row of the descriptor's tensor table and the node it is in each graph (-1: none) */
+typedef struct CgTensor {
+  RtTensorInfo info;
+  int fwd_node, train_node;
+} CgTensor;
+
+typedef struct CgModelPlan {
+  CgTensor *t;
+  int nt, capt;
+  int64_t params_bytes, io_bytes;
+  bool too_large;         /* a region would exceed CG_MAX_BYTES (at too_large_at) */
+  SrcLoc too_large_at;
+  char **names; /* owned tensor names */
+  int nnames;
+  CgBinding bf, bt;
+  CgPlan pf, pt;          /* pt only with a training graph */
+  bool have_pf, have_pt;
+  Arena *tiles_arena;     /* tile decisions run by cg_model_plan */
+} CgModelPlan;
+
+/* The tensor table derives from the graphs alone: parameters and buffers are the forward
+ * graph's PARAM nodes (trainable or not), optimizer state the PARAM nodes only the training
+ * graph has, inputs the forward INPUT nodes, outputs the forward outputs, and the loss the
+ * training graph's output "loss". Tiles: given ones (NULL = the tiles pass run for t->hw,
+ * when t->hw is set). -1 after a diagnostic; free P with cg_model_plan_free either way. */
+int cg_model_plan(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train, const CgTarget *t,
+                  const TilePlan *tiles_fwd, const TilePlan *tiles_train, Diag *d);
+void cg_model_plan_free(CgModelPlan *P);
+
+/* The memory a compiled model allocates: its regions and the arenas of its fused kernels. */
+typedef struct CgMemory {
+  int64_t params_bytes, io_bytes, arena_bytes_forward, arena_bytes_train;
+} CgMemory;
+int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t, CgMemory *out,
+                    Diag *d);
+/* the tensor table, then the kernels of the forward (or training-step) plan */
+void cg_model_plan_print(FILE *out, const CgModelPlan *P, bool train);
+
+/* ---- conv geometry shared by the plan (scratch size) and the emitter ------------------- */
+typedef struct CgConv {
+  int64_t N, C, H, W, O, OH, OW, KH, KW, G;
+  int64_t sh, sw, ph, pw, dh, dw;
+  int64_t Cg, Og, K, P; /* per group: channels in/out, K = Cg*KH*KW, P = OH*OW */
+  bool direct;          /* 1x1, stride 1, no pad: no im2col */
+} CgConv;
+void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
+#endif

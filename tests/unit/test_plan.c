@@ -1,0 +1,247 @@
+/* test_plan.c — the backend-neutral kernel plan (codegen/plan/), without a code generator:
+ * a target that lacks an op or a dtype is refused with a message naming it; every needed
+ * node of the example models' forward and training graphs is computed by exactly one kernel
+ * that runs after its operands' kernels; arena values alive together (and scratch) never
+ * share a byte; the conv strategy decides the scratch; tiles come from the tiles pass for the
+ * target's hardware and are absent without one; cg_model_memory equals the plan's sizes. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../codegen/plan/plan.h"
+#include "../../frontend/frontend.h"
+#include "../../passes/passes.h"
+
+static void full_target(CgTarget *t, const HwTarget *hw) {
+  memset(t, 0, sizeof *t);
+  t->name = "test";
+  for (int op = 0; op < OP_COUNT; op++) t->native[op] = true;
+  t->dtypes = 1u << DT_F32 | 1u << DT_I32;
+  t->conv = CG_CONV_IM2COL;
+  t->vector_width = 8;
+  t->hw = hw;
+}
+
+static IrModule *compile(const char *text, IrGraph **g) {
+  Diag *d = diag_new(stderr);
+  IrModule *m = fe_compile_string("t.nn", text, strlen(text), NULL, d);
+  diag_free(d);
+  ck_assert_ptr_nonnull(m);
+  *g = m->graphs[0];
+  return m;
+}
+
+/* plans fwd for t; returns cg_model_plan's result, the diagnostics in msg */
+static int plan_msg(const IrGraph *fwd, const CgTarget *t, char *msg, size_t n) {
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  Diag *d = diag_new(f);
+  CgModelPlan P;
+  int rc = cg_model_plan(&P, fwd, NULL, t, NULL, NULL, d);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  rewind(f);
+  size_t k = fread(msg, 1, n - 1, f);
+  msg[k] = 0;
+  fclose(f);
+  return rc;
+}
+
+static const char *CLASSIFIER = "model m {\n  input x: f32[4, 8]\n  input label: i32[4]\n"
+                                "  p = softmax(dense(x, 3))\n  loss = cross_entropy(p, label)\n"
+                                "  output p\n  output loss\n}\n";
+
+START_TEST(t_target_lacks_op) {
+  IrGraph *g;
+  IrModule *m = compile(CLASSIFIER, &g);
+  CgTarget t;
+  full_target(&t, NULL);
+  char msg[1024];
+  ck_assert_int_eq(plan_msg(g, &t, msg, sizeof msg), 0);
+  t.native[OP_SOFTMAX] = false;
+  ck_assert_int_eq(plan_msg(g, &t, msg, sizeof msg), -1);
+  ck_assert_msg(strstr(msg, "the test backend has no lowering for op 'softmax'"), "%s", msg);
+  ir_module_free(m);
+}
+END_TEST
+
+START_TEST(t_target_lacks_dtype) {
+  IrGraph *g;
+  IrModule *m = compile(CLASSIFIER, &g);
+  CgTarget t;
+  full_target(&t, NULL);
+  t.dtypes = 1u << DT_F32;
+  char msg[1024];
+  ck_assert_int_eq(plan_msg(g, &t, msg, sizeof msg), -1);
+  ck_assert_msg(strstr(msg, "the test backend computes in f32; input of dtype i32"), "%s", msg);
+  ir_module_free(m);
+}
+END_TEST
+
+/* kernels cover the needed nodes once, in an order that respects every operand */
+static void check_schedule(const CgPlan *p) {
+  const IrGraph *g = p->g;
+  int *seen = calloc((size_t)g->nnodes, sizeof(int));
+  for (int ki = 0; ki < p->nk; ki++)
+    for (int m = 0; m < p->k[ki].nmembers; m++) seen[p->k[ki].members[m]]++;
+  for (int i = 0; i < g->nnodes; i++) {
+    const IrNode *n = &g->nodes[i];
+    bool leaf = n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_CONST;
+    if (!p->v[i].needed || leaf || p->v[i].root != i) {
+      ck_assert_int_le(seen[i], 1); /* a constant may be filled by a kernel of its own */
+      continue;
+    }
+    ck_assert_msg(seen[i] == 1, "%s: %%%d is in %d kernels", g->name, i, seen[i]);
+    for (int j = 0; j < n->nin; j++) {
+      int r = p->v[n->in[j]].root;
+      ck_assert_msg(p->kof[r] <= p->kof[i], "%s: %%%d runs before its operand %%%d", g->name, i, r);
+    }
+  }
+  free(seen);
+}
+
+/* arena bytes: [def, last] in kernel order per stored root, [k, k] per scratch */
+typedef struct Span {
+  int64_t off, size;
+  int def, last;
+} Span;
+
+static void check_arena(const CgPlan *p) {
+  const IrGraph *g = p->g;
+  Span *s = calloc((size_t)g->nnodes + (size_t)p->nk + 1, sizeof *s);
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const CgVal *v = &p->v[i];
+    if (v->root != i || v->region != CG_REGION_ARENA || !v->stored) continue;
+    Span x = {v->offset, v->nbytes, p->kof[i], p->kof[i]};
+    for (int c = 0; c < g->nnodes; c++)
+      for (int j = 0; j < g->nodes[c].nin; j++)
+        if (p->v[c].needed && p->v[g->nodes[c].in[j]].root == i && p->kof[c] > x.last) x.last = p->kof[c];
+    for (int ki = 0; ki < p->nk; ki++)
+      if (p->k[ki].kind == CGK_COPY && p->v[p->k[ki].copy_src].root == i && ki > x.last) x.last = ki;
+    s[n++] = x;
+  }
+  for (int ki = 0; ki < p->nk; ki++)
+    if (p->k[ki].scratch_bytes) s[n++] = (Span){p->k[ki].scratch_offset, p->k[ki].scratch_bytes, ki, ki};
+  for (int a = 0; a < n; a++) {
+    ck_assert_int_le(s[a].off + s[a].size, p->arena_bytes);
+    for (int b = 0; b < a; b++) {
+      bool alive = s[a].def <= s[b].last && s[b].def <= s[a].last;
+      bool overlap = s[a].off < s[b].off + s[b].size && s[b].off < s[a].off + s[a].size;
+      ck_assert_msg(!(alive && overlap), "%s: arena spans %d and %d overlap while alive", g->name, a, b);
+    }
+  }
+  free(s);
+}
+
+START_TEST(t_examples) {
+  const char *names[] = {"mlp", "lenet", "linreg", "inception_a"};
+  CgTarget t;
+  full_target(&t, NULL);
+  for (size_t e = 0; e < sizeof names / sizeof *names; e++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/examples/%s.nn", NNC_SOURCE_DIR, names[e]);
+    const char *defs[] = {"N=2"};
+    FeOptions o = {.defines = defs, .ndefines = 1};
+    Diag *d = diag_new(stderr);
+    IrModule *m = fe_compile_file(path, &o, d);
+    ck_assert_ptr_nonnull(m);
+    IrGraph *fwd = m->graphs[0], *train = NULL;
+    IrTrain *tr = ir_module_find_train(m, fwd->name);
+    TrainInfo info;
+    if (tr) ck_assert_ptr_nonnull(train = pass_train_graph(fwd, tr, &info, d));
+    CgModelPlan P;
+    ck_assert_int_eq(cg_model_plan(&P, fwd, train, &t, NULL, NULL, d), 0);
+    check_schedule(&P.pf);
+    check_arena(&P.pf);
+    if (train) check_schedule(&P.pt), check_arena(&P.pt);
+    CgMemory mem;
+    ck_assert_int_eq(cg_model_memory(fwd, train, &t, &mem, d), 0);
+    ck_assert_int_eq(mem.params_bytes, P.params_bytes);
+    ck_assert_int_eq(mem.io_bytes, P.io_bytes);
+    ck_assert_int_eq(mem.arena_bytes_forward, P.pf.arena_bytes);
+    ck_assert_int_eq(mem.arena_bytes_train, train ? P.pt.arena_bytes : 0);
+    cg_model_plan_free(&P);
+    diag_free(d);
+    ir_module_free(m);
+  }
+}
+END_TEST
+
+static const char *CONV = "model c {\n  input x: f32[2, 3, 8, 8]\n"
+                          "  y = conv2d(x, 4, kernel = 3, pad = 1, bias = false)\n  output y\n}\n";
+
+START_TEST(t_conv_strategy) {
+  IrGraph *g;
+  IrModule *m = compile(CONV, &g);
+  CgTarget t;
+  full_target(&t, NULL);
+  Diag *d = diag_new(stderr);
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  int64_t scratch = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) scratch += P.pf.k[ki].scratch_bytes;
+  ck_assert_int_eq(scratch, (int64_t)(3 * 3 * 3) * (8 * 8) * 4); /* K x P floats */
+  int64_t arena_im2col = P.pf.arena_bytes;
+  cg_model_plan_free(&P);
+  t.conv = CG_CONV_DIRECT;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  for (int ki = 0; ki < P.pf.nk; ki++) ck_assert_int_eq(P.pf.k[ki].scratch_bytes, 0);
+  ck_assert_int_lt(P.pf.arena_bytes, arena_im2col);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
+START_TEST(t_tiles) {
+  IrGraph *g;
+  IrModule *m = compile(CLASSIFIER, &g);
+  const HwTarget *hw = hw_find_builtin("cpu-avx2");
+  ck_assert_ptr_nonnull(hw);
+  CgTarget t;
+  full_target(&t, hw);
+  Diag *d = diag_new(stderr);
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  int ngemm = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    if (k->kind != CGK_GEMM) continue;
+    ngemm++;
+    ck_assert_ptr_nonnull(k->tile);
+    TileGemm gm;
+    ck_assert(tiles_gemm_of(g, k->node, &gm));
+    TileDecision want;
+    tiles_choose(hw, &gm, &want);
+    ck_assert_int_eq(k->tile->mr, want.mr);
+    ck_assert_int_eq(k->tile->nr, want.nr);
+    ck_assert_int_eq(k->tile->kc, want.kc);
+  }
+  ck_assert_int_eq(ngemm, 1);
+  cg_model_plan_free(&P);
+  full_target(&t, NULL);
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  for (int ki = 0; ki < P.pf.nk; ki++) ck_assert_ptr_null(P.pf.k[ki].tile);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("plan");
+  TCase *tc = tcase_create("plan");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, t_target_lacks_op);
+  tcase_add_test(tc, t_target_lacks_dtype);
+  tcase_add_test(tc, t_examples);
+  tcase_add_test(tc, t_conv_strategy);
+  tcase_add_test(tc, t_tiles);
+  suite_add_tcase(s, tc);
+  SRunner *r = srunner_create(s);
+  srunner_run_all(r, CK_NORMAL);
+  int nf = srunner_ntests_failed(r);
+  srunner_free(r);
+  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}

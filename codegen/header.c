@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../runtime/rt_io.h"
+#include "../runtime/rt_mem.h"
 
 const char *cg_forward_inputs(const IrGraph *g) {
   bool *need = xcalloc((size_t)g->nnodes + 1, sizeof(bool));
@@ -192,17 +193,27 @@ static void hdr_macros(const Hdr *h) {
   fprintf(f, "#define %s_PARAMS_BYTES %lld\n", PU, (long long)d->params_bytes);
   fprintf(f, "#define %s_IO_BYTES %lld\n", PU, (long long)d->io_bytes);
   fprintf(f, "/* scratch planned by the compiler for each entry (the training step's includes any\n"
-             " * rematerialization nnc build --memory chose); a context allocates the larger */\n");
+             " * rematerialization nnc build --memory chose); a training context allocates the\n"
+             " * larger */\n");
   fprintf(f, "#define %s_ARENA_BYTES_FORWARD %lld\n", PU, (long long)d->arena_bytes_forward);
   fprintf(f, "#define %s_ARENA_BYTES_TRAIN %lld\n", PU, (long long)d->arena_bytes_train);
   fprintf(f, "#define %s_ARENA_BYTES %lld\n", PU, (long long)h->arena);
   if (d->train_step)
-    fprintf(f, "/* what a training step holds, the figure a memory budget bounds */\n"
+    fprintf(f, "/* what a training step holds (a budget bounds it with the runtime: info) */\n"
                "#define %s_TRAIN_STEP_BYTES %lld\n", PU,
             (long long)(d->params_bytes + d->io_bytes + d->arena_bytes_train));
   fprintf(f, "/* all three, each rounded up to 64 bytes: the size %s_create_in takes */\n", h->P);
-  fprintf(f, "#define %s_MEMORY_BYTES %lld\n\n", PU,
+  fprintf(f, "#define %s_MEMORY_BYTES %lld\n", PU,
           (long long)(round64(d->params_bytes) + round64(d->io_bytes) + round64(h->arena)));
+  RtMemFigures fig;
+  rt_mem_figures(d, &fig);
+  fprintf(f, "/* what inference needs: weights and buffers (no optimizer state), io, the forward\n"
+             " * arena; what %s_create_infer allocates and %s_create_in_infer takes */\n"
+             "#define %s_INFER_BYTES %lld\n",
+          h->P, h->P, PU, (long long)rt_mem_infer_ctx(&fig));
+  fprintf(f, "/* scratch each thread allocates for the largest matrix product of an entry */\n"
+             "#define %s_THREAD_BYTES_FORWARD %lld\n#define %s_THREAD_BYTES_TRAIN %lld\n\n",
+          PU, (long long)d->thread_bytes_forward, PU, (long long)d->thread_bytes_train);
   for (int i = 0; i < d->ntensors; i++)
     if (d->tensors[i].kind == RT_KIND_INPUT) tensor_macros(f, PU, d, &d->tensors[i], "input");
   for (int i = 0; i < d->ntensors; i++)
@@ -218,6 +229,8 @@ static void hdr_runtime_api(const Hdr *h) {
           "size_t errlen);\n"
           "struct RtCtx *rt_ctx_create_in(const struct RtModelDesc *d, int nthreads, void *mem, "
           "size_t size, char *err, size_t errlen);\n"
+          "struct RtCtx *rt_ctx_create_ex(const struct RtModelDesc *d, int nthreads, unsigned "
+          "flags, void *mem, size_t size, char *err, size_t errlen);\n"
           "void rt_ctx_destroy(struct RtCtx *c);\n"
           "const char *rt_ctx_error(const struct RtCtx *c);\n"
           "int rt_ctx_find(const struct RtCtx *c, const char *name);\n"
@@ -246,6 +259,12 @@ static void hdr_ctx_wrappers(const Hdr *h) {
           "/* in caller memory: %s_MEMORY_BYTES bytes, 64-byte aligned, kept until destroy */\n"
           "static inline %s_ctx *%s_create_in(void *mem, size_t size, int nthreads) {\n"
           "  return rt_ctx_create_in(&nnc_model_%s, nthreads, mem, size, NULL, 0);\n}\n"
+          "/* inference only: no optimizer state, no training arena (%s_INFER_BYTES); a\n"
+          " * checkpoint's optimizer tensors are not read, and %s_train_step fails */\n"
+          "static inline %s_ctx *%s_create_infer(int nthreads) {\n"
+          "  return rt_ctx_create_ex(&nnc_model_%s, nthreads, 1u, NULL, 0, NULL, 0);\n}\n"
+          "static inline %s_ctx *%s_create_in_infer(void *mem, size_t size, int nthreads) {\n"
+          "  return rt_ctx_create_ex(&nnc_model_%s, nthreads, 1u, mem, size, NULL, 0);\n}\n"
           "static inline void %s_destroy(%s_ctx *ctx) { rt_ctx_destroy(ctx); }\n"
           "static inline const char *%s_error(const %s_ctx *ctx) { return rt_ctx_error(ctx); }\n"
           "/* parameters from their initializers, as `nnc run --seed` and `NAME init` do */\n"
@@ -259,7 +278,8 @@ static void hdr_ctx_wrappers(const Hdr *h) {
           "static inline void *%s_tensor(%s_ctx *ctx, const char *name) {\n"
           "  return rt_ctx_data(ctx, rt_ctx_find(ctx, name));\n}\n"
           "static inline int64_t %s_step(const %s_ctx *ctx) { return rt_ctx_step(ctx); }\n\n",
-          P, P, M, P, P, P, PU, P, P, M, P, P, P, P, P, P, P, P, P, P, P, P, P, P);
+          P, P, M, P, P, P, PU, P, P, M, PU, P, P, P, M, P, P, M, P, P, P, P, P, P, P, P, P, P, P,
+          P, P, P);
 }
 
 /* an entry's arguments: its parameter list, the in[] initializer and the NULL checks */

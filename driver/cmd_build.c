@@ -32,7 +32,7 @@
 /* what the memory plan did, for the program's `info` */
 static void note_plan(DrvModel *dm, const CgPipeline *pp, RematMode mode) {
   const RematPlan *pl = &pp->pl;
-  char b0[32], b1[32], b2[32], b3[32];
+  char b0[32], b1[32], b2[32], b3[32], b4[32];
   if (!pp->fitted) {
     snprintf(dm->plan_text, sizeof dm->plan_text, "%s",
              dm->train ? "memory plan: no budget, nothing recomputed" : "");
@@ -42,15 +42,16 @@ static void note_plan(DrvModel *dm, const CgPipeline *pp, RematMode mode) {
   int nrec = 0;
   for (int q = 0; q < pl->ngroups; q++) nrec += pl->groups[q].recomputed;
   char lowered[96] = "";
-  if (pp->plan_budget != pp->budget)
-    snprintf(lowered, sizeof lowered, ", planned at %s to absorb the backend's own arena",
+  if (pp->plan_budget != pp->budget - RT_MEM_RUNTIME_BYTES - RT_MEM_THREAD_BYTES) /* lowered */
+    snprintf(lowered, sizeof lowered, ", step planned at %s",
              drv_bytes_h((double)pp->plan_budget, b3, sizeof b3));
   snprintf(dm->plan_text, sizeof dm->plan_text,
-           "memory plan: budget %s (remat %s%s), compiled step %s (params + io + arena, "
-           "unmodified %s); %d of %d segment groups recomputed, %d nodes, %.4g GFLOP = %.2f%% "
-           "extra FLOPs on a %.4g GFLOP step",
+           "memory plan: budget %s (remat %s%s), expected peak of train %s (compiled step "
+           "%s: params + io + arena, unmodified %s; + runtime, one thread); %d of %d segment "
+           "groups recomputed, %d nodes, %.4g GFLOP = %.2f%% extra FLOPs on a %.4g GFLOP step",
            drv_bytes_h((double)pp->budget, b0, sizeof b0), remat_mode_name(mode), lowered,
-           drv_bytes_h((double)pp->need, b1, sizeof b1), drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
+           drv_bytes_h((double)pp->need, b1, sizeof b1), drv_bytes_h((double)pp->step, b4, sizeof b4),
+           drv_bytes_h((double)pl->total_sched, b2, sizeof b2),
            nrec, pl->ngroups, pl->nclones, pl->recompute_flops / 1e9, 100 * share,
            pl->step_flops / 1e9);
 }

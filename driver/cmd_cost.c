@@ -376,6 +376,12 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
     cJSON_AddNumberToObject(cm, "io_region", (double)c->io_bytes);
     cJSON_AddNumberToObject(cm, "arena",
                             (double)(o->train ? c->arena_bytes_train : c->arena_bytes_forward));
+    int nt = rt_mem_threads(0);
+    cJSON *pp = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "memory"), "process_peak");
+    cJSON_AddNumberToObject(pp, "threads", nt);
+    cJSON_AddNumberToObject(pp, "infer", (double)rt_mem_infer_peak(&c->fig, 0, nt));
+    cJSON_AddNumberToObject(pp, "infer_per_sample", (double)c->fig.out_per_sample);
+    if (o->train) cJSON_AddNumberToObject(pp, "train", (double)rt_mem_train_peak(&c->fig, 0, nt));
   }
   static const char *key[] = {"ops", "layers", "blocks"};
   cJSON *arr = cJSON_AddArrayToObject(root, key[o->per]);
@@ -457,6 +463,25 @@ static void print_figure(IrGraph *g, const char *label, Dim *d, bool bytes) {
   else printf("  %-22s %24s  (%s) = %s\n", label, drv_commas(x, v, sizeof v), h, f);
 }
 
+/* the expected peak of a built program's processes (rt_mem.h), on this host's thread count;
+ * the GEMM packing buffers are known only once the kernels are generated (NAME info) */
+static void print_process_peak(const RtMemFigures *f, bool training) {
+  char v[64], h[32], b0[32];
+  int nt = rt_mem_threads(0);
+  double in = (double)rt_mem_infer_peak(f, 0, nt);
+  printf("  %-22s %24s  (%s) + %s per sample: weights, io, forward arena, input staging, "
+         "runtime (%d threads)\n",
+         "process peak, infer", drv_commas(in, v, sizeof v), drv_bytes_h(in, h, sizeof h),
+         drv_bytes_h((double)f->out_per_sample, b0, sizeof b0), nt);
+  if (training) {
+    double tr = (double)rt_mem_train_peak(f, 0, nt);
+    printf("  %-22s %24s  (%s) + 8 B per sample: + optimizer state and training arena; the "
+           "data set is mapped\n",
+           "process peak, train", drv_commas(tr, v, sizeof v), drv_bytes_h(tr, h, sizeof h));
+  }
+  printf("  %-22s (plus each thread's GEMM packing buffers: `info` of the built program)\n", "");
+}
+
 static void print_summary(const Report *rp, const Opts *o) {
   IrGraph *g = rp->g;
   const CostResult *r = rp->r;
@@ -502,6 +527,7 @@ static void print_summary(const Report *rp, const Opts *o) {
            "compiled (nnc build)", drv_commas(tot, v, sizeof v), drv_bytes_h(tot, h, sizeof h),
            drv_bytes_h((double)c->params_bytes, b0, sizeof b0), drv_bytes_h((double)c->io_bytes, b1, sizeof b1),
            drv_bytes_h((double)ar, b2, sizeof b2));
+    print_process_peak(&c->fig, r->training);
   }
   char f[512];
   dim_print(g->dims, r->mem.peak_dim, f, sizeof f, DIM_PLAIN);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rt_io.h"
+#include "rt_mem.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the runtime's file I/O assumes a little-endian host"
@@ -275,38 +276,36 @@ static int read_prelude(const unsigned char *b, size_t len, const char *name, si
   return 0;
 }
 
-int rt_npy_parse(const void *buf, size_t len, const char *name, RtTensor *out, char *err,
-                 size_t errlen) {
-  const unsigned char *b = buf;
-  memset(out, 0, sizeof *out);
+/* Validates a whole .npy image: header, dtype, order, and that the data is exactly shape x
+ * dtype bytes. Fills the type, the header and where the data starts. */
+static int npy_locate(const unsigned char *b, size_t len, const char *name, NpyType *ty,
+                      NpyHeader *h, const unsigned char **data, char *err, size_t errlen) {
   size_t hoff, hlen;
   if (read_prelude(b, len, name, &hoff, &hlen, err, errlen) != 0) return -1;
   Scan s = {(const char *)b + hoff, (const char *)b + hoff + hlen, name, err, errlen};
-  NpyHeader h;
-  if (scan_header(&s, &h) != 0) return -1;
-  NpyType ty;
-  if (parse_descr(h.descr, name, &ty, err, errlen) != 0) return -1;
-  if (h.fortran && h.rank > 1) {
+  if (scan_header(&s, h) != 0) return -1;
+  if (parse_descr(h->descr, name, ty, err, errlen) != 0) return -1;
+  if (h->fortran && h->rank > 1) {
     rt_errf(err, errlen, "%s: the array is in Fortran (column-major) order, which is not "
             "supported; save np.ascontiguousarray(arr) instead", name);
     return -1;
   }
   size_t avail = len - hoff - hlen;
   char dims[256];
-  shape_str(h.shape, h.rank, dims, sizeof dims);
+  shape_str(h->shape, h->rank, dims, sizeof dims);
   /* the element count is checked against the bytes present before anything is allocated */
   uint64_t n = 1;
   int too_big = 0;
-  for (int i = 0; i < h.rank; i++) {
-    uint64_t d = (uint64_t)h.shape[i];
+  for (int i = 0; i < h->rank; i++) {
+    uint64_t d = (uint64_t)h->shape[i];
     if (d && n > UINT64_MAX / d) too_big = 1;
     else n *= d;
   }
-  if (!too_big && n > UINT64_MAX / ty.itemsize) too_big = 1;
-  uint64_t need = n * ty.itemsize;
+  if (!too_big && n > UINT64_MAX / ty->itemsize) too_big = 1;
+  uint64_t need = n * ty->itemsize;
   if (too_big || need > avail) {
     rt_errf(err, errlen, "%s: truncated: header says %s %s values (%s%llu bytes) but only %zu "
-            "bytes follow", name, dims, h.descr + (h.descr[0] == '<' || h.descr[0] == '|'),
+            "bytes follow", name, dims, h->descr + (h->descr[0] == '<' || h->descr[0] == '|'),
             too_big ? "more than " : "", too_big ? (unsigned long long)UINT64_MAX
             : (unsigned long long)need, avail);
     return -1;
@@ -314,25 +313,106 @@ int rt_npy_parse(const void *buf, size_t len, const char *name, RtTensor *out, c
   if (need < avail) {
     rt_errf(err, errlen, "%s: %zu unexpected bytes after the data (header says %s %s values, "
             "%llu bytes); the file is corrupt or not a single .npy array", name,
-            avail - (size_t)need, dims, h.descr, (unsigned long long)need);
+            avail - (size_t)need, dims, h->descr, (unsigned long long)need);
     return -1;
   }
+  *data = b + hoff + hlen;
+  return 0;
+}
+
+int rt_npy_parse(const void *buf, size_t len, const char *name, RtTensor *out, char *err,
+                 size_t errlen) {
+  memset(out, 0, sizeof *out);
+  NpyType ty;
+  NpyHeader h;
+  const unsigned char *data;
+  if (npy_locate(buf, len, name, &ty, &h, &data, err, errlen) != 0) return -1;
   if (rt_tensor_alloc(out, ty.dt, h.rank, h.shape) != 0) {
+    char dims[256];
+    shape_str(h.shape, h.rank, dims, sizeof dims);
     rt_errf(err, errlen, "%s: out of memory for %s values", name, dims);
     return -1;
   }
-  decode_data(b + hoff + hlen, (size_t)n, &ty, out->data);
+  decode_data(data, (size_t)rt_tensor_numel(out), &ty, out->data);
   return 0;
 }
 
 int rt_npy_read(const char *path, RtTensor *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  size_t len;
-  void *buf = rt_file_read_all(path, &len, err, errlen);
-  if (!buf) return -1;
-  int r = rt_npy_parse(buf, len, path, out, err, errlen);
-  free(buf);
+  RtMap m;
+  if (rt_map_file(path, &m, err, errlen)) return -1;
+  int r = rt_npy_parse(m.data, m.len, path, out, err, errlen);
+  rt_map_free(&m);
   return r;
+}
+
+/* --- mapped arrays ---------------------------------------------------------------------- */
+
+int rt_npy_open(const char *path, RtNpyView *v, char *err, size_t errlen) {
+  memset(v, 0, sizeof *v);
+  if (rt_map_file(path, &v->map, err, errlen)) return -1;
+  NpyType ty;
+  NpyHeader h;
+  if (npy_locate(v->map.data, v->map.len, path, &ty, &h, &v->data, err, errlen) != 0) {
+    rt_map_free(&v->map);
+    return -1;
+  }
+  v->path = path;
+  v->dt = ty.dt;
+  v->rank = h.rank;
+  memcpy(v->shape, h.shape, sizeof v->shape);
+  v->file_kind = (int)ty.kind;
+  v->file_bigendian = ty.bigendian;
+  v->file_itemsize = ty.itemsize;
+  v->row_elems = 1;
+  for (int k = 1; k < h.rank; k++) v->row_elems *= h.shape[k];
+  v->rows = h.rank ? h.shape[0] : 1;
+  return 0;
+}
+
+void rt_npy_close(RtNpyView *v) {
+  rt_map_free(&v->map);
+  memset(v, 0, sizeof *v);
+}
+
+int rt_npy_direct(const RtNpyView *v, DType want) {
+  NpyKind k = (NpyKind)v->file_kind;
+  return v->dt == want && !v->file_bigendian && k != NPY_U1 && k != NPY_B1;
+}
+
+/* one row decoded to the view's dtype in tmp, then converted into dst */
+static int gather_convert(const RtNpyView *v, int64_t row, DType want, void *tmp, void *dst,
+                          char *err, size_t errlen) {
+  NpyType ty = {(NpyKind)v->file_kind, v->file_bigendian, v->file_itemsize, v->dt};
+  size_t n = (size_t)v->row_elems;
+  decode_data(v->data + (size_t)row * n * v->file_itemsize, n, &ty, tmp);
+  char why[256];
+  if (rt_convert_elems(tmp, v->dt, dst, want, n, why, sizeof why) == 0) return 0;
+  rt_errf(err, errlen, "%s: sample %lld: cannot convert %s to %s: %s", v->path,
+          (long long)row, dt_name(v->dt), dt_name(want), why);
+  return -1;
+}
+
+int rt_npy_gather(const RtNpyView *v, const int64_t *rows, int64_t first, int64_t n, DType want,
+                  void *dst, char *err, size_t errlen) {
+  size_t out_row = (size_t)v->row_elems * dt_size(want);
+  if (rt_npy_direct(v, want)) {
+    for (int64_t i = 0; i < n; i++)
+      memcpy((char *)dst + (size_t)i * out_row,
+             v->data + (size_t)(rows ? rows[i] : first + i) * out_row, out_row);
+    return 0;
+  }
+  void *tmp = malloc((size_t)v->row_elems * dt_size(v->dt) + 1);
+  if (!tmp) {
+    rt_errf(err, errlen, "%s: out of memory", v->path);
+    return -1;
+  }
+  int rc = 0;
+  for (int64_t i = 0; i < n && !rc; i++)
+    rc = gather_convert(v, rows ? rows[i] : first + i, want, tmp,
+                        (char *)dst + (size_t)i * out_row, err, errlen);
+  free(tmp);
+  return rc;
 }
 
 int rt_npy_read_as(const char *path, DType want, RtTensor *out, char *err, size_t errlen) {

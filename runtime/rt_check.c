@@ -33,17 +33,22 @@ int rt_check_indices(const RtTensorInfo *t, const void *data, int64_t n, int64_t
   return 0;
 }
 
-int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const char *what,
-                    char *err, size_t errlen) {
+int rt_check_finite_at(const RtTensorInfo *t, const void *data, int64_t n, int64_t first,
+                       const char *what, char *err, size_t errlen) {
   if (t->dtype != DT_F32) return 0;
   const float *x = data;
   for (int64_t i = 0; i < n; i++) {
     if (isfinite(x[i])) continue;
-    rt_errf(err, errlen, "%s '%s': element %lld is %s", what, t->name, (long long)i,
+    rt_errf(err, errlen, "%s '%s': element %lld is %s", what, t->name, (long long)(first + i),
             isnan(x[i]) ? "NaN" : x[i] > 0 ? "+inf" : "-inf");
     return -1;
   }
   return 0;
+}
+
+int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const char *what,
+                    char *err, size_t errlen) {
+  return rt_check_finite_at(t, data, n, 0, what, err, errlen);
 }
 
 /* outputs and the loss first (the step computed them before it updated anything), then the
@@ -60,9 +65,8 @@ int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen) {
   for (int o = 0; o < 5; o++)
     for (int i = 0; i < d->ntensors; i++) {
       const RtTensorInfo *t = &d->tensors[i];
-      if (t->kind == order[o] &&
-          rt_check_finite(t, rt_ctx_data(c, i), rt_info_numel(t), what[o], err, errlen))
-        return -1;
+      const void *x = t->kind == order[o] ? rt_ctx_data(c, i) : NULL; /* NULL: not held */
+      if (x && rt_check_finite(t, x, rt_info_numel(t), what[o], err, errlen)) return -1;
     }
   return 0;
 }

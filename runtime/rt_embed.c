@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rt_io.h"
+#include "rt_mem.h"
 #include "rt_program.h"
 #include "rt_threads.h"
 
@@ -18,21 +19,27 @@ struct RtCtx {
   const RtModelDesc *d;
   RtModelBufs b;
   RtPool *pool;
-  void *mem;
-  int own_mem;
+  unsigned flags;
+  int training;    /* the optimizer state and the training arena are present */
+  uint64_t seed;   /* of the last rt_ctx_init: initializes optimizer state allocated later */
+  RtMemFigures fig;
+  RtRegion params, io, arena; /* owned memory; all empty in caller memory */
   char err[1024];
   char warn[512]; /* rt_ctx_warning */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
 
-static int64_t arena_bytes(const RtModelDesc *d) {
-  return d->arena_bytes_forward > d->arena_bytes_train ? d->arena_bytes_forward
-                                                       : d->arena_bytes_train;
+int64_t rt_ctx_memory_bytes(const RtModelDesc *d) {
+  RtMemFigures f;
+  rt_mem_figures(d, &f);
+  return rt_mem_train_ctx(&f);
 }
 
-int64_t rt_ctx_memory_bytes(const RtModelDesc *d) {
-  return round64(d->params_bytes) + round64(d->io_bytes) + round64(arena_bytes(d));
+int64_t rt_ctx_infer_bytes(const RtModelDesc *d) {
+  RtMemFigures f;
+  rt_mem_figures(d, &f);
+  return rt_mem_infer_ctx(&f);
 }
 
 static int ctx_fail(RtCtx *c, const char *fmt, ...)
@@ -76,65 +83,138 @@ int rt_desc_check(const RtModelDesc *d, char *err, size_t errlen) {
   return 0;
 }
 
-static RtCtx *ctx_new(const RtModelDesc *d, int nthreads, void *mem, int own, char *err,
-                      size_t errlen) {
+/* may this context ever hold training memory? */
+static int ctx_trainable(const RtCtx *c) {
+  return c->d->train_step && !(c->flags & RT_CTX_INFER);
+}
+
+/* the regions in caller memory: params | io | arena, each 64-byte rounded */
+static int ctx_place(RtCtx *c, char *mem, size_t size, char *err, size_t errlen) {
+  const RtMemFigures *f = &c->fig;
+  int64_t need = c->training ? rt_mem_train_ctx(f) : rt_mem_infer_ctx(f);
+  int64_t params = c->training ? round64(f->weights + f->optstate) : f->weights;
+  if (!mem || ((uintptr_t)mem & 63) || (int64_t)size < need) {
+    rt_errf(err, errlen,
+            "model '%s' needs %" PRId64 " bytes of 64-byte aligned memory for %s (got %zu "
+            "bytes at %p)",
+            c->d->name, need, c->training ? "training" : "inference", size, (void *)mem);
+    return -1;
+  }
+  memset(mem, 0, (size_t)need);
+  c->b.params = mem;
+  c->b.io = mem + params;
+  c->b.arena = c->b.io + round64(f->io);
+  return 0;
+}
+
+/* Owned regions: the weights (with room for the optimizer state when the context may
+ * train), io, the arena. The optimizer state's pages are not written before training starts,
+ * so until then they are address space, not memory; and pointers into the params region stay
+ * valid when training starts. */
+static int ctx_alloc(RtCtx *c) {
+  const RtMemFigures *f = &c->fig;
+  int64_t params = ctx_trainable(c) ? f->weights + f->optstate : f->weights;
+  int64_t arena = c->training && f->arena_train > f->arena_forward ? f->arena_train
+                                                                     : f->arena_forward;
+  if (rt_region_alloc(&c->params, (size_t)params) || rt_region_alloc(&c->io, (size_t)f->io) ||
+      rt_region_alloc(&c->arena, (size_t)arena))
+    return -1;
+  c->b.params = c->params.p;
+  c->b.io = c->io.p;
+  c->b.arena = c->arena.p;
+  return 0;
+}
+
+RtCtx *rt_ctx_create_ex(const RtModelDesc *d, int nthreads, unsigned flags, void *mem,
+                        size_t size, char *err, size_t errlen) {
+  if (rt_desc_check(d, err, errlen)) return NULL;
   RtCtx *c = calloc(1, sizeof *c);
   if (!c) {
     rt_errf(err, errlen, "out of memory");
-    if (own) free(mem);
     return NULL;
   }
   c->d = d;
-  c->mem = mem;
-  c->own_mem = own;
-  c->b.params = mem;
-  c->b.io = (char *)mem + round64(d->params_bytes);
-  c->b.arena = c->b.io + round64(d->io_bytes);
-  if (nthreads != 1) {
-    c->pool = rt_pool_create(nthreads);
-    if (!c->pool) {
-      rt_errf(err, errlen, "cannot start a pool of %d threads", nthreads);
-      rt_ctx_destroy(c);
-      return NULL;
-    }
+  c->flags = flags;
+  rt_mem_figures(d, &c->fig);
+  /* caller memory cannot grow: a context in it trains only if it is laid out for training */
+  c->training = ctx_trainable(c) && (mem || (flags & RT_CTX_TRAIN));
+  if (mem ? ctx_place(c, mem, size, err, errlen) : ctx_alloc(c)) {
+    if (!mem)
+      rt_errf(err, errlen, "model '%s' needs %" PRId64 " bytes of memory: out of memory",
+              d->name, c->training ? rt_mem_train_ctx(&c->fig) : rt_mem_infer_ctx(&c->fig));
+    rt_ctx_destroy(c);
+    return NULL;
+  }
+  if (nthreads != 1 && !(c->pool = rt_pool_create(nthreads))) {
+    rt_errf(err, errlen, "cannot start a pool of %d threads", nthreads);
+    rt_ctx_destroy(c);
+    return NULL;
   }
   c->b.pool = c->pool;
   return c;
 }
 
 RtCtx *rt_ctx_create(const RtModelDesc *d, int nthreads, char *err, size_t errlen) {
-  if (rt_desc_check(d, err, errlen)) return NULL;
-  int64_t total = rt_ctx_memory_bytes(d);
-  void *mem = aligned_alloc(64, (size_t)(total ? total : 64));
-  if (!mem) {
-    rt_errf(err, errlen, "model '%s' needs %" PRId64 " bytes of memory: out of memory", d->name,
-            total);
-    return NULL;
-  }
-  memset(mem, 0, (size_t)total);
-  return ctx_new(d, nthreads, mem, 1, err, errlen);
+  return rt_ctx_create_ex(d, nthreads, 0, NULL, 0, err, errlen);
 }
 
 RtCtx *rt_ctx_create_in(const RtModelDesc *d, int nthreads, void *mem, size_t size, char *err,
                         size_t errlen) {
-  if (rt_desc_check(d, err, errlen)) return NULL;
-  int64_t total = rt_ctx_memory_bytes(d);
-  if (!mem || ((uintptr_t)mem & 63) || (int64_t)size < total) {
-    rt_errf(err, errlen,
-            "model '%s' needs %" PRId64 " bytes of 64-byte aligned memory (got %zu bytes at %p)",
-            d->name, total, size, mem);
+  if (!mem) { /* NULL means "allocate" to rt_ctx_create_ex */
+    if (!rt_desc_check(d, err, errlen))
+      rt_errf(err, errlen, "model '%s' needs %" PRId64 " bytes of 64-byte aligned memory (got "
+              "%zu bytes at NULL)", d->name, rt_ctx_memory_bytes(d), size);
     return NULL;
   }
-  memset(mem, 0, (size_t)total);
-  return ctx_new(d, nthreads, mem, 0, err, errlen);
+  return rt_ctx_create_ex(d, nthreads, 0, mem, size, err, errlen);
 }
 
 void rt_ctx_destroy(RtCtx *c) {
   if (!c) return;
   rt_pool_destroy(c->pool);
-  if (c->own_mem) free(c->mem);
+  rt_region_free(&c->params);
+  rt_region_free(&c->io);
+  rt_region_free(&c->arena);
   free(c);
 }
+
+static int is_state(int kind) {
+  return kind == RT_KIND_PARAM || kind == RT_KIND_BUFFER || kind == RT_KIND_OPTSTATE;
+}
+
+/* a state tensor this context holds (optimizer state only while training) */
+static int ctx_holds(const RtCtx *c, const RtTensorInfo *t) {
+  return is_state(t->kind) && (t->kind != RT_KIND_OPTSTATE || c->training);
+}
+
+/* Adds the optimizer state (from its initializers, into the room ctx_alloc left) and the
+ * training arena, which replaces the forward arena. */
+static int ctx_start_training(RtCtx *c) {
+  const RtModelDesc *d = c->d;
+  if (c->training) return 0;
+  if (!d->train_step)
+    return ctx_fail(c, "model '%s' has no training step (its .nn file has no train section)",
+                    d->name);
+  if (c->flags & RT_CTX_INFER)
+    return ctx_fail(c, "model '%s': this context was created for inference only "
+                       "(RT_CTX_INFER); create one without it to train", d->name);
+  const RtMemFigures *f = &c->fig;
+  int64_t arena = f->arena_train > f->arena_forward ? f->arena_train : f->arena_forward;
+  RtRegion big;
+  if (rt_region_alloc(&big, (size_t)arena))
+    return ctx_fail(c, "model '%s' needs %" PRId64 " bytes of memory to train: out of memory",
+                    d->name, rt_mem_train_ctx(f));
+  rt_region_free(&c->arena);
+  c->arena = big;
+  c->b.arena = c->arena.p;
+  c->training = 1;
+  for (int i = 0; i < d->ntensors; i++)
+    if (d->tensors[i].kind == RT_KIND_OPTSTATE)
+      rt_init_tensor(&d->tensors[i], c->seed, rt_ctx_data(c, i));
+  return 0;
+}
+
+int rt_ctx_prepare_training(RtCtx *c) { return ctx_start_training(c); }
 
 const RtModelDesc *rt_ctx_desc(const RtCtx *c) { return c ? c->d : NULL; }
 const char *rt_ctx_error(const RtCtx *c) { return c ? c->err : "no context"; }
@@ -154,136 +234,145 @@ void rt_ctx_set_seed(RtCtx *c, uint64_t seed) {
   if (c) c->b.seed = seed;
 }
 
-static int is_state(int kind) {
-  return kind == RT_KIND_PARAM || kind == RT_KIND_BUFFER || kind == RT_KIND_OPTSTATE;
-}
-
 void *rt_ctx_data(RtCtx *c, int idx) {
   if (!c || idx < 0 || idx >= c->d->ntensors) return NULL;
   const RtTensorInfo *t = &c->d->tensors[idx];
+  if (t->kind == RT_KIND_OPTSTATE && !c->training) return NULL;
   return (is_state(t->kind) ? c->b.params : c->b.io) + t->offset;
 }
 
 int rt_ctx_init(RtCtx *c, uint64_t seed) {
   if (!c) return -1;
   for (int i = 0; i < c->d->ntensors; i++)
-    if (is_state(c->d->tensors[i].kind))
+    if (ctx_holds(c, &c->d->tensors[i]))
       rt_init_tensor(&c->d->tensors[i], seed, rt_ctx_data(c, i));
+  c->seed = seed;
   c->b.step = 0;
   return 0;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
-static int same_shape(const RtTensorInfo *t, const RtTensor *x) {
+static int same_shape(const RtTensorInfo *t, const RtStItem *x) {
   if (t->rank != x->rank) return 0;
   for (int k = 0; k < t->rank; k++)
     if (t->shape[k] != x->shape[k]) return 0;
   return 1;
 }
 
-static void tensor_type_str(const RtTensor *x, char *buf, size_t n) {
+static void item_type_str(const RtStItem *x, char *buf, size_t n) {
   RtTensorInfo tmp = {.dtype = (int32_t)x->dt, .rank = x->rank};
   for (int k = 0; k < x->rank && k < 8; k++) tmp.shape[k] = x->shape[k];
   rt_info_type_str(&tmp, buf, n);
+}
+
+/* does the file hold optimizer state of this model? */
+static int file_has_optstate(const RtCtx *c, const RtStView *v) {
+  for (int i = 0; i < c->d->ntensors; i++)
+    if (c->d->tensors[i].kind == RT_KIND_OPTSTATE && rt_st_find(v, c->d->tensors[i].name))
+      return 1;
+  return 0;
+}
+
+/* Checks tensor i of the model against the file; a dtype that differs is converted into
+ * *conv (malloc'd). 0, 1 (absent, allowed) or -1 (message set). */
+static int load_check(RtCtx *c, const RtStView *v, const char *path, int i, void **conv) {
+  const RtTensorInfo *t = &c->d->tensors[i];
+  const RtStItem *x = rt_st_find(v, t->name);
+  char want[128], got[128], why[256];
+  rt_info_type_str(t, want, sizeof want);
+  if (!x) {
+    if (t->kind != RT_KIND_PARAM) return 1;
+    return ctx_fail(c, "%s: missing tensor '%s' (%s) of model '%s'", path, t->name, want,
+                    c->d->name);
+  }
+  if (!same_shape(t, x)) {
+    item_type_str(x, got, sizeof got);
+    return ctx_fail(c, "%s: tensor '%s' is %s, but model '%s' expects %s", path, t->name, got,
+                    c->d->name, want);
+  }
+  if (x->dt != (DType)t->dtype) {
+    if (!(*conv = malloc((size_t)t->nbytes + 1)))
+      return ctx_fail(c, "%s: out of memory converting tensor '%s'", path, t->name);
+    if (rt_convert_elems(x->data, x->dt, *conv, (DType)t->dtype, (size_t)rt_info_numel(t), why,
+                         sizeof why))
+      return ctx_fail(c, "%s: tensor '%s': cannot convert %s to %s: %s", path, t->name,
+                      dt_name(x->dt), dt_name((DType)t->dtype), why);
+  }
+  if (rt_check_finite(t, *conv ? *conv : x->data, rt_info_numel(t), "tensor", why, sizeof why))
+    return ctx_fail(c, "%s: %s", path, why);
+  return 0;
+}
+
+/* the step counter: ours, else the optimizer's (files written by `nnc run --train`) */
+static int64_t load_step(const RtStView *v) {
+  const char *st = rt_set_meta(&v->meta, "nnc.step");
+  if (st) return strtoll(st, NULL, 10);
+  const RtStItem *os = rt_st_find(v, "optimizer.step");
+  int64_t step = 0;
+  if (os && os->nbytes == dt_size(os->dt) && os->rank <= 1 &&
+      rt_convert_elems(os->data, os->dt, &step, DT_I64, 1, NULL, 0))
+    step = 0;
+  return step;
+}
+
+static int count_unknown(const RtCtx *c, const RtStView *v) {
+  int unknown = 0;
+  for (int k = 0; k < v->n; k++) {
+    int i = rt_desc_find(c->d, v->items[k].name);
+    if (i < 0 || !is_state(c->d->tensors[i].kind)) unknown++;
+  }
+  return unknown;
 }
 
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
   if (!c) return -1;
   if (!path) return ctx_fail(c, "load: no file name (NULL path)");
   const RtModelDesc *d = c->d;
-  RtTensorSet set = {0};
-  char err[512], want[128], got[128];
-  if (rt_st_read(path, &set, err, sizeof err)) return ctx_fail(c, "%s", err);
-  int rc = -1;
+  RtStView v;
+  char err[512];
+  if (rt_st_open(path, &v, err, sizeof err)) return ctx_fail(c, "%s", err);
+  /* a context that may train takes the optimizer state a checkpoint brings; an inference
+   * context never reads it */
+  if (ctx_trainable(c) && !c->training && file_has_optstate(c, &v) && ctx_start_training(c)) {
+    rt_st_close(&v);
+    return -1;
+  }
+  void **conv = calloc((size_t)d->ntensors + 1, sizeof *conv);
+  int rc = conv ? 0 : ctx_fail(c, "%s: out of memory", path);
   /* validate and convert everything before touching the parameters, so a bad file leaves
    * the context as it was */
-  for (int i = 0; i < d->ntensors; i++) {
+  for (int i = 0; !rc && i < d->ntensors; i++)
+    if (ctx_holds(c, &d->tensors[i]) && load_check(c, &v, path, i, &conv[i]) < 0) rc = -1;
+  for (int i = 0; !rc && i < d->ntensors; i++) {
     const RtTensorInfo *t = &d->tensors[i];
-    if (!is_state(t->kind)) continue;
-    RtTensor *x = rt_set_find(&set, t->name);
-    rt_info_type_str(t, want, sizeof want);
-    if (!x) {
-      if (t->kind == RT_KIND_PARAM) {
-        ctx_fail(c, "%s: missing tensor '%s' (%s) of model '%s'", path, t->name, want, d->name);
-        goto out;
-      }
-      continue;
-    }
-    if (!same_shape(t, x)) {
-      tensor_type_str(x, got, sizeof got);
-      ctx_fail(c, "%s: tensor '%s' is %s, but model '%s' expects %s", path, t->name, got,
-               d->name, want);
-      goto out;
-    }
-    if (x->dt != (DType)t->dtype && rt_tensor_convert(x, (DType)t->dtype, err, sizeof err)) {
-      ctx_fail(c, "%s: tensor '%s': %s", path, t->name, err);
-      goto out;
-    }
-    if (rt_check_finite(t, x->data, rt_info_numel(t), "tensor", err, sizeof err)) {
-      ctx_fail(c, "%s: %s", path, err);
-      goto out;
-    }
-  }
-  int unknown = 0;
-  for (int k = 0; k < set.n; k++) {
-    int i = rt_desc_find(d, set.names[k]);
-    if (i < 0 || !is_state(d->tensors[i].kind)) unknown++;
-  }
-  for (int i = 0; i < d->ntensors; i++) {
-    const RtTensorInfo *t = &d->tensors[i];
-    if (!is_state(t->kind)) continue;
-    RtTensor *x = rt_set_find(&set, t->name);
+    if (!ctx_holds(c, t)) continue;
+    const RtStItem *x = rt_st_find(&v, t->name);
     if (x)
-      memcpy(rt_ctx_data(c, i), x->data, (size_t)t->nbytes);
+      memcpy(rt_ctx_data(c, i), conv[i] ? conv[i] : x->data, (size_t)t->nbytes);
     else
       rt_init_tensor(t, 0, rt_ctx_data(c, i));
   }
-  /* the step counter: ours, else the optimizer's (files written by `nnc run --train`) */
-  const char *st = rt_set_meta(&set, "nnc.step");
-  RtTensor *os = rt_set_find(&set, "optimizer.step");
-  c->b.step = 0;
-  if (st)
-    c->b.step = strtoll(st, NULL, 10);
-  else if (os && rt_tensor_numel(os) == 1 && !rt_tensor_convert(os, DT_I64, NULL, 0))
-    c->b.step = *(const int64_t *)os->data;
-  if (nunknown) *nunknown = unknown;
-  c->warn[0] = 0;
-  rt_check_ckpt_meta(d, &set, c->warn, sizeof c->warn);
-  rc = 0;
-out:
-  rt_set_free(&set);
+  if (!rc) {
+    c->b.step = load_step(&v);
+    if (nunknown) *nunknown = count_unknown(c, &v);
+    c->warn[0] = 0;
+    rt_check_ckpt_meta(d, &v.meta, c->warn, sizeof c->warn);
+  }
+  for (int i = 0; conv && i < d->ntensors; i++) free(conv[i]);
+  free(conv);
+  rt_st_close(&v);
   return rc;
 }
 
-int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json) {
-  if (!c) return -1;
-  if (!path) return ctx_fail(c, "save: no file name (NULL path)");
+/* the checkpoint's metadata: the caller's, with the model's keys set over it */
+static char *save_meta(RtCtx *c, const char *path, const char *extra_meta_json) {
   const RtModelDesc *d = c->d;
-  RtTensorSet set = {0};
-  char err[512];
-  int rc = -1;
-  cJSON *meta = NULL;
-  char *text = NULL;
-  for (int i = 0; i < d->ntensors; i++) {
-    const RtTensorInfo *t = &d->tensors[i];
-    if (!is_state(t->kind)) continue;
-    RtTensor x = {0};
-    if (rt_tensor_alloc(&x, (DType)t->dtype, t->rank, t->shape)) {
-      ctx_fail(c, "%s: out of memory for tensor '%s'", path, t->name);
-      goto out;
-    }
-    memcpy(x.data, rt_ctx_data(c, i), (size_t)t->nbytes);
-    if (rt_set_add(&set, t->name, &x, err, sizeof err)) {
-      rt_tensor_free(&x);
-      ctx_fail(c, "%s: %s", path, err);
-      goto out;
-    }
-  }
-  meta = extra_meta_json ? cJSON_Parse(extra_meta_json) : cJSON_CreateObject();
+  cJSON *meta = extra_meta_json ? cJSON_Parse(extra_meta_json) : cJSON_CreateObject();
   if (!cJSON_IsObject(meta)) {
+    cJSON_Delete(meta);
     ctx_fail(c, "%s: the extra metadata is not a JSON object", path);
-    goto out;
+    return NULL;
   }
   char step[32];
   snprintf(step, sizeof step, "%" PRId64, c->b.step);
@@ -294,16 +383,47 @@ int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json) {
     cJSON_DeleteItemFromObjectCaseSensitive(meta, keys[k]);
     cJSON_AddStringToObject(meta, keys[k], vals[k]);
   }
-  text = cJSON_PrintUnformatted(meta);
-  if (!text || rt_st_write(path, &set, text, err, sizeof err)) {
-    ctx_fail(c, "%s", text ? err : "out of memory");
+  char *text = cJSON_PrintUnformatted(meta);
+  cJSON_Delete(meta);
+  if (!text) ctx_fail(c, "%s: out of memory", path);
+  return text;
+}
+
+/* The set holds the context's own memory (no copy): its tensors are detached before the set
+ * is freed. */
+static void borrowed_set_free(RtTensorSet *set) {
+  for (int k = 0; k < set->n; k++) set->t[k].data = NULL;
+  rt_set_free(set);
+}
+
+int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json) {
+  if (!c) return -1;
+  if (!path) return ctx_fail(c, "save: no file name (NULL path)");
+  const RtModelDesc *d = c->d;
+  RtTensorSet set = {0};
+  char err[512];
+  int rc = -1;
+  char *text = NULL;
+  for (int i = 0; i < d->ntensors; i++) {
+    const RtTensorInfo *t = &d->tensors[i];
+    if (!ctx_holds(c, t)) continue;
+    RtTensor x = {.dt = (DType)t->dtype, .rank = t->rank, .data = rt_ctx_data(c, i),
+                  .nbytes = (size_t)t->nbytes};
+    memcpy(x.shape, t->shape, sizeof x.shape);
+    if (rt_set_add(&set, t->name, &x, err, sizeof err)) {
+      ctx_fail(c, "%s: %s", path, err);
+      goto out;
+    }
+  }
+  if (!(text = save_meta(c, path, extra_meta_json))) goto out;
+  if (rt_st_write(path, &set, text, err, sizeof err)) {
+    ctx_fail(c, "%s", err);
     goto out;
   }
   rc = 0;
 out:
   free(text);
-  cJSON_Delete(meta);
-  rt_set_free(&set);
+  borrowed_set_free(&set);
   return rc;
 }
 
@@ -378,9 +498,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (!c) return -1;
   const RtModelDesc *d = c->d;
-  if (!d->train_step)
-    return ctx_fail(c, "model '%s' has no training step (its .nn file has no train section)",
-                    d->name);
+  if (ctx_start_training(c)) return -1;
   int nin = rt_desc_count(d, RT_KIND_INPUT);
   for (int k = 0; k < nin; k++) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);

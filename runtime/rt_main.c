@@ -4,6 +4,9 @@
  * driver links a two-line main() that passes the model's descriptor to rt_program_main. */
 #include <errno.h>
 #include <inttypes.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include "rt_io.h"
+#include "rt_mem.h"
 #include "rt_program.h"
 #include "rt_threads.h"
 
@@ -197,9 +201,11 @@ static int missing_val(const Prog *p, const char *name) {
   return perr(p, "option '%s' needs a value", name), 2;
 }
 
-static RtCtx *make_ctx(const Prog *p) {
+/* flags: RT_CTX_INFER for the commands that only run the forward pass (nothing of the
+ * training step is allocated), RT_CTX_TRAIN for those that train */
+static RtCtx *make_ctx(const Prog *p, unsigned flags) {
   char err[512];
-  RtCtx *c = rt_ctx_create(p->d, p->threads, err, sizeof err);
+  RtCtx *c = rt_ctx_create_ex(p->d, p->threads, flags, NULL, 0, err, sizeof err);
   if (!c) perr(p, "%s", err);
   return c;
 }
@@ -295,6 +301,43 @@ static void list_kind(const RtModelDesc *d, int kind, const char *title, int wit
   }
 }
 
+/* the expected peak of `infer` and `train` (rt_mem.h) with the run's thread count, in
+ * words and in bytes for scripts */
+static void info_process_memory(const RtModelDesc *d, int threads) {
+  RtMemFigures f;
+  rt_mem_figures(d, &f);
+  int nt = rt_mem_threads(threads);
+  char b[9][32];
+  fmt_bytes((double)rt_mem_infer_peak(&f, 0, nt), b[0], sizeof b[0]);
+  fmt_bytes((double)f.weights, b[1], sizeof b[1]);
+  fmt_bytes((double)f.io, b[2], sizeof b[2]);
+  fmt_bytes((double)f.arena_forward, b[3], sizeof b[3]);
+  fmt_bytes((double)f.inputs, b[4], sizeof b[4]);
+  snprintf(b[5], sizeof b[5], "%d MiB + %d MiB per thread", (int)(RT_MEM_RUNTIME_BYTES >> 20),
+           (int)(RT_MEM_THREAD_BYTES >> 20));
+  fmt_bytes((double)f.thread_forward, b[6], sizeof b[6]);
+  printf("process memory, expected peak with %d thread%s (--threads):\n", nt, nt == 1 ? "" : "s");
+  printf("  infer: %s + %" PRId64 " B per sample (weights %s, io %s, forward arena %s, input "
+         "staging %s, %s of GEMM packing per thread, runtime %s; the outputs of every sample "
+         "are kept for the file)\n",
+         b[0], f.out_per_sample, b[1], b[2], b[3], b[4], b[6], b[5]);
+  if (d->train_step) {
+    int64_t arena = f.arena_train > f.arena_forward ? f.arena_train : f.arena_forward;
+    int64_t per = f.thread_train > f.thread_forward ? f.thread_train : f.thread_forward;
+    fmt_bytes((double)rt_mem_train_peak(&f, 0, nt), b[0], sizeof b[0]);
+    fmt_bytes((double)f.optstate, b[7], sizeof b[7]);
+    fmt_bytes((double)arena, b[8], sizeof b[8]);
+    fmt_bytes((double)per, b[6], sizeof b[6]);
+    printf("  train: %s + 8 B per sample (weights %s, optimizer state %s, io %s, arena %s, %s "
+           "of GEMM packing per thread, runtime %s; the data set is mapped, not copied)\n",
+           b[0], b[1], b[7], b[2], b[8], b[6], b[5]);
+  }
+  printf("expected peak bytes: infer %" PRId64 " + %" PRId64 "/sample",
+         rt_mem_infer_peak(&f, 0, nt), f.out_per_sample);
+  if (d->train_step) printf(", train %" PRId64 " + 8/sample", rt_mem_train_peak(&f, 0, nt));
+  printf("\n");
+}
+
 static int cmd_info(Prog *p, Args *a) {
   const char *name, *val;
   int bad = 0;
@@ -335,6 +378,7 @@ static int cmd_info(Prog *p, Args *a) {
     printf(", %" PRId64 " bytes (training step); params + io + arena %" PRId64 " bytes",
            d->arena_bytes_train, d->params_bytes + d->io_bytes + d->arena_bytes_train);
   printf("\n");
+  info_process_memory(d, p->threads);
   if (g_plan_text && *g_plan_text) {
     fputs(g_plan_text, stdout);
     if (g_plan_text[strlen(g_plan_text) - 1] != '\n') putchar('\n');
@@ -375,7 +419,7 @@ static int cmd_init(Prog *p, Args *a) {
   }
   if (!out) return perr(p, "give the output file: -o W.safetensors"), 2;
   p->threads = 1;
-  RtCtx *c = make_ctx(p);
+  RtCtx *c = make_ctx(p, RT_CTX_TRAIN); /* the file holds a fresh optimizer state */
   if (!c) return 1;
   rt_ctx_init(c, seed);
   char meta[64];
@@ -387,41 +431,48 @@ static int cmd_init(Prog *p, Args *a) {
 
 /* ---- reading data ------------------------------------------------------------------------ */
 
-/* Reads the .npy for input idx (converted to its dtype) and checks its shape: batched inputs
- * take any number of samples (*n gets it, and must agree across files), others their exact
- * shape. */
-static int read_input(const Prog *p, int idx, const char *path, RtTensor *x, int64_t *n,
+/* The .npy files bound to the model's inputs, mapped read-only (rt_io.h): batches are
+ * gathered from the mappings, so a data set costs page cache, not a private copy. view[k] is
+ * the file of the k-th input (unbound: path NULL); n is the number of samples. */
+typedef struct Data {
+  int ninputs;
+  RtNpyView *view;
+  int64_t n;
+} Data;
+
+static void data_free(Data *dt) {
+  for (int k = 0; dt->view && k < dt->ninputs; k++)
+    if (dt->view[k].path) rt_npy_close(&dt->view[k]);
+  free(dt->view);
+  memset(dt, 0, sizeof *dt);
+}
+
+static void view_type_str(const RtNpyView *v, char *buf, size_t n) {
+  RtTensorInfo g = {.dtype = v->dt, .rank = v->rank};
+  for (int k = 0; k < v->rank; k++) g.shape[k] = v->shape[k];
+  rt_info_type_str(&g, buf, n);
+}
+
+/* The shape of the file against input t: batched inputs take any number of samples (*n gets
+ * it, and must agree across files), others their exact shape. */
+static int check_view(const Prog *p, const RtTensorInfo *t, const RtNpyView *v, int64_t *n,
                       const char **n_from) {
-  const RtTensorInfo *t = &p->d->tensors[idx];
-  char err[512], want[128];
-  if (rt_npy_read_as(path, (DType)t->dtype, x, err, sizeof err)) return perr(p, "%s", err);
-  int64_t ne = rt_tensor_numel(x);
-  if (rt_check_indices(t, x->data, ne, 0, err, sizeof err) ||
-      rt_check_finite(t, x->data, ne, "input", err, sizeof err))
-    return perr(p, "%s: %s", path, err);
-  rt_info_type_str(t, want, sizeof want);
-  int batched = rt_info_batched(p->d, t), ok = x->rank == t->rank;
-  for (int k = batched ? 1 : 0; ok && k < t->rank; k++) ok = x->shape[k] == t->shape[k];
-  if (ok && batched && x->shape[0] < 1) ok = 0;
+  int batched = rt_info_batched(p->d, t), ok = v->rank == t->rank;
+  for (int k = batched ? 1 : 0; ok && k < t->rank; k++) ok = v->shape[k] == t->shape[k];
+  if (ok && batched && v->shape[0] < 1) ok = 0;
   if (!ok) {
-    char got[128];
-    RtTensorInfo g = {.dtype = t->dtype, .rank = x->rank};
-    for (int k = 0; k < x->rank; k++) g.shape[k] = x->shape[k];
-    rt_info_type_str(&g, got, sizeof got);
-    if (batched)
-      perr(p, "%s: shape %s does not fit input '%s' %s (any number >= 1 of samples in the "
-              "leading dim)",
-           path, got, t->name, want);
-    else
-      perr(p, "%s: shape %s does not fit input '%s' %s", path, got, t->name, want);
-    return 1;
+    char got[128], want[128];
+    view_type_str(v, got, sizeof got);
+    rt_info_type_str(t, want, sizeof want);
+    return perr(p, "%s: shape %s does not fit input '%s' %s%s", v->path, got, t->name, want,
+                batched ? " (any number >= 1 of samples in the leading dim)" : "");
   }
   if (batched) {
-    if (*n >= 0 && x->shape[0] != *n)
-      return perr(p, "%s has %" PRId64 " samples but %s has %" PRId64, path, x->shape[0],
+    if (*n >= 0 && v->shape[0] != *n)
+      return perr(p, "%s has %" PRId64 " samples but %s has %" PRId64, v->path, v->shape[0],
                   *n_from, *n);
-    *n = x->shape[0];
-    *n_from = path;
+    *n = v->shape[0];
+    *n_from = v->path;
   }
   return 0;
 }
@@ -435,22 +486,37 @@ static void list_names(const RtModelDesc *d, int kind, char *buf, size_t n) {
   }
 }
 
-static int bind_inputs(const Prog *p, Bind *b, int nb, RtTensor *data, int64_t *n) {
+/* the slot (index among the inputs) of the input named name, or -1 with a message */
+static int input_slot(const Prog *p, const char *name) {
+  const RtModelDesc *d = p->d;
+  int idx = rt_desc_find(d, name);
+  if (idx < 0 || d->tensors[idx].kind != RT_KIND_INPUT) {
+    char names[512];
+    list_names(d, RT_KIND_INPUT, names, sizeof names);
+    perr(p, "model '%s' has no input named '%s' (its inputs: %s)", d->name, name, names);
+    return -1;
+  }
+  for (int j = 0; j < rt_desc_count(d, RT_KIND_INPUT); j++)
+    if (rt_desc_nth(d, RT_KIND_INPUT, j) == idx) return j;
+  return -1;
+}
+
+/* random: the samples will be read in shuffled order */
+static int data_open(const Prog *p, const Bind *b, int nb, Data *dt, int random) {
   const RtModelDesc *d = p->d;
   const char *n_from = NULL;
-  *n = -1;
+  dt->ninputs = rt_desc_count(d, RT_KIND_INPUT);
+  dt->n = -1;
+  if (!(dt->view = calloc((size_t)dt->ninputs + 1, sizeof *dt->view)))
+    return perr(p, "out of memory");
   for (int k = 0; k < nb; k++) {
-    int idx = rt_desc_find(d, b[k].name);
-    if (idx < 0 || d->tensors[idx].kind != RT_KIND_INPUT) {
-      char names[512];
-      list_names(d, RT_KIND_INPUT, names, sizeof names);
-      return perr(p, "model '%s' has no input named '%s' (its inputs: %s)", d->name, b[k].name,
-                  names);
-    }
-    int slot = -1;
-    for (int j = 0; j < rt_desc_count(d, RT_KIND_INPUT); j++)
-      if (rt_desc_nth(d, RT_KIND_INPUT, j) == idx) slot = j;
-    if (read_input(p, idx, b[k].path, &data[slot], n, &n_from)) return 1;
+    int slot = input_slot(p, b[k].name);
+    char err[512];
+    if (slot < 0) return 1;
+    if (rt_npy_open(b[k].path, &dt->view[slot], err, sizeof err)) return perr(p, "%s", err);
+    if (random) rt_map_advise_random(&dt->view[slot].map);
+    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, slot)];
+    if (check_view(p, t, &dt->view[slot], &dt->n, &n_from)) return 1;
   }
   return 0;
 }
@@ -466,6 +532,39 @@ static int fwd_needs(const Prog *p, const char *name) {
     s += l;
     if (*s) s++;
   }
+  return 0;
+}
+
+/* every input that `needed` selects has a file; opt names the option for the message */
+static int data_complete(const Prog *p, const Data *dt, const char *opt, int all) {
+  const RtModelDesc *d = p->d;
+  for (int k = 0; k < dt->ninputs; k++) {
+    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, k)];
+    if (dt->view[k].path || (!all && !fwd_needs(p, t->name))) continue;
+    char ty[128];
+    rt_info_type_str(t, ty, sizeof ty);
+    return perr(p, "missing %s %s=FILE.npy (input '%s' %s)", opt, t->name, t->name, ty);
+  }
+  return 0;
+}
+
+/* Samples rows[0..m) (or first..first+m) of input k, as the input's dtype, into dst;
+ * an unbatched input is copied whole. Samples taken in file order (rows NULL) are checked
+ * on the way in (labels and indices in range, floats finite), positions counted in the
+ * file; `train` checks its files in one such pass before it shuffles. */
+static int data_gather(const Prog *p, const Data *dt, int k, const int64_t *rows, int64_t first,
+                       int64_t m, void *dst) {
+  const RtTensorInfo *t = &p->d->tensors[rt_desc_nth(p->d, RT_KIND_INPUT, k)];
+  const RtNpyView *v = &dt->view[k];
+  char err[512];
+  int batched = rt_info_batched(p->d, t);
+  int64_t nrows = batched ? m : v->rows, at = batched ? first : 0;
+  if (rt_npy_gather(v, batched ? rows : NULL, at, nrows, (DType)t->dtype, dst, err, sizeof err))
+    return perr(p, "%s", err);
+  int64_t ne = nrows * v->row_elems;
+  if (!rows && (rt_check_indices(t, dst, ne, at * v->row_elems, err, sizeof err) ||
+                rt_check_finite_at(t, dst, ne, at * v->row_elems, "input", err, sizeof err)))
+    return perr(p, "%s: %s", v->path, err);
   return 0;
 }
 
@@ -488,95 +587,117 @@ static void print_summary(const RtTensorInfo *t, const float *v, int64_t n, int6
   printf("%s]\n", numel > 8 ? ", ..." : "");
 }
 
-static int cmd_infer(Prog *p, Args *a) {
-  static const char *const wv[] = {"--threads", "--weights", "--seed", "--in", "--out", NULL};
-  const RtModelDesc *d = p->d;
+typedef struct InferOpts {
   Bind ins[MAX_BIND], outs[MAX_BIND];
-  int nin = 0, nout = 0, rc = 2, have_seed = 0, bad = 0;
-  uint64_t seed = 0;
-  const char *name, *val, *weights = NULL;
-  int ntin = rt_desc_count(d, RT_KIND_INPUT), ntout = rt_desc_count(d, RT_KIND_OUTPUT);
-  RtTensor *data = calloc((size_t)ntin + 1, sizeof *data);
-  void **outbuf = calloc((size_t)ntout + 1, sizeof *outbuf);
-  const void **inp = calloc((size_t)ntin + 1, sizeof *inp);
-  RtCtx *c = NULL;
+  int nin, nout, have_seed;
+  uint64_t seed;
+  const char *weights;
+} InferOpts;
+
+/* -1: go on; otherwise the exit status */
+static int infer_parse(Prog *p, Args *a, InferOpts *o) {
+  static const char *const wv[] = {"--threads", "--weights", "--seed", "--in", "--out", NULL};
+  const char *name, *val;
+  int bad = 0;
   while ((name = next_opt(a, wv, &val, &bad))) {
-    if (bad) {
-      missing_val(p, name);
-      goto out;
-    }
+    if (bad) return missing_val(p, name);
     int r = common_opt(p, name, val);
-    if (r < 0) goto out;
-    if (r == 2) {
-      usage(p, stdout);
-      rc = 0;
-      goto out;
-    }
+    if (r < 0) return 2;
+    if (r == 2) return usage(p, stdout), 0;
     if (r) continue;
     if (!strcmp(name, "--weights")) {
-      weights = val;
+      o->weights = val;
     } else if (!strcmp(name, "--seed")) {
-      if (parse_u64(val, &seed)) {
-        perr(p, "--seed expects an integer, got '%s'", val);
-        goto out;
-      }
-      have_seed = 1;
+      if (parse_u64(val, &o->seed)) return perr(p, "--seed expects an integer, got '%s'", val), 2;
+      o->have_seed = 1;
     } else if (!strcmp(name, "--in")) {
-      if (parse_binds(p, "--in", val, ins, &nin)) goto out;
+      if (parse_binds(p, "--in", val, o->ins, &o->nin)) return 2;
     } else if (!strcmp(name, "--out")) {
-      if (parse_binds(p, "--out", val, outs, &nout)) goto out;
+      if (parse_binds(p, "--out", val, o->outs, &o->nout)) return 2;
     } else {
-      unknown_opt(p, name);
-      goto out;
+      return unknown_opt(p, name);
     }
   }
-  if (!weights == !have_seed) {
-    perr(p, weights ? "--weights and --seed both set the parameters; give one"
-                    : "give --weights W.safetensors (or --seed S for initial weights)");
-    goto out;
-  }
-  rc = 1;
-  int64_t n;
-  if (bind_inputs(p, ins, nin, data, &n)) goto out;
-  for (int k = 0; k < ntin; k++) {
-    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, k)];
-    if (!data[k].data && fwd_needs(p, t->name)) {
-      char ty[128];
-      rt_info_type_str(t, ty, sizeof ty);
-      perr(p, "missing --in %s=FILE.npy (input '%s' %s)", t->name, t->name, ty);
-      goto out;
-    }
-    inp[k] = data[k].data;
-  }
-  if (n < 0) n = d->batch > 0 ? d->batch : 1; /* only unbatched inputs */
-  if (d->batch <= 0) n = 1;
-  for (int k = 0; k < nout; k++) {
-    int idx = rt_desc_find(d, outs[k].name);
-    if (idx < 0 || d->tensors[idx].kind != RT_KIND_OUTPUT) {
+  if (!o->weights == !o->have_seed)
+    return perr(p, o->weights ? "--weights and --seed both set the parameters; give one"
+                              : "give --weights W.safetensors (or --seed S for initial weights)"),
+           2;
+  for (int k = 0; k < o->nout; k++) {
+    int idx = rt_desc_find(p->d, o->outs[k].name);
+    if (idx < 0 || p->d->tensors[idx].kind != RT_KIND_OUTPUT) {
       char names[512];
-      list_names(d, RT_KIND_OUTPUT, names, sizeof names);
-      perr(p, "model '%s' has no output named '%s' (its outputs: %s)", d->name, outs[k].name,
-           names);
-      goto out;
+      list_names(p->d, RT_KIND_OUTPUT, names, sizeof names);
+      return perr(p, "model '%s' has no output named '%s' (its outputs: %s)", p->d->name,
+                  o->outs[k].name, names);
     }
   }
-  if (!(c = make_ctx(p))) goto out;
-  if (weights ? load_weights(p, c, weights) : rt_ctx_init(c, seed)) goto out;
-  /* outputs are written as float32 whatever the model's dtype (all outputs are f32 today) */
-  for (int k = 0; k < ntout; k++) {
-    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, k)];
-    int64_t per = rt_info_batched(d, t) ? t->nbytes / t->shape[0] : 0;
-    size_t bytes = per ? (size_t)(per * n) : (size_t)t->nbytes;
-    if (!(outbuf[k] = malloc(bytes ? bytes : 1))) {
-      perr(p, "out of memory");
-      goto out;
+  return -1;
+}
+
+/* Runs the forward pass over n samples in chunks of the batch, each chunk's inputs gathered
+ * from the mapped files into one batch of staging memory; outbuf[k] gets n samples (or the
+ * whole of an unbatched output). */
+static int infer_run(const Prog *p, RtCtx *c, const Data *dt, int64_t n, void **outbuf) {
+  const RtModelDesc *d = p->d;
+  int64_t B = d->batch > 0 ? d->batch : 1;
+  int nin = dt->ninputs, nout = rt_desc_count(d, RT_KIND_OUTPUT), rc = 1;
+  RtMemFigures f;
+  rt_mem_figures(d, &f);
+  char *stage = calloc(1, (size_t)f.inputs + 64);
+  const void **in = calloc((size_t)nin + 1, sizeof *in);
+  void **out = calloc((size_t)nout + 1, sizeof *out);
+  if (!stage || !in || !out) {
+    perr(p, "out of memory");
+    goto done;
+  }
+  for (int64_t s = 0; s < n; s += B) {
+    int64_t m = n - s < B ? n - s : B, at = 0;
+    for (int k = 0; k < nin; k++) {
+      const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, k)];
+      in[k] = dt->view[k].path ? stage + at : NULL;
+      if (in[k] && data_gather(p, dt, k, NULL, s, m, stage + at)) goto done;
+      at += (t->nbytes + 63) / 64 * 64;
+    }
+    for (int k = 0; k < nout; k++) {
+      const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, k)];
+      int64_t per = rt_info_batched(d, t) ? t->nbytes / t->shape[0] : 0;
+      out[k] = (char *)outbuf[k] + (size_t)(per * s);
+    }
+    if (rt_ctx_infer(c, m, in, out)) {
+      perr(p, "%s", rt_ctx_error(c));
+      goto done;
     }
   }
-  if (rt_ctx_infer(c, n, inp, outbuf)) {
-    perr(p, "%s", rt_ctx_error(c));
-    goto out;
+  rc = 0;
+done:
+  free(stage);
+  free(in);
+  free(out);
+  return rc;
+}
+
+/* outputs are written as float32 whatever the model's dtype (all outputs are f32 today) */
+static int write_output(const Prog *p, const char *path, RtTensor *y) {
+  char err[512];
+  RtTensor conv = {0};
+  const RtTensor *w = y;
+  if (y->dt != DT_F32) { /* npy of the dtype the interpreter writes */
+    if (rt_tensor_alloc(&conv, y->dt, y->rank, y->shape)) return perr(p, "out of memory");
+    memcpy(conv.data, y->data, y->nbytes);
+    if (rt_tensor_convert(&conv, DT_F32, err, sizeof err)) {
+      rt_tensor_free(&conv);
+      return perr(p, "%s: %s", path, err);
+    }
+    w = &conv;
   }
-  for (int k = 0; k < ntout; k++) {
+  int wr = rt_npy_write(path, w, err, sizeof err);
+  rt_tensor_free(&conv);
+  return wr ? perr(p, "%s", err) : 0;
+}
+
+static int infer_outputs(const Prog *p, const InferOpts *o, void **outbuf, int64_t n) {
+  const RtModelDesc *d = p->d;
+  for (int k = 0; k < rt_desc_count(d, RT_KIND_OUTPUT); k++) {
     const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, k)];
     int batched = rt_info_batched(d, t);
     RtTensor y = {.dt = (DType)t->dtype, .rank = t->rank, .data = outbuf[k]};
@@ -584,50 +705,64 @@ static int cmd_infer(Prog *p, Args *a) {
     if (batched) y.shape[0] = n;
     y.nbytes = (size_t)rt_tensor_numel(&y) * dt_size(y.dt);
     const char *path = NULL;
-    for (int j = 0; j < nout; j++)
-      if (!strcmp(outs[j].name, t->name)) path = outs[j].path;
-    char err[512];
-    if (path) {
-      RtTensor conv = {0};
-      const RtTensor *w = &y;
-      if (y.dt != DT_F32) { /* npy of the dtype the interpreter writes */
-        if (rt_tensor_alloc(&conv, y.dt, y.rank, y.shape)) {
-          perr(p, "out of memory");
-          goto out;
-        }
-        memcpy(conv.data, y.data, y.nbytes);
-        if (rt_tensor_convert(&conv, DT_F32, err, sizeof err)) {
-          rt_tensor_free(&conv);
-          perr(p, "%s: %s", path, err);
-          goto out;
-        }
-        w = &conv;
-      }
-      int wr = rt_npy_write(path, w, err, sizeof err);
-      rt_tensor_free(&conv);
-      if (wr) {
-        perr(p, "%s", err);
-        goto out;
-      }
-    } else if (!nout && y.dt == DT_F32) {
+    for (int j = 0; j < o->nout; j++)
+      if (!strcmp(o->outs[j].name, t->name)) path = o->outs[j].path;
+    if (path && write_output(p, path, &y)) return 1;
+    if (!path && !o->nout && y.dt == DT_F32)
       print_summary(t, y.data, batched ? n : -1, rt_tensor_numel(&y));
+  }
+  return 0;
+}
+
+/* one buffer per output for n samples */
+static void **alloc_outputs(const Prog *p, int64_t n) {
+  const RtModelDesc *d = p->d;
+  int nout = rt_desc_count(d, RT_KIND_OUTPUT);
+  void **outbuf = calloc((size_t)nout + 1, sizeof *outbuf);
+  for (int k = 0; outbuf && k < nout; k++) {
+    const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, k)];
+    int64_t per = rt_info_batched(d, t) ? t->nbytes / t->shape[0] : 0;
+    size_t bytes = per ? (size_t)(per * n) : (size_t)t->nbytes;
+    if (!(outbuf[k] = malloc(bytes ? bytes : 1))) {
+      for (int j = 0; j < k; j++) free(outbuf[j]);
+      free(outbuf);
+      return NULL;
     }
   }
+  return outbuf;
+}
+
+static int cmd_infer(Prog *p, Args *a) {
+  const RtModelDesc *d = p->d;
+  InferOpts o = {0};
+  Data dt = {0};
+  void **outbuf = NULL;
+  RtCtx *c = NULL;
+  int rc = infer_parse(p, a, &o);
+  if (rc >= 0) goto out;
+  rc = 1;
+  if (data_open(p, o.ins, o.nin, &dt, 0) || data_complete(p, &dt, "--in", 0)) goto out;
+  int64_t n = dt.n;
+  if (n < 0 || d->batch <= 0) n = d->batch > 0 ? d->batch : 1; /* only unbatched inputs */
+  if (!(c = make_ctx(p, RT_CTX_INFER))) goto out;
+  if (o.weights ? load_weights(p, c, o.weights) : rt_ctx_init(c, o.seed)) goto out;
+  if (!(outbuf = alloc_outputs(p, n))) {
+    perr(p, "out of memory for the outputs of %" PRId64 " samples", n);
+    goto out;
+  }
+  if (infer_run(p, c, &dt, n, outbuf) || infer_outputs(p, &o, outbuf, n)) goto out;
   rc = 0;
 out:
   rt_ctx_destroy(c);
-  for (int k = 0; k < ntin; k++) rt_tensor_free(&data[k]);
-  for (int k = 0; k < ntout; k++) free(outbuf[k]);
-  free(data);
+  for (int k = 0; outbuf && k < rt_desc_count(d, RT_KIND_OUTPUT); k++) free(outbuf[k]);
   free(outbuf);
-  free(inp);
-  free_binds(ins, nin);
-  free_binds(outs, nout);
+  data_free(&dt);
+  free_binds(o.ins, o.nin);
+  free_binds(o.outs, o.nout);
   return rc;
 }
 
 /* ---- train ------------------------------------------------------------------------------- */
-
 
 static void progress(int epoch, int epochs, int64_t b, int64_t nb, double loss, double sps) {
   int width = 24, fill = nb ? (int)(width * b / nb) : width;
@@ -652,185 +787,200 @@ static int log_line(const Prog *p, FILE *log, const char *path, long *good, cons
   return perr(p, "%s: write failed: %s (the log keeps its complete lines)", path, strerror(e));
 }
 
-static int cmd_train(Prog *p, Args *a) {
+typedef struct TrainOpts {
+  Bind data[MAX_BIND];
+  int nd, quiet, check_finite;
+  int64_t epochs;
+  uint64_t seed;
+  const char *weights, *save, *logpath;
+} TrainOpts;
+
+/* one option of `train` other than the common ones; 0, or the exit status */
+static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
+  if (!strcmp(name, "--weights")) {
+    o->weights = val;
+  } else if (!strcmp(name, "--data")) {
+    if (parse_binds(p, "--data", val, o->data, &o->nd)) return 2;
+  } else if (!strcmp(name, "--epochs")) {
+    if (parse_i64(val, &o->epochs) || o->epochs < 1 || o->epochs > 1000000)
+      return perr(p, "--epochs expects a positive integer, got '%s'", val), 2;
+  } else if (!strcmp(name, "--save")) {
+    o->save = val;
+  } else if (!strcmp(name, "--seed")) {
+    if (parse_u64(val, &o->seed)) return perr(p, "--seed expects an integer, got '%s'", val), 2;
+  } else if (!strcmp(name, "--log")) {
+    o->logpath = val;
+  } else if (!strcmp(name, "--lr")) {
+    return perr(p, "the learning rate is part of the model: %s (change the train section of "
+                   "the .nn file and rebuild)",
+                p->d->optimizer && *p->d->optimizer ? p->d->optimizer : "no optimizer"),
+           2;
+  } else if (!strcmp(name, "--quiet") || !strcmp(name, "-q")) {
+    o->quiet = 1;
+  } else if (!strcmp(name, "--check-finite")) {
+    o->check_finite = 1;
+  } else {
+    return unknown_opt(p, name);
+  }
+  return 0;
+}
+
+/* -1: go on; otherwise the exit status */
+static int train_parse(Prog *p, Args *a, TrainOpts *o) {
   static const char *const wv[] = {"--threads", "--weights", "--data", "--epochs", "--save",
                                    "--seed",    "--log",     "--lr",   NULL};
-  const RtModelDesc *d = p->d;
-  Bind data[MAX_BIND];
-  int nd = 0, rc = 2, quiet = 0, bad = 0, check_finite = 0;
-  int64_t epochs = 1;
-  uint64_t seed = 0;
-  const char *name, *val, *weights = NULL, *save = NULL, *logpath = NULL;
-  int ntin = rt_desc_count(d, RT_KIND_INPUT);
-  RtTensor *x = calloc((size_t)ntin + 1, sizeof *x);
-  int64_t *perm = NULL;
-  RtCtx *c = NULL;
-  FILE *log = NULL;
-  long log_good = 0;
-  char line[128];
+  const char *name, *val;
+  int bad = 0;
+  o->epochs = 1;
   while ((name = next_opt(a, wv, &val, &bad))) {
-    if (bad) {
-      missing_val(p, name);
-      goto out;
-    }
+    if (bad) return missing_val(p, name);
     int r = common_opt(p, name, val);
-    if (r < 0) goto out;
-    if (r == 2) {
-      usage(p, stdout);
-      rc = 0;
-      goto out;
-    }
-    if (r) continue;
-    if (!strcmp(name, "--weights")) {
-      weights = val;
-    } else if (!strcmp(name, "--data")) {
-      if (parse_binds(p, "--data", val, data, &nd)) goto out;
-    } else if (!strcmp(name, "--epochs")) {
-      if (parse_i64(val, &epochs) || epochs < 1 || epochs > 1000000) {
-        perr(p, "--epochs expects a positive integer, got '%s'", val);
-        goto out;
-      }
-    } else if (!strcmp(name, "--save")) {
-      save = val;
-    } else if (!strcmp(name, "--seed")) {
-      if (parse_u64(val, &seed)) {
-        perr(p, "--seed expects an integer, got '%s'", val);
-        goto out;
-      }
-    } else if (!strcmp(name, "--log")) {
-      logpath = val;
-    } else if (!strcmp(name, "--lr")) {
-      perr(p, "the learning rate is part of the model: %s (change the train section of the "
-              ".nn file and rebuild)",
-           d->optimizer && *d->optimizer ? d->optimizer : "no optimizer");
-      goto out;
-    } else if (!strcmp(name, "--quiet") || !strcmp(name, "-q")) {
-      quiet = 1;
-    } else if (!strcmp(name, "--check-finite")) {
-      check_finite = 1;
-    } else {
-      unknown_opt(p, name);
-      goto out;
-    }
+    if (r < 0) return 2;
+    if (r == 2) return usage(p, stdout), 0;
+    if (!r && (r = train_opt(p, o, name, val))) return r;
   }
-  if (!d->train_step) {
-    perr(p, "model '%s' has no training step (its .nn file has no train section)", d->name);
-    rc = 1;
-    goto out;
-  }
-  if (!nd) {
-    perr(p, "give the training data: --data NAME=FILE.npy[,NAME=FILE.npy...]");
-    goto out;
-  }
-  rc = 1;
-  int64_t n;
-  if (bind_inputs(p, data, nd, x, &n)) goto out;
-  for (int k = 0; k < ntin; k++)
-    if (!x[k].data) {
-      const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, k)];
-      char ty[128];
-      rt_info_type_str(t, ty, sizeof ty);
-      perr(p, "missing --data %s=FILE.npy (input '%s' %s)", t->name, t->name, ty);
-      goto out;
-    }
+  if (!p->d->train_step)
+    return perr(p, "model '%s' has no training step (its .nn file has no train section)",
+                p->d->name);
+  if (!o->nd) return perr(p, "give the training data: --data NAME=FILE.npy[,NAME=FILE.npy...]"), 2;
+  return -1;
+}
+
+/* One pass over the data in file order, through each input's slot of the io region, before
+ * the first step: a value out of range, not finite, or that does not convert (a file whose
+ * bytes are not the input's dtype is converted batch by batch) is reported with its
+ * position in the file rather than in the middle of a run. */
+static int train_check_data(const Prog *p, RtCtx *c, const Data *dt) {
+  const RtModelDesc *d = p->d;
   int64_t B = d->batch > 0 ? d->batch : 1;
-  if (n < 0) n = B;
-  if (n < B) {
-    perr(p, "the data has %" PRId64 " samples, fewer than one batch of %" PRId64
-            " (rebuild with a smaller batch, e.g. -D N=%" PRId64 ")",
-         n, B, n);
-    goto out;
-  }
-  if (!(c = make_ctx(p))) goto out;
-  if (weights ? load_weights(p, c, weights) : rt_ctx_init(c, seed)) goto out;
-  rt_ctx_set_seed(c, seed);
-  if (logpath) {
-    if (!(log = fopen(logpath, "w"))) {
-      perr(p, "%s: cannot write: %s", logpath, strerror(errno));
-      goto out;
+  for (int k = 0; k < dt->ninputs; k++) {
+    int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
+    if (!rt_info_batched(d, &d->tensors[idx])) {
+      if (data_gather(p, dt, k, NULL, 0, 0, rt_ctx_data(c, idx))) return 1;
+      continue;
     }
-    if (log_line(p, log, logpath, &log_good, "step,epoch,loss\n")) goto out;
+    for (int64_t s = 0; s < dt->n; s += B)
+      if (data_gather(p, dt, k, NULL, s, dt->n - s < B ? dt->n - s : B, rt_ctx_data(c, idx)))
+        return 1;
   }
-  int64_t nb = n / B; /* the last partial batch is left out; shuffling varies which */
-  if (!(perm = malloc((size_t)n * sizeof *perm))) {
-    perr(p, "out of memory");
-    goto out;
+  return 0;
+}
+
+typedef struct Trainer {
+  const TrainOpts *o;
+  RtCtx *c;
+  Data dt;
+  int64_t *perm, nb, epoch0;
+  uint64_t rng;
+  FILE *log;
+  long log_good; /* bytes of complete lines in the log */
+  int tty;
+} Trainer;
+
+static int train_setup(Prog *p, Trainer *T) {
+  const RtModelDesc *d = p->d;
+  const TrainOpts *o = T->o;
+  int64_t B = d->batch > 0 ? d->batch : 1;
+  if (data_open(p, o->data, o->nd, &T->dt, 1) || data_complete(p, &T->dt, "--data", 1)) return 1;
+  int64_t n = T->dt.n < 0 ? B : T->dt.n;
+  if (n < B)
+    return perr(p, "the data has %" PRId64 " samples, fewer than one batch of %" PRId64
+                   " (rebuild with a smaller batch, e.g. -D N=%" PRId64 ")",
+                n, B, n);
+  if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
+  if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
+  rt_ctx_set_seed(T->c, o->seed);
+  if (train_check_data(p, T->c, &T->dt)) return 1;
+  if (o->logpath) {
+    if (!(T->log = fopen(o->logpath, "w")))
+      return perr(p, "%s: cannot write: %s", o->logpath, strerror(errno));
+    if (log_line(p, T->log, o->logpath, &T->log_good, "step,epoch,loss\n")) return 1;
   }
-  int tty = !quiet && isatty(2);
-  int64_t epoch0 = rt_ctx_step(c) / nb;
-  uint64_t rng = seed;
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
-  for (int64_t e = 0; e < epoch0; e++) rt_shuffle(perm, n, &rng);
-  for (int64_t e = 0; e < epochs; e++) {
-    rt_shuffle(perm, n, &rng);
-    double t0 = now_s(), last_draw = 0, sum = 0;
-    for (int64_t b = 0; b < nb; b++) {
-      for (int k = 0; k < ntin; k++) {
-        int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
-        const RtTensorInfo *t = &d->tensors[idx];
-        char *dst = rt_ctx_data(c, idx);
-        if (!rt_info_batched(d, t)) {
-          memcpy(dst, x[k].data, (size_t)t->nbytes);
-          continue;
-        }
-        size_t sample = (size_t)(t->nbytes / B);
-        for (int64_t j = 0; j < B; j++)
-          memcpy(dst + (size_t)j * sample, (char *)x[k].data + (size_t)perm[b * B + j] * sample,
-                 sample);
-      }
-      float loss;
-      char ferr[512];
-      if (rt_ctx_train_step(c, NULL, &loss)) {
-        perr(p, "%s", rt_ctx_error(c));
-        goto out;
-      }
-      if (check_finite && rt_ctx_check_finite(c, ferr, sizeof ferr)) {
-        if (tty) fputc('\n', stderr);
-        perr(p, "step %" PRId64 " (epoch %" PRId64 "): %s", rt_ctx_step(c), epoch0 + e + 1, ferr);
-        goto out;
-      }
-      if (!isfinite(loss)) {
-        if (tty) fputc('\n', stderr);
-        perr(p, "the loss became %g at step %" PRId64 " (epoch %" PRId64
-                "); the weights diverged, nothing more is saved",
-             (double)loss, rt_ctx_step(c), epoch0 + e + 1);
-        goto out;
-      }
-      sum += loss;
-      snprintf(line, sizeof line, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(c), epoch0 + e + 1,
-               (double)loss);
-      if (log && log_line(p, log, logpath, &log_good, line)) goto out;
-      double t = now_s();
-      if (tty && (t - last_draw > 0.1 || b + 1 == nb)) {
-        progress((int)(e + 1), (int)epochs, b + 1, nb, sum / (double)(b + 1),
-                 (double)((b + 1) * B) / (t - t0 > 0 ? t - t0 : 1e-9));
-        last_draw = t;
-      }
+  T->dt.n = n;
+  T->nb = n / B; /* the last partial batch is left out; shuffling varies which */
+  if (!(T->perm = malloc((size_t)n * sizeof *T->perm))) return perr(p, "out of memory");
+  T->tty = !o->quiet && isatty(2);
+  T->epoch0 = rt_ctx_step(T->c) / T->nb;
+  T->rng = o->seed;
+  for (int64_t i = 0; i < n; i++) T->perm[i] = i;
+  for (int64_t e = 0; e < T->epoch0; e++) rt_shuffle(T->perm, n, &T->rng);
+  return 0;
+}
+
+/* batch b of the epoch's order, gathered from the mapped files into the io region */
+static int train_batch(const Prog *p, Trainer *T, int64_t b, float *loss) {
+  const RtModelDesc *d = p->d;
+  int64_t B = d->batch > 0 ? d->batch : 1;
+  for (int k = 0; k < T->dt.ninputs; k++) {
+    int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
+    if (data_gather(p, &T->dt, k, T->perm + b * B, 0, B, rt_ctx_data(T->c, idx))) return 1;
+  }
+  if (rt_ctx_train_step(T->c, NULL, loss)) return perr(p, "%s", rt_ctx_error(T->c));
+  return 0;
+}
+
+static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
+  int64_t B = p->d->batch > 0 ? p->d->batch : 1, epoch = T->epoch0 + e + 1;
+  rt_shuffle(T->perm, T->dt.n, &T->rng);
+  double t0 = now_s(), last_draw = 0, sum = 0;
+  for (int64_t b = 0; b < T->nb; b++) {
+    float loss;
+    char ferr[512], line[128];
+    if (train_batch(p, T, b, &loss)) return 1;
+    if (T->o->check_finite && rt_ctx_check_finite(T->c, ferr, sizeof ferr)) {
+      if (T->tty) fputc('\n', stderr);
+      return perr(p, "step %" PRId64 " (epoch %" PRId64 "): %s", rt_ctx_step(T->c), epoch, ferr);
     }
-    double dt = now_s() - t0;
-    if (tty) fputc('\r', stderr);
-    if (!quiet)
-      fprintf(stderr, "epoch %" PRId64 "/%" PRId64 "  loss %.6f  %.0f samples/s  %.2f s%s\n",
-              e + 1, epochs, sum / (double)nb, (double)(nb * B) / (dt > 0 ? dt : 1e-9), dt,
-              tty ? "\033[K" : "");
-    if (!tty && !quiet) fflush(stderr);
-    if (save) {
-      char meta[64];
-      snprintf(meta, sizeof meta, "{\"nnc.epoch\":\"%" PRId64 "\"}", epoch0 + e + 1);
-      if (rt_ctx_save(c, save, meta)) {
-        perr(p, "%s", rt_ctx_error(c));
-        goto out;
-      }
+    if (!isfinite(loss)) {
+      if (T->tty) fputc('\n', stderr);
+      return perr(p, "the loss became %g at step %" PRId64 " (epoch %" PRId64
+                     "); the weights diverged, nothing more is saved",
+                  (double)loss, rt_ctx_step(T->c), epoch);
+    }
+    sum += loss;
+    snprintf(line, sizeof line, "%" PRId64 ",%" PRId64 ",%.9g\n", rt_ctx_step(T->c), epoch,
+             (double)loss);
+    if (T->log && log_line(p, T->log, T->o->logpath, &T->log_good, line)) return 1;
+    double t = now_s();
+    if (T->tty && (t - last_draw > 0.1 || b + 1 == T->nb)) {
+      progress((int)(e + 1), (int)T->o->epochs, b + 1, T->nb, sum / (double)(b + 1),
+               (double)((b + 1) * B) / (t - t0 > 0 ? t - t0 : 1e-9));
+      last_draw = t;
     }
   }
+  double dt = now_s() - t0;
+  if (T->tty) fputc('\r', stderr);
+  if (!T->o->quiet)
+    fprintf(stderr, "epoch %" PRId64 "/%" PRId64 "  loss %.6f  %.0f samples/s  %.2f s%s\n",
+            e + 1, T->o->epochs, sum / (double)T->nb, (double)(T->nb * B) / (dt > 0 ? dt : 1e-9),
+            dt, T->tty ? "\033[K" : "");
+  if (!T->tty && !T->o->quiet) fflush(stderr);
+  return 0;
+}
+
+static int train_save(const Prog *p, Trainer *T, int64_t e) {
+  char meta[64];
+  snprintf(meta, sizeof meta, "{\"nnc.epoch\":\"%" PRId64 "\"}", T->epoch0 + e + 1);
+  return rt_ctx_save(T->c, T->o->save, meta) ? perr(p, "%s", rt_ctx_error(T->c)) : 0;
+}
+
+static int cmd_train(Prog *p, Args *a) {
+  TrainOpts o = {0};
+  Trainer T = {.o = &o};
+  int rc = train_parse(p, a, &o);
+  if (rc >= 0) goto out;
+  rc = 1;
+  if (train_setup(p, &T)) goto out;
+  for (int64_t e = 0; e < o.epochs; e++)
+    if (train_epoch(p, &T, e) || (o.save && train_save(p, &T, e))) goto out;
   rc = 0;
 out:
-  if (log && fclose(log) && rc == 0) rc = perr(p, "%s: write failed: %s", logpath, strerror(errno));
-  rt_ctx_destroy(c);
-  for (int k = 0; k < ntin; k++) rt_tensor_free(&x[k]);
-  free(x);
-  free(perm);
-  free_binds(data, nd);
+  if (T.log && fclose(T.log) && rc == 0)
+    rc = perr(p, "%s: write failed: %s", o.logpath, strerror(errno));
+  rt_ctx_destroy(T.c);
+  data_free(&T.dt);
+  free(T.perm);
+  free_binds(o.data, o.nd);
   return rc;
 }
 
@@ -841,12 +991,17 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int cmd_bench(Prog *p, Args *a) {
+typedef struct BenchOpts {
+  int train;
+  int64_t iters;
+  const char *weights;
+} BenchOpts;
+
+/* -1: go on; otherwise the exit status */
+static int bench_parse(Prog *p, Args *a, BenchOpts *o) {
   static const char *const wv[] = {"--threads", "--iters", "--weights", NULL};
-  const RtModelDesc *d = p->d;
-  const char *name, *val, *weights = NULL;
-  int train = 0, bad = 0;
-  int64_t iters = 0;
+  const char *name, *val;
+  int bad = 0;
   while ((name = next_opt(a, wv, &val, &bad))) {
     if (bad) return missing_val(p, name);
     int r = common_opt(p, name, val);
@@ -854,26 +1009,24 @@ static int cmd_bench(Prog *p, Args *a) {
     if (r == 2) return usage(p, stdout), 0;
     if (r) continue;
     if (!strcmp(name, "--train")) {
-      train = 1;
+      o->train = 1;
     } else if (!strcmp(name, "--iters")) {
-      if (parse_i64(val, &iters) || iters < 1)
+      if (parse_i64(val, &o->iters) || o->iters < 1)
         return perr(p, "--iters expects a positive integer, got '%s'", val), 2;
     } else if (!strcmp(name, "--weights")) {
-      weights = val;
+      o->weights = val;
     } else {
       return unknown_opt(p, name);
     }
   }
-  if (train && !d->train_step)
+  if (o->train && !p->d->train_step)
     return perr(p, "model '%s' has no training step (its .nn file has no train section)",
-                d->name);
-  RtCtx *c = make_ctx(p);
-  if (!c) return 1;
-  if (weights ? load_weights(p, c, weights) : rt_ctx_init(c, 0)) {
-    rt_ctx_destroy(c);
-    return 1;
-  }
-  /* inputs: small uniform floats; integer inputs (labels, indices) stay 0, always valid */
+                p->d->name);
+  return -1;
+}
+
+/* inputs: small uniform floats; integer inputs (labels, indices) stay 0, always valid */
+static void bench_inputs(const RtModelDesc *d, RtCtx *c) {
   for (int k = 0; k < rt_desc_count(d, RT_KIND_INPUT); k++) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
     const RtTensorInfo *t = &d->tensors[idx];
@@ -883,39 +1036,50 @@ static int cmd_bench(Prog *p, Args *a) {
     u.init_b = 1;
     rt_init_tensor(&u, 12345, rt_ctx_data(c, idx));
   }
-  double *ts = NULL;
-  int rc = 1;
-  /* Training on one fixed batch converges within a few hundred steps, and the gradients and
-   * Adam moments then decay into denormals, which are far slower than a real step. So the
-   * parameters (and optimizer state) are restored from a snapshot every 16 steps, outside
-   * the timed region: every timed step is a step of a model that is still learning. */
+}
+
+/* Times o->iters steps (0: about a second's worth) into *ts (sorted); 0, -1 (the context
+ * failed) or -2 (out of memory). Training on one fixed
+ * batch converges within a few hundred steps, and the gradients and Adam moments then decay
+ * into denormals, which are far slower than a real step. So the parameters (and optimizer
+ * state) are restored from a snapshot every 16 steps, outside the timed region: every timed
+ * step is a step of a model that is still learning. */
+static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double **ts,
+                      int64_t *iters) {
   char *params = d->params_bytes ? rt_ctx_data(c, 0) : NULL, *snap = NULL;
-  if (train && params) {
-    const RtTensorInfo *t0i = &d->tensors[0];
-    params -= t0i->offset; /* the params region starts at tensor 0's offset 0 */
-    if (!(snap = malloc((size_t)d->params_bytes))) goto fail;
+  if (o->train && params) {
+    params -= d->tensors[0].offset; /* the params region starts at tensor 0's offset 0 */
+    if (!(snap = malloc((size_t)d->params_bytes))) return -2;
     memcpy(snap, params, (size_t)d->params_bytes);
   }
-  /* warm-up, and a guess of how many steps fit in about a second */
-  double t0 = now_s();
-  int warm = 0;
+  double t0 = now_s(); /* warm-up, and a guess of how many steps fit in about a second */
+  int warm = 0, rc = -1;
   do {
-    if (train ? rt_ctx_train_step(c, NULL, NULL) : rt_ctx_forward(c)) goto fail;
+    if (o->train ? rt_ctx_train_step(c, NULL, NULL) : rt_ctx_forward(c)) goto out;
     warm++;
   } while (warm < 2 || (now_s() - t0 < 0.2 && warm < 20));
   double per = (now_s() - t0) / warm;
-  if (!iters) {
-    iters = per > 0 ? (int64_t)(1.0 / per) : 1000;
-    iters = iters < 5 ? 5 : iters > 10000 ? 10000 : iters;
+  *iters = o->iters ? o->iters : per > 0 ? (int64_t)(1.0 / per) : 1000;
+  if (!o->iters) *iters = *iters < 5 ? 5 : *iters > 10000 ? 10000 : *iters;
+  if (!(*ts = malloc((size_t)*iters * sizeof **ts))) {
+    rc = -2;
+    goto out;
   }
-  if (!(ts = malloc((size_t)iters * sizeof *ts))) goto fail;
-  for (int64_t i = 0; i < iters; i++) {
+  for (int64_t i = 0; i < *iters; i++) {
     if (snap && i % 16 == 0) memcpy(params, snap, (size_t)d->params_bytes);
     double s = now_s();
-    if (train ? rt_ctx_train_step(c, NULL, NULL) : rt_ctx_forward(c)) goto fail;
-    ts[i] = now_s() - s;
+    if (o->train ? rt_ctx_train_step(c, NULL, NULL) : rt_ctx_forward(c)) goto out;
+    (*ts)[i] = now_s() - s;
   }
-  qsort(ts, (size_t)iters, sizeof *ts, cmp_double);
+  qsort(*ts, (size_t)*iters, sizeof **ts, cmp_double);
+  rc = 0;
+out:
+  free(snap);
+  return rc;
+}
+
+static void bench_print(const RtModelDesc *d, RtCtx *c, int train, const double *ts,
+                        int64_t iters) {
   double med = ts[iters / 2], best = ts[0], flops = train ? d->train_flops : d->forward_flops;
   double est = train ? d->est_train_s : d->est_forward_s;
   char tm[32], tb[32], te[32], fl[32];
@@ -935,21 +1099,52 @@ static int cmd_bench(Prog *p, Args *a) {
            te, med / est);
   else
     printf("  cost model: no estimate in this build\n");
+}
+
+static int cmd_bench(Prog *p, Args *a) {
+  const RtModelDesc *d = p->d;
+  BenchOpts o = {0};
+  int rc = bench_parse(p, a, &o);
+  if (rc >= 0) return rc;
+  RtCtx *c = make_ctx(p, o.train ? RT_CTX_TRAIN : RT_CTX_INFER);
+  if (!c) return 1;
+  double *ts = NULL;
+  int64_t iters = 0;
+  rc = 1;
+  if (o.weights ? load_weights(p, c, o.weights) : rt_ctx_init(c, 0)) goto out;
+  bench_inputs(d, c);
+  int r = bench_time(d, c, &o, &ts, &iters);
+  if (r) {
+    perr(p, "%s", r == -2 ? "out of memory" : rt_ctx_error(c));
+    goto out;
+  }
+  bench_print(d, c, o.train, ts, iters);
   rc = 0;
-  goto done;
-fail:
-  perr(p, "%s", rt_ctx_error(c));
-done:
+out:
   free(ts);
-  free(snap);
   rt_ctx_destroy(c);
   return rc;
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
+/* The GEMM kernels allocate packing buffers per task and free them at its end. With glibc's
+ * default, the mmap threshold rises to the largest block freed so far, after which such
+ * blocks come from each thread's arena, and the arenas keep freed blocks of every size a
+ * thread has used: megabytes per thread beyond the largest buffer (resnet18 at batch 8:
+ * 4 MiB a thread for 0.5 MiB buffers). A fixed threshold of 256 KiB keeps the larger blocks
+ * out of the arenas (each is mapped for its task and unmapped after), which bounds what a
+ * thread holds to the 1 MiB a thread of the expected peak (rt_mem.h). MALLOC_MMAP_THRESHOLD_
+ * in the environment still wins. */
+static void fix_malloc_threshold(void) {
+#if defined(__GLIBC__)
+  if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 256 << 10);
+#endif
+}
+
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
   Prog p = {d, fwd_inputs, "model", NULL, 0, 0};
+  fix_malloc_threshold();
   if (argc > 0 && argv[0]) {
     const char *s = strrchr(argv[0], '/');
     p.argv0 = s ? s + 1 : argv[0];

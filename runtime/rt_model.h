@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 2
+#define RT_MODEL_ABI 3
 
 enum { RT_REGION_PARAMS = 0, RT_REGION_IO = 1 };
 
@@ -84,6 +84,9 @@ typedef struct RtModelDesc {
   const char *dims;      /* the dims it was built with, e.g. "N=64" */
   double forward_flops, train_flops;        /* from the cost model */
   double est_forward_s, est_train_s;        /* cost-model time on the build's target */
+  /* scratch of each thread beyond the arena: the packing buffers of the largest GEMM call
+   * of each entry, allocated by every thread that runs a part of it */
+  int64_t thread_bytes_forward, thread_bytes_train;
 } RtModelDesc;
 
 #endif

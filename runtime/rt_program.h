@@ -69,6 +69,9 @@ int rt_check_indices(const RtTensorInfo *t, const void *data, int64_t n, int64_t
  * is NaN" (what: "input", "weight", ...) */
 int rt_check_finite(const RtTensorInfo *t, const void *data, int64_t n, const char *what,
                     char *err, size_t errlen);
+/* the same for n elements that start at element `first` of the tensor (a chunk of a file) */
+int rt_check_finite_at(const RtTensorInfo *t, const void *data, int64_t n, int64_t first,
+                       const char *what, char *err, size_t errlen);
 struct RtTensorSet;
 /* -1 with a message when the checkpoint's metadata names another model or other dims */
 int rt_check_ckpt_meta(const RtModelDesc *d, const struct RtTensorSet *set, char *msg,
@@ -77,31 +80,62 @@ int rt_check_ckpt_meta(const RtModelDesc *d, const struct RtTensorSet *set, char
 
 typedef struct RtCtx RtCtx;
 
-/* Allocates the three regions (zeroed, 64-byte aligned) and a pool of nthreads threads
- * (<= 0: one per online CPU; 1: the calling thread only). Parameters are zero until
- * rt_ctx_init or rt_ctx_load. NULL with a message in err when the descriptor's ABI differs
- * from this runtime's, or memory runs out. */
+/* What a context holds. Inference needs the weights (parameters and buffers), the io
+ * region and the forward arena; training adds the optimizer state and the training step's
+ * arena. Flags of rt_ctx_create_ex:
+ *   RT_CTX_INFER  inference only: the optimizer state and training arena are never
+ *                 allocated, a checkpoint's optimizer tensors are never read, and
+ *                 rt_ctx_train_step fails;
+ *   RT_CTX_TRAIN  the training memory is allocated at once (the program's `train`);
+ *   neither       the training memory is added by the first rt_ctx_train_step, by
+ *                 rt_ctx_prepare_training, or by loading a checkpoint that holds optimizer
+ *                 state; until then the context uses only what inference needs.
+ * Regions are zeroed and 64-byte aligned. */
+#define RT_CTX_INFER 1u
+#define RT_CTX_TRAIN 2u
+
+/* A context with a pool of nthreads threads (<= 0: one per online CPU; 1: the calling thread
+ * only). Parameters are zero until rt_ctx_init or rt_ctx_load. mem == NULL: the context
+ * allocates its memory; otherwise it lives in caller memory of `size` bytes, 64-byte aligned,
+ * that it does not free: rt_ctx_infer_bytes(d) with RT_CTX_INFER, rt_ctx_memory_bytes(d)
+ * without (a context in caller memory cannot grow, so it is laid out for training at once).
+ * NULL with a message in err when the descriptor's ABI differs from this runtime's, the
+ * memory is too small or misaligned, or memory runs out. */
+RtCtx *rt_ctx_create_ex(const RtModelDesc *d, int nthreads, unsigned flags, void *mem,
+                        size_t size, char *err, size_t errlen);
+/* rt_ctx_create_ex(d, nthreads, 0, NULL, 0, ...) */
 RtCtx *rt_ctx_create(const RtModelDesc *d, int nthreads, char *err, size_t errlen);
-/* The same in caller-provided memory of rt_ctx_memory_bytes(d) bytes, 64-byte aligned
- * (NAME_MEMORY_BYTES in a generated header); the context does not free it. */
+/* rt_ctx_create_ex(d, nthreads, 0, mem, size, ...): mem of rt_ctx_memory_bytes(d) bytes
+ * (NAME_MEMORY_BYTES in a generated header) */
 RtCtx *rt_ctx_create_in(const RtModelDesc *d, int nthreads, void *mem, size_t size, char *err,
                         size_t errlen);
+/* the memory of a training context: weights, optimizer state, io, the larger arena (each
+ * rounded up to 64 bytes) */
 int64_t rt_ctx_memory_bytes(const RtModelDesc *d);
+/* the memory of an inference context: weights, io, the forward arena (NAME_INFER_BYTES) */
+int64_t rt_ctx_infer_bytes(const RtModelDesc *d);
+/* allocates the training memory now (see the flags); 0 or -1 */
+int rt_ctx_prepare_training(RtCtx *c);
 void rt_ctx_destroy(RtCtx *c);
 const RtModelDesc *rt_ctx_desc(const RtCtx *c);
 const char *rt_ctx_error(const RtCtx *c);
 int rt_ctx_find(const RtCtx *c, const char *name);
-/* the storage of tensor idx inside its region (params or io), NULL for a bad index */
+/* the storage of tensor idx inside its region (params or io); NULL for a bad index, and for
+ * optimizer state while the context holds no training memory */
 void *rt_ctx_data(RtCtx *c, int idx);
 int32_t rt_ctx_threads(const RtCtx *c);
 
-/* every parameter, buffer and optimizer state tensor from its initializer; step := 0 */
+/* every parameter, buffer and optimizer state tensor the context holds from its initializer
+ * (optimizer state added later is initialized with the same seed); step := 0 */
 int rt_ctx_init(RtCtx *c, uint64_t seed);
-/* Loads a checkpoint. Every trainable parameter must be present with the descriptor's shape
- * (dtypes are converted); a missing buffer or optimizer state tensor keeps its initializer
- * (a fresh optimizer), so weights saved by other tools load as well. Tensors the model does
- * not have are ignored and counted in *nunknown (may be NULL). The step counter comes from
- * the file's metadata ("nnc.step"), else from an "optimizer.step" tensor, else 0. */
+/* Loads a checkpoint from a read-only mapping of the file, copying each tensor into place
+ * (no buffer of the file is kept). Every trainable parameter must be present with the
+ * descriptor's shape (dtypes are converted); a missing buffer or optimizer state tensor
+ * keeps its initializer (a fresh optimizer), so weights saved by other tools load as well.
+ * Tensors the model does not have are ignored and counted in *nunknown (may be NULL). The
+ * step counter comes from the file's metadata ("nnc.step"), else from an "optimizer.step"
+ * tensor, else 0.
+ * Optimizer state is read only by a context that may train (see RT_CTX_INFER). */
 int rt_ctx_load(RtCtx *c, const char *path, int *nunknown);
 /* after a successful rt_ctx_load: "" or why the file may not belong to this model (its
  * metadata names another model or other dims; the shapes matched, so it was loaded) */
@@ -109,7 +143,8 @@ const char *rt_ctx_warning(const RtCtx *c);
 /* sets "argument 'ARG' is NULL" as the context's error (the generated NAME.h's checks);
  * returns -1 */
 int rt_ctx_null_arg(RtCtx *c, const char *arg);
-/* Writes parameters, buffers and optimizer state atomically, with metadata naming the model,
+/* Writes parameters, buffers and the optimizer state it holds atomically, from the
+ * context's memory (no copy), with metadata naming the model,
  * its dims and the step counter; extra_meta_json (a JSON object of strings, or NULL) is
  * merged in. */
 int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json);
@@ -124,7 +159,8 @@ int rt_ctx_forward(RtCtx *c);
  * padded with zeros and its padding dropped from the outputs. */
 int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out);
 /* one training step on one batch (in[k] as above, NULL = as the io region holds it);
- * *loss gets the loss (may be NULL). Fails when the model has no train section. */
+ * *loss gets the loss (may be NULL). Fails when the model has no train section or the
+ * context is for inference only; the first step adds the training memory. */
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss);
 /* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found

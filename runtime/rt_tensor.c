@@ -184,6 +184,21 @@ static int convert_elem(const void *src, DType from, void *dst, DType to, size_t
   return 0;
 }
 
+int rt_convert_elems(const void *src, DType from, void *dst, DType to, size_t n, char *err,
+                     size_t errlen) {
+  if ((unsigned)to >= DT_COUNT || (unsigned)from >= DT_COUNT) {
+    rt_errf(err, errlen, "invalid dtype for conversion");
+    return -1;
+  }
+  if (from == to) {
+    memcpy(dst, src, n * dt_size(to));
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (convert_elem(src, from, dst, to, i, err, errlen) != 0) return -1;
+  return 0;
+}
+
 int rt_tensor_convert(RtTensor *t, DType to, char *err, size_t errlen) {
   if ((unsigned)to >= DT_COUNT || (unsigned)t->dt >= DT_COUNT) {
     rt_errf(err, errlen, "invalid dtype for conversion");

@@ -35,6 +35,11 @@ void rt_tensor_free(RtTensor *t);
  * integers to floats always. On error *t is unchanged. */
 int rt_tensor_convert(RtTensor *t, DType to, char *err, size_t errlen);
 
+/* The same conversion on n elements from src (dtype `from`) to dst (dtype `to`), without
+ * allocating; on error dst is partly written and err names the element (index in 0..n). */
+int rt_convert_elems(const void *src, DType from, void *dst, DType to, size_t n, char *err,
+                     size_t errlen);
+
 /* Named tensors, in insertion order. Start from a zeroed struct: `RtTensorSet s = {0};`. */
 typedef struct RtTensorSet {
   int n, cap;

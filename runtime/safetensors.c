@@ -253,22 +253,37 @@ static int collect_entries(const cJSON *root, const char *file, StEntry *ents, R
   return n;
 }
 
+/* Parses and validates the header of a whole file image: *root owns the names, *ents
+ * (malloc'd) the entries, metadata goes to meta. Returns the number of tensors or -1. */
+static int st_index(const unsigned char *b, size_t len, const char *name, cJSON **root,
+                    StEntry **ents, RtTensorSet *meta, char *err, size_t errlen) {
+  uint64_t hlen;
+  *ents = NULL;
+  if (!(*root = parse_header(b, len, name, &hlen, err, errlen))) return -1;
+  int cnt = cJSON_GetArraySize(*root);
+  *ents = malloc((size_t)(cnt ? cnt : 1) * sizeof **ents);
+  int n = *ents ? collect_entries(*root, name, *ents, meta, err, errlen) : -1;
+  if (!*ents) rt_errf(err, errlen, "%s: out of memory", name);
+  uint64_t dlen = len - 8 - hlen;
+  int ok = n >= 0;
+  for (int i = 0; ok && i < n; i++) ok = check_extent(&(*ents)[i], name, dlen, err, errlen) == 0;
+  ok = ok && check_disjoint(*ents, n, name, err, errlen) == 0;
+  for (int i = 0; ok && i < n; i++) (*ents)[i].begin += 8 + hlen; /* from the file's start */
+  if (ok) return n;
+  free(*ents);
+  cJSON_Delete(*root);
+  *ents = NULL;
+  *root = NULL;
+  return -1;
+}
+
 int rt_st_parse(const void *buf, size_t len, const char *name, RtTensorSet *out, char *err,
                 size_t errlen) {
   const unsigned char *b = buf;
   memset(out, 0, sizeof *out);
-  uint64_t hlen;
-  cJSON *root = parse_header(b, len, name, &hlen, err, errlen);
-  if (!root) return -1;
-  int cnt = cJSON_GetArraySize(root);
-  StEntry *ents = malloc((size_t)(cnt ? cnt : 1) * sizeof *ents);
-  int n = ents ? collect_entries(root, name, ents, out, err, errlen) : -1;
-  if (!ents) rt_errf(err, errlen, "%s: out of memory", name);
-  uint64_t dlen = len - 8 - hlen;
-  int ok = n >= 0;
-  for (int i = 0; ok && i < n; i++) ok = check_extent(&ents[i], name, dlen, err, errlen) == 0;
-  ok = ok && check_disjoint(ents, n, name, err, errlen) == 0;
-  const unsigned char *data = b + 8 + hlen;
+  cJSON *root;
+  StEntry *ents;
+  int n = st_index(b, len, name, &root, &ents, out, err, errlen), ok = n >= 0;
   for (int i = 0; ok && i < n; i++) {
     RtTensor t;
     if (rt_tensor_alloc(&t, ents[i].dt, ents[i].rank, ents[i].shape) != 0) {
@@ -276,7 +291,7 @@ int rt_st_parse(const void *buf, size_t len, const char *name, RtTensorSet *out,
       ok = 0;
       break;
     }
-    memcpy(t.data, data + ents[i].begin, t.nbytes);
+    memcpy(t.data, b + ents[i].begin, t.nbytes);
     char why[256];
     if (rt_set_add(out, ents[i].name, &t, why, sizeof why) != 0) {
       rt_errf(err, errlen, "%s: %s", name, why);
@@ -292,12 +307,54 @@ int rt_st_parse(const void *buf, size_t len, const char *name, RtTensorSet *out,
 
 int rt_st_read(const char *path, RtTensorSet *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  size_t len;
-  void *buf = rt_file_read_all(path, &len, err, errlen);
-  if (!buf) return -1;
-  int r = rt_st_parse(buf, len, path, out, err, errlen);
-  free(buf);
+  RtMap m;
+  if (rt_map_file(path, &m, err, errlen)) return -1;
+  int r = rt_st_parse(m.data, m.len, path, out, err, errlen);
+  rt_map_free(&m);
   return r;
+}
+
+int rt_st_open(const char *path, RtStView *v, char *err, size_t errlen) {
+  memset(v, 0, sizeof *v);
+  if (rt_map_file(path, &v->map, err, errlen)) return -1;
+  cJSON *root;
+  StEntry *ents;
+  int n = st_index(v->map.data, v->map.len, path, &root, &ents, &v->meta, err, errlen);
+  if (n < 0 || !(v->items = calloc((size_t)n + 1, sizeof *v->items))) {
+    if (n >= 0) rt_errf(err, errlen, "%s: out of memory", path);
+    free(n >= 0 ? ents : NULL);
+    cJSON_Delete(n >= 0 ? root : NULL);
+    rt_set_free(&v->meta);
+    rt_map_free(&v->map);
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    RtStItem *it = &v->items[i];
+    it->name = ents[i].name;
+    it->dt = ents[i].dt;
+    it->rank = ents[i].rank;
+    memcpy(it->shape, ents[i].shape, sizeof it->shape);
+    it->data = v->map.data + ents[i].begin;
+    it->nbytes = (size_t)(ents[i].end - ents[i].begin);
+  }
+  free(ents);
+  v->n = n;
+  v->root = root;
+  return 0;
+}
+
+const RtStItem *rt_st_find(const RtStView *v, const char *name) {
+  for (int i = 0; i < v->n; i++)
+    if (!strcmp(v->items[i].name, name)) return &v->items[i];
+  return NULL;
+}
+
+void rt_st_close(RtStView *v) {
+  free(v->items);
+  cJSON_Delete(v->root);
+  rt_set_free(&v->meta);
+  rt_map_free(&v->map);
+  memset(v, 0, sizeof *v);
 }
 
 /* --- writing ---------------------------------------------------------------------------- */

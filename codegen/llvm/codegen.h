@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "../../ir/ir.h"
+#include "../../runtime/rt_mem.h"
 #include "../../runtime/rt_model.h"
 #include "../plan/plan.h"
 
@@ -44,6 +45,8 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw);
 int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d);
 /* params + io + the training step's arena (0 without a training step): what a budget bounds */
 int64_t llvm_model_train_bytes(const CgModel *m);
+/* the figures of the expected process peak (rt_mem.h), GEMM packing per thread included */
+const RtMemFigures *llvm_model_figures(const CgModel *m);
 int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen);
 int llvm_model_write_ir(CgModel *m, FILE *out);
 int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen);

@@ -19,6 +19,7 @@
 typedef struct CgGemmFn {
   char key[160];
   LLVMValueRef fn;
+  LlvmGemmBlocking blk;
 } CgGemmFn;
 
 typedef struct CgEmit {
@@ -36,6 +37,8 @@ typedef struct CgEmit {
   LLVMValueRef params, io, arena, pool, step, seed; /* current kernel's arguments */
   CgGemmFn *gemms;
   int ngemm, capgemm;
+  LlvmGemmBlocking gemm_blk; /* of the GEMM function gemm_fn returned last */
+  int64_t pack_bytes;        /* the largest per-thread packing buffers of a GEMM call */
   int nglobals;
   int ntasks;         /* task functions so far: names depend on this module alone */
   Diag *d;            /* where lowering errors go */

@@ -568,6 +568,15 @@ static LLVMValueRef ctx_get(Gen *g, LLVMTypeRef st, LLVMValueRef ctx, int field)
     return LLVMBuildLoad2(g->b, LLVMStructGetTypeAtIndex(st, (unsigned)field), p, "");
 }
 
+int64_t llvm_gemm_pack_bytes(const LlvmGemmBlocking *b, int64_t M, int64_t N, int64_t K) {
+    /* the bound of emit_task's sizes: a task's rows and columns are at most M and N */
+    int64_t kcap = K < b->kc ? K : b->kc, mrows = M < b->mc ? M : b->mc;
+    int64_t ncols = N < b->nc ? N : b->nc;
+    if (kcap < 1) kcap = 1;
+    int64_t asz = gemm_round_up(gemm_round_up(mrows, b->mr) * kcap, 16);
+    return (asz + gemm_round_up(ncols, b->nr) * kcap) * 4;
+}
+
 /* void task(ptr ctx, i64 t): computes slice t of ctx->ntasks, with its own pack buffers. */
 static LLVMValueRef emit_task(Gen *g, LLVMValueRef region) {
     LLVMTypeRef ps[2] = {g->ptr, g->i64};

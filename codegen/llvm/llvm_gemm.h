@@ -78,6 +78,11 @@ typedef struct LlvmGemmKernel {
  * multiple), zeros are filled from the register count and cache sizes. */
 void llvm_gemm_blocking(const LlvmGemmSpec *spec, int vec_floats, LlvmGemmBlocking *out);
 
+/* Bytes of the packing buffers one task of an M x N x K product allocates with blocking b
+ * (the task allocates them on entry and frees them on exit; a pool runs one task per thread
+ * at a time): what the product costs per thread beyond its operands. */
+int64_t llvm_gemm_pack_bytes(const LlvmGemmBlocking *b, int64_t M, int64_t N, int64_t K);
+
 /* Host data cache sizes in bytes (sysfs, then sysconf, then common defaults). */
 void llvm_gemm_cache_sizes(int64_t *l1, int64_t *l2, int64_t *l3);
 

@@ -27,9 +27,11 @@ struct CgModel {
   char name[128];
   LlvmJit *jit;
   int64_t train_bytes; /* params + io + training arena */
+  RtMemFigures fig;    /* what a program's processes are expected to use (rt_mem.h) */
 };
 
 int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
+const RtMemFigures *llvm_model_figures(const CgModel *m) { return &m->fig; }
 
 static void seterr(char *err, size_t n, const char *fmt, ...) {
   if (!err || !n) return;
@@ -141,21 +143,23 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
   LLVMSetGlobalConstant(tab, 1);
   LLVMSetLinkage(tab, LLVMPrivateLinkage);
   free(rows);
-  LLVMTypeRef df[17] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
-                        e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 17, 0);
+  LLVMTypeRef df[19] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+                        e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
+                        e->i64, e->i64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 19, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[17] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[19] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
                         cstr(e, meta->optimizer), cstr(e, meta->dims),
                         LLVMConstReal(e->f64, meta->forward_flops), LLVMConstReal(e->f64, meta->train_flops),
-                        LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s)};
+                        LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s),
+                        cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 17));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 19));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -252,18 +256,22 @@ static void emit_begin(CgEmit *e, CgModel *m, LLVMTargetMachineRef tm, const Llv
   emit_types(e);
 }
 
-/* the kernels and entry functions of both plans; false after a diagnostic */
+/* the kernels and entry functions of both plans, and the GEMM packing bytes a thread
+ * allocates in each (pack[0] forward, pack[1] training step); false after a diagnostic */
 static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, LLVMValueRef *ffn,
-                         LLVMValueRef *tfn) {
+                         LLVMValueRef *tfn, int64_t pack[2]) {
   char pre[160], entry[160];
   snprintf(pre, sizeof pre, "nnc_%s_fw", name);
   snprintf(entry, sizeof entry, "nnc_%s_forward", name);
   *ffn = emit_plan(e, &P->pf, pre, entry);
   *tfn = NULL;
+  pack[0] = e->pack_bytes;
+  pack[1] = e->pack_bytes = 0;
   if (!*ffn || !P->have_pt) return *ffn != NULL;
   snprintf(pre, sizeof pre, "nnc_%s_tr", name);
   snprintf(entry, sizeof entry, "nnc_%s_train_step", name);
   *tfn = emit_plan(e, &P->pt, pre, entry);
+  pack[1] = e->pack_bytes;
   return *tfn != NULL;
 }
 
@@ -293,10 +301,14 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
   emit_begin(&e, m, tm, &ti, &target);
   LLVMValueRef ffn, tfn;
-  if (!emit_entries(&e, &P, m->name, &ffn, &tfn)) goto out;
+  int64_t pack[2];
+  if (!emit_entries(&e, &P, m->name, &ffn, &tfn, pack)) goto out;
   DescMeta dm;
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
+  dm.meta.thread_bytes_forward = pack[0];
+  dm.meta.thread_bytes_train = pack[1];
   m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
+  cg_model_figures(&P, pack[0], pack[1], &m->fig);
   emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta);
   if (llvm_module_verify(m->mod, err, sizeof err) ||
       llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {

@@ -515,11 +515,14 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
            (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
            (long long)sp->blk.nc);
   for (int i = 0; i < e->ngemm; i++)
-    if (!strcmp(e->gemms[i].key, key)) return e->gemms[i].fn;
+    if (!strcmp(e->gemms[i].key, key)) {
+      e->gemm_blk = e->gemms[i].blk;
+      return e->gemms[i].fn;
+    }
   char nm[220];
   snprintf(nm, sizeof nm, "%s.gemm%d", e->prefix, e->ngemm);
   char err[256] = "";
-  LLVMValueRef f = llvm_gemm_emit(e->mod, sp, e->ti, nm, NULL, err, sizeof err);
+  LLVMValueRef f = llvm_gemm_emit(e->mod, sp, e->ti, nm, &e->gemm_blk, err, sizeof err);
   if (!f) {
     diag_error(e->d, e->p->g->loc, "code generation: GEMM generator: %s", err);
     return NULL;
@@ -530,6 +533,7 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
     e->gemms = xrealloc(e->gemms, (size_t)e->capgemm * sizeof *e->gemms);
   }
   snprintf(e->gemms[e->ngemm].key, sizeof e->gemms[e->ngemm].key, "%s", key);
+  e->gemms[e->ngemm].blk = e->gemm_blk;
   e->gemms[e->ngemm++].fn = f;
   return f;
 }
@@ -552,6 +556,8 @@ static void gemm_blocking(CgEmit *e, const CgKernel *k, bool swap, LlvmGemmBlock
 static void gemm_call(CgEmit *e, LLVMValueRef f, int64_t M, int64_t N, int64_t K, LLVMValueRef A,
                       int64_t lda, LLVMValueRef B, int64_t ldb, LLVMValueRef C, int64_t ldc,
                       LLVMValueRef bias) {
+  int64_t pack = llvm_gemm_pack_bytes(&e->gemm_blk, M, N, K);
+  if (pack > e->pack_bytes) e->pack_bytes = pack;
   LLVMValueRef args[11] = {cg_c64(e, M), cg_c64(e, N), cg_c64(e, K), A, cg_c64(e, lda), B,
                            cg_c64(e, ldb), C, cg_c64(e, ldc),
                            bias ? bias : LLVMConstPointerNull(e->ptr), e->pool};

@@ -216,6 +216,27 @@ int cg_model_plan(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train, cons
   return 0;
 }
 
+void cg_model_figures(const CgModelPlan *P, int64_t pack_forward, int64_t pack_train,
+                      RtMemFigures *f) {
+  RtTensorInfo *t = malloc((size_t)(P->nt + 1) * sizeof *t);
+  if (!t) abort();
+  RtModelDesc d = {.ntensors = P->nt, .tensors = t, .params_bytes = P->params_bytes,
+                   .io_bytes = P->io_bytes, .arena_bytes_forward = P->pf.arena_bytes,
+                   .batch = 1, .thread_bytes_forward = pack_forward};
+  for (int i = 0; i < P->nt; i++) t[i] = P->t[i].info;
+  for (int i = 0; i < P->nt; i++)
+    if (t[i].kind == RT_KIND_INPUT && t[i].rank > 0) {
+      d.batch = t[i].shape[0];
+      break;
+    }
+  rt_mem_figures(&d, f);
+  if (P->have_pt) { /* rt_mem_figures reads the training figures of a trainable model only */
+    f->arena_train = P->pt.arena_bytes;
+    f->thread_train = pack_train;
+  }
+  free(t);
+}
+
 int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t, CgMemory *out,
                     Diag *d) {
   CgTarget nohw = *t; /* sizes do not depend on tiles */
@@ -228,6 +249,7 @@ int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t,
     out->io_bytes = P.io_bytes;
     out->arena_bytes_forward = P.pf.arena_bytes;
     out->arena_bytes_train = P.have_pt ? P.pt.arena_bytes : 0;
+    cg_model_figures(&P, 0, 0, &out->fig);
   }
   cg_model_plan_free(&P);
   return rc;

@@ -19,7 +19,9 @@ typedef struct CgPipeline {
   IrGraph *train;      /* its training step as it will be compiled, or NULL */
   int64_t budget;      /* 0: none */
   int64_t plan_budget; /* what remat was asked for: the budget less the plan's overshoot */
-  int64_t need;        /* with a budget: params + io + training arena of the compiled step */
+  int64_t need;        /* with a budget: the expected peak of a one-thread training process
+                          (rt_mem.h) without the GEMM packing buffers */
+  int64_t step;        /* with a budget: params + io + training arena of the compiled step */
   bool fitted;         /* remat ran for a budget; pl is its plan */
   RematPlan pl;
 } CgPipeline;

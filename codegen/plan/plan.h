@@ -24,6 +24,7 @@
 #include "../../passes/passes.h"
 #include "../../passes/hw.h"
 #include "../../passes/tiles.h"
+#include "../../runtime/rt_mem.h"
 #include "../../runtime/rt_model.h"
 
 /* the most bytes one value, scratch or region may take: sums of a few stay in int64_t */
@@ -152,9 +153,15 @@ void cg_model_plan_free(CgModelPlan *P);
 /* The memory a compiled model allocates: its regions and the arenas of its fused kernels. */
 typedef struct CgMemory {
   int64_t params_bytes, io_bytes, arena_bytes_forward, arena_bytes_train;
+  RtMemFigures fig; /* for the expected process peak (rt_mem.h); GEMM packing unknown: 0 */
 } CgMemory;
 int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t, CgMemory *out,
                     Diag *d);
+/* The figures of the expected process peak (rt_mem.h) of a plan, with the GEMM packing
+ * bytes a thread allocates in the forward and training entries: the runtime's own
+ * rt_mem_figures over a descriptor of the table, so the compiler and a program agree. */
+void cg_model_figures(const CgModelPlan *P, int64_t pack_forward, int64_t pack_train,
+                      RtMemFigures *f);
 /* the tensor table, then the kernels of the forward (or training-step) plan */
 void cg_model_plan_print(FILE *out, const CgModelPlan *P, bool train);
 

@@ -275,7 +275,7 @@ END_TEST
 
 START_TEST(test_ctx_load_errors) {
   char err[256];
-  RtCtx *c = rt_ctx_create(&tiny, 1, err, sizeof err);
+  RtCtx *c = rt_ctx_create_ex(&tiny, 1, RT_CTX_TRAIN, NULL, 0, err, sizeof err);
   rt_ctx_init(c, 5);
   unsigned char before[256];
   memcpy(before, rt_ctx_data(c, 0), 256);
@@ -320,6 +320,72 @@ START_TEST(test_ctx_load_errors) {
   ck_assert_int_eq(rt_ctx_load(c, path_in("absent.safetensors"), NULL), -1);
   ck_assert_ptr_nonnull(strstr(rt_ctx_error(c), "absent.safetensors"));
   rt_ctx_destroy(c);
+}
+END_TEST
+
+/* An inference context holds weights, io and the forward arena only: the optimizer state is
+ * absent (and not read from a checkpoint that has it), a train step is refused; a default
+ * context adds the training memory at its first step and then trains bit for bit like one
+ * created for training. */
+START_TEST(test_ctx_inference_only) {
+  char err[256];
+  ck_assert_int_eq(rt_ctx_infer_bytes(&tiny), 128 + 256 + 0);
+  ck_assert_int_lt(rt_ctx_infer_bytes(&tiny), rt_ctx_memory_bytes(&tiny));
+  RtCtx *t = rt_ctx_create_ex(&tiny, 1, RT_CTX_TRAIN, NULL, 0, err, sizeof err);
+  RtCtx *i = rt_ctx_create_ex(&tiny, 1, RT_CTX_INFER, NULL, 0, err, sizeof err);
+  RtCtx *l = rt_ctx_create(&tiny, 1, err, sizeof err);
+  ck_assert(t && i && l);
+  int mom = rt_ctx_find(i, "fc.weight.momentum");
+  ck_assert_ptr_null(rt_ctx_data(i, mom));
+  ck_assert_ptr_null(rt_ctx_data(l, mom));
+  ck_assert_ptr_nonnull(rt_ctx_data(t, mom));
+  rt_ctx_init(t, 4);
+  rt_ctx_init(l, 4);
+  float x[B * IN], y[B * OUT], lt = 0, ll = 0;
+  const void *in[2] = {x, y};
+  for (int s = 0; s < 5; s++) {
+    make_data(B, x, y, 50 + (uint64_t)s);
+    ck_assert_int_eq(rt_ctx_train_step(t, in, &lt), 0);
+    ck_assert_msg(rt_ctx_train_step(l, in, &ll) == 0, "%s", rt_ctx_error(l));
+    ck_assert(lt == ll);
+  }
+  ck_assert_ptr_nonnull(rt_ctx_data(l, mom));
+  ck_assert_mem_eq(rt_ctx_data(t, mom), rt_ctx_data(l, mom), 24);
+  ck_assert_int_eq(rt_ctx_train_step(i, in, &lt), -1);
+  ck_assert_ptr_nonnull(strstr(rt_ctx_error(i), "inference only"));
+  /* a checkpoint with momentum: the inference context reads the weights only */
+  const char *ck = path_in("inf.safetensors");
+  ck_assert_int_eq(rt_ctx_save(t, ck, NULL), 0);
+  int unk = -1;
+  ck_assert_msg(rt_ctx_load(i, ck, &unk) == 0, "%s", rt_ctx_error(i));
+  ck_assert_int_eq(unk, 0);
+  ck_assert_ptr_null(rt_ctx_data(i, mom));
+  ck_assert_mem_eq(rt_ctx_data(i, 0), rt_ctx_data(t, 0), 24);
+  ck_assert_int_eq(rt_ctx_step(i), 5);
+  /* what it saves has no optimizer state */
+  const char *ck2 = path_in("inf2.safetensors");
+  ck_assert_int_eq(rt_ctx_save(i, ck2, NULL), 0);
+  RtTensorSet s = {0};
+  ck_assert_int_eq(rt_st_read(ck2, &s, err, sizeof err), 0);
+  ck_assert_int_eq(s.n, 2);
+  rt_set_free(&s);
+  rt_ctx_destroy(t);
+  rt_ctx_destroy(i);
+  rt_ctx_destroy(l);
+  /* in caller memory of NAME_INFER_BYTES */
+  int64_t need = rt_ctx_infer_bytes(&tiny);
+  void *mem = aligned_alloc(64, (size_t)need);
+  ck_assert_ptr_null(rt_ctx_create_ex(&tiny, 1, RT_CTX_INFER, mem, (size_t)need - 64, err,
+                                      sizeof err));
+  ck_assert_ptr_nonnull(strstr(err, "for inference"));
+  RtCtx *c = rt_ctx_create_ex(&tiny, 1, RT_CTX_INFER, mem, (size_t)need, err, sizeof err);
+  ck_assert_msg(c != NULL, "%s", err);
+  ck_assert_int_eq(rt_ctx_load(c, ck, NULL), 0);
+  float yo[B * OUT];
+  void *out[1] = {yo};
+  ck_assert_int_eq(rt_ctx_infer(c, B, in, out), 0);
+  rt_ctx_destroy(c);
+  free(mem);
 }
 END_TEST
 
@@ -594,6 +660,7 @@ int main(void) {
   tcase_add_test(tc, test_ctx_infer_chunks);
   tcase_add_test(tc, test_ctx_train_and_resume);
   tcase_add_test(tc, test_ctx_load_errors);
+  tcase_add_test(tc, test_ctx_inference_only);
   tcase_add_test(tc, test_ctx_caller_memory_and_abi);
   tcase_add_test(tc, test_main_info_init_infer);
   tcase_add_test(tc, test_main_train_and_bench);

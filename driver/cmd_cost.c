@@ -267,6 +267,22 @@ static cJSON *json_row(const Row *w, IrGraph *g, bool by_op) {
   return o;
 }
 
+/* the kernel geometry the CUDA generator builds from a GPU decision */
+static void json_tile_kernel(cJSON *o, const TileDecision *t) {
+  cJSON_AddNumberToObject(o, "wm", t->wm);
+  cJSON_AddNumberToObject(o, "wn", t->wn);
+  cJSON_AddNumberToObject(o, "warps", t->warps);
+  cJSON_AddNumberToObject(o, "threads", t->threads);
+  cJSON_AddNumberToObject(o, "split_k", t->split_k);
+  cJSON_AddNumberToObject(o, "smem", (double)t->smem);
+  cJSON_AddNumberToObject(o, "smem_pad", t->smem_pad);
+  cJSON_AddNumberToObject(o, "regs", t->regs);
+  cJSON_AddNumberToObject(o, "ctas_per_sm", t->ctas_per_sm);
+  cJSON_AddBoolToObject(o, "cp_async_a", t->cp_async_a);
+  cJSON_AddBoolToObject(o, "cp_async_b", t->cp_async_b);
+  cJSON_AddBoolToObject(o, "ldmatrix", t->ldmatrix);
+}
+
 static cJSON *json_tile(const TileDecision *t, IrGraph *g, int i) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "node", i);
@@ -286,6 +302,7 @@ static cJSON *json_tile(const TileDecision *t, IrGraph *g, int i) {
     cJSON_AddNumberToObject(o, "bk", t->bk);
     cJSON_AddNumberToObject(o, "stages", t->stages);
     cJSON_AddNumberToObject(o, "waves", t->waves);
+    json_tile_kernel(o, t);
   } else {
     cJSON_AddNumberToObject(o, "mr", t->mr);
     cJSON_AddNumberToObject(o, "nr", t->nr);

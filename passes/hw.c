@@ -26,34 +26,34 @@ static const HwTarget builtins[] = {
      .peak = {66.9 * T, 133.8 * T, 133.8 * T, 33.5 * T, 494.7 * T, 989.4 * T, 989.4 * T, 1978.9 * T},
      .mem_bw = 3350 * G, .mem_bytes = 80 * G, .overhead_s = 3e-6, .cc = 90, .sm_count = 132,
      .smem_per_sm = 228 * KIB, .smem_per_block = 227 * KIB, .regs_per_sm = 65536,
-     .l2_bytes = 50 * MIB},
+     .l2_bytes = 50 * MIB, .ghz = 1.98},
     {.name = "a100-sxm-80gb", .desc = "NVIDIA A100 SXM4 80GB (Ampere, sm_80)", .kind = HW_GPU,
      .peak = {19.5 * T, 78 * T, 39 * T, 9.7 * T, 156 * T, 312 * T, 312 * T, 624 * T},
      .mem_bw = 2039 * G, .mem_bytes = 80 * G, .overhead_s = 3e-6, .cc = 80, .sm_count = 108,
      .smem_per_sm = 164 * KIB, .smem_per_block = 163 * KIB, .regs_per_sm = 65536,
-     .l2_bytes = 40 * MIB},
+     .l2_bytes = 40 * MIB, .ghz = 1.41},
     {.name = "v100-sxm2", .desc = "NVIDIA V100 SXM2 32GB (Volta, sm_70)", .kind = HW_GPU,
      .peak = {15.7 * T, 31.4 * T, 0, 7.8 * T, 0, 125 * T, 0, 0},
      .mem_bw = 900 * G, .mem_bytes = 32 * G, .overhead_s = 3e-6, .cc = 70, .sm_count = 80,
      .smem_per_sm = 96 * KIB, .smem_per_block = 96 * KIB, .regs_per_sm = 65536,
-     .l2_bytes = 6 * MIB},
+     .l2_bytes = 6 * MIB, .ghz = 1.53},
     {.name = "rtx-4090", .desc = "NVIDIA GeForce RTX 4090 (Ada, sm_89)", .kind = HW_GPU,
      .peak = {82.6 * T, 82.6 * T, 82.6 * T, 1.29 * T, 82.6 * T, 165.2 * T, 165.2 * T, 660.6 * T},
      .mem_bw = 1008 * G, .mem_bytes = 24 * G, .overhead_s = 3e-6, .cc = 89, .sm_count = 128,
      .smem_per_sm = 100 * KIB, .smem_per_block = 99 * KIB, .regs_per_sm = 65536,
-     .l2_bytes = 72 * MIB},
+     .l2_bytes = 72 * MIB, .ghz = 2.52},
     {.name = "jetson-agx-orin-64gb", .desc = "NVIDIA Jetson AGX Orin 64GB (Ampere, sm_87, 1.3 GHz)",
      .kind = HW_GPU,
      .peak = {5.32 * T, 10.65 * T, 10.65 * T, 0.083 * T, 21.3 * T, 42.6 * T, 42.6 * T, 85.2 * T},
      .mem_bw = 204.8 * G, .mem_bytes = 64 * G, .overhead_s = 5e-6, .cc = 87, .sm_count = 16,
      .smem_per_sm = 164 * KIB, .smem_per_block = 163 * KIB, .regs_per_sm = 65536,
-     .l2_bytes = 4 * MIB},
+     .l2_bytes = 4 * MIB, .ghz = 1.3},
     {.name = "jetson-orin-nano-8gb", .desc = "NVIDIA Jetson Orin Nano 8GB (Ampere, sm_87, 625 MHz)",
      .kind = HW_GPU,
      .peak = {1.28 * T, 2.56 * T, 2.56 * T, 0.02 * T, 5.12 * T, 10.24 * T, 10.24 * T, 20.48 * T},
      .mem_bw = 68 * G, .mem_bytes = 8 * G, .overhead_s = 5e-6, .cc = 87, .sm_count = 8,
      .smem_per_sm = 164 * KIB, .smem_per_block = 163 * KIB, .regs_per_sm = 65536,
-     .l2_bytes = 2 * MIB},
+     .l2_bytes = 2 * MIB, .ghz = 0.625},
     /* generic CPUs: peak = cores * GHz * fma_units * lanes * 2 */
     {.name = "cpu-avx2", .desc = "generic x86-64 AVX2/FMA, 8 cores at 3.0 GHz, dual-channel DDR4",
      .kind = HW_CPU, .peak = {768 * G, 0, 0, 384 * G, 0, 0, 0, 0}, .mem_bw = 51.2 * G,
@@ -265,6 +265,7 @@ char *hw_to_json(const HwTarget *t) {
     cJSON_AddNumberToObject(o, "smem_per_block_kib", (double)t->smem_per_block / KIB);
     cJSON_AddNumberToObject(o, "regs_per_sm", (double)t->regs_per_sm);
     cJSON_AddNumberToObject(o, "l2_mib", (double)t->l2_bytes / MIB);
+    cJSON_AddNumberToObject(o, "ghz", t->ghz);
   } else {
     cJSON_AddNumberToObject(o, "cores", t->cores);
     cJSON_AddNumberToObject(o, "ghz", t->ghz);

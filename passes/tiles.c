@@ -23,6 +23,7 @@ static bool gemm_matmul(IrGraph *g, const IrNode *n, TileGemm *o) {
   int64_t all = ir_type_numel(g, t);
   o->batch = (o->m * o->n) != 0 ? all / (o->m * o->n) : 1;
   o->dt = a->dt;
+  o->trans_a = n->attr.trans_a, o->trans_b = n->attr.trans_b;
   return true;
 }
 
@@ -61,13 +62,19 @@ bool tiles_gemm_of(IrGraph *g, int i, TileGemm *out) {
 
 /* ---- alignment and padding (both kinds of target) --------------------------------------- */
 
-static void mma_shape(const HwTarget *hw, DType dt, TileDecision *d) {
-  bool half = dt == DT_F16 || dt == DT_BF16;
+/* The CUDA backend issues mma.sync on sm_80 and later (sm_90 included: it has no wgmma
+ * kernels), m8n8k4 on Volta; f32 data goes to the tensor cores only as TF32, when asked. */
+static void mma_shape(const HwTarget *hw, const TileGemm *gm, TileDecision *d) {
+  bool half = gm->dt == DT_F16 || gm->dt == DT_BF16;
   d->mma = "fma";
   d->mma_m = d->mma_n = d->mma_k = 1;
-  if (hw->kind != HW_GPU || !half || hw_peak(hw, dt, true) <= hw_peak(hw, dt, false)) return;
-  if (hw->cc >= 90) d->mma = "wgmma m64nNk16", d->mma_m = 64, d->mma_n = 8, d->mma_k = 16;
-  else if (hw->cc >= 80) d->mma = "mma.sync m16n8k16", d->mma_m = 16, d->mma_n = 8, d->mma_k = 16;
+  if (hw->kind != HW_GPU) return;
+  if (gm->dt == DT_F32 && gm->tf32 && hw->cc >= 80 && hw->peak[HWP_TF32_TC] > 0) {
+    d->mma = "mma.sync m16n8k8", d->mma_m = 16, d->mma_n = 8, d->mma_k = 8;
+    return;
+  }
+  if (!half || hw_peak(hw, gm->dt, true) <= hw_peak(hw, gm->dt, false)) return;
+  if (hw->cc >= 80) d->mma = "mma.sync m16n8k16", d->mma_m = 16, d->mma_n = 8, d->mma_k = 16;
   else d->mma = "mma.sync m8n8k4", d->mma_m = 8, d->mma_n = 8, d->mma_k = 4;
 }
 
@@ -92,66 +99,160 @@ static void alignment(const HwTarget *hw, TileDecision *d) {
 
 /* tile loads are served mostly by L2: modeled as this multiple of DRAM bandwidth */
 #define TILES_L2_AMPLIFICATION 4.0
+/* shared memory delivers 32 banks of 4 bytes per clock and SM (Volta through Hopper) */
+#define TILES_SMEM_BYTES_PER_CLK 128.0
 
 typedef struct Cand {
   int bm, bn;
 } Cand;
 static const Cand gpu_cands[] = {{256, 128}, {128, 256}, {128, 128}, {128, 64}, {64, 128},
                                  {64, 64},   {64, 32},   {32, 64},   {32, 32}};
+/* warp tiles, largest first: tensor cores need multiples of 16 (two m16n8 tiles per ldmatrix
+ * x4 of B); FMA lanes form 4 x 8 */
+static const Cand mma_warps[] = {{64, 64}, {64, 32}, {32, 64}, {32, 32}, {32, 16}, {16, 32}, {16, 16}};
+static const Cand fma_warps[] = {{32, 64}, {64, 32}, {32, 32}, {16, 32}, {16, 16}, {8, 16}};
+static const int split_cands[] = {1, 2, 3, 4, 6, 8, 12, 16};
 
-static bool gpu_eval(const HwTarget *hw, const TileGemm *gm, Cand c, TileDecision *d,
-                     double *model_time) {
+/* The largest warp tile that gives the block 4 to 8 warps: a wm x wn warp tile reads
+ * (wm + wn) operands of shared memory per wm·wn FMAs, and four or more warps per block hide
+ * the MMA and load latency. */
+static bool warp_tile(TileDecision *d, Cand c) {
+  bool tc = strcmp(d->mma, "fma") != 0;
+  const Cand *w = tc ? mma_warps : fma_warps;
+  size_t n = tc ? sizeof mma_warps / sizeof *w : sizeof fma_warps / sizeof *w;
+  for (size_t i = 0; i < n; i++) {
+    if (c.bm % w[i].bm || c.bn % w[i].bn) continue;
+    int warps = (c.bm / w[i].bm) * (c.bn / w[i].bn);
+    if (warps < 4 || warps > 8) continue;
+    d->wm = w[i].bm, d->wn = w[i].bn, d->warps = warps, d->threads = 32 * warps;
+    return true;
+  }
+  return false;
+}
+
+/* registers per thread: accumulators + one k-step's fragments + 64 for addresses and loop
+ * state, rounded to the allocation granule of 8 */
+static int gpu_regs(const TileDecision *d) {
+  bool tc = strcmp(d->mma, "fma") != 0;
+  int acc = d->wm * d->wn / 32;
+  int frag = tc ? (d->wm / 16) * 4 + (d->wn / 8) * 2 : d->wm / 4 + d->wn / 8;
+  int r = (acc + frag + 64 + 7) / 8 * 8;
+  return r > 255 ? 255 : r;
+}
+
+/* block tile c: warp tile, shared memory (stages of padded A and B tiles), occupancy */
+static bool gpu_geometry(const HwTarget *hw, const TileGemm *gm, Cand c, TileDecision *d) {
   int es = (int)dt_size(gm->dt);
-  int bk = 64 / es; /* 64-byte K slices: 32 halves, 16 floats */
-  int64_t per_stage = (int64_t)(c.bm + c.bn) * bk * es;
+  int bk = 64 / es, pad = 16 / es; /* 64-byte K slices; rows padded by 16 bytes */
+  if (!warp_tile(d, c)) return false;
+  int64_t a_el = gm->trans_a ? (int64_t)bk * (c.bm + pad) : (int64_t)c.bm * (bk + pad);
+  int64_t b_el = gm->trans_b ? (int64_t)c.bn * (bk + pad) : (int64_t)bk * (c.bn + pad);
+  int64_t per_stage = (a_el + b_el) * es;
   int stages = hw->cc >= 80 ? 4 : 2; /* cp.async multi-stage pipelines from Ampere on */
   while (stages > 2 && per_stage * stages > hw->smem_per_block) stages--;
   int64_t smem = per_stage * stages;
   if (smem > hw->smem_per_block) return false;
-  int wt = c.bm >= 128 && c.bn >= 128 ? 64 : 32; /* warp tile */
-  int warps = (c.bm / wt) * (c.bn / wt);
-  if (warps < 1) warps = 1;
-  int64_t regs = (int64_t)c.bm * c.bn + 2048 * (int64_t)warps; /* accumulators + 64/thread */
-  int64_t by_smem = hw->smem_per_sm / smem, by_regs = hw->regs_per_sm / regs;
+  d->bm = c.bm, d->bn = c.bn, d->bk = bk, d->stages = stages, d->smem_pad = pad, d->smem = smem;
+  d->regs = gpu_regs(d);
+  int64_t by_smem = hw->smem_per_sm / smem, by_regs = hw->regs_per_sm / ((int64_t)d->regs * d->threads);
   int64_t ctas = by_smem < by_regs ? by_smem : by_regs;
-  if (ctas > 64 / warps) ctas = 64 / warps;
+  if (ctas > 64 / d->warps) ctas = 64 / d->warps;
   if (ctas > 16) ctas = 16;
-  if (ctas < 1) return false;
-  int64_t tiles = ceil_div(gm->m, c.bm) * ceil_div(gm->n, c.bn) * gm->batch;
-  int64_t slots = (int64_t)hw->sm_count * ctas;
-  double waves = (double)tiles / (double)slots;
-  double peak = hw_peak(hw, gm->dt, true);
-  double t_comp = 2.0 * c.bm * c.bn * gm->k / (peak / (double)slots);
-  double t_load = (double)(c.bm + c.bn) * gm->k * es / (hw->mem_bw * TILES_L2_AMPLIFICATION / (double)slots);
-  *model_time = ceil(waves) * fmax(t_comp, t_load);
-  d->bm = c.bm, d->bn = c.bn, d->bk = bk, d->stages = stages, d->warps = warps;
-  d->ctas_per_sm = (int)ctas, d->smem = smem, d->tiles = tiles, d->waves = waves;
-  d->tile_eff = (double)gm->m * gm->n / ((double)ceil_div(gm->m, c.bm) * c.bm * ceil_div(gm->n, c.bn) * c.bn);
-  d->wave_eff = waves / ceil(waves);
-  double ideal = 2.0 * gm->m * gm->n * gm->k * gm->batch / peak;
-  d->eff = *model_time > 0 ? ideal / *model_time : 0;
-  return true;
+  d->ctas_per_sm = (int)ctas;
+  return ctas >= 1;
 }
 
-static void choose_gpu(const HwTarget *hw, TileDecision *d) {
-  double best = INFINITY;
-  TileDecision keep = *d;
-  for (size_t i = 0; i < sizeof gpu_cands / sizeof *gpu_cands; i++) {
-    TileDecision t = *d;
-    double mt;
-    if (!gpu_eval(hw, &d->gemm, gpu_cands[i], &t, &mt)) continue;
-    if (mt < best * (1 - 1e-9)) best = mt, keep = t;
-  }
-  *d = keep;
+/* shared-memory traffic of one warp per step of K, in bytes of bandwidth: tensor-core
+ * fragments read each operand once ((wm + wn) elements, ldmatrix or conflict-free loads);
+ * FMA lanes load (wm/4 + wn/8) values each, one 128-byte wavefront per warp-wide load */
+static double warp_smem_bytes(const TileDecision *d, int es) {
+  if (strcmp(d->mma, "fma")) return (double)(d->wm + d->wn) * es;
+  return (double)(d->wm / 4 + d->wn / 8) * TILES_SMEM_BYTES_PER_CLK;
+}
+
+static double gpu_peak(const HwTarget *hw, const TileGemm *gm, const TileDecision *d) {
+  if (!strcmp(d->mma, "mma.sync m16n8k8")) return hw->peak[HWP_TF32_TC];
+  return hw_peak(hw, gm->dt, true);
+}
+
+/* Modeled time of the whole GEMM with d's block tile and K split in `split` slices. The
+ * busiest SM runs ceil(CTAs / SMs) CTAs, at most ctas_per_sm at a time, which share its
+ * tensor/FMA units, its slice of the L2 bandwidth and its shared memory; the slowest of the
+ * three sets the time of a round. Split-K adds the reduction of the partial sums (read
+ * split + 1 times, written once) and its launch. */
+static double gpu_time(const HwTarget *hw, const TileGemm *gm, TileDecision *d, int split) {
+  int es = (int)dt_size(gm->dt);
+  double kslice = ceil((double)gm->k / split), sms = hw->sm_count;
+  int64_t tiles = ceil_div(gm->m, d->bm) * ceil_div(gm->n, d->bn) * gm->batch;
+  int64_t per_sm = ceil_div(tiles * split, hw->sm_count);
+  int64_t resident = per_sm < d->ctas_per_sm ? per_sm : d->ctas_per_sm;
+  double rounds = ceil((double)per_sm / d->ctas_per_sm);
+  double t_comp = 2.0 * d->bm * d->bn * kslice * resident / (gpu_peak(hw, gm, d) / sms);
+  double t_load = (double)(d->bm + d->bn) * kslice * es * resident / (hw->mem_bw * TILES_L2_AMPLIFICATION / sms);
+  double t_smem = hw->ghz > 0 ? (double)d->warps * warp_smem_bytes(d, es) * kslice * resident /
+                                    (TILES_SMEM_BYTES_PER_CLK * hw->ghz * 1e9)
+                              : 0;
+  double t = rounds * fmax(t_comp, fmax(t_load, t_smem));
+  if (split > 1) t += (double)(split + 1) * gm->m * gm->n * gm->batch * 4 / hw->mem_bw + hw->overhead_s;
+  d->split_k = split, d->tiles = tiles * split;
+  d->waves = (double)(tiles * split) / ((double)hw->sm_count * d->ctas_per_sm);
+  d->tile_eff = (double)gm->m * gm->n / ((double)ceil_div(gm->m, d->bm) * d->bm * ceil_div(gm->n, d->bn) * d->bn);
+  d->wave_eff = d->waves / ceil(d->waves);
+  double ideal = 2.0 * gm->m * gm->n * gm->k * gm->batch / gpu_peak(hw, gm, d);
+  d->eff = t > 0 ? ideal / t : 0;
+  return t;
+}
+
+/* shared-memory bytes per clock and SM the warp tile needs to keep the MMA units at peak */
+static double smem_need(const HwTarget *hw, const TileGemm *gm, const TileDecision *d) {
+  if (hw->ghz <= 0) return 0;
+  double fma_per_clk = gpu_peak(hw, gm, d) / (2.0 * hw->sm_count * hw->ghz * 1e9);
+  return fma_per_clk * warp_smem_bytes(d, (int)dt_size(gm->dt)) / ((double)d->wm * d->wn);
+}
+
+static void gpu_reason(const HwTarget *hw, TileDecision *d) {
+  const TileGemm *gm = &d->gemm;
   const char *bound = "";
   if (d->wave_eff < 0.75) bound = "; wave quantization dominates";
   else if (d->tile_eff < 0.75) bound = "; tile quantization dominates";
+  char split[96] = "";
+  int64_t out_tiles = d->tiles / d->split_k, slots = (int64_t)hw->sm_count * d->ctas_per_sm;
+  if (d->split_k > 1)
+    snprintf(split, sizeof split, " (%lld output tiles fill %.0f%% of %lld CTA slots)",
+             (long long)out_tiles, 100.0 * out_tiles / slots, (long long)slots);
   snprintf(d->reason, sizeof d->reason,
-           "%dx%dx%d, %d warps, %d stages, %lld KiB smem, %d CTA/SM; tiles %lld = %.2f waves "
-           "on %d SMs; tile eff %.1f%%, wave eff %.1f%%%s",
-           d->bm, d->bn, d->bk, d->warps, d->stages, (long long)(d->smem / 1024), d->ctas_per_sm,
-           (long long)d->tiles, d->waves, hw->sm_count, 100 * d->tile_eff, 100 * d->wave_eff,
-           bound);
+           "%dx%dx%d, %d warps of %dx%d (largest warp tile with 4-8 warps; needs %.0f of %.0f "
+           "smem B/clk/SM), %d stages, %lld KiB smem (rows +%d), ~%d regs/thread, %d CTA/SM; "
+           "split-K %d%s; %lld CTAs = %.2f waves on %d SMs; tile eff %.1f%%, wave eff %.1f%%%s",
+           d->bm, d->bn, d->bk, d->warps, d->wm, d->wn, smem_need(hw, gm, d), TILES_SMEM_BYTES_PER_CLK,
+           d->stages, (long long)(d->smem / 1024), d->smem_pad, d->regs, d->ctas_per_sm, d->split_k,
+           split, (long long)d->tiles, d->waves, hw->sm_count, 100 * d->tile_eff, 100 * d->wave_eff, bound);
+}
+
+/* every block tile and K split; the fastest modeled wins, ties to the larger tile and no
+ * split. Split-K is considered only when the output tiles alone under-fill the GPU and each
+ * slice keeps at least 4 K tiles for the pipeline. */
+static void choose_gpu(const HwTarget *hw, TileDecision *d) {
+  double best = INFINITY;
+  TileDecision keep = *d;
+  const TileGemm *gm = &d->gemm;
+  for (size_t i = 0; i < sizeof gpu_cands / sizeof *gpu_cands; i++) {
+    TileDecision t = *d;
+    if (!gpu_geometry(hw, gm, gpu_cands[i], &t)) continue;
+    int64_t tiles = ceil_div(gm->m, t.bm) * ceil_div(gm->n, t.bn) * gm->batch;
+    for (size_t s = 0; s < sizeof split_cands / sizeof *split_cands; s++) {
+      int split = split_cands[s];
+      if (split > 1 && (tiles >= (int64_t)hw->sm_count * t.ctas_per_sm || gm->k / split < 4 * t.bk)) break;
+      double mt = gpu_time(hw, gm, &t, split);
+      if (mt < best * (1 - 1e-9)) best = mt, keep = t;
+    }
+  }
+  *d = keep;
+  int es = (int)dt_size(gm->dt), vec = 16 / es;
+  d->cp_async_a = (gm->trans_a ? gm->m : gm->k) % vec == 0;
+  d->cp_async_b = (gm->trans_b ? gm->k : gm->n) % vec == 0;
+  d->ldmatrix = es == 2 && strcmp(d->mma, "fma") != 0;
+  gpu_reason(hw, d);
 }
 
 /* ---- CPU blocking -------------------------------------------------------------------- */
@@ -206,7 +307,7 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   out->valid = true;
   out->gemm = *gm;
   out->gpu = hw->kind == HW_GPU;
-  mma_shape(hw, gm->dt, out);
+  mma_shape(hw, gm, out);
   if (out->gpu) {
     alignment(hw, out);
   } else { /* CPU kernels pack panels and handle edges: no padding to suggest */

@@ -27,6 +27,9 @@ typedef struct TileGemm {
   DType dt;
   bool conv;      /* implicit GEMM of a convolution: m = N·OH·OW, channels padded instead */
   int64_t kspat;  /* conv: KH·KW, so that k = channels · kspat */
+  bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
+  bool trans_b;   /* B stored N×K */
+  bool tf32;      /* f32 data on tensor cores as TF32 (--precision tf32) */
 } TileGemm;
 
 typedef struct TileDecision {
@@ -40,14 +43,21 @@ typedef struct TileDecision {
   bool aligned;        /* m (not for convs), n, k multiples of align */
   int64_t pad_m, pad_n, pad_k;
   double pad_overhead; /* extra FLOPs of the padded problem, fraction of the real ones */
-  /* GPU block tile */
+  /* GPU block tile; the CUDA kernel generator (codegen/cuda) builds exactly this */
   int bm, bn, bk, stages, warps, ctas_per_sm;
+  int wm, wn;          /* warp tile: each warp computes wm x wn of the block tile */
+  int threads;         /* 32 x warps */
+  int smem_pad;        /* elements added to every shared-memory row (bank conflicts) */
+  int split_k;         /* K split over this many CTAs, partial sums reduced in order */
+  int regs;            /* registers per thread the occupancy assumes (ptxas must not exceed) */
+  bool cp_async_a, cp_async_b; /* rows of A / B 16-byte aligned: cp.async 16-byte copies */
+  bool ldmatrix;       /* 16-bit operands: fragments through ldmatrix */
   int64_t smem, tiles;
   double waves, tile_eff, wave_eff;
   /* CPU blocking */
   int mr, nr, kc, mc, nc;
   double eff;          /* modeled fraction of peak */
-  char reason[320];
+  char reason[512];
 } TileDecision;
 
 typedef struct TilePlan {

@@ -32,7 +32,10 @@ START_TEST(t_gpu_aligned) {
   ck_assert_int_eq(d.bk, 32); /* 64-byte K slices of halves */
   ck_assert_int_ge(d.stages, 2);
   ck_assert_int_le(d.smem, 163 * 1024);
-  ck_assert_int_eq(d.smem, (int64_t)(d.bm + d.bn) * d.bk * 2 * d.stages);
+  /* shared-memory rows are padded by 16 bytes (8 halves) against bank conflicts: A tile
+   * bm x (bk + 8), B tile bk x (bn + 8) */
+  ck_assert_int_eq(d.smem_pad, 8);
+  ck_assert_int_eq(d.smem, ((int64_t)d.bm * (d.bk + 8) + (int64_t)d.bk * (d.bn + 8)) * 2 * d.stages);
   /* waves = tiles / (SMs x CTAs per SM), recomputed */
   int64_t tiles = (4096 / d.bm) * (4096 / d.bn);
   ck_assert_int_eq(d.tiles, tiles);
@@ -67,7 +70,8 @@ START_TEST(t_gpu_misaligned) {
   ck_assert_int_eq(o.pad_n, 520);
   ck_assert_int_eq(o.pad_k, 336);
   ck_assert_double_eq_tol(o.pad_overhead, 1024.0 * 520 * 336 / (1023.0 * 517 * 333) - 1, 1e-12);
-  ck_assert_str_eq(o.mma, "wgmma m64nNk16");
+  /* sm_90 too: the CUDA backend issues mma.sync (it has no wgmma kernels) */
+  ck_assert_str_eq(o.mma, "mma.sync m16n8k16");
   /* the stem convolution of ResNet on A100 in f16 */
   Nb b = nb_new("stem", 32);
   Dim *xd[4] = {nb_n(&b), nb_k(&b, 3), nb_k(&b, 224), nb_k(&b, 224)};
@@ -98,6 +102,57 @@ START_TEST(t_gpu_waves) {
   ck_assert(one.eff > two.eff || two.bm * two.bn != 128 * 128);
   ck_assert(one.wave_eff > 0 && one.wave_eff <= 1);
   ck_assert_ptr_nonnull(strstr(one.reason, "waves"));
+}
+END_TEST
+
+/* the kernel geometry the CUDA generator builds: 4096^3 bf16 on H100 takes 64x64 warp tiles
+ * (the largest; 2·(64+64)/(64·64) bytes per FMA keep shared memory under 128 B/clk at the
+ * tensor-core peak), 4-8 warps, and registers and shared memory that allow the CTAs per SM the
+ * model assumed; no split-K for a grid of hundreds of tiles */
+START_TEST(t_gpu_kernel_geometry) {
+  const HwTarget *hw = hw_find_builtin("h100");
+  TileDecision d = choose("h100", 4096, 4096, 4096, DT_BF16);
+  ck_assert_int_eq(d.wm, 64);
+  ck_assert_int_eq(d.wn, 64);
+  ck_assert_int_eq(d.warps, (d.bm / d.wm) * (d.bn / d.wn));
+  ck_assert(d.warps >= 4 && d.warps <= 8);
+  ck_assert_int_eq(d.threads, 32 * d.warps);
+  ck_assert_int_le((int64_t)d.regs * d.threads * d.ctas_per_sm, hw->regs_per_sm);
+  ck_assert_int_le(d.smem * d.ctas_per_sm, hw->smem_per_sm);
+  ck_assert_int_eq(d.split_k, 1);
+  ck_assert(d.cp_async_a && d.cp_async_b && d.ldmatrix);
+  /* f32 as TF32 on the tensor cores: m16n8k8, 64-byte K slices = 16 floats, no ldmatrix */
+  const HwTarget *a100 = hw_find_builtin("a100");
+  TileGemm tg = {.m = 4096, .n = 4096, .k = 4096, .batch = 1, .dt = DT_F32, .tf32 = true};
+  tiles_choose(a100, &tg, &d);
+  ck_assert_str_eq(d.mma, "mma.sync m16n8k8");
+  ck_assert_int_eq(d.bk, 16);
+  ck_assert(!d.ldmatrix);
+  /* rows of A with K = 1001 halves are not 16-byte aligned: predicated loads for A only */
+  d = choose("a100", 1000, 1000, 1001, DT_F16);
+  ck_assert(!d.cp_async_a && d.cp_async_b);
+  /* transposed A is stored K x M: its rows have M = 1000 elements, aligned */
+  TileGemm tt = {.m = 1000, .n = 1000, .k = 1001, .batch = 1, .dt = DT_F16, .trans_a = true};
+  tiles_choose(a100, &tt, &d);
+  ck_assert(d.cp_async_a);
+}
+END_TEST
+
+/* split-K when the output tiles under-fill the GPU: 64x64 outputs with K = 8192 make one
+ * tile, so the K loop is split over CTAs (each slice keeping >= 4 K tiles) and the reason
+ * says why; the partial sums' reduction is in the modeled time */
+START_TEST(t_gpu_split_k) {
+  TileDecision d = choose("a100", 64, 64, 8192, DT_BF16);
+  ck_assert_int_gt(d.split_k, 1);
+  ck_assert_int_ge(8192 / d.split_k, 4 * d.bk);
+  ck_assert_int_eq(d.tiles, ((64 + d.bm - 1) / d.bm) * ((64 + d.bn - 1) / d.bn) * d.split_k);
+  ck_assert_ptr_nonnull(strstr(d.reason, "fill"));
+  /* the same K with a full grid is not split */
+  TileDecision f = choose("a100", 8192, 8192, 8192, DT_BF16);
+  ck_assert_int_eq(f.split_k, 1);
+  /* a short K is never split, however small the grid */
+  TileDecision s = choose("a100", 64, 64, 64, DT_BF16);
+  ck_assert_int_eq(s.split_k, 1);
 }
 END_TEST
 
@@ -141,6 +196,8 @@ static Suite *suite(void) {
   tcase_add_test(t, t_gpu_aligned);
   tcase_add_test(t, t_gpu_misaligned);
   tcase_add_test(t, t_gpu_waves);
+  tcase_add_test(t, t_gpu_kernel_geometry);
+  tcase_add_test(t, t_gpu_split_k);
   tcase_add_test(t, t_cpu_avx2);
   tcase_add_test(t, t_cpu_wide);
   suite_add_tcase(s, t);

@@ -1,0 +1,74 @@
+# cuda.cmake — the CUDA backend's generators (plain C11, no toolkit needed), its tests on the
+# CPU through the emulation header (needs a C++ compiler), and, where the CUDA toolkit is
+# found, NVRTC compilation with ptxas resource checks. Everything else builds and tests the
+# same without the toolkit.
+file(GLOB NNC_CUDA_SRC CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda/*.c)
+add_library(nnc_cuda STATIC ${NNC_CUDA_SRC})
+target_include_directories(nnc_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda)
+target_link_libraries(nnc_cuda PUBLIC nnc_passes nnc_ir)
+
+add_executable(test_cuda_gen tests/cuda/test_cuda_gen.c)
+target_link_libraries(test_cuda_gen PRIVATE nnc_cuda PkgConfig::CHECK)
+add_test(NAME cuda/gen COMMAND test_cuda_gen)
+
+# the kernels of a model's matmuls, for tests/cuda/run_cuda_tiles.sh
+add_executable(cuda_model_kernels tests/cuda/model_kernels.c)
+target_include_directories(cuda_model_kernels PRIVATE ${CMAKE_CURRENT_BINARY_DIR})
+target_link_libraries(cuda_model_kernels PRIVATE nnc_cuda nnc_frontend nnc_passes)
+
+# the driver loader: fails cleanly without a driver (here) or a device (a fake driver)
+add_library(nnc_fake_libcuda SHARED tests/cuda/fake_libcuda.c)
+add_executable(test_rt_cuda tests/cuda/test_rt_cuda.c)
+target_link_libraries(test_rt_cuda PRIVATE nnc_runtime PkgConfig::CHECK)
+target_compile_definitions(test_rt_cuda PRIVATE NNC_FAKE_LIBCUDA="$<TARGET_FILE:nnc_fake_libcuda>")
+add_dependencies(test_rt_cuda nnc_fake_libcuda)
+add_test(NAME cuda/rt_cuda COMMAND test_rt_cuda)
+
+option(NNC_CUDA_TESTS "Build the CUDA backend's emulation and NVRTC tests" ON)
+include(CheckLanguage)
+check_language(CXX)
+if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
+  enable_language(CXX)
+  set(NNC_CUDA_GEN ${CMAKE_CURRENT_BINARY_DIR}/cuda_gen)
+  file(MAKE_DIRECTORY ${NNC_CUDA_GEN})
+  add_executable(cuda_gen_cases tests/cuda/gen_cases.c)
+  target_link_libraries(cuda_gen_cases PRIVATE nnc_cuda nnc_runtime)
+  add_custom_command(OUTPUT ${NNC_CUDA_GEN}/cuda_cases.cu ${NNC_CUDA_GEN}/cuda_cases_launch.h
+    COMMAND cuda_gen_cases ${NNC_CUDA_GEN}/cuda_cases.cu ${NNC_CUDA_GEN}/cuda_cases_launch.h
+    DEPENDS cuda_gen_cases)
+  set_source_files_properties(${NNC_CUDA_GEN}/cuda_cases.cu PROPERTIES HEADER_FILE_ONLY ON)
+  add_executable(test_cuda_emu tests/cuda/test_cuda_emu.cpp ${NNC_CUDA_GEN}/cuda_cases.cu
+                 ${NNC_CUDA_GEN}/cuda_cases_launch.h)
+  set_target_properties(test_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+  target_include_directories(test_cuda_emu PRIVATE ${NNC_CUDA_GEN} codegen/cuda tests/cuda)
+  target_link_libraries(test_cuda_emu PRIVATE nnc_runtime)
+  add_test(NAME cuda/emu COMMAND test_cuda_emu)
+endif()
+
+# NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional
+if(NOT DEFINED CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
+  set(CUDAToolkit_ROOT /usr/local/cuda)
+endif()
+find_package(CUDAToolkit QUIET)
+# libnvrtc itself: the imported CUDA::nvrtc also links the driver stub, and a binary that needs
+# libcuda.so.1 at load time would not start without a driver
+if(CUDAToolkit_FOUND)
+  find_library(NNC_NVRTC_LIB nvrtc HINTS ${CUDAToolkit_LIBRARY_DIR} NO_DEFAULT_PATH)
+endif()
+if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
+  find_program(NNC_PTXAS ptxas HINTS ${CUDAToolkit_BIN_DIR} NO_DEFAULT_PATH)
+  add_library(nnc_cuda_nvrtc STATIC codegen/cuda/nvrtc/cuda_nvrtc.c)
+  target_include_directories(nnc_cuda_nvrtc SYSTEM PUBLIC ${CUDAToolkit_INCLUDE_DIRS})
+  target_link_libraries(nnc_cuda_nvrtc PUBLIC ${NNC_NVRTC_LIB})
+  add_executable(test_cuda_nvrtc tests/cuda/test_cuda_nvrtc.c)
+  target_link_libraries(test_cuda_nvrtc PRIVATE nnc_cuda nnc_cuda_nvrtc)
+  target_compile_definitions(test_cuda_nvrtc PRIVATE NNC_PTXAS="${NNC_PTXAS}")
+  add_test(NAME cuda/nvrtc COMMAND test_cuda_nvrtc)
+  # the GPU machine's benchmark (tests/gpu/run.sh); here it must refuse cleanly
+  add_executable(gpu_gemm tests/gpu/gpu_gemm.c)
+  target_link_libraries(gpu_gemm PRIVATE nnc_cuda nnc_cuda_nvrtc nnc_runtime)
+  add_test(NAME cuda/gpu_script COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/gpu/selfcheck.sh $<TARGET_FILE:gpu_gemm>)
+  message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
+else()
+  message(STATUS "CUDA toolkit not found: NVRTC tests disabled")
+endif()

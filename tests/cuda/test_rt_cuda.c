@@ -1,0 +1,64 @@
+/* test_rt_cuda.c — the CUDA driver loader fails cleanly without a driver or a device, and
+ * where a GPU is present moves bytes through device memory unchanged. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../runtime/rt_cuda.h"
+
+START_TEST(t_no_driver) {
+  char err[512] = "";
+  RtCuda *c = rt_cuda_open("libnnc-no-such-driver.so.1", err, sizeof err);
+  ck_assert_ptr_null(c);
+  ck_assert_msg(!strncmp(err, "no CUDA driver (", 16), "%s", err);
+  ck_assert_ptr_nonnull(strstr(err, "libnnc-no-such-driver.so.1"));
+}
+END_TEST
+
+START_TEST(t_no_device) {
+  char err[512] = "";
+  RtCuda *c = rt_cuda_open(NNC_FAKE_LIBCUDA, err, sizeof err);
+  ck_assert_ptr_null(c);
+  ck_assert_str_eq(err, "no CUDA device");
+}
+END_TEST
+
+/* the real driver: on this machine either a clean refusal or a working device */
+START_TEST(t_system_driver) {
+  char err[512] = "";
+  RtCuda *c = rt_cuda_open(NULL, err, sizeof err);
+  if (!c) {
+    ck_assert_msg(!strncmp(err, "no CUDA driver", 14) || !strncmp(err, "no CUDA device", 14), "%s", err);
+    return;
+  }
+  ck_assert_int_ge(rt_cuda_cc(c), 50);
+  float in[256], out[256];
+  for (int i = 0; i < 256; i++) in[i] = (float)i * 0.5f, out[i] = -1;
+  uint64_t d = 0;
+  ck_assert_msg(rt_cuda_alloc(c, sizeof in, &d) == 0, "%s", rt_cuda_error(c));
+  ck_assert_msg(rt_cuda_upload(c, d, in, sizeof in) == 0, "%s", rt_cuda_error(c));
+  ck_assert_msg(rt_cuda_download(c, out, d, sizeof out) == 0, "%s", rt_cuda_error(c));
+  ck_assert(!memcmp(in, out, sizeof in));
+  /* a bad module reports the call, its place and the driver's error name */
+  void *mod = NULL;
+  ck_assert_int_eq(rt_cuda_load_ptx(c, "this is not PTX", &mod), -1);
+  ck_assert_ptr_nonnull(strstr(rt_cuda_error(c), "rt_cuda.c:"));
+  ck_assert_ptr_nonnull(strstr(rt_cuda_error(c), "cuModuleLoadDataEx"));
+  ck_assert_int_eq(rt_cuda_free(c, d), 0);
+  rt_cuda_close(c);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("rt_cuda");
+  TCase *t = tcase_create("loader");
+  tcase_add_test(t, t_no_driver);
+  tcase_add_test(t, t_no_device);
+  tcase_add_test(t, t_system_driver);
+  suite_add_tcase(s, t);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int nf = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}

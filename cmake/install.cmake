@@ -39,3 +39,12 @@ install(FILES
   ${CMAKE_CURRENT_BINARY_DIR}/nncConfigVersion.cmake
   ${CMAKE_CURRENT_SOURCE_DIR}/cmake/nnc_add_model.cmake
   DESTINATION ${NNC_CMAKE_DIR})
+
+# pkg-config: `pkg-config --cflags --libs nnc-runtime`; relocatable (paths relative to the
+# .pc file), so `cmake --install --prefix P` works for any P
+file(RELATIVE_PATH NNC_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+string(REGEX REPLACE "/$" "" NNC_PC_TO_PREFIX "${NNC_PC_TO_PREFIX}")
+configure_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/nnc-runtime.pc.in
+  ${CMAKE_CURRENT_BINARY_DIR}/nnc-runtime.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/nnc-runtime.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -59,7 +59,7 @@ static void note_plan(DrvModel *dm, const CgPipeline *pp, RematMode mode) {
 int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvModel *out) {
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
-  if (!out->m) return 1;
+  if (!out->m) return drv_compile_status(in);
   CgTarget target;
   llvm_backend_target(&target, 0, NULL);
   CgPipeOptions po = {o->cg.memory_budget, o->remat, o->remat_given, in->path};
@@ -99,6 +99,8 @@ static void usage(FILE *out) {
         "  -o NAME               the program to write (with --lib: libNAME.a and NAME.h;\n"
         "                        -o DIR/libNAME.a works as well)\n"
         "  --lib                 a static library and a C header instead of a program\n"
+        "  --shared              a shared library (libNAME.so, runtime included) and a C\n"
+        "                        header: for dlopen, ctypes and the Python package\n"
         "  -D, --define N=V      fix a dim (the batch, e.g. -D N=256): shapes are concrete\n"
         "      --model NAME      the model to build when the file defines several\n"
         "      --target-cpu CPU  generate code for CPU (default: the host; e.g. x86-64-v3)\n"
@@ -350,13 +352,35 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   return 0;
 }
 
+/* libNAME.so = the model's object + the whole runtime archive (built position-independent),
+ * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
+static int link_shared(const char *libpath, const char *obj, const char *rtlib, bool verbose) {
+  char tmp[PATH_MAX];
+  tmp_beside(libpath, tmp, sizeof tmp);
+  const char *cc = getenv("CC");
+  char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-shared", "-o", tmp, (char *)obj,
+                  "-Wl,--whole-archive", (char *)rtlib, "-Wl,--no-whole-archive",
+#ifdef __SANITIZE_ADDRESS__
+                  "-fsanitize=address,undefined",
+#endif
+                  "-lcjson", "-lm", "-lpthread", NULL};
+  int rc = run_cmd(argv, NULL, verbose);
+  if (rc || rename(tmp, libpath)) {
+    fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
+            rc ? "the C compiler failed" : strerror(errno));
+    unlink(tmp);
+    return 1;
+  }
+  return 0;
+}
+
 /* ---- the command ------------------------------------------------------------------------- */
 
 typedef struct BuildArgs {
   DrvInput in;
   DrvBuildOptions bo;
   const char *out;
-  bool lib, keep, verbose;
+  bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
 /* the options that are not common to every command; 0 consumed, 1 not ours, 2 usage error */
@@ -367,6 +391,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'C': a->bo.cg.target_cpu = arg; return 0;
   case 'F': a->bo.cg.target_features = arg; return 0;
   case 'L': a->lib = true; return 0;
+  case 'H': a->lib = a->shared = true; return 0;
   case 'K': a->keep = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
@@ -401,6 +426,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"target-cpu", required_argument, 0, 'C'},
                                        {"target-features", required_argument, 0, 'F'},
                                        {"lib", no_argument, 0, 'L'},
+                                       {"shared", no_argument, 0, 'H'},
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
@@ -448,19 +474,21 @@ typedef struct OutNames {
 
 /* -o NAME as a directory, a base name, and with --lib the archive and header paths; -1 when
  * they cannot be used, else the exit status so far (0) */
-static int out_names(const char *out, bool lib, OutNames *o) {
+static int out_names(const char *out, bool lib, bool shared, OutNames *o) {
   const char *slash = strrchr(out, '/');
   snprintf(o->dir, sizeof o->dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
   if (slash && slash == out) snprintf(o->dir, sizeof o->dir, "/");
   const char *b = slash ? slash + 1 : out;
   size_t bl = strlen(b);
-  if (lib && bl > 2 && !strcmp(b + bl - 2, ".a")) {
-    int strip = !strncmp(b, "lib", 3) && bl > 5 ? 3 : 0;
-    snprintf(o->base, sizeof o->base, "%.*s", (int)(bl - 2 - (size_t)strip), b + strip);
+  const char *ext = shared ? ".so" : ".a";
+  size_t el = strlen(ext);
+  if (lib && bl > el && !strcmp(b + bl - el, ext)) {
+    int strip = !strncmp(b, "lib", 3) && bl > 3 + el ? 3 : 0;
+    snprintf(o->base, sizeof o->base, "%.*s", (int)(bl - el - (size_t)strip), b + strip);
     snprintf(o->libpath, sizeof o->libpath, "%s", out);
   } else {
     snprintf(o->base, sizeof o->base, "%s", b);
-    pathf(o->libpath, sizeof o->libpath, "%s/lib%s.a", o->dir, o->base);
+    pathf(o->libpath, sizeof o->libpath, "%s/lib%s%s", o->dir, o->base, ext);
   }
   pathf(o->hdrpath, sizeof o->hdrpath, "%s/%s.h", o->dir, o->base);
   if (!*o->base || (lib && !is_ident(o->base))) {
@@ -482,7 +510,9 @@ static int out_names(const char *out, bool lib, OutNames *o) {
 static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
                          const char *obj, const char *rtlib, const char *fwd_inputs) {
   char err[1024];
-  if (make_library(on->libpath, tmpdir, obj, rtlib, a->verbose)) return 1;
+  if (a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
+                : make_library(on->libpath, tmpdir, obj, rtlib, a->verbose))
+    return 1;
   const RtModelDesc *desc = llvm_model_jit(dm->cg, err, sizeof err);
   if (!desc) {
     fprintf(stderr, "nnc build: error: reading the model's descriptor: %s\n", err);
@@ -526,7 +556,7 @@ int cmd_build(int argc, char **argv) {
   char rtlib[PATH_MAX], tmpdir[PATH_MAX] = "";
   int rc = build_args(&a, argc, argv);
   if (rc >= 0) return rc;
-  if ((rc = out_names(a.out, a.lib, &on))) return rc;
+  if ((rc = out_names(a.out, a.lib, a.shared, &on))) return rc;
   if (find_runtime(rtlib, sizeof rtlib)) return 1;
   Diag *d = diag_new(stderr);
   DrvModel dm;

@@ -76,10 +76,48 @@ typedef struct Row {
   int node;   /* -1 for groups */
   int nodes;
   Phase phase;
+  const char *phases; /* groups: "fwd", "fwd+bwd+opt", ... */
+  double params;      /* groups: trainable parameter elements of the layer or block */
   Dim *flops, *macs, *rd, *wr;
   double time, intensity;
   bool compute_bound;
 } Row;
+
+/* a node without a value name is named after its layer: "conv1/add" rather than "%4" */
+static const char *node_label(IrGraph *g, int i) {
+  const IrNode *nd = &g->nodes[i];
+  if (nd->name) return nd->name;
+  if (nd->scope) return arena_printf(g->arena, "%s/%s", nd->scope, ir_op_name(nd->op));
+  return arena_printf(g->arena, "%%%d", i);
+}
+
+static const char *group_key(IrGraph *g, CostGroupBy per, const IrNode *nd) {
+  return per == COST_BY_LAYER ? cost_layer_key(nd) : cost_block_key(g->arena, nd);
+}
+
+/* the torchinfo view of a layer or block row: its trainable parameters, the output shape
+ * (of its last forward value), its main op (most FLOPs) and the phases it spans */
+static void group_info(const CostResult *r, CostGroupBy per, Row *w) {
+  IrGraph *g = r->g;
+  double best = -1;
+  bool ph[3] = {false, false, false};
+  w->op = "";
+  for (int i = 0; i < g->nnodes; i++) {
+    const IrNode *nd = &g->nodes[i];
+    if (strcmp(group_key(g, per, nd), w->scope)) continue;
+    if (nd->op == OP_PARAM && nd->attr.trainable) w->params += (double)ir_type_numel(g, &nd->type);
+    if (!r->node[i].kernel) continue;
+    ph[nd->phase] = true;
+    if (nd->phase == PH_FWD) ir_type_str(g, &nd->type, w->shape, sizeof w->shape);
+    double f = ev(g, r->node[i].flops);
+    if (f > best) best = f, w->op = ir_op_name(nd->op);
+  }
+  static const char *names[] = {"fwd", "bwd", "opt"};
+  char buf[16] = "";
+  for (int k = 0; k < 3; k++)
+    if (ph[k]) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "+" : "", names[k]);
+  w->phases = arena_strdup(g->arena, buf);
+}
 
 static int rows_by_time(const void *a, const void *b) {
   const Row *x = a, *y = b;
@@ -95,7 +133,7 @@ static int make_rows(const CostResult *r, CostGroupBy per, Row **out) {
       const IrNode *nd = &g->nodes[i];
       if (!r->node[i].kernel) continue;
       Row *w = &rows[n++];
-      w->name = nd->name ? nd->name : arena_printf(g->arena, "%%%d", i);
+      w->name = node_label(g, i);
       w->op = ir_op_name(nd->op);
       w->scope = cost_layer_key(nd);
       ir_type_str(g, &nd->type, w->shape, sizeof w->shape);
@@ -112,6 +150,7 @@ static int make_rows(const CostResult *r, CostGroupBy per, Row **out) {
       Row *w = &rows[n++];
       w->name = gs[k].key, w->op = "", w->scope = gs[k].key, w->node = -1;
       w->nodes = gs[k].nnodes;
+      group_info(r, per, w);
       w->flops = gs[k].sum.flops, w->macs = gs[k].sum.macs, w->rd = gs[k].sum.rd,
       w->wr = gs[k].sum.wr, w->time = gs[k].sum.time;
       double by = ev(g, w->rd) + ev(g, w->wr), fl = ev(g, w->flops);
@@ -122,8 +161,7 @@ static int make_rows(const CostResult *r, CostGroupBy per, Row **out) {
       for (int i = 0; i < g->nnodes; i++) {
         const IrNode *nd = &g->nodes[i];
         if (!r->node[i].kernel) continue;
-        const char *key = per == COST_BY_LAYER ? cost_layer_key(nd) : cost_block_key(g->arena, nd);
-        if (!strcmp(key, gs[k].key) && r->time[i].compute_bound) tc += r->time[i].time;
+        if (!strcmp(group_key(g, per, nd), gs[k].key) && r->time[i].compute_bound) tc += r->time[i].time;
       }
       (void)t;
       w->compute_bound = tc * 2 > w->time;
@@ -213,6 +251,10 @@ static cJSON *json_row(const Row *w, IrGraph *g, bool by_op) {
     cJSON_AddStringToObject(o, "phase", ph[w->phase]);
   } else {
     cJSON_AddNumberToObject(o, "nodes", w->nodes);
+    cJSON_AddNumberToObject(o, "params", w->params);
+    cJSON_AddStringToObject(o, "op", w->op);
+    cJSON_AddStringToObject(o, "shape", w->shape);
+    cJSON_AddStringToObject(o, "phase", w->phases);
   }
   jnum(o, "flops", g, w->flops, true);
   jnum(o, "macs", g, w->macs, false);
@@ -379,16 +421,24 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
 
 /* ---- text ----------------------------------------------------------------------------- */
 
-static void print_csv(const Report *rp, Row *rows, int n) {
+/* one row per line, then a "total" row over every row (all rows, also with --top) */
+static void print_csv(const Report *rp, Row *rows, int n, int nall) {
   IrGraph *g = rp->g;
-  puts("name,op,shape,phase,flops,macs,bytes_read,bytes_written,intensity,bound,time_s");
+  puts("name,op,shape,phase,params,flops,macs,bytes_read,bytes_written,intensity,bound,time_s");
   static const char *ph[] = {"fwd", "bwd", "opt"};
-  for (int i = 0; i < n; i++) {
+  double t[6] = {0};
+  for (int i = 0; i < nall; i++) {
     const Row *w = &rows[i];
-    printf("\"%s\",%s,\"%s\",%s,%.0f,%.0f,%.0f,%.0f,%.6g,%s,%.6g\n", w->name, w->op, w->shape,
-           w->node >= 0 ? ph[w->phase] : "", ev(g, w->flops), ev(g, w->macs), ev(g, w->rd),
-           ev(g, w->wr), w->intensity, w->compute_bound ? "compute" : "memory", w->time);
+    double v[6] = {w->params, ev(g, w->flops), ev(g, w->macs), ev(g, w->rd), ev(g, w->wr), w->time};
+    for (int k = 0; k < 6; k++) t[k] += v[k];
+    if (i >= n) continue;
+    printf("\"%s\",%s,\"%s\",%s,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,%s,%.6g\n", w->name, w->op, w->shape,
+           w->node >= 0 ? ph[w->phase] : w->phases, v[0], v[1], v[2], v[3], v[4], w->intensity,
+           w->compute_bound ? "compute" : "memory", v[5]);
   }
+  double by = t[3] + t[4];
+  printf("\"total\",,,,%.0f,%.0f,%.0f,%.0f,%.0f,%.6g,,%.6g\n", t[0], t[1], t[2], t[3], t[4],
+         by > 0 ? t[1] / by : 0, t[5]);
 }
 
 static void print_table(const Report *rp, const Opts *o, Row *rows, int n) {
@@ -398,16 +448,19 @@ static void print_table(const Report *rp, const Opts *o, Row *rows, int n) {
   for (int i = 0; i < n; i++) wn = (int)fmax(wn, strlen(rows[i].name));
   if (wn > 40) wn = 40;
   double total = rp->r->total.time;
-  printf("%-*s  %-18s %-22s %9s %9s %10s %8s %-7s %10s %6s%s\n", wn,
-         o->per == COST_BY_OP ? "name" : o->per == COST_BY_LAYER ? "layer" : "block",
-         o->per == COST_BY_OP ? "op" : "", o->per == COST_BY_OP ? "shape" : "", "FLOPs", "MACs",
-         "bytes", "FLOP/B", "bound", "time(us)", "%time", o->formula ? "  FLOPs formula" : "");
+  bool by_op = o->per == COST_BY_OP;
+  printf("%-*s  %-18s %-22s %9s %9s %9s %10s %8s %-7s %10s %6s%s\n", wn,
+         by_op ? "name" : o->per == COST_BY_LAYER ? "layer" : "block", by_op ? "op" : "main op",
+         by_op ? "shape" : "output", by_op ? "" : "params", "FLOPs", "MACs", "bytes", "FLOP/B",
+         "bound", "time(us)", "%time", o->formula ? "  FLOPs formula" : "");
   for (int i = 0; i < n; i++) {
     const Row *w = &rows[i];
-    char nodes[32] = "";
-    if (w->node < 0) snprintf(nodes, sizeof nodes, "%d nodes", w->nodes);
-    printf("%-*.*s  %-18s %-22.22s %9s %9s %10s %8.3g %-7s %10.2f %5.1f%%", wn, wn, w->name,
-           w->node >= 0 ? w->op : nodes, w->shape, drv_si(ev(g, w->flops), b1, sizeof b1),
+    char opcol[40], pb[32] = "";
+    if (w->node < 0) snprintf(opcol, sizeof opcol, "%s (%d)", w->op, w->nodes);
+    else snprintf(opcol, sizeof opcol, "%s", w->op);
+    if (w->node < 0) drv_commas(w->params, pb, sizeof pb);
+    printf("%-*.*s  %-18.18s %-22.22s %9s %9s %9s %10s %8.3g %-7s %10.2f %5.1f%%", wn, wn, w->name,
+           opcol, w->shape, pb, drv_si(ev(g, w->flops), b1, sizeof b1),
            drv_si(ev(g, w->macs), b2, sizeof b2), drv_si(ev(g, w->rd) + ev(g, w->wr), b3, sizeof b3),
            w->intensity, w->compute_bound ? "compute" : "memory", w->time * 1e6,
            total > 0 ? 100 * w->time / total : 0);
@@ -670,7 +723,7 @@ int cmd_cost(int argc, char **argv) {
   if (hw_resolve(o.target, &rp.hw, err, sizeof err) ||
       hw_resolve_link(o.link, &rp.link, err, sizeof err)) {
     fprintf(stderr, "nnc cost: error: %s\n", err);
-    return 1;
+    return drv_target_status(o.target);
   }
   if (o.compare)
     return cost_compare(&(CompareOpts){.in = &o.in, .files = (const char *const *)o.files,
@@ -678,15 +731,16 @@ int cmd_cost(int argc, char **argv) {
                                        .hw = &rp.hw});
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
+  int status = rp.m ? 1 : drv_compile_status(&o.in); /* 2 for a -D usage error */
   if (rp.m && (analyse(&rp, &o) || cost_check(rp.r, d) || (rp.train && cost_check(rp.train, d)))) {
     ir_module_free(rp.m);
     rp.m = NULL;
   }
   diag_finish(d);
   diag_free(d);
-  if (!rp.m) return 1;
+  if (!rp.m) return status;
   Row *rows;
-  int n = make_rows(rp.r, o.per, &rows);
+  int n = make_rows(rp.r, o.per, &rows), nall = n;
   if (o.top) {
     qsort(rows, (size_t)n, sizeof *rows, rows_by_time);
     if (n > o.top) n = o.top;
@@ -701,7 +755,7 @@ int cmd_cost(int argc, char **argv) {
     puts(s);
     free(s);
   } else if (o.csv) {
-    print_csv(&rp, rows, n);
+    print_csv(&rp, rows, n, nall);
   } else {
     print_text(&rp, &o, rows, n);
   }

@@ -49,7 +49,7 @@ static int emit_train(IrModule *m, IrGraph *g, Diag *d) {
 static int emit_ir(const EmitArgs *a, Diag *d) {
   IrGraph *g = NULL;
   IrModule *m = drv_compile(&a->in, d, &g);
-  if (!m) return 1;
+  if (!m) return drv_compile_status(&a->in);
   int rc = 0;
   if (a->train)
     rc = emit_train(m, g, d);

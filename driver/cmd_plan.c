@@ -2,6 +2,7 @@
  * kept, what is recomputed, the peak before and after, the extra FLOPs and the estimated
  * time on a target; --sweep prints the budget-vs-recompute curve of sqrt and optimal side by
  * side and --svg draws it. Method: docs/memory.md. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -20,7 +21,7 @@ typedef struct Opts {
   DrvInput in;
   const char *target, *svg, *memory;
   RematMode mode;
-  bool sweep;
+  bool sweep, json;
   int points;
 } Opts;
 
@@ -37,7 +38,8 @@ static void usage(FILE *out) {
         "      --model M       the model when the file has several\n"
         "      --sweep         budget vs recompute curve, sqrt and optimal side by side\n"
         "      --points N      budgets in the sweep (default 12)\n"
-        "      --svg FILE      draw the sweep (implies --sweep)\n",
+        "      --svg FILE      draw the sweep (implies --sweep)\n"
+        "      --json          the plan (and the sweep) as JSON on stdout\n",
         out);
 }
 
@@ -59,12 +61,13 @@ static const char *label(const IrGraph *g, int i, char *buf, size_t n) {
 }
 
 static int parse(int argc, char **argv, Opts *o) {
-  enum { O_MEM = 256, O_REMAT, O_TARGET, O_SWEEP, O_SVG, O_POINTS };
+  enum { O_MEM = 256, O_REMAT, O_TARGET, O_SWEEP, O_SVG, O_POINTS, O_JSON };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"memory", required_argument, 0, O_MEM}, {"remat", required_argument, 0, O_REMAT},
       {"target", required_argument, 0, O_TARGET}, {"sweep", no_argument, 0, O_SWEEP},
       {"svg", required_argument, 0, O_SVG}, {"points", required_argument, 0, O_POINTS},
+      {"json", no_argument, 0, O_JSON},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   o->target = "host";
   o->mode = REMAT_OPTIMAL;
@@ -88,6 +91,7 @@ static int parse(int argc, char **argv, Opts *o) {
     }
     case O_TARGET: o->target = optarg; break;
     case O_SWEEP: o->sweep = true; break;
+    case O_JSON: o->json = true; break;
     case O_SVG: o->svg = optarg, o->sweep = true; break;
     case O_POINTS: {
       char *e;
@@ -156,6 +160,58 @@ static void print_plan(const Opts *o, IrGraph *fwd, const RematPlan *pl, const H
              G->recomputed ? "" : "  (kept: backward starts here)");
     }
   }
+}
+
+/* ---- JSON (--json): the same figures, bytes and FLOPs as plain numbers ------------------- */
+
+static void json_num(cJSON *o, const char *k, double v) { cJSON_AddNumberToObject(o, k, v); }
+
+static cJSON *json_plan(const Opts *o, IrGraph *fwd, const RematPlan *pl, const HwTarget *hw, int rc) {
+  const MemPlan *mp = &pl->mp;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "model", fwd->name);
+  cJSON_AddStringToObject(j, "target", hw->name);
+  cJSON_AddStringToObject(j, "remat", remat_mode_name(o->mode));
+  json_num(j, "params_bytes", (double)mp->params_bytes);
+  json_num(j, "io_bytes", (double)mp->io_bytes);
+  json_num(j, "step_bytes_node_order", (double)pl->total_orig);
+  json_num(j, "step_bytes_scheduled", (double)pl->total_sched);
+  json_num(j, "budget_bytes", (double)pl->budget);
+  cJSON_AddBoolToObject(j, "fits", rc == 0);
+  if (rc) return j;
+  json_num(j, "planned_bytes", (double)pl->total);
+  json_num(j, "arena_bytes", (double)mp->arena_bytes);
+  json_num(j, "live_peak_bytes", (double)mp->live_peak);
+  json_num(j, "forward_segments", pl->nsegs);
+  json_num(j, "recomputed_nodes", pl->nclones);
+  json_num(j, "recompute_flops", pl->recompute_flops);
+  json_num(j, "step_flops", pl->step_flops);
+  double t0 = step_time(pl->sched, hw);
+  json_num(j, "step_time_s", t0);
+  json_num(j, "step_time_planned_s", pl->g == pl->sched ? t0 : step_time(pl->g, hw));
+  return j;
+}
+
+static void json_sweep(cJSON *root, const RematPoint *pt, int n) {
+  cJSON *a = cJSON_AddArrayToObject(root, "sweep");
+  for (int i = 0; i < n; i++) {
+    cJSON *p = cJSON_CreateObject();
+    json_num(p, "budget_bytes", (double)pt[i].budget);
+    for (int m = REMAT_SQRT; m <= REMAT_OPTIMAL; m++) {
+      cJSON *r = cJSON_AddObjectToObject(p, remat_mode_name((RematMode)m));
+      cJSON_AddBoolToObject(r, "fits", pt[i].ok[m]);
+      json_num(r, "recompute_flops", pt[i].flops[m]);
+      json_num(r, "planned_bytes", (double)pt[i].total[m]);
+    }
+    cJSON_AddItemToArray(a, p);
+  }
+}
+
+static void json_print(cJSON *j) {
+  char *s = cJSON_Print(j);
+  if (s) puts(s);
+  free(s);
+  cJSON_Delete(j);
 }
 
 /* ---- sweep: table and SVG -------------------------------------------------------------- */
@@ -275,7 +331,7 @@ int cmd_plan(int argc, char **argv) {
   HwTarget hw;
   if (hw_resolve(o.target, &hw, err, sizeof err)) {
     fprintf(stderr, "nnc plan: error: %s\n", err);
-    return 1;
+    return drv_target_status(o.target);
   }
   Diag *d = diag_new(stderr);
   IrGraph *fwd;
@@ -283,7 +339,7 @@ int cmd_plan(int argc, char **argv) {
   if (!m) {
     diag_finish(d);
     diag_free(d);
-    return 1;
+    return drv_compile_status(&o.in);
   }
   IrTrain *t = ir_module_find_train(m, fwd->name);
   if (!t) {
@@ -294,11 +350,23 @@ int cmd_plan(int argc, char **argv) {
       rc = 1;
     } else {
       char b0[40], b1[40], b2[40], b3[40];
-      printf("'%s' has no train section: inference plan only\n"
-             "  params %s, io %s, arena %s (live peak %s, %d in-place)\n",
-             fwd->name, drv_bytes_h((double)mp.params_bytes, b0, sizeof b0),
-             drv_bytes_h((double)mp.io_bytes, b1, sizeof b1), drv_bytes_h((double)mp.arena_bytes, b2, sizeof b2),
-             drv_bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
+      if (o.json) {
+        cJSON *js = cJSON_CreateObject();
+        cJSON_AddStringToObject(js, "model", fwd->name);
+        cJSON_AddBoolToObject(js, "inference_only", true);
+        json_num(js, "params_bytes", (double)mp.params_bytes);
+        json_num(js, "io_bytes", (double)mp.io_bytes);
+        json_num(js, "arena_bytes", (double)mp.arena_bytes);
+        json_num(js, "live_peak_bytes", (double)mp.live_peak);
+        json_print(js);
+      } else {
+        printf("'%s' has no train section: inference plan only\n"
+               "  params %s, io %s, arena %s (live peak %s, %d in-place)\n",
+               fwd->name, drv_bytes_h((double)mp.params_bytes, b0, sizeof b0),
+               drv_bytes_h((double)mp.io_bytes, b1, sizeof b1),
+               drv_bytes_h((double)mp.arena_bytes, b2, sizeof b2),
+               drv_bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
+      }
       if (o.memory || o.sweep) {
         fprintf(stderr, "nnc plan: error: --memory and --sweep plan a training step; '%s' has none\n",
                 fwd->name);
@@ -326,7 +394,8 @@ int cmd_plan(int argc, char **argv) {
     ir_module_free(m);
     return 1;
   }
-  print_plan(&o, fwd, &pl, &hw, r);
+  cJSON *json = o.json ? json_plan(&o, fwd, &pl, &hw, r) : NULL;
+  if (!o.json) print_plan(&o, fwd, &pl, &hw, r);
   if (r) {
     fprintf(stderr, "%s: error: %s\n", o.in.path, pl.msg);
     rc = 1;
@@ -338,7 +407,8 @@ int cmd_plan(int argc, char **argv) {
       fprintf(stderr, "nnc plan: internal error in the sweep\n");
       rc = 1;
     } else {
-      print_sweep(pts, o.points, &base);
+      if (json) json_sweep(json, pts, o.points);
+      else print_sweep(pts, o.points, &base);
       if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "%s: recompute vs memory budget (training step)", fwd->name);
@@ -350,6 +420,7 @@ int cmd_plan(int argc, char **argv) {
     }
     free(pts);
   }
+  if (json) json_print(json);
   ir_module_free(m);
   return rc;
 }

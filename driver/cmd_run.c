@@ -16,8 +16,10 @@ static void usage(FILE *out) {
   fputs("usage: nnc run FILE.nn [--model NAME] [-D NAME=VALUE]...\n"
         "         (--weights W.safetensors | --seed S)\n"
         "         --in NAME=FILE.npy... [--out NAME=FILE.npy]... [--save-weights W.safetensors]\n"
+        "         [--mode train|eval]\n"
         "       nnc run FILE.nn --grad (--weights W.safetensors | --seed S) [--seed S]\n"
         "         --in NAME=FILE.npy... [-o G.safetensors] [--loss NAME] [--out NAME=FILE.npy]...\n"
+        "         [--mode train|eval]\n"
         "       nnc run FILE.nn --train --data NAME=FILE.npy... --epochs E --batch B\n"
         "         [--seed S] [--weights W.safetensors] [--lr X] [--loss NAME]\n"
         "         [--save-weights W.safetensors]\n"
@@ -30,7 +32,9 @@ static void usage(FILE *out) {
         "  --out NAME=FILE     write an output or any named value as .npy (float32)\n"
         "  --save-weights FILE write the parameters (with --train: and optimizer state)\n"
         "                      as safetensors\n"
-        "  --grad              one forward+backward pass in training semantics\n"
+        "  --grad              one forward+backward pass (training semantics by default)\n"
+        "  --mode train|eval   batchnorm and dropout semantics: the forward pass defaults\n"
+        "                      to eval, --grad to train (docs/cli.md)\n"
         "  -o FILE             with --grad: write 'loss' and each trainable parameter's\n"
         "                      gradient (under the parameter's name) as safetensors\n"
         "  --loss NAME         the value to differentiate/minimize (default: the train\n"
@@ -95,6 +99,11 @@ static int run_opt(RunOpts *o, int c, const char *arg) {
   case 'g': o->grad = 1; return 0;
   case 't': o->train = 1; return 0;
   case 'L': o->loss = arg; return 0;
+  case 'm':
+    o->mode = !strcmp(arg, "train") ? RUN_MODE_TRAIN : !strcmp(arg, "eval") ? RUN_MODE_EVAL : -1;
+    if (o->mode >= 0) return 0;
+    fprintf(stderr, "nnc run: error: --mode must be train or eval, not '%s'\n", arg);
+    return -1;
   case 's':
     o->seed = strtoull(arg, &end, 0);
     if (*end || !*arg || *arg == '-') {
@@ -163,6 +172,7 @@ static int check_opts(const RunOpts *o) {
       only_with(o->epochs > 0, o->train, "--epochs", "--train") ||
       only_with(o->batch > 0, o->train, "--batch", "--train") ||
       only_with(o->have_lr, o->train, "--lr", "--train") ||
+      only_with(o->mode != RUN_MODE_DEFAULT, !o->train, "--mode", "the forward pass or --grad") ||
       only_with(o->save_weights != NULL, !o->grad, "--save-weights", "the forward pass or --train"))
     return -1;
   if (o->train) return check_train_opts(o);
@@ -193,6 +203,7 @@ static int parse_args(int argc, char **argv, RunOpts *o) {
                                        {"epochs", required_argument, 0, 'E'},
                                        {"batch", required_argument, 0, 'B'},
                                        {"lr", required_argument, 0, 'l'},
+                                       {"mode", required_argument, 0, 'm'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   int c;
@@ -329,6 +340,49 @@ void run_suggest_names(const IrGraph *g, OpKind op, const char *what) {
   fputc('\n', stderr);
 }
 
+/* --mode train on the forward pass: batch statistics and active dropout (running statistics
+ * are not updated: the run writes no state) */
+static void set_train_semantics(IrGraph *g) {
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i].op == OP_BATCHNORM || g->nodes[i].op == OP_DROPOUT) g->nodes[i].attr.train = true;
+}
+
+/* need[i]: node i feeds a value the run reports (--out values, else the model's outputs; with
+ * --grad, everything) */
+static void mark_needed(const RunOpts *o, const IrGraph *g, bool *need) {
+  for (int i = 0; i < g->nnodes; i++) need[i] = o->grad;
+  for (int i = 0; i < g->noutputs; i++)
+    if (!o->nouts) need[g->outputs[i].node] = true;
+  for (int k = 0; k < o->nouts; k++) {
+    int node = -1;
+    for (int i = 0; i < g->noutputs; i++)
+      if (!strcmp(g->outputs[i].name, o->outs[k].name)) node = g->outputs[i].node;
+    if (node < 0) node = ir_find_value(g, o->outs[k].name);
+    if (node >= 0) need[node] = true;
+  }
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (need[i])
+      for (int j = 0; j < g->nodes[i].nin; j++) need[g->nodes[i].in[j]] = true;
+}
+
+/* inputs the reported values do not depend on may be omitted; they are zeros */
+static void zero_unneeded_inputs(const RunOpts *o, const IrGraph *g, Interp *ip) {
+  bool *need = xmalloc((size_t)(g->nnodes ? g->nnodes : 1));
+  mark_needed(o, g, need);
+  for (int i = 0; i < g->nnodes; i++) {
+    if (g->nodes[i].op != OP_INPUT || need[i]) continue;
+    bool given = false;
+    for (int k = 0; k < o->nins; k++) given |= !strcmp(o->ins[k].name, g->nodes[i].name);
+    if (given) continue;
+    int64_t n = ir_type_numel(g, &g->nodes[i].type);
+    double *z = calloc((size_t)(n ? n : 1), sizeof(double));
+    if (!z) abort();
+    interp_set(ip, i, z, n);
+    free(z);
+  }
+  free(need);
+}
+
 /* reads the --in files, binds the dims from them and checks them; nodes[k] is --in k's input */
 static int read_inputs(const RunOpts *o, IrGraph *g, RtTensor *files, int *nodes, Diag *d) {
   char err[512];
@@ -345,15 +399,19 @@ static int read_inputs(const RunOpts *o, IrGraph *g, RtTensor *files, int *nodes
       return -1;
     }
   }
+  bool *need = xmalloc((size_t)(g->nnodes ? g->nnodes : 1));
+  mark_needed(o, g, need);
   for (int i = 0; i < g->nnodes; i++) {
     int given = 0;
     for (int k = 0; k < o->nins; k++) given |= nodes[k] == i;
-    if (g->nodes[i].op == OP_INPUT && !given) {
+    if (g->nodes[i].op == OP_INPUT && !given && need[i]) {
+      free(need);
       diag_error_file(d, o->in.path, "input '%s' has no value; pass --in %s=FILE.npy",
                       g->nodes[i].name, g->nodes[i].name);
       return -1;
     }
   }
+  free(need);
   if (run_bind_dims(o, g, files, nodes, o->ins, o->nins, 0, d)) return -1;
   for (int k = 0; k < o->nins; k++)
     if (run_check_array(g, nodes[k], &files[k], o->ins[k].path, 0, d)) return -1;
@@ -619,6 +677,7 @@ int cmd_run(int argc, char **argv) {
   char err[512];
   int rc = 1;
   IrModule *m = drv_compile(&o.in, d, &g);
+  if (!m) rc = drv_compile_status(&o.in);
   if (!m) goto done;
   /* the dims are bound before the interpreter is created: it sizes every value from them */
   if (read_inputs(&o, g, files, nodes, d)) goto free_module;
@@ -628,12 +687,16 @@ int cmd_run(int argc, char **argv) {
   if (o.grad) {
     SrcLoc loc;
     const char *loss = run_loss_name(&o, m, g, &loc, d);
-    if (!loss || !(eg = pass_grad_graph(g, loss, loc, &info, d))) goto free_module;
+    bool train = o.mode != RUN_MODE_EVAL;
+    if (!loss || !(eg = pass_grad_graph_mode(g, loss, loc, train, &info, d))) goto free_module;
+  } else if (o.mode == RUN_MODE_TRAIN) {
+    set_train_semantics(g);
   }
   InterpOptions io = {.seed = o.seed};
   ip = interp_new(eg, &io);
   for (int k = 0; k < o.nins; k++) /* the clone keeps the forward graph's node indices */
     interp_set(ip, nodes[k], files[k].data, rt_tensor_numel(&files[k]));
+  zero_unneeded_inputs(&o, eg, ip);
   if (o.weights ? run_load_weights(&o, eg, ip, NULL, NULL, NULL, d) : (init_weights(&o, eg, ip), 0))
     goto free_module;
   if (interp_run(ip, err, sizeof err)) {

@@ -1,7 +1,10 @@
 /* common.c — what every subcommand shares: -D/--model handling and compiling the input. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "driver.h"
 
@@ -68,6 +71,36 @@ IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g) {
   }
   return m;
 }
+
+/* a -D that is well formed and names a dim of m (any, when m is NULL) */
+static int define_ok(const IrModule *m, const char *def) {
+  const char *eq = strchr(def, '=');
+  char *end;
+  long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
+  if (!eq || eq == def || !eq[1] || *end || v <= 0 || v > INT32_MAX) return 0;
+  if (!m) return 1; /* the file has other errors: the name cannot be judged */
+  char name[64];
+  snprintf(name, sizeof name, "%.*s", (int)(eq - def < 63 ? eq - def : 63), def);
+  for (int i = 0; i < m->ngraphs; i++)
+    if (dim_sym_find(m->graphs[i]->dims, name) >= 0) return 1;
+  return 0;
+}
+
+int drv_compile_status(const DrvInput *in) {
+  FILE *null = fopen("/dev/null", "w");
+  if (!null) return 1;
+  Diag *quiet = diag_new(null);
+  FeOptions fo = {0};
+  IrModule *m = fe_compile_file(in->path, &fo, quiet);
+  int usage = 0;
+  for (int i = 0; i < in->ndefines && !usage; i++) usage = !define_ok(m, in->defines[i]);
+  if (m) ir_module_free(m);
+  diag_free(quiet);
+  fclose(null);
+  return usage ? 2 : 1;
+}
+
+int drv_target_status(const char *spec) { return access(spec, F_OK) == 0 ? 1 : 2; }
 
 /* replace or append the define NAME=VALUE */
 static int set_define(DrvInput *in, int slot, const char *name, int64_t value) {

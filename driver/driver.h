@@ -30,6 +30,12 @@ typedef struct DrvInput {
 int drv_common_opt(DrvInput *in, int opt, const char *arg);
 /* compile in->path; prints diagnostics; NULL on error. *g gets the selected model graph. */
 IrModule *drv_compile(const DrvInput *in, Diag *d, IrGraph **g);
+/* the exit status after drv_compile failed: 2 when a -D is malformed or names no dim of the
+ * file (a usage error, docs/cli.md), else 1 */
+int drv_compile_status(const DrvInput *in);
+/* the exit status after hw_resolve failed: 1 for a target file that exists but is wrong, 2
+ * for a name that is neither a known target nor a file (usage) */
+int drv_target_status(const char *spec);
 /* After dims were bound from data (the sizes in .npy files), compile again with those values
  * as -D overrides when any differs from its compiled value: the frontend may have folded a
  * dim's value into a constant (`x / sqrt(K)`), so changing it in place would give silently

@@ -12,7 +12,7 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"check", cmd_check, "parse and check a .nn file; print a summary of each model"},
-    {"emit", cmd_emit, "print the AST or the IR (--emit=ast|ir)"},
+    {"emit", cmd_emit, "print the AST, IR, kernel plan, LLVM IR or assembly (--emit=ast|ir|kernels|llvm|asm)"},
     {"run", cmd_run, "run a model in the reference interpreter (forward, --grad, --train)"},
     {"cost", cmd_cost, "FLOPs, MACs, memory and roofline time of a model on a target"},
     {"probe", cmd_probe, "measure this machine's FMA peak and memory bandwidth (host target)"},

@@ -3,6 +3,8 @@
  * min(peak, intensity x bandwidth) for its own peak, coloured by what bounds it. */
 #include "report_svg.h"
 
+#include "driver.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,11 +13,12 @@
 
 #define W 900
 #define RH 520 /* roofline panel height */
-#define MH 170 /* memory panel height */
+#define MH 190 /* memory panel height */
 #define ML 80  /* margins */
 #define MR 30
 #define MT 50
 #define MB 60
+#define NLABELS 8 /* ops labelled by name: the most time-consuming */
 
 typedef struct Axes {
   double x0, x1, y0, y1; /* decades */
@@ -113,15 +116,44 @@ static void roofs(FILE *f, const CostResult *r, const Axes *a) {
           si(hw->mem_bw, "B/s", b, sizeof b));
 }
 
+/* the time of the NLABELS-th slowest plotted op: ops at or above it get a text label */
+static double label_cut(const CostResult *r) {
+  double top[NLABELS] = {0};
+  for (int i = 0; i < r->g->nnodes; i++) {
+    const CostTime *t = &r->time[i];
+    if (!r->node[i].kernel || t->flops <= 0 || t->intensity <= 0) continue;
+    double v = t->time;
+    for (int k = 0; k < NLABELS; k++)
+      if (v > top[k]) {
+        double s = top[k];
+        top[k] = v, v = s;
+      }
+  }
+  return top[NLABELS - 1] > 0 ? top[NLABELS - 1] : 1e-300;
+}
+
+static void legend(FILE *f) {
+  static const char *const what[2] = {"compute-bound (at its peak roof)",
+                                      "memory-bound (on the bandwidth slope)"};
+  static const char *const color[2] = {"#c0392b", "#2471a3"};
+  for (int k = 0; k < 2; k++)
+    fprintf(f, "<g class=\"legend\"><circle cx=\"%d\" cy=\"%d\" r=\"5\" fill=\"%s\"/>"
+               "<text x=\"%d\" y=\"%d\" font-size=\"11\">%s</text></g>\n",
+            ML + 12, MT + 14 + 16 * k, color[k], ML + 22, MT + 18 + 16 * k, what[k]);
+}
+
 static void points(FILE *f, const CostResult *r, const Axes *a) {
   IrGraph *g = r->g;
   char nm[160], e1[200], e2[64], tb[160], b1[32], b2[32];
+  double cut = label_cut(r);
   for (int i = 0; i < g->nnodes; i++) {
     const CostTime *t = &r->time[i];
     if (!r->node[i].kernel || t->flops <= 0 || t->intensity <= 0) continue;
     const IrNode *n = &g->nodes[i];
     double perf = fmin(t->peak, t->intensity * r->hw->mem_bw);
-    snprintf(nm, sizeof nm, "%s", n->name ? n->name : n->scope ? n->scope : "");
+    if (n->name) snprintf(nm, sizeof nm, "%s", n->name);
+    else if (n->scope) snprintf(nm, sizeof nm, "%s/%s", n->scope, ir_op_name(n->op));
+    else snprintf(nm, sizeof nm, "%%%d %s", i, ir_op_name(n->op));
     ir_type_str(g, &n->type, tb, sizeof tb);
     esc(nm, e1, sizeof e1);
     fprintf(f, "<circle class=\"op\" data-node=\"%d\" data-op=\"%s\" data-name=\"%s\" cx=\"%.1f\" "
@@ -131,7 +163,10 @@ static void points(FILE *f, const CostResult *r, const Axes *a) {
             t->compute_bound ? "#c0392b" : "#2471a3", i, ir_op_name(n->op), e1,
             esc(tb, e2, sizeof e2), si(t->flops, "FLOP", b1, sizeof b1), t->intensity,
             t->compute_bound ? "compute" : "memory");
-    (void)b2;
+    if (t->time >= cut)
+      fprintf(f, "<text class=\"label\" data-node=\"%d\" x=\"%.1f\" y=\"%.1f\" font-size=\"10\">"
+                 "%s (%s)</text>\n", i, px(a, t->intensity) + 6, py(a, perf) - 6, e1,
+              si(t->time, "s", b2, sizeof b2));
   }
 }
 
@@ -145,26 +180,31 @@ static void memory_panel(FILE *f, const CostResult *r) {
                {"gradients", "#ff7f0e", dim_evalf(g->dims, m->grads, NULL)},
                {"optimizer", "#2ca02c", dim_evalf(g->dims, m->optimizer, NULL)},
                {"activations", "#d62728", dim_evalf(g->dims, m->activations, NULL)},
-               {"inputs", "#9467bd", dim_evalf(g->dims, m->inputs, NULL)}};
+               {"inputs", "#9467bd", dim_evalf(g->dims, m->inputs, NULL)},
+               {"other at the peak", "#bbbbbb", 0}};
   double total = 0;
   for (size_t i = 0; i < 5; i++) total += parts[i].v;
+  /* what the planned peak holds beyond these (temporaries of the step) gets its own part */
+  parts[5].v = m->peak > total ? m->peak - total : 0;
+  total += parts[5].v;
   double scale_to = fmax(total, m->peak);
   if (scale_to <= 0) scale_to = 1;
   int y0 = RH + 30, bw = W - ML - MR;
   char b[32];
-  fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">memory (planned peak %s)</text>\n", ML,
-          y0, si(m->peak, "B", b, sizeof b));
+  fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">memory (planned peak %s, dashed line)</text>\n",
+          ML, y0, drv_bytes_h(m->peak, b, sizeof b));
   double x = ML;
-  for (size_t i = 0; i < 5; i++) {
+  for (size_t i = 0; i < 6; i++) {
     double w = parts[i].v / scale_to * bw;
     fprintf(f, "<rect class=\"mem\" data-part=\"%s\" data-bytes=\"%.0f\" x=\"%.1f\" y=\"%d\" "
                "width=\"%.1f\" height=\"28\" fill=\"%s\"><title>%s: %s</title></rect>\n",
             parts[i].name, parts[i].v, x, y0 + 12, w, parts[i].color, parts[i].name,
-            si(parts[i].v, "B", b, sizeof b));
+            drv_bytes_h(parts[i].v, b, sizeof b));
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
                "<text x=\"%d\" y=\"%d\" font-size=\"11\">%s %s</text>\n",
-            ML + (int)i * 160, y0 + 56, parts[i].color, ML + (int)i * 160 + 16, y0 + 66,
-            parts[i].name, si(parts[i].v, "B", b, sizeof b));
+            ML + (int)(i % 3) * 260, y0 + 56 + 18 * (int)(i / 3), parts[i].color,
+            ML + (int)(i % 3) * 260 + 16, y0 + 66 + 18 * (int)(i / 3), parts[i].name,
+            drv_bytes_h(parts[i].v, b, sizeof b));
     x += w;
   }
   double xp = ML + m->peak / scale_to * bw;
@@ -193,6 +233,7 @@ int report_svg(const char *path, const CostResult *r, const char *title, char *e
   grid(f, &a);
   roofs(f, r, &a);
   points(f, r, &a);
+  legend(f);
   memory_panel(f, r);
   fputs("</svg>\n", f);
   if (fclose(f) || rename(tmp, path)) {

@@ -10,6 +10,7 @@
 #include "driver.h"
 
 #define RUN_MAX_BINDINGS 64
+enum { RUN_MODE_DEFAULT, RUN_MODE_TRAIN, RUN_MODE_EVAL };
 
 typedef struct RunBinding {
   const char *name, *path;
@@ -21,6 +22,7 @@ typedef struct RunOpts {
   uint64_t seed;
   int have_seed;
   int grad, train;
+  int mode; /* --mode: RUN_MODE_DEFAULT (forward eval, --grad train), _TRAIN or _EVAL */
   RunBinding ins[RUN_MAX_BINDINGS], outs[RUN_MAX_BINDINGS], data[RUN_MAX_BINDINGS];
   int nins, nouts, ndata;
   int64_t epochs, batch;

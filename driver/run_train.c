@@ -350,7 +350,7 @@ int run_train(RunOpts *o) {
   T.o = o;
   T.d = diag_new(stderr);
   IrModule *m = drv_compile(&o->in, T.d, &T.g);
-  int rc = 1;
+  int rc = m ? 1 : drv_compile_status(&o->in);
   if (m && !train_setup(&T, &m) && !train_epochs(&T) && !train_save(&T)) rc = 0;
   interp_free(T.ip);
   ir_module_free(m);

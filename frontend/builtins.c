@@ -460,6 +460,19 @@ static Value lower_softmax(Sema *s, Call *c) {
 
 /* ---- layers ------------------------------------------------------------------------------ */
 
+/* `weight = wte.weight`: an existing tensor (usually a parameter of another layer) used as
+ * this layer's weight; it must have exactly the type the layer would have created */
+static int tied_weight(Sema *s, Call *c, IrType want) {
+  int w = want_tensor(s, c, "weight");
+  if (w < 0) return -1;
+  if (ir_type_eq(type_of(s, w), &want)) return w;
+  char wb[160];
+  ir_type_str(s->g, &want, wb, sizeof wb);
+  sema_error(s, arg_loc(c, "weight"), "argument 'weight' of %s must be %s for this layer, got %s",
+             c->b->name, wb, sema_type_str(s, w));
+  return -1;
+}
+
 static Value lower_dense(Sema *s, Call *c) {
   int x = want_tensor(s, c, "x");
   Dim *out = want_size(s, c, "out");
@@ -480,7 +493,8 @@ static Value lower_dense(Sema *s, Call *c) {
   if (!scope) return v_err();
   DType dt = param_dtype(s, x);
   Dim *wd[2] = {out, in};
-  int w = sema_param(s, scope, "weight", ir_type(dt, 2, wd), &wi, true, c->loc);
+  int w = arg(c, "weight") ? tied_weight(s, c, ir_type(dt, 2, wd))
+                           : sema_param(s, scope, "weight", ir_type(dt, 2, wd), &wi, true, c->loc);
   if (w < 0) return v_err();
   int b = bias ? sema_param(s, scope, "bias", ir_type(dt, 1, &out), &bi, true, c->loc) : 0;
   if (w < 0 || b < 0) return v_err();
@@ -549,9 +563,42 @@ static Value lower_pool(Sema *s, Call *c) {
   IrAttr at = {.dilation = {1, 1}};
   static const int zero[2] = {0, 0};
   if (x < 0 || !want_pair(s, c, "kernel", zero, 1, at.kernel)) return v_err();
+  bool include_pad;
   if (!want_pair(s, c, "stride", at.kernel, 1, at.stride) ||
-      !want_pair(s, c, "pad", zero, 0, at.pad))
+      !want_pair(s, c, "pad", zero, 0, at.pad) || !want_bool(s, c, "ceil_mode", false, &at.ceil_mode) ||
+      !want_bool(s, c, "count_include_pad", true, &include_pad))
     return v_err();
+  at.exclude_pad = !include_pad;
+  SrcLoc il[1] = {arg_loc(c, "x")};
+  return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
+}
+
+/* adaptive_avgpool(x, out) / adaptive_maxpool: PyTorch's AdaptiveAvgPool2d/MaxPool2d. When
+ * each input extent is a multiple of the output extent (torchvision at its native sizes:
+ * 6x6 -> 6, 7x7 -> 7, 14x14 -> 7) the windows are uniform: a pool with kernel = stride =
+ * in/out. An output of 1 is the global pool. */
+static Value lower_adaptive_pool(Sema *s, Call *c) {
+  int x = want_tensor(s, c, "x");
+  static const int one[2] = {1, 1};
+  int out[2];
+  if (x < 0 || !want_pair(s, c, "out", one, 1, out)) return v_err();
+  const IrType *xt = type_of(s, x);
+  if (xt->rank != 4) {
+    sema_error(s, arg_loc(c, "x"), "%s: input must be [N,C,H,W], got %s", c->b->name,
+               sema_type_str(s, x));
+    return v_err();
+  }
+  IrAttr at = {.dilation = {1, 1}};
+  for (int i = 0; i < 2; i++) {
+    int64_t n;
+    if (!dim_is_const(xt->dims[2 + i], &n) || n % out[i] || n > ATTR_MAX) {
+      sema_error(s, arg_loc(c, "out"), "%s: the input %s %s is not a constant multiple of the "
+                 "output size %d; windows of varying size are not supported", c->b->name,
+                 i ? "width" : "height", dim_str(s->g->dims, xt->dims[2 + i]), out[i]);
+      return v_err();
+    }
+    at.kernel[i] = at.stride[i] = (int)(n / out[i]);
+  }
   SrcLoc il[1] = {arg_loc(c, "x")};
   return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
 }
@@ -643,11 +690,227 @@ static Value lower_embedding(Sema *s, Call *c) {
   const char *scope = layer_scope(s, c);
   if (!scope) return v_err();
   Dim *td[2] = {num, dim};
-  int t = sema_param(s, scope, "weight", ir_type(DT_F32, 2, td), &ti, true, c->loc);
+  int t = arg(c, "weight") ? tied_weight(s, c, ir_type(DT_F32, 2, td))
+                           : sema_param(s, scope, "weight", ir_type(DT_F32, 2, td), &ti, true, c->loc);
   if (t < 0) return v_err();
   int in[2] = {t, idx};
   SrcLoc il[2] = {c->loc, arg_loc(c, "idx")};
   return result(sema_build(s, OP_EMBEDDING, in, 2, NULL, NULL, c->loc, il, scope), c);
+}
+
+
+/* ---- comparisons, selection, index tensors -------------------------------------------- */
+
+/* a tensor argument, or a number made a rank-0 constant of dtype dt */
+static int tensor_or_number(Sema *s, const Call *c, const char *name, DType dt) {
+  const Value *v = arg(c, name);
+  if (!v || v->k == V_ERR) return -1;
+  if (v->k == V_TENSOR) return v->node;
+  double x;
+  if (v->k == V_FLOAT) x = v->f;
+  else if (v->k == V_INT) x = v->dim ? dim_evalf(s->g->dims, v->dim, NULL) : (double)v->i;
+  else {
+    bad_arg(s, c, name, v, "a tensor or a number");
+    return -1;
+  }
+  IrAttr at = {.value = x};
+  IrType t = {.dt = dt, .rank = 0};
+  return sema_build(s, OP_CONST, NULL, 0, &at, &t, v->loc, NULL, NULL);
+}
+
+/* the dtype of the first tensor among the arguments, f32 when none is a tensor */
+static DType first_tensor_dtype(Sema *s, const Call *c, const char *const *names, int n) {
+  for (int i = 0; i < n; i++) {
+    const Value *v = arg(c, names[i]);
+    if (v && v->k == V_TENSOR) return type_of(s, v->node)->dt;
+  }
+  return DT_F32;
+}
+
+static Value lower_compare(Sema *s, Call *c) {
+  const Value *a = arg(c, "a"), *b = arg(c, "b");
+  if (a->k != V_TENSOR && b->k != V_TENSOR && a->k != V_ERR && b->k != V_ERR) {
+    sema_error(s, c->loc, "%s needs at least one tensor operand", c->b->name);
+    return v_err();
+  }
+  const char *names[2] = {"a", "b"};
+  DType dt = first_tensor_dtype(s, c, names, 2);
+  int in[2] = {tensor_or_number(s, c, "a", dt), tensor_or_number(s, c, "b", dt)};
+  if (in[0] < 0 || in[1] < 0) return v_err();
+  SrcLoc il[2] = {arg_loc(c, "a"), arg_loc(c, "b")};
+  return result(sema_build(s, c->b->op, in, 2, NULL, NULL, c->loc, il, NULL), c);
+}
+
+static Value lower_where(Sema *s, Call *c) {
+  int cond = want_tensor(s, c, "cond");
+  const char *names[2] = {"a", "b"};
+  DType dt = first_tensor_dtype(s, c, names, 2);
+  bool any = arg(c, "a")->k == V_TENSOR || arg(c, "b")->k == V_TENSOR;
+  if (!any && cond >= 0 && type_of(s, cond)->dt != DT_I32) dt = type_of(s, cond)->dt;
+  int in[3] = {cond, tensor_or_number(s, c, "a", dt), tensor_or_number(s, c, "b", dt)};
+  if (in[0] < 0 || in[1] < 0 || in[2] < 0) return v_err();
+  SrcLoc il[3] = {arg_loc(c, "cond"), arg_loc(c, "a"), arg_loc(c, "b")};
+  return result(sema_build(s, OP_WHERE, in, 3, NULL, NULL, c->loc, il, NULL), c);
+}
+
+static bool want_dtype(Sema *s, const Call *c, DType *dt) {
+  const Value *d = arg(c, "dtype");
+  *dt = DT_F32;
+  if (!d) return true;
+  if (d->k == V_ERR) return false;
+  if (d->k != V_DTYPE) return bad_arg(s, c, "dtype", d, "a dtype (f32, f16, bf16 or i32)");
+  *dt = d->dt;
+  return true;
+}
+
+/* an iota node of type t along axis: start + step * index */
+static int iota_node(Sema *s, IrType t, int axis, double start, double step, SrcLoc loc) {
+  IrAttr at = {.axis = axis, .init_a = start, .init_b = step};
+  return sema_build(s, OP_IOTA, NULL, 0, &at, &t, loc, NULL, NULL);
+}
+
+/* arange(end) or arange(start, end, step = 1): a 1-D tensor like torch.arange; with a
+ * symbolic end, start and step must be constants and step 1 */
+static Value lower_arange(Sema *s, Call *c) {
+  const Value *a = arg(c, "a"), *b = arg(c, "b");
+  const Value *endv = b ? b : a;
+  int64_t start = 0, step = 1;
+  DType dt;
+  if (a->k == V_ERR || (b && b->k == V_ERR) || !want_dtype(s, c, &dt) ||
+      !want_int(s, c, "step", 1, -INT32_MAX, INT32_MAX, &step))
+    return v_err();
+  if (b) {
+    if (a->k != V_INT || a->dim) return bad_arg(s, c, "a", a, "a constant int"), v_err();
+    start = a->i;
+  }
+  if (endv->k != V_INT) return bad_arg(s, c, b ? "b" : "a", endv, "an int or a dim"), v_err();
+  if (step == 0) {
+    sema_error(s, arg_loc(c, "step"), "arange: step must not be 0");
+    return v_err();
+  }
+  Dim *count;
+  if (endv->dim) {
+    if (step != 1) {
+      sema_error(s, arg_loc(c, "step"), "arange: with a symbolic end the step must be 1");
+      return v_err();
+    }
+    count = dim_sub(s->g->dims, sema_dim(s, endv), dim_const(s->g->dims, start));
+  } else {
+    int64_t span = endv->i - start, n = span / step + (span % step != 0);
+    if (n <= 0 || n > INT32_MAX) {
+      sema_error(s, c->loc, "arange(%lld, %lld, %lld) would have %lld elements; it needs at "
+                 "least 1", (long long)start, (long long)endv->i, (long long)step,
+                 (long long)(n > 0 ? n : 0));
+      return v_err();
+    }
+    count = dim_const(s->g->dims, n);
+  }
+  IrType t = {.dt = dt, .rank = 1, .dims = {count}};
+  return result(iota_node(s, t, 0, (double)start, (double)step, c->loc), c);
+}
+
+/* tril(x, k) keeps x[.., i, j] where j - i <= k (triu: >= k) and zeroes the rest. The mask is
+ * two index vectors compared elementwise, fused into the pass that applies it: nothing is
+ * fed or stored at the size of x */
+static Value lower_tri(Sema *s, Call *c) {
+  int x = want_tensor(s, c, "x");
+  int64_t k;
+  if (x < 0 || !want_int(s, c, "k", 0, -INT32_MAX, INT32_MAX, &k)) return v_err();
+  const IrType *xt = type_of(s, x);
+  if (xt->rank < 2) {
+    sema_error(s, arg_loc(c, "x"), "%s needs a tensor of rank >= 2, got %s", c->b->name,
+               sema_type_str(s, x));
+    return v_err();
+  }
+  Dim *one = dim_const(s->g->dims, 1);
+  IrType rt = {.dt = DT_F32, .rank = 2, .dims = {xt->dims[xt->rank - 2], one}};
+  IrType ct = {.dt = DT_F32, .rank = 2, .dims = {one, xt->dims[xt->rank - 1]}};
+  int row = iota_node(s, rt, 0, (double)k, 1, c->loc), col = iota_node(s, ct, 1, 0, 1, c->loc);
+  if (row < 0 || col < 0) return v_err();
+  int cmp_in[2] = {col, row}; /* j <= i + k (tril), j >= i + k (triu) */
+  int mask = sema_build(s, c->b->op, cmp_in, 2, NULL, NULL, c->loc, NULL, NULL);
+  IrAttr z = {.value = 0};
+  IrType zt = {.dt = xt->dt, .rank = 0};
+  int zero = sema_build(s, OP_CONST, NULL, 0, &z, &zt, c->loc, NULL, NULL);
+  if (mask < 0 || zero < 0) return v_err();
+  int in[3] = {mask, x, zero};
+  SrcLoc il[3] = {c->loc, arg_loc(c, "x"), c->loc};
+  return result(sema_build(s, OP_WHERE, in, 3, NULL, NULL, c->loc, il, NULL), c);
+}
+
+/* full(shape, value), ones(shape), zeros(shape): a constant of that shape */
+static Value lower_full(Sema *s, Call *c) {
+  const Value *sh = arg(c, "shape");
+  DType dt;
+  double v = !strcmp(c->b->name, "ones") ? 1 : 0;
+  if (sh->k == V_ERR || !want_dtype(s, c, &dt) || !want_float(s, c, "value", v, &v))
+    return v_err();
+  if (sh->k != V_LIST || sh->nitems > IR_MAX_RANK)
+    return bad_arg(s, c, "shape", sh, "a list of at most 6 sizes"), v_err();
+  IrType t = {.dt = dt, .rank = sh->nitems};
+  for (int i = 0; i < sh->nitems; i++) {
+    const Value *e = &sh->items[i];
+    t.dims[i] = e->k == V_INT && (e->dim || (e->i > 0 && e->i <= INT32_MAX)) && e->mag < 1e12
+                    ? sema_dim(s, e) : NULL;
+    if (!t.dims[i]) {
+      sema_error(s, e->loc, "%s: a size must be a positive int or a dim", c->b->name);
+      return v_err();
+    }
+  }
+  IrAttr at = {.value = v};
+  return result(sema_build(s, OP_CONST, NULL, 0, &at, &t, c->loc, NULL, NULL), c);
+}
+
+/* ---- losses ------------------------------------------------------------------------------ */
+
+/* logits [.., C] with labels [..] (e.g. [N, T, V] and [N, T]) are viewed as [rows, C] and
+ * [rows]; a mismatch on logits of rank > 2 from a dense layer gets a note on that layer */
+static bool ce_flatten(Sema *s, Call *c, int *lg, int *lab) {
+  const IrType *lt = type_of(s, *lg), *yt = type_of(s, *lab);
+  if (lt->rank <= 2) return true;
+  bool ok = yt->rank == lt->rank - 1;
+  for (int i = 0; ok && i < yt->rank; i++) ok = dim_eq(yt->dims[i], lt->dims[i]);
+  if (!ok) {
+    IrType want = *lt;
+    want.dt = DT_I32;
+    want.rank--;
+    char wb[160];
+    ir_type_str(s->g, &want, wb, sizeof wb);
+    sema_error(s, arg_loc(c, "labels"), "cross_entropy: logits %s need labels %s (one per "
+               "position), got %s", sema_type_str(s, *lg), wb, sema_type_str(s, *lab));
+    const IrNode *ln = &s->g->nodes[*lg];
+    if (yt->rank == 1 && ln->scope)
+      sema_note(s, ln->loc, "'%s' is [.., %s]: a layer such as dense acts on the last dim of a "
+                "rank-%d input; flatten(x) before it gives [N, features]", ln->scope,
+                dim_str(s->g->dims, lt->dims[lt->rank - 1]), lt->rank);
+    return false;
+  }
+  Dim *rows = dim_const(s->g->dims, 1);
+  for (int i = 0; i < yt->rank; i++) rows = dim_mul(s->g->dims, rows, yt->dims[i]);
+  IrType l2 = {.dt = lt->dt, .rank = 2, .dims = {rows, lt->dims[lt->rank - 1]}};
+  IrType y1 = {.dt = yt->dt, .rank = 1, .dims = {rows}};
+  *lg = sema_build(s, OP_RESHAPE, lg, 1, NULL, &l2, arg_loc(c, "logits"), NULL, NULL);
+  *lab = sema_build(s, OP_RESHAPE, lab, 1, NULL, &y1, arg_loc(c, "labels"), NULL, NULL);
+  return *lg >= 0 && *lab >= 0;
+}
+
+static Value lower_cross_entropy(Sema *s, Call *c) {
+  int in[2] = {want_tensor(s, c, "logits"), want_tensor(s, c, "labels")};
+  IrAttr at = {0};
+  int64_t ign = 0;
+  at.ignore = arg(c, "ignore_index") != NULL;
+  if (in[0] < 0 || in[1] < 0 || !want_float(s, c, "label_smoothing", 0, &at.value) ||
+      !want_int(s, c, "ignore_index", 0, INT32_MIN, INT32_MAX, &ign))
+    return v_err();
+  if (!(at.value >= 0 && at.value < 1)) {
+    sema_error(s, arg_loc(c, "label_smoothing"), "label_smoothing must be in [0, 1), got %g",
+               at.value);
+    return v_err();
+  }
+  at.ignore_index = (int)ign;
+  if (!ce_flatten(s, c, &in[0], &in[1])) return v_err();
+  SrcLoc il[2] = {arg_loc(c, "logits"), arg_loc(c, "labels")};
+  return result(sema_build(s, OP_CROSS_ENTROPY, in, 2, &at, NULL, c->loc, il, NULL), c);
 }
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -658,6 +921,19 @@ static const Builtin builtins[] = {
     UNARY("tanh", OP_TANH), UNARY("sigmoid", OP_SIGMOID), UNARY("relu", OP_RELU),
     UNARY("gelu", OP_GELU), UNARY("silu", OP_SILU),
     {"matmul", lower_binary, OP_MATMUL, 2, 0, {"a", "b"}},
+    {"lt", lower_compare, OP_LT, 2, 0, {"a", "b"}},
+    {"le", lower_compare, OP_LE, 2, 0, {"a", "b"}},
+    {"gt", lower_compare, OP_GT, 2, 0, {"a", "b"}},
+    {"ge", lower_compare, OP_GE, 2, 0, {"a", "b"}},
+    {"eq", lower_compare, OP_EQ, 2, 0, {"a", "b"}},
+    {"ne", lower_compare, OP_NE, 2, 0, {"a", "b"}},
+    {"where", lower_where, OP_WHERE, 3, 0, {"cond", "a", "b"}},
+    {"arange", lower_arange, OP_IOTA, 1, 0, {"a", "b", "step", "dtype"}},
+    {"tril", lower_tri, OP_LE, 1, 0, {"x", "k"}},
+    {"triu", lower_tri, OP_GE, 1, 0, {"x", "k"}},
+    {"full", lower_full, OP_CONST, 2, 0, {"shape", "value", "dtype"}},
+    {"ones", lower_full, OP_CONST, 1, 0, {"shape", "dtype"}},
+    {"zeros", lower_full, OP_CONST, 1, 0, {"shape", "dtype"}},
     {"cast", lower_cast, OP_CAST, 2, 0, {"x", "dtype"}},
     {"to", lower_cast, OP_CAST, 2, 0, {"x", "dtype"}},
     {"transpose", lower_transpose, OP_TRANSPOSE, 1, 0, {"x", "a", "b"}},
@@ -671,17 +947,21 @@ static const Builtin builtins[] = {
     {"max", lower_reduce, OP_MAX, 1, 0, {"x", "axes", "keepdim"}},
     {"softmax", lower_softmax, OP_SOFTMAX, 1, 0, {"x", "axis"}},
     {"log_softmax", lower_softmax, OP_LOG_SOFTMAX, 1, 0, {"x", "axis"}},
-    {"dense", lower_dense, OP_MATMUL, 2, BF_LAYER, {"x", "out", "bias", "init", "bias_init"}},
+    {"dense", lower_dense, OP_MATMUL, 2, BF_LAYER, {"x", "out", "bias", "init", "bias_init", "weight"}},
     {"conv2d", lower_conv2d, OP_CONV2D, 3, BF_LAYER,
      {"x", "out", "kernel", "stride", "pad", "dilation", "groups", "bias", "init", "bias_init"}},
-    {"maxpool", lower_pool, OP_MAXPOOL, 2, 0, {"x", "kernel", "stride", "pad"}},
-    {"avgpool", lower_pool, OP_AVGPOOL, 2, 0, {"x", "kernel", "stride", "pad"}},
+    {"maxpool", lower_pool, OP_MAXPOOL, 2, 0, {"x", "kernel", "stride", "pad", "ceil_mode"}},
+    {"avgpool", lower_pool, OP_AVGPOOL, 2, 0,
+     {"x", "kernel", "stride", "pad", "ceil_mode", "count_include_pad"}},
+    {"adaptive_avgpool", lower_adaptive_pool, OP_AVGPOOL, 2, 0, {"x", "out"}},
+    {"adaptive_maxpool", lower_adaptive_pool, OP_MAXPOOL, 2, 0, {"x", "out"}},
     {"global_avgpool", lower_global_avgpool, OP_MEAN, 1, 0, {"x"}},
     {"batchnorm", lower_batchnorm, OP_BATCHNORM, 1, BF_LAYER, {"x", "eps", "momentum"}},
     {"layernorm", lower_layernorm, OP_LAYERNORM, 1, BF_LAYER, {"x", "dims", "eps"}},
     {"dropout", lower_dropout, OP_DROPOUT, 1, BF_LAYER, {"x", "p"}},
-    {"embedding", lower_embedding, OP_EMBEDDING, 3, BF_LAYER, {"idx", "num", "dim", "init"}},
-    {"cross_entropy", lower_binary, OP_CROSS_ENTROPY, 2, 0, {"logits", "labels"}},
+    {"embedding", lower_embedding, OP_EMBEDDING, 3, BF_LAYER, {"idx", "num", "dim", "init", "weight"}},
+    {"cross_entropy", lower_cross_entropy, OP_CROSS_ENTROPY, 2, 0,
+     {"logits", "labels", "ignore_index", "label_smoothing"}},
     {"mse", lower_binary, OP_MSE, 2, 0, {"pred", "target"}},
 };
 #define NBUILTINS ((int)(sizeof builtins / sizeof builtins[0]))
@@ -871,6 +1151,13 @@ int sema_param(Sema *s, const char *scope, const char *local, IrType t, const Ir
   if (prev >= 0) {
     sema_error(s, loc, "duplicate parameter name '%s'", name);
     sema_note(s, s->g->nodes[prev].loc, "'%s' was first created here", name);
+    const char *last = scope ? strrchr(scope, '.') : NULL;
+    last = last ? last + 1 : scope;
+    if (s->pending_name && last && !strcmp(last, s->pending_name))
+      sema_note(s, loc, "a layer is named after the variable it is assigned to; assign this one "
+                "to a new variable (%s_2 = ...) or give it name = \"...\"", s->pending_name);
+    else
+      sema_note(s, loc, "give this layer its own name with name = \"...\"");
     return -1;
   }
   IrAttr at = *init;

@@ -248,7 +248,28 @@ static bool dtype_by_name(const char *name, DType *dt) {
   return false;
 }
 
+/* `wte.weight`: a parameter created earlier, by its path relative to the current block
+ * instance, else by its full name (weight tying) */
+static Value eval_param_path(Sema *s, const Ast *e) {
+  int node = -1;
+  if (s->fr->scope) node = sema_param_lookup(s, arena_printf(s->a, "%s.%s", s->fr->scope, e->name));
+  if (node < 0) node = sema_param_lookup(s, e->name);
+  if (node >= 0) return v_tensor(node, e->loc);
+  int n = 0;
+  const char **c = arena_alloc(s->a, (size_t)(s->g->nnodes + 1) * sizeof *c);
+  for (int i = 0; i < s->g->nnodes; i++)
+    if (s->g->nodes[i].op == OP_PARAM && s->g->nodes[i].name) c[n++] = s->g->nodes[i].name;
+  const char *sug = sema_suggest(e->name, c, n);
+  if (sug)
+    sema_error(s, e->loc, "no parameter named '%s' so far; did you mean '%s'?", e->name, sug);
+  else
+    sema_error(s, e->loc, "no parameter named '%s' so far (a dotted name refers to a parameter "
+               "created above it)", e->name);
+  return v_err();
+}
+
 static Value eval_name(Sema *s, const Ast *e) {
+  if (strchr(e->name, '.') && s->g) return eval_param_path(s, e);
   Binding *b = lookup(s, e->name);
   if (b) {
     Value v = b->v;
@@ -786,6 +807,11 @@ static void exec_output(Sema *s, const Ast *st) {
 }
 
 static void exec_assign(Sema *s, const Ast *st) {
+  if (strchr(st->name, '.')) {
+    sema_error(s, st->name_loc, "cannot assign to '%s': a dotted name refers to an existing "
+               "parameter; bind a plain name", st->name);
+    return;
+  }
   Binding *old = lookup(s, st->name);
   if (old && (old->kind == B_DIM || old->kind == B_LOOP)) {
     sema_error(s, st->name_loc, "cannot assign to %s '%s'",
@@ -980,8 +1006,10 @@ Value sema_call_block(Sema *s, const Ast *blk, const Ast *call) {
   bool *have = arena_alloc(s->a, (size_t)(np + 1));
   Value name = {.k = V_ERR};
   bool ok = bind_block_args(s, blk, call, vals, have, &name);
-  const char *scope = ok ? instance_scope(s, call, blk->name, &name) : NULL;
-  if (!scope) return v_err();
+  /* name = "": the instance adds no component; its layers are named in the caller's scope */
+  bool flat = ok && name.k == V_STR && !name.s[0];
+  const char *scope = ok && !flat ? instance_scope(s, call, blk->name, &name) : s->fr->scope;
+  if (!ok || (!flat && !scope)) return v_err();
   s->active[s->nactive++] = blk;
   Frame f = {.scope = scope, .block = blk};
   Frame *caller = s->fr;

@@ -249,6 +249,16 @@ static int ev_const(Interp *I, int id) {
   return 0;
 }
 
+static int ev_iota(Interp *I, int id) {
+  const IrNode *n = node(I, id);
+  int64_t outer, len, inner;
+  axis_view(&I->shape[id], n->attr.axis, &outer, &len, &inner);
+  double *y = I->val[id];
+  for (int64_t i = 0; i < I->shape[id].n; i++)
+    y[i] = n->attr.init_a + n->attr.init_b * (double)((i / inner) % len);
+  return 0;
+}
+
 /* ---- elementwise ------------------------------------------------------------------------ */
 
 typedef double (*UnaryFn)(double x, const IrNode *n);
@@ -266,13 +276,19 @@ static int unary(Interp *I, int id, UnaryFn f) {
   return 0;
 }
 
+/* an iterator over the result carrying each of the first nop operands' broadcast offsets */
+static int bcast_iter(Interp *I, int id, int nop, Iter *it) {
+  iter_init(it, &I->shape[id], nop);
+  for (int k = 0; k < nop; k++)
+    if (bcast_strides(argsh(I, id, k), &I->shape[id], it->st[k]))
+      return fail(I, id, "operand %d does not broadcast to the result shape", k);
+  return 0;
+}
+
 static int binary(Interp *I, int id, BinaryFn f) {
   const Shape *o = &I->shape[id];
   Iter it;
-  iter_init(&it, o, 2);
-  for (int k = 0; k < 2; k++)
-    if (bcast_strides(argsh(I, id, k), o, it.st[k]))
-      return fail(I, id, "operand %d does not broadcast to the result shape", k);
+  if (bcast_iter(I, id, 2, &it)) return -1;
   const double *a = arg(I, id, 0), *b = arg(I, id, 1);
   double *y = I->val[id];
   for (int64_t i = 0; i < o->n; i++, iter_next(&it)) y[i] = f(a[it.off[0]], b[it.off[1]]);
@@ -308,11 +324,28 @@ BINARY(add, a + b)
 BINARY(sub, a - b)
 BINARY(mul, a * b)
 BINARY(div, a / b)
+BINARY(lt, a < b ? 1.0 : 0.0)
+BINARY(le, a <= b ? 1.0 : 0.0)
+BINARY(gt, a > b ? 1.0 : 0.0)
+BINARY(ge, a >= b ? 1.0 : 0.0)
+BINARY(eq, a == b ? 1.0 : 0.0)
+BINARY(ne, a != b ? 1.0 : 0.0)
 BINARY(relu_bwd, b > 0 ? a : 0.0)
 BINARY(gelu_bwd, a * (phi_cdf(b) + b * phi_pdf(b)))
 BINARY(silu_bwd, a * sigmoid(b) * (1.0 + b * (1.0 - sigmoid(b))))
 BINARY(sigmoid_bwd, a * b * (1.0 - b))
 BINARY(tanh_bwd, a * (1.0 - b * b))
+
+static int ev_where(Interp *I, int id) {
+  const Shape *o = &I->shape[id];
+  Iter it;
+  if (bcast_iter(I, id, 3, &it)) return -1;
+  const double *c = arg(I, id, 0), *a = arg(I, id, 1), *b = arg(I, id, 2);
+  double *y = I->val[id];
+  for (int64_t i = 0; i < o->n; i++, iter_next(&it))
+    y[i] = c[it.off[0]] != 0 ? a[it.off[1]] : b[it.off[2]];
+  return 0;
+}
 
 /* ---- matmul ----------------------------------------------------------------------------- */
 
@@ -762,12 +795,25 @@ static void pool_window_add(const ConvGeom *g, double *dx, int64_t p, int64_t oh
   }
 }
 
+/* the divisor of average-pooling window (oh, ow), as PyTorch: the window clipped to the
+ * padded input (count_include_pad), or to the input itself (exclude_pad) */
+static double pool_divisor(const ConvGeom *g, bool exclude_pad, int64_t oh, int64_t ow) {
+  int64_t hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
+  int64_t he = hs + g->KH < g->H + g->ph ? hs + g->KH : g->H + g->ph;
+  int64_t we = ws + g->KW < g->W + g->pw ? ws + g->KW : g->W + g->pw;
+  if (exclude_pad) {
+    hs = hs > 0 ? hs : 0, ws = ws > 0 ? ws : 0;
+    he = he < g->H ? he : g->H, we = we < g->W ? we : g->W;
+  }
+  return (double)((he - hs) * (we - ws));
+}
+
 static int ev_pool(Interp *I, int id) {
   ConvGeom g;
   if (pool_geom(I, id, argsh(I, id, 0), &I->shape[id], &g)) return -1;
-  bool is_max = node(I, id)->op == OP_MAXPOOL;
+  bool is_max = node(I, id)->op == OP_MAXPOOL, excl = node(I, id)->attr.exclude_pad;
   const double *x = arg(I, id, 0);
-  double *y = I->val[id], area = (double)(g.KH * g.KW);
+  double *y = I->val[id];
   for (int64_t p = 0; p < g.N * g.C; p++)
     for (int64_t oh = 0; oh < g.OH; oh++)
       for (int64_t ow = 0; ow < g.OW; ow++) {
@@ -776,7 +822,7 @@ static int ev_pool(Interp *I, int id) {
           int64_t i = pool_argmax(&g, x, p, oh, ow);
           *o = i < 0 ? -INFINITY : x[i];
         } else {
-          *o = pool_window_sum(&g, x, p, oh, ow) / area;
+          *o = pool_window_sum(&g, x, p, oh, ow) / pool_divisor(&g, excl, oh, ow);
         }
       }
   return 0;
@@ -800,11 +846,12 @@ static int ev_avgpool_bwd(Interp *I, int id) {
   ConvGeom g;
   if (pool_geom(I, id, &I->shape[id], argsh(I, id, 0), &g)) return -1;
   const double *dy = arg(I, id, 0);
-  double area = (double)(g.KH * g.KW);
+  bool excl = node(I, id)->attr.exclude_pad;
   for (int64_t p = 0; p < g.N * g.C; p++)
     for (int64_t oh = 0; oh < g.OH; oh++)
       for (int64_t ow = 0; ow < g.OW; ow++)
-        pool_window_add(&g, I->val[id], p, oh, ow, dy[(p * g.OH + oh) * g.OW + ow] / area);
+        pool_window_add(&g, I->val[id], p, oh, ow,
+                        dy[(p * g.OH + oh) * g.OW + ow] / pool_divisor(&g, excl, oh, ow));
   return 0;
 }
 
@@ -1032,17 +1079,26 @@ static int ev_embedding_bwd(Interp *I, int id) {
 /* ---- losses ----------------------------------------------------------------------------- */
 
 /* logits [N,C] and labels [N] checked; returns 0 and fills N, C */
-static int ce_setup(Interp *I, int id, int kl, int64_t *N, int64_t *C) {
+static bool ce_ignored(const IrAttr *a, double label) {
+  return a->ignore && label == (double)a->ignore_index;
+}
+
+/* shapes and labels; *count = the labels that are not ignored (the mean's denominator) */
+static int ce_setup(Interp *I, int id, int kl, int64_t *N, int64_t *C, int64_t *count) {
   const Shape *sl = argsh(I, id, kl);
   if (sl->rank != 2) return fail(I, id, "logits must be [N,C]");
   *N = sl->d[0];
   *C = sl->d[1];
   if (argsh(I, id, kl + 1)->n != *N) return fail(I, id, "labels must have %lld elements", (long long)*N);
   const double *lab = arg(I, id, kl + 1);
-  for (int64_t n = 0; n < *N; n++)
+  *count = 0;
+  for (int64_t n = 0; n < *N; n++) {
+    if (ce_ignored(&node(I, id)->attr, lab[n])) continue;
+    ++*count;
     if (!(lab[n] >= 0 && lab[n] < (double)*C && lab[n] == floor(lab[n])))
       return fail(I, id, "label %.17g at position %lld is outside [0, %lld)", lab[n],
                   (long long)n, (long long)*C);
+  }
   return 0;
 }
 
@@ -1053,27 +1109,40 @@ static double row_logsumexp(const double *x, int64_t C) {
   return m + log(s);
 }
 
+/* PyTorch's definition: with smoothing eps, the target puts 1 - eps on the label and eps/C
+ * on every class; the mean runs over the labels that are not ignored (0/0 = NaN when all are) */
 static int ev_cross_entropy(Interp *I, int id) {
-  int64_t N, C;
-  if (ce_setup(I, id, 0, &N, &C)) return -1;
+  int64_t N, C, count;
+  if (ce_setup(I, id, 0, &N, &C, &count)) return -1;
   const double *x = arg(I, id, 0), *lab = arg(I, id, 1);
-  double s = 0;
-  for (int64_t n = 0; n < N; n++) s += row_logsumexp(x + n * C, C) - x[n * C + (int64_t)lab[n]];
-  I->val[id][0] = s / (double)N;
+  const IrAttr *a = &node(I, id)->attr;
+  double s = 0, eps = a->value;
+  for (int64_t n = 0; n < N; n++) {
+    if (ce_ignored(a, lab[n])) continue;
+    const double *r = x + n * C;
+    double lse = row_logsumexp(r, C), mean = 0;
+    for (int64_t c = 0; c < C; c++) mean += r[c] / (double)C;
+    s += (1 - eps) * (lse - r[(int64_t)lab[n]]) + eps * (lse - mean);
+  }
+  I->val[id][0] = s / (double)count;
   return 0;
 }
 
 static int ev_ce_bwd(Interp *I, int id) {
-  int64_t N, C;
-  if (ce_setup(I, id, 1, &N, &C)) return -1;
+  int64_t N, C, count;
+  if (ce_setup(I, id, 1, &N, &C, &count)) return -1;
   if (argsh(I, id, 0)->n != 1 || I->shape[id].n != N * C)
     return fail(I, id, "dloss must be a scalar and the result [N,C]");
-  double g = arg(I, id, 0)[0] / (double)N;
+  double g = arg(I, id, 0)[0] / (double)count;
   const double *x = arg(I, id, 1), *lab = arg(I, id, 2);
+  const IrAttr *a = &node(I, id)->attr;
+  double eps = a->value;
   for (int64_t n = 0; n < N; n++) {
+    if (ce_ignored(a, lab[n])) continue; /* the row stays 0 */
     double lse = row_logsumexp(x + n * C, C);
     for (int64_t c = 0; c < C; c++)
-      I->val[id][n * C + c] = g * (exp(x[n * C + c] - lse) - (c == (int64_t)lab[n] ? 1.0 : 0.0));
+      I->val[id][n * C + c] = g * (exp(x[n * C + c] - lse) - eps / (double)C -
+                                   (c == (int64_t)lab[n] ? 1.0 - eps : 0.0));
   }
   return 0;
 }
@@ -1105,6 +1174,7 @@ static const EvalFn eval_ops[OP_COUNT] = {
     [OP_INPUT] = ev_leaf,
     [OP_PARAM] = ev_leaf,
     [OP_CONST] = ev_const,
+    [OP_IOTA] = ev_iota,
     [OP_NEG] = ev_neg,
     [OP_EXP] = ev_exp,
     [OP_LOG] = ev_log,
@@ -1120,6 +1190,13 @@ static const EvalFn eval_ops[OP_COUNT] = {
     [OP_SUB] = ev_sub,
     [OP_MUL] = ev_mul,
     [OP_DIV] = ev_div,
+    [OP_LT] = ev_lt,
+    [OP_LE] = ev_le,
+    [OP_GT] = ev_gt,
+    [OP_GE] = ev_ge,
+    [OP_EQ] = ev_eq,
+    [OP_NE] = ev_ne,
+    [OP_WHERE] = ev_where,
     [OP_MATMUL] = ev_matmul,
     [OP_TRANSPOSE] = ev_transpose,
     [OP_RESHAPE] = ev_reshape,

@@ -233,7 +233,8 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   const IrAttr *a = &n->attr;
   unsigned f = ir_ops[n->op].flags;
   if (n->op == OP_CONCAT || n->op == OP_SLICE || n->op == OP_SLICE_BWD || n->op == OP_SOFTMAX ||
-      n->op == OP_LOG_SOFTMAX || n->op == OP_SOFTMAX_BWD || n->op == OP_LOG_SOFTMAX_BWD)
+      n->op == OP_LOG_SOFTMAX || n->op == OP_SOFTMAX_BWD || n->op == OP_LOG_SOFTMAX_BWD ||
+      n->op == OP_IOTA)
     fprintf(out, " axis=%d", a->axis);
   if (a->start) fprintf(out, " start=%s", dim_str(g->dims, a->start));
   if (a->end) fprintf(out, " end=%s", dim_str(g->dims, a->end));
@@ -247,10 +248,14 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   if (a->pad[0] || a->pad[1]) print_ints(out, "pad", a->pad, 2);
   if (a->dilation[0] > 1 || a->dilation[1] > 1) print_ints(out, "dilation", a->dilation, 2);
   if (a->groups > 1) fprintf(out, " groups=%d", a->groups);
+  if (a->ceil_mode) fputs(" ceil_mode", out);
+  if (a->exclude_pad) fputs(" exclude_pad", out);
   if (a->value != 0 || n->op == OP_CONST) fprintf(out, " value=%.17g", a->value);
   if (a->momentum != 0) fprintf(out, " momentum=%.17g", a->momentum);
   if (a->correction) fprintf(out, " correction=%d", a->correction);
+  if (a->ignore) fprintf(out, " ignore_index=%d", a->ignore_index);
   if (a->seed) fprintf(out, " seed=%llu", (unsigned long long)a->seed);
+  if (n->op == OP_IOTA) fprintf(out, " start=%.17g step=%.17g", a->init_a, a->init_b);
   if (n->op == OP_PARAM) {
     fprintf(out, " init=%s", init_names[a->init]);
     if (a->init == INIT_NORMAL || a->init == INIT_CONST) fprintf(out, "(%.17g)", a->init_a);
@@ -383,6 +388,9 @@ int64_t ir_index_bound(const IrGraph *g, int input, bool *is_label) {
     bool label = n->op == OP_CROSS_ENTROPY;
     if ((!label && n->op != OP_EMBEDDING) || n->nin < 2 || !ir_reads_directly(g, n->in[1], input))
       continue;
+    /* with ignore_index a label outside [0, C) is legal (padding, -100); the loss kernels
+     * skip every label outside the range, so nothing reads out of bounds */
+    if (label && n->attr.ignore) continue;
     const IrType *t = &g->nodes[n->in[0]].type; /* logits [N,C] or table [V,D] */
     if (t->rank < 1) continue;
     int64_t b = dim_eval(g->dims, t->dims[label ? t->rank - 1 : 0], NULL);

@@ -68,12 +68,16 @@ typedef struct IrAttr {
   bool trans_a, trans_b;      /* matmul */
   bool train;                 /* batchnorm, dropout: training semantics */
   int kernel[2], stride[2], pad[2], dilation[2], groups; /* conv/pool, [h, w] */
+  bool ceil_mode;             /* pool: output extent rounded up (PyTorch's ceil_mode) */
+  bool exclude_pad;           /* avgpool: divide by the in-bounds count (count_include_pad=False) */
   Dim *start, *end;           /* slice on attr.axis: [start, end) */
   double value;               /* const fill, powc exponent, dropout p, eps of norms */
   double momentum;            /* batchnorm running-stat momentum */
   int correction;             /* var */
+  bool ignore;                /* cross_entropy: labels equal to ignore_index are skipped */
+  int ignore_index;
   uint64_t seed;              /* dropout */
-  /* PARAM only */
+  /* PARAM (initializer); IOTA reads init_a, init_b as start and step */
   InitKind init;
   double init_a, init_b;      /* normal(std=a), uniform(a, b), const a */
   bool trainable;             /* false for buffers such as running statistics */

@@ -208,6 +208,41 @@ static int rule_binary(const Sx *s, IrType *out, ShapeErr *e) {
               tstr(s, a).s, tstr(s, b).s, bad, dstr(s, x).s, dstr(s, y).s);
 }
 
+/* where(cond, a, b): cond any IR dtype (nonzero selects a), a and b float of one dtype; the
+ * result is the broadcast of all three */
+static int rule_where(const Sx *s, IrType *out, ShapeErr *e) {
+  if (need_float(s, 1, "operand 1", e) || need_float(s, 2, "operand 2", e) ||
+      same_dtype(s, 1, 2, e))
+    return -1;
+  const IrType *c = ty(s, 0), *a = ty(s, 1), *b = ty(s, 2);
+  IrType ab = {.dt = a->dt}, r = {.dt = a->dt};
+  int bad;
+  if (!bcast_dims(a->rank, a->dims, b->rank, b->dims, &ab.rank, ab.dims, &bad)) {
+    const Dim *x, *y;
+    aligned(a, b, bad, &x, &y);
+    return fail(e, 1, 2, "operands of 'where' do not broadcast: %s and %s (dim %d: %s vs %s)",
+                tstr(s, a).s, tstr(s, b).s, bad, dstr(s, x).s, dstr(s, y).s);
+  }
+  if (!bcast_dims(c->rank, c->dims, ab.rank, ab.dims, &r.rank, r.dims, &bad)) {
+    const Dim *x, *y;
+    aligned(c, &ab, bad, &x, &y);
+    return fail(e, 0, -1, "the condition of 'where' %s does not broadcast with the values %s "
+                "(dim %d: %s vs %s)", tstr(s, c).s, tstr(s, &ab).s, bad, dstr(s, x).s,
+                dstr(s, y).s);
+  }
+  *out = r;
+  return 0;
+}
+
+/* iota: the given type; attr.axis names the axis whose index gives the value */
+static int rule_iota(const Sx *s, IrType *out, ShapeErr *e) {
+  if (valid_given(s, out, e)) return -1;
+  if (out->rank < 1 || s->a->axis < 0 || s->a->axis >= out->rank)
+    return fail(e, -1, -1, "iota: axis %d is out of range for %s (rank %d)", s->a->axis,
+                tstr(s, out).s, out->rank);
+  return 0;
+}
+
 /* ---- matmul ----------------------------------------------------------------------------- */
 
 static void swap_last(IrType *t) {
@@ -461,8 +496,17 @@ static int window_out(const Sx *s, Dim *n, Dim *k, int i, int dl, int xi, Dim **
   DimCtx *c = s->dc;
   Dim *num = dim_sub(c, dim_add(c, n, dim_const(c, 2 * (int64_t)a->pad[i] + dl - 1)),
                      dim_scale(c, k, dl));
+  int64_t v, nv;
+  if (a->ceil_mode) { /* PyTorch: round up, but the last window must start inside x or the left pad */
+    if (!const_val(n, &nv) && a->pad[i])
+      return fail(e, xi, -1, "%s: ceil_mode with padding needs a constant input %s, got %s",
+                  opn(s), hw_name[i], dstr(s, n).s);
+    num = dim_add(c, num, dim_const(c, a->stride[i] - 1));
+  }
   Dim *r = dim_add(c, dim_floordiv(c, num, a->stride[i]), dim_const(c, 1));
-  int64_t v;
+  if (a->ceil_mode && const_val(r, &v) && const_val(n, &nv) &&
+      (v - 1) * a->stride[i] >= nv + a->pad[i])
+    r = dim_const(c, v - 1);
   if (const_val(r, &v) && v <= 0)
     return fail(e, xi, -1, "%s: output %s would be %lld: input %s %s, kernel %s (dilation %d), "
                 "pad %d, stride %d", opn(s), hw_name[i], (long long)v, hw_name[i],
@@ -576,6 +620,8 @@ static int pool_type(const Sx *s, bool is_max, const IrType *x, int xi, IrType *
     if (a->pad[i] > a->kernel[i] / 2)
       return fail(e, -1, -1, "%s: pad %d must be at most half the kernel size %d", opn(s),
                   a->pad[i], a->kernel[i]);
+    if (is_max && a->exclude_pad)
+      return fail(e, -1, -1, "%s: count_include_pad applies to average pooling only", opn(s));
     if (!is_max && dil(s, i) != 1)
       return fail(e, -1, -1, "%s: dilation is not supported, got [%d,%d]", opn(s),
                   a->dilation[0], a->dilation[1]);
@@ -750,6 +796,8 @@ static int ce_check(const Sx *s, int li, int yi, ShapeErr *e) {
   if (lg->rank != 2)
     return fail(e, li, -1, "%s: logits must be [N,C], got %s", opn(s), tstr(s, lg).s);
   if (need_float(s, li, "logits", e) || need_i32(s, yi, "labels", e)) return -1;
+  if (!(s->a->value >= 0 && s->a->value < 1))
+    return fail(e, -1, -1, "%s: label smoothing %g is outside [0, 1)", opn(s), s->a->value);
   if (y->rank != 1 || !dim_eq(y->dims[0], lg->dims[0]))
     return fail(e, yi, li, "%s: labels must be i32[%s] for logits %s, got %s", opn(s),
                 dstr(s, lg->dims[0]).s, tstr(s, lg).s, tstr(s, y).s);
@@ -825,6 +873,7 @@ static const ShapeFn shape_rules[OP_COUNT] = {
     [OP_INPUT] = rule_input,
     [OP_PARAM] = rule_param,
     [OP_CONST] = rule_input,
+    [OP_IOTA] = rule_iota,
     [OP_NEG] = rule_unary,
     [OP_EXP] = rule_unary,
     [OP_LOG] = rule_unary,
@@ -840,6 +889,13 @@ static const ShapeFn shape_rules[OP_COUNT] = {
     [OP_SUB] = rule_binary,
     [OP_MUL] = rule_binary,
     [OP_DIV] = rule_binary,
+    [OP_LT] = rule_binary,
+    [OP_LE] = rule_binary,
+    [OP_GT] = rule_binary,
+    [OP_GE] = rule_binary,
+    [OP_EQ] = rule_binary,
+    [OP_NE] = rule_binary,
+    [OP_WHERE] = rule_where,
     [OP_MATMUL] = rule_matmul,
     [OP_TRANSPOSE] = rule_transpose,
     [OP_RESHAPE] = rule_reshape,

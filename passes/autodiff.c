@@ -249,6 +249,20 @@ static void grad_div(Ad *a, const IrNode *f, int dy) {
   }
 }
 
+/* y = where(c, a, b): da = where(c, dy, 0), db = where(c, 0, dy), each summed back to its
+ * operand's shape; the condition gets no gradient (comparisons are piecewise constant) */
+static void grad_where(Ad *a, const IrNode *f, int dy) {
+  int z = cnst(a, 0, f->type.dt);
+  if (need(a, f, 1)) {
+    int in[3] = {f->in[0], dy, z};
+    ad_acc(a, f->in[1], reduce_to(a, ad_node(a, OP_WHERE, in, 3, NULL, NULL), ty(a, f->in[1])));
+  }
+  if (need(a, f, 2)) {
+    int in[3] = {f->in[0], z, dy};
+    ad_acc(a, f->in[2], reduce_to(a, ad_node(a, OP_WHERE, in, 3, NULL, NULL), ty(a, f->in[2])));
+  }
+}
+
 /* ---- matmul ------------------------------------------------------------------------ */
 
 static int mm(Ad *a, int x, int y, bool ta, bool tb) {
@@ -514,6 +528,7 @@ static const GradFn grad_rules[OP_COUNT] = {
     [OP_INPUT] = grad_leaf,
     [OP_PARAM] = grad_leaf,
     [OP_CONST] = grad_leaf,
+    [OP_IOTA] = grad_leaf,
     [OP_NEG] = grad_neg,
     [OP_EXP] = grad_exp,
     [OP_LOG] = grad_log,
@@ -529,6 +544,13 @@ static const GradFn grad_rules[OP_COUNT] = {
     [OP_SUB] = grad_sub,
     [OP_MUL] = grad_mul,
     [OP_DIV] = grad_div,
+    [OP_LT] = grad_leaf, /* piecewise constant: zero almost everywhere */
+    [OP_LE] = grad_leaf,
+    [OP_GT] = grad_leaf,
+    [OP_GE] = grad_leaf,
+    [OP_EQ] = grad_leaf,
+    [OP_NE] = grad_leaf,
+    [OP_WHERE] = grad_where,
     [OP_MATMUL] = grad_matmul,
     [OP_TRANSPOSE] = grad_transpose,
     [OP_RESHAPE] = grad_reshape,

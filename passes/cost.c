@@ -50,6 +50,9 @@ static const struct {
     [OP_RELU] = {1, 0},    [OP_GELU] = {5, 1},     [OP_SILU] = {5, 1},
     [OP_POWC] = {1, 0},    [OP_CAST] = {0, 0},     [OP_ADD] = {1, 0},
     [OP_SUB] = {1, 0},     [OP_MUL] = {1, 0},      [OP_DIV] = {1, 0},
+    [OP_LT] = {1, 0},      [OP_LE] = {1, 0},       [OP_GT] = {1, 0},
+    [OP_GE] = {1, 0},      [OP_EQ] = {1, 0},       [OP_NE] = {1, 0},
+    [OP_WHERE] = {1, 0},
     [OP_RELU_BWD] = {1, 0}, [OP_GELU_BWD] = {8, 2}, [OP_SILU_BWD] = {9, 1},
     [OP_SIGMOID_BWD] = {3, 0}, [OP_TANH_BWD] = {3, 0}, [OP_DROPOUT_BWD] = {2, 0},
     [OP_MAX_BWD] = {2, 0},
@@ -67,6 +70,13 @@ static void zero(IrGraph *g, CostNode *c) {
 static void rule_leaf(IrGraph *g, const IrNode *n, CostNode *c) {
   (void)n;
   zero(g, c);
+}
+
+/* iota: computed from the index alone, written once */
+static void rule_iota(IrGraph *g, const IrNode *n, CostNode *c) {
+  zero(g, c);
+  c->wr = scale(g, out_numel(g, n), (int64_t)dt_size(n->type.dt));
+  c->kernel = true;
 }
 
 static void rule_view(IrGraph *g, const IrNode *n, CostNode *c) {
@@ -275,6 +285,10 @@ static void rule_assign(IrGraph *g, const IrNode *n, CostNode *c) {
 
 static const CostFn rules[OP_COUNT] = {
     [OP_INPUT] = rule_leaf,        [OP_PARAM] = rule_leaf,        [OP_CONST] = rule_leaf,
+    [OP_IOTA] = rule_iota,
+    [OP_LT] = rule_elem,           [OP_LE] = rule_elem,           [OP_GT] = rule_elem,
+    [OP_GE] = rule_elem,           [OP_EQ] = rule_elem,           [OP_NE] = rule_elem,
+    [OP_WHERE] = rule_elem,
     [OP_NEG] = rule_elem,          [OP_EXP] = rule_elem,          [OP_LOG] = rule_elem,
     [OP_SQRT] = rule_elem,         [OP_TANH] = rule_elem,         [OP_SIGMOID] = rule_elem,
     [OP_RELU] = rule_elem,         [OP_GELU] = rule_elem,         [OP_SILU] = rule_elem,

@@ -60,4 +60,8 @@ IrGraph *pass_train_graph(IrGraph *fwd, const IrTrain *t, TrainInfo *info, Diag 
 /* forward + backward only (for `nnc run --grad`); minimize names the loss value */
 IrGraph *pass_grad_graph(IrGraph *fwd, const char *minimize, SrcLoc loc, TrainInfo *info,
                          Diag *d);
+/* ... in training semantics (as pass_grad_graph) or, train = false, in inference semantics:
+ * batchnorm normalizes with its running statistics (not updated), dropout is the identity */
+IrGraph *pass_grad_graph_mode(IrGraph *fwd, const char *minimize, SrcLoc loc, bool train,
+                              TrainInfo *info, Diag *d);
 #endif

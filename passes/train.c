@@ -83,7 +83,7 @@ static void remap_all(int *v, int n, const int *map) {
 }
 
 static IrGraph *build(IrGraph *fwd, const char *minimize, SrcLoc loc, const IrTrain *t,
-                      TrainInfo *info, Diag *d) {
+                      bool train, TrainInfo *info, Diag *d) {
   memset(info, 0, sizeof *info);
   IrGraph *g = ir_graph_clone(fwd->arena, fwd);
   int loss = minimize ? ir_find_value(g, minimize) : -1;
@@ -95,12 +95,12 @@ static IrGraph *build(IrGraph *fwd, const char *minimize, SrcLoc loc, const IrTr
   int nf = g->nnodes, nbn = 0;
   for (int i = 0; i < nf; i++) {
     IrNode *n = &g->nodes[i];
-    if (n->op == OP_BATCHNORM || n->op == OP_DROPOUT) n->attr.train = true;
-    nbn += n->op == OP_BATCHNORM;
+    if (n->op == OP_BATCHNORM || n->op == OP_DROPOUT) n->attr.train = train;
+    nbn += n->op == OP_BATCHNORM && train;
   }
   Stats st = {arena_alloc(g->arena, (size_t)(2 * nbn + 1) * sizeof(int)), 0};
   for (int i = 0; i < nf; i++)
-    if (g->nodes[i].op == OP_BATCHNORM && bn_running_stats(g, i, &st, d)) return NULL;
+    if (train && g->nodes[i].op == OP_BATCHNORM && bn_running_stats(g, i, &st, d)) return NULL;
   info->assigns = st.assigns;
   info->nassign = st.n;
   if (pass_autodiff(g, loss, info, d)) return NULL;
@@ -121,10 +121,15 @@ static IrGraph *build(IrGraph *fwd, const char *minimize, SrcLoc loc, const IrTr
 }
 
 IrGraph *pass_train_graph(IrGraph *fwd, const IrTrain *t, TrainInfo *info, Diag *d) {
-  return build(fwd, t->minimize, t->loc, t, info, d);
+  return build(fwd, t->minimize, t->loc, t, true, info, d);
 }
 
 IrGraph *pass_grad_graph(IrGraph *fwd, const char *minimize, SrcLoc loc, TrainInfo *info,
                          Diag *d) {
-  return build(fwd, minimize, loc, NULL, info, d);
+  return build(fwd, minimize, loc, NULL, true, info, d);
+}
+
+IrGraph *pass_grad_graph_mode(IrGraph *fwd, const char *minimize, SrcLoc loc, bool train,
+                              TrainInfo *info, Diag *d) {
+  return build(fwd, minimize, loc, NULL, train, info, d);
 }

@@ -256,7 +256,20 @@ void rt_k_axis_copy(const void *src, void *dst, int64_t outer, int64_t len, int6
 
 /* ---- pooling -------------------------------------------------------------------------- */
 
-enum { G_N, G_C, G_H, G_W, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_PH, G_PW, G_DH, G_DW };
+enum { G_N, G_C, G_H, G_W, G_OH, G_OW, G_KH, G_KW, G_SH, G_SW, G_PH, G_PW, G_DH, G_DW, G_EXCL };
+
+/* average pooling's divisor for window (oh, ow): the window clipped to the padded input, or
+ * with G_EXCL (count_include_pad=False) to the input itself (PyTorch's definition) */
+static double pool_divisor(const int64_t *g, int64_t oh, int64_t ow) {
+  int64_t hs = oh * g[G_SH] - g[G_PH], ws = ow * g[G_SW] - g[G_PW];
+  int64_t he = hs + g[G_KH] < g[G_H] + g[G_PH] ? hs + g[G_KH] : g[G_H] + g[G_PH];
+  int64_t we = ws + g[G_KW] < g[G_W] + g[G_PW] ? ws + g[G_KW] : g[G_W] + g[G_PW];
+  if (g[G_EXCL]) {
+    hs = hs > 0 ? hs : 0, ws = ws > 0 ? ws : 0;
+    he = he < g[G_H] ? he : g[G_H], we = we < g[G_W] ? we : g[G_W];
+  }
+  return (double)((he - hs) * (we - ws));
+}
 
 typedef struct PoolCtx {
   const int64_t *g;
@@ -289,7 +302,6 @@ static int64_t pool_argmax(const int64_t *g, const float *x, int64_t p, int64_t 
 static void pool_planes(void *c, int64_t lo, int64_t hi) {
   PoolCtx *s = c;
   const int64_t *g = s->g;
-  double area = (double)(g[G_KH] * g[G_KW]);
   for (int64_t p = lo; p < hi; p++)
     for (int64_t oh = 0; oh < g[G_OH]; oh++)
       for (int64_t ow = 0; ow < g[G_OW]; ow++) {
@@ -308,7 +320,7 @@ static void pool_planes(void *c, int64_t lo, int64_t hi) {
             if (iw >= 0 && iw < g[G_W]) sum += s->x[(p * g[G_H] + ih) * g[G_W] + iw];
           }
         }
-        *o = (float)(sum / area);
+        *o = (float)(sum / pool_divisor(g, oh, ow));
       }
 }
 
@@ -323,7 +335,6 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
   const int64_t *g = s->g;
   int64_t plane = g[G_H] * g[G_W];
   memset(s->out + lo * plane, 0, (size_t)((hi - lo) * plane) * sizeof(float));
-  double area = (double)(g[G_KH] * g[G_KW]);
   for (int64_t p = lo; p < hi; p++)
     for (int64_t oh = 0; oh < g[G_OH]; oh++)
       for (int64_t ow = 0; ow < g[G_OW]; ow++) {
@@ -333,7 +344,7 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
           if (i >= 0) s->out[i] += d;
           continue;
         }
-        float v = (float)(d / area);
+        float v = (float)(d / pool_divisor(g, oh, ow));
         for (int64_t kh = 0; kh < g[G_KH]; kh++) {
           int64_t ih = oh * g[G_SH] - g[G_PH] + kh * g[G_DH];
           if (ih < 0 || ih >= g[G_H]) continue;
@@ -589,8 +600,8 @@ typedef struct CeCtx {
   const float *x;
   const int32_t *lab;
   float *dx;
-  double *row, g;
-  int64_t C;
+  double *row, g, eps; /* eps: label smoothing */
+  int64_t C, ignore;   /* ignore: a label value that is skipped, or INT64_MIN */
 } CeCtx;
 
 static double row_lse(const float *x, int64_t C) {
@@ -604,18 +615,35 @@ static void ce_rows(void *cv, int64_t lo, int64_t hi) {
   CeCtx *e = cv;
   for (int64_t n = lo; n < hi; n++) {
     int64_t l = e->lab[n];
-    e->row[n] = l >= 0 && l < e->C ? row_lse(e->x + n * e->C, e->C) - e->x[n * e->C + l] : NAN;
+    const float *x = e->x + n * e->C;
+    if (l == e->ignore) {
+      e->row[n] = 0;
+      continue;
+    }
+    if (l < 0 || l >= e->C) {
+      e->row[n] = NAN;
+      continue;
+    }
+    double lse = row_lse(x, e->C), mean = 0;
+    for (int64_t c = 0; c < e->C; c++) mean += (double)x[c] / (double)e->C;
+    e->row[n] = (1 - e->eps) * (lse - x[l]) + e->eps * (lse - mean);
   }
 }
 
+static int64_t ce_count(const int32_t *label, int64_t N, int64_t ignore) {
+  int64_t k = 0;
+  for (int64_t n = 0; n < N; n++) k += label[n] != ignore;
+  return k;
+}
+
 void rt_k_cross_entropy(void *pool, const float *logits, const int32_t *label, float *out,
-                        int64_t N, int64_t C) {
-  CeCtx e = {.x = logits, .lab = label, .C = C};
+                        int64_t N, int64_t C, double eps, int64_t ignore) {
+  CeCtx e = {.x = logits, .lab = label, .C = C, .eps = eps, .ignore = ignore};
   e.row = xalloc((size_t)N * sizeof(double));
   par_range(pool, N, 20 * C, ce_rows, &e);
   double s = 0;
   for (int64_t n = 0; n < N; n++) s += e.row[n];
-  out[0] = (float)(s / (double)N);
+  out[0] = (float)(s / (double)ce_count(label, N, ignore));
   free(e.row);
 }
 
@@ -624,19 +652,21 @@ static void ce_bwd_rows(void *cv, int64_t lo, int64_t hi) {
   for (int64_t n = lo; n < hi; n++) {
     const float *x = e->x + n * e->C;
     int64_t l = e->lab[n];
-    if (l < 0 || l >= e->C) {
+    if (l == e->ignore || l < 0 || l >= e->C) { /* ignored (or invalid) labels: nothing */
       memset(e->dx + n * e->C, 0, (size_t)e->C * sizeof(float));
       continue;
     }
-    double lse = row_lse(x, e->C);
+    double lse = row_lse(x, e->C), u = e->eps / (double)e->C;
     for (int64_t c = 0; c < e->C; c++)
-      e->dx[n * e->C + c] = (float)(e->g * (exp((double)x[c] - lse) - (c == l ? 1.0 : 0.0)));
+      e->dx[n * e->C + c] =
+          (float)(e->g * (exp((double)x[c] - lse) - u - (c == l ? 1.0 - e->eps : 0.0)));
   }
 }
 
 void rt_k_ce_bwd(void *pool, const float *dloss, const float *logits, const int32_t *label,
-                 float *dx, int64_t N, int64_t C) {
-  CeCtx e = {.x = logits, .lab = label, .dx = dx, .C = C, .g = (double)dloss[0] / (double)N};
+                 float *dx, int64_t N, int64_t C, double eps, int64_t ignore) {
+  CeCtx e = {.x = logits, .lab = label, .dx = dx, .C = C, .eps = eps, .ignore = ignore,
+             .g = (double)dloss[0] / (double)ce_count(label, N, ignore)};
   par_range(pool, N, 20 * C, ce_bwd_rows, &e);
 }
 

@@ -38,7 +38,8 @@ void rt_k_axis_copy(const void *src, void *dst, int64_t outer, int64_t len, int6
                     int64_t src_len, int64_t src_start, int64_t dst_len, int64_t dst_start,
                     int64_t esize);
 
-/* pooling; geom = {N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw} */
+/* pooling; geom = {N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, exclude_pad}; the
+ * output extents OH, OW may come from ceil mode (windows are clipped to the input) */
 void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_t is_max);
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
                       const int64_t *geom);
@@ -71,11 +72,12 @@ void rt_k_embedding(void *pool, const float *tab, const int32_t *idx, float *y, 
 void rt_k_embedding_bwd(const float *dy, const int32_t *idx, float *dtab, int64_t V, int64_t D,
                         int64_t n);
 
-/* losses: scalar means */
+/* losses: scalar means. cross_entropy: eps = label smoothing (PyTorch's definition); rows
+ * whose label equals `ignore` (INT64_MIN: none) are skipped and not counted in the mean */
 void rt_k_cross_entropy(void *pool, const float *logits, const int32_t *label, float *out,
-                        int64_t N, int64_t C);
+                        int64_t N, int64_t C, double eps, int64_t ignore);
 void rt_k_ce_bwd(void *pool, const float *dloss, const float *logits, const int32_t *label,
-                 float *dx, int64_t N, int64_t C);
+                 float *dx, int64_t N, int64_t C, double eps, int64_t ignore);
 void rt_k_mse(const float *a, const float *b, float *out, int64_t n);
 
 /* name -> address of every kernel above and of the thread-pool entry points generated code

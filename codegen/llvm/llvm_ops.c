@@ -279,6 +279,13 @@ static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
   case OP_SUB: return LLVMBuildFSub(b, x, y, "");
   case OP_MUL: return LLVMBuildFMul(b, x, y, "");
   case OP_DIV: return LLVMBuildFDiv(b, x, y, "");
+  case OP_LT: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, y, ""), one, zero, "");
+  case OP_LE: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLE, x, y, ""), one, zero, "");
+  case OP_GT: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, y, ""), one, zero, "");
+  case OP_GE: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, y, ""), one, zero, "");
+  case OP_EQ: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, x, y, ""), one, zero, "");
+  case OP_NE: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNE, x, y, ""), one, zero, "");
+  case OP_WHERE: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNE, x, zero, ""), y, a[2], "");
   case OP_RELU_BWD: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, y, zero, ""), x, zero, "");
   case OP_GELU_BWD: {
     LLVMValueRef pdf = un_intr(e, "llvm.exp", LLVMBuildFMul(b, LLVMBuildFMul(b, y, y, ""), fconst(e, t, -0.5), ""));
@@ -873,12 +880,13 @@ static int lower_slice(CgEmit *e, const CgKernel *k) {
 
 static LLVMValueRef pool_geom(CgEmit *e, const IrNode *n, const CgVal *x, const CgVal *y) {
   const IrAttr *a = &n->attr;
-  int64_t g[14] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[2], y->shape[3],
+  int64_t g[15] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[2], y->shape[3],
                    a->kernel[0], a->kernel[1],
                    a->stride[0] > 0 ? a->stride[0] : a->kernel[0],
                    a->stride[1] > 0 ? a->stride[1] : a->kernel[1], a->pad[0], a->pad[1],
-                   a->dilation[0] > 0 ? a->dilation[0] : 1, a->dilation[1] > 0 ? a->dilation[1] : 1};
-  return const_table(e, g, 14);
+                   a->dilation[0] > 0 ? a->dilation[0] : 1, a->dilation[1] > 0 ? a->dilation[1] : 1,
+                   a->exclude_pad};
+  return const_table(e, g, 15);
 }
 
 static int lower_pool(CgEmit *e, const CgKernel *k) {
@@ -993,14 +1001,16 @@ static int lower_loss(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   if (n->op == OP_CROSS_ENTROPY) {
     const CgVal *l = val(e, n->in[0]);
-    LLVMValueRef a[6] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
-                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1])};
-    rt_call(e, "rt_k_cross_entropy", "ppppll", a);
+    LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
+                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1]), dconst(e, n->attr.value),
+                         cg_c64(e, n->attr.ignore ? n->attr.ignore_index : INT64_MIN)};
+    rt_call(e, "rt_k_cross_entropy", "ppppllDl", a);
   } else if (n->op == OP_CE_BWD) {
     const CgVal *l = val(e, n->in[1]);
-    LLVMValueRef a[7] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
-                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1])};
-    rt_call(e, "rt_k_ce_bwd", "pppppll", a);
+    LLVMValueRef a[9] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                         cg_c64(e, l->shape[0]), cg_c64(e, l->shape[1]), dconst(e, n->attr.value),
+                         cg_c64(e, n->attr.ignore ? n->attr.ignore_index : INT64_MIN)};
+    rt_call(e, "rt_k_ce_bwd", "pppppllDl", a);
   } else {
     LLVMValueRef a[4] = {in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node), cg_c64(e, val(e, n->in[0])->numel)};
     rt_call(e, "rt_k_mse", "pppl", a);
@@ -1025,6 +1035,26 @@ static int lower_const(CgEmit *e, const CgKernel *k) {
   return 0;
 }
 
+/* iota: start + step * (index along the axis), from the flat index i */
+static int lower_iota(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *v = val(e, k->node);
+  int64_t inner = 1;
+  for (int d = n->attr.axis + 1; d < v->rank; d++) inner *= v->shape[d];
+  bool i32 = n->type.dt == DT_I32;
+  Loop l;
+  loop_begin(e, &l, cg_c64(e, 0), cg_c64(e, v->numel), 1);
+  LLVMValueRef idx = LLVMBuildSRem(e->b, LLVMBuildSDiv(e->b, l.iv, cg_c64(e, inner), ""),
+                                   cg_c64(e, v->shape[n->attr.axis]), "");
+  LLVMValueRef x = LLVMBuildSIToFP(e->b, idx, e->f64, "");
+  x = LLVMBuildFAdd(e->b, LLVMConstReal(e->f64, n->attr.init_a),
+                    LLVMBuildFMul(e->b, x, LLVMConstReal(e->f64, n->attr.init_b), ""), "");
+  x = i32 ? LLVMBuildFPToSI(e->b, x, e->i32, "") : LLVMBuildFPTrunc(e->b, x, e->f32, "");
+  LLVMBuildStore(e->b, x, LLVMBuildGEP2(e->b, i32 ? e->i32 : e->f32, cg_ptr(e, k->node), &l.iv, 1, ""));
+  loop_end(e, &l);
+  return 0;
+}
+
 static int lower_none(CgEmit *e, const CgKernel *k) {
   (void)e;
   (void)k;
@@ -1037,6 +1067,7 @@ static const LowerFn lower_ops[OP_COUNT] = {
     [OP_INPUT] = lower_none,          /* storage bound by the descriptor */
     [OP_PARAM] = lower_none,
     [OP_CONST] = lower_const,         /* folded into elementwise groups, else a fill */
+    [OP_IOTA] = lower_iota,
     [OP_NEG] = lower_ew,
     [OP_EXP] = lower_ew,
     [OP_LOG] = lower_ew,
@@ -1052,6 +1083,13 @@ static const LowerFn lower_ops[OP_COUNT] = {
     [OP_SUB] = lower_ew,
     [OP_MUL] = lower_ew,
     [OP_DIV] = lower_ew,
+    [OP_LT] = lower_ew,
+    [OP_LE] = lower_ew,
+    [OP_GT] = lower_ew,
+    [OP_GE] = lower_ew,
+    [OP_EQ] = lower_ew,
+    [OP_NE] = lower_ew,
+    [OP_WHERE] = lower_ew,
     [OP_MATMUL] = lower_matmul,
     [OP_TRANSPOSE] = lower_transpose,
     [OP_RESHAPE] = lower_none,        /* an alias of its operand */

@@ -62,8 +62,22 @@ PYEOF
 
 # CSV: header + one line per op
 "$NNC" cost "$EX/mlp.nn" --target a100 --csv --per op > "$T/mlp.csv" || die "--csv"
-head -1 "$T/mlp.csv" | grep -q '^name,op,shape,phase,flops' || die "csv header: $(head -1 "$T/mlp.csv")"
+head -1 "$T/mlp.csv" | grep -q '^name,op,shape,phase,params,flops' || die "csv header: $(head -1 "$T/mlp.csv")"
 [ "$(wc -l < "$T/mlp.csv")" -ge 4 ] || die "csv has too few rows"
+# per layer (the torchinfo view): every row has its op, output shape, phase and parameters;
+# the parameters add up to the model's, and the last row totals every column
+"$NNC" cost "$EX/mlp.nn" --target a100 --csv > "$T/layers.csv" || die "--csv per layer"
+$PY - "$T/layers.csv" <<'PYEOF' || die "per-layer csv: $(cat "$T/layers.csv")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+body, total = rows[:-1], rows[-1]
+fc1 = next(r for r in body if r["name"] == "fc1")
+assert fc1["op"] == "matmul" and fc1["shape"] == "f32[N,512]" and fc1["phase"] == "fwd", fc1
+assert fc1["params"] == "401920", fc1
+assert total["name"] == "total" and int(total["params"]) == 407050, total
+for k in ("flops", "macs", "bytes_read", "bytes_written"):
+    assert int(total[k]) == sum(int(r[k]) for r in body), k
+PYEOF
 
 # --top keeps the K most expensive rows, sorted by time
 "$NNC" cost "$EX/lenet.nn" --target v100 --per op --top 3 --json > "$T/top.json" || die "--top"
@@ -87,8 +101,21 @@ bars = [r.getAttribute("data-part") for r in doc.getElementsByTagName("rect") if
 ok = True
 if got != want:
     print("FAIL: svg circles %d, ops with flops and bytes %d" % (len(got), len(want)), file=sys.stderr); ok = False
-if bars != ["weights", "gradients", "optimizer", "activations", "inputs"]:
+if bars != ["weights", "gradients", "optimizer", "activations", "inputs", "other at the peak"]:
     print("FAIL: memory bars", bars, file=sys.stderr); ok = False
+# the most time-consuming ops are labelled by name, the colours explained, bytes in MiB/KiB
+labels = {int(t.getAttribute("data-node")) for t in doc.getElementsByTagName("text")
+          if t.getAttribute("class") == "label"}
+slowest = sorted((r for r in rows if r["flops"] > 0 and r["bytes"] > 0), key=lambda r: -r["time"])[:8]
+if not labels or not {r["node"] for r in slowest[:3]} <= labels:
+    print("FAIL: labels", sorted(labels), "slowest", [r["node"] for r in slowest], file=sys.stderr); ok = False
+legend = [t.firstChild.data for g in doc.getElementsByTagName("g") if g.getAttribute("class") == "legend"
+          for t in g.getElementsByTagName("text")]
+if len(legend) != 2 or "compute-bound" not in legend[0] or "memory-bound" not in legend[1]:
+    print("FAIL: legend", legend, file=sys.stderr); ok = False
+texts = " ".join(t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstChild)
+if " MB" in texts or "MiB" not in texts and "KiB" not in texts:
+    print("FAIL: byte units", texts, file=sys.stderr); ok = False
 W, H = float(doc.documentElement.getAttribute("width")), float(doc.documentElement.getAttribute("height"))
 for c in doc.getElementsByTagName("circle"):
     if not (0 <= float(c.getAttribute("cx")) <= W and 0 <= float(c.getAttribute("cy")) <= H):

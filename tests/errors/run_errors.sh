@@ -10,8 +10,9 @@
 #   # error@0: msg      -> an error without a source position: `nnc: error: msg`
 #   # note@COL: msg     -> a note that must appear (other notes are not checked)
 #   # args: -D N=0      -> extra arguments for `nnc check`
+#   # status: 2         -> the expected exit status (default 1; 2 = a usage error)
 # Every expected error and note must appear, no other error may, and the exit status must
-# be 1.
+# be the expected one.
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
 dir=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,8 @@ for path in "$dir"/*.nn; do
   f=$(basename "$path")
   count=$((count + 1))
   args=$(sed -n 's/^# args://p' "$path" | head -n 1)
+  want_rc=$(sed -n 's/^# status: *//p' "$path" | head -n 1)
+  want_rc=${want_rc:-1}
   expected=$(awk -v F="$f" '
     {
       kind = ""; p = index($0, "# error@");
@@ -45,7 +48,7 @@ for path in "$dir"/*.nn; do
   if printf '%s\n' "$expected" | grep -q '^BAD-EXPECTATION'; then
     problems+=$'  malformed expectation comment\n'
   fi
-  [ "$rc" -eq 1 ] || problems+="  exit status $rc, expected 1"$'\n'
+  [ "$rc" -eq "$want_rc" ] || problems+="  exit status $rc, expected $want_rc"$'\n'
   while IFS= read -r e; do
     [ -z "$e" ] && continue
     printf '%s\n' "$out" | grep -qxF -- "$e" || problems+="  missing:    $e"$'\n'

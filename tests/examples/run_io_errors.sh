@@ -118,9 +118,10 @@ case_ "unknown input name" \
   "nnc: error: --in image: model 'mlp' has no input named 'image'" \
   -- "$MLP" --weights "$W" --in image="$X" --in label="$L"
 
+# the forward pass needs only the inputs of the reported values: x, not label
 case_ "missing input" \
-  "$MLP: error: input 'label' has no value; pass --in label=FILE.npy" \
-  -- "$MLP" --weights "$W" --in x="$X"
+  "$MLP: error: input 'x' has no value; pass --in x=FILE.npy" \
+  -- "$MLP" --weights "$W" --in label="$L"
 
 "$PY" "$REF" npy "$T/flabel.npy" float64 5
 case_ "non-integer labels" \

@@ -98,10 +98,16 @@ gpt2() { echo $((12 * $1 * $1 + 13 * $1)); }
 expect gpt2_block "$(gpt2 768)" 0 "$EX/gpt2_block.nn"
 expect "gpt2_block -D H=16" "$(gpt2 1024)" 0 "$EX/gpt2_block.nn" -D H=16
 
+# --- char_lm: 2 GPT-2 blocks with dense (nn.Linear) layers, d = 64, V = 65, T = 32; wte V*d
+#     and wpe T*d, ln_f 2d; the output projection is tied to wte, so it adds nothing.
+char_lm() { echo $(($1 * $3 + $2 * $3 + 2 * (12 * $3 * $3 + 13 * $3) + 2 * $3)); }
+expect char_lm "$(char_lm 65 32 64)" 0 "$EX/char_lm.nn"
+expect "char_lm -D K=32" "$(char_lm 65 32 128)" 0 "$EX/char_lm.nn" -D K=32
+
 # every example in the directory is covered above, so a new one must be added here
 for f in "$EX"/*.nn; do
   case $(basename "$f" .nn) in
-  linreg | mlp | lenet | resnet18 | resnet50 | mobilenet_v2 | inception_a | gpt2_block) ;;
+  linreg | mlp | lenet | resnet18 | resnet50 | mobilenet_v2 | inception_a | gpt2_block | char_lm) ;;
   *) echo "FAIL: $f has no expected parameter count in run_params.sh" >&2; fail=1 ;;
   esac
 done

@@ -9,6 +9,8 @@
  */
 #include "gradcheck.h"
 
+#include "../../frontend/frontend.h"
+
 #define RTOL 1e-5
 #define ATOL 1e-7
 
@@ -98,6 +100,65 @@ START_TEST(t_binary_broadcast) {
   int x = PARAM(&b, "x", 4);
   check_graph(&b, gb_op2(&b, OP_MUL, x, gb_op2(&b, OP_DIV, x, gb_op(&b, OP_EXP, x, NULL), NULL), NULL), NULL, 0);
   ir_module_free(b.m);
+}
+END_TEST
+
+/* where(c, a, b) on broadcasting shapes: gradients reach both branches, summed back to each
+ * operand's shape; a condition computed from a parameter (a comparison) passes none */
+START_TEST(t_where) {
+  static const OpKind cmps[] = {OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE};
+  for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++) {
+    Gb b = gb_new(ir_op_name(cmps[i]));
+    int x = INPUT(&b, "x", 3, 1, 4), t = INPUT(&b, "t", 4);
+    int a = PARAM(&b, "a", 5, 1), c = PARAM(&b, "c", 4);
+    int cond = gb_op2(&b, cmps[i], x, t, NULL);
+    int in[3] = {cond, a, c};
+    int y = gb_build(&b, OP_WHERE, in, 3, NULL, NULL);
+    ck_assert_int_eq(b.g->nodes[y].type.rank, 3);
+    check_graph(&b, y, NULL, 0);
+    ir_module_free(b.m);
+  }
+  /* relu written as where(gt(p, 0), p, 0.1 * p): both branches read p */
+  Gb b = gb_new("leaky");
+  int p = PARAM(&b, "p", 2, 6);
+  IrType st = {.dt = DT_F32, .rank = 0};
+  IrAttr zv = {.value = 0}, sv = {.value = 0.1};
+  int zero = gb_build(&b, OP_CONST, NULL, 0, &zv, &st), k = gb_build(&b, OP_CONST, NULL, 0, &sv, &st);
+  int in[3] = {gb_op2(&b, OP_GT, p, zero, NULL), p, gb_op2(&b, OP_MUL, p, k, NULL)};
+  check_graph(&b, gb_build(&b, OP_WHERE, in, 3, NULL, NULL), NULL, 0);
+  ir_module_free(b.m);
+}
+END_TEST
+
+/* weight tying from the language: the embedding table is also the output projection
+ * (`dense(..., weight = wte.weight)`) and, inside a causal mask, the logits of a tiny
+ * decoder; the one parameter's gradient sums both uses and matches finite differences */
+START_TEST(t_tied_source) {
+  static const char src[] =
+      "model tied {\n"
+      "  dim N = 2, T = 4, V = 5, D = 3\n"
+      "  input idx: i32[N, T]\n"
+      "  input w: f32[N, T, V]\n"
+      "  e = embedding(idx, V, D, name = \"wte\")\n"
+      "  s = e @ transpose(e) + embedding(arange(T, dtype = i32), T, D, name = \"wpe\") @ transpose(e)\n"
+      "  a = softmax(where(tril(ones([T, T])), s, -1e9)) @ e\n"
+      "  logits = dense(tanh(a), V, bias = false, weight = wte.weight)\n"
+      "  loss = sum(logits * w)\n"
+      "}\n";
+  Diag *d = diag_new(stderr);
+  IrModule *m = fe_compile_string("tied.nn", src, sizeof src - 1, NULL, d);
+  ck_assert_ptr_nonnull(m);
+  Gb b = {m, m->graphs[0]};
+  ck_assert_int_eq(ir_param_count(b.g, true), 5 * 3 + 4 * 3);
+  int loss = ir_find_value(b.g, "loss");
+  Vals v = vals_new(b.g);
+  for (int i = 0; i < b.g->nnodes; i++)
+    if (b.g->nodes[i].op == OP_INPUT && b.g->nodes[i].type.dt == DT_I32) vals_range(&v, i, 0, 4);
+  TrainInfo info = gradcheck(&b, loss, &v, RTOL, 1e-6, 0);
+  ck_assert_int_eq(info.nparams, 2);
+  vals_free(&v);
+  ir_module_free(m);
+  diag_free(d);
 }
 END_TEST
 
@@ -226,6 +287,15 @@ START_TEST(t_pool) {
     IrAttr at = {.kernel = {c[1], c[1]}, .stride = {c[2], c[2]}, .pad = {c[3], c[3]},
                  .dilation = {c[4], c[4]}};
     check_graph(&b, gb_op(&b, c[0] ? OP_MAXPOOL : OP_AVGPOOL, x, &at), NULL, 0);
+    ir_module_free(b.m);
+  }
+  /* ceil_mode (partial last windows) and count_include_pad = false, H = 6 and 5 */
+  for (int i = 0; i < 6; i++) {
+    Gb b = gb_new("pool_modes");
+    int x = PARAM(&b, "x", 2, 2, 6, 5);
+    IrAttr at = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {i % 2, i % 2}, .dilation = {1, 1},
+                 .ceil_mode = i < 4, .exclude_pad = i >= 2 && i != 3};
+    check_graph(&b, gb_op(&b, i == 3 ? OP_MAXPOOL : OP_AVGPOOL, x, &at), NULL, 0);
     ir_module_free(b.m);
   }
 }
@@ -554,6 +624,8 @@ int main(void) {
   tcase_add_test(ops, t_unary);
   tcase_add_test(ops, t_powc_cast);
   tcase_add_test(ops, t_binary_broadcast);
+  tcase_add_test(ops, t_where);
+  tcase_add_test(ops, t_tied_source);
   tcase_add_test(ops, t_matmul);
   tcase_add_test(ops, t_movement);
   tcase_add_test(ops, t_reductions);

@@ -298,7 +298,8 @@ START_TEST(unary) {
 }
 END_TEST
 
-static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_RELU_BWD, OP_GELU_BWD,
+static const OpKind binary_ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_LT, OP_LE, OP_GT, OP_GE,
+                                    OP_EQ, OP_NE, OP_RELU_BWD, OP_GELU_BWD,
                                     OP_SILU_BWD, OP_SIGMOID_BWD, OP_TANH_BWD};
 
 START_TEST(binary_broadcast) {
@@ -308,6 +309,28 @@ START_TEST(binary_broadcast) {
   int a = IN("a", 3, 3, 1, 21), b = bwd ? IN("b", 3, 3, 1, 21) : IN("b", 2, 5, 21);
   out("y", op2(op, a, b, NULL));
   check_fwd(ir_op_name(op), op == OP_DIV ? F_POS : F_SYM, EW_RTOL, 1e-5);
+}
+END_TEST
+
+/* where over three broadcasting operands, its condition a comparison with an i32 input, and
+ * iota index tensors (f32 and i32, start and step) feeding a causal mask */
+START_TEST(where_and_iota) {
+  g_begin("where");
+  int x = IN("x", 3, 3, 5, 5), b = IN("b", 1, 5);
+  int lab = leaf(OP_INPUT, "lab", DT_I32, 2, 5, 1);
+  IrAttr ra = {.axis = 0, .init_a = 1, .init_b = 1}, ca = {.axis = 1, .init_a = 0, .init_b = 1};
+  IrType rt = ty(DT_F32, 2, (int64_t[]){5, 1}), ct = ty(DT_F32, 2, (int64_t[]){1, 5});
+  int row = op_h(OP_IOTA, NULL, 0, &ra, &rt), col = op_h(OP_IOTA, NULL, 0, &ca, &ct);
+  out("y", op3(OP_WHERE, op2(OP_LE, col, row, NULL), x, b, NULL));
+  IrType lt = ty(DT_F32, 2, (int64_t[]){5, 1});
+  int labf = op_h(OP_CAST, &lab, 1, NULL, &lt);
+  out("z", op3(OP_WHERE, op2(OP_GT, labf, b, NULL), b, x, NULL));
+  IrAttr ia = {.axis = 1, .init_a = -3, .init_b = 2};
+  IrType it = ty(DT_I32, 3, (int64_t[]){2, 7, 3});
+  int idx = op_h(OP_IOTA, NULL, 0, &ia, &it);
+  IrType ft = ty(DT_F32, 3, (int64_t[]){2, 7, 3});
+  out("w", op_h(OP_CAST, &idx, 1, NULL, &ft));
+  check_fwd("where_and_iota", F_SYM, EW_RTOL, EW_ATOL);
 }
 END_TEST
 
@@ -506,22 +529,36 @@ START_TEST(conv_variants) {
 }
 END_TEST
 
+/* max and average pooling of a [2,3,9,8] input, forward and backward, with attributes at
+ * (maxpool ignores exclude_pad) and an [OH, OW] output */
+static void pool_case(const char *what, IrAttr at, int OH, int OW) {
+  g_begin(what);
+  int x = IN("x", 4, 2, 3, 9, 8), dy = IN("dy", 4, 2, 3, OH, OW);
+  IrAttr mt = at;
+  mt.exclude_pad = false;
+  out("mp", op1(OP_MAXPOOL, x, &mt));
+  out("ap", op1(OP_AVGPOOL, x, &at));
+  out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &mt));
+  IrType xt = G->nodes[x].type;
+  out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
+  check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+}
+
 START_TEST(pooling) {
   struct {
     int k, s, p;
   } cs[] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("pool");
-    int H = 9, W = 8, OH = (H + 2 * cs[c].p - cs[c].k) / cs[c].s + 1, OW = (W + 2 * cs[c].p - cs[c].k) / cs[c].s + 1;
-    int x = IN("x", 4, 2, 3, H, W), dy = IN("dy", 4, 2, 3, OH, OW);
     IrAttr at = {.kernel = {cs[c].k, cs[c].k}, .stride = {cs[c].s, cs[c].s}, .pad = {cs[c].p, cs[c].p},
                  .dilation = {1, 1}};
-    out("mp", op1(OP_MAXPOOL, x, &at));
-    out("ap", op1(OP_AVGPOOL, x, &at));
-    out("dmp", op2(OP_MAXPOOL_BWD, dy, x, &at));
-    IrType xt = G->nodes[x].type;
-    out("dap", op_h(OP_AVGPOOL_BWD, &dy, 1, &at, &xt));
-    check_fwd("pooling", F_SYM, MM_RTOL, MM_ATOL);
+    pool_case("pooling", at, (9 + 2 * cs[c].p - cs[c].k) / cs[c].s + 1,
+              (8 + 2 * cs[c].p - cs[c].k) / cs[c].s + 1);
+  }
+  /* ceil_mode: 9x8 with k3 s2 p1 gives 5x5 (floor: 5x4); count_include_pad = false */
+  for (int excl = 0; excl < 2; excl++) {
+    IrAttr at = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {1, 1}, .dilation = {1, 1},
+                 .ceil_mode = true, .exclude_pad = excl};
+    pool_case("pool_modes", at, 5, 5);
   }
 }
 END_TEST
@@ -591,6 +628,10 @@ START_TEST(embedding_and_losses) {
   out("ce", op2(OP_CROSS_ENTROPY, lg, lab, NULL));
   out("dce", op3(OP_CE_BWD, dl, lg, lab, NULL));
   out("mse", op2(OP_MSE, lg, a, NULL));
+  /* label smoothing and an ignored label value (random labels in [0, 7) hit it) */
+  IrAttr sm = {.value = 0.1, .ignore = true, .ignore_index = 2};
+  out("ce_s", op2(OP_CROSS_ENTROPY, lg, lab, &sm));
+  out("dce_s", op3(OP_CE_BWD, dl, lg, lab, &sm));
   check_fwd("losses", (Fill){-3, 3, 7, false}, MM_RTOL, MM_ATOL);
 }
 END_TEST
@@ -701,6 +742,7 @@ static const struct {
     {"mlp.nn", {"N=4"}, true, 1e-4},
     {"lenet.nn", {"N=2"}, true, 1e-4},
     {"gpt2_block.nn", {"N=2", "T=8", "H=2", "K=8"}, true, 1e-4},
+    {"char_lm.nn", {"N=2", "T=8", "H=2", "K=8"}, true, 1e-4},
     {"inception_a.nn", {"N=1"}, true, 1e-4},
     /* small images (the side S is a dim) keep the interpreter's training step quick; N=2 and
      * S=64 leave the last stage 2x2, so batch statistics see 8 values per channel */
@@ -834,6 +876,7 @@ int main(void) {
   tcase_add_test(tc, mlp_fusion_plan);
   tcase_add_loop_test(tc, unary, 0, (int)(sizeof unary_ops / sizeof *unary_ops));
   tcase_add_loop_test(tc, binary_broadcast, 0, (int)(sizeof binary_ops / sizeof *binary_ops));
+  tcase_add_test(tc, where_and_iota);
   tcase_add_test(tc, fused_chain_and_cast);
   tcase_add_test(tc, const_output);
   tcase_add_test(tc, matmul_variants);

@@ -302,6 +302,51 @@ START_TEST(resnet_names) {
 }
 END_TEST
 
+/* a block called with name = "" adds no scope component (torchvision's features.0 layout);
+ * dotted names refer to parameters; mistakes with them are reported */
+START_TEST(flat_blocks_and_param_paths) {
+  const char *src =
+      "block conv_relu(x, out: int, i: int) {\n"
+      "  return relu(conv2d(x, out, kernel = 3, pad = 1, name = \"features.{i}\"))\n"
+      "}\n"
+      "model m {\n"
+      "  input x: f32[2, 3, 8, 8]\n"
+      "  x = conv_relu(x, 4, 0, name = \"\")\n"
+      "  x = conv_relu(x, 4, 2, name = \"\")\n"
+      "  y = conv_relu(x, 4, 0, name = \"side\")\n"
+      "  z = x + conv2d(y, 4, kernel = 3, pad = 1, bias = false) * 0 + sum(features.2.bias)\n"
+      "  output z\n"
+      "}\n";
+  char *diags = NULL;
+  IrModule *m = compile(src, NULL, 0, &diags);
+  ck_assert_msg(m != NULL, "%s", diags);
+  free(diags);
+  const IrGraph *g = m->graphs[0];
+  ck_assert_int_ge(param_index(g, "features.0.weight"), 0);
+  ck_assert_int_ge(param_index(g, "features.2.bias"), 0);
+  ck_assert_int_ge(param_index(g, "side.features.0.weight"), 0);
+  ir_module_free(m);
+
+  static const struct { const char *src, *msg; } bad[] = {
+      {"model m {\n  input x: f32[4, 8]\n  y = x + fc.weight\n  output y\n}\n",
+       "t.nn:3:11: error: no parameter named 'fc.weight' so far"},
+      {"model m {\n  input x: f32[4, 8]\n  h = dense(x, 8, name = \"fc\")\n"
+       "  y = x + fc.wieght\n  output y\n}\n", "did you mean 'fc.weight'?"},
+      {"model m {\n  input x: f32[4, 8]\n  h = dense(x, 8, name = \"fc\")\n"
+       "  y = dense(h, 4, weight = fc.weight)\n  output y\n}\n",
+       "argument 'weight' of dense must be f32[4,8] for this layer, got f32[8,8]"},
+      {"model m {\n  input x: f32[4, 8]\n  fc.w = x\n  output x\n}\n",
+       "cannot assign to 'fc.w'"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    m = compile(bad[i].src, NULL, 0, &diags);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(diags, bad[i].msg), "expected '%s' in:\n%s", bad[i].msg, diags);
+    free(diags);
+  }
+}
+END_TEST
+
 START_TEST(defines_override) {
   const char *src = "model m {\n  dim N = 64, D = 3\n  input x: f32[N, D]\n  output x\n}\n";
   const char *defs[] = {"N=256"};
@@ -394,6 +439,7 @@ int main(void) {
   tcase_add_test(tc, linreg_ir_text);
   tcase_add_test(tc, conv_bias_and_batchnorm);
   tcase_add_test(tc, resnet_names);
+  tcase_add_test(tc, flat_blocks_and_param_paths);
   tcase_add_test(tc, defines_override);
   tcase_add_test(tc, diagnostics_with_locations);
   tcase_add_test(tc, several_syntax_errors);

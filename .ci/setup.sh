@@ -22,5 +22,9 @@ fi
 if ! /usr/bin/python3 -c 'import onnx' 2>/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing onnx from PyPI"
-  $SUDO /usr/bin/python3 -m pip install --quiet --break-system-packages onnx==1.17.0
+  # PyPI unreachable (no network, or a TLS proxy this machine does not trust) is not fatal:
+  # everything else still builds and tests, and the ONNX tests say that they were skipped
+  if ! $SUDO /usr/bin/python3 -m pip install --quiet --break-system-packages onnx==1.17.0; then
+    echo "setup: warning: could not install onnx from PyPI; the ONNX import tests will be skipped" >&2
+  fi
 fi

@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # the ONNX conformance test data (tests/import/) ships in the onnx package, which Debian lacks:
 # pip, into the system python3 that the tests run, pinned so that the test list is stable
-if ! /usr/bin/python3 -c 'import onnx' 2>/dev/null; then
+if ! /usr/bin/python3 -c 'from onnx import TensorProto' 2>/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing onnx from PyPI"
   # PyPI unreachable (no network, or a TLS proxy this machine does not trust) is not fatal:

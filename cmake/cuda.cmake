@@ -64,10 +64,14 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
   target_link_libraries(test_cuda_nvrtc PRIVATE nnc_cuda nnc_cuda_nvrtc)
   target_compile_definitions(test_cuda_nvrtc PRIVATE NNC_PTXAS="${NNC_PTXAS}")
   add_test(NAME cuda/nvrtc COMMAND test_cuda_nvrtc)
+  # libnvrtc loads libnvrtc-builtins by name at run time: found through the loader's cache
+  # where the toolkit is registered with ldconfig, and through this path everywhere else
+  set_tests_properties(cuda/nvrtc PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   # the GPU machine's benchmark (tests/gpu/run.sh); here it must refuse cleanly
   add_executable(gpu_gemm tests/gpu/gpu_gemm.c)
   target_link_libraries(gpu_gemm PRIVATE nnc_cuda nnc_cuda_nvrtc nnc_runtime)
   add_test(NAME cuda/gpu_script COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/gpu/selfcheck.sh $<TARGET_FILE:gpu_gemm>)
+  set_tests_properties(cuda/gpu_script PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
 else()
   message(STATUS "CUDA toolkit not found: NVRTC tests disabled")

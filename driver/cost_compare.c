@@ -32,10 +32,11 @@ static IrGraph *graph_of(IrModule *m, IrGraph *fwd, bool train, const char *path
   return tg;
 }
 
-/* the first dim named N (the batch by convention), else 1 */
+/* samples per step: the leading dim of the first input, as a built program's descriptor */
 static double batch_of(IrGraph *g) {
-  for (int i = 0; i < dim_sym_count(g->dims); i++)
-    if (!strcmp(dim_sym_name(g->dims, i), "N")) return (double)dim_sym_value(g->dims, i);
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i].op == OP_INPUT && g->nodes[i].type.rank > 0)
+      return ev(g, g->nodes[i].type.dims[0]);
   return 1;
 }
 
@@ -55,7 +56,7 @@ static int analyse_one(const CompareOpts *o, int k, CmpRow *row) {
   }
   CostResult *r = cost_analyze(g, NULL);
   cost_roofline(r, o->hw);
-  *row = (CmpRow){.file = o->files[k], .model = fwd->name, .params = ev(g, r->params_trainable),
+  *row = (CmpRow){.file = o->files[k], .params = ev(g, r->params_trainable),
                   .flops = ev(g, r->total.flops),
                   .bytes = ev(g, r->total.rd) + ev(g, r->total.wr), .time = r->total.time,
                   .batch = batch_of(g), .ok = true};

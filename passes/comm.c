@@ -9,6 +9,7 @@
 #include "comm.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 double comm_ring_time(double bytes, int ranks, const HwLink *l) {
@@ -30,19 +31,22 @@ static void send_bucket(Channel *ch, double bytes, double ready, int ranks, cons
   ch->n++;
 }
 
-/* bytes of the gradient produced by node i, 0 when i is no gradient */
-static double grad_bytes_of(const CostResult *r, const TrainInfo *info, int i) {
-  for (int k = 0; k < info->nparams; k++)
-    if (info->grads[k] == i) {
-      const IrType *t = &r->g->nodes[i].type;
-      return (double)ir_type_numel(r->g, t) * (double)dt_size(t->dt);
-    }
-  return 0;
+/* the bytes of each node's gradient output, 0 for nodes that produce none; NULL on OOM */
+static double *grad_bytes_by_node(const CostResult *r, const TrainInfo *info) {
+  double *gb = calloc((size_t)(r->g->nnodes ? r->g->nnodes : 1), sizeof *gb);
+  if (!gb) return NULL;
+  for (int k = 0; k < info->nparams; k++) {
+    const IrType *t = &r->g->nodes[info->grads[k]].type;
+    gb[info->grads[k]] += (double)ir_type_numel(r->g, t) * (double)dt_size(t->dt);
+  }
+  return gb;
 }
 
 int comm_plan(const CostResult *r, const TrainInfo *info, int ranks, const HwLink *l,
               double bucket_bytes, CommPlan *out) {
   if (ranks < 1 || ranks > COMM_MAX_RANKS || !(bucket_bytes > 0)) return -1;
+  double *grad = grad_bytes_by_node(r, info);
+  if (!grad) return -1;
   memset(out, 0, sizeof *out);
   out->ranks = ranks, out->link = *l, out->bucket_bytes = bucket_bytes;
   Channel ch = {0};
@@ -53,10 +57,11 @@ int comm_plan(const CostResult *r, const TrainInfo *info, int ranks, const HwLin
     t += r->time[i].time;
     if (ph != PH_BWD) continue;
     bwd_end = t;
-    double gb = grad_bytes_of(r, info, i);
+    double gb = grad[i];
     out->grad_bytes += gb, open += gb;
     if (open >= bucket_bytes) send_bucket(&ch, open, t, ranks, l), open = 0;
   }
+  free(grad);
   send_bucket(&ch, open, bwd_end, ranks, l);
   out->nbuckets = ch.n;
   out->t_allreduce = ch.busy;

@@ -35,7 +35,8 @@ typedef struct CommPlan {
 /* ring all-reduce of `bytes` on `ranks` ranks: 2(P-1)/P x bytes / bw + 2(P-1) x latency */
 double comm_ring_time(double bytes, int ranks, const HwLink *l);
 
-/* plan the all-reduce of r's gradients; 0 ok, -1 when ranks is out of [1, COMM_MAX_RANKS] */
+/* plan the all-reduce of r's gradients; 0 ok, -1 when ranks is out of [1, COMM_MAX_RANKS]
+ * or memory runs out */
 int comm_plan(const CostResult *r, const TrainInfo *info, int ranks, const HwLink *l,
               double bucket_bytes, CommPlan *out);
 #endif

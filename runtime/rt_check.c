@@ -11,10 +11,18 @@
 #include "rt_tensor.h"
 
 /* element i of an integer tensor as int64; false for a dtype that holds no indices */
+/* element i of an integer tensor; p need not be aligned (a mapped file's bytes) */
 static int int_at(const void *p, int dtype, int64_t i, int64_t *v) {
-  if (dtype == DT_I32) *v = ((const int32_t *)p)[i];
-  else if (dtype == DT_I64) *v = ((const int64_t *)p)[i];
-  else return 0;
+  const unsigned char *b = p;
+  if (dtype == DT_I32) {
+    int32_t x;
+    memcpy(&x, b + (size_t)i * sizeof x, sizeof x);
+    *v = x;
+  } else if (dtype == DT_I64) {
+    memcpy(v, b + (size_t)i * sizeof *v, sizeof *v);
+  } else {
+    return 0;
+  }
   return 1;
 }
 
@@ -36,11 +44,14 @@ int rt_check_indices(const RtTensorInfo *t, const void *data, int64_t n, int64_t
 int rt_check_finite_at(const RtTensorInfo *t, const void *data, int64_t n, int64_t first,
                        const char *what, char *err, size_t errlen) {
   if (t->dtype != DT_F32) return 0;
-  const float *x = data;
+  /* data may be a mapped file's bytes, where a tensor need not be 4-byte aligned */
+  const unsigned char *p = data;
   for (int64_t i = 0; i < n; i++) {
-    if (isfinite(x[i])) continue;
+    float x;
+    memcpy(&x, p + (size_t)i * sizeof x, sizeof x);
+    if (isfinite(x)) continue;
     rt_errf(err, errlen, "%s '%s': element %lld is %s", what, t->name, (long long)(first + i),
-            isnan(x[i]) ? "NaN" : x[i] > 0 ? "+inf" : "-inf");
+            isnan(x) ? "NaN" : x > 0 ? "+inf" : "-inf");
     return -1;
   }
   return 0;

@@ -26,6 +26,7 @@ struct RtCtx {
   RtRegion params, io, arena; /* owned memory; all empty in caller memory */
   char err[1024];
   char warn[512]; /* rt_ctx_warning */
+  int64_t *prof;  /* rt_ctx_profile: the entries' kernel timestamps, or NULL */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -175,6 +176,7 @@ void rt_ctx_destroy(RtCtx *c) {
   rt_region_free(&c->params);
   rt_region_free(&c->io);
   rt_region_free(&c->arena);
+  free(c->prof);
   free(c);
 }
 
@@ -512,4 +514,33 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
     *loss = li >= 0 ? *(const float *)rt_ctx_data(c, li) : 0.0f;
   }
   return 0;
+}
+
+/* ---- per-kernel profiling (rt_profile.h) ------------------------------------------------ */
+
+int rt_ctx_profile(RtCtx *c, int on) {
+  if (!c) return -1;
+  if (!on) {
+    free(c->prof);
+    c->prof = c->b.prof = NULL;
+    return 0;
+  }
+  if (c->prof) return 0;
+  int32_t nk = c->d->nkernels_forward > c->d->nkernels_train ? c->d->nkernels_forward
+                                                             : c->d->nkernels_train;
+  c->prof = calloc((size_t)nk + 1, sizeof *c->prof);
+  if (!c->prof) {
+    snprintf(c->err, sizeof c->err, "out of memory");
+    return -1;
+  }
+  c->b.prof = c->prof;
+  return 0;
+}
+
+int rt_ctx_profile_last(const RtCtx *c, int train, double *secs, int n) {
+  if (!c || !c->prof) return 0;
+  int nk = train ? c->d->nkernels_train : c->d->nkernels_forward;
+  if (nk > n) nk = n;
+  for (int i = 0; i < nk; i++) secs[i] = (double)(c->prof[i + 1] - c->prof[i]) * 1e-9;
+  return nk;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_profile.h"
 #include "rt_threads.h"
 
 /* ---- parallel ranges ---------------------------------------------------------------- */
@@ -687,4 +688,5 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_k_batchnorm_bwd), SYM(rt_k_bn_dgamma),   SYM(rt_k_layernorm),
     SYM(rt_k_layernorm_bwd), SYM(rt_k_ln_dgamma),   SYM(rt_k_dropout),
     SYM(rt_k_embedding),   SYM(rt_k_embedding_bwd), SYM(rt_k_cross_entropy),
-    SYM(rt_k_ce_bwd),      SYM(rt_k_mse),           {NULL, NULL}};
+    SYM(rt_k_ce_bwd),      SYM(rt_k_mse),           SYM(rt_prof_clock),
+    {NULL, NULL}};

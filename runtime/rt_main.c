@@ -17,6 +17,7 @@
 
 #include "rt_io.h"
 #include "rt_mem.h"
+#include "rt_profile.h"
 #include "rt_program.h"
 #include "rt_threads.h"
 
@@ -65,8 +66,9 @@ static void usage(const Prog *p, FILE *out) {
           "        [--save W2.safetensors] [--seed S] [--log LOSS.csv] [--quiet]\n"
           "        [--check-finite]              shuffled mini-batch training; --check-finite\n"
           "                                      stops at the first NaN/inf in outputs or weights\n"
-          "  bench [--train] [--iters K] [--weights W]\n"
-          "                                      time per step vs the cost-model estimate\n\n"
+          "  bench [--train] [--iters K] [--weights W] [--profile [--json]]\n"
+          "                                      time per step vs the cost-model estimate;\n"
+          "                                      --profile: per kernel, sorted by time\n\n"
           "every command takes --threads T (default: one per CPU) and --strict (a\n"
           "checkpoint whose metadata names another model or other dims is an error, not a\n"
           "warning).\n",
@@ -995,6 +997,7 @@ typedef struct BenchOpts {
   int train;
   int64_t iters;
   const char *weights;
+  int profile, json; /* --profile: per-kernel times; --json: that report as JSON */
 } BenchOpts;
 
 /* -1: go on; otherwise the exit status */
@@ -1015,10 +1018,13 @@ static int bench_parse(Prog *p, Args *a, BenchOpts *o) {
         return perr(p, "--iters expects a positive integer, got '%s'", val), 2;
     } else if (!strcmp(name, "--weights")) {
       o->weights = val;
+    } else if (!strcmp(name, "--profile") || !strcmp(name, "--json")) {
+      *(name[2] == 'p' ? &o->profile : &o->json) = 1;
     } else {
       return unknown_opt(p, name);
     }
   }
+  if (o->json && !o->profile) return perr(p, "--json is the output of --profile"), 2;
   if (o->train && !p->d->train_step)
     return perr(p, "model '%s' has no training step (its .nn file has no train section)",
                 p->d->name);
@@ -1044,8 +1050,37 @@ static void bench_inputs(const RtModelDesc *d, RtCtx *c) {
  * into denormals, which are far slower than a real step. So the parameters (and optimizer
  * state) are restored from a snapshot every 16 steps, outside the timed region: every timed
  * step is a step of a model that is still learning. */
+/* the kernel times of the step just run into prof */
+static void bench_prof_step(RtCtx *c, RtProfRun *prof) {
+  double secs[256], *v = prof->nk <= 256 ? secs : malloc((size_t)prof->nk * sizeof *v);
+  if (!v) return;
+  rt_ctx_profile_last(c, prof->train, v, prof->nk);
+  rt_prof_add(prof, v);
+  if (v != secs) free(v);
+}
+
 static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double **ts,
-                      int64_t *iters) {
+                      int64_t *iters, RtProfRun *prof);
+
+/* --profile: as many steps again with the kernels' timestamps on, after the plain run */
+static int bench_profile(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, int64_t iters,
+                         double step_s) {
+  RtProfRun prof;
+  BenchOpts po = *o;
+  po.iters = iters;
+  double *ts = NULL;
+  int64_t n = 0;
+  int rc = rt_prof_begin(&prof, d, o->train, iters) || rt_ctx_profile(c, 1) ? -2 : 0;
+  if (!rc) rc = bench_time(d, c, &po, &ts, &n, &prof);
+  rt_ctx_profile(c, 0);
+  if (!rc && rt_prof_print(stdout, &prof, rt_ctx_threads(c), step_s, o->json)) rc = -2;
+  free(ts);
+  rt_prof_free(&prof);
+  return rc;
+}
+
+static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double **ts,
+                      int64_t *iters, RtProfRun *prof) {
   char *params = d->params_bytes ? rt_ctx_data(c, 0) : NULL, *snap = NULL;
   if (o->train && params) {
     params -= d->tensors[0].offset; /* the params region starts at tensor 0's offset 0 */
@@ -1070,6 +1105,7 @@ static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double
     double s = now_s();
     if (o->train ? rt_ctx_train_step(c, NULL, NULL) : rt_ctx_forward(c)) goto out;
     (*ts)[i] = now_s() - s;
+    if (prof) bench_prof_step(c, prof);
   }
   qsort(*ts, (size_t)*iters, sizeof **ts, cmp_double);
   rc = 0;
@@ -1081,7 +1117,7 @@ out:
 static void bench_print(const RtModelDesc *d, RtCtx *c, int train, const double *ts,
                         int64_t iters) {
   double med = ts[iters / 2], best = ts[0], flops = train ? d->train_flops : d->forward_flops;
-  double est = train ? d->est_train_s : d->est_forward_s;
+  double est = rt_prof_step_estimate(d, train, rt_ctx_threads(c));
   char tm[32], tb[32], te[32], fl[32];
   fmt_time(med, tm, sizeof tm);
   fmt_time(best, tb, sizeof tb);
@@ -1113,12 +1149,13 @@ static int cmd_bench(Prog *p, Args *a) {
   rc = 1;
   if (o.weights ? load_weights(p, c, o.weights) : rt_ctx_init(c, 0)) goto out;
   bench_inputs(d, c);
-  int r = bench_time(d, c, &o, &ts, &iters);
+  int r = bench_time(d, c, &o, &ts, &iters, NULL);
+  if (!r && !o.json) bench_print(d, c, o.train, ts, iters);
+  if (!r && o.profile) r = bench_profile(d, c, &o, iters, ts[iters / 2]);
   if (r) {
     perr(p, "%s", r == -2 ? "out of memory" : rt_ctx_error(c));
     goto out;
   }
-  bench_print(d, c, o.train, ts, iters);
   rc = 0;
 out:
   free(ts);

@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 3
+#define RT_MODEL_ABI 4
 
 enum { RT_REGION_PARAMS = 0, RT_REGION_IO = 1 };
 
@@ -66,7 +66,19 @@ typedef struct RtModelBufs {
   void *pool;    /* RtPool* (rt_threads.h) or NULL for the calling thread only */
   int64_t step;  /* training step counter (dropout masks differ per step) */
   uint64_t seed; /* dropout seed */
+  int64_t *prof; /* NULL, or [nkernels + 1]: the entry stores rt_prof_clock() before each
+                    kernel and after the last (per-kernel profiling, rt_profile.h) */
 } RtModelBufs;
+
+/* one kernel of an entry, in execution order, with the cost model's estimate */
+typedef struct RtKernelInfo {
+  const char *name;  /* "k3 gemm fc1": index in the plan, kind, what it computes */
+  double flops;      /* FLOPs it performs */
+  double bytes;      /* bytes it reads and writes from memory (the plan's) */
+  double est_1t_s;   /* estimated time on one thread */
+  double est_s;      /* estimated time on all the build target's cores */
+  int32_t compute_bound; /* the estimate is bound by compute (1) or by memory (0) */
+} RtKernelInfo;
 
 typedef struct RtModelDesc {
   int32_t abi;          /* RT_MODEL_ABI */
@@ -83,10 +95,15 @@ typedef struct RtModelDesc {
   const char *optimizer; /* e.g. "adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08)" or "" */
   const char *dims;      /* the dims it was built with, e.g. "N=64" */
   double forward_flops, train_flops;        /* from the cost model */
-  double est_forward_s, est_train_s;        /* cost-model time on the build's target */
+  double est_forward_s, est_train_s;        /* cost-model time on the build's target, all
+                                               its cores (the sum of the kernels' est_s) */
   /* scratch of each thread beyond the arena: the packing buffers of the largest GEMM call
    * of each entry, allocated by every thread that runs a part of it */
   int64_t thread_bytes_forward, thread_bytes_train;
+  /* the kernels of each entry in execution order (nkernels_train 0 without a train step) */
+  int32_t nkernels_forward, nkernels_train;
+  const RtKernelInfo *kernels_forward, *kernels_train;
+  int32_t est_cores;    /* the cores of the build target the all-core estimates are for */
 } RtModelDesc;
 
 #endif

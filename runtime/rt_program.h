@@ -166,6 +166,14 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss);
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
 int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
+/* per-kernel profiling: on (1) every step the context runs stores a timestamp before each
+ * kernel and after the last (a clock read per kernel); off (0, the default) costs one
+ * untaken branch per kernel. -1 on failure (out of memory). */
+int rt_ctx_profile(RtCtx *c, int on);
+/* the time of each kernel of the last forward (train 0) or training step (train 1) run with
+ * profiling on, in the descriptor's kernel order (kernels_forward / kernels_train): secs[i]
+ * in seconds, at most n; returns the count (0 when profiling is off) */
+int rt_ctx_profile_last(const RtCtx *c, int train, double *secs, int n);
 
 /* ---- the program main (rt_main.c) -------------------------------------------------------- */
 

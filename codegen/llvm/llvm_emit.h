@@ -54,4 +54,14 @@ int llvm_lower_kernel(CgEmit *e, const CgKernel *k); /* body of the current kern
 LLVMValueRef cg_c64(CgEmit *e, int64_t v);
 LLVMValueRef cg_ptr(CgEmit *e, int node);
 LLVMValueRef cg_region_ptr(CgEmit *e, int region, int64_t offset);
+/* a private constant C string (llvm_model.c) */
+LLVMValueRef llvm_cstr(CgEmit *e, const char *s);
+
+/* profiling (llvm_profile.c): at the builder's position, `if (prof) prof[slot] =
+ * rt_prof_clock();` */
+void llvm_prof_mark(CgEmit *e, LLVMValueRef prof, int slot);
+/* the descriptor's RtKernelInfo table of the forward (or training-step) plan of P, with the
+ * estimates on hw (zeros when hw is NULL); *est_s: the sum over all cores (0 without hw) */
+LLVMValueRef llvm_kernel_table(CgEmit *e, const CgModelPlan *P, bool train, const HwTarget *hw,
+                               double *est_s);
 #endif

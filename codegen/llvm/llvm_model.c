@@ -96,18 +96,22 @@ static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, co
   llvm_function_set_target(f, e->ti);
   add_fn_attr(e, f, "nounwind");
   LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, f, "entry"));
-  LLVMTypeRef bf[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64};
-  LLVMTypeRef bt = LLVMStructTypeInContext(e->ctx, bf, 6, 0);
-  LLVMValueRef bufs = LLVMGetParam(f, 0), args[6];
-  for (unsigned i = 0; i < 6; i++)
+  LLVMTypeRef bf[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64, e->ptr};
+  LLVMTypeRef bt = LLVMStructTypeInContext(e->ctx, bf, 7, 0);
+  LLVMValueRef bufs = LLVMGetParam(f, 0), args[7];
+  for (unsigned i = 0; i < 7; i++) /* the 7th: RtModelBufs.prof */
     args[i] = LLVMBuildLoad2(e->b, bf[i], LLVMBuildStructGEP2(e->b, bt, bufs, i, ""), "");
-  for (int ki = 0; ki < p->nk; ki++) LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
+  for (int ki = 0; ki < p->nk; ki++) {
+    llvm_prof_mark(e, args[6], ki);
+    LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
+  }
+  llvm_prof_mark(e, args[6], p->nk);
   LLVMBuildRetVoid(e->b);
   free(kfns);
   return f;
 }
 
-static LLVMValueRef cstr(CgEmit *e, const char *s) {
+LLVMValueRef llvm_cstr(CgEmit *e, const char *s) {
   size_t n = strlen(s);
   LLVMValueRef init = LLVMConstStringInContext(e->ctx, s, (unsigned)n, 0);
   char nm[64];
@@ -121,7 +125,8 @@ static LLVMValueRef cstr(CgEmit *e, const char *s) {
 }
 
 static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, LLVMValueRef fwd_fn,
-                            LLVMValueRef train_fn, const RtModelDesc *meta) {
+                            LLVMValueRef train_fn, const RtModelDesc *meta,
+                            const LLVMValueRef ktab[2]) {
   LLVMTypeRef tf[12] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
                         e->i64, e->i64, e->f64, e->f64, e->i64, e->i32};
   LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 12, 0);
@@ -130,7 +135,7 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
     const RtTensorInfo *t = &L->t[i].info;
     LLVMValueRef sh[8];
     for (int k = 0; k < 8; k++) sh[k] = cg_c64(e, k < t->rank ? t->shape[k] : 0);
-    LLVMValueRef v[12] = {cstr(e, t->name), LLVMConstInt(e->i32, (unsigned)t->kind, 0),
+    LLVMValueRef v[12] = {llvm_cstr(e, t->name), LLVMConstInt(e->i32, (unsigned)t->kind, 0),
                           LLVMConstInt(e->i32, (unsigned)t->dtype, 0), LLVMConstInt(e->i32, (unsigned)t->rank, 0),
                           LLVMConstInt(e->i32, (unsigned)t->init, 0), LLVMConstArray2(e->i64, sh, 8),
                           cg_c64(e, t->offset), cg_c64(e, t->nbytes), LLVMConstReal(e->f64, t->init_a),
@@ -143,23 +148,26 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
   LLVMSetGlobalConstant(tab, 1);
   LLVMSetLinkage(tab, LLVMPrivateLinkage);
   free(rows);
-  LLVMTypeRef df[19] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMTypeRef df[24] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
-                        e->i64, e->i64};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 19, 0);
+                        e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 24, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[19] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
-                        cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
+  LLVMValueRef v[24] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+                        llvm_cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
-                        cstr(e, meta->optimizer), cstr(e, meta->dims),
+                        llvm_cstr(e, meta->optimizer), llvm_cstr(e, meta->dims),
                         LLVMConstReal(e->f64, meta->forward_flops), LLVMConstReal(e->f64, meta->train_flops),
                         LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s),
-                        cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train)};
+                        cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train),
+                        LLVMConstInt(e->i32, (unsigned)meta->nkernels_forward, 0),
+                        LLVMConstInt(e->i32, (unsigned)meta->nkernels_train, 0), ktab[0], ktab[1],
+                        LLVMConstInt(e->i32, (unsigned)meta->est_cores, 0)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 19));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 24));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -180,18 +188,13 @@ static void optimizer_str(const IrTrain *t, char *buf, size_t n) {
   }
 }
 
-static void cost_of(const IrGraph *g, const HwTarget *hw, double *flops, double *secs) {
-  *flops = *secs = 0;
+/* the algorithmic FLOPs of g (the cost rules of docs/cost-model.md) */
+static double flops_of(const IrGraph *g) {
   Arena *a = arena_new();
   CostResult *r = cost_analyze((IrGraph *)g, a);
-  if (r) {
-    *flops = dim_evalf(g->dims, r->total.flops, NULL);
-    if (hw) {
-      cost_roofline(r, hw);
-      *secs = r->total.time;
-    }
-  }
+  double flops = r ? dim_evalf(g->dims, r->total.flops, NULL) : 0;
   arena_free(a);
+  return flops;
 }
 
 /* the descriptor's fields besides the tensor table and the entry points */
@@ -224,8 +227,11 @@ static void desc_meta(DescMeta *dm, const char *name, const CgModelPlan *P, cons
       meta->batch = P->t[i].info.shape[0];
       break;
     }
-  cost_of(fwd, hw, &meta->forward_flops, &meta->est_forward_s);
-  if (train) cost_of(train, hw, &meta->train_flops, &meta->est_train_s);
+  meta->forward_flops = flops_of(fwd);
+  if (train) meta->train_flops = flops_of(train);
+  meta->nkernels_forward = P->pf.nk;
+  meta->nkernels_train = train ? P->pt.nk : 0;
+  meta->est_cores = hw ? hw->cores : 0;
 }
 
 static CgModel *model_new(const IrGraph *fwd, const CgOptions *o) {
@@ -305,11 +311,14 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   if (!emit_entries(&e, &P, m->name, &ffn, &tfn, pack)) goto out;
   DescMeta dm;
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
+  LLVMValueRef ktab[2] = {llvm_kernel_table(&e, &P, false, e.hw, &dm.meta.est_forward_s),
+                          train ? llvm_kernel_table(&e, &P, true, e.hw, &dm.meta.est_train_s)
+                                : LLVMConstPointerNull(e.ptr)};
   dm.meta.thread_bytes_forward = pack[0];
   dm.meta.thread_bytes_train = pack[1];
   m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
   cg_model_figures(&P, pack[0], pack[1], &m->fig);
-  emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta);
+  emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta, ktab);
   if (llvm_module_verify(m->mod, err, sizeof err) ||
       llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {
     diag_error(d, fwd->loc, "internal error: %s", err);

@@ -118,6 +118,11 @@ int cg_shape(const IrGraph *g, int i, int64_t *shape);
 /* the kernel plan as text (nnc emit --emit=kernels): kernels in order, members, epilogues,
  * reads and writes with their region offsets, scratch, tiles */
 void cg_plan_print(FILE *out, const CgPlan *p);
+/* the roots kernel ki reads from memory, each once, in member and operand order: the
+ * "reads" line of the printed plan; roots has room for nmembers * IR_MAX_IN; returns the
+ * count */
+int cg_kernel_reads(const CgPlan *p, int ki, int *roots);
+const char *cg_kernel_kind_name(CgKernelKind k); /* "ew", "gemm", ... */
 
 /* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
 

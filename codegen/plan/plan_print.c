@@ -23,7 +23,7 @@ static const char *region_name(int r) {
   }
 }
 
-static const char *kind_name(CgKernelKind k) {
+const char *cg_kernel_kind_name(CgKernelKind k) {
   switch (k) {
   case CGK_EW: return "ew";
   case CGK_GEMM: return "gemm";
@@ -61,21 +61,28 @@ static bool reads_from_memory(const CgPlan *p, int ki, int r) {
   return !(p->k[ki].kind == CGK_EW && p->g->nodes[r].op == OP_CONST); /* folded */
 }
 
-static void print_reads(FILE *out, const CgPlan *p, int ki) {
+int cg_kernel_reads(const CgPlan *p, int ki, int *roots) {
   const CgKernel *k = &p->k[ki];
-  int *seen = xcalloc((size_t)k->nmembers * IR_MAX_IN + 1, sizeof(int));
   int nseen = 0;
   for (int m = 0; m < k->nmembers; m++) {
     const IrNode *n = &p->g->nodes[k->members[m]];
     for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
       int r = p->v[n->in[j]].root;
       bool dup = false;
-      for (int s = 0; s < nseen; s++) dup |= seen[s] == r;
-      if (dup || !reads_from_memory(p, ki, r)) continue;
-      fputs(nseen ? ", " : "     reads   ", out);
-      seen[nseen++] = r;
-      print_where(out, p, r);
+      for (int s = 0; s < nseen; s++) dup |= roots[s] == r;
+      if (!dup && reads_from_memory(p, ki, r)) roots[nseen++] = r;
     }
+  }
+  return nseen;
+}
+
+static void print_reads(FILE *out, const CgPlan *p, int ki) {
+  const CgKernel *k = &p->k[ki];
+  int *seen = xcalloc((size_t)k->nmembers * IR_MAX_IN + 1, sizeof(int));
+  int nseen = cg_kernel_reads(p, ki, seen);
+  for (int s = 0; s < nseen; s++) {
+    fputs(s ? ", " : "     reads   ", out);
+    print_where(out, p, seen[s]);
   }
   if (nseen) fputc('\n', out);
   free(seen);
@@ -104,7 +111,7 @@ static void print_tile(FILE *out, const TileDecision *t) {
 
 static void print_head(FILE *out, const CgPlan *p, int ki) {
   const CgKernel *k = &p->k[ki];
-  fprintf(out, "  k%d %s ", ki, kind_name(k->kind));
+  fprintf(out, "  k%d %s ", ki, cg_kernel_kind_name(k->kind));
   if (k->kind == CGK_COPY) {
     print_where(out, p, p->v[k->copy_src].root);
     fprintf(out, " -> %s+%lld (%lld bytes)\n", region_name(k->copy_dst_region),

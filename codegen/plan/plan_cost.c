@@ -1,0 +1,199 @@
+/* plan_cost.c — per-kernel time of a compiled step from the kernel plan (plan_cost.h). */
+#include "plan_cost.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../passes/cost.h"
+
+/* FLOPs one vectorized transcendental (exp, log, tanh, erf: a range reduction and a
+ * polynomial of about this many FMAs and adds) costs beyond the one the counting rules give */
+#define CG_TRANSC_EXTRA 12.0
+/* elements per task of a fused elementwise kernel (the LLVM backend's split, llvm_ops.c)
+ * and the work below which a runtime kernel stays on the calling thread (rt_kernels.c) */
+#define CG_EW_GRAIN 16384
+#define CG_NODE_GRAIN 32768.0
+/* the call of one kernel that runs on the calling thread only */
+#define CG_CALL_S 0.1e-6
+
+const char *cg_level_name(int level) {
+  static const char *names[] = {"L1", "L2", "L3", "DRAM"};
+  return level >= 0 && level <= CG_LEVEL_DRAM ? names[level] : "?";
+}
+
+void cg_kernel_name(const CgPlan *p, int ki, char *buf, size_t n) {
+  const CgKernel *k = &p->k[ki];
+  int node = k->kind == CGK_COPY ? p->v[k->copy_src].root : k->out;
+  const IrNode *nd = &p->g->nodes[node];
+  const char *what = nd->name ? nd->name : nd->scope ? nd->scope : ir_op_name(nd->op);
+  snprintf(buf, n, "k%d %s %s", ki, cg_kernel_kind_name(k->kind), what);
+}
+
+/* ---- bytes ------------------------------------------------------------------------------ */
+
+static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param_bytes) {
+  const CgKernel *k = &p->k[ki];
+  *param_bytes = 0;
+  if (k->kind == CGK_COPY) {
+    c->rd = c->wr = (double)k->copy_bytes;
+    if (k->copy_dst_region == RT_REGION_PARAMS) *param_bytes = (double)k->copy_bytes;
+    return;
+  }
+  int *roots = xmalloc(((size_t)k->nmembers * IR_MAX_IN + 1) * sizeof(int));
+  int nr = cg_kernel_reads(p, ki, roots);
+  for (int i = 0; i < nr; i++) {
+    const CgVal *v = &p->v[roots[i]];
+    c->rd += (double)v->nbytes;
+    if (v->region == RT_REGION_PARAMS) *param_bytes += (double)v->nbytes;
+  }
+  free(roots);
+  for (int m = 0; m < k->nmembers; m++) {
+    int i = k->members[m];
+    const CgVal *v = &p->v[i];
+    if (!v->stored || v->root != i || v->region == CG_REGION_NONE) continue;
+    c->wr += (double)v->nbytes;
+    if (v->region == RT_REGION_PARAMS) *param_bytes += (double)v->nbytes;
+  }
+}
+
+/* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it */
+static double conv_scratch(const CgPlan *p, const CgKernel *k) {
+  if (k->kind != CGK_CONV || !k->scratch_bytes) return 0;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  return 2.0 * (double)cv.N * (double)cv.G * (double)k->scratch_bytes;
+}
+
+/* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
+ * panel of B; each packed element is read and written once */
+static double pack_bytes(const TileDecision *t) {
+  const TileGemm *g = &t->gemm;
+  double es = g->dt == DT_F64 ? 8 : 4, nb = t->nc > 0 ? ceil((double)g->n / t->nc) : 1;
+  return 2.0 * es * (double)g->batch * ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
+}
+
+/* ---- compute ---------------------------------------------------------------------------- */
+
+static void kernel_flops(const CgPlan *p, const CgKernel *k, double *flops, double *transc) {
+  IrGraph *g = (IrGraph *)p->g; /* cost_node allocates its formulas in the graph's arena */
+  *flops = *transc = 0;
+  for (int m = 0; m < k->nmembers; m++) {
+    CostNode cn;
+    cost_node(g, k->members[m], &cn);
+    *flops += dim_evalf(g->dims, cn.flops, NULL);
+    *transc += dim_evalf(g->dims, cn.transc, NULL);
+  }
+}
+
+/* the tiles pass's efficiency for `threads` threads: its edge efficiency and FMA latency
+ * factor stay, its core quantization is redone, and each KC block of K reloads and stores
+ * the accumulators (2 x mr x nr / lanes vector loads and stores beside kc FMA steps) */
+static double gemm_eff(const TileDecision *t, int threads) {
+  if (!t) return 0.5;
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1;
+  double eff = t->eff / wave;
+  double waves = (double)t->tiles / threads;
+  if (waves > 0) eff *= waves / ceil(waves);
+  double k = (double)t->gemm.k, kb = t->kc > 0 ? ceil(k / t->kc) : 1;
+  return eff * k / (k + 2.0 * kb);
+}
+
+/* the threads a kernel runs on: GEMMs split over all, elementwise groups in 16 Ki-element
+ * tasks, runtime kernels when their work is large enough */
+static int kernel_threads(const CgPlan *p, const CgKernel *k, int threads, double flops) {
+  if (k->kind == CGK_GEMM || k->kind == CGK_CONV) return threads;
+  if (k->kind == CGK_COPY) return 1;
+  if (k->kind == CGK_EW) {
+    int64_t tasks = p->v[k->members[k->nmembers - 1]].numel / CG_EW_GRAIN + 1;
+    return tasks < threads ? (int)tasks : threads;
+  }
+  return flops + (double)p->v[k->out].numel >= CG_NODE_GRAIN ? threads : 1;
+}
+
+/* ---- bandwidth -------------------------------------------------------------------------- */
+
+static int level_of(const HwTarget *hw, double bytes, int threads) {
+  if (bytes <= (double)hw->l1_bytes * threads) return CG_LEVEL_L1;
+  if (bytes <= (double)hw->l2_bytes_cpu * threads) return CG_LEVEL_L2;
+  if (bytes <= (double)hw->l3_bytes) return CG_LEVEL_L3;
+  return CG_LEVEL_DRAM;
+}
+
+/* bandwidth of a level for `threads` threads: the probe's figures are for all cores; the
+ * private caches and L3's ports scale with the cores used, one core can draw the DRAM's */
+static double level_bw(const HwTarget *hw, int level, int threads) {
+  int cores = hw->cores > 0 ? hw->cores : 1;
+  if (level == CG_LEVEL_DRAM || hw->cache_bw[level] <= 0) return hw->mem_bw; /* unknown */
+  return hw->cache_bw[level] * threads / cores;
+}
+
+static double peak_of(const HwTarget *hw, DType dt, bool gemm, int threads) {
+  int cores = hw->cores > 0 ? hw->cores : 1;
+  double all = hw_peak(hw, dt, gemm);
+  if (threads >= cores) return all;
+  double one = hw->peak_f32_1t > 0 && hw->peak[HWP_F32] > 0
+                   ? all * hw->peak_f32_1t / hw->peak[HWP_F32] : all / cores;
+  return one * threads;
+}
+
+/* ---- one kernel ------------------------------------------------------------------------- */
+
+static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads,
+                        double footprint, CgKernelCost *c) {
+  const CgKernel *k = &p->k[ki];
+  memset(c, 0, sizeof *c);
+  cg_kernel_name(p, ki, c->name, sizeof c->name);
+  double param_bytes, transc = 0;
+  kernel_bytes(p, ki, c, &param_bytes);
+  if (k->kind != CGK_COPY) kernel_flops(p, k, &c->flops, &transc);
+  bool gemm = k->kind == CGK_GEMM || k->kind == CGK_CONV;
+  c->threads = kernel_threads(p, k, threads, c->flops);
+  DType dt = p->g->nodes[k->kind == CGK_COPY ? p->v[k->copy_src].root : k->node].type.dt;
+  double peak = peak_of(hw, dt, gemm, c->threads);
+  /* GEMMs reach the tiles' efficiency of the FMA peak; other kernels issue adds and
+   * multiplies separately, half the FMA rate */
+  c->eff = gemm ? gemm_eff(k->tile, c->threads) : 0.5;
+  double work = c->flops + CG_TRANSC_EXTRA * transc;
+  c->t_compute = work > 0 && c->eff > 0 ? work / (c->eff * peak) : 0;
+  double act = c->rd + c->wr - param_bytes;
+  c->level = level_of(hw, c->rd + c->wr, c->threads);
+  int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
+  c->t_memory = act / level_bw(hw, c->level, c->threads) +
+                param_bytes / level_bw(hw, plevel, c->threads);
+  c->scratch = conv_scratch(p, k) + (gemm && k->tile && !k->tile->gpu ? pack_bytes(k->tile) : 0);
+  if (c->scratch > 0) /* one thread's scratch at a time: its block stays in L2 */
+    c->t_scratch = c->scratch / level_bw(hw, CG_LEVEL_L2, c->threads);
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+  c->compute_bound = c->t_compute >= c->t_memory;
+  c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
+}
+
+void cg_plan_cost(const CgPlan *p, const HwTarget *hw, int threads, double footprint,
+                  CgPlanCost *out) {
+  memset(out, 0, sizeof *out);
+  int cores = hw->cores > 0 ? hw->cores : 1;
+  out->threads = threads <= 0 || threads > cores ? cores : threads;
+  out->nk = p->nk;
+  out->k = xcalloc((size_t)(p->nk ? p->nk : 1), sizeof *out->k);
+  for (int ki = 0; ki < p->nk; ki++) {
+    CgKernelCost *c = &out->k[ki];
+    kernel_cost(p, ki, hw, out->threads, footprint, c);
+    out->flops += c->flops;
+    out->bytes += c->rd + c->wr;
+    out->scratch += c->scratch;
+    out->time += c->time;
+  }
+}
+
+void cg_plan_cost_free(CgPlanCost *c) {
+  free(c->k);
+  memset(c, 0, sizeof *c);
+}
+
+void cg_model_cost(const CgModelPlan *P, bool train, const HwTarget *hw, int threads,
+                   CgPlanCost *out) {
+  const CgPlan *p = train ? &P->pt : &P->pf;
+  double footprint = (double)P->params_bytes + (double)P->io_bytes + (double)p->arena_bytes;
+  cg_plan_cost(p, hw, threads, footprint, out);
+}

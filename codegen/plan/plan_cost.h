@@ -1,0 +1,58 @@
+/* plan_cost.h — the time of a compiled step, estimated kernel by kernel from the kernel plan
+ * (plan.h) on a HwTarget. Backend-neutral: it reads only what the plan decided.
+ *
+ * Per kernel: the bytes it really moves (a fused group reads each outside operand once and
+ * writes each stored value once; an in-place optimizer update reads and writes its parameter;
+ * a copy reads and writes its bytes), its FLOPs (the cost rules of its members), the traffic
+ * of its scratch (im2col unfolds and GEMM panel packing, which run before the FMAs and do not
+ * overlap them), and the fraction of the peak its blocking reaches (the tiles pass's edge and
+ * core efficiency, redone for the thread count, and the reload of C per KC block). Then
+ *   time = max(flops / (eff x peak), bytes / bw) + scratch / bw_scratch + overhead
+ * where bw is the bandwidth of the smallest level that holds the data: a kernel's own
+ * working set for activations, the whole step's footprint for the parameter region (touched
+ * once a step, so the rest of the step has passed through the caches in between).
+ * docs/cost-model.md ("The compiled step") derives it.
+ */
+#ifndef NNC_PLAN_COST_H
+#define NNC_PLAN_COST_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "plan.h"
+
+/* memory levels a kernel's bytes come from */
+enum { CG_LEVEL_L1, CG_LEVEL_L2, CG_LEVEL_L3, CG_LEVEL_DRAM };
+
+typedef struct CgKernelCost {
+  char name[96];      /* "k3 gemm fc1" (cg_kernel_name) */
+  double flops;       /* the members' FLOPs (docs/cost-model.md counting) */
+  double rd, wr;      /* bytes read and written from memory (the plan's reads and writes) */
+  double scratch;     /* bytes of scratch traffic: im2col unfold + GEMM packing */
+  double eff;         /* fraction of the thread(s)' peak the compute reaches */
+  int threads;        /* threads the kernel runs on */
+  int level;          /* CG_LEVEL_* of its activations */
+  double t_compute, t_memory, t_scratch, overhead, time; /* seconds */
+  bool compute_bound;
+} CgKernelCost;
+
+typedef struct CgPlanCost {
+  CgKernelCost *k; /* [nk], plan order */
+  int nk;
+  int threads;
+  double flops, bytes, scratch, time; /* sums over the kernels */
+} CgPlanCost;
+
+/* the estimate of every kernel of p on hw with `threads` threads (1..hw->cores; <= 0: all
+ * cores); footprint: bytes of params + io + arena the step touches (for the parameter
+ * region's level). Free with cg_plan_cost_free. */
+void cg_plan_cost(const CgPlan *p, const HwTarget *hw, int threads, double footprint,
+                  CgPlanCost *out);
+void cg_plan_cost_free(CgPlanCost *c);
+/* cg_plan_cost of a model's forward (train false) or training-step plan, its footprint the
+ * model's params and io regions and that plan's arena */
+void cg_model_cost(const CgModelPlan *P, bool train, const HwTarget *hw, int threads,
+                   CgPlanCost *out);
+/* the name of kernel ki: "k<i> <kind> <the name of its output or op>" */
+void cg_kernel_name(const CgPlan *p, int ki, char *buf, size_t n);
+const char *cg_level_name(int level);
+#endif

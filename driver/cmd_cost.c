@@ -18,6 +18,7 @@
 #include "../passes/tiles.h"
 #include "driver.h"
 #include "cost_compare.h"
+#include "cost_plan.h"
 #include "report_comm.h"
 #include "report_svg.h"
 
@@ -28,6 +29,7 @@ typedef struct Opts {
   CostGroupBy per;
   int top;
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
+  int threads;      /* --threads T: the compiled step's estimate on T threads (0 = all) */
   const char *link; /* --link NAME|BW */
   bool compare;     /* --compare: the positional arguments are several files */
   char **files;
@@ -50,6 +52,8 @@ static void usage(FILE *out) {
         "      --json | --csv  machine-readable output (schema: docs/cost-model.md)\n"
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
+        "      --threads T     the compiled step's estimate on T threads (default: all\n"
+        "                      the target's cores)\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
         "      --ranks P       with --train: data-parallel on P ranks, the gradients'\n"
         "                      all-reduce, its overlap with backward, scaling efficiency\n"
@@ -188,6 +192,8 @@ typedef struct Report {
   int have_compiled;
   TrainInfo info;        /* of the training step (valid when train != NULL) */
   CommPlan comm;         /* --ranks: valid when comm.ranks > 0 */
+  DrvPlanCost plan;      /* the compiled step's estimate (valid when have_plan) */
+  bool have_plan;
 } Report;
 
 /* the training step of the model, or NULL (quietly, unless `loud`) */
@@ -223,6 +229,7 @@ static int analyse(Report *rp, const Opts *o) {
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
   rp->have_compiled = llvm_model_memory(rp->fwd, o->train ? tg : NULL, &rp->compiled, d) == 0;
+  rp->have_plan = drv_plan_cost(&o->in, &rp->hw, o->train, o->threads, d, &rp->plan) == 0;
   diag_free(d);
   if (sink) fclose(sink);
   return 0;
@@ -386,6 +393,7 @@ static char *json_report(const Report *rp, const Opts *o, Row *rows, int nrows) 
   json_totals(root, rp);
   json_memory(root, rp->r);
   if (rp->comm.ranks) report_comm_json(root, &rp->comm);
+  if (rp->have_plan) drv_plan_cost_json(root, &rp->plan);
   if (rp->have_compiled) {
     const CgMemory *c = &rp->compiled;
     cJSON *cm = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "memory"), "compiled");
@@ -553,8 +561,11 @@ static void print_summary(const Report *rp, const Opts *o) {
   printf("  %-22s %24s  (%s)%s%s at %%%d\n", "live at the peak", drv_commas(lv, v, sizeof v),
          drv_bytes_h(lv, h, sizeof h), dim_is_const(r->mem.peak_dim, &cv) ? "" : " = ",
          dim_is_const(r->mem.peak_dim, &cv) ? "" : f, r->mem.peak_node);
-  printf("\nestimated time on %s: %.3f ms (%d kernels, %.1f us overhead each)\n", rp->hw.name,
-         r->total.time * 1e3, r->total.nkernels, rp->hw.overhead_s * 1e6);
+  if (rp->have_plan) drv_plan_cost_text(&rp->plan, &rp->hw, o->top);
+  else printf("\n(no compiled-step estimate: the CPU backend does not compile this model)\n");
+  printf("graph-level roofline (algorithmic FLOPs, unfused bytes, one kernel per IR node): "
+         "%.3f ms (%d nodes, %.1f us overhead each)\n", r->total.time * 1e3, r->total.nkernels,
+         rp->hw.overhead_s * 1e6);
   if (!rp->hw.measured && !strcmp(rp->hw.name, "host")) printf("  (%s)\n", rp->hw.desc);
   if (rp->hw.measured)
     printf("  (figures used: peak FP32 %.1f GFLOP/s, DRAM %.1f GB/s, measured by nnc probe at %s)\n",
@@ -631,7 +642,7 @@ static int parse_compare(int argc, char **argv, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -640,7 +651,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"svg", required_argument, 0, O_SVG}, {"tiles", no_argument, 0, O_TILES},
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
-      {"compare", no_argument, 0, O_COMPARE},
+      {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -692,6 +703,17 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_LINK: o->link = optarg; break;
+    case O_THREADS: {
+      char *end;
+      long t = strtol(optarg, &end, 10);
+      if (*end || t < 1 || t > 4096) {
+        fprintf(stderr, "nnc cost: error: --threads takes a number of threads in [1, 4096], "
+                        "not '%s'\n", optarg);
+        return 2;
+      }
+      o->threads = (int)t;
+      break;
+    }
     case O_COMPARE: o->compare = true; break;
     default: usage(stderr); return 2;
     }
@@ -728,7 +750,7 @@ int cmd_cost(int argc, char **argv) {
   if (o.compare)
     return cost_compare(&(CompareOpts){.in = &o.in, .files = (const char *const *)o.files,
                                        .nfiles = o.nfiles, .train = o.train, .json = o.json,
-                                       .hw = &rp.hw});
+                                       .hw = &rp.hw, .threads = o.threads});
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
   int status = rp.m ? 1 : drv_compile_status(&o.in); /* 2 for a -D usage error */
@@ -738,7 +760,10 @@ int cmd_cost(int argc, char **argv) {
   }
   diag_finish(d);
   diag_free(d);
-  if (!rp.m) return status;
+  if (!rp.m) {
+    drv_plan_cost_free(&rp.plan);
+    return status;
+  }
   Row *rows;
   int n = make_rows(rp.r, o.per, &rows), nall = n;
   if (o.top) {
@@ -759,6 +784,7 @@ int cmd_cost(int argc, char **argv) {
   } else {
     print_text(&rp, &o, rows, n);
   }
+  drv_plan_cost_free(&rp.plan);
   ir_module_free(rp.m);
   return rc;
 }

@@ -16,6 +16,7 @@ typedef struct CompareOpts {
   int nfiles;
   bool train, json;
   const HwTarget *hw;
+  int threads; /* of the compiled step's estimate (0: all the target's cores) */
 } CompareOpts;
 
 /* prints the table (or JSON); 0 ok, 1 when a file does not compile (diagnostics printed) */

@@ -13,7 +13,15 @@
 /* elements per task of a fused elementwise kernel (the LLVM backend's split, llvm_ops.c)
  * and the work below which a runtime kernel stays on the calling thread (rt_kernels.c) */
 #define CG_EW_GRAIN 16384
+/* a GEMM below 2^21 multiply-adds runs on one thread (llvm_gemm.h parallel_min_flops) */
+#define CG_GEMM_PAR_FLOPS (2.0 * (1 << 21))
 #define CG_NODE_GRAIN 32768.0
+/* cycles the scalar pooling and reduction kernels of the runtime (rt_kernels.c) spend per
+ * element they touch and per window element they visit: an N-d index computed per element
+ * and, for max, a data-dependent branch; measured with `bench --profile` on maxpool, its
+ * backward and bias-gradient sums (Zen 4: 9 to 24), the one figure of this model taken
+ * from a run rather than from the hardware's */
+#define CG_SCALAR_CYCLES 12.0
 /* the call of one kernel that runs on the calling thread only */
 #define CG_CALL_S 0.1e-6
 
@@ -86,23 +94,41 @@ static void kernel_flops(const CgPlan *p, const CgKernel *k, double *flops, doub
   }
 }
 
-/* the tiles pass's efficiency for `threads` threads: its edge efficiency and FMA latency
- * factor stay, its core quantization is redone, and each KC block of K reloads and stores
- * the accumulators (2 x mr x nr / lanes vector loads and stores beside kc FMA steps) */
-static double gemm_eff(const TileDecision *t, int threads) {
+/* the edge efficiency of the register tile the CPU backend runs: the decision vectorizes
+ * its m side, the LLVM GEMM the N side of a matmul (so a matmul's tile is read transposed,
+ * llvm_ops.c gemm_blocking); a convolution's GEMM there is the transpose of the view */
+static double edge_eff(const CgPlan *p, const CgKernel *k, const TileDecision *t, bool matmul) {
+  double m = (double)t->gemm.m, n = (double)t->gemm.n;
+  if (!matmul && k->kind == CGK_CONV) { /* one GEMM per image: its m side is OH x OW */
+    CgConv cv;
+    cg_conv_geom(p, k->node, &cv);
+    if (cv.N > 0 && p->g->nodes[k->node].op == OP_CONV2D) m /= (double)cv.N;
+  }
+  double rm = matmul ? t->nr : t->mr, rn = matmul ? t->mr : t->nr;
+  return m / (ceil(m / rm) * rm) * n / (ceil(n / rn) * rn);
+}
+
+/* the tiles pass's efficiency for `threads` threads: its FMA latency factor stays, the
+ * edge efficiency is that of the tile as run, the core quantization is redone, and each KC
+ * block of K reloads and stores the accumulators (two vector memory operations per
+ * accumulator beside kc FMA steps) */
+static double gemm_eff(const CgPlan *p, const CgKernel *k, int threads) {
+  const TileDecision *t = k->tile;
+  bool matmul = k->kind == CGK_GEMM;
   if (!t) return 0.5;
-  double wave = t->wave_eff > 0 ? t->wave_eff : 1;
-  double eff = t->eff / wave;
+  if (t->gpu) return t->eff;
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  double eff = t->eff / wave / tile * edge_eff(p, k, t, matmul);
   double waves = (double)t->tiles / threads;
   if (waves > 0) eff *= waves / ceil(waves);
-  double k = (double)t->gemm.k, kb = t->kc > 0 ? ceil(k / t->kc) : 1;
-  return eff * k / (k + 2.0 * kb);
+  double kk = (double)t->gemm.k, kb = t->kc > 0 ? ceil(kk / t->kc) : 1;
+  return eff * kk / (kk + 2.0 * kb);
 }
 
 /* the threads a kernel runs on: GEMMs split over all, elementwise groups in 16 Ki-element
  * tasks, runtime kernels when their work is large enough */
 static int kernel_threads(const CgPlan *p, const CgKernel *k, int threads, double flops) {
-  if (k->kind == CGK_GEMM || k->kind == CGK_CONV) return threads;
+  if (k->kind == CGK_GEMM || k->kind == CGK_CONV) return flops >= CG_GEMM_PAR_FLOPS ? threads : 1;
   if (k->kind == CGK_COPY) return 1;
   if (k->kind == CGK_EW) {
     int64_t tasks = p->v[k->members[k->nmembers - 1]].numel / CG_EW_GRAIN + 1;
@@ -137,6 +163,14 @@ static double peak_of(const HwTarget *hw, DType dt, bool gemm, int threads) {
   return one * threads;
 }
 
+/* the runtime's scalar kernels: pooling (and its backward) and reductions */
+static bool scalar_kernel(const CgPlan *p, const CgKernel *k, const HwTarget *hw) {
+  if (k->kind != CGK_NODE || hw->kind != HW_CPU) return false;
+  OpKind op = p->g->nodes[k->node].op;
+  return (ir_ops[op].flags & OPF_REDUCE) || op == OP_MAXPOOL || op == OP_AVGPOOL ||
+         op == OP_MAXPOOL_BWD || op == OP_AVGPOOL_BWD;
+}
+
 /* ---- one kernel ------------------------------------------------------------------------- */
 
 static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads,
@@ -153,9 +187,12 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   double peak = peak_of(hw, dt, gemm, c->threads);
   /* GEMMs reach the tiles' efficiency of the FMA peak; other kernels issue adds and
    * multiplies separately, half the FMA rate */
-  c->eff = gemm ? gemm_eff(k->tile, c->threads) : 0.5;
+  c->eff = gemm ? gemm_eff(p, k, c->threads) : 0.5;
   double work = c->flops + CG_TRANSC_EXTRA * transc;
   c->t_compute = work > 0 && c->eff > 0 ? work / (c->eff * peak) : 0;
+  if (scalar_kernel(p, k, hw))
+    c->t_compute = fmax(c->t_compute, (c->flops + (c->rd + c->wr) / 4) * CG_SCALAR_CYCLES /
+                                          ((hw->ghz > 0 ? hw->ghz : 3) * 1e9 * c->threads));
   double act = c->rd + c->wr - param_bytes;
   c->level = level_of(hw, c->rd + c->wr, c->threads);
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);

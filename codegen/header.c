@@ -282,6 +282,29 @@ static void hdr_ctx_wrappers(const Hdr *h) {
           P, P, P);
 }
 
+/* per-kernel profiling (runtime/rt_profile.h), declared with the wrappers so that the
+ * runtime API block above stays the list every header repeats */
+static void hdr_profile(const Hdr *h) {
+  const char *P = h->P;
+  fprintf(h->f,
+          "int rt_ctx_profile(struct RtCtx *c, int on);\n"
+          "int rt_ctx_profile_last(const struct RtCtx *c, int train, double *secs, int n);\n"
+          "const char *rt_ctx_kernel_name(const struct RtCtx *c, int train, int i, double "
+          "*est_s);\n"
+          "/* per-kernel profiling: on (1), each step stores a timestamp before each kernel\n"
+          " * (a clock read per kernel); off (0, the default) costs nothing measurable */\n"
+          "static inline int %s_profile(%s_ctx *ctx, int on) { return rt_ctx_profile(ctx, on); }\n"
+          "/* the seconds each kernel of the last forward (train 0) or training step (1) took,\n"
+          " * at most n; returns the count of kernels */\n"
+          "static inline int %s_profile_last(const %s_ctx *ctx, int train, double *secs, int n) {\n"
+          "  return rt_ctx_profile_last(ctx, train, secs, n);\n}\n"
+          "/* kernel i's name (\"k3 gemm fc1\") and the cost model's estimate for it on the\n"
+          " * context's threads (est_s may be NULL); NULL past the last kernel */\n"
+          "static inline const char *%s_kernel_name(const %s_ctx *ctx, int train, int i, "
+          "double *est_s) {\n  return rt_ctx_kernel_name(ctx, train, i, est_s);\n}\n\n",
+          P, P, P, P, P, P);
+}
+
 /* an entry's arguments: its parameter list, the in[] initializer and the NULL checks */
 typedef struct EntryArgs {
   char params[4096], inarr[2048], nulls[4096];
@@ -371,6 +394,7 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
   hdr_macros(&h);
   hdr_runtime_api(&h);
   hdr_ctx_wrappers(&h);
+  hdr_profile(&h);
   hdr_forward(&h, fwd_inputs);
   if (d->train_step) hdr_train_step(&h);
   fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");

@@ -12,6 +12,7 @@
 
 #include "rt_io.h"
 #include "rt_mem.h"
+#include "rt_profile.h"
 #include "rt_program.h"
 #include "rt_threads.h"
 
@@ -543,4 +544,13 @@ int rt_ctx_profile_last(const RtCtx *c, int train, double *secs, int n) {
   if (nk > n) nk = n;
   for (int i = 0; i < nk; i++) secs[i] = (double)(c->prof[i + 1] - c->prof[i]) * 1e-9;
   return nk;
+}
+
+const char *rt_ctx_kernel_name(const RtCtx *c, int train, int i, double *est_s) {
+  if (!c) return NULL;
+  int nk = train ? c->d->nkernels_train : c->d->nkernels_forward;
+  const RtKernelInfo *ks = train ? c->d->kernels_train : c->d->kernels_forward;
+  if (!ks || i < 0 || i >= nk) return NULL;
+  if (est_s) *est_s = rt_prof_estimate(&ks[i], rt_ctx_threads(c));
+  return ks[i].name;
 }

@@ -1064,7 +1064,7 @@ static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double
 
 /* --profile: as many steps again with the kernels' timestamps on, after the plain run */
 static int bench_profile(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, int64_t iters,
-                         double step_s) {
+                         const double step[2]) {
   RtProfRun prof;
   BenchOpts po = *o;
   po.iters = iters;
@@ -1073,7 +1073,7 @@ static int bench_profile(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, int
   int rc = rt_prof_begin(&prof, d, o->train, iters) || rt_ctx_profile(c, 1) ? -2 : 0;
   if (!rc) rc = bench_time(d, c, &po, &ts, &n, &prof);
   rt_ctx_profile(c, 0);
-  if (!rc && rt_prof_print(stdout, &prof, rt_ctx_threads(c), step_s, o->json)) rc = -2;
+  if (!rc && rt_prof_print(stdout, &prof, rt_ctx_threads(c), step, o->json)) rc = -2;
   free(ts);
   rt_prof_free(&prof);
   return rc;
@@ -1151,7 +1151,7 @@ static int cmd_bench(Prog *p, Args *a) {
   bench_inputs(d, c);
   int r = bench_time(d, c, &o, &ts, &iters, NULL);
   if (!r && !o.json) bench_print(d, c, o.train, ts, iters);
-  if (!r && o.profile) r = bench_profile(d, c, &o, iters, ts[iters / 2]);
+  if (!r && o.profile) r = bench_profile(d, c, &o, iters, (double[2]){ts[iters / 2], ts[0]});
   if (r) {
     perr(p, "%s", r == -2 ? "out of memory" : rt_ctx_error(c));
     goto out;

@@ -111,7 +111,9 @@ static void print_text(FILE *out, const RtProfRun *r, const ProfRow *rows, int t
             step_s * 1e3, ratio(step_s, est));
 }
 
-static char *json_text(const RtProfRun *r, const ProfRow *rows, int threads, double step_s) {
+static char *json_text(const RtProfRun *r, const ProfRow *rows, int threads,
+                       const double step[2]) {
+  double step_s = step[0];
   const RtKernelInfo *ks = r->train ? r->d->kernels_train : r->d->kernels_forward;
   cJSON *root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "model", r->d->name);
@@ -140,23 +142,24 @@ static char *json_text(const RtProfRun *r, const ProfRow *rows, int threads, dou
   cJSON_AddNumberToObject(root, "kernels_time_s", sum);
   cJSON_AddNumberToObject(root, "estimate_s", est);
   cJSON_AddNumberToObject(root, "step_s", step_s);
+  cJSON_AddNumberToObject(root, "step_best_s", step[1]);
   cJSON_AddNumberToObject(root, "step_over_estimate", ratio(step_s, est));
   char *s = cJSON_Print(root);
   cJSON_Delete(root);
   return s;
 }
 
-int rt_prof_print(FILE *out, const RtProfRun *r, int threads, double step_s, int json) {
+int rt_prof_print(FILE *out, const RtProfRun *r, int threads, const double step[2], int json) {
   ProfRow *rows = prof_rows(r, threads);
   if (!rows) return -1;
   int rc = 0;
   if (json) {
-    char *s = json_text(r, rows, threads, step_s);
+    char *s = json_text(r, rows, threads, step);
     if (s) fprintf(out, "%s\n", s);
     else rc = -1;
     free(s);
   } else {
-    print_text(out, r, rows, threads, step_s);
+    print_text(out, r, rows, threads, step[0]);
   }
   free(rows);
   return rc;

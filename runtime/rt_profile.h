@@ -34,7 +34,8 @@ double rt_prof_estimate(const RtKernelInfo *k, int threads);
  * descriptor's est_*_s for a descriptor without a kernel table) */
 double rt_prof_step_estimate(const RtModelDesc *d, int train, int threads);
 
-/* the report, kernels sorted by measured time: text, or JSON with json != 0; step_s is the
- * median time of a whole step measured without profiling. 0, or -1 out of memory. */
-int rt_prof_print(FILE *out, const RtProfRun *r, int threads, double step_s, int json);
+/* the report, kernels sorted by measured time: text, or JSON with json != 0; step[0] and
+ * step[1] are the median and best time of a whole step measured without profiling. 0, or
+ * -1 out of memory. */
+int rt_prof_print(FILE *out, const RtProfRun *r, int threads, const double step[2], int json);
 #endif

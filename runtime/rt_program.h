@@ -174,6 +174,9 @@ int rt_ctx_profile(RtCtx *c, int on);
  * profiling on, in the descriptor's kernel order (kernels_forward / kernels_train): secs[i]
  * in seconds, at most n; returns the count (0 when profiling is off) */
 int rt_ctx_profile_last(const RtCtx *c, int train, double *secs, int n);
+/* kernel i of the forward (train 0) or training step (1): its name ("k3 gemm fc1") and the
+ * cost model's estimate on the context's threads (est_s may be NULL); NULL out of range */
+const char *rt_ctx_kernel_name(const RtCtx *c, int train, int i, double *est_s);
 
 /* ---- the program main (rt_main.c) -------------------------------------------------------- */
 

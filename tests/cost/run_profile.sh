@@ -82,4 +82,48 @@ check "$NNC_SRC/examples/gpt2_block.nn" gpt2 forward -D N=1 -D T=16
 # the option errors
 "$tmp/mlp" bench --json > /dev/null 2> "$tmp/err" && { echo "bench --json without --profile: exit 0"; exit 1; }
 grep -q -- "--json is the output of --profile" "$tmp/err" || { echo "bench --json: $(cat "$tmp/err")"; exit 1; }
+# the library's profiling call: mlp_profile, then the kernel names and times of a step
+"$NNC" build "$NNC_SRC/examples/mlp.nn" --lib -o "$tmp/libmlp.a"
+cat > "$tmp/use.c" <<'CEOF'
+#include <stdio.h>
+#include "mlp.h"
+int main(void) {
+  mlp_ctx *c = mlp_create_threads(1);
+  if (!c || mlp_init(c, 1) || mlp_profile(c, 1)) return 1;
+  float loss;
+  const void *in[2] = {0};
+  void *out[1] = {0};
+  for (int train = 0; train < 2; train++) {
+    if (train ? rt_ctx_train_step(c, in, &loss) : rt_ctx_infer(c, MLP_BATCH, in, out)) return 1;
+    double t[64];
+    int n = mlp_profile_last(c, train, t, 64);
+    for (int i = 0; i < n; i++) {
+      double est = -1;
+      const char *name = mlp_kernel_name(c, train, i, &est);
+      if (!name || !(t[i] >= 0) || !(est > 0)) return 2;
+      printf("%s %s\n", train ? "train" : "forward", name);
+    }
+    if (mlp_kernel_name(c, train, n, NULL)) return 3;
+  }
+  mlp_profile(c, 0);
+  double t[4];
+  if (mlp_profile_last(c, 0, t, 4) != 0) return 4; /* off: nothing */
+  mlp_destroy(c);
+  return 0;
+}
+CEOF
+SAN=""
+grep -q 'NNC_SANITIZE:BOOL=ON' "${NNC_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null &&
+  SAN="-fsanitize=address,undefined"
+cc -std=c11 -Wall -Wextra -Werror $SAN -I"$tmp" "$tmp/use.c" "$tmp/libmlp.a" -lcjson -lm -lpthread \
+  -o "$tmp/use"
+"$tmp/use" > "$tmp/lib.txt" || { echo "program using mlp_profile: exit $?"; exit 1; }
+$PY - "$tmp/lib.txt" "$tmp/mlp.forward.cost" "$tmp/mlp.train.cost" <<'PYEOF'
+import json, sys
+got = open(sys.argv[1]).read().split("\n")[:-1]
+want = [f"{m} {k['name']}" for m, f in (("forward", sys.argv[2]), ("train", sys.argv[3]))
+        for k in json.load(open(f))["estimate"]["kernels"]]
+print(f"library: {len(got)} kernels named")
+sys.exit(0 if got == want else 1)
+PYEOF
 echo "profile = plan: ok"

@@ -4,6 +4,7 @@
 #include "report_svg.h"
 
 #include "driver.h"
+#include "rt_svg.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,83 +12,26 @@
 #include <string.h>
 #include <unistd.h>
 
-#define W 900
-#define RH 520 /* roofline panel height */
+#define W RT_SVG_W
+#define RH RT_SVG_RH
 #define MH 190 /* memory panel height */
-#define ML 80  /* margins */
-#define MR 30
-#define MT 50
-#define MB 60
+#define ML RT_SVG_ML
+#define MR RT_SVG_MR
+#define MT RT_SVG_MT
+#define MB RT_SVG_MB
 #define NLABELS 8 /* ops labelled by name: the most time-consuming */
 
-typedef struct Axes {
-  double x0, x1, y0, y1; /* decades */
-} Axes;
-
-static double px(const Axes *a, double v) {
-  return ML + (log10(v) - a->x0) / (a->x1 - a->x0) * (W - ML - MR);
-}
-static double py(const Axes *a, double v) {
-  return MT + (a->y1 - log10(v)) / (a->y1 - a->y0) * (RH - MT - MB);
-}
-
-/* XML-escape into buf */
-static const char *esc(const char *s, char *buf, size_t n) {
-  size_t k = 0;
-  for (; *s && k + 7 < n; s++) {
-    const char *r = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;"
-                  : *s == '"' ? "&quot;" : NULL;
-    if (r) k += (size_t)snprintf(buf + k, n - k, "%s", r);
-    else buf[k++] = *s;
-  }
-  buf[k] = 0;
-  return buf;
-}
-
-static const char *si(double v, const char *unit, char *buf, size_t n) {
-  static const char *pre[] = {"", "K", "M", "G", "T", "P", "E"};
-  int i = 0;
-  while (fabs(v) >= 1000 && i < 6) v /= 1000, i++;
-  snprintf(buf, n, "%.3g %s%s", v, pre[i], unit);
-  return buf;
-}
+typedef RtRoofAxes Axes;
 
 static void axes_of(const CostResult *r, Axes *a) {
   const HwTarget *hw = r->hw;
-  double top = 0;
+  double top = 0, lo = 0, hi = 0;
   for (int k = 0; k < HWP_COUNT; k++) top = fmax(top, hw->peak[k]);
-  a->y1 = ceil(log10(top * 1.5));
-  a->y0 = a->y1 - 6;
-  a->x0 = -2, a->x1 = 4;
   for (int i = 0; i < r->g->nnodes; i++) {
-    const CostTime *t = &r->time[i];
-    if (t->intensity > 0) {
-      a->x0 = fmin(a->x0, floor(log10(t->intensity)));
-      a->x1 = fmax(a->x1, ceil(log10(t->intensity)));
-    }
+    double x = r->time[i].intensity;
+    if (x > 0) lo = lo > 0 ? fmin(lo, x) : x, hi = fmax(hi, x);
   }
-}
-
-static void grid(FILE *f, const Axes *a) {
-  for (int d = (int)a->x0; d <= (int)a->x1; d++) {
-    double x = px(a, pow(10, d));
-    fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", x, MT, x,
-            RH - MB);
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">1e%d</text>\n",
-            x, RH - MB + 16, d);
-  }
-  for (int d = (int)a->y0; d <= (int)a->y1; d++) {
-    double y = py(a, pow(10, d));
-    fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ML, y,
-            W - MR, y);
-    fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">1e%d</text>\n",
-            ML - 6, y + 4, d);
-  }
-  fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">arithmetic intensity "
-             "(FLOP/byte)</text>\n", (W + ML - MR) / 2, RH - MB + 38);
-  fprintf(f, "<text x=\"18\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\" "
-             "transform=\"rotate(-90 18 %d)\">attainable FLOP/s</text>\n", (RH + MT - MB) / 2,
-          (RH + MT - MB) / 2);
+  rt_svg_axes(a, top, lo, hi);
 }
 
 /* one roof per distinct peak the graph uses, plus the bandwidth slope */
@@ -103,17 +47,10 @@ static void roofs(FILE *f, const CostResult *r, const Axes *a) {
     for (int k = 0; k < ns; k++) dup |= seen[k] == p;
     if (dup || ns == 16) continue;
     seen[ns++] = p;
-    double ridge = p / hw->mem_bw, xe = pow(10, a->x1);
-    fprintf(f, "<polyline class=\"roof\" fill=\"none\" stroke=\"#333\" stroke-width=\"2\" "
-               "points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\"/>\n",
-            px(a, pow(10, a->x0)), py(a, fmax(hw->mem_bw * pow(10, a->x0), pow(10, a->y0))),
-            px(a, ridge), py(a, p), px(a, xe), py(a, p));
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">peak %s, "
-               "ridge %.3g FLOP/B</text>\n", (double)W - MR - 4, py(a, p) - 5,
-            si(p, "FLOP/s", b, sizeof b), ridge);
+    rt_svg_roof(f, a, p, hw->mem_bw, NULL);
   }
   fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\">memory %s</text>\n", ML + 6, RH - MB - 8,
-          si(hw->mem_bw, "B/s", b, sizeof b));
+          rt_svg_si(hw->mem_bw, "B/s", b, sizeof b));
 }
 
 /* the time of the NLABELS-th slowest plotted op: ops at or above it get a text label */
@@ -155,18 +92,18 @@ static void points(FILE *f, const CostResult *r, const Axes *a) {
     else if (n->scope) snprintf(nm, sizeof nm, "%s/%s", n->scope, ir_op_name(n->op));
     else snprintf(nm, sizeof nm, "%%%d %s", i, ir_op_name(n->op));
     ir_type_str(g, &n->type, tb, sizeof tb);
-    esc(nm, e1, sizeof e1);
+    rt_svg_esc(nm, e1, sizeof e1);
     fprintf(f, "<circle class=\"op\" data-node=\"%d\" data-op=\"%s\" data-name=\"%s\" cx=\"%.1f\" "
                "cy=\"%.1f\" r=\"4\" fill=\"%s\" fill-opacity=\"0.6\"><title>%%%d %s %s %s: %s, "
                "%.3g FLOP/B, %s-bound</title></circle>\n",
-            i, ir_op_name(n->op), e1, px(a, t->intensity), py(a, perf),
+            i, ir_op_name(n->op), e1, rt_svg_px(a, t->intensity), rt_svg_py(a, perf),
             t->compute_bound ? "#c0392b" : "#2471a3", i, ir_op_name(n->op), e1,
-            esc(tb, e2, sizeof e2), si(t->flops, "FLOP", b1, sizeof b1), t->intensity,
+            rt_svg_esc(tb, e2, sizeof e2), rt_svg_si(t->flops, "FLOP", b1, sizeof b1), t->intensity,
             t->compute_bound ? "compute" : "memory");
     if (t->time >= cut)
       fprintf(f, "<text class=\"label\" data-node=\"%d\" x=\"%.1f\" y=\"%.1f\" font-size=\"10\">"
-                 "%s (%s)</text>\n", i, px(a, t->intensity) + 6, py(a, perf) - 6, e1,
-              si(t->time, "s", b2, sizeof b2));
+                 "%s (%s)</text>\n", i, rt_svg_px(a, t->intensity) + 6, rt_svg_py(a, perf) - 6, e1,
+              rt_svg_si(t->time, "s", b2, sizeof b2));
   }
 }
 
@@ -222,15 +159,10 @@ int report_svg(const char *path, const CostResult *r, const char *title, char *e
   }
   Axes a;
   axes_of(r, &a);
-  char t[256], e[512];
+  char t[256];
   snprintf(t, sizeof t, "%s on %s", title, r->hw->name);
-  fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
-             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-             "<text x=\"%d\" y=\"28\" font-size=\"16\">roofline: %s</text>\n",
-          W, RH + MH, W, RH + MH, ML, esc(t, e, sizeof e));
-  grid(f, &a);
+  rt_svg_begin(f, RH + MH, t);
+  rt_svg_grid(f, &a);
   roofs(f, r, &a);
   points(f, r, &a);
   legend(f);

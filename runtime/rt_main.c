@@ -66,7 +66,7 @@ static void usage(const Prog *p, FILE *out) {
           "        [--save W2.safetensors] [--seed S] [--log LOSS.csv] [--quiet]\n"
           "        [--check-finite]              shuffled mini-batch training; --check-finite\n"
           "                                      stops at the first NaN/inf in outputs or weights\n"
-          "  bench [--train] [--iters K] [--weights W] [--profile [--json]]\n"
+          "  bench [--train] [--iters K] [--weights W] [--profile [--json] [--svg F]]\n"
           "                                      time per step vs the cost-model estimate;\n"
           "                                      --profile: per kernel, sorted by time\n\n"
           "every command takes --threads T (default: one per CPU) and --strict (a\n"
@@ -998,11 +998,12 @@ typedef struct BenchOpts {
   int64_t iters;
   const char *weights;
   int profile, json; /* --profile: per-kernel times; --json: that report as JSON */
+  const char *svg;   /* --svg FILE: that report on the roofline */
 } BenchOpts;
 
 /* -1: go on; otherwise the exit status */
 static int bench_parse(Prog *p, Args *a, BenchOpts *o) {
-  static const char *const wv[] = {"--threads", "--iters", "--weights", NULL};
+  static const char *const wv[] = {"--threads", "--iters", "--weights", "--svg", NULL};
   const char *name, *val;
   int bad = 0;
   while ((name = next_opt(a, wv, &val, &bad))) {
@@ -1011,7 +1012,9 @@ static int bench_parse(Prog *p, Args *a, BenchOpts *o) {
     if (r < 0) return 2;
     if (r == 2) return usage(p, stdout), 0;
     if (r) continue;
-    if (!strcmp(name, "--train")) {
+    if (!strcmp(name, "--svg")) {
+      o->svg = val;
+    } else if (!strcmp(name, "--train")) {
       o->train = 1;
     } else if (!strcmp(name, "--iters")) {
       if (parse_i64(val, &o->iters) || o->iters < 1)
@@ -1024,7 +1027,8 @@ static int bench_parse(Prog *p, Args *a, BenchOpts *o) {
       return unknown_opt(p, name);
     }
   }
-  if (o->json && !o->profile) return perr(p, "--json is the output of --profile"), 2;
+  if ((o->json || o->svg) && !o->profile)
+    return perr(p, "%s is an output of --profile", o->json ? "--json" : "--svg"), 2;
   if (o->train && !p->d->train_step)
     return perr(p, "model '%s' has no training step (its .nn file has no train section)",
                 p->d->name);
@@ -1063,8 +1067,9 @@ static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double
                       int64_t *iters, RtProfRun *prof);
 
 /* --profile: as many steps again with the kernels' timestamps on, after the plain run */
-static int bench_profile(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, int64_t iters,
+static int bench_profile(const Prog *p, RtCtx *c, const BenchOpts *o, int64_t iters,
                          const double step[2]) {
+  const RtModelDesc *d = p->d;
   RtProfRun prof;
   BenchOpts po = *o;
   po.iters = iters;
@@ -1074,6 +1079,11 @@ static int bench_profile(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, int
   if (!rc) rc = bench_time(d, c, &po, &ts, &n, &prof);
   rt_ctx_profile(c, 0);
   if (!rc && rt_prof_print(stdout, &prof, rt_ctx_threads(c), step, o->json)) rc = -2;
+  char err[512];
+  if (!rc && o->svg && rt_prof_svg(o->svg, &prof, rt_ctx_threads(c), err, sizeof err)) {
+    perr(p, "%s", err);
+    rc = -3;
+  }
   free(ts);
   rt_prof_free(&prof);
   return rc;
@@ -1151,9 +1161,9 @@ static int cmd_bench(Prog *p, Args *a) {
   bench_inputs(d, c);
   int r = bench_time(d, c, &o, &ts, &iters, NULL);
   if (!r && !o.json) bench_print(d, c, o.train, ts, iters);
-  if (!r && o.profile) r = bench_profile(d, c, &o, iters, (double[2]){ts[iters / 2], ts[0]});
+  if (!r && o.profile) r = bench_profile(p, c, &o, iters, (double[2]){ts[iters / 2], ts[0]});
   if (r) {
-    perr(p, "%s", r == -2 ? "out of memory" : rt_ctx_error(c));
+    if (r != -3) perr(p, "%s", r == -2 ? "out of memory" : rt_ctx_error(c));
     goto out;
   }
   rc = 0;

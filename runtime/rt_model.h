@@ -104,6 +104,8 @@ typedef struct RtModelDesc {
   int32_t nkernels_forward, nkernels_train;
   const RtKernelInfo *kernels_forward, *kernels_train;
   int32_t est_cores;    /* the cores of the build target the all-core estimates are for */
+  /* the build target's roofline: FP32 peak on one thread and on all cores, DRAM bandwidth */
+  double roof_peak_1t, roof_peak, roof_bw;
 } RtModelDesc;
 
 #endif

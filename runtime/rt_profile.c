@@ -2,7 +2,11 @@
  * (rt_profile.h). */
 #include "rt_profile.h"
 
+#include "rt_io.h"
+#include "rt_svg.h"
+
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -162,5 +166,78 @@ int rt_prof_print(FILE *out, const RtProfRun *r, int threads, const double step[
     print_text(out, r, rows, threads, step[0]);
   }
   free(rows);
+  return rc;
+}
+
+/* ---- the roofline chart ----------------------------------------------------------------- */
+
+/* one kernel: the estimate (hollow) and the measurement (filled) at its intensity, joined */
+static void svg_kernel(FILE *f, const RtRoofAxes *a, const RtKernelInfo *k, int idx,
+                       const ProfRow *w) {
+  char e[256];
+  double x = k->flops / k->bytes, pm = k->flops / w->med, pe = k->flops / w->est;
+  const char *col = k->compute_bound ? "#c0392b" : "#2471a3";
+  double lo = pow(10, a->y0);
+  pm = fmax(pm, lo), pe = fmax(pe, lo);
+  rt_svg_esc(k->name, e, sizeof e);
+  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+             "stroke-opacity=\"0.4\"/>\n", rt_svg_px(a, x), rt_svg_py(a, pe), rt_svg_px(a, x),
+          rt_svg_py(a, pm), col);
+  fprintf(f, "<circle class=\"estimate\" data-kernel=\"%d\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" "
+             "fill=\"none\" stroke=\"%s\"><title>%s: estimated %.3g us</title></circle>\n", idx,
+          rt_svg_px(a, x), rt_svg_py(a, pe), col, e, w->est * 1e6);
+  fprintf(f, "<circle class=\"measured\" data-kernel=\"%d\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" "
+             "fill=\"%s\"><title>%s: measured %.3g us (%.2fx the estimate)</title></circle>\n",
+          idx, rt_svg_px(a, x), rt_svg_py(a, pm), col, e, w->med * 1e6, ratio(w->med, w->est));
+}
+
+static void svg_body(FILE *f, const RtProfRun *r, const ProfRow *rows, int threads) {
+  const RtModelDesc *d = r->d;
+  const RtKernelInfo *ks = r->train ? d->kernels_train : d->kernels_forward;
+  double peak = threads <= 1 ? d->roof_peak_1t : d->roof_peak, lo = 0, hi = 0;
+  for (int i = 0; i < r->nk; i++) {
+    const RtKernelInfo *k = &ks[i];
+    if (k->flops <= 0 || k->bytes <= 0) continue;
+    double x = k->flops / k->bytes;
+    lo = lo > 0 ? fmin(lo, x) : x, hi = fmax(hi, x);
+  }
+  RtRoofAxes a;
+  rt_svg_axes(&a, peak > 0 ? peak : 1e9, lo, hi);
+  char t[256];
+  snprintf(t, sizeof t, "%s %s, %d thread%s: measured (filled) and estimated (hollow)", d->name,
+           r->train ? "training step" : "forward", threads, threads == 1 ? "" : "s");
+  rt_svg_begin(f, RT_SVG_RH, t);
+  rt_svg_grid(f, &a);
+  if (peak > 0 && d->roof_bw > 0) rt_svg_roof(f, &a, peak, d->roof_bw, "FP32 ");
+  for (int i = 0; i < r->nk; i++) {
+    const RtKernelInfo *k = &ks[rows[i].k];
+    if (k->flops > 0 && k->bytes > 0 && rows[i].med > 0 && rows[i].est > 0)
+      svg_kernel(f, &a, k, rows[i].k, &rows[i]);
+  }
+  fputs("</svg>\n", f);
+}
+
+int rt_prof_svg(const char *path, const RtProfRun *r, int threads, char *err, size_t n) {
+  ProfRow *rows = prof_rows(r, threads);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = rows ? open_memstream(&buf, &len) : NULL;
+  if (!f) {
+    free(rows);
+    snprintf(err, n, "out of memory");
+    return -1;
+  }
+  svg_body(f, r, rows, threads);
+  int rc = fclose(f);
+  free(rows);
+  if (rc || !buf) {
+    free(buf);
+    snprintf(err, n, "out of memory");
+    return -1;
+  }
+  const void *parts[1] = {buf};
+  size_t sizes[1] = {len};
+  rc = rt_file_write_atomic(path, parts, sizes, 1, err, n);
+  free(buf);
   return rc;
 }

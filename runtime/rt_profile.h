@@ -38,4 +38,7 @@ double rt_prof_step_estimate(const RtModelDesc *d, int train, int threads);
  * step[1] are the median and best time of a whole step measured without profiling. 0, or
  * -1 out of memory. */
 int rt_prof_print(FILE *out, const RtProfRun *r, int threads, const double step[2], int json);
+/* the measured kernels (filled) beside their estimates (hollow) on the build target's
+ * roofline, as an SVG file written atomically; 0, or -1 with err filled */
+int rt_prof_svg(const char *path, const RtProfRun *r, int threads, char *err, size_t n);
 #endif

@@ -148,12 +148,13 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
   LLVMSetGlobalConstant(tab, 1);
   LLVMSetLinkage(tab, LLVMPrivateLinkage);
   free(rows);
-  LLVMTypeRef df[24] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMTypeRef df[27] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
-                        e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 24, 0);
+                        e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32,
+                        e->f64, e->f64, e->f64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 27, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[24] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[27] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         llvm_cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
@@ -163,11 +164,13 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
                         cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train),
                         LLVMConstInt(e->i32, (unsigned)meta->nkernels_forward, 0),
                         LLVMConstInt(e->i32, (unsigned)meta->nkernels_train, 0), ktab[0], ktab[1],
-                        LLVMConstInt(e->i32, (unsigned)meta->est_cores, 0)};
+                        LLVMConstInt(e->i32, (unsigned)meta->est_cores, 0),
+                        LLVMConstReal(e->f64, meta->roof_peak_1t),
+                        LLVMConstReal(e->f64, meta->roof_peak), LLVMConstReal(e->f64, meta->roof_bw)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 24));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 27));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -232,6 +235,12 @@ static void desc_meta(DescMeta *dm, const char *name, const CgModelPlan *P, cons
   meta->nkernels_forward = P->pf.nk;
   meta->nkernels_train = train ? P->pt.nk : 0;
   meta->est_cores = hw ? hw->cores : 0;
+  if (hw) {
+    meta->roof_peak = hw->peak[HWP_F32];
+    meta->roof_peak_1t = hw->peak_f32_1t > 0 ? hw->peak_f32_1t
+                                             : hw->peak[HWP_F32] / (hw->cores > 0 ? hw->cores : 1);
+    meta->roof_bw = hw->mem_bw;
+  }
 }
 
 static CgModel *model_new(const IrGraph *fwd, const CgOptions *o) {

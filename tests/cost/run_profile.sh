@@ -79,9 +79,24 @@ for ex in mlp lenet char_lm; do
 done
 "$NNC" build "$NNC_SRC/examples/gpt2_block.nn" -D N=1 -D T=16 -o "$tmp/gpt2"
 check "$NNC_SRC/examples/gpt2_block.nn" gpt2 forward -D N=1 -D T=16
+# --svg: every kernel with FLOPs and bytes, measured and estimated, on the roofline
+"$tmp/lenet" bench --train --profile --svg "$tmp/l.svg" --iters 2 --threads 1 > /dev/null
+$PY - "$tmp/l.svg" "$tmp/lenet.train.cost" <<'PYEOF'
+import json, re, sys
+svg = open(sys.argv[1]).read()
+ks = json.load(open(sys.argv[2]))["estimate"]["kernels"]
+want = sorted(i for i, k in enumerate(ks) if k["flops"] > 0 and k["read"] + k["written"] > 0)
+for cls in ("measured", "estimate"):
+    got = sorted(int(i) for i in re.findall(r'class="%s" data-kernel="(\d+)"' % cls, svg))
+    if got != want: sys.exit(f"svg {cls} kernels {got} != {want}")
+if 'class="roof"' not in svg or not svg.rstrip().endswith("</svg>"): sys.exit("svg: no roof or truncated")
+print(f"svg: {len(want)} kernels")
+PYEOF
+"$tmp/lenet" bench --profile --svg "$tmp/none/x.svg" --iters 2 > /dev/null 2> "$tmp/err" && { echo "svg into a missing directory: exit 0"; exit 1; }
+grep -q "lenet bench: error: .*none/x.svg" "$tmp/err" || { echo "svg error: $(cat "$tmp/err")"; exit 1; }
 # the option errors
 "$tmp/mlp" bench --json > /dev/null 2> "$tmp/err" && { echo "bench --json without --profile: exit 0"; exit 1; }
-grep -q -- "--json is the output of --profile" "$tmp/err" || { echo "bench --json: $(cat "$tmp/err")"; exit 1; }
+grep -q -- "--json is an output of --profile" "$tmp/err" || { echo "bench --json: $(cat "$tmp/err")"; exit 1; }
 # the library's profiling call: mlp_profile, then the kernel names and times of a step
 "$NNC" build "$NNC_SRC/examples/mlp.nn" --lib -o "$tmp/libmlp.a"
 cat > "$tmp/use.c" <<'CEOF'

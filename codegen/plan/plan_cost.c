@@ -74,10 +74,20 @@ static double conv_scratch(const CgPlan *p, const CgKernel *k) {
 }
 
 /* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
- * panel of B; each packed element is read and written once */
-static double pack_bytes(const TileDecision *t) {
+ * panel of B; each packed element is read and written once. A convolution runs one GEMM
+ * per image and group, filter (A) times unfolded image (B): the filter is packed again for
+ * every image. */
+static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision *t) {
   const TileGemm *g = &t->gemm;
-  double es = g->dt == DT_F64 ? 8 : 4, nb = t->nc > 0 ? ceil((double)g->n / t->nc) : 1;
+  double es = g->dt == DT_F64 ? 8 : 4;
+  if (k->kind == CGK_CONV && p->g->nodes[k->node].op == OP_CONV2D) {
+    CgConv cv;
+    cg_conv_geom(p, k->node, &cv);
+    double nb = t->mc > 0 ? ceil((double)cv.P / t->mc) : 1;
+    return 2.0 * es * (double)cv.N * (double)cv.G *
+           ((double)cv.Og * (double)cv.K * nb + (double)cv.K * (double)cv.P);
+  }
+  double nb = t->nc > 0 ? ceil((double)g->n / t->nc) : 1;
   return 2.0 * es * (double)g->batch * ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
 }
 
@@ -163,12 +173,17 @@ static double peak_of(const HwTarget *hw, DType dt, bool gemm, int threads) {
   return one * threads;
 }
 
-/* the runtime's scalar kernels: pooling (and its backward) and reductions */
+/* the runtime's scalar kernels: pooling (and its backward), reductions, softmax and cross
+ * entropy (and theirs); its batchnorm, layernorm and data movement run at memory speed */
 static bool scalar_kernel(const CgPlan *p, const CgKernel *k, const HwTarget *hw) {
   if (k->kind != CGK_NODE || hw->kind != HW_CPU) return false;
-  OpKind op = p->g->nodes[k->node].op;
-  return (ir_ops[op].flags & OPF_REDUCE) || op == OP_MAXPOOL || op == OP_AVGPOOL ||
-         op == OP_MAXPOOL_BWD || op == OP_AVGPOOL_BWD;
+  switch (p->g->nodes[k->node].op) {
+  case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD:
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_SOFTMAX_BWD: case OP_LOG_SOFTMAX_BWD:
+  case OP_CROSS_ENTROPY: case OP_CE_BWD:
+    return true;
+  default: return (ir_ops[p->g->nodes[k->node].op].flags & OPF_REDUCE) != 0;
+  }
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */
@@ -198,9 +213,10 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
   c->t_memory = act / level_bw(hw, c->level, c->threads) +
                 param_bytes / level_bw(hw, plevel, c->threads);
-  c->scratch = conv_scratch(p, k) + (gemm && k->tile && !k->tile->gpu ? pack_bytes(k->tile) : 0);
-  if (c->scratch > 0) /* one thread's scratch at a time: its block stays in L2 */
-    c->t_scratch = c->scratch / level_bw(hw, CG_LEVEL_L2, c->threads);
+  c->scratch = conv_scratch(p, k) + (gemm && k->tile && !k->tile->gpu ? pack_bytes(p, k, k->tile) : 0);
+  if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
+    c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
+                                         c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;

@@ -16,7 +16,8 @@ static void member_ops(const CgPlan *p, int ki, char *buf, size_t n) {
     return;
   }
   for (int m = 0; m < k->nmembers && w + 1 < n; m++) {
-    int r = snprintf(buf + w, n - w, "%s%s", m ? "+" : "", ir_op_name(p->g->nodes[k->members[m]].op));
+    const char *op = ir_op_name(p->g->nodes[k->members[m]].op);
+    int r = snprintf(buf + w, n - w, "%s%s", m ? "+" : "", op);
     if (r < 0 || (size_t)r >= n - w) break;
     w += (size_t)r;
   }
@@ -77,7 +78,8 @@ void drv_plan_cost_text(const DrvPlanCost *pc, const HwTarget *hw, int top) {
   for (int i = 0; i < n; i++) {
     const CgKernelCost *k = &c->k[ix[i]];
     printf("  %-28.28s %-24.24s %9s %10s %4.0f%% %5s %-7s %8.2fus\n", k->name,
-           pc->members[ix[i]], drv_si(k->flops, f, sizeof f), drv_bytes_h(k->rd + k->wr, b, sizeof b),
+           pc->members[ix[i]], drv_si(k->flops, f, sizeof f),
+           drv_bytes_h(k->rd + k->wr, b, sizeof b),
            100 * k->eff, cg_level_name(k->level), k->compute_bound ? "compute" : "memory",
            k->time * 1e6);
   }

@@ -88,7 +88,8 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
            ((double)cv.Og * (double)cv.K * nb + (double)cv.K * (double)cv.P);
   }
   double nb = t->nc > 0 ? ceil((double)g->n / t->nc) : 1;
-  return 2.0 * es * (double)g->batch * ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
+  return 2.0 * es * (double)g->batch *
+         ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
 }
 
 /* ---- compute ---------------------------------------------------------------------------- */
@@ -213,7 +214,8 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
   c->t_memory = act / level_bw(hw, c->level, c->threads) +
                 param_bytes / level_bw(hw, plevel, c->threads);
-  c->scratch = conv_scratch(p, k) + (gemm && k->tile && !k->tile->gpu ? pack_bytes(p, k, k->tile) : 0);
+  c->scratch = conv_scratch(p, k);
+  if (gemm && k->tile && !k->tile->gpu) c->scratch += pack_bytes(p, k, k->tile);
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
     c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);

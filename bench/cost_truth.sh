@@ -9,7 +9,8 @@
 #
 # The estimate uses the `host` target (nnc probe's host.json, else the built-in guess):
 # run `nnc probe` first on a quiet machine. Timings on a shared machine are noisy: the
-# table also gives each step's best/median ratio, a measure of the noise during its run.
+# table also gives the ratios of the best step (and of each kernel's best time), which other
+# jobs disturb least. A '*' marks a ratio outside its goal.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -37,7 +38,7 @@ cases=(
 )
 [ $quick = 1 ] && cases=("${cases[@]:0:3}")
 threads=(1 2)
-echo "| model | step | threads | measured | estimate | meas/est | best/median | kernels >5%: meas/est |"
+echo "| model | step | threads | measured (median) | estimate | meas/est | best/est | kernels >5%: meas/est (best/est) |"
 echo "|---|---|---|---|---|---|---|---|"
 for c in "${cases[@]}"; do
   IFS='|' read -r label file defs train <<< "$c"
@@ -57,10 +58,11 @@ label, mode, t = sys.argv[2:5]
 step, est = p["step_s"], p["estimate_s"]
 tot = sum(k["time_s"] for k in p["kernels"]) or 1
 big = [k for k in p["kernels"] if k["time_s"] > 0.05 * tot]
-ks = ", ".join(f'{k["name"].split(" ", 1)[1]} {k["measured_over_estimate"]:.2f}' for k in big)
-ok = "" if 0.8 <= step / est <= 1.25 else " *"
-print(f"| {label} | {mode} | {t} | {step*1e3:.3f} ms | {est*1e3:.3f} ms | {step/est:.2f}{ok} | "
-      f'{p.get("step_best_s", step)/step:.2f} | {ks} |')
+def mark(r, lo, hi): return f"{r:.2f}" + ("" if lo <= r <= hi else "*")
+ks = ", ".join(f'{k["name"].split(" ", 1)[1]} {mark(k["time_s"] / k["estimate_s"], 0.5, 2)} '
+               f'({k["best_s"] / k["estimate_s"]:.2f})' for k in big)
+print(f"| {label} | {mode} | {t} | {step*1e3:.3f} ms | {est*1e3:.3f} ms | {mark(step / est, 0.8, 1.25)} | "
+      f'{mark(p["step_best_s"] / est, 0.8, 1.25)} | {ks} |')
 PYEOF
     done
   done

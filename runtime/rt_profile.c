@@ -55,7 +55,7 @@ double rt_prof_step_estimate(const RtModelDesc *d, int train, int threads) {
 /* one kernel's row */
 typedef struct ProfRow {
   int k;
-  double med, est;
+  double med, best, est;
 } ProfRow;
 
 static int cmp_d(const void *a, const void *b) {
@@ -81,7 +81,8 @@ static ProfRow *prof_rows(const RtProfRun *r, int threads) {
   for (int k = 0; k < r->nk; k++) {
     for (int64_t i = 0; i < r->n; i++) col[i] = r->t[i * r->nk + k];
     qsort(col, (size_t)r->n, sizeof *col, cmp_d);
-    rows[k] = (ProfRow){k, r->n ? col[r->n / 2] : 0, rt_prof_estimate(&ks[k], threads)};
+    rows[k] = (ProfRow){k, r->n ? col[r->n / 2] : 0, r->n ? col[0] : 0,
+                        rt_prof_estimate(&ks[k], threads)};
   }
   free(col);
   qsort(rows, (size_t)r->nk, sizeof *rows, rows_by_time);
@@ -134,6 +135,7 @@ static char *json_text(const RtProfRun *r, const ProfRow *rows, int threads,
     cJSON_AddNumberToObject(o, "index", w->k);
     cJSON_AddStringToObject(o, "name", k->name);
     cJSON_AddNumberToObject(o, "time_s", w->med);
+    cJSON_AddNumberToObject(o, "best_s", w->best);
     cJSON_AddNumberToObject(o, "flops", k->flops);
     cJSON_AddNumberToObject(o, "bytes", k->bytes);
     cJSON_AddNumberToObject(o, "gflops", ratio(k->flops, w->med) / 1e9);

@@ -60,6 +60,7 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
   if (!out->m) return drv_compile_status(in);
+  if (pass_fold_constants(out->fwd, d) < 0) return 1; /* the dims are final here */
   CgTarget target;
   llvm_backend_target(&target, 0, NULL);
   CgPipeOptions po = {o->cg.memory_budget, o->remat, o->remat_given, in->path};

@@ -7,6 +7,7 @@
  * docs/language.md describes every entry.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sema.h"
@@ -573,10 +574,37 @@ static Value lower_pool(Sema *s, Call *c) {
   return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
 }
 
+/* the most windows per axis of an adaptive pool whose windows vary in size */
+enum { ADAPTIVE_MAX_OUT = 1024 };
+
+/* Axis `axis` (extent n) of x pooled to `out` windows [floor(i*n/out), ceil((i+1)*n/out)),
+ * PyTorch's: a slice and a mean (max) reduction per window, concatenated. -1 after an
+ * error. */
+static int adaptive_axis(Sema *s, Call *c, int x, int axis, int64_t n, int out) {
+  if (out == n) return x; /* windows of one element */
+  int *parts = xcalloc((size_t)out, sizeof *parts), y = -1;
+  OpKind red = c->b->op == OP_MAXPOOL ? OP_MAX : OP_MEAN;
+  for (int i = 0; i < out; i++) {
+    int64_t a = i * n / out, b = ((i + 1) * n + out - 1) / out;
+    IrAttr sl = {.axis = axis, .start = dim_const(s->g->dims, a), .end = dim_const(s->g->dims, b)};
+    IrAttr r = {.naxes = 1, .axes = {axis}, .keepdim = true};
+    int v = sema_build(s, OP_SLICE, &x, 1, &sl, NULL, c->loc, NULL, NULL);
+    if (v < 0 || (parts[i] = sema_build(s, red, &v, 1, &r, NULL, c->loc, NULL, NULL)) < 0)
+      goto out;
+  }
+  IrAttr ca = {.axis = axis};
+  y = out == 1 ? parts[0] : sema_build(s, OP_CONCAT, parts, out, &ca, NULL, c->loc, NULL, NULL);
+out:
+  free(parts);
+  return y;
+}
+
 /* adaptive_avgpool(x, out) / adaptive_maxpool: PyTorch's AdaptiveAvgPool2d/MaxPool2d. When
  * each input extent is a multiple of the output extent (torchvision at its native sizes:
  * 6x6 -> 6, 7x7 -> 7, 14x14 -> 7) the windows are uniform: a pool with kernel = stride =
- * in/out. An output of 1 is the global pool. */
+ * in/out. Otherwise (13 -> 6, 5 -> 7) the windows vary; as a rectangle's mean (max) is the
+ * mean (max) over rows of the mean (max) over columns, the width is pooled, then the
+ * height, each by adaptive_axis. */
 static Value lower_adaptive_pool(Sema *s, Call *c) {
   int x = want_tensor(s, c, "x");
   static const int one[2] = {1, 1};
@@ -589,18 +617,25 @@ static Value lower_adaptive_pool(Sema *s, Call *c) {
     return v_err();
   }
   IrAttr at = {.dilation = {1, 1}};
+  int64_t n[2];
+  bool uniform = true;
   for (int i = 0; i < 2; i++) {
-    int64_t n;
-    if (!dim_is_const(xt->dims[2 + i], &n) || n % out[i] || n > ATTR_MAX) {
-      sema_error(s, arg_loc(c, "out"), "%s: the input %s %s is not a constant multiple of the "
-                 "output size %d; windows of varying size are not supported", c->b->name,
-                 i ? "width" : "height", dim_str(s->g->dims, xt->dims[2 + i]), out[i]);
+    if (!dim_is_const(xt->dims[2 + i], &n[i]) || n[i] > ATTR_MAX ||
+        (n[i] % out[i] && out[i] > ADAPTIVE_MAX_OUT)) {
+      sema_error(s, arg_loc(c, "out"), "%s: the input %s must be a constant (got %s) and an "
+                 "output size that does not divide it at most %d (got %d)", c->b->name,
+                 i ? "width" : "height", dim_str(s->g->dims, xt->dims[2 + i]),
+                 ADAPTIVE_MAX_OUT, out[i]);
       return v_err();
     }
-    at.kernel[i] = at.stride[i] = (int)(n / out[i]);
+    uniform &= n[i] % out[i] == 0;
+    at.kernel[i] = at.stride[i] = (int)(n[i] / out[i]);
   }
   SrcLoc il[1] = {arg_loc(c, "x")};
-  return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
+  if (uniform) return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
+  int y = adaptive_axis(s, c, x, 3, n[1], out[1]);
+  if (y >= 0) y = adaptive_axis(s, c, y, 2, n[0], out[0]);
+  return y < 0 ? v_err() : result(y, c);
 }
 
 static Value lower_global_avgpool(Sema *s, Call *c) {

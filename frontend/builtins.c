@@ -503,6 +503,7 @@ static Value lower_dense(Sema *s, Call *c) {
   int in2[2] = {x, w};
   SrcLoc il[2] = {arg_loc(c, "x"), c->loc};
   int y = sema_build(s, OP_MATMUL, in2, 2, &mt, NULL, c->loc, il, scope);
+  if (y >= 0 && type_of(s, x)->rank > 2) sema_wide_dense(s, y);
   if (y < 0 || !bias) return result(y, c);
   int in3[2] = {y, b};
   return result(sema_build(s, OP_ADD, in3, 2, NULL, NULL, c->loc, NULL, scope), c);
@@ -913,11 +914,7 @@ static bool ce_flatten(Sema *s, Call *c, int *lg, int *lab) {
     ir_type_str(s->g, &want, wb, sizeof wb);
     sema_error(s, arg_loc(c, "labels"), "cross_entropy: logits %s need labels %s (one per "
                "position), got %s", sema_type_str(s, *lg), wb, sema_type_str(s, *lab));
-    const IrNode *ln = &s->g->nodes[*lg];
-    if (yt->rank == 1 && ln->scope)
-      sema_note(s, ln->loc, "'%s' is [.., %s]: a layer such as dense acts on the last dim of a "
-                "rank-%d input; flatten(x) before it gives [N, features]", ln->scope,
-                dim_str(s->g->dims, lt->dims[lt->rank - 1]), lt->rank);
+    if (yt->rank == 1) sema_note_wide_dense(s, lg, 1);
     return false;
   }
   Dim *rows = dim_const(s->g->dims, 1);

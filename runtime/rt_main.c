@@ -900,6 +900,8 @@ static int val_tensors(const Prog *p, Val *V, int *ts) {
     return perr(p, "missing --val %s=FILE.npy (the targets of the loss)", V->loss.tgt);
   for (V->out_k = 0; V->out_k < rt_desc_count(d, RT_KIND_OUTPUT); V->out_k++)
     if (!strcmp(d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, V->out_k)].name, V->loss.out)) break;
+  if (V->out_k == rt_desc_count(d, RT_KIND_OUTPUT))
+    return perr(p, "--val: model '%s' has no output '%s'", d->name, V->loss.out);
   const RtTensorInfo *o = &d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, V->out_k)];
   const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, *ts)];
   V->C = V->loss.kind == RT_VAL_CE ? o->shape[o->rank - 1] : 1;

@@ -892,7 +892,8 @@ static void val_free(const Prog *p, Val *V) {
   data_free(&V->dt);
 }
 
-/* the output of the loss (its slot among the outputs in *k) and the target input's slot */
+/* the output of the loss (its slot among the outputs in V->out_k) and the target input's
+ * slot (*ts), checked to pair up sample by sample */
 static int val_tensors(const Prog *p, Val *V, int *ts) {
   const RtModelDesc *d = p->d;
   if ((*ts = input_slot(p, V->loss.tgt)) < 0) return 1;

@@ -9,6 +9,7 @@ torch.onnx.export are checked against PyTorch's own outputs as well.
 usage: roundtrip.py NNC SRC_DIR WORK_DIR"""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -140,7 +141,7 @@ SHAPES = {
               "conv2.bias": (16,), "fc1.weight": (120, 400), "fc1.bias": (120,),
               "fc2.weight": (84, 120), "fc2.bias": (84,), "fc3.weight": (10, 84), "fc3.bias": (10,)},
 }
-X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28), "resnet18": (1, 3, 32, 32)}
+X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28), "resnet18": (1, 3, 32, 32), "mobilenet_v2": (2, 3, 32, 32)}
 
 
 def sh(*args):
@@ -150,7 +151,8 @@ def sh(*args):
     return r.stdout
 
 
-EXAMPLE_DIMS = {"resnet18": ["-D", "S=32"]}  # the ONNX graph has 32x32 images
+BLOCKS = {"resnet18": ("layer1.0", "layer1.1"), "mobilenet_v2": ("features.5", "features.6")}
+EXAMPLE_DIMS = {"resnet18": ["-D", "S=32"], "mobilenet_v2": ["-D", "S=32"]}  # the ONNX graphs have 32x32 images
 
 
 def cost(nnc, nn, dims=()):
@@ -176,7 +178,7 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     np.save(os.path.join(work, "x.npy"), x)
     np.save(os.path.join(work, "label.npy"), np.zeros(x.shape[0], np.int32))
     sh(nnc, "run", nn, "--weights", st, "--in", f"x={work}/x.npy", "--out", f"logits={work}/a.npy")
-    xin = "img" if net == "resnet18" else "x"
+    xin = "img" if net in ("resnet18", "mobilenet_v2") else "x"
     sh(nnc, "run", example, *dims, "--weights", ref_w, "--in", f"{xin}={work}/x.npy",
        "--in", f"label={work}/label.npy", "--out", f"logits={work}/b.npy")
     a, b = np.load(f"{work}/a.npy"), np.load(f"{work}/b.npy")
@@ -184,14 +186,16 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     print(f"{net}: {ci[0]} params, {ci[1]} MACs as the example; max |imported - example| = {err:.3g}")
     if err > ATOL + RTOL * np.abs(b).max():
         raise SystemExit(f"FAIL: {net}: outputs differ by {err}")
-    if net != "resnet18":  # a backward pass of resnet18 in the interpreter takes too long
+    if net in ("mlp", "lenet"):  # a backward pass of the larger nets in the interpreter takes too long
         trains_like_example(nnc, work, net, nn, st, example, ref_w)
     else:
         text = open(nn).read()
         calls = text.count("_block(")
         print(f"{net}: {text.count('block ')} block definition(s), {calls - text.count('block ')} calls")
-        if "block layer1_0_block(x)" not in text or 'layer1_0_block(layer1_0_out, name = "layer1.1")' not in text:
-            raise SystemExit(f"FAIL: {net}: layer1.0 and layer1.1 are not one block:\n{text}")
+        first, second = BLOCKS[net]
+        blk = first.replace(".", "_") + "_block"
+        if f"block {blk}(x)" not in text or not re.search(rf'= {blk}\(\w+, name = "{second}"\)', text):
+            raise SystemExit(f"FAIL: {net}: {first} and {second} are not one block:\n{text}")
     if want is not None:
         e2 = np.abs(a - want).max()
         print(f"{net}: max |nnc - pytorch| = {e2:.3g}")
@@ -365,10 +369,35 @@ def attention_ops(nnc, work):
 def torch_round_trips(nnc, src, work):
     try:
         import torch
+        import torchvision
     except ImportError:
         print("torch export round trips: skipped (PyTorch is not installed; "
-              "NNC_WITH_TORCH=1 bash .ci/setup.sh installs python3-torch)")
+              "NNC_WITH_TORCH=1 bash .ci/setup.sh installs python3-torch and python3-torchvision)")
         return
+    import warnings
+    warnings.filterwarnings("ignore")  # the exporter's notes on constant folding and opsets
+    tdir = os.path.join(work, "torch")
+    for net, mod in torch_models(torch, torchvision).items():
+        x = np.random.default_rng(3).standard_normal(X_SHAPE[net]).astype(np.float32)
+        path = os.path.join(tdir, net + ".onnx")
+        # PRESERVE keeps BatchNormalization nodes (EVAL folds them into the convolutions, which
+        # drops the batchnorm parameters the examples have); the model is in eval mode
+        torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}},
+                          training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+        w = {k: v.detach().numpy() for k, v in mod.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+        with torch.no_grad():
+            want = mod(torch.from_numpy(x)).numpy()
+        check_import(nnc, src, tdir, net, path, w, x, want)
+        if net == "mobilenet_v2":
+            compiled_infer(nnc, tdir, net, x, want)
+    folded_export(nnc, src, tdir, torch, torchvision)
+
+
+def torch_models(torch, torchvision):
+    """the examples' PyTorch counterparts, in eval mode, with random batchnorm statistics (a
+    trained network's; fresh ones are all equal, which the exporter deduplicates)"""
     import torch.nn as tnn
 
     class MLP(tnn.Module):
@@ -391,16 +420,56 @@ def torch_round_trips(nnc, src, work):
             x = x.view(x.size(0), -1)
             return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
-    for net, mod in (("mlp", MLP()), ("lenet", LeNet())):
-        torch.manual_seed(0)
+    torch.manual_seed(0)
+    nets = {"mlp": MLP(), "lenet": LeNet(), "resnet18": torchvision.models.resnet18(),
+            "mobilenet_v2": torchvision.models.mobilenet_v2()}
+    for mod in nets.values():
         mod.eval()
-        x = np.random.default_rng(3).standard_normal(X_SHAPE[net]).astype(np.float32)
-        path = os.path.join(work, net + ".torch.onnx")
-        torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"],
-                          output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
-        w = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
-        want = mod(torch.from_numpy(x)).detach().numpy()
-        check_import(nnc, src, os.path.join(work, "torch"), net, path, w, x, want)
+        for m in mod.modules():
+            if isinstance(m, tnn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(0.1 * torch.randn(c))
+                m.running_var.copy_(0.5 + torch.rand(c))
+                m.weight.data.copy_(1 + 0.1 * torch.randn(c))
+                m.bias.data.copy_(0.1 * torch.randn(c))
+    return nets
+
+
+def compiled_infer(nnc, work, net, x, want):
+    """the imported file built with `nnc build` runs as a program (`infer`) to PyTorch's outputs"""
+    nn, prog = os.path.join(work, net + ".nn"), os.path.join(work, net + ".prog")
+    sh(nnc, "build", nn, "-o", prog, "-D", f"N={x.shape[0]}")
+    np.save(f"{work}/cx.npy", x)
+    sh(prog, "infer", "--weights", os.path.join(work, net + ".safetensors"), "--in", f"x={work}/cx.npy",
+       "--out", f"logits={work}/cy.npy", "--threads", "1")
+    expect_close(f"{net}: compiled program (nnc build + infer) vs PyTorch", np.load(f"{work}/cy.npy"), want,
+                 1e-4 + 1e-4 * np.abs(want).max())
+
+
+def folded_export(nnc, src, work, torch, torchvision):
+    """torch.onnx.export's default (EVAL) folds batchnorm into the convolutions and renames the
+    weights; the import still has resnet18's MACs and PyTorch's outputs"""
+    mod = torch_models(torch, torchvision)["resnet18"]
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    path, nn = os.path.join(work, "folded.onnx"), os.path.join(work, "folded.nn")
+    torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+    sh(nnc, "import", path, "-o", nn)
+    text = open(nn).read()
+    if "batchnorm(" in text:
+        raise SystemExit("FAIL: the EVAL export still has batchnorm nodes; the test exports nothing new")
+    macs = cost(nnc, nn)[1]
+    want_macs = cost(nnc, os.path.join(src, "examples", "resnet18.nn"), EXAMPLE_DIMS["resnet18"])[1]
+    if macs != want_macs:
+        raise SystemExit(f"FAIL: resnet18, default export: {macs} MACs, the example {want_macs}")
+    np.save(f"{work}/fx.npy", x)
+    sh(nnc, "run", nn, "--weights", f"{work}/folded.safetensors", "--in", f"x={work}/fx.npy",
+       "--out", f"logits={work}/fy.npy")
+    with torch.no_grad():
+        want = mod(torch.from_numpy(x)).numpy()
+    print(f"resnet18, default export (batchnorm folded): {macs} MACs as the example")
+    expect_close("resnet18, default export, nnc vs PyTorch", np.load(f"{work}/fy.npy"), want,
+                 1e-4 + 1e-4 * np.abs(want).max())
 
 
 def main():

@@ -393,6 +393,7 @@ def torch_round_trips(nnc, src, work):
         if net == "mobilenet_v2":
             compiled_infer(nnc, tdir, net, x, want)
     folded_export(nnc, src, tdir, torch, torchvision)
+    char_lm_round_trip(nnc, src, tdir, torch)
 
 
 def torch_models(torch, torchvision):
@@ -433,6 +434,104 @@ def torch_models(torch, torchvision):
                 m.weight.data.copy_(1 + 0.1 * torch.randn(c))
                 m.bias.data.copy_(0.1 * torch.randn(c))
     return nets
+
+
+def char_lm_module(torch):
+    """examples/char_lm.nn in PyTorch, with its state_dict names: token and position
+    embeddings, two pre-norm blocks whose causal mask is torch.where on a tril buffer, GELU,
+    and the output projection tied to the token embedding"""
+    import math
+    import torch.nn as tnn
+    V, T, H, K = 65, 32, 4, 16
+    D = H * K
+
+    class Attn(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn, self.c_proj = tnn.Linear(D, 3 * D), tnn.Linear(D, D)
+            self.register_buffer("mask", torch.tril(torch.ones(T, T)).bool(), persistent=False)
+
+        def forward(self, x):
+            n = x.shape[0]
+            q, k, v = [t.reshape(n, T, H, K).permute(0, 2, 1, 3) for t in self.c_attn(x).split(D, dim=2)]
+            att = torch.where(self.mask, q @ k.transpose(-2, -1) / math.sqrt(K), torch.tensor(-1e9))
+            return self.c_proj((att.softmax(-1) @ v).permute(0, 2, 1, 3).reshape(n, T, D))
+
+    class MLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj = tnn.Linear(D, 4 * D), tnn.Linear(4 * D, D)
+
+        def forward(self, x):
+            return self.c_proj(torch.nn.functional.gelu(self.c_fc(x)))
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2, self.mlp = tnn.LayerNorm(D), Attn(), tnn.LayerNorm(D), MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class CharLM(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = tnn.Embedding(V, D), tnn.Embedding(T, D)
+            self.h, self.ln_f = tnn.ModuleList([Block(), Block()]), tnn.LayerNorm(D)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(torch.arange(T))
+            for b in self.h:
+                x = b(x)
+            return self.ln_f(x) @ self.wte.weight.t()
+
+    torch.manual_seed(1)
+    mod = CharLM().eval()
+    for m in mod.modules():  # trained-looking layernorms (fresh ones are deduplicated by the exporter)
+        if isinstance(m, tnn.LayerNorm):
+            m.weight.data.copy_(1 + 0.1 * torch.randn(D))
+            m.bias.data.copy_(0.1 * torch.randn(D))
+    return mod, V, T
+
+
+def char_lm_round_trip(nnc, src, work, torch):
+    """the char_lm counterpart exported at opset 17 imports to a file with the example's
+    parameter names, count and MACs (weight tying kept, the causal mask as tril), and
+    PyTorch's and the example's outputs"""
+    mod, vocab, t = char_lm_module(torch)
+    idx = np.random.default_rng(5).integers(0, vocab, (2, t))
+    path, nn, st = (os.path.join(work, "char_lm" + e) for e in (".onnx", ".nn", ".safetensors"))
+    torch.onnx.export(mod, torch.from_numpy(idx), path, input_names=["idx"], output_names=["logits"],
+                      dynamic_axes={"idx": {0: "N"}, "logits": {0: "N"}}, opset_version=17,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    sh(nnc, "import", path, "-o", nn, "--weights", st)
+    text = open(nn).read()
+    for want in ("weight = wte.weight)", "where(tril(ones([32, 32]))", "arange(32, dtype = i32)"):
+        if want not in text:
+            raise SystemExit(f"FAIL: char_lm: no '{want}' in\n{text}")
+    w = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
+    if sorted(ref_nets.st_read(st)) != sorted(w):
+        raise SystemExit(f"FAIL: char_lm: parameters {sorted(ref_nets.st_read(st))}, PyTorch's {sorted(w)}")
+    example = os.path.join(src, "examples", "char_lm.nn")
+    for n in (2, 16):  # (`cost --symbolic` does not take char_lm.nn's blocks: two batch sizes)
+        got = [json.loads(sh(nnc, "cost", f, "-D", f"N={n}", "--json"))["totals"] for f in (nn, example)]
+        got = [(g["params"], g["fwd_macs"]) for g in got]
+        if got[0] != got[1]:
+            raise SystemExit(f"FAIL: char_lm at N={n}: params/MACs {got[0]}, the example {got[1]}")
+    print(f"char_lm: {got[0][0]} params, {got[0][1]} MACs at N=16 as the example")
+    ref_w = os.path.join(work, "char_lm.ref.safetensors")
+    ref_nets.write_file(ref_w, ref_nets.st_bytes(w))
+    np.save(f"{work}/idx.npy", idx.astype(np.int32))
+    sh(nnc, "run", nn, "--weights", st, "--in", f"idx={work}/idx.npy", "--out", f"logits={work}/la.npy")
+    sh(nnc, "run", example, "-D", "N=2", "--weights", ref_w, "--in", f"idx={work}/idx.npy",
+       "--out", f"logits={work}/lb.npy")
+    with torch.no_grad():
+        want = mod(torch.from_numpy(idx)).numpy()
+    a, b = np.load(f"{work}/la.npy"), np.load(f"{work}/lb.npy")
+    # (PyTorch's layernorm eps 1e-5 is exported as float32, 9.99999975e-06)
+    expect_close("char_lm: imported vs examples/char_lm.nn", a, b, 1e-5 * np.abs(b).max())
+    expect_close("char_lm: imported vs PyTorch", a, want, 1e-4 + 1e-4 * np.abs(want).max())
 
 
 def compiled_infer(nnc, work, net, x, want):

@@ -620,9 +620,11 @@ static int conv_pads(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const i
   return 0;
 }
 
-/* kernel, strides, dilations and pads of a 2-D Conv or pool; output spatial sizes */
+/* kernel, strides, dilations and pads of a 2-D Conv or pool; output spatial sizes. ceil_mode
+ * (pools) rounds up as PyTorch does: the last window must start inside the input or its left
+ * padding; *ceil says whether that changed a size */
 static int window(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int64_t *kdefault,
-                  int64_t *k, int64_t *s, int64_t *d, int64_t *p, OxDim *out) {
+                  int64_t *k, int64_t *s, int64_t *d, int64_t *p, OxDim *out, int *ceil) {
   if (x->rank != 4)
     return ox_err(c, n, "input of rank %d; nnc has 1-D and 2-D convolution and pooling only",
                   x->rank);
@@ -638,12 +640,14 @@ static int window(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int6
     int64_t in = x->dims[2 + i].v, span = d[i] * (k[i] - 1) + 1;
     int64_t fl = (in + 2 * p[i] - span) / s[i] + 1,
             ce = (in + 2 * p[i] - span + s[i] - 1) / s[i] + 1;
-    if (ox_attr_i(n, "ceil_mode", 0) && ce != fl)
-      return ox_err(c, n,
-                    "ceil_mode = 1 changes the output size here (%lld, not %lld); nnc "
-                    "rounds down",
-                    (long long)ce, (long long)fl);
     if (fl < 1) return ox_err(c, n, "the window is larger than the padded input");
+    if (ce > fl && (ce - 1) * s[i] >= in + p[i]) ce--;
+    if (ox_attr_i(n, "ceil_mode", 0) && ce != fl) {
+      if (!ceil)
+        return ox_err(c, n, "ceil_mode = 1 changes the output size here (%lld, not %lld)",
+                      (long long)ce, (long long)fl);
+      *ceil = 1, fl = ce;
+    }
     out[2 + i] = (OxDim){fl, NULL};
   }
   out[0] = x->dims[0];
@@ -730,7 +734,7 @@ static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   int64_t g = ox_attr_i(n, "group", 1), k[2], s[2], d[2], p[2],
           kw[2] = {w->dims[2].v, w->dims[3].v};
   OxDim dims[4];
-  if (window(c, n, x, kw, k, s, d, p, dims)) return -1;
+  if (window(c, n, x, kw, k, s, d, p, dims, NULL)) return -1;
   if (k[0] != w->dims[2].v || k[1] != w->dims[3].v)
     return ox_err(c, n, "kernel_shape %s differs from the weight's [%lld, %lld]", pair(c, k),
                   (long long)w->dims[2].v, (long long)w->dims[3].v);
@@ -825,8 +829,9 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (!x || float_input(c, n, x)) return -1;
   if (x->rank == 3) return lower_1d(c, n, idx);
   int64_t k[2], s[2], d[2], p[2];
+  int ceil = 0;
   OxDim dims[4];
-  if (window(c, n, x, NULL, k, s, d, p, dims)) return -1;
+  if (window(c, n, x, NULL, k, s, d, p, dims, &ceil)) return -1;
   const char *fn = op_entry(idx)->arg;
   if (d[0] != 1 || d[1] != 1) return ox_err(c, n, "dilations are not supported in pooling");
   if (2 * p[0] > k[0] || 2 * p[1] > k[1])
@@ -837,16 +842,18 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return ox_err(c, n, "a zero Pad before max pooling; nnc's maxpool pads with -inf");
   /* the pool's own padding (explicit or auto_pad), beside what a folded Pad added */
   int own = p[0] != (x->padded ? x->pad4[0] : 0) || p[1] != (x->padded ? x->pad4[1] : 0);
-  if (!strcmp(fn, "avgpool") && own && !ox_attr_i(n, "count_include_pad", 0))
+  int exclude = !strcmp(fn, "avgpool") && (own || ceil) && !ox_attr_i(n, "count_include_pad", 0);
+  if (exclude && x->padded)
     return ox_err(c, n,
-                  "padding with count_include_pad = 0; nnc's avgpool counts the padding "
-                  "(count_include_pad = 1)");
+                  "count_include_pad = 0 after a zero Pad: nnc's avgpool counts all of its "
+                  "padding or none");
   dims[1] = x->dims[1];
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, 4, dims);
-  ox_line(c, n, y->id, "%s(%s, %s, stride = %s%s%s)", fn, e, pair(c, k), pair(c, s),
-          p[0] || p[1] ? ", pad = " : "", p[0] || p[1] ? pair(c, p) : "");
+  ox_line(c, n, y->id, "%s(%s, %s, stride = %s%s%s%s%s)", fn, e, pair(c, k), pair(c, s),
+          p[0] || p[1] ? ", pad = " : "", p[0] || p[1] ? pair(c, p) : "",
+          ceil ? ", ceil_mode = true" : "", exclude ? ", count_include_pad = false" : "");
   return 0;
 }
 

@@ -366,6 +366,29 @@ def attention_ops(nnc, work):
     expect_close("attention ops (opset 17) vs onnx.reference", got, want, 1e-5)
 
 
+def causal_tied(nnc, work):
+    """what a GPT-style export writes: a position embedding by constant arange ids, a causal
+    mask as Where on a constant bool tril, and the output projection MatMul by the Transpose of
+    the token embedding (weight tying), against onnx.reference"""
+    from onnx.reference import ReferenceEvaluator
+    n, rng = helper.make_node, np.random.default_rng(8)
+    wte, wpe = rng.standard_normal((11, 6)).astype(np.float32), rng.standard_normal((5, 6)).astype(np.float32)
+    inits = [init("wte.weight", wte), init("wpe.weight", wpe), init("pos", np.arange(5, dtype=np.int64)),
+             init("mask", np.tril(np.ones((5, 5), bool))), init("neg", np.array(-1e9, np.float32))]
+    nodes = [n("Gather", ["wte.weight", "ids"], ["tok"]), n("Gather", ["wpe.weight", "pos"], ["p"]),
+             n("Add", ["tok", "p"], ["x"]), n("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+             n("MatMul", ["x", "xt"], ["s"]), n("Where", ["mask", "s", "neg"], ["sm"]),
+             n("Softmax", ["sm"], ["a"], axis=-1), n("MatMul", ["a", "x"], ["h"]),
+             n("Transpose", ["wte.weight"], ["wt"], perm=[1, 0]), n("MatMul", ["h", "wt"], ["y"])]
+    m = model(nodes, [("ids", TensorProto.INT64, [2, 5])], inits)
+    ids = rng.integers(0, 11, (2, 5)).astype(np.int64)
+    got, path, _ = import_run(nnc, work, "causal", m, {"ids": ids},
+                              ["embedding(arange(5, dtype = i32), 5, 6, name = \"wpe\")",
+                               "where(tril(ones([5, 5])), s, (-1e+09))", "bias = false, weight = wte.weight)"])
+    want = ReferenceEvaluator(path).run(None, {"ids": ids})[0]
+    expect_close("causal mask (tril), arange positions, tied projection vs onnx.reference", got, want, 1e-4)
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
@@ -589,6 +612,7 @@ def main():
     pad_folding(nnc, work)
     attention_ops(nnc, work)
     nearest_resize(nnc, work)
+    causal_tied(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

@@ -139,6 +139,7 @@ static int alias(OxCtx *c, const Onnx__NodeProto *n, OxVal *x) {
   const char *nm = y->name;
   *y = copy;
   y->name = nm;
+  y->param = NULL; /* an exporter's Identity copy of an initializer is a parameter of its own */
   return 0;
 }
 
@@ -498,9 +499,11 @@ static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, cons
  * also the output projection), stored [out, in] as dense needs it */
 static const char *tied_weight(OxCtx *c, const Onnx__NodeProto *n, const OxVal *w, int trans) {
   if (!w->param) return "";
-  if (!trans || w->rank != 2)
-    return ox_err(c, n, "'%s' is the parameter %s already, which dense would read transposed",
-                  w->name, w->param), NULL;
+  if (!trans || w->rank != 2) {
+    ox_err(c, n, "'%s' is the parameter %s already, which dense would read transposed", w->name,
+           w->param);
+    return NULL;
+  }
   return arena_printf(c->a, ", weight = %s", w->param);
 }
 
@@ -1757,9 +1760,11 @@ static int is_int_elem(int e) {
 /* an integer constant read as a float tensor: a float copy (integers up to 2^24 are exact) */
 static const char *int_const_expr(OxCtx *c, const Onnx__NodeProto *n, OxVal *v, int allow_number) {
   for (int64_t k = 0; k < v->n; k++)
-    if (fabs(v->cv[k]) > 16777216.0)
-      return ox_err(c, n, "integer constant '%s' holds %.0f, which float32 does not hold exactly",
-                    v->name, v->cv[k]), NULL;
+    if (fabs(v->cv[k]) > 16777216.0) {
+      ox_err(c, n, "integer constant '%s' holds %.0f, which float32 does not hold exactly",
+             v->name, v->cv[k]);
+      return NULL;
+    }
   const char *fname = arena_printf(c->a, "%s_f32", v->name);
   OxVal *f = ox_find(c, fname);
   if (!f) {

@@ -417,6 +417,7 @@ def torch_round_trips(nnc, src, work):
             compiled_infer(nnc, tdir, net, x, want)
     folded_export(nnc, src, tdir, torch, torchvision)
     char_lm_round_trip(nnc, src, tdir, torch)
+    gpt2_block_round_trip(nnc, src, tdir, torch)
 
 
 def torch_models(torch, torchvision):
@@ -518,6 +519,81 @@ def char_lm_module(torch):
     return mod, V, T
 
 
+def same_cost(nnc, net, nn, example, batches):
+    """the imported file's parameter count and MACs are the example's (command line) at each N"""
+    for n in batches:
+        got = [json.loads(sh(nnc, "cost", *f, "-D", f"N={n}", "--json"))["totals"] for f in ([nn], example)]
+        got = [(g["params"], g["fwd_macs"]) for g in got]
+        if got[0] != got[1]:
+            raise SystemExit(f"FAIL: {net} at N={n}: params/MACs {got[0]}, the example {got[1]}")
+    print(f"{net}: {got[0][0]} params, {got[0][1]} MACs at N={batches[-1]} as the example")
+
+
+def gpt2_block_round_trip(nnc, src, work, torch):
+    """examples/gpt2_block.nn's PyTorch counterpart (HuggingFace's GPT2Block: Conv1D weights
+    [in, out], the attention mask an input) exported at opset 17, at a small size: the
+    example's parameter names, count and MACs (the dense weights stored [out, in]), and its
+    and PyTorch's outputs"""
+    import math
+    import torch.nn as tnn
+    n, t, heads, k = 2, 16, 2, 16
+    d = heads * k
+
+    class Conv1D(tnn.Module):
+        def __init__(self, nin, nout):
+            super().__init__()
+            self.weight = tnn.Parameter(0.2 * torch.randn(nin, nout))
+            self.bias = tnn.Parameter(0.1 * torch.randn(nout))
+
+        def forward(self, x):
+            return x @ self.weight + self.bias
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+            self.attn, self.mlp = tnn.Module(), tnn.Module()
+            self.attn.c_attn, self.attn.c_proj = Conv1D(d, 3 * d), Conv1D(d, d)
+            self.mlp.c_fc, self.mlp.c_proj = Conv1D(d, 4 * d), Conv1D(4 * d, d)
+
+        def forward(self, x, mask):
+            qkv = self.attn.c_attn(self.ln_1(x)).split(d, dim=2)
+            q, kk, v = [a.reshape(x.shape[0], t, heads, k).permute(0, 2, 1, 3) for a in qkv]
+            att = torch.softmax(q @ kk.transpose(-2, -1) / math.sqrt(k) + mask, -1)
+            x = x + self.attn.c_proj((att @ v).permute(0, 2, 1, 3).reshape(x.shape[0], t, d))
+            return x + self.mlp.c_proj(torch.nn.functional.gelu(self.mlp.c_fc(self.ln_2(x))))
+
+    torch.manual_seed(2)
+    mod = Block().eval()
+    for ln in (mod.ln_1, mod.ln_2):
+        ln.weight.data.copy_(1 + 0.1 * torch.randn(d))
+        ln.bias.data.copy_(0.1 * torch.randn(d))
+    x = np.random.default_rng(6).standard_normal((n, t, d)).astype(np.float32)
+    mask = np.triu(np.full((t, t), -1e9, np.float32), 1)
+    path, nn, st = (os.path.join(work, "gpt2_block" + e) for e in (".onnx", ".nn", ".safetensors"))
+    torch.onnx.export(mod, (torch.from_numpy(x), torch.from_numpy(mask)), path, input_names=["x", "mask"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    sh(nnc, "import", path, "-o", nn, "--weights", st)
+    w = {key: v.detach().numpy() for key, v in mod.state_dict().items()}
+    if sorted(ref_nets.st_read(st)) != sorted(w):
+        raise SystemExit(f"FAIL: gpt2_block: parameters {sorted(ref_nets.st_read(st))}, PyTorch's {sorted(w)}")
+    example = [os.path.join(src, "examples", "gpt2_block.nn"), "-D", f"T={t}", "-D", f"H={heads}", "-D", f"K={k}"]
+    same_cost(nnc, "gpt2_block", nn, example, (n,))
+    ref_w = os.path.join(work, "gpt2_block.ref.safetensors")
+    ref_nets.write_file(ref_w, ref_nets.st_bytes(w))
+    np.save(f"{work}/gx.npy", x)
+    np.save(f"{work}/gm.npy", mask)
+    feeds = ["--in", f"x={work}/gx.npy", "--in", f"mask={work}/gm.npy"]
+    sh(nnc, "run", nn, "--weights", st, *feeds, "--out", f"y={work}/ga.npy")
+    sh(nnc, "run", *example, "-D", f"N={n}", "--weights", ref_w, *feeds, "--out", f"y={work}/gb.npy")
+    with torch.no_grad():
+        want = mod(torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+    a, b = np.load(f"{work}/ga.npy"), np.load(f"{work}/gb.npy")
+    expect_close("gpt2_block: imported vs examples/gpt2_block.nn", a, b, 1e-5 * np.abs(b).max())
+    expect_close("gpt2_block: imported vs PyTorch", a, want, 1e-4 + 1e-4 * np.abs(want).max())
+
+
 def char_lm_round_trip(nnc, src, work, torch):
     """the char_lm counterpart exported at opset 17 imports to a file with the example's
     parameter names, count and MACs (weight tying kept, the causal mask as tril), and
@@ -537,12 +613,8 @@ def char_lm_round_trip(nnc, src, work, torch):
     if sorted(ref_nets.st_read(st)) != sorted(w):
         raise SystemExit(f"FAIL: char_lm: parameters {sorted(ref_nets.st_read(st))}, PyTorch's {sorted(w)}")
     example = os.path.join(src, "examples", "char_lm.nn")
-    for n in (2, 16):  # (`cost --symbolic` does not take char_lm.nn's blocks: two batch sizes)
-        got = [json.loads(sh(nnc, "cost", f, "-D", f"N={n}", "--json"))["totals"] for f in (nn, example)]
-        got = [(g["params"], g["fwd_macs"]) for g in got]
-        if got[0] != got[1]:
-            raise SystemExit(f"FAIL: char_lm at N={n}: params/MACs {got[0]}, the example {got[1]}")
-    print(f"char_lm: {got[0][0]} params, {got[0][1]} MACs at N=16 as the example")
+    # (`cost --symbolic` does not take char_lm.nn's blocks: two batch sizes)
+    same_cost(nnc, "char_lm", nn, [example], (2, 16))
     ref_w = os.path.join(work, "char_lm.ref.safetensors")
     ref_nets.write_file(ref_w, ref_nets.st_bytes(w))
     np.save(f"{work}/idx.npy", idx.astype(np.int32))

@@ -184,5 +184,9 @@ const char *rt_ctx_kernel_name(const RtCtx *c, int train, int i, double *est_s);
  * of the inputs the forward pass reads (infer requires exactly these), or NULL for all.
  * Returns the exit status. */
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
+/* the same with the loss `train --val` evaluates from the outputs (rt_val.h's one-line form,
+ * written by the build; NULL or "": --val is refused with the reason) */
+int rt_program_main_val(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                        int argc, char **argv);
 
 #endif

@@ -5,7 +5,8 @@
 #    order and under its name, and the bytes each reads and writes equal a recomputation
 #    from the printed plan alone (reads: the size written by the producing kernel, or the
 #    tensor table's size for parameters and inputs; writes: the printed sizes; copies: their
-#    bytes both ways), so the sums equal too;
+#    bytes both ways), so the sums equal too; a folded constant (region const) has no size
+#    in the text: a kernel reading one must read at least 4 bytes more per constant;
 #  - `prog bench --profile --json` of the built program lists exactly those kernels (names,
 #    order through their indices, count), each with a time, and its estimates sum to the
 #    estimate `nnc cost --threads 1` gives for the step.
@@ -38,7 +39,7 @@ written, kernels = {}, []
 for b in blocks:
     head = b.split("\n", 1)[0]
     idx, kind = re.match(r"k(\d+) (\w+)", head).groups()
-    rd = wr = 0
+    rd = wr = nconst = 0
     if kind == "copy":
         rd = wr = int(re.search(r"\((\d+) bytes\)", head).group(1))
     for line in b.split("\n"):
@@ -49,17 +50,20 @@ for b in blocks:
                 wr += int(nb)
         elif line.startswith("reads"):
             for vid, reg, off in re.findall(r"%(\d+) (\w+)\+(\d+)", line):
-                rd += written[vid] if vid in written else tensors[(reg, int(off))]
-    kernels.append((int(idx), kind, rd, wr))
+                if reg == "const": nconst += 1  # folded constants: the text has no size
+                else: rd += written[vid] if vid in written else tensors[(reg, int(off))]
+    kernels.append((int(idx), kind, rd, wr, nconst))
 est = cost["estimate"]["kernels"]
 bad = []
 if [k[0] for k in kernels] != list(range(len(kernels))): bad.append("plan kernels out of order")
 if len(est) != len(kernels): bad.append(f"cost has {len(est)} kernels, the plan {len(kernels)}")
-for (i, kind, rd, wr), e in zip(kernels, est):
+for (i, kind, rd, wr, nc), e in zip(kernels, est):
     if not e["name"].startswith(f"k{i} {kind} "): bad.append(f"k{i}: cost names it {e['name']!r}")
+    if nc:  # each constant read adds at least one element
+        rd = e["read"] if e["read"] >= rd + 4 * nc and (e["read"] - rd) % 4 == 0 else -1
     if (e["read"], e["written"]) != (rd, wr):
         bad.append(f"k{i}: cost reads/writes {e['read']:.0f}/{e['written']:.0f}, the plan {rd}/{wr}")
-tot = sum(k[2] + k[3] for k in kernels)
+tot = sum((e["read"] if k[4] else k[2]) + k[3] for k, e in zip(kernels, est))
 if cost["estimate"]["bytes"] != tot: bad.append(f"bytes {cost['estimate']['bytes']} != plan {tot}")
 pk = sorted(prof["kernels"], key=lambda k: k["index"])
 if [k["index"] for k in pk] != list(range(len(kernels))): bad.append("profile indices != plan kernels")

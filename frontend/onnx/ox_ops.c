@@ -1696,6 +1696,51 @@ static int op_constant_of_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* Range(start, limit, delta) of constants (positions for a traced `torch.arange`), folded */
+static int op_range(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *v[3];
+  for (int i = 0; i < 3; i++)
+    if (!(v[i] = need(c, n, i)) || !is_const(v[i]) || v[i]->n != 1)
+      return v[i] ? ox_err(c, n, "input %d is not a constant number; nnc's shapes are known at "
+                           "compile time", i)
+                  : -1;
+  double start = v[0]->cv[0], limit = v[1]->cv[0], delta = v[2]->cv[0];
+  double cnt = delta ? ceil((limit - start) / delta) : -1;
+  if (!(cnt >= 1 && cnt <= OX_MAX_FOLD))
+    return ox_err(c, n, "a range of %.0f elements (at least 1, at most %d fold)", cnt, OX_MAX_FOLD);
+  OxDim d = {(int64_t)cnt, NULL};
+  OxVal *y = def_const(c, n, 0, 1, &d, v[0]->elem);
+  for (int64_t k = 0; k < y->n; k++) y->cv[k] = start + (double)k * delta;
+  return 0;
+}
+
+/* Trilu: `tril(x, k)` / `triu(x, k)` on the last two dims (folded on a constant) */
+static int op_trilu(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t k = 0, upper = ox_attr_i(n, "upper", 1);
+  if (has_in(n, 1) && const_ints(c, n, 1, &k, 1, "k") != 1) return -1;
+  if (x->rank < 2) return ox_err(c, n, "input of rank %d; Trilu needs 2 or more", x->rank);
+  int64_t rows = x->dims[x->rank - 2].v, cols = x->dims[x->rank - 1].v;
+  if (is_const(x)) {
+    OxVal *y = def_const(c, n, 0, x->rank, x->dims, x->elem);
+    for (int64_t e = 0; e < y->n; e++) {
+      int64_t i = e / cols % rows, j = e % cols;
+      y->cv[e] = (upper ? j - i >= k : j - i <= k) ? x->cv[e] : 0;
+    }
+    return 0;
+  }
+  if (float_input(c, n, x)) return -1;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "%s(%s%s)", upper ? "triu" : "tril", e,
+          k ? arena_printf(c->a, ", %lld", (long long)k) : "");
+  return 0;
+}
+
 /* Size: the element count, a constant */
 static int op_size(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
@@ -1938,6 +1983,8 @@ static const OxOp ops[] = {
     {"Xor", op_compare, "xor"},
     {"Not", op_not, NULL},
     {"Where", op_where, NULL},
+    {"Trilu", op_trilu, NULL},
+    {"Range", op_range, NULL},
     {"Sum", op_nary, "sum"},
     {"Mean", op_nary, "mean"},
     {"Clip", op_clip, NULL},

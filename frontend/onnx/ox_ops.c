@@ -800,14 +800,38 @@ static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* LayerNormalization's optional outputs: Mean and InvStdDev over the normalized dims, kept */
+static int layernorm_stats(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const char *e,
+                           int ax) {
+  int want_mean = n->n_output > 1 && n->output[1][0], want_inv = n->n_output > 2 && n->output[2][0];
+  if (!want_mean && !want_inv) return 0;
+  OxDim dims[OX_MAX_RANK];
+  char axes[64] = "";
+  memcpy(dims, x->dims, sizeof dims);
+  for (int i = ax; i < x->rank; i++) {
+    dims[i] = (OxDim){1, NULL};
+    snprintf(axes + strlen(axes), sizeof axes - strlen(axes), "%s%d", i > ax ? ", " : "", i);
+  }
+  const char *m = arena_printf(c->a, "mean(%s, [%s], keepdim = true)", e, axes);
+  if (want_mean) {
+    OxVal *mv = ox_def(c, n, 1, x->rank, dims);
+    ox_line(c, n, mv->id, "%s", m);
+    m = mv->id;
+  }
+  if (want_inv) {
+    OxVal *iv = ox_def(c, n, 2, x->rank, dims);
+    ox_line(c, n, iv->id, "1.0 / sqrt(mean((%s - %s) ^ 2, [%s], keepdim = true) + %.9g)", e, m,
+            axes, ox_attr_f(n, "epsilon", 1e-5));
+  }
+  return 0;
+}
+
 static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0), *s = x ? need(c, n, 1) : NULL;
   if (!s || float_input(c, n, x)) return -1;
   int ax;
   if (ox_axis(c, n, ox_attr_i(n, "axis", -1), x->rank, &ax)) return -1;
-  if ((n->n_output > 1 && n->output[1][0]) || (n->n_output > 2 && n->output[2][0]))
-    return ox_err(c, n, "the Mean and InvStdDev outputs are not imported");
   int64_t shape[OX_MAX_RANK], cnt = 1;
   for (int i = ax; i < x->rank; i++) shape[i - ax] = x->dims[i].v, cnt *= x->dims[i].v;
   OxVal *b = has_in(n, 2) ? need(c, n, 2) : NULL;
@@ -824,7 +848,7 @@ static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
   ox_line(c, n, y->id, "layernorm(%s, dims = %d, eps = %.9g, name = \"%s\")", e, x->rank - ax,
           ox_attr_f(n, "epsilon", 1e-5), scope);
-  return 0;
+  return layernorm_stats(c, n, x, e, ax);
 }
 
 static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {

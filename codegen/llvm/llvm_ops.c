@@ -1353,6 +1353,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->dtypes = 1u << DT_F32 | 1u << DT_I32;
   t->conv = CG_CONV_IM2COL;
   t->conv_bn = true;
+  t->depthwise_direct = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;
 }

@@ -211,8 +211,8 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->P = c->OH * c->OW;
   c->direct = c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 &&
               c->pw == 0 && c->OH == c->H && c->OW == c->W;
-  c->depthwise = n->op == OP_CONV2D && c->G > 1 && c->Cg == 1 && c->Og == 1 && c->KH <= 8 &&
-                 c->KW <= 8;
+  c->depthwise = p->target && p->target->depthwise_direct && n->op == OP_CONV2D && c->G > 1 &&
+                 c->Cg == 1 && c->Og == 1 && c->KH <= 8 && c->KW <= 8;
 }
 
 /* ---- the plan, step by step ------------------------------------------------------------ */

@@ -45,6 +45,7 @@ typedef struct CgTarget {
   int vector_width;       /* f32 lanes of a vector (CPU), threads of a warp (GPU) */
   bool conv_bn;           /* folds an inference batchnorm after a convolution into the
                              convolution's epilogue (scratch: a scale and a shift a channel) */
+  bool depthwise_direct;  /* computes forward depthwise convolutions without im2col */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 
@@ -175,8 +176,8 @@ typedef struct CgConv {
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t Cg, Og, K, P; /* per group: channels in/out, K = Cg*KH*KW, P = OH*OW */
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
-  bool depthwise;       /* forward, one channel in and out per group, at most 8x8: computed
-                           directly (no im2col scratch) */
+  bool depthwise;       /* forward, one channel in and out per group, at most 8x8, on a
+                           target with depthwise_direct: no im2col scratch */
 } CgConv;
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 #endif

@@ -327,9 +327,13 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
             LLVMPositionBuilderAtEnd(g->b, row);
         }
         LLVMValueRef rowp = gen_gep(g, cp, gen_mul(g, c64(g, i), ldc));
-        LLVMValueRef brow = NULL;
+        LLVMValueRef brow = NULL, srow = NULL;
         if (epi && g->spec->bias == LLVM_GEMM_BIAS_ROW)
             brow = gen_splat(g, gen_load(g, g->f32, gen_gep(g, bias, c64(g, i)), 4), g->vl);
+        if (epi && g->spec->bias == LLVM_GEMM_AFFINE_ROW) {
+            srow = gen_splat(g, gen_load(g, g->f32, gen_gep(g, bias, c64(g, 2 * i)), 4), g->vl);
+            brow = gen_splat(g, gen_load(g, g->f32, gen_gep(g, bias, c64(g, 2 * i + 1)), 4), g->vl);
+        }
         for (int v = 0; v < g->nrv; v++) {
             LLVMValueRef p = gen_gep(g, rowp, c64(g, (int64_t)v * g->vl));
             LLVMValueRef x = acc[i * g->nrv + v];
@@ -339,7 +343,8 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
             }
             if (epi) {
                 if (bcol[v]) x = LLVMBuildFAdd(g->b, x, bcol[v], "");
-                if (brow) x = LLVMBuildFAdd(g->b, x, brow, "");
+                if (srow) x = gen_fma(g, x, srow, brow);
+                else if (brow) x = LLVMBuildFAdd(g->b, x, brow, "");
                 if (g->spec->relu)
                     x = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUGT, x, zero, ""), x,
                                         zero, "");
@@ -538,9 +543,10 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
     LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kc));
     LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
-    LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL   ? gen_gep(g, bias, col)
-                        : sp->bias == LLVM_GEMM_BIAS_ROW ? gen_gep(g, bias, row)
-                                                         : bias;
+    LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
+                        : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)
+                        : sp->bias == LLVM_GEMM_AFFINE_ROW ? gen_gep(g, bias, gen_mul(g, row, c64(g, 2)))
+                                                            : bias;
     LLVMValueRef args[9] = {kc, ap, bp, cp, ldc, mr, nr, flags, bptr};
     gen_call(g, ukr, args, 9);
     loop_end(g, &lir);

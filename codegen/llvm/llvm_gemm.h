@@ -46,6 +46,7 @@ typedef enum {
     LLVM_GEMM_BIAS_NONE = 0,
     LLVM_GEMM_BIAS_COL, /* C[i,j] += bias[j]  (dense layers: one bias per output feature) */
     LLVM_GEMM_BIAS_ROW, /* C[i,j] += bias[i] */
+    LLVM_GEMM_AFFINE_ROW, /* C[i,j] = C[i,j]·bias[2i] + bias[2i+1] (a folded batchnorm) */
 } LlvmGemmBias;
 
 typedef struct LlvmGemmSpec {

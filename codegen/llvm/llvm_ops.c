@@ -8,8 +8,12 @@
  *   epilogue), blocking from the tile decisions (passes/tiles.h); batched products loop over
  *   constant tables of operand offsets, and a batch that only the left operand has is folded
  *   into M.
- * - convolutions: per image and group, generated im2col (col2im for the data gradient) and a
- *   GEMM; 1x1 stride-1 unpadded convolutions use the activations directly.
+ * - convolutions: per image and group, generated im2col (col2im for the data gradient),
+ *   spread over the threads by input channel, and a GEMM; 1x1 stride-1 unpadded
+ *   convolutions use the activations directly. Forward depthwise convolutions are computed
+ *   directly (vectors along the output row, rows over the threads). A folded inference
+ *   batchnorm becomes the GEMM's per-channel scale-and-shift epilogue, from a table of
+ *   gamma/sqrt(var + eps) and beta - mean·scale computed at the start of the kernel.
  * - everything else calls a plain-C runtime kernel (runtime/rt_kernels.h) or, for copies
  *   and fills, llvm.memcpy/llvm.memset and a generated fill loop.
  */
@@ -46,6 +50,8 @@ LLVMValueRef cg_ptr(CgEmit *e, int node) {
 
 static LLVMValueRef add(CgEmit *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(e->b, a, b, ""); }
 static LLVMValueRef mul(CgEmit *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(e->b, a, b, ""); }
+
+static LLVMValueRef dconst(CgEmit *e, double v) { return LLVMConstReal(e->f64, v); }
 
 static LLVMValueRef fconst(CgEmit *e, LLVMTypeRef ty, double v) {
   if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind) return LLVMConstReal(ty, v);
@@ -164,17 +170,35 @@ static const CgVal *val(CgEmit *e, int i) { return &e->p->v[i]; }
 
 /* ---- parallel tasks -------------------------------------------------------------------- */
 
-/* A task function void(ptr ctx, i64 t) whose ctx holds the three region bases, the pool and
- * the task count; `body` emits the work of task t. */
+/* A task function void(ptr ctx, i64 t) whose ctx holds the three region bases, the pool,
+ * the task count and TASK_NX values of the caller (loop indices: run_tasks_x); `body` emits
+ * the work of task t. */
 typedef void (*TaskBody)(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt);
 
+enum { TASK_NX = 2, TASK_NFIELDS = 5 + TASK_NX };
+
 static LLVMTypeRef task_ctx_type(CgEmit *e) {
-  LLVMTypeRef f[5] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64};
-  return LLVMStructTypeInContext(e->ctx, f, 5, 0);
+  LLVMTypeRef f[TASK_NFIELDS] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64};
+  for (int i = 5; i < TASK_NFIELDS; i++) f[i] = e->i64;
+  return LLVMStructTypeInContext(e->ctx, f, TASK_NFIELDS, 0);
 }
 
-/* runs body in min(pool threads, max_tasks) tasks */
-static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody body, void *arg) {
+/* an alloca in the entry block, so that a call inside a loop does not grow the stack */
+static LLVMValueRef entry_alloca(CgEmit *e, LLVMTypeRef t, const char *nm) {
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first) LLVMPositionBuilderBefore(b, first);
+  else LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef a = LLVMBuildAlloca(b, t, nm);
+  LLVMDisposeBuilder(b);
+  return a;
+}
+
+/* runs body in min(pool threads, max_tasks) tasks; x[] (NULL entries: 0) are the caller's
+ * values the body reads as xo[] in the task */
+static void run_tasks_x(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody body, void *arg,
+                        LLVMValueRef *x, LLVMValueRef *xo) {
   char nm[96];
   snprintf(nm, sizeof nm, "%s_k%d.task%d", e->prefix, e->kidx, e->ntasks++);
   LLVMTypeRef ps[2] = {e->ptr, e->i64};
@@ -183,12 +207,13 @@ static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody 
   llvm_function_set_target(tf, e->ti);
   LLVMTypeRef st = task_ctx_type(e);
   /* caller side */
-  LLVMValueRef ctx = LLVMBuildAlloca(e->b, st, "ctx");
+  LLVMValueRef ctx = entry_alloca(e, st, "ctx");
   LLVMValueRef size_f = declare(e, "rt_pool_size", e->i32, &e->ptr, 1);
   LLVMValueRef nt = LLVMBuildSExt(e->b, call(e, size_f, &e->pool, 1), e->i64, "");
   nt = smin(e, nt, cg_c64(e, max_tasks > 0 ? max_tasks : 1));
-  LLVMValueRef vals[5] = {e->params, e->io, e->arena, e->pool, nt};
-  for (unsigned i = 0; i < 5; i++)
+  LLVMValueRef vals[TASK_NFIELDS] = {e->params, e->io, e->arena, e->pool, nt};
+  for (int i = 0; i < TASK_NX; i++) vals[5 + i] = x && x[i] ? x[i] : cg_c64(e, 0);
+  for (unsigned i = 0; i < TASK_NFIELDS; i++)
     LLVMBuildStore(e->b, vals[i], LLVMBuildStructGEP2(e->b, st, ctx, i, ""));
   LLVMTypeRef pf_t[4] = {e->ptr, e->i64, e->ptr, e->ptr};
   LLVMValueRef pfor = declare(e, "rt_parallel_for", e->vd, pf_t, 4);
@@ -200,13 +225,14 @@ static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody 
   e->fn = tf;
   LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, tf, "entry"));
   LLVMValueRef c = LLVMGetParam(tf, 0), t = LLVMGetParam(tf, 1);
-  LLVMValueRef f[5];
-  for (unsigned i = 0; i < 5; i++)
+  LLVMValueRef f[TASK_NFIELDS];
+  for (unsigned i = 0; i < TASK_NFIELDS; i++)
     f[i] = LLVMBuildLoad2(e->b, LLVMStructGetTypeAtIndex(st, i), LLVMBuildStructGEP2(e->b, st, c, i, ""), "");
   e->params = f[0];
   e->io = f[1];
   e->arena = f[2];
   e->pool = f[3];
+  for (int i = 0; xo && i < TASK_NX; i++) xo[i] = f[5 + i];
   body(e, k, arg, t, f[4]);
   LLVMBuildRetVoid(e->b);
   e->fn = sfn;
@@ -215,6 +241,10 @@ static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody 
   e->arena = sa;
   e->pool = spool;
   LLVMPositionBuilderAtEnd(e->b, save);
+}
+
+static void run_tasks(CgEmit *e, const CgKernel *k, int64_t max_tasks, TaskBody body, void *arg) {
+  run_tasks_x(e, k, max_tasks, body, arg, NULL, NULL);
 }
 
 /* ---- elementwise groups ---------------------------------------------------------------- */
@@ -645,11 +675,12 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
 
 /* ---- convolution ----------------------------------------------------------------------- */
 
-/* im2col (to_col) or col2im-accumulate (!to_col) between one image-group x[Cg,H,W] and
- * col[K,P], rows of col in (c, kh, kw) order */
-static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, bool to_col) {
+/* im2col (to_col) or col2im-accumulate (!to_col) between channels [c0, c1) of one
+ * image-group x[Cg,H,W] and col[K,P], rows of col in (c, kh, kw) order */
+static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, bool to_col,
+                        LLVMValueRef c0, LLVMValueRef c1) {
   Loop lc, lkh, lkw, loh, low;
-  loop_begin(e, &lc, cg_c64(e, 0), cg_c64(e, c->Cg), 1);
+  loop_begin(e, &lc, c0, c1, 1);
   loop_begin(e, &lkh, cg_c64(e, 0), cg_c64(e, c->KH), 1);
   loop_begin(e, &lkw, cg_c64(e, 0), cg_c64(e, c->KW), 1);
   LLVMValueRef row = add(e, mul(e, add(e, mul(e, lc.iv, cg_c64(e, c->KH)), lkh.iv), cg_c64(e, c->KW)), lkw.iv);
@@ -691,11 +722,186 @@ static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef
   loop_end(e, &lc);
 }
 
+/* one im2col/col2im of image n, group g, spread over the threads by input channel: the rows
+ * of channel c are written by one task, and col2im's sums into channel c stay in one task,
+ * in the serial order */
+typedef struct ColTask {
+  const CgConv *c;
+  int xnode;         /* the image tensor: the conv's input, or the data gradient it writes */
+  int64_t xs, xg;    /* image and group strides, bytes */
+  bool to_col;
+  LLVMValueRef x[TASK_NX]; /* n, g in the task */
+} ColTask;
+
+static void col_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  ColTask *ct = arg;
+  LLVMValueRef cg = cg_c64(e, ct->c->Cg);
+  LLVMValueRef c0 = LLVMBuildSDiv(e->b, mul(e, t, cg), nt, "");
+  LLVMValueRef c1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), cg), nt, "");
+  LLVMValueRef off = add(e, mul(e, ct->x[0], cg_c64(e, ct->xs)), mul(e, ct->x[1], cg_c64(e, ct->xg)));
+  LLVMValueRef xp = gep8(e, cg_ptr(e, ct->xnode), off);
+  LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  emit_im2col(e, ct->c, xp, col, ct->to_col, c0, c1);
+}
+
+static void emit_im2col_par(CgEmit *e, const CgKernel *k, ColTask *ct, LLVMValueRef n, LLVMValueRef g) {
+  const CgConv *c = ct->c;
+  int64_t elems = c->K * c->P, maxt = elems / 32768 + 1;
+  if (maxt > c->Cg) maxt = c->Cg;
+  if (maxt <= 1) {
+    ct->x[0] = n, ct->x[1] = g;
+    col_body(e, k, ct, cg_c64(e, 0), cg_c64(e, 1));
+    return;
+  }
+  LLVMValueRef x[TASK_NX] = {n, g};
+  run_tasks_x(e, k, maxt, col_body, ct, x, ct->x);
+}
+
+/* ---- folded batchnorm ------------------------------------------------------------------- */
+
+static LLVMValueRef ld_f64(CgEmit *e, LLVMValueRef p, LLVMValueRef off) {
+  return LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->f32, gep8(e, p, off), ""), e->f64, "");
+}
+
+/* the folded inference batchnorm of conv kernel k: per output channel, scale
+ * gamma/sqrt(var + eps) and shift beta - mean·scale (in double, as rt_k_batchnorm computes),
+ * stored as pairs after the im2col rows of the kernel's scratch; returns the table */
+static LLVMValueRef bn_table(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  const IrNode *b = node(e, k->bn_node);
+  int64_t colb = c->direct || c->depthwise ? 0 : c->K * c->P * 4;
+  LLVMValueRef tab = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + colb);
+  LLVMValueRef gm = cg_ptr(e, b->in[1]), bt = cg_ptr(e, b->in[2]), mu = cg_ptr(e, b->in[3]),
+               var = cg_ptr(e, b->in[4]);
+  Loop l;
+  loop_begin(e, &l, cg_c64(e, 0), cg_c64(e, c->O), 1);
+  LLVMValueRef off = mul(e, l.iv, cg_c64(e, 4));
+  LLVMValueRef sd = un_intr(e, "llvm.sqrt", LLVMBuildFAdd(e->b, ld_f64(e, var, off),
+                                                          dconst(e, b->attr.value), ""));
+  LLVMValueRef inv = LLVMBuildFDiv(e->b, dconst(e, 1.0), sd, "");
+  LLVMValueRef s = LLVMBuildFMul(e->b, ld_f64(e, gm, off), inv, "");
+  LLVMValueRef t = LLVMBuildFSub(e->b, ld_f64(e, bt, off), LLVMBuildFMul(e->b, ld_f64(e, mu, off), s, ""), "");
+  LLVMValueRef pair = gep8(e, tab, mul(e, l.iv, cg_c64(e, 8)));
+  LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, s, e->f32, ""), pair);
+  LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, t, e->f32, ""), gep8(e, pair, cg_c64(e, 4)));
+  loop_end(e, &l);
+  return tab;
+}
+
+/* ---- depthwise convolution, direct ------------------------------------------------------ */
+
+/* one tap (kh, kw) for the vector of outputs ow0 + lane of output row oh: masked loads of
+ * the input row (contiguous at stride 1, a gather otherwise); lanes outside the image or
+ * past the row read nothing */
+static LLVMValueRef dw_tap(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValueRef ow0,
+                           LLVMValueRef lanes, LLVMValueRef lane_ok, LLVMValueRef oh, int kh, int kw) {
+  int vl = e->vl;
+  LLVMTypeRef vi64 = LLVMVectorType(e->i64, (unsigned)vl), vptr = LLVMVectorType(e->ptr, (unsigned)vl);
+  LLVMValueRef ih = add(e, LLVMBuildSub(e->b, mul(e, oh, cg_c64(e, c->sh)), cg_c64(e, c->ph), ""),
+                        cg_c64(e, kh * c->dh));
+  LLVMValueRef ih_ok = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, ih, cg_c64(e, 0), ""),
+                                    LLVMBuildICmp(e->b, LLVMIntSLT, ih, cg_c64(e, c->H), ""), "");
+  LLVMValueRef row = gep8(e, xc, mul(e, LLVMBuildSelect(e->b, ih_ok, ih, cg_c64(e, 0), ""),
+                                     cg_c64(e, c->W * 4)));
+  LLVMValueRef iw = add(e, mul(e, add(e, splat(e, ow0, vl), lanes), splat(e, cg_c64(e, c->sw), vl)),
+                        splat(e, cg_c64(e, kw * c->dw - c->pw), vl));
+  LLVMValueRef m = LLVMBuildAnd(e->b, lane_ok, splat(e, ih_ok, vl), "");
+  m = LLVMBuildAnd(e->b, m, LLVMBuildICmp(e->b, LLVMIntSGE, iw, LLVMConstNull(vi64), ""), "");
+  m = LLVMBuildAnd(e->b, m, LLVMBuildICmp(e->b, LLVMIntSLT, iw, splat(e, cg_c64(e, c->W), vl), ""), "");
+  LLVMValueRef zero = LLVMConstNull(e->vf);
+  if (c->sw == 1) {
+    LLVMValueRef first = add(e, mul(e, ow0, cg_c64(e, c->sw)), cg_c64(e, kw * c->dw - c->pw));
+    LLVMValueRef p = LLVMBuildGEP2(e->b, e->f32, row, &first, 1, "");
+    LLVMTypeRef over[2] = {e->vf, e->ptr};
+    LLVMValueRef args[4] = {p, c32(e, 4), m, zero};
+    return intrinsic(e, "llvm.masked.load", over, 2, args, 4);
+  }
+  LLVMValueRef ps = LLVMBuildGEP2(e->b, e->f32, row, &iw, 1, "");
+  LLVMTypeRef over[2] = {e->vf, vptr};
+  LLVMValueRef args[4] = {ps, c32(e, 4), m, zero};
+  return intrinsic(e, "llvm.masked.gather", over, 2, args, 4);
+}
+
+/* task t of nt: output rows [r0, r1) of the N·C·OH rows, each a loop over vectors of OW */
+static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const CgConv *c = arg;
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl;
+  LLVMValueRef rows = cg_c64(e, c->N * c->C * c->OH);
+  LLVMValueRef r0 = LLVMBuildSDiv(e->b, mul(e, t, rows), nt, "");
+  LLVMValueRef r1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), rows), nt, "");
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  LLVMValueRef lanes = LLVMConstVector(lanes_c, (unsigned)vl);
+  Loop lr, lw;
+  loop_begin(e, &lr, r0, r1, 1);
+  LLVMValueRef oh = LLVMBuildSRem(e->b, lr.iv, cg_c64(e, c->OH), "");
+  LLVMValueRef nc = LLVMBuildSDiv(e->b, lr.iv, cg_c64(e, c->OH), "");
+  LLVMValueRef ch = LLVMBuildSRem(e->b, nc, cg_c64(e, c->C), "");
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->OW * 4)));
+  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  LLVMValueRef b0 = k->bias ? LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node),
+                                                               mul(e, ch, cg_c64(e, 4))), "")
+                            : LLVMConstReal(e->f32, 0);
+  LLVMValueRef s0 = NULL;
+  if (k->bn) { /* the table at the start of the scratch: no im2col rows */
+    LLVMValueRef pair = gep8(e, cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset),
+                             mul(e, ch, cg_c64(e, 8)));
+    s0 = LLVMBuildLoad2(e->b, e->f32, pair, "");
+    b0 = LLVMBuildLoad2(e->b, e->f32, gep8(e, pair, cg_c64(e, 4)), "");
+  }
+  loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, c->OW), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl), lanes),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  LLVMValueRef acc = LLVMConstNull(e->vf);
+  for (int kh = 0; kh < c->KH; kh++)
+    for (int kw = 0; kw < c->KW; kw++) {
+      LLVMValueRef wv = LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, (kh * c->KW + kw) * 4)), "");
+      LLVMValueRef xv = dw_tap(e, c, xc, lw.iv, lanes, ok, oh, kh, kw);
+      LLVMValueRef args[3] = {splat(e, wv, vl), xv, acc};
+      LLVMTypeRef vt = e->vf;
+      acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+    }
+  if (s0) {
+    LLVMValueRef args[3] = {acc, splat(e, s0, vl), splat(e, b0, vl)};
+    LLVMTypeRef vt = e->vf;
+    acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+  } else {
+    acc = LLVMBuildFAdd(e->b, acc, splat(e, b0, vl), "");
+  }
+  if (k->relu) {
+    LLVMValueRef z = LLVMConstNull(e->vf);
+    acc = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, acc, z, ""), acc, z, "");
+  }
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef sargs[4] = {acc, gep8(e, yr, mul(e, lw.iv, cg_c64(e, 4))), c32(e, 4), ok};
+  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+  loop_end(e, &lw);
+  loop_end(e, &lr);
+}
+
+/* a depthwise convolution (one input and one output channel per group) computed directly,
+ * vectorized along the output row, rows spread over the threads; no im2col, no scratch */
+static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  int64_t rows = c->N * c->C * c->OH, maxt = rows * c->OW * c->KH * c->KW / 65536 + 1;
+  if (maxt > rows) maxt = rows;
+  if (maxt > 1) {
+    run_tasks(e, k, maxt, dw_body, (void *)c);
+    return;
+  }
+  dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+}
+
 static int lower_conv(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   CgConv c;
   cg_conv_geom(e->p, k->node, &c);
   if (c.N == 0 || c.Og == 0 || c.P == 0) return 0;
+  LLVMValueRef bnt = k->bn ? bn_table(e, k, &c) : NULL;
+  if (c.depthwise && n->op == OP_CONV2D) {
+    lower_depthwise(e, k, &c);
+    return 0;
+  }
   LLVMValueRef col = k->scratch_bytes ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k, true, &sp.blk);
@@ -703,7 +909,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;
   if (n->op == OP_CONV2D) {
-    sp.bias = k->bias ? LLVM_GEMM_BIAS_ROW : LLVM_GEMM_BIAS_NONE;
+    sp.bias = k->bias ? LLVM_GEMM_BIAS_ROW : bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE;
     sp.relu = k->relu;
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;
@@ -715,8 +921,11 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
     LLVMValueRef yp = gep8(e, Y, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
     LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
-    LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c.Og * 4))) : NULL;
-    if (!c.direct) emit_im2col(e, &c, xp, col, true);
+    LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c.Og * 4)))
+                      : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c.Og * 8)))
+                            : NULL;
+    ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
+    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
     gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.direct ? xp : col, c.P, yp, c.P, bp);
     loop_end(e, &lg);
     loop_end(e, &ln);
@@ -733,7 +942,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
     LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
     gemm_call(e, f, c.K, c.P, c.Og, wp, c.K, yp, c.P, c.direct ? xp : col, c.P, NULL);
-    if (!c.direct) emit_im2col(e, &c, xp, col, false);
+    ColTask ct = {.c = &c, .xnode = k->out, .xs = xs, .xg = xg, .to_col = false};
+    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
     loop_end(e, &lg);
     loop_end(e, &ln);
   } else {
@@ -749,7 +959,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
     LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
     LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, wg)));
-    if (!c.direct) emit_im2col(e, &c, xp, col, true);
+    ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
+    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
     gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.direct ? xp : col, c.P, wp, c.K, NULL);
     loop_end(e, &lg);
     loop_end(e, &ln);
@@ -771,7 +982,6 @@ static void rt_call(CgEmit *e, const char *name, const char *sig, LLVMValueRef *
   call(e, f, args, n);
 }
 
-static LLVMValueRef dconst(CgEmit *e, double v) { return LLVMConstReal(e->f64, v); }
 static LLVMValueRef in_ptr(CgEmit *e, const CgKernel *k, int j) { return cg_ptr(e, node(e, k->node)->in[j]); }
 
 static int norm_axis(int a, int rank) { return a < 0 ? a + rank : a; }
@@ -1145,6 +1355,8 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   for (int op = 0; op < OP_COUNT; op++) t->native[op] = lower_ops[op] != NULL;
   t->dtypes = 1u << DT_F32 | 1u << DT_I32;
   t->conv = CG_CONV_IM2COL;
+  t->conv_bn = true;
+  t->depthwise_direct = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;
 }

@@ -6,7 +6,8 @@
  *   the groups merge, so an optimizer update (a tree of elementwise ops ending in ASSIGNs)
  *   becomes one pass over its parameter. Scalar constants are folded into the group.
  * - MATMUL takes `+ bias[N]` and then `relu` into its GEMM epilogue, CONV2D takes
- *   `+ bias[O,1,1]` and `relu`, when each intermediate has no other reader.
+ *   `+ bias[O,1,1]` or, on a target with conv_bn, an inference batchnorm, and then `relu`,
+ *   when each intermediate has no other reader.
  * - everything else is one kernel per node; RESHAPE (and dropout outside training) is an
  *   alias of its operand's storage.
  * A group that a later node reads from outside is sealed, so groups can only grow while
@@ -54,6 +55,7 @@ static int new_kernel(CgPlan *p, CgKernelKind kind, int anchor) {
   k->node = anchor;
   k->out = anchor;
   k->bias_node = -1;
+  k->bn_node = -1;
   k->copy_src = -1;
   return p->nk++;
 }
@@ -95,7 +97,29 @@ static int sole_reader(const CgPlan *p, int i, const bool *is_out) {
   return who;
 }
 
-/* GEMM/CONV epilogue: + bias, then relu */
+/* an inference batchnorm reading conv i alone, whose statistics and affine parameters exist
+ * when the convolution runs: folded into its epilogue as a scale and shift a channel */
+static bool take_bn(CgPlan *p, int ki, int i, int c, bool *absorbed) {
+  const IrGraph *g = p->g;
+  const IrNode *b = &g->nodes[c];
+  if (!p->target->conv_bn || g->nodes[i].op != OP_CONV2D || p->k[ki].bias ||
+      b->op != OP_BATCHNORM || b->attr.train || b->nin != 5 || b->in[0] != i ||
+      b->type.dt != DT_F32)
+    return false;
+  for (int j = 1; j < 5; j++) {
+    int s = b->in[j], op = g->nodes[s].op;
+    if (!((s < i || op == OP_PARAM || op == OP_INPUT) && s != i && g->nodes[s].type.dt == DT_F32))
+      return false;
+  }
+  for (int j = 1; j < 5; j++) materialize(p, b->in[j]);
+  add_member(p, ki, c);
+  absorbed[c] = true;
+  p->k[ki].bn = true;
+  p->k[ki].bn_node = c;
+  return true;
+}
+
+/* GEMM/CONV epilogue: + bias or an inference batchnorm, then relu */
 static void take_epilogue(CgPlan *p, int ki, int i, const bool *is_out, bool *absorbed) {
   const IrGraph *g = p->g;
   int cur = i;
@@ -128,6 +152,10 @@ static void take_epilogue(CgPlan *p, int ki, int i, const bool *is_out, bool *ab
       cur = c;
       c = sole_reader(p, cur, is_out);
     }
+  }
+  if (c >= 0 && take_bn(p, ki, i, c, absorbed)) {
+    cur = c;
+    c = sole_reader(p, cur, is_out);
   }
   if (c >= 0 && g->nodes[c].op == OP_RELU && g->nodes[c].type.dt == DT_F32) {
     add_member(p, ki, c);
@@ -183,6 +211,8 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->P = c->OH * c->OW;
   c->direct = c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 &&
               c->pw == 0 && c->OH == c->H && c->OW == c->W;
+  c->depthwise = p->target && p->target->depthwise_direct && n->op == OP_CONV2D && c->G > 1 &&
+                 c->Cg == 1 && c->Og == 1 && c->KH <= 8 && c->KW <= 8;
 }
 
 /* ---- the plan, step by step ------------------------------------------------------------ */
@@ -452,12 +482,13 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
     if (k->kind == CGK_CONV && p->target->conv == CG_CONV_IM2COL) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
-      if (!cv.direct && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
+      if (!cv.direct && !cv.depthwise && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
                          k->scratch_bytes > CG_MAX_BYTES)) {
         diag_error(d, g->nodes[k->node].loc, "the im2col scratch of this convolution is too "
                    "large to plan");
         return -1;
       }
+      if (k->bn) k->scratch_bytes += cv.O * 8; /* after the im2col rows: scale, shift */
     }
     if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
         tiles->tiles[k->node].valid)

@@ -44,6 +44,9 @@ typedef struct CgTarget {
   uint32_t dtypes;        /* bit (1u << DType) per dtype values may have */
   CgConvStrategy conv;    /* 1x1 stride-1 unpadded convolutions never need scratch */
   int vector_width;       /* f32 lanes of a vector (CPU), threads of a warp (GPU) */
+  bool conv_bn;           /* folds an inference batchnorm after a convolution into the
+                             convolution's epilogue (scratch: a scale and a shift a channel) */
+  bool depthwise_direct;  /* computes forward depthwise convolutions without im2col */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 
@@ -84,6 +87,8 @@ typedef struct CgKernel {
   int out;      /* the node whose value the kernel produces last (GEMM: end of the chain) */
   bool bias, relu; /* GEMM/CONV epilogue */
   int bias_node;
+  bool bn;         /* CONV2D epilogue: an inference batchnorm (bn_node) folded into it */
+  int bn_node;
   bool sealed;
   int copy_src, copy_dst_region; /* CGK_COPY */
   int64_t copy_dst_offset, copy_bytes;
@@ -181,6 +186,8 @@ typedef struct CgConv {
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t Cg, Og, K, P; /* per group: channels in/out, K = Cg*KH*KW, P = OH*OW */
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
+  bool depthwise;       /* forward, one channel in and out per group, at most 8x8, on a
+                           target with depthwise_direct: no im2col scratch */
 } CgConv;
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 #endif

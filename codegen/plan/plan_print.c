@@ -126,9 +126,10 @@ static void print_head(FILE *out, const CgPlan *p, int ki) {
     fprintf(out, "%%%d %s ", k->node, ir_op_name(p->g->nodes[k->node].op));
     print_shape(out, p, k->node);
   }
-  if (k->bias || k->relu) {
+  if (k->bias || k->bn || k->relu) {
     fputs(", epilogue:", out);
     if (k->bias) fprintf(out, " + bias %%%d%s", k->bias_node, k->relu ? "," : "");
+    if (k->bn) fprintf(out, " batchnorm %%%d%s", k->bn_node, k->relu ? "," : "");
     if (k->relu) fputs(" relu", out);
   }
   fputc('\n', out);

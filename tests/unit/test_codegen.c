@@ -501,6 +501,9 @@ START_TEST(conv_variants) {
       {6, 6, 8, 8, 3, 3, 1, 1, 2, 2, 2, 2, 6}, /* depthwise, dilated */
       {5, 7, 6, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1}, /* 1x1: no im2col */
       {2, 3, 7, 7, 5, 5, 2, 2, 2, 2, 1, 1, 1},
+      {8, 8, 19, 37, 3, 3, 2, 2, 1, 1, 1, 1, 8}, /* depthwise, stride 2, rows past a vector */
+      {4, 4, 12, 35, 5, 5, 1, 1, 2, 2, 1, 1, 4}, /* depthwise 5x5 */
+      {4, 8, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 4},   /* two outputs per group: im2col */
   };
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
     g_begin("conv");
@@ -524,6 +527,31 @@ START_TEST(conv_variants) {
     char what[64];
     snprintf(what, sizeof what, "conv case %zu", c);
     check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
+/* an inference batchnorm after a convolution (folded into its epilogue as a scale and shift
+ * a channel) and relu: the regular im2col path, a 1x1 convolution and a depthwise one */
+START_TEST(conv_bn_fold) {
+  struct {
+    int C, O, H, W, KH, sh, ph, G;
+  } cs[] = {{3, 8, 9, 11, 3, 1, 1, 1}, {5, 7, 6, 7, 1, 1, 0, 1}, {8, 8, 19, 37, 3, 2, 1, 8}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_bn");
+    int x = IN("x", 4, 2, cs[c].C, cs[c].H, cs[c].W);
+    int w = PARAM("w", 4, cs[c].O, cs[c].C / cs[c].G, cs[c].KH, cs[c].KH);
+    int gm = IN("g", 1, cs[c].O), bt = IN("b", 1, cs[c].O), rm = IN("rm", 1, cs[c].O);
+    int rv = IN("rv", 1, cs[c].O);
+    IrAttr at = {.kernel = {cs[c].KH, cs[c].KH}, .stride = {cs[c].sh, cs[c].sh},
+                 .pad = {cs[c].ph, cs[c].ph}, .dilation = {1, 1}, .groups = cs[c].G};
+    IrAttr bn = {.value = 1e-5};
+    int in5[5] = {op2(OP_CONV2D, x, w, &at), gm, bt, rm, rv};
+    out("y", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
+    char what[64];
+    snprintf(what, sizeof what, "conv+batchnorm case %zu", c);
+    /* positive statistics; the conv's output has a mean, so relu keeps part of it */
+    check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
   }
 }
 END_TEST
@@ -883,6 +911,7 @@ int main(void) {
   tcase_add_test(tc, reductions);
   tcase_add_test(tc, softmax_family);
   tcase_add_test(tc, conv_variants);
+  tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, normalization);
   tcase_add_test(tc, dropout);

@@ -158,16 +158,16 @@ END_TEST
 
 /* CPU: AVX2 (16 regs, 8 f32 lanes, 2 FMA, 2 loads): accumulators mv·NR with mv·NR + mv + 1
  * <= 16 and (mv + NR)/2 <= mv·NR/2: mv=2, NR=6 and mv=3, NR=4 both give 12; 16x6 moves
- * fewer bytes per FMA (96/22 > 96/28) -> MR=16, NR=6. KC = 32768/(2·22·4) = 186 -> 184;
- * MC = 524288/(2·184·4) = 356 -> 352 (multiple of 16); NC = 32 MiB/(2·184·4) = 22795 -> 22794 */
+ * fewer bytes per FMA (96/22 > 96/28) -> MR=16, NR=6. KC = 524288/(4·22·4) = 1489, capped
+ * at 512; MC = 524288/(2·512·4) = 128 (multiple of 16); NC = 32 MiB/(4·512·4) = 4096 -> 4092 */
 START_TEST(t_cpu_avx2) {
   TileDecision d = choose("cpu-avx2", 100000, 100000, 100000, DT_F32);
   ck_assert(!d.gpu && d.aligned);
   ck_assert_int_eq(d.mr, 16);
   ck_assert_int_eq(d.nr, 6);
-  ck_assert_int_eq(d.kc, 184);
-  ck_assert_int_eq(d.mc, 352);
-  ck_assert_int_eq(d.nc, 22794);
+  ck_assert_int_eq(d.kc, 512);
+  ck_assert_int_eq(d.mc, 128);
+  ck_assert_int_eq(d.nc, 4092);
   /* blocks never exceed the (rounded) problem */
   TileDecision s = choose("cpu-avx2", 20, 10, 30, DT_F32);
   ck_assert_int_eq(s.kc, 32);

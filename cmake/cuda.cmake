@@ -5,7 +5,7 @@
 file(GLOB NNC_CUDA_SRC CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda/*.c)
 add_library(nnc_cuda STATIC ${NNC_CUDA_SRC})
 target_include_directories(nnc_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda)
-target_link_libraries(nnc_cuda PUBLIC nnc_passes nnc_ir)
+target_link_libraries(nnc_cuda PUBLIC nnc_plan nnc_passes nnc_ir)
 
 add_executable(test_cuda_gen tests/cuda/test_cuda_gen.c)
 target_link_libraries(test_cuda_gen PRIVATE nnc_cuda PkgConfig::CHECK)
@@ -43,6 +43,25 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   target_include_directories(test_cuda_emu PRIVATE ${NNC_CUDA_GEN} codegen/cuda tests/cuda)
   target_link_libraries(test_cuda_emu PRIVATE nnc_runtime)
   add_test(NAME cuda/emu COMMAND test_cuda_emu)
+  # every example's CUDA code (forward and one training step) on the CPU against the
+  # interpreter; the generated source is compiled by this C++ compiler at test time
+  add_executable(test_cuda_model tests/cuda/test_cuda_model.c)
+  target_link_libraries(test_cuda_model PRIVATE nnc_cuda nnc_frontend nnc_passes nnc_runtime ${CMAKE_DL_LIBS})
+  set_target_properties(test_cuda_model PROPERTIES ENABLE_EXPORTS ON)
+  set(NNC_CUDA_MODEL_DIR ${CMAKE_CURRENT_BINARY_DIR}/cuda_model)
+  file(MAKE_DIRECTORY ${NNC_CUDA_MODEL_DIR})
+  foreach(spec "linreg:N=16:D=7" "mlp:N=4" "lenet:N=2" "gpt2_block:N=2:T=8:H=2:K=8"
+               "char_lm:N=2:T=8:H=2:K=8" "inception_a:N=1" "resnet18:N=2:S=32")
+    string(REPLACE ":" ";" ex "${spec}")
+    list(GET ex 0 name)
+    list(SUBLIST ex 1 -1 defs)
+    set(dargs)
+    foreach(def IN LISTS defs)
+      list(APPEND dargs -D ${def})
+    endforeach()
+    add_test(NAME cuda/model_${name} COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/examples/${name}.nn
+             ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} ${dargs})
+  endforeach()
 endif()
 
 # NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional
@@ -75,4 +94,11 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
 else()
   message(STATUS "CUDA toolkit not found: NVRTC tests disabled")
+endif()
+
+# the driver's CUDA backend (nnc emit --emit=cuda|ptx); PTX where NVRTC is found
+target_link_libraries(nnc PRIVATE nnc_cuda)
+if(TARGET nnc_cuda_nvrtc)
+  target_link_libraries(nnc PRIVATE nnc_cuda_nvrtc)
+  target_compile_definitions(nnc PRIVATE NNC_HAVE_NVRTC=1)
 endif()

@@ -5,11 +5,12 @@
 #include <string.h>
 
 #include "build.h"
+#include "cuda_drv.h"
 #include "driver.h"
 #include "passes.h"
 
 static void usage(FILE *out) {
-  fputs("usage: nnc emit --emit=ast|ir|kernels|llvm|asm FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
+  fputs("usage: nnc emit --emit=ast|ir|kernels|llvm|asm|cuda|ptx FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
         "  --emit=ast      the syntax tree, as parsed\n"
         "  --emit=ir       the graph IR of each model (or of --model NAME)\n"
         "  --train         with --emit=ir: the training step of the model (forward, loss,\n"
@@ -21,7 +22,11 @@ static void usage(FILE *out) {
         "  --target HW     with --emit=kernels: the hardware the tiles are chosen for\n"
         "                  (default host; see nnc cost --list-targets)\n"
         "  --emit=llvm     the LLVM IR module `nnc build` compiles (kernels, entries, descriptor)\n"
-        "  --emit=asm      its assembly; with --target-cpu CPU and -O0..-O3 as for nnc build\n",
+        "  --emit=asm      its assembly; with --target-cpu CPU and -O0..-O3 as for nnc build\n"
+        "  --emit=cuda     the CUDA C of the model's forward pass (with --train: and of its\n"
+        "                  training step) and the launch tables, for --target cuda[:sm_80|\n"
+        "                  sm_86|sm_89|sm_90] (default cuda = sm_80)\n"
+        "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n",
         out);
 }
 
@@ -149,13 +154,13 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
       return 2;
     }
   }
-  const char *stages[] = {"ast", "ir", "kernels", "llvm", "asm"};
+  const char *stages[] = {"ast", "ir", "kernels", "llvm", "asm", "cuda", "ptx"};
   bool known = false;
   for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) known |= !strcmp(a->what, stages[i]);
   if (optind != argc - 1 || !known) {
     if (!known)
-      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast, ir, kernels, llvm or "
-                      "asm)\n", a->what);
+      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast, ir, kernels, llvm, "
+                      "asm, cuda or ptx)\n", a->what);
     usage(stderr);
     return 2;
   }
@@ -172,6 +177,8 @@ int cmd_emit(int argc, char **argv) {
     rc = fe_dump_ast(stdout, a.in.path, d) ? 1 : 0;
   else if (!strcmp(a.what, "kernels"))
     rc = emit_kernels(&a, d);
+  else if (!strcmp(a.what, "cuda") || !strcmp(a.what, "ptx"))
+    rc = drv_emit_cuda(&a.in, &a.bo, a.hw, a.train, !strcmp(a.what, "ptx"), d);
   else if (!strcmp(a.what, "llvm") || !strcmp(a.what, "asm"))
     rc = emit_llvm(&a, d);
   else

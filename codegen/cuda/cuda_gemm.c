@@ -258,8 +258,12 @@ static void gen_kernel_head(const Gen *x) {
   FILE *o = x->o;
   const TileDecision *t = x->t;
   /* the occupancy the plan assumed: ptxas keeps registers within regs_per_sm / (threads·CTAs) */
-  fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(NncGemmArgs p) {\n", t->threads,
-          t->ctas_per_sm, x->g->name);
+  if (x->g->from_bufs)
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(NncBufs nb) {\n"
+               "  const NncGemmArgs p = %s_args(nb);\n", t->threads, t->ctas_per_sm, x->g->name, x->g->name);
+  else
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(NncGemmArgs p) {\n", t->threads,
+            t->ctas_per_sm, x->g->name);
   fprintf(o, "  NNC_EXTERN_SMEM(nnc_smem);\n");
   fprintf(o, "  %s *As = (%s *)nnc_smem, *Bs = As + %d;\n", x->ty, x->ty, t->stages * x->a_stage);
   fprintf(o, "  int zb = blockIdx.z / %d, zs = blockIdx.z %% %d;\n  (void)zs;\n", t->split_k, t->split_k);
@@ -303,7 +307,11 @@ static void gen_main_loop(const Gen *x) {
 static void gen_reduce_kernel(const Gen *x) {
   FILE *o = x->o;
   fprintf(o, "/* split-K: adds the %d partial sums in slice order, then the epilogue */\n", x->t->split_k);
-  fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncGemmArgs p) {\n", x->g->name);
+  if (x->g->from_bufs)
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncBufs nb) {\n"
+               "  const NncGemmArgs p = %s_args(nb);\n", x->g->name, x->g->name);
+  else
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncGemmArgs p) {\n", x->g->name);
   int s = x->t->split_k;
   fprintf(o, "  long i = (long)blockIdx.x * 256 + threadIdx.x, mn = (long)p.M * p.N;\n");
   fprintf(o, "  if (i >= mn * p.batch) return;\n");

@@ -30,6 +30,8 @@ typedef struct CudaGemm {
   bool trans_a, trans_b;
   unsigned epilogue;
   const TileDecision *tile;
+  bool from_bufs; /* kernels take NncBufs; a device function NAME_args(NncBufs) (emitted
+                     by the caller first) gives the NncGemmArgs (cuda_plan.c) */
 } CudaGemm;
 
 typedef struct CudaLaunch {
@@ -74,6 +76,9 @@ int cuda_reduce_emit(FILE *out, const CudaReduce *r, char *err, size_t errn);
 /* grid-stride launch over n elements; one block per row */
 void cuda_ew_launch(const CudaEw *e, int64_t n, CudaLaunch *l);
 void cuda_reduce_launch(const CudaReduce *r, int64_t rows, CudaLaunch *l);
+
+/* the CUDA C template of an elementwise op (%0, %1: operands), NULL when it has none */
+const char *cuda_ew_template(int op);
 
 /* formats the generators' errors into err; returns -1 */
 int cuda_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

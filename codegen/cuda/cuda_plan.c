@@ -379,6 +379,7 @@ int cuda_plan_emit(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable
     CudaLaunch l;
     int rc;
     if (k->kind == CGK_GEMM) {
+      snprintf(name, sizeof name, "%s_k%d_gemm", prefix, ki);
       if (gemm_emit(out, p, k, name, tab, d)) return -1;
       continue;
     }

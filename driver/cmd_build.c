@@ -20,6 +20,7 @@
 #include "../codegen/header.h"
 #include "../runtime/rt_io.h"
 #include "build.h"
+#include "cuda_drv.h"
 #include "passes.h"
 #include "../passes/remat.h"
 
@@ -111,6 +112,9 @@ static void usage(FILE *out) {
         "                        rematerialization (nnc plan shows the plan)\n"
         "      --remat MODE      none | sqrt | optimal: how the step is fitted (default\n"
         "                        optimal when there is a budget; none only reorders it)\n"
+        "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
+        "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
+        "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -236,9 +240,9 @@ static void c_string(const char *s, char *out, size_t n) {
   out[k] = 0;
 }
 
-static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
-                        const char *model, const char *fwd_inputs, const char *plan_text,
-                        bool verbose) {
+static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
+                        const char *rtlib, const char *model, const char *fwd_inputs,
+                        const char *plan_text, bool verbose) {
   char main_c[PATH_MAX], text[4096], plan[2200];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
@@ -247,14 +251,15 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "'%s' */\n"
            "struct RtModelDesc;\n"
            "extern const struct RtModelDesc nnc_model_%s;\n"
-           "int rt_program_main(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
+           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
            "char **argv);\n"
            "void rt_program_set_plan(const char *text);\n"
            "int main(int argc, char **argv) {\n"
            "  rt_program_set_plan(\"%s\");\n"
-           "  return rt_program_main(&nnc_model_%s, \"%s\", argc, argv);\n"
+           "  return %s(&nnc_model_%s, \"%s\", argc, argv);\n"
            "}\n",
-           model, model, plan, model, fwd_inputs);
+           model, model, cuda_obj ? "nnc_cuda_main" : "rt_program_main", plan,
+           cuda_obj ? "nnc_cuda_main" : "rt_program_main", model, fwd_inputs);
   if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
@@ -266,6 +271,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = tmp;
   argv[k++] = main_c;
   argv[k++] = (char *)obj;
+  if (cuda_obj) argv[k++] = (char *)cuda_obj;
   argv[k++] = (char *)rtlib;
 #ifdef __SANITIZE_ADDRESS__
   /* an nnc built with sanitizers sits next to a runtime built with them */
@@ -274,6 +280,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = "-lcjson";
   argv[k++] = "-lm";
   argv[k++] = "-lpthread";
+  if (cuda_obj) argv[k++] = "-lstdc++";
   argv[k] = NULL;
   int rc = run_cmd(argv, NULL, verbose);
   if (rc) {
@@ -380,6 +387,7 @@ typedef struct BuildArgs {
   DrvInput in;
   DrvBuildOptions bo;
   const char *out;
+  const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
   bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
@@ -393,6 +401,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'L': a->lib = true; return 0;
   case 'H': a->lib = a->shared = true; return 0;
   case 'K': a->keep = true; return 0;
+  case 'T': a->target = arg; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -428,6 +437,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"lib", no_argument, 0, 'L'},
                                        {"shared", no_argument, 0, 'H'},
                                        {"keep-temps", no_argument, 0, 'K'},
+                                       {"target", required_argument, 0, 'T'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -527,7 +537,7 @@ static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
 
 /* the object file in tmpdir, then the program or the library */
 static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
-                         const char *rtlib) {
+                         const char *rtlib, Diag *d) {
   const char *model = dm->fwd->name;
   char obj[PATH_MAX], err[1024];
   pathf(obj, sizeof obj, "%s/%s.o", tmpdir, model);
@@ -537,7 +547,12 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   }
   const char *fwd_inputs = cg_forward_inputs(dm->fwd);
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs);
-  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, dm->plan_text, a->verbose);
+  char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
+  if (a->target && drv_cuda_object(dm, a->target, tmpdir, a->verbose, cobj, sizeof cobj, d)) return 1;
+  snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
+           a->target ? a->target : "");
+  return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs,
+                      a->target ? plan : dm->plan_text, a->verbose);
 }
 
 static int make_tmpdir(char *tmpdir, size_t n) {
@@ -566,7 +581,11 @@ int cmd_build(int argc, char **argv) {
     rc = 1;
   }
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
-  if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib);
+  if (!rc && a.target && a.lib) {
+    fprintf(stderr, "nnc build: error: --target %s builds programs only (no --lib/--shared yet)\n", a.target);
+    rc = 2;
+  }
+  if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);
   if (tmpdir[0]) {
     if (a.keep)
       fprintf(stderr, "nnc build: intermediate files kept in %s\n", tmpdir);

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# run_cuda_ptx.sh NNC PTXAS ARCH — every example's CUDA source (forward and, where the model
+# ptx_check.sh NNC PTXAS ARCH [MODEL...] — every example's (or the named ones') CUDA source (forward and, where the model
 # has a train block, the training step) compiles with NVRTC for ARCH (`nnc emit --emit=ptx`),
 # the PTX assembles with the toolkit's ptxas, and ptxas -v reports no local-memory spills in
 # any GEMM kernel (*_gemm, *_gemm_reduce).
 set -u
 NNC=$1 PTXAS=$2 ARCH=$3
+shift 3
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
+files=()
+for m in "$@"; do files+=("$SRC/examples/$m.nn"); done
+[ $# -gt 0 ] || files=("$SRC"/examples/*.nn)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
-for f in "$SRC"/examples/*.nn; do
+for f in "${files[@]}"; do
   name=$(basename "$f" .nn)
   train=()
   grep -q "^train " "$f" && train=(--train)

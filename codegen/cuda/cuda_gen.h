@@ -32,6 +32,11 @@ typedef struct CudaGemm {
   const TileDecision *tile;
   bool from_bufs; /* kernels take NncBufs; a device function NAME_args(NncBufs) (emitted
                      by the caller first) gives the NncGemmArgs (cuda_plan.c) */
+  /* implicit GEMM (convolutions): device functions emitted by the caller first.
+   * a_gather/b_gather: float F(const float *base, int row, int col) gives element (row, col)
+   * of the operand (its tile is then loaded element by element, whatever the decision's
+   * cp.async flag); c_index: long F(int r, int c) gives C(r, c)'s offset from p.C */
+  const char *a_gather, *b_gather, *c_index;
 } CudaGemm;
 
 typedef struct CudaLaunch {

@@ -12,8 +12,6 @@
  *             and downloads them. Without a driver or device it exits 1 with the reason. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "../runtime/rt_io.h"
 #include "cuda_drv.h"
@@ -119,26 +117,6 @@ static void glue_device(FILE *f, const DrvCudaSource *s, const char *ptx, bool t
   glue_main(f, s, train);
 }
 
-static int run_compiler(char *const argv[], bool verbose) {
-  if (verbose) {
-    fputs("+", stderr);
-    for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
-    fputs("\n", stderr);
-  }
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execvp(argv[0], argv);
-    fprintf(stderr, "nnc build: error: cannot run '%s'\n", argv[0]);
-    _exit(127);
-  }
-  int st;
-  if (waitpid(pid, &st, 0) < 0) return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* the glue source into tmpdir, compiled to obj */
 static int compile_glue(const DrvCudaSource *s, const char *text, const char *tmpdir, bool verbose, char *obj,
                         size_t objn) {
@@ -160,15 +138,15 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
   if (s->emu) argv[k++] = "-std=c++17", argv[k++] = "-DNNC_CUDA_EMU", argv[k++] = inc_cu;
   argv[k++] = "-O1", argv[k++] = "-w", argv[k++] = inc_rt, argv[k++] = "-c", argv[k++] = src;
   argv[k++] = "-o", argv[k++] = obj, argv[k] = NULL;
-  int rc = run_compiler(argv, verbose);
+  int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc) fprintf(stderr, "nnc build: error: compiling the CUDA part failed (%s exited with status %d)\n", argv[0], rc);
   return rc ? 1 : 0;
 }
 
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *tmpdir, bool verbose,
-                    char *obj, size_t objn, Diag *d) {
+int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
+                    bool verbose, char *obj, size_t objn, Diag *d) {
   DrvCudaSource s;
-  int rc = drv_cuda_target(target, &s);
+  int rc = drv_cuda_target(target, precision, &s);
   if (rc) return 1;
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);

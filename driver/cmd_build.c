@@ -115,6 +115,7 @@ static void usage(FILE *out) {
         "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
         "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
         "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
+        "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -125,7 +126,7 @@ static void usage(FILE *out) {
 }
 
 /* runs argv in cwd (NULL: here); verbose: print it first */
-static int run_cmd(char *const argv[], const char *cwd, bool verbose) {
+int drv_run_cmd(char *const argv[], const char *cwd, bool verbose) {
   if (verbose) {
     fputs("+", stderr);
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
@@ -282,7 +283,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = "-lpthread";
   if (cuda_obj) argv[k++] = "-lstdc++";
   argv[k] = NULL;
-  int rc = run_cmd(argv, NULL, verbose);
+  int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc) {
     unlink(tmp);
     fprintf(stderr, "nnc build: error: linking %s failed (%s exited with status %d)\n", out,
@@ -310,7 +311,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
     return 1;
   }
   char *xargv[] = {(char *)ar, "x", absrt, NULL};
-  int rc = run_cmd(xargv, rtdir, verbose);
+  int rc = drv_run_cmd(xargv, rtdir, verbose);
   if (rc) {
     fprintf(stderr, "nnc build: error: extracting %s failed (%s exited with status %d)\n",
             rtlib, ar, rc);
@@ -342,7 +343,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   if (dir) closedir(dir);
   PUSH(NULL);
 #undef PUSH
-  rc = run_cmd(argv, NULL, verbose);
+  rc = drv_run_cmd(argv, NULL, verbose);
   for (int i = 0; i < n; i++) free(argv[i]);
   free(argv);
   if (rc) {
@@ -371,7 +372,7 @@ static int link_shared(const char *libpath, const char *obj, const char *rtlib, 
                   "-fsanitize=address,undefined",
 #endif
                   "-lcjson", "-lm", "-lpthread", NULL};
-  int rc = run_cmd(argv, NULL, verbose);
+  int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
             rc ? "the C compiler failed" : strerror(errno));
@@ -388,6 +389,7 @@ typedef struct BuildArgs {
   DrvBuildOptions bo;
   const char *out;
   const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
+  const char *precision; /* --precision f32|tf32 (CUDA) */
   bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
@@ -402,6 +404,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'H': a->lib = a->shared = true; return 0;
   case 'K': a->keep = true; return 0;
   case 'T': a->target = arg; return 0;
+  case 'P': a->precision = arg; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -438,6 +441,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"shared", no_argument, 0, 'H'},
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"target", required_argument, 0, 'T'},
+                                       {"precision", required_argument, 0, 'P'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -548,7 +552,8 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   const char *fwd_inputs = cg_forward_inputs(dm->fwd);
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs);
   char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  if (a->target && drv_cuda_object(dm, a->target, tmpdir, a->verbose, cobj, sizeof cobj, d)) return 1;
+  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
+    return 1;
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
   return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs,
@@ -581,6 +586,10 @@ int cmd_build(int argc, char **argv) {
     rc = 1;
   }
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
+  if (!rc && a.precision && !a.target) {
+    fprintf(stderr, "nnc build: error: --precision is for GPU builds (--target cuda...)\n");
+    rc = 2;
+  }
   if (!rc && a.target && a.lib) {
     fprintf(stderr, "nnc build: error: --target %s builds programs only (no --lib/--shared yet)\n", a.target);
     rc = 2;

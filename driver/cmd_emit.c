@@ -26,14 +26,15 @@ static void usage(FILE *out) {
         "  --emit=cuda     the CUDA C of the model's forward pass (with --train: and of its\n"
         "                  training step) and the launch tables, for --target cuda[:sm_80|\n"
         "                  sm_86|sm_89|sm_90] (default cuda = sm_80)\n"
-        "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n",
+        "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n"
+        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs) or tf32 (tensor cores)\n",
         out);
 }
 
 typedef struct EmitArgs {
   DrvInput in;
   DrvBuildOptions bo;
-  const char *what, *hw;
+  const char *what, *hw, *precision;
   bool train;
 } EmitArgs;
 
@@ -111,6 +112,7 @@ static int emit_opt(EmitArgs *a, int c, const char *arg) {
   case 'e': a->what = arg; return 0;
   case 'T': a->train = true; return 0;
   case 'H': a->hw = arg; return 0;
+  case 'P': a->precision = arg; return 0;
   case 'C': a->bo.cg.target_cpu = arg; return 0;
   case 'O':
     if (arg[0] >= '0' && arg[0] <= '3' && !arg[1]) {
@@ -130,6 +132,7 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
                                        {"model", required_argument, 0, 'M'},
                                        {"train", no_argument, 0, 'T'},
                                        {"target", required_argument, 0, 'H'},
+                                       {"precision", required_argument, 0, 'P'},
                                        {"target-cpu", required_argument, 0, 'C'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -178,7 +181,7 @@ int cmd_emit(int argc, char **argv) {
   else if (!strcmp(a.what, "kernels"))
     rc = emit_kernels(&a, d);
   else if (!strcmp(a.what, "cuda") || !strcmp(a.what, "ptx"))
-    rc = drv_emit_cuda(&a.in, &a.bo, a.hw, a.train, !strcmp(a.what, "ptx"), d);
+    rc = drv_emit_cuda(&a.in, &a.bo, a.hw, a.precision, a.train, !strcmp(a.what, "ptx"), d);
   else if (!strcmp(a.what, "llvm") || !strcmp(a.what, "asm"))
     rc = emit_llvm(&a, d);
   else

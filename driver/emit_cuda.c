@@ -11,10 +11,16 @@
 #include "../codegen/cuda/nvrtc/cuda_nvrtc.h"
 #endif
 
-int drv_cuda_target(const char *target, DrvCudaSource *s) {
+int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s) {
   char err[256];
   const HwTarget *hw;
   memset(s, 0, sizeof *s);
+  if (precision && strcmp(precision, "f32") && strcmp(precision, "tf32")) {
+    fprintf(stderr, "nnc: error: --precision %s: the CUDA backend builds f32 or tf32 (bf16 and f16 are "
+                    "not available yet)\n", precision);
+    return 2;
+  }
+  s->tf32 = precision && !strcmp(precision, "tf32");
   s->emu = !strcmp(target, "cuda-emu");
   if (cuda_target_parse(s->emu ? "cuda" : target, s->arch, sizeof s->arch, &hw, err, sizeof err)) {
     fprintf(stderr, "nnc: error: --target: %s (or cuda-emu)\n", err);
@@ -33,7 +39,8 @@ int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d) {
   }
   CgTarget t;
   cuda_backend_target(&t, hw);
-  if (cg_model_plan(&s->P, dm->fwd, dm->train, &t, NULL, NULL, d)) return 1;
+  cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->tf32);
+  if (cg_model_plan(&s->P, dm->fwd, dm->train, &t, s->tiles.fwd, s->tiles.train, d)) return 1;
   size_t len = 0;
   FILE *f = open_memstream(&s->src, &len);
   if (!f) {
@@ -53,6 +60,7 @@ void drv_cuda_source_free(DrvCudaSource *s) {
   cuda_plan_table_free(&s->fwd);
   cuda_plan_table_free(&s->train);
   cg_model_plan_free(&s->P);
+  cuda_tiles_free(&s->tiles);
   memset(s, 0, sizeof *s);
 }
 
@@ -66,10 +74,10 @@ char *drv_cuda_ptx(const DrvCudaSource *s, const char *name, char *err, size_t e
 #endif
 }
 
-int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *target, bool train,
-                  bool ptx, Diag *d) {
+int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *target,
+                  const char *precision, bool train, bool ptx, Diag *d) {
   DrvCudaSource s;
-  int rc = drv_cuda_target(target ? target : "cuda", &s);
+  int rc = drv_cuda_target(target ? target : "cuda", precision, &s);
   if (rc) return rc;
   DrvBuildOptions o = *bo;
   o.plan_only = true;

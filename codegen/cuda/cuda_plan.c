@@ -44,6 +44,29 @@ int cuda_target_parse(const char *spec, char *arch, size_t archn, const HwTarget
   return cuda_errf(err, errn, "unknown CUDA architecture '%s' (sm_80, sm_86, sm_89 or sm_90)", a);
 }
 
+static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, bool tf32, Arena *a) {
+  TilePlan *tp = pass_tiles(g, hw, a);
+  for (int i = 0; tf32 && i < tp->n; i++) {
+    TileDecision *d = &tp->tiles[i];
+    if (!d->valid || !d->gpu || d->gemm.dt != DT_F32) continue;
+    TileGemm gm = d->gemm;
+    gm.tf32 = true;
+    tiles_choose(hw, &gm, d);
+  }
+  return tp;
+}
+
+void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, bool tf32) {
+  t->a = arena_new();
+  t->fwd = tiles_of(fwd, hw, tf32, t->a);
+  t->train = train ? tiles_of(train, hw, tf32, t->a) : NULL;
+}
+
+void cuda_tiles_free(CudaTiles *t) {
+  if (t->a) arena_free(t->a);
+  memset(t, 0, sizeof *t);
+}
+
 static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
   if (t->n == t->cap) {
     int cap = t->cap ? 2 * t->cap : 16;
@@ -333,9 +356,9 @@ static int gemm_tile_ok(const CgPlan *p, const CgKernel *k, Diag *d) {
     diag_error(d, n->loc, "CUDA code generation: %s %%%d has no GPU tile decision", ir_op_name(n->op), k->node);
     return -1;
   }
-  if (k->tile->gemm.dt != DT_F32 || k->tile->gemm.tf32) {
-    diag_error(d, n->loc, "CUDA code generation: %s %%%d: tiles for %s, the kernels are f32", ir_op_name(n->op),
-               k->node, k->tile->gemm.tf32 ? "tf32" : "a 16-bit type");
+  if (k->tile->gemm.dt != DT_F32) {
+    diag_error(d, n->loc, "CUDA code generation: %s %%%d: tiles for a 16-bit type, the values are f32",
+               ir_op_name(n->op), k->node);
     return -1;
   }
   return 0;
@@ -351,7 +374,7 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
     return -1;
   }
   if (g.M * g.N * g.batch == 0) return 0;
-  CudaGemm cg = {.name = name, .prec = CUDA_PREC_F32, .trans_a = g.ta, .trans_b = g.tb,
+  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32, .trans_a = g.ta, .trans_b = g.tb,
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
   return gemm_finish(o, p, k, &g, &cg, tab, d);
@@ -382,7 +405,7 @@ static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const cha
   snprintf(ga, sizeof ga, "%s_ga", name);
   snprintf(gb, sizeof gb, "%s_gb", name);
   snprintf(ci, sizeof ci, "%s_ci", name);
-  CudaGemm cg = {.name = name, .prec = CUDA_PREC_F32,
+  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32,
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb, .c_index = ci};
   return gemm_finish(o, p, k, &g, &cg, tab, d);
@@ -393,8 +416,7 @@ static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const cha
 static bool conv_as_gemm(const CgPlan *p, const CgKernel *k) {
   const IrNode *n = &p->g->nodes[k->node];
   CgConv c;
-  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu || k->tile->gemm.dt != DT_F32 ||
-      k->tile->gemm.tf32)
+  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu || k->tile->gemm.dt != DT_F32)
     return false;
   cg_conv_geom(p, k->node, &c);
   return c.G == 1 && c.N * c.P < INT32_MAX && c.C * c.H * c.W * c.N < INT32_MAX;

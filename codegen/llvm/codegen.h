@@ -47,9 +47,10 @@ int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, D
 int64_t llvm_model_train_bytes(const CgModel *m);
 /* the figures of the expected process peak (rt_mem.h), GEMM packing per thread included */
 const RtMemFigures *llvm_model_figures(const CgModel *m);
-int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen);
-int llvm_model_write_ir(CgModel *m, FILE *out);
-int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen);
+/* The writers and the JIT report failures through d (like emission), and return -1 / NULL */
+int llvm_model_write_object(CgModel *m, const char *path, Diag *d);
+int llvm_model_write_ir(CgModel *m, FILE *out, Diag *d);
+int llvm_model_write_asm(CgModel *m, FILE *out, Diag *d);
 /* JIT the module; returns the model's descriptor (valid until llvm_model_free) */
-const RtModelDesc *llvm_model_jit(CgModel *m, char *err, size_t errlen);
+const RtModelDesc *llvm_model_jit(CgModel *m, Diag *d);
 #endif

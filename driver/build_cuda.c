@@ -4,7 +4,7 @@
  * the descriptor's entries replaced: nnc_cuda_main copies the LLVM-built descriptor (the
  * tensor table is the plan's, the same for every backend, so checkpoints are shared), points
  * forward/train_step at the CUDA entries and sets the arenas to the CUDA plan's (plus the
- * split-K workspace), then runs rt_program_main.
+ * split-K workspace), then runs rt_program_main_val.
  *   cuda-emu: the generated source, compiled by the host C++ compiler against cuda_emu.h;
  *             the entries run the launch tables on the CPU (slow; for validation).
  *   cuda:     NVRTC's PTX embedded as a string with the launch tables; each entry loads the
@@ -22,7 +22,8 @@ static int64_t align_up(int64_t v) { return (v + ARENA_ALIGN - 1) / ARENA_ALIGN 
 
 /* nnc_cuda_main: the CPU descriptor with the CUDA entries and arenas */
 static void glue_main(FILE *f, const DrvCudaSource *s, bool train) {
-  fprintf(f, "int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, int argc, char **argv) {\n"
+  fprintf(f, "int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
+             "                  char **argv) {\n"
              "  RtModelDesc d = *cpu;\n"
              "  d.forward = nnc_cuda_forward;\n"
              "  d.arena_bytes_forward = %lldLL;\n", (long long)(align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes));
@@ -30,7 +31,7 @@ static void glue_main(FILE *f, const DrvCudaSource *s, bool train) {
     fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n",
             (long long)(align_up(s->P.pt.arena_bytes) + s->train.work_bytes));
   fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
-             "  return rt_program_main(&d, fwd_inputs, argc, argv);\n}\n");
+             "  return rt_program_main_val(&d, fwd_inputs, val_loss, argc, argv);\n}\n");
 }
 
 static void glue_emu(FILE *f, const DrvCudaSource *s, bool train) {

@@ -61,6 +61,7 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
   if (!out->m) return drv_compile_status(in);
+  if (pass_fold_constants(out->fwd, d) < 0) return 1; /* the dims are final here */
   CgTarget target;
   llvm_backend_target(&target, 0, NULL);
   CgPipeOptions po = {o->cg.memory_budget, o->remat, o->remat_given, in->path};
@@ -243,8 +244,8 @@ static void c_string(const char *s, char *out, size_t n) {
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
                         const char *rtlib, const char *model, const char *fwd_inputs,
-                        const char *plan_text, bool verbose) {
-  char main_c[PATH_MAX], text[4096], plan[2200];
+                        const char *val_loss, const char *plan_text, bool verbose) {
+  char main_c[PATH_MAX], text[4800], plan[2200];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
@@ -252,15 +253,15 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "'%s' */\n"
            "struct RtModelDesc;\n"
            "extern const struct RtModelDesc nnc_model_%s;\n"
-           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
-           "char **argv);\n"
+           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, "
+           "const char *val_loss, int argc, char **argv);\n"
            "void rt_program_set_plan(const char *text);\n"
            "int main(int argc, char **argv) {\n"
            "  rt_program_set_plan(\"%s\");\n"
-           "  return %s(&nnc_model_%s, \"%s\", argc, argv);\n"
+           "  return %s(&nnc_model_%s, \"%s\", \"%s\", argc, argv);\n"
            "}\n",
-           model, model, cuda_obj ? "nnc_cuda_main" : "rt_program_main", plan,
-           cuda_obj ? "nnc_cuda_main" : "rt_program_main", model, fwd_inputs);
+           model, model, cuda_obj ? "nnc_cuda_main" : "rt_program_main_val", plan,
+           cuda_obj ? "nnc_cuda_main" : "rt_program_main_val", model, fwd_inputs, val_loss);
   if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
@@ -540,12 +541,14 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   if (llvm_model_write_object(dm->cg, obj, d)) return 1;
   const char *fwd_inputs = cg_forward_inputs(dm->fwd);
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs, d);
+  char val_loss[512];
+  cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
   if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
     return 1;
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
-  return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs,
+  return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
                       a->target ? plan : dm->plan_text, a->verbose);
 }
 

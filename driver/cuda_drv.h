@@ -30,7 +30,7 @@ int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *tar
                   const char *precision, bool train, bool ptx, Diag *d);
 /* nnc build --target: compiles the model's CUDA part (the generated source for the
  * emulation, or its PTX with the launcher for the device) into tmpdir/cuda.o, whose
- * nnc_cuda_main(desc, fwd_inputs, argc, argv) runs the program's commands with the CPU
+ * nnc_cuda_main(desc, fwd_inputs, val_loss, argc, argv) runs the program's commands with the CPU
  * descriptor's tensor table and the CUDA entries. 0, or 1 after a message. */
 int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
                     bool verbose, char *obj, size_t objn, Diag *d);

@@ -173,5 +173,9 @@ int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
  * of the inputs the forward pass reads (infer requires exactly these), or NULL for all.
  * Returns the exit status. */
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
+/* the same with the loss `train --val` evaluates from the outputs (rt_val.h's one-line form,
+ * written by the build; NULL or "": --val is refused with the reason) */
+int rt_program_main_val(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                        int argc, char **argv);
 
 #endif

@@ -5,7 +5,7 @@
 file(GLOB NNC_CUDA_SRC CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda/*.c)
 add_library(nnc_cuda STATIC ${NNC_CUDA_SRC})
 target_include_directories(nnc_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda)
-target_link_libraries(nnc_cuda PUBLIC nnc_passes nnc_ir)
+target_link_libraries(nnc_cuda PUBLIC nnc_plan nnc_passes nnc_ir)
 
 add_executable(test_cuda_gen tests/cuda/test_cuda_gen.c)
 target_link_libraries(test_cuda_gen PRIVATE nnc_cuda PkgConfig::CHECK)
@@ -43,6 +43,32 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   target_include_directories(test_cuda_emu PRIVATE ${NNC_CUDA_GEN} codegen/cuda tests/cuda)
   target_link_libraries(test_cuda_emu PRIVATE nnc_runtime)
   add_test(NAME cuda/emu COMMAND test_cuda_emu)
+  # every example's CUDA code (forward and one training step) on the CPU against the
+  # interpreter; the generated source is compiled by this C++ compiler at test time
+  add_executable(test_cuda_model tests/cuda/test_cuda_model.c)
+  target_link_libraries(test_cuda_model PRIVATE nnc_cuda nnc_frontend nnc_passes nnc_runtime ${CMAKE_DL_LIBS})
+  set_target_properties(test_cuda_model PROPERTIES ENABLE_EXPORTS ON)
+  set(NNC_CUDA_MODEL_DIR ${CMAKE_CURRENT_BINARY_DIR}/cuda_model)
+  file(MAKE_DIRECTORY ${NNC_CUDA_MODEL_DIR})
+  # (inception_a, resnet18 and the others pass too but take minutes: run test_cuda_model by hand)
+  foreach(spec "linreg:N=16:D=7" "mlp:N=4" "lenet:N=2" "gpt2_block:N=2:T=8:H=2:K=8"
+               "char_lm:N=2:T=8:H=2:K=8" "lenet:N=2:--tf32" "mlp:N=4:--tf32")
+    string(REPLACE ":" ";" ex "${spec}")
+    list(GET ex 0 name)
+    list(SUBLIST ex 1 -1 defs)
+    set(dargs)
+    set(tname cuda/model_${name})
+    foreach(def IN LISTS defs)
+      if(def STREQUAL "--tf32")
+        list(APPEND dargs --tf32)
+        set(tname cuda/model_${name}_tf32)
+      else()
+        list(APPEND dargs -D ${def})
+      endif()
+    endforeach()
+    add_test(NAME ${tname} COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/examples/${name}.nn
+             ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} ${dargs})
+  endforeach()
 endif()
 
 # NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional
@@ -72,7 +98,30 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
   target_link_libraries(gpu_gemm PRIVATE nnc_cuda nnc_cuda_nvrtc nnc_runtime)
   add_test(NAME cuda/gpu_script COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/gpu/selfcheck.sh $<TARGET_FILE:gpu_gemm>)
   set_tests_properties(cuda/gpu_script PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
+  # NVRTC + ptxas -v over examples' forward and training-step sources (all examples:
+  # tests/cuda/ptx_check.sh without model names; minutes)
+  foreach(arch sm_80 sm_90)
+    add_test(NAME cuda/ptx_${arch} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block)
+    set_tests_properties(cuda/ptx_${arch} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
+  endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
 else()
   message(STATUS "CUDA toolkit not found: NVRTC tests disabled")
+endif()
+
+# the driver's CUDA backend (nnc emit --emit=cuda|ptx); PTX where NVRTC is found
+target_link_libraries(nnc PRIVATE nnc_cuda)
+if(TARGET nnc_cuda_nvrtc)
+  target_link_libraries(nnc PRIVATE nnc_cuda_nvrtc)
+  target_compile_definitions(nnc PRIVATE NNC_HAVE_NVRTC=1)
+endif()
+
+# programs built with --target cuda-emu (and cuda, which must refuse cleanly without a GPU)
+if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
+  add_test(NAME cuda/program COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/program_check.sh
+           $<TARGET_FILE:nnc>)
+  if(TARGET nnc_cuda_nvrtc)
+    set_tests_properties(cuda/program PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
+  endif()
 endif()

@@ -26,5 +26,8 @@ typedef struct DrvModel {
  * backend. 0 on success; 1 after diagnostics were printed. Free with drv_model_free (also
  * after a failure). */
 int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvModel *out);
+/* runs argv in cwd (NULL: here), printing it first when verbose; the exit status, -1 when it
+ * cannot be run */
+int drv_run_cmd(char *const argv[], const char *cwd, bool verbose);
 void drv_model_free(DrvModel *dm);
 #endif

@@ -20,6 +20,7 @@
 #include "../codegen/header.h"
 #include "../runtime/rt_io.h"
 #include "build.h"
+#include "cuda_drv.h"
 #include "passes.h"
 #include "../passes/remat.h"
 
@@ -112,6 +113,10 @@ static void usage(FILE *out) {
         "                        rematerialization (nnc plan shows the plan)\n"
         "      --remat MODE      none | sqrt | optimal: how the step is fitted (default\n"
         "                        optimal when there is a budget; none only reorders it)\n"
+        "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
+        "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
+        "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
+        "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -122,7 +127,7 @@ static void usage(FILE *out) {
 }
 
 /* runs argv in cwd (NULL: here); verbose: print it first */
-static int run_cmd(char *const argv[], const char *cwd, bool verbose) {
+int drv_run_cmd(char *const argv[], const char *cwd, bool verbose) {
   if (verbose) {
     fputs("+", stderr);
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
@@ -237,9 +242,9 @@ static void c_string(const char *s, char *out, size_t n) {
   out[k] = 0;
 }
 
-static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
-                        const char *model, const char *fwd_inputs, const char *val_loss,
-                        const char *plan_text, bool verbose) {
+static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
+                        const char *rtlib, const char *model, const char *fwd_inputs,
+                        const char *val_loss, const char *plan_text, bool verbose) {
   char main_c[PATH_MAX], text[4800], plan[2200];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
@@ -248,14 +253,15 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "'%s' */\n"
            "struct RtModelDesc;\n"
            "extern const struct RtModelDesc nnc_model_%s;\n"
-           "int rt_program_main_val(const struct RtModelDesc *d, const char *fwd_inputs, "
+           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, "
            "const char *val_loss, int argc, char **argv);\n"
            "void rt_program_set_plan(const char *text);\n"
            "int main(int argc, char **argv) {\n"
            "  rt_program_set_plan(\"%s\");\n"
-           "  return rt_program_main_val(&nnc_model_%s, \"%s\", \"%s\", argc, argv);\n"
+           "  return %s(&nnc_model_%s, \"%s\", \"%s\", argc, argv);\n"
            "}\n",
-           model, model, plan, model, fwd_inputs, val_loss);
+           model, model, cuda_obj ? "nnc_cuda_main" : "rt_program_main_val", plan,
+           cuda_obj ? "nnc_cuda_main" : "rt_program_main_val", model, fwd_inputs, val_loss);
   if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
@@ -267,6 +273,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = tmp;
   argv[k++] = main_c;
   argv[k++] = (char *)obj;
+  if (cuda_obj) argv[k++] = (char *)cuda_obj;
   argv[k++] = (char *)rtlib;
 #ifdef __SANITIZE_ADDRESS__
   /* an nnc built with sanitizers sits next to a runtime built with them */
@@ -275,8 +282,9 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = "-lcjson";
   argv[k++] = "-lm";
   argv[k++] = "-lpthread";
+  if (cuda_obj) argv[k++] = "-lstdc++";
   argv[k] = NULL;
-  int rc = run_cmd(argv, NULL, verbose);
+  int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc) {
     unlink(tmp);
     fprintf(stderr, "nnc build: error: linking %s failed (%s exited with status %d)\n", out,
@@ -304,7 +312,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
     return 1;
   }
   char *xargv[] = {(char *)ar, "x", absrt, NULL};
-  int rc = run_cmd(xargv, rtdir, verbose);
+  int rc = drv_run_cmd(xargv, rtdir, verbose);
   if (rc) {
     fprintf(stderr, "nnc build: error: extracting %s failed (%s exited with status %d)\n",
             rtlib, ar, rc);
@@ -336,7 +344,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   if (dir) closedir(dir);
   PUSH(NULL);
 #undef PUSH
-  rc = run_cmd(argv, NULL, verbose);
+  rc = drv_run_cmd(argv, NULL, verbose);
   for (int i = 0; i < n; i++) free(argv[i]);
   free(argv);
   if (rc) {
@@ -365,7 +373,7 @@ static int link_shared(const char *libpath, const char *obj, const char *rtlib, 
                   "-fsanitize=address,undefined",
 #endif
                   "-lcjson", "-lm", "-lpthread", NULL};
-  int rc = run_cmd(argv, NULL, verbose);
+  int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
             rc ? "the C compiler failed" : strerror(errno));
@@ -381,6 +389,8 @@ typedef struct BuildArgs {
   DrvInput in;
   DrvBuildOptions bo;
   const char *out;
+  const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
+  const char *precision; /* --precision f32|tf32 (CUDA) */
   bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
@@ -394,6 +404,8 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'L': a->lib = true; return 0;
   case 'H': a->lib = a->shared = true; return 0;
   case 'K': a->keep = true; return 0;
+  case 'T': a->target = arg; return 0;
+  case 'P': a->precision = arg; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -429,6 +441,8 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"lib", no_argument, 0, 'L'},
                                        {"shared", no_argument, 0, 'H'},
                                        {"keep-temps", no_argument, 0, 'K'},
+                                       {"target", required_argument, 0, 'T'},
+                                       {"precision", required_argument, 0, 'P'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -529,8 +543,13 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs, d);
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
-  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, val_loss, dm->plan_text,
-                      a->verbose);
+  char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
+  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
+    return 1;
+  snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
+           a->target ? a->target : "");
+  return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
+                      a->target ? plan : dm->plan_text, a->verbose);
 }
 
 static int make_tmpdir(char *tmpdir, size_t n) {
@@ -559,6 +578,14 @@ int cmd_build(int argc, char **argv) {
     rc = 1;
   }
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
+  if (!rc && a.precision && !a.target) {
+    fprintf(stderr, "nnc build: error: --precision is for GPU builds (--target cuda...)\n");
+    rc = 2;
+  }
+  if (!rc && a.target && a.lib) {
+    fprintf(stderr, "nnc build: error: --target %s builds programs only (no --lib/--shared yet)\n", a.target);
+    rc = 2;
+  }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);
   if (tmpdir[0]) {
     if (a.keep)

@@ -5,11 +5,12 @@
 #include <string.h>
 
 #include "build.h"
+#include "cuda_drv.h"
 #include "driver.h"
 #include "passes.h"
 
 static void usage(FILE *out) {
-  fputs("usage: nnc emit --emit=ast|ir|kernels|llvm|asm FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
+  fputs("usage: nnc emit --emit=ast|ir|kernels|llvm|asm|cuda|ptx FILE.nn [-D NAME=VALUE]... [--model NAME]\n"
         "  --emit=ast      the syntax tree, as parsed\n"
         "  --emit=ir       the graph IR of each model (or of --model NAME)\n"
         "  --train         with --emit=ir: the training step of the model (forward, loss,\n"
@@ -21,14 +22,19 @@ static void usage(FILE *out) {
         "  --target HW     with --emit=kernels: the hardware the tiles are chosen for\n"
         "                  (default host; see nnc cost --list-targets)\n"
         "  --emit=llvm     the LLVM IR module `nnc build` compiles (kernels, entries, descriptor)\n"
-        "  --emit=asm      its assembly; with --target-cpu CPU and -O0..-O3 as for nnc build\n",
+        "  --emit=asm      its assembly; with --target-cpu CPU and -O0..-O3 as for nnc build\n"
+        "  --emit=cuda     the CUDA C of the model's forward pass (with --train: and of its\n"
+        "                  training step) and the launch tables, for --target cuda[:sm_80|\n"
+        "                  sm_86|sm_89|sm_90] (default cuda = sm_80)\n"
+        "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n"
+        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs) or tf32 (tensor cores)\n",
         out);
 }
 
 typedef struct EmitArgs {
   DrvInput in;
   DrvBuildOptions bo;
-  const char *what, *hw;
+  const char *what, *hw, *precision;
   bool train;
 } EmitArgs;
 
@@ -102,6 +108,7 @@ static int emit_opt(EmitArgs *a, int c, const char *arg) {
   case 'e': a->what = arg; return 0;
   case 'T': a->train = true; return 0;
   case 'H': a->hw = arg; return 0;
+  case 'P': a->precision = arg; return 0;
   case 'C': a->bo.cg.target_cpu = arg; return 0;
   case 'O':
     if (arg[0] >= '0' && arg[0] <= '3' && !arg[1]) {
@@ -121,6 +128,7 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
                                        {"model", required_argument, 0, 'M'},
                                        {"train", no_argument, 0, 'T'},
                                        {"target", required_argument, 0, 'H'},
+                                       {"precision", required_argument, 0, 'P'},
                                        {"target-cpu", required_argument, 0, 'C'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -145,13 +153,13 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
       return 2;
     }
   }
-  const char *stages[] = {"ast", "ir", "kernels", "llvm", "asm"};
+  const char *stages[] = {"ast", "ir", "kernels", "llvm", "asm", "cuda", "ptx"};
   bool known = false;
   for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) known |= !strcmp(a->what, stages[i]);
   if (optind != argc - 1 || !known) {
     if (!known)
-      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast, ir, kernels, llvm or "
-                      "asm)\n", a->what);
+      fprintf(stderr, "nnc emit: error: unknown stage '%s' (expected ast, ir, kernels, llvm, "
+                      "asm, cuda or ptx)\n", a->what);
     usage(stderr);
     return 2;
   }
@@ -168,6 +176,8 @@ int cmd_emit(int argc, char **argv) {
     rc = fe_dump_ast(stdout, a.in.path, d) ? 1 : 0;
   else if (!strcmp(a.what, "kernels"))
     rc = emit_kernels(&a, d);
+  else if (!strcmp(a.what, "cuda") || !strcmp(a.what, "ptx"))
+    rc = drv_emit_cuda(&a.in, &a.bo, a.hw, a.precision, a.train, !strcmp(a.what, "ptx"), d);
   else if (!strcmp(a.what, "llvm") || !strcmp(a.what, "asm"))
     rc = emit_llvm(&a, d);
   else

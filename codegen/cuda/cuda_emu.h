@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <vector>
 
 struct dim3 {
@@ -45,9 +46,18 @@ struct Copy {
   unsigned char data[16];
 };
 
+/* fiber stacks, allocated once per host thread and reused by every launch (not cleared: a
+ * fiber's frames are written before they are read) */
+enum { STACK_BYTES = 256 * 1024 };
+inline char *stack_pool(size_t i) {
+  static thread_local std::vector<std::unique_ptr<char[]>> pool;
+  while (pool.size() <= i) pool.emplace_back(new char[STACK_BYTES]);
+  return pool[i].get();
+}
+
 struct Fiber {
   ucontext_t ctx;
-  std::vector<char> stack;
+  char *stack = nullptr; /* STACK_BYTES from stack_pool() */
   State st;
   dim3 tid;
   int lin;
@@ -167,8 +177,8 @@ inline std::vector<int> schedule(int n, unsigned seed) {
 /* a separate frame: getcontext returns twice, which must not touch the caller's loop state */
 __attribute__((noinline)) inline void make_fiber(Fiber &f, ucontext_t *link) {
   getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = f.stack.data();
-  f.ctx.uc_stack.ss_size = f.stack.size();
+  f.ctx.uc_stack.ss_sp = f.stack;
+  f.ctx.uc_stack.ss_size = STACK_BYTES;
   f.ctx.uc_link = link;
   makecontext(&f.ctx, entry, 0);
 }
@@ -196,7 +206,7 @@ inline void run_block(Emu *e, unsigned seed) {
       if (f.st != RUNNABLE) continue;
       e->cur = &f;
       void *fake = nullptr;
-      asan_leave(&fake, f.stack.data(), f.stack.size());
+      asan_leave(&fake, f.stack, STACK_BYTES);
       swapcontext(&e->sched, &f.ctx);
       asan_arrive(fake, nullptr, nullptr);
       ran = true;
@@ -418,7 +428,7 @@ inline void nnc_emu_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem_b
   if (nthreads == 0 || nthreads > 1024) fail("launch: block of 0 or more than 1024 threads");
   e.grid = grid, e.block = block;
   e.fib.resize(nthreads);
-  for (Fiber &f : e.fib) f.stack.resize(256 * 1024);
+  for (size_t i = 0; i < nthreads; i++) e.fib[i].stack = stack_pool(i);
   e.xbuf.resize(nthreads * XSLOT);
   e.smem_bytes = smem_bytes;
   e.smem = (unsigned char *)aligned_alloc(16, smem_bytes ? (smem_bytes + 15) / 16 * 16 : 16);

@@ -32,6 +32,8 @@ static const char *const ew_expr[OP_COUNT] = {
     [OP_TANH_BWD] = "%0 * (1.0f - %1 * %1)",
 };
 
+const char *cuda_ew_template(int op) { return op >= 0 && op < OP_COUNT ? ew_expr[op] : NULL; }
+
 static void ew_operand(FILE *o, const CudaEw *e, int k) {
   if (k < e->ninputs) fprintf(o, "x%d", k);
   else fprintf(o, "t%d", k - e->ninputs);

@@ -24,6 +24,7 @@ typedef struct Gen {
   int a_stage, b_stage; /* elements of one stage */
   int mi, ni, kstep;    /* MMA tiles per warp tile, MMA k */
   int tm, tn;           /* FMA: outputs per lane */
+  char cidx[96];        /* offset of C(r, c) from p.C within a batch */
 } Gen;
 
 static bool gen_tensor_cores(const Gen *x) { return x->g->prec != CUDA_PREC_F32; }
@@ -73,6 +74,8 @@ static int gen_init(Gen *x, FILE *o, const CudaGemm *g, char *err, size_t n) {
   x->b_stage = (g->trans_b ? t->bn : t->bk) * x->ldb_s;
   x->mi = t->wm / 16, x->ni = t->wn / 8;
   x->tm = t->wm / 4, x->tn = t->wn / 8;
+  if (g->c_index) snprintf(x->cidx, sizeof x->cidx, "%s(r, c)", g->c_index);
+  else snprintf(x->cidx, sizeof x->cidx, "(long)r * p.ldc + c");
   if (gen_check_shape(x, err, n)) return -1;
   int64_t smem = (int64_t)t->stages * (x->a_stage + x->b_stage) * x->es;
   if (smem != t->smem)
@@ -85,9 +88,16 @@ static int gen_init(Gen *x, FILE *o, const CudaGemm *g, char *err, size_t n) {
 /* one operand's tile: rows × cols of the stored matrix, starting at (r0, c0), limits rl, cl */
 static void gen_load_operand(const Gen *x, const char *smem, const char *gp, const char *ld, int rows,
                              int cols, int lds, bool vec, const char *r0, const char *c0,
-                             const char *rl, const char *cl) {
+                             const char *rl, const char *cl, const char *gather) {
   FILE *o = x->o;
   int th = x->t->threads;
+  if (gather) {
+    fprintf(o, "  NNC_UNROLL\n  for (int i = threadIdx.x; i < %d; i += %d) {\n", rows * cols, th);
+    fprintf(o, "    int r = i / %d, c = i %% %d, gr = %s + r, gc = %s + c;\n", cols, cols, r0, c0);
+    fprintf(o, "    %s[r * %d + c] = gr < %s && gc < %s ? %s(%s, gr, gc) : (%s)0;\n", smem, lds, rl, cl, gather, gp, x->ty);
+    fprintf(o, "  }\n");
+    return;
+  }
   if (vec) {
     fprintf(o, "  NNC_UNROLL\n  for (int i = threadIdx.x; i < %d; i += %d) {\n", rows * cols / x->v, th);
     fprintf(o, "    int r = i / %d, c = (i %% %d) * %d;\n", cols / x->v, cols / x->v, x->v);
@@ -110,11 +120,11 @@ static void gen_load_fn(const Gen *x) {
   fprintf(x->o, "NNC_DEV void %s_load(%s *As, %s *Bs, const %s *A, const %s *B, const NncGemmArgs &p,\n"
                 "    int m0, int n0, int k0, int kend) {\n", g->name, x->ty, x->ty, x->ty, x->ty);
   fprintf(x->o, "  /* A tile */\n");
-  if (g->trans_a) gen_load_operand(x, "As", "A", "p.lda", t->bk, t->bm, x->lda_s, t->cp_async_a, "k0", "m0", "kend", "p.M");
-  else gen_load_operand(x, "As", "A", "p.lda", t->bm, t->bk, x->lda_s, t->cp_async_a, "m0", "k0", "p.M", "kend");
+  if (g->trans_a) gen_load_operand(x, "As", "A", "p.lda", t->bk, t->bm, x->lda_s, t->cp_async_a, "k0", "m0", "kend", "p.M", g->a_gather);
+  else gen_load_operand(x, "As", "A", "p.lda", t->bm, t->bk, x->lda_s, t->cp_async_a, "m0", "k0", "p.M", "kend", g->a_gather);
   fprintf(x->o, "  /* B tile */\n");
-  if (g->trans_b) gen_load_operand(x, "Bs", "B", "p.ldb", t->bn, t->bk, x->ldb_s, t->cp_async_b, "n0", "k0", "p.N", "kend");
-  else gen_load_operand(x, "Bs", "B", "p.ldb", t->bk, t->bn, x->ldb_s, t->cp_async_b, "k0", "n0", "kend", "p.N");
+  if (g->trans_b) gen_load_operand(x, "Bs", "B", "p.ldb", t->bn, t->bk, x->ldb_s, t->cp_async_b, "n0", "k0", "p.N", "kend", g->b_gather);
+  else gen_load_operand(x, "Bs", "B", "p.ldb", t->bk, t->bn, x->ldb_s, t->cp_async_b, "k0", "n0", "kend", "p.N", g->b_gather);
   fprintf(x->o, "}\n\n");
 }
 
@@ -229,8 +239,8 @@ static void gen_store(const Gen *x, const char *indent) {
   if (x->t->split_k > 1)
     fprintf(x->o, "%sif (r < p.M && c < p.N) p.work[((long)blockIdx.z * p.M + r) * p.N + c] = v;\n", indent);
   else
-    fprintf(x->o, "%sif (r < p.M && c < p.N) p.C[zb * p.bsc + (long)r * p.ldc + c] = %s_epi(v, r, c, zb, p);\n",
-            indent, x->g->name);
+    fprintf(x->o, "%sif (r < p.M && c < p.N) p.C[zb * p.bsc + %s] = %s_epi(v, r, c, zb, p);\n",
+            indent, x->cidx, x->g->name);
 }
 
 static void gen_store_acc(const Gen *x) {
@@ -258,8 +268,12 @@ static void gen_kernel_head(const Gen *x) {
   FILE *o = x->o;
   const TileDecision *t = x->t;
   /* the occupancy the plan assumed: ptxas keeps registers within regs_per_sm / (threads·CTAs) */
-  fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(NncGemmArgs p) {\n", t->threads,
-          t->ctas_per_sm, x->g->name);
+  if (x->g->from_bufs)
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(NncBufs nb) {\n"
+               "  const NncGemmArgs p = %s_args(nb);\n", t->threads, t->ctas_per_sm, x->g->name, x->g->name);
+  else
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(NncGemmArgs p) {\n", t->threads,
+            t->ctas_per_sm, x->g->name);
   fprintf(o, "  NNC_EXTERN_SMEM(nnc_smem);\n");
   fprintf(o, "  %s *As = (%s *)nnc_smem, *Bs = As + %d;\n", x->ty, x->ty, t->stages * x->a_stage);
   fprintf(o, "  int zb = blockIdx.z / %d, zs = blockIdx.z %% %d;\n  (void)zs;\n", t->split_k, t->split_k);
@@ -303,13 +317,17 @@ static void gen_main_loop(const Gen *x) {
 static void gen_reduce_kernel(const Gen *x) {
   FILE *o = x->o;
   fprintf(o, "/* split-K: adds the %d partial sums in slice order, then the epilogue */\n", x->t->split_k);
-  fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncGemmArgs p) {\n", x->g->name);
+  if (x->g->from_bufs)
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncBufs nb) {\n"
+               "  const NncGemmArgs p = %s_args(nb);\n", x->g->name, x->g->name);
+  else
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(256) %s_reduce(NncGemmArgs p) {\n", x->g->name);
   int s = x->t->split_k;
   fprintf(o, "  long i = (long)blockIdx.x * 256 + threadIdx.x, mn = (long)p.M * p.N;\n");
   fprintf(o, "  if (i >= mn * p.batch) return;\n");
   fprintf(o, "  int zb = (int)(i / mn);\n  long e = i %% mn;\n  int r = (int)(e / p.N), c = (int)(e %% p.N);\n");
   fprintf(o, "  float v = 0.0f;\n  for (int z = 0; z < %d; z++) v += p.work[((long)zb * %d + z) * mn + e];\n", s, s);
-  fprintf(o, "  p.C[zb * p.bsc + (long)r * p.ldc + c] = %s_epi(v, r, c, zb, p);\n}\n\n", x->g->name);
+  fprintf(o, "  p.C[zb * p.bsc + %s] = %s_epi(v, r, c, zb, p);\n}\n\n", x->cidx, x->g->name);
 }
 
 int cuda_gemm_emit(FILE *out, const CudaGemm *g, char *err, size_t errn) {

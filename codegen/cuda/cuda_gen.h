@@ -30,6 +30,13 @@ typedef struct CudaGemm {
   bool trans_a, trans_b;
   unsigned epilogue;
   const TileDecision *tile;
+  bool from_bufs; /* kernels take NncBufs; a device function NAME_args(NncBufs) (emitted
+                     by the caller first) gives the NncGemmArgs (cuda_plan.c) */
+  /* implicit GEMM (convolutions): device functions emitted by the caller first.
+   * a_gather/b_gather: float F(const float *base, int row, int col) gives element (row, col)
+   * of the operand (its tile is then loaded element by element, whatever the decision's
+   * cp.async flag); c_index: long F(int r, int c) gives C(r, c)'s offset from p.C */
+  const char *a_gather, *b_gather, *c_index;
 } CudaGemm;
 
 typedef struct CudaLaunch {
@@ -74,6 +81,9 @@ int cuda_reduce_emit(FILE *out, const CudaReduce *r, char *err, size_t errn);
 /* grid-stride launch over n elements; one block per row */
 void cuda_ew_launch(const CudaEw *e, int64_t n, CudaLaunch *l);
 void cuda_reduce_launch(const CudaReduce *r, int64_t rows, CudaLaunch *l);
+
+/* the CUDA C template of an elementwise op (%0, %1: operands), NULL when it has none */
+const char *cuda_ew_template(int op);
 
 /* formats the generators' errors into err; returns -1 */
 int cuda_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

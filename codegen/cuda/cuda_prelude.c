@@ -102,6 +102,12 @@ const char *cuda_prelude_text(void) {
          "struct NncEwArgs {\n"
          "  const float *in[8]; float *out; long long n;\n"
          "};\n"
+         "/* the base pointers every kernel of a compiled graph takes (cuda_plan.h) */\n"
+         "struct NncBufs {\n"
+         "  char *params, *io, *arena, *work; unsigned long long step, seed;\n"
+         "};\n"
+         "NNC_DEV float nnc_f32_inf(void) { return -nnc_neg_inf(); }\n"
+         "NNC_DEV float nnc_f32_nan(void) { return nnc_neg_inf() * 0.0f; }\n"
          "struct NncReduceArgs {\n"
          "  const float *x; float *out; long long rows, cols;\n"
          "};\n";

@@ -27,6 +27,7 @@
 #include "../../ir/interp.h"
 #include "../../passes/passes.h"
 #include "../../runtime/rt_threads.h"
+#include "graph_names.h"
 
 /* created lazily in each test process: check forks, and a pool does not survive fork */
 static RtPool *pool;
@@ -158,18 +159,6 @@ static double compare(const char *what, const char *name, const float *got, cons
   return worst;
 }
 
-static int find_named(const IrGraph *g, const char *name) {
-  for (int i = g->nnodes - 1; i >= 0; i--)
-    if (g->nodes[i].name && !strcmp(g->nodes[i].name, name) &&
-        (g->nodes[i].op == OP_PARAM || g->nodes[i].op == OP_INPUT))
-      return i;
-  return -1;
-}
-static int find_out(const IrGraph *g, const char *name) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (!strcmp(g->outputs[i].name, name)) return g->outputs[i].node;
-  return -1;
-}
 
 /* Compiles fwd (and train), runs forward (train == NULL) or one training step on random
  * data, compares every output / updated tensor with the interpreter and checks that a
@@ -195,7 +184,7 @@ static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrT
     char *base = (ti->kind == RT_KIND_INPUT ? io : params) + ti->offset;
     int64_t n = numel_of(ti);
     double *v = malloc((size_t)(n ? n : 1) * sizeof(double));
-    int node = find_named(g, ti->name);
+    int node = tg_find_leaf(g, ti->name);
     ck_assert_msg(node >= 0, "%s: no node for tensor %s", what, ti->name);
     bool from_init = f.use_init && (ti->kind == RT_KIND_PARAM || ti->kind == RT_KIND_BUFFER);
     if (ti->kind == RT_KIND_OPTSTATE || from_init) interp_init_param(g, node, 1, v);
@@ -229,9 +218,9 @@ static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrT
     const RtTensorInfo *ti = &desc->tensors[j];
     if (ti->kind == RT_KIND_INPUT || ti->dtype != DT_F32) continue;
     if (!train && ti->kind != RT_KIND_OUTPUT) continue;
-    int node = ti->kind == RT_KIND_OUTPUT ? find_out(g, ti->name)
-               : ti->kind == RT_KIND_LOSS ? find_out(g, "loss")
-                                          : find_named(g, ti->name);
+    int node = ti->kind == RT_KIND_OUTPUT ? tg_find_out(g, ti->name)
+               : ti->kind == RT_KIND_LOSS ? tg_find_out(g, "loss")
+                                          : tg_find_leaf(g, ti->name);
     ck_assert_int_ge(node, 0);
     int64_t n;
     const double *ref = interp_value(I, node, &n);
@@ -693,7 +682,7 @@ START_TEST(assign_inplace_and_deferred) {
     int64_t n = numel_of(ti);
     double v[64];
     for (int64_t i = 0; i < n; i++) ((float *)base)[i] = (float)(v[i] = urand() - 0.5);
-    interp_set(I, find_named(G, ti->name), v, n);
+    interp_set(I, tg_find_leaf(G, ti->name), v, n);
   }
   ck_assert_int_eq(interp_run(I, err, sizeof err), 0);
   RtModelBufs b = {params, io, arena, get_pool(), 0, 0, NULL};
@@ -702,7 +691,7 @@ START_TEST(assign_inplace_and_deferred) {
   for (int j = 0; j < desc->ntensors; j++) {
     const RtTensorInfo *ti = &desc->tensors[j];
     if (ti->kind == RT_KIND_INPUT) continue;
-    int node = ti->kind == RT_KIND_OUTPUT ? find_out(G, ti->name) : find_named(G, ti->name);
+    int node = ti->kind == RT_KIND_OUTPUT ? tg_find_out(G, ti->name) : tg_find_leaf(G, ti->name);
     int64_t n;
     const double *ref = interp_value(I, node, &n);
     double w = compare("assign", ti->name, (float *)((ti->kind == RT_KIND_OUTPUT ? io : params) + ti->offset), ref, n, MM_RTOL, MM_ATOL);

@@ -1,0 +1,71 @@
+/* cuda_plan.h — the CUDA backend on the kernel plan (codegen/plan/): its CgTarget, and the
+ * generator that turns a CgPlan into one CUDA C translation unit plus a launch table.
+ *
+ * Every plan kernel becomes one or two `extern "C" __global__` functions taking one
+ * NncBufs by value (the params, io, arena and split-K workspace base pointers, the step and
+ * the seed); all offsets, shapes and constants are literals in the kernel text. The launch
+ * table lists, in execution order, each launch's kernel name, grid, block and dynamic
+ * shared memory: a host runs a graph by launching the table's entries in order (on the
+ * device through runtime/rt_cuda.c, on the CPU through cuda_emu.h). docs/cuda.md. */
+#ifndef NN_CUDA_PLAN_H
+#define NN_CUDA_PLAN_H
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../plan/plan.h"
+#include "cuda_gen.h"
+
+typedef struct CudaPlanLaunch {
+  char name[64];
+  CudaLaunch l;
+} CudaPlanLaunch;
+
+typedef struct CudaPlanTable {
+  CudaPlanLaunch *v;
+  int n, cap;
+  int64_t work_bytes; /* the split-K workspace the launches need (NncBufs.work) */
+} CudaPlanTable;
+
+/* the CUDA target: ops with a CUDA lowering, f32/i32 values, implicit-GEMM convolutions,
+ * warps of 32, tiles for hw (NULL: plan without tiles; GEMMs then cannot be emitted) */
+void cuda_backend_target(CgTarget *t, const HwTarget *hw);
+/* "cuda" or "cuda:sm_XX" (XX in 80, 86, 89, 90): the arch for NVRTC ("sm_80") and the
+ * builtin hardware whose tiles the kernels use; -1 with err filled otherwise */
+int cuda_target_parse(const char *spec, char *arch, size_t archn, const HwTarget **hw, char *err,
+                      size_t errn);
+
+/* The tiles pass's decisions for a model's graphs on hw; with tf32, the f32 GEMMs' tiles are
+ * chosen for TF32 tensor cores (--precision tf32: m16n8k8 mma.sync, operands rounded to TF32,
+ * f32 accumulation). Pass them to cg_model_plan; free with cuda_tiles_free after the plan. */
+typedef struct CudaTiles {
+  Arena *a;
+  const TilePlan *fwd, *train;
+} CudaTiles;
+void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, bool tf32);
+void cuda_tiles_free(CudaTiles *t);
+
+/* The kernels of plan p, named PREFIX_kI[_...], appended to out and to tab. -1 after a
+ * diagnostic naming the node and op a kernel cannot be built for. */
+int cuda_plan_emit(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, Diag *d);
+void cuda_plan_table_free(CudaPlanTable *t);
+/* The whole source of a model: prelude, forward kernels (prefix NAME_fwd), training-step
+ * kernels when train and P has them (NAME_train), and for the host emulation the launch
+ * tables as arrays NAME_fwd_launches / NAME_train_launches of NncEmuLaunch (under
+ * NNC_CUDA_EMU). */
+int cuda_model_source(FILE *out, const CgModelPlan *P, const char *name, bool train,
+                      CudaPlanTable *fwd, CudaPlanTable *trn, Diag *d);
+/* the launch table as a C comment block (nnc emit --emit=cuda) */
+void cuda_plan_table_print(FILE *out, const CudaPlanTable *t, const char *title);
+
+/* ---- node kernels (cuda_ops.c) ---------------------------------------------------------- */
+/* the device functions node kernels call (part of the source once) */
+const char *cuda_ops_text(void);
+/* true when op has a single-node CUDA lowering */
+bool cuda_op_defined(int op);
+/* one node kernel (CGK_NODE or CGK_CONV) named name; fills its launch (grid[0] 0: nothing to
+ * launch) and raises *work to the workspace bytes it needs. -1 after a diagnostic */
+int cuda_node_emit(FILE *out, const CgPlan *p, const CgKernel *k, const char *name, CudaLaunch *l,
+                   int64_t *work, Diag *d);
+/* "(T *)(b.REGION + OFFSET)" for node i's storage */
+void cuda_ptr_expr(char *buf, size_t n, const CgPlan *p, int node, const char *type);
+#endif

@@ -1,0 +1,37 @@
+/* cuda_drv.h — the CUDA backend in the driver (driver/emit_cuda.c): `nnc emit --emit=cuda|ptx`
+ * and the model part of `nnc build --target cuda|cuda-emu`. */
+#ifndef NN_DRIVER_CUDA_DRV_H
+#define NN_DRIVER_CUDA_DRV_H
+#include "../codegen/cuda/cuda_plan.h"
+#include "build.h"
+
+typedef struct DrvCudaSource {
+  CgModelPlan P;
+  CudaPlanTable fwd, train;
+  char *src;     /* prelude + kernels + emulation launch tables */
+  char arch[16]; /* "sm_80" */
+  bool emu;      /* target cuda-emu: the source runs on the CPU through cuda_emu.h */
+  bool tf32;     /* --precision tf32: GEMMs and convolutions on TF32 tensor cores */
+  CudaTiles tiles;
+} DrvCudaSource;
+
+/* the target of `--target` (cuda, cuda:sm_XX or cuda-emu) and `--precision` (NULL or f32,
+ * tf32); 0, or 2 after a message */
+int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s);
+/* plans dm (built by drv_build_model) for the CUDA target set by drv_cuda_target and
+ * generates its source, with the training step when train; 0, or 1 after diagnostics.
+ * Free s with drv_cuda_source_free either way. */
+int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d);
+void drv_cuda_source_free(DrvCudaSource *s);
+/* NVRTC's PTX of the source for its arch; NULL with err filled (also without the toolkit) */
+char *drv_cuda_ptx(const DrvCudaSource *s, const char *name, char *err, size_t errn);
+/* nnc emit --emit=cuda|ptx */
+int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *target,
+                  const char *precision, bool train, bool ptx, Diag *d);
+/* nnc build --target: compiles the model's CUDA part (the generated source for the
+ * emulation, or its PTX with the launcher for the device) into tmpdir/cuda.o, whose
+ * nnc_cuda_main(desc, fwd_inputs, val_loss, argc, argv) runs the program's commands with the CPU
+ * descriptor's tensor table and the CUDA entries. 0, or 1 after a message. */
+int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
+                    bool verbose, char *obj, size_t objn, Diag *d);
+#endif

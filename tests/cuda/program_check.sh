@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# program_check.sh NNC — programs built with --target cuda-emu and --target cuda.
+#  1. mlp built for the CPU and for cuda-emu (the generated CUDA C run on the CPU) from the
+#     same file: `infer` from the same weights agrees within 1e-4 + 1e-4|ref|;
+#  2. one epoch of `train` (same seed, same data) in each: the checkpoints are interchangeable
+#     (the cuda-emu one loads in the CPU program) and their logits agree within 1e-3 + 1e-3|ref|
+#     (f32 sums in other orders, through 4 optimizer steps);
+#  3. --target cuda embeds NVRTC's PTX (where nnc has NVRTC): `info` works without a GPU and
+#     says the backend; `infer` exits 1 with "no CUDA driver" / "no CUDA device" (no GPU here).
+set -u
+NNC=$1
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+die() { echo "FAIL: $*" >&2; exit 1; }
+if ! $PY -c 'import numpy' 2>/dev/null; then echo "skipped: numpy is not installed"; exit 0; fi
+MLP="$SRC/examples/mlp.nn"
+"$NNC" build "$MLP" -D N=16 -o "$T/cpu" || die "build cpu"
+"$NNC" build "$MLP" -D N=16 --target cuda-emu -o "$T/emu" || die "build --target cuda-emu"
+"$T/emu" info > "$T/info.txt" || die "emu info"
+grep -q "backend: cuda-emu" "$T/info.txt" || die "info does not name the backend"
+$PY - "$T" <<'PYEOF' || die "data"
+import sys, numpy as np
+t = sys.argv[1]; rng = np.random.default_rng(3)
+np.save(t + "/x.npy", rng.normal(0, 1, (64, 784)).astype(np.float32))
+np.save(t + "/y.npy", rng.integers(0, 10, 64).astype(np.int32))
+PYEOF
+"$T/cpu" init --seed 7 -o "$T/w0.safetensors" || die "init"
+for p in cpu emu; do
+  "$T/$p" infer --weights "$T/w0.safetensors" --in x="$T/x.npy" --out logits="$T/l0_$p.npy" || die "$p infer"
+  "$T/$p" train --weights "$T/w0.safetensors" --data "x=$T/x.npy,label=$T/y.npy" --epochs 1 --seed 3 \
+    --save "$T/w1_$p.safetensors" --quiet </dev/null || die "$p train"
+  # the checkpoint of either backend, read by the CPU program
+  "$T/cpu" infer --weights "$T/w1_$p.safetensors" --in x="$T/x.npy" --out logits="$T/l1_$p.npy" ||
+    die "cpu infer with the $p checkpoint"
+done
+$PY - "$T" <<'PYEOF' || die "cuda-emu differs from the CPU program"
+import sys, numpy as np
+t = sys.argv[1]; ok = True
+for what, tol in (("l0", 1e-4), ("l1", 1e-3)):
+    a = np.load(t + "/%s_cpu.npy" % what); b = np.load(t + "/%s_emu.npy" % what)
+    d = np.abs(a - b); lim = tol + tol * np.abs(a)
+    print("%s: %s, max |diff| %.3g (limit %g + %g|ref|)" % ("infer" if what == "l0" else "after one epoch", a.shape, d.max(), tol, tol))
+    ok &= a.shape == b.shape and bool((d <= lim).all())
+sys.exit(0 if ok else 1)
+PYEOF
+if "$NNC" emit --emit=ptx --target cuda "$MLP" > /dev/null 2>&1; then
+  "$NNC" build "$MLP" -D N=16 --target cuda:sm_80 -o "$T/gpu" || die "build --target cuda"
+  "$T/gpu" info | grep -q "backend: cuda:sm_80" || die "gpu info"
+  "$T/gpu" infer --weights "$T/w0.safetensors" --in x="$T/x.npy" --out logits="$T/lg.npy" 2> "$T/gpu.err"
+  rc=$?
+  if [ -e /dev/nvidia0 ]; then
+    [ $rc = 0 ] || { cat "$T/gpu.err"; die "gpu infer on a machine with a GPU"; }
+  else
+    [ $rc = 1 ] || { cat "$T/gpu.err"; die "gpu infer without a GPU: exit $rc, expected 1"; }
+    grep -Eq "no CUDA (driver|device)" "$T/gpu.err" || { cat "$T/gpu.err"; die "no 'no CUDA driver/device' message"; }
+    echo "cuda program without a GPU: $(head -1 "$T/gpu.err")"
+  fi
+else
+  echo "nnc has no NVRTC: --target cuda not checked"
+fi
+echo "ok"

@@ -1,0 +1,235 @@
+/* test_cuda_model.c — a model's CUDA code on the CPU against the reference interpreter.
+ *
+ *   test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D NAME=VALUE]... [--tf32]
+ *
+ * Plans FILE's forward and training-step graphs for the CUDA target (tiles of sm_80),
+ * generates the one CUDA C source `nnc emit --emit=cuda --train` prints, compiles it with the
+ * host C++ compiler against the emulation header (codegen/cuda/cuda_emu.h) into a shared
+ * object, and runs its launch tables on random data:
+ *   - the forward outputs, and after one training step every parameter, buffer, optimizer
+ *     state and the loss, are compared with the interpreter (double precision) norm-wise,
+ *     ||got - ref|| <= 1e-5 sqrt(n) + rtol ||ref||, rtol 1e-4 (the CPU backend's tolerance
+ *     for these models, test_codegen.c: f32 storage rounding against double); with --tf32
+ *     (GEMMs and implicit-GEMM convolutions on TF32 tensor cores: both operands of every
+ *     product rounded to 11 significant bits, u = 2^-11) rtol 4e-3 = 8 u: the rounding of
+ *     every product, amplified by the few layers and the one optimizer step; parameters then
+ *     come from their initializers (activations of order 1: with uniform [-1, 1] weights the
+ *     logits reach 1e4 and a TF32 rounding flips relu decisions, a discrete change);
+ *   - the same step again from the same state with the blocks' threads in reversed order
+ *     gives identical bits (a kernel racing outside a barrier would not).
+ * Exit 0 when every comparison passes. */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../codegen/cuda/cuda_plan.h"
+#include "../../frontend/frontend.h"
+#include "../../ir/interp.h"
+#include "../unit/graph_names.h"
+
+typedef struct EmuBufs {
+  char *params, *io, *arena, *work;
+  unsigned long long step, seed;
+} EmuBufs;
+typedef int (*EmuRun)(int train, EmuBufs b, int order);
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (double)(rng >> 11) * 0x1p-53;
+}
+
+static void *zalloc(int64_t n) {
+  void *p = NULL;
+  size_t sz = (size_t)(n > 0 ? (n + 63) / 64 * 64 : 64);
+  if (posix_memalign(&p, 64, sz)) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  memset(p, 0, sz);
+  return p;
+}
+
+static int64_t numel_of(const RtTensorInfo *t) {
+  int64_t n = 1;
+  for (int k = 0; k < t->rank; k++) n *= t->shape[k];
+  return n;
+}
+
+
+/* ||got - ref|| / (atol sqrt(n) + rtol ||ref||): <= 1 passes */
+static double compare(const char *what, const char *name, const float *got, const double *ref, int64_t n,
+                      double rtol) {
+  double dd = 0, rr = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = (double)got[i] - ref[i];
+    dd += d * d;
+    rr += ref[i] * ref[i];
+  }
+  double r = sqrt(dd) / (1e-5 * sqrt((double)n) + rtol * sqrt(rr));
+  printf("%-9s %-32s n=%-8lld ||diff|| %.3g  ||ref|| %.3g  ratio %.3g\n", what, name, (long long)n, sqrt(dd),
+         sqrt(rr), r);
+  return isnan(r) ? INFINITY : r;
+}
+
+typedef struct Model {
+  CgModelPlan P;
+  void *so;
+  EmuRun run;
+  long long (*work_bytes)(int);
+} Model;
+
+/* source -> WORKDIR/NAME.cu -> NAME.so, loaded */
+static int build_so(Model *m, const char *name, const char *cxx, const char *inc, const char *dir, Diag *d) {
+  char cu[512], so[512], cmd[2048];
+  snprintf(cu, sizeof cu, "%s/%s.cu", dir, name);
+  snprintf(so, sizeof so, "%s/%s.so", dir, name);
+  FILE *f = fopen(cu, "w");
+  if (!f) return fprintf(stderr, "cannot write %s\n", cu), -1;
+  CudaPlanTable tf = {0}, tt = {0};
+  int rc = cuda_model_source(f, &m->P, name, m->P.have_pt, &tf, &tt, d);
+  printf("%s: %d forward launches, %d training-step launches\n", name, tf.n, tt.n);
+  cuda_plan_table_free(&tf);
+  cuda_plan_table_free(&tt);
+  if (fclose(f) || rc) return fprintf(stderr, "%s: generation failed\n", name), -1;
+  snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -w -shared -fPIC -DNNC_CUDA_EMU -I%s -x c++ %s -o %s", cxx, inc, cu, so);
+  if (system(cmd)) return fprintf(stderr, "failed: %s\n", cmd), -1;
+  m->so = dlopen(so, RTLD_NOW);
+  if (!m->so) return fprintf(stderr, "dlopen: %s\n", dlerror()), -1;
+  m->run = (EmuRun)dlsym(m->so, "nnc_emu_run");
+  m->work_bytes = (long long (*)(int))dlsym(m->so, "nnc_emu_work_bytes");
+  return m->run && m->work_bytes ? 0 : (fprintf(stderr, "no emulation entry in %s\n", so), -1);
+}
+
+/* random values into the table's inputs, parameters, buffers (and optimizer state when
+ * training), the same into the interpreter */
+static int fill(const Model *m, const IrGraph *g, bool train, bool init, EmuBufs *b, Interp *I) {
+  for (int j = 0; j < m->P.nt; j++) {
+    const RtTensorInfo *ti = &m->P.t[j].info;
+    if (ti->kind == RT_KIND_OUTPUT || ti->kind == RT_KIND_LOSS) continue;
+    if (ti->kind == RT_KIND_OPTSTATE && !train) continue;
+    int node = tg_find_leaf(g, ti->name);
+    if (node < 0) return fprintf(stderr, "no node for tensor %s\n", ti->name), -1;
+    char *base = (ti->kind == RT_KIND_INPUT ? b->io : b->params) + ti->offset;
+    int64_t n = numel_of(ti);
+    double *v = malloc((size_t)(n ? n : 1) * sizeof(double));
+    if (!v) return -1;
+    bool from_init = init && (ti->kind == RT_KIND_PARAM || ti->kind == RT_KIND_BUFFER);
+    if (from_init) interp_init_param(g, node, 1, v);
+    for (int64_t i = 0; i < n; i++) {
+      if (from_init) {
+        /* the initializer's value */
+      } else if (ti->kind == RT_KIND_OPTSTATE)
+        v[i] = strstr(ti->name, "step") ? 2 : strstr(ti->name, "adam_v") ? 0.01 * urand() : 0.1 * (urand() - 0.5);
+      else if (ti->dtype == DT_I32) v[i] = (double)(int64_t)(urand() * 10);
+      else if (ti->kind == RT_KIND_BUFFER && strstr(ti->name, "var")) v[i] = 0.5 + urand();
+      else v[i] = 2 * urand() - 1;
+      if (ti->dtype == DT_I32) ((int32_t *)base)[i] = (int32_t)v[i];
+      else ((float *)base)[i] = (float)v[i];
+    }
+    int rc = interp_set(I, node, v, n);
+    free(v);
+    if (rc) return fprintf(stderr, "interp_set %s failed\n", ti->name), -1;
+  }
+  return 0;
+}
+
+static double check(const Model *m, const IrGraph *g, bool train, const EmuBufs *b, Interp *I, double rtol) {
+  double worst = 0;
+  for (int j = 0; j < m->P.nt; j++) {
+    const RtTensorInfo *ti = &m->P.t[j].info;
+    if (ti->kind == RT_KIND_INPUT || ti->dtype != DT_F32) continue;
+    if (!train && ti->kind != RT_KIND_OUTPUT) continue;
+    int node = ti->kind == RT_KIND_OUTPUT ? tg_find_out(g, ti->name)
+               : ti->kind == RT_KIND_LOSS ? tg_find_out(g, "loss")
+                                          : tg_find_leaf(g, ti->name);
+    int64_t n = 0;
+    const double *ref = node >= 0 ? interp_value(I, node, &n) : NULL;
+    if (!ref || n != numel_of(ti)) {
+      fprintf(stderr, "no reference for %s\n", ti->name);
+      return INFINITY;
+    }
+    char *base = (ti->kind <= RT_KIND_OPTSTATE ? b->params : b->io) + ti->offset;
+    double w = compare(train ? "train" : "forward", ti->name, (const float *)base, ref, n, rtol);
+    if (w > worst) worst = w;
+  }
+  return worst;
+}
+
+static int run_graph(const Model *m, const IrGraph *g, bool train, double rtol, bool init) {
+  const CgPlan *p = train ? &m->P.pt : &m->P.pf;
+  EmuBufs b = {zalloc(m->P.params_bytes), zalloc(m->P.io_bytes), zalloc(p->arena_bytes),
+               zalloc(m->work_bytes(train)), 3, 1234};
+  InterpOptions io = {.round_storage = true, .seed = 1234, .step = 3};
+  Interp *I = interp_new(g, &io);
+  char ierr[256];
+  int rc = fill(m, g, train, init, &b, I);
+  if (!rc && interp_run(I, ierr, sizeof ierr)) { fprintf(stderr, "interpreter: %s\n", ierr); rc = -1; }
+  char *params0 = zalloc(m->P.params_bytes);
+  memcpy(params0, b.params, (size_t)m->P.params_bytes);
+  if (!rc) rc = m->run(train, b, 0);
+  double w = rc ? INFINITY : check(m, g, train, &b, I, rtol);
+  /* again from the same state, threads in reversed order: identical bits */
+  char *io1 = zalloc(m->P.io_bytes), *params1 = zalloc(m->P.params_bytes);
+  memcpy(io1, b.io, (size_t)m->P.io_bytes);
+  memcpy(params1, b.params, (size_t)m->P.params_bytes);
+  memcpy(b.params, params0, (size_t)m->P.params_bytes);
+  memset(b.arena, 0xff, (size_t)(p->arena_bytes > 0 ? p->arena_bytes : 1));
+  if (!rc) rc = m->run(train, b, 1);
+  bool same = !memcmp(io1, b.io, (size_t)m->P.io_bytes) && !memcmp(params1, b.params, (size_t)m->P.params_bytes);
+  if (!rc && !same) fprintf(stderr, "%s: results differ between thread orders\n", train ? "train" : "forward");
+  printf("%s: worst ratio %.3g, %s in reversed thread order\n", train ? "training step" : "forward", w,
+         same ? "identical" : "DIFFERENT");
+  interp_free(I);
+  free(b.params);
+  free(b.io);
+  free(b.arena);
+  free(b.work);
+  free(params0);
+  free(io1);
+  free(params1);
+  return !rc && w <= 1 && same ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) return fprintf(stderr, "usage: test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D N=V]...\n"), 2;
+  const char *defs[8];
+  int nd = 0;
+  bool tf32 = false;
+  for (int i = 5; i < argc; i++) {
+    if (!strcmp(argv[i], "--tf32")) tf32 = true;
+    else if (!strcmp(argv[i], "-D") && i + 1 < argc && nd < 8) defs[nd++] = argv[++i];
+  }
+  double rtol = tf32 ? 4e-3 : 1e-4;
+  Diag *d = diag_new(stderr);
+  FeOptions fo = {.defines = defs, .ndefines = nd};
+  IrModule *mod = fe_compile_file(argv[1], &fo, d);
+  if (!mod) return fprintf(stderr, "%s does not compile\n", argv[1]), 1;
+  IrGraph *g = mod->graphs[0];
+  IrTrain *t = ir_module_find_train(mod, g->name);
+  TrainInfo info;
+  IrGraph *tg = t ? pass_train_graph(g, t, &info, d) : NULL;
+  CgTarget ct;
+  const HwTarget *hw = hw_find_builtin("a100-sxm-80gb");
+  cuda_backend_target(&ct, hw);
+  CudaTiles tiles;
+  cuda_tiles_plan(&tiles, g, tg, hw, tf32);
+  Model m = {0};
+  int rc = 1;
+  char so[160];
+  snprintf(so, sizeof so, "%s%s", g->name, tf32 ? "_tf32" : "");
+  if (!cg_model_plan(&m.P, g, tg, &ct, tiles.fwd, tiles.train, d) && !build_so(&m, so, argv[2], argv[3], argv[4], d)) {
+    rc = run_graph(&m, g, false, rtol, tf32);
+    if (tg) rc |= run_graph(&m, tg, true, rtol, tf32);
+  }
+  cuda_tiles_free(&tiles);
+  printf("%s: %s\n", argv[1], rc ? "FAILED" : "ok");
+  cg_model_plan_free(&m.P);
+  ir_module_free(mod);
+  diag_free(d);
+  return rc;
+}

@@ -88,9 +88,30 @@ static const char *region_name(int region) {
   return region == RT_REGION_PARAMS ? "params" : region == RT_REGION_IO ? "io" : "arena";
 }
 
+/* a value in the plan's folded constants reads the table that consts_emit wrote before the
+ * plan's kernels, named NNC_CONSTS while they are emitted */
 void cuda_ptr_expr(char *buf, size_t n, const CgPlan *p, int node, const char *type) {
   const CgVal *v = &p->v[node];
-  snprintf(buf, n, "((%s *)(b.%s + %lld))", type, region_name(v->region), (long long)v->offset);
+  if (v->region == CG_REGION_CONST)
+    snprintf(buf, n, "((%s *)(NNC_CONSTS + %lld))", type, (long long)v->offset);
+  else
+    snprintf(buf, n, "((%s *)(b.%s + %lld))", type, region_name(v->region), (long long)v->offset);
+}
+
+/* the plan's folded constants as a device table <prefix>_consts (bytes as 32-bit words; the
+ * table's size is a multiple of 64 bytes), and NNC_CONSTS naming it */
+static void consts_emit(FILE *o, const CgPlan *p, const char *prefix) {
+  if (!p->consts_bytes) return;
+  int64_t nw = (p->consts_bytes + 3) / 4;
+  fprintf(o, "/* %lld bytes of constants folded at build time */\n", (long long)p->consts_bytes);
+  fprintf(o, "__device__ alignas(64) const unsigned int %s_consts[%lld] = {", prefix, (long long)nw);
+  for (int64_t i = 0; i < nw; i++) {
+    unsigned int w = 0;
+    int64_t left = p->consts_bytes - 4 * i;
+    memcpy(&w, p->consts + 4 * i, (size_t)(left < 4 ? left : 4));
+    fprintf(o, "%s0x%x", i % 8 ? ", " : (i ? ",\n  " : "\n  "), w);
+  }
+  fprintf(o, "};\n#define NNC_CONSTS ((const char *)%s_consts)\n\n", prefix);
 }
 
 /* a grid-stride launch over n items, CUDA_EW_THREADS per block */
@@ -449,7 +470,18 @@ static bool kernel_empty(const CgPlan *p, const CgKernel *k) {
   return false;
 }
 
+static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab,
+                        Diag *d);
+
 int cuda_plan_emit(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, Diag *d) {
+  consts_emit(out, p, prefix);
+  int rc = plan_kernels(out, p, prefix, tab, d);
+  if (p->consts_bytes) fprintf(out, "#undef NNC_CONSTS\n\n");
+  return rc;
+}
+
+static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab,
+                        Diag *d) {
   for (int ki = 0; ki < p->nk; ki++) {
     const CgKernel *k = &p->k[ki];
     if (kernel_empty(p, k)) continue;

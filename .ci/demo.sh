@@ -39,10 +39,10 @@ for name, n, seed in (("train", 4096, 1), ("test", 1000, 2)):
 print("train: 4096 samples, test: 1000 samples, 10 classes")
 PY
 
-say "mlp init + train (3 epochs, batch 64, adam)"
+say "mlp init + train (3 epochs, batch 64, adam; held-out loss and accuracy after each)"
 "$work/mlp" init --seed 1 -o "$work/w0.safetensors"
 "$work/mlp" train --weights "$work/w0.safetensors" --data x="$work/x_train.npy",label="$work/y_train.npy" \
-  --epochs 3 --save "$work/w.safetensors"
+  --val x="$work/x_test.npy",label="$work/y_test.npy" --epochs 3 --save "$work/w.safetensors"
 
 say "mlp infer on held-out data"
 "$work/mlp" infer --weights "$work/w.safetensors" --in x="$work/x_test.npy" --out logits="$work/logits.npy"

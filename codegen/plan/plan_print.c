@@ -136,8 +136,10 @@ static void print_head(FILE *out, const CgPlan *p, int ki) {
 }
 
 void cg_plan_print(FILE *out, const CgPlan *p) {
-  fprintf(out, "kernels of '%s' for the %s backend: %d kernels, arena %lld bytes\n",
+  fprintf(out, "kernels of '%s' for the %s backend: %d kernels, arena %lld bytes",
           p->g->name ? p->g->name : "?", p->target->name, p->nk, (long long)p->arena_bytes);
+  if (p->consts_bytes) fprintf(out, ", constants %lld bytes", (long long)p->consts_bytes);
+  fputc('\n', out);
   for (int ki = 0; ki < p->nk; ki++) {
     const CgKernel *k = &p->k[ki];
     print_head(out, p, ki);

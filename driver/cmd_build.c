@@ -111,6 +111,8 @@ static void usage(FILE *out) {
         "                        rematerialization (nnc plan shows the plan)\n"
         "      --remat MODE      none | sqrt | optimal: how the step is fitted (default\n"
         "                        optimal when there is a budget; none only reorders it)\n"
+        "      --mpi             a program that trains data-parallel under mpirun: links\n"
+        "                        MPI (docs/distributed.md)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -236,9 +238,39 @@ static void c_string(const char *s, char *out, size_t n) {
   out[k] = 0;
 }
 
+/* --mpi: the MPI main's archive beside the runtime archive, and MPI's link arguments after
+ * argv[*k] (at most NNC_MPI_ARGS of them); -1 with a message when this nnc has no MPI */
+enum { NNC_MPI_ARGS = 16 };
+static int mpi_link_args(const char *rtlib, char *mpilib, size_t n, char *spec, size_t specn,
+                         char **argv, int *k) {
+#ifdef NNC_MPI_LINK
+  const char *slash = strrchr(rtlib, '/');
+  pathf(mpilib, n, "%.*s/libnnc_runtime_mpi.a", slash ? (int)(slash - rtlib) : 1,
+        slash ? rtlib : ".");
+  if (!file_exists(mpilib)) {
+    fprintf(stderr, "nnc build: error: --mpi: %s: no such file (install nnc with its MPI "
+            "runtime, or build it where MPI is found)\n", mpilib);
+    return -1;
+  }
+  argv[(*k)++] = mpilib;
+  snprintf(spec, specn, "%s", NNC_MPI_LINK);
+  for (char *s = spec, *e; *s && *k < NNC_MPI_ARGS + 24; s = e) {
+    e = s + strcspn(s, "|");
+    if (*e) *e++ = 0;
+    if (*s) argv[(*k)++] = s;
+  }
+  return 0;
+#else
+  (void)rtlib, (void)mpilib, (void)n, (void)spec, (void)specn, (void)argv, (void)k;
+  fprintf(stderr, "nnc build: error: --mpi: this nnc was built without MPI (install "
+          "libopenmpi-dev and rebuild nnc; docs/distributed.md)\n");
+  return -1;
+#endif
+}
+
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
                         const char *model, const char *fwd_inputs, const char *plan_text,
-                        bool verbose) {
+                        bool mpi, bool verbose) {
   char main_c[PATH_MAX], text[4096], plan[2200];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
@@ -247,25 +279,27 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "'%s' */\n"
            "struct RtModelDesc;\n"
            "extern const struct RtModelDesc nnc_model_%s;\n"
-           "int rt_program_main(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
+           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
            "char **argv);\n"
            "void rt_program_set_plan(const char *text);\n"
            "int main(int argc, char **argv) {\n"
            "  rt_program_set_plan(\"%s\");\n"
-           "  return rt_program_main(&nnc_model_%s, \"%s\", argc, argv);\n"
+           "  return %s(&nnc_model_%s, \"%s\", argc, argv);\n"
            "}\n",
-           model, model, plan, model, fwd_inputs);
+           model, model, mpi ? "rt_mpi_main" : "rt_program_main", plan,
+           mpi ? "rt_mpi_main" : "rt_program_main", model, fwd_inputs);
   if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
   const char *cc = getenv("CC");
-  char *argv[32];
+  char *argv[32 + NNC_MPI_ARGS], mpilib[PATH_MAX], spec[4096];
   int k = 0;
   argv[k++] = (char *)(cc && *cc ? cc : "cc");
   argv[k++] = "-o";
   argv[k++] = tmp;
   argv[k++] = main_c;
   argv[k++] = (char *)obj;
+  if (mpi && mpi_link_args(rtlib, mpilib, sizeof mpilib, spec, sizeof spec, argv, &k)) return 1;
   argv[k++] = (char *)rtlib;
 #ifdef __SANITIZE_ADDRESS__
   /* an nnc built with sanitizers sits next to a runtime built with them */
@@ -380,7 +414,7 @@ typedef struct BuildArgs {
   DrvInput in;
   DrvBuildOptions bo;
   const char *out;
-  bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
+  bool lib, shared, keep, verbose, mpi; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
 /* the options that are not common to every command; 0 consumed, 1 not ours, 2 usage error */
@@ -393,6 +427,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'L': a->lib = true; return 0;
   case 'H': a->lib = a->shared = true; return 0;
   case 'K': a->keep = true; return 0;
+  case 'P': a->mpi = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -428,6 +463,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"lib", no_argument, 0, 'L'},
                                        {"shared", no_argument, 0, 'H'},
                                        {"keep-temps", no_argument, 0, 'K'},
+                                       {"mpi", no_argument, 0, 'P'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -462,6 +498,11 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
   }
   if (!a->out || !*a->out) {
     fprintf(stderr, "nnc build: error: give the output name: -o NAME\n");
+    return 2;
+  }
+  if (a->mpi && a->lib) {
+    fprintf(stderr, "nnc build: error: --mpi builds a program; a library links no MPI: its "
+            "NAME_train_step_allreduce takes the application's all-reduce (docs/distributed.md)\n");
     return 2;
   }
   a->in.path = argv[optind];
@@ -537,7 +578,8 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   }
   const char *fwd_inputs = cg_forward_inputs(dm->fwd);
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs);
-  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, dm->plan_text, a->verbose);
+  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, dm->plan_text, a->mpi,
+                      a->verbose);
 }
 
 static int make_tmpdir(char *tmpdir, size_t n) {

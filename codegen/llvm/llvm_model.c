@@ -43,6 +43,12 @@ static void seterr(char *err, size_t n, const char *fmt, ...) {
 
 /* ---- emission ------------------------------------------------------------------------- */
 
+/* the entry functions of a model (NULL: none) */
+typedef struct Entries {
+  LLVMValueRef fwd, train, backward, apply;
+} Entries;
+
+
 static void emit_types(CgEmit *e) {
   e->i1 = LLVMInt1TypeInContext(e->ctx);
   e->i8 = LLVMInt8TypeInContext(e->ctx);
@@ -62,8 +68,8 @@ static void add_fn_attr(CgEmit *e, LLVMValueRef f, const char *attr) {
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->ctx, kind, 0));
 }
 
-/* one entry function `<prefix>` that runs every kernel of the plan */
-static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, const char *entry_name) {
+/* the kernel functions `<prefix>_k<i>` of the plan, or NULL after a diagnostic */
+static LLVMValueRef *emit_kernels(CgEmit *e, const CgPlan *p, const char *prefix) {
   e->p = p;
   e->prefix = prefix;
   LLVMValueRef *kfns = xmalloc((size_t)(p->nk ? p->nk : 1) * sizeof *kfns);
@@ -91,6 +97,12 @@ static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, co
     LLVMBuildRetVoid(e->b);
     kfns[ki] = f;
   }
+  return kfns;
+}
+
+/* an entry function `entry_name(const RtModelBufs *)` that runs kernels [from, to) */
+static LLVMValueRef emit_entry(CgEmit *e, LLVMValueRef *kfns, int from, int to,
+                               const char *entry_name) {
   LLVMTypeRef pt = e->ptr;
   LLVMValueRef f = LLVMAddFunction(e->mod, entry_name, LLVMFunctionType(e->vd, &pt, 1, 0));
   llvm_function_set_target(f, e->ti);
@@ -101,9 +113,8 @@ static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, co
   LLVMValueRef bufs = LLVMGetParam(f, 0), args[6];
   for (unsigned i = 0; i < 6; i++)
     args[i] = LLVMBuildLoad2(e->b, bf[i], LLVMBuildStructGEP2(e->b, bt, bufs, i, ""), "");
-  for (int ki = 0; ki < p->nk; ki++) LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
+  for (int ki = from; ki < to; ki++) LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
   LLVMBuildRetVoid(e->b);
-  free(kfns);
   return f;
 }
 
@@ -120,8 +131,27 @@ static LLVMValueRef cstr(CgEmit *e, const char *s) {
   return g;
 }
 
-static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, LLVMValueRef fwd_fn,
-                            LLVMValueRef train_fn, const RtModelDesc *meta) {
+/* the RtGradInfo rows of the plan's gradients (a null pointer without any) */
+static LLVMValueRef emit_grads(CgEmit *e, const CgModelPlan *L) {
+  if (!L->ngrads) return LLVMConstPointerNull(e->ptr);
+  LLVMTypeRef gf[3] = {e->i64, e->i64, e->i64};
+  LLVMTypeRef gt = LLVMStructTypeInContext(e->ctx, gf, 3, 0);
+  LLVMValueRef *rows = xmalloc((size_t)L->ngrads * sizeof *rows);
+  for (int i = 0; i < L->ngrads; i++) {
+    LLVMValueRef v[3] = {cg_c64(e, L->grads[i].offset), cg_c64(e, L->grads[i].numel),
+                         cg_c64(e, L->grads[i].tensor)};
+    rows[i] = LLVMConstNamedStruct(gt, v, 3);
+  }
+  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(gt, (uint64_t)L->ngrads), "nnc.grads");
+  LLVMSetInitializer(tab, LLVMConstArray2(gt, rows, (uint64_t)L->ngrads));
+  LLVMSetGlobalConstant(tab, 1);
+  LLVMSetLinkage(tab, LLVMPrivateLinkage);
+  free(rows);
+  return tab;
+}
+
+static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, const Entries *en,
+                            const RtModelDesc *meta) {
   LLVMTypeRef tf[12] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
                         e->i64, e->i64, e->f64, e->f64, e->i64, e->i32};
   LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 12, 0);
@@ -143,23 +173,25 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
   LLVMSetGlobalConstant(tab, 1);
   LLVMSetLinkage(tab, LLVMPrivateLinkage);
   free(rows);
-  LLVMTypeRef df[19] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMTypeRef df[23] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
-                        e->i64, e->i64};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 19, 0);
+                        e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->i64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 23, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[19] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[23] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
-                        cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
+                        cg_c64(e, meta->batch), en->fwd, en->train ? en->train : null,
                         cstr(e, meta->optimizer), cstr(e, meta->dims),
                         LLVMConstReal(e->f64, meta->forward_flops), LLVMConstReal(e->f64, meta->train_flops),
                         LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s),
-                        cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train)};
+                        cg_c64(e, meta->thread_bytes_forward), cg_c64(e, meta->thread_bytes_train),
+                        en->backward ? en->backward : null, en->apply ? en->apply : null,
+                        emit_grads(e, L), cg_c64(e, en->backward ? L->ngrads : 0)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 19));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 23));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -258,21 +290,32 @@ static void emit_begin(CgEmit *e, CgModel *m, LLVMTargetMachineRef tm, const Llv
 
 /* the kernels and entry functions of both plans, and the GEMM packing bytes a thread
  * allocates in each (pack[0] forward, pack[1] training step); false after a diagnostic */
-static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, LLVMValueRef *ffn,
-                         LLVMValueRef *tfn, int64_t pack[2]) {
+static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entries *en,
+                         int64_t pack[2]) {
   char pre[160], entry[160];
+  memset(en, 0, sizeof *en);
   snprintf(pre, sizeof pre, "nnc_%s_fw", name);
   snprintf(entry, sizeof entry, "nnc_%s_forward", name);
-  *ffn = emit_plan(e, &P->pf, pre, entry);
-  *tfn = NULL;
+  LLVMValueRef *kfns = emit_kernels(e, &P->pf, pre);
+  if (!kfns) return false;
+  en->fwd = emit_entry(e, kfns, 0, P->pf.nk, entry);
+  free(kfns);
   pack[0] = e->pack_bytes;
   pack[1] = e->pack_bytes = 0;
-  if (!*ffn || !P->have_pt) return *ffn != NULL;
+  if (!P->have_pt) return true;
   snprintf(pre, sizeof pre, "nnc_%s_tr", name);
+  if (!(kfns = emit_kernels(e, &P->pt, pre))) return false;
   snprintf(entry, sizeof entry, "nnc_%s_train_step", name);
-  *tfn = emit_plan(e, &P->pt, pre, entry);
+  en->train = emit_entry(e, kfns, 0, P->pt.nk, entry);
+  if (P->split_ok) { /* the same kernels in two halves, for an all-reduce between them */
+    snprintf(entry, sizeof entry, "nnc_%s_train_backward", name);
+    en->backward = emit_entry(e, kfns, 0, P->pt.split, entry);
+    snprintf(entry, sizeof entry, "nnc_%s_train_apply", name);
+    en->apply = emit_entry(e, kfns, P->pt.split, P->pt.nk, entry);
+  }
+  free(kfns);
   pack[1] = e->pack_bytes;
-  return *tfn != NULL;
+  return true;
 }
 
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
@@ -300,16 +343,16 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
   if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
   emit_begin(&e, m, tm, &ti, &target);
-  LLVMValueRef ffn, tfn;
+  Entries en;
   int64_t pack[2];
-  if (!emit_entries(&e, &P, m->name, &ffn, &tfn, pack)) goto out;
+  if (!emit_entries(&e, &P, m->name, &en, pack)) goto out;
   DescMeta dm;
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
   dm.meta.thread_bytes_forward = pack[0];
   dm.meta.thread_bytes_train = pack[1];
   m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
   cg_model_figures(&P, pack[0], pack[1], &m->fig);
-  emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta);
+  emit_descriptor(&e, m->name, &P, &en, &dm.meta);
   if (llvm_module_verify(m->mod, err, sizeof err) ||
       llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {
     diag_error(d, fwd->loc, "internal error: %s", err);

@@ -1,0 +1,71 @@
+/* rt_mpi.c — the main of a program built by `nnc build --mpi`: the program main
+ * (rt_main.c) as one rank of MPI_COMM_WORLD, so that `mpirun -np P ./prog train ...` trains
+ * data-parallel (docs/distributed.md). The gradients are averaged with MPI_Allreduce (sum,
+ * then a multiplication by 1/P) bucket by bucket (rt_ctx_train_step_allreduce).
+ *
+ * Errors: MPI calls return their errors (MPI_ERRORS_RETURN) and the program reports them. A
+ * process that fails once training has begun calls MPI_Abort, since the others may be
+ * waiting for it in an all-reduce; a process that dies (a signal, a lost machine) is
+ * noticed by mpirun, which ends the others. Built only where CMake finds MPI (its own
+ * archive, libnnc_runtime_mpi.a), so the rest of the runtime never depends on it.
+ */
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rt_program.h"
+
+typedef struct RtMpi {
+  MPI_Comm comm;
+  float inv; /* 1 / the number of processes */
+  const char *argv0;
+} RtMpi;
+
+static int mpi_fail(const RtMpi *m, const char *what, int rc) {
+  char msg[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fprintf(stderr, "%s: error: %s failed: %s\n", m->argv0, what, msg);
+  return -1;
+}
+
+/* RtAllreduceFn: the mean over the processes, in pieces of at most INT_MAX elements */
+static int mpi_mean(float *buf, size_t count, void *user) {
+  const RtMpi *m = user;
+  while (count) {
+    int n = count > INT_MAX ? INT_MAX : (int)count;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, m->comm);
+    if (rc != MPI_SUCCESS) return mpi_fail(m, "MPI_Allreduce", rc);
+    for (int i = 0; i < n; i++) buf[i] *= m->inv;
+    buf += n;
+    count -= (size_t)n;
+  }
+  return 0;
+}
+
+int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
+
+int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
+  const char *s = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+  RtMpi m = {MPI_COMM_WORLD, 1.0f, s ? s + 1 : argc > 0 && argv[0] ? argv[0] : "model"};
+  int rc = MPI_Init(&argc, &argv);
+  if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
+  RtDist dist = {0, 1, mpi_mean, &m, 0};
+  MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
+  if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
+      (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {
+    mpi_fail(&m, "MPI_Comm_rank/size", rc);
+    MPI_Abort(m.comm, 1);
+    return 1;
+  }
+  m.inv = 1.0f / (float)dist.size;
+  rc = rt_program_main_dist(d, fwd_inputs, argc, argv, &dist);
+  if (rc && dist.fatal && dist.size > 1) {
+    fprintf(stderr, "%s: rank %d failed during training; stopping the other processes\n",
+            m.argv0, dist.rank);
+    MPI_Abort(m.comm, rc);
+  }
+  MPI_Finalize();
+  return rc;
+}

@@ -582,6 +582,20 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
                       a->verbose);
 }
 
+/* --mpi: the model trains, and its step can average gradients between backward and update */
+static int mpi_model_ok(const DrvModel *dm) {
+  if (!dm->train) {
+    fprintf(stderr, "nnc build: error: --mpi: model '%s' has no train section: there is nothing "
+            "to train data-parallel\n", dm->fwd->name);
+    return 1;
+  }
+  if (llvm_model_splits_step(dm->cg)) return 0;
+  fprintf(stderr, "nnc build: error: --mpi: the training step of '%s' updates weights during "
+          "the backward pass (the schedule that fits its memory budget), so its gradients "
+          "cannot be averaged before the update; build it without --memory\n", dm->fwd->name);
+  return 1;
+}
+
 static int make_tmpdir(char *tmpdir, size_t n) {
   const char *tmpenv = getenv("TMPDIR");
   snprintf(tmpdir, n, "%s/nnc-build-XXXXXX", tmpenv && *tmpenv ? tmpenv : "/tmp");
@@ -607,6 +621,7 @@ int cmd_build(int argc, char **argv) {
     fprintf(stderr, "nnc build: error: model name '%s' is not a C identifier\n", dm.fwd->name);
     rc = 1;
   }
+  if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib);
   if (tmpdir[0]) {

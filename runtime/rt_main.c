@@ -1005,6 +1005,25 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
   return 0;
 }
 
+/* data-parallel: the weights and optimizer state must be the same bits in every process
+ * after every epoch (the same averaged gradients, the same update) */
+static int dist_same_weights(const Prog *p, Trainer *T, int64_t e) {
+  if (nranks(p) < 2) return 0;
+  const RtModelDesc *d = p->d;
+  uint64_t h = 1469598103934665603u; /* FNV-1a over every state tensor */
+  for (int i = 0; i < d->ntensors; i++) {
+    if (d->tensors[i].kind > RT_KIND_OPTSTATE) continue;
+    const unsigned char *s = rt_ctx_data(T->c, i);
+    for (int64_t k = 0; k < d->tensors[i].nbytes; k++) h = (h ^ s[k]) * 1099511628211u;
+  }
+  int same = p->dist->same(h, p->dist->user);
+  if (same < 0) return 1;
+  if (!same)
+    return perr(p, "after epoch %" PRId64 " the weights differ between the processes (they "
+                   "must be bit-identical)", T->epoch0 + e + 1);
+  return 0;
+}
+
 static int train_save(const Prog *p, Trainer *T, int64_t e) {
   char meta[64];
   snprintf(meta, sizeof meta, "{\"nnc.epoch\":\"%" PRId64 "\"}", T->epoch0 + e + 1);
@@ -1032,7 +1051,10 @@ static int cmd_train(Prog *p, Args *a) {
     o.quiet = 1, o.logpath = NULL, o.save = NULL;
   if (dist_ready(p, train_setup(p, &T))) goto out;
   for (int64_t e = 0; e < o.epochs; e++)
-    if (train_epoch(p, &T, e) || (o.save && train_save(p, &T, e))) goto out;
+    if (train_epoch(p, &T, e) || dist_same_weights(p, &T, e) || (o.save && train_save(p, &T, e)))
+      goto out;
+  if (nranks(p) > 1 && !o.quiet)
+    fprintf(stderr, "weights bit-identical in all %d processes after every epoch\n", nranks(p));
   rc = 0;
 out:
   if (T.log && fclose(T.log) && rc == 0)

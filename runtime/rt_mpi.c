@@ -44,6 +44,16 @@ static int mpi_mean(float *buf, size_t count, void *user) {
   return 0;
 }
 
+/* RtDist.same: the smallest and the largest hash over the processes */
+static int mpi_same(uint64_t hash, void *user) {
+  const RtMpi *m = user;
+  uint64_t lo = hash, hi = hash;
+  int rc = MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, m->comm);
+  if (rc == MPI_SUCCESS) rc = MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, m->comm);
+  if (rc != MPI_SUCCESS) return mpi_fail(m, "MPI_Allreduce", rc);
+  return lo == hi;
+}
+
 int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
 
 int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
@@ -51,7 +61,7 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **a
   RtMpi m = {MPI_COMM_WORLD, 1.0f, s ? s + 1 : argc > 0 && argv[0] ? argv[0] : "model"};
   int rc = MPI_Init(&argc, &argv);
   if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
-  RtDist dist = {0, 1, mpi_mean, &m, 0};
+  RtDist dist = {0, 1, mpi_mean, mpi_same, &m, 0};
   MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
   if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
       (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {

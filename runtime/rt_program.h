@@ -193,6 +193,8 @@ int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char
 typedef struct RtDist {
   int rank, size;
   RtAllreduceFn allreduce;
+  /* 1 when every process passed the same hash, 0 when not, -1 on failure */
+  int (*same)(uint64_t hash, void *user);
   void *user;
   int fatal;
 } RtDist;

@@ -28,10 +28,12 @@ struct CgModel {
   LlvmJit *jit;
   int64_t train_bytes; /* params + io + training arena */
   RtMemFigures fig;    /* what a program's processes are expected to use (rt_mem.h) */
+  bool split;          /* train_backward and train_apply are emitted */
 };
 
 int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
 const RtMemFigures *llvm_model_figures(const CgModel *m) { return &m->fig; }
+bool llvm_model_splits_step(const CgModel *m) { return m->split; }
 
 static void seterr(char *err, size_t n, const char *fmt, ...) {
   if (!err || !n) return;
@@ -350,6 +352,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
   dm.meta.thread_bytes_forward = pack[0];
   dm.meta.thread_bytes_train = pack[1];
+  m->split = en.backward != NULL;
   m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
   cg_model_figures(&P, pack[0], pack[1], &m->fig);
   emit_descriptor(&e, m->name, &P, &en, &dm.meta);

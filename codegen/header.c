@@ -246,6 +246,7 @@ static void hdr_runtime_api(const Hdr *h) {
           "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n"
           "int rt_ctx_train_step_allreduce(struct RtCtx *c, const void *const *in, int (*fn)(float "
           "*buf, size_t count, void *user), void *user, float *loss);\n"
+          "void rt_ctx_set_bucket_bytes(struct RtCtx *c, int64_t bytes);\n"
           "int rt_ctx_null_arg(struct RtCtx *c, const char *arg);\n\n"
           "extern const struct RtModelDesc nnc_model_%s;\n"
           "typedef struct RtCtx %s_ctx;\n\n",

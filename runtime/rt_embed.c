@@ -28,6 +28,7 @@ struct RtCtx {
   char warn[512]; /* rt_ctx_warning */
   float *bucket;  /* rt_ctx_train_step_allreduce's gathering buffer, at its first call */
   size_t bucket_cap;
+  int64_t bucket_bytes; /* 0: RT_BUCKET_BYTES */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -526,10 +527,22 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   return 0;
 }
 
+void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes) {
+  if (!c) return;
+  c->bucket_bytes = bytes < 4 ? 4 : bytes;
+  free(c->bucket);
+  c->bucket = NULL;
+}
+
+/* floats in a bucket */
+static size_t bucket_floats(const RtCtx *c) {
+  return (size_t)((c->bucket_bytes ? c->bucket_bytes : RT_BUCKET_BYTES) / (int64_t)sizeof(float));
+}
+
 /* the gathering buffer: a bucket, or less when all the small gradients take less */
 static int bucket_alloc(RtCtx *c) {
   const RtModelDesc *d = c->d;
-  size_t cap = (size_t)(RT_BUCKET_BYTES / (int64_t)sizeof(float)), need = 0;
+  size_t cap = bucket_floats(c), need = 0;
   for (int64_t i = 0; i < d->ngrads && need < cap; i++)
     if ((size_t)d->grads[i].numel <= cap) need += (size_t)d->grads[i].numel;
   c->bucket_cap = need < cap ? need : cap;
@@ -564,7 +577,7 @@ static int bucket_flush(RtCtx *c, int64_t from, int64_t to, size_t used, RtAllre
 /* every gradient through fn, in table order (rt_ctx_train_step_allreduce) */
 static int ctx_allreduce(RtCtx *c, RtAllreduceFn fn, void *user) {
   const RtModelDesc *d = c->d;
-  size_t cap = (size_t)(RT_BUCKET_BYTES / (int64_t)sizeof(float)), used = 0;
+  size_t cap = bucket_floats(c), used = 0;
   int64_t from = 0;
   if (!c->bucket && bucket_alloc(c)) return -1;
   for (int64_t i = 0; i < d->ngrads; i++) {

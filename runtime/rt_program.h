@@ -173,6 +173,8 @@ typedef int (*RtAllreduceFn)(float *buf, size_t count, void *user);
  * unchanged) when fn fails or when the model's step cannot be split (rt_model.h). */
 int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn fn, void *user,
                                 float *loss);
+/* the bucket size of rt_ctx_train_step_allreduce (default RT_BUCKET_BYTES; at least 4) */
+void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes);
 /* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */

@@ -923,7 +923,8 @@ static int train_setup(Prog *p, Trainer *T) {
   B *= nranks(p); /* the global batch */
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
-  rt_ctx_set_seed(T->c, o->seed);
+  /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
+  rt_ctx_set_seed(T->c, o->seed + (uint64_t)(p->dist ? p->dist->rank : 0) * 0x9E3779B97F4A7C15u);
   if (train_check_data(p, T->c, &T->dt)) return 1;
   if (o->logpath) {
     if (!(T->log = fopen(o->logpath, "w")))
@@ -1006,13 +1007,14 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
 }
 
 /* data-parallel: the weights and optimizer state must be the same bits in every process
- * after every epoch (the same averaged gradients, the same update) */
+ * after every epoch (the same averaged gradients, the same update); buffers (batchnorm's
+ * running statistics, from each process's own batches) may differ */
 static int dist_same_weights(const Prog *p, Trainer *T, int64_t e) {
   if (nranks(p) < 2) return 0;
   const RtModelDesc *d = p->d;
   uint64_t h = 1469598103934665603u; /* FNV-1a over every state tensor */
   for (int i = 0; i < d->ntensors; i++) {
-    if (d->tensors[i].kind > RT_KIND_OPTSTATE) continue;
+    if (d->tensors[i].kind != RT_KIND_PARAM && d->tensors[i].kind != RT_KIND_OPTSTATE) continue;
     const unsigned char *s = rt_ctx_data(T->c, i);
     for (int64_t k = 0; k < d->tensors[i].nbytes; k++) h = (h ^ s[k]) * 1099511628211u;
   }
@@ -1053,8 +1055,12 @@ static int cmd_train(Prog *p, Args *a) {
   for (int64_t e = 0; e < o.epochs; e++)
     if (train_epoch(p, &T, e) || dist_same_weights(p, &T, e) || (o.save && train_save(p, &T, e)))
       goto out;
-  if (nranks(p) > 1 && !o.quiet)
-    fprintf(stderr, "weights bit-identical in all %d processes after every epoch\n", nranks(p));
+  if (nranks(p) > 1 && !o.quiet) {
+    char sum[256] = "";
+    if (p->dist->summary) p->dist->summary(p->dist->user, sum, sizeof sum);
+    fprintf(stderr, "weights bit-identical in all %d processes after every epoch%s%s\n",
+            nranks(p), *sum ? "; " : "", sum);
+  }
   rc = 0;
 out:
   if (T.log && fclose(T.log) && rc == 0)

@@ -11,6 +11,7 @@
  */
 #include <limits.h>
 #include <mpi.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +21,15 @@ typedef struct RtMpi {
   MPI_Comm comm;
   float inv; /* 1 / the number of processes */
   const char *argv0;
+  double seconds; /* in MPI_Allreduce of buffers of more than one element (gradients) */
+  int64_t calls, floats;
 } RtMpi;
+
+static double mpi_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int mpi_fail(const RtMpi *m, const char *what, int rc) {
   char msg[MPI_MAX_ERROR_STRING] = "";
@@ -32,11 +41,13 @@ static int mpi_fail(const RtMpi *m, const char *what, int rc) {
 
 /* RtAllreduceFn: the mean over the processes, in pieces of at most INT_MAX elements */
 static int mpi_mean(float *buf, size_t count, void *user) {
-  const RtMpi *m = user;
+  RtMpi *m = user;
   while (count) {
     int n = count > INT_MAX ? INT_MAX : (int)count;
+    double t0 = mpi_now();
     int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, m->comm);
     if (rc != MPI_SUCCESS) return mpi_fail(m, "MPI_Allreduce", rc);
+    if (n > 1) m->seconds += mpi_now() - t0, m->calls++, m->floats += n;
     for (int i = 0; i < n; i++) buf[i] *= m->inv;
     buf += n;
     count -= (size_t)n;
@@ -54,14 +65,23 @@ static int mpi_same(uint64_t hash, void *user) {
   return lo == hi;
 }
 
+/* RtDist.summary: the time in the gradients' all-reduce */
+static void mpi_summary(void *user, char *buf, size_t n) {
+  const RtMpi *m = user;
+  snprintf(buf, n, "all-reduce of the gradients: %lld calls, %.1f MiB, %.3f ms per call on "
+           "average (rank 0, waiting for the others included)",
+           (long long)m->calls, (double)m->floats * 4 / 1048576,
+           m->calls ? 1e3 * m->seconds / (double)m->calls : 0.0);
+}
+
 int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
 
 int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
   const char *s = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
-  RtMpi m = {MPI_COMM_WORLD, 1.0f, s ? s + 1 : argc > 0 && argv[0] ? argv[0] : "model"};
+  RtMpi m = {MPI_COMM_WORLD, 1.0f, s ? s + 1 : argc > 0 && argv[0] ? argv[0] : "model", 0, 0, 0};
   int rc = MPI_Init(&argc, &argv);
   if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
-  RtDist dist = {0, 1, mpi_mean, mpi_same, &m, 0};
+  RtDist dist = {0, 1, mpi_mean, mpi_same, mpi_summary, &m, 0};
   MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
   if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
       (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {

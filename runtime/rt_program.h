@@ -197,6 +197,8 @@ typedef struct RtDist {
   RtAllreduceFn allreduce;
   /* 1 when every process passed the same hash, 0 when not, -1 on failure */
   int (*same)(uint64_t hash, void *user);
+  /* what the communication cost so far, one line of text (NULL: nothing to say) */
+  void (*summary)(void *user, char *buf, size_t n);
   void *user;
   int fatal;
 } RtDist;

@@ -15,7 +15,8 @@
 # - resuming a P = 2 checkpoint with P = 3 continues at the next epoch like one process would;
 # - a rank killed with SIGKILL mid-training ends the job within 10 s with mpirun's message,
 #   and the last checkpoint is intact (it loads and trains on);
-# - data smaller than one global batch is an error before training.
+# - data smaller than one global batch is an error before training;
+# - lenet at P=2 as one process; a batchnorm network (per-rank statistics) trains.
 # Skipped (with a message) without mpirun or when nnc was built without MPI.
 set -u
 : "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
@@ -101,6 +102,44 @@ $PY "$NNC_SRC/tests/train/compare_st.py" "$T/e2.st" "$T/e2r.st" 1e-3 1e-4 >"$T/c
 grep -q "fewer than one global batch of 48 (3 processes x the batch of 16)" "$T/bad.out" \
   || die "bad P: message: $(cat "$T/bad.out")"
 [ -e "$T/bad.st" ] && die "bad P: a checkpoint was written"
+
+# lenet (sgd with momentum, convolutions) at P=2 against one process; a batchnorm network
+# trains with each rank's own statistics (its weights still identical in every rank)
+"$NNC" build "$NNC_SRC/examples/lenet.nn" -D N=8 --mpi -o "$T/ldp" >/dev/null 2>&1 || die "build lenet --mpi"
+"$NNC" build "$NNC_SRC/examples/lenet.nn" -D N=16 -o "$T/lref" >/dev/null 2>&1 || die "build lenet N=16"
+cat >"$T/bnnet.nn" <<'NNEOF'
+model bnnet {
+  dim N = 8
+  input x: f32[N, 1, 28, 28]
+  input label: i32[N]
+  c = conv2d(x, 4, kernel = 3, pad = 1, bias = false)
+  h = relu(batchnorm(c))
+  logits = dense(flatten(maxpool(h, 2, stride = 2)), 10, name = "fc")
+  loss = cross_entropy(logits, label)
+  output logits
+}
+train bnnet {
+  minimize loss
+  optimizer adam(lr = 1e-3)
+}
+NNEOF
+"$NNC" build "$T/bnnet.nn" --mpi -o "$T/bdp" >/dev/null 2>&1 || die "build bnnet --mpi"
+$PY -c "
+import numpy as np; r = np.random.default_rng(5)
+np.save('$T/lx.npy', r.standard_normal((160, 1, 28, 28), dtype=np.float32))
+np.save('$T/ly.npy', r.integers(0, 10, 160, dtype=np.int32))"
+LDATA="x=$T/lx.npy,label=$T/ly.npy"
+"$T/ldp" init --seed 3 -o "$T/l0.st" || die "lenet init"
+"${MPIRUN[@]}" -np 2 "$T/ldp" train --weights "$T/l0.st" --data "$LDATA" --epochs 2 --threads 1 \
+  --save "$T/ldp.st" --log "$T/ldp.csv" --quiet 2>/dev/null || die "lenet mpirun -np 2"
+"$T/lref" train --weights "$T/l0.st" --data "$LDATA" --epochs 2 --threads 1 --quiet \
+  --save "$T/lref.st" --log "$T/lref.csv" 2>/dev/null || die "lenet reference"
+same_log "$T/ldp.csv" "$T/lref.csv"
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/ldp.st" "$T/lref.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+  || { cat "$T/cmp.txt" >&2; die "lenet: weights differ from one process"; }
+"${MPIRUN[@]}" -np 2 "$T/bdp" train --data "$LDATA" --epochs 2 --threads 1 --save "$T/bn.st" \
+  >"$T/bn.out" 2>&1 || { cat "$T/bn.out" >&2; die "batchnorm network under mpirun -np 2"; }
+grep -q "weights bit-identical in all 2 processes" "$T/bn.out" || die "batchnorm: $(cat "$T/bn.out")"
 
 # a rank killed mid-training: the job ends within 10 s, the last checkpoint stays good
 "${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 100000 \

@@ -21,20 +21,25 @@ import numpy as np; r = np.random.default_rng(0)
 np.save('$T/x.npy', r.standard_normal((64 * $N, 784), dtype=np.float32))
 np.save('$T/y.npy', r.integers(0, 10, 64 * $N, dtype=np.int32))"
 D="x=$T/x.npy,label=$T/y.npy"
+# also: two single processes at once, what this machine gives two processes without MPI
 for r in $(seq "$REPS"); do
   "$T/p1" train --data "$D" --epochs 3 --threads 1 2>>"$T/p1.txt"
   mpirun --oversubscribe -np 2 "$T/p2" train --data "$D" --epochs 3 --threads 1 2>>"$T/p2.txt"
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 2>>"$T/pp.txt" &
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 2>/dev/null
+  wait
 done
 # epoch lines: "epoch k/3  loss L  S samples/s  T s"; steps per epoch: samples / global batch
-/usr/bin/python3 - "$T/p1.txt" "$T/p2.txt" "$N" <<'PYEOF'
+/usr/bin/python3 - "$T/p1.txt" "$T/p2.txt" "$N" "$T/pp.txt" <<'PYEOF'
 import re, statistics, sys
 N = int(sys.argv[3])
-for path, P in ((sys.argv[1], 1), (sys.argv[2], 2)):
+for path, P, what in ((sys.argv[1], 1, "one process"), (sys.argv[2], 2, "mpirun -np 2"),
+                      (sys.argv[4], 1, "one of two single processes running at once")):
     ts = [float(m.group(2)) for m in re.finditer(r"epoch (\d)/3 .* ([0-9.]+) s", open(path).read())
           if m.group(1) != "1"]
     steps = 64 * N // (N * P)
     ms = sorted(1e3 * t / steps for t in ts)
-    print(f"P={P}: global batch {N * P:4d}, step median {statistics.median(ms):.2f} ms, best {ms[0]:.2f} ms, "
+    print(f"{what:44s} P={P}: global batch {N * P:4d}, step median {statistics.median(ms):.2f} ms, best {ms[0]:.2f} ms, "
           f"{N * P / statistics.median(ms) * 1e3:.0f} samples/s (median; {len(ms)} epochs)")
 PYEOF
 grep -o "all-reduce of the gradients.*" "$T/p2.txt" | tail -1

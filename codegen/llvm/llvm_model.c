@@ -133,6 +133,17 @@ static LLVMValueRef cstr(CgEmit *e, const char *s) {
   return g;
 }
 
+/* a private constant array of n rows of type t, named name; frees rows */
+static LLVMValueRef const_table(CgEmit *e, LLVMTypeRef t, LLVMValueRef *rows, int n,
+                                const char *name) {
+  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(t, (uint64_t)n), name);
+  LLVMSetInitializer(tab, LLVMConstArray2(t, rows, (uint64_t)n));
+  LLVMSetGlobalConstant(tab, 1);
+  LLVMSetLinkage(tab, LLVMPrivateLinkage);
+  free(rows);
+  return tab;
+}
+
 /* the RtGradInfo rows of the plan's gradients (a null pointer without any) */
 static LLVMValueRef emit_grads(CgEmit *e, const CgModelPlan *L) {
   if (!L->ngrads) return LLVMConstPointerNull(e->ptr);
@@ -144,12 +155,7 @@ static LLVMValueRef emit_grads(CgEmit *e, const CgModelPlan *L) {
                          cg_c64(e, L->grads[i].tensor)};
     rows[i] = LLVMConstNamedStruct(gt, v, 3);
   }
-  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(gt, (uint64_t)L->ngrads), "nnc.grads");
-  LLVMSetInitializer(tab, LLVMConstArray2(gt, rows, (uint64_t)L->ngrads));
-  LLVMSetGlobalConstant(tab, 1);
-  LLVMSetLinkage(tab, LLVMPrivateLinkage);
-  free(rows);
-  return tab;
+  return const_table(e, gt, rows, L->ngrads, "nnc.grads");
 }
 
 static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, const Entries *en,
@@ -170,11 +176,7 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
                           LLVMConstInt(e->i32, (unsigned)t->index_kind, 0)};
     rows[i] = LLVMConstNamedStruct(tt, v, 12);
   }
-  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(tt, (uint64_t)L->nt), "nnc.tensors");
-  LLVMSetInitializer(tab, LLVMConstArray2(tt, rows, (uint64_t)L->nt));
-  LLVMSetGlobalConstant(tab, 1);
-  LLVMSetLinkage(tab, LLVMPrivateLinkage);
-  free(rows);
+  LLVMValueRef tab = const_table(e, tt, rows, L->nt, "nnc.tensors");
   LLVMTypeRef df[23] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
                         e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->i64};

@@ -403,15 +403,17 @@ char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_i
 }
 
 int cg_header_write(const char *path, const char *prefix, const RtModelDesc *d,
-                    const char *fwd_inputs, const char *source, char *err, size_t errlen) {
+                    const char *fwd_inputs, const char *source, Diag *dg) {
   char *text = cg_header_text(prefix, d, fwd_inputs, source);
   if (!text) {
-    rt_errf(err, errlen, "%s: out of memory", path);
+    diag_error_file(dg, path, "out of memory");
     return -1;
   }
   const void *parts[1] = {text};
   size_t sizes[1] = {strlen(text)};
-  int rc = rt_file_write_atomic(path, parts, sizes, 1, err, errlen);
+  char err[1024] = "";
+  int rc = rt_file_write_atomic(path, parts, sizes, 1, err, sizeof err);
   free(text);
+  if (rc) diag_error_file(dg, NULL, "%s", err); /* err names the path already */
   return rc;
 }

@@ -17,9 +17,10 @@ const char *cg_forward_inputs(const IrGraph *fwd);
 /* Writes the header to `path` atomically. prefix: the identifier the functions and macros
  * start with (any characters outside [A-Za-z0-9_] become '_'); d: the model's descriptor,
  * whose descriptor symbol nnc_model_<d->name> the header references; fwd_inputs as above
- * (NULL = every input); source: the .nn file, for the comment. 0, or -1 with err filled. */
+ * (NULL = every input); source: the .nn file, for the comment. 0, or -1 after a diagnostic
+ * on dg. */
 int cg_header_write(const char *path, const char *prefix, const RtModelDesc *d,
-                    const char *fwd_inputs, const char *source, char *err, size_t errlen);
+                    const char *fwd_inputs, const char *source, Diag *dg);
 
 /* the header text itself (malloc'd), for tests */
 char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_inputs,

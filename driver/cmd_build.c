@@ -549,35 +549,24 @@ static int out_names(const char *out, bool lib, bool shared, OutNames *o) {
 
 /* libNAME.a and NAME.h, whose sizes come from the descriptor the backend emitted */
 static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
-                         const char *obj, const char *rtlib, const char *fwd_inputs) {
-  char err[1024];
+                         const char *obj, const char *rtlib, const char *fwd_inputs, Diag *d) {
   if (a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
                 : make_library(on->libpath, tmpdir, obj, rtlib, a->verbose))
     return 1;
-  const RtModelDesc *desc = llvm_model_jit(dm->cg, err, sizeof err);
-  if (!desc) {
-    fprintf(stderr, "nnc build: error: reading the model's descriptor: %s\n", err);
-    return 1;
-  }
-  if (cg_header_write(on->hdrpath, on->base, desc, fwd_inputs, a->in.path, err, sizeof err)) {
-    fprintf(stderr, "nnc build: error: %s\n", err);
-    return 1;
-  }
+  const RtModelDesc *desc = llvm_model_jit(dm->cg, d);
+  if (!desc || cg_header_write(on->hdrpath, on->base, desc, fwd_inputs, a->in.path, d)) return 1;
   return 0;
 }
 
 /* the object file in tmpdir, then the program or the library */
 static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
-                         const char *rtlib) {
+                         const char *rtlib, Diag *d) {
   const char *model = dm->fwd->name;
-  char obj[PATH_MAX], err[1024];
+  char obj[PATH_MAX];
   pathf(obj, sizeof obj, "%s/%s.o", tmpdir, model);
-  if (llvm_model_write_object(dm->cg, obj, err, sizeof err)) {
-    fprintf(stderr, "nnc build: error: %s\n", err);
-    return 1;
-  }
+  if (llvm_model_write_object(dm->cg, obj, d)) return 1;
   const char *fwd_inputs = cg_forward_inputs(dm->fwd);
-  if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs);
+  if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs, d);
   return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, dm->plan_text, a->mpi,
                       a->verbose);
 }
@@ -623,7 +612,7 @@ int cmd_build(int argc, char **argv) {
   }
   if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
-  if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib);
+  if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);
   if (tmpdir[0]) {
     if (a.keep)
       fprintf(stderr, "nnc build: intermediate files kept in %s\n", tmpdir);

@@ -63,14 +63,10 @@ static int emit_ir(const EmitArgs *a, Diag *d) {
 
 static int emit_llvm(const EmitArgs *a, Diag *d) {
   DrvModel dm;
-  char err[1024];
   int rc = drv_build_model(&a->in, &a->bo, d, &dm);
   bool ir = !strcmp(a->what, "llvm");
-  if (!rc && (ir ? llvm_model_write_ir(dm.cg, stdout)
-                 : llvm_model_write_asm(dm.cg, stdout, err, sizeof err))) {
-    fprintf(stderr, "nnc emit: error: %s\n", ir ? "writing the IR failed" : err);
+  if (!rc && (ir ? llvm_model_write_ir(dm.cg, stdout, d) : llvm_model_write_asm(dm.cg, stdout, d)))
     rc = 1;
-  }
   drv_model_free(&dm);
   return rc;
 }

@@ -318,6 +318,88 @@ static int write_svg(const char *path, const char *title, const RematPoint *pt, 
   return 0;
 }
 
+/* a model without a train section: the forward graph's arena only */
+static int plan_inference(const Opts *o, const IrGraph *fwd) {
+  MemPlan mp;
+  char err[512];
+  if (memplan_build(fwd, NULL, &mp, NULL, err, sizeof err)) {
+    fprintf(stderr, "nnc plan: error: %s\n", err);
+    return 1;
+  }
+  char b0[40], b1[40], b2[40], b3[40];
+  if (o->json) {
+    cJSON *js = cJSON_CreateObject();
+    cJSON_AddStringToObject(js, "model", fwd->name);
+    cJSON_AddBoolToObject(js, "inference_only", true);
+    json_num(js, "params_bytes", (double)mp.params_bytes);
+    json_num(js, "io_bytes", (double)mp.io_bytes);
+    json_num(js, "arena_bytes", (double)mp.arena_bytes);
+    json_num(js, "live_peak_bytes", (double)mp.live_peak);
+    json_print(js);
+  } else {
+    printf("'%s' has no train section: inference plan only\n"
+           "  params %s, io %s, arena %s (live peak %s, %d in-place)\n",
+           fwd->name, drv_bytes_h((double)mp.params_bytes, b0, sizeof b0),
+           drv_bytes_h((double)mp.io_bytes, b1, sizeof b1),
+           drv_bytes_h((double)mp.arena_bytes, b2, sizeof b2),
+           drv_bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
+  }
+  if (o->memory || o->sweep) {
+    fprintf(stderr, "nnc plan: error: --memory and --sweep plan a training step; '%s' has none\n",
+            fwd->name);
+    return 1;
+  }
+  return 0;
+}
+
+/* --sweep: the recompute/memory curve, into the JSON document or as text (and --svg) */
+static int plan_sweep(const Opts *o, const IrGraph *fwd, IrGraph *tg, const TrainInfo *info,
+                      cJSON *json) {
+  RematPoint *pts = xcalloc((size_t)o->points, sizeof *pts);
+  RematPlan base;
+  int rc = 0;
+  char err[512];
+  if (remat_sweep(tg, info, o->points, pts, &base)) {
+    fprintf(stderr, "nnc plan: internal error in the sweep\n");
+    rc = 1;
+  } else {
+    if (json) json_sweep(json, pts, o->points);
+    else print_sweep(pts, o->points, &base);
+    if (o->svg) {
+      char title[200];
+      snprintf(title, sizeof title, "%s: recompute vs memory budget (training step)", fwd->name);
+      if (write_svg(o->svg, title, pts, o->points, &base, err, sizeof err)) {
+        fprintf(stderr, "nnc plan: error: %s\n", err);
+        rc = 1;
+      }
+    }
+  }
+  free(pts);
+  return rc;
+}
+
+/* the training step's plan under the budget (0 = none), printed; then the sweep */
+static int plan_train(const Opts *o, IrGraph *fwd, IrGraph *tg, const TrainInfo *info,
+                      int64_t budget, const HwTarget *hw) {
+  RematPlan pl;
+  RematOptions ro = {o->mode, budget};
+  int r = pass_remat(tg, info, &ro, &pl);
+  if (r == -2) {
+    fprintf(stderr, "nnc plan: internal error: %s\n", pl.msg);
+    return 1;
+  }
+  int rc = 0;
+  cJSON *json = o->json ? json_plan(o, fwd, &pl, hw, r) : NULL;
+  if (!o->json) print_plan(o, fwd, &pl, hw, r);
+  if (r) {
+    fprintf(stderr, "%s: error: %s\n", o->in.path, pl.msg);
+    rc = 1;
+  }
+  if (o->sweep && plan_sweep(o, fwd, tg, info, json)) rc = 1;
+  if (json) json_print(json);
+  return rc;
+}
+
 int cmd_plan(int argc, char **argv) {
   Opts o = {0};
   int rc = parse(argc, argv, &o);
@@ -342,85 +424,14 @@ int cmd_plan(int argc, char **argv) {
     return drv_compile_status(&o.in);
   }
   IrTrain *t = ir_module_find_train(m, fwd->name);
-  if (!t) {
-    /* inference only: the forward graph's arena */
-    MemPlan mp;
-    if (memplan_build(fwd, NULL, &mp, NULL, err, sizeof err)) {
-      fprintf(stderr, "nnc plan: error: %s\n", err);
-      rc = 1;
-    } else {
-      char b0[40], b1[40], b2[40], b3[40];
-      if (o.json) {
-        cJSON *js = cJSON_CreateObject();
-        cJSON_AddStringToObject(js, "model", fwd->name);
-        cJSON_AddBoolToObject(js, "inference_only", true);
-        json_num(js, "params_bytes", (double)mp.params_bytes);
-        json_num(js, "io_bytes", (double)mp.io_bytes);
-        json_num(js, "arena_bytes", (double)mp.arena_bytes);
-        json_num(js, "live_peak_bytes", (double)mp.live_peak);
-        json_print(js);
-      } else {
-        printf("'%s' has no train section: inference plan only\n"
-               "  params %s, io %s, arena %s (live peak %s, %d in-place)\n",
-               fwd->name, drv_bytes_h((double)mp.params_bytes, b0, sizeof b0),
-               drv_bytes_h((double)mp.io_bytes, b1, sizeof b1),
-               drv_bytes_h((double)mp.arena_bytes, b2, sizeof b2),
-               drv_bytes_h((double)mp.live_peak, b3, sizeof b3), mp.ninplace);
-      }
-      if (o.memory || o.sweep) {
-        fprintf(stderr, "nnc plan: error: --memory and --sweep plan a training step; '%s' has none\n",
-                fwd->name);
-        rc = 1;
-      }
-    }
-    diag_free(d);
-    ir_module_free(m);
-    return rc;
-  }
-  if (!budget) budget = t->memory_budget;
+  IrGraph *tg = NULL;
   TrainInfo info;
-  IrGraph *tg = pass_train_graph(fwd, t, &info, d);
+  if (t) tg = pass_train_graph(fwd, t, &info, d);
   diag_finish(d);
   diag_free(d);
-  if (!tg) {
-    ir_module_free(m);
-    return 1;
-  }
-  RematPlan pl;
-  RematOptions ro = {o.mode, budget};
-  int r = pass_remat(tg, &info, &ro, &pl);
-  if (r == -2) {
-    fprintf(stderr, "nnc plan: internal error: %s\n", pl.msg);
-    ir_module_free(m);
-    return 1;
-  }
-  cJSON *json = o.json ? json_plan(&o, fwd, &pl, &hw, r) : NULL;
-  if (!o.json) print_plan(&o, fwd, &pl, &hw, r);
-  if (r) {
-    fprintf(stderr, "%s: error: %s\n", o.in.path, pl.msg);
-    rc = 1;
-  }
-  if (o.sweep) {
-    RematPoint *pts = xcalloc((size_t)o.points, sizeof *pts);
-    RematPlan base;
-    if (remat_sweep(tg, &info, o.points, pts, &base)) {
-      fprintf(stderr, "nnc plan: internal error in the sweep\n");
-      rc = 1;
-    } else {
-      if (json) json_sweep(json, pts, o.points);
-      else print_sweep(pts, o.points, &base);
-      if (o.svg) {
-        char title[200];
-        snprintf(title, sizeof title, "%s: recompute vs memory budget (training step)", fwd->name);
-        if (write_svg(o.svg, title, pts, o.points, &base, err, sizeof err)) {
-          fprintf(stderr, "nnc plan: error: %s\n", err);
-          rc = 1;
-        }
-      }
-    }
-    free(pts);
-  }
-  if (json) json_print(json);
+  if (!t) rc = plan_inference(&o, fwd);
+  else if (!tg) rc = 1;
+  else rc = plan_train(&o, fwd, tg, &info, budget ? budget : t->memory_budget, &hw);
   ir_module_free(m);
   return rc;
 }

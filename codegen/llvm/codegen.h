@@ -50,9 +50,10 @@ const RtMemFigures *llvm_model_figures(const CgModel *m);
 /* the training step is also emitted in two halves around its gradients (rt_model.h:
  * train_backward, train_apply), so an all-reduce can run between them */
 bool llvm_model_splits_step(const CgModel *m);
-int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen);
-int llvm_model_write_ir(CgModel *m, FILE *out);
-int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen);
+/* The writers and the JIT report failures through d (like emission), and return -1 / NULL */
+int llvm_model_write_object(CgModel *m, const char *path, Diag *d);
+int llvm_model_write_ir(CgModel *m, FILE *out, Diag *d);
+int llvm_model_write_asm(CgModel *m, FILE *out, Diag *d);
 /* JIT the module; returns the model's descriptor (valid until llvm_model_free) */
-const RtModelDesc *llvm_model_jit(CgModel *m, char *err, size_t errlen);
+const RtModelDesc *llvm_model_jit(CgModel *m, Diag *d);
 #endif

@@ -35,14 +35,6 @@ int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
 const RtMemFigures *llvm_model_figures(const CgModel *m) { return &m->fig; }
 bool llvm_model_splits_step(const CgModel *m) { return m->split; }
 
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || !n) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
-
 /* ---- emission ------------------------------------------------------------------------- */
 
 /* the entry functions of a model (NULL: none) */
@@ -393,47 +385,56 @@ void llvm_model_free(CgModel *m) {
   free(m);
 }
 
-int llvm_model_write_object(CgModel *m, const char *path, char *err, size_t errlen) {
-  LLVMTargetMachineRef tm = llvm_target_machine(&m->target, err, errlen);
-  if (!tm) return -1;
-  int rc = llvm_module_emit_file(m->mod, tm, path, 0, err, errlen);
-  LLVMDisposeTargetMachine(tm);
+/* the LLVM helpers below report into a buffer; at this boundary it becomes a diagnostic */
+#define MODEL_ERRLEN 1024
+
+int llvm_model_write_object(CgModel *m, const char *path, Diag *d) {
+  char err[MODEL_ERRLEN] = "";
+  LLVMTargetMachineRef tm = llvm_target_machine(&m->target, err, sizeof err);
+  int rc = tm ? llvm_module_emit_file(m->mod, tm, path, 0, err, sizeof err) : -1;
+  if (tm) LLVMDisposeTargetMachine(tm);
+  if (rc) diag_error_file(d, path, "cannot write the object file: %s", err);
   return rc;
 }
 
-int llvm_model_write_ir(CgModel *m, FILE *out) {
+int llvm_model_write_ir(CgModel *m, FILE *out, Diag *d) {
   char *s = LLVMPrintModuleToString(m->mod);
   int rc = fputs(s, out) < 0 ? -1 : 0;
   LLVMDisposeMessage(s);
+  if (rc) diag_error_file(d, NULL, "writing the LLVM IR failed");
   return rc;
 }
 
-int llvm_model_write_asm(CgModel *m, FILE *out, char *err, size_t errlen) {
-  LLVMTargetMachineRef tm = llvm_target_machine(&m->target, err, errlen);
-  if (!tm) return -1;
+static int emit_asm(LLVMTargetMachineRef tm, LLVMModuleRef mod, FILE *out, Diag *d) {
   char *msg = NULL;
   LLVMMemoryBufferRef buf = NULL;
-  int rc = 0;
-  if (LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf)) {
-    seterr(err, errlen, "cannot emit assembly: %s", msg ? msg : "?");
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {
+    diag_error_file(d, NULL, "cannot emit assembly: %s", msg ? msg : "?");
     LLVMDisposeMessage(msg);
-    rc = -1;
-  } else {
-    size_t n = LLVMGetBufferSize(buf);
-    if (fwrite(LLVMGetBufferStart(buf), 1, n, out) != n) rc = -1;
-    LLVMDisposeMemoryBuffer(buf);
+    return -1;
   }
+  size_t n = LLVMGetBufferSize(buf);
+  int rc = fwrite(LLVMGetBufferStart(buf), 1, n, out) != n ? -1 : 0;
+  LLVMDisposeMemoryBuffer(buf);
+  if (rc) diag_error_file(d, NULL, "writing the assembly failed");
+  return rc;
+}
+
+int llvm_model_write_asm(CgModel *m, FILE *out, Diag *d) {
+  char err[MODEL_ERRLEN] = "";
+  LLVMTargetMachineRef tm = llvm_target_machine(&m->target, err, sizeof err);
+  if (!tm) {
+    diag_error_file(d, NULL, "LLVM target: %s", err);
+    return -1;
+  }
+  int rc = emit_asm(tm, m->mod, out, d);
   LLVMDisposeTargetMachine(tm);
   return rc;
 }
 
-const RtModelDesc *llvm_model_jit(CgModel *m, char *err, size_t errlen) {
-  if (m->jit) {
-    char nm[160];
-    snprintf(nm, sizeof nm, "nnc_model_%s", m->name);
-    return llvm_jit_lookup(m->jit, nm, err, errlen);
-  }
-  /* the JIT compiles modules of its own context: move the module there through bitcode */
+/* a JIT holding the runtime's kernel symbols and a copy of the module (moved to the JIT's
+ * context through bitcode); NULL with err filled */
+static LlvmJit *jit_load(CgModel *m, char *err, size_t errlen) {
   LlvmJit *jit = llvm_jit_create(&m->target, err, errlen);
   if (!jit) return NULL;
   for (const RtKernelSym *s = rt_kernel_syms; s->name; s++)
@@ -443,19 +444,25 @@ const RtModelDesc *llvm_model_jit(CgModel *m, char *err, size_t errlen) {
     }
   LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m->mod);
   LLVMModuleRef copy = NULL;
-  if (LLVMParseBitcodeInContext2(llvm_jit_context(jit), bc, &copy)) {
-    LLVMDisposeMemoryBuffer(bc);
-    llvm_jit_free(jit);
-    seterr(err, errlen, "cannot reload the module for the JIT");
-    return NULL;
-  }
+  bool bad = LLVMParseBitcodeInContext2(llvm_jit_context(jit), bc, &copy);
   LLVMDisposeMemoryBuffer(bc);
-  if (llvm_jit_add_module(jit, copy, err, errlen)) {
+  if (bad) snprintf(err, errlen, "cannot reload the module for the JIT");
+  if (bad || llvm_jit_add_module(jit, copy, err, errlen)) {
     llvm_jit_free(jit);
     return NULL;
   }
-  m->jit = jit;
-  char nm[160];
-  snprintf(nm, sizeof nm, "nnc_model_%s", m->name);
-  return llvm_jit_lookup(jit, nm, err, errlen);
+  return jit;
+}
+
+const RtModelDesc *llvm_model_jit(CgModel *m, Diag *d) {
+  char err[MODEL_ERRLEN] = "";
+  if (!m->jit) m->jit = jit_load(m, err, sizeof err);
+  const RtModelDesc *desc = NULL;
+  if (m->jit) {
+    char nm[160];
+    snprintf(nm, sizeof nm, "nnc_model_%s", m->name);
+    desc = llvm_jit_lookup(m->jit, nm, err, sizeof err);
+  }
+  if (!desc) diag_error_file(d, NULL, "JIT of the model '%s': %s", m->name, err);
+  return desc;
 }

@@ -180,9 +180,8 @@ static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrT
   CgOptions co = {.opt_level = g_opt_level};
   CgModel *m = llvm_model_emit(fwd, train, t, g_opt_level ? &co : NULL, d);
   ck_assert_msg(m != NULL, "%s: llvm_model_emit failed", what);
-  char err[512] = "";
-  const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
-  ck_assert_msg(desc != NULL, "%s: JIT: %s", what, err);
+  const RtModelDesc *desc = llvm_model_jit(m, d);
+  ck_assert_msg(desc != NULL, "%s: JIT failed (diagnostic above)", what);
   ck_assert_int_eq(desc->abi, RT_MODEL_ABI);
   IrGraph *g = train ? train : fwd;
   char *params = alloc64(desc->params_bytes), *io = alloc64(desc->io_bytes);
@@ -652,9 +651,9 @@ START_TEST(assign_inplace_and_deferred) {
   Diag *d = diag_new(stderr);
   CgModel *m = llvm_model_emit(G, NULL, NULL, NULL, d);
   ck_assert_ptr_nonnull(m);
+  const RtModelDesc *desc = llvm_model_jit(m, d);
+  ck_assert_msg(desc != NULL, "JIT failed (diagnostic above)");
   char err[256];
-  const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
-  ck_assert_msg(desc != NULL, "%s", err);
   char *params = alloc64(desc->params_bytes), *io = alloc64(desc->io_bytes),
        *arena = alloc64(desc->arena_bytes_forward);
   InterpOptions o = {.round_storage = true};
@@ -817,12 +816,11 @@ START_TEST(mlp_fusion_plan) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
-  ck_assert_int_eq(llvm_model_write_ir(m, f), 0);
+  ck_assert_int_eq(llvm_model_write_ir(m, f, d), 0);
   fclose(f);
   ck_assert_int_eq(count_kernels(buf, "@nnc_mlp_fw_k"), 2);
   ck_assert_int_eq(count_kernels(buf, "@nnc_mlp_tr_k"), 16);
-  char err[256];
-  const RtModelDesc *desc = llvm_model_jit(m, err, sizeof err);
+  const RtModelDesc *desc = llvm_model_jit(m, d);
   ck_assert_ptr_nonnull(desc);
   int64_t all = 0;
   for (int i = 0; i < tg->nnodes; i++)

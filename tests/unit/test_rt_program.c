@@ -608,8 +608,10 @@ START_TEST(test_header_compiles_and_runs) {
   ck_assert_ptr_nonnull(strstr(text, "static inline float tiny_train_step(tiny_ctx *ctx, const float *x, const float *t)"));
   ck_assert_ptr_nonnull(strstr(text, "extern const struct RtModelDesc nnc_model_tiny;"));
   free(text);
-  char err[256];
-  ck_assert_msg(cg_header_write(path_in("tiny.h"), "tiny", &tiny, "x", "tiny.nn", err, sizeof err) == 0, "%s", err);
+  Diag *dg = diag_new(stderr);
+  ck_assert_msg(cg_header_write(path_in("tiny.h"), "tiny", &tiny, "x", "tiny.nn", dg) == 0,
+                "cg_header_write failed (diagnostic above)");
+  diag_free(dg);
   FILE *f = fopen(path_in("embed.c"), "w");
   fputs(embed_src, f);
   fclose(f);

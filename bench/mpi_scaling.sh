@@ -23,10 +23,10 @@ np.save('$T/y.npy', r.integers(0, 10, 64 * $N, dtype=np.int32))"
 D="x=$T/x.npy,label=$T/y.npy"
 # also: two single processes at once, what this machine gives two processes without MPI
 for r in $(seq "$REPS"); do
-  "$T/p1" train --data "$D" --epochs 3 --threads 1 2>>"$T/p1.txt"
-  mpirun --oversubscribe -np 2 "$T/p2" train --data "$D" --epochs 3 --threads 1 2>>"$T/p2.txt"
-  "$T/p1" train --data "$D" --epochs 3 --threads 1 2>>"$T/pp.txt" &
-  "$T/p1" train --data "$D" --epochs 3 --threads 1 2>/dev/null
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 >>"$T/p1.txt" 2>&1
+  mpirun --oversubscribe -np 2 "$T/p2" train --data "$D" --epochs 3 --threads 1 >>"$T/p2.txt" 2>&1
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 >>"$T/pp.txt" 2>&1 &
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 >/dev/null 2>&1
   wait
 done
 # epoch lines: "epoch k/3  loss L  S samples/s  T s"; steps per epoch: samples / global batch

@@ -31,6 +31,47 @@ const char *cg_forward_inputs(const IrGraph *g) {
   return out;
 }
 
+/* node i seen through reshapes (the same elements in the same order) */
+static int through_reshape(const IrGraph *g, int i) {
+  while (i >= 0 && i < g->nnodes && g->nodes[i].op == OP_RESHAPE) i = g->nodes[i].in[0];
+  return i;
+}
+
+/* the name of the f32 output node i is, or NULL */
+static const char *output_named(const IrGraph *g, int i) {
+  for (int k = 0; k < g->noutputs; k++)
+    if (g->outputs[k].node == i && g->nodes[i].type.dt == DT_F32) return g->outputs[k].name;
+  return NULL;
+}
+
+/* the name of input node i when its dtype is dt, or NULL */
+static const char *input_named(const IrGraph *g, int i, DType dt) {
+  const IrNode *n = i >= 0 && i < g->nnodes ? &g->nodes[i] : NULL;
+  return n && n->op == OP_INPUT && n->type.dt == dt ? n->name : NULL;
+}
+
+void cg_val_loss(const IrGraph *fwd, const char *minimize, char *buf, size_t n) {
+  buf[0] = 0;
+  int l = minimize ? ir_find_value(fwd, minimize) : -1;
+  if (l < 0 || (fwd->nodes[l].op != OP_CROSS_ENTROPY && fwd->nodes[l].op != OP_MSE)) return;
+  const IrNode *ln = &fwd->nodes[l];
+  int a = through_reshape(fwd, ln->in[0]), b = through_reshape(fwd, ln->in[1]);
+  if (ln->op == OP_CROSS_ENTROPY) {
+    const char *out = output_named(fwd, a), *lab = input_named(fwd, b, DT_I32);
+    char ign[32] = "none";
+    if (ln->attr.ignore) snprintf(ign, sizeof ign, "%d", ln->attr.ignore_index);
+    if (out && lab) snprintf(buf, n, "cross_entropy %s %s %s %.17g", out, lab, ign, ln->attr.value);
+    return;
+  }
+  if (!output_named(fwd, a)) { /* mse is symmetric: mse(y, pred) */
+    int t = a;
+    a = b;
+    b = t;
+  }
+  const char *out = output_named(fwd, a), *tgt = input_named(fwd, b, DT_F32);
+  if (out && tgt) snprintf(buf, n, "mse %s %s", out, tgt);
+}
+
 static int in_list(const char *list, const char *name) {
   if (!list) return 1;
   size_t len = strlen(name);

@@ -14,6 +14,12 @@
  * graph also declares a label for its loss. */
 const char *cg_forward_inputs(const IrGraph *fwd);
 
+/* The loss a built program's `train --val` evaluates on held-out data (runtime/rt_val.h):
+ * "cross_entropy OUTPUT LABEL IGNORE SMOOTHING" or "mse OUTPUT TARGET" when the value
+ * `minimize` of fwd is that loss of a model output (or a reshape of one) against a model
+ * input; "" otherwise. */
+void cg_val_loss(const IrGraph *fwd, const char *minimize, char *buf, size_t n);
+
 /* Writes the header to `path` atomically. prefix: the identifier the functions and macros
  * start with (any characters outside [A-Za-z0-9_] become '_'); d: the model's descriptor,
  * whose descriptor symbol nnc_model_<d->name> the header references; fwd_inputs as above

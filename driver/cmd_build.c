@@ -60,6 +60,7 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
   memset(out, 0, sizeof *out);
   out->m = drv_compile(in, d, &out->fwd);
   if (!out->m) return drv_compile_status(in);
+  if (pass_fold_constants(out->fwd, d) < 0) return 1; /* the dims are final here */
   CgTarget target;
   llvm_backend_target(&target, 0, NULL);
   CgPipeOptions po = {o->cg.memory_budget, o->remat, o->remat_given, in->path};
@@ -269,9 +270,9 @@ static int mpi_link_args(const char *rtlib, char *mpilib, size_t n, char *spec, 
 }
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *rtlib,
-                        const char *model, const char *fwd_inputs, const char *plan_text,
-                        bool mpi, bool verbose) {
-  char main_c[PATH_MAX], text[4096], plan[2200];
+                        const char *model, const char *fwd_inputs, const char *val_loss,
+                        const char *plan_text, bool mpi, bool verbose) {
+  char main_c[PATH_MAX], text[4800], plan[2200];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
@@ -279,15 +280,15 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "'%s' */\n"
            "struct RtModelDesc;\n"
            "extern const struct RtModelDesc nnc_model_%s;\n"
-           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, int argc, "
-           "char **argv);\n"
+           "int %s(const struct RtModelDesc *d, const char *fwd_inputs, const char *val_loss, "
+           "int argc, char **argv);\n"
            "void rt_program_set_plan(const char *text);\n"
            "int main(int argc, char **argv) {\n"
            "  rt_program_set_plan(\"%s\");\n"
-           "  return %s(&nnc_model_%s, \"%s\", argc, argv);\n"
+           "  return %s(&nnc_model_%s, \"%s\", \"%s\", argc, argv);\n"
            "}\n",
-           model, model, mpi ? "rt_mpi_main" : "rt_program_main", plan,
-           mpi ? "rt_mpi_main" : "rt_program_main", model, fwd_inputs);
+           model, model, mpi ? "rt_mpi_main" : "rt_program_main_val", plan,
+           mpi ? "rt_mpi_main" : "rt_program_main_val", model, fwd_inputs, val_loss);
   if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
@@ -567,8 +568,10 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   if (llvm_model_write_object(dm->cg, obj, d)) return 1;
   const char *fwd_inputs = cg_forward_inputs(dm->fwd);
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs, d);
-  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, dm->plan_text, a->mpi,
-                      a->verbose);
+  char val_loss[512];
+  cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
+  return link_program(a->out, tmpdir, obj, rtlib, model, fwd_inputs, val_loss, dm->plan_text,
+                      a->mpi, a->verbose);
 }
 
 /* --mpi: the model trains, and its step can average gradients between backward and update */

@@ -7,6 +7,7 @@
  * docs/language.md describes every entry.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sema.h"
@@ -502,6 +503,7 @@ static Value lower_dense(Sema *s, Call *c) {
   int in2[2] = {x, w};
   SrcLoc il[2] = {arg_loc(c, "x"), c->loc};
   int y = sema_build(s, OP_MATMUL, in2, 2, &mt, NULL, c->loc, il, scope);
+  if (y >= 0 && type_of(s, x)->rank > 2) sema_wide_dense(s, y);
   if (y < 0 || !bias) return result(y, c);
   int in3[2] = {y, b};
   return result(sema_build(s, OP_ADD, in3, 2, NULL, NULL, c->loc, NULL, scope), c);
@@ -573,10 +575,37 @@ static Value lower_pool(Sema *s, Call *c) {
   return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
 }
 
+/* the most windows per axis of an adaptive pool whose windows vary in size */
+enum { ADAPTIVE_MAX_OUT = 1024 };
+
+/* Axis `axis` (extent n) of x pooled to `out` windows [floor(i*n/out), ceil((i+1)*n/out)),
+ * PyTorch's: a slice and a mean (max) reduction per window, concatenated. -1 after an
+ * error. */
+static int adaptive_axis(Sema *s, Call *c, int x, int axis, int64_t n, int out) {
+  if (out == n) return x; /* windows of one element */
+  int *parts = xcalloc((size_t)out, sizeof *parts), y = -1;
+  OpKind red = c->b->op == OP_MAXPOOL ? OP_MAX : OP_MEAN;
+  for (int i = 0; i < out; i++) {
+    int64_t a = i * n / out, b = ((i + 1) * n + out - 1) / out;
+    IrAttr sl = {.axis = axis, .start = dim_const(s->g->dims, a), .end = dim_const(s->g->dims, b)};
+    IrAttr r = {.naxes = 1, .axes = {axis}, .keepdim = true};
+    int v = sema_build(s, OP_SLICE, &x, 1, &sl, NULL, c->loc, NULL, NULL);
+    if (v < 0 || (parts[i] = sema_build(s, red, &v, 1, &r, NULL, c->loc, NULL, NULL)) < 0)
+      goto out;
+  }
+  IrAttr ca = {.axis = axis};
+  y = out == 1 ? parts[0] : sema_build(s, OP_CONCAT, parts, out, &ca, NULL, c->loc, NULL, NULL);
+out:
+  free(parts);
+  return y;
+}
+
 /* adaptive_avgpool(x, out) / adaptive_maxpool: PyTorch's AdaptiveAvgPool2d/MaxPool2d. When
  * each input extent is a multiple of the output extent (torchvision at its native sizes:
  * 6x6 -> 6, 7x7 -> 7, 14x14 -> 7) the windows are uniform: a pool with kernel = stride =
- * in/out. An output of 1 is the global pool. */
+ * in/out. Otherwise (13 -> 6, 5 -> 7) the windows vary; as a rectangle's mean (max) is the
+ * mean (max) over rows of the mean (max) over columns, the width is pooled, then the
+ * height, each by adaptive_axis. */
 static Value lower_adaptive_pool(Sema *s, Call *c) {
   int x = want_tensor(s, c, "x");
   static const int one[2] = {1, 1};
@@ -589,18 +618,25 @@ static Value lower_adaptive_pool(Sema *s, Call *c) {
     return v_err();
   }
   IrAttr at = {.dilation = {1, 1}};
+  int64_t n[2];
+  bool uniform = true;
   for (int i = 0; i < 2; i++) {
-    int64_t n;
-    if (!dim_is_const(xt->dims[2 + i], &n) || n % out[i] || n > ATTR_MAX) {
-      sema_error(s, arg_loc(c, "out"), "%s: the input %s %s is not a constant multiple of the "
-                 "output size %d; windows of varying size are not supported", c->b->name,
-                 i ? "width" : "height", dim_str(s->g->dims, xt->dims[2 + i]), out[i]);
+    if (!dim_is_const(xt->dims[2 + i], &n[i]) || n[i] > ATTR_MAX ||
+        (n[i] % out[i] && out[i] > ADAPTIVE_MAX_OUT)) {
+      sema_error(s, arg_loc(c, "out"), "%s: the input %s must be a constant (got %s) and an "
+                 "output size that does not divide it at most %d (got %d)", c->b->name,
+                 i ? "width" : "height", dim_str(s->g->dims, xt->dims[2 + i]),
+                 ADAPTIVE_MAX_OUT, out[i]);
       return v_err();
     }
-    at.kernel[i] = at.stride[i] = (int)(n / out[i]);
+    uniform &= n[i] % out[i] == 0;
+    at.kernel[i] = at.stride[i] = (int)(n[i] / out[i]);
   }
   SrcLoc il[1] = {arg_loc(c, "x")};
-  return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
+  if (uniform) return result(sema_build(s, c->b->op, &x, 1, &at, NULL, c->loc, il, NULL), c);
+  int y = adaptive_axis(s, c, x, 3, n[1], out[1]);
+  if (y >= 0) y = adaptive_axis(s, c, y, 2, n[0], out[0]);
+  return y < 0 ? v_err() : result(y, c);
 }
 
 static Value lower_global_avgpool(Sema *s, Call *c) {
@@ -878,11 +914,7 @@ static bool ce_flatten(Sema *s, Call *c, int *lg, int *lab) {
     ir_type_str(s->g, &want, wb, sizeof wb);
     sema_error(s, arg_loc(c, "labels"), "cross_entropy: logits %s need labels %s (one per "
                "position), got %s", sema_type_str(s, *lg), wb, sema_type_str(s, *lab));
-    const IrNode *ln = &s->g->nodes[*lg];
-    if (yt->rank == 1 && ln->scope)
-      sema_note(s, ln->loc, "'%s' is [.., %s]: a layer such as dense acts on the last dim of a "
-                "rank-%d input; flatten(x) before it gives [N, features]", ln->scope,
-                dim_str(s->g->dims, lt->dims[lt->rank - 1]), lt->rank);
+    if (yt->rank == 1) sema_note_wide_dense(s, lg, 1);
     return false;
   }
   Dim *rows = dim_const(s->g->dims, 1);

@@ -524,10 +524,55 @@ int sema_build(Sema *s, OpKind op, const int *in, int nin, const IrAttr *attr,
     int arg = err.arg_b >= 0 ? err.arg_b : err.arg_a;
     if (inlocs && arg >= 0 && arg < nin && in[arg] >= 0 && inlocs[arg].file)
       sema_note(s, inlocs[arg], "this operand is %s", sema_type_str(s, in[arg]));
+    sema_note_wide_dense(s, in, nin);
     return -1;
   }
   s->g->nodes[n].scope = scope ? scope : s->fr->scope;
   return n;
+}
+
+void sema_wide_dense(Sema *s, int mm) {
+  arena_grow(s->a, (void **)&s->wide_dense, &s->cap_wide_dense, s->nwide_dense + 1, sizeof(int));
+  s->wide_dense[s->nwide_dense++] = mm;
+}
+
+static bool is_wide_dense(const Sema *s, int v) {
+  for (int k = 0; k < s->nwide_dense; k++)
+    if (s->wide_dense[k] == v) return true;
+  return false;
+}
+
+/* The earliest dense layer on a rank > 2 input whose result reaches v through ops that keep
+ * v's rank (elementwise ops, dropout, norms, more such dense layers), or -1. A dense whose
+ * result is reshaped or reduced on the way (attention's projections) is not the cause. */
+static int wide_dense_origin(const Sema *s, int v) {
+  const IrGraph *g = s->g;
+  int found = -1, rank = g->nodes[v].type.rank;
+  for (int steps = 0; v >= 0 && steps < g->nnodes && g->nodes[v].type.rank == rank; steps++) {
+    const IrNode *n = &g->nodes[v];
+    int next = -1;
+    if (is_wide_dense(s, v)) {
+      found = v;
+      next = n->in[0];
+    } else if ((ir_ops[n->op].flags & OPF_ELEMWISE) || n->op == OP_DROPOUT ||
+               n->op == OP_LAYERNORM || n->op == OP_BATCHNORM) {
+      for (int j = 0; j < n->nin && next < 0; j++)
+        if (g->nodes[n->in[j]].type.rank == rank) next = n->in[j];
+    }
+    v = next;
+  }
+  return found;
+}
+
+void sema_note_wide_dense(Sema *s, const int *in, int nin) {
+  for (int k = 0; k < nin; k++) {
+    if (in[k] < 0 || in[k] >= s->g->nnodes || s->g->nodes[in[k]].type.rank <= 2) continue;
+    int d = wide_dense_origin(s, in[k]);
+    if (d < 0) continue;
+    sema_note(s, s->g->nodes[d].loc, "dense applies to the last axis of a rank-%d tensor; did "
+              "you mean flatten(x) first?", s->g->nodes[s->g->nodes[d].in[0]].type.rank);
+    return;
+  }
 }
 
 /* ---- names of layers and values ------------------------------------------------------- */
@@ -1111,6 +1156,7 @@ static void run_model(Sema *s, const Ast *it, ModelEnv *env) {
   env->g->loc = it->loc;
   s->g = env->g;
   s->params = map_new(s->a);
+  s->nwide_dense = 0;
   s->fr = &env->fr;
   exec_stmts(s, it->kids, it->nkids);
   s->fr = NULL;

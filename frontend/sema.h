@@ -77,12 +77,19 @@ typedef struct Sema {
   bool gave_up;     /* the work limit was hit: stop evaluating */
   const Ast *pending_call; /* `v = layer(...)`: the call that is named after v */
   const char *pending_name;
+  int *wide_dense;  /* MATMULs of dense layers on inputs of rank > 2, per model */
+  int nwide_dense, cap_wide_dense;
 } Sema;
 
 /* sema.c */
 void sema_error(Sema *s, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sema_note(Sema *s, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 Value sema_eval(Sema *s, const Ast *e);
+/* dense layer `mm` (its MATMUL) acts on an input of rank > 2 (as PyTorch: on the last axis) */
+void sema_wide_dense(Sema *s, int mm);
+/* after a shape error on operands in[0..nin): when one of rank > 2 comes from such a dense
+ * layer through ops that keep its rank, a note at that layer suggesting flatten */
+void sema_note_wide_dense(Sema *s, const int *in, int nin);
 Value v_err(void);
 Value v_int(int64_t i, SrcLoc loc);
 Value v_tensor(int node, SrcLoc loc);

@@ -244,8 +244,8 @@ static int ev_leaf(Interp *I, int id) {
 }
 
 static int ev_const(Interp *I, int id) {
-  double v = node(I, id)->attr.value;
-  for (int64_t i = 0; i < I->shape[id].n; i++) I->val[id][i] = v;
+  const IrAttr *a = &node(I, id)->attr;
+  for (int64_t i = 0; i < I->shape[id].n; i++) I->val[id][i] = a->data ? a->data[i] : a->value;
   return 0;
 }
 

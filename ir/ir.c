@@ -80,6 +80,8 @@ IrGraph *ir_graph_clone(Arena *a, const IrGraph *src) {
   return g;
 }
 
+bool ir_is_fill(const IrNode *n) { return n->op == OP_CONST && !n->attr.data; }
+
 int ir_add(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr, IrType type,
            SrcLoc loc) {
   arena_grow(g->arena, (void **)&g->nodes, &g->cap, g->nnodes + 1, sizeof(IrNode));
@@ -250,7 +252,8 @@ static void print_attr(FILE *out, const IrGraph *g, const IrNode *n) {
   if (a->groups > 1) fprintf(out, " groups=%d", a->groups);
   if (a->ceil_mode) fputs(" ceil_mode", out);
   if (a->exclude_pad) fputs(" exclude_pad", out);
-  if (a->value != 0 || n->op == OP_CONST) fprintf(out, " value=%.17g", a->value);
+  if (a->value != 0 || ir_is_fill(n)) fprintf(out, " value=%.17g", a->value);
+  if (a->data) fputs(" folded", out);
   if (a->momentum != 0) fprintf(out, " momentum=%.17g", a->momentum);
   if (a->correction) fprintf(out, " correction=%d", a->correction);
   if (a->ignore) fprintf(out, " ignore_index=%d", a->ignore_index);

@@ -72,6 +72,8 @@ typedef struct IrAttr {
   bool exclude_pad;           /* avgpool: divide by the in-bounds count (count_include_pad=False) */
   Dim *start, *end;           /* slice on attr.axis: [start, end) */
   double value;               /* const fill, powc exponent, dropout p, eps of norms */
+  const double *data;         /* CONST folded at build time (passes/fold.c): one value per
+                                 element at the dims it was folded with; NULL: a fill */
   double momentum;            /* batchnorm running-stat momentum */
   int correction;             /* var */
   bool ignore;                /* cross_entropy: labels equal to ignore_index are skipped */
@@ -160,6 +162,8 @@ int ir_build(IrGraph *g, OpKind op, const int *in, int nin, const IrAttr *attr,
              const IrType *hint, SrcLoc loc, ShapeErr *err);
 
 void ir_add_output(IrGraph *g, const char *name, int node);
+/* a CONST that is one value repeated (attr.value), not a folded tensor (attr.data) */
+bool ir_is_fill(const IrNode *n);
 int ir_find_value(const IrGraph *g, const char *name); /* by node name, last wins; -1 */
 /* live[] holds the roots (outputs, side effects) on entry; marks every node they read,
  * transitively (operands precede their readers) */

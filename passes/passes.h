@@ -10,6 +10,15 @@
 #include "../ir/diag.h"
 #include "../ir/ir.h"
 
+/* ---- constant folding (fold.c) ------------------------------------------------------- */
+
+/* Every value of g computed from constants only (fills, iota, elementwise ops and views
+ * over them) that a non-constant node or an output reads becomes a CONST holding its values
+ * (attr.data) at the current dims; fills and scalars stay. Node indices, names and types
+ * are kept; what fed only folded nodes is left dead. Returns the number of folded nodes, or
+ * -1 with a diagnostic. */
+int pass_fold_constants(IrGraph *g, Diag *d);
+
 /* ---- training step (autodiff.c, optimizer.c, train.c) -------------------------------- */
 
 /* What the training-step graph exposes. All indices are node indices of the graph the info

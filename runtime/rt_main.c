@@ -19,12 +19,14 @@
 #include "rt_mem.h"
 #include "rt_program.h"
 #include "rt_threads.h"
+#include "rt_val.h"
 
 #define MAX_BIND 32
 
 typedef struct Prog {
   const RtModelDesc *d;
   const char *fwd_inputs;
+  const char *val_loss; /* the loss `train --val` evaluates (rt_val.h), or NULL */
   const char *argv0; /* program name for messages */
   const char *cmd;
   int threads;
@@ -67,9 +69,12 @@ static void usage(const Prog *p, FILE *out) {
           "  infer (--weights W | --seed S) --in NAME=X.npy... [--out NAME=Y.npy]...\n"
           "                                      forward pass over all samples of the inputs\n"
           "  train [--weights W] --data NAME=X.npy[,NAME=L.npy...] [--epochs E]\n"
-          "        [--save W2.safetensors] [--seed S] [--log LOSS.csv] [--quiet]\n"
-          "        [--check-finite]              shuffled mini-batch training; --check-finite\n"
-          "                                      stops at the first NaN/inf in outputs or weights\n"
+          "        [--val NAME=X.npy,NAME=L.npy...] [--save W2.safetensors] [--seed S]\n"
+          "        [--log LOSS.csv] [--quiet] [--check-finite]\n"
+          "                                      shuffled mini-batch training; --val: held-out\n"
+          "                                      loss (and accuracy) after every epoch;\n"
+          "                                      --check-finite stops at the first NaN/inf in\n"
+          "                                      outputs or weights\n"
           "  bench [--train] [--iters K] [--weights W]\n"
           "                                      time per step vs the cost-model estimate\n\n"
           "every command takes --threads T (default: one per CPU) and --strict (a\n"
@@ -793,8 +798,8 @@ static int log_line(const Prog *p, FILE *log, const char *path, long *good, cons
 }
 
 typedef struct TrainOpts {
-  Bind data[MAX_BIND];
-  int nd, quiet, check_finite;
+  Bind data[MAX_BIND], val[MAX_BIND];
+  int nd, nv, quiet, check_finite;
   int64_t epochs;
   uint64_t seed;
   const char *weights, *save, *logpath;
@@ -806,6 +811,8 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
     o->weights = val;
   } else if (!strcmp(name, "--data")) {
     if (parse_binds(p, "--data", val, o->data, &o->nd)) return 2;
+  } else if (!strcmp(name, "--val")) {
+    if (parse_binds(p, "--val", val, o->val, &o->nv)) return 2;
   } else if (!strcmp(name, "--epochs")) {
     if (parse_i64(val, &o->epochs) || o->epochs < 1 || o->epochs > 1000000)
       return perr(p, "--epochs expects a positive integer, got '%s'", val), 2;
@@ -833,7 +840,7 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
 /* -1: go on; otherwise the exit status */
 static int train_parse(Prog *p, Args *a, TrainOpts *o) {
   static const char *const wv[] = {"--threads", "--weights", "--data", "--epochs", "--save",
-                                   "--seed",    "--log",     "--lr",   NULL};
+                                   "--seed",    "--log",     "--lr",   "--val",    NULL};
   const char *name, *val;
   int bad = 0;
   o->epochs = 1;
@@ -871,6 +878,80 @@ static int train_check_data(const Prog *p, RtCtx *c, const Data *dt) {
   return 0;
 }
 
+/* ---- held-out evaluation (train --val) ------------------------------------------------- */
+
+/* The held-out files, every output of the forward pass over their n samples, and the loss's
+ * targets gathered once: rows targets, each against C values of the output. */
+typedef struct Val {
+  RtValLoss loss;
+  Data dt;
+  void **out, *tgt;
+  int out_k;
+  int64_t rows, C;
+} Val;
+
+static void val_free(const Prog *p, Val *V) {
+  for (int k = 0; V->out && k < rt_desc_count(p->d, RT_KIND_OUTPUT); k++) free(V->out[k]);
+  free(V->out);
+  free(V->tgt);
+  data_free(&V->dt);
+}
+
+/* the output of the loss (its slot among the outputs in V->out_k) and the target input's
+ * slot (*ts), checked to pair up sample by sample */
+static int val_tensors(const Prog *p, Val *V, int *ts) {
+  const RtModelDesc *d = p->d;
+  if ((*ts = input_slot(p, V->loss.tgt)) < 0) return 1;
+  if (!V->dt.view[*ts].path)
+    return perr(p, "missing --val %s=FILE.npy (the targets of the loss)", V->loss.tgt);
+  for (V->out_k = 0; V->out_k < rt_desc_count(d, RT_KIND_OUTPUT); V->out_k++)
+    if (!strcmp(d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, V->out_k)].name, V->loss.out)) break;
+  if (V->out_k == rt_desc_count(d, RT_KIND_OUTPUT))
+    return perr(p, "--val: model '%s' has no output '%s'", d->name, V->loss.out);
+  const RtTensorInfo *o = &d->tensors[rt_desc_nth(d, RT_KIND_OUTPUT, V->out_k)];
+  const RtTensorInfo *t = &d->tensors[rt_desc_nth(d, RT_KIND_INPUT, *ts)];
+  V->C = V->loss.kind == RT_VAL_CE ? o->shape[o->rank - 1] : 1;
+  if (!rt_info_batched(d, o) || !rt_info_batched(d, t) || V->C < 1 ||
+      rt_info_numel(o) != rt_info_numel(t) * V->C)
+    return perr(p, "--val: output '%s' and input '%s' do not pair up sample by sample",
+                o->name, t->name);
+  V->rows = rt_info_numel(t) / d->batch * V->dt.n;
+  return 0;
+}
+
+/* the held-out files of --val opened and checked, their targets read: 0, or 1 after a message */
+static int val_setup(const Prog *p, const TrainOpts *o, Val *V) {
+  int ts;
+  if (rt_val_parse(p->val_loss, &V->loss))
+    return perr(p, "--val: the loss of model '%s' is not a cross_entropy or mse of one of its "
+                   "outputs against one of its inputs, so the forward pass cannot evaluate it",
+                p->d->name);
+  if (data_open(p, o->val, o->nv, &V->dt, 0) || data_complete(p, &V->dt, "--val", 0)) return 1;
+  if (V->dt.n < 1) return perr(p, "--val: no batched input was given");
+  if (val_tensors(p, V, &ts)) return 1;
+  size_t bytes = (size_t)V->rows * sizeof(float);
+  if ((uint64_t)V->rows > SIZE_MAX / sizeof(float) || !(V->tgt = malloc(bytes ? bytes : 1)) ||
+      !(V->out = alloc_outputs(p, V->dt.n)))
+    return perr(p, "out of memory for %" PRId64 " held-out samples", V->dt.n);
+  return data_gather(p, &V->dt, ts, NULL, 0, V->dt.n, V->tgt);
+}
+
+/* the forward pass (inference mode) over the held-out set: "  val_loss L[  val_acc A]" */
+static int val_epoch(const Prog *p, RtCtx *c, Val *V, char *buf, size_t n) {
+  RtValSum sum = {0};
+  if (infer_run(p, c, &V->dt, V->dt.n, V->out)) return 1;
+  if (V->loss.kind == RT_VAL_CE)
+    rt_val_cross_entropy(&V->loss, V->out[V->out_k], V->tgt, V->rows, V->C, &sum);
+  else
+    rt_val_mse(V->out[V->out_k], V->tgt, V->rows, &sum);
+  double loss = sum.count ? sum.loss / (double)sum.count : NAN;
+  int w = snprintf(buf, n, "  val_loss %.6f", loss);
+  if (V->loss.kind == RT_VAL_CE && w > 0 && (size_t)w < n)
+    snprintf(buf + w, n - (size_t)w, "  val_acc %.4f",
+             sum.count ? (double)sum.correct / (double)sum.count : NAN);
+  return 0;
+}
+
 typedef struct Trainer {
   const TrainOpts *o;
   RtCtx *c;
@@ -880,6 +961,7 @@ typedef struct Trainer {
   FILE *log;
   long log_good; /* bytes of complete lines in the log */
   int tty;
+  Val val; /* --val */
 } Trainer;
 
 /* the epoch a checkpoint written by `train` ends (its "nnc.epoch"), or -1 */
@@ -931,8 +1013,13 @@ static int train_setup(Prog *p, Trainer *T) {
       return perr(p, "%s: cannot write: %s", o->logpath, strerror(errno));
     if (log_line(p, T->log, o->logpath, &T->log_good, "step,epoch,loss\n")) return 1;
   }
+  if (o->nv && val_setup(p, o, &T->val)) return 1;
   T->dt.n = n;
   T->nb = n / B; /* the last partial batch is left out; shuffling varies which */
+  if (n % B && !o->quiet)
+    fprintf(stderr, "note: %" PRId64 " of the %" PRId64 " samples do not fill a batch of %" PRId64
+                    " and are left out of each epoch (shuffling varies which)\n",
+            n % B, n, B);
   if (!(T->perm = malloc((size_t)n * sizeof *T->perm))) return perr(p, "out of memory");
   T->tty = !o->quiet && isatty(2);
   int64_t e0 = ckpt_epoch(o->weights); /* the step count depends on the number of processes */
@@ -997,12 +1084,13 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
     }
   }
   double dt = now_s() - t0;
-  if (T->tty) fputc('\r', stderr);
+  char val[96] = "";
+  if (T->o->nv && val_epoch(p, T->c, &T->val, val, sizeof val)) return 1;
+  if (T->tty) fputs("\r\033[K", stderr);
   if (!T->o->quiet)
-    fprintf(stderr, "epoch %" PRId64 "/%" PRId64 "  loss %.6f  %.0f samples/s  %.2f s%s\n",
-            e + 1, T->o->epochs, sum / (double)T->nb, (double)(T->nb * B) / (dt > 0 ? dt : 1e-9),
-            dt, T->tty ? "\033[K" : "");
-  if (!T->tty && !T->o->quiet) fflush(stderr);
+    printf("epoch %" PRId64 "/%" PRId64 "  loss %.6f%s  %.0f samples/s  %.2f s\n", e + 1,
+           T->o->epochs, sum / (double)T->nb, val, (double)(T->nb * B) / (dt > 0 ? dt : 1e-9), dt);
+  fflush(stdout);
   return 0;
 }
 
@@ -1067,8 +1155,10 @@ out:
     rc = perr(p, "%s: write failed: %s", o.logpath, strerror(errno));
   rt_ctx_destroy(T.c);
   data_free(&T.dt);
+  val_free(p, &T.val);
   free(T.perm);
   free_binds(o.data, o.nd);
+  free_binds(o.val, o.nv);
   return rc;
 }
 
@@ -1231,12 +1321,17 @@ static void fix_malloc_threshold(void) {
 }
 
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
-  return rt_program_main_dist(d, fwd_inputs, argc, argv, NULL);
+  return rt_program_main_val(d, fwd_inputs, NULL, argc, argv);
 }
 
-int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv,
-                         RtDist *dist) {
-  Prog p = {d, fwd_inputs, "model", NULL, 0, 0, dist};
+int rt_program_main_val(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                        int argc, char **argv) {
+  return rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, NULL);
+}
+
+int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                         int argc, char **argv, RtDist *dist) {
+  Prog p = {d, fwd_inputs, val_loss, "model", NULL, 0, 0, dist};
   fix_malloc_threshold();
   if (argc > 0 && argv[0]) {
     const char *s = strrchr(argv[0], '/');

@@ -90,9 +90,11 @@ static void mpi_summary(void *user, char *buf, size_t n) {
            m->calls ? 1e3 * m->seconds / (double)m->calls : 0.0);
 }
 
-int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
+int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss, int argc,
+                char **argv);
 
-int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv) {
+int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss, int argc,
+                char **argv) {
   const char *s = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
   RtMpi m = {MPI_COMM_WORLD, 1.0f, s ? s + 1 : argc > 0 && argv[0] ? argv[0] : "model", 0, 0, 0};
   int rc = MPI_Init(&argc, &argv);
@@ -106,7 +108,7 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **a
     return 1;
   }
   m.inv = 1.0f / (float)dist.size;
-  rc = rt_program_main_dist(d, fwd_inputs, argc, argv, &dist);
+  rc = rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, &dist);
   if (rc && dist.fatal && dist.size > 1) {
     fprintf(stderr, "%s: rank %d failed during training; stopping the other processes\n",
             m.argv0, dist.rank);

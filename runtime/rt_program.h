@@ -186,6 +186,10 @@ int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
  * of the inputs the forward pass reads (infer requires exactly these), or NULL for all.
  * Returns the exit status. */
 int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv);
+/* the same with the loss `train --val` evaluates from the outputs (rt_val.h's one-line form,
+ * written by the build; NULL or "": --val is refused with the reason) */
+int rt_program_main_val(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                        int argc, char **argv);
 
 /* One of `size` processes training data-parallel (rt_mpi.c; docs/distributed.md): `train`
  * reads the rank-th shard of every global batch of size x batch samples, averages the
@@ -202,8 +206,8 @@ typedef struct RtDist {
   void *user;
   int fatal;
 } RtDist;
-/* rt_program_main as one process of dist (NULL: rt_program_main) */
-int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, int argc, char **argv,
-                         RtDist *dist);
+/* rt_program_main_val as one process of dist (NULL: rt_program_main_val) */
+int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                         int argc, char **argv, RtDist *dist);
 
 #endif

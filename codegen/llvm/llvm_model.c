@@ -62,10 +62,26 @@ static void add_fn_attr(CgEmit *e, LLVMValueRef f, const char *attr) {
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->ctx, kind, 0));
 }
 
+/* the plan's folded constants as a private read-only global <prefix>_consts, or NULL */
+static LLVMValueRef emit_consts(CgEmit *e, const CgPlan *p, const char *prefix) {
+  if (!p->consts_bytes) return NULL;
+  char nm[180];
+  snprintf(nm, sizeof nm, "%s_consts", prefix);
+  LLVMValueRef init = LLVMConstStringInContext(e->ctx, (const char *)p->consts,
+                                               (unsigned)p->consts_bytes, 1);
+  LLVMValueRef g = LLVMAddGlobal(e->mod, LLVMTypeOf(init), nm);
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetAlignment(g, 64);
+  return g;
+}
+
 /* the kernel functions `<prefix>_k<i>` of the plan, or NULL after a diagnostic */
 static LLVMValueRef *emit_kernels(CgEmit *e, const CgPlan *p, const char *prefix) {
   e->p = p;
   e->prefix = prefix;
+  e->consts = emit_consts(e, p, prefix);
   LLVMValueRef *kfns = xmalloc((size_t)(p->nk ? p->nk : 1) * sizeof *kfns);
   for (int ki = 0; ki < p->nk; ki++) {
     char nm[160];

@@ -32,7 +32,10 @@ static LLVMValueRef gep8(CgEmit *e, LLVMValueRef base, LLVMValueRef off) {
 }
 
 LLVMValueRef cg_region_ptr(CgEmit *e, int region, int64_t offset) {
-  LLVMValueRef base = region == RT_REGION_PARAMS ? e->params : region == RT_REGION_IO ? e->io : e->arena;
+  LLVMValueRef base = region == RT_REGION_PARAMS ? e->params
+                      : region == RT_REGION_IO   ? e->io
+                      : region == CG_REGION_CONST ? e->consts
+                                                  : e->arena;
   return offset ? gep8(e, base, cg_c64(e, offset)) : base;
 }
 
@@ -344,7 +347,7 @@ static void ew_body(CgEmit *e, EwPlan *w, LLVMValueRef *base, LLVMValueRef obase
       int o = n->in[jn];
       LLVMValueRef v = NULL;
       if (e->p->kof[o] == e->p->kof[id] && w->vals[o]) v = w->vals[o];
-      else if (node(e, val(e, o)->root)->op == OP_CONST) v = fconst(e, ft, (float)node(e, val(e, o)->root)->attr.value);
+      else if (ir_is_fill(node(e, val(e, o)->root))) v = fconst(e, ft, (float)node(e, val(e, o)->root)->attr.value);
       else
         for (int s = 0; s < w->nslots; s++)
           if (w->slots[s].node == o) v = sv[s];
@@ -422,7 +425,7 @@ static int ew_slots(CgEmit *e, const CgKernel *k, EwPlan *w, const int64_t *dims
     const IrNode *n = node(e, k->members[m]);
     for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
       int o = n->in[j];
-      if (p->kof[o] == p->kof[k->members[m]] || node(e, p->v[o].root)->op == OP_CONST) continue;
+      if (p->kof[o] == p->kof[k->members[m]] || ir_is_fill(node(e, p->v[o].root))) continue;
       bool dup = false;
       for (int s = 0; s < w->nslots; s++) dup |= w->slots[s].node == o;
       if (dup) continue;

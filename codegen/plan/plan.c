@@ -77,7 +77,7 @@ static void add_member(CgPlan *p, int ki, int node) {
 /* the operand's storage must exist before its reader runs */
 static void materialize(CgPlan *p, int o) {
   int r = p->v[o].root;
-  if (p->g->nodes[r].op == OP_CONST && p->kof[r] < 0) {
+  if (ir_is_fill(&p->g->nodes[r]) && p->kof[r] < 0) {
     int ki = new_kernel(p, CGK_NODE, r);
     add_member(p, ki, r);
     p->k[ki].sealed = true;
@@ -287,7 +287,7 @@ static void fuse_ew(CgPlan *p, int i) {
   int target = -1;
   for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
     int o = n->in[j];
-    if (g->nodes[o].op == OP_CONST) continue; /* folded into the group */
+    if (ir_is_fill(&g->nodes[o])) continue; /* folded into the group */
     int ko = p->kof[o];
     bool cand = ko >= 0 && p->k[ko].kind == CGK_EW && !p->k[ko].sealed && same_shape(p, o, i) &&
                 p->k[ko].opt == node_opt(p, i);
@@ -361,11 +361,30 @@ static int plan_assign_placement(CgPlan *p, const CgBinding *bind, Diag *d) {
   return 0;
 }
 
-/* leaves where the binding puts them; ASSIGNs in their parameter, or in the arena */
+/* a folded CONST's values in its dtype (f32 or i32, passes/fold.c) at the end of the table */
+static void plan_const(CgPlan *p, int i) {
+  const IrNode *n = &p->g->nodes[i];
+  int64_t at = (p->consts_bytes + 63) / 64 * 64, numel = p->v[i].numel;
+  p->consts = xrealloc(p->consts, (size_t)(at + p->v[i].nbytes + 64));
+  memset(p->consts + p->consts_bytes, 0, (size_t)(at - p->consts_bytes));
+  for (int64_t k = 0; k < numel; k++) {
+    float f = (float)n->attr.data[k];
+    int32_t q = (int32_t)n->attr.data[k];
+    memcpy(p->consts + at + k * 4, n->type.dt == DT_I32 ? (void *)&q : (void *)&f, 4);
+  }
+  p->consts_bytes = at + p->v[i].nbytes;
+  p->v[i].region = CG_REGION_CONST;
+  p->v[i].offset = at;
+  p->v[i].stored = true;
+}
+
+/* leaves where the binding puts them, folded constants in the plan's table; ASSIGNs in their
+ * parameter, or in the arena */
 static int plan_leaves(CgPlan *p, const CgBinding *bind, Diag *d) {
   const IrGraph *g = p->g;
   for (int i = 0; i < g->nnodes; i++) {
     OpKind op = g->nodes[i].op;
+    if (op == OP_CONST && g->nodes[i].attr.data && p->v[i].needed) plan_const(p, i);
     if ((op == OP_PARAM || op == OP_INPUT) && bind->region[i] >= 0) {
       p->v[i].region = bind->region[i];
       p->v[i].offset = bind->offset[i];
@@ -447,7 +466,7 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
     bool ew = kc >= 0 && p->k[kc].kind == CGK_EW;
     for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
       int r = p->v[n->in[j]].root;
-      if (ew && g->nodes[r].op == OP_CONST) continue;
+      if (ew && ir_is_fill(&g->nodes[r])) continue;
       if (kc < 0 || p->kof[r] != kc) p->v[r].stored = true;
     }
   }
@@ -579,5 +598,6 @@ void cg_plan_free(CgPlan *p) {
   free(p->v);
   free(p->kof);
   free(p->inplace);
+  free(p->consts);
   memset(p, 0, sizeof *p);
 }

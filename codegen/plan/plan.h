@@ -11,6 +11,7 @@
  * Storage: every value a kernel writes or reads lives in one of three regions (rt_model.h):
  * params (PARAM nodes, in-place optimizer updates), io (inputs, forward outputs, the loss),
  * arena (everything else, planned here by liveness in kernel order with best-fit reuse).
+ * Folded constants (a CONST with attr.data) are in the plan's own read-only table.
  * RESHAPE and identity dropout are aliases of their operand's storage. Values inside a fused
  * elementwise group that nobody outside the group reads are never stored.
  *
@@ -55,7 +56,9 @@ static inline bool cg_target_dtype(const CgTarget *t, DType dt) {
   return (unsigned)dt < 32 && (t->dtypes >> (unsigned)dt & 1u);
 }
 
-enum { CG_REGION_NONE = -1, CG_REGION_ARENA = 2 }; /* besides RT_REGION_PARAMS / RT_REGION_IO */
+/* besides RT_REGION_PARAMS / RT_REGION_IO; CONST: the plan's read-only table of folded
+ * constants (CgPlan.consts), which the backend places in the program */
+enum { CG_REGION_NONE = -1, CG_REGION_ARENA = 2, CG_REGION_CONST = 3 };
 
 typedef struct CgVal {
   int rank;
@@ -107,6 +110,8 @@ typedef struct CgPlan {
                       gradients then lie in the arena); [split, nk) the PH_OPT nodes and the
                       final copies. nk for a graph without optimizer nodes. */
   int64_t arena_bytes;
+  unsigned char *consts; /* the folded CONSTs (passes/fold.c) it reads, 64-byte aligned */
+  int64_t consts_bytes;
 } CgPlan;
 
 /* Where leaves and outputs of one graph live: filled by the caller from the descriptor. */

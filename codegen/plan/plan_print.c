@@ -19,6 +19,7 @@ static const char *region_name(int r) {
   case RT_REGION_PARAMS: return "params";
   case RT_REGION_IO: return "io";
   case CG_REGION_ARENA: return "arena";
+  case CG_REGION_CONST: return "const";
   default: return "none";
   }
 }
@@ -58,7 +59,7 @@ static void print_members(FILE *out, const CgPlan *p, const CgKernel *k) {
 /* whether operand root r of member c is read from memory by kernel ki */
 static bool reads_from_memory(const CgPlan *p, int ki, int r) {
   if (p->kof[r] == ki) return false;
-  return !(p->k[ki].kind == CGK_EW && p->g->nodes[r].op == OP_CONST); /* folded */
+  return !(p->k[ki].kind == CGK_EW && ir_is_fill(&p->g->nodes[r])); /* folded */
 }
 
 static void print_reads(FILE *out, const CgPlan *p, int ki) {

@@ -33,6 +33,24 @@ static int check_graph(OxCtx *c) {
   return 0;
 }
 
+/* why nnc has no mapping for an op kind that exported networks use, when there is more to
+ * say than that */
+static const char *refusal_reason(const char *op) {
+  static const char *const why[][2] = {
+      {"ArgMax", "nnc has no argmax, an op whose result is integer indices"},
+      {"ArgMin", "nnc has no argmin, an op whose result is integer indices"},
+      {"TopK", "nnc has no top-k, an op whose result includes integer indices"},
+      {"NonZero", "nnc's shapes are known at compile time, a NonZero's are not"},
+      {"ConvTranspose", "nnc has no transposed convolution"},
+      {"If", "nnc graphs have no control flow"},
+      {"Loop", "nnc graphs have no control flow"},
+      {"Scan", "nnc graphs have no control flow"},
+  };
+  for (size_t i = 0; i < sizeof why / sizeof *why; i++)
+    if (!strcmp(why[i][0], op)) return why[i][1];
+  return NULL;
+}
+
 /* every node's op kind must have a handler: all kinds that do not are reported at once */
 static int check_op_kinds(OxCtx *c) {
   Onnx__GraphProto *g = c->g;
@@ -58,9 +76,12 @@ static int check_op_kinds(OxCtx *c) {
              n->op_type, n->domain, count, count > 1 ? "s" : "");
     else
       ox_err(c, n,
-             "operator '%s' (opset %lld, %d node%s) has no nnc equivalent; "
+             "operator '%s' (opset %lld, %d node%s) has no nnc equivalent%s%s%s; "
              "docs/import.md lists the supported operators",
-             n->op_type, (long long)c->opset, count, count > 1 ? "s" : "");
+             n->op_type, (long long)c->opset, count, count > 1 ? "s" : "",
+             refusal_reason(n->op_type) ? " (" : "",
+             refusal_reason(n->op_type) ? refusal_reason(n->op_type) : "",
+             refusal_reason(n->op_type) ? ")" : "");
   }
   return bad ? -1 : 0;
 }
@@ -120,9 +141,10 @@ static int add_input(OxCtx *c, const Onnx__ValueInfoProto *vi) {
       return ox_err(c, NULL, "graph input '%s' has more than 2^40 elements", vi->name);
   if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
       v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
-      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
+      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32 &&
+      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
     return ox_err(c, NULL,
-                  "graph input '%s' is %s; nnc imports float inputs and integer "
+                  "graph input '%s' is %s; nnc imports float and bool inputs and integer "
                   "indices",
                   vi->name, ox_dt_name(v->elem));
   return 0;

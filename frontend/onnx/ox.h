@@ -36,6 +36,8 @@ typedef struct OxVal {
   double *cv;        /* OXV_CONST: the values, row-major */
   const char **csym; /* OXV_CONST from Shape: per element, the dim symbol it came from */
   int64_t n;         /* OXV_CONST: element count */
+  const char *param; /* the parameter holding this value as it is, once one does */
+  const char *tsrc;  /* a folded Transpose of a 2-D parameter source: that source's name */
   int padded;        /* the output of a zero Pad, folded into the Conv/AveragePool it feeds: */
   int64_t pad4[4];   /* the padding still to apply: top, left, bottom, right */
 } OxVal;

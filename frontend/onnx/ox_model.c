@@ -333,11 +333,13 @@ OxVal *ox_def(OxCtx *c, const Onnx__NodeProto *n, int i, int rank, const OxDim *
 
 static void declare_input(OxCtx *c, OxVal *v) {
   v->id = ox_ident(c, v->name);
-  fprintf(c->decl, "  input %s: %s", v->id,
-          v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? "f32" : "i32");
+  int is_int = v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+               v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+  fprintf(c->decl, "  input %s: %s", v->id, is_int ? "i32" : "f32");
   ox_print_dims(c->decl, v->rank, v->dims);
   fputc('\n', c->decl);
-  fprintf(c->notes, "# input  %s <- '%s'\n", v->id, ox_text(c, v->name));
+  fprintf(c->notes, "# input  %s <- '%s'%s\n", v->id, ox_text(c, v->name),
+          v->elem == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ? " (bool, as 0.0 and 1.0)" : "");
 }
 
 static const char *number(OxCtx *c, double x) {
@@ -371,7 +373,8 @@ const char *ox_value_expr(OxCtx *c, const Onnx__NodeProto *n, const char *name, 
     return number(c, v->cv[0]);
   }
   if (v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
-      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
+      v->elem != ONNX__TENSOR_PROTO__DATA_TYPE__BOOL) { /* bools: 0 and 1 */
     ox_err(c, n, "constant '%s' (%s) is used as a tensor; nnc imports float constants only",
            v->name, ox_dt_name(v->elem));
     return NULL;
@@ -402,6 +405,7 @@ int ox_weight(OxCtx *c, const Onnx__NodeProto *n, const char *pname, OxVal *v, i
   ox_print_dims(c->notes, rank, dims);
   fprintf(c->notes, " <- %s'%s'%s\n", v->kind == OXV_INPUT ? "graph input " : "",
           ox_text(c, v->name), transpose ? " transposed" : "");
+  if (!transpose) v->param = pname; /* a later use shares it (weight tying) */
   if (v->kind == OXV_INPUT) return 0; /* its value comes with the weights, from the user */
   RtTensor t = {0};
   if (rt_tensor_alloc(&t, DT_F32, rank, shape))

@@ -12,6 +12,7 @@
 
 #define F_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define F_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
+#define F_BOOL ONNX__TENSOR_PROTO__DATA_TYPE__BOOL
 #define OX_MAX_FOLD (1 << 24) /* elements of a constant computed at import time */
 
 typedef struct OxOp {
@@ -138,6 +139,7 @@ static int alias(OxCtx *c, const Onnx__NodeProto *n, OxVal *x) {
   const char *nm = y->name;
   *y = copy;
   y->name = nm;
+  y->param = NULL; /* an exporter's Identity copy of an initializer is a parameter of its own */
   return 0;
 }
 
@@ -233,21 +235,26 @@ static double fold_binary(char op, double a, double b) {
   }
 }
 
+/* the element of constant v that element k of a result of shape dims (rank r) reads under
+ * numpy broadcasting */
+static int64_t bcast_index(int64_t k, int r, const OxDim *dims, const OxVal *v) {
+  int64_t iv = 0, sv = 1;
+  for (int d = r - 1; d >= 0; d--) {
+    int64_t i = k % dims[d].v;
+    k /= dims[d].v;
+    int dv = d - (r - v->rank);
+    if (dv >= 0) iv += (v->dims[dv].v == 1 ? 0 : i) * sv, sv *= v->dims[dv].v;
+  }
+  return iv;
+}
+
 /* both operands constant: numpy broadcasting over the flat index */
 static int fold_bin(OxCtx *c, const Onnx__NodeProto *n, OxVal *a, OxVal *b, int r,
                     const OxDim *dims, char op) {
   int elem = a->elem == F_INT64 && b->elem == F_INT64 ? F_INT64 : F_FLOAT;
   OxVal *y = def_const(c, n, 0, r, dims, elem);
   for (int64_t k = 0; k < y->n; k++) {
-    int64_t ia = 0, ib = 0, sa = 1, sb = 1, rem = k;
-    for (int d = r - 1; d >= 0; d--) {
-      int64_t i = rem % dims[d].v;
-      rem /= dims[d].v;
-      int da = d - (r - a->rank), db = d - (r - b->rank);
-      if (da >= 0) ia += (a->dims[da].v == 1 ? 0 : i) * sa, sa *= a->dims[da].v;
-      if (db >= 0) ib += (b->dims[db].v == 1 ? 0 : i) * sb, sb *= b->dims[db].v;
-    }
-    double v = fold_binary(op, a->cv[ia], b->cv[ib]);
+    double v = fold_binary(op, a->cv[bcast_index(k, r, dims, a)], b->cv[bcast_index(k, r, dims, b)]);
     y->cv[k] = elem == F_INT64 && op == '/' ? floor(v) : v;
   }
   return 0;
@@ -488,11 +495,26 @@ static int fused_bias(OxCtx *c, const Onnx__NodeProto *n, int64_t o, int *node, 
 static int matmul_shape(OxCtx *c, const Onnx__NodeProto *n, const OxVal *a, const OxVal *b, int *r,
                         OxDim *out);
 
+/* `weight = P` when w is already the parameter P (weight tying: an embedding table that is
+ * also the output projection), stored [out, in] as dense needs it */
+static const char *tied_weight(OxCtx *c, const Onnx__NodeProto *n, const OxVal *w, int trans) {
+  if (!w->param) return "";
+  if (!trans || w->rank != 2) {
+    ox_err(c, n, "'%s' is the parameter %s already, which dense would read transposed", w->name,
+           w->param);
+    return NULL;
+  }
+  return arena_printf(c->a, ", weight = %s", w->param);
+}
+
 static int emit_dense(OxCtx *c, const Onnx__NodeProto *n, const Onnx__NodeProto *out_node, OxVal *x,
                       OxVal *w, int trans, OxVal *bias) {
-  const char *scope = ox_scope(c, w->name, fallback_scope(c, n));
-  int64_t o = 0;
-  if (dense_weight(c, n, w, trans, scope, &o)) return -1;
+  if (w->tsrc) w = ox_find(c, w->tsrc), trans = !trans; /* MatMul(x, Transpose(W)): W as stored */
+  const char *tied = tied_weight(c, n, w, trans);
+  if (!tied) return -1;
+  const char *scope = ox_scope(c, tied[0] && bias ? bias->name : w->name, fallback_scope(c, n));
+  int64_t o = w->rank == 2 ? w->dims[0].v : 0;
+  if (!tied[0] && dense_weight(c, n, w, trans, scope, &o)) return -1;
   if (bias && bias_weight(c, n, bias, scope, o)) return -1;
   if (x->dims[x->rank - 1].v != (trans ? w->dims[1].v : w->dims[0].v))
     return ox_err(c, n, "inner dims differ: %lld vs %lld", (long long)x->dims[x->rank - 1].v,
@@ -503,8 +525,11 @@ static int emit_dense(OxCtx *c, const Onnx__NodeProto *n, const Onnx__NodeProto 
   memcpy(dims, x->dims, sizeof dims);
   dims[x->rank - 1] = (OxDim){o, NULL};
   OxVal *y = ox_def(c, out_node, 0, x->rank, dims);
-  ox_line(c, n, y->id, "dense(%s, %lld%s, name = \"%s\")", e, (long long)o,
-          bias ? "" : ", bias = false", scope);
+  if (tied[0] && !bias)
+    ox_line(c, n, y->id, "dense(%s, %lld, bias = false%s)", e, (long long)o, tied);
+  else
+    ox_line(c, n, y->id, "dense(%s, %lld%s%s, name = \"%s\")", e, (long long)o,
+            bias ? "" : ", bias = false", tied, scope);
   return 0;
 }
 
@@ -598,11 +623,13 @@ static int conv_pads(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const i
   return 0;
 }
 
-/* kernel, strides, dilations and pads of a 2-D Conv or pool; output spatial sizes */
+/* kernel, strides, dilations and pads of a 2-D Conv or pool; output spatial sizes. ceil_mode
+ * (pools) rounds up as PyTorch does: the last window must start inside the input or its left
+ * padding; *ceil says whether that changed a size */
 static int window(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int64_t *kdefault,
-                  int64_t *k, int64_t *s, int64_t *d, int64_t *p, OxDim *out) {
+                  int64_t *k, int64_t *s, int64_t *d, int64_t *p, OxDim *out, int *ceil) {
   if (x->rank != 4)
-    return ox_err(c, n, "input of rank %d; nnc has 2-D convolution and pooling only (NCHW)",
+    return ox_err(c, n, "input of rank %d; nnc has 1-D and 2-D convolution and pooling only",
                   x->rank);
   int64_t one[2] = {1, 1};
   if (ox_attr_ints(n, "kernel_shape", k, 2) != 2) {
@@ -616,30 +643,101 @@ static int window(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int6
     int64_t in = x->dims[2 + i].v, span = d[i] * (k[i] - 1) + 1;
     int64_t fl = (in + 2 * p[i] - span) / s[i] + 1,
             ce = (in + 2 * p[i] - span + s[i] - 1) / s[i] + 1;
-    if (ox_attr_i(n, "ceil_mode", 0) && ce != fl)
-      return ox_err(c, n,
-                    "ceil_mode = 1 changes the output size here (%lld, not %lld); nnc "
-                    "rounds down",
-                    (long long)ce, (long long)fl);
     if (fl < 1) return ox_err(c, n, "the window is larger than the padded input");
+    if (ce > fl && (ce - 1) * s[i] >= in + p[i]) ce--;
+    if (ox_attr_i(n, "ceil_mode", 0) && ce != fl) {
+      if (!ceil)
+        return ox_err(c, n, "ceil_mode = 1 changes the output size here (%lld, not %lld)",
+                      (long long)ce, (long long)fl);
+      *ceil = 1, fl = ce;
+    }
     out[2 + i] = (OxDim){fl, NULL};
   }
   out[0] = x->dims[0];
   return 0;
 }
 
+/* --- 1-D convolution and pooling: the 2-D ops on a unit height ----------------------------- */
+
+/* attribute a of a 1-D node for the 2-D one: kernel_shape, strides, dilations [v] -> [1, v],
+ * pads [b, e] -> [0, b, 0, e]; the others as they are. NULL when a has the wrong length */
+static Onnx__AttributeProto *attr_2d(OxCtx *c, Onnx__AttributeProto *a) {
+  static const char *const spatial[] = {"kernel_shape", "strides", "dilations", "pads"};
+  int which = -1;
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(a->name, spatial[i])) which = i;
+  if (which < 0) return a;
+  size_t want = which == 3 ? 2 : 1;
+  if (a->n_ints != want) return NULL;
+  Onnx__AttributeProto *b = arena_alloc(c->a, sizeof *b);
+  *b = *a;
+  b->n_ints = 2 * want;
+  b->ints = arena_alloc(c->a, b->n_ints * sizeof *b->ints);
+  for (size_t i = 0; i < want; i++) b->ints[2 * i] = which == 3 ? 0 : 1, b->ints[2 * i + 1] = a->ints[i];
+  return b;
+}
+
+/* a value called name whose .nn expression is `reshape(e, dims)`, written as a statement */
+static OxVal *reshaped_as(OxCtx *c, const Onnx__NodeProto *n, const char *name, const char *e,
+                          int rank, const OxDim *dims) {
+  OxVal *v = ox_new(c, name, OXV_TENSOR);
+  v->rank = rank;
+  memcpy(v->dims, dims, (size_t)rank * sizeof *dims);
+  v->id = ox_ident(c, name);
+  ox_line(c, n, v->id, "reshape(%s, %s)", e, dims_str(c, rank, dims));
+  return v;
+}
+
+/* Conv, MaxPool, AveragePool, BatchNormalization on [N, C, L]: the node's 2-D form on reshape(x, [N, C, 1, L]) (a
+ * Conv's weight [O, C/g, K] as [O, C/g, 1, K]), reshaped back to [N, O, L'] */
+static int lower_1d(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *x = ox_find(c, n->input[0]);
+  if (x->padded) return ox_err(c, n, "a zero Pad before a 1-D %s is not folded", n->op_type);
+  Onnx__NodeProto n2 = *n;
+  n2.attribute = arena_alloc(c->a, (n->n_attribute + 1) * sizeof *n2.attribute);
+  for (size_t i = 0; i < n->n_attribute; i++)
+    if (!(n2.attribute[i] = attr_2d(c, n->attribute[i])))
+      return ox_err(c, n, "attribute %s does not fit a 1-D %s", n->attribute[i]->name, n->op_type);
+  n2.input = arena_alloc(c->a, n->n_input * sizeof *n2.input);
+  n2.output = arena_alloc(c->a, n->n_output * sizeof *n2.output);
+  memcpy(n2.input, n->input, n->n_input * sizeof *n->input);
+  memcpy(n2.output, n->output, n->n_output * sizeof *n->output);
+  n2.name = arena_strdup(c->a, ox_node_name(n)); /* its errors name the node */
+  n2.input[0] = arena_printf(c->a, "%s/2d", n->input[0]);
+  n2.output[0] = arena_printf(c->a, "%s/2d", n->output[0]);
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxDim d4[4] = {x->dims[0], x->dims[1], {1, NULL}, x->dims[2]};
+  reshaped_as(c, n, n2.input[0], e, 4, d4);
+  OxVal *w = has_in(n, 1) ? ox_find(c, n->input[1]) : NULL, saved = {0};
+  ptrdiff_t wi = w ? w - c->vals : -1;
+  if (w && w->rank == 3) { /* seen as 4-D by the 2-D handler only */
+    saved = *w;
+    w->rank = 4, w->dims[3] = w->dims[2], w->dims[2] = (OxDim){1, NULL};
+  }
+  int rc = op_entry(idx)->fn(c, &n2, idx);
+  if (saved.name) c->vals[wi] = saved;
+  if (rc) return -1;
+  OxVal *y4 = ox_find(c, n2.output[0]);
+  OxDim d3[3] = {y4->dims[0], y4->dims[1], y4->dims[3]};
+  OxVal *y = ox_def(c, n, 0, 3, d3);
+  ox_line(c, n, y->id, "reshape(%s, %s)", y4->id, dims_str(c, 3, d3));
+  return 0;
+}
+
 static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
-  (void)idx;
   OxVal *x = need(c, n, 0), *w = x ? need(c, n, 1) : NULL;
   if (!w || float_input(c, n, x)) return -1;
+  if (x->rank == 3) return lower_1d(c, n, idx);
   if (x->rank != 4)
-    return ox_err(c, n, "input of rank %d; nnc has 2-D convolution only (NCHW)", x->rank);
+    return ox_err(c, n, "input of rank %d; nnc has 1-D and 2-D convolution only (NCL, NCHW)",
+                  x->rank);
   if (!weightish(w) || w->rank != 4)
     return ox_err(c, n, "the weight must be a 4-D initializer (or a graph input fed as one)");
   int64_t g = ox_attr_i(n, "group", 1), k[2], s[2], d[2], p[2],
           kw[2] = {w->dims[2].v, w->dims[3].v};
   OxDim dims[4];
-  if (window(c, n, x, kw, k, s, d, p, dims)) return -1;
+  if (window(c, n, x, kw, k, s, d, p, dims, NULL)) return -1;
   if (k[0] != w->dims[2].v || k[1] != w->dims[3].v)
     return ox_err(c, n, "kernel_shape %s differs from the weight's [%lld, %lld]", pair(c, k),
                   (long long)w->dims[2].v, (long long)w->dims[3].v);
@@ -670,7 +768,6 @@ static int op_conv(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 }
 
 static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
-  (void)idx;
   OxVal *x = need(c, n, 0);
   if (!x || float_input(c, n, x)) return -1;
   if (ox_attr_i(n, "training_mode", 0) || (n->n_output > 1 && n->output[1][0]))
@@ -678,8 +775,10 @@ static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
                   "training mode (running statistics as outputs) is not imported; "
                   "export the model in eval mode");
   if (!ox_attr_i(n, "spatial", 1)) return ox_err(c, n, "spatial = 0 is not supported");
+  if (x->rank == 3) return lower_1d(c, n, idx);
   if (x->rank != 2 && x->rank != 4)
-    return ox_err(c, n, "input of rank %d; nnc's batchnorm takes [N, C] or [N, C, H, W]", x->rank);
+    return ox_err(c, n, "input of rank %d; nnc's batchnorm takes [N, C], [N, C, L] or [N, C, H, W]",
+                  x->rank);
   static const char *const pn[4] = {"weight", "bias", "running_mean", "running_var"};
   OxVal *ps[4];
   for (int i = 0; i < 4; i++)
@@ -731,9 +830,11 @@ static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *x = need(c, n, 0);
   if (!x || float_input(c, n, x)) return -1;
+  if (x->rank == 3) return lower_1d(c, n, idx);
   int64_t k[2], s[2], d[2], p[2];
+  int ceil = 0;
   OxDim dims[4];
-  if (window(c, n, x, NULL, k, s, d, p, dims)) return -1;
+  if (window(c, n, x, NULL, k, s, d, p, dims, &ceil)) return -1;
   const char *fn = op_entry(idx)->arg;
   if (d[0] != 1 || d[1] != 1) return ox_err(c, n, "dilations are not supported in pooling");
   if (2 * p[0] > k[0] || 2 * p[1] > k[1])
@@ -744,16 +845,18 @@ static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
     return ox_err(c, n, "a zero Pad before max pooling; nnc's maxpool pads with -inf");
   /* the pool's own padding (explicit or auto_pad), beside what a folded Pad added */
   int own = p[0] != (x->padded ? x->pad4[0] : 0) || p[1] != (x->padded ? x->pad4[1] : 0);
-  if (!strcmp(fn, "avgpool") && own && !ox_attr_i(n, "count_include_pad", 0))
+  int exclude = !strcmp(fn, "avgpool") && (own || ceil) && !ox_attr_i(n, "count_include_pad", 0);
+  if (exclude && x->padded)
     return ox_err(c, n,
-                  "padding with count_include_pad = 0; nnc's avgpool counts the padding "
-                  "(count_include_pad = 1)");
+                  "count_include_pad = 0 after a zero Pad: nnc's avgpool counts all of its "
+                  "padding or none");
   dims[1] = x->dims[1];
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, 4, dims);
-  ox_line(c, n, y->id, "%s(%s, %s, stride = %s%s%s)", fn, e, pair(c, k), pair(c, s),
-          p[0] || p[1] ? ", pad = " : "", p[0] || p[1] ? pair(c, p) : "");
+  ox_line(c, n, y->id, "%s(%s, %s, stride = %s%s%s%s%s)", fn, e, pair(c, k), pair(c, s),
+          p[0] || p[1] ? ", pad = " : "", p[0] || p[1] ? pair(c, p) : "",
+          ceil ? ", ceil_mode = true" : "", exclude ? ", count_include_pad = false" : "");
   return 0;
 }
 
@@ -1187,10 +1290,26 @@ static int op_squeeze(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return reshaped(c, n, x, o, dims, -1);
 }
 
+/* a Transpose of a constant, folded; a 2-D one remembers its source, so that a MatMul by it
+ * is a dense layer on the source's parameter ([out, in], PyTorch's Linear weight) */
+static int fold_transpose(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const int64_t *perm,
+                          const OxDim *dims) {
+  OxVal *y = def_const(c, n, 0, x->rank, dims, x->elem);
+  int64_t stride[OX_MAX_RANK], st = 1;
+  for (int d = x->rank - 1; d >= 0; d--) stride[d] = st, st *= x->dims[d].v;
+  for (int64_t k = 0; k < y->n; k++) {
+    int64_t rem = k, src = 0;
+    for (int d = x->rank - 1; d >= 0; d--) src += (rem % dims[d].v) * stride[perm[d]], rem /= dims[d].v;
+    y->cv[k] = x->cv[src];
+  }
+  if (x->rank == 2 && perm[0] == 1) y->tsrc = x->tsrc ? NULL : x->name;
+  return 0;
+}
+
 static int op_transpose(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0);
-  if (!x || float_input(c, n, x)) return -1;
+  if (!x) return -1;
   int64_t perm[OX_MAX_RANK];
   int k = ox_attr_ints(n, "perm", perm, OX_MAX_RANK);
   if (k < 0)
@@ -1202,6 +1321,8 @@ static int op_transpose(OxCtx *c, const Onnx__NodeProto *n, int idx) {
       return ox_err(c, n, "perm entry %lld out of range", (long long)perm[i]);
     dims[i] = x->dims[perm[i]];
   }
+  if (is_const(x) && x->n <= OX_MAX_FOLD) return fold_transpose(c, n, x, perm, dims);
+  if (float_input(c, n, x)) return -1;
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, k, dims);
@@ -1471,20 +1592,35 @@ static int op_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
 }
 
 /* Gather of rows of a [V, D] initializer by integer indices from the graph: an embedding */
+/* constant indices 0, 1, ..., n-1 (positions): `arange(n, dtype = i32)` */
+static int is_arange(const OxVal *ix) {
+  if (!is_const(ix) || ix->rank != 1 || !ix->n) return 0;
+  for (int64_t k = 0; k < ix->n; k++)
+    if (ix->cv[k] != (double)k) return 0;
+  return 1;
+}
+
 static int embedding(OxCtx *c, const Onnx__NodeProto *n, OxVal *table, OxVal *ix) {
-  if (table->rank != 2 || ix->rank + 1 > OX_MAX_RANK)
+  if (table->tsrc || table->rank != 2 || ix->rank + 1 > OX_MAX_RANK)
     return ox_err(c, n, "a table of rank %d; nnc's embedding takes [V, D]", table->rank);
   const char *scope = ox_scope(c, table->name, fallback_scope(c, n));
   int64_t shape[2] = {table->dims[0].v, table->dims[1].v};
-  if (ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), table, 0, 2, shape)) return -1;
-  const char *e = ox_operand(c, n, 1, 0);
+  const char *tied = table->param;
+  if (!tied && ox_weight(c, n, arena_printf(c->a, "%s.weight", scope), table, 0, 2, shape))
+    return -1;
+  const char *e = is_arange(ix) ? arena_printf(c->a, "arange(%lld, dtype = i32)", (long long)ix->n)
+                                : ox_operand(c, n, 1, 0);
   if (!e) return -1;
   OxDim dims[OX_MAX_RANK];
   memcpy(dims, ix->dims, sizeof dims);
   dims[ix->rank] = table->dims[1];
   OxVal *y = ox_def(c, n, 0, ix->rank + 1, dims);
-  ox_line(c, n, y->id, "embedding(%s, %lld, %lld, name = \"%s\")", e, (long long)shape[0],
-          (long long)shape[1], scope);
+  if (tied)
+    ox_line(c, n, y->id, "embedding(%s, %lld, %lld, weight = %s)", e, (long long)shape[0],
+            (long long)shape[1], tied);
+  else
+    ox_line(c, n, y->id, "embedding(%s, %lld, %lld, name = \"%s\")", e, (long long)shape[0],
+            (long long)shape[1], scope);
   return 0;
 }
 
@@ -1494,7 +1630,8 @@ static int op_gather(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   if (!ix) return -1;
   int ax;
   if (ox_axis(c, n, ox_attr_i(n, "axis", 0), x->rank, &ax)) return -1;
-  if (ax == 0 && weightish(x) && ix->kind != OXV_CONST && ix->elem != F_FLOAT)
+  if (ax == 0 && weightish(x) && ((ix->kind != OXV_CONST && ix->elem != F_FLOAT) ||
+                                   (x->rank == 2 && is_arange(ix))))
     return embedding(c, n, x, ix);
   if (!is_const(ix) || ix->rank > 1)
     return ox_err(c, n,
@@ -1572,15 +1709,23 @@ static int op_size(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
-/* integer ids from the graph made float: `to(x, f32)`; other casts are refused */
+/* integer ids from the graph made float: `to(x, f32)`; a bool (0/1 in nnc) made float is
+ * itself, a float made bool is `ne(x, 0.0)`; other casts are refused */
 static int cast_to_float(OxCtx *c, const Onnx__NodeProto *n, OxVal *x, int to) {
-  if (to != F_FLOAT || (x->elem != F_INT64 && x->elem != ONNX__TENSOR_PROTO__DATA_TYPE__INT32))
+  if ((to == F_FLOAT || to == F_BOOL) && x->elem == F_BOOL) {
+    if (alias(c, n, x)) return -1;
+    ox_find(c, n->output[0])->elem = to;
+    return 0;
+  }
+  int from_int = x->elem == F_INT64 || x->elem == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+  if (!(to == F_FLOAT && from_int) && !(to == F_BOOL && x->elem == F_FLOAT))
     return ox_err(c, n, "cast of a computed %s tensor to %s; nnc computes on float tensors",
                   ox_dt_name(x->elem), ox_dt_name(to));
   const char *e = ox_operand(c, n, 0, 0);
   if (!e) return -1;
   OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
-  ox_line(c, n, y->id, "to(%s, f32)", e);
+  y->elem = to;
+  ox_line(c, n, y->id, to == F_BOOL ? "ne(%s, 0.0)" : "to(%s, f32)", e);
   return 0;
 }
 
@@ -1602,6 +1747,168 @@ static int op_cast(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return alias(c, n, x);
 }
 
+/* --- comparisons, logic, select ------------------------------------------------------- */
+/* A bool tensor is a float tensor of 0s and 1s in nnc (what its comparisons return); its
+ * OxVal keeps elem BOOL, so that only the ops that take booleans read it. */
+
+static int is_int_elem(int e) {
+  return e == F_INT64 || e == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+         e == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 || e == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
+         e == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+}
+
+/* an integer constant read as a float tensor: a float copy (integers up to 2^24 are exact) */
+static const char *int_const_expr(OxCtx *c, const Onnx__NodeProto *n, OxVal *v, int allow_number) {
+  for (int64_t k = 0; k < v->n; k++)
+    if (fabs(v->cv[k]) > 16777216.0) {
+      ox_err(c, n, "integer constant '%s' holds %.0f, which float32 does not hold exactly",
+             v->name, v->cv[k]);
+      return NULL;
+    }
+  const char *fname = arena_printf(c->a, "%s_f32", v->name);
+  OxVal *f = ox_find(c, fname);
+  if (!f) {
+    f = def_const(c, n, 0, v->rank, v->dims, F_FLOAT);
+    f->name = fname;
+    memcpy(f->cv, v->cv, (size_t)v->n * sizeof *v->cv);
+  }
+  return ox_value_expr(c, n, fname, allow_number);
+}
+
+/* an operand of a comparison: float and bool values as they are, integer graph inputs as
+ * `to(x, f32)`, integer constants as float constants */
+static const char *cmp_operand(OxCtx *c, const Onnx__NodeProto *n, int i, int allow_number) {
+  OxVal *v = need(c, n, i);
+  if (!v) return NULL;
+  if (!is_int_elem(v->elem)) {
+    if (v->elem == F_BOOL || v->elem == F_FLOAT || v->kind == OXV_CONST)
+      return ox_operand(c, n, i, allow_number);
+    float_input(c, n, v);
+    return NULL;
+  }
+  if (v->kind == OXV_CONST) return int_const_expr(c, n, v, allow_number);
+  const char *e = ox_operand(c, n, i, 0);
+  return e ? arena_printf(c->a, "to(%s, f32)", e) : NULL;
+}
+
+static double fold_logic(const char *op, double a, double b) {
+  if (!strcmp(op, "lt")) return a < b;
+  if (!strcmp(op, "le")) return a <= b;
+  if (!strcmp(op, "gt")) return a > b;
+  if (!strcmp(op, "ge")) return a >= b;
+  if (!strcmp(op, "eq")) return a == b;
+  if (!strcmp(op, "and")) return a != 0 && b != 0;
+  if (!strcmp(op, "or")) return a != 0 || b != 0;
+  return (a != 0) != (b != 0); /* xor */
+}
+
+static int need_bool(OxCtx *c, const Onnx__NodeProto *n, const OxVal *v) {
+  if (v->elem == F_BOOL) return 0;
+  return ox_err(c, n, "'%s' is %s where %s takes bool", v->name, ox_dt_name(v->elem), n->op_type);
+}
+
+/* Equal Less LessOrEqual Greater GreaterOrEqual: `lt(a, b)` ...; And Or Xor on bools:
+ * `a * b`, `a + b - a * b`, `ne(a, b)` */
+static int op_compare(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  OxVal *a = need(c, n, 0), *b = a ? need(c, n, 1) : NULL;
+  if (!b) return -1;
+  const char *op = op_entry(idx)->arg;
+  int logic = !strcmp(op, "and") || !strcmp(op, "or") || !strcmp(op, "xor");
+  if (logic && (need_bool(c, n, a) || need_bool(c, n, b))) return -1;
+  int r;
+  OxDim dims[OX_MAX_RANK];
+  if (broadcast(c, n, a, b, &r, dims)) return -1;
+  if (is_const(a) && is_const(b)) {
+    OxVal *y = def_const(c, n, 0, r, dims, F_BOOL);
+    for (int64_t k = 0; k < y->n; k++)
+      y->cv[k] = fold_logic(op, a->cv[bcast_index(k, r, dims, a)], b->cv[bcast_index(k, r, dims, b)]);
+    return 0;
+  }
+  const char *ea = cmp_operand(c, n, 0, 1 + b->rank);
+  const char *eb = ea ? cmp_operand(c, n, 1, 1 + a->rank) : NULL;
+  if (!eb) return -1;
+  OxVal *y = ox_def(c, n, 0, r, dims);
+  y->elem = F_BOOL;
+  if (!strcmp(op, "and"))
+    ox_line(c, n, y->id, "%s * %s", ea, eb);
+  else if (!strcmp(op, "or"))
+    ox_line(c, n, y->id, "%s + %s - %s * %s", ea, eb, ea, eb);
+  else
+    ox_line(c, n, y->id, "%s(%s, %s)", !strcmp(op, "xor") ? "ne" : op, ea, eb);
+  return 0;
+}
+
+static int op_not(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x || need_bool(c, n, x)) return -1;
+  if (is_const(x)) {
+    OxVal *y = def_const(c, n, 0, x->rank, x->dims, F_BOOL);
+    for (int64_t k = 0; k < y->n; k++) y->cv[k] = x->cv[k] == 0;
+    return 0;
+  }
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  y->elem = F_BOOL;
+  ox_line(c, n, y->id, "1.0 - %s", e);
+  return 0;
+}
+
+/* k when the rank-2 constant m is 1 exactly where j - i <= k (tril) or j - i >= k (triu) */
+static int tri_mask(const OxVal *m, int upper, int64_t *k) {
+  if (m->rank != 2) return 0;
+  int64_t rows = m->dims[0].v, cols = m->dims[1].v, kk = upper ? cols : -rows;
+  for (int64_t i = 0; i < rows; i++) /* the first 1 (triu) or the last 1 (tril) of row i */
+    for (int64_t j = 0; j < cols; j++)
+      if (m->cv[i * cols + j] != 0 && (upper ? j - i < kk : j - i > kk)) kk = j - i;
+  if (upper ? kk >= cols : kk <= -rows) return 0;
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++)
+      if ((m->cv[i * cols + j] != 0) != (upper ? j - i >= kk : j - i <= kk)) return 0;
+  *k = kk;
+  return 1;
+}
+
+/* Where's condition: a constant triangular mask (causal attention) as `tril(ones([T, T]))`,
+ * computed inside the kernel that applies it; otherwise the value */
+static const char *where_cond(OxCtx *c, const Onnx__NodeProto *n, OxVal *cond) {
+  int64_t k;
+  for (int upper = 0; is_const(cond) && upper < 2; upper++)
+    if (tri_mask(cond, upper, &k))
+      return arena_printf(c->a, "%s(ones([%lld, %lld])%s)", upper ? "triu" : "tril",
+                          (long long)cond->dims[0].v, (long long)cond->dims[1].v,
+                          k ? arena_printf(c->a, ", %lld", (long long)k) : "");
+  return ox_operand(c, n, 0, 0);
+}
+
+static int op_where(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *cond = need(c, n, 0), *a = cond ? need(c, n, 1) : NULL, *b = a ? need(c, n, 2) : NULL;
+  if (!b || need_bool(c, n, cond)) return -1;
+  int r, r2;
+  OxDim d1[OX_MAX_RANK], dims[OX_MAX_RANK];
+  if (broadcast(c, n, a, b, &r, d1)) return -1;
+  OxVal ab = *a;
+  ab.rank = r, memcpy(ab.dims, d1, sizeof d1);
+  if (broadcast(c, n, cond, &ab, &r2, dims)) return -1;
+  if (is_const(cond) && is_const(a) && is_const(b)) {
+    OxVal *y = def_const(c, n, 0, r2, dims, a->elem);
+    for (int64_t k = 0; k < y->n; k++)
+      y->cv[k] = cond->cv[bcast_index(k, r2, dims, cond)] != 0 ? a->cv[bcast_index(k, r2, dims, a)]
+                                                                : b->cv[bcast_index(k, r2, dims, b)];
+    return 0;
+  }
+  if (float_input(c, n, a) || float_input(c, n, b)) return -1;
+  const char *ec = where_cond(c, n, cond);
+  const char *ea = ec ? ox_operand(c, n, 1, 1 + r2) : NULL;
+  const char *eb = ea ? ox_operand(c, n, 2, 1 + r2) : NULL;
+  if (!eb) return -1;
+  OxVal *y = ox_def(c, n, 0, r2, dims);
+  ox_line(c, n, y->id, "where(%s, %s, %s)", ec, ea, eb);
+  return 0;
+}
+
 /* --- the table --------------------------------------------------------------------------- */
 
 static const OxOp ops[] = {
@@ -1621,6 +1928,16 @@ static const OxOp ops[] = {
     {"Mul", op_binary, "*"},
     {"Div", op_binary, "/"},
     {"Pow", op_pow, NULL},
+    {"Equal", op_compare, "eq"},
+    {"Less", op_compare, "lt"},
+    {"LessOrEqual", op_compare, "le"},
+    {"Greater", op_compare, "gt"},
+    {"GreaterOrEqual", op_compare, "ge"},
+    {"And", op_compare, "and"},
+    {"Or", op_compare, "or"},
+    {"Xor", op_compare, "xor"},
+    {"Not", op_not, NULL},
+    {"Where", op_where, NULL},
     {"Sum", op_nary, "sum"},
     {"Mean", op_nary, "mean"},
     {"Clip", op_clip, NULL},

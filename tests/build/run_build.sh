@@ -10,7 +10,7 @@
 #     2 epochs of 16 steps) follows the interpreter's loss curve (`nnc run --train`, same
 #     shuffle and seed): per-epoch mean losses within 1e-3 relative, parameters within 1e-2;
 #     the held-out accuracy of the trained weights reaches 0.9 (chance 0.1); without a TTY,
-#     one line per epoch with loss and samples/s;
+#     one line per epoch with loss and samples/s on stdout;
 #  5. resuming from the checkpoint (optimizer state included) for 1 epoch gives the same
 #     file as 3 epochs straight;
 #  6. `bench` prints measured time next to the cost-model estimate;
@@ -131,10 +131,10 @@ PYEOF
 # --- 4. train vs the interpreter; accuracy --------------------------------------------------
 DATA="x=$T/train_x.npy,label=$T/train_y.npy"
 "$T/mlp" train --weights "$T/w0.safetensors" --data "$DATA" --epochs 2 --seed 3 --threads 2 \
-  --save "$T/w2.safetensors" --log "$T/loss.csv" 2>"$T/train.err" </dev/null ||
+  --save "$T/w2.safetensors" --log "$T/loss.csv" >"$T/train.out" 2>"$T/train.err" </dev/null ||
   { cat "$T/train.err" >&2; die "mlp train"; }
-[ "$(grep -c '^epoch [12]/2 .*loss .*samples/s' "$T/train.err")" = 2 ] ||
-  { cat "$T/train.err" >&2; die "train: expected one line per epoch on stderr"; }
+[ "$(grep -c '^epoch [12]/2 .*loss .*samples/s' "$T/train.out")" = 2 ] ||
+  { cat "$T/train.out" >&2; die "train: expected one line per epoch on stdout"; }
 "$NNC" run "$MLP" --train --weights "$T/w0.safetensors" --data x="$T/train_x.npy" \
   --data label="$T/train_y.npy" --epochs 2 --batch 64 \
   --seed 3 --save-weights "$T/wi.safetensors" >"$T/interp.txt" 2>/dev/null ||
@@ -144,7 +144,7 @@ DATA="x=$T/train_x.npy,label=$T/train_y.npy"
 $PY - "$T" <<'PYEOF' || die "training: loss curve or accuracy"
 import sys, re, numpy as np
 t = sys.argv[1]; sys.path.insert(0, t); import st
-comp = [float(m) for m in re.findall(r"^epoch \d+/2\s+loss (\S+)", open(t + "/train.err").read(), re.M)]
+comp = [float(m) for m in re.findall(r"^epoch \d+/2\s+loss (\S+)", open(t + "/train.out").read(), re.M)]
 ref = [float(m) for m in re.findall(r"^epoch \d+/2: loss (\S+)", open(t + "/interp.txt").read(), re.M)]
 steps = np.loadtxt(t + "/loss.csv", delimiter=",", skiprows=1)
 a, meta = st.read(t + "/w2.safetensors"); r, _ = st.read(t + "/wi.safetensors")

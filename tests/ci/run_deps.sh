@@ -70,7 +70,7 @@ done
 mods=$(grep -ohE '^\s*(import|from) [A-Za-z_][A-Za-z0-9_.]*' tests/*/*.sh tests/*/*.py .ci/*.sh |
   awk '{print $2}' | cut -d. -f1 | sort -u)
 for m in $mods; do
-  case $m in numpy|ref_nets|st|torch) continue ;; esac   # numpy: python3-numpy; ours; torch opt-in
+  case $m in numpy|ref_nets|st|torch|torchvision) continue ;; esac  # numpy: python3-numpy; ours; torch opt-in
   # a module setup.sh installs from PyPI (the onnx package, for tests/import/)
   grep -qE "pip install .*[ =]$m==" .ci/setup.sh && continue
   /usr/bin/python3 -c "import sys; sys.exit(0 if '$m' in sys.stdlib_module_names else 1)" ||

@@ -21,7 +21,7 @@ import ref_nets  # noqa: E402  (safetensors reading/writing)
 
 RTOL, ATOL = 1e-3, 1e-4   # float32 ONNX reference vs nnc's double-precision interpreter
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
-NOTE = re.compile(r"^# (input|param|output) +(\S+)(?: (f32\[[^\]]*\]))? <- (graph input )?'(.*)'( transposed)?$")
+NOTE = re.compile(r"^# (input|param|output) +(\S+)(?: (f32\[[^\]]*\]))? <- (graph input )?'(.*)'( transposed)?(?: \(bool[^)]*\))?$")
 
 
 def notes(nn_path):

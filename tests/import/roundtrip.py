@@ -9,6 +9,7 @@ torch.onnx.export are checked against PyTorch's own outputs as well.
 usage: roundtrip.py NNC SRC_DIR WORK_DIR"""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -140,7 +141,7 @@ SHAPES = {
               "conv2.bias": (16,), "fc1.weight": (120, 400), "fc1.bias": (120,),
               "fc2.weight": (84, 120), "fc2.bias": (84,), "fc3.weight": (10, 84), "fc3.bias": (10,)},
 }
-X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28), "resnet18": (1, 3, 32, 32)}
+X_SHAPE = {"mlp": (5, 784), "lenet": (5, 1, 28, 28), "resnet18": (1, 3, 32, 32), "mobilenet_v2": (2, 3, 32, 32)}
 
 
 def sh(*args):
@@ -150,7 +151,8 @@ def sh(*args):
     return r.stdout
 
 
-EXAMPLE_DIMS = {"resnet18": ["-D", "S=32"]}  # the ONNX graph has 32x32 images
+BLOCKS = {"resnet18": ("layer1.0", "layer1.1"), "mobilenet_v2": ("features.5", "features.6")}
+EXAMPLE_DIMS = {"resnet18": ["-D", "S=32"], "mobilenet_v2": ["-D", "S=32"]}  # the ONNX graphs have 32x32 images
 
 
 def cost(nnc, nn, dims=()):
@@ -176,7 +178,7 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     np.save(os.path.join(work, "x.npy"), x)
     np.save(os.path.join(work, "label.npy"), np.zeros(x.shape[0], np.int32))
     sh(nnc, "run", nn, "--weights", st, "--in", f"x={work}/x.npy", "--out", f"logits={work}/a.npy")
-    xin = "img" if net == "resnet18" else "x"
+    xin = "img" if net in ("resnet18", "mobilenet_v2") else "x"
     sh(nnc, "run", example, *dims, "--weights", ref_w, "--in", f"{xin}={work}/x.npy",
        "--in", f"label={work}/label.npy", "--out", f"logits={work}/b.npy")
     a, b = np.load(f"{work}/a.npy"), np.load(f"{work}/b.npy")
@@ -184,14 +186,16 @@ def check_import(nnc, src, work, net, onnx_path, w, x, want=None):
     print(f"{net}: {ci[0]} params, {ci[1]} MACs as the example; max |imported - example| = {err:.3g}")
     if err > ATOL + RTOL * np.abs(b).max():
         raise SystemExit(f"FAIL: {net}: outputs differ by {err}")
-    if net != "resnet18":  # a backward pass of resnet18 in the interpreter takes too long
+    if net in ("mlp", "lenet"):  # a backward pass of the larger nets in the interpreter takes too long
         trains_like_example(nnc, work, net, nn, st, example, ref_w)
     else:
         text = open(nn).read()
         calls = text.count("_block(")
         print(f"{net}: {text.count('block ')} block definition(s), {calls - text.count('block ')} calls")
-        if "block layer1_0_block(x)" not in text or 'layer1_0_block(layer1_0_out, name = "layer1.1")' not in text:
-            raise SystemExit(f"FAIL: {net}: layer1.0 and layer1.1 are not one block:\n{text}")
+        first, second = BLOCKS[net]
+        blk = first.replace(".", "_") + "_block"
+        if f"block {blk}(x)" not in text or not re.search(rf'= {blk}\(\w+, name = "{second}"\)', text):
+            raise SystemExit(f"FAIL: {net}: {first} and {second} are not one block:\n{text}")
     if want is not None:
         e2 = np.abs(a - want).max()
         print(f"{net}: max |nnc - pytorch| = {e2:.3g}")
@@ -362,13 +366,63 @@ def attention_ops(nnc, work):
     expect_close("attention ops (opset 17) vs onnx.reference", got, want, 1e-5)
 
 
+def causal_tied(nnc, work):
+    """what a GPT-style export writes: a position embedding by constant arange ids, a causal
+    mask as Where on a constant bool tril, and the output projection MatMul by the Transpose of
+    the token embedding (weight tying), against onnx.reference"""
+    from onnx.reference import ReferenceEvaluator
+    n, rng = helper.make_node, np.random.default_rng(8)
+    wte, wpe = rng.standard_normal((11, 6)).astype(np.float32), rng.standard_normal((5, 6)).astype(np.float32)
+    inits = [init("wte.weight", wte), init("wpe.weight", wpe), init("pos", np.arange(5, dtype=np.int64)),
+             init("mask", np.tril(np.ones((5, 5), bool))), init("neg", np.array(-1e9, np.float32))]
+    nodes = [n("Gather", ["wte.weight", "ids"], ["tok"]), n("Gather", ["wpe.weight", "pos"], ["p"]),
+             n("Add", ["tok", "p"], ["x"]), n("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+             n("MatMul", ["x", "xt"], ["s"]), n("Where", ["mask", "s", "neg"], ["sm"]),
+             n("Softmax", ["sm"], ["a"], axis=-1), n("MatMul", ["a", "x"], ["h"]),
+             n("Transpose", ["wte.weight"], ["wt"], perm=[1, 0]), n("MatMul", ["h", "wt"], ["y"])]
+    m = model(nodes, [("ids", TensorProto.INT64, [2, 5])], inits)
+    ids = rng.integers(0, 11, (2, 5)).astype(np.int64)
+    got, path, _ = import_run(nnc, work, "causal", m, {"ids": ids},
+                              ["embedding(arange(5, dtype = i32), 5, 6, name = \"wpe\")",
+                               "where(tril(ones([5, 5])), s, (-1e+09))", "bias = false, weight = wte.weight)"])
+    want = ReferenceEvaluator(path).run(None, {"ids": ids})[0]
+    expect_close("causal mask (tril), arange positions, tied projection vs onnx.reference", got, want, 1e-4)
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
+        import torchvision
     except ImportError:
         print("torch export round trips: skipped (PyTorch is not installed; "
-              "NNC_WITH_TORCH=1 bash .ci/setup.sh installs python3-torch)")
+              "NNC_WITH_TORCH=1 bash .ci/setup.sh installs python3-torch and python3-torchvision)")
         return
+    import warnings
+    warnings.filterwarnings("ignore")  # the exporter's notes on constant folding and opsets
+    tdir = os.path.join(work, "torch")
+    for net, mod in torch_models(torch, torchvision).items():
+        x = np.random.default_rng(3).standard_normal(X_SHAPE[net]).astype(np.float32)
+        path = os.path.join(tdir, net + ".onnx")
+        # PRESERVE keeps BatchNormalization nodes (EVAL folds them into the convolutions, which
+        # drops the batchnorm parameters the examples have); the model is in eval mode
+        torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}},
+                          training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+        w = {k: v.detach().numpy() for k, v in mod.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+        with torch.no_grad():
+            want = mod(torch.from_numpy(x)).numpy()
+        check_import(nnc, src, tdir, net, path, w, x, want)
+        if net == "mobilenet_v2":
+            compiled_infer(nnc, tdir, net, x, want)
+    folded_export(nnc, src, tdir, torch, torchvision)
+    char_lm_round_trip(nnc, src, tdir, torch)
+    gpt2_block_round_trip(nnc, src, tdir, torch)
+
+
+def torch_models(torch, torchvision):
+    """the examples' PyTorch counterparts, in eval mode, with random batchnorm statistics (a
+    trained network's; fresh ones are all equal, which the exporter deduplicates)"""
     import torch.nn as tnn
 
     class MLP(tnn.Module):
@@ -391,16 +445,225 @@ def torch_round_trips(nnc, src, work):
             x = x.view(x.size(0), -1)
             return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
-    for net, mod in (("mlp", MLP()), ("lenet", LeNet())):
-        torch.manual_seed(0)
+    torch.manual_seed(0)
+    nets = {"mlp": MLP(), "lenet": LeNet(), "resnet18": torchvision.models.resnet18(),
+            "mobilenet_v2": torchvision.models.mobilenet_v2()}
+    for mod in nets.values():
         mod.eval()
-        x = np.random.default_rng(3).standard_normal(X_SHAPE[net]).astype(np.float32)
-        path = os.path.join(work, net + ".torch.onnx")
-        torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"],
-                          output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
-        w = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
-        want = mod(torch.from_numpy(x)).detach().numpy()
-        check_import(nnc, src, os.path.join(work, "torch"), net, path, w, x, want)
+        for m in mod.modules():
+            if isinstance(m, tnn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(0.1 * torch.randn(c))
+                m.running_var.copy_(0.5 + torch.rand(c))
+                m.weight.data.copy_(1 + 0.1 * torch.randn(c))
+                m.bias.data.copy_(0.1 * torch.randn(c))
+    return nets
+
+
+def char_lm_module(torch):
+    """examples/char_lm.nn in PyTorch, with its state_dict names: token and position
+    embeddings, two pre-norm blocks whose causal mask is torch.where on a tril buffer, GELU,
+    and the output projection tied to the token embedding"""
+    import math
+    import torch.nn as tnn
+    V, T, H, K = 65, 32, 4, 16
+    D = H * K
+
+    class Attn(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn, self.c_proj = tnn.Linear(D, 3 * D), tnn.Linear(D, D)
+            self.register_buffer("mask", torch.tril(torch.ones(T, T)).bool(), persistent=False)
+
+        def forward(self, x):
+            n = x.shape[0]
+            q, k, v = [t.reshape(n, T, H, K).permute(0, 2, 1, 3) for t in self.c_attn(x).split(D, dim=2)]
+            att = torch.where(self.mask, q @ k.transpose(-2, -1) / math.sqrt(K), torch.tensor(-1e9))
+            return self.c_proj((att.softmax(-1) @ v).permute(0, 2, 1, 3).reshape(n, T, D))
+
+    class MLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj = tnn.Linear(D, 4 * D), tnn.Linear(4 * D, D)
+
+        def forward(self, x):
+            return self.c_proj(torch.nn.functional.gelu(self.c_fc(x)))
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2, self.mlp = tnn.LayerNorm(D), Attn(), tnn.LayerNorm(D), MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class CharLM(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = tnn.Embedding(V, D), tnn.Embedding(T, D)
+            self.h, self.ln_f = tnn.ModuleList([Block(), Block()]), tnn.LayerNorm(D)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(torch.arange(T))
+            for b in self.h:
+                x = b(x)
+            return self.ln_f(x) @ self.wte.weight.t()
+
+    torch.manual_seed(1)
+    mod = CharLM().eval()
+    for m in mod.modules():  # trained-looking layernorms (fresh ones are deduplicated by the exporter)
+        if isinstance(m, tnn.LayerNorm):
+            m.weight.data.copy_(1 + 0.1 * torch.randn(D))
+            m.bias.data.copy_(0.1 * torch.randn(D))
+    return mod, V, T
+
+
+def same_cost(nnc, net, nn, example, batches):
+    """the imported file's parameter count and MACs are the example's (command line) at each N"""
+    for n in batches:
+        got = [json.loads(sh(nnc, "cost", *f, "-D", f"N={n}", "--json"))["totals"] for f in ([nn], example)]
+        got = [(g["params"], g["fwd_macs"]) for g in got]
+        if got[0] != got[1]:
+            raise SystemExit(f"FAIL: {net} at N={n}: params/MACs {got[0]}, the example {got[1]}")
+    print(f"{net}: {got[0][0]} params, {got[0][1]} MACs at N={batches[-1]} as the example")
+
+
+def gpt2_block_round_trip(nnc, src, work, torch):
+    """examples/gpt2_block.nn's PyTorch counterpart (HuggingFace's GPT2Block: Conv1D weights
+    [in, out], the attention mask an input) exported at opset 17, at a small size: the
+    example's parameter names, count and MACs (the dense weights stored [out, in]), and its
+    and PyTorch's outputs"""
+    import math
+    import torch.nn as tnn
+    n, t, heads, k = 2, 16, 2, 16
+    d = heads * k
+
+    class Conv1D(tnn.Module):
+        def __init__(self, nin, nout):
+            super().__init__()
+            self.weight = tnn.Parameter(0.2 * torch.randn(nin, nout))
+            self.bias = tnn.Parameter(0.1 * torch.randn(nout))
+
+        def forward(self, x):
+            return x @ self.weight + self.bias
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+            self.attn, self.mlp = tnn.Module(), tnn.Module()
+            self.attn.c_attn, self.attn.c_proj = Conv1D(d, 3 * d), Conv1D(d, d)
+            self.mlp.c_fc, self.mlp.c_proj = Conv1D(d, 4 * d), Conv1D(4 * d, d)
+
+        def forward(self, x, mask):
+            qkv = self.attn.c_attn(self.ln_1(x)).split(d, dim=2)
+            q, kk, v = [a.reshape(x.shape[0], t, heads, k).permute(0, 2, 1, 3) for a in qkv]
+            att = torch.softmax(q @ kk.transpose(-2, -1) / math.sqrt(k) + mask, -1)
+            x = x + self.attn.c_proj((att @ v).permute(0, 2, 1, 3).reshape(x.shape[0], t, d))
+            return x + self.mlp.c_proj(torch.nn.functional.gelu(self.mlp.c_fc(self.ln_2(x))))
+
+    torch.manual_seed(2)
+    mod = Block().eval()
+    for ln in (mod.ln_1, mod.ln_2):
+        ln.weight.data.copy_(1 + 0.1 * torch.randn(d))
+        ln.bias.data.copy_(0.1 * torch.randn(d))
+    x = np.random.default_rng(6).standard_normal((n, t, d)).astype(np.float32)
+    mask = np.triu(np.full((t, t), -1e9, np.float32), 1)
+    path, nn, st = (os.path.join(work, "gpt2_block" + e) for e in (".onnx", ".nn", ".safetensors"))
+    torch.onnx.export(mod, (torch.from_numpy(x), torch.from_numpy(mask)), path, input_names=["x", "mask"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    sh(nnc, "import", path, "-o", nn, "--weights", st)
+    w = {key: v.detach().numpy() for key, v in mod.state_dict().items()}
+    if sorted(ref_nets.st_read(st)) != sorted(w):
+        raise SystemExit(f"FAIL: gpt2_block: parameters {sorted(ref_nets.st_read(st))}, PyTorch's {sorted(w)}")
+    example = [os.path.join(src, "examples", "gpt2_block.nn"), "-D", f"T={t}", "-D", f"H={heads}", "-D", f"K={k}"]
+    same_cost(nnc, "gpt2_block", nn, example, (n,))
+    ref_w = os.path.join(work, "gpt2_block.ref.safetensors")
+    ref_nets.write_file(ref_w, ref_nets.st_bytes(w))
+    np.save(f"{work}/gx.npy", x)
+    np.save(f"{work}/gm.npy", mask)
+    feeds = ["--in", f"x={work}/gx.npy", "--in", f"mask={work}/gm.npy"]
+    sh(nnc, "run", nn, "--weights", st, *feeds, "--out", f"y={work}/ga.npy")
+    sh(nnc, "run", *example, "-D", f"N={n}", "--weights", ref_w, *feeds, "--out", f"y={work}/gb.npy")
+    with torch.no_grad():
+        want = mod(torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+    a, b = np.load(f"{work}/ga.npy"), np.load(f"{work}/gb.npy")
+    expect_close("gpt2_block: imported vs examples/gpt2_block.nn", a, b, 1e-5 * np.abs(b).max())
+    expect_close("gpt2_block: imported vs PyTorch", a, want, 1e-4 + 1e-4 * np.abs(want).max())
+
+
+def char_lm_round_trip(nnc, src, work, torch):
+    """the char_lm counterpart exported at opset 17 imports to a file with the example's
+    parameter names, count and MACs (weight tying kept, the causal mask as tril), and
+    PyTorch's and the example's outputs"""
+    mod, vocab, t = char_lm_module(torch)
+    idx = np.random.default_rng(5).integers(0, vocab, (2, t))
+    path, nn, st = (os.path.join(work, "char_lm" + e) for e in (".onnx", ".nn", ".safetensors"))
+    torch.onnx.export(mod, torch.from_numpy(idx), path, input_names=["idx"], output_names=["logits"],
+                      dynamic_axes={"idx": {0: "N"}, "logits": {0: "N"}}, opset_version=17,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    sh(nnc, "import", path, "-o", nn, "--weights", st)
+    text = open(nn).read()
+    for want in ("weight = wte.weight)", "where(tril(ones([32, 32]))", "arange(32, dtype = i32)"):
+        if want not in text:
+            raise SystemExit(f"FAIL: char_lm: no '{want}' in\n{text}")
+    w = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
+    if sorted(ref_nets.st_read(st)) != sorted(w):
+        raise SystemExit(f"FAIL: char_lm: parameters {sorted(ref_nets.st_read(st))}, PyTorch's {sorted(w)}")
+    example = os.path.join(src, "examples", "char_lm.nn")
+    # (`cost --symbolic` does not take char_lm.nn's blocks: two batch sizes)
+    same_cost(nnc, "char_lm", nn, [example], (2, 16))
+    ref_w = os.path.join(work, "char_lm.ref.safetensors")
+    ref_nets.write_file(ref_w, ref_nets.st_bytes(w))
+    np.save(f"{work}/idx.npy", idx.astype(np.int32))
+    sh(nnc, "run", nn, "--weights", st, "--in", f"idx={work}/idx.npy", "--out", f"logits={work}/la.npy")
+    sh(nnc, "run", example, "-D", "N=2", "--weights", ref_w, "--in", f"idx={work}/idx.npy",
+       "--out", f"logits={work}/lb.npy")
+    with torch.no_grad():
+        want = mod(torch.from_numpy(idx)).numpy()
+    a, b = np.load(f"{work}/la.npy"), np.load(f"{work}/lb.npy")
+    # (PyTorch's layernorm eps 1e-5 is exported as float32, 9.99999975e-06)
+    expect_close("char_lm: imported vs examples/char_lm.nn", a, b, 1e-5 * np.abs(b).max())
+    expect_close("char_lm: imported vs PyTorch", a, want, 1e-4 + 1e-4 * np.abs(want).max())
+
+
+def compiled_infer(nnc, work, net, x, want):
+    """the imported file built with `nnc build` runs as a program (`infer`) to PyTorch's outputs"""
+    nn, prog = os.path.join(work, net + ".nn"), os.path.join(work, net + ".prog")
+    sh(nnc, "build", nn, "-o", prog, "-D", f"N={x.shape[0]}")
+    np.save(f"{work}/cx.npy", x)
+    sh(prog, "infer", "--weights", os.path.join(work, net + ".safetensors"), "--in", f"x={work}/cx.npy",
+       "--out", f"logits={work}/cy.npy", "--threads", "1")
+    expect_close(f"{net}: compiled program (nnc build + infer) vs PyTorch", np.load(f"{work}/cy.npy"), want,
+                 1e-4 + 1e-4 * np.abs(want).max())
+
+
+def folded_export(nnc, src, work, torch, torchvision):
+    """torch.onnx.export's default (EVAL) folds batchnorm into the convolutions and renames the
+    weights; the import still has resnet18's MACs and PyTorch's outputs"""
+    mod = torch_models(torch, torchvision)["resnet18"]
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    path, nn = os.path.join(work, "folded.onnx"), os.path.join(work, "folded.nn")
+    torch.onnx.export(mod, torch.from_numpy(x), path, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+    sh(nnc, "import", path, "-o", nn)
+    text = open(nn).read()
+    if "batchnorm(" in text:
+        raise SystemExit("FAIL: the EVAL export still has batchnorm nodes; the test exports nothing new")
+    macs = cost(nnc, nn)[1]
+    want_macs = cost(nnc, os.path.join(src, "examples", "resnet18.nn"), EXAMPLE_DIMS["resnet18"])[1]
+    if macs != want_macs:
+        raise SystemExit(f"FAIL: resnet18, default export: {macs} MACs, the example {want_macs}")
+    np.save(f"{work}/fx.npy", x)
+    sh(nnc, "run", nn, "--weights", f"{work}/folded.safetensors", "--in", f"x={work}/fx.npy",
+       "--out", f"logits={work}/fy.npy")
+    with torch.no_grad():
+        want = mod(torch.from_numpy(x)).numpy()
+    print(f"resnet18, default export (batchnorm folded): {macs} MACs as the example")
+    expect_close("resnet18, default export, nnc vs PyTorch", np.load(f"{work}/fy.npy"), want,
+                 1e-4 + 1e-4 * np.abs(want).max())
 
 
 def main():
@@ -421,6 +684,7 @@ def main():
     pad_folding(nnc, work)
     attention_ops(nnc, work)
     nearest_resize(nnc, work)
+    causal_tied(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

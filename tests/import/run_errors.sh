@@ -27,6 +27,11 @@ save("gemm", [h.make_node("Flatten", ["x"], ["f"]),
               h.make_node("Gemm", ["f", "fc.weight"], ["y"], name="fc", alpha=2.0, transB=1)],
      [nh.from_array(np.zeros((5, 192), np.float32), "fc.weight")])
 save("erf", [h.make_node("Erf", ["x"], ["y"], name="erf_0")])
+save("argmax", [h.make_node("ArgMax", ["x"], ["y"], name="am", axis=1)])
+save("andf", [h.make_node("And", ["x", "x"], ["y"], name="and_0")])
+save("conv3d", [h.make_node("Conv", ["x", "conv.weight"], ["y"], name="c3", kernel_shape=[1, 1, 1])],
+     [nh.from_array(np.zeros((4, 3, 1, 1, 1), np.float32), "conv.weight")], shape=(2, 3, 4, 4, 4))
+save("pool1d", [h.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[3, 3])], shape=(2, 3, 8))
 open(f"{d}/junk.onnx", "wb").write(b"\xff\xff\xff\xff not a protobuf")
 PY
 expect() { # FILE PATTERN...: import fails with exit 1, stderr has every pattern, no output
@@ -44,6 +49,10 @@ expect ops "node 'sin_1' (Sin): operator 'Sin' (opset 13, 2 nodes) has no nnc eq
 expect pads "node 'conv' (Conv): asymmetric padding (pads = [0, 0, 1, 1]); nnc pads both sides equally"
 expect gemm "node 'fc' (Gemm): alpha = 2, beta = 1: nnc maps Gemm onto dense"
 expect erf "node 'erf_0' (Erf): nnc has no erf; Erf is imported only as part of GELU"
+expect argmax "node 'am' (ArgMax): operator 'ArgMax' (opset 13, 1 node) has no nnc equivalent (nnc has no argmax"
+expect andf "node 'and_0' (And): 'x' is float where And takes bool"
+expect conv3d "node 'c3' (Conv): input of rank 5; nnc has 1-D and 2-D convolution only"
+expect pool1d "node 'mp' (MaxPool): attribute kernel_shape does not fit a 1-D MaxPool"
 expect junk "junk.onnx: error: not an ONNX model"
 rc=0; "$NNC" import "$tmp/missing.onnx" -o "$tmp/m.nn" 2>"$tmp/err" || rc=$?
 cat "$tmp/err"; [ "$rc" = 1 ] && grep -q "missing.onnx" "$tmp/err"

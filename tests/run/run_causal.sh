@@ -3,7 +3,11 @@
 # positions): changing the last token must leave the logits of every earlier position
 # bit-identical and change the last one, in the interpreter (`nnc run`) and in the compiled
 # program; the compiled logits agree with the interpreter's (rtol 1e-4, atol 1e-5). The
-# forward pass runs without the `label` input, which `logits` does not depend on.
+# forward pass runs without the `label` input, which `logits` does not depend on. The mask
+# and the position ids are folded at build time: neither the forward nor the training
+# step's kernel plan has a kernel with an iota or a comparison, every layer's masking
+# `where` reads its [T,T] table from the plan's constants, and folding removed 7 forward
+# kernels (2 iotas and a compare per layer, and the iota of the positions).
 set -euo pipefail
 : "${NNC:?}" "${NNC_SRC:?}"
 py=/usr/bin/python3
@@ -39,4 +43,16 @@ ratio = np.max(np.abs(c - r) / (1e-5 + 1e-4 * np.abs(r)))
 print("compiled vs interpreter: worst ratio to tolerance", ratio)
 sys.exit(0 if ok and ratio <= 1 else 1)
 PY
+for mode in "" --train; do
+  # shellcheck disable=SC2086
+  "$NNC" emit --emit=kernels "$lm" -D N=2 -D T=8 $mode >"$tmp/plan$mode.txt"
+  if grep -E '^     members .*%[0-9]+ (iota|lt|le|gt|ge|eq|ne)\b' "$tmp/plan$mode.txt"; then
+    echo "FAIL: a kernel computes the mask or the positions ($mode)" >&2
+    exit 1
+  fi
+  n=$(grep -cE '^     reads .*%[0-9]+ const\+' "$tmp/plan$mode.txt" || true)
+  [ "$n" -ge 3 ] || { echo "FAIL: $n kernels read folded constants ($mode)" >&2; exit 1; }
+done
+grep -q "^kernels of 'char_lm' for the CPU backend: 47 kernels" "$tmp/plan.txt" ||
+  { echo "FAIL: $(grep '^kernels of' "$tmp/plan.txt") (54 unfolded, 47 folded)" >&2; exit 1; }
 echo "causal: ok"

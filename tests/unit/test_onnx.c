@@ -157,8 +157,8 @@ static int import(const Tmp *t, char *msgs, size_t n) {
   return rc;
 }
 
-/* the imported file, evaluated with the imported weights on x */
-static void eval_imported(const Tmp *t, const float *x, double *y) {
+/* the imported file, evaluated with the imported weights (nw of them) on x [2, 4]; y [ny] */
+static void eval_imported(const Tmp *t, const float *x, double *y, int ny, int nw) {
   Diag *d = diag_new(stderr);
   IrModule *m = fe_compile_file(t->nn, &(FeOptions){0}, d);
   ck_assert_ptr_nonnull(m);
@@ -166,7 +166,7 @@ static void eval_imported(const Tmp *t, const float *x, double *y) {
   RtTensorSet w = {0};
   char err[256];
   ck_assert_msg(!rt_st_read(t->st, &w, err, sizeof err), "%s", err);
-  ck_assert_int_eq(w.n, 2); /* fc.weight, fc.bias; the scalar 2 is a number in the text */
+  ck_assert_int_eq(w.n, nw);
   Interp *I = interp_new(g, NULL);
   for (int i = 0; i < w.n; i++) {
     int node = ir_find_value(g, w.names[i]);
@@ -177,8 +177,8 @@ static void eval_imported(const Tmp *t, const float *x, double *y) {
   ck_assert_msg(!interp_run(I, err, sizeof err), "%s", err);
   int64_t n;
   const double *out = interp_value(I, g->outputs[0].node, &n);
-  ck_assert_int_eq(n, 6);
-  memcpy(y, out, 6 * sizeof *y);
+  ck_assert_int_eq(n, ny);
+  memcpy(y, out, (size_t)ny * sizeof *y);
   interp_free(I);
   rt_set_free(&w);
   ir_module_free(m);
@@ -195,7 +195,7 @@ START_TEST(gemm_relu_mul) {
   ck_assert_msg(!import(&t, msgs, sizeof msgs), "%s", msgs);
   float x[8] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f};
   double y[6], maxd = 0;
-  eval_imported(&t, x, y);
+  eval_imported(&t, x, y, 6, 2); /* fc.weight, fc.bias; the scalar 2 is a number in the text */
   for (int r = 0; r < 2; r++)
     for (int o = 0; o < 3; o++) {
       double acc = B[o];
@@ -206,6 +206,37 @@ START_TEST(gemm_relu_mul) {
                     want);
     }
   printf("gemm_relu_mul: max |diff| %.3g\n", maxd);
+  tmp_free(&t);
+}
+END_TEST
+
+/* y = Where(Less(x, 2), x, 2) = min(x, 2): a bool from a comparison selects */
+START_TEST(where_less) {
+  Tmp t;
+  tmp_init(&t);
+  static char *lin[2] = {"x", "two"}, *win[3] = {"c", "x", "two"};
+  Onnx__GraphProto *g = calloc(1, sizeof *g);
+  onnx__graph_proto__init(g);
+  g->n_node = 2, g->node = calloc(2, sizeof *g->node);
+  g->node[0] = node("Less", "less", 2, lin, "c");
+  g->node[1] = node("Where", "where", 3, win, "y");
+  g->n_initializer = 1, g->initializer = calloc(1, sizeof *g->initializer);
+  g->initializer[0] = tensor("two", 0, NULL, TWO);
+  g->n_input = 1, g->input = calloc(1, sizeof *g->input);
+  g->input[0] = value_info("x", 2, XD);
+  g->n_output = 1, g->output = calloc(1, sizeof *g->output);
+  g->output[0] = value_info("y", 2, XD);
+  write_model(t.onnx, g);
+  free_graph(g);
+  char msgs[2048] = "";
+  ck_assert_msg(!import(&t, msgs, sizeof msgs), "%s", msgs);
+  float x[8] = {1, -2, 2.5f, 3, -1, 2, 1.999f, -0.5f};
+  double y[8];
+  eval_imported(&t, x, y, 8, 0);
+  for (int i = 0; i < 8; i++) {
+    double want = x[i] < 2 ? x[i] : 2;
+    ck_assert_msg(fabs(y[i] - want) <= 1e-7, "y[%d] = %g, want %g", i, y[i], want);
+  }
   tmp_free(&t);
 }
 END_TEST
@@ -245,6 +276,7 @@ int main(void) {
   Suite *s = suite_create("onnx");
   TCase *tc = tcase_create("import");
   tcase_add_test(tc, gemm_relu_mul);
+  tcase_add_test(tc, where_less);
   tcase_add_test(tc, unsupported_op_refused);
   tcase_add_test(tc, not_onnx_refused);
   suite_add_tcase(s, tc);

@@ -513,8 +513,12 @@ START_TEST(test_main_train_and_bench) {
   snprintf(data, sizeof data, "x=%s,t=%s", px, pt);
   ck_assert_msg(run_main("x", "tiny", "train", "--data", data, "--epochs", "4", "--save", w1,
                          "--log", log, "--seed", "3", NULL) == 0, "%s", g_errtxt);
-  ck_assert_ptr_nonnull(strstr(g_errtxt, "epoch 4/4"));
-  ck_assert_ptr_nonnull(strstr(g_errtxt, "samples/s"));
+  ck_assert_ptr_nonnull(strstr(g_out, "epoch 4/4"));
+  ck_assert_ptr_nonnull(strstr(g_out, "samples/s"));
+  ck_assert_ptr_nonnull(strstr(g_errtxt, "note: 2 of the 66 samples do not fill a batch of 4"));
+  /* a main without the build's description of the loss refuses --val with the reason */
+  ck_assert_int_ne(run_main("x", "tiny", "train", "--data", data, "--val", data, NULL), 0);
+  ck_assert_ptr_nonnull(strstr(g_errtxt, "--val: the loss of model"));
   double e1 = csv_epoch_mean(log, 1), e4 = csv_epoch_mean(log, 4);
   ck_assert_msg(e4 < 0.2 * e1, "epoch means %g -> %g", e1, e4);
   /* resume for 2 more epochs == 6 epochs straight */

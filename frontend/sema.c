@@ -201,6 +201,16 @@ static Binding *lookup(Sema *s, const char *name) {
   return NULL;
 }
 
+/* a dim of the model fixed at its value (`--symbolic` keeps others symbolic): blocks see it
+ * like a symbolic dim, which lives in the graph's dim table */
+static Binding *model_dim(Sema *s, const char *name) {
+  Frame *f = s->model_fr;
+  if (!f || f == s->fr) return NULL;
+  for (int i = 0; i < f->n; i++)
+    if (f->b[i].kind == B_DIM && !strcmp(f->b[i].name, name)) return &f->b[i];
+  return NULL;
+}
+
 static Binding *bind(Sema *s, const char *name, Value v, SrcLoc loc, BindKind kind) {
   Binding *b = lookup(s, name);
   if (!b) {
@@ -271,6 +281,7 @@ static Value eval_param_path(Sema *s, const Ast *e) {
 static Value eval_name(Sema *s, const Ast *e) {
   if (strchr(e->name, '.') && s->g) return eval_param_path(s, e);
   Binding *b = lookup(s, e->name);
+  if (!b) b = model_dim(s, e->name);
   if (b) {
     Value v = b->v;
     v.loc = e->loc;
@@ -745,6 +756,7 @@ static bool only_in(Sema *s, const Ast *st, bool model, const char *what) {
 
 static bool fresh_name(Sema *s, const char *name, SrcLoc loc) {
   Binding *b = lookup(s, name);
+  if (!b) b = model_dim(s, name);
   int sym = s->g ? dim_sym_find(s->g->dims, name) : -1;
   if (!b && sym < 0) return true;
   sema_error(s, loc, "redefinition of '%s'", name);
@@ -1157,9 +1169,9 @@ static void run_model(Sema *s, const Ast *it, ModelEnv *env) {
   s->g = env->g;
   s->params = map_new(s->a);
   s->nwide_dense = 0;
-  s->fr = &env->fr;
+  s->fr = s->model_fr = &env->fr;
   exec_stmts(s, it->kids, it->nkids);
-  s->fr = NULL;
+  s->fr = s->model_fr = NULL;
 }
 
 static ModelEnv *find_env(ModelEnv *envs, int n, const char *name) {

@@ -70,6 +70,7 @@ typedef struct Sema {
   const Ast *active[64]; /* blocks being instantiated, innermost last */
   int nactive;
   Frame *fr;
+  Frame *model_fr;  /* the model's own frame: its dims, fixed ones included, are seen in blocks */
   StrMap *params;   /* parameter name -> node, per model */
   StrMap *seen;     /* reported diagnostics, so a block used N times reports once */
   bool last_skipped;

@@ -800,14 +800,38 @@ static int op_batchnorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* LayerNormalization's optional outputs: Mean and InvStdDev over the normalized dims, kept */
+static int layernorm_stats(OxCtx *c, const Onnx__NodeProto *n, const OxVal *x, const char *e,
+                           int ax) {
+  int want_mean = n->n_output > 1 && n->output[1][0], want_inv = n->n_output > 2 && n->output[2][0];
+  if (!want_mean && !want_inv) return 0;
+  OxDim dims[OX_MAX_RANK];
+  char axes[64] = "";
+  memcpy(dims, x->dims, sizeof dims);
+  for (int i = ax; i < x->rank; i++) {
+    dims[i] = (OxDim){1, NULL};
+    snprintf(axes + strlen(axes), sizeof axes - strlen(axes), "%s%d", i > ax ? ", " : "", i);
+  }
+  const char *m = arena_printf(c->a, "mean(%s, [%s], keepdim = true)", e, axes);
+  if (want_mean) {
+    OxVal *mv = ox_def(c, n, 1, x->rank, dims);
+    ox_line(c, n, mv->id, "%s", m);
+    m = mv->id;
+  }
+  if (want_inv) {
+    OxVal *iv = ox_def(c, n, 2, x->rank, dims);
+    ox_line(c, n, iv->id, "1.0 / sqrt(mean((%s - %s) ^ 2, [%s], keepdim = true) + %.9g)", e, m,
+            axes, ox_attr_f(n, "epsilon", 1e-5));
+  }
+  return 0;
+}
+
 static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
   OxVal *x = need(c, n, 0), *s = x ? need(c, n, 1) : NULL;
   if (!s || float_input(c, n, x)) return -1;
   int ax;
   if (ox_axis(c, n, ox_attr_i(n, "axis", -1), x->rank, &ax)) return -1;
-  if ((n->n_output > 1 && n->output[1][0]) || (n->n_output > 2 && n->output[2][0]))
-    return ox_err(c, n, "the Mean and InvStdDev outputs are not imported");
   int64_t shape[OX_MAX_RANK], cnt = 1;
   for (int i = ax; i < x->rank; i++) shape[i - ax] = x->dims[i].v, cnt *= x->dims[i].v;
   OxVal *b = has_in(n, 2) ? need(c, n, 2) : NULL;
@@ -824,7 +848,7 @@ static int op_layernorm(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
   ox_line(c, n, y->id, "layernorm(%s, dims = %d, eps = %.9g, name = \"%s\")", e, x->rank - ax,
           ox_attr_f(n, "epsilon", 1e-5), scope);
-  return 0;
+  return layernorm_stats(c, n, x, e, ax);
 }
 
 static int op_pool(OxCtx *c, const Onnx__NodeProto *n, int idx) {
@@ -1696,6 +1720,51 @@ static int op_constant_of_shape(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   return 0;
 }
 
+/* Range(start, limit, delta) of constants (positions for a traced `torch.arange`), folded */
+static int op_range(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *v[3];
+  for (int i = 0; i < 3; i++)
+    if (!(v[i] = need(c, n, i)) || !is_const(v[i]) || v[i]->n != 1)
+      return v[i] ? ox_err(c, n, "input %d is not a constant number; nnc's shapes are known at "
+                           "compile time", i)
+                  : -1;
+  double start = v[0]->cv[0], limit = v[1]->cv[0], delta = v[2]->cv[0];
+  double cnt = delta ? ceil((limit - start) / delta) : -1;
+  if (!(cnt >= 1 && cnt <= OX_MAX_FOLD))
+    return ox_err(c, n, "a range of %.0f elements (at least 1, at most %d fold)", cnt, OX_MAX_FOLD);
+  OxDim d = {(int64_t)cnt, NULL};
+  OxVal *y = def_const(c, n, 0, 1, &d, v[0]->elem);
+  for (int64_t k = 0; k < y->n; k++) y->cv[k] = start + (double)k * delta;
+  return 0;
+}
+
+/* Trilu: `tril(x, k)` / `triu(x, k)` on the last two dims (folded on a constant) */
+static int op_trilu(OxCtx *c, const Onnx__NodeProto *n, int idx) {
+  (void)idx;
+  OxVal *x = need(c, n, 0);
+  if (!x) return -1;
+  int64_t k = 0, upper = ox_attr_i(n, "upper", 1);
+  if (has_in(n, 1) && const_ints(c, n, 1, &k, 1, "k") != 1) return -1;
+  if (x->rank < 2) return ox_err(c, n, "input of rank %d; Trilu needs 2 or more", x->rank);
+  int64_t rows = x->dims[x->rank - 2].v, cols = x->dims[x->rank - 1].v;
+  if (is_const(x)) {
+    OxVal *y = def_const(c, n, 0, x->rank, x->dims, x->elem);
+    for (int64_t e = 0; e < y->n; e++) {
+      int64_t i = e / cols % rows, j = e % cols;
+      y->cv[e] = (upper ? j - i >= k : j - i <= k) ? x->cv[e] : 0;
+    }
+    return 0;
+  }
+  if (float_input(c, n, x)) return -1;
+  const char *e = ox_operand(c, n, 0, 0);
+  if (!e) return -1;
+  OxVal *y = ox_def(c, n, 0, x->rank, x->dims);
+  ox_line(c, n, y->id, "%s(%s%s)", upper ? "triu" : "tril", e,
+          k ? arena_printf(c->a, ", %lld", (long long)k) : "");
+  return 0;
+}
+
 /* Size: the element count, a constant */
 static int op_size(OxCtx *c, const Onnx__NodeProto *n, int idx) {
   (void)idx;
@@ -1938,6 +2007,8 @@ static const OxOp ops[] = {
     {"Xor", op_compare, "xor"},
     {"Not", op_not, NULL},
     {"Where", op_where, NULL},
+    {"Trilu", op_trilu, NULL},
+    {"Range", op_range, NULL},
     {"Sum", op_nary, "sum"},
     {"Mean", op_nary, "mean"},
     {"Clip", op_clip, NULL},

@@ -173,8 +173,10 @@ grep -q "takes 2 to 32 .nn files, not 1" "$T/err" || die "--compare one file: $(
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
 [ -f "$T/cfg/nnc/host.json" ] || die "probe wrote no $T/cfg/nnc/host.json"
 $PY -c 'import json,sys; h=json.load(open(sys.argv[1])); sys.exit(0 if h["name"]=="host" and h["measured"] and h["peak_tflops"]["f32"]>0 and h["mem_bw_gbs"]>0 else 1)' "$T/cfg/nnc/host.json" || die "host.json content"
-# every level measured; L1 reads are far faster than DRAM on any machine; the date is recorded
-$PY -c 'import json,sys,re; h=json.load(open(sys.argv[1])); sys.exit(0 if h["peak_f32_1t_tflops"]>0 and h["peak_f32_1t_tflops"]<=h["peak_tflops"]["f32"]*1.5 and h["l1_bw_gbs"]>h["mem_bw_gbs"] and h["l2_bw_gbs"]>0 and h["l3_bw_gbs"]>0 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", h["measured_at"]) else 1)' "$T/cfg/nnc/host.json" || die "host.json per-level figures: $(cat "$T/cfg/nnc/host.json")"
+# every level measured; L1 reads are far faster than DRAM on any machine; the date is recorded.
+# The one-thread peak is not several times the all-thread one (a unit or labelling error);
+# the bound is loose because a machine shared with other jobs can halve the all-thread figure
+$PY -c 'import json,sys,re; h=json.load(open(sys.argv[1])); sys.exit(0 if h["peak_f32_1t_tflops"]>0 and h["peak_f32_1t_tflops"]<=h["peak_tflops"]["f32"]*4 and h["l1_bw_gbs"]>h["mem_bw_gbs"] and h["l2_bw_gbs"]>0 and h["l3_bw_gbs"]>0 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", h["measured_at"]) else 1)' "$T/cfg/nnc/host.json" || die "host.json per-level figures: $(cat "$T/cfg/nnc/host.json")"
 grep -q "^  [0-9]*-bit " "$T/probe.out" || die "probe prints no per-width table: $(cat "$T/probe.out")"
 XDG_CONFIG_HOME="$T/cfg" "$NNC" cost "$EX/mlp.nn" --json > "$T/host.json" || die "cost --target host"
 $PY -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["target"]["name"]=="host" else 1)' "$T/host.json" || die "default target is host"

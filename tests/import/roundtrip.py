@@ -389,6 +389,25 @@ def causal_tied(nnc, work):
     expect_close("causal mask (tril), arange positions, tied projection vs onnx.reference", got, want, 1e-4)
 
 
+def trilu_range(nnc, work):
+    """Trilu on a computed tensor as tril(x, k), Range and Trilu of constants folded, against
+    onnx.reference"""
+    from onnx.reference import ReferenceEvaluator
+    n = helper.make_node
+    c = lambda name, v: init(name, np.array(v, np.int64))
+    nodes = [n("Range", ["zero", "five", "one"], ["r"]), n("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+             n("Add", ["x", "rf"], ["a"]), n("Trilu", ["a", "km1"], ["t"], upper=0),
+             n("Trilu", ["ones"], ["u"], upper=1), n("Mul", ["t", "u"], ["y"])]
+    m = model(nodes, [("x", TensorProto.FLOAT, [2, 5, 5])],
+              [c("zero", 0), c("five", 5), c("one", 1), c("km1", -1), init("ones", np.ones((5, 5), np.float32))])
+    x = np.random.default_rng(9).standard_normal((2, 5, 5)).astype(np.float32)
+    got, path, text = import_run(nnc, work, "trilu", m, {"x": x}, ["t = tril(a, -1)"])
+    if "triu(" in text:  # (a Range that were not folded would have failed the import)
+        raise SystemExit(f"FAIL: the Trilu of a constant is not folded:\n{text}")
+    want = ReferenceEvaluator(path).run(None, {"x": x})[0]
+    expect_close("Trilu on a tensor, Range and Trilu folded, vs onnx.reference", got, want, 1e-6)
+
+
 def torch_round_trips(nnc, src, work):
     try:
         import torch
@@ -685,6 +704,7 @@ def main():
     attention_ops(nnc, work)
     nearest_resize(nnc, work)
     causal_tied(nnc, work)
+    trilu_range(nnc, work)
     torch_round_trips(nnc, src, work)
     print("import round trips: ok")
 

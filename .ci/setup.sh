@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config flex bison check libcjson-dev
       llvm-19-dev clang-19 libclang-rt-19-dev libzstd-dev libopenblas-dev python3 python3-numpy
-      time libprotobuf-c-dev protobuf-c-compiler python3-pip python3-setuptools)
+      time libprotobuf-c-dev protobuf-c-compiler python3-pip python3-setuptools
+      libopenmpi-dev openmpi-bin)
 # optional: PyTorch for the benchmarks' reference (bench/) and the torch.onnx.export round
 # trips (tests/import/), only when asked for
 if [ "${NNC_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision); fi

@@ -229,6 +229,8 @@ static void hdr_macros(const Hdr *h) {
   const char *PU = h->PU;
   fprintf(f, "#define %s_BATCH %lld\n", PU, (long long)d->batch);
   fprintf(f, "#define %s_HAS_TRAIN %d\n", PU, d->train_step ? 1 : 0);
+  fprintf(f, "/* %s_train_step_allreduce exists (data-parallel training) */\n"
+             "#define %s_HAS_ALLREDUCE %d\n", h->P, PU, d->train_backward ? 1 : 0);
   fprintf(f, "#define %s_NUM_PARAMS %lld /* trainable elements */\n", PU, (long long)h->ntrain);
   fprintf(f, "/* memory: weights, buffers and optimizer state; inputs and outputs; scratch */\n");
   fprintf(f, "#define %s_PARAMS_BYTES %lld\n", PU, (long long)d->params_bytes);
@@ -283,6 +285,9 @@ static void hdr_runtime_api(const Hdr *h) {
           "int rt_ctx_infer(struct RtCtx *c, int64_t n, const void *const *in, void *const "
           "*out);\n"
           "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n"
+          "int rt_ctx_train_step_allreduce(struct RtCtx *c, const void *const *in, int (*fn)(float "
+          "*buf, size_t count, void *user), void *user, float *loss);\n"
+          "void rt_ctx_set_bucket_bytes(struct RtCtx *c, int64_t bytes);\n"
           "int rt_ctx_null_arg(struct RtCtx *c, const char *arg);\n\n"
           "extern const struct RtModelDesc nnc_model_%s;\n"
           "typedef struct RtCtx %s_ctx;\n\n",
@@ -421,6 +426,22 @@ static void hdr_train_step(const Hdr *h) {
           d->optimizer && *d->optimizer ? d->optimizer : "optimizer update", h->PU,
           h->has_loss ? "loss" : "value 0 (the model has no loss tensor)", h->P, h->P, h->P,
           ea.params, ea.nulls, h->nin ? h->nin : 1, h->nin ? ea.inarr : "0");
+  if (!d->train_backward) return;
+  fprintf(h->f,
+          "/* the training step of one of P processes training data-parallel, each on its own\n"
+          " * batch: between the backward pass and the optimizer step, allreduce(buf, count,\n"
+          " * user) is called on the gradients, in buckets of up to 25 MiB, and must replace\n"
+          " * buf[0..count) by its mean over the processes (e.g. MPI_Allreduce with MPI_SUM,\n"
+          " * then a division by P; NCCL, Gloo alike) and return 0, or non-zero on failure.\n"
+          " * Every process makes the same calls in the same order. Returns this process's\n"
+          " * loss, or NAN on failure (the weights then are not updated). allreduce NULL: the\n"
+          " * same as %s_train_step. */\n"
+          "static inline float %s_train_step_allreduce(%s_ctx *ctx%s, int (*allreduce)(float "
+          "*buf, size_t count, void *user), void *user) {\n%s"
+          "  const void *in[%d] = {%s};\n  float loss = 0;\n"
+          "  return rt_ctx_train_step_allreduce(ctx, in, allreduce, user, &loss) ? (float)NAN "
+          ": loss;\n}\n\n",
+          h->P, h->P, h->P, ea.params, ea.nulls, h->nin ? h->nin : 1, h->nin ? ea.inarr : "0");
 }
 
 char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_inputs,

@@ -117,6 +117,8 @@ static void usage(FILE *out) {
         "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
         "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
         "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
+        "      --mpi             a program that trains data-parallel under mpirun: links\n"
+        "                        MPI (docs/distributed.md)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -242,9 +244,44 @@ static void c_string(const char *s, char *out, size_t n) {
   out[k] = 0;
 }
 
+/* --mpi: the MPI main's archive beside the runtime archive, and MPI's link arguments after
+ * argv[*k] (at most NNC_MPI_ARGS of them); -1 with a message when this nnc has no MPI */
+enum { NNC_MPI_ARGS = 16 };
+static int mpi_link_args(const char *rtlib, char *mpilib, size_t n, char *spec, size_t specn,
+                         char **argv, int *k) {
+#ifdef NNC_MPI_LINK
+  const char *slash = strrchr(rtlib, '/');
+  pathf(mpilib, n, "%.*s/libnnc_runtime_mpi.a", slash ? (int)(slash - rtlib) : 1,
+        slash ? rtlib : ".");
+  if (!file_exists(mpilib)) {
+    fprintf(stderr, "nnc build: error: --mpi: %s: no such file (install nnc with its MPI "
+            "runtime, or build it where MPI is found)\n", mpilib);
+    return -1;
+  }
+  argv[(*k)++] = mpilib;
+  snprintf(spec, specn, "%s", NNC_MPI_LINK);
+  for (char *s = spec, *e; *s && *k < NNC_MPI_ARGS + 24; s = e) {
+    e = s + strcspn(s, "|");
+    if (*e) *e++ = 0;
+    if (*s) argv[(*k)++] = s;
+  }
+  return 0;
+#else
+  (void)rtlib, (void)mpilib, (void)n, (void)spec, (void)specn, (void)argv, (void)k;
+  fprintf(stderr, "nnc build: error: --mpi: this nnc was built without MPI (install "
+          "libopenmpi-dev and rebuild nnc; docs/distributed.md)\n");
+  return -1;
+#endif
+}
+
+/* the runtime's main for the program: CUDA, MPI or the plain one */
+static const char *program_main(const char *cuda_obj, bool mpi) {
+  return cuda_obj ? "nnc_cuda_main" : mpi ? "rt_mpi_main" : "rt_program_main_val";
+}
+
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
                         const char *rtlib, const char *model, const char *fwd_inputs,
-                        const char *val_loss, const char *plan_text, bool verbose) {
+                        const char *val_loss, const char *plan_text, bool mpi, bool verbose) {
   char main_c[PATH_MAX], text[4800], plan[2200];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
@@ -260,13 +297,13 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
            "  rt_program_set_plan(\"%s\");\n"
            "  return %s(&nnc_model_%s, \"%s\", \"%s\", argc, argv);\n"
            "}\n",
-           model, model, cuda_obj ? "nnc_cuda_main" : "rt_program_main_val", plan,
-           cuda_obj ? "nnc_cuda_main" : "rt_program_main_val", model, fwd_inputs, val_loss);
+           model, model, program_main(cuda_obj, mpi), plan, program_main(cuda_obj, mpi), model,
+           fwd_inputs, val_loss);
   if (write_text(main_c, text)) return 1;
   char tmp[PATH_MAX];
   tmp_beside(out, tmp, sizeof tmp);
   const char *cc = getenv("CC");
-  char *argv[32];
+  char *argv[32 + NNC_MPI_ARGS], mpilib[PATH_MAX], spec[4096];
   int k = 0;
   argv[k++] = (char *)(cc && *cc ? cc : "cc");
   argv[k++] = "-o";
@@ -274,6 +311,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
   argv[k++] = main_c;
   argv[k++] = (char *)obj;
   if (cuda_obj) argv[k++] = (char *)cuda_obj;
+  if (mpi && mpi_link_args(rtlib, mpilib, sizeof mpilib, spec, sizeof spec, argv, &k)) return 1;
   argv[k++] = (char *)rtlib;
 #ifdef __SANITIZE_ADDRESS__
   /* an nnc built with sanitizers sits next to a runtime built with them */
@@ -391,7 +429,7 @@ typedef struct BuildArgs {
   const char *out;
   const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
   const char *precision; /* --precision f32|tf32 (CUDA) */
-  bool lib, shared, keep, verbose; /* shared: --shared (lib is set too) */
+  bool lib, shared, keep, verbose, mpi; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
 /* the options that are not common to every command; 0 consumed, 1 not ours, 2 usage error */
@@ -406,6 +444,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'K': a->keep = true; return 0;
   case 'T': a->target = arg; return 0;
   case 'P': a->precision = arg; return 0;
+  case 'I': a->mpi = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -443,6 +482,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"target", required_argument, 0, 'T'},
                                        {"precision", required_argument, 0, 'P'},
+                                       {"mpi", no_argument, 0, 'I'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -477,6 +517,11 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
   }
   if (!a->out || !*a->out) {
     fprintf(stderr, "nnc build: error: give the output name: -o NAME\n");
+    return 2;
+  }
+  if (a->mpi && a->lib) {
+    fprintf(stderr, "nnc build: error: --mpi builds a program; a library links no MPI: its "
+            "NAME_train_step_allreduce takes the application's all-reduce (docs/distributed.md)\n");
     return 2;
   }
   a->in.path = argv[optind];
@@ -549,7 +594,21 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
   return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
-                      a->target ? plan : dm->plan_text, a->verbose);
+                      a->target ? plan : dm->plan_text, a->mpi, a->verbose);
+}
+
+/* --mpi: the model trains, and its step can average gradients between backward and update */
+static int mpi_model_ok(const DrvModel *dm) {
+  if (!dm->train) {
+    fprintf(stderr, "nnc build: error: --mpi: model '%s' has no train section: there is nothing "
+            "to train data-parallel\n", dm->fwd->name);
+    return 1;
+  }
+  if (llvm_model_splits_step(dm->cg)) return 0;
+  fprintf(stderr, "nnc build: error: --mpi: the training step of '%s' updates weights during "
+          "the backward pass (the schedule that fits its memory budget), so its gradients "
+          "cannot be averaged before the update; build it without --memory\n", dm->fwd->name);
+  return 1;
 }
 
 static int make_tmpdir(char *tmpdir, size_t n) {
@@ -577,9 +636,15 @@ int cmd_build(int argc, char **argv) {
     fprintf(stderr, "nnc build: error: model name '%s' is not a C identifier\n", dm.fwd->name);
     rc = 1;
   }
+  if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
   if (!rc && a.precision && !a.target) {
     fprintf(stderr, "nnc build: error: --precision is for GPU builds (--target cuda...)\n");
+    rc = 2;
+  }
+  if (!rc && a.target && a.mpi) {
+    fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
+            "are not available yet; docs/distributed.md\n", a.target);
     rc = 2;
   }
   if (!rc && a.target && a.lib) {

@@ -28,6 +28,9 @@ struct RtCtx {
   char err[1024];
   char warn[512]; /* rt_ctx_warning */
   int64_t *prof;  /* rt_ctx_profile: the entries' kernel timestamps, or NULL */
+  float *bucket;  /* rt_ctx_train_step_allreduce's gathering buffer, at its first call */
+  size_t bucket_cap;
+  int64_t bucket_bytes; /* 0: RT_BUCKET_BYTES */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -178,6 +181,7 @@ void rt_ctx_destroy(RtCtx *c) {
   rt_region_free(&c->io);
   rt_region_free(&c->arena);
   free(c->prof);
+  free(c->bucket);
   free(c);
 }
 
@@ -498,8 +502,8 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
   return 0;
 }
 
-int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
-  if (!c) return -1;
+/* the batch of a training step into the io region, checked */
+static int step_inputs(RtCtx *c, const void *const *in) {
   const RtModelDesc *d = c->d;
   if (ctx_start_training(c)) return -1;
   int nin = rt_desc_count(d, RT_KIND_INPUT);
@@ -507,13 +511,111 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
     if (in && in[k]) memcpy(rt_ctx_data(c, idx), in[k], (size_t)d->tensors[idx].nbytes);
   }
-  if (check_io_inputs(c, 0)) return -1;
-  d->train_step(&c->b);
+  return check_io_inputs(c, 0);
+}
+
+static void step_done(RtCtx *c, float *loss) {
   c->b.step++;
   if (loss) {
-    int li = rt_desc_nth(d, RT_KIND_LOSS, 0);
+    int li = rt_desc_nth(c->d, RT_KIND_LOSS, 0);
     *loss = li >= 0 ? *(const float *)rt_ctx_data(c, li) : 0.0f;
   }
+}
+
+int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
+  if (!c) return -1;
+  if (step_inputs(c, in)) return -1;
+  c->d->train_step(&c->b);
+  step_done(c, loss);
+  return 0;
+}
+
+void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes) {
+  if (!c) return;
+  c->bucket_bytes = bytes < 4 ? 4 : bytes;
+  free(c->bucket);
+  c->bucket = NULL;
+}
+
+/* floats in a bucket */
+static size_t bucket_floats(const RtCtx *c) {
+  return (size_t)((c->bucket_bytes ? c->bucket_bytes : RT_BUCKET_BYTES) / (int64_t)sizeof(float));
+}
+
+/* the gathering buffer: a bucket, or less when all the small gradients take less */
+static int bucket_alloc(RtCtx *c) {
+  const RtModelDesc *d = c->d;
+  size_t cap = bucket_floats(c), need = 0;
+  for (int64_t i = 0; i < d->ngrads && need < cap; i++)
+    if ((size_t)d->grads[i].numel <= cap) need += (size_t)d->grads[i].numel;
+  c->bucket_cap = need < cap ? need : cap;
+  if (!c->bucket_cap || (c->bucket = malloc(c->bucket_cap * sizeof(float)))) return 0;
+  return ctx_fail(c, "out of memory for the all-reduce buffer (%zu bytes)",
+                  c->bucket_cap * sizeof(float));
+}
+
+static float *grad_ptr(RtCtx *c, int64_t i) { return (float *)(c->b.arena + c->d->grads[i].offset); }
+
+/* gradients [from, to) that fit a bucket: gathered, reduced, scattered back */
+static int bucket_flush(RtCtx *c, int64_t from, int64_t to, size_t used, RtAllreduceFn fn,
+                        void *user) {
+  const RtModelDesc *d = c->d;
+  size_t at = 0;
+  if (!used) return 0;
+  for (int64_t i = from; i < to; i++)
+    if ((size_t)d->grads[i].numel <= c->bucket_cap) {
+      memcpy(c->bucket + at, grad_ptr(c, i), (size_t)d->grads[i].numel * sizeof(float));
+      at += (size_t)d->grads[i].numel;
+    }
+  if (fn(c->bucket, used, user)) return ctx_fail(c, "the all-reduce of the gradients failed");
+  at = 0;
+  for (int64_t i = from; i < to; i++)
+    if ((size_t)d->grads[i].numel <= c->bucket_cap) {
+      memcpy(grad_ptr(c, i), c->bucket + at, (size_t)d->grads[i].numel * sizeof(float));
+      at += (size_t)d->grads[i].numel;
+    }
+  return 0;
+}
+
+/* every gradient through fn, in table order (rt_ctx_train_step_allreduce) */
+static int ctx_allreduce(RtCtx *c, RtAllreduceFn fn, void *user) {
+  const RtModelDesc *d = c->d;
+  size_t cap = bucket_floats(c), used = 0;
+  int64_t from = 0;
+  if (!c->bucket && bucket_alloc(c)) return -1;
+  for (int64_t i = 0; i < d->ngrads; i++) {
+    size_t n = (size_t)d->grads[i].numel;
+    if (n > c->bucket_cap) { /* in place, piece by piece */
+      for (size_t s = 0; s < n; s += cap)
+        if (fn(grad_ptr(c, i) + s, n - s < cap ? n - s : cap, user))
+          return ctx_fail(c, "the all-reduce of the gradients failed");
+      continue;
+    }
+    if (used + n > c->bucket_cap) {
+      if (bucket_flush(c, from, i, used, fn, user)) return -1;
+      from = i;
+      used = 0;
+    }
+    used += n;
+  }
+  return bucket_flush(c, from, d->ngrads, used, fn, user);
+}
+
+int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn fn, void *user,
+                                float *loss) {
+  if (!c) return -1;
+  if (!fn) return rt_ctx_train_step(c, in, loss);
+  const RtModelDesc *d = c->d;
+  if (d->train_step && (!d->train_backward || !d->train_apply))
+    return ctx_fail(c, "model '%s': this build cannot all-reduce its gradients: its optimizer "
+                       "step is not separate from the backward pass (a --memory budget's "
+                       "schedule updates each weight as soon as its gradient is ready)",
+                    d->name);
+  if (step_inputs(c, in)) return -1;
+  d->train_backward(&c->b);
+  if (ctx_allreduce(c, fn, user)) return -1;
+  d->train_apply(&c->b);
+  step_done(c, loss);
   return 0;
 }
 

@@ -32,7 +32,11 @@ typedef struct Prog {
   const char *cmd;
   int threads;
   int strict; /* --strict: a checkpoint of another model or other dims is an error */
+  RtDist *dist; /* data-parallel training, or NULL */
 } Prog;
+
+static int nranks(const Prog *p) { return p->dist ? p->dist->size : 1; }
+static int rank0(const Prog *p) { return !p->dist || p->dist->rank == 0; }
 
 static int perr(const Prog *p, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -42,6 +46,7 @@ static int perr(const Prog *p, const char *fmt, ...)
 static int perr(const Prog *p, const char *fmt, ...) {
   va_list ap;
   fprintf(stderr, "%s%s%s: error: ", p->argv0, p->cmd ? " " : "", p->cmd ? p->cmd : "");
+  if (nranks(p) > 1) fprintf(stderr, "rank %d: ", p->dist->rank);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
@@ -961,6 +966,33 @@ typedef struct Trainer {
   Val val; /* --val */
 } Trainer;
 
+/* the epoch a checkpoint written by `train` ends (its "nnc.epoch"), or -1 */
+static int64_t ckpt_epoch(const char *path) {
+  RtStView v;
+  char err[256];
+  if (!path || rt_st_open(path, &v, err, sizeof err)) return -1;
+  const char *e = rt_set_meta(&v.meta, "nnc.epoch");
+  int64_t r = e ? strtoll(e, NULL, 10) : -1;
+  rt_st_close(&v);
+  return r;
+}
+
+/* data-parallel: every process reads a batch of each global batch, which the data must hold */
+static int dist_check(const Prog *p, int64_t n, int64_t B) {
+  int P = nranks(p);
+  if (P > 1 && n < B * P)
+    return perr(p, "the data has %" PRId64 " samples, fewer than one global batch of %" PRId64
+                   " (%d processes x the batch of %" PRId64 "): run fewer processes or "
+                   "rebuild with a smaller batch",
+                n, B * P, P, B);
+  if (P > 1 && (!p->d->train_backward || !p->d->train_apply))
+    return perr(p, "model '%s' cannot average its gradients across processes: its optimizer "
+                   "step is not separate from the backward pass (a --memory budget's "
+                   "schedule); rebuild it without --memory",
+                p->d->name);
+  return 0;
+}
+
 static int train_setup(Prog *p, Trainer *T) {
   const RtModelDesc *d = p->d;
   const TrainOpts *o = T->o;
@@ -971,9 +1003,12 @@ static int train_setup(Prog *p, Trainer *T) {
     return perr(p, "the data has %" PRId64 " samples, fewer than one batch of %" PRId64
                    " (rebuild with a smaller batch, e.g. -D N=%" PRId64 ")",
                 n, B, n);
+  if (dist_check(p, n, B)) return 1;
+  B *= nranks(p); /* the global batch */
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
-  rt_ctx_set_seed(T->c, o->seed);
+  /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
+  rt_ctx_set_seed(T->c, o->seed + (uint64_t)(p->dist ? p->dist->rank : 0) * 0x9E3779B97F4A7C15u);
   if (train_check_data(p, T->c, &T->dt)) return 1;
   if (o->logpath) {
     if (!(T->log = fopen(o->logpath, "w")))
@@ -989,27 +1024,40 @@ static int train_setup(Prog *p, Trainer *T) {
             n % B, n, B);
   if (!(T->perm = malloc((size_t)n * sizeof *T->perm))) return perr(p, "out of memory");
   T->tty = !o->quiet && isatty(2);
-  T->epoch0 = rt_ctx_step(T->c) / T->nb;
+  int64_t e0 = ckpt_epoch(o->weights); /* the step count depends on the number of processes */
+  T->epoch0 = e0 >= 0 ? e0 : rt_ctx_step(T->c) / T->nb;
   T->rng = o->seed;
   for (int64_t i = 0; i < n; i++) T->perm[i] = i;
   for (int64_t e = 0; e < T->epoch0; e++) rt_shuffle(T->perm, n, &T->rng);
   return 0;
 }
 
-/* batch b of the epoch's order, gathered from the mapped files into the io region */
+/* one step of data-parallel training: gradients and loss averaged over the processes */
+static int dist_step(const Prog *p, Trainer *T, float *loss) {
+  const RtDist *ds = p->dist;
+  if (rt_ctx_train_step_allreduce(T->c, NULL, ds->allreduce, ds->user, loss))
+    return perr(p, "%s", rt_ctx_error(T->c));
+  if (ds->allreduce(loss, 1, ds->user)) return perr(p, "the all-reduce of the loss failed");
+  return 0;
+}
+
+/* batch b of the epoch's order (this process's part of it when data-parallel), gathered
+ * from the mapped files into the io region */
 static int train_batch(const Prog *p, Trainer *T, int64_t b, float *loss) {
   const RtModelDesc *d = p->d;
   int64_t B = d->batch > 0 ? d->batch : 1;
+  const int64_t *rows = T->perm + (b * nranks(p) + (p->dist ? p->dist->rank : 0)) * B;
   for (int k = 0; k < T->dt.ninputs; k++) {
     int idx = rt_desc_nth(d, RT_KIND_INPUT, k);
-    if (data_gather(p, &T->dt, k, T->perm + b * B, 0, B, rt_ctx_data(T->c, idx))) return 1;
+    if (data_gather(p, &T->dt, k, rows, 0, B, rt_ctx_data(T->c, idx))) return 1;
   }
+  if (nranks(p) > 1) return dist_step(p, T, loss);
   if (rt_ctx_train_step(T->c, NULL, loss)) return perr(p, "%s", rt_ctx_error(T->c));
   return 0;
 }
 
 static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
-  int64_t B = p->d->batch > 0 ? p->d->batch : 1, epoch = T->epoch0 + e + 1;
+  int64_t B = (p->d->batch > 0 ? p->d->batch : 1) * nranks(p), epoch = T->epoch0 + e + 1;
   rt_shuffle(T->perm, T->dt.n, &T->rng);
   double t0 = now_s(), last_draw = 0, sum = 0;
   for (int64_t b = 0; b < T->nb; b++) {
@@ -1048,10 +1096,41 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
   return 0;
 }
 
+/* data-parallel: the weights and optimizer state must be the same bits in every process
+ * after every epoch (the same averaged gradients, the same update); buffers (batchnorm's
+ * running statistics, from each process's own batches) may differ */
+static int dist_same_weights(const Prog *p, Trainer *T, int64_t e) {
+  if (nranks(p) < 2) return 0;
+  const RtModelDesc *d = p->d;
+  uint64_t h = 1469598103934665603u; /* FNV-1a over every state tensor */
+  for (int i = 0; i < d->ntensors; i++) {
+    if (d->tensors[i].kind != RT_KIND_PARAM && d->tensors[i].kind != RT_KIND_OPTSTATE) continue;
+    const unsigned char *s = rt_ctx_data(T->c, i);
+    for (int64_t k = 0; k < d->tensors[i].nbytes; k++) h = (h ^ s[k]) * 1099511628211u;
+  }
+  int same = p->dist->same(h, p->dist->user);
+  if (same < 0) return 1;
+  if (!same)
+    return perr(p, "after epoch %" PRId64 " the weights differ between the processes (they "
+                   "must be bit-identical)", T->epoch0 + e + 1);
+  return 0;
+}
+
 static int train_save(const Prog *p, Trainer *T, int64_t e) {
   char meta[64];
   snprintf(meta, sizeof meta, "{\"nnc.epoch\":\"%" PRId64 "\"}", T->epoch0 + e + 1);
   return rt_ctx_save(T->c, T->o->save, meta) ? perr(p, "%s", rt_ctx_error(T->c)) : 0;
+}
+
+/* data-parallel: did every process get ready to train? (each calls this once) */
+static int dist_ready(Prog *p, int failed) {
+  if (nranks(p) < 2) return failed;
+  float f = failed ? 1.0f : 0.0f;
+  if (p->dist->allreduce(&f, 1, p->dist->user)) return 1;
+  if (f > 0 && !failed && rank0(p)) perr(p, "another process failed before training began");
+  if (f > 0) return 1;
+  p->dist->fatal = 1; /* from now on an error leaves the others waiting */
+  return 0;
 }
 
 static int cmd_train(Prog *p, Args *a) {
@@ -1060,9 +1139,18 @@ static int cmd_train(Prog *p, Args *a) {
   int rc = train_parse(p, a, &o);
   if (rc >= 0) goto out;
   rc = 1;
-  if (train_setup(p, &T)) goto out;
+  if (!rank0(p)) /* rank 0 alone reports and writes */
+    o.quiet = 1, o.logpath = NULL, o.save = NULL;
+  if (dist_ready(p, train_setup(p, &T))) goto out;
   for (int64_t e = 0; e < o.epochs; e++)
-    if (train_epoch(p, &T, e) || (o.save && train_save(p, &T, e))) goto out;
+    if (train_epoch(p, &T, e) || dist_same_weights(p, &T, e) || (o.save && train_save(p, &T, e)))
+      goto out;
+  if (nranks(p) > 1 && !o.quiet) {
+    char sum[256] = "";
+    if (p->dist->summary) p->dist->summary(p->dist->user, sum, sizeof sum);
+    fprintf(stderr, "weights bit-identical in all %d processes after every epoch%s%s\n",
+            nranks(p), *sum ? "; " : "", sum);
+  }
   rc = 0;
 out:
   if (T.log && fclose(T.log) && rc == 0)
@@ -1285,7 +1373,12 @@ int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char
 
 int rt_program_main_val(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
                         int argc, char **argv) {
-  Prog p = {d, fwd_inputs, val_loss, "model", NULL, 0, 0};
+  return rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, NULL);
+}
+
+int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                         int argc, char **argv, RtDist *dist) {
+  Prog p = {d, fwd_inputs, val_loss, "model", NULL, 0, 0, dist};
   fix_malloc_threshold();
   if (argc > 0 && argv[0]) {
     const char *s = strrchr(argv[0], '/');

@@ -23,7 +23,11 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 4
+#define RT_MODEL_ABI 5
+
+/* gradients go through an all-reduce in buckets of this size (PyTorch DDP's default; the
+ * cost model's COMM_BUCKET_BYTES) */
+#define RT_BUCKET_BYTES (INT64_C(25) << 20)
 
 enum { RT_REGION_PARAMS = 0, RT_REGION_IO = 1 };
 
@@ -58,6 +62,13 @@ typedef struct RtTensorInfo {
   int64_t index_bound;   /* inputs with index_kind != RT_INDEX_NONE: values in [0, bound) */
   int32_t index_kind;    /* RT_INDEX_* */
 } RtTensorInfo;
+
+/* a trainable parameter's gradient where train_backward leaves it: f32, in the arena */
+typedef struct RtGradInfo {
+  int64_t offset; /* bytes from the start of the arena */
+  int64_t numel;
+  int64_t tensor; /* the parameter's index in the tensor table */
+} RtGradInfo;
 
 typedef struct RtModelBufs {
   char *params;
@@ -106,6 +117,14 @@ typedef struct RtModelDesc {
   int32_t est_cores;    /* the cores of the build target the all-core estimates are for */
   /* the build target's roofline: FP32 peak on one thread and on all cores, DRAM bandwidth */
   double roof_peak_1t, roof_peak, roof_bw;
+  /* train_step in two halves (NULL when the plan cannot split it): train_backward runs the
+   * forward and backward passes and leaves every gradient in the arena (grads[]); a caller
+   * may change them there (average them across processes) before train_apply runs the
+   * optimizer step. backward + apply computes exactly what train_step computes. */
+  void (*train_backward)(const RtModelBufs *b);
+  void (*train_apply)(const RtModelBufs *b);
+  const RtGradInfo *grads;
+  int64_t ngrads;
 } RtModelDesc;
 
 #endif

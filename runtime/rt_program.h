@@ -162,6 +162,19 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out);
  * *loss gets the loss (may be NULL). Fails when the model has no train section or the
  * context is for inference only; the first step adds the training memory. */
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss);
+/* The all-reduce of data-parallel training: fn must replace buf[0..count) with the mean of
+ * the same buffer across every process (sum, then divide by their number), and return 0 or
+ * non-zero on failure. Every process makes the same calls in the same order. */
+typedef int (*RtAllreduceFn)(float *buf, size_t count, void *user);
+/* rt_ctx_train_step with fn called on the gradients between the backward pass and the
+ * optimizer step, bucket by bucket (RT_BUCKET_BYTES: small gradients are gathered into one
+ * buffer, a larger one is passed in place in bucket-sized pieces); *loss is this process's
+ * loss. fn NULL: exactly rt_ctx_train_step. Fails (before the update, the step counter
+ * unchanged) when fn fails or when the model's step cannot be split (rt_model.h). */
+int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn fn, void *user,
+                                float *loss);
+/* the bucket size of rt_ctx_train_step_allreduce (default RT_BUCKET_BYTES; at least 4) */
+void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes);
 /* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
@@ -188,5 +201,24 @@ int rt_program_main(const RtModelDesc *d, const char *fwd_inputs, int argc, char
  * written by the build; NULL or "": --val is refused with the reason) */
 int rt_program_main_val(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
                         int argc, char **argv);
+
+/* One of `size` processes training data-parallel (rt_mpi.c; docs/distributed.md): `train`
+ * reads the rank-th shard of every global batch of size x batch samples, averages the
+ * gradients and the loss through allreduce, and leaves the output (progress, the log, the
+ * checkpoints) to rank 0. fatal is set when the program fails after training began, when
+ * the other processes may be waiting in an all-reduce and must be stopped. */
+typedef struct RtDist {
+  int rank, size;
+  RtAllreduceFn allreduce;
+  /* 1 when every process passed the same hash, 0 when not, -1 on failure */
+  int (*same)(uint64_t hash, void *user);
+  /* what the communication cost so far, one line of text (NULL: nothing to say) */
+  void (*summary)(void *user, char *buf, size_t n);
+  void *user;
+  int fatal;
+} RtDist;
+/* rt_program_main_val as one process of dist (NULL: rt_program_main_val) */
+int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,
+                         int argc, char **argv, RtDist *dist);
 
 #endif

@@ -47,6 +47,9 @@ int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, D
 int64_t llvm_model_train_bytes(const CgModel *m);
 /* the figures of the expected process peak (rt_mem.h), GEMM packing per thread included */
 const RtMemFigures *llvm_model_figures(const CgModel *m);
+/* the training step is also emitted in two halves around its gradients (rt_model.h:
+ * train_backward, train_apply), so an all-reduce can run between them */
+bool llvm_model_splits_step(const CgModel *m);
 /* The writers and the JIT report failures through d (like emission), and return -1 / NULL */
 int llvm_model_write_object(CgModel *m, const char *path, Diag *d);
 int llvm_model_write_ir(CgModel *m, FILE *out, Diag *d);

@@ -28,12 +28,20 @@ struct CgModel {
   LlvmJit *jit;
   int64_t train_bytes; /* params + io + training arena */
   RtMemFigures fig;    /* what a program's processes are expected to use (rt_mem.h) */
+  bool split;          /* train_backward and train_apply are emitted */
 };
 
 int64_t llvm_model_train_bytes(const CgModel *m) { return m->train_bytes; }
 const RtMemFigures *llvm_model_figures(const CgModel *m) { return &m->fig; }
+bool llvm_model_splits_step(const CgModel *m) { return m->split; }
 
 /* ---- emission ------------------------------------------------------------------------- */
+
+/* the entry functions of a model (NULL: none) */
+typedef struct Entries {
+  LLVMValueRef fwd, train, backward, apply;
+} Entries;
+
 
 static void emit_types(CgEmit *e) {
   e->i1 = LLVMInt1TypeInContext(e->ctx);
@@ -69,8 +77,8 @@ static LLVMValueRef emit_consts(CgEmit *e, const CgPlan *p, const char *prefix) 
   return g;
 }
 
-/* one entry function `<prefix>` that runs every kernel of the plan */
-static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, const char *entry_name) {
+/* the kernel functions `<prefix>_k<i>` of the plan, or NULL after a diagnostic */
+static LLVMValueRef *emit_kernels(CgEmit *e, const CgPlan *p, const char *prefix) {
   e->p = p;
   e->prefix = prefix;
   e->consts = emit_consts(e, p, prefix);
@@ -99,6 +107,12 @@ static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, co
     LLVMBuildRetVoid(e->b);
     kfns[ki] = f;
   }
+  return kfns;
+}
+
+/* an entry function `entry_name(const RtModelBufs *)` that runs kernels [from, to) */
+static LLVMValueRef emit_entry(CgEmit *e, LLVMValueRef *kfns, int from, int to,
+                               const char *entry_name) {
   LLVMTypeRef pt = e->ptr;
   LLVMValueRef f = LLVMAddFunction(e->mod, entry_name, LLVMFunctionType(e->vd, &pt, 1, 0));
   llvm_function_set_target(f, e->ti);
@@ -109,13 +123,13 @@ static LLVMValueRef emit_plan(CgEmit *e, const CgPlan *p, const char *prefix, co
   LLVMValueRef bufs = LLVMGetParam(f, 0), args[7];
   for (unsigned i = 0; i < 7; i++) /* the 7th: RtModelBufs.prof */
     args[i] = LLVMBuildLoad2(e->b, bf[i], LLVMBuildStructGEP2(e->b, bt, bufs, i, ""), "");
-  for (int ki = 0; ki < p->nk; ki++) {
+  /* profiling marks at absolute kernel indices: the halves of a split step fill one table */
+  for (int ki = from; ki < to; ki++) {
     llvm_prof_mark(e, args[6], ki);
     LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
   }
-  llvm_prof_mark(e, args[6], p->nk);
+  llvm_prof_mark(e, args[6], to);
   LLVMBuildRetVoid(e->b);
-  free(kfns);
   return f;
 }
 
@@ -132,9 +146,33 @@ LLVMValueRef llvm_cstr(CgEmit *e, const char *s) {
   return g;
 }
 
-static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, LLVMValueRef fwd_fn,
-                            LLVMValueRef train_fn, const RtModelDesc *meta,
-                            const LLVMValueRef ktab[2]) {
+/* a private constant array of n rows of type t, named name; frees rows */
+static LLVMValueRef const_table(CgEmit *e, LLVMTypeRef t, LLVMValueRef *rows, int n,
+                                const char *name) {
+  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(t, (uint64_t)n), name);
+  LLVMSetInitializer(tab, LLVMConstArray2(t, rows, (uint64_t)n));
+  LLVMSetGlobalConstant(tab, 1);
+  LLVMSetLinkage(tab, LLVMPrivateLinkage);
+  free(rows);
+  return tab;
+}
+
+/* the RtGradInfo rows of the plan's gradients (a null pointer without any) */
+static LLVMValueRef emit_grads(CgEmit *e, const CgModelPlan *L) {
+  if (!L->ngrads) return LLVMConstPointerNull(e->ptr);
+  LLVMTypeRef gf[3] = {e->i64, e->i64, e->i64};
+  LLVMTypeRef gt = LLVMStructTypeInContext(e->ctx, gf, 3, 0);
+  LLVMValueRef *rows = xmalloc((size_t)L->ngrads * sizeof *rows);
+  for (int i = 0; i < L->ngrads; i++) {
+    LLVMValueRef v[3] = {cg_c64(e, L->grads[i].offset), cg_c64(e, L->grads[i].numel),
+                         cg_c64(e, L->grads[i].tensor)};
+    rows[i] = LLVMConstNamedStruct(gt, v, 3);
+  }
+  return const_table(e, gt, rows, L->ngrads, "nnc.grads");
+}
+
+static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, const Entries *en,
+                            const RtModelDesc *meta, const LLVMValueRef ktab[2]) {
   LLVMTypeRef tf[12] = {e->ptr, e->i32, e->i32, e->i32, e->i32, LLVMArrayType2(e->i64, 8),
                         e->i64, e->i64, e->f64, e->f64, e->i64, e->i32};
   LLVMTypeRef tt = LLVMStructTypeInContext(e->ctx, tf, 12, 0);
@@ -151,21 +189,17 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
                           LLVMConstInt(e->i32, (unsigned)t->index_kind, 0)};
     rows[i] = LLVMConstNamedStruct(tt, v, 12);
   }
-  LLVMValueRef tab = LLVMAddGlobal(e->mod, LLVMArrayType2(tt, (uint64_t)L->nt), "nnc.tensors");
-  LLVMSetInitializer(tab, LLVMConstArray2(tt, rows, (uint64_t)L->nt));
-  LLVMSetGlobalConstant(tab, 1);
-  LLVMSetLinkage(tab, LLVMPrivateLinkage);
-  free(rows);
-  LLVMTypeRef df[27] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMValueRef tab = const_table(e, tt, rows, L->nt, "nnc.tensors");
+  LLVMTypeRef df[31] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
                         e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32,
-                        e->f64, e->f64, e->f64};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 27, 0);
+                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 31, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[27] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[31] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         llvm_cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
-                        cg_c64(e, meta->batch), fwd_fn, train_fn ? train_fn : null,
+                        cg_c64(e, meta->batch), en->fwd, en->train ? en->train : null,
                         llvm_cstr(e, meta->optimizer), llvm_cstr(e, meta->dims),
                         LLVMConstReal(e->f64, meta->forward_flops), LLVMConstReal(e->f64, meta->train_flops),
                         LLVMConstReal(e->f64, meta->est_forward_s), LLVMConstReal(e->f64, meta->est_train_s),
@@ -174,11 +208,13 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, L
                         LLVMConstInt(e->i32, (unsigned)meta->nkernels_train, 0), ktab[0], ktab[1],
                         LLVMConstInt(e->i32, (unsigned)meta->est_cores, 0),
                         LLVMConstReal(e->f64, meta->roof_peak_1t),
-                        LLVMConstReal(e->f64, meta->roof_peak), LLVMConstReal(e->f64, meta->roof_bw)};
+                        LLVMConstReal(e->f64, meta->roof_peak), LLVMConstReal(e->f64, meta->roof_bw),
+                        en->backward ? en->backward : null, en->apply ? en->apply : null,
+                        emit_grads(e, L), cg_c64(e, en->backward ? L->ngrads : 0)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 27));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 31));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -281,21 +317,32 @@ static void emit_begin(CgEmit *e, CgModel *m, LLVMTargetMachineRef tm, const Llv
 
 /* the kernels and entry functions of both plans, and the GEMM packing bytes a thread
  * allocates in each (pack[0] forward, pack[1] training step); false after a diagnostic */
-static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, LLVMValueRef *ffn,
-                         LLVMValueRef *tfn, int64_t pack[2]) {
+static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entries *en,
+                         int64_t pack[2]) {
   char pre[160], entry[160];
+  memset(en, 0, sizeof *en);
   snprintf(pre, sizeof pre, "nnc_%s_fw", name);
   snprintf(entry, sizeof entry, "nnc_%s_forward", name);
-  *ffn = emit_plan(e, &P->pf, pre, entry);
-  *tfn = NULL;
+  LLVMValueRef *kfns = emit_kernels(e, &P->pf, pre);
+  if (!kfns) return false;
+  en->fwd = emit_entry(e, kfns, 0, P->pf.nk, entry);
+  free(kfns);
   pack[0] = e->pack_bytes;
   pack[1] = e->pack_bytes = 0;
-  if (!*ffn || !P->have_pt) return *ffn != NULL;
+  if (!P->have_pt) return true;
   snprintf(pre, sizeof pre, "nnc_%s_tr", name);
+  if (!(kfns = emit_kernels(e, &P->pt, pre))) return false;
   snprintf(entry, sizeof entry, "nnc_%s_train_step", name);
-  *tfn = emit_plan(e, &P->pt, pre, entry);
+  en->train = emit_entry(e, kfns, 0, P->pt.nk, entry);
+  if (P->split_ok) { /* the same kernels in two halves, for an all-reduce between them */
+    snprintf(entry, sizeof entry, "nnc_%s_train_backward", name);
+    en->backward = emit_entry(e, kfns, 0, P->pt.split, entry);
+    snprintf(entry, sizeof entry, "nnc_%s_train_apply", name);
+    en->apply = emit_entry(e, kfns, P->pt.split, P->pt.nk, entry);
+  }
+  free(kfns);
   pack[1] = e->pack_bytes;
-  return *tfn != NULL;
+  return true;
 }
 
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
@@ -323,9 +370,9 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
   if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
   emit_begin(&e, m, tm, &ti, &target);
-  LLVMValueRef ffn, tfn;
+  Entries en;
   int64_t pack[2];
-  if (!emit_entries(&e, &P, m->name, &ffn, &tfn, pack)) goto out;
+  if (!emit_entries(&e, &P, m->name, &en, pack)) goto out;
   DescMeta dm;
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
   LLVMValueRef ktab[2] = {llvm_kernel_table(&e, &P, false, e.hw, &dm.meta.est_forward_s),
@@ -333,9 +380,10 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
                                 : LLVMConstPointerNull(e.ptr)};
   dm.meta.thread_bytes_forward = pack[0];
   dm.meta.thread_bytes_train = pack[1];
+  m->split = en.backward != NULL;
   m->train_bytes = train ? dm.meta.params_bytes + dm.meta.io_bytes + dm.meta.arena_bytes_train : 0;
   cg_model_figures(&P, pack[0], pack[1], &m->fig);
-  emit_descriptor(&e, m->name, &P, ffn, tfn, &dm.meta, ktab);
+  emit_descriptor(&e, m->name, &P, &en, &dm.meta, ktab);
   if (llvm_module_verify(m->mod, err, sizeof err) ||
       llvm_module_optimize(m->mod, tm, m->target.opt_level, err, sizeof err)) {
     diag_error(d, fwd->loc, "internal error: %s", err);

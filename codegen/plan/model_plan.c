@@ -180,9 +180,44 @@ static void binding_free(CgBinding *b) {
   free(b->out_offset);
 }
 
+/* ---- the gradients at the split ---------------------------------------------------------- */
+
+/* the gradient of table row ti: its arena storage, or a constant (*cnst); false otherwise */
+static bool grad_of(const CgModelPlan *P, const IrGraph *train, int ti, CgGrad *out, bool *cnst) {
+  char name[512];
+  snprintf(name, sizeof name, "%s.grad", P->t[ti].info.name);
+  int node = find_output(train, name);
+  *cnst = false;
+  if (node < 0) return false;
+  const CgVal *v = &P->pt.v[node];
+  *cnst = train->nodes[v->root].op == OP_CONST && v->region != CG_REGION_ARENA;
+  if (*cnst) return true;
+  *out = (CgGrad){ti, v->offset, v->numel};
+  return v->stored && v->region == CG_REGION_ARENA && train->nodes[node].type.dt == DT_F32;
+}
+
+/* every trainable parameter's gradient, each buffer once (an alias shares its root's) */
+static void plan_grads(CgModelPlan *P, const IrGraph *train) {
+  P->split_ok = P->pt.phased && P->pt.split < P->pt.nk;
+  P->grads = xmalloc((size_t)(P->nt + 1) * sizeof *P->grads);
+  for (int ti = 0; ti < P->nt && P->split_ok; ti++) {
+    if (P->t[ti].info.kind != RT_KIND_PARAM || P->t[ti].train_node < 0) continue;
+    CgGrad gr;
+    bool cnst, seen = false;
+    if (!grad_of(P, train, ti, &gr, &cnst)) {
+      P->split_ok = false;
+      break;
+    }
+    for (int k = 0; k < P->ngrads && !cnst; k++) seen |= P->grads[k].offset == gr.offset;
+    if (!cnst && !seen) P->grads[P->ngrads++] = gr;
+  }
+  if (!P->split_ok) P->ngrads = 0;
+}
+
 /* ---- the model plan -------------------------------------------------------------------- */
 
 void cg_model_plan_free(CgModelPlan *P) {
+  free(P->grads);
   if (P->have_pf) cg_plan_free(&P->pf);
   if (P->have_pt) cg_plan_free(&P->pt);
   binding_free(&P->bf);
@@ -213,6 +248,7 @@ int cg_model_plan(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train, cons
   binding_for(P, train, true, &P->bt);
   if (cg_plan(&P->pt, train, t, tiles_for(P, train, t, tiles_train), &P->bt, d)) return -1;
   P->have_pt = true;
+  plan_grads(P, train);
   return 0;
 }
 

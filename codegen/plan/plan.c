@@ -35,6 +35,11 @@ static bool is_ew(const IrNode *n) {
   return (ir_ops[n->op].flags & OPF_ELEMWISE) || n->op == OP_BROADCAST || n->op == OP_ASSIGN;
 }
 
+/* a node of the optimizer step, which runs after the split (plan.h) */
+static bool node_opt(const CgPlan *p, int i) {
+  return p->phased && p->g->nodes[i].phase == PH_OPT;
+}
+
 static bool same_shape(const CgPlan *p, int a, int b) {
   const CgVal *x = &p->v[a], *y = &p->v[b];
   if (x->rank != y->rank) return false;
@@ -57,6 +62,7 @@ static int new_kernel(CgPlan *p, CgKernelKind kind, int anchor) {
   k->bias_node = -1;
   k->bn_node = -1;
   k->copy_src = -1;
+  k->opt = anchor < p->g->nnodes && node_opt(p, anchor);
   return p->nk++;
 }
 
@@ -124,6 +130,7 @@ static void take_epilogue(CgPlan *p, int ki, int i, const bool *is_out, bool *ab
   const IrGraph *g = p->g;
   int cur = i;
   int c = sole_reader(p, cur, is_out);
+  if (c >= 0 && node_opt(p, c) != node_opt(p, i)) c = -1;
   if (c >= 0 && g->nodes[c].op == OP_ADD && same_shape(p, c, cur) &&
       g->nodes[c].type.dt == DT_F32) {
     const IrNode *a = &g->nodes[c];
@@ -151,6 +158,7 @@ static void take_epilogue(CgPlan *p, int ki, int i, const bool *is_out, bool *ab
       p->k[ki].bias_node = b;
       cur = c;
       c = sole_reader(p, cur, is_out);
+      if (c >= 0 && node_opt(p, c) != node_opt(p, i)) c = -1;
     }
   }
   if (c >= 0 && take_bn(p, ki, i, c, absorbed)) {
@@ -258,6 +266,19 @@ static void plan_needed(CgPlan *p, const CgBinding *bind, bool *is_out) {
   free(needed);
 }
 
+/* phased: the optimizer's nodes come after all others (plan.h); a schedule that interleaves
+ * updates with the backward pass (remat's, to free each gradient early) is kept as it is */
+static void plan_phases(CgPlan *p) {
+  const IrGraph *g = p->g;
+  int last_other = -1, first_opt = g->nnodes;
+  for (int i = 0; i < g->nnodes; i++) {
+    if (!p->v[i].needed) continue;
+    if (g->nodes[i].phase == PH_OPT) first_opt = first_opt < i ? first_opt : i;
+    else last_other = i;
+  }
+  p->phased = first_opt < g->nnodes && last_other < first_opt;
+}
+
 static void dtype_list(const CgTarget *t, char *buf, size_t n) {
   size_t k = 0;
   buf[0] = 0;
@@ -298,7 +319,8 @@ static void fuse_ew(CgPlan *p, int i) {
     int o = n->in[j];
     if (ir_is_fill(&g->nodes[o])) continue; /* folded into the group */
     int ko = p->kof[o];
-    bool cand = ko >= 0 && p->k[ko].kind == CGK_EW && !p->k[ko].sealed && same_shape(p, o, i);
+    bool cand = ko >= 0 && p->k[ko].kind == CGK_EW && !p->k[ko].sealed && same_shape(p, o, i) &&
+                p->k[ko].opt == node_opt(p, i);
     if (!cand) {
       materialize(p, o);
     } else if (target < 0) {
@@ -416,6 +438,7 @@ static int plan_leaves(CgPlan *p, const CgBinding *bind, Diag *d) {
 
 static void add_copy(CgPlan *p, int anchor, int src, int region, int64_t offset, int64_t bytes) {
   int ki = new_kernel(p, CGK_COPY, anchor);
+  p->k[ki].opt = p->phased;
   p->k[ki].copy_src = src;
   p->k[ki].copy_dst_region = region;
   p->k[ki].copy_dst_offset = offset;
@@ -459,6 +482,7 @@ static void plan_order(CgPlan *p) {
   for (int i = 0; i < p->g->nnodes; i++) p->kof[i] = -1;
   for (int ki = 0; ki < p->nk; ki++)
     for (int m = 0; m < p->k[ki].nmembers; m++) p->kof[p->k[ki].members[m]] = ki;
+  for (p->split = 0; p->split < p->nk && !p->k[p->split].opt;) p->split++;
 }
 
 /* what is stored: values read outside their kernel (constants fold into elementwise
@@ -583,6 +607,7 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tile
   int rc = -1;
   if (plan_values(p, d)) goto out;
   plan_needed(p, bind, is_out);
+  plan_phases(p);
   if (plan_check_target(p, d)) goto out;
   plan_fuse(p, is_out, absorbed);
   if (plan_assign_placement(p, bind, d) || plan_leaves(p, bind, d)) goto out;

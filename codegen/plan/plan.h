@@ -14,6 +14,11 @@
  * Folded constants (a CONST with attr.data) are in the plan's own read-only table.
  * RESHAPE and identity dropout are aliases of their operand's storage. Values inside a fused
  * elementwise group that nobody outside the group reads are never stored.
+ *
+ * The optimizer step (the PH_OPT nodes of a training graph) is kept apart: no kernel mixes
+ * its nodes with others and its kernels run last, from `split` on. Between the two halves
+ * every gradient lies in the arena, where a runtime can average it across processes before
+ * the update reads it (rt_model.h: train_backward, train_apply).
  */
 #ifndef NNC_PLAN_H
 #define NNC_PLAN_H
@@ -90,6 +95,7 @@ typedef struct CgKernel {
   bool bn;         /* CONV2D epilogue: an inference batchnorm (bn_node) folded into it */
   int bn_node;
   bool sealed;
+  bool opt;     /* runs after the split: an optimizer kernel or a final copy */
   int copy_src, copy_dst_region; /* CGK_COPY */
   int64_t copy_dst_offset, copy_bytes;
   int64_t scratch_offset, scratch_bytes; /* arena scratch (im2col) */
@@ -104,6 +110,10 @@ typedef struct CgPlan {
   bool *inplace;   /* [g->nnodes] ASSIGN written straight into its PARAM */
   CgKernel *k;     /* in execution order after cg_plan */
   int nk, capk;
+  bool phased;     /* the optimizer's nodes (PH_OPT) depend on the rest, never the reverse */
+  int split;       /* kernels [0, split) compute everything but the optimizer step (the
+                      gradients then lie in the arena); [split, nk) the PH_OPT nodes and the
+                      final copies. nk for a graph without optimizer nodes. */
   int64_t arena_bytes;
   unsigned char *consts; /* the folded CONSTs (passes/fold.c) it reads, 64-byte aligned */
   int64_t consts_bytes;
@@ -142,6 +152,13 @@ typedef struct CgTensor {
   int fwd_node, train_node;
 } CgTensor;
 
+/* the gradient of a trainable parameter where the training plan leaves it at the split */
+typedef struct CgGrad {
+  int tensor;     /* the parameter's row in the table */
+  int64_t offset; /* in the arena */
+  int64_t numel;  /* f32 elements */
+} CgGrad;
+
 typedef struct CgModelPlan {
   CgTensor *t;
   int nt, capt;
@@ -153,6 +170,11 @@ typedef struct CgModelPlan {
   CgBinding bf, bt;
   CgPlan pf, pt;          /* pt only with a training graph */
   bool have_pf, have_pt;
+  CgGrad *grads;          /* one per distinct gradient buffer, in table order */
+  int ngrads;
+  bool split_ok;          /* the step can run as train_backward + train_apply: it is phased,
+                             has optimizer kernels, and every gradient is an f32 arena value
+                             (or a constant, the same in every process, left out of grads) */
   Arena *tiles_arena;     /* tile decisions run by cg_model_plan */
 } CgModelPlan;
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# mpi_scaling.sh — data-parallel training on this machine (bench/RESULTS.md): the step time
+# of the mlp (batch N per rank) in one process and under `mpirun -np 2` (one thread per
+# rank, so two ranks use two cores), interleaved over REPS repetitions (median and best of
+# the epochs after the first), and the measured time of one all-reduce of the gradients
+# (bench_allreduce.c, from a barrier) against `nnc cost --train --ranks 2 --link shm`.
+#   bench/mpi_scaling.sh [NNC] [N] [REPS]
+set -eu
+NNC=${1:-build/nnc}
+N=${2:-64}
+REPS=${3:-5}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+"$NNC" build "$SRC/examples/mlp.nn" -D N="$N" -o "$T/p1"
+"$NNC" build "$SRC/examples/mlp.nn" -D N="$N" --mpi -o "$T/p2"
+mpicc -O2 "$SRC/bench/bench_allreduce.c" -o "$T/bar"
+/usr/bin/python3 -c "
+import numpy as np; r = np.random.default_rng(0)
+np.save('$T/x.npy', r.standard_normal((64 * $N, 784), dtype=np.float32))
+np.save('$T/y.npy', r.integers(0, 10, 64 * $N, dtype=np.int32))"
+D="x=$T/x.npy,label=$T/y.npy"
+# also: two single processes at once, what this machine gives two processes without MPI
+for r in $(seq "$REPS"); do
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 >>"$T/p1.txt" 2>&1
+  mpirun --oversubscribe -np 2 "$T/p2" train --data "$D" --epochs 3 --threads 1 >>"$T/p2.txt" 2>&1
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 >>"$T/pp.txt" 2>&1 &
+  "$T/p1" train --data "$D" --epochs 3 --threads 1 >/dev/null 2>&1
+  wait
+done
+# epoch lines: "epoch k/3  loss L  S samples/s  T s"; steps per epoch: samples / global batch
+/usr/bin/python3 - "$T/p1.txt" "$T/p2.txt" "$N" "$T/pp.txt" <<'PYEOF'
+import re, statistics, sys
+N = int(sys.argv[3])
+for path, P, what in ((sys.argv[1], 1, "one process"), (sys.argv[2], 2, "mpirun -np 2"),
+                      (sys.argv[4], 1, "one of two single processes running at once")):
+    ts = [float(m.group(2)) for m in re.finditer(r"epoch (\d)/3 .* ([0-9.]+) s", open(path).read())
+          if m.group(1) != "1"]
+    steps = 64 * N // (N * P)
+    ms = sorted(1e3 * t / steps for t in ts)
+    print(f"{what:44s} P={P}: global batch {N * P:4d}, step median {statistics.median(ms):.2f} ms, best {ms[0]:.2f} ms, "
+          f"{N * P / statistics.median(ms) * 1e3:.0f} samples/s (median; {len(ms)} epochs)")
+PYEOF
+grep -o "all-reduce of the gradients.*" "$T/p2.txt" | tail -1
+mpirun --oversubscribe -np 2 "$T/bar" 1628200 200
+"$NNC" cost "$SRC/examples/mlp.nn" -D N="$N" --train --ranks 2 --link shm | grep -E "ring all-reduce|step per rank|scaling"

@@ -1,0 +1,119 @@
+/* rt_mpi.c — the main of a program built by `nnc build --mpi`: the program main
+ * (rt_main.c) as one rank of MPI_COMM_WORLD, so that `mpirun -np P ./prog train ...` trains
+ * data-parallel (docs/distributed.md). The gradients are averaged with MPI_Allreduce (sum,
+ * then a multiplication by 1/P) bucket by bucket (rt_ctx_train_step_allreduce).
+ *
+ * Errors: MPI calls return their errors (MPI_ERRORS_RETURN) and the program reports them. A
+ * process that fails once training has begun calls MPI_Abort, since the others may be
+ * waiting for it in an all-reduce; a process that dies (a signal, a lost machine) is
+ * noticed by mpirun, which ends the others. Built only where CMake finds MPI (its own
+ * archive, libnnc_runtime_mpi.a), so the rest of the runtime never depends on it.
+ */
+#include <limits.h>
+#include <mpi.h>
+#include <time.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rt_program.h"
+
+typedef struct RtMpi {
+  MPI_Comm comm;
+  float inv; /* 1 / the number of processes */
+  const char *argv0;
+  double seconds; /* in MPI_Allreduce of buffers of more than one element (gradients) */
+  int64_t calls, floats;
+} RtMpi;
+
+static double mpi_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int mpi_fail(const RtMpi *m, const char *what, int rc) {
+  char msg[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fprintf(stderr, "%s: error: %s failed: %s\n", m->argv0, what, msg);
+  return -1;
+}
+
+/* The sum of buf over the processes, in place. A rank that waits for slower ones polls for
+ * 0.2 ms, then sleeps 20 us between polls: with more ranks than free cores (oversubscribed,
+ * or other work on the machine) a spinning rank would take the CPU from the rank it waits
+ * for (on this 2-core machine that doubled the step time of two ranks). */
+static int mpi_allreduce_wait(const RtMpi *m, float *buf, int n) {
+  MPI_Request req;
+  int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, m->comm, &req);
+  double t0 = mpi_now();
+  for (int done = 0; rc == MPI_SUCCESS;) {
+    rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) break;
+    if (mpi_now() - t0 > 2e-4) nanosleep(&(struct timespec){0, 20000}, NULL);
+  }
+  return rc;
+}
+
+/* RtAllreduceFn: the mean over the processes, in pieces of at most INT_MAX elements */
+static int mpi_mean(float *buf, size_t count, void *user) {
+  RtMpi *m = user;
+  while (count) {
+    int n = count > INT_MAX ? INT_MAX : (int)count;
+    double t0 = mpi_now();
+    int rc = mpi_allreduce_wait(m, buf, n);
+    if (rc != MPI_SUCCESS) return mpi_fail(m, "MPI_Allreduce", rc);
+    if (n > 1) m->seconds += mpi_now() - t0, m->calls++, m->floats += n;
+    for (int i = 0; i < n; i++) buf[i] *= m->inv;
+    buf += n;
+    count -= (size_t)n;
+  }
+  return 0;
+}
+
+/* RtDist.same: the smallest and the largest hash over the processes */
+static int mpi_same(uint64_t hash, void *user) {
+  const RtMpi *m = user;
+  uint64_t lo = hash, hi = hash;
+  int rc = MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, m->comm);
+  if (rc == MPI_SUCCESS) rc = MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, m->comm);
+  if (rc != MPI_SUCCESS) return mpi_fail(m, "MPI_Allreduce", rc);
+  return lo == hi;
+}
+
+/* RtDist.summary: the time in the gradients' all-reduce */
+static void mpi_summary(void *user, char *buf, size_t n) {
+  const RtMpi *m = user;
+  snprintf(buf, n, "all-reduce of the gradients: %lld calls, %.1f MiB, %.3f ms per call on "
+           "average (rank 0, waiting for the others included)",
+           (long long)m->calls, (double)m->floats * 4 / 1048576,
+           m->calls ? 1e3 * m->seconds / (double)m->calls : 0.0);
+}
+
+int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss, int argc,
+                char **argv);
+
+int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss, int argc,
+                char **argv) {
+  const char *s = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+  RtMpi m = {MPI_COMM_WORLD, 1.0f, s ? s + 1 : argc > 0 && argv[0] ? argv[0] : "model", 0, 0, 0};
+  int rc = MPI_Init(&argc, &argv);
+  if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
+  RtDist dist = {0, 1, mpi_mean, mpi_same, mpi_summary, &m, 0};
+  MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
+  if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
+      (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {
+    mpi_fail(&m, "MPI_Comm_rank/size", rc);
+    MPI_Abort(m.comm, 1);
+    return 1;
+  }
+  m.inv = 1.0f / (float)dist.size;
+  rc = rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, &dist);
+  if (rc && dist.fatal && dist.size > 1) {
+    fprintf(stderr, "%s: rank %d failed during training; stopping the other processes\n",
+            m.argv0, dist.rank);
+    MPI_Abort(m.comm, rc);
+  }
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# run_mpi.sh — data-parallel training under mpirun (nnc build --mpi, docs/distributed.md), on
+# one machine with oversubscribed ranks:
+# - P = 2 and 3 ranks of the mlp at batch 16 against one process at batch 16 x P on the same
+#   global batches (the same shuffled order): the loss of every step within rtol 2e-4 +
+#   atol 1e-6, the final weights and optimizer state within rtol 1e-3 + atol 1e-4. Not bit
+#   for bit: each rank sums the gradient over its 16 samples, MPI adds the P partial sums
+#   and multiplies by 1/P, where one process sums 16 x P samples in one order; each such
+#   reassociation changes the last bits of a float (relative 1e-7; the losses differ by
+#   2.4e-7). Adam divides by sqrt(v), so a gradient near zero, whose relative error is
+#   large, still moves its weight by up to lr = 1e-3 per step: the weights differ by up to
+#   2e-5 after 30 steps (measured), hence atol 1e-4 for them.
+# - two runs with the same P write the same bits; every rank ends every epoch with the same
+#   weights (the program checks it and says so);
+# - resuming a P = 2 checkpoint with P = 3 continues at the next epoch like one process would;
+# - a rank killed with SIGKILL mid-training ends the job within 10 s with mpirun's message,
+#   and the last checkpoint is intact (it loads and trains on);
+# - data smaller than one global batch is an error before training;
+# - lenet at P=2 as one process; a batchnorm network (per-rank statistics) trains.
+# Skipped (with a message) without mpirun or when nnc was built without MPI.
+set -u
+: "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
+PY=/usr/bin/python3
+command -v mpirun >/dev/null || { echo "SKIP: mpirun not found (Open MPI: openmpi-bin)"; exit 0; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+die() { echo "FAIL: $*" >&2; fail=1; }
+# Open MPI refuses root without these (CI runs as root); Open MPI's own allocations are not
+# ours to leak-check under AddressSanitizer
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0
+export OMPI_MCA_btl=self,vader # shared memory between the ranks, no network probing
+MPIRUN=(mpirun --oversubscribe)
+NN="$NNC_SRC/examples/mlp.nn"
+
+if ! "$NNC" build "$NN" -D N=16 --mpi -o "$T/dp" >"$T/b.log" 2>&1; then
+  if grep -q "built without MPI" "$T/b.log"; then echo "SKIP: $(cat "$T/b.log")"; exit 0; fi
+  cat "$T/b.log" >&2
+  echo "FAIL: nnc build --mpi" >&2
+  exit 1
+fi
+"$NNC" build "$NN" -D N=16 --mpi --lib -o "$T/libx.a" >"$T/b.log" 2>&1 && die "--mpi --lib accepted"
+grep -q "a library links no MPI" "$T/b.log" || die "--mpi --lib: message: $(cat "$T/b.log")"
+for P in 2 3; do
+  "$NNC" build "$NN" -D N=$((16 * P)) -o "$T/ref$P" || die "build ref$P"
+done
+$PY -c "
+import numpy as np; r = np.random.default_rng(3)
+np.save('$T/x.npy', r.standard_normal((480, 784), dtype=np.float32))
+np.save('$T/y.npy', r.integers(0, 10, 480, dtype=np.int32))
+np.save('$T/xs.npy', r.standard_normal((40, 784), dtype=np.float32))
+np.save('$T/ys.npy', r.integers(0, 10, 40, dtype=np.int32))"
+DATA="x=$T/x.npy,label=$T/y.npy"
+# a program built with --mpi runs as one process without mpirun (an MPI singleton)
+"$T/dp" init --seed 7 -o "$T/w0.st" || die "dp init"
+
+# the loss logs (step,epoch,loss) agree step by step within the tolerance
+same_log() {
+  $PY - "$1" "$2" <<'PYEOF' || die "loss logs $1 and $2 differ"
+import sys, numpy as np
+a, b = (np.loadtxt(f, delimiter=",", skiprows=1, ndmin=2) for f in sys.argv[1:3])
+assert a.shape == b.shape and a.shape[0] > 0, (a.shape, b.shape)
+assert (a[:, :2] == b[:, :2]).all(), "step/epoch columns differ"
+d = np.abs(a[:, 2] - b[:, 2]); tol = 1e-6 + 2e-4 * np.abs(b[:, 2])
+print(f"{sys.argv[1]}: {a.shape[0]} steps, max |loss difference| {d.max():.3g}")
+assert (d <= tol).all(), f"step {int(a[d.argmax(), 0])}: {a[d.argmax(), 2]} vs {b[d.argmax(), 2]}"
+PYEOF
+}
+
+for P in 2 3; do
+  "${MPIRUN[@]}" -np $P "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 2 --threads 1 \
+    --save "$T/dp$P.st" --log "$T/dp$P.csv" >"$T/dp$P.out" 2>&1 || { cat "$T/dp$P.out" >&2; die "mpirun -np $P train"; }
+  grep -q "weights bit-identical in all $P processes after every epoch" "$T/dp$P.out" \
+    || die "P=$P: no statement that the ranks' weights are identical: $(cat "$T/dp$P.out")"
+  [ "$(grep -c '^epoch 2/2' "$T/dp$P.out")" = 1 ] || die "P=$P: rank 0 alone should print progress"
+  "$T/ref$P" train --weights "$T/w0.st" --data "$DATA" --epochs 2 --threads 1 --quiet \
+    --save "$T/ref$P.st" --log "$T/ref$P.csv" 2>/dev/null || die "ref$P train"
+  same_log "$T/dp$P.csv" "$T/ref$P.csv"
+  $PY "$NNC_SRC/tests/train/compare_st.py" "$T/dp$P.st" "$T/ref$P.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+    || { cat "$T/cmp.txt" >&2; die "P=$P: final weights differ from one process on the same global batches"; }
+  "${MPIRUN[@]}" -np $P "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 2 --threads 1 \
+    --save "$T/dp${P}b.st" --quiet 2>/dev/null || die "mpirun -np $P, second run"
+  cmp -s "$T/dp$P.st" "$T/dp${P}b.st" || die "P=$P: two runs wrote different bits"
+done
+echo "P=2, P=3: loss and weights as one process; repeated runs identical"
+
+# resume under another P: 1 epoch at P=2, then epoch 2 at P=3 against one process at 48
+"${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 1 --threads 1 \
+  --save "$T/e1.st" --quiet 2>/dev/null || die "P=2, one epoch"
+"${MPIRUN[@]}" -np 3 "$T/dp" train --weights "$T/e1.st" --data "$DATA" --epochs 1 --threads 1 \
+  --save "$T/e2.st" --log "$T/e2.csv" --quiet 2>/dev/null || die "P=3 resume"
+"$T/ref3" train --weights "$T/e1.st" --data "$DATA" --epochs 1 --threads 1 --quiet \
+  --save "$T/e2r.st" --log "$T/e2r.csv" 2>/dev/null || die "ref3 resume"
+grep -q "^16,2," "$T/e2.csv" || die "resume: the P=3 run should go on at epoch 2: $(head -2 "$T/e2.csv")"
+same_log "$T/e2.csv" "$T/e2r.csv"
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/e2.st" "$T/e2r.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+  || { cat "$T/cmp.txt" >&2; die "resume: weights differ from one process"; }
+
+# bad P: 40 samples are fewer than one global batch of 3 x 16
+"${MPIRUN[@]}" -np 3 "$T/dp" train --data "x=$T/xs.npy,label=$T/ys.npy" --save "$T/bad.st" \
+  --threads 1 >"$T/bad.out" 2>&1 && die "3 x 16 on 40 samples accepted"
+grep -q "fewer than one global batch of 48 (3 processes x the batch of 16)" "$T/bad.out" \
+  || die "bad P: message: $(cat "$T/bad.out")"
+[ -e "$T/bad.st" ] && die "bad P: a checkpoint was written"
+
+# lenet (sgd with momentum, convolutions) at P=2 against one process; a batchnorm network
+# trains with each rank's own statistics (its weights still identical in every rank)
+"$NNC" build "$NNC_SRC/examples/lenet.nn" -D N=8 --mpi -o "$T/ldp" >/dev/null 2>&1 || die "build lenet --mpi"
+"$NNC" build "$NNC_SRC/examples/lenet.nn" -D N=16 -o "$T/lref" >/dev/null 2>&1 || die "build lenet N=16"
+cat >"$T/bnnet.nn" <<'NNEOF'
+model bnnet {
+  dim N = 8
+  input x: f32[N, 1, 28, 28]
+  input label: i32[N]
+  c = conv2d(x, 4, kernel = 3, pad = 1, bias = false)
+  h = relu(batchnorm(c))
+  logits = dense(flatten(maxpool(h, 2, stride = 2)), 10, name = "fc")
+  loss = cross_entropy(logits, label)
+  output logits
+}
+train bnnet {
+  minimize loss
+  optimizer adam(lr = 1e-3)
+}
+NNEOF
+"$NNC" build "$T/bnnet.nn" --mpi -o "$T/bdp" >/dev/null 2>&1 || die "build bnnet --mpi"
+$PY -c "
+import numpy as np; r = np.random.default_rng(5)
+np.save('$T/lx.npy', r.standard_normal((160, 1, 28, 28), dtype=np.float32))
+np.save('$T/ly.npy', r.integers(0, 10, 160, dtype=np.int32))"
+LDATA="x=$T/lx.npy,label=$T/ly.npy"
+"$T/ldp" init --seed 3 -o "$T/l0.st" || die "lenet init"
+"${MPIRUN[@]}" -np 2 "$T/ldp" train --weights "$T/l0.st" --data "$LDATA" --epochs 2 --threads 1 \
+  --save "$T/ldp.st" --log "$T/ldp.csv" --quiet 2>/dev/null || die "lenet mpirun -np 2"
+"$T/lref" train --weights "$T/l0.st" --data "$LDATA" --epochs 2 --threads 1 --quiet \
+  --save "$T/lref.st" --log "$T/lref.csv" 2>/dev/null || die "lenet reference"
+same_log "$T/ldp.csv" "$T/lref.csv"
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/ldp.st" "$T/lref.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+  || { cat "$T/cmp.txt" >&2; die "lenet: weights differ from one process"; }
+"${MPIRUN[@]}" -np 2 "$T/bdp" train --data "$LDATA" --epochs 2 --threads 1 --save "$T/bn.st" \
+  >"$T/bn.out" 2>&1 || { cat "$T/bn.out" >&2; die "batchnorm network under mpirun -np 2"; }
+grep -q "weights bit-identical in all 2 processes" "$T/bn.out" || die "batchnorm: $(cat "$T/bn.out")"
+
+# a rank killed mid-training: the job ends within 10 s, the last checkpoint stays good
+"${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 100000 \
+  --threads 1 --save "$T/k.st" --quiet >"$T/kill.out" 2>&1 &
+MP=$!
+for _ in $(seq 300); do [ -s "$T/k.st" ] && break; sleep 0.1; done
+[ -s "$T/k.st" ] || die "kill: no checkpoint after 30 s"
+sleep 0.5
+victim=$(pgrep -P $MP | tail -1)
+if [ -z "$victim" ]; then
+  die "kill: no rank process under mpirun"
+  kill $MP 2>/dev/null
+else
+  t0=$(date +%s.%N)
+  kill -KILL "$victim"
+  for _ in $(seq 150); do kill -0 $MP 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $MP 2>/dev/null; then
+    die "kill: the job still runs 15 s after a rank was killed"
+    kill -KILL $MP 2>/dev/null
+  fi
+  wait $MP && die "kill: mpirun exited with 0"
+  dt=$($PY -c "import time; print(f'{time.time() - $t0:.1f}')")
+  echo "killed rank $victim: the job ended after $dt s"
+  $PY -c "import sys; sys.exit(0 if $dt <= 10 else 1)" || die "kill: the job took $dt s to end"
+  grep -q "signal 9\|Killed" "$T/kill.out" || die "kill: no message naming the killed rank: $(cat "$T/kill.out")"
+  "$T/ref2" train --weights "$T/k.st" --data "$DATA" --epochs 1 --threads 1 --quiet \
+    2>"$T/k.err" || die "kill: the last checkpoint does not load: $(cat "$T/k.err")"
+fi
+cat "$T/kill.out" | head -20
+exit $fail

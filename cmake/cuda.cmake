@@ -115,6 +115,9 @@ target_link_libraries(nnc PRIVATE nnc_cuda)
 if(TARGET nnc_cuda_nvrtc)
   target_link_libraries(nnc PRIVATE nnc_cuda_nvrtc)
   target_compile_definitions(nnc PRIVATE NNC_HAVE_NVRTC=1)
+  # the installed nnc finds libnvrtc where the build found it (the toolkit's lib64 is not
+  # usually in the loader's path), as the build tree's nnc does
+  set_target_properties(nnc PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
 endif()
 
 # programs built with --target cuda-emu (and cuda, which must refuse cleanly without a GPU)

@@ -74,7 +74,9 @@ static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
     if (!v) return -1;
     t->v = v, t->cap = cap;
   }
-  snprintf(t->v[t->n].name, sizeof t->v[t->n].name, "%s", name);
+  size_t len = strlen(name);
+  if (len >= sizeof t->v[t->n].name) return -1; /* kernel names are short; never truncated */
+  memcpy(t->v[t->n].name, name, len + 1);
   t->v[t->n++].l = *l;
   return 0;
 }
@@ -366,7 +368,7 @@ static int gemm_finish(FILE *o, const CgPlan *p, const CgKernel *k, const GemmVi
   char rn[80];
   snprintf(rn, sizeof rn, "%s_reduce", cg->name);
   if (table_add(tab, cg->name, &main_k) || (k->tile->split_k > 1 && table_add(tab, rn, &red)))
-    return diag_error(d, n->loc, "out of memory"), -1;
+    return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
   return 0;
 }
 

@@ -16,7 +16,7 @@
 #include "cuda_gen.h"
 
 typedef struct CudaPlanLaunch {
-  char name[64];
+  char name[96];
   CudaLaunch l;
 } CudaPlanLaunch;
 

@@ -116,7 +116,7 @@ static void usage(FILE *out) {
         "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
         "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
         "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
-        "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
+        "      --precision P     with --target: f32 (default), tf32, bf16 or f16 (GEMMs on tensor cores)\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
         "                        MPI (docs/distributed.md)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
@@ -428,7 +428,7 @@ typedef struct BuildArgs {
   DrvBuildOptions bo;
   const char *out;
   const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
-  const char *precision; /* --precision f32|tf32 (CUDA) */
+  const char *precision; /* --precision f32|tf32|bf16|f16 (CUDA) */
   bool lib, shared, keep, verbose, mpi; /* shared: --shared (lib is set too) */
 } BuildArgs;
 

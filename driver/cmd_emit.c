@@ -27,7 +27,7 @@ static void usage(FILE *out) {
         "                  training step) and the launch tables, for --target cuda[:sm_80|\n"
         "                  sm_86|sm_89|sm_90] (default cuda = sm_80)\n"
         "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n"
-        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs) or tf32 (tensor cores)\n",
+        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs), tf32, bf16 or f16 (tensor cores)\n",
         out);
 }
 

@@ -11,12 +11,13 @@ typedef struct DrvCudaSource {
   char *src;     /* prelude + kernels + emulation launch tables */
   char arch[16]; /* "sm_80" */
   bool emu;      /* target cuda-emu: the source runs on the CPU through cuda_emu.h */
-  bool tf32;     /* --precision tf32: GEMMs and convolutions on TF32 tensor cores */
+  CudaPrec prec; /* --precision: GEMM and convolution inputs (f32 FMA, TF32, bf16 or f16
+                    tensor cores); accumulation, values and every other kernel stay f32 */
   CudaTiles tiles;
 } DrvCudaSource;
 
 /* the target of `--target` (cuda, cuda:sm_XX or cuda-emu) and `--precision` (NULL or f32,
- * tf32); 0, or 2 after a message */
+ * tf32, bf16, f16); 0, or 2 after a message */
 int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s);
 /* plans dm (built by drv_build_model) for the CUDA target set by drv_cuda_target and
  * generates its source, with the training step when train; 0, or 1 after diagnostics.

@@ -15,12 +15,11 @@ int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s)
   char err[256];
   const HwTarget *hw;
   memset(s, 0, sizeof *s);
-  if (precision && strcmp(precision, "f32") && strcmp(precision, "tf32")) {
-    fprintf(stderr, "nnc: error: --precision %s: the CUDA backend builds f32 or tf32 (bf16 and f16 are "
-                    "not available yet)\n", precision);
+  s->prec = CUDA_PREC_F32;
+  if (precision && cuda_prec_parse(precision, &s->prec)) {
+    fprintf(stderr, "nnc: error: --precision %s: the CUDA backend builds f32, tf32, bf16 or f16\n", precision);
     return 2;
   }
-  s->tf32 = precision && !strcmp(precision, "tf32");
   s->emu = !strcmp(target, "cuda-emu");
   if (cuda_target_parse(s->emu ? "cuda" : target, s->arch, sizeof s->arch, &hw, err, sizeof err)) {
     fprintf(stderr, "nnc: error: --target: %s (or cuda-emu)\n", err);
@@ -39,7 +38,7 @@ int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d) {
   }
   CgTarget t;
   cuda_backend_target(&t, hw);
-  cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->tf32);
+  cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->prec);
   if (cg_model_plan(&s->P, dm->fwd, dm->train, &t, s->tiles.fwd, s->tiles.train, d)) return 1;
   size_t len = 0;
   FILE *f = open_memstream(&s->src, &len);

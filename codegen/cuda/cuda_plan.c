@@ -44,22 +44,46 @@ int cuda_target_parse(const char *spec, char *arch, size_t archn, const HwTarget
   return cuda_errf(err, errn, "unknown CUDA architecture '%s' (sm_80, sm_86, sm_89 or sm_90)", a);
 }
 
-static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, bool tf32, Arena *a) {
+int cuda_prec_parse(const char *name, CudaPrec *out) {
+  static const char *names[] = {"f32", "tf32", "bf16", "f16"};
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(name, names[i])) return *out = (CudaPrec)i, 0;
+  return -1;
+}
+
+const char *cuda_prec_name(CudaPrec p) {
+  return p == CUDA_PREC_TF32 ? "tf32" : p == CUDA_PREC_BF16 ? "bf16" : p == CUDA_PREC_F16 ? "f16" : "f32";
+}
+
+DType cuda_prec_dtype(CudaPrec p) {
+  return p == CUDA_PREC_BF16 ? DT_BF16 : p == CUDA_PREC_F16 ? DT_F16 : DT_F32;
+}
+
+CudaPrec cuda_tile_prec(const TileDecision *d) {
+  if (d->gemm.dt == DT_BF16) return CUDA_PREC_BF16;
+  if (d->gemm.dt == DT_F16) return CUDA_PREC_F16;
+  return d->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32;
+}
+
+/* the f32 GEMMs' decisions again at prec: TF32 tensor cores, or bf16/f16 ones reading f32 */
+static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, CudaPrec prec, Arena *a) {
   TilePlan *tp = pass_tiles(g, hw, a);
-  for (int i = 0; tf32 && i < tp->n; i++) {
+  for (int i = 0; prec != CUDA_PREC_F32 && i < tp->n; i++) {
     TileDecision *d = &tp->tiles[i];
     if (!d->valid || !d->gpu || d->gemm.dt != DT_F32) continue;
     TileGemm gm = d->gemm;
-    gm.tf32 = true;
+    gm.tf32 = prec == CUDA_PREC_TF32;
+    gm.f32_in = prec == CUDA_PREC_BF16 || prec == CUDA_PREC_F16;
+    if (gm.f32_in) gm.dt = cuda_prec_dtype(prec);
     tiles_choose(hw, &gm, d);
   }
   return tp;
 }
 
-void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, bool tf32) {
+void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, CudaPrec prec) {
   t->a = arena_new();
-  t->fwd = tiles_of(fwd, hw, tf32, t->a);
-  t->train = train ? tiles_of(train, hw, tf32, t->a) : NULL;
+  t->fwd = tiles_of(fwd, hw, prec, t->a);
+  t->train = train ? tiles_of(train, hw, prec, t->a) : NULL;
 }
 
 void cuda_tiles_free(CudaTiles *t) {
@@ -379,8 +403,8 @@ static int gemm_tile_ok(const CgPlan *p, const CgKernel *k, Diag *d) {
     diag_error(d, n->loc, "CUDA code generation: %s %%%d has no GPU tile decision", ir_op_name(n->op), k->node);
     return -1;
   }
-  if (k->tile->gemm.dt != DT_F32) {
-    diag_error(d, n->loc, "CUDA code generation: %s %%%d: tiles for a 16-bit type, the values are f32",
+  if (k->tile->gemm.dt != DT_F32 && !k->tile->gemm.f32_in) {
+    diag_error(d, n->loc, "CUDA code generation: %s %%%d: tiles for 16-bit operands, the values are f32",
                ir_op_name(n->op), k->node);
     return -1;
   }
@@ -397,7 +421,7 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
     return -1;
   }
   if (g.M * g.N * g.batch == 0) return 0;
-  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32, .trans_a = g.ta, .trans_b = g.tb,
+  CudaGemm cg = {.name = name, .prec = cuda_tile_prec(k->tile), .trans_a = g.ta, .trans_b = g.tb,
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
   return gemm_finish(o, p, k, &g, &cg, tab, d);
@@ -428,7 +452,7 @@ static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const cha
   snprintf(ga, sizeof ga, "%s_ga", name);
   snprintf(gb, sizeof gb, "%s_gb", name);
   snprintf(ci, sizeof ci, "%s_ci", name);
-  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32,
+  CudaGemm cg = {.name = name, .prec = cuda_tile_prec(k->tile),
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb, .c_index = ci};
   return gemm_finish(o, p, k, &g, &cg, tab, d);
@@ -439,7 +463,8 @@ static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const cha
 static bool conv_as_gemm(const CgPlan *p, const CgKernel *k) {
   const IrNode *n = &p->g->nodes[k->node];
   CgConv c;
-  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu || k->tile->gemm.dt != DT_F32)
+  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu ||
+      (k->tile->gemm.dt != DT_F32 && !k->tile->gemm.f32_in))
     return false;
   cg_conv_geom(p, k->node, &c);
   return c.G == 1 && c.N * c.P < INT32_MAX && c.C * c.H * c.W * c.N < INT32_MAX;

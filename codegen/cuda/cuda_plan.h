@@ -34,14 +34,16 @@ void cuda_backend_target(CgTarget *t, const HwTarget *hw);
 int cuda_target_parse(const char *spec, char *arch, size_t archn, const HwTarget **hw, char *err,
                       size_t errn);
 
-/* The tiles pass's decisions for a model's graphs on hw; with tf32, the f32 GEMMs' tiles are
- * chosen for TF32 tensor cores (--precision tf32: m16n8k8 mma.sync, operands rounded to TF32,
- * f32 accumulation). Pass them to cg_model_plan; free with cuda_tiles_free after the plan. */
+/* The tiles pass's decisions for a model's graphs on hw at precision prec (--precision):
+ * with tf32 the f32 GEMMs' tiles are chosen for TF32 tensor cores (m16n8k8 mma.sync, operands
+ * rounded to TF32); with bf16/f16 for m16n8k16 tensor cores with the f32 operands rounded to
+ * the 16-bit type on their way into shared memory (TileGemm.f32_in); f32 accumulation in
+ * every case. Pass them to cg_model_plan; free with cuda_tiles_free after the plan. */
 typedef struct CudaTiles {
   Arena *a;
   const TilePlan *fwd, *train;
 } CudaTiles;
-void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, bool tf32);
+void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, CudaPrec prec);
 void cuda_tiles_free(CudaTiles *t);
 
 /* The kernels of plan p, named PREFIX_kI[_...], appended to out and to tab. -1 after a

@@ -51,17 +51,24 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   set(NNC_CUDA_MODEL_DIR ${CMAKE_CURRENT_BINARY_DIR}/cuda_model)
   file(MAKE_DIRECTORY ${NNC_CUDA_MODEL_DIR})
   # (inception_a, resnet18 and the others pass too but take minutes: run test_cuda_model by hand)
+  # --bf16/--f16: forward and one training step at that precision, against the interpreter in
+  # double and with the GEMM inputs rounded as the tensor cores round them; --mutant: the
+  # emulation rounds toward zero instead of to nearest, and the test passes only if that is
+  # caught
   foreach(spec "linreg:N=16:D=7" "mlp:N=4" "lenet:N=2" "gpt2_block:N=2:T=8:H=2:K=8"
-               "char_lm:N=2:T=8:H=2:K=8" "lenet:N=2:--tf32" "mlp:N=4:--tf32")
+               "char_lm:N=2:T=8:H=2:K=8" "lenet:N=2:--tf32" "mlp:N=4:--tf32"
+               "mlp:N=4:--bf16" "mlp:N=4:--f16" "lenet:N=2:--bf16" "lenet:N=2:--f16"
+               "char_lm:N=2:T=8:H=2:K=8:--bf16" "char_lm:N=2:T=8:H=2:K=8:--f16"
+               "mlp:N=4:--bf16:--mutant" "lenet:N=2:--f16:--mutant")
     string(REPLACE ":" ";" ex "${spec}")
     list(GET ex 0 name)
     list(SUBLIST ex 1 -1 defs)
     set(dargs)
     set(tname cuda/model_${name})
     foreach(def IN LISTS defs)
-      if(def STREQUAL "--tf32")
-        list(APPEND dargs --tf32)
-        set(tname cuda/model_${name}_tf32)
+      if(def MATCHES "^--([a-z0-9]+)$")
+        list(APPEND dargs ${def})
+        set(tname ${tname}_${CMAKE_MATCH_1})
       else()
         list(APPEND dargs -D ${def})
       endif()

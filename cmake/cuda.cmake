@@ -111,6 +111,16 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
     add_test(NAME cuda/ptx_${arch} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
              $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block)
     set_tests_properties(cuda/ptx_${arch} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
+    # 16-bit tensor cores (GEMM operands rounded on load): one precision per arch here, both
+    # by hand (ptx_check.sh NNC PTXAS ARCH --precision bf16|f16)
+    if(arch STREQUAL "sm_80")
+      set(prec bf16)
+    else()
+      set(prec f16)
+    endif()
+    add_test(NAME cuda/ptx_${arch}_${prec} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet char_lm)
+    set_tests_properties(cuda/ptx_${arch}_${prec} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
 else()

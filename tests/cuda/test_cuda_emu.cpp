@@ -78,6 +78,45 @@ static void test_conversions() {
   CHECK(nnc_emu::bits_f(nnc_f32_to_tf32(1.0f + 0x1p-12f)) == 1.0f, "tf32 below the tie");
 }
 
+/* the value of a positive finite 16-bit pattern from its fields (not through the runtime):
+ * p significant bits (f16 11, bf16 8), exponent bias b, mb mantissa bits */
+static double half_value(unsigned h, int mb, int bias) {
+  unsigned e = h >> mb, m = h & ((1u << mb) - 1);
+  return e ? ldexp((double)((1u << mb) + m), (int)e - bias - mb) : ldexp((double)m, 1 - bias - mb);
+}
+
+/* every positive finite f16/bf16 pattern h (and its negative): decodes to its field value,
+ * encodes back; the midpoint to the next pattern (exact in f32) rounds to the even one of
+ * the two and its f32 neighbours to the nearer one, the last midpoint overflows to infinity;
+ * subnormals included. NaN stays NaN (also a NaN whose payload is only in the bits a
+ * conversion drops), infinities stay infinite. */
+static void test_conversions_exhaustive(bool bf) {
+  const char *nm = bf ? "bf16" : "f16";
+  int mb = bf ? 7 : 10, bias = bf ? 127 : 15;
+  unsigned top = bf ? 0x7F7F : 0x7BFF, inf = top + 1;
+  auto enc = [bf](float f) { return (unsigned)(bf ? nnc_f32_to_bf16(f) : nnc_f32_to_f16(f)); };
+  auto dec = [bf](unsigned h) { return bf ? nnc_bf16_to_f32((unsigned short)h) : nnc_f16_to_f32((unsigned short)h); };
+  int bad = 0;
+  for (unsigned h = 0; h <= top && bad < 10; h++) {
+    double v = half_value(h, mb, bias), next = h < top ? half_value(h + 1, mb, bias) : ldexp(1.0, bias + 1);
+    float mid = (float)((v + next) / 2);
+    unsigned even = h % 2 ? h + 1 : h;
+    bool ok = (double)dec(h) == v && enc((float)v) == h && enc(-(float)v) == (h | 0x8000u) &&
+              enc(mid) == even && enc(-mid) == (even | 0x8000u) && enc(nextafterf(mid, 0.0f)) == h &&
+              enc(nextafterf(mid, INFINITY)) == h + 1;
+    if (!ok) bad++;
+    CHECK(ok, "%s pattern %#x (%.9g): decode %.9g, encode %#x, midpoint %.9g -> %#x, below -> %#x, above -> %#x", nm,
+          h, v, (double)dec(h), enc((float)v), (double)mid, enc(mid), enc(nextafterf(mid, 0.0f)),
+          enc(nextafterf(mid, INFINITY)));
+  }
+  CHECK(enc(INFINITY) == inf && enc(-INFINITY) == (inf | 0x8000u), "%s infinities", nm);
+  CHECK(dec(inf) == INFINITY, "%s decodes infinity", nm);
+  float nan_low = nnc_emu::bits_f(0x7F800001u), nan = nnc_emu::bits_f(0x7FC00000u);
+  auto is_nan = [inf](unsigned x) { return (x & inf) == inf && (x & 0x7FFFu & ~inf) != 0; };
+  CHECK(is_nan(enc(nan_low)), "%s NaN (payload in the dropped bits) stays NaN: %#x", nm, enc(nan_low));
+  CHECK(is_nan(enc(nan)), "%s NaN stays NaN: %#x", nm, enc(nan));
+}
+
 /* ---- 2. fragment layouts ----------------------------------------------------------------- */
 
 /* D (16x8) = A (16xK, row-major) · B (Kx8, row-major), fragments built element by element */
@@ -441,6 +480,8 @@ static void test_red(int ci) {
 
 int main() {
   test_conversions();
+  test_conversions_exhaustive(false);
+  test_conversions_exhaustive(true);
   test_mma();
   test_ldmatrix();
   test_cp_async();

@@ -54,19 +54,20 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   # --bf16/--f16: forward and one training step at that precision, against the interpreter in
   # double and with the GEMM inputs rounded as the tensor cores round them; --mutant: the
   # emulation rounds toward zero instead of to nearest, and the test passes only if that is
-  # caught
+  # caught; --loss-scale-check: f16 dynamic loss scaling skips an overflowing step, halves,
+  # resumes and doubles (test_cuda_model.c)
   foreach(spec "linreg:N=16:D=7" "mlp:N=4" "lenet:N=2" "gpt2_block:N=2:T=8:H=2:K=8"
                "char_lm:N=2:T=8:H=2:K=8" "lenet:N=2:--tf32" "mlp:N=4:--tf32"
                "mlp:N=4:--bf16" "mlp:N=4:--f16" "lenet:N=2:--bf16" "lenet:N=2:--f16"
                "char_lm:N=2:T=8:H=2:K=8:--bf16" "char_lm:N=2:T=8:H=2:K=8:--f16"
-               "mlp:N=4:--bf16:--mutant" "lenet:N=2:--f16:--mutant")
+               "mlp:N=4:--bf16:--mutant" "lenet:N=2:--f16:--mutant" "linreg:N=16:D=7:--loss-scale-check")
     string(REPLACE ":" ";" ex "${spec}")
     list(GET ex 0 name)
     list(SUBLIST ex 1 -1 defs)
     set(dargs)
     set(tname cuda/model_${name})
     foreach(def IN LISTS defs)
-      if(def MATCHES "^--([a-z0-9]+)$")
+      if(def MATCHES "^--([a-z0-9-]+)$")
         list(APPEND dargs ${def})
         set(tname ${tname}_${CMAKE_MATCH_1})
       else()

@@ -56,6 +56,23 @@ void cuda_plan_table_free(CudaPlanTable *t);
  * NNC_CUDA_EMU). */
 int cuda_model_source(FILE *out, const CgModelPlan *P, const char *name, bool train,
                       CudaPlanTable *fwd, CudaPlanTable *trn, Diag *d);
+/* f16 loss scaling in the training step (docs/cuda.md "Loss scaling"): backward GEMMs
+ * multiply their gradient operand by the scale before rounding it to f16 and divide the f32
+ * product by it; after the backward pass, a gradient with inf or NaN skips the optimizer
+ * kernels; dynamic: the scale halves after such a step and doubles after CUDA_LS_GROWTH good
+ * steps in a row. The state (magic, scale, good steps, this step's flag: four 32-bit words)
+ * lies in the params region after the tensor table's tensors, at cuda_loss_scale_offset. */
+typedef struct CudaLossScale {
+  bool on, dynamic;
+  float init; /* initial (dynamic) or fixed (static) scale, a power of two */
+} CudaLossScale;
+enum { CUDA_LS_GROWTH = 2000 };
+int64_t cuda_loss_scale_offset(const CgModelPlan *P);
+/* the params region's bytes with the loss-scale state (P->params_bytes without) */
+int64_t cuda_params_bytes(const CgModelPlan *P, const CudaLossScale *ls);
+/* cuda_model_source with loss scaling in the training step (ls NULL or off: none) */
+int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool train, CudaPlanTable *fwd,
+                         CudaPlanTable *trn, const CudaLossScale *ls, Diag *d);
 /* the launch table as a C comment block (nnc emit --emit=cuda) */
 void cuda_plan_table_print(FILE *out, const CudaPlanTable *t, const char *title);
 

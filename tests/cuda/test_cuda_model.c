@@ -78,6 +78,8 @@ static double compare(const char *what, const char *name, const float *got, cons
 
 typedef struct Model {
   CgModelPlan P;
+  CudaLossScale ls;     /* f16: dynamic loss scaling in the training step, as nnc builds it */
+  int64_t params_bytes; /* with the loss-scale state */
   void *so;
   EmuRun run;
   long long (*work_bytes)(int);
@@ -92,7 +94,7 @@ static int build_so(Model *m, const char *name, const char *cxx, const char *inc
   FILE *f = fopen(cu, "w");
   if (!f) return fprintf(stderr, "cannot write %s\n", cu), -1;
   CudaPlanTable tf = {0}, tt = {0};
-  int rc = cuda_model_source(f, &m->P, name, m->P.have_pt, &tf, &tt, d);
+  int rc = cuda_model_source_ls(f, &m->P, name, m->P.have_pt, &tf, &tt, &m->ls, d);
   printf("%s: %d forward launches, %d training-step launches\n", name, tf.n, tt.n);
   cuda_plan_table_free(&tf);
   cuda_plan_table_free(&tt);
@@ -174,7 +176,7 @@ typedef struct Tol {
  * 0 when the runs completed and the two thread orders gave identical bits */
 static int run_graph(const Model *m, const IrGraph *g, bool train, const Tol *tol, double *w, double *wr) {
   const CgPlan *p = train ? &m->P.pt : &m->P.pf;
-  EmuBufs b = {zalloc(m->P.params_bytes), zalloc(m->P.io_bytes), zalloc(p->arena_bytes),
+  EmuBufs b = {zalloc(m->params_bytes), zalloc(m->P.io_bytes), zalloc(p->arena_bytes),
                zalloc(m->work_bytes(train)), 3, 1234};
   InterpOptions io = {.round_storage = true, .seed = 1234, .step = 3}, ior = io;
   ior.gemm_round = tol->round;
@@ -185,20 +187,20 @@ static int run_graph(const Model *m, const IrGraph *g, bool train, const Tol *to
     fprintf(stderr, "interpreter: %s\n", ierr);
     rc = -1;
   }
-  char *params0 = zalloc(m->P.params_bytes);
-  memcpy(params0, b.params, (size_t)m->P.params_bytes);
+  char *params0 = zalloc(m->params_bytes);
+  memcpy(params0, b.params, (size_t)m->params_bytes);
   if (!rc) rc = m->run(train, b, 0);
   *w = rc ? INFINITY : check(m, g, train, &b, I, tol->rtol);
   *wr = rc ? INFINITY : Ir ? (printf("against the interpreter with GEMM inputs rounded:\n"),
                               check(m, g, train, &b, Ir, tol->rtol_r)) : 0;
   /* again from the same state, threads in reversed order: identical bits */
-  char *io1 = zalloc(m->P.io_bytes), *params1 = zalloc(m->P.params_bytes);
+  char *io1 = zalloc(m->P.io_bytes), *params1 = zalloc(m->params_bytes);
   memcpy(io1, b.io, (size_t)m->P.io_bytes);
-  memcpy(params1, b.params, (size_t)m->P.params_bytes);
-  memcpy(b.params, params0, (size_t)m->P.params_bytes);
+  memcpy(params1, b.params, (size_t)m->params_bytes);
+  memcpy(b.params, params0, (size_t)m->params_bytes);
   memset(b.arena, 0xff, (size_t)(p->arena_bytes > 0 ? p->arena_bytes : 1));
   if (!rc) rc = m->run(train, b, 1);
-  bool same = !memcmp(io1, b.io, (size_t)m->P.io_bytes) && !memcmp(params1, b.params, (size_t)m->P.params_bytes);
+  bool same = !memcmp(io1, b.io, (size_t)m->P.io_bytes) && !memcmp(params1, b.params, (size_t)m->params_bytes);
   if (!rc && !same) fprintf(stderr, "%s: results differ between thread orders\n", train ? "train" : "forward");
   printf("%s: worst ratio %.3g (rounded GEMM inputs: %.3g), %s in reversed thread order\n",
          train ? "training step" : "forward", *w, *wr, same ? "identical" : "DIFFERENT");
@@ -212,6 +214,65 @@ static int run_graph(const Model *m, const IrGraph *g, bool train, const Tol *to
   free(io1);
   free(params1);
   return !rc && same ? 0 : 1;
+}
+
+/* one training step from the state in b; *skipped: the step's inf/nan flag; the scale and
+ * good-step count after it */
+static int ls_step(const Model *m, EmuBufs *b, bool *skipped, float *scale, unsigned *good) {
+  if (m->run(1, *b, 0)) return -1;
+  const unsigned char *st = (const unsigned char *)b->params + cuda_loss_scale_offset(&m->P);
+  unsigned w[4];
+  memcpy(w, st, sizeof w);
+  memcpy(scale, &w[1], 4);
+  *skipped = w[3] != 0, *good = w[2];
+  printf("step: %s, scale %g, good steps %u\n", *skipped ? "skipped (inf/nan in the gradients)" : "taken", (double)*scale, *good);
+  return 0;
+}
+
+/* Dynamic loss scaling (--loss-scale-check, with linreg: mse against targets y): 1. targets
+ * scaled by 1e4 make the gradient of yhat (2(yhat - y)/N, thousands) overflow f16 at the
+ * initial scale 2^16: the step is skipped -- every parameter and optimizer state bit for bit
+ * unchanged -- and the scale halves; 2. the original targets: the step is taken and equals
+ * the interpreter's one step from the same initial state (the skipped step left no trace);
+ * 3. with CUDA_LS_GROWTH - 1 good steps behind it, a good step doubles the scale. */
+static int loss_scale_check(const Model *m, const IrGraph *tg, const Tol *tol) {
+  EmuBufs b = {zalloc(m->params_bytes), zalloc(m->P.io_bytes), zalloc(m->P.pt.arena_bytes), zalloc(m->work_bytes(1)),
+               3, 1234};
+  InterpOptions io = {.round_storage = true, .seed = 1234, .step = 3, .gemm_round = DT_F16};
+  Interp *I = interp_new(tg, &io);
+  char ierr[256];
+  int rc = fill(m, tg, true, false, &b, I, NULL) || interp_run(I, ierr, sizeof ierr) ? -1 : 0;
+  int yt = -1;
+  for (int j = 0; j < m->P.nt; j++)
+    if (!strcmp(m->P.t[j].info.name, "y") && m->P.t[j].info.kind == RT_KIND_INPUT) yt = j;
+  if (rc || yt < 0) return fprintf(stderr, "loss-scale check: no target input y, or the interpreter failed\n"), 1;
+  float *y = (float *)(b.io + m->P.t[yt].info.offset);
+  int64_t ny = numel_of(&m->P.t[yt].info), table = m->P.params_bytes;
+  float *y0 = malloc((size_t)ny * sizeof *y0);
+  char *p0 = malloc((size_t)table);
+  if (!y0 || !p0) return 1;
+  memcpy(y0, y, (size_t)ny * sizeof *y0);
+  memcpy(p0, b.params, (size_t)table);
+  for (int64_t i = 0; i < ny; i++) y[i] = y0[i] * 1e4f;
+  bool skipped;
+  float scale;
+  unsigned good;
+  int bad = ls_step(m, &b, &skipped, &scale, &good) != 0;
+  bad |= !skipped || scale != 32768.0f || good != 0 || memcmp(p0, b.params, (size_t)table) != 0;
+  if (bad) fprintf(stderr, "1: the overflowing step was not skipped with every parameter unchanged and the scale halved\n");
+  memcpy(y, y0, (size_t)ny * sizeof *y0);
+  bad |= ls_step(m, &b, &skipped, &scale, &good) != 0;
+  bad |= skipped || scale != 32768.0f || good != 1;
+  double w = check(m, tg, true, &b, I, tol->rtol_r);
+  if (w > 1 || skipped) bad = 1, fprintf(stderr, "2: the step after the skipped one is not the interpreter's (ratio %.3g)\n", w);
+  unsigned growth = CUDA_LS_GROWTH - 1;
+  memcpy(b.params + cuda_loss_scale_offset(&m->P) + 8, &growth, 4);
+  bad |= ls_step(m, &b, &skipped, &scale, &good) != 0;
+  if (skipped || scale != 65536.0f || good != 0) bad = 1, fprintf(stderr, "3: the scale did not double after %d good steps\n", CUDA_LS_GROWTH);
+  printf("loss scaling: %s\n", bad ? "FAILED" : "skip, halve, resume and double as specified");
+  interp_free(I);
+  free(y0), free(p0), free(b.params), free(b.io), free(b.arena), free(b.work);
+  return bad;
 }
 
 /* the longest reduction (K) among the GEMM-like kernels of the tile plans */
@@ -243,10 +304,11 @@ int main(int argc, char **argv) {
   const char *defs[8];
   int nd = 0;
   CudaPrec prec = CUDA_PREC_F32;
-  bool mutant = false;
+  bool mutant = false, ls_check = false;
   for (int i = 5; i < argc; i++) {
     if (!strncmp(argv[i], "--", 2) && !cuda_prec_parse(argv[i] + 2, &prec)) continue;
     if (!strcmp(argv[i], "--mutant")) mutant = true;
+    else if (!strcmp(argv[i], "--loss-scale-check")) ls_check = true, prec = CUDA_PREC_F16;
     else if (!strcmp(argv[i], "-D") && i + 1 < argc && nd < 8) defs[nd++] = argv[++i];
     else return fprintf(stderr, "test_cuda_model: unknown argument %s\n", argv[i]), 2;
   }
@@ -272,9 +334,12 @@ int main(int argc, char **argv) {
   char so[160];
   snprintf(so, sizeof so, "%s_%s%s", g->name, cuda_prec_name(prec), mutant ? "_mutant" : "");
   double w[2] = {0, 0}, wr[2] = {0, 0};
-  if (!cg_model_plan(&m.P, g, tg, &ct, tiles.fwd, tiles.train, d) && !build_so(&m, so, argv[2], argv[3], argv[4], mutant, d)) {
-    rc = run_graph(&m, g, false, &tol, &w[0], &wr[0]);
-    if (tg) rc |= run_graph(&m, tg, true, &tol, &w[1], &wr[1]);
+  m.ls = (CudaLossScale){.on = prec == CUDA_PREC_F16, .dynamic = true, .init = 65536.0f};
+  bool planned = !cg_model_plan(&m.P, g, tg, &ct, tiles.fwd, tiles.train, d);
+  if (planned) m.params_bytes = cuda_params_bytes(&m.P, &m.ls);
+  if (planned && !build_so(&m, so, argv[2], argv[3], argv[4], mutant, d)) {
+    rc = ls_check ? 0 : run_graph(&m, g, false, &tol, &w[0], &wr[0]);
+    if (tg) rc |= ls_check ? loss_scale_check(&m, tg, &tol) : run_graph(&m, tg, true, &tol, &w[1], &wr[1]);
   }
   double worst = fmax(fmax(w[0], w[1]), fmax(wr[0], wr[1]));
   if (!rc && mutant) rc = worst > 1 ? 0 : 1; /* the fault must be seen */

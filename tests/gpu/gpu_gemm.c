@@ -126,13 +126,14 @@ typedef struct Args {
   uint64_t A, B, C, bias, R, work;
   long long bsa, bsb, bsc, bsr;
   int M, N, K, lda, ldb, ldc, ldr, k_split, batch;
+  float scale, inv_scale;
 } Args;
 
 static int kern_run(Gpu *g, const Kern *kr, const Mats *x) {
   long long mn = x->m * x->n;
   Args a = {x->da, x->db, x->dc, x->dbias, x->dres, x->dwork, x->m * x->k, x->bsb, mn, mn,
             (int)x->m, (int)x->n, (int)x->k, (int)(x->ta ? x->m : x->k), (int)(x->tb ? x->k : x->n),
-            (int)x->n, (int)x->n, (int)kr->k_split, (int)x->batch};
+            (int)x->n, (int)x->n, (int)kr->k_split, (int)x->batch, 1.0f, 1.0f};
   void *args[] = {&a};
   if (rt_cuda_launch(g->cu, kr->fn, kr->mk.grid, kr->mk.block, kr->mk.smem, args)) return -1;
   if (kr->red && rt_cuda_launch(g->cu, kr->red, kr->rk.grid, kr->rk.block, 0, args)) return -1;

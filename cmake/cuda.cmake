@@ -138,6 +138,10 @@ if(TARGET nnc_cuda_nvrtc)
   set_target_properties(nnc PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
 endif()
 
+# nnc cost --precision: a CUDA build's GEMMs at the precision's tensor-core peak
+add_test(NAME cuda/cost_precision COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/cost_precision.sh
+         $<TARGET_FILE:nnc>)
+
 # programs built with --target cuda-emu (and cuda, which must refuse cleanly without a GPU)
 if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   add_test(NAME cuda/program COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/program_check.sh

@@ -228,6 +228,9 @@ static void gpu_reason(const HwTarget *hw, TileDecision *d) {
            d->bm, d->bn, d->bk, d->warps, d->wm, d->wn, smem_need(hw, gm, d), TILES_SMEM_BYTES_PER_CLK,
            d->stages, (long long)(d->smem / 1024), d->smem_pad, d->regs, d->ctas_per_sm, d->split_k,
            split, (long long)d->tiles, d->waves, hw->sm_count, 100 * d->tile_eff, 100 * d->wave_eff, bound);
+  size_t len = strlen(d->reason);
+  if (gm->f32_in && len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len, "; f32 operands rounded to %s on load", dt_name(gm->dt));
 }
 
 /* every block tile and K split; the fastest modeled wins, ties to the larger tile and no

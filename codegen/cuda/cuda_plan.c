@@ -65,9 +65,7 @@ CudaPrec cuda_tile_prec(const TileDecision *d) {
   return d->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32;
 }
 
-/* the f32 GEMMs' decisions again at prec: TF32 tensor cores, or bf16/f16 ones reading f32 */
-static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, CudaPrec prec, Arena *a) {
-  TilePlan *tp = pass_tiles(g, hw, a);
+void cuda_tiles_precision(TilePlan *tp, const HwTarget *hw, CudaPrec prec) {
   for (int i = 0; prec != CUDA_PREC_F32 && i < tp->n; i++) {
     TileDecision *d = &tp->tiles[i];
     if (!d->valid || !d->gpu || d->gemm.dt != DT_F32) continue;
@@ -77,6 +75,11 @@ static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, CudaPrec prec, Arena *
     if (gm.f32_in) gm.dt = cuda_prec_dtype(prec);
     tiles_choose(hw, &gm, d);
   }
+}
+
+static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, CudaPrec prec, Arena *a) {
+  TilePlan *tp = pass_tiles(g, hw, a);
+  cuda_tiles_precision(tp, hw, prec);
   return tp;
 }
 

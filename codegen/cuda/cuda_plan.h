@@ -45,6 +45,8 @@ typedef struct CudaTiles {
 } CudaTiles;
 void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, CudaPrec prec);
 void cuda_tiles_free(CudaTiles *t);
+/* the f32 GEMM-like decisions of tp chosen again at prec (as cuda_tiles_plan does) */
+void cuda_tiles_precision(TilePlan *tp, const HwTarget *hw, CudaPrec prec);
 
 /* The kernels of plan p, named PREFIX_kI[_...], appended to out and to tab. -1 after a
  * diagnostic naming the node and op a kernel cannot be built for. */

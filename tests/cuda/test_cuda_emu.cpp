@@ -9,8 +9,8 @@
  *    cuda_emu.h, in forward, reversed and shuffled thread order, against a double-precision
  *    reference: |C - ref| <= 1.2 (c·u_in + (K + 2)·u_f32) Σ|a||b| + 4 u_f32 (|ref| + |bias|
  *    + |R|) + 1e-6 per element (c = 2 for TF32, whose inputs the kernel rounds, u_in = 2^-11;
- *    bf16/f16 inputs are stored rounded, so the reference sees the same values; f32 sums
- *    in order with FMAs). All orders must give identical bits.
+ *    bf16/f16 inputs are stored rounded, or f32 rounded by the kernel on load (f32_in cases),
+ *    and the reference sees the rounded values; f32 sums in order with FMAs). All orders must give identical bits.
  * 4. the elementwise groups and last-axis reductions of cuda_cases.h (float4 and scalar
  *    paths, odd lengths), against double references: elementwise within 8 u_f32 relative +
  *    1e-6 (single f32 operations and libm-grade transcendentals), sums within
@@ -273,14 +273,17 @@ struct Operands {
   std::vector<float> bias, res;
 };
 
+/* f32_in: f keeps the f32 value, d the 16-bit value the kernel rounds it to */
 static void fill(std::vector<float> &f, std::vector<unsigned short> &h, std::vector<double> &d, size_t n,
-                 int prec, uint32_t *s) {
+                 int prec, bool f32_in, uint32_t *s) {
   f.resize(n), h.resize(n), d.resize(n);
   for (size_t i = 0; i < n; i++) {
     float v = (float)((double)lcg(s) / 4294967296.0 * 2 - 1);
+    f[i] = v;
     if (prec == 2) h[i] = nnc_f32_to_bf16(v), v = nnc_bf16_to_f32(h[i]);
     if (prec == 3) h[i] = nnc_f32_to_f16(v), v = nnc_f16_to_f32(h[i]);
-    f[i] = v, d[i] = v;
+    if (!f32_in) f[i] = v;
+    d[i] = v;
   }
 }
 
@@ -330,7 +333,7 @@ static void run_case(const CudaCase &cs, const CaseLaunch &L, const Operands &o,
   long nb = nbatch(cs);
   std::vector<float> work((size_t)(L.split * nb * cs.m * cs.n), NAN);
   C.assign((size_t)(nb * cs.m * cs.n), NAN);
-  bool half = cs.prec >= 2;
+  bool half = cs.prec >= 2 && !cs.f32_in;
   NncGemmArgs p;
   p.A = half ? (const void *)o.ah.data() : (const void *)o.af.data();
   p.B = half ? (const void *)o.bh.data() : (const void *)o.bf.data();
@@ -349,12 +352,12 @@ static void test_case(int ci) {
   uint32_t s = 1000u + (uint32_t)ci;
   Operands o;
   long nb = nbatch(cs);
-  fill(o.af, o.ah, o.a, (size_t)(nb * cs.m * cs.k), cs.prec, &s);
-  fill(o.bf, o.bh, o.b, (size_t)(cs.bcast_b ? cs.k * cs.n : nb * cs.k * cs.n), cs.prec, &s);
+  fill(o.af, o.ah, o.a, (size_t)(nb * cs.m * cs.k), cs.prec, cs.f32_in, &s);
+  fill(o.bf, o.bh, o.b, (size_t)(cs.bcast_b ? cs.k * cs.n : nb * cs.k * cs.n), cs.prec, cs.f32_in, &s);
   std::vector<unsigned short> hh;
   std::vector<double> dd;
-  fill(o.bias, hh, dd, (size_t)cs.n, 0, &s);
-  fill(o.res, hh, dd, (size_t)(nb * cs.m * cs.n), 0, &s);
+  fill(o.bias, hh, dd, (size_t)cs.n, 0, false, &s);
+  fill(o.res, hh, dd, (size_t)(nb * cs.m * cs.n), 0, false, &s);
   std::vector<float> first;
   /* the sanitizer run (NNC_TEST_QUICK=1) keeps two orders: enough to expose a race */
   const nnc_emu::Order orders[] = {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED};
@@ -409,7 +412,7 @@ static void test_ew(int ci) {
   std::vector<std::vector<float>> in((size_t)c.ninputs);
   std::vector<unsigned short> hh;
   std::vector<double> dd;
-  for (auto &v : in) fill(v, hh, dd, (size_t)(c.n + 4), 0, &s);
+  for (auto &v : in) fill(v, hh, dd, (size_t)(c.n + 4), 0, false, &s);
   std::vector<float> first;
   for (nnc_emu::Order ord : {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED}) {
     std::vector<float> out((size_t)(c.n + 4), NAN);
@@ -456,7 +459,7 @@ static void test_red(int ci) {
   std::vector<float> x;
   std::vector<unsigned short> hh;
   std::vector<double> dd;
-  fill(x, hh, dd, (size_t)(c.rows * c.cols), 0, &s);
+  fill(x, hh, dd, (size_t)(c.rows * c.cols), 0, false, &s);
   for (float &v : x) v *= 8; /* a spread that makes softmax non-trivial */
   bool rowwise = !strcmp(c.op, "softmax");
   std::vector<float> first;

@@ -170,7 +170,8 @@ static int run_cases(Gpu *g) {
     CudaGemm gm;
     char name[96];
     Kern kr;
-    Mats x = {.m = c->m, .n = c->n, .k = c->k, .batch = case_batch(c), .bsb = case_bsb(c), .prec = c->prec,
+    Mats x = {.m = c->m, .n = c->n, .k = c->k, .batch = case_batch(c), .bsb = case_bsb(c),
+              .prec = c->f32_in ? CUDA_PREC_F32 : c->prec, /* f32 operands, rounded by the kernel */
               .ta = c->trans_a, .tb = c->trans_b};
     if (case_plan(c, &d, &gm, name, sizeof name) || kern_build(g, &gm, &x, &kr) ||
         mats_new(g, &x, &gm) || kern_run(g, &kr, &x)) {

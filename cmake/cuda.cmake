@@ -120,7 +120,7 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
       set(prec f16)
     endif()
     add_test(NAME cuda/ptx_${arch}_${prec} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
-             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet char_lm)
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet)
     set_tests_properties(cuda/ptx_${arch}_${prec} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")

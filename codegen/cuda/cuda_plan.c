@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../passes/remat.h"
 #include "cuda_plan.h"
 
 enum { CUDA_EW_THREADS = 256, CUDA_EW_MAX_BLOCKS = 65535 };
@@ -417,8 +418,14 @@ static int gemm_tile_ok(const CgPlan *p, const CgKernel *k, Diag *d) {
   return 0;
 }
 
+/* a gradient: a value of the backward pass that is not a forward value recomputed there */
+static bool is_gradient(const CgPlan *p, int node) {
+  const IrNode *n = &p->g->nodes[node];
+  return n->phase == PH_BWD && !remat_is_recompute(n);
+}
+
 /* with loss scaling (ls_off >= 0) a backward GEMM scales its gradient operand (the first
- * operand computed by the backward pass) before rounding it to f16, and unscales the product */
+ * one, is_gradient) before rounding it to f16, and unscales the product */
 static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaPlanTable *tab,
                      int64_t ls_off, Diag *d) {
   const IrNode *n = &p->g->nodes[k->node];
@@ -433,8 +440,8 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
   if (ls_off >= 0) {
-    cg.scale_a = p->g->nodes[n->in[0]].phase == PH_BWD;
-    cg.scale_b = !cg.scale_a && p->g->nodes[n->in[1]].phase == PH_BWD;
+    cg.scale_a = is_gradient(p, n->in[0]);
+    cg.scale_b = !cg.scale_a && is_gradient(p, n->in[1]);
   }
   return gemm_finish(o, p, k, &g, &cg, tab, ls_off, d);
 }

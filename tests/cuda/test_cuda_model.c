@@ -1,6 +1,7 @@
 /* test_cuda_model.c — a model's CUDA code on the CPU against the reference interpreter.
  *
- *   test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D NAME=VALUE]... [--tf32]
+ *   test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D NAME=VALUE]... [--tf32|--bf16|--f16] [--mutant]
+ *                   [--loss-scale-check]
  *
  * Plans FILE's forward and training-step graphs for the CUDA target (tiles of sm_80),
  * generates the one CUDA C source `nnc emit --emit=cuda --train` prints, compiles it with the
@@ -15,8 +16,20 @@
  *     every product, amplified by the few layers and the one optimizer step; parameters then
  *     come from their initializers (activations of order 1: with uniform [-1, 1] weights the
  *     logits reach 1e4 and a TF32 rounding flips relu decisions, a discrete change);
+ *     with --bf16/--f16 (GEMM and implicit-GEMM convolution inputs rounded to 16 bits on load,
+ *     f32 accumulation; f16 with dynamic loss scaling, as nnc builds it), parameters from
+ *     their initializers, two references:
+ *       the interpreter in double, rtol = 8 (u + (K + 2) u_f32), u the inputs' unit roundoff
+ *       (bf16 2^-8, f16 2^-11), K the longest GEMM reduction of the model, u_f32 = 2^-24: both
+ *       inputs of every product rounded (2u) and f32 accumulation, amplified as for TF32;
+ *       the interpreter rounding the same GEMM inputs (InterpOptions.gemm_round), rtol =
+ *       1e-4 + u/4 + (K + 2) u_f32: f32 storage and accumulation, and an input that rounds
+ *       the other way when its f32 and double values straddle a rounding boundary;
+ *     --mutant compiles the emulation rounding toward zero (NNC_EMU_MUTANT_RTZ): the test
+ *     then passes only if a comparison fails;
  *   - the same step again from the same state with the blocks' threads in reversed order
  *     gives identical bits (a kernel racing outside a barrier would not).
+ * --loss-scale-check (f16, a model with a target input y, e.g. linreg): see loss_scale_check.
  * Exit 0 when every comparison passes. */
 #include <dlfcn.h>
 #include <math.h>

@@ -119,6 +119,8 @@ static void usage(FILE *out) {
         "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
         "                        MPI (docs/distributed.md)\n"
+        "      --sync-bn         batchnorm in training normalizes with the statistics of the\n"
+        "                        global batch (summed over the processes); default: local\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -445,6 +447,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'T': a->target = arg; return 0;
   case 'P': a->precision = arg; return 0;
   case 'I': a->mpi = true; return 0;
+  case 'S': a->bo.cg.sync_bn = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -483,6 +486,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"target", required_argument, 0, 'T'},
                                        {"precision", required_argument, 0, 'P'},
                                        {"mpi", no_argument, 0, 'I'},
+                                       {"sync-bn", no_argument, 0, 'S'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -645,6 +649,11 @@ int cmd_build(int argc, char **argv) {
   if (!rc && a.target && a.mpi) {
     fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
             "are not available yet; docs/distributed.md\n", a.target);
+    rc = 2;
+  }
+  if (!rc && a.target && a.bo.cg.sync_bn) {
+    fprintf(stderr, "nnc build: error: --sync-bn with --target %s: the CUDA backend has no "
+            "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
     rc = 2;
   }
   if (!rc && a.target && a.lib) {

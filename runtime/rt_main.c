@@ -71,11 +71,13 @@ static void usage(const Prog *p, FILE *out) {
           "                                      forward pass over all samples of the inputs\n"
           "  train [--weights W] --data NAME=X.npy[,NAME=L.npy...] [--epochs E]\n"
           "        [--val NAME=X.npy,NAME=L.npy...] [--save W2.safetensors] [--seed S]\n"
-          "        [--log LOSS.csv] [--quiet] [--check-finite]\n"
+          "        [--log LOSS.csv] [--quiet] [--check-finite] [--no-overlap]\n"
           "                                      shuffled mini-batch training; --val: held-out\n"
           "                                      loss (and accuracy) after every epoch;\n"
           "                                      --check-finite stops at the first NaN/inf in\n"
-          "                                      outputs or weights\n"
+          "                                      outputs or weights; --no-overlap (under\n"
+          "                                      mpirun): the gradients' all-reduce after\n"
+          "                                      the backward pass, not during it\n"
           "  bench [--train] [--iters K] [--weights W] [--profile [--json] [--svg F]]\n"
           "                                      time per step vs the cost-model estimate;\n"
           "                                      --profile: per kernel, sorted by time\n\n"
@@ -227,6 +229,7 @@ static int load_weights(const Prog *p, RtCtx *c, const char *path) {
   if (rt_ctx_load(c, path, &unknown)) return perr(p, "%s", rt_ctx_error(c));
   const char *w = rt_ctx_warning(c);
   if (*w && p->strict) return perr(p, "%s: %s (--strict)", path, w);
+  if (!rank0(p)) return 0; /* every rank loads the same file: one warning, not P */
   if (*w) fprintf(stderr, "%s: warning: %s: %s\n", p->argv0, path, w);
   if (unknown)
     fprintf(stderr, "%s: warning: %s: %d tensor%s not in model '%s' ignored\n", p->argv0, path,
@@ -802,6 +805,7 @@ static int log_line(const Prog *p, FILE *log, const char *path, long *good, cons
 typedef struct TrainOpts {
   Bind data[MAX_BIND], val[MAX_BIND];
   int nd, nv, quiet, check_finite;
+  int no_overlap; /* --no-overlap: the all-reduce after the whole backward pass */
   int64_t epochs;
   uint64_t seed;
   const char *weights, *save, *logpath;
@@ -833,6 +837,8 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
     o->quiet = 1;
   } else if (!strcmp(name, "--check-finite")) {
     o->check_finite = 1;
+  } else if (!strcmp(name, "--no-overlap")) {
+    o->no_overlap = 1;
   } else {
     return unknown_opt(p, name);
   }
@@ -1006,6 +1012,7 @@ static int train_setup(Prog *p, Trainer *T) {
   if (dist_check(p, n, B)) return 1;
   B *= nranks(p); /* the global batch */
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
+  if (p->dist && d->sync_bn) rt_ctx_set_stats_sum(T->c, p->dist->stats_sum, p->dist->user);
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
   /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
   rt_ctx_set_seed(T->c, o->seed + (uint64_t)(p->dist ? p->dist->rank : 0) * 0x9E3779B97F4A7C15u);
@@ -1032,11 +1039,15 @@ static int train_setup(Prog *p, Trainer *T) {
   return 0;
 }
 
-/* one step of data-parallel training: gradients and loss averaged over the processes */
+/* one step of data-parallel training: gradients and loss averaged over the processes, the
+ * gradients' buckets started during the backward pass unless --no-overlap */
 static int dist_step(const Prog *p, Trainer *T, float *loss) {
   const RtDist *ds = p->dist;
-  if (rt_ctx_train_step_allreduce(T->c, NULL, ds->allreduce, ds->user, loss))
-    return perr(p, "%s", rt_ctx_error(T->c));
+  int rc = ds->overlap.start && !T->o->no_overlap
+               ? rt_ctx_train_step_overlap(T->c, NULL, ds->overlap.start, ds->overlap.wait,
+                                           ds->overlap.user, loss)
+               : rt_ctx_train_step_allreduce(T->c, NULL, ds->allreduce, ds->user, loss);
+  if (rc) return perr(p, "%s", rt_ctx_error(T->c));
   if (ds->allreduce(loss, 1, ds->user)) return perr(p, "the all-reduce of the loss failed");
   return 0;
 }

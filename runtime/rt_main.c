@@ -77,7 +77,8 @@ static void usage(const Prog *p, FILE *out) {
           "                                      --check-finite stops at the first NaN/inf in\n"
           "                                      outputs or weights; --no-overlap (under\n"
           "                                      mpirun): the gradients' all-reduce after\n"
-          "                                      the backward pass, not during it\n"
+          "                                      the backward pass, not during it;\n"
+          "                                      --bucket-kib K: its buckets (25 MiB)\n"
           "  bench [--train] [--iters K] [--weights W] [--profile [--json] [--svg F]]\n"
           "                                      time per step vs the cost-model estimate;\n"
           "                                      --profile: per kernel, sorted by time\n\n"
@@ -806,7 +807,7 @@ typedef struct TrainOpts {
   Bind data[MAX_BIND], val[MAX_BIND];
   int nd, nv, quiet, check_finite;
   int no_overlap; /* --no-overlap: the all-reduce after the whole backward pass */
-  int64_t epochs;
+  int64_t epochs, bucket_kib; /* --bucket-kib: the all-reduce's bucket size (0: default) */
   uint64_t seed;
   const char *weights, *save, *logpath;
 } TrainOpts;
@@ -839,6 +840,9 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
     o->check_finite = 1;
   } else if (!strcmp(name, "--no-overlap")) {
     o->no_overlap = 1;
+  } else if (!strcmp(name, "--bucket-kib")) {
+    if (parse_i64(val, &o->bucket_kib) || o->bucket_kib < 1 || o->bucket_kib > (INT64_C(1) << 30))
+      return perr(p, "--bucket-kib expects a positive integer, got '%s'", val), 2;
   } else {
     return unknown_opt(p, name);
   }
@@ -848,7 +852,8 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
 /* -1: go on; otherwise the exit status */
 static int train_parse(Prog *p, Args *a, TrainOpts *o) {
   static const char *const wv[] = {"--threads", "--weights", "--data", "--epochs", "--save",
-                                   "--seed",    "--log",     "--lr",   "--val",    NULL};
+                                   "--seed",    "--log",     "--lr",   "--val",
+                                   "--bucket-kib", NULL};
   const char *name, *val;
   int bad = 0;
   o->epochs = 1;
@@ -1013,6 +1018,7 @@ static int train_setup(Prog *p, Trainer *T) {
   B *= nranks(p); /* the global batch */
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
   if (p->dist && d->sync_bn) rt_ctx_set_stats_sum(T->c, p->dist->stats_sum, p->dist->user);
+  if (o->bucket_kib) rt_ctx_set_bucket_bytes(T->c, o->bucket_kib * 1024);
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
   /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
   rt_ctx_set_seed(T->c, o->seed + (uint64_t)(p->dist ? p->dist->rank : 0) * 0x9E3779B97F4A7C15u);

@@ -13,7 +13,7 @@ SAN=""
 grep -q 'NNC_SANITIZE:BOOL=ON' "${NNC_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null &&
   SAN="-fsanitize=address,undefined"
 # both archives hold the runtime: the linker takes its members from the first
-cc -std=c11 -O1 -Wall -Wextra -Werror $SAN -D_POSIX_C_SOURCE=200809L -I"$T" \
+cc -std=c11 -O1 -Wall -Wextra -Werror $SAN -D_POSIX_C_SOURCE=200809L -I"$T" -I"$NNC_SRC/runtime" \
   "$NNC_SRC/tests/mpi/allreduce_lib.c" "$T/libmlp.a" "$T/libmlpg.a" -lcjson -lm -lpthread \
   -o "$T/t" || { echo "FAIL: compiling allreduce_lib.c" >&2; exit 1; }
 "$T/t"

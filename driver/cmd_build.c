@@ -278,7 +278,8 @@ static int mpi_link_args(const char *rtlib, char *mpilib, size_t n, char *spec, 
 
 /* the runtime's main for the program: CUDA, MPI or the plain one */
 static const char *program_main(const char *cuda_obj, bool mpi) {
-  return cuda_obj ? "nnc_cuda_main" : mpi ? "rt_mpi_main" : "rt_program_main_val";
+  if (cuda_obj) return mpi ? "nnc_cuda_mpi_main" : "nnc_cuda_main";
+  return mpi ? "rt_mpi_main" : "rt_program_main_val";
 }
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
@@ -593,7 +594,8 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
+  if (a->target && drv_cuda_object(dm, a->target, a->precision, a->mpi, tmpdir, a->verbose, cobj,
+                                  sizeof cobj, d))
     return 1;
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
@@ -644,11 +646,6 @@ int cmd_build(int argc, char **argv) {
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
   if (!rc && a.precision && !a.target) {
     fprintf(stderr, "nnc build: error: --precision is for GPU builds (--target cuda...)\n");
-    rc = 2;
-  }
-  if (!rc && a.target && a.mpi) {
-    fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
-            "are not available yet; docs/distributed.md\n", a.target);
     rc = 2;
   }
   if (!rc && a.target && a.bo.cg.sync_bn) {

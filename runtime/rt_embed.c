@@ -45,6 +45,8 @@ struct RtCtx {
   RtHooks hooks;        /* b.hooks when it is not NULL */
   RtStatsSumFn stats_sum; /* rt_ctx_set_stats_sum */
   void *stats_user;
+  RtDeviceAllreduceFn dev_allreduce; /* rt_ctx_set_device_allreduce */
+  void *dev_user;
   const RtAllreduceAsync *ov; /* the overlapped step's communicator, during the step */
   int ov_failed;
 };
@@ -566,12 +568,31 @@ static int ctx_stats_sum(double *buf, int64_t n, void *user) {
   return c->stats_sum(buf, n, c->stats_user);
 }
 
+/* RtHooks.grads_device: the application's device all-reduce */
+static int ctx_grads_device(uint64_t arena, void *user) {
+  RtCtx *c = user;
+  return c->dev_allreduce(arena, c->d->grads, c->d->ngrads, c->dev_user);
+}
+
+/* b.hooks for the callbacks set (NULL without any) */
+static void ctx_hooks(RtCtx *c) {
+  c->hooks = (RtHooks){.sum_f64 = c->stats_sum ? ctx_stats_sum : NULL,
+                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL, .user = c};
+  c->b.hooks = c->stats_sum || c->dev_allreduce ? &c->hooks : NULL;
+}
+
 void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user) {
   if (!c) return;
   c->stats_sum = sum;
   c->stats_user = user;
-  c->hooks = (RtHooks){.sum_f64 = sum ? ctx_stats_sum : NULL, .user = c};
-  c->b.hooks = sum ? &c->hooks : NULL;
+  ctx_hooks(c);
+}
+
+void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user) {
+  if (!c) return;
+  c->dev_allreduce = fn;
+  c->dev_user = user;
+  ctx_hooks(c);
 }
 
 /* floats in a bucket */
@@ -712,8 +733,7 @@ int rt_ctx_train_step_overlap(RtCtx *c, const void *const *in, RtAllreduceStartF
   c->b.hooks = &c->hooks;
   c->d->train_backward(&c->b);
   overlap_start(c, INT32_MAX);
-  c->hooks.grads_ready = NULL;
-  c->b.hooks = c->stats_sum ? &c->hooks : NULL;
+  ctx_hooks(c);
   int wrc = ar->wait(ar->user); /* every started bucket, even after a failure */
   c->ov = NULL;
   if (c->ov_failed || wrc) return ctx_fail(c, "the all-reduce of the gradients failed");

@@ -988,6 +988,11 @@ static int64_t ckpt_epoch(const char *path) {
   return r;
 }
 
+/* a CUDA build whose step all-reduces its gradients on the device (--mpi --target cuda) */
+static int device_step(const Prog *p) {
+  return p->dist && p->dist->grads_device && !p->d->train_backward && p->d->ngrads > 0;
+}
+
 /* data-parallel: every process reads a batch of each global batch, which the data must hold */
 static int dist_check(const Prog *p, int64_t n, int64_t B) {
   int P = nranks(p);
@@ -996,7 +1001,7 @@ static int dist_check(const Prog *p, int64_t n, int64_t B) {
                    " (%d processes x the batch of %" PRId64 "): run fewer processes or "
                    "rebuild with a smaller batch",
                 n, B * P, P, B);
-  if (P > 1 && (!p->d->train_backward || !p->d->train_apply))
+  if (P > 1 && !device_step(p) && (!p->d->train_backward || !p->d->train_apply))
     return perr(p, "model '%s' cannot average its gradients across processes: its optimizer "
                    "step is not separate from the backward pass (a --memory budget's "
                    "schedule); rebuild it without --memory",
@@ -1018,6 +1023,7 @@ static int train_setup(Prog *p, Trainer *T) {
   B *= nranks(p); /* the global batch */
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
   if (p->dist && d->sync_bn) rt_ctx_set_stats_sum(T->c, p->dist->stats_sum, p->dist->user);
+  if (device_step(p)) rt_ctx_set_device_allreduce(T->c, p->dist->grads_device, p->dist->user);
   if (o->bucket_kib) rt_ctx_set_bucket_bytes(T->c, o->bucket_kib * 1024);
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
   /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
@@ -1049,7 +1055,8 @@ static int train_setup(Prog *p, Trainer *T) {
  * gradients' buckets started during the backward pass unless --no-overlap */
 static int dist_step(const Prog *p, Trainer *T, float *loss) {
   const RtDist *ds = p->dist;
-  int rc = ds->overlap.start && !T->o->no_overlap
+  int rc = device_step(p) ? rt_ctx_train_step(T->c, NULL, loss) /* all-reduces on the GPU */
+           : ds->overlap.start && !T->o->no_overlap
                ? rt_ctx_train_step_overlap(T->c, NULL, ds->overlap.start, ds->overlap.wait,
                                            ds->overlap.user, loss)
                : rt_ctx_train_step_allreduce(T->c, NULL, ds->allreduce, ds->user, loss);

@@ -81,6 +81,10 @@ typedef struct RtHooks {
   /* train_backward, after each kernel that is some gradient's `ready`: every gradient whose
    * ready is <= kernel is final and may be all-reduced while the later kernels run */
   void (*grads_ready)(int32_t kernel, void *user);
+  /* a CUDA build's data-parallel step (--mpi --target cuda), between the backward and the
+   * optimizer launches: every gradient of the descriptor's grads, at those offsets from the
+   * device address arena, replaced by its mean over the processes; 0, or non-zero */
+  int (*grads_device)(uint64_t arena, void *user);
   void *user;
   int failed; /* set by the step when sum_f64 failed or scratch could not be allocated */
 } RtHooks;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rt_nccl.h"
 #include "rt_program.h"
 
 /* a started all-reduce of the overlapped step */
@@ -34,6 +35,8 @@ typedef struct RtMpi {
   int64_t calls, floats, waits;
   RtMpiReq *reqs; /* the overlapped step's started all-reduces */
   int nreqs, capreqs;
+  int rank, size;
+  RtNccl *nccl; /* a CUDA build's device all-reduce, from its first step */
 } RtMpi;
 
 static double mpi_now(void) {
@@ -142,6 +145,44 @@ static int mpi_sum_f64(double *buf, int64_t n, void *user) {
   return 0;
 }
 
+/* NCCL in every process, all of them agreeing that it loaded, and the communicator from rank
+ * 0's unique id (sent over MPI); 0, or -1 after the message */
+static int mpi_nccl_setup(RtMpi *m) {
+  char err[512] = "";
+  unsigned char id[RT_NCCL_ID_BYTES + 1] = {0};
+  RtNccl *nc = rt_nccl_open(NULL, err, sizeof err);
+  if (nc && m->rank == 0 && rt_nccl_unique_id(nc, id)) snprintf(err, sizeof err, "%s", rt_nccl_error(nc));
+  int ok = nc && !*err, all = 0;
+  if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->comm) != MPI_SUCCESS) all = 0;
+  if (all && MPI_Bcast(id, RT_NCCL_ID_BYTES, MPI_BYTE, 0, m->comm) != MPI_SUCCESS) all = 0;
+  if (all && rt_nccl_init(nc, id, m->rank, m->size)) {
+    snprintf(err, sizeof err, "%s", rt_nccl_error(nc));
+    all = 0;
+  }
+  if (all) return m->nccl = nc, 0;
+  if (*err) fprintf(stderr, "%s: error: rank %d: %s\n", m->argv0, m->rank, err);
+  rt_nccl_close(nc);
+  return -1;
+}
+
+/* RtDist.grads_device: every gradient in the device arena averaged with NCCL, one group */
+static int mpi_nccl_grads(uint64_t arena, const RtGradInfo *g, int64_t n, void *user) {
+  RtMpi *m = user;
+  if (!m->nccl && mpi_nccl_setup(m)) return -1;
+  uint64_t *dp = malloc((size_t)(n + 1) * sizeof *dp);
+  int64_t *cnt = malloc((size_t)(n + 1) * sizeof *cnt);
+  int rc = dp && cnt ? 0 : -1;
+  for (int64_t i = 0; !rc && i < n; i++) dp[i] = arena + (uint64_t)g[i].offset, cnt[i] = g[i].numel;
+  double t0 = mpi_now();
+  if (!rc && (rc = rt_nccl_mean(m->nccl, dp, cnt, n)))
+    fprintf(stderr, "%s: error: rank %d: %s\n", m->argv0, m->rank, rt_nccl_error(m->nccl));
+  m->seconds += mpi_now() - t0, m->calls++;
+  for (int64_t i = 0; !rc && i < n; i++) m->floats += g[i].numel;
+  free(dp);
+  free(cnt);
+  return rc;
+}
+
 /* RtDist.same: the smallest and the largest hash over the processes */
 static int mpi_same(uint64_t hash, void *user) {
   const RtMpi *m = user;
@@ -179,7 +220,7 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_lo
   int rc = MPI_Init(&argc, &argv);
   if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
   RtDist dist = {0, 1, mpi_mean, mpi_same, mpi_summary, &m, 0, {mpi_start, mpi_wait, &m},
-                 mpi_sum_f64};
+                 mpi_sum_f64, mpi_nccl_grads};
   MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
   if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
       (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {
@@ -188,12 +229,14 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_lo
     return 1;
   }
   m.inv = 1.0f / (float)dist.size;
+  m.rank = dist.rank, m.size = dist.size;
   rc = rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, &dist);
   if (rc && dist.fatal && dist.size > 1) {
     fprintf(stderr, "%s: rank %d failed during training; stopping the other processes\n",
             m.argv0, dist.rank);
     MPI_Abort(m.comm, rc);
   }
+  rt_nccl_close(m.nccl);
   MPI_Finalize();
   free(m.reqs);
   return rc;

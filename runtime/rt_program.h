@@ -198,6 +198,12 @@ void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes);
  * training steps then normalize with the statistics of the global batch. NULL: local. */
 typedef int (*RtStatsSumFn)(double *buf, int64_t n, void *user);
 void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user);
+/* A CUDA build whose step all-reduces on the device (RtHooks.grads_device): fn(arena, grads,
+ * ngrads, user) gets the device address of the step's arena and the descriptor's gradients
+ * there. rt_ctx_train_step then averages the gradients through it. NULL: none. */
+typedef int (*RtDeviceAllreduceFn)(uint64_t arena, const RtGradInfo *grads, int64_t ngrads,
+                                   void *user);
+void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user);
 /* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
@@ -243,6 +249,8 @@ typedef struct RtDist {
    * unless `train --no-overlap`; the sum of sync-bn statistics (NULL: none), with user */
   RtAllreduceAsync overlap;
   RtStatsSumFn stats_sum;
+  /* the gradients' mean on the device, for a CUDA build's step (NULL: none; user) */
+  RtDeviceAllreduceFn grads_device;
 } RtDist;
 /* rt_program_main_val as one process of dist (NULL: rt_program_main_val) */
 int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,

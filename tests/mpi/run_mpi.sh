@@ -26,7 +26,11 @@
 #   statistics themselves are summed in double); the running statistics stay each rank's
 #   own, so they are not compared. Without --sync-bn the losses differ by more than 1e-3
 #   relative (the per-rank statistics of 8 samples), which shows the option acts;
-# - checkpoint warnings (dims of another build) are printed once, by rank 0.
+# - checkpoint warnings (dims of another build) are printed once, by rank 0;
+# - --mpi --target cuda-emu: a small mlp at P = 2 x 8 (the generated CUDA C run on the host,
+#   the gradients all-reduced between the halves of its launch table) against the cuda-emu
+#   build at 16: losses and weights within the mlp's tolerances; --mpi --target cuda builds
+#   (NVRTC present) and, without a CUDA driver, stops with "no CUDA driver".
 # Skipped (with a message) without mpirun or when nnc was built without MPI.
 set -u
 : "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
@@ -191,6 +195,51 @@ print(f"local batchnorm statistics: max relative loss difference {r:.3g} from on
 assert r > 1e-3, r
 PYEOF
 echo "sync-bn: P=2 as one process on the global batch"
+
+# --mpi with the CUDA backend
+cat >"$T/small.nn" <<'NNEOF'
+model small {
+  dim N = 8
+  input x: f32[N, 64]
+  input label: i32[N]
+  h = relu(dense(x, 32, name = "fc1"))
+  logits = dense(h, 10, name = "fc2")
+  loss = cross_entropy(logits, label)
+  output logits
+}
+train small {
+  minimize loss
+  optimizer adam(lr = 1e-3)
+}
+NNEOF
+$PY -c "
+import numpy as np; r = np.random.default_rng(4)
+np.save('$T/sx.npy', r.standard_normal((64, 64), dtype=np.float32))
+np.save('$T/sy.npy', r.integers(0, 10, 64, dtype=np.int32))"
+SDATA="x=$T/sx.npy,label=$T/sy.npy"
+if "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/edp" >"$T/b.log" 2>&1; then
+  "$NNC" build "$T/small.nn" -D N=16 --target cuda-emu -o "$T/eref" >/dev/null 2>&1 || die "build small cuda-emu N=16"
+  "$T/eref" init --seed 2 -o "$T/s0.st" || die "small init"
+  "${MPIRUN[@]}" -np 2 "$T/edp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+    --save "$T/edp.st" --log "$T/edp.csv" >"$T/edp.out" 2>&1 || die "cuda-emu --mpi: $(cat "$T/edp.out")"
+  grep -q "weights bit-identical in all 2 processes" "$T/edp.out" || die "cuda-emu --mpi: $(cat "$T/edp.out")"
+  "$T/eref" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 --quiet \
+    --save "$T/eref.st" --log "$T/eref.csv" 2>/dev/null || die "small cuda-emu reference"
+  same_log "$T/edp.csv" "$T/eref.csv"
+  $PY "$NNC_SRC/tests/train/compare_st.py" "$T/edp.st" "$T/eref.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+    || { cat "$T/cmp.txt" >&2; die "cuda-emu --mpi: weights differ from one process"; }
+  echo "--mpi --target cuda-emu: P=2 as one process"
+else
+  echo "SKIP cuda-emu --mpi: $(tail -1 "$T/b.log")"
+fi
+if "$NNC" build "$T/small.nn" --mpi --target cuda -o "$T/cdp" >"$T/b.log" 2>&1; then
+  "${MPIRUN[@]}" -np 2 "$T/cdp" train --data "$SDATA" --threads 1 >"$T/cdp.out" 2>&1 \
+    && echo "note: a CUDA driver is present; tests/gpu/mpi.sh runs NCCL on GPUs" \
+    || grep -q "no CUDA driver\|no CUDA device" "$T/cdp.out" || die "--mpi --target cuda without a GPU: $(cat "$T/cdp.out")"
+else
+  grep -q "without the CUDA toolkit" "$T/b.log" && echo "SKIP --mpi --target cuda: no NVRTC" \
+    || die "--mpi --target cuda: $(cat "$T/b.log")"
+fi
 
 # a rank killed mid-training: the job ends within 10 s, the last checkpoint stays good
 "${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 100000 \

@@ -546,8 +546,15 @@ static void step_done(RtCtx *c, float *loss) {
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (!c) return -1;
   if (step_inputs(c, in)) return -1;
-  c->d->train_step(&c->b);
-  if (step_check_hooks(c)) return -1;
+  const RtModelDesc *d = c->d;
+  if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
+    d->train_backward(&c->b);
+    if (step_check_hooks(c)) return -1;
+    d->train_apply(&c->b);
+  } else {
+    d->train_step(&c->b);
+    if (step_check_hooks(c)) return -1;
+  }
   step_done(c, loss);
   return 0;
 }
@@ -733,7 +740,9 @@ int rt_ctx_train_step_overlap(RtCtx *c, const void *const *in, RtAllreduceStartF
   c->b.hooks = &c->hooks;
   c->d->train_backward(&c->b);
   overlap_start(c, INT32_MAX);
-  ctx_hooks(c);
+  int failed = c->hooks.failed;
+  ctx_hooks(c); /* grads_ready off again */
+  c->hooks.failed = failed;
   int wrc = ar->wait(ar->user); /* every started bucket, even after a failure */
   c->ov = NULL;
   if (c->ov_failed || wrc) return ctx_fail(c, "the all-reduce of the gradients failed");

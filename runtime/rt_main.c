@@ -374,8 +374,9 @@ static int cmd_info(Prog *p, Args *a) {
   list_kind(d, RT_KIND_BUFFER, "buffers", 1);
   if (d->train_step) {
     int li = rt_desc_nth(d, RT_KIND_LOSS, 0);
-    printf("training: %s, loss '%s'\n", d->optimizer && *d->optimizer ? d->optimizer : "yes",
-           li >= 0 ? d->tensors[li].name : "?");
+    printf("training: %s, loss '%s'%s\n", d->optimizer && *d->optimizer ? d->optimizer : "yes",
+           li >= 0 ? d->tensors[li].name : "?",
+           d->sync_bn ? ", batchnorm statistics of the global batch (--sync-bn)" : "");
     list_kind(d, RT_KIND_OPTSTATE, "optimizer state", 0);
   } else {
     printf("training: no (the .nn file has no train section)\n");

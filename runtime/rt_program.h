@@ -195,7 +195,9 @@ int rt_ctx_train_step_overlap(RtCtx *c, const void *const *in, RtAllreduceStartF
 void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes);
 /* Synchronized batchnorm (a --sync-bn build, RtModelDesc.sync_bn): sum(buf, n, user) must
  * replace buf[0..n) with its sum over the processes (0, or non-zero to fail the step). The
- * training steps then normalize with the statistics of the global batch. NULL: local. */
+ * training steps then normalize with the statistics of the global batch. NULL: local. A
+ * step whose sum fails returns -1 and updates nothing (rt_ctx_train_step then runs the
+ * split step where the build has one). */
 typedef int (*RtStatsSumFn)(double *buf, int64_t n, void *user);
 void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user);
 /* A CUDA build whose step all-reduces on the device (RtHooks.grads_device): fn(arena, grads,

@@ -171,6 +171,7 @@ echo "overlapped all-reduce: the same bits as after the backward pass (25 MiB an
 # --sync-bn: P=2 x 8 as one process at 16; without it, not
 "$NNC" build "$T/bnnet.nn" --mpi --sync-bn -o "$T/bsync" >/dev/null 2>&1 || die "build bnnet --sync-bn"
 "$NNC" build "$T/bnnet.nn" -D N=16 -o "$T/bref" >/dev/null 2>&1 || die "build bnnet N=16"
+"$T/bsync" info | grep -q "global batch (--sync-bn)" || die "info does not say --sync-bn"
 "$NNC" build "$T/bnnet.nn" --sync-bn --target cuda -o "$T/bcu" >"$T/b.log" 2>&1 && die "--sync-bn --target cuda accepted"
 grep -q "no synchronized batchnorm" "$T/b.log" || die "--sync-bn --target cuda: $(cat "$T/b.log")"
 "$T/bref" init --seed 3 -o "$T/b0.st" || die "bnnet init"

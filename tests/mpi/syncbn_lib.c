@@ -5,7 +5,7 @@
  * on the whole batches: the mean loss of every step within rtol 2e-4 + atol 1e-6 and the
  * weights within rtol 1e-3 + atol 1e-4 (tests/mpi/run_mpi.sh says why); the two threads'
  * weights bit-identical. Without the statistics sum, the losses differ by more than 1e-3
- * relative (each thread's own statistics of 8 samples).
+ * relative (each thread's own statistics of 8 samples). A failing sum fails the step.
  *
  * bn.h: the network at N=8 with --sync-bn; bng.h: the same named bng at N=16. */
 #include <math.h>
@@ -65,6 +65,11 @@ static int sum_cb(double *buf, int64_t n, void *user) {
   pthread_barrier_wait(&sh->bar);
   memcpy(buf, r->tmp, (size_t)n * sizeof *buf);
   return 0;
+}
+
+static int fail_sum(double *buf, int64_t n, void *user) {
+  (void)buf, (void)n, (void)user;
+  return -1;
 }
 
 /* the mean of the two threads' gradients */
@@ -153,6 +158,17 @@ int main(void) {
   double local = run(0, ref, g);
   printf("local statistics, two threads: losses within %.3g (relative) of one context\n", local);
   CHECK(local > 1e-3, "without the statistics sum the losses should differ (%.3g)", local);
+  /* a failing sum fails the step (NAN, the reason in bn_error) and updates nothing */
+  bn_ctx *f = bn_create_threads(1);
+  CHECK(f && !bn_init(f, 1), "create/init");
+  bn_set_sync_bn(f, fail_sum, NULL);
+  float before = ((float *)bn_tensor(f, "fc.bias"))[0];
+  float l = bn_train_step(f, g_x, g_y);
+  CHECK(isnan(l) && strstr(bn_error(f), "batchnorm statistics"), "failing sum: loss %g, '%s'", l,
+        bn_error(f));
+  CHECK(((float *)bn_tensor(f, "fc.bias"))[0] == before, "failing sum: the weights changed");
+  printf("a failing statistics sum: %s\n", bn_error(f));
+  bn_destroy(f);
   bng_destroy(g);
   return g_fail;
 }

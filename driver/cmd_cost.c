@@ -33,6 +33,7 @@ typedef struct Opts {
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
   int threads;      /* --threads T: the compiled step's estimate on T threads (0 = all) */
   const char *link; /* --link NAME|BW */
+  double bucket_bytes; /* --bucket-kib K: the all-reduce's bucket (default COMM_BUCKET_BYTES) */
   bool compare;     /* --compare: the positional arguments are several files */
   char **files;
   int nfiles;
@@ -63,6 +64,8 @@ static void usage(FILE *out) {
         "                      all-reduce, its overlap with backward, scaling efficiency\n"
         "      --link L        the link between ranks: a name (--list-targets) or a\n"
         "                      bandwidth such as 25GB/s or 100Gb/s (default: ib-hdr)\n"
+        "      --bucket-kib K  the all-reduce's bucket in KiB (default 25600, as the\n"
+        "                      programs' train --bucket-kib)\n"
         "      --list-targets  print the built-in hardware and link tables\n",
         out);
 }
@@ -236,7 +239,8 @@ static int analyse(Report *rp, const Opts *o) {
   }
   if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
   if (o->tiles) cuda_tiles_precision(rp->tiles, &rp->hw, prec);
-  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
+  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link,
+                             o->bucket_bytes > 0 ? o->bucket_bytes : COMM_BUCKET_BYTES, &rp->comm))
     return 1;
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
@@ -652,9 +656,21 @@ static int parse_compare(int argc, char **argv, Opts *o) {
   return 0;
 }
 
+/* --bucket-kib K: 0, or 2 after the error */
+static int parse_bucket(const char *arg, Opts *o) {
+  char *end;
+  long long k = strtoll(arg, &end, 10);
+  if (*end || k < 1 || k > (1LL << 30)) {
+    fprintf(stderr, "nnc cost: error: --bucket-kib takes a positive number of KiB, not '%s'\n", arg);
+    return 2;
+  }
+  o->bucket_bytes = (double)k * 1024;
+  return 0;
+}
+
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -664,7 +680,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
-      {"precision", required_argument, 0, O_PREC},
+      {"precision", required_argument, 0, O_PREC}, {"bucket-kib", required_argument, 0, O_BUCKET},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -717,6 +733,7 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_LINK: o->link = optarg; break;
+    case O_BUCKET: if (parse_bucket(optarg, o)) return 2; break;
     case O_THREADS: {
       char *end;
       long t = strtol(optarg, &end, 10);

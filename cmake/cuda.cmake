@@ -69,6 +69,9 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
     add_test(NAME ${tname} COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/examples/${name}.nn
              ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} ${dargs})
   endforeach()
+  # dropout's mask in the training step: the interpreter's (and so the CPU backend's) bits
+  add_test(NAME cuda/model_dropout COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/dropout.nn
+           ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
 endif()
 
 # NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional

@@ -179,6 +179,9 @@ void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes);
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
 int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
+/* With a device (RtModelDesc.device): the host<->device copies the context made so far:
+ * counts[0] uploads, [1] bytes uploaded, [2] downloads, [3] bytes downloaded (all 0 without) */
+void rt_ctx_transfers(const RtCtx *c, int64_t counts[4]);
 /* per-kernel profiling: on (1) every step the context runs stores a timestamp before each
  * kernel and after the last (a clock read per kernel); off (0, the default) costs one
  * untaken branch per kernel. -1 on failure (out of memory). */

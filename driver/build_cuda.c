@@ -225,13 +225,31 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
   return rc ? 1 : 0;
 }
 
+/* the device's name and memory, as glue_desc states them */
+static void device_mem(const DrvCudaSource *s, bool train, RtDevice *mem) {
+  memset(mem, 0, sizeof *mem);
+  mem->name = s->emu ? "cuda-emu" : "cuda";
+  mem->params_bytes = s->P.params_bytes;
+  mem->io_bytes = s->P.io_bytes;
+  mem->arena_forward = align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes;
+  mem->arena_train = train ? align_up(s->P.pt.arena_bytes) + s->train.work_bytes : 0;
+  mem->work_bytes = s->fwd.work_bytes > (train ? s->train.work_bytes : 0) ? s->fwd.work_bytes : s->train.work_bytes;
+}
+
 int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
                     bool verbose, char *obj, size_t objn, Diag *d) {
+  RtDevice mem;
+  return drv_cuda_lib_object(dm, target, precision, tmpdir, verbose, obj, objn, &mem, d);
+}
+
+int drv_cuda_lib_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
+                        bool verbose, char *obj, size_t objn, RtDevice *mem, Diag *d) {
   DrvCudaSource s;
   int rc = drv_cuda_target(target, precision, &s);
   if (rc) return 1;
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);
+  if (!rc) device_mem(&s, train, mem);
   char *text = NULL, *ptx = NULL, err[4096];
   size_t len = 0;
   if (!rc && !s.emu && !(ptx = drv_cuda_ptx(&s, dm->fwd->name, err, sizeof err))) {

@@ -340,7 +340,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
 /* libNAME.a = the model's object + every member of the runtime archive, so users link one
  * archive (plus -lcjson -lm -lpthread) */
 static int make_library(const char *libpath, const char *tmpdir, const char *obj,
-                        const char *rtlib, bool verbose) {
+                        const char *cuda_obj, const char *rtlib, bool verbose) {
   const char *ar = getenv("AR");
   if (!ar || !*ar) ar = "ar";
   char rtdir[PATH_MAX], absrt[PATH_MAX];
@@ -372,6 +372,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   PUSH(xstrdup("rcs"));
   PUSH(xstrdup(tmp));
   PUSH(xstrdup(obj));
+  if (cuda_obj) PUSH(xstrdup(cuda_obj));
   while (dir && (e = readdir(dir))) {
     size_t l = strlen(e->d_name);
     if (l < 3 || strcmp(e->d_name + l - 2, ".o")) continue;
@@ -401,16 +402,18 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
 
 /* libNAME.so = the model's object + the whole runtime archive (built position-independent),
  * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
-static int link_shared(const char *libpath, const char *obj, const char *rtlib, bool verbose) {
+static int link_shared(const char *libpath, const char *obj, const char *cuda_obj, const char *rtlib,
+                       bool verbose) {
   char tmp[PATH_MAX];
   tmp_beside(libpath, tmp, sizeof tmp);
   const char *cc = getenv("CC");
+  /* a CUDA build's object (C++) comes after the runtime's objects, with the C++ library */
   char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-shared", "-o", tmp, (char *)obj,
                   "-Wl,--whole-archive", (char *)rtlib, "-Wl,--no-whole-archive",
 #ifdef __SANITIZE_ADDRESS__
                   "-fsanitize=address,undefined",
 #endif
-                  "-lcjson", "-lm", "-lpthread", NULL};
+                  "-lcjson", "-lm", "-lpthread", (char *)cuda_obj, cuda_obj ? "-lstdc++" : NULL, NULL};
   int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
@@ -566,15 +569,35 @@ static int out_names(const char *out, bool lib, bool shared, OutNames *o) {
   return 0;
 }
 
-/* libNAME.a and NAME.h, whose sizes come from the descriptor the backend emitted */
+/* A CUDA build's descriptor as the header sees it (its arenas, its device), as
+ * driver/build_cuda.c's nnc_model_NAME_cuda is at run time */
+static RtModelDesc cuda_lib_desc(const RtModelDesc *cpu, const RtDevice *mem) {
+  RtModelDesc c = *cpu;
+  c.arena_bytes_forward = mem->arena_forward;
+  if (c.train_step) c.arena_bytes_train = mem->arena_train;
+  c.thread_bytes_forward = c.thread_bytes_train = 0;
+  c.train_backward = c.train_apply = NULL;
+  c.device = mem;
+  return c;
+}
+
+/* libNAME.a and NAME.h, whose sizes come from the descriptor the backend emitted; with
+ * --target, the CUDA part's object too (driver/build_cuda.c) */
 static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
                          const char *obj, const char *rtlib, const char *fwd_inputs, Diag *d) {
-  if (a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
-                : make_library(on->libpath, tmpdir, obj, rtlib, a->verbose))
+  char cobj[PATH_MAX];
+  RtDevice mem;
+  if (a->target && drv_cuda_lib_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj,
+                                       &mem, d))
+    return 1;
+  const char *cuda_obj = a->target ? cobj : NULL;
+  if (a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
+                : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose))
     return 1;
   const RtModelDesc *desc = llvm_model_jit(dm->cg, d);
-  if (!desc || cg_header_write(on->hdrpath, on->base, desc, fwd_inputs, a->in.path, d)) return 1;
-  return 0;
+  if (!desc) return 1;
+  RtModelDesc cd = a->target ? cuda_lib_desc(desc, &mem) : *desc;
+  return cg_header_write(on->hdrpath, on->base, &cd, fwd_inputs, a->in.path, d) ? 1 : 0;
 }
 
 /* the object file in tmpdir, then the program or the library */
@@ -645,10 +668,6 @@ int cmd_build(int argc, char **argv) {
   if (!rc && a.target && a.mpi) {
     fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
             "are not available yet; docs/distributed.md\n", a.target);
-    rc = 2;
-  }
-  if (!rc && a.target && a.lib) {
-    fprintf(stderr, "nnc build: error: --target %s builds programs only (no --lib/--shared yet)\n", a.target);
     rc = 2;
   }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);

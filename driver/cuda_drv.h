@@ -34,4 +34,8 @@ int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *tar
  * descriptor's tensor table and the CUDA entries. 0, or 1 after a message. */
 int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
                     bool verbose, char *obj, size_t objn, Diag *d);
+/* the same for `--lib --target`; *mem receives the device's name and memory sizes (its
+ * functions are NULL: for the header) */
+int drv_cuda_lib_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
+                        bool verbose, char *obj, size_t objn, RtDevice *mem, Diag *d);
 #endif

@@ -65,6 +65,9 @@ static int ctx_fail(RtCtx *c, const char *fmt, ...) {
 
 /* ---- the device's copies (RtDevice, rt_model.h) -------------------------------------------- */
 
+static int is_state_kind(int kind) { return kind <= RT_KIND_OPTSTATE; }
+static int ctx_start_training(RtCtx *c);
+
 static int dev_fail(RtCtx *c, const char *what) {
   return ctx_fail(c, "%s: %s: %s", c->d->device->name, what, c->d->device->error(c->dev));
 }
@@ -120,6 +123,50 @@ static int ctx_run(RtCtx *c, int entry) {
   if (c->d->device->run(c->dev, entry, c->b.step, c->b.seed, NULL, 1)) return dev_fail(c, "running");
   if (entry) c->host_params = 0;
   return dev_io(c, entry ? RT_KIND_LOSS : RT_KIND_OUTPUT, 0);
+}
+
+/* the device address of a tensor; a state tensor's device copy is made current first, and
+ * the host's is then out of date (the caller may write it on the device) */
+void *rt_ctx_device_data(RtCtx *c, int idx) {
+  if (!c || !c->dev || idx < 0 || idx >= c->d->ntensors) return NULL;
+  const RtTensorInfo *t = &c->d->tensors[idx];
+  if (t->kind == RT_KIND_OPTSTATE && !c->training) return NULL;
+  int region = is_state_kind(t->kind) ? RT_REGION_PARAMS : RT_REGION_IO;
+  if (region == RT_REGION_PARAMS) {
+    if (dev_params_to_dev(c)) return NULL;
+    c->host_params = 0;
+  }
+  return (char *)c->d->device->region(c->dev, region) + t->offset;
+}
+
+/* copies between the device's io region and caller device memory, on stream */
+static int dev_io_dd(RtCtx *c, int kind, int to_io, const void *const *ptrs, void *stream) {
+  const RtDevice *D = c->d->device;
+  char *io = D->region(c->dev, RT_REGION_IO);
+  for (int k = 0, n = rt_desc_count(c->d, kind); k < n; k++) {
+    const RtTensorInfo *t = &c->d->tensors[rt_desc_nth(c->d, kind, k)];
+    if (!ptrs || !ptrs[k]) continue;
+    void *dst = to_io ? io + t->offset : (void *)ptrs[k];
+    const void *src = to_io ? ptrs[k] : io + t->offset;
+    if (D->copy_dd(c->dev, dst, src, t->nbytes, stream)) return dev_fail(c, "copying on the device");
+  }
+  return 0;
+}
+
+int rt_ctx_run_device(RtCtx *c, int train, const void *const *d_in, void *const *d_out, void *stream) {
+  if (!c) return -1;
+  if (!c->dev)
+    return ctx_fail(c, "model '%s' was built for the CPU: device pointers need a build with "
+                       "--target cuda or cuda-emu", c->d->name);
+  if (train && ctx_start_training(c)) return -1;
+  if (dev_params_to_dev(c) || dev_io_dd(c, RT_KIND_INPUT, 1, d_in, stream)) return -1;
+  if (c->d->device->run(c->dev, train, c->b.step, c->b.seed, stream, 0)) return dev_fail(c, "running");
+  if (dev_io_dd(c, train ? RT_KIND_LOSS : RT_KIND_OUTPUT, 0, (const void *const *)d_out, stream)) return -1;
+  if (train) {
+    c->host_params = 0;
+    c->b.step++;
+  }
+  return 0;
 }
 
 void rt_ctx_transfers(const RtCtx *c, int64_t counts[4]) {

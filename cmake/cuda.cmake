@@ -127,6 +127,9 @@ endif()
 if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   add_test(NAME cuda/program COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/program_check.sh
            $<TARGET_FILE:nnc>)
+  # nnc cost --target h100|a100 over the CUDA launch table; `info` of a CUDA program
+  add_test(NAME cuda/cost COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/cost_gpu_check.sh
+           $<TARGET_FILE:nnc>)
   # nnc build --lib --target cuda-emu: the CPU library's API, and the device entry points
   add_test(NAME cuda/lib COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/lib_check.sh
            $<TARGET_FILE:nnc> ${CMAKE_CURRENT_BINARY_DIR})

@@ -25,7 +25,7 @@ static int64_t align_up(int64_t v) { return (v + ARENA_ALIGN - 1) / ARENA_ALIGN 
  * host-pointer entries forward/train_step run one call with the regions copied in and out.
  * nnc_cuda_main runs the program's commands with it; a library's header names
  * nnc_model_NAME_cuda. */
-static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool train) {
+static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool train, const double est[2]) {
   long long af = align_up(s->P.pf.arena_bytes), at = train ? align_up(s->P.pt.arena_bytes) : 0;
   long long wf = s->fwd.work_bytes, wt = train ? s->train.work_bytes : 0;
   fprintf(f, "static const RtDevice nnc_cuda_device = {\"%s\", nnc_dev_open, nnc_dev_close, nnc_dev_copy, "
@@ -51,12 +51,14 @@ static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool t
   fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
              "  d.nkernels_forward = d.nkernels_train = 0;\n  d.kernels_forward = d.kernels_train = NULL;\n"
              "  d.train_backward = d.train_apply = NULL;\n  d.grads = NULL;\n  d.ngrads = 0;\n"
-             "  d.device = &nnc_cuda_device;\n  return d;\n}\n"
+             "  d.device = &nnc_cuda_device;\n  d.est_forward_s = %.17g;\n  d.est_train_s = %.17g;\n"
+             "  d.est_cores = 1;\n  return d;\n}\n"
              "extern \"C\" const RtModelDesc nnc_model_%s_cuda = nnc_cuda_desc(&nnc_model_%s);\n"
              "extern \"C\" int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss,\n"
              "                              int argc, char **argv) {\n"
              "  RtModelDesc d = nnc_cuda_desc(cpu);\n"
-             "  return rt_program_main_val(&d, fwd_inputs, val_loss, argc, argv);\n}\n", model, model);
+             "  return rt_program_main_val(&d, fwd_inputs, val_loss, argc, argv);\n}\n", est[0], est[1], model,
+          model);
 }
 
 static void glue_headers(FILE *f, const DrvCudaSource *s) {
@@ -154,12 +156,12 @@ static const char glue_cuda_dev[] =
     "    return nnc_dev_fail(d, \"copying on the device\");\n  return 0;\n}\n"
     "static const char *nnc_dev_error(const void *v) { return ((const NncDev *)v)->err; }\n";
 
-static void glue_emu(FILE *f, const DrvCudaSource *s, const char *model, bool train) {
+static void glue_emu(FILE *f, const DrvCudaSource *s, const char *model, bool train, const double est[2]) {
   fputs(s->src, f);
   glue_headers(f, s);
   glue_arena(f, s, train);
   fputs(glue_emu_dev, f);
-  glue_desc(f, s, model, train);
+  glue_desc(f, s, model, train, est);
 }
 
 static void glue_table(FILE *f, const CudaPlanTable *t, const char *name) {
@@ -172,7 +174,8 @@ static void glue_table(FILE *f, const CudaPlanTable *t, const char *name) {
   fprintf(f, "  {0, {0, 0, 0}, {0, 0, 0}, 0}};\n");
 }
 
-static void glue_device(FILE *f, const DrvCudaSource *s, const char *ptx, const char *model, bool train) {
+static void glue_device(FILE *f, const DrvCudaSource *s, const char *ptx, const char *model, bool train,
+                        const double est[2]) {
   glue_headers(f, s);
   fputs("typedef struct NncBufs {\n  char *params, *io, *arena, *work;\n  unsigned long long step, seed;\n} NncBufs;\n"
         "typedef struct NncLaunch {\n  const char *name;\n  unsigned grid[3], block[3];\n  size_t smem;\n} NncLaunch;\n", f);
@@ -195,7 +198,7 @@ static void glue_device(FILE *f, const DrvCudaSource *s, const char *ptx, const 
           train ? "nnc_train_launches" : "NULL");
   glue_arena(f, s, train);
   fputs(glue_cuda_dev, f);
-  glue_desc(f, s, model, train);
+  glue_desc(f, s, model, train, est);
 }
 
 /* the glue source into tmpdir, compiled to obj */
@@ -236,20 +239,54 @@ static void device_mem(const DrvCudaSource *s, bool train, RtDevice *mem) {
   mem->work_bytes = s->fwd.work_bytes > (train ? s->train.work_bytes : 0) ? s->fwd.work_bytes : s->train.work_bytes;
 }
 
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, Diag *d) {
-  RtDevice mem;
-  return drv_cuda_lib_object(dm, target, precision, tmpdir, verbose, obj, objn, &mem, d);
+/* the GEMM tiles of a launch table, "k0 64x32x16 4w 4st fma; k1 ..." */
+static size_t tiles_text(const DrvCudaSource *s, bool train, char *buf, size_t n) {
+  const CudaPlanTable *t = train ? &s->train : &s->fwd;
+  CgGpuLaunch *l = xcalloc((size_t)(t->n > 0 ? t->n : 1), sizeof *l);
+  cuda_plan_launches(t, l);
+  size_t w = 0;
+  for (int i = 0; i < t->n && w + 1 < n; i++) {
+    char tile[96];
+    cg_gpu_tile_str(train ? &s->P.pt : &s->P.pf, &l[i], tile, sizeof tile);
+    if (!*tile) continue;
+    int r = snprintf(buf + w, n - w, "%s k%d %s", w ? ";" : "", l[i].kernel, tile);
+    if (r < 0 || (size_t)r >= n - w) break;
+    w += (size_t)r;
+  }
+  free(l);
+  return w;
 }
 
-int drv_cuda_lib_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                        bool verbose, char *obj, size_t objn, RtDevice *mem, Diag *d) {
+/* `info`'s lines: device memory, GEMM tiles per entry, the estimate of each entry (est[]) */
+static void cuda_info(const DrvCudaSource *s, bool train, double est[2], char *buf, size_t n) {
+  RtDevice mem;
+  device_mem(s, train, &mem);
+  const RtDevice *m = &mem;
+  size_t w = (size_t)snprintf(buf, n, "device memory: params %lld B, io %lld B, arena %lld B forward, %lld B "
+                              "training step (split-K workspace %lld B included)\n", (long long)m->params_bytes,
+                              (long long)m->io_bytes, (long long)m->arena_forward, (long long)m->arena_train,
+                              (long long)m->work_bytes);
+  for (int e = 0; e < (train ? 2 : 1) && w + 64 < n; e++) {
+    CgPlanCost c;
+    drv_cuda_cost(s, e == 1, &c, NULL);
+    est[e] = c.time;
+    w += (size_t)snprintf(buf + w, n - w, "%s on %s: %d launches, estimated %.3f ms; GEMM tiles (%s):",
+                          e ? "training step" : "forward", s->hw->name, c.nk, c.time * 1e3, s->arch);
+    cg_plan_cost_free(&c);
+    if (w + 1 < n) w += tiles_text(s, e == 1, buf + w, n - w);
+    if (w + 1 < n) buf[w++] = '\n', buf[w] = 0;
+  }
+}
+
+int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
+                    bool verbose, char *obj, size_t objn, DrvCudaOut *out, Diag *d) {
   DrvCudaSource s;
+  double est[2] = {0, 0};
   int rc = drv_cuda_target(target, precision, &s);
   if (rc) return 1;
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);
-  if (!rc) device_mem(&s, train, mem);
+  if (!rc) device_mem(&s, train, &out->mem), cuda_info(&s, train, est, out->info, sizeof out->info);
   char *text = NULL, *ptx = NULL, err[4096];
   size_t len = 0;
   if (!rc && !s.emu && !(ptx = drv_cuda_ptx(&s, dm->fwd->name, err, sizeof err))) {
@@ -258,8 +295,8 @@ int drv_cuda_lib_object(const DrvModel *dm, const char *target, const char *prec
   }
   FILE *f = rc ? NULL : open_memstream(&text, &len);
   if (f) {
-    if (s.emu) glue_emu(f, &s, dm->fwd->name, train);
-    else glue_device(f, &s, ptx, dm->fwd->name, train);
+    if (s.emu) glue_emu(f, &s, dm->fwd->name, train, est);
+    else glue_device(f, &s, ptx, dm->fwd->name, train, est);
     rc = fclose(f) ? 1 : 0;
   }
   if (!rc) rc = compile_glue(&s, text, tmpdir, verbose, obj, objn);

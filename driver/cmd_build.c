@@ -282,7 +282,7 @@ static const char *program_main(const char *cuda_obj, bool mpi) {
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
                         const char *rtlib, const char *model, const char *fwd_inputs,
                         const char *val_loss, const char *plan_text, bool mpi, bool verbose) {
-  char main_c[PATH_MAX], text[4800], plan[2200];
+  char main_c[PATH_MAX], text[16384], plan[12288];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
@@ -586,18 +586,19 @@ static RtModelDesc cuda_lib_desc(const RtModelDesc *cpu, const RtDevice *mem) {
 static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
                          const char *obj, const char *rtlib, const char *fwd_inputs, Diag *d) {
   char cobj[PATH_MAX];
-  RtDevice mem;
-  if (a->target && drv_cuda_lib_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj,
-                                       &mem, d))
-    return 1;
+  DrvCudaOut *co = xcalloc(1, sizeof *co);
   const char *cuda_obj = a->target ? cobj : NULL;
-  if (a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
-                : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose))
-    return 1;
-  const RtModelDesc *desc = llvm_model_jit(dm->cg, d);
-  if (!desc) return 1;
-  RtModelDesc cd = a->target ? cuda_lib_desc(desc, &mem) : *desc;
-  return cg_header_write(on->hdrpath, on->base, &cd, fwd_inputs, a->in.path, d) ? 1 : 0;
+  int rc = a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, co, d);
+  if (!rc)
+    rc = a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
+                   : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose);
+  const RtModelDesc *desc = rc ? NULL : llvm_model_jit(dm->cg, d);
+  if (desc) {
+    RtModelDesc cd = a->target ? cuda_lib_desc(desc, &co->mem) : *desc;
+    rc = cg_header_write(on->hdrpath, on->base, &cd, fwd_inputs, a->in.path, d);
+  }
+  free(co);
+  return rc || !desc ? 1 : 0;
 }
 
 /* the object file in tmpdir, then the program or the library */
@@ -611,13 +612,22 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs, d);
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
-  char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
+  char cobj[PATH_MAX], *plan = NULL;
+  DrvCudaOut *co = a->target ? xcalloc(1, sizeof *co) : NULL;
+  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, co, d)) {
+    free(co);
     return 1;
-  snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
-           a->target ? a->target : "");
-  return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
-                      a->target ? plan : dm->plan_text, a->mpi, a->verbose);
+  }
+  if (a->target) {
+    size_t n = strlen(dm->plan_text) + strlen(a->target) + strlen(co->info) + 32;
+    plan = xmalloc(n);
+    snprintf(plan, n, "%s%sbackend: %s\n%s", dm->plan_text, dm->plan_text[0] ? "\n" : "", a->target, co->info);
+  }
+  free(co);
+  int rc = link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
+                         a->target ? plan : dm->plan_text, a->mpi, a->verbose);
+  free(plan);
+  return rc;
 }
 
 /* --mpi: the model trains, and its step can average gradients between backward and update */

@@ -13,6 +13,7 @@ typedef struct DrvCudaSource {
   bool emu;      /* target cuda-emu: the source runs on the CPU through cuda_emu.h */
   bool tf32;     /* --precision tf32: GEMMs and convolutions on TF32 tensor cores */
   CudaTiles tiles;
+  const HwTarget *hw; /* the hardware whose tiles the plan has */
 } DrvCudaSource;
 
 /* the target of `--target` (cuda, cuda:sm_XX or cuda-emu) and `--precision` (NULL or f32,
@@ -23,6 +24,13 @@ int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s)
  * Free s with drv_cuda_source_free either way. */
 int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d);
 void drv_cuda_source_free(DrvCudaSource *s);
+/* drv_cuda_source with the tiles of hw (a GPU: `nnc cost --target h100`); s zeroed first by
+ * the caller, its tf32 set as wanted */
+int drv_cuda_source_hw(const DrvModel *dm, bool train, const HwTarget *hw, DrvCudaSource *s, Diag *d);
+/* the GPU estimate of the forward (train false) or training-step launch table of s
+ * (plan_cost_gpu.h); rows per launch, tiles[i] the GEMM tile of launch i or "" (malloc'd,
+ * may be NULL) */
+void drv_cuda_cost(const DrvCudaSource *s, bool train, CgPlanCost *out, char (**tiles)[96]);
 /* NVRTC's PTX of the source for its arch; NULL with err filled (also without the toolkit) */
 char *drv_cuda_ptx(const DrvCudaSource *s, const char *name, char *err, size_t errn);
 /* nnc emit --emit=cuda|ptx */
@@ -32,10 +40,10 @@ int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *tar
  * emulation, or its PTX with the launcher for the device) into tmpdir/cuda.o, whose
  * nnc_cuda_main(desc, fwd_inputs, val_loss, argc, argv) runs the program's commands with the CPU
  * descriptor's tensor table and the CUDA entries. 0, or 1 after a message. */
+typedef struct DrvCudaOut {
+  RtDevice mem;    /* the device's name and memory sizes (functions NULL): for the header */
+  char info[6144]; /* for the program's `info`: device memory, GEMM tiles, the estimate */
+} DrvCudaOut;
 int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, Diag *d);
-/* the same for `--lib --target`; *mem receives the device's name and memory sizes (its
- * functions are NULL: for the header) */
-int drv_cuda_lib_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                        bool verbose, char *obj, size_t objn, RtDevice *mem, Diag *d);
+                    bool verbose, char *obj, size_t objn, DrvCudaOut *out, Diag *d);
 #endif

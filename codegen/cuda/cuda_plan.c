@@ -67,7 +67,14 @@ void cuda_tiles_free(CudaTiles *t) {
   memset(t, 0, sizeof *t);
 }
 
-static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
+/* the next launch, of plan kernel ki: part 1 is a split-K reduction; work its workspace */
+typedef struct LaunchOf {
+  int kernel, part;
+  bool gemm;
+  int64_t work;
+} LaunchOf;
+
+static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l, LaunchOf of) {
   if (t->n == t->cap) {
     int cap = t->cap ? 2 * t->cap : 16;
     CudaPlanLaunch *v = realloc(t->v, (size_t)cap * sizeof *v);
@@ -77,8 +84,20 @@ static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
   size_t len = strlen(name);
   if (len >= sizeof t->v[t->n].name) return -1; /* kernel names are short; never truncated */
   memcpy(t->v[t->n].name, name, len + 1);
+  t->v[t->n].kernel = of.kernel, t->v[t->n].part = of.part;
+  t->v[t->n].gemm = of.gemm, t->v[t->n].work = of.work;
   t->v[t->n++].l = *l;
   return 0;
+}
+
+void cuda_plan_launches(const CudaPlanTable *t, CgGpuLaunch *l) {
+  for (int i = 0; i < t->n; i++) {
+    const CudaPlanLaunch *v = &t->v[i];
+    l[i] = (CgGpuLaunch){.name = v->name, .kernel = v->kernel, .part = v->part, .gemm = v->gemm,
+                         .work = v->work, .smem = v->l.smem};
+    memcpy(l[i].grid, v->l.grid, sizeof l[i].grid);
+    memcpy(l[i].block, v->l.block, sizeof l[i].block);
+  }
 }
 
 void cuda_plan_table_free(CudaPlanTable *t) {
@@ -367,7 +386,9 @@ static int gemm_finish(FILE *o, const CgPlan *p, const CgKernel *k, const GemmVi
   if (work > tab->work_bytes) tab->work_bytes = work;
   char rn[80];
   snprintf(rn, sizeof rn, "%s_reduce", cg->name);
-  if (table_add(tab, cg->name, &main_k) || (k->tile->split_k > 1 && table_add(tab, rn, &red)))
+  int ki = (int)(k - p->k);
+  if (table_add(tab, cg->name, &main_k, (LaunchOf){ki, 0, true, work}) ||
+      (k->tile->split_k > 1 && table_add(tab, rn, &red, (LaunchOf){ki, 1, false, work})))
     return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
   return 0;
 }
@@ -502,7 +523,7 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     else rc = cuda_node_emit(out, p, k, name, &l, &tab->work_bytes, d);
     if (rc) return -1;
     if (l.grid[0] == 0) continue; /* nothing to launch (an empty node) */
-    if (table_add(tab, name, &l)) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
+    if (table_add(tab, name, &l, (LaunchOf){ki, 0, false, 0})) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
   }
   return 0;
 }

@@ -13,11 +13,16 @@
 #include <stdio.h>
 
 #include "../plan/plan.h"
+#include "../plan/plan_cost_gpu.h"
 #include "cuda_gen.h"
 
 typedef struct CudaPlanLaunch {
   char name[96];
   CudaLaunch l;
+  int kernel;   /* the plan kernel it runs */
+  int part;     /* 0, or 1 for a split-K GEMM's reduction */
+  bool gemm;    /* a tiled GEMM (the kernel's tile decision) */
+  int64_t work; /* the split-K workspace bytes of the GEMM (0 without split-K) */
 } CudaPlanLaunch;
 
 typedef struct CudaPlanTable {
@@ -54,6 +59,8 @@ void cuda_plan_table_free(CudaPlanTable *t);
  * NNC_CUDA_EMU). */
 int cuda_model_source(FILE *out, const CgModelPlan *P, const char *name, bool train,
                       CudaPlanTable *fwd, CudaPlanTable *trn, Diag *d);
+/* the table as the cost model's launches (plan_cost_gpu.h); l[t->n], names borrowed */
+void cuda_plan_launches(const CudaPlanTable *t, CgGpuLaunch *l);
 /* the launch table as a C comment block (nnc emit --emit=cuda) */
 void cuda_plan_table_print(FILE *out, const CudaPlanTable *t, const char *title);
 

@@ -402,18 +402,16 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
 
 /* libNAME.so = the model's object + the whole runtime archive (built position-independent),
  * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
-static int link_shared(const char *libpath, const char *obj, const char *cuda_obj, const char *rtlib,
-                       bool verbose) {
+static int link_shared(const char *libpath, const char *obj, const char *rtlib, bool verbose) {
   char tmp[PATH_MAX];
   tmp_beside(libpath, tmp, sizeof tmp);
   const char *cc = getenv("CC");
-  /* a CUDA build's object (C++) comes after the runtime's objects, with the C++ library */
   char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-shared", "-o", tmp, (char *)obj,
                   "-Wl,--whole-archive", (char *)rtlib, "-Wl,--no-whole-archive",
 #ifdef __SANITIZE_ADDRESS__
                   "-fsanitize=address,undefined",
 #endif
-                  "-lcjson", "-lm", "-lpthread", (char *)cuda_obj, cuda_obj ? "-lstdc++" : NULL, NULL};
+                  "-lcjson", "-lm", "-lpthread", NULL};
   int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
@@ -590,7 +588,7 @@ static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   const char *cuda_obj = a->target ? cobj : NULL;
   int rc = a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, co, d);
   if (!rc)
-    rc = a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
+    rc = a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
                    : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose);
   const RtModelDesc *desc = rc ? NULL : llvm_model_jit(dm->cg, d);
   if (desc) {
@@ -678,6 +676,11 @@ int cmd_build(int argc, char **argv) {
   if (!rc && a.target && a.mpi) {
     fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
             "are not available yet; docs/distributed.md\n", a.target);
+    rc = 2;
+  }
+  if (!rc && a.target && a.shared) {
+    fprintf(stderr, "nnc build: error: --target %s builds programs and static libraries (--lib); "
+            "--shared is for the CPU backend\n", a.target);
     rc = 2;
   }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);

@@ -8,7 +8,9 @@
 #     program driving NAME_forward_device / NAME_train_step_device / NAME_device_tensor on
 #     device memory (cuda-emu's device memory is host memory) gets bit-identical outputs,
 #     losses and weights to the host entry points from the same state;
-#  3. a CPU library's context refuses the device entry point with the reason.
+#  3. a CPU library's context refuses the device entry point with the reason;
+#  4. --shared is refused with --target, and --lib --target cuda builds (without a GPU its
+#     context is refused with "no CUDA driver/device").
 set -u
 NNC=$1
 BUILD=${2:-}
@@ -104,4 +106,31 @@ int main(void) {
 CEOF
 cc $CFLAGS -I"$T/cpu" "$T/cpudev.c" "$T/cpu/libmlp.a" $LIBS -o "$T/cpudev" && "$T/cpudev" ||
   die "a CPU library's context and the device entry point"
+# 4. --shared is refused with --target; --lib --target cuda (PTX embedded, where nnc has
+#    NVRTC) links, and without a GPU its context is refused with the reason
+"$NNC" build "$SRC/examples/mlp.nn" --shared --target cuda-emu -o "$T/libx.so" 2> "$T/sh.err" &&
+  die "--shared --target cuda-emu was accepted"
+grep -q "shared is for the CPU backend" "$T/sh.err" || die "--shared --target: no reason"
+if "$NNC" emit --emit=ptx --target cuda "$SRC/examples/linreg.nn" > /dev/null 2>&1; then
+  mkdir -p "$T/gpu"
+  "$NNC" build "$SRC/examples/mlp.nn" -D N=8 --lib --target cuda -o "$T/gpu/libmlp.a" || die "--lib --target cuda"
+  cat > "$T/gpu.c" <<'CEOF'
+#include <stdio.h>
+#include <string.h>
+#include "mlp.h"
+int main(void) {
+  char err[512] = "";
+  struct RtCtx *c = rt_ctx_create(&nnc_model_mlp_cuda, 1, err, sizeof err);
+  if (c) { /* a machine with a GPU */
+    printf("CUDA library: a context on the device\n");
+    rt_ctx_destroy(c);
+    return 0;
+  }
+  printf("CUDA library without a GPU: %s\n", err);
+  return strstr(err, "no CUDA") ? 0 : 1;
+}
+CEOF
+  cc $CFLAGS -I"$T/gpu" "$T/gpu.c" "$T/gpu/libmlp.a" $LIBS -lstdc++ -o "$T/gpuprog" || die "compiling against the cuda library"
+  "$T/gpuprog" || die "the cuda library's context"
+fi
 echo "ok"

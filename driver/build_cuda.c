@@ -1,15 +1,19 @@
-/* build_cuda.c — `nnc build --target cuda|cuda-emu`: the model's CUDA part as one object.
+/* build_cuda.c — `nnc build --target cuda|cuda-emu [--lib]`: the model's CUDA part as one
+ * C++ object.
  *
  * A CUDA program is the CPU program (runtime/rt_main.c's commands, checkpoints, data) with
- * the descriptor's entries replaced: nnc_cuda_main copies the LLVM-built descriptor (the
- * tensor table is the plan's, the same for every backend, so checkpoints are shared), points
- * forward/train_step at the CUDA entries and sets the arenas to the CUDA plan's (plus the
- * split-K workspace), then runs rt_program_main_val.
+ * another descriptor: nnc_cuda_desc copies the LLVM-built one (the tensor table is the
+ * plan's, the same for every backend, so checkpoints are shared), sets the arenas to the
+ * CUDA plan's (plus the split-K workspace) and adds the device (rt_model.h RtDevice), through
+ * which a context keeps params, io and arena in device memory; nnc_cuda_main runs
+ * rt_program_main_val with it, and a library's header uses the same descriptor as
+ * nnc_model_NAME_cuda.
  *   cuda-emu: the generated source, compiled by the host C++ compiler against cuda_emu.h;
- *             the entries run the launch tables on the CPU (slow; for validation).
- *   cuda:     NVRTC's PTX embedded as a string with the launch tables; each entry loads the
- *             driver (runtime/rt_cuda.c, dlopen), uploads params and io, launches the table
- *             and downloads them. Without a driver or device it exits 1 with the reason. */
+ *             the "device" regions are host memory of their own, the launch tables run on
+ *             the CPU (slow; for validation).
+ *   cuda:     NVRTC's PTX embedded as a string with the launch tables; the device opens the
+ *             driver (runtime/rt_cuda.c, dlopen), loads the module and allocates the regions
+ *             once per context. Without a driver or device it fails with the reason. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -396,14 +396,20 @@ static void output_args(const RtModelDesc *d, EntryArgs *ea, char *outarr, size_
   }
 }
 
+/* a forward entry's arguments: the inputs the forward pass reads, then every output */
+static void forward_args(const RtModelDesc *d, const char *fwd_inputs, EntryArgs *ea, char *outarr,
+                         size_t outn) {
+  outarr[0] = 0;
+  input_args(d, fwd_inputs, false, "-1", ea);
+  output_args(d, ea, outarr, outn);
+}
+
 /* forward and infer: the inputs the forward pass reads, then every output */
 static void hdr_forward(const Hdr *h, const char *fwd_inputs) {
-  const RtModelDesc *d = h->d;
   const char *P = h->P, *PU = h->PU;
   EntryArgs ea;
-  char outarr[2048] = "";
-  input_args(d, fwd_inputs, false, "-1", &ea);
-  output_args(d, &ea, outarr, sizeof outarr);
+  char outarr[2048];
+  forward_args(h->d, fwd_inputs, &ea, outarr, sizeof outarr);
   int nin = h->nin, nout = h->nout;
   fprintf(h->f,
           "/* forward pass over nsamples samples (batched arrays hold nsamples rows; the work is\n"
@@ -481,9 +487,8 @@ static void hdr_device_entries(const Hdr *h, const char *fwd_inputs) {
   const RtModelDesc *d = h->d;
   const char *P = h->P, *PU = h->PU;
   EntryArgs ea;
-  char outarr[2048] = "";
-  input_args(d, fwd_inputs, false, "-1", &ea);
-  output_args(d, &ea, outarr, sizeof outarr);
+  char outarr[2048];
+  forward_args(d, fwd_inputs, &ea, outarr, sizeof outarr);
   int nin = h->nin, nout = h->nout;
   fprintf(h->f,
           "/* forward pass over one batch of %s_BATCH samples, every pointer device memory; queued\n"

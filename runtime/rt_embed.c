@@ -733,6 +733,9 @@ int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn f
   if (!c) return -1;
   if (!fn) return rt_ctx_train_step(c, in, loss);
   const RtModelDesc *d = c->d;
+  if (d->device)
+    return ctx_fail(c, "model '%s': a %s build cannot all-reduce its gradients yet "
+                       "(data-parallel training on GPUs is not available)", d->name, d->device->name);
   if (d->train_step && (!d->train_backward || !d->train_apply))
     return ctx_fail(c, "model '%s': this build cannot all-reduce its gradients: its optimizer "
                        "step is not separate from the backward pass (a --memory budget's "

@@ -34,7 +34,7 @@ static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool t
   long long wf = s->fwd.work_bytes, wt = train ? s->train.work_bytes : 0;
   fprintf(f, "static const RtDevice nnc_cuda_device = {\"%s\", nnc_dev_open, nnc_dev_close, nnc_dev_copy, "
              "nnc_dev_run, nnc_dev_region, nnc_dev_copy_dd, nnc_dev_error, %lldLL, %lldLL, %lldLL, %lldLL, %lldLL};\n",
-          s->emu ? "cuda-emu" : "cuda", (long long)s->P.params_bytes, (long long)s->P.io_bytes, af, at,
+          s->emu ? "cuda-emu" : "cuda", (long long)cuda_params_bytes(&s->P, &s->ls), (long long)s->P.io_bytes, af, at,
           wf > wt ? wf : wt);
   fputs("static void nnc_cuda_host_entry(const RtModelBufs *b, int entry) {\n"
         "  char err[1024];\n"
@@ -51,7 +51,10 @@ static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool t
              "static RtModelDesc nnc_cuda_desc(const RtModelDesc *cpu) {\n"
              "  RtModelDesc d = *cpu;\n"
              "  d.forward = nnc_cuda_forward;\n  d.arena_bytes_forward = %lldLL;\n", model, af + wf);
-  if (train) fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n", at + wt);
+  if (train)
+    fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n"
+               "  d.params_bytes = %lldLL; /* with the loss-scale state, if any */\n",
+            at + wt, (long long)cuda_params_bytes(&s->P, &s->ls));
   fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
              "  d.nkernels_forward = d.nkernels_train = 0;\n  d.kernels_forward = d.kernels_train = NULL;\n"
              "  d.train_backward = d.train_apply = NULL;\n  d.grads = NULL;\n  d.ngrads = 0;\n"
@@ -68,7 +71,7 @@ static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool t
 static void glue_headers(FILE *f, const DrvCudaSource *s) {
   fputs("#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
         "extern \"C\" {\n#include \"rt_cuda.h\"\n#include \"rt_model.h\"\n#include \"rt_program.h\"\n}\n", f);
-  fprintf(f, "#define NNC_PARAMS %lldLL\n#define NNC_IO %lldLL\n", (long long)s->P.params_bytes,
+  fprintf(f, "#define NNC_PARAMS %lldLL\n#define NNC_IO %lldLL\n", (long long)cuda_params_bytes(&s->P, &s->ls),
           (long long)s->P.io_bytes);
 }
 
@@ -236,7 +239,7 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
 static void device_mem(const DrvCudaSource *s, bool train, RtDevice *mem) {
   memset(mem, 0, sizeof *mem);
   mem->name = s->emu ? "cuda-emu" : "cuda";
-  mem->params_bytes = s->P.params_bytes;
+  mem->params_bytes = cuda_params_bytes(&s->P, &s->ls);
   mem->io_bytes = s->P.io_bytes;
   mem->arena_forward = align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes;
   mem->arena_train = train ? align_up(s->P.pt.arena_bytes) + s->train.work_bytes : 0;
@@ -282,11 +285,11 @@ static void cuda_info(const DrvCudaSource *s, bool train, double est[2], char *b
   }
 }
 
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, DrvCudaOut *out, Diag *d) {
+int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *loss_scale,
+                    const char *tmpdir, bool verbose, char *obj, size_t objn, DrvCudaOut *out, Diag *d) {
   DrvCudaSource s;
   double est[2] = {0, 0};
-  int rc = drv_cuda_target(target, precision, &s);
+  int rc = drv_cuda_target(target, precision, loss_scale, &s);
   if (rc) return 1;
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);

@@ -11,6 +11,7 @@
 #define CG_GPU_EW_EFF 0.5
 
 static bool is_gemm_launch(const CgPlan *p, const CgGpuLaunch *l) {
+  if (l->kernel < 0) return false;
   const CgKernel *k = &p->k[l->kernel];
   return l->gemm && l->part == 0 && k->tile && k->tile->gpu;
 }
@@ -40,10 +41,27 @@ static void launch_bytes(const CgPlan *p, const CgGpuLaunch *l, CgKernelCost *c)
   }
 }
 
+/* a launch outside the plan's kernels: its bytes at the bandwidth of the SMs it occupies */
+static void extra_cost(const HwTarget *hw, const CgGpuLaunch *l, double used, CgKernelCost *c) {
+  snprintf(c->name, sizeof c->name, "%.60s (loss scaling)", l->name);
+  c->rd = (double)l->bytes;
+  c->t_memory = c->rd / (hw->mem_bw * used);
+  c->overhead = hw->overhead_s;
+  c->time = c->t_memory + c->overhead;
+}
+
 static void launch_cost(const CgPlan *p, const HwTarget *hw, const CgGpuLaunch *l, CgKernelCost *c) {
+  memset(c, 0, sizeof *c);
+  double blocks = (double)l->grid[0] * l->grid[1] * l->grid[2];
+  double sms = hw->sm_count > 0 ? hw->sm_count : 1, used = fmin(blocks, sms) / sms;
+  c->threads = (int)fmin(blocks, 2147483647.0);
+  c->level = CG_LEVEL_DRAM;
+  if (l->kernel < 0) {
+    extra_cost(hw, l, used > 0 ? used : 1 / sms, c);
+    return;
+  }
   const CgKernel *k = &p->k[l->kernel];
   char what[96];
-  memset(c, 0, sizeof *c);
   cg_kernel_name(p, l->kernel, what, sizeof what);
   snprintf(c->name, sizeof c->name, "%.40s (%.50s)", l->name, what);
   launch_bytes(p, l, c);
@@ -52,10 +70,6 @@ static void launch_cost(const CgPlan *p, const HwTarget *hw, const CgGpuLaunch *
   bool gemm = is_gemm_launch(p, l);
   if (l->part == 1) /* the reduction adds split_k slices of M x N */
     c->flops = k->tile ? (double)l->work / 4 : 0, transc = 0;
-  double blocks = (double)l->grid[0] * l->grid[1] * l->grid[2];
-  double sms = hw->sm_count > 0 ? hw->sm_count : 1, used = fmin(blocks, sms) / sms;
-  c->threads = (int)fmin(blocks, 2147483647.0);
-  c->level = CG_LEVEL_DRAM;
   c->eff = gemm ? k->tile->eff : CG_GPU_EW_EFF * used;
   double work = c->flops + 12.0 * transc; /* plan_cost.c's transcendental weight */
   double peak = launch_peak(p, hw, l, gemm);

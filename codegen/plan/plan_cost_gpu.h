@@ -19,10 +19,12 @@
 /* one launch of a GPU backend's table, in execution order */
 typedef struct CgGpuLaunch {
   const char *name;
-  int kernel;   /* the plan kernel it runs */
+  int kernel;   /* the plan kernel it runs, or -1 (see bytes) */
   int part;     /* 0: the kernel's launch; 1: a split-K GEMM's reduction */
   bool gemm;    /* the kernel runs as a tiled GEMM (its tile decision's); direct kernels not */
   int64_t work; /* split-K workspace bytes the GEMM's partial sums take (0 otherwise) */
+  int64_t bytes; /* kernel -1: a launch outside the plan's kernels (f16 loss scaling), and
+                    the bytes it reads and writes; it does no counted FLOPs */
   unsigned grid[3], block[3];
   size_t smem;
 } CgGpuLaunch;

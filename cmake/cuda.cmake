@@ -77,6 +77,9 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
     add_test(NAME ${tname} COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/examples/${name}.nn
              ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} ${dargs})
   endforeach()
+  # dropout's mask in the training step: the interpreter's (and so the CPU backend's) bits
+  add_test(NAME cuda/model_dropout COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/dropout.nn
+           ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
 endif()
 
 # NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional
@@ -146,6 +149,12 @@ add_test(NAME cuda/cost_precision COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests
 if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   add_test(NAME cuda/program COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/program_check.sh
            $<TARGET_FILE:nnc>)
+  # nnc cost --target h100|a100 over the CUDA launch table; `info` of a CUDA program
+  add_test(NAME cuda/cost COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/cost_gpu_check.sh
+           $<TARGET_FILE:nnc>)
+  # nnc build --lib --target cuda-emu: the CPU library's API, and the device entry points
+  add_test(NAME cuda/lib COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/lib_check.sh
+           $<TARGET_FILE:nnc> ${CMAKE_CURRENT_BINARY_DIR})
   if(TARGET nnc_cuda_nvrtc)
     set_tests_properties(cuda/program PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endif()

@@ -55,6 +55,9 @@ static void emu_halves(FILE *f, const DrvCudaSource *s, const char *name, int sp
 static void device_step(FILE *f, const DrvCudaSource *s, int split) {
   int64_t arena = (s->P.pt.arena_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
   fprintf(f,
+          "static void nnc_cuda_fail(RtCuda *c, const char *what) {\n"
+          "  fprintf(stderr, \"error: CUDA: %%s: %%s\\n\", what, c ? rt_cuda_error(c) : \"\");\n"
+          "  exit(1);\n}\n"
           "static void nnc_cuda_dist_launch(RtCuda *c, void *mod, NncBufs *nb, int from, int to) {\n"
           "  void *args[1] = {nb};\n"
           "  for (int i = from; i < to; i++) {\n"
@@ -94,7 +97,7 @@ int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name) {
   char prefix[160];
   snprintf(prefix, sizeof prefix, "%s_train", name);
   int split = split_launch(&s->train, prefix, s->P.pt.split);
-  if (s->emu) fputs("extern \"C\" {\n", f);
+  fputs("extern \"C\" {\n", f); /* nnc_cuda_mpi_main and rt_mpi_main are C functions */
   grads_table(f, &s->P);
   if (s->emu) emu_halves(f, s, name, split);
   else device_step(f, s, split);
@@ -102,12 +105,13 @@ int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name) {
              "int nnc_cuda_mpi_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
              "                      char **argv) {\n"
              "  RtModelDesc d = nnc_cuda_desc(cpu);\n"
+             "  d.device = NULL; /* the split entries below take host regions */\n"
              "  d.grads = nnc_cuda_grads;\n  d.ngrads = %d;\n", s->P.ngrads);
   if (s->emu)
     fprintf(f, "  d.train_backward = nnc_cuda_backward;\n  d.train_apply = nnc_cuda_apply;\n");
   else
     fprintf(f, "  d.train_step = nnc_cuda_dist_step; /* all-reduces on the device (RtHooks.grads_device) */\n");
   fprintf(f, "  return rt_mpi_main(&d, fwd_inputs, val_loss, argc, argv);\n}\n");
-  if (s->emu) fputs("}\n", f);
+  fputs("}\n", f);
   return 0;
 }

@@ -287,7 +287,7 @@ static const char *program_main(const char *cuda_obj, bool mpi) {
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
                         const char *rtlib, const char *model, const char *fwd_inputs,
                         const char *val_loss, const char *plan_text, bool mpi, bool verbose) {
-  char main_c[PATH_MAX], text[4800], plan[2200];
+  char main_c[PATH_MAX], text[16384], plan[12288];
   c_string(plan_text, plan, sizeof plan);
   snprintf(main_c, sizeof main_c, "%s/main.c", tmpdir);
   snprintf(text, sizeof text,
@@ -345,7 +345,7 @@ static int link_program(const char *out, const char *tmpdir, const char *obj, co
 /* libNAME.a = the model's object + every member of the runtime archive, so users link one
  * archive (plus -lcjson -lm -lpthread) */
 static int make_library(const char *libpath, const char *tmpdir, const char *obj,
-                        const char *rtlib, bool verbose) {
+                        const char *cuda_obj, const char *rtlib, bool verbose) {
   const char *ar = getenv("AR");
   if (!ar || !*ar) ar = "ar";
   char rtdir[PATH_MAX], absrt[PATH_MAX];
@@ -377,6 +377,7 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   PUSH(xstrdup("rcs"));
   PUSH(xstrdup(tmp));
   PUSH(xstrdup(obj));
+  if (cuda_obj) PUSH(xstrdup(cuda_obj));
   while (dir && (e = readdir(dir))) {
     size_t l = strlen(e->d_name);
     if (l < 3 || strcmp(e->d_name + l - 2, ".o")) continue;
@@ -576,15 +577,37 @@ static int out_names(const char *out, bool lib, bool shared, OutNames *o) {
   return 0;
 }
 
-/* libNAME.a and NAME.h, whose sizes come from the descriptor the backend emitted */
+/* A CUDA build's descriptor as the header sees it (its arenas, its device), as
+ * driver/build_cuda.c's nnc_model_NAME_cuda is at run time */
+static RtModelDesc cuda_lib_desc(const RtModelDesc *cpu, const RtDevice *mem) {
+  RtModelDesc c = *cpu;
+  c.arena_bytes_forward = mem->arena_forward;
+  if (c.train_step) c.arena_bytes_train = mem->arena_train;
+  c.thread_bytes_forward = c.thread_bytes_train = 0;
+  c.train_backward = c.train_apply = NULL;
+  c.device = mem;
+  return c;
+}
+
+/* libNAME.a and NAME.h, whose sizes come from the descriptor the backend emitted; with
+ * --target, the CUDA part's object too (driver/build_cuda.c) */
 static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, const char *tmpdir,
                          const char *obj, const char *rtlib, const char *fwd_inputs, Diag *d) {
-  if (a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
-                : make_library(on->libpath, tmpdir, obj, rtlib, a->verbose))
-    return 1;
-  const RtModelDesc *desc = llvm_model_jit(dm->cg, d);
-  if (!desc || cg_header_write(on->hdrpath, on->base, desc, fwd_inputs, a->in.path, d)) return 1;
-  return 0;
+  char cobj[PATH_MAX];
+  DrvCudaOut *co = xcalloc(1, sizeof *co);
+  const char *cuda_obj = a->target ? cobj : NULL;
+  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, false, a->verbose}; /* --lib: no --mpi */
+  int rc = a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d);
+  if (!rc)
+    rc = a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
+                   : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose);
+  const RtModelDesc *desc = rc ? NULL : llvm_model_jit(dm->cg, d);
+  if (desc) {
+    RtModelDesc cd = a->target ? cuda_lib_desc(desc, &co->mem) : *desc;
+    rc = cg_header_write(on->hdrpath, on->base, &cd, fwd_inputs, a->in.path, d);
+  }
+  free(co);
+  return rc || !desc ? 1 : 0;
 }
 
 /* the object file in tmpdir, then the program or the library */
@@ -598,14 +621,23 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   if (a->lib) return write_library(a, on, dm, tmpdir, obj, rtlib, fwd_inputs, d);
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
-  char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  DrvCudaOpts co = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose};
-  if (a->target && drv_cuda_object(dm, &co, tmpdir, cobj, sizeof cobj, d))
+  char cobj[PATH_MAX], *plan = NULL;
+  DrvCudaOut *co = a->target ? xcalloc(1, sizeof *co) : NULL;
+  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose};
+  if (a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d)) {
+    free(co);
     return 1;
-  snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
-           a->target ? a->target : "");
-  return link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
-                      a->target ? plan : dm->plan_text, a->mpi, a->verbose);
+  }
+  if (a->target) {
+    size_t n = strlen(dm->plan_text) + strlen(a->target) + strlen(co->info) + 32;
+    plan = xmalloc(n);
+    snprintf(plan, n, "%s%sbackend: %s\n%s", dm->plan_text, dm->plan_text[0] ? "\n" : "", a->target, co->info);
+  }
+  free(co);
+  int rc = link_program(a->out, tmpdir, obj, a->target ? cobj : NULL, rtlib, model, fwd_inputs, val_loss,
+                         a->target ? plan : dm->plan_text, a->mpi, a->verbose);
+  free(plan);
+  return rc;
 }
 
 /* --mpi: the model trains, and its step can average gradients between backward and update */
@@ -659,8 +691,9 @@ int cmd_build(int argc, char **argv) {
             "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
     rc = 2;
   }
-  if (!rc && a.target && a.lib) {
-    fprintf(stderr, "nnc build: error: --target %s builds programs only (no --lib/--shared yet)\n", a.target);
+  if (!rc && a.target && a.shared) {
+    fprintf(stderr, "nnc build: error: --target %s builds programs and static libraries (--lib); "
+            "--shared is for the CPU backend\n", a.target);
     rc = 2;
   }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "build.h"
+#include "cuda_drv.h"
 
 static void member_ops(const CgPlan *p, int ki, char *buf, size_t n) {
   const CgKernel *k = &p->k[ki];
@@ -23,6 +24,26 @@ static void member_ops(const CgPlan *p, int ki, char *buf, size_t n) {
   }
 }
 
+/* a GPU target: the CUDA backend's plan and launch table for hw, estimated launch by
+ * launch (plan_cost_gpu.h); members holds each GEMM launch's tile */
+static int gpu_plan_cost(const DrvModel *dm, const HwTarget *hw, bool train, Diag *d, DrvPlanCost *out) {
+  DrvCudaSource s;
+  memset(&s, 0, sizeof s);
+  int rc = drv_cuda_source_hw(dm, train, hw, &s, d);
+  if (!rc) {
+    char(*tiles)[96] = NULL;
+    drv_cuda_cost(&s, train, &out->c, &tiles);
+    const CgPlan *p = train ? &s.P.pt : &s.P.pf;
+    out->gpu = true;
+    out->footprint = (double)s.P.params_bytes + (double)s.P.io_bytes + (double)p->arena_bytes;
+    out->members = xcalloc((size_t)(out->c.nk ? out->c.nk : 1), sizeof *out->members);
+    for (int i = 0; i < out->c.nk; i++) snprintf(out->members[i], sizeof out->members[i], "%s", tiles[i]);
+    free(tiles);
+  }
+  drv_cuda_source_free(&s);
+  return rc;
+}
+
 int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int threads, Diag *d,
                   DrvPlanCost *out) {
   memset(out, 0, sizeof *out);
@@ -30,6 +51,11 @@ int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int thread
   DrvModel dm;
   int rc = drv_build_model(in, &bo, d, &dm);
   if (!rc && train && !dm.train) rc = 1;
+  if (!rc && hw->kind == HW_GPU) {
+    rc = gpu_plan_cost(&dm, hw, train, d, out);
+    drv_model_free(&dm);
+    return rc;
+  }
   CgTarget target;
   llvm_backend_target(&target, 0, hw);
   CgModelPlan P = {0};
@@ -66,31 +92,38 @@ static int *sorted(const CgPlanCost *c) {
 void drv_plan_cost_text(const DrvPlanCost *pc, const HwTarget *hw, int top) {
   const CgPlanCost *c = &pc->c;
   char f[32], b[32], s[32];
-  printf("\nestimated time on %s, compiled step (kernel plan, %d thread%s): %.3f ms\n", hw->name,
-         c->threads, c->threads == 1 ? "" : "s", c->time * 1e3);
-  printf("  %d kernels, %s FLOP, %s read and written, %s scratch traffic (im2col, GEMM "
-         "packing)\n", c->nk, drv_si(c->flops, f, sizeof f), drv_bytes_h(c->bytes, b, sizeof b),
-         drv_bytes_h(c->scratch, s, sizeof s));
+  if (pc->gpu)
+    printf("\nestimated time on %s, compiled step (CUDA launch table, %d launches, %.1f us "
+           "launch overhead each): %.3f ms\n  %s FLOP, %s read and written\n", hw->name, c->nk,
+           hw->overhead_s * 1e6, c->time * 1e3, drv_si(c->flops, f, sizeof f),
+           drv_bytes_h(c->bytes, b, sizeof b));
+  else
+    printf("\nestimated time on %s, compiled step (kernel plan, %d thread%s): %.3f ms\n"
+           "  %d kernels, %s FLOP, %s read and written, %s scratch traffic (im2col, GEMM "
+           "packing)\n", hw->name, c->threads, c->threads == 1 ? "" : "s", c->time * 1e3, c->nk,
+           drv_si(c->flops, f, sizeof f), drv_bytes_h(c->bytes, b, sizeof b),
+           drv_bytes_h(c->scratch, s, sizeof s));
   int n = top > 0 && top < c->nk ? top : c->nk < 12 ? c->nk : 12;
-  printf("  %-28s %-24s %9s %10s %5s %5s %-7s %10s\n", "kernel (slowest first)", "members",
-         "FLOP", "bytes", "eff", "level", "bound", "estimate");
+  printf("  %-*s %-24s %9s %10s %5s %5s %-7s %10s\n", pc->gpu ? 44 : 28,
+         pc->gpu ? "launch (slowest first)" : "kernel (slowest first)",
+         pc->gpu ? "tile" : "members", "FLOP", "bytes", "eff", "level", "bound", "estimate");
   int *ix = sorted(c);
   for (int i = 0; i < n; i++) {
     const CgKernelCost *k = &c->k[ix[i]];
-    printf("  %-28.28s %-24.24s %9s %10s %4.0f%% %5s %-7s %8.2fus\n", k->name,
+    printf("  %-*.*s %-24.24s %9s %10s %4.0f%% %5s %-7s %8.2fus\n", pc->gpu ? 44 : 28, pc->gpu ? 44 : 28, k->name,
            pc->members[ix[i]], drv_si(k->flops, f, sizeof f),
            drv_bytes_h(k->rd + k->wr, b, sizeof b),
            100 * k->eff, cg_level_name(k->level), k->compute_bound ? "compute" : "memory",
            k->time * 1e6);
   }
-  if (n < c->nk) printf("  ... %d more kernels\n", c->nk - n);
+  if (n < c->nk) printf("  ... %d more %s\n", c->nk - n, pc->gpu ? "launches" : "kernels");
   free(ix);
 }
 
 void drv_plan_cost_json(cJSON *root, const DrvPlanCost *pc) {
   const CgPlanCost *c = &pc->c;
   cJSON *e = cJSON_AddObjectToObject(root, "estimate");
-  cJSON_AddStringToObject(e, "basis", "compiled kernel plan");
+  cJSON_AddStringToObject(e, "basis", pc->gpu ? "CUDA launch table" : "compiled kernel plan");
   cJSON_AddNumberToObject(e, "time", c->time);
   cJSON_AddNumberToObject(e, "threads", c->threads);
   cJSON_AddNumberToObject(e, "flops", c->flops);
@@ -102,7 +135,7 @@ void drv_plan_cost_json(cJSON *root, const DrvPlanCost *pc) {
     const CgKernelCost *k = &c->k[i];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", k->name);
-    cJSON_AddStringToObject(o, "members", pc->members[i]);
+    cJSON_AddStringToObject(o, pc->gpu ? "tile" : "members", pc->members[i]);
     cJSON_AddNumberToObject(o, "flops", k->flops);
     cJSON_AddNumberToObject(o, "read", k->rd);
     cJSON_AddNumberToObject(o, "written", k->wr);

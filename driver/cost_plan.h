@@ -13,6 +13,8 @@ typedef struct DrvPlanCost {
   CgPlanCost c;       /* the kernels of the forward (or training-step) plan */
   char (*members)[160]; /* [c.nk] each kernel's member ops, "matmul+add+relu" */
   double footprint;   /* params + io + arena bytes of the step */
+  bool gpu;           /* a GPU target: c's rows are the CUDA launch table's launches and
+                         members their GEMM tiles */
 } DrvPlanCost;
 
 /* 0, or 1 when the model does not compile for the CPU backend (diagnostics to d); free with

@@ -15,6 +15,7 @@ typedef struct DrvCudaSource {
                     tensor cores); accumulation, values and every other kernel stay f32 */
   CudaLossScale ls; /* --loss-scale (f16 training steps) */
   CudaTiles tiles;
+  const HwTarget *hw; /* the hardware whose tiles the plan has */
 } DrvCudaSource;
 
 /* the target of `--target` (cuda, cuda:sm_XX or cuda-emu) and `--precision` (NULL or f32,
@@ -26,6 +27,13 @@ int drv_cuda_target(const char *target, const char *precision, const char *loss_
  * Free s with drv_cuda_source_free either way. */
 int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d);
 void drv_cuda_source_free(DrvCudaSource *s);
+/* drv_cuda_source with the tiles of hw (a GPU: `nnc cost --target h100`); s zeroed first by
+ * the caller, its tf32 set as wanted */
+int drv_cuda_source_hw(const DrvModel *dm, bool train, const HwTarget *hw, DrvCudaSource *s, Diag *d);
+/* the GPU estimate of the forward (train false) or training-step launch table of s
+ * (plan_cost_gpu.h); rows per launch, tiles[i] the GEMM tile of launch i or "" (malloc'd,
+ * may be NULL) */
+void drv_cuda_cost(const DrvCudaSource *s, bool train, CgPlanCost *out, char (**tiles)[96]);
 /* NVRTC's PTX of the source for its arch; NULL with err filled (also without the toolkit) */
 char *drv_cuda_ptx(const DrvCudaSource *s, const char *name, char *err, size_t errn);
 /* nnc emit --emit=cuda|ptx */
@@ -41,11 +49,16 @@ typedef struct DrvCudaOpts {
   bool mpi;                                    /* --mpi: the split step and the gradient all-reduce */
   bool verbose;
 } DrvCudaOpts;
+typedef struct DrvCudaOut {
+  RtDevice mem;    /* the device's name and memory sizes (functions NULL): for the header */
+  char info[6144]; /* for the program's `info`: device memory, GEMM tiles, the estimate */
+} DrvCudaOut;
 int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir, char *obj, size_t objn,
-                    Diag *d);
+                    DrvCudaOut *out, Diag *d);
 /* --mpi with --target (build_cuda_dist.c): appends to the glue the training step split at
  * the plan's optimizer kernels and nnc_cuda_mpi_main, which runs rt_mpi_main on it: cuda-emu
  * all-reduces the gradients on the host through the runtime's buckets; cuda all-reduces them
- * on the device with NCCL (runtime/rt_nccl.c) between the two halves of the launch table */
+ * on the device with NCCL (runtime/rt_nccl.c) between the two halves of the launch table.
+ * These entries take host regions and open the device per step (no persistent RtDevice). */
 int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name);
 #endif

@@ -59,6 +59,11 @@ int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d) {
     fprintf(stderr, "nnc: error: %s\n", err);
     return 1;
   }
+  return drv_cuda_source_hw(dm, train, hw, s, d);
+}
+
+int drv_cuda_source_hw(const DrvModel *dm, bool train, const HwTarget *hw, DrvCudaSource *s, Diag *d) {
+  s->hw = hw;
   CgTarget t;
   cuda_backend_target(&t, hw);
   cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->prec);
@@ -128,4 +133,17 @@ int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *tar
   drv_cuda_source_free(&s);
   drv_model_free(&dm);
   return rc;
+}
+
+void drv_cuda_cost(const DrvCudaSource *s, bool train, CgPlanCost *out, char (**tiles)[96]) {
+  const CudaPlanTable *t = train ? &s->train : &s->fwd;
+  const CgPlan *p = train ? &s->P.pt : &s->P.pf;
+  CgGpuLaunch *l = xcalloc((size_t)(t->n > 0 ? t->n : 1), sizeof *l);
+  cuda_plan_launches(t, l);
+  cg_gpu_cost(p, s->hw, l, t->n, out);
+  if (tiles) {
+    *tiles = xcalloc((size_t)(t->n > 0 ? t->n : 1), sizeof **tiles);
+    for (int i = 0; i < t->n; i++) cg_gpu_tile_str(p, &l[i], (*tiles)[i], sizeof (*tiles)[i]);
+  }
+  free(l);
 }

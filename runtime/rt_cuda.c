@@ -33,6 +33,8 @@ enum {
   X(cuMemFree, "cuMemFree_v2", (uint64_t))                                                       \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", (uint64_t, const void *, size_t))                           \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", (void *, uint64_t, size_t))                                 \
+  X(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2", (uint64_t, uint64_t, size_t, CUhandle))           \
+  X(cuStreamSynchronize, "cuStreamSynchronize", (CUhandle))                                      \
   X(cuModuleLoadDataEx, "cuModuleLoadDataEx", (CUhandle *, const void *, unsigned, int *, void **)) \
   X(cuModuleUnload, "cuModuleUnload", (CUhandle))                                                \
   X(cuModuleGetFunction, "cuModuleGetFunction", (CUhandle *, CUhandle, const char *))           \
@@ -189,8 +191,23 @@ int rt_cuda_function(RtCuda *c, void *module, const char *name, size_t dyn_smem,
 
 int rt_cuda_launch(RtCuda *c, void *fn, const unsigned grid[3], const unsigned block[3], size_t dyn_smem,
                    void **args) {
+  return rt_cuda_launch_on(c, fn, grid, block, dyn_smem, args, NULL);
+}
+
+int rt_cuda_launch_on(RtCuda *c, void *fn, const unsigned grid[3], const unsigned block[3], size_t dyn_smem,
+                      void **args, void *stream) {
   RT_CU_CHECK(c, cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-                                (unsigned)dyn_smem, NULL, args, NULL));
+                                (unsigned)dyn_smem, stream, args, NULL));
+  return 0;
+}
+
+int rt_cuda_copy_dd(RtCuda *c, uint64_t dst, uint64_t src, size_t bytes, void *stream) {
+  RT_CU_CHECK(c, cuMemcpyDtoDAsync(dst, src, bytes, stream));
+  return 0;
+}
+
+int rt_cuda_stream_sync(RtCuda *c, void *stream) {
+  RT_CU_CHECK(c, cuStreamSynchronize(stream));
   return 0;
 }
 

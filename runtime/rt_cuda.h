@@ -37,4 +37,9 @@ int rt_cuda_function(RtCuda *c, void *module, const char *name, size_t dyn_smem,
 int rt_cuda_launch(RtCuda *c, void *fn, const unsigned grid[3], const unsigned block[3],
                    size_t dyn_smem, void **args);
 int rt_cuda_sync(RtCuda *c);
+/* the same on a stream (a CUstream; NULL: the default stream), asynchronous */
+int rt_cuda_launch_on(RtCuda *c, void *fn, const unsigned grid[3], const unsigned block[3],
+                      size_t dyn_smem, void **args, void *stream);
+int rt_cuda_copy_dd(RtCuda *c, uint64_t dst, uint64_t src, size_t bytes, void *stream);
+int rt_cuda_stream_sync(RtCuda *c, void *stream);
 #endif

@@ -49,6 +49,9 @@ struct RtCtx {
   void *dev_user;
   const RtAllreduceAsync *ov; /* the overlapped step's communicator, during the step */
   int ov_failed;
+  void *dev;            /* d->device's regions, or NULL (host entries) */
+  int host_params, dev_params; /* with a device: which copy of the params is current */
+  int64_t xfer[4];      /* with a device: uploads, bytes up, downloads, bytes down */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -76,6 +79,116 @@ static int ctx_fail(RtCtx *c, const char *fmt, ...) {
   vsnprintf(c->err, sizeof c->err, fmt, ap);
   va_end(ap);
   return -1;
+}
+
+/* ---- the device's copies (RtDevice, rt_model.h) -------------------------------------------- */
+
+static int is_state_kind(int kind) { return kind <= RT_KIND_OPTSTATE; }
+static int ctx_start_training(RtCtx *c);
+
+static int dev_fail(RtCtx *c, const char *what) {
+  return ctx_fail(c, "%s: %s: %s", c->d->device->name, what, c->d->device->error(c->dev));
+}
+
+/* one host<->device copy of [off, off+bytes) of a region, counted */
+static int dev_copy(RtCtx *c, int region, int to_dev, int64_t off, int64_t bytes) {
+  char *host = (region == RT_REGION_PARAMS ? c->b.params : c->b.io) + off;
+  if (bytes <= 0) return 0;
+  if (c->d->device->copy(c->dev, region, to_dev, host, off, bytes))
+    return dev_fail(c, to_dev ? "uploading" : "downloading");
+  c->xfer[to_dev ? 0 : 2]++;
+  c->xfer[to_dev ? 1 : 3] += bytes;
+  return 0;
+}
+
+/* the params region this context holds: weights and buffers, and the optimizer state while
+ * training (laid out after them) */
+static int64_t params_held(const RtCtx *c) {
+  return c->training ? c->d->params_bytes : c->fig.weights;
+}
+
+static int dev_params_to_host(RtCtx *c) {
+  if (!c->dev || c->host_params) return 0;
+  if (dev_copy(c, RT_REGION_PARAMS, 0, 0, params_held(c))) return -1;
+  c->host_params = 1;
+  return 0;
+}
+
+static int dev_params_to_dev(RtCtx *c) {
+  if (!c->dev || c->dev_params) return 0;
+  if (dev_copy(c, RT_REGION_PARAMS, 1, 0, params_held(c))) return -1;
+  c->dev_params = 1;
+  return 0;
+}
+
+/* every io tensor of a kind, one way */
+static int dev_io(RtCtx *c, int kind, int to_dev) {
+  for (int i = 0; i < c->d->ntensors; i++) {
+    const RtTensorInfo *t = &c->d->tensors[i];
+    if (t->kind == kind && dev_copy(c, RT_REGION_IO, to_dev, t->offset, t->nbytes)) return -1;
+  }
+  return 0;
+}
+
+/* runs entry 0 (forward) or 1 (training step): on the host, or on the device with the
+ * inputs uploaded and the outputs (forward) or the loss (training step) downloaded */
+static int ctx_run(RtCtx *c, int entry) {
+  if (!c->dev) {
+    (entry ? c->d->train_step : c->d->forward)(&c->b);
+    return 0;
+  }
+  if (dev_params_to_dev(c) || dev_io(c, RT_KIND_INPUT, 1)) return -1;
+  if (c->d->device->run(c->dev, entry, c->b.step, c->b.seed, NULL, 1)) return dev_fail(c, "running");
+  if (entry) c->host_params = 0;
+  return dev_io(c, entry ? RT_KIND_LOSS : RT_KIND_OUTPUT, 0);
+}
+
+/* the device address of a tensor; a state tensor's device copy is made current first, and
+ * the host's is then out of date (the caller may write it on the device) */
+void *rt_ctx_device_data(RtCtx *c, int idx) {
+  if (!c || !c->dev || idx < 0 || idx >= c->d->ntensors) return NULL;
+  const RtTensorInfo *t = &c->d->tensors[idx];
+  if (t->kind == RT_KIND_OPTSTATE && !c->training) return NULL;
+  int region = is_state_kind(t->kind) ? RT_REGION_PARAMS : RT_REGION_IO;
+  if (region == RT_REGION_PARAMS) {
+    if (dev_params_to_dev(c)) return NULL;
+    c->host_params = 0;
+  }
+  return (char *)c->d->device->region(c->dev, region) + t->offset;
+}
+
+/* copies between the device's io region and caller device memory, on stream */
+static int dev_io_dd(RtCtx *c, int kind, int to_io, const void *const *ptrs, void *stream) {
+  const RtDevice *D = c->d->device;
+  char *io = D->region(c->dev, RT_REGION_IO);
+  for (int k = 0, n = rt_desc_count(c->d, kind); k < n; k++) {
+    const RtTensorInfo *t = &c->d->tensors[rt_desc_nth(c->d, kind, k)];
+    if (!ptrs || !ptrs[k]) continue;
+    void *dst = to_io ? io + t->offset : (void *)ptrs[k];
+    const void *src = to_io ? ptrs[k] : io + t->offset;
+    if (D->copy_dd(c->dev, dst, src, t->nbytes, stream)) return dev_fail(c, "copying on the device");
+  }
+  return 0;
+}
+
+int rt_ctx_run_device(RtCtx *c, int train, const void *const *d_in, void *const *d_out, void *stream) {
+  if (!c) return -1;
+  if (!c->dev)
+    return ctx_fail(c, "model '%s' was built for the CPU: device pointers need a build with "
+                       "--target cuda or cuda-emu", c->d->name);
+  if (train && ctx_start_training(c)) return -1;
+  if (dev_params_to_dev(c) || dev_io_dd(c, RT_KIND_INPUT, 1, d_in, stream)) return -1;
+  if (c->d->device->run(c->dev, train, c->b.step, c->b.seed, stream, 0)) return dev_fail(c, "running");
+  if (dev_io_dd(c, train ? RT_KIND_LOSS : RT_KIND_OUTPUT, 0, (const void *const *)d_out, stream)) return -1;
+  if (train) {
+    c->host_params = 0;
+    c->b.step++;
+  }
+  return 0;
+}
+
+void rt_ctx_transfers(const RtCtx *c, int64_t counts[4]) {
+  for (int k = 0; k < 4; k++) counts[k] = c ? c->xfer[k] : 0;
 }
 
 /* the descriptor is produced by the compiler, but a library may be linked against a newer
@@ -174,6 +287,11 @@ RtCtx *rt_ctx_create_ex(const RtModelDesc *d, int nthreads, unsigned flags, void
     return NULL;
   }
   c->b.pool = c->pool;
+  c->host_params = 1;
+  if (d->device && !(c->dev = d->device->open(d, err, errlen))) {
+    rt_ctx_destroy(c);
+    return NULL;
+  }
   return c;
 }
 
@@ -194,6 +312,7 @@ RtCtx *rt_ctx_create_in(const RtModelDesc *d, int nthreads, void *mem, size_t si
 
 void rt_ctx_destroy(RtCtx *c) {
   if (!c) return;
+  if (c->dev) c->d->device->close(c->dev);
   rt_pool_destroy(c->pool);
   rt_region_free(&c->params);
   rt_region_free(&c->io);
@@ -227,6 +346,7 @@ static int ctx_start_training(RtCtx *c) {
   const RtMemFigures *f = &c->fig;
   int64_t arena = f->arena_train > f->arena_forward ? f->arena_train : f->arena_forward;
   RtRegion big;
+  if (dev_params_to_host(c)) return -1;
   if (rt_region_alloc(&big, (size_t)arena))
     return ctx_fail(c, "model '%s' needs %" PRId64 " bytes of memory to train: out of memory",
                     d->name, rt_mem_train_ctx(f));
@@ -234,6 +354,7 @@ static int ctx_start_training(RtCtx *c) {
   c->arena = big;
   c->b.arena = c->arena.p;
   c->training = 1;
+  c->dev_params = 0;
   for (int i = 0; i < d->ntensors; i++)
     if (d->tensors[i].kind == RT_KIND_OPTSTATE)
       rt_init_tensor(&d->tensors[i], c->seed, rt_ctx_data(c, i));
@@ -260,15 +381,23 @@ void rt_ctx_set_seed(RtCtx *c, uint64_t seed) {
   if (c) c->b.seed = seed;
 }
 
-void *rt_ctx_data(RtCtx *c, int idx) {
+/* a tensor's host copy; with a device, a state tensor's is made current first, and when the
+ * caller may write it (write) the device's copy is then out of date */
+static void *ctx_data(RtCtx *c, int idx, int write) {
   if (!c || idx < 0 || idx >= c->d->ntensors) return NULL;
   const RtTensorInfo *t = &c->d->tensors[idx];
   if (t->kind == RT_KIND_OPTSTATE && !c->training) return NULL;
-  return (is_state(t->kind) ? c->b.params : c->b.io) + t->offset;
+  if (!is_state(t->kind)) return c->b.io + t->offset;
+  if (dev_params_to_host(c)) return NULL;
+  if (write) c->dev_params = 0;
+  return c->b.params + t->offset;
 }
+
+void *rt_ctx_data(RtCtx *c, int idx) { return ctx_data(c, idx, 1); }
 
 int rt_ctx_init(RtCtx *c, uint64_t seed) {
   if (!c) return -1;
+  c->host_params = 1; /* every tensor held is written: no download first */
   for (int i = 0; i < c->d->ntensors; i++)
     if (ctx_holds(c, &c->d->tensors[i]))
       rt_init_tensor(&c->d->tensors[i], seed, rt_ctx_data(c, i));
@@ -370,6 +499,7 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
    * the context as it was */
   for (int i = 0; !rc && i < d->ntensors; i++)
     if (ctx_holds(c, &d->tensors[i]) && load_check(c, &v, path, i, &conv[i]) < 0) rc = -1;
+  if (!rc) c->host_params = 1; /* every tensor held is written below: no download first */
   for (int i = 0; !rc && i < d->ntensors; i++) {
     const RtTensorInfo *t = &d->tensors[i];
     if (!ctx_holds(c, t)) continue;
@@ -433,7 +563,7 @@ int rt_ctx_save(RtCtx *c, const char *path, const char *extra_meta_json) {
   for (int i = 0; i < d->ntensors; i++) {
     const RtTensorInfo *t = &d->tensors[i];
     if (!ctx_holds(c, t)) continue;
-    RtTensor x = {.dt = (DType)t->dtype, .rank = t->rank, .data = rt_ctx_data(c, i),
+    RtTensor x = {.dt = (DType)t->dtype, .rank = t->rank, .data = ctx_data(c, i, 0),
                   .nbytes = (size_t)t->nbytes};
     memcpy(x.shape, t->shape, sizeof x.shape);
     if (rt_set_add(&set, t->name, &x, err, sizeof err)) {
@@ -472,8 +602,7 @@ int rt_ctx_forward(RtCtx *c) {
   if (!c) return -1;
   if (!c->d->forward) return ctx_fail(c, "model '%s' has no forward entry", c->d->name);
   if (check_io_inputs(c, 0)) return -1;
-  c->d->forward(&c->b);
-  return 0;
+  return ctx_run(c, 0);
 }
 
 /* copies samples [s, s+m) of a batched tensor (or all of an unbatched one) into the io
@@ -513,8 +642,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
     int64_t m = n - s < B ? n - s : B;
     for (int k = 0; k < nin; k++)
       if (in && in[k]) put_chunk(c, rt_desc_nth(d, RT_KIND_INPUT, k), in[k], s, m);
-    if (check_io_inputs(c, s)) return -1;
-    d->forward(&c->b);
+    if (check_io_inputs(c, s) || ctx_run(c, 0)) return -1;
     for (int k = 0; k < nout; k++)
       if (out && out[k]) get_chunk(c, rt_desc_nth(d, RT_KIND_OUTPUT, k), out[k], s, m);
   }
@@ -547,7 +675,9 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (!c) return -1;
   if (step_inputs(c, in)) return -1;
   const RtModelDesc *d = c->d;
-  if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
+  if (c->dev) { /* a device build: no host hooks (sync-bn and all-reduce are CPU/MPI paths) */
+    if (ctx_run(c, 1)) return -1;
+  } else if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
     d->train_backward(&c->b);
     if (step_check_hooks(c)) return -1;
     d->train_apply(&c->b);
@@ -703,6 +833,9 @@ static int step_check_hooks(RtCtx *c) {
 /* the model's step can be split around an all-reduce, and its buckets are planned */
 static int split_ready(RtCtx *c, const void *const *in) {
   const RtModelDesc *d = c->d;
+  if (d->device)
+    return ctx_fail(c, "model '%s': a %s build cannot all-reduce its gradients yet "
+                       "(data-parallel training on GPUs is not available)", d->name, d->device->name);
   if (d->train_step && (!d->train_backward || !d->train_apply))
     return ctx_fail(c, "model '%s': this build cannot all-reduce its gradients: its optimizer "
                        "step is not separate from the backward pass (a --memory budget's "

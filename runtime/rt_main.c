@@ -1176,6 +1176,12 @@ static int cmd_train(Prog *p, Args *a) {
     fprintf(stderr, "weights bit-identical in all %d processes after every epoch%s%s\n",
             nranks(p), *sum ? "; " : "", sum);
   }
+  if (p->d->device && !o.quiet) { /* params stay on the device: the batch in, the loss out */
+    int64_t x[4];
+    rt_ctx_transfers(T.c, x);
+    fprintf(stderr, "%s: host-device copies: %" PRId64 " uploads (%" PRId64 " bytes), %" PRId64
+            " downloads (%" PRId64 " bytes)\n", p->d->device->name, x[0], x[1], x[2], x[3]);
+  }
   rc = 0;
 out:
   if (T.log && fclose(T.log) && rc == 0)
@@ -1314,7 +1320,8 @@ static int bench_time(const RtModelDesc *d, RtCtx *c, const BenchOpts *o, double
     goto out;
   }
   for (int64_t i = 0; i < *iters; i++) {
-    if (snap && i % 16 == 0) memcpy(params, snap, (size_t)d->params_bytes);
+    if (snap && i % 16 == 0) /* through rt_ctx_data: a device's copy is then refreshed */
+      memcpy((char *)rt_ctx_data(c, 0) - d->tensors[0].offset, snap, (size_t)d->params_bytes);
     double s = now_s();
     if (o->train ? rt_ctx_train_step(c, NULL, NULL) : rt_ctx_forward(c)) goto out;
     (*ts)[i] = now_s() - s;

@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 6
+#define RT_MODEL_ABI 7
 
 /* gradients go through an all-reduce in buckets of this size (PyTorch DDP's default; the
  * cost model's COMM_BUCKET_BYTES) */
@@ -111,6 +111,34 @@ typedef struct RtKernelInfo {
   int32_t compute_bound; /* the estimate is bound by compute (1) or by memory (0) */
 } RtKernelInfo;
 
+struct RtModelDesc;
+
+/* A device backend (CUDA): a context of a descriptor with `device` keeps params (with the
+ * optimizer state), io and the arena resident in the device's memory. The host regions are
+ * copies, synchronized by the context only when needed (rt_embed.c): params are uploaded
+ * before the first step after the host changed them (init, load, tensor access) and
+ * downloaded when the host reads them (save, tensor access); each run uploads the inputs and
+ * downloads the outputs (forward) or the loss (training step). */
+typedef struct RtDevice {
+  const char *name; /* "cuda", "cuda-emu" */
+  /* the device regions of one context; NULL with the reason in err */
+  void *(*open)(const struct RtModelDesc *d, char *err, size_t errlen);
+  void (*close)(void *dev);
+  /* bytes at offset off of region RT_REGION_PARAMS or RT_REGION_IO: host to device
+   * (to_dev 1) or back; 0 or -1 (the reason: error) */
+  int (*copy)(void *dev, int region, int to_dev, void *host, int64_t off, int64_t bytes);
+  /* entry 0 (forward) or 1 (training step) on stream (NULL: the default stream), then waits
+   * for it when sync is set */
+  int (*run)(void *dev, int entry, int64_t step, uint64_t seed, void *stream, int sync);
+  /* the device address of region 0 params, 1 io, 2 arena (the split-K workspace follows it) */
+  void *(*region)(void *dev, int region);
+  /* copies bytes between device addresses on stream (device-pointer entry points) */
+  int (*copy_dd)(void *dev, void *dst, const void *src, int64_t bytes, void *stream);
+  const char *(*error)(const void *dev);
+  /* device memory: params, io, arena of each entry, split-K workspace */
+  int64_t params_bytes, io_bytes, arena_forward, arena_train, work_bytes;
+} RtDevice;
+
 typedef struct RtModelDesc {
   int32_t abi;          /* RT_MODEL_ABI */
   int32_t ntensors;
@@ -148,6 +176,7 @@ typedef struct RtModelDesc {
   /* 1: a --sync-bn build: the training step's batchnorm statistics (and the sums of its
    * backward pass) go through RtHooks.sum_f64 */
   int32_t sync_bn;
+  const RtDevice *device; /* NULL: the entries run on the host (the CPU backend) */
 } RtModelDesc;
 
 #endif

@@ -210,6 +210,20 @@ void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user);
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
 int rt_ctx_check_finite(RtCtx *c, char *err, size_t errlen);
+/* With a device (RtModelDesc.device): the host<->device copies the context made so far:
+ * counts[0] uploads, [1] bytes uploaded, [2] downloads, [3] bytes downloaded (all 0 without) */
+void rt_ctx_transfers(const RtCtx *c, int64_t counts[4]);
+/* With a device: entry train 0 (forward) or 1 (training step) on device memory, queued on
+ * stream (a CUstream; NULL: the default stream) without waiting for it. d_in[k] is the k-th
+ * input's device address (NULL: the value the device's io region holds), d_out[k] the k-th
+ * output's (forward) or the loss's (training step), NULL to skip. A context of a CPU build
+ * fails with the reason. */
+int rt_ctx_run_device(RtCtx *c, int train, const void *const *d_in, void *const *d_out,
+                      void *stream);
+/* With a device: tensor idx's device address (NULL without a device). For weights, buffers
+ * and optimizer state the device copy is made current first and is from then on the one
+ * the context uses (the host copy is refreshed when next read). */
+void *rt_ctx_device_data(RtCtx *c, int idx);
 /* per-kernel profiling: on (1) every step the context runs stores a timestamp before each
  * kernel and after the last (a clock read per kernel); off (0, the default) costs one
  * untaken branch per kernel. -1 on failure (out of memory). */

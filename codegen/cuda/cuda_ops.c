@@ -246,6 +246,22 @@ const char *cuda_ops_text(void) {
          "    for (long long v = 0; v < V; v++) dt[v * D + c] = 0.0f;\n"
          "    for (long long p = 0; p < n; p++) { long long v = idx[p]; if (v >= 0 && v < V) dt[v * D + c] += dy[p * D + c]; }\n"
          "  }\n}\n"
+         /* dropout: the CPU backend's and the interpreter's mask, bit for bit: Philox4x32-10
+          * (runtime/rt_init.c, rt_philox_uniform) at counter (i, stream), key seed */
+         "NNC_DEV double nnc_philox_uniform(unsigned long long seed, unsigned long long stream, unsigned long long i) {\n"
+         "  unsigned c0 = (unsigned)i, c1 = (unsigned)(i >> 32), c2 = (unsigned)stream, c3 = (unsigned)(stream >> 32);\n"
+         "  unsigned k0 = (unsigned)seed, k1 = (unsigned)(seed >> 32);\n"
+         "  for (int r = 0; r < 10; r++) {\n"
+         "    if (r) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }\n"
+         "    unsigned long long p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;\n"
+         "    unsigned n0 = (unsigned)(p1 >> 32) ^ c1 ^ k0, n2 = (unsigned)(p0 >> 32) ^ c3 ^ k1;\n"
+         "    c0 = n0; c1 = (unsigned)p1; c2 = n2; c3 = (unsigned)p0;\n"
+         "  }\n"
+         "  return (double)(c0 >> 8) * (1.0 / 16777216.0);\n}\n"
+         "NNC_DEV void nnc_dropout(const float *x, float *y, long long n, double p, double scale, unsigned long long seed,\n"
+         "                         unsigned long long stream) {\n"
+         "  NNC_FOR(i, n) y[i] = nnc_philox_uniform(seed, stream, (unsigned long long)i) >= p ? (float)(x[i] * scale) : 0.0f;\n"
+         "}\n"
          /* losses: one block; per-row terms in work, summed in row order by thread 0 */
          "NNC_DEV double nnc_lse(const float *x, long long C) {\n"
          "  double m = -nnc_dinf(), s = 0;\n"
@@ -623,6 +639,19 @@ static int k_embedding(NodeCtx *c) {
   return 0;
 }
 
+/* DROPOUT (training) and DROPOUT_BWD: the same mask; stream = attr.seed + (step << 32) as the
+ * CPU backend (codegen/llvm/llvm_ops.c) and the interpreter */
+static int k_dropout(NodeCtx *c) {
+  char b0[96], b1[96];
+  int64_t n = val(c, c->k->node)->numel;
+  double p = c->n->attr.value;
+  fprintf(c->o, "  nnc_dropout(%s, %s, %lldLL, %.17g, %.17g, b.seed, %lluULL + (b.step << 32));\n",
+          ptr(c, 0, "const float", b0), ptr(c, -1, "float", b1), (long long)n, p, 1.0 / (1.0 - p),
+          (unsigned long long)c->n->attr.seed);
+  launch(c, n, false);
+  return 0;
+}
+
 static int k_loss(NodeCtx *c) {
   char b0[96], b1[96], b2[96], b3[96];
   char ign[48] = "(-9223372036854775807LL - 1)"; /* INT64_MIN: no label ignored */
@@ -689,7 +718,8 @@ static const NodeFn node_fns[OP_COUNT] = {
     [OP_EMBEDDING_BWD] = k_embedding, [OP_CROSS_ENTROPY] = k_loss,
     [OP_CE_BWD] = k_loss,           [OP_MSE] = k_loss,
     [OP_CONV2D] = k_conv,           [OP_CONV2D_BWD_DATA] = k_conv,
-    [OP_CONV2D_BWD_FILTER] = k_conv,
+    [OP_CONV2D_BWD_FILTER] = k_conv, [OP_DROPOUT] = k_dropout,
+    [OP_DROPOUT_BWD] = k_dropout,
 };
 
 bool cuda_op_defined(int op) { return op >= 0 && op < OP_COUNT && node_fns[op] != NULL; }

@@ -95,7 +95,15 @@ void cuda_tiles_free(CudaTiles *t) {
   memset(t, 0, sizeof *t);
 }
 
-static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
+/* the next launch, of plan kernel ki (-1: loss scaling, outside the plan's kernels): part 1
+ * is a split-K reduction; work its workspace; bytes what a launch outside the plan moves */
+typedef struct LaunchOf {
+  int kernel, part;
+  bool gemm;
+  int64_t work, bytes;
+} LaunchOf;
+
+static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l, LaunchOf of) {
   if (t->n == t->cap) {
     int cap = t->cap ? 2 * t->cap : 16;
     CudaPlanLaunch *v = realloc(t->v, (size_t)cap * sizeof *v);
@@ -105,8 +113,20 @@ static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
   size_t len = strlen(name);
   if (len >= sizeof t->v[t->n].name) return -1; /* kernel names are short; never truncated */
   memcpy(t->v[t->n].name, name, len + 1);
+  t->v[t->n].kernel = of.kernel, t->v[t->n].part = of.part;
+  t->v[t->n].gemm = of.gemm, t->v[t->n].work = of.work, t->v[t->n].bytes = of.bytes;
   t->v[t->n++].l = *l;
   return 0;
+}
+
+void cuda_plan_launches(const CudaPlanTable *t, CgGpuLaunch *l) {
+  for (int i = 0; i < t->n; i++) {
+    const CudaPlanLaunch *v = &t->v[i];
+    l[i] = (CgGpuLaunch){.name = v->name, .kernel = v->kernel, .part = v->part, .gemm = v->gemm,
+                         .work = v->work, .bytes = v->bytes, .smem = v->l.smem};
+    memcpy(l[i].grid, v->l.grid, sizeof l[i].grid);
+    memcpy(l[i].block, v->l.block, sizeof l[i].block);
+  }
 }
 
 void cuda_plan_table_free(CudaPlanTable *t) {
@@ -398,7 +418,9 @@ static int gemm_finish(FILE *o, const CgPlan *p, const CgKernel *k, const GemmVi
   if (work > tab->work_bytes) tab->work_bytes = work;
   char rn[80];
   snprintf(rn, sizeof rn, "%s_reduce", cg->name);
-  if (table_add(tab, cg->name, &main_k) || (k->tile->split_k > 1 && table_add(tab, rn, &red)))
+  int ki = (int)(k - p->k);
+  if (table_add(tab, cg->name, &main_k, (LaunchOf){ki, 0, true, work, 0}) ||
+      (k->tile->split_k > 1 && table_add(tab, rn, &red, (LaunchOf){ki, 1, false, work, 0})))
     return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
   return 0;
 }
@@ -555,7 +577,7 @@ static void ls_begin_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanT
   else
     fprintf(o, "  st[0] = 0x%xu, ((float *)st)[1] = %s;\n", CUDA_LS_MAGIC, init);
   fprintf(o, "  st[3] = 0u;\n}\n\n");
-  *oom |= table_add(tab, name, &l) != 0;
+  *oom |= table_add(tab, name, &l, (LaunchOf){-1, 0, false, 0, 16}) != 0;
 }
 
 /* every gradient buffer: an element that is inf or NaN sets the step's flag */
@@ -570,7 +592,7 @@ static void ls_check_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanT
                "    if (!(fabsf(g[i]) <= 3.40282347e38f)) " CUDA_LS_STATE("b") "[3] = 1u;\n}\n\n",
             CUDA_EW_THREADS, (long long)c->grads[i].numel, CUDA_EW_THREADS, (long long)c->off);
     ew_grid(c->grads[i].numel, &l);
-    *oom |= table_add(tab, name, &l) != 0;
+    *oom |= table_add(tab, name, &l, (LaunchOf){-1, 0, false, 0, 4 * c->grads[i].numel}) != 0;
   }
 }
 
@@ -587,7 +609,7 @@ static void ls_end_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanTab
     fprintf(o, "  if (st[3]) {\n    if (*scale > 0x1p-24f) *scale *= 0.5f;\n    st[2] = 0u;\n"
                "  } else if (++st[2] >= %du) {\n    *scale *= 2.0f;\n    st[2] = 0u;\n  }\n", CUDA_LS_GROWTH);
   fprintf(o, "}\n\n");
-  *oom |= table_add(tab, name, &l) != 0;
+  *oom |= table_add(tab, name, &l, (LaunchOf){-1, 0, false, 0, 16}) != 0;
 }
 
 static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, const LsCtx *c,
@@ -634,7 +656,7 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     else rc = cuda_node_emit(out, p, k, name, &l, &tab->work_bytes, d);
     if (rc) return -1;
     if (l.grid[0] == 0) continue; /* nothing to launch (an empty node) */
-    if (table_add(tab, name, &l)) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
+    if (table_add(tab, name, &l, (LaunchOf){ki, 0, false, 0, 0})) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
   }
   if (ls && p->split >= p->nk) ls_check_emit(out, c, prefix, tab, &oom);
   if (ls) ls_end_emit(out, c, prefix, tab, &oom);

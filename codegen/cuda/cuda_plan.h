@@ -13,11 +13,17 @@
 #include <stdio.h>
 
 #include "../plan/plan.h"
+#include "../plan/plan_cost_gpu.h"
 #include "cuda_gen.h"
 
 typedef struct CudaPlanLaunch {
   char name[96];
   CudaLaunch l;
+  int kernel;   /* the plan kernel it runs; -1: loss scaling, outside the plan's kernels */
+  int part;     /* 0, or 1 for a split-K GEMM's reduction */
+  bool gemm;    /* a tiled GEMM (the kernel's tile decision) */
+  int64_t work; /* the split-K workspace bytes of the GEMM (0 without split-K) */
+  int64_t bytes; /* kernel -1 (loss scaling): the bytes it reads and writes */
 } CudaPlanLaunch;
 
 typedef struct CudaPlanTable {
@@ -58,6 +64,8 @@ void cuda_plan_table_free(CudaPlanTable *t);
  * NNC_CUDA_EMU). */
 int cuda_model_source(FILE *out, const CgModelPlan *P, const char *name, bool train,
                       CudaPlanTable *fwd, CudaPlanTable *trn, Diag *d);
+/* the table as the cost model's launches (plan_cost_gpu.h); l[t->n], names borrowed */
+void cuda_plan_launches(const CudaPlanTable *t, CgGpuLaunch *l);
 /* f16 loss scaling in the training step (docs/cuda.md "Loss scaling"): backward GEMMs
  * multiply their gradient operand by the scale before rounding it to f16 and divide the f32
  * product by it; after the backward pass, a gradient with inf or NaN skips the optimizer

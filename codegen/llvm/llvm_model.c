@@ -212,13 +212,13 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
     rows[i] = LLVMConstNamedStruct(tt, v, 12);
   }
   LLVMValueRef tab = const_table(e, tt, rows, L->nt, "nnc.tensors");
-  LLVMTypeRef df[32] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMTypeRef df[33] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
                         e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32,
-                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64, e->i32};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 32, 0);
+                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64, e->i32, e->ptr};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 33, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[32] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[33] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         llvm_cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), en->fwd, en->train ? en->train : null,
@@ -233,11 +233,11 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
                         LLVMConstReal(e->f64, meta->roof_peak), LLVMConstReal(e->f64, meta->roof_bw),
                         en->backward ? en->backward : null, en->apply ? en->apply : null,
                         emit_grads(e, L), cg_c64(e, en->backward ? L->ngrads : 0),
-                        LLVMConstInt(e->i32, (unsigned)meta->sync_bn, 0)};
+                        LLVMConstInt(e->i32, (unsigned)meta->sync_bn, 0), null};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 32));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 33));
   LLVMSetGlobalConstant(g, 1);
 }
 

@@ -280,3 +280,13 @@ void cg_model_cost(const CgModelPlan *P, bool train, const HwTarget *hw, int thr
   double footprint = (double)P->params_bytes + (double)P->io_bytes + (double)p->arena_bytes;
   cg_plan_cost(p, hw, threads, footprint, out);
 }
+
+void cg_kernel_traffic(const CgPlan *p, int ki, double *rd, double *wr, double *param_bytes) {
+  CgKernelCost c = {0};
+  kernel_bytes(p, ki, &c, param_bytes);
+  *rd = c.rd, *wr = c.wr;
+}
+
+void cg_kernel_work(const CgPlan *p, int ki, double *flops, double *transc) {
+  kernel_flops(p, &p->k[ki], flops, transc);
+}

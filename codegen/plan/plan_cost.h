@@ -55,4 +55,9 @@ void cg_model_cost(const CgModelPlan *P, bool train, const HwTarget *hw, int thr
 /* the name of kernel ki: "k<i> <kind> <the name of its output or op>" */
 void cg_kernel_name(const CgPlan *p, int ki, char *buf, size_t n);
 const char *cg_level_name(int level);
+/* kernel ki's bytes read and written (param_bytes: those of the params region), and its
+ * FLOPs and transcendental evaluations, as the estimate counts them (for other models of
+ * the same plan: plan_cost_gpu.h) */
+void cg_kernel_traffic(const CgPlan *p, int ki, double *rd, double *wr, double *param_bytes);
+void cg_kernel_work(const CgPlan *p, int ki, double *flops, double *transc);
 #endif

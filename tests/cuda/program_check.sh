@@ -6,8 +6,10 @@
 #     (the cuda-emu one loads in the CPU program) and their logits agree within 1e-3 + 1e-3|ref|
 #     (f32 sums in other orders, through 4 optimizer steps);
 #  3. --target cuda embeds NVRTC's PTX (where nnc has NVRTC): `info` works without a GPU and
-#     says the backend; `infer` exits 1 with "no CUDA driver" / "no CUDA device" (no GPU here).
-#  4. --precision bf16 and f16 builds train the same epoch (see 4. below).
+#     says the backend; `infer` exits 1 with "no CUDA driver" / "no CUDA device" (no GPU here);
+#  4. --precision bf16 and f16 builds train the same epoch (see 4. below);
+#  5. host-device copies of the persistent device context, counted (see below);
+#  6. dropout: the same masks in the CPU and cuda-emu programs (see below).
 set -u
 NNC=$1
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -72,6 +74,41 @@ grep -q "loss-scale is for --precision f16" "$T/bad.err" || die "no message for 
 "$NNC" build "$MLP" --target cuda-emu --precision f16 --loss-scale 1000 -o "$T/bad" 2> "$T/bad.err" &&
   die "--loss-scale 1000 accepted"
 grep -q "a power of two" "$T/bad.err" || die "no message for --loss-scale 1000"
+# 5. the persistent device context: two epochs of 4 steps with a save after each upload the
+#    params once and each step's batch (x, label), and download each step's loss and the
+#    params at each save: 1 + 8*2 uploads, 8 + 2 downloads
+"$T/emu" train --weights "$T/w0.safetensors" --data "x=$T/x.npy,label=$T/y.npy" --epochs 2 --seed 3 \
+  --save "$T/w2.safetensors" </dev/null > /dev/null 2> "$T/xfer.txt" || die "emu train, 2 epochs"
+line=$(grep "host-device copies" "$T/xfer.txt") || { cat "$T/xfer.txt"; die "no transfer count"; }
+echo "$line"
+read -r up upb down downb <<< "$(echo "$line" | sed -E 's/.*: ([0-9]+) uploads \(([0-9]+) bytes\), ([0-9]+) downloads \(([0-9]+) bytes\)/\1 \2 \3 \4/')"
+[ "$up" = 17 ] && [ "$down" = 10 ] || die "transfers: $up uploads, $down downloads (expected 17 and 10)"
+# the params region goes up once and comes down twice; each batch is 16*784*4 + 16*4 bytes
+[ $((upb - 8 * 50240)) = $(((downb - 8 * 4) / 2)) ] || die "transfer bytes: $upb up, $downb down"
+# 6. dropout in training: the CPU program and the cuda-emu program draw the same masks (the
+#    same Philox function of seed, step and index), so their loss logs agree to f32 rounding
+DROP="$SRC/tests/cuda/dropout.nn"
+"$NNC" build "$DROP" --target cuda-emu -o "$T/demu" || die "build dropout --target cuda-emu"
+"$NNC" build "$DROP" -o "$T/dcpu" || die "build dropout"
+$PY - "$T" <<'PYEOF' || die "dropout data"
+import sys, numpy as np
+t = sys.argv[1]; rng = np.random.default_rng(5)
+np.save(t + "/dx.npy", rng.normal(0, 1, (16, 12)).astype(np.float32))
+np.save(t + "/dt.npy", rng.normal(0, 1, (16, 5)).astype(np.float32))
+PYEOF
+for p in dcpu demu; do
+  "$T/$p" train --seed 11 --data "x=$T/dx.npy,t=$T/dt.npy" --epochs 2 --log "$T/$p.csv" --quiet </dev/null ||
+    die "$p train"
+done
+$PY - "$T" <<'PYEOF' || die "dropout: cuda-emu's losses differ from the CPU program's"
+import sys, numpy as np
+t = sys.argv[1]
+a = np.loadtxt(t + "/dcpu.csv", delimiter=",", skiprows=1, usecols=2)
+b = np.loadtxt(t + "/demu.csv", delimiter=",", skiprows=1, usecols=2)
+d = np.abs(a - b).max()
+print("dropout: %d steps, max |loss diff| %.3g (limit 1e-5 + 1e-5|loss|)" % (len(a), d))
+sys.exit(0 if len(a) == 8 and len(a) == len(b) and (np.abs(a - b) <= 1e-5 + 1e-5 * np.abs(a)).all() else 1)
+PYEOF
 if "$NNC" emit --emit=ptx --target cuda "$MLP" > /dev/null 2>&1; then
   "$NNC" build "$MLP" -D N=16 --target cuda:sm_80 -o "$T/gpu" || die "build --target cuda"
   "$T/gpu" info | grep -q "backend: cuda:sm_80" || die "gpu info"

@@ -37,6 +37,7 @@ typedef struct CudaGemm {
    * of the operand (its tile is then loaded element by element, whatever the decision's
    * cp.async flag); c_index: long F(int r, int c) gives C(r, c)'s offset from p.C */
   const char *a_gather, *b_gather, *c_index;
+  bool bias_per_batch; /* the bias has batch·N entries: + bias[zb·N + col] (grouped convs) */
 } CudaGemm;
 
 typedef struct CudaLaunch {

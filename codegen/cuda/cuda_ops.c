@@ -21,6 +21,15 @@ const char *cuda_ops_text(void) {
          "#define NNC_FOR(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; \\\n"
          "    i < (long long)(n); i += (long long)gridDim.x * blockDim.x)\n"
          "NNC_DEV double nnc_dinf(void) { return (double)nnc_f32_inf(); }\n"
+         /* block reductions (blockDim.x a multiple of 32): a butterfly over each warp, the warps'
+            results through shared memory (red: 32 floats), the same butterfly over them; every
+            thread gets the total, and the order depends only on blockDim.x */
+         "NNC_DEV float nnc_warp_sum(float v) {\n"
+         "  for (int m = 16; m > 0; m >>= 1) v += nnc_shfl_xor(v, m);\n  return v;\n}\n"
+         "NNC_DEV float nnc_block_sum(float v, float *red) {\n"
+         "  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+         "  v = nnc_warp_sum(v);\n  if (lane == 0) red[warp] = v;\n  nnc_syncthreads();\n"
+         "  v = nnc_warp_sum(lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f);\n  nnc_syncthreads();\n  return v;\n}\n"
          "NNC_DEV void nnc_fill(float *y, long long n, float v) { NNC_FOR(i, n) y[i] = v; }\n"
          "NNC_DEV void nnc_fill_i32(int *y, long long n, int v) { NNC_FOR(i, n) y[i] = v; }\n"
          "NNC_DEV void nnc_iota(void *y, int i32, long long n, long long inner, long long len, double a, double s) {\n"

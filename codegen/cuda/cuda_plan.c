@@ -67,7 +67,7 @@ void cuda_tiles_free(CudaTiles *t) {
   memset(t, 0, sizeof *t);
 }
 
-static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
+int cuda_plan_table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l) {
   if (t->n == t->cap) {
     int cap = t->cap ? 2 * t->cap : 16;
     CudaPlanLaunch *v = realloc(t->v, (size_t)cap * sizeof *v);
@@ -361,15 +361,21 @@ static int gemm_finish(FILE *o, const CgPlan *p, const CgKernel *k, const GemmVi
     diag_error(d, n->loc, "CUDA code generation: %s %%%d: %s", ir_op_name(n->op), k->node, err);
     return -1;
   }
+  if (cuda_plan_gemm_add(tab, cg, g->M, g->N, g->batch))
+    return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
+  return 0;
+}
+
+int cuda_plan_gemm_add(CudaPlanTable *tab, const CudaGemm *cg, int64_t m, int64_t n, int64_t batch) {
   CudaLaunch main_k, red;
-  cuda_gemm_launch(cg, g->M, g->N, g->batch, &main_k, &red);
-  int64_t work = cuda_gemm_work_bytes(cg, g->M, g->N, g->batch);
+  cuda_gemm_launch(cg, m, n, batch, &main_k, &red);
+  int64_t work = cuda_gemm_work_bytes(cg, m, n, batch);
   if (work > tab->work_bytes) tab->work_bytes = work;
   char rn[80];
   snprintf(rn, sizeof rn, "%s_reduce", cg->name);
-  if (table_add(tab, cg->name, &main_k) || (k->tile->split_k > 1 && table_add(tab, rn, &red)))
-    return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
-  return 0;
+  return cuda_plan_table_add(tab, cg->name, &main_k) || (cg->tile->split_k > 1 && cuda_plan_table_add(tab, rn, &red))
+             ? -1
+             : 0;
 }
 
 /* a tile decision the f32 kernels can build: -1 after a diagnostic otherwise */
@@ -401,48 +407,6 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
   return gemm_finish(o, p, k, &g, &cg, tab, d);
-}
-
-/* a convolution as implicit GEMM, the tiles pass's view: C[N·OH·OW, O] = A[., C·KH·KW] ·
- * B[C·KH·KW, O], A gathered from x (im2col on the fly), B from the filter [O, C·KH·KW],
- * C(r, c) stored at y[n, c, oh, ow]; bias (per output channel) and relu in the epilogue */
-static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaPlanTable *tab,
-                          Diag *d) {
-  CgConv c;
-  cg_conv_geom(p, k->node, &c);
-  long long P = c.P, KS = c.KH * c.KW, K = c.Cg * KS;
-  GemmView g = {.M = c.N * c.P, .N = c.O, .K = K, .lda = K, .ldb = c.O, .batch = 1};
-  if (g.M * g.N == 0) return 0;
-  fprintf(o, "NNC_DEV float %s_ga(const float *x, int r, int k) {\n"
-             "  int n = r / %lld, q = r %% %lld, oh = q / %lld, ow = q %% %lld;\n"
-             "  int ci = k / %lld, s = k %% %lld, kh = s / %lld, kw = s %% %lld;\n"
-             "  int ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n"
-             "  return ih >= 0 && ih < %lld && iw >= 0 && iw < %lld ? x[(((long)n * %lld + ci) * %lld + ih) * %lld + iw] : 0.0f;\n}\n",
-          name, P, P, (long long)c.OW, (long long)c.OW, KS, KS, (long long)c.KW, (long long)c.KW, (long long)c.sh,
-          (long long)c.ph, (long long)c.dh, (long long)c.sw, (long long)c.pw, (long long)c.dw, (long long)c.H,
-          (long long)c.W, (long long)c.C, (long long)c.H, (long long)c.W);
-  fprintf(o, "NNC_DEV float %s_gb(const float *w, int k, int oc) { return w[(long)oc * %lld + k]; }\n", name, K);
-  fprintf(o, "NNC_DEV long %s_ci(int r, int c) { return ((long)(r / %lld) * %lld + c) * %lld + r %% %lld; }\n",
-          name, P, (long long)c.O, P, P);
-  char ga[80], gb[80], ci[80];
-  snprintf(ga, sizeof ga, "%s_ga", name);
-  snprintf(gb, sizeof gb, "%s_gb", name);
-  snprintf(ci, sizeof ci, "%s_ci", name);
-  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32,
-                 .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
-                 .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb, .c_index = ci};
-  return gemm_finish(o, p, k, &g, &cg, tab, d);
-}
-
-/* implicit GEMM for ungrouped forward convolutions with a GPU tile decision; the rest of
- * the convolutions run as direct kernels (cuda_ops.c) */
-static bool conv_as_gemm(const CgPlan *p, const CgKernel *k) {
-  const IrNode *n = &p->g->nodes[k->node];
-  CgConv c;
-  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu || k->tile->gemm.dt != DT_F32)
-    return false;
-  cg_conv_geom(p, k->node, &c);
-  return c.G == 1 && c.N * c.P < INT32_MAX && c.C * c.H * c.W * c.N < INT32_MAX;
 }
 
 /* ---- copies, and the walk ---------------------------------------------------------------- */
@@ -491,10 +455,13 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     snprintf(name, sizeof name, "%s_k%d", prefix, ki);
     CudaLaunch l;
     int rc;
-    if (k->kind == CGK_GEMM || (k->kind == CGK_CONV && conv_as_gemm(p, k))) {
+    if (k->kind == CGK_GEMM) {
       snprintf(name, sizeof name, "%s_k%d_gemm", prefix, ki);
-      if (k->kind == CGK_GEMM ? gemm_emit(out, p, k, name, tab, d) : conv_gemm_emit(out, p, k, name, tab, d))
-        return -1;
+      if (gemm_emit(out, p, k, name, tab, d)) return -1;
+      continue;
+    }
+    if (k->kind == CGK_CONV) {
+      if (cuda_conv_emit(out, p, k, prefix, ki, tab, d)) return -1;
       continue;
     }
     if (k->kind == CGK_COPY) copy_emit(out, p, k, name, &l), rc = 0;
@@ -502,7 +469,7 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     else rc = cuda_node_emit(out, p, k, name, &l, &tab->work_bytes, d);
     if (rc) return -1;
     if (l.grid[0] == 0) continue; /* nothing to launch (an empty node) */
-    if (table_add(tab, name, &l)) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
+    if (cuda_plan_table_add(tab, name, &l)) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
   }
   return 0;
 }

@@ -109,7 +109,7 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
   # tests/cuda/ptx_check.sh without model names; minutes)
   foreach(arch sm_80 sm_90)
     add_test(NAME cuda/ptx_${arch} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
-             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block)
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block tests/cuda/models/conv_cases.nn)
     set_tests_properties(cuda/ptx_${arch} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")

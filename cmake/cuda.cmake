@@ -77,6 +77,11 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   add_test(NAME cuda/model_conv_cases_tf32 COMMAND test_cuda_model
            ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
            ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} --tf32)
+  # every block reduction (norms, softmax, reductions over axes, cross entropy), forward and
+  # one training step
+  add_test(NAME cuda/model_reductions COMMAND test_cuda_model
+           ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/reductions.nn ${CMAKE_CXX_COMPILER}
+           ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
 endif()
 
 # NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional

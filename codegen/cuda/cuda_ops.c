@@ -295,43 +295,66 @@ const char *cuda_ops_text(void) {
          "    for (long long v = 0; v < V; v++) dt[v * D + c] = 0.0f;\n"
          "    for (long long p = 0; p < n; p++) { long long v = idx[p]; if (v >= 0 && v < V) dt[v * D + c] += dy[p * D + c]; }\n"
          "  }\n}\n"
-         /* losses: one block; per-row terms in work, summed in row order by thread 0 */
+         /* losses: one block; rows of C >= blockDim.x logits one after another, each by the whole
+            block, narrower rows a thread each; per-row terms in work, their sum by the block tree */
          "NNC_DEV double nnc_lse(const float *x, long long C) {\n"
          "  double m = -nnc_dinf(), s = 0;\n"
          "  for (long long c = 0; c < C; c++) m = fmax(m, (double)x[c]);\n"
          "  for (long long c = 0; c < C; c++) s += exp((double)x[c] - m);\n"
-         "  return m + log(s);\n}\n"
+         "  return m + log(s);\n"
+         "}\n"
+         "NNC_DEV double nnc_block_lse(const float *x, long long C, double *red) {\n"
+         "  double m = -nnc_dinf(), s = 0;\n"
+         "  for (long long c = threadIdx.x; c < C; c += blockDim.x) m = fmax(m, (double)x[c]);\n"
+         "  m = nnc_block_dred(m, red, 1);\n"
+         "  for (long long c = threadIdx.x; c < C; c += blockDim.x) s += exp((double)x[c] - m);\n"
+         "  return m + log(nnc_block_dred(s, red, 0));\n"
+         "}\n"
+         "NNC_DEV long long nnc_ce_count(const int *lab, long long N, long long ign, double *red) {\n"
+         "  double k = 0;\n"
+         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) k += lab[n] != ign;\n"
+         "  return (long long)nnc_block_dred(k, red, 0);\n"
+         "}\n"
          "NNC_DEV void nnc_ce(const float *x, const int *lab, float *out, long long N, long long C, double eps,\n"
-         "                    long long ign, double *work) {\n"
-         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) {\n"
-         "    long long l = lab[n];\n    const float *xr = x + n * C;\n"
-         "    if (l == ign) { work[n] = 0; continue; }\n"
-         "    if (l < 0 || l >= C) { work[n] = (double)nnc_f32_nan(); continue; }\n"
-         "    double lse = nnc_lse(xr, C), mean = 0;\n"
-         "    for (long long c = 0; c < C; c++) mean += (double)xr[c] / (double)C;\n"
-         "    work[n] = (1 - eps) * (lse - xr[l]) + eps * (lse - mean);\n"
+         "                    long long ign, double *work, double *red) {\n"
+         "  int wide = C >= (long long)blockDim.x;\n"
+         "  for (long long n = wide ? 0 : threadIdx.x; n < N; n += wide ? 1 : blockDim.x) {\n"
+         "    long long l = lab[n];\n"
+         "    const float *xr = x + n * C;\n"
+         "    double lse = 0, mean = 0;\n"
+         "    if (wide) {\n"
+         "      lse = nnc_block_lse(xr, C, red);\n"
+         "      for (long long c = threadIdx.x; c < C; c += blockDim.x) mean += (double)xr[c] / (double)C;\n"
+         "      mean = nnc_block_dred(mean, red, 0);\n"
+         "      if (threadIdx.x) continue;\n"
+         "    } else if (l != ign && l >= 0 && l < C) {\n"
+         "      lse = nnc_lse(xr, C);\n"
+         "      for (long long c = 0; c < C; c++) mean += (double)xr[c] / (double)C;\n"
+         "    }\n"
+         "    if (l == ign) work[n] = 0;\n"
+         "    else if (l < 0 || l >= C) work[n] = (double)nnc_f32_nan();\n"
+         "    else work[n] = (1 - eps) * (lse - xr[l]) + eps * (lse - mean);\n"
          "  }\n"
          "  nnc_syncthreads();\n"
-         "  if (threadIdx.x == 0) {\n"
-         "    double s = 0; long long k = 0;\n"
-         "    for (long long n = 0; n < N; n++) { s += work[n]; k += lab[n] != ign; }\n"
-         "    out[0] = (float)(s / (double)k);\n"
-         "  }\n}\n"
+         "  double s = 0;\n"
+         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) s += work[n];\n"
+         "  s = nnc_block_dred(s, red, 0);\n"
+         "  long long k = nnc_ce_count(lab, N, ign, red);\n"
+         "  if (threadIdx.x == 0) out[0] = (float)(s / (double)k);\n"
+         "}\n"
          "NNC_DEV void nnc_ce_bwd(const float *dl, const float *x, const int *lab, float *dx, long long N, long long C,\n"
-         "                        double eps, long long ign, double *work) {\n"
-         "  if (threadIdx.x == 0) {\n"
-         "    long long k = 0;\n    for (long long n = 0; n < N; n++) k += lab[n] != ign;\n"
-         "    work[0] = (double)dl[0] / (double)k;\n"
-         "  }\n"
-         "  nnc_syncthreads();\n"
-         "  double g = work[0], u = eps / (double)C;\n"
-         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) {\n"
-         "    const float *xr = x + n * C;\n    long long l = lab[n];\n"
-         "    if (l == ign || l < 0 || l >= C) { for (long long c = 0; c < C; c++) dx[n * C + c] = 0.0f; continue; }\n"
-         "    double lse = nnc_lse(xr, C);\n"
-         "    for (long long c = 0; c < C; c++)\n"
+         "                        double eps, long long ign, double *red) {\n"
+         "  double g = (double)dl[0] / (double)nnc_ce_count(lab, N, ign, red), u = eps / (double)C;\n"
+         "  int wide = C >= (long long)blockDim.x;\n"
+         "  for (long long n = wide ? 0 : threadIdx.x; n < N; n += wide ? 1 : blockDim.x) {\n"
+         "    const float *xr = x + n * C;\n"
+         "    long long l = lab[n], c0 = wide ? threadIdx.x : 0, cs = wide ? blockDim.x : 1;\n"
+         "    if (l == ign || l < 0 || l >= C) { for (long long c = c0; c < C; c += cs) dx[n * C + c] = 0.0f; continue; }\n"
+         "    double lse = wide ? nnc_block_lse(xr, C, red) : nnc_lse(xr, C);\n"
+         "    for (long long c = c0; c < C; c += cs)\n"
          "      dx[n * C + c] = (float)(g * (exp((double)xr[c] - lse) - u - (c == l ? 1.0 - eps : 0.0)));\n"
-         "  }\n}\n"
+         "  }\n"
+         "}\n"
          "NNC_DEV void nnc_mse(const float *a, const float *b, float *out, long long n) {\n"
          "  if (threadIdx.x != 0) return;\n"
          "  double s = 0;\n"
@@ -703,21 +726,22 @@ static int k_loss(NodeCtx *c) {
   if (c->n->attr.ignore) snprintf(ign, sizeof ign, "%lldLL", (long long)c->n->attr.ignore_index);
   if (c->n->op == OP_CROSS_ENTROPY) {
     const CgVal *l = in_val(c, 0);
-    fprintf(c->o, "  nnc_ce(%s, %s, %s, %lldLL, %lldLL, %.17g, %s, (double *)b.work);\n",
+    const char *red = red_smem(c);
+    fprintf(c->o, "  nnc_ce(%s, %s, %s, %lldLL, %lldLL, %.17g, %s, (double *)b.work, %s);\n",
             ptr(c, 0, "const float", b0), ptr(c, 1, "const int", b1), ptr(c, -1, "float", b2),
-            (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign);
+            (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign, red);
     need_work(c, 8 * l->shape[0]);
   } else if (c->n->op == OP_CE_BWD) {
     const CgVal *l = in_val(c, 1);
-    fprintf(c->o, "  nnc_ce_bwd(%s, %s, %s, %s, %lldLL, %lldLL, %.17g, %s, (double *)b.work);\n",
+    const char *red = red_smem(c);
+    fprintf(c->o, "  nnc_ce_bwd(%s, %s, %s, %s, %lldLL, %lldLL, %.17g, %s, %s);\n",
             ptr(c, 0, "const float", b0), ptr(c, 1, "const float", b1), ptr(c, 2, "const int", b2),
-            ptr(c, -1, "float", b3), (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign);
-    need_work(c, 8);
+            ptr(c, -1, "float", b3), (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign, red);
   } else {
     fprintf(c->o, "  nnc_mse(%s, %s, %s, %lldLL);\n", ptr(c, 0, "const float", b0), ptr(c, 1, "const float", b1),
             ptr(c, -1, "float", b2), (long long)in_val(c, 0)->numel);
   }
-  launch(c, 1, true);
+  launch_items(c, 1, OPS_THREADS);
   return 0;
 }
 

@@ -120,7 +120,7 @@ static int conv_gemm(FILE *o, const CgPlan *p, const CgKernel *k, const CgConv *
   snprintf(gb, sizeof gb, "%s_gb", nm);
   snprintf(ci, sizeof ci, "%s_ci", nm);
   bool fwd = n->op == OP_CONV2D;
-  CudaGemm cg = {.name = nm, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32,
+  CudaGemm cg = {.name = nm, .prec = cuda_tile_prec(k->tile),
                  .epilogue = fwd ? (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u) : 0u,
                  .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb,
                  .c_index = n->op == OP_CONV2D_BWD_FILTER ? NULL : ci, .bias_per_batch = c->G > 1};
@@ -137,9 +137,15 @@ static int conv_gemm(FILE *o, const CgPlan *p, const CgKernel *k, const CgConv *
   return 0;
 }
 
-/* the tiles pass's decision is one for the f32 GEMM generator and every index fits an int */
-static bool gemm_ok(const CgKernel *k, const CgConv *c) {
-  if (!k->tile || !k->tile->valid || !k->tile->gpu || k->tile->gemm.dt != DT_F32) return false;
+/* the node has a GPU tile decision the generator builds and every index fits an int. A
+ * 16-bit decision (--precision bf16|f16: f32 values rounded on load) is taken by ungrouped
+ * forward convolutions only: backward and grouped ones stay f32 at those precisions (direct
+ * kernels), as the interpreter's reference rounds only forward GEMM inputs and f16 loss
+ * scaling covers matmul gradients only */
+static bool gemm_ok(const CgPlan *p, const CgKernel *k, const CgConv *c) {
+  if (!k->tile || !k->tile->valid || !k->tile->gpu) return false;
+  bool fwd = p->g->nodes[k->node].op == OP_CONV2D;
+  if (k->tile->gemm.dt != DT_F32 && !(k->tile->gemm.f32_in && fwd && c->G == 1)) return false;
   LL x = c->N * c->C * c->H * c->W, y = c->N * c->O * c->P, w = c->O * c->Cg * c->KH * c->KW;
   return x < INT32_MAX && y < INT32_MAX && w < INT32_MAX;
 }
@@ -289,11 +295,12 @@ int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *pref
     snprintf(nm, sizeof nm, "%s_k%d_dw", prefix, ki);
     return dw_emit(o, p, k, &c, nm, tab, d);
   }
-  if (gemm_ok(k, &c)) {
+  if (gemm_ok(p, k, &c)) {
     snprintf(nm, sizeof nm, "%s_k%d_gemm", prefix, ki);
     return conv_gemm(o, p, k, &c, nm, tab, d);
   }
-  /* sizes past 32-bit indices, or no GPU tile decision: the direct kernel */
+  /* sizes past 32-bit indices, a 16-bit decision for a backward or grouped convolution, or
+   * no GPU tile decision: the direct kernel */
   snprintf(nm, sizeof nm, "%s_k%d", prefix, ki);
   CudaLaunch l;
   if (cuda_node_emit(o, p, k, nm, &l, &tab->work_bytes, d)) return -1;

@@ -80,6 +80,19 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   # dropout's mask in the training step: the interpreter's (and so the CPU backend's) bits
   add_test(NAME cuda/model_dropout COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/dropout.nn
            ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
+  # every convolution form (strides, padding, 1x1..7x7, dilation, grouped, depthwise), forward
+  # and one training step, at f32 and tf32
+  add_test(NAME cuda/model_conv_cases COMMAND test_cuda_model
+           ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
+           ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
+  add_test(NAME cuda/model_conv_cases_tf32 COMMAND test_cuda_model
+           ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
+           ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} --tf32)
+  # every block reduction (norms, softmax, reductions over axes, cross entropy), forward and
+  # one training step
+  add_test(NAME cuda/model_reductions COMMAND test_cuda_model
+           ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/reductions.nn ${CMAKE_CXX_COMPILER}
+           ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
 endif()
 
 # NVRTC from the toolkit at /usr/local/cuda (or CUDAToolkit_ROOT); optional
@@ -113,7 +126,7 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
   # tests/cuda/ptx_check.sh without model names; minutes)
   foreach(arch sm_80 sm_90)
     add_test(NAME cuda/ptx_${arch} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
-             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block)
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block tests/cuda/models/conv_cases.nn)
     set_tests_properties(cuda/ptx_${arch} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
     # 16-bit tensor cores (GEMM operands rounded on load): one precision per arch here, both
     # by hand (ptx_check.sh NNC PTXAS ARCH --precision bf16|f16)

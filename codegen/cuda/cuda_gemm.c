@@ -252,7 +252,7 @@ static void gen_epilogue_fn(const Gen *x) {
   unsigned e = x->g->epilogue;
   fprintf(x->o, "NNC_DEV float %s_epi(float v, int r, int c, int zb, const NncGemmArgs &p) {\n", x->g->name);
   if (x->g->scale_a || x->g->scale_b) fprintf(x->o, "  v *= p.inv_scale; /* loss scaling undone */\n");
-  if (e & CUDA_EPI_BIAS) fprintf(x->o, "  v += p.bias[c];\n");
+  if (e & CUDA_EPI_BIAS) fprintf(x->o, "  v += p.bias[%sc];\n", x->g->bias_per_batch ? "zb * p.N + " : "");
   if (e & CUDA_EPI_RELU) fprintf(x->o, "  v = v > 0.0f || v != v ? v : 0.0f; /* NaN stays NaN */\n");
   if (e & CUDA_EPI_GELU) fprintf(x->o, "  v = v * nnc_phi(v);\n");
   if (e & CUDA_EPI_RESIDUAL) fprintf(x->o, "  v += p.R[zb * p.bsr + (long)r * p.ldr + c];\n");

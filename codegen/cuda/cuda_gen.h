@@ -48,6 +48,7 @@ typedef struct CudaGemm {
    * of the operand (its tile is then loaded element by element, whatever the decision's
    * cp.async flag); c_index: long F(int r, int c) gives C(r, c)'s offset from p.C */
   const char *a_gather, *b_gather, *c_index;
+  bool bias_per_batch; /* the bias has batch·N entries: + bias[zb·N + col] (grouped convs) */
   /* f16 loss scaling: the operand is multiplied by p.scale before its rounding to 16 bits,
    * and the f32 product by p.inv_scale before the epilogue (needs the decision's f32_in) */
   bool scale_a, scale_b;

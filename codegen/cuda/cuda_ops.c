@@ -20,7 +20,18 @@ const char *cuda_ops_text(void) {
   return "/* nnc node kernels */\n"
          "#define NNC_FOR(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; \\\n"
          "    i < (long long)(n); i += (long long)gridDim.x * blockDim.x)\n"
+         /* one block per item: every thread of the block takes part in each item */
+         "#define NNC_FOR_BLOCK(j, n) for (long long j = blockIdx.x; j < (long long)(n); j += gridDim.x)\n"
          "NNC_DEV double nnc_dinf(void) { return (double)nnc_f32_inf(); }\n"
+         /* block reductions (blockDim.x a multiple of 32): a butterfly over each warp, the warps'
+            results through shared memory (red: 32 floats), the same butterfly over them; every
+            thread gets the total, and the order depends only on blockDim.x */
+         "NNC_DEV float nnc_warp_sum(float v) {\n"
+         "  for (int m = 16; m > 0; m >>= 1) v += nnc_shfl_xor(v, m);\n  return v;\n}\n"
+         "NNC_DEV float nnc_block_sum(float v, float *red) {\n"
+         "  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+         "  v = nnc_warp_sum(v);\n  if (lane == 0) red[warp] = v;\n  nnc_syncthreads();\n"
+         "  v = nnc_warp_sum(lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f);\n  nnc_syncthreads();\n  return v;\n}\n"
          "NNC_DEV void nnc_fill(float *y, long long n, float v) { NNC_FOR(i, n) y[i] = v; }\n"
          "NNC_DEV void nnc_fill_i32(int *y, long long n, int v) { NNC_FOR(i, n) y[i] = v; }\n"
          "NNC_DEV void nnc_iota(void *y, int i32, long long n, long long inner, long long len, double a, double s) {\n"
@@ -28,7 +39,10 @@ const char *cuda_ops_text(void) {
          "    double v = a + s * (double)((i / inner) % len);\n"
          "    if (i32) ((int *)y)[i] = (int)v; else ((float *)y)[i] = (float)v;\n"
          "  }\n}\n"
-         /* reductions: op 0 sum, 1 mean, 2 max, 3 var; mask bit k = axis k reduced */
+         /* reductions: op 0 sum, 1 mean, 2 max, 3 var; mask bit k = axis k reduced. One block per
+            output item: each thread folds a fixed strided subset in double, then nnc_block_dred
+            combines the threads' values in a fixed tree (red: blockDim.x doubles of shared
+            memory), so the bits depend only on the block size */
          "NNC_DEV void nnc_strides(int rank, const long long *dims, long long *st) {\n"
          "  long long acc = 1;\n"
          "  for (int k = rank - 1; k >= 0; k--) { st[k] = acc; acc *= dims[k]; }\n}\n"
@@ -38,30 +52,43 @@ const char *cuda_ops_text(void) {
          "  for (int k = rank - 1; k >= 0; k--)\n"
          "    if ((mask >> k & 1) == want) { off += (r % dims[k]) * st[k]; r /= dims[k]; }\n"
          "  return off;\n}\n"
+         "NNC_DEV double nnc_dmax2(double a, double b) { return b > a || b != b ? b : a; }\n"
+         "NNC_DEV double nnc_block_dred(double v, double *red, int mx) {\n"
+         "  red[threadIdx.x] = v;\n"
+         "  for (int s = blockDim.x >> 1; s > 0; s >>= 1) {\n"
+         "    nnc_syncthreads();\n"
+         "    if ((int)threadIdx.x < s) red[threadIdx.x] = mx ? nnc_dmax2(red[threadIdx.x], red[threadIdx.x + s]) : red[threadIdx.x] + red[threadIdx.x + s];\n"
+         "  }\n"
+         "  nnc_syncthreads();\n"
+         "  v = red[0];\n"
+         "  nnc_syncthreads();\n"
+         "  return v;\n"
+         "}\n"
          "NNC_DEV void nnc_reduce(const float *x, float *y, int rank, const long long *dims, int mask, int op,\n"
-         "                        int corr) {\n"
+         "                        int corr, double *red) {\n"
          "  long long st[8], rn = 1, cnt = 1;\n"
          "  nnc_strides(rank, dims, st);\n"
          "  for (int k = 0; k < rank; k++) { if (mask >> k & 1) cnt *= dims[k]; else rn *= dims[k]; }\n"
-         "  NNC_FOR(j, rn) {\n"
+         "  NNC_FOR_BLOCK(j, rn) {\n"
          "    long long base = nnc_red_off(rank, dims, st, mask, 0, j);\n"
          "    double acc = op == 2 ? -nnc_dinf() : 0.0;\n"
-         "    for (long long q = 0; q < cnt; q++) {\n"
+         "    for (long long q = threadIdx.x; q < cnt; q += blockDim.x) {\n"
          "      double v = x[base + nnc_red_off(rank, dims, st, mask, 1, q)];\n"
-         "      if (op != 2) acc += v; else if (v > acc || v != v) acc = v;\n"
+         "      acc = op == 2 ? nnc_dmax2(acc, v) : acc + v;\n"
          "    }\n"
-         "    if (cnt == 0) { y[j] = op == 0 ? 0.0f : op == 2 ? -nnc_f32_inf() : nnc_f32_nan(); continue; }\n"
+         "    acc = nnc_block_dred(acc, red, op == 2);\n"
          "    if (op == 1 || op == 3) acc /= (double)cnt;\n"
          "    if (op == 3) {\n"
          "      double q2 = 0;\n"
-         "      for (long long q = 0; q < cnt; q++) {\n"
+         "      for (long long q = threadIdx.x; q < cnt; q += blockDim.x) {\n"
          "        double dv = x[base + nnc_red_off(rank, dims, st, mask, 1, q)] - acc;\n"
          "        q2 += dv * dv;\n"
          "      }\n"
-         "      acc = q2 / (double)(cnt - corr);\n"
+         "      acc = nnc_block_dred(q2, red, 0) / (double)(cnt - corr);\n"
          "    }\n"
-         "    y[j] = (float)acc;\n"
-         "  }\n}\n"
+         "    if (threadIdx.x == 0) y[j] = cnt == 0 ? (op == 0 ? 0.0f : op == 2 ? -nnc_f32_inf() : nnc_f32_nan()) : (float)acc;\n"
+         "  }\n"
+         "}\n"
          "NNC_DEV void nnc_max_bwd(const float *dy, const float *x, const float *y, float *dx, int rank,\n"
          "                         const long long *dims, int mask) {\n"
          "  long long kd[8], kst[8], n = 1;\n"
@@ -73,32 +100,38 @@ const char *cuda_ops_text(void) {
          "    dx[i] = x[i] == y[off] ? dy[off] : 0.0f;\n"
          "  }\n}\n"
          /* softmax over the middle axis of [outer, len, inner] */
-         "NNC_DEV void nnc_softmax(const float *x, float *y, long long outer, long long len, long long inner, int lg) {\n"
-         "  NNC_FOR(r, outer * inner) {\n"
+         "NNC_DEV void nnc_softmax(const float *x, float *y, long long outer, long long len, long long inner, int lg,\n"
+         "                         double *red) {\n"
+         "  NNC_FOR_BLOCK(r, outer * inner) {\n"
          "    long long b = (r / inner) * len * inner + r % inner;\n"
          "    double m = -nnc_dinf(), s = 0;\n"
-         "    for (long long l = 0; l < len; l++) m = fmax(m, (double)x[b + l * inner]);\n"
-         "    for (long long l = 0; l < len; l++) s += exp((double)x[b + l * inner] - m);\n"
+         "    for (long long l = threadIdx.x; l < len; l += blockDim.x) m = fmax(m, (double)x[b + l * inner]);\n"
+         "    m = nnc_block_dred(m, red, 1);\n"
+         "    for (long long l = threadIdx.x; l < len; l += blockDim.x) s += exp((double)x[b + l * inner] - m);\n"
+         "    s = nnc_block_dred(s, red, 0);\n"
          "    double ls = log(s);\n"
-         "    for (long long l = 0; l < len; l++) {\n"
+         "    for (long long l = threadIdx.x; l < len; l += blockDim.x) {\n"
          "      double v = (double)x[b + l * inner] - m;\n"
          "      y[b + l * inner] = (float)(lg ? v - ls : exp(v) / s);\n"
          "    }\n"
-         "  }\n}\n"
+         "  }\n"
+         "}\n"
          "NNC_DEV void nnc_softmax_bwd(const float *dy, const float *y, float *dx, long long outer, long long len,\n"
-         "                             long long inner, int lg) {\n"
-         "  NNC_FOR(r, outer * inner) {\n"
+         "                             long long inner, int lg, double *red) {\n"
+         "  NNC_FOR_BLOCK(r, outer * inner) {\n"
          "    long long b = (r / inner) * len * inner + r % inner;\n"
          "    double s = 0;\n"
-         "    for (long long l = 0; l < len; l++) {\n"
+         "    for (long long l = threadIdx.x; l < len; l += blockDim.x) {\n"
          "      long long i = b + l * inner;\n"
          "      s += lg ? (double)dy[i] : (double)dy[i] * y[i];\n"
          "    }\n"
-         "    for (long long l = 0; l < len; l++) {\n"
+         "    s = nnc_block_dred(s, red, 0);\n"
+         "    for (long long l = threadIdx.x; l < len; l += blockDim.x) {\n"
          "      long long i = b + l * inner;\n"
          "      dx[i] = (float)(lg ? dy[i] - exp((double)y[i]) * s : y[i] * ((double)dy[i] - s));\n"
          "    }\n"
-         "  }\n}\n"
+         "  }\n"
+         "}\n"
          /* data movement on 4-byte elements */
          "NNC_DEV void nnc_transpose(const unsigned *x, unsigned *y, int rank, const long long *dims,\n"
          "                           const long long *perm) {\n"
@@ -172,60 +205,76 @@ const char *cuda_ops_text(void) {
          "            long long iw = ow * g[9] - g[11] + kw * g[13];\n"
          "            if (iw >= 0 && iw < g[3]) dx[(p * g[2] + ih) * g[3] + iw] += v;\n"
          "          }\n        }\n      }\n  }\n}\n"
-         /* batchnorm over x [N, C, S], one thread per channel; mode 0 forward, 1 dx, 2 dgamma */
+         /* batchnorm over x [N, C, S], one block per channel; mode 0 forward, 1 dx, 2 dgamma */
          "NNC_DEV void nnc_bn(const float *x, const float *dy, const float *gam, const float *bet, const float *rm,\n"
          "                    const float *rv, float *out, long long N, long long C, long long S, double eps,\n"
-         "                    int train, int mode) {\n"
-         "  NNC_FOR(c, C) {\n"
+         "                    int train, int mode, double *red) {\n"
+         "  NNC_FOR_BLOCK(c, C) {\n"
          "    double mean, inv, M = (double)(N * S);\n"
          "    if (mode == 0 && !train) { mean = rm[c]; inv = 1.0 / sqrt((double)rv[c] + eps); }\n"
          "    else {\n"
          "      double s = 0, q = 0;\n"
-         "      for (long long n = 0; n < N; n++) for (long long k = 0; k < S; k++) s += x[(n * C + c) * S + k];\n"
-         "      mean = s / M;\n"
-         "      for (long long n = 0; n < N; n++) for (long long k = 0; k < S; k++) {\n"
-         "        double dv = x[(n * C + c) * S + k] - mean; q += dv * dv; }\n"
-         "      inv = 1.0 / sqrt(q / M + eps);\n"
+         "      for (long long i = threadIdx.x; i < N * S; i += blockDim.x) s += x[((i / S) * C + c) * S + i % S];\n"
+         "      mean = nnc_block_dred(s, red, 0) / M;\n"
+         "      for (long long i = threadIdx.x; i < N * S; i += blockDim.x) {\n"
+         "        double dv = x[((i / S) * C + c) * S + i % S] - mean; q += dv * dv; }\n"
+         "      inv = 1.0 / sqrt(nnc_block_dred(q, red, 0) / M + eps);\n"
          "    }\n"
          "    if (mode == 0) {\n"
-         "      for (long long n = 0; n < N; n++) for (long long k = 0; k < S; k++) {\n"
-         "        long long i = (n * C + c) * S + k;\n"
+         "      for (long long j = threadIdx.x; j < N * S; j += blockDim.x) {\n"
+         "        long long i = ((j / S) * C + c) * S + j % S;\n"
          "        out[i] = (float)((double)gam[c] * ((double)x[i] - mean) * inv + (double)bet[c]); }\n"
          "      continue;\n"
          "    }\n"
          "    double sdy = 0, sdyx = 0;\n"
-         "    for (long long n = 0; n < N; n++) for (long long k = 0; k < S; k++) {\n"
-         "      long long i = (n * C + c) * S + k;\n"
+         "    for (long long j = threadIdx.x; j < N * S; j += blockDim.x) {\n"
+         "      long long i = ((j / S) * C + c) * S + j % S;\n"
          "      sdy += dy[i]; sdyx += (double)dy[i] * ((double)x[i] - mean) * inv; }\n"
-         "    if (mode == 2) { out[c] = (float)sdyx; continue; }\n"
+         "    sdy = nnc_block_dred(sdy, red, 0);\n"
+         "    sdyx = nnc_block_dred(sdyx, red, 0);\n"
+         "    if (mode == 2) { if (threadIdx.x == 0) out[c] = (float)sdyx; continue; }\n"
          "    double gsc = (double)gam[c] * inv / M;\n"
-         "    for (long long n = 0; n < N; n++) for (long long k = 0; k < S; k++) {\n"
-         "      long long i = (n * C + c) * S + k;\n"
+         "    for (long long j = threadIdx.x; j < N * S; j += blockDim.x) {\n"
+         "      long long i = ((j / S) * C + c) * S + j % S;\n"
          "      out[i] = (float)(gsc * (M * dy[i] - sdy - ((double)x[i] - mean) * inv * sdyx)); }\n"
-         "  }\n}\n"
-         /* layernorm over rows [R, D] */
+         "  }\n"
+         "}\n"
+         /* layernorm over rows [R, D], one block per row (dgamma: one block, a thread per column) */
          "NNC_DEV void nnc_ln_stats(const float *x, long long D, double eps, double *mean, double *inv) {\n"
          "  double s = 0, q = 0;\n"
          "  for (long long j = 0; j < D; j++) s += x[j];\n"
          "  *mean = s / (double)D;\n"
          "  for (long long j = 0; j < D; j++) q += (x[j] - *mean) * (x[j] - *mean);\n"
          "  *inv = 1.0 / sqrt(q / (double)D + eps);\n}\n"
+         "NNC_DEV void nnc_ln_bstats(const float *x, long long D, double eps, double *mean, double *inv, double *red) {\n"
+         "  double s = 0, q = 0;\n"
+         "  for (long long j = threadIdx.x; j < D; j += blockDim.x) s += x[j];\n"
+         "  *mean = nnc_block_dred(s, red, 0) / (double)D;\n"
+         "  for (long long j = threadIdx.x; j < D; j += blockDim.x) q += (x[j] - *mean) * (x[j] - *mean);\n"
+         "  *inv = 1.0 / sqrt(nnc_block_dred(q, red, 0) / (double)D + eps);\n"
+         "}\n"
          "NNC_DEV void nnc_ln(const float *x, const float *gam, const float *bet, float *y, long long R, long long D,\n"
-         "                    double eps) {\n"
-         "  NNC_FOR(r, R) {\n"
-         "    double m, inv;\n    nnc_ln_stats(x + r * D, D, eps, &m, &inv);\n"
-         "    for (long long j = 0; j < D; j++)\n"
+         "                    double eps, double *red) {\n"
+         "  NNC_FOR_BLOCK(r, R) {\n"
+         "    double m, inv;\n"
+         "    nnc_ln_bstats(x + r * D, D, eps, &m, &inv, red);\n"
+         "    for (long long j = threadIdx.x; j < D; j += blockDim.x)\n"
          "      y[r * D + j] = (float)(((double)x[r * D + j] - m) * inv * gam[j] + bet[j]);\n"
-         "  }\n}\n"
+         "  }\n"
+         "}\n"
          "NNC_DEV void nnc_ln_bwd(const float *dy, const float *x, const float *gam, float *dx, long long R,\n"
-         "                        long long D, double eps) {\n"
-         "  NNC_FOR(r, R) {\n"
+         "                        long long D, double eps, double *red) {\n"
+         "  NNC_FOR_BLOCK(r, R) {\n"
          "    const float *xr = x + r * D, *g = dy + r * D;\n"
-         "    double m, inv, s1 = 0, s2 = 0, Dd = (double)D;\n    nnc_ln_stats(xr, D, eps, &m, &inv);\n"
-         "    for (long long j = 0; j < D; j++) { s1 += (double)gam[j] * g[j]; s2 += (double)gam[j] * g[j] * (xr[j] - m) * inv; }\n"
-         "    for (long long j = 0; j < D; j++)\n"
+         "    double m, inv, s1 = 0, s2 = 0, Dd = (double)D;\n"
+         "    nnc_ln_bstats(xr, D, eps, &m, &inv, red);\n"
+         "    for (long long j = threadIdx.x; j < D; j += blockDim.x) { s1 += (double)gam[j] * g[j]; s2 += (double)gam[j] * g[j] * (xr[j] - m) * inv; }\n"
+         "    s1 = nnc_block_dred(s1, red, 0);\n"
+         "    s2 = nnc_block_dred(s2, red, 0);\n"
+         "    for (long long j = threadIdx.x; j < D; j += blockDim.x)\n"
          "      dx[r * D + j] = (float)(inv / Dd * (Dd * gam[j] * g[j] - s1 - ((double)xr[j] - m) * inv * s2));\n"
-         "  }\n}\n"
+         "  }\n"
+         "}\n"
          "NNC_DEV void nnc_ln_dgamma(const float *dy, const float *x, float *dg, long long R, long long D, double eps,\n"
          "                           double *work) {\n"
          "  for (long long r = threadIdx.x; r < R; r += blockDim.x) nnc_ln_stats(x + r * D, D, eps, &work[r], &work[R + r]);\n"
@@ -262,43 +311,66 @@ const char *cuda_ops_text(void) {
          "                         unsigned long long stream) {\n"
          "  NNC_FOR(i, n) y[i] = nnc_philox_uniform(seed, stream, (unsigned long long)i) >= p ? (float)(x[i] * scale) : 0.0f;\n"
          "}\n"
-         /* losses: one block; per-row terms in work, summed in row order by thread 0 */
+         /* losses: one block; rows of C >= blockDim.x logits one after another, each by the whole
+            block, narrower rows a thread each; per-row terms in work, their sum by the block tree */
          "NNC_DEV double nnc_lse(const float *x, long long C) {\n"
          "  double m = -nnc_dinf(), s = 0;\n"
          "  for (long long c = 0; c < C; c++) m = fmax(m, (double)x[c]);\n"
          "  for (long long c = 0; c < C; c++) s += exp((double)x[c] - m);\n"
-         "  return m + log(s);\n}\n"
+         "  return m + log(s);\n"
+         "}\n"
+         "NNC_DEV double nnc_block_lse(const float *x, long long C, double *red) {\n"
+         "  double m = -nnc_dinf(), s = 0;\n"
+         "  for (long long c = threadIdx.x; c < C; c += blockDim.x) m = fmax(m, (double)x[c]);\n"
+         "  m = nnc_block_dred(m, red, 1);\n"
+         "  for (long long c = threadIdx.x; c < C; c += blockDim.x) s += exp((double)x[c] - m);\n"
+         "  return m + log(nnc_block_dred(s, red, 0));\n"
+         "}\n"
+         "NNC_DEV long long nnc_ce_count(const int *lab, long long N, long long ign, double *red) {\n"
+         "  double k = 0;\n"
+         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) k += lab[n] != ign;\n"
+         "  return (long long)nnc_block_dred(k, red, 0);\n"
+         "}\n"
          "NNC_DEV void nnc_ce(const float *x, const int *lab, float *out, long long N, long long C, double eps,\n"
-         "                    long long ign, double *work) {\n"
-         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) {\n"
-         "    long long l = lab[n];\n    const float *xr = x + n * C;\n"
-         "    if (l == ign) { work[n] = 0; continue; }\n"
-         "    if (l < 0 || l >= C) { work[n] = (double)nnc_f32_nan(); continue; }\n"
-         "    double lse = nnc_lse(xr, C), mean = 0;\n"
-         "    for (long long c = 0; c < C; c++) mean += (double)xr[c] / (double)C;\n"
-         "    work[n] = (1 - eps) * (lse - xr[l]) + eps * (lse - mean);\n"
+         "                    long long ign, double *work, double *red) {\n"
+         "  int wide = C >= (long long)blockDim.x;\n"
+         "  for (long long n = wide ? 0 : threadIdx.x; n < N; n += wide ? 1 : blockDim.x) {\n"
+         "    long long l = lab[n];\n"
+         "    const float *xr = x + n * C;\n"
+         "    double lse = 0, mean = 0;\n"
+         "    if (wide) {\n"
+         "      lse = nnc_block_lse(xr, C, red);\n"
+         "      for (long long c = threadIdx.x; c < C; c += blockDim.x) mean += (double)xr[c] / (double)C;\n"
+         "      mean = nnc_block_dred(mean, red, 0);\n"
+         "      if (threadIdx.x) continue;\n"
+         "    } else if (l != ign && l >= 0 && l < C) {\n"
+         "      lse = nnc_lse(xr, C);\n"
+         "      for (long long c = 0; c < C; c++) mean += (double)xr[c] / (double)C;\n"
+         "    }\n"
+         "    if (l == ign) work[n] = 0;\n"
+         "    else if (l < 0 || l >= C) work[n] = (double)nnc_f32_nan();\n"
+         "    else work[n] = (1 - eps) * (lse - xr[l]) + eps * (lse - mean);\n"
          "  }\n"
          "  nnc_syncthreads();\n"
-         "  if (threadIdx.x == 0) {\n"
-         "    double s = 0; long long k = 0;\n"
-         "    for (long long n = 0; n < N; n++) { s += work[n]; k += lab[n] != ign; }\n"
-         "    out[0] = (float)(s / (double)k);\n"
-         "  }\n}\n"
+         "  double s = 0;\n"
+         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) s += work[n];\n"
+         "  s = nnc_block_dred(s, red, 0);\n"
+         "  long long k = nnc_ce_count(lab, N, ign, red);\n"
+         "  if (threadIdx.x == 0) out[0] = (float)(s / (double)k);\n"
+         "}\n"
          "NNC_DEV void nnc_ce_bwd(const float *dl, const float *x, const int *lab, float *dx, long long N, long long C,\n"
-         "                        double eps, long long ign, double *work) {\n"
-         "  if (threadIdx.x == 0) {\n"
-         "    long long k = 0;\n    for (long long n = 0; n < N; n++) k += lab[n] != ign;\n"
-         "    work[0] = (double)dl[0] / (double)k;\n"
-         "  }\n"
-         "  nnc_syncthreads();\n"
-         "  double g = work[0], u = eps / (double)C;\n"
-         "  for (long long n = threadIdx.x; n < N; n += blockDim.x) {\n"
-         "    const float *xr = x + n * C;\n    long long l = lab[n];\n"
-         "    if (l == ign || l < 0 || l >= C) { for (long long c = 0; c < C; c++) dx[n * C + c] = 0.0f; continue; }\n"
-         "    double lse = nnc_lse(xr, C);\n"
-         "    for (long long c = 0; c < C; c++)\n"
+         "                        double eps, long long ign, double *red) {\n"
+         "  double g = (double)dl[0] / (double)nnc_ce_count(lab, N, ign, red), u = eps / (double)C;\n"
+         "  int wide = C >= (long long)blockDim.x;\n"
+         "  for (long long n = wide ? 0 : threadIdx.x; n < N; n += wide ? 1 : blockDim.x) {\n"
+         "    const float *xr = x + n * C;\n"
+         "    long long l = lab[n], c0 = wide ? threadIdx.x : 0, cs = wide ? blockDim.x : 1;\n"
+         "    if (l == ign || l < 0 || l >= C) { for (long long c = c0; c < C; c += cs) dx[n * C + c] = 0.0f; continue; }\n"
+         "    double lse = wide ? nnc_block_lse(xr, C, red) : nnc_lse(xr, C);\n"
+         "    for (long long c = c0; c < C; c += cs)\n"
          "      dx[n * C + c] = (float)(g * (exp((double)xr[c] - lse) - u - (c == l ? 1.0 - eps : 0.0)));\n"
-         "  }\n}\n"
+         "  }\n"
+         "}\n"
          "NNC_DEV void nnc_mse(const float *a, const float *b, float *out, long long n) {\n"
          "  if (threadIdx.x != 0) return;\n"
          "  double s = 0;\n"
@@ -398,6 +470,25 @@ static void launch(const NodeCtx *c, int64_t n, bool one_block) {
   c->l->block[0] = OPS_THREADS, c->l->block[1] = c->l->block[2] = 1;
 }
 
+/* one block per item (a grid-stride loop over items past the grid's limit) for the block
+ * reductions: the smallest power of two of threads, from 32 to OPS_THREADS, that covers an
+ * item's cnt elements, and a double per thread of shared memory for nnc_block_dred */
+static void launch_items(const NodeCtx *c, int64_t items, int64_t cnt) {
+  memset(c->l, 0, sizeof *c->l);
+  if (items <= 0) return;
+  unsigned th = 32;
+  while (th < OPS_THREADS && (int64_t)th < cnt) th *= 2;
+  c->l->grid[0] = (unsigned)(items > OPS_MAX_BLOCKS ? OPS_MAX_BLOCKS : items);
+  c->l->grid[1] = c->l->grid[2] = 1;
+  c->l->block[0] = th, c->l->block[1] = c->l->block[2] = 1;
+  c->l->smem = (size_t)th * sizeof(double);
+}
+
+static const char *red_smem(const NodeCtx *c) {
+  fprintf(c->o, "  NNC_EXTERN_SMEM(nnc_smem);\n");
+  return "(double *)nnc_smem";
+}
+
 static void need_work(const NodeCtx *c, int64_t bytes) {
   if (bytes > *c->work) *c->work = bytes;
 }
@@ -448,9 +539,11 @@ static int k_reduce(NodeCtx *c) {
   int op = c->n->op == OP_SUM ? 0 : c->n->op == OP_MEAN ? 1 : c->n->op == OP_MAX ? 2 : 3;
   char b0[96], b1[96];
   arr(c->o, "dims", x->shape, x->rank);
-  fprintf(c->o, "  nnc_reduce(%s, %s, %d, dims, %d, %d, %d);\n", ptr(c, 0, "const float", b0), ptr(c, -1, "float", b1),
-          x->rank, reduce_mask(&c->n->attr, x->rank), op, c->n->attr.correction);
-  launch(c, val(c, c->k->node)->numel, false);
+  int64_t items = val(c, c->k->node)->numel;
+  const char *red = red_smem(c);
+  fprintf(c->o, "  nnc_reduce(%s, %s, %d, dims, %d, %d, %d, %s);\n", ptr(c, 0, "const float", b0), ptr(c, -1, "float", b1),
+          x->rank, reduce_mask(&c->n->attr, x->rank), op, c->n->attr.correction, red);
+  launch_items(c, items, items ? x->numel / items : 0);
   return 0;
 }
 
@@ -479,13 +572,14 @@ static int k_softmax(NodeCtx *c) {
   bool bwd = c->n->op == OP_SOFTMAX_BWD || c->n->op == OP_LOG_SOFTMAX_BWD;
   int lg = c->n->op == OP_LOG_SOFTMAX || c->n->op == OP_LOG_SOFTMAX_BWD;
   char b0[96], b1[96], b2[96];
+  const char *red = red_smem(c);
   if (!bwd)
-    fprintf(c->o, "  nnc_softmax(%s, %s, %lldLL, %lldLL, %lldLL, %d);\n", ptr(c, 0, "const float", b0),
-            ptr(c, -1, "float", b1), (long long)o, (long long)l, (long long)in, lg);
+    fprintf(c->o, "  nnc_softmax(%s, %s, %lldLL, %lldLL, %lldLL, %d, %s);\n", ptr(c, 0, "const float", b0),
+            ptr(c, -1, "float", b1), (long long)o, (long long)l, (long long)in, lg, red);
   else
-    fprintf(c->o, "  nnc_softmax_bwd(%s, %s, %s, %lldLL, %lldLL, %lldLL, %d);\n", ptr(c, 0, "const float", b0),
-            ptr(c, 1, "const float", b1), ptr(c, -1, "float", b2), (long long)o, (long long)l, (long long)in, lg);
-  launch(c, o * in, false);
+    fprintf(c->o, "  nnc_softmax_bwd(%s, %s, %s, %lldLL, %lldLL, %lldLL, %d, %s);\n", ptr(c, 0, "const float", b0),
+            ptr(c, 1, "const float", b1), ptr(c, -1, "float", b2), (long long)o, (long long)l, (long long)in, lg, red);
+  launch_items(c, o * in, l);
   return 0;
 }
 
@@ -578,17 +672,18 @@ static int k_bn(NodeCtx *c) {
   int64_t N = x->rank > 0 ? x->shape[0] : 1, C = x->rank > 1 ? x->shape[1] : 1;
   int64_t S = N * C != 0 ? x->numel / (N * C) : 0;
   char bx[96], bd[96], bg[96], bb[96], rm[96], rv[96], bo[96];
+  const char *red = red_smem(c);
   if (fwd)
-    fprintf(c->o, "  nnc_bn(%s, 0, %s, %s, %s, %s, %s, %lldLL, %lldLL, %lldLL, %.17g, %d, 0);\n",
+    fprintf(c->o, "  nnc_bn(%s, 0, %s, %s, %s, %s, %s, %lldLL, %lldLL, %lldLL, %.17g, %d, 0, %s);\n",
             ptr(c, 0, "const float", bx), ptr(c, 1, "const float", bg), ptr(c, 2, "const float", bb),
             ptr(c, 3, "const float", rm), ptr(c, 4, "const float", rv), ptr(c, -1, "float", bo), (long long)N,
-            (long long)C, (long long)S, c->n->attr.value, c->n->attr.train ? 1 : 0);
+            (long long)C, (long long)S, c->n->attr.value, c->n->attr.train ? 1 : 0, red);
   else
-    fprintf(c->o, "  nnc_bn(%s, %s, %s, 0, 0, 0, %s, %lldLL, %lldLL, %lldLL, %.17g, 1, %d);\n",
+    fprintf(c->o, "  nnc_bn(%s, %s, %s, 0, 0, 0, %s, %lldLL, %lldLL, %lldLL, %.17g, 1, %d, %s);\n",
             ptr(c, 1, "const float", bx), ptr(c, 0, "const float", bd),
             c->n->op == OP_BATCHNORM_BWD ? ptr(c, 2, "const float", bg) : "0", ptr(c, -1, "float", bo),
-            (long long)N, (long long)C, (long long)S, c->n->attr.value, c->n->op == OP_BATCHNORM_BWD ? 1 : 2);
-  launch(c, C, false);
+            (long long)N, (long long)C, (long long)S, c->n->attr.value, c->n->op == OP_BATCHNORM_BWD ? 1 : 2, red);
+  launch_items(c, C, N * S);
   return 0;
 }
 
@@ -601,15 +696,17 @@ static int k_ln(NodeCtx *c) {
   char b0[96], b1[96], b2[96], b3[96];
   double eps = c->n->attr.value;
   if (c->n->op == OP_LAYERNORM) {
-    fprintf(c->o, "  nnc_ln(%s, %s, %s, %s, %lldLL, %lldLL, %.17g);\n", ptr(c, 0, "const float", b0),
+    const char *red = red_smem(c);
+    fprintf(c->o, "  nnc_ln(%s, %s, %s, %s, %lldLL, %lldLL, %.17g, %s);\n", ptr(c, 0, "const float", b0),
             ptr(c, 1, "const float", b1), ptr(c, 2, "const float", b2), ptr(c, -1, "float", b3), (long long)R,
-            (long long)D, eps);
-    launch(c, R, false);
+            (long long)D, eps, red);
+    launch_items(c, R, D);
   } else if (c->n->op == OP_LAYERNORM_BWD) {
-    fprintf(c->o, "  nnc_ln_bwd(%s, %s, %s, %s, %lldLL, %lldLL, %.17g);\n", ptr(c, 0, "const float", b0),
+    const char *red = red_smem(c);
+    fprintf(c->o, "  nnc_ln_bwd(%s, %s, %s, %s, %lldLL, %lldLL, %.17g, %s);\n", ptr(c, 0, "const float", b0),
             ptr(c, 1, "const float", b1), ptr(c, 2, "const float", b2), ptr(c, -1, "float", b3), (long long)R,
-            (long long)D, eps);
-    launch(c, R, false);
+            (long long)D, eps, red);
+    launch_items(c, R, D);
   } else {
     fprintf(c->o, "  nnc_ln_dgamma(%s, %s, %s, %lldLL, %lldLL, %.17g, (double *)b.work);\n",
             ptr(c, 0, "const float", b0), ptr(c, 1, "const float", b1), ptr(c, -1, "float", b2), (long long)R,
@@ -658,21 +755,22 @@ static int k_loss(NodeCtx *c) {
   if (c->n->attr.ignore) snprintf(ign, sizeof ign, "%lldLL", (long long)c->n->attr.ignore_index);
   if (c->n->op == OP_CROSS_ENTROPY) {
     const CgVal *l = in_val(c, 0);
-    fprintf(c->o, "  nnc_ce(%s, %s, %s, %lldLL, %lldLL, %.17g, %s, (double *)b.work);\n",
+    const char *red = red_smem(c);
+    fprintf(c->o, "  nnc_ce(%s, %s, %s, %lldLL, %lldLL, %.17g, %s, (double *)b.work, %s);\n",
             ptr(c, 0, "const float", b0), ptr(c, 1, "const int", b1), ptr(c, -1, "float", b2),
-            (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign);
+            (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign, red);
     need_work(c, 8 * l->shape[0]);
   } else if (c->n->op == OP_CE_BWD) {
     const CgVal *l = in_val(c, 1);
-    fprintf(c->o, "  nnc_ce_bwd(%s, %s, %s, %s, %lldLL, %lldLL, %.17g, %s, (double *)b.work);\n",
+    const char *red = red_smem(c);
+    fprintf(c->o, "  nnc_ce_bwd(%s, %s, %s, %s, %lldLL, %lldLL, %.17g, %s, %s);\n",
             ptr(c, 0, "const float", b0), ptr(c, 1, "const float", b1), ptr(c, 2, "const int", b2),
-            ptr(c, -1, "float", b3), (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign);
-    need_work(c, 8);
+            ptr(c, -1, "float", b3), (long long)l->shape[0], (long long)l->shape[1], c->n->attr.value, ign, red);
   } else {
     fprintf(c->o, "  nnc_mse(%s, %s, %s, %lldLL);\n", ptr(c, 0, "const float", b0), ptr(c, 1, "const float", b1),
             ptr(c, -1, "float", b2), (long long)in_val(c, 0)->numel);
   }
-  launch(c, 1, true);
+  launch_items(c, 1, OPS_THREADS);
   return 0;
 }
 

@@ -95,15 +95,7 @@ void cuda_tiles_free(CudaTiles *t) {
   memset(t, 0, sizeof *t);
 }
 
-/* the next launch, of plan kernel ki (-1: loss scaling, outside the plan's kernels): part 1
- * is a split-K reduction; work its workspace; bytes what a launch outside the plan moves */
-typedef struct LaunchOf {
-  int kernel, part;
-  bool gemm;
-  int64_t work, bytes;
-} LaunchOf;
-
-static int table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l, LaunchOf of) {
+int cuda_plan_table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l, CudaLaunchOf of) {
   if (t->n == t->cap) {
     int cap = t->cap ? 2 * t->cap : 16;
     CudaPlanLaunch *v = realloc(t->v, (size_t)cap * sizeof *v);
@@ -412,16 +404,21 @@ static int gemm_finish(FILE *o, const CgPlan *p, const CgKernel *k, const GemmVi
     diag_error(d, n->loc, "CUDA code generation: %s %%%d: %s", ir_op_name(n->op), k->node, err);
     return -1;
   }
+  if (cuda_plan_gemm_add(tab, cg, g->M, g->N, g->batch, (int)(k - p->k)))
+    return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
+  return 0;
+}
+
+int cuda_plan_gemm_add(CudaPlanTable *tab, const CudaGemm *cg, int64_t m, int64_t n, int64_t batch, int kernel) {
   CudaLaunch main_k, red;
-  cuda_gemm_launch(cg, g->M, g->N, g->batch, &main_k, &red);
-  int64_t work = cuda_gemm_work_bytes(cg, g->M, g->N, g->batch);
+  cuda_gemm_launch(cg, m, n, batch, &main_k, &red);
+  int64_t work = cuda_gemm_work_bytes(cg, m, n, batch);
   if (work > tab->work_bytes) tab->work_bytes = work;
   char rn[80];
   snprintf(rn, sizeof rn, "%s_reduce", cg->name);
-  int ki = (int)(k - p->k);
-  if (table_add(tab, cg->name, &main_k, (LaunchOf){ki, 0, true, work, 0}) ||
-      (k->tile->split_k > 1 && table_add(tab, rn, &red, (LaunchOf){ki, 1, false, work, 0})))
-    return diag_error(d, n->loc, "out of memory, or a kernel name over 95 characters"), -1;
+  if (cuda_plan_table_add(tab, cg->name, &main_k, (CudaLaunchOf){kernel, 0, true, work, 0}) ||
+      (cg->tile->split_k > 1 && cuda_plan_table_add(tab, rn, &red, (CudaLaunchOf){kernel, 1, false, work, 0})))
+    return -1;
   return 0;
 }
 
@@ -466,49 +463,6 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
     cg.scale_b = !cg.scale_a && is_gradient(p, n->in[1]);
   }
   return gemm_finish(o, p, k, &g, &cg, tab, ls_off, d);
-}
-
-/* a convolution as implicit GEMM, the tiles pass's view: C[N·OH·OW, O] = A[., C·KH·KW] ·
- * B[C·KH·KW, O], A gathered from x (im2col on the fly), B from the filter [O, C·KH·KW],
- * C(r, c) stored at y[n, c, oh, ow]; bias (per output channel) and relu in the epilogue */
-static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaPlanTable *tab,
-                          Diag *d) {
-  CgConv c;
-  cg_conv_geom(p, k->node, &c);
-  long long P = c.P, KS = c.KH * c.KW, K = c.Cg * KS;
-  GemmView g = {.M = c.N * c.P, .N = c.O, .K = K, .lda = K, .ldb = c.O, .batch = 1};
-  if (g.M * g.N == 0) return 0;
-  fprintf(o, "NNC_DEV float %s_ga(const float *x, int r, int k) {\n"
-             "  int n = r / %lld, q = r %% %lld, oh = q / %lld, ow = q %% %lld;\n"
-             "  int ci = k / %lld, s = k %% %lld, kh = s / %lld, kw = s %% %lld;\n"
-             "  int ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n"
-             "  return ih >= 0 && ih < %lld && iw >= 0 && iw < %lld ? x[(((long)n * %lld + ci) * %lld + ih) * %lld + iw] : 0.0f;\n}\n",
-          name, P, P, (long long)c.OW, (long long)c.OW, KS, KS, (long long)c.KW, (long long)c.KW, (long long)c.sh,
-          (long long)c.ph, (long long)c.dh, (long long)c.sw, (long long)c.pw, (long long)c.dw, (long long)c.H,
-          (long long)c.W, (long long)c.C, (long long)c.H, (long long)c.W);
-  fprintf(o, "NNC_DEV float %s_gb(const float *w, int k, int oc) { return w[(long)oc * %lld + k]; }\n", name, K);
-  fprintf(o, "NNC_DEV long %s_ci(int r, int c) { return ((long)(r / %lld) * %lld + c) * %lld + r %% %lld; }\n",
-          name, P, (long long)c.O, P, P);
-  char ga[80], gb[80], ci[80];
-  snprintf(ga, sizeof ga, "%s_ga", name);
-  snprintf(gb, sizeof gb, "%s_gb", name);
-  snprintf(ci, sizeof ci, "%s_ci", name);
-  CudaGemm cg = {.name = name, .prec = cuda_tile_prec(k->tile),
-                 .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
-                 .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb, .c_index = ci};
-  return gemm_finish(o, p, k, &g, &cg, tab, -1, d);
-}
-
-/* implicit GEMM for ungrouped forward convolutions with a GPU tile decision; the rest of
- * the convolutions run as direct kernels (cuda_ops.c) */
-static bool conv_as_gemm(const CgPlan *p, const CgKernel *k) {
-  const IrNode *n = &p->g->nodes[k->node];
-  CgConv c;
-  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu ||
-      (k->tile->gemm.dt != DT_F32 && !k->tile->gemm.f32_in))
-    return false;
-  cg_conv_geom(p, k->node, &c);
-  return c.G == 1 && c.N * c.P < INT32_MAX && c.C * c.H * c.W * c.N < INT32_MAX;
 }
 
 /* ---- copies, and the walk ---------------------------------------------------------------- */
@@ -577,7 +531,7 @@ static void ls_begin_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanT
   else
     fprintf(o, "  st[0] = 0x%xu, ((float *)st)[1] = %s;\n", CUDA_LS_MAGIC, init);
   fprintf(o, "  st[3] = 0u;\n}\n\n");
-  *oom |= table_add(tab, name, &l, (LaunchOf){-1, 0, false, 0, 16}) != 0;
+  *oom |= cuda_plan_table_add(tab, name, &l, (CudaLaunchOf){-1, 0, false, 0, 16}) != 0;
 }
 
 /* every gradient buffer: an element that is inf or NaN sets the step's flag */
@@ -592,7 +546,7 @@ static void ls_check_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanT
                "    if (!(fabsf(g[i]) <= 3.40282347e38f)) " CUDA_LS_STATE("b") "[3] = 1u;\n}\n\n",
             CUDA_EW_THREADS, (long long)c->grads[i].numel, CUDA_EW_THREADS, (long long)c->off);
     ew_grid(c->grads[i].numel, &l);
-    *oom |= table_add(tab, name, &l, (LaunchOf){-1, 0, false, 0, 4 * c->grads[i].numel}) != 0;
+    *oom |= cuda_plan_table_add(tab, name, &l, (CudaLaunchOf){-1, 0, false, 0, 4 * c->grads[i].numel}) != 0;
   }
 }
 
@@ -609,7 +563,7 @@ static void ls_end_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanTab
     fprintf(o, "  if (st[3]) {\n    if (*scale > 0x1p-24f) *scale *= 0.5f;\n    st[2] = 0u;\n"
                "  } else if (++st[2] >= %du) {\n    *scale *= 2.0f;\n    st[2] = 0u;\n  }\n", CUDA_LS_GROWTH);
   fprintf(o, "}\n\n");
-  *oom |= table_add(tab, name, &l, (LaunchOf){-1, 0, false, 0, 16}) != 0;
+  *oom |= cuda_plan_table_add(tab, name, &l, (CudaLaunchOf){-1, 0, false, 0, 16}) != 0;
 }
 
 static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, const LsCtx *c,
@@ -645,10 +599,13 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
       diag_error(d, p->g->nodes[k->node].loc, "loss scaling: optimizer kernel %d is not elementwise", ki);
       return -1;
     }
-    if (k->kind == CGK_GEMM || (k->kind == CGK_CONV && conv_as_gemm(p, k))) {
+    if (k->kind == CGK_GEMM) {
       snprintf(name, sizeof name, "%s_k%d_gemm", prefix, ki);
-      if (k->kind == CGK_GEMM ? gemm_emit(out, p, k, name, tab, c->off, d) : conv_gemm_emit(out, p, k, name, tab, d))
-        return -1;
+      if (gemm_emit(out, p, k, name, tab, c->off, d)) return -1;
+      continue;
+    }
+    if (k->kind == CGK_CONV) {
+      if (cuda_conv_emit(out, p, k, prefix, ki, tab, d)) return -1;
       continue;
     }
     if (k->kind == CGK_COPY) copy_emit(out, p, k, name, &l, guarded ? guard : NULL), rc = 0;
@@ -656,7 +613,7 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     else rc = cuda_node_emit(out, p, k, name, &l, &tab->work_bytes, d);
     if (rc) return -1;
     if (l.grid[0] == 0) continue; /* nothing to launch (an empty node) */
-    if (table_add(tab, name, &l, (LaunchOf){ki, 0, false, 0, 0})) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
+    if (cuda_plan_table_add(tab, name, &l, (CudaLaunchOf){ki, 0, false, 0, 0})) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
   }
   if (ls && p->split >= p->nk) ls_check_emit(out, c, prefix, tab, &oom);
   if (ls) ls_end_emit(out, c, prefix, tab, &oom);

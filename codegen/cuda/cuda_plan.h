@@ -58,6 +58,20 @@ void cuda_tiles_precision(TilePlan *tp, const HwTarget *hw, CudaPrec prec);
  * diagnostic naming the node and op a kernel cannot be built for. */
 int cuda_plan_emit(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, Diag *d);
 void cuda_plan_table_free(CudaPlanTable *t);
+/* what a launch is, for the cost model: of plan kernel `kernel` (-1: loss scaling, outside
+ * the plan's kernels); part 1 is a split-K reduction; work its workspace; bytes what a
+ * launch outside the plan moves */
+typedef struct CudaLaunchOf {
+  int kernel, part;
+  bool gemm;
+  int64_t work, bytes;
+} CudaLaunchOf;
+/* appends a launch (-1: out of memory, or a name that does not fit) */
+int cuda_plan_table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l, CudaLaunchOf of);
+/* the launches of GEMM cg (of plan kernel `kernel`) over a batch of m×n products (and its
+ * split-K reduction), raising the table's workspace to what split-K needs; -1 as
+ * cuda_plan_table_add */
+int cuda_plan_gemm_add(CudaPlanTable *tab, const CudaGemm *cg, int64_t m, int64_t n, int64_t batch, int kernel);
 /* The whole source of a model: prelude, forward kernels (prefix NAME_fwd), training-step
  * kernels when train and P has them (NAME_train), and for the host emulation the launch
  * tables as arrays NAME_fwd_launches / NAME_train_launches of NncEmuLaunch (under
@@ -97,4 +111,14 @@ int cuda_node_emit(FILE *out, const CgPlan *p, const CgKernel *k, const char *na
                    int64_t *work, Diag *d);
 /* "(T *)(b.REGION + OFFSET)" for node i's storage */
 void cuda_ptr_expr(char *buf, size_t n, const CgPlan *p, int node, const char *type);
+
+/* ---- convolutions (cuda_conv.c) ---------------------------------------------------------- */
+/* one input channel per group: direct kernels rather than implicit GEMMs */
+bool cuda_conv_depthwise(const CgConv *c);
+/* conv plan kernel ki (forward, backward-data or backward-filter) as PREFIX_kI_gemm (implicit
+ * GEMM with the node's tile decision, groups as the batch), PREFIX_kI_dw (depthwise) or, past
+ * 32-bit indices or without a GPU tile decision, the direct kernel PREFIX_kI; -1 after a
+ * diagnostic */
+int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *prefix, int ki, CudaPlanTable *tab,
+                   Diag *d);
 #endif

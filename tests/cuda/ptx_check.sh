@@ -2,7 +2,8 @@
 # ptx_check.sh NNC PTXAS ARCH [--precision P] [MODEL...] — every example's (or the named ones') CUDA source (forward and,
 # where the model has a train block, the training step) compiles with NVRTC for ARCH (`nnc emit --emit=ptx`,
 # at precision P: f32 by default, tf32, bf16, f16), the PTX assembles with the toolkit's ptxas, and ptxas -v
-# reports no local-memory spills in any GEMM kernel (*_gemm, *_gemm_reduce).
+# reports no local-memory spills in any GEMM or convolution kernel (*_gemm, *_gemm_reduce, depthwise *_dw).
+# A MODEL with a slash is a path under the source tree (tests/cuda/models/conv_cases.nn).
 set -u
 NNC=$1 PTXAS=$2 ARCH=$3
 shift 3
@@ -10,7 +11,9 @@ prec=()
 if [ "${1:-}" = --precision ]; then prec=(--precision "$2"); shift 2; fi
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 files=()
-for m in "$@"; do files+=("$SRC/examples/$m.nn"); done
+for m in "$@"; do
+  case $m in */*) files+=("$SRC/$m") ;; *) files+=("$SRC/examples/$m.nn") ;; esac
+done
 [ $# -gt 0 ] || files=("$SRC"/examples/*.nn)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -28,11 +31,11 @@ for f in "${files[@]}"; do
   # per entry: the function name, then its spill line
   awk -v model="$name" '
     /Compiling entry function/ { fn = $0; sub(/.*function .\047?/, "", fn); sub(/\047.*/, "", fn); n++ }
-    /spill stores/ && fn ~ /_gemm/ {
+    /spill stores/ && fn ~ /_gemm|_dw$/ {
       g++
       split($0, a, ","); st = a[2] + 0; ld = a[3] + 0
       if (st || ld) { printf "FAIL %s: %s spills (%s)\n", model, fn, $0; bad = 1 }
     }
-    END { printf "%-14s %3d kernels, %2d GEMM kernels without spills\n", model, n, g - bad; exit bad }' "$tmp/$name.v" || fail=1
+    END { printf "%-14s %3d kernels, %2d GEMM/conv kernels without spills\n", model, n, g - bad; exit bad }' "$tmp/$name.v" || fail=1
 done
 exit $fail

@@ -542,11 +542,22 @@ static int lower_ew(CgEmit *e, const CgKernel *k) {
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
 static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
-  char key[160];
-  snprintf(key, sizeof key, "t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", sp->trans_a,
-           sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
-           (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
-           (long long)sp->blk.nc);
+  char key[sizeof e->gemms[0].key];
+  int kn = snprintf(key, sizeof key, "t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", sp->trans_a,
+                    sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
+                    (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
+                    (long long)sp->blk.nc);
+  const LlvmGemmConv *cv = &sp->conv;
+  if (cv->on && kn > 0 && (size_t)kn < sizeof key)
+    kn += snprintf(key + kn, sizeof key - (size_t)kn, "_c%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld",
+                   (long long)cv->C, (long long)cv->H, (long long)cv->W, (long long)cv->KH,
+                   (long long)cv->KW, (long long)cv->OH, (long long)cv->OW, (long long)cv->sh,
+                   (long long)cv->sw, (long long)cv->ph, (long long)cv->pw, (long long)cv->dh,
+                   (long long)cv->dw);
+  if (kn < 0 || (size_t)kn >= sizeof key) {
+    diag_error(e->d, e->p->g->loc, "code generation: GEMM key too long");
+    return NULL;
+  }
   for (int i = 0; i < e->ngemm; i++)
     if (!strcmp(e->gemms[i].key, key)) {
       e->gemm_blk = e->gemms[i].blk;
@@ -768,7 +779,7 @@ static LLVMValueRef ld_f64(CgEmit *e, LLVMValueRef p, LLVMValueRef off) {
  * stored as pairs after the im2col rows of the kernel's scratch; returns the table */
 static LLVMValueRef bn_table(CgEmit *e, const CgKernel *k, const CgConv *c) {
   const IrNode *b = node(e, k->bn_node);
-  int64_t colb = c->direct || c->depthwise ? 0 : c->K * c->P * 4;
+  int64_t colb = c->col ? c->K * c->P * 4 : 0;
   LLVMValueRef tab = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + colb);
   LLVMValueRef gm = cg_ptr(e, b->in[1]), bt = cg_ptr(e, b->in[2]), mu = cg_ptr(e, b->in[3]),
                var = cg_ptr(e, b->in[4]);
@@ -902,9 +913,14 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_depthwise(e, k, &c);
     return 0;
   }
-  LLVMValueRef col = k->scratch_bytes ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
+  LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k, true, &sp.blk);
+  bool gather = !c.direct && !c.col; /* implicit GEMM: B's packing gathers from the image */
+  if (gather && n->op != OP_CONV2D_BWD_DATA)
+    sp.conv = (LlvmGemmConv){.on = 1, .C = c.Cg, .H = c.H, .W = c.W, .KH = c.KH, .KW = c.KW,
+                             .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
+                             .pw = c.pw, .dh = c.dh, .dw = c.dw};
   int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;
@@ -925,8 +941,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                       : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c.Og * 8)))
                             : NULL;
     ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
-    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.direct ? xp : col, c.P, yp, c.P, bp);
+    if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+    gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.col ? col : xp, c.P, yp, c.P, bp);
     loop_end(e, &lg);
     loop_end(e, &ln);
   } else if (n->op == OP_CONV2D_BWD_DATA) {
@@ -960,8 +976,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
     LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, wg)));
     ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
-    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.direct ? xp : col, c.P, wp, c.K, NULL);
+    if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+    gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.col ? col : xp, c.P, wp, c.K, NULL);
     loop_end(e, &lg);
     loop_end(e, &ln);
   }
@@ -1354,7 +1370,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->name = "CPU";
   for (int op = 0; op < OP_COUNT; op++) t->native[op] = lower_ops[op] != NULL;
   t->dtypes = 1u << DT_F32 | 1u << DT_I32;
-  t->conv = CG_CONV_IM2COL;
+  t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;

@@ -40,7 +40,10 @@
 
 typedef enum {
   CG_CONV_IM2COL, /* per image and group: unfold into a K x P f32 scratch, then one GEMM */
-  CG_CONV_DIRECT  /* no scratch (implicit GEMM) */
+  CG_CONV_DIRECT, /* no scratch (implicit GEMM) */
+  CG_CONV_GATHER  /* the forward convolution and the filter gradient gather the unfolded image
+                     while packing the GEMM's panels (no scratch); the data gradient unfolds
+                     into scratch (im2col's transpose, col2im) */
 } CgConvStrategy;
 
 typedef struct CgTarget {
@@ -210,6 +213,9 @@ typedef struct CgConv {
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
   bool depthwise;       /* forward, one channel in and out per group, at most 8x8, on a
                            target with depthwise_direct: no im2col scratch */
+  bool col;             /* unfolded into a K x P scratch (CG_CONV_IM2COL, and the data
+                           gradient of CG_CONV_GATHER or an image too large for its 32-bit
+                           offsets) */
 } CgConv;
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 #endif

@@ -499,10 +499,18 @@ static LLVMValueRef conv_const(Gen *g, LLVMTypeRef t, int64_t v) {
     return LLVMConstVector(lanes, (unsigned)g->vl);
 }
 
-/* the spatial side of a column index s = oh·OW + ow: oh·sh - ph and ow·sw - pw */
-static void conv_spatial(Gen *g, LLVMValueRef s, LLVMValueRef *hb, LLVMValueRef *wb) {
+/* the spatial side of a column index s = (n·OH + oh)·OW + ow: oh·sh - ph, ow·sw - pw and
+ * the image's offset n·xs (NULL for one image) */
+static void conv_spatial(Gen *g, LLVMValueRef s, LLVMValueRef *hb, LLVMValueRef *wb,
+                         LLVMValueRef *nb) {
     const LlvmGemmConv *cv = &g->spec->conv;
     LLVMTypeRef t = LLVMTypeOf(s);
+    *nb = NULL;
+    if (cv->images > 1) {
+        LLVMValueRef n = LLVMBuildUDiv(g->b, s, conv_const(g, t, cv->OH * cv->OW), "");
+        s = LLVMBuildURem(g->b, s, conv_const(g, t, cv->OH * cv->OW), "");
+        *nb = gen_mul(g, n, conv_const(g, t, cv->xs));
+    }
     LLVMValueRef oh = LLVMBuildUDiv(g->b, s, conv_const(g, t, cv->OW), "");
     LLVMValueRef ow = LLVMBuildURem(g->b, s, conv_const(g, t, cv->OW), "");
     *hb = gen_sub(g, gen_mul(g, oh, conv_const(g, t, cv->sh)), conv_const(g, t, cv->ph));
@@ -552,13 +560,14 @@ static LLVMValueRef emit_pack_conv(Gen *g) {
                  k0 = LLVMGetParam(f, 3), cols = LLVMGetParam(f, 4), kc = LLVMGetParam(f, 5);
     const LlvmGemmConv *cv = &g->spec->conv;
     int tb = g->spec->trans_b;
-    int contig = !tb && cv->sh == 1 && cv->sw == 1 && cv->OW == cv->W;
+    int contig = !tb && cv->sh == 1 && cv->sw == 1 && cv->OW == cv->W && cv->images <= 1;
     GenLoop lp, lk;
     loop_begin(g, &lp, c64(g, 0), cols, c64(g, g->nr), "panel");
     LLVMValueRef d = gen_gep(g, dst, gen_mul(g, lp.iv, kc));
     LLVMValueRef left = gen_splat(g, LLVMBuildTrunc(g->b, gen_sub(g, cols, lp.iv), g->i32, ""), g->vl);
     LLVMValueRef jp = LLVMBuildTrunc(g->b, gen_add(g, j0, lp.iv), g->i32, "");
-    LLVMValueRef ok[GEMM_MAX_NRV], la[GEMM_MAX_NRV], lb[GEMM_MAX_NRV], lc[GEMM_MAX_NRV];
+    LLVMValueRef ok[GEMM_MAX_NRV], la[GEMM_MAX_NRV], lb[GEMM_MAX_NRV], lc[GEMM_MAX_NRV],
+        ln[GEMM_MAX_NRV];
     for (int v = 0; v < g->nrv; v++) {
         LLVMValueRef lanes[64];
         for (int l = 0; l < g->vl; l++) lanes[l] = c32(g, v * g->vl + l);
@@ -566,13 +575,13 @@ static LLVMValueRef emit_pack_conv(Gen *g) {
         ok[v] = LLVMBuildICmp(g->b, LLVMIntSLT, off, left, "");
         LLVMValueRef j = gen_add(g, gen_splat(g, jp, g->vl), off);
         if (tb) conv_tap(g, j, &la[v], &lb[v], &lc[v]);
-        else conv_spatial(g, j, &la[v], &lb[v]);
+        else conv_spatial(g, j, &la[v], &lb[v], &ln[v]);
     }
     loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
     LLVMValueRef k = LLVMBuildTrunc(g->b, gen_add(g, k0, lk.iv), g->i32, "");
     LLVMValueRef dk = gen_gep(g, d, gen_mul(g, lk.iv, c64(g, g->nr)));
-    LLVMValueRef a, b, c = NULL, first = NULL;
-    if (tb) conv_spatial(g, k, &a, &b);
+    LLVMValueRef a, b, c = NULL, first = NULL, nk = NULL;
+    if (tb) conv_spatial(g, k, &a, &b, &nk);
     else conv_tap(g, k, &a, &b, &c);
     if (contig) /* c·H·W + (kh·dh - ph)·W + kw·dw - pw, plus the lane's s */
         first = gen_add(g, a, gen_add(g, gen_mul(g, gen_sub(g, b, c32(g, (int32_t)cv->ph)),
@@ -582,10 +591,12 @@ static LLVMValueRef emit_pack_conv(Gen *g) {
         LLVMValueRef val;
         if (tb)
             val = conv_vector(g, x, ok[v], gen_add(g, gen_splat(g, a, g->vl), lb[v]),
-                              gen_add(g, gen_splat(g, b, g->vl), lc[v]), la[v], NULL);
+                              gen_add(g, gen_splat(g, b, g->vl), lc[v]),
+                              nk ? gen_add(g, la[v], gen_splat(g, nk, g->vl)) : la[v], NULL);
         else
             val = conv_vector(g, x, ok[v], gen_add(g, la[v], gen_splat(g, b, g->vl)),
-                              gen_add(g, lb[v], gen_splat(g, c, g->vl)), gen_splat(g, a, g->vl),
+                              gen_add(g, lb[v], gen_splat(g, c, g->vl)),
+                              ln[v] ? gen_add(g, ln[v], gen_splat(g, a, g->vl)) : gen_splat(g, a, g->vl),
                               first ? gen_add(g, first, gen_add(g, jp, c32(g, v * g->vl))) : NULL);
         gen_store(g, val, gen_gep(g, dk, c64(g, (int64_t)v * g->vl)), 4);
     }

@@ -55,10 +55,13 @@ typedef enum {
  *     col[q][s] = x[c][oh·sh - ph + kh·dh][ow·sw - pw + kw·dw]  (0 outside the image)
  * for q = (c·KH + kh)·KW + kw < C·KH·KW and s = oh·OW + ow < OH·OW. op(B) = col (the forward
  * convolution: K = C·KH·KW, N = OH·OW) or, with trans_b, colᵀ (the filter gradient:
- * K = OH·OW, N = C·KH·KW). ldb is ignored; C·H·W and C·KH·KW must be below 2^31. */
+ * K = OH·OW, N = C·KH·KW). With images > 1 the spatial index runs over that many images,
+ * xs elements apart: s = (n·OH + oh)·OW + ow, so that one GEMM covers the whole batch. ldb
+ * is ignored; the image offsets and the indices must be below 2^31. */
 typedef struct LlvmGemmConv {
     int on;
     int64_t C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw;
+    int64_t images, xs;
 } LlvmGemmConv;
 
 typedef struct LlvmGemmSpec {

@@ -779,7 +779,7 @@ static LLVMValueRef ld_f64(CgEmit *e, LLVMValueRef p, LLVMValueRef off) {
  * stored as pairs after the im2col rows of the kernel's scratch; returns the table */
 static LLVMValueRef bn_table(CgEmit *e, const CgKernel *k, const CgConv *c) {
   const IrNode *b = node(e, k->bn_node);
-  int64_t colb = c->col ? c->K * c->P * 4 : 0;
+  int64_t colb = c->scratch;
   LLVMValueRef tab = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + colb);
   LLVMValueRef gm = cg_ptr(e, b->in[1]), bt = cg_ptr(e, b->in[2]), mu = cg_ptr(e, b->in[3]),
                var = cg_ptr(e, b->in[4]);
@@ -903,6 +903,41 @@ static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
 }
 
+/* a forward convolution whose images share one GEMM per group (CgConv.batch): the output
+ * [Og][N·P] in scratch, its epilogue applied there, then each image's P-long rows copied to
+ * y[n][g·Og + o] */
+static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmGemmSpec *sp,
+                            LLVMValueRef bnt) {
+  const IrNode *n = node(e, k->node);
+  sp->bias = k->bias ? LLVM_GEMM_BIAS_ROW : bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE;
+  sp->relu = k->relu;
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), Y = cg_ptr(e, k->out);
+  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  int64_t np = c->N * c->P;
+  Loop lg, lo, ln;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  LLVMValueRef xp = gep8(e, X, mul(e, lg.iv, cg_c64(e, c->Cg * c->H * c->W * 4)));
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c->Og * 4)))
+                    : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c->Og * 8)))
+                          : NULL;
+  gemm_call(e, f, c->Og, np, c->K, wp, c->K, xp, np, T, np, bp);
+  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef src = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
+                                    cg_c64(e, 4)));
+  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
+  LLVMValueRef dst = gep8(e, Y, mul(e, row, cg_c64(e, c->P * 4)));
+  LLVMBuildMemCpy(e->b, dst, 4, src, 4, cg_c64(e, c->P * 4));
+  loop_end(e, &ln);
+  loop_end(e, &lo);
+  loop_end(e, &lg);
+  return 0;
+}
+
 static int lower_conv(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   CgConv c;
@@ -916,11 +951,13 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k, true, &sp.blk);
-  bool gather = !c.direct && !c.col; /* implicit GEMM: B's packing gathers from the image */
+  bool gather = (!c.direct || c.batch) && !c.col; /* implicit GEMM: B's packing gathers */
   if (gather && n->op != OP_CONV2D_BWD_DATA)
     sp.conv = (LlvmGemmConv){.on = 1, .C = c.Cg, .H = c.H, .W = c.W, .KH = c.KH, .KW = c.KW,
                              .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
-                             .pw = c.pw, .dh = c.dh, .dw = c.dw};
+                             .pw = c.pw, .dh = c.dh, .dw = c.dw,
+                             .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
+  if (c.batch) return lower_conv_batch(e, k, &c, &sp, bnt);
   int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;

@@ -226,6 +226,13 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->col = !c->direct && !c->depthwise &&
            (st == CG_CONV_IM2COL ||
             (st == CG_CONV_GATHER && (n->op == OP_CONV2D_BWD_DATA || !small)));
+  int64_t xs = c->C * c->H * c->W, ys = c->Og * c->N * c->P;
+  c->batch = st == CG_CONV_GATHER && n->op == OP_CONV2D && !c->col && !c->depthwise &&
+             c->N > 1 && c->P < CG_CONV_BATCH_P && c->N * xs < INT32_MAX && c->N * c->P < INT32_MAX;
+  c->scratch = 0;
+  if ((c->col && __builtin_mul_overflow(c->K, c->P * 4, &c->scratch)) ||
+      (c->batch && __builtin_mul_overflow(ys, 4, &c->scratch)))
+    c->scratch = -1;
 }
 
 /* ---- the plan, step by step ------------------------------------------------------------ */
@@ -511,13 +518,13 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
     if (k->kind == CGK_CONV && p->target->conv != CG_CONV_DIRECT) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
-      if (cv.col && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
-                         k->scratch_bytes > CG_MAX_BYTES)) {
+      k->scratch_bytes = cv.scratch;
+      if (cv.scratch < 0 || cv.scratch > CG_MAX_BYTES) {
         diag_error(d, g->nodes[k->node].loc, "the im2col scratch of this convolution is too "
                    "large to plan");
         return -1;
       }
-      if (k->bn) k->scratch_bytes += cv.O * 8; /* after the im2col rows: scale, shift */
+      if (k->bn) k->scratch_bytes += cv.O * 8; /* after the unfold or output: scale, shift */
     }
     if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
         tiles->tiles[k->node].valid)

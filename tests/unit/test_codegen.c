@@ -494,7 +494,9 @@ START_TEST(conv_variants) {
       {4, 4, 12, 35, 5, 5, 1, 1, 2, 2, 1, 1, 4}, /* depthwise 5x5 */
       {4, 8, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 4},   /* two outputs per group */
       /* implicit GEMM (the forward and the filter gradient gather from the image while
-       * packing): OW == W at stride 1 loads vectors that span output rows */
+       * packing; below 256 output positions the two images share one GEMM): OW == W at
+       * stride 1 loads vectors that span output rows */
+      {3, 5, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {3, 20, 13, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {64, 16, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* K = 576: more than one K block */
       {3, 8, 23, 21, 7, 7, 2, 2, 3, 3, 1, 1, 1},  /* 7x7 stride 2: gathers */

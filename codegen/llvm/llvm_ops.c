@@ -688,14 +688,14 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
 
 /* im2col (to_col) or col2im-accumulate (!to_col) between channels [c0, c1) of one
  * image-group x[Cg,H,W] and col[K,P], rows of col in (c, kh, kw) order */
-static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, bool to_col,
-                        LLVMValueRef c0, LLVMValueRef c1) {
+static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, int64_t ld,
+                        bool to_col, LLVMValueRef c0, LLVMValueRef c1) {
   Loop lc, lkh, lkw, loh, low;
   loop_begin(e, &lc, c0, c1, 1);
   loop_begin(e, &lkh, cg_c64(e, 0), cg_c64(e, c->KH), 1);
   loop_begin(e, &lkw, cg_c64(e, 0), cg_c64(e, c->KW), 1);
   LLVMValueRef row = add(e, mul(e, add(e, mul(e, lc.iv, cg_c64(e, c->KH)), lkh.iv), cg_c64(e, c->KW)), lkw.iv);
-  LLVMValueRef colrow = mul(e, row, cg_c64(e, c->P));
+  LLVMValueRef colrow = mul(e, row, cg_c64(e, ld));
   loop_begin(e, &loh, cg_c64(e, 0), cg_c64(e, c->OH), 1);
   LLVMValueRef ih = add(e, LLVMBuildSub(e->b, mul(e, loh.iv, cg_c64(e, c->sh)), cg_c64(e, c->ph), ""),
                         mul(e, lkh.iv, cg_c64(e, c->dh)));
@@ -741,6 +741,7 @@ typedef struct ColTask {
   int xnode;         /* the image tensor: the conv's input, or the data gradient it writes */
   int64_t xs, xg;    /* image and group strides, bytes */
   bool to_col;
+  bool batch;        /* col holds the P columns of every image side by side (CgConv.batch) */
   LLVMValueRef x[TASK_NX]; /* n, g in the task */
 } ColTask;
 
@@ -752,7 +753,8 @@ static void col_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LL
   LLVMValueRef off = add(e, mul(e, ct->x[0], cg_c64(e, ct->xs)), mul(e, ct->x[1], cg_c64(e, ct->xg)));
   LLVMValueRef xp = gep8(e, cg_ptr(e, ct->xnode), off);
   LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
-  emit_im2col(e, ct->c, xp, col, ct->to_col, c0, c1);
+  if (ct->batch) col = gep8(e, col, mul(e, ct->x[0], cg_c64(e, ct->c->P * 4)));
+  emit_im2col(e, ct->c, xp, col, ct->batch ? ct->c->N * ct->c->P : ct->c->P, ct->to_col, c0, c1);
 }
 
 static void emit_im2col_par(CgEmit *e, const CgKernel *k, ColTask *ct, LLVMValueRef n, LLVMValueRef g) {
@@ -938,6 +940,38 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   return 0;
 }
 
+/* the data gradient of a convolution whose images share one GEMM per group (CgConv.batch):
+ * dy's rows copied to T[Og][N·P] after the unfold, dcol[K][N·P] = Wᵀ·T, and each image's
+ * columns summed into dx (col2im) */
+static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
+  int64_t np = c->N * c->P, xs = c->C * c->H * c->W * 4, xg = c->Cg * c->H * c->W * 4;
+  LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef T = gep8(e, col, cg_c64(e, c->K * np * 4));
+  memset0(e, DX, c->N * xs);
+  Loop lg, lo, ln;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef dst = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
+                                    cg_c64(e, 4)));
+  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
+  LLVMBuildMemCpy(e->b, dst, 4, gep8(e, DY, mul(e, row, cg_c64(e, c->P * 4))), 4, cg_c64(e, c->P * 4));
+  loop_end(e, &ln);
+  loop_end(e, &lo);
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  gemm_call(e, f, c->K, np, c->Og, wp, c->K, T, np, col, np, NULL);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  ColTask ct = {.c = c, .xnode = k->out, .xs = xs, .xg = xg, .to_col = false, .batch = true};
+  emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+  loop_end(e, &ln);
+  loop_end(e, &lg);
+  return 0;
+}
+
 static int lower_conv(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   CgConv c;
@@ -957,7 +991,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                              .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
                              .pw = c.pw, .dh = c.dh, .dw = c.dw,
                              .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
-  if (c.batch) return lower_conv_batch(e, k, &c, &sp, bnt);
+  if (c.batch && n->op == OP_CONV2D) return lower_conv_batch(e, k, &c, &sp, bnt);
   int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;
@@ -984,6 +1018,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     loop_end(e, &ln);
   } else if (n->op == OP_CONV2D_BWD_DATA) {
     sp.trans_a = 1;
+    if (c.batch) return lower_bwd_data_batch(e, k, &c, &sp);
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;
     LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);

@@ -227,12 +227,18 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
            (st == CG_CONV_IM2COL ||
             (st == CG_CONV_GATHER && (n->op == OP_CONV2D_BWD_DATA || !small)));
   int64_t xs = c->C * c->H * c->W, ys = c->Og * c->N * c->P;
-  c->batch = st == CG_CONV_GATHER && n->op == OP_CONV2D && !c->col && !c->depthwise &&
-             c->N > 1 && c->P < CG_CONV_BATCH_P && c->N * xs < INT32_MAX && c->N * c->P < INT32_MAX;
+  bool few = st == CG_CONV_GATHER && c->N > 1 && c->P < CG_CONV_BATCH_P;
+  c->batch = few && ((n->op == OP_CONV2D && !c->col && !c->depthwise && c->N * xs < INT32_MAX &&
+                      c->N * c->P < INT32_MAX) ||
+                     (n->op == OP_CONV2D_BWD_DATA && c->col));
   c->scratch = 0;
-  if ((c->col && __builtin_mul_overflow(c->K, c->P * 4, &c->scratch)) ||
-      (c->batch && __builtin_mul_overflow(ys, 4, &c->scratch)))
+  int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */
+  if (c->batch && n->op == OP_CONV2D_BWD_DATA) {
+    if (__builtin_mul_overflow(rows, ys / c->Og * 4, &c->scratch)) c->scratch = -1;
+  } else if ((c->col && __builtin_mul_overflow(c->K, c->P * 4, &c->scratch)) ||
+             (c->batch && __builtin_mul_overflow(ys, 4, &c->scratch))) {
     c->scratch = -1;
+  }
 }
 
 /* ---- the plan, step by step ------------------------------------------------------------ */

@@ -216,11 +216,12 @@ typedef struct CgConv {
   bool col;             /* unfolded into a K x P scratch (CG_CONV_IM2COL, and the data
                            gradient of CG_CONV_GATHER or an image too large for its 32-bit
                            offsets) */
-  bool batch;           /* CG_CONV_GATHER forward with fewer than CG_CONV_BATCH_P output
-                           positions an image: one GEMM for all images of the batch, its
-                           output [Og][N·P] in scratch, then copied into place */
-  int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the K x P
-                           unfold (col), the batch's output (batch), or 0; -1: too large */
+  bool batch;           /* CG_CONV_GATHER, fewer than CG_CONV_BATCH_P output positions an
+                           image: one GEMM for all images of the batch. Forward: its output
+                           [Og][N·P] in scratch, then copied into place; data gradient: the
+                           unfold [K][N·P] and dy's rows [Og][N·P] in scratch */
+  int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
+                           (col), the batch's matrices (batch), or 0; -1: too large */
 } CgConv;
 /* a GEMM per image packs the whole filter for its P columns; below this (a block of B's
  * columns, the NC of passes/tiles.c on the CPUs measured) the images share one GEMM */

@@ -8,9 +8,13 @@
  *   epilogue), blocking from the tile decisions (passes/tiles.h); batched products loop over
  *   constant tables of operand offsets, and a batch that only the left operand has is folded
  *   into M.
- * - convolutions: per image and group, generated im2col (col2im for the data gradient),
- *   spread over the threads by input channel, and a GEMM; 1x1 stride-1 unpadded
- *   convolutions use the activations directly. Forward depthwise convolutions are computed
+ * - convolutions: implicit GEMM (CG_CONV_GATHER): the forward convolution and the filter
+ *   gradient are GEMMs whose B panels are gathered from the image while they are packed
+ *   (llvm_gemm.h, LlvmGemmConv), one per image and group, or one per group for the whole
+ *   batch when an image has fewer than CG_CONV_BATCH_P output positions (its output through
+ *   scratch, copied into place). The data gradient is a GEMM into an unfolded K x P scratch
+ *   and col2im, spread over the threads by input channel (batched the same way); 1x1
+ *   stride-1 unpadded convolutions use the activations directly. Forward depthwise convolutions are computed
  *   directly (vectors along the output row, rows over the threads). A folded inference
  *   batchnorm becomes the GEMM's per-channel scale-and-shift epilogue, from a table of
  *   gamma/sqrt(var + eps) and beta - mean·scale computed at the start of the kernel.

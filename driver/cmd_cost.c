@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../codegen/cuda/cuda_plan.h"
 #include "../codegen/llvm/codegen.h"
 #include "../passes/comm.h"
 #include "../passes/cost.h"
@@ -26,6 +27,7 @@ typedef struct Opts {
   DrvInput in;
   const char *target, *svg;
   bool train, json, csv, tiles, formula;
+  const char *precision; /* --precision (GPU targets): the GEMM inputs of a CUDA build */
   CostGroupBy per;
   int top;
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
@@ -52,6 +54,8 @@ static void usage(FILE *out) {
         "      --json | --csv  machine-readable output (schema: docs/cost-model.md)\n"
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
+        "      --precision P   GPU targets: f32 (default), tf32, bf16 or f16 GEMM inputs, as\n"
+        "                      `nnc build --target cuda --precision P` builds them\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
         "                      the target's cores)\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
@@ -217,13 +221,21 @@ static int analyse(Report *rp, const Opts *o) {
   IrGraph *tg = train_graph(rp, o->in.path, o->train);
   if (o->train && !tg) return 1;
   rp->g = o->train ? tg : g;
+  CudaPrec prec = CUDA_PREC_F32;
+  if (o->precision && (cuda_prec_parse(o->precision, &prec) || rp->hw.kind != HW_GPU)) {
+    fprintf(stderr, "nnc cost: error: --precision %s: f32, tf32, bf16 or f16, with a GPU --target\n", o->precision);
+    return 2;
+  }
   rp->r = cost_analyze(rp->g, NULL);
+  rp->r->gemm_dt = cuda_prec_dtype(prec), rp->r->gemm_tf32 = prec == CUDA_PREC_TF32;
   cost_roofline(rp->r, &rp->hw);
   if (tg) {
     rp->train = o->train ? rp->r : cost_analyze(tg, NULL);
+    rp->train->gemm_dt = rp->r->gemm_dt, rp->train->gemm_tf32 = rp->r->gemm_tf32;
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
   if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  if (o->tiles) cuda_tiles_precision(rp->tiles, &rp->hw, prec);
   if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
     return 1;
   FILE *sink = fopen("/dev/null", "w");
@@ -642,7 +654,7 @@ static int parse_compare(int argc, char **argv, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -652,6 +664,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
+      {"precision", required_argument, 0, O_PREC},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -689,6 +702,7 @@ static int parse(int argc, char **argv, Opts *o) {
     case O_CSV: o->csv = true; break;
     case O_SVG: o->svg = optarg; break;
     case O_TILES: o->tiles = true; break;
+    case O_PREC: o->precision = optarg; break;
     case O_FORMULA: o->formula = true; break;
     case O_LIST: list_targets(); return -1;
     case O_RANKS: {

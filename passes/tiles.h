@@ -30,6 +30,9 @@ typedef struct TileGemm {
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool tf32;      /* f32 data on tensor cores as TF32 (--precision tf32) */
+  bool f32_in;    /* dt is bf16/f16 but the operands are stored f32 and rounded to dt on
+                     their way into shared memory (--precision bf16|f16 on a GPU): global
+                     traffic and vector-copy alignment are those of f32 */
 } TileGemm;
 
 typedef struct TileDecision {

@@ -17,7 +17,7 @@
 #include "../plan/plan.h"
 
 typedef struct CgGemmFn {
-  char key[160];
+  char key[320];
   LLVMValueRef fn;
   LlvmGemmBlocking blk;
 } CgGemmFn;

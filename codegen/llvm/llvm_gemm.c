@@ -488,6 +488,124 @@ static LLVMValueRef emit_pack(Gen *g, const char *suffix, int w) {
     return f;
 }
 
+/* ---- implicit-GEMM convolution: B's panels gathered from the image ------------------------ */
+
+/* v as a constant of type t (i32 or a vector of i32) */
+static LLVMValueRef conv_const(Gen *g, LLVMTypeRef t, int64_t v) {
+    LLVMValueRef c = LLVMConstInt(g->i32, (unsigned long long)v, 1);
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return c;
+    LLVMValueRef lanes[64];
+    for (int l = 0; l < g->vl; l++) lanes[l] = c;
+    return LLVMConstVector(lanes, (unsigned)g->vl);
+}
+
+/* the spatial side of a column index s = (n·OH + oh)·OW + ow: oh·sh - ph, ow·sw - pw and
+ * the image's offset n·xs (NULL for one image) */
+static void conv_spatial(Gen *g, LLVMValueRef s, LLVMValueRef *hb, LLVMValueRef *wb,
+                         LLVMValueRef *nb) {
+    const LlvmGemmConv *cv = &g->spec->conv;
+    LLVMTypeRef t = LLVMTypeOf(s);
+    *nb = NULL;
+    if (cv->images > 1) {
+        LLVMValueRef n = LLVMBuildUDiv(g->b, s, conv_const(g, t, cv->OH * cv->OW), "");
+        s = LLVMBuildURem(g->b, s, conv_const(g, t, cv->OH * cv->OW), "");
+        *nb = gen_mul(g, n, conv_const(g, t, cv->xs));
+    }
+    LLVMValueRef oh = LLVMBuildUDiv(g->b, s, conv_const(g, t, cv->OW), "");
+    LLVMValueRef ow = LLVMBuildURem(g->b, s, conv_const(g, t, cv->OW), "");
+    *hb = gen_sub(g, gen_mul(g, oh, conv_const(g, t, cv->sh)), conv_const(g, t, cv->ph));
+    *wb = gen_sub(g, gen_mul(g, ow, conv_const(g, t, cv->sw)), conv_const(g, t, cv->pw));
+}
+
+/* the filter side of a row index q = (c·KH + kh)·KW + kw: c·H·W, kh·dh and kw·dw */
+static void conv_tap(Gen *g, LLVMValueRef q, LLVMValueRef *cb, LLVMValueRef *khd, LLVMValueRef *kwd) {
+    const LlvmGemmConv *cv = &g->spec->conv;
+    LLVMTypeRef t = LLVMTypeOf(q);
+    LLVMValueRef c = LLVMBuildUDiv(g->b, q, conv_const(g, t, cv->KH * cv->KW), "");
+    LLVMValueRef r = LLVMBuildURem(g->b, q, conv_const(g, t, cv->KH * cv->KW), "");
+    LLVMValueRef kh = LLVMBuildUDiv(g->b, r, conv_const(g, t, cv->KW), "");
+    LLVMValueRef kw = LLVMBuildURem(g->b, r, conv_const(g, t, cv->KW), "");
+    *cb = gen_mul(g, c, conv_const(g, t, cv->H * cv->W));
+    *khd = gen_mul(g, kh, conv_const(g, t, cv->dh));
+    *kwd = gen_mul(g, kw, conv_const(g, t, cv->dw));
+}
+
+/* one vector of a panel row: the lanes' values of op(B), zero outside the image and past
+ * the panel; ih, iw, cb vectors. With `first` (the first lane's offset in the image) the
+ * lanes are at consecutive addresses: one masked load; otherwise a masked gather. */
+static LLVMValueRef conv_vector(Gen *g, LLVMValueRef x, LLVMValueRef ok, LLVMValueRef ih,
+                                LLVMValueRef iw, LLVMValueRef cb, LLVMValueRef first) {
+    const LlvmGemmConv *cv = &g->spec->conv;
+    LLVMValueRef m = LLVMBuildAnd(g->b, ok, LLVMBuildICmp(g->b, LLVMIntULT, ih,
+                                                          conv_const(g, g->vi32, cv->H), ""), "");
+    m = LLVMBuildAnd(g->b, m, LLVMBuildICmp(g->b, LLVMIntULT, iw, conv_const(g, g->vi32, cv->W), ""), "");
+    if (first) return gen_masked_load(g, gen_gep(g, x, LLVMBuildSExt(g->b, first, g->i64, "")), m);
+    LLVMValueRef off = gen_add(g, cb, gen_add(g, gen_mul(g, ih, conv_const(g, g->vi32, cv->W)), iw));
+    LLVMTypeRef vptr = LLVMVectorType(g->ptr, (unsigned)g->vl);
+    LLVMValueRef ps = LLVMBuildGEP2(g->b, g->f32, x, &off, 1, "");
+    LLVMTypeRef over[2] = {g->vf, vptr};
+    LLVMValueRef args[4] = {ps, c32(g, 4), m, LLVMConstNull(g->vf)};
+    return gen_intrinsic(g, "llvm.masked.gather", over, 2, args, 4);
+}
+
+/* void pack_conv(ptr dst, ptr x, i64 j0, i64 k0, i64 cols, i64 kc): columns [j0, j0 + cols)
+ * and rows [k0, k0 + kc) of op(B) gathered from the image x into NR-column panels, laid out
+ * as emit_pack's. The lanes' side of the index (spatial for the forward, filter taps for
+ * trans_b) is computed once a panel, the other side once a row. Stride 1 with OW == W puts a forward vector's lanes at consecutive addresses whatever output rows they
+ * span (ow - pw + kw·dw + (oh - ph + kh·dh)·W = s + (kh·dh - ph)·W + kw·dw - pw). */
+static LLVMValueRef emit_pack_conv(Gen *g) {
+    LLVMTypeRef ps[6] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64};
+    LLVMValueRef f = gen_function(g, ".pack_conv", g->vd, ps, 6, 1);
+    LLVMValueRef dst = LLVMGetParam(f, 0), x = LLVMGetParam(f, 1), j0 = LLVMGetParam(f, 2),
+                 k0 = LLVMGetParam(f, 3), cols = LLVMGetParam(f, 4), kc = LLVMGetParam(f, 5);
+    const LlvmGemmConv *cv = &g->spec->conv;
+    int tb = g->spec->trans_b;
+    int contig = !tb && cv->sh == 1 && cv->sw == 1 && cv->OW == cv->W && cv->images <= 1;
+    GenLoop lp, lk;
+    loop_begin(g, &lp, c64(g, 0), cols, c64(g, g->nr), "panel");
+    LLVMValueRef d = gen_gep(g, dst, gen_mul(g, lp.iv, kc));
+    LLVMValueRef left = gen_splat(g, LLVMBuildTrunc(g->b, gen_sub(g, cols, lp.iv), g->i32, ""), g->vl);
+    LLVMValueRef jp = LLVMBuildTrunc(g->b, gen_add(g, j0, lp.iv), g->i32, "");
+    LLVMValueRef ok[GEMM_MAX_NRV], la[GEMM_MAX_NRV], lb[GEMM_MAX_NRV], lc[GEMM_MAX_NRV],
+        ln[GEMM_MAX_NRV];
+    for (int v = 0; v < g->nrv; v++) {
+        LLVMValueRef lanes[64];
+        for (int l = 0; l < g->vl; l++) lanes[l] = c32(g, v * g->vl + l);
+        LLVMValueRef off = LLVMConstVector(lanes, (unsigned)g->vl);
+        ok[v] = LLVMBuildICmp(g->b, LLVMIntSLT, off, left, "");
+        LLVMValueRef j = gen_add(g, gen_splat(g, jp, g->vl), off);
+        if (tb) conv_tap(g, j, &la[v], &lb[v], &lc[v]);
+        else conv_spatial(g, j, &la[v], &lb[v], &ln[v]);
+    }
+    loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
+    LLVMValueRef k = LLVMBuildTrunc(g->b, gen_add(g, k0, lk.iv), g->i32, "");
+    LLVMValueRef dk = gen_gep(g, d, gen_mul(g, lk.iv, c64(g, g->nr)));
+    LLVMValueRef a, b, c = NULL, first = NULL, nk = NULL;
+    if (tb) conv_spatial(g, k, &a, &b, &nk);
+    else conv_tap(g, k, &a, &b, &c);
+    if (contig) /* c·H·W + (kh·dh - ph)·W + kw·dw - pw, plus the lane's s */
+        first = gen_add(g, a, gen_add(g, gen_mul(g, gen_sub(g, b, c32(g, (int32_t)cv->ph)),
+                                                 c32(g, (int32_t)cv->W)),
+                                      gen_sub(g, c, c32(g, (int32_t)cv->pw))));
+    for (int v = 0; v < g->nrv; v++) {
+        LLVMValueRef val;
+        if (tb)
+            val = conv_vector(g, x, ok[v], gen_add(g, gen_splat(g, a, g->vl), lb[v]),
+                              gen_add(g, gen_splat(g, b, g->vl), lc[v]),
+                              nk ? gen_add(g, la[v], gen_splat(g, nk, g->vl)) : la[v], NULL);
+        else
+            val = conv_vector(g, x, ok[v], gen_add(g, la[v], gen_splat(g, b, g->vl)),
+                              gen_add(g, lb[v], gen_splat(g, c, g->vl)),
+                              ln[v] ? gen_add(g, ln[v], gen_splat(g, a, g->vl)) : gen_splat(g, a, g->vl),
+                              first ? gen_add(g, first, gen_add(g, jp, c32(g, v * g->vl))) : NULL);
+        gen_store(g, val, gen_gep(g, dk, c64(g, (int64_t)v * g->vl)), 4);
+    }
+    loop_end(g, &lk);
+    loop_end(g, &lp);
+    LLVMBuildRetVoid(g->b);
+    return f;
+}
+
 /* ---- blocked loops -------------------------------------------------------------------------- */
 
 /* void region(i64 K, ptr A, i64 lda, ptr B, i64 ldb, ptr C, i64 ldc, ptr bias,
@@ -516,7 +634,10 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     loop_begin(g, &lkb, c64(g, 0), nkb, one, "kb");
     LLVMValueRef pc = gen_mul(g, lkb.iv, KC);
     LLVMValueRef kc = gen_min(g, KC, gen_sub(g, K, pc));
-    {
+    if (sp->conv.on) {
+        LLVMValueRef args[6] = {bbuf, B, ljc.iv, pc, nc, kc};
+        gen_call(g, pack_b, args, 6);
+    } else {
         LLVMValueRef src = gen_gep(g, B, gen_add(g, gen_mul(g, ljc.iv, rs_b), gen_mul(g, pc, cs_b)));
         LLVMValueRef args[6] = {bbuf, src, rs_b, cs_b, nc, kc};
         gen_call(g, pack_b, args, 6);
@@ -734,7 +855,7 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
     g.b = LLVMCreateBuilderInContext(g.ctx);
     LLVMValueRef ukr = emit_ukr(&g);
     LLVMValueRef pa = emit_pack(&g, ".pack_a", g.mr);
-    LLVMValueRef pb = emit_pack(&g, ".pack_b", g.nr);
+    LLVMValueRef pb = spec->conv.on ? emit_pack_conv(&g) : emit_pack(&g, ".pack_b", g.nr);
     LLVMValueRef region = emit_region(&g, ukr, pa, pb);
     LLVMValueRef task = emit_task(&g, region);
     LLVMValueRef entry = emit_entry(&g, task);

@@ -49,11 +49,27 @@ typedef enum {
     LLVM_GEMM_AFFINE_ROW, /* C[i,j] = C[i,j]·bias[2i] + bias[2i+1] (a folded batchnorm) */
 } LlvmGemmBias;
 
+/* Implicit GEMM of a convolution: with `on`, B is not a matrix but the image x[C][H][W] of
+ * one image and group, and op(B) is its unfolded (im2col) matrix, gathered from the image
+ * while B's panels are packed (no unfolded copy in memory):
+ *     col[q][s] = x[c][oh·sh - ph + kh·dh][ow·sw - pw + kw·dw]  (0 outside the image)
+ * for q = (c·KH + kh)·KW + kw < C·KH·KW and s = oh·OW + ow < OH·OW. op(B) = col (the forward
+ * convolution: K = C·KH·KW, N = OH·OW) or, with trans_b, colᵀ (the filter gradient:
+ * K = OH·OW, N = C·KH·KW). With images > 1 the spatial index runs over that many images,
+ * xs elements apart: s = (n·OH + oh)·OW + ow, so that one GEMM covers the whole batch. ldb
+ * is ignored; the image offsets and the indices must be below 2^31. */
+typedef struct LlvmGemmConv {
+    int on;
+    int64_t C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw;
+    int64_t images, xs;
+} LlvmGemmConv;
+
 typedef struct LlvmGemmSpec {
     int trans_a, trans_b;
     int accumulate; /* C += A·B instead of C = A·B */
     LlvmGemmBias bias;
     int relu;
+    LlvmGemmConv conv;    /* B gathered from a convolution's image (zeros: a matrix) */
     LlvmGemmBlocking blk; /* zeros = defaults */
     LlvmTarget target;    /* zeros = host CPU, -O3 */
     /* Work below this many multiply-adds runs on one thread (0 = default 2^21, about 15 µs

@@ -8,9 +8,13 @@
  *   epilogue), blocking from the tile decisions (passes/tiles.h); batched products loop over
  *   constant tables of operand offsets, and a batch that only the left operand has is folded
  *   into M.
- * - convolutions: per image and group, generated im2col (col2im for the data gradient),
- *   spread over the threads by input channel, and a GEMM; 1x1 stride-1 unpadded
- *   convolutions use the activations directly. Forward depthwise convolutions are computed
+ * - convolutions: implicit GEMM (CG_CONV_GATHER): the forward convolution and the filter
+ *   gradient are GEMMs whose B panels are gathered from the image while they are packed
+ *   (llvm_gemm.h, LlvmGemmConv), one per image and group, or one per group for the whole
+ *   batch when an image has fewer than CG_CONV_BATCH_P output positions (its output through
+ *   scratch, copied into place). The data gradient is a GEMM into an unfolded K x P scratch
+ *   and col2im, spread over the threads by input channel (batched the same way); 1x1
+ *   stride-1 unpadded convolutions use the activations directly. Forward depthwise convolutions are computed
  *   directly (vectors along the output row, rows over the threads). A folded inference
  *   batchnorm becomes the GEMM's per-channel scale-and-shift epilogue, from a table of
  *   gamma/sqrt(var + eps) and beta - mean·scale computed at the start of the kernel.
@@ -542,11 +546,22 @@ static int lower_ew(CgEmit *e, const CgKernel *k) {
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
 static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
-  char key[160];
-  snprintf(key, sizeof key, "t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", sp->trans_a,
-           sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
-           (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
-           (long long)sp->blk.nc);
+  char key[sizeof e->gemms[0].key];
+  int kn = snprintf(key, sizeof key, "t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", sp->trans_a,
+                    sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
+                    (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
+                    (long long)sp->blk.nc);
+  const LlvmGemmConv *cv = &sp->conv;
+  if (cv->on && kn > 0 && (size_t)kn < sizeof key)
+    kn += snprintf(key + kn, sizeof key - (size_t)kn, "_c%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld",
+                   (long long)cv->C, (long long)cv->H, (long long)cv->W, (long long)cv->KH,
+                   (long long)cv->KW, (long long)cv->OH, (long long)cv->OW, (long long)cv->sh,
+                   (long long)cv->sw, (long long)cv->ph, (long long)cv->pw, (long long)cv->dh,
+                   (long long)cv->dw);
+  if (kn < 0 || (size_t)kn >= sizeof key) {
+    diag_error(e->d, e->p->g->loc, "code generation: GEMM key too long");
+    return NULL;
+  }
   for (int i = 0; i < e->ngemm; i++)
     if (!strcmp(e->gemms[i].key, key)) {
       e->gemm_blk = e->gemms[i].blk;
@@ -677,14 +692,14 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
 
 /* im2col (to_col) or col2im-accumulate (!to_col) between channels [c0, c1) of one
  * image-group x[Cg,H,W] and col[K,P], rows of col in (c, kh, kw) order */
-static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, bool to_col,
-                        LLVMValueRef c0, LLVMValueRef c1) {
+static void emit_im2col(CgEmit *e, const CgConv *c, LLVMValueRef x, LLVMValueRef col, int64_t ld,
+                        bool to_col, LLVMValueRef c0, LLVMValueRef c1) {
   Loop lc, lkh, lkw, loh, low;
   loop_begin(e, &lc, c0, c1, 1);
   loop_begin(e, &lkh, cg_c64(e, 0), cg_c64(e, c->KH), 1);
   loop_begin(e, &lkw, cg_c64(e, 0), cg_c64(e, c->KW), 1);
   LLVMValueRef row = add(e, mul(e, add(e, mul(e, lc.iv, cg_c64(e, c->KH)), lkh.iv), cg_c64(e, c->KW)), lkw.iv);
-  LLVMValueRef colrow = mul(e, row, cg_c64(e, c->P));
+  LLVMValueRef colrow = mul(e, row, cg_c64(e, ld));
   loop_begin(e, &loh, cg_c64(e, 0), cg_c64(e, c->OH), 1);
   LLVMValueRef ih = add(e, LLVMBuildSub(e->b, mul(e, loh.iv, cg_c64(e, c->sh)), cg_c64(e, c->ph), ""),
                         mul(e, lkh.iv, cg_c64(e, c->dh)));
@@ -730,6 +745,7 @@ typedef struct ColTask {
   int xnode;         /* the image tensor: the conv's input, or the data gradient it writes */
   int64_t xs, xg;    /* image and group strides, bytes */
   bool to_col;
+  bool batch;        /* col holds the P columns of every image side by side (CgConv.batch) */
   LLVMValueRef x[TASK_NX]; /* n, g in the task */
 } ColTask;
 
@@ -741,7 +757,8 @@ static void col_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LL
   LLVMValueRef off = add(e, mul(e, ct->x[0], cg_c64(e, ct->xs)), mul(e, ct->x[1], cg_c64(e, ct->xg)));
   LLVMValueRef xp = gep8(e, cg_ptr(e, ct->xnode), off);
   LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
-  emit_im2col(e, ct->c, xp, col, ct->to_col, c0, c1);
+  if (ct->batch) col = gep8(e, col, mul(e, ct->x[0], cg_c64(e, ct->c->P * 4)));
+  emit_im2col(e, ct->c, xp, col, ct->batch ? ct->c->N * ct->c->P : ct->c->P, ct->to_col, c0, c1);
 }
 
 static void emit_im2col_par(CgEmit *e, const CgKernel *k, ColTask *ct, LLVMValueRef n, LLVMValueRef g) {
@@ -768,7 +785,7 @@ static LLVMValueRef ld_f64(CgEmit *e, LLVMValueRef p, LLVMValueRef off) {
  * stored as pairs after the im2col rows of the kernel's scratch; returns the table */
 static LLVMValueRef bn_table(CgEmit *e, const CgKernel *k, const CgConv *c) {
   const IrNode *b = node(e, k->bn_node);
-  int64_t colb = c->direct || c->depthwise ? 0 : c->K * c->P * 4;
+  int64_t colb = c->scratch;
   LLVMValueRef tab = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + colb);
   LLVMValueRef gm = cg_ptr(e, b->in[1]), bt = cg_ptr(e, b->in[2]), mu = cg_ptr(e, b->in[3]),
                var = cg_ptr(e, b->in[4]);
@@ -892,6 +909,73 @@ static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
 }
 
+/* a forward convolution whose images share one GEMM per group (CgConv.batch): the output
+ * [Og][N·P] in scratch, its epilogue applied there, then each image's P-long rows copied to
+ * y[n][g·Og + o] */
+static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmGemmSpec *sp,
+                            LLVMValueRef bnt) {
+  const IrNode *n = node(e, k->node);
+  sp->bias = k->bias ? LLVM_GEMM_BIAS_ROW : bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE;
+  sp->relu = k->relu;
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), Y = cg_ptr(e, k->out);
+  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  int64_t np = c->N * c->P;
+  Loop lg, lo, ln;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  LLVMValueRef xp = gep8(e, X, mul(e, lg.iv, cg_c64(e, c->Cg * c->H * c->W * 4)));
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c->Og * 4)))
+                    : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c->Og * 8)))
+                          : NULL;
+  gemm_call(e, f, c->Og, np, c->K, wp, c->K, xp, np, T, np, bp);
+  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef src = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
+                                    cg_c64(e, 4)));
+  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
+  LLVMValueRef dst = gep8(e, Y, mul(e, row, cg_c64(e, c->P * 4)));
+  LLVMBuildMemCpy(e->b, dst, 4, src, 4, cg_c64(e, c->P * 4));
+  loop_end(e, &ln);
+  loop_end(e, &lo);
+  loop_end(e, &lg);
+  return 0;
+}
+
+/* the data gradient of a convolution whose images share one GEMM per group (CgConv.batch):
+ * dy's rows copied to T[Og][N·P] after the unfold, dcol[K][N·P] = Wᵀ·T, and each image's
+ * columns summed into dx (col2im) */
+static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
+  int64_t np = c->N * c->P, xs = c->C * c->H * c->W * 4, xg = c->Cg * c->H * c->W * 4;
+  LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef T = gep8(e, col, cg_c64(e, c->K * np * 4));
+  memset0(e, DX, c->N * xs);
+  Loop lg, lo, ln;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef dst = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
+                                    cg_c64(e, 4)));
+  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
+  LLVMBuildMemCpy(e->b, dst, 4, gep8(e, DY, mul(e, row, cg_c64(e, c->P * 4))), 4, cg_c64(e, c->P * 4));
+  loop_end(e, &ln);
+  loop_end(e, &lo);
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  gemm_call(e, f, c->K, np, c->Og, wp, c->K, T, np, col, np, NULL);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  ColTask ct = {.c = c, .xnode = k->out, .xs = xs, .xg = xg, .to_col = false, .batch = true};
+  emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+  loop_end(e, &ln);
+  loop_end(e, &lg);
+  return 0;
+}
+
 static int lower_conv(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   CgConv c;
@@ -902,9 +986,16 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_depthwise(e, k, &c);
     return 0;
   }
-  LLVMValueRef col = k->scratch_bytes ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
+  LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k, true, &sp.blk);
+  bool gather = (!c.direct || c.batch) && !c.col; /* implicit GEMM: B's packing gathers */
+  if (gather && n->op != OP_CONV2D_BWD_DATA)
+    sp.conv = (LlvmGemmConv){.on = 1, .C = c.Cg, .H = c.H, .W = c.W, .KH = c.KH, .KW = c.KW,
+                             .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
+                             .pw = c.pw, .dh = c.dh, .dw = c.dw,
+                             .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
+  if (c.batch && n->op == OP_CONV2D) return lower_conv_batch(e, k, &c, &sp, bnt);
   int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;
@@ -925,12 +1016,13 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                       : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c.Og * 8)))
                             : NULL;
     ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
-    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.direct ? xp : col, c.P, yp, c.P, bp);
+    if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+    gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.col ? col : xp, c.P, yp, c.P, bp);
     loop_end(e, &lg);
     loop_end(e, &ln);
   } else if (n->op == OP_CONV2D_BWD_DATA) {
     sp.trans_a = 1;
+    if (c.batch) return lower_bwd_data_batch(e, k, &c, &sp);
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;
     LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
@@ -960,8 +1052,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
     LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, wg)));
     ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
-    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.direct ? xp : col, c.P, wp, c.K, NULL);
+    if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+    gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.col ? col : xp, c.P, wp, c.K, NULL);
     loop_end(e, &lg);
     loop_end(e, &ln);
   }
@@ -1370,7 +1462,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->name = "CPU";
   for (int op = 0; op < OP_COUNT; op++) t->native[op] = lower_ops[op] != NULL;
   t->dtypes = 1u << DT_F32 | 1u << DT_I32;
-  t->conv = CG_CONV_IM2COL;
+  t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;

@@ -221,6 +221,24 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
               c->pw == 0 && c->OH == c->H && c->OW == c->W;
   c->depthwise = p->target && p->target->depthwise_direct && n->op == OP_CONV2D && c->G > 1 &&
                  c->Cg == 1 && c->Og == 1 && c->KH <= 8 && c->KW <= 8;
+  CgConvStrategy st = p->target ? p->target->conv : CG_CONV_IM2COL;
+  bool small = c->Cg * c->H * c->W < INT32_MAX && c->K < INT32_MAX && c->P < INT32_MAX;
+  c->col = !c->direct && !c->depthwise &&
+           (st == CG_CONV_IM2COL ||
+            (st == CG_CONV_GATHER && (n->op == OP_CONV2D_BWD_DATA || !small)));
+  int64_t xs = c->C * c->H * c->W, ys = c->Og * c->N * c->P;
+  bool few = st == CG_CONV_GATHER && c->N > 1 && c->P < CG_CONV_BATCH_P;
+  c->batch = few && ((n->op == OP_CONV2D && !c->col && !c->depthwise && c->N * xs < INT32_MAX &&
+                      c->N * c->P < INT32_MAX) ||
+                     (n->op == OP_CONV2D_BWD_DATA && c->col));
+  c->scratch = 0;
+  int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */
+  if (c->batch && n->op == OP_CONV2D_BWD_DATA) {
+    if (__builtin_mul_overflow(rows, ys / c->Og * 4, &c->scratch)) c->scratch = -1;
+  } else if ((c->col && __builtin_mul_overflow(c->K, c->P * 4, &c->scratch)) ||
+             (c->batch && __builtin_mul_overflow(ys, 4, &c->scratch))) {
+    c->scratch = -1;
+  }
 }
 
 /* ---- the plan, step by step ------------------------------------------------------------ */
@@ -503,16 +521,16 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];
     if (k->kind == CGK_GEMM || k->kind == CGK_CONV || k->kind == CGK_NODE) p->v[k->out].stored = true;
-    if (k->kind == CGK_CONV && p->target->conv == CG_CONV_IM2COL) {
+    if (k->kind == CGK_CONV && p->target->conv != CG_CONV_DIRECT) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
-      if (!cv.direct && !cv.depthwise && (__builtin_mul_overflow(cv.K, cv.P * 4, &k->scratch_bytes) ||
-                         k->scratch_bytes > CG_MAX_BYTES)) {
+      k->scratch_bytes = cv.scratch;
+      if (cv.scratch < 0 || cv.scratch > CG_MAX_BYTES) {
         diag_error(d, g->nodes[k->node].loc, "the im2col scratch of this convolution is too "
                    "large to plan");
         return -1;
       }
-      if (k->bn) k->scratch_bytes += cv.O * 8; /* after the im2col rows: scale, shift */
+      if (k->bn) k->scratch_bytes += cv.O * 8; /* after the unfold or output: scale, shift */
     }
     if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
         tiles->tiles[k->node].valid)

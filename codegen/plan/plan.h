@@ -40,7 +40,10 @@
 
 typedef enum {
   CG_CONV_IM2COL, /* per image and group: unfold into a K x P f32 scratch, then one GEMM */
-  CG_CONV_DIRECT  /* no scratch (implicit GEMM) */
+  CG_CONV_DIRECT, /* no scratch (implicit GEMM) */
+  CG_CONV_GATHER  /* the forward convolution and the filter gradient gather the unfolded image
+                     while packing the GEMM's panels (no scratch); the data gradient unfolds
+                     into scratch (im2col's transpose, col2im) */
 } CgConvStrategy;
 
 typedef struct CgTarget {
@@ -217,6 +220,18 @@ typedef struct CgConv {
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
   bool depthwise;       /* forward, one channel in and out per group, at most 8x8, on a
                            target with depthwise_direct: no im2col scratch */
+  bool col;             /* unfolded into a K x P scratch (CG_CONV_IM2COL, and the data
+                           gradient of CG_CONV_GATHER or an image too large for its 32-bit
+                           offsets) */
+  bool batch;           /* CG_CONV_GATHER, fewer than CG_CONV_BATCH_P output positions an
+                           image: one GEMM for all images of the batch. Forward: its output
+                           [Og][N·P] in scratch, then copied into place; data gradient: the
+                           unfold [K][N·P] and dy's rows [Og][N·P] in scratch */
+  int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
+                           (col), the batch's matrices (batch), or 0; -1: too large */
 } CgConv;
+/* a GEMM per image packs the whole filter for its P columns; below this (a block of B's
+ * columns, the NC of passes/tiles.c on the CPUs measured) the images share one GEMM */
+#define CG_CONV_BATCH_P 256
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 #endif

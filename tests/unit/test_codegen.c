@@ -492,7 +492,17 @@ START_TEST(conv_variants) {
       {2, 3, 7, 7, 5, 5, 2, 2, 2, 2, 1, 1, 1},
       {8, 8, 19, 37, 3, 3, 2, 2, 1, 1, 1, 1, 8}, /* depthwise, stride 2, rows past a vector */
       {4, 4, 12, 35, 5, 5, 1, 1, 2, 2, 1, 1, 4}, /* depthwise 5x5 */
-      {4, 8, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 4},   /* two outputs per group: im2col */
+      {4, 8, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 4},   /* two outputs per group */
+      /* implicit GEMM (the forward and the filter gradient gather from the image while
+       * packing; below 256 output positions the two images share one GEMM): OW == W at
+       * stride 1 loads vectors that span output rows */
+      {3, 5, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {3, 20, 13, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {64, 16, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* K = 576: more than one K block */
+      {3, 8, 23, 21, 7, 7, 2, 2, 3, 3, 1, 1, 1},  /* 7x7 stride 2: gathers */
+      {5, 9, 11, 10, 3, 3, 2, 1, 1, 1, 1, 1, 1},  /* stride 2 along columns only: gathers */
+      {4, 6, 12, 12, 3, 3, 1, 1, 2, 2, 2, 2, 1},  /* dilated, OW == W */
+      {6, 10, 9, 8, 3, 3, 1, 1, 0, 0, 1, 1, 2},   /* unpadded (OW < W), two groups */
   };
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
     g_begin("conv");

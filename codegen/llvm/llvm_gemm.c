@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "llvm_bf16.h"
 #include "rt_threads.h"
 
 #define GEMM_MAX_MR 32
@@ -250,6 +251,13 @@ static LLVMValueRef gen_declare(Gen *g, const char *name, LLVMTypeRef ret, LLVMT
     return f;
 }
 
+/* the generator's state as the bf16 emitters (llvm_bf16.c) see it */
+static LlvmBf16Gen gen_bf16(const Gen *g) {
+    LlvmBf16Gen bg = {.ctx = g->ctx, .mod = g->mod, .b = g->b, .vl = g->vl, .mr = g->mr, .nr = g->nr,
+                      .native = g->spec->prec == LLVM_GEMM_BF16 && llvm_bf16_native(g->ti)};
+    return bg;
+}
+
 /* ---- microkernel -------------------------------------------------------------------------- */
 
 /* One k loop over packed panels, unrolled by `unroll`, accumulators carried in phis.
@@ -381,9 +389,14 @@ static LLVMValueRef emit_ukr(Gen *g) {
     int nacc = g->mr * g->nrv;
     LLVMValueRef acc[GEMM_MAX_MR * GEMM_MAX_NRV];
     for (int i = 0; i < nacc; i++) acc[i] = LLVMConstNull(g->vf);
-    LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
-    LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
-    emit_kloop(g, k, kc, 1, acc, ap, bp);
+    if (g->spec->prec != LLVM_GEMM_F32) {
+        LlvmBf16Gen bg = gen_bf16(g);
+        llvm_bf16_kloop(&bg, kc, ap, bp, acc);
+    } else {
+        LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
+        LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
+        emit_kloop(g, k, kc, 1, acc, ap, bp);
+    }
 
     int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu;
     int nmodes = has_epi ? 4 : 2;
@@ -417,6 +430,11 @@ static LLVMValueRef emit_ukr(Gen *g) {
 static LLVMValueRef emit_pack(Gen *g, const char *suffix, int w) {
     LLVMTypeRef ps[6] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64};
     LLVMValueRef f = gen_function(g, suffix, g->vd, ps, 6, 1);
+    if (g->spec->prec != LLVM_GEMM_F32) { /* rounded to bf16 pairs while packing */
+        LlvmBf16Gen bg = gen_bf16(g);
+        llvm_bf16_pack_body(&bg, f, w);
+        return f;
+    }
     LLVMValueRef dst = LLVMGetParam(f, 0), src = LLVMGetParam(f, 1), rs = LLVMGetParam(f, 2),
                  cs = LLVMGetParam(f, 3), rows = LLVMGetParam(f, 4), kc = LLVMGetParam(f, 5);
     LLVMTypeRef vw = LLVMVectorType(g->f32, (unsigned)w);
@@ -516,6 +534,8 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     loop_begin(g, &lkb, c64(g, 0), nkb, one, "kb");
     LLVMValueRef pc = gen_mul(g, lkb.iv, KC);
     LLVMValueRef kc = gen_min(g, KC, gen_sub(g, K, pc));
+    LlvmBf16Gen bg = gen_bf16(g); /* bf16 panels: a row of kc values takes ceil(kc/2) words */
+    LLVMValueRef kcp = g->spec->prec != LLVM_GEMM_F32 ? llvm_bf16_panel_stride(&bg, kc) : kc;
     {
         LLVMValueRef src = gen_gep(g, B, gen_add(g, gen_mul(g, ljc.iv, rs_b), gen_mul(g, pc, cs_b)));
         LLVMValueRef args[6] = {bbuf, src, rs_b, cs_b, nc, kc};
@@ -536,12 +556,12 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     }
     loop_begin(g, &ljr, c64(g, 0), nc, NR, "jr");
     LLVMValueRef nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv));
-    LLVMValueRef bp = gen_gep(g, bbuf, gen_mul(g, ljr.iv, kc));
+    LLVMValueRef bp = gen_gep(g, bbuf, gen_mul(g, ljr.iv, kcp));
     LLVMValueRef col = gen_add(g, ljc.iv, ljr.iv);
     loop_begin(g, &lir, c64(g, 0), mc, MR, "ir");
     LLVMValueRef mr = gen_min(g, MR, gen_sub(g, mc, lir.iv));
     LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
-    LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kc));
+    LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kcp));
     LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
     LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
                         : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)

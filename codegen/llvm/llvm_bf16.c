@@ -1,0 +1,264 @@
+/* llvm_bf16.c — bf16 packing and the bf16 microkernel k loop of the GEMM generator (see
+ * llvm_bf16.h for the numbers and the packed layout). */
+#include "llvm_bf16.h"
+
+#include <string.h>
+
+#define BF16_MAX_ACC (32 * 8)
+#define BF16_MAX_W 512
+#define BF16_KUNROLL 2
+
+int llvm_bf16_native(const LlvmTargetInfo *ti) { return ti->has_avx512bf16 && ti->vec_floats == 16; }
+
+static LLVMTypeRef bf_i32(const LlvmBf16Gen *g) { return LLVMInt32TypeInContext(g->ctx); }
+static LLVMTypeRef bf_i64(const LlvmBf16Gen *g) { return LLVMInt64TypeInContext(g->ctx); }
+static LLVMTypeRef bf_f32(const LlvmBf16Gen *g) { return LLVMFloatTypeInContext(g->ctx); }
+static LLVMValueRef bf_c64(const LlvmBf16Gen *g, int64_t v) {
+    return LLVMConstInt(bf_i64(g), (unsigned long long)v, 1);
+}
+static LLVMValueRef bf_c32(const LlvmBf16Gen *g, int32_t v) {
+    return LLVMConstInt(bf_i32(g), (unsigned long long)(uint32_t)v, 0);
+}
+
+static LLVMBasicBlockRef bf_bb(const LlvmBf16Gen *g, const char *nm) {
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(g->b));
+    return LLVMAppendBasicBlockInContext(g->ctx, fn, nm);
+}
+
+/* a vector of n copies of the i32 constant v */
+static LLVMValueRef bf_splat_const(const LlvmBf16Gen *g, int32_t v, int n) {
+    LLVMValueRef e[BF16_MAX_W];
+    for (int i = 0; i < n; i++) e[i] = bf_c32(g, v);
+    return LLVMConstVector(e, (unsigned)n);
+}
+
+static LLVMValueRef bf_splat(const LlvmBf16Gen *g, LLVMValueRef x, int n) {
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)n);
+    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(vt), x, bf_c32(g, 0), "");
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(bf_i32(g), (unsigned)n));
+    return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(vt), mask, "");
+}
+
+static LLVMValueRef bf_load(const LlvmBf16Gen *g, LLVMTypeRef ty, LLVMValueRef p, unsigned align) {
+    LLVMValueRef v = LLVMBuildLoad2(g->b, ty, p, "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static LLVMValueRef bf_gep(const LlvmBf16Gen *g, LLVMTypeRef elt, LLVMValueRef base, LLVMValueRef i) {
+    return LLVMBuildGEP2(g->b, elt, base, &i, 1, "");
+}
+
+static LLVMValueRef bf_min(const LlvmBf16Gen *g, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef bf_call(const LlvmBf16Gen *g, const char *name, LLVMTypeRef *over, size_t nover,
+                            LLVMValueRef *args, unsigned nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, over, nover);
+    LLVMTypeRef ty = LLVMIntrinsicGetType(g->ctx, id, over, nover);
+    return LLVMBuildCall2(g->b, ty, f, args, nargs, "");
+}
+
+LLVMValueRef llvm_bf16_panel_stride(const LlvmBf16Gen *g, LLVMValueRef kc) {
+    return LLVMBuildAShr(g->b, LLVMBuildAdd(g->b, kc, bf_c64(g, 1), ""), bf_c64(g, 1), "");
+}
+
+/* ---- rounding ------------------------------------------------------------------------------ */
+
+/* f32 lanes -> their bf16 bits (round to nearest even) in the low half of i32 lanes; a NaN
+ * keeps its sign and top payload bits and is made quiet */
+static LLVMValueRef bf_round(const LlvmBf16Gen *g, LLVMValueRef x, int w) {
+    LLVMTypeRef vi = LLVMVectorType(bf_i32(g), (unsigned)w);
+    LLVMValueRef bits = LLVMBuildBitCast(g->b, x, vi, "");
+    LLVMValueRef hi = LLVMBuildLShr(g->b, bits, bf_splat_const(g, 16, w), "");
+    LLVMValueRef odd = LLVMBuildAnd(g->b, hi, bf_splat_const(g, 1, w), "");
+    LLVMValueRef r = LLVMBuildAdd(g->b, LLVMBuildAdd(g->b, bits, bf_splat_const(g, 0x7fff, w), ""), odd, "");
+    r = LLVMBuildLShr(g->b, r, bf_splat_const(g, 16, w), "");
+    LLVMValueRef qnan = LLVMBuildOr(g->b, hi, bf_splat_const(g, 0x40, w), "");
+    LLVMValueRef isnan = LLVMBuildFCmp(g->b, LLVMRealUNO, x, x, "");
+    return LLVMBuildSelect(g->b, isnan, qnan, r, "");
+}
+
+/* ---- packing ----------------------------------------------------------------------------- */
+
+typedef struct BfPanel {
+    int w;
+    int contiguous;              /* rows adjacent in memory: one vector load per k */
+    LLVMValueRef s, cs, klast, kc;
+    LLVMValueRef rowp[BF16_MAX_W]; /* gather: each row's base (clamped to the last valid row) */
+    LLVMValueRef valid[BF16_MAX_W];
+} BfPanel;
+
+/* the W values of column k of the panel as f32 (zeros for rows past the end) */
+static LLVMValueRef bf_panel_col(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef k) {
+    LLVMTypeRef vw = LLVMVectorType(bf_f32(g), (unsigned)p->w);
+    LLVMValueRef off = LLVMBuildMul(g->b, k, p->cs, "");
+    if (p->contiguous) return bf_load(g, vw, bf_gep(g, bf_f32(g), p->s, off), 4);
+    LLVMValueRef v = LLVMGetPoison(vw), fz = LLVMConstNull(bf_f32(g));
+    for (int r = 0; r < p->w; r++) {
+        LLVMValueRef e = bf_load(g, bf_f32(g), bf_gep(g, bf_f32(g), p->rowp[r], off), 4);
+        if (p->valid[r]) e = LLVMBuildSelect(g->b, p->valid[r], e, fz, "");
+        v = LLVMBuildInsertElement(g->b, v, e, bf_c32(g, r), "");
+    }
+    return v;
+}
+
+/* for (q = 0; q < ceil(kc/2); q++) d[q*W + r] = bf16(x[r,2q]) | bf16(x[r,2q+1]) << 16 */
+static void bf_pack_loop(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d, LLVMValueRef kc2) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "q"), body = bf_bb(g, "qbody"),
+                      done = bf_bb(g, "qdone");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    LLVMValueRef q = LLVMBuildPhi(g->b, bf_i64(g), "q"), zero = bf_c64(g, 0);
+    LLVMAddIncoming(q, &zero, &pre, 1);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, q, kc2, ""), body, done);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    LLVMValueRef k0 = LLVMBuildShl(g->b, q, bf_c64(g, 1), "");
+    LLVMValueRef k1 = LLVMBuildAdd(g->b, k0, bf_c64(g, 1), "");
+    LLVMValueRef has1 = LLVMBuildICmp(g->b, LLVMIntSLT, k1, p->kc, "");
+    LLVMValueRef lo = bf_round(g, bf_panel_col(g, p, k0), p->w);
+    LLVMValueRef hi = bf_round(g, bf_panel_col(g, p, bf_min(g, k1, p->klast)), p->w);
+    LLVMTypeRef vi = LLVMVectorType(bf_i32(g), (unsigned)p->w);
+    hi = LLVMBuildSelect(g->b, has1, hi, LLVMConstNull(vi), ""); /* odd kc: the pad is +0 */
+    LLVMValueRef word = LLVMBuildOr(g->b, lo, LLVMBuildShl(g->b, hi, bf_splat_const(g, 16, p->w), ""), "");
+    LLVMValueRef st = LLVMBuildStore(g->b, word,
+                                     bf_gep(g, bf_i32(g), d, LLVMBuildMul(g->b, q, bf_c64(g, p->w), "")));
+    LLVMSetAlignment(st, 4);
+    LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, 1), "");
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, head);
+    LLVMAddIncoming(q, &next, &last, 1);
+    LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+/* one W-row panel starting at row p0: contiguous rows with vector loads, others gathered */
+static void bf_pack_panel(const LlvmBf16Gen *g, LLVMValueRef fn, int w, LLVMValueRef p0) {
+    LLVMValueRef dst = LLVMGetParam(fn, 0), src = LLVMGetParam(fn, 1), rs = LLVMGetParam(fn, 2),
+                 rows = LLVMGetParam(fn, 4);
+    BfPanel p = {.w = w, .cs = LLVMGetParam(fn, 3), .kc = LLVMGetParam(fn, 5)};
+    p.klast = LLVMBuildSub(g->b, p.kc, bf_c64(g, 1), "");
+    LLVMValueRef kc2 = llvm_bf16_panel_stride(g, p.kc);
+    LLVMValueRef wv = bf_min(g, bf_c64(g, w), LLVMBuildSub(g->b, rows, p0, ""));
+    LLVMValueRef d = bf_gep(g, bf_i32(g), dst, LLVMBuildMul(g->b, p0, kc2, ""));
+    p.s = bf_gep(g, bf_f32(g), src, LLVMBuildMul(g->b, p0, rs, ""));
+    LLVMBasicBlockRef cont = bf_bb(g, "contiguous"), gath = bf_bb(g, "gather"), join = bf_bb(g, "join");
+    LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntEQ, wv, bf_c64(g, w), "");
+    LLVMValueRef unit = LLVMBuildICmp(g->b, LLVMIntEQ, rs, bf_c64(g, 1), "");
+    LLVMBuildCondBr(g->b, LLVMBuildAnd(g->b, full, unit, ""), cont, gath);
+    LLVMPositionBuilderAtEnd(g->b, cont);
+    p.contiguous = 1;
+    bf_pack_loop(g, &p, d, kc2);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, gath);
+    p.contiguous = 0;
+    LLVMValueRef lastrow = LLVMBuildSub(g->b, wv, bf_c64(g, 1), "");
+    for (int r = 0; r < w; r++) {
+        LLVMValueRef rr = bf_min(g, bf_c64(g, r), lastrow);
+        p.rowp[r] = bf_gep(g, bf_f32(g), p.s, LLVMBuildMul(g->b, rr, rs, ""));
+        p.valid[r] = r == 0 ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, bf_c64(g, r), wv, "");
+    }
+    bf_pack_loop(g, &p, d, kc2);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+}
+
+void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w) {
+    LLVMValueRef rows = LLVMGetParam(fn, 4);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "panel"), body = bf_bb(g, "pbody"),
+                      done = bf_bb(g, "pdone");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    LLVMValueRef p0 = LLVMBuildPhi(g->b, bf_i64(g), "p"), zero = bf_c64(g, 0);
+    LLVMAddIncoming(p0, &zero, &pre, 1);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, p0, rows, ""), body, done);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    bf_pack_panel(g, fn, w, p0);
+    LLVMValueRef next = LLVMBuildAdd(g->b, p0, bf_c64(g, w), "");
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, head);
+    LLVMAddIncoming(p0, &next, &last, 1);
+    LLVMPositionBuilderAtEnd(g->b, done);
+    LLVMBuildRetVoid(g->b);
+}
+
+/* ---- microkernel ------------------------------------------------------------------------- */
+
+/* acc += a·b over one k pair: a and b are <vl x i32> words of two bf16 each */
+static LLVMValueRef bf_dot(const LlvmBf16Gen *g, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b,
+                           LLVMValueRef blo, LLVMValueRef bhi) {
+    if (g->native) {
+        LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(g->ctx), 32);
+        LLVMValueRef args[3] = {acc, LLVMBuildBitCast(g->b, a, vb, ""), LLVMBuildBitCast(g->b, b, vb, "")};
+        return bf_call(g, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+    }
+    LLVMTypeRef vf = LLVMVectorType(bf_f32(g), (unsigned)g->vl);
+    LLVMValueRef alo = LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, a, bf_splat_const(g, 16, g->vl), ""), vf, "");
+    LLVMValueRef ahi = LLVMBuildBitCast(g->b, LLVMBuildAnd(g->b, a, bf_splat_const(g, (int32_t)0xffff0000u, g->vl), ""), vf, "");
+    LLVMValueRef args[3] = {ahi, bhi, acc};
+    acc = bf_call(g, "llvm.fmuladd", &vf, 1, args, 3); /* exact products: fused or not alike */
+    LLVMValueRef args2[3] = {alo, blo, acc};
+    return bf_call(g, "llvm.fmuladd", &vf, 1, args2, 3);
+}
+
+/* one k-pair step of the register tile at pair index q */
+static void bf_step(const LlvmBf16Gen *g, LLVMValueRef q, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef *cur) {
+    int nrv = g->nr / g->vl;
+    LLVMTypeRef vi = LLVMVectorType(bf_i32(g), (unsigned)g->vl);
+    LLVMTypeRef vf = LLVMVectorType(bf_f32(g), (unsigned)g->vl);
+    unsigned balign = (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4);
+    LLVMValueRef brow = bf_gep(g, bf_i32(g), bp, LLVMBuildMul(g->b, q, bf_c64(g, g->nr), ""));
+    LLVMValueRef arow = bf_gep(g, bf_i32(g), ap, LLVMBuildMul(g->b, q, bf_c64(g, g->mr), ""));
+    LLVMValueRef bv[8], blo[8] = {0}, bhi[8] = {0};
+    for (int v = 0; v < nrv; v++) {
+        bv[v] = bf_load(g, vi, bf_gep(g, bf_i32(g), brow, bf_c64(g, (int64_t)v * g->vl)), balign);
+        if (g->native) continue;
+        blo[v] = LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, bv[v], bf_splat_const(g, 16, g->vl), ""), vf, "");
+        bhi[v] = LLVMBuildBitCast(g->b, LLVMBuildAnd(g->b, bv[v], bf_splat_const(g, (int32_t)0xffff0000u, g->vl), ""), vf, "");
+    }
+    for (int i = 0; i < g->mr; i++) {
+        LLVMValueRef a = bf_load(g, bf_i32(g), bf_gep(g, bf_i32(g), arow, bf_c64(g, i)), 4);
+        LLVMValueRef as = bf_splat(g, a, g->vl);
+        for (int v = 0; v < nrv; v++)
+            cur[i * nrv + v] = bf_dot(g, cur[i * nrv + v], as, bv[v], blo[v], bhi[v]);
+    }
+}
+
+/* for (q = start; q < end; q += unroll) with the accumulators in phis; returns the final q */
+static LLVMValueRef bf_kloop_part(const LlvmBf16Gen *g, LLVMValueRef start, LLVMValueRef end, int unroll,
+                                  LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef *acc) {
+    int nacc = g->mr * (g->nr / g->vl);
+    LLVMTypeRef vf = LLVMVectorType(bf_f32(g), (unsigned)g->vl);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "kq"), body = bf_bb(g, "kqbody"),
+                      exit = bf_bb(g, "kqdone");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    LLVMValueRef q = LLVMBuildPhi(g->b, bf_i64(g), "q");
+    LLVMAddIncoming(q, &start, &pre, 1);
+    LLVMValueRef phis[BF16_MAX_ACC], cur[BF16_MAX_ACC];
+    for (int i = 0; i < nacc; i++) {
+        phis[i] = LLVMBuildPhi(g->b, vf, "acc");
+        LLVMAddIncoming(phis[i], &acc[i], &pre, 1);
+    }
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, q, end, ""), body, exit);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    memcpy(cur, phis, sizeof(LLVMValueRef) * (size_t)nacc);
+    for (int u = 0; u < unroll; u++) bf_step(g, LLVMBuildAdd(g->b, q, bf_c64(g, u), ""), ap, bp, cur);
+    LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, unroll), "");
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, head);
+    LLVMAddIncoming(q, &next, &last, 1);
+    for (int i = 0; i < nacc; i++) LLVMAddIncoming(phis[i], &cur[i], &last, 1);
+    LLVMPositionBuilderAtEnd(g->b, exit);
+    memcpy(acc, phis, sizeof(LLVMValueRef) * (size_t)nacc);
+    return q;
+}
+
+void llvm_bf16_kloop(const LlvmBf16Gen *g, LLVMValueRef kc, LLVMValueRef ap, LLVMValueRef bp,
+                     LLVMValueRef *acc) {
+    LLVMValueRef kc2 = llvm_bf16_panel_stride(g, kc);
+    LLVMValueRef qmain = LLVMBuildAnd(g->b, kc2, bf_c64(g, ~(int64_t)(BF16_KUNROLL - 1)), "");
+    LLVMValueRef q = bf_kloop_part(g, bf_c64(g, 0), qmain, BF16_KUNROLL, ap, bp, acc);
+    bf_kloop_part(g, q, kc2, 1, ap, bp, acc);
+}

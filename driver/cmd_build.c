@@ -78,6 +78,17 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
   return out->cg ? 0 : 1;
 }
 
+int drv_cpu_precision(const char *cmd, const char *precision, CgOptions *cg) {
+  cg->bf16 = precision && !strcmp(precision, "bf16");
+  if (!precision || cg->bf16 || !strcmp(precision, "f32")) return 0;
+  if (!strcmp(precision, "tf32") || !strcmp(precision, "f16"))
+    fprintf(stderr, "%s: error: --precision %s is for GPU builds (--target cuda...); CPU builds "
+            "take f32 or bf16\n", cmd, precision);
+  else
+    fprintf(stderr, "%s: error: unknown precision '%s' (CPU builds: f32 or bf16)\n", cmd, precision);
+  return 2;
+}
+
 void drv_model_free(DrvModel *dm) {
   if (dm->cg) llvm_model_free(dm->cg);
   if (dm->m) ir_module_free(dm->m);
@@ -116,7 +127,10 @@ static void usage(FILE *out) {
         "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
         "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
         "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
-        "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
+        "      --precision P     f32 (default); bf16 on the CPU: matmul and convolution\n"
+        "                        inputs rounded to bf16, f32 accumulation (AVX512-BF16 where\n"
+        "                        the target CPU has it, else the same results through f32\n"
+        "                        FMAs); with --target cuda: tf32 (GEMMs on tensor cores)\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
         "                        MPI (docs/distributed.md)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
@@ -524,6 +538,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
             "NAME_train_step_allreduce takes the application's all-reduce (docs/distributed.md)\n");
     return 2;
   }
+  if (!a->target && drv_cpu_precision("nnc build", a->precision, &a->bo.cg)) return 2;
   a->in.path = argv[optind];
   return -1;
 }
@@ -638,10 +653,6 @@ int cmd_build(int argc, char **argv) {
   }
   if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
-  if (!rc && a.precision && !a.target) {
-    fprintf(stderr, "nnc build: error: --precision is for GPU builds (--target cuda...)\n");
-    rc = 2;
-  }
   if (!rc && a.target && a.mpi) {
     fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
             "are not available yet; docs/distributed.md\n", a.target);

@@ -270,6 +270,11 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   int es = gm->dt == DT_F16 && hw->peak[HWP_F16] > 0 ? 2 : gm->dt == DT_F64 ? 8 : 4;
   int lanes = hw->vector_bits / (8 * es);
   if (lanes < 1) lanes = 1;
+  /* bf16 inputs: f32 accumulators as before (one vdpbf16ps per accumulator and k pair, the
+   * loads per instruction unchanged), but packed panels of 2-byte values, so the caches
+   * hold twice the k depth and KC is capped at the same instructions per C tile */
+  int kcap = TILES_CPU_KC;
+  if (gm->bf16 && gm->dt == DT_F32) es = 2, kcap = 2 * TILES_CPU_KC;
   int regs = hw->vector_regs, fu = hw->fma_units, lp = hw->load_ports;
   int best_mv = 1, best_nr = 1, best_acc = 0;
   double best_ratio = 0;
@@ -284,7 +289,7 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
     }
   d->mr = best_mv * lanes, d->nr = best_nr;
   int64_t kc = hw->l2_bytes_cpu / (4 * (int64_t)(d->mr + d->nr) * es) / 8 * 8;
-  if (kc > TILES_CPU_KC) kc = TILES_CPU_KC;
+  if (kc > kcap) kc = kcap;
   if (kc < 8) kc = 8;
   if (kc > round_up(gm->k, 8)) kc = round_up(gm->k, 8);
   int64_t mc = hw->l2_bytes_cpu / (2 * kc * es) / d->mr * d->mr;
@@ -303,9 +308,10 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   bool latency_ok = best_acc >= hw->fma_latency * fu;
   d->eff = d->tile_eff * d->wave_eff * (latency_ok ? 1.0 : (double)best_acc / (hw->fma_latency * fu));
   snprintf(d->reason, sizeof d->reason,
-           "micro-kernel %dx%d (%d accumulators of %d lanes, %d of %d vector registers), "
+           "micro-kernel %dx%d%s (%d accumulators of %d lanes, %d of %d vector registers), "
            "KC %d, MC %d (L2), NC %d (L3); edge eff %.1f%%, core eff %.1f%%%s",
-           d->mr, d->nr, best_acc, lanes, best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
+           d->mr, d->nr, es == 2 && gm->bf16 ? " on bf16 pairs" : "", best_acc, lanes,
+           best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
            100 * d->tile_eff, 100 * d->wave_eff,
            latency_ok ? "" : "; too few accumulators to hide FMA latency");
 }
@@ -337,6 +343,18 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
     TileGemm gm;
     if (tiles_gemm_of(g, i, &gm) && gm.m > 0 && gm.n > 0 && gm.k > 0)
       tiles_choose(hw, &gm, &p->tiles[i]);
+  }
+  return p;
+}
+
+TilePlan *pass_tiles_bf16(IrGraph *g, const HwTarget *hw, Arena *a) {
+  TilePlan *p = pass_tiles(g, hw, a);
+  for (int i = 0; i < p->n; i++) {
+    TileDecision *d = &p->tiles[i];
+    if (!d->valid || d->gpu || d->gemm.dt != DT_F32) continue;
+    TileGemm gm = d->gemm;
+    gm.bf16 = true;
+    tiles_choose(hw, &gm, d);
   }
   return p;
 }

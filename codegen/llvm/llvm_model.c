@@ -345,6 +345,16 @@ static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entr
   return true;
 }
 
+/* --precision bf16: the tiles pass's decisions for bf16 inputs, unless the caller gave tiles */
+static void bf16_tiles(const CgOptions *o, const IrGraph *fwd, const IrGraph *train,
+                       const HwTarget *hw, Arena **a, const TilePlan **tf, const TilePlan **tt) {
+  *tf = o->tiles_fwd, *tt = o->tiles_train;
+  if (!o->bf16 || !hw || *tf) return;
+  *a = arena_new();
+  *tf = pass_tiles_bf16((IrGraph *)fwd, hw, *a);
+  if (train) *tt = pass_tiles_bf16((IrGraph *)train, hw, *a);
+}
+
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
                          const CgOptions *o, Diag *d) {
   CgOptions defo = {0};
@@ -354,6 +364,8 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   LlvmTargetInfo ti = {0};
   LLVMTargetMachineRef tm = NULL;
   CgEmit e = {0};
+  Arena *tiles_arena = NULL;
+  const TilePlan *tiles_fwd, *tiles_train;
   char err[512] = "";
   e.d = d;
   bool ok = false;
@@ -368,8 +380,10 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   CgTarget target;
   llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
-  if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
+  bf16_tiles(o, fwd, train, target.hw, &tiles_arena, &tiles_fwd, &tiles_train);
+  if (cg_model_plan(&P, fwd, train, &target, tiles_fwd, tiles_train, d)) goto out;
   emit_begin(&e, m, tm, &ti, &target);
+  e.bf16 = o->bf16;
   Entries en;
   int64_t pack[2];
   if (!emit_entries(&e, &P, m->name, &en, pack)) goto out;
@@ -396,6 +410,7 @@ out:
   if (tm) LLVMDisposeTargetMachine(tm);
   llvm_target_info_free(&ti);
   cg_model_plan_free(&P);
+  if (tiles_arena) arena_free(tiles_arena);
   if (!ok) {
     llvm_model_free(m);
     return NULL;

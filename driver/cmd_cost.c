@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "../codegen/llvm/codegen.h"
+#include "../codegen/llvm/llvm_bf16.h"
+#include "build.h"
 #include "../passes/comm.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"
@@ -32,6 +34,8 @@ typedef struct Opts {
   int threads;      /* --threads T: the compiled step's estimate on T threads (0 = all) */
   const char *link; /* --link NAME|BW */
   bool compare;     /* --compare: the positional arguments are several files */
+  const char *precision, *target_cpu; /* --precision bf16 [--target-cpu CPU]: CPU GEMM tiles */
+  bool amx;         /* bf16 on a CPU with AMX-BF16 (the target CPU's features) */
   char **files;
   int nfiles;
 } Opts;
@@ -52,6 +56,9 @@ static void usage(FILE *out) {
         "      --json | --csv  machine-readable output (schema: docs/cost-model.md)\n"
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
+        "      --precision P   with --tiles on a CPU: f32 (default) or bf16 (AMX tiles and\n"
+        "                      their alignment report where --target-cpu CPU, default the\n"
+        "                      host, has AMX-BF16)\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
         "                      the target's cores)\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
@@ -223,7 +230,9 @@ static int analyse(Report *rp, const Opts *o) {
     rp->train = o->train ? rp->r : cost_analyze(tg, NULL);
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
-  if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  if (o->tiles)
+    rp->tiles = o->precision && !strcmp(o->precision, "bf16") ? pass_tiles_bf16(rp->g, &rp->hw, NULL, o->amx)
+                                                               : pass_tiles(rp->g, &rp->hw, NULL);
   if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
     return 1;
   FILE *sink = fopen("/dev/null", "w");
@@ -585,7 +594,11 @@ static void print_tiles(const Report *rp) {
            t->gemm.batch > 1 ? arena_printf(g->arena, " x%lld", (long long)t->gemm.batch) : "",
            t->mma, 100 * t->eff);
     printf("      %s\n", t->reason);
-    if (!t->aligned)
+    if (!t->aligned && !t->gpu && t->mma_k == 32) /* AMX tiles */
+      printf("      not multiples of the AMX tile (M, N by 16, K by 32): padded to M=%lld N=%lld "
+             "K=%lld (+%.1f%% FLOPs)\n", (long long)t->pad_m, (long long)t->pad_n,
+             (long long)t->pad_k, 100 * t->pad_overhead);
+    else if (!t->aligned)
       printf("      misaligned for %d-element (16-byte) rows: pad to M=%lld N=%lld K=%lld "
              "(+%.1f%% FLOPs)\n", t->align, (long long)t->pad_m, (long long)t->pad_n,
              (long long)t->pad_k, 100 * t->pad_overhead);
@@ -642,7 +655,7 @@ static int parse_compare(int argc, char **argv, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PRECISION, O_TARGET_CPU };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -652,6 +665,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
+      {"precision", required_argument, 0, O_PRECISION}, {"target-cpu", required_argument, 0, O_TARGET_CPU},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -715,6 +729,8 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_COMPARE: o->compare = true; break;
+    case O_PRECISION: o->precision = optarg; break;
+    case O_TARGET_CPU: o->target_cpu = optarg; break;
     default: usage(stderr); return 2;
     }
   }
@@ -732,14 +748,28 @@ static int parse(int argc, char **argv, Opts *o) {
                     "gradient all-reduce)\n");
     return 2;
   }
+  CgOptions co = {0};
+  if (drv_cpu_precision("nnc cost", o->precision, &co)) return 2;
   o->in.path = argv[optind];
   return 0;
+}
+
+/* --precision bf16: AMX tiles where the target CPU (--target-cpu, default the host) has them */
+static void cost_amx(Opts *o) {
+  LlvmTarget t = {.cpu = o->target_cpu};
+  LlvmTargetInfo ti;
+  char err[256];
+  if (!o->precision || strcmp(o->precision, "bf16") || llvm_target_resolve(&t, &ti, err, sizeof err))
+    return;
+  o->amx = llvm_bf16_amx(&ti, 32, 32);
+  llvm_target_info_free(&ti);
 }
 
 int cmd_cost(int argc, char **argv) {
   Opts o = {0};
   int rc = parse(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
+  cost_amx(&o);
   Report rp = {0};
   char err[512];
   if (hw_resolve(o.target, &rp.hw, err, sizeof err) ||

@@ -10,6 +10,10 @@
 
 int llvm_bf16_native(const LlvmTargetInfo *ti) { return ti->has_avx512bf16 && ti->vec_floats == 16; }
 
+int llvm_bf16_amx(const LlvmTargetInfo *ti, int64_t mr, int64_t nr) {
+    return ti->has_amx_bf16 && ti->vec_floats == 16 && mr == 32 && nr == 32;
+}
+
 static LLVMTypeRef bf_i32(const LlvmBf16Gen *g) { return LLVMInt32TypeInContext(g->ctx); }
 static LLVMTypeRef bf_i64(const LlvmBf16Gen *g) { return LLVMInt64TypeInContext(g->ctx); }
 static LLVMTypeRef bf_f32(const LlvmBf16Gen *g) { return LLVMFloatTypeInContext(g->ctx); }
@@ -62,7 +66,9 @@ static LLVMValueRef bf_call(const LlvmBf16Gen *g, const char *name, LLVMTypeRef 
 }
 
 LLVMValueRef llvm_bf16_panel_stride(const LlvmBf16Gen *g, LLVMValueRef kc) {
-    return LLVMBuildAShr(g->b, LLVMBuildAdd(g->b, kc, bf_c64(g, 1), ""), bf_c64(g, 1), "");
+    LLVMValueRef q = LLVMBuildAShr(g->b, LLVMBuildAdd(g->b, kc, bf_c64(g, 1), ""), bf_c64(g, 1), "");
+    if (!g->amx) return q;
+    return LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, q, bf_c64(g, 15), ""), bf_c64(g, ~(int64_t)15), "");
 }
 
 /* ---- rounding ------------------------------------------------------------------------------ */
@@ -86,6 +92,8 @@ static LLVMValueRef bf_round(const LlvmBf16Gen *g, LLVMValueRef x, int w) {
 typedef struct BfPanel {
     int w;
     int contiguous;              /* rows adjacent in memory: one vector load per k */
+    int rowmajor;                /* word (r, q) at r*stride + q (AMX's A) */
+    LLVMValueRef stride;         /* words per panel row: ceil(kc/2), padded for AMX */
     LLVMValueRef s, cs, klast, kc;
     LLVMValueRef rowp[BF16_MAX_W]; /* gather: each row's base (clamped to the last valid row) */
     LLVMValueRef valid[BF16_MAX_W];
@@ -105,7 +113,24 @@ static LLVMValueRef bf_panel_col(const LlvmBf16Gen *g, const BfPanel *p, LLVMVal
     return v;
 }
 
-/* for (q = 0; q < ceil(kc/2); q++) d[q*W + r] = bf16(x[r,2q]) | bf16(x[r,2q+1]) << 16 */
+/* stores the W words of pair q: d[q*W + r], or d[r*stride + q] row-major */
+static void bf_pack_store(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d, LLVMValueRef q,
+                          LLVMValueRef word) {
+    if (!p->rowmajor) {
+        LLVMValueRef st = LLVMBuildStore(g->b, word,
+                                         bf_gep(g, bf_i32(g), d, LLVMBuildMul(g->b, q, bf_c64(g, p->w), "")));
+        LLVMSetAlignment(st, 4);
+        return;
+    }
+    for (int r = 0; r < p->w; r++) {
+        LLVMValueRef at = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, bf_c64(g, r), p->stride, ""), q, "");
+        LLVMValueRef e = LLVMBuildExtractElement(g->b, word, bf_c32(g, r), "");
+        LLVMSetAlignment(LLVMBuildStore(g->b, e, bf_gep(g, bf_i32(g), d, at)), 4);
+    }
+}
+
+/* for (q = 0; q < stride; q++) d[q*W + r] = bf16(x[r,2q]) | bf16(x[r,2q+1]) << 16, with +0
+ * for k >= kc */
 static void bf_pack_loop(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d, LLVMValueRef kc2) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "q"), body = bf_bb(g, "qbody"),
                       done = bf_bb(g, "qdone");
@@ -117,15 +142,15 @@ static void bf_pack_loop(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d,
     LLVMPositionBuilderAtEnd(g->b, body);
     LLVMValueRef k0 = LLVMBuildShl(g->b, q, bf_c64(g, 1), "");
     LLVMValueRef k1 = LLVMBuildAdd(g->b, k0, bf_c64(g, 1), "");
+    LLVMValueRef has0 = LLVMBuildICmp(g->b, LLVMIntSLT, k0, p->kc, "");
     LLVMValueRef has1 = LLVMBuildICmp(g->b, LLVMIntSLT, k1, p->kc, "");
-    LLVMValueRef lo = bf_round(g, bf_panel_col(g, p, k0), p->w);
+    LLVMValueRef lo = bf_round(g, bf_panel_col(g, p, bf_min(g, k0, p->klast)), p->w);
     LLVMValueRef hi = bf_round(g, bf_panel_col(g, p, bf_min(g, k1, p->klast)), p->w);
     LLVMTypeRef vi = LLVMVectorType(bf_i32(g), (unsigned)p->w);
+    lo = LLVMBuildSelect(g->b, has0, lo, LLVMConstNull(vi), ""); /* AMX's padding pairs */
     hi = LLVMBuildSelect(g->b, has1, hi, LLVMConstNull(vi), ""); /* odd kc: the pad is +0 */
     LLVMValueRef word = LLVMBuildOr(g->b, lo, LLVMBuildShl(g->b, hi, bf_splat_const(g, 16, p->w), ""), "");
-    LLVMValueRef st = LLVMBuildStore(g->b, word,
-                                     bf_gep(g, bf_i32(g), d, LLVMBuildMul(g->b, q, bf_c64(g, p->w), "")));
-    LLVMSetAlignment(st, 4);
+    bf_pack_store(g, p, d, q, word);
     LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, 1), "");
     LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
     LLVMBuildBr(g->b, head);
@@ -134,12 +159,13 @@ static void bf_pack_loop(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d,
 }
 
 /* one W-row panel starting at row p0: contiguous rows with vector loads, others gathered */
-static void bf_pack_panel(const LlvmBf16Gen *g, LLVMValueRef fn, int w, LLVMValueRef p0) {
+static void bf_pack_panel(const LlvmBf16Gen *g, LLVMValueRef fn, int w, int rowmajor, LLVMValueRef p0) {
     LLVMValueRef dst = LLVMGetParam(fn, 0), src = LLVMGetParam(fn, 1), rs = LLVMGetParam(fn, 2),
                  rows = LLVMGetParam(fn, 4);
-    BfPanel p = {.w = w, .cs = LLVMGetParam(fn, 3), .kc = LLVMGetParam(fn, 5)};
+    BfPanel p = {.w = w, .rowmajor = rowmajor, .cs = LLVMGetParam(fn, 3), .kc = LLVMGetParam(fn, 5)};
     p.klast = LLVMBuildSub(g->b, p.kc, bf_c64(g, 1), "");
     LLVMValueRef kc2 = llvm_bf16_panel_stride(g, p.kc);
+    p.stride = kc2;
     LLVMValueRef wv = bf_min(g, bf_c64(g, w), LLVMBuildSub(g->b, rows, p0, ""));
     LLVMValueRef d = bf_gep(g, bf_i32(g), dst, LLVMBuildMul(g->b, p0, kc2, ""));
     p.s = bf_gep(g, bf_f32(g), src, LLVMBuildMul(g->b, p0, rs, ""));
@@ -164,7 +190,7 @@ static void bf_pack_panel(const LlvmBf16Gen *g, LLVMValueRef fn, int w, LLVMValu
     LLVMPositionBuilderAtEnd(g->b, join);
 }
 
-void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w) {
+void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w, int rowmajor) {
     LLVMValueRef rows = LLVMGetParam(fn, 4);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "panel"), body = bf_bb(g, "pbody"),
                       done = bf_bb(g, "pdone");
@@ -174,7 +200,7 @@ void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w) {
     LLVMAddIncoming(p0, &zero, &pre, 1);
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, p0, rows, ""), body, done);
     LLVMPositionBuilderAtEnd(g->b, body);
-    bf_pack_panel(g, fn, w, p0);
+    bf_pack_panel(g, fn, w, rowmajor, p0);
     LLVMValueRef next = LLVMBuildAdd(g->b, p0, bf_c64(g, w), "");
     LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
     LLVMBuildBr(g->b, head);
@@ -255,8 +281,97 @@ static LLVMValueRef bf_kloop_part(const LlvmBf16Gen *g, LLVMValueRef start, LLVM
     return q;
 }
 
+/* ---- AMX ---------------------------------------------------------------------------------- */
+
+static void bf_amx(const LlvmBf16Gen *g, const char *name, LLVMValueRef *args, unsigned n) {
+    bf_call(g, name, NULL, 0, args, n);
+}
+
+static LLVMValueRef bf_c8(const LlvmBf16Gen *g, int v) {
+    return LLVMConstInt(LLVMInt8TypeInContext(g->ctx), (unsigned long long)v, 0);
+}
+
+/* palette 1, tiles 0..7 all 16 rows of 64 bytes: C 0..3 (f32 16x16), A 4..5, B 6..7 (16x32 bf16) */
+static void bf_amx_config(const LlvmBf16Gen *g) {
+    LLVMTypeRef cfgt = LLVMArrayType(LLVMInt8TypeInContext(g->ctx), 64);
+    LLVMValueRef cfg = LLVMBuildAlloca(g->b, cfgt, "tilecfg");
+    LLVMSetAlignment(cfg, 64);
+    LLVMValueRef bytes[64];
+    for (int i = 0; i < 64; i++) bytes[i] = bf_c8(g, 0);
+    bytes[0] = bf_c8(g, 1);
+    for (int t = 0; t < 8; t++) bytes[16 + 2 * t] = bf_c8(g, 64), bytes[48 + t] = bf_c8(g, 16);
+    LLVMSetAlignment(LLVMBuildStore(g->b, LLVMConstArray(LLVMInt8TypeInContext(g->ctx), bytes, 64), cfg), 64);
+    bf_amx(g, "llvm.x86.ldtilecfg", &cfg, 1);
+}
+
+static void bf_amx_load(const LlvmBf16Gen *g, int tile, LLVMValueRef base, LLVMValueRef off_words,
+                        LLVMValueRef stride_bytes) {
+    LLVMValueRef args[3] = {bf_c8(g, tile), bf_gep(g, bf_i32(g), base, off_words), stride_bytes};
+    bf_amx(g, "llvm.x86.tileloadd64", args, 3);
+}
+
+/* the k loop on AMX tiles; the C tiles go through a stack buffer into acc (2 vectors a row) */
+static void bf_amx_kloop(const LlvmBf16Gen *g, LLVMValueRef kc, LLVMValueRef ap, LLVMValueRef bp,
+                         LLVMValueRef *acc) {
+    LLVMValueRef kq = llvm_bf16_panel_stride(g, kc);
+    LLVMValueRef cbuf = LLVMBuildArrayAlloca(g->b, bf_f32(g), bf_c64(g, 32 * 32), "ctile");
+    LLVMSetAlignment(cbuf, 64);
+    bf_amx_config(g);
+    for (int t = 0; t < 4; t++) {
+        LLVMValueRef z = bf_c8(g, t);
+        bf_amx(g, "llvm.x86.tilezero", &z, 1);
+    }
+    LLVMValueRef astride = LLVMBuildMul(g->b, kq, bf_c64(g, 4), ""), bstride = bf_c64(g, 4 * g->nr);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "kt"), body = bf_bb(g, "ktbody"),
+                      done = bf_bb(g, "ktdone");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    LLVMValueRef q = LLVMBuildPhi(g->b, bf_i64(g), "q"), zero = bf_c64(g, 0);
+    LLVMAddIncoming(q, &zero, &pre, 1);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, q, kq, ""), body, done);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    LLVMValueRef bq = LLVMBuildMul(g->b, q, bf_c64(g, g->nr), "");
+    bf_amx_load(g, 4, ap, q, astride);
+    bf_amx_load(g, 5, ap, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, kq, bf_c64(g, 16), ""), q, ""), astride);
+    bf_amx_load(g, 6, bp, bq, bstride);
+    bf_amx_load(g, 7, bp, LLVMBuildAdd(g->b, bq, bf_c64(g, 16), ""), bstride);
+    for (int t = 0; t < 4; t++) {
+        LLVMValueRef args[3] = {bf_c8(g, t), bf_c8(g, 4 + t / 2), bf_c8(g, 6 + t % 2)};
+        bf_amx(g, "llvm.x86.tdpbf16ps", args, 3);
+    }
+    LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, 16), "");
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, head);
+    LLVMAddIncoming(q, &next, &last, 1);
+    LLVMPositionBuilderAtEnd(g->b, done);
+    for (int t = 0; t < 4; t++) {
+        LLVMValueRef off = bf_c64(g, (t / 2) * 16 * 32 + (t % 2) * 16);
+        LLVMValueRef args[3] = {bf_c8(g, t), bf_gep(g, bf_f32(g), cbuf, off), bf_c64(g, 32 * 4)};
+        bf_amx(g, "llvm.x86.tilestored64", args, 3);
+    }
+    bf_amx(g, "llvm.x86.tilerelease", NULL, 0);
+    LLVMTypeRef vf = LLVMVectorType(bf_f32(g), 16);
+    for (int i = 0; i < 32; i++)
+        for (int v = 0; v < 2; v++)
+            acc[i * 2 + v] = bf_load(g, vf, bf_gep(g, bf_f32(g), cbuf, bf_c64(g, i * 32 + v * 16)), 64);
+}
+
+void llvm_bf16_amx_permit(const LlvmBf16Gen *g) {
+    /* syscall(SYS_arch_prctl = 158, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18) */
+    LLVMTypeRef i64 = bf_i64(g);
+    LLVMTypeRef fty = LLVMFunctionType(i64, &i64, 1, 1);
+    LLVMValueRef f = LLVMGetNamedFunction(g->mod, "syscall");
+    if (!f) f = LLVMAddFunction(g->mod, "syscall", fty);
+    LLVMValueRef args[3] = {bf_c64(g, 158), bf_c64(g, 0x1023), bf_c64(g, 18)};
+    LLVMBuildCall2(g->b, fty, f, args, 3, "");
+}
+
 void llvm_bf16_kloop(const LlvmBf16Gen *g, LLVMValueRef kc, LLVMValueRef ap, LLVMValueRef bp,
                      LLVMValueRef *acc) {
+    if (g->amx) {
+        bf_amx_kloop(g, kc, ap, bp, acc);
+        return;
+    }
     LLVMValueRef kc2 = llvm_bf16_panel_stride(g, kc);
     LLVMValueRef qmain = LLVMBuildAnd(g->b, kc2, bf_c64(g, ~(int64_t)(BF16_KUNROLL - 1)), "");
     LLVMValueRef q = bf_kloop_part(g, bf_c64(g, 0), qmain, BF16_KUNROLL, ap, bp, acc);

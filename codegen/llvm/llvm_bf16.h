@@ -36,15 +36,26 @@ typedef struct LlvmBf16Gen {
     int vl;     /* f32 lanes of a vector */
     int mr, nr; /* register tile: mr rows of nr = nrv·vl columns */
     int native; /* vdpbf16ps (llvm_bf16_native) rather than widened FMAs */
+    int amx;    /* AMX tiles (llvm_bf16_amx): mr = nr = 32 */
 } LlvmBf16Gen;
 
 /* 1 when the target has AVX512-BF16 and 16-lane vectors, so that vdpbf16ps is used */
 int llvm_bf16_native(const LlvmTargetInfo *ti);
+/* 1 when the target has AMX-BF16 and the register tile is 32 x 32 (the tiles pass decides
+ * that shape for AMX targets): 2 x 2 tiles of 16 x 16 f32 accumulators, tdpbf16ps on 16 x 32
+ * bf16 tiles of A and B. Then both panels are padded to a multiple of 16 k pairs (+0), and
+ * A's panels are stored row by row (row r's pairs contiguous, as tileloadd reads a row). */
+int llvm_bf16_amx(const LlvmTargetInfo *ti, int64_t mr, int64_t nr);
+
+/* AMX: the process's permission to use the tile data (Linux arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), requested at the builder's position */
+void llvm_bf16_amx_permit(const LlvmBf16Gen *g);
 
 /* The body of pack(ptr dst, ptr src, i64 rs, i64 cs, i64 rows, i64 kc) for W-row panels in
  * the layout above (source element (r, k) at src[r*rs + k*cs], f32); `fn` is the function,
- * with its entry block current. Ends with ret void. */
-void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w);
+ * with its entry block current. Ends with ret void. rowmajor (AMX's A): word (r, q) of a
+ * panel at r*stride + q instead of q*W + r. */
+void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w, int rowmajor);
 
 /* The k loop of the microkernel: acc[i*nrv + v] (f32 vectors, i < mr, v < nr/vl) +=
  * sum over k < kc of A[i,k]·B[k, v·vl + lane], from the packed panels ap (mr rows) and bp
@@ -52,7 +63,8 @@ void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w);
 void llvm_bf16_kloop(const LlvmBf16Gen *g, LLVMValueRef kc, LLVMValueRef ap, LLVMValueRef bp,
                      LLVMValueRef *acc);
 
-/* Units of 32 bits a packed panel row takes for kc values of k: ceil(kc/2) */
+/* Units of 32 bits a packed panel row takes for kc values of k: ceil(kc/2), for AMX rounded
+ * up to a multiple of 16 */
 LLVMValueRef llvm_bf16_panel_stride(const LlvmBf16Gen *g, LLVMValueRef kc);
 
 #endif

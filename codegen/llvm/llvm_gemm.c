@@ -254,7 +254,8 @@ static LLVMValueRef gen_declare(Gen *g, const char *name, LLVMTypeRef ret, LLVMT
 /* the generator's state as the bf16 emitters (llvm_bf16.c) see it */
 static LlvmBf16Gen gen_bf16(const Gen *g) {
     LlvmBf16Gen bg = {.ctx = g->ctx, .mod = g->mod, .b = g->b, .vl = g->vl, .mr = g->mr, .nr = g->nr,
-                      .native = g->spec->prec == LLVM_GEMM_BF16 && llvm_bf16_native(g->ti)};
+                      .native = g->spec->prec == LLVM_GEMM_BF16 && llvm_bf16_native(g->ti),
+                      .amx = g->spec->prec == LLVM_GEMM_BF16 && llvm_bf16_amx(g->ti, g->mr, g->nr)};
     return bg;
 }
 
@@ -432,7 +433,7 @@ static LLVMValueRef emit_pack(Gen *g, const char *suffix, int w) {
     LLVMValueRef f = gen_function(g, suffix, g->vd, ps, 6, 1);
     if (g->spec->prec != LLVM_GEMM_F32) { /* rounded to bf16 pairs while packing */
         LlvmBf16Gen bg = gen_bf16(g);
-        llvm_bf16_pack_body(&bg, f, w);
+        llvm_bf16_pack_body(&bg, f, w, bg.amx && !strcmp(suffix, ".pack_a"));
         return f;
     }
     LLVMValueRef dst = LLVMGetParam(f, 0), src = LLVMGetParam(f, 1), rs = LLVMGetParam(f, 2),
@@ -625,7 +626,8 @@ static LLVMValueRef emit_task(Gen *g, LLVMValueRef region) {
     LLVMBasicBlockRef work = gen_bb(g, "work"), ret = gen_bb(g, "ret"), oom = gen_bb(g, "oom");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lo, hi, ""), work, ret);
     LLVMPositionBuilderAtEnd(g->b, work);
-    LLVMValueRef kcap = gen_max(g, gen_min(g, K, c64(g, g->kc)), c64(g, 1));
+    /* (AMX pads a bf16 panel row to 16 pairs: 32 values at least) */
+    LLVMValueRef kcap = gen_max(g, gen_min(g, K, c64(g, g->kc)), c64(g, gen_bf16(g).amx ? 32 : 1));
     LLVMValueRef mrows = gen_min(g, gen_sub(g, m1, m0), c64(g, g->mc));
     LLVMValueRef ncols = gen_min(g, gen_sub(g, n1, n0), c64(g, g->nc));
     LLVMValueRef asz = gen_mul(g, gen_mul(g, gen_ceildiv(g, mrows, g->mr), c64(g, g->mr)), kcap);
@@ -678,6 +680,8 @@ static LLVMValueRef emit_entry(Gen *g, LLVMValueRef task) {
     LLVMValueRef sizef = gen_declare(g, "rt_pool_size", g->i32, ps_size, 1);
     LLVMTypeRef ps_pf[4] = {g->ptr, g->i64, g->ptr, g->ptr};
     LLVMValueRef pforf = gen_declare(g, "rt_parallel_for", g->vd, ps_pf, 4);
+    LlvmBf16Gen bg = gen_bf16(g);
+    if (bg.amx) llvm_bf16_amx_permit(&bg);
     LLVMValueRef nthreads = LLVMBuildSExt(g->b, gen_call(g, sizef, &pool, 1), g->i64, "");
     LLVMValueRef um = gen_ceildiv(g, M, g->mr), un = gen_ceildiv(g, N, g->nr);
     LLVMValueRef splitn = LLVMBuildICmp(g->b, LLVMIntSGE, un, um, "");

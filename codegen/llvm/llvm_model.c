@@ -17,6 +17,7 @@
 #include "../../passes/cost.h"
 #include "../../runtime/rt_kernels.h"
 #include "codegen.h"
+#include "llvm_bf16.h"
 #include "llvm_emit.h"
 
 struct CgModel {
@@ -347,12 +348,13 @@ static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entr
 
 /* --precision bf16: the tiles pass's decisions for bf16 inputs, unless the caller gave tiles */
 static void bf16_tiles(const CgOptions *o, const IrGraph *fwd, const IrGraph *train,
-                       const HwTarget *hw, Arena **a, const TilePlan **tf, const TilePlan **tt) {
+                       const HwTarget *hw, bool amx, Arena **a, const TilePlan **tf,
+                       const TilePlan **tt) {
   *tf = o->tiles_fwd, *tt = o->tiles_train;
   if (!o->bf16 || !hw || *tf) return;
   *a = arena_new();
-  *tf = pass_tiles_bf16((IrGraph *)fwd, hw, *a);
-  if (train) *tt = pass_tiles_bf16((IrGraph *)train, hw, *a);
+  *tf = pass_tiles_bf16((IrGraph *)fwd, hw, *a, amx);
+  if (train) *tt = pass_tiles_bf16((IrGraph *)train, hw, *a, amx);
 }
 
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
@@ -380,7 +382,8 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   CgTarget target;
   llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
-  bf16_tiles(o, fwd, train, target.hw, &tiles_arena, &tiles_fwd, &tiles_train);
+  bf16_tiles(o, fwd, train, target.hw, llvm_bf16_amx(&ti, 32, 32), &tiles_arena, &tiles_fwd,
+             &tiles_train);
   if (cg_model_plan(&P, fwd, train, &target, tiles_fwd, tiles_train, d)) goto out;
   emit_begin(&e, m, tm, &ti, &target);
   e.bf16 = o->bf16;

@@ -3,8 +3,9 @@
  * many shapes (odd M, N and K, K blocks with an odd tail so that pairs are padded), all
  * transpose combinations, epilogues, 1 and 2 threads; the vdpbf16ps path where the host has
  * AVX512-BF16 (skipped, with a message, where it does not) and the f32-FMA fallback on every
- * host, which must give the same bits; NaN and infinity through the rounding; and the
- * instructions in the assembly emitted for CPUs with and without AVX512-BF16.
+ * host, which must give the same bits; NaN and infinity through the rounding; the
+ * instructions in the assembly emitted for CPUs with and without AVX512-BF16; and the AMX
+ * kernels, compiled for sapphirerapids and run only where the CPU has AMX-BF16.
  *
  * Tolerance: both paths multiply bf16 values exactly in f32 and add K products in f32, so the
  * result is within (K + 2)·2^-24 · S of the exact sum of the rounded products, where
@@ -230,7 +231,7 @@ START_TEST(test_special_values) {
 END_TEST
 
 /* the instructions of kernels emitted for named CPUs (no need to run them) */
-static int asm_has(const char *cpu, LlvmGemmPrec prec, const char *needle) {
+static int asm_has_blk(const char *cpu, LlvmGemmPrec prec, int64_t mr, int64_t nr, const char *needle) {
     char err[512] = "";
     LlvmTarget t = {.cpu = cpu};
     LlvmTargetInfo ti;
@@ -243,6 +244,7 @@ static int asm_has(const char *cpu, LlvmGemmPrec prec, const char *needle) {
     LlvmGemmSpec s;
     memset(&s, 0, sizeof s);
     s.prec = prec;
+    s.blk.mr = mr, s.blk.nr = nr;
     ck_assert_ptr_nonnull(llvm_gemm_emit(mod, &s, &ti, "g", NULL, err, sizeof err));
     ck_assert_int_eq(llvm_module_verify(mod, err, sizeof err), 0);
     ck_assert_msg(llvm_module_optimize(mod, tm, 2, err, sizeof err) == 0, "%s", err);
@@ -265,6 +267,10 @@ static int asm_has(const char *cpu, LlvmGemmPrec prec, const char *needle) {
     return saw;
 }
 
+static int asm_has(const char *cpu, LlvmGemmPrec prec, const char *needle) {
+    return asm_has_blk(cpu, prec, 0, 0, needle);
+}
+
 START_TEST(test_emitted_instructions) {
     ck_assert(asm_has("znver4", LLVM_GEMM_BF16, "vdpbf16ps"));
     ck_assert(asm_has("cooperlake", LLVM_GEMM_BF16, "vdpbf16ps"));
@@ -272,6 +278,43 @@ START_TEST(test_emitted_instructions) {
     ck_assert(asm_has("skylake-avx512", LLVM_GEMM_BF16, "vfmadd"));
     ck_assert(!asm_has("znver4", LLVM_GEMM_BF16_EMULATED, "vdpbf16ps"));
     ck_assert(!asm_has("x86-64-v3", LLVM_GEMM_BF16, "vdpbf16ps"));
+}
+END_TEST
+
+/* AMX: compiled for sapphirerapids with the 32x32 register tile the tiles pass decides there;
+ * run where the host has AMX-BF16 (against the same reference as the other paths) */
+START_TEST(test_amx) {
+    ck_assert(asm_has_blk("sapphirerapids", LLVM_GEMM_BF16, 32, 32, "tdpbf16ps"));
+    ck_assert(asm_has_blk("sapphirerapids", LLVM_GEMM_BF16, 32, 32, "ldtilecfg"));
+    ck_assert(asm_has_blk("sapphirerapids", LLVM_GEMM_BF16, 32, 32, "tilerelease"));
+    ck_assert(!asm_has_blk("znver4", LLVM_GEMM_BF16, 32, 32, "tdpbf16ps")); /* no AMX */
+    ck_assert(!asm_has_blk("sapphirerapids", LLVM_GEMM_BF16, 12, 32, "tdpbf16ps"));
+    LlvmTargetInfo ti;
+    char err[256];
+    ck_assert_int_eq(llvm_target_resolve(NULL, &ti, err, sizeof err), 0);
+    int amx = ti.has_amx_bf16 && ti.vec_floats == 16;
+    llvm_target_info_free(&ti);
+    if (!amx) {
+        printf("test_llvm_bf16: SKIPPED running the AMX kernels: this CPU has no AMX-BF16 "
+               "(their code was compiled and checked above)\n");
+        return;
+    }
+    for (int v = 0; v < 24; v++) {
+        LlvmGemmSpec s = spec_of(v, LLVM_GEMM_BF16);
+        s.blk.mr = s.blk.nr = 32, s.blk.kc = 64, s.blk.mc = 64, s.blk.nc = 96;
+        LlvmGemmKernel *k = compile(&s);
+        for (int t = 0; t < 4; t++) {
+            int64_t M = rng_int(1, 80), N = rng_int(1, 90), K = t == 0 ? 1 : rng_int(1, 170);
+            Prob p;
+            prob_init(&p, &s, M, N, K);
+            prob_run(k, &p, NULL);
+            double e = prob_check(&s, &p, 1);
+            ck_assert_msg(e <= 1.0, "AMX variant %d %lldx%lldx%lld: error %.3g of the bound", v,
+                          (long long)M, (long long)N, (long long)K, e);
+            prob_free(&p);
+        }
+        llvm_gemm_free(k);
+    }
 }
 END_TEST
 
@@ -284,6 +327,7 @@ static Suite *bf16_suite(void) {
     tcase_add_test(tc, test_fallback_shapes);
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_emitted_instructions);
+    tcase_add_test(tc, test_amx);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -65,6 +65,39 @@ static LLVMValueRef bf_call(const LlvmBf16Gen *g, const char *name, LLVMTypeRef 
     return LLVMBuildCall2(g->b, ty, f, args, nargs, "");
 }
 
+/* for (iv = start; iv < end; iv += step): begin makes the header with the iv phi (the caller
+ * may add phis of its own there), test branches into the body, end closes the loop and
+ * returns the latch block (for the caller's phis), leaving the builder at the exit */
+typedef struct BfLoop {
+    LLVMValueRef iv;
+    LLVMBasicBlockRef pre, body, exit;
+} BfLoop;
+
+static void bf_loop_begin(const LlvmBf16Gen *g, BfLoop *l, LLVMValueRef start, const char *nm) {
+    l->pre = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef head = bf_bb(g, nm);
+    l->body = bf_bb(g, "body");
+    l->exit = bf_bb(g, "exit");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    l->iv = LLVMBuildPhi(g->b, bf_i64(g), nm);
+    LLVMAddIncoming(l->iv, &start, &l->pre, 1);
+}
+
+static void bf_loop_test(const LlvmBf16Gen *g, const BfLoop *l, LLVMValueRef end) {
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, l->iv, end, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(g->b, l->body);
+}
+
+static LLVMBasicBlockRef bf_loop_end(const LlvmBf16Gen *g, const BfLoop *l, int64_t step) {
+    LLVMValueRef next = LLVMBuildAdd(g->b, l->iv, bf_c64(g, step), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, LLVMGetInstructionParent(l->iv));
+    LLVMAddIncoming(l->iv, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(g->b, l->exit);
+    return latch;
+}
+
 LLVMValueRef llvm_bf16_panel_stride(const LlvmBf16Gen *g, LLVMValueRef kc) {
     LLVMValueRef q = LLVMBuildAShr(g->b, LLVMBuildAdd(g->b, kc, bf_c64(g, 1), ""), bf_c64(g, 1), "");
     if (!g->amx) return q;
@@ -132,14 +165,10 @@ static void bf_pack_store(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d
 /* for (q = 0; q < stride; q++) d[q*W + r] = bf16(x[r,2q]) | bf16(x[r,2q+1]) << 16, with +0
  * for k >= kc */
 static void bf_pack_loop(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d, LLVMValueRef kc2) {
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "q"), body = bf_bb(g, "qbody"),
-                      done = bf_bb(g, "qdone");
-    LLVMBuildBr(g->b, head);
-    LLVMPositionBuilderAtEnd(g->b, head);
-    LLVMValueRef q = LLVMBuildPhi(g->b, bf_i64(g), "q"), zero = bf_c64(g, 0);
-    LLVMAddIncoming(q, &zero, &pre, 1);
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, q, kc2, ""), body, done);
-    LLVMPositionBuilderAtEnd(g->b, body);
+    BfLoop l;
+    bf_loop_begin(g, &l, bf_c64(g, 0), "q");
+    bf_loop_test(g, &l, kc2);
+    LLVMValueRef q = l.iv;
     LLVMValueRef k0 = LLVMBuildShl(g->b, q, bf_c64(g, 1), "");
     LLVMValueRef k1 = LLVMBuildAdd(g->b, k0, bf_c64(g, 1), "");
     LLVMValueRef has0 = LLVMBuildICmp(g->b, LLVMIntSLT, k0, p->kc, "");
@@ -151,11 +180,7 @@ static void bf_pack_loop(const LlvmBf16Gen *g, const BfPanel *p, LLVMValueRef d,
     hi = LLVMBuildSelect(g->b, has1, hi, LLVMConstNull(vi), ""); /* odd kc: the pad is +0 */
     LLVMValueRef word = LLVMBuildOr(g->b, lo, LLVMBuildShl(g->b, hi, bf_splat_const(g, 16, p->w), ""), "");
     bf_pack_store(g, p, d, q, word);
-    LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, 1), "");
-    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
-    LLVMBuildBr(g->b, head);
-    LLVMAddIncoming(q, &next, &last, 1);
-    LLVMPositionBuilderAtEnd(g->b, done);
+    bf_loop_end(g, &l, 1);
 }
 
 /* one W-row panel starting at row p0: contiguous rows with vector loads, others gathered */
@@ -191,21 +216,11 @@ static void bf_pack_panel(const LlvmBf16Gen *g, LLVMValueRef fn, int w, int rowm
 }
 
 void llvm_bf16_pack_body(const LlvmBf16Gen *g, LLVMValueRef fn, int w, int rowmajor) {
-    LLVMValueRef rows = LLVMGetParam(fn, 4);
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "panel"), body = bf_bb(g, "pbody"),
-                      done = bf_bb(g, "pdone");
-    LLVMBuildBr(g->b, head);
-    LLVMPositionBuilderAtEnd(g->b, head);
-    LLVMValueRef p0 = LLVMBuildPhi(g->b, bf_i64(g), "p"), zero = bf_c64(g, 0);
-    LLVMAddIncoming(p0, &zero, &pre, 1);
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, p0, rows, ""), body, done);
-    LLVMPositionBuilderAtEnd(g->b, body);
-    bf_pack_panel(g, fn, w, rowmajor, p0);
-    LLVMValueRef next = LLVMBuildAdd(g->b, p0, bf_c64(g, w), "");
-    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
-    LLVMBuildBr(g->b, head);
-    LLVMAddIncoming(p0, &next, &last, 1);
-    LLVMPositionBuilderAtEnd(g->b, done);
+    BfLoop l;
+    bf_loop_begin(g, &l, bf_c64(g, 0), "panel");
+    bf_loop_test(g, &l, LLVMGetParam(fn, 4));
+    bf_pack_panel(g, fn, w, rowmajor, l.iv);
+    bf_loop_end(g, &l, w);
     LLVMBuildRetVoid(g->b);
 }
 
@@ -256,29 +271,20 @@ static LLVMValueRef bf_kloop_part(const LlvmBf16Gen *g, LLVMValueRef start, LLVM
                                   LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef *acc) {
     int nacc = g->mr * (g->nr / g->vl);
     LLVMTypeRef vf = LLVMVectorType(bf_f32(g), (unsigned)g->vl);
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "kq"), body = bf_bb(g, "kqbody"),
-                      exit = bf_bb(g, "kqdone");
-    LLVMBuildBr(g->b, head);
-    LLVMPositionBuilderAtEnd(g->b, head);
-    LLVMValueRef q = LLVMBuildPhi(g->b, bf_i64(g), "q");
-    LLVMAddIncoming(q, &start, &pre, 1);
+    BfLoop l;
+    bf_loop_begin(g, &l, start, "kq");
     LLVMValueRef phis[BF16_MAX_ACC], cur[BF16_MAX_ACC];
     for (int i = 0; i < nacc; i++) {
         phis[i] = LLVMBuildPhi(g->b, vf, "acc");
-        LLVMAddIncoming(phis[i], &acc[i], &pre, 1);
+        LLVMAddIncoming(phis[i], &acc[i], &l.pre, 1);
     }
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, q, end, ""), body, exit);
-    LLVMPositionBuilderAtEnd(g->b, body);
+    bf_loop_test(g, &l, end);
     memcpy(cur, phis, sizeof(LLVMValueRef) * (size_t)nacc);
-    for (int u = 0; u < unroll; u++) bf_step(g, LLVMBuildAdd(g->b, q, bf_c64(g, u), ""), ap, bp, cur);
-    LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, unroll), "");
-    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
-    LLVMBuildBr(g->b, head);
-    LLVMAddIncoming(q, &next, &last, 1);
-    for (int i = 0; i < nacc; i++) LLVMAddIncoming(phis[i], &cur[i], &last, 1);
-    LLVMPositionBuilderAtEnd(g->b, exit);
+    for (int u = 0; u < unroll; u++) bf_step(g, LLVMBuildAdd(g->b, l.iv, bf_c64(g, u), ""), ap, bp, cur);
+    LLVMBasicBlockRef latch = bf_loop_end(g, &l, unroll);
+    for (int i = 0; i < nacc; i++) LLVMAddIncoming(phis[i], &cur[i], &latch, 1);
     memcpy(acc, phis, sizeof(LLVMValueRef) * (size_t)nacc);
-    return q;
+    return l.iv;
 }
 
 /* ---- AMX ---------------------------------------------------------------------------------- */
@@ -322,14 +328,10 @@ static void bf_amx_kloop(const LlvmBf16Gen *g, LLVMValueRef kc, LLVMValueRef ap,
         bf_amx(g, "llvm.x86.tilezero", &z, 1);
     }
     LLVMValueRef astride = LLVMBuildMul(g->b, kq, bf_c64(g, 4), ""), bstride = bf_c64(g, 4 * g->nr);
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b), head = bf_bb(g, "kt"), body = bf_bb(g, "ktbody"),
-                      done = bf_bb(g, "ktdone");
-    LLVMBuildBr(g->b, head);
-    LLVMPositionBuilderAtEnd(g->b, head);
-    LLVMValueRef q = LLVMBuildPhi(g->b, bf_i64(g), "q"), zero = bf_c64(g, 0);
-    LLVMAddIncoming(q, &zero, &pre, 1);
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, q, kq, ""), body, done);
-    LLVMPositionBuilderAtEnd(g->b, body);
+    BfLoop l;
+    bf_loop_begin(g, &l, bf_c64(g, 0), "kt");
+    bf_loop_test(g, &l, kq);
+    LLVMValueRef q = l.iv;
     LLVMValueRef bq = LLVMBuildMul(g->b, q, bf_c64(g, g->nr), "");
     bf_amx_load(g, 4, ap, q, astride);
     bf_amx_load(g, 5, ap, LLVMBuildAdd(g->b, LLVMBuildMul(g->b, kq, bf_c64(g, 16), ""), q, ""), astride);
@@ -339,11 +341,7 @@ static void bf_amx_kloop(const LlvmBf16Gen *g, LLVMValueRef kc, LLVMValueRef ap,
         LLVMValueRef args[3] = {bf_c8(g, t), bf_c8(g, 4 + t / 2), bf_c8(g, 6 + t % 2)};
         bf_amx(g, "llvm.x86.tdpbf16ps", args, 3);
     }
-    LLVMValueRef next = LLVMBuildAdd(g->b, q, bf_c64(g, 16), "");
-    LLVMBasicBlockRef last = LLVMGetInsertBlock(g->b);
-    LLVMBuildBr(g->b, head);
-    LLVMAddIncoming(q, &next, &last, 1);
-    LLVMPositionBuilderAtEnd(g->b, done);
+    bf_loop_end(g, &l, 16);
     for (int t = 0; t < 4; t++) {
         LLVMValueRef off = bf_c64(g, (t / 2) * 16 * 32 + (t % 2) * 16);
         LLVMValueRef args[3] = {bf_c8(g, t), bf_gep(g, bf_f32(g), cbuf, off), bf_c64(g, 32 * 4)};

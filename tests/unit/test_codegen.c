@@ -773,15 +773,21 @@ static const struct {
     {"resnet50.nn", {"N=4", "S=64"}, true, 5e-2},
 };
 
-START_TEST(example_models) {
+/* examples/FILE compiled with up to 4 -D definitions */
+static IrModule *example_module(const char *file, const char *const *defs, Diag *d) {
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, examples[_i].file);
+  snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, file);
   int nd = 0;
-  while (nd < 4 && examples[_i].defs[nd]) nd++;
-  FeOptions fo = {.defines = examples[_i].defs, .ndefines = nd};
-  Diag *d = diag_new(stderr);
+  while (nd < 4 && defs[nd]) nd++;
+  FeOptions fo = {.defines = defs, .ndefines = nd};
   IrModule *mod = fe_compile_file(path, &fo, d);
   ck_assert_msg(mod != NULL, "%s does not compile", path);
+  return mod;
+}
+
+START_TEST(example_models) {
+  Diag *d = diag_new(stderr);
+  IrModule *mod = example_module(examples[_i].file, examples[_i].defs, d);
   IrGraph *g = mod->graphs[0];
   IrTrain *t = ir_module_find_train(mod, g->name);
   g_normwise = true;
@@ -819,14 +825,8 @@ static const struct {
 };
 
 START_TEST(bf16_models) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, bf16_examples[_i].file);
-  int nd = 0;
-  while (nd < 4 && bf16_examples[_i].defs[nd]) nd++;
-  FeOptions fo = {.defines = bf16_examples[_i].defs, .ndefines = nd};
   Diag *d = diag_new(stderr);
-  IrModule *mod = fe_compile_file(path, &fo, d);
-  ck_assert_msg(mod != NULL, "%s does not compile", path);
+  IrModule *mod = example_module(bf16_examples[_i].file, bf16_examples[_i].defs, d);
   IrGraph *g = mod->graphs[0];
   IrTrain *t = ir_module_find_train(mod, g->name);
   ck_assert_ptr_nonnull(t);

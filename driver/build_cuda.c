@@ -28,8 +28,10 @@ static void glue_main(FILE *f, const DrvCudaSource *s, bool train) {
              "  d.forward = nnc_cuda_forward;\n"
              "  d.arena_bytes_forward = %lldLL;\n", (long long)(align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes));
   if (train)
-    fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n",
-            (long long)(align_up(s->P.pt.arena_bytes) + s->train.work_bytes));
+    fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n"
+               "  d.params_bytes = %lldLL; /* with the loss-scale state, if any */\n",
+            (long long)(align_up(s->P.pt.arena_bytes) + s->train.work_bytes),
+            (long long)cuda_params_bytes(&s->P, &s->ls));
   fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
              "  return rt_program_main_val(&d, fwd_inputs, val_loss, argc, argv);\n}\n");
 }
@@ -91,7 +93,8 @@ static void glue_device(FILE *f, const DrvCudaSource *s, const char *ptx, bool t
         "#include \"rt_cuda.h\"\n#include \"rt_model.h\"\n#include \"rt_program.h\"\n", f);
   fputs("typedef struct NncBufs {\n  char *params, *io, *arena, *work;\n  unsigned long long step, seed;\n} NncBufs;\n"
         "typedef struct NncLaunch {\n  const char *name;\n  unsigned grid[3], block[3];\n  size_t smem;\n} NncLaunch;\n", f);
-  fprintf(f, "#define NNC_PARAMS %lldLL\n#define NNC_IO %lldLL\n", (long long)s->P.params_bytes, (long long)s->P.io_bytes);
+  fprintf(f, "#define NNC_PARAMS %lldLL\n#define NNC_IO %lldLL\n", (long long)cuda_params_bytes(&s->P, &s->ls),
+          (long long)s->P.io_bytes);
   fputs("static const char nnc_ptx[] =\n", f);
   for (const char *l = ptx; *l;) { /* one string literal per line */
     const char *e = strchr(l, '\n');
@@ -144,10 +147,11 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
   return rc ? 1 : 0;
 }
 
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
+int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *loss_scale,
+                    const char *tmpdir,
                     bool verbose, char *obj, size_t objn, Diag *d) {
   DrvCudaSource s;
-  int rc = drv_cuda_target(target, precision, &s);
+  int rc = drv_cuda_target(target, precision, loss_scale, &s);
   if (rc) return 1;
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);

@@ -130,7 +130,9 @@ static void usage(FILE *out) {
         "      --precision P     f32 (default); bf16 on the CPU: matmul and convolution\n"
         "                        inputs rounded to bf16, f32 accumulation (AVX512-BF16 where\n"
         "                        the target CPU has it, else the same results through f32\n"
-        "                        FMAs); with --target cuda: tf32 (GEMMs on tensor cores)\n"
+        "                        FMAs); with --target: tf32, bf16 or f16 (GEMMs on tensor cores)\n"
+        "      --loss-scale S    with --precision f16: dynamic (default, from 2^16), none, or a static\n"
+        "                        power of two\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
         "                        MPI (docs/distributed.md)\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
@@ -442,7 +444,8 @@ typedef struct BuildArgs {
   DrvBuildOptions bo;
   const char *out;
   const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
-  const char *precision; /* --precision f32|tf32 (CUDA) */
+  const char *precision; /* --precision f32|tf32|bf16|f16 (CUDA) */
+  const char *loss_scale; /* --loss-scale dynamic|none|S (CUDA, f16) */
   bool lib, shared, keep, verbose, mpi; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
@@ -458,6 +461,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'K': a->keep = true; return 0;
   case 'T': a->target = arg; return 0;
   case 'P': a->precision = arg; return 0;
+  case 'S': a->loss_scale = arg; return 0;
   case 'I': a->mpi = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
@@ -496,6 +500,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"target", required_argument, 0, 'T'},
                                        {"precision", required_argument, 0, 'P'},
+                                       {"loss-scale", required_argument, 0, 'S'},
                                        {"mpi", no_argument, 0, 'I'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
@@ -604,7 +609,7 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
+  if (a->target && drv_cuda_object(dm, a->target, a->precision, a->loss_scale, tmpdir, a->verbose, cobj, sizeof cobj, d))
     return 1;
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
@@ -653,6 +658,10 @@ int cmd_build(int argc, char **argv) {
   }
   if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
+  if (!rc && a.loss_scale && !a.target) {
+    fprintf(stderr, "nnc build: error: --loss-scale is for GPU builds (--target cuda...)\n");
+    rc = 2;
+  }
   if (!rc && a.target && a.mpi) {
     fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
             "are not available yet; docs/distributed.md\n", a.target);

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../codegen/cuda/cuda_plan.h"
 #include "../codegen/llvm/codegen.h"
 #include "../codegen/llvm/llvm_bf16.h"
-#include "build.h"
 #include "../passes/comm.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"
@@ -28,13 +28,14 @@ typedef struct Opts {
   DrvInput in;
   const char *target, *svg;
   bool train, json, csv, tiles, formula;
+  const char *precision; /* --precision (GPU targets): the GEMM inputs of a CUDA build */
   CostGroupBy per;
   int top;
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
   int threads;      /* --threads T: the compiled step's estimate on T threads (0 = all) */
   const char *link; /* --link NAME|BW */
   bool compare;     /* --compare: the positional arguments are several files */
-  const char *precision, *target_cpu; /* --precision bf16 [--target-cpu CPU]: CPU GEMM tiles */
+  const char *target_cpu; /* with --precision bf16 on a CPU: the CPU whose AMX decides tiles */
   bool amx;         /* bf16 on a CPU with AMX-BF16 (the target CPU's features) */
   char **files;
   int nfiles;
@@ -56,9 +57,11 @@ static void usage(FILE *out) {
         "      --json | --csv  machine-readable output (schema: docs/cost-model.md)\n"
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
-        "      --precision P   with --tiles on a CPU: f32 (default) or bf16 (AMX tiles and\n"
-        "                      their alignment report where --target-cpu CPU, default the\n"
-        "                      host, has AMX-BF16)\n"
+        "      --precision P   GPU targets: f32 (default), tf32, bf16 or f16 GEMM inputs, as\n"
+        "                      `nnc build --target cuda --precision P` builds them; CPU\n"
+        "                      targets: f32 or bf16, for --tiles (AMX tiles and their\n"
+        "                      alignment report where --target-cpu CPU, default the host,\n"
+        "                      has AMX-BF16)\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
         "                      the target's cores)\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
@@ -224,15 +227,25 @@ static int analyse(Report *rp, const Opts *o) {
   IrGraph *tg = train_graph(rp, o->in.path, o->train);
   if (o->train && !tg) return 1;
   rp->g = o->train ? tg : g;
+  CudaPrec prec = CUDA_PREC_F32;
+  bool cpu = rp->hw.kind != HW_GPU; /* a CPU: f32, or bf16 GEMM inputs (their tiles) */
+  bool cpu_bf16 = cpu && o->precision && !strcmp(o->precision, "bf16");
+  if (o->precision && !cpu_bf16 && (cuda_prec_parse(o->precision, &prec) || (cpu && prec != CUDA_PREC_F32))) {
+    fprintf(stderr, "nnc cost: error: --precision %s: f32, tf32, bf16 or f16 with a GPU --target; "
+            "f32 or bf16 on a CPU\n", o->precision);
+    return 2;
+  }
   rp->r = cost_analyze(rp->g, NULL);
+  rp->r->gemm_dt = cuda_prec_dtype(prec), rp->r->gemm_tf32 = prec == CUDA_PREC_TF32;
   cost_roofline(rp->r, &rp->hw);
   if (tg) {
     rp->train = o->train ? rp->r : cost_analyze(tg, NULL);
+    rp->train->gemm_dt = rp->r->gemm_dt, rp->train->gemm_tf32 = rp->r->gemm_tf32;
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
   if (o->tiles)
-    rp->tiles = o->precision && !strcmp(o->precision, "bf16") ? pass_tiles_bf16(rp->g, &rp->hw, NULL, o->amx)
-                                                               : pass_tiles(rp->g, &rp->hw, NULL);
+    rp->tiles = cpu_bf16 ? pass_tiles_bf16(rp->g, &rp->hw, NULL, o->amx) : pass_tiles(rp->g, &rp->hw, NULL);
+  if (o->tiles) cuda_tiles_precision(rp->tiles, &rp->hw, prec);
   if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
     return 1;
   FILE *sink = fopen("/dev/null", "w");
@@ -655,7 +668,7 @@ static int parse_compare(int argc, char **argv, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PRECISION, O_TARGET_CPU };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_TARGET_CPU };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -665,7 +678,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
-      {"precision", required_argument, 0, O_PRECISION}, {"target-cpu", required_argument, 0, O_TARGET_CPU},
+      {"precision", required_argument, 0, O_PREC}, {"target-cpu", required_argument, 0, O_TARGET_CPU},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -703,6 +716,7 @@ static int parse(int argc, char **argv, Opts *o) {
     case O_CSV: o->csv = true; break;
     case O_SVG: o->svg = optarg; break;
     case O_TILES: o->tiles = true; break;
+    case O_PREC: o->precision = optarg; break;
     case O_FORMULA: o->formula = true; break;
     case O_LIST: list_targets(); return -1;
     case O_RANKS: {
@@ -729,7 +743,6 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_COMPARE: o->compare = true; break;
-    case O_PRECISION: o->precision = optarg; break;
     case O_TARGET_CPU: o->target_cpu = optarg; break;
     default: usage(stderr); return 2;
     }
@@ -748,8 +761,6 @@ static int parse(int argc, char **argv, Opts *o) {
                     "gradient all-reduce)\n");
     return 2;
   }
-  CgOptions co = {0};
-  if (drv_cpu_precision("nnc cost", o->precision, &co)) return 2;
   o->in.path = argv[optind];
   return 0;
 }

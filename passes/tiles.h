@@ -32,6 +32,9 @@ typedef struct TileGemm {
   bool tf32;      /* f32 data on tensor cores as TF32 (--precision tf32) */
   bool bf16;      /* CPU: f32 data packed as bf16 pairs, f32 accumulation (--precision bf16) */
   bool amx;       /* with bf16: the target CPU has AMX tiles (tdpbf16ps) */
+  bool f32_in;    /* dt is bf16/f16 but the operands are stored f32 and rounded to dt on
+                     their way into shared memory (--precision bf16|f16 on a GPU): global
+                     traffic and vector-copy alignment are those of f32 */
 } TileGemm;
 
 typedef struct TileDecision {

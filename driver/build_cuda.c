@@ -20,11 +20,12 @@
 
 static int64_t align_up(int64_t v) { return (v + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
 
-/* nnc_cuda_main: the CPU descriptor with the CUDA entries and arenas */
+/* nnc_cuda_main: the CPU descriptor with the CUDA entries and arenas (nnc_cuda_desc; the
+ * split step only where a --mpi build adds it, build_cuda_dist.c) */
 static void glue_main(FILE *f, const DrvCudaSource *s, bool train) {
-  fprintf(f, "int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
-             "                  char **argv) {\n"
+  fprintf(f, "static RtModelDesc nnc_cuda_desc(const RtModelDesc *cpu) {\n"
              "  RtModelDesc d = *cpu;\n"
+             "  d.train_backward = d.train_apply = 0;\n  d.grads = 0;\n  d.ngrads = 0;\n"
              "  d.forward = nnc_cuda_forward;\n"
              "  d.arena_bytes_forward = %lldLL;\n", (long long)(align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes));
   if (train)
@@ -32,7 +33,10 @@ static void glue_main(FILE *f, const DrvCudaSource *s, bool train) {
                "  d.params_bytes = %lldLL; /* with the loss-scale state, if any */\n",
             (long long)(align_up(s->P.pt.arena_bytes) + s->train.work_bytes),
             (long long)cuda_params_bytes(&s->P, &s->ls));
-  fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
+  fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n  return d;\n}\n"
+             "int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
+             "                  char **argv) {\n"
+             "  RtModelDesc d = nnc_cuda_desc(cpu);\n"
              "  return rt_program_main_val(&d, fwd_inputs, val_loss, argc, argv);\n}\n");
 }
 
@@ -147,12 +151,17 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
   return rc ? 1 : 0;
 }
 
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *loss_scale,
-                    const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, Diag *d) {
+int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir, char *obj, size_t objn,
+                    Diag *d) {
   DrvCudaSource s;
-  int rc = drv_cuda_target(target, precision, loss_scale, &s);
+  int rc = drv_cuda_target(o->target, o->precision, o->loss_scale, &s);
   if (rc) return 1;
+  if (o->mpi && s.ls.on) {
+    fprintf(stderr, "nnc build: error: --mpi with f16 loss scaling: the scale's overflow check is not "
+                    "shared by the ranks yet; use --precision bf16, or --loss-scale none\n");
+    drv_cuda_source_free(&s);
+    return 1;
+  }
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);
   char *text = NULL, *ptx = NULL, err[4096];
@@ -165,9 +174,10 @@ int drv_cuda_object(const DrvModel *dm, const char *target, const char *precisio
   if (f) {
     if (s.emu) glue_emu(f, &s, train);
     else glue_device(f, &s, ptx, train);
-    rc = fclose(f) ? 1 : 0;
+    rc = o->mpi && train && drv_cuda_glue_dist(f, &s, dm->fwd->name) ? 1 : 0;
+    if (fclose(f)) rc = 1;
   }
-  if (!rc) rc = compile_glue(&s, text, tmpdir, verbose, obj, objn);
+  if (!rc) rc = compile_glue(&s, text, tmpdir, o->verbose, obj, objn);
   free(text);
   free(ptx);
   drv_cuda_source_free(&s);

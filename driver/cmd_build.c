@@ -135,6 +135,8 @@ static void usage(FILE *out) {
         "                        power of two\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
         "                        MPI (docs/distributed.md)\n"
+        "      --sync-bn         batchnorm in training normalizes with the statistics of the\n"
+        "                        global batch (summed over the processes); default: local\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -292,7 +294,8 @@ static int mpi_link_args(const char *rtlib, char *mpilib, size_t n, char *spec, 
 
 /* the runtime's main for the program: CUDA, MPI or the plain one */
 static const char *program_main(const char *cuda_obj, bool mpi) {
-  return cuda_obj ? "nnc_cuda_main" : mpi ? "rt_mpi_main" : "rt_program_main_val";
+  if (cuda_obj) return mpi ? "nnc_cuda_mpi_main" : "nnc_cuda_main";
+  return mpi ? "rt_mpi_main" : "rt_program_main_val";
 }
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
@@ -463,6 +466,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'P': a->precision = arg; return 0;
   case 'S': a->loss_scale = arg; return 0;
   case 'I': a->mpi = true; return 0;
+  case 'B': a->bo.cg.sync_bn = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -502,6 +506,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"precision", required_argument, 0, 'P'},
                                        {"loss-scale", required_argument, 0, 'S'},
                                        {"mpi", no_argument, 0, 'I'},
+                                       {"sync-bn", no_argument, 0, 'B'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -609,7 +614,8 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  if (a->target && drv_cuda_object(dm, a->target, a->precision, a->loss_scale, tmpdir, a->verbose, cobj, sizeof cobj, d))
+  DrvCudaOpts co = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose};
+  if (a->target && drv_cuda_object(dm, &co, tmpdir, cobj, sizeof cobj, d))
     return 1;
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
@@ -662,9 +668,9 @@ int cmd_build(int argc, char **argv) {
     fprintf(stderr, "nnc build: error: --loss-scale is for GPU builds (--target cuda...)\n");
     rc = 2;
   }
-  if (!rc && a.target && a.mpi) {
-    fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
-            "are not available yet; docs/distributed.md\n", a.target);
+  if (!rc && a.target && a.bo.cg.sync_bn) {
+    fprintf(stderr, "nnc build: error: --sync-bn with --target %s: the CUDA backend has no "
+            "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
     rc = 2;
   }
   if (!rc && a.target && a.lib) {

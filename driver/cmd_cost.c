@@ -34,6 +34,7 @@ typedef struct Opts {
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
   int threads;      /* --threads T: the compiled step's estimate on T threads (0 = all) */
   const char *link; /* --link NAME|BW */
+  double bucket_bytes; /* --bucket-kib K: the all-reduce's bucket (default COMM_BUCKET_BYTES) */
   bool compare;     /* --compare: the positional arguments are several files */
   const char *target_cpu; /* with --precision bf16 on a CPU: the CPU whose AMX decides tiles */
   bool amx;         /* bf16 on a CPU with AMX-BF16 (the target CPU's features) */
@@ -59,7 +60,7 @@ static void usage(FILE *out) {
         "      --tiles         the tile decision of every GEMM-like op\n"
         "      --precision P   GPU targets: f32 (default), tf32, bf16 or f16 GEMM inputs, as\n"
         "                      `nnc build --target cuda --precision P` builds them; CPU\n"
-        "                      targets: f32 or bf16, for --tiles (AMX tiles and their\n"
+        "                      targets: bf16 with --tiles (AMX tiles and their\n"
         "                      alignment report where --target-cpu CPU, default the host,\n"
         "                      has AMX-BF16)\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
@@ -69,6 +70,8 @@ static void usage(FILE *out) {
         "                      all-reduce, its overlap with backward, scaling efficiency\n"
         "      --link L        the link between ranks: a name (--list-targets) or a\n"
         "                      bandwidth such as 25GB/s or 100Gb/s (default: ib-hdr)\n"
+        "      --bucket-kib K  the all-reduce's bucket in KiB (default 25600, as the\n"
+        "                      programs' train --bucket-kib)\n"
         "      --list-targets  print the built-in hardware and link tables\n",
         out);
 }
@@ -229,10 +232,10 @@ static int analyse(Report *rp, const Opts *o) {
   rp->g = o->train ? tg : g;
   CudaPrec prec = CUDA_PREC_F32;
   bool cpu = rp->hw.kind != HW_GPU; /* a CPU: f32, or bf16 GEMM inputs (their tiles) */
-  bool cpu_bf16 = cpu && o->precision && !strcmp(o->precision, "bf16");
+  bool cpu_bf16 = cpu && o->tiles && o->precision && !strcmp(o->precision, "bf16");
   if (o->precision && !cpu_bf16 && (cuda_prec_parse(o->precision, &prec) || (cpu && prec != CUDA_PREC_F32))) {
     fprintf(stderr, "nnc cost: error: --precision %s: f32, tf32, bf16 or f16 with a GPU --target; "
-            "f32 or bf16 on a CPU\n", o->precision);
+            "on a CPU, f32, or bf16 with --tiles (its blocking decisions)\n", o->precision);
     return 2;
   }
   rp->r = cost_analyze(rp->g, NULL);
@@ -246,7 +249,8 @@ static int analyse(Report *rp, const Opts *o) {
   if (o->tiles)
     rp->tiles = cpu_bf16 ? pass_tiles_bf16(rp->g, &rp->hw, NULL, o->amx) : pass_tiles(rp->g, &rp->hw, NULL);
   if (o->tiles) cuda_tiles_precision(rp->tiles, &rp->hw, prec);
-  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
+  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link,
+                             o->bucket_bytes > 0 ? o->bucket_bytes : COMM_BUCKET_BYTES, &rp->comm))
     return 1;
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
@@ -666,9 +670,21 @@ static int parse_compare(int argc, char **argv, Opts *o) {
   return 0;
 }
 
+/* --bucket-kib K: 0, or 2 after the error */
+static int parse_bucket(const char *arg, Opts *o) {
+  char *end;
+  long long k = strtoll(arg, &end, 10);
+  if (*end || k < 1 || k > (1LL << 30)) {
+    fprintf(stderr, "nnc cost: error: --bucket-kib takes a positive number of KiB, not '%s'\n", arg);
+    return 2;
+  }
+  o->bucket_bytes = (double)k * 1024;
+  return 0;
+}
+
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_TARGET_CPU };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET, O_TARGET_CPU };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -678,7 +694,8 @@ static int parse(int argc, char **argv, Opts *o) {
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
-      {"precision", required_argument, 0, O_PREC}, {"target-cpu", required_argument, 0, O_TARGET_CPU},
+      {"precision", required_argument, 0, O_PREC}, {"bucket-kib", required_argument, 0, O_BUCKET},
+      {"target-cpu", required_argument, 0, O_TARGET_CPU},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -731,6 +748,7 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_LINK: o->link = optarg; break;
+    case O_BUCKET: if (parse_bucket(optarg, o)) return 2; break;
     case O_THREADS: {
       char *end;
       long t = strtol(optarg, &end, 10);

@@ -35,7 +35,17 @@ int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *tar
  * emulation, or its PTX with the launcher for the device) into tmpdir/cuda.o, whose
  * nnc_cuda_main(desc, fwd_inputs, val_loss, argc, argv) runs the program's commands with the CPU
  * descriptor's tensor table and the CUDA entries. 0, or 1 after a message. */
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *loss_scale,
-                    const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, Diag *d);
+/* what `nnc build` asks of the CUDA part */
+typedef struct DrvCudaOpts {
+  const char *target, *precision, *loss_scale; /* --target, --precision, --loss-scale (NULL: default) */
+  bool mpi;                                    /* --mpi: the split step and the gradient all-reduce */
+  bool verbose;
+} DrvCudaOpts;
+int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir, char *obj, size_t objn,
+                    Diag *d);
+/* --mpi with --target (build_cuda_dist.c): appends to the glue the training step split at
+ * the plan's optimizer kernels and nnc_cuda_mpi_main, which runs rt_mpi_main on it: cuda-emu
+ * all-reduces the gradients on the host through the runtime's buckets; cuda all-reduces them
+ * on the device with NCCL (runtime/rt_nccl.c) between the two halves of the launch table */
+int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name);
 #endif

@@ -27,6 +27,7 @@ typedef struct CgOptions {
   /* --precision bf16: the inputs of every GEMM (matmuls, convolutions and their backward
    * GEMMs) rounded to bf16, f32 accumulation; weights and all other ops stay f32 */
   bool bf16;
+  bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */

@@ -30,4 +30,7 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
  * cannot be run */
 int drv_run_cmd(char *const argv[], const char *cwd, bool verbose);
 void drv_model_free(DrvModel *dm);
+/* --precision for a CPU build (`cmd`: the command, for the message): f32 or bf16 (sets
+ * cg->bf16). 0, or 2 after an error naming what CPU builds accept. */
+int drv_cpu_precision(const char *cmd, const char *precision, CgOptions *cg);
 #endif

@@ -64,6 +64,7 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
   if (pass_fold_constants(out->fwd, d) < 0) return 1; /* the dims are final here */
   CgTarget target;
   llvm_backend_target(&target, 0, NULL);
+  if (o->cg.bf16) target.conv = CG_CONV_IM2COL; /* as llvm_model_compile plans it */
   CgPipeOptions po = {o->cg.memory_budget, o->remat, o->remat_given, in->path};
   CgPipeline pp;
   int rc = cg_pipeline_train(out->m, out->fwd, &target, &po, &pp, d);
@@ -76,6 +77,17 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
   co.memory_budget = pp.budget;
   out->cg = llvm_model_emit(out->fwd, out->train, out->t, &co, d);
   return out->cg ? 0 : 1;
+}
+
+int drv_cpu_precision(const char *cmd, const char *precision, CgOptions *cg) {
+  cg->bf16 = precision && !strcmp(precision, "bf16");
+  if (!precision || cg->bf16 || !strcmp(precision, "f32")) return 0;
+  if (!strcmp(precision, "tf32") || !strcmp(precision, "f16"))
+    fprintf(stderr, "%s: error: --precision %s is for GPU builds (--target cuda...); CPU builds "
+            "take f32 or bf16\n", cmd, precision);
+  else
+    fprintf(stderr, "%s: error: unknown precision '%s' (CPU builds: f32 or bf16)\n", cmd, precision);
+  return 2;
 }
 
 void drv_model_free(DrvModel *dm) {
@@ -116,7 +128,10 @@ static void usage(FILE *out) {
         "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
         "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
         "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
-        "      --precision P     with --target: f32 (default), tf32, bf16 or f16 (GEMMs on tensor cores)\n"
+        "      --precision P     f32 (default); bf16 on the CPU: matmul and convolution\n"
+        "                        inputs rounded to bf16, f32 accumulation (AVX512-BF16 where\n"
+        "                        the target CPU has it, else the same results through f32\n"
+        "                        FMAs); with --target: tf32, bf16 or f16 (GEMMs on tensor cores)\n"
         "      --loss-scale S    with --precision f16: dynamic (default, from 2^16), none, or a static\n"
         "                        power of two\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
@@ -535,6 +550,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
             "NAME_train_step_allreduce takes the application's all-reduce (docs/distributed.md)\n");
     return 2;
   }
+  if (!a->target && drv_cpu_precision("nnc build", a->precision, &a->bo.cg)) return 2;
   a->in.path = argv[optind];
   return -1;
 }
@@ -681,9 +697,8 @@ int cmd_build(int argc, char **argv) {
   }
   if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
-  if (!rc && (a.precision || a.loss_scale) && !a.target) {
-    fprintf(stderr, "nnc build: error: --%s is for GPU builds (--target cuda...)\n",
-            a.precision ? "precision" : "loss-scale");
+  if (!rc && a.loss_scale && !a.target) {
+    fprintf(stderr, "nnc build: error: --loss-scale is for GPU builds (--target cuda...)\n");
     rc = 2;
   }
   if (!rc && a.target && a.bo.cg.sync_bn) {

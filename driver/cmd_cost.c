@@ -12,6 +12,7 @@
 
 #include "../codegen/cuda/cuda_plan.h"
 #include "../codegen/llvm/codegen.h"
+#include "../codegen/llvm/llvm_bf16.h"
 #include "../passes/comm.h"
 #include "../passes/cost.h"
 #include "../passes/memplan.h"
@@ -35,6 +36,8 @@ typedef struct Opts {
   const char *link; /* --link NAME|BW */
   double bucket_bytes; /* --bucket-kib K: the all-reduce's bucket (default COMM_BUCKET_BYTES) */
   bool compare;     /* --compare: the positional arguments are several files */
+  const char *target_cpu; /* with --precision bf16 on a CPU: the CPU whose AMX decides tiles */
+  bool amx;         /* bf16 on a CPU with AMX-BF16 (the target CPU's features) */
   char **files;
   int nfiles;
 } Opts;
@@ -56,7 +59,10 @@ static void usage(FILE *out) {
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
         "      --precision P   GPU targets: f32 (default), tf32, bf16 or f16 GEMM inputs, as\n"
-        "                      `nnc build --target cuda --precision P` builds them\n"
+        "                      `nnc build --target cuda --precision P` builds them; CPU\n"
+        "                      targets: bf16 with --tiles (AMX tiles and their\n"
+        "                      alignment report where --target-cpu CPU, default the host,\n"
+        "                      has AMX-BF16)\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
         "                      the target's cores)\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
@@ -225,8 +231,11 @@ static int analyse(Report *rp, const Opts *o) {
   if (o->train && !tg) return 1;
   rp->g = o->train ? tg : g;
   CudaPrec prec = CUDA_PREC_F32;
-  if (o->precision && (cuda_prec_parse(o->precision, &prec) || rp->hw.kind != HW_GPU)) {
-    fprintf(stderr, "nnc cost: error: --precision %s: f32, tf32, bf16 or f16, with a GPU --target\n", o->precision);
+  bool cpu = rp->hw.kind != HW_GPU; /* a CPU: f32, or bf16 GEMM inputs (their tiles) */
+  bool cpu_bf16 = cpu && o->tiles && o->precision && !strcmp(o->precision, "bf16");
+  if (o->precision && !cpu_bf16 && (cuda_prec_parse(o->precision, &prec) || (cpu && prec != CUDA_PREC_F32))) {
+    fprintf(stderr, "nnc cost: error: --precision %s: f32, tf32, bf16 or f16 with a GPU --target; "
+            "on a CPU, f32, or bf16 with --tiles (its blocking decisions)\n", o->precision);
     return 2;
   }
   rp->r = cost_analyze(rp->g, NULL);
@@ -237,7 +246,8 @@ static int analyse(Report *rp, const Opts *o) {
     rp->train->gemm_dt = rp->r->gemm_dt, rp->train->gemm_tf32 = rp->r->gemm_tf32;
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
-  if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
+  if (o->tiles)
+    rp->tiles = cpu_bf16 ? pass_tiles_bf16(rp->g, &rp->hw, NULL, o->amx) : pass_tiles(rp->g, &rp->hw, NULL);
   if (o->tiles) cuda_tiles_precision(rp->tiles, &rp->hw, prec);
   if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link,
                              o->bucket_bytes > 0 ? o->bucket_bytes : COMM_BUCKET_BYTES, &rp->comm))
@@ -601,7 +611,11 @@ static void print_tiles(const Report *rp) {
            t->gemm.batch > 1 ? arena_printf(g->arena, " x%lld", (long long)t->gemm.batch) : "",
            t->mma, 100 * t->eff);
     printf("      %s\n", t->reason);
-    if (!t->aligned)
+    if (!t->aligned && !t->gpu && t->mma_k == 32) /* AMX tiles */
+      printf("      not multiples of the AMX tile (M, N by 16, K by 32): padded to M=%lld N=%lld "
+             "K=%lld (+%.1f%% FLOPs)\n", (long long)t->pad_m, (long long)t->pad_n,
+             (long long)t->pad_k, 100 * t->pad_overhead);
+    else if (!t->aligned)
       printf("      misaligned for %d-element (16-byte) rows: pad to M=%lld N=%lld K=%lld "
              "(+%.1f%% FLOPs)\n", t->align, (long long)t->pad_m, (long long)t->pad_n,
              (long long)t->pad_k, 100 * t->pad_overhead);
@@ -670,7 +684,7 @@ static int parse_bucket(const char *arg, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET, O_TARGET_CPU };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -681,6 +695,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
       {"precision", required_argument, 0, O_PREC}, {"bucket-kib", required_argument, 0, O_BUCKET},
+      {"target-cpu", required_argument, 0, O_TARGET_CPU},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -746,6 +761,7 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_COMPARE: o->compare = true; break;
+    case O_TARGET_CPU: o->target_cpu = optarg; break;
     default: usage(stderr); return 2;
     }
   }
@@ -767,10 +783,22 @@ static int parse(int argc, char **argv, Opts *o) {
   return 0;
 }
 
+/* --precision bf16: AMX tiles where the target CPU (--target-cpu, default the host) has them */
+static void cost_amx(Opts *o) {
+  LlvmTarget t = {.cpu = o->target_cpu};
+  LlvmTargetInfo ti;
+  char err[256];
+  if (!o->precision || strcmp(o->precision, "bf16") || llvm_target_resolve(&t, &ti, err, sizeof err))
+    return;
+  o->amx = llvm_bf16_amx(&ti, 32, 32);
+  llvm_target_info_free(&ti);
+}
+
 int cmd_cost(int argc, char **argv) {
   Opts o = {0};
   int rc = parse(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
+  cost_amx(&o);
   Report rp = {0};
   char err[512];
   if (hw_resolve(o.target, &rp.hw, err, sizeof err) ||

@@ -27,7 +27,8 @@ static void usage(FILE *out) {
         "                  training step) and the launch tables, for --target cuda[:sm_80|\n"
         "                  sm_86|sm_89|sm_90] (default cuda = sm_80)\n"
         "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n"
-        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs), tf32, bf16 or f16 (tensor cores)\n"
+        "  --precision P   f32 (default); bf16 for llvm/asm (CPU GEMM inputs in bf16); with\n"
+        "                  cuda/ptx: tf32, bf16 or f16 (tensor cores)\n"
         "  --loss-scale S  with --precision f16: dynamic (default), none, or a static power of two\n",
         out);
 }
@@ -166,6 +167,8 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  bool cuda = !strcmp(a->what, "cuda") || !strcmp(a->what, "ptx");
+  if (!cuda && drv_cpu_precision("nnc emit", a->precision, &a->bo.cg)) return 2;
   a->in.path = argv[optind];
   return -1;
 }

@@ -268,12 +268,48 @@ static void choose_gpu(const HwTarget *hw, TileDecision *d) {
  * micro-kernel): KC 88 (half of L1, the previous rule) 90 GFLOP/s, 256: 102, 512: 105. */
 #define TILES_CPU_KC 512
 
+/* AMX (bf16 on a CPU with AMX-BF16): the register tile is 2 x 2 tiles of 16 x 16 f32
+ * accumulators (tmm0-3) fed by two 16 x 32 bf16 tiles of A and two of B (tmm4-7), so 32 x 32,
+ * with K in steps of 32 (16 pairs). Like tensor cores, the alignment report says which dims
+ * are not multiples of the tile (16 for M and N, 32 for K) and what the padding costs: the
+ * generated kernel pads k to 32 with zeros and runs edge tiles whole. */
+static void choose_amx(const HwTarget *hw, TileDecision *d) {
+  const TileGemm *gm = &d->gemm;
+  d->mma = "amx tdpbf16ps 16x16x32";
+  d->mma_m = 16, d->mma_n = 16, d->mma_k = 32;
+  d->align = d->align_pref = 16;
+  d->pad_m = gm->conv ? gm->m : round_up(gm->m, 16);
+  d->pad_n = round_up(gm->n, 16);
+  d->pad_k = round_up(gm->k, 32);
+  d->aligned = d->pad_m == gm->m && d->pad_n == gm->n && d->pad_k == gm->k;
+  double real = (double)gm->m * gm->n * gm->k;
+  d->pad_overhead = real > 0 ? (double)d->pad_m * d->pad_n * d->pad_k / real - 1 : 0;
+  d->mr = d->nr = 32;
+  d->kc = (int)round_up(d->kc, 32);
+  d->mc = (int)round_up(d->mc, 32), d->nc = (int)round_up(d->nc, 32);
+  int64_t um = ceil_div(gm->m, 32), un = ceil_div(gm->n, 32);
+  d->tile_eff = (double)gm->m * gm->n / ((double)um * 32 * un * 32);
+  d->tiles = um * un * gm->batch;
+  d->waves = (double)d->tiles / (double)(hw->cores > 0 ? hw->cores : 1);
+  d->wave_eff = d->waves / ceil(d->waves);
+  d->eff = d->tile_eff * d->wave_eff;
+  snprintf(d->reason, sizeof d->reason,
+           "AMX: 2x2 tiles of 16x16 f32 (tmm0-3) from 16x32 bf16 tiles of A and B (tmm4-7), "
+           "KC %d, MC %d, NC %d; edge eff %.1f%%, padding to 16/16/32 %+.1f%% FLOPs",
+           d->kc, d->mc, d->nc, 100 * d->tile_eff, 100 * d->pad_overhead);
+}
+
 static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   const TileGemm *gm = &d->gemm;
   /* computed in f32 lanes unless the target has native f16 arithmetic */
   int es = gm->dt == DT_F16 && hw->peak[HWP_F16] > 0 ? 2 : gm->dt == DT_F64 ? 8 : 4;
   int lanes = hw->vector_bits / (8 * es);
   if (lanes < 1) lanes = 1;
+  /* bf16 inputs: f32 accumulators as before (one vdpbf16ps per accumulator and k pair, the
+   * loads per instruction unchanged), but packed panels of 2-byte values, so the caches
+   * hold twice the k depth and KC is capped at the same instructions per C tile */
+  int kcap = TILES_CPU_KC;
+  if (gm->bf16 && gm->dt == DT_F32) es = 2, kcap = 2 * TILES_CPU_KC;
   int regs = hw->vector_regs, fu = hw->fma_units, lp = hw->load_ports;
   int best_mv = 1, best_nr = 1, best_acc = 0;
   double best_ratio = 0;
@@ -288,7 +324,7 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
     }
   d->mr = best_mv * lanes, d->nr = best_nr;
   int64_t kc = hw->l2_bytes_cpu / (4 * (int64_t)(d->mr + d->nr) * es) / 8 * 8;
-  if (kc > TILES_CPU_KC) kc = TILES_CPU_KC;
+  if (kc > kcap) kc = kcap;
   if (kc < 8) kc = 8;
   if (kc > round_up(gm->k, 8)) kc = round_up(gm->k, 8);
   int64_t mc = hw->l2_bytes_cpu / (2 * kc * es) / d->mr * d->mr;
@@ -307,9 +343,10 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   bool latency_ok = best_acc >= hw->fma_latency * fu;
   d->eff = d->tile_eff * d->wave_eff * (latency_ok ? 1.0 : (double)best_acc / (hw->fma_latency * fu));
   snprintf(d->reason, sizeof d->reason,
-           "micro-kernel %dx%d (%d accumulators of %d lanes, %d of %d vector registers), "
+           "micro-kernel %dx%d%s (%d accumulators of %d lanes, %d of %d vector registers), "
            "KC %d, MC %d (L2), NC %d (L3); edge eff %.1f%%, core eff %.1f%%%s",
-           d->mr, d->nr, best_acc, lanes, best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
+           d->mr, d->nr, es == 2 && gm->bf16 ? " on bf16 pairs" : "", best_acc, lanes,
+           best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
            100 * d->tile_eff, 100 * d->wave_eff,
            latency_ok ? "" : "; too few accumulators to hide FMA latency");
 }
@@ -329,6 +366,7 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   }
   if (out->gpu) choose_gpu(hw, out);
   else choose_cpu(hw, out);
+  if (!out->gpu && gm->bf16 && gm->amx) choose_amx(hw, out);
 }
 
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
@@ -341,6 +379,19 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
     TileGemm gm;
     if (tiles_gemm_of(g, i, &gm) && gm.m > 0 && gm.n > 0 && gm.k > 0)
       tiles_choose(hw, &gm, &p->tiles[i]);
+  }
+  return p;
+}
+
+TilePlan *pass_tiles_bf16(IrGraph *g, const HwTarget *hw, Arena *a, bool amx) {
+  TilePlan *p = pass_tiles(g, hw, a);
+  for (int i = 0; i < p->n; i++) {
+    TileDecision *d = &p->tiles[i];
+    if (!d->valid || d->gpu || d->gemm.dt != DT_F32) continue;
+    TileGemm gm = d->gemm;
+    gm.bf16 = true;
+    gm.amx = amx;
+    tiles_choose(hw, &gm, d);
   }
   return p;
 }

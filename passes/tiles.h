@@ -30,6 +30,8 @@ typedef struct TileGemm {
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool tf32;      /* f32 data on tensor cores as TF32 (--precision tf32) */
+  bool bf16;      /* CPU: f32 data packed as bf16 pairs, f32 accumulation (--precision bf16) */
+  bool amx;       /* with bf16: the target CPU has AMX tiles (tdpbf16ps) */
   bool f32_in;    /* dt is bf16/f16 but the operands are stored f32 and rounded to dt on
                      their way into shared memory (--precision bf16|f16 on a GPU): global
                      traffic and vector-copy alignment are those of f32 */
@@ -75,4 +77,7 @@ bool tiles_gemm_of(IrGraph *g, int i, TileGemm *out);
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out);
 /* every GEMM-like node of g; allocations in a (NULL = g->arena) */
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a);
+/* the same with the CPU's f32 GEMMs decided for bf16 inputs (--precision bf16), on AMX
+ * tiles when amx (the target CPU has AMX-BF16) */
+TilePlan *pass_tiles_bf16(IrGraph *g, const HwTarget *hw, Arena *a, bool amx);
 #endif

@@ -24,6 +24,9 @@ typedef struct CgOptions {
    * NULL: llvm_model_emit runs the pass for the host target itself. The emitter never
    * chooses blockings on its own. */
   const struct TilePlan *tiles_fwd, *tiles_train;
+  /* --precision bf16: the inputs of every GEMM (matmuls, convolutions and their backward
+   * GEMMs) rounded to bf16, f32 accumulation; weights and all other ops stay f32 */
+  bool bf16;
   bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
 } CgOptions;
 

@@ -41,6 +41,7 @@ typedef struct CgEmit {
   int ngemm, capgemm;
   LlvmGemmBlocking gemm_blk; /* of the GEMM function gemm_fn returned last */
   int64_t pack_bytes;        /* the largest per-thread packing buffers of a GEMM call */
+  bool bf16;                 /* GEMM inputs rounded to bf16 (--precision bf16) */
   int nglobals;
   int ntasks;         /* task functions so far: names depend on this module alone */
   Diag *d;            /* where lowering errors go */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "llvm_bf16.h"
 #include "rt_threads.h"
 
 #define GEMM_MAX_MR 32
@@ -250,6 +251,14 @@ static LLVMValueRef gen_declare(Gen *g, const char *name, LLVMTypeRef ret, LLVMT
     return f;
 }
 
+/* the generator's state as the bf16 emitters (llvm_bf16.c) see it */
+static LlvmBf16Gen gen_bf16(const Gen *g) {
+    LlvmBf16Gen bg = {.ctx = g->ctx, .mod = g->mod, .b = g->b, .vl = g->vl, .mr = g->mr, .nr = g->nr,
+                      .native = g->spec->prec == LLVM_GEMM_BF16 && llvm_bf16_native(g->ti),
+                      .amx = g->spec->prec == LLVM_GEMM_BF16 && llvm_bf16_amx(g->ti, g->mr, g->nr)};
+    return bg;
+}
+
 /* ---- microkernel -------------------------------------------------------------------------- */
 
 /* One k loop over packed panels, unrolled by `unroll`, accumulators carried in phis.
@@ -381,9 +390,14 @@ static LLVMValueRef emit_ukr(Gen *g) {
     int nacc = g->mr * g->nrv;
     LLVMValueRef acc[GEMM_MAX_MR * GEMM_MAX_NRV];
     for (int i = 0; i < nacc; i++) acc[i] = LLVMConstNull(g->vf);
-    LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
-    LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
-    emit_kloop(g, k, kc, 1, acc, ap, bp);
+    if (g->spec->prec != LLVM_GEMM_F32) {
+        LlvmBf16Gen bg = gen_bf16(g);
+        llvm_bf16_kloop(&bg, kc, ap, bp, acc);
+    } else {
+        LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
+        LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
+        emit_kloop(g, k, kc, 1, acc, ap, bp);
+    }
 
     int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu;
     int nmodes = has_epi ? 4 : 2;
@@ -417,6 +431,11 @@ static LLVMValueRef emit_ukr(Gen *g) {
 static LLVMValueRef emit_pack(Gen *g, const char *suffix, int w) {
     LLVMTypeRef ps[6] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64};
     LLVMValueRef f = gen_function(g, suffix, g->vd, ps, 6, 1);
+    if (g->spec->prec != LLVM_GEMM_F32) { /* rounded to bf16 pairs while packing */
+        LlvmBf16Gen bg = gen_bf16(g);
+        llvm_bf16_pack_body(&bg, f, w, bg.amx && !strcmp(suffix, ".pack_a"));
+        return f;
+    }
     LLVMValueRef dst = LLVMGetParam(f, 0), src = LLVMGetParam(f, 1), rs = LLVMGetParam(f, 2),
                  cs = LLVMGetParam(f, 3), rows = LLVMGetParam(f, 4), kc = LLVMGetParam(f, 5);
     LLVMTypeRef vw = LLVMVectorType(g->f32, (unsigned)w);
@@ -634,7 +653,9 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     loop_begin(g, &lkb, c64(g, 0), nkb, one, "kb");
     LLVMValueRef pc = gen_mul(g, lkb.iv, KC);
     LLVMValueRef kc = gen_min(g, KC, gen_sub(g, K, pc));
-    if (sp->conv.on) {
+    LlvmBf16Gen bg = gen_bf16(g); /* bf16 panels: a row of kc values takes ceil(kc/2) words */
+    LLVMValueRef kcp = g->spec->prec != LLVM_GEMM_F32 ? llvm_bf16_panel_stride(&bg, kc) : kc;
+    if (sp->conv.on) { /* f32 panels only: llvm_gemm_emit refuses conv with bf16 */
         LLVMValueRef args[6] = {bbuf, B, ljc.iv, pc, nc, kc};
         gen_call(g, pack_b, args, 6);
     } else {
@@ -657,12 +678,12 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     }
     loop_begin(g, &ljr, c64(g, 0), nc, NR, "jr");
     LLVMValueRef nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv));
-    LLVMValueRef bp = gen_gep(g, bbuf, gen_mul(g, ljr.iv, kc));
+    LLVMValueRef bp = gen_gep(g, bbuf, gen_mul(g, ljr.iv, kcp));
     LLVMValueRef col = gen_add(g, ljc.iv, ljr.iv);
     loop_begin(g, &lir, c64(g, 0), mc, MR, "ir");
     LLVMValueRef mr = gen_min(g, MR, gen_sub(g, mc, lir.iv));
     LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
-    LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kc));
+    LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kcp));
     LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
     LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
                         : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)
@@ -726,7 +747,8 @@ static LLVMValueRef emit_task(Gen *g, LLVMValueRef region) {
     LLVMBasicBlockRef work = gen_bb(g, "work"), ret = gen_bb(g, "ret"), oom = gen_bb(g, "oom");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lo, hi, ""), work, ret);
     LLVMPositionBuilderAtEnd(g->b, work);
-    LLVMValueRef kcap = gen_max(g, gen_min(g, K, c64(g, g->kc)), c64(g, 1));
+    /* (AMX pads a bf16 panel row to 16 pairs: 32 values at least) */
+    LLVMValueRef kcap = gen_max(g, gen_min(g, K, c64(g, g->kc)), c64(g, gen_bf16(g).amx ? 32 : 1));
     LLVMValueRef mrows = gen_min(g, gen_sub(g, m1, m0), c64(g, g->mc));
     LLVMValueRef ncols = gen_min(g, gen_sub(g, n1, n0), c64(g, g->nc));
     LLVMValueRef asz = gen_mul(g, gen_mul(g, gen_ceildiv(g, mrows, g->mr), c64(g, g->mr)), kcap);
@@ -779,6 +801,8 @@ static LLVMValueRef emit_entry(Gen *g, LLVMValueRef task) {
     LLVMValueRef sizef = gen_declare(g, "rt_pool_size", g->i32, ps_size, 1);
     LLVMTypeRef ps_pf[4] = {g->ptr, g->i64, g->ptr, g->ptr};
     LLVMValueRef pforf = gen_declare(g, "rt_parallel_for", g->vd, ps_pf, 4);
+    LlvmBf16Gen bg = gen_bf16(g);
+    if (bg.amx) llvm_bf16_amx_permit(&bg);
     LLVMValueRef nthreads = LLVMBuildSExt(g->b, gen_call(g, sizef, &pool, 1), g->i64, "");
     LLVMValueRef um = gen_ceildiv(g, M, g->mr), un = gen_ceildiv(g, N, g->nr);
     LLVMValueRef splitn = LLVMBuildICmp(g->b, LLVMIntSGE, un, um, "");
@@ -824,6 +848,10 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
     if (!name || !*name) name = "nnc_gemm";
     if (LLVMGetNamedFunction(mod, name)) {
         gemm_seterr(err, errlen, "function %s already exists in the module", name);
+        return NULL;
+    }
+    if (spec->conv.on && spec->prec != LLVM_GEMM_F32) { /* the gathering pack writes f32 panels */
+        gemm_seterr(err, errlen, "an implicit-GEMM convolution takes f32 inputs (bf16 builds unfold)");
         return NULL;
     }
     Gen g;

@@ -63,9 +63,18 @@ typedef struct LlvmGemmConv {
     int64_t C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw;
     int64_t images, xs;
 } LlvmGemmConv;
+/* Input precision: f32, or op(A) and op(B) rounded to bf16 while they are packed, with f32
+ * accumulation (llvm_bf16.h): vdpbf16ps where the target has AVX512-BF16, else the same
+ * bf16 products through f32 FMAs; _EMULATED asks for the latter on any target. */
+typedef enum {
+    LLVM_GEMM_F32 = 0,
+    LLVM_GEMM_BF16,
+    LLVM_GEMM_BF16_EMULATED,
+} LlvmGemmPrec;
 
 typedef struct LlvmGemmSpec {
     int trans_a, trans_b;
+    LlvmGemmPrec prec;
     int accumulate; /* C += A·B instead of C = A·B */
     LlvmGemmBias bias;
     int relu;

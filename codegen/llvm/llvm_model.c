@@ -17,6 +17,7 @@
 #include "../../passes/cost.h"
 #include "../../runtime/rt_kernels.h"
 #include "codegen.h"
+#include "llvm_bf16.h"
 #include "llvm_emit.h"
 
 struct CgModel {
@@ -370,6 +371,17 @@ static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entr
   return true;
 }
 
+/* --precision bf16: the tiles pass's decisions for bf16 inputs, unless the caller gave tiles */
+static void bf16_tiles(const CgOptions *o, const IrGraph *fwd, const IrGraph *train,
+                       const HwTarget *hw, bool amx, Arena **a, const TilePlan **tf,
+                       const TilePlan **tt) {
+  *tf = o->tiles_fwd, *tt = o->tiles_train;
+  if (!o->bf16 || !hw || *tf) return;
+  *a = arena_new();
+  *tf = pass_tiles_bf16((IrGraph *)fwd, hw, *a, amx);
+  if (train) *tt = pass_tiles_bf16((IrGraph *)train, hw, *a, amx);
+}
+
 CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain *t,
                          const CgOptions *o, Diag *d) {
   CgOptions defo = {0};
@@ -379,6 +391,8 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   LlvmTargetInfo ti = {0};
   LLVMTargetMachineRef tm = NULL;
   CgEmit e = {0};
+  Arena *tiles_arena = NULL;
+  const TilePlan *tiles_fwd, *tiles_train;
   char err[512] = "";
   e.d = d;
   bool ok = false;
@@ -393,10 +407,14 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   }
   CgTarget target;
   llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
+  if (o->bf16) target.conv = CG_CONV_IM2COL; /* bf16 panels come from the unfolded matrix */
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
-  if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
+  bf16_tiles(o, fwd, train, target.hw, llvm_bf16_amx(&ti, 32, 32), &tiles_arena, &tiles_fwd,
+             &tiles_train);
+  if (cg_model_plan(&P, fwd, train, &target, tiles_fwd, tiles_train, d)) goto out;
   nsync = o->sync_bn && P.have_pt ? cg_plan_sync_stats(&P.pt) : 0;
   emit_begin(&e, m, tm, &ti, &target);
+  e.bf16 = o->bf16;
   Entries en;
   int64_t pack[2];
   if (!emit_entries(&e, &P, m->name, &en, pack)) goto out;
@@ -424,6 +442,7 @@ out:
   if (tm) LLVMDisposeTargetMachine(tm);
   llvm_target_info_free(&ti);
   cg_model_plan_free(&P);
+  if (tiles_arena) arena_free(tiles_arena);
   if (!ok) {
     llvm_model_free(m);
     return NULL;

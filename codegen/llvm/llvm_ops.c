@@ -545,9 +545,12 @@ static int lower_ew(CgEmit *e, const CgKernel *k) {
 
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
-static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *sp) {
+static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
+  LlvmGemmSpec s = *spec;
+  const LlvmGemmSpec *sp = &s;
+  s.prec = e->bf16 ? LLVM_GEMM_BF16 : LLVM_GEMM_F32;
   char key[sizeof e->gemms[0].key];
-  int kn = snprintf(key, sizeof key, "t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", sp->trans_a,
+  int kn = snprintf(key, sizeof key, "p%d_t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec, sp->trans_a,
                     sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
                     (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
                     (long long)sp->blk.nc);

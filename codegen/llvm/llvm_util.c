@@ -97,6 +97,23 @@ static void llvm_cpu_vector_guess(const char *cpu, int *vec, int *fma) {
     }
 }
 
+/* AVX512-BF16 and AMX-BF16: the host's feature string, or the named CPU's (the names LLVM
+ * gives these features to), refined by explicit features */
+static void llvm_bf16_features(LlvmTargetInfo *out, int host) {
+    static const char *const amx[] = {"sapphirerapids", "emeraldrapids", "graniterapids",
+                                      "graniterapids-d", NULL};
+    static const char *const bf16[] = {"cooperlake", "sapphirerapids", "emeraldrapids",
+                                       "graniterapids", "graniterapids-d", "znver4", "znver5", NULL};
+    const char *f = out->features;
+    if (!host) {
+        out->has_amx_bf16 = llvm_name_in(out->cpu, amx);
+        out->has_avx512bf16 = llvm_name_in(out->cpu, bf16);
+    }
+    if (llvm_feature(f, "avx512bf16")) out->has_avx512bf16 = llvm_feature(f, "avx512bf16") > 0;
+    if (llvm_feature(f, "amx-bf16")) out->has_amx_bf16 = llvm_feature(f, "amx-bf16") > 0;
+    if (out->vec_floats < 16) out->has_avx512bf16 = 0;
+}
+
 int llvm_target_resolve(const LlvmTarget *t, LlvmTargetInfo *out, char *err, size_t errlen) {
     llvm_util_init();
     memset(out, 0, sizeof *out);
@@ -150,6 +167,7 @@ int llvm_target_resolve(const LlvmTarget *t, LlvmTargetInfo *out, char *err, siz
         if ((llvm_feature(f, "avx") < 0 || llvm_feature(f, "avx2") < 0) && out->vec_floats > 4)
             out->vec_floats = 4;
     }
+    llvm_bf16_features(out, host);
     (void)err;
     return 0;
 }

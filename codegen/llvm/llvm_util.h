@@ -26,6 +26,8 @@ typedef struct LlvmTargetInfo {
     char *features;
     int vec_floats; /* f32 lanes of the widest vector register worth using: 16, 8 or 4 */
     int has_fma;
+    int has_avx512bf16; /* vdpbf16ps (AVX512-BF16) */
+    int has_amx_bf16;   /* AMX tiles with tdpbf16ps */
 } LlvmTargetInfo;
 
 /* Initializes the native target, asm printer and parser once (thread-safe). */

@@ -126,6 +126,8 @@ static bool g_normwise;
 /* optimization level for whole models: -O1 compiles the large modules several times faster;
  * every op is also checked at the default -O2 */
 static int g_opt_level;
+/* --precision bf16 (the bf16_models test) */
+static bool g_bf16;
 
 static double compare(const char *what, const char *name, const float *got, const double *ref,
                       int64_t n, double rtol, double atol) {
@@ -166,8 +168,8 @@ static double compare(const char *what, const char *name, const float *got, cons
 static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrTrain *t,
                        Fill f, double rtol, double atol) {
   Diag *d = diag_new(stderr);
-  CgOptions co = {.opt_level = g_opt_level};
-  CgModel *m = llvm_model_emit(fwd, train, t, g_opt_level ? &co : NULL, d);
+  CgOptions co = {.opt_level = g_opt_level, .bf16 = g_bf16};
+  CgModel *m = llvm_model_emit(fwd, train, t, g_opt_level || g_bf16 ? &co : NULL, d);
   ck_assert_msg(m != NULL, "%s: llvm_model_emit failed", what);
   const RtModelDesc *desc = llvm_model_jit(m, d);
   ck_assert_msg(desc != NULL, "%s: JIT failed (diagnostic above)", what);
@@ -781,15 +783,21 @@ static const struct {
     {"resnet50.nn", {"N=4", "S=64"}, true, 5e-2},
 };
 
-START_TEST(example_models) {
+/* examples/FILE compiled with up to 4 -D definitions */
+static IrModule *example_module(const char *file, const char *const *defs, Diag *d) {
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, examples[_i].file);
+  snprintf(path, sizeof path, "%s/examples/%s", NNC_SOURCE_DIR, file);
   int nd = 0;
-  while (nd < 4 && examples[_i].defs[nd]) nd++;
-  FeOptions fo = {.defines = examples[_i].defs, .ndefines = nd};
-  Diag *d = diag_new(stderr);
+  while (nd < 4 && defs[nd]) nd++;
+  FeOptions fo = {.defines = defs, .ndefines = nd};
   IrModule *mod = fe_compile_file(path, &fo, d);
   ck_assert_msg(mod != NULL, "%s does not compile", path);
+  return mod;
+}
+
+START_TEST(example_models) {
+  Diag *d = diag_new(stderr);
+  IrModule *mod = example_module(examples[_i].file, examples[_i].defs, d);
   IrGraph *g = mod->graphs[0];
   IrTrain *t = ir_module_find_train(mod, g->name);
   g_normwise = true;
@@ -804,6 +812,53 @@ START_TEST(example_models) {
   }
   g_normwise = false;
   g_opt_level = 0;
+  ir_module_free(mod);
+  diag_free(d);
+}
+END_TEST
+
+/* --precision bf16: every GEMM input is rounded to bf16 (unit roundoff u = 2^-8), products
+ * exact and summed in f32. One GEMM's result then moves by at most 2u relative to its
+ * magnitude sum (both inputs rounded); through a network of L GEMM layers (the longest
+ * chain, forward or backward) these add up, so each tensor is compared norm-wise with
+ * rtol = 2u·L (a bound: the roundings are independent, and the measured errors are a few
+ * times smaller), atol 1e-5. The same comparison of the f32 build must be far inside it,
+ * so that the rounding is seen to happen. */
+static const struct {
+  const char *file;
+  const char *defs[4];
+  int layers; /* L */
+} bf16_examples[] = {
+    {"mlp.nn", {"N=4"}, 3},
+    {"lenet.nn", {"N=2"}, 5},
+    {"char_lm.nn", {"N=2", "T=8", "H=2", "K=8"}, 13},
+};
+
+START_TEST(bf16_models) {
+  Diag *d = diag_new(stderr);
+  IrModule *mod = example_module(bf16_examples[_i].file, bf16_examples[_i].defs, d);
+  IrGraph *g = mod->graphs[0];
+  IrTrain *t = ir_module_find_train(mod, g->name);
+  ck_assert_ptr_nonnull(t);
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(g, t, &info, d);
+  ck_assert_ptr_nonnull(tg);
+  double rtol = 2.0 * 0x1p-8 * bf16_examples[_i].layers, w[2][2];
+  g_normwise = true;
+  g_opt_level = 1;
+  for (int bf = 0; bf < 2; bf++) {
+    g_bf16 = bf;
+    w[bf][0] = run_case(bf16_examples[_i].file, g, NULL, NULL, (Fill){-1, 1, 10, true}, rtol, 1e-5);
+    w[bf][1] = run_case(bf16_examples[_i].file, g, tg, t, (Fill){-1, 1, 10, true}, rtol, 1e-5);
+  }
+  g_bf16 = false;
+  g_normwise = false;
+  g_opt_level = 0;
+  printf("bf16_models: %s: forward %.3g, step %.3g of rtol %.3g (f32 build: %.2g, %.2g)\n",
+         bf16_examples[_i].file, w[1][0], w[1][1], rtol, w[0][0], w[0][1]);
+  for (int s = 0; s < 2; s++)
+    ck_assert_msg(w[0][s] * 4 < w[1][s], "%s: bf16 (%.3g) no further from the interpreter than f32 (%.3g)",
+                  bf16_examples[_i].file, w[1][s], w[0][s]);
   ir_module_free(mod);
   diag_free(d);
 }
@@ -925,6 +980,7 @@ int main(void) {
    * kernels are no different from the smaller models' and the interpreter dominates */
   int nex = (int)(sizeof examples / sizeof *examples);
   tcase_add_loop_test(te, example_models, 0, nnc_test_quick() ? nex - 3 : nex);
+  tcase_add_loop_test(te, bf16_models, 0, (int)(sizeof bf16_examples / sizeof *bf16_examples));
   suite_add_tcase(s, te);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -864,6 +864,85 @@ START_TEST(op_table_complete) {
 }
 END_TEST
 
+/* ---- transcendental functions against libm ------------------------------------------ */
+
+/* distance in f32 units in the last place; NaN == NaN and equal infinities are 0 apart */
+static double ulp_dist(float a, float b) {
+  if (isnan(a) || isnan(b)) return isnan(a) && isnan(b) ? 0 : INFINITY;
+  if (a == b) return 0;
+  int32_t ia, ib;
+  memcpy(&ia, &a, 4);
+  memcpy(&ib, &b, 4);
+  int64_t oa = ia < 0 ? (int64_t)INT32_MIN - ia : ia, ob = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
+  return fabs((double)(oa - ob));
+}
+
+static double ref_fn(int f, double x) {
+  switch (f) {
+  case 0: return exp(x);
+  case 1: return log(x);
+  case 2: return tanh(x);
+  case 3: return 1 / (1 + exp(-x));
+  default: return x * 0.5 * erfc(-x / sqrt(2.0));
+  }
+}
+
+/* the compiled exp, log, tanh, sigmoid and gelu (inline polynomials, llvm_math.c) on a
+ * dense grid over [-110, 110], a log-spaced sweep of both signs from 1e-9 to 1e2 and the
+ * special values, against the f32 rounding of libm's double result: the documented bounds
+ * (1 ulp; 3 for gelu), NaN propagates, ±0 / ±inf / overflow / underflow exact */
+START_TEST(transcendental_ulp) {
+  enum { NG = 1 << 15, NS = 17, NX = 2 * NG + NS };
+  static const OpKind ops[5] = {OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_GELU};
+  static const char *names[5] = {"exp", "log", "tanh", "sigmoid", "gelu"};
+  static const double bound[5] = {1, 1, 1, 1, 3};
+  g_begin("transcendental");
+  int x = IN("x", 1, NX);
+  for (int f = 0; f < 5; f++) out(names[f], op1(ops[f], x, NULL));
+  Diag *d = diag_new(stderr);
+  CgModel *m = llvm_model_emit(G, NULL, NULL, NULL, d);
+  ck_assert_ptr_nonnull(m);
+  const RtModelDesc *desc = llvm_model_jit(m, d);
+  ck_assert_ptr_nonnull(desc);
+  char *params = alloc64(desc->params_bytes), *io = alloc64(desc->io_bytes);
+  char *arena = alloc64(desc->arena_bytes_forward);
+  float *xv = NULL, *yv[5] = {0};
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *ti = &desc->tensors[j];
+    for (int f = 0; f < 5; f++)
+      if (!strcmp(ti->name, names[f])) yv[f] = (float *)(io + ti->offset);
+    if (!strcmp(ti->name, "x")) xv = (float *)(io + ti->offset);
+  }
+  ck_assert_ptr_nonnull(xv);
+  static const float sp[NS] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.72f, 88.73f, -87.3f,
+                               -103.2f, -104.0f, 1.17549435e-38f, 1.4e-45f, 3.4028235e38f,
+                               -3.4028235e38f, -1.0f, 9.0f, -13.5f};
+  for (int i = 0; i < NG; i++) xv[i] = (float)(-110.0 + 220.0 * i / NG);
+  for (int i = 0; i < NG; i++) xv[NG + i] = (float)((i & 1 ? -1 : 1) * pow(10.0, -9.0 + 11.0 * i / NG));
+  memcpy(xv + 2 * NG, sp, sizeof sp);
+  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234, NULL};
+  desc->forward(&b);
+  for (int f = 0; f < 5; f++) {
+    ck_assert_ptr_nonnull(yv[f]);
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < NX; i++) {
+      double u = ulp_dist(yv[f][i], (float)ref_fn(f, (double)xv[i]));
+      if (u > worst) worst = u, at = i;
+    }
+    fprintf(stderr, "%s: max %.0f ulp (at x = %.9g: got %.9g, libm %.9g)\n", names[f], worst,
+            (double)xv[at], (double)yv[f][at], ref_fn(f, (double)xv[at]));
+    ck_assert_msg(worst <= bound[f], "%s: %.0f ulp from libm", names[f], worst);
+  }
+  free(params);
+  free(io);
+  free(arena);
+  llvm_model_free(m);
+  diag_free(d);
+  g_end();
+}
+END_TEST
+
 START_TEST(half_precision_rejected) {
   g_begin("half");
   int x = leaf(OP_INPUT, "x", DT_F16, 1, 4);
@@ -907,6 +986,7 @@ int main(void) {
   tcase_add_test(tc, embedding_and_losses);
   tcase_add_test(tc, assign_inplace_and_deferred);
   tcase_add_test(tc, half_precision_rejected);
+  tcase_add_test(tc, transcendental_ulp);
   tcase_add_test(tc, train_small_net);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("examples");

@@ -570,6 +570,18 @@ static void gemm_call(CgEmit *e, LLVMValueRef f, int64_t M, int64_t N, int64_t K
   call(e, f, args, 11);
 }
 
+static void rt_call(CgEmit *e, const char *name, const char *sig, LLVMValueRef *args);
+
+/* a matmul the tiles pass marked stream_b: the runtime's unpacked small-M product */
+static void gemv_call(CgEmit *e, const CgKernel *k, bool tb, LLVMValueRef M, int64_t N, int64_t K,
+                      LLVMValueRef A, int64_t lda, LLVMValueRef B, int64_t ldb, LLVMValueRef C,
+                      int64_t ldc, LLVMValueRef bias) {
+  LLVMValueRef a[13] = {e->pool, M, cg_c64(e, N), cg_c64(e, K), A, cg_c64(e, lda), B,
+                        cg_c64(e, ldb), C, cg_c64(e, ldc), bias ? bias : LLVMConstPointerNull(e->ptr),
+                        c32(e, tb), c32(e, k->relu)};
+  rt_call(e, "rt_k_gemv", "plllplplplpii", a);
+}
+
 static int lower_matmul(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   const CgVal *va = val(e, n->in[0]), *vb = val(e, n->in[1]), *vo = val(e, k->out);
@@ -592,11 +604,32 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
                      .relu = k->relu};
   sp.target.opt_level = 0;
-  gemm_blocking(e, k, false, &sp.blk);
-  LLVMValueRef f = gemm_fn(e, &sp);
-  if (!f) return -1;
+  bool stream = k->tile && k->tile->stream_b && !ta;
+  LLVMValueRef f = NULL;
+  if (!stream) {
+    gemm_blocking(e, k, false, &sp.blk);
+    f = gemm_fn(e, &sp);
+    if (!f) return -1;
+  }
   LLVMValueRef A = cg_ptr(e, n->in[0]), B = cg_ptr(e, n->in[1]), C = cg_ptr(e, k->out);
   LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  if (stream && nb > 1 && !ta && va->rank > 2) {
+    bool bb = false;
+    for (int d = 0; d < vb->rank - 2; d++) bb |= vb->shape[d] != 1;
+    if (!bb) { /* the batch folds into M */
+      gemv_call(e, k, tb, cg_c64(e, nb * M), N, K, A, lda, B, ldb, C, N, bias);
+      return 0;
+    }
+  }
+  if (stream && nb == 1) {
+    gemv_call(e, k, tb, cg_c64(e, M), N, K, A, lda, B, ldb, C, N, bias);
+    return 0;
+  }
+  if (stream) { /* batched operands: the packed kernel's loop below */
+    gemm_blocking(e, k, false, &sp.blk);
+    f = gemm_fn(e, &sp);
+    if (!f) return -1;
+  }
   int abr = va->rank - 2, bbr = vb->rank - 2;
   bool b_batched = false;
   for (int d = 0; d < bbr; d++) b_batched |= vb->shape[d] != 1;

@@ -19,7 +19,7 @@
  *   z >= 0 (Numerical Recipes' erfcc), erfc(-z) = 2 - erfc(z); GELU's product is taken in
  *   f64 and rounded once; <= 3 ulp in f32.
  * NaN inputs give NaN. The measured maxima over a dense range are checked by the unit test
- * test_codegen (transcendental_ulp) and listed in docs/codegen.md.
+ * test_codegen (transcendental_ulp) and listed in docs/architecture.md.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -26,10 +26,11 @@
  * from a run rather than from the hardware's. Used for max-pooling's backward, average
  * pooling, cross entropy and reductions over axes that are neither leading nor trailing. */
 #define CG_SCALAR_CYCLES 12.0
-/* the row-wise max pooling (rt_kernels.c maxpool_plane) per window element: the input's
- * load, a compare and select, and the running maximum's load and store, at the core's two
- * loads and one store per cycle; 4-float baseline vectors when the stride is 1 */
-#define CG_MAXPOOL_CYCLES 2.0
+/* the row-wise max pooling (rt_kernels.c maxpool_plane) per window element: its inner loop
+ * is vectorized in 4-float baseline vectors (strided input lanes gathered by shuffles):
+ * per vector about two loads, a shuffle, a compare, a blend and the running maximum's load
+ * and store, ~8 operations at the core's 4 per cycle, so half a cycle an element */
+#define CG_MAXPOOL_CYCLES 0.5
 /* one call of libm's expf (softmax's exponentials in rt_kernels.c): a table lookup and a
  * short double polynomial, a dozen dependent instructions plus the call */
 #define CG_EXPF_CYCLES 10.0
@@ -237,8 +238,7 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   const IrNode *n = &p->g->nodes[k->node];
   double elems = (double)p->v[k->out].numel, touched = (c->rd + c->wr) / 4;
   switch (n->op) {
-  case OP_MAXPOOL: /* flops = window elements visited */
-    return c->flops * CG_MAXPOOL_CYCLES / (n->attr.stride[1] == 1 ? CG_RT_VECTOR_BITS / 32 : 1);
+  case OP_MAXPOOL: return c->flops * CG_MAXPOOL_CYCLES; /* flops = window elements visited */
   case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD:
     return elems * CG_EXPF_CYCLES;
   case OP_SOFTMAX_BWD: return 0;

@@ -6,6 +6,7 @@
 # takes more than 5% of the step. Goals: steps within 0.8-1.25, those kernels within 0.5-2.
 #
 #   bench/cost_truth.sh [BUILD_DIR] [--quick] > table.md
+#   CASES='gpt2|resnet18 N=1' bench/cost_truth.sh ...   only the cases whose label matches
 #
 # The estimate uses the `host` target (nnc probe's host.json, else the built-in guess):
 # run `nnc probe` first on a quiet machine. Timings on a shared machine are noisy: the
@@ -56,6 +57,7 @@ echo "| model | step | threads | measured (median) | estimate | meas/est | best/
 echo "|---|---|---|---|---|---|---|---|"
 for c in "${cases[@]}"; do
   IFS='|' read -r label file defs train <<< "$c"
+  if [ -n "${CASES:-}" ] && ! [[ $label =~ $CASES ]]; then continue; fi
   # shellcheck disable=SC2086
   "$NNC" build "$EX/$file.nn" $defs -o "$tmp/prog" > /dev/null
   modes=(forward)

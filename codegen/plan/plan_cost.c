@@ -21,16 +21,21 @@
 #define CG_NODE_GRAIN 32768.0
 /* cycles the scalar pooling and reduction kernels of the runtime (rt_kernels.c) spend per
  * element they touch and per window element they visit: an N-d index computed per element
- * and, for max, a data-dependent branch; measured with `bench --profile` on maxpool, its
- * backward and bias-gradient sums (Zen 4: 9 to 24), the one figure of this model taken
- * from a run rather than from the hardware's. Used for max-pooling's backward, average
- * pooling, cross entropy and reductions over axes that are neither leading nor trailing. */
-#define CG_SCALAR_CYCLES 12.0
+ * and, for max, a data-dependent branch; measured with `bench --profile` on max-pooling's
+ * backward and bias-gradient sums (Zen 4, runtime built -O3: 2.5 to 4.5; 9 to 24 at -O2
+ * with the geometry reloaded per element), one of the two figures of this model taken from
+ * a run rather than from the hardware's. Used for max-pooling's backward, average pooling,
+ * cross entropy and reductions over axes that are neither leading nor trailing. */
+#define CG_SCALAR_CYCLES 4.0
 /* the row-wise max pooling (rt_kernels.c maxpool_plane) per window element: its inner loop
  * is vectorized in 4-float baseline vectors (strided input lanes gathered by shuffles):
  * per vector about two loads, a shuffle, a compare, a blend and the running maximum's load
  * and store, ~8 operations at the core's 4 per cycle, so half a cycle an element */
 #define CG_MAXPOOL_CYCLES 0.5
+/* ... and per row segment (plane, output row, window offset): the loop's setup, its valid
+ * range, and the scalar remainder of up to 3 elements with its checks; measured on lenet's
+ * 14- and 5-wide output rows (Zen 4: about 20), the other figure taken from a run */
+#define CG_MAXPOOL_ROW_CYCLES 20.0
 /* one call of libm's expf (softmax's exponentials in rt_kernels.c): a table lookup and a
  * short double polynomial, a dozen dependent instructions plus the call */
 #define CG_EXPF_CYCLES 10.0
@@ -238,7 +243,12 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   const IrNode *n = &p->g->nodes[k->node];
   double elems = (double)p->v[k->out].numel, touched = (c->rd + c->wr) / 4;
   switch (n->op) {
-  case OP_MAXPOOL: return c->flops * CG_MAXPOOL_CYCLES; /* flops = window elements visited */
+  case OP_MAXPOOL: { /* flops = window elements visited; rows = planes x output rows */
+    const CgVal *o = &p->v[k->out];
+    double rows = o->rank >= 2 ? elems / (double)o->shape[o->rank - 1] : elems;
+    return c->flops * CG_MAXPOOL_CYCLES +
+           rows * n->attr.kernel[0] * n->attr.kernel[1] * CG_MAXPOOL_ROW_CYCLES;
+  }
   case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD:
     return elems * CG_EXPF_CYCLES;
   case OP_SOFTMAX_BWD: return 0;

@@ -582,6 +582,22 @@ static void gemv_call(CgEmit *e, const CgKernel *k, bool tb, LLVMValueRef M, int
   rt_call(e, "rt_k_gemv", "plllplplplpii", a);
 }
 
+/* a matmul the tiles pass marked stream_b, A not transposed: one product over the whole
+ * matmul, nb batches folded into M (B without batch dims); false when B is batched and the
+ * packed kernel's batch loop must run instead */
+static bool lower_matmul_streamed(CgEmit *e, const CgKernel *k, bool tb, int64_t nb, int64_t M,
+                                  int64_t N, int64_t K, int64_t lda, int64_t ldb) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *va = val(e, n->in[0]), *vb = val(e, n->in[1]);
+  if (nb > 1 && va->rank <= 2) return false;
+  for (int d = 0; nb > 1 && d < vb->rank - 2; d++)
+    if (vb->shape[d] != 1) return false;
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  gemv_call(e, k, tb, cg_c64(e, nb * M), N, K, cg_ptr(e, n->in[0]), lda, cg_ptr(e, n->in[1]), ldb,
+            cg_ptr(e, k->out), N, bias);
+  return true;
+}
+
 static int lower_matmul(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   const CgVal *va = val(e, n->in[0]), *vb = val(e, n->in[1]), *vo = val(e, k->out);
@@ -601,35 +617,16 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   int64_t nb = 1;
   for (int d = 0; d < brank; d++) nb *= vo->shape[d];
   if (nb == 0 || M == 0 || N == 0) return 0;
+  if (k->tile && k->tile->stream_b && !ta && lower_matmul_streamed(e, k, tb, nb, M, N, K, lda, ldb))
+    return 0;
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
                      .relu = k->relu};
   sp.target.opt_level = 0;
-  bool stream = k->tile && k->tile->stream_b && !ta;
-  LLVMValueRef f = NULL;
-  if (!stream) {
-    gemm_blocking(e, k, false, &sp.blk);
-    f = gemm_fn(e, &sp);
-    if (!f) return -1;
-  }
+  gemm_blocking(e, k, false, &sp.blk);
+  LLVMValueRef f = gemm_fn(e, &sp);
+  if (!f) return -1;
   LLVMValueRef A = cg_ptr(e, n->in[0]), B = cg_ptr(e, n->in[1]), C = cg_ptr(e, k->out);
   LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
-  if (stream && nb > 1 && !ta && va->rank > 2) {
-    bool bb = false;
-    for (int d = 0; d < vb->rank - 2; d++) bb |= vb->shape[d] != 1;
-    if (!bb) { /* the batch folds into M */
-      gemv_call(e, k, tb, cg_c64(e, nb * M), N, K, A, lda, B, ldb, C, N, bias);
-      return 0;
-    }
-  }
-  if (stream && nb == 1) {
-    gemv_call(e, k, tb, cg_c64(e, M), N, K, A, lda, B, ldb, C, N, bias);
-    return 0;
-  }
-  if (stream) { /* batched operands: the packed kernel's loop below */
-    gemm_blocking(e, k, false, &sp.blk);
-    f = gemm_fn(e, &sp);
-    if (!f) return -1;
-  }
   int abr = va->rank - 2, bbr = vb->rank - 2;
   bool b_batched = false;
   for (int d = 0; d < bbr; d++) b_batched |= vb->shape[d] != 1;

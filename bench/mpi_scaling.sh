@@ -3,12 +3,15 @@
 # of the mlp (batch N per rank) in one process and under `mpirun -np 2` (one thread per
 # rank, so two ranks use two cores), interleaved over REPS repetitions (median and best of
 # the epochs after the first), and the measured time of one all-reduce of the gradients
-# (bench_allreduce.c, from a barrier) against `nnc cost --train --ranks 2 --link shm`.
-#   bench/mpi_scaling.sh [NNC] [N] [REPS]
+# (bench_allreduce.c, from a barrier) against `nnc cost --train --ranks 2 --link shm`; then
+# the all-reduce overlapping the backward pass (the default) against --no-overlap at P=2, in
+# 25 MiB buckets and in BKIB KiB buckets, against the overlap `nnc cost --bucket-kib` estimates.
+#   bench/mpi_scaling.sh [NNC] [N] [REPS] [BKIB]
 set -eu
 NNC=${1:-build/nnc}
 N=${2:-64}
 REPS=${3:-5}
+BKIB=${4:-256}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -22,19 +25,27 @@ np.save('$T/x.npy', r.standard_normal((64 * $N, 784), dtype=np.float32))
 np.save('$T/y.npy', r.integers(0, 10, 64 * $N, dtype=np.int32))"
 D="x=$T/x.npy,label=$T/y.npy"
 # also: two single processes at once, what this machine gives two processes without MPI
+MPI=(mpirun --oversubscribe -np 2 "$T/p2" train --data "$D" --epochs 3 --threads 1)
 for r in $(seq "$REPS"); do
   "$T/p1" train --data "$D" --epochs 3 --threads 1 >>"$T/p1.txt" 2>&1
-  mpirun --oversubscribe -np 2 "$T/p2" train --data "$D" --epochs 3 --threads 1 >>"$T/p2.txt" 2>&1
+  "${MPI[@]}" >>"$T/p2.txt" 2>&1
+  "${MPI[@]}" --no-overlap >>"$T/p2n.txt" 2>&1
+  "${MPI[@]}" --bucket-kib "$BKIB" >>"$T/p2b.txt" 2>&1
+  "${MPI[@]}" --bucket-kib "$BKIB" --no-overlap >>"$T/p2bn.txt" 2>&1
   "$T/p1" train --data "$D" --epochs 3 --threads 1 >>"$T/pp.txt" 2>&1 &
   "$T/p1" train --data "$D" --epochs 3 --threads 1 >/dev/null 2>&1
   wait
 done
 # epoch lines: "epoch k/3  loss L  S samples/s  T s"; steps per epoch: samples / global batch
-/usr/bin/python3 - "$T/p1.txt" "$T/p2.txt" "$N" "$T/pp.txt" <<'PYEOF'
+/usr/bin/python3 - "$T/p1.txt" "$T/p2.txt" "$N" "$T/pp.txt" "$T/p2n.txt" "$T/p2b.txt" "$T/p2bn.txt" "$BKIB" <<'PYEOF'
 import re, statistics, sys
 N = int(sys.argv[3])
-for path, P, what in ((sys.argv[1], 1, "one process"), (sys.argv[2], 2, "mpirun -np 2"),
-                      (sys.argv[4], 1, "one of two single processes running at once")):
+a = sys.argv
+for path, P, what in ((a[1], 1, "one process"), (a[2], 2, "mpirun -np 2 (overlapped)"),
+                      (a[5], 2, "mpirun -np 2 --no-overlap"),
+                      (a[6], 2, f"mpirun -np 2 --bucket-kib {a[8]} (overlapped)"),
+                      (a[7], 2, f"mpirun -np 2 --bucket-kib {a[8]} --no-overlap"),
+                      (a[4], 1, "one of two single processes running at once")):
     ts = [float(m.group(2)) for m in re.finditer(r"epoch (\d)/3 .* ([0-9.]+) s", open(path).read())
           if m.group(1) != "1"]
     steps = 64 * N // (N * P)
@@ -42,6 +53,10 @@ for path, P, what in ((sys.argv[1], 1, "one process"), (sys.argv[2], 2, "mpirun 
     print(f"{what:44s} P={P}: global batch {N * P:4d}, step median {statistics.median(ms):.2f} ms, best {ms[0]:.2f} ms, "
           f"{N * P / statistics.median(ms) * 1e3:.0f} samples/s (median; {len(ms)} epochs)")
 PYEOF
-grep -o "all-reduce of the gradients.*" "$T/p2.txt" | tail -1
+for f in p2 p2n p2b p2bn; do grep -o "all-reduce of the gradients.*" "$T/$f.txt" | tail -1; done
 mpirun --oversubscribe -np 2 "$T/bar" 1628200 200
-"$NNC" cost "$SRC/examples/mlp.nn" -D N="$N" --train --ranks 2 --link shm | grep -E "ring all-reduce|step per rank|scaling"
+for b in 25600 "$BKIB"; do
+  echo "nnc cost --bucket-kib $b:"
+  "$NNC" cost "$SRC/examples/mlp.nn" -D N="$N" --train --ranks 2 --link shm --bucket-kib "$b" |
+    grep -E "gradients per rank|ring all-reduce|overlapped|step per rank|scaling"
+done

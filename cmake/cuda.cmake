@@ -51,17 +51,25 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   set(NNC_CUDA_MODEL_DIR ${CMAKE_CURRENT_BINARY_DIR}/cuda_model)
   file(MAKE_DIRECTORY ${NNC_CUDA_MODEL_DIR})
   # (inception_a, resnet18 and the others pass too but take minutes: run test_cuda_model by hand)
+  # --bf16/--f16: forward and one training step at that precision, against the interpreter in
+  # double and with the GEMM inputs rounded as the tensor cores round them; --mutant: the
+  # emulation rounds toward zero instead of to nearest, and the test passes only if that is
+  # caught; --loss-scale-check: f16 dynamic loss scaling skips an overflowing step, halves,
+  # resumes and doubles (test_cuda_model.c)
   foreach(spec "linreg:N=16:D=7" "mlp:N=4" "lenet:N=2" "gpt2_block:N=2:T=8:H=2:K=8"
-               "char_lm:N=2:T=8:H=2:K=8" "lenet:N=2:--tf32" "mlp:N=4:--tf32")
+               "char_lm:N=2:T=8:H=2:K=8" "lenet:N=2:--tf32" "mlp:N=4:--tf32"
+               "mlp:N=4:--bf16" "mlp:N=4:--f16" "lenet:N=2:--bf16" "lenet:N=2:--f16"
+               "char_lm:N=2:T=8:H=2:K=8:--bf16" "char_lm:N=2:T=8:H=2:K=8:--f16"
+               "mlp:N=4:--bf16:--mutant" "lenet:N=2:--f16:--mutant" "linreg:N=16:D=7:--loss-scale-check")
     string(REPLACE ":" ";" ex "${spec}")
     list(GET ex 0 name)
     list(SUBLIST ex 1 -1 defs)
     set(dargs)
     set(tname cuda/model_${name})
     foreach(def IN LISTS defs)
-      if(def STREQUAL "--tf32")
-        list(APPEND dargs --tf32)
-        set(tname cuda/model_${name}_tf32)
+      if(def MATCHES "^--([a-z0-9-]+)$")
+        list(APPEND dargs ${def})
+        set(tname ${tname}_${CMAKE_MATCH_1})
       else()
         list(APPEND dargs -D ${def})
       endif()
@@ -104,6 +112,16 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
     add_test(NAME cuda/ptx_${arch} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
              $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} mlp lenet gpt2_block)
     set_tests_properties(cuda/ptx_${arch} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
+    # 16-bit tensor cores (GEMM operands rounded on load): one precision per arch here, both
+    # by hand (ptx_check.sh NNC PTXAS ARCH --precision bf16|f16)
+    if(arch STREQUAL "sm_80")
+      set(prec bf16)
+    else()
+      set(prec f16)
+    endif()
+    add_test(NAME cuda/ptx_${arch}_${prec} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet)
+    set_tests_properties(cuda/ptx_${arch}_${prec} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
 else()
@@ -119,6 +137,10 @@ if(TARGET nnc_cuda_nvrtc)
   # usually in the loader's path), as the build tree's nnc does
   set_target_properties(nnc PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
 endif()
+
+# nnc cost --precision: a CUDA build's GEMMs at the precision's tensor-core peak
+add_test(NAME cuda/cost_precision COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/cost_precision.sh
+         $<TARGET_FILE:nnc>)
 
 # programs built with --target cuda-emu (and cuda, which must refuse cleanly without a GPU)
 if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)

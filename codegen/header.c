@@ -287,7 +287,12 @@ static void hdr_runtime_api(const Hdr *h) {
           "int rt_ctx_train_step(struct RtCtx *c, const void *const *in, float *loss);\n"
           "int rt_ctx_train_step_allreduce(struct RtCtx *c, const void *const *in, int (*fn)(float "
           "*buf, size_t count, void *user), void *user, float *loss);\n"
+          "int rt_ctx_train_step_overlap(struct RtCtx *c, const void *const *in, int (*start)("
+          "float *buf, size_t count, void *user), int (*wait)(void *user), void *user, float "
+          "*loss);\n"
           "void rt_ctx_set_bucket_bytes(struct RtCtx *c, int64_t bytes);\n"
+          "void rt_ctx_set_stats_sum(struct RtCtx *c, int (*sum)(double *buf, int64_t n, void "
+          "*user), void *user);\n"
           "int rt_ctx_null_arg(struct RtCtx *c, const char *arg);\n\n"
           "extern const struct RtModelDesc nnc_model_%s;\n"
           "typedef struct RtCtx %s_ctx;\n\n",
@@ -442,6 +447,28 @@ static void hdr_train_step(const Hdr *h) {
           "  return rt_ctx_train_step_allreduce(ctx, in, allreduce, user, &loss) ? (float)NAN "
           ": loss;\n}\n\n",
           h->P, h->P, h->P, ea.params, ea.nulls, h->nin ? h->nin : 1, h->nin ? ea.inarr : "0");
+  fprintf(h->f,
+          "/* the same with the all-reduce overlapping the backward pass: start(buf, count,\n"
+          " * user) is called for each bucket as soon as the backward pass has finished its\n"
+          " * gradients and must begin replacing buf[0..count) by its mean and return at once\n"
+          " * (0, or non-zero on failure); the step does not touch buf until wait(user) has\n"
+          " * completed every started bucket. The same buckets and buffers as\n"
+          " * %s_train_step_allreduce, in the same order in every process. */\n"
+          "static inline float %s_train_step_overlap(%s_ctx *ctx%s, int (*start)(float *buf, "
+          "size_t count, void *user), int (*wait)(void *user), void *user) {\n%s"
+          "  const void *in[%d] = {%s};\n  float loss = 0;\n"
+          "  return rt_ctx_train_step_overlap(ctx, in, start, wait, user, &loss) ? (float)NAN "
+          ": loss;\n}\n\n",
+          h->P, h->P, h->P, ea.params, ea.nulls, h->nin ? h->nin : 1, h->nin ? ea.inarr : "0");
+  if (!d->sync_bn) return;
+  fprintf(h->f,
+          "/* synchronized batchnorm (built with --sync-bn): sum(buf, n, user) must replace\n"
+          " * buf[0..n) by its sum over the processes (MPI_Allreduce of MPI_DOUBLE with\n"
+          " * MPI_SUM) and return 0, or non-zero to fail the step; the training steps then use\n"
+          " * the statistics of the global batch. Not set: each process's own. */\n"
+          "static inline void %s_set_sync_bn(%s_ctx *ctx, int (*sum)(double *buf, int64_t n, "
+          "void *user), void *user) {\n  rt_ctx_set_stats_sum(ctx, sum, user);\n}\n\n",
+          h->P, h->P);
 }
 
 char *cg_header_text(const char *prefix, const RtModelDesc *d, const char *fwd_inputs,

@@ -20,17 +20,23 @@
 
 static int64_t align_up(int64_t v) { return (v + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
 
-/* nnc_cuda_main: the CPU descriptor with the CUDA entries and arenas */
+/* nnc_cuda_main: the CPU descriptor with the CUDA entries and arenas (nnc_cuda_desc; the
+ * split step only where a --mpi build adds it, build_cuda_dist.c) */
 static void glue_main(FILE *f, const DrvCudaSource *s, bool train) {
-  fprintf(f, "int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
-             "                  char **argv) {\n"
+  fprintf(f, "static RtModelDesc nnc_cuda_desc(const RtModelDesc *cpu) {\n"
              "  RtModelDesc d = *cpu;\n"
+             "  d.train_backward = d.train_apply = 0;\n  d.grads = 0;\n  d.ngrads = 0;\n"
              "  d.forward = nnc_cuda_forward;\n"
              "  d.arena_bytes_forward = %lldLL;\n", (long long)(align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes));
   if (train)
-    fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n",
-            (long long)(align_up(s->P.pt.arena_bytes) + s->train.work_bytes));
-  fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
+    fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n"
+               "  d.params_bytes = %lldLL; /* with the loss-scale state, if any */\n",
+            (long long)(align_up(s->P.pt.arena_bytes) + s->train.work_bytes),
+            (long long)cuda_params_bytes(&s->P, &s->ls));
+  fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n  return d;\n}\n"
+             "int nnc_cuda_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
+             "                  char **argv) {\n"
+             "  RtModelDesc d = nnc_cuda_desc(cpu);\n"
              "  return rt_program_main_val(&d, fwd_inputs, val_loss, argc, argv);\n}\n");
 }
 
@@ -91,7 +97,8 @@ static void glue_device(FILE *f, const DrvCudaSource *s, const char *ptx, bool t
         "#include \"rt_cuda.h\"\n#include \"rt_model.h\"\n#include \"rt_program.h\"\n", f);
   fputs("typedef struct NncBufs {\n  char *params, *io, *arena, *work;\n  unsigned long long step, seed;\n} NncBufs;\n"
         "typedef struct NncLaunch {\n  const char *name;\n  unsigned grid[3], block[3];\n  size_t smem;\n} NncLaunch;\n", f);
-  fprintf(f, "#define NNC_PARAMS %lldLL\n#define NNC_IO %lldLL\n", (long long)s->P.params_bytes, (long long)s->P.io_bytes);
+  fprintf(f, "#define NNC_PARAMS %lldLL\n#define NNC_IO %lldLL\n", (long long)cuda_params_bytes(&s->P, &s->ls),
+          (long long)s->P.io_bytes);
   fputs("static const char nnc_ptx[] =\n", f);
   for (const char *l = ptx; *l;) { /* one string literal per line */
     const char *e = strchr(l, '\n');
@@ -144,11 +151,17 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
   return rc ? 1 : 0;
 }
 
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, Diag *d) {
+int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir, char *obj, size_t objn,
+                    Diag *d) {
   DrvCudaSource s;
-  int rc = drv_cuda_target(target, precision, &s);
+  int rc = drv_cuda_target(o->target, o->precision, o->loss_scale, &s);
   if (rc) return 1;
+  if (o->mpi && s.ls.on) {
+    fprintf(stderr, "nnc build: error: --mpi with f16 loss scaling: the scale's overflow check is not "
+                    "shared by the ranks yet; use --precision bf16, or --loss-scale none\n");
+    drv_cuda_source_free(&s);
+    return 1;
+  }
   bool train = dm->train != NULL;
   rc = drv_cuda_source(dm, train, &s, d);
   char *text = NULL, *ptx = NULL, err[4096];
@@ -161,9 +174,10 @@ int drv_cuda_object(const DrvModel *dm, const char *target, const char *precisio
   if (f) {
     if (s.emu) glue_emu(f, &s, train);
     else glue_device(f, &s, ptx, train);
-    rc = fclose(f) ? 1 : 0;
+    rc = o->mpi && train && drv_cuda_glue_dist(f, &s, dm->fwd->name) ? 1 : 0;
+    if (fclose(f)) rc = 1;
   }
-  if (!rc) rc = compile_glue(&s, text, tmpdir, verbose, obj, objn);
+  if (!rc) rc = compile_glue(&s, text, tmpdir, o->verbose, obj, objn);
   free(text);
   free(ptx);
   drv_cuda_source_free(&s);

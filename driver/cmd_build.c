@@ -116,9 +116,13 @@ static void usage(FILE *out) {
         "      --target T        cuda[:sm_80|sm_86|sm_89|sm_90]: the program runs the model on an\n"
         "                        NVIDIA GPU (PTX from NVRTC, the driver loaded at run time);\n"
         "                        cuda-emu: the same CUDA C run on the CPU (slow; validation)\n"
-        "      --precision P     with --target: f32 (default) or tf32 (GEMMs on tensor cores)\n"
+        "      --precision P     with --target: f32 (default), tf32, bf16 or f16 (GEMMs on tensor cores)\n"
+        "      --loss-scale S    with --precision f16: dynamic (default, from 2^16), none, or a static\n"
+        "                        power of two\n"
         "      --mpi             a program that trains data-parallel under mpirun: links\n"
         "                        MPI (docs/distributed.md)\n"
+        "      --sync-bn         batchnorm in training normalizes with the statistics of the\n"
+        "                        global batch (summed over the processes); default: local\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -276,7 +280,8 @@ static int mpi_link_args(const char *rtlib, char *mpilib, size_t n, char *spec, 
 
 /* the runtime's main for the program: CUDA, MPI or the plain one */
 static const char *program_main(const char *cuda_obj, bool mpi) {
-  return cuda_obj ? "nnc_cuda_main" : mpi ? "rt_mpi_main" : "rt_program_main_val";
+  if (cuda_obj) return mpi ? "nnc_cuda_mpi_main" : "nnc_cuda_main";
+  return mpi ? "rt_mpi_main" : "rt_program_main_val";
 }
 
 static int link_program(const char *out, const char *tmpdir, const char *obj, const char *cuda_obj,
@@ -428,7 +433,8 @@ typedef struct BuildArgs {
   DrvBuildOptions bo;
   const char *out;
   const char *target; /* --target cuda...: the CUDA backend (driver/build_cuda.c) */
-  const char *precision; /* --precision f32|tf32 (CUDA) */
+  const char *precision; /* --precision f32|tf32|bf16|f16 (CUDA) */
+  const char *loss_scale; /* --loss-scale dynamic|none|S (CUDA, f16) */
   bool lib, shared, keep, verbose, mpi; /* shared: --shared (lib is set too) */
 } BuildArgs;
 
@@ -444,7 +450,9 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'K': a->keep = true; return 0;
   case 'T': a->target = arg; return 0;
   case 'P': a->precision = arg; return 0;
+  case 'S': a->loss_scale = arg; return 0;
   case 'I': a->mpi = true; return 0;
+  case 'B': a->bo.cg.sync_bn = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -482,7 +490,9 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"keep-temps", no_argument, 0, 'K'},
                                        {"target", required_argument, 0, 'T'},
                                        {"precision", required_argument, 0, 'P'},
+                                       {"loss-scale", required_argument, 0, 'S'},
                                        {"mpi", no_argument, 0, 'I'},
+                                       {"sync-bn", no_argument, 0, 'B'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -589,7 +599,8 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   char val_loss[512];
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], plan[sizeof dm->plan_text + 64];
-  if (a->target && drv_cuda_object(dm, a->target, a->precision, tmpdir, a->verbose, cobj, sizeof cobj, d))
+  DrvCudaOpts co = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose};
+  if (a->target && drv_cuda_object(dm, &co, tmpdir, cobj, sizeof cobj, d))
     return 1;
   snprintf(plan, sizeof plan, "%s%sbackend: %s", dm->plan_text, dm->plan_text[0] ? "\n" : "",
            a->target ? a->target : "");
@@ -638,13 +649,14 @@ int cmd_build(int argc, char **argv) {
   }
   if (!rc && a.mpi) rc = mpi_model_ok(&dm);
   if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
-  if (!rc && a.precision && !a.target) {
-    fprintf(stderr, "nnc build: error: --precision is for GPU builds (--target cuda...)\n");
+  if (!rc && (a.precision || a.loss_scale) && !a.target) {
+    fprintf(stderr, "nnc build: error: --%s is for GPU builds (--target cuda...)\n",
+            a.precision ? "precision" : "loss-scale");
     rc = 2;
   }
-  if (!rc && a.target && a.mpi) {
-    fprintf(stderr, "nnc build: error: --mpi with --target %s: data-parallel GPU programs (NCCL) "
-            "are not available yet; docs/distributed.md\n", a.target);
+  if (!rc && a.target && a.bo.cg.sync_bn) {
+    fprintf(stderr, "nnc build: error: --sync-bn with --target %s: the CUDA backend has no "
+            "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
     rc = 2;
   }
   if (!rc && a.target && a.lib) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../codegen/cuda/cuda_plan.h"
 #include "../codegen/llvm/codegen.h"
 #include "../passes/comm.h"
 #include "../passes/cost.h"
@@ -26,11 +27,13 @@ typedef struct Opts {
   DrvInput in;
   const char *target, *svg;
   bool train, json, csv, tiles, formula;
+  const char *precision; /* --precision (GPU targets): the GEMM inputs of a CUDA build */
   CostGroupBy per;
   int top;
   int ranks;        /* --ranks P: data-parallel communication (0 = not asked) */
   int threads;      /* --threads T: the compiled step's estimate on T threads (0 = all) */
   const char *link; /* --link NAME|BW */
+  double bucket_bytes; /* --bucket-kib K: the all-reduce's bucket (default COMM_BUCKET_BYTES) */
   bool compare;     /* --compare: the positional arguments are several files */
   char **files;
   int nfiles;
@@ -52,6 +55,8 @@ static void usage(FILE *out) {
         "      --json | --csv  machine-readable output (schema: docs/cost-model.md)\n"
         "      --svg FILE      roofline and memory charts\n"
         "      --tiles         the tile decision of every GEMM-like op\n"
+        "      --precision P   GPU targets: f32 (default), tf32, bf16 or f16 GEMM inputs, as\n"
+        "                      `nnc build --target cuda --precision P` builds them\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
         "                      the target's cores)\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
@@ -59,6 +64,8 @@ static void usage(FILE *out) {
         "                      all-reduce, its overlap with backward, scaling efficiency\n"
         "      --link L        the link between ranks: a name (--list-targets) or a\n"
         "                      bandwidth such as 25GB/s or 100Gb/s (default: ib-hdr)\n"
+        "      --bucket-kib K  the all-reduce's bucket in KiB (default 25600, as the\n"
+        "                      programs' train --bucket-kib)\n"
         "      --list-targets  print the built-in hardware and link tables\n",
         out);
 }
@@ -217,14 +224,23 @@ static int analyse(Report *rp, const Opts *o) {
   IrGraph *tg = train_graph(rp, o->in.path, o->train);
   if (o->train && !tg) return 1;
   rp->g = o->train ? tg : g;
+  CudaPrec prec = CUDA_PREC_F32;
+  if (o->precision && (cuda_prec_parse(o->precision, &prec) || rp->hw.kind != HW_GPU)) {
+    fprintf(stderr, "nnc cost: error: --precision %s: f32, tf32, bf16 or f16, with a GPU --target\n", o->precision);
+    return 2;
+  }
   rp->r = cost_analyze(rp->g, NULL);
+  rp->r->gemm_dt = cuda_prec_dtype(prec), rp->r->gemm_tf32 = prec == CUDA_PREC_TF32;
   cost_roofline(rp->r, &rp->hw);
   if (tg) {
     rp->train = o->train ? rp->r : cost_analyze(tg, NULL);
+    rp->train->gemm_dt = rp->r->gemm_dt, rp->train->gemm_tf32 = rp->r->gemm_tf32;
     if (!o->train) cost_roofline(rp->train, &rp->hw);
   }
   if (o->tiles) rp->tiles = pass_tiles(rp->g, &rp->hw, NULL);
-  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link, COMM_BUCKET_BYTES, &rp->comm))
+  if (o->tiles) cuda_tiles_precision(rp->tiles, &rp->hw, prec);
+  if (o->ranks && comm_plan(rp->train, &rp->info, o->ranks, &rp->link,
+                             o->bucket_bytes > 0 ? o->bucket_bytes : COMM_BUCKET_BYTES, &rp->comm))
     return 1;
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
@@ -640,9 +656,21 @@ static int parse_compare(int argc, char **argv, Opts *o) {
   return 0;
 }
 
+/* --bucket-kib K: 0, or 2 after the error */
+static int parse_bucket(const char *arg, Opts *o) {
+  char *end;
+  long long k = strtoll(arg, &end, 10);
+  if (*end || k < 1 || k > (1LL << 30)) {
+    fprintf(stderr, "nnc cost: error: --bucket-kib takes a positive number of KiB, not '%s'\n", arg);
+    return 2;
+  }
+  o->bucket_bytes = (double)k * 1024;
+  return 0;
+}
+
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -652,6 +680,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"formula", no_argument, 0, O_FORMULA}, {"list-targets", no_argument, 0, O_LIST},
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
+      {"precision", required_argument, 0, O_PREC}, {"bucket-kib", required_argument, 0, O_BUCKET},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -689,6 +718,7 @@ static int parse(int argc, char **argv, Opts *o) {
     case O_CSV: o->csv = true; break;
     case O_SVG: o->svg = optarg; break;
     case O_TILES: o->tiles = true; break;
+    case O_PREC: o->precision = optarg; break;
     case O_FORMULA: o->formula = true; break;
     case O_LIST: list_targets(); return -1;
     case O_RANKS: {
@@ -703,6 +733,7 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_LINK: o->link = optarg; break;
+    case O_BUCKET: if (parse_bucket(optarg, o)) return 2; break;
     case O_THREADS: {
       char *end;
       long t = strtol(optarg, &end, 10);

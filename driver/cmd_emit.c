@@ -27,14 +27,15 @@ static void usage(FILE *out) {
         "                  training step) and the launch tables, for --target cuda[:sm_80|\n"
         "                  sm_86|sm_89|sm_90] (default cuda = sm_80)\n"
         "  --emit=ptx      that source compiled by NVRTC for the target's architecture\n"
-        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs) or tf32 (tensor cores)\n",
+        "  --precision P   with cuda/ptx: f32 (default; FMA GEMMs), tf32, bf16 or f16 (tensor cores)\n"
+        "  --loss-scale S  with --precision f16: dynamic (default), none, or a static power of two\n",
         out);
 }
 
 typedef struct EmitArgs {
   DrvInput in;
   DrvBuildOptions bo;
-  const char *what, *hw, *precision;
+  const char *what, *hw, *precision, *loss_scale;
   bool train;
 } EmitArgs;
 
@@ -109,6 +110,7 @@ static int emit_opt(EmitArgs *a, int c, const char *arg) {
   case 'T': a->train = true; return 0;
   case 'H': a->hw = arg; return 0;
   case 'P': a->precision = arg; return 0;
+  case 'S': a->loss_scale = arg; return 0;
   case 'C': a->bo.cg.target_cpu = arg; return 0;
   case 'O':
     if (arg[0] >= '0' && arg[0] <= '3' && !arg[1]) {
@@ -129,6 +131,7 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
                                        {"train", no_argument, 0, 'T'},
                                        {"target", required_argument, 0, 'H'},
                                        {"precision", required_argument, 0, 'P'},
+                                       {"loss-scale", required_argument, 0, 'S'},
                                        {"target-cpu", required_argument, 0, 'C'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -177,7 +180,7 @@ int cmd_emit(int argc, char **argv) {
   else if (!strcmp(a.what, "kernels"))
     rc = emit_kernels(&a, d);
   else if (!strcmp(a.what, "cuda") || !strcmp(a.what, "ptx"))
-    rc = drv_emit_cuda(&a.in, &a.bo, a.hw, a.precision, a.train, !strcmp(a.what, "ptx"), d);
+    rc = drv_emit_cuda(&a.in, &a.bo, a.hw, a.precision, a.loss_scale, a.train, !strcmp(a.what, "ptx"), d);
   else if (!strcmp(a.what, "llvm") || !strcmp(a.what, "asm"))
     rc = emit_llvm(&a, d);
   else

@@ -11,13 +11,16 @@ typedef struct DrvCudaSource {
   char *src;     /* prelude + kernels + emulation launch tables */
   char arch[16]; /* "sm_80" */
   bool emu;      /* target cuda-emu: the source runs on the CPU through cuda_emu.h */
-  bool tf32;     /* --precision tf32: GEMMs and convolutions on TF32 tensor cores */
+  CudaPrec prec; /* --precision: GEMM and convolution inputs (f32 FMA, TF32, bf16 or f16
+                    tensor cores); accumulation, values and every other kernel stay f32 */
+  CudaLossScale ls; /* --loss-scale (f16 training steps) */
   CudaTiles tiles;
 } DrvCudaSource;
 
 /* the target of `--target` (cuda, cuda:sm_XX or cuda-emu) and `--precision` (NULL or f32,
- * tf32); 0, or 2 after a message */
-int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s);
+ * tf32, bf16, f16) and `--loss-scale` (NULL: dynamic for f16; dynamic, none or a power of two);
+ * 0, or 2 after a message */
+int drv_cuda_target(const char *target, const char *precision, const char *loss_scale, DrvCudaSource *s);
 /* plans dm (built by drv_build_model) for the CUDA target set by drv_cuda_target and
  * generates its source, with the training step when train; 0, or 1 after diagnostics.
  * Free s with drv_cuda_source_free either way. */
@@ -27,11 +30,22 @@ void drv_cuda_source_free(DrvCudaSource *s);
 char *drv_cuda_ptx(const DrvCudaSource *s, const char *name, char *err, size_t errn);
 /* nnc emit --emit=cuda|ptx */
 int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *target,
-                  const char *precision, bool train, bool ptx, Diag *d);
+                  const char *precision, const char *loss_scale, bool train, bool ptx, Diag *d);
 /* nnc build --target: compiles the model's CUDA part (the generated source for the
  * emulation, or its PTX with the launcher for the device) into tmpdir/cuda.o, whose
  * nnc_cuda_main(desc, fwd_inputs, val_loss, argc, argv) runs the program's commands with the CPU
  * descriptor's tensor table and the CUDA entries. 0, or 1 after a message. */
-int drv_cuda_object(const DrvModel *dm, const char *target, const char *precision, const char *tmpdir,
-                    bool verbose, char *obj, size_t objn, Diag *d);
+/* what `nnc build` asks of the CUDA part */
+typedef struct DrvCudaOpts {
+  const char *target, *precision, *loss_scale; /* --target, --precision, --loss-scale (NULL: default) */
+  bool mpi;                                    /* --mpi: the split step and the gradient all-reduce */
+  bool verbose;
+} DrvCudaOpts;
+int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir, char *obj, size_t objn,
+                    Diag *d);
+/* --mpi with --target (build_cuda_dist.c): appends to the glue the training step split at
+ * the plan's optimizer kernels and nnc_cuda_mpi_main, which runs rt_mpi_main on it: cuda-emu
+ * all-reduces the gradients on the host through the runtime's buckets; cuda all-reduces them
+ * on the device with NCCL (runtime/rt_nccl.c) between the two halves of the launch table */
+int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name);
 #endif

@@ -3,6 +3,7 @@
  * `nnc build --target cuda|cuda-emu` compiles the model's CUDA part. The model is planned as
  * `nnc build` plans it (the training step fitted to the budget), then with the CUDA CgTarget
  * (codegen/cuda/cuda_plan.h). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,16 +12,37 @@
 #include "../codegen/cuda/nvrtc/cuda_nvrtc.h"
 #endif
 
-int drv_cuda_target(const char *target, const char *precision, DrvCudaSource *s) {
+/* --loss-scale: dynamic (the default for f16) from 2^16, none, or a static power of two */
+static int loss_scale_parse(const char *arg, CudaPrec prec, CudaLossScale *ls) {
+  *ls = (CudaLossScale){.on = prec == CUDA_PREC_F16, .dynamic = true, .init = 65536.0f};
+  if (!arg) return 0;
+  if (prec != CUDA_PREC_F16) {
+    fprintf(stderr, "nnc: error: --loss-scale is for --precision f16 (bf16 has the range of f32)\n");
+    return 2;
+  }
+  if (!strcmp(arg, "dynamic")) return 0;
+  if (!strcmp(arg, "none")) return ls->on = false, 0;
+  char *end;
+  double v = strtod(arg, &end);
+  int e;
+  if (*end || !(v >= 0x1p-24 && v <= 0x1p24) || frexp(v, &e) != 0.5) {
+    fprintf(stderr, "nnc: error: --loss-scale %s: a power of two from 2^-24 to 2^24, dynamic or none\n", arg);
+    return 2;
+  }
+  ls->dynamic = false, ls->init = (float)v;
+  return 0;
+}
+
+int drv_cuda_target(const char *target, const char *precision, const char *loss_scale, DrvCudaSource *s) {
   char err[256];
   const HwTarget *hw;
   memset(s, 0, sizeof *s);
-  if (precision && strcmp(precision, "f32") && strcmp(precision, "tf32")) {
-    fprintf(stderr, "nnc: error: --precision %s: the CUDA backend builds f32 or tf32 (bf16 and f16 are "
-                    "not available yet)\n", precision);
+  s->prec = CUDA_PREC_F32;
+  if (precision && cuda_prec_parse(precision, &s->prec)) {
+    fprintf(stderr, "nnc: error: --precision %s: the CUDA backend builds f32, tf32, bf16 or f16\n", precision);
     return 2;
   }
-  s->tf32 = precision && !strcmp(precision, "tf32");
+  if (loss_scale_parse(loss_scale, s->prec, &s->ls)) return 2;
   s->emu = !strcmp(target, "cuda-emu");
   if (cuda_target_parse(s->emu ? "cuda" : target, s->arch, sizeof s->arch, &hw, err, sizeof err)) {
     fprintf(stderr, "nnc: error: --target: %s (or cuda-emu)\n", err);
@@ -39,7 +61,7 @@ int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d) {
   }
   CgTarget t;
   cuda_backend_target(&t, hw);
-  cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->tf32);
+  cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->prec);
   if (cg_model_plan(&s->P, dm->fwd, dm->train, &t, s->tiles.fwd, s->tiles.train, d)) return 1;
   size_t len = 0;
   FILE *f = open_memstream(&s->src, &len);
@@ -47,7 +69,7 @@ int drv_cuda_source(const DrvModel *dm, bool train, DrvCudaSource *s, Diag *d) {
     fprintf(stderr, "nnc: error: out of memory\n");
     return 1;
   }
-  int rc = cuda_model_source(f, &s->P, dm->fwd->name, train, &s->fwd, &s->train, d) ? 1 : 0;
+  int rc = cuda_model_source_ls(f, &s->P, dm->fwd->name, train, &s->fwd, &s->train, &s->ls, d) ? 1 : 0;
   if (fclose(f) && !rc) {
     fprintf(stderr, "nnc: error: out of memory\n");
     rc = 1;
@@ -75,9 +97,9 @@ char *drv_cuda_ptx(const DrvCudaSource *s, const char *name, char *err, size_t e
 }
 
 int drv_emit_cuda(const DrvInput *in, const DrvBuildOptions *bo, const char *target,
-                  const char *precision, bool train, bool ptx, Diag *d) {
+                  const char *precision, const char *loss_scale, bool train, bool ptx, Diag *d) {
   DrvCudaSource s;
-  int rc = drv_cuda_target(target ? target : "cuda", precision, &s);
+  int rc = drv_cuda_target(target ? target : "cuda", precision, loss_scale, &s);
   if (rc) return rc;
   DrvBuildOptions o = *bo;
   o.plan_only = true;

@@ -143,6 +143,19 @@ static double round_dtype(DType dt, double x) {
 
 static bool is_float_storage(DType dt) { return dt == DT_F32 || dt == DT_F16 || dt == DT_BF16; }
 
+/* operand k of a GEMM-like node as its tensor-core input: rounded to opt.gemm_round in a
+ * copy (*tmp, freed by the caller) when that is a 16-bit type, else the value itself */
+static const double *gemm_arg(const Interp *I, int id, int k, double **tmp) {
+  const double *v = I->val[I->g->nodes[id].in[k]];
+  DType dt = I->opt.gemm_round;
+  *tmp = NULL;
+  if (dt != DT_BF16 && dt != DT_F16) return v;
+  int64_t n = I->shape[I->g->nodes[id].in[k]].n;
+  *tmp = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+  for (int64_t i = 0; i < n; i++) (*tmp)[i] = round_dtype(dt, v[i]);
+  return *tmp;
+}
+
 static void round_buffer(DType dt, double *v, int64_t n) {
   for (int64_t i = 0; i < n; i++) v[i] = round_dtype(dt, v[i]);
 }
@@ -393,7 +406,8 @@ static int ev_matmul(Interp *I, int id) {
   iter_init(&it, &batch, 2);
   if (bcast_strides(&a.batch, &batch, it.st[0]) || bcast_strides(&b.batch, &batch, it.st[1]))
     return fail(I, id, "batch dims do not broadcast");
-  const double *A = arg(I, id, 0), *B = arg(I, id, 1);
+  double *ta, *tb;
+  const double *A = gemm_arg(I, id, 0, &ta), *B = gemm_arg(I, id, 1, &tb);
   double *Y = I->val[id];
   for (int64_t bi = 0; bi < batch.n; bi++, iter_next(&it)) {
     const double *Ab = A + it.off[0] * M * K, *Bb = B + it.off[1] * K * N;
@@ -405,6 +419,8 @@ static int ev_matmul(Interp *I, int id) {
         for (int64_t j = 0; j < N; j++) Yb[i * N + j] += av * brow[j * b.cs];
       }
   }
+  free(ta);
+  free(tb);
   return 0;
 }
 
@@ -713,7 +729,12 @@ static void conv_loops(const ConvGeom *g, int mode, const double *x, const doubl
 static int ev_conv2d(Interp *I, int id) {
   ConvGeom g;
   if (conv_geom(I, id, argsh(I, id, 0), argsh(I, id, 1), &I->shape[id], &g)) return -1;
-  conv_loops(&g, CONV_FWD, arg(I, id, 0), arg(I, id, 1), NULL, I->val[id]);
+  double *tx = NULL, *tw = NULL;
+  bool round = g.G == 1; /* grouped convolutions stay f32 on the GPU */
+  const double *x = round ? gemm_arg(I, id, 0, &tx) : arg(I, id, 0), *w = round ? gemm_arg(I, id, 1, &tw) : arg(I, id, 1);
+  conv_loops(&g, CONV_FWD, x, w, NULL, I->val[id]);
+  free(tx);
+  free(tw);
   return 0;
 }
 

@@ -493,8 +493,11 @@ void cost_roofline(CostResult *r, const HwTarget *hw) {
     if (gemm && nd->op == OP_CONV2D_BWD_FILTER) dt = nd->type.dt;
     double fl = dim_evalf(g->dims, c->flops, NULL);
     double by = dim_evalf(g->dims, c->rd, NULL) + dim_evalf(g->dims, c->wr, NULL);
-    r->time[i] = cost_time_of(fl, by, hw_peak(hw, dt, gemm), hw->mem_bw,
-                              c->kernel ? hw->overhead_s : 0);
+    double peak = hw_peak(hw, dt, gemm);
+    bool reduced = dt == DT_F32 && (nd->op == OP_MATMUL || (nd->op == OP_CONV2D && nd->attr.groups <= 1));
+    if (reduced && r->gemm_tf32 && hw->peak[HWP_TF32_TC] > 0) peak = hw->peak[HWP_TF32_TC];
+    else if (reduced && (r->gemm_dt == DT_BF16 || r->gemm_dt == DT_F16)) peak = hw_peak(hw, r->gemm_dt, true);
+    r->time[i] = cost_time_of(fl, by, peak, hw->mem_bw, c->kernel ? hw->overhead_s : 0);
     if (!c->kernel) r->time[i].time = 0;
     r->phase[nd->phase].time += r->time[i].time;
     r->total.time += r->time[i].time;

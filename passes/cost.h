@@ -63,6 +63,11 @@ typedef struct CostResult {
   /* after cost_roofline */
   const HwTarget *hw;
   CostTime *time;       /* [g->nnodes] */
+  /* set before cost_roofline for a GPU build's --precision: f32 matmuls and ungrouped
+   * forward convolutions run at the tensor-core peak of gemm_dt (DT_BF16, DT_F16) or of TF32
+   * (gemm_tf32); their bytes stay those of f32 (the kernels round the f32 operands on load) */
+  DType gemm_dt;
+  bool gemm_tf32;
 } CostResult;
 
 /* the cost rule of one node (docs/cost-model.md); 0 ok */

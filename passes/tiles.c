@@ -192,7 +192,8 @@ static double gpu_time(const HwTarget *hw, const TileGemm *gm, TileDecision *d, 
   int64_t resident = per_sm < d->ctas_per_sm ? per_sm : d->ctas_per_sm;
   double rounds = ceil((double)per_sm / d->ctas_per_sm);
   double t_comp = 2.0 * d->bm * d->bn * kslice * resident / (gpu_peak(hw, gm, d) / sms);
-  double t_load = (double)(d->bm + d->bn) * kslice * es * resident / (hw->mem_bw * TILES_L2_AMPLIFICATION / sms);
+  int ges = gm->f32_in ? 4 : es; /* bytes per operand element read from global memory */
+  double t_load = (double)(d->bm + d->bn) * kslice * ges * resident / (hw->mem_bw * TILES_L2_AMPLIFICATION / sms);
   double t_smem = hw->ghz > 0 ? (double)d->warps * warp_smem_bytes(d, es) * kslice * resident /
                                     (TILES_SMEM_BYTES_PER_CLK * hw->ghz * 1e9)
                               : 0;
@@ -231,6 +232,9 @@ static void gpu_reason(const HwTarget *hw, TileDecision *d) {
            d->bm, d->bn, d->bk, d->warps, d->wm, d->wn, smem_need(hw, gm, d), TILES_SMEM_BYTES_PER_CLK,
            d->stages, (long long)(d->smem / 1024), d->smem_pad, d->regs, d->ctas_per_sm, d->split_k,
            split, (long long)d->tiles, d->waves, hw->sm_count, 100 * d->tile_eff, 100 * d->wave_eff, bound);
+  size_t len = strlen(d->reason);
+  if (gm->f32_in && len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len, "; f32 operands rounded to %s on load", dt_name(gm->dt));
 }
 
 /* every block tile and K split; the fastest modeled wins, ties to the larger tile and no
@@ -252,7 +256,7 @@ static void choose_gpu(const HwTarget *hw, TileDecision *d) {
     }
   }
   *d = keep;
-  int es = (int)dt_size(gm->dt), vec = 16 / es;
+  int es = (int)dt_size(gm->dt), vec = 16 / (gm->f32_in ? 4 : es);
   d->cp_async_a = (gm->trans_a ? gm->m : gm->k) % vec == 0;
   d->cp_async_b = (gm->trans_b ? gm->k : gm->n) % vec == 0;
   d->ldmatrix = es == 2 && strcmp(d->mma, "fma") != 0;

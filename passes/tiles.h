@@ -31,6 +31,9 @@ typedef struct TileGemm {
   bool trans_b;   /* B stored N×K */
   bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */
   bool tf32;      /* f32 data on tensor cores as TF32 (--precision tf32) */
+  bool f32_in;    /* dt is bf16/f16 but the operands are stored f32 and rounded to dt on
+                     their way into shared memory (--precision bf16|f16 on a GPU): global
+                     traffic and vector-copy alignment are those of f32 */
 } TileGemm;
 
 typedef struct TileDecision {

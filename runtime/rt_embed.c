@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,15 @@
 #include "rt_profile.h"
 #include "rt_program.h"
 #include "rt_threads.h"
+
+/* one all-reduce of the gradients: gathered (grad -1: the gradients first, first - 1, ...,
+ * last, in consecutive slices of the buffer from at) or in place (gradient grad from element
+ * piece); count floats; ready: the last of its gradients' ready kernels */
+typedef struct RtBucket {
+  int64_t grad, first, last, ready;
+  size_t piece, at, count;
+  int started;
+} RtBucket;
 
 struct RtCtx {
   const RtModelDesc *d;
@@ -28,9 +38,17 @@ struct RtCtx {
   char err[1024];
   char warn[512]; /* rt_ctx_warning */
   int64_t *prof;  /* rt_ctx_profile: the entries' kernel timestamps, or NULL */
-  float *bucket;  /* rt_ctx_train_step_allreduce's gathering buffer, at its first call */
-  size_t bucket_cap;
+  float *bucket;  /* the gathering buffer of the all-reduce's buckets, at their first use */
+  RtBucket *buckets; /* the partition of the gradients (bucket_plan) */
+  int64_t nbuckets, nstarted;
   int64_t bucket_bytes; /* 0: RT_BUCKET_BYTES */
+  RtHooks hooks;        /* b.hooks when it is not NULL */
+  RtStatsSumFn stats_sum; /* rt_ctx_set_stats_sum */
+  void *stats_user;
+  RtDeviceAllreduceFn dev_allreduce; /* rt_ctx_set_device_allreduce */
+  void *dev_user;
+  const RtAllreduceAsync *ov; /* the overlapped step's communicator, during the step */
+  int ov_failed;
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -182,6 +200,7 @@ void rt_ctx_destroy(RtCtx *c) {
   rt_region_free(&c->arena);
   free(c->prof);
   free(c->bucket);
+  free(c->buckets);
   free(c);
 }
 
@@ -514,6 +533,8 @@ static int step_inputs(RtCtx *c, const void *const *in) {
   return check_io_inputs(c, 0);
 }
 
+static int step_check_hooks(RtCtx *c);
+
 static void step_done(RtCtx *c, float *loss) {
   c->b.step++;
   if (loss) {
@@ -525,7 +546,15 @@ static void step_done(RtCtx *c, float *loss) {
 int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (!c) return -1;
   if (step_inputs(c, in)) return -1;
-  c->d->train_step(&c->b);
+  const RtModelDesc *d = c->d;
+  if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
+    d->train_backward(&c->b);
+    if (step_check_hooks(c)) return -1;
+    d->train_apply(&c->b);
+  } else {
+    d->train_step(&c->b);
+    if (step_check_hooks(c)) return -1;
+  }
   step_done(c, loss);
   return 0;
 }
@@ -534,7 +563,43 @@ void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes) {
   if (!c) return;
   c->bucket_bytes = bytes < 4 ? 4 : bytes;
   free(c->bucket);
+  free(c->buckets);
   c->bucket = NULL;
+  c->buckets = NULL;
+  c->nbuckets = 0;
+}
+
+/* RtHooks.sum_f64: the application's sum */
+static int ctx_stats_sum(double *buf, int64_t n, void *user) {
+  RtCtx *c = user;
+  return c->stats_sum(buf, n, c->stats_user);
+}
+
+/* RtHooks.grads_device: the application's device all-reduce */
+static int ctx_grads_device(uint64_t arena, void *user) {
+  RtCtx *c = user;
+  return c->dev_allreduce(arena, c->d->grads, c->d->ngrads, c->dev_user);
+}
+
+/* b.hooks for the callbacks set (NULL without any) */
+static void ctx_hooks(RtCtx *c) {
+  c->hooks = (RtHooks){.sum_f64 = c->stats_sum ? ctx_stats_sum : NULL,
+                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL, .user = c};
+  c->b.hooks = c->stats_sum || c->dev_allreduce ? &c->hooks : NULL;
+}
+
+void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user) {
+  if (!c) return;
+  c->stats_sum = sum;
+  c->stats_user = user;
+  ctx_hooks(c);
+}
+
+void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user) {
+  if (!c) return;
+  c->dev_allreduce = fn;
+  c->dev_user = user;
+  ctx_hooks(c);
 }
 
 /* floats in a bucket */
@@ -542,69 +607,101 @@ static size_t bucket_floats(const RtCtx *c) {
   return (size_t)((c->bucket_bytes ? c->bucket_bytes : RT_BUCKET_BYTES) / (int64_t)sizeof(float));
 }
 
-/* the gathering buffer: a bucket, or less when all the small gradients take less */
-static int bucket_alloc(RtCtx *c) {
-  const RtModelDesc *d = c->d;
-  size_t cap = bucket_floats(c), need = 0;
-  for (int64_t i = 0; i < d->ngrads && need < cap; i++)
-    if ((size_t)d->grads[i].numel <= cap) need += (size_t)d->grads[i].numel;
-  c->bucket_cap = need < cap ? need : cap;
-  if (!c->bucket_cap || (c->bucket = malloc(c->bucket_cap * sizeof(float)))) return 0;
-  return ctx_fail(c, "out of memory for the all-reduce buffer (%zu bytes)",
-                  c->bucket_cap * sizeof(float));
-}
-
 static float *grad_ptr(RtCtx *c, int64_t i) { return (float *)(c->b.arena + c->d->grads[i].offset); }
 
-/* gradients [from, to) that fit a bucket: gathered, reduced, scattered back */
-static int bucket_flush(RtCtx *c, int64_t from, int64_t to, size_t used, RtAllreduceFn fn,
-                        void *user) {
+/* appends bucket b to the partition; false when out of memory */
+static bool bucket_push(RtCtx *c, RtBucket b, int64_t *cap) {
+  if (c->nbuckets == *cap) {
+    *cap = *cap ? 2 * *cap : 16;
+    RtBucket *nb = realloc(c->buckets, (size_t)*cap * sizeof *nb);
+    if (!nb) return false;
+    c->buckets = nb;
+  }
+  c->buckets[c->nbuckets++] = b;
+  return true;
+}
+
+/* The buckets, in reverse gradient order (the order the backward pass finishes them):
+ * gradients of at most a bucket are gathered into consecutive slices of one buffer, up to a
+ * bucket a slice; a larger one is reduced in place in bucket-sized pieces. Both the blocking
+ * and the overlapped step use this partition, so they reduce the same buffers. */
+static int bucket_plan(RtCtx *c) {
   const RtModelDesc *d = c->d;
+  size_t cap = bucket_floats(c), total = 0;
+  int64_t bcap = 0;
+  RtBucket cur = {.grad = -1, .first = -1};
+  for (int64_t j = 0; j <= d->ngrads; j++) {
+    int64_t i = d->ngrads - 1 - j; /* -1: the end */
+    size_t n = i >= 0 ? (size_t)d->grads[i].numel : 0;
+    if (cur.count && (i < 0 || n > cap || cur.count + n > cap)) {
+      if (!bucket_push(c, cur, &bcap)) goto oom;
+      cur = (RtBucket){.grad = -1, .first = -1, .at = total};
+    }
+    if (i < 0) break;
+    for (size_t s = 0; n > cap && s < n; s += cap) /* in place, piece by piece */
+      if (!bucket_push(c, (RtBucket){.grad = i, .piece = s, .count = n - s < cap ? n - s : cap,
+                                     .ready = d->grads[i].ready}, &bcap))
+        goto oom;
+    if (n > cap) continue;
+    if (!cur.count) cur.first = i, cur.at = total;
+    cur.last = i;
+    cur.count += n;
+    total += n;
+    cur.ready = cur.ready > d->grads[i].ready ? cur.ready : d->grads[i].ready;
+  }
+  if (!total || (c->bucket = malloc(total * sizeof(float)))) return 0;
+  return ctx_fail(c, "out of memory for the all-reduce buffer (%zu bytes)", total * sizeof(float));
+oom:
+  return ctx_fail(c, "out of memory for the all-reduce buckets");
+}
+
+/* bucket b's buffer; gathered buckets copy their gradients in (to 0) or back out (to 1) */
+static float *bucket_buf(RtCtx *c, const RtBucket *b, int back) {
+  if (b->grad >= 0) return grad_ptr(c, b->grad) + b->piece;
+  float *buf = c->bucket + b->at;
   size_t at = 0;
-  if (!used) return 0;
-  for (int64_t i = from; i < to; i++)
-    if ((size_t)d->grads[i].numel <= c->bucket_cap) {
-      memcpy(c->bucket + at, grad_ptr(c, i), (size_t)d->grads[i].numel * sizeof(float));
-      at += (size_t)d->grads[i].numel;
-    }
-  if (fn(c->bucket, used, user)) return ctx_fail(c, "the all-reduce of the gradients failed");
-  at = 0;
-  for (int64_t i = from; i < to; i++)
-    if ((size_t)d->grads[i].numel <= c->bucket_cap) {
-      memcpy(grad_ptr(c, i), c->bucket + at, (size_t)d->grads[i].numel * sizeof(float));
-      at += (size_t)d->grads[i].numel;
-    }
+  for (int64_t i = b->first; i >= b->last; i--) {
+    size_t n = (size_t)c->d->grads[i].numel;
+    if (back) memcpy(grad_ptr(c, i), buf + at, n * sizeof(float));
+    else memcpy(buf + at, grad_ptr(c, i), n * sizeof(float));
+    at += n;
+  }
+  return buf;
+}
+
+/* every gradient through fn, bucket by bucket (rt_ctx_train_step_allreduce) */
+static int ctx_allreduce(RtCtx *c, RtAllreduceFn fn, void *user) {
+  for (int64_t k = 0; k < c->nbuckets; k++) {
+    const RtBucket *b = &c->buckets[k];
+    if (fn(bucket_buf(c, b, 0), b->count, user))
+      return ctx_fail(c, "the all-reduce of the gradients failed");
+    if (b->grad < 0) bucket_buf(c, b, 1);
+  }
   return 0;
 }
 
-/* every gradient through fn, in table order (rt_ctx_train_step_allreduce) */
-static int ctx_allreduce(RtCtx *c, RtAllreduceFn fn, void *user) {
-  const RtModelDesc *d = c->d;
-  size_t cap = bucket_floats(c), used = 0;
-  int64_t from = 0;
-  if (!c->bucket && bucket_alloc(c)) return -1;
-  for (int64_t i = 0; i < d->ngrads; i++) {
-    size_t n = (size_t)d->grads[i].numel;
-    if (n > c->bucket_cap) { /* in place, piece by piece */
-      for (size_t s = 0; s < n; s += cap)
-        if (fn(grad_ptr(c, i) + s, n - s < cap ? n - s : cap, user))
-          return ctx_fail(c, "the all-reduce of the gradients failed");
-      continue;
-    }
-    if (used + n > c->bucket_cap) {
-      if (bucket_flush(c, from, i, used, fn, user)) return -1;
-      from = i;
-      used = 0;
-    }
-    used += n;
+/* the buckets ready after kernel `kernel` (all of them for INT32_MAX), started in order */
+static void overlap_start(RtCtx *c, int32_t kernel) {
+  for (int64_t k = c->nstarted; k < c->nbuckets && !c->ov_failed; k++) {
+    RtBucket *b = &c->buckets[k];
+    if (b->started || b->ready > kernel) continue;
+    b->started = 1;
+    if (c->ov->start(bucket_buf(c, b, 0), b->count, c->ov->user)) c->ov_failed = 1;
   }
-  return bucket_flush(c, from, d->ngrads, used, fn, user);
+  while (c->nstarted < c->nbuckets && c->buckets[c->nstarted].started) c->nstarted++;
 }
 
-int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn fn, void *user,
-                                float *loss) {
-  if (!c) return -1;
-  if (!fn) return rt_ctx_train_step(c, in, loss);
+/* RtHooks.grads_ready of an overlapped step */
+static void overlap_ready(int32_t kernel, void *user) { overlap_start(user, kernel); }
+
+static int step_check_hooks(RtCtx *c) {
+  if (!c->hooks.failed) return 0;
+  c->hooks.failed = 0;
+  return ctx_fail(c, "the sum of the batchnorm statistics over the processes failed");
+}
+
+/* the model's step can be split around an all-reduce, and its buckets are planned */
+static int split_ready(RtCtx *c, const void *const *in) {
   const RtModelDesc *d = c->d;
   if (d->train_step && (!d->train_backward || !d->train_apply))
     return ctx_fail(c, "model '%s': this build cannot all-reduce its gradients: its optimizer "
@@ -612,9 +709,47 @@ int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn f
                        "schedule updates each weight as soon as its gradient is ready)",
                     d->name);
   if (step_inputs(c, in)) return -1;
-  d->train_backward(&c->b);
-  if (ctx_allreduce(c, fn, user)) return -1;
-  d->train_apply(&c->b);
+  if (!c->buckets && d->ngrads && bucket_plan(c)) return -1;
+  return 0;
+}
+
+int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn fn, void *user,
+                                float *loss) {
+  if (!c) return -1;
+  if (!fn) return rt_ctx_train_step(c, in, loss);
+  if (split_ready(c, in)) return -1;
+  c->d->train_backward(&c->b);
+  if (step_check_hooks(c) || ctx_allreduce(c, fn, user)) return -1;
+  c->d->train_apply(&c->b);
+  step_done(c, loss);
+  return 0;
+}
+
+int rt_ctx_train_step_overlap(RtCtx *c, const void *const *in, RtAllreduceStartFn start,
+                              RtAllreduceWaitFn wait, void *user, float *loss) {
+  if (!c) return -1;
+  if (!start || !wait) return ctx_fail(c, "the overlapped all-reduce needs start and wait");
+  RtAllreduceAsync a = {start, wait, user}, *ar = &a;
+  if (split_ready(c, in)) return -1;
+  for (int64_t k = 0; k < c->nbuckets; k++) c->buckets[k].started = 0;
+  c->nstarted = 0;
+  c->ov = ar;
+  c->ov_failed = 0;
+  c->hooks.grads_ready = overlap_ready;
+  c->hooks.user = c;
+  c->b.hooks = &c->hooks;
+  c->d->train_backward(&c->b);
+  overlap_start(c, INT32_MAX);
+  int failed = c->hooks.failed;
+  ctx_hooks(c); /* grads_ready off again */
+  c->hooks.failed = failed;
+  int wrc = ar->wait(ar->user); /* every started bucket, even after a failure */
+  c->ov = NULL;
+  if (c->ov_failed || wrc) return ctx_fail(c, "the all-reduce of the gradients failed");
+  if (step_check_hooks(c)) return -1;
+  for (int64_t k = 0; k < c->nbuckets; k++)
+    if (c->buckets[k].grad < 0) bucket_buf(c, &c->buckets[k], 1);
+  c->d->train_apply(&c->b);
   step_done(c, loss);
   return 0;
 }

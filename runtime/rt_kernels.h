@@ -54,6 +54,14 @@ void rt_k_batchnorm_bwd(void *pool, const float *dy, const float *x, const float
                         float *dx, int64_t N, int64_t C, int64_t S, double eps);
 void rt_k_bn_dgamma(void *pool, const float *dy, const float *x, float *dg, int64_t N,
                     int64_t C, int64_t S, double eps);
+/* the same over the batches of every process (rt_syncbn.c; h: struct RtHooks *, rt_model.h):
+ * mode 0 y = bn(x = a, gamma = b, beta = c), 1 dx of (dy = a, x = b, gamma = c), 2 dgamma of
+ * (dy = a, x = b); and the gradients-ready mark of train_backward */
+struct RtHooks;
+void rt_k_batchnorm_sync(void *pool, struct RtHooks *h, const float *a, const float *b,
+                         const float *c, float *out, int64_t N, int64_t C, int64_t S, double eps,
+                         int32_t mode);
+void rt_grads_ready(struct RtHooks *h, int32_t kernel);
 
 /* layernorm over rows of x [R, D] */
 void rt_k_layernorm(void *pool, const float *x, const float *gamma, const float *beta,

@@ -71,11 +71,14 @@ static void usage(const Prog *p, FILE *out) {
           "                                      forward pass over all samples of the inputs\n"
           "  train [--weights W] --data NAME=X.npy[,NAME=L.npy...] [--epochs E]\n"
           "        [--val NAME=X.npy,NAME=L.npy...] [--save W2.safetensors] [--seed S]\n"
-          "        [--log LOSS.csv] [--quiet] [--check-finite]\n"
+          "        [--log LOSS.csv] [--quiet] [--check-finite] [--no-overlap]\n"
           "                                      shuffled mini-batch training; --val: held-out\n"
           "                                      loss (and accuracy) after every epoch;\n"
           "                                      --check-finite stops at the first NaN/inf in\n"
-          "                                      outputs or weights\n"
+          "                                      outputs or weights; --no-overlap (under\n"
+          "                                      mpirun): the gradients' all-reduce after\n"
+          "                                      the backward pass, not during it;\n"
+          "                                      --bucket-kib K: its buckets (25 MiB)\n"
           "  bench [--train] [--iters K] [--weights W] [--profile [--json] [--svg F]]\n"
           "                                      time per step vs the cost-model estimate;\n"
           "                                      --profile: per kernel, sorted by time\n\n"
@@ -227,6 +230,7 @@ static int load_weights(const Prog *p, RtCtx *c, const char *path) {
   if (rt_ctx_load(c, path, &unknown)) return perr(p, "%s", rt_ctx_error(c));
   const char *w = rt_ctx_warning(c);
   if (*w && p->strict) return perr(p, "%s: %s (--strict)", path, w);
+  if (!rank0(p)) return 0; /* every rank loads the same file: one warning, not P */
   if (*w) fprintf(stderr, "%s: warning: %s: %s\n", p->argv0, path, w);
   if (unknown)
     fprintf(stderr, "%s: warning: %s: %d tensor%s not in model '%s' ignored\n", p->argv0, path,
@@ -370,8 +374,9 @@ static int cmd_info(Prog *p, Args *a) {
   list_kind(d, RT_KIND_BUFFER, "buffers", 1);
   if (d->train_step) {
     int li = rt_desc_nth(d, RT_KIND_LOSS, 0);
-    printf("training: %s, loss '%s'\n", d->optimizer && *d->optimizer ? d->optimizer : "yes",
-           li >= 0 ? d->tensors[li].name : "?");
+    printf("training: %s, loss '%s'%s\n", d->optimizer && *d->optimizer ? d->optimizer : "yes",
+           li >= 0 ? d->tensors[li].name : "?",
+           d->sync_bn ? ", batchnorm statistics of the global batch (--sync-bn)" : "");
     list_kind(d, RT_KIND_OPTSTATE, "optimizer state", 0);
   } else {
     printf("training: no (the .nn file has no train section)\n");
@@ -802,7 +807,8 @@ static int log_line(const Prog *p, FILE *log, const char *path, long *good, cons
 typedef struct TrainOpts {
   Bind data[MAX_BIND], val[MAX_BIND];
   int nd, nv, quiet, check_finite;
-  int64_t epochs;
+  int no_overlap; /* --no-overlap: the all-reduce after the whole backward pass */
+  int64_t epochs, bucket_kib; /* --bucket-kib: the all-reduce's bucket size (0: default) */
   uint64_t seed;
   const char *weights, *save, *logpath;
 } TrainOpts;
@@ -833,6 +839,11 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
     o->quiet = 1;
   } else if (!strcmp(name, "--check-finite")) {
     o->check_finite = 1;
+  } else if (!strcmp(name, "--no-overlap")) {
+    o->no_overlap = 1;
+  } else if (!strcmp(name, "--bucket-kib")) {
+    if (parse_i64(val, &o->bucket_kib) || o->bucket_kib < 1 || o->bucket_kib > (INT64_C(1) << 30))
+      return perr(p, "--bucket-kib expects a positive integer, got '%s'", val), 2;
   } else {
     return unknown_opt(p, name);
   }
@@ -842,7 +853,8 @@ static int train_opt(Prog *p, TrainOpts *o, const char *name, const char *val) {
 /* -1: go on; otherwise the exit status */
 static int train_parse(Prog *p, Args *a, TrainOpts *o) {
   static const char *const wv[] = {"--threads", "--weights", "--data", "--epochs", "--save",
-                                   "--seed",    "--log",     "--lr",   "--val",    NULL};
+                                   "--seed",    "--log",     "--lr",   "--val",
+                                   "--bucket-kib", NULL};
   const char *name, *val;
   int bad = 0;
   o->epochs = 1;
@@ -977,6 +989,11 @@ static int64_t ckpt_epoch(const char *path) {
   return r;
 }
 
+/* a CUDA build whose step all-reduces its gradients on the device (--mpi --target cuda) */
+static int device_step(const Prog *p) {
+  return p->dist && p->dist->grads_device && !p->d->train_backward && p->d->ngrads > 0;
+}
+
 /* data-parallel: every process reads a batch of each global batch, which the data must hold */
 static int dist_check(const Prog *p, int64_t n, int64_t B) {
   int P = nranks(p);
@@ -985,7 +1002,7 @@ static int dist_check(const Prog *p, int64_t n, int64_t B) {
                    " (%d processes x the batch of %" PRId64 "): run fewer processes or "
                    "rebuild with a smaller batch",
                 n, B * P, P, B);
-  if (P > 1 && (!p->d->train_backward || !p->d->train_apply))
+  if (P > 1 && !device_step(p) && (!p->d->train_backward || !p->d->train_apply))
     return perr(p, "model '%s' cannot average its gradients across processes: its optimizer "
                    "step is not separate from the backward pass (a --memory budget's "
                    "schedule); rebuild it without --memory",
@@ -1006,6 +1023,9 @@ static int train_setup(Prog *p, Trainer *T) {
   if (dist_check(p, n, B)) return 1;
   B *= nranks(p); /* the global batch */
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
+  if (p->dist && d->sync_bn) rt_ctx_set_stats_sum(T->c, p->dist->stats_sum, p->dist->user);
+  if (device_step(p)) rt_ctx_set_device_allreduce(T->c, p->dist->grads_device, p->dist->user);
+  if (o->bucket_kib) rt_ctx_set_bucket_bytes(T->c, o->bucket_kib * 1024);
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
   /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
   rt_ctx_set_seed(T->c, o->seed + (uint64_t)(p->dist ? p->dist->rank : 0) * 0x9E3779B97F4A7C15u);
@@ -1032,11 +1052,16 @@ static int train_setup(Prog *p, Trainer *T) {
   return 0;
 }
 
-/* one step of data-parallel training: gradients and loss averaged over the processes */
+/* one step of data-parallel training: gradients and loss averaged over the processes, the
+ * gradients' buckets started during the backward pass unless --no-overlap */
 static int dist_step(const Prog *p, Trainer *T, float *loss) {
   const RtDist *ds = p->dist;
-  if (rt_ctx_train_step_allreduce(T->c, NULL, ds->allreduce, ds->user, loss))
-    return perr(p, "%s", rt_ctx_error(T->c));
+  int rc = device_step(p) ? rt_ctx_train_step(T->c, NULL, loss) /* all-reduces on the GPU */
+           : ds->overlap.start && !T->o->no_overlap
+               ? rt_ctx_train_step_overlap(T->c, NULL, ds->overlap.start, ds->overlap.wait,
+                                           ds->overlap.user, loss)
+               : rt_ctx_train_step_allreduce(T->c, NULL, ds->allreduce, ds->user, loss);
+  if (rc) return perr(p, "%s", rt_ctx_error(T->c));
   if (ds->allreduce(loss, 1, ds->user)) return perr(p, "the all-reduce of the loss failed");
   return 0;
 }

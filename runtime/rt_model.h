@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 5
+#define RT_MODEL_ABI 6
 
 /* gradients go through an all-reduce in buckets of this size (PyTorch DDP's default; the
  * cost model's COMM_BUCKET_BYTES) */
@@ -68,7 +68,26 @@ typedef struct RtGradInfo {
   int64_t offset; /* bytes from the start of the arena */
   int64_t numel;
   int64_t tensor; /* the parameter's index in the tensor table */
+  int64_t ready;  /* the last kernel of train_backward that writes or reads it: after that
+                     kernel (its RtHooks.grads_ready mark) it is final */
 } RtGradInfo;
+
+/* What the generated code of a training step calls back during the step (RtModelBufs.hooks;
+ * NULL, or a NULL member: nothing is called, statistics stay local). */
+typedef struct RtHooks {
+  /* synchronized batchnorm (a --sync-bn build): buf[0..n) replaced by its sum over the
+   * processes; 0, or non-zero on failure */
+  int (*sum_f64)(double *buf, int64_t n, void *user);
+  /* train_backward, after each kernel that is some gradient's `ready`: every gradient whose
+   * ready is <= kernel is final and may be all-reduced while the later kernels run */
+  void (*grads_ready)(int32_t kernel, void *user);
+  /* a CUDA build's data-parallel step (--mpi --target cuda), between the backward and the
+   * optimizer launches: every gradient of the descriptor's grads, at those offsets from the
+   * device address arena, replaced by its mean over the processes; 0, or non-zero */
+  int (*grads_device)(uint64_t arena, void *user);
+  void *user;
+  int failed; /* set by the step when sum_f64 failed or scratch could not be allocated */
+} RtHooks;
 
 typedef struct RtModelBufs {
   char *params;
@@ -79,6 +98,7 @@ typedef struct RtModelBufs {
   uint64_t seed; /* dropout seed */
   int64_t *prof; /* NULL, or [nkernels + 1]: the entry stores rt_prof_clock() before each
                     kernel and after the last (per-kernel profiling, rt_profile.h) */
+  RtHooks *hooks; /* NULL, or the step's callbacks (RtHooks) */
 } RtModelBufs;
 
 /* one kernel of an entry, in execution order, with the cost model's estimate */
@@ -125,6 +145,9 @@ typedef struct RtModelDesc {
   void (*train_apply)(const RtModelBufs *b);
   const RtGradInfo *grads;
   int64_t ngrads;
+  /* 1: a --sync-bn build: the training step's batchnorm statistics (and the sums of its
+   * backward pass) go through RtHooks.sum_f64 */
+  int32_t sync_bn;
 } RtModelDesc;
 
 #endif

@@ -173,8 +173,39 @@ typedef int (*RtAllreduceFn)(float *buf, size_t count, void *user);
  * unchanged) when fn fails or when the model's step cannot be split (rt_model.h). */
 int rt_ctx_train_step_allreduce(RtCtx *c, const void *const *in, RtAllreduceFn fn, void *user,
                                 float *loss);
-/* the bucket size of rt_ctx_train_step_allreduce (default RT_BUCKET_BYTES; at least 4) */
+/* The all-reduce overlapping the backward pass: start(buf, count, user) begins replacing
+ * buf[0..count) with its mean over the processes and returns at once (0, or non-zero on
+ * failure); the step neither reads nor writes buf until wait(user) has completed every
+ * started one (0, or non-zero on failure). Every process starts the same buckets in the same
+ * order. */
+typedef int (*RtAllreduceStartFn)(float *buf, size_t count, void *user);
+typedef int (*RtAllreduceWaitFn)(void *user);
+typedef struct RtAllreduceAsync {
+  RtAllreduceStartFn start;
+  RtAllreduceWaitFn wait;
+  void *user;
+} RtAllreduceAsync;
+/* rt_ctx_train_step_allreduce with each bucket started as soon as the backward pass has
+ * finished its gradients (the descriptor's grads[].ready marks), while the rest of the
+ * backward pass runs; the same buckets and buffers as rt_ctx_train_step_allreduce, so with a
+ * communicator that computes the same sums the two give the same bits. */
+int rt_ctx_train_step_overlap(RtCtx *c, const void *const *in, RtAllreduceStartFn start,
+                              RtAllreduceWaitFn wait, void *user, float *loss);
+/* the bucket size of the all-reduce (default RT_BUCKET_BYTES; at least 4) */
 void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes);
+/* Synchronized batchnorm (a --sync-bn build, RtModelDesc.sync_bn): sum(buf, n, user) must
+ * replace buf[0..n) with its sum over the processes (0, or non-zero to fail the step). The
+ * training steps then normalize with the statistics of the global batch. NULL: local. A
+ * step whose sum fails returns -1 and updates nothing (rt_ctx_train_step then runs the
+ * split step where the build has one). */
+typedef int (*RtStatsSumFn)(double *buf, int64_t n, void *user);
+void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user);
+/* A CUDA build whose step all-reduces on the device (RtHooks.grads_device): fn(arena, grads,
+ * ngrads, user) gets the device address of the step's arena and the descriptor's gradients
+ * there. rt_ctx_train_step then averages the gradients through it. NULL: none. */
+typedef int (*RtDeviceAllreduceFn)(uint64_t arena, const RtGradInfo *grads, int64_t ngrads,
+                                   void *user);
+void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user);
 /* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
@@ -216,6 +247,12 @@ typedef struct RtDist {
   void (*summary)(void *user, char *buf, size_t n);
   void *user;
   int fatal;
+  /* the overlapped all-reduce (start NULL: none; its user is the RtAllreduceAsync's), used
+   * unless `train --no-overlap`; the sum of sync-bn statistics (NULL: none), with user */
+  RtAllreduceAsync overlap;
+  RtStatsSumFn stats_sum;
+  /* the gradients' mean on the device, for a CUDA build's step (NULL: none; user) */
+  RtDeviceAllreduceFn grads_device;
 } RtDist;
 /* rt_program_main_val as one process of dist (NULL: rt_program_main_val) */
 int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,

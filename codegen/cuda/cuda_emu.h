@@ -280,9 +280,19 @@ float rt_bf16_to_f32(uint16_t h);
 uint16_t rt_f32_to_bf16(float f);
 }
 inline float nnc_bf16_to_f32(unsigned short h) { return rt_bf16_to_f32(h); }
-inline unsigned short nnc_f32_to_bf16(float f) { return rt_f32_to_bf16(f); }
 inline float nnc_f16_to_f32(unsigned short h) { return rt_f16_to_f32(h); }
+#ifndef NNC_EMU_MUTANT_RTZ
+inline unsigned short nnc_f32_to_bf16(float f) { return rt_f32_to_bf16(f); }
 inline unsigned short nnc_f32_to_f16(float f) { return rt_f32_to_f16(f); }
+#else
+/* a deliberate fault for the tests' mutation check: round toward zero instead of to nearest
+ * (the magnitude of a result that rounded up is lowered by one unit in the last place) */
+inline unsigned short nnc_emu_rtz(unsigned short h, float f, float (*back)(unsigned short)) {
+  return f == f && fabsf(back(h)) > fabsf(f) ? (unsigned short)(h - 1) : h;
+}
+inline unsigned short nnc_f32_to_bf16(float f) { return nnc_emu_rtz(rt_f32_to_bf16(f), f, rt_bf16_to_f32); }
+inline unsigned short nnc_f32_to_f16(float f) { return nnc_emu_rtz(rt_f32_to_f16(f), f, rt_f16_to_f32); }
+#endif
 /* cvt.rna.tf32.f32: nearest, ties away from zero, low 13 bits cleared */
 inline unsigned nnc_f32_to_tf32(float x) {
   unsigned u = nnc_emu::f_bits(x);

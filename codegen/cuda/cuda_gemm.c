@@ -18,7 +18,10 @@ typedef struct Gen {
   FILE *o;
   const CudaGemm *g;
   const TileDecision *t;
-  const char *ty;       /* storage type of A and B */
+  const char *ty;       /* shared-memory type of A and B */
+  const char *gty;      /* their type in global memory: ty, or float when rounded on load */
+  const char *cvt;      /* the rounding on load (nnc_f32_to_bf16/_f16), NULL when none */
+  char cv_a[48], cv_b[48]; /* "CVT(" or "CVT(p.scale * " for each operand ("(" without cvt) */
   int es, v;            /* element bytes, elements per 16-byte copy */
   int lda_s, ldb_s;     /* shared-memory row lengths (elements, padding included) */
   int a_stage, b_stage; /* elements of one stage */
@@ -65,6 +68,15 @@ static int gen_init(Gen *x, FILE *o, const CudaGemm *g, char *err, size_t n) {
     return cuda_errf(err, n, "tile decision uses %s, the precision needs %s", t->mma, gen_expected_mma(g->prec));
   bool half = g->prec == CUDA_PREC_BF16 || g->prec == CUDA_PREC_F16;
   x->ty = half ? "unsigned short" : "float";
+  x->gty = x->ty;
+  if (half && t->gemm.f32_in) /* f32 values rounded to the 16-bit type on the way in */
+    x->gty = "float", x->cvt = g->prec == CUDA_PREC_BF16 ? "nnc_f32_to_bf16" : "nnc_f32_to_f16";
+  if (half && g->a_gather && !x->cvt)
+    return cuda_errf(err, n, "gathered operands are f32: a 16-bit GEMM needs the decision's f32_in");
+  if ((g->scale_a || g->scale_b) && !x->cvt)
+    return cuda_errf(err, n, "loss scaling needs 16-bit operands rounded on load");
+  snprintf(x->cv_a, sizeof x->cv_a, "%s(%s", x->cvt ? x->cvt : "", g->scale_a ? "p.scale * " : "");
+  snprintf(x->cv_b, sizeof x->cv_b, "%s(%s", x->cvt ? x->cvt : "", g->scale_b ? "p.scale * " : "");
   x->es = half ? 2 : 4;
   x->v = 16 / x->es;
   x->kstep = half ? 16 : 8;
@@ -88,14 +100,26 @@ static int gen_init(Gen *x, FILE *o, const CudaGemm *g, char *err, size_t n) {
 /* one operand's tile: rows × cols of the stored matrix, starting at (r0, c0), limits rl, cl */
 static void gen_load_operand(const Gen *x, const char *smem, const char *gp, const char *ld, int rows,
                              int cols, int lds, bool vec, const char *r0, const char *c0,
-                             const char *rl, const char *cl, const char *gather) {
+                             const char *rl, const char *cl, const char *gather, const char *cv) {
   FILE *o = x->o;
   int th = x->t->threads;
   if (gather) {
     fprintf(o, "  NNC_UNROLL\n  for (int i = threadIdx.x; i < %d; i += %d) {\n", rows * cols, th);
     fprintf(o, "    int r = i / %d, c = i %% %d, gr = %s + r, gc = %s + c;\n", cols, cols, r0, c0);
-    fprintf(o, "    %s[r * %d + c] = gr < %s && gc < %s ? %s(%s, gr, gc) : (%s)0;\n", smem, lds, rl, cl, gather, gp, x->ty);
+    fprintf(o, "    %s[r * %d + c] = gr < %s && gc < %s ? %s%s(%s, gr, gc)) : (%s)0;\n", smem, lds, rl, cl, cv,
+            gather, gp, x->ty);
     fprintf(o, "  }\n");
+    return;
+  }
+  if (vec && x->cvt) { /* float4 loads where the 4 elements are inside, rounded, 4 stores */
+    fprintf(o, "  NNC_UNROLL\n  for (int i = threadIdx.x; i < %d; i += %d) {\n", rows * cols / 4, th);
+    fprintf(o, "    int r = i / %d, c = (i %% %d) * 4, gr = %s + r, gc = %s + c;\n", cols / 4, cols / 4, r0, c0);
+    fprintf(o, "    float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};\n");
+    fprintf(o, "    if (gr < %s && gc + 3 < %s) {\n      float4 q = nnc_ld4(&%s[(long)gr * %s + gc]);\n"
+               "      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;\n", rl, cl, gp, ld);
+    fprintf(o, "    } else if (gr < %s)\n      for (int e = 0; e < 4; e++) v[e] = gc + e < %s ? %s[(long)gr * %s + gc + e] : 0.0f;\n",
+            rl, cl, gp, ld);
+    fprintf(o, "    for (int e = 0; e < 4; e++) %s[r * %d + c + e] = %sv[e]);\n  }\n", smem, lds, cv);
     return;
   }
   if (vec) {
@@ -110,7 +134,8 @@ static void gen_load_operand(const Gen *x, const char *smem, const char *gp, con
   }
   fprintf(o, "  NNC_UNROLL\n  for (int i = threadIdx.x; i < %d; i += %d) {\n", rows * cols, th);
   fprintf(o, "    int r = i / %d, c = i %% %d, gr = %s + r, gc = %s + c;\n", cols, cols, r0, c0);
-  fprintf(o, "    %s[r * %d + c] = gr < %s && gc < %s ? %s[(long)gr * %s + gc] : (%s)0;\n", smem, lds, rl, cl, gp, ld, x->ty);
+  fprintf(o, "    %s[r * %d + c] = gr < %s && gc < %s ? %s%s[(long)gr * %s + gc]) : (%s)0;\n", smem, lds, rl, cl, cv,
+          gp, ld, x->ty);
   fprintf(o, "  }\n");
 }
 
@@ -118,13 +143,13 @@ static void gen_load_fn(const Gen *x) {
   const CudaGemm *g = x->g;
   const TileDecision *t = x->t;
   fprintf(x->o, "NNC_DEV void %s_load(%s *As, %s *Bs, const %s *A, const %s *B, const NncGemmArgs &p,\n"
-                "    int m0, int n0, int k0, int kend) {\n", g->name, x->ty, x->ty, x->ty, x->ty);
+                "    int m0, int n0, int k0, int kend) {\n", g->name, x->ty, x->ty, x->gty, x->gty);
   fprintf(x->o, "  /* A tile */\n");
-  if (g->trans_a) gen_load_operand(x, "As", "A", "p.lda", t->bk, t->bm, x->lda_s, t->cp_async_a, "k0", "m0", "kend", "p.M", g->a_gather);
-  else gen_load_operand(x, "As", "A", "p.lda", t->bm, t->bk, x->lda_s, t->cp_async_a, "m0", "k0", "p.M", "kend", g->a_gather);
+  if (g->trans_a) gen_load_operand(x, "As", "A", "p.lda", t->bk, t->bm, x->lda_s, t->cp_async_a, "k0", "m0", "kend", "p.M", g->a_gather, x->cv_a);
+  else gen_load_operand(x, "As", "A", "p.lda", t->bm, t->bk, x->lda_s, t->cp_async_a, "m0", "k0", "p.M", "kend", g->a_gather, x->cv_a);
   fprintf(x->o, "  /* B tile */\n");
-  if (g->trans_b) gen_load_operand(x, "Bs", "B", "p.ldb", t->bn, t->bk, x->ldb_s, t->cp_async_b, "n0", "k0", "p.N", "kend", g->b_gather);
-  else gen_load_operand(x, "Bs", "B", "p.ldb", t->bk, t->bn, x->ldb_s, t->cp_async_b, "k0", "n0", "kend", "p.N", g->b_gather);
+  if (g->trans_b) gen_load_operand(x, "Bs", "B", "p.ldb", t->bn, t->bk, x->ldb_s, t->cp_async_b, "n0", "k0", "p.N", "kend", g->b_gather, x->cv_b);
+  else gen_load_operand(x, "Bs", "B", "p.ldb", t->bk, t->bn, x->ldb_s, t->cp_async_b, "k0", "n0", "kend", "p.N", g->b_gather, x->cv_b);
   fprintf(x->o, "}\n\n");
 }
 
@@ -226,6 +251,7 @@ static void gen_compute_fn(const Gen *x) {
 static void gen_epilogue_fn(const Gen *x) {
   unsigned e = x->g->epilogue;
   fprintf(x->o, "NNC_DEV float %s_epi(float v, int r, int c, int zb, const NncGemmArgs &p) {\n", x->g->name);
+  if (x->g->scale_a || x->g->scale_b) fprintf(x->o, "  v *= p.inv_scale; /* loss scaling undone */\n");
   if (e & CUDA_EPI_BIAS) fprintf(x->o, "  v += p.bias[c];\n");
   if (e & CUDA_EPI_RELU) fprintf(x->o, "  v = v > 0.0f || v != v ? v : 0.0f; /* NaN stays NaN */\n");
   if (e & CUDA_EPI_GELU) fprintf(x->o, "  v = v * nnc_phi(v);\n");
@@ -277,8 +303,8 @@ static void gen_kernel_head(const Gen *x) {
   fprintf(o, "  NNC_EXTERN_SMEM(nnc_smem);\n");
   fprintf(o, "  %s *As = (%s *)nnc_smem, *Bs = As + %d;\n", x->ty, x->ty, t->stages * x->a_stage);
   fprintf(o, "  int zb = blockIdx.z / %d, zs = blockIdx.z %% %d;\n  (void)zs;\n", t->split_k, t->split_k);
-  fprintf(o, "  const %s *A = (const %s *)p.A + zb * p.bsa, *B = (const %s *)p.B + zb * p.bsb;\n", x->ty,
-          x->ty, x->ty);
+  fprintf(o, "  const %s *A = (const %s *)p.A + zb * p.bsa, *B = (const %s *)p.B + zb * p.bsb;\n", x->gty,
+          x->gty, x->gty);
   fprintf(o, "  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n");
   fprintf(o, "  int m0 = blockIdx.y * %d, n0 = blockIdx.x * %d;\n", t->bm, t->bn);
   fprintf(o, "  int wm0 = (warp / %d) * %d, wn0 = (warp %% %d) * %d;\n", t->bn / t->wn, t->wm, t->bn / t->wn, t->wn);
@@ -337,7 +363,7 @@ int cuda_gemm_emit(FILE *out, const CudaGemm *g, char *err, size_t errn) {
   fprintf(out, "/* %s: %s, %s%s, block %dx%dx%d, warps %dx%d of %dx%d, %d stages, pad %d, split-K %d, %s */\n",
           g->name, t->mma, g->trans_a ? "A^T" : "A", g->trans_b ? "B^T" : "B", t->bm, t->bn, t->bk,
           t->bm / t->wm, t->bn / t->wn, t->wm, t->wn, t->stages, t->smem_pad, t->split_k,
-          t->cp_async_a && t->cp_async_b ? "cp.async" : "predicated loads");
+          x.cvt ? "f32 rounded to 16 bits on load" : t->cp_async_a && t->cp_async_b ? "cp.async" : "predicated loads");
   gen_load_fn(&x);
   gen_compute_fn(&x);
   gen_epilogue_fn(&x);

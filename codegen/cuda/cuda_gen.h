@@ -18,6 +18,17 @@
  * to TF32 on the tensor cores; accumulation is f32 in every case */
 typedef enum { CUDA_PREC_F32, CUDA_PREC_TF32, CUDA_PREC_BF16, CUDA_PREC_F16 } CudaPrec;
 
+/* The one precision field of a build: --precision NAME (f32, tf32, bf16, f16) -> CudaPrec;
+ * -1 for another name. The tiles pass records it in each GPU TileDecision (gemm.tf32, or
+ * gemm.dt = DT_BF16/DT_F16 with gemm.f32_in for f32 values rounded on load), and every
+ * GEMM-like kernel reads it back with cuda_tile_prec, so the decision is the only place it
+ * lives. */
+int cuda_prec_parse(const char *name, CudaPrec *out);
+const char *cuda_prec_name(CudaPrec p);
+CudaPrec cuda_tile_prec(const TileDecision *d);
+/* the GEMM-input element type of a precision (DT_F32 for f32 and tf32) */
+DType cuda_prec_dtype(CudaPrec p);
+
 /* fused epilogue, applied in this order: + bias[col], activation, + residual[row, col] */
 enum { CUDA_EPI_BIAS = 1, CUDA_EPI_RELU = 2, CUDA_EPI_GELU = 4, CUDA_EPI_RESIDUAL = 8 };
 
@@ -37,6 +48,9 @@ typedef struct CudaGemm {
    * of the operand (its tile is then loaded element by element, whatever the decision's
    * cp.async flag); c_index: long F(int r, int c) gives C(r, c)'s offset from p.C */
   const char *a_gather, *b_gather, *c_index;
+  /* f16 loss scaling: the operand is multiplied by p.scale before its rounding to 16 bits,
+   * and the f32 product by p.inv_scale before the epilogue (needs the decision's f32_in) */
+  bool scale_a, scale_b;
 } CudaGemm;
 
 typedef struct CudaLaunch {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../passes/remat.h"
 #include "cuda_plan.h"
 
 enum { CUDA_EW_THREADS = 256, CUDA_EW_MAX_BLOCKS = 65535 };
@@ -44,22 +45,49 @@ int cuda_target_parse(const char *spec, char *arch, size_t archn, const HwTarget
   return cuda_errf(err, errn, "unknown CUDA architecture '%s' (sm_80, sm_86, sm_89 or sm_90)", a);
 }
 
-static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, bool tf32, Arena *a) {
-  TilePlan *tp = pass_tiles(g, hw, a);
-  for (int i = 0; tf32 && i < tp->n; i++) {
+int cuda_prec_parse(const char *name, CudaPrec *out) {
+  static const char *names[] = {"f32", "tf32", "bf16", "f16"};
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(name, names[i])) return *out = (CudaPrec)i, 0;
+  return -1;
+}
+
+const char *cuda_prec_name(CudaPrec p) {
+  return p == CUDA_PREC_TF32 ? "tf32" : p == CUDA_PREC_BF16 ? "bf16" : p == CUDA_PREC_F16 ? "f16" : "f32";
+}
+
+DType cuda_prec_dtype(CudaPrec p) {
+  return p == CUDA_PREC_BF16 ? DT_BF16 : p == CUDA_PREC_F16 ? DT_F16 : DT_F32;
+}
+
+CudaPrec cuda_tile_prec(const TileDecision *d) {
+  if (d->gemm.dt == DT_BF16) return CUDA_PREC_BF16;
+  if (d->gemm.dt == DT_F16) return CUDA_PREC_F16;
+  return d->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32;
+}
+
+void cuda_tiles_precision(TilePlan *tp, const HwTarget *hw, CudaPrec prec) {
+  for (int i = 0; prec != CUDA_PREC_F32 && i < tp->n; i++) {
     TileDecision *d = &tp->tiles[i];
     if (!d->valid || !d->gpu || d->gemm.dt != DT_F32) continue;
     TileGemm gm = d->gemm;
-    gm.tf32 = true;
+    gm.tf32 = prec == CUDA_PREC_TF32;
+    gm.f32_in = prec == CUDA_PREC_BF16 || prec == CUDA_PREC_F16;
+    if (gm.f32_in) gm.dt = cuda_prec_dtype(prec);
     tiles_choose(hw, &gm, d);
   }
+}
+
+static TilePlan *tiles_of(IrGraph *g, const HwTarget *hw, CudaPrec prec, Arena *a) {
+  TilePlan *tp = pass_tiles(g, hw, a);
+  cuda_tiles_precision(tp, hw, prec);
   return tp;
 }
 
-void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, bool tf32) {
+void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, CudaPrec prec) {
   t->a = arena_new();
-  t->fwd = tiles_of(fwd, hw, tf32, t->a);
-  t->train = train ? tiles_of(train, hw, tf32, t->a) : NULL;
+  t->fwd = tiles_of(fwd, hw, prec, t->a);
+  t->train = train ? tiles_of(train, hw, prec, t->a) : NULL;
 }
 
 void cuda_tiles_free(CudaTiles *t) {
@@ -259,7 +287,7 @@ static void ew_loads(FILE *o, const CgPlan *p, const CgVal *it, const EwSlot *sl
 }
 
 static int ew_emit(FILE *o, const CgPlan *p, const CgKernel *k, int kid, const char *name, CudaLaunch *l,
-                   Diag *d) {
+                   const char *guard, Diag *d) {
   const CgVal *it = &p->v[k->members[k->nmembers - 1]];
   EwSlot *sl = calloc((size_t)k->nmembers * IR_MAX_IN + 1, sizeof *sl);
   if (!sl) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
@@ -267,6 +295,7 @@ static int ew_emit(FILE *o, const CgPlan *p, const CgKernel *k, int kid, const c
   if (!rc) {
     fprintf(o, "/* %s: elementwise group of %d ops over %lld elements */\n", name, k->nmembers, (long long)it->numel);
     fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d) %s(NncBufs b) {\n", CUDA_EW_THREADS, name);
+    if (guard) fprintf(o, "%s", guard);
     fprintf(o, "  for (long long i = (long long)blockIdx.x * %d + threadIdx.x; i < %lldLL;"
                " i += (long long)gridDim.x * %d) {\n", CUDA_EW_THREADS, (long long)it->numel, CUDA_EW_THREADS);
     ew_loads(o, p, it, sl, ns);
@@ -334,7 +363,7 @@ static int gemm_view(const CgPlan *p, const CgKernel *k, GemmView *g) {
 }
 
 static void gemm_args_fn(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, const GemmView *g,
-                         const CudaGemm *cg) {
+                         const CudaGemm *cg, int64_t ls_off) {
   const IrNode *n = &p->g->nodes[k->node];
   char pa[96], pb[96], pc[96], pbias[96] = "0";
   cuda_ptr_expr(pa, sizeof pa, p, n->in[0], "const void");
@@ -347,15 +376,17 @@ static void gemm_args_fn(FILE *o, const CgPlan *p, const CgKernel *k, const char
           (long long)(g->M * g->N));
   fprintf(o, "  p.M = %lld; p.N = %lld; p.K = %lld; p.lda = %lld; p.ldb = %lld; p.ldc = %lld; p.ldr = 0;\n",
           (long long)g->M, (long long)g->N, (long long)g->K, (long long)g->lda, (long long)g->ldb, (long long)g->N);
-  fprintf(o, "  p.k_split = %lld; p.batch = %lld;\n  return p;\n}\n", (long long)cuda_gemm_k_split(cg, g->K),
-          (long long)g->batch);
+  fprintf(o, "  p.k_split = %lld; p.batch = %lld;\n", (long long)cuda_gemm_k_split(cg, g->K), (long long)g->batch);
+  if (cg->scale_a || cg->scale_b) /* a power of two: scaling and unscaling are exact */
+    fprintf(o, "  p.scale = ((const float *)(b.params + %lld))[1]; p.inv_scale = 1.0f / p.scale;\n", (long long)ls_off);
+  fprintf(o, "  return p;\n}\n");
 }
 
 /* the arguments function, the kernel(s), their launches */
 static int gemm_finish(FILE *o, const CgPlan *p, const CgKernel *k, const GemmView *g, const CudaGemm *cg,
-                       CudaPlanTable *tab, Diag *d) {
+                       CudaPlanTable *tab, int64_t ls_off, Diag *d) {
   const IrNode *n = &p->g->nodes[k->node];
-  gemm_args_fn(o, p, k, cg->name, g, cg);
+  gemm_args_fn(o, p, k, cg->name, g, cg, ls_off);
   char err[256];
   if (cuda_gemm_emit(o, cg, err, sizeof err)) {
     diag_error(d, n->loc, "CUDA code generation: %s %%%d: %s", ir_op_name(n->op), k->node, err);
@@ -379,16 +410,24 @@ static int gemm_tile_ok(const CgPlan *p, const CgKernel *k, Diag *d) {
     diag_error(d, n->loc, "CUDA code generation: %s %%%d has no GPU tile decision", ir_op_name(n->op), k->node);
     return -1;
   }
-  if (k->tile->gemm.dt != DT_F32) {
-    diag_error(d, n->loc, "CUDA code generation: %s %%%d: tiles for a 16-bit type, the values are f32",
+  if (k->tile->gemm.dt != DT_F32 && !k->tile->gemm.f32_in) {
+    diag_error(d, n->loc, "CUDA code generation: %s %%%d: tiles for 16-bit operands, the values are f32",
                ir_op_name(n->op), k->node);
     return -1;
   }
   return 0;
 }
 
+/* a gradient: a value of the backward pass that is not a forward value recomputed there */
+static bool is_gradient(const CgPlan *p, int node) {
+  const IrNode *n = &p->g->nodes[node];
+  return n->phase == PH_BWD && !remat_is_recompute(n);
+}
+
+/* with loss scaling (ls_off >= 0) a backward GEMM scales its gradient operand (the first
+ * one, is_gradient) before rounding it to f16, and unscales the product */
 static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaPlanTable *tab,
-                     Diag *d) {
+                     int64_t ls_off, Diag *d) {
   const IrNode *n = &p->g->nodes[k->node];
   GemmView g;
   if (gemm_tile_ok(p, k, d)) return -1;
@@ -397,10 +436,14 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
     return -1;
   }
   if (g.M * g.N * g.batch == 0) return 0;
-  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32, .trans_a = g.ta, .trans_b = g.tb,
+  CudaGemm cg = {.name = name, .prec = cuda_tile_prec(k->tile), .trans_a = g.ta, .trans_b = g.tb,
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
-  return gemm_finish(o, p, k, &g, &cg, tab, d);
+  if (ls_off >= 0) {
+    cg.scale_a = is_gradient(p, n->in[0]);
+    cg.scale_b = !cg.scale_a && is_gradient(p, n->in[1]);
+  }
+  return gemm_finish(o, p, k, &g, &cg, tab, ls_off, d);
 }
 
 /* a convolution as implicit GEMM, the tiles pass's view: C[N·OH·OW, O] = A[., C·KH·KW] ·
@@ -428,10 +471,10 @@ static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const cha
   snprintf(ga, sizeof ga, "%s_ga", name);
   snprintf(gb, sizeof gb, "%s_gb", name);
   snprintf(ci, sizeof ci, "%s_ci", name);
-  CudaGemm cg = {.name = name, .prec = k->tile->gemm.tf32 ? CUDA_PREC_TF32 : CUDA_PREC_F32,
+  CudaGemm cg = {.name = name, .prec = cuda_tile_prec(k->tile),
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb, .c_index = ci};
-  return gemm_finish(o, p, k, &g, &cg, tab, d);
+  return gemm_finish(o, p, k, &g, &cg, tab, -1, d);
 }
 
 /* implicit GEMM for ungrouped forward convolutions with a GPU tile decision; the rest of
@@ -439,7 +482,8 @@ static int conv_gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const cha
 static bool conv_as_gemm(const CgPlan *p, const CgKernel *k) {
   const IrNode *n = &p->g->nodes[k->node];
   CgConv c;
-  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu || k->tile->gemm.dt != DT_F32)
+  if (n->op != OP_CONV2D || !k->tile || !k->tile->valid || !k->tile->gpu ||
+      (k->tile->gemm.dt != DT_F32 && !k->tile->gemm.f32_in))
     return false;
   cg_conv_geom(p, k->node, &c);
   return c.G == 1 && c.N * c.P < INT32_MAX && c.C * c.H * c.W * c.N < INT32_MAX;
@@ -447,7 +491,8 @@ static bool conv_as_gemm(const CgPlan *p, const CgKernel *k) {
 
 /* ---- copies, and the walk ---------------------------------------------------------------- */
 
-static void copy_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaLaunch *l) {
+static void copy_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaLaunch *l,
+                      const char *guard) {
   char src[96];
   bool words = k->copy_bytes % 4 == 0;
   int64_t n = words ? k->copy_bytes / 4 : k->copy_bytes;
@@ -455,6 +500,7 @@ static void copy_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *n
   cuda_ptr_expr(src, sizeof src, p, k->copy_src, ty);
   fprintf(o, "/* %s: copy of %lld bytes */\n", name, (long long)k->copy_bytes);
   fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d) %s(NncBufs b) {\n", CUDA_EW_THREADS, name);
+  if (guard) fprintf(o, "%s", guard);
   fprintf(o, "  %s *dst = (%s *)(b.%s + %lld);\n", ty, ty, region_name(k->copy_dst_region), (long long)k->copy_dst_offset);
   fprintf(o, "  for (long long i = (long long)blockIdx.x * %d + threadIdx.x; i < %lldLL;"
              " i += (long long)gridDim.x * %d)\n    dst[i] = %s[i];\n}\n\n",
@@ -472,38 +518,127 @@ static bool kernel_empty(const CgPlan *p, const CgKernel *k) {
   return false;
 }
 
-static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab,
+/* ---- f16 loss scaling (docs/cuda.md "Loss scaling") ------------------------------------- */
+
+/* what the training step's kernels need to know: the state's offset in params, the
+ * gradients to check; off < 0: no loss scaling */
+typedef struct LsCtx {
+  const CudaLossScale *ls;
+  int64_t off;
+  const CgGrad *grads;
+  int ngrads;
+} LsCtx;
+
+/* the state: words [magic, scale (f32), good steps, inf/nan seen in this step] */
+#define CUDA_LS_MAGIC 0x53534c4eu
+#define CUDA_LS_STATE(b) "((unsigned *)(" b ".params + %lldLL))"
+
+int64_t cuda_loss_scale_offset(const CgModelPlan *P) { return (P->params_bytes + 63) / 64 * 64; }
+
+int64_t cuda_params_bytes(const CgModelPlan *P, const CudaLossScale *ls) {
+  return ls && ls->on ? cuda_loss_scale_offset(P) + 64 : P->params_bytes;
+}
+
+/* one thread: a state that is not valid yet gets the initial scale; a static scale is
+ * restored every step; the step's inf/nan flag is cleared */
+static void ls_begin_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanTable *tab, bool *oom) {
+  char name[96], init[48];
+  CudaLaunch l = {{1, 1, 1}, {32, 1, 1}, 0};
+  snprintf(name, sizeof name, "%s_ls_begin", prefix);
+  float_lit(init, sizeof init, c->ls->init);
+  fprintf(o, "/* %s: loss scaling (%s, initial scale %s) */\n", name, c->ls->dynamic ? "dynamic" : "static", init);
+  fprintf(o, "extern \"C\" __global__ void __launch_bounds__(32) %s(NncBufs b) {\n", name);
+  fprintf(o, "  unsigned *st = " CUDA_LS_STATE("b") ";\n  if (threadIdx.x) return;\n", (long long)c->off);
+  if (c->ls->dynamic)
+    fprintf(o, "  if (st[0] != 0x%xu) st[0] = 0x%xu, ((float *)st)[1] = %s, st[2] = 0u;\n", CUDA_LS_MAGIC,
+            CUDA_LS_MAGIC, init);
+  else
+    fprintf(o, "  st[0] = 0x%xu, ((float *)st)[1] = %s;\n", CUDA_LS_MAGIC, init);
+  fprintf(o, "  st[3] = 0u;\n}\n\n");
+  *oom |= table_add(tab, name, &l) != 0;
+}
+
+/* every gradient buffer: an element that is inf or NaN sets the step's flag */
+static void ls_check_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanTable *tab, bool *oom) {
+  for (int i = 0; i < c->ngrads; i++) {
+    char name[96];
+    CudaLaunch l;
+    snprintf(name, sizeof name, "%s_ls_check%d", prefix, i);
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%d) %s(NncBufs b) {\n", CUDA_EW_THREADS, name);
+    fprintf(o, "  const float *g = (const float *)(b.arena + %lldLL);\n", (long long)c->grads[i].offset);
+    fprintf(o, "  for (long long i = (long long)blockIdx.x * %d + threadIdx.x; i < %lldLL; i += (long long)gridDim.x * %d)\n"
+               "    if (!(fabsf(g[i]) <= 3.40282347e38f)) " CUDA_LS_STATE("b") "[3] = 1u;\n}\n\n",
+            CUDA_EW_THREADS, (long long)c->grads[i].numel, CUDA_EW_THREADS, (long long)c->off);
+    ew_grid(c->grads[i].numel, &l);
+    *oom |= table_add(tab, name, &l) != 0;
+  }
+}
+
+/* one thread: after a step with inf/nan a dynamic scale halves (not below 2^-24); after
+ * CUDA_LS_GROWTH good steps in a row it doubles */
+static void ls_end_emit(FILE *o, const LsCtx *c, const char *prefix, CudaPlanTable *tab, bool *oom) {
+  char name[96];
+  CudaLaunch l = {{1, 1, 1}, {32, 1, 1}, 0};
+  snprintf(name, sizeof name, "%s_ls_end", prefix);
+  fprintf(o, "extern \"C\" __global__ void __launch_bounds__(32) %s(NncBufs b) {\n", name);
+  fprintf(o, "  unsigned *st = " CUDA_LS_STATE("b") ";\n  float *scale = (float *)st + 1;\n", (long long)c->off);
+  fprintf(o, "  if (threadIdx.x) return;\n");
+  if (c->ls->dynamic)
+    fprintf(o, "  if (st[3]) {\n    if (*scale > 0x1p-24f) *scale *= 0.5f;\n    st[2] = 0u;\n"
+               "  } else if (++st[2] >= %du) {\n    *scale *= 2.0f;\n    st[2] = 0u;\n  }\n", CUDA_LS_GROWTH);
+  fprintf(o, "}\n\n");
+  *oom |= table_add(tab, name, &l) != 0;
+}
+
+static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, const LsCtx *c,
                         Diag *d);
 
 int cuda_plan_emit(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, Diag *d) {
+  LsCtx none = {.off = -1};
   consts_emit(out, p, prefix);
-  int rc = plan_kernels(out, p, prefix, tab, d);
+  int rc = plan_kernels(out, p, prefix, tab, &none, d);
   if (p->consts_bytes) fprintf(out, "#undef NNC_CONSTS\n\n");
   return rc;
 }
 
-static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab,
+/* the kernels of p; with loss scaling (c->off >= 0): begin, the plan's kernels (backward GEMMs
+ * scaled), the gradient checks at the split, the optimizer kernels guarded by the flag, end */
+static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlanTable *tab, const LsCtx *c,
                         Diag *d) {
+  bool ls = c->off >= 0, oom = false;
+  char guard[160];
+  snprintf(guard, sizeof guard, "  if (" CUDA_LS_STATE("b") "[3]) return; /* inf/nan: step skipped */\n",
+           (long long)c->off);
+  if (ls) ls_begin_emit(out, c, prefix, tab, &oom);
   for (int ki = 0; ki < p->nk; ki++) {
     const CgKernel *k = &p->k[ki];
+    if (ls && ki == p->split) ls_check_emit(out, c, prefix, tab, &oom);
     if (kernel_empty(p, k)) continue;
     char name[64];
     snprintf(name, sizeof name, "%s_k%d", prefix, ki);
     CudaLaunch l;
     int rc;
+    bool guarded = ls && ki >= p->split && (k->kind == CGK_EW || (k->kind == CGK_COPY && k->copy_dst_region == RT_REGION_PARAMS));
+    if (ls && ki >= p->split && k->kind != CGK_EW && k->kind != CGK_COPY) {
+      diag_error(d, p->g->nodes[k->node].loc, "loss scaling: optimizer kernel %d is not elementwise", ki);
+      return -1;
+    }
     if (k->kind == CGK_GEMM || (k->kind == CGK_CONV && conv_as_gemm(p, k))) {
       snprintf(name, sizeof name, "%s_k%d_gemm", prefix, ki);
-      if (k->kind == CGK_GEMM ? gemm_emit(out, p, k, name, tab, d) : conv_gemm_emit(out, p, k, name, tab, d))
+      if (k->kind == CGK_GEMM ? gemm_emit(out, p, k, name, tab, c->off, d) : conv_gemm_emit(out, p, k, name, tab, d))
         return -1;
       continue;
     }
-    if (k->kind == CGK_COPY) copy_emit(out, p, k, name, &l), rc = 0;
-    else if (k->kind == CGK_EW) rc = ew_emit(out, p, k, ki, name, &l, d);
+    if (k->kind == CGK_COPY) copy_emit(out, p, k, name, &l, guarded ? guard : NULL), rc = 0;
+    else if (k->kind == CGK_EW) rc = ew_emit(out, p, k, ki, name, &l, guarded ? guard : NULL, d);
     else rc = cuda_node_emit(out, p, k, name, &l, &tab->work_bytes, d);
     if (rc) return -1;
     if (l.grid[0] == 0) continue; /* nothing to launch (an empty node) */
     if (table_add(tab, name, &l)) return diag_error(d, p->g->nodes[k->node].loc, "out of memory"), -1;
   }
+  if (ls && p->split >= p->nk) ls_check_emit(out, c, prefix, tab, &oom);
+  if (ls) ls_end_emit(out, c, prefix, tab, &oom);
+  if (oom) return diag_error(d, p->g->loc, "out of memory"), -1;
   return 0;
 }
 
@@ -522,13 +657,34 @@ static void emu_table(FILE *out, const CudaPlanTable *t, const char *name) {
 
 int cuda_model_source(FILE *out, const CgModelPlan *P, const char *name, bool train,
                       CudaPlanTable *fwd, CudaPlanTable *trn, Diag *d) {
+  return cuda_model_source_ls(out, P, name, train, fwd, trn, NULL, d);
+}
+
+/* the training step's kernels, with loss scaling when ls asks for it */
+static int train_emit(FILE *out, const CgModelPlan *P, const char *prefix, CudaPlanTable *trn,
+                      const CudaLossScale *ls, Diag *d) {
+  if (!ls || !ls->on) return cuda_plan_emit(out, &P->pt, prefix, trn, d);
+  if (!P->split_ok) {
+    diag_error(d, P->pt.g->loc, "loss scaling needs a training step whose gradients lie in the arena before "
+                                "the optimizer step (this model's does not)");
+    return -1;
+  }
+  LsCtx c = {.ls = ls, .off = cuda_loss_scale_offset(P), .grads = P->grads, .ngrads = P->ngrads};
+  consts_emit(out, &P->pt, prefix);
+  int rc = plan_kernels(out, &P->pt, prefix, trn, &c, d);
+  if (P->pt.consts_bytes) fprintf(out, "#undef NNC_CONSTS\n\n");
+  return rc;
+}
+
+int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool train, CudaPlanTable *fwd,
+                         CudaPlanTable *trn, const CudaLossScale *ls, Diag *d) {
   char pf[64], pt[64];
   snprintf(pf, sizeof pf, "%s_fwd", name);
   snprintf(pt, sizeof pt, "%s_train", name);
   fputs(cuda_prelude_text(), out);
   fputs(cuda_ops_text(), out);
   if (P->have_pf && cuda_plan_emit(out, &P->pf, pf, fwd, d)) return -1;
-  if (train && P->have_pt && cuda_plan_emit(out, &P->pt, pt, trn, d)) return -1;
+  if (train && P->have_pt && train_emit(out, P, pt, trn, ls, d)) return -1;
   fprintf(out, "#ifdef NNC_CUDA_EMU\n"
                "struct NncEmuLaunch {\n  void (*fn)(NncBufs);\n  const char *name;\n"
                "  dim3 grid, block;\n  size_t smem;\n};\n");

@@ -34,15 +34,19 @@ void cuda_backend_target(CgTarget *t, const HwTarget *hw);
 int cuda_target_parse(const char *spec, char *arch, size_t archn, const HwTarget **hw, char *err,
                       size_t errn);
 
-/* The tiles pass's decisions for a model's graphs on hw; with tf32, the f32 GEMMs' tiles are
- * chosen for TF32 tensor cores (--precision tf32: m16n8k8 mma.sync, operands rounded to TF32,
- * f32 accumulation). Pass them to cg_model_plan; free with cuda_tiles_free after the plan. */
+/* The tiles pass's decisions for a model's graphs on hw at precision prec (--precision):
+ * with tf32 the f32 GEMMs' tiles are chosen for TF32 tensor cores (m16n8k8 mma.sync, operands
+ * rounded to TF32); with bf16/f16 for m16n8k16 tensor cores with the f32 operands rounded to
+ * the 16-bit type on their way into shared memory (TileGemm.f32_in); f32 accumulation in
+ * every case. Pass them to cg_model_plan; free with cuda_tiles_free after the plan. */
 typedef struct CudaTiles {
   Arena *a;
   const TilePlan *fwd, *train;
 } CudaTiles;
-void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, bool tf32);
+void cuda_tiles_plan(CudaTiles *t, IrGraph *fwd, IrGraph *train, const HwTarget *hw, CudaPrec prec);
 void cuda_tiles_free(CudaTiles *t);
+/* the f32 GEMM-like decisions of tp chosen again at prec (as cuda_tiles_plan does) */
+void cuda_tiles_precision(TilePlan *tp, const HwTarget *hw, CudaPrec prec);
 
 /* The kernels of plan p, named PREFIX_kI[_...], appended to out and to tab. -1 after a
  * diagnostic naming the node and op a kernel cannot be built for. */
@@ -54,6 +58,23 @@ void cuda_plan_table_free(CudaPlanTable *t);
  * NNC_CUDA_EMU). */
 int cuda_model_source(FILE *out, const CgModelPlan *P, const char *name, bool train,
                       CudaPlanTable *fwd, CudaPlanTable *trn, Diag *d);
+/* f16 loss scaling in the training step (docs/cuda.md "Loss scaling"): backward GEMMs
+ * multiply their gradient operand by the scale before rounding it to f16 and divide the f32
+ * product by it; after the backward pass, a gradient with inf or NaN skips the optimizer
+ * kernels; dynamic: the scale halves after such a step and doubles after CUDA_LS_GROWTH good
+ * steps in a row. The state (magic, scale, good steps, this step's flag: four 32-bit words)
+ * lies in the params region after the tensor table's tensors, at cuda_loss_scale_offset. */
+typedef struct CudaLossScale {
+  bool on, dynamic;
+  float init; /* initial (dynamic) or fixed (static) scale, a power of two */
+} CudaLossScale;
+enum { CUDA_LS_GROWTH = 2000 };
+int64_t cuda_loss_scale_offset(const CgModelPlan *P);
+/* the params region's bytes with the loss-scale state (P->params_bytes without) */
+int64_t cuda_params_bytes(const CgModelPlan *P, const CudaLossScale *ls);
+/* cuda_model_source with loss scaling in the training step (ls NULL or off: none) */
+int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool train, CudaPlanTable *fwd,
+                         CudaPlanTable *trn, const CudaLossScale *ls, Diag *d);
 /* the launch table as a C comment block (nnc emit --emit=cuda) */
 void cuda_plan_table_print(FILE *out, const CudaPlanTable *t, const char *title);
 

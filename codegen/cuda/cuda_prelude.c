@@ -93,6 +93,7 @@ const char *cuda_prelude_text(void) {
          "  const void *A, *B; float *C; const float *bias, *R; float *work;\n"
          "  long long bsa, bsb, bsc, bsr;\n"
          "  int M, N, K, lda, ldb, ldc, ldr, k_split, batch;\n"
+         "  float scale, inv_scale; /* loss scaling of a gradient operand (CudaGemm.scale_a/b) */\n"
          "};\n"
          "NNC_DEV float nnc_sigmoid(float x) {\n"
          "  return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));\n"

@@ -24,6 +24,7 @@ typedef struct CgOptions {
    * NULL: llvm_model_emit runs the pass for the host target itself. The emitter never
    * chooses blockings on its own. */
   const struct TilePlan *tiles_fwd, *tiles_train;
+  bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */

@@ -35,6 +35,7 @@ typedef struct CgEmit {
   int kidx;
   LLVMValueRef fn;    /* function being built */
   LLVMValueRef params, io, arena, pool, step, seed; /* current kernel's arguments */
+  LLVMValueRef hooks; /* the step's RtHooks * (rt_model.h), for sync_stats kernels */
   LLVMValueRef consts; /* the plan's folded constants: a read-only global, or NULL */
   CgGemmFn *gemms;
   int ngemm, capgemm;

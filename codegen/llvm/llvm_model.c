@@ -53,8 +53,8 @@ static void emit_types(CgEmit *e) {
   e->ptr = LLVMPointerTypeInContext(e->ctx, 0);
   e->vd = LLVMVoidTypeInContext(e->ctx);
   e->vf = LLVMVectorType(e->f32, (unsigned)e->vl);
-  LLVMTypeRef ps[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64};
-  e->kfn_ty = LLVMFunctionType(e->vd, ps, 6, 0);
+  LLVMTypeRef ps[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64, e->ptr};
+  e->kfn_ty = LLVMFunctionType(e->vd, ps, 7, 0); /* the 7th: RtModelBufs.hooks */
 }
 
 static void add_fn_attr(CgEmit *e, LLVMValueRef f, const char *attr) {
@@ -99,6 +99,7 @@ static LLVMValueRef *emit_kernels(CgEmit *e, const CgPlan *p, const char *prefix
     e->pool = LLVMGetParam(f, 3);
     e->step = LLVMGetParam(f, 4);
     e->seed = LLVMGetParam(f, 5);
+    e->hooks = LLVMGetParam(f, 6);
     LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, f, "entry"));
     if (llvm_lower_kernel(e, &p->k[ki]) != 0) {
       free(kfns);
@@ -110,27 +111,48 @@ static LLVMValueRef *emit_kernels(CgEmit *e, const CgPlan *p, const char *prefix
   return kfns;
 }
 
-/* an entry function `entry_name(const RtModelBufs *)` that runs kernels [from, to) */
+/* `rt_grads_ready(hooks, ki)`: the gradients whose ready kernel is ki are final */
+static void emit_ready_mark(CgEmit *e, LLVMValueRef hooks, int ki) {
+  LLVMTypeRef ps[2] = {e->ptr, e->i32};
+  LLVMTypeRef ty = LLVMFunctionType(e->vd, ps, 2, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "rt_grads_ready");
+  if (!fn) fn = LLVMAddFunction(e->mod, "rt_grads_ready", ty);
+  LLVMValueRef a[2] = {hooks, LLVMConstInt(e->i32, (unsigned)ki, 0)};
+  LLVMBuildCall2(e->b, ty, fn, a, 2, "");
+}
+
+/* an entry function `entry_name(const RtModelBufs *)` that runs kernels [from, to); after
+ * each kernel ki with ready[ki] (NULL: none), a gradients-ready mark */
 static LLVMValueRef emit_entry(CgEmit *e, LLVMValueRef *kfns, int from, int to,
-                               const char *entry_name) {
+                               const char *entry_name, const bool *ready) {
   LLVMTypeRef pt = e->ptr;
   LLVMValueRef f = LLVMAddFunction(e->mod, entry_name, LLVMFunctionType(e->vd, &pt, 1, 0));
   llvm_function_set_target(f, e->ti);
   add_fn_attr(e, f, "nounwind");
   LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, f, "entry"));
-  LLVMTypeRef bf[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64, e->ptr};
-  LLVMTypeRef bt = LLVMStructTypeInContext(e->ctx, bf, 7, 0);
-  LLVMValueRef bufs = LLVMGetParam(f, 0), args[7];
-  for (unsigned i = 0; i < 7; i++) /* the 7th: RtModelBufs.prof */
+  LLVMTypeRef bf[8] = {e->ptr, e->ptr, e->ptr, e->ptr, e->i64, e->i64, e->ptr, e->ptr};
+  LLVMTypeRef bt = LLVMStructTypeInContext(e->ctx, bf, 8, 0);
+  LLVMValueRef bufs = LLVMGetParam(f, 0), args[8];
+  for (unsigned i = 0; i < 8; i++) /* the 7th: RtModelBufs.prof, the 8th: .hooks */
     args[i] = LLVMBuildLoad2(e->b, bf[i], LLVMBuildStructGEP2(e->b, bt, bufs, i, ""), "");
+  LLVMValueRef kargs[7] = {args[0], args[1], args[2], args[3], args[4], args[5], args[7]};
   /* profiling marks at absolute kernel indices: the halves of a split step fill one table */
   for (int ki = from; ki < to; ki++) {
     llvm_prof_mark(e, args[6], ki);
-    LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], args, 6, "");
+    LLVMBuildCall2(e->b, e->kfn_ty, kfns[ki], kargs, 7, "");
+    if (ready && ready[ki]) emit_ready_mark(e, args[7], ki);
   }
   llvm_prof_mark(e, args[6], to);
   LLVMBuildRetVoid(e->b);
   return f;
+}
+
+/* ready[ki]: kernel ki is the ready kernel of some gradient (the caller frees it) */
+static bool *ready_marks(const CgModelPlan *P) {
+  bool *ready = xcalloc((size_t)P->pt.nk + 1, sizeof *ready);
+  for (int i = 0; i < P->ngrads; i++)
+    if (P->grads[i].ready >= 0 && P->grads[i].ready < P->pt.nk) ready[P->grads[i].ready] = true;
+  return ready;
 }
 
 LLVMValueRef llvm_cstr(CgEmit *e, const char *s) {
@@ -160,13 +182,13 @@ static LLVMValueRef const_table(CgEmit *e, LLVMTypeRef t, LLVMValueRef *rows, in
 /* the RtGradInfo rows of the plan's gradients (a null pointer without any) */
 static LLVMValueRef emit_grads(CgEmit *e, const CgModelPlan *L) {
   if (!L->ngrads) return LLVMConstPointerNull(e->ptr);
-  LLVMTypeRef gf[3] = {e->i64, e->i64, e->i64};
-  LLVMTypeRef gt = LLVMStructTypeInContext(e->ctx, gf, 3, 0);
+  LLVMTypeRef gf[4] = {e->i64, e->i64, e->i64, e->i64};
+  LLVMTypeRef gt = LLVMStructTypeInContext(e->ctx, gf, 4, 0);
   LLVMValueRef *rows = xmalloc((size_t)L->ngrads * sizeof *rows);
   for (int i = 0; i < L->ngrads; i++) {
-    LLVMValueRef v[3] = {cg_c64(e, L->grads[i].offset), cg_c64(e, L->grads[i].numel),
-                         cg_c64(e, L->grads[i].tensor)};
-    rows[i] = LLVMConstNamedStruct(gt, v, 3);
+    LLVMValueRef v[4] = {cg_c64(e, L->grads[i].offset), cg_c64(e, L->grads[i].numel),
+                         cg_c64(e, L->grads[i].tensor), cg_c64(e, L->grads[i].ready)};
+    rows[i] = LLVMConstNamedStruct(gt, v, 4);
   }
   return const_table(e, gt, rows, L->ngrads, "nnc.grads");
 }
@@ -190,13 +212,13 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
     rows[i] = LLVMConstNamedStruct(tt, v, 12);
   }
   LLVMValueRef tab = const_table(e, tt, rows, L->nt, "nnc.tensors");
-  LLVMTypeRef df[31] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMTypeRef df[32] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
                         e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32,
-                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 31, 0);
+                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64, e->i32};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 32, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[31] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[32] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         llvm_cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), en->fwd, en->train ? en->train : null,
@@ -210,11 +232,12 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
                         LLVMConstReal(e->f64, meta->roof_peak_1t),
                         LLVMConstReal(e->f64, meta->roof_peak), LLVMConstReal(e->f64, meta->roof_bw),
                         en->backward ? en->backward : null, en->apply ? en->apply : null,
-                        emit_grads(e, L), cg_c64(e, en->backward ? L->ngrads : 0)};
+                        emit_grads(e, L), cg_c64(e, en->backward ? L->ngrads : 0),
+                        LLVMConstInt(e->i32, (unsigned)meta->sync_bn, 0)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 31));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 32));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -325,7 +348,7 @@ static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entr
   snprintf(entry, sizeof entry, "nnc_%s_forward", name);
   LLVMValueRef *kfns = emit_kernels(e, &P->pf, pre);
   if (!kfns) return false;
-  en->fwd = emit_entry(e, kfns, 0, P->pf.nk, entry);
+  en->fwd = emit_entry(e, kfns, 0, P->pf.nk, entry, NULL);
   free(kfns);
   pack[0] = e->pack_bytes;
   pack[1] = e->pack_bytes = 0;
@@ -333,12 +356,14 @@ static bool emit_entries(CgEmit *e, const CgModelPlan *P, const char *name, Entr
   snprintf(pre, sizeof pre, "nnc_%s_tr", name);
   if (!(kfns = emit_kernels(e, &P->pt, pre))) return false;
   snprintf(entry, sizeof entry, "nnc_%s_train_step", name);
-  en->train = emit_entry(e, kfns, 0, P->pt.nk, entry);
+  en->train = emit_entry(e, kfns, 0, P->pt.nk, entry, NULL);
   if (P->split_ok) { /* the same kernels in two halves, for an all-reduce between them */
+    bool *ready = ready_marks(P);
     snprintf(entry, sizeof entry, "nnc_%s_train_backward", name);
-    en->backward = emit_entry(e, kfns, 0, P->pt.split, entry);
+    en->backward = emit_entry(e, kfns, 0, P->pt.split, entry, ready);
     snprintf(entry, sizeof entry, "nnc_%s_train_apply", name);
-    en->apply = emit_entry(e, kfns, P->pt.split, P->pt.nk, entry);
+    en->apply = emit_entry(e, kfns, P->pt.split, P->pt.nk, entry, NULL);
+    free(ready);
   }
   free(kfns);
   pack[1] = e->pack_bytes;
@@ -357,6 +382,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   char err[512] = "";
   e.d = d;
   bool ok = false;
+  int nsync = 0;
   HwTarget hw;
   bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
   err[0] = 0;
@@ -369,12 +395,14 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
   if (cg_model_plan(&P, fwd, train, &target, o->tiles_fwd, o->tiles_train, d)) goto out;
+  nsync = o->sync_bn && P.have_pt ? cg_plan_sync_stats(&P.pt) : 0;
   emit_begin(&e, m, tm, &ti, &target);
   Entries en;
   int64_t pack[2];
   if (!emit_entries(&e, &P, m->name, &en, pack)) goto out;
   DescMeta dm;
   desc_meta(&dm, m->name, &P, fwd, train, t, e.hw);
+  dm.meta.sync_bn = nsync > 0;
   LLVMValueRef ktab[2] = {llvm_kernel_table(&e, &P, false, e.hw, &dm.meta.est_forward_s),
                           train ? llvm_kernel_table(&e, &P, true, e.hw, &dm.meta.est_train_s)
                                 : LLVMConstPointerNull(e.ptr)};

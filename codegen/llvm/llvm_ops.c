@@ -1135,9 +1135,25 @@ static void bn_dims(const CgVal *x, int64_t *N, int64_t *C, int64_t *S) {
   *S = (*N) * (*C) != 0 ? x->numel / ((*N) * (*C)) : 0;
 }
 
+/* a sync_stats batchnorm kernel: the rt_k_*_sync variant, which sums its statistics over
+ * the processes through the step's hooks (runtime/rt_syncbn.c) */
+static int lower_bn_sync(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  int64_t N, C, S;
+  bn_dims(val(e, n->in[n->op == OP_BATCHNORM ? 0 : 1]), &N, &C, &S);
+  bool fwd = n->op == OP_BATCHNORM, dx = n->op == OP_BATCHNORM_BWD;
+  LLVMValueRef a[11] = {e->pool, e->hooks, in_ptr(e, k, 0), in_ptr(e, k, 1),
+                        fwd || dx ? in_ptr(e, k, 2) : LLVMConstPointerNull(e->ptr),
+                        cg_ptr(e, k->node), cg_c64(e, N), cg_c64(e, C), cg_c64(e, S),
+                        dconst(e, n->attr.value), c32(e, fwd ? 0 : dx ? 1 : 2)};
+  rt_call(e, "rt_k_batchnorm_sync", "ppppppllldi", a);
+  return 0;
+}
+
 static int lower_bn(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   int64_t N, C, S;
+  if (k->sync_stats) return lower_bn_sync(e, k);
   if (n->op == OP_BATCHNORM) {
     bn_dims(val(e, n->in[0]), &N, &C, &S);
     LLVMValueRef a[12] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), in_ptr(e, k, 3),

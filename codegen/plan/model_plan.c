@@ -192,8 +192,34 @@ static bool grad_of(const CgModelPlan *P, const IrGraph *train, int ti, CgGrad *
   const CgVal *v = &P->pt.v[node];
   *cnst = train->nodes[v->root].op == OP_CONST && v->region != CG_REGION_ARENA;
   if (*cnst) return true;
-  *out = (CgGrad){ti, v->offset, v->numel};
+  *out = (CgGrad){ti, v->offset, v->numel, -1};
   return v->stored && v->region == CG_REGION_ARENA && train->nodes[node].type.dt == DT_F32;
+}
+
+/* arena bytes [off, off + n) and value i's storage overlap */
+static bool arena_overlaps(const CgPlan *p, int i, int64_t off, int64_t n) {
+  const CgVal *v = &p->v[i];
+  return v->region == CG_REGION_ARENA && v->offset < off + n && off < v->offset + v->nbytes;
+}
+
+/* the last kernel before the split that writes or reads the arena bytes of gradient gr:
+ * after it, the gradient is final and nothing before the optimizer touches it */
+static int grad_ready(const CgPlan *p, const CgGrad *gr) {
+  int64_t n = gr->numel * (int64_t)sizeof(float);
+  int last = 0;
+  int *roots = NULL;
+  for (int ki = 0; ki < p->split; ki++) {
+    const CgKernel *k = &p->k[ki];
+    bool hit = false;
+    for (int m = 0; m < k->nmembers && !hit; m++)
+      hit = p->v[k->members[m]].stored && arena_overlaps(p, k->members[m], gr->offset, n);
+    roots = xrealloc(roots, ((size_t)k->nmembers * IR_MAX_IN + 1) * sizeof *roots);
+    int nr = hit ? 0 : cg_kernel_reads(p, ki, roots);
+    for (int r = 0; r < nr && !hit; r++) hit = arena_overlaps(p, roots[r], gr->offset, n);
+    if (hit) last = ki;
+  }
+  free(roots);
+  return last;
 }
 
 /* every trainable parameter's gradient, each buffer once (an alias shares its root's) */
@@ -212,6 +238,7 @@ static void plan_grads(CgModelPlan *P, const IrGraph *train) {
     if (!cnst && !seen) P->grads[P->ngrads++] = gr;
   }
   if (!P->split_ok) P->ngrads = 0;
+  for (int k = 0; k < P->ngrads; k++) P->grads[k].ready = grad_ready(&P->pt, &P->grads[k]);
 }
 
 /* ---- the model plan -------------------------------------------------------------------- */

@@ -632,3 +632,16 @@ void cg_plan_free(CgPlan *p) {
   free(p->consts);
   memset(p, 0, sizeof *p);
 }
+
+int cg_plan_sync_stats(CgPlan *p) {
+  int n = 0;
+  for (int ki = 0; ki < p->split; ki++) {
+    CgKernel *k = &p->k[ki];
+    if (k->kind != CGK_NODE) continue;
+    const IrNode *nd = &p->g->nodes[k->node];
+    k->sync_stats = (nd->op == OP_BATCHNORM && nd->attr.train) || nd->op == OP_BATCHNORM_BWD ||
+                    nd->op == OP_BN_DGAMMA;
+    n += k->sync_stats;
+  }
+  return n;
+}

@@ -13,7 +13,8 @@ static inline int case_plan(const CudaCase *c, TileDecision *d, CudaGemm *g, cha
   if (!hw) return -1;
   static const DType dts[] = {DT_F32, DT_F32, DT_BF16, DT_F16};
   TileGemm gm = {.m = c->pm, .n = c->pn, .k = c->pk, .batch = c->batch ? c->batch : 1, .dt = dts[c->prec],
-                 .trans_a = c->trans_a, .trans_b = c->trans_b, .tf32 = c->prec == CUDA_PREC_TF32};
+                 .trans_a = c->trans_a, .trans_b = c->trans_b, .tf32 = c->prec == CUDA_PREC_TF32,
+                 .f32_in = c->f32_in != 0};
   tiles_choose(hw, &gm, d);
   snprintf(namebuf, n, "nnc_gemm_%s", c->name);
   memset(g, 0, sizeof *g);

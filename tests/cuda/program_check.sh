@@ -7,6 +7,7 @@
 #     (f32 sums in other orders, through 4 optimizer steps);
 #  3. --target cuda embeds NVRTC's PTX (where nnc has NVRTC): `info` works without a GPU and
 #     says the backend; `infer` exits 1 with "no CUDA driver" / "no CUDA device" (no GPU here).
+#  4. --precision bf16 and f16 builds train the same epoch (see 4. below).
 set -u
 NNC=$1
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,6 +46,32 @@ for what, tol in (("l0", 1e-4), ("l1", 1e-3)):
     ok &= a.shape == b.shape and bool((d <= lim).all())
 sys.exit(0 if ok else 1)
 PYEOF
+# 4. --precision bf16 and f16 (GEMM inputs rounded to 16 bits; f16 with dynamic loss scaling in
+#    the training step, its state after the tensor table): the same epoch from the same weights;
+#    the checkpoint loads in the CPU program and its logits agree with the f32 CPU program's
+#    within 8u + 8u|ref| (u = 2^-8 for bf16, 2^-11 for f16: the unit roundoff of the GEMM inputs,
+#    as the model tests' tolerance)
+for p in bf16 f16; do
+  "$NNC" build "$MLP" -D N=16 --target cuda-emu --precision $p -o "$T/emu_$p" || die "build --precision $p"
+  "$T/emu_$p" train --weights "$T/w0.safetensors" --data "x=$T/x.npy,label=$T/y.npy" --epochs 1 --seed 3 \
+    --save "$T/w1_$p.safetensors" --quiet </dev/null || die "$p train"
+  "$T/cpu" infer --weights "$T/w1_$p.safetensors" --in x="$T/x.npy" --out logits="$T/l1_$p.npy" || die "cpu infer, $p checkpoint"
+done
+$PY - "$T" <<'PYEOF' || die "bf16/f16 cuda-emu training differs from the CPU program"
+import sys, numpy as np
+t = sys.argv[1]; ok = True; ref = np.load(t + "/l1_cpu.npy")
+for p, u in (("bf16", 2.0 ** -8), ("f16", 2.0 ** -11)):
+    a = np.load(t + "/l1_%s.npy" % p); d = np.abs(a - ref)
+    print("%s, after one epoch: max |diff| %.3g (limit %.3g + %.3g|ref|)" % (p, d.max(), 8 * u, 8 * u))
+    ok &= a.shape == ref.shape and bool((d <= 8 * u * (1 + np.abs(ref))).all())
+sys.exit(0 if ok else 1)
+PYEOF
+"$NNC" build "$MLP" --target cuda-emu --precision bf16 --loss-scale 1024 -o "$T/bad" 2> "$T/bad.err" &&
+  die "--loss-scale with bf16 accepted"
+grep -q "loss-scale is for --precision f16" "$T/bad.err" || die "no message for --loss-scale with bf16"
+"$NNC" build "$MLP" --target cuda-emu --precision f16 --loss-scale 1000 -o "$T/bad" 2> "$T/bad.err" &&
+  die "--loss-scale 1000 accepted"
+grep -q "a power of two" "$T/bad.err" || die "no message for --loss-scale 1000"
 if "$NNC" emit --emit=ptx --target cuda "$MLP" > /dev/null 2>&1; then
   "$NNC" build "$MLP" -D N=16 --target cuda:sm_80 -o "$T/gpu" || die "build --target cuda"
   "$T/gpu" info | grep -q "backend: cuda:sm_80" || die "gpu info"

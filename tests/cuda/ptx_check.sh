@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# ptx_check.sh NNC PTXAS ARCH [MODEL...] — every example's (or the named ones') CUDA source (forward and, where the model
-# has a train block, the training step) compiles with NVRTC for ARCH (`nnc emit --emit=ptx`),
-# the PTX assembles with the toolkit's ptxas, and ptxas -v reports no local-memory spills in
-# any GEMM kernel (*_gemm, *_gemm_reduce).
+# ptx_check.sh NNC PTXAS ARCH [--precision P] [MODEL...] — every example's (or the named ones') CUDA source (forward and,
+# where the model has a train block, the training step) compiles with NVRTC for ARCH (`nnc emit --emit=ptx`,
+# at precision P: f32 by default, tf32, bf16, f16), the PTX assembles with the toolkit's ptxas, and ptxas -v
+# reports no local-memory spills in any GEMM kernel (*_gemm, *_gemm_reduce).
 set -u
 NNC=$1 PTXAS=$2 ARCH=$3
 shift 3
+prec=()
+if [ "${1:-}" = --precision ]; then prec=(--precision "$2"); shift 2; fi
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 files=()
 for m in "$@"; do files+=("$SRC/examples/$m.nn"); done
@@ -17,7 +19,7 @@ for f in "${files[@]}"; do
   name=$(basename "$f" .nn)
   train=()
   grep -q "^train " "$f" && train=(--train)
-  if ! "$NNC" emit --emit=ptx --target "cuda:$ARCH" "${train[@]}" "$f" > "$tmp/$name.ptx" 2> "$tmp/$name.err"; then
+  if ! "$NNC" emit --emit=ptx --target "cuda:$ARCH" "${prec[@]}" "${train[@]}" "$f" > "$tmp/$name.ptx" 2> "$tmp/$name.err"; then
     echo "FAIL $name: nnc emit --emit=ptx"; cat "$tmp/$name.err"; fail=1; continue
   fi
   if ! "$PTXAS" -v -arch="$ARCH" "$tmp/$name.ptx" -o "$tmp/$name.cubin" > "$tmp/$name.v" 2>&1; then

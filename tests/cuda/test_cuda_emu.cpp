@@ -9,8 +9,8 @@
  *    cuda_emu.h, in forward, reversed and shuffled thread order, against a double-precision
  *    reference: |C - ref| <= 1.2 (c·u_in + (K + 2)·u_f32) Σ|a||b| + 4 u_f32 (|ref| + |bias|
  *    + |R|) + 1e-6 per element (c = 2 for TF32, whose inputs the kernel rounds, u_in = 2^-11;
- *    bf16/f16 inputs are stored rounded, so the reference sees the same values; f32 sums
- *    in order with FMAs). All orders must give identical bits.
+ *    bf16/f16 inputs are stored rounded, or f32 rounded by the kernel on load (f32_in cases),
+ *    and the reference sees the rounded values; f32 sums in order with FMAs). All orders must give identical bits.
  * 4. the elementwise groups and last-axis reductions of cuda_cases.h (float4 and scalar
  *    paths, odd lengths), against double references: elementwise within 8 u_f32 relative +
  *    1e-6 (single f32 operations and libm-grade transcendentals), sums within
@@ -76,6 +76,45 @@ static void test_conversions() {
   CHECK(nnc_emu::bits_f(nnc_f32_to_tf32(1.0f + 0x1p-11f)) == 1.0f + 0x1p-10f, "tf32 tie away");
   CHECK(nnc_emu::bits_f(nnc_f32_to_tf32(-1.0f - 0x1p-11f)) == -1.0f - 0x1p-10f, "tf32 tie away (neg)");
   CHECK(nnc_emu::bits_f(nnc_f32_to_tf32(1.0f + 0x1p-12f)) == 1.0f, "tf32 below the tie");
+}
+
+/* the value of a positive finite 16-bit pattern from its fields (not through the runtime):
+ * p significant bits (f16 11, bf16 8), exponent bias b, mb mantissa bits */
+static double half_value(unsigned h, int mb, int bias) {
+  unsigned e = h >> mb, m = h & ((1u << mb) - 1);
+  return e ? ldexp((double)((1u << mb) + m), (int)e - bias - mb) : ldexp((double)m, 1 - bias - mb);
+}
+
+/* every positive finite f16/bf16 pattern h (and its negative): decodes to its field value,
+ * encodes back; the midpoint to the next pattern (exact in f32) rounds to the even one of
+ * the two and its f32 neighbours to the nearer one, the last midpoint overflows to infinity;
+ * subnormals included. NaN stays NaN (also a NaN whose payload is only in the bits a
+ * conversion drops), infinities stay infinite. */
+static void test_conversions_exhaustive(bool bf) {
+  const char *nm = bf ? "bf16" : "f16";
+  int mb = bf ? 7 : 10, bias = bf ? 127 : 15;
+  unsigned top = bf ? 0x7F7F : 0x7BFF, inf = top + 1;
+  auto enc = [bf](float f) { return (unsigned)(bf ? nnc_f32_to_bf16(f) : nnc_f32_to_f16(f)); };
+  auto dec = [bf](unsigned h) { return bf ? nnc_bf16_to_f32((unsigned short)h) : nnc_f16_to_f32((unsigned short)h); };
+  int bad = 0;
+  for (unsigned h = 0; h <= top && bad < 10; h++) {
+    double v = half_value(h, mb, bias), next = h < top ? half_value(h + 1, mb, bias) : ldexp(1.0, bias + 1);
+    float mid = (float)((v + next) / 2);
+    unsigned even = h % 2 ? h + 1 : h;
+    bool ok = (double)dec(h) == v && enc((float)v) == h && enc(-(float)v) == (h | 0x8000u) &&
+              enc(mid) == even && enc(-mid) == (even | 0x8000u) && enc(nextafterf(mid, 0.0f)) == h &&
+              enc(nextafterf(mid, INFINITY)) == h + 1;
+    if (!ok) bad++;
+    CHECK(ok, "%s pattern %#x (%.9g): decode %.9g, encode %#x, midpoint %.9g -> %#x, below -> %#x, above -> %#x", nm,
+          h, v, (double)dec(h), enc((float)v), (double)mid, enc(mid), enc(nextafterf(mid, 0.0f)),
+          enc(nextafterf(mid, INFINITY)));
+  }
+  CHECK(enc(INFINITY) == inf && enc(-INFINITY) == (inf | 0x8000u), "%s infinities", nm);
+  CHECK(dec(inf) == INFINITY, "%s decodes infinity", nm);
+  float nan_low = nnc_emu::bits_f(0x7F800001u), nan = nnc_emu::bits_f(0x7FC00000u);
+  auto is_nan = [inf](unsigned x) { return (x & inf) == inf && (x & 0x7FFFu & ~inf) != 0; };
+  CHECK(is_nan(enc(nan_low)), "%s NaN (payload in the dropped bits) stays NaN: %#x", nm, enc(nan_low));
+  CHECK(is_nan(enc(nan)), "%s NaN stays NaN: %#x", nm, enc(nan));
 }
 
 /* ---- 2. fragment layouts ----------------------------------------------------------------- */
@@ -234,14 +273,17 @@ struct Operands {
   std::vector<float> bias, res;
 };
 
+/* f32_in: f keeps the f32 value, d the 16-bit value the kernel rounds it to */
 static void fill(std::vector<float> &f, std::vector<unsigned short> &h, std::vector<double> &d, size_t n,
-                 int prec, uint32_t *s) {
+                 int prec, bool f32_in, uint32_t *s) {
   f.resize(n), h.resize(n), d.resize(n);
   for (size_t i = 0; i < n; i++) {
     float v = (float)((double)lcg(s) / 4294967296.0 * 2 - 1);
+    f[i] = v;
     if (prec == 2) h[i] = nnc_f32_to_bf16(v), v = nnc_bf16_to_f32(h[i]);
     if (prec == 3) h[i] = nnc_f32_to_f16(v), v = nnc_f16_to_f32(h[i]);
-    f[i] = v, d[i] = v;
+    if (!f32_in) f[i] = v;
+    d[i] = v;
   }
 }
 
@@ -291,7 +333,7 @@ static void run_case(const CudaCase &cs, const CaseLaunch &L, const Operands &o,
   long nb = nbatch(cs);
   std::vector<float> work((size_t)(L.split * nb * cs.m * cs.n), NAN);
   C.assign((size_t)(nb * cs.m * cs.n), NAN);
-  bool half = cs.prec >= 2;
+  bool half = cs.prec >= 2 && !cs.f32_in;
   NncGemmArgs p;
   p.A = half ? (const void *)o.ah.data() : (const void *)o.af.data();
   p.B = half ? (const void *)o.bh.data() : (const void *)o.bf.data();
@@ -310,12 +352,12 @@ static void test_case(int ci) {
   uint32_t s = 1000u + (uint32_t)ci;
   Operands o;
   long nb = nbatch(cs);
-  fill(o.af, o.ah, o.a, (size_t)(nb * cs.m * cs.k), cs.prec, &s);
-  fill(o.bf, o.bh, o.b, (size_t)(cs.bcast_b ? cs.k * cs.n : nb * cs.k * cs.n), cs.prec, &s);
+  fill(o.af, o.ah, o.a, (size_t)(nb * cs.m * cs.k), cs.prec, cs.f32_in, &s);
+  fill(o.bf, o.bh, o.b, (size_t)(cs.bcast_b ? cs.k * cs.n : nb * cs.k * cs.n), cs.prec, cs.f32_in, &s);
   std::vector<unsigned short> hh;
   std::vector<double> dd;
-  fill(o.bias, hh, dd, (size_t)cs.n, 0, &s);
-  fill(o.res, hh, dd, (size_t)(nb * cs.m * cs.n), 0, &s);
+  fill(o.bias, hh, dd, (size_t)cs.n, 0, false, &s);
+  fill(o.res, hh, dd, (size_t)(nb * cs.m * cs.n), 0, false, &s);
   std::vector<float> first;
   /* the sanitizer run (NNC_TEST_QUICK=1) keeps two orders: enough to expose a race */
   const nnc_emu::Order orders[] = {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED};
@@ -370,7 +412,7 @@ static void test_ew(int ci) {
   std::vector<std::vector<float>> in((size_t)c.ninputs);
   std::vector<unsigned short> hh;
   std::vector<double> dd;
-  for (auto &v : in) fill(v, hh, dd, (size_t)(c.n + 4), 0, &s);
+  for (auto &v : in) fill(v, hh, dd, (size_t)(c.n + 4), 0, false, &s);
   std::vector<float> first;
   for (nnc_emu::Order ord : {nnc_emu::FORWARD, nnc_emu::REVERSE, nnc_emu::SHUFFLED}) {
     std::vector<float> out((size_t)(c.n + 4), NAN);
@@ -417,7 +459,7 @@ static void test_red(int ci) {
   std::vector<float> x;
   std::vector<unsigned short> hh;
   std::vector<double> dd;
-  fill(x, hh, dd, (size_t)(c.rows * c.cols), 0, &s);
+  fill(x, hh, dd, (size_t)(c.rows * c.cols), 0, false, &s);
   for (float &v : x) v *= 8; /* a spread that makes softmax non-trivial */
   bool rowwise = !strcmp(c.op, "softmax");
   std::vector<float> first;
@@ -441,6 +483,8 @@ static void test_red(int ci) {
 
 int main() {
   test_conversions();
+  test_conversions_exhaustive(false);
+  test_conversions_exhaustive(true);
   test_mma();
   test_ldmatrix();
   test_cp_async();

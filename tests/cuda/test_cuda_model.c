@@ -1,6 +1,7 @@
 /* test_cuda_model.c — a model's CUDA code on the CPU against the reference interpreter.
  *
- *   test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D NAME=VALUE]... [--tf32]
+ *   test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D NAME=VALUE]... [--tf32|--bf16|--f16] [--mutant]
+ *                   [--loss-scale-check]
  *
  * Plans FILE's forward and training-step graphs for the CUDA target (tiles of sm_80),
  * generates the one CUDA C source `nnc emit --emit=cuda --train` prints, compiles it with the
@@ -15,8 +16,20 @@
  *     every product, amplified by the few layers and the one optimizer step; parameters then
  *     come from their initializers (activations of order 1: with uniform [-1, 1] weights the
  *     logits reach 1e4 and a TF32 rounding flips relu decisions, a discrete change);
+ *     with --bf16/--f16 (GEMM and implicit-GEMM convolution inputs rounded to 16 bits on load,
+ *     f32 accumulation; f16 with dynamic loss scaling, as nnc builds it), parameters from
+ *     their initializers, two references:
+ *       the interpreter in double, rtol = 8 (u + (K + 2) u_f32), u the inputs' unit roundoff
+ *       (bf16 2^-8, f16 2^-11), K the longest GEMM reduction of the model, u_f32 = 2^-24: both
+ *       inputs of every product rounded (2u) and f32 accumulation, amplified as for TF32;
+ *       the interpreter rounding the same GEMM inputs (InterpOptions.gemm_round), rtol =
+ *       1e-4 + u/4 + (K + 2) u_f32: f32 storage and accumulation, and an input that rounds
+ *       the other way when its f32 and double values straddle a rounding boundary;
+ *     --mutant compiles the emulation rounding toward zero (NNC_EMU_MUTANT_RTZ): the test
+ *     then passes only if a comparison fails;
  *   - the same step again from the same state with the blocks' threads in reversed order
  *     gives identical bits (a kernel racing outside a barrier would not).
+ * --loss-scale-check (f16, a model with a target input y, e.g. linreg): see loss_scale_check.
  * Exit 0 when every comparison passes. */
 #include <dlfcn.h>
 #include <math.h>
@@ -78,25 +91,29 @@ static double compare(const char *what, const char *name, const float *got, cons
 
 typedef struct Model {
   CgModelPlan P;
+  CudaLossScale ls;     /* f16: dynamic loss scaling in the training step, as nnc builds it */
+  int64_t params_bytes; /* with the loss-scale state */
   void *so;
   EmuRun run;
   long long (*work_bytes)(int);
 } Model;
 
 /* source -> WORKDIR/NAME.cu -> NAME.so, loaded */
-static int build_so(Model *m, const char *name, const char *cxx, const char *inc, const char *dir, Diag *d) {
+static int build_so(Model *m, const char *name, const char *cxx, const char *inc, const char *dir, bool mutant,
+                    Diag *d) {
   char cu[512], so[512], cmd[2048];
   snprintf(cu, sizeof cu, "%s/%s.cu", dir, name);
   snprintf(so, sizeof so, "%s/%s.so", dir, name);
   FILE *f = fopen(cu, "w");
   if (!f) return fprintf(stderr, "cannot write %s\n", cu), -1;
   CudaPlanTable tf = {0}, tt = {0};
-  int rc = cuda_model_source(f, &m->P, name, m->P.have_pt, &tf, &tt, d);
+  int rc = cuda_model_source_ls(f, &m->P, name, m->P.have_pt, &tf, &tt, &m->ls, d);
   printf("%s: %d forward launches, %d training-step launches\n", name, tf.n, tt.n);
   cuda_plan_table_free(&tf);
   cuda_plan_table_free(&tt);
   if (fclose(f) || rc) return fprintf(stderr, "%s: generation failed\n", name), -1;
-  snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -w -shared -fPIC -DNNC_CUDA_EMU -I%s -x c++ %s -o %s", cxx, inc, cu, so);
+  snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -w -shared -fPIC -DNNC_CUDA_EMU%s -I%s -x c++ %s -o %s", cxx,
+           mutant ? " -DNNC_EMU_MUTANT_RTZ" : "", inc, cu, so);
   if (system(cmd)) return fprintf(stderr, "failed: %s\n", cmd), -1;
   m->so = dlopen(so, RTLD_NOW);
   if (!m->so) return fprintf(stderr, "dlopen: %s\n", dlerror()), -1;
@@ -107,7 +124,7 @@ static int build_so(Model *m, const char *name, const char *cxx, const char *inc
 
 /* random values into the table's inputs, parameters, buffers (and optimizer state when
  * training), the same into the interpreter */
-static int fill(const Model *m, const IrGraph *g, bool train, bool init, EmuBufs *b, Interp *I) {
+static int fill(const Model *m, const IrGraph *g, bool train, bool init, EmuBufs *b, Interp *I, Interp *I2) {
   for (int j = 0; j < m->P.nt; j++) {
     const RtTensorInfo *ti = &m->P.t[j].info;
     if (ti->kind == RT_KIND_OUTPUT || ti->kind == RT_KIND_LOSS) continue;
@@ -131,7 +148,7 @@ static int fill(const Model *m, const IrGraph *g, bool train, bool init, EmuBufs
       if (ti->dtype == DT_I32) ((int32_t *)base)[i] = (int32_t)v[i];
       else ((float *)base)[i] = (float)v[i];
     }
-    int rc = interp_set(I, node, v, n);
+    int rc = interp_set(I, node, v, n) | (I2 ? interp_set(I2, node, v, n) : 0);
     free(v);
     if (rc) return fprintf(stderr, "interp_set %s failed\n", ti->name), -1;
   }
@@ -160,31 +177,48 @@ static double check(const Model *m, const IrGraph *g, bool train, const EmuBufs 
   return worst;
 }
 
-static int run_graph(const Model *m, const IrGraph *g, bool train, double rtol, bool init) {
+/* the tolerances of one precision (see the top of the file) */
+typedef struct Tol {
+  double rtol;   /* against the interpreter in double */
+  DType round;   /* bf16/f16: also against the interpreter rounding the GEMM inputs... */
+  double rtol_r; /* ...with this tolerance */
+  bool init;     /* parameters from their initializers */
+} Tol;
+
+/* worst ratios against the plain (*w) and the GEMM-input-rounding (*wr, 0 without) reference;
+ * 0 when the runs completed and the two thread orders gave identical bits */
+static int run_graph(const Model *m, const IrGraph *g, bool train, const Tol *tol, double *w, double *wr) {
   const CgPlan *p = train ? &m->P.pt : &m->P.pf;
-  EmuBufs b = {zalloc(m->P.params_bytes), zalloc(m->P.io_bytes), zalloc(p->arena_bytes),
+  EmuBufs b = {zalloc(m->params_bytes), zalloc(m->P.io_bytes), zalloc(p->arena_bytes),
                zalloc(m->work_bytes(train)), 3, 1234};
-  InterpOptions io = {.round_storage = true, .seed = 1234, .step = 3};
-  Interp *I = interp_new(g, &io);
+  InterpOptions io = {.round_storage = true, .seed = 1234, .step = 3}, ior = io;
+  ior.gemm_round = tol->round;
+  Interp *I = interp_new(g, &io), *Ir = tol->round != DT_F32 ? interp_new(g, &ior) : NULL;
   char ierr[256];
-  int rc = fill(m, g, train, init, &b, I);
-  if (!rc && interp_run(I, ierr, sizeof ierr)) { fprintf(stderr, "interpreter: %s\n", ierr); rc = -1; }
-  char *params0 = zalloc(m->P.params_bytes);
-  memcpy(params0, b.params, (size_t)m->P.params_bytes);
+  int rc = fill(m, g, train, tol->init, &b, I, Ir);
+  if (!rc && (interp_run(I, ierr, sizeof ierr) || (Ir && interp_run(Ir, ierr, sizeof ierr)))) {
+    fprintf(stderr, "interpreter: %s\n", ierr);
+    rc = -1;
+  }
+  char *params0 = zalloc(m->params_bytes);
+  memcpy(params0, b.params, (size_t)m->params_bytes);
   if (!rc) rc = m->run(train, b, 0);
-  double w = rc ? INFINITY : check(m, g, train, &b, I, rtol);
+  *w = rc ? INFINITY : check(m, g, train, &b, I, tol->rtol);
+  *wr = rc ? INFINITY : Ir ? (printf("against the interpreter with GEMM inputs rounded:\n"),
+                              check(m, g, train, &b, Ir, tol->rtol_r)) : 0;
   /* again from the same state, threads in reversed order: identical bits */
-  char *io1 = zalloc(m->P.io_bytes), *params1 = zalloc(m->P.params_bytes);
+  char *io1 = zalloc(m->P.io_bytes), *params1 = zalloc(m->params_bytes);
   memcpy(io1, b.io, (size_t)m->P.io_bytes);
-  memcpy(params1, b.params, (size_t)m->P.params_bytes);
-  memcpy(b.params, params0, (size_t)m->P.params_bytes);
+  memcpy(params1, b.params, (size_t)m->params_bytes);
+  memcpy(b.params, params0, (size_t)m->params_bytes);
   memset(b.arena, 0xff, (size_t)(p->arena_bytes > 0 ? p->arena_bytes : 1));
   if (!rc) rc = m->run(train, b, 1);
-  bool same = !memcmp(io1, b.io, (size_t)m->P.io_bytes) && !memcmp(params1, b.params, (size_t)m->P.params_bytes);
+  bool same = !memcmp(io1, b.io, (size_t)m->P.io_bytes) && !memcmp(params1, b.params, (size_t)m->params_bytes);
   if (!rc && !same) fprintf(stderr, "%s: results differ between thread orders\n", train ? "train" : "forward");
-  printf("%s: worst ratio %.3g, %s in reversed thread order\n", train ? "training step" : "forward", w,
-         same ? "identical" : "DIFFERENT");
+  printf("%s: worst ratio %.3g (rounded GEMM inputs: %.3g), %s in reversed thread order\n",
+         train ? "training step" : "forward", *w, *wr, same ? "identical" : "DIFFERENT");
   interp_free(I);
+  if (Ir) interp_free(Ir);
   free(b.params);
   free(b.io);
   free(b.arena);
@@ -192,19 +226,105 @@ static int run_graph(const Model *m, const IrGraph *g, bool train, double rtol, 
   free(params0);
   free(io1);
   free(params1);
-  return !rc && w <= 1 && same ? 0 : 1;
+  return !rc && same ? 0 : 1;
+}
+
+/* one training step from the state in b; *skipped: the step's inf/nan flag; the scale and
+ * good-step count after it */
+static int ls_step(const Model *m, EmuBufs *b, bool *skipped, float *scale, unsigned *good) {
+  if (m->run(1, *b, 0)) return -1;
+  const unsigned char *st = (const unsigned char *)b->params + cuda_loss_scale_offset(&m->P);
+  unsigned w[4];
+  memcpy(w, st, sizeof w);
+  memcpy(scale, &w[1], 4);
+  *skipped = w[3] != 0, *good = w[2];
+  printf("step: %s, scale %g, good steps %u\n", *skipped ? "skipped (inf/nan in the gradients)" : "taken", (double)*scale, *good);
+  return 0;
+}
+
+/* Dynamic loss scaling (--loss-scale-check, with linreg: mse against targets y): 1. targets
+ * scaled by 1e4 make the gradient of yhat (2(yhat - y)/N, thousands) overflow f16 at the
+ * initial scale 2^16: the step is skipped -- every parameter and optimizer state bit for bit
+ * unchanged -- and the scale halves; 2. the original targets: the step is taken and equals
+ * the interpreter's one step from the same initial state (the skipped step left no trace);
+ * 3. with CUDA_LS_GROWTH - 1 good steps behind it, a good step doubles the scale. */
+static int loss_scale_check(const Model *m, const IrGraph *tg, const Tol *tol) {
+  EmuBufs b = {zalloc(m->params_bytes), zalloc(m->P.io_bytes), zalloc(m->P.pt.arena_bytes), zalloc(m->work_bytes(1)),
+               3, 1234};
+  InterpOptions io = {.round_storage = true, .seed = 1234, .step = 3, .gemm_round = DT_F16};
+  Interp *I = interp_new(tg, &io);
+  char ierr[256];
+  int rc = fill(m, tg, true, false, &b, I, NULL) || interp_run(I, ierr, sizeof ierr) ? -1 : 0;
+  int yt = -1;
+  for (int j = 0; j < m->P.nt; j++)
+    if (!strcmp(m->P.t[j].info.name, "y") && m->P.t[j].info.kind == RT_KIND_INPUT) yt = j;
+  if (rc || yt < 0) return fprintf(stderr, "loss-scale check: no target input y, or the interpreter failed\n"), 1;
+  float *y = (float *)(b.io + m->P.t[yt].info.offset);
+  int64_t ny = numel_of(&m->P.t[yt].info), table = m->P.params_bytes;
+  float *y0 = malloc((size_t)ny * sizeof *y0);
+  char *p0 = malloc((size_t)table);
+  if (!y0 || !p0) return 1;
+  memcpy(y0, y, (size_t)ny * sizeof *y0);
+  memcpy(p0, b.params, (size_t)table);
+  for (int64_t i = 0; i < ny; i++) y[i] = y0[i] * 1e4f;
+  bool skipped;
+  float scale;
+  unsigned good;
+  int bad = ls_step(m, &b, &skipped, &scale, &good) != 0;
+  bad |= !skipped || scale != 32768.0f || good != 0 || memcmp(p0, b.params, (size_t)table) != 0;
+  if (bad) fprintf(stderr, "1: the overflowing step was not skipped with every parameter unchanged and the scale halved\n");
+  memcpy(y, y0, (size_t)ny * sizeof *y0);
+  bad |= ls_step(m, &b, &skipped, &scale, &good) != 0;
+  bad |= skipped || scale != 32768.0f || good != 1;
+  double w = check(m, tg, true, &b, I, tol->rtol_r);
+  if (w > 1 || skipped) bad = 1, fprintf(stderr, "2: the step after the skipped one is not the interpreter's (ratio %.3g)\n", w);
+  unsigned growth = CUDA_LS_GROWTH - 1;
+  memcpy(b.params + cuda_loss_scale_offset(&m->P) + 8, &growth, 4);
+  bad |= ls_step(m, &b, &skipped, &scale, &good) != 0;
+  if (skipped || scale != 65536.0f || good != 0) bad = 1, fprintf(stderr, "3: the scale did not double after %d good steps\n", CUDA_LS_GROWTH);
+  printf("loss scaling: %s\n", bad ? "FAILED" : "skip, halve, resume and double as specified");
+  interp_free(I);
+  free(y0), free(p0), free(b.params), free(b.io), free(b.arena), free(b.work);
+  return bad;
+}
+
+/* the longest reduction (K) among the GEMM-like kernels of the tile plans */
+static int64_t max_k(const CudaTiles *t) {
+  int64_t k = 0;
+  const TilePlan *tp[2] = {t->fwd, t->train};
+  for (int j = 0; j < 2; j++)
+    for (int i = 0; tp[j] && i < tp[j]->n; i++)
+      if (tp[j]->tiles[i].valid && tp[j]->tiles[i].gemm.k > k) k = tp[j]->tiles[i].gemm.k;
+  return k;
+}
+
+static Tol tolerances(CudaPrec prec, int64_t K) {
+  Tol t = {.rtol = 1e-4};
+  double u = prec == CUDA_PREC_BF16 ? 0x1p-8 : 0x1p-11, uf = 0x1p-24;
+  if (prec == CUDA_PREC_TF32) t.rtol = 4e-3, t.init = true;
+  if (prec == CUDA_PREC_BF16 || prec == CUDA_PREC_F16) {
+    t.rtol = 8 * (u + (double)(K + 2) * uf);
+    t.round = cuda_prec_dtype(prec);
+    t.rtol_r = 1e-4 + u / 4 + (double)(K + 2) * uf;
+    t.init = true;
+  }
+  return t;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) return fprintf(stderr, "usage: test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D N=V]...\n"), 2;
+  if (argc < 5)
+    return fprintf(stderr, "usage: test_cuda_model FILE.nn CXX INCDIR WORKDIR [-D N=V]... [--tf32|--bf16|--f16] [--mutant]\n"), 2;
   const char *defs[8];
   int nd = 0;
-  bool tf32 = false;
+  CudaPrec prec = CUDA_PREC_F32;
+  bool mutant = false, ls_check = false;
   for (int i = 5; i < argc; i++) {
-    if (!strcmp(argv[i], "--tf32")) tf32 = true;
+    if (!strncmp(argv[i], "--", 2) && !cuda_prec_parse(argv[i] + 2, &prec)) continue;
+    if (!strcmp(argv[i], "--mutant")) mutant = true;
+    else if (!strcmp(argv[i], "--loss-scale-check")) ls_check = true, prec = CUDA_PREC_F16;
     else if (!strcmp(argv[i], "-D") && i + 1 < argc && nd < 8) defs[nd++] = argv[++i];
+    else return fprintf(stderr, "test_cuda_model: unknown argument %s\n", argv[i]), 2;
   }
-  double rtol = tf32 ? 4e-3 : 1e-4;
   Diag *d = diag_new(stderr);
   FeOptions fo = {.defines = defs, .ndefines = nd};
   IrModule *mod = fe_compile_file(argv[1], &fo, d);
@@ -217,17 +337,28 @@ int main(int argc, char **argv) {
   const HwTarget *hw = hw_find_builtin("a100-sxm-80gb");
   cuda_backend_target(&ct, hw);
   CudaTiles tiles;
-  cuda_tiles_plan(&tiles, g, tg, hw, tf32);
+  cuda_tiles_plan(&tiles, g, tg, hw, prec);
+  Tol tol = tolerances(prec, max_k(&tiles));
+  printf("precision %s: rtol %.3g against double", cuda_prec_name(prec), tol.rtol);
+  if (tol.round != DT_F32) printf(", %.3g against GEMM inputs rounded (K = %lld)", tol.rtol_r, (long long)max_k(&tiles));
+  printf("%s\n", mutant ? "; mutant (round toward zero): must fail" : "");
   Model m = {0};
   int rc = 1;
   char so[160];
-  snprintf(so, sizeof so, "%s%s", g->name, tf32 ? "_tf32" : "");
-  if (!cg_model_plan(&m.P, g, tg, &ct, tiles.fwd, tiles.train, d) && !build_so(&m, so, argv[2], argv[3], argv[4], d)) {
-    rc = run_graph(&m, g, false, rtol, tf32);
-    if (tg) rc |= run_graph(&m, tg, true, rtol, tf32);
+  snprintf(so, sizeof so, "%s_%s%s", g->name, cuda_prec_name(prec), mutant ? "_mutant" : "");
+  double w[2] = {0, 0}, wr[2] = {0, 0};
+  m.ls = (CudaLossScale){.on = prec == CUDA_PREC_F16, .dynamic = true, .init = 65536.0f};
+  bool planned = !cg_model_plan(&m.P, g, tg, &ct, tiles.fwd, tiles.train, d);
+  if (planned) m.params_bytes = cuda_params_bytes(&m.P, &m.ls);
+  if (planned && !build_so(&m, so, argv[2], argv[3], argv[4], mutant, d)) {
+    rc = ls_check ? 0 : run_graph(&m, g, false, &tol, &w[0], &wr[0]);
+    if (tg) rc |= ls_check ? loss_scale_check(&m, tg, &tol) : run_graph(&m, tg, true, &tol, &w[1], &wr[1]);
   }
+  double worst = fmax(fmax(w[0], w[1]), fmax(wr[0], wr[1]));
+  if (!rc && mutant) rc = worst > 1 ? 0 : 1; /* the fault must be seen */
+  else if (!rc) rc = worst <= 1 ? 0 : 1;
   cuda_tiles_free(&tiles);
-  printf("%s: %s\n", argv[1], rc ? "FAILED" : "ok");
+  printf("%s: %s%s\n", argv[1], rc ? "FAILED" : "ok", mutant ? (rc ? " (the mutant passed)" : " (the mutant was caught)") : "");
   cg_model_plan_free(&m.P);
   ir_module_free(mod);
   diag_free(d);

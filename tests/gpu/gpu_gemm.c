@@ -126,13 +126,14 @@ typedef struct Args {
   uint64_t A, B, C, bias, R, work;
   long long bsa, bsb, bsc, bsr;
   int M, N, K, lda, ldb, ldc, ldr, k_split, batch;
+  float scale, inv_scale;
 } Args;
 
 static int kern_run(Gpu *g, const Kern *kr, const Mats *x) {
   long long mn = x->m * x->n;
   Args a = {x->da, x->db, x->dc, x->dbias, x->dres, x->dwork, x->m * x->k, x->bsb, mn, mn,
             (int)x->m, (int)x->n, (int)x->k, (int)(x->ta ? x->m : x->k), (int)(x->tb ? x->k : x->n),
-            (int)x->n, (int)x->n, (int)kr->k_split, (int)x->batch};
+            (int)x->n, (int)x->n, (int)kr->k_split, (int)x->batch, 1.0f, 1.0f};
   void *args[] = {&a};
   if (rt_cuda_launch(g->cu, kr->fn, kr->mk.grid, kr->mk.block, kr->mk.smem, args)) return -1;
   if (kr->red && rt_cuda_launch(g->cu, kr->red, kr->rk.grid, kr->rk.block, 0, args)) return -1;
@@ -169,7 +170,8 @@ static int run_cases(Gpu *g) {
     CudaGemm gm;
     char name[96];
     Kern kr;
-    Mats x = {.m = c->m, .n = c->n, .k = c->k, .batch = case_batch(c), .bsb = case_bsb(c), .prec = c->prec,
+    Mats x = {.m = c->m, .n = c->n, .k = c->k, .batch = case_batch(c), .bsb = case_bsb(c),
+              .prec = c->f32_in ? CUDA_PREC_F32 : c->prec, /* f32 operands, rounded by the kernel */
               .ta = c->trans_a, .tb = c->trans_b};
     if (case_plan(c, &d, &gm, name, sizeof name) || kern_build(g, &gm, &x, &kr) ||
         mats_new(g, &x, &gm) || kern_run(g, &kr, &x)) {

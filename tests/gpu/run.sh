@@ -5,7 +5,8 @@
 # double-precision reference, benchmarks f32 / tf32 / bf16 / f16 GEMMs of 1024..8192
 # against cuBLAS, and (with the CMake build) builds examples with `nnc build --target
 # cuda:sm_XX` for the local architecture and compares them with their CPU builds
-# (tests/gpu/models.sh). Results go to stdout and to $OUT/gpu_gemm.txt when OUT is set.
+# (tests/gpu/models.sh), and trains the mlp data-parallel on two GPUs with NCCL where the
+# machine has two (tests/gpu/mpi.sh). Results go to stdout and to $OUT/gpu_gemm.txt when OUT is set.
 #
 #   bash tests/gpu/run.sh                    # NNC_GPU_SIZES=1024,4096 to shorten
 #
@@ -65,5 +66,7 @@ if [ $MODELS = 1 ]; then
   else
     timeout 240 bash "$SRC/tests/gpu/models.sh" "$BUILD/nnc" "$arch" "$MT"
   fi
+  # data-parallel on two GPUs with NCCL (skips with one GPU)
+  timeout 180 bash "$SRC/tests/gpu/mpi.sh" "$BUILD/nnc" "$arch" "$MT" | tee ${OUT:+"$OUT/gpu_mpi.txt"}
   rm -rf "$MT"
 fi

@@ -9,7 +9,13 @@
  *    agree with one context of the same network at batch 32 (mlpg) on the whole batches,
  *    within float reassociation (run_mpi.sh states the tolerance and why);
  * 3. a failing callback: the step fails, the weights are not updated;
- * 1 and 2 again with 16 KiB buckets, where the large gradients go in place, in pieces.
+ * 1 and 2 again with 16 KiB buckets, where the large gradients go in place, in pieces;
+ * 4. mlp_train_step_overlap, the all-reduce overlapping the backward pass: two threads whose
+ *    start callback takes a copy of the bucket (as a communicator may read it at any time
+ *    after start) and whose wait averages the copies: the same bits as the blocking two
+ *    threads of 2, at 25 MiB and at 16 KiB buckets (a bucket started before its gradients
+ *    were final would differ); the descriptor marks fc2's gradients final before fc1's, so
+ *    with 16 KiB buckets some buckets start while the backward pass still runs.
  *
  * mlp.h: examples/mlp.nn at N=16; mlpg.h: the same network named mlpg at N=32.
  */
@@ -21,6 +27,7 @@
 
 #include "mlp.h"
 #include "mlpg.h"
+#include "rt_model.h"
 
 enum { B = 16, STEPS = 4, NSAMP = 2 * B * STEPS, IN = 784 };
 
@@ -134,11 +141,49 @@ static int mean_cb(float *buf, size_t count, void *user) {
   return 0;
 }
 
+/* ---- 4. the overlapped step's start and wait ------------------------------------------ */
+
+enum { MAXB = 256 };
+typedef struct Async {
+  Rank *r;
+  float *buf[MAXB], *copy[MAXB];
+  size_t count[MAXB];
+  int n;
+} Async;
+
+static int start_cb(float *buf, size_t count, void *user) {
+  Async *a = user;
+  if (a->n == MAXB || !(a->copy[a->n] = malloc(count * sizeof(float)))) return -1;
+  memcpy(a->copy[a->n], buf, count * sizeof(float));
+  a->buf[a->n] = buf;
+  a->count[a->n++] = count;
+  return 0;
+}
+
+/* every started bucket: the mean of the two threads' copies, in start order */
+static int wait_cb(void *user) {
+  Async *a = user;
+  int rc = 0;
+  for (int k = 0; k < a->n; k++) {
+    rc |= mean_cb(a->copy[k], a->count[k], a->r);
+    memcpy(a->buf[k], a->copy[k], a->count[k] * sizeof(float));
+    free(a->copy[k]);
+  }
+  a->n = 0;
+  return rc;
+}
+
+static int g_overlap; /* rank_main: the overlapped step */
+
 static void *rank_main(void *arg) {
   Rank *r = arg;
+  Async as = {.r = r};
   for (int s = 0; s < STEPS; s++) {
     size_t first = (size_t)(2 * s + r->rank) * B;
-    r->loss[s] = mlp_train_step_allreduce(r->ctx, g_x + first * IN, g_y + first, mean_cb, r);
+    r->loss[s] = g_overlap ? mlp_train_step_overlap(r->ctx, g_x + first * IN, g_y + first,
+                                                    start_cb, wait_cb, &as)
+                           : mlp_train_step_allreduce(r->ctx, g_x + first * IN, g_y + first,
+                                                      mean_cb, r);
   }
   return NULL;
 }
@@ -154,7 +199,7 @@ static int close_to(const float *got, const float *ref, size_t n, double rtol, d
   return ok;
 }
 
-static void test_two_ranks(int64_t bucket) {
+static void test_two_ranks(int64_t bucket, float *keep) {
   Shared sh;
   pthread_barrier_init(&sh.bar, NULL, 2);
   Rank r[2];
@@ -182,8 +227,16 @@ static void test_two_ranks(int64_t bucket) {
     CHECK(close_to(p0, mlpg_tensor(g, k_names[t]), k_numel[t], 1e-3, 1e-4, &worst),
           "%s differs from one context at batch 32", k_names[t]);
   }
-  printf("two threads, bucket %lld bytes: weights bit-identical to each other; max "
-         "|difference| to batch 32: %.3g\n", (long long)(bucket ? bucket : 25 << 20), worst);
+  printf("two threads%s, bucket %lld bytes: weights bit-identical to each other; max "
+         "|difference| to batch 32: %.3g\n", g_overlap ? " overlapped" : "",
+         (long long)(bucket ? bucket : 25 << 20), worst);
+  size_t at = 0; /* keep: the weights of the blocking run; compared with the overlapped one */
+  for (int t = 0; t < NT; t++, at += k_numel[t - 1]) {
+    float *p0 = mlp_tensor(r[0].ctx, k_names[t]);
+    if (!g_overlap) memcpy(keep + at, p0, k_numel[t] * 4);
+    else CHECK(!memcmp(keep + at, p0, k_numel[t] * 4), "overlapped: %s differs from the blocking "
+               "all-reduce's", k_names[t]);
+  }
   for (int k = 0; k < 2; k++) {
     mlp_destroy(r[k].ctx);
     free(r[k].tmp);
@@ -192,12 +245,40 @@ static void test_two_ranks(int64_t bucket) {
   pthread_barrier_destroy(&sh.bar);
 }
 
+/* the descriptor: fc2's gradients (the first the backward pass finishes) final earlier */
+static void test_ready_marks(void) {
+  const RtModelDesc *d = &nnc_model_mlp;
+  int64_t fc1 = -1, fc2 = -1;
+  for (int64_t i = 0; i < d->ngrads; i++) {
+    const char *name = d->tensors[d->grads[i].tensor].name;
+    if (!strcmp(name, "fc1.weight")) fc1 = d->grads[i].ready;
+    if (!strcmp(name, "fc2.weight")) fc2 = d->grads[i].ready;
+  }
+  CHECK(fc1 >= 0 && fc2 >= 0 && fc2 < fc1 && fc1 < d->nkernels_train,
+        "ready marks: fc2.weight after kernel %lld, fc1.weight after %lld", (long long)fc2,
+        (long long)fc1);
+  printf("ready marks: fc2.weight final after kernel %lld, fc1.weight after %lld\n",
+         (long long)fc2, (long long)fc1);
+}
+
 int main(void) {
+  size_t all = 0;
+  for (int t = 0; t < NT; t++) all += k_numel[t];
+  float *keep = malloc(all * sizeof(float));
+  if (!keep) return 1;
   data();
   test_identity(0);
-  test_two_ranks(0);
+  test_ready_marks();
+  for (int ov = 0; ov < 2; ov++) {
+    g_overlap = ov;
+    test_two_ranks(0, keep);
+  }
   /* 16 KiB buckets: fc1.weight and fc2.weight in place, in pieces; the biases gathered */
   test_identity(16384);
-  test_two_ranks(16384);
+  for (int ov = 0; ov < 2; ov++) {
+    g_overlap = ov;
+    test_two_ranks(16384, keep);
+  }
+  free(keep);
   return g_fail;
 }

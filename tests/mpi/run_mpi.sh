@@ -16,7 +16,21 @@
 # - a rank killed with SIGKILL mid-training ends the job within 10 s with mpirun's message,
 #   and the last checkpoint is intact (it loads and trains on);
 # - data smaller than one global batch is an error before training;
-# - lenet at P=2 as one process; a batchnorm network (per-rank statistics) trains.
+# - lenet at P=2 as one process; a batchnorm network (per-rank statistics) trains;
+# - the all-reduce overlapping the backward pass (the default) writes the same bits as
+#   --no-overlap (the same buckets, the same MPI reduction), at 25 MiB buckets and at 64 KiB
+#   buckets (--bucket-kib), where buckets start during the backward pass;
+# - --sync-bn: the batchnorm network at P = 2 x 8 against one process at 16 on the same global
+#   batches: every step's loss within rtol 2e-4 + atol 1e-6 and the weights and optimizer
+#   state within rtol 1e-3 + atol 1e-4 (the float reassociation of the mlp above; the
+#   statistics themselves are summed in double); the running statistics stay each rank's
+#   own, so they are not compared. Without --sync-bn the losses differ by more than 1e-3
+#   relative (the per-rank statistics of 8 samples), which shows the option acts;
+# - checkpoint warnings (dims of another build) are printed once, by rank 0;
+# - --mpi --target cuda-emu: a small mlp at P = 2 x 8 (the generated CUDA C run on the host,
+#   the gradients all-reduced between the halves of its launch table) against the cuda-emu
+#   build at 16: losses and weights within the mlp's tolerances; --mpi --target cuda builds
+#   (NVRTC present) and, without a CUDA driver, stops with "no CUDA driver".
 # Skipped (with a message) without mpirun or when nnc was built without MPI.
 set -u
 : "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
@@ -140,6 +154,93 @@ $PY "$NNC_SRC/tests/train/compare_st.py" "$T/ldp.st" "$T/lref.st" 1e-3 1e-4 >"$T
 "${MPIRUN[@]}" -np 2 "$T/bdp" train --data "$LDATA" --epochs 2 --threads 1 --save "$T/bn.st" \
   >"$T/bn.out" 2>&1 || { cat "$T/bn.out" >&2; die "batchnorm network under mpirun -np 2"; }
 grep -q "weights bit-identical in all 2 processes" "$T/bn.out" || die "batchnorm: $(cat "$T/bn.out")"
+
+# overlapped and blocking all-reduce: the same bits (dp2.st was trained overlapped)
+grep -q "overlapping the backward pass" "$T/dp2.out" || die "overlap: not used by default: $(cat "$T/dp2.out")"
+"${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 2 --threads 1 \
+  --save "$T/dpno.st" --no-overlap >"$T/dpno.out" 2>&1 || die "mpirun --no-overlap: $(cat "$T/dpno.out")"
+grep -q "overlapping" "$T/dpno.out" && die "--no-overlap: still overlapped"
+cmp -s "$T/dp2.st" "$T/dpno.st" || die "overlapped and --no-overlap all-reduce: different bits"
+for ov in "" --no-overlap; do
+  "${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 1 --threads 1 \
+    --bucket-kib 64 --save "$T/dpk$ov.st" $ov --quiet 2>/dev/null || die "mpirun --bucket-kib 64 $ov"
+done
+cmp -s "$T/dpk.st" "$T/dpk--no-overlap.st" || die "64 KiB buckets: overlapped and not differ"
+echo "overlapped all-reduce: the same bits as after the backward pass (25 MiB and 64 KiB buckets)"
+
+# --sync-bn: P=2 x 8 as one process at 16; without it, not
+"$NNC" build "$T/bnnet.nn" --mpi --sync-bn -o "$T/bsync" >/dev/null 2>&1 || die "build bnnet --sync-bn"
+"$NNC" build "$T/bnnet.nn" -D N=16 -o "$T/bref" >/dev/null 2>&1 || die "build bnnet N=16"
+"$T/bsync" info | grep -q "global batch (--sync-bn)" || die "info does not say --sync-bn"
+"$NNC" build "$T/bnnet.nn" --sync-bn --target cuda -o "$T/bcu" >"$T/b.log" 2>&1 && die "--sync-bn --target cuda accepted"
+grep -q "no synchronized batchnorm" "$T/b.log" || die "--sync-bn --target cuda: $(cat "$T/b.log")"
+"$T/bref" init --seed 3 -o "$T/b0.st" || die "bnnet init"
+"$T/bref" train --weights "$T/b0.st" --data "$LDATA" --epochs 2 --threads 1 --quiet \
+  --save "$T/bref.st" --log "$T/bref.csv" 2>/dev/null || die "bnnet reference"
+"${MPIRUN[@]}" -np 2 "$T/bsync" train --weights "$T/b0.st" --data "$LDATA" --epochs 2 --threads 1 \
+  --save "$T/bsync.st" --log "$T/bsync.csv" >"$T/bsync.out" 2>&1 || die "sync-bn: $(cat "$T/bsync.out")"
+[ "$(grep -c "saved with dims N=16" "$T/bsync.out")" = 1 ] || die "checkpoint warning not once: $(cat "$T/bsync.out")"
+same_log "$T/bsync.csv" "$T/bref.csv"
+names=$($PY -c "
+import sys; sys.path.insert(0, '$NNC_SRC/tests/examples'); import ref_nets
+print(' '.join(n for n in ref_nets.st_read('$T/bref.st') if 'running_' not in n and n != 'loss'))")
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/bsync.st" "$T/bref.st" 1e-3 1e-4 $names >"$T/cmp.txt" 2>&1 \
+  || { cat "$T/cmp.txt" >&2; die "sync-bn: weights differ from one process at the global batch"; }
+"${MPIRUN[@]}" -np 2 "$T/bdp" train --weights "$T/b0.st" --data "$LDATA" --epochs 2 --threads 1 \
+  --log "$T/blocal.csv" --quiet 2>/dev/null || die "bnnet local statistics"
+$PY - "$T/blocal.csv" "$T/bref.csv" <<'PYEOF' || die "without --sync-bn the losses should differ from one process"
+import sys, numpy as np
+a, b = (np.loadtxt(f, delimiter=",", skiprows=1, ndmin=2)[:, 2] for f in sys.argv[1:3])
+r = np.max(np.abs(a - b) / np.abs(b))
+print(f"local batchnorm statistics: max relative loss difference {r:.3g} from one process")
+assert r > 1e-3, r
+PYEOF
+echo "sync-bn: P=2 as one process on the global batch"
+
+# --mpi with the CUDA backend
+cat >"$T/small.nn" <<'NNEOF'
+model small {
+  dim N = 8
+  input x: f32[N, 64]
+  input label: i32[N]
+  h = relu(dense(x, 32, name = "fc1"))
+  logits = dense(h, 10, name = "fc2")
+  loss = cross_entropy(logits, label)
+  output logits
+}
+train small {
+  minimize loss
+  optimizer adam(lr = 1e-3)
+}
+NNEOF
+$PY -c "
+import numpy as np; r = np.random.default_rng(4)
+np.save('$T/sx.npy', r.standard_normal((64, 64), dtype=np.float32))
+np.save('$T/sy.npy', r.integers(0, 10, 64, dtype=np.int32))"
+SDATA="x=$T/sx.npy,label=$T/sy.npy"
+if "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/edp" >"$T/b.log" 2>&1; then
+  "$NNC" build "$T/small.nn" -D N=16 --target cuda-emu -o "$T/eref" >/dev/null 2>&1 || die "build small cuda-emu N=16"
+  "$T/eref" init --seed 2 -o "$T/s0.st" || die "small init"
+  "${MPIRUN[@]}" -np 2 "$T/edp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+    --save "$T/edp.st" --log "$T/edp.csv" >"$T/edp.out" 2>&1 || die "cuda-emu --mpi: $(cat "$T/edp.out")"
+  grep -q "weights bit-identical in all 2 processes" "$T/edp.out" || die "cuda-emu --mpi: $(cat "$T/edp.out")"
+  "$T/eref" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 --quiet \
+    --save "$T/eref.st" --log "$T/eref.csv" 2>/dev/null || die "small cuda-emu reference"
+  same_log "$T/edp.csv" "$T/eref.csv"
+  $PY "$NNC_SRC/tests/train/compare_st.py" "$T/edp.st" "$T/eref.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+    || { cat "$T/cmp.txt" >&2; die "cuda-emu --mpi: weights differ from one process"; }
+  echo "--mpi --target cuda-emu: P=2 as one process"
+else
+  echo "SKIP cuda-emu --mpi: $(tail -1 "$T/b.log")"
+fi
+if "$NNC" build "$T/small.nn" --mpi --target cuda -o "$T/cdp" >"$T/b.log" 2>&1; then
+  "${MPIRUN[@]}" -np 2 "$T/cdp" train --data "$SDATA" --threads 1 >"$T/cdp.out" 2>&1 \
+    && echo "note: a CUDA driver is present; tests/gpu/mpi.sh runs NCCL on GPUs" \
+    || grep -q "no CUDA driver\|no CUDA device" "$T/cdp.out" || die "--mpi --target cuda without a GPU: $(cat "$T/cdp.out")"
+else
+  grep -q "without the CUDA toolkit" "$T/b.log" && echo "SKIP --mpi --target cuda: no NVRTC" \
+    || die "--mpi --target cuda: $(cat "$T/b.log")"
+fi
 
 # a rank killed mid-training: the job ends within 10 s, the last checkpoint stays good
 "${MPIRUN[@]}" -np 2 "$T/dp" train --weights "$T/w0.st" --data "$DATA" --epochs 100000 \

@@ -210,7 +210,7 @@ static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrT
   ck_assert_msg(interp_run(I, ierr, sizeof ierr) == 0, "%s: interpreter: %s", what, ierr);
   char *params0 = alloc64(desc->params_bytes);
   memcpy(params0, params, (size_t)desc->params_bytes);
-  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234, NULL};
+  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234, NULL, NULL};
   void (*entry)(const RtModelBufs *) = train ? desc->train_step : desc->forward;
   ck_assert_ptr_nonnull(entry);
   entry(&b);
@@ -695,7 +695,7 @@ START_TEST(assign_inplace_and_deferred) {
     interp_set(I, tg_find_leaf(G, ti->name), v, n);
   }
   ck_assert_int_eq(interp_run(I, err, sizeof err), 0);
-  RtModelBufs b = {params, io, arena, get_pool(), 0, 0, NULL};
+  RtModelBufs b = {params, io, arena, get_pool(), 0, 0, NULL, NULL};
   desc->forward(&b);
   double worst = 0;
   for (int j = 0; j < desc->ntensors; j++) {

@@ -989,7 +989,7 @@ START_TEST(transcendental_ulp) {
   for (int i = 0; i < NG; i++) xv[i] = (float)(-110.0 + 220.0 * i / NG);
   for (int i = 0; i < NG; i++) xv[NG + i] = (float)((i & 1 ? -1 : 1) * pow(10.0, -9.0 + 11.0 * i / NG));
   memcpy(xv + 2 * NG, sp, sizeof sp);
-  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234, NULL};
+  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234, NULL, NULL};
   desc->forward(&b);
   for (int f = 0; f < 5; f++) {
     ck_assert_ptr_nonnull(yv[f]);

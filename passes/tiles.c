@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* the most rows of a matmul that streams B instead of packing it (choose_cpu) */
+#define TILES_CPU_STREAM_M 4
+
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 static int64_t ev(IrGraph *g, const Dim *d) { return dim_eval(g->dims, d, NULL); }
@@ -24,6 +27,7 @@ static bool gemm_matmul(IrGraph *g, const IrNode *n, TileGemm *o) {
   o->batch = (o->m * o->n) != 0 ? all / (o->m * o->n) : 1;
   o->dt = a->dt;
   o->trans_a = n->attr.trans_a, o->trans_b = n->attr.trans_b;
+  o->b_shared = b->rank <= 2;
   return true;
 }
 
@@ -340,6 +344,12 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   d->tiles = units;
   d->waves = (double)units / (double)cores;
   d->wave_eff = d->waves / ceil(d->waves);
+  /* a product with at most TILES_CPU_STREAM_M rows reuses each element of B at most that
+   * often: packing B (a read and a write of all of it) costs more than the product, and a
+   * register tile of mr rows would be mostly empty; such a matmul streams B once instead */
+  int64_t rows = gm->m * gm->batch; /* one product: the batch folds into m (a shared B) */
+  d->stream_b = !gm->conv && !gm->trans_a && gm->dt == DT_F32 && rows <= TILES_CPU_STREAM_M &&
+                (gm->b_shared || gm->batch == 1);
   bool latency_ok = best_acc >= hw->fma_latency * fu;
   d->eff = d->tile_eff * d->wave_eff * (latency_ok ? 1.0 : (double)best_acc / (hw->fma_latency * fu));
   snprintf(d->reason, sizeof d->reason,
@@ -348,7 +358,8 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
            d->mr, d->nr, es == 2 && gm->bf16 ? " on bf16 pairs" : "", best_acc, lanes,
            best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
            100 * d->tile_eff, 100 * d->wave_eff,
-           latency_ok ? "" : "; too few accumulators to hide FMA latency");
+           d->stream_b ? "; few rows: B streamed, not packed"
+           : latency_ok ? "" : "; too few accumulators to hide FMA latency");
 }
 
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {

@@ -29,6 +29,7 @@ typedef struct TileGemm {
   int64_t kspat;  /* conv: KH·KW, so that k = channels · kspat */
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
+  bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */
   bool tf32;      /* f32 data on tensor cores as TF32 (--precision tf32) */
   bool bf16;      /* CPU: f32 data packed as bf16 pairs, f32 accumulation (--precision bf16) */
   bool amx;       /* with bf16: the target CPU has AMX tiles (tdpbf16ps) */
@@ -61,6 +62,7 @@ typedef struct TileDecision {
   double waves, tile_eff, wave_eff;
   /* CPU blocking */
   int mr, nr, kc, mc, nc;
+  bool stream_b;       /* few rows: B streamed once by a row-times-matrix kernel, no packing */
   double eff;          /* modeled fraction of peak */
   char reason[512];
 } TileDecision;

@@ -1,11 +1,17 @@
 /* rt_kernels.c — the plain-C kernels of the CPU backend (see rt_kernels.h). Each kernel
- * follows the reference interpreter's definition (ir/interp.c) and accumulates in double;
- * parallel kernels give every task a fixed range of independent output items, so the bits
- * of a result never depend on the number of threads. */
+ * follows the reference interpreter's definition (ir/interp.c). Contiguous sums (rows of
+ * softmax, layernorm, batchnorm planes, trailing-axis reductions) run in f32 over
+ * RK_LANES independent partial sums per block of RK_BLOCK elements, the lanes added
+ * pairwise and the blocks in double: loops the compiler vectorizes, with an error bound of
+ * about (RK_BLOCK/RK_LANES + 4)·eps_f32 relative to the sum of magnitudes, independent of
+ * the length. Column sums and strided paths keep double accumulators. Parallel kernels give
+ * every task a fixed range of independent output items and every sum has a fixed order,
+ * so the bits of a result never depend on the number of threads. */
 #include "rt_kernels.h"
 #include "rt_program.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +51,62 @@ static void *xalloc(size_t n) {
   void *p = calloc(n ? n : 1, 1);
   if (!p) abort(); /* no error channel in the kernel ABI; a few bytes of scratch */
   return p;
+}
+
+/* ---- blocked f32 sums ------------------------------------------------------------------ */
+
+enum { RK_LANES = 16, RK_BLOCK = 1024 };
+
+static double rk_lanes_total(float *acc) {
+  for (int w = RK_LANES / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+/* static double NAME(ARGS, int64_t n): the sum of TERM(j) over j in [0, n) in the fixed
+ * blocked order described at the top of this file */
+#define RK_DEFINE_SUM(NAME, ARGS, TERM)                                                      \
+  static double NAME(ARGS, int64_t n) {                                                      \
+    double total = 0;                                                                        \
+    for (int64_t b0 = 0; b0 < n; b0 += RK_BLOCK) {                                           \
+      int64_t bn = n - b0 < RK_BLOCK ? n - b0 : RK_BLOCK, i = 0;                             \
+      float acc[RK_LANES] = {0};                                                             \
+      for (; i + RK_LANES <= bn; i += RK_LANES)                                              \
+        for (int l = 0; l < RK_LANES; l++) {                                                 \
+          int64_t j = b0 + i + l;                                                            \
+          acc[l] += (TERM);                                                                  \
+        }                                                                                    \
+      for (int l = 0; i + l < bn; l++) {                                                     \
+        int64_t j = b0 + i + l;                                                              \
+        acc[l] += (TERM);                                                                    \
+      }                                                                                      \
+      total += rk_lanes_total(acc);                                                          \
+    }                                                                                        \
+    return total;                                                                            \
+  }
+
+#define RK_COMMA ,
+RK_DEFINE_SUM(rk_sum, const float *x, x[j])
+RK_DEFINE_SUM(rk_dev2, const float *x RK_COMMA float m, (x[j] - m) * (x[j] - m))
+RK_DEFINE_SUM(rk_dot, const float *a RK_COMMA const float *b, a[j] * b[j])
+RK_DEFINE_SUM(rk_dot_dev, const float *a RK_COMMA const float *x RK_COMMA float m,
+              a[j] * (x[j] - m))
+RK_DEFINE_SUM(rk_dot3_dev, const float *a RK_COMMA const float *b RK_COMMA const float *x
+              RK_COMMA float m, a[j] * b[j] * (x[j] - m))
+
+RK_DEFINE_SUM(rk_sum_exp, const float *x, expf(x[j]))
+
+/* the largest element, NaN if any is NaN, -inf for n == 0 */
+static float rk_max(const float *x, int64_t n) {
+  float acc[RK_LANES];
+  for (int l = 0; l < RK_LANES; l++) acc[l] = -INFINITY;
+  int64_t i = 0;
+  for (; i + RK_LANES <= n; i += RK_LANES)
+    for (int l = 0; l < RK_LANES; l++) acc[l] = x[i + l] > acc[l] || x[i + l] != x[i + l] ? x[i + l] : acc[l];
+  for (int l = 0; i + l < n; l++) acc[l] = x[i + l] > acc[l] || x[i + l] != x[i + l] ? x[i + l] : acc[l];
+  float m = -INFINITY;
+  for (int l = 0; l < RK_LANES; l++) m = acc[l] > m || acc[l] != acc[l] ? acc[l] : m;
+  return m;
 }
 
 /* ---- reductions ----------------------------------------------------------------------- */
@@ -109,6 +171,46 @@ static void colsum_range(void *cv, int64_t lo, int64_t hi) {
   }
 }
 
+/* Reduction over the trailing axes of x viewed as [R, len]: each output is one contiguous
+ * row, summed with the blocked f32 sums; rows split across the pool in fixed ranges. */
+typedef struct RowRed {
+  const float *x;
+  float *y;
+  int64_t len;
+  int op, corr;
+} RowRed;
+
+static void rowred_range(void *cv, int64_t lo, int64_t hi) {
+  const RowRed *s = cv;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *x = s->x + r * s->len;
+    double v;
+    if (s->op == RT_RED_MAX) {
+      v = rk_max(x, s->len);
+    } else {
+      v = rk_sum(x, s->len);
+      if (s->op != RT_RED_SUM) v /= (double)s->len;
+      if (s->op == RT_RED_VAR) v = rk_dev2(x, (float)v, s->len) / (double)(s->len - s->corr);
+    }
+    s->y[r] = (float)v;
+  }
+}
+
+/* the trailing-axes case of rt_k_reduce; false if mask is not a trailing run of axes */
+static bool reduce_rows(void *pool, const float *x, float *y, int32_t rank,
+                        const int64_t *dims, int32_t mask, int32_t op, int32_t correction) {
+  int first = rank;
+  while (first > 0 && (mask >> (first - 1) & 1)) first--;
+  if (first == rank || (mask & ((1 << first) - 1)) != 0) return false;
+  RowRed s = {x, y, 1, op, correction};
+  int64_t R = 1;
+  for (int k = 0; k < first; k++) R *= dims[k];
+  for (int k = first; k < rank; k++) s.len *= dims[k];
+  if (s.len == 0 || R == 0) return false;
+  par_range(pool, R, 2 * s.len, rowred_range, &s);
+  return true;
+}
+
 void rt_k_reduce(void *pool, const float *x, float *y, int32_t rank, const int64_t *dims,
                  int32_t mask, int32_t op, int32_t correction) {
   /* leading axes reduced, trailing kept: the column-sum path */
@@ -125,6 +227,7 @@ void rt_k_reduce(void *pool, const float *x, float *y, int32_t rank, const int64
       return;
     }
   }
+  if (reduce_rows(pool, x, y, rank, dims, mask, op, correction)) return;
   int64_t st[8], n;
   int64_t count = red_strides(rank, dims, mask, st, &n);
   int64_t rn = count ? n / count : 0;
@@ -190,10 +293,29 @@ static void sm_rows(void *c, int64_t lo, int64_t hi) {
   }
 }
 
+/* contiguous rows (inner == 1): f32 exponentials into the output, a blocked sum, a scale */
+static void sm_rows_contig(void *c, int64_t lo, int64_t hi) {
+  SmCtx *s = c;
+  int64_t len = s->len;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *x = s->x + r * len; /* may be the output itself */
+    float *o = s->out + r * len, m = rk_max(x, len);
+    if (s->log) {
+      for (int64_t l = 0; l < len; l++) o[l] = x[l] - m;
+      float ls = (float)log(rk_sum_exp(o, len));
+      for (int64_t l = 0; l < len; l++) o[l] -= ls;
+    } else {
+      for (int64_t l = 0; l < len; l++) o[l] = expf(x[l] - m);
+      float inv = (float)(1.0 / rk_sum(o, len));
+      for (int64_t l = 0; l < len; l++) o[l] *= inv;
+    }
+  }
+}
+
 void rt_k_softmax(void *pool, const float *x, float *y, int64_t outer, int64_t len,
                   int64_t inner, int32_t log) {
   SmCtx s = {.x = x, .out = y, .len = len, .inner = inner, .log = log};
-  par_range(pool, outer * inner, 20 * len, sm_rows, &s);
+  par_range(pool, outer * inner, 20 * len, inner == 1 ? sm_rows_contig : sm_rows, &s);
 }
 
 static void sm_bwd_rows(void *c, int64_t lo, int64_t hi) {
@@ -213,13 +335,83 @@ static void sm_bwd_rows(void *c, int64_t lo, int64_t hi) {
   }
 }
 
+static void sm_bwd_rows_contig(void *c, int64_t lo, int64_t hi) {
+  SmCtx *s = c;
+  int64_t len = s->len;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *y = s->y + r * len, *dy = s->dy + r * len;
+    float *o = s->out + r * len;
+    float sum = (float)(s->log ? rk_sum(dy, len) : rk_dot(dy, y, len));
+    if (s->log)
+      for (int64_t l = 0; l < len; l++) o[l] = dy[l] - expf(y[l]) * sum;
+    else
+      for (int64_t l = 0; l < len; l++) o[l] = y[l] * (dy[l] - sum);
+  }
+}
+
 void rt_k_softmax_bwd(void *pool, const float *dy, const float *y, float *dx, int64_t outer,
                       int64_t len, int64_t inner, int32_t log) {
   SmCtx s = {.y = y, .dy = dy, .out = dx, .len = len, .inner = inner, .log = log};
-  par_range(pool, outer * inner, 10 * len, sm_bwd_rows, &s);
+  par_range(pool, outer * inner, 10 * len, inner == 1 ? sm_bwd_rows_contig : sm_bwd_rows, &s);
 }
 
 /* ---- data movement -------------------------------------------------------------------- */
+
+/* Output dims od[] with input strides st[] (elements): drops unit dims and merges output
+ * neighbours that are also neighbours in the input; returns the new rank (>= 1). */
+static int tp_collapse(int rank, int64_t *od, int64_t *st) {
+  int r = 0;
+  for (int k = 0; k < rank; k++) {
+    if (od[k] == 1) continue;
+    if (r > 0 && st[r - 1] == st[k] * od[k]) {
+      od[r - 1] *= od[k];
+      st[r - 1] = st[k];
+      continue;
+    }
+    od[r] = od[k], st[r] = st[k], r++;
+  }
+  if (r == 0) od[0] = 1, st[0] = 1, r = 1;
+  return r;
+}
+
+/* 4-byte elements: with a contiguous last output axis, rows are copied; otherwise the
+ * output axis that is contiguous in the input (q) and the last output axis are walked in
+ * TP_TILE x TP_TILE tiles, so both reads and writes stay within a few cache lines */
+static void tp_f32(const uint32_t *s, uint32_t *d, int rank, const int64_t *od,
+                   const int64_t *st) {
+  enum { TP_TILE = 16 };
+  int last = rank - 1, q = 0;
+  int64_t ost[8], acc = 1, n = 1;
+  for (int k = rank - 1; k >= 0; k--) ost[k] = acc, acc *= od[k];
+  for (int k = 0; k < last; k++)
+    if (st[k] < st[q] || q == last) q = k;
+  /* the outer axes: all but q and last (q unused when the last axis is contiguous) */
+  int64_t odims[8], ist[8], dst[8], idx[8] = {0};
+  int no = 0;
+  bool rows = st[last] == 1 || rank == 1;
+  for (int k = 0; k < last; k++)
+    if (rows || k != q) odims[no] = od[k], ist[no] = st[k], dst[no] = ost[k], n *= od[k], no++;
+  int64_t L = od[last], Q = rows ? 1 : od[q];
+  for (int64_t t = 0; t < n; t++) {
+    int64_t so = 0, dso = 0;
+    for (int k = 0; k < no; k++) so += idx[k] * ist[k], dso += idx[k] * dst[k];
+    if (rows) {
+      memcpy(d + dso, s + so, (size_t)L * 4);
+    } else {
+      for (int64_t i0 = 0; i0 < Q; i0 += TP_TILE)
+        for (int64_t j0 = 0; j0 < L; j0 += TP_TILE) {
+          int64_t ie = i0 + TP_TILE < Q ? i0 + TP_TILE : Q, je = j0 + TP_TILE < L ? j0 + TP_TILE : L;
+          for (int64_t i = i0; i < ie; i++)
+            for (int64_t j = j0; j < je; j++)
+              d[dso + i * ost[q] + j] = s[so + i * st[q] + j * st[last]];
+        }
+    }
+    for (int k = no - 1; k >= 0; k--) {
+      if (++idx[k] < odims[k]) break;
+      idx[k] = 0;
+    }
+  }
+}
 
 void rt_k_transpose(const void *x, void *y, int32_t rank, const int64_t *in_dims,
                     const int64_t *perm, int64_t esize) {
@@ -233,12 +425,12 @@ void rt_k_transpose(const void *x, void *y, int32_t rank, const int64_t *in_dims
     st[k] = ist[perm[k]];
     n *= od[k];
   }
+  if (n == 0) return;
   const char *src = x;
   char *dst = y;
   if (esize == 4) {
-    const uint32_t *s = x;
-    uint32_t *d = y;
-    ODOMETER(rank, od, st, n, d[i] = s[off]);
+    int r = tp_collapse(rank, od, st);
+    tp_f32(x, y, r, od, st);
   } else {
     ODOMETER(rank, od, st, n, memcpy(dst + i * esize, src + off * esize, (size_t)esize));
   }
@@ -300,18 +492,44 @@ static int64_t pool_argmax(const int64_t *g, const float *x, int64_t p, int64_t 
   return best;
 }
 
+/* max pooling of plane p, one output row at a time: for each window offset (kh, kw) a
+ * running maximum over the output row's valid range (vectorizable when the stride is 1).
+ * The offsets are visited in the window's row-major order and a NaN replaces the maximum,
+ * so the value equals pool_argmax's. */
+static void maxpool_plane(const int64_t *g, const float *x, float *y) {
+  int64_t H = g[G_H], W = g[G_W], OW = g[G_OW], sw = g[G_SW], pw = g[G_PW];
+  for (int64_t oh = 0; oh < g[G_OH]; oh++) {
+    float *yr = y + oh * OW;
+    for (int64_t ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
+    for (int64_t kh = 0; kh < g[G_KH]; kh++) {
+      int64_t ih = oh * g[G_SH] - g[G_PH] + kh * g[G_DH];
+      if (ih < 0 || ih >= H) continue;
+      const float *xr = x + ih * W;
+      for (int64_t kw = 0; kw < g[G_KW]; kw++) {
+        int64_t off = kw * g[G_DW] - pw; /* iw = ow·sw + off must lie in [0, W) */
+        int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int64_t hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+        if (hi > OW) hi = OW;
+        for (int64_t ow = lo; ow < hi; ow++) {
+          float v = xr[ow * sw + off], m = yr[ow];
+          yr[ow] = v > m || v != v ? v : m;
+        }
+      }
+    }
+  }
+}
+
 static void pool_planes(void *c, int64_t lo, int64_t hi) {
   PoolCtx *s = c;
-  const int64_t *g = s->g;
-  for (int64_t p = lo; p < hi; p++)
+  int64_t g[G_EXCL + 1]; /* a local copy: stores to the output cannot change it */
+  memcpy(g, s->g, sizeof g);
+  for (int64_t p = lo; p < hi; p++) {
+    if (s->is_max) {
+      maxpool_plane(g, s->x + p * g[G_H] * g[G_W], s->out + p * g[G_OH] * g[G_OW]);
+      continue;
+    }
     for (int64_t oh = 0; oh < g[G_OH]; oh++)
       for (int64_t ow = 0; ow < g[G_OW]; ow++) {
-        float *o = &s->out[(p * g[G_OH] + oh) * g[G_OW] + ow];
-        if (s->is_max) {
-          int64_t i = pool_argmax(g, s->x, p, oh, ow);
-          *o = i < 0 ? -INFINITY : s->x[i];
-          continue;
-        }
         double sum = 0;
         for (int64_t kh = 0; kh < g[G_KH]; kh++) {
           int64_t ih = oh * g[G_SH] - g[G_PH] + kh * g[G_DH];
@@ -321,8 +539,9 @@ static void pool_planes(void *c, int64_t lo, int64_t hi) {
             if (iw >= 0 && iw < g[G_W]) sum += s->x[(p * g[G_H] + ih) * g[G_W] + iw];
           }
         }
-        *o = (float)(sum / pool_divisor(g, oh, ow));
+        s->out[(p * g[G_OH] + oh) * g[G_OW] + ow] = (float)(sum / pool_divisor(g, oh, ow));
       }
+  }
 }
 
 void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_t is_max) {
@@ -333,7 +552,8 @@ void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_
 
 static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
   PoolCtx *s = c;
-  const int64_t *g = s->g;
+  int64_t g[G_EXCL + 1]; /* a local copy: stores to the output cannot change it */
+  memcpy(g, s->g, sizeof g);
   int64_t plane = g[G_H] * g[G_W];
   memset(s->out + lo * plane, 0, (size_t)((hi - lo) * plane) * sizeof(float));
   for (int64_t p = lo; p < hi; p++)
@@ -380,17 +600,27 @@ typedef struct BnCtx {
   int train, mode; /* mode 0 forward, 1 dx, 2 dgamma */
 } BnCtx;
 
+/* the planes of channel c: x + (n·C + c)·S for n < N, S contiguous elements each */
 static void bn_stats(const BnCtx *b, int64_t c, double *mean, double *inv) {
   double s = 0, q = 0, M = (double)(b->N * b->S);
-  for (int64_t n = 0; n < b->N; n++)
-    for (int64_t k = 0; k < b->S; k++) s += b->x[(n * b->C + c) * b->S + k];
+  for (int64_t n = 0; n < b->N; n++) s += rk_sum(b->x + (n * b->C + c) * b->S, b->S);
   *mean = s / M;
-  for (int64_t n = 0; n < b->N; n++)
-    for (int64_t k = 0; k < b->S; k++) {
-      double d = b->x[(n * b->C + c) * b->S + k] - *mean;
-      q += d * d;
-    }
+  for (int64_t n = 0; n < b->N; n++) q += rk_dev2(b->x + (n * b->C + c) * b->S, (float)*mean, b->S);
   *inv = 1.0 / sqrt(q / M + b->eps);
+}
+
+/* out = a·p + k·(x - m) + c0 over the planes of channel c (p = dy, or nothing when a = 0) */
+static void bn_affine(const BnCtx *b, int64_t c, const float *p, float a, float k, float m,
+                      float c0) {
+  for (int64_t n = 0; n < b->N; n++) {
+    int64_t o = (n * b->C + c) * b->S;
+    const float *x = b->x + o;
+    float *y = b->out + o;
+    if (p)
+      for (int64_t j = 0; j < b->S; j++) y[j] = a * p[o + j] + k * (x[j] - m) + c0;
+    else
+      for (int64_t j = 0; j < b->S; j++) y[j] = k * (x[j] - m) + c0;
+  }
 }
 
 static void bn_channels(void *cv, int64_t lo, int64_t hi) {
@@ -403,32 +633,25 @@ static void bn_channels(void *cv, int64_t lo, int64_t hi) {
     } else {
       bn_stats(b, c, &mean, &inv);
     }
+    float mf = (float)mean;
     if (b->mode == 0) {
-      double gm = b->gamma[c], bt = b->beta[c];
-      for (int64_t n = 0; n < b->N; n++)
-        for (int64_t k = 0; k < b->S; k++) {
-          int64_t i = (n * b->C + c) * b->S + k;
-          b->out[i] = (float)(gm * ((double)b->x[i] - mean) * inv + bt);
-        }
+      bn_affine(b, c, NULL, 0, (float)(b->gamma[c] * inv), mf, b->beta[c]);
       continue;
     }
     double sdy = 0, sdyx = 0, M = (double)(b->N * b->S);
-    for (int64_t n = 0; n < b->N; n++)
-      for (int64_t k = 0; k < b->S; k++) {
-        int64_t i = (n * b->C + c) * b->S + k;
-        sdy += b->dy[i];
-        sdyx += (double)b->dy[i] * ((double)b->x[i] - mean) * inv;
-      }
+    for (int64_t n = 0; n < b->N; n++) {
+      int64_t o = (n * b->C + c) * b->S;
+      sdy += rk_sum(b->dy + o, b->S);
+      sdyx += rk_dot_dev(b->dy + o, b->x + o, mf, b->S);
+    }
+    sdyx *= inv;
     if (b->mode == 2) {
       b->out[c] = (float)sdyx;
       continue;
     }
+    /* gamma·inv/M·(M·dy - sdy - (x - m)·inv·sdyx) */
     double gsc = b->gamma[c] * inv / M;
-    for (int64_t n = 0; n < b->N; n++)
-      for (int64_t k = 0; k < b->S; k++) {
-        int64_t i = (n * b->C + c) * b->S + k;
-        b->out[i] = (float)(gsc * (M * b->dy[i] - sdy - ((double)b->x[i] - mean) * inv * sdyx));
-      }
+    bn_affine(b, c, b->dy, (float)(gsc * M), (float)(-gsc * inv * sdyx), mf, (float)(-gsc * sdy));
   }
 }
 
@@ -465,21 +688,20 @@ typedef struct LnCtx {
 } LnCtx;
 
 static void ln_stats(const float *x, int64_t D, double eps, double *mean, double *inv) {
-  double s = 0, q = 0;
-  for (int64_t j = 0; j < D; j++) s += x[j];
-  *mean = s / (double)D;
-  for (int64_t j = 0; j < D; j++) q += (x[j] - *mean) * (x[j] - *mean);
-  *inv = 1.0 / sqrt(q / (double)D + eps);
+  *mean = rk_sum(x, D) / (double)D;
+  *inv = 1.0 / sqrt(rk_dev2(x, (float)*mean, D) / (double)D + eps);
 }
 
 static void ln_rows(void *cv, int64_t lo, int64_t hi) {
   LnCtx *l = cv;
+  const float *gm = l->gamma, *bt = l->beta;
   for (int64_t r = lo; r < hi; r++) {
     const float *x = l->x + r * l->D;
+    float *y = l->out + r * l->D;
     double m, inv;
     ln_stats(x, l->D, l->eps, &m, &inv);
-    for (int64_t j = 0; j < l->D; j++)
-      l->out[r * l->D + j] = (float)(((double)x[j] - m) * inv * l->gamma[j] + l->beta[j]);
+    float mf = (float)m, sf = (float)inv;
+    for (int64_t j = 0; j < l->D; j++) y[j] = (x[j] - mf) * sf * gm[j] + bt[j];
   }
 }
 
@@ -489,20 +711,20 @@ void rt_k_layernorm(void *pool, const float *x, const float *gamma, const float 
   par_range(pool, R, 8 * D, ln_rows, &l);
 }
 
+/* dx = inv/D·(D·g·dy - s1 - xhat·s2), s1 = sum g·dy, s2 = sum g·dy·xhat, xhat = (x-m)·inv */
 static void ln_bwd_rows(void *cv, int64_t lo, int64_t hi) {
   LnCtx *l = cv;
-  double D = (double)l->D;
+  int64_t D = l->D;
+  const float *g = l->gamma;
   for (int64_t r = lo; r < hi; r++) {
-    const float *x = l->x + r * l->D, *dy = l->dy + r * l->D;
-    double m, inv, s1 = 0, s2 = 0;
-    ln_stats(x, l->D, l->eps, &m, &inv);
-    for (int64_t j = 0; j < l->D; j++) {
-      s1 += (double)l->gamma[j] * dy[j];
-      s2 += (double)l->gamma[j] * dy[j] * (x[j] - m) * inv;
-    }
-    for (int64_t j = 0; j < l->D; j++)
-      l->out[r * l->D + j] =
-          (float)(inv / D * (D * l->gamma[j] * dy[j] - s1 - ((double)x[j] - m) * inv * s2));
+    const float *x = l->x + r * D, *dy = l->dy + r * D;
+    float *dx = l->out + r * D;
+    double m, inv;
+    ln_stats(x, D, l->eps, &m, &inv);
+    float mf = (float)m, sf = (float)inv;
+    double s1 = rk_dot(g, dy, D), s2 = rk_dot3_dev(g, dy, x, mf, D) * inv;
+    float a = sf, c1 = (float)(inv * s1 / (double)D), c2 = (float)(inv * inv * s2 / (double)D);
+    for (int64_t j = 0; j < D; j++) dx[j] = a * g[j] * dy[j] - c1 - (x[j] - mf) * c2;
   }
 }
 
@@ -517,13 +739,21 @@ static void ln_stat_rows(void *cv, int64_t lo, int64_t hi) {
   for (int64_t r = lo; r < hi; r++) ln_stats(l->x + r * l->D, l->D, l->eps, &l->mean[r], &l->inv[r]);
 }
 
+/* dgamma[j] = sum over rows of dy·xhat: columns [lo, hi) in blocks, rows streamed in order
+ * into double accumulators (the column-sum order of colsum_range) */
 static void ln_dg_cols(void *cv, int64_t lo, int64_t hi) {
   LnCtx *l = cv;
-  for (int64_t j = lo; j < hi; j++) {
-    double s = 0;
-    for (int64_t r = 0; r < l->R; r++)
-      s += (double)l->dy[r * l->D + j] * ((double)l->x[r * l->D + j] - l->mean[r]) * l->inv[r];
-    l->out[j] = (float)s;
+  enum { BLK = 256 };
+  double acc[BLK];
+  for (int64_t j0 = lo; j0 < hi; j0 += BLK) {
+    int64_t w = hi - j0 < BLK ? hi - j0 : BLK;
+    for (int64_t j = 0; j < w; j++) acc[j] = 0;
+    for (int64_t r = 0; r < l->R; r++) {
+      const float *dy = l->dy + r * l->D + j0, *x = l->x + r * l->D + j0;
+      float mf = (float)l->mean[r], sf = (float)l->inv[r];
+      for (int64_t j = 0; j < w; j++) acc[j] += dy[j] * ((x[j] - mf) * sf);
+    }
+    for (int64_t j = 0; j < w; j++) l->out[j0 + j] = (float)acc[j];
   }
 }
 
@@ -677,6 +907,56 @@ void rt_k_mse(const float *a, const float *b, float *out, int64_t n) {
   out[0] = (float)(s / (double)n);
 }
 
+/* ---- small-M matrix products ------------------------------------------------------------ */
+
+typedef struct GemvCtx {
+  const float *A, *B, *bias;
+  float *C;
+  int64_t M, K, lda, ldb, ldc;
+  int trans_b, relu;
+} GemvCtx;
+
+/* columns [lo, hi) of every row. B stored N×K: one blocked dot product per element. B
+ * stored K×N: rows of B streamed once per block of GEMV_COLS columns, each C element
+ * accumulated over k in order. Then bias and relu (which keeps NaN, like the GEMM's). */
+static void gemv_cols(void *cv, int64_t lo, int64_t hi) {
+  const GemvCtx *g = cv;
+  enum { GEMV_COLS = 1024 };
+  if (g->trans_b) {
+    for (int64_t j = lo; j < hi; j++)
+      for (int64_t i = 0; i < g->M; i++)
+        g->C[i * g->ldc + j] = (float)rk_dot(g->A + i * g->lda, g->B + j * g->ldb, g->K);
+  } else {
+    for (int64_t j0 = lo; j0 < hi; j0 += GEMV_COLS) {
+      int64_t w = hi - j0 < GEMV_COLS ? hi - j0 : GEMV_COLS;
+      for (int64_t i = 0; i < g->M; i++) memset(g->C + i * g->ldc + j0, 0, (size_t)w * sizeof(float));
+      for (int64_t k = 0; k < g->K; k++) {
+        const float *b = g->B + k * g->ldb + j0;
+        for (int64_t i = 0; i < g->M; i++) {
+          float a = g->A[i * g->lda + k], *c = g->C + i * g->ldc + j0;
+          for (int64_t j = 0; j < w; j++) c[j] += a * b[j];
+        }
+      }
+    }
+  }
+  if (!g->bias && !g->relu) return;
+  for (int64_t i = 0; i < g->M; i++) {
+    float *c = g->C + i * g->ldc;
+    for (int64_t j = lo; j < hi; j++) {
+      float v = g->bias ? c[j] + g->bias[j] : c[j];
+      c[j] = !g->relu || v > 0 || v != v ? v : 0.0f;
+    }
+  }
+}
+
+void rt_k_gemv(void *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float *C, int64_t ldc, const float *bias,
+               int32_t trans_b, int32_t relu) {
+  GemvCtx g = {A, B, bias, C, M, K, lda, ldb, ldc, trans_b, relu};
+  if (M <= 0 || N <= 0) return;
+  par_range(pool, N, 2 * M * K, gemv_cols, &g);
+}
+
 /* ---- symbols for in-process linking ---------------------------------------------------- */
 
 #define SYM(f) {#f, (void *)(f)}
@@ -689,5 +969,5 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_k_layernorm_bwd), SYM(rt_k_ln_dgamma),   SYM(rt_k_dropout),
     SYM(rt_k_embedding),   SYM(rt_k_embedding_bwd), SYM(rt_k_cross_entropy),
     SYM(rt_k_ce_bwd),      SYM(rt_k_mse),           SYM(rt_prof_clock),
-    SYM(rt_k_batchnorm_sync), SYM(rt_grads_ready),
+    SYM(rt_k_gemv),        SYM(rt_k_batchnorm_sync), SYM(rt_grads_ready),
     {NULL, NULL}};

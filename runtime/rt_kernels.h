@@ -6,8 +6,9 @@
  *
  * Semantics are those of the reference interpreter (ir/interp.c). Every kernel is
  * deterministic: work split across the pool (void *pool = RtPool*, NULL = caller only) gives
- * each task a fixed part of the output, and reductions run in a fixed order with double
- * accumulators, so results do not depend on the thread count.
+ * each task a fixed part of the output, and reductions run in a fixed order (blocked f32
+ * partial sums combined in double, rt_kernels.c), so results do not depend on the thread
+ * count.
  *
  * There is no error channel in the model ABI: an index or label outside its range yields a
  * zero embedding row / zero gradient and a NaN loss rather than a crash.
@@ -87,6 +88,14 @@ void rt_k_cross_entropy(void *pool, const float *logits, const int32_t *label, f
 void rt_k_ce_bwd(void *pool, const float *dloss, const float *logits, const int32_t *label,
                  float *dx, int64_t N, int64_t C, double eps, int64_t ignore);
 void rt_k_mse(const float *a, const float *b, float *out, int64_t n);
+
+/* a matrix product with few rows, B streamed once and never packed (the tiles pass decides,
+ * TileDecision.stream_b): C[M,N] = A[M,K]·op(B) (+ bias[j]) (relu keeping NaN), A row-major
+ * with row stride lda, B stored K×N (trans_b = 0) or N×K (trans_b = 1) with row stride ldb.
+ * Columns split across the pool; each element's sum has a fixed order. */
+void rt_k_gemv(void *pool, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float *C, int64_t ldc, const float *bias,
+               int32_t trans_b, int32_t relu);
 
 /* name -> address of every kernel above and of the thread-pool entry points generated code
  * calls (for in-process JIT linking); NULL-terminated */

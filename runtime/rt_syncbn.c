@@ -5,8 +5,8 @@
  * rt_k_batchnorm_sync, which computes the batch statistics over the batches of all the
  * processes: per channel, the sum of x and the sample count are summed over the processes
  * (RtHooks.sum_f64), giving the global mean; then the sum of (x - mean)^2, giving the global
- * variance — the two passes of rt_k_batchnorm, so one process computes the same bits as the
- * local kernel. The backward pass sums dy and dy·xhat over the processes the same way, so dx
+ * variance — the two passes of rt_k_batchnorm (whose sums are blocked f32 partial sums, so
+ * one process agrees with the local kernel to rounding, not bit for bit). The backward pass sums dy and dy·xhat over the processes the same way, so dx
  * is that of one process on the global batch; dgamma stays this process's own sum (the
  * gradient all-reduce averages it). All sums are in double. Without hooks (NULL, or no
  * sum_f64) the statistics are local. */

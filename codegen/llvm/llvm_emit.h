@@ -53,6 +53,15 @@ typedef int (*LowerFn)(CgEmit *e, const CgKernel *k);
 bool llvm_op_defined(OpKind op);
 int llvm_lower_kernel(CgEmit *e, const CgKernel *k); /* body of the current kernel function */
 
+/* f32 (scalar or vector) exp, log, tanh, sigmoid, the normal CDF Phi and GELU as inline f64
+ * polynomial code, no libm calls (llvm_math.c; error bounds there) */
+LLVMValueRef llvm_math_exp(CgEmit *e, LLVMValueRef x);
+LLVMValueRef llvm_math_log(CgEmit *e, LLVMValueRef x);
+LLVMValueRef llvm_math_tanh(CgEmit *e, LLVMValueRef x);
+LLVMValueRef llvm_math_sigmoid(CgEmit *e, LLVMValueRef x);
+LLVMValueRef llvm_math_phi(CgEmit *e, LLVMValueRef x);
+LLVMValueRef llvm_math_gelu(CgEmit *e, LLVMValueRef x);
+
 /* helpers (llvm_ops.c) */
 LLVMValueRef cg_c64(CgEmit *e, int64_t v);
 LLVMValueRef cg_ptr(CgEmit *e, int node);

@@ -97,19 +97,6 @@ static LLVMValueRef call(CgEmit *e, LLVMValueRef f, LLVMValueRef *args, unsigned
   return LLVMBuildCall2(e->b, LLVMGlobalGetValueType(f), f, args, n, "");
 }
 
-/* a libm float function applied lane by lane */
-static LLVMValueRef libm_lanes(CgEmit *e, const char *name, LLVMValueRef x) {
-  LLVMValueRef f = declare(e, name, e->f32, &e->f32, 1);
-  if (LLVMGetTypeKind(LLVMTypeOf(x)) != LLVMVectorTypeKind) return call(e, f, &x, 1);
-  unsigned n = LLVMGetVectorSize(LLVMTypeOf(x));
-  LLVMValueRef r = LLVMGetPoison(LLVMTypeOf(x));
-  for (unsigned i = 0; i < n; i++) {
-    LLVMValueRef xi = LLVMBuildExtractElement(e->b, x, c32(e, (int32_t)i), "");
-    r = LLVMBuildInsertElement(e->b, r, call(e, f, &xi, 1), c32(e, (int32_t)i), "");
-  }
-  return r;
-}
-
 /* a private constant i64 table */
 static LLVMValueRef const_table(CgEmit *e, const int64_t *v, int n) {
   LLVMValueRef *el = xmalloc((size_t)(n ? n : 1) * sizeof *el);
@@ -271,20 +258,6 @@ typedef struct EwPlan {
   int bad;                  /* a member ew_expr cannot compute, or -1 */
 } EwPlan;
 
-static LLVMValueRef ew_sigmoid(CgEmit *e, LLVMValueRef x) {
-  LLVMTypeRef t = LLVMTypeOf(x);
-  LLVMValueRef ex = un_intr(e, "llvm.exp", LLVMBuildFNeg(e->b, un_intr(e, "llvm.fabs", x), ""));
-  LLVMValueRef one = fconst(e, t, 1.0), den = LLVMBuildFAdd(e->b, one, ex, "");
-  LLVMValueRef pos = LLVMBuildFDiv(e->b, one, den, ""), neg = LLVMBuildFDiv(e->b, ex, den, "");
-  return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealOGE, x, fconst(e, t, 0), ""), pos, neg, "");
-}
-
-static LLVMValueRef ew_phi_cdf(CgEmit *e, LLVMValueRef x) { /* 0.5*erfc(-x/sqrt 2) */
-  LLVMTypeRef t = LLVMTypeOf(x);
-  LLVMValueRef a = LLVMBuildFMul(e->b, x, fconst(e, t, -0.70710678118654752), "");
-  return LLVMBuildFMul(e->b, libm_lanes(e, "erfcf", a), fconst(e, t, 0.5), "");
-}
-
 /* the value of member m given its operands' values */
 static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
   LLVMBuilderRef b = e->b;
@@ -293,14 +266,14 @@ static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
   LLVMValueRef zero = fconst(e, t, 0), one = fconst(e, t, 1);
   switch (n->op) {
   case OP_NEG: return LLVMBuildFNeg(b, x, "");
-  case OP_EXP: return un_intr(e, "llvm.exp", x);
-  case OP_LOG: return un_intr(e, "llvm.log", x);
+  case OP_EXP: return llvm_math_exp(e, x);
+  case OP_LOG: return llvm_math_log(e, x);
   case OP_SQRT: return un_intr(e, "llvm.sqrt", x);
-  case OP_TANH: return libm_lanes(e, "tanhf", x);
-  case OP_SIGMOID: return ew_sigmoid(e, x);
+  case OP_TANH: return llvm_math_tanh(e, x);
+  case OP_SIGMOID: return llvm_math_sigmoid(e, x);
   case OP_RELU: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUGT, x, zero, ""), x, zero, "");
-  case OP_GELU: return LLVMBuildFMul(b, x, ew_phi_cdf(e, x), "");
-  case OP_SILU: return LLVMBuildFMul(b, x, ew_sigmoid(e, x), "");
+  case OP_GELU: return llvm_math_gelu(e, x);
+  case OP_SILU: return LLVMBuildFMul(b, x, llvm_math_sigmoid(e, x), "");
   case OP_POWC: {
     double c = n->attr.value;
     if (c == 1) return x;
@@ -325,13 +298,13 @@ static LLVMValueRef ew_expr(CgEmit *e, const IrNode *n, LLVMValueRef *a) {
   case OP_WHERE: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNE, x, zero, ""), y, a[2], "");
   case OP_RELU_BWD: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, y, zero, ""), x, zero, "");
   case OP_GELU_BWD: {
-    LLVMValueRef pdf = un_intr(e, "llvm.exp", LLVMBuildFMul(b, LLVMBuildFMul(b, y, y, ""), fconst(e, t, -0.5), ""));
+    LLVMValueRef pdf = llvm_math_exp(e, LLVMBuildFMul(b, LLVMBuildFMul(b, y, y, ""), fconst(e, t, -0.5), ""));
     pdf = LLVMBuildFMul(b, pdf, fconst(e, t, 0.39894228040143268), "");
-    LLVMValueRef d = LLVMBuildFAdd(b, ew_phi_cdf(e, y), LLVMBuildFMul(b, y, pdf, ""), "");
+    LLVMValueRef d = LLVMBuildFAdd(b, llvm_math_phi(e, y), LLVMBuildFMul(b, y, pdf, ""), "");
     return LLVMBuildFMul(b, x, d, "");
   }
   case OP_SILU_BWD: {
-    LLVMValueRef s = ew_sigmoid(e, y);
+    LLVMValueRef s = llvm_math_sigmoid(e, y);
     LLVMValueRef d = LLVMBuildFAdd(b, one, LLVMBuildFMul(b, y, LLVMBuildFSub(b, one, s, ""), ""), "");
     return LLVMBuildFMul(b, LLVMBuildFMul(b, x, s, ""), d, "");
   }
@@ -615,6 +588,34 @@ static void gemm_call(CgEmit *e, LLVMValueRef f, int64_t M, int64_t N, int64_t K
   call(e, f, args, 11);
 }
 
+static void rt_call(CgEmit *e, const char *name, const char *sig, LLVMValueRef *args);
+
+/* a matmul the tiles pass marked stream_b: the runtime's unpacked small-M product */
+static void gemv_call(CgEmit *e, const CgKernel *k, bool tb, LLVMValueRef M, int64_t N, int64_t K,
+                      LLVMValueRef A, int64_t lda, LLVMValueRef B, int64_t ldb, LLVMValueRef C,
+                      int64_t ldc, LLVMValueRef bias) {
+  LLVMValueRef a[13] = {e->pool, M, cg_c64(e, N), cg_c64(e, K), A, cg_c64(e, lda), B,
+                        cg_c64(e, ldb), C, cg_c64(e, ldc), bias ? bias : LLVMConstPointerNull(e->ptr),
+                        c32(e, tb), c32(e, k->relu)};
+  rt_call(e, "rt_k_gemv", "plllplplplpii", a);
+}
+
+/* a matmul the tiles pass marked stream_b, A not transposed: one product over the whole
+ * matmul, nb batches folded into M (B without batch dims); false when B is batched and the
+ * packed kernel's batch loop must run instead */
+static bool lower_matmul_streamed(CgEmit *e, const CgKernel *k, bool tb, int64_t nb, int64_t M,
+                                  int64_t N, int64_t K, int64_t lda, int64_t ldb) {
+  const IrNode *n = node(e, k->node);
+  const CgVal *va = val(e, n->in[0]), *vb = val(e, n->in[1]);
+  if (nb > 1 && va->rank <= 2) return false;
+  for (int d = 0; nb > 1 && d < vb->rank - 2; d++)
+    if (vb->shape[d] != 1) return false;
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  gemv_call(e, k, tb, cg_c64(e, nb * M), N, K, cg_ptr(e, n->in[0]), lda, cg_ptr(e, n->in[1]), ldb,
+            cg_ptr(e, k->out), N, bias);
+  return true;
+}
+
 static int lower_matmul(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   const CgVal *va = val(e, n->in[0]), *vb = val(e, n->in[1]), *vo = val(e, k->out);
@@ -634,6 +635,8 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   int64_t nb = 1;
   for (int d = 0; d < brank; d++) nb *= vo->shape[d];
   if (nb == 0 || M == 0 || N == 0) return 0;
+  if (k->tile && k->tile->stream_b && !ta && lower_matmul_streamed(e, k, tb, nb, M, N, K, lda, ldb))
+    return 0;
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
                      .relu = k->relu};
   sp.target.opt_level = 0;

@@ -7,9 +7,12 @@
 
 #include "../../passes/cost.h"
 
-/* FLOPs one vectorized transcendental (exp, log, tanh, erf: a range reduction and a
- * polynomial of about this many FMAs and adds) costs beyond the one the counting rules give */
-#define CG_TRANSC_EXTRA 12.0
+/* FLOPs one transcendental of an elementwise group costs beyond the one the counting rules
+ * give: llvm_math.c evaluates exp, log, tanh, sigmoid and Phi in f64 lanes (each operation
+ * on half the f32 lanes, so counting twice): about 25 operations for exp's reduction and
+ * degree-12 polynomial, and one f64 division (log, tanh, sigmoid, Phi) whose throughput
+ * is about an eighth of the FMA's, ~16 more */
+#define CG_TRANSC_EXTRA 64.0
 /* elements per task of a fused elementwise kernel (the LLVM backend's split, llvm_ops.c)
  * and the work below which a runtime kernel stays on the calling thread (rt_kernels.c) */
 #define CG_EW_GRAIN 16384
@@ -18,10 +21,27 @@
 #define CG_NODE_GRAIN 32768.0
 /* cycles the scalar pooling and reduction kernels of the runtime (rt_kernels.c) spend per
  * element they touch and per window element they visit: an N-d index computed per element
- * and, for max, a data-dependent branch; measured with `bench --profile` on maxpool, its
- * backward and bias-gradient sums (Zen 4: 9 to 24), the one figure of this model taken
- * from a run rather than from the hardware's */
-#define CG_SCALAR_CYCLES 12.0
+ * and, for max, a data-dependent branch; measured with `bench --profile` on max-pooling's
+ * backward and bias-gradient sums (Zen 4, runtime built -O3: 2.5 to 4.5; 9 to 24 at -O2
+ * with the geometry reloaded per element), one of the two figures of this model taken from
+ * a run rather than from the hardware's. Used for max-pooling's backward, average pooling,
+ * cross entropy and reductions over axes that are neither leading nor trailing. */
+#define CG_SCALAR_CYCLES 4.0
+/* the row-wise max pooling (rt_kernels.c maxpool_plane) per window element: its inner loop
+ * is vectorized in 4-float baseline vectors (strided input lanes gathered by shuffles):
+ * per vector about two loads, a shuffle, a compare, a blend and the running maximum's load
+ * and store, ~8 operations at the core's 4 per cycle, so half a cycle an element */
+#define CG_MAXPOOL_CYCLES 0.5
+/* ... and per row segment (plane, output row, window offset): the loop's setup, its valid
+ * range, and the scalar remainder of up to 3 elements with its checks; measured on lenet's
+ * 14- and 5-wide output rows (Zen 4: about 20), the other figure taken from a run */
+#define CG_MAXPOOL_ROW_CYCLES 20.0
+/* one call of libm's expf (softmax's exponentials in rt_kernels.c): a table lookup and a
+ * short double polynomial, a dozen dependent instructions plus the call */
+#define CG_EXPF_CYCLES 10.0
+/* the runtime is built for baseline x86-64: its vector loops use 128-bit vectors and
+ * separate multiplies and adds (no FMA) */
+#define CG_RT_VECTOR_BITS 128.0
 /* the call of one kernel that runs on the calling thread only */
 #define CG_CALL_S 0.1e-6
 
@@ -201,17 +221,48 @@ static double peak_of(const HwTarget *hw, DType dt, bool gemm, int threads) {
   return one * threads;
 }
 
-/* the runtime's scalar kernels: pooling (and its backward), reductions, softmax and cross
- * entropy (and theirs); its batchnorm, layernorm and data movement run at memory speed */
-static bool scalar_kernel(const CgPlan *p, const CgKernel *k, const HwTarget *hw) {
-  if (k->kind != CGK_NODE || hw->kind != HW_CPU) return false;
-  switch (p->g->nodes[k->node].op) {
-  case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD:
-  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_SOFTMAX_BWD: case OP_LOG_SOFTMAX_BWD:
-  case OP_CROSS_ENTROPY: case OP_CE_BWD:
-    return true;
-  default: return (ir_ops[p->g->nodes[k->node].op].flags & OPF_REDUCE) != 0;
+/* a reduction the runtime runs as contiguous rows or column sums (rt_k_reduce): the
+ * reduced axes are a leading or a trailing run */
+static bool reduce_contiguous(const CgPlan *p, const IrNode *n) {
+  int rank = p->v[n->in[0]].rank;
+  int32_t m = 0;
+  if (n->attr.naxes == 0) return true;
+  for (int j = 0; j < n->attr.naxes; j++) m |= 1 << (n->attr.axes[j] < 0 ? n->attr.axes[j] + rank : n->attr.axes[j]);
+  int lead = 0, trail = rank;
+  while (lead < rank && (m >> lead & 1)) lead++;
+  while (trail > 0 && (m >> (trail - 1) & 1)) trail--;
+  return (m >> lead) == 0 || (m & ((1 << trail) - 1)) == 0;
+}
+
+/* cycles per core of the runtime's node kernels beyond their vector arithmetic (0 for the
+ * kernels that run at memory speed: batchnorm, layernorm, data movement, row and column
+ * reductions): per element or window element visited, see the constants above */
+static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw,
+                          const CgKernelCost *c) {
+  if (k->kind != CGK_NODE || hw->kind != HW_CPU) return 0;
+  const IrNode *n = &p->g->nodes[k->node];
+  double elems = (double)p->v[k->out].numel, touched = (c->rd + c->wr) / 4;
+  switch (n->op) {
+  case OP_MAXPOOL: { /* flops = window elements visited; rows = planes x output rows */
+    const CgVal *o = &p->v[k->out];
+    double rows = o->rank >= 2 ? elems / (double)o->shape[o->rank - 1] : elems;
+    return c->flops * CG_MAXPOOL_CYCLES +
+           rows * n->attr.kernel[0] * n->attr.kernel[1] * CG_MAXPOOL_ROW_CYCLES;
   }
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD:
+    return elems * CG_EXPF_CYCLES;
+  case OP_SOFTMAX_BWD: return 0;
+  case OP_AVGPOOL: case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
+    return (c->flops + touched) * CG_SCALAR_CYCLES;
+  default:
+    if (!(ir_ops[n->op].flags & OPF_REDUCE) || reduce_contiguous(p, n)) return 0;
+    return (c->flops + touched) * CG_SCALAR_CYCLES;
+  }
+}
+
+/* the runtime's small-M product (rt_k_gemv): baseline vectors, multiply and add apart */
+static bool gemm_streamed(const CgKernel *k, const HwTarget *hw) {
+  return k->kind == CGK_GEMM && k->tile && !k->tile->gpu && k->tile->stream_b && hw->kind == HW_CPU;
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */
@@ -224,25 +275,28 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   double param_bytes, transc = 0;
   kernel_bytes(p, ki, c, &param_bytes);
   if (k->kind != CGK_COPY) kernel_flops(p, k, &c->flops, &transc);
-  bool gemm = k->kind == CGK_GEMM || k->kind == CGK_CONV;
+  bool streamed = gemm_streamed(k, hw);
+  bool gemm = (k->kind == CGK_GEMM || k->kind == CGK_CONV) && !streamed;
   c->threads = kernel_threads(p, k, threads, c->flops);
+  if (streamed) c->threads = c->flops >= CG_NODE_GRAIN ? threads : 1; /* par_range */
   DType dt = p->g->nodes[k->kind == CGK_COPY ? p->v[k->copy_src].root : k->node].type.dt;
   double peak = peak_of(hw, dt, gemm, c->threads);
   /* GEMMs reach the tiles' efficiency of the FMA peak; other kernels issue adds and
-   * multiplies separately, half the FMA rate */
-  c->eff = gemm ? gemm_eff(p, k, c->threads) : 0.5;
-  double work = c->flops + CG_TRANSC_EXTRA * transc;
+   * multiplies separately, half the FMA rate; the runtime's kernels also at its vector width */
+  double rt_vec = hw->vector_bits > 0 ? fmin(1.0, CG_RT_VECTOR_BITS / hw->vector_bits) : 1.0;
+  c->eff = gemm ? gemm_eff(p, k, c->threads) : k->kind == CGK_NODE || streamed ? 0.5 * rt_vec : 0.5;
+  double work = c->flops + CG_TRANSC_EXTRA * transc * (k->kind == CGK_EW);
   c->t_compute = work > 0 && c->eff > 0 ? work / (c->eff * peak) : 0;
-  if (scalar_kernel(p, k, hw))
-    c->t_compute = fmax(c->t_compute, (c->flops + (c->rd + c->wr) / 4) * CG_SCALAR_CYCLES /
-                                          ((hw->ghz > 0 ? hw->ghz : 3) * 1e9 * c->threads));
+  double cyc = node_cycles(p, k, hw, c);
+  if (cyc > 0)
+    c->t_compute = fmax(c->t_compute, cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9 * c->threads));
   double act = c->rd + c->wr - param_bytes;
   c->level = level_of(hw, c->rd + c->wr, c->threads);
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
   c->t_memory = act / level_bw(hw, c->level, c->threads) +
                 param_bytes / level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
-  if (gemm && k->tile && !k->tile->gpu) c->scratch += pack_bytes(p, k, k->tile);
+  if (gemm && k->tile && !k->tile->gpu) c->scratch += pack_bytes(p, k, k->tile); /* not streamed */
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
     c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);

@@ -151,7 +151,8 @@ static double compare(const char *what, const char *name, const float *got, cons
     if (isnan(ref[i]) && isnan(got[i])) d = 0;
     else if (isinf(ref[i]) && got[i] == ref[i]) d = 0;
     else if (isnan(d)) d = INFINITY;
-    double r = d / (atol + rtol * fabs(ref[i]));
+    /* a NaN reference that the result misses is a failure too (NaN ratios never are) */
+    double r = d / (atol + rtol * (isnan(ref[i]) ? 0 : fabs(ref[i])));
     if (r > worst) worst = r, at = i;
     if (d > maxdiff) maxdiff = d;
   }
@@ -381,6 +382,11 @@ START_TEST(matmul_variants) {
       {4, 3, {2, 3, 7, 9}, {3, 9, 5}, false, false},       /* broadcast batch */
       {3, 3, {1, 7, 9}, {4, 5, 9}, false, true},           /* broadcast of the left batch */
       {2, 2, {130, 300}, {300, 70}, false, false},         /* several K and M blocks */
+      /* at most 4 rows: B streamed, not packed (rt_k_gemv) */
+      {2, 2, {1, 1100}, {1100, 45}, false, false},         /* K past a block of sums */
+      {2, 2, {3, 1030}, {1037, 1030}, false, true},        /* dot products, odd N */
+      {3, 2, {2, 1, 29}, {29, 1100}, false, false},        /* batch folded: 2 rows, N blocks */
+      {1, 2, {29}, {45, 29}, false, true},
   };
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
     if (getenv("MMCASE") && atoi(getenv("MMCASE")) != (int)c) continue;
@@ -405,12 +411,16 @@ START_TEST(matmul_variants) {
 END_TEST
 
 START_TEST(matmul_bias_relu_epilogue) {
-  g_begin("dense");
-  int x = IN("x", 2, 13, 50), w = PARAM("w", 2, 33, 50), bias = PARAM("bias", 1, 33);
-  IrAttr tb = {.trans_b = true};
-  int y = op1(OP_RELU, op2(OP_ADD, op2(OP_MATMUL, x, w, &tb), bias, NULL), NULL);
-  out("y", y);
-  check_fwd("dense+bias+relu", F_SYM, MM_RTOL, MM_ATOL);
+  /* 13 rows: the packed GEMM's epilogue; 1 and 3: the streamed product's */
+  int rows[3] = {13, 1, 3};
+  for (int r = 0; r < 3; r++) {
+    g_begin("dense");
+    int x = IN("x", 2, rows[r], 50), w = PARAM("w", 2, 33, 50), bias = PARAM("bias", 1, 33);
+    IrAttr tb = {.trans_b = true};
+    int y = op1(OP_RELU, op2(OP_ADD, op2(OP_MATMUL, x, w, &tb), bias, NULL), NULL);
+    out("y", y);
+    check_fwd("dense+bias+relu", F_SYM, MM_RTOL, MM_ATOL);
+  }
 }
 END_TEST
 
@@ -929,6 +939,144 @@ START_TEST(op_table_complete) {
 }
 END_TEST
 
+/* the node kernels' vector paths (runtime/rt_kernels.c): rows past a block of blocked sums
+ * (1024) with remainders of the 16 lanes, tiled transposes with partial tiles, max pooling
+ * over wider planes with strides, padding and dilation; then NaN inputs (log of values
+ * below -1.9, about 2.5% of them) through pooling, softmax, reductions and layernorm */
+START_TEST(node_kernels_wide) {
+  g_begin("wide");
+  int x = IN("x", 3, 3, 37, 45), v = IN("v", 2, 3, 1100), dv = IN("dv", 2, 3, 1100);
+  IrAttr t1 = {.naxes = 3, .axes = {0, 2, 1}}, t2 = {.naxes = 3, .axes = {2, 0, 1}};
+  out("t1", op1(OP_TRANSPOSE, x, &t1));
+  out("t2", op1(OP_TRANSPOSE, x, &t2));
+  int w4 = IN("w4", 4, 5, 33, 2, 19);
+  IrAttr t3 = {.naxes = 4, .axes = {3, 1, 0, 2}};
+  out("t3", op1(OP_TRANSPOSE, w4, &t3));
+  int gm = IN("g", 1, 1100), bt = IN("b", 1, 1100);
+  IrAttr ln = {.value = 1e-5, .naxes = 1};
+  out("ln", op3(OP_LAYERNORM, v, gm, bt, &ln));
+  out("dln", op3(OP_LAYERNORM_BWD, dv, v, gm, &ln));
+  IrType gt = G->nodes[gm].type;
+  int in2[2] = {dv, v};
+  out("dg", op_h(OP_LN_DGAMMA, in2, 2, &ln, &gt));
+  IrAttr ax = {.axis = 1};
+  int sm = op1(OP_SOFTMAX, v, &ax), lsm = op1(OP_LOG_SOFTMAX, v, &ax);
+  out("sm", sm);
+  out("lsm", lsm);
+  out("dsm", op2(OP_SOFTMAX_BWD, dv, sm, &ax));
+  out("dlsm", op2(OP_LOG_SOFTMAX_BWD, dv, lsm, &ax));
+  OpKind rops[4] = {OP_SUM, OP_MEAN, OP_MAX, OP_VAR};
+  const char *rn[4] = {"rsum", "rmean", "rmax", "rvar"};
+  IrAttr ra = {.naxes = 1, .axes = {1}, .correction = 1};
+  for (int o = 0; o < 4; o++) out(rn[o], op1(rops[o], v, &ra));
+  int p4 = IN("p4", 4, 1, 2, 35, 37);
+  IrAttr pa[3] = {{.kernel = {3, 3}, .stride = {2, 2}, .pad = {1, 1}, .dilation = {1, 1}},
+                  {.kernel = {3, 3}, .stride = {1, 1}, .pad = {1, 1}, .dilation = {1, 1}},
+                  {.kernel = {2, 3}, .stride = {1, 2}, .pad = {1, 1}, .dilation = {2, 2}}};
+  const char *pn[3] = {"mp0", "mp1", "mp2"};
+  for (int c = 0; c < 3; c++) out(pn[c], op1(OP_MAXPOOL, p4, &pa[c]));
+  IrAttr bn = {.value = 1e-5, .train = true};
+  int bx = IN("bx", 4, 2, 3, 35, 37), bdy = IN("bdy", 4, 2, 3, 35, 37);
+  int bg = IN("bg", 1, 3), bb = IN("bb", 1, 3), brm = IN("brm", 1, 3), brv = IN("brv", 1, 3);
+  int in5[5] = {bx, bg, bb, brm, brv};
+  out("bn", op_h(OP_BATCHNORM, in5, 5, &bn, NULL));
+  out("dbn", op3(OP_BATCHNORM_BWD, bdy, bx, bg, &bn));
+  check_fwd("wide node kernels", F_SYM, MM_RTOL, MM_ATOL);
+
+  g_begin("nan");
+  int y = IN("y", 4, 1, 2, 9, 37), z = IN("z", 2, 4, 97);
+  IrType ct = ty(DT_F32, 0, NULL);
+  IrAttr cv = {.value = 1.9};
+  int c19 = op_h(OP_CONST, NULL, 0, &cv, &ct);
+  int yn = op1(OP_LOG, op2(OP_ADD, y, c19, NULL), NULL), zn = op1(OP_LOG, op2(OP_ADD, z, c19, NULL), NULL);
+  IrAttr mp = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {1, 1}, .dilation = {1, 1}};
+  out("mpn", op1(OP_MAXPOOL, yn, &mp));
+  out("smn", op1(OP_SOFTMAX, zn, &ax));
+  out("maxn", op1(OP_MAX, zn, &ra));
+  out("sumn", op1(OP_SUM, zn, &ra));
+  check_fwd("NaN inputs", F_SYM, MM_RTOL, MM_ATOL);
+}
+END_TEST
+
+/* ---- transcendental functions against libm ------------------------------------------ */
+
+/* distance in f32 units in the last place; NaN == NaN and equal infinities are 0 apart */
+static double ulp_dist(float a, float b) {
+  if (isnan(a) || isnan(b)) return isnan(a) && isnan(b) ? 0 : INFINITY;
+  if (a == b) return 0;
+  int32_t ia, ib;
+  memcpy(&ia, &a, 4);
+  memcpy(&ib, &b, 4);
+  int64_t oa = ia < 0 ? (int64_t)INT32_MIN - ia : ia, ob = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
+  return fabs((double)(oa - ob));
+}
+
+static double ref_fn(int f, double x) {
+  switch (f) {
+  case 0: return exp(x);
+  case 1: return log(x);
+  case 2: return tanh(x);
+  case 3: return 1 / (1 + exp(-x));
+  default: return x * 0.5 * erfc(-x / sqrt(2.0));
+  }
+}
+
+/* the compiled exp, log, tanh, sigmoid and gelu (inline polynomials, llvm_math.c) on a
+ * dense grid over [-110, 110], a log-spaced sweep of both signs from 1e-9 to 1e2 and the
+ * special values, against the f32 rounding of libm's double result: the documented bounds
+ * (1 ulp; 3 for gelu), NaN propagates, ±0 / ±inf / overflow / underflow exact */
+START_TEST(transcendental_ulp) {
+  enum { NG = 1 << 15, NS = 17, NX = 2 * NG + NS };
+  static const OpKind ops[5] = {OP_EXP, OP_LOG, OP_TANH, OP_SIGMOID, OP_GELU};
+  static const char *names[5] = {"exp", "log", "tanh", "sigmoid", "gelu"};
+  static const double bound[5] = {1, 1, 1, 1, 3};
+  g_begin("transcendental");
+  int x = IN("x", 1, NX);
+  for (int f = 0; f < 5; f++) out(names[f], op1(ops[f], x, NULL));
+  Diag *d = diag_new(stderr);
+  CgModel *m = llvm_model_emit(G, NULL, NULL, NULL, d);
+  ck_assert_ptr_nonnull(m);
+  const RtModelDesc *desc = llvm_model_jit(m, d);
+  ck_assert_ptr_nonnull(desc);
+  char *params = alloc64(desc->params_bytes), *io = alloc64(desc->io_bytes);
+  char *arena = alloc64(desc->arena_bytes_forward);
+  float *xv = NULL, *yv[5] = {0};
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *ti = &desc->tensors[j];
+    for (int f = 0; f < 5; f++)
+      if (!strcmp(ti->name, names[f])) yv[f] = (float *)(io + ti->offset);
+    if (!strcmp(ti->name, "x")) xv = (float *)(io + ti->offset);
+  }
+  ck_assert_ptr_nonnull(xv);
+  static const float sp[NS] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.72f, 88.73f, -87.3f,
+                               -103.2f, -104.0f, 1.17549435e-38f, 1.4e-45f, 3.4028235e38f,
+                               -3.4028235e38f, -1.0f, 9.0f, -13.5f};
+  for (int i = 0; i < NG; i++) xv[i] = (float)(-110.0 + 220.0 * i / NG);
+  for (int i = 0; i < NG; i++) xv[NG + i] = (float)((i & 1 ? -1 : 1) * pow(10.0, -9.0 + 11.0 * i / NG));
+  memcpy(xv + 2 * NG, sp, sizeof sp);
+  RtModelBufs b = {params, io, arena, get_pool(), 3, 1234, NULL, NULL};
+  desc->forward(&b);
+  for (int f = 0; f < 5; f++) {
+    ck_assert_ptr_nonnull(yv[f]);
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < NX; i++) {
+      double u = ulp_dist(yv[f][i], (float)ref_fn(f, (double)xv[i]));
+      if (u > worst) worst = u, at = i;
+    }
+    fprintf(stderr, "%s: max %.0f ulp (at x = %.9g: got %.9g, libm %.9g)\n", names[f], worst,
+            (double)xv[at], (double)yv[f][at], ref_fn(f, (double)xv[at]));
+    ck_assert_msg(worst <= bound[f], "%s: %.0f ulp from libm", names[f], worst);
+  }
+  free(params);
+  free(io);
+  free(arena);
+  llvm_model_free(m);
+  diag_free(d);
+  g_end();
+}
+END_TEST
+
 START_TEST(half_precision_rejected) {
   g_begin("half");
   int x = leaf(OP_INPUT, "x", DT_F16, 1, 4);
@@ -972,6 +1120,8 @@ int main(void) {
   tcase_add_test(tc, embedding_and_losses);
   tcase_add_test(tc, assign_inplace_and_deferred);
   tcase_add_test(tc, half_precision_rejected);
+  tcase_add_test(tc, transcendental_ulp);
+  tcase_add_test(tc, node_kernels_wide);
   tcase_add_test(tc, train_small_net);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("examples");

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# run_thread_bits.sh — the compiled node kernels (layernorm, softmax, transposes, max
+# pooling, blocked sums, the streamed small-M product) give the same bits on 1 and 2
+# threads: gpt2_block and lenet, built once, `infer` on the same random inputs with
+# --threads 1 and --threads 2, outputs compared byte for byte. The sizes are chosen so that
+# the runtime kernels split their work over the pool.
+set -u
+NNC=${NNC:?set NNC to the nnc driver}
+SRC=${NNC_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+die() { echo "FAIL: $*" >&2; exit 1; }
+"$PY" -c 'import numpy' 2>/dev/null || { echo "skipped: numpy is not installed for $PY"; exit 0; }
+
+"$PY" - "$T" <<'PYEOF' || die "writing the inputs"
+import sys, numpy as np
+t = sys.argv[1]
+r = np.random.default_rng(7)
+np.save(t + "/gx.npy", r.standard_normal((2, 64, 768), dtype=np.float32))
+m = np.triu(np.full((64, 64), -1e9, dtype=np.float32), 1)
+np.save(t + "/gmask.npy", m)
+np.save(t + "/lx.npy", r.standard_normal((64, 1, 28, 28), dtype=np.float32))
+np.save(t + "/lab.npy", r.integers(0, 10, 64, dtype=np.int32))
+PYEOF
+
+"$NNC" build "$SRC/examples/gpt2_block.nn" -D N=2 -D T=64 -o "$T/g" || die "nnc build gpt2_block"
+"$NNC" build "$SRC/examples/lenet.nn" -D N=64 -o "$T/l" || die "nnc build lenet"
+for t in 1 2; do
+  "$T/g" infer --in x="$T/gx.npy" --in mask="$T/gmask.npy" --out y="$T/gy$t.npy" --seed 1 \
+    --threads $t \
+    || die "gpt2_block infer --threads $t"
+  "$T/l" infer --in x="$T/lx.npy" --in label="$T/lab.npy" --out logits="$T/ly$t.npy" --seed 1 \
+    --threads $t || die "lenet infer --threads $t"
+done
+cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
+cmp -s "$T/ly1.npy" "$T/ly2.npy" || die "lenet: 1 and 2 threads gave different bits"
+"$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
+import sys, numpy as np
+for f in ("gy1", "ly1"):
+    a = np.load(sys.argv[1] + "/" + f + ".npy")
+    assert a.size and np.isfinite(a).all(), f
+PYEOF
+echo "ok: gpt2_block and lenet outputs bit-identical on 1 and 2 threads"

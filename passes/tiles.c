@@ -346,9 +346,10 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   d->wave_eff = d->waves / ceil(d->waves);
   /* a product with at most TILES_CPU_STREAM_M rows reuses each element of B at most that
    * often: packing B (a read and a write of all of it) costs more than the product, and a
-   * register tile of mr rows would be mostly empty; such a matmul streams B once instead */
+   * register tile of mr rows would be mostly empty; such a matmul streams B once instead
+   * (in f32: a bf16 product keeps the packed path, whose packing rounds its inputs) */
   int64_t rows = gm->m * gm->batch; /* one product: the batch folds into m (a shared B) */
-  d->stream_b = !gm->conv && !gm->trans_a && gm->dt == DT_F32 && rows <= TILES_CPU_STREAM_M &&
+  d->stream_b = !gm->conv && !gm->trans_a && !gm->bf16 && gm->dt == DT_F32 && rows <= TILES_CPU_STREAM_M &&
                 (gm->b_shared || gm->batch == 1);
   bool latency_ok = best_acc >= hw->fma_latency * fu;
   d->eff = d->tile_eff * d->wave_eff * (latency_ok ? 1.0 : (double)best_acc / (hw->fma_latency * fu));

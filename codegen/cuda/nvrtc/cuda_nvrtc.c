@@ -1,6 +1,8 @@
 /* cuda_nvrtc.c — NVRTC with checked calls (see cuda_nvrtc.h). */
+#define _GNU_SOURCE /* dladdr */
 #include "cuda_nvrtc.h"
 
+#include <dlfcn.h>
 #include <nvrtc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +27,27 @@ static void append_log(nvrtcProgram prog, char *err, size_t errlen) {
   free(log);
 }
 
+/* libnvrtc loads libnvrtc-builtins.so.MAJOR.MINOR by name when it compiles, which fails
+ * where the toolkit's lib64 is not in the loader's path (a toolkit not registered with
+ * ldconfig, as /usr/local/cuda usually is not). Loading it first from libnvrtc's own
+ * directory makes that lookup find the loaded library. A failure here is left to NVRTC
+ * to report. */
+static void preload_builtins(void) {
+  Dl_info info;
+  int major = 0, minor = 0;
+  if (!dladdr((void *)nvrtcVersion, &info) || !info.dli_fname || nvrtcVersion(&major, &minor) != NVRTC_SUCCESS)
+    return;
+  const char *slash = strrchr(info.dli_fname, '/');
+  if (!slash) return;
+  char path[4096];
+  int n = snprintf(path, sizeof path, "%.*s/libnvrtc-builtins.so.%d.%d", (int)(slash - info.dli_fname),
+                   info.dli_fname, major, minor);
+  if (n > 0 && (size_t)n < sizeof path) (void)dlopen(path, RTLD_NOW | RTLD_GLOBAL); /* kept loaded */
+}
+
 char *cuda_nvrtc_ptx(const char *src, const char *name, int sm, char *err, size_t errlen) {
   nvrtcProgram prog = NULL;
+  preload_builtins();
   char *ptx = NULL, arch[48];
   size_t n = 0;
   snprintf(arch, sizeof arch, "--gpu-architecture=compute_%d", sm);

@@ -101,7 +101,9 @@ int main(void) {
   void *out[1] = {0};
   if (!c || rt_ctx_run_device(c, 0, in, out, NULL) == 0) return 1;
   printf("CPU library: %s\n", mlp_error(c));
-  return strstr(mlp_error(c), "--target cuda") ? 0 : 1;
+  int rc = strstr(mlp_error(c), "--target cuda") ? 0 : 1;
+  mlp_destroy(c);
+  return rc;
 }
 CEOF
 cc $CFLAGS -I"$T/cpu" "$T/cpudev.c" "$T/cpu/libmlp.a" $LIBS -o "$T/cpudev" && "$T/cpudev" ||

@@ -291,17 +291,19 @@ int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *pref
   cg_conv_geom(p, k->node, &c);
   if (p->v[k->out].numel == 0) return 0;
   char nm[64];
+  if (!cuda_kernel_name(nm, sizeof nm, prefix, ki, "_gemm")) /* the longest form */
+    return diag_error(d, p->g->loc, "CUDA code generation: kernel names of '%s' too long", prefix), -1;
   if (cuda_conv_depthwise(&c)) {
-    snprintf(nm, sizeof nm, "%s_k%d_dw", prefix, ki);
+    cuda_kernel_name(nm, sizeof nm, prefix, ki, "_dw");
     return dw_emit(o, p, k, &c, nm, tab, d);
   }
   if (gemm_ok(p, k, &c)) {
-    snprintf(nm, sizeof nm, "%s_k%d_gemm", prefix, ki);
+    cuda_kernel_name(nm, sizeof nm, prefix, ki, "_gemm");
     return conv_gemm(o, p, k, &c, nm, tab, d);
   }
   /* sizes past 32-bit indices, a 16-bit decision for a backward or grouped convolution, or
    * no GPU tile decision: the direct kernel */
-  snprintf(nm, sizeof nm, "%s_k%d", prefix, ki);
+  cuda_kernel_name(nm, sizeof nm, prefix, ki, "");
   CudaLaunch l;
   if (cuda_node_emit(o, p, k, nm, &l, &tab->work_bytes, d)) return -1;
   if (l.grid[0] && cuda_plan_table_add(tab, nm, &l, (CudaLaunchOf){ki, 0, false, 0, 0}))

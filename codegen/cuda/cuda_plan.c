@@ -591,7 +591,9 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     if (ls && ki == p->split) ls_check_emit(out, c, prefix, tab, &oom);
     if (kernel_empty(p, k)) continue;
     char name[64];
-    snprintf(name, sizeof name, "%s_k%d", prefix, ki);
+    if (!cuda_kernel_name(name, sizeof name, prefix, ki, "_gemm")) /* the longest form */
+      return diag_error(d, p->g->loc, "CUDA code generation: kernel names of '%s' too long", prefix), -1;
+    cuda_kernel_name(name, sizeof name, prefix, ki, "");
     CudaLaunch l;
     int rc;
     bool guarded = ls && ki >= p->split && (k->kind == CGK_EW || (k->kind == CGK_COPY && k->copy_dst_region == RT_REGION_PARAMS));
@@ -600,7 +602,7 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
       return -1;
     }
     if (k->kind == CGK_GEMM) {
-      snprintf(name, sizeof name, "%s_k%d_gemm", prefix, ki);
+      cuda_kernel_name(name, sizeof name, prefix, ki, "_gemm"); /* fits: checked above */
       if (gemm_emit(out, p, k, name, tab, c->off, d)) return -1;
       continue;
     }

@@ -66,6 +66,11 @@ typedef struct CudaLaunchOf {
   bool gemm;
   int64_t work, bytes;
 } CudaLaunchOf;
+/* buf = PREFIX_kI + suffix; false when it does not fit (names are never truncated) */
+static inline bool cuda_kernel_name(char *buf, size_t n, const char *prefix, int ki, const char *suffix) {
+  int r = snprintf(buf, n, "%s_k%d%s", prefix, ki, suffix);
+  return r >= 0 && (size_t)r < n;
+}
 /* appends a launch (-1: out of memory, or a name that does not fit) */
 int cuda_plan_table_add(CudaPlanTable *t, const char *name, const CudaLaunch *l, CudaLaunchOf of);
 /* the launches of GEMM cg (of plan kernel `kernel`) over a batch of m×n products (and its

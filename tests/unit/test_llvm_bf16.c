@@ -24,16 +24,9 @@
 #include "llvm_util.h"
 #include "rt_threads.h"
 #include "test_env.h"
+#include "test_rng.h"
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static int64_t rng_int(int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
-static float rng_float(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+static TestRng rng = {0x2545F4914F6CDD1Dull};
 
 /* the reference rounding: f32 -> bf16 (nearest even, NaN made quiet) -> f32 */
 static float bf16_round(float x) {
@@ -55,17 +48,17 @@ static void prob_init(Prob *p, const LlvmGemmSpec *s, int64_t M, int64_t N, int6
     p->M = M, p->N = N, p->K = K;
     int64_t ar = s->trans_a ? K : M, ac = s->trans_a ? M : K;
     int64_t br = s->trans_b ? N : K, bc = s->trans_b ? K : N;
-    p->lda = ac + rng_int(0, 3), p->ldb = bc + rng_int(0, 3), p->ldc = N + rng_int(0, 2);
+    p->lda = ac + test_rng_int(&rng, 0, 3), p->ldb = bc + test_rng_int(&rng, 0, 3), p->ldc = N + test_rng_int(&rng, 0, 2);
     p->A = malloc(sizeof(float) * (size_t)(ar * p->lda + 1));
     p->B = malloc(sizeof(float) * (size_t)(br * p->ldb + 1));
     p->C = malloc(sizeof(float) * (size_t)(M * p->ldc + 1));
     p->C0 = malloc(sizeof(float) * (size_t)(M * p->ldc + 1));
     p->bias = malloc(sizeof(float) * (size_t)(M > N ? M : N));
     ck_assert(p->A && p->B && p->C && p->C0 && p->bias);
-    for (int64_t i = 0; i < ar * p->lda; i++) p->A[i] = rng_float();
-    for (int64_t i = 0; i < br * p->ldb; i++) p->B[i] = rng_float();
-    for (int64_t i = 0; i < M * p->ldc; i++) p->C0[i] = rng_float();
-    for (int64_t i = 0; i < (M > N ? M : N); i++) p->bias[i] = rng_float();
+    for (int64_t i = 0; i < ar * p->lda; i++) p->A[i] = test_rng_float(&rng);
+    for (int64_t i = 0; i < br * p->ldb; i++) p->B[i] = test_rng_float(&rng);
+    for (int64_t i = 0; i < M * p->ldc; i++) p->C0[i] = test_rng_float(&rng);
+    for (int64_t i = 0; i < (M > N ? M : N); i++) p->bias[i] = test_rng_float(&rng);
 }
 
 static void prob_free(Prob *p) { free(p->A), free(p->B), free(p->C), free(p->C0), free(p->bias); }
@@ -150,7 +143,7 @@ static void run_shapes(LlvmGemmPrec prec) {
         LlvmGemmSpec s = spec_of(v, prec), se = spec_of(v, LLVM_GEMM_BF16_EMULATED);
         LlvmGemmKernel *k = compile(&s), *ke = prec == LLVM_GEMM_BF16 ? compile(&se) : NULL;
         for (int t = 0; t < nshape; t++) {
-            int64_t M = rng_int(1, 70), N = rng_int(1, 90), K = rng_int(1, 150);
+            int64_t M = test_rng_int(&rng, 1, 70), N = test_rng_int(&rng, 1, 90), K = test_rng_int(&rng, 1, 150);
             if (t == 0) M = 1, N = 33, K = 1;         /* a single, padded pair */
             if (t == 1) M = 29, N = 47, K = 2 * 37 + 1; /* odd tail after two full blocks */
             Prob p;
@@ -311,7 +304,7 @@ START_TEST(test_amx) {
         s.blk.mr = s.blk.nr = 32, s.blk.kc = 64, s.blk.mc = 64, s.blk.nc = 96;
         LlvmGemmKernel *k = compile(&s);
         for (int t = 0; t < 4; t++) {
-            int64_t M = rng_int(1, 80), N = rng_int(1, 90), K = t == 0 ? 1 : rng_int(1, 170);
+            int64_t M = test_rng_int(&rng, 1, 80), N = test_rng_int(&rng, 1, 90), K = t == 0 ? 1 : test_rng_int(&rng, 1, 170);
             Prob p;
             prob_init(&p, &s, M, N, K);
             prob_run(k, &p, NULL);

@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "test_env.h"
+#include "test_rng.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,15 +20,7 @@
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static int64_t rng_int(int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
-static float rng_float(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+static TestRng rng = {0x9E3779B97F4A7C15ull};
 
 typedef struct {
     int64_t M, N, K, lda, ldb, ldc;
@@ -40,18 +33,18 @@ static void problem_init(Problem *p, const LlvmGemmSpec *s, int64_t M, int64_t N
     p->M = M, p->N = N, p->K = K;
     int64_t ar = s->trans_a ? K : M, ac = s->trans_a ? M : K;
     int64_t br = s->trans_b ? N : K, bc = s->trans_b ? K : N;
-    p->lda = ac + rng_int(0, 3);
-    p->ldb = bc + rng_int(0, 3);
-    p->ldc = N + rng_int(0, 3);
+    p->lda = ac + test_rng_int(&rng, 0, 3);
+    p->ldb = bc + test_rng_int(&rng, 0, 3);
+    p->ldc = N + test_rng_int(&rng, 0, 3);
     p->A = malloc(sizeof(float) * (size_t)(ar * p->lda + 1));
     p->B = malloc(sizeof(float) * (size_t)(br * p->ldb + 1));
     p->C = malloc(sizeof(float) * (size_t)(M * p->ldc));
     p->C0 = malloc(sizeof(float) * (size_t)(M * p->ldc));
     p->bias = malloc(sizeof(float) * (size_t)(M > N ? M : N));
-    for (int64_t i = 0; i < ar * p->lda; i++) p->A[i] = rng_float();
-    for (int64_t i = 0; i < br * p->ldb; i++) p->B[i] = rng_float();
-    for (int64_t i = 0; i < M * p->ldc; i++) p->C0[i] = rng_float();
-    for (int64_t i = 0; i < (M > N ? M : N); i++) p->bias[i] = rng_float();
+    for (int64_t i = 0; i < ar * p->lda; i++) p->A[i] = test_rng_float(&rng);
+    for (int64_t i = 0; i < br * p->ldb; i++) p->B[i] = test_rng_float(&rng);
+    for (int64_t i = 0; i < M * p->ldc; i++) p->C0[i] = test_rng_float(&rng);
+    for (int64_t i = 0; i < (M > N ? M : N); i++) p->bias[i] = test_rng_float(&rng);
 }
 
 static void problem_free(Problem *p) {
@@ -163,8 +156,8 @@ START_TEST(test_random_all_variants) {
         LlvmGemmKernel *k = variant_kernel(v);
         for (int rep = 0; rep < 3; rep++) {
             int64_t hi = nnc_test_quick() ? 100 : 300;
-            int64_t M = rng_int(1, hi), N = rng_int(1, hi), K = rng_int(1, hi);
-            if (rep == 0) M = rng_int(1, 20), N = rng_int(1, 40), K = rng_int(1, 9);
+            int64_t M = test_rng_int(&rng, 1, hi), N = test_rng_int(&rng, 1, hi), K = test_rng_int(&rng, 1, hi);
+            if (rep == 0) M = test_rng_int(&rng, 1, 20), N = test_rng_int(&rng, 1, 40), K = test_rng_int(&rng, 1, 9);
             Problem p;
             problem_init(&p, &s, M, N, K);
             for (int threads = 1; threads <= 2; threads++) {
@@ -283,7 +276,7 @@ START_TEST(test_other_targets) {
             ck_assert_msg(k != NULL, "%s: %s", targets[t].cpu, err);
             ck_assert_int_eq(k->vec_floats, targets[t].lanes);
             Problem p;
-            problem_init(&p, &s, rng_int(1, 120), rng_int(1, 120), rng_int(1, 120));
+            problem_init(&p, &s, test_rng_int(&rng, 1, 120), test_rng_int(&rng, 1, 120), test_rng_int(&rng, 1, 120));
             problem_run(k, &p, NULL);
             int pad_ok;
             double e = problem_check(&s, &p, &pad_ok);

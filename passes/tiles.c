@@ -7,9 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* the most rows of a matmul that streams B instead of packing it (choose_cpu) */
-#define TILES_CPU_STREAM_M 4
-
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 static int64_t ev(IrGraph *g, const Dim *d) { return dim_eval(g->dims, d, NULL); }

@@ -21,6 +21,9 @@
 #include "../ir/ir.h"
 #include "hw.h"
 
+/* the most rows of a matmul that streams B instead of packing it (the CPU model) */
+#define TILES_CPU_STREAM_M 4
+
 /* a GEMM view of a node: batch independent C[m,n] += A[m,k]·B[k,n] (conv groups = batch) */
 typedef struct TileGemm {
   int64_t m, n, k, batch;

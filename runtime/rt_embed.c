@@ -52,6 +52,8 @@ struct RtCtx {
   void *dev;            /* d->device's regions, or NULL (host entries) */
   int host_params, dev_params; /* with a device: which copy of the params is current */
   int64_t xfer[4];      /* with a device: uploads, bytes up, downloads, bytes down */
+  int packed_stale;     /* the params may have changed, or a training entry used the arena,
+                           since the forward entry last ran: clear the packed-operand flags */
 };
 
 static int64_t round64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -133,6 +135,11 @@ static int dev_io(RtCtx *c, int kind, int to_dev) {
 /* runs entry 0 (forward) or 1 (training step): on the host, or on the device with the
  * inputs uploaded and the outputs (forward) or the loss (training step) downloaded */
 static int ctx_run(RtCtx *c, int entry) {
+  if (!c->dev && !entry && c->packed_stale) { /* RtModelDesc.packed_*: pack them again */
+    if (c->d->packed_flags_bytes > 0)
+      memset(c->b.arena + c->d->packed_flags_at, 0, (size_t)c->d->packed_flags_bytes);
+    c->packed_stale = 0;
+  }
   if (!c->dev) {
     (entry ? c->d->train_step : c->d->forward)(&c->b);
     return 0;
@@ -203,6 +210,13 @@ int rt_desc_check(const RtModelDesc *d, char *err, size_t errlen) {
             "model '%s' was compiled for runtime ABI %d, but this runtime has ABI %d; rebuild "
             "it with the nnc this runtime came with",
             d->name ? d->name : "?", d->abi, RT_MODEL_ABI);
+    return -1;
+  }
+  if (d->packed_flags_bytes < 0 || d->packed_flags_at < 0 || d->packed_bytes < 0 ||
+      d->packed_flags_at > d->arena_bytes_forward - d->packed_flags_bytes ||
+      d->packed_bytes > d->arena_bytes_forward) {
+    rt_errf(err, errlen, "model '%s': the descriptor's packed operands lie outside its arena",
+            d->name ? d->name : "?");
     return -1;
   }
   for (int i = 0; i < d->ntensors; i++) {
@@ -288,6 +302,7 @@ RtCtx *rt_ctx_create_ex(const RtModelDesc *d, int nthreads, unsigned flags, void
   }
   c->b.pool = c->pool;
   c->host_params = 1;
+  c->packed_stale = 1;
   if (d->device && !(c->dev = d->device->open(d, err, errlen))) {
     rt_ctx_destroy(c);
     return NULL;
@@ -389,7 +404,7 @@ static void *ctx_data(RtCtx *c, int idx, int write) {
   if (t->kind == RT_KIND_OPTSTATE && !c->training) return NULL;
   if (!is_state(t->kind)) return c->b.io + t->offset;
   if (dev_params_to_host(c)) return NULL;
-  if (write) c->dev_params = 0;
+  if (write) c->dev_params = 0, c->packed_stale = 1;
   return c->b.params + t->offset;
 }
 
@@ -651,6 +666,7 @@ int rt_ctx_infer(RtCtx *c, int64_t n, const void *const *in, void *const *out) {
 
 /* the batch of a training step into the io region, checked */
 static int step_inputs(RtCtx *c, const void *const *in) {
+  c->packed_stale = 1; /* a training entry follows: it changes the params and the arena */
   const RtModelDesc *d = c->d;
   if (ctx_start_training(c)) return -1;
   int nin = rt_desc_count(d, RT_KIND_INPUT);

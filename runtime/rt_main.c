@@ -386,7 +386,12 @@ static int cmd_info(Prog *p, Args *a) {
   fmt_bytes((double)d->io_bytes, b2, sizeof b2);
   fmt_bytes((double)d->arena_bytes_forward, b3, sizeof b3);
   fmt_bytes((double)d->arena_bytes_train, b4, sizeof b4);
-  printf("memory: params %s, io %s, scratch %s (forward)", b1, b2, b3);
+  printf("memory: params %s, io %s, scratch %s (forward", b1, b2, b3);
+  if (d->packed_bytes > 0) {
+    fmt_bytes((double)d->packed_bytes, b1, sizeof b1);
+    printf(", of which %s of weights packed once", b1);
+  }
+  printf(")");
   if (d->train_step) printf(", %s (training step)", b4);
   fmt_bytes((double)rt_ctx_memory_bytes(d), b1, sizeof b1);
   printf("; %s in all\n", b1);

@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 7
+#define RT_MODEL_ABI 8
 
 /* gradients go through an all-reduce in buckets of this size (PyTorch DDP's default; the
  * cost model's COMM_BUCKET_BYTES) */
@@ -177,6 +177,14 @@ typedef struct RtModelDesc {
    * backward pass) go through RtHooks.sum_f64 */
   int32_t sync_bn;
   const RtDevice *device; /* NULL: the entries run on the host (the CPU backend) */
+  /* Constant operands packed once (the CPU backend): the forward entry's GEMMs and
+   * convolutions pack their parameter operand (weights, filters) into panels at the end of
+   * the forward arena on the first call and keep them; packed_bytes of the forward arena are
+   * theirs. A kernel packs again when its i64 flag in [packed_flags_at, packed_flags_at +
+   * packed_flags_bytes) of the arena is 0: the runtime clears the flags whenever the
+   * parameters may have changed (init, load, tensor writes) and after every training entry,
+   * which shares the arena. */
+  int64_t packed_bytes, packed_flags_at, packed_flags_bytes;
 } RtModelDesc;
 
 #endif

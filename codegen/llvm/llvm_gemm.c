@@ -655,7 +655,10 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LLVMValueRef kc = gen_min(g, KC, gen_sub(g, K, pc));
     LlvmBf16Gen bg = gen_bf16(g); /* bf16 panels: a row of kc values takes ceil(kc/2) words */
     LLVMValueRef kcp = g->spec->prec != LLVM_GEMM_F32 ? llvm_bf16_panel_stride(&bg, kc) : kc;
-    if (sp->conv.on) { /* f32 panels only: llvm_gemm_emit refuses conv with bf16 */
+    LLVMValueRef bpan = bbuf; /* this block's B panels */
+    if (sp->packed == LLVM_GEMM_PACKED_B) { /* packed once: ldb is the padded row count */
+        bpan = gen_gep(g, B, gen_add(g, gen_mul(g, pc, ldb), gen_mul(g, ljc.iv, kc)));
+    } else if (sp->conv.on) { /* f32 panels only: llvm_gemm_emit refuses conv with bf16 */
         LLVMValueRef args[6] = {bbuf, B, ljc.iv, pc, nc, kc};
         gen_call(g, pack_b, args, 6);
     } else {
@@ -671,19 +674,22 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
         LLVMBuildOr(g->b, flag_acc, LLVMBuildSelect(g->b, lastkb, c32(g, 2), c32(g, 0), ""), "");
     loop_begin(g, &lic, m0, m1, MC, "ic");
     LLVMValueRef mc = gen_min(g, MC, gen_sub(g, m1, lic.iv));
-    {
+    LLVMValueRef apan = abuf; /* this block's A panels */
+    if (sp->packed == LLVM_GEMM_PACKED_A) {
+        apan = gen_gep(g, A, gen_add(g, gen_mul(g, pc, lda), gen_mul(g, lic.iv, kc)));
+    } else {
         LLVMValueRef src = gen_gep(g, A, gen_add(g, gen_mul(g, lic.iv, rs_a), gen_mul(g, pc, cs_a)));
         LLVMValueRef args[6] = {abuf, src, rs_a, cs_a, mc, kc};
         gen_call(g, pack_a, args, 6);
     }
     loop_begin(g, &ljr, c64(g, 0), nc, NR, "jr");
     LLVMValueRef nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv));
-    LLVMValueRef bp = gen_gep(g, bbuf, gen_mul(g, ljr.iv, kcp));
+    LLVMValueRef bp = gen_gep(g, bpan, gen_mul(g, ljr.iv, kcp));
     LLVMValueRef col = gen_add(g, ljc.iv, ljr.iv);
     loop_begin(g, &lir, c64(g, 0), mc, MR, "ir");
     LLVMValueRef mr = gen_min(g, MR, gen_sub(g, mc, lir.iv));
     LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
-    LLVMValueRef ap = gen_gep(g, abuf, gen_mul(g, lir.iv, kcp));
+    LLVMValueRef ap = gen_gep(g, apan, gen_mul(g, lir.iv, kcp));
     LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
     LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
                         : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)
@@ -698,6 +704,31 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     loop_end(g, &ljc);
     LLVMBuildRetVoid(g->b);
     return f;
+}
+
+/* void prepack(ptr dst, ptr src, i64 ld, i64 rows, i64 K, i64 rpad): the packed operand's
+ * KC blocks one after the other, rpad·kc floats each (llvm_gemm.h) */
+static void emit_prepack(Gen *g, LLVMValueRef pack, int a_side) {
+    LLVMTypeRef ps[6] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64};
+    LLVMValueRef f = gen_function(g, ".prepack", g->vd, ps, 6, 1);
+    LLVMValueRef dst = LLVMGetParam(f, 0), src = LLVMGetParam(f, 1), ld = LLVMGetParam(f, 2),
+                 rows = LLVMGetParam(f, 3), K = LLVMGetParam(f, 4), rpad = LLVMGetParam(f, 5);
+    int trans = a_side ? g->spec->trans_a : !g->spec->trans_b; /* rows along memory */
+    LLVMValueRef one = c64(g, 1), rs = trans ? one : ld, cs = trans ? ld : one;
+    GenLoop lk;
+    loop_begin(g, &lk, c64(g, 0), K, c64(g, g->kc), "pc");
+    LLVMValueRef kc = gen_min(g, c64(g, g->kc), gen_sub(g, K, lk.iv));
+    LLVMValueRef args[6] = {gen_gep(g, dst, gen_mul(g, lk.iv, rpad)),
+                            gen_gep(g, src, gen_mul(g, lk.iv, cs)), rs, cs, rows, kc};
+    gen_call(g, pack, args, 6);
+    loop_end(g, &lk);
+    LLVMBuildRetVoid(g->b);
+}
+
+LLVMValueRef llvm_gemm_prepack_fn(LLVMModuleRef mod, const char *name) {
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.prepack", name);
+    return LLVMGetNamedFunction(mod, nm);
 }
 
 /* Task context shared by the parallel tasks, built on the caller's stack. */
@@ -850,6 +881,11 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
         gemm_seterr(err, errlen, "function %s already exists in the module", name);
         return NULL;
     }
+    if (spec->packed && (spec->prec != LLVM_GEMM_F32 ||
+                         (spec->packed == LLVM_GEMM_PACKED_B && spec->conv.on))) {
+        gemm_seterr(err, errlen, "an operand packed once is f32 and a matrix");
+        return NULL;
+    }
     if (spec->conv.on && spec->prec != LLVM_GEMM_F32) { /* the gathering pack writes f32 panels */
         gemm_seterr(err, errlen, "an implicit-GEMM convolution takes f32 inputs (bf16 builds unfold)");
         return NULL;
@@ -885,6 +921,8 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
     LLVMValueRef pa = emit_pack(&g, ".pack_a", g.mr);
     LLVMValueRef pb = spec->conv.on ? emit_pack_conv(&g) : emit_pack(&g, ".pack_b", g.nr);
     LLVMValueRef region = emit_region(&g, ukr, pa, pb);
+    if (spec->packed) emit_prepack(&g, spec->packed == LLVM_GEMM_PACKED_A ? pa : pb,
+                                   spec->packed == LLVM_GEMM_PACKED_A);
     LLVMValueRef task = emit_task(&g, region);
     LLVMValueRef entry = emit_entry(&g, task);
     LLVMDisposeBuilder(g.b);

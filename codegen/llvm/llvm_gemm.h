@@ -72,9 +72,20 @@ typedef enum {
     LLVM_GEMM_BF16_EMULATED,
 } LlvmGemmPrec;
 
+/* An operand packed once ahead of the calls (a constant weight): the entry's A (or B) then
+ * points to its panels as `name`.prepack wrote them and lda (ldb) is the padded row count
+ * Rpad >= M (N) rounded up to MR (NR): for each KC block of K starting at pc, the block's
+ * panels lie at packed + pc·Rpad, the panel of rows [r, r + W) at + r·kc. */
+typedef enum {
+    LLVM_GEMM_PACKED_NONE = 0,
+    LLVM_GEMM_PACKED_A,
+    LLVM_GEMM_PACKED_B,
+} LlvmGemmPacked;
+
 typedef struct LlvmGemmSpec {
     int trans_a, trans_b;
     LlvmGemmPrec prec;
+    LlvmGemmPacked packed; /* f32 only */
     int accumulate; /* C += A·B instead of C = A·B */
     LlvmGemmBias bias;
     int relu;
@@ -120,6 +131,12 @@ void llvm_gemm_cache_sizes(int64_t *l1, int64_t *l2, int64_t *l3);
 LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
                             const LlvmTargetInfo *target, const char *name,
                             LlvmGemmBlocking *blk_out, char *err, size_t errlen);
+
+/* With spec->packed, llvm_gemm_emit also emits `name`.prepack (internal linkage):
+ *     void prepack(ptr dst, ptr src, i64 ld, i64 rows, i64 K, i64 rpad)
+ * packs op(A) (rows = M) or op(B) (rows = N) of leading dimension ld, as the spec stores it,
+ * into dst in the layout above (rpad · K floats). */
+LLVMValueRef llvm_gemm_prepack_fn(LLVMModuleRef mod, const char *name);
 
 /* Generates, optimizes and JIT-compiles a kernel for the spec (target from spec->target).
  * NULL with a message on failure. */

@@ -213,13 +213,14 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
     rows[i] = LLVMConstNamedStruct(tt, v, 12);
   }
   LLVMValueRef tab = const_table(e, tt, rows, L->nt, "nnc.tensors");
-  LLVMTypeRef df[33] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
+  LLVMTypeRef df[36] = {e->i32, e->i32, e->ptr, e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64,
                         e->ptr, e->ptr, e->ptr, e->ptr, e->f64, e->f64, e->f64, e->f64,
                         e->i64, e->i64, e->i32, e->i32, e->ptr, e->ptr, e->i32,
-                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64, e->i32, e->ptr};
-  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 33, 0);
+                        e->f64, e->f64, e->f64, e->ptr, e->ptr, e->ptr, e->i64, e->i32, e->ptr,
+                        e->i64, e->i64, e->i64};
+  LLVMTypeRef dt = LLVMStructTypeInContext(e->ctx, df, 36, 0);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef v[33] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
+  LLVMValueRef v[36] = {LLVMConstInt(e->i32, RT_MODEL_ABI, 0), LLVMConstInt(e->i32, (unsigned)L->nt, 0),
                         llvm_cstr(e, meta->name), tab, cg_c64(e, meta->params_bytes), cg_c64(e, meta->io_bytes),
                         cg_c64(e, meta->arena_bytes_forward), cg_c64(e, meta->arena_bytes_train),
                         cg_c64(e, meta->batch), en->fwd, en->train ? en->train : null,
@@ -234,11 +235,13 @@ static void emit_descriptor(CgEmit *e, const char *name, const CgModelPlan *L, c
                         LLVMConstReal(e->f64, meta->roof_peak), LLVMConstReal(e->f64, meta->roof_bw),
                         en->backward ? en->backward : null, en->apply ? en->apply : null,
                         emit_grads(e, L), cg_c64(e, en->backward ? L->ngrads : 0),
-                        LLVMConstInt(e->i32, (unsigned)meta->sync_bn, 0), null};
+                        LLVMConstInt(e->i32, (unsigned)meta->sync_bn, 0), null,
+                        cg_c64(e, meta->packed_bytes), cg_c64(e, meta->packed_flags_at),
+                        cg_c64(e, meta->packed_flags_bytes)};
   char gname[160];
   snprintf(gname, sizeof gname, "nnc_model_%s", name);
   LLVMValueRef g = LLVMAddGlobal(e->mod, dt, gname);
-  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 33));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(dt, v, 36));
   LLVMSetGlobalConstant(g, 1);
 }
 
@@ -292,6 +295,9 @@ static void desc_meta(DescMeta *dm, const char *name, const CgModelPlan *P, cons
   meta->io_bytes = P->io_bytes;
   meta->arena_bytes_forward = P->pf.arena_bytes;
   meta->arena_bytes_train = train ? P->pt.arena_bytes : 0;
+  meta->packed_bytes = P->pf.packed_bytes;
+  meta->packed_flags_at = P->pf.packed_flags_at;
+  meta->packed_flags_bytes = P->pf.packed_flags_bytes;
   meta->batch = 1;
   for (int i = 0; i < P->nt; i++)
     if (P->t[i].info.kind == RT_KIND_INPUT && P->t[i].info.rank > 0) {
@@ -407,7 +413,10 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   }
   CgTarget target;
   llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
-  if (o->bf16) target.conv = CG_CONV_IM2COL; /* bf16 panels come from the unfolded matrix */
+  if (o->bf16) { /* bf16 panels come from the unfolded matrix and are rounded per call */
+    target.conv = CG_CONV_IM2COL;
+    target.prepack = false;
+  }
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
   bf16_tiles(o, fwd, train, target.hw, llvm_bf16_amx(&ti, 32, 32), &tiles_arena, &tiles_fwd,
              &tiles_train);

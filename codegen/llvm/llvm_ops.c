@@ -523,8 +523,8 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
   const LlvmGemmSpec *sp = &s;
   s.prec = e->bf16 ? LLVM_GEMM_BF16 : LLVM_GEMM_F32;
   char key[sizeof e->gemms[0].key];
-  int kn = snprintf(key, sizeof key, "p%d_t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec, sp->trans_a,
-                    sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
+  int kn = snprintf(key, sizeof key, "p%d_k%d_t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec,
+                    (int)sp->packed, sp->trans_a, sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
                     (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
                     (long long)sp->blk.nc);
   const LlvmGemmConv *cv = &sp->conv;
@@ -575,6 +575,41 @@ static void gemm_blocking(CgEmit *e, const CgKernel *k, bool swap, LlvmGemmBlock
   blk->kc = d.kc;
   blk->mc = swap ? d.nc : d.mc;
   blk->nc = swap ? d.mc : d.nc;
+}
+
+/* The panels of k's constant operand (CgKernel.packed) for the GEMM function f: packed by
+ * f's prepack on the first call after the runtime cleared the kernel's flag, from src (per
+ * group: rows x k->packed_k, leading dimension ld, groups gstride bytes apart), then reused.
+ * Each group's panels are k->packed_rpad · packed_k floats; NULL after a diagnostic. */
+static LLVMValueRef packed_operand(CgEmit *e, const CgKernel *k, LLVMValueRef f, LLVMValueRef src,
+                                   int64_t ld, int64_t rows, int64_t gstride, int64_t w) {
+  size_t len = 0;
+  LLVMValueRef pf = llvm_gemm_prepack_fn(e->mod, LLVMGetValueName2(f, &len));
+  if (!pf || (rows + w - 1) / w * w > k->packed_rpad) {
+    diag_error(e->d, node(e, k->node)->loc, "internal error: packed operand of %lld rows in %lld",
+               (long long)rows, (long long)k->packed_rpad);
+    return NULL;
+  }
+  LLVMValueRef dst = cg_region_ptr(e, CG_REGION_ARENA, k->packed_offset);
+  LLVMValueRef flag = cg_region_ptr(e, CG_REGION_ARENA, k->packed_flag);
+  LLVMBasicBlockRef pack = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "pack"),
+                    done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "packed");
+  LLVMValueRef stale = LLVMBuildICmp(e->b, LLVMIntEQ, LLVMBuildLoad2(e->b, e->i64, flag, ""),
+                                     cg_c64(e, 0), "");
+  LLVMBuildCondBr(e->b, stale, pack, done);
+  LLVMPositionBuilderAtEnd(e->b, pack);
+  int64_t gbytes = k->packed_rpad * k->packed_k * 4;
+  Loop lg;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, k->packed_groups), 1);
+  LLVMValueRef args[6] = {gep8(e, dst, mul(e, lg.iv, cg_c64(e, gbytes))),
+                          gep8(e, src, mul(e, lg.iv, cg_c64(e, gstride))), cg_c64(e, ld),
+                          cg_c64(e, rows), cg_c64(e, k->packed_k), cg_c64(e, k->packed_rpad)};
+  call(e, pf, args, 6);
+  loop_end(e, &lg);
+  LLVMBuildStore(e->b, cg_c64(e, 1), flag);
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, done);
+  return dst;
 }
 
 static void gemm_call(CgEmit *e, LLVMValueRef f, int64_t M, int64_t N, int64_t K, LLVMValueRef A,
@@ -638,12 +673,16 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   if (k->tile && k->tile->stream_b && !ta && lower_matmul_streamed(e, k, tb, nb, M, N, K, lda, ldb))
     return 0;
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
-                     .relu = k->relu};
+                     .relu = k->relu, .packed = k->packed ? LLVM_GEMM_PACKED_B : LLVM_GEMM_PACKED_NONE};
   sp.target.opt_level = 0;
   gemm_blocking(e, k, false, &sp.blk);
   LLVMValueRef f = gemm_fn(e, &sp);
   if (!f) return -1;
   LLVMValueRef A = cg_ptr(e, n->in[0]), B = cg_ptr(e, n->in[1]), C = cg_ptr(e, k->out);
+  if (k->packed) { /* B is a parameter matrix (plan_pack.c): its panels, rpad rows apart */
+    if (!(B = packed_operand(e, k, f, B, ldb, N, 0, e->gemm_blk.nr))) return -1;
+    ldb = k->packed_rpad;
+  }
   LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
   int abr = va->rank - 2, bbr = vb->rank - 2;
   bool b_batched = false;
@@ -915,6 +954,19 @@ static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
 }
 
+/* a forward convolution's filter as its GEMM f reads it: the parameter (lda K, groups
+ * Og·K floats apart) or, when k->packed, its panels packed once (lda the padded rows) */
+static LLVMValueRef conv_filter(CgEmit *e, const CgKernel *k, LLVMValueRef f, const CgConv *c,
+                                int64_t *lda, int64_t *wg) {
+  LLVMValueRef Wt = cg_ptr(e, node(e, k->node)->in[1]);
+  *lda = c->K;
+  *wg = c->Og * c->K * 4;
+  if (!k->packed) return Wt;
+  *lda = k->packed_rpad;
+  *wg = k->packed_rpad * k->packed_k * 4;
+  return packed_operand(e, k, f, Wt, c->K, c->Og, c->Og * c->K * 4, e->gemm_blk.mr);
+}
+
 /* a forward convolution whose images share one GEMM per group (CgConv.batch): the output
  * [Og][N·P] in scratch, its epilogue applied there, then each image's P-long rows copied to
  * y[n][g·Og + o] */
@@ -925,18 +977,21 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   sp->relu = k->relu;
   LLVMValueRef f = gemm_fn(e, sp);
   if (!f) return -1;
-  LLVMValueRef X = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), Y = cg_ptr(e, k->out);
+  LLVMValueRef X = cg_ptr(e, n->in[0]), Y = cg_ptr(e, k->out);
+  int64_t lda, wg;
+  LLVMValueRef Wt = conv_filter(e, k, f, c, &lda, &wg);
+  if (!Wt) return -1;
   LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
   LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
   int64_t np = c->N * c->P;
   Loop lg, lo, ln;
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
   LLVMValueRef xp = gep8(e, X, mul(e, lg.iv, cg_c64(e, c->Cg * c->H * c->W * 4)));
-  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
   LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c->Og * 4)))
                     : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c->Og * 8)))
                           : NULL;
-  gemm_call(e, f, c->Og, np, c->K, wp, c->K, xp, np, T, np, bp);
+  gemm_call(e, f, c->Og, np, c->K, wp, lda, xp, np, T, np, bp);
   loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   LLVMValueRef src = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
@@ -996,6 +1051,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k, true, &sp.blk);
   bool gather = (!c.direct || c.batch) && !c.col; /* implicit GEMM: B's packing gathers */
+  if (n->op == OP_CONV2D && k->packed) sp.packed = LLVM_GEMM_PACKED_A; /* the filter, once */
   if (gather && n->op != OP_CONV2D_BWD_DATA)
     sp.conv = (LlvmGemmConv){.on = 1, .C = c.Cg, .H = c.H, .W = c.W, .KH = c.KH, .KW = c.KW,
                              .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
@@ -1010,7 +1066,10 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     sp.relu = k->relu;
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;
-    LLVMValueRef X = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), Y = cg_ptr(e, k->out);
+    LLVMValueRef X = cg_ptr(e, n->in[0]), Y = cg_ptr(e, k->out);
+    int64_t lda;
+    LLVMValueRef Wt = conv_filter(e, k, f, &c, &lda, &wg);
+    if (!Wt) return -1;
     LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
     Loop ln, lg;
     loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
@@ -1023,7 +1082,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                             : NULL;
     ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
     if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    gemm_call(e, f, c.Og, c.P, c.K, wp, c.K, c.col ? col : xp, c.P, yp, c.P, bp);
+    gemm_call(e, f, c.Og, c.P, c.K, wp, lda, c.col ? col : xp, c.P, yp, c.P, bp);
     loop_end(e, &lg);
     loop_end(e, &ln);
   } else if (n->op == OP_CONV2D_BWD_DATA) {
@@ -1471,6 +1530,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
+  t->prepack = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;
 }

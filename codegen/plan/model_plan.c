@@ -271,6 +271,10 @@ int cg_model_plan(CgModelPlan *P, const IrGraph *fwd, const IrGraph *train, cons
   binding_for(P, fwd, false, &P->bf);
   if (cg_plan(&P->pf, fwd, t, tiles_for(P, fwd, t, tiles_fwd), &P->bf, d)) return -1;
   P->have_pf = true;
+  if (cg_plan_prepack(&P->pf) < 0) {
+    diag_error(d, fwd->loc, "the packed weights of '%s' exceed 2^61 bytes", fwd->name);
+    return -1;
+  }
   if (!train) return 0;
   binding_for(P, train, true, &P->bt);
   if (cg_plan(&P->pt, train, t, tiles_for(P, train, t, tiles_train), &P->bt, d)) return -1;

@@ -55,6 +55,8 @@ typedef struct CgTarget {
   bool conv_bn;           /* folds an inference batchnorm after a convolution into the
                              convolution's epilogue (scratch: a scale and a shift a channel) */
   bool depthwise_direct;  /* computes forward depthwise convolutions without im2col */
+  bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
+                             f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 
@@ -105,6 +107,11 @@ typedef struct CgKernel {
   int64_t copy_dst_offset, copy_bytes;
   int64_t scratch_offset, scratch_bytes; /* arena scratch (im2col) */
   const TileDecision *tile; /* GEMM/CONV: the tiles pass's decision for node, or NULL */
+  /* the constant operand packed once (cg_plan_prepack): a matmul's B, a convolution's filter
+   * (A), per group; in the arena at packed_offset, groups · packed_rpad · packed_k floats,
+   * valid while the i64 at packed_flag is not 0 */
+  bool packed;
+  int64_t packed_offset, packed_flag, packed_rpad, packed_k, packed_groups;
 } CgKernel;
 
 typedef struct CgPlan {
@@ -122,6 +129,9 @@ typedef struct CgPlan {
   int64_t arena_bytes;
   unsigned char *consts; /* the folded CONSTs (passes/fold.c) it reads, 64-byte aligned */
   int64_t consts_bytes;
+  /* cg_plan_prepack: the packed operands at the end of the arena, their flags first
+   * ([flags_at, flags_at + flags_bytes): zero means "pack again") */
+  int64_t packed_bytes, packed_flags_at, packed_flags_bytes;
 } CgPlan;
 
 /* Where leaves and outputs of one graph live: filled by the caller from the descriptor. */
@@ -152,6 +162,17 @@ const char *cg_kernel_kind_name(CgKernelKind k); /* "ew", "gemm", ... */
  * statistics (training BATCHNORM, BATCHNORM_BWD, BN_DGAMMA) as sync_stats; returns how many.
  * A backend that lowers such a kernel calls the step's reduction hook between its passes. */
 int cg_plan_sync_stats(CgPlan *p);
+
+/* The largest register tiles of any CPU backend (32 rows of A, 8 vectors of 16 lanes of B):
+ * a packed operand has room for its rows rounded up to any tile up to these, so that its
+ * bytes do not depend on the tile decision or the vector width. */
+#define CG_PACK_ROWS_A 32
+#define CG_PACK_ROWS_B 128
+/* Inference plans (no ASSIGN) on a target with `prepack`: marks each f32 GEMM whose B is a
+ * parameter matrix (and that has more than TILES_CPU_STREAM_M rows) and each convolution
+ * with a parameter filter (not depthwise) `packed`, and places their panels and flags at the
+ * end of the arena. Returns the number of kernels marked; -1 when the bytes overflow. */
+int cg_plan_prepack(CgPlan *p);
 
 /* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
 

@@ -104,12 +104,12 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
     CgConv cv;
     cg_conv_geom(p, k->node, &cv);
     double nb = t->mc > 0 ? ceil((double)cv.P / t->mc) : 1;
-    return 2.0 * es * (double)cv.N * (double)cv.G *
-           ((double)cv.Og * (double)cv.K * nb + (double)cv.K * (double)cv.P);
+    double filter = k->packed ? 0 : (double)cv.Og * (double)cv.K * nb; /* packed once */
+    return 2.0 * es * (double)cv.N * (double)cv.G * (filter + (double)cv.K * (double)cv.P);
   }
   double nb = t->nc > 0 ? ceil((double)g->n / t->nc) : 1;
-  return 2.0 * es * (double)g->batch *
-         ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
+  double b = k->packed ? 0 : (double)g->k * (double)g->n; /* a weight packed once (plan_pack.c) */
+  return 2.0 * es * (double)g->batch * (b + (double)g->m * (double)g->k * nb);
 }
 
 /* Every GEMM call allocates its packing buffers and frees them at its end (llvm_gemm.c); a

@@ -139,6 +139,9 @@ void cg_plan_print(FILE *out, const CgPlan *p) {
   fprintf(out, "kernels of '%s' for the %s backend: %d kernels, arena %lld bytes",
           p->g->name ? p->g->name : "?", p->target->name, p->nk, (long long)p->arena_bytes);
   if (p->consts_bytes) fprintf(out, ", constants %lld bytes", (long long)p->consts_bytes);
+  if (p->packed_bytes)
+    fprintf(out, ", packed weights arena+%lld (%lld bytes)", (long long)p->packed_flags_at,
+            (long long)p->packed_bytes);
   fputc('\n', out);
   for (int ki = 0; ki < p->nk; ki++) {
     const CgKernel *k = &p->k[ki];
@@ -150,6 +153,10 @@ void cg_plan_print(FILE *out, const CgPlan *p) {
     if (k->scratch_bytes)
       fprintf(out, "     scratch arena+%lld (%lld bytes)\n", (long long)k->scratch_offset,
               (long long)k->scratch_bytes);
+    if (k->packed)
+      fprintf(out, "     packed  %%%d once: arena+%lld (%lld x %lld x %lld floats), flag arena+%lld\n",
+              p->g->nodes[k->node].in[1], (long long)k->packed_offset, (long long)k->packed_groups,
+              (long long)k->packed_rpad, (long long)k->packed_k, (long long)k->packed_flag);
     if (k->tile) print_tile(out, k->tile);
   }
 }

@@ -20,12 +20,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../codegen/llvm/codegen.h"
 #include "../../codegen/llvm/llvm_emit.h"
 #include "../../frontend/frontend.h"
 #include "../../ir/interp.h"
 #include "../../passes/passes.h"
+#include "../../runtime/rt_program.h"
 #include "../../runtime/rt_threads.h"
 #include "graph_names.h"
 
@@ -238,6 +240,8 @@ static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrT
   memcpy(params1, params, (size_t)desc->params_bytes);
   memcpy(params, params0, (size_t)desc->params_bytes);
   memset(arena, 0xff, (size_t)(ab > 0 ? ab : 1));
+  if (!train) /* as the runtime does for a changed arena: the packed weights are packed again */
+    memset(arena + desc->packed_flags_at, 0, (size_t)desc->packed_flags_bytes);
   entry(&b);
   ck_assert_msg(memcmp(io1, io, (size_t)desc->io_bytes) == 0, "%s: outputs differ between runs", what);
   ck_assert_msg(memcmp(params1, params, (size_t)desc->params_bytes) == 0,
@@ -827,6 +831,108 @@ START_TEST(example_models) {
 }
 END_TEST
 
+/* ---- weights packed once per program ---------------------------------------------------- */
+
+/* the forward outputs of context c (at ptr[], its tensors' storage, read without telling the
+ * context) against the interpreter's at the parameters the context holds now; *stale: the
+ * worst ratio of the outputs `old` (a previous call's) against that reference */
+static double packed_fwd_check(RtCtx *c, IrGraph *g, void *const *ptr, float *old,
+                               double *stale) {
+  const RtModelDesc *d = rt_ctx_desc(c);
+  ck_assert_int_eq(rt_ctx_forward(c), 0);
+  InterpOptions o = {.round_storage = true};
+  Interp *I = interp_new(g, &o);
+  for (int j = 0; j < d->ntensors; j++) {
+    const RtTensorInfo *t = &d->tensors[j];
+    int node = t->kind <= RT_KIND_INPUT ? tg_find_leaf(g, t->name) : -1;
+    if (node < 0 || t->kind == RT_KIND_OPTSTATE) continue;
+    int64_t n = numel_of(t);
+    double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    for (int64_t i = 0; i < n; i++)
+      v[i] = t->dtype == DT_I32 ? ((const int32_t *)ptr[j])[i] : ((const float *)ptr[j])[i];
+    ck_assert_int_eq(interp_set(I, node, v, n), 0);
+    free(v);
+  }
+  char err[256];
+  ck_assert_msg(interp_run(I, err, sizeof err) == 0, "interpreter: %s", err);
+  double worst = 0;
+  *stale = INFINITY;
+  for (int j = 0; j < d->ntensors; j++) {
+    const RtTensorInfo *t = &d->tensors[j];
+    if (t->kind != RT_KIND_OUTPUT) continue;
+    int64_t n;
+    const double *ref = interp_value(I, tg_find_out(g, t->name), &n);
+    double w = compare("packed weights", t->name, ptr[j], ref, n, MM_RTOL, MM_ATOL);
+    if (w > worst) worst = w;
+    if (old) *stale = compare("(stale outputs)", t->name, old, ref, n, MM_RTOL, MM_ATOL);
+    if (old) memcpy(old, ptr[j], (size_t)t->nbytes);
+  }
+  interp_free(I);
+  return worst;
+}
+
+/* The forward entry packs the weights of its GEMMs and convolutions once and keeps them
+ * (RtModelDesc.packed_*). After a training step, a checkpoint load and a write through
+ * rt_ctx_data its outputs must be those of the new weights; the outputs of the call before
+ * (what a stale packed copy would give again) must not pass the same comparison. */
+START_TEST(packed_weights_refresh) {
+  Diag *d = diag_new(stderr);
+  IrModule *mod = example_module("lenet.nn", (const char *const[]){"N=2", NULL}, d);
+  IrGraph *g = mod->graphs[0];
+  TrainInfo info;
+  IrGraph *tg = pass_train_graph(g, ir_module_find_train(mod, g->name), &info, d);
+  ck_assert_ptr_nonnull(tg);
+  CgModel *m = llvm_model_emit(g, tg, ir_module_find_train(mod, g->name), NULL, d);
+  ck_assert_ptr_nonnull(m);
+  const RtModelDesc *desc = llvm_model_jit(m, d);
+  ck_assert_ptr_nonnull(desc);
+  ck_assert_msg(desc->packed_flags_bytes >= 24, "lenet's convolutions and dense layers pack once");
+  char err[256];
+  RtCtx *c = rt_ctx_create(desc, _i ? 2 : 1, err, sizeof err);
+  ck_assert_msg(c != NULL, "%s", err);
+  ck_assert_int_eq(rt_ctx_init(c, 7), 0);
+  ck_assert_int_eq(rt_ctx_prepare_training(c), 0);
+  void **ptr = calloc((size_t)desc->ntensors, sizeof *ptr);
+  float *old = NULL;
+  for (int j = 0; j < desc->ntensors; j++) {
+    const RtTensorInfo *t = &desc->tensors[j];
+    ptr[j] = rt_ctx_data(c, j);
+    for (int64_t i = 0; t->kind == RT_KIND_INPUT && i < numel_of(t); i++) {
+      if (t->dtype == DT_I32) ((int32_t *)ptr[j])[i] = (int32_t)(urand() * 10);
+      else ((float *)ptr[j])[i] = (float)(2 * urand() - 1);
+    }
+    if (t->kind == RT_KIND_OUTPUT) old = calloc(1, (size_t)t->nbytes);
+  }
+  double stale;
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  for (int s = 0; s < 3; s++) /* the training step changes every weight */
+    ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert_msg(stale > 1, "the training step left the outputs as they were (%.3g)", stale);
+  char path[] = "/tmp/nnc_packed_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  ck_assert_int_eq(rt_ctx_save(c, path, NULL), 0);
+  ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert_int_eq(rt_ctx_load(c, path, NULL), 0); /* the weights of before that step */
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert_msg(stale > 1, "the checkpoint left the outputs as they were (%.3g)", stale);
+  unlink(path);
+  float *w = rt_ctx_data(c, rt_ctx_find(c, "conv1.weight"));
+  for (int64_t i = 0; i < numel_of(&desc->tensors[rt_ctx_find(c, "conv1.weight")]); i++) w[i] *= -2;
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert_msg(stale > 1, "the write left the outputs as they were (%.3g)", stale);
+  free(old);
+  free(ptr);
+  rt_ctx_destroy(c);
+  llvm_model_free(m);
+  ir_module_free(mod);
+  diag_free(d);
+}
+END_TEST
+
 /* --precision bf16: every GEMM input is rounded to bf16 (unit roundoff u = 2^-8), products
  * exact and summed in f32. One GEMM's result then moves by at most 2u relative to its
  * magnitude sum (both inputs rounded); through a network of L GEMM layers (the longest
@@ -1130,6 +1236,7 @@ int main(void) {
    * kernels are no different from the smaller models' and the interpreter dominates */
   int nex = (int)(sizeof examples / sizeof *examples);
   tcase_add_loop_test(te, example_models, 0, nnc_test_quick() ? nex - 3 : nex);
+  tcase_add_loop_test(te, packed_weights_refresh, 0, 2);
   tcase_add_loop_test(te, bf16_models, 0, (int)(sizeof bf16_examples / sizeof *bf16_examples));
   suite_add_tcase(s, te);
   SRunner *r = srunner_create(s);

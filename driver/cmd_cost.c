@@ -574,10 +574,13 @@ static void print_summary(const Report *rp, const Opts *o) {
     const CgMemory *c = &rp->compiled;
     int64_t ar = r->training ? c->arena_bytes_train : c->arena_bytes_forward;
     double tot = (double)(c->params_bytes + c->io_bytes + ar);
-    printf("  %-22s %24s  (%s) = params %s + io %s + arena %s (fused kernels)\n",
+    printf("  %-22s %24s  (%s) = params %s + io %s + arena %s (fused kernels",
            "compiled (nnc build)", drv_commas(tot, v, sizeof v), drv_bytes_h(tot, h, sizeof h),
            drv_bytes_h((double)c->params_bytes, b0, sizeof b0), drv_bytes_h((double)c->io_bytes, b1, sizeof b1),
            drv_bytes_h((double)ar, b2, sizeof b2));
+    if (!r->training && c->packed_bytes > 0)
+      printf("; of which %s of weights packed once", drv_bytes_h((double)c->packed_bytes, b0, sizeof b0));
+    printf(")\n");
     print_process_peak(&c->fig, r->training);
   }
   char f[512];

@@ -315,6 +315,7 @@ int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t,
     out->params_bytes = P.params_bytes;
     out->io_bytes = P.io_bytes;
     out->arena_bytes_forward = P.pf.arena_bytes;
+    out->packed_bytes = P.pf.packed_bytes;
     out->arena_bytes_train = P.have_pt ? P.pt.arena_bytes : 0;
     cg_model_figures(&P, 0, 0, &out->fig);
   }

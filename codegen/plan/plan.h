@@ -221,6 +221,7 @@ void cg_model_plan_free(CgModelPlan *P);
 /* The memory a compiled model allocates: its regions and the arenas of its fused kernels. */
 typedef struct CgMemory {
   int64_t params_bytes, io_bytes, arena_bytes_forward, arena_bytes_train;
+  int64_t packed_bytes; /* of the forward arena: weights packed once (cg_plan_prepack) */
   RtMemFigures fig; /* for the expected process peak (rt_mem.h); GEMM packing unknown: 0 */
 } CgMemory;
 int cg_model_memory(const IrGraph *fwd, const IrGraph *train, const CgTarget *t, CgMemory *out,

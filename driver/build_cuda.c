@@ -50,7 +50,8 @@ static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool t
   fprintf(f, "extern \"C\" const RtModelDesc nnc_model_%s;\n"
              "static RtModelDesc nnc_cuda_desc(const RtModelDesc *cpu) {\n"
              "  RtModelDesc d = *cpu;\n"
-             "  d.forward = nnc_cuda_forward;\n  d.arena_bytes_forward = %lldLL;\n", model, af + wf);
+             "  d.forward = nnc_cuda_forward;\n  d.arena_bytes_forward = %lldLL;\n"
+             "  d.packed_bytes = d.packed_flags_at = d.packed_flags_bytes = 0;\n", model, af + wf);
   if (train)
     fprintf(f, "  d.train_step = nnc_cuda_train;\n  d.arena_bytes_train = %lldLL;\n"
                "  d.params_bytes = %lldLL; /* with the loss-scale state, if any */\n",

@@ -59,5 +59,8 @@ int cg_pipeline_train(IrModule *m, IrGraph *fwd, const CgTarget *target, const C
                     "the train section", remat_mode_name(o->remat));
     return -1;
   }
-  return out->budget > 0 ? fit_budget(fwd, train0, &info, target, o, out, d) : 0;
+  /* a budgeted program keeps no packed copy of its weights (llvm_model_emit: neither) */
+  CgTarget lean = *target;
+  lean.prepack = false;
+  return out->budget > 0 ? fit_budget(fwd, train0, &info, &lean, o, out, d) : 0;
 }

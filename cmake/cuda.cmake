@@ -81,13 +81,20 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   add_test(NAME cuda/model_dropout COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/dropout.nn
            ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
   # every convolution form (strides, padding, 1x1..7x7, dilation, grouped, depthwise), forward
-  # and one training step, at f32 and tf32
+  # and one training step (a large learning rate, so that the step's update, and with it every
+  # backward convolution, shows in the parameters), at f32
   add_test(NAME cuda/model_conv_cases COMMAND test_cuda_model
            ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
            ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
-  add_test(NAME cuda/model_conv_cases_tf32 COMMAND test_cuda_model
-           ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
-           ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} --tf32)
+  # ... and at bf16/f16 (16-bit tensor cores forward, backward-data and backward-filter,
+  # grouped included; f16 with loss scaling), with a rounding mutant that must be caught
+  foreach(prec tf32 bf16 f16 bf16:--mutant)
+    string(REPLACE ":" ";" pargs "--${prec}")
+    string(REPLACE ":--" "_" pname "${prec}")
+    add_test(NAME cuda/model_conv_cases_${pname} COMMAND test_cuda_model
+             ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
+             ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} ${pargs})
+  endforeach()
   # every block reduction (norms, softmax, reductions over axes, cross entropy), forward and
   # one training step
   add_test(NAME cuda/model_reductions COMMAND test_cuda_model
@@ -136,7 +143,7 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
       set(prec f16)
     endif()
     add_test(NAME cuda/ptx_${arch}_${prec} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
-             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet)
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet tests/cuda/models/conv_cases.nn)
     set_tests_properties(cuda/ptx_${arch}_${prec} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")

@@ -437,14 +437,13 @@ static int gemm_tile_ok(const CgPlan *p, const CgKernel *k, Diag *d) {
   return 0;
 }
 
-/* a gradient: a value of the backward pass that is not a forward value recomputed there */
-static bool is_gradient(const CgPlan *p, int node) {
+bool cuda_plan_is_gradient(const CgPlan *p, int node) {
   const IrNode *n = &p->g->nodes[node];
   return n->phase == PH_BWD && !remat_is_recompute(n);
 }
 
 /* with loss scaling (ls_off >= 0) a backward GEMM scales its gradient operand (the first
- * one, is_gradient) before rounding it to f16, and unscales the product */
+ * one, cuda_plan_is_gradient) before rounding it to f16, and unscales the product */
 static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaPlanTable *tab,
                      int64_t ls_off, Diag *d) {
   const IrNode *n = &p->g->nodes[k->node];
@@ -459,8 +458,8 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
   if (ls_off >= 0) {
-    cg.scale_a = is_gradient(p, n->in[0]);
-    cg.scale_b = !cg.scale_a && is_gradient(p, n->in[1]);
+    cg.scale_a = cuda_plan_is_gradient(p, n->in[0]);
+    cg.scale_b = !cg.scale_a && cuda_plan_is_gradient(p, n->in[1]);
   }
   return gemm_finish(o, p, k, &g, &cg, tab, ls_off, d);
 }
@@ -607,7 +606,7 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
       continue;
     }
     if (k->kind == CGK_CONV) {
-      if (cuda_conv_emit(out, p, k, prefix, ki, tab, d)) return -1;
+      if (cuda_conv_emit(out, p, k, prefix, ki, tab, c->off, d)) return -1;
       continue;
     }
     if (k->kind == CGK_COPY) copy_emit(out, p, k, name, &l, guarded ? guard : NULL), rc = 0;

@@ -105,6 +105,10 @@ int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool
 /* the launch table as a C comment block (nnc emit --emit=cuda) */
 void cuda_plan_table_print(FILE *out, const CudaPlanTable *t, const char *title);
 
+/* a gradient: a value of the backward pass that is not a forward value recomputed there (the
+ * operand a backward GEMM scales by the f16 loss scale) */
+bool cuda_plan_is_gradient(const CgPlan *p, int node);
+
 /* ---- node kernels (cuda_ops.c) ---------------------------------------------------------- */
 /* the device functions node kernels call (part of the source once) */
 const char *cuda_ops_text(void);
@@ -121,9 +125,9 @@ void cuda_ptr_expr(char *buf, size_t n, const CgPlan *p, int node, const char *t
 /* one input channel per group: direct kernels rather than implicit GEMMs */
 bool cuda_conv_depthwise(const CgConv *c);
 /* conv plan kernel ki (forward, backward-data or backward-filter) as PREFIX_kI_gemm (implicit
- * GEMM with the node's tile decision, groups as the batch), PREFIX_kI_dw (depthwise) or, past
- * 32-bit indices or without a GPU tile decision, the direct kernel PREFIX_kI; -1 after a
- * diagnostic */
+ * GEMM with the node's tile decision, groups as the batch; at ls_off >= 0, f16 loss scaling,
+ * the gradient operand dy scaled before rounding), PREFIX_kI_dw (depthwise) or, past 32-bit
+ * indices or without a GPU tile decision, the direct kernel PREFIX_kI; -1 after a diagnostic */
 int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *prefix, int ki, CudaPlanTable *tab,
-                   Diag *d);
+                   int64_t ls_off, Diag *d);
 #endif

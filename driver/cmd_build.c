@@ -420,18 +420,25 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   return 0;
 }
 
-/* libNAME.so = the model's object + the whole runtime archive (built position-independent),
- * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
-static int link_shared(const char *libpath, const char *obj, const char *rtlib, bool verbose) {
+/* libNAME.so = the model's object (and the CUDA part's, cuda_obj, with the C++ library it
+ * needs) + the whole runtime archive (built position-independent), so the embedding API
+ * (rt_ctx_*) and the descriptors are exported for dlopen/ctypes */
+static int link_shared(const char *libpath, const char *obj, const char *cuda_obj, const char *rtlib,
+                       bool verbose) {
   char tmp[PATH_MAX];
   tmp_beside(libpath, tmp, sizeof tmp);
   const char *cc = getenv("CC");
-  char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-shared", "-o", tmp, (char *)obj,
-                  "-Wl,--whole-archive", (char *)rtlib, "-Wl,--no-whole-archive",
+  char *argv[16];
+  int k = 0;
+  argv[k++] = (char *)(cc && *cc ? cc : "cc"), argv[k++] = "-shared", argv[k++] = "-o", argv[k++] = tmp;
+  argv[k++] = (char *)obj;
+  if (cuda_obj) argv[k++] = (char *)cuda_obj;
+  argv[k++] = "-Wl,--whole-archive", argv[k++] = (char *)rtlib, argv[k++] = "-Wl,--no-whole-archive";
 #ifdef __SANITIZE_ADDRESS__
-                  "-fsanitize=address,undefined",
+  argv[k++] = "-fsanitize=address,undefined";
 #endif
-                  "-lcjson", "-lm", "-lpthread", NULL};
+  if (cuda_obj) argv[k++] = "-lstdc++";
+  argv[k++] = "-lcjson", argv[k++] = "-lm", argv[k++] = "-lpthread", argv[k] = NULL;
   int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
@@ -615,7 +622,7 @@ static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, false, a->verbose}; /* --lib: no --mpi */
   int rc = a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d);
   if (!rc)
-    rc = a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
+    rc = a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
                    : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose);
   const RtModelDesc *desc = rc ? NULL : llvm_model_jit(dm->cg, d);
   if (desc) {
@@ -704,11 +711,6 @@ int cmd_build(int argc, char **argv) {
   if (!rc && a.target && a.bo.cg.sync_bn) {
     fprintf(stderr, "nnc build: error: --sync-bn with --target %s: the CUDA backend has no "
             "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
-    rc = 2;
-  }
-  if (!rc && a.target && a.shared) {
-    fprintf(stderr, "nnc build: error: --target %s builds programs and static libraries (--lib); "
-            "--shared is for the CPU backend\n", a.target);
     rc = 2;
   }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);

@@ -23,7 +23,10 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 7
+#define RT_MODEL_ABI 8
+
+/* the first word of a valid loss-scale state (RtDevice.loss_scale_state) */
+#define RT_LOSS_SCALE_MAGIC 0x53534c4eu
 
 /* gradients go through an all-reduce in buckets of this size (PyTorch DDP's default; the
  * cost model's COMM_BUCKET_BYTES) */
@@ -137,6 +140,14 @@ typedef struct RtDevice {
   const char *(*error)(const void *dev);
   /* device memory: params, io, arena of each entry, split-K workspace */
   int64_t params_bytes, io_bytes, arena_forward, arena_train, work_bytes;
+  /* run(dev, entry, step, seed, NULL, 1) with each launch of the entry's table timed:
+   * ns[i] the nanoseconds of launch i (a pair of device events around it on a GPU, the host
+   * clock around the emulated launch in cuda-emu); per-kernel profiling (rt_profile.h) */
+  int (*run_timed)(void *dev, int entry, int64_t step, uint64_t seed, int64_t *ns);
+  /* the state of dynamic f16 loss scaling in the params region, 16 bytes at this offset:
+   * magic, scale (f32), good steps in a row, the step's inf/nan flag; -1: none. Checkpoints
+   * carry the scale and the good steps (rt_embed.c) */
+  int64_t loss_scale_state;
 } RtDevice;
 
 typedef struct RtModelDesc {

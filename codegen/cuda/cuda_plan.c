@@ -505,7 +505,7 @@ typedef struct LsCtx {
 } LsCtx;
 
 /* the state: words [magic, scale (f32), good steps, inf/nan seen in this step] */
-#define CUDA_LS_MAGIC 0x53534c4eu
+#define CUDA_LS_MAGIC RT_LOSS_SCALE_MAGIC
 #define CUDA_LS_STATE(b) "((unsigned *)(" b ".params + %lldLL))"
 
 int64_t cuda_loss_scale_offset(const CgModelPlan *P) { return (P->params_bytes + 63) / 64 * 64; }
@@ -681,6 +681,18 @@ int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool
                "  nnc_emu_set_order((nnc_emu::Order)order);\n"
                "  for (; t->fn; t++) nnc_emu_launch(t->fn, t->grid, t->block, t->smem, b);\n"
                "  return 0;\n}\n", sel);
+  /* each launch timed by the host clock (per-kernel profiling of cuda-emu programs) */
+  fprintf(out, "extern \"C\" int nnc_emu_run_timed(int train, NncBufs b, long long *ns) {\n"
+               "  const NncEmuLaunch *t = %s;\n"
+               "  if (!t) return -1;\n"
+               "  nnc_emu_set_order((nnc_emu::Order)0);\n"
+               "  for (int i = 0; t[i].fn; i++) {\n"
+               "    struct timespec a, z;\n"
+               "    clock_gettime(CLOCK_MONOTONIC, &a);\n"
+               "    nnc_emu_launch(t[i].fn, t[i].grid, t[i].block, t[i].smem, b);\n"
+               "    clock_gettime(CLOCK_MONOTONIC, &z);\n"
+               "    ns[i] = (long long)(z.tv_sec - a.tv_sec) * 1000000000LL + (z.tv_nsec - a.tv_nsec);\n"
+               "  }\n  return 0;\n}\n", sel);
   fprintf(out, "extern \"C\" long long nnc_emu_work_bytes(int train) {\n"
                "  return train ? %lldLL : %lldLL;\n}\n", (long long)(t ? trn->work_bytes : 0),
           (long long)fwd->work_bytes);

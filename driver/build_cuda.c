@@ -33,7 +33,10 @@ static void glue_kernels(FILE *f, const DrvCudaSource *s, bool train, const char
   for (int i = 0; i < c.nk; i++) {
     const CgKernelCost *k = &c.k[i];
     fputs("  {\"", f);
-    for (const char *q = k->name; *q; q++) fprintf(f, *q == '"' || *q == '\\' ? "\\%c" : "%c", *q);
+    for (const char *q = k->name; *q; q++) {
+      if (*q == '"' || *q == '\\') fputc('\\', f);
+      fputc(*q, f);
+    }
     fprintf(f, "\", %.17g, %.17g, %.17g, %.17g, %d},\n", k->flops, k->rd + k->wr, k->time, k->time,
             k->compute_bound ? 1 : 0);
   }

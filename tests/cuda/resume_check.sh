@@ -26,15 +26,9 @@ np.save(t + "/x.npy", x)
 np.save(t + "/y.npy", (30 * np.sign(x[:, 0]) + x @ np.arange(7)).astype(np.float32))
 PYEOF
 DATA="X=$T/x.npy,y=$T/y.npy"
-run() { "$T/$1" train ${2:+--weights "$2"} --data "$DATA" --epochs "$3" --seed 3 --save "$4" --quiet </dev/null; }
-run f16 "" 2 "$T/whole.st" || die "2 epochs"
-run f16 "" 1 "$T/half.st" || die "epoch 1"
-run f16 "$T/half.st" 1 "$T/resumed.st" || die "resumed epoch 2"
-run cpu "" 1 "$T/cpu.st" || die "cpu epoch 1"
-run f16 "$T/cpu.st" 1 "$T/from_cpu.st" || die "f16 epoch 2 from the CPU checkpoint"
-$PY - "$T" <<'PYEOF' || die "the loss-scale state"
-import json, struct, sys
-t = sys.argv[1]
+# a checkpoint's metadata and tensors (safetensors: header length, JSON header, data)
+cat > "$T/st.py" <<'PYEOF'
+import json, struct
 def read(p):
     b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
     h = json.loads(b[8:8 + n]); meta = h.pop("__metadata__", {})
@@ -43,6 +37,18 @@ def write(p, meta, h, data):
     h = dict(h); h["__metadata__"] = meta
     s = json.dumps(h).encode(); s += b" " * (-len(s) % 8)
     open(p, "wb").write(struct.pack("<Q", len(s)) + s + data)
+PYEOF
+export PYTHONPATH="$T"
+run() { "$T/$1" train ${2:+--weights "$2"} --data "$DATA" --epochs "$3" --seed 3 --save "$4" --quiet </dev/null; }
+run f16 "" 2 "$T/whole.st" || die "2 epochs"
+run f16 "" 1 "$T/half.st" || die "epoch 1"
+run f16 "$T/half.st" 1 "$T/resumed.st" || die "resumed epoch 2"
+run cpu "" 1 "$T/cpu.st" || die "cpu epoch 1"
+run f16 "$T/cpu.st" 1 "$T/from_cpu.st" || die "f16 epoch 2 from the CPU checkpoint"
+$PY - "$T" <<'PYEOF' || die "the loss-scale state"
+import sys
+from st import read, write
+t = sys.argv[1]
 ok = True
 meta, _, h, data = read(t + "/half.st")
 print("after epoch 1: scale %s, good steps %s" % (meta.get("nnc.loss_scale"), meta.get("nnc.loss_scale_good_steps")))
@@ -58,13 +64,10 @@ sys.exit(0 if ok else 1)
 PYEOF
 run f16 "$T/stripped.st" 1 "$T/stripped_resumed.st" || die "resumed from the stripped checkpoint"
 $PY - "$T" <<'PYEOF' || die "the resumed run is not the uninterrupted one"
-import json, struct, sys
+import sys
+from st import read
 t = sys.argv[1]
-def tensors(p):
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n]); meta = h.pop("__metadata__", {})
-    return meta, {k: b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items()}
-mw, w = tensors(t + "/whole.st"); mr, r = tensors(t + "/resumed.st"); ms, s = tensors(t + "/stripped_resumed.st")
+(mw, w, _, _), (mr, r, _, _), (ms, s, _, _) = (read(t + f) for f in ("/whole.st", "/resumed.st", "/stripped_resumed.st"))
 same = w == r and mw.get("nnc.loss_scale") == mr.get("nnc.loss_scale") and mw.get("nnc.step") == mr.get("nnc.step")
 print("resumed vs uninterrupted: %s (scale %s, step %s)" % ("identical bits" if same else "DIFFERENT", mr.get("nnc.loss_scale"), mr.get("nnc.step")))
 control = s != w

@@ -130,7 +130,7 @@ static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision 
     CgConv cv;
     cg_conv_geom(p, k->node, &cv);
     M = (double)cv.Og, N = (double)cv.P, K = (double)cv.K, mc = t->nc, nc = t->mc;
-    calls = (double)cv.N * (double)cv.G;
+    calls = (double)cv.G * (cv.batch ? 1 : (double)cv.N);
   }
   double kcap = fmin(K, t->kc > 0 ? t->kc : K);
   double a = round_up_d(round_up_d(fmin(M, mc), mr) * kcap, 16);
@@ -265,6 +265,120 @@ static bool gemm_streamed(const CgKernel *k, const HwTarget *hw) {
   return k->kind == CGK_GEMM && k->tile && !k->tile->gpu && k->tile->stream_b && hw->kind == HW_CPU;
 }
 
+/* ---- the packed GEMM of the CPU backend ------------------------------------------------- */
+
+/* cycles one thread spends per element it packs from strided rows when the probe has not
+ * measured it: a scalar load and a vector insert per element (nnc probe on Zen 4: about 4) */
+#define CG_PACK_STRIDED_CYCLES 4.0
+
+double cg_pack_rate(const HwTarget *hw, bool strided) {
+  if (strided)
+    return hw->pack_strided_bw > 0 ? hw->pack_strided_bw
+                                   : 4.0 * (hw->ghz > 0 ? hw->ghz : 3) * 1e9 / CG_PACK_STRIDED_CYCLES;
+  return hw->pack_bw > 0 ? hw->pack_bw : level_bw(hw, CG_LEVEL_L2, 1);
+}
+
+static double ceil_div(double a, double b) { return b > 0 ? ceil(a / b) : 1; }
+
+void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *o) {
+  memset(o, 0, sizeof *o);
+  double M = (double)s->m, N = (double)s->n, K = (double)s->k, mr = s->mr, nr = s->nr;
+  if (M <= 0 || N <= 0 || mr <= 0 || nr <= 0) return;
+  double um = ceil_div(M, mr), un = ceil_div(N, nr);
+  o->split_n = un >= um;
+  double units = o->split_n ? un : um;
+  o->threads = M * N * fmax(K, 1) < CG_GEMM_PAR_FLOPS / 2 ? 1 : (int)fmin(threads, units);
+  if (o->threads < 1) o->threads = 1;
+  double slice = ceil(units / o->threads); /* the busiest slice, in tiles of its side */
+  double rows = o->split_n ? M : fmin(M, slice * mr), cols = o->split_n ? fmin(N, slice * nr) : N;
+  o->tiles = ceil_div(rows, mr) * ceil_div(cols, nr);
+  double kb = s->kc > 0 ? ceil_div(K, s->kc) : 1;
+  o->pack_b = s->packed_b ? 0 : ceil_div(cols, nr) * nr * K;
+  o->pack_a = s->packed_a ? 0 : ceil_div(rows, mr) * mr * K * (s->nc > 0 ? ceil_div(cols, s->nc) : 1);
+  double peak1 = peak_of(hw, DT_F32, true, o->threads) / o->threads;
+  double ueff = hw->gemm_ukr_eff > 0 ? hw->gemm_ukr_eff : s->lat_eff > 0 ? s->lat_eff : 1;
+  /* each KC block loads and stores the accumulators: two vector memory operations per
+   * accumulator beside kc FMA steps */
+  o->t_fma = K > 0 ? 2 * mr * nr * K * o->tiles / (ueff * peak1) * (K + 2 * kb) / K : 0;
+  o->t_pack = 4 * o->pack_a / cg_pack_rate(hw, s->a_strided) +
+              4 * o->pack_b / cg_pack_rate(hw, s->b_strided);
+}
+
+/* whether operand `in` of node `node` lives in the params region (a weight) or is folded */
+static bool operand_const(const CgPlan *p, int node, int in) {
+  const CgVal *v = &p->v[p->v[p->g->nodes[node].in[in]].root];
+  return v->region == RT_REGION_PARAMS || p->g->nodes[p->v[p->g->nodes[node].in[in]].root].op == OP_CONST;
+}
+
+/* a matmul on the CPU's packed GEMM: its calls (the batch folded into M when B has no
+ * batch dims, as llvm_ops.c lower_matmul), each cg_cpu_gemm; t_fma and t_pack of all calls */
+static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                       CgGemmRun *run, double *ncalls) {
+  const TileDecision *t = k->tile;
+  const TileGemm *g = &t->gemm;
+  bool fold = g->batch > 1 && g->b_shared && !g->trans_a;
+  double calls = fold ? 1 : (double)g->batch;
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
+                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
+                   .a_strided = !g->trans_a, .b_strided = g->trans_b,
+                   .packed_a = k->prepacked && operand_const(p, k->node, 0),
+                   .packed_b = k->prepacked && operand_const(p, k->node, 1),
+                   .lat_eff = t->eff / wave / tile};
+  cg_cpu_gemm(hw, &s, threads, run);
+  *ncalls = calls;
+  run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
+}
+
+/* a convolution on the packed GEMM (llvm_ops.c lower_conv), per image and group or, for a
+ * batch of small images, per group: forward C[Og, P] = W[Og, K] col[K, P] (col gathered from
+ * the image while packing, or unfolded into scratch before); data gradient
+ * dcol[K, P] = Wᵀ dy[Og, P]; filter gradient dW[Og, K] += dy[Og, P] colᵀ. False for a
+ * depthwise convolution, which runs direct. */
+static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                     CgGemmRun *run, double *ncalls) {
+  const TileDecision *t = k->tile;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  int op = p->g->nodes[k->node].op;
+  if (cv.depthwise && op == OP_CONV2D) return false;
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
+  int64_t np = batch ? cv.N * cv.P : cv.P;
+  CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->mc,
+                   .lat_eff = t->eff / wave / tile};
+  if (op == OP_CONV2D)
+    s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather,
+    s.packed_a = k->prepacked;
+  else if (op == OP_CONV2D_BWD_DATA)
+    s.m = cv.K, s.n = np, s.k = cv.Og, s.packed_a = k->prepacked;
+  else
+    s.m = cv.Og, s.n = cv.K, s.k = cv.P, s.a_strided = true, s.b_strided = true;
+  double calls = (double)cv.G * (batch ? 1 : (double)cv.N);
+  cg_cpu_gemm(hw, &s, threads, run);
+  *ncalls = calls;
+  run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
+  return true;
+}
+
+/* a matmul or convolution on the packed GEMM: the busiest thread's micro-tiles and
+ * packing in every call */
+static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                          CgKernelCost *c) {
+  CgGemmRun run;
+  double calls;
+  if (k->kind == CGK_GEMM) matmul_run(p, k, hw, threads, &run, &calls);
+  else if (!conv_run(p, k, hw, threads, &run, &calls)) return;
+  if (run.t_fma <= 0) return;
+  c->threads = run.threads;
+  c->t_compute = run.t_fma;
+  c->eff = c->flops / (run.t_fma * peak_of(hw, DT_F32, true, run.threads));
+  c->scratch = conv_scratch(p, k) + 8 * (run.pack_a + run.pack_b); /* read and written */
+  c->t_scratch = run.t_pack + (c->scratch - 8 * (run.pack_a + run.pack_b)) /
+                                  level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2, c->threads);
+  c->overhead = calls * (run.threads > 1 ? hw->overhead_s : CG_CALL_S) + alloc_time(p, k, k->tile);
+}
+
 /* ---- one kernel ------------------------------------------------------------------------- */
 
 static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads,
@@ -302,6 +416,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile);
+  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
 }

@@ -42,6 +42,34 @@ typedef struct CgPlanCost {
   double flops, bytes, scratch, time; /* sums over the kernels */
 } CgPlanCost;
 
+/* One call of the CPU backend's packed GEMM (codegen/llvm/llvm_gemm.c) as the generator runs
+ * it: C[M,N] = op(A) op(B) in MR x NR micro-tiles (MR rows, NR vectorized columns), B packed
+ * in KC x NC panels, A in MC x KC blocks once per NC panel; the output cut into one slice per
+ * thread along N (NR multiples) when it has at least as many column tiles as row tiles, else
+ * along M; one thread below 2^21 multiply-adds. The busiest thread's work and time. */
+typedef struct CgGemmShape {
+  int64_t m, n, k;
+  int mr, nr, kc, nc;      /* the generator's blocking (mr rows, nr columns) */
+  bool a_strided;          /* op(A)'s rows are not adjacent in memory (A stored M x K) */
+  bool b_strided;          /* op(B)'s columns are not (B stored N x K, a dense layer's weight)
+                              or gathered from an image (an implicit-GEMM convolution) */
+  bool packed_a, packed_b; /* that operand's panels are packed once per program, not here */
+  double lat_eff;          /* the micro-kernel's fraction of the peak when the target has no
+                              measured gemm_ukr_eff (the tiles pass's FMA-latency factor) */
+} CgGemmShape;
+typedef struct CgGemmRun {
+  int threads;             /* threads the call runs on */
+  bool split_n;            /* the slices cut N (else M) */
+  double tiles;            /* micro-tiles of the busiest slice */
+  double pack_a, pack_b;   /* elements that slice packs (panels padded to MR / NR) */
+  double t_fma, t_pack;    /* its micro-kernel and packing time, s */
+} CgGemmRun;
+void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *out);
+/* packing rate of one thread, bytes of panel per second: from rows adjacent in memory (the
+ * probe's pack_bw, else L2's bandwidth of one core) or strided rows (pack_strided_bw, else
+ * one element per CG_PACK_STRIDED_CYCLES at the clock) */
+double cg_pack_rate(const HwTarget *hw, bool strided);
+
 /* the estimate of every kernel of p on hw with `threads` threads (1..hw->cores; <= 0: all
  * cores); footprint: bytes of params + io + arena the step touches (for the parameter
  * region's level). Free with cg_plan_cost_free. */

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "../codegen/llvm/llvm_gemm.h"
@@ -13,7 +14,10 @@
 #include "../runtime/rt_threads.h"
 
 #define PG_FJ_CALLS 2000 /* round trips per repetition */
-#define PG_NK 1024       /* the products' N and K: B is 4 MiB, beyond L2 */
+/* the products' N and K: B is 4 MB, beyond L2; rows 4000 bytes apart, not a power of two,
+ * whose rows would share L1 sets and make strided packing several times slower than in
+ * a model's layers */
+#define PG_NK 1000
 
 static double pg_now(void) {
   struct timespec ts;
@@ -50,6 +54,23 @@ double probe_fork_join(int nt, int reps) {
   }
   free(dt);
   if (pool) rt_pool_destroy(pool);
+  return best;
+}
+
+/* a block the size of a large packing buffer mapped, each page written once, unmapped: what
+ * a GEMM call whose buffers are above the program's malloc threshold pays per 4 KiB page */
+double probe_page_fault(int reps) {
+  const size_t bytes = (size_t)8 << 20;
+  double best = 0;
+  for (int rep = 0; rep <= reps; rep++) {
+    double t0 = pg_now();
+    char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    for (size_t i = 0; i < bytes; i += 4096) ((volatile char *)p)[i] = 1;
+    munmap(p, bytes);
+    double dt = (pg_now() - t0) / (double)(bytes / 4096);
+    if (best == 0 || dt < best) best = dt;
+  }
   return best;
 }
 

@@ -13,6 +13,8 @@ typedef struct ProbeGemm {
 
 /* seconds of one rt_parallel_for of nt empty tasks on a pool of nt threads (0 if nt < 2) */
 double probe_fork_join(int nt, int reps);
+/* seconds per 4 KiB page of a freshly mapped block: the fault, zeroing and unmapping */
+double probe_page_fault(int reps);
 /* products of the generated GEMM on one thread with the tiles pass's blocking for hw;
  * 0 ok, -1 when a figure could not be measured (then *out is zero) */
 int probe_gemm(const HwTarget *hw, int reps, double seconds, ProbeGemm *out);

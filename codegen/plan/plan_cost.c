@@ -118,12 +118,20 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
  * image and group for a convolution, one per kernel otherwise. */
 #define CG_MAP_THRESHOLD (256.0 * 1024)
 #define CG_MAP_S 2e-6    /* mmap + munmap */
-#define CG_FAULT_S 0.25e-6 /* a minor fault: a zeroed 4 KiB page */
+#define CG_FAULT_S 0.25e-6 /* a minor fault: a zeroed 4 KiB page (nnc probe's page_fault_us
+                              replaces it: 1.2 to 2 us under KVM on Zen 4) */
 #define CG_MALLOC_S 0.1e-6
 
 static double round_up_d(double a, double b) { return ceil(a / b) * b; }
 
-static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision *t) {
+/* allocating and freeing `bytes` of packing buffers in each of `calls` calls */
+static double alloc_of(const HwTarget *hw, double bytes, double calls) {
+  if (bytes < CG_MAP_THRESHOLD) return calls * CG_MALLOC_S;
+  return calls * (CG_MAP_S + ceil(bytes / 4096) * (hw->page_fault_s > 0 ? hw->page_fault_s : CG_FAULT_S));
+}
+
+static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision *t,
+                         const HwTarget *hw) {
   double M = (double)t->gemm.m, N = (double)t->gemm.n, K = (double)t->gemm.k, calls = 1;
   double mr = t->nr, nr = t->mr, mc = t->mc, nc = t->nc; /* as llvm_ops.c gemm_blocking */
   if (k->kind == CGK_CONV && p->g->nodes[k->node].op == OP_CONV2D) {
@@ -135,8 +143,7 @@ static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision 
   double kcap = fmin(K, t->kc > 0 ? t->kc : K);
   double a = round_up_d(round_up_d(fmin(M, mc), mr) * kcap, 16);
   double bytes = (a + round_up_d(fmin(N, nc), nr) * kcap) * 4;
-  if (bytes < CG_MAP_THRESHOLD) return calls * CG_MALLOC_S;
-  return calls * (CG_MAP_S + ceil(bytes / 4096) * CG_FAULT_S);
+  return alloc_of(hw, bytes, calls);
 }
 
 /* ---- compute ---------------------------------------------------------------------------- */
@@ -295,6 +302,9 @@ void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRu
   double kb = s->kc > 0 ? ceil_div(K, s->kc) : 1;
   o->pack_b = s->packed_b ? 0 : ceil_div(cols, nr) * nr * K;
   o->pack_a = s->packed_a ? 0 : ceil_div(rows, mr) * mr * K * (s->nc > 0 ? ceil_div(cols, s->nc) : 1);
+  double kcap = fmax(1, fmin(K, s->kc > 0 ? s->kc : K)); /* llvm_gemm_pack_bytes */
+  o->buf_bytes = 4 * (round_up_d(round_up_d(fmin(rows, s->mc > 0 ? s->mc : rows), mr) * kcap, 16) +
+                      round_up_d(fmin(cols, s->nc > 0 ? s->nc : cols), nr) * kcap);
   double peak1 = peak_of(hw, DT_F32, true, o->threads) / o->threads;
   double ueff = hw->gemm_ukr_eff > 0 ? hw->gemm_ukr_eff : s->lat_eff > 0 ? s->lat_eff : 1;
   /* each KC block loads and stores the accumulators: two vector memory operations per
@@ -320,7 +330,7 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   double calls = fold ? 1 : (double)g->batch;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
-                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
+                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .mc = t->mc, .nc = t->nc,
                    .a_strided = !g->trans_a, .b_strided = g->trans_b,
                    .packed_a = k->prepacked && operand_const(p, k->node, 0),
                    .packed_b = k->prepacked && operand_const(p, k->node, 1),
@@ -345,7 +355,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
-  CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->mc,
+  CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .mc = t->nc, .nc = t->mc,
                    .lat_eff = t->eff / wave / tile};
   if (op == OP_CONV2D)
     s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather,
@@ -376,7 +386,7 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->scratch = conv_scratch(p, k) + 8 * (run.pack_a + run.pack_b); /* read and written */
   c->t_scratch = run.t_pack + (c->scratch - 8 * (run.pack_a + run.pack_b)) /
                                   level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2, c->threads);
-  c->overhead = calls * (run.threads > 1 ? hw->overhead_s : CG_CALL_S) + alloc_time(p, k, k->tile);
+  c->overhead = calls * (run.threads > 1 ? hw->overhead_s : CG_CALL_S) + alloc_of(hw, run.buf_bytes, calls);
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */
@@ -415,7 +425,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
     c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
-  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile);
+  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile, hw);
   if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;

@@ -85,12 +85,14 @@ static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param
   }
 }
 
-/* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it */
+/* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it;
+ * a batch of small images has one scratch for all of them per group (CgConv.batch) */
 static double conv_scratch(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV || !k->scratch_bytes) return 0;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  return 2.0 * (double)cv.N * (double)cv.G * (double)k->scratch_bytes;
+  bool batch = cv.batch && p->g->nodes[k->node].op != OP_CONV2D_BWD_FILTER;
+  return 2.0 * (batch ? 1 : (double)cv.N) * (double)cv.G * (double)k->scratch_bytes;
 }
 
 /* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
@@ -357,8 +359,12 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   int64_t np = batch ? cv.N * cv.P : cv.P;
   CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .mc = t->nc, .nc = t->mc,
                    .lat_eff = t->eff / wave / tile};
+  /* the gathering pack loads a row of the image with one masked vector load where the
+   * output row is the input row (stride 1, same width, one image: llvm_gemm.c pack_conv),
+   * else it gathers element by element */
+  bool rows = cv.sh == 1 && cv.sw == 1 && cv.OW == cv.W && !batch;
   if (op == OP_CONV2D)
-    s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather,
+    s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather && !rows,
     s.packed_a = k->prepacked;
   else if (op == OP_CONV2D_BWD_DATA)
     s.m = cv.K, s.n = np, s.k = cv.Og, s.packed_a = k->prepacked;

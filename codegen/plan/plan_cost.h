@@ -4,10 +4,11 @@
  * Per kernel: the bytes it really moves (a fused group reads each outside operand once and
  * writes each stored value once; an in-place optimizer update reads and writes its parameter;
  * a copy reads and writes its bytes), its FLOPs (the cost rules of its members), the traffic
- * of its scratch (im2col unfolds and GEMM panel packing, which run before the FMAs and do not
- * overlap them), and the fraction of the peak its blocking reaches (the tiles pass's edge and
- * core efficiency, redone for the thread count, and the reload of C per KC block). Then
- *   time = max(flops / (eff x peak), bytes / bw) + scratch / bw_scratch + overhead
+ * of its scratch (im2col unfolds), and for a GEMM or convolution on the CPU the packed GEMM
+ * as the generator runs it (cg_cpu_gemm: the busiest thread's micro-tiles and its panel
+ * packing at the probe's rates, which run before the FMAs and do not overlap them, and the
+ * faults of its packing buffers). Then
+ *   time = max(t_compute, bytes / bw) + t_scratch + overhead
  * where bw is the bandwidth of the smallest level that holds the data: a kernel's own
  * working set for activations, the whole step's footprint for the parameter region (touched
  * once a step, so the rest of the step has passed through the caches in between).

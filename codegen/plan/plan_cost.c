@@ -342,6 +342,14 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
+/* a depthwise forward convolution the backend computes directly: no GEMM, no packing */
+static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
+  if (k->kind != CGK_CONV || p->g->nodes[k->node].op != OP_CONV2D) return false;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  return cv.depthwise;
+}
+
 /* a convolution on the packed GEMM (llvm_ops.c lower_conv), per image and group or, for a
  * batch of small images, per group: forward C[Og, P] = W[Og, K] col[K, P] (col gathered from
  * the image while packing, or unfolded into scratch before); data gradient
@@ -353,7 +361,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   int op = p->g->nodes[k->node].op;
-  if (cv.depthwise && op == OP_CONV2D) return false;
+  if (depthwise_direct(p, k)) return false;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
@@ -426,12 +434,13 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   c->t_memory = act / level_bw(hw, c->level, c->threads) +
                 param_bytes / level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
-  if (gemm && k->tile && !k->tile->gpu) c->scratch += pack_bytes(p, k, k->tile); /* not streamed */
+  bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k); /* not streamed */
+  if (packed) c->scratch += pack_bytes(p, k, k->tile);
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
     c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
-  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile, hw);
+  if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile, hw);
   if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;

@@ -213,10 +213,9 @@ static int level_of(const HwTarget *hw, double bytes, int threads) {
   return CG_LEVEL_DRAM;
 }
 
-/* bandwidth of a level for `threads` threads: the probe's figures are for all cores; the
- * private caches and L3's ports scale with the cores used, one core can draw the DRAM's */
-static double level_bw(const HwTarget *hw, int level, int threads) {
+double cg_level_bw(const HwTarget *hw, int level, int threads) {
   int cores = hw->cores > 0 ? hw->cores : 1;
+  if (level == CG_LEVEL_DRAM && hw->mem_bw_1t > 0) return fmin(hw->mem_bw, threads * hw->mem_bw_1t);
   if (level == CG_LEVEL_DRAM || hw->cache_bw[level] <= 0) return hw->mem_bw; /* unknown */
   return hw->cache_bw[level] * threads / cores;
 }
@@ -284,7 +283,7 @@ double cg_pack_rate(const HwTarget *hw, bool strided) {
   if (strided)
     return hw->pack_strided_bw > 0 ? hw->pack_strided_bw
                                    : 4.0 * (hw->ghz > 0 ? hw->ghz : 3) * 1e9 / CG_PACK_STRIDED_CYCLES;
-  return hw->pack_bw > 0 ? hw->pack_bw : level_bw(hw, CG_LEVEL_L2, 1);
+  return hw->pack_bw > 0 ? hw->pack_bw : cg_level_bw(hw, CG_LEVEL_L2, 1);
 }
 
 static double ceil_div(double a, double b) { return b > 0 ? ceil(a / b) : 1; }
@@ -399,7 +398,7 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->eff = c->flops / (run.t_fma * peak_of(hw, DT_F32, true, run.threads));
   c->scratch = conv_scratch(p, k) + 8 * (run.pack_a + run.pack_b); /* read and written */
   c->t_scratch = run.t_pack + (c->scratch - 8 * (run.pack_a + run.pack_b)) /
-                                  level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2, c->threads);
+                                  cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2, c->threads);
   c->overhead = calls * (run.threads > 1 ? hw->overhead_s : CG_CALL_S) + alloc_of(hw, run.buf_bytes, calls);
 }
 
@@ -431,13 +430,13 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   double act = c->rd + c->wr - param_bytes;
   c->level = level_of(hw, c->rd + c->wr, c->threads);
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
-  c->t_memory = act / level_bw(hw, c->level, c->threads) +
-                param_bytes / level_bw(hw, plevel, c->threads);
+  c->t_memory = act / cg_level_bw(hw, c->level, c->threads) +
+                param_bytes / cg_level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
   bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k); /* not streamed */
   if (packed) c->scratch += pack_bytes(p, k, k->tile);
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
-    c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
+    c->t_scratch = c->scratch / cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile, hw);

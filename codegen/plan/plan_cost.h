@@ -72,6 +72,12 @@ void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRu
  * one element per CG_PACK_STRIDED_CYCLES at the clock) */
 double cg_pack_rate(const HwTarget *hw, bool strided);
 
+/* bandwidth of a memory level for `threads` threads: the probe's cache figures are for all
+ * cores, and the private caches and L3's ports scale with the cores used; DRAM gives one
+ * thread the probe's one-thread triad (mem_bw_1t), t threads t times that up to mem_bw (one
+ * thread draws all of mem_bw when mem_bw_1t is unknown) */
+double cg_level_bw(const HwTarget *hw, int level, int threads);
+
 /* the estimate of every kernel of p on hw with `threads` threads (1..hw->cores; <= 0: all
  * cores); footprint: bytes of params + io + arena the step touches (for the parameter
  * region's level). Free with cg_plan_cost_free. */

@@ -283,6 +283,12 @@ START_TEST(t_cpu_gemm_terms) {
   ck_assert_double_eq_tol(r.t_fma, 2.0 * 14 * 32 * 512 * 5 / (0.5 * 100e9) * (512 + 2) / 512.0, 1e-12);
   ck_assert_double_eq_tol(cg_pack_rate(&hw, true), 2.5e9, 1);
   ck_assert_double_eq_tol(cg_pack_rate(&hw, false), 10e9, 1);
+  /* DRAM: one thread its own triad, two up to the all-core figure; L3 by the cores used */
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 1), 10e9, 1);
+  hw.mem_bw_1t = 6e9, hw.cache_bw[CG_LEVEL_L3] = 100e9;
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 1), 6e9, 1);
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 2), 10e9, 1);
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_L3, 1), 50e9, 1);
 }
 END_TEST
 

@@ -119,6 +119,7 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
  * also pays a map, an unmap and a page fault per 4 KiB page it touches. Calls: one per
  * image and group for a convolution, one per kernel otherwise. */
 #define CG_MAP_THRESHOLD (256.0 * 1024)
+#define CG_TRIM_THRESHOLD (128.0 * 1024) /* glibc's default M_TRIM_THRESHOLD and M_TOP_PAD */
 #define CG_MAP_S 2e-6    /* mmap + munmap */
 #define CG_FAULT_S 0.25e-6 /* a minor fault: a zeroed 4 KiB page (nnc probe's page_fault_us
                               replaces it: 1.2 to 2 us under KVM on Zen 4) */
@@ -128,8 +129,11 @@ static double round_up_d(double a, double b) { return ceil(a / b) * b; }
 
 /* allocating and freeing `bytes` of packing buffers in each of `calls` calls */
 static double alloc_of(const HwTarget *hw, double bytes, double calls) {
-  if (bytes < CG_MAP_THRESHOLD) return calls * CG_MALLOC_S;
-  return calls * (CG_MAP_S + ceil(bytes / 4096) * (hw->page_fault_s > 0 ? hw->page_fault_s : CG_FAULT_S));
+  double fault = hw->page_fault_s > 0 ? hw->page_fault_s : CG_FAULT_S;
+  if (bytes >= CG_MAP_THRESHOLD) return calls * (CG_MAP_S + ceil(bytes / 4096) * fault);
+  /* from the heap's top: free() gives back what lies above the trim threshold, and the
+   * next call faults it in again (measured on linreg's 208 KB buffers: 20 pages a call) */
+  return calls * (CG_MALLOC_S + fmax(0, ceil((bytes - CG_TRIM_THRESHOLD) / 4096)) * fault);
 }
 
 static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision *t,

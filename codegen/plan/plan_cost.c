@@ -36,6 +36,11 @@
  * range, and the scalar remainder of up to 3 elements with its checks; measured on lenet's
  * 14- and 5-wide output rows (Zen 4: about 20), the other figure taken from a run */
 #define CG_MAXPOOL_ROW_CYCLES 20.0
+/* the average pooling's scalar loop (rt_kernels.c pool_planes) per window element: the
+ * index, two bounds checks, a load, a conversion and a double add, ~8 instructions at about
+ * 4 a cycle, the adds of neighbouring outputs overlapping; inception_a's 3x3 pools measured
+ * 1.7 to 1.9 with `bench --profile` (Zen 4) */
+#define CG_AVGPOOL_CYCLES 2.0
 /* one call of libm's expf (softmax's exponentials in rt_kernels.c): a table lookup and a
  * short double polynomial, a dozen dependent instructions plus the call */
 #define CG_EXPF_CYCLES 10.0
@@ -264,7 +269,8 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD:
     return elems * CG_EXPF_CYCLES;
   case OP_SOFTMAX_BWD: return 0;
-  case OP_AVGPOOL: case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
+  case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
+  case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
     return (c->flops + touched) * CG_SCALAR_CYCLES;
   default:
     if (!(ir_ops[n->op].flags & OPF_REDUCE) || reduce_contiguous(p, n)) return 0;

@@ -266,6 +266,7 @@ typedef struct ProbeResult {
   double triad_1t;                   /* DRAM triad of one thread */
   double fork_join;                  /* s per rt_parallel_for round trip, all threads */
   double page_fault;                 /* s per freshly mapped 4 KiB page */
+  double softmax;                    /* s per element of the runtime's softmax, 1 thread */
   ProbeGemm gemm;
   int best_w;
 } ProbeResult;
@@ -315,6 +316,7 @@ static void fill_target(HwTarget *t, const Probe *pr, const ProbeResult *res) {
   t->pack_strided_bw = res->gemm.pack_strided_bw;
   t->gemm_ukr_eff = res->gemm.ukr_eff;
   t->page_fault_s = res->page_fault;
+  t->softmax_s = res->softmax;
   t->measured = true;
   time_t now_s = time(NULL);
   struct tm tm;
@@ -341,8 +343,9 @@ static void print_result(const Probe *pr, const ProbeResult *res, const HwTarget
          t->peak[HWP_F32] / 1e9, pr->nt, t->vector_bits);
   printf("memory bandwidth (triad): %.1f GB/s, one thread %.1f GB/s\n", t->mem_bw / 1e9,
          res->triad_1t / 1e9);
-  printf("thread pool fork/join (%d threads): %.2f us; a fresh 4 KiB page: %.2f us\n", pr->nt,
-         res->fork_join * 1e6, res->page_fault * 1e6);
+  printf("thread pool fork/join (%d threads): %.2f us; a fresh 4 KiB page: %.2f us; "
+         "softmax %.2f ns an element\n", pr->nt, res->fork_join * 1e6, res->page_fault * 1e6,
+         res->softmax * 1e9);
   if (res->gemm.pack_bw > 0)
     printf("GEMM (1 thread): packing %.1f GB/s from adjacent rows, %.1f GB/s strided; "
            "micro-kernel %.0f%% of the peak\n", res->gemm.pack_bw / 1e9,
@@ -386,8 +389,9 @@ int cmd_probe(int argc, char **argv) {
   }
   hw_host_estimate(&t); /* the real cache sizes, also after --quick */
   t.peak_f32_1t = res.fma1[res.best_w];
-  pin(pr.cpus[0]); /* the GEMM runs on this thread: keep it on one core, as the FMA jobs */
+  pin(pr.cpus[0]); /* these run on this thread: keep it on one core, as the FMA jobs */
   if (probe_gemm(&t, pr.reps, pr.seconds, &res.gemm)) memset(&res.gemm, 0, sizeof res.gemm);
+  res.softmax = probe_softmax(pr.reps);
   fill_target(&t, &pr, &res);
   char err[512];
   if (hw_save_file(&t, path, err, sizeof err)) {

@@ -1,5 +1,6 @@
 /* probe_gemm.h — measurements of `nnc probe` that run the backend's own code: the runtime
- * thread pool's fork/join round trip and the generated GEMM's panel packing and micro-kernel
+ * thread pool's fork/join round trip, a fresh page's fault, the runtime's softmax and the
+ * generated GEMM's panel packing and micro-kernel
  * (docs/cost-model.md, "Figures from nnc probe"). Each is the best of `reps` repetitions. */
 #ifndef NN_PROBE_GEMM_H
 #define NN_PROBE_GEMM_H
@@ -15,6 +16,8 @@ typedef struct ProbeGemm {
 double probe_fork_join(int nt, int reps);
 /* seconds per 4 KiB page of a freshly mapped block: the fault, zeroing and unmapping */
 double probe_page_fault(int reps);
+/* seconds per element of the runtime's softmax on one thread */
+double probe_softmax(int reps);
 /* products of the generated GEMM on one thread with the tiles pass's blocking for hw;
  * 0 ok, -1 when a figure could not be measured (then *out is zero) */
 int probe_gemm(const HwTarget *hw, int reps, double seconds, ProbeGemm *out);

@@ -266,8 +266,9 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
     return c->flops * CG_MAXPOOL_CYCLES +
            rows * n->attr.kernel[0] * n->attr.kernel[1] * CG_MAXPOOL_ROW_CYCLES;
   }
-  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD:
-    return elems * CG_EXPF_CYCLES;
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD: /* the probe's, in cycles */
+    return elems * (hw->softmax_s > 0 ? hw->softmax_s * (hw->ghz > 0 ? hw->ghz : 3) * 1e9
+                                      : CG_EXPF_CYCLES);
   case OP_SOFTMAX_BWD: return 0;
   case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
   case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:

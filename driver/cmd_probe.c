@@ -265,7 +265,6 @@ typedef struct ProbeResult {
   double bw[4];                      /* L1, L2, L3 read, DRAM triad: bytes/s, all threads */
   double triad_1t;                   /* DRAM triad of one thread */
   double fork_join;                  /* s per rt_parallel_for round trip, all threads */
-  double page_fault;                 /* s per freshly mapped 4 KiB page */
   double softmax;                    /* s per element of the runtime's softmax, 1 thread */
   ProbeGemm gemm;
   int best_w;
@@ -288,7 +287,6 @@ static void probe_all(const Probe *pr, const HwTarget *t, ProbeResult *res) {
   one.nt = 1;
   res->triad_1t = probe_triad(&one, big / sizeof(float));
   res->fork_join = probe_fork_join(pr->nt, pr->reps);
-  res->page_fault = probe_page_fault(pr->reps);
 }
 
 static void usage(FILE *out) {
@@ -315,7 +313,6 @@ static void fill_target(HwTarget *t, const Probe *pr, const ProbeResult *res) {
   t->pack_bw = res->gemm.pack_bw;
   t->pack_strided_bw = res->gemm.pack_strided_bw;
   t->gemm_ukr_eff = res->gemm.ukr_eff;
-  t->page_fault_s = res->page_fault;
   t->softmax_s = res->softmax;
   t->measured = true;
   time_t now_s = time(NULL);
@@ -343,9 +340,8 @@ static void print_result(const Probe *pr, const ProbeResult *res, const HwTarget
          t->peak[HWP_F32] / 1e9, pr->nt, t->vector_bits);
   printf("memory bandwidth (triad): %.1f GB/s, one thread %.1f GB/s\n", t->mem_bw / 1e9,
          res->triad_1t / 1e9);
-  printf("thread pool fork/join (%d threads): %.2f us; a fresh 4 KiB page: %.2f us; "
-         "softmax %.2f ns an element\n", pr->nt, res->fork_join * 1e6, res->page_fault * 1e6,
-         res->softmax * 1e9);
+  printf("thread pool fork/join (%d threads): %.2f us; softmax %.2f ns an element\n", pr->nt,
+         res->fork_join * 1e6, res->softmax * 1e9);
   if (res->gemm.pack_bw > 0)
     printf("GEMM (1 thread): packing %.1f GB/s from adjacent rows, %.1f GB/s strided; "
            "micro-kernel %.0f%% of the peak\n", res->gemm.pack_bw / 1e9,

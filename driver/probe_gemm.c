@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "../codegen/llvm/llvm_gemm.h"
@@ -55,23 +54,6 @@ double probe_fork_join(int nt, int reps) {
   }
   free(dt);
   if (pool) rt_pool_destroy(pool);
-  return best;
-}
-
-/* a block the size of a large packing buffer mapped, each page written once, unmapped: what
- * a GEMM call whose buffers are above the program's malloc threshold pays per 4 KiB page */
-double probe_page_fault(int reps) {
-  const size_t bytes = (size_t)8 << 20;
-  double best = 0;
-  for (int rep = 0; rep <= reps; rep++) {
-    double t0 = pg_now();
-    char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return 0;
-    for (size_t i = 0; i < bytes; i += 4096) ((volatile char *)p)[i] = 1;
-    munmap(p, bytes);
-    double dt = (pg_now() - t0) / (double)(bytes / 4096);
-    if (best == 0 || dt < best) best = dt;
-  }
   return best;
 }
 

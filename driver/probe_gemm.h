@@ -1,5 +1,5 @@
 /* probe_gemm.h — measurements of `nnc probe` that run the backend's own code: the runtime
- * thread pool's fork/join round trip, a fresh page's fault, the runtime's softmax and the
+ * thread pool's fork/join round trip, the runtime's softmax and the
  * generated GEMM's panel packing and micro-kernel
  * (docs/cost-model.md, "Figures from nnc probe"). Each is the best of `reps` repetitions. */
 #ifndef NN_PROBE_GEMM_H
@@ -14,8 +14,6 @@ typedef struct ProbeGemm {
 
 /* seconds of one rt_parallel_for of nt empty tasks on a pool of nt threads (0 if nt < 2) */
 double probe_fork_join(int nt, int reps);
-/* seconds per 4 KiB page of a freshly mapped block: the fault, zeroing and unmapping */
-double probe_page_fault(int reps);
 /* seconds per element of the runtime's softmax on one thread */
 double probe_softmax(int reps);
 /* products of the generated GEMM on one thread with the tiles pass's blocking for hw;

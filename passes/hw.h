@@ -62,7 +62,6 @@ typedef struct HwTarget {
   double pack_bw;         /* bytes/s one thread packs into panels from adjacent rows */
   double pack_strided_bw; /* ... from strided rows (a value per row and k: gathered) */
   double gemm_ukr_eff;    /* fraction of one thread's FMA peak its micro-kernel reaches */
-  double page_fault_s;    /* a freshly mapped 4 KiB page: fault, zeroing, unmap (0 = unknown) */
   double softmax_s;       /* the runtime's softmax per element, one thread (0 = unknown) */
   bool measured;          /* host: figures come from `nnc probe`, not a guess */
   char measured_at[32];   /* when `nnc probe` measured them (UTC, ISO 8601), "" otherwise */

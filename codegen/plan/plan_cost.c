@@ -119,42 +119,20 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
          ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
 }
 
-/* Every GEMM call allocates its packing buffers and frees them at its end (llvm_gemm.c); a
- * program maps blocks from 256 KiB up afresh (rt_main.c's malloc threshold), so such a call
- * also pays a map, an unmap and a page fault per 4 KiB page it touches. Calls: one per
- * image and group for a convolution, one per kernel otherwise. */
-#define CG_MAP_THRESHOLD (256.0 * 1024)
-#define CG_TRIM_THRESHOLD (128.0 * 1024) /* glibc's default M_TRIM_THRESHOLD and M_TOP_PAD */
-#define CG_MAP_S 2e-6    /* mmap + munmap */
-#define CG_FAULT_S 0.25e-6 /* a minor fault: a zeroed 4 KiB page (nnc probe's page_fault_us
-                              replaces it: 1.2 to 2 us under KVM on Zen 4) */
-#define CG_MALLOC_S 0.1e-6
+/* Every GEMM task packs into its pool thread's kept buffer (rt_pool_scratch, llvm_gemm.c):
+ * taking and returning it costs a few atomics per call, and no pages are faulted in once
+ * the buffer has grown to the program's largest GEMM. Calls: one per image and group for a
+ * convolution (one per group for a batch of small images), one per kernel otherwise. */
+#define CG_SCRATCH_S 0.1e-6
 
-static double round_up_d(double a, double b) { return ceil(a / b) * b; }
-
-/* allocating and freeing `bytes` of packing buffers in each of `calls` calls */
-static double alloc_of(const HwTarget *hw, double bytes, double calls) {
-  double fault = hw->page_fault_s > 0 ? hw->page_fault_s : CG_FAULT_S;
-  if (bytes >= CG_MAP_THRESHOLD) return calls * (CG_MAP_S + ceil(bytes / 4096) * fault);
-  /* from the heap's top: free() gives back what lies above the trim threshold, and the
-   * next call faults it in again (measured on linreg's 208 KB buffers: 20 pages a call) */
-  return calls * (CG_MALLOC_S + fmax(0, ceil((bytes - CG_TRIM_THRESHOLD) / 4096)) * fault);
-}
-
-static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision *t,
-                         const HwTarget *hw) {
-  double M = (double)t->gemm.m, N = (double)t->gemm.n, K = (double)t->gemm.k, calls = 1;
-  double mr = t->nr, nr = t->mr, mc = t->mc, nc = t->nc; /* as llvm_ops.c gemm_blocking */
+static double alloc_time(const CgPlan *p, const CgKernel *k) {
+  double calls = 1;
   if (k->kind == CGK_CONV && p->g->nodes[k->node].op == OP_CONV2D) {
     CgConv cv;
     cg_conv_geom(p, k->node, &cv);
-    M = (double)cv.Og, N = (double)cv.P, K = (double)cv.K, mc = t->nc, nc = t->mc;
     calls = (double)cv.G * (cv.batch ? 1 : (double)cv.N);
   }
-  double kcap = fmin(K, t->kc > 0 ? t->kc : K);
-  double a = round_up_d(round_up_d(fmin(M, mc), mr) * kcap, 16);
-  double bytes = (a + round_up_d(fmin(N, nc), nr) * kcap) * 4;
-  return alloc_of(hw, bytes, calls);
+  return calls * CG_SCRATCH_S;
 }
 
 /* ---- compute ---------------------------------------------------------------------------- */
@@ -314,9 +292,6 @@ void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRu
   double kb = s->kc > 0 ? ceil_div(K, s->kc) : 1;
   o->pack_b = s->packed_b ? 0 : ceil_div(cols, nr) * nr * K;
   o->pack_a = s->packed_a ? 0 : ceil_div(rows, mr) * mr * K * (s->nc > 0 ? ceil_div(cols, s->nc) : 1);
-  double kcap = fmax(1, fmin(K, s->kc > 0 ? s->kc : K)); /* llvm_gemm_pack_bytes */
-  o->buf_bytes = 4 * (round_up_d(round_up_d(fmin(rows, s->mc > 0 ? s->mc : rows), mr) * kcap, 16) +
-                      round_up_d(fmin(cols, s->nc > 0 ? s->nc : cols), nr) * kcap);
   double peak1 = peak_of(hw, DT_F32, true, o->threads) / o->threads;
   double ueff = hw->gemm_ukr_eff > 0 ? hw->gemm_ukr_eff : s->lat_eff > 0 ? s->lat_eff : 1;
   /* each KC block loads and stores the accumulators: two vector memory operations per
@@ -342,7 +317,7 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   double calls = fold ? 1 : (double)g->batch;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
-                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .mc = t->mc, .nc = t->nc,
+                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
                    .a_strided = !g->trans_a, .b_strided = g->trans_b,
                    .packed_a = k->prepacked && operand_const(p, k->node, 0),
                    .packed_b = k->prepacked && operand_const(p, k->node, 1),
@@ -375,7 +350,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
-  CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .mc = t->nc, .nc = t->mc,
+  CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->mc,
                    .lat_eff = t->eff / wave / tile};
   /* the gathering pack loads a row of the image with one masked vector load where the
    * output row is the input row (stride 1, same width, one image: llvm_gemm.c pack_conv),
@@ -410,7 +385,7 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->scratch = conv_scratch(p, k) + 8 * (run.pack_a + run.pack_b); /* read and written */
   c->t_scratch = run.t_pack + (c->scratch - 8 * (run.pack_a + run.pack_b)) /
                                   cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2, c->threads);
-  c->overhead = calls * (run.threads > 1 ? hw->overhead_s : CG_CALL_S) + alloc_of(hw, run.buf_bytes, calls);
+  c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */
@@ -450,7 +425,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
     c->t_scratch = c->scratch / cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
-  if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile, hw);
+  if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
   if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;

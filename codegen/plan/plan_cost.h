@@ -50,7 +50,7 @@ typedef struct CgPlanCost {
  * along M; one thread below 2^21 multiply-adds. The busiest thread's work and time. */
 typedef struct CgGemmShape {
   int64_t m, n, k;
-  int mr, nr, kc, mc, nc;  /* the generator's blocking (mr rows, nr columns) */
+  int mr, nr, kc, nc;      /* the generator's blocking (mr rows, nr columns) */
   bool a_strided;          /* op(A)'s rows are not adjacent in memory (A stored M x K) */
   bool b_strided;          /* op(B)'s columns are not (B stored N x K, a dense layer's weight)
                               or gathered from an image (an implicit-GEMM convolution) */
@@ -64,7 +64,6 @@ typedef struct CgGemmRun {
   double tiles;            /* micro-tiles of the busiest slice */
   double pack_a, pack_b;   /* elements that slice packs (panels padded to MR / NR) */
   double t_fma, t_pack;    /* its micro-kernel and packing time, s */
-  double buf_bytes;        /* the packing buffers that slice allocates */
 } CgGemmRun;
 void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *out);
 /* packing rate of one thread, bytes of panel per second: from rows adjacent in memory (the

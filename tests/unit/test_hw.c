@@ -113,7 +113,7 @@ START_TEST(t_host_file) {
   t.peak_f32_1t = 61e9;
   t.cache_bw[0] = 900e9, t.cache_bw[1] = 400e9, t.cache_bw[2] = 200e9;
   t.mem_bw_1t = 31e9, t.pack_bw = 19e9, t.pack_strided_bw = 3.5e9, t.gemm_ukr_eff = 0.875;
-  t.overhead_s = 0.75e-6, t.page_fault_s = 1.25e-6, t.softmax_s = 5.5e-9;
+  t.overhead_s = 0.75e-6, t.softmax_s = 5.5e-9;
   snprintf(t.measured_at, sizeof t.measured_at, "2026-01-02T03:04:05Z");
   ck_assert_int_eq(hw_save_file(&t, path, err, sizeof err), 0);
   ck_assert_int_eq(access(path, R_OK), 0);
@@ -131,7 +131,6 @@ START_TEST(t_host_file) {
   ck_assert_double_eq_tol(u.pack_strided_bw, 3.5e9, 1);
   ck_assert_double_eq_tol(u.gemm_ukr_eff, 0.875, 1e-12);
   ck_assert_double_eq_tol(u.overhead_s, 0.75e-6, 1e-15);
-  ck_assert_double_eq_tol(u.page_fault_s, 1.25e-6, 1e-15);
   ck_assert_double_eq_tol(u.softmax_s, 5.5e-9, 1e-18);
   /* a named file beside it, and an explicit path */
   char other[4200];

@@ -97,7 +97,8 @@ static double conv_scratch(const CgPlan *p, const CgKernel *k) {
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   bool batch = cv.batch && p->g->nodes[k->node].op != OP_CONV2D_BWD_FILTER;
-  return 2.0 * (batch ? 1 : (double)cv.N) * (double)cv.G * (double)k->scratch_bytes;
+  /* cv.scratch: the unfold or the batch's matrices, without a folded batchnorm's table */
+  return cv.scratch > 0 ? 2.0 * (batch ? 1 : (double)cv.N) * (double)cv.G * (double)cv.scratch : 0;
 }
 
 /* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
@@ -335,6 +336,32 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   return cv.depthwise;
 }
 
+/* cycles of one tap of one output vector of the direct depthwise convolution (llvm_ops.c
+ * dw_body: the tap's row and lane bounds, a masked load and an FMA), at the target's clock;
+ * measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4, 56- and
+ * 112-wide rows: 2.1 to 2.4), one of the figures of this model taken from a run */
+#define CG_DW_TAP_CYCLES 2.25
+/* ... and per lane of a tap where a stride other than 1 gathers the lanes (a masked gather):
+ * mobilenet_v2's stride-2 depthwise layers measured 0.85 to 1.2 cycles a lane */
+#define CG_DW_GATHER_LANE_CYCLES 0.9
+
+/* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
+ * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
+static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                           CgKernelCost *c) {
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */
+  double rows = (double)cv.N * (double)cv.C * (double)cv.OH, taps = (double)cv.KH * (double)cv.KW;
+  double tasks = fmin(rows, floor(rows * (double)cv.OW * taps / 65536) + 1);
+  c->threads = (int)fmin(threads, tasks);
+  double tapvec = rows * ceil((double)cv.OW / vl) * taps / c->threads;
+  double cyc = cv.sw == 1 ? CG_DW_TAP_CYCLES : vl * CG_DW_GATHER_LANE_CYCLES;
+  c->t_compute = tapvec * cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 /* a convolution on the packed GEMM (llvm_ops.c lower_conv), per image and group or, for a
  * batch of small images, per group: forward C[Og, P] = W[Og, K] col[K, P] (col gathered from
  * the image while packing, or unfolded into scratch before); data gradient
@@ -427,6 +454,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
   if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
+  if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
 }

@@ -289,6 +289,44 @@ START_TEST(t_cpu_gemm_terms) {
 }
 END_TEST
 
+static const char DEPTHWISE[] = "model dw {\n  input x: f32[2, 16, 12, 12]\n"
+                                "  y = conv2d(x, 16, kernel = 3, pad = 1, groups = 16, bias = false)\n"
+                                "  z = conv2d(y, 16, kernel = 3, stride = 2, pad = 1, groups = 16, bias = false)\n"
+                                "  output z\n}\n";
+
+/* the direct depthwise convolution: taps x vectors of output rows at 2.25 cycles (stride 1),
+ * 0.9 cycles a lane where a stride gathers them; no packing */
+START_TEST(t_depthwise_terms) {
+  IrGraph *g;
+  IrModule *m = compile(DEPTHWISE, &g);
+  HwTarget hw;
+  gemm_hw(&hw); /* 512-bit vectors: 16 lanes; 2.5 GHz */
+  CgTarget t;
+  full_target(&t, &hw);
+  t.conv = CG_CONV_GATHER, t.depthwise_direct = true;
+  Diag *d = diag_new(stderr);
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  CgPlanCost c;
+  cg_plan_cost(&P.pf, &hw, 1, 0, &c);
+  int nconv = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    if (P.pf.k[ki].kind != CGK_CONV) continue;
+    /* rows N x C x OH, one 16-lane vector per row (OW = 12 or 6), 9 taps */
+    double want = nconv == 0 ? 2.0 * 16 * 12 * 9 * 2.25 / 2.5e9 : 2.0 * 16 * 6 * 9 * 16 * 0.9 / 2.5e9;
+    ck_assert_double_eq_tol(c.k[ki].t_compute, want, want * 1e-9);
+    ck_assert_double_eq(c.k[ki].t_scratch, 0);
+    ck_assert_int_eq(c.k[ki].threads, 1);
+    nconv++;
+  }
+  ck_assert_int_eq(nconv, 2);
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
@@ -299,6 +337,7 @@ int main(void) {
   tcase_add_test(tc, t_conv_strategy);
   tcase_add_test(tc, t_tiles);
   tcase_add_test(tc, t_cpu_gemm_terms);
+  tcase_add_test(tc, t_depthwise_terms);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -13,6 +13,9 @@
  * degree-12 polynomial, and one f64 division (log, tanh, sigmoid, Phi) whose throughput
  * is about an eighth of the FMA's, ~16 more */
 #define CG_TRANSC_EXTRA 64.0
+/* ... but a square root is one instruction (llvm.sqrt: vsqrtps, a 16-lane result every ~6
+ * cycles on Zen 4, so about 0.4 cycles an element): 8 FLOPs at the elementwise half rate */
+#define CG_SQRT_EXTRA 8.0
 /* elements per task of a fused elementwise kernel (the LLVM backend's split, llvm_ops.c)
  * and the work below which a runtime kernel stays on the calling thread (rt_kernels.c) */
 #define CG_EW_GRAIN 16384
@@ -415,6 +418,15 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
+/* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: the
+ * polynomial ones CG_TRANSC_EXTRA each, square roots CG_SQRT_EXTRA */
+static double ew_transc_extra(const CgPlan *p, const CgKernel *k, double transc) {
+  double sq = 0;
+  for (int m = 0; m < k->nmembers; m++)
+    if (p->g->nodes[k->members[m]].op == OP_SQRT) sq += (double)p->v[k->members[m]].numel;
+  return CG_TRANSC_EXTRA * fmax(0, transc - sq) + CG_SQRT_EXTRA * sq;
+}
+
 /* ---- one kernel ------------------------------------------------------------------------- */
 
 static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads,
@@ -435,7 +447,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
    * multiplies separately, half the FMA rate; the runtime's kernels also at its vector width */
   double rt_vec = hw->vector_bits > 0 ? fmin(1.0, CG_RT_VECTOR_BITS / hw->vector_bits) : 1.0;
   c->eff = gemm ? gemm_eff(p, k, c->threads) : k->kind == CGK_NODE || streamed ? 0.5 * rt_vec : 0.5;
-  double work = c->flops + CG_TRANSC_EXTRA * transc * (k->kind == CGK_EW);
+  double work = c->flops + (k->kind == CGK_EW ? ew_transc_extra(p, k, transc) : 0);
   c->t_compute = work > 0 && c->eff > 0 ? work / (c->eff * peak) : 0;
   double cyc = node_cycles(p, k, hw, c);
   if (cyc > 0)

@@ -7,6 +7,7 @@
  * library directory ($NNC_RUNTIME_LIB overrides both). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -147,8 +148,12 @@ static void usage(FILE *out) {
         out);
 }
 
-/* runs argv in cwd (NULL: here); verbose: print it first */
 int drv_run_cmd(char *const argv[], const char *cwd, bool verbose) {
+  return drv_run_cmd_to(argv, cwd, NULL, verbose);
+}
+
+/* runs argv in cwd (NULL: here), its stdout into out (NULL: ours); verbose: print it first */
+int drv_run_cmd_to(char *const argv[], const char *cwd, const char *out, bool verbose) {
   if (verbose) {
     fputs("+", stderr);
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
@@ -160,6 +165,8 @@ int drv_run_cmd(char *const argv[], const char *cwd, bool verbose) {
   if (pid < 0) return -1;
   if (pid == 0) {
     if (cwd && chdir(cwd)) _exit(126);
+    int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+    if (out && (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)) _exit(126);
     execvp(argv[0], argv);
     fprintf(stderr, "nnc build: error: cannot run '%s': %s\n", argv[0], strerror(errno));
     _exit(127);

@@ -101,6 +101,9 @@ typedef struct CgKernel {
   bool opt;     /* runs after the split: an optimizer kernel or a final copy */
   bool sync_stats; /* a training batchnorm node whose statistics and backward sums the
                       backend passes through the step's RtHooks.sum_f64 (sync-bn) */
+  bool prepacked;   /* GEMM/CONV on the CPU: the constant operand (a dense layer's weight, a
+                      convolution's filter) is packed into panels once per program, not in
+                      every call; the estimate then has no packing term for it (plan_cost.c) */
   int copy_src, copy_dst_region; /* CGK_COPY */
   int64_t copy_dst_offset, copy_bytes;
   int64_t scratch_offset, scratch_bytes; /* arena scratch (im2col) */

@@ -347,6 +347,7 @@ int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir
     return 1;
   }
   bool train = dm->train != NULL;
+  s.sync_bn = o->mpi && o->sync_bn;
   rc = drv_cuda_source(dm, train, &s, d);
   if (!rc) device_mem(&s, train, &out->mem), cuda_info(&s, train, est, out->info, sizeof out->info);
   char *text = NULL, *ptx = NULL, err[4096];

@@ -626,7 +626,7 @@ static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   char cobj[PATH_MAX];
   DrvCudaOut *co = xcalloc(1, sizeof *co);
   const char *cuda_obj = a->target ? cobj : NULL;
-  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, false, a->verbose}; /* --lib: no --mpi */
+  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, false, a->verbose, false}; /* --lib: no --mpi */
   int rc = a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d);
   if (!rc)
     rc = a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
@@ -653,7 +653,7 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], *plan = NULL;
   DrvCudaOut *co = a->target ? xcalloc(1, sizeof *co) : NULL;
-  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose};
+  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose, a->bo.cg.sync_bn};
   if (a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d)) {
     free(co);
     return 1;
@@ -715,9 +715,10 @@ int cmd_build(int argc, char **argv) {
     fprintf(stderr, "nnc build: error: --loss-scale is for GPU builds (--target cuda...)\n");
     rc = 2;
   }
-  if (!rc && a.target && a.bo.cg.sync_bn) {
-    fprintf(stderr, "nnc build: error: --sync-bn with --target %s: the CUDA backend has no "
-            "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
+  if (!rc && a.target && a.bo.cg.sync_bn && !a.mpi) {
+    fprintf(stderr, "nnc build: error: --sync-bn with --target %s needs --mpi: only the "
+            "data-parallel program sums the statistics of a CUDA build (docs/distributed.md)\n",
+            a.target);
     rc = 2;
   }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);

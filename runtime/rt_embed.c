@@ -48,6 +48,8 @@ struct RtCtx {
   void *stats_user;
   RtDeviceAllreduceFn dev_allreduce; /* rt_ctx_set_device_allreduce */
   void *dev_user;
+  RtStatsSumDeviceFn dev_stats_sum; /* rt_ctx_set_stats_sum_device */
+  void *dev_stats_user;
   const RtAllreduceAsync *ov; /* the overlapped step's communicator, during the step */
   int ov_failed;
   void *dev;            /* d->device's regions, or NULL (host entries) */
@@ -139,12 +141,17 @@ static int ctx_run(RtCtx *c, int entry) {
     return 0;
   }
   if (dev_params_to_dev(c) || dev_io(c, RT_KIND_INPUT, 1)) return -1;
-  if (c->prof && c->d->device->run_timed) { /* per launch: c->prof[i + 1] - c->prof[i] */
-    if (c->d->device->run_timed(c->dev, entry, c->b.step, c->b.seed, c->prof + 1)) return dev_fail(c, "running");
+  const RtDevice *D = c->d->device;
+  if (c->prof && D->run_timed) { /* per launch: c->prof[i + 1] - c->prof[i] */
+    if (D->run_timed(c->dev, entry, c->b.step, c->b.seed, c->prof + 1)) return dev_fail(c, "running");
     c->prof[0] = 0;
     for (int i = 0, n = entry ? c->d->nkernels_train : c->d->nkernels_forward; i < n; i++)
       c->prof[i + 1] += c->prof[i];
-  } else if (c->d->device->run(c->dev, entry, c->b.step, c->b.seed, NULL, 1)) return dev_fail(c, "running");
+  } else if (entry && c->b.hooks && D->run_split) { /* data-parallel: the hooks between the launches */
+    if (D->run_split(c->dev, c->b.step, c->b.seed, c->b.hooks)) return dev_fail(c, "running");
+  } else if (D->run(c->dev, entry, c->b.step, c->b.seed, NULL, 1)) {
+    return dev_fail(c, "running");
+  }
   if (entry) c->host_params = 0;
   return dev_io(c, entry ? RT_KIND_LOSS : RT_KIND_OUTPUT, 0);
 }
@@ -401,6 +408,7 @@ static void *ctx_data(RtCtx *c, int idx, int write) {
 }
 
 void *rt_ctx_data(RtCtx *c, int idx) { return ctx_data(c, idx, 1); }
+const void *rt_ctx_data_read(RtCtx *c, int idx) { return ctx_data(c, idx, 0); }
 
 static unsigned char *ls_state(RtCtx *c);
 
@@ -740,7 +748,7 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (!c) return -1;
   if (step_inputs(c, in)) return -1;
   const RtModelDesc *d = c->d;
-  if (c->dev) { /* a device build: no host hooks (sync-bn and all-reduce are CPU/MPI paths) */
+  if (c->dev) { /* a device build: its hooks are device ones (RtDevice.run_split) */
     if (ctx_run(c, 1)) return -1;
   } else if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
     d->train_backward(&c->b);
@@ -776,11 +784,25 @@ static int ctx_grads_device(uint64_t arena, void *user) {
   return c->dev_allreduce(arena, c->d->grads, c->d->ngrads, c->dev_user);
 }
 
+/* RtHooks.sum_f64_device: the application's sum on the device */
+static int ctx_stats_sum_device(uint64_t buf, int64_t n, void *user) {
+  RtCtx *c = user;
+  return c->dev_stats_sum(buf, n, c->dev_stats_user);
+}
+
 /* b.hooks for the callbacks set (NULL without any) */
 static void ctx_hooks(RtCtx *c) {
   c->hooks = (RtHooks){.sum_f64 = c->stats_sum ? ctx_stats_sum : NULL,
-                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL, .user = c};
-  c->b.hooks = c->stats_sum || c->dev_allreduce ? &c->hooks : NULL;
+                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL,
+                       .sum_f64_device = c->dev_stats_sum ? ctx_stats_sum_device : NULL, .user = c};
+  c->b.hooks = c->stats_sum || c->dev_allreduce || c->dev_stats_sum ? &c->hooks : NULL;
+}
+
+void rt_ctx_set_stats_sum_device(RtCtx *c, RtStatsSumDeviceFn fn, void *user) {
+  if (!c) return;
+  c->dev_stats_sum = fn;
+  c->dev_stats_user = user;
+  ctx_hooks(c);
 }
 
 void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user) {

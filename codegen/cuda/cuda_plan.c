@@ -123,6 +123,7 @@ void cuda_plan_launches(const CudaPlanTable *t, CgGpuLaunch *l) {
 
 void cuda_plan_table_free(CudaPlanTable *t) {
   free(t->v);
+  free(t->sums);
   memset(t, 0, sizeof *t);
 }
 
@@ -599,6 +600,10 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
     if (ls && ki >= p->split && k->kind != CGK_EW && k->kind != CGK_COPY) {
       diag_error(d, p->g->nodes[k->node].loc, "loss scaling: optimizer kernel %d is not elementwise", ki);
       return -1;
+    }
+    if (k->sync_stats) {
+      if (cuda_syncbn_emit(out, p, k, prefix, ki, tab, d)) return -1;
+      continue;
     }
     if (k->kind == CGK_GEMM) {
       cuda_kernel_name(name, sizeof name, prefix, ki, "_gemm"); /* fits: checked above */

@@ -26,10 +26,19 @@ typedef struct CudaPlanLaunch {
   int64_t bytes; /* kernel -1 (loss scaling): the bytes it reads and writes */
 } CudaPlanLaunch;
 
+/* sync-bn (cuda_syncbn.c): before launch `before`, the host sums the n doubles at byte off of
+ * the workspace (NncBufs.work) over the processes; a single process skips it */
+typedef struct CudaPlanSum {
+  int before;
+  int64_t off, n;
+} CudaPlanSum;
+
 typedef struct CudaPlanTable {
   CudaPlanLaunch *v;
   int n, cap;
   int64_t work_bytes; /* the split-K workspace the launches need (NncBufs.work) */
+  CudaPlanSum *sums;  /* in launch order */
+  int nsums, capsums;
 } CudaPlanTable;
 
 /* the CUDA target: ops with a CUDA lowering, f32/i32 values, implicit-GEMM convolutions,
@@ -120,6 +129,13 @@ int cuda_node_emit(FILE *out, const CgPlan *p, const CgKernel *k, const char *na
                    int64_t *work, Diag *d);
 /* "(T *)(b.REGION + OFFSET)" for node i's storage */
 void cuda_ptr_expr(char *buf, size_t n, const CgPlan *p, int node, const char *type);
+
+/* ---- synchronized batchnorm (cuda_syncbn.c) ------------------------------------------------ */
+/* sync_stats plan kernel ki (cg_plan_sync_stats) as launches PREFIX_kI_s0, _s1, ... with the
+ * table's sums between them, raising its workspace to the statistics' doubles; -1 after a
+ * diagnostic */
+int cuda_syncbn_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *prefix, int ki, CudaPlanTable *tab,
+                     Diag *d);
 
 /* ---- convolutions (cuda_conv.c) ---------------------------------------------------------- */
 /* one input channel per group: direct kernels rather than implicit GEMMs */

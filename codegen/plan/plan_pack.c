@@ -62,6 +62,7 @@ int cg_plan_prepack(CgPlan *p) {
     if (!k->packed) continue;
     /* room for the rows rounded up to any register tile up to CG_PACK_ROWS_*, and a
      * multiple of 16 floats so that every KC block's panels stay 64-byte aligned */
+    k->prepacked = true; /* the estimate's flag (plan_cost.c) */
     k->packed_rpad = pack_round(rows + (k->kind == CGK_CONV ? CG_PACK_ROWS_A : CG_PACK_ROWS_B) - 1, 16);
     k->packed_k = depth;
     k->packed_groups = groups;

@@ -1,6 +1,6 @@
 /* rt_kernels.c — the plain-C kernels of the CPU backend (see rt_kernels.h). Each kernel
  * follows the reference interpreter's definition (ir/interp.c). Contiguous sums (rows of
- * softmax, layernorm, batchnorm planes, trailing-axis reductions) run in f32 over
+ * softmax, layernorm, batchnorm planes, trailing-axis and per-channel reductions) run in f32 over
  * RK_LANES independent partial sums per block of RK_BLOCK elements, the lanes added
  * pairwise and the blocks in double: loops the compiler vectorizes, with an error bound of
  * about (RK_BLOCK/RK_LANES + 4)·eps_f32 relative to the sum of magnitudes, independent of
@@ -654,8 +654,19 @@ static void dw_cols(const int64_t *g, int64_t off, int64_t *o0, int64_t *o1) {
   if (*o0 > *o1) *o0 = *o1;
 }
 
-/* channels [lo, hi): every tap's sum over images and output rows in that order, a blocked
- * f32 dot product per row (RK_DEFINE_SUM) added in double */
+/* one output row's products with a tap's input row: a short row (up to DW_SHORT, the
+ * small images of late stages) as one f32 sum in order, whose per-call cost is a few
+ * cycles; a longer one through the blocked sums */
+enum { DW_SHORT = 64 };
+static double dw_row(const float *y, const float *x, int64_t sw, int64_t n) {
+  if (n > DW_SHORT) return sw == 1 ? rk_dot(y, x, n) : rk_dot_strided(y, x, sw, n);
+  float p = 0;
+  for (int64_t j = 0; j < n; j++) p += y[j] * x[j * sw];
+  return p;
+}
+
+/* channels [lo, hi): every tap's sum over images and output rows in that order, one f32
+ * dot product per row (dw_row) added in double */
 static void dwgrad_range(void *cv, int64_t lo, int64_t hi) {
   const DwGrad *s = cv;
   const int64_t *g = s->g;
@@ -675,8 +686,7 @@ static void dwgrad_range(void *cv, int64_t lo, int64_t hi) {
             int64_t o0, o1, off = kw * dwl;
             dw_cols(g, off, &o0, &o1);
             const float *xs = xr + o0 * sw - pw + off;
-            acc[kh * KW + kw] += sw == 1 ? rk_dot(yr + o0, xs, o1 - o0)
-                                         : rk_dot_strided(yr + o0, xs, sw, o1 - o0);
+            acc[kh * KW + kw] += dw_row(yr + o0, xs, sw, o1 - o0);
           }
         }
       }

@@ -281,7 +281,8 @@ RtCtx *rt_ctx_create_ex(const RtModelDesc *d, int nthreads, unsigned flags, void
     rt_ctx_destroy(c);
     return NULL;
   }
-  if (nthreads != 1 && !(c->pool = rt_pool_create(nthreads))) {
+  /* one thread gets a pool too: it keeps the kernels' scratch buffers between calls */
+  if (!(c->pool = rt_pool_create(nthreads))) {
     rt_errf(err, errlen, "cannot start a pool of %d threads", nthreads);
     rt_ctx_destroy(c);
     return NULL;

@@ -7,10 +7,18 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #define RT_SPIN_ITERS 2000
+#define RT_SCRATCH_ALIGN 64
+
+typedef struct {
+    atomic_int taken; /* owned by a caller between rt_pool_scratch and its release */
+    _Atomic(void *) buf; /* read by other threads' releases, written by the owner */
+    _Atomic int64_t cap;
+} RtScratch;
 
 struct RtPool {
     int size;
@@ -25,6 +33,7 @@ struct RtPool {
     RtTaskFn fn;
     void *ctx;
     int64_t ntasks;
+    RtScratch *scratch; /* `size` kept task buffers */
 };
 
 typedef struct {
@@ -86,6 +95,12 @@ RtPool *rt_pool_create(int nthreads) {
     atomic_init(&p->pending, 0);
     atomic_init(&p->busy, 0);
     atomic_init(&p->stop, 0);
+    p->scratch = calloc((size_t)nthreads, sizeof *p->scratch);
+    if (!p->scratch) {
+        p->size = 1;
+        rt_pool_destroy(p);
+        return NULL;
+    }
     if (nthreads > 1) {
         p->threads = calloc((size_t)nthreads - 1, sizeof *p->threads);
         if (!p->threads) {
@@ -119,6 +134,9 @@ void rt_pool_destroy(RtPool *p) {
         for (int i = 1; i < p->size; i++) pthread_join(p->threads[i - 1], NULL);
         free(p->threads);
     }
+    if (p->scratch)
+        for (int i = 0; i < p->size; i++) free(atomic_load(&p->scratch[i].buf));
+    free(p->scratch);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_start);
     pthread_cond_destroy(&p->cv_done);
@@ -154,4 +172,48 @@ void rt_parallel_for(RtPool *p, int64_t n, RtTaskFn fn, void *ctx) {
     while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
     atomic_store(&p->busy, 0);
+}
+
+static void *rt_scratch_alloc(int64_t bytes) {
+    void *b = NULL;
+    if (posix_memalign(&b, RT_SCRATCH_ALIGN, bytes > 0 ? (size_t)bytes : 1) != 0) return NULL;
+    return b;
+}
+
+void *rt_pool_scratch(RtPool *p, int64_t bytes) {
+    if (bytes < 0 || (uint64_t)bytes > SIZE_MAX / 2) return NULL;
+    for (int i = 0; p && p->scratch && i < p->size; i++) {
+        RtScratch *s = &p->scratch[i];
+        int expected = 0;
+        if (!atomic_compare_exchange_strong(&s->taken, &expected, 1)) continue;
+        if (s->cap < bytes) {
+            free(atomic_exchange(&s->buf, NULL));
+            s->cap = 0;
+            void *b = rt_scratch_alloc(bytes);
+            if (!b) {
+                atomic_store(&s->taken, 0);
+                return NULL;
+            }
+            atomic_store(&s->buf, b);
+            s->cap = bytes;
+        }
+        return atomic_load(&s->buf);
+    }
+    return rt_scratch_alloc(bytes);
+}
+
+void rt_pool_scratch_release(RtPool *p, void *buf) {
+    if (!buf) return;
+    for (int i = 0; p && p->scratch && i < p->size; i++)
+        if (atomic_load(&p->scratch[i].buf) == buf && atomic_load(&p->scratch[i].taken)) {
+            atomic_store(&p->scratch[i].taken, 0);
+            return;
+        }
+    free(buf);
+}
+
+int64_t rt_pool_scratch_bytes(const RtPool *p) {
+    int64_t n = 0;
+    for (int i = 0; p && p->scratch && i < p->size; i++) n += p->scratch[i].cap;
+    return n;
 }

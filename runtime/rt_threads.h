@@ -9,6 +9,8 @@
  * an opaque pointer), so their signatures are part of the object-file contract:
  *   int32_t rt_pool_size(void *pool);
  *   void    rt_parallel_for(void *pool, int64_t n, void (*fn)(void *, int64_t), void *ctx);
+ *   void   *rt_pool_scratch(void *pool, int64_t bytes);
+ *   void    rt_pool_scratch_release(void *pool, void *buf);
  */
 #ifndef NNC_RT_THREADS_H
 #define NNC_RT_THREADS_H
@@ -33,5 +35,17 @@ int32_t rt_pool_size(const RtPool *pool);
  * n <= 1, or when called from inside a running task (or while another thread is using the
  * pool) the tasks run serially on the caller, in order. */
 void rt_parallel_for(RtPool *pool, int64_t n, RtTaskFn fn, void *ctx);
+
+/* Scratch memory for a running task (a GEMM's packed panels): the pool keeps one buffer per
+ * thread between calls and grows it as needed, so a kernel does not map and fault in fresh
+ * pages on every call. rt_pool_scratch returns a 64-byte aligned buffer of at least `bytes`
+ * bytes that the caller owns until rt_pool_scratch_release; a buffer is never handed to two
+ * callers at once. With a NULL pool, or when every kept buffer is in use (nested or
+ * concurrent calls), it allocates a fresh one, which release frees. NULL when out of memory
+ * or bytes < 0. The kept buffers are freed with the pool; rt_pool_scratch_bytes is their
+ * total (for memory reports, while no kernel runs). */
+void *rt_pool_scratch(RtPool *pool, int64_t bytes);
+void rt_pool_scratch_release(RtPool *pool, void *buf);
+int64_t rt_pool_scratch_bytes(const RtPool *pool);
 
 #endif

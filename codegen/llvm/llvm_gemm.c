@@ -702,12 +702,12 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
 
 /* Task context shared by the parallel tasks, built on the caller's stack. */
 enum { CTX_K, CTX_A, CTX_LDA, CTX_B, CTX_LDB, CTX_C, CTX_LDC, CTX_BIAS, CTX_M, CTX_N,
-       CTX_NTASKS, CTX_SPLITN, CTX_NFIELDS };
+       CTX_NTASKS, CTX_SPLITN, CTX_POOL, CTX_NFIELDS };
 
 static LLVMTypeRef ctx_type(Gen *g) {
     LLVMTypeRef f[CTX_NFIELDS];
     for (int i = 0; i < CTX_NFIELDS; i++) f[i] = g->i64;
-    f[CTX_A] = f[CTX_B] = f[CTX_C] = f[CTX_BIAS] = g->ptr;
+    f[CTX_A] = f[CTX_B] = f[CTX_C] = f[CTX_BIAS] = f[CTX_POOL] = g->ptr;
     return LLVMStructTypeInContext(g->ctx, f, CTX_NFIELDS, 0);
 }
 
@@ -755,23 +755,25 @@ static LLVMValueRef emit_task(Gen *g, LLVMValueRef region) {
     asz = gen_mul(g, gen_ceildiv(g, asz, 16), c64(g, 16)); /* keep Bbuf 64-byte aligned */
     LLVMValueRef bsz = gen_mul(g, gen_mul(g, gen_ceildiv(g, ncols, g->nr), c64(g, g->nr)), kcap);
     LLVMValueRef bytes = gen_mul(g, gen_add(g, asz, bsz), c64(g, 4));
-    LLVMTypeRef pm_ps[3] = {g->ptr, g->i64, g->i64};
-    LLVMValueRef pm = gen_declare(g, "posix_memalign", g->i32, pm_ps, 3);
-    LLVMValueRef freef = gen_declare(g, "free", g->vd, &g->ptr, 1);
-    LLVMValueRef slot = LLVMBuildAlloca(g->b, g->ptr, "buf");
-    LLVMValueRef pmargs[3] = {slot, c64(g, 64), bytes};
-    LLVMValueRef rc = gen_call(g, pm, pmargs, 3);
+    /* the pool's kept per-thread buffer: no fresh pages to fault in on every call */
+    LLVMTypeRef sc_ps[2] = {g->ptr, g->i64};
+    LLVMValueRef scf = gen_declare(g, "rt_pool_scratch", g->ptr, sc_ps, 2);
+    LLVMTypeRef rel_ps[2] = {g->ptr, g->ptr};
+    LLVMValueRef relf = gen_declare(g, "rt_pool_scratch_release", g->vd, rel_ps, 2);
+    LLVMValueRef pool = ctx_get(g, st, ctx, CTX_POOL);
+    LLVMValueRef scargs[2] = {pool, bytes};
+    LLVMValueRef buf = gen_call(g, scf, scargs, 2);
     LLVMBasicBlockRef go = gen_bb(g, "go");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, rc, c32(g, 0), ""), go, oom);
+    LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, buf, ""), oom, go);
     LLVMPositionBuilderAtEnd(g->b, go);
-    LLVMValueRef buf = LLVMBuildLoad2(g->b, g->ptr, slot, "");
     LLVMValueRef args[14] = {K, ctx_get(g, st, ctx, CTX_A), ctx_get(g, st, ctx, CTX_LDA),
                              ctx_get(g, st, ctx, CTX_B), ctx_get(g, st, ctx, CTX_LDB),
                              ctx_get(g, st, ctx, CTX_C), ctx_get(g, st, ctx, CTX_LDC),
                              ctx_get(g, st, ctx, CTX_BIAS), m0, m1, n0, n1, buf,
                              gen_gep(g, buf, asz)};
     gen_call(g, region, args, 14);
-    gen_call(g, freef, &buf, 1);
+    LLVMValueRef relargs[2] = {pool, buf};
+    gen_call(g, relf, relargs, 2);
     LLVMBuildBr(g->b, ret);
     /* Out of memory for a few MiB of packing buffers: there is no error channel in the
      * kernel ABI, so stop rather than return a wrong result. */
@@ -825,6 +827,7 @@ static LLVMValueRef emit_entry(Gen *g, LLVMValueRef task) {
     vals[CTX_N] = N;
     vals[CTX_NTASKS] = nt;
     vals[CTX_SPLITN] = LLVMBuildZExt(g->b, splitn, g->i64, "");
+    vals[CTX_POOL] = pool;
     for (int i = 0; i < CTX_NFIELDS; i++)
         LLVMBuildStore(g->b, vals[i], LLVMBuildStructGEP2(g->b, st, ctx, (unsigned)i, ""));
     LLVMBasicBlockRef serial = gen_bb(g, "serial"), par = gen_bb(g, "parallel");
@@ -905,7 +908,10 @@ LlvmGemmKernel *llvm_gemm_compile(const LlvmGemmSpec *spec, char *err, size_t er
         return NULL;
     }
     if (llvm_jit_define(k->jit, "rt_pool_size", (void *)rt_pool_size, err, errlen) != 0 ||
-        llvm_jit_define(k->jit, "rt_parallel_for", (void *)rt_parallel_for, err, errlen) != 0) {
+        llvm_jit_define(k->jit, "rt_parallel_for", (void *)rt_parallel_for, err, errlen) != 0 ||
+        llvm_jit_define(k->jit, "rt_pool_scratch", (void *)rt_pool_scratch, err, errlen) != 0 ||
+        llvm_jit_define(k->jit, "rt_pool_scratch_release", (void *)rt_pool_scratch_release, err,
+                        errlen) != 0) {
         llvm_gemm_free(k);
         return NULL;
     }

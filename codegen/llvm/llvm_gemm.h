@@ -22,8 +22,8 @@
  * operations whatever the slicing, so results are bit-identical across repeated runs and
  * across thread counts.
  *
- * The generated code calls, by name: rt_pool_size, rt_parallel_for (runtime/rt_threads.h),
- * posix_memalign and free.
+ * The generated code calls, by name: rt_pool_size, rt_parallel_for, rt_pool_scratch and
+ * rt_pool_scratch_release (runtime/rt_threads.h): each task packs into the pool's kept buffer.
  */
 #ifndef NNC_LLVM_GEMM_H
 #define NNC_LLVM_GEMM_H

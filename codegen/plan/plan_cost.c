@@ -112,31 +112,20 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
          ((double)g->k * (double)g->n + (double)g->m * (double)g->k * nb);
 }
 
-/* Every GEMM call allocates its packing buffers and frees them at its end (llvm_gemm.c); a
- * program maps blocks from 256 KiB up afresh (rt_main.c's malloc threshold), so such a call
- * also pays a map, an unmap and a page fault per 4 KiB page it touches. Calls: one per
- * image and group for a convolution, one per kernel otherwise. */
-#define CG_MAP_THRESHOLD (256.0 * 1024)
-#define CG_MAP_S 2e-6    /* mmap + munmap */
-#define CG_FAULT_S 0.25e-6 /* a minor fault: a zeroed 4 KiB page */
-#define CG_MALLOC_S 0.1e-6
+/* Every GEMM task packs into its pool thread's kept buffer (rt_pool_scratch, llvm_gemm.c):
+ * taking and returning it costs a few atomics per call, and no pages are faulted in once
+ * the buffer has grown to the program's largest GEMM. Calls: one per image and group for a
+ * convolution, one per kernel otherwise. */
+#define CG_SCRATCH_S 0.1e-6
 
-static double round_up_d(double a, double b) { return ceil(a / b) * b; }
-
-static double alloc_time(const CgPlan *p, const CgKernel *k, const TileDecision *t) {
-  double M = (double)t->gemm.m, N = (double)t->gemm.n, K = (double)t->gemm.k, calls = 1;
-  double mr = t->nr, nr = t->mr, mc = t->mc, nc = t->nc; /* as llvm_ops.c gemm_blocking */
+static double alloc_time(const CgPlan *p, const CgKernel *k) {
+  double calls = 1;
   if (k->kind == CGK_CONV && p->g->nodes[k->node].op == OP_CONV2D) {
     CgConv cv;
     cg_conv_geom(p, k->node, &cv);
-    M = (double)cv.Og, N = (double)cv.P, K = (double)cv.K, mc = t->nc, nc = t->mc;
     calls = (double)cv.N * (double)cv.G;
   }
-  double kcap = fmin(K, t->kc > 0 ? t->kc : K);
-  double a = round_up_d(round_up_d(fmin(M, mc), mr) * kcap, 16);
-  double bytes = (a + round_up_d(fmin(N, nc), nr) * kcap) * 4;
-  if (bytes < CG_MAP_THRESHOLD) return calls * CG_MALLOC_S;
-  return calls * (CG_MAP_S + ceil(bytes / 4096) * CG_FAULT_S);
+  return calls * CG_SCRATCH_S;
 }
 
 /* ---- compute ---------------------------------------------------------------------------- */
@@ -301,7 +290,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
     c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
-  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k, k->tile);
+  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
 }

@@ -409,6 +409,61 @@ START_TEST(test_pool) {
 }
 END_TEST
 
+/* each task of a 2-thread pool takes scratch, writes its own pattern, checks it survived
+ * the other tasks, and releases: a buffer handed to two callers at once fails the check */
+static void scratch_task(void *c, int64_t t) {
+    PoolCtx *pc = c;
+    for (int rep = 0; rep < 50; rep++) {
+        int64_t n = 1024 + 64 * (t % 7) + rep;
+        int32_t *b = rt_pool_scratch(pc->pool, n * 4);
+        if (!b || (uintptr_t)b % 64) {
+            pc->nested_ok = 0;
+            return;
+        }
+        for (int64_t i = 0; i < n; i++) b[i] = (int32_t)(t * 100000 + i);
+        for (volatile int spin = 0; spin < 2000; spin++) {
+        }
+        for (int64_t i = 0; i < n; i++)
+            if (b[i] != (int32_t)(t * 100000 + i)) pc->nested_ok = 0;
+        rt_pool_scratch_release(pc->pool, b);
+    }
+}
+
+START_TEST(test_pool_scratch) {
+    RtPool *pool = rt_pool_create(1);
+    ck_assert_ptr_nonnull(pool);
+    ck_assert_ptr_null(rt_pool_scratch(pool, -1));
+    void *a = rt_pool_scratch(pool, 1000);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(rt_pool_scratch_bytes(pool), 1000);
+    void *b = rt_pool_scratch(pool, 500); /* the kept buffer is taken: a fresh one */
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_ne(a, b);
+    ck_assert_int_eq(rt_pool_scratch_bytes(pool), 1000);
+    rt_pool_scratch_release(pool, b); /* freed (ASan checks it is not leaked) */
+    rt_pool_scratch_release(pool, a);
+    ck_assert_ptr_eq(rt_pool_scratch(pool, 800), a); /* kept: no new allocation */
+    rt_pool_scratch_release(pool, a);
+    void *c = rt_pool_scratch(pool, 4000); /* grows */
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(rt_pool_scratch_bytes(pool), 4000);
+    rt_pool_scratch_release(pool, c);
+    rt_pool_destroy(pool);
+    void *d = rt_pool_scratch(NULL, 64); /* no pool: allocated and freed */
+    ck_assert_ptr_nonnull(d);
+    rt_pool_scratch_release(NULL, d);
+    rt_pool_scratch_release(NULL, NULL);
+    PoolCtx *pc = calloc(1, sizeof *pc);
+    pc->pool = rt_pool_create(2);
+    pc->nested_ok = 1;
+    rt_parallel_for(pc->pool, 8, scratch_task, pc);
+    ck_assert(pc->nested_ok);
+    ck_assert_int_le(rt_pool_scratch_bytes(pc->pool), 2 * 4 * (1024 + 64 * 6 + 49));
+    rt_pool_destroy(pc->pool);
+    free(pc);
+}
+END_TEST
+
 static Suite *gemm_suite(void) {
     Suite *s = suite_create("llvm_gemm");
     TCase *tc = tcase_create("gemm");
@@ -423,6 +478,7 @@ static Suite *gemm_suite(void) {
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("pool");
     tcase_add_test(tp, test_pool);
+    tcase_add_test(tp, test_pool_scratch);
     suite_add_tcase(s, tp);
     return s;
 }

@@ -2,10 +2,10 @@
 # run_thread_bits.sh — the compiled node kernels (layernorm, softmax, transposes, max
 # pooling, blocked sums, the streamed small-M product) give the same bits on 1 and 2
 # threads: gpt2_block and lenet, built once, `infer` on the same random inputs with
-# --threads 1 and --threads 2, outputs compared byte for byte; and dw_bn.nn (batchnorm
-# statistics, depthwise filter gradients) trained for two steps on each, the saved weights
-# compared byte for byte. The sizes are chosen so that the runtime kernels split their work
-# over the pool.
+# --threads 1 and --threads 2, outputs compared byte for byte; and threads/dw_bn.nn
+# (batchnorm statistics, depthwise filter gradients) trained for two steps on each, the
+# saved weights compared byte for byte. The sizes are chosen so that the runtime kernels
+# split their work over the pool.
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
 SRC=${NNC_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -30,7 +30,7 @@ PYEOF
 
 "$NNC" build "$SRC/examples/gpt2_block.nn" -D N=2 -D T=64 -o "$T/g" || die "nnc build gpt2_block"
 "$NNC" build "$SRC/examples/lenet.nn" -D N=64 -o "$T/l" || die "nnc build lenet"
-"$NNC" build "$SRC/tests/kernels/dw_bn.nn" -o "$T/d" || die "nnc build dw_bn"
+"$NNC" build "$SRC/tests/kernels/threads/dw_bn.nn" -o "$T/d" || die "nnc build dw_bn"
 for t in 1 2; do
   "$T/d" train --data x="$T/dx.npy",label="$T/dlab.npy" --epochs 1 --seed 3 --quiet \
     --save "$T/dw$t.safetensors" --threads $t || die "dw_bn train --threads $t"

@@ -18,10 +18,14 @@ target_link_libraries(cuda_model_kernels PRIVATE nnc_cuda nnc_frontend nnc_passe
 
 # the driver loader: fails cleanly without a driver (here) or a device (a fake driver)
 add_library(nnc_fake_libcuda SHARED tests/cuda/fake_libcuda.c)
+# the same with one device whose launches do nothing and whose calls are logged
+add_library(nnc_fake_libcuda_dev SHARED tests/cuda/fake_libcuda.c)
+target_compile_definitions(nnc_fake_libcuda_dev PRIVATE FAKE_CUDA_DEVICE)
 add_executable(test_rt_cuda tests/cuda/test_rt_cuda.c)
-target_link_libraries(test_rt_cuda PRIVATE nnc_runtime PkgConfig::CHECK)
-target_compile_definitions(test_rt_cuda PRIVATE NNC_FAKE_LIBCUDA="$<TARGET_FILE:nnc_fake_libcuda>")
-add_dependencies(test_rt_cuda nnc_fake_libcuda)
+target_link_libraries(test_rt_cuda PRIVATE nnc_runtime PkgConfig::CHECK ${CMAKE_DL_LIBS})
+target_compile_definitions(test_rt_cuda PRIVATE NNC_FAKE_LIBCUDA="$<TARGET_FILE:nnc_fake_libcuda>"
+                           NNC_FAKE_LIBCUDA_DEV="$<TARGET_FILE:nnc_fake_libcuda_dev>")
+add_dependencies(test_rt_cuda nnc_fake_libcuda nnc_fake_libcuda_dev)
 add_test(NAME cuda/rt_cuda COMMAND test_rt_cuda)
 
 option(NNC_CUDA_TESTS "Build the CUDA backend's emulation and NVRTC tests" ON)
@@ -81,13 +85,20 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
   add_test(NAME cuda/model_dropout COMMAND test_cuda_model ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/dropout.nn
            ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
   # every convolution form (strides, padding, 1x1..7x7, dilation, grouped, depthwise), forward
-  # and one training step, at f32 and tf32
+  # and one training step (a large learning rate, so that the step's update, and with it every
+  # backward convolution, shows in the parameters), at f32
   add_test(NAME cuda/model_conv_cases COMMAND test_cuda_model
            ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
            ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR})
-  add_test(NAME cuda/model_conv_cases_tf32 COMMAND test_cuda_model
-           ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
-           ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} --tf32)
+  # ... and at bf16/f16 (16-bit tensor cores forward, backward-data and backward-filter,
+  # grouped included; f16 with loss scaling), with a rounding mutant that must be caught
+  foreach(prec tf32 bf16 f16 bf16:--mutant)
+    string(REPLACE ":" ";" pargs "--${prec}")
+    string(REPLACE ":--" "_" pname "${prec}")
+    add_test(NAME cuda/model_conv_cases_${pname} COMMAND test_cuda_model
+             ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/models/conv_cases.nn ${CMAKE_CXX_COMPILER}
+             ${CMAKE_CURRENT_SOURCE_DIR}/codegen/cuda ${NNC_CUDA_MODEL_DIR} ${pargs})
+  endforeach()
   # every block reduction (norms, softmax, reductions over axes, cross entropy), forward and
   # one training step
   add_test(NAME cuda/model_reductions COMMAND test_cuda_model
@@ -136,7 +147,7 @@ if(NNC_CUDA_TESTS AND CUDAToolkit_FOUND AND NNC_NVRTC_LIB)
       set(prec f16)
     endif()
     add_test(NAME cuda/ptx_${arch}_${prec} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/ptx_check.sh
-             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet)
+             $<TARGET_FILE:nnc> ${NNC_PTXAS} ${arch} --precision ${prec} mlp lenet tests/cuda/models/conv_cases.nn)
     set_tests_properties(cuda/ptx_${arch}_${prec} PROPERTIES ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}")
   endforeach()
   message(STATUS "CUDA toolkit ${CUDAToolkit_VERSION}: NVRTC tests enabled")
@@ -164,6 +175,12 @@ if(NNC_CUDA_TESTS AND CMAKE_CXX_COMPILER)
            $<TARGET_FILE:nnc>)
   # nnc cost --target h100|a100 over the CUDA launch table; `info` of a CUDA program
   add_test(NAME cuda/cost COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/cost_gpu_check.sh
+           $<TARGET_FILE:nnc>)
+  # f16 loss scaling's state in checkpoints: a resumed run continues with the same scale
+  add_test(NAME cuda/resume_f16 COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/resume_check.sh
+           $<TARGET_FILE:nnc>)
+  # bench --profile of a cuda-emu program: per launch of the launch table, with its estimate
+  add_test(NAME cuda/profile COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/profile_check.sh
            $<TARGET_FILE:nnc>)
   # nnc build --lib --target cuda-emu: the CPU library's API, and the device entry points
   add_test(NAME cuda/lib COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/lib_check.sh

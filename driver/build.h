@@ -29,6 +29,8 @@ int drv_build_model(const DrvInput *in, const DrvBuildOptions *o, Diag *d, DrvMo
 /* runs argv in cwd (NULL: here), printing it first when verbose; the exit status, -1 when it
  * cannot be run */
 int drv_run_cmd(char *const argv[], const char *cwd, bool verbose);
+/* the same with its standard output written to the file out (NULL: inherited) */
+int drv_run_cmd_to(char *const argv[], const char *cwd, const char *out, bool verbose);
 void drv_model_free(DrvModel *dm);
 /* --precision for a CPU build (`cmd`: the command, for the message): f32 or bf16 (sets
  * cg->bf16). 0, or 2 after an error naming what CPU builds accept. */

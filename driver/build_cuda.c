@@ -24,18 +24,42 @@
 
 static int64_t align_up(int64_t v) { return (v + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
 
+/* each launch of an entry's table with its GPU estimate (plan_cost_gpu.c), in launch order:
+ * the descriptor's kernel table, which `bench --profile` reports per launch */
+static void glue_kernels(FILE *f, const DrvCudaSource *s, bool train, const char *name) {
+  CgPlanCost c;
+  drv_cuda_cost(s, train, &c, NULL);
+  fprintf(f, "static const RtKernelInfo %s[] = {\n", name);
+  for (int i = 0; i < c.nk; i++) {
+    const CgKernelCost *k = &c.k[i];
+    fputs("  {\"", f);
+    for (const char *q = k->name; *q; q++) {
+      if (*q == '"' || *q == '\\') fputc('\\', f);
+      fputc(*q, f);
+    }
+    fprintf(f, "\", %.17g, %.17g, %.17g, %.17g, %d},\n", k->flops, k->rd + k->wr, k->time, k->time,
+            k->compute_bound ? 1 : 0);
+  }
+  fprintf(f, "  {0, 0, 0, 0, 0, 0}};\n");
+  cg_plan_cost_free(&c);
+}
+
 /* The descriptor: the CPU one (its tensor table) with the CUDA entries, arenas and device
  * (rt_model.h RtDevice: params, io and arena stay in device memory across calls). The
  * host-pointer entries forward/train_step run one call with the regions copied in and out.
  * nnc_cuda_main runs the program's commands with it; a library's header names
  * nnc_model_NAME_cuda. */
 static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool train, const double est[2]) {
+  glue_kernels(f, s, false, "nnc_kernels_fwd");
+  if (train) glue_kernels(f, s, true, "nnc_kernels_train");
   long long af = align_up(s->P.pf.arena_bytes), at = train ? align_up(s->P.pt.arena_bytes) : 0;
   long long wf = s->fwd.work_bytes, wt = train ? s->train.work_bytes : 0;
+  long long ls_state = train && s->ls.on && s->ls.dynamic ? (long long)cuda_loss_scale_offset(&s->P) : -1;
   fprintf(f, "static const RtDevice nnc_cuda_device = {\"%s\", nnc_dev_open, nnc_dev_close, nnc_dev_copy, "
-             "nnc_dev_run, nnc_dev_region, nnc_dev_copy_dd, nnc_dev_error, %lldLL, %lldLL, %lldLL, %lldLL, %lldLL};\n",
+             "nnc_dev_run, nnc_dev_region, nnc_dev_copy_dd, nnc_dev_error, %lldLL, %lldLL, %lldLL, %lldLL, %lldLL, "
+             "nnc_dev_run_timed, %lldLL};\n",
           s->emu ? "cuda-emu" : "cuda", (long long)cuda_params_bytes(&s->P, &s->ls), (long long)s->P.io_bytes, af, at,
-          wf > wt ? wf : wt);
+          wf > wt ? wf : wt, ls_state);
   fputs("static void nnc_cuda_host_entry(const RtModelBufs *b, int entry) {\n"
         "  char err[1024];\n"
         "  void *dev = nnc_dev_open(NULL, err, sizeof err);\n"
@@ -56,8 +80,12 @@ static void glue_desc(FILE *f, const DrvCudaSource *s, const char *model, bool t
                "  d.params_bytes = %lldLL; /* with the loss-scale state, if any */\n",
             at + wt, (long long)cuda_params_bytes(&s->P, &s->ls));
   fprintf(f, "  d.thread_bytes_forward = d.thread_bytes_train = 0;\n"
-             "  d.nkernels_forward = d.nkernels_train = 0;\n  d.kernels_forward = d.kernels_train = NULL;\n"
-             "  d.train_backward = d.train_apply = NULL;\n  d.grads = NULL;\n  d.ngrads = 0;\n"
+             "  d.nkernels_forward = %d;\n  d.kernels_forward = nnc_kernels_fwd;\n"
+             "  d.nkernels_train = %d;\n  d.kernels_train = %s;\n"
+             "  d.roof_peak_1t = d.roof_peak = %.17g;\n  d.roof_bw = %.17g;\n",
+          s->fwd.n, train ? s->train.n : 0, train ? "nnc_kernels_train" : "NULL", hw_peak(s->hw, DT_F32, false),
+          s->hw->mem_bw);
+  fprintf(f, "  d.train_backward = d.train_apply = NULL;\n  d.grads = NULL;\n  d.ngrads = 0;\n"
              "  d.device = &nnc_cuda_device;\n  d.est_forward_s = %.17g;\n  d.est_train_s = %.17g;\n"
              "  d.est_cores = 1;\n  return d;\n}\n"
              "extern \"C\" const RtModelDesc nnc_model_%s_cuda = nnc_cuda_desc(&nnc_model_%s);\n"
@@ -105,6 +133,10 @@ static const char glue_emu_dev[] =
     "  NncDev *d = (NncDev *)v;\n"
     "  NncBufs nb = {d->r[0], d->r[1], d->r[2], d->r[2] + nnc_arena_at[entry], (unsigned long long)step, seed};\n"
     "  return nnc_emu_run(entry, nb, 0);\n}\n"
+    "static int nnc_dev_run_timed(void *v, int entry, int64_t step, uint64_t seed, int64_t *ns) {\n"
+    "  NncDev *d = (NncDev *)v;\n"
+    "  NncBufs nb = {d->r[0], d->r[1], d->r[2], d->r[2] + nnc_arena_at[entry], (unsigned long long)step, seed};\n"
+    "  return nnc_emu_run_timed(entry, nb, (long long *)ns);\n}\n"
     "static void *nnc_dev_region(void *v, int region) { return ((NncDev *)v)->r[region]; }\n"
     "static int nnc_dev_copy_dd(void *, void *dst, const void *src, int64_t bytes, void *) {\n"
     "  memmove(dst, src, (size_t)bytes);\n  return 0;\n}\n"
@@ -113,14 +145,16 @@ static const char glue_emu_dev[] =
 /* the device through the driver (runtime/rt_cuda.c): module, regions and functions are
  * loaded once per context */
 static const char glue_cuda_dev[] =
-    "typedef struct NncDev { RtCuda *c; void *mod; uint64_t r[3]; void **fn[2]; char err[1400]; } NncDev;\n"
+    "typedef struct NncDev {\n"
+    "  RtCuda *c; void *mod; uint64_t r[3]; void **fn[2]; RtCudaLaunch *L[2]; int n[2]; char err[1400];\n"
+    "} NncDev;\n"
     "static int nnc_dev_fail(NncDev *d, const char *what) {\n"
     "  snprintf(d->err, sizeof d->err, \"%s: %s\", what, rt_cuda_error(d->c));\n  return -1;\n}\n"
     "static void nnc_dev_close(void *v) {\n"
     "  NncDev *d = (NncDev *)v;\n  if (!d) return;\n"
     "  for (int k = 0; k < 3; k++) if (d->r[k]) rt_cuda_free(d->c, d->r[k]);\n"
     "  if (d->mod) rt_cuda_unload(d->c, d->mod);\n"
-    "  free(d->fn[0]);\n  free(d->fn[1]);\n  rt_cuda_close(d->c);\n  free(d);\n}\n"
+    "  free(d->fn[0]);\n  free(d->fn[1]);\n  free(d->L[0]);\n  free(d->L[1]);\n  rt_cuda_close(d->c);\n  free(d);\n}\n"
     "static int nnc_dev_load(NncDev *d) {\n"
     "  long long sz[3] = {NNC_PARAMS, NNC_IO, nnc_arena_bytes()};\n"
     "  if (rt_cuda_load_ptx(d->c, nnc_ptx, &d->mod)) return nnc_dev_fail(d, \"loading the PTX\");\n"
@@ -129,10 +163,17 @@ static const char glue_cuda_dev[] =
     "  for (int e = 0; e < 2; e++) {\n"
     "    int n = 0;\n"
     "    for (const NncLaunch *t = nnc_tables[e]; t && t->name; t++) n++;\n"
-    "    if (!(d->fn[e] = (void **)calloc((size_t)n + 1, sizeof(void *)))) return nnc_dev_fail(d, \"out of memory\");\n"
-    "    for (int i = 0; i < n; i++)\n"
-    "      if (rt_cuda_function(d->c, d->mod, nnc_tables[e][i].name, nnc_tables[e][i].smem, &d->fn[e][i]))\n"
-    "        return nnc_dev_fail(d, nnc_tables[e][i].name);\n"
+    "    d->n[e] = n;\n"
+    "    d->fn[e] = (void **)calloc((size_t)n + 1, sizeof(void *));\n"
+    "    d->L[e] = (RtCudaLaunch *)calloc((size_t)n + 1, sizeof(RtCudaLaunch));\n"
+    "    if (!d->fn[e] || !d->L[e]) return nnc_dev_fail(d, \"out of memory\");\n"
+    "    for (int i = 0; i < n; i++) {\n"
+    "      const NncLaunch *t = &nnc_tables[e][i];\n"
+    "      if (rt_cuda_function(d->c, d->mod, t->name, t->smem, &d->fn[e][i])) return nnc_dev_fail(d, t->name);\n"
+    "      d->L[e][i].fn = d->fn[e][i], d->L[e][i].smem = t->smem;\n"
+    "      memcpy(d->L[e][i].grid, t->grid, sizeof t->grid);\n"
+    "      memcpy(d->L[e][i].block, t->block, sizeof t->block);\n"
+    "    }\n"
     "  }\n  return 0;\n}\n"
     "static void *nnc_dev_open(const RtModelDesc *, char *err, size_t n) {\n"
     "  NncDev *d = (NncDev *)calloc(1, sizeof *d);\n"
@@ -155,6 +196,13 @@ static const char glue_cuda_dev[] =
     "    if (rt_cuda_launch_on(d->c, d->fn[entry][i], t[i].grid, t[i].block, t[i].smem, args, stream))\n"
     "      return nnc_dev_fail(d, t[i].name);\n"
     "  if (sync && rt_cuda_stream_sync(d->c, stream)) return nnc_dev_fail(d, \"running the kernels\");\n"
+    "  return 0;\n}\n"
+    "static int nnc_dev_run_timed(void *v, int entry, int64_t step, uint64_t seed, int64_t *ns) {\n"
+    "  NncDev *d = (NncDev *)v;\n"
+    "  NncBufs nb = {(char *)(uintptr_t)d->r[0], (char *)(uintptr_t)d->r[1], (char *)(uintptr_t)d->r[2],\n"
+    "                (char *)(uintptr_t)(d->r[2] + (uint64_t)nnc_arena_at[entry]), (unsigned long long)step, seed};\n"
+    "  void *args[1] = {&nb};\n"
+    "  if (rt_cuda_run_timed(d->c, d->L[entry], d->n[entry], args, ns)) return nnc_dev_fail(d, \"timing the kernels\");\n"
     "  return 0;\n}\n"
     "static void *nnc_dev_region(void *v, int region) { return (void *)(uintptr_t)((NncDev *)v)->r[region]; }\n"
     "static int nnc_dev_copy_dd(void *v, void *dst, const void *src, int64_t bytes, void *stream) {\n"
@@ -228,7 +276,7 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
   argv[k++] = (char *)(cxx && *cxx ? cxx : "c++");
   argv[k++] = "-std=c++17";
   if (s->emu) argv[k++] = "-DNNC_CUDA_EMU", argv[k++] = inc_cu;
-  argv[k++] = "-O1", argv[k++] = "-w", argv[k++] = inc_rt, argv[k++] = "-c", argv[k++] = src;
+  argv[k++] = "-O1", argv[k++] = "-fPIC", argv[k++] = "-w", argv[k++] = inc_rt, argv[k++] = "-c", argv[k++] = src;
   argv[k++] = "-o", argv[k++] = obj, argv[k] = NULL;
   int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc) fprintf(stderr, "nnc build: error: compiling the CUDA part failed (%s exited with status %d)\n", argv[0], rc);
@@ -239,6 +287,7 @@ static int compile_glue(const DrvCudaSource *s, const char *text, const char *tm
 static void device_mem(const DrvCudaSource *s, bool train, RtDevice *mem) {
   memset(mem, 0, sizeof *mem);
   mem->name = s->emu ? "cuda-emu" : "cuda";
+  mem->loss_scale_state = -1; /* (the header needs only the sizes) */
   mem->params_bytes = cuda_params_bytes(&s->P, &s->ls);
   mem->io_bytes = s->P.io_bytes;
   mem->arena_forward = align_up(s->P.pf.arena_bytes) + s->fwd.work_bytes;
@@ -298,6 +347,7 @@ int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir
     return 1;
   }
   bool train = dm->train != NULL;
+  s.sync_bn = o->mpi && o->sync_bn;
   rc = drv_cuda_source(dm, train, &s, d);
   if (!rc) device_mem(&s, train, &out->mem), cuda_info(&s, train, est, out->info, sizeof out->info);
   char *text = NULL, *ptx = NULL, err[4096];

@@ -5,20 +5,20 @@
  * kernels last) and lists its gradients (CgModelPlan.grads, offsets in the CUDA arena). The
  * launch table follows the plan's kernels in order, each launch named PREFIX_kI[_...] after
  * its kernel I, so the launches of kernels before the split come first.
- *   cuda-emu: train_backward and train_apply run the two halves of the table on the host,
- *             and the runtime all-reduces the gradients in the arena between them (the
- *             program's MPI path, overlapped buckets included: all start after the backward
- *             pass, since the emulation has no ready marks).
- *   cuda:     one training-step entry uploads, runs the backward half, calls the step's
- *             RtHooks.grads_device with the device arena (NCCL's ncclAllReduce with ncclAvg
- *             of every gradient, runtime/rt_nccl.c via rt_mpi.c), runs the optimizer half
- *             and downloads. */
+ *
+ * The program trains on the persistent device context of every CUDA program (RtDevice:
+ * params, optimizer state and arena stay in device memory across steps; a step uploads its
+ * batch and downloads the loss). Its device adds run_split, the training step with the
+ * step's hooks between the launches: before the first optimizer launch RtHooks.grads_device
+ * with the arena's device address (cuda: ncclAllReduce with ncclAvg of every gradient in one
+ * group, runtime/rt_nccl.c via rt_mpi.c; cuda-emu, whose device memory is host memory:
+ * MPI_Allreduce); with --sync-bn, before the launches that read them, the table's sums
+ * (CudaPlanSum, codegen/cuda/cuda_syncbn.c) through RtHooks.sum_f64_device (NCCL in f64;
+ * cuda-emu: MPI_Allreduce of doubles). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_drv.h"
-
-#define ARENA_ALIGN 256
 
 /* the first launch of t whose plan kernel is at or after split (t->n if none) */
 static int split_launch(const CudaPlanTable *t, const char *prefix, int split) {
@@ -38,54 +38,57 @@ static void grads_table(FILE *f, const CgModelPlan *P) {
   fprintf(f, "  {0, 0, 0, 0}};\n");
 }
 
-static void emu_halves(FILE *f, const DrvCudaSource *s, const char *name, int split) {
-  int64_t arena = (s->P.pt.arena_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-  fprintf(f, "static void nnc_cuda_range(const RtModelBufs *b, int from, int to) {\n"
-             "  NncBufs nb = {b->params, b->io, b->arena, b->arena + %lldLL, (unsigned long long)b->step, b->seed};\n"
-             "  nnc_emu_set_order((nnc_emu::Order)0);\n"
-             "  for (int i = from; i < to; i++) {\n"
-             "    const NncEmuLaunch *t = &%s_train_launches[i];\n"
-             "    nnc_emu_launch(t->fn, t->grid, t->block, t->smem, nb);\n  }\n}\n"
-             "static void nnc_cuda_backward(const RtModelBufs *b) { nnc_cuda_range(b, 0, %d); }\n"
-             "static void nnc_cuda_apply(const RtModelBufs *b) { nnc_cuda_range(b, %d, %d); }\n",
-          (long long)arena, name, split, split, s->train.n);
+/* sync-bn: {before launch, byte offset in the workspace, doubles} of every sum, then -1 */
+static void sums_table(FILE *f, const CudaPlanTable *t) {
+  fprintf(f, "static const long long nnc_cuda_sums[][3] = {\n");
+  for (int i = 0; i < t->nsums; i++)
+    fprintf(f, "  {%d, %lldLL, %lldLL},\n", t->sums[i].before, (long long)t->sums[i].off, (long long)t->sums[i].n);
+  fprintf(f, "  {-1, 0, 0}};\n");
 }
 
-/* the device step: one driver session, the gradients' all-reduce between the halves */
-static void device_step(FILE *f, const DrvCudaSource *s, int split) {
-  int64_t arena = (s->P.pt.arena_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-  fprintf(f,
-          "static void nnc_cuda_fail(RtCuda *c, const char *what) {\n"
-          "  fprintf(stderr, \"error: CUDA: %%s: %%s\\n\", what, c ? rt_cuda_error(c) : \"\");\n"
-          "  exit(1);\n}\n"
-          "static void nnc_cuda_dist_launch(RtCuda *c, void *mod, NncBufs *nb, int from, int to) {\n"
-          "  void *args[1] = {nb};\n"
-          "  for (int i = from; i < to; i++) {\n"
-          "    const NncLaunch *t = &nnc_train_launches[i];\n    void *fn = NULL;\n"
-          "    if (rt_cuda_function(c, mod, t->name, t->smem, &fn) || rt_cuda_launch(c, fn, t->grid, t->block, t->smem, args))\n"
-          "      nnc_cuda_fail(c, t->name);\n  }\n}\n"
-          "static void nnc_cuda_dist_step(const RtModelBufs *b) {\n"
-          "  char err[1024];\n  const long long arena = %lldLL, work = %lldLL;\n"
-          "  RtCuda *c = rt_cuda_open(NULL, err, sizeof err);\n"
-          "  if (!c) { fprintf(stderr, \"error: %%s\\n\", err); exit(1); }\n"
-          "  void *mod = NULL;\n  uint64_t p = 0, io = 0, ar = 0;\n"
-          "  if (rt_cuda_load_ptx(c, nnc_ptx, &mod)) nnc_cuda_fail(c, \"loading the PTX\");\n"
-          "  if (rt_cuda_alloc(c, (size_t)NNC_PARAMS + 1, &p) || rt_cuda_alloc(c, (size_t)NNC_IO + 1, &io) ||\n"
-          "      rt_cuda_alloc(c, (size_t)(arena + work) + 1, &ar)) nnc_cuda_fail(c, \"allocating device memory\");\n"
-          "  if (rt_cuda_upload(c, p, b->params, NNC_PARAMS) || rt_cuda_upload(c, io, b->io, NNC_IO))\n"
-          "    nnc_cuda_fail(c, \"uploading\");\n"
-          "  NncBufs nb = {(char *)(uintptr_t)p, (char *)(uintptr_t)io, (char *)(uintptr_t)ar,\n"
-          "                (char *)(uintptr_t)(ar + (uint64_t)arena), (unsigned long long)b->step, b->seed};\n"
-          "  nnc_cuda_dist_launch(c, mod, &nb, 0, %d);\n"
-          "  if (!b->hooks || !b->hooks->grads_device || b->hooks->grads_device(ar, b->hooks->user)) {\n"
-          "    fprintf(stderr, \"error: the all-reduce of the gradients on the device failed\\n\");\n"
-          "    exit(1);\n  }\n"
-          "  nnc_cuda_dist_launch(c, mod, &nb, %d, %d);\n"
-          "  if (rt_cuda_sync(c) || rt_cuda_download(c, b->params, p, NNC_PARAMS) || rt_cuda_download(c, b->io, io, NNC_IO))\n"
-          "    nnc_cuda_fail(c, \"running the kernels\");\n"
-          "  rt_cuda_free(c, p);\n  rt_cuda_free(c, io);\n  rt_cuda_free(c, ar);\n"
-          "  rt_cuda_unload(c, mod);\n  rt_cuda_close(c);\n}\n",
-          (long long)arena, (long long)s->train.work_bytes, split, split, s->train.n);
+/* before launch i: the sync-bn sums due there, and at the split the gradients' mean */
+static void split_hooks(FILE *f, int split) {
+  fprintf(f, "static int nnc_split_hooks(RtHooks *h, uint64_t arena, uint64_t work, int i) {\n"
+             "  for (int k = 0; nnc_cuda_sums[k][0] >= 0; k++)\n"
+             "    if (nnc_cuda_sums[k][0] == i && h->sum_f64_device &&\n"
+             "        h->sum_f64_device(work + (uint64_t)nnc_cuda_sums[k][1], nnc_cuda_sums[k][2], h->user))\n"
+             "      return -1;\n"
+             "  return i == %d && h->grads_device && h->grads_device(arena, h->user) ? -1 : 0;\n}\n", split);
+}
+
+/* RtDevice.run_split of the emulation: its regions are host memory */
+static void emu_run_split(FILE *f, const DrvCudaSource *s, const char *name) {
+  fprintf(f, "static int nnc_dev_run_split(void *v, int64_t step, uint64_t seed, RtHooks *h) {\n"
+             "  NncDev *d = (NncDev *)v;\n"
+             "  NncBufs nb = {d->r[0], d->r[1], d->r[2], d->r[2] + nnc_arena_at[1], (unsigned long long)step, seed};\n"
+             "  nnc_emu_set_order((nnc_emu::Order)0);\n"
+             "  for (int i = 0; i <= %d; i++) {\n"
+             "    if (nnc_split_hooks(h, (uint64_t)(uintptr_t)nb.arena, (uint64_t)(uintptr_t)nb.work, i)) return -1;\n"
+             "    const NncEmuLaunch *t = &%s_train_launches[i];\n"
+             "    if (i < %d) nnc_emu_launch(t->fn, t->grid, t->block, t->smem, nb);\n"
+             "  }\n  return 0;\n}\n",
+          s->train.n, name, s->train.n);
+}
+
+/* RtDevice.run_split on the GPU: the launches and NCCL on the legacy default stream */
+static void device_run_split(FILE *f, const DrvCudaSource *s) {
+  fprintf(f, "static int nnc_dev_run_split(void *v, int64_t step, uint64_t seed, RtHooks *h) {\n"
+             "  NncDev *d = (NncDev *)v;\n"
+             "  uint64_t ar = d->r[2], work = ar + (uint64_t)nnc_arena_at[1];\n"
+             "  NncBufs nb = {(char *)(uintptr_t)d->r[0], (char *)(uintptr_t)d->r[1], (char *)(uintptr_t)ar,\n"
+             "                (char *)(uintptr_t)work, (unsigned long long)step, seed};\n"
+             "  void *args[1] = {&nb};\n"
+             "  const NncLaunch *t = nnc_train_launches;\n"
+             "  for (int i = 0; i <= %d; i++) {\n"
+             "    if (nnc_split_hooks(h, ar, work, i)) {\n"
+             "      snprintf(d->err, sizeof d->err, \"the all-reduce of the data-parallel step failed\");\n"
+             "      return -1;\n    }\n"
+             "    if (i < %d && rt_cuda_launch_on(d->c, d->fn[1][i], t[i].grid, t[i].block, t[i].smem, args, NULL))\n"
+             "      return nnc_dev_fail(d, t[i].name);\n"
+             "  }\n"
+             "  if (rt_cuda_stream_sync(d->c, NULL)) return nnc_dev_fail(d, \"running the kernels\");\n"
+             "  return 0;\n}\n",
+          s->train.n, s->train.n);
 }
 
 int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name) {
@@ -99,19 +102,20 @@ int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name) {
   int split = split_launch(&s->train, prefix, s->P.pt.split);
   fputs("extern \"C\" {\n", f); /* nnc_cuda_mpi_main and rt_mpi_main are C functions */
   grads_table(f, &s->P);
-  if (s->emu) emu_halves(f, s, name, split);
-  else device_step(f, s, split);
-  fprintf(f, "int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss, int argc, char **argv);\n"
+  sums_table(f, &s->train);
+  split_hooks(f, split);
+  if (s->emu) emu_run_split(f, s, name);
+  else device_run_split(f, s);
+  fprintf(f, "static RtDevice nnc_cuda_mpi_dev(void) {\n"
+             "  RtDevice v = nnc_cuda_device;\n  v.run_split = nnc_dev_run_split;\n  return v;\n}\n"
+             "static const RtDevice nnc_cuda_mpi_device = nnc_cuda_mpi_dev();\n"
+             "int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss, int argc, char **argv);\n"
              "int nnc_cuda_mpi_main(const RtModelDesc *cpu, const char *fwd_inputs, const char *val_loss, int argc,\n"
              "                      char **argv) {\n"
              "  RtModelDesc d = nnc_cuda_desc(cpu);\n"
-             "  d.device = NULL; /* the split entries below take host regions */\n"
-             "  d.grads = nnc_cuda_grads;\n  d.ngrads = %d;\n", s->P.ngrads);
-  if (s->emu)
-    fprintf(f, "  d.train_backward = nnc_cuda_backward;\n  d.train_apply = nnc_cuda_apply;\n");
-  else
-    fprintf(f, "  d.train_step = nnc_cuda_dist_step; /* all-reduces on the device (RtHooks.grads_device) */\n");
-  fprintf(f, "  return rt_mpi_main(&d, fwd_inputs, val_loss, argc, argv);\n}\n");
+             "  d.device = &nnc_cuda_mpi_device; /* the persistent context, with the all-reduce between launches */\n"
+             "  d.grads = nnc_cuda_grads;\n  d.ngrads = %d;\n"
+             "  return rt_mpi_main(&d, fwd_inputs, val_loss, argc, argv);\n}\n", s->P.ngrads);
   fputs("}\n", f);
   return 0;
 }

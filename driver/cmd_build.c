@@ -7,6 +7,7 @@
  * library directory ($NNC_RUNTIME_LIB overrides both). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -147,8 +148,12 @@ static void usage(FILE *out) {
         out);
 }
 
-/* runs argv in cwd (NULL: here); verbose: print it first */
 int drv_run_cmd(char *const argv[], const char *cwd, bool verbose) {
+  return drv_run_cmd_to(argv, cwd, NULL, verbose);
+}
+
+/* runs argv in cwd (NULL: here), its stdout into out (NULL: ours); verbose: print it first */
+int drv_run_cmd_to(char *const argv[], const char *cwd, const char *out, bool verbose) {
   if (verbose) {
     fputs("+", stderr);
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
@@ -160,6 +165,8 @@ int drv_run_cmd(char *const argv[], const char *cwd, bool verbose) {
   if (pid < 0) return -1;
   if (pid == 0) {
     if (cwd && chdir(cwd)) _exit(126);
+    int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+    if (out && (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)) _exit(126);
     execvp(argv[0], argv);
     fprintf(stderr, "nnc build: error: cannot run '%s': %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -420,18 +427,25 @@ static int make_library(const char *libpath, const char *tmpdir, const char *obj
   return 0;
 }
 
-/* libNAME.so = the model's object + the whole runtime archive (built position-independent),
- * so the embedding API (rt_ctx_*) and the descriptor are exported for dlopen/ctypes */
-static int link_shared(const char *libpath, const char *obj, const char *rtlib, bool verbose) {
+/* libNAME.so = the model's object (and the CUDA part's, cuda_obj, with the C++ library it
+ * needs) + the whole runtime archive (built position-independent), so the embedding API
+ * (rt_ctx_*) and the descriptors are exported for dlopen/ctypes */
+static int link_shared(const char *libpath, const char *obj, const char *cuda_obj, const char *rtlib,
+                       bool verbose) {
   char tmp[PATH_MAX];
   tmp_beside(libpath, tmp, sizeof tmp);
   const char *cc = getenv("CC");
-  char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-shared", "-o", tmp, (char *)obj,
-                  "-Wl,--whole-archive", (char *)rtlib, "-Wl,--no-whole-archive",
+  char *argv[16];
+  int k = 0;
+  argv[k++] = (char *)(cc && *cc ? cc : "cc"), argv[k++] = "-shared", argv[k++] = "-o", argv[k++] = tmp;
+  argv[k++] = (char *)obj;
+  if (cuda_obj) argv[k++] = (char *)cuda_obj;
+  argv[k++] = "-Wl,--whole-archive", argv[k++] = (char *)rtlib, argv[k++] = "-Wl,--no-whole-archive";
 #ifdef __SANITIZE_ADDRESS__
-                  "-fsanitize=address,undefined",
+  argv[k++] = "-fsanitize=address,undefined";
 #endif
-                  "-lcjson", "-lm", "-lpthread", NULL};
+  if (cuda_obj) argv[k++] = "-lstdc++";
+  argv[k++] = "-lcjson", argv[k++] = "-lm", argv[k++] = "-lpthread", argv[k] = NULL;
   int rc = drv_run_cmd(argv, NULL, verbose);
   if (rc || rename(tmp, libpath)) {
     fprintf(stderr, "nnc build: error: linking %s failed (%s)\n", libpath,
@@ -612,10 +626,10 @@ static int write_library(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   char cobj[PATH_MAX];
   DrvCudaOut *co = xcalloc(1, sizeof *co);
   const char *cuda_obj = a->target ? cobj : NULL;
-  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, false, a->verbose}; /* --lib: no --mpi */
+  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, false, a->verbose, false}; /* --lib: no --mpi */
   int rc = a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d);
   if (!rc)
-    rc = a->shared ? link_shared(on->libpath, obj, rtlib, a->verbose)
+    rc = a->shared ? link_shared(on->libpath, obj, cuda_obj, rtlib, a->verbose)
                    : make_library(on->libpath, tmpdir, obj, cuda_obj, rtlib, a->verbose);
   const RtModelDesc *desc = rc ? NULL : llvm_model_jit(dm->cg, d);
   if (desc) {
@@ -639,7 +653,7 @@ static int write_outputs(const BuildArgs *a, const OutNames *on, DrvModel *dm, c
   cg_val_loss(dm->fwd, dm->t ? dm->t->minimize : NULL, val_loss, sizeof val_loss);
   char cobj[PATH_MAX], *plan = NULL;
   DrvCudaOut *co = a->target ? xcalloc(1, sizeof *co) : NULL;
-  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose};
+  DrvCudaOpts copt = {a->target, a->precision, a->loss_scale, a->mpi, a->verbose, a->bo.cg.sync_bn};
   if (a->target && drv_cuda_object(dm, &copt, tmpdir, cobj, sizeof cobj, co, d)) {
     free(co);
     return 1;
@@ -701,14 +715,10 @@ int cmd_build(int argc, char **argv) {
     fprintf(stderr, "nnc build: error: --loss-scale is for GPU builds (--target cuda...)\n");
     rc = 2;
   }
-  if (!rc && a.target && a.bo.cg.sync_bn) {
-    fprintf(stderr, "nnc build: error: --sync-bn with --target %s: the CUDA backend has no "
-            "synchronized batchnorm kernels (docs/distributed.md)\n", a.target);
-    rc = 2;
-  }
-  if (!rc && a.target && a.shared) {
-    fprintf(stderr, "nnc build: error: --target %s builds programs and static libraries (--lib); "
-            "--shared is for the CPU backend\n", a.target);
+  if (!rc && a.target && a.bo.cg.sync_bn && !a.mpi) {
+    fprintf(stderr, "nnc build: error: --sync-bn with --target %s needs --mpi: only the "
+            "data-parallel program sums the statistics of a CUDA build (docs/distributed.md)\n",
+            a.target);
     rc = 2;
   }
   if (!rc) rc = write_outputs(&a, &on, &dm, tmpdir, rtlib, d);

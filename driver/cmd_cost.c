@@ -36,6 +36,7 @@ typedef struct Opts {
   const char *link; /* --link NAME|BW */
   double bucket_bytes; /* --bucket-kib K: the all-reduce's bucket (default COMM_BUCKET_BYTES) */
   bool compare;     /* --compare: the positional arguments are several files */
+  bool measure;     /* --measure (with --compare): build each model and run its bench */
   const char *target_cpu; /* with --precision bf16 on a CPU: the CPU whose AMX decides tiles */
   bool amx;         /* bf16 on a CPU with AMX-BF16 (the target CPU's features) */
   char **files;
@@ -45,8 +46,10 @@ typedef struct Opts {
 static void usage(FILE *out) {
   fputs("usage: nnc cost FILE.nn [options]\n"
         "       nnc cost --compare A.nn B.nn ... [--train] [--target T] [-D N=V] [--json]\n"
+        "                [--measure]\n"
         "FLOPs, MACs, bytes, memory and estimated time of a model on a target; with\n"
-        "--compare, parameters, FLOPs, bytes and estimated time of several models side by side.\n"
+        "--compare, parameters, FLOPs, bytes and estimated time of several models side by side,\n"
+        "and with --measure the step time of each model built for this machine (its bench).\n"
         "  --target T          hardware: a built-in name, host (default), or a JSON file\n"
         "  -D, --define N=V    set a dim's value (formulas stay symbolic)\n"
         "      --symbolic N,.. keep only these dims symbolic in formulas (the others are\n"
@@ -666,6 +669,11 @@ static int parse_compare(int argc, char **argv, Opts *o) {
                     "--tiles, --ranks, --top and --formula apply to a single model\n");
     return 2;
   }
+  if (o->measure && strcmp(o->target, "host")) {
+    fprintf(stderr, "nnc cost: error: --measure runs the models on this machine: it needs "
+                    "--target host, not '%s'\n", o->target);
+    return 2;
+  }
   o->files = argv + optind, o->nfiles = n;
   return 0;
 }
@@ -684,7 +692,7 @@ static int parse_bucket(const char *arg, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET, O_TARGET_CPU };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET, O_TARGET_CPU, O_MEASURE };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -695,7 +703,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"ranks", required_argument, 0, O_RANKS}, {"link", required_argument, 0, O_LINK},
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
       {"precision", required_argument, 0, O_PREC}, {"bucket-kib", required_argument, 0, O_BUCKET},
-      {"target-cpu", required_argument, 0, O_TARGET_CPU},
+      {"target-cpu", required_argument, 0, O_TARGET_CPU}, {"measure", no_argument, 0, O_MEASURE},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -761,12 +769,17 @@ static int parse(int argc, char **argv, Opts *o) {
       break;
     }
     case O_COMPARE: o->compare = true; break;
+    case O_MEASURE: o->measure = true; break;
     case O_TARGET_CPU: o->target_cpu = optarg; break;
     default: usage(stderr); return 2;
     }
   }
   if (o->json && o->csv) {
     fprintf(stderr, "nnc cost: error: --json and --csv exclude each other\n");
+    return 2;
+  }
+  if (o->measure && !o->compare) {
+    fprintf(stderr, "nnc cost: error: --measure applies to --compare\n");
     return 2;
   }
   if (o->compare) return parse_compare(argc, argv, o);
@@ -809,7 +822,7 @@ int cmd_cost(int argc, char **argv) {
   if (o.compare)
     return cost_compare(&(CompareOpts){.in = &o.in, .files = (const char *const *)o.files,
                                        .nfiles = o.nfiles, .train = o.train, .json = o.json,
-                                       .hw = &rp.hw, .threads = o.threads});
+                                       .hw = &rp.hw, .threads = o.threads, .measure = o.measure});
   Diag *d = diag_new(stderr);
   rp.m = drv_compile(&o.in, d, &rp.fwd);
   int status = rp.m ? 1 : drv_compile_status(&o.in); /* 2 for a -D usage error */

@@ -8,7 +8,10 @@
  *     more than FMA pipes x FMA latency (2 x 4 on current x86 cores), so the loop is bound
  *     by throughput, never by latency.
  *   - read bandwidth of L1, L2 and L3 (a working set of half of each level per thread) and of
- *     DRAM (a STREAM triad over arrays far larger than L3), all threads. */
+ *     DRAM (a STREAM triad over arrays far larger than L3), all threads; the triad also on
+ *     one thread.
+ *   - the code the backend runs (probe_gemm.c): the thread pool's fork/join round trip, the
+ *     generated GEMM's packing rates and its micro-kernel's fraction of the peak. */
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
@@ -22,6 +25,7 @@
 
 #include "../passes/hw.h"
 #include "driver.h"
+#include "probe_gemm.h"
 
 #define CHAINS 24       /* independent FMA accumulators per thread (see the file comment) */
 #define MAX_THREADS 256 /* threads the probe starts at most */
@@ -259,6 +263,10 @@ static void probe_cpus(Probe *pr, int cores) {
 typedef struct ProbeResult {
   double fma1[NWIDTH], fmaN[NWIDTH]; /* FLOP/s, 1 thread and all; 0 = width not available */
   double bw[4];                      /* L1, L2, L3 read, DRAM triad: bytes/s, all threads */
+  double triad_1t;                   /* DRAM triad of one thread */
+  double fork_join;                  /* s per rt_parallel_for round trip, all threads */
+  double softmax;                    /* s per element of the runtime's softmax, 1 thread */
+  ProbeGemm gemm;
   int best_w;
 } ProbeResult;
 
@@ -275,6 +283,10 @@ static void probe_all(const Probe *pr, const HwTarget *t, ProbeResult *res) {
   size_t big = (size_t)t->l3_bytes * 4;
   if (big < ((size_t)64 << 20)) big = (size_t)64 << 20;
   res->bw[3] = probe_triad(pr, big / sizeof(float));
+  Probe one = *pr;
+  one.nt = 1;
+  res->triad_1t = probe_triad(&one, big / sizeof(float));
+  res->fork_join = probe_fork_join(pr->nt, pr->reps);
 }
 
 static void usage(FILE *out) {
@@ -296,6 +308,12 @@ static void fill_target(HwTarget *t, const Probe *pr, const ProbeResult *res) {
   t->mem_bw = res->bw[3];
   for (int l = 0; l < 3; l++) t->cache_bw[l] = res->bw[l];
   t->vector_bits = width_bits[w];
+  t->mem_bw_1t = res->triad_1t;
+  if (res->fork_join > 0) t->overhead_s = res->fork_join;
+  t->pack_bw = res->gemm.pack_bw;
+  t->pack_strided_bw = res->gemm.pack_strided_bw;
+  t->gemm_ukr_eff = res->gemm.ukr_eff;
+  t->softmax_s = res->softmax;
   t->measured = true;
   time_t now_s = time(NULL);
   struct tm tm;
@@ -320,7 +338,16 @@ static void print_result(const Probe *pr, const ProbeResult *res, const HwTarget
          (long long)(t->l2_bytes_cpu / 1024), (long long)(t->l3_bytes / 1024));
   printf("peak FP32 FMA: %.1f GFLOP/s (%d threads, %d-bit vectors)\n",
          t->peak[HWP_F32] / 1e9, pr->nt, t->vector_bits);
-  printf("memory bandwidth (triad): %.1f GB/s\n", t->mem_bw / 1e9);
+  printf("memory bandwidth (triad): %.1f GB/s, one thread %.1f GB/s\n", t->mem_bw / 1e9,
+         res->triad_1t / 1e9);
+  printf("thread pool fork/join (%d threads): %.2f us; softmax %.2f ns an element\n", pr->nt,
+         res->fork_join * 1e6, res->softmax * 1e9);
+  if (res->gemm.pack_bw > 0)
+    printf("GEMM (1 thread): packing %.1f GB/s from adjacent rows, %.1f GB/s strided; "
+           "micro-kernel %.0f%% of the peak\n", res->gemm.pack_bw / 1e9,
+           res->gemm.pack_strided_bw / 1e9, 100 * res->gemm.ukr_eff);
+  else
+    printf("GEMM: not measured (the noise exceeded the packing time); defaults apply\n");
 }
 
 int cmd_probe(int argc, char **argv) {
@@ -357,6 +384,10 @@ int cmd_probe(int argc, char **argv) {
     return 1;
   }
   hw_host_estimate(&t); /* the real cache sizes, also after --quick */
+  t.peak_f32_1t = res.fma1[res.best_w];
+  pin(pr.cpus[0]); /* these run on this thread: keep it on one core, as the FMA jobs */
+  if (probe_gemm(&t, pr.reps, pr.seconds, &res.gemm)) memset(&res.gemm, 0, sizeof res.gemm);
+  res.softmax = probe_softmax(pr.reps);
   fill_target(&t, &pr, &res);
   char err[512];
   if (hw_save_file(&t, path, err, sizeof err)) {

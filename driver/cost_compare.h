@@ -15,6 +15,7 @@ typedef struct CompareOpts {
   const char *const *files;
   int nfiles;
   bool train, json;
+  bool measure;       /* build each model for this machine and run its bench */
   const HwTarget *hw;
   int threads; /* of the compiled step's estimate (0: all the target's cores) */
 } CompareOpts;

@@ -16,6 +16,8 @@ typedef struct DrvCudaSource {
   CudaLossScale ls; /* --loss-scale (f16 training steps) */
   CudaTiles tiles;
   const HwTarget *hw; /* the hardware whose tiles the plan has */
+  bool sync_bn;       /* --sync-bn: the training plan's batchnorm statistics as sync_stats
+                         kernels (cuda_syncbn.c), summed by the data-parallel glue */
 } DrvCudaSource;
 
 /* the target of `--target` (cuda, cuda:sm_XX or cuda-emu) and `--precision` (NULL or f32,
@@ -48,6 +50,7 @@ typedef struct DrvCudaOpts {
   const char *target, *precision, *loss_scale; /* --target, --precision, --loss-scale (NULL: default) */
   bool mpi;                                    /* --mpi: the split step and the gradient all-reduce */
   bool verbose;
+  bool sync_bn; /* --sync-bn (with --mpi): batchnorm statistics summed between launches */
 } DrvCudaOpts;
 typedef struct DrvCudaOut {
   RtDevice mem;    /* the device's name and memory sizes (functions NULL): for the header */

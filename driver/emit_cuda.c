@@ -68,6 +68,7 @@ int drv_cuda_source_hw(const DrvModel *dm, bool train, const HwTarget *hw, DrvCu
   cuda_backend_target(&t, hw);
   cuda_tiles_plan(&s->tiles, dm->fwd, dm->train, hw, s->prec);
   if (cg_model_plan(&s->P, dm->fwd, dm->train, &t, s->tiles.fwd, s->tiles.train, d)) return 1;
+  if (s->sync_bn && s->P.have_pt) cg_plan_sync_stats(&s->P.pt);
   size_t len = 0;
   FILE *f = open_memstream(&s->src, &len);
   if (!f) {

@@ -726,29 +726,38 @@ static void conv_loops(const ConvGeom *g, int mode, const double *x, const doubl
       }
 }
 
+/* conv_loops over node id's operands, rounded as gemm_round says unless the convolution is
+ * depthwise (one input channel per group: direct f32 kernels on the GPU) */
+static void conv_rounded(Interp *I, int id, const ConvGeom *g, int mode) {
+  double *t0 = NULL, *t1 = NULL;
+  bool round = !(g->G > 1 && g->C / g->G == 1);
+  const double *a0 = round ? gemm_arg(I, id, 0, &t0) : arg(I, id, 0);
+  const double *a1 = round ? gemm_arg(I, id, 1, &t1) : arg(I, id, 1);
+  if (mode == CONV_FWD) conv_loops(g, CONV_FWD, a0, a1, NULL, I->val[id]);
+  else if (mode == CONV_DATA) conv_loops(g, CONV_DATA, NULL, a1, a0, I->val[id]);
+  else conv_loops(g, CONV_FILTER, a0, NULL, a1, I->val[id]);
+  free(t0);
+  free(t1);
+}
+
 static int ev_conv2d(Interp *I, int id) {
   ConvGeom g;
   if (conv_geom(I, id, argsh(I, id, 0), argsh(I, id, 1), &I->shape[id], &g)) return -1;
-  double *tx = NULL, *tw = NULL;
-  bool round = g.G == 1; /* grouped convolutions stay f32 on the GPU */
-  const double *x = round ? gemm_arg(I, id, 0, &tx) : arg(I, id, 0), *w = round ? gemm_arg(I, id, 1, &tw) : arg(I, id, 1);
-  conv_loops(&g, CONV_FWD, x, w, NULL, I->val[id]);
-  free(tx);
-  free(tw);
+  conv_rounded(I, id, &g, CONV_FWD);
   return 0;
 }
 
 static int ev_conv2d_bwd_data(Interp *I, int id) {
   ConvGeom g;
   if (conv_geom(I, id, &I->shape[id], argsh(I, id, 1), argsh(I, id, 0), &g)) return -1;
-  conv_loops(&g, CONV_DATA, NULL, arg(I, id, 1), arg(I, id, 0), I->val[id]);
+  conv_rounded(I, id, &g, CONV_DATA);
   return 0;
 }
 
 static int ev_conv2d_bwd_filter(Interp *I, int id) {
   ConvGeom g;
   if (conv_geom(I, id, argsh(I, id, 0), &I->shape[id], argsh(I, id, 1), &g)) return -1;
-  conv_loops(&g, CONV_FILTER, arg(I, id, 0), NULL, arg(I, id, 1), I->val[id]);
+  conv_rounded(I, id, &g, CONV_FILTER);
   return 0;
 }
 

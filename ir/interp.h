@@ -21,10 +21,11 @@ typedef struct InterpOptions {
   bool round_storage;
   uint64_t seed; /* mixed into dropout's counter-based RNG together with attr.seed */
   int64_t step;  /* dropout counter offset, so every training step draws a new mask */
-  /* DT_BF16 or DT_F16: the operands of every matmul and ungrouped forward conv2d are rounded
-   * to that type (nearest even) before the double-precision product -- the arithmetic of a
-   * GPU build at --precision bf16|f16, whose tensor cores round exactly those inputs; any
-   * other value: no rounding */
+  /* DT_BF16 or DT_F16: the operands of every matmul and of every convolution that is not
+   * depthwise (forward, backward-data, backward-filter; grouped or not) are rounded to that
+   * type (nearest even) before the double-precision product -- the arithmetic of a GPU build
+   * at --precision bf16|f16, whose tensor cores round exactly those inputs; any other value:
+   * no rounding */
   DType gemm_round;
 } InterpOptions;
 

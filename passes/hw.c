@@ -195,6 +195,11 @@ int hw_from_json(const char *text, HwTarget *out, char *err, size_t errn) {
   set_num(root, "l1_bw_gbs", G, &t.cache_bw[0]);
   set_num(root, "l2_bw_gbs", G, &t.cache_bw[1]);
   set_num(root, "l3_bw_gbs", G, &t.cache_bw[2]);
+  set_num(root, "mem_bw_1t_gbs", G, &t.mem_bw_1t);
+  set_num(root, "pack_bw_gbs", G, &t.pack_bw);
+  set_num(root, "pack_strided_bw_gbs", G, &t.pack_strided_bw);
+  set_num(root, "gemm_ukr_eff", 1, &t.gemm_ukr_eff);
+  set_num(root, "softmax_ns", 1e-9, &t.softmax_s);
   const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "measured");
   if (cJSON_IsBool(ms)) t.measured = cJSON_IsTrue(ms);
   const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "measured_at");
@@ -202,6 +207,11 @@ int hw_from_json(const char *text, HwTarget *out, char *err, size_t errn) {
   cJSON_Delete(root);
   if (t.peak[HWP_F32] <= 0) return fail(err, errn, "peak_tflops.f32 must be > 0", NULL);
   if (t.mem_bw <= 0) return fail(err, errn, "mem_bw_gbs must be > 0", NULL);
+  if (t.mem_bw_1t < 0 || t.pack_bw < 0 || t.pack_strided_bw < 0 || t.softmax_s < 0)
+    return fail(err, errn, "mem_bw_1t_gbs, pack_bw_gbs, pack_strided_bw_gbs and softmax_ns must "
+                "be >= 0", NULL);
+  if (t.gemm_ukr_eff < 0 || t.gemm_ukr_eff > 1)
+    return fail(err, errn, "gemm_ukr_eff must be within 0..1", NULL);
   if (t.kind == HW_GPU && t.sm_count <= 0) return fail(err, errn, "sm_count must be > 0", NULL);
   if (t.kind == HW_CPU && (t.vector_bits < 64 || t.vector_regs < 4))
     return fail(err, errn, "vector_bits and vector_regs are required for a cpu", NULL);
@@ -281,6 +291,12 @@ char *hw_to_json(const HwTarget *t) {
     static const char *bw_keys[3] = {"l1_bw_gbs", "l2_bw_gbs", "l3_bw_gbs"};
     for (int l = 0; l < 3; l++)
       if (t->cache_bw[l] > 0) cJSON_AddNumberToObject(o, bw_keys[l], t->cache_bw[l] / G);
+    if (t->mem_bw_1t > 0) cJSON_AddNumberToObject(o, "mem_bw_1t_gbs", t->mem_bw_1t / G);
+    if (t->pack_bw > 0) cJSON_AddNumberToObject(o, "pack_bw_gbs", t->pack_bw / G);
+    if (t->pack_strided_bw > 0)
+      cJSON_AddNumberToObject(o, "pack_strided_bw_gbs", t->pack_strided_bw / G);
+    if (t->gemm_ukr_eff > 0) cJSON_AddNumberToObject(o, "gemm_ukr_eff", t->gemm_ukr_eff);
+    if (t->softmax_s > 0) cJSON_AddNumberToObject(o, "softmax_ns", t->softmax_s * 1e9);
   }
   cJSON_AddBoolToObject(o, "measured", t->measured);
   if (t->measured_at[0]) cJSON_AddStringToObject(o, "measured_at", t->measured_at);

@@ -57,6 +57,12 @@ typedef struct HwTarget {
   int64_t l1_bytes, l2_bytes_cpu, l3_bytes; /* L1d and L2 per core, L3 shared */
   double peak_f32_1t;     /* FP32 FLOP/s of one thread (0 = unknown: peak/cores) */
   double cache_bw[3];     /* read bandwidth of L1, L2, L3 with all threads (0 = unknown) */
+  double mem_bw_1t;       /* DRAM triad bandwidth of one thread (0 = unknown: mem_bw) */
+  /* the generated GEMM as `nnc probe` measures it (0 = unknown: plan_cost.c's defaults) */
+  double pack_bw;         /* bytes/s one thread packs into panels from adjacent rows */
+  double pack_strided_bw; /* ... from strided rows (a value per row and k: gathered) */
+  double gemm_ukr_eff;    /* fraction of one thread's FMA peak its micro-kernel reaches */
+  double softmax_s;       /* the runtime's softmax per element, one thread (0 = unknown) */
   bool measured;          /* host: figures come from `nnc probe`, not a guess */
   char measured_at[32];   /* when `nnc probe` measured them (UTC, ISO 8601), "" otherwise */
 } HwTarget;

@@ -41,7 +41,12 @@ enum {
   X(cuFuncSetAttribute, "cuFuncSetAttribute", (CUhandle, int, int))                             \
   X(cuLaunchKernel, "cuLaunchKernel",                                                           \
     (CUhandle, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUhandle,  \
-     void **, void **))
+     void **, void **))                                                                         \
+  X(cuEventCreate, "cuEventCreate", (CUhandle *, unsigned))                                      \
+  X(cuEventDestroy, "cuEventDestroy_v2", (CUhandle))                                             \
+  X(cuEventRecord, "cuEventRecord", (CUhandle, CUhandle))                                        \
+  X(cuEventSynchronize, "cuEventSynchronize", (CUhandle))                                        \
+  X(cuEventElapsedTime, "cuEventElapsedTime", (float *, CUhandle, CUhandle))
 
 struct RtCuda {
   void *lib;
@@ -214,4 +219,41 @@ int rt_cuda_stream_sync(RtCuda *c, void *stream) {
 int rt_cuda_sync(RtCuda *c) {
   RT_CU_CHECK(c, cuCtxSynchronize());
   return 0;
+}
+
+/* ---- timed launches ---------------------------------------------------------------------- */
+
+static int ev_create(RtCuda *c, CUhandle *ev) {
+  RT_CU_CHECK(c, cuEventCreate(ev, 0));
+  return 0;
+}
+
+/* launch l between the records of its start and end events */
+static int launch_between(RtCuda *c, const RtCudaLaunch *l, void **args, CUhandle start, CUhandle end) {
+  RT_CU_CHECK(c, cuEventRecord(start, NULL));
+  if (rt_cuda_launch_on(c, l->fn, l->grid, l->block, l->smem, args, NULL)) return -1;
+  RT_CU_CHECK(c, cuEventRecord(end, NULL));
+  return 0;
+}
+
+static int ev_elapsed_ns(RtCuda *c, CUhandle start, CUhandle end, int64_t *ns) {
+  float ms = 0;
+  RT_CU_CHECK(c, cuEventSynchronize(end));
+  RT_CU_CHECK(c, cuEventElapsedTime(&ms, start, end));
+  *ns = (int64_t)((double)ms * 1e6 + 0.5);
+  return 0;
+}
+
+int rt_cuda_run_timed(RtCuda *c, const RtCudaLaunch *l, int n, void **args, int64_t *ns) {
+  if (n <= 0) return 0;
+  CUhandle *ev = calloc((size_t)n * 2, sizeof *ev);
+  if (!ev) return snprintf(c->err, sizeof c->err, "out of memory for %d event pairs", n), -1;
+  int rc = 0;
+  for (int i = 0; !rc && i < 2 * n; i++) rc = ev_create(c, &ev[i]);
+  for (int i = 0; !rc && i < n; i++) rc = launch_between(c, &l[i], args, ev[2 * i], ev[2 * i + 1]);
+  for (int i = 0; !rc && i < n; i++) rc = ev_elapsed_ns(c, ev[2 * i], ev[2 * i + 1], &ns[i]);
+  for (int i = 0; i < 2 * n; i++)
+    if (ev[i]) c->cuEventDestroy(ev[i]);
+  free(ev);
+  return rc;
 }

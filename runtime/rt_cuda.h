@@ -42,4 +42,16 @@ int rt_cuda_launch_on(RtCuda *c, void *fn, const unsigned grid[3], const unsigne
                       size_t dyn_smem, void **args, void *stream);
 int rt_cuda_copy_dd(RtCuda *c, uint64_t dst, uint64_t src, size_t bytes, void *stream);
 int rt_cuda_stream_sync(RtCuda *c, void *stream);
+
+/* one launch: function, grid, block, dynamic shared memory */
+typedef struct RtCudaLaunch {
+  void *fn;
+  unsigned grid[3], block[3];
+  size_t smem;
+} RtCudaLaunch;
+/* l[0..n) on the default stream with the same args, each between the records of a pair of
+ * events of its own (cuEventRecord before and after the launch); then waits for them and
+ * sets ns[i] to the time between launch i's pair (cuEventElapsedTime) in nanoseconds
+ * (per-kernel profiling) */
+int rt_cuda_run_timed(RtCuda *c, const RtCudaLaunch *l, int n, void **args, int64_t *ns);
 #endif

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +48,8 @@ struct RtCtx {
   void *stats_user;
   RtDeviceAllreduceFn dev_allreduce; /* rt_ctx_set_device_allreduce */
   void *dev_user;
+  RtStatsSumDeviceFn dev_stats_sum; /* rt_ctx_set_stats_sum_device */
+  void *dev_stats_user;
   const RtAllreduceAsync *ov; /* the overlapped step's communicator, during the step */
   int ov_failed;
   void *dev;            /* d->device's regions, or NULL (host entries) */
@@ -138,7 +141,17 @@ static int ctx_run(RtCtx *c, int entry) {
     return 0;
   }
   if (dev_params_to_dev(c) || dev_io(c, RT_KIND_INPUT, 1)) return -1;
-  if (c->d->device->run(c->dev, entry, c->b.step, c->b.seed, NULL, 1)) return dev_fail(c, "running");
+  const RtDevice *D = c->d->device;
+  if (c->prof && D->run_timed) { /* per launch: c->prof[i + 1] - c->prof[i] */
+    if (D->run_timed(c->dev, entry, c->b.step, c->b.seed, c->prof + 1)) return dev_fail(c, "running");
+    c->prof[0] = 0;
+    for (int i = 0, n = entry ? c->d->nkernels_train : c->d->nkernels_forward; i < n; i++)
+      c->prof[i + 1] += c->prof[i];
+  } else if (entry && c->b.hooks && D->run_split) { /* data-parallel: the hooks between the launches */
+    if (D->run_split(c->dev, c->b.step, c->b.seed, c->b.hooks)) return dev_fail(c, "running");
+  } else if (D->run(c->dev, entry, c->b.step, c->b.seed, NULL, 1)) {
+    return dev_fail(c, "running");
+  }
   if (entry) c->host_params = 0;
   return dev_io(c, entry ? RT_KIND_LOSS : RT_KIND_OUTPUT, 0);
 }
@@ -395,6 +408,9 @@ static void *ctx_data(RtCtx *c, int idx, int write) {
 }
 
 void *rt_ctx_data(RtCtx *c, int idx) { return ctx_data(c, idx, 1); }
+const void *rt_ctx_data_read(RtCtx *c, int idx) { return ctx_data(c, idx, 0); }
+
+static unsigned char *ls_state(RtCtx *c);
 
 int rt_ctx_init(RtCtx *c, uint64_t seed) {
   if (!c) return -1;
@@ -402,9 +418,58 @@ int rt_ctx_init(RtCtx *c, uint64_t seed) {
   for (int i = 0; i < c->d->ntensors; i++)
     if (ctx_holds(c, &c->d->tensors[i]))
       rt_init_tensor(&c->d->tensors[i], seed, rt_ctx_data(c, i));
+  unsigned char *st = ls_state(c);
+  if (st) memset(st, 0, 16); /* the build's initial loss scale */
   c->seed = seed;
   c->b.step = 0;
   return 0;
+}
+
+/* ---- the loss-scale state of a device build (RtDevice.loss_scale_state) ------------------- */
+
+/* its 16 bytes in the host params region (made current), or NULL: the build has none or the
+ * context holds no training memory */
+static unsigned char *ls_state(RtCtx *c) {
+  const RtDevice *D = c->d->device;
+  if (!D || D->loss_scale_state < 0 || !c->training || dev_params_to_host(c)) return NULL;
+  return (unsigned char *)c->b.params + D->loss_scale_state;
+}
+
+/* the state a checkpoint's metadata gives (nnc.loss_scale, nnc.loss_scale_good_steps): a
+ * valid one, or all zero without them (the build's initial scale on the next step); -1 with
+ * the message set when they are malformed */
+static int ls_parse(RtCtx *c, const RtTensorSet *meta, const char *path, uint32_t w[4]) {
+  const char *s = rt_set_meta(meta, "nnc.loss_scale"), *g = rt_set_meta(meta, "nnc.loss_scale_good_steps");
+  memset(w, 0, 4 * sizeof *w);
+  if (!s) return 0;
+  char *e1 = NULL, *e2 = NULL;
+  double scale = strtod(s, &e1);
+  long long good = g ? strtoll(g, &e2, 10) : 0;
+  int ex = 0;
+  if (e1 == s || *e1 || !(scale >= 0x1p-24 && scale <= 0x1p24) || frexp(scale, &ex) != 0.5)
+    return ctx_fail(c, "%s: metadata nnc.loss_scale '%s' is not a power of two from 2^-24 to 2^24", path, s);
+  if (g && (e2 == g || *e2 || good < 0 || good > (long long)UINT32_MAX))
+    return ctx_fail(c, "%s: metadata nnc.loss_scale_good_steps '%s' is not a count", path, g);
+  float f = (float)scale;
+  w[0] = RT_LOSS_SCALE_MAGIC, w[2] = (uint32_t)good;
+  memcpy(&w[1], &f, sizeof f);
+  return 0;
+}
+
+/* the scale and good steps as checkpoint metadata, when the state is valid */
+static int ls_meta(RtCtx *c, cJSON *meta) {
+  const unsigned char *st = ls_state(c);
+  uint32_t w[4];
+  if (!st) return 0;
+  memcpy(w, st, sizeof w);
+  if (w[0] != RT_LOSS_SCALE_MAGIC) return 0;
+  float f;
+  memcpy(&f, &w[1], sizeof f);
+  char scale[48], good[24];
+  snprintf(scale, sizeof scale, "%.9g", (double)f);
+  snprintf(good, sizeof good, "%" PRIu32, w[2]);
+  return cJSON_AddStringToObject(meta, "nnc.loss_scale", scale) &&
+         cJSON_AddStringToObject(meta, "nnc.loss_scale_good_steps", good) ? 0 : -1;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
@@ -490,12 +555,15 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
   if (rt_st_open(path, &v, err, sizeof err)) return ctx_fail(c, "%s", err);
   /* a context that may train takes the optimizer state a checkpoint brings; an inference
    * context never reads it */
-  if (ctx_trainable(c) && !c->training && file_has_optstate(c, &v) && ctx_start_training(c)) {
+  bool ls_file = c->d->device && c->d->device->loss_scale_state >= 0 && rt_set_meta(&v.meta, "nnc.loss_scale");
+  if (ctx_trainable(c) && !c->training && (file_has_optstate(c, &v) || ls_file) && ctx_start_training(c)) {
     rt_st_close(&v);
     return -1;
   }
   void **conv = calloc((size_t)d->ntensors + 1, sizeof *conv);
   int rc = conv ? 0 : ctx_fail(c, "%s: out of memory", path);
+  uint32_t ls[4];
+  if (!rc) rc = ls_parse(c, &v.meta, path, ls);
   /* validate and convert everything before touching the parameters, so a bad file leaves
    * the context as it was */
   for (int i = 0; !rc && i < d->ntensors; i++)
@@ -511,6 +579,8 @@ int rt_ctx_load(RtCtx *c, const char *path, int *nunknown) {
       rt_init_tensor(t, 0, rt_ctx_data(c, i));
   }
   if (!rc) {
+    unsigned char *st = ls_state(c);
+    if (st) memcpy(st, ls, sizeof ls);
     c->b.step = load_step(&v);
     if (nunknown) *nunknown = count_unknown(c, &v);
     c->warn[0] = 0;
@@ -540,7 +610,9 @@ static char *save_meta(RtCtx *c, const char *path, const char *extra_meta_json) 
     cJSON_DeleteItemFromObjectCaseSensitive(meta, keys[k]);
     cJSON_AddStringToObject(meta, keys[k], vals[k]);
   }
-  char *text = cJSON_PrintUnformatted(meta);
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "nnc.loss_scale");
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "nnc.loss_scale_good_steps");
+  char *text = ls_meta(c, meta) ? NULL : cJSON_PrintUnformatted(meta);
   cJSON_Delete(meta);
   if (!text) ctx_fail(c, "%s: out of memory", path);
   return text;
@@ -676,7 +748,7 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (!c) return -1;
   if (step_inputs(c, in)) return -1;
   const RtModelDesc *d = c->d;
-  if (c->dev) { /* a device build: no host hooks (sync-bn and all-reduce are CPU/MPI paths) */
+  if (c->dev) { /* a device build: its hooks are device ones (RtDevice.run_split) */
     if (ctx_run(c, 1)) return -1;
   } else if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
     d->train_backward(&c->b);
@@ -712,11 +784,25 @@ static int ctx_grads_device(uint64_t arena, void *user) {
   return c->dev_allreduce(arena, c->d->grads, c->d->ngrads, c->dev_user);
 }
 
+/* RtHooks.sum_f64_device: the application's sum on the device */
+static int ctx_stats_sum_device(uint64_t buf, int64_t n, void *user) {
+  RtCtx *c = user;
+  return c->dev_stats_sum(buf, n, c->dev_stats_user);
+}
+
 /* b.hooks for the callbacks set (NULL without any) */
 static void ctx_hooks(RtCtx *c) {
   c->hooks = (RtHooks){.sum_f64 = c->stats_sum ? ctx_stats_sum : NULL,
-                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL, .user = c};
-  c->b.hooks = c->stats_sum || c->dev_allreduce ? &c->hooks : NULL;
+                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL,
+                       .sum_f64_device = c->dev_stats_sum ? ctx_stats_sum_device : NULL, .user = c};
+  c->b.hooks = c->stats_sum || c->dev_allreduce || c->dev_stats_sum ? &c->hooks : NULL;
+}
+
+void rt_ctx_set_stats_sum_device(RtCtx *c, RtStatsSumDeviceFn fn, void *user) {
+  if (!c) return;
+  c->dev_stats_sum = fn;
+  c->dev_stats_user = user;
+  ctx_hooks(c);
 }
 
 void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user) {

@@ -1093,5 +1093,5 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_k_embedding),   SYM(rt_k_embedding_bwd), SYM(rt_k_cross_entropy),
     SYM(rt_k_ce_bwd),      SYM(rt_k_mse),           SYM(rt_prof_clock),
     SYM(rt_k_gemv),        SYM(rt_k_batchnorm_sync), SYM(rt_grads_ready),
-    SYM(rt_pool_scratch),  SYM(rt_pool_scratch_release),
+    SYM(rt_pool_scratch),  SYM(rt_pool_scratch_release), SYM(rt_k_bn_stat_sync),
     {NULL, NULL}};

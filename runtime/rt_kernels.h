@@ -65,6 +65,10 @@ struct RtHooks;
 void rt_k_batchnorm_sync(void *pool, struct RtHooks *h, const float *a, const float *b,
                          const float *c, float *out, int64_t N, int64_t C, int64_t S, double eps,
                          int32_t mode);
+/* a training batchnorm's running mean (var 0) or variance (var 1, with correction) over the
+ * batches of all the processes, through h's sum (sync-bn) */
+void rt_k_bn_stat_sync(void *pool, struct RtHooks *h, const float *x, float *out, int64_t N,
+                       int64_t C, int64_t S, int32_t var, int32_t correction);
 void rt_grads_ready(struct RtHooks *h, int32_t kernel);
 
 /* layernorm over rows of x [R, D] */

@@ -1025,6 +1025,8 @@ static int train_setup(Prog *p, Trainer *T) {
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
   if (p->dist && d->sync_bn) rt_ctx_set_stats_sum(T->c, p->dist->stats_sum, p->dist->user);
   if (device_step(p)) rt_ctx_set_device_allreduce(T->c, p->dist->grads_device, p->dist->user);
+  if (device_step(p) && d->sync_bn)
+    rt_ctx_set_stats_sum_device(T->c, p->dist->stats_sum_device, p->dist->user);
   if (o->bucket_kib) rt_ctx_set_bucket_bytes(T->c, o->bucket_kib * 1024);
   if (o->weights ? load_weights(p, T->c, o->weights) : rt_ctx_init(T->c, o->seed)) return 1;
   /* dropout: the processes' batches get masks of their own (rank 0 those of one process) */
@@ -1123,21 +1125,25 @@ static int train_epoch(const Prog *p, Trainer *T, int64_t e) {
 
 /* data-parallel: the weights and optimizer state must be the same bits in every process
  * after every epoch (the same averaged gradients, the same update); buffers (batchnorm's
- * running statistics, from each process's own batches) may differ */
+ * running statistics, from each process's own batches) may differ, except with --sync-bn,
+ * where they follow the global batch's statistics and are compared too */
 static int dist_same_weights(const Prog *p, Trainer *T, int64_t e) {
   if (nranks(p) < 2) return 0;
   const RtModelDesc *d = p->d;
   uint64_t h = 1469598103934665603u; /* FNV-1a over every state tensor */
   for (int i = 0; i < d->ntensors; i++) {
-    if (d->tensors[i].kind != RT_KIND_PARAM && d->tensors[i].kind != RT_KIND_OPTSTATE) continue;
-    const unsigned char *s = rt_ctx_data(T->c, i);
-    for (int64_t k = 0; k < d->tensors[i].nbytes; k++) h = (h ^ s[k]) * 1099511628211u;
+    int kind = d->tensors[i].kind;
+    if (kind != RT_KIND_PARAM && kind != RT_KIND_OPTSTATE && !(d->sync_bn && kind == RT_KIND_BUFFER))
+      continue;
+    const unsigned char *s = rt_ctx_data_read(T->c, i);
+    for (int64_t k = 0; s && k < d->tensors[i].nbytes; k++) h = (h ^ s[k]) * 1099511628211u;
   }
   int same = p->dist->same(h, p->dist->user);
   if (same < 0) return 1;
   if (!same)
-    return perr(p, "after epoch %" PRId64 " the weights differ between the processes (they "
-                   "must be bit-identical)", T->epoch0 + e + 1);
+    return perr(p, "after epoch %" PRId64 " the weights %sdiffer between the processes (they "
+                   "must be bit-identical)", T->epoch0 + e + 1,
+                d->sync_bn ? "or running statistics " : "");
   return 0;
 }
 
@@ -1173,8 +1179,9 @@ static int cmd_train(Prog *p, Args *a) {
   if (nranks(p) > 1 && !o.quiet) {
     char sum[256] = "";
     if (p->dist->summary) p->dist->summary(p->dist->user, sum, sizeof sum);
-    fprintf(stderr, "weights bit-identical in all %d processes after every epoch%s%s\n",
-            nranks(p), *sum ? "; " : "", sum);
+    fprintf(stderr, "weights bit-identical in all %d processes after every epoch%s%s%s\n",
+            nranks(p), p->d->sync_bn ? ", running statistics too (--sync-bn)" : "",
+            *sum ? "; " : "", sum);
   }
   if (p->d->device && !o.quiet) { /* params stay on the device: the batch in, the loss out */
     int64_t x[4];

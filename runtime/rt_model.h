@@ -23,7 +23,10 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 7
+#define RT_MODEL_ABI 9
+
+/* the first word of a valid loss-scale state (RtDevice.loss_scale_state) */
+#define RT_LOSS_SCALE_MAGIC 0x53534c4eu
 
 /* gradients go through an all-reduce in buckets of this size (PyTorch DDP's default; the
  * cost model's COMM_BUCKET_BYTES) */
@@ -85,6 +88,9 @@ typedef struct RtHooks {
    * optimizer launches: every gradient of the descriptor's grads, at those offsets from the
    * device address arena, replaced by its mean over the processes; 0, or non-zero */
   int (*grads_device)(uint64_t arena, void *user);
+  /* sync-bn in a CUDA build's data-parallel step: the n doubles at device address buf
+   * replaced by their sum over the processes; 0, or non-zero */
+  int (*sum_f64_device)(uint64_t buf, int64_t n, void *user);
   void *user;
   int failed; /* set by the step when sum_f64 failed or scratch could not be allocated */
 } RtHooks;
@@ -137,6 +143,19 @@ typedef struct RtDevice {
   const char *(*error)(const void *dev);
   /* device memory: params, io, arena of each entry, split-K workspace */
   int64_t params_bytes, io_bytes, arena_forward, arena_train, work_bytes;
+  /* run(dev, entry, step, seed, NULL, 1) with each launch of the entry's table timed:
+   * ns[i] the nanoseconds of launch i (a pair of device events around it on a GPU, the host
+   * clock around the emulated launch in cuda-emu); per-kernel profiling (rt_profile.h) */
+  int (*run_timed)(void *dev, int entry, int64_t step, uint64_t seed, int64_t *ns);
+  /* the state of dynamic f16 loss scaling in the params region, 16 bytes at this offset:
+   * magic, scale (f32), good steps in a row, the step's inf/nan flag; -1: none. Checkpoints
+   * carry the scale and the good steps (rt_embed.c) */
+  int64_t loss_scale_state;
+  /* a data-parallel training step on the device regions (--mpi --target; NULL: none): the
+   * launches with h's hooks between them (sync-bn's sum_f64_device, then grads_device with
+   * the arena's device address between the backward and the optimizer launches); waits for
+   * it; 0, or -1 (the reason: error) */
+  int (*run_split)(void *dev, int64_t step, uint64_t seed, RtHooks *h);
 } RtDevice;
 
 typedef struct RtModelDesc {

@@ -183,6 +183,30 @@ static int mpi_nccl_grads(uint64_t arena, const RtGradInfo *g, int64_t n, void *
   return rc;
 }
 
+/* RtDist.stats_sum_device: sync-bn statistics on the device summed with NCCL */
+static int mpi_nccl_sum_f64(uint64_t buf, int64_t n, void *user) {
+  RtMpi *m = user;
+  if (!m->nccl && mpi_nccl_setup(m)) return -1;
+  if (!rt_nccl_sum_f64(m->nccl, buf, n)) return 0;
+  fprintf(stderr, "%s: error: rank %d: %s\n", m->argv0, m->rank, rt_nccl_error(m->nccl));
+  return -1;
+}
+
+/* RtDist.grads_device of cuda-emu, whose device memory is host memory: every gradient at
+ * arena + offset averaged with MPI_Allreduce (the sums of the host path: at the same P the
+ * same bits, whatever the buckets) */
+static int mpi_host_grads(uint64_t arena, const RtGradInfo *g, int64_t n, void *user) {
+  for (int64_t i = 0; i < n; i++)
+    if (mpi_mean((float *)(uintptr_t)(arena + (uint64_t)g[i].offset), (size_t)g[i].numel, user))
+      return -1;
+  return 0;
+}
+
+/* RtDist.stats_sum_device of cuda-emu: the sync-bn sum on its (host) memory */
+static int mpi_host_sum_f64(uint64_t buf, int64_t n, void *user) {
+  return mpi_sum_f64((double *)(uintptr_t)buf, n, user);
+}
+
 /* RtDist.same: the smallest and the largest hash over the processes */
 static int mpi_same(uint64_t hash, void *user) {
   const RtMpi *m = user;
@@ -220,7 +244,7 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_lo
   int rc = MPI_Init(&argc, &argv);
   if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
   RtDist dist = {0, 1, mpi_mean, mpi_same, mpi_summary, &m, 0, {mpi_start, mpi_wait, &m},
-                 mpi_sum_f64, mpi_nccl_grads};
+                 mpi_sum_f64, mpi_nccl_grads, mpi_nccl_sum_f64};
   MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
   if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
       (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {
@@ -229,6 +253,8 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_lo
     return 1;
   }
   m.inv = 1.0f / (float)dist.size;
+  if (d->device && d->device->name && !strcmp(d->device->name, "cuda-emu"))
+    dist.grads_device = mpi_host_grads, dist.stats_sum_device = mpi_host_sum_f64;
   m.rank = dist.rank, m.size = dist.size;
   rc = rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, &dist);
   if (rc && dist.fatal && dist.size > 1) {

@@ -17,7 +17,8 @@ typedef int (*NcclVoid)(void);
 typedef int (*NcclCommDestroy)(void *comm);
 typedef const char *(*NcclGetErrorString)(int result);
 
-enum { NCCL_FLOAT32 = 7, NCCL_AVG = 4 }; /* ncclFloat32, ncclAvg (NCCL >= 2.10) */
+/* ncclFloat32, ncclFloat64, ncclSum, ncclAvg (NCCL >= 2.10) */
+enum { NCCL_FLOAT32 = 7, NCCL_FLOAT64 = 8, NCCL_SUM = 0, NCCL_AVG = 4 };
 
 struct RtNccl {
   void *lib, *comm;
@@ -106,4 +107,14 @@ int rt_nccl_mean(RtNccl *n, const uint64_t *dptr, const int64_t *count, int64_t 
   }
   int rc2 = n->group_end();
   return nccl_check(n, rc ? rc : rc2, rc ? "ncclAllReduce" : "ncclGroupEnd");
+}
+
+int rt_nccl_sum_f64(RtNccl *n, uint64_t dptr, int64_t count) {
+  if (!n->comm) {
+    snprintf(n->err, sizeof n->err, "NCCL: no communicator");
+    return -1;
+  }
+  void *p = (void *)(uintptr_t)dptr;
+  return nccl_check(n, n->all_reduce(p, p, (size_t)count, NCCL_FLOAT64, NCCL_SUM, n->comm, NULL),
+                    "ncclAllReduce");
 }

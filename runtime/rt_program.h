@@ -123,6 +123,9 @@ int rt_ctx_find(const RtCtx *c, const char *name);
 /* the storage of tensor idx inside its region (params or io); NULL for a bad index, and for
  * optimizer state while the context holds no training memory */
 void *rt_ctx_data(RtCtx *c, int idx);
+/* the same for reading only: with a device, the device's copy stays current (no upload
+ * before the next step) */
+const void *rt_ctx_data_read(RtCtx *c, int idx);
 int32_t rt_ctx_threads(const RtCtx *c);
 
 /* every parameter, buffer and optimizer state tensor the context holds from its initializer
@@ -206,6 +209,11 @@ void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user);
 typedef int (*RtDeviceAllreduceFn)(uint64_t arena, const RtGradInfo *grads, int64_t ngrads,
                                    void *user);
 void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user);
+/* A --sync-bn CUDA build's data-parallel step (RtHooks.sum_f64_device): fn(buf, n, user)
+ * replaces the n doubles at device address buf by their sum over the processes. NULL: none
+ * (the statistics are the process's own). */
+typedef int (*RtStatsSumDeviceFn)(uint64_t buf, int64_t n, void *user);
+void rt_ctx_set_stats_sum_device(RtCtx *c, RtStatsSumDeviceFn fn, void *user);
 /* every f32 output, the loss, parameter, buffer and optimizer state tensor the context holds
  * is finite; else -1 with "weight 'fc1.weight': element 5 is NaN" for the first one found
  * (rt_check.c; `train --check-finite` runs it after every step) */
@@ -267,6 +275,8 @@ typedef struct RtDist {
   RtStatsSumFn stats_sum;
   /* the gradients' mean on the device, for a CUDA build's step (NULL: none; user) */
   RtDeviceAllreduceFn grads_device;
+  /* the sum of sync-bn statistics on the device, for a CUDA build's step (NULL: none; user) */
+  RtStatsSumDeviceFn stats_sum_device;
 } RtDist;
 /* rt_program_main_val as one process of dist (NULL: rt_program_main_val) */
 int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,

@@ -8,7 +8,8 @@
  * variance — the two passes of rt_k_batchnorm (whose sums are blocked f32 partial sums, so
  * one process agrees with the local kernel to rounding, not bit for bit). The backward pass sums dy and dy·xhat over the processes the same way, so dx
  * is that of one process on the global batch; dgamma stays this process's own sum (the
- * gradient all-reduce averages it). All sums are in double. Without hooks (NULL, or no
+ * gradient all-reduce averages it). The running statistics' MEAN and VAR kernels become
+ * rt_k_bn_stat_sync, the same global sums. All sums are in double. Without hooks (NULL, or no
  * sum_f64) the statistics are local. */
 #include <math.h>
 #include <stdlib.h>
@@ -73,16 +74,52 @@ static void sb_sum(RtHooks *h, double *buf, int64_t n) {
   if (h && h->sum_f64 && h->sum_f64(buf, n, h->user)) h->failed = 1;
 }
 
-/* the global mean (st[c]) and 1/std (st[C+1+c]) of every channel, the count in st[C] */
-static void sb_stats(void *pool, RtHooks *h, SbCtx *b) {
+/* the global mean of every channel (st[c]) and the global count (st[C]) */
+static void sb_mean(void *pool, RtHooks *h, SbCtx *b) {
   int64_t C = b->C;
   sb_run(pool, b, 0);
   b->st[C] = (double)(b->N * b->S);
   sb_sum(h, b->st, C + 1);
   for (int64_t c = 0; c < C; c++) b->st[c] /= b->st[C];
+}
+
+/* the global sum of (x - mean)^2 of every channel (st[C+1+c]), after sb_mean */
+static void sb_squares(void *pool, RtHooks *h, SbCtx *b) {
   sb_run(pool, b, 1);
-  sb_sum(h, b->st + C + 1, C);
+  sb_sum(h, b->st + b->C + 1, b->C);
+}
+
+/* the global mean (st[c]) and 1/std (st[C+1+c]) of every channel, the count in st[C] */
+static void sb_stats(void *pool, RtHooks *h, SbCtx *b) {
+  int64_t C = b->C;
+  sb_mean(pool, h, b);
+  sb_squares(pool, h, b);
   for (int64_t c = 0; c < C; c++) b->st[C + 1 + c] = 1.0 / sqrt(b->st[C + 1 + c] / b->st[C] + b->eps);
+}
+
+static int sb_alloc(RtHooks *h, SbCtx *b) {
+  if (b->C <= 0 || (uint64_t)b->C > SIZE_MAX / 64 ||
+      !(b->st = calloc((size_t)(4 * b->C + 1), sizeof *b->st))) {
+    if (h) h->failed = 1;
+    return -1;
+  }
+  return 0;
+}
+
+/* a training batchnorm's running statistic over the batches of all the processes (x:
+ * [N, C, S], out: [C]): var 0, the mean of every channel; 1, the variance with the given
+ * correction (the global count less correction in the denominator, as the local MEAN and
+ * VAR nodes of passes/train.c), so the running statistics of every process follow the
+ * global batch and are the same bits in every process */
+void rt_k_bn_stat_sync(void *pool, RtHooks *h, const float *x, float *out, int64_t N, int64_t C,
+                       int64_t S, int32_t var, int32_t correction) {
+  SbCtx s = {.x = x, .N = N, .C = C, .S = S};
+  if (sb_alloc(h, &s)) return;
+  sb_mean(pool, h, &s);
+  if (var) sb_squares(pool, h, &s);
+  for (int64_t c = 0; c < C; c++)
+    out[c] = (float)(var ? s.st[C + 1 + c] / (s.st[C] - correction) : s.st[c]);
+  free(s.st);
 }
 
 /* mode 0: y = batchnorm(x = a, gamma = b, beta = c); 1: dx of (dy = a, x = b, gamma = c);
@@ -91,10 +128,7 @@ void rt_k_batchnorm_sync(void *pool, RtHooks *h, const float *a, const float *b,
                          float *out, int64_t N, int64_t C, int64_t S, double eps, int32_t mode) {
   SbCtx s = {.x = mode ? b : a, .dy = mode ? a : NULL, .gamma = mode == 0 ? b : c,
              .beta = mode == 0 ? c : NULL, .out = out, .N = N, .C = C, .S = S, .eps = eps};
-  if (C <= 0 || (uint64_t)C > SIZE_MAX / 64 || !(s.st = calloc((size_t)(4 * C + 1), sizeof *s.st))) {
-    if (h) h->failed = 1;
-    return;
-  }
+  if (sb_alloc(h, &s)) return;
   sb_stats(pool, h, &s);
   if (mode == 0) {
     sb_run(pool, &s, 2);

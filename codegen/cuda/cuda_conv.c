@@ -11,6 +11,11 @@
  * NCHW / OIHW place. Backward-filter's long K is split over CTAs when the tiles pass says
  * so (split-K, slices reduced in order by the GEMM's reduce kernel).
  *
+ * At --precision bf16|f16 every implicit-GEMM convolution (forward and backward, grouped or
+ * not) rounds its gathered f32 operands to 16 bits on the way into shared memory (the
+ * decision's f32_in) and runs m16n8k16 tensor cores with f32 accumulation; with f16 loss
+ * scaling the backward ones scale their gradient operand dy.
+ *
  * Depthwise convolutions (one input channel per group) would be GEMMs with K = KH·KW (or
  * N = 1): they run as direct kernels instead, one thread per output with f32 accumulation
  * in a fixed order, the input (or dy) plane tiled through shared memory; backward-filter as
@@ -93,7 +98,7 @@ static void filter_fns(FILE *o, const char *nm, const CgConv *c, ConvGemm *g) {
 }
 
 static void args_fn(FILE *o, const CgPlan *p, const CgKernel *k, const char *nm, const ConvGemm *g, const CudaGemm *cg,
-                    int64_t groups) {
+                    int64_t groups, LL ls_off) {
   char pa[96], pb[96], pc[96], pbias[96] = "0";
   cuda_ptr_expr(pa, sizeof pa, p, g->a_node, "const void");
   cuda_ptr_expr(pb, sizeof pb, p, g->b_node, "const void");
@@ -104,12 +109,16 @@ static void args_fn(FILE *o, const CgPlan *p, const CgKernel *k, const char *nm,
   fprintf(o, "  p.bsa = %lldLL; p.bsb = %lldLL; p.bsc = %lldLL; p.bsr = 0;\n", g->bsa, g->bsb, g->bsc);
   fprintf(o, "  p.M = %lld; p.N = %lld; p.K = %lld; p.lda = 0; p.ldb = 0; p.ldc = %lld; p.ldr = 0;\n", g->M, g->N,
           g->K, g->ldc);
-  fprintf(o, "  p.k_split = %lld; p.batch = %lld;\n  return p;\n}\n", (LL)cuda_gemm_k_split(cg, g->K), (LL)groups);
+  fprintf(o, "  p.k_split = %lld; p.batch = %lld;\n", (LL)cuda_gemm_k_split(cg, g->K), (LL)groups);
+  if (cg->scale_a) /* a power of two: scaling and unscaling are exact */
+    fprintf(o, "  p.scale = ((const float *)(b.params + %lld))[1]; p.inv_scale = 1.0f / p.scale;\n", ls_off);
+  fprintf(o, "  return p;\n}\n");
 }
 
-/* the GEMM of conv kernel k as NAME (NAME_reduce for split-K) */
+/* the GEMM of conv kernel k as NAME (NAME_reduce for split-K); with f16 loss scaling
+ * (ls_off >= 0) a backward convolution scales its gradient operand dy (A in both views) */
 static int conv_gemm(FILE *o, const CgPlan *p, const CgKernel *k, const CgConv *c, const char *nm, CudaPlanTable *tab,
-                     Diag *d) {
+                     int64_t ls_off, Diag *d) {
   const IrNode *n = &p->g->nodes[k->node];
   ConvGemm g;
   if (n->op == OP_CONV2D) fwd_fns(o, nm, c, &g), g.a_node = n->in[0], g.b_node = n->in[1];
@@ -123,10 +132,11 @@ static int conv_gemm(FILE *o, const CgPlan *p, const CgKernel *k, const CgConv *
   CudaGemm cg = {.name = nm, .prec = cuda_tile_prec(k->tile),
                  .epilogue = fwd ? (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u) : 0u,
                  .tile = k->tile, .from_bufs = true, .a_gather = ga, .b_gather = gb,
-                 .c_index = n->op == OP_CONV2D_BWD_FILTER ? NULL : ci, .bias_per_batch = c->G > 1};
+                 .c_index = n->op == OP_CONV2D_BWD_FILTER ? NULL : ci, .bias_per_batch = c->G > 1,
+                 .scale_a = ls_off >= 0 && !fwd && cuda_plan_is_gradient(p, g.a_node)};
   fprintf(o, "/* %s: %s %%%d as implicit GEMM %lld x %lld x %lld, batch %lld (groups) */\n", nm, ir_op_name(n->op),
           k->node, g.M, g.N, g.K, (LL)c->G);
-  args_fn(o, p, k, nm, &g, &cg, c->G);
+  args_fn(o, p, k, nm, &g, &cg, c->G, (LL)ls_off);
   char err[256];
   if (cuda_gemm_emit(o, &cg, err, sizeof err)) {
     diag_error(d, n->loc, "CUDA code generation: %s %%%d: %s", ir_op_name(n->op), k->node, err);
@@ -138,14 +148,11 @@ static int conv_gemm(FILE *o, const CgPlan *p, const CgKernel *k, const CgConv *
 }
 
 /* the node has a GPU tile decision the generator builds and every index fits an int. A
- * 16-bit decision (--precision bf16|f16: f32 values rounded on load) is taken by ungrouped
- * forward convolutions only: backward and grouped ones stay f32 at those precisions (direct
- * kernels), as the interpreter's reference rounds only forward GEMM inputs and f16 loss
- * scaling covers matmul gradients only */
-static bool gemm_ok(const CgPlan *p, const CgKernel *k, const CgConv *c) {
+ * 16-bit decision (--precision bf16|f16) is built from f32 values rounded on load
+ * (f32_in), forward, backward-data and backward-filter, grouped or not */
+static bool gemm_ok(const CgKernel *k, const CgConv *c) {
   if (!k->tile || !k->tile->valid || !k->tile->gpu) return false;
-  bool fwd = p->g->nodes[k->node].op == OP_CONV2D;
-  if (k->tile->gemm.dt != DT_F32 && !(k->tile->gemm.f32_in && fwd && c->G == 1)) return false;
+  if (k->tile->gemm.dt != DT_F32 && !k->tile->gemm.f32_in) return false;
   LL x = c->N * c->C * c->H * c->W, y = c->N * c->O * c->P, w = c->O * c->Cg * c->KH * c->KW;
   return x < INT32_MAX && y < INT32_MAX && w < INT32_MAX;
 }
@@ -286,7 +293,7 @@ static int dw_emit(FILE *o, const CgPlan *p, const CgKernel *k, const CgConv *c,
 /* ---- the plan kernel -------------------------------------------------------------------- */
 
 int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *prefix, int ki, CudaPlanTable *tab,
-                   Diag *d) {
+                   int64_t ls_off, Diag *d) {
   CgConv c;
   cg_conv_geom(p, k->node, &c);
   if (p->v[k->out].numel == 0) return 0;
@@ -297,12 +304,11 @@ int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *pref
     cuda_kernel_name(nm, sizeof nm, prefix, ki, "_dw");
     return dw_emit(o, p, k, &c, nm, tab, d);
   }
-  if (gemm_ok(p, k, &c)) {
+  if (gemm_ok(k, &c)) {
     cuda_kernel_name(nm, sizeof nm, prefix, ki, "_gemm");
-    return conv_gemm(o, p, k, &c, nm, tab, d);
+    return conv_gemm(o, p, k, &c, nm, tab, ls_off, d);
   }
-  /* sizes past 32-bit indices, a 16-bit decision for a backward or grouped convolution, or
-   * no GPU tile decision: the direct kernel */
+  /* sizes past 32-bit indices or no GPU tile decision: the direct kernel */
   cuda_kernel_name(nm, sizeof nm, prefix, ki, "");
   CudaLaunch l;
   if (cuda_node_emit(o, p, k, nm, &l, &tab->work_bytes, d)) return -1;

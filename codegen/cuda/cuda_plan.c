@@ -123,6 +123,7 @@ void cuda_plan_launches(const CudaPlanTable *t, CgGpuLaunch *l) {
 
 void cuda_plan_table_free(CudaPlanTable *t) {
   free(t->v);
+  free(t->sums);
   memset(t, 0, sizeof *t);
 }
 
@@ -437,14 +438,13 @@ static int gemm_tile_ok(const CgPlan *p, const CgKernel *k, Diag *d) {
   return 0;
 }
 
-/* a gradient: a value of the backward pass that is not a forward value recomputed there */
-static bool is_gradient(const CgPlan *p, int node) {
+bool cuda_plan_is_gradient(const CgPlan *p, int node) {
   const IrNode *n = &p->g->nodes[node];
   return n->phase == PH_BWD && !remat_is_recompute(n);
 }
 
 /* with loss scaling (ls_off >= 0) a backward GEMM scales its gradient operand (the first
- * one, is_gradient) before rounding it to f16, and unscales the product */
+ * one, cuda_plan_is_gradient) before rounding it to f16, and unscales the product */
 static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *name, CudaPlanTable *tab,
                      int64_t ls_off, Diag *d) {
   const IrNode *n = &p->g->nodes[k->node];
@@ -459,8 +459,8 @@ static int gemm_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *na
                  .epilogue = (k->bias ? CUDA_EPI_BIAS : 0u) | (k->relu ? CUDA_EPI_RELU : 0u),
                  .tile = k->tile, .from_bufs = true};
   if (ls_off >= 0) {
-    cg.scale_a = is_gradient(p, n->in[0]);
-    cg.scale_b = !cg.scale_a && is_gradient(p, n->in[1]);
+    cg.scale_a = cuda_plan_is_gradient(p, n->in[0]);
+    cg.scale_b = !cg.scale_a && cuda_plan_is_gradient(p, n->in[1]);
   }
   return gemm_finish(o, p, k, &g, &cg, tab, ls_off, d);
 }
@@ -506,7 +506,7 @@ typedef struct LsCtx {
 } LsCtx;
 
 /* the state: words [magic, scale (f32), good steps, inf/nan seen in this step] */
-#define CUDA_LS_MAGIC 0x53534c4eu
+#define CUDA_LS_MAGIC RT_LOSS_SCALE_MAGIC
 #define CUDA_LS_STATE(b) "((unsigned *)(" b ".params + %lldLL))"
 
 int64_t cuda_loss_scale_offset(const CgModelPlan *P) { return (P->params_bytes + 63) / 64 * 64; }
@@ -601,13 +601,17 @@ static int plan_kernels(FILE *out, const CgPlan *p, const char *prefix, CudaPlan
       diag_error(d, p->g->nodes[k->node].loc, "loss scaling: optimizer kernel %d is not elementwise", ki);
       return -1;
     }
+    if (k->sync_stats) {
+      if (cuda_syncbn_emit(out, p, k, prefix, ki, tab, d)) return -1;
+      continue;
+    }
     if (k->kind == CGK_GEMM) {
       cuda_kernel_name(name, sizeof name, prefix, ki, "_gemm"); /* fits: checked above */
       if (gemm_emit(out, p, k, name, tab, c->off, d)) return -1;
       continue;
     }
     if (k->kind == CGK_CONV) {
-      if (cuda_conv_emit(out, p, k, prefix, ki, tab, d)) return -1;
+      if (cuda_conv_emit(out, p, k, prefix, ki, tab, c->off, d)) return -1;
       continue;
     }
     if (k->kind == CGK_COPY) copy_emit(out, p, k, name, &l, guarded ? guard : NULL), rc = 0;
@@ -682,6 +686,18 @@ int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool
                "  nnc_emu_set_order((nnc_emu::Order)order);\n"
                "  for (; t->fn; t++) nnc_emu_launch(t->fn, t->grid, t->block, t->smem, b);\n"
                "  return 0;\n}\n", sel);
+  /* each launch timed by the host clock (per-kernel profiling of cuda-emu programs) */
+  fprintf(out, "extern \"C\" int nnc_emu_run_timed(int train, NncBufs b, long long *ns) {\n"
+               "  const NncEmuLaunch *t = %s;\n"
+               "  if (!t) return -1;\n"
+               "  nnc_emu_set_order((nnc_emu::Order)0);\n"
+               "  for (int i = 0; t[i].fn; i++) {\n"
+               "    struct timespec a, z;\n"
+               "    clock_gettime(CLOCK_MONOTONIC, &a);\n"
+               "    nnc_emu_launch(t[i].fn, t[i].grid, t[i].block, t[i].smem, b);\n"
+               "    clock_gettime(CLOCK_MONOTONIC, &z);\n"
+               "    ns[i] = (long long)(z.tv_sec - a.tv_sec) * 1000000000LL + (z.tv_nsec - a.tv_nsec);\n"
+               "  }\n  return 0;\n}\n", sel);
   fprintf(out, "extern \"C\" long long nnc_emu_work_bytes(int train) {\n"
                "  return train ? %lldLL : %lldLL;\n}\n", (long long)(t ? trn->work_bytes : 0),
           (long long)fwd->work_bytes);

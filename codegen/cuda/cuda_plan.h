@@ -26,10 +26,19 @@ typedef struct CudaPlanLaunch {
   int64_t bytes; /* kernel -1 (loss scaling): the bytes it reads and writes */
 } CudaPlanLaunch;
 
+/* sync-bn (cuda_syncbn.c): before launch `before`, the host sums the n doubles at byte off of
+ * the workspace (NncBufs.work) over the processes; a single process skips it */
+typedef struct CudaPlanSum {
+  int before;
+  int64_t off, n;
+} CudaPlanSum;
+
 typedef struct CudaPlanTable {
   CudaPlanLaunch *v;
   int n, cap;
   int64_t work_bytes; /* the split-K workspace the launches need (NncBufs.work) */
+  CudaPlanSum *sums;  /* in launch order */
+  int nsums, capsums;
 } CudaPlanTable;
 
 /* the CUDA target: ops with a CUDA lowering, f32/i32 values, implicit-GEMM convolutions,
@@ -105,6 +114,10 @@ int cuda_model_source_ls(FILE *out, const CgModelPlan *P, const char *name, bool
 /* the launch table as a C comment block (nnc emit --emit=cuda) */
 void cuda_plan_table_print(FILE *out, const CudaPlanTable *t, const char *title);
 
+/* a gradient: a value of the backward pass that is not a forward value recomputed there (the
+ * operand a backward GEMM scales by the f16 loss scale) */
+bool cuda_plan_is_gradient(const CgPlan *p, int node);
+
 /* ---- node kernels (cuda_ops.c) ---------------------------------------------------------- */
 /* the device functions node kernels call (part of the source once) */
 const char *cuda_ops_text(void);
@@ -117,13 +130,20 @@ int cuda_node_emit(FILE *out, const CgPlan *p, const CgKernel *k, const char *na
 /* "(T *)(b.REGION + OFFSET)" for node i's storage */
 void cuda_ptr_expr(char *buf, size_t n, const CgPlan *p, int node, const char *type);
 
+/* ---- synchronized batchnorm (cuda_syncbn.c) ------------------------------------------------ */
+/* sync_stats plan kernel ki (cg_plan_sync_stats) as launches PREFIX_kI_s0, _s1, ... with the
+ * table's sums between them, raising its workspace to the statistics' doubles; -1 after a
+ * diagnostic */
+int cuda_syncbn_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *prefix, int ki, CudaPlanTable *tab,
+                     Diag *d);
+
 /* ---- convolutions (cuda_conv.c) ---------------------------------------------------------- */
 /* one input channel per group: direct kernels rather than implicit GEMMs */
 bool cuda_conv_depthwise(const CgConv *c);
 /* conv plan kernel ki (forward, backward-data or backward-filter) as PREFIX_kI_gemm (implicit
- * GEMM with the node's tile decision, groups as the batch), PREFIX_kI_dw (depthwise) or, past
- * 32-bit indices or without a GPU tile decision, the direct kernel PREFIX_kI; -1 after a
- * diagnostic */
+ * GEMM with the node's tile decision, groups as the batch; at ls_off >= 0, f16 loss scaling,
+ * the gradient operand dy scaled before rounding), PREFIX_kI_dw (depthwise) or, past 32-bit
+ * indices or without a GPU tile decision, the direct kernel PREFIX_kI; -1 after a diagnostic */
 int cuda_conv_emit(FILE *o, const CgPlan *p, const CgKernel *k, const char *prefix, int ki, CudaPlanTable *tab,
-                   Diag *d);
+                   int64_t ls_off, Diag *d);
 #endif

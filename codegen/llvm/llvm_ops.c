@@ -1098,9 +1098,25 @@ static int32_t reduce_mask(const IrAttr *a, int rank) {
   return m;
 }
 
+static void bn_dims(const CgVal *x, int64_t *N, int64_t *C, int64_t *S);
+
+/* a sync_stats MEAN or VAR: a batchnorm's running statistic over every process's batch
+ * (cg_plan_sync_stats), through the step's hooks (runtime/rt_syncbn.c) */
+static int lower_bn_stat_sync(CgEmit *e, const CgKernel *k) {
+  const IrNode *n = node(e, k->node);
+  int64_t N, C, S;
+  bn_dims(val(e, n->in[0]), &N, &C, &S);
+  LLVMValueRef a[9] = {e->pool, e->hooks, in_ptr(e, k, 0), cg_ptr(e, k->node), cg_c64(e, N),
+                       cg_c64(e, C), cg_c64(e, S), c32(e, n->op == OP_VAR),
+                       c32(e, n->attr.correction)};
+  rt_call(e, "rt_k_bn_stat_sync", "pppplllii", a);
+  return 0;
+}
+
 static int lower_reduce(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   const CgVal *x = val(e, n->in[0]);
+  if (k->sync_stats) return lower_bn_stat_sync(e, k);
   int op = n->op == OP_SUM ? 0 : n->op == OP_MEAN ? 1 : n->op == OP_MAX ? 2 : 3;
   LLVMValueRef dims = const_table(e, x->shape, x->rank ? x->rank : 1);
   LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), c32(e, x->rank), dims,

@@ -652,6 +652,47 @@ void cg_plan_free(CgPlan *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* the training batchnorm whose running statistic (its in[3] or in[4]) ASSIGN a updates, or -1 */
+static int sync_running_bn(const IrGraph *g, const IrNode *a) {
+  for (int b = 0; b < g->nnodes; b++) {
+    const IrNode *n = &g->nodes[b];
+    if (n->op == OP_BATCHNORM && n->attr.train && (n->in[3] == a->in[0] || n->in[4] == a->in[0]))
+      return b;
+  }
+  return -1;
+}
+
+/* the MEAN (running mean) or VAR (running var) over the batch of bn that the update of ASSIGN
+ * a reads (passes/train.c: r = r * (1 - m) + stat * m), reducing every axis but 1, or -1 */
+static int sync_running_stat(const IrGraph *g, const IrNode *a, const IrNode *bn) {
+  OpKind want = a->in[0] == bn->in[3] ? OP_MEAN : OP_VAR;
+  const IrNode *add = &g->nodes[a->in[1]];
+  if (add->op != OP_ADD) return -1;
+  for (int j = 0; j < 2; j++) {
+    const IrNode *mul = &g->nodes[add->in[j]];
+    for (int i = 0; mul->op == OP_MUL && i < 2; i++) {
+      const IrNode *s = &g->nodes[mul->in[i]];
+      int rank = g->nodes[bn->in[0]].type.rank;
+      bool ok = rank >= 2 && s->op == want && s->in[0] == bn->in[0] && !s->attr.keepdim &&
+                s->attr.naxes == rank - 1;
+      for (int x = 0; ok && x < s->attr.naxes; x++)
+        ok = (s->attr.axes[x] < 0 ? s->attr.axes[x] + rank : s->attr.axes[x]) != 1;
+      if (ok) return mul->in[i];
+    }
+  }
+  return -1;
+}
+
+/* marks the kernel of the running statistic that ASSIGN a updates, if a training batchnorm's */
+static int sync_running(CgPlan *p, const IrNode *a) {
+  int bn = sync_running_bn(p->g, a);
+  int s = bn < 0 ? -1 : sync_running_stat(p->g, a, &p->g->nodes[bn]);
+  int ki = s < 0 ? -1 : p->kof[s];
+  if (ki < 0 || ki >= p->split || p->k[ki].kind != CGK_NODE || p->k[ki].node != s) return 0;
+  p->k[ki].sync_stats = true;
+  return 1;
+}
+
 int cg_plan_sync_stats(CgPlan *p) {
   int n = 0;
   for (int ki = 0; ki < p->split; ki++) {
@@ -662,5 +703,7 @@ int cg_plan_sync_stats(CgPlan *p) {
                     nd->op == OP_BN_DGAMMA;
     n += k->sync_stats;
   }
+  for (int i = 0; n > 0 && i < p->g->nnodes; i++)
+    if (p->g->nodes[i].op == OP_ASSIGN) n += sync_running(p, &p->g->nodes[i]);
   return n;
 }

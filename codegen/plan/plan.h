@@ -99,8 +99,12 @@ typedef struct CgKernel {
   int bn_node;
   bool sealed;
   bool opt;     /* runs after the split: an optimizer kernel or a final copy */
-  bool sync_stats; /* a training batchnorm node whose statistics and backward sums the
-                      backend passes through the step's RtHooks.sum_f64 (sync-bn) */
+  bool sync_stats; /* a training batchnorm node (or the MEAN/VAR of its running statistics)
+                      whose statistics and backward sums the backend passes through the
+                      step's RtHooks.sum_f64 (sync-bn) */
+  bool prepacked;   /* GEMM/CONV on the CPU: the constant operand (a dense layer's weight, a
+                      convolution's filter) is packed into panels once per program, not in
+                      every call; the estimate then has no packing term for it (plan_cost.c) */
   int copy_src, copy_dst_region; /* CGK_COPY */
   int64_t copy_dst_offset, copy_bytes;
   int64_t scratch_offset, scratch_bytes; /* arena scratch (im2col) */
@@ -149,7 +153,8 @@ void cg_plan_print(FILE *out, const CgPlan *p);
 int cg_kernel_reads(const CgPlan *p, int ki, int *roots);
 const char *cg_kernel_kind_name(CgKernelKind k); /* "ew", "gemm", ... */
 /* Synchronized batchnorm: marks the kernels of p before the split that compute batch
- * statistics (training BATCHNORM, BATCHNORM_BWD, BN_DGAMMA) as sync_stats; returns how many.
+ * statistics (training BATCHNORM, BATCHNORM_BWD, BN_DGAMMA, and the MEAN and VAR that update
+ * a training batchnorm's running statistics) as sync_stats; returns how many.
  * A backend that lowers such a kernel calls the step's reduction hook between its passes. */
 int cg_plan_sync_stats(CgPlan *p);
 

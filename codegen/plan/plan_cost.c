@@ -13,6 +13,9 @@
  * degree-12 polynomial, and one f64 division (log, tanh, sigmoid, Phi) whose throughput
  * is about an eighth of the FMA's, ~16 more */
 #define CG_TRANSC_EXTRA 64.0
+/* ... but a square root is one instruction (llvm.sqrt: vsqrtps, a 16-lane result every ~6
+ * cycles on Zen 4, so about 0.4 cycles an element): 8 FLOPs at the elementwise half rate */
+#define CG_SQRT_EXTRA 8.0
 /* elements per task of a fused elementwise kernel (the LLVM backend's split, llvm_ops.c)
  * and the work below which a runtime kernel stays on the calling thread (rt_kernels.c) */
 #define CG_EW_GRAIN 16384
@@ -36,6 +39,11 @@
  * range, and the scalar remainder of up to 3 elements with its checks; measured on lenet's
  * 14- and 5-wide output rows (Zen 4: about 20), the other figure taken from a run */
 #define CG_MAXPOOL_ROW_CYCLES 20.0
+/* the average pooling's scalar loop (rt_kernels.c pool_planes) per window element: the
+ * index, two bounds checks, a load, a conversion and a double add, ~8 instructions at about
+ * 4 a cycle, the adds of neighbouring outputs overlapping; inception_a's 3x3 pools measured
+ * 1.7 to 1.9 with `bench --profile` (Zen 4) */
+#define CG_AVGPOOL_CYCLES 2.0
 /* one call of libm's expf (softmax's exponentials in rt_kernels.c): a table lookup and a
  * short double polynomial, a dozen dependent instructions plus the call */
 #define CG_EXPF_CYCLES 10.0
@@ -85,12 +93,15 @@ static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param
   }
 }
 
-/* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it */
+/* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it;
+ * a batch of small images has one scratch for all of them per group (CgConv.batch) */
 static double conv_scratch(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV || !k->scratch_bytes) return 0;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  return 2.0 * (double)cv.N * (double)cv.G * (double)k->scratch_bytes;
+  bool batch = cv.batch && p->g->nodes[k->node].op != OP_CONV2D_BWD_FILTER;
+  /* cv.scratch: the unfold or the batch's matrices, without a folded batchnorm's table */
+  return cv.scratch > 0 ? 2.0 * (batch ? 1 : (double)cv.N) * (double)cv.G * (double)cv.scratch : 0;
 }
 
 /* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
@@ -115,7 +126,7 @@ static double pack_bytes(const CgPlan *p, const CgKernel *k, const TileDecision 
 /* Every GEMM task packs into its pool thread's kept buffer (rt_pool_scratch, llvm_gemm.c):
  * taking and returning it costs a few atomics per call, and no pages are faulted in once
  * the buffer has grown to the program's largest GEMM. Calls: one per image and group for a
- * convolution, one per kernel otherwise. */
+ * convolution (one per group for a batch of small images), one per kernel otherwise. */
 #define CG_SCRATCH_S 0.1e-6
 
 static double alloc_time(const CgPlan *p, const CgKernel *k) {
@@ -123,7 +134,7 @@ static double alloc_time(const CgPlan *p, const CgKernel *k) {
   if (k->kind == CGK_CONV && p->g->nodes[k->node].op == OP_CONV2D) {
     CgConv cv;
     cg_conv_geom(p, k->node, &cv);
-    calls = (double)cv.N * (double)cv.G;
+    calls = (double)cv.G * (cv.batch ? 1 : (double)cv.N);
   }
   return calls * CG_SCRATCH_S;
 }
@@ -193,10 +204,9 @@ static int level_of(const HwTarget *hw, double bytes, int threads) {
   return CG_LEVEL_DRAM;
 }
 
-/* bandwidth of a level for `threads` threads: the probe's figures are for all cores; the
- * private caches and L3's ports scale with the cores used, one core can draw the DRAM's */
-static double level_bw(const HwTarget *hw, int level, int threads) {
+double cg_level_bw(const HwTarget *hw, int level, int threads) {
   int cores = hw->cores > 0 ? hw->cores : 1;
+  if (level == CG_LEVEL_DRAM && hw->mem_bw_1t > 0) return fmin(hw->mem_bw, threads * hw->mem_bw_1t);
   if (level == CG_LEVEL_DRAM || hw->cache_bw[level] <= 0) return hw->mem_bw; /* unknown */
   return hw->cache_bw[level] * threads / cores;
 }
@@ -238,10 +248,12 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
     return c->flops * CG_MAXPOOL_CYCLES +
            rows * n->attr.kernel[0] * n->attr.kernel[1] * CG_MAXPOOL_ROW_CYCLES;
   }
-  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD:
-    return elems * CG_EXPF_CYCLES;
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_LOG_SOFTMAX_BWD: /* the probe's, in cycles */
+    return elems * (hw->softmax_s > 0 ? hw->softmax_s * (hw->ghz > 0 ? hw->ghz : 3) * 1e9
+                                      : CG_EXPF_CYCLES);
   case OP_SOFTMAX_BWD: return 0;
-  case OP_AVGPOOL: case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
+  case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
+  case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
     return (c->flops + touched) * CG_SCALAR_CYCLES;
   default:
     if (!(ir_ops[n->op].flags & OPF_REDUCE) || reduce_contiguous(p, n)) return 0;
@@ -252,6 +264,167 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
 /* the runtime's small-M product (rt_k_gemv): baseline vectors, multiply and add apart */
 static bool gemm_streamed(const CgKernel *k, const HwTarget *hw) {
   return k->kind == CGK_GEMM && k->tile && !k->tile->gpu && k->tile->stream_b && hw->kind == HW_CPU;
+}
+
+/* ---- the packed GEMM of the CPU backend ------------------------------------------------- */
+
+/* cycles one thread spends per element it packs from strided rows when the probe has not
+ * measured it: a scalar load and a vector insert per element (nnc probe on Zen 4: about 4) */
+#define CG_PACK_STRIDED_CYCLES 4.0
+
+double cg_pack_rate(const HwTarget *hw, bool strided) {
+  if (strided)
+    return hw->pack_strided_bw > 0 ? hw->pack_strided_bw
+                                   : 4.0 * (hw->ghz > 0 ? hw->ghz : 3) * 1e9 / CG_PACK_STRIDED_CYCLES;
+  return hw->pack_bw > 0 ? hw->pack_bw : cg_level_bw(hw, CG_LEVEL_L2, 1);
+}
+
+static double ceil_div(double a, double b) { return b > 0 ? ceil(a / b) : 1; }
+
+void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *o) {
+  memset(o, 0, sizeof *o);
+  double M = (double)s->m, N = (double)s->n, K = (double)s->k, mr = s->mr, nr = s->nr;
+  if (M <= 0 || N <= 0 || mr <= 0 || nr <= 0) return;
+  double um = ceil_div(M, mr), un = ceil_div(N, nr);
+  o->split_n = un >= um;
+  double units = o->split_n ? un : um;
+  o->threads = M * N * fmax(K, 1) < CG_GEMM_PAR_FLOPS / 2 ? 1 : (int)fmin(threads, units);
+  if (o->threads < 1) o->threads = 1;
+  double slice = ceil(units / o->threads); /* the busiest slice, in tiles of its side */
+  double rows = o->split_n ? M : fmin(M, slice * mr), cols = o->split_n ? fmin(N, slice * nr) : N;
+  o->tiles = ceil_div(rows, mr) * ceil_div(cols, nr);
+  double kb = s->kc > 0 ? ceil_div(K, s->kc) : 1;
+  o->pack_b = s->packed_b ? 0 : ceil_div(cols, nr) * nr * K;
+  o->pack_a = s->packed_a ? 0 : ceil_div(rows, mr) * mr * K * (s->nc > 0 ? ceil_div(cols, s->nc) : 1);
+  double peak1 = peak_of(hw, DT_F32, true, o->threads) / o->threads;
+  double ueff = hw->gemm_ukr_eff > 0 ? hw->gemm_ukr_eff : s->lat_eff > 0 ? s->lat_eff : 1;
+  /* each KC block loads and stores the accumulators: two vector memory operations per
+   * accumulator beside kc FMA steps */
+  o->t_fma = K > 0 ? 2 * mr * nr * K * o->tiles / (ueff * peak1) * (K + 2 * kb) / K : 0;
+  o->t_pack = 4 * o->pack_a / cg_pack_rate(hw, s->a_strided) +
+              4 * o->pack_b / cg_pack_rate(hw, s->b_strided);
+}
+
+/* whether operand `in` of node `node` lives in the params region (a weight) or is folded */
+static bool operand_const(const CgPlan *p, int node, int in) {
+  const CgVal *v = &p->v[p->v[p->g->nodes[node].in[in]].root];
+  return v->region == RT_REGION_PARAMS || p->g->nodes[p->v[p->g->nodes[node].in[in]].root].op == OP_CONST;
+}
+
+/* a matmul on the CPU's packed GEMM: its calls (the batch folded into M when B has no
+ * batch dims, as llvm_ops.c lower_matmul), each cg_cpu_gemm; t_fma and t_pack of all calls */
+static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                       CgGemmRun *run, double *ncalls) {
+  const TileDecision *t = k->tile;
+  const TileGemm *g = &t->gemm;
+  bool fold = g->batch > 1 && g->b_shared && !g->trans_a;
+  double calls = fold ? 1 : (double)g->batch;
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
+                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
+                   .a_strided = !g->trans_a, .b_strided = g->trans_b,
+                   .packed_a = k->prepacked && operand_const(p, k->node, 0),
+                   .packed_b = k->prepacked && operand_const(p, k->node, 1),
+                   .lat_eff = t->eff / wave / tile};
+  cg_cpu_gemm(hw, &s, threads, run);
+  *ncalls = calls;
+  run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
+}
+
+/* a depthwise forward convolution the backend computes directly: no GEMM, no packing */
+static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
+  if (k->kind != CGK_CONV || p->g->nodes[k->node].op != OP_CONV2D) return false;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  return cv.depthwise;
+}
+
+/* cycles of one tap of one output vector of the direct depthwise convolution (llvm_ops.c
+ * dw_body: the tap's row and lane bounds, a masked load and an FMA), at the target's clock;
+ * measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4, 56- and
+ * 112-wide rows: 2.1 to 2.4), one of the figures of this model taken from a run */
+#define CG_DW_TAP_CYCLES 2.25
+/* ... and per lane of a tap where a stride other than 1 gathers the lanes (a masked gather):
+ * mobilenet_v2's stride-2 depthwise layers measured 0.85 to 1.2 cycles a lane */
+#define CG_DW_GATHER_LANE_CYCLES 0.9
+
+/* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
+ * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
+static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                           CgKernelCost *c) {
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */
+  double rows = (double)cv.N * (double)cv.C * (double)cv.OH, taps = (double)cv.KH * (double)cv.KW;
+  double tasks = fmin(rows, floor(rows * (double)cv.OW * taps / 65536) + 1);
+  c->threads = (int)fmin(threads, tasks);
+  double tapvec = rows * ceil((double)cv.OW / vl) * taps / c->threads;
+  double cyc = cv.sw == 1 ? CG_DW_TAP_CYCLES : vl * CG_DW_GATHER_LANE_CYCLES;
+  c->t_compute = tapvec * cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
+/* a convolution on the packed GEMM (llvm_ops.c lower_conv), per image and group or, for a
+ * batch of small images, per group: forward C[Og, P] = W[Og, K] col[K, P] (col gathered from
+ * the image while packing, or unfolded into scratch before); data gradient
+ * dcol[K, P] = Wᵀ dy[Og, P]; filter gradient dW[Og, K] += dy[Og, P] colᵀ. False for a
+ * depthwise convolution, which runs direct. */
+static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                     CgGemmRun *run, double *ncalls) {
+  const TileDecision *t = k->tile;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  int op = p->g->nodes[k->node].op;
+  if (depthwise_direct(p, k)) return false;
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
+  int64_t np = batch ? cv.N * cv.P : cv.P;
+  CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->mc,
+                   .lat_eff = t->eff / wave / tile};
+  /* the gathering pack loads a row of the image with one masked vector load where the
+   * output row is the input row (stride 1, same width, one image: llvm_gemm.c pack_conv),
+   * else it gathers element by element */
+  bool rows = cv.sh == 1 && cv.sw == 1 && cv.OW == cv.W && !batch;
+  if (op == OP_CONV2D)
+    s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather && !rows,
+    s.packed_a = k->prepacked;
+  else if (op == OP_CONV2D_BWD_DATA)
+    s.m = cv.K, s.n = np, s.k = cv.Og, s.packed_a = k->prepacked;
+  else
+    s.m = cv.Og, s.n = cv.K, s.k = cv.P, s.a_strided = true, s.b_strided = true;
+  double calls = (double)cv.G * (batch ? 1 : (double)cv.N);
+  cg_cpu_gemm(hw, &s, threads, run);
+  *ncalls = calls;
+  run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
+  return true;
+}
+
+/* a matmul or convolution on the packed GEMM: the busiest thread's micro-tiles and
+ * packing in every call */
+static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                          CgKernelCost *c) {
+  CgGemmRun run;
+  double calls;
+  if (k->kind == CGK_GEMM) matmul_run(p, k, hw, threads, &run, &calls);
+  else if (!conv_run(p, k, hw, threads, &run, &calls)) return;
+  if (run.t_fma <= 0) return;
+  c->threads = run.threads;
+  c->t_compute = run.t_fma;
+  c->eff = c->flops / (run.t_fma * peak_of(hw, DT_F32, true, run.threads));
+  c->scratch = conv_scratch(p, k) + 8 * (run.pack_a + run.pack_b); /* read and written */
+  c->t_scratch = run.t_pack + (c->scratch - 8 * (run.pack_a + run.pack_b)) /
+                                  cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2, c->threads);
+  c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
+}
+
+/* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: the
+ * polynomial ones CG_TRANSC_EXTRA each, square roots CG_SQRT_EXTRA */
+static double ew_transc_extra(const CgPlan *p, const CgKernel *k, double transc) {
+  double sq = 0;
+  for (int m = 0; m < k->nmembers; m++)
+    if (p->g->nodes[k->members[m]].op == OP_SQRT) sq += (double)p->v[k->members[m]].numel;
+  return CG_TRANSC_EXTRA * fmax(0, transc - sq) + CG_SQRT_EXTRA * sq;
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */
@@ -274,7 +447,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
    * multiplies separately, half the FMA rate; the runtime's kernels also at its vector width */
   double rt_vec = hw->vector_bits > 0 ? fmin(1.0, CG_RT_VECTOR_BITS / hw->vector_bits) : 1.0;
   c->eff = gemm ? gemm_eff(p, k, c->threads) : k->kind == CGK_NODE || streamed ? 0.5 * rt_vec : 0.5;
-  double work = c->flops + CG_TRANSC_EXTRA * transc * (k->kind == CGK_EW);
+  double work = c->flops + (k->kind == CGK_EW ? ew_transc_extra(p, k, transc) : 0);
   c->t_compute = work > 0 && c->eff > 0 ? work / (c->eff * peak) : 0;
   double cyc = node_cycles(p, k, hw, c);
   if (cyc > 0)
@@ -282,15 +455,18 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   double act = c->rd + c->wr - param_bytes;
   c->level = level_of(hw, c->rd + c->wr, c->threads);
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
-  c->t_memory = act / level_bw(hw, c->level, c->threads) +
-                param_bytes / level_bw(hw, plevel, c->threads);
+  c->t_memory = act / cg_level_bw(hw, c->level, c->threads) +
+                param_bytes / cg_level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
-  if (gemm && k->tile && !k->tile->gpu) c->scratch += pack_bytes(p, k, k->tile); /* not streamed */
+  bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k); /* not streamed */
+  if (packed) c->scratch += pack_bytes(p, k, k->tile);
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
-    c->t_scratch = c->scratch / level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
+    c->t_scratch = c->scratch / cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
-  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
+  if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
+  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
+  if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
 }

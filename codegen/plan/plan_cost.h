@@ -4,10 +4,11 @@
  * Per kernel: the bytes it really moves (a fused group reads each outside operand once and
  * writes each stored value once; an in-place optimizer update reads and writes its parameter;
  * a copy reads and writes its bytes), its FLOPs (the cost rules of its members), the traffic
- * of its scratch (im2col unfolds and GEMM panel packing, which run before the FMAs and do not
- * overlap them), and the fraction of the peak its blocking reaches (the tiles pass's edge and
- * core efficiency, redone for the thread count, and the reload of C per KC block). Then
- *   time = max(flops / (eff x peak), bytes / bw) + scratch / bw_scratch + overhead
+ * of its scratch (im2col unfolds), and for a GEMM or convolution on the CPU the packed GEMM
+ * as the generator runs it (cg_cpu_gemm: the busiest thread's micro-tiles and its panel
+ * packing at the probe's rates, which run before the FMAs and do not overlap them, and the
+ * faults of its packing buffers). Then
+ *   time = max(t_compute, bytes / bw) + t_scratch + overhead
  * where bw is the bandwidth of the smallest level that holds the data: a kernel's own
  * working set for activations, the whole step's footprint for the parameter region (touched
  * once a step, so the rest of the step has passed through the caches in between).
@@ -41,6 +42,40 @@ typedef struct CgPlanCost {
   int threads;
   double flops, bytes, scratch, time; /* sums over the kernels */
 } CgPlanCost;
+
+/* One call of the CPU backend's packed GEMM (codegen/llvm/llvm_gemm.c) as the generator runs
+ * it: C[M,N] = op(A) op(B) in MR x NR micro-tiles (MR rows, NR vectorized columns), B packed
+ * in KC x NC panels, A in MC x KC blocks once per NC panel; the output cut into one slice per
+ * thread along N (NR multiples) when it has at least as many column tiles as row tiles, else
+ * along M; one thread below 2^21 multiply-adds. The busiest thread's work and time. */
+typedef struct CgGemmShape {
+  int64_t m, n, k;
+  int mr, nr, kc, nc;      /* the generator's blocking (mr rows, nr columns) */
+  bool a_strided;          /* op(A)'s rows are not adjacent in memory (A stored M x K) */
+  bool b_strided;          /* op(B)'s columns are not (B stored N x K, a dense layer's weight)
+                              or gathered from an image (an implicit-GEMM convolution) */
+  bool packed_a, packed_b; /* that operand's panels are packed once per program, not here */
+  double lat_eff;          /* the micro-kernel's fraction of the peak when the target has no
+                              measured gemm_ukr_eff (the tiles pass's FMA-latency factor) */
+} CgGemmShape;
+typedef struct CgGemmRun {
+  int threads;             /* threads the call runs on */
+  bool split_n;            /* the slices cut N (else M) */
+  double tiles;            /* micro-tiles of the busiest slice */
+  double pack_a, pack_b;   /* elements that slice packs (panels padded to MR / NR) */
+  double t_fma, t_pack;    /* its micro-kernel and packing time, s */
+} CgGemmRun;
+void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *out);
+/* packing rate of one thread, bytes of panel per second: from rows adjacent in memory (the
+ * probe's pack_bw, else L2's bandwidth of one core) or strided rows (pack_strided_bw, else
+ * one element per CG_PACK_STRIDED_CYCLES at the clock) */
+double cg_pack_rate(const HwTarget *hw, bool strided);
+
+/* bandwidth of a memory level for `threads` threads: the probe's cache figures are for all
+ * cores, and the private caches and L3's ports scale with the cores used; DRAM gives one
+ * thread the probe's one-thread triad (mem_bw_1t), t threads t times that up to mem_bw (one
+ * thread draws all of mem_bw when mem_bw_1t is unknown) */
+double cg_level_bw(const HwTarget *hw, int level, int threads);
 
 /* the estimate of every kernel of p on hw with `threads` threads (1..hw->cores; <= 0: all
  * cores); footprint: bytes of params + io + arena the step touches (for the parameter

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["Model", "NncError"]
 
-RT_MODEL_ABI = 7
+RT_MODEL_ABI = 9
 KIND_PARAM, KIND_BUFFER, KIND_OPTSTATE, KIND_INPUT, KIND_OUTPUT, KIND_LOSS = range(6)
 _DTYPES = {0: np.float32, 3: np.int32}  # nn_dtype.h: DT_F32 = 0, DT_I32 = 3
 
@@ -80,10 +80,16 @@ class Model:
             base = os.path.basename(path)
             name = base[3:] if base.startswith("lib") else base
             name = name.split(".")[0]
-        try:
-            self._desc = _ModelDesc.in_dll(self._lib, "nnc_model_" + name)
-        except ValueError:
-            raise NncError(f"{path}: no model '{name}' in it (pass name=...)") from None
+        # a library built with --target cuda|cuda-emu holds the CPU descriptor and the CUDA
+        # one, nnc_model_<NAME>_cuda: the build's backend is the CUDA one
+        for sym in ("nnc_model_" + name + "_cuda", "nnc_model_" + name):
+            try:
+                self._desc = _ModelDesc.in_dll(self._lib, sym)
+                break
+            except ValueError:
+                pass
+        else:
+            raise NncError(f"{path}: no model '{name}' in it (pass name=...)")
         if self._desc.abi != RT_MODEL_ABI:
             raise NncError(f"{path}: descriptor ABI {self._desc.abi}, expected {RT_MODEL_ABI}")
         tensors = [_Tensor(self._desc.tensors[k]) for k in range(self._desc.ntensors)]

@@ -168,6 +168,19 @@ PYEOF
 "$NNC" cost --compare "$EX/mlp.nn" "$EX/lenet.nn" --train | grep -q "^lenet vs mlp: params x0.15" || die "--compare text"
 "$NNC" cost --compare "$EX/mlp.nn" >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--compare with one file: exit 2"
 grep -q "takes 2 to 32 .nn files, not 1" "$T/err" || die "--compare one file: $(cat "$T/err")"
+# --measure: each model built for this machine and benched; the measured steps side by side
+"$NNC" cost --compare "$EX/linreg.nn" "$EX/mlp.nn" -D N=16 --threads 1 --measure --json > "$T/cmpm.json" \
+  || die "--compare --measure"
+$PY - "$T/cmpm.json" <<'PYEOF' || die "--compare --measure rows: $(head -c 800 "$T/cmpm.json")"
+import json, sys
+c = json.load(open(sys.argv[1]))["models"]
+ok = [x["model"] for x in c] == ["linreg", "mlp"] and all(0 < x["measured_best"] <= x["measured"] < 10 for x in c)
+sys.exit(0 if ok else 1)
+PYEOF
+"$NNC" cost --compare "$EX/linreg.nn" "$EX/mlp.nn" --measure --target a100 >/dev/null 2>"$T/err"; [ $? = 2 ] \
+  || die "--measure on another target: exit 2"
+grep -q "needs --target host, not 'a100'" "$T/err" || die "--measure target: $(cat "$T/err")"
+"$NNC" cost "$EX/mlp.nn" --measure >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--measure alone: exit 2"
 
 # probe: writes the host target (atomically), which --target host then uses
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
@@ -177,6 +190,10 @@ $PY -c 'import json,sys; h=json.load(open(sys.argv[1])); sys.exit(0 if h["name"]
 # The one-thread peak is not several times the all-thread one (a unit or labelling error);
 # the bound is loose because a machine shared with other jobs can halve the all-thread figure
 $PY -c 'import json,sys,re; h=json.load(open(sys.argv[1])); sys.exit(0 if h["peak_f32_1t_tflops"]>0 and h["peak_f32_1t_tflops"]<=h["peak_tflops"]["f32"]*4 and h["l1_bw_gbs"]>h["mem_bw_gbs"] and h["l2_bw_gbs"]>0 and h["l3_bw_gbs"]>0 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", h["measured_at"]) else 1)' "$T/cfg/nnc/host.json" || die "host.json per-level figures: $(cat "$T/cfg/nnc/host.json")"
+# the figures from the backend's own code: fork/join, one thread's triad; the GEMM's when the
+# noise let the probe solve for them (else absent: the model's defaults apply)
+$PY -c 'import json,sys; h=json.load(open(sys.argv[1])); g=[h.get(k) for k in ("pack_bw_gbs","pack_strided_bw_gbs","gemm_ukr_eff")]; sys.exit(0 if h["overhead_us"]>0 and h["mem_bw_1t_gbs"]>0 and h["softmax_ns"]>0 and (g==[None]*3 or (min(g)>0 and g[2]<=1)) else 1)' "$T/cfg/nnc/host.json" || die "host.json probe figures: $(cat "$T/cfg/nnc/host.json")"
+grep -q "thread pool fork/join" "$T/probe.out" || die "probe output: $(cat "$T/probe.out")"
 grep -q "^  [0-9]*-bit " "$T/probe.out" || die "probe prints no per-width table: $(cat "$T/probe.out")"
 XDG_CONFIG_HOME="$T/cfg" "$NNC" cost "$EX/mlp.nn" --json > "$T/host.json" || die "cost --target host"
 $PY -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["target"]["name"]=="host" else 1)' "$T/host.json" || die "default target is host"

@@ -9,8 +9,13 @@
 #     device memory (cuda-emu's device memory is host memory) gets bit-identical outputs,
 #     losses and weights to the host entry points from the same state;
 #  3. a CPU library's context refuses the device entry point with the reason;
-#  4. --shared is refused with --target, and --lib --target cuda builds (without a GPU its
-#     context is refused with "no CUDA driver/device").
+#  4. --shared --target cuda-emu: libmlp.so with the same mlp.h; examples/embed/main.c linked
+#     against it prints exactly what it printed against the static cuda-emu library, and the
+#     Python package (python/nnc_model) on it agrees with the CPU --shared library: forward
+#     over 20 samples within 1e-4 + 1e-4|ref|, 3 train_step losses within 1e-4 + 1e-4|loss|
+#     (skipped in a sanitizer build, whose runtime needs the sanitizer in the Python process);
+#  5. --lib --target cuda builds (without a GPU its context is refused with "no CUDA
+#     driver/device").
 set -u
 NNC=$1
 BUILD=${2:-}
@@ -108,11 +113,47 @@ int main(void) {
 CEOF
 cc $CFLAGS -I"$T/cpu" "$T/cpudev.c" "$T/cpu/libmlp.a" $LIBS -o "$T/cpudev" && "$T/cpudev" ||
   die "a CPU library's context and the device entry point"
-# 4. --shared is refused with --target; --lib --target cuda (PTX embedded, where nnc has
-#    NVRTC) links, and without a GPU its context is refused with the reason
-"$NNC" build "$SRC/examples/mlp.nn" --shared --target cuda-emu -o "$T/libx.so" 2> "$T/sh.err" &&
-  die "--shared --target cuda-emu was accepted"
-grep -q "shared is for the CPU backend" "$T/sh.err" || die "--shared --target: no reason"
+# 4. --shared --target cuda-emu
+mkdir -p "$T/so_emu" "$T/so_cpu"
+"$NNC" build "$SRC/examples/mlp.nn" -D N=8 --shared --target cuda-emu -o "$T/so_emu/libmlp.so" ||
+  die "build --shared --target cuda-emu"
+"$NNC" build "$SRC/examples/mlp.nn" -D N=8 --shared -o "$T/so_cpu/libmlp.so" || die "build --shared"
+cc $CFLAGS -I"$T/so_emu" "$SRC/examples/embed/main.c" -L"$T/so_emu" -Wl,-rpath,"$T/so_emu" -lmlp -o "$T/so_emu/embed" ||
+  die "examples/embed/main.c against the cuda-emu shared library"
+"$T/so_emu/embed" --steps 3 --threads 1 --save "$T/so_emu/w.safetensors" > "$T/so_emu/out.txt"
+[ $? -le 1 ] || die "embed against the shared cuda-emu library crashed"
+# the same lines but the saved file's directory
+cmp -s <(sed "s|$T/emu/|DIR/|" "$T/emu/out.txt") <(sed "s|$T/so_emu/|DIR/|" "$T/so_emu/out.txt") ||
+  { cat "$T/so_emu/out.txt"; die "shared and static cuda-emu libraries differ"; }
+echo "shared cuda-emu library: examples/embed prints what the static one printed"
+if [ -z "$SAN" ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  cp -r "$SRC/python" "$T/pysrc"
+  /usr/bin/python3 -m pip install --quiet --no-build-isolation --no-deps --no-index --target "$T/site" \
+    "$T/pysrc" 2>&1 | grep -v "WARNING: Running pip as the 'root' user"
+  [ -f "$T/site/nnc_model/__init__.py" ] || die "pip did not install the package"
+  PYTHONPATH="$T/site" /usr/bin/python3 - "$T" <<'PYEOF' || die "the Python package on the cuda-emu library"
+import sys, numpy as np, nnc_model
+t = sys.argv[1]
+r = np.random.RandomState(0)
+x = r.randn(20, 784).astype(np.float32); y = r.randint(0, 10, 20).astype(np.int32)
+res = {}
+for p in ("cpu", "emu"):
+    m = nnc_model.Model(t + "/so_%s/libmlp.so" % p)
+    m.init(seed=1)
+    out = m.forward(x=x)["logits"]
+    losses = [m.train_step(x=x[:8], label=y[:8]) for _ in range(3)]
+    res[p] = (out, np.array(losses)); del m
+(a, la), (b, lb) = res["cpu"], res["emu"]
+ok = a.shape == b.shape == (20, 10) and bool((np.abs(a - b) <= 1e-4 + 1e-4 * np.abs(a)).all())
+ok &= bool((np.abs(la - lb) <= 1e-4 + 1e-4 * np.abs(la)).all())
+print("Python, shared cuda-emu vs CPU library: forward max |diff| %.3g, losses %s vs %s" % (np.abs(a - b).max(), lb, la))
+sys.exit(0 if ok else 1)
+PYEOF
+else
+  echo "shared cuda-emu library from Python: skipped (sanitizer build or no numpy)"
+fi
+# 5. --lib --target cuda (PTX embedded, where nnc has NVRTC) links, and without a GPU its
+#    context is refused with the reason
 if "$NNC" emit --emit=ptx --target cuda "$SRC/examples/linreg.nn" > /dev/null 2>&1; then
   mkdir -p "$T/gpu"
   "$NNC" build "$SRC/examples/mlp.nn" -D N=8 --lib --target cuda -o "$T/gpu/libmlp.a" || die "--lib --target cuda"

@@ -6,7 +6,9 @@
 # tests/cuda/models/conv_cases.nn on A100 = cuda:sm_80): every forward, backward-data and
 # backward-filter node of `nnc cost --train --tiles` has, in `nnc emit --emit=cuda --train`,
 # an implicit-GEMM kernel of the same GEMM (m, n, k, groups as batch) and geometry (split-K
-# included), except depthwise ones (one input channel per group), which have a direct kernel.
+# included), except depthwise ones (one input channel per group), which have a direct kernel;
+# conv_cases also at --precision bf16 and f16 (16-bit tensor cores in every non-depthwise
+# convolution, forward and backward).
 set -u
 : "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?}" "${NNC_BUILD:?}"
 PY=/usr/bin/python3
@@ -32,10 +34,12 @@ if not rep or bad or set(got) != set(rep):
 print("%s: %d matmul kernels match nnc cost --tiles" % (sys.argv[3], len(rep)))
 PYEOF
 done
-for path in examples/lenet.nn tests/cuda/models/conv_cases.nn; do
-  model=$(basename "$path" .nn)
-  "$NNC" cost "$NNC_SRC/$path" --train --target a100-sxm-80gb --tiles --json > "$T/$model.train.json" || { echo "FAIL: nnc cost --train $model"; fail=1; continue; }
-  "$NNC" emit --emit=cuda "$NNC_SRC/$path" --train --target cuda:sm_80 > "$T/$model.cu" || { echo "FAIL: nnc emit $model"; fail=1; continue; }
+for spec in examples/lenet.nn:f32 tests/cuda/models/conv_cases.nn:f32 tests/cuda/models/conv_cases.nn:bf16 \
+            tests/cuda/models/conv_cases.nn:f16; do
+  path=${spec%%:*} prec=${spec##*:}
+  model=$(basename "$path" .nn)_$prec
+  "$NNC" cost "$NNC_SRC/$path" --train --target a100-sxm-80gb --precision "$prec" --tiles --json > "$T/$model.train.json" || { echo "FAIL: nnc cost --train $model"; fail=1; continue; }
+  "$NNC" emit --emit=cuda "$NNC_SRC/$path" --train --target cuda:sm_80 --precision "$prec" > "$T/$model.cu" || { echo "FAIL: nnc emit $model"; fail=1; continue; }
   $PY - "$T/$model.train.json" "$T/$model.cu" "$model" <<'PYEOF' || fail=1
 import json, re, sys
 convs = ("conv2d", "conv2d_bwd_data", "conv2d_bwd_filter")

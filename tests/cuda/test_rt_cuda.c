@@ -1,6 +1,9 @@
 /* test_rt_cuda.c — the CUDA driver loader fails cleanly without a driver or a device, and
- * where a GPU is present moves bytes through device memory unchanged. */
+ * where a GPU is present moves bytes through device memory unchanged; timed launches record
+ * one pair of events around each launch (a fake driver that logs its calls). */
 #include <check.h>
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,12 +52,39 @@ START_TEST(t_system_driver) {
 }
 END_TEST
 
+/* rt_cuda_run_timed: per launch its own events, recorded right before and after it, then the
+ * elapsed time of each pair, and every event destroyed */
+START_TEST(t_timed_pairs) {
+  char err[512] = "";
+  RtCuda *c = rt_cuda_open(NNC_FAKE_LIBCUDA_DEV, err, sizeof err);
+  ck_assert_msg(c != NULL, "%s", err);
+  void *lib = dlopen(NNC_FAKE_LIBCUDA_DEV, RTLD_NOW | RTLD_NOLOAD);
+  ck_assert_ptr_nonnull(lib);
+  const char *(*log)(int) = (const char *(*)(int))(uintptr_t)dlsym(lib, "fake_cuda_log");
+  ck_assert_ptr_nonnull(log);
+  log(1);
+  RtCudaLaunch l[3] = {{(void *)"k0", {1, 1, 1}, {32, 1, 1}, 0}, {(void *)"k1", {2, 1, 1}, {64, 1, 1}, 0},
+                       {(void *)"k2", {4, 1, 1}, {128, 1, 1}, 0}};
+  int64_t ns[3] = {-1, -1, -1};
+  void *args[1] = {NULL};
+  ck_assert_msg(rt_cuda_run_timed(c, l, 3, args, ns) == 0, "%s", rt_cuda_error(c));
+  ck_assert_str_eq(log(0), "create:1 create:2 create:3 create:4 create:5 create:6 "
+                           "record:1 launch record:2 record:3 launch record:4 record:5 launch record:6 "
+                           "sync:2 elapsed:1-2 sync:4 elapsed:3-4 sync:6 elapsed:5-6 "
+                           "destroy:1 destroy:2 destroy:3 destroy:4 destroy:5 destroy:6 ");
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(ns[i], 250000); /* the fake's 0.25 ms */
+  dlclose(lib);
+  rt_cuda_close(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rt_cuda");
   TCase *t = tcase_create("loader");
   tcase_add_test(t, t_no_driver);
   tcase_add_test(t, t_no_device);
   tcase_add_test(t, t_system_driver);
+  tcase_add_test(t, t_timed_pairs);
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

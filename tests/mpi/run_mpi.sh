@@ -23,14 +23,28 @@
 # - --sync-bn: the batchnorm network at P = 2 x 8 against one process at 16 on the same global
 #   batches: every step's loss within rtol 2e-4 + atol 1e-6 and the weights and optimizer
 #   state within rtol 1e-3 + atol 1e-4 (the float reassociation of the mlp above; the
-#   statistics themselves are summed in double); the running statistics stay each rank's
-#   own, so they are not compared. Without --sync-bn the losses differ by more than 1e-3
-#   relative (the per-rank statistics of 8 samples), which shows the option acts;
+#   statistics themselves are summed in double). The running statistics follow the global
+#   batch: bit-identical in both ranks (the program compares them after every epoch and says
+#   so) and within rtol 1e-4 + atol 1e-7 of one process's (measured: 9e-8 relative; they
+#   differ only through the weights' reassociation); the logits of `infer` (eval mode: the
+#   running statistics) with the trained checkpoint within rtol 1e-4 + atol 1e-5 of one
+#   process's (measured 6e-7, logits up to 1.9). Without --sync-bn the losses differ by more
+#   than 1e-3 relative (the per-rank statistics of 8 samples), and the running statistics and
+#   the logits fail those tolerances (measured: the running mean 4e-4 apart, logits 0.02),
+#   which shows the option acts and the checks can fail;
 # - checkpoint warnings (dims of another build) are printed once, by rank 0;
 # - --mpi --target cuda-emu: a small mlp at P = 2 x 8 (the generated CUDA C run on the host,
-#   the gradients all-reduced between the halves of its launch table) against the cuda-emu
-#   build at 16: losses and weights within the mlp's tolerances; --mpi --target cuda builds
-#   (NVRTC present) and, without a CUDA driver, stops with "no CUDA driver".
+#   on the persistent device context, the gradients all-reduced between the halves of its
+#   launch table) against the cuda-emu build at 16: losses and weights within the mlp's
+#   tolerances, the same bits with --no-overlap, and 1 + 2 x steps uploads (the weights once,
+#   then each step's x and label); --mpi --target cuda builds
+#   (NVRTC present) and, without a CUDA driver, stops with "no CUDA driver";
+# - --mpi --sync-bn --target cuda-emu: a small batchnorm network at P = 2 x 8 (the statistics'
+#   launches, their sums over the processes between them on the host) against the CPU program
+#   at 16: losses, weights and running statistics within the CPU --sync-bn test's tolerances,
+#   running statistics bit-identical in both ranks; without --sync-bn the running statistics
+#   fail them; --mpi --sync-bn --target cuda builds (its sums with NCCL in f64) and stops
+#   without a driver as above; --sync-bn --target without --mpi is refused.
 # Skipped (with a message) without mpirun or when nnc was built without MPI.
 set -u
 : "${NNC:?set NNC to the nnc binary}" "${NNC_SRC:?set NNC_SRC to the source tree}"
@@ -172,8 +186,8 @@ echo "overlapped all-reduce: the same bits as after the backward pass (25 MiB an
 "$NNC" build "$T/bnnet.nn" --mpi --sync-bn -o "$T/bsync" >/dev/null 2>&1 || die "build bnnet --sync-bn"
 "$NNC" build "$T/bnnet.nn" -D N=16 -o "$T/bref" >/dev/null 2>&1 || die "build bnnet N=16"
 "$T/bsync" info | grep -q "global batch (--sync-bn)" || die "info does not say --sync-bn"
-"$NNC" build "$T/bnnet.nn" --sync-bn --target cuda -o "$T/bcu" >"$T/b.log" 2>&1 && die "--sync-bn --target cuda accepted"
-grep -q "no synchronized batchnorm" "$T/b.log" || die "--sync-bn --target cuda: $(cat "$T/b.log")"
+"$NNC" build "$T/bnnet.nn" --sync-bn --target cuda -o "$T/bcu" >"$T/b.log" 2>&1 && die "--sync-bn --target cuda without --mpi accepted"
+grep -q "needs --mpi" "$T/b.log" || die "--sync-bn --target cuda without --mpi: $(cat "$T/b.log")"
 "$T/bref" init --seed 3 -o "$T/b0.st" || die "bnnet init"
 "$T/bref" train --weights "$T/b0.st" --data "$LDATA" --epochs 2 --threads 1 --quiet \
   --save "$T/bref.st" --log "$T/bref.csv" 2>/dev/null || die "bnnet reference"
@@ -181,13 +195,38 @@ grep -q "no synchronized batchnorm" "$T/b.log" || die "--sync-bn --target cuda: 
   --save "$T/bsync.st" --log "$T/bsync.csv" >"$T/bsync.out" 2>&1 || die "sync-bn: $(cat "$T/bsync.out")"
 [ "$(grep -c "saved with dims N=16" "$T/bsync.out")" = 1 ] || die "checkpoint warning not once: $(cat "$T/bsync.out")"
 same_log "$T/bsync.csv" "$T/bref.csv"
-names=$($PY -c "
+grep -q "running statistics too (--sync-bn)" "$T/bsync.out" || die "sync-bn: running statistics not compared: $(cat "$T/bsync.out")"
+st_names() { # the tensors of $1 whose names do (1) or do not (0) hold running_
+  $PY -c "
 import sys; sys.path.insert(0, '$NNC_SRC/tests/examples'); import ref_nets
-print(' '.join(n for n in ref_nets.st_read('$T/bref.st') if 'running_' not in n and n != 'loss'))")
-$PY "$NNC_SRC/tests/train/compare_st.py" "$T/bsync.st" "$T/bref.st" 1e-3 1e-4 $names >"$T/cmp.txt" 2>&1 \
-  || { cat "$T/cmp.txt" >&2; die "sync-bn: weights differ from one process at the global batch"; }
+print(' '.join(n for n in ref_nets.st_read('$1') if ('running_' in n) == bool($2) and n != 'loss'))"
+}
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/bsync.st" "$T/bref.st" 1e-3 1e-4 $(st_names "$T/bref.st" 0) \
+  >"$T/cmp.txt" 2>&1 || { cat "$T/cmp.txt" >&2; die "sync-bn: weights differ from one process at the global batch"; }
+RUNNING=$(st_names "$T/bref.st" 1)
+[ -n "$RUNNING" ] || die "sync-bn: no running statistics in the checkpoint"
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/bsync.st" "$T/bref.st" 1e-4 1e-7 $RUNNING >"$T/cmp.txt" 2>&1 \
+  || { cat "$T/cmp.txt" >&2; die "sync-bn: running statistics differ from one process at the global batch"; }
 "${MPIRUN[@]}" -np 2 "$T/bdp" train --weights "$T/b0.st" --data "$LDATA" --epochs 2 --threads 1 \
-  --log "$T/blocal.csv" --quiet 2>/dev/null || die "bnnet local statistics"
+  --log "$T/blocal.csv" --save "$T/blocal.st" --quiet 2>/dev/null || die "bnnet local statistics"
+$PY "$NNC_SRC/tests/train/compare_st.py" "$T/blocal.st" "$T/bref.st" 1e-4 1e-7 $RUNNING >/dev/null 2>&1 \
+  && die "without --sync-bn the running statistics should differ from one process"
+# eval mode normalizes with the running statistics: the trained network infers as one process's
+"$T/bsync" infer --weights "$T/bsync.st" --in "x=$T/lx.npy" --out "logits=$T/ysync.npy" >/dev/null 2>&1 \
+  || die "sync-bn: infer"
+for w in ref local; do
+  "$T/bref" infer --weights "$T/b$w.st" --in "x=$T/lx.npy" --out "logits=$T/y$w.npy" >/dev/null 2>&1 \
+    || die "bnnet: infer with b$w.st"
+done
+$PY - "$T/ysync.npy" "$T/yref.npy" "$T/ylocal.npy" <<'PYEOF' || die "sync-bn: inference after training differs from one process"
+import sys, numpy as np
+s, r, l = (np.load(f) for f in sys.argv[1:4])
+d = lambda a: np.max(np.abs(a - r) - 1e-4 * np.abs(r))
+print(f"sync-bn inference: max |logits - one process| {np.max(np.abs(s - r)):.3g} "
+      f"(local statistics: {np.max(np.abs(l - r)):.3g})")
+assert d(s) <= 1e-5, d(s)
+assert d(l) > 1e-5, "local statistics should fail the tolerance"
+PYEOF
 $PY - "$T/blocal.csv" "$T/bref.csv" <<'PYEOF' || die "without --sync-bn the losses should differ from one process"
 import sys, numpy as np
 a, b = (np.loadtxt(f, delimiter=",", skiprows=1, ndmin=2)[:, 2] for f in sys.argv[1:3])
@@ -224,6 +263,13 @@ if "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/edp" >"$T/b.log" 2>
   "${MPIRUN[@]}" -np 2 "$T/edp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
     --save "$T/edp.st" --log "$T/edp.csv" >"$T/edp.out" 2>&1 || die "cuda-emu --mpi: $(cat "$T/edp.out")"
   grep -q "weights bit-identical in all 2 processes" "$T/edp.out" || die "cuda-emu --mpi: $(cat "$T/edp.out")"
+  # the persistent device context: the weights go up once, then each step uploads x and label
+  steps=$(($(wc -l <"$T/edp.csv") - 1))
+  grep -q "cuda-emu: host-device copies: $((1 + 2 * steps)) uploads" "$T/edp.out" \
+    || die "cuda-emu --mpi: not 1 + 2 x $steps uploads: $(grep copies "$T/edp.out")"
+  "${MPIRUN[@]}" -np 2 "$T/edp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+    --save "$T/edpno.st" --no-overlap --quiet 2>/dev/null || die "cuda-emu --mpi --no-overlap"
+  cmp -s "$T/edp.st" "$T/edpno.st" || die "cuda-emu --mpi: --no-overlap gives other bits"
   "$T/eref" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 --quiet \
     --save "$T/eref.st" --log "$T/eref.csv" 2>/dev/null || die "small cuda-emu reference"
   same_log "$T/edp.csv" "$T/eref.csv"
@@ -232,6 +278,61 @@ if "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/edp" >"$T/b.log" 2>
   echo "--mpi --target cuda-emu: P=2 as one process"
 else
   echo "SKIP cuda-emu --mpi: $(tail -1 "$T/b.log")"
+fi
+# --sync-bn with the CUDA backend: the statistics' launches with the host sums between them
+# (cuda-emu) at P = 2 x 8 against the CPU program at 16, with the tolerances of the CPU test;
+# without --sync-bn the running statistics must fail them
+cat >"$T/bnsmall.nn" <<'NNEOF'
+model bnsmall {
+  dim N = 8
+  input x: f32[N, 2, 6, 6]
+  input label: i32[N]
+  c = conv2d(x, 4, kernel = 3, pad = 1, bias = false)
+  h = relu(batchnorm(c))
+  logits = dense(flatten(h), 5, name = "fc")
+  loss = cross_entropy(logits, label)
+  output logits
+}
+train bnsmall {
+  minimize loss
+  optimizer adam(lr = 1e-3)
+}
+NNEOF
+$PY -c "
+import numpy as np; r = np.random.default_rng(6)
+np.save('$T/qx.npy', r.standard_normal((64, 2, 6, 6), dtype=np.float32))
+np.save('$T/qy.npy', r.integers(0, 5, 64, dtype=np.int32))"
+QDATA="x=$T/qx.npy,label=$T/qy.npy"
+if "$NNC" build "$T/bnsmall.nn" --mpi --sync-bn --target cuda-emu -o "$T/qsync" >"$T/b.log" 2>&1; then
+  "$NNC" build "$T/bnsmall.nn" -D N=16 -o "$T/qref" >/dev/null 2>&1 || die "build bnsmall N=16"
+  "$NNC" build "$T/bnsmall.nn" --mpi --target cuda-emu -o "$T/qdp" >/dev/null 2>&1 || die "build bnsmall cuda-emu"
+  "$T/qref" init --seed 4 -o "$T/q0.st" || die "bnsmall init"
+  "$T/qref" train --weights "$T/q0.st" --data "$QDATA" --epochs 2 --threads 1 --quiet \
+    --save "$T/qref.st" --log "$T/qref.csv" 2>/dev/null || die "bnsmall reference"
+  "${MPIRUN[@]}" -np 2 "$T/qsync" train --weights "$T/q0.st" --data "$QDATA" --epochs 2 --threads 1 \
+    --save "$T/qsync.st" --log "$T/qsync.csv" >"$T/qsync.out" 2>&1 || die "cuda-emu --sync-bn: $(cat "$T/qsync.out")"
+  grep -q "running statistics too (--sync-bn)" "$T/qsync.out" || die "cuda-emu --sync-bn: $(cat "$T/qsync.out")"
+  same_log "$T/qsync.csv" "$T/qref.csv"
+  $PY "$NNC_SRC/tests/train/compare_st.py" "$T/qsync.st" "$T/qref.st" 1e-3 1e-4 $(st_names "$T/qref.st" 0) \
+    >"$T/cmp.txt" 2>&1 || { cat "$T/cmp.txt" >&2; die "cuda-emu --sync-bn: weights differ from one process"; }
+  QRUN=$(st_names "$T/qref.st" 1)
+  $PY "$NNC_SRC/tests/train/compare_st.py" "$T/qsync.st" "$T/qref.st" 1e-4 1e-7 $QRUN >"$T/cmp.txt" 2>&1 \
+    || { cat "$T/cmp.txt" >&2; die "cuda-emu --sync-bn: running statistics differ from one process"; }
+  "${MPIRUN[@]}" -np 2 "$T/qdp" train --weights "$T/q0.st" --data "$QDATA" --epochs 2 --threads 1 \
+    --save "$T/qlocal.st" --quiet 2>/dev/null || die "bnsmall cuda-emu local statistics"
+  $PY "$NNC_SRC/tests/train/compare_st.py" "$T/qlocal.st" "$T/qref.st" 1e-4 1e-7 $QRUN >/dev/null 2>&1 \
+    && die "cuda-emu without --sync-bn: the running statistics should differ from one process"
+  echo "--sync-bn --target cuda-emu: P=2 as one process on the global batch"
+else
+  echo "SKIP cuda-emu --sync-bn: $(tail -1 "$T/b.log")"
+fi
+if "$NNC" build "$T/bnsmall.nn" --mpi --sync-bn --target cuda -o "$T/qcu" >"$T/b.log" 2>&1; then
+  "${MPIRUN[@]}" -np 2 "$T/qcu" train --data "$QDATA" --threads 1 >"$T/qcu.out" 2>&1 \
+    && echo "note: a CUDA driver is present; tests/gpu/mpi.sh runs NCCL on GPUs" \
+    || grep -q "no CUDA driver\|no CUDA device" "$T/qcu.out" || die "--sync-bn --target cuda without a GPU: $(cat "$T/qcu.out")"
+else
+  grep -q "without the CUDA toolkit" "$T/b.log" && echo "SKIP --sync-bn --target cuda: no NVRTC" \
+    || die "--mpi --sync-bn --target cuda: $(cat "$T/b.log")"
 fi
 if "$NNC" build "$T/small.nn" --mpi --target cuda -o "$T/cdp" >"$T/b.log" 2>&1; then
   "${MPIRUN[@]}" -np 2 "$T/cdp" train --data "$SDATA" --threads 1 >"$T/cdp.out" 2>&1 \

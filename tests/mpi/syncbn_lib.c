@@ -4,12 +4,16 @@
  * them, against one context of the same network at batch 16 (bng, built without --sync-bn)
  * on the whole batches: the mean loss of every step within rtol 2e-4 + atol 1e-6 and the
  * weights within rtol 1e-3 + atol 1e-4 (tests/mpi/run_mpi.sh says why); the two threads'
- * weights bit-identical. Without the statistics sum, the losses differ by more than 1e-3
- * relative (each thread's own statistics of 8 samples). A failing sum fails the step.
+ * weights bit-identical; the running statistics (the MEAN and VAR of the global batch too)
+ * bit-identical in both threads and within rtol 1e-4 + atol 1e-7 of one context's. Without
+ * the statistics sum, the losses differ by more than 1e-3 relative (each thread's own
+ * statistics of 8 samples) and the running statistics fail that tolerance. A failing sum
+ * fails the step.
  *
  * bn.h: the network at N=8 with --sync-bn; bng.h: the same named bng at N=16. */
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +24,10 @@
 enum { B = 8, STEPS = 4, IN = 2 * 6 * 6, NSAMP = 2 * B * STEPS };
 
 static const char *const k_names[] = {"c.weight", "batchnorm_0.weight", "batchnorm_0.bias",
-                                      "fc.weight", "fc.bias"};
-static const size_t k_numel[] = {72, 4, 4, 720, 5};
-enum { NT = sizeof k_names / sizeof *k_names };
+                                      "fc.weight", "fc.bias", "batchnorm_0.running_mean",
+                                      "batchnorm_0.running_var"};
+static const size_t k_numel[] = {72, 4, 4, 720, 5, 4, 4};
+enum { NT = sizeof k_names / sizeof *k_names, NRUN = 2 /* the last NRUN: running statistics */ };
 
 static float g_x[NSAMP * IN];
 static int32_t g_y[NSAMP];
@@ -97,12 +102,14 @@ static void *rank_main(void *arg) {
   return NULL;
 }
 
-static int close_to(const float *got, const float *ref, size_t n, double *worst) {
+/* |got - ref| <= atol + rtol |ref| everywhere; *worst: the largest |got - ref| */
+static int close_to(const float *got, const float *ref, size_t n, double atol, double rtol,
+                    double *worst) {
   int ok = 1;
   for (size_t i = 0; i < n; i++) {
     double d = fabs((double)got[i] - ref[i]);
     if (d > *worst) *worst = d;
-    if (!(d <= 1e-4 + 1e-3 * fabs((double)ref[i]))) ok = 0;
+    if (!(d <= atol + rtol * fabs((double)ref[i]))) ok = 0;
   }
   return ok;
 }
@@ -120,7 +127,7 @@ static double run(int sync, const float *ref_loss, bng_ctx *g) {
   pthread_t th[2];
   for (int k = 0; k < 2; k++) pthread_create(&th[k], NULL, rank_main, &r[k]);
   for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
-  double rel = 0, worst = 0;
+  double rel = 0, worst = 0, wrun = 0;
   for (int s = 0; s < STEPS; s++) {
     double mean = ((double)r[0].loss[s] + r[1].loss[s]) * 0.5, d = fabs(mean - ref_loss[s]);
     rel = fmax(rel, d / fabs(ref_loss[s]));
@@ -128,15 +135,21 @@ static double run(int sync, const float *ref_loss, bng_ctx *g) {
       CHECK(d <= 1e-6 + 2e-4 * fabs(ref_loss[s]), "sync-bn step %d: mean loss %.9g vs %.9g", s,
             mean, ref_loss[s]);
   }
-  for (int t = 0; sync && t < NT; t++) {
+  for (int t = 0; t < NT; t++) {
     float *p0 = bn_tensor(r[0].ctx, k_names[t]), *p1 = bn_tensor(r[1].ctx, k_names[t]);
+    bool run = t >= NT - NRUN; /* running statistics: tighter (they see no Adam step) */
+    int ok = close_to(p0, bng_tensor(g, k_names[t]), k_numel[t], run ? 1e-7 : 1e-4,
+                      run ? 1e-4 : 1e-3, run ? &wrun : &worst);
+    if (!sync) { /* each thread's own running statistics are not those of the whole batch */
+      CHECK(!run || !ok, "local statistics: %s should differ from one context", k_names[t]);
+      continue;
+    }
     CHECK(!memcmp(p0, p1, k_numel[t] * 4), "sync-bn: the two threads' %s differ", k_names[t]);
-    CHECK(close_to(p0, bng_tensor(g, k_names[t]), k_numel[t], &worst),
-          "sync-bn: %s differs from one context at batch 16", k_names[t]);
+    CHECK(ok, "sync-bn: %s differs from one context at batch 16", k_names[t]);
   }
   if (sync)
     printf("sync-bn, two threads: losses within %.3g (relative) of one context at batch 16, "
-           "weights within %.3g\n", rel, worst);
+           "weights within %.3g, running statistics within %.3g\n", rel, worst, wrun);
   for (int k = 0; k < 2; k++) bn_destroy(r[k].ctx);
   free(r);
   pthread_barrier_destroy(&sh.bar);

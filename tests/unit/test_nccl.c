@@ -1,6 +1,7 @@
 /* test_nccl.c — NCCL loaded at run time (runtime/rt_nccl.c): a missing library is one clear
  * error naming it; where the library loads (the CUDA toolkit's libnccl.so.2), every entry
- * point is found, and an all-reduce before the communicator exists fails with a message
+ * point is found, and an all-reduce (the gradients' mean, the sync-bn statistics' sum) before
+ * the communicator exists fails with a message
  * instead of calling NCCL. Communicators need a GPU: tests/gpu/run.sh runs them. */
 #include <check.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ START_TEST(t_present) {
   uint64_t p = 0;
   int64_t c = 4;
   ck_assert_int_eq(rt_nccl_mean(n, &p, &c, 1), -1);
+  ck_assert_str_eq(rt_nccl_error(n), "NCCL: no communicator");
+  ck_assert_int_eq(rt_nccl_sum_f64(n, p, c), -1); /* the sync-bn sum, likewise */
   ck_assert_str_eq(rt_nccl_error(n), "NCCL: no communicator");
   rt_nccl_close(n);
 }

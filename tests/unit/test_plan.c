@@ -3,12 +3,14 @@
  * node of the example models' forward and training graphs is computed by exactly one kernel
  * that runs after its operands' kernels; arena values alive together (and scratch) never
  * share a byte; the conv strategy decides the scratch; tiles come from the tiles pass for the
- * target's hardware and are absent without one; cg_model_memory equals the plan's sizes. */
+ * target's hardware and are absent without one; cg_model_memory equals the plan's sizes; the
+ * estimate's packed-GEMM terms (cg_cpu_gemm) against hand-computed values on a fixed target. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../codegen/plan/plan.h"
+#include "../../codegen/plan/plan_cost.h"
 #include "../../frontend/frontend.h"
 #include "../../passes/passes.h"
 
@@ -229,6 +231,102 @@ START_TEST(t_tiles) {
 }
 END_TEST
 
+/* a 2-core CPU with round figures: 100 GFLOP/s a thread, packing at 20 / 4 GB/s */
+static void gemm_hw(HwTarget *hw) {
+  memset(hw, 0, sizeof *hw);
+  hw->kind = HW_CPU, hw->cores = 2, hw->ghz = 2.5, hw->vector_bits = 512;
+  hw->peak[HWP_F32] = 200e9, hw->peak_f32_1t = 100e9;
+  hw->pack_bw = 20e9, hw->pack_strided_bw = 4e9, hw->gemm_ukr_eff = 0.8;
+}
+
+START_TEST(t_cpu_gemm_terms) {
+  HwTarget hw;
+  gemm_hw(&hw);
+  /* mlp's fc1 at N=64: 5 x 16 micro-tiles of 14 x 32, split along N */
+  CgGemmShape s = {.m = 64, .n = 512, .k = 784, .mr = 14, .nr = 32, .kc = 512, .nc = 4096,
+                   .a_strided = true, .b_strided = true};
+  CgGemmRun r;
+  cg_cpu_gemm(&hw, &s, 1, &r);
+  ck_assert(r.split_n && r.threads == 1);
+  ck_assert_double_eq(r.tiles, 80);
+  ck_assert_double_eq(r.pack_b, 16 * 32 * 784);
+  ck_assert_double_eq(r.pack_a, 5 * 14 * 784);
+  double fma1 = 2.0 * 14 * 32 * 784 * 80 / (0.8 * 100e9) * (784 + 4) / 784.0;
+  ck_assert_double_eq_tol(r.t_fma, fma1, 1e-12);
+  ck_assert_double_eq_tol(r.t_pack, 4.0 * (5 * 14 * 784 + 16 * 32 * 784) / 4e9, 1e-12);
+  /* two threads: half of B's panels and of the tiles each, all of A each */
+  cg_cpu_gemm(&hw, &s, 2, &r);
+  ck_assert(r.threads == 2 && r.tiles == 40 && r.pack_b == 8 * 32 * 784 && r.pack_a == 5 * 14 * 784);
+  ck_assert_double_eq_tol(r.t_fma, fma1 / 2, 1e-12);
+  /* B's panels packed once per program; B stored K x N (adjacent rows): 20 GB/s */
+  s.packed_b = true;
+  cg_cpu_gemm(&hw, &s, 1, &r);
+  ck_assert_double_eq(r.pack_b, 0);
+  ck_assert_double_eq_tol(r.t_pack, 4.0 * 5 * 14 * 784 / 4e9, 1e-12);
+  s.packed_b = false, s.b_strided = false;
+  cg_cpu_gemm(&hw, &s, 1, &r);
+  ck_assert_double_eq_tol(r.t_pack, 4.0 * 5 * 14 * 784 / 4e9 + 4.0 * 16 * 32 * 784 / 20e9, 1e-12);
+  /* the logits: below 2^21 multiply-adds one thread; one column tile, so the split is M's */
+  CgGemmShape l = {.m = 64, .n = 10, .k = 512, .mr = 14, .nr = 32, .kc = 512, .nc = 4096,
+                   .a_strided = true, .b_strided = true};
+  cg_cpu_gemm(&hw, &l, 2, &r);
+  ck_assert(!r.split_n && r.threads == 1 && r.tiles == 5 && r.pack_b == 32 * 512);
+  /* without a measured micro-kernel the tiles pass's latency factor; default packing rates:
+   * L2 of one core for adjacent rows (unknown here: DRAM's), CG_PACK_STRIDED_CYCLES per
+   * element at the clock for strided ones */
+  hw.gemm_ukr_eff = 0, hw.pack_bw = 0, hw.pack_strided_bw = 0, hw.mem_bw = 10e9;
+  l.lat_eff = 0.5;
+  cg_cpu_gemm(&hw, &l, 1, &r);
+  ck_assert_double_eq_tol(r.t_fma, 2.0 * 14 * 32 * 512 * 5 / (0.5 * 100e9) * (512 + 2) / 512.0, 1e-12);
+  ck_assert_double_eq_tol(cg_pack_rate(&hw, true), 2.5e9, 1);
+  ck_assert_double_eq_tol(cg_pack_rate(&hw, false), 10e9, 1);
+  /* DRAM: one thread its own triad, two up to the all-core figure; L3 by the cores used */
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 1), 10e9, 1);
+  hw.mem_bw_1t = 6e9, hw.cache_bw[CG_LEVEL_L3] = 100e9;
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 1), 6e9, 1);
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 2), 10e9, 1);
+  ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_L3, 1), 50e9, 1);
+}
+END_TEST
+
+static const char DEPTHWISE[] = "model dw {\n  input x: f32[2, 16, 12, 12]\n"
+                                "  y = conv2d(x, 16, kernel = 3, pad = 1, groups = 16, bias = false)\n"
+                                "  z = conv2d(y, 16, kernel = 3, stride = 2, pad = 1, groups = 16, bias = false)\n"
+                                "  output z\n}\n";
+
+/* the direct depthwise convolution: taps x vectors of output rows at 2.25 cycles (stride 1),
+ * 0.9 cycles a lane where a stride gathers them; no packing */
+START_TEST(t_depthwise_terms) {
+  IrGraph *g;
+  IrModule *m = compile(DEPTHWISE, &g);
+  HwTarget hw;
+  gemm_hw(&hw); /* 512-bit vectors: 16 lanes; 2.5 GHz */
+  CgTarget t;
+  full_target(&t, &hw);
+  t.conv = CG_CONV_GATHER, t.depthwise_direct = true;
+  Diag *d = diag_new(stderr);
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  CgPlanCost c;
+  cg_plan_cost(&P.pf, &hw, 1, 0, &c);
+  int nconv = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    if (P.pf.k[ki].kind != CGK_CONV) continue;
+    /* rows N x C x OH, one 16-lane vector per row (OW = 12 or 6), 9 taps */
+    double want = nconv == 0 ? 2.0 * 16 * 12 * 9 * 2.25 / 2.5e9 : 2.0 * 16 * 6 * 9 * 16 * 0.9 / 2.5e9;
+    ck_assert_double_eq_tol(c.k[ki].t_compute, want, want * 1e-9);
+    ck_assert_double_eq(c.k[ki].t_scratch, 0);
+    ck_assert_int_eq(c.k[ki].threads, 1);
+    nconv++;
+  }
+  ck_assert_int_eq(nconv, 2);
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
@@ -238,6 +336,8 @@ int main(void) {
   tcase_add_test(tc, t_examples);
   tcase_add_test(tc, t_conv_strategy);
   tcase_add_test(tc, t_tiles);
+  tcase_add_test(tc, t_cpu_gemm_terms);
+  tcase_add_test(tc, t_depthwise_terms);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

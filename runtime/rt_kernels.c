@@ -1,6 +1,6 @@
 /* rt_kernels.c — the plain-C kernels of the CPU backend (see rt_kernels.h). Each kernel
  * follows the reference interpreter's definition (ir/interp.c). Contiguous sums (rows of
- * softmax, layernorm, batchnorm planes, trailing-axis reductions) run in f32 over
+ * softmax, layernorm, batchnorm planes, trailing-axis and per-channel reductions) run in f32 over
  * RK_LANES independent partial sums per block of RK_BLOCK elements, the lanes added
  * pairwise and the blocks in double: loops the compiler vectorizes, with an error bound of
  * about (RK_BLOCK/RK_LANES + 4)·eps_f32 relative to the sum of magnitudes, independent of
@@ -95,6 +95,8 @@ RK_DEFINE_SUM(rk_dot3_dev, const float *a RK_COMMA const float *b RK_COMMA const
               RK_COMMA float m, a[j] * b[j] * (x[j] - m))
 
 RK_DEFINE_SUM(rk_sum_exp, const float *x, expf(x[j]))
+RK_DEFINE_SUM(rk_dot_strided, const float *a RK_COMMA const float *b RK_COMMA int64_t st,
+              a[j] * b[j * st])
 
 /* the largest element, NaN if any is NaN, -inf for n == 0 */
 static float rk_max(const float *x, int64_t n) {
@@ -211,6 +213,62 @@ static bool reduce_rows(void *pool, const float *x, float *y, int32_t rank,
   return true;
 }
 
+/* Reduction over leading and trailing axes of x viewed as [A, C, B], keeping the middle
+ * (the per-channel sums of NCHW activations: batchnorm statistics, bias gradients): output
+ * c adds, for a in order, the blocked f32 sum of the contiguous row x[a, c, :] in double;
+ * the variance's second pass does the same with the squared deviations from the f32 mean.
+ * Channels split across the pool in fixed ranges. */
+typedef struct MidRed {
+  const float *x;
+  float *y;
+  int64_t A, C, B;
+  int op, corr;
+} MidRed;
+
+static void midred_range(void *cv, int64_t lo, int64_t hi) {
+  const MidRed *s = cv;
+  for (int64_t c = lo; c < hi; c++) {
+    const float *x = s->x + c * s->B;
+    int64_t step = s->C * s->B;
+    double v = 0;
+    if (s->op == RT_RED_MAX) {
+      float m = -INFINITY;
+      for (int64_t a = 0; a < s->A; a++) {
+        float r = rk_max(x + a * step, s->B);
+        m = r > m || r != r ? r : m;
+      }
+      v = m;
+    } else {
+      for (int64_t a = 0; a < s->A; a++) v += rk_sum(x + a * step, s->B);
+      if (s->op != RT_RED_SUM) v /= (double)(s->A * s->B);
+      if (s->op == RT_RED_VAR) {
+        double q = 0;
+        for (int64_t a = 0; a < s->A; a++) q += rk_dev2(x + a * step, (float)v, s->B);
+        v = q / (double)(s->A * s->B - s->corr);
+      }
+    }
+    s->y[c] = (float)v;
+  }
+}
+
+/* the leading-and-trailing case of rt_k_reduce; false unless mask is a non-empty leading
+ * run of axes and a non-empty trailing one around kept axes */
+static bool reduce_mid(void *pool, const float *x, float *y, int32_t rank, const int64_t *dims,
+                       int32_t mask, int32_t op, int32_t correction) {
+  int lead = 0, first = rank;
+  while (lead < rank && (mask >> lead & 1)) lead++;
+  while (first > lead && (mask >> (first - 1) & 1)) first--;
+  if (lead == 0 || first == rank || first == lead || (mask >> lead & ((1 << (first - lead)) - 1)))
+    return false;
+  MidRed s = {x, y, 1, 1, 1, op, correction};
+  for (int k = 0; k < lead; k++) s.A *= dims[k];
+  for (int k = lead; k < first; k++) s.C *= dims[k];
+  for (int k = first; k < rank; k++) s.B *= dims[k];
+  if (s.A == 0 || s.B == 0 || s.C == 0) return false;
+  par_range(pool, s.C, 3 * s.A * s.B, midred_range, &s);
+  return true;
+}
+
 void rt_k_reduce(void *pool, const float *x, float *y, int32_t rank, const int64_t *dims,
                  int32_t mask, int32_t op, int32_t correction) {
   /* leading axes reduced, trailing kept: the column-sum path */
@@ -228,6 +286,7 @@ void rt_k_reduce(void *pool, const float *x, float *y, int32_t rank, const int64
     }
   }
   if (reduce_rows(pool, x, y, rank, dims, mask, op, correction)) return;
+  if (reduce_mid(pool, x, y, rank, dims, mask, op, correction)) return;
   int64_t st[8], n;
   int64_t count = red_strides(rank, dims, mask, st, &n);
   int64_t rn = count ? n / count : 0;
@@ -575,6 +634,70 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
           }
         }
       }
+}
+
+/* ---- depthwise filter gradient ------------------------------------------------------- */
+
+typedef struct DwGrad {
+  const float *x, *dy;
+  float *dw;
+  const int64_t *g;
+} DwGrad;
+
+/* the output positions ow in [*o0, *o1) whose input column ow·sw - pw + off is in [0, W) */
+static void dw_cols(const int64_t *g, int64_t off, int64_t *o0, int64_t *o1) {
+  int64_t W = g[3], OW = g[5], sw = g[9], pw = g[11];
+  int64_t lo = pw - off, hi = W - 1 + pw - off; /* ow·sw in [lo, hi] */
+  *o0 = lo <= 0 ? 0 : (lo + sw - 1) / sw;
+  *o1 = hi < 0 ? 0 : hi / sw + 1;
+  if (*o1 > OW) *o1 = OW;
+  if (*o0 > *o1) *o0 = *o1;
+}
+
+/* one output row's products with a tap's input row: a short row (up to DW_SHORT, the
+ * small images of late stages) as one f32 sum in order, whose per-call cost is a few
+ * cycles; a longer one through the blocked sums */
+enum { DW_SHORT = 64 };
+static double dw_row(const float *y, const float *x, int64_t sw, int64_t n) {
+  if (n > DW_SHORT) return sw == 1 ? rk_dot(y, x, n) : rk_dot_strided(y, x, sw, n);
+  float p = 0;
+  for (int64_t j = 0; j < n; j++) p += y[j] * x[j * sw];
+  return p;
+}
+
+/* channels [lo, hi): every tap's sum over images and output rows in that order, one f32
+ * dot product per row (dw_row) added in double */
+static void dwgrad_range(void *cv, int64_t lo, int64_t hi) {
+  const DwGrad *s = cv;
+  const int64_t *g = s->g;
+  int64_t N = g[0], C = g[1], H = g[2], W = g[3], OH = g[4], OW = g[5], KH = g[6], KW = g[7];
+  int64_t sh = g[8], sw = g[9], ph = g[10], pw = g[11], dh = g[12], dwl = g[13];
+  double acc[64];
+  for (int64_t c = lo; c < hi; c++) {
+    for (int64_t t = 0; t < KH * KW; t++) acc[t] = 0;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t oh = 0; oh < OH; oh++) {
+        const float *yr = s->dy + ((n * C + c) * OH + oh) * OW;
+        for (int64_t kh = 0; kh < KH; kh++) {
+          int64_t ih = oh * sh - ph + kh * dh;
+          if (ih < 0 || ih >= H) continue;
+          const float *xr = s->x + ((n * C + c) * H + ih) * W;
+          for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t o0, o1, off = kw * dwl;
+            dw_cols(g, off, &o0, &o1);
+            const float *xs = xr + o0 * sw - pw + off;
+            acc[kh * KW + kw] += dw_row(yr + o0, xs, sw, o1 - o0);
+          }
+        }
+      }
+    for (int64_t t = 0; t < KH * KW; t++) s->dw[c * KH * KW + t] = (float)acc[t];
+  }
+}
+
+void rt_k_dw_dfilter(void *pool, const float *x, const float *dy, float *dw, const int64_t *geom) {
+  DwGrad s = {x, dy, dw, geom};
+  if (geom[6] * geom[7] > 64) abort(); /* the plan takes this path up to 8x8 */
+  par_range(pool, geom[1], 2 * geom[0] * geom[4] * geom[5] * geom[6] * geom[7], dwgrad_range, &s);
 }
 
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
@@ -964,7 +1087,7 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_pool_size),     SYM(rt_parallel_for),    SYM(rt_k_reduce),
     SYM(rt_k_max_bwd),     SYM(rt_k_softmax),       SYM(rt_k_softmax_bwd),
     SYM(rt_k_transpose),   SYM(rt_k_axis_copy),     SYM(rt_k_pool),
-    SYM(rt_k_maxpool_bwd), SYM(rt_k_avgpool_bwd),   SYM(rt_k_batchnorm),
+    SYM(rt_k_maxpool_bwd), SYM(rt_k_avgpool_bwd),   SYM(rt_k_dw_dfilter),   SYM(rt_k_batchnorm),
     SYM(rt_k_batchnorm_bwd), SYM(rt_k_bn_dgamma),   SYM(rt_k_layernorm),
     SYM(rt_k_layernorm_bwd), SYM(rt_k_ln_dgamma),   SYM(rt_k_dropout),
     SYM(rt_k_embedding),   SYM(rt_k_embedding_bwd), SYM(rt_k_cross_entropy),

@@ -45,6 +45,10 @@ void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
                       const int64_t *geom);
 void rt_k_avgpool_bwd(void *pool, const float *dy, float *dx, const int64_t *geom);
+/* the filter gradient dw [C, 1, KH, KW] of a depthwise convolution (one input and one output
+ * channel per group, KH·KW <= 64) of x [N, C, H, W] with dy [N, C, OH, OW]; geom as
+ * pooling's (exclude_pad unused) */
+void rt_k_dw_dfilter(void *pool, const float *x, const float *dy, float *dw, const int64_t *geom);
 
 /* batchnorm over x [N, C, S]; train: batch statistics, else rmean/rvar */
 void rt_k_batchnorm(void *pool, const float *x, const float *gamma, const float *beta,

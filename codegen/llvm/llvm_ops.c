@@ -529,11 +529,11 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
                     (long long)sp->blk.nc);
   const LlvmGemmConv *cv = &sp->conv;
   if (cv->on && kn > 0 && (size_t)kn < sizeof key)
-    kn += snprintf(key + kn, sizeof key - (size_t)kn, "_c%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld",
+    kn += snprintf(key + kn, sizeof key - (size_t)kn, "_c%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_%lld_n%lld_%lld",
                    (long long)cv->C, (long long)cv->H, (long long)cv->W, (long long)cv->KH,
                    (long long)cv->KW, (long long)cv->OH, (long long)cv->OW, (long long)cv->sh,
                    (long long)cv->sw, (long long)cv->ph, (long long)cv->pw, (long long)cv->dh,
-                   (long long)cv->dw);
+                   (long long)cv->dw, (long long)cv->images, (long long)cv->xs);
   if (kn < 0 || (size_t)kn >= sizeof key) {
     diag_error(e->d, e->p->g->loc, "code generation: GEMM key too long");
     return NULL;
@@ -1045,6 +1045,13 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   LLVMValueRef bnt = k->bn ? bn_table(e, k, &c) : NULL;
   if (c.depthwise && n->op == OP_CONV2D) {
     lower_depthwise(e, k, &c);
+    return 0;
+  }
+  if (c.depthwise && n->op == OP_CONV2D_BWD_FILTER) { /* the runtime's per-channel sums */
+    int64_t g[15] = {c.N, c.C, c.H, c.W, c.OH, c.OW, c.KH, c.KW, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, 0};
+    LLVMValueRef a[5] = {e->pool, cg_ptr(e, n->in[0]), cg_ptr(e, n->in[1]), cg_ptr(e, k->out),
+                         const_table(e, g, 15)};
+    rt_call(e, "rt_k_dw_dfilter", "ppppp", a);
     return 0;
   }
   LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;

@@ -245,8 +245,9 @@ typedef struct CgConv {
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t Cg, Og, K, P; /* per group: channels in/out, K = Cg*KH*KW, P = OH*OW */
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
-  bool depthwise;       /* forward, one channel in and out per group, at most 8x8, on a
-                           target with depthwise_direct: no im2col scratch */
+  bool depthwise;       /* forward or filter gradient, one channel in and out per group,
+                           at most 8x8, on a target with depthwise_direct: computed
+                           directly, no im2col scratch */
   bool col;             /* unfolded into a K x P scratch (CG_CONV_IM2COL, and the data
                            gradient of CG_CONV_GATHER or an image too large for its 32-bit
                            offsets) */

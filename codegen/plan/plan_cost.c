@@ -221,7 +221,7 @@ static double peak_of(const HwTarget *hw, DType dt, bool gemm, int threads) {
 }
 
 /* a reduction the runtime runs as contiguous rows or column sums (rt_k_reduce): the
- * reduced axes are a leading or a trailing run */
+ * reduced axes are a leading run, a trailing run or both (per-channel statistics) */
 static bool reduce_contiguous(const CgPlan *p, const IrNode *n) {
   int rank = p->v[n->in[0]].rank;
   int32_t m = 0;
@@ -230,7 +230,7 @@ static bool reduce_contiguous(const CgPlan *p, const IrNode *n) {
   int lead = 0, trail = rank;
   while (lead < rank && (m >> lead & 1)) lead++;
   while (trail > 0 && (m >> (trail - 1) & 1)) trail--;
-  return (m >> lead) == 0 || (m & ((1 << trail) - 1)) == 0;
+  return trail <= lead || ((m >> lead) & ((1 << (trail - lead)) - 1)) == 0;
 }
 
 /* cycles per core of the runtime's node kernels beyond their vector arithmetic (0 for the

@@ -2,8 +2,10 @@
 # run_thread_bits.sh — the compiled node kernels (layernorm, softmax, transposes, max
 # pooling, blocked sums, the streamed small-M product) give the same bits on 1 and 2
 # threads: gpt2_block and lenet, built once, `infer` on the same random inputs with
-# --threads 1 and --threads 2, outputs compared byte for byte. The sizes are chosen so that
-# the runtime kernels split their work over the pool.
+# --threads 1 and --threads 2, outputs compared byte for byte; and threads/dw_bn.nn
+# (batchnorm statistics, depthwise filter gradients) trained for two steps on each, the
+# saved weights compared byte for byte. The sizes are chosen so that the runtime kernels
+# split their work over the pool.
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
 SRC=${NNC_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -22,11 +24,16 @@ m = np.triu(np.full((64, 64), -1e9, dtype=np.float32), 1)
 np.save(t + "/gmask.npy", m)
 np.save(t + "/lx.npy", r.standard_normal((64, 1, 28, 28), dtype=np.float32))
 np.save(t + "/lab.npy", r.integers(0, 10, 64, dtype=np.int32))
+np.save(t + "/dx.npy", r.standard_normal((32, 3, 32, 32), dtype=np.float32))
+np.save(t + "/dlab.npy", r.integers(0, 10, 32, dtype=np.int32))
 PYEOF
 
 "$NNC" build "$SRC/examples/gpt2_block.nn" -D N=2 -D T=64 -o "$T/g" || die "nnc build gpt2_block"
 "$NNC" build "$SRC/examples/lenet.nn" -D N=64 -o "$T/l" || die "nnc build lenet"
+"$NNC" build "$SRC/tests/kernels/threads/dw_bn.nn" -o "$T/d" || die "nnc build dw_bn"
 for t in 1 2; do
+  "$T/d" train --data x="$T/dx.npy",label="$T/dlab.npy" --epochs 1 --seed 3 --quiet \
+    --save "$T/dw$t.safetensors" --threads $t || die "dw_bn train --threads $t"
   "$T/g" infer --in x="$T/gx.npy" --in mask="$T/gmask.npy" --out y="$T/gy$t.npy" --seed 1 \
     --threads $t \
     || die "gpt2_block infer --threads $t"
@@ -35,10 +42,11 @@ for t in 1 2; do
 done
 cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
 cmp -s "$T/ly1.npy" "$T/ly2.npy" || die "lenet: 1 and 2 threads gave different bits"
+cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads trained different weights"
 "$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
 import sys, numpy as np
 for f in ("gy1", "ly1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF
-echo "ok: gpt2_block and lenet outputs bit-identical on 1 and 2 threads"
+echo "ok: gpt2_block and lenet outputs, dw_bn trained weights bit-identical on 1 and 2 threads"

@@ -459,11 +459,14 @@ END_TEST
 START_TEST(reductions) {
   OpKind ops[] = {OP_SUM, OP_MEAN, OP_MAX, OP_VAR};
   for (int o = 0; o < 4; o++)
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
       g_begin("reduce");
-      int x = IN("x", 3, 4, 7, 9);
-      IrAttr at = {.keepdim = v == 2, .correction = 1};
+      /* v == 3: the per-channel statistics of NCHW activations (axes 0, 2, 3), planes of
+       * more than one blocked-sum block */
+      int x = v == 3 ? IN("x", 4, 3, 5, 33, 40) : IN("x", 3, 4, 7, 9);
+      IrAttr at = {.keepdim = v >= 2, .correction = 1};
       if (v == 2) at.naxes = 3, at.axes[0] = 0, at.axes[1] = 1, at.axes[2] = 2;
+      if (v == 3) at.naxes = 3, at.axes[0] = 0, at.axes[1] = 2, at.axes[2] = 3;
       if (v == 0) at.naxes = 1, at.axes[0] = 0;
       else if (v == 1) at.naxes = 2, at.axes[0] = 2, at.axes[1] = 0;
       int y = op1(ops[o], x, &at);
@@ -497,10 +500,33 @@ END_TEST
 
 /* ---- convolution and pooling ------------------------------------------------------------ */
 
+typedef struct ConvCase {
+  int C, O, H, W, KH, KW, sh, sw, ph, pw, dh, dw, G;
+} ConvCase;
+
+/* the convolution cs on N images in graph G: y, bias+relu, the data and filter gradients */
+static void conv_case_outputs(const ConvCase *cs, int N, const char *tag) {
+  int OH = (cs->H + 2 * cs->ph - cs->dh * (cs->KH - 1) - 1) / cs->sh + 1;
+  int OW = (cs->W + 2 * cs->pw - cs->dw * (cs->KW - 1) - 1) / cs->sw + 1;
+  const char *nm[8], *base[8] = {"x", "w", "dy", "b", "y", "yb", "dx", "dw"};
+  for (int i = 0; i < 8; i++) nm[i] = arena_printf(A, "%s%s", base[i], tag); /* names live in G */
+  int x = IN(nm[0], 4, N, cs->C, cs->H, cs->W);
+  int w = PARAM(nm[1], 4, cs->O, cs->C / cs->G, cs->KH, cs->KW);
+  int dy = IN(nm[2], 4, N, cs->O, OH, OW);
+  int bias = PARAM(nm[3], 3, cs->O, 1, 1);
+  IrAttr at = {.kernel = {cs->KH, cs->KW}, .stride = {cs->sh, cs->sw},
+               .pad = {cs->ph, cs->pw}, .dilation = {cs->dh, cs->dw}, .groups = cs->G};
+  out(nm[4], op2(OP_CONV2D, x, w, &at));
+  out(nm[5], op1(OP_RELU, op2(OP_ADD, op2(OP_CONV2D, x, w, &at), bias, NULL), NULL));
+  IrType xt = G->nodes[x].type, wt = G->nodes[w].type;
+  int in2[2] = {dy, w};
+  out(nm[6], op_h(OP_CONV2D_BWD_DATA, in2, 2, &at, &xt));
+  int in3[2] = {x, dy};
+  out(nm[7], op_h(OP_CONV2D_BWD_FILTER, in3, 2, &at, &wt));
+}
+
 START_TEST(conv_variants) {
-  struct {
-    int C, O, H, W, KH, KW, sh, sw, ph, pw, dh, dw, G;
-  } cs[] = {
+  static const ConvCase cs[] = {
       {3, 8, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {4, 6, 10, 9, 3, 2, 2, 1, 0, 1, 1, 1, 2},
       {6, 6, 8, 8, 3, 3, 1, 1, 2, 2, 2, 2, 6}, /* depthwise, dilated */
@@ -522,27 +548,48 @@ START_TEST(conv_variants) {
   };
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
     g_begin("conv");
-    int N = 2;
-    int OH = (cs[c].H + 2 * cs[c].ph - cs[c].dh * (cs[c].KH - 1) - 1) / cs[c].sh + 1;
-    int OW = (cs[c].W + 2 * cs[c].pw - cs[c].dw * (cs[c].KW - 1) - 1) / cs[c].sw + 1;
-    int x = IN("x", 4, N, cs[c].C, cs[c].H, cs[c].W);
-    int w = PARAM("w", 4, cs[c].O, cs[c].C / cs[c].G, cs[c].KH, cs[c].KW);
-    int dy = IN("dy", 4, N, cs[c].O, OH, OW);
-    int bias = PARAM("b", 3, cs[c].O, 1, 1);
-    IrAttr at = {.kernel = {cs[c].KH, cs[c].KW}, .stride = {cs[c].sh, cs[c].sw},
-                 .pad = {cs[c].ph, cs[c].pw}, .dilation = {cs[c].dh, cs[c].dw}, .groups = cs[c].G};
-    int y = op2(OP_CONV2D, x, w, &at);
-    out("y", y);
-    out("yb", op1(OP_RELU, op2(OP_ADD, op2(OP_CONV2D, x, w, &at), bias, NULL), NULL));
-    IrType xt = G->nodes[x].type, wt = G->nodes[w].type;
-    int in2[2] = {dy, w};
-    out("dx", op_h(OP_CONV2D_BWD_DATA, in2, 2, &at, &xt));
-    int in3[2] = {x, dy};
-    out("dw", op_h(OP_CONV2D_BWD_FILTER, in3, 2, &at, &wt));
+    conv_case_outputs(&cs[c], 2, "");
     char what[64];
     snprintf(what, sizeof what, "conv case %zu", c);
     check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
   }
+}
+END_TEST
+
+/* more data-gradient shapes (GEMM into the unfold, then col2im): a padded 1x1, 3x3 with
+ * more padding than taps, unpadded 3x3 and 7x7 (dx larger than dy), one image and several,
+ * images under and over 256 positions (the batched GEMM and one per image), odd sizes,
+ * groups and depthwise */
+START_TEST(conv_data_grad) {
+  static const struct {
+    ConvCase c;
+    int N;
+  } cs[] = {
+      {{5, 7, 9, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2},    /* 1x1 pad 1: padding -1 */
+      {{3, 4, 7, 6, 3, 3, 1, 1, 3, 3, 1, 1, 1}, 2},     /* 3x3 pad 3: padding -1 */
+      {{6, 5, 13, 9, 3, 3, 1, 1, 0, 0, 1, 1, 1}, 1},    /* unpadded, one image */
+      {{4, 6, 15, 17, 7, 7, 1, 1, 3, 3, 1, 1, 2}, 2},   /* 7x7 pad 3, two groups */
+      {{3, 5, 11, 10, 7, 7, 1, 1, 0, 0, 1, 1, 1}, 3},   /* 7x7 unpadded, three images */
+      {{8, 8, 23, 19, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 1},   /* depthwise, 437 positions */
+      {{12, 12, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 12}, 3},  /* depthwise, batched */
+      {{24, 16, 17, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1}, /* K = 144 over 272 positions */
+      {{7, 9, 5, 5, 3, 3, 1, 1, 1, 1, 2, 1, 1}, 4},     /* dilated rows only */
+      {{6, 4, 9, 14, 3, 5, 1, 1, 1, 2, 1, 1, 2}, 2},    /* 3x5 */
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_dx");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    char what[64];
+    snprintf(what, sizeof what, "conv data-gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+  /* two grouped convolutions whose batched forward GEMMs (images of 36 positions) agree in
+   * every per-group dim but the image stride (2 and 4 groups of 2 channels): each needs its
+   * own GEMM kernel */
+  g_begin("conv_pair");
+  conv_case_outputs(&(ConvCase){4, 4, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 2, "a");
+  conv_case_outputs(&(ConvCase){8, 8, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 2, "b");
+  check_fwd("two grouped convolutions", F_SYM, MM_RTOL, MM_ATOL);
 }
 END_TEST
 
@@ -1219,6 +1266,7 @@ int main(void) {
   tcase_add_test(tc, reductions);
   tcase_add_test(tc, softmax_family);
   tcase_add_test(tc, conv_variants);
+  tcase_add_test(tc, conv_data_grad);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, normalization);

@@ -685,7 +685,8 @@ static void dwgrad_range(void *cv, int64_t lo, int64_t hi) {
           for (int64_t kw = 0; kw < KW; kw++) {
             int64_t o0, o1, off = kw * dwl;
             dw_cols(g, off, &o0, &o1);
-            const float *xs = xr + o0 * sw - pw + off;
+            if (o1 <= o0) continue; /* no output column reads this tap's row */
+            const float *xs = xr + (o0 * sw - pw + off); /* >= xr: dw_cols keeps it in [0, W) */
             acc[kh * KW + kw] += dw_row(yr + o0, xs, sw, o1 - o0);
           }
         }

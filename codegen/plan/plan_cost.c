@@ -331,9 +331,12 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
-/* a depthwise forward convolution the backend computes directly: no GEMM, no packing */
+/* a depthwise forward convolution or filter gradient the backend computes directly (the
+ * filter gradient in the runtime's rt_k_dw_dfilter): no GEMM, no packing */
 static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
-  if (k->kind != CGK_CONV || p->g->nodes[k->node].op != OP_CONV2D) return false;
+  if (k->kind != CGK_CONV) return false;
+  int op = p->g->nodes[k->node].op;
+  if (op != OP_CONV2D && op != OP_CONV2D_BWD_FILTER) return false;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   return cv.depthwise;
@@ -350,10 +353,39 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
 
 /* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
  * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
+/* cycles of rt_k_dw_dfilter's dot product of an output row with a tap's input row: a row of
+ * up to 64 (DW_SHORT) is one f32 chain, a longer one a vector dot; plus a fixed cost a row.
+ * Measured with `bench --train --profile` on mobilenet_v2 N=1 (Zen 4 at 2.6 GHz: 28- and
+ * 56-wide rows at stride 1 gave 1.17 cycles an element and 11 a row; 112-wide rows 0.51 an
+ * element; 56-wide stride-2 rows 1.47), figures taken from one run */
+#define CG_DWF_SHORT_CYCLES 1.17
+#define CG_DWF_SHORT_STRIDED_CYCLES 1.47
+#define CG_DWF_LONG_CYCLES 0.51
+#define CG_DWF_ROW_CYCLES 11.0
+
+/* the depthwise filter gradient: for every channel, tap, image and output row one dot
+ * product of OW products; channels spread over the pool */
+static void dw_dfilter_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
+  double rows = (double)cv->N * (double)cv->C * (double)cv->OH * (double)cv->KH * (double)cv->KW;
+  double len = (double)cv->OW;
+  double per = len <= 64 ? (cv->sw == 1 ? CG_DWF_SHORT_CYCLES : CG_DWF_SHORT_STRIDED_CYCLES)
+                         : (cv->sw == 1 ? CG_DWF_LONG_CYCLES : CG_DWF_SHORT_STRIDED_CYCLES);
+  c->threads = (int)fmin(threads, (double)cv->C);
+  if (c->threads < 1) c->threads = 1;
+  c->t_compute = rows * (per * len + CG_DWF_ROW_CYCLES) / c->threads /
+                 ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                            CgKernelCost *c) {
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
+  if (p->g->nodes[k->node].op == OP_CONV2D_BWD_FILTER) {
+    dw_dfilter_cost(&cv, hw, threads, c);
+    return;
+  }
   double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */
   double rows = (double)cv.N * (double)cv.C * (double)cv.OH, taps = (double)cv.KH * (double)cv.KW;
   double tasks = fmin(rows, floor(rows * (double)cv.OW * taps / 65536) + 1);

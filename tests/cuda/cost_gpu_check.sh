@@ -7,13 +7,7 @@
 #     (split-K: the workspace split x M x N x 4 written by the GEMM, read by its reduction);
 #     2MNK <= FLOPs <= 2MNK + 4MN (the bias and relu epilogue); the total is the sum;
 #  3. `info` of a cuda-emu program shows the device memory, the GEMM tiles and the estimate.
-set -u
-NNC=$1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 for spec in "mlp h100 sm_90" "lenet a100 sm_80"; do
   set -- $spec
   m=$1 hw=$2 arch=$3

@@ -5,13 +5,7 @@
 # `nnc cost --list-targets`: its 16-bit tensor-core column, the same for bf16 on H100), and the
 # bytes those of f32 operands either way (the kernels read f32 and round on load); and
 # --precision is refused for a CPU target.
-set -u
-NNC=$1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 "$NNC" cost --list-targets > "$T/targets.txt" || die "list-targets"
 for p in f32 bf16; do
   "$NNC" cost "$SRC/examples/mlp.nn" -D N=4096 --target h100-sxm --precision $p --per op --json > "$T/$p.json" ||

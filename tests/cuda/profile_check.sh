@@ -5,13 +5,7 @@
 # every measured time is positive and every kernel carries the GPU estimate of its launch;
 # the text report and the --svg roofline are written. (The device path's timing, a pair of
 # events around each launch, is tested with a fake driver in test_rt_cuda.)
-set -u
-NNC=$1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 MLP="$SRC/examples/mlp.nn"
 "$NNC" build "$MLP" -D N=4 --target cuda-emu -o "$T/emu" || die "build --target cuda-emu"
 "$NNC" emit --emit=cuda "$MLP" -D N=4 --train > "$T/mlp.cu" || die "emit"

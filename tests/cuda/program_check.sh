@@ -10,13 +10,7 @@
 #  4. --precision bf16 and f16 builds train the same epoch (see 4. below);
 #  5. host-device copies of the persistent device context, counted (see below);
 #  6. dropout: the same masks in the CPU and cuda-emu programs (see below).
-set -u
-NNC=$1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 if ! $PY -c 'import numpy' 2>/dev/null; then echo "skipped: numpy is not installed"; exit 0; fi
 MLP="$SRC/examples/mlp.nn"
 "$NNC" build "$MLP" -D N=16 -o "$T/cpu" || die "build cpu"

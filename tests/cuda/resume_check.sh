@@ -7,13 +7,7 @@
 # from that checkpoint for the second epoch: the final checkpoints' tensors are identical bits.
 # Control: the same resume from the checkpoint with the two loss-scale keys removed restarts at
 # 2^16 and must end elsewhere; a CPU program's checkpoint (no state) loads with the default.
-set -u
-NNC=$1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 if ! $PY -c 'import numpy' 2>/dev/null; then echo "skipped: numpy is not installed"; exit 0; fi
 LR="$SRC/examples/linreg.nn"
 "$NNC" build "$LR" -D N=16 -D D=7 --target cuda-emu --precision f16 -o "$T/f16" || die "build f16"

@@ -350,6 +350,10 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
 /* ... and per lane of a tap where a stride other than 1 gathers the lanes (a masked gather):
  * mobilenet_v2's stride-2 depthwise layers measured 0.85 to 1.2 cycles a lane */
 #define CG_DW_GATHER_LANE_CYCLES 0.9
+/* ... and per tap and vector at stride 2, which loads two vectors and keeps their even lanes
+ * (llvm_ops.c dw_tap_s2): mobilenet_v2's stride-2 layers measured 2.0 to 4.5 cycles (the
+ * 56- and 28-wide rows 4.25 and 4.5), one of the figures taken from a run */
+#define CG_DW_S2_TAP_CYCLES 4.0
 
 /* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
  * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
@@ -391,7 +395,9 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   double tasks = fmin(rows, floor(rows * (double)cv.OW * taps / 65536) + 1);
   c->threads = (int)fmin(threads, tasks);
   double tapvec = rows * ceil((double)cv.OW / vl) * taps / c->threads;
-  double cyc = cv.sw == 1 ? CG_DW_TAP_CYCLES : vl * CG_DW_GATHER_LANE_CYCLES;
+  double cyc = cv.sw == 1   ? CG_DW_TAP_CYCLES
+               : cv.sw == 2 ? CG_DW_S2_TAP_CYCLES
+                            : vl * CG_DW_GATHER_LANE_CYCLES;
   c->t_compute = tapvec * cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;

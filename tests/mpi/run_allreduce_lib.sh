@@ -20,22 +20,7 @@ cc -std=c11 -O1 -Wall -Wextra -Werror $SAN -D_POSIX_C_SOURCE=200809L -I"$T" -I"$
 "$T/t"
 rc=$?
 # NAME_set_sync_bn of a --sync-bn library (syncbn_lib.c says what is checked)
-cat >"$T/bn.nn" <<'NNEOF'
-model bn {
-  dim N = 8
-  input x: f32[N, 2, 6, 6]
-  input label: i32[N]
-  c = conv2d(x, 4, kernel = 3, pad = 1, bias = false)
-  h = relu(batchnorm(c))
-  logits = dense(flatten(h), 5, name = "fc")
-  loss = cross_entropy(logits, label)
-  output logits
-}
-train bn {
-  minimize loss
-  optimizer adam(lr = 1e-2)
-}
-NNEOF
+cp "$NNC_SRC/tests/mpi/bn.nn" "$T/bn.nn"
 sed 's/^model bn /model bng /; s/^train bn /train bng /' "$T/bn.nn" >"$T/bng.nn"
 "$NNC" build "$T/bn.nn" --lib --sync-bn -o "$T/libbn.a" || { echo "FAIL: build bn --sync-bn" >&2; exit 1; }
 "$NNC" build "$T/bng.nn" -D N=16 --lib -o "$T/libbng.a" || { echo "FAIL: build bng" >&2; exit 1; }

@@ -282,22 +282,8 @@ fi
 # --sync-bn with the CUDA backend: the statistics' launches with the host sums between them
 # (cuda-emu) at P = 2 x 8 against the CPU program at 16, with the tolerances of the CPU test;
 # without --sync-bn the running statistics must fail them
-cat >"$T/bnsmall.nn" <<'NNEOF'
-model bnsmall {
-  dim N = 8
-  input x: f32[N, 2, 6, 6]
-  input label: i32[N]
-  c = conv2d(x, 4, kernel = 3, pad = 1, bias = false)
-  h = relu(batchnorm(c))
-  logits = dense(flatten(h), 5, name = "fc")
-  loss = cross_entropy(logits, label)
-  output logits
-}
-train bnsmall {
-  minimize loss
-  optimizer adam(lr = 1e-3)
-}
-NNEOF
+sed 's/^model bn /model bnsmall /; s/^train bn /train bnsmall /; s/lr = 1e-2/lr = 1e-3/' \
+  "$NNC_SRC/tests/mpi/bn.nn" >"$T/bnsmall.nn"
 $PY -c "
 import numpy as np; r = np.random.default_rng(6)
 np.save('$T/qx.npy', r.standard_normal((64, 2, 6, 6), dtype=np.float32))

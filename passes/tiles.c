@@ -39,6 +39,8 @@ static bool gemm_conv(IrGraph *g, const IrNode *n, TileGemm *o) {
   int64_t ks = ev(g, w->dims[2]) * ev(g, w->dims[3]);
   o->conv = true;
   o->kspat = ks;
+  o->conv_fwd = n->op == OP_CONV2D;
+  o->images = ev(g, x->dims[0]);
   o->batch = groups;
   o->dt = x->dt;
   if (n->op == OP_CONV2D) {
@@ -360,6 +362,86 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
            : latency_ok ? "" : "; too few accumulators to hide FMA latency");
 }
 
+/* ---- CPU forward convolutions of few positions: output channels in the lanes ------------ */
+
+/* A forward convolution's GEMM vectorizes its output positions (m), so an image of 49
+ * positions (ResNet's last stage, MobileNetV2's late layers at 224²) fills 49 of 64 lanes
+ * and one of 196 fills 196 of 224. Computed transposed, yᵀ[P, Og] = colᵀ·wᵀ, the output
+ * channels (multiples of 16 in these networks) fill the lanes and the positions are the
+ * register tile's rows, where any count from TILES_CONV_T_MR_MIN up divides them better
+ * (49 = 7 x 7, 196 = 14 x 14). The price is the write-back: the GEMM writes yᵀ to scratch
+ * and a pass writes it to y's NCHW layout, applying the epilogue (bias or folded
+ * batchnorm, relu) on the way. */
+#define TILES_CONV_T_NRV 2 /* vectors of channels: 32 lanes with AVX-512, the most the packed
+                              filter's row padding (CG_PACK_ROWS_A) holds */
+#define TILES_CONV_T_MR_MIN 4
+/* seconds per output element of the write-back, one thread (ResNet-18's layer1 on Zen 4:
+ * 0.85 ns; CG_CONV_T_WB_S of the cost model, docs/cpu-convolutions.md) */
+#define TILES_CONV_T_WB_S 0.85e-9
+/* the transposed form must model this much faster to be taken */
+#define TILES_CONV_T_GAIN 0.97
+
+static double edge1(int64_t x, int64_t t) { return (double)x / (double)(ceil_div(x, t) * t); }
+
+/* the rows of one of the backend's GEMM calls: one image's positions, or every image's
+ * when the images share one GEMM (CG_CONV_BATCH_P) */
+static int64_t conv_call_rows(const TileGemm *gm) {
+  int64_t p = gm->images > 0 ? gm->m / gm->images : gm->m;
+  return gm->images > 1 && p < TILES_CONV_BATCH_P ? gm->m : p;
+}
+
+static void conv_t_blocking(const HwTarget *hw, TileDecision *d, int mr, int nr) {
+  const TileGemm *gm = &d->gemm;
+  int64_t kc = hw->l2_bytes_cpu / (4 * (int64_t)(mr + nr) * 4) / 8 * 8;
+  if (kc > TILES_CPU_KC) kc = TILES_CPU_KC;
+  if (kc < 8) kc = 8;
+  if (kc > round_up(gm->k, 8)) kc = round_up(gm->k, 8);
+  int64_t mc = hw->l2_bytes_cpu / (2 * kc * 4) / mr * mr;
+  if (mc < mr) mc = mr;
+  if (mc > round_up(gm->m, mr)) mc = round_up(gm->m, mr);
+  int64_t nc = hw->l3_bytes / (4 * kc * 4) / nr * nr;
+  if (nc < nr) nc = nr;
+  if (nc > round_up(gm->n, nr)) nc = round_up(gm->n, nr);
+  d->mr = mr, d->nr = nr, d->kc = (int)kc, d->mc = (int)mc, d->nc = (int)nc;
+}
+
+static void choose_conv_t(const HwTarget *hw, TileDecision *d, int lanes) {
+  const TileGemm *gm = &d->gemm;
+  if (!gm->conv_fwd || gm->bf16 || gm->dt != DT_F32 || lanes < 4 || d->mr % lanes) return;
+  int nrv = TILES_CONV_T_NRV, nr = nrv * lanes, regs = hw->vector_regs;
+  int lat = hw->fma_latency * hw->fma_units, lo = (lat + nrv - 1) / nrv;
+  if (lo < TILES_CONV_T_MR_MIN) lo = TILES_CONV_T_MR_MIN;
+  int64_t rows = conv_call_rows(gm);
+  double e_n = edge1(rows, d->mr) * edge1(gm->n, d->nr), best = 0;
+  int best_mr = 0;
+  for (int mr = lo; mr * nrv + nrv + 1 <= regs; mr++) {
+    double e = edge1(rows, mr) * edge1(gm->n, nr);
+    if (e >= best) best = e, best_mr = mr; /* ties to the larger tile */
+  }
+  if (!best_mr) return;
+  int cores = hw->cores > 0 ? hw->cores : 1;
+  double peak1 = hw->peak_f32_1t > 0 ? hw->peak_f32_1t : hw_peak(hw, DT_F32, true) / cores;
+  /* cost per output element, in units of its FMAs at the core's peak */
+  double wb = TILES_CONV_T_WB_S * peak1 / (2.0 * (double)gm->k);
+  if (1 / best + wb >= TILES_CONV_T_GAIN / e_n) return;
+  double keep = d->eff / (d->tile_eff > 0 ? d->tile_eff : 1); /* the latency and core factors */
+  d->conv_t = true;
+  conv_t_blocking(hw, d, best_mr, nr);
+  int64_t um = ceil_div(gm->m, d->mr), un = ceil_div(gm->n, d->nr);
+  d->tile_eff = (double)gm->m * gm->n / ((double)um * d->mr * un * d->nr);
+  d->tiles = um * un * gm->batch;
+  d->waves = (double)d->tiles / (double)cores;
+  double wave_eff = d->waves / ceil(d->waves);
+  d->eff = keep / (d->wave_eff > 0 ? d->wave_eff : 1) * wave_eff * d->tile_eff;
+  d->wave_eff = wave_eff;
+  snprintf(d->reason, sizeof d->reason,
+           "transposed (output channels in the lanes): micro-kernel %d positions x %d channels "
+           "(%d accumulators of %d lanes), KC %d, MC %d, NC %d; edge eff %.1f%% per call of %lld "
+           "positions (%.1f%% with the positions in the lanes), write-back %.1f%% of the FMAs",
+           d->mr, d->nr, d->mr * nrv, lanes, d->kc, d->mc, d->nc, 100 * best, (long long)rows,
+           100 * e_n, 100 * wb);
+}
+
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   memset(out, 0, sizeof *out);
   out->valid = true;
@@ -375,6 +457,7 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   }
   if (out->gpu) choose_gpu(hw, out);
   else choose_cpu(hw, out);
+  if (!out->gpu && !out->gemm.bf16) choose_conv_t(hw, out, hw->vector_bits / 32);
   if (!out->gpu && gm->bf16 && gm->amx) choose_amx(hw, out);
 }
 

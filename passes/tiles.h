@@ -23,6 +23,9 @@
 
 /* the most rows of a matmul that streams B instead of packing it (the CPU model) */
 #define TILES_CPU_STREAM_M 4
+/* below this many output positions an image, a CPU convolution's images share one GEMM
+ * (CG_CONV_BATCH_P of codegen/plan/plan.h, which the tiles' edge model follows) */
+#define TILES_CONV_BATCH_P 256
 
 /* a GEMM view of a node: batch independent C[m,n] += A[m,k]·B[k,n] (conv groups = batch) */
 typedef struct TileGemm {
@@ -30,6 +33,8 @@ typedef struct TileGemm {
   DType dt;
   bool conv;      /* implicit GEMM of a convolution: m = N·OH·OW, channels padded instead */
   int64_t kspat;  /* conv: KH·KW, so that k = channels · kspat */
+  bool conv_fwd;  /* conv: the forward convolution (m = images · positions, n = channels out) */
+  int64_t images; /* conv: the batch N, so that m / images positions an image */
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */
@@ -66,6 +71,10 @@ typedef struct TileDecision {
   /* CPU blocking */
   int mr, nr, kc, mc, nc;
   bool stream_b;       /* few rows: B streamed once by a row-times-matrix kernel, no packing */
+  bool conv_t;         /* CPU forward convolution computed transposed, yᵀ[P, Og] = colᵀ·wᵀ:
+                          the output channels (n) in the vector lanes, the positions (m) the
+                          register tile's rows, written back to NCHW with the epilogue; then
+                          nr is the vectorized side and mr the other (else the reverse) */
   double eff;          /* modeled fraction of peak */
   char reason[512];
 } TileDecision;

@@ -568,47 +568,53 @@ static LLVMValueRef conv_vector(Gen *g, LLVMValueRef x, LLVMValueRef ok, LLVMVal
 }
 
 /* void pack_conv(ptr dst, ptr x, i64 j0, i64 k0, i64 cols, i64 kc): columns [j0, j0 + cols)
- * and rows [k0, k0 + kc) of op(B) gathered from the image x into NR-column panels, laid out
- * as emit_pack's. The lanes' side of the index (spatial for the forward, filter taps for
- * trans_b) is computed once a panel, the other side once a row. Stride 1 with OW == W puts a forward vector's lanes at consecutive addresses whatever output rows they
- * span (ow - pw + kw·dw + (oh - ph + kh·dh)·W = s + (kh·dh - ph)·W + kw·dw - pw). */
-static LLVMValueRef emit_pack_conv(Gen *g) {
+ * and rows [k0, k0 + kc) of op(B) gathered from the image x into w-column panels, laid out
+ * as emit_pack's (w = NR; for LlvmGemmConv.rows, `.pack_conv_a` gathers rows of op(A) = colᵀ
+ * into MR-row panels the same way, w = MR). `taps` puts the filter taps in the lanes (the
+ * filter gradient's colᵀ), else the output positions. The lanes' side of the index is
+ * computed once a panel, the other side once a row. Stride 1 with OW == W puts a forward
+ * vector's lanes at consecutive addresses whatever output rows they span
+ * (ow - pw + kw·dw + (oh - ph + kh·dh)·W = s + (kh·dh - ph)·W + kw·dw - pw). A panel width
+ * that is not a multiple of the vector stores its last vector masked. */
+static LLVMValueRef emit_pack_conv(Gen *g, const char *suffix, int w, int taps) {
     LLVMTypeRef ps[6] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64};
-    LLVMValueRef f = gen_function(g, ".pack_conv", g->vd, ps, 6, 1);
+    LLVMValueRef f = gen_function(g, suffix, g->vd, ps, 6, 1);
     LLVMValueRef dst = LLVMGetParam(f, 0), x = LLVMGetParam(f, 1), j0 = LLVMGetParam(f, 2),
                  k0 = LLVMGetParam(f, 3), cols = LLVMGetParam(f, 4), kc = LLVMGetParam(f, 5);
     const LlvmGemmConv *cv = &g->spec->conv;
-    int tb = g->spec->trans_b;
-    int contig = !tb && cv->sh == 1 && cv->sw == 1 && cv->OW == cv->W && cv->images <= 1;
+    int nv = (w + g->vl - 1) / g->vl, tail = w - (nv - 1) * g->vl;
+    int contig = !taps && cv->sh == 1 && cv->sw == 1 && cv->OW == cv->W && cv->images <= 1;
     GenLoop lp, lk;
-    loop_begin(g, &lp, c64(g, 0), cols, c64(g, g->nr), "panel");
+    loop_begin(g, &lp, c64(g, 0), cols, c64(g, w), "panel");
     LLVMValueRef d = gen_gep(g, dst, gen_mul(g, lp.iv, kc));
     LLVMValueRef left = gen_splat(g, LLVMBuildTrunc(g->b, gen_sub(g, cols, lp.iv), g->i32, ""), g->vl);
     LLVMValueRef jp = LLVMBuildTrunc(g->b, gen_add(g, j0, lp.iv), g->i32, "");
     LLVMValueRef ok[GEMM_MAX_NRV], la[GEMM_MAX_NRV], lb[GEMM_MAX_NRV], lc[GEMM_MAX_NRV],
-        ln[GEMM_MAX_NRV];
-    for (int v = 0; v < g->nrv; v++) {
-        LLVMValueRef lanes[64];
+        ln[GEMM_MAX_NRV], smask = NULL;
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef lanes[64], in[64];
         for (int l = 0; l < g->vl; l++) lanes[l] = c32(g, v * g->vl + l);
+        for (int l = 0; l < g->vl; l++) in[l] = LLVMConstInt(g->i1, l < tail, 0);
         LLVMValueRef off = LLVMConstVector(lanes, (unsigned)g->vl);
         ok[v] = LLVMBuildICmp(g->b, LLVMIntSLT, off, left, "");
+        if (v == nv - 1 && tail < g->vl) smask = LLVMConstVector(in, (unsigned)g->vl);
         LLVMValueRef j = gen_add(g, gen_splat(g, jp, g->vl), off);
-        if (tb) conv_tap(g, j, &la[v], &lb[v], &lc[v]);
+        if (taps) conv_tap(g, j, &la[v], &lb[v], &lc[v]);
         else conv_spatial(g, j, &la[v], &lb[v], &ln[v]);
     }
     loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
     LLVMValueRef k = LLVMBuildTrunc(g->b, gen_add(g, k0, lk.iv), g->i32, "");
-    LLVMValueRef dk = gen_gep(g, d, gen_mul(g, lk.iv, c64(g, g->nr)));
+    LLVMValueRef dk = gen_gep(g, d, gen_mul(g, lk.iv, c64(g, w)));
     LLVMValueRef a, b, c = NULL, first = NULL, nk = NULL;
-    if (tb) conv_spatial(g, k, &a, &b, &nk);
+    if (taps) conv_spatial(g, k, &a, &b, &nk);
     else conv_tap(g, k, &a, &b, &c);
     if (contig) /* c·H·W + (kh·dh - ph)·W + kw·dw - pw, plus the lane's s */
         first = gen_add(g, a, gen_add(g, gen_mul(g, gen_sub(g, b, c32(g, (int32_t)cv->ph)),
                                                  c32(g, (int32_t)cv->W)),
                                       gen_sub(g, c, c32(g, (int32_t)cv->pw))));
-    for (int v = 0; v < g->nrv; v++) {
+    for (int v = 0; v < nv; v++) {
         LLVMValueRef val;
-        if (tb)
+        if (taps)
             val = conv_vector(g, x, ok[v], gen_add(g, gen_splat(g, a, g->vl), lb[v]),
                               gen_add(g, gen_splat(g, b, g->vl), lc[v]),
                               nk ? gen_add(g, la[v], gen_splat(g, nk, g->vl)) : la[v], NULL);
@@ -617,7 +623,9 @@ static LLVMValueRef emit_pack_conv(Gen *g) {
                               gen_add(g, lb[v], gen_splat(g, c, g->vl)),
                               ln[v] ? gen_add(g, ln[v], gen_splat(g, a, g->vl)) : gen_splat(g, a, g->vl),
                               first ? gen_add(g, first, gen_add(g, jp, c32(g, v * g->vl))) : NULL);
-        gen_store(g, val, gen_gep(g, dk, c64(g, (int64_t)v * g->vl)), 4);
+        LLVMValueRef p = gen_gep(g, dk, c64(g, (int64_t)v * g->vl));
+        if (v == nv - 1 && smask) gen_masked_store(g, val, p, smask);
+        else gen_store(g, val, p, 4);
     }
     loop_end(g, &lk);
     loop_end(g, &lp);
@@ -658,7 +666,7 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LLVMValueRef bpan = bbuf; /* this block's B panels */
     if (sp->packed == LLVM_GEMM_PACKED_B) { /* packed once: ldb is the padded row count */
         bpan = gen_gep(g, B, gen_add(g, gen_mul(g, pc, ldb), gen_mul(g, ljc.iv, kc)));
-    } else if (sp->conv.on) { /* f32 panels only: llvm_gemm_emit refuses conv with bf16 */
+    } else if (sp->conv.on && !sp->conv.rows) { /* f32 only: llvm_gemm_emit refuses bf16 */
         LLVMValueRef args[6] = {bbuf, B, ljc.iv, pc, nc, kc};
         gen_call(g, pack_b, args, 6);
     } else {
@@ -677,6 +685,9 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LLVMValueRef apan = abuf; /* this block's A panels */
     if (sp->packed == LLVM_GEMM_PACKED_A) {
         apan = gen_gep(g, A, gen_add(g, gen_mul(g, pc, lda), gen_mul(g, lic.iv, kc)));
+    } else if (sp->conv.on && sp->conv.rows) { /* op(A) = colᵀ gathered from the image A */
+        LLVMValueRef args[6] = {abuf, A, lic.iv, pc, mc, kc};
+        gen_call(g, pack_a, args, 6);
     } else {
         LLVMValueRef src = gen_gep(g, A, gen_add(g, gen_mul(g, lic.iv, rs_a), gen_mul(g, pc, cs_a)));
         LLVMValueRef args[6] = {abuf, src, rs_a, cs_a, mc, kc};
@@ -884,13 +895,18 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
         gemm_seterr(err, errlen, "function %s already exists in the module", name);
         return NULL;
     }
-    if (spec->packed && (spec->prec != LLVM_GEMM_F32 ||
-                         (spec->packed == LLVM_GEMM_PACKED_B && spec->conv.on))) {
+    LlvmGemmPacked gathered = !spec->conv.on ? LLVM_GEMM_PACKED_NONE
+                              : spec->conv.rows ? LLVM_GEMM_PACKED_A : LLVM_GEMM_PACKED_B;
+    if (spec->packed && (spec->prec != LLVM_GEMM_F32 || spec->packed == gathered)) {
         gemm_seterr(err, errlen, "an operand packed once is f32 and a matrix");
         return NULL;
     }
     if (spec->conv.on && spec->prec != LLVM_GEMM_F32) { /* the gathering pack writes f32 panels */
         gemm_seterr(err, errlen, "an implicit-GEMM convolution takes f32 inputs (bf16 builds unfold)");
+        return NULL;
+    }
+    if (spec->conv.on && spec->conv.rows && spec->trans_a) {
+        gemm_seterr(err, errlen, "a convolution gathered into A is a forward one (trans_a = 0)");
         return NULL;
     }
     Gen g;
@@ -921,8 +937,10 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
     g.vi32 = LLVMVectorType(g.i32, (unsigned)g.vl);
     g.b = LLVMCreateBuilderInContext(g.ctx);
     LLVMValueRef ukr = emit_ukr(&g);
-    LLVMValueRef pa = emit_pack(&g, ".pack_a", g.mr);
-    LLVMValueRef pb = spec->conv.on ? emit_pack_conv(&g) : emit_pack(&g, ".pack_b", g.nr);
+    int rows = spec->conv.on && spec->conv.rows, cols = spec->conv.on && !rows;
+    LLVMValueRef pa = rows ? emit_pack_conv(&g, ".pack_conv_a", g.mr, 0) : emit_pack(&g, ".pack_a", g.mr);
+    LLVMValueRef pb = cols ? emit_pack_conv(&g, ".pack_conv", g.nr, spec->trans_b)
+                           : emit_pack(&g, ".pack_b", g.nr);
     LLVMValueRef region = emit_region(&g, ukr, pa, pb);
     if (spec->packed) emit_prepack(&g, spec->packed == LLVM_GEMM_PACKED_A ? pa : pb,
                                    spec->packed == LLVM_GEMM_PACKED_A);

@@ -57,9 +57,14 @@ typedef enum {
  * convolution: K = C·KH·KW, N = OH·OW) or, with trans_b, colᵀ (the filter gradient:
  * K = OH·OW, N = C·KH·KW). With images > 1 the spatial index runs over that many images,
  * xs elements apart: s = (n·OH + oh)·OW + ow, so that one GEMM covers the whole batch. ldb
- * is ignored; the image offsets and the indices must be below 2^31. */
+ * is ignored; the image offsets and the indices must be below 2^31.
+ * With `rows` (forward only) the gathered operand is op(A) = colᵀ instead: the output
+ * positions are the rows of C (M = OH·OW, or the images' positions) and K = C·KH·KW, so
+ * that C = colᵀ · op(B) is the transposed output yᵀ[P][O] with the output channels in the
+ * vector lanes; A is then the image and lda is ignored. */
 typedef struct LlvmGemmConv {
     int on;
+    int rows;
     int64_t C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw;
     int64_t images, xs;
 } LlvmGemmConv;

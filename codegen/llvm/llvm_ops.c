@@ -564,12 +564,18 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
 
 /* blocking from the node's tile decision: the decision vectorizes its m side and llvm_gemm
  * its N side, so the register tile is read transposed; `swap` also exchanges the M/N cache
- * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view) */
+ * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view). A
+ * transposed convolution's decision (conv_t) vectorizes its n side, as its GEMM here does. */
 static void gemm_blocking(CgEmit *e, const CgKernel *k, bool swap, LlvmGemmBlocking *blk) {
   memset(blk, 0, sizeof *blk);
   if (!k->tile) return;
   const TileDecision d = *k->tile;
   if (d.mr <= 0 || d.nr <= 0) return;
+  if (d.conv_t) {
+    *blk = (LlvmGemmBlocking){.mr = d.mr > 32 ? 32 : d.mr, .nr = d.nr > 8 * e->vl ? 8 * e->vl : d.nr,
+                              .kc = d.kc, .mc = d.mc, .nc = d.nc};
+    return;
+  }
   blk->mr = d.nr > 32 ? 32 : d.nr;
   blk->nr = d.mr > 8 * e->vl ? 8 * e->vl : d.mr;
   blk->kc = d.kc;
@@ -1066,6 +1072,99 @@ static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, L
   return 0;
 }
 
+/* the write-back of a transposed convolution (CgConv.trans), output channels [o0, o1) of
+ * group g split over the tasks: y[n][g·Og + o][p] = epilogue(yᵀ[i·P + p][o]) for every image
+ * i of the GEMM's call (all of them with batch, else image n), the epilogue as the GEMM's
+ * (llvm_gemm.c emit_tile_store): a bias added, or the folded batchnorm's fma, then relu */
+typedef struct ConvTTask {
+  const CgConv *c;
+  LLVMValueRef x[TASK_NX]; /* n, g in the task */
+} ConvTTask;
+
+static void conv_t_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const ConvTTask *ct = arg;
+  const CgConv *c = ct->c;
+  LLVMValueRef og = cg_c64(e, c->Og);
+  LLVMValueRef o0 = LLVMBuildSDiv(e->b, mul(e, t, og), nt, "");
+  LLVMValueRef o1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), og), nt, "");
+  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset), Y = cg_ptr(e, k->out);
+  LLVMValueRef tab = k->bn ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + c->scratch) : NULL;
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL, zero = fconst(e, e->f32, 0);
+  Loop li, lo, lp;
+  loop_begin(e, &li, cg_c64(e, 0), cg_c64(e, c->batch ? c->N : 1), 1);
+  LLVMValueRef img = c->batch ? li.iv : ct->x[0];
+  loop_begin(e, &lo, o0, o1, 1);
+  LLVMValueRef ch = add(e, mul(e, ct->x[1], og), lo.iv), sc = NULL, sh = NULL;
+  if (tab) {
+    sc = LLVMBuildLoad2(e->b, e->f32, gep8(e, tab, mul(e, ch, cg_c64(e, 8))), "");
+    sh = LLVMBuildLoad2(e->b, e->f32, gep8(e, tab, add(e, mul(e, ch, cg_c64(e, 8)), cg_c64(e, 4))), "");
+  } else if (bias) {
+    sh = LLVMBuildLoad2(e->b, e->f32, gep8(e, bias, mul(e, ch, cg_c64(e, 4))), "");
+  }
+  LLVMValueRef yrow = gep8(e, Y, mul(e, add(e, mul(e, img, cg_c64(e, c->O)), ch), cg_c64(e, c->P * 4)));
+  LLVMValueRef trow = gep8(e, T, mul(e, add(e, mul(e, li.iv, cg_c64(e, c->P * c->Og)), lo.iv), cg_c64(e, 4)));
+  loop_begin(e, &lp, cg_c64(e, 0), cg_c64(e, c->P), 1);
+  LLVMValueRef v = LLVMBuildLoad2(e->b, e->f32, gep8(e, trow, mul(e, lp.iv, cg_c64(e, c->Og * 4))), "");
+  if (sc) {
+    LLVMValueRef a[3] = {v, sc, sh};
+    LLVMTypeRef ft = e->f32;
+    v = intrinsic(e, "llvm.fma", &ft, 1, a, 3);
+  } else if (sh) {
+    v = LLVMBuildFAdd(e->b, v, sh, "");
+  }
+  if (k->relu) v = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, v, zero, ""), v, zero, "");
+  LLVMBuildStore(e->b, v, gep8(e, yrow, mul(e, lp.iv, cg_c64(e, 4))));
+  loop_end(e, &lp);
+  loop_end(e, &lo);
+  loop_end(e, &li);
+}
+
+/* a forward convolution computed transposed (CgConv.trans, the tiles' conv_t): per group,
+ * and per image unless the images share one GEMM, yᵀ[rows][Og] = colᵀ·wᵀ into scratch, col
+ * gathered into A's panels (a 1x1 convolution of one image reads the image as Aᵀ) and the
+ * filter as B (N x K, or its panels packed once), then the write-back (conv_t_body) */
+static int lower_conv_t(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  const IrNode *n = node(e, k->node);
+  LlvmGemmSpec sp = {.trans_b = 1, .packed = k->packed ? LLVM_GEMM_PACKED_B : LLVM_GEMM_PACKED_NONE};
+  gemm_blocking(e, k, false, &sp.blk);
+  if (!c->direct || c->batch)
+    sp.conv = (LlvmGemmConv){.on = 1, .rows = 1, .C = c->Cg, .H = c->H, .W = c->W, .KH = c->KH,
+                             .KW = c->KW, .OH = c->OH, .OW = c->OW, .sh = c->sh, .sw = c->sw,
+                             .ph = c->ph, .pw = c->pw, .dh = c->dh, .dw = c->dw,
+                             .images = c->batch ? c->N : 1, .xs = c->C * c->H * c->W};
+  else
+    sp.trans_a = 1;
+  LLVMValueRef f = gemm_fn(e, &sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]);
+  int64_t ldb = c->K, wg = c->Og * c->K * 4, rows = c->batch ? c->N * c->P : c->P;
+  if (k->packed) { /* the filter's panels, rpad rows apart (plan_pack.c) */
+    if (!(Wt = packed_operand(e, k, f, Wt, c->K, c->Og, wg, e->gemm_blk.nr))) return -1;
+    ldb = k->packed_rpad, wg = k->packed_rpad * k->packed_k * 4;
+  }
+  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  int64_t xs = c->C * c->H * c->W * 4, xg = c->Cg * c->H * c->W * 4;
+  int64_t maxt = rows * c->Og / 32768 + 1;
+  Loop ln, lg;
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->batch ? 1 : c->N), 1);
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
+  gemm_call(e, f, rows, c->Og, c->K, xp, c->P, gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg))), ldb, T,
+            c->Og, NULL);
+  ConvTTask ct = {.c = c};
+  LLVMValueRef x[TASK_NX] = {ln.iv, lg.iv};
+  if (maxt > c->Og) maxt = c->Og;
+  if (maxt <= 1) {
+    ct.x[0] = ln.iv, ct.x[1] = lg.iv;
+    conv_t_body(e, k, &ct, cg_c64(e, 0), cg_c64(e, 1));
+  } else {
+    run_tasks_x(e, k, maxt, conv_t_body, &ct, x, ct.x);
+  }
+  loop_end(e, &lg);
+  loop_end(e, &ln);
+  return 0;
+}
+
 static int lower_conv(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   CgConv c;
@@ -1083,6 +1182,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     rt_call(e, "rt_k_dw_dfilter", "ppppp", a);
     return 0;
   }
+  if (c.trans) return lower_conv_t(e, k, &c);
   LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k, true, &sp.blk);

@@ -232,12 +232,17 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->batch = few && ((n->op == OP_CONV2D && !c->col && !c->depthwise && c->N * xs < INT32_MAX &&
                       c->N * c->P < INT32_MAX) ||
                      (n->op == OP_CONV2D_BWD_DATA && c->col));
+  int ki = p->kof ? p->kof[node] : -1;
+  const TileDecision *td = ki >= 0 && ki < p->nk ? p->k[ki].tile : NULL;
+  c->trans = n->op == OP_CONV2D && td && td->conv_t && !td->gpu && st == CG_CONV_GATHER &&
+             !c->col && !c->depthwise;
   c->scratch = 0;
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */
   if (c->batch && n->op == OP_CONV2D_BWD_DATA) {
     if (__builtin_mul_overflow(rows, ys / c->Og * 4, &c->scratch)) c->scratch = -1;
   } else if ((c->col && __builtin_mul_overflow(c->K, c->P * 4, &c->scratch)) ||
-             (c->batch && __builtin_mul_overflow(ys, 4, &c->scratch))) {
+             ((c->batch || c->trans) &&
+              __builtin_mul_overflow(c->batch ? ys : c->Og * c->P, 4, &c->scratch))) {
     c->scratch = -1;
   }
 }
@@ -522,6 +527,9 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];
     if (k->kind == CGK_GEMM || k->kind == CGK_CONV || k->kind == CGK_NODE) p->v[k->out].stored = true;
+    if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
+        tiles->tiles[k->node].valid)
+      k->tile = &tiles->tiles[k->node]; /* before the geometry: a transposed conv's scratch */
     if (k->kind == CGK_CONV && p->target->conv != CG_CONV_DIRECT) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
@@ -533,9 +541,6 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
       }
       if (k->bn) k->scratch_bytes += cv.O * 8; /* after the unfold or output: scale, shift */
     }
-    if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
-        tiles->tiles[k->node].valid)
-      k->tile = &tiles->tiles[k->node];
   }
   for (int i = 0; i < g->nnodes; i++) p->v[i].kernel = p->kof[i];
   return 0;

@@ -255,11 +255,16 @@ typedef struct CgConv {
                            image: one GEMM for all images of the batch. Forward: its output
                            [Og][N·P] in scratch, then copied into place; data gradient: the
                            unfold [K][N·P] and dy's rows [Og][N·P] in scratch */
+  bool trans;           /* CPU forward with the output channels in the vector lanes (the
+                           tile's conv_t): the GEMM writes yᵀ[P][Og] (all images' positions
+                           with batch) to scratch, then y is written from it in NCHW with
+                           the epilogue */
   int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
-                           (col), the batch's matrices (batch), or 0; -1: too large */
+                           (col), the batch's matrices (batch), yᵀ (trans), or 0; -1: too
+                           large */
 } CgConv;
 /* a GEMM per image packs the whole filter for its P columns; below this (a block of B's
  * columns, the NC of passes/tiles.c on the CPUs measured) the images share one GEMM */
-#define CG_CONV_BATCH_P 256
+#define CG_CONV_BATCH_P TILES_CONV_BATCH_P
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 #endif

@@ -403,6 +403,19 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* seconds per output element of a transposed convolution's write-back (llvm_ops.c
+ * conv_t_body: a strided load of yᵀ, the epilogue, a store to y), one thread; measured on
+ * ResNet-18's layer1 (Zen 4, 200 K elements a call: 0.85 ns), TILES_CONV_T_WB_S in tiles.c */
+#define CG_CONV_T_WB_S 0.85e-9
+
+/* the write-back of a transposed convolution: output channels over min(threads, tasks) */
+static double conv_t_writeback(const CgConv *cv, int threads) {
+  double el = (double)cv->N * (double)cv->O * (double)cv->P;
+  double tasks = fmin(floor((cv->batch ? (double)cv->N : 1) * (double)cv->P * (double)cv->Og / 32768) + 1,
+                      (double)cv->Og);
+  return el * CG_CONV_T_WB_S / fmax(1, fmin(threads, tasks));
+}
+
 /* a convolution on the packed GEMM (llvm_ops.c lower_conv), per image and group or, for a
  * batch of small images, per group: forward C[Og, P] = W[Og, K] col[K, P] (col gathered from
  * the image while packing, or unfolded into scratch before); data gradient
@@ -424,7 +437,11 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
    * output row is the input row (stride 1, same width, one image: llvm_gemm.c pack_conv),
    * else it gathers element by element */
   bool rows = cv.sh == 1 && cv.sw == 1 && cv.OW == cv.W && !batch;
-  if (op == OP_CONV2D)
+  if (cv.trans) /* yᵀ[np, Og] = colᵀ·wᵀ: the tile as decided (conv_t), the filter as B */
+    s = (CgGemmShape){.m = np, .n = cv.Og, .k = cv.K, .mr = t->mr, .nr = t->nr, .kc = t->kc,
+                      .nc = t->nc, .lat_eff = s.lat_eff, .a_strided = gather && !rows,
+                      .b_strided = true, .packed_b = k->prepacked};
+  else if (op == OP_CONV2D)
     s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather && !rows,
     s.packed_a = k->prepacked;
   else if (op == OP_CONV2D_BWD_DATA)
@@ -435,6 +452,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   cg_cpu_gemm(hw, &s, threads, run);
   *ncalls = calls;
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
+  if (cv.trans) run->t_pack += conv_t_writeback(&cv, threads);
   return true;
 }
 

@@ -618,6 +618,58 @@ START_TEST(conv_bn_fold) {
 }
 END_TEST
 
+/* Forward convolutions of few output positions computed transposed (the tiles pass's conv_t:
+ * output channels in the lanes, yᵀ written back to NCHW with the epilogue): 1, 7, 49, 50 and
+ * 196 positions, channel counts that are not multiples of 16, one image and three (one GEMM
+ * for the batch), gathered 3x3 (stride 1 and 2) and 1x1 (one image: read as Aᵀ); each with no
+ * epilogue, bias + relu and a folded batchnorm + relu. The filter is packed once (an
+ * inference plan). The host's tiles must take the transposed form for these shapes where
+ * its vectors have 8 lanes or more, so that the test exercises it. */
+START_TEST(conv_transposed) {
+  static const struct {
+    int N, C, O, H, W, KH, s, p;
+  } cs[] = {
+      {3, 20, 60, 1, 1, 3, 1, 1},   /* 1 position an image */
+      {1, 24, 30, 1, 7, 3, 1, 1},   /* 7 */
+      {1, 20, 60, 7, 7, 3, 1, 1},   /* 49, rows of the image contiguous */
+      {3, 64, 62, 7, 7, 3, 1, 1},   /* 49 x 3 images in one GEMM */
+      {1, 200, 62, 5, 10, 1, 1, 0}, /* 50, 1x1: the image as Aᵀ */
+      {3, 300, 30, 5, 10, 1, 1, 0}, /* 50 x 3, 1x1 gathered */
+      {1, 64, 62, 14, 14, 3, 1, 1}, /* 196 */
+      {1, 64, 94, 28, 28, 3, 2, 1}, /* 196 at stride 2: gathers */
+  };
+  HwTarget hw;
+  char err[256];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_t");
+    int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
+    int w = PARAM("w", 4, cs[c].O, cs[c].C, cs[c].KH, cs[c].KH);
+    int bias = PARAM("b", 3, cs[c].O, 1, 1);
+    int gm = PARAM("g", 1, cs[c].O), bt = PARAM("bt", 1, cs[c].O), rm = PARAM("rm", 1, cs[c].O);
+    int rv = PARAM("rv", 1, cs[c].O);
+    IrAttr at = {.kernel = {cs[c].KH, cs[c].KH}, .stride = {cs[c].s, cs[c].s},
+                 .pad = {cs[c].p, cs[c].p}, .dilation = {1, 1}, .groups = 1};
+    IrAttr bn = {.value = 1e-5};
+    int conv[3] = {op2(OP_CONV2D, x, w, &at), op2(OP_CONV2D, x, w, &at), op2(OP_CONV2D, x, w, &at)};
+    out("y", conv[0]);
+    out("yb", op1(OP_RELU, op2(OP_ADD, conv[1], bias, NULL), NULL));
+    int in5[5] = {conv[2], gm, bt, rm, rv};
+    out("ybn", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
+    if (have) {
+      TilePlan *tp = pass_tiles(G, &hw, NULL);
+      for (int i = 0; i < 3; i++)
+        ck_assert_msg(tp->tiles[conv[i]].conv_t, "conv_t case %zu: the tiles pass kept the positions "
+                      "in the lanes (%s)", c, tp->tiles[conv[i]].reason);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "transposed conv case %zu", c);
+    check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
+  }
+  if (!have) fprintf(stderr, "conv_transposed: host vectors under 8 lanes, the choice is not checked\n");
+}
+END_TEST
+
 /* max and average pooling of a [2,3,9,8] input, forward and backward, with attributes at
  * (maxpool ignores exclude_pad) and an [OH, OW] output */
 static void pool_case(const char *what, IrAttr at, int OH, int OW) {
@@ -1290,6 +1342,10 @@ int main(void) {
   tcase_set_timeout(tp, 600);
   tcase_add_loop_test(tp, packed_weights_refresh, 0, 2);
   suite_add_tcase(s, tp);
+  TCase *tt = tcase_create("conv_t");
+  tcase_set_timeout(tt, 300);
+  tcase_add_test(tt, conv_transposed);
+  suite_add_tcase(s, tt);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
   int nf = srunner_ntests_failed(r);

@@ -179,6 +179,63 @@ END_TEST
 
 /* AVX-512 (32 regs, 16 lanes): mv=2 allows NR=14 (28 accumulators + 3 = 31 registers),
  * mv=1 is load-bound, mv=3 gives 27 -> MR=32, NR=14. NEON (32 regs, 4 lanes) -> 8x14 */
+/* a forward convolution on the CPU as the tiles pass sees it: m = images x positions */
+static TileDecision choose_conv(const char *target, int64_t images, int64_t p, int64_t og,
+                                int64_t k, bool fwd) {
+  const HwTarget *hw = hw_find_builtin(target);
+  ck_assert_ptr_nonnull(hw);
+  TileGemm gm = {.m = images * p, .n = og, .k = k, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = 9, .conv_fwd = fwd, .images = images};
+  TileDecision d;
+  tiles_choose(hw, &gm, &d);
+  return d;
+}
+
+/* few output positions: the output channels go to the lanes (conv_t) where the positions'
+ * lane edges and the channels' row edges lose more than the write-back costs. cpu-avx512:
+ * 16 lanes, 32 registers, 2.56 TFLOP/s over 16 cores (160 GFLOP/s a core): the write-back
+ * is 0.85 ns x 160 GFLOP/s / 2K = 68/K of the FMAs' time */
+START_TEST(t_cpu_conv_transposed) {
+  /* ResNet-18 layer4 at batch 1: 49 positions fill 49 of 64 lanes, 512 channels 512 of 518
+   * rows (14-row tiles); transposed, 7 x 7 positions and 16 x 32 channels fill every tile */
+  TileDecision d = choose_conv("cpu-avx512", 1, 49, 512, 4608, true);
+  ck_assert(d.conv_t);
+  ck_assert_int_eq(d.mr, 7);
+  ck_assert_int_eq(d.nr, 32);
+  ck_assert_double_eq_tol(d.tile_eff, 1.0, 1e-12);
+  ck_assert_ptr_nonnull(strstr(d.reason, "transposed"));
+  /* the same at batch 8: the images share one GEMM of 392 rows = 28 x 14 */
+  d = choose_conv("cpu-avx512", 8, 49, 512, 4608, true);
+  ck_assert(d.conv_t);
+  ck_assert_int_eq(d.mr, 14);
+  /* 196 positions (layer3): 14 x 14, 256 channels */
+  d = choose_conv("cpu-avx512", 1, 196, 256, 2304, true);
+  ck_assert(d.conv_t);
+  ck_assert_int_eq(d.mr, 14);
+  /* layer1 (3136 = 98 x 32 positions, 64 channels, K = 576): the positions' tiles are full
+   * and 64 channels fill 64 of 70 rows (91.4%); the write-back (68/576 = 11.8%) costs more
+   * than that gains, so the positions stay in the lanes */
+  d = choose_conv("cpu-avx512", 1, 3136, 64, 576, true);
+  ck_assert(!d.conv_t);
+  ck_assert_int_eq(d.mr, 32);
+  ck_assert_int_eq(d.nr, 14);
+  /* few channels: 8 of 32 lanes would be used */
+  ck_assert(!choose_conv("cpu-avx512", 1, 49, 8, 72, true).conv_t);
+  /* only forward convolutions, only f32 */
+  ck_assert(!choose_conv("cpu-avx512", 1, 49, 512, 4608, false).conv_t);
+  const HwTarget *hw = hw_find_builtin("cpu-avx512");
+  TileGemm gm = {.m = 49, .n = 512, .k = 4608, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = 9, .conv_fwd = true, .images = 1, .bf16 = true};
+  tiles_choose(hw, &gm, &d);
+  ck_assert(!d.conv_t);
+  /* AVX2 (8 lanes, 16 registers): 2 vectors of channels, at most 6 positions a tile */
+  d = choose_conv("cpu-avx2", 1, 49, 512, 4608, true);
+  ck_assert(d.conv_t);
+  ck_assert_int_eq(d.nr, 16);
+  ck_assert(d.mr >= 4 && d.mr <= 6);
+}
+END_TEST
+
 START_TEST(t_cpu_wide) {
   TileDecision d = choose("cpu-avx512", 4096, 4096, 4096, DT_F32);
   ck_assert_int_eq(d.mr, 32);
@@ -200,6 +257,7 @@ static Suite *suite(void) {
   tcase_add_test(t, t_gpu_split_k);
   tcase_add_test(t, t_cpu_avx2);
   tcase_add_test(t, t_cpu_wide);
+  tcase_add_test(t, t_cpu_conv_transposed);
   suite_add_tcase(s, t);
   return s;
 }

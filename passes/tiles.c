@@ -375,9 +375,14 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
 #define TILES_CONV_T_NRV 2 /* vectors of channels: 32 lanes with AVX-512, the most the packed
                               filter's row padding (CG_PACK_ROWS_A) holds */
 #define TILES_CONV_T_MR_MIN 4
-/* seconds per output element of the write-back, one thread (ResNet-18's layer1 on Zen 4:
- * 0.85 ns; CG_CONV_T_WB_S of the cost model, docs/cpu-convolutions.md) */
-#define TILES_CONV_T_WB_S 0.85e-9
+/* seconds per output element of the write-back, one thread (vl x vl blocks transposed in
+ * registers; a 128-channel 28x28 layer on Zen 4: 0.18 ns; CG_CONV_T_WB_S of the cost model) */
+#define TILES_CONV_T_WB_S 0.2e-9
+/* seconds to gather one row (a filter tap) of one panel of col while packing, either
+ * orientation (Zen 4, a 128-channel 28x28 layer, rows of 14 positions: 3.9 ns): a panel
+ * holds as many positions as the vectorized side's tile, and every output channel shares
+ * it, so per output element it costs TILES_CONV_ROW_S·K / (positions a panel · Og) */
+#define TILES_CONV_ROW_S 4e-9
 /* the transposed form must model this much faster to be taken */
 #define TILES_CONV_T_GAIN 0.97
 
@@ -422,8 +427,9 @@ static void choose_conv_t(const HwTarget *hw, TileDecision *d, int lanes) {
   int cores = hw->cores > 0 ? hw->cores : 1;
   double peak1 = hw->peak_f32_1t > 0 ? hw->peak_f32_1t : hw_peak(hw, DT_F32, true) / cores;
   /* cost per output element, in units of its FMAs at the core's peak */
-  double wb = TILES_CONV_T_WB_S * peak1 / (2.0 * (double)gm->k);
-  if (1 / best + wb >= TILES_CONV_T_GAIN / e_n) return;
+  double wb = TILES_CONV_T_WB_S * peak1 / (2.0 * (double)gm->k), og = (double)gm->n;
+  double g_n = TILES_CONV_ROW_S * peak1 / (2.0 * d->mr * og), g_t = TILES_CONV_ROW_S * peak1 / (2.0 * best_mr * og);
+  if (1 / best + wb + g_t >= TILES_CONV_T_GAIN * (1 / e_n + g_n)) return;
   double keep = d->eff / (d->tile_eff > 0 ? d->tile_eff : 1); /* the latency and core factors */
   d->conv_t = true;
   conv_t_blocking(hw, d, best_mr, nr);
@@ -437,9 +443,10 @@ static void choose_conv_t(const HwTarget *hw, TileDecision *d, int lanes) {
   snprintf(d->reason, sizeof d->reason,
            "transposed (output channels in the lanes): micro-kernel %d positions x %d channels "
            "(%d accumulators of %d lanes), KC %d, MC %d, NC %d; edge eff %.1f%% per call of %lld "
-           "positions (%.1f%% with the positions in the lanes), write-back %.1f%% of the FMAs",
+           "positions (%.1f%% with the positions in the lanes), write-back %.1f%% and gathers "
+           "%.1f%% of the FMAs (%.1f%% with the positions in the lanes)",
            d->mr, d->nr, d->mr * nrv, lanes, d->kc, d->mc, d->nc, 100 * best, (long long)rows,
-           100 * e_n, 100 * wb);
+           100 * e_n, 100 * wb, 100 * g_t, 100 * g_n);
 }
 
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {

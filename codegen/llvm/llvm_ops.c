@@ -1072,50 +1072,126 @@ static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, L
   return 0;
 }
 
-/* the write-back of a transposed convolution (CgConv.trans), output channels [o0, o1) of
- * group g split over the tasks: y[n][g·Og + o][p] = epilogue(yᵀ[i·P + p][o]) for every image
- * i of the GEMM's call (all of them with batch, else image n), the epilogue as the GEMM's
- * (llvm_gemm.c emit_tile_store): a bias added, or the folded batchnorm's fma, then relu */
+/* the write-back of a transposed convolution (CgConv.trans): y[n][g·Og + o][p] =
+ * epilogue(yᵀ[i·P + p][o]) for every image i of the GEMM's call (all of them with batch, else
+ * image n), the epilogue as the GEMM's (llvm_gemm.c emit_tile_store): a bias added, or the
+ * folded batchnorm's fma, then relu. Tasks take blocks of vl output channels. */
 typedef struct ConvTTask {
   const CgConv *c;
   LLVMValueRef x[TASK_NX]; /* n, g in the task */
 } ConvTTask;
 
-static void conv_t_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
-  const ConvTTask *ct = arg;
-  const CgConv *c = ct->c;
-  LLVMValueRef og = cg_c64(e, c->Og);
-  LLVMValueRef o0 = LLVMBuildSDiv(e->b, mul(e, t, og), nt, "");
-  LLVMValueRef o1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), og), nt, "");
-  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset), Y = cg_ptr(e, k->out);
-  LLVMValueRef tab = k->bn ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + c->scratch) : NULL;
-  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL, zero = fconst(e, e->f32, 0);
-  Loop li, lo, lp;
-  loop_begin(e, &li, cg_c64(e, 0), cg_c64(e, c->batch ? c->N : 1), 1);
-  LLVMValueRef img = c->batch ? li.iv : ct->x[0];
-  loop_begin(e, &lo, o0, o1, 1);
-  LLVMValueRef ch = add(e, mul(e, ct->x[1], og), lo.iv), sc = NULL, sh = NULL;
-  if (tab) {
-    sc = LLVMBuildLoad2(e->b, e->f32, gep8(e, tab, mul(e, ch, cg_c64(e, 8))), "");
-    sh = LLVMBuildLoad2(e->b, e->f32, gep8(e, tab, add(e, mul(e, ch, cg_c64(e, 8)), cg_c64(e, 4))), "");
-  } else if (bias) {
-    sh = LLVMBuildLoad2(e->b, e->f32, gep8(e, bias, mul(e, ch, cg_c64(e, 4))), "");
+/* the scale and shift of output channel ch (shift alone: a bias; NULLs: no epilogue) */
+static void conv_t_affine(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef ch,
+                          LLVMValueRef *sc, LLVMValueRef *sh) {
+  *sc = *sh = NULL;
+  if (k->bn) {
+    LLVMValueRef tab = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + c->scratch);
+    *sc = LLVMBuildLoad2(e->b, e->f32, gep8(e, tab, mul(e, ch, cg_c64(e, 8))), "");
+    *sh = LLVMBuildLoad2(e->b, e->f32, gep8(e, tab, add(e, mul(e, ch, cg_c64(e, 8)), cg_c64(e, 4))), "");
+  } else if (k->bias) {
+    *sh = LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node), mul(e, ch, cg_c64(e, 4))), "");
   }
-  LLVMValueRef yrow = gep8(e, Y, mul(e, add(e, mul(e, img, cg_c64(e, c->O)), ch), cg_c64(e, c->P * 4)));
-  LLVMValueRef trow = gep8(e, T, mul(e, add(e, mul(e, li.iv, cg_c64(e, c->P * c->Og)), lo.iv), cg_c64(e, 4)));
-  loop_begin(e, &lp, cg_c64(e, 0), cg_c64(e, c->P), 1);
-  LLVMValueRef v = LLVMBuildLoad2(e->b, e->f32, gep8(e, trow, mul(e, lp.iv, cg_c64(e, c->Og * 4))), "");
+}
+
+/* v (a value or a vector of one channel's positions) through the epilogue */
+static LLVMValueRef conv_t_epi(CgEmit *e, const CgKernel *k, LLVMValueRef v, LLVMValueRef sc,
+                               LLVMValueRef sh) {
+  LLVMTypeRef t = LLVMTypeOf(v);
+  int n = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(t) : 0;
   if (sc) {
-    LLVMValueRef a[3] = {v, sc, sh};
-    LLVMTypeRef ft = e->f32;
-    v = intrinsic(e, "llvm.fma", &ft, 1, a, 3);
+    LLVMValueRef a[3] = {v, n ? splat(e, sc, n) : sc, n ? splat(e, sh, n) : sh};
+    v = intrinsic(e, "llvm.fma", &t, 1, a, 3);
   } else if (sh) {
-    v = LLVMBuildFAdd(e->b, v, sh, "");
+    v = LLVMBuildFAdd(e->b, v, n ? splat(e, sh, n) : sh, "");
   }
-  if (k->relu) v = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, v, zero, ""), v, zero, "");
+  if (!k->relu) return v;
+  LLVMValueRef z = LLVMConstNull(t);
+  return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, v, z, ""), v, z, "");
+}
+
+/* element by element: channels [o0, o1) (of group base ch0), positions [p0, P) */
+static void conv_t_scalar(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef T,
+                          LLVMValueRef Y, LLVMValueRef ch0, LLVMValueRef o0, LLVMValueRef o1, int64_t p0) {
+  Loop lo, lp;
+  loop_begin(e, &lo, o0, o1, 1);
+  LLVMValueRef ch = add(e, ch0, lo.iv), sc, sh;
+  conv_t_affine(e, k, c, ch, &sc, &sh);
+  LLVMValueRef yrow = gep8(e, Y, mul(e, ch, cg_c64(e, c->P * 4)));
+  loop_begin(e, &lp, cg_c64(e, p0), cg_c64(e, c->P), 1);
+  LLVMValueRef at = mul(e, add(e, mul(e, lp.iv, cg_c64(e, c->Og)), lo.iv), cg_c64(e, 4));
+  LLVMValueRef v = conv_t_epi(e, k, LLVMBuildLoad2(e->b, e->f32, gep8(e, T, at), ""), sc, sh);
   LLVMBuildStore(e->b, v, gep8(e, yrow, mul(e, lp.iv, cg_c64(e, 4))));
   loop_end(e, &lp);
   loop_end(e, &lo);
+}
+
+/* channels [o, o + vl), positions [0, P - P % vl): vl x vl blocks of yᵀ loaded as rows,
+ * transposed in registers (log2 vl steps, each swapping the off-diagonal d x d blocks of
+ * every 2d x 2d block), one vector store per channel */
+static void conv_t_vector(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef T,
+                          LLVMValueRef Y, LLVMValueRef ch0, LLVMValueRef o) {
+  int vl = e->vl;
+  LLVMTypeRef vt = LLVMVectorType(e->f32, (unsigned)vl);
+  LLVMValueRef sc[64], sh[64], r[64];
+  for (int j = 0; j < vl; j++) conv_t_affine(e, k, c, add(e, add(e, ch0, o), cg_c64(e, j)), &sc[j], &sh[j]);
+  Loop lp;
+  loop_begin(e, &lp, cg_c64(e, 0), cg_c64(e, c->P / vl * vl), vl);
+  for (int j = 0; j < vl; j++) {
+    LLVMValueRef at = add(e, mul(e, add(e, lp.iv, cg_c64(e, j)), cg_c64(e, c->Og)), o);
+    LLVMValueRef ld = LLVMBuildLoad2(e->b, vt, gep8(e, T, mul(e, at, cg_c64(e, 4))), "");
+    LLVMSetAlignment(ld, 4);
+    r[j] = ld;
+  }
+  for (int d = vl / 2; d >= 1; d /= 2)
+    for (int i = 0; i < vl; i++) {
+      if (i & d) continue;
+      LLVMValueRef ma[64], mb[64];
+      for (int j = 0; j < vl; j++) {
+        ma[j] = c32(e, (j & d) ? vl + j - d : j);
+        mb[j] = c32(e, (j & d) ? vl + j : j + d);
+      }
+      LLVMValueRef a = LLVMBuildShuffleVector(e->b, r[i], r[i + d], LLVMConstVector(ma, (unsigned)vl), "");
+      r[i + d] = LLVMBuildShuffleVector(e->b, r[i], r[i + d], LLVMConstVector(mb, (unsigned)vl), "");
+      r[i] = a;
+    }
+  for (int j = 0; j < vl; j++) {
+    LLVMValueRef ch = add(e, add(e, ch0, o), cg_c64(e, j));
+    LLVMValueRef at = add(e, mul(e, ch, cg_c64(e, c->P)), lp.iv);
+    LLVMValueRef st = LLVMBuildStore(e->b, conv_t_epi(e, k, r[j], sc[j], sh[j]),
+                                     gep8(e, Y, mul(e, at, cg_c64(e, 4))));
+    LLVMSetAlignment(st, 4);
+  }
+  loop_end(e, &lp);
+}
+
+static void conv_t_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const ConvTTask *ct = arg;
+  const CgConv *c = ct->c;
+  int64_t vl = e->vl, nb = (c->Og + vl - 1) / vl, nfull = c->Og / vl;
+  LLVMValueRef b0 = LLVMBuildSDiv(e->b, mul(e, t, cg_c64(e, nb)), nt, "");
+  LLVMValueRef b1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), cg_c64(e, nb)), nt, "");
+  LLVMValueRef ch0 = mul(e, ct->x[1], cg_c64(e, c->Og));
+  Loop li, lb;
+  loop_begin(e, &li, cg_c64(e, 0), cg_c64(e, c->batch ? c->N : 1), 1);
+  LLVMValueRef img = c->batch ? li.iv : ct->x[0];
+  LLVMValueRef T = gep8(e, cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset),
+                        mul(e, li.iv, cg_c64(e, c->P * c->Og * 4)));
+  LLVMValueRef Y = gep8(e, cg_ptr(e, k->out), mul(e, img, cg_c64(e, c->O * c->P * 4)));
+  loop_begin(e, &lb, b0, smin(e, b1, cg_c64(e, nfull)), 1); /* whole blocks of vl channels */
+  LLVMValueRef o = mul(e, lb.iv, cg_c64(e, vl));
+  if (c->P >= vl) conv_t_vector(e, k, c, T, Y, ch0, o);
+  if (c->P % vl) conv_t_scalar(e, k, c, T, Y, ch0, o, add(e, o, cg_c64(e, vl)), c->P / vl * vl);
+  loop_end(e, &lb);
+  if (nfull < nb) { /* the last, partial block: in the last task */
+    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "ctail"),
+                      done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "cdone");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntEQ, b1, cg_c64(e, nb), ""), last, done);
+    LLVMPositionBuilderAtEnd(e->b, last);
+    conv_t_scalar(e, k, c, T, Y, ch0, cg_c64(e, nfull * vl), cg_c64(e, c->Og), 0);
+    LLVMBuildBr(e->b, done);
+    LLVMPositionBuilderAtEnd(e->b, done);
+  }
   loop_end(e, &li);
 }
 
@@ -1144,7 +1220,7 @@ static int lower_conv_t(CgEmit *e, const CgKernel *k, const CgConv *c) {
   }
   LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
   int64_t xs = c->C * c->H * c->W * 4, xg = c->Cg * c->H * c->W * 4;
-  int64_t maxt = rows * c->Og / 32768 + 1;
+  int64_t maxt = rows * c->Og / 32768 + 1, nblocks = (c->Og + e->vl - 1) / e->vl;
   Loop ln, lg;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->batch ? 1 : c->N), 1);
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
@@ -1153,7 +1229,7 @@ static int lower_conv_t(CgEmit *e, const CgKernel *k, const CgConv *c) {
             c->Og, NULL);
   ConvTTask ct = {.c = c};
   LLVMValueRef x[TASK_NX] = {ln.iv, lg.iv};
-  if (maxt > c->Og) maxt = c->Og;
+  if (maxt > nblocks) maxt = nblocks;
   if (maxt <= 1) {
     ct.x[0] = ln.iv, ct.x[1] = lg.iv;
     conv_t_body(e, k, &ct, cg_c64(e, 0), cg_c64(e, 1));

@@ -620,8 +620,8 @@ END_TEST
 
 /* Forward convolutions of few output positions computed transposed (the tiles pass's conv_t:
  * output channels in the lanes, yᵀ written back to NCHW with the epilogue): 1, 7, 49, 50 and
- * 196 positions, channel counts that are not multiples of 16, one image and three (one GEMM
- * for the batch), gathered 3x3 (stride 1 and 2) and 1x1 (one image: read as Aᵀ); each with no
+ * 196 positions, channel counts that are not multiples of 16, one image and two or three
+ * (one GEMM for the batch), gathered 3x3 (stride 1 and 2) and 1x1 (one image: read as Aᵀ); each with no
  * epilogue, bias + relu and a folded batchnorm + relu. The filter is packed once (an
  * inference plan). The host's tiles must take the transposed form for these shapes where
  * its vectors have 8 lanes or more, so that the test exercises it. */
@@ -629,14 +629,14 @@ START_TEST(conv_transposed) {
   static const struct {
     int N, C, O, H, W, KH, s, p;
   } cs[] = {
-      {3, 20, 60, 1, 1, 3, 1, 1},   /* 1 position an image */
-      {1, 24, 30, 1, 7, 3, 1, 1},   /* 7 */
-      {1, 20, 60, 7, 7, 3, 1, 1},   /* 49, rows of the image contiguous */
-      {3, 64, 62, 7, 7, 3, 1, 1},   /* 49 x 3 images in one GEMM */
-      {1, 200, 62, 5, 10, 1, 1, 0}, /* 50, 1x1: the image as Aᵀ */
-      {3, 300, 30, 5, 10, 1, 1, 0}, /* 50 x 3, 1x1 gathered */
-      {1, 64, 62, 14, 14, 3, 1, 1}, /* 196 */
-      {1, 64, 94, 28, 28, 3, 2, 1}, /* 196 at stride 2: gathers */
+      {3, 20, 60, 1, 1, 3, 1, 1},    /* 1 position an image */
+      {1, 24, 30, 1, 7, 3, 1, 1},    /* 7 */
+      {1, 64, 190, 7, 7, 3, 1, 1},   /* 49, rows of the image contiguous */
+      {3, 64, 190, 6, 6, 3, 1, 1},   /* 36 x 3 images in one GEMM */
+      {1, 200, 190, 5, 10, 1, 1, 0}, /* 50, 1x1: the image as Aᵀ */
+      {2, 300, 190, 5, 5, 1, 1, 0},  /* 25 x 2, 1x1 gathered */
+      {1, 64, 190, 14, 14, 3, 1, 1}, /* 196 */
+      {1, 64, 190, 28, 28, 3, 2, 1}, /* 196 at stride 2: gathers */
   };
   HwTarget hw;
   char err[256];

@@ -192,9 +192,10 @@ static TileDecision choose_conv(const char *target, int64_t images, int64_t p, i
 }
 
 /* few output positions: the output channels go to the lanes (conv_t) where the positions'
- * lane edges and the channels' row edges lose more than the write-back costs. cpu-avx512:
- * 16 lanes, 32 registers, 2.56 TFLOP/s over 16 cores (160 GFLOP/s a core): the write-back
- * is 0.85 ns x 160 GFLOP/s / 2K = 68/K of the FMAs' time */
+ * lane edges and the channels' row edges lose more than the write-back and the narrower
+ * panels' gathers cost. cpu-avx512: 16 lanes, 32 registers, 2.56 TFLOP/s over 16 cores (160
+ * GFLOP/s a core): the write-back is 0.2 ns x 160 GFLOP/s / 2K = 16/K of the FMAs' time, the
+ * gathers 4 ns x 160 GFLOP/s / (2 x positions a panel x Og) = 320 / (positions a panel x Og) */
 START_TEST(t_cpu_conv_transposed) {
   /* ResNet-18 layer4 at batch 1: 49 positions fill 49 of 64 lanes, 512 channels 512 of 518
    * rows (14-row tiles); transposed, 7 x 7 positions and 16 x 32 channels fill every tile */
@@ -213,8 +214,8 @@ START_TEST(t_cpu_conv_transposed) {
   ck_assert(d.conv_t);
   ck_assert_int_eq(d.mr, 14);
   /* layer1 (3136 = 98 x 32 positions, 64 channels, K = 576): the positions' tiles are full
-   * and 64 channels fill 64 of 70 rows (91.4%); the write-back (68/576 = 11.8%) costs more
-   * than that gains, so the positions stay in the lanes */
+   * and 64 channels fill 64 of 70 rows (91.4%): 1/0.914 + 320/(32 x 64) = 1.25 against
+   * 1 + 16/576 + 320/(14 x 64) = 1.39 transposed, so the positions stay in the lanes */
   d = choose_conv("cpu-avx512", 1, 3136, 64, 576, true);
   ck_assert(!d.conv_t);
   ck_assert_int_eq(d.mr, 32);

@@ -13,6 +13,10 @@
  * degree-12 polynomial, and one f64 division (log, tanh, sigmoid, Phi) whose throughput
  * is about an eighth of the FMA's, ~16 more */
 #define CG_TRANSC_EXTRA 64.0
+/* ... and Phi (GELU, and one of GELU's backward's two transcendentals) more: the erfc fit
+ * adds an f64 division, a degree-9 polynomial, a square and a select to its exp; measured
+ * on char_lm's GELU kernels (Zen 4, 1 thread: 2.0 ns an element, 1.68x what 64 gave) */
+#define CG_PHI_EXTRA 110.0
 /* ... but a square root is one instruction (llvm.sqrt: vsqrtps, a 16-lane result every ~6
  * cycles on Zen 4, so about 0.4 cycles an element): 8 FLOPs at the elementwise half rate */
 #define CG_SQRT_EXTRA 8.0
@@ -456,13 +460,18 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
-/* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: the
- * polynomial ones CG_TRANSC_EXTRA each, square roots CG_SQRT_EXTRA */
+/* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: Phi
+ * (GELU and its backward) CG_PHI_EXTRA each, square roots CG_SQRT_EXTRA, the other
+ * polynomial ones CG_TRANSC_EXTRA */
 static double ew_transc_extra(const CgPlan *p, const CgKernel *k, double transc) {
-  double sq = 0;
-  for (int m = 0; m < k->nmembers; m++)
-    if (p->g->nodes[k->members[m]].op == OP_SQRT) sq += (double)p->v[k->members[m]].numel;
-  return CG_TRANSC_EXTRA * fmax(0, transc - sq) + CG_SQRT_EXTRA * sq;
+  double sq = 0, phi = 0;
+  for (int m = 0; m < k->nmembers; m++) {
+    OpKind op = p->g->nodes[k->members[m]].op;
+    double n = (double)p->v[k->members[m]].numel;
+    if (op == OP_SQRT) sq += n;
+    if (op == OP_GELU || op == OP_GELU_BWD) phi += n;
+  }
+  return CG_TRANSC_EXTRA * fmax(0, transc - sq - phi) + CG_PHI_EXTRA * phi + CG_SQRT_EXTRA * sq;
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */

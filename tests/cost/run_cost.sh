@@ -181,6 +181,10 @@ PYEOF
   || die "--measure on another target: exit 2"
 grep -q "needs --target host, not 'a100'" "$T/err" || die "--measure target: $(cat "$T/err")"
 "$NNC" cost "$EX/mlp.nn" --measure >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--measure alone: exit 2"
+# --measure builds under $TMPDIR; an unusable one is a clean error naming it
+TMPDIR="$T/nonexistent" "$NNC" cost --compare "$EX/linreg.nn" "$EX/mlp.nn" --measure --threads 1 >/dev/null 2>"$T/err"; [ $? = 1 ] \
+  || die "--measure with a missing TMPDIR: exit 1"
+grep -q "cannot create a temporary directory $T/nonexistent/nnc-compare-" "$T/err" || die "--measure TMPDIR: $(cat "$T/err")"
 
 # probe: writes the host target (atomically), which --target host then uses
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"

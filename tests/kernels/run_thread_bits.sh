@@ -26,14 +26,24 @@ np.save(t + "/lx.npy", r.standard_normal((64, 1, 28, 28), dtype=np.float32))
 np.save(t + "/lab.npy", r.integers(0, 10, 64, dtype=np.int32))
 np.save(t + "/dx.npy", r.standard_normal((32, 3, 32, 32), dtype=np.float32))
 np.save(t + "/dlab.npy", r.integers(0, 10, 32, dtype=np.int32))
+np.save(t + "/cx.npy", r.standard_normal((16, 64, 7, 7), dtype=np.float32))
+np.save(t + "/clab.npy", r.integers(0, 10, 16, dtype=np.int32))
 PYEOF
 
 "$NNC" build "$SRC/examples/gpt2_block.nn" -D N=2 -D T=64 -o "$T/g" || die "nnc build gpt2_block"
 "$NNC" build "$SRC/examples/lenet.nn" -D N=64 -o "$T/l" || die "nnc build lenet"
 "$NNC" build "$SRC/tests/kernels/threads/dw_bn.nn" -o "$T/d" || die "nnc build dw_bn"
+"$NNC" build "$SRC/tests/kernels/threads/conv_t.nn" -o "$T/c" || die "nnc build conv_t"
+# the transposed convolutions are what conv_t.nn is for: say so where the host's tiles differ
+"$NNC" cost "$SRC/tests/kernels/threads/conv_t.nn" --tiles | grep -q "transposed" ||
+  echo "note: this host's tiles keep conv_t.nn's positions in the lanes (transposed form not run)"
 for t in 1 2; do
   "$T/d" train --data x="$T/dx.npy",label="$T/dlab.npy" --epochs 1 --seed 3 --quiet \
     --save "$T/dw$t.safetensors" --threads $t || die "dw_bn train --threads $t"
+  "$T/c" train --data x="$T/cx.npy",label="$T/clab.npy" --epochs 1 --seed 3 --quiet \
+    --save "$T/cw$t.safetensors" --threads $t || die "conv_t train --threads $t"
+  "$T/c" infer --weights "$T/cw1.safetensors" --in x="$T/cx.npy" --in label="$T/clab.npy" \
+    --out logits="$T/cy$t.npy" --threads $t || die "conv_t infer --threads $t"
   "$T/g" infer --in x="$T/gx.npy" --in mask="$T/gmask.npy" --out y="$T/gy$t.npy" --seed 1 \
     --threads $t \
     || die "gpt2_block infer --threads $t"
@@ -43,10 +53,12 @@ done
 cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
 cmp -s "$T/ly1.npy" "$T/ly2.npy" || die "lenet: 1 and 2 threads gave different bits"
 cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads trained different weights"
+cmp -s "$T/cw1.safetensors" "$T/cw2.safetensors" || die "conv_t: 1 and 2 threads trained different weights"
+cmp -s "$T/cy1.npy" "$T/cy2.npy" || die "conv_t: 1 and 2 threads inferred different bits"
 "$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
 import sys, numpy as np
-for f in ("gy1", "ly1"):
+for f in ("gy1", "ly1", "cy1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF
-echo "ok: gpt2_block and lenet outputs, dw_bn trained weights bit-identical on 1 and 2 threads"
+echo "ok: gpt2_block, lenet and conv_t outputs, dw_bn and conv_t trained weights bit-identical on 1 and 2 threads"

@@ -1,8 +1,8 @@
 /* fake_libcuda.c — a driver library whose driver sees no device (cuInit succeeds,
  * cuDeviceGetCount reports 0), for the loader's "no CUDA device" path. Built with
  * FAKE_CUDA_DEVICE it sees one device and implements every entry point the loader resolves:
- * launches do nothing, events measure 0.25 ms per pair, and each launch and event call is
- * appended to a log (fake_cuda_log) that tests read back. */
+ * launches do nothing, events measure 0.25 ms per pair, and each launch, event and stream
+ * call is appended to a log (fake_cuda_log) that tests read back. */
 int cuInit(unsigned flags);
 int cuDeviceGetCount(int *n);
 int cuGetErrorName(int rc, const char **s);
@@ -33,7 +33,7 @@ int cuGetErrorString(int rc, const char **s) {
 
 typedef void *H;
 static char fake_log[8192];
-static uintptr_t fake_events;
+static uintptr_t fake_events, fake_streams = 99; /* streams are numbered from 100 */
 
 static void logf_(const char *fmt, uintptr_t a, uintptr_t b) {
   size_t n = strlen(fake_log);
@@ -43,7 +43,7 @@ static void logf_(const char *fmt, uintptr_t a, uintptr_t b) {
 /* the calls so far, "create:1 record:1 launch record:2 ..." (cleared by reset != 0) */
 const char *fake_cuda_log(int reset);
 const char *fake_cuda_log(int reset) {
-  if (reset) fake_log[0] = 0, fake_events = 0;
+  if (reset) fake_log[0] = 0, fake_events = 0, fake_streams = 99;
   return fake_log;
 }
 
@@ -71,6 +71,9 @@ int cuEventDestroy_v2(H e);
 int cuEventRecord(H e, H st);
 int cuEventSynchronize(H e);
 int cuEventElapsedTime(float *ms, H a, H b);
+int cuStreamCreate(H *s, unsigned flags);
+int cuStreamDestroy_v2(H s);
+int cuStreamWaitEvent(H s, H e, unsigned flags);
 
 int cuDeviceGet(int *d, int i) { return *d = i, 0; }
 int cuDeviceGetName(char *s, int n, int d) { return snprintf(s, (size_t)n, "fake device %d", d), 0; }
@@ -99,15 +102,29 @@ int cuLaunchKernel(H f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsi
 }
 int cuEventCreate(H *e, unsigned flags) {
   *e = (H)++fake_events;
-  logf_("create:%u ", (uintptr_t)*e, flags);
+  logf_(flags ? "create:%u:%u " : "create:%u ", (uintptr_t)*e, flags); /* flags when not 0 */
   return 0;
 }
 int cuEventDestroy_v2(H e) { return logf_("destroy:%u ", (uintptr_t)e, 0), 0; }
-int cuEventRecord(H e, H st) { return logf_("record:%u ", (uintptr_t)e, (uintptr_t)st), 0; }
+/* "record:E" on the default stream, "record:E@S" on stream S */
+int cuEventRecord(H e, H st) {
+  return logf_(st ? "record:%u@%u " : "record:%u ", (uintptr_t)e, (uintptr_t)st), 0;
+}
 int cuEventSynchronize(H e) { return logf_("sync:%u ", (uintptr_t)e, 0), 0; }
 int cuEventElapsedTime(float *ms, H a, H b) {
   *ms = 0.25f;
   logf_("elapsed:%u-%u ", (uintptr_t)a, (uintptr_t)b);
+  return 0;
+}
+int cuStreamCreate(H *s, unsigned flags) {
+  *s = (H)++fake_streams;
+  logf_("stream:%u:%u ", (uintptr_t)*s, flags);
+  return 0;
+}
+int cuStreamDestroy_v2(H s) { return logf_("sdestroy:%u ", (uintptr_t)s, 0), 0; }
+int cuStreamWaitEvent(H s, H e, unsigned flags) {
+  (void)flags;
+  logf_("wait:%u:%u ", (uintptr_t)s, (uintptr_t)e);
   return 0;
 }
 #endif

@@ -78,6 +78,37 @@ START_TEST(t_timed_pairs) {
 }
 END_TEST
 
+/* a second stream ordered after the default one by an event, and back: the calls in order,
+ * the stream non-blocking (flag 1: no implicit waits on the legacy default stream), the
+ * events without timing (flag 2) */
+START_TEST(t_stream_events) {
+  char err[512] = "";
+  RtCuda *c = rt_cuda_open(NNC_FAKE_LIBCUDA_DEV, err, sizeof err);
+  ck_assert_msg(c != NULL, "%s", err);
+  void *lib = dlopen(NNC_FAKE_LIBCUDA_DEV, RTLD_NOW | RTLD_NOLOAD);
+  ck_assert_ptr_nonnull(lib);
+  const char *(*log)(int) = (const char *(*)(int))(uintptr_t)dlsym(lib, "fake_cuda_log");
+  ck_assert_ptr_nonnull(log);
+  log(1);
+  void *s = NULL, *e0 = NULL, *e1 = NULL;
+  ck_assert_int_eq(rt_cuda_stream_create(c, &s), 0);
+  ck_assert_int_eq(rt_cuda_event_create(c, &e0), 0);
+  ck_assert_int_eq(rt_cuda_event_create(c, &e1), 0);
+  ck_assert_int_eq(rt_cuda_event_record(c, e0, NULL), 0);
+  ck_assert_int_eq(rt_cuda_stream_wait_event(c, s, e0), 0);
+  ck_assert_int_eq(rt_cuda_event_record(c, e1, s), 0);
+  ck_assert_int_eq(rt_cuda_stream_wait_event(c, NULL, e1), 0);
+  ck_assert_int_eq(rt_cuda_event_destroy(c, e0), 0);
+  ck_assert_int_eq(rt_cuda_event_destroy(c, e1), 0);
+  ck_assert_int_eq(rt_cuda_stream_destroy(c, s), 0);
+  ck_assert_ptr_eq(s, (void *)100); /* the fake's first stream */
+  ck_assert_str_eq(log(0), "stream:100:1 create:1:2 create:2:2 record:1 wait:100:1 record:2@100 wait:0:2 "
+                           "destroy:1 destroy:2 sdestroy:100 ");
+  dlclose(lib);
+  rt_cuda_close(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rt_cuda");
   TCase *t = tcase_create("loader");
@@ -85,6 +116,7 @@ int main(void) {
   tcase_add_test(t, t_no_device);
   tcase_add_test(t, t_system_driver);
   tcase_add_test(t, t_timed_pairs);
+  tcase_add_test(t, t_stream_events);
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -2,7 +2,10 @@
  * cuDeviceGetCount reports 0), for the loader's "no CUDA device" path. Built with
  * FAKE_CUDA_DEVICE it sees one device and implements every entry point the loader resolves:
  * launches do nothing, events measure 0.25 ms per pair, and each launch, event and stream
- * call is appended to a log (fake_cuda_log) that tests read back. */
+ * call is appended to a log (fake_cuda_log) that tests read back. That build also stands in
+ * for NCCL (libnccl.so.2 linked to it: the same library, so one log holds both): its
+ * all-reduces change nothing and are logged with their stream; with FAKE_CUDA_LOG=PATH the
+ * log is written to PATH.PID when the library is unloaded. */
 int cuInit(unsigned flags);
 int cuDeviceGetCount(int *n);
 int cuGetErrorName(int rc, const char **s);
@@ -32,7 +35,7 @@ int cuGetErrorString(int rc, const char **s) {
 #include <string.h>
 
 typedef void *H;
-static char fake_log[8192];
+static char fake_log[16384];
 static uintptr_t fake_events, fake_streams = 99; /* streams are numbered from 100 */
 
 static void logf_(const char *fmt, uintptr_t a, uintptr_t b) {
@@ -126,5 +129,47 @@ int cuStreamWaitEvent(H s, H e, unsigned flags) {
   (void)flags;
   logf_("wait:%u:%u ", (uintptr_t)s, (uintptr_t)e);
   return 0;
+}
+
+/* ---- NCCL ---- */
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct FakeNcclId {
+  unsigned char b[128];
+} FakeNcclId;
+int ncclGetUniqueId(void *id);
+int ncclCommInitRank(H *comm, int nranks, FakeNcclId id, int rank);
+int ncclAllReduce(const void *send, void *recv, size_t count, int dtype, int op, H comm, H stream);
+int ncclGroupStart(void);
+int ncclGroupEnd(void);
+int ncclCommDestroy(H comm);
+const char *ncclGetErrorString(int rc);
+
+int ncclGetUniqueId(void *id) { return memset(id, 7, sizeof(FakeNcclId)), 0; }
+int ncclCommInitRank(H *comm, int nranks, FakeNcclId id, int rank) {
+  (void)id;
+  *comm = (H)(uintptr_t)(nranks * 16 + rank + 1);
+  return 0;
+}
+/* "allreduce:COUNT@STREAM" (ncclAvg of f32: op 4, dtype 7), else "allreduce?" */
+int ncclAllReduce(const void *send, void *recv, size_t count, int dtype, int op, H comm, H stream) {
+  (void)send, (void)recv, (void)comm;
+  logf_(dtype == 7 && op == 4 ? "allreduce:%u@%u " : "allreduce?:%u@%u ", count, (uintptr_t)stream);
+  return 0;
+}
+int ncclGroupStart(void) { return logf_("group( ", 0, 0), 0; }
+int ncclGroupEnd(void) { return logf_(") ", 0, 0), 0; }
+int ncclCommDestroy(H comm) { return (void)comm, 0; }
+const char *ncclGetErrorString(int rc) { return rc ? "fake NCCL error" : "no error"; }
+
+__attribute__((destructor)) static void fake_dump(void) {
+  const char *p = getenv("FAKE_CUDA_LOG");
+  char path[4096];
+  if (!p || snprintf(path, sizeof path, "%s.%d", p, (int)getpid()) >= (int)sizeof path) return;
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fputs(fake_log, f);
+  fclose(f);
 }
 #endif

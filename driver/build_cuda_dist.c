@@ -9,12 +9,16 @@
  * The program trains on the persistent device context of every CUDA program (RtDevice:
  * params, optimizer state and arena stay in device memory across steps; a step uploads its
  * batch and downloads the loss). Its device adds run_split, the training step with the
- * step's hooks between the launches: before the first optimizer launch RtHooks.grads_device
- * with the arena's device address (cuda: ncclAllReduce with ncclAvg of every gradient in one
- * group, runtime/rt_nccl.c via rt_mpi.c; cuda-emu, whose device memory is host memory:
- * MPI_Allreduce); with --sync-bn, before the launches that read them, the table's sums
- * (CudaPlanSum, codegen/cuda/cuda_syncbn.c) through RtHooks.sum_f64_device (NCCL in f64;
- * cuda-emu: MPI_Allreduce of doubles). */
+ * step's hooks between the launches: by default the all-reduce overlapping the backward
+ * launches, RtHooks.grads_ready_device after each launch that completes some gradient's
+ * ready kernel (the table nnc_ready_after) and grads_wait_device before the first optimizer
+ * launch (cuda: each bucket with NCCL on a second stream ordered by events, runtime/rt_nccl.c
+ * via rt_mpi.c; cuda-emu, whose device memory is host memory: MPI_Iallreduce); with
+ * --no-overlap, RtHooks.grads_device before the first optimizer launch (cuda: ncclAllReduce
+ * with ncclAvg of every gradient in one group; cuda-emu: MPI_Allreduce); with --sync-bn,
+ * before the launches that read them, the table's sums (CudaPlanSum,
+ * codegen/cuda/cuda_syncbn.c) through RtHooks.sum_f64_device (NCCL in f64; cuda-emu:
+ * MPI_Allreduce of doubles). */
 #include <stdlib.h>
 #include <string.h>
 

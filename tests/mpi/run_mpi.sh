@@ -237,21 +237,7 @@ PYEOF
 echo "sync-bn: P=2 as one process on the global batch"
 
 # --mpi with the CUDA backend
-cat >"$T/small.nn" <<'NNEOF'
-model small {
-  dim N = 8
-  input x: f32[N, 64]
-  input label: i32[N]
-  h = relu(dense(x, 32, name = "fc1"))
-  logits = dense(h, 10, name = "fc2")
-  loss = cross_entropy(logits, label)
-  output logits
-}
-train small {
-  minimize loss
-  optimizer adam(lr = 1e-3)
-}
-NNEOF
+cp "$NNC_SRC/tests/mpi/small.nn" "$T/small.nn"
 $PY -c "
 import numpy as np; r = np.random.default_rng(4)
 np.save('$T/sx.npy', r.standard_normal((64, 64), dtype=np.float32))

@@ -28,21 +28,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0
 export OMPI_MCA_btl=self,vader
-cat >"$T/small.nn" <<'NNEOF'
-model small {
-  dim N = 8
-  input x: f32[N, 64]
-  input label: i32[N]
-  h = relu(dense(x, 32, name = "fc1"))
-  logits = dense(h, 10, name = "fc2")
-  loss = cross_entropy(logits, label)
-  output logits
-}
-train small {
-  minimize loss
-  optimizer adam(lr = 1e-3)
-}
-NNEOF
+cp "$NNC_SRC/tests/mpi/small.nn" "$T/small.nn"
 printf '#!/bin/sh\nfor a; do case "$a" in *cuda_model.cpp) cp "$a" %s;; esac; done\nexec %s "$@"\n' \
   "$T/kept.cpp" "${CXX:-c++}" >"$T/cxxkeep"
 chmod +x "$T/cxxkeep"

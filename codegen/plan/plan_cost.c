@@ -276,10 +276,11 @@ static bool gemm_streamed(const CgKernel *k, const HwTarget *hw) {
  * measured it: a scalar load and a vector insert per element (nnc probe on Zen 4: about 4) */
 #define CG_PACK_STRIDED_CYCLES 4.0
 
-double cg_pack_rate(const HwTarget *hw, bool strided) {
-  if (strided)
+double cg_pack_rate(const HwTarget *hw, CgPack how) {
+  if (how == CG_PACK_GATHER)
     return hw->pack_strided_bw > 0 ? hw->pack_strided_bw
                                    : 4.0 * (hw->ghz > 0 ? hw->ghz : 3) * 1e9 / CG_PACK_STRIDED_CYCLES;
+  if (how == CG_PACK_TRANSPOSED && hw->pack_transposed_bw > 0) return hw->pack_transposed_bw;
   return hw->pack_bw > 0 ? hw->pack_bw : cg_level_bw(hw, CG_LEVEL_L2, 1);
 }
 
@@ -305,8 +306,9 @@ void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRu
   /* each KC block loads and stores the accumulators: two vector memory operations per
    * accumulator beside kc FMA steps */
   o->t_fma = K > 0 ? 2 * mr * nr * K * o->tiles / (ueff * peak1) * (K + 2 * kb) / K : 0;
-  o->t_pack = 4 * o->pack_a / cg_pack_rate(hw, s->a_strided) +
-              4 * o->pack_b / cg_pack_rate(hw, s->b_strided);
+  CgPack how_b = s->b_strided ? CG_PACK_GATHER : s->b_transposed ? CG_PACK_TRANSPOSED : CG_PACK_ADJACENT;
+  o->t_pack = 4 * o->pack_a / cg_pack_rate(hw, s->a_strided ? CG_PACK_GATHER : CG_PACK_ADJACENT) +
+              4 * o->pack_b / cg_pack_rate(hw, how_b);
 }
 
 /* whether operand `in` of node `node` lives in the params region (a weight) or is folded */
@@ -326,7 +328,7 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
                    .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
-                   .a_strided = !g->trans_a, .b_strided = g->trans_b,
+                   .a_strided = !g->trans_a, .b_transposed = g->trans_b,
                    .packed_a = k->prepacked && operand_const(p, k->node, 0),
                    .packed_b = k->prepacked && operand_const(p, k->node, 1),
                    .lat_eff = t->eff / wave / tile};

@@ -125,13 +125,20 @@ static const char dev_comm_src[] =
     "  if (h->grads_wait_device(ar, d->comm, h->user)) {\n"
     "    snprintf(d->err, sizeof d->err, \"the all-reduce of the data-parallel step failed\");\n"
     "    return -1;\n  }\n"
-    "  return nnc_dev_fence(d, d->comm, NULL, 1);\n}\n";
+    "  return nnc_dev_fence(d, d->comm, NULL, 1);\n}\n"
+    "static int nnc_sums_before(int i) {\n"
+    "  for (int k = 0; nnc_cuda_sums[k][0] >= 0; k++)\n"
+    "    if (nnc_cuda_sums[k][0] == i) return 1;\n"
+    "  return 0;\n}\n";
 
 /* RtDevice.run_split on the GPU: the launches on the legacy default stream; the overlapped
  * all-reduce's buckets with NCCL on the communication stream, each after an event recorded
  * behind the launch that finishes its gradients, and the optimizer's launches behind an
  * event recorded on the communication stream (no host wait); the sync-bn sums and the
- * all-reduce after the backward launches (--no-overlap) on the default stream */
+ * all-reduce after the backward launches (--no-overlap) on the default stream. NCCL does not
+ * order the collectives of one communicator issued on two streams, so before a sync-bn sum
+ * the default stream also waits for the buckets started so far: every rank then runs the
+ * communicator's collectives in the order it issues them. */
 static void device_run_split(FILE *f, const DrvCudaSource *s, int split) {
   fputs(dev_comm_src, f);
   fprintf(f, "static int nnc_dev_run_split(void *v, int64_t step, uint64_t seed, RtHooks *h) {\n"
@@ -144,6 +151,8 @@ static void device_run_split(FILE *f, const DrvCudaSource *s, int split) {
              "  int ov = h->grads_ready_device && h->grads_wait_device;\n"
              "  if (ov && nnc_dev_comm(d)) return -1;\n"
              "  for (int i = 0; i <= %d; i++) {\n"
+             "    /* one communicator on two streams: its sync-bn sums after the buckets started */\n"
+             "    if (ov && h->sum_f64_device && nnc_sums_before(i) && nnc_dev_fence(d, d->comm, NULL, 1)) return -1;\n"
              "    if (nnc_split_hooks(h, ar, work, i)) {\n"
              "      snprintf(d->err, sizeof d->err, \"the all-reduce of the data-parallel step failed\");\n"
              "      return -1;\n    }\n"

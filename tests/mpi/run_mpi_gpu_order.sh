@@ -15,7 +15,11 @@
 #   recorded on the communication stream, after the last group; no all-reduce on the
 #   default stream;
 # - --no-overlap: no stream or event, one group of every gradient on the default stream
-#   right before the first optimizer launch.
+#   right before the first optimizer launch;
+# - --sync-bn (tests/mpi/bn.nn, 1 KiB buckets): NCCL does not order one communicator's
+#   collectives issued on two streams, so every sync-bn sum (f64, default stream) issued
+#   after a bucket's group must follow a wait of the default stream for an event recorded
+#   on the communication stream after that group; some sums do follow buckets here.
 # The numbers are the fake's (zeros): the sums are checked by run_mpi.sh on cuda-emu.
 # Skipped without mpirun, MPI in nnc, NVRTC or the fake driver (NNC_BUILD).
 set -u
@@ -119,4 +123,32 @@ for path in logs:
           f"communication stream, each after its gradients' last launch; {nsteps} steps")
 PYEOF
 done
+printf '#!/bin/sh\nfor a; do case "$a" in *cuda_model.cpp) cp "$a" %s;; esac; done\nexec %s "$@"\n' \
+  "$T/kept_bn.cpp" "${CXX:-c++}" >"$T/cxxkeep"
+CXX="$T/cxxkeep" "$NNC" build "$NNC_SRC/tests/mpi/bn.nn" --mpi --sync-bn --target cuda -o "$T/gbn" >"$T/b.log" 2>&1 \
+  || { cat "$T/b.log" >&2; echo "FAIL: nnc build bn.nn --mpi --sync-bn --target cuda" >&2; exit 1; }
+$PY -c "
+import numpy as np; r = np.random.default_rng(6)
+np.save('$T/qx.npy', r.standard_normal((32, 2, 6, 6), dtype=np.float32))
+np.save('$T/qy.npy', r.integers(0, 5, 32, dtype=np.int32))"
+rm -f "$T"/log.*
+FAKE_CUDA_LOG="$T/log" LD_LIBRARY_PATH="$T/lib" mpirun --oversubscribe -x FAKE_CUDA_LOG -x LD_LIBRARY_PATH \
+  -np 2 "$T/gbn" train --data "x=$T/qx.npy,label=$T/qy.npy" --epochs 1 --threads 1 --bucket-kib 1 >"$T/run.out" 2>&1 \
+  || { cat "$T/run.out" >&2; echo "FAIL: mpirun (sync-bn)" >&2; exit 1; }
+$PY - "$T"/log.* <<'PYEOF' || { echo "FAIL: sync-bn sums not ordered after the buckets" >&2; fail=1; }
+import sys
+for path in sys.argv[1:]:
+    pending, after, sums, groups = False, 0, 0, 0
+    for t in open(path).read().split():
+        if t.startswith("allreduce:") and t.endswith("@100"):
+            pending, groups = True, groups + 1
+        elif t == "wait:0:2":
+            pending = False
+        elif t.startswith("allreduce?:"):  # a sync-bn sum: f64, sum
+            assert t.endswith("@0") and not pending, f"{path}: a sum while buckets may run: {t}"
+            sums, after = sums + 1, after + (groups > 0)
+    assert sums and after, (sums, after)
+    print(f"{path.rsplit('/', 1)[1]}: --sync-bn: {sums} sums on the default stream, {after} of them "
+          f"after buckets, each behind the communication stream's event")
+PYEOF
 exit $fail

@@ -28,6 +28,7 @@ typedef struct CgOptions {
    * GEMMs) rounded to bf16, f32 accumulation; weights and all other ops stay f32 */
   bool bf16;
   bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
+  bool no_winograd; /* no Winograd F(4,3) convolutions (CgTarget.winograd off) */
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */

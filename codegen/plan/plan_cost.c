@@ -456,6 +456,38 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
+/* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino): 36 GEMMs
+ * [O x C]·[C x T] on the packed GEMM with the transformed filter packed once (streamed from
+ * where its 36·rpad·C floats fit), and the runtime's transforms (rt_winograd.c: their FLOPs
+ * in 256-bit vectors and the bytes of x, V, M and y, tiles_wino_xform_time) spread over the
+ * planes. FLOPs stay the convolution's count; the efficiency is that of the 36 GEMMs. */
+static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                      CgKernelCost *c) {
+  const TileDecision *t = k->tile->wino;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  CgGemmShape s = {.m = cv.O, .n = cv.T, .k = cv.C, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
+                   .kc = t->kc, .nc = t->mc, .packed_a = true, .lat_eff = t->eff / wave / tile};
+  CgGemmRun run;
+  cg_cpu_gemm(hw, &s, threads, &run);
+  if (run.t_fma <= 0) return;
+  double gemm_flops = 36 * 2.0 * (double)cv.O * (double)cv.T * (double)cv.C;
+  c->threads = run.threads;
+  c->t_compute = 36 * run.t_fma;
+  c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, run.threads));
+  double u = 36.0 * 4 * (double)k->packed_rpad * (double)cv.C;
+  c->t_memory += u / cg_level_bw(hw, level_of(hw, u, c->threads), c->threads);
+  double planes = (double)cv.N * (double)(cv.C < cv.O ? cv.C : cv.O);
+  int xt = (int)fmin(threads, planes);
+  double xf = tiles_wino_xform_time(hw, cv.O, cv.C, cv.T, 4 * cv.N * cv.C * cv.H * cv.W,
+                                    4 * cv.N * cv.O * cv.OH * cv.OW);
+  c->scratch = 2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b;
+  c->t_scratch = 36 * run.t_pack + xf / (xt > 0 ? xt : 1);
+  c->overhead = 36 * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) +
+                2 * (xt > 1 ? hw->overhead_s : CG_CALL_S);
+}
+
 /* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: the
  * polynomial ones CG_TRANSC_EXTRA each, square roots CG_SQRT_EXTRA */
 static double ew_transc_extra(const CgPlan *p, const CgKernel *k, double transc) {
@@ -503,7 +535,10 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
-  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
+  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) {
+    if (k->wino) wino_cost(p, k, hw, threads, c);
+    else cpu_gemm_cost(p, k, hw, threads, c);
+  }
   if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;

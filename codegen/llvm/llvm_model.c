@@ -461,9 +461,14 @@ out:
   return m;
 }
 
-int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, bool winograd, CgMemory *out,
+                      Diag *d) {
   CgTarget target;
-  llvm_backend_target(&target, 0, NULL);
+  HwTarget hw; /* the host's tiles, as llvm_model_emit decides them (Winograd's scratch) */
+  char err[256];
+  bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
+  llvm_backend_target(&target, 0, have_hw ? &hw : NULL);
+  target.winograd = winograd;
   return cg_model_memory(fwd, train, &target, out, d);
 }
 

@@ -63,7 +63,7 @@ void cg_kernel_name(const CgPlan *p, int ki, char *buf, size_t n) {
   int node = k->kind == CGK_COPY ? p->v[k->copy_src].root : k->out;
   const IrNode *nd = &p->g->nodes[node];
   const char *what = nd->name ? nd->name : nd->scope ? nd->scope : ir_op_name(nd->op);
-  snprintf(buf, n, "k%d %s %s", ki, cg_kernel_kind_name(k->kind), what);
+  snprintf(buf, n, "k%d %s %s", ki, k->wino ? "winograd" : cg_kernel_kind_name(k->kind), what);
 }
 
 /* ---- bytes ------------------------------------------------------------------------------ */

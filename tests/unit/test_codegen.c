@@ -974,7 +974,7 @@ END_TEST
  * context) against the interpreter's at the parameters the context holds now; *stale: the
  * worst ratio of the outputs `old` (a previous call's) against that reference */
 static double packed_fwd_check(RtCtx *c, IrGraph *g, void *const *ptr, float *old,
-                               double *stale) {
+                               double *stale, double atol) {
   const RtModelDesc *d = rt_ctx_desc(c);
   ck_assert_int_eq(rt_ctx_forward(c), 0);
   InterpOptions o = {.round_storage = true};
@@ -999,23 +999,62 @@ static double packed_fwd_check(RtCtx *c, IrGraph *g, void *const *ptr, float *ol
     if (t->kind != RT_KIND_OUTPUT) continue;
     int64_t n;
     const double *ref = interp_value(I, tg_find_out(g, t->name), &n);
-    double w = compare("packed weights", t->name, ptr[j], ref, n, MM_RTOL, MM_ATOL);
+    double w = compare("packed weights", t->name, ptr[j], ref, n, MM_RTOL, atol);
     if (w > worst) worst = w;
-    if (old) *stale = compare("(stale outputs)", t->name, old, ref, n, MM_RTOL, MM_ATOL);
+    if (old) *stale = compare("(stale outputs)", t->name, old, ref, n, MM_RTOL, atol);
     if (old) memcpy(old, ptr[j], (size_t)t->nbytes);
   }
   interp_free(I);
   return worst;
 }
 
+/* two 3x3 stride-1 convolutions the host's plan runs as Winograd F(4,3): their transformed
+ * filters are packed once like every other packed weight */
+static const char wino_net[] =
+    "model wnet {\n"
+    "  dim N = 4\n"
+    "  input x: f32[N, 8, 16, 16]\n"
+    "  input label: i32[N]\n"
+    "  conv1 = conv2d(x, 24, kernel = 3, pad = 1)\n"
+    "  conv2 = conv2d(relu(conv1), 32, kernel = 3, pad = 1)\n"
+    "  logits = dense(flatten(relu(conv2)), 10, name = \"fc\")\n"
+    "  loss = cross_entropy(logits, label)\n"
+    "  output logits\n"
+    "}\n"
+    "train wnet {\n"
+    "  minimize loss\n"
+    "  optimizer sgd(lr = 0.01, momentum = 0.9)\n"
+    "}\n";
+
+static const struct {
+  const char *file; /* an example, or NULL: wino_net */
+  int64_t flags_bytes;
+  int wino;         /* Winograd kernels of the forward plan */
+} packed_nets[] = {
+    {"lenet.nn", 40, 0}, /* lenet's 2 convolutions and 3 dense layers pack once */
+    {NULL, 16, 2},       /* 2 Winograd convolutions (the dense layer of 4 rows streams) */
+};
+
 /* The forward entry packs the weights of its GEMMs and convolutions once and keeps them
  * (RtModelDesc.packed_*). After a training step, a checkpoint load and a write through
  * rt_ctx_data its outputs must be those of the new weights; the outputs of the call before
- * (what a stale packed copy would give again) must not pass the same comparison. */
+ * (what a stale packed copy would give again) must not pass the same comparison. Lenet
+ * (implicit GEMM), then a net of Winograd convolutions (the transformed filters; its
+ * comparisons with Winograd's tolerance, the winograd test's), each on 1 and 2 threads. */
 START_TEST(packed_weights_refresh) {
   Diag *d = diag_new(stderr);
-  IrModule *mod = example_module("lenet.nn", (const char *const[]){"N=8", NULL}, d);
+  int net = _i / 2;
+  const char *file = packed_nets[net].file;
+  FeOptions fo = {0};
+  IrModule *mod = file ? example_module(file, (const char *const[]){"N=8", NULL}, d)
+                       : fe_compile_string("wnet.nn", wino_net, sizeof wino_net - 1, &fo, d);
+  ck_assert_ptr_nonnull(mod);
   IrGraph *g = mod->graphs[0];
+  G = g;
+  ck_assert_int_eq(wino_kernels(true), packed_nets[net].wino);
+  G = NULL;
+  g_atol_scaled = packed_nets[net].wino > 0;
+  double atol = g_atol_scaled ? WINO_ATOL_SCALED : MM_ATOL;
   TrainInfo info;
   IrGraph *tg = pass_train_graph(g, ir_module_find_train(mod, g->name), &info, d);
   ck_assert_ptr_nonnull(tg);
@@ -1023,9 +1062,9 @@ START_TEST(packed_weights_refresh) {
   ck_assert_ptr_nonnull(m);
   const RtModelDesc *desc = llvm_model_jit(m, d);
   ck_assert_ptr_nonnull(desc);
-  ck_assert_msg(desc->packed_flags_bytes == 40, "lenet's 2 convolutions and 3 dense layers pack once");
+  ck_assert_int_eq(desc->packed_flags_bytes, packed_nets[net].flags_bytes);
   char err[256];
-  RtCtx *c = rt_ctx_create(desc, _i ? 2 : 1, err, sizeof err);
+  RtCtx *c = rt_ctx_create(desc, _i % 2 ? 2 : 1, err, sizeof err);
   ck_assert_msg(c != NULL, "%s", err);
   ck_assert_int_eq(rt_ctx_init(c, 7), 0);
   ck_assert_int_eq(rt_ctx_prepare_training(c), 0);
@@ -1041,10 +1080,10 @@ START_TEST(packed_weights_refresh) {
     if (t->kind == RT_KIND_OUTPUT) old = calloc(1, (size_t)t->nbytes);
   }
   double stale;
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   for (int s = 0; s < 3; s++) /* the training step changes every weight */
     ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the training step left the outputs as they were (%.3g)", stale);
   char path[] = "/tmp/nnc_packed_XXXXXX";
   int fd = mkstemp(path);
@@ -1052,14 +1091,15 @@ START_TEST(packed_weights_refresh) {
   close(fd);
   ck_assert_int_eq(rt_ctx_save(c, path, NULL), 0);
   ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_int_eq(rt_ctx_load(c, path, NULL), 0); /* the weights of before that step */
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the checkpoint left the outputs as they were (%.3g)", stale);
   unlink(path);
   float *w = rt_ctx_data(c, rt_ctx_find(c, "conv1.weight"));
+  ck_assert_ptr_nonnull(w);
   for (int64_t i = 0; i < numel_of(&desc->tensors[rt_ctx_find(c, "conv1.weight")]); i++) w[i] *= -2;
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the write left the outputs as they were (%.3g)", stale);
   free(old);
   free(ptr);
@@ -1382,7 +1422,7 @@ int main(void) {
   suite_add_tcase(s, tw);
   TCase *tp = tcase_create("packed");
   tcase_set_timeout(tp, 600);
-  tcase_add_loop_test(tp, packed_weights_refresh, 0, 2);
+  tcase_add_loop_test(tp, packed_weights_refresh, 0, 4);
   suite_add_tcase(s, tp);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -414,6 +414,10 @@ double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t t
   return flops / rate + bytes / core_bw(hw, scratch);
 }
 
+/* the fixed cost of one call of a packed GEMM or runtime kernel on one thread (its loops'
+ * setup, the pool's packing buffer): plan_cost.c's CG_CALL_S + CG_SCRATCH_S */
+#define TILES_CALL_S 0.2e-6
+
 /* one core's time of a packed GEMM with decision d over m x n (m vectorized), depth k:
  * the decision's FMA latency factor, the edge efficiency of its tile, B packed once, and
  * the packed-once A (n x k) streamed from the level it fits in */
@@ -422,7 +426,7 @@ static double cpu_gemm_1t(const HwTarget *hw, const TileDecision *d, double m, d
   double edge = m / (ceil(m / d->mr) * d->mr) * n / (ceil(n / d->nr) * d->nr);
   double pack = hw->pack_bw > 0 ? hw->pack_bw : core_bw(hw, 0);
   return 2 * m * n * k / (peak_1t(hw) * core * edge) + 8 * k * m / pack +
-         4 * n * k / core_bw(hw, 4 * n * k);
+         4 * n * k / core_bw(hw, 4 * n * k) + TILES_CALL_S;
 }
 
 /* Winograd F(4,3) against the implicit GEMM for node i (decided as d): 36 GEMMs of a
@@ -441,7 +445,7 @@ static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDec
   double direct = calls * cpu_gemm_1t(hw, d, pm, (double)o, 9.0 * (double)c);
   int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4, yb = ir_type_numel(g, y) * 4;
   double wino = 36 * cpu_gemm_1t(hw, wd, (double)t, (double)o, (double)c) +
-                tiles_wino_xform_time(hw, o, c, t, xb, yb);
+                tiles_wino_xform_time(hw, o, c, t, xb, yb) + 2 * TILES_CALL_S;
   bool win = wino < direct;
   if (win) d->wino = wd;
   size_t len = strlen(d->reason);

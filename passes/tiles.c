@@ -437,22 +437,28 @@ static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDec
   const IrNode *n = &g->nodes[i];
   const IrType *y = &n->type;
   int64_t N = ev(g, y->dims[0]), P = ev(g, y->dims[2]) * ev(g, y->dims[3]);
-  TileGemm wg = {.m = t, .n = o, .k = c, .batch = 36, .dt = DT_F32};
+  int64_t nb = 1, per = t / N; /* images a round: the fewest dividing N with enough tiles */
+  while (nb < N && (N % nb || nb * per < TILES_WINO_MIN_TILES)) nb++;
+  double rounds = (double)(N / nb);
+  TileGemm wg = {.m = nb * per, .n = o, .k = c, .batch = 36, .dt = DT_F32};
   TileDecision *wd = arena_alloc(a, sizeof *wd);
   tiles_choose(hw, &wg, wd);
+  wd->wino_images = nb;
   /* the implicit GEMM runs per image, or on the whole batch below 256 positions an image */
   double pm = N > 1 && P < 256 ? (double)(N * P) : (double)P, calls = (double)N * P / pm;
   double direct = calls * cpu_gemm_1t(hw, d, pm, (double)o, 9.0 * (double)c);
   int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4, yb = ir_type_numel(g, y) * 4;
-  double wino = 36 * cpu_gemm_1t(hw, wd, (double)t, (double)o, (double)c) +
-                tiles_wino_xform_time(hw, o, c, t, xb, yb) + 2 * TILES_CALL_S;
+  double wino = rounds * (36 * cpu_gemm_1t(hw, wd, (double)wg.m, (double)o, (double)c) +
+                         tiles_wino_xform_time(hw, o, c, wg.m, xb / (N / nb), yb / (N / nb)) +
+                         2 * TILES_CALL_S);
   bool win = wino < direct;
   if (win) d->wino = wd;
   size_t len = strlen(d->reason);
   if (len < sizeof d->reason)
     snprintf(d->reason + len, sizeof d->reason - len,
-             "; Winograd F(4,3) %s: %lld tiles, modeled %.3g ms vs %.3g ms implicit GEMM (one core)",
-             win ? "chosen" : "not chosen", (long long)t, 1e3 * wino, 1e3 * direct);
+             "; Winograd F(4,3) %s: %lld tiles in rounds of %lld images, modeled %.3g ms vs "
+             "%.3g ms implicit GEMM (one core)",
+             win ? "chosen" : "not chosen", (long long)t, (long long)nb, 1e3 * wino, 1e3 * direct);
 }
 
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {

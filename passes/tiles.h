@@ -73,6 +73,8 @@ typedef struct TileDecision {
    * tiles, n = output channels, k = input channels, batch 36) with the comparison in its
    * reason; NULL: the implicit GEMM */
   const struct TileDecision *wino;
+  int64_t wino_images; /* in the Winograd decision: images whose tiles one round of
+                          transforms and GEMMs covers (a divisor of the batch) */
 } TileDecision;
 
 /* FLOPs of the Winograd F(4,3) transforms (runtime/rt_winograd.c) per 4x4 tile: the input
@@ -83,6 +85,10 @@ typedef struct TileDecision {
 #define TILES_WINO_OUT_FLOPS 162.0
 /* the transforms run as compiled C in 256-bit vectors (AVX2) with multiplies and adds apart */
 #define TILES_WINO_VECTOR_BITS 256.0
+/* the GEMMs' columns (tiles) a round of a Winograd convolution covers at least: the batch
+ * runs in rounds of the fewest images with this many tiles (or all of them), so that V and
+ * M stay small (cache-resident) while the GEMMs still fill several 32-lane register tiles */
+#define TILES_WINO_MIN_TILES 128
 
 typedef struct TilePlan {
   int n;               /* = g->nnodes */

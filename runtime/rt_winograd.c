@@ -117,7 +117,8 @@ static int64_t wino_round8(int64_t x) { return (x + WV - 1) / WV * WV; }
   } while (0)
 
 /* tiles [j0, j0 + 8) of tile row i of the padded plane xp (rows wp floats) into V at
- * channel c, tile t0 + j0 on; n of them are real */
+ * channel c, tile t0 + j0 on; n of them are stored (8 where the plane's later tiles, which
+ * this task writes afterwards, take the others) */
 WINO_INLINE void wino_in_block(const float *xp, int64_t wp, int64_t i, int64_t j0, float *v,
                                int64_t cstride, int64_t n) {
   v8f r[6][6]; /* r[k][s]: image row k of the window, transformed along the row */
@@ -151,7 +152,8 @@ WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t nc, float *xp, int64_t 
   for (int64_t i = 0; i < th; i++)
     for (int64_t j0 = 0; j0 < tw; j0 += WV) {
       int64_t t = (n * th + i) * tw + j0;
-      wino_in_block(xp, wp, i, j0, w->dst + c * T + t, C * T, tw - j0 < WV ? tw - j0 : WV);
+      int64_t n_ = tw - j0 < WV && t + WV > (n + 1) * th * tw ? tw - j0 : WV;
+      wino_in_block(xp, wp, i, j0, w->dst + c * T + t, C * T, n_);
     }
 }
 
@@ -198,7 +200,8 @@ WINO_INLINE void wino_in_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
     else memcpy((yrow), q_, (size_t)(cols) * sizeof(float));                                     \
   } while (0)
 
-/* tiles [j0, j0 + n) of tile row i of output channel o: m points at M[0][o][t0 + j0] */
+/* tiles [j0, j0 + 8) of tile row i of output channel o: m points at M[0][o][t0 + j0], of
+ * which n are read (the rest are zeros; 8 where M goes on: those lanes are not stored) */
 WINO_INLINE void wino_out_block(const WinoCtx *w, const float *m, int64_t xs, int64_t n,
                                 float *y, int64_t rows, int64_t cols, float sc, float sh) {
   v8f r[4][6]; /* r[a][s]: output row a of the tile, column s of the product */
@@ -235,9 +238,9 @@ WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t no) {
   float *y = w->dst + no * OH * OW;
   for (int64_t i = 0; i < th; i++)
     for (int64_t j0 = 0; j0 < tw; j0 += WV) {
-      const float *m = w->src + o * T + (n * th + i) * tw + j0;
-      wino_out_block(w, m, O * T, tw - j0 < WV ? tw - j0 : WV, y + 4 * i * OW + 4 * j0,
-                     OH - 4 * i, OW - 4 * j0, sc, sh);
+      int64_t t = (n * th + i) * tw + j0;
+      wino_out_block(w, w->src + o * T + t, O * T, tw - j0 < WV && t + WV > T ? tw - j0 : WV,
+                     y + 4 * i * OW + 4 * j0, OH - 4 * i, OW - 4 * j0, sc, sh);
     }
 }
 

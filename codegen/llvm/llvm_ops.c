@@ -1040,10 +1040,10 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   return 0;
 }
 
-/* Winograd F(4,3) (CgConv.wino, docs/cpu-convolutions.md): the input transform
- * V[36][C][T] into scratch, 36 GEMMs M[xi] = U[xi]·V[xi] ([O x C]·[C x T], U the filter's
- * transform packed once into the kernel's panels), then the output transform with the
- * epilogue into y (runtime/rt_winograd.c) */
+/* Winograd F(4,3) (CgConv.wino, docs/cpu-convolutions.md), in rounds of NB images: the
+ * input transform V[36][C][T] into scratch, 36 GEMMs M[xi] = U[xi]·V[xi] ([O x C]·[C x T],
+ * U the filter's transform packed once into the kernel's panels), then the output
+ * transform with the epilogue into y (runtime/rt_winograd.c) */
 static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef bnt) {
   const IrNode *n = node(e, k->node);
   LlvmGemmSpec sp = {.packed = LLVM_GEMM_PACKED_A};
@@ -1054,12 +1054,15 @@ static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVa
   LLVMValueRef U = packed_operand(e, k, f, S, c->C, c->O, c->O * c->C * 4, e->gemm_blk.mr,
                                   cg_ptr(e, n->in[1]));
   if (!U) return -1;
-  int64_t g[11] = {c->N, c->C, c->H, c->W, c->O, c->OH, c->OW, c->ph, c->pw, c->TH, c->TW};
+  int64_t g[11] = {c->NB, c->C, c->H, c->W, c->O, c->OH, c->OW, c->ph, c->pw, c->TH, c->TW};
   LLVMValueRef geom = const_table(e, g, 11);
   LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
-  LLVMValueRef ain[4] = {e->pool, cg_ptr(e, n->in[0]), S, geom};
+  Loop lr, l; /* rounds of NB images */
+  loop_begin(e, &lr, cg_c64(e, 0), cg_c64(e, c->N / c->NB), 1);
+  LLVMValueRef X = gep8(e, cg_ptr(e, n->in[0]), mul(e, lr.iv, cg_c64(e, c->NB * c->C * c->H * c->W * 4)));
+  LLVMValueRef Y = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->NB * c->O * c->OH * c->OW * 4)));
+  LLVMValueRef ain[4] = {e->pool, X, S, geom};
   rt_call(e, "rt_k_wino_in", "pppp", ain);
-  Loop l;
   loop_begin(e, &l, cg_c64(e, 0), cg_c64(e, 36), 1);
   LLVMValueRef A = gep8(e, U, mul(e, l.iv, cg_c64(e, k->packed_rpad * k->packed_k * 4)));
   LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
@@ -1067,9 +1070,10 @@ static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVa
   gemm_call(e, f, c->O, c->T, c->C, A, k->packed_rpad, B, c->T, C, c->T, NULL);
   loop_end(e, &l);
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef aout[7] = {e->pool, M, cg_ptr(e, k->out), k->bias ? cg_ptr(e, k->bias_node) : null,
+  LLVMValueRef aout[7] = {e->pool, M, Y, k->bias ? cg_ptr(e, k->bias_node) : null,
                           bnt ? bnt : null, c32(e, k->relu), geom};
   rt_call(e, "rt_k_wino_out", "pppppip", aout);
+  loop_end(e, &lr);
   return 0;
 }
 

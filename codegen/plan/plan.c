@@ -201,10 +201,11 @@ static int cmp_anchor(const void *a, const void *b) {
 
 /* Winograd F(4,3): V[36][C][T] and M[36][O][T] per call, U[36][O][C] while the filter is
  * transformed and packed (plan_pack.c) */
-static void conv_wino_scratch(CgConv *c) {
+static void conv_wino_scratch(CgConv *c, int64_t nb) {
   c->TH = (c->OH + 3) / 4, c->TW = (c->OW + 3) / 4;
+  c->NB = nb >= 1 && nb <= c->N && c->N % nb == 0 ? nb : c->N;
   int64_t vm, u;
-  if (__builtin_mul_overflow(c->N, c->TH * c->TW, &c->T) ||
+  if (__builtin_mul_overflow(c->NB, c->TH * c->TW, &c->T) ||
       __builtin_mul_overflow(c->T, 36 * 4 * (c->C + c->O), &vm) ||
       __builtin_mul_overflow(c->O, 36 * 4 * c->C, &u)) {
     c->scratch = -1;
@@ -259,7 +260,7 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   if (ki >= p->nk) ki = -1;
   c->wino = n->op == OP_CONV2D && ki >= 0 && p->k[ki].wino;
   if (c->wino) {
-    conv_wino_scratch(c);
+    conv_wino_scratch(c, p->k[ki].tile->wino->wino_images);
     return;
   }
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */

@@ -265,9 +265,10 @@ typedef struct CgConv {
                            [Og][N·P] in scratch, then copied into place; data gradient: the
                            unfold [K][N·P] and dy's rows [Og][N·P] in scratch */
   bool wino;            /* the kernel runs Winograd F(4,3) (CgKernel.wino): scratch holds
-                           V[36][C][T] then M[36][O][T], or the transformed filter U[36][O][C]
-                           while it is packed */
-  int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of the whole batch */
+                           V[36][C][T] then M[36][O][T] of a round of images, or the
+                           transformed filter U[36][O][C] while it is packed */
+  int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */
+  int64_t NB;           /* wino: images a round (TileDecision.wino_images), N / NB rounds */
   int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
                            (col), the batch's matrices (batch), Winograd's (wino), or 0;
                            -1: too large */

@@ -456,11 +456,12 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
-/* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino): 36 GEMMs
- * [O x C]·[C x T] on the packed GEMM with the transformed filter packed once (streamed from
- * where its 36·rpad·C floats fit), and the runtime's transforms (rt_winograd.c: their FLOPs
- * in 256-bit vectors and the bytes of x, V, M and y, tiles_wino_xform_time) spread over the
- * planes. FLOPs stay the convolution's count; the efficiency is that of the 36 GEMMs. */
+/* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino), in rounds of
+ * NB images: 36 GEMMs [O x C]·[C x T] on the packed GEMM with the transformed filter packed
+ * once (streamed each round from where its 36·rpad·C floats fit), and the runtime's
+ * transforms (rt_winograd.c: their FLOPs in 256-bit vectors and the bytes of x, V, M and
+ * y, tiles_wino_xform_time) spread over the planes. FLOPs stay the convolution's count; the
+ * efficiency is that of the GEMMs. */
 static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                       CgKernelCost *c) {
   const TileDecision *t = k->tile->wino;
@@ -472,20 +473,22 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   CgGemmRun run;
   cg_cpu_gemm(hw, &s, threads, &run);
   if (run.t_fma <= 0) return;
-  double gemm_flops = 36 * 2.0 * (double)cv.O * (double)cv.T * (double)cv.C;
+  double rounds = (double)(cv.N / cv.NB), calls = 36 * rounds;
+  double gemm_flops = calls * 2.0 * (double)cv.O * (double)cv.T * (double)cv.C;
   c->threads = run.threads;
-  c->t_compute = 36 * run.t_fma;
+  c->t_compute = calls * run.t_fma;
   c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, run.threads));
-  double u = 36.0 * 4 * (double)k->packed_rpad * (double)cv.C;
-  c->t_memory += u / cg_level_bw(hw, level_of(hw, u, c->threads), c->threads);
-  double planes = (double)cv.N * (double)(cv.C < cv.O ? cv.C : cv.O);
+  double planes = (double)cv.NB * (double)(cv.C < cv.O ? cv.C : cv.O);
   int xt = (int)fmin(threads, planes);
-  double xf = tiles_wino_xform_time(hw, cv.O, cv.C, cv.T, 4 * cv.N * cv.C * cv.H * cv.W,
-                                    4 * cv.N * cv.O * cv.OH * cv.OW);
-  c->scratch = 2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b;
-  c->t_scratch = 36 * run.t_pack + xf / (xt > 0 ? xt : 1);
-  c->overhead = 36 * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) +
-                2 * (xt > 1 ? hw->overhead_s : CG_CALL_S);
+  double xf = rounds * tiles_wino_xform_time(hw, cv.O, cv.C, cv.T, 4 * cv.NB * cv.C * cv.H * cv.W,
+                                             4 * cv.NB * cv.O * cv.OH * cv.OW);
+  c->scratch = rounds * (2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b);
+  /* every round streams the transformed filter's panels once, beside the FMAs */
+  double u = 36.0 * 4 * (double)k->packed_rpad * (double)cv.C;
+  c->t_scratch = calls * run.t_pack + xf / (xt > 0 ? xt : 1) +
+                 rounds * u / cg_level_bw(hw, level_of(hw, u, c->threads), c->threads);
+  c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) +
+                2 * rounds * (xt > 1 ? hw->overhead_s : CG_CALL_S);
 }
 
 /* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: the

@@ -936,6 +936,7 @@ START_TEST(winograd) {
       {35, 17, 14, 12, 0, 3}, /* unpadded: 12 x 10 (4k x 4k+2), three images */
       {24, 40, 11, 19, 1, 2}, /* 4k+3 x 4k+3, two tile blocks of 8 across */
       {30, 30, 35, 38, 1, 1}, /* tiles across a vector and a half */
+      {16, 24, 45, 46, 1, 2}, /* 144 tiles an image: two rounds of one image */
   };
   g_atol_scaled = true;
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)

@@ -1040,6 +1040,36 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   return 0;
 }
 
+/* the 36 GEMMs of a Winograd round: M[xi] = U[xi]·V[xi] for xi in [x0, x1), each over the
+ * pool (inside a task, or below its threshold for threads, a GEMM runs on its thread alone,
+ * packing into that thread's kept buffer) */
+typedef struct WinoGemms {
+  const CgConv *c;
+  LLVMValueRef f;
+} WinoGemms;
+
+static void wino_gemms(CgEmit *e, const CgKernel *k, const WinoGemms *w, LLVMValueRef x0,
+                       LLVMValueRef x1) {
+  const CgConv *c = w->c;
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef U = cg_region_ptr(e, CG_REGION_ARENA, k->packed_offset);
+  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
+  Loop l;
+  loop_begin(e, &l, x0, x1, 1);
+  LLVMValueRef A = gep8(e, U, mul(e, l.iv, cg_c64(e, k->packed_rpad * k->packed_k * 4)));
+  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
+  LLVMValueRef C = gep8(e, M, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
+  gemm_call(e, w->f, c->O, c->T, c->C, A, k->packed_rpad, B, c->T, C, c->T, NULL);
+  loop_end(e, &l);
+}
+
+/* task t of nt: GEMMs [36t/nt, 36(t+1)/nt) */
+static void wino_gemm_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  LLVMValueRef x0 = LLVMBuildSDiv(e->b, mul(e, t, cg_c64(e, 36)), nt, "");
+  LLVMValueRef x1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), cg_c64(e, 36)), nt, "");
+  wino_gemms(e, k, arg, x0, x1);
+}
+
 /* Winograd F(4,3) (CgConv.wino, docs/cpu-convolutions.md), in rounds of NB images: the
  * input transform V[36][C][T] into scratch, 36 GEMMs M[xi] = U[xi]·V[xi] ([O x C]·[C x T],
  * U the filter's transform packed once into the kernel's panels), then the output
@@ -1057,18 +1087,17 @@ static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVa
   int64_t g[11] = {c->NB, c->C, c->H, c->W, c->O, c->OH, c->OW, c->ph, c->pw, c->TH, c->TW};
   LLVMValueRef geom = const_table(e, g, 11);
   LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
-  Loop lr, l; /* rounds of NB images */
+  WinoGemms wg = {c, f};
+  Loop lr; /* rounds of NB images */
   loop_begin(e, &lr, cg_c64(e, 0), cg_c64(e, c->N / c->NB), 1);
   LLVMValueRef X = gep8(e, cg_ptr(e, n->in[0]), mul(e, lr.iv, cg_c64(e, c->NB * c->C * c->H * c->W * 4)));
   LLVMValueRef Y = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->NB * c->O * c->OH * c->OW * 4)));
   LLVMValueRef ain[4] = {e->pool, X, S, geom};
   rt_call(e, "rt_k_wino_in", "pppp", ain);
-  loop_begin(e, &l, cg_c64(e, 0), cg_c64(e, 36), 1);
-  LLVMValueRef A = gep8(e, U, mul(e, l.iv, cg_c64(e, k->packed_rpad * k->packed_k * 4)));
-  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
-  LLVMValueRef C = gep8(e, M, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
-  gemm_call(e, f, c->O, c->T, c->C, A, k->packed_rpad, B, c->T, C, c->T, NULL);
-  loop_end(e, &l);
+  /* GEMMs below the GEMM's own threshold for threads (llvm_gemm.h parallel_min_flops) run
+   * one per task instead, so that every thread has work */
+  if (c->O * c->T * c->C < (INT64_C(1) << 21)) run_tasks(e, k, 36, wino_gemm_task, &wg);
+  else wino_gemms(e, k, &wg, cg_c64(e, 0), cg_c64(e, 36));
   LLVMValueRef null = LLVMConstPointerNull(e->ptr);
   LLVMValueRef aout[7] = {e->pool, M, Y, k->bias ? cg_ptr(e, k->bias_node) : null,
                           bnt ? bnt : null, c32(e, k->relu), geom};

@@ -470,14 +470,18 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = cv.O, .n = cv.T, .k = cv.C, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
                    .kc = t->kc, .nc = t->mc, .packed_a = true, .lat_eff = t->eff / wave / tile};
+  /* GEMMs below the GEMM's threshold for threads run one per task (llvm_ops.c): the busiest
+   * thread runs ceil(36 / threads) of them whole */
+  bool spread = 2.0 * (double)cv.O * (double)cv.T * (double)cv.C < CG_GEMM_PAR_FLOPS;
   CgGemmRun run;
-  cg_cpu_gemm(hw, &s, threads, &run);
+  cg_cpu_gemm(hw, &s, spread ? 1 : threads, &run);
   if (run.t_fma <= 0) return;
   double rounds = (double)(cv.N / cv.NB), calls = 36 * rounds;
+  double busiest = rounds * (spread ? ceil(36.0 / threads) : 36);
   double gemm_flops = calls * 2.0 * (double)cv.O * (double)cv.T * (double)cv.C;
-  c->threads = run.threads;
-  c->t_compute = calls * run.t_fma;
-  c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, run.threads));
+  c->threads = spread ? (threads < 36 ? threads : 36) : run.threads;
+  c->t_compute = busiest * run.t_fma;
+  c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads));
   double planes = (double)cv.NB * (double)(cv.C < cv.O ? cv.C : cv.O);
   int xt = (int)fmin(threads, planes);
   double xf = rounds * tiles_wino_xform_time(hw, cv.O, cv.C, cv.T, 4 * cv.NB * cv.C * cv.H * cv.W,
@@ -485,9 +489,10 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   c->scratch = rounds * (2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b);
   /* every round streams the transformed filter's panels once, beside the FMAs */
   double u = 36.0 * 4 * (double)k->packed_rpad * (double)cv.C;
-  c->t_scratch = calls * run.t_pack + xf / (xt > 0 ? xt : 1) +
+  c->t_scratch = busiest * run.t_pack + xf / (xt > 0 ? xt : 1) +
                  rounds * u / cg_level_bw(hw, level_of(hw, u, c->threads), c->threads);
-  c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) +
+  double fork = spread ? rounds * (c->threads > 1 ? hw->overhead_s : 0) : 0;
+  c->overhead = busiest * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) + fork +
                 2 * rounds * (xt > 1 ? hw->overhead_s : CG_CALL_S);
 }
 

@@ -3,14 +3,14 @@
  * A 3x3, stride-1 convolution computes each 4x4 block of outputs from a 6x6 block of the
  * image as  y = Aᵀ·[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]·A  (Lavin and Gray's F(4x4, 3x3), interpolation
  * points 0, ±1, ±2 and infinity). The elementwise product, summed over the input channels,
- * is 36 GEMMs [O x C]·[C x T] (T tiles of the whole batch), run by the generated GEMM; the
- * transforms around it are these loops. Tiles of a row sit in the vector lanes: the input
- * transform reads a tile row's six image rows split into their four column phases (so that
- * the taps of neighbouring tiles are contiguous), the output transform reads each of the
- * 36 GEMM outputs' rows contiguously and writes an output row at a time. Every value is
- * computed by the same operations whatever the thread count. The loops are compiled twice,
- * for baseline x86-64 and for AVX2 (chosen by the CPU at run time), as plain C the
- * compiler vectorizes. */
+ * is 36 GEMMs [O x C]·[C x T] (T tiles of a round of images), run by the generated GEMM;
+ * the transforms around it are these loops. 8 tiles of a tile row sit in the lanes of a
+ * vector (the GCC/clang vector extension): the input transform splits the six image rows
+ * of 8 tiles into their four column phases by shuffles, so that the taps of neighbouring
+ * tiles are lanes of the same vectors; the output transform reads the 36 GEMM outputs'
+ * rows contiguously and interleaves the four output columns back. Every value is computed
+ * by the same operations whatever the thread count. The loops are compiled twice, for
+ * baseline x86-64 and for AVX2, chosen by the CPU at run time. */
 #include "rt_winograd.h"
 
 #include <stdbool.h>

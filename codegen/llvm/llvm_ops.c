@@ -983,6 +983,147 @@ static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
 }
 
+/* ---- depthwise data gradient, direct ---------------------------------------------------- */
+
+/* The data gradient of a depthwise convolution at stride 1 or 2 (a transposed depthwise
+ * convolution): dx[ih][iw] = Σ w[kh][kw]·dy[oh][ow] over the taps with ih = oh·sh - ph +
+ * kh·dh and iw = ow·sw - pw + kw·dw. A dx row of phase q = ih mod sh takes the kh whose
+ * (q + ph - kh·dh) the stride divides; its columns are computed in sw phases p of vl
+ * columns iw = sw·(j + lane) + p, each a dense vector over j whose taps kw read dy's row
+ * contiguously at ow = j + lane + (p + pw - kw·dw)/sw (a masked load: lanes outside dy
+ * read nothing). At stride 2 the two phases are interleaved into two vectors of dx. */
+typedef struct DwDxRow {
+  LLVMValueRef dyrow[8], rowok[8]; /* per kh: dy's row oh (row 0 when outside), oh valid */
+  LLVMValueRef wv[8][8];           /* the filter's taps, splat */
+  LLVMValueRef lanes, dxr;
+} DwDxRow;
+
+/* the sum of phase p's taps for the vl columns from j: lanes outside dy read nothing */
+static LLVMValueRef dwdx_phase(CgEmit *e, const CgConv *c, const DwDxRow *r, int q, int p,
+                               LLVMValueRef j) {
+  int vl = e->vl;
+  LLVMTypeRef vi64 = LLVMVectorType(e->i64, (unsigned)vl), vt = e->vf;
+  LLVMValueRef acc = LLVMConstNull(e->vf);
+  for (int kh = 0; kh < c->KH; kh++) {
+    if ((q + c->ph - kh * c->dh) % c->sh) continue;
+    for (int kw = 0; kw < c->KW; kw++) {
+      int64_t t = p + c->pw - kw * c->dw;
+      if (t % c->sw) continue;
+      LLVMValueRef first = add(e, j, cg_c64(e, t / c->sw));
+      LLVMValueRef ow = add(e, splat(e, first, vl), r->lanes);
+      LLVMValueRef m = LLVMBuildAnd(e->b, splat(e, r->rowok[kh], vl),
+                                    LLVMBuildICmp(e->b, LLVMIntSGE, ow, LLVMConstNull(vi64), ""), "");
+      m = LLVMBuildAnd(e->b, m, LLVMBuildICmp(e->b, LLVMIntSLT, ow, splat(e, cg_c64(e, c->OW), vl), ""), "");
+      LLVMValueRef ptr = LLVMBuildGEP2(e->b, e->f32, r->dyrow[kh], &first, 1, "");
+      LLVMTypeRef over[2] = {e->vf, e->ptr};
+      LLVMValueRef args[4] = {ptr, c32(e, 4), m, LLVMConstNull(e->vf)};
+      LLVMValueRef v = intrinsic(e, "llvm.masked.load", over, 2, args, 4);
+      LLVMValueRef fa[3] = {r->wv[kh][kw], v, acc};
+      acc = intrinsic(e, "llvm.fma", &vt, 1, fa, 3);
+    }
+  }
+  return acc;
+}
+
+/* dx's vector of vl columns from iw0, stored where iw < W */
+static void dwdx_store(CgEmit *e, const CgConv *c, const DwDxRow *r, LLVMValueRef v, LLVMValueRef iw0) {
+  int vl = e->vl;
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, iw0, vl), r->lanes),
+                                  splat(e, cg_c64(e, c->W), vl), "");
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef sargs[4] = {v, gep8(e, r->dxr, mul(e, iw0, cg_c64(e, 4))), c32(e, 4), ok};
+  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+}
+
+/* one dx row of phase q: its columns in vectors (two phases interleaved at stride 2) */
+static void dwdx_row(CgEmit *e, const CgConv *c, const DwDxRow *r, int q) {
+  int vl = e->vl;
+  Loop lj;
+  loop_begin(e, &lj, cg_c64(e, 0), cg_c64(e, (c->W + c->sw - 1) / c->sw), vl);
+  if (c->sw == 1) {
+    dwdx_store(e, c, r, dwdx_phase(e, c, r, q, 0, lj.iv), lj.iv);
+  } else {
+    LLVMValueRef a = dwdx_phase(e, c, r, q, 0, lj.iv), b = dwdx_phase(e, c, r, q, 1, lj.iv);
+    LLVMValueRef lo[64], hi[64];
+    for (int l = 0; l < vl; l++) {
+      lo[l] = c32(e, (l & 1) * vl + l / 2);
+      hi[l] = c32(e, (l & 1) * vl + vl / 2 + l / 2);
+    }
+    LLVMValueRef iw0 = mul(e, lj.iv, cg_c64(e, 2));
+    dwdx_store(e, c, r, LLVMBuildShuffleVector(e->b, a, b, LLVMConstVector(lo, (unsigned)vl), ""), iw0);
+    dwdx_store(e, c, r, LLVMBuildShuffleVector(e->b, a, b, LLVMConstVector(hi, (unsigned)vl), ""),
+               add(e, iw0, cg_c64(e, vl)));
+  }
+  loop_end(e, &lj);
+}
+
+/* the row of dy that tap kh reads for dx row ih (oh = (ih + ph - kh·dh) / sh), and whether
+ * it is inside dy; only the kh whose numerator the stride divides are asked for */
+static void dwdx_dyrow(CgEmit *e, const CgConv *c, LLVMValueRef dyc, LLVMValueRef ih, int kh,
+                       DwDxRow *r) {
+  LLVMValueRef num = add(e, ih, cg_c64(e, c->ph - kh * c->dh));
+  LLVMValueRef oh = c->sh == 1 ? num : LLVMBuildAShr(e->b, num, cg_c64(e, 1), "");
+  r->rowok[kh] = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, num, cg_c64(e, 0), ""),
+                              LLVMBuildICmp(e->b, LLVMIntSLT, oh, cg_c64(e, c->OH), ""), "");
+  r->dyrow[kh] = gep8(e, dyc, mul(e, LLVMBuildSelect(e->b, r->rowok[kh], oh, cg_c64(e, 0), ""),
+                                  cg_c64(e, c->OW * 4)));
+}
+
+/* task t of nt: dx rows [r0, r1) of the N·C·H rows */
+static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const CgConv *c = arg;
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef rows = cg_c64(e, c->N * c->C * c->H);
+  LLVMValueRef r0 = LLVMBuildSDiv(e->b, mul(e, t, rows), nt, "");
+  LLVMValueRef r1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), rows), nt, "");
+  DwDxRow r;
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < e->vl; l++) lanes_c[l] = cg_c64(e, l);
+  r.lanes = LLVMConstVector(lanes_c, (unsigned)e->vl);
+  Loop lr;
+  loop_begin(e, &lr, r0, r1, 1);
+  LLVMValueRef ih = LLVMBuildSRem(e->b, lr.iv, cg_c64(e, c->H), "");
+  LLVMValueRef nc = LLVMBuildSDiv(e->b, lr.iv, cg_c64(e, c->H), "");
+  LLVMValueRef ch = LLVMBuildSRem(e->b, nc, cg_c64(e, c->C), "");
+  LLVMValueRef dyc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->OH * c->OW * 4)));
+  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  r.dxr = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->W * 4)));
+  for (int kh = 0; kh < c->KH; kh++) {
+    dwdx_dyrow(e, c, dyc, ih, kh, &r);
+    for (int kw = 0; kw < c->KW; kw++)
+      r.wv[kh][kw] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, (kh * c->KW + kw) * 4)), ""),
+                           e->vl);
+  }
+  if (c->sh == 1) {
+    dwdx_row(e, c, &r, 0);
+  } else { /* the row's phase picks its taps kh */
+    LLVMBasicBlockRef b0 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "even");
+    LLVMBasicBlockRef b1 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "odd");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "join");
+    LLVMValueRef odd = LLVMBuildTrunc(e->b, ih, e->i1, "");
+    LLVMBuildCondBr(e->b, odd, b1, b0);
+    for (int q = 0; q < 2; q++) {
+      LLVMPositionBuilderAtEnd(e->b, q ? b1 : b0);
+      dwdx_row(e, c, &r, q);
+      LLVMBuildBr(e->b, join);
+    }
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
+  loop_end(e, &lr);
+}
+
+/* the data gradient of a depthwise convolution (CgConv.depthwise, stride 1 or 2) computed
+ * directly, dx rows spread over the threads; no unfold, no scratch */
+static void lower_depthwise_dx(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  int64_t rows = c->N * c->C * c->H, maxt = rows * c->W * c->KH * c->KW / 65536 + 1;
+  if (maxt > rows) maxt = rows;
+  if (maxt > 1) {
+    run_tasks(e, k, maxt, dwdx_body, (void *)c);
+    return;
+  }
+  dwdx_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+}
+
 /* a forward convolution's filter as its GEMM f reads it: the parameter (lda K, groups
  * Og·K floats apart) or, when k->packed, its panels packed once (lda the padded rows) */
 static LLVMValueRef conv_filter(CgEmit *e, const CgKernel *k, LLVMValueRef f, const CgConv *c,
@@ -1074,6 +1215,10 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   LLVMValueRef bnt = k->bn ? bn_table(e, k, &c) : NULL;
   if (c.depthwise && n->op == OP_CONV2D) {
     lower_depthwise(e, k, &c);
+    return 0;
+  }
+  if (c.depthwise && n->op == OP_CONV2D_BWD_DATA) {
+    lower_depthwise_dx(e, k, &c);
     return 0;
   }
   if (c.depthwise && n->op == OP_CONV2D_BWD_FILTER) { /* the runtime's per-channel sums */

@@ -219,9 +219,10 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->P = c->OH * c->OW;
   c->direct = c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 &&
               c->pw == 0 && c->OH == c->H && c->OW == c->W;
-  c->depthwise = p->target && p->target->depthwise_direct &&
-                 (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_FILTER) && c->G > 1 &&
-                 c->Cg == 1 && c->Og == 1 && c->KH <= 8 && c->KW <= 8;
+  c->depthwise = p->target && p->target->depthwise_direct && c->G > 1 && c->Cg == 1 &&
+                 c->Og == 1 && c->KH <= 8 && c->KW <= 8 &&
+                 (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_FILTER ||
+                  (n->op == OP_CONV2D_BWD_DATA && c->sh <= 2 && c->sw <= 2));
   CgConvStrategy st = p->target ? p->target->conv : CG_CONV_IM2COL;
   bool small = c->Cg * c->H * c->W < INT32_MAX && c->K < INT32_MAX && c->P < INT32_MAX;
   c->col = !c->direct && !c->depthwise &&

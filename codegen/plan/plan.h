@@ -54,7 +54,8 @@ typedef struct CgTarget {
   int vector_width;       /* f32 lanes of a vector (CPU), threads of a warp (GPU) */
   bool conv_bn;           /* folds an inference batchnorm after a convolution into the
                              convolution's epilogue (scratch: a scale and a shift a channel) */
-  bool depthwise_direct;  /* computes forward depthwise convolutions without im2col */
+  bool depthwise_direct;  /* computes depthwise convolutions and their gradients without
+                             im2col (CgConv.depthwise) */
   bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
                              f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
@@ -245,9 +246,10 @@ typedef struct CgConv {
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t Cg, Og, K, P; /* per group: channels in/out, K = Cg*KH*KW, P = OH*OW */
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
-  bool depthwise;       /* forward or filter gradient, one channel in and out per group,
-                           at most 8x8, on a target with depthwise_direct: computed
-                           directly, no im2col scratch */
+  bool depthwise;       /* one channel in and out per group, at most 8x8, on a target
+                           with depthwise_direct: the forward, the filter gradient and (at
+                           strides 1 and 2) the data gradient computed directly, no im2col
+                           scratch */
   bool col;             /* unfolded into a K x P scratch (CG_CONV_IM2COL, and the data
                            gradient of CG_CONV_GATHER or an image too large for its 32-bit
                            offsets) */

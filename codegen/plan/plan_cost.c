@@ -331,12 +331,10 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
-/* a depthwise forward convolution or filter gradient the backend computes directly (the
- * filter gradient in the runtime's rt_k_dw_dfilter): no GEMM, no packing */
+/* a depthwise convolution or gradient the backend computes directly (the filter gradient
+ * in the runtime's rt_k_dw_dfilter): no GEMM, no packing */
 static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV) return false;
-  int op = p->g->nodes[k->node].op;
-  if (op != OP_CONV2D && op != OP_CONV2D_BWD_FILTER) return false;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   return cv.depthwise;
@@ -382,12 +380,50 @@ static void dw_dfilter_cost(const CgConv *cv, const HwTarget *hw, int threads, C
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* cycles of one tap of one vector of the direct depthwise data gradient (llvm_ops.c
+ * dwdx_phase: the lanes' bounds, a masked load of dy's row and an FMA), of a vector of dx
+ * stored (at stride 2 also the two phases' interleave) and of a dx row (its taps' rows and
+ * filter); fitted to `bench --train --profile` of mobilenet_v2 N=8 S=112 (Zen 4 at 2.6 GHz,
+ * 16 layers of 4- to 28-wide rows at strides 1 and 2: within 0.82-1.06 of the fit) */
+#define CG_DWDX_TAP_CYCLES 1.4
+#define CG_DWDX_VEC_CYCLES 0.55
+#define CG_DWDX_ROW_CYCLES 4.4
+
+/* the direct depthwise data gradient: each dx row of phase q = ih mod sh takes the taps kh
+ * the stride divides, each vector of column phase p the taps kw (llvm_ops.c dwdx_row);
+ * dx rows of N·C·H spread over min(threads, taps·elements / 65536 + 1) tasks */
+static void dw_dx_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double vecs = ceil(ceil((double)cv->W / (double)cv->sw) / vl), tapvec = 0, stores = 0;
+  for (int64_t q = 0; q < cv->sh; q++) {
+    double rows = (double)((cv->H - q + cv->sh - 1) / cv->sh), taps = 0;
+    for (int64_t p = 0; p < cv->sw; p++)
+      for (int64_t kh = 0; kh < cv->KH; kh++)
+        for (int64_t kw = 0; kw < cv->KW; kw++)
+          taps += (q + cv->ph - kh * cv->dh) % cv->sh == 0 && (p + cv->pw - kw * cv->dw) % cv->sw == 0;
+    tapvec += rows * vecs * taps;
+    stores += rows * vecs * (double)cv->sw;
+  }
+  double planes = (double)cv->N * (double)cv->C, rows = planes * (double)cv->H;
+  double tasks = fmin(rows, floor(rows * (double)cv->W * (double)(cv->KH * cv->KW) / 65536) + 1);
+  c->threads = (int)fmax(1, fmin(threads, tasks));
+  double cyc = planes * (tapvec * CG_DWDX_TAP_CYCLES + stores * CG_DWDX_VEC_CYCLES +
+                        (double)cv->H * CG_DWDX_ROW_CYCLES) / c->threads;
+  c->t_compute = cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                            CgKernelCost *c) {
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   if (p->g->nodes[k->node].op == OP_CONV2D_BWD_FILTER) {
     dw_dfilter_cost(&cv, hw, threads, c);
+    return;
+  }
+  if (p->g->nodes[k->node].op == OP_CONV2D_BWD_DATA) {
+    dw_dx_cost(&cv, hw, threads, c);
     return;
   }
   double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */

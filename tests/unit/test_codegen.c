@@ -593,6 +593,37 @@ START_TEST(conv_data_grad) {
 }
 END_TEST
 
+/* the depthwise data gradient computed directly (stride 1 and 2: rows and columns in
+ * phases, dy read with masked loads): kernels 3 and 5, padding 0 to 2, dilation, widths
+ * around the vector length (15, 16, 17, 33), one image and three, odd and even heights,
+ * and a stride-3 one, which takes the unfold and col2im */
+START_TEST(dw_data_grad) {
+  static const struct {
+    ConvCase c;
+    int N;
+  } cs[] = {
+      {{4, 4, 9, 15, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 1},  {{4, 4, 8, 16, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 3},
+      {{3, 3, 7, 17, 3, 3, 1, 1, 2, 2, 1, 1, 3}, 1},  {{5, 5, 10, 33, 5, 5, 1, 1, 2, 2, 1, 1, 5}, 3},
+      {{4, 4, 9, 17, 5, 5, 1, 1, 0, 0, 1, 1, 4}, 1},  {{4, 4, 6, 16, 5, 5, 1, 1, 1, 1, 1, 1, 4}, 3},
+      {{4, 4, 9, 15, 3, 3, 2, 2, 1, 1, 1, 1, 4}, 3},  {{4, 4, 8, 16, 3, 3, 2, 2, 0, 0, 1, 1, 4}, 1},
+      {{3, 3, 11, 17, 3, 3, 2, 2, 2, 2, 1, 1, 3}, 3}, {{5, 5, 10, 33, 5, 5, 2, 2, 2, 2, 1, 1, 5}, 1},
+      {{4, 4, 12, 16, 5, 5, 2, 2, 1, 1, 1, 1, 4}, 3}, {{4, 4, 13, 33, 5, 5, 2, 2, 0, 0, 1, 1, 4}, 1},
+      {{4, 4, 9, 17, 3, 3, 1, 1, 2, 2, 2, 2, 4}, 1},  /* dilated */
+      {{4, 4, 11, 33, 3, 3, 2, 2, 1, 2, 2, 2, 4}, 3}, /* dilated, stride 2 */
+      {{4, 4, 9, 35, 3, 5, 1, 2, 1, 2, 1, 1, 4}, 1},  /* 3x5, stride 2 along columns only */
+      {{4, 4, 13, 17, 3, 3, 2, 1, 1, 1, 1, 1, 4}, 3}, /* stride 2 along rows only */
+      {{4, 4, 10, 17, 3, 3, 3, 3, 1, 1, 1, 1, 4}, 2}, /* stride 3: unfold and col2im */
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("dw_dx");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    char what[64];
+    snprintf(what, sizeof what, "depthwise data-gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
 /* an inference batchnorm after a convolution (folded into its epilogue as a scale and shift
  * a channel) and relu: the regular im2col path, a 1x1 convolution and a depthwise one */
 START_TEST(conv_bn_fold) {
@@ -1267,6 +1298,7 @@ int main(void) {
   tcase_add_test(tc, softmax_family);
   tcase_add_test(tc, conv_variants);
   tcase_add_test(tc, conv_data_grad);
+  tcase_add_test(tc, dw_data_grad);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, normalization);

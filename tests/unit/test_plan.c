@@ -331,6 +331,56 @@ START_TEST(t_depthwise_terms) {
 }
 END_TEST
 
+static const char DW_TRAIN[] =
+    "model dwt {\n  input x: f32[2, 16, 12, 12]\n  input label: i32[2]\n"
+    "  a = conv2d(x, 16, kernel = 1, bias = false)\n"
+    "  y = conv2d(a, 16, kernel = 3, pad = 1, groups = 16, bias = false)\n"
+    "  z = conv2d(y, 16, kernel = 3, stride = 2, pad = 1, groups = 16, bias = false)\n"
+    "  u = conv2d(z, 16, kernel = 3, stride = 3, pad = 1, groups = 16, bias = false)\n"
+    "  logits = dense(flatten(u), 10)\n  loss = cross_entropy(logits, label)\n  output logits\n}\n"
+    "train dwt {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
+
+/* the depthwise data gradient: direct at strides 1 and 2 (no scratch; per 12-wide dx row
+ * of a plane its taps' vectors at 1.4 cycles, its stored vectors at 0.55 and 4.4 a row),
+ * the unfold and col2im at stride 3 */
+START_TEST(t_depthwise_dx) {
+  IrGraph *g;
+  IrModule *m = compile(DW_TRAIN, &g);
+  Diag *d = diag_new(stderr);
+  TrainInfo info;
+  IrGraph *train = pass_train_graph(g, ir_module_find_train(m, g->name), &info, d);
+  ck_assert_ptr_nonnull(train);
+  HwTarget hw;
+  gemm_hw(&hw);
+  CgTarget t;
+  full_target(&t, &hw);
+  t.conv = CG_CONV_GATHER, t.depthwise_direct = true;
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, g, train, &t, NULL, NULL, d), 0);
+  CgPlanCost c;
+  cg_plan_cost(&P.pt, &hw, 1, 0, &c);
+  int seen = 0;
+  for (int ki = 0; ki < P.pt.nk; ki++) {
+    const CgKernel *k = &P.pt.k[ki];
+    if (k->kind != CGK_CONV || train->nodes[k->node].op != OP_CONV2D_BWD_DATA) continue;
+    CgConv cv;
+    cg_conv_geom(&P.pt, k->node, &cv);
+    if (cv.G == 1) continue; /* the 1x1 convolution's */
+    ck_assert_int_eq(cv.depthwise, cv.sh <= 2);
+    ck_assert_int_eq(cv.scratch == 0, cv.sh <= 2);
+    /* stride 1: 12 rows x 9 taps; stride 2: 6 rows of 1 tap row, 6 of 2, 3 column taps */
+    double cyc = cv.sh == 1 ? 108 * 1.4 + 12 * 0.55 + 12 * 4.4 : 54 * 1.4 + 24 * 0.55 + 12 * 4.4;
+    if (cv.sh <= 2) ck_assert_double_eq_tol(c.k[ki].t_compute, 32 * cyc / 2.5e9, 32 * cyc * 1e-18);
+    seen |= 1 << (cv.sh - 1);
+  }
+  ck_assert_int_eq(seen, 7);
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
@@ -342,6 +392,7 @@ int main(void) {
   tcase_add_test(tc, t_tiles);
   tcase_add_test(tc, t_cpu_gemm_terms);
   tcase_add_test(tc, t_depthwise_terms);
+  tcase_add_test(tc, t_depthwise_dx);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

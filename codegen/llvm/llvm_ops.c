@@ -1124,6 +1124,78 @@ static void lower_depthwise_dx(CgEmit *e, const CgKernel *k, const CgConv *c) {
   dwdx_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
 }
 
+/* ---- depthwise filter gradient, direct -------------------------------------------------- */
+
+/* task t of nt: channels [c0, c1) of the filter gradient dw[c][kh][kw] = Σ dy[n][c][oh][ow]·
+ * x[n][c][ih][iw]. For one channel, every image's output rows in vectors of OW: dy's
+ * vector times each tap's input vector (dw_tap, the forward's loads) into that tap's vector
+ * accumulator; at the end the lanes are summed in order in double. Channels are whole
+ * tasks, so the bits do not depend on the thread count. */
+static void dwdf_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const CgConv *c = arg;
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl, taps = (int)(c->KH * c->KW);
+  LLVMValueRef C = cg_c64(e, c->C);
+  LLVMValueRef c0 = LLVMBuildSDiv(e->b, mul(e, t, C), nt, "");
+  LLVMValueRef c1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), C), nt, "");
+  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)taps), vt = e->vf;
+  LLVMTypeRef vd = LLVMVectorType(e->f64, (unsigned)vl);
+  LLVMValueRef acc = entry_alloca(e, at, "dwacc"), slot[64];
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  LLVMValueRef lanes = LLVMConstVector(lanes_c, (unsigned)vl);
+  Loop lc, ln, lh, lw;
+  loop_begin(e, &lc, c0, c1, 1);
+  for (int i = 0; i < taps; i++) {
+    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
+    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
+    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
+  }
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef nc = add(e, mul(e, ln.iv, C), lc.iv);
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef dyc = gep8(e, cg_ptr(e, n->in[1]), mul(e, nc, cg_c64(e, c->OH * c->OW * 4)));
+  loop_begin(e, &lh, cg_c64(e, 0), cg_c64(e, c->OH), 1);
+  LLVMValueRef dyr = gep8(e, dyc, mul(e, lh.iv, cg_c64(e, c->OW * 4)));
+  loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, c->OW), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl), lanes),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef largs[4] = {LLVMBuildGEP2(e->b, e->f32, dyr, &lw.iv, 1, ""), c32(e, 4), ok,
+                           LLVMConstNull(e->vf)};
+  LLVMValueRef dyv = intrinsic(e, "llvm.masked.load", over, 2, largs, 4);
+  for (int kh = 0; kh < c->KH; kh++)
+    for (int kw = 0; kw < c->KW; kw++) {
+      LLVMValueRef xv = dw_tap(e, c, xc, lw.iv, lanes, ok, lh.iv, kh, kw);
+      LLVMValueRef *s = &slot[kh * c->KW + kw];
+      LLVMValueRef fa[3] = {dyv, xv, LLVMBuildLoad2(e->b, e->vf, *s, "")};
+      LLVMBuildStore(e->b, intrinsic(e, "llvm.fma", &vt, 1, fa, 3), *s);
+    }
+  loop_end(e, &lw);
+  loop_end(e, &lh);
+  loop_end(e, &ln);
+  LLVMValueRef dwc = gep8(e, cg_ptr(e, k->out), mul(e, lc.iv, cg_c64(e, taps * 4)));
+  for (int i = 0; i < taps; i++) {
+    LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[i], ""), vd, "");
+    LLVMValueRef ra[2] = {dconst(e, 0), v};
+    LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
+    LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""), gep8(e, dwc, cg_c64(e, i * 4)));
+  }
+  loop_end(e, &lc);
+}
+
+/* the filter gradient of a depthwise convolution (CgConv.depthwise) computed directly,
+ * channels spread over the threads; no unfold, no packing */
+static void lower_depthwise_dw(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  int64_t maxt = c->N * c->C * c->OH * c->OW * c->KH * c->KW / 65536 + 1;
+  if (maxt > c->C) maxt = c->C;
+  if (maxt > 1) {
+    run_tasks(e, k, maxt, dwdf_body, (void *)c);
+    return;
+  }
+  dwdf_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+}
+
 /* a forward convolution's filter as its GEMM f reads it: the parameter (lda K, groups
  * Og·K floats apart) or, when k->packed, its panels packed once (lda the padded rows) */
 static LLVMValueRef conv_filter(CgEmit *e, const CgKernel *k, LLVMValueRef f, const CgConv *c,
@@ -1221,11 +1293,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_depthwise_dx(e, k, &c);
     return 0;
   }
-  if (c.depthwise && n->op == OP_CONV2D_BWD_FILTER) { /* the runtime's per-channel sums */
-    int64_t g[15] = {c.N, c.C, c.H, c.W, c.OH, c.OW, c.KH, c.KW, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, 0};
-    LLVMValueRef a[5] = {e->pool, cg_ptr(e, n->in[0]), cg_ptr(e, n->in[1]), cg_ptr(e, k->out),
-                         const_table(e, g, 15)};
-    rt_call(e, "rt_k_dw_dfilter", "ppppp", a);
+  if (c.depthwise && n->op == OP_CONV2D_BWD_FILTER) {
+    lower_depthwise_dw(e, k, &c);
     return 0;
   }
   LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
@@ -1505,17 +1574,25 @@ static int lower_bn(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   int64_t N, C, S;
   if (k->sync_stats) return lower_bn_sync(e, k);
+  /* the members CgTarget.bn_fused adds: the forward's mean and variance, the backward's
+   * gamma and beta gradients */
+  LLVMValueRef m1 = LLVMConstPointerNull(e->ptr), m2 = m1;
+  for (int m = 1; m < k->nmembers; m++) {
+    OpKind op = node(e, k->members[m])->op;
+    if (op == OP_MEAN || op == OP_BN_DGAMMA) m1 = cg_ptr(e, k->members[m]);
+    if (op == OP_VAR || op == OP_SUM) m2 = cg_ptr(e, k->members[m]);
+  }
   if (n->op == OP_BATCHNORM) {
     bn_dims(val(e, n->in[0]), &N, &C, &S);
-    LLVMValueRef a[12] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), in_ptr(e, k, 3),
-                          in_ptr(e, k, 4), cg_ptr(e, k->node), cg_c64(e, N), cg_c64(e, C), cg_c64(e, S),
-                          dconst(e, n->attr.value), c32(e, n->attr.train)};
-    rt_call(e, "rt_k_batchnorm", "pppppppllldi", a);
+    LLVMValueRef a[14] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), in_ptr(e, k, 3),
+                          in_ptr(e, k, 4), cg_ptr(e, k->node), m1, m2, cg_c64(e, N), cg_c64(e, C),
+                          cg_c64(e, S), dconst(e, n->attr.value), c32(e, n->attr.train)};
+    rt_call(e, "rt_k_batchnorm", "pppppppppllldi", a);
   } else if (n->op == OP_BATCHNORM_BWD) {
     bn_dims(val(e, n->in[1]), &N, &C, &S);
-    LLVMValueRef a[9] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
-                         cg_c64(e, N), cg_c64(e, C), cg_c64(e, S), dconst(e, n->attr.value)};
-    rt_call(e, "rt_k_batchnorm_bwd", "pppppllld", a);
+    LLVMValueRef a[11] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                          m1, m2, cg_c64(e, N), cg_c64(e, C), cg_c64(e, S), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_batchnorm_bwd", "pppppppllld", a);
   } else {
     bn_dims(val(e, n->in[1]), &N, &C, &S);
     LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
@@ -1727,6 +1804,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
+  t->bn_fused = true;
   t->prepack = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;

@@ -56,6 +56,11 @@ typedef struct CgTarget {
                              convolution's epilogue (scratch: a scale and a shift a channel) */
   bool depthwise_direct;  /* computes depthwise convolutions and their gradients without
                              im2col (CgConv.depthwise) */
+  bool bn_fused;          /* a training batchnorm's kernel also writes the batch mean and
+                             variance its running statistics read (their mean and var
+                             nodes), and its backward's kernel gamma's gradient (bn_dgamma)
+                             and beta's (the sum of dy over its axes): one pass of
+                             statistics each */
   bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
                              f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */

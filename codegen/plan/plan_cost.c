@@ -27,7 +27,7 @@
  * and, for max, a data-dependent branch; measured with `bench --profile` on max-pooling's
  * backward and bias-gradient sums (Zen 4, runtime built -O3: 2.5 to 4.5; 9 to 24 at -O2
  * with the geometry reloaded per element), one of the two figures of this model taken from
- * a run rather than from the hardware's. Used for max-pooling's backward, average pooling,
+ * a run rather than from the hardware's. Used for average pooling's backward,
  * cross entropy and reductions over axes that are neither leading nor trailing. */
 #define CG_SCALAR_CYCLES 4.0
 /* the row-wise max pooling (rt_kernels.c maxpool_plane) per window element: its inner loop
@@ -39,6 +39,10 @@
  * range, and the scalar remainder of up to 3 elements with its checks; measured on lenet's
  * 14- and 5-wide output rows (Zen 4: about 20), the other figure taken from a run */
 #define CG_MAXPOOL_ROW_CYCLES 20.0
+/* max pooling's backward (rt_kernels.c pool_argmax: a max over the window, then the first
+ * index holding it by conditional moves), per window element visited and element touched:
+ * lenet's 2x2 pools measured 1.7-1.8 (N=64, Zen 4) */
+#define CG_MAXPOOL_BWD_CYCLES 1.8
 /* the average pooling's scalar loop (rt_kernels.c pool_planes) per window element: the
  * index, two bounds checks, a load, a conversion and a double add, ~8 instructions at about
  * 4 a cycle, the adds of neighbouring outputs overlapping; inception_a's 3x3 pools measured
@@ -253,7 +257,8 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
                                       : CG_EXPF_CYCLES);
   case OP_SOFTMAX_BWD: return 0;
   case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
-  case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
+  case OP_MAXPOOL_BWD: return (c->flops + touched) * CG_MAXPOOL_BWD_CYCLES;
+  case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
     return (c->flops + touched) * CG_SCALAR_CYCLES;
   default:
     if (!(ir_ops[n->op].flags & OPF_REDUCE) || reduce_contiguous(p, n)) return 0;
@@ -331,8 +336,7 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
-/* a depthwise convolution or gradient the backend computes directly (the filter gradient
- * in the runtime's rt_k_dw_dfilter): no GEMM, no packing */
+/* a depthwise convolution or gradient the backend computes directly: no GEMM, no packing */
 static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV) return false;
   CgConv cv;
@@ -355,28 +359,33 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
 
 /* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
  * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
-/* cycles of rt_k_dw_dfilter's dot product of an output row with a tap's input row: a row of
- * up to 64 (DW_SHORT) is one f32 chain, a longer one a vector dot; plus a fixed cost a row.
- * Measured with `bench --train --profile` on mobilenet_v2 N=1 (Zen 4 at 2.6 GHz: 28- and
- * 56-wide rows at stride 1 gave 1.17 cycles an element and 11 a row; 112-wide rows 0.51 an
- * element; 56-wide stride-2 rows 1.47), figures taken from one run */
-#define CG_DWF_SHORT_CYCLES 1.17
-#define CG_DWF_SHORT_STRIDED_CYCLES 1.47
-#define CG_DWF_LONG_CYCLES 0.51
-#define CG_DWF_ROW_CYCLES 11.0
+/* cycles of one tap of one vector of the direct depthwise filter gradient (llvm_ops.c
+ * dwdf_body: dy's vector times the tap's input vector into the tap's accumulator) at stride
+ * 1 and at stride 2 (the forward's two loads keeping the even lanes); other strides gather
+ * as the forward does. Fitted to `bench --train --profile` of mobilenet_v2 N=8 S=112 (Zen 4
+ * at 2.6 GHz: 1.7 on its 4- and 7-wide stride-1 layers, 3.9 on a 7-wide stride-2 one) */
+#define CG_DWF_TAP_CYCLES 1.7
+#define CG_DWF_S2_TAP_CYCLES 3.9
 
-/* the depthwise filter gradient: for every channel, tap, image and output row one dot
- * product of OW products; channels spread over the pool */
+/* the depthwise filter gradient: for every channel, image and output row, vectors of OW
+ * times KH·KW taps; channels spread over min(threads, C, taps·elements / 65536 + 1) tasks.
+ * Its input x is the forward's activation, written long before the backward pass reads it,
+ * so x and dy stream from DRAM: the layers of 14- to 56-wide images measured at 0.9–1.0 of
+ * their bytes at the one-thread DRAM bandwidth, above the taps' time */
 static void dw_dfilter_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
-  double rows = (double)cv->N * (double)cv->C * (double)cv->OH * (double)cv->KH * (double)cv->KW;
-  double len = (double)cv->OW;
-  double per = len <= 64 ? (cv->sw == 1 ? CG_DWF_SHORT_CYCLES : CG_DWF_SHORT_STRIDED_CYCLES)
-                         : (cv->sw == 1 ? CG_DWF_LONG_CYCLES : CG_DWF_SHORT_STRIDED_CYCLES);
-  c->threads = (int)fmin(threads, (double)cv->C);
-  if (c->threads < 1) c->threads = 1;
-  c->t_compute = rows * (per * len + CG_DWF_ROW_CYCLES) / c->threads /
-                 ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double taps = (double)cv->KH * (double)cv->KW;
+  double tapvec = (double)cv->N * (double)cv->C * (double)cv->OH * ceil((double)cv->OW / vl) * taps;
+  double per = cv->sw == 1 ? CG_DWF_TAP_CYCLES : cv->sw == 2 ? CG_DWF_S2_TAP_CYCLES
+                                                              : vl * CG_DW_GATHER_LANE_CYCLES;
+  double elems = (double)cv->N * (double)cv->C * (double)cv->OH * (double)cv->OW * taps;
+  c->threads = (int)fmax(1, fmin(fmin(threads, (double)cv->C), floor(elems / 65536) + 1));
+  c->t_compute = tapvec * per / c->threads / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  double bytes = 4.0 * (double)cv->N * (double)cv->C *
+                 ((double)cv->H * (double)cv->W + (double)cv->OH * (double)cv->OW);
+  double bw = cg_level_bw(hw, CG_LEVEL_DRAM, c->threads);
+  if (bw > 0) c->t_memory = fmax(c->t_memory, bytes / bw);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 

@@ -700,6 +700,13 @@ START_TEST(normalization) {
       IrType ct = G->nodes[gm].type;
       int in2[2] = {dy, x};
       out("dg", op_h(OP_BN_DGAMMA, in2, 2, &at, &ct));
+      if (train) { /* computed by the batchnorm's kernels (CgTarget.bn_fused) */
+        IrAttr ax = {.naxes = rank - 1, .axes = {0, 2, 3}};
+        out("db", op1(OP_SUM, dy, &ax));
+        out("mean", op1(OP_MEAN, x, &ax));
+        ax.correction = 1;
+        out("var", op1(OP_VAR, x, &ax));
+      }
       check_fwd("batchnorm", F_POS, MM_RTOL, MM_ATOL);
     }
   }

@@ -14,8 +14,9 @@
  *   batch when an image has fewer than CG_CONV_BATCH_P output positions (its output through
  *   scratch, copied into place). The data gradient is a GEMM into an unfolded K x P scratch
  *   and col2im, spread over the threads by input channel (batched the same way); 1x1
- *   stride-1 unpadded convolutions use the activations directly. Forward depthwise convolutions are computed
- *   directly (vectors along the output row, rows over the threads). A folded inference
+ *   stride-1 unpadded convolutions use the activations directly. Depthwise convolutions, their
+ *   filter gradients and (at strides 1 and 2) their data gradients are computed directly
+ *   (vectors along the rows, rows or channels over the threads). A folded inference
  *   batchnorm becomes the GEMM's per-channel scale-and-shift epilogue, from a table of
  *   gamma/sqrt(var + eps) and beta - mean·scale computed at the start of the kernel.
  * - everything else calls a plain-C runtime kernel (runtime/rt_kernels.h) or, for copies
@@ -1247,6 +1248,41 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   return 0;
 }
 
+/* group g's rows of dy [N][O][P] copied side by side to T[Og][N·P] */
+static void copy_dy_rows(CgEmit *e, const CgConv *c, LLVMValueRef DY, LLVMValueRef T, LLVMValueRef g) {
+  int64_t np = c->N * c->P;
+  Loop lo, ln;
+  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef dst = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
+                                    cg_c64(e, 4)));
+  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, g, cg_c64(e, c->Og))), lo.iv);
+  LLVMBuildMemCpy(e->b, dst, 4, gep8(e, DY, mul(e, row, cg_c64(e, c->P * 4))), 4, cg_c64(e, c->P * 4));
+  loop_end(e, &ln);
+  loop_end(e, &lo);
+}
+
+/* the filter gradient of a convolution whose images share one GEMM per group (CgConv.batch):
+ * dy's rows copied to T[Og][N·P], then dW[Og][K] = T·colᵀ over the batch's positions (the
+ * unfold gathered from every image while packing): one call a group, not one a group and
+ * image whose K is an image's few positions */
+static int lower_bwd_filter_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), DY = cg_ptr(e, n->in[1]), DW = cg_ptr(e, k->out);
+  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  int64_t np = c->N * c->P;
+  Loop lg;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  copy_dy_rows(e, c, DY, T, lg.iv);
+  LLVMValueRef xp = gep8(e, X, mul(e, lg.iv, cg_c64(e, c->Cg * c->H * c->W * 4)));
+  LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  gemm_call(e, f, c->Og, c->K, np, T, np, xp, np, wp, c->K, NULL);
+  loop_end(e, &lg);
+  return 0;
+}
+
 /* the data gradient of a convolution whose images share one GEMM per group (CgConv.batch):
  * dy's rows copied to T[Og][N·P] after the unfold, dcol[K][N·P] = Wᵀ·T, and each image's
  * columns summed into dx (col2im) */
@@ -1259,16 +1295,9 @@ static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, L
   LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
   LLVMValueRef T = gep8(e, col, cg_c64(e, c->K * np * 4));
   memset0(e, DX, c->N * xs);
-  Loop lg, lo, ln;
+  Loop lg, ln;
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
-  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
-  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
-  LLVMValueRef dst = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
-                                    cg_c64(e, 4)));
-  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
-  LLVMBuildMemCpy(e->b, dst, 4, gep8(e, DY, mul(e, row, cg_c64(e, c->P * 4))), 4, cg_c64(e, c->P * 4));
-  loop_end(e, &ln);
-  loop_end(e, &lo);
+  copy_dy_rows(e, c, DY, T, lg.iv);
   LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
   gemm_call(e, f, c->K, np, c->Og, wp, c->K, T, np, col, np, NULL);
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
@@ -1355,6 +1384,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     loop_end(e, &ln);
   } else {
     sp.trans_b = 1;
+    if (c.batch) return lower_bwd_filter_batch(e, k, &c, &sp);
     sp.accumulate = 1;
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;

@@ -230,8 +230,9 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
             (st == CG_CONV_GATHER && (n->op == OP_CONV2D_BWD_DATA || !small)));
   int64_t xs = c->C * c->H * c->W, ys = c->Og * c->N * c->P;
   bool few = st == CG_CONV_GATHER && c->N > 1 && c->P < CG_CONV_BATCH_P;
-  c->batch = few && ((n->op == OP_CONV2D && !c->col && !c->depthwise && c->N * xs < INT32_MAX &&
-                      c->N * c->P < INT32_MAX) ||
+  bool gathers = !c->col && !c->depthwise && c->N * xs < INT32_MAX && c->N * c->P < INT32_MAX;
+  c->batch = few && ((n->op == OP_CONV2D && gathers) ||
+                     (n->op == OP_CONV2D_BWD_FILTER && gathers && c->P < CG_CONV_BATCH_DW_P) ||
                      (n->op == OP_CONV2D_BWD_DATA && c->col));
   c->scratch = 0;
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */

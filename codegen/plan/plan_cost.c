@@ -103,9 +103,8 @@ static double conv_scratch(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV || !k->scratch_bytes) return 0;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  bool batch = cv.batch && p->g->nodes[k->node].op != OP_CONV2D_BWD_FILTER;
   /* cv.scratch: the unfold or the batch's matrices, without a folded batchnorm's table */
-  return cv.scratch > 0 ? 2.0 * (batch ? 1 : (double)cv.N) * (double)cv.G * (double)cv.scratch : 0;
+  return cv.scratch > 0 ? 2.0 * (cv.batch ? 1 : (double)cv.N) * (double)cv.G * (double)cv.scratch : 0;
 }
 
 /* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
@@ -461,7 +460,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   int op = p->g->nodes[k->node].op;
   if (depthwise_direct(p, k)) return false;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
-  bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
+  bool batch = cv.batch, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
   CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->mc,
                    .lat_eff = t->eff / wave / tile};
@@ -475,7 +474,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   else if (op == OP_CONV2D_BWD_DATA)
     s.m = cv.K, s.n = np, s.k = cv.Og, s.packed_a = k->prepacked;
   else
-    s.m = cv.Og, s.n = cv.K, s.k = cv.P, s.a_strided = true, s.b_strided = true;
+    s.m = cv.Og, s.n = cv.K, s.k = np, s.a_strided = true, s.b_strided = true;
   double calls = (double)cv.G * (batch ? 1 : (double)cv.N);
   cg_cpu_gemm(hw, &s, threads, run);
   *ncalls = calls;

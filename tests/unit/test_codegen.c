@@ -559,7 +559,7 @@ END_TEST
 /* more data-gradient shapes (GEMM into the unfold, then col2im): a padded 1x1, 3x3 with
  * more padding than taps, unpadded 3x3 and 7x7 (dx larger than dy), one image and several,
  * images under and over 256 positions (the batched GEMM and one per image), odd sizes,
- * groups and depthwise */
+ * groups and depthwise; the filter gradients of the same cases */
 START_TEST(conv_data_grad) {
   static const struct {
     ConvCase c;
@@ -575,6 +575,9 @@ START_TEST(conv_data_grad) {
       {{24, 16, 17, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1}, /* K = 144 over 272 positions */
       {{7, 9, 5, 5, 3, 3, 1, 1, 1, 1, 2, 1, 1}, 4},     /* dilated rows only */
       {{6, 4, 9, 14, 3, 5, 1, 1, 1, 2, 1, 1, 2}, 2},    /* 3x5 */
+      /* 25 positions, three images, two groups: the filter gradient's images share one
+       * GEMM per group (K = 75) */
+      {{4, 6, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 3},
   };
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
     g_begin("conv_dx");

@@ -4,7 +4,8 @@ one line `peer NAME median_ms M best_ms B` (or `skip NAME: reason` when the peer
 installed). The caller pins the process to its CPUs (taskset) and passes the thread count.
 
   cpu_peers.py --find                                 which peers are installed, their versions
-  cpu_peers.py blas N THREADS                         OpenBLAS cblas_sgemm N x N x N
+  cpu_peers.py blas N THREADS [K N2]                  OpenBLAS cblas_sgemm N x N x N (or N x K x N2:
+                                                      A[N, K] times B[K, N2])
   cpu_peers.py ort resnet18|mobilenet_v2 BATCH SIDE THREADS    ONNX Runtime inference
   cpu_peers.py torch-train resnet18|mobilenet_v2|lenet BATCH SIDE THREADS   PyTorch eager step
   cpu_peers.py jax-mlp BATCH THREADS                  JAX jit step, MLP 784-512-512-10, Adam
@@ -54,27 +55,30 @@ def openblas():
     return None
 
 
-def blas(n, threads):
+def blas(m, threads, k=None, n=None):
     import numpy as np
     lib = openblas()
     if lib is None:
         print("skip openblas: libopenblas not found")
         return
+    k = m if k is None else k
+    n = m if n is None else n
     lib.openblas_set_num_threads(threads)
     lib.openblas_get_corename.restype = ctypes.c_char_p
     core = lib.openblas_get_corename().decode()
     r = np.random.default_rng(0)
-    a = r.standard_normal((n, n), dtype=np.float32)
-    b = r.standard_normal((n, n), dtype=np.float32)
-    c = np.zeros((n, n), dtype=np.float32)
+    a = r.standard_normal((m, k), dtype=np.float32)
+    b = r.standard_normal((k, n), dtype=np.float32)
+    c = np.zeros((m, n), dtype=np.float32)
     fp = ctypes.POINTER(ctypes.c_float)
     pa, pb, pc = (x.ctypes.data_as(fp) for x in (a, b, c))
     one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
 
     def step():  # CblasRowMajor = 101, CblasNoTrans = 111
-        lib.cblas_sgemm(101, 111, 111, n, n, n, one, pa, n, pb, n, zero, pc, n)
+        lib.cblas_sgemm(101, 111, 111, m, n, k, one, pa, k, pb, n, zero, pc, n)
 
-    med, best = timeit(step, 2, 3 if n >= 2048 else 10)
+    big = 2.0 * m * n * k >= 2.0 * 2048 ** 3
+    med, best = timeit(step, 2, 3 if big else 10)
     ref = a[:8].astype(np.float64) @ b.astype(np.float64)
     err = float(np.abs(c[:8] - ref).max() / np.abs(ref).max())
     if err > 1e-4:
@@ -237,7 +241,7 @@ def main(a):
         return find()
     kind, rest = a[0], a[1:]
     if kind == "blas":
-        return blas(int(rest[0]), int(rest[1]))
+        return blas(*(int(x) for x in rest))
     if kind == "ort":
         return ort(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
     if kind == "torch-train":

@@ -2,13 +2,14 @@
 # cpu_peers.sh — nnc against the best CPU runtimes installed, in one run, interleaved:
 #
 #   GEMM N³ (N = 256..4096)          nnc single-matmul model (bench/gemm.nn)  vs OpenBLAS sgemm
+#   GEMM shapes of the examples' layers (--only shapes; with 1024³ as the reference rate)
 #   ResNet-18 / MobileNetV2 inference, batch 1 and 8, 224²           vs ONNX Runtime
 #   training steps: ResNet-18 and MobileNetV2 (batch 8, 112²), LeNet (batch 64)  vs PyTorch eager
 #   MLP 784-512-512-10 training step (Adam), batch 64 and 256        vs JAX (jit)
 #
 # each at 1 and 2 threads. Usage:
 #
-#   bench/cpu_peers.sh BUILD_DIR [--repeat R] [--only gemm|infer|train|mlp] [--sizes "256 512"]
+#   bench/cpu_peers.sh BUILD_DIR [--repeat R] [--only gemm|shapes|infer|train|mlp] [--sizes "256 512"]
 #                                [--threads "1 2"] [--peak GFLOPS]
 #
 # nnc side: `nnc build` of the example (or bench/gemm.nn, bench/mlp3.nn) at the case's dims and
@@ -22,7 +23,7 @@
 # thread (default 116.7, `nnc probe` on the Zen 4 of bench/RESULTS.md).
 set -eu
 if [ $# -lt 1 ]; then
-  echo "usage: $0 BUILD_DIR [--repeat R] [--only gemm|infer|train|mlp] [--sizes LIST] [--threads LIST] [--peak G]" >&2
+  echo "usage: $0 BUILD_DIR [--repeat R] [--only gemm|shapes|infer|train|mlp] [--sizes LIST] [--threads LIST] [--peak G]" >&2
   exit 2
 fi
 BUILD=$(cd "$1" && pwd)
@@ -110,6 +111,25 @@ if [ "$ONLY" = all ] || [ "$ONLY" = gemm ]; then
     for t in $THREADS; do both "gemm$n" "$t" "$p" "$it" blas "$n" "$t"; done
   done
 fi
+# the products of the examples' layers, as C[M,N] = A[M,K]·B[K,N] (dense layers multiply by
+# the weight's transpose, and convolutions gather their B; these are the bare shapes): mlp
+# and lenet (batch 64), char_lm (16x32 rows), gpt2_block (64 rows), ResNet-18's four stages
+# at batch 1 as implicit GEMMs (filters x K = C·9 x positions) and its classifier,
+# MobileNetV2's last pointwise layer. Not in --only all: run it alone.
+SHAPES="mlp.fc1:64x784x512 mlp.fc2:64x512x512 mlp.fc3:64x512x10 lenet.fc1:64x400x120
+lenet.fc2:64x120x84 char_lm.qkv:512x64x192 char_lm.c_fc:512x64x256 char_lm.c_proj:512x256x64
+char_lm.head:512x64x65 gpt2.qkv:64x768x2304 gpt2.c_fc:64x768x3072 gpt2.c_proj:64x3072x768
+resnet18.l1:64x576x3136 resnet18.l2:128x1152x784 resnet18.l3:256x2304x196
+resnet18.l4:512x4608x49 resnet18.fc:1x512x1000 mobilenet.pw18:1280x320x49"
+if [ "$ONLY" = shapes ]; then
+  p=$(nnc_prog gemm1024 "$SRC/bench/gemm.nn" M=1024 K=1024 N=1024)
+  for t in $THREADS; do both gemm1024 "$t" "$p" "" blas 1024 "$t"; done
+  for s in $SHAPES; do
+    dims=${s#*:}; m=${dims%%x*}; kn=${dims#*x}; k=${kn%%x*}; n=${kn#*x}
+    p=$(nnc_prog "shape_$dims" "$SRC/bench/gemm.nn" "M=$m" "K=$k" "N=$n")
+    for t in $THREADS; do both "${s%%:*}:$dims" "$t" "$p" "" blas "$m" "$t" "$k" "$n"; done
+  done
+fi
 if [ "$ONLY" = all ] || [ "$ONLY" = infer ]; then
   for net in resnet18 mobilenet_v2; do
     for b in 1 8; do
@@ -154,10 +174,18 @@ awk -v peak="$PEAK" '
       k = order[i]; split(k, f, " ")
       mn = med(meds[k, "nnc"]); pn = (k, "peer") in best ? med(meds[k, "peer"]) : 0
       extra = ""
-      if (f[1] ~ /^gemm/) {
-        n = substr(f[1], 5) + 0; fl = 2 * n * n * n / 1e6
+      fl = 0
+      if (f[1] ~ /^gemm/) { n = substr(f[1], 5) + 0; fl = 2 * n * n * n / 1e6 }
+      if (f[1] ~ /:[0-9]+x[0-9]+x[0-9]+$/) {
+        split(substr(f[1], index(f[1], ":") + 1), d, "x"); fl = 2 * d[1] * d[2] * d[3] / 1e6
+        ai = 2 * d[1] * d[2] * d[3] / (4 * (d[1] * d[2] + d[2] * d[3] + d[1] * d[3]))
+      }
+      if (fl > 0) {
         extra = sprintf("  GFLOP/s nnc %.1f (%.0f%%pk)", fl / mn, 100 * fl / mn / (peak * f[2]))
         if (pn > 0) extra = extra sprintf(", blas %.1f (%.0f%%pk)", fl / pn, 100 * fl / pn / (peak * f[2]))
+        if (f[1] == "gemm1024") sq[f[2]] = fl / mn
+        else if (f[1] ~ /:/ && sq[f[2]] > 0)
+          extra = extra sprintf(", nnc/1024³ %.2f, FLOP/B %.1f", fl / mn / sq[f[2]], ai)
       }
       if (pn > 0)
         printf "%-24s %3s | %9.3f (%6.3f) | %-26s %9.3f (%6.3f) | %8.2f%s\n", f[1], f[2], mn,

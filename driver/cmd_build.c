@@ -684,16 +684,6 @@ static int mpi_model_ok(const DrvModel *dm) {
   return 1;
 }
 
-static int make_tmpdir(char *tmpdir, size_t n) {
-  const char *tmpenv = getenv("TMPDIR");
-  snprintf(tmpdir, n, "%s/nnc-build-XXXXXX", tmpenv && *tmpenv ? tmpenv : "/tmp");
-  if (mkdtemp(tmpdir)) return 0;
-  fprintf(stderr, "nnc build: error: cannot create a temporary directory %s: %s\n", tmpdir,
-          strerror(errno));
-  tmpdir[0] = 0;
-  return 1;
-}
-
 int cmd_build(int argc, char **argv) {
   BuildArgs a;
   OutNames on;
@@ -710,7 +700,7 @@ int cmd_build(int argc, char **argv) {
     rc = 1;
   }
   if (!rc && a.mpi) rc = mpi_model_ok(&dm);
-  if (!rc) rc = make_tmpdir(tmpdir, sizeof tmpdir);
+  if (!rc) rc = drv_make_tmpdir(tmpdir, sizeof tmpdir, "build", "nnc-build");
   if (!rc && a.loss_scale && !a.target) {
     fprintf(stderr, "nnc build: error: --loss-scale is for GPU builds (--target cuda...)\n");
     rc = 2;

@@ -312,6 +312,7 @@ static void fill_target(HwTarget *t, const Probe *pr, const ProbeResult *res) {
   if (res->fork_join > 0) t->overhead_s = res->fork_join;
   t->pack_bw = res->gemm.pack_bw;
   t->pack_strided_bw = res->gemm.pack_strided_bw;
+  t->pack_transposed_bw = res->gemm.pack_transposed_bw;
   t->gemm_ukr_eff = res->gemm.ukr_eff;
   t->softmax_s = res->softmax;
   t->measured = true;
@@ -343,9 +344,10 @@ static void print_result(const Probe *pr, const ProbeResult *res, const HwTarget
   printf("thread pool fork/join (%d threads): %.2f us; softmax %.2f ns an element\n", pr->nt,
          res->fork_join * 1e6, res->softmax * 1e9);
   if (res->gemm.pack_bw > 0)
-    printf("GEMM (1 thread): packing %.1f GB/s from adjacent rows, %.1f GB/s strided; "
-           "micro-kernel %.0f%% of the peak\n", res->gemm.pack_bw / 1e9,
-           res->gemm.pack_strided_bw / 1e9, 100 * res->gemm.ukr_eff);
+    printf("GEMM (1 thread): packing %.1f GB/s from adjacent rows, %.1f GB/s gathered from "
+           "strided ones, %.1f GB/s transposed; micro-kernel %.0f%% of the peak\n",
+           res->gemm.pack_bw / 1e9, res->gemm.pack_strided_bw / 1e9,
+           res->gemm.pack_transposed_bw / 1e9, 100 * res->gemm.ukr_eff);
   else
     printf("GEMM: not measured (the noise exceeded the packing time); defaults apply\n");
 }

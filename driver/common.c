@@ -1,4 +1,5 @@
 /* common.c — what every subcommand shares: -D/--model handling and compiling the input. */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -171,4 +172,14 @@ const char *drv_commas(double d, char *buf, size_t n) {
   }
   buf[k] = 0;
   return buf;
+}
+
+int drv_make_tmpdir(char *dir, size_t n, const char *cmd, const char *stem) {
+  const char *tmpenv = getenv("TMPDIR");
+  int w = snprintf(dir, n, "%s/%s-XXXXXX", tmpenv && *tmpenv ? tmpenv : "/tmp", stem);
+  if (w > 0 && (size_t)w < n && mkdtemp(dir)) return 0;
+  fprintf(stderr, "nnc %s: error: cannot create a temporary directory %s: %s (set TMPDIR to a "
+          "writable directory)\n", cmd, dir, w > 0 && (size_t)w < n ? strerror(errno) : "path too long");
+  dir[0] = 0;
+  return 1;
 }

@@ -2,6 +2,7 @@
 #include "cost_compare.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +106,8 @@ static int read_bench(const char *path, CmpRow *row) {
 /* --measure: build file k with this nnc into a temporary directory, run its bench on the
  * estimate's threads, and take the step time it measures */
 static int measure_one(const CompareOpts *o, int k, CmpRow *row) {
-  char dir[] = "/tmp/nnc_compare_XXXXXX", prog[64], json[64], th[16];
-  if (!mkdtemp(dir)) return perror("nnc cost: --measure: mkdtemp"), 1;
+  char dir[PATH_MAX], prog[PATH_MAX + 16], json[PATH_MAX + 16], th[16];
+  if (drv_make_tmpdir(dir, sizeof dir, "cost", "nnc-compare")) return 1;
   snprintf(prog, sizeof prog, "%s/prog", dir);
   snprintf(json, sizeof json, "%s/bench.json", dir);
   snprintf(th, sizeof th, "%d", o->threads > 0 ? o->threads : o->hw->cores > 0 ? o->hw->cores : 1);

@@ -46,4 +46,7 @@ IrModule *drv_recompile_dims(DrvInput *in, IrModule *m, IrGraph **g, Diag *d);
 const char *drv_si(double v, char *buf, size_t n);
 const char *drv_bytes_h(double v, char *buf, size_t n);
 const char *drv_commas(double v, char *buf, size_t n);
+/* a new private directory "$TMPDIR/STEM-XXXXXX" (/tmp when TMPDIR is unset or empty) into
+ * dir; on failure prints "nnc CMD: error: ..." and returns 1 with dir[0] = 0 */
+int drv_make_tmpdir(char *dir, size_t n, const char *cmd, const char *stem);
 #endif

@@ -94,28 +94,33 @@ static double pg_time(const LlvmGemmKernel *k, int64_t m, int64_t n, const float
   return best;
 }
 
-/* times of the three products (s): sq = PG_NK^3 with B as stored (adjacent rows), and the
- * products of one row of micro-tiles (M = MR) with B strided (ts) and adjacent (tc) */
-typedef struct PgTimes { double sq, ts, tc; } PgTimes;
+/* times of the four products (s): sq = PG_NK^3 with B as stored (adjacent rows), and the
+ * products of one row of micro-tiles (M = MR) with B strided and gathered (ts), adjacent
+ * (tc), and strided but transposed in registers, as every build packs it (tt) */
+typedef struct PgTimes { double sq, ts, tc, tt; } PgTimes;
 
 static int pg_run(const LlvmGemmBlocking *blk, int reps, double seconds, PgTimes *t,
                   int64_t *mr) {
-  LlvmGemmSpec sn = {.blk = *blk}, st = {.trans_b = 1, .blk = *blk};
+  LlvmGemmSpec sn = {.blk = *blk}, st = {.trans_b = 1, .blk = *blk, .pack_gather = 1},
+               sx = {.trans_b = 1, .blk = *blk};
   char err[256];
   LlvmGemmKernel *kn = llvm_gemm_compile(&sn, err, sizeof err);
   LlvmGemmKernel *kt = kn ? llvm_gemm_compile(&st, err, sizeof err) : NULL;
+  LlvmGemmKernel *kx = kt ? llvm_gemm_compile(&sx, err, sizeof err) : NULL;
   size_t n = (size_t)PG_NK * PG_NK;
   float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
   int rc = -1;
-  if (kt && a && b && c) {
+  if (kx && a && b && c) {
     for (size_t i = 0; i < n; i++) a[i] = (float)(i % 7) * 0.125f, b[i] = (float)(i % 5) * 0.25f;
     *mr = kn->blk.mr;
     t->sq = pg_time(kn, PG_NK, PG_NK, a, b, c, reps, seconds);
     t->ts = pg_time(kt, *mr, PG_NK, a, b, c, reps, seconds);
     t->tc = pg_time(kn, *mr, PG_NK, a, b, c, reps, seconds);
+    t->tt = pg_time(kx, *mr, PG_NK, a, b, c, reps, seconds);
     rc = 0;
   }
   free(a), free(b), free(c);
+  if (kx) llvm_gemm_free(kx);
   if (kt) llvm_gemm_free(kt);
   if (kn) llvm_gemm_free(kn);
   return rc;
@@ -125,7 +130,9 @@ static int pg_run(const LlvmGemmBlocking *blk, int reps, double seconds, PgTimes
  * over K, S per element packed from strided rows (A's MR-row panels, B stored N x K), P per
  * element packed from adjacent rows (B stored K x N):
  *   sq = tiles x + NK P + ceil(N / NC) NK S,  ts = nt x + (NK + MR K) S,  tc = nt x + NK P + MR K S
- * with nt = N / NR tiles in one row; solved by substitution (x is most of sq, S of ts). */
+ * with nt = N / NR tiles in one row; solved by substitution (x is most of sq, S of ts). The
+ * fourth, T per element of B's panels transposed in registers, from tt = nt x + NK T + MR K S:
+ * T = P + (tt - tc) / NK (P where the noise leaves it at or below zero). */
 static int pg_solve(const PgTimes *t, double mr, double nr, double nc, ProbeGemm *out,
                     double *x) {
   double K = PG_NK, NK = K * K, nt = ceil(K / nr), tiles = ceil(K / mr) * nt;
@@ -138,6 +145,8 @@ static int pg_solve(const PgTimes *t, double mr, double nr, double nc, ProbeGemm
   if (!(*x > 0 && S > 0 && P > 0)) return -1;
   out->pack_strided_bw = 4 / S;
   out->pack_bw = 4 / P;
+  double T = P + (t->tt - t->tc) / NK;
+  out->pack_transposed_bw = 4 / (T > 0 ? T : P);
   return 0;
 }
 

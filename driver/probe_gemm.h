@@ -8,7 +8,9 @@
 
 typedef struct ProbeGemm {
   double pack_bw;         /* bytes/s of B panels packed from rows adjacent in memory, 1 thread */
-  double pack_strided_bw; /* the same from strided rows (B stored N x K: a dense layer's weight) */
+  double pack_strided_bw; /* the same gathered from strided rows (A stored M x K, filters) */
+  double pack_transposed_bw; /* from rows contiguous along k, transposed in registers (B stored
+                                N x K: a dense layer's weight) */
   double ukr_eff;         /* fraction of one thread's FMA peak the micro-kernel reaches */
 } ProbeGemm;
 

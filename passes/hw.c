@@ -198,6 +198,7 @@ int hw_from_json(const char *text, HwTarget *out, char *err, size_t errn) {
   set_num(root, "mem_bw_1t_gbs", G, &t.mem_bw_1t);
   set_num(root, "pack_bw_gbs", G, &t.pack_bw);
   set_num(root, "pack_strided_bw_gbs", G, &t.pack_strided_bw);
+  set_num(root, "pack_transposed_bw_gbs", G, &t.pack_transposed_bw);
   set_num(root, "gemm_ukr_eff", 1, &t.gemm_ukr_eff);
   set_num(root, "softmax_ns", 1e-9, &t.softmax_s);
   const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "measured");
@@ -207,9 +208,10 @@ int hw_from_json(const char *text, HwTarget *out, char *err, size_t errn) {
   cJSON_Delete(root);
   if (t.peak[HWP_F32] <= 0) return fail(err, errn, "peak_tflops.f32 must be > 0", NULL);
   if (t.mem_bw <= 0) return fail(err, errn, "mem_bw_gbs must be > 0", NULL);
-  if (t.mem_bw_1t < 0 || t.pack_bw < 0 || t.pack_strided_bw < 0 || t.softmax_s < 0)
-    return fail(err, errn, "mem_bw_1t_gbs, pack_bw_gbs, pack_strided_bw_gbs and softmax_ns must "
-                "be >= 0", NULL);
+  if (t.mem_bw_1t < 0 || t.pack_bw < 0 || t.pack_strided_bw < 0 || t.pack_transposed_bw < 0 ||
+      t.softmax_s < 0)
+    return fail(err, errn, "mem_bw_1t_gbs, pack_bw_gbs, pack_strided_bw_gbs, "
+                "pack_transposed_bw_gbs and softmax_ns must be >= 0", NULL);
   if (t.gemm_ukr_eff < 0 || t.gemm_ukr_eff > 1)
     return fail(err, errn, "gemm_ukr_eff must be within 0..1", NULL);
   if (t.kind == HW_GPU && t.sm_count <= 0) return fail(err, errn, "sm_count must be > 0", NULL);
@@ -295,6 +297,8 @@ char *hw_to_json(const HwTarget *t) {
     if (t->pack_bw > 0) cJSON_AddNumberToObject(o, "pack_bw_gbs", t->pack_bw / G);
     if (t->pack_strided_bw > 0)
       cJSON_AddNumberToObject(o, "pack_strided_bw_gbs", t->pack_strided_bw / G);
+    if (t->pack_transposed_bw > 0)
+      cJSON_AddNumberToObject(o, "pack_transposed_bw_gbs", t->pack_transposed_bw / G);
     if (t->gemm_ukr_eff > 0) cJSON_AddNumberToObject(o, "gemm_ukr_eff", t->gemm_ukr_eff);
     if (t->softmax_s > 0) cJSON_AddNumberToObject(o, "softmax_ns", t->softmax_s * 1e9);
   }

@@ -61,6 +61,8 @@ typedef struct HwTarget {
   /* the generated GEMM as `nnc probe` measures it (0 = unknown: plan_cost.c's defaults) */
   double pack_bw;         /* bytes/s one thread packs into panels from adjacent rows */
   double pack_strided_bw; /* ... from strided rows (a value per row and k: gathered) */
+  double pack_transposed_bw; /* ... from rows contiguous along k, transposed in registers
+                                (B stored N x K: a dense layer's weight) */
   double gemm_ukr_eff;    /* fraction of one thread's FMA peak its micro-kernel reaches */
   double softmax_s;       /* the runtime's softmax per element, one thread (0 = unknown) */
   bool measured;          /* host: figures come from `nnc probe`, not a guess */

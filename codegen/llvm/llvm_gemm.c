@@ -425,6 +425,54 @@ static LLVMValueRef emit_ukr(Gen *g) {
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
+/* the V x V transpose of rows v[0..V) (V = g->vl lanes each) in place: log2(V) stages of
+ * two-input shuffles, stage d swapping the off-diagonal d x d blocks of every 2d x 2d one */
+static void transpose_vl(Gen *g, LLVMValueRef *v) {
+    int V = g->vl;
+    LLVMValueRef lo[64], hi[64];
+    for (int d = V / 2; d >= 1; d /= 2) {
+        for (int j = 0; j < V; j++) {
+            lo[j] = c32(g, (j & d) ? V + j - d : j);
+            hi[j] = c32(g, (j & d) ? V + j : j + d);
+        }
+        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)V), mhi = LLVMConstVector(hi, (unsigned)V);
+        for (int i = 0; i < V; i++) {
+            if (i & d) continue;
+            LLVMValueRef a = v[i], b = v[i + d];
+            v[i] = LLVMBuildShuffleVector(g->b, a, b, mlo, "");
+            v[i + d] = LLVMBuildShuffleVector(g->b, a, b, mhi, "");
+        }
+    }
+}
+
+/* emit_pack's strided full panel where k is contiguous (cs == 1, a dense layer's weight
+ * [N][K] read as B = Wᵀ, a filter [O][K] as A): for each V values of k, the panel's rows
+ * in groups of V, each group V row loads transposed into V column stores (vs. one scalar
+ * load and insert per element: the gather packed at 9.4 GB/s on Zen 4). Returns the first
+ * k left to the caller's gather loop: kc rounded down to V where cs == 1, else 0. */
+static LLVMValueRef pack_transposed_blocks(Gen *g, LLVMValueRef *rowp, int w, LLVMValueRef d,
+                                           LLVMValueRef cs, LLVMValueRef kc) {
+    int V = g->vl;
+    if (V < 4 || V > 64 || w % V || g->spec->pack_gather) return c64(g, 0);
+    LLVMValueRef unit = LLVMBuildICmp(g->b, LLVMIntEQ, cs, c64(g, 1), "");
+    LLVMValueRef kv = LLVMBuildAnd(g->b, kc, c64(g, -(int64_t)V), "");
+    LLVMValueRef kend = LLVMBuildSelect(g->b, unit, kv, c64(g, 0), "");
+    LLVMTypeRef vt = LLVMVectorType(g->f32, (unsigned)V);
+    GenLoop lb;
+    loop_begin(g, &lb, c64(g, 0), kend, c64(g, V), "kblock");
+    for (int r0 = 0; r0 < w; r0 += V) {
+        LLVMValueRef v[64];
+        for (int i = 0; i < V; i++) v[i] = gen_load(g, vt, gen_gep(g, rowp[r0 + i], lb.iv), 4);
+        transpose_vl(g, v);
+        for (int i = 0; i < V; i++) {
+            LLVMValueRef at = gen_add(g, gen_mul(g, gen_add(g, lb.iv, c64(g, i)), c64(g, w)), c64(g, r0));
+            gen_store(g, v[i], gen_gep(g, d, at), 4);
+        }
+    }
+    loop_end(g, &lb);
+    return kend;
+}
+
 /* void pack(ptr dst, ptr src, i64 rs, i64 cs, i64 rows, i64 kc): element (r, k) of the
  * source is src[r*rs + k*cs]; rows are grouped into W-row panels, panel p stored at
  * dst + p*W*kc as kc groups of W consecutive values, short panels padded with zeros. */
@@ -462,12 +510,14 @@ static LLVMValueRef emit_pack(Gen *g, const char *suffix, int w) {
     loop_end(g, &lk);
     LLVMBuildBr(g->b, join);
 
-    /* strided rows (typically contiguous along k): gather one value per row per k */
+    /* strided rows (typically contiguous along k): V x V blocks transposed in registers
+     * where k is contiguous, then one value per row per k gathered for the rest */
     LLVMPositionBuilderAtEnd(g->b, stridebb);
     {
         LLVMValueRef rowp[GEMM_MAX_NRV * 64];
         for (int r = 0; r < w; r++) rowp[r] = gen_gep(g, s, gen_mul(g, c64(g, r), rs));
-        loop_begin(g, &lk, c64(g, 0), kc, c64(g, 1), "kc");
+        LLVMValueRef k0 = pack_transposed_blocks(g, rowp, w, d, cs, kc);
+        loop_begin(g, &lk, k0, kc, c64(g, 1), "kc");
         LLVMValueRef off = gen_mul(g, lk.iv, cs);
         LLVMValueRef v = LLVMGetPoison(vw);
         for (int r = 0; r < w; r++)

@@ -95,6 +95,9 @@ typedef struct LlvmGemmSpec {
     /* Work below this many multiply-adds runs on one thread (0 = default 2^21, about 15 µs
      * of one core: below that, waking a second thread costs more than it saves). */
     int64_t parallel_min_flops;
+    /* pack strided rows by gathering a value per row and k even where k is contiguous (no
+     * register transposes): `nnc probe` times the gather with it; 0 everywhere else */
+    int pack_gather;
 } LlvmGemmSpec;
 
 /* The generated function. `bias` is ignored unless the spec has a bias; `pool` is an RtPool*

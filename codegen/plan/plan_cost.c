@@ -13,6 +13,10 @@
  * degree-12 polynomial, and one f64 division (log, tanh, sigmoid, Phi) whose throughput
  * is about an eighth of the FMA's, ~16 more */
 #define CG_TRANSC_EXTRA 64.0
+/* ... and Phi (GELU, and one of GELU's backward's two transcendentals) more: the erfc fit
+ * adds an f64 division, a degree-9 polynomial, a square and a select to its exp; measured
+ * on char_lm's GELU kernels (Zen 4, 1 thread: 2.0 ns an element, 1.68x what 64 gave) */
+#define CG_PHI_EXTRA 110.0
 /* ... but a square root is one instruction (llvm.sqrt: vsqrtps, a 16-lane result every ~6
  * cycles on Zen 4, so about 0.4 cycles an element): 8 FLOPs at the elementwise half rate */
 #define CG_SQRT_EXTRA 8.0
@@ -276,10 +280,11 @@ static bool gemm_streamed(const CgKernel *k, const HwTarget *hw) {
  * measured it: a scalar load and a vector insert per element (nnc probe on Zen 4: about 4) */
 #define CG_PACK_STRIDED_CYCLES 4.0
 
-double cg_pack_rate(const HwTarget *hw, bool strided) {
-  if (strided)
+double cg_pack_rate(const HwTarget *hw, CgPack how) {
+  if (how == CG_PACK_GATHER)
     return hw->pack_strided_bw > 0 ? hw->pack_strided_bw
                                    : 4.0 * (hw->ghz > 0 ? hw->ghz : 3) * 1e9 / CG_PACK_STRIDED_CYCLES;
+  if (how == CG_PACK_TRANSPOSED && hw->pack_transposed_bw > 0) return hw->pack_transposed_bw;
   return hw->pack_bw > 0 ? hw->pack_bw : cg_level_bw(hw, CG_LEVEL_L2, 1);
 }
 
@@ -305,8 +310,9 @@ void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRu
   /* each KC block loads and stores the accumulators: two vector memory operations per
    * accumulator beside kc FMA steps */
   o->t_fma = K > 0 ? 2 * mr * nr * K * o->tiles / (ueff * peak1) * (K + 2 * kb) / K : 0;
-  o->t_pack = 4 * o->pack_a / cg_pack_rate(hw, s->a_strided) +
-              4 * o->pack_b / cg_pack_rate(hw, s->b_strided);
+  CgPack how_b = s->b_strided ? CG_PACK_GATHER : s->b_transposed ? CG_PACK_TRANSPOSED : CG_PACK_ADJACENT;
+  o->t_pack = 4 * o->pack_a / cg_pack_rate(hw, s->a_strided ? CG_PACK_GATHER : CG_PACK_ADJACENT) +
+              4 * o->pack_b / cg_pack_rate(hw, how_b);
 }
 
 /* whether operand `in` of node `node` lives in the params region (a weight) or is folded */
@@ -326,7 +332,7 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
                    .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
-                   .a_strided = !g->trans_a, .b_strided = g->trans_b,
+                   .a_strided = !g->trans_a, .b_transposed = g->trans_b,
                    .packed_a = k->prepacked && operand_const(p, k->node, 0),
                    .packed_b = k->prepacked && operand_const(p, k->node, 1),
                    .lat_eff = t->eff / wave / tile};
@@ -500,13 +506,18 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
-/* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: the
- * polynomial ones CG_TRANSC_EXTRA each, square roots CG_SQRT_EXTRA */
+/* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: Phi
+ * (GELU and its backward) CG_PHI_EXTRA each, square roots CG_SQRT_EXTRA, the other
+ * polynomial ones CG_TRANSC_EXTRA */
 static double ew_transc_extra(const CgPlan *p, const CgKernel *k, double transc) {
-  double sq = 0;
-  for (int m = 0; m < k->nmembers; m++)
-    if (p->g->nodes[k->members[m]].op == OP_SQRT) sq += (double)p->v[k->members[m]].numel;
-  return CG_TRANSC_EXTRA * fmax(0, transc - sq) + CG_SQRT_EXTRA * sq;
+  double sq = 0, phi = 0;
+  for (int m = 0; m < k->nmembers; m++) {
+    OpKind op = p->g->nodes[k->members[m]].op;
+    double n = (double)p->v[k->members[m]].numel;
+    if (op == OP_SQRT) sq += n;
+    if (op == OP_GELU || op == OP_GELU_BWD) phi += n;
+  }
+  return CG_TRANSC_EXTRA * fmax(0, transc - sq - phi) + CG_PHI_EXTRA * phi + CG_SQRT_EXTRA * sq;
 }
 
 /* ---- one kernel ------------------------------------------------------------------------- */

@@ -52,8 +52,10 @@ typedef struct CgGemmShape {
   int64_t m, n, k;
   int mr, nr, kc, nc;      /* the generator's blocking (mr rows, nr columns) */
   bool a_strided;          /* op(A)'s rows are not adjacent in memory (A stored M x K) */
-  bool b_strided;          /* op(B)'s columns are not (B stored N x K, a dense layer's weight)
-                              or gathered from an image (an implicit-GEMM convolution) */
+  bool b_strided;          /* op(B)'s columns are not and are gathered (from an image: an
+                              implicit-GEMM convolution, or its unfold's transpose) */
+  bool b_transposed;       /* op(B) is stored N x K (a dense layer's weight): its panels are
+                              transposed in registers (llvm_gemm.c pack_transposed_blocks) */
   bool packed_a, packed_b; /* that operand's panels are packed once per program, not here */
   double lat_eff;          /* the micro-kernel's fraction of the peak when the target has no
                               measured gemm_ukr_eff (the tiles pass's FMA-latency factor) */
@@ -66,10 +68,16 @@ typedef struct CgGemmRun {
   double t_fma, t_pack;    /* its micro-kernel and packing time, s */
 } CgGemmRun;
 void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *out);
-/* packing rate of one thread, bytes of panel per second: from rows adjacent in memory (the
- * probe's pack_bw, else L2's bandwidth of one core) or strided rows (pack_strided_bw, else
- * one element per CG_PACK_STRIDED_CYCLES at the clock) */
-double cg_pack_rate(const HwTarget *hw, bool strided);
+/* how a GEMM operand's panels are packed */
+typedef enum CgPack {
+  CG_PACK_ADJACENT,   /* rows adjacent in memory: a vector copy per k */
+  CG_PACK_GATHER,     /* strided rows: a value per row and k */
+  CG_PACK_TRANSPOSED, /* rows contiguous along k: blocks transposed in registers */
+} CgPack;
+/* packing rate of one thread, bytes of panel per second: the probe's pack_bw,
+ * pack_strided_bw and pack_transposed_bw; unmeasured, L2's bandwidth of one core for adjacent
+ * and transposed rows, one element per CG_PACK_STRIDED_CYCLES at the clock for gathers */
+double cg_pack_rate(const HwTarget *hw, CgPack how);
 
 /* bandwidth of a memory level for `threads` threads: the probe's cache figures are for all
  * cores, and the private caches and L3's ports scale with the cores used; DRAM gives one

@@ -181,6 +181,10 @@ PYEOF
   || die "--measure on another target: exit 2"
 grep -q "needs --target host, not 'a100'" "$T/err" || die "--measure target: $(cat "$T/err")"
 "$NNC" cost "$EX/mlp.nn" --measure >/dev/null 2>"$T/err"; [ $? = 2 ] || die "--measure alone: exit 2"
+# --measure builds under $TMPDIR; an unusable one is a clean error naming it
+TMPDIR="$T/nonexistent" "$NNC" cost --compare "$EX/linreg.nn" "$EX/mlp.nn" --measure --threads 1 >/dev/null 2>"$T/err"; [ $? = 1 ] \
+  || die "--measure with a missing TMPDIR: exit 1"
+grep -q "cannot create a temporary directory $T/nonexistent/nnc-compare-" "$T/err" || die "--measure TMPDIR: $(cat "$T/err")"
 
 # probe: writes the host target (atomically), which --target host then uses
 XDG_CONFIG_HOME="$T/cfg" "$NNC" probe --quick > "$T/probe.out" || die "nnc probe"
@@ -192,7 +196,7 @@ $PY -c 'import json,sys; h=json.load(open(sys.argv[1])); sys.exit(0 if h["name"]
 $PY -c 'import json,sys,re; h=json.load(open(sys.argv[1])); sys.exit(0 if h["peak_f32_1t_tflops"]>0 and h["peak_f32_1t_tflops"]<=h["peak_tflops"]["f32"]*4 and h["l1_bw_gbs"]>h["mem_bw_gbs"] and h["l2_bw_gbs"]>0 and h["l3_bw_gbs"]>0 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", h["measured_at"]) else 1)' "$T/cfg/nnc/host.json" || die "host.json per-level figures: $(cat "$T/cfg/nnc/host.json")"
 # the figures from the backend's own code: fork/join, one thread's triad; the GEMM's when the
 # noise let the probe solve for them (else absent: the model's defaults apply)
-$PY -c 'import json,sys; h=json.load(open(sys.argv[1])); g=[h.get(k) for k in ("pack_bw_gbs","pack_strided_bw_gbs","gemm_ukr_eff")]; sys.exit(0 if h["overhead_us"]>0 and h["mem_bw_1t_gbs"]>0 and h["softmax_ns"]>0 and (g==[None]*3 or (min(g)>0 and g[2]<=1)) else 1)' "$T/cfg/nnc/host.json" || die "host.json probe figures: $(cat "$T/cfg/nnc/host.json")"
+$PY -c 'import json,sys; h=json.load(open(sys.argv[1])); g=[h.get(k) for k in ("pack_bw_gbs","pack_strided_bw_gbs","pack_transposed_bw_gbs","gemm_ukr_eff")]; sys.exit(0 if h["overhead_us"]>0 and h["mem_bw_1t_gbs"]>0 and h["softmax_ns"]>0 and (g==[None]*4 or (min(g)>0 and g[3]<=1)) else 1)' "$T/cfg/nnc/host.json" || die "host.json probe figures: $(cat "$T/cfg/nnc/host.json")"
 grep -q "thread pool fork/join" "$T/probe.out" || die "probe output: $(cat "$T/probe.out")"
 grep -q "^  [0-9]*-bit " "$T/probe.out" || die "probe prints no per-width table: $(cat "$T/probe.out")"
 XDG_CONFIG_HOME="$T/cfg" "$NNC" cost "$EX/mlp.nn" --json > "$T/host.json" || die "cost --target host"

@@ -79,10 +79,12 @@ START_TEST(t_user_file) {
   ck_assert_int_eq(hw_from_json("{\"name\": \"x\", \"base\": \"nope\"}", &t, err, sizeof err), -1);
   /* the probe's GEMM figures on a CPU; a built-in leaves them unknown (0) */
   j = "{\"name\": \"box\", \"base\": \"cpu-avx512\", \"pack_bw_gbs\": 20, "
-      "\"pack_strided_bw_gbs\": 4, \"gemm_ukr_eff\": 0.9, \"mem_bw_1t_gbs\": 12}";
+      "\"pack_strided_bw_gbs\": 4, \"pack_transposed_bw_gbs\": 15, \"gemm_ukr_eff\": 0.9, "
+      "\"mem_bw_1t_gbs\": 12}";
   ck_assert_msg(hw_from_json(j, &t, err, sizeof err) == 0, "%s", err);
   ck_assert_double_eq_tol(t.pack_bw, 20e9, 1);
   ck_assert_double_eq_tol(t.pack_strided_bw, 4e9, 1);
+  ck_assert_double_eq_tol(t.pack_transposed_bw, 15e9, 1);
   ck_assert_double_eq_tol(t.gemm_ukr_eff, 0.9, 1e-12);
   ck_assert_double_eq_tol(t.mem_bw_1t, 12e9, 1);
   ck_assert(hw_find_builtin("cpu-avx512")->pack_bw == 0);
@@ -92,6 +94,9 @@ START_TEST(t_user_file) {
   ck_assert_int_eq(hw_from_json("{\"name\": \"x\", \"base\": \"cpu-avx512\", \"pack_bw_gbs\": -1}",
                                 &t, err, sizeof err), -1);
   ck_assert_ptr_nonnull(strstr(err, "pack_bw_gbs"));
+  ck_assert_int_eq(hw_from_json("{\"name\": \"x\", \"base\": \"cpu-avx512\", \"pack_transposed_bw_gbs\": -2}",
+                                &t, err, sizeof err), -1);
+  ck_assert_ptr_nonnull(strstr(err, "pack_transposed_bw_gbs"));
 }
 END_TEST
 
@@ -113,6 +118,7 @@ START_TEST(t_host_file) {
   t.peak_f32_1t = 61e9;
   t.cache_bw[0] = 900e9, t.cache_bw[1] = 400e9, t.cache_bw[2] = 200e9;
   t.mem_bw_1t = 31e9, t.pack_bw = 19e9, t.pack_strided_bw = 3.5e9, t.gemm_ukr_eff = 0.875;
+  t.pack_transposed_bw = 17e9;
   t.overhead_s = 0.75e-6, t.softmax_s = 5.5e-9;
   snprintf(t.measured_at, sizeof t.measured_at, "2026-01-02T03:04:05Z");
   ck_assert_int_eq(hw_save_file(&t, path, err, sizeof err), 0);
@@ -129,6 +135,7 @@ START_TEST(t_host_file) {
   ck_assert_double_eq_tol(u.mem_bw_1t, 31e9, 1);
   ck_assert_double_eq_tol(u.pack_bw, 19e9, 1);
   ck_assert_double_eq_tol(u.pack_strided_bw, 3.5e9, 1);
+  ck_assert_double_eq_tol(u.pack_transposed_bw, 17e9, 1);
   ck_assert_double_eq_tol(u.gemm_ukr_eff, 0.875, 1e-12);
   ck_assert_double_eq_tol(u.overhead_s, 0.75e-6, 1e-15);
   ck_assert_double_eq_tol(u.softmax_s, 5.5e-9, 1e-18);

@@ -266,6 +266,11 @@ START_TEST(t_cpu_gemm_terms) {
   s.packed_b = false, s.b_strided = false;
   cg_cpu_gemm(&hw, &s, 1, &r);
   ck_assert_double_eq_tol(r.t_pack, 4.0 * 5 * 14 * 784 / 4e9 + 4.0 * 16 * 32 * 784 / 20e9, 1e-12);
+  /* B stored N x K (the weight itself), its panels transposed in registers: 16 GB/s */
+  hw.pack_transposed_bw = 16e9, s.b_transposed = true;
+  cg_cpu_gemm(&hw, &s, 1, &r);
+  ck_assert_double_eq_tol(r.t_pack, 4.0 * 5 * 14 * 784 / 4e9 + 4.0 * 16 * 32 * 784 / 16e9, 1e-12);
+  hw.pack_transposed_bw = 0, s.b_transposed = false;
   /* the logits: below 2^21 multiply-adds one thread; one column tile, so the split is M's */
   CgGemmShape l = {.m = 64, .n = 10, .k = 512, .mr = 14, .nr = 32, .kc = 512, .nc = 4096,
                    .a_strided = true, .b_strided = true};
@@ -278,8 +283,12 @@ START_TEST(t_cpu_gemm_terms) {
   l.lat_eff = 0.5;
   cg_cpu_gemm(&hw, &l, 1, &r);
   ck_assert_double_eq_tol(r.t_fma, 2.0 * 14 * 32 * 512 * 5 / (0.5 * 100e9) * (512 + 2) / 512.0, 1e-12);
-  ck_assert_double_eq_tol(cg_pack_rate(&hw, true), 2.5e9, 1);
-  ck_assert_double_eq_tol(cg_pack_rate(&hw, false), 10e9, 1);
+  ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_GATHER), 2.5e9, 1);
+  ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_ADJACENT), 10e9, 1);
+  ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_TRANSPOSED), 10e9, 1);
+  hw.pack_transposed_bw = 15e9; /* measured: its own figure */
+  ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_TRANSPOSED), 15e9, 1);
+  hw.pack_transposed_bw = 0;
   /* DRAM: one thread its own triad, two up to the all-core figure; L3 by the cores used */
   ck_assert_double_eq_tol(cg_level_bw(&hw, CG_LEVEL_DRAM, 1), 10e9, 1);
   hw.mem_bw_1t = 6e9, hw.cache_bw[CG_LEVEL_L3] = 100e9;

@@ -972,16 +972,23 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   loop_end(e, &lr);
 }
 
+/* body over `items` (rows or channels) in min(items, work / 65536 + 1) tasks, or inline */
+static void run_items(CgEmit *e, const CgKernel *k, int64_t items, int64_t work, TaskBody body,
+                      const CgConv *c) {
+  int64_t maxt = work / 65536 + 1;
+  if (maxt > items) maxt = items;
+  if (maxt > 1) {
+    run_tasks(e, k, maxt, body, (void *)c);
+    return;
+  }
+  body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+}
+
 /* a depthwise convolution (one input and one output channel per group) computed directly,
  * vectorized along the output row, rows spread over the threads; no im2col, no scratch */
 static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
-  int64_t rows = c->N * c->C * c->OH, maxt = rows * c->OW * c->KH * c->KW / 65536 + 1;
-  if (maxt > rows) maxt = rows;
-  if (maxt > 1) {
-    run_tasks(e, k, maxt, dw_body, (void *)c);
-    return;
-  }
-  dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+  int64_t rows = c->N * c->C * c->OH;
+  run_items(e, k, rows, rows * c->OW * c->KH * c->KW, dw_body, c);
 }
 
 /* ---- depthwise data gradient, direct ---------------------------------------------------- */
@@ -1116,13 +1123,8 @@ static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
 /* the data gradient of a depthwise convolution (CgConv.depthwise, stride 1 or 2) computed
  * directly, dx rows spread over the threads; no unfold, no scratch */
 static void lower_depthwise_dx(CgEmit *e, const CgKernel *k, const CgConv *c) {
-  int64_t rows = c->N * c->C * c->H, maxt = rows * c->W * c->KH * c->KW / 65536 + 1;
-  if (maxt > rows) maxt = rows;
-  if (maxt > 1) {
-    run_tasks(e, k, maxt, dwdx_body, (void *)c);
-    return;
-  }
-  dwdx_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+  int64_t rows = c->N * c->C * c->H;
+  run_items(e, k, rows, rows * c->W * c->KH * c->KW, dwdx_body, c);
 }
 
 /* ---- depthwise filter gradient, direct -------------------------------------------------- */
@@ -1188,13 +1190,7 @@ static void dwdf_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
 /* the filter gradient of a depthwise convolution (CgConv.depthwise) computed directly,
  * channels spread over the threads; no unfold, no packing */
 static void lower_depthwise_dw(CgEmit *e, const CgKernel *k, const CgConv *c) {
-  int64_t maxt = c->N * c->C * c->OH * c->OW * c->KH * c->KW / 65536 + 1;
-  if (maxt > c->C) maxt = c->C;
-  if (maxt > 1) {
-    run_tasks(e, k, maxt, dwdf_body, (void *)c);
-    return;
-  }
-  dwdf_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+  run_items(e, k, c->C, c->N * c->C * c->OH * c->OW * c->KH * c->KW, dwdf_body, c);
 }
 
 /* a forward convolution's filter as its GEMM f reads it: the parameter (lda K, groups

@@ -556,15 +556,29 @@ START_TEST(conv_variants) {
 }
 END_TEST
 
+/* a convolution and its batch size */
+typedef struct ConvCaseN {
+  ConvCase c;
+  int N;
+} ConvCaseN;
+
+/* every case of cs against the interpreter, named `what` and its index */
+static void check_conv_cases(const char *what, const ConvCaseN *cs, size_t n) {
+  for (size_t c = 0; c < n; c++) {
+    g_begin("conv_case");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s case %zu", what, c);
+    check_fwd(nm, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+
 /* more data-gradient shapes (GEMM into the unfold, then col2im): a padded 1x1, 3x3 with
  * more padding than taps, unpadded 3x3 and 7x7 (dx larger than dy), one image and several,
  * images under and over 256 positions (the batched GEMM and one per image), odd sizes,
  * groups and depthwise; the filter gradients of the same cases */
 START_TEST(conv_data_grad) {
-  static const struct {
-    ConvCase c;
-    int N;
-  } cs[] = {
+  static const ConvCaseN cs[] = {
       {{5, 7, 9, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2},    /* 1x1 pad 1: padding -1 */
       {{3, 4, 7, 6, 3, 3, 1, 1, 3, 3, 1, 1, 1}, 2},     /* 3x3 pad 3: padding -1 */
       {{6, 5, 13, 9, 3, 3, 1, 1, 0, 0, 1, 1, 1}, 1},    /* unpadded, one image */
@@ -579,13 +593,7 @@ START_TEST(conv_data_grad) {
        * GEMM per group (K = 75) */
       {{4, 6, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 3},
   };
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_dx");
-    conv_case_outputs(&cs[c].c, cs[c].N, "");
-    char what[64];
-    snprintf(what, sizeof what, "conv data-gradient case %zu", c);
-    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
-  }
+  check_conv_cases("conv data-gradient", cs, sizeof cs / sizeof *cs);
   /* two grouped convolutions whose batched forward GEMMs (images of 36 positions) agree in
    * every per-group dim but the image stride (2 and 4 groups of 2 channels): each needs its
    * own GEMM kernel */
@@ -601,10 +609,7 @@ END_TEST
  * around the vector length (15, 16, 17, 33), one image and three, odd and even heights,
  * and a stride-3 one, which takes the unfold and col2im */
 START_TEST(dw_data_grad) {
-  static const struct {
-    ConvCase c;
-    int N;
-  } cs[] = {
+  static const ConvCaseN cs[] = {
       {{4, 4, 9, 15, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 1},  {{4, 4, 8, 16, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 3},
       {{3, 3, 7, 17, 3, 3, 1, 1, 2, 2, 1, 1, 3}, 1},  {{5, 5, 10, 33, 5, 5, 1, 1, 2, 2, 1, 1, 5}, 3},
       {{4, 4, 9, 17, 5, 5, 1, 1, 0, 0, 1, 1, 4}, 1},  {{4, 4, 6, 16, 5, 5, 1, 1, 1, 1, 1, 1, 4}, 3},
@@ -617,13 +622,7 @@ START_TEST(dw_data_grad) {
       {{4, 4, 13, 17, 3, 3, 2, 1, 1, 1, 1, 1, 4}, 3}, /* stride 2 along rows only */
       {{4, 4, 10, 17, 3, 3, 3, 3, 1, 1, 1, 1, 4}, 2}, /* stride 3: unfold and col2im */
   };
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("dw_dx");
-    conv_case_outputs(&cs[c].c, cs[c].N, "");
-    char what[64];
-    snprintf(what, sizeof what, "depthwise data-gradient case %zu", c);
-    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
-  }
+  check_conv_cases("depthwise data-gradient", cs, sizeof cs / sizeof *cs);
 }
 END_TEST
 

@@ -352,13 +352,20 @@ static const char DW_TRAIN[] =
 /* the depthwise data gradient: direct at strides 1 and 2 (no scratch; per 12-wide dx row
  * of a plane its taps' vectors at 1.4 cycles, its stored vectors at 0.55 and 4.4 a row),
  * the unfold and col2im at stride 3; the filter gradient direct at every stride */
+/* the module of text, its forward graph *g and its training step */
+static IrGraph *compile_train(const char *text, IrModule **m, IrGraph **g, Diag *d) {
+  *m = compile(text, g);
+  TrainInfo info;
+  IrGraph *train = pass_train_graph(*g, ir_module_find_train(*m, (*g)->name), &info, d);
+  ck_assert_ptr_nonnull(train);
+  return train;
+}
+
 START_TEST(t_depthwise_dx) {
   IrGraph *g;
-  IrModule *m = compile(DW_TRAIN, &g);
+  IrModule *m;
   Diag *d = diag_new(stderr);
-  TrainInfo info;
-  IrGraph *train = pass_train_graph(g, ir_module_find_train(m, g->name), &info, d);
-  ck_assert_ptr_nonnull(train);
+  IrGraph *train = compile_train(DW_TRAIN, &m, &g, d);
   HwTarget hw;
   gemm_hw(&hw);
   hw.mem_bw = 2e9, hw.mem_bw_1t = 1e9, hw.l3_bytes = 1 << 24; /* caches at 1 TB/s */
@@ -415,11 +422,9 @@ static const char BN_TRAIN[] =
  * dy (beta's gradient); without it, each is its own kernel */
 START_TEST(t_bn_fused) {
   IrGraph *g;
-  IrModule *m = compile(BN_TRAIN, &g);
+  IrModule *m;
   Diag *d = diag_new(stderr);
-  TrainInfo info;
-  IrGraph *train = pass_train_graph(g, ir_module_find_train(m, g->name), &info, d);
-  ck_assert_ptr_nonnull(train);
+  IrGraph *train = compile_train(BN_TRAIN, &m, &g, d);
   for (int fused = 0; fused < 2; fused++) {
     CgTarget t;
     full_target(&t, NULL);

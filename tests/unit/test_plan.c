@@ -304,6 +304,17 @@ static const char DEPTHWISE[] = "model dw {\n  input x: f32[2, 16, 12, 12]\n"
                                 "  u = conv2d(z, 16, kernel = 3, stride = 3, pad = 1, groups = 16, bias = false)\n"
                                 "  output u\n}\n";
 
+/* *P, the plan of fwd (and train) on *t, the CPU-like target of hw (gathering
+ * convolutions, direct depthwise ones), which the plan keeps pointing to; *c, the
+ * one-thread estimate of its last graph's plan */
+static void plan_gather_cost(const IrGraph *fwd, const IrGraph *train, const HwTarget *hw,
+                             CgTarget *t, CgModelPlan *P, CgPlanCost *c, Diag *d) {
+  full_target(t, hw);
+  t->conv = CG_CONV_GATHER, t->depthwise_direct = true;
+  ck_assert_int_eq(cg_model_plan(P, fwd, train, t, NULL, NULL, d), 0);
+  cg_plan_cost(train ? &P->pt : &P->pf, hw, 1, 0, c);
+}
+
 /* the direct depthwise convolution: taps x vectors of output rows at 2.25 cycles (stride 1),
  * 4.0 at stride 2 (two loads, even lanes kept), 0.9 cycles a lane where a stride gathers
  * them (3); no packing */
@@ -312,14 +323,11 @@ START_TEST(t_depthwise_terms) {
   IrModule *m = compile(DEPTHWISE, &g);
   HwTarget hw;
   gemm_hw(&hw); /* 512-bit vectors: 16 lanes; 2.5 GHz */
-  CgTarget t;
-  full_target(&t, &hw);
-  t.conv = CG_CONV_GATHER, t.depthwise_direct = true;
   Diag *d = diag_new(stderr);
+  CgTarget t;
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
   CgPlanCost c;
-  cg_plan_cost(&P.pf, &hw, 1, 0, &c);
+  plan_gather_cost(g, NULL, &hw, &t, &P, &c, d);
   int nconv = 0;
   for (int ki = 0; ki < P.pf.nk; ki++) {
     if (P.pf.k[ki].kind != CGK_CONV) continue;
@@ -371,12 +379,9 @@ START_TEST(t_depthwise_dx) {
   hw.mem_bw = 2e9, hw.mem_bw_1t = 1e9, hw.l3_bytes = 1 << 24; /* caches at 1 TB/s */
   hw.cache_bw[0] = hw.cache_bw[1] = hw.cache_bw[2] = 1e12;
   CgTarget t;
-  full_target(&t, &hw);
-  t.conv = CG_CONV_GATHER, t.depthwise_direct = true;
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, g, train, &t, NULL, NULL, d), 0);
   CgPlanCost c;
-  cg_plan_cost(&P.pt, &hw, 1, 0, &c);
+  plan_gather_cost(g, train, &hw, &t, &P, &c, d);
   int seen = 0;
   for (int ki = 0; ki < P.pt.nk; ki++) {
     const CgKernel *k = &P.pt.k[ki];

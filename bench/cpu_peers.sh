@@ -18,8 +18,9 @@
 # /usr/bin/python3 (the peers installed there; a missing one is reported and skipped). Every
 # process is pinned with taskset to CPUs 0..T-1; each case runs R times, nnc and the peer
 # alternating, and the table gives the median of the R medians with the best single step.
-# "peer/nnc" > 1 means nnc is faster. OpenBLAS runs with OPENBLAS_CORETYPE unset (its own
-# detection; the kernel set it picked is printed). "%pk" is the share of --peak GFLOP/s per
+# "peer/nnc" > 1 means nnc is faster. NNC_BUILD_FLAGS adds options to every `nnc build`
+# (e.g. NNC_BUILD_FLAGS=--no-winograd for the implicit-GEMM convolutions). OpenBLAS runs
+# with OPENBLAS_CORETYPE unset (its own detection; the kernel set it picked is printed). "%pk" is the share of --peak GFLOP/s per
 # thread (default 116.7, `nnc probe` on the Zen 4 of bench/RESULTS.md).
 set -eu
 if [ $# -lt 1 ]; then
@@ -69,7 +70,7 @@ nnc_prog() {
     dflags=""
     for d in "$@"; do dflags="$dflags -D $d"; done
     # shellcheck disable=SC2086
-    "$BUILD/nnc" build "$file" $dflags -o "$prog" >&2
+    "$BUILD/nnc" build "$file" $dflags ${NNC_BUILD_FLAGS:-} -o "$prog" >&2
   fi
   echo "$prog"
 }

@@ -6,12 +6,18 @@
 # (bench_allreduce.c, from a barrier) against `nnc cost --train --ranks 2 --link shm`; then
 # the all-reduce overlapping the backward pass (the default) against --no-overlap at P=2, in
 # 25 MiB buckets and in BKIB KiB buckets, against the overlap `nnc cost --bucket-kib` estimates.
+# Then the same four P=2 variants of the mlp at batch 16 built `--mpi --target cuda-emu`
+# (EMU_REPS repetitions, 0 to skip): the CUDA build's overlapped all-reduce between its
+# launches, on the emulation. Emulation timings are the CPU's running the generated CUDA C
+# one launch at a time, not a GPU's: they show the host-side cost of the buckets, not what
+# NCCL overlaps on a GPU.
 #   bench/mpi_scaling.sh [NNC] [N] [REPS] [BKIB]
 set -eu
 NNC=${1:-build/nnc}
 N=${2:-64}
 REPS=${3:-5}
 BKIB=${4:-256}
+EMU_REPS=${EMU_REPS:-2}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -60,3 +66,30 @@ for b in 25600 "$BKIB"; do
   "$NNC" cost "$SRC/examples/mlp.nn" -D N="$N" --train --ranks 2 --link shm --bucket-kib "$b" |
     grep -E "gradients per rank|ring all-reduce|overlapped|step per rank|scaling"
 done
+[ "$EMU_REPS" -gt 0 ] || exit 0
+"$NNC" build "$SRC/examples/mlp.nn" -D N=16 --mpi --target cuda-emu -o "$T/e2"
+/usr/bin/python3 -c "
+import numpy as np; x = np.load('$T/x.npy')[:512]; y = np.load('$T/y.npy')[:512]
+np.save('$T/ex.npy', x); np.save('$T/ey.npy', y)"
+D="x=$T/ex.npy,label=$T/ey.npy" # 512 samples: 16 steps of 2 x 16 an epoch
+for r in $(seq "$EMU_REPS"); do
+  for v in ov no ovb nob; do
+    a=()
+    case $v in no) a=(--no-overlap) ;; ovb) a=(--bucket-kib "$BKIB") ;; nob) a=(--bucket-kib "$BKIB" --no-overlap) ;; esac
+    mpirun --oversubscribe -np 2 "$T/e2" train --data "$D" --epochs 2 --threads 1 "${a[@]}" 2>&1 |
+      head -c 100000 >>"$T/e$v.txt"
+  done
+done
+# the step time from the second epoch's line (16 steps)
+/usr/bin/python3 - "$T" "$BKIB" <<'PYEOF'
+import re, statistics, sys
+T, B = sys.argv[1], sys.argv[2]
+for v, what in (("ov", "cuda-emu, overlapped, 25 MiB"), ("no", "cuda-emu, --no-overlap"),
+                ("ovb", f"cuda-emu, overlapped, --bucket-kib {B}"), ("nob", f"cuda-emu, --no-overlap, --bucket-kib {B}")):
+    txt = open(f"{T}/e{v}.txt").read()
+    ts = [float(m.group(2)) for m in re.finditer(r"epoch (\d)/2 .* ([0-9.]+) s", txt) if m.group(1) == "2"]
+    ms = sorted(1e3 * t / 16 for t in ts)
+    line = re.findall(r"all-reduce of the gradients.*", txt)
+    print(f"{what:44s} P=2: step median {statistics.median(ms):.1f} ms, best {ms[0]:.1f} ms ({len(ms)} epochs); "
+          f"{line[-1] if line else ''}")
+PYEOF

@@ -9,25 +9,58 @@
  * The program trains on the persistent device context of every CUDA program (RtDevice:
  * params, optimizer state and arena stay in device memory across steps; a step uploads its
  * batch and downloads the loss). Its device adds run_split, the training step with the
- * step's hooks between the launches: before the first optimizer launch RtHooks.grads_device
- * with the arena's device address (cuda: ncclAllReduce with ncclAvg of every gradient in one
- * group, runtime/rt_nccl.c via rt_mpi.c; cuda-emu, whose device memory is host memory:
- * MPI_Allreduce); with --sync-bn, before the launches that read them, the table's sums
- * (CudaPlanSum, codegen/cuda/cuda_syncbn.c) through RtHooks.sum_f64_device (NCCL in f64;
- * cuda-emu: MPI_Allreduce of doubles). */
+ * step's hooks between the launches: by default the all-reduce overlapping the backward
+ * launches, RtHooks.grads_ready_device after each launch that completes some gradient's
+ * ready kernel (the table nnc_ready_after) and grads_wait_device before the first optimizer
+ * launch (cuda: each bucket with NCCL on a second stream ordered by events, runtime/rt_nccl.c
+ * via rt_mpi.c; cuda-emu, whose device memory is host memory: MPI_Iallreduce); with
+ * --no-overlap, RtHooks.grads_device before the first optimizer launch (cuda: ncclAllReduce
+ * with ncclAvg of every gradient in one group; cuda-emu: MPI_Allreduce); with --sync-bn,
+ * before the launches that read them, the table's sums (CudaPlanSum,
+ * codegen/cuda/cuda_syncbn.c) through RtHooks.sum_f64_device (NCCL in f64; cuda-emu:
+ * MPI_Allreduce of doubles). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_drv.h"
 
+/* the plan kernel of launch i of t (named PREFIX_kI[_...]), or -1 */
+static int launch_kernel(const CudaPlanTable *t, const char *prefix, int i) {
+  size_t n = strlen(prefix);
+  const char *nm = t->v[i].name;
+  return !strncmp(nm, prefix, n) && !strncmp(nm + n, "_k", 2) ? atoi(nm + n + 2) : -1;
+}
+
 /* the first launch of t whose plan kernel is at or after split (t->n if none) */
 static int split_launch(const CudaPlanTable *t, const char *prefix, int split) {
-  size_t n = strlen(prefix);
-  for (int i = 0; i < t->n; i++) {
-    const char *nm = t->v[i].name;
-    if (!strncmp(nm, prefix, n) && !strncmp(nm + n, "_k", 2) && atoi(nm + n + 2) >= split) return i;
-  }
+  for (int i = 0; i < t->n; i++)
+    if (launch_kernel(t, prefix, i) >= split) return i;
   return t->n;
+}
+
+/* The overlapped all-reduce's marks, one per launch: after launch i, every plan kernel up to
+ * m is complete (the next launch belongs to kernel m + 1 or later), and m is the first such
+ * point at which some gradient's ready kernel (CgGrad.ready) is complete; -1 elsewhere, and
+ * after every launch when the table is not in plan order (the buckets then all start before
+ * the optimizer's launches). */
+static void ready_table(FILE *f, const CudaPlanTable *t, const char *prefix, const CgModelPlan *P, int split) {
+  int sl = split_launch(t, prefix, split), ordered = 1;
+  for (int i = 0; i + 1 < sl; i++)
+    if (launch_kernel(t, prefix, i) < 0 || launch_kernel(t, prefix, i + 1) < launch_kernel(t, prefix, i)) ordered = 0;
+  fprintf(f, "static const int nnc_ready_after[] = {");
+  int done = -1; /* the kernels up to done are complete and were marked */
+  for (int i = 0; i < t->n; i++) {
+    int m = -1;
+    if (ordered && i < sl) {
+      int next = i + 1 < sl ? launch_kernel(t, prefix, i + 1) : split;
+      int upto = next - 1;
+      for (int g = 0; upto > done && upto >= launch_kernel(t, prefix, i) && g < P->ngrads; g++)
+        if (P->grads[g].ready > done && P->grads[g].ready <= upto) m = upto;
+      if (m >= 0) done = m;
+    }
+    fprintf(f, "%s%d", i ? ", " : "", m);
+  }
+  fprintf(f, "%s};\n", t->n ? "" : "-1");
 }
 
 static void grads_table(FILE *f, const CgModelPlan *P) {
@@ -56,22 +89,58 @@ static void split_hooks(FILE *f, int split) {
              "  return i == %d && h->grads_device && h->grads_device(arena, h->user) ? -1 : 0;\n}\n", split);
 }
 
-/* RtDevice.run_split of the emulation: its regions are host memory */
-static void emu_run_split(FILE *f, const DrvCudaSource *s, const char *name) {
+/* RtDevice.run_split of the emulation: its regions are host memory, and a launch has run when
+ * it returns, so the buckets are started right after it (stream NULL) */
+static void emu_run_split(FILE *f, const DrvCudaSource *s, const char *name, int split) {
   fprintf(f, "static int nnc_dev_run_split(void *v, int64_t step, uint64_t seed, RtHooks *h) {\n"
              "  NncDev *d = (NncDev *)v;\n"
              "  NncBufs nb = {d->r[0], d->r[1], d->r[2], d->r[2] + nnc_arena_at[1], (unsigned long long)step, seed};\n"
+             "  uint64_t ar = (uint64_t)(uintptr_t)nb.arena;\n"
+             "  int ov = h->grads_ready_device && h->grads_wait_device;\n"
              "  nnc_emu_set_order((nnc_emu::Order)0);\n"
              "  for (int i = 0; i <= %d; i++) {\n"
-             "    if (nnc_split_hooks(h, (uint64_t)(uintptr_t)nb.arena, (uint64_t)(uintptr_t)nb.work, i)) return -1;\n"
+             "    if (nnc_split_hooks(h, ar, (uint64_t)(uintptr_t)nb.work, i)) return -1;\n"
+             "    if (ov && i == %d && h->grads_wait_device(ar, NULL, h->user)) return -1;\n"
              "    const NncEmuLaunch *t = &%s_train_launches[i];\n"
              "    if (i < %d) nnc_emu_launch(t->fn, t->grid, t->block, t->smem, nb);\n"
+             "    if (ov && i < %d && nnc_ready_after[i] >= 0) h->grads_ready_device(nnc_ready_after[i], ar, NULL, h->user);\n"
              "  }\n  return 0;\n}\n",
-          s->train.n, name, s->train.n);
+          s->train.n, split, name, s->train.n, s->train.n);
 }
 
-/* RtDevice.run_split on the GPU: the launches and NCCL on the legacy default stream */
-static void device_run_split(FILE *f, const DrvCudaSource *s) {
+/* the GPU's communication stream and its two events (at the first overlapped step), and the
+ * fence that makes the communication stream wait for the launches queued so far */
+static const char dev_comm_src[] =
+    "static int nnc_dev_comm(NncDev *d) {\n"
+    "  if (!d->comm && (rt_cuda_stream_create(d->c, &d->comm) || rt_cuda_event_create(d->c, &d->ev[0]) ||\n"
+    "                   rt_cuda_event_create(d->c, &d->ev[1])))\n"
+    "    return nnc_dev_fail(d, \"creating the communication stream\");\n"
+    "  return 0;\n}\n"
+    "static int nnc_dev_fence(NncDev *d, void *from, void *to, int e) {\n"
+    "  if (rt_cuda_event_record(d->c, d->ev[e], from) || rt_cuda_stream_wait_event(d->c, to, d->ev[e]))\n"
+    "    return nnc_dev_fail(d, \"ordering the streams\");\n"
+    "  return 0;\n}\n"
+    "static int nnc_dev_all_reduced(NncDev *d, RtHooks *h, uint64_t ar) {\n"
+    "  if (nnc_dev_fence(d, NULL, d->comm, 0)) return -1;\n"
+    "  if (h->grads_wait_device(ar, d->comm, h->user)) {\n"
+    "    snprintf(d->err, sizeof d->err, \"the all-reduce of the data-parallel step failed\");\n"
+    "    return -1;\n  }\n"
+    "  return nnc_dev_fence(d, d->comm, NULL, 1);\n}\n"
+    "static int nnc_sums_before(int i) {\n"
+    "  for (int k = 0; nnc_cuda_sums[k][0] >= 0; k++)\n"
+    "    if (nnc_cuda_sums[k][0] == i) return 1;\n"
+    "  return 0;\n}\n";
+
+/* RtDevice.run_split on the GPU: the launches on the legacy default stream; the overlapped
+ * all-reduce's buckets with NCCL on the communication stream, each after an event recorded
+ * behind the launch that finishes its gradients, and the optimizer's launches behind an
+ * event recorded on the communication stream (no host wait); the sync-bn sums and the
+ * all-reduce after the backward launches (--no-overlap) on the default stream. NCCL does not
+ * order the collectives of one communicator issued on two streams, so before a sync-bn sum
+ * the default stream also waits for the buckets started so far: every rank then runs the
+ * communicator's collectives in the order it issues them. */
+static void device_run_split(FILE *f, const DrvCudaSource *s, int split) {
+  fputs(dev_comm_src, f);
   fprintf(f, "static int nnc_dev_run_split(void *v, int64_t step, uint64_t seed, RtHooks *h) {\n"
              "  NncDev *d = (NncDev *)v;\n"
              "  uint64_t ar = d->r[2], work = ar + (uint64_t)nnc_arena_at[1];\n"
@@ -79,16 +148,25 @@ static void device_run_split(FILE *f, const DrvCudaSource *s) {
              "                (char *)(uintptr_t)work, (unsigned long long)step, seed};\n"
              "  void *args[1] = {&nb};\n"
              "  const NncLaunch *t = nnc_train_launches;\n"
+             "  int ov = h->grads_ready_device && h->grads_wait_device;\n"
+             "  if (ov && nnc_dev_comm(d)) return -1;\n"
              "  for (int i = 0; i <= %d; i++) {\n"
+             "    /* one communicator on two streams: its sync-bn sums after the buckets started */\n"
+             "    if (ov && h->sum_f64_device && nnc_sums_before(i) && nnc_dev_fence(d, d->comm, NULL, 1)) return -1;\n"
              "    if (nnc_split_hooks(h, ar, work, i)) {\n"
              "      snprintf(d->err, sizeof d->err, \"the all-reduce of the data-parallel step failed\");\n"
              "      return -1;\n    }\n"
+             "    if (ov && i == %d && nnc_dev_all_reduced(d, h, ar)) return -1;\n"
              "    if (i < %d && rt_cuda_launch_on(d->c, d->fn[1][i], t[i].grid, t[i].block, t[i].smem, args, NULL))\n"
              "      return nnc_dev_fail(d, t[i].name);\n"
+             "    if (ov && i < %d && nnc_ready_after[i] >= 0) {\n"
+             "      if (nnc_dev_fence(d, NULL, d->comm, 0)) return -1;\n"
+             "      h->grads_ready_device(nnc_ready_after[i], ar, d->comm, h->user);\n"
+             "    }\n"
              "  }\n"
              "  if (rt_cuda_stream_sync(d->c, NULL)) return nnc_dev_fail(d, \"running the kernels\");\n"
              "  return 0;\n}\n",
-          s->train.n, s->train.n);
+          s->train.n, split, s->train.n, s->train.n);
 }
 
 int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name) {
@@ -103,9 +181,10 @@ int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name) {
   fputs("extern \"C\" {\n", f); /* nnc_cuda_mpi_main and rt_mpi_main are C functions */
   grads_table(f, &s->P);
   sums_table(f, &s->train);
+  ready_table(f, &s->train, prefix, &s->P, s->P.pt.split);
   split_hooks(f, split);
-  if (s->emu) emu_run_split(f, s, name);
-  else device_run_split(f, s);
+  if (s->emu) emu_run_split(f, s, name, split);
+  else device_run_split(f, s, split);
   fprintf(f, "static RtDevice nnc_cuda_mpi_dev(void) {\n"
              "  RtDevice v = nnc_cuda_device;\n  v.run_split = nnc_dev_run_split;\n  return v;\n}\n"
              "static const RtDevice nnc_cuda_mpi_device = nnc_cuda_mpi_dev();\n"

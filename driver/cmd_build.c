@@ -139,6 +139,8 @@ static void usage(FILE *out) {
         "                        MPI (docs/distributed.md)\n"
         "      --sync-bn         batchnorm in training normalizes with the statistics of the\n"
         "                        global batch (summed over the processes); default: local\n"
+        "      --no-winograd     every convolution as an implicit GEMM: no Winograd F(4,3)\n"
+        "                        for the 3x3 stride-1 ones the tiles pass would choose it for\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -483,6 +485,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'S': a->loss_scale = arg; return 0;
   case 'I': a->mpi = true; return 0;
   case 'B': a->bo.cg.sync_bn = true; return 0;
+  case 'W': a->bo.cg.no_winograd = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -523,6 +526,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"loss-scale", required_argument, 0, 'S'},
                                        {"mpi", no_argument, 0, 'I'},
                                        {"sync-bn", no_argument, 0, 'B'},
+                                       {"no-winograd", no_argument, 0, 'W'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},

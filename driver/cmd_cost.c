@@ -39,6 +39,7 @@ typedef struct Opts {
   bool measure;     /* --measure (with --compare): build each model and run its bench */
   const char *target_cpu; /* with --precision bf16 on a CPU: the CPU whose AMX decides tiles */
   bool amx;         /* bf16 on a CPU with AMX-BF16 (the target CPU's features) */
+  bool no_winograd; /* the compiled step's plan without Winograd convolutions */
   char **files;
   int nfiles;
 } Opts;
@@ -68,6 +69,8 @@ static void usage(FILE *out) {
         "                      has AMX-BF16)\n"
         "      --threads T     the compiled step's estimate on T threads (default: all\n"
         "                      the target's cores)\n"
+        "      --no-winograd   the compiled step as `nnc build --no-winograd` builds it: no\n"
+        "                      Winograd F(4,3) convolutions\n"
         "      --formula       show each row's FLOPs as a formula in the dims\n"
         "      --ranks P       with --train: data-parallel on P ranks, the gradients'\n"
         "                      all-reduce, its overlap with backward, scaling efficiency\n"
@@ -257,8 +260,8 @@ static int analyse(Report *rp, const Opts *o) {
     return 1;
   FILE *sink = fopen("/dev/null", "w");
   Diag *d = diag_new(sink ? sink : stderr);
-  rp->have_compiled = llvm_model_memory(rp->fwd, o->train ? tg : NULL, &rp->compiled, d) == 0;
-  rp->have_plan = drv_plan_cost(&o->in, &rp->hw, o->train, o->threads, d, &rp->plan) == 0;
+  rp->have_compiled = llvm_model_memory(rp->fwd, o->train ? tg : NULL, !o->no_winograd, &rp->compiled, d) == 0;
+  rp->have_plan = drv_plan_cost(&o->in, &rp->hw, o->train, o->threads, !o->no_winograd, d, &rp->plan) == 0;
   diag_free(d);
   if (sink) fclose(sink);
   return 0;
@@ -695,7 +698,8 @@ static int parse_bucket(const char *arg, Opts *o) {
 
 static int parse(int argc, char **argv, Opts *o) {
   enum { O_TARGET = 256, O_TRAIN, O_PER, O_TOP, O_JSON, O_CSV, O_SVG, O_TILES, O_FORMULA, O_LIST,
-         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET, O_TARGET_CPU, O_MEASURE };
+         O_RANKS, O_LINK, O_COMPARE, O_THREADS, O_PREC, O_BUCKET, O_TARGET_CPU, O_MEASURE,
+         O_NO_WINO };
   static const struct option opts[] = {
       {"define", required_argument, 0, 'D'}, {"model", required_argument, 0, 'M'},
       {"symbolic", required_argument, 0, 'Y'}, {"target", required_argument, 0, O_TARGET}, {"train", no_argument, 0, O_TRAIN},
@@ -707,6 +711,7 @@ static int parse(int argc, char **argv, Opts *o) {
       {"compare", no_argument, 0, O_COMPARE}, {"threads", required_argument, 0, O_THREADS},
       {"precision", required_argument, 0, O_PREC}, {"bucket-kib", required_argument, 0, O_BUCKET},
       {"target-cpu", required_argument, 0, O_TARGET_CPU}, {"measure", no_argument, 0, O_MEASURE},
+      {"no-winograd", no_argument, 0, O_NO_WINO},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -721,6 +726,7 @@ static int parse(int argc, char **argv, Opts *o) {
     case 'h': usage(stdout); return -1;
     case O_TARGET: o->target = optarg; break;
     case O_TRAIN: o->train = true; break;
+    case O_NO_WINO: o->no_winograd = true; break;
     case O_PER:
       if (!strcmp(optarg, "op")) o->per = COST_BY_OP;
       else if (!strcmp(optarg, "layer")) o->per = COST_BY_LAYER;

@@ -72,7 +72,7 @@ static int analyse_one(const CompareOpts *o, int k, CmpRow *row) {
   DrvPlanCost pc;
   FILE *sink = fopen("/dev/null", "w");
   Diag *q = diag_new(sink ? sink : stderr);
-  if (drv_plan_cost(&in, o->hw, o->train, o->threads, q, &pc) == 0) {
+  if (drv_plan_cost(&in, o->hw, o->train, o->threads, true, q, &pc) == 0) {
     row->time = pc.c.time;
     row->bytes = pc.c.bytes;
     row->compiled = true;

@@ -44,8 +44,8 @@ static int gpu_plan_cost(const DrvModel *dm, const HwTarget *hw, bool train, Dia
   return rc;
 }
 
-int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int threads, Diag *d,
-                  DrvPlanCost *out) {
+int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int threads, bool winograd,
+                  Diag *d, DrvPlanCost *out) {
   memset(out, 0, sizeof *out);
   DrvBuildOptions bo = {.plan_only = true};
   DrvModel dm;
@@ -58,6 +58,7 @@ int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int thread
   }
   CgTarget target;
   llvm_backend_target(&target, 0, hw);
+  target.winograd = winograd;
   CgModelPlan P = {0};
   if (!rc) rc = cg_model_plan(&P, dm.fwd, dm.train, &target, NULL, NULL, d) ? 1 : 0;
   if (!rc) {

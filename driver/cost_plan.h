@@ -18,9 +18,10 @@ typedef struct DrvPlanCost {
 } DrvPlanCost;
 
 /* 0, or 1 when the model does not compile for the CPU backend (diagnostics to d); free with
- * drv_plan_cost_free either way. threads <= 0: all of hw's cores. */
-int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int threads, Diag *d,
-                  DrvPlanCost *out);
+ * drv_plan_cost_free either way. threads <= 0: all of hw's cores. winograd: the target's
+ * Winograd convolutions (off: as `nnc build --no-winograd`). */
+int drv_plan_cost(const DrvInput *in, const HwTarget *hw, bool train, int threads, bool winograd,
+                  Diag *d, DrvPlanCost *out);
 void drv_plan_cost_free(DrvPlanCost *pc);
 /* the estimate and its slowest kernels (top of them; <= 0: twelve) as text, or as the
  * "estimate" object of root (every kernel, plan order) */

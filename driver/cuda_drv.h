@@ -61,7 +61,7 @@ int drv_cuda_object(const DrvModel *dm, const DrvCudaOpts *o, const char *tmpdir
 /* --mpi with --target (build_cuda_dist.c): appends to the glue the training step split at
  * the plan's optimizer kernels and nnc_cuda_mpi_main, which runs rt_mpi_main on it: cuda-emu
  * all-reduces the gradients on the host through the runtime's buckets; cuda all-reduces them
- * on the device with NCCL (runtime/rt_nccl.c) between the two halves of the launch table.
- * These entries take host regions and open the device per step (no persistent RtDevice). */
+ * on the device with NCCL (runtime/rt_nccl.c), bucket by bucket during the backward launches
+ * (or after them with --no-overlap), on the persistent RtDevice (its run_split). */
 int drv_cuda_glue_dist(FILE *f, const DrvCudaSource *s, const char *name);
 #endif

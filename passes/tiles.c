@@ -378,6 +378,89 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   if (!out->gpu && gm->bf16 && gm->amx) choose_amx(hw, out);
 }
 
+/* ---- Winograd F(4,3) (CPU) ---------------------------------------------------------- */
+
+bool tiles_wino_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *t) {
+  const IrNode *n = &g->nodes[i];
+  if (n->op != OP_CONV2D || n->attr.groups > 1 || n->nin < 2) return false;
+  const IrType *x = &g->nodes[n->in[0]].type, *w = &g->nodes[n->in[1]].type, *y = &n->type;
+  if (x->rank != 4 || w->rank != 4 || y->rank != 4 || x->dt != DT_F32 || w->dt != DT_F32) return false;
+  for (int d = 0; d < 2; d++)
+    if (n->attr.stride[d] > 1 || n->attr.dilation[d] > 1 || ev(g, w->dims[2 + d]) != 3) return false;
+  *o = ev(g, w->dims[0]), *c = ev(g, w->dims[1]);
+  *t = ev(g, y->dims[0]) * ceil_div(ev(g, y->dims[2]), 4) * ceil_div(ev(g, y->dims[3]), 4);
+  return *o > 0 && *c > 0 && *t > 0;
+}
+
+static double peak_1t(const HwTarget *hw) {
+  if (hw->peak_f32_1t > 0) return hw->peak_f32_1t;
+  return hw_peak(hw, DT_F32, true) / (hw->cores > 0 ? hw->cores : 1);
+}
+
+/* one core's bandwidth for a working set of `bytes` (the level it fits in) */
+static double core_bw(const HwTarget *hw, double bytes) {
+  double cores = hw->cores > 0 ? hw->cores : 1;
+  if (bytes <= (double)hw->l2_bytes_cpu && hw->cache_bw[1] > 0) return hw->cache_bw[1] / cores;
+  if (bytes <= (double)hw->l3_bytes && hw->cache_bw[2] > 0) return hw->cache_bw[2] / cores;
+  return hw->mem_bw_1t > 0 ? hw->mem_bw_1t : hw->mem_bw;
+}
+
+double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t t, int64_t xbytes,
+                             int64_t ybytes) {
+  double rate = 0.5 * peak_1t(hw) * fmin(1.0, TILES_WINO_VECTOR_BITS / (hw->vector_bits > 0 ? hw->vector_bits : 128));
+  double flops = (double)t * ((double)c * TILES_WINO_IN_FLOPS + (double)o * TILES_WINO_OUT_FLOPS);
+  double scratch = 4.0 * 36 * (double)t * (double)(c + o);
+  double bytes = (double)xbytes + (double)ybytes + 4.0 * 36 * (double)t * (double)(c + 2 * o);
+  return flops / rate + bytes / core_bw(hw, scratch);
+}
+
+/* the fixed cost of one call of a packed GEMM or runtime kernel on one thread (its loops'
+ * setup, the pool's packing buffer): plan_cost.c's CG_CALL_S + CG_SCRATCH_S */
+#define TILES_CALL_S 0.2e-6
+
+/* one core's time of a packed GEMM with decision d over m x n (m vectorized), depth k:
+ * the decision's FMA latency factor, the edge efficiency of its tile, B packed once, and
+ * the packed-once A (n x k) streamed from the level it fits in */
+static double cpu_gemm_1t(const HwTarget *hw, const TileDecision *d, double m, double n, double k) {
+  double core = d->tile_eff > 0 && d->wave_eff > 0 ? d->eff / (d->tile_eff * d->wave_eff) : 1;
+  double edge = m / (ceil(m / d->mr) * d->mr) * n / (ceil(n / d->nr) * d->nr);
+  double pack = hw->pack_bw > 0 ? hw->pack_bw : core_bw(hw, 0);
+  return 2 * m * n * k / (peak_1t(hw) * core * edge) + 8 * k * m / pack +
+         4 * n * k / core_bw(hw, 4 * n * k) + TILES_CALL_S;
+}
+
+/* Winograd F(4,3) against the implicit GEMM for node i (decided as d): 36 GEMMs of a
+ * quarter of the multiply-adds in all but smaller, plus the transforms' FLOPs and bytes */
+static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDecision *d) {
+  int64_t o, c, t;
+  if (hw->kind != HW_CPU || d->gemm.bf16 || !tiles_wino_shape(g, i, &o, &c, &t)) return;
+  const IrNode *n = &g->nodes[i];
+  const IrType *y = &n->type;
+  int64_t N = ev(g, y->dims[0]), P = ev(g, y->dims[2]) * ev(g, y->dims[3]);
+  int64_t nb = 1, per = t / N; /* images a round: the fewest dividing N with enough tiles */
+  while (nb < N && (N % nb || nb * per < TILES_WINO_MIN_TILES)) nb++;
+  double rounds = (double)(N / nb);
+  TileGemm wg = {.m = nb * per, .n = o, .k = c, .batch = 36, .dt = DT_F32};
+  TileDecision *wd = arena_alloc(a, sizeof *wd);
+  tiles_choose(hw, &wg, wd);
+  wd->wino_images = nb;
+  /* the implicit GEMM runs per image, or on the whole batch below 256 positions an image */
+  double pm = N > 1 && P < 256 ? (double)(N * P) : (double)P, calls = (double)N * P / pm;
+  double direct = calls * cpu_gemm_1t(hw, d, pm, (double)o, 9.0 * (double)c);
+  int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4, yb = ir_type_numel(g, y) * 4;
+  double wino = rounds * (36 * cpu_gemm_1t(hw, wd, (double)wg.m, (double)o, (double)c) +
+                         tiles_wino_xform_time(hw, o, c, wg.m, xb / (N / nb), yb / (N / nb)) +
+                         2 * TILES_CALL_S);
+  bool win = wino < direct;
+  if (win) d->wino = wd;
+  size_t len = strlen(d->reason);
+  if (len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len,
+             "; Winograd F(4,3) %s: %lld tiles in rounds of %lld images, modeled %.3g ms vs "
+             "%.3g ms implicit GEMM (one core)",
+             win ? "chosen" : "not chosen", (long long)t, (long long)nb, 1e3 * wino, 1e3 * direct);
+}
+
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
   if (!a) a = g->arena;
   TilePlan *p = arena_alloc(a, sizeof *p);
@@ -386,8 +469,10 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
   p->tiles = arena_alloc(a, (size_t)(g->nnodes ? g->nnodes : 1) * sizeof(TileDecision));
   for (int i = 0; i < g->nnodes; i++) {
     TileGemm gm;
-    if (tiles_gemm_of(g, i, &gm) && gm.m > 0 && gm.n > 0 && gm.k > 0)
+    if (tiles_gemm_of(g, i, &gm) && gm.m > 0 && gm.n > 0 && gm.k > 0) {
       tiles_choose(hw, &gm, &p->tiles[i]);
+      choose_wino(g, i, hw, a, &p->tiles[i]);
+    }
   }
   return p;
 }

@@ -68,7 +68,27 @@ typedef struct TileDecision {
   bool stream_b;       /* few rows: B streamed once by a row-times-matrix kernel, no packing */
   double eff;          /* modeled fraction of peak */
   char reason[512];
+  /* CPU, a 3x3 stride-1 dilation-1 ungrouped f32 forward convolution where the model
+   * prefers it: Winograd F(4,3), the decision for its 36 GEMMs (m = the batch's 4x4 output
+   * tiles, n = output channels, k = input channels, batch 36) with the comparison in its
+   * reason; NULL: the implicit GEMM */
+  const struct TileDecision *wino;
+  int64_t wino_images; /* in the Winograd decision: images whose tiles one round of
+                          transforms and GEMMs covers (a divisor of the batch) */
 } TileDecision;
+
+/* FLOPs of the Winograd F(4,3) transforms (runtime/rt_winograd.c) per 4x4 tile: the input
+ * transform per input channel (Bᵀ·d·B: 6 + 4 one-dimensional transforms of 24 operations,
+ * the first along the tile row's shared columns), the output transform per output channel
+ * (Aᵀ·m·A: 6 + 4 of 13 operations, and the epilogue's multiply and add per output) */
+#define TILES_WINO_IN_FLOPS 240.0
+#define TILES_WINO_OUT_FLOPS 162.0
+/* the transforms run as compiled C in 256-bit vectors (AVX2) with multiplies and adds apart */
+#define TILES_WINO_VECTOR_BITS 256.0
+/* the GEMMs' columns (tiles) a round of a Winograd convolution covers at least: the batch
+ * runs in rounds of the fewest images with this many tiles (or all of them), so that V and
+ * M stay small (cache-resident) while the GEMMs still fill several 32-lane register tiles */
+#define TILES_WINO_MIN_TILES 128
 
 typedef struct TilePlan {
   int n;               /* = g->nnodes */
@@ -80,6 +100,14 @@ typedef struct TilePlan {
 bool tiles_gemm_of(IrGraph *g, int i, TileGemm *out);
 /* choose tiles for one GEMM */
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out);
+/* the Winograd F(4,3) geometry of node i: whether it is a candidate (a 3x3, stride-1,
+ * dilation-1, ungrouped f32 conv2d), its output channels o, input channels c and 4x4 output
+ * tiles t of the whole batch */
+bool tiles_wino_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *t);
+/* modeled seconds of one core for the transforms of a Winograd convolution: their FLOPs
+ * and the bytes of x, V[36][C][T], M[36][O][T] and y they move */
+double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t t, int64_t xbytes,
+                             int64_t ybytes);
 /* every GEMM-like node of g; allocations in a (NULL = g->arena) */
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a);
 /* the same with the CPU's f32 GEMMs decided for bf16 inputs (--precision bf16), on AMX

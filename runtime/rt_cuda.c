@@ -18,6 +18,8 @@ enum {
   CU_FUNC_ATTR_MAX_DYNAMIC_SHARED = 8,
   CU_JIT_ERROR_LOG_BUFFER = 5,
   CU_JIT_ERROR_LOG_BUFFER_SIZE = 6,
+  CU_STREAM_NON_BLOCKING = 1,
+  CU_EVENT_DISABLE_TIMING = 2,
 };
 
 /* the entry points, each with its exported symbol (versioned where the driver versions it) */
@@ -46,7 +48,10 @@ enum {
   X(cuEventDestroy, "cuEventDestroy_v2", (CUhandle))                                             \
   X(cuEventRecord, "cuEventRecord", (CUhandle, CUhandle))                                        \
   X(cuEventSynchronize, "cuEventSynchronize", (CUhandle))                                        \
-  X(cuEventElapsedTime, "cuEventElapsedTime", (float *, CUhandle, CUhandle))
+  X(cuEventElapsedTime, "cuEventElapsedTime", (float *, CUhandle, CUhandle))                   \
+  X(cuStreamCreate, "cuStreamCreate", (CUhandle *, unsigned))                                    \
+  X(cuStreamDestroy, "cuStreamDestroy_v2", (CUhandle))                                           \
+  X(cuStreamWaitEvent, "cuStreamWaitEvent", (CUhandle, CUhandle, unsigned))
 
 struct RtCuda {
   void *lib;
@@ -218,6 +223,38 @@ int rt_cuda_stream_sync(RtCuda *c, void *stream) {
 
 int rt_cuda_sync(RtCuda *c) {
   RT_CU_CHECK(c, cuCtxSynchronize());
+  return 0;
+}
+
+/* ---- streams and events ---------------------------------------------------------------- */
+
+int rt_cuda_stream_create(RtCuda *c, void **stream) {
+  RT_CU_CHECK(c, cuStreamCreate(stream, CU_STREAM_NON_BLOCKING));
+  return 0;
+}
+
+int rt_cuda_stream_destroy(RtCuda *c, void *stream) {
+  RT_CU_CHECK(c, cuStreamDestroy(stream));
+  return 0;
+}
+
+int rt_cuda_event_create(RtCuda *c, void **event) {
+  RT_CU_CHECK(c, cuEventCreate(event, CU_EVENT_DISABLE_TIMING));
+  return 0;
+}
+
+int rt_cuda_event_destroy(RtCuda *c, void *event) {
+  RT_CU_CHECK(c, cuEventDestroy(event));
+  return 0;
+}
+
+int rt_cuda_event_record(RtCuda *c, void *event, void *stream) {
+  RT_CU_CHECK(c, cuEventRecord(event, stream));
+  return 0;
+}
+
+int rt_cuda_stream_wait_event(RtCuda *c, void *stream, void *event) {
+  RT_CU_CHECK(c, cuStreamWaitEvent(stream, event, 0));
   return 0;
 }
 

@@ -42,6 +42,18 @@ int rt_cuda_launch_on(RtCuda *c, void *fn, const unsigned grid[3], const unsigne
                       size_t dyn_smem, void **args, void *stream);
 int rt_cuda_copy_dd(RtCuda *c, uint64_t dst, uint64_t src, size_t bytes, void *stream);
 int rt_cuda_stream_sync(RtCuda *c, void *stream);
+/* A stream of its own (a second queue, e.g. for communication beside the kernels' queue):
+ * non-blocking, so that it never waits implicitly for the legacy default stream nor that
+ * for it; order between the two only through events. */
+int rt_cuda_stream_create(RtCuda *c, void **stream);
+int rt_cuda_stream_destroy(RtCuda *c, void *stream);
+/* an event without timing (ordering only) */
+int rt_cuda_event_create(RtCuda *c, void **event);
+int rt_cuda_event_destroy(RtCuda *c, void *event);
+/* records event at this point of stream (NULL: the default stream) */
+int rt_cuda_event_record(RtCuda *c, void *event, void *stream);
+/* the work queued on stream from now on waits for the event's last record (no host wait) */
+int rt_cuda_stream_wait_event(RtCuda *c, void *stream, void *event);
 
 /* one launch: function, grid, block, dynamic shared memory */
 typedef struct RtCudaLaunch {

@@ -52,6 +52,17 @@ struct RtCtx {
   void *dev_stats_user;
   const RtAllreduceAsync *ov; /* the overlapped step's communicator, during the step */
   int ov_failed;
+  char *grad_base; /* the arena the gradients are in during a step with an all-reduce (host
+                      memory; a device's address on a GPU) */
+  /* rt_ctx_set_device_overlap: on (dov), on the device's host memory (dov_host, cuda-emu) or
+   * on the device (dov_dev: ovd during its step, each bucket's buffers in dptr/dcnt) */
+  int dov;
+  RtAllreduceAsync dov_host;
+  RtDeviceAllreduceAsync dov_dev;
+  const RtDeviceAllreduceAsync *ovd;
+  void *ov_stream;
+  uint64_t *dptr;
+  int64_t *dcnt;
   void *dev;            /* d->device's regions, or NULL (host entries) */
   int host_params, dev_params; /* with a device: which copy of the params is current */
   int64_t xfer[4];      /* with a device: uploads, bytes up, downloads, bytes down */
@@ -349,6 +360,8 @@ void rt_ctx_destroy(RtCtx *c) {
   free(c->prof);
   free(c->bucket);
   free(c->buckets);
+  free(c->dptr);
+  free(c->dcnt);
   free(c);
 }
 
@@ -751,6 +764,7 @@ static int step_inputs(RtCtx *c, const void *const *in) {
 }
 
 static int step_check_hooks(RtCtx *c);
+static int dev_overlap_begin(RtCtx *c);
 
 static void step_done(RtCtx *c, float *loss) {
   c->b.step++;
@@ -765,7 +779,9 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   if (step_inputs(c, in)) return -1;
   const RtModelDesc *d = c->d;
   if (c->dev) { /* a device build: its hooks are device ones (RtDevice.run_split) */
-    if (ctx_run(c, 1)) return -1;
+    if (c->dov && dev_overlap_begin(c)) return -1;
+    if (ctx_run(c, 1))
+      return c->dov && c->ov_failed ? ctx_fail(c, "the all-reduce of the gradients failed") : -1;
   } else if (c->b.hooks && d->train_backward && d->train_apply) { /* a failed hook updates nothing */
     d->train_backward(&c->b);
     if (step_check_hooks(c)) return -1;
@@ -778,14 +794,23 @@ int rt_ctx_train_step(RtCtx *c, const void *const *in, float *loss) {
   return 0;
 }
 
+/* the buckets planned again at the next step */
+static void bucket_reset(RtCtx *c) {
+  free(c->bucket);
+  free(c->buckets);
+  free(c->dptr);
+  free(c->dcnt);
+  c->bucket = NULL;
+  c->buckets = NULL;
+  c->dptr = NULL;
+  c->dcnt = NULL;
+  c->nbuckets = 0;
+}
+
 void rt_ctx_set_bucket_bytes(RtCtx *c, int64_t bytes) {
   if (!c) return;
   c->bucket_bytes = bytes < 4 ? 4 : bytes;
-  free(c->bucket);
-  free(c->buckets);
-  c->bucket = NULL;
-  c->buckets = NULL;
-  c->nbuckets = 0;
+  bucket_reset(c);
 }
 
 /* RtHooks.sum_f64: the application's sum */
@@ -806,12 +831,28 @@ static int ctx_stats_sum_device(uint64_t buf, int64_t n, void *user) {
   return c->dev_stats_sum(buf, n, c->dev_stats_user);
 }
 
-/* b.hooks for the callbacks set (NULL without any) */
+static void ctx_dev_ready(int32_t kernel, uint64_t arena, void *stream, void *user);
+static int ctx_dev_wait(uint64_t arena, void *stream, void *user);
+
+/* b.hooks for the callbacks set (NULL without any); a device's overlapped all-reduce replaces
+ * its all-reduce after the backward launches */
 static void ctx_hooks(RtCtx *c) {
   c->hooks = (RtHooks){.sum_f64 = c->stats_sum ? ctx_stats_sum : NULL,
-                       .grads_device = c->dev_allreduce ? ctx_grads_device : NULL,
-                       .sum_f64_device = c->dev_stats_sum ? ctx_stats_sum_device : NULL, .user = c};
-  c->b.hooks = c->stats_sum || c->dev_allreduce || c->dev_stats_sum ? &c->hooks : NULL;
+                       .grads_device = c->dev_allreduce && !c->dov ? ctx_grads_device : NULL,
+                       .sum_f64_device = c->dev_stats_sum ? ctx_stats_sum_device : NULL,
+                       .grads_ready_device = c->dov ? ctx_dev_ready : NULL,
+                       .grads_wait_device = c->dov ? ctx_dev_wait : NULL, .user = c};
+  c->b.hooks = c->stats_sum || c->dev_allreduce || c->dev_stats_sum || c->dov ? &c->hooks : NULL;
+}
+
+void rt_ctx_set_device_overlap(RtCtx *c, const RtAllreduceAsync *host,
+                               const RtDeviceAllreduceAsync *dev) {
+  if (!c) return;
+  c->dov_host = host ? *host : (RtAllreduceAsync){0};
+  c->dov_dev = dev ? *dev : (RtDeviceAllreduceAsync){0};
+  c->dov = (host && host->start && host->wait) || (dev && dev->start && dev->wait);
+  bucket_reset(c); /* planned again: listed or gathered */
+  ctx_hooks(c);
 }
 
 void rt_ctx_set_stats_sum_device(RtCtx *c, RtStatsSumDeviceFn fn, void *user) {
@@ -840,7 +881,7 @@ static size_t bucket_floats(const RtCtx *c) {
   return (size_t)((c->bucket_bytes ? c->bucket_bytes : RT_BUCKET_BYTES) / (int64_t)sizeof(float));
 }
 
-static float *grad_ptr(RtCtx *c, int64_t i) { return (float *)(c->b.arena + c->d->grads[i].offset); }
+static float *grad_ptr(RtCtx *c, int64_t i) { return (float *)(c->grad_base + c->d->grads[i].offset); }
 
 /* appends bucket b to the partition; false when out of memory */
 static bool bucket_push(RtCtx *c, RtBucket b, int64_t *cap) {
@@ -882,6 +923,11 @@ static int bucket_plan(RtCtx *c) {
     total += n;
     cur.ready = cur.ready > d->grads[i].ready ? cur.ready : d->grads[i].ready;
   }
+  if (c->dov_dev.start) { /* on the device: each bucket's buffers listed, none gathered */
+    c->dptr = malloc((size_t)(d->ngrads + 1) * sizeof *c->dptr);
+    c->dcnt = malloc((size_t)(d->ngrads + 1) * sizeof *c->dcnt);
+    return c->dptr && c->dcnt ? 0 : ctx_fail(c, "out of memory for the all-reduce buckets");
+  }
   if (!total || (c->bucket = malloc(total * sizeof(float)))) return 0;
   return ctx_fail(c, "out of memory for the all-reduce buffer (%zu bytes)", total * sizeof(float));
 oom:
@@ -913,19 +959,70 @@ static int ctx_allreduce(RtCtx *c, RtAllreduceFn fn, void *user) {
   return 0;
 }
 
+/* starts bucket b: gathered into its buffer (or in place) for c->ov, or its gradients' device
+ * buffers listed for c->ovd */
+static int bucket_start(RtCtx *c, const RtBucket *b) {
+  if (!c->ovd) return c->ov->start(bucket_buf(c, b, 0), b->count, c->ov->user);
+  const RtGradInfo *g = c->d->grads;
+  uint64_t base = (uint64_t)(uintptr_t)c->grad_base;
+  int64_t k = 0;
+  if (b->grad >= 0)
+    c->dptr[k] = base + (uint64_t)g[b->grad].offset + b->piece * sizeof(float), c->dcnt[k++] = (int64_t)b->count;
+  else
+    for (int64_t i = b->first; i >= b->last; i--)
+      c->dptr[k] = base + (uint64_t)g[i].offset, c->dcnt[k++] = g[i].numel;
+  return c->ovd->start(c->dptr, c->dcnt, k, c->ov_stream, c->ovd->user);
+}
+
 /* the buckets ready after kernel `kernel` (all of them for INT32_MAX), started in order */
 static void overlap_start(RtCtx *c, int32_t kernel) {
   for (int64_t k = c->nstarted; k < c->nbuckets && !c->ov_failed; k++) {
     RtBucket *b = &c->buckets[k];
     if (b->started || b->ready > kernel) continue;
     b->started = 1;
-    if (c->ov->start(bucket_buf(c, b, 0), b->count, c->ov->user)) c->ov_failed = 1;
+    if (bucket_start(c, b)) c->ov_failed = 1;
   }
   while (c->nstarted < c->nbuckets && c->buckets[c->nstarted].started) c->nstarted++;
 }
 
 /* RtHooks.grads_ready of an overlapped step */
 static void overlap_ready(int32_t kernel, void *user) { overlap_start(user, kernel); }
+
+/* a device step with the overlapped all-reduce: the buckets planned, none started */
+static int dev_overlap_begin(RtCtx *c) {
+  if (!c->d->device->run_split)
+    return ctx_fail(c, "model '%s': this %s build has no data-parallel step (build it with --mpi)",
+                    c->d->name, c->d->device->name);
+  if (!c->buckets && c->d->ngrads && bucket_plan(c)) return -1;
+  for (int64_t k = 0; k < c->nbuckets; k++) c->buckets[k].started = 0;
+  c->nstarted = 0;
+  c->ov_failed = 0;
+  c->ov = c->dov_dev.start ? NULL : &c->dov_host;
+  c->ovd = c->dov_dev.start ? &c->dov_dev : NULL;
+  return 0;
+}
+
+/* RtHooks.grads_ready_device: the buckets final after kernel `kernel`, started on stream */
+static void ctx_dev_ready(int32_t kernel, uint64_t arena, void *stream, void *user) {
+  RtCtx *c = user;
+  c->grad_base = (char *)(uintptr_t)arena;
+  c->ov_stream = stream;
+  overlap_start(c, kernel);
+}
+
+/* RtHooks.grads_wait_device: any bucket left started, every one completed (on a GPU: queued
+ * on stream), the gathered ones copied back into the (host-memory) arena */
+static int ctx_dev_wait(uint64_t arena, void *stream, void *user) {
+  RtCtx *c = user;
+  c->grad_base = (char *)(uintptr_t)arena;
+  c->ov_stream = stream;
+  overlap_start(c, INT32_MAX);
+  int rc = c->ovd ? c->ovd->wait(stream, c->ovd->user) : c->ov->wait(c->ov->user);
+  if (rc) c->ov_failed = 1;
+  for (int64_t k = 0; !c->ov_failed && !c->ovd && k < c->nbuckets; k++)
+    if (c->buckets[k].grad < 0) bucket_buf(c, &c->buckets[k], 1);
+  return c->ov_failed ? -1 : 0;
+}
 
 static int step_check_hooks(RtCtx *c) {
   if (!c->hooks.failed) return 0;
@@ -946,6 +1043,7 @@ static int split_ready(RtCtx *c, const void *const *in) {
                     d->name);
   if (step_inputs(c, in)) return -1;
   if (!c->buckets && d->ngrads && bucket_plan(c)) return -1;
+  c->grad_base = c->b.arena;
   return 0;
 }
 
@@ -970,6 +1068,7 @@ int rt_ctx_train_step_overlap(RtCtx *c, const void *const *in, RtAllreduceStartF
   for (int64_t k = 0; k < c->nbuckets; k++) c->buckets[k].started = 0;
   c->nstarted = 0;
   c->ov = ar;
+  c->ovd = NULL;
   c->ov_failed = 0;
   c->hooks.grads_ready = overlap_ready;
   c->hooks.user = c;

@@ -17,6 +17,7 @@
 
 #include "rt_profile.h"
 #include "rt_threads.h"
+#include "rt_winograd.h"
 
 /* ---- parallel ranges ---------------------------------------------------------------- */
 
@@ -1069,4 +1070,5 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_k_ce_bwd),      SYM(rt_k_mse),           SYM(rt_prof_clock),
     SYM(rt_k_gemv),        SYM(rt_k_batchnorm_sync), SYM(rt_grads_ready),
     SYM(rt_pool_scratch),  SYM(rt_pool_scratch_release), SYM(rt_k_bn_stat_sync),
+    SYM(rt_k_wino_filter), SYM(rt_k_wino_in),       SYM(rt_k_wino_out),
     {NULL, NULL}};

@@ -1030,6 +1030,10 @@ static int train_setup(Prog *p, Trainer *T) {
   if (!(T->c = make_ctx(p, RT_CTX_TRAIN))) return 1;
   if (p->dist && d->sync_bn) rt_ctx_set_stats_sum(T->c, p->dist->stats_sum, p->dist->user);
   if (device_step(p)) rt_ctx_set_device_allreduce(T->c, p->dist->grads_device, p->dist->user);
+  if (device_step(p) && !o->no_overlap) { /* buckets during the backward launches */
+    const RtDeviceAllreduceAsync *dev = p->dist->overlap_device.start ? &p->dist->overlap_device : NULL;
+    rt_ctx_set_device_overlap(T->c, dev ? NULL : &p->dist->overlap, dev);
+  }
   if (device_step(p) && d->sync_bn)
     rt_ctx_set_stats_sum_device(T->c, p->dist->stats_sum_device, p->dist->user);
   if (o->bucket_kib) rt_ctx_set_bucket_bytes(T->c, o->bucket_kib * 1024);
@@ -1063,7 +1067,7 @@ static int train_setup(Prog *p, Trainer *T) {
  * gradients' buckets started during the backward pass unless --no-overlap */
 static int dist_step(const Prog *p, Trainer *T, float *loss) {
   const RtDist *ds = p->dist;
-  int rc = device_step(p) ? rt_ctx_train_step(T->c, NULL, loss) /* all-reduces on the GPU */
+  int rc = device_step(p) ? rt_ctx_train_step(T->c, NULL, loss) /* all-reduces between launches */
            : ds->overlap.start && !T->o->no_overlap
                ? rt_ctx_train_step_overlap(T->c, NULL, ds->overlap.start, ds->overlap.wait,
                                            ds->overlap.user, loss)

@@ -23,7 +23,7 @@
 #define RT_MODEL_H
 #include <stdint.h>
 
-#define RT_MODEL_ABI 10
+#define RT_MODEL_ABI 11
 
 /* the first word of a valid loss-scale state (RtDevice.loss_scale_state) */
 #define RT_LOSS_SCALE_MAGIC 0x53534c4eu
@@ -91,6 +91,17 @@ typedef struct RtHooks {
   /* sync-bn in a CUDA build's data-parallel step: the n doubles at device address buf
    * replaced by their sum over the processes; 0, or non-zero */
   int (*sum_f64_device)(uint64_t buf, int64_t n, void *user);
+  /* a CUDA build's data-parallel step with the all-reduce overlapping the backward launches
+   * (RtDevice.run_split; grads_device is then NULL): after the launch that completes every
+   * kernel up to `kernel` (some gradient's RtGradInfo.ready among them), with the arena's
+   * device address and stream, the communication stream, which on a GPU already waits for
+   * the launches so far (NULL on cuda-emu, whose launches have run): the buckets whose
+   * gradients are then final are started there */
+  void (*grads_ready_device)(int32_t kernel, uint64_t arena, void *stream, void *user);
+  /* then once, before the first optimizer launch, the communication stream waiting for every
+   * backward launch: every bucket started (any left first) complete, or on a GPU queued on
+   * stream, for which the kernels' stream then waits; 0, or non-zero (a start failed too) */
+  int (*grads_wait_device)(uint64_t arena, void *stream, void *user);
   void *user;
   int failed; /* set by the step when sum_f64 failed or scratch could not be allocated */
 } RtHooks;
@@ -153,8 +164,9 @@ typedef struct RtDevice {
   int64_t loss_scale_state;
   /* a data-parallel training step on the device regions (--mpi --target; NULL: none): the
    * launches with h's hooks between them (sync-bn's sum_f64_device, then grads_device with
-   * the arena's device address between the backward and the optimizer launches); waits for
-   * it; 0, or -1 (the reason: error) */
+   * the arena's device address between the backward and the optimizer launches, or
+   * grads_ready_device after the backward launches that finish gradients and
+   * grads_wait_device before the optimizer's); waits for it; 0, or -1 (the reason: error) */
   int (*run_split)(void *dev, int64_t step, uint64_t seed, RtHooks *h);
 } RtDevice;
 

@@ -1,7 +1,11 @@
 /* rt_mpi.c — the main of a program built by `nnc build --mpi`: the program main
  * (rt_main.c) as one rank of MPI_COMM_WORLD, so that `mpirun -np P ./prog train ...` trains
  * data-parallel (docs/distributed.md). The gradients are averaged with MPI_Allreduce (sum,
- * then a multiplication by 1/P) bucket by bucket (rt_ctx_train_step_allreduce).
+ * then a multiplication by 1/P) bucket by bucket (rt_ctx_train_step_allreduce), each bucket
+ * started during the backward pass by default (MPI_Iallreduce, rt_ctx_train_step_overlap). A
+ * CUDA build does the same between its launches (RtDevice.run_split): on cuda-emu, whose
+ * device memory is host memory, with these functions; on a GPU with NCCL on a second stream
+ * (rt_nccl.c).
  *
  * Errors: MPI calls return their errors (MPI_ERRORS_RETURN) and the program reports them. A
  * process that fails once training has begun calls MPI_Abort, since the others may be
@@ -37,6 +41,7 @@ typedef struct RtMpi {
   int nreqs, capreqs;
   int rank, size;
   RtNccl *nccl; /* a CUDA build's device all-reduce, from its first step */
+  int on_device; /* the overlapped buckets went to NCCL on a stream (waited for there) */
 } RtMpi;
 
 static double mpi_now(void) {
@@ -183,6 +188,30 @@ static int mpi_nccl_grads(uint64_t arena, const RtGradInfo *g, int64_t n, void *
   return rc;
 }
 
+/* RtDist.overlap_device.start: one bucket's device buffers averaged with NCCL (one group) on
+ * the communication stream, which waits for the launches that finished them */
+static int mpi_nccl_start(const uint64_t *dptr, const int64_t *count, int64_t k, void *stream,
+                          void *user) {
+  RtMpi *m = user;
+  if (!m->nccl && mpi_nccl_setup(m)) return -1;
+  if (rt_nccl_mean_on(m->nccl, dptr, count, k, stream)) {
+    fprintf(stderr, "%s: error: rank %d: %s\n", m->argv0, m->rank, rt_nccl_error(m->nccl));
+    return -1;
+  }
+  m->calls++, m->on_device = 1;
+  for (int64_t i = 0; i < k; i++) m->floats += count[i];
+  return 0;
+}
+
+/* RtDist.overlap_device.wait: NCCL's work is queued on the stream the kernels then wait for;
+ * nothing to wait for on the host */
+static int mpi_nccl_wait(void *stream, void *user) {
+  RtMpi *m = user;
+  (void)stream;
+  m->waits++;
+  return 0;
+}
+
 /* RtDist.stats_sum_device: sync-bn statistics on the device summed with NCCL */
 static int mpi_nccl_sum_f64(uint64_t buf, int64_t n, void *user) {
   RtMpi *m = user;
@@ -220,6 +249,12 @@ static int mpi_same(uint64_t hash, void *user) {
 /* RtDist.summary: the time in the gradients' all-reduce */
 static void mpi_summary(void *user, char *buf, size_t n) {
   const RtMpi *m = user;
+  if (m->waits && m->on_device) {
+    snprintf(buf, n, "all-reduce of the gradients, overlapping the backward pass: %lld buckets, "
+             "%.1f MiB, with NCCL on a second stream (the kernels wait for it on the GPU)",
+             (long long)m->calls, (double)m->floats * 4 / 1048576);
+    return;
+  }
   if (m->waits) {
     snprintf(buf, n, "all-reduce of the gradients, overlapping the backward pass: %lld buckets, "
              "%.1f MiB, %.3f ms per step waiting for them after the backward pass (rank 0)",
@@ -244,7 +279,8 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_lo
   int rc = MPI_Init(&argc, &argv);
   if (rc != MPI_SUCCESS) return mpi_fail(&m, "MPI_Init", rc), 1;
   RtDist dist = {0, 1, mpi_mean, mpi_same, mpi_summary, &m, 0, {mpi_start, mpi_wait, &m},
-                 mpi_sum_f64, mpi_nccl_grads, mpi_nccl_sum_f64};
+                 mpi_sum_f64, mpi_nccl_grads, mpi_nccl_sum_f64,
+                 {mpi_nccl_start, mpi_nccl_wait, &m}};
   MPI_Comm_set_errhandler(m.comm, MPI_ERRORS_RETURN);
   if ((rc = MPI_Comm_rank(m.comm, &dist.rank)) != MPI_SUCCESS ||
       (rc = MPI_Comm_size(m.comm, &dist.size)) != MPI_SUCCESS) {
@@ -253,8 +289,10 @@ int rt_mpi_main(const RtModelDesc *d, const char *fwd_inputs, const char *val_lo
     return 1;
   }
   m.inv = 1.0f / (float)dist.size;
-  if (d->device && d->device->name && !strcmp(d->device->name, "cuda-emu"))
+  if (d->device && d->device->name && !strcmp(d->device->name, "cuda-emu")) {
     dist.grads_device = mpi_host_grads, dist.stats_sum_device = mpi_host_sum_f64;
+    dist.overlap_device.start = NULL; /* host memory: the CPU path's buckets (dist.overlap) */
+  }
   m.rank = dist.rank, m.size = dist.size;
   rc = rt_program_main_dist(d, fwd_inputs, val_loss, argc, argv, &dist);
   if (rc && dist.fatal && dist.size > 1) {

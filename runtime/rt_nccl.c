@@ -95,6 +95,10 @@ int rt_nccl_init(RtNccl *n, const unsigned char id[RT_NCCL_ID_BYTES], int rank, 
 }
 
 int rt_nccl_mean(RtNccl *n, const uint64_t *dptr, const int64_t *count, int64_t k) {
+  return rt_nccl_mean_on(n, dptr, count, k, NULL);
+}
+
+int rt_nccl_mean_on(RtNccl *n, const uint64_t *dptr, const int64_t *count, int64_t k, void *stream) {
   if (!n->comm) {
     snprintf(n->err, sizeof n->err, "NCCL: no communicator");
     return -1;
@@ -103,7 +107,7 @@ int rt_nccl_mean(RtNccl *n, const uint64_t *dptr, const int64_t *count, int64_t 
   int rc = 0;
   for (int64_t i = 0; i < k && !rc; i++) {
     void *p = (void *)(uintptr_t)dptr[i];
-    rc = n->all_reduce(p, p, (size_t)count[i], NCCL_FLOAT32, NCCL_AVG, n->comm, NULL);
+    rc = n->all_reduce(p, p, (size_t)count[i], NCCL_FLOAT32, NCCL_AVG, n->comm, stream);
   }
   int rc2 = n->group_end();
   return nccl_check(n, rc ? rc : rc2, rc ? "ncclAllReduce" : "ncclGroupEnd");

@@ -26,6 +26,9 @@ int rt_nccl_init(RtNccl *n, const unsigned char id[RT_NCCL_ID_BYTES], int rank, 
 /* in place: the mean over the ranks of the f32 device buffers (dptr[i], count[i]), i < k,
  * as one NCCL group on the legacy default stream; 0, or -1 with rt_nccl_error set */
 int rt_nccl_mean(RtNccl *n, const uint64_t *dptr, const int64_t *count, int64_t k);
+/* the same on stream (a CUstream, NULL: the legacy default stream): queued there, so it runs
+ * after what the stream waits for (an event of the kernels' stream) and returns at once */
+int rt_nccl_mean_on(RtNccl *n, const uint64_t *dptr, const int64_t *count, int64_t k, void *stream);
 /* in place: the sum over the ranks of the count doubles at device address dptr (sync-bn
  * statistics), on the legacy default stream; 0, or -1 with rt_nccl_error set */
 int rt_nccl_sum_f64(RtNccl *n, uint64_t dptr, int64_t count);

@@ -209,6 +209,25 @@ void rt_ctx_set_stats_sum(RtCtx *c, RtStatsSumFn sum, void *user);
 typedef int (*RtDeviceAllreduceFn)(uint64_t arena, const RtGradInfo *grads, int64_t ngrads,
                                    void *user);
 void rt_ctx_set_device_allreduce(RtCtx *c, RtDeviceAllreduceFn fn, void *user);
+/* A CUDA build's all-reduce overlapping its backward launches (RtHooks.grads_ready_device):
+ * start(dptr, count, k, stream, user) begins the mean over the processes of one bucket, the k
+ * f32 device buffers (dptr[i], count[i]), on stream (a CUstream that waits for the launches
+ * that finished them) and returns at once; wait(stream, user) completes every bucket started
+ * in the step, on a GPU by queueing that on stream; 0, or non-zero on failure. */
+typedef struct RtDeviceAllreduceAsync {
+  int (*start)(const uint64_t *dptr, const int64_t *count, int64_t k, void *stream, void *user);
+  int (*wait)(void *stream, void *user);
+  void *user;
+} RtDeviceAllreduceAsync;
+/* A device build's step with the all-reduce overlapping its backward launches, in the
+ * buckets of rt_ctx_train_step_overlap (same order, same rt_ctx_set_bucket_bytes): dev gets
+ * each bucket's device buffers (a GPU); host is for a device whose memory is the host's
+ * (cuda-emu): each bucket is gathered as by rt_ctx_train_step_overlap and passed to its
+ * start and wait. rt_ctx_train_step then starts each bucket after the launch that finishes
+ * its last gradient and waits before the first optimizer launch. Both NULL: off (the step
+ * averages through rt_ctx_set_device_allreduce's function, if any). Copied. */
+void rt_ctx_set_device_overlap(RtCtx *c, const RtAllreduceAsync *host,
+                               const RtDeviceAllreduceAsync *dev);
 /* A --sync-bn CUDA build's data-parallel step (RtHooks.sum_f64_device): fn(buf, n, user)
  * replaces the n doubles at device address buf by their sum over the processes. NULL: none
  * (the statistics are the process's own). */
@@ -277,6 +296,9 @@ typedef struct RtDist {
   RtDeviceAllreduceFn grads_device;
   /* the sum of sync-bn statistics on the device, for a CUDA build's step (NULL: none; user) */
   RtStatsSumDeviceFn stats_sum_device;
+  /* a GPU build's all-reduce overlapping the backward launches (start NULL: none; a cuda-emu
+   * build's uses overlap on its host memory), unless `train --no-overlap` */
+  RtDeviceAllreduceAsync overlap_device;
 } RtDist;
 /* rt_program_main_val as one process of dist (NULL: rt_program_main_val) */
 int rt_program_main_dist(const RtModelDesc *d, const char *fwd_inputs, const char *val_loss,

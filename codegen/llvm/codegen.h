@@ -28,6 +28,7 @@ typedef struct CgOptions {
    * GEMMs) rounded to bf16, f32 accumulation; weights and all other ops stay f32 */
   bool bf16;
   bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
+  bool no_winograd; /* no Winograd F(4,3) convolutions (CgTarget.winograd off) */
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */
@@ -46,7 +47,8 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw);
  * computed from the same tensor table and kernel plan as llvm_model_emit, without LLVM
  * (cg_model_memory for this backend), so `nnc cost` and `nnc plan` report what a built
  * program really uses. -1 after a diagnostic. */
-int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d);
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, bool winograd, CgMemory *out,
+                      Diag *d);
 /* params + io + the training step's arena (0 without a training step): what a budget bounds */
 int64_t llvm_model_train_bytes(const CgModel *m);
 /* the figures of the expected process peak (rt_mem.h), GEMM packing per thread included */

@@ -415,6 +415,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   llvm_backend_target(&target, ti.vec_floats, have_hw ? &hw : NULL);
   if (o->memory_budget > 0) target.prepack = false; /* the budget has no room for packed copies */
   if (o->sync_bn) target.bn_fused = false; /* each statistic's kernel sums over processes */
+  if (o->no_winograd) target.winograd = false;
   if (o->bf16) { /* bf16 panels come from the unfolded matrix and are rounded per call */
     target.conv = CG_CONV_IM2COL;
     target.prepack = false;
@@ -461,9 +462,14 @@ out:
   return m;
 }
 
-int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, CgMemory *out, Diag *d) {
+int llvm_model_memory(const IrGraph *fwd, const IrGraph *train, bool winograd, CgMemory *out,
+                      Diag *d) {
   CgTarget target;
-  llvm_backend_target(&target, 0, NULL);
+  HwTarget hw; /* the host's tiles, as llvm_model_emit decides them (Winograd's scratch) */
+  char err[256];
+  bool have_hw = hw_resolve("host", &hw, err, sizeof err) == 0;
+  llvm_backend_target(&target, 0, have_hw ? &hw : NULL);
+  target.winograd = winograd;
   return cg_model_memory(fwd, train, &target, out, d);
 }
 

@@ -566,10 +566,10 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
 /* blocking from the node's tile decision: the decision vectorizes its m side and llvm_gemm
  * its N side, so the register tile is read transposed; `swap` also exchanges the M/N cache
  * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view) */
-static void gemm_blocking(CgEmit *e, const CgKernel *k, bool swap, LlvmGemmBlocking *blk) {
+static void gemm_blocking(CgEmit *e, const TileDecision *t, bool swap, LlvmGemmBlocking *blk) {
   memset(blk, 0, sizeof *blk);
-  if (!k->tile) return;
-  const TileDecision d = *k->tile;
+  if (!t) return;
+  const TileDecision d = *t;
   if (d.mr <= 0 || d.nr <= 0) return;
   blk->mr = d.nr > 32 ? 32 : d.nr;
   blk->nr = d.mr > 8 * e->vl ? 8 * e->vl : d.mr;
@@ -578,12 +578,16 @@ static void gemm_blocking(CgEmit *e, const CgKernel *k, bool swap, LlvmGemmBlock
   blk->nc = swap ? d.mc : d.nc;
 }
 
+static void rt_call(CgEmit *e, const char *name, const char *sig, LLVMValueRef *args);
+
 /* The panels of k's constant operand (CgKernel.packed) for the GEMM function f: packed by
  * f's prepack on the first call after the runtime cleared the kernel's flag, from src (per
  * group: rows x k->packed_k, leading dimension ld, groups gstride bytes apart), then reused.
- * Each group's panels are k->packed_rpad · packed_k floats; NULL after a diagnostic. */
+ * Each group's panels are k->packed_rpad · packed_k floats; NULL after a diagnostic. With
+ * wino_w (a Winograd convolution's filter), src is first filled with its transform. */
 static LLVMValueRef packed_operand(CgEmit *e, const CgKernel *k, LLVMValueRef f, LLVMValueRef src,
-                                   int64_t ld, int64_t rows, int64_t gstride, int64_t w) {
+                                   int64_t ld, int64_t rows, int64_t gstride, int64_t w,
+                                   LLVMValueRef wino_w) {
   size_t len = 0;
   LLVMValueRef pf = llvm_gemm_prepack_fn(e->mod, LLVMGetValueName2(f, &len));
   if (!pf || (rows + w - 1) / w * w > k->packed_rpad) {
@@ -599,6 +603,10 @@ static LLVMValueRef packed_operand(CgEmit *e, const CgKernel *k, LLVMValueRef f,
                                      cg_c64(e, 0), "");
   LLVMBuildCondBr(e->b, stale, pack, done);
   LLVMPositionBuilderAtEnd(e->b, pack);
+  if (wino_w) {
+    LLVMValueRef a[4] = {wino_w, src, cg_c64(e, rows), cg_c64(e, k->packed_k)};
+    rt_call(e, "rt_k_wino_filter", "ppll", a);
+  }
   int64_t gbytes = k->packed_rpad * k->packed_k * 4;
   Loop lg;
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, k->packed_groups), 1);
@@ -623,8 +631,6 @@ static void gemm_call(CgEmit *e, LLVMValueRef f, int64_t M, int64_t N, int64_t K
                            bias ? bias : LLVMConstPointerNull(e->ptr), e->pool};
   call(e, f, args, 11);
 }
-
-static void rt_call(CgEmit *e, const char *name, const char *sig, LLVMValueRef *args);
 
 /* a matmul the tiles pass marked stream_b: the runtime's unpacked small-M product */
 static void gemv_call(CgEmit *e, const CgKernel *k, bool tb, LLVMValueRef M, int64_t N, int64_t K,
@@ -676,12 +682,12 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
                      .relu = k->relu, .packed = k->packed ? LLVM_GEMM_PACKED_B : LLVM_GEMM_PACKED_NONE};
   sp.target.opt_level = 0;
-  gemm_blocking(e, k, false, &sp.blk);
+  gemm_blocking(e, k->tile, false, &sp.blk);
   LLVMValueRef f = gemm_fn(e, &sp);
   if (!f) return -1;
   LLVMValueRef A = cg_ptr(e, n->in[0]), B = cg_ptr(e, n->in[1]), C = cg_ptr(e, k->out);
   if (k->packed) { /* B is a parameter matrix (plan_pack.c): its panels, rpad rows apart */
-    if (!(B = packed_operand(e, k, f, B, ldb, N, 0, e->gemm_blk.nr))) return -1;
+    if (!(B = packed_operand(e, k, f, B, ldb, N, 0, e->gemm_blk.nr, NULL))) return -1;
     ldb = k->packed_rpad;
   }
   LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
@@ -1203,7 +1209,7 @@ static LLVMValueRef conv_filter(CgEmit *e, const CgKernel *k, LLVMValueRef f, co
   if (!k->packed) return Wt;
   *lda = k->packed_rpad;
   *wg = k->packed_rpad * k->packed_k * 4;
-  return packed_operand(e, k, f, Wt, c->K, c->Og, c->Og * c->K * 4, e->gemm_blk.mr);
+  return packed_operand(e, k, f, Wt, c->K, c->Og, c->Og * c->K * 4, e->gemm_blk.mr, NULL);
 }
 
 /* a forward convolution whose images share one GEMM per group (CgConv.batch): the output
@@ -1279,6 +1285,72 @@ static int lower_bwd_filter_batch(CgEmit *e, const CgKernel *k, const CgConv *c,
   return 0;
 }
 
+/* the 36 GEMMs of a Winograd round: M[xi] = U[xi]·V[xi] for xi in [x0, x1), each over the
+ * pool (inside a task, or below its threshold for threads, a GEMM runs on its thread alone,
+ * packing into that thread's kept buffer) */
+typedef struct WinoGemms {
+  const CgConv *c;
+  LLVMValueRef f;
+} WinoGemms;
+
+static void wino_gemms(CgEmit *e, const CgKernel *k, const WinoGemms *w, LLVMValueRef x0,
+                       LLVMValueRef x1) {
+  const CgConv *c = w->c;
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef U = cg_region_ptr(e, CG_REGION_ARENA, k->packed_offset);
+  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
+  Loop l;
+  loop_begin(e, &l, x0, x1, 1);
+  LLVMValueRef A = gep8(e, U, mul(e, l.iv, cg_c64(e, k->packed_rpad * k->packed_k * 4)));
+  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
+  LLVMValueRef C = gep8(e, M, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
+  gemm_call(e, w->f, c->O, c->T, c->C, A, k->packed_rpad, B, c->T, C, c->T, NULL);
+  loop_end(e, &l);
+}
+
+/* task t of nt: GEMMs [36t/nt, 36(t+1)/nt) */
+static void wino_gemm_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  LLVMValueRef x0 = LLVMBuildSDiv(e->b, mul(e, t, cg_c64(e, 36)), nt, "");
+  LLVMValueRef x1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), cg_c64(e, 36)), nt, "");
+  wino_gemms(e, k, arg, x0, x1);
+}
+
+/* Winograd F(4,3) (CgConv.wino, docs/cpu-convolutions.md), in rounds of NB images: the
+ * input transform V[36][C][T] into scratch, 36 GEMMs M[xi] = U[xi]·V[xi] ([O x C]·[C x T],
+ * U the filter's transform packed once into the kernel's panels), then the output
+ * transform with the epilogue into y (runtime/rt_winograd.c) */
+static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef bnt) {
+  const IrNode *n = node(e, k->node);
+  LlvmGemmSpec sp = {.packed = LLVM_GEMM_PACKED_A};
+  gemm_blocking(e, k->tile->wino, true, &sp.blk);
+  LLVMValueRef f = gemm_fn(e, &sp);
+  if (!f) return -1;
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef U = packed_operand(e, k, f, S, c->C, c->O, c->O * c->C * 4, e->gemm_blk.mr,
+                                  cg_ptr(e, n->in[1]));
+  if (!U) return -1;
+  int64_t g[11] = {c->NB, c->C, c->H, c->W, c->O, c->OH, c->OW, c->ph, c->pw, c->TH, c->TW};
+  LLVMValueRef geom = const_table(e, g, 11);
+  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
+  WinoGemms wg = {c, f};
+  Loop lr; /* rounds of NB images */
+  loop_begin(e, &lr, cg_c64(e, 0), cg_c64(e, c->N / c->NB), 1);
+  LLVMValueRef X = gep8(e, cg_ptr(e, n->in[0]), mul(e, lr.iv, cg_c64(e, c->NB * c->C * c->H * c->W * 4)));
+  LLVMValueRef Y = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->NB * c->O * c->OH * c->OW * 4)));
+  LLVMValueRef ain[4] = {e->pool, X, S, geom};
+  rt_call(e, "rt_k_wino_in", "pppp", ain);
+  /* GEMMs below the GEMM's own threshold for threads (llvm_gemm.h parallel_min_flops) run
+   * one per task instead, so that every thread has work */
+  if (c->O * c->T * c->C < (INT64_C(1) << 21)) run_tasks(e, k, 36, wino_gemm_task, &wg);
+  else wino_gemms(e, k, &wg, cg_c64(e, 0), cg_c64(e, 36));
+  LLVMValueRef null = LLVMConstPointerNull(e->ptr);
+  LLVMValueRef aout[7] = {e->pool, M, Y, k->bias ? cg_ptr(e, k->bias_node) : null,
+                          bnt ? bnt : null, c32(e, k->relu), geom};
+  rt_call(e, "rt_k_wino_out", "pppppip", aout);
+  loop_end(e, &lr);
+  return 0;
+}
+
 /* the data gradient of a convolution whose images share one GEMM per group (CgConv.batch):
  * dy's rows copied to T[Og][N·P] after the unfold, dcol[K][N·P] = Wᵀ·T, and each image's
  * columns summed into dx (col2im) */
@@ -1314,6 +1386,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_depthwise(e, k, &c);
     return 0;
   }
+  if (c.wino) return lower_conv_wino(e, k, &c, bnt);
   if (c.depthwise && n->op == OP_CONV2D_BWD_DATA) {
     lower_depthwise_dx(e, k, &c);
     return 0;
@@ -1324,7 +1397,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   }
   LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
-  gemm_blocking(e, k, true, &sp.blk);
+  gemm_blocking(e, k->tile, true, &sp.blk);
   bool gather = (!c.direct || c.batch) && !c.col; /* implicit GEMM: B's packing gathers */
   if (n->op == OP_CONV2D && k->packed) sp.packed = LLVM_GEMM_PACKED_A; /* the filter, once */
   if (gather && n->op != OP_CONV2D_BWD_DATA)
@@ -1832,6 +1905,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->depthwise_direct = true;
   t->bn_fused = true;
   t->prepack = true;
+  t->winograd = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;
 }

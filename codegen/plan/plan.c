@@ -199,6 +199,29 @@ static int cmp_anchor(const void *a, const void *b) {
 
 /* ---- arena planning: lifetimes in kernel order, offsets from passes/memplan.c ---------- */
 
+/* Winograd F(4,3): V[36][C][T] and M[36][O][T] per call, U[36][O][C] while the filter is
+ * transformed and packed (plan_pack.c) */
+static void conv_wino_scratch(CgConv *c, int64_t nb) {
+  c->TH = (c->OH + 3) / 4, c->TW = (c->OW + 3) / 4;
+  c->NB = nb >= 1 && nb <= c->N && c->N % nb == 0 ? nb : c->N;
+  int64_t vm, u;
+  if (__builtin_mul_overflow(c->NB, c->TH * c->TW, &c->T) ||
+      __builtin_mul_overflow(c->T, 36 * 4 * (c->C + c->O), &vm) ||
+      __builtin_mul_overflow(c->O, 36 * 4 * c->C, &u)) {
+    c->scratch = -1;
+    return;
+  }
+  c->scratch = vm > u ? vm : u;
+}
+
+/* the kernel of a 3x3 stride-1 conv2d runs Winograd F(4,3): the target does it (with its
+ * packed weights), the tiles pass chose it, and the plan is an inference plan */
+static bool plan_wino(const CgPlan *p, const CgKernel *k) {
+  const CgTarget *t = p->target;
+  return k->kind == CGK_CONV && t && t->winograd && t->prepack && k->tile && k->tile->wino &&
+         !k->tile->gpu && p->g->nodes[k->node].op == OP_CONV2D && cg_plan_inference(p);
+}
+
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   const IrNode *n = &p->g->nodes[node];
   const CgVal *x, *w, *y;
@@ -235,6 +258,13 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
                      (n->op == OP_CONV2D_BWD_FILTER && gathers && c->P < CG_CONV_BATCH_DW_P) ||
                      (n->op == OP_CONV2D_BWD_DATA && c->col));
   c->scratch = 0;
+  int ki = p->kof && node < p->g->nnodes ? p->kof[node] : -1;
+  if (ki >= p->nk) ki = -1;
+  c->wino = n->op == OP_CONV2D && ki >= 0 && p->k[ki].wino;
+  if (c->wino) {
+    conv_wino_scratch(c, p->k[ki].tile->wino->wino_images);
+    return;
+  }
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */
   if (c->batch && n->op == OP_CONV2D_BWD_DATA) {
     if (__builtin_mul_overflow(rows, ys / c->Og * 4, &c->scratch)) c->scratch = -1;
@@ -568,6 +598,10 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];
     if (k->kind == CGK_GEMM || k->kind == CGK_CONV || k->kind == CGK_NODE) p->v[k->out].stored = true;
+    if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
+        tiles->tiles[k->node].valid)
+      k->tile = &tiles->tiles[k->node];
+    k->wino = plan_wino(p, k);
     if (k->kind == CGK_CONV && p->target->conv != CG_CONV_DIRECT) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
@@ -579,9 +613,6 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
       }
       if (k->bn) k->scratch_bytes += cv.O * 8; /* after the unfold or output: scale, shift */
     }
-    if ((k->kind == CGK_GEMM || k->kind == CGK_CONV) && tiles && k->node < tiles->n &&
-        tiles->tiles[k->node].valid)
-      k->tile = &tiles->tiles[k->node];
   }
   for (int i = 0; i < g->nnodes; i++) p->v[i].kernel = p->kof[i];
   return 0;

@@ -63,6 +63,10 @@ typedef struct CgTarget {
                              statistics each */
   bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
                              f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
+  bool winograd;          /* with prepack: computes the inference plan's 3x3 stride-1
+                             convolutions where the tiles pass chose Winograd F(4,3)
+                             (TileDecision.wino) that way, the transformed filter packed once
+                             (docs/cpu-convolutions.md); off: `nnc build --no-winograd` */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 
@@ -110,6 +114,9 @@ typedef struct CgKernel {
   bool sync_stats; /* a training batchnorm node (or the MEAN/VAR of its running statistics)
                       whose statistics and backward sums the backend passes through the
                       step's RtHooks.sum_f64 (sync-bn) */
+  bool wino;        /* CONV2D as Winograd F(4,3) (target winograd, the tiles pass's choice, an
+                       inference plan): input transform into scratch, 36 GEMMs with the
+                       transformed filter (packed once) as A, output transform + epilogue */
   bool prepacked;   /* GEMM/CONV on the CPU: the constant operand (a dense layer's weight, a
                       convolution's filter) is packed into panels once per program, not in
                       every call; the estimate then has no packing term for it (plan_cost.c) */
@@ -184,6 +191,8 @@ int cg_plan_sync_stats(CgPlan *p);
  * with a parameter filter (not depthwise) `packed`, and places their panels and flags at the
  * end of the arena. Returns the number of kernels marked; -1 when the bytes overflow. */
 int cg_plan_prepack(CgPlan *p);
+/* an inference plan: no needed ASSIGN (nothing is updated in place) */
+bool cg_plan_inference(const CgPlan *p);
 
 /* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
 
@@ -263,8 +272,14 @@ typedef struct CgConv {
                            [Og][N·P] in scratch, then copied into place; data gradient: the
                            unfold [K][N·P] and dy's rows [Og][N·P] in scratch; filter
                            gradient: dy's rows [Og][N·P] in scratch */
+  bool wino;            /* the kernel runs Winograd F(4,3) (CgKernel.wino): scratch holds
+                           V[36][C][T] then M[36][O][T] of a round of images, or the
+                           transformed filter U[36][O][C] while it is packed */
+  int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */
+  int64_t NB;           /* wino: images a round (TileDecision.wino_images), N / NB rounds */
   int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
-                           (col), the batch's matrices (batch), or 0; -1: too large */
+                           (col), the batch's matrices (batch), Winograd's (wino), or 0;
+                           -1: too large */
 } CgConv;
 /* a GEMM per image packs the whole filter for its P columns; below this (a block of B's
  * columns, the NC of passes/tiles.c on the CPUs measured) the images share one GEMM */

@@ -71,7 +71,7 @@ void cg_kernel_name(const CgPlan *p, int ki, char *buf, size_t n) {
   int node = k->kind == CGK_COPY ? p->v[k->copy_src].root : k->out;
   const IrNode *nd = &p->g->nodes[node];
   const char *what = nd->name ? nd->name : nd->scope ? nd->scope : ir_op_name(nd->op);
-  snprintf(buf, n, "k%d %s %s", ki, cg_kernel_kind_name(k->kind), what);
+  snprintf(buf, n, "k%d %s %s", ki, k->wino ? "winograd" : cg_kernel_kind_name(k->kind), what);
 }
 
 /* ---- bytes ------------------------------------------------------------------------------ */
@@ -506,6 +506,46 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
+/* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino), in rounds of
+ * NB images: 36 GEMMs [O x C]·[C x T] on the packed GEMM with the transformed filter packed
+ * once (streamed each round from where its 36·rpad·C floats fit), and the runtime's
+ * transforms (rt_winograd.c: their FLOPs in 256-bit vectors and the bytes of x, V, M and
+ * y, tiles_wino_xform_time) spread over the planes. FLOPs stay the convolution's count; the
+ * efficiency is that of the GEMMs. */
+static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                      CgKernelCost *c) {
+  const TileDecision *t = k->tile->wino;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  CgGemmShape s = {.m = cv.O, .n = cv.T, .k = cv.C, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
+                   .kc = t->kc, .nc = t->mc, .packed_a = true, .lat_eff = t->eff / wave / tile};
+  /* GEMMs below the GEMM's threshold for threads run one per task (llvm_ops.c): the busiest
+   * thread runs ceil(36 / threads) of them whole */
+  bool spread = 2.0 * (double)cv.O * (double)cv.T * (double)cv.C < CG_GEMM_PAR_FLOPS;
+  CgGemmRun run;
+  cg_cpu_gemm(hw, &s, spread ? 1 : threads, &run);
+  if (run.t_fma <= 0) return;
+  double rounds = (double)(cv.N / cv.NB), calls = 36 * rounds;
+  double busiest = rounds * (spread ? ceil(36.0 / threads) : 36);
+  double gemm_flops = calls * 2.0 * (double)cv.O * (double)cv.T * (double)cv.C;
+  c->threads = spread ? (threads < 36 ? threads : 36) : run.threads;
+  c->t_compute = busiest * run.t_fma;
+  c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads));
+  double planes = (double)cv.NB * (double)(cv.C < cv.O ? cv.C : cv.O);
+  int xt = (int)fmin(threads, planes);
+  double xf = rounds * tiles_wino_xform_time(hw, cv.O, cv.C, cv.T, 4 * cv.NB * cv.C * cv.H * cv.W,
+                                             4 * cv.NB * cv.O * cv.OH * cv.OW);
+  c->scratch = rounds * (2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b);
+  /* every round streams the transformed filter's panels once, beside the FMAs */
+  double u = 36.0 * 4 * (double)k->packed_rpad * (double)cv.C;
+  c->t_scratch = busiest * run.t_pack + xf / (xt > 0 ? xt : 1) +
+                 rounds * u / cg_level_bw(hw, level_of(hw, u, c->threads), c->threads);
+  double fork = spread ? rounds * (c->threads > 1 ? hw->overhead_s : 0) : 0;
+  c->overhead = busiest * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) + fork +
+                2 * rounds * (xt > 1 ? hw->overhead_s : CG_CALL_S);
+}
+
 /* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: Phi
  * (GELU and its backward) CG_PHI_EXTRA each, square roots CG_SQRT_EXTRA, the other
  * polynomial ones CG_TRANSC_EXTRA */
@@ -558,7 +598,10 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
                                          c->threads);
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
-  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) cpu_gemm_cost(p, k, hw, threads, c);
+  if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) {
+    if (k->wino) wino_cost(p, k, hw, threads, c);
+    else cpu_gemm_cost(p, k, hw, threads, c);
+  }
   if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;

@@ -38,6 +38,10 @@ static bool pack_shape(const CgPlan *p, const CgKernel *k, int64_t *rows, int64_
     CgConv c;
     cg_conv_geom(p, k->node, &c);
     if (c.depthwise || c.N == 0 || c.P == 0 || c.Og == 0) return false;
+    if (c.wino) { /* the transformed filter: 36 matrices [O][C] */
+      *rows = c.O, *depth = c.C, *groups = 36;
+      return true;
+    }
     *rows = c.Og;
     *depth = c.K;
     *groups = c.G;
@@ -46,14 +50,14 @@ static bool pack_shape(const CgPlan *p, const CgKernel *k, int64_t *rows, int64_
   return false;
 }
 
-static bool plan_has_assign(const CgPlan *p) {
+bool cg_plan_inference(const CgPlan *p) {
   for (int i = 0; i < p->g->nnodes; i++)
-    if (p->v[i].needed && p->g->nodes[i].op == OP_ASSIGN) return true;
-  return false;
+    if (p->v[i].needed && p->g->nodes[i].op == OP_ASSIGN) return false;
+  return true;
 }
 
 int cg_plan_prepack(CgPlan *p) {
-  if (!p->target || !p->target->prepack || plan_has_assign(p)) return 0;
+  if (!p->target || !p->target->prepack || !cg_plan_inference(p)) return 0;
   int n = 0;
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];

@@ -157,7 +157,15 @@ void cg_plan_print(FILE *out, const CgPlan *p) {
       fprintf(out, "     packed  %%%d once: arena+%lld (%lld x %lld x %lld floats), flag arena+%lld\n",
               p->g->nodes[k->node].in[1], (long long)k->packed_offset, (long long)k->packed_groups,
               (long long)k->packed_rpad, (long long)k->packed_k, (long long)k->packed_flag);
-    if (k->tile) print_tile(out, k->tile);
+    if (k->wino) {
+      CgConv c;
+      cg_conv_geom(p, k->node, &c);
+      fprintf(out, "     winograd F(4,3): %lld rounds of %lld images, %lld tiles of 4x4 a round "
+              "(%lld x %lld an image), 36 GEMMs [%lld x %lld]·[%lld x %lld]\n",
+              (long long)(c.N / c.NB), (long long)c.NB, (long long)c.T, (long long)c.TH,
+              (long long)c.TW, (long long)c.O, (long long)c.C, (long long)c.C, (long long)c.T);
+    }
+    if (k->tile) print_tile(out, k->wino ? k->tile->wino : k->tile);
   }
 }
 

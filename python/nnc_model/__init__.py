@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["Model", "NncError"]
 
-RT_MODEL_ABI = 10
+RT_MODEL_ABI = 11
 KIND_PARAM, KIND_BUFFER, KIND_OPTSTATE, KIND_INPUT, KIND_OUTPUT, KIND_LOSS = range(6)
 _DTYPES = {0: np.float32, 3: np.int32}  # nn_dtype.h: DT_F32 = 0, DT_I32 = 3
 

@@ -1,6 +1,7 @@
 /* test_rt_cuda.c — the CUDA driver loader fails cleanly without a driver or a device, and
  * where a GPU is present moves bytes through device memory unchanged; timed launches record
- * one pair of events around each launch (a fake driver that logs its calls). */
+ * one pair of events around each launch, and a second stream is ordered by events (a fake
+ * driver that logs its calls). */
 #include <check.h>
 #include <dlfcn.h>
 #include <stdint.h>
@@ -52,17 +53,25 @@ START_TEST(t_system_driver) {
 }
 END_TEST
 
-/* rt_cuda_run_timed: per launch its own events, recorded right before and after it, then the
- * elapsed time of each pair, and every event destroyed */
-START_TEST(t_timed_pairs) {
+/* the fake driver with a device, its call log (fake_cuda_log) emptied */
+static RtCuda *fake_open(void **lib, const char *(**log)(int)) {
   char err[512] = "";
   RtCuda *c = rt_cuda_open(NNC_FAKE_LIBCUDA_DEV, err, sizeof err);
   ck_assert_msg(c != NULL, "%s", err);
-  void *lib = dlopen(NNC_FAKE_LIBCUDA_DEV, RTLD_NOW | RTLD_NOLOAD);
-  ck_assert_ptr_nonnull(lib);
-  const char *(*log)(int) = (const char *(*)(int))(uintptr_t)dlsym(lib, "fake_cuda_log");
-  ck_assert_ptr_nonnull(log);
-  log(1);
+  *lib = dlopen(NNC_FAKE_LIBCUDA_DEV, RTLD_NOW | RTLD_NOLOAD);
+  ck_assert_ptr_nonnull(*lib);
+  *log = (const char *(*)(int))(uintptr_t)dlsym(*lib, "fake_cuda_log");
+  ck_assert_ptr_nonnull(*log);
+  (*log)(1);
+  return c;
+}
+
+/* rt_cuda_run_timed: per launch its own events, recorded right before and after it, then the
+ * elapsed time of each pair, and every event destroyed */
+START_TEST(t_timed_pairs) {
+  void *lib = NULL;
+  const char *(*log)(int) = NULL;
+  RtCuda *c = fake_open(&lib, &log);
   RtCudaLaunch l[3] = {{(void *)"k0", {1, 1, 1}, {32, 1, 1}, 0}, {(void *)"k1", {2, 1, 1}, {64, 1, 1}, 0},
                        {(void *)"k2", {4, 1, 1}, {128, 1, 1}, 0}};
   int64_t ns[3] = {-1, -1, -1};
@@ -78,6 +87,32 @@ START_TEST(t_timed_pairs) {
 }
 END_TEST
 
+/* a second stream ordered after the default one by an event, and back: the calls in order,
+ * the stream non-blocking (flag 1: no implicit waits on the legacy default stream), the
+ * events without timing (flag 2) */
+START_TEST(t_stream_events) {
+  void *lib = NULL;
+  const char *(*log)(int) = NULL;
+  RtCuda *c = fake_open(&lib, &log);
+  void *s = NULL, *e0 = NULL, *e1 = NULL;
+  ck_assert_int_eq(rt_cuda_stream_create(c, &s), 0);
+  ck_assert_int_eq(rt_cuda_event_create(c, &e0), 0);
+  ck_assert_int_eq(rt_cuda_event_create(c, &e1), 0);
+  ck_assert_int_eq(rt_cuda_event_record(c, e0, NULL), 0);
+  ck_assert_int_eq(rt_cuda_stream_wait_event(c, s, e0), 0);
+  ck_assert_int_eq(rt_cuda_event_record(c, e1, s), 0);
+  ck_assert_int_eq(rt_cuda_stream_wait_event(c, NULL, e1), 0);
+  ck_assert_int_eq(rt_cuda_event_destroy(c, e0), 0);
+  ck_assert_int_eq(rt_cuda_event_destroy(c, e1), 0);
+  ck_assert_int_eq(rt_cuda_stream_destroy(c, s), 0);
+  ck_assert_ptr_eq(s, (void *)100); /* the fake's first stream */
+  ck_assert_str_eq(log(0), "stream:100:1 create:1:2 create:2:2 record:1 wait:100:1 record:2@100 wait:0:2 "
+                           "destroy:1 destroy:2 sdestroy:100 ");
+  dlclose(lib);
+  rt_cuda_close(c);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rt_cuda");
   TCase *t = tcase_create("loader");
@@ -85,6 +120,7 @@ int main(void) {
   tcase_add_test(t, t_no_device);
   tcase_add_test(t, t_system_driver);
   tcase_add_test(t, t_timed_pairs);
+  tcase_add_test(t, t_stream_events);
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

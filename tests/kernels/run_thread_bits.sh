@@ -4,8 +4,10 @@
 # threads: gpt2_block and lenet, built once, `infer` on the same random inputs with
 # --threads 1 and --threads 2, outputs compared byte for byte; and threads/dw_bn.nn
 # (batchnorm statistics, depthwise filter gradients) trained for two steps on each, the
-# saved weights compared byte for byte. The sizes are chosen so that the runtime kernels
-# split their work over the pool.
+# saved weights compared byte for byte; and threads/wino.nn (Winograd F(4,3) convolutions:
+# transforms split by planes, GEMMs by output slices) inferred on each, outputs compared
+# byte for byte. The sizes are chosen so that the runtime kernels split their work over the
+# pool.
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
 SRC=${NNC_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -26,11 +28,16 @@ np.save(t + "/lx.npy", r.standard_normal((64, 1, 28, 28), dtype=np.float32))
 np.save(t + "/lab.npy", r.integers(0, 10, 64, dtype=np.int32))
 np.save(t + "/dx.npy", r.standard_normal((32, 3, 32, 32), dtype=np.float32))
 np.save(t + "/dlab.npy", r.integers(0, 10, 32, dtype=np.int32))
+np.save(t + "/wx.npy", r.standard_normal((8, 16, 32, 32), dtype=np.float32))
+np.save(t + "/wlab.npy", r.integers(0, 10, 8, dtype=np.int32))
 PYEOF
 
 "$NNC" build "$SRC/examples/gpt2_block.nn" -D N=2 -D T=64 -o "$T/g" || die "nnc build gpt2_block"
 "$NNC" build "$SRC/examples/lenet.nn" -D N=64 -o "$T/l" || die "nnc build lenet"
 "$NNC" build "$SRC/tests/kernels/threads/dw_bn.nn" -o "$T/d" || die "nnc build dw_bn"
+"$NNC" build "$SRC/tests/kernels/threads/wino.nn" -o "$T/w" || die "nnc build wino"
+n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
+[ "$n" = 3 ] || die "wino.nn: $n of its 3 convolutions planned as Winograd F(4,3)"
 for t in 1 2; do
   "$T/d" train --data x="$T/dx.npy",label="$T/dlab.npy" --epochs 1 --seed 3 --quiet \
     --save "$T/dw$t.safetensors" --threads $t || die "dw_bn train --threads $t"
@@ -39,14 +46,17 @@ for t in 1 2; do
     || die "gpt2_block infer --threads $t"
   "$T/l" infer --in x="$T/lx.npy" --in label="$T/lab.npy" --out logits="$T/ly$t.npy" --seed 1 \
     --threads $t || die "lenet infer --threads $t"
+  "$T/w" infer --in x="$T/wx.npy" --in label="$T/wlab.npy" --out logits="$T/wy$t.npy" --seed 1 \
+    --threads $t || die "wino infer --threads $t"
 done
 cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
 cmp -s "$T/ly1.npy" "$T/ly2.npy" || die "lenet: 1 and 2 threads gave different bits"
 cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads trained different weights"
+cmp -s "$T/wy1.npy" "$T/wy2.npy" || die "wino: 1 and 2 threads gave different bits"
 "$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
 import sys, numpy as np
-for f in ("gy1", "ly1"):
+for f in ("gy1", "ly1", "wy1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF
-echo "ok: gpt2_block and lenet outputs, dw_bn trained weights bit-identical on 1 and 2 threads"
+echo "ok: gpt2_block, lenet and wino outputs, dw_bn trained weights bit-identical on 1 and 2 threads"

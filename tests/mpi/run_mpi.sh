@@ -237,26 +237,60 @@ PYEOF
 echo "sync-bn: P=2 as one process on the global batch"
 
 # --mpi with the CUDA backend
-cat >"$T/small.nn" <<'NNEOF'
-model small {
-  dim N = 8
-  input x: f32[N, 64]
-  input label: i32[N]
-  h = relu(dense(x, 32, name = "fc1"))
-  logits = dense(h, 10, name = "fc2")
-  loss = cross_entropy(logits, label)
-  output logits
-}
-train small {
-  minimize loss
-  optimizer adam(lr = 1e-3)
-}
-NNEOF
+cp "$NNC_SRC/tests/mpi/small.nn" "$T/small.nn"
 $PY -c "
 import numpy as np; r = np.random.default_rng(4)
 np.save('$T/sx.npy', r.standard_normal((64, 64), dtype=np.float32))
 np.save('$T/sy.npy', r.integers(0, 10, 64, dtype=np.int32))"
 SDATA="x=$T/sx.npy,label=$T/sy.npy"
+# the buckets of small.nn's gradients at K KiB (docs/distributed.md): in reverse tensor order
+# (fc2.bias, fc2.weight, fc1.bias, fc1.weight); gradients up to a bucket gathered, up to a
+# bucket a gather; a larger one alone, in pieces of a bucket
+small_buckets() {
+  $PY -c "
+cap, n, cur = $1 * 1024 // 4, 0, 0
+for g in [10, 32 * 10, 32, 64 * 32]:
+    if cur and (g > cap or cur + g > cap): n, cur = n + 1, 0
+    if g > cap: n += -(-g // cap)
+    else: cur += g
+print(n + (cur > 0))"
+}
+# cuda-emu's all-reduce overlapping the backward launches, at 1 KiB buckets (12 a step: the
+# gathered biases and fc2.weight's and fc1.weight's pieces in place) and 4 KiB (3): the same
+# bits as --no-overlap, losses and weights as one process at 16, each bucket started once a
+# step (the summary's count), as many as the CPU program's buckets. A mutant whose every
+# bucket starts after the first launch (its marks table shifted by a CXX wrapper), before
+# the backward pass has written the gradients, must fail these checks.
+emu_overlap() {
+  "$NNC" build "$T/small.nn" --mpi -o "$T/cpdp" >/dev/null 2>&1 || die "build small --mpi (CPU)"
+  for k in 1 4; do
+    "${MPIRUN[@]}" -np 2 "$T/edp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+      --bucket-kib $k --save "$T/eo$k.st" --log "$T/eo$k.csv" >"$T/eo$k.out" 2>&1 || die "cuda-emu --bucket-kib $k: $(cat "$T/eo$k.out")"
+    "${MPIRUN[@]}" -np 2 "$T/edp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+      --bucket-kib $k --no-overlap --save "$T/en$k.st" >"$T/en$k.out" 2>&1 || die "cuda-emu --bucket-kib $k --no-overlap"
+    grep -q "overlapping" "$T/en$k.out" && die "cuda-emu --no-overlap: still overlapped: $(cat "$T/en$k.out")"
+    cmp -s "$T/eo$k.st" "$T/en$k.st" || die "cuda-emu, $k KiB buckets: overlapped and --no-overlap differ"
+    same_log "$T/eo$k.csv" "$T/eref.csv"
+    $PY "$NNC_SRC/tests/train/compare_st.py" "$T/eo$k.st" "$T/eref.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
+      || { cat "$T/cmp.txt" >&2; die "cuda-emu, $k KiB buckets: weights differ from one process"; }
+    "${MPIRUN[@]}" -np 2 "$T/cpdp" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+      --bucket-kib $k --save "$T/co$k.st" >"$T/co$k.out" 2>&1 || die "CPU --bucket-kib $k"
+    steps=$(($(wc -l <"$T/eo$k.csv") - 1)) nb=$(small_buckets $k)
+    got=$(sed -n 's/.*overlapping the backward pass: \([0-9]*\) buckets.*/\1/p' "$T/eo$k.out")
+    cpu=$(sed -n 's/.*overlapping the backward pass: \([0-9]*\) buckets.*/\1/p' "$T/co$k.out")
+    [ "$got" = $((steps * nb)) ] && [ "$cpu" = "$got" ] \
+      || die "cuda-emu, $k KiB: $got buckets started (CPU: $cpu), want $steps steps x $nb"
+    echo "cuda-emu, $k KiB buckets: $got buckets in $steps steps, the bits of --no-overlap"
+  done
+  printf '#!/bin/sh\nfor a; do case "$a" in *cuda_model.cpp) sed -i "s/^static const int nnc_ready_after\\[\\] = {/&1000000, /" "$a";; esac; done\nexec %s "$@"\n' \
+    "${CXX:-c++}" >"$T/cxxmut"
+  chmod +x "$T/cxxmut"
+  CXX="$T/cxxmut" "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/emut" >/dev/null 2>&1 || die "build the mutant"
+  if "${MPIRUN[@]}" -np 2 "$T/emut" train --weights "$T/s0.st" --data "$SDATA" --epochs 2 --threads 1 \
+    --bucket-kib 4 --save "$T/emut.st" --quiet >/dev/null 2>&1 && cmp -s "$T/emut.st" "$T/en4.st"; then
+    die "cuda-emu: buckets started before their gradients were written went unnoticed"
+  fi
+}
 if "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/edp" >"$T/b.log" 2>&1; then
   "$NNC" build "$T/small.nn" -D N=16 --target cuda-emu -o "$T/eref" >/dev/null 2>&1 || die "build small cuda-emu N=16"
   "$T/eref" init --seed 2 -o "$T/s0.st" || die "small init"
@@ -276,6 +310,7 @@ if "$NNC" build "$T/small.nn" --mpi --target cuda-emu -o "$T/edp" >"$T/b.log" 2>
   $PY "$NNC_SRC/tests/train/compare_st.py" "$T/edp.st" "$T/eref.st" 1e-3 1e-4 >"$T/cmp.txt" 2>&1 \
     || { cat "$T/cmp.txt" >&2; die "cuda-emu --mpi: weights differ from one process"; }
   echo "--mpi --target cuda-emu: P=2 as one process"
+  emu_overlap
 else
   echo "SKIP cuda-emu --mpi: $(tail -1 "$T/b.log")"
 fi

@@ -130,6 +130,12 @@ static bool g_normwise;
 static int g_opt_level;
 /* --precision bf16 (the bf16_models test) */
 static bool g_bf16;
+/* --no-winograd: the convolution tests of the implicit GEMM keep it for every shape (the
+ * winograd test checks the Winograd path with its own tolerance) */
+static bool g_no_wino;
+/* the atol of element-wise comparisons is relative to the tensor's largest |value| (the
+ * winograd test: F(4,3)'s error scales with the output's magnitude, not each element's) */
+static bool g_atol_scaled;
 
 static double compare(const char *what, const char *name, const float *got, const double *ref,
                       int64_t n, double rtol, double atol) {
@@ -146,8 +152,10 @@ static double compare(const char *what, const char *name, const float *got, cons
               sqrt(rr), (long long)n);
     return isnan(r) ? INFINITY : r;
   }
-  double worst = 0, maxdiff = 0;
+  double worst = 0, maxdiff = 0, scale = 0;
   int64_t at = -1;
+  for (int64_t i = 0; g_atol_scaled && i < n; i++) scale = fmax(scale, fabs(ref[i]));
+  if (g_atol_scaled) atol *= scale;
   for (int64_t i = 0; i < n; i++) {
     double d = fabs((double)got[i] - ref[i]);
     if (isnan(ref[i]) && isnan(got[i])) d = 0;
@@ -161,6 +169,9 @@ static double compare(const char *what, const char *name, const float *got, cons
   if (worst > 1)
     fprintf(stderr, "%s: %s: max |diff| %.3g, worst at [%lld]: got %.9g, want %.9g\n", what,
             name, maxdiff, (long long)at, (double)got[at], ref[at]);
+  if (g_atol_scaled && getenv("NNC_TEST_VERBOSE"))
+    fprintf(stderr, "%s: %s: max |diff| %.3g = %.3g of max |ref| %.3g\n", what, name, maxdiff,
+            scale > 0 ? maxdiff / scale : 0, scale);
   return worst;
 }
 
@@ -171,8 +182,8 @@ static double compare(const char *what, const char *name, const float *got, cons
 static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrTrain *t,
                        Fill f, double rtol, double atol) {
   Diag *d = diag_new(stderr);
-  CgOptions co = {.opt_level = g_opt_level, .bf16 = g_bf16};
-  CgModel *m = llvm_model_emit(fwd, train, t, g_opt_level || g_bf16 ? &co : NULL, d);
+  CgOptions co = {.opt_level = g_opt_level, .bf16 = g_bf16, .no_winograd = g_no_wino};
+  CgModel *m = llvm_model_emit(fwd, train, t, &co, d);
   ck_assert_msg(m != NULL, "%s: llvm_model_emit failed", what);
   const RtModelDesc *desc = llvm_model_jit(m, d);
   ck_assert_msg(desc != NULL, "%s: JIT failed (diagnostic above)", what);
@@ -526,6 +537,7 @@ static void conv_case_outputs(const ConvCase *cs, int N, const char *tag) {
 }
 
 START_TEST(conv_variants) {
+  g_no_wino = true;
   static const ConvCase cs[] = {
       {3, 8, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {4, 6, 10, 9, 3, 2, 2, 1, 0, 1, 1, 1, 2},
@@ -553,6 +565,7 @@ START_TEST(conv_variants) {
     snprintf(what, sizeof what, "conv case %zu", c);
     check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
   }
+  g_no_wino = false;
 }
 END_TEST
 
@@ -578,6 +591,7 @@ static void check_conv_cases(const char *what, const ConvCaseN *cs, size_t n) {
  * images under and over 256 positions (the batched GEMM and one per image), odd sizes,
  * groups and depthwise; the filter gradients of the same cases */
 START_TEST(conv_data_grad) {
+  g_no_wino = true;
   static const ConvCaseN cs[] = {
       {{5, 7, 9, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2},    /* 1x1 pad 1: padding -1 */
       {{3, 4, 7, 6, 3, 3, 1, 1, 3, 3, 1, 1, 1}, 2},     /* 3x3 pad 3: padding -1 */
@@ -601,6 +615,7 @@ START_TEST(conv_data_grad) {
   conv_case_outputs(&(ConvCase){4, 4, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 2, "a");
   conv_case_outputs(&(ConvCase){8, 8, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 2, "b");
   check_fwd("two grouped convolutions", F_SYM, MM_RTOL, MM_ATOL);
+  g_no_wino = false;
 }
 END_TEST
 
@@ -609,6 +624,7 @@ END_TEST
  * around the vector length (15, 16, 17, 33), one image and three, odd and even heights,
  * and a stride-3 one, which takes the unfold and col2im */
 START_TEST(dw_data_grad) {
+  g_no_wino = true;
   static const ConvCaseN cs[] = {
       {{4, 4, 9, 15, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 1},  {{4, 4, 8, 16, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 3},
       {{3, 3, 7, 17, 3, 3, 1, 1, 2, 2, 1, 1, 3}, 1},  {{5, 5, 10, 33, 5, 5, 1, 1, 2, 2, 1, 1, 5}, 3},
@@ -623,12 +639,14 @@ START_TEST(dw_data_grad) {
       {{4, 4, 10, 17, 3, 3, 3, 3, 1, 1, 1, 1, 4}, 2}, /* stride 3: unfold and col2im */
   };
   check_conv_cases("depthwise data-gradient", cs, sizeof cs / sizeof *cs);
+  g_no_wino = false;
 }
 END_TEST
 
 /* an inference batchnorm after a convolution (folded into its epilogue as a scale and shift
  * a channel) and relu: the regular im2col path, a 1x1 convolution and a depthwise one */
 START_TEST(conv_bn_fold) {
+  g_no_wino = true;
   struct {
     int C, O, H, W, KH, sh, ph, G;
   } cs[] = {{3, 8, 9, 11, 3, 1, 1, 1}, {5, 7, 6, 7, 1, 1, 0, 1}, {8, 8, 19, 37, 3, 2, 1, 8}};
@@ -648,6 +666,7 @@ START_TEST(conv_bn_fold) {
     /* positive statistics; the conv's output has a mean, so relu keeps part of it */
     check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
   }
+  g_no_wino = false;
 }
 END_TEST
 
@@ -918,13 +937,87 @@ START_TEST(example_models) {
 }
 END_TEST
 
+/* ---- Winograd F(4,3) --------------------------------------------------------------------- */
+
+/* the forward convolutions of G that the host's plan runs as Winograd F(4,3), with
+ * winograd on or off (--no-winograd) */
+static int wino_kernels(bool on) {
+  Diag *d = diag_new(stderr);
+  HwTarget hw;
+  char err[256];
+  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
+  CgTarget t;
+  llvm_backend_target(&t, 0, &hw);
+  t.winograd = on;
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
+  int n = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) n += P.pf.k[ki].wino;
+  cg_model_plan_free(&P);
+  diag_free(d);
+  return n;
+}
+
+/* F(4,3) in f32 rounds the transformed filter (G·g·Gᵀ), the input tile's transform (Bᵀ·d·B:
+ * coefficients up to 5 per direction, with cancellation) and the output transform (Aᵀ·m·A:
+ * up to 8 per direction), so its error is relative to the output's magnitude rather than
+ * to each element's. Measured over these cases (docs/cpu-convolutions.md): 1.6e-6 to 6.0e-6
+ * of the tensor's largest |value| with signed inputs and weights in [-2, 2) (the implicit
+ * GEMM: 3e-7 to 6e-7), 3e-7 to 6e-7 with positive ones (the implicit GEMM: 5e-7 to 8e-7).
+ * The tolerance, 3e-5 of the largest |value| plus 1e-4 of each element's, leaves 5x
+ * headroom and is still far under any indexing or transform error (of order 1 relative). */
+#define WINO_ATOL_SCALED 3e-5
+
+START_TEST(winograd) {
+  static const struct {
+    int C, O, H, W, pad, N;
+  } cs[] = {
+      {20, 24, 16, 16, 1, 1}, /* 4k x 4k */
+      {19, 21, 17, 18, 1, 3}, /* 4k+1 x 4k+2, three images */
+      {32, 40, 27, 25, 0, 1}, /* unpadded: 25 x 23 outputs (4k+1 x 4k+3) */
+      {35, 17, 14, 12, 0, 3}, /* unpadded: 12 x 10 (4k x 4k+2), three images */
+      {24, 40, 11, 19, 1, 2}, /* 4k+3 x 4k+3, two tile blocks of 8 across */
+      {30, 30, 35, 38, 1, 1}, /* tiles across a vector and a half */
+      {16, 24, 45, 46, 1, 2}, /* 144 tiles an image: two rounds of one image */
+  };
+  g_atol_scaled = true;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
+    for (int bn = 0; bn < 2; bn++) { /* plain and bias + relu; folded batchnorm + relu */
+      g_begin("wino");
+      int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
+      int w = PARAM("w", 4, cs[c].O, cs[c].C, 3, 3);
+      IrAttr at = {.kernel = {3, 3}, .stride = {1, 1}, .pad = {cs[c].pad, cs[c].pad},
+                   .dilation = {1, 1}, .groups = 1};
+      if (!bn) {
+        int b = PARAM("b", 3, cs[c].O, 1, 1);
+        out("y", op2(OP_CONV2D, x, w, &at));
+        out("yb", op1(OP_RELU, op2(OP_ADD, op2(OP_CONV2D, x, w, &at), b, NULL), NULL));
+      } else {
+        int gm = IN("g", 1, cs[c].O), bt = IN("bt", 1, cs[c].O), rm = IN("rm", 1, cs[c].O);
+        int rv = IN("rv", 1, cs[c].O);
+        IrAttr bna = {.value = 1e-5};
+        int in5[5] = {op2(OP_CONV2D, x, w, &at), gm, bt, rm, rv};
+        out("ybn", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bna, NULL), NULL));
+      }
+      ck_assert_msg(wino_kernels(true) == 2 - bn, "case %zu: the plan runs its convolutions "
+                    "as Winograd F(4,3)", c);
+      ck_assert_int_eq(wino_kernels(false), 0);
+      char what[64];
+      snprintf(what, sizeof what, "winograd case %zu%s", c, bn ? " (batchnorm)" : "");
+      /* signed inputs and weights (cancellation); positive statistics for the batchnorm */
+      check_fwd(what, bn ? F_POS : F_SYM, MM_RTOL, WINO_ATOL_SCALED);
+    }
+  g_atol_scaled = false;
+}
+END_TEST
+
 /* ---- weights packed once per program ---------------------------------------------------- */
 
 /* the forward outputs of context c (at ptr[], its tensors' storage, read without telling the
  * context) against the interpreter's at the parameters the context holds now; *stale: the
  * worst ratio of the outputs `old` (a previous call's) against that reference */
 static double packed_fwd_check(RtCtx *c, IrGraph *g, void *const *ptr, float *old,
-                               double *stale) {
+                               double *stale, double atol) {
   const RtModelDesc *d = rt_ctx_desc(c);
   ck_assert_int_eq(rt_ctx_forward(c), 0);
   InterpOptions o = {.round_storage = true};
@@ -949,23 +1042,62 @@ static double packed_fwd_check(RtCtx *c, IrGraph *g, void *const *ptr, float *ol
     if (t->kind != RT_KIND_OUTPUT) continue;
     int64_t n;
     const double *ref = interp_value(I, tg_find_out(g, t->name), &n);
-    double w = compare("packed weights", t->name, ptr[j], ref, n, MM_RTOL, MM_ATOL);
+    double w = compare("packed weights", t->name, ptr[j], ref, n, MM_RTOL, atol);
     if (w > worst) worst = w;
-    if (old) *stale = compare("(stale outputs)", t->name, old, ref, n, MM_RTOL, MM_ATOL);
+    if (old) *stale = compare("(stale outputs)", t->name, old, ref, n, MM_RTOL, atol);
     if (old) memcpy(old, ptr[j], (size_t)t->nbytes);
   }
   interp_free(I);
   return worst;
 }
 
+/* two 3x3 stride-1 convolutions the host's plan runs as Winograd F(4,3): their transformed
+ * filters are packed once like every other packed weight */
+static const char wino_net[] =
+    "model wnet {\n"
+    "  dim N = 4\n"
+    "  input x: f32[N, 8, 16, 16]\n"
+    "  input label: i32[N]\n"
+    "  conv1 = conv2d(x, 24, kernel = 3, pad = 1)\n"
+    "  conv2 = conv2d(relu(conv1), 32, kernel = 3, pad = 1)\n"
+    "  logits = dense(flatten(relu(conv2)), 10, name = \"fc\")\n"
+    "  loss = cross_entropy(logits, label)\n"
+    "  output logits\n"
+    "}\n"
+    "train wnet {\n"
+    "  minimize loss\n"
+    "  optimizer sgd(lr = 0.01, momentum = 0.9)\n"
+    "}\n";
+
+static const struct {
+  const char *file; /* an example, or NULL: wino_net */
+  int64_t flags_bytes;
+  int wino;         /* Winograd kernels of the forward plan */
+} packed_nets[] = {
+    {"lenet.nn", 40, 0}, /* lenet's 2 convolutions and 3 dense layers pack once */
+    {NULL, 16, 2},       /* 2 Winograd convolutions (the dense layer of 4 rows streams) */
+};
+
 /* The forward entry packs the weights of its GEMMs and convolutions once and keeps them
  * (RtModelDesc.packed_*). After a training step, a checkpoint load and a write through
  * rt_ctx_data its outputs must be those of the new weights; the outputs of the call before
- * (what a stale packed copy would give again) must not pass the same comparison. */
+ * (what a stale packed copy would give again) must not pass the same comparison. Lenet
+ * (implicit GEMM), then a net of Winograd convolutions (the transformed filters; its
+ * comparisons with Winograd's tolerance, the winograd test's), each on 1 and 2 threads. */
 START_TEST(packed_weights_refresh) {
   Diag *d = diag_new(stderr);
-  IrModule *mod = example_module("lenet.nn", (const char *const[]){"N=8", NULL}, d);
+  int net = _i / 2;
+  const char *file = packed_nets[net].file;
+  FeOptions fo = {0};
+  IrModule *mod = file ? example_module(file, (const char *const[]){"N=8", NULL}, d)
+                       : fe_compile_string("wnet.nn", wino_net, sizeof wino_net - 1, &fo, d);
+  ck_assert_ptr_nonnull(mod);
   IrGraph *g = mod->graphs[0];
+  G = g;
+  ck_assert_int_eq(wino_kernels(true), packed_nets[net].wino);
+  G = NULL;
+  g_atol_scaled = packed_nets[net].wino > 0;
+  double atol = g_atol_scaled ? WINO_ATOL_SCALED : MM_ATOL;
   TrainInfo info;
   IrGraph *tg = pass_train_graph(g, ir_module_find_train(mod, g->name), &info, d);
   ck_assert_ptr_nonnull(tg);
@@ -973,9 +1105,9 @@ START_TEST(packed_weights_refresh) {
   ck_assert_ptr_nonnull(m);
   const RtModelDesc *desc = llvm_model_jit(m, d);
   ck_assert_ptr_nonnull(desc);
-  ck_assert_msg(desc->packed_flags_bytes == 40, "lenet's 2 convolutions and 3 dense layers pack once");
+  ck_assert_int_eq(desc->packed_flags_bytes, packed_nets[net].flags_bytes);
   char err[256];
-  RtCtx *c = rt_ctx_create(desc, _i ? 2 : 1, err, sizeof err);
+  RtCtx *c = rt_ctx_create(desc, _i % 2 ? 2 : 1, err, sizeof err);
   ck_assert_msg(c != NULL, "%s", err);
   ck_assert_int_eq(rt_ctx_init(c, 7), 0);
   ck_assert_int_eq(rt_ctx_prepare_training(c), 0);
@@ -991,10 +1123,10 @@ START_TEST(packed_weights_refresh) {
     if (t->kind == RT_KIND_OUTPUT) old = calloc(1, (size_t)t->nbytes);
   }
   double stale;
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   for (int s = 0; s < 3; s++) /* the training step changes every weight */
     ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the training step left the outputs as they were (%.3g)", stale);
   char path[] = "/tmp/nnc_packed_XXXXXX";
   int fd = mkstemp(path);
@@ -1002,14 +1134,15 @@ START_TEST(packed_weights_refresh) {
   close(fd);
   ck_assert_int_eq(rt_ctx_save(c, path, NULL), 0);
   ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_int_eq(rt_ctx_load(c, path, NULL), 0); /* the weights of before that step */
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the checkpoint left the outputs as they were (%.3g)", stale);
   unlink(path);
   float *w = rt_ctx_data(c, rt_ctx_find(c, "conv1.weight"));
+  ck_assert_ptr_nonnull(w);
   for (int64_t i = 0; i < numel_of(&desc->tensors[rt_ctx_find(c, "conv1.weight")]); i++) w[i] *= -2;
-  ck_assert(packed_fwd_check(c, g, ptr, old, &stale) <= 1);
+  ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the write left the outputs as they were (%.3g)", stale);
   free(old);
   free(ptr);
@@ -1327,9 +1460,13 @@ int main(void) {
   tcase_add_loop_test(te, example_models, 0, nnc_test_quick() ? nex - 3 : nex);
   tcase_add_loop_test(te, bf16_models, 0, (int)(sizeof bf16_examples / sizeof *bf16_examples));
   suite_add_tcase(s, te);
+  TCase *tw = tcase_create("winograd");
+  tcase_set_timeout(tw, 300);
+  tcase_add_test(tw, winograd);
+  suite_add_tcase(s, tw);
   TCase *tp = tcase_create("packed");
   tcase_set_timeout(tp, 600);
-  tcase_add_loop_test(tp, packed_weights_refresh, 0, 2);
+  tcase_add_loop_test(tp, packed_weights_refresh, 0, 4);
   suite_add_tcase(s, tp);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

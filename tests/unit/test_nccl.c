@@ -32,6 +32,8 @@ START_TEST(t_present) {
   int64_t c = 4;
   ck_assert_int_eq(rt_nccl_mean(n, &p, &c, 1), -1);
   ck_assert_str_eq(rt_nccl_error(n), "NCCL: no communicator");
+  ck_assert_int_eq(rt_nccl_mean_on(n, &p, &c, 1, NULL), -1); /* on a stream, likewise */
+  ck_assert_str_eq(rt_nccl_error(n), "NCCL: no communicator");
   ck_assert_int_eq(rt_nccl_sum_f64(n, p, c), -1); /* the sync-bn sum, likewise */
   ck_assert_str_eq(rt_nccl_error(n), "NCCL: no communicator");
   rt_nccl_close(n);

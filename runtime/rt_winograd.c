@@ -1,0 +1,313 @@
+/* rt_winograd.c — the transforms of a Winograd F(4,3) convolution (rt_winograd.h).
+ *
+ * A 3x3, stride-1 convolution computes each 4x4 block of outputs from a 6x6 block of the
+ * image as  y = Aᵀ·[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]·A  (Lavin and Gray's F(4x4, 3x3), interpolation
+ * points 0, ±1, ±2 and infinity). The elementwise product, summed over the input channels,
+ * is 36 GEMMs [O x C]·[C x T] (T tiles of a round of images), run by the generated GEMM;
+ * the transforms around it are these loops. 8 tiles of a tile row sit in the lanes of a
+ * vector (the GCC/clang vector extension): the input transform splits the six image rows
+ * of 8 tiles into their four column phases by shuffles, so that the taps of neighbouring
+ * tiles are lanes of the same vectors; the output transform reads the 36 GEMM outputs'
+ * rows contiguously and interleaves the four output columns back. Every value is computed
+ * by the same operations whatever the thread count. The loops are compiled twice, for
+ * baseline x86-64 and for AVX2, chosen by the CPU at run time. */
+#include "rt_winograd.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_threads.h"
+
+/* geometry indices (rt_winograd.h) */
+enum { WG_N, WG_C, WG_H, WG_W, WG_O, WG_OH, WG_OW, WG_PH, WG_PW, WG_TH, WG_TW, WG_COUNT };
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define WINO_X86 1
+#define WINO_INLINE static inline __attribute__((always_inline))
+#else
+#define WINO_X86 0
+#define WINO_INLINE static inline
+#endif
+
+/* ---- the filter transform, once per program ------------------------------------------ */
+
+/* G of F(4,3): 6 x 3 */
+static const double wino_g[6][3] = {{1.0 / 4, 0, 0},
+                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                    {0, 0, 1}};
+
+void rt_k_wino_filter(const float *w, float *u, int64_t O, int64_t C) {
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t c = 0; c < C; c++) {
+      const float *g = w + (o * C + c) * 9;
+      double t[6][3]; /* G·g */
+      for (int a = 0; a < 6; a++)
+        for (int k = 0; k < 3; k++)
+          t[a][k] = wino_g[a][0] * g[k] + wino_g[a][1] * g[3 + k] + wino_g[a][2] * g[6 + k];
+      for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+          double v = t[a][0] * wino_g[b][0] + t[a][1] * wino_g[b][1] + t[a][2] * wino_g[b][2];
+          u[((int64_t)(a * 6 + b) * O + o) * C + c] = (float)v;
+        }
+    }
+}
+
+/* ---- vectors of 8 tiles ------------------------------------------------------------- */
+
+/* 8 f32 lanes (GCC/clang vector extension): one AVX register in the AVX2 clones, two SSE
+ * registers in the baseline ones. Vectors never cross a call (no ABI dependence). */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+#define WV 8
+
+#define LD(v, p) memcpy(&(v), (p), sizeof(v8f))
+#define ST(p, v) memcpy((p), &(v), sizeof(v8f))
+
+typedef struct WinoCtx {
+  const int64_t *g;
+  const float *src;
+  float *dst;
+  const float *bias, *affine; /* output: a bias per channel, or scale and shift pairs */
+  int relu;
+  bool avx2;
+} WinoCtx;
+
+static float *wino_buf(int64_t floats) {
+  float *p = calloc((size_t)floats, sizeof(float));
+  if (!p) abort(); /* no error channel in the kernel ABI; one padded plane per task */
+  return p;
+}
+
+static int64_t wino_round8(int64_t x) { return (x + WV - 1) / WV * WV; }
+
+/* ---- the input transform: V[36][C][T] = Bᵀ·d·B per tile and channel ------------------ */
+
+/* Bᵀ of F(4,3) applied to d0..d5 (vectors or scalars) */
+#define WINO_BT(d0, d1, d2, d3, d4, d5, o)                                                      \
+  do {                                                                                           \
+    o[0] = 4.0f * (d0) - 5.0f * (d2) + (d4);                                                    \
+    o[1] = -4.0f * ((d1) + (d2)) + (d3) + (d4);                                                 \
+    o[2] = 4.0f * ((d1) - (d2)) - (d3) + (d4);                                                  \
+    o[3] = 2.0f * ((d3) - (d1)) - (d2) + (d4);                                                  \
+    o[4] = 2.0f * ((d1) - (d3)) - (d2) + (d4);                                                  \
+    o[5] = 4.0f * (d1) - 5.0f * (d3) + (d5);                                                    \
+  } while (0)
+
+/* the six taps of 8 tiles from 36 consecutive floats of a padded row (tile j's taps are
+ * row[4j .. 4j + 5]): the four column phases by shuffles, the fifth and sixth taps the
+ * first two phases one tile on */
+#define WINO_TAPS(row, d)                                                                       \
+  do {                                                                                           \
+    v8f a0, a1, a2, a3, a4;                                                                      \
+    LD(a0, (row)), LD(a1, (row) + 8), LD(a2, (row) + 16), LD(a3, (row) + 24), LD(a4, (row) + 32); \
+    v8f u01 = __builtin_shufflevector(a0, a1, 0, 4, 8, 12, 1, 5, 9, 13);                         \
+    v8f u23 = __builtin_shufflevector(a0, a1, 2, 6, 10, 14, 3, 7, 11, 15);                       \
+    v8f w01 = __builtin_shufflevector(a2, a3, 0, 4, 8, 12, 1, 5, 9, 13);                         \
+    v8f w23 = __builtin_shufflevector(a2, a3, 2, 6, 10, 14, 3, 7, 11, 15);                       \
+    d[0] = __builtin_shufflevector(u01, w01, 0, 1, 2, 3, 8, 9, 10, 11);                          \
+    d[1] = __builtin_shufflevector(u01, w01, 4, 5, 6, 7, 12, 13, 14, 15);                        \
+    d[2] = __builtin_shufflevector(u23, w23, 0, 1, 2, 3, 8, 9, 10, 11);                          \
+    d[3] = __builtin_shufflevector(u23, w23, 4, 5, 6, 7, 12, 13, 14, 15);                        \
+    d[4] = __builtin_shufflevector(d[0], a4, 1, 2, 3, 4, 5, 6, 7, 8);                            \
+    d[5] = __builtin_shufflevector(d[1], a4, 1, 2, 3, 4, 5, 6, 7, 9);                            \
+  } while (0)
+
+/* tiles [j0, j0 + 8) of tile row i of the padded plane xp (rows wp floats) into V at
+ * channel c, tile t0 + j0 on; n of them are stored (8 where the plane's later tiles, which
+ * this task writes afterwards, take the others) */
+WINO_INLINE void wino_in_block(const float *xp, int64_t wp, int64_t i, int64_t j0, float *v,
+                               int64_t cstride, int64_t n) {
+  v8f r[6][6]; /* r[k][s]: image row k of the window, transformed along the row */
+  for (int k = 0; k < 6; k++) {
+    v8f d[6];
+    const float *row = xp + (4 * i + k) * wp + 4 * j0;
+    WINO_TAPS(row, d);
+    WINO_BT(d[0], d[1], d[2], d[3], d[4], d[5], r[k]);
+  }
+  for (int s = 0; s < 6; s++) {
+    v8f o[6];
+    WINO_BT(r[0][s], r[1][s], r[2][s], r[3][s], r[4][s], r[5][s], o);
+    for (int a = 0; a < 6; a++) {
+      float *dst = v + (int64_t)(a * 6 + s) * cstride;
+      if (n == WV) ST(dst, o[a]);
+      else memcpy(dst, &o[a], (size_t)n * sizeof(float));
+    }
+  }
+}
+
+/* plane nc = n·C + c: copied into the zero-padded xp (rows wp floats: padding and tiles
+ * past the image read zeros), then every tile row in blocks of 8 tiles */
+WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t nc, float *xp, int64_t wp) {
+  const int64_t *g = w->g;
+  int64_t H = g[WG_H], W = g[WG_W], C = g[WG_C], tw = g[WG_TW], th = g[WG_TH];
+  int64_t rows = 4 * th + 2, n = nc / C, c = nc % C;
+  const float *x = w->src + nc * H * W;
+  int64_t T = g[WG_N] * th * tw, cw = W + g[WG_PW] > wp ? wp - g[WG_PW] : W;
+  for (int64_t ih = 0; ih < H && ih + g[WG_PH] < rows; ih++)
+    memcpy(xp + (ih + g[WG_PH]) * wp + g[WG_PW], x + ih * W, (size_t)cw * sizeof(float));
+  for (int64_t i = 0; i < th; i++)
+    for (int64_t j0 = 0; j0 < tw; j0 += WV) {
+      int64_t t = (n * th + i) * tw + j0;
+      int64_t n_ = tw - j0 < WV && t + WV > (n + 1) * th * tw ? tw - j0 : WV;
+      wino_in_block(xp, wp, i, j0, w->dst + c * T + t, C * T, n_);
+    }
+}
+
+WINO_INLINE void wino_in_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
+  const int64_t *g = w->g;
+  int64_t wp = 4 * wino_round8(g[WG_TW]) + 8;
+  float *xp = wino_buf((4 * g[WG_TH] + 2) * wp);
+  for (int64_t nc = lo; nc < hi; nc++) wino_in_plane(w, nc, xp, wp);
+  free(xp);
+}
+
+/* ---- the output transform: y = Aᵀ·m·A per tile and output channel, with the epilogue --- */
+
+/* Aᵀ of F(4,3) applied to m0..m5 */
+#define WINO_AT(m0, m1, m2, m3, m4, m5, o)                                                      \
+  do {                                                                                           \
+    v8f s12_ = (m1) + (m2), d12_ = (m1) - (m2), s34_ = (m3) + (m4), d34_ = (m3) - (m4);         \
+    o[0] = (m0) + s12_ + s34_;                                                                  \
+    o[1] = d12_ + 2.0f * d34_;                                                                  \
+    o[2] = s12_ + 4.0f * s34_;                                                                  \
+    o[3] = d12_ + 8.0f * d34_ + (m5);                                                           \
+  } while (0)
+
+/* the epilogue on a vector: ·sc + sh, then relu (NaN kept, as the GEMM's) */
+#define WINO_EPI(v, sc, sh, relu)                                                               \
+  do {                                                                                           \
+    v = v * (sc) + (sh);                                                                        \
+    if (relu) v = (v8f)((v8i)v & ~(v <= (v8f){0}));                                              \
+  } while (0)
+
+/* output rows 4i .. 4i + 3 (those inside y) of 8 tiles from their four column phases:
+ * interleaved into 32 consecutive outputs, of which the first `cols` are stored */
+#define WINO_STORE(yrow, p, cols)                                                               \
+  do {                                                                                           \
+    v8f u01 = __builtin_shufflevector(p[0], p[1], 0, 8, 1, 9, 2, 10, 3, 11);                    \
+    v8f u23 = __builtin_shufflevector(p[2], p[3], 0, 8, 1, 9, 2, 10, 3, 11);                    \
+    v8f h01 = __builtin_shufflevector(p[0], p[1], 4, 12, 5, 13, 6, 14, 7, 15);                  \
+    v8f h23 = __builtin_shufflevector(p[2], p[3], 4, 12, 5, 13, 6, 14, 7, 15);                  \
+    v8f q_[4] = {__builtin_shufflevector(u01, u23, 0, 1, 8, 9, 2, 3, 10, 11),                   \
+                 __builtin_shufflevector(u01, u23, 4, 5, 12, 13, 6, 7, 14, 15),                 \
+                 __builtin_shufflevector(h01, h23, 0, 1, 8, 9, 2, 3, 10, 11),                   \
+                 __builtin_shufflevector(h01, h23, 4, 5, 12, 13, 6, 7, 14, 15)};                \
+    if ((cols) >= 4 * WV) memcpy((yrow), q_, sizeof q_);                                         \
+    else memcpy((yrow), q_, (size_t)(cols) * sizeof(float));                                     \
+  } while (0)
+
+/* tiles [j0, j0 + 8) of tile row i of output channel o: m points at M[0][o][t0 + j0], of
+ * which n are read (the rest are zeros; 8 where M goes on: those lanes are not stored) */
+WINO_INLINE void wino_out_block(const WinoCtx *w, const float *m, int64_t xs, int64_t n,
+                                float *y, int64_t rows, int64_t cols, float sc, float sh) {
+  v8f r[4][6]; /* r[a][s]: output row a of the tile, column s of the product */
+  for (int s = 0; s < 6; s++) {
+    v8f v[6];
+    for (int a = 0; a < 6; a++) {
+      const float *p = m + (int64_t)(a * 6 + s) * xs;
+      if (n == WV) LD(v[a], p);
+      else {
+        v[a] = (v8f){0};
+        memcpy(&v[a], p, (size_t)n * sizeof(float));
+      }
+    }
+    v8f o[4];
+    WINO_AT(v[0], v[1], v[2], v[3], v[4], v[5], o);
+    for (int a = 0; a < 4; a++) r[a][s] = o[a];
+  }
+  for (int a = 0; a < 4 && a < rows; a++) {
+    v8f q[4];
+    WINO_AT(r[a][0], r[a][1], r[a][2], r[a][3], r[a][4], r[a][5], q);
+    for (int k = 0; k < 4; k++) WINO_EPI(q[k], sc, sh, w->relu);
+    WINO_STORE(y + a * w->g[WG_OW], q, cols);
+  }
+}
+
+/* output plane no = n·O + o, tile row by tile row, 8 tiles at a time */
+WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t no) {
+  const int64_t *g = w->g;
+  int64_t O = g[WG_O], OH = g[WG_OH], OW = g[WG_OW], tw = g[WG_TW], th = g[WG_TH];
+  int64_t n = no / O, o = no % O, T = g[WG_N] * th * tw;
+  float sc = 1, sh = 0;
+  if (w->bias) sh = w->bias[o];
+  else if (w->affine) sc = w->affine[2 * o], sh = w->affine[2 * o + 1];
+  float *y = w->dst + no * OH * OW;
+  for (int64_t i = 0; i < th; i++)
+    for (int64_t j0 = 0; j0 < tw; j0 += WV) {
+      int64_t t = (n * th + i) * tw + j0;
+      wino_out_block(w, w->src + o * T + t, O * T, tw - j0 < WV && t + WV > T ? tw - j0 : WV,
+                     y + 4 * i * OW + 4 * j0, OH - 4 * i, OW - 4 * j0, sc, sh);
+    }
+}
+
+WINO_INLINE void wino_out_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
+  for (int64_t no = lo; no < hi; no++) wino_out_plane(w, no);
+}
+
+/* ---- dispatch: the same loops for baseline x86-64 and AVX2 ---------------------------- */
+
+static void wino_in_base(const WinoCtx *w, int64_t lo, int64_t hi) { wino_in_planes(w, lo, hi); }
+static void wino_out_base(const WinoCtx *w, int64_t lo, int64_t hi) { wino_out_planes(w, lo, hi); }
+#if WINO_X86
+__attribute__((target("avx2"))) static void wino_in_avx2(const WinoCtx *w, int64_t lo, int64_t hi) {
+  wino_in_planes(w, lo, hi);
+}
+__attribute__((target("avx2"))) static void wino_out_avx2(const WinoCtx *w, int64_t lo, int64_t hi) {
+  wino_out_planes(w, lo, hi);
+}
+#endif
+
+typedef struct WinoPar {
+  const WinoCtx *w;
+  bool out;
+  int64_t n, nt;
+} WinoPar;
+
+static void wino_range(const WinoCtx *w, bool out, int64_t lo, int64_t hi) {
+#if WINO_X86
+  if (w->avx2) {
+    if (out) wino_out_avx2(w, lo, hi);
+    else wino_in_avx2(w, lo, hi);
+    return;
+  }
+#endif
+  if (out) wino_out_base(w, lo, hi);
+  else wino_in_base(w, lo, hi);
+}
+
+static void wino_task(void *c, int64_t t) {
+  const WinoPar *p = c;
+  int64_t lo = p->n * t / p->nt, hi = p->n * (t + 1) / p->nt;
+  if (lo < hi) wino_range(p->w, p->out, lo, hi);
+}
+
+/* planes [0, n) over the pool, a fixed range per task; small work on the caller */
+static void wino_par(void *pool, WinoCtx *w, bool out, int64_t n, int64_t per_plane) {
+#if WINO_X86
+  w->avx2 = __builtin_cpu_supports("avx2");
+#endif
+  int64_t nt = rt_pool_size(pool);
+  if (n * per_plane < (1 << 15)) nt = 1;
+  if (nt > n) nt = n;
+  if (nt <= 1) {
+    if (n > 0) wino_range(w, out, 0, n);
+    return;
+  }
+  WinoPar p = {w, out, n, nt};
+  rt_parallel_for(pool, nt, wino_task, &p);
+}
+
+void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom) {
+  WinoCtx w = {.g = geom, .src = x, .dst = V};
+  wino_par(pool, &w, false, geom[WG_N] * geom[WG_C], 36 * geom[WG_TH] * geom[WG_TW]);
+}
+
+void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
+                   int32_t relu, const int64_t *geom) {
+  WinoCtx w = {.g = geom, .src = M, .dst = y, .bias = bias, .affine = affine, .relu = relu};
+  wino_par(pool, &w, true, geom[WG_N] * geom[WG_O], 36 * geom[WG_TH] * geom[WG_TW]);
+}

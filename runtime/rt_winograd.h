@@ -1,0 +1,22 @@
+/* rt_winograd.h — the transforms of a Winograd F(4,3) convolution (3x3, stride 1, dilation
+ * 1, one group) around the 36 GEMMs the generated code runs (codegen/llvm/llvm_ops.c,
+ * docs/cpu-convolutions.md "Winograd F(4,3)"). Generated code calls them by name, so their
+ * signatures are part of the object-file contract (like rt_kernels.h).
+ *
+ * geom = {N, C, H, W, O, OH, OW, ph, pw, TH, TW}: x [N, C, H, W], y [N, O, OH, OW], padding
+ * ph, pw; TH = ceil(OH / 4), TW = ceil(OW / 4) tiles of 4x4 outputs, T = N·TH·TW tiles of
+ * the batch, tile t = (n·TH + i)·TW + j. Edge tiles read zeros past the image and write
+ * only their outputs inside y. Results do not depend on the number of threads. */
+#ifndef RT_WINOGRAD_H
+#define RT_WINOGRAD_H
+#include <stdint.h>
+
+/* the transformed filter U[36][O][C] = G·w[o][c]·Gᵀ (computed in double) of w [O, C, 3, 3] */
+void rt_k_wino_filter(const float *w, float *u, int64_t O, int64_t C);
+/* V[36][C][T] = Bᵀ·d·B for every 6x6 input tile d of every channel */
+void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom);
+/* y = Aᵀ·m·A for every tile and output channel from M[36][O][T], then the epilogue: + bias[o]
+ * (bias not NULL), or ·affine[2o] + affine[2o + 1] (a folded batchnorm), then relu */
+void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
+                   int32_t relu, const int64_t *geom);
+#endif

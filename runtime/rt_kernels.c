@@ -96,8 +96,6 @@ RK_DEFINE_SUM(rk_dot3_dev, const float *a RK_COMMA const float *b RK_COMMA const
               RK_COMMA float m, a[j] * b[j] * (x[j] - m))
 
 RK_DEFINE_SUM(rk_sum_exp, const float *x, expf(x[j]))
-RK_DEFINE_SUM(rk_dot_strided, const float *a RK_COMMA const float *b RK_COMMA int64_t st,
-              a[j] * b[j * st])
 
 /* the largest element, NaN if any is NaN, -inf for n == 0 */
 static float rk_max(const float *x, int64_t n) {
@@ -531,31 +529,10 @@ typedef struct PoolCtx {
   int is_max;
 } PoolCtx;
 
-/* index of the first strict maximum of a window within plane p, -1 if all -inf */
-static int64_t pool_argmax(const int64_t *g, const float *x, int64_t p, int64_t oh,
-                           int64_t ow) {
-  int64_t best = -1;
-  float m = -INFINITY;
-  for (int64_t kh = 0; kh < g[G_KH]; kh++) {
-    int64_t ih = oh * g[G_SH] - g[G_PH] + kh * g[G_DH];
-    if (ih < 0 || ih >= g[G_H]) continue;
-    for (int64_t kw = 0; kw < g[G_KW]; kw++) {
-      int64_t iw = ow * g[G_SW] - g[G_PW] + kw * g[G_DW];
-      if (iw < 0 || iw >= g[G_W]) continue;
-      int64_t i = (p * g[G_H] + ih) * g[G_W] + iw;
-      if (x[i] > m || (isnan(x[i]) && !isnan(m))) {
-        m = x[i];
-        best = i;
-      }
-    }
-  }
-  return best;
-}
-
 /* max pooling of plane p, one output row at a time: for each window offset (kh, kw) a
  * running maximum over the output row's valid range (vectorizable when the stride is 1).
  * The offsets are visited in the window's row-major order and a NaN replaces the maximum,
- * so the value equals pool_argmax's. */
+ * so the value is the maximum pool_argmax finds. */
 static void maxpool_plane(const int64_t *g, const float *x, float *y) {
   int64_t H = g[G_H], W = g[G_W], OW = g[G_OW], sw = g[G_SW], pw = g[G_PW];
   for (int64_t oh = 0; oh < g[G_OH]; oh++) {
@@ -610,21 +587,76 @@ void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_
             pool_planes, &s);
 }
 
+/* the window taps [*k0, *k1) whose index o + k·d lies in [0, n) */
+static void pool_taps(int64_t o, int64_t d, int64_t k, int64_t n, int64_t *k0, int64_t *k1) {
+  *k0 = o >= 0 ? 0 : (-o + d - 1) / d;
+  *k1 = o >= n ? 0 : (n - o + d - 1) / d;
+  if (*k1 > k) *k1 = k;
+  if (*k0 > *k1) *k0 = *k1;
+}
+
+/* the index of the first strict maximum of the window rows [kh0, kh1) x [kw0, kw1) from
+ * x + row0, in row-major order (a NaN replaces it), or -1 when all are -inf: the largest
+ * value first (one max a value), then the first index holding it, walking backwards with
+ * conditional moves; a window with a NaN in it takes the sequential rule */
+static int64_t pool_argmax(const float *x, int64_t row0, int64_t W, int64_t dh, int64_t dw,
+                           int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1) {
+  float m = -INFINITY;
+  int nan = 0;
+  for (int64_t kh = kh0; kh < kh1; kh++)
+    for (int64_t kw = kw0; kw < kw1; kw++) {
+      float v = x[row0 + kh * dh * W + kw * dw];
+      m = v > m ? v : m;
+      nan |= v != v;
+    }
+  int64_t best = -1;
+  if (nan) {
+    m = -INFINITY;
+    for (int64_t kh = kh0; kh < kh1; kh++)
+      for (int64_t kw = kw0; kw < kw1; kw++) {
+        int64_t i = row0 + kh * dh * W + kw * dw;
+        if (x[i] > m || (x[i] != x[i] && m == m)) m = x[i], best = i;
+      }
+    return best;
+  }
+  if (m == -INFINITY) return -1;
+  for (int64_t kh = kh1 - 1; kh >= kh0; kh--)
+    for (int64_t kw = kw1 - 1; kw >= kw0; kw--) {
+      int64_t i = row0 + kh * dh * W + kw * dw;
+      best = x[i] == m ? i : best;
+    }
+  return best;
+}
+
+/* max pooling's backward over plane p: each output's dy added at its window's first strict
+ * maximum (pool_argmax), the window clipped to the plane once per row and column */
+static void maxpool_bwd_plane(const int64_t *g, const float *x, const float *dy, float *dx) {
+  int64_t H = g[G_H], W = g[G_W], OW = g[G_OW], KW = g[G_KW], sw = g[G_SW], pw = g[G_PW];
+  int64_t dh = g[G_DH], dw = g[G_DW];
+  for (int64_t oh = 0; oh < g[G_OH]; oh++) {
+    int64_t ih0 = oh * g[G_SH] - g[G_PH], kh0, kh1;
+    pool_taps(ih0, dh, g[G_KH], H, &kh0, &kh1);
+    for (int64_t ow = 0; ow < OW; ow++) {
+      int64_t iw0 = ow * sw - pw, kw0, kw1;
+      pool_taps(iw0, dw, KW, W, &kw0, &kw1);
+      int64_t best = pool_argmax(x, ih0 * W + iw0, W, dh, dw, kh0, kh1, kw0, kw1);
+      if (best >= 0) dx[best] += dy[oh * OW + ow];
+    }
+  }
+}
+
 static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
   PoolCtx *s = c;
   int64_t g[G_EXCL + 1]; /* a local copy: stores to the output cannot change it */
   memcpy(g, s->g, sizeof g);
   int64_t plane = g[G_H] * g[G_W];
   memset(s->out + lo * plane, 0, (size_t)((hi - lo) * plane) * sizeof(float));
-  for (int64_t p = lo; p < hi; p++)
+  for (int64_t p = lo; s->is_max && p < hi; p++)
+    maxpool_bwd_plane(g, s->x + p * plane, s->dy + p * g[G_OH] * g[G_OW], s->out + p * plane);
+  for (int64_t p = lo; !s->is_max && p < hi; p++)
     for (int64_t oh = 0; oh < g[G_OH]; oh++)
       for (int64_t ow = 0; ow < g[G_OW]; ow++) {
         float d = s->dy[(p * g[G_OH] + oh) * g[G_OW] + ow];
-        if (s->is_max) {
-          int64_t i = pool_argmax(g, s->x, p, oh, ow);
-          if (i >= 0) s->out[i] += d;
-          continue;
-        }
         float v = (float)(d / pool_divisor(g, oh, ow));
         for (int64_t kh = 0; kh < g[G_KH]; kh++) {
           int64_t ih = oh * g[G_SH] - g[G_PH] + kh * g[G_DH];
@@ -635,71 +667,6 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
           }
         }
       }
-}
-
-/* ---- depthwise filter gradient ------------------------------------------------------- */
-
-typedef struct DwGrad {
-  const float *x, *dy;
-  float *dw;
-  const int64_t *g;
-} DwGrad;
-
-/* the output positions ow in [*o0, *o1) whose input column ow·sw - pw + off is in [0, W) */
-static void dw_cols(const int64_t *g, int64_t off, int64_t *o0, int64_t *o1) {
-  int64_t W = g[3], OW = g[5], sw = g[9], pw = g[11];
-  int64_t lo = pw - off, hi = W - 1 + pw - off; /* ow·sw in [lo, hi] */
-  *o0 = lo <= 0 ? 0 : (lo + sw - 1) / sw;
-  *o1 = hi < 0 ? 0 : hi / sw + 1;
-  if (*o1 > OW) *o1 = OW;
-  if (*o0 > *o1) *o0 = *o1;
-}
-
-/* one output row's products with a tap's input row: a short row (up to DW_SHORT, the
- * small images of late stages) as one f32 sum in order, whose per-call cost is a few
- * cycles; a longer one through the blocked sums */
-enum { DW_SHORT = 64 };
-static double dw_row(const float *y, const float *x, int64_t sw, int64_t n) {
-  if (n > DW_SHORT) return sw == 1 ? rk_dot(y, x, n) : rk_dot_strided(y, x, sw, n);
-  float p = 0;
-  for (int64_t j = 0; j < n; j++) p += y[j] * x[j * sw];
-  return p;
-}
-
-/* channels [lo, hi): every tap's sum over images and output rows in that order, one f32
- * dot product per row (dw_row) added in double */
-static void dwgrad_range(void *cv, int64_t lo, int64_t hi) {
-  const DwGrad *s = cv;
-  const int64_t *g = s->g;
-  int64_t N = g[0], C = g[1], H = g[2], W = g[3], OH = g[4], OW = g[5], KH = g[6], KW = g[7];
-  int64_t sh = g[8], sw = g[9], ph = g[10], pw = g[11], dh = g[12], dwl = g[13];
-  double acc[64];
-  for (int64_t c = lo; c < hi; c++) {
-    for (int64_t t = 0; t < KH * KW; t++) acc[t] = 0;
-    for (int64_t n = 0; n < N; n++)
-      for (int64_t oh = 0; oh < OH; oh++) {
-        const float *yr = s->dy + ((n * C + c) * OH + oh) * OW;
-        for (int64_t kh = 0; kh < KH; kh++) {
-          int64_t ih = oh * sh - ph + kh * dh;
-          if (ih < 0 || ih >= H) continue;
-          const float *xr = s->x + ((n * C + c) * H + ih) * W;
-          for (int64_t kw = 0; kw < KW; kw++) {
-            int64_t o0, o1, off = kw * dwl;
-            dw_cols(g, off, &o0, &o1);
-            if (o1 <= o0) continue; /* no output column reads this tap's row */
-            const float *xs = xr + (o0 * sw - pw + off); /* >= xr: dw_cols keeps it in [0, W) */
-            acc[kh * KW + kw] += dw_row(yr + o0, xs, sw, o1 - o0);
-          }
-        }
-      }
-    for (int64_t t = 0; t < KH * KW; t++) s->dw[c * KH * KW + t] = (float)acc[t];
-  }
-}
-
-void rt_k_dw_dfilter(void *pool, const float *x, const float *dy, float *dw, const int64_t *geom) {
-  DwGrad s = {x, dy, dw, geom};
-  if (geom[6] * geom[7] > 64) abort(); /* the plan takes this path up to 8x8 */
-  par_range(pool, geom[1], 2 * geom[0] * geom[4] * geom[5] * geom[6] * geom[7], dwgrad_range, &s);
 }
 
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
@@ -719,7 +686,8 @@ void rt_k_avgpool_bwd(void *pool, const float *dy, float *dx, const int64_t *geo
 
 typedef struct BnCtx {
   const float *x, *dy, *gamma, *beta, *rmean, *rvar;
-  float *out;
+  float *out, *dg, *db; /* where not NULL: mode 0 (training) also the batch mean and
+                           unbiased variance, mode 1 gamma's and beta's gradients */
   int64_t N, C, S;
   double eps;
   int train, mode; /* mode 0 forward, 1 dx, 2 dgamma */
@@ -732,6 +700,8 @@ static void bn_stats(const BnCtx *b, int64_t c, double *mean, double *inv) {
   *mean = s / M;
   for (int64_t n = 0; n < b->N; n++) q += rk_dev2(b->x + (n * b->C + c) * b->S, (float)*mean, b->S);
   *inv = 1.0 / sqrt(q / M + b->eps);
+  if (b->mode == 0 && b->dg) b->dg[c] = (float)*mean; /* the batch mean, unbiased variance */
+  if (b->mode == 0 && b->db) b->db[c] = (float)(q / (M - 1));
 }
 
 /* out = a·p + k·(x - m) + c0 over the planes of channel c (p = dy, or nothing when a = 0) */
@@ -774,6 +744,8 @@ static void bn_channels(void *cv, int64_t lo, int64_t hi) {
       b->out[c] = (float)sdyx;
       continue;
     }
+    if (b->dg) b->dg[c] = (float)sdyx;
+    if (b->db) b->db[c] = (float)sdy;
     /* gamma·inv/M·(M·dy - sdy - (x - m)·inv·sdyx) */
     double gsc = b->gamma[c] * inv / M;
     bn_affine(b, c, b->dy, (float)(gsc * M), (float)(-gsc * inv * sdyx), mf, (float)(-gsc * sdy));
@@ -781,17 +753,19 @@ static void bn_channels(void *cv, int64_t lo, int64_t hi) {
 }
 
 void rt_k_batchnorm(void *pool, const float *x, const float *gamma, const float *beta,
-                    const float *rmean, const float *rvar, float *y, int64_t N, int64_t C,
-                    int64_t S, double eps, int32_t train) {
+                    const float *rmean, const float *rvar, float *y, float *mean, float *var,
+                    int64_t N, int64_t C, int64_t S, double eps, int32_t train) {
   BnCtx b = {.x = x, .gamma = gamma, .beta = beta, .rmean = rmean, .rvar = rvar, .out = y,
-             .N = N, .C = C, .S = S, .eps = eps, .train = train, .mode = 0};
+             .dg = train ? mean : NULL, .db = train ? var : NULL, .N = N, .C = C, .S = S,
+             .eps = eps, .train = train, .mode = 0};
   par_range(pool, C, 8 * N * S, bn_channels, &b);
 }
 
 void rt_k_batchnorm_bwd(void *pool, const float *dy, const float *x, const float *gamma,
-                        float *dx, int64_t N, int64_t C, int64_t S, double eps) {
-  BnCtx b = {.x = x, .dy = dy, .gamma = gamma, .out = dx, .N = N, .C = C, .S = S, .eps = eps,
-             .train = 1, .mode = 1};
+                        float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C, int64_t S,
+                        double eps) {
+  BnCtx b = {.x = x, .dy = dy, .gamma = gamma, .out = dx, .dg = dgamma, .db = dbeta, .N = N,
+             .C = C, .S = S, .eps = eps, .train = 1, .mode = 1};
   par_range(pool, C, 12 * N * S, bn_channels, &b);
 }
 
@@ -1089,7 +1063,7 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_pool_size),     SYM(rt_parallel_for),    SYM(rt_k_reduce),
     SYM(rt_k_max_bwd),     SYM(rt_k_softmax),       SYM(rt_k_softmax_bwd),
     SYM(rt_k_transpose),   SYM(rt_k_axis_copy),     SYM(rt_k_pool),
-    SYM(rt_k_maxpool_bwd), SYM(rt_k_avgpool_bwd),   SYM(rt_k_dw_dfilter),   SYM(rt_k_batchnorm),
+    SYM(rt_k_maxpool_bwd), SYM(rt_k_avgpool_bwd),   SYM(rt_k_batchnorm),
     SYM(rt_k_batchnorm_bwd), SYM(rt_k_bn_dgamma),   SYM(rt_k_layernorm),
     SYM(rt_k_layernorm_bwd), SYM(rt_k_ln_dgamma),   SYM(rt_k_dropout),
     SYM(rt_k_embedding),   SYM(rt_k_embedding_bwd), SYM(rt_k_cross_entropy),

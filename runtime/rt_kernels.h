@@ -45,17 +45,17 @@ void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
                       const int64_t *geom);
 void rt_k_avgpool_bwd(void *pool, const float *dy, float *dx, const int64_t *geom);
-/* the filter gradient dw [C, 1, KH, KW] of a depthwise convolution (one input and one output
- * channel per group, KH·KW <= 64) of x [N, C, H, W] with dy [N, C, OH, OW]; geom as
- * pooling's (exclude_pad unused) */
-void rt_k_dw_dfilter(void *pool, const float *x, const float *dy, float *dw, const int64_t *geom);
 
-/* batchnorm over x [N, C, S]; train: batch statistics, else rmean/rvar */
+/* batchnorm over x [N, C, S]; train: batch statistics, else rmean/rvar; in training, where
+ * not NULL, also the batch mean [C] and unbiased variance [C] (a mean and a var node's) */
 void rt_k_batchnorm(void *pool, const float *x, const float *gamma, const float *beta,
-                    const float *rmean, const float *rvar, float *y, int64_t N, int64_t C,
-                    int64_t S, double eps, int32_t train);
+                    const float *rmean, const float *rvar, float *y, float *mean, float *var,
+                    int64_t N, int64_t C, int64_t S, double eps, int32_t train);
+/* a training batchnorm's data gradient dx and, where not NULL, gamma's gradient dgamma [C]
+ * (rt_k_bn_dgamma's values) and beta's dbeta [C] (the sum of dy over N and S) */
 void rt_k_batchnorm_bwd(void *pool, const float *dy, const float *x, const float *gamma,
-                        float *dx, int64_t N, int64_t C, int64_t S, double eps);
+                        float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C, int64_t S,
+                        double eps);
 void rt_k_bn_dgamma(void *pool, const float *dy, const float *x, float *dg, int64_t N,
                     int64_t C, int64_t S, double eps);
 /* the same over the batches of every process (rt_syncbn.c; h: struct RtHooks *, rt_model.h):

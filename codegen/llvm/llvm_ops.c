@@ -14,8 +14,9 @@
  *   batch when an image has fewer than CG_CONV_BATCH_P output positions (its output through
  *   scratch, copied into place). The data gradient is a GEMM into an unfolded K x P scratch
  *   and col2im, spread over the threads by input channel (batched the same way); 1x1
- *   stride-1 unpadded convolutions use the activations directly. Forward depthwise convolutions are computed
- *   directly (vectors along the output row, rows over the threads). A folded inference
+ *   stride-1 unpadded convolutions use the activations directly. Depthwise convolutions, their
+ *   filter gradients and (at strides 1 and 2) their data gradients are computed directly
+ *   (vectors along the rows, rows or channels over the threads). A folded inference
  *   batchnorm becomes the GEMM's per-channel scale-and-shift epilogue, from a table of
  *   gamma/sqrt(var + eps) and beta - mean·scale computed at the start of the kernel.
  * - everything else calls a plain-C runtime kernel (runtime/rt_kernels.h) or, for copies
@@ -983,16 +984,225 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   loop_end(e, &lr);
 }
 
+/* body over `items` (rows or channels) in min(items, work / 65536 + 1) tasks, or inline */
+static void run_items(CgEmit *e, const CgKernel *k, int64_t items, int64_t work, TaskBody body,
+                      const CgConv *c) {
+  int64_t maxt = work / 65536 + 1;
+  if (maxt > items) maxt = items;
+  if (maxt > 1) {
+    run_tasks(e, k, maxt, body, (void *)c);
+    return;
+  }
+  body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+}
+
 /* a depthwise convolution (one input and one output channel per group) computed directly,
  * vectorized along the output row, rows spread over the threads; no im2col, no scratch */
 static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
-  int64_t rows = c->N * c->C * c->OH, maxt = rows * c->OW * c->KH * c->KW / 65536 + 1;
-  if (maxt > rows) maxt = rows;
-  if (maxt > 1) {
-    run_tasks(e, k, maxt, dw_body, (void *)c);
-    return;
+  int64_t rows = c->N * c->C * c->OH;
+  run_items(e, k, rows, rows * c->OW * c->KH * c->KW, dw_body, c);
+}
+
+/* ---- depthwise data gradient, direct ---------------------------------------------------- */
+
+/* The data gradient of a depthwise convolution at stride 1 or 2 (a transposed depthwise
+ * convolution): dx[ih][iw] = Σ w[kh][kw]·dy[oh][ow] over the taps with ih = oh·sh - ph +
+ * kh·dh and iw = ow·sw - pw + kw·dw. A dx row of phase q = ih mod sh takes the kh whose
+ * (q + ph - kh·dh) the stride divides; its columns are computed in sw phases p of vl
+ * columns iw = sw·(j + lane) + p, each a dense vector over j whose taps kw read dy's row
+ * contiguously at ow = j + lane + (p + pw - kw·dw)/sw (a masked load: lanes outside dy
+ * read nothing). At stride 2 the two phases are interleaved into two vectors of dx. */
+typedef struct DwDxRow {
+  LLVMValueRef dyrow[8], rowok[8]; /* per kh: dy's row oh (row 0 when outside), oh valid */
+  LLVMValueRef wv[8][8];           /* the filter's taps, splat */
+  LLVMValueRef lanes, dxr;
+} DwDxRow;
+
+/* the sum of phase p's taps for the vl columns from j: lanes outside dy read nothing */
+static LLVMValueRef dwdx_phase(CgEmit *e, const CgConv *c, const DwDxRow *r, int q, int p,
+                               LLVMValueRef j) {
+  int vl = e->vl;
+  LLVMTypeRef vi64 = LLVMVectorType(e->i64, (unsigned)vl), vt = e->vf;
+  LLVMValueRef acc = LLVMConstNull(e->vf);
+  for (int kh = 0; kh < c->KH; kh++) {
+    if ((q + c->ph - kh * c->dh) % c->sh) continue;
+    for (int kw = 0; kw < c->KW; kw++) {
+      int64_t t = p + c->pw - kw * c->dw;
+      if (t % c->sw) continue;
+      LLVMValueRef first = add(e, j, cg_c64(e, t / c->sw));
+      LLVMValueRef ow = add(e, splat(e, first, vl), r->lanes);
+      LLVMValueRef m = LLVMBuildAnd(e->b, splat(e, r->rowok[kh], vl),
+                                    LLVMBuildICmp(e->b, LLVMIntSGE, ow, LLVMConstNull(vi64), ""), "");
+      m = LLVMBuildAnd(e->b, m, LLVMBuildICmp(e->b, LLVMIntSLT, ow, splat(e, cg_c64(e, c->OW), vl), ""), "");
+      LLVMValueRef ptr = LLVMBuildGEP2(e->b, e->f32, r->dyrow[kh], &first, 1, "");
+      LLVMTypeRef over[2] = {e->vf, e->ptr};
+      LLVMValueRef args[4] = {ptr, c32(e, 4), m, LLVMConstNull(e->vf)};
+      LLVMValueRef v = intrinsic(e, "llvm.masked.load", over, 2, args, 4);
+      LLVMValueRef fa[3] = {r->wv[kh][kw], v, acc};
+      acc = intrinsic(e, "llvm.fma", &vt, 1, fa, 3);
+    }
   }
-  dw_body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+  return acc;
+}
+
+/* dx's vector of vl columns from iw0, stored where iw < W */
+static void dwdx_store(CgEmit *e, const CgConv *c, const DwDxRow *r, LLVMValueRef v, LLVMValueRef iw0) {
+  int vl = e->vl;
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, iw0, vl), r->lanes),
+                                  splat(e, cg_c64(e, c->W), vl), "");
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef sargs[4] = {v, gep8(e, r->dxr, mul(e, iw0, cg_c64(e, 4))), c32(e, 4), ok};
+  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+}
+
+/* one dx row of phase q: its columns in vectors (two phases interleaved at stride 2) */
+static void dwdx_row(CgEmit *e, const CgConv *c, const DwDxRow *r, int q) {
+  int vl = e->vl;
+  Loop lj;
+  loop_begin(e, &lj, cg_c64(e, 0), cg_c64(e, (c->W + c->sw - 1) / c->sw), vl);
+  if (c->sw == 1) {
+    dwdx_store(e, c, r, dwdx_phase(e, c, r, q, 0, lj.iv), lj.iv);
+  } else {
+    LLVMValueRef a = dwdx_phase(e, c, r, q, 0, lj.iv), b = dwdx_phase(e, c, r, q, 1, lj.iv);
+    LLVMValueRef lo[64], hi[64];
+    for (int l = 0; l < vl; l++) {
+      lo[l] = c32(e, (l & 1) * vl + l / 2);
+      hi[l] = c32(e, (l & 1) * vl + vl / 2 + l / 2);
+    }
+    LLVMValueRef iw0 = mul(e, lj.iv, cg_c64(e, 2));
+    dwdx_store(e, c, r, LLVMBuildShuffleVector(e->b, a, b, LLVMConstVector(lo, (unsigned)vl), ""), iw0);
+    dwdx_store(e, c, r, LLVMBuildShuffleVector(e->b, a, b, LLVMConstVector(hi, (unsigned)vl), ""),
+               add(e, iw0, cg_c64(e, vl)));
+  }
+  loop_end(e, &lj);
+}
+
+/* the row of dy that tap kh reads for dx row ih (oh = (ih + ph - kh·dh) / sh), and whether
+ * it is inside dy; only the kh whose numerator the stride divides are asked for */
+static void dwdx_dyrow(CgEmit *e, const CgConv *c, LLVMValueRef dyc, LLVMValueRef ih, int kh,
+                       DwDxRow *r) {
+  LLVMValueRef num = add(e, ih, cg_c64(e, c->ph - kh * c->dh));
+  LLVMValueRef oh = c->sh == 1 ? num : LLVMBuildAShr(e->b, num, cg_c64(e, 1), "");
+  r->rowok[kh] = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, num, cg_c64(e, 0), ""),
+                              LLVMBuildICmp(e->b, LLVMIntSLT, oh, cg_c64(e, c->OH), ""), "");
+  r->dyrow[kh] = gep8(e, dyc, mul(e, LLVMBuildSelect(e->b, r->rowok[kh], oh, cg_c64(e, 0), ""),
+                                  cg_c64(e, c->OW * 4)));
+}
+
+/* task t of nt: dx rows [r0, r1) of the N·C·H rows */
+static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const CgConv *c = arg;
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef rows = cg_c64(e, c->N * c->C * c->H);
+  LLVMValueRef r0 = LLVMBuildSDiv(e->b, mul(e, t, rows), nt, "");
+  LLVMValueRef r1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), rows), nt, "");
+  DwDxRow r;
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < e->vl; l++) lanes_c[l] = cg_c64(e, l);
+  r.lanes = LLVMConstVector(lanes_c, (unsigned)e->vl);
+  Loop lr;
+  loop_begin(e, &lr, r0, r1, 1);
+  LLVMValueRef ih = LLVMBuildSRem(e->b, lr.iv, cg_c64(e, c->H), "");
+  LLVMValueRef nc = LLVMBuildSDiv(e->b, lr.iv, cg_c64(e, c->H), "");
+  LLVMValueRef ch = LLVMBuildSRem(e->b, nc, cg_c64(e, c->C), "");
+  LLVMValueRef dyc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->OH * c->OW * 4)));
+  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  r.dxr = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->W * 4)));
+  for (int kh = 0; kh < c->KH; kh++) {
+    dwdx_dyrow(e, c, dyc, ih, kh, &r);
+    for (int kw = 0; kw < c->KW; kw++)
+      r.wv[kh][kw] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, (kh * c->KW + kw) * 4)), ""),
+                           e->vl);
+  }
+  if (c->sh == 1) {
+    dwdx_row(e, c, &r, 0);
+  } else { /* the row's phase picks its taps kh */
+    LLVMBasicBlockRef b0 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "even");
+    LLVMBasicBlockRef b1 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "odd");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "join");
+    LLVMValueRef odd = LLVMBuildTrunc(e->b, ih, e->i1, "");
+    LLVMBuildCondBr(e->b, odd, b1, b0);
+    for (int q = 0; q < 2; q++) {
+      LLVMPositionBuilderAtEnd(e->b, q ? b1 : b0);
+      dwdx_row(e, c, &r, q);
+      LLVMBuildBr(e->b, join);
+    }
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
+  loop_end(e, &lr);
+}
+
+/* the data gradient of a depthwise convolution (CgConv.depthwise, stride 1 or 2) computed
+ * directly, dx rows spread over the threads; no unfold, no scratch */
+static void lower_depthwise_dx(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  int64_t rows = c->N * c->C * c->H;
+  run_items(e, k, rows, rows * c->W * c->KH * c->KW, dwdx_body, c);
+}
+
+/* ---- depthwise filter gradient, direct -------------------------------------------------- */
+
+/* task t of nt: channels [c0, c1) of the filter gradient dw[c][kh][kw] = Σ dy[n][c][oh][ow]·
+ * x[n][c][ih][iw]. For one channel, every image's output rows in vectors of OW: dy's
+ * vector times each tap's input vector (dw_tap, the forward's loads) into that tap's vector
+ * accumulator; at the end the lanes are summed in order in double. Channels are whole
+ * tasks, so the bits do not depend on the thread count. */
+static void dwdf_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const CgConv *c = arg;
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl, taps = (int)(c->KH * c->KW);
+  LLVMValueRef C = cg_c64(e, c->C);
+  LLVMValueRef c0 = LLVMBuildSDiv(e->b, mul(e, t, C), nt, "");
+  LLVMValueRef c1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), C), nt, "");
+  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)taps), vt = e->vf;
+  LLVMTypeRef vd = LLVMVectorType(e->f64, (unsigned)vl);
+  LLVMValueRef acc = entry_alloca(e, at, "dwacc"), slot[64];
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  LLVMValueRef lanes = LLVMConstVector(lanes_c, (unsigned)vl);
+  Loop lc, ln, lh, lw;
+  loop_begin(e, &lc, c0, c1, 1);
+  for (int i = 0; i < taps; i++) {
+    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
+    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
+    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
+  }
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef nc = add(e, mul(e, ln.iv, C), lc.iv);
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef dyc = gep8(e, cg_ptr(e, n->in[1]), mul(e, nc, cg_c64(e, c->OH * c->OW * 4)));
+  loop_begin(e, &lh, cg_c64(e, 0), cg_c64(e, c->OH), 1);
+  LLVMValueRef dyr = gep8(e, dyc, mul(e, lh.iv, cg_c64(e, c->OW * 4)));
+  loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, c->OW), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl), lanes),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef largs[4] = {LLVMBuildGEP2(e->b, e->f32, dyr, &lw.iv, 1, ""), c32(e, 4), ok,
+                           LLVMConstNull(e->vf)};
+  LLVMValueRef dyv = intrinsic(e, "llvm.masked.load", over, 2, largs, 4);
+  for (int kh = 0; kh < c->KH; kh++)
+    for (int kw = 0; kw < c->KW; kw++) {
+      LLVMValueRef xv = dw_tap(e, c, xc, lw.iv, lanes, ok, lh.iv, kh, kw);
+      LLVMValueRef *s = &slot[kh * c->KW + kw];
+      LLVMValueRef fa[3] = {dyv, xv, LLVMBuildLoad2(e->b, e->vf, *s, "")};
+      LLVMBuildStore(e->b, intrinsic(e, "llvm.fma", &vt, 1, fa, 3), *s);
+    }
+  loop_end(e, &lw);
+  loop_end(e, &lh);
+  loop_end(e, &ln);
+  LLVMValueRef dwc = gep8(e, cg_ptr(e, k->out), mul(e, lc.iv, cg_c64(e, taps * 4)));
+  for (int i = 0; i < taps; i++) {
+    LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[i], ""), vd, "");
+    LLVMValueRef ra[2] = {dconst(e, 0), v};
+    LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
+    LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""), gep8(e, dwc, cg_c64(e, i * 4)));
+  }
+  loop_end(e, &lc);
+}
+
+/* the filter gradient of a depthwise convolution (CgConv.depthwise) computed directly,
+ * channels spread over the threads; no unfold, no packing */
+static void lower_depthwise_dw(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  run_items(e, k, c->C, c->N * c->C * c->OH * c->OW * c->KH * c->KW, dwdf_body, c);
 }
 
 /* a forward convolution's filter as its GEMM f reads it: the parameter (lda K, groups
@@ -1042,6 +1252,41 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   LLVMBuildMemCpy(e->b, dst, 4, src, 4, cg_c64(e, c->P * 4));
   loop_end(e, &ln);
   loop_end(e, &lo);
+  loop_end(e, &lg);
+  return 0;
+}
+
+/* group g's rows of dy [N][O][P] copied side by side to T[Og][N·P] */
+static void copy_dy_rows(CgEmit *e, const CgConv *c, LLVMValueRef DY, LLVMValueRef T, LLVMValueRef g) {
+  int64_t np = c->N * c->P;
+  Loop lo, ln;
+  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef dst = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
+                                    cg_c64(e, 4)));
+  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, g, cg_c64(e, c->Og))), lo.iv);
+  LLVMBuildMemCpy(e->b, dst, 4, gep8(e, DY, mul(e, row, cg_c64(e, c->P * 4))), 4, cg_c64(e, c->P * 4));
+  loop_end(e, &ln);
+  loop_end(e, &lo);
+}
+
+/* the filter gradient of a convolution whose images share one GEMM per group (CgConv.batch):
+ * dy's rows copied to T[Og][N·P], then dW[Og][K] = T·colᵀ over the batch's positions (the
+ * unfold gathered from every image while packing): one call a group, not one a group and
+ * image whose K is an image's few positions */
+static int lower_bwd_filter_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), DY = cg_ptr(e, n->in[1]), DW = cg_ptr(e, k->out);
+  LLVMValueRef T = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  int64_t np = c->N * c->P;
+  Loop lg;
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  copy_dy_rows(e, c, DY, T, lg.iv);
+  LLVMValueRef xp = gep8(e, X, mul(e, lg.iv, cg_c64(e, c->Cg * c->H * c->W * 4)));
+  LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
+  gemm_call(e, f, c->Og, c->K, np, T, np, xp, np, wp, c->K, NULL);
   loop_end(e, &lg);
   return 0;
 }
@@ -1124,16 +1369,9 @@ static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, L
   LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
   LLVMValueRef T = gep8(e, col, cg_c64(e, c->K * np * 4));
   memset0(e, DX, c->N * xs);
-  Loop lg, lo, ln;
+  Loop lg, ln;
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
-  loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, c->Og), 1);
-  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
-  LLVMValueRef dst = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
-                                    cg_c64(e, 4)));
-  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
-  LLVMBuildMemCpy(e->b, dst, 4, gep8(e, DY, mul(e, row, cg_c64(e, c->P * 4))), 4, cg_c64(e, c->P * 4));
-  loop_end(e, &ln);
-  loop_end(e, &lo);
+  copy_dy_rows(e, c, DY, T, lg.iv);
   LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
   gemm_call(e, f, c->K, np, c->Og, wp, c->K, T, np, col, np, NULL);
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
@@ -1324,11 +1562,12 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     return 0;
   }
   if (c.wino) return lower_conv_wino(e, k, &c, bnt);
-  if (c.depthwise && n->op == OP_CONV2D_BWD_FILTER) { /* the runtime's per-channel sums */
-    int64_t g[15] = {c.N, c.C, c.H, c.W, c.OH, c.OW, c.KH, c.KW, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, 0};
-    LLVMValueRef a[5] = {e->pool, cg_ptr(e, n->in[0]), cg_ptr(e, n->in[1]), cg_ptr(e, k->out),
-                         const_table(e, g, 15)};
-    rt_call(e, "rt_k_dw_dfilter", "ppppp", a);
+  if (c.depthwise && n->op == OP_CONV2D_BWD_DATA) {
+    lower_depthwise_dx(e, k, &c);
+    return 0;
+  }
+  if (c.depthwise && n->op == OP_CONV2D_BWD_FILTER) {
+    lower_depthwise_dw(e, k, &c);
     return 0;
   }
   if (c.trans) return lower_conv_t(e, k, &c);
@@ -1390,6 +1629,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     loop_end(e, &ln);
   } else {
     sp.trans_b = 1;
+    if (c.batch) return lower_bwd_filter_batch(e, k, &c, &sp);
     sp.accumulate = 1;
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;
@@ -1609,17 +1849,25 @@ static int lower_bn(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   int64_t N, C, S;
   if (k->sync_stats) return lower_bn_sync(e, k);
+  /* the members CgTarget.bn_fused adds: the forward's mean and variance, the backward's
+   * gamma and beta gradients */
+  LLVMValueRef m1 = LLVMConstPointerNull(e->ptr), m2 = m1;
+  for (int m = 1; m < k->nmembers; m++) {
+    OpKind op = node(e, k->members[m])->op;
+    if (op == OP_MEAN || op == OP_BN_DGAMMA) m1 = cg_ptr(e, k->members[m]);
+    if (op == OP_VAR || op == OP_SUM) m2 = cg_ptr(e, k->members[m]);
+  }
   if (n->op == OP_BATCHNORM) {
     bn_dims(val(e, n->in[0]), &N, &C, &S);
-    LLVMValueRef a[12] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), in_ptr(e, k, 3),
-                          in_ptr(e, k, 4), cg_ptr(e, k->node), cg_c64(e, N), cg_c64(e, C), cg_c64(e, S),
-                          dconst(e, n->attr.value), c32(e, n->attr.train)};
-    rt_call(e, "rt_k_batchnorm", "pppppppllldi", a);
+    LLVMValueRef a[14] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), in_ptr(e, k, 3),
+                          in_ptr(e, k, 4), cg_ptr(e, k->node), m1, m2, cg_c64(e, N), cg_c64(e, C),
+                          cg_c64(e, S), dconst(e, n->attr.value), c32(e, n->attr.train)};
+    rt_call(e, "rt_k_batchnorm", "pppppppppllldi", a);
   } else if (n->op == OP_BATCHNORM_BWD) {
     bn_dims(val(e, n->in[1]), &N, &C, &S);
-    LLVMValueRef a[9] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
-                         cg_c64(e, N), cg_c64(e, C), cg_c64(e, S), dconst(e, n->attr.value)};
-    rt_call(e, "rt_k_batchnorm_bwd", "pppppllld", a);
+    LLVMValueRef a[11] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), in_ptr(e, k, 2), cg_ptr(e, k->node),
+                          m1, m2, cg_c64(e, N), cg_c64(e, C), cg_c64(e, S), dconst(e, n->attr.value)};
+    rt_call(e, "rt_k_batchnorm_bwd", "pppppppllld", a);
   } else {
     bn_dims(val(e, n->in[1]), &N, &C, &S);
     LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), in_ptr(e, k, 1), cg_ptr(e, k->node),
@@ -1831,6 +2079,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
+  t->bn_fused = true;
   t->prepack = true;
   t->winograd = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;

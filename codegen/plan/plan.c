@@ -242,9 +242,10 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->P = c->OH * c->OW;
   c->direct = c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 &&
               c->pw == 0 && c->OH == c->H && c->OW == c->W;
-  c->depthwise = p->target && p->target->depthwise_direct &&
-                 (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_FILTER) && c->G > 1 &&
-                 c->Cg == 1 && c->Og == 1 && c->KH <= 8 && c->KW <= 8;
+  c->depthwise = p->target && p->target->depthwise_direct && c->G > 1 && c->Cg == 1 &&
+                 c->Og == 1 && c->KH <= 8 && c->KW <= 8 &&
+                 (n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_FILTER ||
+                  (n->op == OP_CONV2D_BWD_DATA && c->sh <= 2 && c->sw <= 2));
   CgConvStrategy st = p->target ? p->target->conv : CG_CONV_IM2COL;
   bool small = c->Cg * c->H * c->W < INT32_MAX && c->K < INT32_MAX && c->P < INT32_MAX;
   c->col = !c->direct && !c->depthwise &&
@@ -252,8 +253,9 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
             (st == CG_CONV_GATHER && (n->op == OP_CONV2D_BWD_DATA || !small)));
   int64_t xs = c->C * c->H * c->W, ys = c->Og * c->N * c->P;
   bool few = st == CG_CONV_GATHER && c->N > 1 && c->P < CG_CONV_BATCH_P;
-  c->batch = few && ((n->op == OP_CONV2D && !c->col && !c->depthwise && c->N * xs < INT32_MAX &&
-                      c->N * c->P < INT32_MAX) ||
+  bool gathers = !c->col && !c->depthwise && c->N * xs < INT32_MAX && c->N * c->P < INT32_MAX;
+  c->batch = few && ((n->op == OP_CONV2D && gathers) ||
+                     (n->op == OP_CONV2D_BWD_FILTER && gathers && c->P < CG_CONV_BATCH_DW_P) ||
                      (n->op == OP_CONV2D_BWD_DATA && c->col));
   c->scratch = 0;
   int ki = p->kof && node < p->g->nnodes ? p->kof[node] : -1;
@@ -387,6 +389,47 @@ static void fuse_ew(CgPlan *p, int i) {
   p->k[target].anchor = p->k[target].node = p->k[target].out = i;
 }
 
+/* a reduction `op` of v over a batchnorm's axes (all but 1), not kept: beta's gradient
+ * (a sum of dy), or the batch mean or unbiased variance of x its running statistics read */
+static bool is_bn_reduce(const IrGraph *g, const IrNode *s, OpKind op, int v) {
+  int rank = g->nodes[v].type.rank;
+  if (s->op != op || s->in[0] != v || s->attr.keepdim || s->attr.naxes != rank - 1 ||
+      s->type.dt != DT_F32 || rank < 2 || (op == OP_VAR && s->attr.correction != 1))
+    return false;
+  for (int a = 0, want = 0; a < s->attr.naxes; a++, want += want == 0 ? 2 : 1)
+    if (s->attr.axes[a] != want) return false;
+  return true;
+}
+
+/* a training batchnorm at i (CgTarget.bn_fused): the forward's kernel takes the mean and
+ * variance of x for its running statistics, the backward's its bn_dgamma and beta's sum
+ * over dy, when they are needed and in the same phase; the runtime computes them from the
+ * statistics and sums the kernel forms anyway */
+static void take_bn_siblings(CgPlan *p, int ki, int i, bool *absorbed) {
+  const IrGraph *g = p->g;
+  const IrNode *b = &g->nodes[i];
+  bool fwd = b->op == OP_BATCHNORM;
+  int v = b->in[0], x = fwd ? b->in[0] : b->in[1]; /* v: x, or dy */
+  int got = 0; /* bit 0: the mean or bn_dgamma, bit 1: the variance or the sum */
+  for (int j = i + 1; j < g->nnodes && got != 3; j++) {
+    const IrNode *n = &g->nodes[j];
+    if (!p->v[j].needed || absorbed[j] || p->kof[j] >= 0 || node_opt(p, j) != node_opt(p, i))
+      continue;
+    int bit = 0;
+    if (fwd)
+      bit = is_bn_reduce(g, n, OP_MEAN, v) ? 1 : is_bn_reduce(g, n, OP_VAR, v) ? 2 : 0;
+    else if (n->op == OP_BN_DGAMMA && n->in[0] == v && n->in[1] == x &&
+             n->attr.value == b->attr.value && n->type.dt == DT_F32)
+      bit = 1;
+    else if (is_bn_reduce(g, n, OP_SUM, v))
+      bit = 2;
+    if (!bit || (got & bit)) continue;
+    got |= bit;
+    add_member(p, ki, j);
+    absorbed[j] = true;
+  }
+}
+
 /* fusion, in node order (see the file comment) */
 static void plan_fuse(CgPlan *p, const bool *is_out, bool *absorbed) {
   const IrGraph *g = p->g;
@@ -410,6 +453,9 @@ static void plan_fuse(CgPlan *p, const bool *is_out, bool *absorbed) {
     add_member(p, ki, i);
     p->k[ki].sealed = true;
     if (gemm || n->op == OP_CONV2D) take_epilogue(p, ki, i, is_out, absorbed);
+    if (p->target->bn_fused && n->type.dt == DT_F32 &&
+        ((n->op == OP_BATCHNORM && n->attr.train) || n->op == OP_BATCHNORM_BWD))
+      take_bn_siblings(p, ki, i, absorbed);
   }
 }
 

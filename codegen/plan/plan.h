@@ -54,7 +54,13 @@ typedef struct CgTarget {
   int vector_width;       /* f32 lanes of a vector (CPU), threads of a warp (GPU) */
   bool conv_bn;           /* folds an inference batchnorm after a convolution into the
                              convolution's epilogue (scratch: a scale and a shift a channel) */
-  bool depthwise_direct;  /* computes forward depthwise convolutions without im2col */
+  bool depthwise_direct;  /* computes depthwise convolutions and their gradients without
+                             im2col (CgConv.depthwise) */
+  bool bn_fused;          /* a training batchnorm's kernel also writes the batch mean and
+                             variance its running statistics read (their mean and var
+                             nodes), and its backward's kernel gamma's gradient (bn_dgamma)
+                             and beta's (the sum of dy over its axes): one pass of
+                             statistics each */
   bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
                              f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
   bool winograd;          /* with prepack: computes the inference plan's 3x3 stride-1
@@ -254,16 +260,18 @@ typedef struct CgConv {
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t Cg, Og, K, P; /* per group: channels in/out, K = Cg*KH*KW, P = OH*OW */
   bool direct;          /* 1x1, stride 1, no pad: no im2col */
-  bool depthwise;       /* forward or filter gradient, one channel in and out per group,
-                           at most 8x8, on a target with depthwise_direct: computed
-                           directly, no im2col scratch */
+  bool depthwise;       /* one channel in and out per group, at most 8x8, on a target
+                           with depthwise_direct: the forward, the filter gradient and (at
+                           strides 1 and 2) the data gradient computed directly, no im2col
+                           scratch */
   bool col;             /* unfolded into a K x P scratch (CG_CONV_IM2COL, and the data
                            gradient of CG_CONV_GATHER or an image too large for its 32-bit
                            offsets) */
   bool batch;           /* CG_CONV_GATHER, fewer than CG_CONV_BATCH_P output positions an
                            image: one GEMM for all images of the batch. Forward: its output
                            [Og][N·P] in scratch, then copied into place; data gradient: the
-                           unfold [K][N·P] and dy's rows [Og][N·P] in scratch */
+                           unfold [K][N·P] and dy's rows [Og][N·P] in scratch; filter
+                           gradient: dy's rows [Og][N·P] in scratch */
   bool trans;           /* CPU forward with the output channels in the vector lanes (the
                            tile's conv_t): the GEMM writes yᵀ[P][Og] (all images' positions
                            with batch) to scratch, then y is written from it in NCHW with
@@ -280,5 +288,10 @@ typedef struct CgConv {
 /* a GEMM per image packs the whole filter for its P columns; below this (a block of B's
  * columns, the NC of passes/tiles.c on the CPUs measured) the images share one GEMM */
 #define CG_CONV_BATCH_P TILES_CONV_BATCH_P
+/* ... and below this the filter gradient's (one call of K = N·P instead of N of K = P):
+ * measured on ResNet-18's and MobileNetV2's training steps at batch 8 (Zen 4, 1 thread), 16
+ * positions an image gained (ResNet-18's layer4: 8.0 to 6.05 ms a layer), 49 and 196 were
+ * level or up to 16% slower (the copy of dy's rows, other blockings) */
+#define CG_CONV_BATCH_DW_P 32
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 #endif

@@ -31,7 +31,7 @@
  * and, for max, a data-dependent branch; measured with `bench --profile` on max-pooling's
  * backward and bias-gradient sums (Zen 4, runtime built -O3: 2.5 to 4.5; 9 to 24 at -O2
  * with the geometry reloaded per element), one of the two figures of this model taken from
- * a run rather than from the hardware's. Used for max-pooling's backward, average pooling,
+ * a run rather than from the hardware's. Used for average pooling's backward,
  * cross entropy and reductions over axes that are neither leading nor trailing. */
 #define CG_SCALAR_CYCLES 4.0
 /* the row-wise max pooling (rt_kernels.c maxpool_plane) per window element: its inner loop
@@ -43,6 +43,10 @@
  * range, and the scalar remainder of up to 3 elements with its checks; measured on lenet's
  * 14- and 5-wide output rows (Zen 4: about 20), the other figure taken from a run */
 #define CG_MAXPOOL_ROW_CYCLES 20.0
+/* max pooling's backward (rt_kernels.c pool_argmax: a max over the window, then the first
+ * index holding it by conditional moves), per window element visited and element touched:
+ * lenet's 2x2 pools measured 1.7-1.8 (N=64, Zen 4) */
+#define CG_MAXPOOL_BWD_CYCLES 1.8
 /* the average pooling's scalar loop (rt_kernels.c pool_planes) per window element: the
  * index, two bounds checks, a load, a conversion and a double add, ~8 instructions at about
  * 4 a cycle, the adds of neighbouring outputs overlapping; inception_a's 3x3 pools measured
@@ -103,9 +107,8 @@ static double conv_scratch(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV || !k->scratch_bytes) return 0;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  bool batch = cv.batch && p->g->nodes[k->node].op != OP_CONV2D_BWD_FILTER;
   /* cv.scratch: the unfold or the batch's matrices, without a folded batchnorm's table */
-  return cv.scratch > 0 ? 2.0 * (batch ? 1 : (double)cv.N) * (double)cv.G * (double)cv.scratch : 0;
+  return cv.scratch > 0 ? 2.0 * (cv.batch ? 1 : (double)cv.N) * (double)cv.G * (double)cv.scratch : 0;
 }
 
 /* BLIS-style packing (llvm_gemm.h): B's KC x NC panels once, A's MC x KC blocks once per NC
@@ -257,7 +260,8 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
                                       : CG_EXPF_CYCLES);
   case OP_SOFTMAX_BWD: return 0;
   case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
-  case OP_MAXPOOL_BWD: case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
+  case OP_MAXPOOL_BWD: return (c->flops + touched) * CG_MAXPOOL_BWD_CYCLES;
+  case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
     return (c->flops + touched) * CG_SCALAR_CYCLES;
   default:
     if (!(ir_ops[n->op].flags & OPF_REDUCE) || reduce_contiguous(p, n)) return 0;
@@ -337,12 +341,9 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
-/* a depthwise forward convolution or filter gradient the backend computes directly (the
- * filter gradient in the runtime's rt_k_dw_dfilter): no GEMM, no packing */
+/* a depthwise convolution or gradient the backend computes directly: no GEMM, no packing */
 static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV) return false;
-  int op = p->g->nodes[k->node].op;
-  if (op != OP_CONV2D && op != OP_CONV2D_BWD_FILTER) return false;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   return cv.depthwise;
@@ -363,27 +364,66 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
 
 /* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
  * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
-/* cycles of rt_k_dw_dfilter's dot product of an output row with a tap's input row: a row of
- * up to 64 (DW_SHORT) is one f32 chain, a longer one a vector dot; plus a fixed cost a row.
- * Measured with `bench --train --profile` on mobilenet_v2 N=1 (Zen 4 at 2.6 GHz: 28- and
- * 56-wide rows at stride 1 gave 1.17 cycles an element and 11 a row; 112-wide rows 0.51 an
- * element; 56-wide stride-2 rows 1.47), figures taken from one run */
-#define CG_DWF_SHORT_CYCLES 1.17
-#define CG_DWF_SHORT_STRIDED_CYCLES 1.47
-#define CG_DWF_LONG_CYCLES 0.51
-#define CG_DWF_ROW_CYCLES 11.0
+/* cycles of one tap of one vector of the direct depthwise filter gradient (llvm_ops.c
+ * dwdf_body: dy's vector times the tap's input vector into the tap's accumulator) at stride
+ * 1 and at stride 2 (the forward's two loads keeping the even lanes); other strides gather
+ * as the forward does. Fitted to `bench --train --profile` of mobilenet_v2 N=8 S=112 (Zen 4
+ * at 2.6 GHz: 1.7 on its 4- and 7-wide stride-1 layers, 3.9 on a 7-wide stride-2 one) */
+#define CG_DWF_TAP_CYCLES 1.7
+#define CG_DWF_S2_TAP_CYCLES 3.9
 
-/* the depthwise filter gradient: for every channel, tap, image and output row one dot
- * product of OW products; channels spread over the pool */
+/* the depthwise filter gradient: for every channel, image and output row, vectors of OW
+ * times KH·KW taps; channels spread over min(threads, C, taps·elements / 65536 + 1) tasks.
+ * Its input x is the forward's activation, written long before the backward pass reads it,
+ * so x and dy stream from DRAM: the layers of 14- to 56-wide images measured at 0.9–1.0 of
+ * their bytes at the one-thread DRAM bandwidth, above the taps' time */
 static void dw_dfilter_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
-  double rows = (double)cv->N * (double)cv->C * (double)cv->OH * (double)cv->KH * (double)cv->KW;
-  double len = (double)cv->OW;
-  double per = len <= 64 ? (cv->sw == 1 ? CG_DWF_SHORT_CYCLES : CG_DWF_SHORT_STRIDED_CYCLES)
-                         : (cv->sw == 1 ? CG_DWF_LONG_CYCLES : CG_DWF_SHORT_STRIDED_CYCLES);
-  c->threads = (int)fmin(threads, (double)cv->C);
-  if (c->threads < 1) c->threads = 1;
-  c->t_compute = rows * (per * len + CG_DWF_ROW_CYCLES) / c->threads /
-                 ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double taps = (double)cv->KH * (double)cv->KW;
+  double tapvec = (double)cv->N * (double)cv->C * (double)cv->OH * ceil((double)cv->OW / vl) * taps;
+  double per = cv->sw == 1 ? CG_DWF_TAP_CYCLES : cv->sw == 2 ? CG_DWF_S2_TAP_CYCLES
+                                                              : vl * CG_DW_GATHER_LANE_CYCLES;
+  double elems = (double)cv->N * (double)cv->C * (double)cv->OH * (double)cv->OW * taps;
+  c->threads = (int)fmax(1, fmin(fmin(threads, (double)cv->C), floor(elems / 65536) + 1));
+  c->t_compute = tapvec * per / c->threads / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  double bytes = 4.0 * (double)cv->N * (double)cv->C *
+                 ((double)cv->H * (double)cv->W + (double)cv->OH * (double)cv->OW);
+  double bw = cg_level_bw(hw, CG_LEVEL_DRAM, c->threads);
+  if (bw > 0) c->t_memory = fmax(c->t_memory, bytes / bw);
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
+/* cycles of one tap of one vector of the direct depthwise data gradient (llvm_ops.c
+ * dwdx_phase: the lanes' bounds, a masked load of dy's row and an FMA), of a vector of dx
+ * stored (at stride 2 also the two phases' interleave) and of a dx row (its taps' rows and
+ * filter); fitted to `bench --train --profile` of mobilenet_v2 N=8 S=112 (Zen 4 at 2.6 GHz,
+ * 16 layers of 4- to 28-wide rows at strides 1 and 2: within 0.82-1.06 of the fit) */
+#define CG_DWDX_TAP_CYCLES 1.4
+#define CG_DWDX_VEC_CYCLES 0.55
+#define CG_DWDX_ROW_CYCLES 4.4
+
+/* the direct depthwise data gradient: each dx row of phase q = ih mod sh takes the taps kh
+ * the stride divides, each vector of column phase p the taps kw (llvm_ops.c dwdx_row);
+ * dx rows of N·C·H spread over min(threads, taps·elements / 65536 + 1) tasks */
+static void dw_dx_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double vecs = ceil(ceil((double)cv->W / (double)cv->sw) / vl), tapvec = 0, stores = 0;
+  for (int64_t q = 0; q < cv->sh; q++) {
+    double rows = (double)((cv->H - q + cv->sh - 1) / cv->sh), taps = 0;
+    for (int64_t p = 0; p < cv->sw; p++)
+      for (int64_t kh = 0; kh < cv->KH; kh++)
+        for (int64_t kw = 0; kw < cv->KW; kw++)
+          taps += (q + cv->ph - kh * cv->dh) % cv->sh == 0 && (p + cv->pw - kw * cv->dw) % cv->sw == 0;
+    tapvec += rows * vecs * taps;
+    stores += rows * vecs * (double)cv->sw;
+  }
+  double planes = (double)cv->N * (double)cv->C, rows = planes * (double)cv->H;
+  double tasks = fmin(rows, floor(rows * (double)cv->W * (double)(cv->KH * cv->KW) / 65536) + 1);
+  c->threads = (int)fmax(1, fmin(threads, tasks));
+  double cyc = planes * (tapvec * CG_DWDX_TAP_CYCLES + stores * CG_DWDX_VEC_CYCLES +
+                        (double)cv->H * CG_DWDX_ROW_CYCLES) / c->threads;
+  c->t_compute = cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
@@ -394,6 +434,10 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   cg_conv_geom(p, k->node, &cv);
   if (p->g->nodes[k->node].op == OP_CONV2D_BWD_FILTER) {
     dw_dfilter_cost(&cv, hw, threads, c);
+    return;
+  }
+  if (p->g->nodes[k->node].op == OP_CONV2D_BWD_DATA) {
+    dw_dx_cost(&cv, hw, threads, c);
     return;
   }
   double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */
@@ -435,7 +479,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   int op = p->g->nodes[k->node].op;
   if (depthwise_direct(p, k)) return false;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
-  bool batch = cv.batch && op != OP_CONV2D_BWD_FILTER, gather = !cv.col && (!cv.direct || cv.batch);
+  bool batch = cv.batch, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
   CgGemmShape s = {.mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->mc,
                    .lat_eff = t->eff / wave / tile};
@@ -453,7 +497,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   else if (op == OP_CONV2D_BWD_DATA)
     s.m = cv.K, s.n = np, s.k = cv.Og, s.packed_a = k->prepacked;
   else
-    s.m = cv.Og, s.n = cv.K, s.k = cv.P, s.a_strided = true, s.b_strided = true;
+    s.m = cv.Og, s.n = cv.K, s.k = np, s.a_strided = true, s.b_strided = true;
   double calls = (double)cv.G * (batch ? 1 : (double)cv.N);
   cg_cpu_gemm(hw, &s, threads, run);
   *ncalls = calls;

@@ -262,7 +262,9 @@ END_TEST
 START_TEST(t_conv) {
   /* C, O, k, stride, pad, dilation, groups, H */
   int cs[][8] = {{3, 4, 3, 1, 0, 1, 1, 6}, {4, 4, 3, 2, 1, 1, 1, 7}, {2, 3, 3, 1, 2, 2, 1, 7},
-                 {4, 6, 3, 1, 1, 1, 2, 5}, {4, 4, 3, 2, 1, 1, 4, 6}, {2, 2, 1, 1, 0, 1, 1, 4}};
+                 {4, 6, 3, 1, 1, 1, 2, 5}, {4, 4, 3, 2, 1, 1, 4, 6}, {2, 2, 1, 1, 0, 1, 1, 4},
+                 /* depthwise: 5x5 pad 2, and stride 2 with dilation 2 */
+                 {3, 3, 5, 1, 2, 1, 3, 7}, {3, 3, 3, 2, 2, 2, 3, 9}};
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
     int *c = cs[i];
     Gb b = gb_new("conv2d");

@@ -569,16 +569,30 @@ START_TEST(conv_variants) {
 }
 END_TEST
 
+/* a convolution and its batch size */
+typedef struct ConvCaseN {
+  ConvCase c;
+  int N;
+} ConvCaseN;
+
+/* every case of cs against the interpreter, named `what` and its index */
+static void check_conv_cases(const char *what, const ConvCaseN *cs, size_t n) {
+  for (size_t c = 0; c < n; c++) {
+    g_begin("conv_case");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s case %zu", what, c);
+    check_fwd(nm, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+
 /* more data-gradient shapes (GEMM into the unfold, then col2im): a padded 1x1, 3x3 with
  * more padding than taps, unpadded 3x3 and 7x7 (dx larger than dy), one image and several,
  * images under and over 256 positions (the batched GEMM and one per image), odd sizes,
- * groups and depthwise */
+ * groups and depthwise; the filter gradients of the same cases */
 START_TEST(conv_data_grad) {
   g_no_wino = true;
-  static const struct {
-    ConvCase c;
-    int N;
-  } cs[] = {
+  static const ConvCaseN cs[] = {
       {{5, 7, 9, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2},    /* 1x1 pad 1: padding -1 */
       {{3, 4, 7, 6, 3, 3, 1, 1, 3, 3, 1, 1, 1}, 2},     /* 3x3 pad 3: padding -1 */
       {{6, 5, 13, 9, 3, 3, 1, 1, 0, 0, 1, 1, 1}, 1},    /* unpadded, one image */
@@ -589,14 +603,11 @@ START_TEST(conv_data_grad) {
       {{24, 16, 17, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1}, /* K = 144 over 272 positions */
       {{7, 9, 5, 5, 3, 3, 1, 1, 1, 1, 2, 1, 1}, 4},     /* dilated rows only */
       {{6, 4, 9, 14, 3, 5, 1, 1, 1, 2, 1, 1, 2}, 2},    /* 3x5 */
+      /* 25 positions, three images, two groups: the filter gradient's images share one
+       * GEMM per group (K = 75) */
+      {{4, 6, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 3},
   };
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_dx");
-    conv_case_outputs(&cs[c].c, cs[c].N, "");
-    char what[64];
-    snprintf(what, sizeof what, "conv data-gradient case %zu", c);
-    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
-  }
+  check_conv_cases("conv data-gradient", cs, sizeof cs / sizeof *cs);
   /* two grouped convolutions whose batched forward GEMMs (images of 36 positions) agree in
    * every per-group dim but the image stride (2 and 4 groups of 2 channels): each needs its
    * own GEMM kernel */
@@ -604,6 +615,30 @@ START_TEST(conv_data_grad) {
   conv_case_outputs(&(ConvCase){4, 4, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 2, "a");
   conv_case_outputs(&(ConvCase){8, 8, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 2, "b");
   check_fwd("two grouped convolutions", F_SYM, MM_RTOL, MM_ATOL);
+  g_no_wino = false;
+}
+END_TEST
+
+/* the depthwise data gradient computed directly (stride 1 and 2: rows and columns in
+ * phases, dy read with masked loads): kernels 3 and 5, padding 0 to 2, dilation, widths
+ * around the vector length (15, 16, 17, 33), one image and three, odd and even heights,
+ * and a stride-3 one, which takes the unfold and col2im */
+START_TEST(dw_data_grad) {
+  g_no_wino = true;
+  static const ConvCaseN cs[] = {
+      {{4, 4, 9, 15, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 1},  {{4, 4, 8, 16, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 3},
+      {{3, 3, 7, 17, 3, 3, 1, 1, 2, 2, 1, 1, 3}, 1},  {{5, 5, 10, 33, 5, 5, 1, 1, 2, 2, 1, 1, 5}, 3},
+      {{4, 4, 9, 17, 5, 5, 1, 1, 0, 0, 1, 1, 4}, 1},  {{4, 4, 6, 16, 5, 5, 1, 1, 1, 1, 1, 1, 4}, 3},
+      {{4, 4, 9, 15, 3, 3, 2, 2, 1, 1, 1, 1, 4}, 3},  {{4, 4, 8, 16, 3, 3, 2, 2, 0, 0, 1, 1, 4}, 1},
+      {{3, 3, 11, 17, 3, 3, 2, 2, 2, 2, 1, 1, 3}, 3}, {{5, 5, 10, 33, 5, 5, 2, 2, 2, 2, 1, 1, 5}, 1},
+      {{4, 4, 12, 16, 5, 5, 2, 2, 1, 1, 1, 1, 4}, 3}, {{4, 4, 13, 33, 5, 5, 2, 2, 0, 0, 1, 1, 4}, 1},
+      {{4, 4, 9, 17, 3, 3, 1, 1, 2, 2, 2, 2, 4}, 1},  /* dilated */
+      {{4, 4, 11, 33, 3, 3, 2, 2, 1, 2, 2, 2, 4}, 3}, /* dilated, stride 2 */
+      {{4, 4, 9, 35, 3, 5, 1, 2, 1, 2, 1, 1, 4}, 1},  /* 3x5, stride 2 along columns only */
+      {{4, 4, 13, 17, 3, 3, 2, 1, 1, 1, 1, 1, 4}, 3}, /* stride 2 along rows only */
+      {{4, 4, 10, 17, 3, 3, 3, 3, 1, 1, 1, 1, 4}, 2}, /* stride 3: unfold and col2im */
+  };
+  check_conv_cases("depthwise data-gradient", cs, sizeof cs / sizeof *cs);
   g_no_wino = false;
 }
 END_TEST
@@ -740,6 +775,13 @@ START_TEST(normalization) {
       IrType ct = G->nodes[gm].type;
       int in2[2] = {dy, x};
       out("dg", op_h(OP_BN_DGAMMA, in2, 2, &at, &ct));
+      if (train) { /* computed by the batchnorm's kernels (CgTarget.bn_fused) */
+        IrAttr ax = {.naxes = rank - 1, .axes = {0, 2, 3}};
+        out("db", op1(OP_SUM, dy, &ax));
+        out("mean", op1(OP_MEAN, x, &ax));
+        ax.correction = 1;
+        out("var", op1(OP_VAR, x, &ax));
+      }
       check_fwd("batchnorm", F_POS, MM_RTOL, MM_ATOL);
     }
   }
@@ -1452,6 +1494,7 @@ int main(void) {
   tcase_add_test(tc, softmax_family);
   tcase_add_test(tc, conv_variants);
   tcase_add_test(tc, conv_data_grad);
+  tcase_add_test(tc, dw_data_grad);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, normalization);

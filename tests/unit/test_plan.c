@@ -304,6 +304,17 @@ static const char DEPTHWISE[] = "model dw {\n  input x: f32[2, 16, 12, 12]\n"
                                 "  u = conv2d(z, 16, kernel = 3, stride = 3, pad = 1, groups = 16, bias = false)\n"
                                 "  output u\n}\n";
 
+/* *P, the plan of fwd (and train) on *t, the CPU-like target of hw (gathering
+ * convolutions, direct depthwise ones), which the plan keeps pointing to; *c, the
+ * one-thread estimate of its last graph's plan */
+static void plan_gather_cost(const IrGraph *fwd, const IrGraph *train, const HwTarget *hw,
+                             CgTarget *t, CgModelPlan *P, CgPlanCost *c, Diag *d) {
+  full_target(t, hw);
+  t->conv = CG_CONV_GATHER, t->depthwise_direct = true;
+  ck_assert_int_eq(cg_model_plan(P, fwd, train, t, NULL, NULL, d), 0);
+  cg_plan_cost(train ? &P->pt : &P->pf, hw, 1, 0, c);
+}
+
 /* the direct depthwise convolution: taps x vectors of output rows at 2.25 cycles (stride 1),
  * 4.0 at stride 2 (two loads, even lanes kept), 0.9 cycles a lane where a stride gathers
  * them (3); no packing */
@@ -312,14 +323,11 @@ START_TEST(t_depthwise_terms) {
   IrModule *m = compile(DEPTHWISE, &g);
   HwTarget hw;
   gemm_hw(&hw); /* 512-bit vectors: 16 lanes; 2.5 GHz */
-  CgTarget t;
-  full_target(&t, &hw);
-  t.conv = CG_CONV_GATHER, t.depthwise_direct = true;
   Diag *d = diag_new(stderr);
+  CgTarget t;
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
   CgPlanCost c;
-  cg_plan_cost(&P.pf, &hw, 1, 0, &c);
+  plan_gather_cost(g, NULL, &hw, &t, &P, &c, d);
   int nconv = 0;
   for (int ki = 0; ki < P.pf.nk; ki++) {
     if (P.pf.k[ki].kind != CGK_CONV) continue;
@@ -340,6 +348,117 @@ START_TEST(t_depthwise_terms) {
 }
 END_TEST
 
+static const char DW_TRAIN[] =
+    "model dwt {\n  input x: f32[2, 16, 12, 12]\n  input label: i32[2]\n"
+    "  a = conv2d(x, 16, kernel = 1, bias = false)\n"
+    "  y = conv2d(a, 16, kernel = 3, pad = 1, groups = 16, bias = false)\n"
+    "  z = conv2d(y, 16, kernel = 3, stride = 2, pad = 1, groups = 16, bias = false)\n"
+    "  u = conv2d(z, 16, kernel = 3, stride = 3, pad = 1, groups = 16, bias = false)\n"
+    "  logits = dense(flatten(u), 10)\n  loss = cross_entropy(logits, label)\n  output logits\n}\n"
+    "train dwt {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
+
+/* the depthwise data gradient: direct at strides 1 and 2 (no scratch; per 12-wide dx row
+ * of a plane its taps' vectors at 1.4 cycles, its stored vectors at 0.55 and 4.4 a row),
+ * the unfold and col2im at stride 3; the filter gradient direct at every stride */
+/* the module of text, its forward graph *g and its training step */
+static IrGraph *compile_train(const char *text, IrModule **m, IrGraph **g, Diag *d) {
+  *m = compile(text, g);
+  TrainInfo info;
+  IrGraph *train = pass_train_graph(*g, ir_module_find_train(*m, (*g)->name), &info, d);
+  ck_assert_ptr_nonnull(train);
+  return train;
+}
+
+START_TEST(t_depthwise_dx) {
+  IrGraph *g;
+  IrModule *m;
+  Diag *d = diag_new(stderr);
+  IrGraph *train = compile_train(DW_TRAIN, &m, &g, d);
+  HwTarget hw;
+  gemm_hw(&hw);
+  hw.mem_bw = 2e9, hw.mem_bw_1t = 1e9, hw.l3_bytes = 1 << 24; /* caches at 1 TB/s */
+  hw.cache_bw[0] = hw.cache_bw[1] = hw.cache_bw[2] = 1e12;
+  CgTarget t;
+  CgModelPlan P;
+  CgPlanCost c;
+  plan_gather_cost(g, train, &hw, &t, &P, &c, d);
+  int seen = 0;
+  for (int ki = 0; ki < P.pt.nk; ki++) {
+    const CgKernel *k = &P.pt.k[ki];
+    if (k->kind != CGK_CONV || train->nodes[k->node].op == OP_CONV2D) continue;
+    CgConv cv;
+    cg_conv_geom(&P.pt, k->node, &cv);
+    if (cv.G == 1) continue; /* the 1x1 convolution's */
+    if (train->nodes[k->node].op == OP_CONV2D_BWD_FILTER) {
+      /* 2 x 16 x OH rows of one vector, 9 taps: 1.7 cycles (stride 1), 3.9 (stride 2), 16
+       * lanes gathered at 0.9 (stride 3); x and dy from DRAM at 1 GB/s */
+      double tap = cv.sh == 1 ? 1.7 : cv.sh == 2 ? 3.9 : 16 * 0.9;
+      double want = 2.0 * 16 * (double)cv.OH * 9 * tap / 2.5e9;
+      ck_assert_int_eq(cv.depthwise, 1);
+      ck_assert_double_eq_tol(c.k[ki].t_compute, want, want * 1e-9);
+      double bytes = 4.0 * 2 * 16 * (double)(cv.H * cv.W + cv.OH * cv.OW);
+      ck_assert_double_eq_tol(c.k[ki].t_memory, bytes / 1e9, bytes * 1e-18);
+      seen |= 8 << (cv.sh - 1);
+      continue;
+    }
+    ck_assert_int_eq(cv.depthwise, cv.sh <= 2);
+    ck_assert_int_eq(cv.scratch == 0, cv.sh <= 2);
+    /* stride 1: 12 rows x 9 taps; stride 2: 6 rows of 1 tap row, 6 of 2, 3 column taps */
+    double cyc = cv.sh == 1 ? 108 * 1.4 + 12 * 0.55 + 12 * 4.4 : 54 * 1.4 + 24 * 0.55 + 12 * 4.4;
+    if (cv.sh <= 2) ck_assert_double_eq_tol(c.k[ki].t_compute, 32 * cyc / 2.5e9, 32 * cyc * 1e-18);
+    seen |= 1 << (cv.sh - 1);
+  }
+  ck_assert_int_eq(seen, 63);
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
+static const char BN_TRAIN[] =
+    "model bnt {\n  input x: f32[4, 3, 6, 6]\n  input label: i32[4]\n"
+    "  h = relu(batchnorm(conv2d(x, 8, kernel = 3, pad = 1, bias = false), name = \"bn\"))\n"
+    "  logits = dense(flatten(h), 10)\n  loss = cross_entropy(logits, label)\n  output logits\n}\n"
+    "train bnt {\n  minimize loss\n  optimizer sgd(lr = 0.1)\n}\n";
+
+/* a training batchnorm on a target with bn_fused: the forward's kernel also computes the
+ * mean and var nodes of its running statistics, the backward's the bn_dgamma and the sum of
+ * dy (beta's gradient); without it, each is its own kernel */
+START_TEST(t_bn_fused) {
+  IrGraph *g;
+  IrModule *m;
+  Diag *d = diag_new(stderr);
+  IrGraph *train = compile_train(BN_TRAIN, &m, &g, d);
+  for (int fused = 0; fused < 2; fused++) {
+    CgTarget t;
+    full_target(&t, NULL);
+    t.bn_fused = fused;
+    CgModelPlan P;
+    ck_assert_int_eq(cg_model_plan(&P, g, train, &t, NULL, NULL, d), 0);
+    int seen = 0;
+    for (int ki = 0; ki < P.pt.nk; ki++) {
+      const CgKernel *k = &P.pt.k[ki];
+      OpKind op = train->nodes[k->node].op;
+      if (k->kind != CGK_NODE || (op != OP_BATCHNORM && op != OP_BATCHNORM_BWD)) continue;
+      ck_assert_int_eq(k->nmembers, fused ? 3 : 1);
+      for (int j = 1; j < k->nmembers; j++) {
+        OpKind mo = train->nodes[k->members[j]].op;
+        ck_assert(op == OP_BATCHNORM ? mo == OP_MEAN || mo == OP_VAR : mo == OP_BN_DGAMMA || mo == OP_SUM);
+        ck_assert(P.pt.v[k->members[j]].stored);
+      }
+      seen |= op == OP_BATCHNORM ? 1 : 2;
+    }
+    ck_assert_int_eq(seen, 3);
+    check_schedule(&P.pt);
+    check_arena(&P.pt);
+    cg_model_plan_free(&P);
+  }
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
@@ -351,6 +470,8 @@ int main(void) {
   tcase_add_test(tc, t_tiles);
   tcase_add_test(tc, t_cpu_gemm_terms);
   tcase_add_test(tc, t_depthwise_terms);
+  tcase_add_test(tc, t_depthwise_dx);
+  tcase_add_test(tc, t_bn_fused);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

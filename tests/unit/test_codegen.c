@@ -1004,6 +1004,13 @@ END_TEST
  * resolves (a checked fixture: it runs in each test's own process). */
 static char g_wino_cfg[64];
 
+/* "$TMPDIR/STEM_XXXXXX" (/tmp when TMPDIR is unset, empty or too long) for mkdtemp/mkstemp */
+static void tmp_template(char *buf, size_t n, const char *stem) {
+  const char *td = getenv("TMPDIR");
+  if (!td || !*td || strlen(td) + strlen(stem) + 9 > n) td = "/tmp";
+  snprintf(buf, n, "%s/%s_XXXXXX", td, stem);
+}
+
 static void wino_host_setup(void) {
   HwTarget hw;
   char err[256], dir[128], path[160];
@@ -1013,9 +1020,7 @@ static void wino_host_setup(void) {
   hw.cache_bw[0] = 263.5e9, hw.cache_bw[1] = 218.8e9, hw.cache_bw[2] = 220.7e9;
   hw.pack_bw = 34.4e9, hw.pack_strided_bw = 9.4e9, hw.pack_transposed_bw = 32.7e9;
   hw.gemm_ukr_eff = 0.94, hw.softmax_s = 5.99e-9, hw.measured = true;
-  const char *td = getenv("TMPDIR");
-  if (!td || !*td || strlen(td) > sizeof g_wino_cfg - 20) td = "/tmp";
-  snprintf(g_wino_cfg, sizeof g_wino_cfg, "%s/nnc_wino_XXXXXX", td);
+  tmp_template(g_wino_cfg, sizeof g_wino_cfg, "nnc_wino");
   ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
   snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
   ck_assert_int_eq(mkdir(dir, 0700), 0);
@@ -1222,7 +1227,8 @@ START_TEST(packed_weights_refresh) {
     ck_assert_int_eq(rt_ctx_train_step(c, NULL, NULL), 0);
   ck_assert(packed_fwd_check(c, g, ptr, old, &stale, atol) <= 1);
   ck_assert_msg(stale > 1, "the training step left the outputs as they were (%.3g)", stale);
-  char path[] = "/tmp/nnc_packed_XXXXXX";
+  char path[4096];
+  tmp_template(path, sizeof path, "nnc_packed");
   int fd = mkstemp(path);
   ck_assert_int_ge(fd, 0);
   close(fd);

@@ -56,7 +56,7 @@ static void *xalloc(size_t n) {
 
 /* ---- blocked f32 sums ------------------------------------------------------------------ */
 
-enum { RK_LANES = 16, RK_BLOCK = 1024 };
+enum { RK_LANES = RT_SUM_LANES, RK_BLOCK = RT_SUM_BLOCK };
 
 static double rk_lanes_total(float *acc) {
   for (int w = RK_LANES / 2; w >= 1; w /= 2)

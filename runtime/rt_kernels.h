@@ -17,6 +17,9 @@
 #define RT_KERNELS_H
 #include <stdint.h>
 
+/* contiguous sums (rt_kernels.c): RT_SUM_LANES partial f32 sums per block of RT_SUM_BLOCK
+ * elements; the CPU backend's generated row means follow the same order */
+enum { RT_SUM_LANES = 16, RT_SUM_BLOCK = 1024 };
 /* reductions: op 0 sum, 1 mean, 2 max, 3 var; mask bit k set = axis k reduced */
 enum { RT_RED_SUM = 0, RT_RED_MEAN = 1, RT_RED_MAX = 2, RT_RED_VAR = 3 };
 void rt_k_reduce(void *pool, const float *x, float *y, int32_t rank, const int64_t *dims,

@@ -17,7 +17,7 @@
 #include "../plan/plan.h"
 
 typedef struct CgGemmFn {
-  char key[320];
+  char key[1024];
   LLVMValueRef fn;
   LlvmGemmBlocking blk;
 } CgGemmFn;
@@ -45,6 +45,7 @@ typedef struct CgEmit {
   int nglobals;
   int ntasks;         /* task functions so far: names depend on this module alone */
   Diag *d;            /* where lowering errors go */
+  int epi_bad;        /* a member of the kernel's fused group with no lowering, or -1 */
 } CgEmit;
 
 typedef int (*LowerFn)(CgEmit *e, const CgKernel *k);

@@ -308,9 +308,13 @@ static LLVMValueRef emit_kloop(Gen *g, LLVMValueRef start, LLVMValueRef end, int
 
 /* Stores the accumulator tile: full tiles with plain vector accesses, edge tiles with a row
  * guard and lane masks. `loadc` adds the old C; `epi` applies bias and relu. */
+typedef struct TileAt { /* the tile's place for a fused epilogue (LlvmGemmSpec.epi) */
+    LLVMValueRef ectx, row, col;
+} TileAt;
+
 static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int epi,
                             LLVMValueRef cp, LLVMValueRef ldc, LLVMValueRef mr, LLVMValueRef nr,
-                            LLVMValueRef bias, LLVMBasicBlockRef done) {
+                            LLVMValueRef bias, const TileAt *at, LLVMBasicBlockRef done) {
     LLVMValueRef masks[GEMM_MAX_NRV] = {0};
     if (!full) {
         LLVMValueRef nrs = gen_splat(g, LLVMBuildTrunc(g->b, nr, g->i32, ""), g->vl);
@@ -357,6 +361,11 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
                 if (g->spec->relu)
                     x = LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, LLVMRealUGT, x, zero, ""), x,
                                         zero, "");
+                const LlvmGemmEpi *ep = g->spec->epi;
+                if (ep)
+                    x = ep->emit(ep->ctx, g->b, g->fn, x, p, gen_add(g, at->row, c64(g, i)),
+                                 gen_add(g, at->col, c64(g, (int64_t)v * g->vl)),
+                                 full ? NULL : masks[v], at->ectx);
             }
             if (full) gen_store(g, x, p, 4);
             else gen_masked_store(g, x, p, masks[v]);
@@ -365,11 +374,15 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
     LLVMBuildBr(g->b, done);
 }
 
-/* void ukr(i64 kc, ptr Ap, ptr Bp, ptr C, i64 ldc, i64 mr, i64 nr, i32 flags, ptr bias)
+/* void ukr(i64 kc, ptr Ap, ptr Bp, ptr C, i64 ldc, i64 mr, i64 nr, i32 flags, ptr bias
+ *          [, ptr ectx, i64 row, i64 col: with spec.epi])
  * flags bit 0: add to C; bit 1: apply the epilogue. */
 static LLVMValueRef emit_ukr(Gen *g) {
-    LLVMTypeRef ps[9] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i32, g->ptr};
-    LLVMValueRef f = gen_function(g, ".ukr", g->vd, ps, 9, 1);
+    LLVMTypeRef ps[12] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->i64,
+                          g->i64, g->i32, g->ptr, g->ptr, g->i64, g->i64};
+    LLVMValueRef f = gen_function(g, ".ukr", g->vd, ps, g->spec->epi ? 12 : 9, 1);
+    TileAt at = {0};
+    if (g->spec->epi) at = (TileAt){LLVMGetParam(f, 9), LLVMGetParam(f, 10), LLVMGetParam(f, 11)};
     gen_add_fn_attr(g, f, "noinline");
     LLVMValueRef kc = LLVMGetParam(f, 0), ap = LLVMGetParam(f, 1), bp = LLVMGetParam(f, 2),
                  cp = LLVMGetParam(f, 3), ldc = LLVMGetParam(f, 4), mr = LLVMGetParam(f, 5),
@@ -399,7 +412,7 @@ static LLVMValueRef emit_ukr(Gen *g) {
         emit_kloop(g, k, kc, 1, acc, ap, bp);
     }
 
-    int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu;
+    int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu || g->spec->epi;
     int nmodes = has_epi ? 4 : 2;
     LLVMValueRef mode = LLVMBuildAnd(g->b, flags, c32(g, nmodes - 1), "");
     LLVMValueRef full = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, c64(g, g->mr), ""),
@@ -415,7 +428,7 @@ static LLVMValueRef emit_ukr(Gen *g) {
         for (int m = 1; m < nmodes; m++) LLVMAddCase(sw, c32(g, m), cases[m]);
         for (int m = 0; m < nmodes; m++) {
             LLVMPositionBuilderAtEnd(g->b, cases[m]);
-            emit_tile_store(g, acc, isfull, m & 1, (m >> 1) & 1, cp, ldc, mr, nr, bias, done);
+            emit_tile_store(g, acc, isfull, m & 1, (m >> 1) & 1, cp, ldc, mr, nr, bias, &at, done);
         }
     }
     LLVMPositionBuilderAtEnd(g->b, done);
@@ -752,12 +765,14 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
     LLVMValueRef ap = gen_gep(g, apan, gen_mul(g, lir.iv, kcp));
     LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
+    LLVMValueRef ectx = bias;
+    if (sp->epi) bias = gen_load(g, g->ptr, ectx, 8); /* its first word (LlvmGemmEpi) */
     LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
                         : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)
                         : sp->bias == LLVM_GEMM_AFFINE_ROW ? gen_gep(g, bias, gen_mul(g, row, c64(g, 2)))
                                                             : bias;
-    LLVMValueRef args[9] = {kc, ap, bp, cp, ldc, mr, nr, flags, bptr};
-    gen_call(g, ukr, args, 9);
+    LLVMValueRef args[12] = {kc, ap, bp, cp, ldc, mr, nr, flags, bptr, ectx, row, col};
+    gen_call(g, ukr, args, sp->epi ? 12 : 9);
     loop_end(g, &lir);
     loop_end(g, &ljr);
     loop_end(g, &lic);

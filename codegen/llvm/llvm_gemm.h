@@ -87,6 +87,22 @@ typedef enum {
     LLVM_GEMM_PACKED_B,
 } LlvmGemmPacked;
 
+/* A fused elementwise epilogue after bias and relu (a kernel plan's CgKernel.nepi): `emit`
+ * is called at generation time for every vector x of C that the last K block stores, with
+ * the builder inside the microkernel `fn`, the address of x's first element, its row and
+ * the column of its first lane in this call's C, the lane mask of an edge tile (NULL:
+ * all lanes) and `ectx`; it returns the value to store. With epi, the function's `bias`
+ * argument is ectx: an array of 64-bit words whose first is the bias pointer (or 0) and
+ * whose others belong to the emitter. `key` names the emitted code (kernels with equal
+ * specs and keys are the same function). */
+typedef struct LlvmGemmEpi {
+    LLVMValueRef (*emit)(void *ctx, LLVMBuilderRef b, LLVMValueRef fn, LLVMValueRef x,
+                         LLVMValueRef cptr, LLVMValueRef row, LLVMValueRef col,
+                         LLVMValueRef mask, LLVMValueRef ectx);
+    void *ctx;
+    const char *key;
+} LlvmGemmEpi;
+
 typedef struct LlvmGemmSpec {
     int trans_a, trans_b;
     LlvmGemmPrec prec;
@@ -94,6 +110,7 @@ typedef struct LlvmGemmSpec {
     int accumulate; /* C += A·B instead of C = A·B */
     LlvmGemmBias bias;
     int relu;
+    const LlvmGemmEpi *epi; /* NULL: bias and relu only */
     LlvmGemmConv conv;    /* B gathered from a convolution's image (zeros: a matrix) */
     LlvmGemmBlocking blk; /* zeros = defaults */
     LlvmTarget target;    /* zeros = host CPU, -O3 */

@@ -30,6 +30,7 @@
 #include "../../passes/tiles.h"
 #include "codegen.h"
 #include "llvm_emit.h"
+#include "../../runtime/rt_kernels.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -517,6 +518,153 @@ static int lower_ew(CgEmit *e, const CgKernel *k) {
   return rc;
 }
 
+/* ---- the elementwise group fused after a GEMM/CONV epilogue (CgKernel.nepi) ------------- */
+
+/* where the value x of the group's base lies: the output address of its first element, its
+ * output channel (convolutions) or column (matmuls), the lanes of an edge (NULL: all) and,
+ * per cg_epi_operands entry, the byte distance of a FULL operand from the output (i64) or
+ * the address of another */
+typedef struct EpiAt {
+  LLVMValueRef yp, ch, mask;
+  LLVMValueRef opv[CG_EPI_MAX_IN];
+} EpiAt;
+
+/* x's elements (or one value, splat) of operand o */
+static LLVMValueRef epi_load(CgEmit *e, const CgEpiOperand *o, LLVMValueRef opv, LLVMTypeRef t,
+                             const EpiAt *at) {
+  bool vec = LLVMGetTypeKind(t) == LLVMVectorTypeKind;
+  LLVMValueRef p = opv;
+  if (o->kind == CG_EPI_FULL)
+    p = LLVMBuildIntToPtr(e->b, add(e, LLVMBuildPtrToInt(e->b, at->yp, e->i64, ""), opv), e->ptr, "");
+  else if (o->kind != CG_EPI_SCALAR)
+    p = gep8(e, opv, mul(e, at->ch, cg_c64(e, 4)));
+  bool lanes = vec && (o->kind == CG_EPI_FULL || o->kind == CG_EPI_COL);
+  if (lanes && at->mask) {
+    LLVMTypeRef over[2] = {t, e->ptr};
+    LLVMValueRef args[4] = {p, c32(e, 4), at->mask, LLVMConstNull(t)};
+    return intrinsic(e, "llvm.masked.load", over, 2, args, 4);
+  }
+  LLVMValueRef v = LLVMBuildLoad2(e->b, lanes ? t : e->f32, p, "");
+  LLVMSetAlignment(v, 4);
+  return vec && !lanes ? splat(e, v, (int)LLVMGetVectorSize(t)) : v;
+}
+
+/* the group's value at x (its base's); a member ew_expr has no lowering for goes to *bad */
+static LLVMValueRef epi_eval(CgEmit *e, const CgKernel *k, LLVMValueRef x, const EpiAt *at,
+                             int *bad) {
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  int nops = cg_epi_operands(e->p, k, ops);
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef ov[CG_EPI_MAX_IN], vals[CG_EPI_MAX + 1] = {x};
+  int ids[CG_EPI_MAX + 1] = {k->epi_base}, nv = 1;
+  for (int s = 0; s < nops; s++) ov[s] = epi_load(e, &ops[s], at->opv[s], t, at);
+  for (int m = k->epi_first; m < k->epi_first + k->nepi && nv <= CG_EPI_MAX; m++) {
+    const IrNode *n = node(e, k->members[m]);
+    LLVMValueRef args[IR_MAX_IN] = {0};
+    for (int j = 0; j < n->nin && j < IR_MAX_IN; j++) {
+      int o = n->in[j], r = val(e, o)->root;
+      for (int q = 0; q < nv; q++)
+        if (ids[q] == o) args[j] = vals[q];
+      for (int s = 0; !args[j] && s < nops; s++)
+        if (ops[s].node == o) args[j] = ov[s];
+      if (!args[j] && ir_is_fill(node(e, r))) args[j] = fconst(e, t, (float)node(e, r)->attr.value);
+      if (!args[j]) args[j] = fconst(e, t, 0), *bad = k->members[m];
+    }
+    LLVMValueRef r = ew_expr(e, n, args);
+    if (!r) *bad = k->members[m], r = args[0];
+    ids[nv] = k->members[m];
+    vals[nv++] = r;
+  }
+  return vals[nv - 1];
+}
+
+/* the operands' words of EpiAt.opv for output y, in the current function */
+static void epi_opv(CgEmit *e, const CgKernel *k, LLVMValueRef *opv) {
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  int nops = cg_epi_operands(e->p, k, ops);
+  LLVMValueRef y = LLVMBuildPtrToInt(e->b, cg_ptr(e, k->out), e->i64, "");
+  for (int s = 0; s < nops; s++) {
+    LLVMValueRef p = cg_ptr(e, ops[s].node);
+    opv[s] = ops[s].kind == CG_EPI_FULL
+                 ? LLVMBuildSub(e->b, LLVMBuildPtrToInt(e->b, p, e->i64, ""), y, "") : p;
+  }
+}
+
+/* x (a value or a vector along the output's last dim) through k's group when it has one:
+ * for kernels that store their output themselves (depthwise, transposed write-back) */
+static LLVMValueRef epi_direct(CgEmit *e, const CgKernel *k, LLVMValueRef x, LLVMValueRef yp,
+                               LLVMValueRef ch, LLVMValueRef mask) {
+  if (!k->nepi) return x;
+  EpiAt at = {.yp = yp, .ch = ch, .mask = mask};
+  epi_opv(e, k, at.opv);
+  return epi_eval(e, k, x, &at, &e->epi_bad);
+}
+
+/* the GEMM generator's hook (LlvmGemmEpi): ectx holds the bias pointer, then the opv words */
+typedef struct EpiHook {
+  CgEmit *e;
+  const CgKernel *k;
+  bool conv; /* channels are C's rows; else operands per column */
+} EpiHook;
+
+static LLVMValueRef epi_hook(void *ctx, LLVMBuilderRef b, LLVMValueRef fn, LLVMValueRef x,
+                             LLVMValueRef cptr, LLVMValueRef row, LLVMValueRef col,
+                             LLVMValueRef mask, LLVMValueRef ectx) {
+  EpiHook *h = ctx;
+  CgEmit sub = *h->e;
+  sub.b = b;
+  sub.fn = fn;
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  int nops = cg_epi_operands(sub.p, h->k, ops);
+  EpiAt at = {.yp = cptr, .ch = h->conv ? row : col, .mask = mask};
+  for (int s = 0; s < nops; s++) {
+    LLVMValueRef w = LLVMBuildLoad2(b, sub.i64, gep8(&sub, ectx, cg_c64(&sub, 8 * (s + 1))), "");
+    at.opv[s] = ops[s].kind == CG_EPI_FULL ? w : LLVMBuildIntToPtr(b, w, sub.ptr, "");
+  }
+  return epi_eval(&sub, h->k, x, &at, &h->e->epi_bad);
+}
+
+/* the structure of k's group (ops, operand kinds, fills) as the GEMM's key */
+static void epi_key(CgEmit *e, const CgKernel *k, char *buf, size_t len) {
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  int nops = cg_epi_operands(e->p, k, ops);
+  size_t at = 0;
+  buf[0] = 0;
+  for (int m = k->epi_first; m < k->epi_first + k->nepi && at < len; m++) {
+    const IrNode *n = node(e, k->members[m]);
+    at += (size_t)snprintf(buf + at, len - at, "%d(", (int)n->op);
+    for (int j = 0; j < n->nin && at < len; j++) {
+      int o = n->in[j], r = val(e, o)->root, q = -1;
+      for (int s = 0; s < nops; s++)
+        if (ops[s].node == o) q = s;
+      for (int i = k->epi_first; i < m; i++)
+        if (k->members[i] == o) q = 100 + i - k->epi_first;
+      if (o == k->epi_base) at += (size_t)snprintf(buf + at, len - at, "b,");
+      else if (q >= 100) at += (size_t)snprintf(buf + at, len - at, "m%d,", q - 100);
+      else if (q >= 0) at += (size_t)snprintf(buf + at, len - at, "s%d%d,", q, (int)ops[q].kind);
+      else if (ir_is_fill(node(e, r)))
+        at += (size_t)snprintf(buf + at, len - at, "f%a,", (double)(float)node(e, r)->attr.value);
+    }
+    if (at < len) at += (size_t)snprintf(buf + at, len - at, ")");
+  }
+}
+
+/* the ectx of k's GEMM call with bias pointer bias (NULL: none) */
+static LLVMValueRef epi_ctx(CgEmit *e, const CgKernel *k, LLVMValueRef bias) {
+  LLVMValueRef a = entry_alloca(e, LLVMArrayType(e->i64, CG_EPI_MAX_IN + 1), "ectx");
+  LLVMValueRef opv[CG_EPI_MAX_IN];
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  int nops = cg_epi_operands(e->p, k, ops);
+  epi_opv(e, k, opv);
+  LLVMValueRef b0 = bias ? LLVMBuildPtrToInt(e->b, bias, e->i64, "") : cg_c64(e, 0);
+  LLVMBuildStore(e->b, b0, a);
+  for (int s = 0; s < nops; s++) {
+    LLVMValueRef w = ops[s].kind == CG_EPI_FULL ? opv[s] : LLVMBuildPtrToInt(e->b, opv[s], e->i64, "");
+    LLVMBuildStore(e->b, w, gep8(e, a, cg_c64(e, 8 * (s + 1))));
+  }
+  return a;
+}
+
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
 static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
@@ -535,6 +683,8 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
                    (long long)cv->KW, (long long)cv->OH, (long long)cv->OW, (long long)cv->sh,
                    (long long)cv->sw, (long long)cv->ph, (long long)cv->pw, (long long)cv->dh,
                    (long long)cv->dw, (long long)cv->images, (long long)cv->xs);
+  if (sp->epi && kn > 0 && (size_t)kn < sizeof key)
+    kn += snprintf(key + kn, sizeof key - (size_t)kn, "_e%s", sp->epi->key);
   if (kn < 0 || (size_t)kn >= sizeof key) {
     diag_error(e->d, e->p->g->loc, "code generation: GEMM key too long");
     return NULL;
@@ -688,6 +838,10 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
   LlvmGemmSpec sp = {.trans_a = ta, .trans_b = tb, .bias = k->bias ? LLVM_GEMM_BIAS_COL : LLVM_GEMM_BIAS_NONE,
                      .relu = k->relu, .packed = k->packed ? LLVM_GEMM_PACKED_B : LLVM_GEMM_PACKED_NONE};
   sp.target.opt_level = 0;
+  char ekey[512];
+  EpiHook hook = {e, k, false};
+  LlvmGemmEpi epi = {epi_hook, &hook, ekey};
+  if (k->nepi) epi_key(e, k, ekey, sizeof ekey), sp.epi = &epi;
   gemm_blocking(e, k->tile, false, &sp.blk);
   LLVMValueRef f = gemm_fn(e, &sp);
   if (!f) return -1;
@@ -697,6 +851,7 @@ static int lower_matmul(CgEmit *e, const CgKernel *k) {
     ldb = k->packed_rpad;
   }
   LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  if (k->nepi) bias = epi_ctx(e, k, bias); /* LlvmGemmEpi's ectx in bias's place */
   int abr = va->rank - 2, bbr = vb->rank - 2;
   bool b_batched = false;
   for (int d = 0; d < bbr; d++) b_batched |= vb->shape[d] != 1;
@@ -1404,9 +1559,10 @@ static void conv_t_affine(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVal
   }
 }
 
-/* v (a value or a vector of one channel's positions) through the epilogue */
+/* v (a value or a vector of one channel's positions, the first at yp in channel ch) through
+ * the epilogue */
 static LLVMValueRef conv_t_epi(CgEmit *e, const CgKernel *k, LLVMValueRef v, LLVMValueRef sc,
-                               LLVMValueRef sh) {
+                               LLVMValueRef sh, LLVMValueRef yp, LLVMValueRef ch) {
   LLVMTypeRef t = LLVMTypeOf(v);
   int n = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(t) : 0;
   if (sc) {
@@ -1415,9 +1571,11 @@ static LLVMValueRef conv_t_epi(CgEmit *e, const CgKernel *k, LLVMValueRef v, LLV
   } else if (sh) {
     v = LLVMBuildFAdd(e->b, v, n ? splat(e, sh, n) : sh, "");
   }
-  if (!k->relu) return v;
-  LLVMValueRef z = LLVMConstNull(t);
-  return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, v, z, ""), v, z, "");
+  if (k->relu) {
+    LLVMValueRef z = LLVMConstNull(t);
+    v = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, v, z, ""), v, z, "");
+  }
+  return epi_direct(e, k, v, yp, ch, NULL);
 }
 
 /* element by element: channels [o0, o1) (of group base ch0), positions [p0, P) */
@@ -1430,8 +1588,9 @@ static void conv_t_scalar(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVal
   LLVMValueRef yrow = gep8(e, Y, mul(e, ch, cg_c64(e, c->P * 4)));
   loop_begin(e, &lp, cg_c64(e, p0), cg_c64(e, c->P), 1);
   LLVMValueRef at = mul(e, add(e, mul(e, lp.iv, cg_c64(e, c->Og)), lo.iv), cg_c64(e, 4));
-  LLVMValueRef v = conv_t_epi(e, k, LLVMBuildLoad2(e->b, e->f32, gep8(e, T, at), ""), sc, sh);
-  LLVMBuildStore(e->b, v, gep8(e, yrow, mul(e, lp.iv, cg_c64(e, 4))));
+  LLVMValueRef yp = gep8(e, yrow, mul(e, lp.iv, cg_c64(e, 4)));
+  LLVMValueRef v = conv_t_epi(e, k, LLVMBuildLoad2(e->b, e->f32, gep8(e, T, at), ""), sc, sh, yp, ch);
+  LLVMBuildStore(e->b, v, yp);
   loop_end(e, &lp);
   loop_end(e, &lo);
 }
@@ -1468,8 +1627,8 @@ static void conv_t_vector(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVal
   for (int j = 0; j < vl; j++) {
     LLVMValueRef ch = add(e, add(e, ch0, o), cg_c64(e, j));
     LLVMValueRef at = add(e, mul(e, ch, cg_c64(e, c->P)), lp.iv);
-    LLVMValueRef st = LLVMBuildStore(e->b, conv_t_epi(e, k, r[j], sc[j], sh[j]),
-                                     gep8(e, Y, mul(e, at, cg_c64(e, 4))));
+    LLVMValueRef yp = gep8(e, Y, mul(e, at, cg_c64(e, 4)));
+    LLVMValueRef st = LLVMBuildStore(e->b, conv_t_epi(e, k, r[j], sc[j], sh[j], yp, ch), yp);
     LLVMSetAlignment(st, 4);
   }
   loop_end(e, &lp);
@@ -1588,6 +1747,10 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
   if (n->op == OP_CONV2D) {
     sp.bias = k->bias ? LLVM_GEMM_BIAS_ROW : bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE;
     sp.relu = k->relu;
+    char ekey[512];
+    EpiHook hook = {e, k, true};
+    LlvmGemmEpi epi = {epi_hook, &hook, ekey};
+    if (k->nepi) epi_key(e, k, ekey, sizeof ekey), sp.epi = &epi;
     LLVMValueRef f = gemm_fn(e, &sp);
     if (!f) return -1;
     LLVMValueRef X = cg_ptr(e, n->in[0]), Y = cg_ptr(e, k->out);
@@ -1606,6 +1769,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                             : NULL;
     ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
     if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+    if (k->nepi) bp = epi_ctx(e, k, bp); /* ungrouped (plan.c): the channel is C's row */
     gemm_call(e, f, c.Og, c.P, c.K, wp, lda, c.col ? col : xp, c.P, yp, c.P, bp);
     loop_end(e, &lg);
     loop_end(e, &ln);
@@ -1690,11 +1854,77 @@ static int lower_bn_stat_sync(CgEmit *e, const CgKernel *k) {
   return 0;
 }
 
+/* the sums (or means) of rows [t·R/nt, (t+1)·R/nt) of len <= RT_SUM_BLOCK contiguous values,
+ * in rt_kernels.c's order (the same bits as rt_k_reduce): RT_SUM_LANES lanes each add every
+ * RT_SUM_LANES-th value, the tail into the first lanes, the lanes pairwise, then in double */
+typedef struct RowSum {
+  int64_t R, len;
+  bool mean;
+} RowSum;
+
+static void rowsum_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const RowSum *rs = arg;
+  enum { V = RT_SUM_LANES };
+  LLVMTypeRef vt = LLVMVectorType(e->f32, V);
+  LLVMValueRef R = cg_c64(e, rs->R), x = in_ptr(e, k, 0), y = cg_ptr(e, k->node);
+  LLVMValueRef r0 = LLVMBuildSDiv(e->b, mul(e, t, R), nt, "");
+  LLVMValueRef r1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), R), nt, "");
+  Loop lr;
+  loop_begin(e, &lr, r0, r1, 1);
+  LLVMValueRef row = gep8(e, x, mul(e, lr.iv, cg_c64(e, rs->len * 4))), acc = LLVMConstNull(vt);
+  for (int64_t i = 0; i < rs->len; i += V) {
+    int64_t w = rs->len - i < V ? rs->len - i : V;
+    LLVMValueRef m[V];
+    for (int l = 0; l < V; l++) m[l] = LLVMConstInt(e->i1, l < w, 0);
+    LLVMValueRef mask = LLVMConstVector(m, V);
+    LLVMTypeRef over[2] = {vt, e->ptr};
+    LLVMValueRef a[4] = {gep8(e, row, cg_c64(e, i * 4)), c32(e, 4), mask, LLVMConstNull(vt)};
+    LLVMValueRef v = w == V ? LLVMBuildLoad2(e->b, vt, a[0], "") : intrinsic(e, "llvm.masked.load", over, 2, a, 4);
+    if (w == V) LLVMSetAlignment(v, 4);
+    LLVMValueRef s = LLVMBuildFAdd(e->b, acc, v, "");
+    acc = w == V ? s : LLVMBuildSelect(e->b, mask, s, acc, ""); /* lanes past the row: as they were */
+  }
+  for (int w = V / 2; w >= 1; w /= 2) {
+    LLVMValueRef lo[V], hi[V];
+    for (int l = 0; l < w; l++) lo[l] = c32(e, l), hi[l] = c32(e, l + w);
+    acc = LLVMBuildFAdd(e->b, LLVMBuildShuffleVector(e->b, acc, acc, LLVMConstVector(lo, (unsigned)w), ""),
+                        LLVMBuildShuffleVector(e->b, acc, acc, LLVMConstVector(hi, (unsigned)w), ""), "");
+  }
+  LLVMValueRef tot = LLVMBuildFAdd(e->b, dconst(e, 0), LLVMBuildFPExt(e->b,
+                                   LLVMBuildExtractElement(e->b, acc, c32(e, 0), ""), e->f64, ""), "");
+  if (rs->mean) tot = LLVMBuildFDiv(e->b, tot, dconst(e, (double)rs->len), "");
+  LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, tot, e->f32, ""), gep8(e, y, mul(e, lr.iv, cg_c64(e, 4))));
+  loop_end(e, &lr);
+}
+
+/* a sum or mean over trailing axes of at most RT_SUM_BLOCK values a row (global average
+ * pooling: [N, C, H, W] to [N, C]) as generated vector code; false: rt_k_reduce */
+static bool lower_rowsum(CgEmit *e, const CgKernel *k, const CgVal *x, int32_t mask, int op) {
+  int first = x->rank;
+  while (first > 0 && (mask >> (first - 1) & 1)) first--;
+  RowSum rs = {1, 1, op == RT_RED_MEAN};
+  for (int d = 0; d < first; d++) rs.R *= x->shape[d];
+  for (int d = first; d < x->rank; d++) rs.len *= x->shape[d];
+  if ((op != RT_RED_SUM && op != RT_RED_MEAN) || first == 0 || first == x->rank ||
+      (mask & ((1 << first) - 1)) || rs.R < 1 || rs.len < 1 || rs.len > RT_SUM_BLOCK)
+    return false;
+  int64_t maxt = rs.R * rs.len / 16384 + 1; /* rt_kernels.c's par_range grain */
+  if (maxt > 1) {
+    run_tasks(e, k, maxt < rs.R ? maxt : rs.R, rowsum_body, &rs);
+  } else {
+    LLVMValueRef sfn = e->fn;
+    rowsum_body(e, k, &rs, cg_c64(e, 0), cg_c64(e, 1));
+    e->fn = sfn;
+  }
+  return true;
+}
+
 static int lower_reduce(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   const CgVal *x = val(e, n->in[0]);
   if (k->sync_stats) return lower_bn_stat_sync(e, k);
   int op = n->op == OP_SUM ? 0 : n->op == OP_MEAN ? 1 : n->op == OP_MAX ? 2 : 3;
+  if (x->rank >= 2 && lower_rowsum(e, k, x, reduce_mask(&n->attr, x->rank), op)) return 0;
   LLVMValueRef dims = const_table(e, x->shape, x->rank ? x->rank : 1);
   LLVMValueRef a[8] = {e->pool, in_ptr(e, k, 0), cg_ptr(e, k->node), c32(e, x->rank), dims,
                        c32(e, reduce_mask(&n->attr, x->rank)), c32(e, op), c32(e, n->attr.correction)};
@@ -2082,6 +2312,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->bn_fused = true;
   t->prepack = true;
   t->winograd = true;
+  t->epi_group = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;
 }
@@ -2100,5 +2331,12 @@ int llvm_lower_kernel(CgEmit *e, const CgKernel *k) {
                ir_op_name(op));
     return -1;
   }
-  return lower_ops[op](e, k);
+  e->epi_bad = -1;
+  int rc = lower_ops[op](e, k);
+  if (!rc && e->epi_bad >= 0) {
+    diag_error(e->d, node(e, e->epi_bad)->loc, "code generation: no elementwise lowering for op "
+               "%s in an epilogue", ir_op_name(node(e, e->epi_bad)->op));
+    rc = -1;
+  }
+  return rc;
 }

@@ -174,6 +174,143 @@ static void take_epilogue(CgPlan *p, int ki, int i, const bool *is_out, bool *ab
   p->k[ki].out = cur;
 }
 
+static bool plan_wino(const CgPlan *p, const CgKernel *k);
+
+/* ---- the elementwise group after a GEMM/CONV epilogue (CgKernel.nepi) ------------------ */
+
+bool cg_epi_member(const CgKernel *k, int c) {
+  for (int m = k->epi_first; m < k->epi_first + k->nepi; m++)
+    if (k->members[m] == c) return true;
+  return false;
+}
+
+/* how operand o broadcasts against out, the output of op node `op`; -1: not at all */
+static int epi_kind(const CgPlan *p, int o, int out, int op) {
+  const CgVal *ov = &p->v[o], *yv = &p->v[out];
+  if (p->g->nodes[o].type.dt != DT_F32) return -1;
+  if (ov->numel == 1) return CG_EPI_SCALAR;
+  if (same_shape(p, o, out)) return CG_EPI_FULL;
+  bool ones = true;
+  if (p->g->nodes[op].op == OP_MATMUL) {
+    for (int d = 0; d + 1 < ov->rank; d++) ones &= ov->shape[d] == 1;
+    return ones && yv->rank >= 1 && ov->rank >= 1 && ov->rank <= yv->rank &&
+                   ov->shape[ov->rank - 1] == yv->shape[yv->rank - 1]
+               ? CG_EPI_COL : -1;
+  }
+  bool chan = yv->rank == 4 && ov->numel == yv->shape[1] &&
+              ((ov->rank == 3 && ov->shape[1] == 1 && ov->shape[2] == 1) ||
+               (ov->rank == 4 && ov->shape[0] == 1 && ov->shape[2] == 1 && ov->shape[3] == 1));
+  return chan ? CG_EPI_CHAN : -1;
+}
+
+int cg_epi_operands(const CgPlan *p, const CgKernel *k, CgEpiOperand *ops) {
+  int n = 0;
+  for (int m = k->epi_first; m < k->epi_first + k->nepi; m++) {
+    const IrNode *nd = &p->g->nodes[k->members[m]];
+    for (int j = 0; j < nd->nin; j++) {
+      int o = nd->in[j];
+      bool dup = o == k->epi_base || cg_epi_member(k, o) || ir_is_fill(&p->g->nodes[p->v[o].root]);
+      for (int s = 0; s < n; s++) dup |= ops[s].node == o;
+      if (dup || n == CG_EPI_MAX_IN) continue;
+      ops[n++] = (CgEpiOperand){o, (CgEpiKind)epi_kind(p, o, k->epi_base, k->node)};
+    }
+  }
+  return n;
+}
+
+/* the kernel's op computes its output where the backend applies a group to it: an f32
+ * inference GEMM (not streamed) or an ungrouped convolution (channel operands by C's row)
+ * not run as Winograd or as one GEMM for a batch of images. Not the direct depthwise
+ * kernel: its loop is one dependence chain a vector, and the group's ops on it cost more
+ * than the separate pass (MobileNetV2's 144x56x56 layer: 263 + 37 us apart, 331 fused;
+ * docs/cpu-convolutions.md) */
+static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
+  CgKernel *k = &p->k[ki];
+  const IrNode *n = &p->g->nodes[k->node];
+  if (!p->target->epi_group || n->type.dt != DT_F32 || node_opt(p, k->node) ||
+      !cg_plan_inference(p))
+    return false;
+  if (tiles && k->node < tiles->n && tiles->tiles[k->node].valid) k->tile = &tiles->tiles[k->node];
+  if (n->op == OP_MATMUL) return !(k->tile && k->tile->stream_b);
+  k->wino = plan_wino(p, k);
+  CgConv c;
+  cg_conv_geom(p, k->node, &c);
+  return !c.wino && !c.batch && !c.depthwise && (c.trans || c.G == 1);
+}
+
+/* node c may join the group of in[]: elementwise f32 of the base's shape, each operand the
+ * group's, a fill, or a tensor that exists when op node i runs and broadcasts (epi_kind) */
+static bool epi_joins(const CgPlan *p, int i, int base, int c, const bool *in) {
+  const IrGraph *g = p->g;
+  const IrNode *n = &g->nodes[c];
+  if (!(ir_ops[n->op].flags & OPF_ELEMWISE) || n->op == OP_ASSIGN || n->type.dt != DT_F32 ||
+      !same_shape(p, c, base) || node_opt(p, c) != node_opt(p, i))
+    return false;
+  for (int j = 0; j < n->nin; j++) {
+    int o = n->in[j], op = g->nodes[o].op;
+    if (in[o] || ir_is_fill(&g->nodes[o])) continue;
+    if (!(o < i || op == OP_PARAM || op == OP_INPUT) || epi_kind(p, o, base, i) < 0) return false;
+  }
+  return true;
+}
+
+/* mem[0, nm) with base: only the last member is read outside, nothing is an output but it,
+ * and the tensors read fit CG_EPI_MAX_IN */
+static bool epi_valid(const CgPlan *p, int base, const int *mem, int nm, const bool *in,
+                      const bool *is_out) {
+  const IrGraph *g = p->g;
+  int ext[CG_EPI_MAX * IR_MAX_IN], next = 0;
+  for (int m = -1; m < nm - 1; m++) {
+    int v = m < 0 ? base : mem[m];
+    if (is_out[v]) return false;
+    for (int c = v + 1; c < g->nnodes; c++) {
+      if (!p->v[c].needed || in[c]) continue;
+      for (int j = 0; j < g->nodes[c].nin; j++)
+        if (g->nodes[c].in[j] == v) return false;
+    }
+  }
+  for (int m = 0; m < nm; m++)
+    for (int j = 0; j < g->nodes[mem[m]].nin; j++) {
+      int o = g->nodes[mem[m]].in[j];
+      bool dup = in[o] || ir_is_fill(&g->nodes[o]);
+      for (int s = 0; s < next; s++) dup |= ext[s] == o;
+      if (!dup) ext[next++] = o;
+    }
+  return next <= CG_EPI_MAX_IN;
+}
+
+/* the elementwise group after kernel ki's epilogue (op node i): the nodes that read the
+ * base or the group, in node order, while they may join; then the longest prefix that
+ * only its last member leaves */
+static void take_group(CgPlan *p, int ki, int i, const TilePlan *tiles, const bool *is_out,
+                       bool *absorbed) {
+  const IrGraph *g = p->g;
+  int base = p->k[ki].out, mem[CG_EPI_MAX], nm = 0;
+  if (is_out[base] || !epi_path_ok(p, ki, tiles)) return;
+  bool *in = xcalloc((size_t)g->nnodes, sizeof(bool));
+  in[base] = true;
+  for (int c = base + 1; c < g->nnodes && nm < CG_EPI_MAX; c++) {
+    if (!p->v[c].needed || absorbed[c] || p->kof[c] >= 0) continue;
+    bool reads = false;
+    for (int j = 0; j < g->nodes[c].nin; j++) reads |= in[g->nodes[c].in[j]];
+    if (reads && epi_joins(p, i, base, c, in)) in[c] = true, mem[nm++] = c;
+  }
+  while (nm > 0 && !epi_valid(p, base, mem, nm, in, is_out)) in[mem[--nm]] = false;
+  CgKernel *k = &p->k[ki];
+  k->epi_first = k->nmembers;
+  k->epi_base = base;
+  for (int m = 0; m < nm; m++) {
+    const IrNode *n = &g->nodes[mem[m]];
+    for (int j = 0; j < n->nin; j++)
+      if (!in[n->in[j]] && !ir_is_fill(&g->nodes[n->in[j]])) materialize(p, n->in[j]);
+    add_member(p, ki, mem[m]);
+    absorbed[mem[m]] = true;
+  }
+  p->k[ki].nepi = nm;
+  if (nm) p->k[ki].out = mem[nm - 1];
+  free(in);
+}
+
 static void merge_into(CgPlan *p, int dst, int src) {
   CgKernel *s = &p->k[src];
   int *old = s->members, n = s->nmembers;
@@ -431,7 +568,7 @@ static void take_bn_siblings(CgPlan *p, int ki, int i, bool *absorbed) {
 }
 
 /* fusion, in node order (see the file comment) */
-static void plan_fuse(CgPlan *p, const bool *is_out, bool *absorbed) {
+static void plan_fuse(CgPlan *p, const TilePlan *tiles, const bool *is_out, bool *absorbed) {
   const IrGraph *g = p->g;
   for (int i = 0; i < g->nnodes; i++) {
     const IrNode *n = &g->nodes[i];
@@ -452,7 +589,10 @@ static void plan_fuse(CgPlan *p, const bool *is_out, bool *absorbed) {
     int ki = new_kernel(p, gemm ? CGK_GEMM : conv ? CGK_CONV : CGK_NODE, i);
     add_member(p, ki, i);
     p->k[ki].sealed = true;
-    if (gemm || n->op == OP_CONV2D) take_epilogue(p, ki, i, is_out, absorbed);
+    if (gemm || n->op == OP_CONV2D) {
+      take_epilogue(p, ki, i, is_out, absorbed);
+      take_group(p, ki, i, tiles, is_out, absorbed);
+    }
     if (p->target->bn_fused && n->type.dt == DT_F32 &&
         ((n->op == OP_BATCHNORM && n->attr.train) || n->op == OP_BATCHNORM_BWD))
       take_bn_siblings(p, ki, i, absorbed);
@@ -592,7 +732,7 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
     const IrNode *n = &g->nodes[c];
     if (!p->v[c].needed) continue;
     int kc = p->kof[c];
-    bool ew = kc >= 0 && p->k[kc].kind == CGK_EW;
+    bool ew = kc >= 0 && (p->k[kc].kind == CGK_EW || cg_epi_member(&p->k[kc], c));
     for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
       int r = p->v[n->in[j]].root;
       if (ew && ir_is_fill(&g->nodes[r])) continue;
@@ -709,7 +849,7 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tile
   plan_needed(p, bind, is_out);
   plan_phases(p);
   if (plan_check_target(p, d)) goto out;
-  plan_fuse(p, is_out, absorbed);
+  plan_fuse(p, tiles, is_out, absorbed);
   if (plan_assign_placement(p, bind, d) || plan_leaves(p, bind, d)) goto out;
   plan_outputs(p, bind);
   plan_order(p);

@@ -67,6 +67,8 @@ typedef struct CgTarget {
                              convolutions where the tiles pass chose Winograd F(4,3)
                              (TileDecision.wino) that way, the transformed filter packed once
                              (docs/cpu-convolutions.md); off: `nnc build --no-winograd` */
+  bool epi_group;         /* inference plans: a GEMM's or convolution's kernel also computes
+                             the elementwise group that follows its epilogue (CgKernel.nepi) */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 
@@ -109,6 +111,12 @@ typedef struct CgKernel {
   int bias_node;
   bool bn;         /* CONV2D epilogue: an inference batchnorm (bn_node) folded into it */
   int bn_node;
+  /* GEMM/CONV of an inference plan on a target with epi_group: the elementwise group that
+   * follows the epilogue above, members[epi_first, epi_first + nepi) in node order, computed
+   * on the accumulators before the store. Its values: epi_base's (the op's value after bias,
+   * batchnorm and relu), the group's own, folded fills, and the tensors cg_epi_operands
+   * lists; only its last member is read outside the kernel (it is `out`). */
+  int epi_first, nepi, epi_base;
   bool sealed;
   bool opt;     /* runs after the split: an optimizer kernel or a final copy */
   bool sync_stats; /* a training batchnorm node (or the MEAN/VAR of its running statistics)
@@ -193,6 +201,25 @@ int cg_plan_sync_stats(CgPlan *p);
 int cg_plan_prepack(CgPlan *p);
 /* an inference plan: no needed ASSIGN (nothing is updated in place) */
 bool cg_plan_inference(const CgPlan *p);
+
+/* the fused elementwise group of a GEMM/CONV kernel (CgKernel.nepi): at most CG_EPI_MAX
+ * members reading at most CG_EPI_MAX_IN tensors besides its own values and fills */
+#define CG_EPI_MAX 12
+#define CG_EPI_MAX_IN 4
+typedef enum {
+  CG_EPI_FULL,   /* the output's shape, read at the output's index (a residual) */
+  CG_EPI_CHAN,   /* one value per output channel: [O,1,1] or [1,O,1,1] (convolutions) */
+  CG_EPI_COL,    /* one value per output column: [N] or [1,..,1,N] (matmuls) */
+  CG_EPI_SCALAR  /* one value */
+} CgEpiKind;
+typedef struct CgEpiOperand {
+  int node;
+  CgEpiKind kind;
+} CgEpiOperand;
+/* the tensors k's fused group reads from memory, in member and operand order; the count */
+int cg_epi_operands(const CgPlan *p, const CgKernel *k, CgEpiOperand *ops);
+/* node c is a member of k's fused group */
+bool cg_epi_member(const CgKernel *k, int c);
 
 /* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
 

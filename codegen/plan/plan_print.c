@@ -59,7 +59,7 @@ static void print_members(FILE *out, const CgPlan *p, const CgKernel *k) {
 /* whether operand root r of member c is read from memory by kernel ki */
 static bool reads_from_memory(const CgPlan *p, int ki, int r) {
   if (p->kof[r] == ki) return false;
-  return !(p->k[ki].kind == CGK_EW && ir_is_fill(&p->g->nodes[r])); /* folded */
+  return !((p->k[ki].kind == CGK_EW || p->k[ki].nepi) && ir_is_fill(&p->g->nodes[r])); /* folded */
 }
 
 int cg_kernel_reads(const CgPlan *p, int ki, int *roots) {
@@ -126,11 +126,16 @@ static void print_head(FILE *out, const CgPlan *p, int ki) {
     fprintf(out, "%%%d %s ", k->node, ir_op_name(p->g->nodes[k->node].op));
     print_shape(out, p, k->node);
   }
-  if (k->bias || k->bn || k->relu) {
+  if (k->bias || k->bn || k->relu || k->nepi) {
     fputs(", epilogue:", out);
     if (k->bias) fprintf(out, " + bias %%%d%s", k->bias_node, k->relu ? "," : "");
     if (k->bn) fprintf(out, " batchnorm %%%d%s", k->bn_node, k->relu ? "," : "");
     if (k->relu) fputs(" relu", out);
+    if (k->nepi) fprintf(out, "%s elementwise of %%%d:", k->bias || k->bn || k->relu ? ", then" : "",
+                         k->epi_base);
+    for (int m = k->epi_first; m < k->epi_first + k->nepi; m++)
+      fprintf(out, "%s %%%d %s", m > k->epi_first ? "," : "", k->members[m],
+              ir_op_name(p->g->nodes[k->members[m]].op));
   }
   fputc('\n', out);
 }

@@ -33,8 +33,10 @@
 #include "graph_names.h"
 
 /* created lazily in each test process: check forks, and a pool does not survive fork */
-static RtPool *pool;
+static RtPool *pool, *pool1;
+static bool g_one_thread; /* run_case on a pool of one thread (else two) */
 static RtPool *get_pool(void) {
+  if (g_one_thread) return pool1 ? pool1 : (pool1 = rt_pool_create(1));
   if (!pool) pool = rt_pool_create(2);
   return pool;
 }
@@ -1522,6 +1524,88 @@ START_TEST(half_precision_rejected) {
 }
 END_TEST
 
+
+/* ---- elementwise groups in GEMM and convolution epilogues -------------------------------- */
+
+/* tests/kernels/epilogue_group.nn (relu6 as relu(x) - relu(x - 6) after a folded batchnorm, a
+ * residual add, add + relu, per-channel and per-column factors, a matmul, and two
+ * convolutions that must keep their groups apart), then convolutions the host computes
+ * transposed (1x1 of 50 positions read as Aᵀ, 3x3 stride 2 of 196 gathered; 190 channels: a
+ * partial block of lanes) with relu6, a residual and a per-channel factor */
+static const char epi_t_net[] =
+    "block relu6(x) { return relu(x) - relu(x - 6) }\n"
+    "model et {\n"
+    "  input x: f32[1, 200, 5, 10]\n"
+    "  input r: f32[1, 190, 5, 10]\n"
+    "  input x2: f32[1, 64, 28, 28]\n"
+    "  input r2: f32[1, 190, 14, 14]\n"
+    "  param s: f32[1, 190, 1, 1] = uniform(0.5, 2)\n"
+    "  y = (relu6(batchnorm(conv2d(x, 190, kernel = 1, bias = false, name = \"a\"), name = \"bn\")) + r) * s\n"
+    "  z = relu(conv2d(x2, 190, kernel = 3, stride = 2, pad = 1, bias = false, name = \"b\") + r2) - s\n"
+    "  output y\n"
+    "  output z\n"
+    "}\n";
+
+/* the kernels of G's forward plan for the host that compute a fused group (CgKernel.nepi);
+ * *named: those whose op node is named `plain` (a convolution that must keep its group apart) */
+static int epi_kernels(bool wino, const char *const *plain, int *named) {
+  Diag *d = diag_new(stderr);
+  HwTarget hw;
+  char err[256];
+  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
+  CgTarget t;
+  llvm_backend_target(&t, 0, &hw);
+  t.winograd = wino;
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
+  int n = 0;
+  *named = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    const char *nm = G->nodes[k->node].name;
+    n += k->nepi > 0;
+    for (int j = 0; plain && plain[j]; j++) *named += k->nepi > 0 && nm && strstr(nm, plain[j]);
+  }
+  cg_model_plan_free(&P);
+  diag_free(d);
+  return n;
+}
+
+START_TEST(epilogue_groups) {
+  Diag *d = diag_new(stderr);
+  char path[512];
+  snprintf(path, sizeof path, "%s/tests/kernels/epilogue_group.nn", NNC_SOURCE_DIR);
+  FeOptions fo = {0};
+  for (int net = 0; net < 2; net++) {
+    IrModule *mod = net == 0 ? fe_compile_file(path, &fo, d)
+                             : fe_compile_string("et.nn", epi_t_net, sizeof epi_t_net - 1, &fo, d);
+    ck_assert_ptr_nonnull(mod);
+    G = mod->graphs[0];
+    /* the golden file's pw, c3, other and fc; here both convolutions */
+    static const char *const plain[] = {"two", "last", NULL};
+    int named, fused = epi_kernels(false, plain, &named);
+    ck_assert_msg(fused == (net == 0 ? 4 : 2), "net %d: %d kernels with a fused group", net, fused);
+    ck_assert_msg(named == 0, "a convolution read by two kernels, or an output, took its group");
+    fused = epi_kernels(true, NULL, &named); /* c3 may run as Winograd: then apart */
+    ck_assert_int_ge(fused, net == 0 ? 3 : 2);
+    for (int run = 0; run < 4; run++) { /* 1 and 2 threads, without and with Winograd */
+      char what[64];
+      snprintf(what, sizeof what, "epilogue group net %d, %d thread(s)%s", net, 1 + run % 2,
+               run / 2 ? ", winograd" : "");
+      g_one_thread = run % 2 == 0;
+      g_no_wino = run / 2 == 0;
+      g_atol_scaled = run / 2 == 1; /* Winograd's error is relative to the largest output */
+      run_case(what, G, NULL, NULL, (Fill){-5, 5, 4, true}, MM_RTOL,
+               g_atol_scaled ? WINO_ATOL_SCALED : MM_ATOL);
+    }
+    g_one_thread = g_no_wino = g_atol_scaled = false;
+    G = NULL;
+    ir_module_free(mod);
+  }
+  diag_free(d);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("codegen");
   TCase *tc = tcase_create("ops");
@@ -1574,10 +1658,16 @@ int main(void) {
   tcase_set_timeout(tt, 300);
   tcase_add_test(tt, conv_transposed);
   suite_add_tcase(s, tt);
+  TCase *tg = tcase_create("epilogue_group");
+  tcase_set_timeout(tg, 300);
+  tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);
+  tcase_add_test(tg, epilogue_groups);
+  suite_add_tcase(s, tg);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
   int nf = srunner_ntests_failed(r);
   srunner_free(r);
   if (pool) rt_pool_destroy(pool);
+  if (pool1) rt_pool_destroy(pool1);
   return nf ? EXIT_FAILURE : EXIT_SUCCESS;
 }

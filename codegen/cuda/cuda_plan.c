@@ -22,6 +22,8 @@ void cuda_backend_target(CgTarget *t, const HwTarget *hw) {
   t->dtypes = 1u << DT_F32 | 1u << DT_I32;
   t->conv = CG_CONV_DIRECT;
   t->vector_width = 32;
+  t->epi_group = false; /* its GEMM and convolution epilogues: bias and relu; a group after
+                           them stays an elementwise kernel (docs/cuda.md) */
   t->hw = hw;
 }
 

@@ -600,6 +600,26 @@ static LLVMValueRef epi_direct(CgEmit *e, const CgKernel *k, LLVMValueRef x, LLV
   return epi_eval(e, k, x, &at, &e->epi_bad);
 }
 
+/* n values of channel ch from src to the output at yp through k's group (vectors with the
+ * last one masked) */
+static void epi_row(CgEmit *e, const CgKernel *k, LLVMValueRef src, LLVMValueRef yp,
+                    LLVMValueRef ch, int64_t n) {
+  int vl = e->vl;
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  Loop lw;
+  loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, n), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl),
+                                  LLVMConstVector(lanes_c, (unsigned)vl)), splat(e, cg_c64(e, n), vl), "");
+  LLVMValueRef off = mul(e, lw.iv, cg_c64(e, 4)), p = gep8(e, yp, off);
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef largs[4] = {gep8(e, src, off), c32(e, 4), ok, LLVMConstNull(e->vf)};
+  LLVMValueRef v = epi_direct(e, k, intrinsic(e, "llvm.masked.load", over, 2, largs, 4), p, ch, ok);
+  LLVMValueRef sargs[4] = {v, p, c32(e, 4), ok};
+  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+  loop_end(e, &lw);
+}
+
 /* the GEMM generator's hook (LlvmGemmEpi): ectx holds the bias pointer, then the opv words */
 typedef struct EpiHook {
   CgEmit *e;
@@ -1402,9 +1422,10 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   LLVMValueRef src = gep8(e, T, mul(e, add(e, mul(e, lo.iv, cg_c64(e, np)), mul(e, ln.iv, cg_c64(e, c->P))),
                                     cg_c64(e, 4)));
-  LLVMValueRef row = add(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), mul(e, lg.iv, cg_c64(e, c->Og))), lo.iv);
-  LLVMValueRef dst = gep8(e, Y, mul(e, row, cg_c64(e, c->P * 4)));
-  LLVMBuildMemCpy(e->b, dst, 4, src, 4, cg_c64(e, c->P * 4));
+  LLVMValueRef ch = add(e, mul(e, lg.iv, cg_c64(e, c->Og)), lo.iv);
+  LLVMValueRef dst = gep8(e, Y, mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), ch), cg_c64(e, c->P * 4)));
+  if (k->nepi) epi_row(e, k, src, dst, ch, c->P);
+  else LLVMBuildMemCpy(e->b, dst, 4, src, 4, cg_c64(e, c->P * 4));
   loop_end(e, &ln);
   loop_end(e, &lo);
   loop_end(e, &lg);

@@ -1546,6 +1546,21 @@ static const char epi_t_net[] =
     "  output z\n"
     "}\n";
 
+/* three images of 81 and 25 positions: one GEMM for the batch (CgConv.batch), the group
+ * applied in its copy to the output (or, where the host computes them transposed, in the
+ * write-back) */
+static const char epi_b_net[] =
+    "block relu6(x) { return relu(x) - relu(x - 6) }\n"
+    "model eb {\n"
+    "  input x: f32[3, 24, 9, 9]\n"
+    "  input r: f32[3, 40, 9, 9]\n"
+    "  param s: f32[1, 40, 1, 1] = uniform(0.5, 2)\n"
+    "  y = (relu6(batchnorm(conv2d(x, 40, kernel = 1, bias = false, name = \"a\"), name = \"bn\")) + r) * s\n"
+    "  z = relu(conv2d(x, 40, kernel = 3, pad = 1, stride = 2, bias = false, name = \"b\") + 1) - s\n"
+    "  output y\n"
+    "  output z\n"
+    "}\n";
+
 /* the kernels of G's forward plan for the host that compute a fused group (CgKernel.nepi);
  * *named: those whose op node is named `plain` (a convolution that must keep its group apart) */
 static int epi_kernels(bool wino, const char *const *plain, int *named) {
@@ -1576,12 +1591,13 @@ START_TEST(epilogue_groups) {
   char path[512];
   snprintf(path, sizeof path, "%s/tests/kernels/epilogue_group.nn", NNC_SOURCE_DIR);
   FeOptions fo = {0};
-  for (int net = 0; net < 2; net++) {
-    IrModule *mod = net == 0 ? fe_compile_file(path, &fo, d)
-                             : fe_compile_string("et.nn", epi_t_net, sizeof epi_t_net - 1, &fo, d);
+  for (int net = 0; net < 3; net++) {
+    IrModule *mod = net == 0   ? fe_compile_file(path, &fo, d)
+                    : net == 1 ? fe_compile_string("et.nn", epi_t_net, sizeof epi_t_net - 1, &fo, d)
+                               : fe_compile_string("eb.nn", epi_b_net, sizeof epi_b_net - 1, &fo, d);
     ck_assert_ptr_nonnull(mod);
     G = mod->graphs[0];
-    /* the golden file's pw, c3, other and fc; here both convolutions */
+    /* the golden file's pw, c3, other and fc; in the others both convolutions */
     static const char *const plain[] = {"two", "last", NULL};
     int named, fused = epi_kernels(false, plain, &named);
     ck_assert_msg(fused == (net == 0 ? 4 : 2), "net %d: %d kernels with a fused group", net, fused);

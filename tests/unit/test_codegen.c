@@ -1040,18 +1040,23 @@ static void wino_host_teardown(void) {
   rmdir(g_wino_cfg);
 }
 
-/* the forward convolutions of G that the host's plan runs as Winograd F(4,3), with
- * winograd on or off (--no-winograd) */
-static int wino_kernels(bool on) {
-  Diag *d = diag_new(stderr);
+/* G's plans for the host's CPU target, winograd on or off (--no-winograd) */
+static void host_plan(CgModelPlan *P, bool wino, Diag *d) {
   HwTarget hw;
   char err[256];
   ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
   CgTarget t;
   llvm_backend_target(&t, 0, &hw);
-  t.winograd = on;
+  t.winograd = wino;
+  ck_assert_int_eq(cg_model_plan(P, G, NULL, &t, NULL, NULL, d), 0);
+}
+
+/* the forward convolutions of G that the host's plan runs as Winograd F(4,3), with
+ * winograd on or off (--no-winograd) */
+static int wino_kernels(bool on) {
+  Diag *d = diag_new(stderr);
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
+  host_plan(&P, on, d);
   int n = 0;
   for (int ki = 0; ki < P.pf.nk; ki++) n += P.pf.k[ki].wino;
   cg_model_plan_free(&P);
@@ -1565,14 +1570,8 @@ static const char epi_b_net[] =
  * *named: those whose op node is named `plain` (a convolution that must keep its group apart) */
 static int epi_kernels(bool wino, const char *const *plain, int *named) {
   Diag *d = diag_new(stderr);
-  HwTarget hw;
-  char err[256];
-  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
-  CgTarget t;
-  llvm_backend_target(&t, 0, &hw);
-  t.winograd = wino;
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
+  host_plan(&P, wino, d);
   int n = 0;
   *named = 0;
   for (int ki = 0; ki < P.pf.nk; ki++) {

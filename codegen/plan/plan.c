@@ -238,9 +238,11 @@ static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
   return !c.wino && !c.depthwise && (c.trans || c.G == 1);
 }
 
-/* node c may join the group of in[]: elementwise f32 of the base's shape, each operand the
- * group's, a fill, or a tensor that exists when op node i runs and broadcasts (epi_kind) */
-static bool epi_joins(const CgPlan *p, int i, int base, int c, const bool *in) {
+/* node c may join the group of in[] (kernel ki of op node i): elementwise f32 of the
+ * base's shape, each operand the group's, a fill, or a tensor that exists when the kernel
+ * runs (computed before i, a leaf, or the value of an earlier kernel: those are anchored
+ * before i and sealed by materialize) and broadcasts (epi_kind) */
+static bool epi_joins(const CgPlan *p, int ki, int i, int base, int c, const bool *in) {
   const IrGraph *g = p->g;
   const IrNode *n = &g->nodes[c];
   if (!(ir_ops[n->op].flags & OPF_ELEMWISE) || n->op == OP_ASSIGN || n->type.dt != DT_F32 ||
@@ -249,7 +251,8 @@ static bool epi_joins(const CgPlan *p, int i, int base, int c, const bool *in) {
   for (int j = 0; j < n->nin; j++) {
     int o = n->in[j], op = g->nodes[o].op;
     if (in[o] || ir_is_fill(&g->nodes[o])) continue;
-    if (!(o < i || op == OP_PARAM || op == OP_INPUT) || epi_kind(p, o, base, i) < 0) return false;
+    bool exists = o < i || op == OP_PARAM || op == OP_INPUT || (p->kof[o] >= 0 && p->kof[o] != ki);
+    if (!exists || epi_kind(p, o, base, i) < 0) return false;
   }
   return true;
 }
@@ -293,7 +296,7 @@ static void take_group(CgPlan *p, int ki, int i, const TilePlan *tiles, const bo
     if (!p->v[c].needed || absorbed[c] || p->kof[c] >= 0) continue;
     bool reads = false;
     for (int j = 0; j < g->nodes[c].nin; j++) reads |= in[g->nodes[c].in[j]];
-    if (reads && epi_joins(p, i, base, c, in)) in[c] = true, mem[nm++] = c;
+    if (reads && epi_joins(p, ki, i, base, c, in)) in[c] = true, mem[nm++] = c;
   }
   while (nm > 0 && !epi_valid(p, base, mem, nm, in, is_out)) in[mem[--nm]] = false;
   CgKernel *k = &p->k[ki];

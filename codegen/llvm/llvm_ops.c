@@ -600,24 +600,45 @@ static LLVMValueRef epi_direct(CgEmit *e, const CgKernel *k, LLVMValueRef x, LLV
   return epi_eval(e, k, x, &at, &e->epi_bad);
 }
 
-/* n values of channel ch from src to the output at yp through k's group (vectors with the
- * last one masked) */
+/* one vector (the first of the lanes `ok` selects, NULL: all) at byte offset off of src
+ * through k's group to yp + off; unmasked where whole (masked stores are slow on Zen 4) */
+static void epi_vec(CgEmit *e, const CgKernel *k, LLVMValueRef src, LLVMValueRef yp,
+                    LLVMValueRef ch, LLVMValueRef off, LLVMValueRef ok) {
+  LLVMValueRef p = gep8(e, yp, off), q = gep8(e, src, off), v;
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  if (ok) {
+    LLVMValueRef largs[4] = {q, c32(e, 4), ok, LLVMConstNull(e->vf)};
+    v = epi_direct(e, k, intrinsic(e, "llvm.masked.load", over, 2, largs, 4), p, ch, ok);
+    LLVMValueRef sargs[4] = {v, p, c32(e, 4), ok};
+    intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+    return;
+  }
+  v = LLVMBuildLoad2(e->b, e->vf, q, "");
+  LLVMSetAlignment(v, 4);
+  LLVMSetAlignment(LLVMBuildStore(e->b, epi_direct(e, k, v, p, ch, NULL), p), 4);
+}
+
+/* n values of channel ch from src to the output at yp through k's group (whole vectors,
+ * then the rest masked) */
 static void epi_row(CgEmit *e, const CgKernel *k, LLVMValueRef src, LLVMValueRef yp,
-                    LLVMValueRef ch, int64_t n) {
+                    LLVMValueRef ch, LLVMValueRef n) {
   int vl = e->vl;
   LLVMValueRef lanes_c[64];
   for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  LLVMValueRef nv = LLVMBuildAnd(e->b, n, cg_c64(e, -(int64_t)vl), "");
   Loop lw;
-  loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, n), vl);
-  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl),
-                                  LLVMConstVector(lanes_c, (unsigned)vl)), splat(e, cg_c64(e, n), vl), "");
-  LLVMValueRef off = mul(e, lw.iv, cg_c64(e, 4)), p = gep8(e, yp, off);
-  LLVMTypeRef over[2] = {e->vf, e->ptr};
-  LLVMValueRef largs[4] = {gep8(e, src, off), c32(e, 4), ok, LLVMConstNull(e->vf)};
-  LLVMValueRef v = epi_direct(e, k, intrinsic(e, "llvm.masked.load", over, 2, largs, 4), p, ch, ok);
-  LLVMValueRef sargs[4] = {v, p, c32(e, 4), ok};
-  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+  loop_begin(e, &lw, cg_c64(e, 0), nv, vl);
+  epi_vec(e, k, src, yp, ch, mul(e, lw.iv, cg_c64(e, 4)), NULL);
   loop_end(e, &lw);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, nv, vl),
+                                  LLVMConstVector(lanes_c, (unsigned)vl)), splat(e, n, vl), "");
+  LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "epitail"),
+                    done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "epirow");
+  LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, nv, n, ""), tail, done);
+  LLVMPositionBuilderAtEnd(e->b, tail);
+  epi_vec(e, k, src, yp, ch, mul(e, nv, cg_c64(e, 4)), ok);
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, done);
 }
 
 /* the GEMM generator's hook (LlvmGemmEpi): ectx holds the bias pointer, then the opv words */
@@ -1100,6 +1121,28 @@ static LLVMValueRef dw_tap(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValu
   return intrinsic(e, "llvm.masked.gather", over, 2, args, 4);
 }
 
+/* after output row `row` (oh of its plane, channel ch) of a depthwise task's rows [r0, r1):
+ * at the plane's last row or the task's, k's group (when it has one) over the plane's rows
+ * the task computed, in place. The plane is still in L1; applied on the accumulators, or to
+ * each row right after its stores, the group cost more than the separate kernel (a chain of
+ * dependent FMAs a vector; masked stores forwarding to masked loads) */
+static void epi_dw_plane(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef r0,
+                         LLVMValueRef r1, LLVMValueRef row, LLVMValueRef oh, LLVMValueRef ch) {
+  if (!k->nepi) return;
+  LLVMValueRef last = LLVMBuildOr(e->b, LLVMBuildICmp(e->b, LLVMIntEQ, oh, cg_c64(e, c->OH - 1), ""),
+                                  LLVMBuildICmp(e->b, LLVMIntEQ, row, LLVMBuildSub(e->b, r1, cg_c64(e, 1), ""), ""), "");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "epi"),
+                    done = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "epidone");
+  LLVMBuildCondBr(e->b, last, go, done);
+  LLVMPositionBuilderAtEnd(e->b, go);
+  LLVMValueRef first = smax(e, r0, LLVMBuildSub(e->b, row, oh, ""));
+  LLVMValueRef yp = gep8(e, cg_ptr(e, k->out), mul(e, first, cg_c64(e, c->OW * 4)));
+  LLVMValueRef n = mul(e, add(e, LLVMBuildSub(e->b, row, first, ""), cg_c64(e, 1)), cg_c64(e, c->OW));
+  epi_row(e, k, yp, yp, ch, n);
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, done);
+}
+
 /* task t of nt: output rows [r0, r1) of the N·C·OH rows, each a loop over vectors of OW */
 static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
   const CgConv *c = arg;
@@ -1156,6 +1199,7 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   LLVMValueRef sargs[4] = {acc, gep8(e, yr, mul(e, lw.iv, cg_c64(e, 4))), c32(e, 4), ok};
   intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
   loop_end(e, &lw);
+  epi_dw_plane(e, k, c, r0, r1, lr.iv, oh, ch);
   loop_end(e, &lr);
 }
 
@@ -1424,7 +1468,7 @@ static int lower_conv_batch(CgEmit *e, const CgKernel *k, const CgConv *c, LlvmG
                                     cg_c64(e, 4)));
   LLVMValueRef ch = add(e, mul(e, lg.iv, cg_c64(e, c->Og)), lo.iv);
   LLVMValueRef dst = gep8(e, Y, mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), ch), cg_c64(e, c->P * 4)));
-  if (k->nepi) epi_row(e, k, src, dst, ch, c->P);
+  if (k->nepi) epi_row(e, k, src, dst, ch, cg_c64(e, c->P));
   else LLVMBuildMemCpy(e->b, dst, 4, src, 4, cg_c64(e, c->P * 4));
   loop_end(e, &ln);
   loop_end(e, &lo);

@@ -219,11 +219,9 @@ int cg_epi_operands(const CgPlan *p, const CgKernel *k, CgEpiOperand *ops) {
 }
 
 /* the kernel's op computes its output where the backend applies a group to it: an f32
- * inference GEMM (not streamed) or an ungrouped convolution (channel operands by C's row;
- * a batch's GEMM: in the copy to the output) not run as Winograd. Not the direct depthwise
- * kernel: its loop is one dependence chain a vector, and the group's ops on it cost more
- * than the separate pass (MobileNetV2's 144x56x56 layer: 263 + 37 us apart, 331 fused;
- * docs/cpu-convolutions.md) */
+ * inference GEMM (not streamed) or a convolution not run as Winograd: depthwise (on each
+ * plane of output rows), ungrouped (channel operands by C's row; a batch's GEMM: in the copy
+ * to the output) or transposed (in the write-back) */
 static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
   CgKernel *k = &p->k[ki];
   const IrNode *n = &p->g->nodes[k->node];
@@ -235,7 +233,7 @@ static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
   k->wino = plan_wino(p, k);
   CgConv c;
   cg_conv_geom(p, k->node, &c);
-  return !c.wino && !c.depthwise && (c.trans || c.G == 1);
+  return !c.wino && (c.depthwise || c.trans || c.G == 1);
 }
 
 /* node c may join the group of in[] (kernel ki of op node i): elementwise f32 of the

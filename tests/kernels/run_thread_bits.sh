@@ -34,6 +34,7 @@ np.save(t + "/clab.npy", r.integers(0, 10, 16, dtype=np.int32))
 np.save(t + "/wx.npy", r.standard_normal((8, 16, 32, 32), dtype=np.float32))
 np.save(t + "/wlab.npy", r.integers(0, 10, 8, dtype=np.int32))
 np.save(t + "/ex.npy", r.standard_normal((2, 32, 32, 32), dtype=np.float32) * 4)
+np.save(t + "/ex2.npy", r.standard_normal((1, 25, 30, 30), dtype=np.float32) * 4)
 PYEOF
 
 "$NNC" build "$SRC/examples/gpt2_block.nn" -D N=2 -D T=64 -o "$T/g" || die "nnc build gpt2_block"
@@ -48,7 +49,7 @@ n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/wino.nn" | grep -c "w
 [ "$n" = 3 ] || die "wino.nn: $n of its 3 convolutions planned as Winograd F(4,3)"
 "$NNC" build "$SRC/tests/kernels/threads/epi.nn" --no-winograd -o "$T/e" || die "nnc build epi"
 n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/epi.nn" --no-winograd | grep -c "then elementwise")
-[ "$n" = 2 ] || die "epi.nn: $n of its 2 convolutions with their groups fused"
+[ "$n" = 3 ] || die "epi.nn: $n of its 3 convolutions with their groups fused"
 for t in 1 2; do
   "$T/d" train --data x="$T/dx.npy",label="$T/dlab.npy" --epochs 1 --seed 3 --quiet \
     --save "$T/dw$t.safetensors" --threads $t || die "dw_bn train --threads $t"
@@ -63,7 +64,8 @@ for t in 1 2; do
     --threads $t || die "lenet infer --threads $t"
   "$T/w" infer --in x="$T/wx.npy" --in label="$T/wlab.npy" --out logits="$T/wy$t.npy" --seed 1 \
     --threads $t || die "wino infer --threads $t"
-  "$T/e" infer --in x="$T/ex.npy" --out m="$T/em$t.npy" --out y="$T/ey$t.npy" --seed 1 \
+  "$T/e" infer --in x="$T/ex.npy" --in x2="$T/ex2.npy" --out m="$T/em$t.npy" --out y="$T/ey$t.npy" \
+    --out d="$T/ed$t.npy" --seed 1 \
     --threads $t || die "epi infer --threads $t"
 done
 cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
@@ -72,11 +74,11 @@ cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads 
 cmp -s "$T/cw1.safetensors" "$T/cw2.safetensors" || die "conv_t: 1 and 2 threads trained different weights"
 cmp -s "$T/cy1.npy" "$T/cy2.npy" || die "conv_t: 1 and 2 threads inferred different bits"
 cmp -s "$T/wy1.npy" "$T/wy2.npy" || die "wino: 1 and 2 threads gave different bits"
-cmp -s "$T/em1.npy" "$T/em2.npy" && cmp -s "$T/ey1.npy" "$T/ey2.npy" ||
+cmp -s "$T/em1.npy" "$T/em2.npy" && cmp -s "$T/ey1.npy" "$T/ey2.npy" && cmp -s "$T/ed1.npy" "$T/ed2.npy" ||
   die "epi: 1 and 2 threads gave different bits"
 "$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
 import sys, numpy as np
-for f in ("gy1", "ly1", "wy1", "cy1", "em1", "ey1"):
+for f in ("gy1", "ly1", "wy1", "cy1", "em1", "ey1", "ed1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF

@@ -1566,6 +1566,20 @@ static const char epi_b_net[] =
     "  output z\n"
     "}\n";
 
+/* depthwise convolutions (the group applied to each plane of a task's rows after its last
+ * row: 25 channels of 30 rows, so that two tasks split a plane), stride 1 and 2 */
+static const char epi_d_net[] =
+    "block relu6(x) { return relu(x) - relu(x - 6) }\n"
+    "model ed {\n"
+    "  input x: f32[1, 25, 30, 30]\n"
+    "  input r: f32[1, 25, 15, 15]\n"
+    "  param s: f32[25, 1, 1] = uniform(0.5, 2)\n"
+    "  y = relu6(batchnorm(conv2d(x, 25, kernel = 3, pad = 1, groups = 25, bias = false, name = \"d1\"), name = \"bn\")) * s\n"
+    "  z = relu(conv2d(x, 25, kernel = 3, stride = 2, pad = 1, groups = 25, bias = false, name = \"d2\") + r)\n"
+    "  output y\n"
+    "  output z\n"
+    "}\n";
+
 /* the kernels of G's forward plan for the host that compute a fused group (CgKernel.nepi);
  * *named: those whose op node is named `plain` (a convolution that must keep its group apart) */
 static int epi_kernels(bool wino, const char *const *plain, int *named) {
@@ -1590,10 +1604,10 @@ START_TEST(epilogue_groups) {
   char path[512];
   snprintf(path, sizeof path, "%s/tests/kernels/epilogue_group.nn", NNC_SOURCE_DIR);
   FeOptions fo = {0};
-  for (int net = 0; net < 3; net++) {
-    IrModule *mod = net == 0   ? fe_compile_file(path, &fo, d)
-                    : net == 1 ? fe_compile_string("et.nn", epi_t_net, sizeof epi_t_net - 1, &fo, d)
-                               : fe_compile_string("eb.nn", epi_b_net, sizeof epi_b_net - 1, &fo, d);
+  static const char *const nets[] = {NULL, epi_t_net, epi_b_net, epi_d_net};
+  for (int net = 0; net < 4; net++) {
+    IrModule *mod = net == 0 ? fe_compile_file(path, &fo, d)
+                             : fe_compile_string("e.nn", nets[net], strlen(nets[net]), &fo, d);
     ck_assert_ptr_nonnull(mod);
     G = mod->graphs[0];
     /* the golden file's pw, c3, other, fc and sc; in the others both convolutions */

@@ -149,14 +149,16 @@ WINO_INLINE void wino_in_vec(const float *const p[4], int64_t wp, float *v, int6
   }
 }
 
-/* plane nc = n·C + c: copied into the zero-padded xp (rows wp floats: padding and tiles
+/* plane p = c·N + n (channel-major, so that one task writes all of a channel's tiles in
+ * V: a row of V shared by two threads' stores would bounce between their caches): copied
+ * into the zero-padded xp (rows wp floats: padding and tiles
  * past the image read zeros), then every tile row in blocks of 8 tiles, or several tile
  * rows a block where a row has 2 or 4 tiles (images of 5 to 16 columns: the vector full) */
-WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t nc, float *xp, int64_t wp) {
+WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t p, float *xp, int64_t wp) {
   const int64_t *g = w->g;
   int64_t H = g[WG_H], W = g[WG_W], C = g[WG_C], tw = g[WG_TW], th = g[WG_TH];
-  int64_t rows = 4 * th + 2, n = nc / C, c = nc % C;
-  const float *x = w->src + nc * H * W;
+  int64_t rows = 4 * th + 2, n = p % g[WG_N], c = p / g[WG_N];
+  const float *x = w->src + (n * C + c) * H * W;
   int64_t T = g[WG_N] * th * tw, cw = W + g[WG_PW] > wp ? wp - g[WG_PW] : W;
   for (int64_t ih = 0; ih < H && ih + g[WG_PH] < rows; ih++)
     memcpy(xp + (ih + g[WG_PH]) * wp + g[WG_PW], x + ih * W, (size_t)cw * sizeof(float));
@@ -187,7 +189,7 @@ WINO_INLINE void wino_in_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
   const int64_t *g = w->g;
   int64_t wp = 4 * wino_round8(g[WG_TW]) + 8;
   float *xp = wino_buf((4 * g[WG_TH] + 2) * wp);
-  for (int64_t nc = lo; nc < hi; nc++) wino_in_plane(w, nc, xp, wp);
+  for (int64_t p = lo; p < hi; p++) wino_in_plane(w, p, xp, wp);
   free(xp);
 }
 
@@ -268,16 +270,16 @@ WINO_INLINE void wino_out_vec(const WinoCtx *w, const float *m, int64_t xs, int6
   }
 }
 
-/* output plane no = n·O + o, tile row by tile row, 8 tiles at a time (several rows a block
- * where tw is 2 or 4) */
-WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t no) {
+/* output plane p = o·N + n (channel-major: a task reads whole rows of M), tile row by tile
+ * row, 8 tiles at a time (several rows a block where tw is 2 or 4) */
+WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t p) {
   const int64_t *g = w->g;
   int64_t O = g[WG_O], OH = g[WG_OH], OW = g[WG_OW], tw = g[WG_TW], th = g[WG_TH];
-  int64_t n = no / O, o = no % O, T = g[WG_N] * th * tw;
+  int64_t n = p % g[WG_N], o = p / g[WG_N], T = g[WG_N] * th * tw;
   float sc = 1, sh = 0;
   if (w->bias) sh = w->bias[o];
   else if (w->affine) sc = w->affine[2 * o], sh = w->affine[2 * o + 1];
-  float *y = w->dst + no * OH * OW;
+  float *y = w->dst + (n * O + o) * OH * OW;
   if (wino_rows(tw, th)) { /* lane l: tile l % tw of row i0 + l / tw, as the input's */
     for (int64_t i0 = 0; i0 < th; i0 += WV / tw) {
       int64_t t = (n * th + i0) * tw;
@@ -297,7 +299,7 @@ WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t no) {
 }
 
 WINO_INLINE void wino_out_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
-  for (int64_t no = lo; no < hi; no++) wino_out_plane(w, no);
+  for (int64_t p = lo; p < hi; p++) wino_out_plane(w, p);
 }
 
 /* ---- dispatch: the same loops for baseline x86-64 and AVX2 ---------------------------- */

@@ -278,6 +278,21 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   }
 }
 
+bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b) {
+  int64_t lim = INT64_C(1) << 20;
+  if ((c->sw != 1 && c->sw != 2) || vl <= 0 || vl > 64 || c->OH <= 0 || c->OW <= 0 ||
+      c->OW > lim || c->sh > 64 || c->dh > 64 || c->dw > 64 || c->KH > 8 || c->KW > 8)
+    return false;
+  b->R = (int)(c->OH < CG_DW_ROWS ? c->OH : CG_DW_ROWS);
+  b->rows = (int)((b->R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
+  b->nv = (c->OW + vl - 1) / vl;
+  int64_t need = b->nv * vl + (c->KW - 1) * c->dw / c->sw + 1;
+  b->lp = (need + vl - 1) / vl * vl;
+  b->nb = (c->OH + b->R - 1) / b->R;
+  b->bytes = (int64_t)b->rows * c->sw * b->lp * 4;
+  return b->bytes <= CG_DW_BUF_MAX;
+}
+
 /* ---- the plan, step by step ------------------------------------------------------------ */
 
 /* shapes and sizes at the current dims */

@@ -294,4 +294,20 @@ typedef struct CgConv {
  * level or up to 16% slower (the copy of dy's rows, other blockings) */
 #define CG_CONV_BATCH_DW_P 32
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
+/* the direct depthwise forward's blocking at strides 1 and 2 for a target of vl f32 lanes
+ * (llvm_ops.c dwb_body): blocks of up to CG_DW_ROWS output rows of one channel; the `rows`
+ * input rows a block reads are copied once into a per-thread buffer of rows x sw phases x lp
+ * floats, the padding's zeros in place and the columns of phase p = column mod sw apart.
+ * False where the forward runs row by row with masked loads (other strides, long rows). */
+typedef struct CgDwBlock {
+  int R;         /* output rows a block */
+  int rows;      /* input rows a block of R rows reads */
+  int64_t nv;    /* output vectors a row */
+  int64_t lp;    /* floats a phase row of the buffer, a multiple of vl */
+  int64_t nb;    /* blocks a channel, ceil(OH / R) */
+  int64_t bytes; /* the buffer */
+} CgDwBlock;
+#define CG_DW_ROWS 4
+#define CG_DW_BUF_MAX (64 * 1024)
+bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b);
 #endif

@@ -644,28 +644,71 @@ START_TEST(dw_data_grad) {
 }
 END_TEST
 
-/* an inference batchnorm after a convolution (folded into its epilogue as a scale and shift
- * a channel) and relu: the regular im2col path, a 1x1 convolution and a depthwise one */
+/* a convolution cs of N images with an inference batchnorm (folded into its epilogue as a
+ * scale and shift a channel) and relu after it, against the interpreter */
+static void check_conv_bn(const ConvCase *cs, int N, const char *what) {
+  g_begin("conv_bn");
+  int x = IN("x", 4, N, cs->C, cs->H, cs->W);
+  int w = PARAM("w", 4, cs->O, cs->C / cs->G, cs->KH, cs->KW);
+  int gm = IN("g", 1, cs->O), bt = IN("b", 1, cs->O), rm = IN("rm", 1, cs->O);
+  int rv = IN("rv", 1, cs->O);
+  IrAttr at = {.kernel = {cs->KH, cs->KW}, .stride = {cs->sh, cs->sw}, .pad = {cs->ph, cs->pw},
+               .dilation = {cs->dh, cs->dw}, .groups = cs->G};
+  IrAttr bn = {.value = 1e-5};
+  int in5[5] = {op2(OP_CONV2D, x, w, &at), gm, bt, rm, rv};
+  out("y", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
+  /* positive statistics; the conv's output has a mean, so relu keeps part of it */
+  check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
+}
+
+/* an inference batchnorm after a convolution and relu: the regular im2col path, a 1x1
+ * convolution and a depthwise one */
 START_TEST(conv_bn_fold) {
   g_no_wino = true;
-  struct {
-    int C, O, H, W, KH, sh, ph, G;
-  } cs[] = {{3, 8, 9, 11, 3, 1, 1, 1}, {5, 7, 6, 7, 1, 1, 0, 1}, {8, 8, 19, 37, 3, 2, 1, 8}};
+  static const ConvCase cs[] = {{3, 8, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                {5, 7, 6, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+                                {8, 8, 19, 37, 3, 3, 2, 2, 1, 1, 1, 1, 8}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_bn");
-    int x = IN("x", 4, 2, cs[c].C, cs[c].H, cs[c].W);
-    int w = PARAM("w", 4, cs[c].O, cs[c].C / cs[c].G, cs[c].KH, cs[c].KH);
-    int gm = IN("g", 1, cs[c].O), bt = IN("b", 1, cs[c].O), rm = IN("rm", 1, cs[c].O);
-    int rv = IN("rv", 1, cs[c].O);
-    IrAttr at = {.kernel = {cs[c].KH, cs[c].KH}, .stride = {cs[c].sh, cs[c].sh},
-                 .pad = {cs[c].ph, cs[c].ph}, .dilation = {1, 1}, .groups = cs[c].G};
-    IrAttr bn = {.value = 1e-5};
-    int in5[5] = {op2(OP_CONV2D, x, w, &at), gm, bt, rm, rv};
-    out("y", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
     char what[64];
     snprintf(what, sizeof what, "conv+batchnorm case %zu", c);
-    /* positive statistics; the conv's output has a mean, so relu keeps part of it */
-    check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
+    check_conv_bn(&cs[c], 2, what);
+  }
+  g_no_wino = false;
+}
+END_TEST
+
+/* the direct depthwise forward in blocks of output rows from a padded, phase-split buffer
+ * (strides 1 and 2) and row by row (a stride of 3, rows too long for the buffer): heights 1
+ * to 3 and blocks with a remainder of rows, widths under 16 and not multiples of it, padding 0
+ * to 3, 3x3 to 7x7, dilation, one image and three; each plain, with bias + relu (and the
+ * gradients of conv_case_outputs), and with a folded batchnorm + relu */
+START_TEST(dw_forward) {
+  g_no_wino = true;
+  static const ConvCaseN cs[] = {
+      {{3, 3, 1, 5, 3, 3, 1, 1, 1, 1, 1, 1, 3}, 1},     /* one row, 5 wide */
+      {{4, 4, 2, 13, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 3},    /* two rows */
+      {{4, 4, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 1},    /* three rows unpadded: one output row */
+      {{5, 5, 7, 31, 3, 3, 1, 1, 1, 1, 1, 1, 5}, 3},    /* 7 rows: a block and 3 */
+      {{4, 4, 10, 40, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 1},   /* 8 rows: two blocks */
+      {{2, 2, 6, 300, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 1},   /* inside chunks in a loop */
+      {{3, 3, 9, 19, 7, 7, 1, 1, 3, 3, 1, 1, 3}, 3},    /* 7x7 */
+      {{4, 4, 3, 7, 3, 3, 2, 2, 1, 1, 1, 1, 4}, 3},     /* stride 2 */
+      {{4, 4, 2, 20, 3, 3, 2, 2, 1, 1, 1, 1, 4}, 1},    /* stride 2, one output row */
+      {{6, 6, 13, 45, 3, 3, 2, 2, 1, 1, 1, 1, 6}, 3},   /* 7 rows of 23 */
+      {{4, 4, 12, 33, 3, 3, 2, 2, 0, 0, 1, 1, 4}, 1},   /* unpadded: 5 rows of 16 */
+      {{2, 2, 9, 150, 3, 3, 2, 2, 1, 1, 1, 1, 2}, 1},   /* inside chunks in a loop */
+      {{3, 3, 9, 50, 5, 5, 2, 2, 2, 2, 1, 1, 3}, 1},    /* 5x5 */
+      {{4, 4, 11, 40, 3, 3, 2, 2, 1, 1, 2, 2, 4}, 1},   /* dilated */
+      {{4, 4, 9, 35, 3, 5, 1, 2, 1, 2, 1, 1, 4}, 3},    /* 3x5, stride 2 along columns only */
+      {{4, 4, 13, 17, 3, 3, 2, 1, 1, 1, 1, 1, 4}, 1},   /* stride 2 along rows only */
+      {{4, 4, 10, 17, 3, 3, 3, 3, 1, 1, 1, 1, 4}, 1},   /* stride 3: row by row */
+      {{2, 2, 5, 3000, 3, 3, 2, 2, 1, 1, 1, 1, 2}, 1},  /* too long for the buffer */
+  };
+  check_conv_cases("depthwise forward", cs, sizeof cs / sizeof *cs);
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    char what[64];
+    snprintf(what, sizeof what, "depthwise+batchnorm case %zu", c);
+    check_conv_bn(&cs[c].c, cs[c].N, what);
   }
   g_no_wino = false;
 }
@@ -1541,6 +1584,7 @@ int main(void) {
   tcase_add_test(tc, conv_variants);
   tcase_add_test(tc, conv_data_grad);
   tcase_add_test(tc, dw_data_grad);
+  tcase_add_test(tc, dw_forward);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, normalization);

@@ -1096,6 +1096,74 @@ static void dw_fill_row(CgEmit *e, const DwFwd *d, LLVMValueRef xc, LLVMValueRef
   LLVMPositionBuilderAtEnd(e->b, join);
 }
 
+/* the output vector from column ow0 (a constant where ows is, with the lane masks of its
+ * constant columns, else a vector inside the rows) of the R rows of a direct block: each
+ * input row i (`row[i]`, zeros where `ok[i]` is false: the padding) loaded once a tap column
+ * (at stride 2 two loads and their even lanes) and used by each of the R rows that takes it */
+static void dw_direct_vec(CgEmit *e, const CgKernel *k, const CgConv *c, int R, int nr,
+                          const LLVMValueRef *row, const LLVMValueRef *ok, LLVMValueRef yr,
+                          LLVMValueRef ow0, const int64_t *ows, const LLVMValueRef *wv,
+                          LLVMValueRef b0, LLVMValueRef s0) {
+  int vl = e->vl;
+  LLVMTypeRef vt = e->vf;
+  LLVMValueRef acc[CG_DW_ROWS], m[64], idx[64];
+  for (int l = 0; l < vl; l++)
+    m[l] = LLVMConstInt(e->i1, !ows || *ows + l < c->OW, 0), idx[l] = c32(e, 2 * l);
+  for (int r = 0; r < R; r++) acc[r] = LLVMConstNull(e->vf);
+  LLVMValueRef xb = LLVMBuildSub(e->b, mul(e, ow0, cg_c64(e, c->sw)), cg_c64(e, c->pw), "");
+  for (int i = 0; i < nr; i++)
+    for (int kw = 0; kw < c->KW; kw++) {
+      LLVMValueRef xv = NULL;
+      for (int r = 0; r < R; r++) {
+        int64_t dd = i - r * c->sh, kh = dd / c->dh;
+        if (dd < 0 || dd % c->dh || kh >= c->KH) continue;
+        if (!xv) {
+          int64_t x0 = ows ? *ows * c->sw - c->pw + kw * c->dw : 0, x1 = x0 + vl;
+          LLVMValueRef xr = add(e, xb, cg_c64(e, kw * c->dw));
+          xv = dw_src(e, c, row[i], xr, ows ? &x0 : NULL);
+          if (c->sw == 2)
+            xv = LLVMBuildShuffleVector(e->b, xv, dw_src(e, c, row[i], add(e, xr, cg_c64(e, vl)), ows ? &x1 : NULL),
+                                        LLVMConstVector(idx, (unsigned)vl), "");
+          xv = LLVMBuildSelect(e->b, ok[i], xv, LLVMConstNull(e->vf), "");
+        }
+        LLVMValueRef args[3] = {wv[kh * c->KW + kw], xv, acc[r]};
+        acc[r] = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+      }
+    }
+  for (int r = 0; r < R; r++)
+    dw_store(e, k, acc[r], gep8(e, yr, mul(e, add(e, ow0, cg_c64(e, r * c->OW)), cg_c64(e, 4))),
+             LLVMConstVector(m, (unsigned)vl), b0, s0);
+}
+
+/* a block of R output rows read straight from the plane xc, no buffer (whose stores a short
+ * row would read back at once): the vectors at the rows' edges with constant lane masks, the
+ * ones inside in a loop of plain loads */
+static void dw_block_direct(CgEmit *e, const CgKernel *k, const DwFwd *d, int R, LLVMValueRef xc,
+                            LLVMValueRef yr, LLVMValueRef ih0, const LLVMValueRef *wv,
+                            LLVMValueRef b0, LLVMValueRef s0) {
+  const CgConv *c = d->c;
+  int vl = e->vl, nr = (int)((R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
+  LLVMValueRef row[64], ok[64];
+  for (int i = 0; i < nr; i++) {
+    LLVMValueRef ih = add(e, ih0, cg_c64(e, i));
+    ok[i] = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, ih, cg_c64(e, 0), ""),
+                         LLVMBuildICmp(e->b, LLVMIntSLT, ih, cg_c64(e, c->H), ""), "");
+    row[i] = gep8(e, xc, mul(e, LLVMBuildSelect(e->b, ok[i], ih, cg_c64(e, 0), ""), cg_c64(e, c->W * 4)));
+  }
+  int64_t vlo = d->b.vlo, vhi = d->b.vhi;
+  for (int64_t v = 0; v < d->b.nv; v++) {
+    if (v == vlo && vhi > vlo) {
+      Loop l;
+      loop_begin(e, &l, cg_c64(e, vlo * vl), cg_c64(e, vhi * vl), vl);
+      dw_direct_vec(e, k, c, R, nr, row, ok, yr, l.iv, NULL, wv, b0, s0);
+      loop_end(e, &l);
+    }
+    if (v >= vlo && v < vhi) continue;
+    int64_t ow0 = v * vl;
+    dw_direct_vec(e, k, c, R, nr, row, ok, yr, cg_c64(e, ow0), &ow0, wv, b0, s0);
+  }
+}
+
 /* a block of R output rows from oh0 of one channel (plane xc, first output row yr, the
  * filter's splats wv): its input rows into the buffer, then for each output vector every
  * tap's input vector loaded once from the buffer and used by each of the R rows that takes
@@ -1107,6 +1175,10 @@ static void dw_block(CgEmit *e, const CgKernel *k, const DwFwd *d, LLVMValueRef 
   int vl = e->vl, nr = (int)((R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
   int64_t rowb = c->sw * d->b.lp * 4;
   LLVMValueRef ih0 = LLVMBuildSub(e->b, mul(e, oh0, cg_c64(e, c->sh)), cg_c64(e, c->ph), "");
+  if (d->b.direct) {
+    dw_block_direct(e, k, d, R, xc, yr, ih0, wv, b0, s0);
+    return;
+  }
   for (int i = 0; i < nr; i++)
     dw_fill_row(e, d, xc, gep8(e, buf, cg_c64(e, i * rowb)), add(e, ih0, cg_c64(e, i)));
   LLVMValueRef lanes_c[64];
@@ -1148,8 +1220,11 @@ static void dwb_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LL
   LLVMValueRef units = cg_c64(e, c->N * c->C * d->b.nb);
   LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
   LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
-  LLVMValueRef buf = entry_alloca(e, LLVMArrayType2(e->f32, (uint64_t)(d->b.bytes / 4)), "dwbuf");
-  LLVMSetAlignment(buf, 64);
+  LLVMValueRef buf = NULL;
+  if (!d->b.direct) {
+    buf = entry_alloca(e, LLVMArrayType2(e->f32, (uint64_t)(d->b.bytes / 4)), "dwbuf");
+    LLVMSetAlignment(buf, 64);
+  }
   Loop lu;
   loop_begin(e, &lu, u0, u1, 1);
   LLVMValueRef nc = LLVMBuildSDiv(e->b, lu.iv, cg_c64(e, d->b.nb), "");

@@ -289,7 +289,18 @@ bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b) {
   int64_t need = b->nv * vl + (c->KW - 1) * c->dw / c->sw + 1;
   b->lp = (need + vl - 1) / vl * vl;
   b->nb = (c->OH + b->R - 1) / b->R;
-  b->bytes = (int64_t)b->rows * c->sw * b->lp * 4;
+  b->direct = b->nv == 1 || c->sw == 1;
+  /* vector v reads the columns from v·vl·sw - pw (tap 0) to (v + 1)·vl·sw - 1 - pw + (KW-1)·dw
+   * (stride 2: two loads of vl) and stores vl outputs */
+  b->vlo = b->nv, b->vhi = 0;
+  for (int64_t v = 0; v < b->nv; v++)
+    if (v * vl * c->sw - c->pw >= 0 && (v + 1) * vl * c->sw - 1 - c->pw + (c->KW - 1) * c->dw < c->W &&
+        (v + 1) * vl <= c->OW) {
+      if (b->vlo > v) b->vlo = v;
+      b->vhi = v + 1;
+    }
+  if (b->vhi < b->vlo) b->vhi = b->vlo;
+  b->bytes = b->direct ? 0 : (int64_t)b->rows * c->sw * b->lp * 4;
   return b->bytes <= CG_DW_BUF_MAX;
 }
 

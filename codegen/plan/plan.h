@@ -297,17 +297,21 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 /* the direct depthwise forward's blocking at strides 1 and 2 for a target of vl f32 lanes
  * (llvm_ops.c dwb_body): blocks of up to CG_DW_ROWS output rows of one channel; the `rows`
  * input rows a block reads are copied once into a per-thread buffer of rows x sw phases x lp
- * floats, the padding's zeros in place and the columns of phase p = column mod sw apart.
- * False where the forward runs row by row with masked loads (other strides, long rows). */
+ * floats, the padding's zeros in place and the columns of phase p = column mod sw apart
+ * (rows of one vector read the image directly: `direct`). False where the forward runs row
+ * by row with masked loads (other strides, rows too long for the buffer). */
 typedef struct CgDwBlock {
   int R;         /* output rows a block */
   int rows;      /* input rows a block of R rows reads */
   int64_t nv;    /* output vectors a row */
   int64_t lp;    /* floats a phase row of the buffer, a multiple of vl */
   int64_t nb;    /* blocks a channel, ceil(OH / R) */
-  int64_t bytes; /* the buffer */
+  int64_t bytes; /* the buffer; 0 when direct */
+  bool direct;   /* the input rows loaded straight from the image (stride 1, or one vector a
+                    row): constant lane masks at the rows' edges, no buffer */
+  int64_t vlo, vhi; /* direct: the output vectors [vlo, vhi) read no column outside the row */
 } CgDwBlock;
-#define CG_DW_ROWS 4
+#define CG_DW_ROWS 6
 #define CG_DW_BUF_MAX (64 * 1024)
 bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b);
 #endif

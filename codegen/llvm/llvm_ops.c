@@ -1271,6 +1271,106 @@ static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   run_items(e, k, rows, rows * c->OW * c->KH * c->KW, dw_body, c);
 }
 
+/* ---- convolutions of few input channels, direct ----------------------------------------- */
+
+enum { FEW_OB = 16 }; /* output channels a register block: FEW_OB accumulators */
+
+typedef struct FewConv {
+  DwFwd d; /* the convolution and its rows' buffer (cg_few_block: one output row) */
+  int ob;  /* output channels a block */
+} FewConv;
+
+/* output channels [o0, o0 + nob) of the output vector from column ow0 of the output row at
+ * yr (channel 0's): for every input channel, tap row and tap column, the input vector loaded
+ * once from the buffer and multiplied by each channel's tap (a broadcast) into that channel's
+ * accumulator, in the serial (c, kh, kw) order of each output */
+static void few_oblock(CgEmit *e, const CgKernel *k, const FewConv *f, LLVMValueRef buf, LLVMValueRef ow0,
+                       LLVMValueRef o0, int nob, LLVMValueRef wp, LLVMValueRef yr, LLVMValueRef ok) {
+  const CgConv *c = f->d.c;
+  int vl = e->vl;
+  LLVMTypeRef vt = e->vf;
+  LLVMValueRef acc[FEW_OB];
+  for (int o = 0; o < nob; o++) acc[o] = LLVMConstNull(e->vf);
+  LLVMValueRef vb = gep8(e, buf, mul(e, ow0, cg_c64(e, 4)));
+  LLVMValueRef wb = gep8(e, wp, mul(e, o0, cg_c64(e, c->K * 4)));
+  for (int64_t ch = 0; ch < c->C; ch++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      for (int64_t kw = 0; kw < c->KW; kw++) {
+        int64_t q = kw * c->dw, tap = (ch * c->KH + kh) * c->KW + kw;
+        int64_t off = (((ch * c->KH + kh) * c->sw + q % c->sw) * f->d.b.lp + q / c->sw) * 4;
+        LLVMValueRef xv = LLVMBuildLoad2(e->b, e->vf, gep8(e, vb, cg_c64(e, off)), "");
+        LLVMSetAlignment(xv, 4);
+        for (int o = 0; o < nob; o++) {
+          LLVMValueRef w = LLVMBuildLoad2(e->b, e->f32, gep8(e, wb, cg_c64(e, (o * c->K + tap) * 4)), "");
+          LLVMValueRef args[3] = {splat(e, w, vl), xv, acc[o]};
+          acc[o] = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+        }
+      }
+  for (int o = 0; o < nob; o++) {
+    LLVMValueRef ch = add(e, o0, cg_c64(e, o)), b0, s0;
+    dw_chan(e, k, ch, &b0, &s0);
+    LLVMValueRef at = add(e, mul(e, ch, cg_c64(e, c->P)), ow0);
+    dw_store(e, k, acc[o], gep8(e, yr, mul(e, at, cg_c64(e, 4))), ok, b0, s0);
+  }
+}
+
+/* task t of nt: output rows [u0, u1) of the N·OH rows; per row its C·KH input rows into the
+ * buffer (the padding's zeros in place, sw phases), then each vector of OW for every block
+ * of output channels */
+static void few_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const FewConv *f = arg;
+  const CgConv *c = f->d.c;
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl;
+  LLVMValueRef units = cg_c64(e, c->N * c->OH);
+  LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
+  LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
+  LLVMValueRef buf = entry_alloca(e, LLVMArrayType2(e->f32, (uint64_t)(f->d.b.bytes / 4)), "fewbuf");
+  LLVMSetAlignment(buf, 64);
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  Loop lu, lv;
+  loop_begin(e, &lu, u0, u1, 1);
+  LLVMValueRef img = LLVMBuildSDiv(e->b, lu.iv, cg_c64(e, c->OH), "");
+  LLVMValueRef oh = LLVMBuildSRem(e->b, lu.iv, cg_c64(e, c->OH), "");
+  LLVMValueRef xn = gep8(e, cg_ptr(e, n->in[0]), mul(e, img, cg_c64(e, c->C * c->H * c->W * 4)));
+  LLVMValueRef ih0 = LLVMBuildSub(e->b, mul(e, oh, cg_c64(e, c->sh)), cg_c64(e, c->ph), "");
+  for (int64_t ch = 0; ch < c->C; ch++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      dw_fill_row(e, &f->d, gep8(e, xn, cg_c64(e, ch * c->H * c->W * 4)),
+                  gep8(e, buf, cg_c64(e, (ch * c->KH + kh) * c->sw * f->d.b.lp * 4)),
+                  add(e, ih0, cg_c64(e, kh * c->dh)));
+  LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, add(e, mul(e, img, cg_c64(e, c->O * c->P)),
+                                                         mul(e, oh, cg_c64(e, c->OW))), cg_c64(e, 4)));
+  LLVMValueRef wp = cg_ptr(e, n->in[1]);
+  int64_t nfull = c->O / f->ob * f->ob;
+  loop_begin(e, &lv, cg_c64(e, 0), cg_c64(e, f->d.b.nv * vl), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lv.iv, vl), LLVMConstVector(lanes_c, (unsigned)vl)),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  if (nfull > 0) {
+    Loop lo;
+    loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, nfull), f->ob);
+    few_oblock(e, k, f, buf, lv.iv, lo.iv, f->ob, wp, yr, ok);
+    loop_end(e, &lo);
+  }
+  if (c->O > nfull) few_oblock(e, k, f, buf, lv.iv, cg_c64(e, nfull), (int)(c->O - nfull), wp, yr, ok);
+  loop_end(e, &lv);
+  loop_end(e, &lu);
+}
+
+/* a forward convolution of few input channels (CgConv.few, the tiles' conv_few) computed
+ * directly, output rows spread over the threads; no GEMM, no packing */
+static int lower_conv_few(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  FewConv f = {.d = {.c = c}, .ob = (int)(c->O < FEW_OB ? c->O : FEW_OB)};
+  if (!cg_few_block(c, e->vl, &f.d.b)) {
+    diag_error(e->d, node(e, k->node)->loc, "code generation: the direct convolution of few channels does not fit its row buffer");
+    return -1;
+  }
+  int64_t rows = c->N * c->OH; /* a task for every 8·65536 multiply-adds */
+  run_items(e, k, rows, rows * c->OW * c->O * c->K / 8, few_body, &f);
+  return 0;
+}
+
 /* ---- depthwise data gradient, direct ---------------------------------------------------- */
 
 /* The data gradient of a depthwise convolution at stride 1 or 2 (a transposed depthwise
@@ -1830,6 +1930,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     return 0;
   }
   if (c.wino) return lower_conv_wino(e, k, &c, bnt);
+  if (c.few) return lower_conv_few(e, k, &c);
   if (c.depthwise && n->op == OP_CONV2D_BWD_DATA) {
     lower_depthwise_dx(e, k, &c);
     return 0;
@@ -2347,6 +2448,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
+  t->conv_few = true;
   t->bn_fused = true;
   t->prepack = true;
   t->winograd = true;

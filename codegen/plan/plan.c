@@ -266,6 +266,13 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
     return;
   }
   const TileDecision *td = ki >= 0 ? p->k[ki].tile : NULL;
+  CgDwBlock fb;
+  c->few = n->op == OP_CONV2D && td && td->conv_few && !td->gpu && p->target && p->target->conv_few &&
+           st == CG_CONV_GATHER && !c->col && !c->depthwise && cg_few_block(c, p->target->vector_width, &fb);
+  if (c->few) {
+    c->batch = false;
+    return;
+  }
   c->trans = n->op == OP_CONV2D && td && td->conv_t && !td->gpu && st == CG_CONV_GATHER &&
              !c->col && !c->depthwise;
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */
@@ -301,6 +308,15 @@ bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b) {
     }
   if (b->vhi < b->vlo) b->vhi = b->vlo;
   b->bytes = b->direct ? 0 : (int64_t)b->rows * c->sw * b->lp * 4;
+  return b->bytes <= CG_DW_BUF_MAX;
+}
+
+bool cg_few_block(const CgConv *c, int vl, CgDwBlock *b) {
+  CgConv one = *c;
+  one.OH = 1;
+  if (!cg_dw_block(&one, vl, b) || c->C > 160 || c->G != 1) return false;
+  b->R = 1, b->direct = false, b->nb = c->OH;
+  b->bytes = c->C * c->KH * c->sw * b->lp * 4;
   return b->bytes <= CG_DW_BUF_MAX;
 }
 

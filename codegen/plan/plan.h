@@ -61,6 +61,8 @@ typedef struct CgTarget {
                              nodes), and its backward's kernel gamma's gradient (bn_dgamma)
                              and beta's (the sum of dy over its axes): one pass of
                              statistics each */
+  bool conv_few;          /* computes the forward convolutions the tiles pass chose to run
+                             directly (TileDecision.conv_few: few input channels, CgConv.few) */
   bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
                              f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
   bool winograd;          /* with prepack: computes the inference plan's 3x3 stride-1
@@ -279,6 +281,8 @@ typedef struct CgConv {
   bool wino;            /* the kernel runs Winograd F(4,3) (CgKernel.wino): scratch holds
                            V[36][C][T] then M[36][O][T] of a round of images, or the
                            transformed filter U[36][O][C] while it is packed */
+  bool few;             /* CPU forward of few input channels computed directly (the tiles'
+                           conv_few, CgTarget.conv_few): no GEMM, no packing, no scratch */
   int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */
   int64_t NB;           /* wino: images a round (TileDecision.wino_images), N / NB rounds */
   int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
@@ -314,4 +318,9 @@ typedef struct CgDwBlock {
 #define CG_DW_ROWS 6
 #define CG_DW_BUF_MAX (64 * 1024)
 bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b);
+/* the rows' buffer of a convolution of few input channels (CgConv.few, llvm_ops.c
+ * lower_conv_few): per output row its C·KH input rows in sw phases of lp floats, as the
+ * depthwise blocking lays out one row (b->nv, b->lp; b->bytes = C·KH·sw·lp·4); false where
+ * it does not fit CG_DW_BUF_MAX */
+bool cg_few_block(const CgConv *c, int vl, CgDwBlock *b);
 #endif

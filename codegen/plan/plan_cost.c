@@ -349,6 +349,14 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   return cv.depthwise;
 }
 
+/* a forward convolution of few input channels computed directly (CgConv.few) */
+static bool conv_few(const CgPlan *p, const CgKernel *k) {
+  if (k->kind != CGK_CONV) return false;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  return cv.few;
+}
+
 /* cycles of one tap of one output vector of the direct depthwise convolution (llvm_ops.c
  * dw_body: the tap's row and lane bounds, a masked load and an FMA), at the target's clock;
  * measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4, 56- and
@@ -453,6 +461,26 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* the direct convolution of few input channels (llvm_ops.c lower_conv_few): every output
+ * row's vectors of OW (the last partly masked) times O channels, each K FMAs at the FMA peak
+ * and the tiles' TILES_CONV_FEW_VEC_S, rows spread over min(threads, rows, O·K·elements /
+ * (8·65536) + 1) tasks */
+static void conv_few_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                          CgKernelCost *c) {
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double rows = (double)cv.N * (double)cv.OH, ok = (double)cv.O * (double)cv.K;
+  double tasks = fmin(rows, floor(rows * (double)cv.OW * ok / 8 / 65536) + 1);
+  c->threads = (int)fmax(1, fmin(threads, tasks));
+  double vecs = rows * ceil((double)cv.OW / vl) * (double)cv.O;
+  c->t_compute = (2 * vecs * vl * (double)cv.K / peak_of(hw, DT_F32, true, 1) + vecs * TILES_CONV_FEW_VEC_S) /
+                 c->threads;
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->scratch = 0, c->t_scratch = 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 /* seconds per output element of a transposed convolution's write-back (llvm_ops.c
  * conv_t_body: vl x vl blocks of yᵀ transposed in registers, the epilogue, vector stores to
  * y), one thread; measured on a 128-channel 28x28 layer (Zen 4: 0.18 ns), TILES_CONV_T_WB_S */
@@ -477,7 +505,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   int op = p->g->nodes[k->node].op;
-  if (depthwise_direct(p, k)) return false;
+  if (depthwise_direct(p, k) || cv.few) return false;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   bool batch = cv.batch, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
@@ -609,7 +637,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   c->t_memory = act / cg_level_bw(hw, c->level, c->threads) +
                 param_bytes / cg_level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
-  bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k); /* not streamed */
+  bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k) && !conv_few(p, k);
   if (packed) c->scratch += pack_bytes(p, k, k->tile);
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
     c->t_scratch = c->scratch / cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
@@ -621,6 +649,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
     else cpu_gemm_cost(p, k, hw, threads, c);
   }
   if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
+  if (hw->kind == HW_CPU && conv_few(p, k)) conv_few_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
 }

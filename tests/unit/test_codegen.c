@@ -714,6 +714,59 @@ START_TEST(dw_forward) {
 }
 END_TEST
 
+/* Forward convolutions of few input channels computed directly (the tiles' conv_few: output
+ * row vectors, output channels in register blocks of 16, the input rows in a padded,
+ * phase-split buffer): 1 and 3 channels, 3x3, 5x5 and 7x7, strides 1 and 2, padding 0 to 3,
+ * output channels under, at and over a block (6, 16, 20, 64), widths under a vector and
+ * several vectors, one image and three; each plain, with bias + relu and with a folded
+ * batchnorm + relu. The host's tiles must choose the direct form for these shapes where its
+ * vectors have 8 lanes or more, so that the test exercises it. */
+START_TEST(conv_few) {
+  static const struct {
+    int N, C, O, H, W, KH, s, p;
+  } cs[] = {
+      {1, 3, 32, 17, 21, 3, 2, 1},  /* MobileNetV2's stem, odd sizes */
+      {3, 3, 20, 15, 37, 3, 1, 1},  /* a block and 4 channels */
+      {1, 3, 64, 23, 61, 7, 2, 3},  /* ResNet's stem */
+      {2, 1, 6, 28, 28, 5, 1, 0},   /* LeNet's conv1 */
+      {3, 1, 16, 21, 29, 5, 2, 2},  /* one vector a row, stride 2 */
+      {1, 3, 16, 12, 70, 3, 1, 1},  /* rows of 5 vectors */
+      {1, 3, 24, 20, 150, 3, 2, 0}, /* unpadded, rows of 74 at stride 2 */
+  };
+  HwTarget hw;
+  char err[256];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  g_no_wino = true;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_few");
+    int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
+    int w = PARAM("w", 4, cs[c].O, cs[c].C, cs[c].KH, cs[c].KH);
+    int bias = PARAM("b", 3, cs[c].O, 1, 1);
+    int gm = PARAM("g", 1, cs[c].O), bt = PARAM("bt", 1, cs[c].O), rm = PARAM("rm", 1, cs[c].O);
+    int rv = PARAM("rv", 1, cs[c].O);
+    IrAttr at = {.kernel = {cs[c].KH, cs[c].KH}, .stride = {cs[c].s, cs[c].s},
+                 .pad = {cs[c].p, cs[c].p}, .dilation = {1, 1}, .groups = 1};
+    IrAttr bn = {.value = 1e-5};
+    int conv[3] = {op2(OP_CONV2D, x, w, &at), op2(OP_CONV2D, x, w, &at), op2(OP_CONV2D, x, w, &at)};
+    out("y", conv[0]);
+    out("yb", op1(OP_RELU, op2(OP_ADD, conv[1], bias, NULL), NULL));
+    int in5[5] = {conv[2], gm, bt, rm, rv};
+    out("ybn", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
+    if (have) {
+      TilePlan *tp = pass_tiles(G, &hw, NULL);
+      for (int i = 0; i < 3; i++)
+        ck_assert_msg(tp->tiles[conv[i]].conv_few, "conv_few case %zu: the tiles pass kept the "
+                      "implicit GEMM (%s)", c, tp->tiles[conv[i]].reason);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "few-channel conv case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+  g_no_wino = false;
+  if (!have) fprintf(stderr, "conv_few: host vectors under 8 lanes, the choice is not checked\n");
+}
+END_TEST
+
 /* Forward convolutions of few output positions computed transposed (the tiles pass's conv_t:
  * output channels in the lanes, yᵀ written back to NCHW with the epilogue): 1, 7, 49, 50 and
  * 196 positions, channel counts that are not multiples of 16, one image and two or three
@@ -1585,6 +1638,7 @@ int main(void) {
   tcase_add_test(tc, conv_data_grad);
   tcase_add_test(tc, dw_data_grad);
   tcase_add_test(tc, dw_forward);
+  tcase_add_test(tc, conv_few);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, normalization);

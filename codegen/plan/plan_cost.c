@@ -357,10 +357,11 @@ static bool conv_few(const CgPlan *p, const CgKernel *k) {
   return cv.few;
 }
 
-/* cycles of one tap of one output vector of the direct depthwise convolution (llvm_ops.c
- * dw_body: the tap's row and lane bounds, a masked load and an FMA), at the target's clock;
- * measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4, 56- and
- * 112-wide rows: 2.1 to 2.4), one of the figures of this model taken from a run */
+/* cycles of one tap of one output vector of the direct depthwise convolution row by row
+ * (llvm_ops.c dw_body: the tap's row and lane bounds, a masked load and an FMA), at the
+ * target's clock; measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4,
+ * 56- and 112-wide rows: 2.1 to 2.4), one of the figures of this model taken from a run.
+ * Only rows too long for the blocked kernel's buffer (cg_dw_block) still run this way. */
 #define CG_DW_TAP_CYCLES 2.25
 /* ... and per lane of a tap where a stride other than 1 gathers the lanes (a masked gather):
  * mobilenet_v2's stride-2 depthwise layers measured 0.85 to 1.2 cycles a lane */
@@ -369,9 +370,15 @@ static bool conv_few(const CgPlan *p, const CgKernel *k) {
  * (llvm_ops.c dw_tap_s2): mobilenet_v2's stride-2 layers measured 2.0 to 4.5 cycles (the
  * 56- and 28-wide rows 4.25 and 4.5), one of the figures taken from a run */
 #define CG_DW_S2_TAP_CYCLES 4.0
+/* cycles of one tap of one output vector of the blocked depthwise forward (llvm_ops.c
+ * dwb_body: blocks of CG_DW_ROWS output rows sharing each loaded input vector) at stride 1,
+ * the image read directly (unmasked inside the rows): mobilenet_v2 N=1 S=224's ten stride-1
+ * layers, 7- to 112-wide rows, measured 0.86 to 1.1 (Zen 4 at 2.6 GHz, one thread) */
+#define CG_DWB_TAP_CYCLES 0.95
+/* ... and at stride 2 (the rows' buffer split into even and odd columns, or, for rows of one
+ * vector, two loads keeping the even lanes): its four stride-2 layers 1.75 to 2.4 */
+#define CG_DWB_S2_TAP_CYCLES 2.2
 
-/* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
- * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
 /* cycles of one tap of one vector of the direct depthwise filter gradient (llvm_ops.c
  * dwdf_body: dy's vector times the tap's input vector into the tap's accumulator) at stride
  * 1 and at stride 2 (the forward's two loads keeping the even lanes); other strides gather
@@ -436,6 +443,10 @@ static void dw_dx_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* a depthwise kernel; the forward: output rows of N·C·OH in vectors of OW, KH·KW taps a
+ * vector; at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
+ * min(threads, blocks, taps·elements / 65536 + 1) tasks; otherwise row by row (a masked load
+ * at stride 1, else a gather), rows over min(threads, rows, taps·elements / 65536 + 1) */
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                            CgKernelCost *c) {
   CgConv cv;
@@ -450,10 +461,14 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   }
   double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */
   double rows = (double)cv.N * (double)cv.C * (double)cv.OH, taps = (double)cv.KH * (double)cv.KW;
-  double tasks = fmin(rows, floor(rows * (double)cv.OW * taps / 65536) + 1);
-  c->threads = (int)fmin(threads, tasks);
+  CgDwBlock b;
+  bool blocked = cg_dw_block(&cv, (int)vl, &b);
+  double units = blocked ? (double)cv.N * (double)cv.C * (double)b.nb : rows;
+  double tasks = fmin(units, floor(rows * (double)cv.OW * taps / 65536) + 1);
+  c->threads = (int)fmax(1, fmin(threads, tasks));
   double tapvec = rows * ceil((double)cv.OW / vl) * taps / c->threads;
-  double cyc = cv.sw == 1   ? CG_DW_TAP_CYCLES
+  double cyc = blocked      ? (cv.sw == 1 ? CG_DWB_TAP_CYCLES : CG_DWB_S2_TAP_CYCLES)
+               : cv.sw == 1 ? CG_DW_TAP_CYCLES
                : cv.sw == 2 ? CG_DW_S2_TAP_CYCLES
                             : vl * CG_DW_GATHER_LANE_CYCLES;
   c->t_compute = tapvec * cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);

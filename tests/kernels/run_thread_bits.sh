@@ -6,7 +6,9 @@
 # (batchnorm statistics, depthwise filter gradients) trained for two steps on each, the
 # saved weights compared byte for byte; and threads/wino.nn (Winograd F(4,3) convolutions:
 # transforms split by planes, GEMMs by output slices) inferred on each, outputs compared
-# byte for byte. The sizes are chosen so that the runtime kernels split their work over the
+# byte for byte, and trained for two steps (its training step's forwards and data
+# gradients Winograd too, the filters transformed every step, split by panels), weights
+# compared byte for byte. The sizes are chosen so that the runtime kernels split their work over the
 # pool.
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
@@ -44,6 +46,8 @@ PYEOF
 "$NNC" build "$SRC/tests/kernels/threads/wino.nn" -o "$T/w" || die "nnc build wino"
 n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
 [ "$n" = 3 ] || die "wino.nn: $n of its 3 convolutions planned as Winograd F(4,3)"
+n=$("$NNC" emit --emit=kernels --train "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
+[ "$n" = 5 ] || die "wino.nn's training step: $n of its 3 convolutions and 2 data gradients planned as Winograd F(4,3)"
 for t in 1 2; do
   "$T/d" train --data x="$T/dx.npy",label="$T/dlab.npy" --epochs 1 --seed 3 --quiet \
     --save "$T/dw$t.safetensors" --threads $t || die "dw_bn train --threads $t"
@@ -58,6 +62,8 @@ for t in 1 2; do
     --threads $t || die "lenet infer --threads $t"
   "$T/w" infer --in x="$T/wx.npy" --in label="$T/wlab.npy" --out logits="$T/wy$t.npy" --seed 1 \
     --threads $t || die "wino infer --threads $t"
+  "$T/w" train --data x="$T/wx.npy",label="$T/wlab.npy" --epochs 2 --seed 3 --quiet \
+    --save "$T/ww$t.safetensors" --threads $t || die "wino train --threads $t"
 done
 cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
 cmp -s "$T/ly1.npy" "$T/ly2.npy" || die "lenet: 1 and 2 threads gave different bits"
@@ -65,10 +71,11 @@ cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads 
 cmp -s "$T/cw1.safetensors" "$T/cw2.safetensors" || die "conv_t: 1 and 2 threads trained different weights"
 cmp -s "$T/cy1.npy" "$T/cy2.npy" || die "conv_t: 1 and 2 threads inferred different bits"
 cmp -s "$T/wy1.npy" "$T/wy2.npy" || die "wino: 1 and 2 threads gave different bits"
+cmp -s "$T/ww1.safetensors" "$T/ww2.safetensors" || die "wino: 1 and 2 threads trained different weights"
 "$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
 import sys, numpy as np
 for f in ("gy1", "ly1", "wy1", "cy1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF
-echo "ok: gpt2_block, lenet, wino and conv_t outputs, dw_bn and conv_t trained weights bit-identical on 1 and 2 threads"
+echo "ok: gpt2_block, lenet, wino and conv_t outputs, dw_bn, conv_t and wino trained weights bit-identical on 1 and 2 threads"

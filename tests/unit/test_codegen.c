@@ -1186,15 +1186,16 @@ static const char wino_train_net[] =
     "  optimizer sgd(lr = 0.05, momentum = 0.9)\n"
     "}\n";
 
-/* the Winograd kernels of the training plan of fwd/tg on the host: forwards and data
- * gradients */
-static void wino_train_kernels(IrGraph *fwd, IrGraph *tg, int *nf, int *nd) {
+/* the Winograd kernels of the training plan of fwd/tg on the host, with winograd on or off
+ * (--no-winograd): forwards and data gradients */
+static void wino_train_kernels(IrGraph *fwd, IrGraph *tg, bool on, int *nf, int *nd) {
   Diag *d = diag_new(stderr);
   HwTarget hw;
   char err[256];
   ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
   CgTarget t;
   llvm_backend_target(&t, 0, &hw);
+  t.winograd = on;
   CgModelPlan P;
   ck_assert_int_eq(cg_model_plan(&P, fwd, tg, &t, NULL, NULL, d), 0);
   *nf = *nd = 0;
@@ -1272,9 +1273,11 @@ START_TEST(winograd_train) {
   IrGraph *tg = pass_train_graph(g, t, &info, d);
   ck_assert_ptr_nonnull(tg);
   int nf, nd;
-  wino_train_kernels(g, tg, &nf, &nd);
+  wino_train_kernels(g, tg, true, &nf, &nd);
   ck_assert_msg(nf == 3 && nd == 2, "the training plan runs %d forwards and %d data gradients "
                 "as Winograd (3 and 2 expected)", nf, nd);
+  wino_train_kernels(g, tg, false, &nf, &nd);
+  ck_assert_int_eq(nf + nd, 0);
   CgModel *m = llvm_model_emit(g, tg, t, NULL, d);
   ck_assert_ptr_nonnull(m);
   const RtModelDesc *desc = llvm_model_jit(m, d);

@@ -1038,9 +1038,10 @@ static void wino_host_teardown(void) {
   rmdir(g_wino_cfg);
 }
 
-/* the forward convolutions of G that the host's plan runs as Winograd F(4,3), with
- * winograd on or off (--no-winograd) */
-static int wino_kernels(bool on) {
+/* the kernels the host's plan of fwd (with tg: the training plan of tg) runs as Winograd
+ * F(4,3), with winograd on or off (--no-winograd): forward convolutions (*nf) and data
+ * gradients (*nd); a training plan's transform their filters every call */
+static void wino_plan_count(IrGraph *fwd, IrGraph *tg, bool on, int *nf, int *nd) {
   Diag *d = diag_new(stderr);
   HwTarget hw;
   char err[256];
@@ -1049,12 +1050,24 @@ static int wino_kernels(bool on) {
   llvm_backend_target(&t, 0, &hw);
   t.winograd = on;
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
-  int n = 0;
-  for (int ki = 0; ki < P.pf.nk; ki++) n += P.pf.k[ki].wino;
+  ck_assert_int_eq(cg_model_plan(&P, fwd, tg, &t, NULL, NULL, d), 0);
+  const CgPlan *p = tg ? &P.pt : &P.pf;
+  *nf = *nd = 0;
+  for (int ki = 0; ki < p->nk; ki++) {
+    if (!p->k[ki].wino) continue;
+    ck_assert(!tg || p->k[ki].wino_step);
+    if (p->g->nodes[p->k[ki].node].op == OP_CONV2D) ++*nf;
+    else ++*nd;
+  }
   cg_model_plan_free(&P);
   diag_free(d);
-  return n;
+}
+
+/* the convolutions and data gradients of G that the host's forward plan runs as Winograd */
+static int wino_kernels(bool on) {
+  int nf, nd;
+  wino_plan_count(G, NULL, on, &nf, &nd);
+  return nf + nd;
 }
 
 /* F(4,3) in f32 rounds the transformed filter (G·g·Gᵀ), the input tile's transform (Bᵀ·d·B:
@@ -1067,10 +1080,13 @@ static int wino_kernels(bool on) {
  * headroom and is still far under any indexing or transform error (of order 1 relative). */
 #define WINO_ATOL_SCALED 3e-5
 
+/* a 3x3 stride-1 convolution of C to O channels, H x W images, padding pad, N images */
+typedef struct WinoCase {
+  int C, O, H, W, pad, N;
+} WinoCase;
+
 START_TEST(winograd) {
-  static const struct {
-    int C, O, H, W, pad, N;
-  } cs[] = {
+  static const WinoCase cs[] = {
       {20, 24, 16, 16, 1, 1}, /* 4k x 4k */
       {19, 21, 17, 18, 1, 3}, /* 4k+1 x 4k+2, three images */
       {32, 40, 27, 25, 0, 1}, /* unpadded: 25 x 23 outputs (4k+1 x 4k+3) */
@@ -1110,33 +1126,13 @@ START_TEST(winograd) {
 }
 END_TEST
 
-/* the kernels of G's forward plan on the host that run op as Winograd F(4,3) */
-static int wino_op_kernels(OpKind op) {
-  Diag *d = diag_new(stderr);
-  HwTarget hw;
-  char err[256];
-  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
-  CgTarget t;
-  llvm_backend_target(&t, 0, &hw);
-  CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
-  int n = 0;
-  for (int ki = 0; ki < P.pf.nk; ki++)
-    n += P.pf.k[ki].wino && G->nodes[P.pf.k[ki].node].op == op;
-  cg_model_plan_free(&P);
-  diag_free(d);
-  return n;
-}
-
 /* The data gradient of a 3x3 stride-1 convolution as the Winograd convolution of dy with the
  * filter rotated and its channels swapped, padding 2 - p (transformed on every call): dx
  * against the interpreter with the winograd test's tolerance. Padding 1 and 0 (dx larger
  * than dy), images of 4k to 4k+3 rows and columns, one image and three, channels that are
  * not multiples of 16; the plan must run each as Winograd, and not with --no-winograd. */
 START_TEST(winograd_data_grad) {
-  static const struct {
-    int C, O, H, W, pad, N;
-  } cs[] = {
+  static const WinoCase cs[] = {
       {20, 24, 28, 28, 1, 1}, /* 4k x 4k */
       {19, 21, 17, 18, 1, 3}, /* 4k+1 x 4k+2, three images */
       {32, 40, 27, 25, 0, 1}, /* unpadded: dy 25 x 23, dx 27 x 25 (4k+3 x 4k+1) */
@@ -1156,8 +1152,9 @@ START_TEST(winograd_data_grad) {
     IrType xt = G->nodes[x].type;
     int in2[2] = {dy, w};
     out("dx", op_h(OP_CONV2D_BWD_DATA, in2, 2, &at, &xt));
-    ck_assert_msg(wino_op_kernels(OP_CONV2D_BWD_DATA) == 1, "case %zu: the plan runs the data "
-                  "gradient as Winograd F(4,3)", c);
+    int nf, nd;
+    wino_plan_count(G, NULL, true, &nf, &nd);
+    ck_assert_msg(nd == 1, "case %zu: the plan runs the data gradient as Winograd F(4,3)", c);
     ck_assert_int_eq(wino_kernels(false), 0);
     char what[64];
     snprintf(what, sizeof what, "winograd data gradient case %zu", c);
@@ -1185,29 +1182,6 @@ static const char wino_train_net[] =
     "  minimize loss\n"
     "  optimizer sgd(lr = 0.05, momentum = 0.9)\n"
     "}\n";
-
-/* the Winograd kernels of the training plan of fwd/tg on the host, with winograd on or off
- * (--no-winograd): forwards and data gradients */
-static void wino_train_kernels(IrGraph *fwd, IrGraph *tg, bool on, int *nf, int *nd) {
-  Diag *d = diag_new(stderr);
-  HwTarget hw;
-  char err[256];
-  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
-  CgTarget t;
-  llvm_backend_target(&t, 0, &hw);
-  t.winograd = on;
-  CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, fwd, tg, &t, NULL, NULL, d), 0);
-  *nf = *nd = 0;
-  for (int ki = 0; ki < P.pt.nk; ki++) {
-    if (!P.pt.k[ki].wino) continue;
-    ck_assert(P.pt.k[ki].wino_step);
-    if (tg->nodes[P.pt.k[ki].node].op == OP_CONV2D) ++*nf;
-    else ++*nd;
-  }
-  cg_model_plan_free(&P);
-  diag_free(d);
-}
 
 /* The interpreter's training step of tg from the tensors as they are now */
 static Interp *wino_interp_step(IrGraph *tg, const RtModelDesc *desc, const char *params,
@@ -1273,10 +1247,10 @@ START_TEST(winograd_train) {
   IrGraph *tg = pass_train_graph(g, t, &info, d);
   ck_assert_ptr_nonnull(tg);
   int nf, nd;
-  wino_train_kernels(g, tg, true, &nf, &nd);
+  wino_plan_count(g, tg, true, &nf, &nd);
   ck_assert_msg(nf == 3 && nd == 2, "the training plan runs %d forwards and %d data gradients "
                 "as Winograd (3 and 2 expected)", nf, nd);
-  wino_train_kernels(g, tg, false, &nf, &nd);
+  wino_plan_count(g, tg, false, &nf, &nd);
   ck_assert_int_eq(nf + nd, 0);
   CgModel *m = llvm_model_emit(g, tg, t, NULL, d);
   ck_assert_ptr_nonnull(m);

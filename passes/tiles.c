@@ -543,7 +543,8 @@ static double wino_direct_time(IrGraph *g, int i, const HwTarget *hw, const Tile
 
 /* Winograd F(4,3) against the implicit GEMM for node i (decided as d): 36 GEMMs of a
  * quarter of the multiply-adds in all but smaller, plus the transforms' FLOPs and bytes and,
- * in a training step (step: the filter changes every call), the filter's transform */
+ * in a training step (step: the filter changes every call) or for a data gradient (whose
+ * rotated filter is never packed once), the filter's transform */
 static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDecision *d, bool step) {
   int64_t o, c, t;
   if (hw->kind != HW_CPU || d->gemm.bf16 || !tiles_wino_shape(g, i, &o, &c, &t)) return;
@@ -558,11 +559,12 @@ static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDec
   tiles_choose(hw, &wg, wd);
   wd->wino_images = nb;
   double direct = wino_direct_time(g, i, hw, d, o, c);
+  bool every = step || n->op == OP_CONV2D_BWD_DATA;
   int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4, yb = ir_type_numel(g, y) * 4;
   double wino = rounds * (36 * cpu_gemm_1t(hw, wd, (double)wg.m, (double)o, (double)c) +
                          tiles_wino_xform_time(hw, o, c, wg.m, xb / (N / nb), yb / (N / nb)) +
                          2 * TILES_CALL_S) +
-                (step ? tiles_wino_filter_time(hw, o, c) : 0);
+                (every ? tiles_wino_filter_time(hw, o, c) : 0);
   bool win = wino < direct;
   if (win) d->wino = wd;
   size_t len = strlen(d->reason);
@@ -571,7 +573,7 @@ static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDec
              "; Winograd F(4,3) %s: %lld tiles in rounds of %lld images%s, modeled %.3g ms vs "
              "%.3g ms implicit GEMM (one core)",
              win ? "chosen" : "not chosen", (long long)t, (long long)nb,
-             step ? ", filter transformed every step" : "", 1e3 * wino, 1e3 * direct);
+             every ? ", filter transformed every call" : "", 1e3 * wino, 1e3 * direct);
 }
 
 /* whether g is a training step (it assigns): its parameters change every call */

@@ -55,7 +55,8 @@ int64_t cg_pack_rpad_a(int64_t rows) { return pack_round(rows + CG_PACK_ROWS_A -
 bool cg_wino_packs_once(const CgPlan *p, const CgKernel *k, bool inference) {
   const IrNode *n = &p->g->nodes[k->node];
   if (!inference || n->op != OP_CONV2D) return false;
-  return p->v[p->v[n->in[1]].root].region == RT_REGION_PARAMS && p->g->nodes[n->in[1]].type.dt == DT_F32;
+  return p->v[p->v[n->in[1]].root].region == RT_REGION_PARAMS &&
+         p->g->nodes[n->in[1]].type.dt == DT_F32;
 }
 
 bool cg_plan_inference(const CgPlan *p) {

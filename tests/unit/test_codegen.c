@@ -1134,7 +1134,7 @@ END_TEST
 START_TEST(winograd_data_grad) {
   static const WinoCase cs[] = {
       {20, 24, 28, 28, 1, 1}, /* 4k x 4k */
-      {19, 21, 17, 18, 1, 3}, /* 4k+1 x 4k+2, three images */
+      {19, 21, 21, 22, 1, 3}, /* 4k+1 x 4k+2, three images */
       {32, 40, 27, 25, 0, 1}, /* unpadded: dy 25 x 23, dx 27 x 25 (4k+3 x 4k+1) */
       {35, 17, 14, 12, 0, 3}, /* unpadded: dx 14 x 12 (4k+2 x 4k), three images */
       {24, 40, 11, 19, 1, 2}, /* 4k+3 x 4k+3 */

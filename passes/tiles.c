@@ -515,12 +515,15 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
 
 bool tiles_wino_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *t) {
   const IrNode *n = &g->nodes[i];
-  if (n->op != OP_CONV2D || n->attr.groups > 1 || n->nin < 2) return false;
+  bool bwd = n->op == OP_CONV2D_BWD_DATA; /* the convolution of dy into dx, padding 2 - p */
+  if ((n->op != OP_CONV2D && !bwd) || n->attr.groups > 1 || n->nin < 2) return false;
   const IrType *x = &g->nodes[n->in[0]].type, *w = &g->nodes[n->in[1]].type, *y = &n->type;
   if (x->rank != 4 || w->rank != 4 || y->rank != 4 || x->dt != DT_F32 || w->dt != DT_F32) return false;
   for (int d = 0; d < 2; d++)
-    if (n->attr.stride[d] > 1 || n->attr.dilation[d] > 1 || ev(g, w->dims[2 + d]) != 3) return false;
-  *o = ev(g, w->dims[0]), *c = ev(g, w->dims[1]);
+    if (n->attr.stride[d] > 1 || n->attr.dilation[d] > 1 || ev(g, w->dims[2 + d]) != 3 ||
+        (bwd && n->attr.pad[d] > 2))
+      return false;
+  *o = ev(g, w->dims[bwd ? 1 : 0]), *c = ev(g, w->dims[bwd ? 0 : 1]);
   *t = ev(g, y->dims[0]) * ceil_div(ev(g, y->dims[2]), 4) * ceil_div(ev(g, y->dims[3]), 4);
   return *o > 0 && *c > 0 && *t > 0;
 }
@@ -555,6 +558,11 @@ double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t n
   return flops / rate + bytes / core_bw(hw, scratch);
 }
 
+double tiles_wino_filter_time(const HwTarget *hw, int64_t o, int64_t c) {
+  double pairs = (double)o * (double)c, u = 4.0 * 36 * pairs;
+  return pairs * TILES_WINO_FILTER_S + u / core_bw(hw, u);
+}
+
 /* the fixed cost of one call of a packed GEMM or runtime kernel on one thread (its loops'
  * setup, the pool's packing buffer): plan_cost.c's CG_CALL_S + CG_SCRATCH_S */
 #define TILES_CALL_S 0.2e-6
@@ -570,14 +578,30 @@ static double cpu_gemm_1t(const HwTarget *hw, const TileDecision *d, double m, d
          4 * n * k / core_bw(hw, 4 * n * k) + TILES_CALL_S;
 }
 
+/* one core's time of the implicit GEMM node i runs instead (decided as d; o, c: the
+ * Winograd convolution's channels out and in): the forward per image, or on the whole batch
+ * below 256 positions an image; a data gradient's unfold GEMM dcol[9o, P] = wᵀ·dy and its
+ * col2im (the unfold written, read back and summed into dx) */
+static double wino_direct_time(IrGraph *g, int i, const HwTarget *hw, const TileDecision *d,
+                               int64_t o, int64_t c) {
+  const IrType *y = &g->nodes[i].type;
+  int64_t N = ev(g, y->dims[0]), P = ev(g, y->dims[2]) * ev(g, y->dims[3]);
+  double pm = N > 1 && P < 256 ? (double)(N * P) : (double)P, calls = (double)N * P / pm;
+  if (g->nodes[i].op == OP_CONV2D) return calls * cpu_gemm_1t(hw, d, pm, (double)o, 9.0 * (double)c);
+  double col = 4.0 * 9 * (double)o * pm;
+  return calls * (cpu_gemm_1t(hw, d, pm, 9.0 * (double)o, (double)c) + 3 * col / core_bw(hw, col));
+}
+
 /* Winograd F(4,3) against the implicit GEMM for node i (decided as d): 36 GEMMs of a
- * quarter of the multiply-adds in all but smaller, plus the transforms' FLOPs and bytes */
-static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDecision *d) {
+ * quarter of the multiply-adds in all but smaller, plus the transforms' FLOPs and bytes and,
+ * in a training step (step: the filter changes every call) or for a data gradient (whose
+ * rotated filter is never packed once), the filter's transform */
+static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDecision *d, bool step) {
   int64_t o, c, t;
   if (hw->kind != HW_CPU || d->gemm.bf16 || !tiles_wino_shape(g, i, &o, &c, &t)) return;
   const IrNode *n = &g->nodes[i];
   const IrType *y = &n->type;
-  int64_t N = ev(g, y->dims[0]), P = ev(g, y->dims[2]) * ev(g, y->dims[3]);
+  int64_t N = ev(g, y->dims[0]);
   int64_t nb = 1, per = t / N; /* images a round: the fewest dividing N with enough tiles */
   while (nb < N && (N % nb || nb * per < TILES_WINO_MIN_TILES)) nb++;
   double rounds = (double)(N / nb);
@@ -585,23 +609,31 @@ static void choose_wino(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDec
   TileDecision *wd = arena_alloc(a, sizeof *wd);
   tiles_choose(hw, &wg, wd);
   wd->wino_images = nb;
-  /* the implicit GEMM runs per image, or on the whole batch below 256 positions an image */
-  double pm = N > 1 && P < 256 ? (double)(N * P) : (double)P, calls = (double)N * P / pm;
-  double direct = calls * cpu_gemm_1t(hw, d, pm, (double)o, 9.0 * (double)c);
+  double direct = wino_direct_time(g, i, hw, d, o, c);
+  bool every = step || n->op == OP_CONV2D_BWD_DATA;
   int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4, yb = ir_type_numel(g, y) * 4;
   double wino = rounds * (36 * cpu_gemm_1t(hw, wd, (double)wg.m, (double)o, (double)c) +
                          tiles_wino_xform_time(hw, o, c, nb, ceil_div(ev(g, y->dims[2]), 4),
                                                ceil_div(ev(g, y->dims[3]), 4), xb / (N / nb),
                                                yb / (N / nb)) +
-                         2 * TILES_CALL_S);
+                         2 * TILES_CALL_S) +
+                (every ? tiles_wino_filter_time(hw, o, c) : 0);
   bool win = wino < direct;
   if (win) d->wino = wd;
   size_t len = strlen(d->reason);
   if (len < sizeof d->reason)
     snprintf(d->reason + len, sizeof d->reason - len,
-             "; Winograd F(4,3) %s: %lld tiles in rounds of %lld images, modeled %.3g ms vs "
+             "; Winograd F(4,3) %s: %lld tiles in rounds of %lld images%s, modeled %.3g ms vs "
              "%.3g ms implicit GEMM (one core)",
-             win ? "chosen" : "not chosen", (long long)t, (long long)nb, 1e3 * wino, 1e3 * direct);
+             win ? "chosen" : "not chosen", (long long)t, (long long)nb,
+             every ? ", filter transformed every call" : "", 1e3 * wino, 1e3 * direct);
+}
+
+/* whether g is a training step (it assigns): its parameters change every call */
+static bool tiles_graph_steps(const IrGraph *g) {
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i].op == OP_ASSIGN) return true;
+  return false;
 }
 
 /* a forward f32 convolution of one group and few input channels at column stride 1 or 2
@@ -653,11 +685,12 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
   p->n = g->nnodes;
   p->hw = hw;
   p->tiles = arena_alloc(a, (size_t)(g->nnodes ? g->nnodes : 1) * sizeof(TileDecision));
+  bool step = tiles_graph_steps(g);
   for (int i = 0; i < g->nnodes; i++) {
     TileGemm gm;
     if (tiles_gemm_of(g, i, &gm) && gm.m > 0 && gm.n > 0 && gm.k > 0) {
       tiles_choose(hw, &gm, &p->tiles[i]);
-      choose_wino(g, i, hw, a, &p->tiles[i]);
+      choose_wino(g, i, hw, a, &p->tiles[i], step);
       choose_conv_few(g, i, hw, &p->tiles[i]);
     }
   }

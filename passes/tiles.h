@@ -81,10 +81,10 @@ typedef struct TileDecision {
                           (docs/cpu-convolutions.md); the GEMM blocking above unused */
   double eff;          /* modeled fraction of peak */
   char reason[512];
-  /* CPU, a 3x3 stride-1 dilation-1 ungrouped f32 forward convolution where the model
-   * prefers it: Winograd F(4,3), the decision for its 36 GEMMs (m = the batch's 4x4 output
-   * tiles, n = output channels, k = input channels, batch 36) with the comparison in its
-   * reason; NULL: the implicit GEMM */
+  /* CPU, a 3x3 stride-1 dilation-1 ungrouped f32 forward convolution or data gradient
+   * (tiles_wino_shape) where the model prefers it: Winograd F(4,3), the decision for its 36
+   * GEMMs (m = the batch's 4x4 output tiles, n = output channels, k = input channels, batch
+   * 36) with the comparison in its reason; NULL: the implicit GEMM */
   const struct TileDecision *wino;
   int64_t wino_images; /* in the Winograd decision: images whose tiles one round of
                           transforms and GEMMs covers (a divisor of the batch) */
@@ -100,6 +100,11 @@ typedef struct TileDecision {
 #define TILES_WINO_VECTOR_BITS 256.0
 /* tiles a vector of the transforms (rt_winograd.c WV) */
 #define TILES_WINO_LANES 8
+/* seconds per (output, input) channel pair of the filter transform a training step runs
+ * every call (rt_k_wino_filter_pack: 8 rows of U a vector, their taps gathered, one
+ * thread), beside the bytes of U it writes: measured on the Zen 4 with U in L2 (64 x 64
+ * channels: 11.5 ns) */
+#define TILES_WINO_FILTER_S 11e-9
 /* the GEMMs' columns (tiles) a round of a Winograd convolution covers at least: the batch
  * runs in rounds of the fewest images with this many tiles (or all of them), so that V and
  * M stay small (cache-resident) while the GEMMs still fill several 32-lane register tiles */
@@ -127,8 +132,9 @@ bool tiles_gemm_of(IrGraph *g, int i, TileGemm *out);
 /* choose tiles for one GEMM */
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out);
 /* the Winograd F(4,3) geometry of node i: whether it is a candidate (a 3x3, stride-1,
- * dilation-1, ungrouped f32 conv2d), its output channels o, input channels c and 4x4 output
- * tiles t of the whole batch */
+ * dilation-1, ungrouped f32 conv2d, or the data gradient of one with padding at most 2: the
+ * Winograd convolution of dy into dx), its output channels o, input channels c and 4x4
+ * output tiles t of the whole batch */
 bool tiles_wino_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *t);
 /* modeled seconds of one core for the transforms of a Winograd convolution over nb images
  * of th x tw tiles: their FLOPs on the vectors of 8 tiles they run (rt_winograd.c: along a
@@ -136,6 +142,10 @@ bool tiles_wino_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *t);
  * computed too) and the bytes of x, V[36][C][T], M[36][O][T] and y they move */
 double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t nb, int64_t th,
                              int64_t tw, int64_t xbytes, int64_t ybytes);
+/* modeled seconds of one core for the filter transform of o x c channel pairs that a
+ * training step's Winograd kernel runs every call (rt_k_wino_filter_pack: U written
+ * straight into the GEMM's panels) */
+double tiles_wino_filter_time(const HwTarget *hw, int64_t o, int64_t c);
 /* every GEMM-like node of g; allocations in a (NULL = g->arena) */
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a);
 /* the same with the CPU's f32 GEMMs decided for bf16 inputs (--precision bf16), on AMX

@@ -56,6 +56,159 @@ void rt_k_wino_filter(const float *w, float *u, int64_t O, int64_t C) {
     }
 }
 
+/* ---- the filter transform of a training step, into the GEMM's panels ----------------- */
+
+/* 8 f32 lanes: 8 rows of U at once */
+typedef float v8s __attribute__((vector_size(32)));
+
+/* G of F(4,3) on three vectors (rows or columns of the 3x3 filters), in f32 */
+#define WINO_G(g0, g1, g2, t)                                                                  \
+  do {                                                                                          \
+    v8s s_ = (g0) + (g2), q_ = (g0) * (1.0f / 24) + (g2) * (1.0f / 6), h_ = (g1) * (1.0f / 12); \
+    t[0] = (g0) * 0.25f;                                                                        \
+    t[1] = (s_ + (g1)) * (-1.0f / 6);                                                           \
+    t[2] = (s_ - (g1)) * (-1.0f / 6);                                                           \
+    t[3] = q_ + h_;                                                                             \
+    t[4] = q_ - h_;                                                                             \
+    t[5] = (g2);                                                                                \
+  } while (0)
+
+/* geometry of rt_k_wino_filter_pack */
+enum { WF_O, WF_C, WF_FLIP, WF_W, WF_KC, WF_RPAD, WF_GSTRIDE, WF_COUNT };
+
+typedef struct WinoFilt {
+  const float *w;
+  float *dst;
+  const int64_t *g;
+  int64_t R, D; /* rows and depth of each U[xi]: O x C, or (flip) C x O */
+  int avx2;
+} WinoFilt;
+
+#if WINO_X86
+#include <immintrin.h>
+/* the 9 taps of rows r0 .. r0 + 7 (lanes past n read nothing: zeros) at depth k */
+__attribute__((target("avx2"))) static void wino_taps_avx2(const WinoFilt *f, int64_t r0, int64_t k,
+                                                           int n, v8s *g) {
+  int64_t C = f->g[WF_C];
+  int flip = (int)f->g[WF_FLIP];
+  /* element (o, c, tap) at (o·C + c)·9 + tap; rows are o (stride 9C) or, flipped, c (9) */
+  const float *base = f->w + (flip ? (k * C + r0) * 9 : (r0 * C + k) * 9);
+  int32_t st = flip ? 9 : (int32_t)(9 * C);
+  __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(st));
+  __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int t = 0; t < 9; t++) {
+    __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + (flip ? 8 - t : t), idx,
+                                        _mm256_castsi256_ps(mask), 4);
+    memcpy(&g[t], &v, sizeof v);
+  }
+}
+#endif
+
+WINO_INLINE void wino_taps(const WinoFilt *f, int64_t r0, int64_t k, int n, v8s *g) {
+#if WINO_X86
+  if (f->avx2) {
+    wino_taps_avx2(f, r0, k, n, g);
+    return;
+  }
+#endif
+  int64_t C = f->g[WF_C];
+  int flip = (int)f->g[WF_FLIP];
+  for (int t = 0; t < 9; t++) {
+    g[t] = (v8s){0};
+    for (int j = 0; j < n; j++)
+      g[t][j] = flip ? f->w[(k * C + r0 + j) * 9 + 8 - t] : f->w[((r0 + j) * C + k) * 9 + t];
+  }
+}
+
+/* U[xi] rows r0 .. r0 + 7 (n of them in the matrix) at depth k: G·g·Gᵀ of their 3x3 taps,
+ * m rows stored at `at`, the groups xs floats apart */
+WINO_INLINE void wino_filter_block(const WinoFilt *f, int64_t r0, int64_t k, int n, int m, float *at,
+                                   int64_t xs) {
+  v8s g[9], t[3][6], u[6];
+  if (n > 0) wino_taps(f, r0, k, n, g);
+  else
+    for (int i = 0; i < 9; i++) g[i] = (v8s){0};
+  for (int c = 0; c < 3; c++) WINO_G(g[c], g[3 + c], g[6 + c], t[c]); /* t[c][a] = (G·g)[a][c] */
+  for (int a = 0; a < 6; a++) {
+    WINO_G(t[0][a], t[1][a], t[2][a], u);
+    for (int b = 0; b < 6; b++) {
+      float *d = at + (a * 6 + b) * xs;
+      if (m == 8) memcpy(d, &u[b], sizeof(v8s));
+      else memcpy(d, &u[b], (size_t)m * sizeof(float));
+    }
+  }
+}
+
+/* depths a stage holds: the 36 groups' panels of WINO_FILT_KB depths, W ≤ WINO_FILT_W rows,
+ * computed into a buffer that stays in L1 and then copied out as 36 runs (rather than 36
+ * interleaved streams of W floats) */
+#define WINO_FILT_KB 4
+#define WINO_FILT_W 32
+
+/* panels [lo, hi) of W rows (rows past the matrix zero), every depth, 8 rows at a time */
+WINO_INLINE void wino_filter_rows(const WinoFilt *f, int64_t lo, int64_t hi) {
+  const int64_t *g = f->g;
+  int64_t W = g[WF_W], KC = g[WF_KC], rpad = g[WF_RPAD], gs = g[WF_GSTRIDE];
+  float st[36 * WINO_FILT_KB * WINO_FILT_W];
+  int64_t xs = WINO_FILT_KB * W;
+  for (int64_t p = lo * W; p < hi * W; p += W)
+    for (int64_t pc = 0; pc < f->D; pc += KC) {
+      int64_t kc = f->D - pc < KC ? f->D - pc : KC;
+      float *at = f->dst + pc * rpad + p * kc;
+      for (int64_t k0 = 0; k0 < kc; k0 += WINO_FILT_KB) {
+        int64_t kb = kc - k0 < WINO_FILT_KB ? kc - k0 : WINO_FILT_KB;
+        for (int64_t k = 0; k < kb; k++)
+          for (int64_t r0 = p; r0 < p + W; r0 += 8) {
+            int64_t n = f->R - r0 < 8 ? f->R - r0 : 8, m = p + W - r0 < 8 ? p + W - r0 : 8;
+            wino_filter_block(f, r0, pc + k0 + k, n > 0 ? (int)n : 0, (int)m, st + k * W + (r0 - p), xs);
+          }
+        for (int x = 0; x < 36; x++)
+          memcpy(at + x * gs + k0 * W, st + x * xs, (size_t)(kb * W) * sizeof(float));
+      }
+    }
+}
+
+static void wino_filter_base(const WinoFilt *f, int64_t lo, int64_t hi) { wino_filter_rows(f, lo, hi); }
+#if WINO_X86
+__attribute__((target("avx2"))) static void wino_filter_avx2(const WinoFilt *f, int64_t lo, int64_t hi) {
+  wino_filter_rows(f, lo, hi);
+}
+#endif
+
+typedef struct WinoFiltPar {
+  const WinoFilt *f;
+  int64_t nb, nt;
+} WinoFiltPar;
+
+static void wino_filter_task(void *c, int64_t t) {
+  const WinoFiltPar *p = c;
+  int64_t lo = p->nb * t / p->nt, hi = p->nb * (t + 1) / p->nt;
+#if WINO_X86
+  if (p->f->avx2) {
+    wino_filter_avx2(p->f, lo, hi);
+    return;
+  }
+#endif
+  wino_filter_base(p->f, lo, hi);
+}
+
+void rt_k_wino_filter_pack(void *pool, const float *w, float *dst, const int64_t *geom) {
+  int flip = (int)geom[WF_FLIP];
+  WinoFilt f = {.w = w, .dst = dst, .g = geom, .R = flip ? geom[WF_C] : geom[WF_O],
+                .D = flip ? geom[WF_O] : geom[WF_C]};
+#if WINO_X86
+  f.avx2 = __builtin_cpu_supports("avx2");
+#endif
+  int64_t W = geom[WF_W], nb = (f.R + W - 1) / W; /* panels */
+  if (W < 1 || W > WINO_FILT_W) abort(); /* the GEMM's register tiles have at most 32 rows */
+  int64_t nt = rt_pool_size(pool);
+  if (f.R * f.D < 4096) nt = 1; /* small filters on the caller: a few microseconds */
+  if (nt > nb) nt = nb;
+  WinoFiltPar p = {&f, nb, nt > 1 ? nt : 1};
+  if (p.nt <= 1) wino_filter_task(&p, 0);
+  else rt_parallel_for(pool, p.nt, wino_filter_task, &p);
+}
+
 /* ---- vectors of 8 tiles ------------------------------------------------------------- */
 
 /* 8 f32 lanes (GCC/clang vector extension): one AVX register in the AVX2 clones, two SSE

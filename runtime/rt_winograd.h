@@ -13,6 +13,14 @@
 
 /* the transformed filter U[36][O][C] = G·w[o][c]·Gᵀ (computed in double) of w [O, C, 3, 3] */
 void rt_k_wino_filter(const float *w, float *u, int64_t O, int64_t C);
+/* the transformed filter of a training step (the weights change every step), over the
+ * pool, computed in f32 and written straight into the GEMM's packed A panels (llvm_gemm.h
+ * LLVM_GEMM_PACKED_A: per group, KC blocks rpad·kc floats apart, panels of W rows, row-major
+ * in W within a panel, rows past the matrix zero). geom = {O, C, flip, W, KC, rpad, gstride}:
+ * filter w [O, C, 3, 3]; flip 0: U[xi] = G·w[o][c]·Gᵀ, rows o, depth c; flip 1: U[xi] =
+ * G·rot180(w[o][c])·Gᵀ, rows c, depth o (the data gradient: the full correlation of dy with
+ * the rotated filter, channels swapped); group xi at dst + xi·gstride floats. */
+void rt_k_wino_filter_pack(void *pool, const float *w, float *dst, const int64_t *geom);
 /* V[36][C][T] = Bᵀ·d·B for every 6x6 input tile d of every channel */
 void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom);
 /* y = Aᵀ·m·A for every tile and output channel from M[36][O][T], then the epilogue: + bias[o]

@@ -1862,13 +1862,15 @@ static int lower_bwd_filter_batch(CgEmit *e, const CgKernel *k, const CgConv *c,
 typedef struct WinoGemms {
   const CgConv *c;
   LLVMValueRef f;
+  int64_t u_off, s_off; /* arena offsets (tasks are functions of their own): the filter's
+                           panels; V then M */
 } WinoGemms;
 
 static void wino_gemms(CgEmit *e, const CgKernel *k, const WinoGemms *w, LLVMValueRef x0,
                        LLVMValueRef x1) {
   const CgConv *c = w->c;
-  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
-  LLVMValueRef U = cg_region_ptr(e, CG_REGION_ARENA, k->packed_offset);
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, w->s_off);
+  LLVMValueRef U = cg_region_ptr(e, CG_REGION_ARENA, w->u_off);
   LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
   Loop l;
   loop_begin(e, &l, x0, x1, 1);
@@ -1886,24 +1888,49 @@ static void wino_gemm_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef
   wino_gemms(e, k, arg, x0, x1);
 }
 
+/* the transformed filter's panels of a Winograd kernel that does not pack it once
+ * (CgKernel.wino_step: a training step's, a data gradient's): every call, U (a data
+ * gradient's: the filter rotated, channels swapped) computed straight into the GEMM's A
+ * panels at the start of scratch (rt_k_wino_filter_pack); NULL after a diagnostic */
+static LLVMValueRef wino_step_filter(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef f) {
+  size_t len = 0;
+  int64_t W = e->gemm_blk.mr;
+  if (!llvm_gemm_prepack_fn(e->mod, LLVMGetValueName2(f, &len)) ||
+      (c->O + W - 1) / W * W > k->packed_rpad) {
+    diag_error(e->d, node(e, k->node)->loc, "internal error: Winograd filter of %lld rows in %lld",
+               (long long)c->O, (long long)k->packed_rpad);
+    return NULL;
+  }
+  LLVMValueRef dst = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  /* the filter's own dims: [O, C] of the fields, or a data gradient's [C, O] */
+  int64_t g[7] = {c->wino_bwd ? c->C : c->O, c->wino_bwd ? c->O : c->C, c->wino_bwd, W,
+                  e->gemm_blk.kc, k->packed_rpad, k->packed_rpad * k->packed_k};
+  LLVMValueRef a[4] = {e->pool, cg_ptr(e, node(e, k->node)->in[1]), dst, const_table(e, g, 7)};
+  rt_call(e, "rt_k_wino_filter_pack", "pppp", a);
+  return dst;
+}
+
 /* Winograd F(4,3) (CgConv.wino, docs/cpu-convolutions.md), in rounds of NB images: the
  * input transform V[36][C][T] into scratch, 36 GEMMs M[xi] = U[xi]·V[xi] ([O x C]·[C x T],
- * U the filter's transform packed once into the kernel's panels), then the output
- * transform with the epilogue into y (runtime/rt_winograd.c) */
+ * U the filter's transform packed once into the kernel's panels, or every call in a
+ * training step), then the output transform with the epilogue into y (runtime/rt_winograd.c).
+ * A data gradient is the Winograd convolution of dy into dx (CgConv.wino_bwd). */
 static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef bnt) {
   const IrNode *n = node(e, k->node);
   LlvmGemmSpec sp = {.packed = LLVM_GEMM_PACKED_A};
   gemm_blocking(e, k->tile->wino, true, &sp.blk);
   LLVMValueRef f = gemm_fn(e, &sp);
   if (!f) return -1;
-  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
-  LLVMValueRef U = packed_operand(e, k, f, S, c->C, c->O, c->O * c->C * 4, e->gemm_blk.mr,
-                                  cg_ptr(e, n->in[1]));
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + c->upack);
+  LLVMValueRef U = k->wino_step ? wino_step_filter(e, k, c, f)
+                                : packed_operand(e, k, f, S, c->C, c->O, c->O * c->C * 4,
+                                                 e->gemm_blk.mr, cg_ptr(e, n->in[1]));
   if (!U) return -1;
   int64_t g[11] = {c->NB, c->C, c->H, c->W, c->O, c->OH, c->OW, c->ph, c->pw, c->TH, c->TW};
   LLVMValueRef geom = const_table(e, g, 11);
   LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
-  WinoGemms wg = {c, f};
+  WinoGemms wg = {c, f, k->wino_step ? k->scratch_offset : k->packed_offset,
+                  k->scratch_offset + c->upack};
   Loop lr; /* rounds of NB images */
   loop_begin(e, &lr, cg_c64(e, 0), cg_c64(e, c->N / c->NB), 1);
   LLVMValueRef X = gep8(e, cg_ptr(e, n->in[0]), mul(e, lr.iv, cg_c64(e, c->NB * c->C * c->H * c->W * 4)));

@@ -339,26 +339,45 @@ static int cmp_anchor(const void *a, const void *b) {
 /* ---- arena planning: lifetimes in kernel order, offsets from passes/memplan.c ---------- */
 
 /* Winograd F(4,3): V[36][C][T] and M[36][O][T] per call, U[36][O][C] while the filter is
- * transformed and packed (plan_pack.c) */
-static void conv_wino_scratch(CgConv *c, int64_t nb) {
+ * transformed and packed (plan_pack.c); with step (CgKernel.wino_step) U's packed panels,
+ * written every call, come first */
+static void conv_wino_scratch(CgConv *c, int64_t nb, bool step) {
   c->TH = (c->OH + 3) / 4, c->TW = (c->OW + 3) / 4;
   c->NB = nb >= 1 && nb <= c->N && c->N % nb == 0 ? nb : c->N;
-  int64_t vm, u;
+  int64_t vm, u, up = 0;
   if (__builtin_mul_overflow(c->NB, c->TH * c->TW, &c->T) ||
       __builtin_mul_overflow(c->T, 36 * 4 * (c->C + c->O), &vm) ||
-      __builtin_mul_overflow(c->O, 36 * 4 * c->C, &u)) {
+      __builtin_mul_overflow(c->O, 36 * 4 * c->C, &u) ||
+      (step && __builtin_mul_overflow(cg_pack_rpad_a(c->O), 36 * 4 * c->C, &up))) {
     c->scratch = -1;
     return;
   }
-  c->scratch = vm > u ? vm : u;
+  c->upack = up;
+  c->scratch = step ? up + vm : vm > u ? vm : u;
 }
 
-/* the kernel of a 3x3 stride-1 conv2d runs Winograd F(4,3): the target does it (with its
- * packed weights), the tiles pass chose it, and the plan is an inference plan */
+/* a data gradient as the Winograd convolution it is: dy in, dx out, padding 2 - p */
+static void conv_wino_bwd(CgConv *c) {
+  int64_t t;
+#define SWAP(a, b) (t = (a), (a) = (b), (b) = t)
+  SWAP(c->C, c->O), SWAP(c->H, c->OH), SWAP(c->W, c->OW);
+#undef SWAP
+  c->ph = 2 - c->ph, c->pw = 2 - c->pw;
+  c->Cg = c->C, c->Og = c->O, c->K = 9 * c->C, c->P = c->OH * c->OW;
+  c->wino_bwd = true;
+}
+
+/* the kernel of a 3x3 stride-1 conv2d (or its data gradient) runs Winograd F(4,3): the
+ * target does it (with its packed weights; training plans transform the filter per call),
+ * the tiles pass chose it */
 static bool plan_wino(const CgPlan *p, const CgKernel *k) {
   const CgTarget *t = p->target;
-  return k->kind == CGK_CONV && t && t->winograd && t->prepack && k->tile && k->tile->wino &&
-         !k->tile->gpu && p->g->nodes[k->node].op == OP_CONV2D && cg_plan_inference(p);
+  if (k->kind != CGK_CONV || !t || !t->winograd || !t->prepack || !k->tile || !k->tile->wino ||
+      k->tile->gpu)
+    return false;
+  const IrNode *n = &p->g->nodes[k->node];
+  return n->op == OP_CONV2D || (n->op == OP_CONV2D_BWD_DATA && n->attr.pad[0] <= 2 &&
+                                n->attr.pad[1] <= 2 && !k->bias && !k->relu);
 }
 
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
@@ -399,9 +418,10 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->scratch = 0;
   int ki = p->kof && node < p->g->nnodes ? p->kof[node] : -1;
   if (ki >= p->nk) ki = -1;
-  c->wino = n->op == OP_CONV2D && ki >= 0 && p->k[ki].wino;
+  c->wino = ki >= 0 && p->k[ki].wino;
   if (c->wino) {
-    conv_wino_scratch(c, p->k[ki].tile->wino->wino_images);
+    if (n->op == OP_CONV2D_BWD_DATA) conv_wino_bwd(c);
+    conv_wino_scratch(c, p->k[ki].tile->wino->wino_images, p->k[ki].wino_step);
     return;
   }
   const TileDecision *td = ki >= 0 ? p->k[ki].tile : NULL;
@@ -783,6 +803,7 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
       if (kc < 0 || p->kof[r] != kc) p->v[r].stored = true;
     }
   }
+  bool inference = cg_plan_inference(p);
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];
     if (k->kind == CGK_GEMM || k->kind == CGK_CONV || k->kind == CGK_NODE) p->v[k->out].stored = true;
@@ -790,6 +811,14 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
         tiles->tiles[k->node].valid)
       k->tile = &tiles->tiles[k->node]; /* before the geometry: a transposed conv's scratch */
     k->wino = plan_wino(p, k);
+    if (k->wino && !cg_wino_packs_once(p, k, inference)) { /* the filter's panels every call */
+      CgConv cv;
+      cg_conv_geom(p, k->node, &cv);
+      k->wino_step = true;
+      k->packed_rpad = cg_pack_rpad_a(cv.O);
+      k->packed_k = cv.C;
+      k->packed_groups = 36;
+    }
     if (k->kind == CGK_CONV && p->target->conv != CG_CONV_DIRECT) {
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);

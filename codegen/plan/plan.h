@@ -124,9 +124,15 @@ typedef struct CgKernel {
   bool sync_stats; /* a training batchnorm node (or the MEAN/VAR of its running statistics)
                       whose statistics and backward sums the backend passes through the
                       step's RtHooks.sum_f64 (sync-bn) */
-  bool wino;        /* CONV2D as Winograd F(4,3) (target winograd, the tiles pass's choice, an
-                       inference plan): input transform into scratch, 36 GEMMs with the
-                       transformed filter (packed once) as A, output transform + epilogue */
+  bool wino;        /* CONV2D, or the CONV2D_BWD_DATA of a 3x3 stride-1 convolution, as
+                       Winograd F(4,3) (target winograd and prepack, the tiles pass's choice):
+                       input transform into scratch, 36 GEMMs with the transformed filter as
+                       A, output transform + epilogue */
+  bool wino_step;   /* wino whose filter is not packed once (cg_wino_packs_once: a training
+                       step's filter changes every step; a data gradient's): each call
+                       transforms it straight into packed panels in the kernel's scratch
+                       (before V and M); packed_rpad, packed_k and packed_groups describe
+                       those panels, packed stays false */
   bool prepacked;   /* GEMM/CONV on the CPU: the constant operand (a dense layer's weight, a
                       convolution's filter) is packed into panels once per program, not in
                       every call; the estimate then has no packing term for it (plan_cost.c) */
@@ -307,7 +313,14 @@ typedef struct CgConv {
                            the epilogue */
   bool wino;            /* the kernel runs Winograd F(4,3) (CgKernel.wino): scratch holds
                            V[36][C][T] then M[36][O][T] of a round of images, or the
-                           transformed filter U[36][O][C] while it is packed */
+                           transformed filter U[36][O][C] while it is packed. For a data
+                           gradient the fields describe the Winograd convolution it is: dy
+                           [N, C, H, W] in (C, H, W its channels and image: the forward's
+                           O, OH, OW), dx [N, O, OH, OW] out, padding 2 - the forward's, the
+                           filter rotated with its channels swapped (wino_bwd) */
+  bool wino_bwd;        /* wino of a CONV2D_BWD_DATA */
+  int64_t upack;        /* wino_step: bytes of the transformed filter's panels at the start
+                           of scratch (V and M after them); else 0 */
   bool few;             /* CPU forward of few input channels computed directly (the tiles'
                            conv_few, CgTarget.conv_few): no GEMM, no packing, no scratch */
   int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */
@@ -325,6 +338,13 @@ typedef struct CgConv {
  * level or up to 16% slower (the copy of dy's rows, other blockings) */
 #define CG_CONV_BATCH_DW_P 32
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
+/* rows of a packed A operand's group: rows and room for any register tile up to
+ * CG_PACK_ROWS_A, a multiple of 16 floats (plan_pack.c, a training Winograd's panels) */
+int64_t cg_pack_rpad_a(int64_t rows);
+/* whether Winograd kernel k keeps its transformed filter packed once (plan_pack.c): a
+ * forward convolution of a parameter filter in an inference plan; else (training steps, a
+ * data gradient, a computed filter) it transforms and packs it every call (wino_step) */
+bool cg_wino_packs_once(const CgPlan *p, const CgKernel *k, bool inference);
 /* the direct depthwise forward's blocking at strides 1 and 2 for a target of vl f32 lanes
  * (llvm_ops.c dwb_body): blocks of up to CG_DW_ROWS output rows of one channel; the `rows`
  * input rows a block reads are copied once into a per-thread buffer of rows x sw phases x lp

@@ -567,6 +567,18 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
+/* a Winograd kernel that does not pack its filter once (CgKernel.wino_step: a training
+ * step's) transforms it every call straight into the GEMM's panels (rt_k_wino_filter_pack:
+ * panels of rows over the pool from 4096 channel pairs on; tiles_wino_filter_time) */
+static void wino_step_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
+  double pairs = (double)cv->O * (double)cv->C;
+  double panels = ceil((double)cv->O / 32);
+  int ft = pairs < 4096 ? 1 : (int)fmin(threads, panels);
+  c->t_scratch += tiles_wino_filter_time(hw, cv->O, cv->C) / ft;
+  c->scratch += 4.0 * 36 * pairs;
+  c->overhead += ft > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 /* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino), in rounds of
  * NB images: 36 GEMMs [O x C]·[C x T] on the packed GEMM with the transformed filter packed
  * once (streamed each round from where its 36·rpad·C floats fit), and the runtime's
@@ -606,6 +618,7 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   double fork = spread ? rounds * (c->threads > 1 ? hw->overhead_s : 0) : 0;
   c->overhead = busiest * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S) + fork +
                 2 * rounds * (xt > 1 ? hw->overhead_s : CG_CALL_S);
+  if (k->wino_step) wino_step_cost(&cv, hw, threads, c);
 }
 
 /* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: Phi

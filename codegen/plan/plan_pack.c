@@ -50,6 +50,15 @@ static bool pack_shape(const CgPlan *p, const CgKernel *k, int64_t *rows, int64_
   return false;
 }
 
+int64_t cg_pack_rpad_a(int64_t rows) { return pack_round(rows + CG_PACK_ROWS_A - 1, 16); }
+
+bool cg_wino_packs_once(const CgPlan *p, const CgKernel *k, bool inference) {
+  const IrNode *n = &p->g->nodes[k->node];
+  if (!inference || n->op != OP_CONV2D) return false;
+  return p->v[p->v[n->in[1]].root].region == RT_REGION_PARAMS &&
+         p->g->nodes[n->in[1]].type.dt == DT_F32;
+}
+
 bool cg_plan_inference(const CgPlan *p) {
   for (int i = 0; i < p->g->nnodes; i++)
     if (p->v[i].needed && p->g->nodes[i].op == OP_ASSIGN) return false;
@@ -62,7 +71,7 @@ int cg_plan_prepack(CgPlan *p) {
   for (int ki = 0; ki < p->nk; ki++) {
     CgKernel *k = &p->k[ki];
     int64_t rows, depth, groups;
-    k->packed = pack_shape(p, k, &rows, &depth, &groups) && depth > 0;
+    k->packed = !k->wino_step && pack_shape(p, k, &rows, &depth, &groups) && depth > 0;
     if (!k->packed) continue;
     /* room for the rows rounded up to any register tile up to CG_PACK_ROWS_*, and a
      * multiple of 16 floats so that every KC block's panels stay 64-byte aligned */

@@ -6,8 +6,11 @@
 # (batchnorm statistics, depthwise filter gradients) trained for two steps on each, the
 # saved weights compared byte for byte; and threads/wino.nn (Winograd F(4,3) convolutions:
 # transforms split by planes, GEMMs by output slices) inferred on each, outputs compared
-# byte for byte; and threads/epi.nn (elementwise groups in convolution epilogues, the global
-# mean) inferred on each, outputs compared byte for byte. The sizes are chosen so that the runtime kernels split their work over the
+# byte for byte, and trained for two steps (its training step's forwards and data
+# gradients Winograd too, the filters transformed every step, split by panels), weights
+# compared byte for byte; and threads/epi.nn (elementwise groups in convolution epilogues,
+# the global mean) inferred on each, outputs compared byte for byte. The sizes are chosen
+# so that the runtime kernels split their work over the
 # pool.
 set -u
 NNC=${NNC:?set NNC to the nnc driver}
@@ -47,6 +50,8 @@ PYEOF
 "$NNC" build "$SRC/tests/kernels/threads/wino.nn" -o "$T/w" || die "nnc build wino"
 n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
 [ "$n" = 3 ] || die "wino.nn: $n of its 3 convolutions planned as Winograd F(4,3)"
+n=$("$NNC" emit --emit=kernels --train "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
+[ "$n" = 5 ] || die "wino.nn's training step: $n of its 3 convolutions and 2 data gradients planned as Winograd F(4,3)"
 "$NNC" build "$SRC/tests/kernels/threads/epi.nn" --no-winograd -o "$T/e" || die "nnc build epi"
 n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/epi.nn" --no-winograd | grep -c "then elementwise")
 [ "$n" = 2 ] || die "epi.nn: $n of its 2 dense convolutions with their groups fused"
@@ -64,6 +69,8 @@ for t in 1 2; do
     --threads $t || die "lenet infer --threads $t"
   "$T/w" infer --in x="$T/wx.npy" --in label="$T/wlab.npy" --out logits="$T/wy$t.npy" --seed 1 \
     --threads $t || die "wino infer --threads $t"
+  "$T/w" train --data x="$T/wx.npy",label="$T/wlab.npy" --epochs 2 --seed 3 --quiet \
+    --save "$T/ww$t.safetensors" --threads $t || die "wino train --threads $t"
   "$T/e" infer --in x="$T/ex.npy" --in x2="$T/ex2.npy" --out m="$T/em$t.npy" --out y="$T/ey$t.npy" \
     --out d="$T/ed$t.npy" --seed 1 \
     --threads $t || die "epi infer --threads $t"
@@ -74,6 +81,7 @@ cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads 
 cmp -s "$T/cw1.safetensors" "$T/cw2.safetensors" || die "conv_t: 1 and 2 threads trained different weights"
 cmp -s "$T/cy1.npy" "$T/cy2.npy" || die "conv_t: 1 and 2 threads inferred different bits"
 cmp -s "$T/wy1.npy" "$T/wy2.npy" || die "wino: 1 and 2 threads gave different bits"
+cmp -s "$T/ww1.safetensors" "$T/ww2.safetensors" || die "wino: 1 and 2 threads trained different weights"
 cmp -s "$T/em1.npy" "$T/em2.npy" && cmp -s "$T/ey1.npy" "$T/ey2.npy" && cmp -s "$T/ed1.npy" "$T/ed2.npy" ||
   die "epi: 1 and 2 threads gave different bits"
 "$PY" - "$T" <<'PYEOF' || die "outputs are not finite"
@@ -82,4 +90,5 @@ for f in ("gy1", "ly1", "wy1", "cy1", "em1", "ey1", "ed1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF
+echo "ok: gpt2_block, lenet, wino and conv_t outputs, dw_bn, conv_t and wino trained weights bit-identical on 1 and 2 threads"
 echo "ok: gpt2_block, lenet, wino, conv_t and epi outputs, dw_bn and conv_t trained weights bit-identical on 1 and 2 threads"

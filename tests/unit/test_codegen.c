@@ -759,6 +759,35 @@ START_TEST(pooling) {
 }
 END_TEST
 
+/* 2x2 stride-2 max pooling (its vector path, runtime/rt_kernels.c) forward and backward on
+ * values where the rules matter: x itself, q = x truncated to {-1, 0, 1} (ties: the first
+ * maximum in window order takes the gradient), log(relu(q)) (windows of -inf: no
+ * gradient; ties of 0) and sqrt(q) (NaNs: the first NaN takes it). Rows of 11 windows (one
+ * vector and one overlapping it) and an odd row and column left out, rows of 4 and 5
+ * windows, batches of 1 and 3; the last case's 384 planes are split over the two threads.
+ * All values are exact, so the results must be the interpreter's bits. */
+START_TEST(maxpool_2x2) {
+  static const int cs[][4] = {{1, 2, 9, 23}, {3, 2, 8, 8}, {3, 128, 10, 10}};
+  IrAttr mt = {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
+    for (int v = 0; v < 4; v++) {
+      g_begin("maxpool_2x2");
+      int N = cs[c][0], C = cs[c][1], H = cs[c][2], W = cs[c][3];
+      int x = IN("x", 4, N, C, H, W), dy = IN("dy", 4, N, C, H / 2, W / 2);
+      int64_t d[4] = {N, C, H, W};
+      IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
+      int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
+      int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
+                                                : op1(OP_SQRT, q, NULL);
+      out("mp", op1(OP_MAXPOOL, in, &mt));
+      out("dmp", op2(OP_MAXPOOL_BWD, dy, in, &mt));
+      char what[64];
+      snprintf(what, sizeof what, "maxpool_2x2 case %zu values %d", c, v);
+      check_fwd(what, F_SYM, 0, 0);
+    }
+}
+END_TEST
+
 /* ---- normalization, dropout, embedding, losses ----------------------------------------- */
 
 START_TEST(normalization) {
@@ -1543,6 +1572,7 @@ int main(void) {
   tcase_add_test(tc, dw_data_grad);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, pooling);
+  tcase_add_test(tc, maxpool_2x2);
   tcase_add_test(tc, normalization);
   tcase_add_test(tc, dropout);
   tcase_add_test(tc, embedding_and_losses);

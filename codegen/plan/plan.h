@@ -279,6 +279,9 @@ typedef struct CgConv {
   bool wino;            /* the kernel runs Winograd F(4,3) (CgKernel.wino): scratch holds
                            V[36][C][T] then M[36][O][T] of a round of images, or the
                            transformed filter U[36][O][C] while it is packed */
+  int64_t OB;           /* a filter gradient computed directly (the tile's wgrad_ob, on a
+                           target with depthwise_direct): output channels a pass, Og / OB
+                           passes per group and input channel; 0: not direct */
   int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */
   int64_t NB;           /* wino: images a round (TileDecision.wino_images), N / NB rounds */
   int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold

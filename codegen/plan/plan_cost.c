@@ -373,12 +373,13 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
-/* a depthwise convolution or gradient the backend computes directly: no GEMM, no packing */
+/* a depthwise convolution or gradient, or a filter gradient of few output channels
+ * (CgConv.OB), the backend computes directly: no GEMM, no packing */
 static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV) return false;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  return cv.depthwise;
+  return cv.depthwise || cv.OB > 0;
 }
 
 /* cycles of one tap of one output vector of the direct depthwise convolution (llvm_ops.c
@@ -460,10 +461,36 @@ static void dw_dx_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* cycles of one tap of one output vector of the direct filter gradient per output channel
+ * (llvm_ops.c wgrad_body: OB FMAs on one masked load of the tap's input, dy's OB vectors
+ * loaded once a row), at the target's clock: lenet's two layers (N=64, 1 thread, Zen 4 at
+ * the host figure's 2.6 GHz) measured 0.81 (28-wide rows, 3 channels a pass) and 0.74
+ * (10-wide rows, 4 a pass); passes/tiles.c TILES_WGRAD_TAP_CYCLES */
+#define CG_WGRAD_TAP_CYCLES 0.78
+
+/* the direct filter gradient: G·(Og/OB)·Cg passes, each every image's output rows in
+ * vectors of OW times KH·KW taps times OB output channels, over min(threads, passes,
+ * elements·taps / 65536 + 1) tasks */
+static void wgrad_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double taps = (double)cv->KH * (double)cv->KW, pairs = (double)cv->O * (double)cv->Cg;
+  double tapvec = (double)cv->N * (double)cv->OH * ceil((double)cv->OW / vl) * taps * pairs;
+  double items = pairs / (double)cv->OB;
+  double elems = (double)cv->N * (double)cv->OH * (double)cv->OW * taps * pairs;
+  c->threads = (int)fmax(1, fmin(fmin(threads, items), floor(elems / 65536) + 1));
+  c->t_compute = tapvec * CG_WGRAD_TAP_CYCLES / c->threads / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                            CgKernelCost *c) {
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
+  if (cv.OB > 0) {
+    wgrad_cost(&cv, hw, threads, c);
+    return;
+  }
   if (p->g->nodes[k->node].op == OP_CONV2D_BWD_FILTER) {
     dw_dfilter_cost(&cv, hw, threads, c);
     return;

@@ -725,6 +725,43 @@ START_TEST(conv_transposed) {
 }
 END_TEST
 
+/* filter gradients of few output channels computed directly (TileDecision.wgrad_ob,
+ * llvm_ops.c wgrad_body), against the interpreter: lenet's two layers (1 -> 6 channels 5x5
+ * padded 2, 6 -> 16 unpadded), odd sizes, stride 2 in either direction (the even lanes of
+ * two loads), dilation, two groups, 7 output channels (a prime: one pass of 7 at 3x3, one
+ * channel a pass at 5x5), rows longer than a vector, batches of 1 and 3. Where the host has
+ * vectors of 8 lanes or more, the tiles pass must choose the direct form for each. The
+ * thread pool has two threads, and each case runs twice for identical bits. */
+START_TEST(conv_wgrad_direct) {
+  static const ConvCaseN cs[] = {
+      {{1, 6, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1, 1}, 3},  /* lenet's conv1 */
+      {{6, 16, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1, 1}, 1}, /* lenet's conv2 */
+      {{3, 7, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 3},
+      {{2, 7, 9, 10, 5, 5, 1, 1, 2, 2, 1, 1, 1}, 1},
+      {{3, 4, 23, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1}, 3},  /* stride 2, rows of 21 */
+      {{2, 6, 15, 19, 3, 5, 1, 2, 0, 1, 1, 1, 1}, 3},  /* stride 2 along columns only */
+      {{4, 4, 12, 12, 3, 3, 1, 1, 2, 2, 2, 2, 2}, 3},  /* dilated, two groups */
+  };
+  HwTarget hw;
+  char err[256];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_wgrad");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    if (have) {
+      TilePlan *tp = pass_tiles(G, &hw, NULL);
+      int dw = tg_find_out(G, "dw");
+      ck_assert_msg(tp->tiles[dw].wgrad_ob > 0, "wgrad case %zu: the tiles pass kept the GEMM (%s)",
+                    c, tp->tiles[dw].reason);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "direct filter gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+  if (!have) fprintf(stderr, "conv_wgrad_direct: host vectors under 8 lanes, the choice is not checked\n");
+}
+END_TEST
+
 /* max and average pooling of a [2,3,9,8] input, forward and backward, with attributes at
  * (maxpool ignores exclude_pad) and an [OH, OW] output */
 static void pool_case(const char *what, IrAttr at, int OH, int OW) {
@@ -1571,6 +1608,7 @@ int main(void) {
   tcase_add_test(tc, conv_data_grad);
   tcase_add_test(tc, dw_data_grad);
   tcase_add_test(tc, conv_bn_fold);
+  tcase_add_test(tc, conv_wgrad_direct);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, maxpool_2x2);
   tcase_add_test(tc, normalization);

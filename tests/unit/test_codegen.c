@@ -727,19 +727,19 @@ END_TEST
 
 /* filter gradients of few output channels computed directly (TileDecision.wgrad_ob,
  * llvm_ops.c wgrad_body), against the interpreter: lenet's two layers (1 -> 6 channels 5x5
- * padded 2, 6 -> 16 unpadded), odd sizes, stride 2 in either direction (the even lanes of
- * two loads), dilation, two groups, 7 output channels (a prime: one pass of 7 at 3x3, one
- * channel a pass at 5x5), rows longer than a vector, batches of 1 and 3. Where the host has
- * vectors of 8 lanes or more, the tiles pass must choose the direct form for each. The
- * thread pool has two threads, and each case runs twice for identical bits. */
+ * padded 2, 6 -> 16 unpadded), odd sizes, stride 2 down the rows, dilation, two groups, 7
+ * output channels (a prime: one pass of 7 at 3x3, one channel a pass at 5x5), rows longer
+ * than a vector, batches of 1 and 3. Where the host has vectors of 8 lanes or more, the
+ * tiles pass must choose the direct form for each. The thread pool has two threads, and
+ * each case runs twice for identical bits. */
 START_TEST(conv_wgrad_direct) {
   static const ConvCaseN cs[] = {
       {{1, 6, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1, 1}, 3},  /* lenet's conv1 */
       {{6, 16, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1, 1}, 1}, /* lenet's conv2 */
       {{3, 7, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 3},
       {{2, 7, 9, 10, 5, 5, 1, 1, 2, 2, 1, 1, 1}, 1},
-      {{3, 4, 23, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1}, 3},  /* stride 2, rows of 21 */
-      {{2, 6, 15, 19, 3, 5, 1, 2, 0, 1, 1, 1, 1}, 3},  /* stride 2 along columns only */
+      {{3, 4, 23, 41, 3, 3, 2, 1, 1, 1, 1, 1, 1}, 3},  /* stride 2 down the rows, rows of 41 */
+      {{2, 6, 15, 19, 3, 5, 1, 1, 0, 1, 1, 1, 1}, 3},  /* 3x5, padded along the rows only */
       {{4, 4, 12, 12, 3, 3, 1, 1, 2, 2, 2, 2, 2}, 3},  /* dilated, two groups */
   };
   HwTarget hw;

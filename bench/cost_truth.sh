@@ -7,6 +7,7 @@
 #
 #   bench/cost_truth.sh [BUILD_DIR] [--quick] > table.md
 #   CASES='gpt2|resnet18 N=1' bench/cost_truth.sh ...   only the cases whose label matches
+#   THREADS=1 bench/cost_truth.sh ...                   one thread only (default "1 2")
 #
 # The estimate uses the `host` target (nnc probe's host.json, else the built-in guess):
 # run `nnc probe` first on a quiet machine. Timings on a shared machine are noisy: the
@@ -40,7 +41,7 @@ cases=(
   "resnet50 N=1|resnet50|-D N=1|1"
 )
 [ $quick = 1 ] && cases=("${cases[@]:0:3}")
-threads=(1 2)
+read -ra threads <<< "${THREADS:-1 2}" # THREADS="1": one thread only
 # pin: "taskset -c 0" / "taskset -c 0,1" where taskset exists; nice -n -10 where permitted
 pin() {
   local t=$1; shift

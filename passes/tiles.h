@@ -98,6 +98,8 @@ typedef struct TileDecision {
 #define TILES_WINO_OUT_FLOPS 162.0
 /* the transforms run as compiled C in 256-bit vectors (AVX2) with multiplies and adds apart */
 #define TILES_WINO_VECTOR_BITS 256.0
+/* tiles a vector of the transforms (rt_winograd.c WV) */
+#define TILES_WINO_LANES 8
 /* the GEMMs' columns (tiles) a round of a Winograd convolution covers at least: the batch
  * runs in rounds of the fewest images with this many tiles (or all of them), so that V and
  * M stay small (cache-resident) while the GEMMs still fill several 32-lane register tiles */
@@ -117,10 +119,12 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out);
  * dilation-1, ungrouped f32 conv2d), its output channels o, input channels c and 4x4 output
  * tiles t of the whole batch */
 bool tiles_wino_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *t);
-/* modeled seconds of one core for the transforms of a Winograd convolution: their FLOPs
- * and the bytes of x, V[36][C][T], M[36][O][T] and y they move */
-double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t t, int64_t xbytes,
-                             int64_t ybytes);
+/* modeled seconds of one core for the transforms of a Winograd convolution over nb images
+ * of th x tw tiles: their FLOPs on the vectors of 8 tiles they run (rt_winograd.c: along a
+ * tile row, or several rows where a row has 2 or 4 tiles; lanes past a row or an image are
+ * computed too) and the bytes of x, V[36][C][T], M[36][O][T] and y they move */
+double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t nb, int64_t th,
+                             int64_t tw, int64_t xbytes, int64_t ybytes);
 /* every GEMM-like node of g; allocations in a (NULL = g->arena) */
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a);
 /* the same with the CPU's f32 GEMMs decided for bf16 inputs (--precision bf16), on AMX

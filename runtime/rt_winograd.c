@@ -84,6 +84,19 @@ static float *wino_buf(int64_t floats) {
 
 static int64_t wino_round8(int64_t x) { return (x + WV - 1) / WV * WV; }
 
+/* planes of 2 or 4 tiles a row (images of 5–16 columns) put several tile rows in a vector */
+static bool wino_rows(int64_t tw, int64_t th) { return (tw == 2 || tw == 4) && th > 1; }
+
+/* the first n (1..8) lanes of v to p, by constant-size copies */
+WINO_INLINE void wino_st(float *p, v8f v, int64_t n) {
+  if (n >= WV) ST(p, v);
+  else if (n >= 4) {
+    memcpy(p, &v, 4 * sizeof(float));
+    for (int64_t l = 4; l < n; l++) p[l] = v[l];
+  } else
+    for (int64_t l = 0; l < n; l++) p[l] = v[l];
+}
+
 /* ---- the input transform: V[36][C][T] = Bᵀ·d·B per tile and channel ------------------ */
 
 /* Bᵀ of F(4,3) applied to d0..d5 (vectors or scalars) */
@@ -97,63 +110,78 @@ static int64_t wino_round8(int64_t x) { return (x + WV - 1) / WV * WV; }
     o[5] = 4.0f * (d1) - 5.0f * (d3) + (d5);                                                    \
   } while (0)
 
-/* the six taps of 8 tiles from 36 consecutive floats of a padded row (tile j's taps are
- * row[4j .. 4j + 5]): the four column phases by shuffles, the fifth and sixth taps the
- * first two phases one tile on */
-#define WINO_TAPS(row, d)                                                                       \
-  do {                                                                                           \
-    v8f a0, a1, a2, a3, a4;                                                                      \
-    LD(a0, (row)), LD(a1, (row) + 8), LD(a2, (row) + 16), LD(a3, (row) + 24), LD(a4, (row) + 32); \
-    v8f u01 = __builtin_shufflevector(a0, a1, 0, 4, 8, 12, 1, 5, 9, 13);                         \
-    v8f u23 = __builtin_shufflevector(a0, a1, 2, 6, 10, 14, 3, 7, 11, 15);                       \
-    v8f w01 = __builtin_shufflevector(a2, a3, 0, 4, 8, 12, 1, 5, 9, 13);                         \
-    v8f w23 = __builtin_shufflevector(a2, a3, 2, 6, 10, 14, 3, 7, 11, 15);                       \
-    d[0] = __builtin_shufflevector(u01, w01, 0, 1, 2, 3, 8, 9, 10, 11);                          \
-    d[1] = __builtin_shufflevector(u01, w01, 4, 5, 6, 7, 12, 13, 14, 15);                        \
-    d[2] = __builtin_shufflevector(u23, w23, 0, 1, 2, 3, 8, 9, 10, 11);                          \
-    d[3] = __builtin_shufflevector(u23, w23, 4, 5, 6, 7, 12, 13, 14, 15);                        \
-    d[4] = __builtin_shufflevector(d[0], a4, 1, 2, 3, 4, 5, 6, 7, 8);                            \
-    d[5] = __builtin_shufflevector(d[1], a4, 1, 2, 3, 4, 5, 6, 7, 9);                            \
-  } while (0)
+/* the six taps of 8 tiles, lanes 2q and 2q + 1 from the 8 columns at p[q] (their first
+ * four columns each): phases 0-3 by shuffles, the fifth and sixth taps phases 0 and 1 of
+ * the loads 4 columns on */
+WINO_INLINE void wino_taps_at(const float *const p[4], v8f d[6]) {
+  v8f a0, a1, a2, a3, b0, b1, b2, b3;
+  LD(a0, p[0]), LD(a1, p[1]), LD(a2, p[2]), LD(a3, p[3]);
+  LD(b0, p[0] + 4), LD(b1, p[1] + 4), LD(b2, p[2] + 4), LD(b3, p[3] + 4);
+  v8f u01 = __builtin_shufflevector(a0, a1, 0, 4, 8, 12, 1, 5, 9, 13);
+  v8f u23 = __builtin_shufflevector(a0, a1, 2, 6, 10, 14, 3, 7, 11, 15);
+  v8f w01 = __builtin_shufflevector(a2, a3, 0, 4, 8, 12, 1, 5, 9, 13);
+  v8f w23 = __builtin_shufflevector(a2, a3, 2, 6, 10, 14, 3, 7, 11, 15);
+  v8f x01 = __builtin_shufflevector(b0, b1, 0, 4, 8, 12, 1, 5, 9, 13);
+  v8f z01 = __builtin_shufflevector(b2, b3, 0, 4, 8, 12, 1, 5, 9, 13);
+  d[0] = __builtin_shufflevector(u01, w01, 0, 1, 2, 3, 8, 9, 10, 11);
+  d[1] = __builtin_shufflevector(u01, w01, 4, 5, 6, 7, 12, 13, 14, 15);
+  d[2] = __builtin_shufflevector(u23, w23, 0, 1, 2, 3, 8, 9, 10, 11);
+  d[3] = __builtin_shufflevector(u23, w23, 4, 5, 6, 7, 12, 13, 14, 15);
+  d[4] = __builtin_shufflevector(x01, z01, 0, 1, 2, 3, 8, 9, 10, 11);
+  d[5] = __builtin_shufflevector(x01, z01, 4, 5, 6, 7, 12, 13, 14, 15);
+}
 
-/* tiles [j0, j0 + 8) of tile row i of the padded plane xp (rows wp floats) into V at
- * channel c, tile t0 + j0 on; n of them are stored (8 where the plane's later tiles, which
- * this task writes afterwards, take the others) */
-WINO_INLINE void wino_in_block(const float *xp, int64_t wp, int64_t i, int64_t j0, float *v,
-                               int64_t cstride, int64_t n) {
+/* 8 tiles into V (cstride floats between its 36 matrices), of which n are stored: the
+ * windows of lanes 2q, 2q + 1 start at p[q] in the padded plane (rows wp floats) */
+WINO_INLINE void wino_in_vec(const float *const p[4], int64_t wp, float *v, int64_t cstride,
+                             int64_t n) {
   v8f r[6][6]; /* r[k][s]: image row k of the window, transformed along the row */
   for (int k = 0; k < 6; k++) {
+    const float *pk[4] = {p[0] + k * wp, p[1] + k * wp, p[2] + k * wp, p[3] + k * wp};
     v8f d[6];
-    const float *row = xp + (4 * i + k) * wp + 4 * j0;
-    WINO_TAPS(row, d);
+    wino_taps_at(pk, d);
     WINO_BT(d[0], d[1], d[2], d[3], d[4], d[5], r[k]);
   }
   for (int s = 0; s < 6; s++) {
     v8f o[6];
     WINO_BT(r[0][s], r[1][s], r[2][s], r[3][s], r[4][s], r[5][s], o);
-    for (int a = 0; a < 6; a++) {
-      float *dst = v + (int64_t)(a * 6 + s) * cstride;
-      if (n == WV) ST(dst, o[a]);
-      else memcpy(dst, &o[a], (size_t)n * sizeof(float));
-    }
+    for (int a = 0; a < 6; a++) wino_st(v + (int64_t)(a * 6 + s) * cstride, o[a], n);
   }
 }
 
-/* plane nc = n·C + c: copied into the zero-padded xp (rows wp floats: padding and tiles
- * past the image read zeros), then every tile row in blocks of 8 tiles */
-WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t nc, float *xp, int64_t wp) {
+/* plane p = c·N + n (channel-major, so that one task writes all of a channel's tiles in
+ * V: a row of V shared by two threads' stores would bounce between their caches): copied
+ * into the zero-padded xp (rows wp floats: padding and tiles
+ * past the image read zeros), then every tile row in blocks of 8 tiles, or several tile
+ * rows a block where a row has 2 or 4 tiles (images of 5 to 16 columns: the vector full) */
+WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t p, float *xp, int64_t wp) {
   const int64_t *g = w->g;
   int64_t H = g[WG_H], W = g[WG_W], C = g[WG_C], tw = g[WG_TW], th = g[WG_TH];
-  int64_t rows = 4 * th + 2, n = nc / C, c = nc % C;
-  const float *x = w->src + nc * H * W;
+  int64_t rows = 4 * th + 2, n = p % g[WG_N], c = p / g[WG_N];
+  const float *x = w->src + (n * C + c) * H * W;
   int64_t T = g[WG_N] * th * tw, cw = W + g[WG_PW] > wp ? wp - g[WG_PW] : W;
   for (int64_t ih = 0; ih < H && ih + g[WG_PH] < rows; ih++)
     memcpy(xp + (ih + g[WG_PH]) * wp + g[WG_PW], x + ih * W, (size_t)cw * sizeof(float));
+  if (wino_rows(tw, th)) { /* lane l: tile l % tw of row i0 + l / tw (rows past th: lanes
+                              * not stored, reading the last row) */
+    for (int64_t i0 = 0; i0 < th; i0 += WV / tw) {
+      int64_t t = (n * th + i0) * tw, end = (n + 1) * th * tw;
+      const float *p[4];
+      for (int q = 0; q < 4; q++) {
+        int64_t i = i0 + 2 * q / tw;
+        p[q] = xp + 4 * (i < th ? i : th - 1) * wp + 8 * q % (4 * tw);
+      }
+      wino_in_vec(p, wp, w->dst + c * T + t, C * T, end - t < WV ? end - t : WV);
+    }
+    return;
+  }
   for (int64_t i = 0; i < th; i++)
     for (int64_t j0 = 0; j0 < tw; j0 += WV) {
       int64_t t = (n * th + i) * tw + j0;
+      /* all 8 lanes where the plane's later tiles (written afterwards) take the others */
       int64_t n_ = tw - j0 < WV && t + WV > (n + 1) * th * tw ? tw - j0 : WV;
-      wino_in_block(xp, wp, i, j0, w->dst + c * T + t, C * T, n_);
+      const float *row = xp + 4 * i * wp + 4 * j0, *p[4] = {row, row + 8, row + 16, row + 24};
+      wino_in_vec(p, wp, w->dst + c * T + t, C * T, n_);
     }
 }
 
@@ -161,7 +189,7 @@ WINO_INLINE void wino_in_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
   const int64_t *g = w->g;
   int64_t wp = 4 * wino_round8(g[WG_TW]) + 8;
   float *xp = wino_buf((4 * g[WG_TH] + 2) * wp);
-  for (int64_t nc = lo; nc < hi; nc++) wino_in_plane(w, nc, xp, wp);
+  for (int64_t p = lo; p < hi; p++) wino_in_plane(w, p, xp, wp);
   free(xp);
 }
 
@@ -184,26 +212,38 @@ WINO_INLINE void wino_in_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
     if (relu) v = (v8f)((v8i)v & ~(v <= (v8f){0}));                                              \
   } while (0)
 
-/* output rows 4i .. 4i + 3 (those inside y) of 8 tiles from their four column phases:
- * interleaved into 32 consecutive outputs, of which the first `cols` are stored */
-#define WINO_STORE(yrow, p, cols)                                                               \
-  do {                                                                                           \
-    v8f u01 = __builtin_shufflevector(p[0], p[1], 0, 8, 1, 9, 2, 10, 3, 11);                    \
-    v8f u23 = __builtin_shufflevector(p[2], p[3], 0, 8, 1, 9, 2, 10, 3, 11);                    \
-    v8f h01 = __builtin_shufflevector(p[0], p[1], 4, 12, 5, 13, 6, 14, 7, 15);                  \
-    v8f h23 = __builtin_shufflevector(p[2], p[3], 4, 12, 5, 13, 6, 14, 7, 15);                  \
-    v8f q_[4] = {__builtin_shufflevector(u01, u23, 0, 1, 8, 9, 2, 3, 10, 11),                   \
-                 __builtin_shufflevector(u01, u23, 4, 5, 12, 13, 6, 7, 14, 15),                 \
-                 __builtin_shufflevector(h01, h23, 0, 1, 8, 9, 2, 3, 10, 11),                   \
-                 __builtin_shufflevector(h01, h23, 4, 5, 12, 13, 6, 7, 14, 15)};                \
-    if ((cols) >= 4 * WV) memcpy((yrow), q_, sizeof q_);                                         \
-    else memcpy((yrow), q_, (size_t)(cols) * sizeof(float));                                     \
-  } while (0)
+/* the 32 outputs of one output row of 8 tiles from their four column phases, interleaved
+ * (lane l's four columns at 4l) */
+WINO_INLINE void wino_interleave(const v8f p[4], v8f q[4]) {
+  v8f u01 = __builtin_shufflevector(p[0], p[1], 0, 8, 1, 9, 2, 10, 3, 11);
+  v8f u23 = __builtin_shufflevector(p[2], p[3], 0, 8, 1, 9, 2, 10, 3, 11);
+  v8f h01 = __builtin_shufflevector(p[0], p[1], 4, 12, 5, 13, 6, 14, 7, 15);
+  v8f h23 = __builtin_shufflevector(p[2], p[3], 4, 12, 5, 13, 6, 14, 7, 15);
+  q[0] = __builtin_shufflevector(u01, u23, 0, 1, 8, 9, 2, 3, 10, 11);
+  q[1] = __builtin_shufflevector(u01, u23, 4, 5, 12, 13, 6, 7, 14, 15);
+  q[2] = __builtin_shufflevector(h01, h23, 0, 1, 8, 9, 2, 3, 10, 11);
+  q[3] = __builtin_shufflevector(h01, h23, 4, 5, 12, 13, 6, 7, 14, 15);
+}
 
-/* tiles [j0, j0 + 8) of tile row i of output channel o: m points at M[0][o][t0 + j0], of
- * which n are read (the rest are zeros; 8 where M goes on: those lanes are not stored) */
-WINO_INLINE void wino_out_block(const WinoCtx *w, const float *m, int64_t xs, int64_t n,
-                                float *y, int64_t rows, int64_t cols, float sc, float sh) {
+/* where the 8 lanes of an output vector go: `rows` tile rows of `seg` interleaved outputs
+ * each (1 x 32 along a tile row, or 8/tw x 4·tw for tw = 2 or 4), the first `cols` of each
+ * stored at y + (4·k + a)·OW for output row a of tile row k, below `oh` output rows */
+typedef struct WinoSeg {
+  int64_t rows, seg, cols, oh;
+} WinoSeg;
+
+WINO_INLINE void wino_put(float *y, const float *q, int64_t n) {
+  int64_t l = 0;
+  for (; l + WV <= n; l += WV) memcpy(y + l, q + l, WV * sizeof(float));
+  if (l + 4 <= n) memcpy(y + l, q + l, 4 * sizeof(float)), l += 4;
+  for (; l < n; l++) y[l] = q[l];
+}
+
+/* 8 tiles of output channel o: m points at M[0][o][t] of the first, n lanes are read (the
+ * rest zeros), then Aᵀ·m·A, the epilogue, and the outputs inside y stored as sg says */
+WINO_INLINE void wino_out_vec(const WinoCtx *w, const float *m, int64_t xs, int64_t n, float *y,
+                              const WinoSeg *sg, float sc, float sh) {
+  int64_t OW = w->g[WG_OW];
   v8f r[4][6]; /* r[a][s]: output row a of the tile, column s of the product */
   for (int s = 0; s < 6; s++) {
     v8f v[6];
@@ -212,40 +252,54 @@ WINO_INLINE void wino_out_block(const WinoCtx *w, const float *m, int64_t xs, in
       if (n == WV) LD(v[a], p);
       else {
         v[a] = (v8f){0};
-        memcpy(&v[a], p, (size_t)n * sizeof(float));
+        for (int64_t l = 0; l < n; l++) v[a][l] = p[l];
       }
     }
     v8f o[4];
     WINO_AT(v[0], v[1], v[2], v[3], v[4], v[5], o);
     for (int a = 0; a < 4; a++) r[a][s] = o[a];
   }
-  for (int a = 0; a < 4 && a < rows; a++) {
-    v8f q[4];
+  for (int a = 0; a < 4 && a < sg->oh; a++) {
+    v8f q[4], row[4];
     WINO_AT(r[a][0], r[a][1], r[a][2], r[a][3], r[a][4], r[a][5], q);
     for (int k = 0; k < 4; k++) WINO_EPI(q[k], sc, sh, w->relu);
-    WINO_STORE(y + a * w->g[WG_OW], q, cols);
+    wino_interleave(q, row);
+    const float *f = (const float *)row;
+    for (int64_t k = 0; k < sg->rows && 4 * k + a < sg->oh; k++)
+      wino_put(y + (4 * k + a) * OW, f + k * sg->seg, sg->cols);
   }
 }
 
-/* output plane no = n·O + o, tile row by tile row, 8 tiles at a time */
-WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t no) {
+/* output plane p = o·N + n (channel-major: a task reads whole rows of M), tile row by tile
+ * row, 8 tiles at a time (several rows a block where tw is 2 or 4) */
+WINO_INLINE void wino_out_plane(const WinoCtx *w, int64_t p) {
   const int64_t *g = w->g;
   int64_t O = g[WG_O], OH = g[WG_OH], OW = g[WG_OW], tw = g[WG_TW], th = g[WG_TH];
-  int64_t n = no / O, o = no % O, T = g[WG_N] * th * tw;
+  int64_t n = p % g[WG_N], o = p / g[WG_N], T = g[WG_N] * th * tw;
   float sc = 1, sh = 0;
   if (w->bias) sh = w->bias[o];
   else if (w->affine) sc = w->affine[2 * o], sh = w->affine[2 * o + 1];
-  float *y = w->dst + no * OH * OW;
+  float *y = w->dst + (n * O + o) * OH * OW;
+  if (wino_rows(tw, th)) { /* lane l: tile l % tw of row i0 + l / tw, as the input's */
+    for (int64_t i0 = 0; i0 < th; i0 += WV / tw) {
+      int64_t t = (n * th + i0) * tw;
+      WinoSeg sg = {WV / tw, 4 * tw, OW, OH - 4 * i0};
+      wino_out_vec(w, w->src + o * T + t, O * T, T - t < WV ? T - t : WV, y + 4 * i0 * OW, &sg,
+                   sc, sh);
+    }
+    return;
+  }
   for (int64_t i = 0; i < th; i++)
     for (int64_t j0 = 0; j0 < tw; j0 += WV) {
       int64_t t = (n * th + i) * tw + j0;
-      wino_out_block(w, w->src + o * T + t, O * T, tw - j0 < WV && t + WV > T ? tw - j0 : WV,
-                     y + 4 * i * OW + 4 * j0, OH - 4 * i, OW - 4 * j0, sc, sh);
+      WinoSeg sg = {1, 4 * WV, OW - 4 * j0 < 4 * WV ? OW - 4 * j0 : 4 * WV, OH - 4 * i};
+      wino_out_vec(w, w->src + o * T + t, O * T, tw - j0 < WV && t + WV > T ? tw - j0 : WV,
+                   y + 4 * i * OW + 4 * j0, &sg, sc, sh);
     }
 }
 
 WINO_INLINE void wino_out_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
-  for (int64_t no = lo; no < hi; no++) wino_out_plane(w, no);
+  for (int64_t p = lo; p < hi; p++) wino_out_plane(w, p);
 }
 
 /* ---- dispatch: the same loops for baseline x86-64 and AVX2 ---------------------------- */

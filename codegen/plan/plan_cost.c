@@ -611,7 +611,8 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads));
   double planes = (double)cv.NB * (double)(cv.C < cv.O ? cv.C : cv.O);
   int xt = (int)fmin(threads, planes);
-  double xf = rounds * tiles_wino_xform_time(hw, cv.O, cv.C, cv.T, 4 * cv.NB * cv.C * cv.H * cv.W,
+  double xf = rounds * tiles_wino_xform_time(hw, cv.O, cv.C, cv.NB, cv.TH, cv.TW,
+                                             4 * cv.NB * cv.C * cv.H * cv.W,
                                              4 * cv.NB * cv.O * cv.OH * cv.OW);
   c->scratch = rounds * (2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b);
   /* every round streams the transformed filter's panels once, beside the FMAs */

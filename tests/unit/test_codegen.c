@@ -1144,6 +1144,11 @@ START_TEST(winograd) {
       {24, 40, 11, 19, 1, 2}, /* 4k+3 x 4k+3, two tile blocks of 8 across */
       {30, 30, 35, 38, 1, 1}, /* tiles across a vector and a half */
       {16, 24, 45, 46, 1, 2}, /* 144 tiles an image: two rounds of one image */
+      /* 2 or 4 tiles a row: several tile rows in a vector (rt_winograd.c wino_in_rows) */
+      {12, 20, 14, 13, 1, 3}, /* 4 x 4 tiles, 13 columns, three images */
+      {48, 40, 10, 7, 1, 2},  /* 3 x 2 tiles: one partial block of rows an image */
+      {48, 36, 10, 10, 0, 3}, /* unpadded 8 x 8: 2 x 2 tiles, three images */
+      {64, 56, 22, 6, 1, 2},  /* 6 x 2 tiles: a whole block of 4 rows, then 2; two images */
   };
   g_atol_scaled = true;
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)

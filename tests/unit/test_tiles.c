@@ -168,12 +168,33 @@ START_TEST(t_cpu_avx2) {
   ck_assert_int_eq(d.kc, 512);
   ck_assert_int_eq(d.mc, 128);
   ck_assert_int_eq(d.nc, 4092);
-  /* blocks never exceed the (rounded) problem */
+  /* blocks never exceed the (rounded) problem; 20 rows fill 20 of 16x6's 32 lanes (62.5%),
+   * so the narrow tile 8x10 (one vector, 10 broadcasts: 20 of 24 lanes, 10 of 10 columns,
+   * loads 11 for 10 FMAs) is taken: 0.833 x 0.909 against 0.625 x 0.833 */
   TileDecision s = choose("cpu-avx2", 20, 10, 30, DT_F32);
+  ck_assert_int_eq(s.mr, 8);
+  ck_assert_int_eq(s.nr, 10);
   ck_assert_int_eq(s.kc, 32);
-  ck_assert_int_eq(s.mc, 32);
-  ck_assert_int_eq(s.nc, 12);
-  ck_assert_double_eq_tol(s.tile_eff, (20.0 * 10) / (32.0 * 12), 1e-12);
+  ck_assert_int_eq(s.mc, 24);
+  ck_assert_int_eq(s.nc, 10);
+  ck_assert_double_eq_tol(s.tile_eff, (20.0 * 10) / (24.0 * 10), 1e-12);
+  ck_assert_double_eq_tol(s.eff, s.tile_eff * s.wave_eff * (10.0 / 2) / (11.0 / 2), 1e-12);
+}
+END_TEST
+
+/* AVX-512, few rows in the lanes: a Winograd GEMM of 16 tiles (m) x 128 output channels
+ * x 128 input channels fills half of 32x14's lanes; one vector and 26 broadcasts
+ * (128 = 5 x 26 - 2: 98.5%, 27 loads for 26 FMAs) models 0.948 against 0.5 x 0.914. A
+ * square product keeps 32x14, and a tile that fills 75% of its lanes is kept (49 rows) */
+START_TEST(t_cpu_narrow) {
+  TileDecision d = choose("cpu-avx512", 16, 128, 128, DT_F32);
+  ck_assert_int_eq(d.mr, 16);
+  ck_assert_int_eq(d.nr, 26);
+  ck_assert(strstr(d.reason, "narrow tile") != NULL);
+  TileDecision w = choose("cpu-avx512", 49, 512, 4608, DT_F32);
+  ck_assert_int_eq(w.mr, 32);
+  ck_assert_int_eq(w.nr, 14);
+  ck_assert(strstr(w.reason, "narrow tile") == NULL);
 }
 END_TEST
 
@@ -257,6 +278,7 @@ static Suite *suite(void) {
   tcase_add_test(t, t_gpu_kernel_geometry);
   tcase_add_test(t, t_gpu_split_k);
   tcase_add_test(t, t_cpu_avx2);
+  tcase_add_test(t, t_cpu_narrow);
   tcase_add_test(t, t_cpu_wide);
   tcase_add_test(t, t_cpu_conv_transposed);
   suite_add_tcase(s, t);

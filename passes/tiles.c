@@ -648,6 +648,49 @@ static void choose_wgrad(IrGraph *g, int i, const HwTarget *hw, TileDecision *d)
              win ? "chosen" : "not chosen", (long long)ob, 1e3 * direct, 1e3 * gemm);
 }
 
+/* a forward f32 convolution of one group and few input channels at column stride 1 or 2
+ * (the shapes llvm_ops.c lower_conv_few computes directly); its rows' buffer of C·KH input
+ * rows in sw phases must fit the backend's 64 KiB (CG_DW_BUF_MAX) */
+static bool conv_few_shape(IrGraph *g, const IrNode *n, int lanes) {
+  if (n->op != OP_CONV2D || n->attr.groups > 1 || n->nin < 2) return false;
+  const IrType *x = &g->nodes[n->in[0]].type, *w = &g->nodes[n->in[1]].type, *y = &n->type;
+  if (x->rank != 4 || w->rank != 4 || y->rank != 4 || x->dt != DT_F32 || w->dt != DT_F32) return false;
+  int64_t c = ev(g, w->dims[1]), kh = ev(g, w->dims[2]), kw = ev(g, w->dims[3]), ow = ev(g, y->dims[3]);
+  int64_t sw = n->attr.stride[1] > 0 ? n->attr.stride[1] : 1, dw = n->attr.dilation[1] > 0 ? n->attr.dilation[1] : 1;
+  if (kh > 8 || kw > 8 || sw > 2 || dw > 64 || c * kh * kw > TILES_CONV_FEW_K || ow > 4096) return false;
+  /* a 1x1 convolution's GEMM reads the image without gathers; direct only where its output
+   * channels fill one register block (the GEMM's tile is then half empty) */
+  if (kh * kw == 1 && ev(g, w->dims[0]) > lanes) return false;
+  int64_t lp = (ceil_div(ow, lanes) * lanes + (kw - 1) * dw / sw + lanes) / lanes * lanes;
+  return c * kh * sw * lp * 4 <= 64 * 1024;
+}
+
+/* the direct kernel of few input channels against the implicit GEMM (decided as d) for
+ * node i, both on one core: the direct kernel's vectors (TILES_CONV_FEW_VEC_S) against the
+ * packed GEMM plus its gathers */
+static void choose_conv_few(IrGraph *g, int i, const HwTarget *hw, TileDecision *d) {
+  const IrNode *n = &g->nodes[i];
+  int lanes = hw->vector_bits >= 128 ? hw->vector_bits / 32 : 4;
+  if (hw->kind != HW_CPU || d->gemm.bf16 || d->wino || !conv_few_shape(g, n, lanes)) return;
+  const TileGemm *gm = &d->gemm;
+  int64_t N = gm->images > 0 ? gm->images : 1, ow = ev(g, n->type.dims[3]);
+  double P = (double)gm->m / (double)N, rows = P / (double)ow;
+  double vecs = (double)N * rows * (double)ceil_div(ow, lanes);
+  double few = vecs * (double)gm->n * (2.0 * lanes * (double)gm->k / peak_1t(hw) + TILES_CONV_FEW_VEC_S);
+  double pm = N > 1 && P < TILES_CONV_BATCH_P ? (double)N * P : P, calls = (double)N * P / pm;
+  double panel = d->mr; /* positions a gathered panel, either orientation */
+  double gemm = calls * cpu_gemm_1t(hw, d, pm, (double)gm->n, (double)gm->k) +
+                TILES_CONV_ROW_S * (double)gm->k * (double)N * P / (panel > 0 ? panel : 1);
+  bool win = few < gemm;
+  if (win) d->conv_few = true, d->conv_t = false;
+  size_t len = strlen(d->reason);
+  if (len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len,
+             "; direct (few input channels, K = %lld) %s: modeled %.3g ms vs %.3g ms implicit GEMM "
+             "(one core)",
+             (long long)gm->k, win ? "chosen" : "not chosen", 1e3 * few, 1e3 * gemm);
+}
+
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
   if (!a) a = g->arena;
   TilePlan *p = arena_alloc(a, sizeof *p);
@@ -660,6 +703,7 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
       tiles_choose(hw, &gm, &p->tiles[i]);
       choose_wino(g, i, hw, a, &p->tiles[i]);
       choose_wgrad(g, i, hw, &p->tiles[i]);
+      choose_conv_few(g, i, hw, &p->tiles[i]);
     }
   }
   return p;

@@ -75,6 +75,10 @@ typedef struct TileDecision {
                           the output channels (n) in the vector lanes, the positions (m) the
                           register tile's rows, written back to NCHW with the epilogue; then
                           nr is the vectorized side and mr the other (else the reverse) */
+  bool conv_few;       /* CPU forward convolution of few input channels (TILES_CONV_FEW_K)
+                          computed directly: vectors of an output row's positions, the output
+                          channels as register blocks sharing each input vector
+                          (docs/cpu-convolutions.md); the GEMM blocking above unused */
   double eff;          /* modeled fraction of peak */
   char reason[512];
   /* CPU, a 3x3 stride-1 dilation-1 ungrouped f32 forward convolution where the model
@@ -104,6 +108,17 @@ typedef struct TileDecision {
  * runs in rounds of the fewest images with this many tiles (or all of them), so that V and
  * M stay small (cache-resident) while the GEMMs still fill several 32-lane register tiles */
 #define TILES_WINO_MIN_TILES 128
+
+/* a forward convolution computed directly when C·KH·KW is at most this (the stems: 3
+ * channels 3x3 or 7x7, 1 channel 5x5), where the implicit GEMM's depth is too short to
+ * amortize its packing and gathers */
+#define TILES_CONV_FEW_K 160
+/* ... its time: the FMAs (all lanes of every output vector, the last of a row partly
+ * masked) at one core's FMA peak, each with a broadcast of the filter from memory, plus this
+ * many seconds per output vector and channel (the epilogue and the store, the rows' buffer);
+ * fitted to MobileNetV2's stem (K = 27: 0.66 of the peak) and ResNet-18's (K = 147: 0.91) on
+ * Zen 4, one thread */
+#define TILES_CONV_FEW_VEC_S 3.8e-9
 
 typedef struct TilePlan {
   int n;               /* = g->nnodes */

@@ -419,6 +419,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   if (o->bf16) { /* bf16 panels come from the unfolded matrix and are rounded per call */
     target.conv = CG_CONV_IM2COL;
     target.prepack = false;
+    target.conv_few = false;
   }
   /* the tiles pass decides the blocking of every GEMM-like node; the emitter only reads it */
   bf16_tiles(o, fwd, train, target.hw, llvm_bf16_amx(&ti, 32, 32), &tiles_arena, &tiles_fwd,

@@ -925,6 +925,41 @@ static LLVMValueRef dw_tap(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValu
   return intrinsic(e, "llvm.masked.gather", over, 2, args, 4);
 }
 
+/* channel ch's epilogue constants: the bias b0 (0 without one) and, with a folded batchnorm,
+ * its scale s0 and shift b0 from the table at the start of the scratch (no im2col rows) */
+static void dw_chan(CgEmit *e, const CgKernel *k, LLVMValueRef ch, LLVMValueRef *b0, LLVMValueRef *s0) {
+  *b0 = k->bias ? LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node), mul(e, ch, cg_c64(e, 4))), "")
+                : LLVMConstReal(e->f32, 0);
+  *s0 = NULL;
+  if (k->bn) {
+    LLVMValueRef pair = gep8(e, cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset),
+                             mul(e, ch, cg_c64(e, 8)));
+    *s0 = LLVMBuildLoad2(e->b, e->f32, pair, "");
+    *b0 = LLVMBuildLoad2(e->b, e->f32, gep8(e, pair, cg_c64(e, 4)), "");
+  }
+}
+
+/* the one place a depthwise forward's output vector is finished and stored: the bias or the
+ * folded batchnorm, relu, then the lanes of `ok` stored at p */
+static void dw_store(CgEmit *e, const CgKernel *k, LLVMValueRef acc, LLVMValueRef p, LLVMValueRef ok,
+                     LLVMValueRef b0, LLVMValueRef s0) {
+  int vl = e->vl;
+  LLVMTypeRef vt = e->vf;
+  if (s0) {
+    LLVMValueRef args[3] = {acc, splat(e, s0, vl), splat(e, b0, vl)};
+    acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+  } else {
+    acc = LLVMBuildFAdd(e->b, acc, splat(e, b0, vl), "");
+  }
+  if (k->relu) {
+    LLVMValueRef z = LLVMConstNull(e->vf);
+    acc = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, acc, z, ""), acc, z, "");
+  }
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef sargs[4] = {acc, p, c32(e, 4), ok};
+  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+}
+
 /* task t of nt: output rows [r0, r1) of the N·C·OH rows, each a loop over vectors of OW */
 static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
   const CgConv *c = arg;
@@ -944,16 +979,8 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
   LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->OW * 4)));
   LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
-  LLVMValueRef b0 = k->bias ? LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node),
-                                                               mul(e, ch, cg_c64(e, 4))), "")
-                            : LLVMConstReal(e->f32, 0);
-  LLVMValueRef s0 = NULL;
-  if (k->bn) { /* the table at the start of the scratch: no im2col rows */
-    LLVMValueRef pair = gep8(e, cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset),
-                             mul(e, ch, cg_c64(e, 8)));
-    s0 = LLVMBuildLoad2(e->b, e->f32, pair, "");
-    b0 = LLVMBuildLoad2(e->b, e->f32, gep8(e, pair, cg_c64(e, 4)), "");
-  }
+  LLVMValueRef b0, s0;
+  dw_chan(e, k, ch, &b0, &s0);
   loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, c->OW), vl);
   LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl), lanes),
                                   splat(e, cg_c64(e, c->OW), vl), "");
@@ -966,41 +993,382 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
       LLVMTypeRef vt = e->vf;
       acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
     }
-  if (s0) {
-    LLVMValueRef args[3] = {acc, splat(e, s0, vl), splat(e, b0, vl)};
-    LLVMTypeRef vt = e->vf;
-    acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
-  } else {
-    acc = LLVMBuildFAdd(e->b, acc, splat(e, b0, vl), "");
-  }
-  if (k->relu) {
-    LLVMValueRef z = LLVMConstNull(e->vf);
-    acc = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, acc, z, ""), acc, z, "");
-  }
-  LLVMTypeRef over[2] = {e->vf, e->ptr};
-  LLVMValueRef sargs[4] = {acc, gep8(e, yr, mul(e, lw.iv, cg_c64(e, 4))), c32(e, 4), ok};
-  intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+  dw_store(e, k, acc, gep8(e, yr, mul(e, lw.iv, cg_c64(e, 4))), ok, b0, s0);
   loop_end(e, &lw);
   loop_end(e, &lr);
 }
 
 /* body over `items` (rows or channels) in min(items, work / 65536 + 1) tasks, or inline */
 static void run_items(CgEmit *e, const CgKernel *k, int64_t items, int64_t work, TaskBody body,
-                      const CgConv *c) {
+                      const void *arg) {
   int64_t maxt = work / 65536 + 1;
   if (maxt > items) maxt = items;
   if (maxt > 1) {
-    run_tasks(e, k, maxt, body, (void *)c);
+    run_tasks(e, k, maxt, body, (void *)arg);
     return;
   }
-  body(e, k, (void *)c, cg_c64(e, 0), cg_c64(e, 1));
+  body(e, k, (void *)arg, cg_c64(e, 0), cg_c64(e, 1));
+}
+
+/* ---- depthwise convolution, blocked rows (strides 1 and 2) ------------------------------ */
+
+typedef struct DwFwd {
+  const CgConv *c;
+  CgDwBlock b;
+} DwFwd;
+
+/* vl input columns of `row` from column x0 (a constant where xs is, else x0 is inside the
+ * row): a plain load inside the row, a masked load of the constant lanes inside it at its
+ * edges, zeros outside it */
+static LLVMValueRef dw_src(CgEmit *e, const CgConv *c, LLVMValueRef row, LLVMValueRef x0, const int64_t *xs) {
+  int vl = e->vl, in = 0;
+  LLVMValueRef m[64];
+  for (int l = 0; xs && l < vl; l++) {
+    bool ok = xs[0] + l >= 0 && xs[0] + l < c->W;
+    in += ok;
+    m[l] = LLVMConstInt(e->i1, ok, 0);
+  }
+  if (xs && in == 0) return LLVMConstNull(e->vf);
+  LLVMValueRef p = LLVMBuildGEP2(e->b, e->f32, row, &x0, 1, "");
+  if (!xs || in == vl) {
+    LLVMValueRef v = LLVMBuildLoad2(e->b, e->vf, p, "");
+    LLVMSetAlignment(v, 4);
+    return v;
+  }
+  LLVMTypeRef over[2] = {e->vf, e->ptr};
+  LLVMValueRef args[4] = {p, c32(e, 4), LLVMConstVector(m, (unsigned)vl), LLVMConstNull(e->vf)};
+  return intrinsic(e, "llvm.masked.load", over, 2, args, 4);
+}
+
+/* chunk j of buffer row br (phase rows of lp floats): the sw·vl input columns from
+ * sw·j·vl - pw of `row`, split into their sw phases (at stride 2 the even and odd lanes of two
+ * vectors); js: j as a constant (the row's edges), else j is an inside chunk */
+static void dw_fill_chunk(CgEmit *e, const DwFwd *d, LLVMValueRef row, LLVMValueRef br, LLVMValueRef j,
+                          const int64_t *js) {
+  const CgConv *c = d->c;
+  int vl = e->vl;
+  LLVMValueRef v[2], x0 = LLVMBuildSub(e->b, mul(e, j, cg_c64(e, c->sw * vl)), cg_c64(e, c->pw), "");
+  for (int h = 0; h < c->sw; h++) {
+    int64_t xs = js ? *js * c->sw * vl - c->pw + h * vl : 0;
+    v[h] = dw_src(e, c, row, add(e, x0, cg_c64(e, (int64_t)h * vl)), js ? &xs : NULL);
+  }
+  if (c->sw == 2) {
+    LLVMValueRef idx[2][64];
+    for (int l = 0; l < vl; l++) idx[0][l] = c32(e, 2 * l), idx[1][l] = c32(e, 2 * l + 1);
+    LLVMValueRef a = v[0];
+    for (int p = 0; p < 2; p++) v[p] = LLVMBuildShuffleVector(e->b, a, v[1], LLVMConstVector(idx[p], (unsigned)vl), "");
+  }
+  for (int p = 0; p < c->sw; p++) {
+    LLVMValueRef off = mul(e, add(e, mul(e, j, cg_c64(e, vl)), cg_c64(e, p * d->b.lp)), cg_c64(e, 4));
+    LLVMValueRef st = LLVMBuildStore(e->b, v[p], gep8(e, br, off));
+    LLVMSetAlignment(st, 4);
+  }
+}
+
+/* buffer row br from input row ih of channel plane xc: its chunks inside the row in a loop,
+ * the ones at its edges with constant masks; zeros for a row of the padding */
+static void dw_fill_row(CgEmit *e, const DwFwd *d, LLVMValueRef xc, LLVMValueRef br, LLVMValueRef ih) {
+  const CgConv *c = d->c;
+  int64_t span = c->sw * e->vl, nch = d->b.lp / e->vl;
+  int64_t jlo = (c->pw + span - 1) / span, jhi = c->W + c->pw >= span ? (c->W + c->pw - span) / span + 1 : 0;
+  if (jhi > nch) jhi = nch;
+  if (jhi < jlo) jhi = jlo;
+  LLVMValueRef ok = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, ih, cg_c64(e, 0), ""),
+                                 LLVMBuildICmp(e->b, LLVMIntSLT, ih, cg_c64(e, c->H), ""), "");
+  LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwrow");
+  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpad");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwjoin");
+  LLVMBuildCondBr(e->b, ok, yes, no);
+  LLVMPositionBuilderAtEnd(e->b, no);
+  memset0(e, br, c->sw * d->b.lp * 4);
+  LLVMBuildBr(e->b, join);
+  LLVMPositionBuilderAtEnd(e->b, yes);
+  LLVMValueRef row = gep8(e, xc, mul(e, ih, cg_c64(e, c->W * 4)));
+  for (int64_t j = 0; j < nch; j++)
+    if (j < jlo || j >= jhi) dw_fill_chunk(e, d, row, br, cg_c64(e, j), &j);
+  if (jhi > jlo) {
+    Loop l;
+    loop_begin(e, &l, cg_c64(e, jlo), cg_c64(e, jhi), 1);
+    dw_fill_chunk(e, d, row, br, l.iv, NULL);
+    loop_end(e, &l);
+  }
+  LLVMBuildBr(e->b, join);
+  LLVMPositionBuilderAtEnd(e->b, join);
+}
+
+/* the output vector from column ow0 (a constant where ows is, with the lane masks of its
+ * constant columns, else a vector inside the rows) of the R rows of a direct block: each
+ * input row i (`row[i]`, zeros where `ok[i]` is false: the padding) loaded once a tap column
+ * (at stride 2 two loads and their even lanes) and used by each of the R rows that takes it */
+static void dw_direct_vec(CgEmit *e, const CgKernel *k, const CgConv *c, int R, int nr,
+                          const LLVMValueRef *row, const LLVMValueRef *ok, LLVMValueRef yr,
+                          LLVMValueRef ow0, const int64_t *ows, const LLVMValueRef *wv,
+                          LLVMValueRef b0, LLVMValueRef s0) {
+  int vl = e->vl;
+  LLVMTypeRef vt = e->vf;
+  LLVMValueRef acc[CG_DW_ROWS], m[64], idx[64];
+  for (int l = 0; l < vl; l++)
+    m[l] = LLVMConstInt(e->i1, !ows || *ows + l < c->OW, 0), idx[l] = c32(e, 2 * l);
+  for (int r = 0; r < R; r++) acc[r] = LLVMConstNull(e->vf);
+  LLVMValueRef xb = LLVMBuildSub(e->b, mul(e, ow0, cg_c64(e, c->sw)), cg_c64(e, c->pw), "");
+  for (int i = 0; i < nr; i++)
+    for (int kw = 0; kw < c->KW; kw++) {
+      LLVMValueRef xv = NULL;
+      for (int r = 0; r < R; r++) {
+        int64_t dd = i - r * c->sh, kh = dd / c->dh;
+        if (dd < 0 || dd % c->dh || kh >= c->KH) continue;
+        if (!xv) {
+          int64_t x0 = ows ? *ows * c->sw - c->pw + kw * c->dw : 0, x1 = x0 + vl;
+          LLVMValueRef xr = add(e, xb, cg_c64(e, kw * c->dw));
+          xv = dw_src(e, c, row[i], xr, ows ? &x0 : NULL);
+          if (c->sw == 2)
+            xv = LLVMBuildShuffleVector(e->b, xv, dw_src(e, c, row[i], add(e, xr, cg_c64(e, vl)), ows ? &x1 : NULL),
+                                        LLVMConstVector(idx, (unsigned)vl), "");
+          xv = LLVMBuildSelect(e->b, ok[i], xv, LLVMConstNull(e->vf), "");
+        }
+        LLVMValueRef args[3] = {wv[kh * c->KW + kw], xv, acc[r]};
+        acc[r] = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+      }
+    }
+  for (int r = 0; r < R; r++)
+    dw_store(e, k, acc[r], gep8(e, yr, mul(e, add(e, ow0, cg_c64(e, r * c->OW)), cg_c64(e, 4))),
+             LLVMConstVector(m, (unsigned)vl), b0, s0);
+}
+
+/* a block of R output rows read straight from the plane xc, no buffer (whose stores a short
+ * row would read back at once): the vectors at the rows' edges with constant lane masks, the
+ * ones inside in a loop of plain loads */
+static void dw_block_direct(CgEmit *e, const CgKernel *k, const DwFwd *d, int R, LLVMValueRef xc,
+                            LLVMValueRef yr, LLVMValueRef ih0, const LLVMValueRef *wv,
+                            LLVMValueRef b0, LLVMValueRef s0) {
+  const CgConv *c = d->c;
+  int vl = e->vl, nr = (int)((R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
+  LLVMValueRef row[64], ok[64];
+  for (int i = 0; i < nr; i++) {
+    LLVMValueRef ih = add(e, ih0, cg_c64(e, i));
+    ok[i] = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, ih, cg_c64(e, 0), ""),
+                         LLVMBuildICmp(e->b, LLVMIntSLT, ih, cg_c64(e, c->H), ""), "");
+    row[i] = gep8(e, xc, mul(e, LLVMBuildSelect(e->b, ok[i], ih, cg_c64(e, 0), ""), cg_c64(e, c->W * 4)));
+  }
+  int64_t vlo = d->b.vlo, vhi = d->b.vhi;
+  for (int64_t v = 0; v < d->b.nv; v++) {
+    if (v == vlo && vhi > vlo) {
+      Loop l;
+      loop_begin(e, &l, cg_c64(e, vlo * vl), cg_c64(e, vhi * vl), vl);
+      dw_direct_vec(e, k, c, R, nr, row, ok, yr, l.iv, NULL, wv, b0, s0);
+      loop_end(e, &l);
+    }
+    if (v >= vlo && v < vhi) continue;
+    int64_t ow0 = v * vl;
+    dw_direct_vec(e, k, c, R, nr, row, ok, yr, cg_c64(e, ow0), &ow0, wv, b0, s0);
+  }
+}
+
+/* a block of R output rows from oh0 of one channel (plane xc, first output row yr, the
+ * filter's splats wv): its input rows into the buffer, then for each output vector every
+ * tap's input vector loaded once from the buffer and used by each of the R rows that takes
+ * it, into R accumulators, in the serial (kh, kw) order of each output */
+static void dw_block(CgEmit *e, const CgKernel *k, const DwFwd *d, LLVMValueRef buf, int R,
+                     LLVMValueRef xc, LLVMValueRef yr, LLVMValueRef oh0, const LLVMValueRef *wv,
+                     LLVMValueRef b0, LLVMValueRef s0) {
+  const CgConv *c = d->c;
+  int vl = e->vl, nr = (int)((R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
+  int64_t rowb = c->sw * d->b.lp * 4;
+  LLVMValueRef ih0 = LLVMBuildSub(e->b, mul(e, oh0, cg_c64(e, c->sh)), cg_c64(e, c->ph), "");
+  if (d->b.direct) {
+    dw_block_direct(e, k, d, R, xc, yr, ih0, wv, b0, s0);
+    return;
+  }
+  for (int i = 0; i < nr; i++)
+    dw_fill_row(e, d, xc, gep8(e, buf, cg_c64(e, i * rowb)), add(e, ih0, cg_c64(e, i)));
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  LLVMTypeRef vt = e->vf;
+  Loop lv;
+  loop_begin(e, &lv, cg_c64(e, 0), cg_c64(e, d->b.nv * vl), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lv.iv, vl), LLVMConstVector(lanes_c, (unsigned)vl)),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  LLVMValueRef vb = gep8(e, buf, mul(e, lv.iv, cg_c64(e, 4))), acc[CG_DW_ROWS];
+  for (int r = 0; r < R; r++) acc[r] = LLVMConstNull(e->vf);
+  for (int i = 0; i < nr; i++)
+    for (int kw = 0; kw < c->KW; kw++) {
+      int64_t q = kw * c->dw, off = i * rowb + ((q % c->sw) * d->b.lp + q / c->sw) * 4;
+      LLVMValueRef xv = NULL;
+      for (int r = 0; r < R; r++) {
+        int64_t dd = i - r * c->sh, kh = dd / c->dh;
+        if (dd < 0 || dd % c->dh || kh >= c->KH) continue;
+        if (!xv) {
+          xv = LLVMBuildLoad2(e->b, e->vf, gep8(e, vb, cg_c64(e, off)), "");
+          LLVMSetAlignment(xv, 4);
+        }
+        LLVMValueRef args[3] = {wv[kh * c->KW + kw], xv, acc[r]};
+        acc[r] = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+      }
+    }
+  for (int r = 0; r < R; r++)
+    dw_store(e, k, acc[r], gep8(e, yr, mul(e, add(e, lv.iv, cg_c64(e, r * c->OW)), cg_c64(e, 4))), ok, b0, s0);
+  loop_end(e, &lv);
+}
+
+/* task t of nt: blocks [u0, u1) of the N·C·nb blocks of R output rows (the last block of a
+ * channel has OH mod R rows when R does not divide OH) */
+static void dwb_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const DwFwd *d = arg;
+  const CgConv *c = d->c;
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl, R = d->b.R, tail = (int)(c->OH % R);
+  LLVMValueRef units = cg_c64(e, c->N * c->C * d->b.nb);
+  LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
+  LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
+  LLVMValueRef buf = NULL;
+  if (!d->b.direct) {
+    buf = entry_alloca(e, LLVMArrayType2(e->f32, (uint64_t)(d->b.bytes / 4)), "dwbuf");
+    LLVMSetAlignment(buf, 64);
+  }
+  Loop lu;
+  loop_begin(e, &lu, u0, u1, 1);
+  LLVMValueRef nc = LLVMBuildSDiv(e->b, lu.iv, cg_c64(e, d->b.nb), "");
+  LLVMValueRef bi = LLVMBuildSRem(e->b, lu.iv, cg_c64(e, d->b.nb), "");
+  LLVMValueRef ch = LLVMBuildSRem(e->b, nc, cg_c64(e, c->C), "");
+  LLVMValueRef oh0 = mul(e, bi, cg_c64(e, R));
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, add(e, mul(e, nc, cg_c64(e, c->OH)), oh0),
+                                                      cg_c64(e, c->OW * 4)));
+  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  LLVMValueRef wv[64], b0, s0;
+  for (int i = 0; i < c->KH * c->KW; i++)
+    wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), vl);
+  dw_chan(e, k, ch, &b0, &s0);
+  if (!tail) {
+    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, b0, s0);
+  } else {
+    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwfull");
+    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwtail");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwnext");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, bi, cg_c64(e, d->b.nb - 1), ""), full, last);
+    LLVMPositionBuilderAtEnd(e->b, full);
+    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, b0, s0);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, last);
+    dw_block(e, k, d, buf, tail, xc, yr, oh0, wv, b0, s0);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
+  loop_end(e, &lu);
 }
 
 /* a depthwise convolution (one input and one output channel per group) computed directly,
- * vectorized along the output row, rows spread over the threads; no im2col, no scratch */
+ * vectorized along the output row, spread over the threads: at strides 1 and 2 in blocks of
+ * output rows from a buffer (dwb_body), otherwise row by row with masked loads (dw_body); no
+ * im2col, no scratch */
 static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   int64_t rows = c->N * c->C * c->OH;
+  DwFwd d = {.c = c};
+  if (cg_dw_block(c, e->vl, &d.b)) {
+    run_items(e, k, c->N * c->C * d.b.nb, rows * c->OW * c->KH * c->KW, dwb_body, &d);
+    return;
+  }
   run_items(e, k, rows, rows * c->OW * c->KH * c->KW, dw_body, c);
+}
+
+/* ---- convolutions of few input channels, direct ----------------------------------------- */
+
+enum { FEW_OB = 16 }; /* output channels a register block: FEW_OB accumulators */
+
+typedef struct FewConv {
+  DwFwd d; /* the convolution and its rows' buffer (cg_few_block: one output row) */
+  int ob;  /* output channels a block */
+} FewConv;
+
+/* output channels [o0, o0 + nob) of the output vector from column ow0 of the output row at
+ * yr (channel 0's): for every input channel, tap row and tap column, the input vector loaded
+ * once from the buffer and multiplied by each channel's tap (a broadcast) into that channel's
+ * accumulator, in the serial (c, kh, kw) order of each output */
+static void few_oblock(CgEmit *e, const CgKernel *k, const FewConv *f, LLVMValueRef buf, LLVMValueRef ow0,
+                       LLVMValueRef o0, int nob, LLVMValueRef wp, LLVMValueRef yr, LLVMValueRef ok) {
+  const CgConv *c = f->d.c;
+  int vl = e->vl;
+  LLVMTypeRef vt = e->vf;
+  LLVMValueRef acc[FEW_OB];
+  for (int o = 0; o < nob; o++) acc[o] = LLVMConstNull(e->vf);
+  LLVMValueRef vb = gep8(e, buf, mul(e, ow0, cg_c64(e, 4)));
+  LLVMValueRef wb = gep8(e, wp, mul(e, o0, cg_c64(e, c->K * 4)));
+  for (int64_t ch = 0; ch < c->C; ch++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      for (int64_t kw = 0; kw < c->KW; kw++) {
+        int64_t q = kw * c->dw, tap = (ch * c->KH + kh) * c->KW + kw;
+        int64_t off = (((ch * c->KH + kh) * c->sw + q % c->sw) * f->d.b.lp + q / c->sw) * 4;
+        LLVMValueRef xv = LLVMBuildLoad2(e->b, e->vf, gep8(e, vb, cg_c64(e, off)), "");
+        LLVMSetAlignment(xv, 4);
+        for (int o = 0; o < nob; o++) {
+          LLVMValueRef w = LLVMBuildLoad2(e->b, e->f32, gep8(e, wb, cg_c64(e, (o * c->K + tap) * 4)), "");
+          LLVMValueRef args[3] = {splat(e, w, vl), xv, acc[o]};
+          acc[o] = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+        }
+      }
+  for (int o = 0; o < nob; o++) {
+    LLVMValueRef ch = add(e, o0, cg_c64(e, o)), b0, s0;
+    dw_chan(e, k, ch, &b0, &s0);
+    LLVMValueRef at = add(e, mul(e, ch, cg_c64(e, c->P)), ow0);
+    dw_store(e, k, acc[o], gep8(e, yr, mul(e, at, cg_c64(e, 4))), ok, b0, s0);
+  }
+}
+
+/* task t of nt: output rows [u0, u1) of the N·OH rows; per row its C·KH input rows into the
+ * buffer (the padding's zeros in place, sw phases), then each vector of OW for every block
+ * of output channels */
+static void few_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const FewConv *f = arg;
+  const CgConv *c = f->d.c;
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl;
+  LLVMValueRef units = cg_c64(e, c->N * c->OH);
+  LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
+  LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
+  LLVMValueRef buf = entry_alloca(e, LLVMArrayType2(e->f32, (uint64_t)(f->d.b.bytes / 4)), "fewbuf");
+  LLVMSetAlignment(buf, 64);
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
+  Loop lu, lv;
+  loop_begin(e, &lu, u0, u1, 1);
+  LLVMValueRef img = LLVMBuildSDiv(e->b, lu.iv, cg_c64(e, c->OH), "");
+  LLVMValueRef oh = LLVMBuildSRem(e->b, lu.iv, cg_c64(e, c->OH), "");
+  LLVMValueRef xn = gep8(e, cg_ptr(e, n->in[0]), mul(e, img, cg_c64(e, c->C * c->H * c->W * 4)));
+  LLVMValueRef ih0 = LLVMBuildSub(e->b, mul(e, oh, cg_c64(e, c->sh)), cg_c64(e, c->ph), "");
+  for (int64_t ch = 0; ch < c->C; ch++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      dw_fill_row(e, &f->d, gep8(e, xn, cg_c64(e, ch * c->H * c->W * 4)),
+                  gep8(e, buf, cg_c64(e, (ch * c->KH + kh) * c->sw * f->d.b.lp * 4)),
+                  add(e, ih0, cg_c64(e, kh * c->dh)));
+  LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, add(e, mul(e, img, cg_c64(e, c->O * c->P)),
+                                                         mul(e, oh, cg_c64(e, c->OW))), cg_c64(e, 4)));
+  LLVMValueRef wp = cg_ptr(e, n->in[1]);
+  int64_t nfull = c->O / f->ob * f->ob;
+  loop_begin(e, &lv, cg_c64(e, 0), cg_c64(e, f->d.b.nv * vl), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lv.iv, vl), LLVMConstVector(lanes_c, (unsigned)vl)),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  if (nfull > 0) {
+    Loop lo;
+    loop_begin(e, &lo, cg_c64(e, 0), cg_c64(e, nfull), f->ob);
+    few_oblock(e, k, f, buf, lv.iv, lo.iv, f->ob, wp, yr, ok);
+    loop_end(e, &lo);
+  }
+  if (c->O > nfull) few_oblock(e, k, f, buf, lv.iv, cg_c64(e, nfull), (int)(c->O - nfull), wp, yr, ok);
+  loop_end(e, &lv);
+  loop_end(e, &lu);
+}
+
+/* a forward convolution of few input channels (CgConv.few, the tiles' conv_few) computed
+ * directly, output rows spread over the threads; no GEMM, no packing */
+static int lower_conv_few(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  FewConv f = {.d = {.c = c}, .ob = (int)(c->O < FEW_OB ? c->O : FEW_OB)};
+  if (!cg_few_block(c, e->vl, &f.d.b)) {
+    diag_error(e->d, node(e, k->node)->loc, "code generation: the direct convolution of few channels does not fit its row buffer");
+    return -1;
+  }
+  int64_t rows = c->N * c->OH; /* a task for every 8·65536 multiply-adds */
+  run_items(e, k, rows, rows * c->OW * c->O * c->K / 8, few_body, &f);
+  return 0;
 }
 
 /* ---- depthwise data gradient, direct ---------------------------------------------------- */
@@ -1655,6 +2023,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     return 0;
   }
   if (c.wino) return lower_conv_wino(e, k, &c, bnt);
+  if (c.few) return lower_conv_few(e, k, &c);
   if (c.depthwise && n->op == OP_CONV2D_BWD_DATA) {
     lower_depthwise_dx(e, k, &c);
     return 0;
@@ -2176,6 +2545,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->conv = CG_CONV_GATHER;
   t->conv_bn = true;
   t->depthwise_direct = true;
+  t->conv_few = true;
   t->bn_fused = true;
   t->prepack = true;
   t->winograd = true;

@@ -266,6 +266,13 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
     return;
   }
   const TileDecision *td = ki >= 0 ? p->k[ki].tile : NULL;
+  CgDwBlock fb;
+  c->few = n->op == OP_CONV2D && td && td->conv_few && !td->gpu && p->target && p->target->conv_few &&
+           st == CG_CONV_GATHER && !c->col && !c->depthwise && cg_few_block(c, p->target->vector_width, &fb);
+  if (c->few) {
+    c->batch = false;
+    return;
+  }
   c->trans = n->op == OP_CONV2D && td && td->conv_t && !td->gpu && st == CG_CONV_GATHER &&
              !c->col && !c->depthwise;
   if (n->op == OP_CONV2D_BWD_FILTER && td && td->wgrad_ob > 0 && !td->gpu && !c->col &&
@@ -282,6 +289,41 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
               __builtin_mul_overflow(c->batch ? ys : c->Og * c->P, 4, &c->scratch))) {
     c->scratch = -1;
   }
+}
+
+bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b) {
+  int64_t lim = INT64_C(1) << 20;
+  if ((c->sw != 1 && c->sw != 2) || vl <= 0 || vl > 64 || c->OH <= 0 || c->OW <= 0 ||
+      c->OW > lim || c->sh > 64 || c->dh > 64 || c->dw > 64 || c->KH > 8 || c->KW > 8)
+    return false;
+  b->R = (int)(c->OH < CG_DW_ROWS ? c->OH : CG_DW_ROWS);
+  b->rows = (int)((b->R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
+  b->nv = (c->OW + vl - 1) / vl;
+  int64_t need = b->nv * vl + (c->KW - 1) * c->dw / c->sw + 1;
+  b->lp = (need + vl - 1) / vl * vl;
+  b->nb = (c->OH + b->R - 1) / b->R;
+  b->direct = b->nv == 1 || c->sw == 1;
+  /* vector v reads the columns from v·vl·sw - pw (tap 0) to (v + 1)·vl·sw - 1 - pw + (KW-1)·dw
+   * (stride 2: two loads of vl) and stores vl outputs */
+  b->vlo = b->nv, b->vhi = 0;
+  for (int64_t v = 0; v < b->nv; v++)
+    if (v * vl * c->sw - c->pw >= 0 && (v + 1) * vl * c->sw - 1 - c->pw + (c->KW - 1) * c->dw < c->W &&
+        (v + 1) * vl <= c->OW) {
+      if (b->vlo > v) b->vlo = v;
+      b->vhi = v + 1;
+    }
+  if (b->vhi < b->vlo) b->vhi = b->vlo;
+  b->bytes = b->direct ? 0 : (int64_t)b->rows * c->sw * b->lp * 4;
+  return b->bytes <= CG_DW_BUF_MAX;
+}
+
+bool cg_few_block(const CgConv *c, int vl, CgDwBlock *b) {
+  CgConv one = *c;
+  one.OH = 1;
+  if (!cg_dw_block(&one, vl, b) || c->C > 160 || c->G != 1) return false;
+  b->R = 1, b->direct = false, b->nb = c->OH;
+  b->bytes = c->C * c->KH * c->sw * b->lp * 4;
+  return b->bytes <= CG_DW_BUF_MAX;
 }
 
 /* ---- the plan, step by step ------------------------------------------------------------ */

@@ -61,6 +61,8 @@ typedef struct CgTarget {
                              nodes), and its backward's kernel gamma's gradient (bn_dgamma)
                              and beta's (the sum of dy over its axes): one pass of
                              statistics each */
+  bool conv_few;          /* computes the forward convolutions the tiles pass chose to run
+                             directly (TileDecision.conv_few: few input channels, CgConv.few) */
   bool prepack;           /* packs the constant operand (a parameter) of an inference plan's
                              f32 GEMMs and convolutions once, into the arena (cg_plan_prepack) */
   bool winograd;          /* with prepack: computes the inference plan's 3x3 stride-1
@@ -282,6 +284,8 @@ typedef struct CgConv {
   int64_t OB;           /* a filter gradient computed directly (the tile's wgrad_ob, on a
                            target with depthwise_direct): output channels a pass, Og / OB
                            passes per group and input channel; 0: not direct */
+  bool few;             /* CPU forward of few input channels computed directly (the tiles'
+                           conv_few, CgTarget.conv_few): no GEMM, no packing, no scratch */
   int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */
   int64_t NB;           /* wino: images a round (TileDecision.wino_images), N / NB rounds */
   int64_t scratch;      /* bytes of scratch before a folded batchnorm's table: the unfold
@@ -297,4 +301,29 @@ typedef struct CgConv {
  * level or up to 16% slower (the copy of dy's rows, other blockings) */
 #define CG_CONV_BATCH_DW_P 32
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
+/* the direct depthwise forward's blocking at strides 1 and 2 for a target of vl f32 lanes
+ * (llvm_ops.c dwb_body): blocks of up to CG_DW_ROWS output rows of one channel; the `rows`
+ * input rows a block reads are copied once into a per-thread buffer of rows x sw phases x lp
+ * floats, the padding's zeros in place and the columns of phase p = column mod sw apart
+ * (rows of one vector read the image directly: `direct`). False where the forward runs row
+ * by row with masked loads (other strides, rows too long for the buffer). */
+typedef struct CgDwBlock {
+  int R;         /* output rows a block */
+  int rows;      /* input rows a block of R rows reads */
+  int64_t nv;    /* output vectors a row */
+  int64_t lp;    /* floats a phase row of the buffer, a multiple of vl */
+  int64_t nb;    /* blocks a channel, ceil(OH / R) */
+  int64_t bytes; /* the buffer; 0 when direct */
+  bool direct;   /* the input rows loaded straight from the image (stride 1, or one vector a
+                    row): constant lane masks at the rows' edges, no buffer */
+  int64_t vlo, vhi; /* direct: the output vectors [vlo, vhi) read no column outside the row */
+} CgDwBlock;
+#define CG_DW_ROWS 6
+#define CG_DW_BUF_MAX (64 * 1024)
+bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b);
+/* the rows' buffer of a convolution of few input channels (CgConv.few, llvm_ops.c
+ * lower_conv_few): per output row its C·KH input rows in sw phases of lp floats, as the
+ * depthwise blocking lays out one row (b->nv, b->lp; b->bytes = C·KH·sw·lp·4); false where
+ * it does not fit CG_DW_BUF_MAX */
+bool cg_few_block(const CgConv *c, int vl, CgDwBlock *b);
 #endif

@@ -382,10 +382,19 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   return cv.depthwise || cv.OB > 0;
 }
 
-/* cycles of one tap of one output vector of the direct depthwise convolution (llvm_ops.c
- * dw_body: the tap's row and lane bounds, a masked load and an FMA), at the target's clock;
- * measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4, 56- and
- * 112-wide rows: 2.1 to 2.4), one of the figures of this model taken from a run */
+/* a forward convolution of few input channels computed directly (CgConv.few) */
+static bool conv_few(const CgPlan *p, const CgKernel *k) {
+  if (k->kind != CGK_CONV) return false;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  return cv.few;
+}
+
+/* cycles of one tap of one output vector of the direct depthwise convolution row by row
+ * (llvm_ops.c dw_body: the tap's row and lane bounds, a masked load and an FMA), at the
+ * target's clock; measured with `bench --profile` on mobilenet_v2's depthwise layers (Zen 4,
+ * 56- and 112-wide rows: 2.1 to 2.4), one of the figures of this model taken from a run.
+ * Only rows too long for the blocked kernel's buffer (cg_dw_block) still run this way. */
 #define CG_DW_TAP_CYCLES 2.25
 /* ... and per lane of a tap where a stride other than 1 gathers the lanes (a masked gather):
  * mobilenet_v2's stride-2 depthwise layers measured 0.85 to 1.2 cycles a lane */
@@ -394,9 +403,15 @@ static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
  * (llvm_ops.c dw_tap_s2): mobilenet_v2's stride-2 layers measured 2.0 to 4.5 cycles (the
  * 56- and 28-wide rows 4.25 and 4.5), one of the figures taken from a run */
 #define CG_DW_S2_TAP_CYCLES 4.0
+/* cycles of one tap of one output vector of the blocked depthwise forward (llvm_ops.c
+ * dwb_body: blocks of CG_DW_ROWS output rows sharing each loaded input vector) at stride 1,
+ * the image read directly (unmasked inside the rows): mobilenet_v2 N=1 S=224's ten stride-1
+ * layers, 7- to 112-wide rows, measured 0.86 to 1.1 (Zen 4 at 2.6 GHz, one thread) */
+#define CG_DWB_TAP_CYCLES 0.95
+/* ... and at stride 2 (the rows' buffer split into even and odd columns, or, for rows of one
+ * vector, two loads keeping the even lanes): its four stride-2 layers 1.75 to 2.4 */
+#define CG_DWB_S2_TAP_CYCLES 2.2
 
-/* the direct depthwise convolution: output rows of N·C·OH in vectors of OW, KH·KW taps a
- * vector (a masked load at stride 1, else a gather), rows spread over min(threads, taps·elements / 65536 + 1) tasks */
 /* cycles of one tap of one vector of the direct depthwise filter gradient (llvm_ops.c
  * dwdf_body: dy's vector times the tap's input vector into the tap's accumulator) at stride
  * 1 and at stride 2 (the forward's two loads keeping the even lanes); other strides gather
@@ -483,6 +498,10 @@ static void wgrad_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* a depthwise kernel; the forward: output rows of N·C·OH in vectors of OW, KH·KW taps a
+ * vector; at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
+ * min(threads, blocks, taps·elements / 65536 + 1) tasks; otherwise row by row (a masked load
+ * at stride 1, else a gather), rows over min(threads, rows, taps·elements / 65536 + 1) */
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                            CgKernelCost *c) {
   CgConv cv;
@@ -501,14 +520,38 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   }
   double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8; /* the backend's f32 lanes */
   double rows = (double)cv.N * (double)cv.C * (double)cv.OH, taps = (double)cv.KH * (double)cv.KW;
-  double tasks = fmin(rows, floor(rows * (double)cv.OW * taps / 65536) + 1);
-  c->threads = (int)fmin(threads, tasks);
+  CgDwBlock b;
+  bool blocked = cg_dw_block(&cv, (int)vl, &b);
+  double units = blocked ? (double)cv.N * (double)cv.C * (double)b.nb : rows;
+  double tasks = fmin(units, floor(rows * (double)cv.OW * taps / 65536) + 1);
+  c->threads = (int)fmax(1, fmin(threads, tasks));
   double tapvec = rows * ceil((double)cv.OW / vl) * taps / c->threads;
-  double cyc = cv.sw == 1   ? CG_DW_TAP_CYCLES
+  double cyc = blocked      ? (cv.sw == 1 ? CG_DWB_TAP_CYCLES : CG_DWB_S2_TAP_CYCLES)
+               : cv.sw == 1 ? CG_DW_TAP_CYCLES
                : cv.sw == 2 ? CG_DW_S2_TAP_CYCLES
                             : vl * CG_DW_GATHER_LANE_CYCLES;
   c->t_compute = tapvec * cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
+/* the direct convolution of few input channels (llvm_ops.c lower_conv_few): every output
+ * row's vectors of OW (the last partly masked) times O channels, each K FMAs at the FMA peak
+ * and the tiles' TILES_CONV_FEW_VEC_S, rows spread over min(threads, rows, O·K·elements /
+ * (8·65536) + 1) tasks */
+static void conv_few_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                          CgKernelCost *c) {
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double rows = (double)cv.N * (double)cv.OH, ok = (double)cv.O * (double)cv.K;
+  double tasks = fmin(rows, floor(rows * (double)cv.OW * ok / 8 / 65536) + 1);
+  c->threads = (int)fmax(1, fmin(threads, tasks));
+  double vecs = rows * ceil((double)cv.OW / vl) * (double)cv.O;
+  c->t_compute = (2 * vecs * vl * (double)cv.K / peak_of(hw, DT_F32, true, 1) + vecs * TILES_CONV_FEW_VEC_S) /
+                 c->threads;
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->scratch = 0, c->t_scratch = 0;
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
@@ -536,7 +579,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
   int op = p->g->nodes[k->node].op;
-  if (depthwise_direct(p, k)) return false;
+  if (depthwise_direct(p, k) || cv.few) return false;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   bool batch = cv.batch, gather = !cv.col && (!cv.direct || cv.batch);
   int64_t np = batch ? cv.N * cv.P : cv.P;
@@ -669,7 +712,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   c->t_memory = act / cg_level_bw(hw, c->level, c->threads) +
                 param_bytes / cg_level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
-  bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k); /* not streamed */
+  bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k) && !conv_few(p, k);
   if (packed) c->scratch += pack_bytes(p, k, k->tile);
   if (c->scratch > 0) /* packing reads its operands where they live, its panels stay in L2 */
     c->t_scratch = c->scratch / cg_level_bw(hw, c->level > CG_LEVEL_L2 ? c->level : CG_LEVEL_L2,
@@ -681,6 +724,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
     else cpu_gemm_cost(p, k, hw, threads, c);
   }
   if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
+  if (hw->kind == HW_CPU && conv_few(p, k)) conv_few_cost(p, k, hw, threads, c);
   c->compute_bound = c->t_compute >= c->t_memory;
   c->time = fmax(c->t_compute, c->t_memory) + c->t_scratch + c->overhead;
 }

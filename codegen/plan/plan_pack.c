@@ -37,7 +37,7 @@ static bool pack_shape(const CgPlan *p, const CgKernel *k, int64_t *rows, int64_
   if (k->kind == CGK_CONV && n->op == OP_CONV2D) {
     CgConv c;
     cg_conv_geom(p, k->node, &c);
-    if (c.depthwise || c.N == 0 || c.P == 0 || c.Og == 0) return false;
+    if (c.depthwise || c.few || c.N == 0 || c.P == 0 || c.Og == 0) return false;
     if (c.wino) { /* the transformed filter: 36 matrices [O][C] */
       *rows = c.O, *depth = c.C, *groups = 36;
       return true;

@@ -644,30 +644,147 @@ START_TEST(dw_data_grad) {
 }
 END_TEST
 
-/* an inference batchnorm after a convolution (folded into its epilogue as a scale and shift
- * a channel) and relu: the regular im2col path, a 1x1 convolution and a depthwise one */
+/* a convolution cs of N images with an inference batchnorm (folded into its epilogue as a
+ * scale and shift a channel) and relu after it, against the interpreter */
+static void check_conv_bn(const ConvCase *cs, int N, const char *what) {
+  g_begin("conv_bn");
+  int x = IN("x", 4, N, cs->C, cs->H, cs->W);
+  int w = PARAM("w", 4, cs->O, cs->C / cs->G, cs->KH, cs->KW);
+  int gm = IN("g", 1, cs->O), bt = IN("b", 1, cs->O), rm = IN("rm", 1, cs->O);
+  int rv = IN("rv", 1, cs->O);
+  IrAttr at = {.kernel = {cs->KH, cs->KW}, .stride = {cs->sh, cs->sw}, .pad = {cs->ph, cs->pw},
+               .dilation = {cs->dh, cs->dw}, .groups = cs->G};
+  IrAttr bn = {.value = 1e-5};
+  int in5[5] = {op2(OP_CONV2D, x, w, &at), gm, bt, rm, rv};
+  out("y", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
+  /* positive statistics; the conv's output has a mean, so relu keeps part of it */
+  check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
+}
+
+/* an inference batchnorm after a convolution and relu: the regular im2col path, a 1x1
+ * convolution and a depthwise one */
 START_TEST(conv_bn_fold) {
   g_no_wino = true;
-  struct {
-    int C, O, H, W, KH, sh, ph, G;
-  } cs[] = {{3, 8, 9, 11, 3, 1, 1, 1}, {5, 7, 6, 7, 1, 1, 0, 1}, {8, 8, 19, 37, 3, 2, 1, 8}};
+  static const ConvCase cs[] = {{3, 8, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                {5, 7, 6, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+                                {8, 8, 19, 37, 3, 3, 2, 2, 1, 1, 1, 1, 8}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_bn");
-    int x = IN("x", 4, 2, cs[c].C, cs[c].H, cs[c].W);
-    int w = PARAM("w", 4, cs[c].O, cs[c].C / cs[c].G, cs[c].KH, cs[c].KH);
-    int gm = IN("g", 1, cs[c].O), bt = IN("b", 1, cs[c].O), rm = IN("rm", 1, cs[c].O);
-    int rv = IN("rv", 1, cs[c].O);
-    IrAttr at = {.kernel = {cs[c].KH, cs[c].KH}, .stride = {cs[c].sh, cs[c].sh},
-                 .pad = {cs[c].ph, cs[c].ph}, .dilation = {1, 1}, .groups = cs[c].G};
-    IrAttr bn = {.value = 1e-5};
-    int in5[5] = {op2(OP_CONV2D, x, w, &at), gm, bt, rm, rv};
-    out("y", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
     char what[64];
     snprintf(what, sizeof what, "conv+batchnorm case %zu", c);
-    /* positive statistics; the conv's output has a mean, so relu keeps part of it */
-    check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
+    check_conv_bn(&cs[c], 2, what);
   }
   g_no_wino = false;
+}
+END_TEST
+
+/* the direct depthwise forward in blocks of output rows from a padded, phase-split buffer
+ * (strides 1 and 2) and row by row (a stride of 3, rows too long for the buffer): heights 1
+ * to 3 and blocks with a remainder of rows, widths under 16 and not multiples of it, padding 0
+ * to 3, 3x3 to 7x7, dilation, one image and three; each plain, with bias + relu (and the
+ * gradients of conv_case_outputs), and with a folded batchnorm + relu */
+START_TEST(dw_forward) {
+  g_no_wino = true;
+  static const ConvCaseN cs[] = {
+      {{3, 3, 1, 5, 3, 3, 1, 1, 1, 1, 1, 1, 3}, 1},     /* one row, 5 wide */
+      {{4, 4, 2, 13, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 3},    /* two rows */
+      {{4, 4, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 1},    /* three rows unpadded: one output row */
+      {{5, 5, 7, 31, 3, 3, 1, 1, 1, 1, 1, 1, 5}, 3},    /* 7 rows: a block and 3 */
+      {{4, 4, 10, 40, 3, 3, 1, 1, 0, 0, 1, 1, 4}, 1},   /* 8 rows: two blocks */
+      {{2, 2, 6, 300, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 1},   /* inside chunks in a loop */
+      {{3, 3, 9, 19, 7, 7, 1, 1, 3, 3, 1, 1, 3}, 3},    /* 7x7 */
+      {{4, 4, 3, 7, 3, 3, 2, 2, 1, 1, 1, 1, 4}, 3},     /* stride 2 */
+      {{4, 4, 2, 20, 3, 3, 2, 2, 1, 1, 1, 1, 4}, 1},    /* stride 2, one output row */
+      {{6, 6, 13, 45, 3, 3, 2, 2, 1, 1, 1, 1, 6}, 3},   /* 7 rows of 23 */
+      {{4, 4, 12, 33, 3, 3, 2, 2, 0, 0, 1, 1, 4}, 1},   /* unpadded: 5 rows of 16 */
+      {{2, 2, 9, 150, 3, 3, 2, 2, 1, 1, 1, 1, 2}, 1},   /* inside chunks in a loop */
+      {{3, 3, 9, 50, 5, 5, 2, 2, 2, 2, 1, 1, 3}, 1},    /* 5x5 */
+      {{4, 4, 11, 40, 3, 3, 2, 2, 1, 1, 2, 2, 4}, 1},   /* dilated */
+      {{4, 4, 9, 35, 3, 5, 1, 2, 1, 2, 1, 1, 4}, 3},    /* 3x5, stride 2 along columns only */
+      {{4, 4, 13, 17, 3, 3, 2, 1, 1, 1, 1, 1, 4}, 1},   /* stride 2 along rows only */
+      {{4, 4, 10, 17, 3, 3, 3, 3, 1, 1, 1, 1, 4}, 1},   /* stride 3: row by row */
+      {{2, 2, 5, 3000, 3, 3, 2, 2, 1, 1, 1, 1, 2}, 1},  /* too long for the buffer */
+  };
+  check_conv_cases("depthwise forward", cs, sizeof cs / sizeof *cs);
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    char what[64];
+    snprintf(what, sizeof what, "depthwise+batchnorm case %zu", c);
+    check_conv_bn(&cs[c].c, cs[c].N, what);
+  }
+  g_no_wino = false;
+}
+END_TEST
+
+/* an ungrouped convolution of N images, C -> O channels, KH x KH, stride s, padding p */
+typedef struct EpiConv {
+  int N, C, O, H, W, KH, s, p;
+} EpiConv;
+
+/* a graph with the convolution c three times as outputs (their nodes in conv[]): plain
+ * (y), with bias + relu (yb) and with an inference batchnorm + relu (ybn) */
+static void conv_epilogue_outputs(const EpiConv *c, int conv[3]) {
+  g_begin("conv_form");
+  int x = IN("x", 4, c->N, c->C, c->H, c->W);
+  int w = PARAM("w", 4, c->O, c->C, c->KH, c->KH);
+  int bias = PARAM("b", 3, c->O, 1, 1);
+  int gm = PARAM("g", 1, c->O), bt = PARAM("bt", 1, c->O), rm = PARAM("rm", 1, c->O);
+  int rv = PARAM("rv", 1, c->O);
+  IrAttr at = {.kernel = {c->KH, c->KH}, .stride = {c->s, c->s}, .pad = {c->p, c->p},
+               .dilation = {1, 1}, .groups = 1};
+  IrAttr bn = {.value = 1e-5};
+  for (int i = 0; i < 3; i++) conv[i] = op2(OP_CONV2D, x, w, &at);
+  out("y", conv[0]);
+  out("yb", op1(OP_RELU, op2(OP_ADD, conv[1], bias, NULL), NULL));
+  int in5[5] = {conv[2], gm, bt, rm, rv};
+  out("ybn", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
+}
+
+static bool chose_few(const TileDecision *d) { return d->conv_few; }
+static bool chose_t(const TileDecision *d) { return d->conv_t; }
+
+/* each of the n cases cs (conv_epilogue_outputs, inputs filled with f) against the
+ * interpreter, Winograd off; where the host's vectors have 8 lanes or more, the tiles pass
+ * must have taken the form `chose` for each convolution, so that the test exercises it */
+static void check_conv_form(const char *form, const EpiConv *cs, size_t n, Fill f,
+                            bool (*chose)(const TileDecision *)) {
+  HwTarget hw;
+  char err[256];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  g_no_wino = true; /* the 3x3 stride-1 cases would run Winograd in an inference plan */
+  for (size_t c = 0; c < n; c++) {
+    int conv[3];
+    conv_epilogue_outputs(&cs[c], conv);
+    if (have) {
+      TilePlan *tp = pass_tiles(G, &hw, NULL);
+      for (int i = 0; i < 3; i++)
+        ck_assert_msg(chose(&tp->tiles[conv[i]]), "%s case %zu: the tiles pass took another form (%s)",
+                      form, c, tp->tiles[conv[i]].reason);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "%s case %zu", form, c);
+    check_fwd(what, f, MM_RTOL, MM_ATOL);
+  }
+  g_no_wino = false;
+  if (!have) fprintf(stderr, "%s: host vectors under 8 lanes, the choice is not checked\n", form);
+}
+
+/* Forward convolutions of few input channels computed directly (the tiles' conv_few: output
+ * row vectors, output channels in register blocks of 16, the input rows in a padded,
+ * phase-split buffer): 1 and 3 channels, 3x3, 5x5 and 7x7, strides 1 and 2, padding 0 to 3,
+ * output channels under, at and over a block (6, 16, 20, 64), widths under a vector and
+ * several vectors, one image and three; each plain, with bias + relu and with a folded
+ * batchnorm + relu. The host's tiles must choose the direct form for these shapes where its
+ * vectors have 8 lanes or more, so that the test exercises it. */
+START_TEST(conv_few) {
+  static const EpiConv cs[] = {
+      {1, 3, 32, 17, 21, 3, 2, 1},  /* MobileNetV2's stem, odd sizes */
+      {3, 3, 20, 15, 37, 3, 1, 1},  /* a block and 4 channels */
+      {1, 3, 64, 23, 61, 7, 2, 3},  /* ResNet's stem */
+      {2, 1, 6, 28, 28, 5, 1, 0},   /* LeNet's conv1 */
+      {3, 1, 16, 21, 29, 5, 2, 2},  /* one vector a row, stride 2 */
+      {1, 3, 16, 12, 70, 3, 1, 1},  /* rows of 5 vectors */
+      {1, 3, 24, 20, 150, 3, 2, 0}, /* unpadded, rows of 74 at stride 2 */
+  };
+  check_conv_form("conv_few", cs, sizeof cs / sizeof *cs, F_SYM, chose_few);
 }
 END_TEST
 
@@ -679,9 +796,7 @@ END_TEST
  * inference plan). The host's tiles must take the transposed form for these shapes where
  * its vectors have 8 lanes or more, so that the test exercises it. */
 START_TEST(conv_transposed) {
-  static const struct {
-    int N, C, O, H, W, KH, s, p;
-  } cs[] = {
+  static const EpiConv cs[] = {
       {3, 20, 60, 1, 1, 3, 1, 1},    /* 1 position an image */
       {1, 24, 30, 1, 7, 3, 1, 1},    /* 7 */
       {1, 64, 190, 7, 7, 3, 1, 1},   /* 49, rows of the image contiguous */
@@ -691,37 +806,7 @@ START_TEST(conv_transposed) {
       {1, 64, 190, 14, 14, 3, 1, 1}, /* 196 */
       {1, 64, 190, 28, 28, 3, 2, 1}, /* 196 at stride 2: gathers */
   };
-  HwTarget hw;
-  char err[256];
-  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
-  g_no_wino = true; /* the 3x3 stride-1 cases would run Winograd in an inference plan */
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_t");
-    int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
-    int w = PARAM("w", 4, cs[c].O, cs[c].C, cs[c].KH, cs[c].KH);
-    int bias = PARAM("b", 3, cs[c].O, 1, 1);
-    int gm = PARAM("g", 1, cs[c].O), bt = PARAM("bt", 1, cs[c].O), rm = PARAM("rm", 1, cs[c].O);
-    int rv = PARAM("rv", 1, cs[c].O);
-    IrAttr at = {.kernel = {cs[c].KH, cs[c].KH}, .stride = {cs[c].s, cs[c].s},
-                 .pad = {cs[c].p, cs[c].p}, .dilation = {1, 1}, .groups = 1};
-    IrAttr bn = {.value = 1e-5};
-    int conv[3] = {op2(OP_CONV2D, x, w, &at), op2(OP_CONV2D, x, w, &at), op2(OP_CONV2D, x, w, &at)};
-    out("y", conv[0]);
-    out("yb", op1(OP_RELU, op2(OP_ADD, conv[1], bias, NULL), NULL));
-    int in5[5] = {conv[2], gm, bt, rm, rv};
-    out("ybn", op1(OP_RELU, op_h(OP_BATCHNORM, in5, 5, &bn, NULL), NULL));
-    if (have) {
-      TilePlan *tp = pass_tiles(G, &hw, NULL);
-      for (int i = 0; i < 3; i++)
-        ck_assert_msg(tp->tiles[conv[i]].conv_t, "conv_t case %zu: the tiles pass kept the positions "
-                      "in the lanes (%s)", c, tp->tiles[conv[i]].reason);
-    }
-    char what[64];
-    snprintf(what, sizeof what, "transposed conv case %zu", c);
-    check_fwd(what, F_POS, MM_RTOL, MM_ATOL);
-  }
-  g_no_wino = false;
-  if (!have) fprintf(stderr, "conv_transposed: host vectors under 8 lanes, the choice is not checked\n");
+  check_conv_form("conv_t", cs, sizeof cs / sizeof *cs, F_POS, chose_t);
 }
 END_TEST
 
@@ -1239,28 +1324,45 @@ static const char wino_net[] =
     "  optimizer sgd(lr = 0.01, momentum = 0.9)\n"
     "}\n";
 
+/* two stride-2 convolutions of K = 216 and 288: the implicit GEMM (not Winograd, not the
+ * direct kernel of few input channels, whatever the host) */
+static const char gemm_net[] =
+    "model gnet {\n"
+    "  dim N = 4\n"
+    "  input x: f32[N, 24, 16, 16]\n"
+    "  input label: i32[N]\n"
+    "  conv1 = conv2d(x, 32, kernel = 3, stride = 2, pad = 1)\n"
+    "  conv2 = conv2d(relu(conv1), 16, kernel = 3, stride = 2, pad = 1)\n"
+    "  logits = dense(flatten(relu(conv2)), 10, name = \"fc\")\n"
+    "  loss = cross_entropy(logits, label)\n"
+    "  output logits\n"
+    "}\n"
+    "train gnet {\n"
+    "  minimize loss\n"
+    "  optimizer sgd(lr = 0.01, momentum = 0.9)\n"
+    "}\n";
+
 static const struct {
-  const char *file; /* an example, or NULL: wino_net */
+  const char *src, *name;
   int64_t flags_bytes;
-  int wino;         /* Winograd kernels of the forward plan */
+  int wino; /* Winograd kernels of the forward plan */
 } packed_nets[] = {
-    {"lenet.nn", 40, 0}, /* lenet's 2 convolutions and 3 dense layers pack once */
-    {NULL, 16, 2},       /* 2 Winograd convolutions (the dense layer of 4 rows streams) */
+    {gemm_net, "gnet.nn", 16, 0}, /* 2 implicit-GEMM convolutions (the dense layer of 4 rows streams) */
+    {wino_net, "wnet.nn", 16, 2}, /* 2 Winograd convolutions */
 };
 
 /* The forward entry packs the weights of its GEMMs and convolutions once and keeps them
  * (RtModelDesc.packed_*). After a training step, a checkpoint load and a write through
  * rt_ctx_data its outputs must be those of the new weights; the outputs of the call before
- * (what a stale packed copy would give again) must not pass the same comparison. Lenet
- * (implicit GEMM), then a net of Winograd convolutions (the transformed filters; its
+ * (what a stale packed copy would give again) must not pass the same comparison. A net of
+ * implicit-GEMM convolutions, then a net of Winograd convolutions (the transformed filters; its
  * comparisons with Winograd's tolerance, the winograd test's), each on 1 and 2 threads. */
 START_TEST(packed_weights_refresh) {
   Diag *d = diag_new(stderr);
   int net = _i / 2;
-  const char *file = packed_nets[net].file;
   FeOptions fo = {0};
-  IrModule *mod = file ? example_module(file, (const char *const[]){"N=8", NULL}, d)
-                       : fe_compile_string("wnet.nn", wino_net, sizeof wino_net - 1, &fo, d);
+  const char *src = packed_nets[net].src;
+  IrModule *mod = fe_compile_string(packed_nets[net].name, src, strlen(src), &fo, d);
   ck_assert_ptr_nonnull(mod);
   IrGraph *g = mod->graphs[0];
   G = g;
@@ -1612,6 +1714,8 @@ int main(void) {
   tcase_add_test(tc, conv_variants);
   tcase_add_test(tc, conv_data_grad);
   tcase_add_test(tc, dw_data_grad);
+  tcase_add_test(tc, dw_forward);
+  tcase_add_test(tc, conv_few);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, conv_wgrad_direct);
   tcase_add_test(tc, pooling);

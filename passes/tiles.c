@@ -636,6 +636,50 @@ static bool tiles_graph_steps(const IrGraph *g) {
   return false;
 }
 
+/* cycles of one tap of one output vector of the direct filter gradient (llvm_ops.c
+ * wgrad_body: one masked load of the tap's input vector and wgrad_ob FMAs, dy's vectors
+ * loaded once a row for a filter row's taps), per output channel: measured on lenet's two
+ * (N=64, Zen 4 at the host figure's 2.6 GHz: 0.74 and 0.81; plan_cost.c CG_WGRAD_TAP_CYCLES) */
+#define TILES_WGRAD_TAP_CYCLES 0.78
+
+/* the filter gradient of node i computed directly (TileDecision.wgrad_ob) against the
+ * implicit GEMM d: for every output channel, input channel and tap, a vector accumulator
+ * along the output rows, as many output channels a pass as the registers hold (their
+ * accumulators, dy's vectors and the input's); up to 8x8 filters at strides 1 and 2 */
+static void choose_wgrad(IrGraph *g, int i, const HwTarget *hw, TileDecision *d) {
+  const IrNode *n = &g->nodes[i];
+  const TileGemm *gm = &d->gemm;
+  if (n->op != OP_CONV2D_BWD_FILTER || hw->kind != HW_CPU || gm->bf16 || gm->dt != DT_F32)
+    return;
+  const IrType *y = &g->nodes[n->in[1]].type, *w = &n->type;
+  int64_t KH = ev(g, w->dims[2]), KW = ev(g, w->dims[3]), OW = ev(g, y->dims[3]);
+  int lanes = hw->vector_bits / 32, regs = hw->vector_regs > 0 ? hw->vector_regs : 16;
+  /* filters under 3 wide, or stride 2 along the rows (two loads a tap), load more than they
+   * multiply: resnet18's 1x1 stride-2 downsample's gradient ran 875 us direct, 595 as the
+   * GEMM (N=8 S=112, Zen 4); the kernel computes them all the same (strides 1 and 2) */
+  if (KH < 1 || KH > 8 || KW < 3 || KW > 8 || n->attr.stride[0] > 2 || n->attr.stride[1] > 1 ||
+      lanes < 4 || OW < 1 || ev(g, y->dims[2]) < 1)
+    return;
+  int64_t og = gm->m, ob = 0;
+  if (og == 1 && gm->n == KH * KW && gm->batch > 1) return; /* depthwise: its own kernels */
+  for (int64_t b = 1; b <= og && b <= 16; b++) /* accumulators, dy's vectors, the input's, a spare */
+    if (og % b == 0 && b * (KW + 1) + 2 <= regs) ob = b;
+  if (!ob) return;
+  double N = (double)gm->images, P = (double)gm->k / N, ghz = hw->ghz > 0 ? hw->ghz : 3;
+  double tapvec = (double)gm->k / (double)OW * ceil((double)OW / lanes) * (double)(gm->n * og * gm->batch);
+  double direct = tapvec * TILES_WGRAD_TAP_CYCLES / (ghz * 1e9) + TILES_CALL_S;
+  double pm = N > 1 && P < 32 ? N * P : P, calls = N * P / pm; /* CG_CONV_BATCH_DW_P */
+  double gemm = calls * gm->batch * cpu_gemm_1t(hw, d, (double)og, (double)gm->n, pm);
+  bool win = direct < gemm;
+  if (win) d->wgrad_ob = (int)ob;
+  size_t len = strlen(d->reason);
+  if (len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len,
+             "; direct filter gradient %s: %lld output channels a pass, modeled %.3g ms vs "
+             "%.3g ms implicit GEMM (one core)",
+             win ? "chosen" : "not chosen", (long long)ob, 1e3 * direct, 1e3 * gemm);
+}
+
 /* a forward f32 convolution of one group and few input channels at column stride 1 or 2
  * (the shapes llvm_ops.c lower_conv_few computes directly); its rows' buffer of C·KH input
  * rows in sw phases must fit the backend's 64 KiB (CG_DW_BUF_MAX) */
@@ -691,6 +735,7 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
     if (tiles_gemm_of(g, i, &gm) && gm.m > 0 && gm.n > 0 && gm.k > 0) {
       tiles_choose(hw, &gm, &p->tiles[i]);
       choose_wino(g, i, hw, a, &p->tiles[i], step);
+      choose_wgrad(g, i, hw, &p->tiles[i]);
       choose_conv_few(g, i, hw, &p->tiles[i]);
     }
   }

@@ -88,6 +88,10 @@ typedef struct TileDecision {
   const struct TileDecision *wino;
   int64_t wino_images; /* in the Winograd decision: images whose tiles one round of
                           transforms and GEMMs covers (a divisor of the batch) */
+  /* CPU, a filter gradient with few output channels where the model prefers it: computed
+   * directly (no GEMM, no packing), wgrad_ob output channels a pass, each with one vector
+   * accumulator per tap of a filter row; 0: the implicit GEMM */
+  int wgrad_ob;
 } TileDecision;
 
 /* FLOPs of the Winograd F(4,3) transforms (runtime/rt_winograd.c) per 4x4 tile: the input

@@ -527,6 +527,7 @@ typedef struct PoolCtx {
   const float *x, *dy;
   float *out;
   int is_max;
+  bool avx2; /* the CPU has AVX2 (the 2x2 path's clones) */
 } PoolCtx;
 
 /* max pooling of plane p, one output row at a time: for each window offset (kh, kw) a
@@ -556,10 +557,211 @@ static void maxpool_plane(const int64_t *g, const float *x, float *y) {
   }
 }
 
+/* ---- 2x2 windows at stride 2 (LeNet's, VGG's): each input element in at most one window.
+ * Eight windows of an output row at a time in vectors (GCC/clang vector extensions, built
+ * for baseline x86-64 and, where the CPU has it, AVX2, as rt_winograd.c does): the two
+ * input rows' 16 columns split into their even and odd lanes by shuffles; a row's last
+ * windows go through a zero-padded copy. The rules are the general paths': the forward's
+ * running maximum in window order with a NaN replacing it, the backward's first strict
+ * maximum (the first NaN before all) and nothing for a window of -inf; the backward writes
+ * every element of dx once, so it needs no zeroing pass and no scatter. */
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define POOL_X86 1
+#define POOL_INLINE static inline __attribute__((always_inline))
+#else
+#define POOL_X86 0
+#define POOL_INLINE static inline
+#endif
+
+typedef float pv8f __attribute__((vector_size(32)));
+typedef int32_t pv8i __attribute__((vector_size(32)));
+#define PV 8
+#define PLD(v, p) memcpy(&(v), (p), sizeof(pv8f))
+#define PST(p, v) memcpy((p), &(v), sizeof(pv8f))
+
+/* the windows are 2x2 at stride 2, undilated and unpadded, and lie inside the plane */
+static bool pool_2x2(const int64_t *g) {
+  return g[G_KH] == 2 && g[G_KW] == 2 && g[G_SH] == 2 && g[G_SW] == 2 && g[G_PH] == 0 &&
+         g[G_PW] == 0 && g[G_DH] == 1 && g[G_DW] == 1 && 2 * g[G_OH] <= g[G_H] &&
+         2 * g[G_OW] <= g[G_W];
+}
+
+/* a where the mask m is set, else b (macros: no vector crosses a call) */
+#define POOL_SEL(m, a, b) ((pv8f)(((m) & (pv8i)(a)) | (~(m) & (pv8i)(b))))
+
+/* the even (h = 0) or odd (h = 1) lanes of the 16 floats at p, into v */
+#define POOL_HALF(v, p, h)                                                                     \
+  do {                                                                                         \
+    pv8f lo_, hi_;                                                                             \
+    PLD(lo_, (p)), PLD(hi_, (p) + PV);                                                         \
+    v = (h) ? __builtin_shufflevector(lo_, hi_, 1, 3, 5, 7, 9, 11, 13, 15)                    \
+            : __builtin_shufflevector(lo_, hi_, 0, 2, 4, 6, 8, 10, 12, 14);                   \
+  } while (0)
+
+/* eight windows from rows r0, r1 (16 columns each) into y[0..8) */
+POOL_INLINE void pool2_fwd8(const float *r0, const float *r1, float *y) {
+  pv8f m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  for (int i = 0; i < 4; i++) { /* v replaces the maximum where it is larger or a NaN */
+    pv8f v;
+    POOL_HALF(v, i < 2 ? r0 : r1, i & 1);
+    pv8i up = (v > m) | (v != v);
+    m = POOL_SEL(up, v, m);
+  }
+  PST(y, m);
+}
+
+/* eight windows' gradients dy[0..8) into d0, d1 (16 columns each) at each window's first
+ * strict maximum (pool_argmax's sequential rule), 0 elsewhere */
+POOL_INLINE void pool2_bwd8(const float *r0, const float *r1, const float *dy, float *d0, float *d1) {
+  pv8f v[4], g, z = {0};
+  for (int i = 0; i < 4; i++) POOL_HALF(v[i], i < 2 ? r0 : r1, i & 1);
+  pv8f m = v[0];
+  pv8i s = {0};
+  for (int i = 1; i < 4; i++) {
+    pv8i up = (v[i] > m) | ((v[i] != v[i]) & (m == m));
+    m = POOL_SEL(up, v[i], m);
+    s = (up & i) | (~up & s);
+  }
+  s = (pv8i)POOL_SEL(m == -INFINITY, (pv8f)(s - s - 1), (pv8f)s);
+  PLD(g, dy);
+  pv8f e[4];
+  for (int i = 0; i < 4; i++) e[i] = POOL_SEL(s == i, g, z);
+  pv8f o[4] = {__builtin_shufflevector(e[0], e[1], 0, 8, 1, 9, 2, 10, 3, 11),
+               __builtin_shufflevector(e[0], e[1], 4, 12, 5, 13, 6, 14, 7, 15),
+               __builtin_shufflevector(e[2], e[3], 0, 8, 1, 9, 2, 10, 3, 11),
+               __builtin_shufflevector(e[2], e[3], 4, 12, 5, 13, 6, 14, 7, 15)};
+  PST(d0, o[0]), PST(d0 + PV, o[1]), PST(d1, o[2]), PST(d1 + PV, o[3]);
+}
+
+/* the first column of a row's i-th vector of eight windows: the last one ends with the row
+ * (overlapping the one before; the windows' results are written again, the same) */
+static inline int64_t pool2_col(int64_t i, int64_t OW) { return (i + 1) * PV <= OW ? i * PV : OW - PV; }
+
+/* Rows shorter than a vector: the input rows r0, r1 (n floats each) and dy's row dr (n/2)
+ * are read as whole vectors where the tensor goes on that far (x_end, dy_end; the extra
+ * lanes are computed and dropped), else from zero-padded copies; the outputs are stored as
+ * whole vectors where this task's range goes on that far (out_end: rows after this one,
+ * which the next row overwrites), else copied from buffers. */
+typedef struct PoolShort {
+  const float *x_end, *dy_end;
+  float *out_end;
+} PoolShort;
+
+POOL_INLINE const float *pool2_in(const float *r, int64_t n, const float *end, float *buf) {
+  if (r + 2 * PV <= end) return r;
+  for (int64_t i = 0; i < 2 * PV; i++) buf[i] = i < n ? r[i] : 0.0f;
+  return buf;
+}
+
+/* forward: planes [lo, hi) */
+POOL_INLINE void pool2_fwd(const int64_t *g, const float *x, float *y, int64_t lo, int64_t hi) {
+  int64_t H = g[G_H], W = g[G_W], OH = g[G_OH], OW = g[G_OW], nv = (OW + PV - 1) / PV;
+  const float *x_end = x + g[G_N] * g[G_C] * H * W;
+  float *y_end = y + hi * OH * OW;
+  for (int64_t p = lo; p < hi; p++)
+    for (int64_t oh = 0; oh < OH; oh++) {
+      const float *r0 = x + (p * H + 2 * oh) * W, *r1 = r0 + W;
+      float *yr = y + (p * OH + oh) * OW;
+      if (OW < PV) {
+        float b0[2 * PV], b1[2 * PV], t[PV];
+        bool room = yr + PV <= y_end;
+        pool2_fwd8(pool2_in(r0, 2 * OW, x_end, b0), pool2_in(r1, 2 * OW, x_end, b1), room ? yr : t);
+        for (int64_t i = 0; !room && i < OW; i++) yr[i] = t[i];
+        continue;
+      }
+      for (int64_t i = 0; i < nv; i++) {
+        int64_t ow = pool2_col(i, OW);
+        pool2_fwd8(r0 + 2 * ow, r1 + 2 * ow, yr + ow);
+      }
+    }
+}
+
+/* backward: one output row of fewer than eight windows; its dx rows d0, d1 */
+POOL_INLINE void pool2_bwd_short(const float *r0, const float *r1, const float *dr, float *d0,
+                                 float *d1, int64_t OW, const PoolShort *ps) {
+  float b0[2 * PV], b1[2 * PV], t[2 * PV], o0[2 * PV], o1[2 * PV];
+  bool room = d1 + 2 * PV <= ps->out_end;
+  r0 = pool2_in(r0, 2 * OW, ps->x_end, b0), r1 = pool2_in(r1, 2 * OW, ps->x_end, b1);
+  pool2_bwd8(r0, r1, pool2_in(dr, OW, ps->dy_end, t), room ? d0 : o0, o1);
+  if (room) { /* d0's vectors ran into d1's row: d1 after them */
+    memcpy(d1, o1, sizeof o1);
+    return;
+  }
+  for (int64_t i = 0; i < 2 * OW; i++) d0[i] = o0[i], d1[i] = o1[i];
+}
+
+/* backward: dx of planes [lo, hi), every element written once (0 outside the windows) */
+POOL_INLINE void pool2_bwd(const int64_t *g, const float *x, const float *dy, float *dx,
+                           int64_t lo, int64_t hi) {
+  int64_t H = g[G_H], W = g[G_W], OH = g[G_OH], OW = g[G_OW], nv = (OW + PV - 1) / PV;
+  PoolShort ps = {x + g[G_N] * g[G_C] * H * W, dy + g[G_N] * g[G_C] * OH * OW, dx + hi * H * W};
+  for (int64_t p = lo; p < hi; p++) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+      int64_t r = (p * H + 2 * oh) * W;
+      const float *r0 = x + r, *r1 = r0 + W, *dr = dy + (p * OH + oh) * OW;
+      float *d0 = dx + r, *d1 = d0 + W;
+      if (OW < PV) pool2_bwd_short(r0, r1, dr, d0, d1, OW, &ps);
+      for (int64_t i = 0; OW >= PV && i < nv; i++) {
+        int64_t ow = pool2_col(i, OW);
+        pool2_bwd8(r0 + 2 * ow, r1 + 2 * ow, dr + ow, d0 + 2 * ow, d1 + 2 * ow);
+      }
+      for (int64_t iw = 2 * OW; iw < W; iw++) d0[iw] = d1[iw] = 0.0f;
+    }
+    memset(dx + (p * H + 2 * OH) * W, 0, (size_t)((H - 2 * OH) * W) * sizeof(float));
+  }
+}
+
+static void pool2_fwd_base(const int64_t *g, const float *x, float *y, int64_t lo, int64_t hi) {
+  pool2_fwd(g, x, y, lo, hi);
+}
+static void pool2_bwd_base(const int64_t *g, const float *x, const float *dy, float *dx,
+                           int64_t lo, int64_t hi) {
+  pool2_bwd(g, x, dy, dx, lo, hi);
+}
+#if POOL_X86
+__attribute__((target("avx2"))) static void pool2_fwd_avx2(const int64_t *g, const float *x,
+                                                           float *y, int64_t lo, int64_t hi) {
+  pool2_fwd(g, x, y, lo, hi);
+}
+__attribute__((target("avx2"))) static void pool2_bwd_avx2(const int64_t *g, const float *x,
+                                                           const float *dy, float *dx,
+                                                           int64_t lo, int64_t hi) {
+  pool2_bwd(g, x, dy, dx, lo, hi);
+}
+#endif
+
+/* the 2x2 path over planes [lo, hi): the forward (dy NULL) or the backward */
+static void pool2_range(const int64_t *g, const float *x, const float *dy, float *out,
+                        int64_t lo, int64_t hi, bool avx2) {
+#if POOL_X86
+  if (avx2) {
+    if (dy) pool2_bwd_avx2(g, x, dy, out, lo, hi);
+    else pool2_fwd_avx2(g, x, out, lo, hi);
+    return;
+  }
+#endif
+  (void)avx2;
+  if (dy) pool2_bwd_base(g, x, dy, out, lo, hi);
+  else pool2_fwd_base(g, x, out, lo, hi);
+}
+
+static bool pool_avx2(void) {
+#if POOL_X86
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
 static void pool_planes(void *c, int64_t lo, int64_t hi) {
   PoolCtx *s = c;
   int64_t g[G_EXCL + 1]; /* a local copy: stores to the output cannot change it */
   memcpy(g, s->g, sizeof g);
+  if (s->is_max && pool_2x2(g)) {
+    pool2_range(g, s->x, NULL, s->out, lo, hi, s->avx2);
+    return;
+  }
   for (int64_t p = lo; p < hi; p++) {
     if (s->is_max) {
       maxpool_plane(g, s->x + p * g[G_H] * g[G_W], s->out + p * g[G_OH] * g[G_OW]);
@@ -582,7 +784,7 @@ static void pool_planes(void *c, int64_t lo, int64_t hi) {
 }
 
 void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_t is_max) {
-  PoolCtx s = {.g = geom, .x = x, .out = y, .is_max = is_max};
+  PoolCtx s = {.g = geom, .x = x, .out = y, .is_max = is_max, .avx2 = pool_avx2()};
   par_range(pool, geom[G_N] * geom[G_C], geom[G_OH] * geom[G_OW] * geom[G_KH] * geom[G_KW],
             pool_planes, &s);
 }
@@ -650,6 +852,10 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
   int64_t g[G_EXCL + 1]; /* a local copy: stores to the output cannot change it */
   memcpy(g, s->g, sizeof g);
   int64_t plane = g[G_H] * g[G_W];
+  if (s->is_max && pool_2x2(g)) {
+    pool2_range(g, s->x, s->dy, s->out, lo, hi, s->avx2);
+    return;
+  }
   memset(s->out + lo * plane, 0, (size_t)((hi - lo) * plane) * sizeof(float));
   for (int64_t p = lo; s->is_max && p < hi; p++)
     maxpool_bwd_plane(g, s->x + p * plane, s->dy + p * g[G_OH] * g[G_OW], s->out + p * plane);
@@ -671,7 +877,7 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
 
 void rt_k_maxpool_bwd(void *pool, const float *dy, const float *x, float *dx,
                       const int64_t *geom) {
-  PoolCtx s = {.g = geom, .x = x, .dy = dy, .out = dx, .is_max = 1};
+  PoolCtx s = {.g = geom, .x = x, .dy = dy, .out = dx, .is_max = 1, .avx2 = pool_avx2()};
   par_range(pool, geom[G_N] * geom[G_C], geom[G_OH] * geom[G_OW] * geom[G_KH] * geom[G_KW],
             pool_bwd_planes, &s);
 }

@@ -1769,6 +1769,99 @@ static void lower_depthwise_dw(CgEmit *e, const CgKernel *k, const CgConv *c) {
   run_items(e, k, c->C, c->N * c->C * c->OH * c->OW * c->KH * c->KW, dwdf_body, c);
 }
 
+/* ---- filter gradient of few output channels, direct ----------------------------------- */
+
+/* filter row kh of one item (output channels o0 .. o0 + OB - 1, input channel xch of the
+ * image, ci within the group): for every image and output row, dy's OB vectors along the
+ * row and each tap's input vector (dw_tap) into OB x KW vector accumulators, then each
+ * accumulator's lanes summed in order in double into dw[o][ci][kh][kw] */
+typedef struct WgradItem {
+  LLVMValueRef o0, xch, ci, lanes;
+} WgradItem;
+
+static void wgrad_row(CgEmit *e, const CgKernel *k, const CgConv *c, const WgradItem *it, int kh) {
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl, ob = (int)c->OB, kwn = (int)c->KW;
+  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)(ob * kwn)), vt = e->vf;
+  LLVMTypeRef vd = LLVMVectorType(e->f64, (unsigned)vl), over[2] = {e->vf, e->ptr};
+  LLVMValueRef acc = entry_alloca(e, at, "wgacc"), slot[64];
+  for (int i = 0; i < ob * kwn; i++) {
+    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
+    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
+    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
+  }
+  Loop ln, lh, lw;
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->C)), it->xch),
+                                                    cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef dyc = gep8(e, cg_ptr(e, n->in[1]), mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), it->o0),
+                                                     cg_c64(e, c->OH * c->OW * 4)));
+  loop_begin(e, &lh, cg_c64(e, 0), cg_c64(e, c->OH), 1);
+  LLVMValueRef dyr = gep8(e, dyc, mul(e, lh.iv, cg_c64(e, c->OW * 4)));
+  loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, c->OW), vl);
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl), it->lanes),
+                                  splat(e, cg_c64(e, c->OW), vl), "");
+  LLVMValueRef dyv[32]; /* OB <= 16 (passes/tiles.c choose_wgrad) */
+  for (int j = 0; j < ob; j++) {
+    LLVMValueRef off = add(e, lw.iv, cg_c64(e, (int64_t)j * c->OH * c->OW));
+    LLVMValueRef la[4] = {LLVMBuildGEP2(e->b, e->f32, dyr, &off, 1, ""), c32(e, 4), ok,
+                          LLVMConstNull(e->vf)};
+    dyv[j] = intrinsic(e, "llvm.masked.load", over, 2, la, 4);
+  }
+  for (int kw = 0; kw < kwn; kw++) {
+    LLVMValueRef xv = dw_tap(e, c, xc, lw.iv, it->lanes, ok, lh.iv, kh, kw);
+    for (int j = 0; j < ob; j++) {
+      LLVMValueRef s = slot[j * kwn + kw];
+      LLVMValueRef fa[3] = {dyv[j], xv, LLVMBuildLoad2(e->b, e->vf, s, "")};
+      LLVMBuildStore(e->b, intrinsic(e, "llvm.fma", &vt, 1, fa, 3), s);
+    }
+  }
+  loop_end(e, &lw);
+  loop_end(e, &lh);
+  loop_end(e, &ln);
+  LLVMValueRef dw = cg_ptr(e, k->out);
+  for (int j = 0; j < ob; j++) {
+    LLVMValueRef row = add(e, mul(e, add(e, it->o0, cg_c64(e, j)), cg_c64(e, c->Cg)), it->ci);
+    LLVMValueRef base = gep8(e, dw, mul(e, row, cg_c64(e, c->KH * c->KW * 4)));
+    for (int kw = 0; kw < kwn; kw++) {
+      LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[j * kwn + kw], ""), vd, "");
+      LLVMValueRef ra[2] = {dconst(e, 0), v};
+      LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
+      LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""),
+                     gep8(e, base, cg_c64(e, (kh * c->KW + kw) * 4)));
+    }
+  }
+}
+
+/* task t of nt: items [i0, i1) of the G·(Og/OB)·Cg passes of the direct filter gradient
+ * (CgConv.OB, docs/cpu-convolutions.md), each its filter rows one after the other. Every
+ * filter element is one item's, summed in a fixed order: the bits do not depend on the
+ * thread count. */
+static void wgrad_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const CgConv *c = arg;
+  LLVMValueRef items = cg_c64(e, c->G * (c->Og / c->OB) * c->Cg);
+  LLVMValueRef i0 = LLVMBuildSDiv(e->b, mul(e, t, items), nt, "");
+  LLVMValueRef i1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), items), nt, "");
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < e->vl; l++) lanes_c[l] = cg_c64(e, l);
+  Loop li;
+  loop_begin(e, &li, i0, i1, 1);
+  WgradItem it = {.lanes = LLVMConstVector(lanes_c, (unsigned)e->vl)};
+  LLVMValueRef gb = LLVMBuildSDiv(e->b, li.iv, cg_c64(e, c->Cg), ""); /* g·(Og/OB) + block */
+  it.ci = LLVMBuildSRem(e->b, li.iv, cg_c64(e, c->Cg), "");
+  it.o0 = mul(e, gb, cg_c64(e, c->OB));
+  it.xch = add(e, mul(e, LLVMBuildSDiv(e->b, it.o0, cg_c64(e, c->Og), ""), cg_c64(e, c->Cg)), it.ci);
+  for (int kh = 0; kh < c->KH; kh++) wgrad_row(e, k, c, &it, kh);
+  loop_end(e, &li);
+}
+
+/* the filter gradient of a convolution with few output channels computed directly (the
+ * tile's wgrad_ob): passes spread over the threads; no GEMM, no packing, no scratch */
+static void lower_conv_wgrad(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  int64_t items = c->G * (c->Og / c->OB) * c->Cg;
+  run_items(e, k, items, c->N * c->O * c->Cg * c->OH * c->OW * c->KH * c->KW, wgrad_body, c);
+}
+
 /* a forward convolution's filter as its GEMM f reads it: the parameter (lda K, groups
  * Og·K floats apart) or, when k->packed, its panels packed once (lda the padded rows) */
 static LLVMValueRef conv_filter(CgEmit *e, const CgKernel *k, LLVMValueRef f, const CgConv *c,
@@ -2168,6 +2261,10 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     return 0;
   }
   if (c.trans) return lower_conv_t(e, k, &c);
+  if (c.OB > 0 && n->op == OP_CONV2D_BWD_FILTER) {
+    lower_conv_wgrad(e, k, &c);
+    return 0;
+  }
   LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
   LlvmGemmSpec sp = {0};
   gemm_blocking(e, k->tile, true, &sp.blk);

@@ -434,6 +434,12 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   }
   c->trans = n->op == OP_CONV2D && td && td->conv_t && !td->gpu && st == CG_CONV_GATHER &&
              !c->col && !c->depthwise;
+  if (n->op == OP_CONV2D_BWD_FILTER && td && td->wgrad_ob > 0 && !td->gpu && !c->col &&
+      !c->depthwise && p->target && p->target->depthwise_direct && c->Og % td->wgrad_ob == 0 &&
+      c->KH <= 8 && c->KW <= 8 && c->sh <= 2 && c->sw <= 2) {
+    c->OB = td->wgrad_ob; /* the direct filter gradient: no batch GEMM, no scratch */
+    c->batch = false;
+  }
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */
   if (c->batch && n->op == OP_CONV2D_BWD_DATA) {
     if (__builtin_mul_overflow(rows, ys / c->Og * 4, &c->scratch)) c->scratch = -1;

@@ -321,6 +321,9 @@ typedef struct CgConv {
   bool wino_bwd;        /* wino of a CONV2D_BWD_DATA */
   int64_t upack;        /* wino_step: bytes of the transformed filter's panels at the start
                            of scratch (V and M after them); else 0 */
+  int64_t OB;           /* a filter gradient computed directly (the tile's wgrad_ob, on a
+                           target with depthwise_direct): output channels a pass, Og / OB
+                           passes per group and input channel; 0: not direct */
   bool few;             /* CPU forward of few input channels computed directly (the tiles'
                            conv_few, CgTarget.conv_few): no GEMM, no packing, no scratch */
   int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */

@@ -47,6 +47,17 @@
  * index holding it by conditional moves), per window element visited and element touched:
  * lenet's 2x2 pools measured 1.7-1.8 (N=64, Zen 4) */
 #define CG_MAXPOOL_BWD_CYCLES 1.8
+/* 2x2 windows at stride 2 (rt_kernels.c pool2_fwd, pool2_bwd: eight windows of a row per
+ * vector, a row's last ones overlapping or, in rows under eight windows, read as whole
+ * vectors and stored through a buffer), cycles per window and per output row at the host
+ * figure's clock (2.6 GHz): fitted to lenet's two pools (14- and 5-window rows, N=64, 1
+ * thread, Zen 4, their inputs in L3): forward 34.4 and 16.3 us, backward 73.3 and 42.2 us.
+ * The backward writes every element of dx once (no zeroing pass); the figures include the
+ * traffic. */
+#define CG_MAXPOOL2_CYCLES 0.93
+#define CG_MAXPOOL2_ROW_CYCLES 3.6
+#define CG_MAXPOOL2_BWD_CYCLES 1.6
+#define CG_MAXPOOL2_BWD_ROW_CYCLES 13.6
 /* the average pooling's scalar loop (rt_kernels.c pool_planes) per window element: the
  * index, two bounds checks, a load, a conversion and a double add, ~8 instructions at about
  * 4 a cycle, the adds of neighbouring outputs overlapping; inception_a's 3x3 pools measured
@@ -243,6 +254,20 @@ static bool reduce_contiguous(const CgPlan *p, const IrNode *n) {
 /* cycles per core of the runtime's node kernels beyond their vector arithmetic (0 for the
  * kernels that run at memory speed: batchnorm, layernorm, data movement, row and column
  * reductions): per element or window element visited, see the constants above */
+/* the runtime's 2x2 stride-2 path (rt_kernels.c pool_2x2) takes this pooling: cycles for
+ * its windows (the pooled value's elements) in rows of its last dim */
+static bool maxpool_2x2(const CgPlan *p, const IrNode *n, int pooled, double *windows, double *rows) {
+  const IrAttr *a = &n->attr;
+  const CgVal *o = &p->v[pooled], *x = &p->v[n->op == OP_MAXPOOL ? n->in[0] : n->in[1]];
+  if (a->kernel[0] != 2 || a->kernel[1] != 2 || a->stride[0] != 2 || a->stride[1] != 2 ||
+      a->pad[0] != 0 || a->pad[1] != 0 || a->dilation[0] > 1 || a->dilation[1] > 1 ||
+      o->rank != 4 || x->rank != 4 || 2 * o->shape[2] > x->shape[2] || 2 * o->shape[3] > x->shape[3])
+    return false;
+  *windows = (double)o->numel;
+  *rows = o->shape[3] > 0 ? *windows / (double)o->shape[3] : 0;
+  return true;
+}
+
 static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw,
                           const CgKernelCost *c) {
   if (k->kind != CGK_NODE || hw->kind != HW_CPU) return 0;
@@ -250,6 +275,8 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   double elems = (double)p->v[k->out].numel, touched = (c->rd + c->wr) / 4;
   switch (n->op) {
   case OP_MAXPOOL: { /* flops = window elements visited; rows = planes x output rows */
+    double w2, r2;
+    if (maxpool_2x2(p, n, k->out, &w2, &r2)) return w2 * CG_MAXPOOL2_CYCLES + r2 * CG_MAXPOOL2_ROW_CYCLES;
     const CgVal *o = &p->v[k->out];
     double rows = o->rank >= 2 ? elems / (double)o->shape[o->rank - 1] : elems;
     return c->flops * CG_MAXPOOL_CYCLES +
@@ -260,7 +287,12 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
                                       : CG_EXPF_CYCLES);
   case OP_SOFTMAX_BWD: return 0;
   case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
-  case OP_MAXPOOL_BWD: return (c->flops + touched) * CG_MAXPOOL_BWD_CYCLES;
+  case OP_MAXPOOL_BWD: {
+    double w2, r2;
+    if (maxpool_2x2(p, n, n->in[0], &w2, &r2))
+      return w2 * CG_MAXPOOL2_BWD_CYCLES + r2 * CG_MAXPOOL2_BWD_ROW_CYCLES;
+    return (c->flops + touched) * CG_MAXPOOL_BWD_CYCLES;
+  }
   case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:
     return (c->flops + touched) * CG_SCALAR_CYCLES;
   default:
@@ -341,12 +373,13 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   run->t_fma *= calls, run->t_pack *= calls, run->pack_a *= calls, run->pack_b *= calls;
 }
 
-/* a depthwise convolution or gradient the backend computes directly: no GEMM, no packing */
+/* a depthwise convolution or gradient, or a filter gradient of few output channels
+ * (CgConv.OB), the backend computes directly: no GEMM, no packing */
 static bool depthwise_direct(const CgPlan *p, const CgKernel *k) {
   if (k->kind != CGK_CONV) return false;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  return cv.depthwise;
+  return cv.depthwise || cv.OB > 0;
 }
 
 /* a forward convolution of few input channels computed directly (CgConv.few) */
@@ -443,6 +476,28 @@ static void dw_dx_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* cycles of one tap of one output vector of the direct filter gradient per output channel
+ * (llvm_ops.c wgrad_body: OB FMAs on one masked load of the tap's input, dy's OB vectors
+ * loaded once a row), at the target's clock: lenet's two layers (N=64, 1 thread, Zen 4 at
+ * the host figure's 2.6 GHz) measured 0.81 (28-wide rows, 3 channels a pass) and 0.74
+ * (10-wide rows, 4 a pass); passes/tiles.c TILES_WGRAD_TAP_CYCLES */
+#define CG_WGRAD_TAP_CYCLES 0.78
+
+/* the direct filter gradient: G·(Og/OB)·Cg passes, each every image's output rows in
+ * vectors of OW times KH·KW taps times OB output channels, over min(threads, passes,
+ * elements·taps / 65536 + 1) tasks */
+static void wgrad_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKernelCost *c) {
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
+  double taps = (double)cv->KH * (double)cv->KW, pairs = (double)cv->O * (double)cv->Cg;
+  double tapvec = (double)cv->N * (double)cv->OH * ceil((double)cv->OW / vl) * taps * pairs;
+  double items = pairs / (double)cv->OB;
+  double elems = (double)cv->N * (double)cv->OH * (double)cv->OW * taps * pairs;
+  c->threads = (int)fmax(1, fmin(fmin(threads, items), floor(elems / 65536) + 1));
+  c->t_compute = tapvec * CG_WGRAD_TAP_CYCLES / c->threads / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
+}
+
 /* a depthwise kernel; the forward: output rows of N·C·OH in vectors of OW, KH·KW taps a
  * vector; at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
  * min(threads, blocks, taps·elements / 65536 + 1) tasks; otherwise row by row (a masked load
@@ -451,6 +506,10 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
                            CgKernelCost *c) {
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
+  if (cv.OB > 0) {
+    wgrad_cost(&cv, hw, threads, c);
+    return;
+  }
   if (p->g->nodes[k->node].op == OP_CONV2D_BWD_FILTER) {
     dw_dfilter_cost(&cv, hw, threads, c);
     return;

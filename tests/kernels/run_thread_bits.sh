@@ -2,7 +2,9 @@
 # run_thread_bits.sh — the compiled node kernels (layernorm, softmax, transposes, max
 # pooling, blocked sums, the streamed small-M product) give the same bits on 1 and 2
 # threads: gpt2_block and lenet, built once, `infer` on the same random inputs with
-# --threads 1 and --threads 2, outputs compared byte for byte; and threads/dw_bn.nn
+# --threads 1 and --threads 2, outputs compared byte for byte; lenet trained for a step on
+# each (max pooling's backward, the direct filter gradients), the saved weights compared
+# byte for byte; and threads/dw_bn.nn
 # (batchnorm statistics, depthwise filter gradients) trained for two steps on each, the
 # saved weights compared byte for byte; and threads/wino.nn (Winograd F(4,3) convolutions:
 # transforms split by planes, GEMMs by output slices) inferred on each, outputs compared
@@ -67,6 +69,8 @@ for t in 1 2; do
     || die "gpt2_block infer --threads $t"
   "$T/l" infer --in x="$T/lx.npy" --in label="$T/lab.npy" --out logits="$T/ly$t.npy" --seed 1 \
     --threads $t || die "lenet infer --threads $t"
+  "$T/l" train --data x="$T/lx.npy",label="$T/lab.npy" --epochs 1 --seed 3 --quiet \
+    --save "$T/lw$t.safetensors" --threads $t || die "lenet train --threads $t"
   "$T/w" infer --in x="$T/wx.npy" --in label="$T/wlab.npy" --out logits="$T/wy$t.npy" --seed 1 \
     --threads $t || die "wino infer --threads $t"
   "$T/w" train --data x="$T/wx.npy",label="$T/wlab.npy" --epochs 2 --seed 3 --quiet \
@@ -77,6 +81,7 @@ for t in 1 2; do
 done
 cmp -s "$T/gy1.npy" "$T/gy2.npy" || die "gpt2_block: 1 and 2 threads gave different bits"
 cmp -s "$T/ly1.npy" "$T/ly2.npy" || die "lenet: 1 and 2 threads gave different bits"
+cmp -s "$T/lw1.safetensors" "$T/lw2.safetensors" || die "lenet: 1 and 2 threads trained different weights"
 cmp -s "$T/dw1.safetensors" "$T/dw2.safetensors" || die "dw_bn: 1 and 2 threads trained different weights"
 cmp -s "$T/cw1.safetensors" "$T/cw2.safetensors" || die "conv_t: 1 and 2 threads trained different weights"
 cmp -s "$T/cy1.npy" "$T/cy2.npy" || die "conv_t: 1 and 2 threads inferred different bits"
@@ -90,5 +95,4 @@ for f in ("gy1", "ly1", "wy1", "cy1", "em1", "ey1", "ed1"):
     a = np.load(sys.argv[1] + "/" + f + ".npy")
     assert a.size and np.isfinite(a).all(), f
 PYEOF
-echo "ok: gpt2_block, lenet, wino and conv_t outputs, dw_bn, conv_t and wino trained weights bit-identical on 1 and 2 threads"
-echo "ok: gpt2_block, lenet, wino, conv_t and epi outputs, dw_bn and conv_t trained weights bit-identical on 1 and 2 threads"
+echo "ok: gpt2_block, lenet, wino, conv_t and epi outputs, lenet, dw_bn, conv_t and wino trained weights bit-identical on 1 and 2 threads"

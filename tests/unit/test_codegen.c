@@ -812,6 +812,43 @@ START_TEST(conv_transposed) {
 }
 END_TEST
 
+/* filter gradients of few output channels computed directly (TileDecision.wgrad_ob,
+ * llvm_ops.c wgrad_body), against the interpreter: lenet's two layers (1 -> 6 channels 5x5
+ * padded 2, 6 -> 16 unpadded), odd sizes, stride 2 down the rows, dilation, two groups, 7
+ * output channels (a prime: one pass of 7 at 3x3, one channel a pass at 5x5), rows longer
+ * than a vector, batches of 1 and 3. Where the host has vectors of 8 lanes or more, the
+ * tiles pass must choose the direct form for each. The thread pool has two threads, and
+ * each case runs twice for identical bits. */
+START_TEST(conv_wgrad_direct) {
+  static const ConvCaseN cs[] = {
+      {{1, 6, 28, 28, 5, 5, 1, 1, 2, 2, 1, 1, 1}, 3},  /* lenet's conv1 */
+      {{6, 16, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1, 1}, 1}, /* lenet's conv2 */
+      {{3, 7, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 3},
+      {{2, 7, 9, 10, 5, 5, 1, 1, 2, 2, 1, 1, 1}, 1},
+      {{3, 4, 23, 41, 3, 3, 2, 1, 1, 1, 1, 1, 1}, 3},  /* stride 2 down the rows, rows of 41 */
+      {{2, 6, 15, 19, 3, 5, 1, 1, 0, 1, 1, 1, 1}, 3},  /* 3x5, padded along the rows only */
+      {{4, 4, 12, 12, 3, 3, 1, 1, 2, 2, 2, 2, 2}, 3},  /* dilated, two groups */
+  };
+  HwTarget hw;
+  char err[256];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_wgrad");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    if (have) {
+      TilePlan *tp = pass_tiles(G, &hw, NULL);
+      int dw = tg_find_out(G, "dw");
+      ck_assert_msg(tp->tiles[dw].wgrad_ob > 0, "wgrad case %zu: the tiles pass kept the GEMM (%s)",
+                    c, tp->tiles[dw].reason);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "direct filter gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+  if (!have) fprintf(stderr, "conv_wgrad_direct: host vectors under 8 lanes, the choice is not checked\n");
+}
+END_TEST
+
 /* max and average pooling of a [2,3,9,8] input, forward and backward, with attributes at
  * (maxpool ignores exclude_pad) and an [OH, OW] output */
 static void pool_case(const char *what, IrAttr at, int OH, int OW) {
@@ -843,6 +880,35 @@ START_TEST(pooling) {
                  .ceil_mode = true, .exclude_pad = excl};
     pool_case("pool_modes", at, 5, 5);
   }
+}
+END_TEST
+
+/* 2x2 stride-2 max pooling (its vector path, runtime/rt_kernels.c) forward and backward on
+ * values where the rules matter: x itself, q = x truncated to {-1, 0, 1} (ties: the first
+ * maximum in window order takes the gradient), log(relu(q)) (windows of -inf: no
+ * gradient; ties of 0) and sqrt(q) (NaNs: the first NaN takes it). Rows of 11 windows (one
+ * vector and one overlapping it) and an odd row and column left out, rows of 4 and 5
+ * windows, batches of 1 and 3; the last case's 384 planes are split over the two threads.
+ * All values are exact, so the results must be the interpreter's bits. */
+START_TEST(maxpool_2x2) {
+  static const int cs[][4] = {{1, 2, 9, 23}, {3, 2, 8, 8}, {3, 128, 10, 10}};
+  IrAttr mt = {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
+    for (int v = 0; v < 4; v++) {
+      g_begin("maxpool_2x2");
+      int N = cs[c][0], C = cs[c][1], H = cs[c][2], W = cs[c][3];
+      int x = IN("x", 4, N, C, H, W), dy = IN("dy", 4, N, C, H / 2, W / 2);
+      int64_t d[4] = {N, C, H, W};
+      IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
+      int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
+      int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
+                                                : op1(OP_SQRT, q, NULL);
+      out("mp", op1(OP_MAXPOOL, in, &mt));
+      out("dmp", op2(OP_MAXPOOL_BWD, dy, in, &mt));
+      char what[64];
+      snprintf(what, sizeof what, "maxpool_2x2 case %zu values %d", c, v);
+      check_fwd(what, F_SYM, 0, 0);
+    }
 }
 END_TEST
 
@@ -1951,7 +2017,9 @@ int main(void) {
   tcase_add_test(tc, dw_forward);
   tcase_add_test(tc, conv_few);
   tcase_add_test(tc, conv_bn_fold);
+  tcase_add_test(tc, conv_wgrad_direct);
   tcase_add_test(tc, pooling);
+  tcase_add_test(tc, maxpool_2x2);
   tcase_add_test(tc, normalization);
   tcase_add_test(tc, dropout);
   tcase_add_test(tc, embedding_and_losses);

@@ -240,14 +240,15 @@ static int64_t wino_round8(int64_t x) { return (x + WV - 1) / WV * WV; }
 /* planes of 2 or 4 tiles a row (images of 5–16 columns) put several tile rows in a vector */
 static bool wino_rows(int64_t tw, int64_t th) { return (tw == 2 || tw == 4) && th > 1; }
 
-/* the first n (1..8) lanes of v to p, by constant-size copies */
-WINO_INLINE void wino_st(float *p, v8f v, int64_t n) {
-  if (n >= WV) ST(p, v);
+/* the first n (1..8) lanes of *v to p, by constant-size copies (a pointer: no vector crosses
+ * a call, even one inlined) */
+WINO_INLINE void wino_st(float *p, const v8f *v, int64_t n) {
+  if (n >= WV) ST(p, *v);
   else if (n >= 4) {
-    memcpy(p, &v, 4 * sizeof(float));
-    for (int64_t l = 4; l < n; l++) p[l] = v[l];
+    memcpy(p, v, 4 * sizeof(float));
+    for (int64_t l = 4; l < n; l++) p[l] = (*v)[l];
   } else
-    for (int64_t l = 0; l < n; l++) p[l] = v[l];
+    for (int64_t l = 0; l < n; l++) p[l] = (*v)[l];
 }
 
 /* ---- the input transform: V[36][C][T] = Bᵀ·d·B per tile and channel ------------------ */
@@ -298,7 +299,7 @@ WINO_INLINE void wino_in_vec(const float *const p[4], int64_t wp, float *v, int6
   for (int s = 0; s < 6; s++) {
     v8f o[6];
     WINO_BT(r[0][s], r[1][s], r[2][s], r[3][s], r[4][s], r[5][s], o);
-    for (int a = 0; a < 6; a++) wino_st(v + (int64_t)(a * 6 + s) * cstride, o[a], n);
+    for (int a = 0; a < 6; a++) wino_st(v + (int64_t)(a * 6 + s) * cstride, &o[a], n);
   }
 }
 

@@ -283,12 +283,15 @@ static double edge1(int64_t x, int64_t t) { return (double)x / (double)(ceil_div
 #define TILES_CPU_NARROW_GAIN 1.15
 #define TILES_CPU_NARROW_MAX_NR 32 /* the generated GEMM's broadcast rows (GEMM_MAX_MR) */
 
+/* the fraction of an mv-vector x nr tile's k-step its FMAs take, against its loads */
+static double load_factor(const HwTarget *hw, int mv, int nr) {
+  return fmin(1.0, ((double)mv * nr / hw->fma_units) / ((double)(mv + nr) / hw->load_ports));
+}
+
 /* the modeled fraction of the FMA peak of an mv-vector x nr tile on gm */
 static double tile_rate(const HwTarget *hw, const TileGemm *gm, int lanes, int mv, int nr) {
-  double acc = (double)mv * nr, fu = hw->fma_units, lp = hw->load_ports;
-  double lat = fmin(1.0, acc / (hw->fma_latency * fu));
-  double ld = fmin(1.0, (acc / fu) / ((mv + nr) / lp));
-  return edge1(gm->m, (int64_t)mv * lanes) * edge1(gm->n, nr) * lat * ld;
+  double lat = fmin(1.0, (double)mv * nr / (hw->fma_latency * hw->fma_units));
+  return edge1(gm->m, (int64_t)mv * lanes) * edge1(gm->n, nr) * lat * load_factor(hw, mv, nr);
 }
 
 /* the narrow alternative to mv x nr (above), if any; *ld: its load factor */
@@ -305,7 +308,7 @@ static void narrow_tile(const HwTarget *hw, const TileGemm *gm, int lanes, int *
     }
   if (!bm) return;
   *mv = bm, *nr = bn;
-  *ld = fmin(1.0, ((double)bm * bn / hw->fma_units) / ((double)(bm + bn) / hw->load_ports));
+  *ld = load_factor(hw, bm, bn);
 }
 
 /* AMX (bf16 on a CPU with AMX-BF16): the register tile is 2 x 2 tiles of 16 x 16 f32
@@ -586,7 +589,7 @@ static double wino_direct_time(IrGraph *g, int i, const HwTarget *hw, const Tile
                                int64_t o, int64_t c) {
   const IrType *y = &g->nodes[i].type;
   int64_t N = ev(g, y->dims[0]), P = ev(g, y->dims[2]) * ev(g, y->dims[3]);
-  double pm = N > 1 && P < 256 ? (double)(N * P) : (double)P, calls = (double)N * P / pm;
+  double pm = N > 1 && P < TILES_CONV_BATCH_P ? (double)(N * P) : (double)P, calls = (double)N * P / pm;
   if (g->nodes[i].op == OP_CONV2D) return calls * cpu_gemm_1t(hw, d, pm, (double)o, 9.0 * (double)c);
   double col = 4.0 * 9 * (double)o * pm;
   return calls * (cpu_gemm_1t(hw, d, pm, 9.0 * (double)o, (double)c) + 3 * col / core_bw(hw, col));

@@ -645,6 +645,14 @@ static bool tiles_graph_steps(const IrGraph *g) {
  * (N=64, Zen 4 at the host figure's 2.6 GHz: 0.74 and 0.81; plan_cost.c CG_WGRAD_TAP_CYCLES) */
 #define TILES_WGRAD_TAP_CYCLES 0.78
 
+/* one core's time of the direct filter gradient of d's GEMM view gm (dy rows of OW) */
+static double wgrad_direct_time(const HwTarget *hw, const TileGemm *gm, int64_t OW) {
+  int lanes = hw->vector_bits / 32;
+  double ghz = hw->ghz > 0 ? hw->ghz : 3;
+  double tapvec = (double)gm->k / (double)OW * ceil((double)OW / lanes) * (double)(gm->n * gm->m * gm->batch);
+  return tapvec * TILES_WGRAD_TAP_CYCLES / (ghz * 1e9) + TILES_CALL_S;
+}
+
 /* the filter gradient of node i computed directly (TileDecision.wgrad_ob) against the
  * implicit GEMM d: for every output channel, input channel and tap, a vector accumulator
  * along the output rows, as many output channels a pass as the registers hold (their
@@ -668,9 +676,8 @@ static void choose_wgrad(IrGraph *g, int i, const HwTarget *hw, TileDecision *d)
   for (int64_t b = 1; b <= og && b <= 16; b++) /* accumulators, dy's vectors, the input's, a spare */
     if (og % b == 0 && b * (KW + 1) + 2 <= regs) ob = b;
   if (!ob) return;
-  double N = (double)gm->images, P = (double)gm->k / N, ghz = hw->ghz > 0 ? hw->ghz : 3;
-  double tapvec = (double)gm->k / (double)OW * ceil((double)OW / lanes) * (double)(gm->n * og * gm->batch);
-  double direct = tapvec * TILES_WGRAD_TAP_CYCLES / (ghz * 1e9) + TILES_CALL_S;
+  double N = (double)gm->images, P = (double)gm->k / N;
+  double direct = wgrad_direct_time(hw, gm, OW);
   double pm = N > 1 && P < 32 ? N * P : P, calls = N * P / pm; /* CG_CONV_BATCH_DW_P */
   double gemm = calls * gm->batch * cpu_gemm_1t(hw, d, (double)og, (double)gm->n, pm);
   bool win = direct < gemm;
@@ -681,6 +688,75 @@ static void choose_wgrad(IrGraph *g, int i, const HwTarget *hw, TileDecision *d)
              "; direct filter gradient %s: %lld output channels a pass, modeled %.3g ms vs "
              "%.3g ms implicit GEMM (one core)",
              win ? "chosen" : "not chosen", (long long)ob, 1e3 * direct, 1e3 * gemm);
+}
+
+/* the filter gradient of a 3x3, stride-1, dilation-1, ungrouped f32 convolution (node i a
+ * CONV2D_BWD_FILTER: x, dy in): its channels out o and in c, images, tiles a row and column */
+static bool wino_wgrad_shape(IrGraph *g, int i, int64_t *o, int64_t *c, int64_t *nimg,
+                             int64_t *th, int64_t *tw) {
+  const IrNode *n = &g->nodes[i];
+  if (n->op != OP_CONV2D_BWD_FILTER || n->attr.groups > 1 || n->nin < 2) return false;
+  const IrType *x = &g->nodes[n->in[0]].type, *dy = &g->nodes[n->in[1]].type, *w = &n->type;
+  if (x->rank != 4 || dy->rank != 4 || w->rank != 4 || x->dt != DT_F32 || dy->dt != DT_F32 ||
+      w->dt != DT_F32)
+    return false;
+  for (int d = 0; d < 2; d++)
+    if (n->attr.stride[d] > 1 || n->attr.dilation[d] > 1 || ev(g, w->dims[2 + d]) != 3) return false;
+  *o = ev(g, w->dims[0]), *c = ev(g, w->dims[1]), *nimg = ev(g, dy->dims[0]);
+  *th = ceil_div(ev(g, dy->dims[2]), 4), *tw = ceil_div(ev(g, dy->dims[3]), 4);
+  return *o > 0 && *c > 0 && *nimg > 0 && *th > 0 && *tw > 0;
+}
+
+double tiles_wino_wgrad_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t nb, int64_t th,
+                                   int64_t tw, int64_t xbytes, int64_t dybytes) {
+  double rate = 0.5 * peak_1t(hw) * fmin(1.0, TILES_WINO_VECTOR_BITS / (hw->vector_bits > 0 ? hw->vector_bits : 128));
+  double t = (double)(nb * th * tw), lanes = (double)(nb * wino_plane_lanes(th, tw));
+  double flops = lanes * ((double)c * TILES_WINO_IN_FLOPS + (double)o * TILES_WINO_DY_FLOPS);
+  double scratch = 4.0 * 36 * t * (double)(c + o);
+  return flops / rate + ((double)xbytes + (double)dybytes + scratch) / core_bw(hw, scratch);
+}
+
+double tiles_wino_wgrad_out_time(const HwTarget *hw, int64_t o, int64_t c) {
+  double rate = 0.5 * peak_1t(hw) * fmin(1.0, TILES_WINO_VECTOR_BITS / (hw->vector_bits > 0 ? hw->vector_bits : 128));
+  double pairs = (double)o * (double)c, m = 4.0 * 36 * pairs;
+  return pairs * TILES_WINO_GOUT_FLOPS / rate + (m + 36.0 * pairs) / core_bw(hw, m);
+}
+
+/* the filter gradient of node i as Winograd (F(3,4) in effect: dW = Gᵀ·[(A·dy·Aᵀ) ⊙ (Bᵀ·x·B)]·G
+ * summed over the tiles) against the implicit GEMM decided as d (dW[o, 9c] = dy·colᵀ, K the
+ * positions; a direct filter gradient already chosen stays): per round the two transforms,
+ * 36 GEMMs [o x T]·[T x c] (m = c in the lanes, n = o, k = the round's tiles, B transposed)
+ * accumulating into the sums, then their output transform once */
+static void choose_wino_wgrad(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDecision *d) {
+  int64_t o, c, N, th, tw;
+  if (hw->kind != HW_CPU || d->gemm.bf16 || !wino_wgrad_shape(g, i, &o, &c, &N, &th, &tw)) return;
+  const IrNode *n = &g->nodes[i];
+  int64_t per = th * tw, nb = 1; /* images a round: the fewest dividing N with enough tiles */
+  while (nb < N && (N % nb || nb * per < TILES_WINO_WGRAD_MIN_TILES)) nb++;
+  double rounds = (double)(N / nb);
+  TileGemm wg = {.m = c, .n = o, .k = nb * per, .batch = 36, .dt = DT_F32, .trans_b = true};
+  TileDecision *wd = arena_alloc(a, sizeof *wd);
+  tiles_choose(hw, &wg, wd);
+  wd->wino_images = nb;
+  const TileGemm *gm = &d->gemm;
+  double P = (double)gm->k / (double)N, pm = N > 1 && P < 32 ? (double)N * P : P; /* CG_CONV_BATCH_DW_P */
+  double direct = (double)N * P / pm * (double)gm->batch * cpu_gemm_1t(hw, d, (double)gm->m, (double)gm->n, pm);
+  if (d->wgrad_ob > 0) direct = wgrad_direct_time(hw, gm, ev(g, g->nodes[n->in[1]].type.dims[3]));
+  int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4 / (N / nb);
+  int64_t yb = ir_type_numel(g, &g->nodes[n->in[1]].type) * 4 / (N / nb);
+  double wino = rounds * (36 * (cpu_gemm_1t(hw, wd, (double)c, (double)o, (double)(nb * per)) +
+                                4.0 * (double)(o * c) / core_bw(hw, 4.0 * 36 * (double)(o * c))) +
+                          tiles_wino_wgrad_xform_time(hw, o, c, nb, th, tw, xb, yb) + 2 * TILES_CALL_S) +
+                tiles_wino_wgrad_out_time(hw, o, c) + TILES_CALL_S;
+  bool win = wino < direct, was = d->wgrad_ob > 0;
+  if (win) d->wino = wd, d->wgrad_ob = 0;
+  size_t len = strlen(d->reason);
+  if (len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len,
+             "; Winograd filter gradient %s: %lld tiles in rounds of %lld images, modeled %.3g ms "
+             "vs %.3g ms %s (one core)",
+             win ? "chosen" : "not chosen", (long long)(N * per), (long long)nb, 1e3 * wino,
+             1e3 * direct, was ? "direct" : "implicit GEMM");
 }
 
 /* a forward f32 convolution of one group and few input channels at column stride 1 or 2
@@ -739,6 +815,7 @@ TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {
       tiles_choose(hw, &gm, &p->tiles[i]);
       choose_wino(g, i, hw, a, &p->tiles[i], step);
       choose_wgrad(g, i, hw, &p->tiles[i]);
+      choose_wino_wgrad(g, i, hw, a, &p->tiles[i]);
       choose_conv_few(g, i, hw, &p->tiles[i]);
     }
   }

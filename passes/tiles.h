@@ -84,7 +84,9 @@ typedef struct TileDecision {
   /* CPU, a 3x3 stride-1 dilation-1 ungrouped f32 forward convolution or data gradient
    * (tiles_wino_shape) where the model prefers it: Winograd F(4,3), the decision for its 36
    * GEMMs (m = the batch's 4x4 output tiles, n = output channels, k = input channels, batch
-   * 36) with the comparison in its reason; NULL: the implicit GEMM */
+   * 36) with the comparison in its reason; NULL: the implicit GEMM. For the filter gradient
+   * of such a convolution: its 36 GEMMs M[o][c] += D·Vᵀ (m = input channels, n = output
+   * channels, k = a round's tiles, B transposed) */
   const struct TileDecision *wino;
   int64_t wino_images; /* in the Winograd decision: images whose tiles one round of
                           transforms and GEMMs covers (a divisor of the batch) */
@@ -102,6 +104,13 @@ typedef struct TileDecision {
 #define TILES_WINO_OUT_FLOPS 162.0
 /* the transforms run as compiled C in 256-bit vectors (AVX2) with multiplies and adds apart */
 #define TILES_WINO_VECTOR_BITS 256.0
+/* ... a filter gradient's: dy's transform A·dy·Aᵀ per tile and output channel (4 + 6
+ * one-dimensional transforms of 12 operations), and its output transform Gᵀ·M·G per channel
+ * pair (6 + 3 of 14, and the taps' scattered stores) */
+#define TILES_WINO_DY_FLOPS 120.0
+#define TILES_WINO_GOUT_FLOPS 150.0
+/* a Winograd filter gradient's rounds cover at least this many tiles (the GEMMs' depth) */
+#define TILES_WINO_WGRAD_MIN_TILES 256
 /* tiles a vector of the transforms (rt_winograd.c WV) */
 #define TILES_WINO_LANES 8
 /* seconds per (output, input) channel pair of the filter transform a training step runs
@@ -150,6 +159,13 @@ double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t n
  * training step's Winograd kernel runs every call (rt_k_wino_filter_pack: U written
  * straight into the GEMM's panels) */
 double tiles_wino_filter_time(const HwTarget *hw, int64_t o, int64_t c);
+/* one core's time of a Winograd filter gradient's transforms for a round of nb images of th
+ * x tw tiles: x's input transform (c channels) and dy's (o channels) on the vectors of 8
+ * tiles they run, and the bytes of x, dy, V and D; and of its output transform Gᵀ·M·G (o x
+ * c pairs, once a call) */
+double tiles_wino_wgrad_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t nb, int64_t th,
+                                   int64_t tw, int64_t xbytes, int64_t dybytes);
+double tiles_wino_wgrad_out_time(const HwTarget *hw, int64_t o, int64_t c);
 /* every GEMM-like node of g; allocations in a (NULL = g->arena) */
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a);
 /* the same with the CPU's f32 GEMMs decided for bf16 inputs (--precision bf16), on AMX

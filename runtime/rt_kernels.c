@@ -1277,5 +1277,5 @@ const RtKernelSym rt_kernel_syms[] = {
     SYM(rt_k_gemv),        SYM(rt_k_batchnorm_sync), SYM(rt_grads_ready),
     SYM(rt_pool_scratch),  SYM(rt_pool_scratch_release), SYM(rt_k_bn_stat_sync),
     SYM(rt_k_wino_filter), SYM(rt_k_wino_in),       SYM(rt_k_wino_out),
-    SYM(rt_k_wino_filter_pack),
+    SYM(rt_k_wino_filter_pack), SYM(rt_k_wino_dy),  SYM(rt_k_wino_wgrad_out),
     {NULL, NULL}};

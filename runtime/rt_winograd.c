@@ -227,6 +227,7 @@ typedef struct WinoCtx {
   const float *bias, *affine; /* output: a bias per channel, or scale and shift pairs */
   int relu;
   bool avx2;
+  bool dy; /* the input side of a filter gradient's transforms: dy's 4x4 tiles (A·dy·Aᵀ) */
 } WinoCtx;
 
 static float *wino_buf(int64_t floats) {
@@ -303,19 +304,60 @@ WINO_INLINE void wino_in_vec(const float *const p[4], int64_t wp, float *v, int6
   }
 }
 
+/* A of F(4,3) (6 x 4, the output transform's Aᵀ transposed) applied to d0..d3 */
+#define WINO_A(d0, d1, d2, d3, o)                                                               \
+  do {                                                                                           \
+    v8f s02_ = (d0) + (d2), s13_ = (d1) + (d3), t02_ = (d0) + 4.0f * (d2);                      \
+    v8f t13_ = 2.0f * (d1) + 8.0f * (d3);                                                       \
+    o[0] = (d0);                                                                                \
+    o[1] = s02_ + s13_;                                                                         \
+    o[2] = s02_ - s13_;                                                                         \
+    o[3] = t02_ + t13_;                                                                         \
+    o[4] = t02_ - t13_;                                                                         \
+    o[5] = (d3);                                                                                \
+  } while (0)
+
+/* 8 of dy's 4x4 tiles into D (cstride floats between its 36 matrices) as A·dy·Aᵀ, n of them
+ * stored: the tiles of lanes 2q, 2q + 1 start at p[q] in the zero-padded plane */
+WINO_INLINE void wino_dy_vec(const float *const p[4], int64_t wp, float *v, int64_t cstride,
+                             int64_t n) {
+  v8f r[4][6]; /* r[k][s]: row k of the tile, transformed along the row */
+  for (int k = 0; k < 4; k++) {
+    const float *pk[4] = {p[0] + k * wp, p[1] + k * wp, p[2] + k * wp, p[3] + k * wp};
+    v8f d[6];
+    wino_taps_at(pk, d);
+    WINO_A(d[0], d[1], d[2], d[3], r[k]);
+  }
+  for (int s = 0; s < 6; s++) {
+    v8f o[6];
+    WINO_A(r[0][s], r[1][s], r[2][s], r[3][s], o);
+    for (int a = 0; a < 6; a++) wino_st(v + (int64_t)(a * 6 + s) * cstride, &o[a], n);
+  }
+}
+
+/* one vector of tiles of the plane being transformed: x's (wino_in_vec) or dy's */
+WINO_INLINE void wino_plane_vec(const WinoCtx *w, const float *const p[4], int64_t wp, float *v,
+                                int64_t cstride, int64_t n) {
+  if (w->dy) wino_dy_vec(p, wp, v, cstride, n);
+  else wino_in_vec(p, wp, v, cstride, n);
+}
+
 /* plane p = c·N + n (channel-major, so that one task writes all of a channel's tiles in
  * V: a row of V shared by two threads' stores would bounce between their caches): copied
  * into the zero-padded xp (rows wp floats: padding and tiles
  * past the image read zeros), then every tile row in blocks of 8 tiles, or several tile
- * rows a block where a row has 2 or 4 tiles (images of 5 to 16 columns: the vector full) */
+ * rows a block where a row has 2 or 4 tiles (images of 5 to 16 columns: the vector full).
+ * With w->dy the plane is dy's (O channels, OH x OW, no padding, 4x4 tiles) into D */
 WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t p, float *xp, int64_t wp) {
   const int64_t *g = w->g;
-  int64_t H = g[WG_H], W = g[WG_W], C = g[WG_C], tw = g[WG_TW], th = g[WG_TH];
-  int64_t rows = 4 * th + 2, n = p % g[WG_N], c = p / g[WG_N];
+  bool dy = w->dy;
+  int64_t H = g[dy ? WG_OH : WG_H], W = g[dy ? WG_OW : WG_W], C = g[dy ? WG_O : WG_C];
+  int64_t ph = dy ? 0 : g[WG_PH], pw = dy ? 0 : g[WG_PW], tw = g[WG_TW], th = g[WG_TH];
+  int64_t rows = 4 * th + (dy ? 0 : 2), n = p % g[WG_N], c = p / g[WG_N];
   const float *x = w->src + (n * C + c) * H * W;
-  int64_t T = g[WG_N] * th * tw, cw = W + g[WG_PW] > wp ? wp - g[WG_PW] : W;
-  for (int64_t ih = 0; ih < H && ih + g[WG_PH] < rows; ih++)
-    memcpy(xp + (ih + g[WG_PH]) * wp + g[WG_PW], x + ih * W, (size_t)cw * sizeof(float));
+  int64_t T = g[WG_N] * th * tw, cw = W + pw > wp ? wp - pw : W;
+  for (int64_t ih = 0; ih < H && ih + ph < rows; ih++)
+    memcpy(xp + (ih + ph) * wp + pw, x + ih * W, (size_t)cw * sizeof(float));
   if (wino_rows(tw, th)) { /* lane l: tile l % tw of row i0 + l / tw (rows past th: lanes
                               * not stored, reading the last row) */
     for (int64_t i0 = 0; i0 < th; i0 += WV / tw) {
@@ -325,7 +367,7 @@ WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t p, float *xp, int64_t w
         int64_t i = i0 + 2 * q / tw;
         p[q] = xp + 4 * (i < th ? i : th - 1) * wp + 8 * q % (4 * tw);
       }
-      wino_in_vec(p, wp, w->dst + c * T + t, C * T, end - t < WV ? end - t : WV);
+      wino_plane_vec(w, p, wp, w->dst + c * T + t, C * T, end - t < WV ? end - t : WV);
     }
     return;
   }
@@ -335,7 +377,7 @@ WINO_INLINE void wino_in_plane(const WinoCtx *w, int64_t p, float *xp, int64_t w
       /* all 8 lanes where the plane's later tiles (written afterwards) take the others */
       int64_t n_ = tw - j0 < WV && t + WV > (n + 1) * th * tw ? tw - j0 : WV;
       const float *row = xp + 4 * i * wp + 4 * j0, *p[4] = {row, row + 8, row + 16, row + 24};
-      wino_in_vec(p, wp, w->dst + c * T + t, C * T, n_);
+      wino_plane_vec(w, p, wp, w->dst + c * T + t, C * T, n_);
     }
 }
 
@@ -456,6 +498,76 @@ WINO_INLINE void wino_out_planes(const WinoCtx *w, int64_t lo, int64_t hi) {
   for (int64_t p = lo; p < hi; p++) wino_out_plane(w, p);
 }
 
+/* ---- the filter gradient's output transform: dW = Gᵀ·M·G per channel pair ----------- */
+
+/* Gᵀ of F(4,3) applied to m0..m5 (vectors): the three taps along one direction */
+#define WINO_GT(m0, m1, m2, m3, m4, m5, o)                                                      \
+  do {                                                                                           \
+    v8f s12_ = (m1) + (m2), s34_ = (m3) + (m4);                                                 \
+    o[0] = (m0) * 0.25f - s12_ * (1.0f / 6) + s34_ * (1.0f / 24);                               \
+    o[1] = ((m2) - (m1)) * (1.0f / 6) + ((m3) - (m4)) * (1.0f / 12);                            \
+    o[2] = (s34_ - s12_) * (1.0f / 6) + (m5);                                                   \
+  } while (0)
+
+typedef struct WinoGradOut {
+  const float *M;
+  float *dw;
+  int64_t O, C, nt;
+  bool avx2;
+} WinoGradOut;
+
+/* rows [lo, hi) of output channels: 8 input channels a vector (the last block's lanes past
+ * C read zeros and are not stored) */
+WINO_INLINE void wino_gout_rows(const WinoGradOut *w, int64_t lo, int64_t hi) {
+  int64_t O = w->O, C = w->C;
+  for (int64_t o = lo; o < hi; o++)
+    for (int64_t c0 = 0; c0 < C; c0 += WV) {
+      int64_t n = C - c0 < WV ? C - c0 : WV;
+      v8f r[6][3]; /* r[a][s]: row a of M·G */
+      for (int a = 0; a < 6; a++) {
+        v8f m[6];
+        for (int b = 0; b < 6; b++) {
+          const float *p = w->M + ((int64_t)(a * 6 + b) * O + o) * C + c0;
+          if (n == WV) LD(m[b], p);
+          else {
+            m[b] = (v8f){0};
+            for (int64_t l = 0; l < n; l++) m[b][l] = p[l];
+          }
+        }
+        WINO_GT(m[0], m[1], m[2], m[3], m[4], m[5], r[a]);
+      }
+      float t[9][WV];
+      for (int s = 0; s < 3; s++) {
+        v8f q[3];
+        WINO_GT(r[0][s], r[1][s], r[2][s], r[3][s], r[4][s], r[5][s], q);
+        for (int k = 0; k < 3; k++) ST(t[k * 3 + s], q[k]);
+      }
+      float *d = w->dw + (o * C + c0) * 9;
+      for (int64_t l = 0; l < n; l++)
+        for (int k = 0; k < 9; k++) d[l * 9 + k] = t[k][l];
+    }
+}
+
+static void wino_gout_base(const WinoGradOut *w, int64_t lo, int64_t hi) { wino_gout_rows(w, lo, hi); }
+#if WINO_X86
+__attribute__((target("avx2"))) static void wino_gout_avx2(const WinoGradOut *w, int64_t lo,
+                                                           int64_t hi) {
+  wino_gout_rows(w, lo, hi);
+}
+#endif
+
+static void wino_gout_task(void *c, int64_t t) {
+  const WinoGradOut *w = c;
+  int64_t lo = w->O * t / w->nt, hi = w->O * (t + 1) / w->nt;
+#if WINO_X86
+  if (w->avx2) {
+    wino_gout_avx2(w, lo, hi);
+    return;
+  }
+#endif
+  wino_gout_base(w, lo, hi);
+}
+
 /* ---- dispatch: the same loops for baseline x86-64 and AVX2 ---------------------------- */
 
 static void wino_in_base(const WinoCtx *w, int64_t lo, int64_t hi) { wino_in_planes(w, lo, hi); }
@@ -514,8 +626,28 @@ void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom) {
   wino_par(pool, &w, false, geom[WG_N] * geom[WG_C], 36 * geom[WG_TH] * geom[WG_TW]);
 }
 
+void rt_k_wino_dy(void *pool, const float *dy, float *D, const int64_t *geom) {
+  WinoCtx w = {.g = geom, .src = dy, .dst = D, .dy = true};
+  wino_par(pool, &w, false, geom[WG_N] * geom[WG_O], 36 * geom[WG_TH] * geom[WG_TW]);
+}
+
 void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
                    int32_t relu, const int64_t *geom) {
   WinoCtx w = {.g = geom, .src = M, .dst = y, .bias = bias, .affine = affine, .relu = relu};
   wino_par(pool, &w, true, geom[WG_N] * geom[WG_O], 36 * geom[WG_TH] * geom[WG_TW]);
+}
+
+void rt_k_wino_wgrad_out(void *pool, const float *M, float *dw, int64_t O, int64_t C) {
+  WinoGradOut w = {.M = M, .dw = dw, .O = O, .C = C, .nt = rt_pool_size(pool)};
+#if WINO_X86
+  w.avx2 = __builtin_cpu_supports("avx2");
+#endif
+  if (O * C < 4096) w.nt = 1; /* small filters on the caller */
+  if (w.nt > O) w.nt = O;
+  if (w.nt <= 1) {
+    w.nt = 1;
+    wino_gout_task(&w, 0);
+  } else {
+    rt_parallel_for(pool, w.nt, wino_gout_task, &w);
+  }
 }

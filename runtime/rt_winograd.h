@@ -27,4 +27,10 @@ void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom);
  * (bias not NULL), or ·affine[2o] + affine[2o + 1] (a folded batchnorm), then relu */
 void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
                    int32_t relu, const int64_t *geom);
+/* the filter gradient's input side: D[36][O][T] = A·dy·Aᵀ for every 4x4 tile of dy [N, O,
+ * OH, OW] (zeros past its edges), the tiles and T as V's (A = (Aᵀ)ᵀ of the output transform) */
+void rt_k_wino_dy(void *pool, const float *dy, float *D, const int64_t *geom);
+/* the filter gradient from the 36 GEMMs' sums M[36][O][C] = Σ_t D[xi][o][t]·V[xi][c][t]:
+ * dw[o][c] = Gᵀ·M[.][o][c]·G (6x6 to the 3x3 taps), dw [O, C, 3, 3] overwritten */
+void rt_k_wino_wgrad_out(void *pool, const float *M, float *dw, int64_t O, int64_t C);
 #endif

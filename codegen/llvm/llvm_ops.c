@@ -2042,6 +2042,62 @@ static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVa
   return 0;
 }
 
+/* the 36 GEMMs of a Winograd filter gradient's round: M[xi] += D[xi]·V[xi]ᵀ ([O x T]·[T x
+ * C], V stored C x T) for xi in [x0, x1), each on its task's thread (one sequence of rounds
+ * per xi: the sums do not depend on the threads) */
+static void wgrad_gemms(CgEmit *e, const CgKernel *k, const WinoGemms *w, LLVMValueRef x0,
+                        LLVMValueRef x1) {
+  (void)k;
+  const CgConv *c = w->c;
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, w->s_off);
+  LLVMValueRef D = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
+  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * (c->C + c->O) * c->T * 4));
+  Loop l;
+  loop_begin(e, &l, x0, x1, 1);
+  LLVMValueRef A = gep8(e, D, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
+  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
+  LLVMValueRef C = gep8(e, M, mul(e, l.iv, cg_c64(e, c->O * c->C * 4)));
+  gemm_call(e, w->f, c->O, c->C, c->T, A, c->T, B, c->T, C, c->C, NULL);
+  loop_end(e, &l);
+}
+
+static void wgrad_gemm_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  LLVMValueRef x0 = LLVMBuildSDiv(e->b, mul(e, t, cg_c64(e, 36)), nt, "");
+  LLVMValueRef x1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), cg_c64(e, 36)), nt, "");
+  wgrad_gemms(e, k, arg, x0, x1);
+}
+
+/* the filter gradient of a 3x3 stride-1 convolution as Winograd (CgConv.wino_wgrad,
+ * docs/cpu-convolutions.md): the sums M[36][O][C] zeroed, then per round of NB images x's
+ * input transform V (the forward's), dy's D = A·dy·Aᵀ and the 36 GEMMs M[xi] += D[xi]·V[xi]ᵀ
+ * (one a task), then dW = Gᵀ·M·G (runtime/rt_winograd.c); dW is overwritten */
+static int lower_wgrad_wino(CgEmit *e, const CgKernel *k, const CgConv *c) {
+  const IrNode *n = node(e, k->node);
+  LlvmGemmSpec sp = {.trans_b = 1, .accumulate = 1};
+  gemm_blocking(e, k->tile->wino, true, &sp.blk);
+  LLVMValueRef f = gemm_fn(e, &sp);
+  if (!f) return -1;
+  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  LLVMValueRef D = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
+  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * (c->C + c->O) * c->T * 4));
+  int64_t g[11] = {c->NB, c->C, c->H, c->W, c->O, c->OH, c->OW, c->ph, c->pw, c->TH, c->TW};
+  LLVMValueRef geom = const_table(e, g, 11);
+  WinoGemms wg = {c, f, 0, k->scratch_offset};
+  memset0(e, M, 36 * c->O * c->C * 4);
+  Loop lr; /* rounds of NB images */
+  loop_begin(e, &lr, cg_c64(e, 0), cg_c64(e, c->N / c->NB), 1);
+  LLVMValueRef X = gep8(e, cg_ptr(e, n->in[0]), mul(e, lr.iv, cg_c64(e, c->NB * c->C * c->H * c->W * 4)));
+  LLVMValueRef DY = gep8(e, cg_ptr(e, n->in[1]), mul(e, lr.iv, cg_c64(e, c->NB * c->O * c->OH * c->OW * 4)));
+  LLVMValueRef ain[4] = {e->pool, X, S, geom}, ady[4] = {e->pool, DY, D, geom};
+  rt_call(e, "rt_k_wino_in", "pppp", ain);
+  rt_call(e, "rt_k_wino_dy", "pppp", ady);
+  run_tasks(e, k, 36, wgrad_gemm_task, &wg);
+  loop_end(e, &lr);
+  LLVMValueRef aout[5] = {e->pool, M, cg_ptr(e, k->out), cg_c64(e, c->O), cg_c64(e, c->C)};
+  rt_call(e, "rt_k_wino_wgrad_out", "pppll", aout);
+  return 0;
+}
+
 /* the data gradient of a convolution whose images share one GEMM per group (CgConv.batch):
  * dy's rows copied to T[Og][N·P] after the unfold, dcol[K][N·P] = Wᵀ·T, and each image's
  * columns summed into dx (col2im) */
@@ -2250,6 +2306,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_depthwise(e, k, &c);
     return 0;
   }
+  if (c.wino && c.wino_wgrad) return lower_wgrad_wino(e, k, &c);
   if (c.wino) return lower_conv_wino(e, k, &c, bnt);
   if (c.few) return lower_conv_few(e, k, &c);
   if (c.depthwise && n->op == OP_CONV2D_BWD_DATA) {

@@ -340,7 +340,8 @@ static int cmp_anchor(const void *a, const void *b) {
 
 /* Winograd F(4,3): V[36][C][T] and M[36][O][T] per call, U[36][O][C] while the filter is
  * transformed and packed (plan_pack.c); with step (CgKernel.wino_step) U's packed panels,
- * written every call, come first */
+ * written every call, come first. A filter gradient (wino_wgrad): V[36][C][T], dy's
+ * D[36][O][T] and the sums M[36][O][C] over the rounds */
 static void conv_wino_scratch(CgConv *c, int64_t nb, bool step) {
   c->TH = (c->OH + 3) / 4, c->TW = (c->OW + 3) / 4;
   c->NB = nb >= 1 && nb <= c->N && c->N % nb == 0 ? nb : c->N;
@@ -353,7 +354,7 @@ static void conv_wino_scratch(CgConv *c, int64_t nb, bool step) {
     return;
   }
   c->upack = up;
-  c->scratch = step ? up + vm : vm > u ? vm : u;
+  c->scratch = step ? up + vm : c->wino_wgrad ? u + vm : vm > u ? vm : u;
 }
 
 /* a data gradient as the Winograd convolution it is: dy in, dx out, padding 2 - p */
@@ -367,17 +368,18 @@ static void conv_wino_bwd(CgConv *c) {
   c->wino_bwd = true;
 }
 
-/* the kernel of a 3x3 stride-1 conv2d (or its data gradient) runs Winograd F(4,3): the
- * target does it (with its packed weights; training plans transform the filter per call),
- * the tiles pass chose it */
+/* the kernel of a 3x3 stride-1 conv2d (or its data or filter gradient) runs Winograd
+ * F(4,3): the target does it (with its packed weights; training plans transform the filter
+ * per call), the tiles pass chose it (for a filter gradient: choose_wino_wgrad) */
 static bool plan_wino(const CgPlan *p, const CgKernel *k) {
   const CgTarget *t = p->target;
   if (k->kind != CGK_CONV || !t || !t->winograd || !t->prepack || !k->tile || !k->tile->wino ||
       k->tile->gpu)
     return false;
   const IrNode *n = &p->g->nodes[k->node];
-  return n->op == OP_CONV2D || (n->op == OP_CONV2D_BWD_DATA && n->attr.pad[0] <= 2 &&
-                                n->attr.pad[1] <= 2 && !k->bias && !k->relu);
+  return n->op == OP_CONV2D || n->op == OP_CONV2D_BWD_FILTER ||
+         (n->op == OP_CONV2D_BWD_DATA && n->attr.pad[0] <= 2 && n->attr.pad[1] <= 2 &&
+          !k->bias && !k->relu);
 }
 
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
@@ -421,6 +423,7 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   c->wino = ki >= 0 && p->k[ki].wino;
   if (c->wino) {
     if (n->op == OP_CONV2D_BWD_DATA) conv_wino_bwd(c);
+    c->wino_wgrad = n->op == OP_CONV2D_BWD_FILTER; /* x, dy in (the forward's fields), dW out */
     conv_wino_scratch(c, p->k[ki].tile->wino->wino_images, p->k[ki].wino_step);
     return;
   }
@@ -817,7 +820,8 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
         tiles->tiles[k->node].valid)
       k->tile = &tiles->tiles[k->node]; /* before the geometry: a transposed conv's scratch */
     k->wino = plan_wino(p, k);
-    if (k->wino && !cg_wino_packs_once(p, k, inference)) { /* the filter's panels every call */
+    if (k->wino && g->nodes[k->node].op != OP_CONV2D_BWD_FILTER &&
+        !cg_wino_packs_once(p, k, inference)) { /* the filter's panels every call */
       CgConv cv;
       cg_conv_geom(p, k->node, &cv);
       k->wino_step = true;

@@ -127,7 +127,8 @@ typedef struct CgKernel {
   bool wino;        /* CONV2D, or the CONV2D_BWD_DATA of a 3x3 stride-1 convolution, as
                        Winograd F(4,3) (target winograd and prepack, the tiles pass's choice):
                        input transform into scratch, 36 GEMMs with the transformed filter as
-                       A, output transform + epilogue */
+                       A, output transform + epilogue; or its CONV2D_BWD_FILTER
+                       (CgConv.wino_wgrad: the filter gradient's transforms and GEMMs) */
   bool wino_step;   /* wino whose filter is not packed once (cg_wino_packs_once: a training
                        step's filter changes every step; a data gradient's): each call
                        transforms it straight into packed panels in the kernel's scratch
@@ -319,6 +320,11 @@ typedef struct CgConv {
                            O, OH, OW), dx [N, O, OH, OW] out, padding 2 - the forward's, the
                            filter rotated with its channels swapped (wino_bwd) */
   bool wino_bwd;        /* wino of a CONV2D_BWD_DATA */
+  bool wino_wgrad;      /* wino of a CONV2D_BWD_FILTER (the fields the forward's: x [N, C, H,
+                           W] and dy [N, O, OH, OW] in, dW [O, C, 3, 3] out): per round the
+                           input transform V[36][C][T], dy's D[36][O][T] = A·dy·Aᵀ, 36 GEMMs
+                           M[xi][O][C] += D[xi]·V[xi]ᵀ (K: the round's tiles) into the sums
+                           after them in scratch, then dW = Gᵀ·M·G */
   int64_t upack;        /* wino_step: bytes of the transformed filter's panels at the start
                            of scratch (V and M after them); else 0 */
   int64_t OB;           /* a filter gradient computed directly (the tile's wgrad_ob, on a

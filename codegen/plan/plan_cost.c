@@ -680,6 +680,41 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   if (k->wino_step) wino_step_cost(&cv, hw, threads, c);
 }
 
+/* a Winograd filter gradient (CgConv.wino_wgrad, llvm_ops.c lower_wgrad_wino), in rounds of
+ * NB images: x's and dy's transforms over the planes (tiles_wino_wgrad_xform_time), then 36
+ * GEMMs [O x T]·[T x C] one a task (the busiest thread runs ceil(36 / threads) of them whole
+ * a round), both operands packed every call, B stored N x K, each call reading and writing
+ * its sums M[O][C]; after the rounds the output transform Gᵀ·M·G over the output channels.
+ * FLOPs stay the convolution's count; the efficiency is that of the GEMMs. */
+static void wino_wgrad_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                            CgKernelCost *c) {
+  const TileDecision *t = k->tile->wino;
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  CgGemmShape s = {.m = cv.O, .n = cv.C, .k = cv.T, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
+                   .kc = t->kc, .nc = t->mc, .b_transposed = true, .lat_eff = t->eff / wave / tile};
+  CgGemmRun run;
+  cg_cpu_gemm(hw, &s, 1, &run);
+  if (run.t_fma <= 0) return;
+  double rounds = (double)(cv.N / cv.NB), busiest = rounds * ceil(36.0 / threads);
+  double gemm_flops = rounds * 36 * 2.0 * (double)cv.O * (double)cv.T * (double)cv.C;
+  double sums = 8.0 * (double)cv.O * (double)cv.C; /* one GEMM's sums read and written */
+  c->threads = threads < 36 ? threads : 36;
+  c->t_compute = busiest * run.t_fma;
+  c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads));
+  double planes = (double)cv.NB * (double)(cv.C < cv.O ? cv.C : cv.O);
+  int xt = (int)fmin(threads, planes), ot = cv.O * cv.C < 4096 ? 1 : (int)fmin(threads, cv.O);
+  double xf = rounds * tiles_wino_wgrad_xform_time(hw, cv.O, cv.C, cv.NB, cv.TH, cv.TW,
+                                                   4 * cv.NB * cv.C * cv.H * cv.W,
+                                                   4 * cv.NB * cv.O * cv.OH * cv.OW);
+  c->scratch = rounds * (2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 36 * sums);
+  c->t_scratch = busiest * (run.t_pack + sums / cg_level_bw(hw, level_of(hw, 36 * sums / 2, 1), 1)) +
+                 xf / (xt > 0 ? xt : 1) + tiles_wino_wgrad_out_time(hw, cv.O, cv.C) / (ot > 0 ? ot : 1);
+  c->overhead = busiest * (CG_CALL_S + CG_SCRATCH_S) + rounds * (c->threads > 1 ? hw->overhead_s : 0) +
+                (2 * rounds + 1) * (xt > 1 ? hw->overhead_s : CG_CALL_S);
+}
+
 /* the FLOPs an elementwise group's transcendentals cost beyond the counting rules: Phi
  * (GELU and its backward) CG_PHI_EXTRA each, square roots CG_SQRT_EXTRA, the other
  * polynomial ones CG_TRANSC_EXTRA */
@@ -733,7 +768,8 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
   if (packed && hw->kind == HW_CPU) c->overhead += alloc_time(p, k);
   if (gemm && k->tile && !k->tile->gpu && hw->kind == HW_CPU) {
-    if (k->wino) wino_cost(p, k, hw, threads, c);
+    if (k->wino && p->g->nodes[k->node].op == OP_CONV2D_BWD_FILTER) wino_wgrad_cost(p, k, hw, threads, c);
+    else if (k->wino) wino_cost(p, k, hw, threads, c);
     else cpu_gemm_cost(p, k, hw, threads, c);
   }
   if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);

@@ -165,10 +165,12 @@ void cg_plan_print(FILE *out, const CgPlan *p) {
     if (k->wino) {
       CgConv c;
       cg_conv_geom(p, k->node, &c);
-      fprintf(out, "     winograd F(4,3): %lld rounds of %lld images, %lld tiles of 4x4 a round "
+      fprintf(out, "     winograd F(4,3)%s: %lld rounds of %lld images, %lld tiles of 4x4 a round "
               "(%lld x %lld an image), 36 GEMMs [%lld x %lld]·[%lld x %lld]\n",
-              (long long)(c.N / c.NB), (long long)c.NB, (long long)c.T, (long long)c.TH,
-              (long long)c.TW, (long long)c.O, (long long)c.C, (long long)c.C, (long long)c.T);
+              c.wino_wgrad ? " filter gradient" : "", (long long)(c.N / c.NB), (long long)c.NB,
+              (long long)c.T, (long long)c.TH, (long long)c.TW, (long long)c.O,
+              (long long)(c.wino_wgrad ? c.T : c.C), (long long)(c.wino_wgrad ? c.T : c.C),
+              (long long)(c.wino_wgrad ? c.C : c.T));
     }
     if (k->tile) print_tile(out, k->wino ? k->tile->wino : k->tile);
   }

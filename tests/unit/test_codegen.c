@@ -1207,20 +1207,25 @@ static void host_plan_of(CgModelPlan *P, IrGraph *fwd, IrGraph *tg, bool wino, D
 static void host_plan(CgModelPlan *P, bool wino, Diag *d) { host_plan_of(P, G, NULL, wino, d); }
 
 /* the kernels the host's plan of fwd (with tg: the training plan of tg) runs as Winograd
- * F(4,3), with winograd on or off (--no-winograd): forward convolutions (*nf) and data
- * gradients (*nd); a training plan's transform their filters every call */
-static void wino_plan_count(IrGraph *fwd, IrGraph *tg, bool on, int *nf, int *nd) {
+ * F(4,3), with winograd on or off (--no-winograd): forward convolutions (*nf), data
+ * gradients (*nd) and filter gradients (*nw, may be NULL); a training plan's forwards and
+ * data gradients transform their filters every call */
+static void wino_plan_count(IrGraph *fwd, IrGraph *tg, bool on, int *nf, int *nd, int *nw) {
   Diag *d = diag_new(stderr);
   CgModelPlan P;
   host_plan_of(&P, fwd, tg, on, d);
   const CgPlan *p = tg ? &P.pt : &P.pf;
+  int w = 0;
   *nf = *nd = 0;
   for (int ki = 0; ki < p->nk; ki++) {
     if (!p->k[ki].wino) continue;
-    ck_assert(!tg || p->k[ki].wino_step);
-    if (p->g->nodes[p->k[ki].node].op == OP_CONV2D) ++*nf;
-    else ++*nd;
+    OpKind op = p->g->nodes[p->k[ki].node].op;
+    ck_assert(!tg || op == OP_CONV2D_BWD_FILTER || p->k[ki].wino_step);
+    if (op == OP_CONV2D) ++*nf;
+    else if (op == OP_CONV2D_BWD_DATA) ++*nd;
+    else ++w;
   }
+  if (nw) *nw = w;
   cg_model_plan_free(&P);
   diag_free(d);
 }
@@ -1228,8 +1233,9 @@ static void wino_plan_count(IrGraph *fwd, IrGraph *tg, bool on, int *nf, int *nd
 /* the convolutions and data gradients of G that the host's forward plan runs as Winograd */
 static int wino_kernels(bool on) {
   int nf, nd;
-  wino_plan_count(G, NULL, on, &nf, &nd);
-  return nf + nd;
+  int nw;
+  wino_plan_count(G, NULL, on, &nf, &nd, &nw);
+  return nf + nd + nw;
 }
 
 /* F(4,3) in f32 rounds the transformed filter (G·g·Gᵀ), the input tile's transform (Bᵀ·d·B:
@@ -1320,7 +1326,7 @@ START_TEST(winograd_data_grad) {
     int in2[2] = {dy, w};
     out("dx", op_h(OP_CONV2D_BWD_DATA, in2, 2, &at, &xt));
     int nf, nd;
-    wino_plan_count(G, NULL, true, &nf, &nd);
+    wino_plan_count(G, NULL, true, &nf, &nd, NULL);
     ck_assert_msg(nd == 1, "case %zu: the plan runs the data gradient as Winograd F(4,3)", c);
     ck_assert_int_eq(wino_kernels(false), 0);
     char what[64];
@@ -1331,8 +1337,50 @@ START_TEST(winograd_data_grad) {
 }
 END_TEST
 
+/* The filter gradient of a 3x3 stride-1 convolution as Winograd (dW = Gᵀ·[(A·dy·Aᵀ) ⊙
+ * (Bᵀ·x·B)]·G summed over the tiles: 36 GEMMs whose depth is the tiles) against the
+ * interpreter: padding 1 and 0, dy of 4k to 4k+3 rows and columns (partial tiles read dy's
+ * zeros), one image and three, several rounds, channels that are not multiples of 16; the
+ * plan must run each as Winograd, and not with --no-winograd. dW sums N·OH·OW products, so
+ * its error is relative to its largest value, as the forward's (the tolerance is the
+ * winograd test's) */
+START_TEST(winograd_filter_grad) {
+  static const WinoCase cs[] = {
+      {40, 56, 64, 64, 1, 1}, /* 4k x 4k: 256 tiles, one round */
+      {36, 44, 49, 50, 1, 3}, /* 4k+1 x 4k+2, three images, three rounds */
+      {48, 40, 41, 43, 0, 1}, /* unpadded: dy 39 x 41 (4k+3 x 4k+1) */
+      {52, 36, 30, 38, 0, 3}, /* unpadded: dy 28 x 36 (4k x 4k), three images */
+      {64, 72, 27, 27, 1, 3}, /* 4k+3 x 4k+3, three images */
+      {40, 48, 14, 14, 1, 3}, /* 4 x 4 tiles an image: several tile rows a vector */
+  };
+  g_atol_scaled = true;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("wino_dw");
+    int oh = cs[c].H + 2 * cs[c].pad - 2, ow = cs[c].W + 2 * cs[c].pad - 2;
+    int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
+    int dy = IN("dy", 4, cs[c].N, cs[c].O, oh, ow);
+    int w = IN("w", 4, cs[c].O, cs[c].C, 3, 3);
+    IrAttr at = {.kernel = {3, 3}, .stride = {1, 1}, .pad = {cs[c].pad, cs[c].pad},
+                 .dilation = {1, 1}, .groups = 1};
+    IrType wt = G->nodes[w].type;
+    int in2[2] = {x, dy};
+    out("dw", op_h(OP_CONV2D_BWD_FILTER, in2, 2, &at, &wt));
+    int nf, nd, nw;
+    wino_plan_count(G, NULL, true, &nf, &nd, &nw);
+    ck_assert_msg(nw == 1, "case %zu: the plan runs the filter gradient as Winograd F(4,3)", c);
+    ck_assert_int_eq(wino_kernels(false), 0);
+    char what[64];
+    snprintf(what, sizeof what, "winograd filter gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, WINO_ATOL_SCALED);
+  }
+  g_atol_scaled = false;
+}
+END_TEST
+
 /* three 3x3 stride-1 convolutions, unpadded in the middle (its data gradient pads by 2),
  * images of 4k+3 x 4k+2 and 4k+1 x 4k rows and columns, 12 to 28 channels, batch 3 */
+/* the filter gradients of the net's step the host's plan runs as Winograd */
+#define WINO_TRAIN_WGRADS 2
 static const char wino_train_net[] =
     "model wtrain {\n"
     "  dim N = 3\n"
@@ -1414,11 +1462,13 @@ START_TEST(winograd_train) {
   IrGraph *tg = pass_train_graph(g, t, &info, d);
   ck_assert_ptr_nonnull(tg);
   int nf, nd;
-  wino_plan_count(g, tg, true, &nf, &nd);
-  ck_assert_msg(nf == 3 && nd == 2, "the training plan runs %d forwards and %d data gradients "
-                "as Winograd (3 and 2 expected)", nf, nd);
-  wino_plan_count(g, tg, false, &nf, &nd);
-  ck_assert_int_eq(nf + nd, 0);
+  int nw;
+  wino_plan_count(g, tg, true, &nf, &nd, &nw);
+  ck_assert_msg(nf == 3 && nd == 2 && nw == WINO_TRAIN_WGRADS,
+                "the training plan runs %d forwards, %d data gradients and %d filter gradients "
+                "as Winograd (3, 2 and %d expected)", nf, nd, nw, WINO_TRAIN_WGRADS);
+  wino_plan_count(g, tg, false, &nf, &nd, &nw);
+  ck_assert_int_eq(nf + nd + nw, 0);
   CgModel *m = llvm_model_emit(g, tg, t, NULL, d);
   ck_assert_ptr_nonnull(m);
   const RtModelDesc *desc = llvm_model_jit(m, d);
@@ -2042,6 +2092,7 @@ int main(void) {
   tcase_add_checked_fixture(tw, wino_host_setup, wino_host_teardown);
   tcase_add_test(tw, winograd);
   tcase_add_test(tw, winograd_data_grad);
+  tcase_add_test(tw, winograd_filter_grad);
   tcase_add_test(tw, winograd_train);
   suite_add_tcase(s, tw);
   TCase *tp = tcase_create("packed");

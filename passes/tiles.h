@@ -110,7 +110,7 @@ typedef struct TileDecision {
 #define TILES_WINO_DY_FLOPS 120.0
 #define TILES_WINO_GOUT_FLOPS 150.0
 /* a Winograd filter gradient's rounds cover at least this many tiles (the GEMMs' depth) */
-#define TILES_WINO_WGRAD_MIN_TILES 256
+#define TILES_WINO_WGRAD_MIN_TILES 32
 /* tiles a vector of the transforms (rt_winograd.c WV) */
 #define TILES_WINO_LANES 8
 /* seconds per (output, input) channel pair of the filter transform a training step runs

@@ -693,7 +693,8 @@ static void wino_wgrad_cost(const CgPlan *p, const CgKernel *k, const HwTarget *
   cg_conv_geom(p, k->node, &cv);
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = cv.O, .n = cv.C, .k = cv.T, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
-                   .kc = t->kc, .nc = t->mc, .b_transposed = true, .lat_eff = t->eff / wave / tile};
+                   .kc = t->kc, .nc = t->mc, .a_strided = true, .b_transposed = true,
+                   .lat_eff = t->eff / wave / tile};
   CgGemmRun run;
   cg_cpu_gemm(hw, &s, 1, &run);
   if (run.t_fma <= 0) return;

@@ -9,7 +9,8 @@
 # saved weights compared byte for byte; and threads/wino.nn (Winograd F(4,3) convolutions:
 # transforms split by planes, GEMMs by output slices) inferred on each, outputs compared
 # byte for byte, and trained for two steps (its training step's forwards and data
-# gradients Winograd too, the filters transformed every step, split by panels), weights
+# gradients Winograd too, the filters transformed every step, split by panels; its filter
+# gradients Winograd, their 36 GEMMs one a task, accumulated over rounds), weights
 # compared byte for byte; and threads/epi.nn (elementwise groups in convolution epilogues,
 # the global mean) inferred on each, outputs compared byte for byte. The sizes are chosen
 # so that the runtime kernels split their work over the
@@ -52,8 +53,11 @@ PYEOF
 "$NNC" build "$SRC/tests/kernels/threads/wino.nn" -o "$T/w" || die "nnc build wino"
 n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
 [ "$n" = 3 ] || die "wino.nn: $n of its 3 convolutions planned as Winograd F(4,3)"
-n=$("$NNC" emit --emit=kernels --train "$SRC/tests/kernels/threads/wino.nn" | grep -c "winograd F(4,3)")
+"$NNC" emit --emit=kernels --train "$SRC/tests/kernels/threads/wino.nn" > "$T/wk.txt" || die "nnc emit wino"
+n=$(grep -c "winograd F(4,3):" "$T/wk.txt")
 [ "$n" = 5 ] || die "wino.nn's training step: $n of its 3 convolutions and 2 data gradients planned as Winograd F(4,3)"
+n=$(grep -c "winograd F(4,3) filter gradient:" "$T/wk.txt")
+[ "$n" = 3 ] || die "wino.nn's training step: $n of its 3 filter gradients planned as Winograd"
 "$NNC" build "$SRC/tests/kernels/threads/epi.nn" --no-winograd -o "$T/e" || die "nnc build epi"
 n=$("$NNC" emit --emit=kernels "$SRC/tests/kernels/threads/epi.nn" --no-winograd | grep -c "then elementwise")
 [ "$n" = 2 ] || die "epi.nn: $n of its 2 dense convolutions with their groups fused"

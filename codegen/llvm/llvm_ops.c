@@ -1951,7 +1951,8 @@ static int lower_bwd_filter_batch(CgEmit *e, const CgKernel *k, const CgConv *c,
 
 /* the 36 GEMMs of a Winograd round: M[xi] = U[xi]·V[xi] for xi in [x0, x1), each over the
  * pool (inside a task, or below its threshold for threads, a GEMM runs on its thread alone,
- * packing into that thread's kept buffer) */
+ * packing into that thread's kept buffer); a filter gradient's (CgConv.wino_wgrad) add
+ * D[xi]·V[xi]ᵀ to the sums, each xi's in the same order whatever the threads */
 typedef struct WinoGemms {
   const CgConv *c;
   LLVMValueRef f;
@@ -1963,14 +1964,21 @@ static void wino_gemms(CgEmit *e, const CgKernel *k, const WinoGemms *w, LLVMVal
                        LLVMValueRef x1) {
   const CgConv *c = w->c;
   LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, w->s_off);
-  LLVMValueRef U = cg_region_ptr(e, CG_REGION_ARENA, w->u_off);
-  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
+  LLVMValueRef R = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4)); /* after V: M, or dy's D */
   Loop l;
   loop_begin(e, &l, x0, x1, 1);
-  LLVMValueRef A = gep8(e, U, mul(e, l.iv, cg_c64(e, k->packed_rpad * k->packed_k * 4)));
-  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
-  LLVMValueRef C = gep8(e, M, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
-  gemm_call(e, w->f, c->O, c->T, c->C, A, k->packed_rpad, B, c->T, C, c->T, NULL);
+  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4))); /* V[xi] */
+  if (c->wino_wgrad) { /* sums[xi] += D[xi]·V[xi]ᵀ ([O x T]·[T x C], V stored C x T) */
+    LLVMValueRef A = gep8(e, R, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
+    LLVMValueRef sums = gep8(e, S, cg_c64(e, 36 * (c->C + c->O) * c->T * 4));
+    LLVMValueRef C = gep8(e, sums, mul(e, l.iv, cg_c64(e, c->O * c->C * 4)));
+    gemm_call(e, w->f, c->O, c->C, c->T, A, c->T, B, c->T, C, c->C, NULL);
+  } else {
+    LLVMValueRef U = cg_region_ptr(e, CG_REGION_ARENA, w->u_off);
+    LLVMValueRef A = gep8(e, U, mul(e, l.iv, cg_c64(e, k->packed_rpad * k->packed_k * 4)));
+    LLVMValueRef C = gep8(e, R, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
+    gemm_call(e, w->f, c->O, c->T, c->C, A, k->packed_rpad, B, c->T, C, c->T, NULL);
+  }
   loop_end(e, &l);
 }
 
@@ -2042,31 +2050,6 @@ static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVa
   return 0;
 }
 
-/* the 36 GEMMs of a Winograd filter gradient's round: M[xi] += D[xi]·V[xi]ᵀ ([O x T]·[T x
- * C], V stored C x T) for xi in [x0, x1), each on its task's thread (one sequence of rounds
- * per xi: the sums do not depend on the threads) */
-static void wgrad_gemms(CgEmit *e, const CgKernel *k, const WinoGemms *w, LLVMValueRef x0,
-                        LLVMValueRef x1) {
-  (void)k;
-  const CgConv *c = w->c;
-  LLVMValueRef S = cg_region_ptr(e, CG_REGION_ARENA, w->s_off);
-  LLVMValueRef D = gep8(e, S, cg_c64(e, 36 * c->C * c->T * 4));
-  LLVMValueRef M = gep8(e, S, cg_c64(e, 36 * (c->C + c->O) * c->T * 4));
-  Loop l;
-  loop_begin(e, &l, x0, x1, 1);
-  LLVMValueRef A = gep8(e, D, mul(e, l.iv, cg_c64(e, c->O * c->T * 4)));
-  LLVMValueRef B = gep8(e, S, mul(e, l.iv, cg_c64(e, c->C * c->T * 4)));
-  LLVMValueRef C = gep8(e, M, mul(e, l.iv, cg_c64(e, c->O * c->C * 4)));
-  gemm_call(e, w->f, c->O, c->C, c->T, A, c->T, B, c->T, C, c->C, NULL);
-  loop_end(e, &l);
-}
-
-static void wgrad_gemm_task(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
-  LLVMValueRef x0 = LLVMBuildSDiv(e->b, mul(e, t, cg_c64(e, 36)), nt, "");
-  LLVMValueRef x1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), cg_c64(e, 36)), nt, "");
-  wgrad_gemms(e, k, arg, x0, x1);
-}
-
 /* the filter gradient of a 3x3 stride-1 convolution as Winograd (CgConv.wino_wgrad,
  * docs/cpu-convolutions.md): the sums M[36][O][C] zeroed, then per round of NB images x's
  * input transform V (the forward's), dy's D = A·dy·Aᵀ and the 36 GEMMs M[xi] += D[xi]·V[xi]ᵀ
@@ -2091,7 +2074,7 @@ static int lower_wgrad_wino(CgEmit *e, const CgKernel *k, const CgConv *c) {
   LLVMValueRef ain[4] = {e->pool, X, S, geom}, ady[4] = {e->pool, DY, D, geom};
   rt_call(e, "rt_k_wino_in", "pppp", ain);
   rt_call(e, "rt_k_wino_dy", "pppp", ady);
-  run_tasks(e, k, 36, wgrad_gemm_task, &wg);
+  run_tasks(e, k, 36, wino_gemm_task, &wg);
   loop_end(e, &lr);
   LLVMValueRef aout[5] = {e->pool, M, cg_ptr(e, k->out), cg_c64(e, c->O), cg_c64(e, c->C)};
   rt_call(e, "rt_k_wino_wgrad_out", "pppll", aout);

@@ -638,6 +638,13 @@ static void wino_step_cost(const CgConv *cv, const HwTarget *hw, int threads, Cg
   c->overhead += ft > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
+/* the shape of a Winograd kernel's GEMMs [m x k]·[k x n] with the blocking of its decision t */
+static CgGemmShape wino_gemm_shape(const TileDecision *t, int64_t m, int64_t n, int64_t k) {
+  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
+  return (CgGemmShape){.m = m, .n = n, .k = k, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
+                       .kc = t->kc, .nc = t->mc, .lat_eff = t->eff / wave / tile};
+}
+
 /* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino), in rounds of
  * NB images: 36 GEMMs [O x C]·[C x T] on the packed GEMM with the transformed filter packed
  * once (streamed each round from where its 36·rpad·C floats fit), and the runtime's
@@ -649,9 +656,8 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   const TileDecision *t = k->tile->wino;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
-  CgGemmShape s = {.m = cv.O, .n = cv.T, .k = cv.C, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
-                   .kc = t->kc, .nc = t->mc, .packed_a = true, .lat_eff = t->eff / wave / tile};
+  CgGemmShape s = wino_gemm_shape(t, cv.O, cv.T, cv.C);
+  s.packed_a = true;
   /* GEMMs below the GEMM's threshold for threads run one per task (llvm_ops.c): the busiest
    * thread runs ceil(36 / threads) of them whole */
   bool spread = 2.0 * (double)cv.O * (double)cv.T * (double)cv.C < CG_GEMM_PAR_FLOPS;
@@ -688,13 +694,10 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
  * FLOPs stay the convolution's count; the efficiency is that of the GEMMs. */
 static void wino_wgrad_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                             CgKernelCost *c) {
-  const TileDecision *t = k->tile->wino;
   CgConv cv;
   cg_conv_geom(p, k->node, &cv);
-  double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
-  CgGemmShape s = {.m = cv.O, .n = cv.C, .k = cv.T, .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr,
-                   .kc = t->kc, .nc = t->mc, .a_strided = true, .b_transposed = true,
-                   .lat_eff = t->eff / wave / tile};
+  CgGemmShape s = wino_gemm_shape(k->tile->wino, cv.O, cv.C, cv.T);
+  s.a_strided = s.b_transposed = true;
   CgGemmRun run;
   cg_cpu_gemm(hw, &s, 1, &run);
   if (run.t_fma <= 0) return;

@@ -1379,8 +1379,6 @@ END_TEST
 
 /* three 3x3 stride-1 convolutions, unpadded in the middle (its data gradient pads by 2),
  * images of 4k+3 x 4k+2 and 4k+1 x 4k rows and columns, 12 to 28 channels, batch 3 */
-/* the filter gradients of the net's step the host's plan runs as Winograd */
-#define WINO_TRAIN_WGRADS 2
 static const char wino_train_net[] =
     "model wtrain {\n"
     "  dim N = 3\n"
@@ -1445,12 +1443,13 @@ static double wino_param_deltas(IrGraph *tg, const RtModelDesc *desc, Interp *I,
 }
 
 /* A training step whose 3x3 stride-1 forwards and data gradients run as Winograd F(4,3)
- * (the filters transformed every step, straight into the GEMM's panels) against the
+ * (the filters transformed every step, straight into the GEMM's panels), and some of its
+ * filter gradients (the tiles pass's choice on the host: at least one), against the
  * interpreter, for two steps in a row: each step's parameter changes must be the
  * interpreter's from the parameters the step started from, so a transform left from the
  * step before fails the second (its panels live in scratch, which other kernels reuse).
  * Weights in [-1, 1), lr 0.05 with momentum: a step changes the filters by up to 0.1-0.7.
- * Measured: up to 9.4e-7 of the largest change (the tolerance is the winograd test's). */
+ * Measured: up to 9.5e-7 of the largest change (the tolerance is the winograd test's). */
 START_TEST(winograd_train) {
   Diag *d = diag_new(stderr);
   FeOptions fo = {0};
@@ -1464,9 +1463,9 @@ START_TEST(winograd_train) {
   int nf, nd;
   int nw;
   wino_plan_count(g, tg, true, &nf, &nd, &nw);
-  ck_assert_msg(nf == 3 && nd == 2 && nw == WINO_TRAIN_WGRADS,
+  ck_assert_msg(nf == 3 && nd == 2 && nw >= 1,
                 "the training plan runs %d forwards, %d data gradients and %d filter gradients "
-                "as Winograd (3, 2 and %d expected)", nf, nd, nw, WINO_TRAIN_WGRADS);
+                "as Winograd (3, 2 and at least 1 expected)", nf, nd, nw);
   wino_plan_count(g, tg, false, &nf, &nd, &nw);
   ck_assert_int_eq(nf + nd + nw, 0);
   CgModel *m = llvm_model_emit(g, tg, t, NULL, d);

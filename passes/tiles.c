@@ -41,7 +41,7 @@ static bool gemm_conv(IrGraph *g, const IrNode *n, TileGemm *o) {
   o->kspat = ks;
   o->conv_fwd = n->op == OP_CONV2D;
   o->images = ev(g, x->dims[0]);
-  o->pointwise = n->op == OP_CONV2D && ks == 1 && n->attr.stride[0] <= 1 &&
+  o->pointwise = n->op != OP_CONV2D_BWD_FILTER && ks == 1 && n->attr.stride[0] <= 1 &&
                  n->attr.stride[1] <= 1 && n->attr.pad[0] == 0 && n->attr.pad[1] == 0 &&
                  ev(g, y->dims[2]) == ev(g, x->dims[2]) && ev(g, y->dims[3]) == ev(g, x->dims[3]);
   o->batch = groups;
@@ -361,7 +361,7 @@ static void direct_b(const HwTarget *hw, TileDecision *d, int es) {
   const TileGemm *gm = &d->gemm;
   int64_t p = gm->images > 0 ? gm->m / gm->images : gm->m;
   if (!gm->pointwise || gm->bf16 || gm->dt != DT_F32 || gm->batch != 1 ||
-      gm->n > TILES_CPU_DIRECT_B_N || (gm->images > 1 && p < TILES_CONV_BATCH_P))
+      gm->n > TILES_CPU_DIRECT_B_N || (gm->conv_fwd && gm->images > 1 && p < TILES_CONV_BATCH_P))
     return;
   d->direct_b = true;
   int64_t l1 = hw->l1_bytes > 0 ? hw->l1_bytes : 32 * 1024;

@@ -35,7 +35,8 @@ typedef struct TileGemm {
   int64_t kspat;  /* conv: KH·KW, so that k = channels · kspat */
   bool conv_fwd;  /* conv: the forward convolution (m = images · positions, n = channels out) */
   int64_t images; /* conv: the batch N, so that m / images positions an image */
-  bool pointwise; /* conv forward 1x1, stride 1, no padding: its B is the image itself */
+  bool pointwise; /* conv forward or data gradient 1x1, stride 1, no padding: its GEMM's B
+                     is the image (dy) itself, and n the rows of A (channels out, or in) */
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */

@@ -2276,8 +2276,8 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                              .pw = c.pw, .dh = c.dh, .dw = c.dw,
                              .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
   if (c.batch && n->op == OP_CONV2D) return lower_conv_batch(e, k, &c, &sp, bnt);
-  if (k->tile && k->tile->direct_b) { /* the image read in place (tiles.c direct_b) */
-    if (n->op != OP_CONV2D || !c.direct || c.col) {
+  if (k->tile && k->tile->direct_b) { /* the image (dy) read in place (tiles.c direct_b) */
+    if (n->op == OP_CONV2D_BWD_FILTER || !c.direct || c.col) {
       diag_error(e->d, n->loc, "internal error: a convolution's image read in place is not its GEMM's B");
       return -1;
     }

@@ -259,7 +259,7 @@ START_TEST(t_cpu_conv_transposed) {
 END_TEST
 
 /* a pointwise convolution (1x1, stride 1, no padding) of few output channels reads its image
- * in place (direct_b) with KC capped at 3/4 of L1 for a 32-position column; not with more
+ * (a data gradient: dy) in place (direct_b) with KC capped at 3/4 of L1 for a 32-position column; not with more
  * than TILES_CPU_DIRECT_B_N channels, not where small images share one gathered GEMM, not
  * for a strided 1x1 convolution (gathered), not in bf16 (its pack rounds) */
 static TileDecision choose_pw(int64_t images, int64_t p, int64_t og, int64_t k, bool pointwise,
@@ -293,6 +293,13 @@ START_TEST(t_cpu_pointwise) {
   d = choose_pw(1, 3136, 24, 576, false, false);
   ck_assert(!d.direct_b);
   ck_assert_int_gt(d.kc, cap); /* the packed path keeps its deep KC */
+  /* a data gradient (dy read in place, n = input channels) runs a GEMM per image whatever
+   * the image's size */
+  const HwTarget *hw512 = hw_find_builtin("cpu-avx512");
+  TileGemm gm = {.m = 8 * 196, .n = 96, .k = 576, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = 1, .conv_fwd = false, .images = 8, .pointwise = true};
+  tiles_choose(hw512, &gm, &d);
+  ck_assert(d.direct_b);
 }
 END_TEST
 

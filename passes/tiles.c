@@ -754,9 +754,9 @@ double tiles_wino_wgrad_out_time(const HwTarget *hw, int64_t o, int64_t c) {
 
 /* the filter gradient of node i as Winograd (F(3,4) in effect: dW = Gᵀ·[(A·dy·Aᵀ) ⊙ (Bᵀ·x·B)]·G
  * summed over the tiles) against the implicit GEMM decided as d (dW[o, 9c] = dy·colᵀ, K the
- * positions; a direct filter gradient already chosen stays): per round the two transforms,
- * 36 GEMMs [o x T]·[T x c] (m = c in the lanes, n = o, k = the round's tiles, B transposed)
- * accumulating into the sums, then their output transform once */
+ * positions), or the direct filter gradient where choose_wgrad took it: per round the two
+ * transforms, 36 GEMMs [o x T]·[T x c] (m = c in the lanes, n = o, k = the round's tiles, B
+ * transposed) accumulating into the sums, then their output transform once */
 static void choose_wino_wgrad(IrGraph *g, int i, const HwTarget *hw, Arena *a, TileDecision *d) {
   int64_t o, c, N, th, tw;
   if (hw->kind != HW_CPU || d->gemm.bf16 || !wino_wgrad_shape(g, i, &o, &c, &N, &th, &tw)) return;

@@ -354,7 +354,8 @@ static void conv_wino_scratch(CgConv *c, int64_t nb, bool step) {
     return;
   }
   c->upack = up;
-  c->scratch = step ? up + vm : c->wino_wgrad ? u + vm : vm > u ? vm : u;
+  c->scratch = step ? up + vm : vm > u ? vm : u;
+  if (c->wino_wgrad && __builtin_add_overflow(u, vm, &c->scratch)) c->scratch = -1;
 }
 
 /* a data gradient as the Winograd convolution it is: dy in, dx out, padding 2 - p */

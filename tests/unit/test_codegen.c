@@ -1355,6 +1355,32 @@ START_TEST(winograd) {
 }
 END_TEST
 
+/* case c of a gradient test: the data gradient dx of x's convolution by a parameter filter
+ * from dy, or (filter) its filter gradient dW from x and dy; the host's plan must run it as
+ * Winograd (and not with --no-winograd), then it is checked against the interpreter */
+static void wino_grad_case(const WinoCase *cs, size_t c, bool filter) {
+  g_begin(filter ? "wino_dw" : "wino_dx");
+  int oh = cs->H + 2 * cs->pad - 2, ow = cs->W + 2 * cs->pad - 2;
+  int x = IN("x", 4, cs->N, cs->C, cs->H, cs->W), w = -1, dy;
+  if (!filter) w = PARAM("w", 4, cs->O, cs->C, 3, 3);
+  dy = IN("dy", 4, cs->N, cs->O, oh, ow);
+  if (filter) w = IN("w", 4, cs->O, cs->C, 3, 3); /* its type only */
+  IrAttr at = {.kernel = {3, 3}, .stride = {1, 1}, .pad = {cs->pad, cs->pad},
+               .dilation = {1, 1}, .groups = 1};
+  IrType t = G->nodes[filter ? w : x].type;
+  int in2[2] = {filter ? x : dy, filter ? dy : w};
+  out(filter ? "dw" : "dx",
+      op_h(filter ? OP_CONV2D_BWD_FILTER : OP_CONV2D_BWD_DATA, in2, 2, &at, &t));
+  int nf, nd, nw;
+  wino_plan_count(G, NULL, true, &nf, &nd, &nw);
+  ck_assert_msg((filter ? nw : nd) == 1, "case %zu: the plan runs the %s gradient as Winograd",
+                c, filter ? "filter" : "data");
+  ck_assert_int_eq(wino_kernels(false), 0);
+  char what[64];
+  snprintf(what, sizeof what, "winograd %s gradient case %zu", filter ? "filter" : "data", c);
+  check_fwd(what, F_SYM, MM_RTOL, WINO_ATOL_SCALED);
+}
+
 /* The data gradient of a 3x3 stride-1 convolution as the Winograd convolution of dy with the
  * filter rotated and its channels swapped, padding 2 - p (transformed on every call): dx
  * against the interpreter with the winograd test's tolerance. Padding 1 and 0 (dx larger
@@ -1370,25 +1396,7 @@ START_TEST(winograd_data_grad) {
       {16, 24, 45, 46, 1, 2}, /* two rounds of one image */
   };
   g_atol_scaled = true;
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("wino_dx");
-    int oh = cs[c].H + 2 * cs[c].pad - 2, ow = cs[c].W + 2 * cs[c].pad - 2;
-    int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
-    int w = PARAM("w", 4, cs[c].O, cs[c].C, 3, 3);
-    int dy = IN("dy", 4, cs[c].N, cs[c].O, oh, ow);
-    IrAttr at = {.kernel = {3, 3}, .stride = {1, 1}, .pad = {cs[c].pad, cs[c].pad},
-                 .dilation = {1, 1}, .groups = 1};
-    IrType xt = G->nodes[x].type;
-    int in2[2] = {dy, w};
-    out("dx", op_h(OP_CONV2D_BWD_DATA, in2, 2, &at, &xt));
-    int nf, nd;
-    wino_plan_count(G, NULL, true, &nf, &nd, NULL);
-    ck_assert_msg(nd == 1, "case %zu: the plan runs the data gradient as Winograd F(4,3)", c);
-    ck_assert_int_eq(wino_kernels(false), 0);
-    char what[64];
-    snprintf(what, sizeof what, "winograd data gradient case %zu", c);
-    check_fwd(what, F_SYM, MM_RTOL, WINO_ATOL_SCALED);
-  }
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) wino_grad_case(&cs[c], c, false);
   g_atol_scaled = false;
 }
 END_TEST
@@ -1410,25 +1418,7 @@ START_TEST(winograd_filter_grad) {
       {40, 48, 14, 14, 1, 3}, /* 4 x 4 tiles an image: several tile rows a vector */
   };
   g_atol_scaled = true;
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("wino_dw");
-    int oh = cs[c].H + 2 * cs[c].pad - 2, ow = cs[c].W + 2 * cs[c].pad - 2;
-    int x = IN("x", 4, cs[c].N, cs[c].C, cs[c].H, cs[c].W);
-    int dy = IN("dy", 4, cs[c].N, cs[c].O, oh, ow);
-    int w = IN("w", 4, cs[c].O, cs[c].C, 3, 3);
-    IrAttr at = {.kernel = {3, 3}, .stride = {1, 1}, .pad = {cs[c].pad, cs[c].pad},
-                 .dilation = {1, 1}, .groups = 1};
-    IrType wt = G->nodes[w].type;
-    int in2[2] = {x, dy};
-    out("dw", op_h(OP_CONV2D_BWD_FILTER, in2, 2, &at, &wt));
-    int nf, nd, nw;
-    wino_plan_count(G, NULL, true, &nf, &nd, &nw);
-    ck_assert_msg(nw == 1, "case %zu: the plan runs the filter gradient as Winograd F(4,3)", c);
-    ck_assert_int_eq(wino_kernels(false), 0);
-    char what[64];
-    snprintf(what, sizeof what, "winograd filter gradient case %zu", c);
-    check_fwd(what, F_SYM, MM_RTOL, WINO_ATOL_SCALED);
-  }
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) wino_grad_case(&cs[c], c, true);
   g_atol_scaled = false;
 }
 END_TEST

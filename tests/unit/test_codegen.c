@@ -968,6 +968,37 @@ START_TEST(maxpool_2x2) {
 }
 END_TEST
 
+/* 3x3 stride-2 max pooling (its vector path, runtime/rt_kernels.c) forward and backward on
+ * the value sets of maxpool_2x2 (ties, windows of -inf, NaNs): padding 1 (ResNet's) and 0,
+ * rows of 4, 12 and 17 windows (under a vector, a vector and a part, two and a part), a
+ * ceil_mode window past the row's and the plane's end, batches of 1 to 3; the last case's
+ * 384 planes are split over the two threads. An input shared by windows sums their dy in
+ * another order than the interpreter's: a relative 1e-6. */
+START_TEST(maxpool_3x3s2) {
+  static const int cs[][6] = {{1, 2, 9, 23, 1, 0}, {3, 2, 8, 8, 1, 0}, {2, 3, 11, 35, 0, 0},
+                              {1, 2, 9, 8, 1, 1}, {3, 128, 10, 10, 1, 0}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
+    for (int v = 0; v < 4; v++) {
+      g_begin("maxpool_3x3s2");
+      int N = cs[c][0], C = cs[c][1], H = cs[c][2], W = cs[c][3], p = cs[c][4], ceil = cs[c][5];
+      IrAttr mt = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {p, p}, .dilation = {1, 1},
+                   .ceil_mode = ceil};
+      int OH = (H + 2 * p - 3 + (ceil ? 1 : 0)) / 2 + 1, OW = (W + 2 * p - 3 + (ceil ? 1 : 0)) / 2 + 1;
+      int x = IN("x", 4, N, C, H, W), dy = IN("dy", 4, N, C, OH, OW);
+      int64_t d[4] = {N, C, H, W};
+      IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
+      int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
+      int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
+                                                : op1(OP_SQRT, q, NULL);
+      out("mp", op1(OP_MAXPOOL, in, &mt));
+      out("dmp", op2(OP_MAXPOOL_BWD, dy, in, &mt));
+      char what[64];
+      snprintf(what, sizeof what, "maxpool_3x3s2 case %zu values %d", c, v);
+      check_fwd(what, F_SYM, 1e-6, 1e-6);
+    }
+}
+END_TEST
+
 /* ---- normalization, dropout, embedding, losses ----------------------------------------- */
 
 START_TEST(normalization) {
@@ -2078,6 +2109,7 @@ int main(void) {
   tcase_add_test(tc, conv_wgrad_direct);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, maxpool_2x2);
+  tcase_add_test(tc, maxpool_3x3s2);
   tcase_add_test(tc, normalization);
   tcase_add_test(tc, dropout);
   tcase_add_test(tc, embedding_and_losses);

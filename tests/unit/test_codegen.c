@@ -939,6 +939,23 @@ START_TEST(pooling) {
 }
 END_TEST
 
+/* max pooling mt of x[d] (OH x OW windows) and its backward against the interpreter, on
+ * value set v: x itself, q = x truncated to {-1, 0, 1} (ties), log(relu(q)) (windows of
+ * -inf, ties of 0) or sqrt(q) (NaNs); tolerance tol relative and absolute */
+static void maxpool_values_case(const char *what, const IrAttr *mt, const int64_t d[4], int64_t OH,
+                                int64_t OW, int v, double tol) {
+  g_begin("maxpool_values");
+  int x = IN("x", 4, (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
+  int dy = IN("dy", 4, (int)d[0], (int)d[1], (int)OH, (int)OW);
+  IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
+  int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
+  int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
+                                            : op1(OP_SQRT, q, NULL);
+  out("mp", op1(OP_MAXPOOL, in, mt));
+  out("dmp", op2(OP_MAXPOOL_BWD, dy, in, mt));
+  check_fwd(what, F_SYM, tol, tol);
+}
+
 /* 2x2 stride-2 max pooling (its vector path, runtime/rt_kernels.c) forward and backward on
  * values where the rules matter: x itself, q = x truncated to {-1, 0, 1} (ties: the first
  * maximum in window order takes the gradient), log(relu(q)) (windows of -inf: no
@@ -951,19 +968,10 @@ START_TEST(maxpool_2x2) {
   IrAttr mt = {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
     for (int v = 0; v < 4; v++) {
-      g_begin("maxpool_2x2");
-      int N = cs[c][0], C = cs[c][1], H = cs[c][2], W = cs[c][3];
-      int x = IN("x", 4, N, C, H, W), dy = IN("dy", 4, N, C, H / 2, W / 2);
-      int64_t d[4] = {N, C, H, W};
-      IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
-      int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
-      int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
-                                                : op1(OP_SQRT, q, NULL);
-      out("mp", op1(OP_MAXPOOL, in, &mt));
-      out("dmp", op2(OP_MAXPOOL_BWD, dy, in, &mt));
+      int64_t d[4] = {cs[c][0], cs[c][1], cs[c][2], cs[c][3]};
       char what[64];
       snprintf(what, sizeof what, "maxpool_2x2 case %zu values %d", c, v);
-      check_fwd(what, F_SYM, 0, 0);
+      maxpool_values_case(what, &mt, d, d[2] / 2, d[3] / 2, v, 0);
     }
 }
 END_TEST
@@ -979,22 +987,14 @@ START_TEST(maxpool_3x3s2) {
                               {1, 2, 9, 8, 1, 1}, {3, 128, 10, 10, 1, 0}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
     for (int v = 0; v < 4; v++) {
-      g_begin("maxpool_3x3s2");
-      int N = cs[c][0], C = cs[c][1], H = cs[c][2], W = cs[c][3], p = cs[c][4], ceil = cs[c][5];
+      int64_t d[4] = {cs[c][0], cs[c][1], cs[c][2], cs[c][3]};
+      int p = cs[c][4], ceil = cs[c][5];
       IrAttr mt = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {p, p}, .dilation = {1, 1},
                    .ceil_mode = ceil};
-      int OH = (H + 2 * p - 3 + (ceil ? 1 : 0)) / 2 + 1, OW = (W + 2 * p - 3 + (ceil ? 1 : 0)) / 2 + 1;
-      int x = IN("x", 4, N, C, H, W), dy = IN("dy", 4, N, C, OH, OW);
-      int64_t d[4] = {N, C, H, W};
-      IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
-      int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
-      int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
-                                                : op1(OP_SQRT, q, NULL);
-      out("mp", op1(OP_MAXPOOL, in, &mt));
-      out("dmp", op2(OP_MAXPOOL_BWD, dy, in, &mt));
       char what[64];
       snprintf(what, sizeof what, "maxpool_3x3s2 case %zu values %d", c, v);
-      check_fwd(what, F_SYM, 1e-6, 1e-6);
+      maxpool_values_case(what, &mt, d, (d[2] + 2 * p - 3 + ceil) / 2 + 1,
+                          (d[3] + 2 * p - 3 + ceil) / 2 + 1, v, 1e-6);
     }
 }
 END_TEST

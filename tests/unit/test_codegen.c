@@ -806,6 +806,7 @@ START_TEST(conv_pointwise) {
       {3, 300, 64, 18, 18, 1, 1, 0}, /* three images */
       {2, 161, 256, 16, 17, 1, 1, 0}, /* the most output channels it takes */
       {1, 400, 40, 23, 23, 1, 1, 0}, /* K in 3 blocks */
+      {3, 200, 40, 12, 12, 1, 1, 0}, /* 144 positions: a GEMM an image, not the batch's one */
   };
   g_atol_scaled = true; /* sums of 161 to 400 products: the absolute error scales with them */
   check_conv_form("conv_pointwise", cs, sizeof cs / sizeof *cs, F_SYM, chose_direct_b);

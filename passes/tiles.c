@@ -438,7 +438,7 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
            best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
            100 * d->tile_eff, 100 * d->wave_eff,
            d->stream_b ? "; few rows: B streamed, not packed"
-           : d->direct_b ? "; few output channels: the image read in place, not packed"
+           : d->direct_b ? "; a pointwise convolution of few channels: B (the image, or dy) read in place, not packed"
            : load_eff < 1 ? "; few rows in the lanes: a narrow tile, loads beyond the FMAs"
            : latency_ok ? "" : "; too few accumulators to hide FMA latency");
 }

@@ -24,7 +24,8 @@ void rt_k_wino_filter_pack(void *pool, const float *w, float *dst, const int64_t
 /* V[36][C][T] = Bᵀ·d·B for every 6x6 input tile d of every channel */
 void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom);
 /* y = Aᵀ·m·A for every tile and output channel from M[36][O][T], then the epilogue: + bias[o]
- * (bias not NULL), or ·affine[2o] + affine[2o + 1] (a folded batchnorm), then relu */
+ * (bias not NULL), or ·affine[2o] + affine[2o + 1] (a folded batchnorm), then relu; then, with
+ * res not NULL, + res (y's shape, at y's index) and relu where res_relu (a fused residual) */
 void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
-                   int32_t relu, const int64_t *geom);
+                   int32_t relu, const float *res, int32_t res_relu, const int64_t *geom);
 #endif

@@ -243,7 +243,7 @@ bool cg_epi_wino(const CgPlan *p, const CgKernel *k, int *res, bool *relu) {
  * inference GEMM (not streamed) or a convolution: ungrouped (channel operands by C's row; a
  * batch's GEMM: in the copy to the output), transposed (in the write-back), the direct
  * depthwise forward or the direct few-channel one (CgConv.few: both on the registers before
- * their store), or Winograd (its output transform; the group as epi_wino_ok allows) */
+ * their store), or Winograd (its output transform; the group as epi_wino_len allows) */
 static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
   CgKernel *k = &p->k[ki];
   const IrNode *n = &p->g->nodes[k->node];

@@ -1923,9 +1923,10 @@ static const char epi_b_net[] =
     "}\n";
 
 /* depthwise convolutions (25 channels of 30 rows, so that two tasks split a plane), stride
- * 1 and 2, each with its group on the registers before the store: relu6 after a folded
- * batchnorm times a per-channel factor, a residual add + relu, relu6 alone and a residual
- * add alone; dtwo's output is also read by a convolution, so it keeps its group apart */
+ * 1 and 2 (blocked) and 3 (row by row), each with its group on the registers before the
+ * store: relu6 after a folded batchnorm times a per-channel factor, a residual add + relu,
+ * relu6 alone and a residual add alone; dtwo's output is also read by a convolution, so it
+ * keeps its group apart */
 static const char epi_d_net[] =
     "block relu6(x) { return relu(x) - relu(x - 6) }\n"
     "model ed {\n"
@@ -1937,6 +1938,7 @@ static const char epi_d_net[] =
     "  z = relu(conv2d(x, 25, kernel = 3, stride = 2, pad = 1, groups = 25, bias = false, name = \"d2\") + r)\n"
     "  u = relu6(batchnorm(conv2d(x, 25, kernel = 3, stride = 2, pad = 1, groups = 25, bias = false, name = \"d3\"), name = \"bn3\"))\n"
     "  v = conv2d(x, 25, kernel = 3, pad = 1, groups = 25, bias = false, name = \"d4\") + r1\n"
+    "  g = relu6(conv2d(x, 25, kernel = 3, stride = 3, pad = 1, groups = 25, bias = false, name = \"d5\"))\n"
     "  t = conv2d(x, 25, kernel = 3, pad = 1, groups = 25, bias = false, name = \"dtwo\")\n"
     "  w = relu(t) + conv2d(t, 25, kernel = 1, bias = false, name = \"pw\")\n"
     "  output y\n"
@@ -1944,6 +1946,7 @@ static const char epi_d_net[] =
     "  output u\n"
     "  output v\n"
     "  output w\n"
+    "  output g\n"
     "}\n";
 
 /* convolutions of 3 input channels computed directly (MobileNetV2's stem at stride 2 with
@@ -2033,7 +2036,8 @@ static void epi_forms(int net) {
     int form; /* 0 depthwise, 1 few, 2 Winograd, 3 a GEMM */
   } want[] = {
       {3, "d1", false, -1, 0},  {3, "d2", false, -1, 0},  {3, "d3", false, -1, 0},
-      {3, "d4", false, 1, 0},   {3, "dtwo", false, 0, 0}, {4, "stem", false, -1, 1},
+      {3, "d4", false, 1, 0},   {3, "dtwo", false, 0, 0}, {3, "d5", false, -1, 0},
+      {4, "stem", false, -1, 1},
       {4, "s1", false, -1, 1},  {4, "stwo", false, 0, 1}, {5, "w1", true, 2, 2},
       {5, "w3", true, 1, 2},    {5, "w2", true, 0, 2},    {5, "w2", false, -1, 3},
       {5, "w1", false, -1, 3},

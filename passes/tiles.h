@@ -35,6 +35,8 @@ typedef struct TileGemm {
   int64_t kspat;  /* conv: KH·KW, so that k = channels · kspat */
   bool conv_fwd;  /* conv: the forward convolution (m = images · positions, n = channels out) */
   int64_t images; /* conv: the batch N, so that m / images positions an image */
+  bool pointwise; /* conv forward or data gradient 1x1, stride 1, no padding: its GEMM's B
+                     is the image (dy) itself, and n the rows of A (channels out, or in) */
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */
@@ -71,6 +73,8 @@ typedef struct TileDecision {
   /* CPU blocking */
   int mr, nr, kc, mc, nc;
   bool stream_b;       /* few rows: B streamed once by a row-times-matrix kernel, no packing */
+  bool direct_b;       /* CPU pointwise convolution of few output channels: its image read
+                          in place by the micro-kernel, not packed (TILES_CPU_DIRECT_B_N) */
   bool conv_t;         /* CPU forward convolution computed transposed, yᵀ[P, Og] = colᵀ·wᵀ:
                           the output channels (n) in the vector lanes, the positions (m) the
                           register tile's rows, written back to NCHW with the epilogue; then

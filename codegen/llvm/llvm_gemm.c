@@ -116,6 +116,7 @@ typedef struct Gen {
     const LlvmGemmSpec *spec;
     const LlvmTargetInfo *ti;
     LLVMValueRef fn; /* function being built */
+    LLVMValueRef bld; /* the k loop's B row stride: NULL = NR (packed panels), else ldb */
     char name[200];
 } Gen;
 
@@ -281,10 +282,10 @@ static LLVMValueRef emit_kloop(Gen *g, LLVMValueRef start, LLVMValueRef end, int
     LLVMPositionBuilderAtEnd(g->b, body);
     LLVMValueRef cur[GEMM_MAX_MR * GEMM_MAX_NRV];
     memcpy(cur, phis, sizeof(LLVMValueRef) * (size_t)nacc);
-    unsigned balign = (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4);
+    unsigned balign = g->bld ? 4 : (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4);
     for (int u = 0; u < unroll; u++) {
         LLVMValueRef kk = gen_add(g, kphi, c64(g, u));
-        LLVMValueRef brow = gen_gep(g, bp, gen_mul(g, kk, c64(g, g->nr)));
+        LLVMValueRef brow = gen_gep(g, bp, gen_mul(g, kk, g->bld ? g->bld : c64(g, g->nr)));
         LLVMValueRef arow = gen_gep(g, ap, gen_mul(g, kk, c64(g, g->mr)));
         LLVMValueRef bv[GEMM_MAX_NRV];
         for (int v = 0; v < g->nrv; v++)
@@ -376,11 +377,15 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
 
 /* void ukr(i64 kc, ptr Ap, ptr Bp, ptr C, i64 ldc, i64 mr, i64 nr, i32 flags, ptr bias
  *          [, ptr ectx, i64 row, i64 col: with spec.epi])
- * flags bit 0: add to C; bit 1: apply the epilogue. */
-static LLVMValueRef emit_ukr(Gen *g) {
-    LLVMTypeRef ps[12] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->i64,
-                          g->i64, g->i32, g->ptr, g->ptr, g->i64, g->i64};
-    LLVMValueRef f = gen_function(g, ".ukr", g->vd, ps, g->spec->epi ? 12 : 9, 1);
+ * flags bit 0: add to C; bit 1: apply the epilogue. With `direct` (spec.direct_b), ".ukr_d":
+ * Bp is op(B) itself, its rows ldb apart, after the other arguments (ectx, row and col
+ * unused without an epilogue): void ukr_d(..., ptr ectx, i64 row, i64 col, i64 ldb). */
+static LLVMValueRef emit_ukr(Gen *g, int direct) {
+    LLVMTypeRef ps[13] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->i64,
+                          g->i64, g->i32, g->ptr, g->ptr, g->i64, g->i64, g->i64};
+    LLVMValueRef f = gen_function(g, direct ? ".ukr_d" : ".ukr", g->vd, ps,
+                                  direct ? 13 : g->spec->epi ? 12 : 9, 1);
+    g->bld = direct ? LLVMGetParam(f, 12) : NULL;
     TileAt at = {0};
     if (g->spec->epi) at = (TileAt){LLVMGetParam(f, 9), LLVMGetParam(f, 10), LLVMGetParam(f, 11)};
     gen_add_fn_attr(g, f, "noinline");
@@ -433,6 +438,7 @@ static LLVMValueRef emit_ukr(Gen *g) {
     }
     LLVMPositionBuilderAtEnd(g->b, done);
     LLVMBuildRetVoid(g->b);
+    g->bld = NULL;
     return f;
 }
 
@@ -698,10 +704,38 @@ static LLVMValueRef emit_pack_conv(Gen *g, const char *suffix, int w, int taps) 
 
 /* ---- blocked loops -------------------------------------------------------------------------- */
 
+/* emit_region's values for the microkernel calls down one column of NR */
+typedef struct RegionCol {
+    LLVMValueRef kc, flags, C, ldc, bias, apan, kcp, ic, mc, nr, col;
+} RegionCol;
+
+/* the calls of ukr down the MC block at column rc->col, B at bp (with ldb: ukr_d's op(B)
+ * in place, rows ldb apart) */
+static void emit_region_col(Gen *g, LLVMValueRef ukr, LLVMValueRef bp, LLVMValueRef ldb,
+                            const RegionCol *rc) {
+    const LlvmGemmSpec *sp = g->spec;
+    GenLoop lir;
+    loop_begin(g, &lir, c64(g, 0), rc->mc, c64(g, g->mr), "ir");
+    LLVMValueRef mr = gen_min(g, c64(g, g->mr), gen_sub(g, rc->mc, lir.iv));
+    LLVMValueRef row = gen_add(g, rc->ic, lir.iv), col = rc->col;
+    LLVMValueRef ap = gen_gep(g, rc->apan, gen_mul(g, lir.iv, rc->kcp));
+    LLVMValueRef cp = gen_gep(g, rc->C, gen_add(g, gen_mul(g, row, rc->ldc), col));
+    LLVMValueRef ectx = rc->bias, bias = rc->bias;
+    if (sp->epi) bias = gen_load(g, g->ptr, ectx, 8); /* its first word (LlvmGemmEpi) */
+    LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
+                        : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)
+                        : sp->bias == LLVM_GEMM_AFFINE_ROW ? gen_gep(g, bias, gen_mul(g, row, c64(g, 2)))
+                                                            : bias;
+    LLVMValueRef args[13] = {rc->kc, ap, bp, cp, rc->ldc, mr, rc->nr, rc->flags, bptr, ectx, row, col, ldb};
+    gen_call(g, ukr, args, ldb ? 13 : sp->epi ? 12 : 9);
+    loop_end(g, &lir);
+}
+
 /* void region(i64 K, ptr A, i64 lda, ptr B, i64 ldb, ptr C, i64 ldc, ptr bias,
  *             i64 m0, i64 m1, i64 n0, i64 n1, ptr Abuf, ptr Bbuf)
  * computes C[m0:m1, n0:n1] completely. */
-static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, LLVMValueRef pack_b) {
+static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef ukr_d, LLVMValueRef pack_a,
+                                LLVMValueRef pack_b) {
     LLVMTypeRef ps[14] = {g->i64, g->ptr, g->i64, g->ptr, g->i64, g->ptr, g->i64,
                           g->ptr, g->i64, g->i64, g->i64, g->i64, g->ptr, g->ptr};
     LLVMValueRef f = gen_function(g, ".region", g->vd, ps, 14, 1);
@@ -715,10 +749,10 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LLVMValueRef rs_a = sp->trans_a ? one : lda, cs_a = sp->trans_a ? lda : one;
     LLVMValueRef rs_b = sp->trans_b ? ldb : one, cs_b = sp->trans_b ? one : ldb;
     LLVMValueRef KC = c64(g, g->kc), MC = c64(g, g->mc), NC = c64(g, g->nc);
-    LLVMValueRef MR = c64(g, g->mr), NR = c64(g, g->nr);
+    LLVMValueRef NR = c64(g, g->nr);
     LLVMValueRef nkb = gen_max(g, gen_ceildiv(g, K, g->kc), one);
 
-    GenLoop ljc, lkb, lic, ljr, lir;
+    GenLoop ljc, lkb, lic, ljr;
     loop_begin(g, &ljc, n0, n1, NC, "jc");
     LLVMValueRef nc = gen_min(g, NC, gen_sub(g, n1, ljc.iv));
     loop_begin(g, &lkb, c64(g, 0), nkb, one, "kb");
@@ -727,7 +761,8 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
     LlvmBf16Gen bg = gen_bf16(g); /* bf16 panels: a row of kc values takes ceil(kc/2) words */
     LLVMValueRef kcp = g->spec->prec != LLVM_GEMM_F32 ? llvm_bf16_panel_stride(&bg, kc) : kc;
     LLVMValueRef bpan = bbuf; /* this block's B panels */
-    if (sp->packed == LLVM_GEMM_PACKED_B) { /* packed once: ldb is the padded row count */
+    if (sp->direct_b) { /* read in place by ukr_d (emit_region_col) */
+    } else if (sp->packed == LLVM_GEMM_PACKED_B) { /* packed once: ldb is the padded row count */
         bpan = gen_gep(g, B, gen_add(g, gen_mul(g, pc, ldb), gen_mul(g, ljc.iv, kc)));
     } else if (sp->conv.on && !sp->conv.rows) { /* f32 only: llvm_gemm_emit refuses bf16 */
         LLVMValueRef args[6] = {bbuf, B, ljc.iv, pc, nc, kc};
@@ -757,23 +792,25 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef pack_a, L
         gen_call(g, pack_a, args, 6);
     }
     loop_begin(g, &ljr, c64(g, 0), nc, NR, "jr");
-    LLVMValueRef nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv));
-    LLVMValueRef bp = gen_gep(g, bpan, gen_mul(g, ljr.iv, kcp));
-    LLVMValueRef col = gen_add(g, ljc.iv, ljr.iv);
-    loop_begin(g, &lir, c64(g, 0), mc, MR, "ir");
-    LLVMValueRef mr = gen_min(g, MR, gen_sub(g, mc, lir.iv));
-    LLVMValueRef row = gen_add(g, lic.iv, lir.iv);
-    LLVMValueRef ap = gen_gep(g, apan, gen_mul(g, lir.iv, kcp));
-    LLVMValueRef cp = gen_gep(g, C, gen_add(g, gen_mul(g, row, ldc), col));
-    LLVMValueRef ectx = bias;
-    if (sp->epi) bias = gen_load(g, g->ptr, ectx, 8); /* its first word (LlvmGemmEpi) */
-    LLVMValueRef bptr = sp->bias == LLVM_GEMM_BIAS_COL      ? gen_gep(g, bias, col)
-                        : sp->bias == LLVM_GEMM_BIAS_ROW    ? gen_gep(g, bias, row)
-                        : sp->bias == LLVM_GEMM_AFFINE_ROW ? gen_gep(g, bias, gen_mul(g, row, c64(g, 2)))
-                                                            : bias;
-    LLVMValueRef args[12] = {kc, ap, bp, cp, ldc, mr, nr, flags, bptr, ectx, row, col};
-    gen_call(g, ukr, args, sp->epi ? 12 : 9);
-    loop_end(g, &lir);
+    RegionCol rc = {.kc = kc, .flags = flags, .C = C, .ldc = ldc, .bias = bias, .apan = apan,
+                    .kcp = kcp, .ic = lic.iv, .mc = mc, .nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv)),
+                    .col = gen_add(g, ljc.iv, ljr.iv)};
+    if (sp->direct_b) { /* full panels read in place; the partial one packed */
+        LLVMBasicBlockRef dbb = gen_bb(g, "direct"), pbb = gen_bb(g, "packpart"), jn = gen_bb(g, "jrnext");
+        LLVMValueRef src = gen_gep(g, B, gen_add(g, rc.col, gen_mul(g, pc, ldb)));
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, rc.nr, NR, ""), dbb, pbb);
+        LLVMPositionBuilderAtEnd(g->b, dbb);
+        emit_region_col(g, ukr_d, src, ldb, &rc);
+        LLVMBuildBr(g->b, jn);
+        LLVMPositionBuilderAtEnd(g->b, pbb);
+        LLVMValueRef args[6] = {bbuf, src, one, ldb, rc.nr, kc};
+        gen_call(g, pack_b, args, 6);
+        emit_region_col(g, ukr, bbuf, NULL, &rc);
+        LLVMBuildBr(g->b, jn);
+        LLVMPositionBuilderAtEnd(g->b, jn);
+    } else {
+        emit_region_col(g, ukr, gen_gep(g, bpan, gen_mul(g, ljr.iv, kcp)), NULL, &rc);
+    }
     loop_end(g, &ljr);
     loop_end(g, &lic);
     loop_end(g, &lkb);
@@ -970,6 +1007,11 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
         gemm_seterr(err, errlen, "an implicit-GEMM convolution takes f32 inputs (bf16 builds unfold)");
         return NULL;
     }
+    if (spec->direct_b && (spec->prec != LLVM_GEMM_F32 || spec->trans_b || spec->conv.on ||
+                           spec->packed == LLVM_GEMM_PACKED_B)) {
+        gemm_seterr(err, errlen, "a B read in place is an f32 matrix, not transposed, not packed");
+        return NULL;
+    }
     if (spec->conv.on && spec->conv.rows && spec->trans_a) {
         gemm_seterr(err, errlen, "a convolution gathered into A is a forward one (trans_a = 0)");
         return NULL;
@@ -1001,12 +1043,12 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
     g.vmask = LLVMVectorType(g.i1, (unsigned)g.vl);
     g.vi32 = LLVMVectorType(g.i32, (unsigned)g.vl);
     g.b = LLVMCreateBuilderInContext(g.ctx);
-    LLVMValueRef ukr = emit_ukr(&g);
+    LLVMValueRef ukr = emit_ukr(&g, 0), ukr_d = spec->direct_b ? emit_ukr(&g, 1) : NULL;
     int rows = spec->conv.on && spec->conv.rows, cols = spec->conv.on && !rows;
     LLVMValueRef pa = rows ? emit_pack_conv(&g, ".pack_conv_a", g.mr, 0) : emit_pack(&g, ".pack_a", g.mr);
     LLVMValueRef pb = cols ? emit_pack_conv(&g, ".pack_conv", g.nr, spec->trans_b)
                            : emit_pack(&g, ".pack_b", g.nr);
-    LLVMValueRef region = emit_region(&g, ukr, pa, pb);
+    LLVMValueRef region = emit_region(&g, ukr, ukr_d, pa, pb);
     if (spec->packed) emit_prepack(&g, spec->packed == LLVM_GEMM_PACKED_A ? pa : pb,
                                    spec->packed == LLVM_GEMM_PACKED_A);
     LLVMValueRef task = emit_task(&g, region);

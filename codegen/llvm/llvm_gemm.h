@@ -120,6 +120,12 @@ typedef struct LlvmGemmSpec {
     /* pack strided rows by gathering a value per row and k even where k is contiguous (no
      * register transposes): `nnc probe` times the gather with it; 0 everywhere else */
     int pack_gather;
+    /* op(B) read in place by the microkernel, ldb apart, instead of packed into NR-column
+     * panels (f32, B not transposed, not gathered, not packed once): the product of a 1x1
+     * convolution with few output channels, whose B (the image) is used by few rows of A,
+     * so that packing it was a copy as long as the FMAs (docs/cpu-convolutions.md). A block's
+     * last, partial panel is packed as before. */
+    int direct_b;
 } LlvmGemmSpec;
 
 /* The generated function. `bias` is ignored unless the spec has a bias; `pool` is an RtPool*

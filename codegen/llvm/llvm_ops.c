@@ -2296,6 +2296,13 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
                              .pw = c.pw, .dh = c.dh, .dw = c.dw,
                              .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
   if (c.batch && n->op == OP_CONV2D) return lower_conv_batch(e, k, &c, &sp, bnt);
+  if (k->tile && k->tile->direct_b) { /* the image (dy) read in place (tiles.c direct_b) */
+    if (n->op == OP_CONV2D_BWD_FILTER || !c.direct || c.col) {
+      diag_error(e->d, n->loc, "internal error: a convolution's image read in place is not its GEMM's B");
+      return -1;
+    }
+    sp.direct_b = 1;
+  }
   int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
   int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
   int64_t wg = c.Og * c.K * 4;

@@ -610,7 +610,7 @@ static bool conv_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int
                       .b_transposed = true, .packed_b = k->prepacked};
   else if (op == OP_CONV2D)
     s.m = cv.Og, s.n = np, s.k = cv.K, s.a_strided = true, s.b_strided = gather && !rows,
-    s.packed_a = k->prepacked;
+    s.packed_a = k->prepacked, s.packed_b = t->direct_b; /* the image read in place */
   else if (op == OP_CONV2D_BWD_DATA)
     s.m = cv.K, s.n = np, s.k = cv.Og, s.packed_a = k->prepacked;
   else

@@ -790,6 +790,62 @@ START_TEST(conv_few) {
 }
 END_TEST
 
+static bool chose_direct_b(const TileDecision *d) { return d->direct_b && !d->conv_few && !d->conv_t; }
+
+/* Pointwise convolutions whose image the GEMM's micro-kernel reads in place (the tiles'
+ * direct_b: no packing of B but for a block's last, partial panel, KC capped to L1): more
+ * input channels than the few-channel form takes, so that K runs in 1 to 3 KC blocks;
+ * positions a multiple of the panel and not; 7 to 256 output channels (under, across and at
+ * the register tile's edge); one image to three; each plain, with bias + relu and with a
+ * folded batchnorm + relu. The host's tiles must choose the form where its vectors have 8
+ * lanes or more. The tolerance's absolute part scales with the largest output. */
+START_TEST(conv_pointwise) {
+  static const EpiConv cs[] = {
+      {2, 200, 24, 17, 19, 1, 1, 0}, /* 323 positions: a partial panel; K in 2 blocks */
+      {1, 170, 7, 16, 20, 1, 1, 0},  /* 320: whole panels; fewer channels than the tile */
+      {3, 300, 64, 18, 18, 1, 1, 0}, /* three images */
+      {2, 161, 256, 16, 17, 1, 1, 0}, /* the most output channels it takes */
+      {1, 400, 40, 23, 23, 1, 1, 0}, /* K in 3 blocks */
+  };
+  g_atol_scaled = true; /* sums of 161 to 400 products: the absolute error scales with them */
+  check_conv_form("conv_pointwise", cs, sizeof cs / sizeof *cs, F_SYM, chose_direct_b);
+  g_atol_scaled = false;
+}
+END_TEST
+
+/* the data gradients of pointwise convolutions read dy in place too (the tiles' direct_b;
+ * dx = wᵀ·dy needs no col2im): up to 256 input channels, dy's channels in 1 or 2 KC blocks,
+ * a partial panel of positions and none, one image and three; with the forwards and filter
+ * gradients of the same convolutions (conv_case_outputs). The host's tiles must choose the
+ * form for every data gradient where its vectors have 8 lanes or more. */
+START_TEST(conv_pointwise_data_grad) {
+  static const ConvCaseN cs[] = {
+      {{200, 24, 17, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
+      {{24, 200, 16, 20, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},
+      {{64, 96, 18, 18, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 3},
+  };
+  HwTarget hw;
+  char err[256], nm[64];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  g_atol_scaled = true; /* sums of 24 to 200 products */
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_pw_grad");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    int nbwd = 0;
+    TilePlan *tp = have ? pass_tiles(G, &hw, NULL) : NULL;
+    for (int i = 0; tp && i < G->nnodes; i++) {
+      if (G->nodes[i].op != OP_CONV2D_BWD_DATA) continue;
+      nbwd++;
+      ck_assert_msg(tp->tiles[i].direct_b, "case %zu: dy packed (%s)", c, tp->tiles[i].reason);
+    }
+    ck_assert(!have || nbwd > 0);
+    snprintf(nm, sizeof nm, "pointwise data gradient case %zu", c);
+    check_fwd(nm, F_SYM, MM_RTOL, MM_ATOL);
+  }
+  g_atol_scaled = false;
+}
+END_TEST
+
 /* Forward convolutions of few output positions computed transposed (the tiles pass's conv_t:
  * output channels in the lanes, yᵀ written back to NCHW with the epilogue): 1, 7, 49, 50 and
  * 196 positions, channel counts that are not multiples of 16, one image and two or three
@@ -2116,6 +2172,8 @@ int main(void) {
   tcase_add_test(tc, dw_data_grad);
   tcase_add_test(tc, dw_forward);
   tcase_add_test(tc, conv_few);
+  tcase_add_test(tc, conv_pointwise);
+  tcase_add_test(tc, conv_pointwise_data_grad);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, conv_wgrad_direct);
   tcase_add_test(tc, pooling);

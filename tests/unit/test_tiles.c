@@ -258,6 +258,51 @@ START_TEST(t_cpu_conv_transposed) {
 }
 END_TEST
 
+/* a pointwise convolution (1x1, stride 1, no padding) of few output channels reads its image
+ * (a data gradient: dy) in place (direct_b) with KC capped at 3/4 of L1 for a 32-position column; not with more
+ * than TILES_CPU_DIRECT_B_N channels, not where small images share one gathered GEMM, not
+ * for a strided 1x1 convolution (gathered), not in bf16 (its pack rounds) */
+static TileDecision choose_pw(int64_t images, int64_t p, int64_t og, int64_t k, bool pointwise,
+                              bool bf16) {
+  const HwTarget *hw = hw_find_builtin("cpu-avx512");
+  ck_assert_ptr_nonnull(hw);
+  TileGemm gm = {.m = images * p, .n = og, .k = k, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = 1, .conv_fwd = true, .images = images, .pointwise = pointwise,
+                 .bf16 = bf16};
+  TileDecision d;
+  tiles_choose(hw, &gm, &d);
+  return d;
+}
+
+START_TEST(t_cpu_pointwise) {
+  const HwTarget *hw = hw_find_builtin("cpu-avx512");
+  int64_t cap = (int64_t)(0.75 * (double)hw->l1_bytes) / (32 * 4) / 8 * 8;
+  TileDecision d = choose_pw(8, 3136, 24, 144, true, false); /* MobileNetV2's 144 -> 24 */
+  ck_assert(d.direct_b && !d.conv_t);
+  ck_assert_int_eq(d.mr, 32);
+  ck_assert_int_eq(d.kc, 144 < cap ? 144 : cap);
+  ck_assert_ptr_nonnull(strstr(d.reason, "read in place"));
+  d = choose_pw(1, 784, 64, 576, true, false);
+  ck_assert(d.direct_b);
+  ck_assert_int_eq(d.kc, cap);
+  ck_assert(choose_pw(1, 784, 256, 576, true, false).direct_b);
+  ck_assert(!choose_pw(1, 784, 257, 576, true, false).direct_b);
+  ck_assert(!choose_pw(8, 196, 64, 384, true, false).direct_b); /* one gathered GEMM */
+  ck_assert(!choose_pw(1, 3136, 24, 144, false, false).direct_b);
+  ck_assert(!choose_pw(1, 3136, 24, 144, true, true).direct_b);
+  d = choose_pw(1, 3136, 24, 576, false, false);
+  ck_assert(!d.direct_b);
+  ck_assert_int_gt(d.kc, cap); /* the packed path keeps its deep KC */
+  /* a data gradient (dy read in place, n = input channels) runs a GEMM per image whatever
+   * the image's size */
+  const HwTarget *hw512 = hw_find_builtin("cpu-avx512");
+  TileGemm gm = {.m = 8 * 196, .n = 96, .k = 576, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = 1, .conv_fwd = false, .images = 8, .pointwise = true};
+  tiles_choose(hw512, &gm, &d);
+  ck_assert(d.direct_b);
+}
+END_TEST
+
 START_TEST(t_cpu_wide) {
   TileDecision d = choose("cpu-avx512", 4096, 4096, 4096, DT_F32);
   ck_assert_int_eq(d.mr, 32);
@@ -279,6 +324,7 @@ static Suite *suite(void) {
   tcase_add_test(t, t_gpu_split_k);
   tcase_add_test(t, t_cpu_avx2);
   tcase_add_test(t, t_cpu_narrow);
+  tcase_add_test(t, t_cpu_pointwise);
   tcase_add_test(t, t_cpu_wide);
   tcase_add_test(t, t_cpu_conv_transposed);
   suite_add_tcase(s, t);

@@ -352,16 +352,20 @@ static void choose_amx(const HwTarget *hw, TileDecision *d) {
  * KC x MR column it reads stays in L1. Measured on Zen 4, one thread, batch 8, packed ->
  * in place: 144 -> 24 channels at 56² 2.99 -> 1.88 ms, 96 -> 24 at 56² 2.08 -> 1.34,
  * 192 -> 64 at 28² 2.26 -> 1.64, 256 -> 96 at 28² 3.42 -> 2.93, 576 -> 160 at 28²
- * 12.3 -> 11.2; 64 -> 256 at 56² and 128 -> 512 at 28² tied. Images of fewer than
- * TILES_CONV_BATCH_P positions share one GEMM whose B is gathered: they keep the packing. */
+ * 12.3 -> 11.2; 64 -> 256 at 56² and 128 -> 512 at 28² tied. */
 #define TILES_CPU_DIRECT_B_N 256
+/* Images of at least this many positions then run a GEMM each even where fewer than
+ * TILES_CONV_BATCH_P would have the batch share one gathered GEMM (CgConv.batch): at 14²
+ * (196) 384 -> 64 channels ran 0.99 -> 0.88 ms, 576 -> 96 1.98 -> 1.84 (batch 8); at 7²
+ * (49, a panel and a half) 960 -> 160 lost, 1.21 -> 1.27 */
+#define TILES_CPU_DIRECT_B_P 128
 #define TILES_CPU_DIRECT_B_L1 0.75 /* of L1 for the KC x MR column of B */
 
 static void direct_b(const HwTarget *hw, TileDecision *d, int es) {
   const TileGemm *gm = &d->gemm;
   int64_t p = gm->images > 0 ? gm->m / gm->images : gm->m;
   if (!gm->pointwise || gm->bf16 || gm->dt != DT_F32 || gm->batch != 1 ||
-      gm->n > TILES_CPU_DIRECT_B_N || (gm->conv_fwd && gm->images > 1 && p < TILES_CONV_BATCH_P))
+      gm->n > TILES_CPU_DIRECT_B_N || p < TILES_CPU_DIRECT_B_P)
     return;
   d->direct_b = true;
   int64_t l1 = hw->l1_bytes > 0 ? hw->l1_bytes : 32 * 1024;
@@ -434,7 +438,7 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
            best_acc + best_mv + 1, regs, d->kc, d->mc, d->nc,
            100 * d->tile_eff, 100 * d->wave_eff,
            d->stream_b ? "; few rows: B streamed, not packed"
-           : d->direct_b ? "; few output channels: the image read in place, not packed"
+           : d->direct_b ? "; a pointwise convolution of few channels: B (the image, or dy) read in place, not packed"
            : load_eff < 1 ? "; few rows in the lanes: a narrow tile, loads beyond the FMAs"
            : latency_ok ? "" : "; too few accumulators to hide FMA latency");
 }

@@ -746,6 +746,207 @@ static void pool2_range(const int64_t *g, const float *x, const float *dy, float
   else pool2_fwd_base(g, x, out, lo, hi);
 }
 
+/* the window taps [*k0, *k1) whose index o + k·d lies in [0, n) */
+static void pool_taps(int64_t o, int64_t d, int64_t k, int64_t n, int64_t *k0, int64_t *k1) {
+  *k0 = o >= 0 ? 0 : (-o + d - 1) / d;
+  *k1 = o >= n ? 0 : (n - o + d - 1) / d;
+  if (*k1 > k) *k1 = k;
+  if (*k0 > *k1) *k0 = *k1;
+}
+
+/* ---- 3x3 windows at stride 2 (ResNet's pool after the stem: padding 1) ------------------
+ * Eight windows of an output row at a time, in the 2x2 path's vectors. Each input row a
+ * window row needs is copied into a buffer padded with -inf (the padding, and past the
+ * row's end), whose even and odd lanes from the first window's column 0 are the windows'
+ * columns 0 and 1, and whose even lanes two floats on their column 2. The forward keeps
+ * the running maximum in window order (a NaN replacing it). The backward finds each
+ * window's tap (pool_argmax's rule: the first NaN, else the first strict maximum, none for
+ * a window of -inf), then for each of the window row's input rows interleaves the windows'
+ * dy masked by tap into a row of contributions (column 2's two floats on, added) and adds
+ * it to dx, which is zeroed first: an input shared by windows sums their dy. */
+
+static bool pool_3x3s2(const int64_t *g) {
+  return g[G_KH] == 3 && g[G_KW] == 3 && g[G_SH] == 2 && g[G_SW] == 2 && g[G_DH] == 1 &&
+         g[G_DW] == 1 && g[G_PH] >= 0 && g[G_PH] <= 1 && g[G_PW] >= 0 && g[G_PW] <= 1;
+}
+
+/* a padded row's floats: the windows' 2·nv·8 columns, column 2's two more and a vector of
+ * slack, and at least the row with its left padding */
+static int64_t pool3_len(const int64_t *g) {
+  int64_t nv = (g[G_OW] + PV - 1) / PV, n = 2 * nv * PV + 2 + 2 * PV;
+  return n > g[G_W] + g[G_PW] ? n : g[G_W] + g[G_PW];
+}
+
+/* input row r into buf: its W floats at pw, -inf around them (len floats in all) */
+POOL_INLINE void pool3_row(const float *r, const int64_t *g, float *buf, int64_t len) {
+  int64_t W = g[G_W], pw = g[G_PW];
+  for (int64_t j = 0; j < pw; j++) buf[j] = -INFINITY;
+  memcpy(buf + pw, r, (size_t)W * sizeof(float));
+  for (int64_t j = pw + W; j < len; j++) buf[j] = -INFINITY;
+}
+
+/* the window's column kw (0..2) of the eight windows from padded row b */
+#define POOL3_COL(v, b, kw) POOL_HALF(v, (b) + ((kw) == 2 ? 2 : 0), (kw) == 1)
+
+/* the padded rows of window row oh's taps into rows[0..3) (NULL outside the plane; [kh0,
+ * kh1) valid): input row ih lives in buf[ih % 3], copied from plane xp when *have says it
+ * is not there yet (each input row is copied once for the two window rows it is in) */
+POOL_INLINE void pool3_rows(const int64_t *g, const float *xp, int64_t oh, float *const *buf,
+                            int64_t *have, int64_t len, float **rows, int64_t *kh0, int64_t *kh1) {
+  int64_t ih0 = 2 * oh - g[G_PH];
+  pool_taps(ih0, 1, 3, g[G_H], kh0, kh1);
+  rows[0] = rows[1] = rows[2] = NULL;
+  for (int64_t kh = *kh0; kh < *kh1; kh++) {
+    int64_t ih = ih0 + kh;
+    if (have[ih % 3] != ih) pool3_row(xp + ih * g[G_W], g, buf[ih % 3], len), have[ih % 3] = ih;
+    rows[kh] = buf[ih % 3];
+  }
+}
+
+/* forward: planes [lo, hi); t: pool3_scratch's floats */
+POOL_INLINE void pool3_fwd(const int64_t *g, const float *x, float *y, int64_t lo, int64_t hi,
+                           float *t) {
+  int64_t H = g[G_H], W = g[G_W], OH = g[G_OH], OW = g[G_OW], nv = (OW + PV - 1) / PV;
+  int64_t len = pool3_len(g), kh0, kh1;
+  float *buf[3] = {t, t + len, t + 2 * len}, *rows[3];
+  for (int64_t p = lo; p < hi; p++) {
+    int64_t have[3] = {-1, -1, -1};
+    for (int64_t oh = 0; oh < OH; oh++) {
+      pool3_rows(g, x + p * H * W, oh, buf, have, len, rows, &kh0, &kh1);
+      float *yr = y + (p * OH + oh) * OW;
+      for (int64_t i = 0; i < nv; i++) {
+        pv8f m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, v;
+        for (int64_t kh = kh0; kh < kh1; kh++)
+          for (int kw = 0; kw < 3; kw++) { /* v replaces the maximum where larger or a NaN */
+            POOL3_COL(v, rows[kh] + 2 * i * PV, kw);
+            m = POOL_SEL((v > m) | (v != v), v, m);
+          }
+        if ((i + 1) * PV <= OW) {
+          PST(yr + i * PV, m);
+        } else {
+          float o[PV];
+          PST(o, m);
+          memcpy(yr + i * PV, o, (size_t)(OW - i * PV) * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+/* into out[0..8): the tap 3·kh + kw that pool_argmax picks in each of eight windows at
+ * offset off of the padded rows rows[kh] (NULL: outside the plane), or -1 */
+POOL_INLINE void pool3_taps8(float *const *rows, int64_t off, int32_t *out) {
+  pv8f v[9], m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  pv8i nan = {0}, best = {-1, -1, -1, -1, -1, -1, -1, -1}, bnan = best;
+  for (int t = 0; t < 9; t++) {
+    if (!rows[t / 3]) continue;
+    POOL3_COL(v[t], rows[t / 3] + off, t % 3);
+    m = POOL_SEL(v[t] > m, v[t], m);
+    nan |= v[t] != v[t];
+  }
+  for (int t = 8; t >= 0; t--) { /* the first of them in window order */
+    if (!rows[t / 3]) continue;
+    pv8i eq = v[t] == m, isnan = v[t] != v[t];
+    best = (eq & t) | (~eq & best), bnan = (isnan & t) | (~isnan & bnan);
+  }
+  pv8i none = m == -INFINITY;
+  best = (none & -1) | (~none & best);
+  best = (nan & bnan) | (~nan & best);
+  PST(out, best);
+}
+
+/* dx row d (W floats) += one window row's contributions to its input row kh: the windows'
+ * taps tap[] and gradients dr[] (nv vectors each) masked by tap and interleaved into acc,
+ * column 2's (two floats on) added to column 0's of the next window */
+POOL_INLINE void pool3_bwd_row(const int64_t *g, const int32_t *tap, const float *dr, int kh,
+                               float *acc, float *d) {
+  int64_t nv = (g[G_OW] + PV - 1) / PV, W = g[G_W], pw = g[G_PW];
+  pv8f z = {0}, prev = z;
+  for (int64_t i = 0; i < nv; i++) {
+    pv8i c;
+    pv8f dyv, e[3];
+    PLD(c, tap + i * PV), PLD(dyv, dr + i * PV);
+    for (int kw = 0; kw < 3; kw++) e[kw] = POOL_SEL(c == 3 * kh + kw, dyv, z);
+    /* even columns: window ow's column 0 and window ow - 1's column 2 */
+    pv8f ev = e[0] + __builtin_shufflevector(prev, e[2], 7, 8, 9, 10, 11, 12, 13, 14);
+    pv8f lo = __builtin_shufflevector(ev, e[1], 0, 8, 1, 9, 2, 10, 3, 11);
+    pv8f hi = __builtin_shufflevector(ev, e[1], 4, 12, 5, 13, 6, 14, 7, 15);
+    PST(acc + 2 * i * PV, lo), PST(acc + 2 * i * PV + PV, hi);
+    prev = e[2];
+  }
+  acc[2 * nv * PV] = prev[PV - 1], acc[2 * nv * PV + 1] = 0.0f;
+  for (int64_t iw = 0; iw < W; iw++) d[iw] += acc[iw + pw];
+}
+
+/* backward: planes [lo, hi); t: pool3_scratch's floats */
+POOL_INLINE void pool3_bwd(const int64_t *g, const float *x, const float *dy, float *dx,
+                           int64_t lo, int64_t hi, float *t) {
+  int64_t H = g[G_H], W = g[G_W], OH = g[G_OH], OW = g[G_OW], nv = (OW + PV - 1) / PV;
+  int64_t len = pool3_len(g), kh0, kh1;
+  float *buf[3] = {t, t + len, t + 2 * len}, *acc = t + 3 * len, *dr = acc + len, *rows[3];
+  int32_t *tap = (int32_t *)(dr + nv * PV);
+  memset(dx + lo * H * W, 0, (size_t)((hi - lo) * H * W) * sizeof(float));
+  for (int64_t p = lo; p < hi; p++) {
+    int64_t have[3] = {-1, -1, -1};
+    for (int64_t oh = 0; oh < OH; oh++) {
+      pool3_rows(g, x + p * H * W, oh, buf, have, len, rows, &kh0, &kh1);
+      memcpy(dr, dy + (p * OH + oh) * OW, (size_t)OW * sizeof(float));
+      for (int64_t j = OW; j < nv * PV; j++) dr[j] = 0.0f;
+      for (int64_t i = 0; i < nv; i++) pool3_taps8(rows, 2 * i * PV, tap + i * PV);
+      for (int64_t kh = kh0; kh < kh1; kh++)
+        pool3_bwd_row(g, tap, dr, (int)kh, acc, dx + (p * H + 2 * oh - g[G_PH] + kh) * W);
+    }
+  }
+}
+
+/* scratch floats of the forward (fwd) or the backward */
+static int64_t pool3_scratch(const int64_t *g, bool fwd) {
+  int64_t nv = (g[G_OW] + PV - 1) / PV;
+  return fwd ? 3 * pool3_len(g) : 4 * pool3_len(g) + 2 * nv * PV;
+}
+
+static void pool3_fwd_base(const int64_t *g, const float *x, float *y, int64_t lo, int64_t hi, float *t) {
+  pool3_fwd(g, x, y, lo, hi, t);
+}
+static void pool3_bwd_base(const int64_t *g, const float *x, const float *dy, float *dx,
+                           int64_t lo, int64_t hi, float *t) {
+  pool3_bwd(g, x, dy, dx, lo, hi, t);
+}
+#if POOL_X86
+__attribute__((target("avx2"))) static void pool3_fwd_avx2(const int64_t *g, const float *x,
+                                                           float *y, int64_t lo, int64_t hi,
+                                                           float *t) {
+  pool3_fwd(g, x, y, lo, hi, t);
+}
+__attribute__((target("avx2"))) static void pool3_bwd_avx2(const int64_t *g, const float *x,
+                                                           const float *dy, float *dx,
+                                                           int64_t lo, int64_t hi, float *t) {
+  pool3_bwd(g, x, dy, dx, lo, hi, t);
+}
+#endif
+
+/* the 3x3 stride-2 path over planes [lo, hi): the forward (dy NULL) or the backward; false
+ * (nothing done) where its scratch cannot be had */
+static bool pool3_range(const int64_t *g, const float *x, const float *dy, float *out,
+                        int64_t lo, int64_t hi, bool avx2) {
+  int64_t n = pool3_scratch(g, !dy);
+  float *t = n > 0 && (uint64_t)n < SIZE_MAX / sizeof(float) ? malloc((size_t)n * sizeof(float)) : NULL;
+  if (!t) return false;
+#if POOL_X86
+  if (avx2) {
+    if (dy) pool3_bwd_avx2(g, x, dy, out, lo, hi, t);
+    else pool3_fwd_avx2(g, x, out, lo, hi, t);
+    free(t);
+    return true;
+  }
+#endif
+  (void)avx2;
+  if (dy) pool3_bwd_base(g, x, dy, out, lo, hi, t);
+  else pool3_fwd_base(g, x, out, lo, hi, t);
+  free(t);
+  return true;
+}
+
 static bool pool_avx2(void) {
 #if POOL_X86
   return __builtin_cpu_supports("avx2");
@@ -762,6 +963,7 @@ static void pool_planes(void *c, int64_t lo, int64_t hi) {
     pool2_range(g, s->x, NULL, s->out, lo, hi, s->avx2);
     return;
   }
+  if (s->is_max && pool_3x3s2(g) && pool3_range(g, s->x, NULL, s->out, lo, hi, s->avx2)) return;
   for (int64_t p = lo; p < hi; p++) {
     if (s->is_max) {
       maxpool_plane(g, s->x + p * g[G_H] * g[G_W], s->out + p * g[G_OH] * g[G_OW]);
@@ -789,13 +991,6 @@ void rt_k_pool(void *pool, const float *x, float *y, const int64_t *geom, int32_
             pool_planes, &s);
 }
 
-/* the window taps [*k0, *k1) whose index o + k·d lies in [0, n) */
-static void pool_taps(int64_t o, int64_t d, int64_t k, int64_t n, int64_t *k0, int64_t *k1) {
-  *k0 = o >= 0 ? 0 : (-o + d - 1) / d;
-  *k1 = o >= n ? 0 : (n - o + d - 1) / d;
-  if (*k1 > k) *k1 = k;
-  if (*k0 > *k1) *k0 = *k1;
-}
 
 /* the index of the first strict maximum of the window rows [kh0, kh1) x [kw0, kw1) from
  * x + row0, in row-major order (a NaN replaces it), or -1 when all are -inf: the largest
@@ -856,6 +1051,7 @@ static void pool_bwd_planes(void *c, int64_t lo, int64_t hi) {
     pool2_range(g, s->x, s->dy, s->out, lo, hi, s->avx2);
     return;
   }
+  if (s->is_max && pool_3x3s2(g) && pool3_range(g, s->x, s->dy, s->out, lo, hi, s->avx2)) return;
   memset(s->out + lo * plane, 0, (size_t)((hi - lo) * plane) * sizeof(float));
   for (int64_t p = lo; s->is_max && p < hi; p++)
     maxpool_bwd_plane(g, s->x + p * plane, s->dy + p * g[G_OH] * g[G_OW], s->out + p * plane);

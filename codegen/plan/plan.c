@@ -435,19 +435,20 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   int64_t xs = c->C * c->H * c->W, ys = c->Og * c->N * c->P;
   bool few = st == CG_CONV_GATHER && c->N > 1 && c->P < CG_CONV_BATCH_P;
   bool gathers = !c->col && !c->depthwise && c->N * xs < INT32_MAX && c->N * c->P < INT32_MAX;
-  c->batch = few && ((n->op == OP_CONV2D && gathers) ||
+  int ki = p->kof && node < p->g->nnodes ? p->kof[node] : -1;
+  if (ki >= p->nk) ki = -1;
+  const TileDecision *td = ki >= 0 ? p->k[ki].tile : NULL;
+  bool inplace = td && td->direct_b && !td->gpu && c->direct; /* a GEMM an image, B in place */
+  c->batch = few && !inplace && ((n->op == OP_CONV2D && gathers) ||
                      (n->op == OP_CONV2D_BWD_FILTER && gathers && c->P < CG_CONV_BATCH_DW_P) ||
                      (n->op == OP_CONV2D_BWD_DATA && c->col));
   c->scratch = 0;
-  int ki = p->kof && node < p->g->nnodes ? p->kof[node] : -1;
-  if (ki >= p->nk) ki = -1;
   c->wino = ki >= 0 && p->k[ki].wino;
   if (c->wino) {
     if (n->op == OP_CONV2D_BWD_DATA) conv_wino_bwd(c);
     conv_wino_scratch(c, p->k[ki].tile->wino->wino_images, p->k[ki].wino_step);
     return;
   }
-  const TileDecision *td = ki >= 0 ? p->k[ki].tile : NULL;
   CgDwBlock fb;
   c->few = n->op == OP_CONV2D && td && td->conv_few && !td->gpu && p->target && p->target->conv_few &&
            st == CG_CONV_GATHER && !c->col && !c->depthwise && cg_few_block(c, p->target->vector_width, &fb);

@@ -58,6 +58,17 @@
 #define CG_MAXPOOL2_ROW_CYCLES 3.6
 #define CG_MAXPOOL2_BWD_CYCLES 1.6
 #define CG_MAXPOOL2_BWD_ROW_CYCLES 13.6
+/* 3x3 windows at stride 2 (rt_kernels.c pool3_fwd, pool3_bwd: eight windows a vector, each
+ * input row copied once into a buffer padded with -inf; the backward zeroes dx, finds the
+ * windows' taps and adds each window row's interleaved contributions to its three input
+ * rows), cycles per window and per output row at the host figure's clock (2.6 GHz): the
+ * forward fitted to resnet18's pool at N=1 224² (56-window rows: 272 us) and N=8 112²
+ * (28-window rows: 733 us), the backward (1716 us at N=8 112²) scaled from the forward's
+ * by its ratio there; one thread, Zen 4, figures taken from a run */
+#define CG_MAXPOOL3_CYCLES 2.3
+#define CG_MAXPOOL3_ROW_CYCLES 69.0
+#define CG_MAXPOOL3_BWD_CYCLES 5.4
+#define CG_MAXPOOL3_BWD_ROW_CYCLES 160.0
 /* the average pooling's scalar loop (rt_kernels.c pool_planes) per window element: the
  * index, two bounds checks, a load, a conversion and a double add, ~8 instructions at about
  * 4 a cycle, the adds of neighbouring outputs overlapping; inception_a's 3x3 pools measured
@@ -254,18 +265,24 @@ static bool reduce_contiguous(const CgPlan *p, const IrNode *n) {
 /* cycles per core of the runtime's node kernels beyond their vector arithmetic (0 for the
  * kernels that run at memory speed: batchnorm, layernorm, data movement, row and column
  * reductions): per element or window element visited, see the constants above */
-/* the runtime's 2x2 stride-2 path (rt_kernels.c pool_2x2) takes this pooling: cycles for
- * its windows (the pooled value's elements) in rows of its last dim */
-static bool maxpool_2x2(const CgPlan *p, const IrNode *n, int pooled, double *windows, double *rows) {
+/* the runtime's vector path that takes this pooling, if any: 2 (2x2 stride 2 unpadded,
+ * rt_kernels.c pool_2x2) or 3 (3x3 stride 2, padding 0 or 1: pool_3x3s2), else 0; its
+ * windows (the pooled value's elements) in rows of its last dim */
+static int maxpool_vec(const CgPlan *p, const IrNode *n, int pooled, double *windows, double *rows) {
   const IrAttr *a = &n->attr;
   const CgVal *o = &p->v[pooled], *x = &p->v[n->op == OP_MAXPOOL ? n->in[0] : n->in[1]];
-  if (a->kernel[0] != 2 || a->kernel[1] != 2 || a->stride[0] != 2 || a->stride[1] != 2 ||
-      a->pad[0] != 0 || a->pad[1] != 0 || a->dilation[0] > 1 || a->dilation[1] > 1 ||
-      o->rank != 4 || x->rank != 4 || 2 * o->shape[2] > x->shape[2] || 2 * o->shape[3] > x->shape[3])
-    return false;
+  if (a->stride[0] != 2 || a->stride[1] != 2 || a->dilation[0] > 1 || a->dilation[1] > 1 ||
+      o->rank != 4 || x->rank != 4)
+    return 0;
   *windows = (double)o->numel;
   *rows = o->shape[3] > 0 ? *windows / (double)o->shape[3] : 0;
-  return true;
+  if (a->kernel[0] == 2 && a->kernel[1] == 2 && a->pad[0] == 0 && a->pad[1] == 0 &&
+      2 * o->shape[2] <= x->shape[2] && 2 * o->shape[3] <= x->shape[3])
+    return 2;
+  if (a->kernel[0] == 3 && a->kernel[1] == 3 && a->pad[0] >= 0 && a->pad[0] <= 1 &&
+      a->pad[1] >= 0 && a->pad[1] <= 1)
+    return 3;
+  return 0;
 }
 
 static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw,
@@ -276,7 +293,9 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   switch (n->op) {
   case OP_MAXPOOL: { /* flops = window elements visited; rows = planes x output rows */
     double w2, r2;
-    if (maxpool_2x2(p, n, k->out, &w2, &r2)) return w2 * CG_MAXPOOL2_CYCLES + r2 * CG_MAXPOOL2_ROW_CYCLES;
+    int vec = maxpool_vec(p, n, k->out, &w2, &r2);
+    if (vec == 2) return w2 * CG_MAXPOOL2_CYCLES + r2 * CG_MAXPOOL2_ROW_CYCLES;
+    if (vec == 3) return w2 * CG_MAXPOOL3_CYCLES + r2 * CG_MAXPOOL3_ROW_CYCLES;
     const CgVal *o = &p->v[k->out];
     double rows = o->rank >= 2 ? elems / (double)o->shape[o->rank - 1] : elems;
     return c->flops * CG_MAXPOOL_CYCLES +
@@ -289,8 +308,9 @@ static double node_cycles(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   case OP_AVGPOOL: return c->flops * CG_AVGPOOL_CYCLES;
   case OP_MAXPOOL_BWD: {
     double w2, r2;
-    if (maxpool_2x2(p, n, n->in[0], &w2, &r2))
-      return w2 * CG_MAXPOOL2_BWD_CYCLES + r2 * CG_MAXPOOL2_BWD_ROW_CYCLES;
+    int vec = maxpool_vec(p, n, n->in[0], &w2, &r2);
+    if (vec == 2) return w2 * CG_MAXPOOL2_BWD_CYCLES + r2 * CG_MAXPOOL2_BWD_ROW_CYCLES;
+    if (vec == 3) return w2 * CG_MAXPOOL3_BWD_CYCLES + r2 * CG_MAXPOOL3_BWD_ROW_CYCLES;
     return (c->flops + touched) * CG_MAXPOOL_BWD_CYCLES;
   }
   case OP_AVGPOOL_BWD: case OP_CROSS_ENTROPY: case OP_CE_BWD:

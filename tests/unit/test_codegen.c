@@ -806,6 +806,7 @@ START_TEST(conv_pointwise) {
       {3, 300, 64, 18, 18, 1, 1, 0}, /* three images */
       {2, 161, 256, 16, 17, 1, 1, 0}, /* the most output channels it takes */
       {1, 400, 40, 23, 23, 1, 1, 0}, /* K in 3 blocks */
+      {3, 200, 40, 12, 12, 1, 1, 0}, /* 144 positions: a GEMM an image, not the batch's one */
   };
   g_atol_scaled = true; /* sums of 161 to 400 products: the absolute error scales with them */
   check_conv_form("conv_pointwise", cs, sizeof cs / sizeof *cs, F_SYM, chose_direct_b);
@@ -939,6 +940,23 @@ START_TEST(pooling) {
 }
 END_TEST
 
+/* max pooling mt of x[d] (OH x OW windows) and its backward against the interpreter, on
+ * value set v: x itself, q = x truncated to {-1, 0, 1} (ties), log(relu(q)) (windows of
+ * -inf, ties of 0) or sqrt(q) (NaNs); tolerance tol relative and absolute */
+static void maxpool_values_case(const char *what, const IrAttr *mt, const int64_t d[4], int64_t OH,
+                                int64_t OW, int v, double tol) {
+  g_begin("maxpool_values");
+  int x = IN("x", 4, (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
+  int dy = IN("dy", 4, (int)d[0], (int)d[1], (int)OH, (int)OW);
+  IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
+  int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
+  int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
+                                            : op1(OP_SQRT, q, NULL);
+  out("mp", op1(OP_MAXPOOL, in, mt));
+  out("dmp", op2(OP_MAXPOOL_BWD, dy, in, mt));
+  check_fwd(what, F_SYM, tol, tol);
+}
+
 /* 2x2 stride-2 max pooling (its vector path, runtime/rt_kernels.c) forward and backward on
  * values where the rules matter: x itself, q = x truncated to {-1, 0, 1} (ties: the first
  * maximum in window order takes the gradient), log(relu(q)) (windows of -inf: no
@@ -951,19 +969,33 @@ START_TEST(maxpool_2x2) {
   IrAttr mt = {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}};
   for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
     for (int v = 0; v < 4; v++) {
-      g_begin("maxpool_2x2");
-      int N = cs[c][0], C = cs[c][1], H = cs[c][2], W = cs[c][3];
-      int x = IN("x", 4, N, C, H, W), dy = IN("dy", 4, N, C, H / 2, W / 2);
-      int64_t d[4] = {N, C, H, W};
-      IrType it = ty(DT_I32, 4, d), ft = ty(DT_F32, 4, d);
-      int qi = op_h(OP_CAST, &x, 1, NULL, &it), q = op_h(OP_CAST, &qi, 1, NULL, &ft);
-      int in = v == 0 ? x : v == 1 ? q : v == 2 ? op1(OP_LOG, op1(OP_RELU, q, NULL), NULL)
-                                                : op1(OP_SQRT, q, NULL);
-      out("mp", op1(OP_MAXPOOL, in, &mt));
-      out("dmp", op2(OP_MAXPOOL_BWD, dy, in, &mt));
+      int64_t d[4] = {cs[c][0], cs[c][1], cs[c][2], cs[c][3]};
       char what[64];
       snprintf(what, sizeof what, "maxpool_2x2 case %zu values %d", c, v);
-      check_fwd(what, F_SYM, 0, 0);
+      maxpool_values_case(what, &mt, d, d[2] / 2, d[3] / 2, v, 0);
+    }
+}
+END_TEST
+
+/* 3x3 stride-2 max pooling (its vector path, runtime/rt_kernels.c) forward and backward on
+ * the value sets of maxpool_2x2 (ties, windows of -inf, NaNs): padding 1 (ResNet's) and 0,
+ * rows of 4, 12 and 17 windows (under a vector, a vector and a part, two and a part), a
+ * ceil_mode window past the row's and the plane's end, batches of 1 to 3; the last case's
+ * 384 planes are split over the two threads. An input shared by windows sums their dy in
+ * another order than the interpreter's: a relative 1e-6. */
+START_TEST(maxpool_3x3s2) {
+  static const int cs[][6] = {{1, 2, 9, 23, 1, 0}, {3, 2, 8, 8, 1, 0}, {2, 3, 11, 35, 0, 0},
+                              {1, 2, 9, 8, 1, 1}, {3, 128, 10, 10, 1, 0}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++)
+    for (int v = 0; v < 4; v++) {
+      int64_t d[4] = {cs[c][0], cs[c][1], cs[c][2], cs[c][3]};
+      int p = cs[c][4], ceil = cs[c][5];
+      IrAttr mt = {.kernel = {3, 3}, .stride = {2, 2}, .pad = {p, p}, .dilation = {1, 1},
+                   .ceil_mode = ceil};
+      char what[64];
+      snprintf(what, sizeof what, "maxpool_3x3s2 case %zu values %d", c, v);
+      maxpool_values_case(what, &mt, d, (d[2] + 2 * p - 3 + ceil) / 2 + 1,
+                          (d[3] + 2 * p - 3 + ceil) / 2 + 1, v, 1e-6);
     }
 }
 END_TEST
@@ -2178,6 +2210,7 @@ int main(void) {
   tcase_add_test(tc, conv_wgrad_direct);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, maxpool_2x2);
+  tcase_add_test(tc, maxpool_3x3s2);
   tcase_add_test(tc, normalization);
   tcase_add_test(tc, dropout);
   tcase_add_test(tc, embedding_and_losses);

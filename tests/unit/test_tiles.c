@@ -259,9 +259,10 @@ START_TEST(t_cpu_conv_transposed) {
 END_TEST
 
 /* a pointwise convolution (1x1, stride 1, no padding) of few output channels reads its image
- * (a data gradient: dy) in place (direct_b) with KC capped at 3/4 of L1 for a 32-position column; not with more
- * than TILES_CPU_DIRECT_B_N channels, not where small images share one gathered GEMM, not
- * for a strided 1x1 convolution (gathered), not in bf16 (its pack rounds) */
+ * (a data gradient: dy) in place (direct_b) with KC capped at 3/4 of L1 for a 32-position
+ * column; not with more than TILES_CPU_DIRECT_B_N channels, not on images under
+ * TILES_CPU_DIRECT_B_P positions, not for a strided 1x1 convolution (gathered), not in bf16
+ * (its pack rounds) */
 static TileDecision choose_pw(int64_t images, int64_t p, int64_t og, int64_t k, bool pointwise,
                               bool bf16) {
   const HwTarget *hw = hw_find_builtin("cpu-avx512");
@@ -287,7 +288,8 @@ START_TEST(t_cpu_pointwise) {
   ck_assert_int_eq(d.kc, cap);
   ck_assert(choose_pw(1, 784, 256, 576, true, false).direct_b);
   ck_assert(!choose_pw(1, 784, 257, 576, true, false).direct_b);
-  ck_assert(!choose_pw(8, 196, 64, 384, true, false).direct_b); /* one gathered GEMM */
+  ck_assert(choose_pw(8, 196, 64, 384, true, false).direct_b); /* a GEMM an image from 128 */
+  ck_assert(!choose_pw(8, 127, 64, 384, true, false).direct_b); /* one gathered GEMM */
   ck_assert(!choose_pw(1, 3136, 24, 144, false, false).direct_b);
   ck_assert(!choose_pw(1, 3136, 24, 144, true, true).direct_b);
   d = choose_pw(1, 3136, 24, 576, false, false);

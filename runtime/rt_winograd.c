@@ -226,6 +226,8 @@ typedef struct WinoCtx {
   float *dst;
   const float *bias, *affine; /* output: a bias per channel, or scale and shift pairs */
   int relu;
+  const float *res; /* output: a tensor of y's shape added after the epilogue (NULL: none) */
+  int res_relu;     /* then relu */
   bool avx2;
   bool dy; /* the input side of a filter gradient's transforms: dy's 4x4 tiles (A·dy·Aᵀ) */
 } WinoCtx;
@@ -428,8 +430,25 @@ typedef struct WinoSeg {
   int64_t rows, seg, cols, oh;
 } WinoSeg;
 
-WINO_INLINE void wino_put(float *y, const float *q, int64_t n) {
+/* n outputs q to y (inside w->dst), with w's residual at the same index added and relu
+ * after it where w has them (NaN kept, as WINO_EPI) */
+WINO_INLINE void wino_put(const WinoCtx *w, float *y, const float *q, int64_t n) {
   int64_t l = 0;
+  if (w->res) {
+    const float *r = w->res + (y - w->dst);
+    for (; l + WV <= n; l += WV) {
+      v8f a, b;
+      LD(a, q + l), LD(b, r + l);
+      a += b;
+      if (w->res_relu) a = (v8f)((v8i)a & ~(a <= (v8f){0}));
+      ST(y + l, a);
+    }
+    for (; l < n; l++) {
+      float v = q[l] + r[l];
+      y[l] = w->res_relu && v <= 0 ? 0.0f : v;
+    }
+    return;
+  }
   for (; l + WV <= n; l += WV) memcpy(y + l, q + l, WV * sizeof(float));
   if (l + 4 <= n) memcpy(y + l, q + l, 4 * sizeof(float)), l += 4;
   for (; l < n; l++) y[l] = q[l];
@@ -462,7 +481,7 @@ WINO_INLINE void wino_out_vec(const WinoCtx *w, const float *m, int64_t xs, int6
     wino_interleave(q, row);
     const float *f = (const float *)row;
     for (int64_t k = 0; k < sg->rows && 4 * k + a < sg->oh; k++)
-      wino_put(y + (4 * k + a) * OW, f + k * sg->seg, sg->cols);
+      wino_put(w, y + (4 * k + a) * OW, f + k * sg->seg, sg->cols);
   }
 }
 
@@ -632,8 +651,9 @@ void rt_k_wino_dy(void *pool, const float *dy, float *D, const int64_t *geom) {
 }
 
 void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
-                   int32_t relu, const int64_t *geom) {
-  WinoCtx w = {.g = geom, .src = M, .dst = y, .bias = bias, .affine = affine, .relu = relu};
+                   int32_t relu, const float *res, int32_t res_relu, const int64_t *geom) {
+  WinoCtx w = {.g = geom, .src = M, .dst = y, .bias = bias, .affine = affine, .relu = relu,
+               .res = res, .res_relu = res_relu};
   wino_par(pool, &w, true, geom[WG_N] * geom[WG_O], 36 * geom[WG_TH] * geom[WG_TW]);
 }
 

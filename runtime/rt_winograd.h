@@ -24,9 +24,10 @@ void rt_k_wino_filter_pack(void *pool, const float *w, float *dst, const int64_t
 /* V[36][C][T] = Bᵀ·d·B for every 6x6 input tile d of every channel */
 void rt_k_wino_in(void *pool, const float *x, float *V, const int64_t *geom);
 /* y = Aᵀ·m·A for every tile and output channel from M[36][O][T], then the epilogue: + bias[o]
- * (bias not NULL), or ·affine[2o] + affine[2o + 1] (a folded batchnorm), then relu */
+ * (bias not NULL), or ·affine[2o] + affine[2o + 1] (a folded batchnorm), then relu; then, with
+ * res not NULL, + res (y's shape, at y's index) and relu where res_relu (a fused residual) */
 void rt_k_wino_out(void *pool, const float *M, float *y, const float *bias, const float *affine,
-                   int32_t relu, const int64_t *geom);
+                   int32_t relu, const float *res, int32_t res_relu, const int64_t *geom);
 /* the filter gradient's input side: D[36][O][T] = A·dy·Aᵀ for every 4x4 tile of dy [N, O,
  * OH, OW] (zeros past its edges), the tiles and T as V's (A = (Aᵀ)ᵀ of the output transform) */
 void rt_k_wino_dy(void *pool, const float *dy, float *D, const int64_t *geom);

@@ -1121,24 +1121,32 @@ static LLVMValueRef dw_tap(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValu
   return intrinsic(e, "llvm.masked.gather", over, 2, args, 4);
 }
 
-/* channel ch's epilogue constants: the bias b0 (0 without one) and, with a folded batchnorm,
- * its scale s0 and shift b0 from the table at the start of the scratch (no im2col rows) */
-static void dw_chan(CgEmit *e, const CgKernel *k, LLVMValueRef ch, LLVMValueRef *b0, LLVMValueRef *s0) {
-  *b0 = k->bias ? LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node), mul(e, ch, cg_c64(e, 4))), "")
-                : LLVMConstReal(e->f32, 0);
-  *s0 = NULL;
+/* a depthwise or few-channel forward's output channel ch and its epilogue constants: the
+ * bias b0 (0 without one) and, with a folded batchnorm, its scale s0 and shift b0 from the
+ * table at the start of the scratch (no im2col rows) */
+typedef struct DwChan {
+  LLVMValueRef ch, b0, s0;
+} DwChan;
+
+static void dw_chan(CgEmit *e, const CgKernel *k, LLVMValueRef ch, DwChan *o) {
+  o->ch = ch;
+  o->b0 = k->bias ? LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node), mul(e, ch, cg_c64(e, 4))), "")
+                  : LLVMConstReal(e->f32, 0);
+  o->s0 = NULL;
   if (k->bn) {
     LLVMValueRef pair = gep8(e, cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset),
                              mul(e, ch, cg_c64(e, 8)));
-    *s0 = LLVMBuildLoad2(e->b, e->f32, pair, "");
-    *b0 = LLVMBuildLoad2(e->b, e->f32, gep8(e, pair, cg_c64(e, 4)), "");
+    o->s0 = LLVMBuildLoad2(e->b, e->f32, pair, "");
+    o->b0 = LLVMBuildLoad2(e->b, e->f32, gep8(e, pair, cg_c64(e, 4)), "");
   }
 }
 
-/* the one place a depthwise forward's output vector is finished and stored: the bias or the
- * folded batchnorm, relu, then the lanes of `ok` stored at p */
+/* the one place a depthwise or few-channel forward's output vector of channel cs->ch is
+ * finished and stored: the bias or the folded batchnorm, relu, the kernel's group
+ * (CgKernel.nepi, on the registers), then the lanes of `ok` stored at p */
 static void dw_store(CgEmit *e, const CgKernel *k, LLVMValueRef acc, LLVMValueRef p, LLVMValueRef ok,
-                     LLVMValueRef b0, LLVMValueRef s0) {
+                     const DwChan *cs) {
+  LLVMValueRef b0 = cs->b0, s0 = cs->s0;
   int vl = e->vl;
   LLVMTypeRef vt = e->vf;
   if (s0) {
@@ -1151,6 +1159,7 @@ static void dw_store(CgEmit *e, const CgKernel *k, LLVMValueRef acc, LLVMValueRe
     LLVMValueRef z = LLVMConstNull(e->vf);
     acc = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, acc, z, ""), acc, z, "");
   }
+  acc = epi_direct(e, k, acc, p, cs->ch, ok);
   LLVMTypeRef over[2] = {e->vf, e->ptr};
   LLVMValueRef sargs[4] = {acc, p, c32(e, 4), ok};
   intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
@@ -1175,8 +1184,8 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
   LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
   LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, lr.iv, cg_c64(e, c->OW * 4)));
   LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
-  LLVMValueRef b0, s0;
-  dw_chan(e, k, ch, &b0, &s0);
+  DwChan cs;
+  dw_chan(e, k, ch, &cs);
   loop_begin(e, &lw, cg_c64(e, 0), cg_c64(e, c->OW), vl);
   LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, lw.iv, vl), lanes),
                                   splat(e, cg_c64(e, c->OW), vl), "");
@@ -1189,7 +1198,7 @@ static void dw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLV
       LLVMTypeRef vt = e->vf;
       acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
     }
-  dw_store(e, k, acc, gep8(e, yr, mul(e, lw.iv, cg_c64(e, 4))), ok, b0, s0);
+  dw_store(e, k, acc, gep8(e, yr, mul(e, lw.iv, cg_c64(e, 4))), ok, &cs);
   loop_end(e, &lw);
   loop_end(e, &lr);
 }
@@ -1299,7 +1308,7 @@ static void dw_fill_row(CgEmit *e, const DwFwd *d, LLVMValueRef xc, LLVMValueRef
 static void dw_direct_vec(CgEmit *e, const CgKernel *k, const CgConv *c, int R, int nr,
                           const LLVMValueRef *row, const LLVMValueRef *ok, LLVMValueRef yr,
                           LLVMValueRef ow0, const int64_t *ows, const LLVMValueRef *wv,
-                          LLVMValueRef b0, LLVMValueRef s0) {
+                          const DwChan *cs) {
   int vl = e->vl;
   LLVMTypeRef vt = e->vf;
   LLVMValueRef acc[CG_DW_ROWS], m[64], idx[64];
@@ -1328,7 +1337,7 @@ static void dw_direct_vec(CgEmit *e, const CgKernel *k, const CgConv *c, int R, 
     }
   for (int r = 0; r < R; r++)
     dw_store(e, k, acc[r], gep8(e, yr, mul(e, add(e, ow0, cg_c64(e, r * c->OW)), cg_c64(e, 4))),
-             LLVMConstVector(m, (unsigned)vl), b0, s0);
+             LLVMConstVector(m, (unsigned)vl), cs);
 }
 
 /* a block of R output rows read straight from the plane xc, no buffer (whose stores a short
@@ -1336,7 +1345,7 @@ static void dw_direct_vec(CgEmit *e, const CgKernel *k, const CgConv *c, int R, 
  * ones inside in a loop of plain loads */
 static void dw_block_direct(CgEmit *e, const CgKernel *k, const DwFwd *d, int R, LLVMValueRef xc,
                             LLVMValueRef yr, LLVMValueRef ih0, const LLVMValueRef *wv,
-                            LLVMValueRef b0, LLVMValueRef s0) {
+                            const DwChan *cs) {
   const CgConv *c = d->c;
   int vl = e->vl, nr = (int)((R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
   LLVMValueRef row[64], ok[64];
@@ -1351,12 +1360,12 @@ static void dw_block_direct(CgEmit *e, const CgKernel *k, const DwFwd *d, int R,
     if (v == vlo && vhi > vlo) {
       Loop l;
       loop_begin(e, &l, cg_c64(e, vlo * vl), cg_c64(e, vhi * vl), vl);
-      dw_direct_vec(e, k, c, R, nr, row, ok, yr, l.iv, NULL, wv, b0, s0);
+      dw_direct_vec(e, k, c, R, nr, row, ok, yr, l.iv, NULL, wv, cs);
       loop_end(e, &l);
     }
     if (v >= vlo && v < vhi) continue;
     int64_t ow0 = v * vl;
-    dw_direct_vec(e, k, c, R, nr, row, ok, yr, cg_c64(e, ow0), &ow0, wv, b0, s0);
+    dw_direct_vec(e, k, c, R, nr, row, ok, yr, cg_c64(e, ow0), &ow0, wv, cs);
   }
 }
 
@@ -1366,13 +1375,13 @@ static void dw_block_direct(CgEmit *e, const CgKernel *k, const DwFwd *d, int R,
  * it, into R accumulators, in the serial (kh, kw) order of each output */
 static void dw_block(CgEmit *e, const CgKernel *k, const DwFwd *d, LLVMValueRef buf, int R,
                      LLVMValueRef xc, LLVMValueRef yr, LLVMValueRef oh0, const LLVMValueRef *wv,
-                     LLVMValueRef b0, LLVMValueRef s0) {
+                     const DwChan *cs) {
   const CgConv *c = d->c;
   int vl = e->vl, nr = (int)((R - 1) * c->sh + (c->KH - 1) * c->dh + 1);
   int64_t rowb = c->sw * d->b.lp * 4;
   LLVMValueRef ih0 = LLVMBuildSub(e->b, mul(e, oh0, cg_c64(e, c->sh)), cg_c64(e, c->ph), "");
   if (d->b.direct) {
-    dw_block_direct(e, k, d, R, xc, yr, ih0, wv, b0, s0);
+    dw_block_direct(e, k, d, R, xc, yr, ih0, wv, cs);
     return;
   }
   for (int i = 0; i < nr; i++)
@@ -1402,7 +1411,7 @@ static void dw_block(CgEmit *e, const CgKernel *k, const DwFwd *d, LLVMValueRef 
       }
     }
   for (int r = 0; r < R; r++)
-    dw_store(e, k, acc[r], gep8(e, yr, mul(e, add(e, lv.iv, cg_c64(e, r * c->OW)), cg_c64(e, 4))), ok, b0, s0);
+    dw_store(e, k, acc[r], gep8(e, yr, mul(e, add(e, lv.iv, cg_c64(e, r * c->OW)), cg_c64(e, 4))), ok, cs);
   loop_end(e, &lv);
 }
 
@@ -1431,22 +1440,23 @@ static void dwb_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LL
   LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, add(e, mul(e, nc, cg_c64(e, c->OH)), oh0),
                                                       cg_c64(e, c->OW * 4)));
   LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
-  LLVMValueRef wv[64], b0, s0;
+  LLVMValueRef wv[64];
+  DwChan cs;
   for (int i = 0; i < c->KH * c->KW; i++)
     wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), vl);
-  dw_chan(e, k, ch, &b0, &s0);
+  dw_chan(e, k, ch, &cs);
   if (!tail) {
-    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, b0, s0);
+    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, &cs);
   } else {
     LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwfull");
     LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwtail");
     LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwnext");
     LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, bi, cg_c64(e, d->b.nb - 1), ""), full, last);
     LLVMPositionBuilderAtEnd(e->b, full);
-    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, b0, s0);
+    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, &cs);
     LLVMBuildBr(e->b, join);
     LLVMPositionBuilderAtEnd(e->b, last);
-    dw_block(e, k, d, buf, tail, xc, yr, oh0, wv, b0, s0);
+    dw_block(e, k, d, buf, tail, xc, yr, oh0, wv, &cs);
     LLVMBuildBr(e->b, join);
     LLVMPositionBuilderAtEnd(e->b, join);
   }
@@ -1503,10 +1513,11 @@ static void few_oblock(CgEmit *e, const CgKernel *k, const FewConv *f, LLVMValue
         }
       }
   for (int o = 0; o < nob; o++) {
-    LLVMValueRef ch = add(e, o0, cg_c64(e, o)), b0, s0;
-    dw_chan(e, k, ch, &b0, &s0);
+    LLVMValueRef ch = add(e, o0, cg_c64(e, o));
+    DwChan cs;
+    dw_chan(e, k, ch, &cs);
     LLVMValueRef at = add(e, mul(e, ch, cg_c64(e, c->P)), ow0);
-    dw_store(e, k, acc[o], gep8(e, yr, mul(e, at, cg_c64(e, 4))), ok, b0, s0);
+    dw_store(e, k, acc[o], gep8(e, yr, mul(e, at, cg_c64(e, 4))), ok, &cs);
   }
 }
 
@@ -2014,10 +2025,17 @@ static LLVMValueRef wino_step_filter(CgEmit *e, const CgKernel *k, const CgConv 
 /* Winograd F(4,3) (CgConv.wino, docs/cpu-convolutions.md), in rounds of NB images: the
  * input transform V[36][C][T] into scratch, 36 GEMMs M[xi] = U[xi]·V[xi] ([O x C]·[C x T],
  * U the filter's transform packed once into the kernel's panels, or every call in a
- * training step), then the output transform with the epilogue into y (runtime/rt_winograd.c).
+ * training step), then the output transform with the epilogue and the group (cg_epi_wino: a
+ * residual, relu) into y (runtime/rt_winograd.c).
  * A data gradient is the Winograd convolution of dy into dx (CgConv.wino_bwd). */
 static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef bnt) {
   const IrNode *n = node(e, k->node);
+  int res = -1;
+  bool res_relu = false;
+  if (k->nepi && !cg_epi_wino(e->p, k, &res, &res_relu)) {
+    diag_error(e->d, n->loc, "code generation: the Winograd output transform cannot apply this elementwise group");
+    return -1;
+  }
   LlvmGemmSpec sp = {.packed = LLVM_GEMM_PACKED_A};
   gemm_blocking(e, k->tile->wino, true, &sp.blk);
   LLVMValueRef f = gemm_fn(e, &sp);
@@ -2042,10 +2060,12 @@ static int lower_conv_wino(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVa
    * one per task instead, so that every thread has work */
   if (c->O * c->T * c->C < (INT64_C(1) << 21)) run_tasks(e, k, 36, wino_gemm_task, &wg);
   else wino_gemms(e, k, &wg, cg_c64(e, 0), cg_c64(e, 36));
-  LLVMValueRef null = LLVMConstPointerNull(e->ptr);
-  LLVMValueRef aout[7] = {e->pool, M, Y, k->bias ? cg_ptr(e, k->bias_node) : null,
-                          bnt ? bnt : null, c32(e, k->relu), geom};
-  rt_call(e, "rt_k_wino_out", "pppppip", aout);
+  LLVMValueRef null = LLVMConstPointerNull(e->ptr), R = null;
+  if (res >= 0)
+    R = gep8(e, cg_ptr(e, res), mul(e, lr.iv, cg_c64(e, c->NB * c->O * c->OH * c->OW * 4)));
+  LLVMValueRef aout[9] = {e->pool, M, Y, k->bias ? cg_ptr(e, k->bias_node) : null,
+                          bnt ? bnt : null, c32(e, k->relu), R, c32(e, res_relu), geom};
+  rt_call(e, "rt_k_wino_out", "pppppipip", aout);
   loop_end(e, &lr);
   return 0;
 }

@@ -218,11 +218,32 @@ int cg_epi_operands(const CgPlan *p, const CgKernel *k, CgEpiOperand *ops) {
   return n;
 }
 
+/* how many of the group members mem[0, nm) after base the Winograd output transform
+ * applies (rt_k_wino_out): a residual add of a tensor of the output's shape, then relu */
+static int epi_wino_len(const CgPlan *p, int base, int op, const int *mem, int nm) {
+  const IrGraph *g = p->g;
+  if (nm < 1 || g->nodes[mem[0]].op != OP_ADD) return 0;
+  const IrNode *a = &g->nodes[mem[0]];
+  int r = a->in[0] == base ? a->in[1] : a->in[1] == base ? a->in[0] : -1;
+  if (r < 0 || r == base || ir_is_fill(&g->nodes[r]) || epi_kind(p, r, base, op) != CG_EPI_FULL)
+    return 0;
+  return nm >= 2 && g->nodes[mem[1]].op == OP_RELU && g->nodes[mem[1]].in[0] == mem[0] ? 2 : 1;
+}
+
+bool cg_epi_wino(const CgPlan *p, const CgKernel *k, int *res, bool *relu) {
+  const int *mem = k->members + k->epi_first;
+  if (epi_wino_len(p, k->epi_base, k->node, mem, k->nepi) != k->nepi) return false;
+  const IrNode *a = &p->g->nodes[mem[0]];
+  *res = a->in[0] == k->epi_base ? a->in[1] : a->in[0];
+  *relu = k->nepi == 2;
+  return true;
+}
+
 /* the kernel's op computes its output where the backend applies a group to it: an f32
- * inference GEMM (not streamed) or a convolution not run as Winograd, as the direct
- * depthwise kernel (its blocked rows store through dw_store; a group there is not measured
- * yet) nor as the direct few-channel kernel (CgConv.few): ungrouped (channel operands by C's row; a batch's GEMM: in the copy to the output)
- * or transposed (in the write-back) */
+ * inference GEMM (not streamed) or a convolution: ungrouped (channel operands by C's row; a
+ * batch's GEMM: in the copy to the output), transposed (in the write-back), the direct
+ * depthwise forward or the direct few-channel one (CgConv.few: both on the registers before
+ * their store), or Winograd (its output transform; the group as epi_wino_len allows) */
 static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
   CgKernel *k = &p->k[ki];
   const IrNode *n = &p->g->nodes[k->node];
@@ -234,7 +255,7 @@ static bool epi_path_ok(CgPlan *p, int ki, const TilePlan *tiles) {
   k->wino = plan_wino(p, k);
   CgConv c;
   cg_conv_geom(p, k->node, &c);
-  return !c.wino && !c.depthwise && !c.few && (c.trans || c.G == 1);
+  return c.wino || c.depthwise || c.few || c.trans || c.G == 1;
 }
 
 /* node c may join the group of in[] (kernel ki of op node i): elementwise f32 of the
@@ -287,7 +308,7 @@ static bool epi_valid(const CgPlan *p, int base, const int *mem, int nm, const b
 static void take_group(CgPlan *p, int ki, int i, const TilePlan *tiles, const bool *is_out,
                        bool *absorbed) {
   const IrGraph *g = p->g;
-  int base = p->k[ki].out, mem[CG_EPI_MAX], nm = 0;
+  int base = p->k[ki].out, mem[CG_EPI_MAX] = {0}, nm = 0;
   if (is_out[base] || !epi_path_ok(p, ki, tiles)) return;
   bool *in = xcalloc((size_t)g->nnodes, sizeof(bool));
   in[base] = true;
@@ -297,6 +318,8 @@ static void take_group(CgPlan *p, int ki, int i, const TilePlan *tiles, const bo
     for (int j = 0; j < g->nodes[c].nin; j++) reads |= in[g->nodes[c].in[j]];
     if (reads && epi_joins(p, ki, i, base, c, in)) in[c] = true, mem[nm++] = c;
   }
+  if (p->k[ki].wino)
+    for (int keep = epi_wino_len(p, base, i, mem, nm); nm > keep;) in[mem[--nm]] = false;
   while (nm > 0 && !epi_valid(p, base, mem, nm, in, is_out)) in[mem[--nm]] = false;
   CgKernel *k = &p->k[ki];
   k->epi_first = k->nmembers;

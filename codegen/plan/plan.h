@@ -229,6 +229,9 @@ typedef struct CgEpiOperand {
 int cg_epi_operands(const CgPlan *p, const CgKernel *k, CgEpiOperand *ops);
 /* node c is a member of k's fused group */
 bool cg_epi_member(const CgKernel *k, int c);
+/* k's group as a Winograd output transform applies it (rt_k_wino_out): y + *res (a tensor
+ * of the output's shape), then relu where *relu; false for any other group */
+bool cg_epi_wino(const CgPlan *p, const CgKernel *k, int *res, bool *relu);
 
 /* ---- a model: tensor table, bindings, the plans of both graphs ------------------------- */
 

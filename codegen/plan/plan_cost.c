@@ -432,6 +432,19 @@ static bool conv_few(const CgPlan *p, const CgKernel *k) {
  * vector, two loads keeping the even lanes): its four stride-2 layers 1.75 to 2.4 */
 #define CG_DWB_S2_TAP_CYCLES 2.2
 
+/* cycles per output vector of each member of a fused elementwise group and each tensor it
+ * reads (CgKernel.nepi), on the registers of the direct depthwise and few-channel forwards
+ * before their store (llvm_ops.c dw_store): mobilenet_v2's relu6 (four members) after its
+ * depthwise layers at batch 8, 7- to 56-wide rows, measured 0.5 to 0.7 (Zen 4, one thread,
+ * each layer alone, fused against unfused) */
+#define CG_EPI_VEC_CYCLES 0.7
+
+static double epi_vec_cycles(const CgPlan *p, const CgKernel *k) {
+  if (!k->nepi) return 0;
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  return (k->nepi + cg_epi_operands(p, k, ops)) * CG_EPI_VEC_CYCLES;
+}
+
 /* cycles of one tap of one vector of the direct depthwise filter gradient (llvm_ops.c
  * dwdf_body: dy's vector times the tap's input vector into the tap's accumulator) at stride
  * 1 and at stride 2 (the forward's two loads keeping the even lanes); other strides gather
@@ -519,7 +532,7 @@ static void wgrad_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
 }
 
 /* a depthwise kernel; the forward: output rows of N·C·OH in vectors of OW, KH·KW taps a
- * vector; at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
+ * vector, then the fused group (epi_vec_cycles); at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
  * min(threads, blocks, taps·elements / 65536 + 1) tasks; otherwise row by row (a masked load
  * at stride 1, else a gather), rows over min(threads, rows, taps·elements / 65536 + 1) */
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
@@ -550,14 +563,15 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
                : cv.sw == 1 ? CG_DW_TAP_CYCLES
                : cv.sw == 2 ? CG_DW_S2_TAP_CYCLES
                             : vl * CG_DW_GATHER_LANE_CYCLES;
-  c->t_compute = tapvec * cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  double vecs = tapvec / taps; /* a thread's output vectors, each through the group */
+  c->t_compute = (tapvec * cyc + vecs * epi_vec_cycles(p, k)) / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
 /* the direct convolution of few input channels (llvm_ops.c lower_conv_few): every output
- * row's vectors of OW (the last partly masked) times O channels, each K FMAs at the FMA peak
- * and the tiles' TILES_CONV_FEW_VEC_S, rows spread over min(threads, rows, O·K·elements /
+ * row's vectors of OW (the last partly masked) times O channels, each K FMAs at the FMA peak,
+ * the tiles' TILES_CONV_FEW_VEC_S and the fused group (epi_vec_cycles), rows spread over min(threads, rows, O·K·elements /
  * (8·65536) + 1) tasks */
 static void conv_few_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                           CgKernelCost *c) {
@@ -568,7 +582,8 @@ static void conv_few_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   double tasks = fmin(rows, floor(rows * (double)cv.OW * ok / 8 / 65536) + 1);
   c->threads = (int)fmax(1, fmin(threads, tasks));
   double vecs = rows * ceil((double)cv.OW / vl) * (double)cv.O;
-  c->t_compute = (2 * vecs * vl * (double)cv.K / peak_of(hw, DT_F32, true, 1) + vecs * TILES_CONV_FEW_VEC_S) /
+  double epi = vecs * epi_vec_cycles(p, k) / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->t_compute = (2 * vecs * vl * (double)cv.K / peak_of(hw, DT_F32, true, 1) + vecs * TILES_CONV_FEW_VEC_S + epi) /
                  c->threads;
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   c->scratch = 0, c->t_scratch = 0;
@@ -668,8 +683,8 @@ static CgGemmShape wino_gemm_shape(const TileDecision *t, int64_t m, int64_t n, 
 /* a Winograd F(4,3) convolution (CgKernel.wino, llvm_ops.c lower_conv_wino), in rounds of
  * NB images: 36 GEMMs [O x C]·[C x T] on the packed GEMM with the transformed filter packed
  * once (streamed each round from where its 36·rpad·C floats fit), and the runtime's
- * transforms (rt_winograd.c: their FLOPs in 256-bit vectors and the bytes of x, V, M and
- * y, tiles_wino_xform_time) spread over the planes. FLOPs stay the convolution's count; the
+ * transforms (rt_winograd.c: their FLOPs in 256-bit vectors and the bytes of x, V, M, y
+ * and a fused group's residual, tiles_wino_xform_time) spread over the planes. FLOPs stay the convolution's count; the
  * efficiency is that of the GEMMs. */
 static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
                       CgKernelCost *c) {
@@ -692,9 +707,9 @@ static void wino_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, in
   c->eff = gemm_flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads));
   double planes = (double)cv.NB * (double)(cv.C < cv.O ? cv.C : cv.O);
   int xt = (int)fmin(threads, planes);
+  int64_t yb = 4 * cv.NB * cv.O * cv.OH * cv.OW; /* y, and a fused residual as much again */
   double xf = rounds * tiles_wino_xform_time(hw, cv.O, cv.C, cv.NB, cv.TH, cv.TW,
-                                             4 * cv.NB * cv.C * cv.H * cv.W,
-                                             4 * cv.NB * cv.O * cv.OH * cv.OW);
+                                             4 * cv.NB * cv.C * cv.H * cv.W, k->nepi ? 2 * yb : yb);
   c->scratch = rounds * (2.0 * 36 * 4 * (double)cv.T * (double)(cv.C + cv.O) + 8 * 36 * run.pack_b);
   /* every round streams the transformed filter's panels once, beside the FMAs */
   double u = 36.0 * 4 * (double)k->packed_rpad * (double)cv.C;

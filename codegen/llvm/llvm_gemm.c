@@ -731,6 +731,23 @@ static void emit_region_col(Gen *g, LLVMValueRef ukr, LLVMValueRef bp, LLVMValue
     loop_end(g, &lir);
 }
 
+/* a column of NR with B read in place (spec.direct_b) at src, rows ldb apart: a full one by
+ * ukrs[1] (ukr_d), the partial one packed into bbuf by pack_b for ukrs[0] */
+static void emit_region_direct(Gen *g, LLVMValueRef *ukrs, LLVMValueRef pack_b, LLVMValueRef src,
+                               LLVMValueRef ldb, LLVMValueRef bbuf, const RegionCol *rc) {
+    LLVMBasicBlockRef dbb = gen_bb(g, "direct"), pbb = gen_bb(g, "packpart"), jn = gen_bb(g, "jrnext");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, rc->nr, c64(g, g->nr), ""), dbb, pbb);
+    LLVMPositionBuilderAtEnd(g->b, dbb);
+    emit_region_col(g, ukrs[1], src, ldb, rc);
+    LLVMBuildBr(g->b, jn);
+    LLVMPositionBuilderAtEnd(g->b, pbb);
+    LLVMValueRef args[6] = {bbuf, src, c64(g, 1), ldb, rc->nr, rc->kc};
+    gen_call(g, pack_b, args, 6);
+    emit_region_col(g, ukrs[0], bbuf, NULL, rc);
+    LLVMBuildBr(g->b, jn);
+    LLVMPositionBuilderAtEnd(g->b, jn);
+}
+
 /* void region(i64 K, ptr A, i64 lda, ptr B, i64 ldb, ptr C, i64 ldc, ptr bias,
  *             i64 m0, i64 m1, i64 n0, i64 n1, ptr Abuf, ptr Bbuf)
  * computes C[m0:m1, n0:n1] completely. */
@@ -795,19 +812,10 @@ static LLVMValueRef emit_region(Gen *g, LLVMValueRef ukr, LLVMValueRef ukr_d, LL
     RegionCol rc = {.kc = kc, .flags = flags, .C = C, .ldc = ldc, .bias = bias, .apan = apan,
                     .kcp = kcp, .ic = lic.iv, .mc = mc, .nr = gen_min(g, NR, gen_sub(g, nc, ljr.iv)),
                     .col = gen_add(g, ljc.iv, ljr.iv)};
-    if (sp->direct_b) { /* full panels read in place; the partial one packed */
-        LLVMBasicBlockRef dbb = gen_bb(g, "direct"), pbb = gen_bb(g, "packpart"), jn = gen_bb(g, "jrnext");
+    if (sp->direct_b) {
         LLVMValueRef src = gen_gep(g, B, gen_add(g, rc.col, gen_mul(g, pc, ldb)));
-        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, rc.nr, NR, ""), dbb, pbb);
-        LLVMPositionBuilderAtEnd(g->b, dbb);
-        emit_region_col(g, ukr_d, src, ldb, &rc);
-        LLVMBuildBr(g->b, jn);
-        LLVMPositionBuilderAtEnd(g->b, pbb);
-        LLVMValueRef args[6] = {bbuf, src, one, ldb, rc.nr, kc};
-        gen_call(g, pack_b, args, 6);
-        emit_region_col(g, ukr, bbuf, NULL, &rc);
-        LLVMBuildBr(g->b, jn);
-        LLVMPositionBuilderAtEnd(g->b, jn);
+        LLVMValueRef ukrs[2] = {ukr, ukr_d};
+        emit_region_direct(g, ukrs, pack_b, src, ldb, bbuf, &rc);
     } else {
         emit_region_col(g, ukr, gen_gep(g, bpan, gen_mul(g, ljr.iv, kcp)), NULL, &rc);
     }

@@ -2299,6 +2299,131 @@ static int lower_conv_t(CgEmit *e, const CgKernel *k, const CgConv *c) {
   return 0;
 }
 
+/* a convolution's GEMM calls, one per image and group: its image, group and filter
+ * strides (bytes) and the unfold's scratch (CgConv.col) */
+typedef struct ConvGemm {
+  const CgConv *c;
+  LLVMValueRef col, bnt;
+  int64_t xs, xg, ys, yg, wg;
+} ConvGemm;
+
+/* the forward: y[Og, P] = w · col (col gathered while packing, unfolded, or the image) with
+ * the epilogue */
+static int conv_gemm_fwd(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  const CgConv *c = g->c;
+  sp->bias = k->bias ? LLVM_GEMM_BIAS_ROW : g->bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE;
+  sp->relu = k->relu;
+  char ekey[512];
+  EpiHook hook = {e, k, true};
+  LlvmGemmEpi epi = {epi_hook, &hook, ekey};
+  if (k->nepi) epi_key(e, k, ekey, sizeof ekey), sp->epi = &epi;
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), Y = cg_ptr(e, k->out);
+  int64_t lda, wg = g->wg;
+  LLVMValueRef Wt = conv_filter(e, k, f, c, &lda, &wg);
+  if (!Wt) return -1;
+  LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
+  Loop ln, lg;
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, g->xs)), mul(e, lg.iv, cg_c64(e, g->xg))));
+  LLVMValueRef yp = gep8(e, Y, add(e, mul(e, ln.iv, cg_c64(e, g->ys)), mul(e, lg.iv, cg_c64(e, g->yg))));
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
+  LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c->Og * 4)))
+                    : g->bnt ? gep8(e, g->bnt, mul(e, lg.iv, cg_c64(e, c->Og * 8)))
+                             : NULL;
+  ColTask ct = {.c = c, .xnode = n->in[0], .xs = g->xs, .xg = g->xg, .to_col = true};
+  if (c->col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+  if (k->nepi) bp = epi_ctx(e, k, bp); /* ungrouped (plan.c): the channel is C's row */
+  gemm_call(e, f, c->Og, c->P, c->K, wp, lda, c->col ? g->col : xp, c->P, yp, c->P, bp);
+  loop_end(e, &lg);
+  loop_end(e, &ln);
+  return 0;
+}
+
+/* the data gradient: dcol[K, P] = wᵀ · dy, then col2im into dx (a pointwise one: straight
+ * into dx) */
+static int conv_gemm_dx(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  const CgConv *c = g->c;
+  sp->trans_a = 1;
+  if (c->batch) return lower_bwd_data_batch(e, k, c, sp);
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
+  if (!c->direct) memset0(e, DX, c->N * g->xs);
+  Loop ln, lg;
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  LLVMValueRef xp = gep8(e, DX, add(e, mul(e, ln.iv, cg_c64(e, g->xs)), mul(e, lg.iv, cg_c64(e, g->xg))));
+  LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, g->ys)), mul(e, lg.iv, cg_c64(e, g->yg))));
+  LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, g->wg)));
+  gemm_call(e, f, c->K, c->P, c->Og, wp, c->K, yp, c->P, c->direct ? xp : g->col, c->P, NULL);
+  ColTask ct = {.c = c, .xnode = k->out, .xs = g->xs, .xg = g->xg, .to_col = false};
+  if (!c->direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+  loop_end(e, &lg);
+  loop_end(e, &ln);
+  return 0;
+}
+
+/* the filter gradient: dw[Og, K] += dy · colᵀ over the images */
+static int conv_gemm_dw(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGemmSpec *sp) {
+  const IrNode *n = node(e, k->node);
+  const CgConv *c = g->c;
+  sp->trans_b = 1;
+  if (c->batch) return lower_bwd_filter_batch(e, k, c, sp);
+  sp->accumulate = 1;
+  LLVMValueRef f = gemm_fn(e, sp);
+  if (!f) return -1;
+  LLVMValueRef X = cg_ptr(e, n->in[0]), DY = cg_ptr(e, n->in[1]), DW = cg_ptr(e, k->out);
+  memset0(e, DW, c->G * g->wg);
+  Loop ln, lg;
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
+  LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, g->xs)), mul(e, lg.iv, cg_c64(e, g->xg))));
+  LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, g->ys)), mul(e, lg.iv, cg_c64(e, g->yg))));
+  LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, g->wg)));
+  ColTask ct = {.c = c, .xnode = n->in[0], .xs = g->xs, .xg = g->xg, .to_col = true};
+  if (c->col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+  gemm_call(e, f, c->Og, c->K, c->P, yp, c->P, c->col ? g->col : xp, c->P, wp, c->K, NULL);
+  loop_end(e, &lg);
+  loop_end(e, &ln);
+  return 0;
+}
+
+/* a convolution on the packed GEMM: the spec's gathering, its B read in place (tiles.c
+ * direct_b), then the batch's GEMM or the forward, data or filter gradient per image */
+static int lower_conv_gemm(CgEmit *e, const CgKernel *k, const CgConv *cp, LLVMValueRef bnt) {
+  const IrNode *n = node(e, k->node);
+  const CgConv c = *cp;
+  LlvmGemmSpec sp = {0};
+  gemm_blocking(e, k->tile, true, &sp.blk);
+  bool gather = (!c.direct || c.batch) && !c.col; /* implicit GEMM: B's packing gathers */
+  if (n->op == OP_CONV2D && k->packed) sp.packed = LLVM_GEMM_PACKED_A; /* the filter, once */
+  if (gather && n->op != OP_CONV2D_BWD_DATA)
+    sp.conv = (LlvmGemmConv){.on = 1, .C = c.Cg, .H = c.H, .W = c.W, .KH = c.KH, .KW = c.KW,
+                             .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
+                             .pw = c.pw, .dh = c.dh, .dw = c.dw,
+                             .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
+  if (c.batch && n->op == OP_CONV2D) return lower_conv_batch(e, k, cp, &sp, bnt);
+  if (k->tile && k->tile->direct_b) { /* the image (dy) read in place (tiles.c direct_b) */
+    if (n->op == OP_CONV2D_BWD_FILTER || !c.direct || c.col) {
+      diag_error(e->d, n->loc, "internal error: a convolution's image read in place is not its GEMM's B");
+      return -1;
+    }
+    sp.direct_b = 1;
+  }
+  ConvGemm g = {.c = cp, .bnt = bnt,
+                .col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL,
+                .xs = c.C * c.H * c.W * 4, .xg = c.Cg * c.H * c.W * 4, .ys = c.O * c.P * 4,
+                .yg = c.Og * c.P * 4, .wg = c.Og * c.K * 4};
+  if (n->op == OP_CONV2D) return conv_gemm_fwd(e, k, &g, &sp);
+  if (n->op == OP_CONV2D_BWD_DATA) return conv_gemm_dx(e, k, &g, &sp);
+  return conv_gemm_dw(e, k, &g, &sp);
+}
+
 static int lower_conv(CgEmit *e, const CgKernel *k) {
   const IrNode *n = node(e, k->node);
   CgConv c;
@@ -2325,95 +2450,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_conv_wgrad(e, k, &c);
     return 0;
   }
-  LLVMValueRef col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL;
-  LlvmGemmSpec sp = {0};
-  gemm_blocking(e, k->tile, true, &sp.blk);
-  bool gather = (!c.direct || c.batch) && !c.col; /* implicit GEMM: B's packing gathers */
-  if (n->op == OP_CONV2D && k->packed) sp.packed = LLVM_GEMM_PACKED_A; /* the filter, once */
-  if (gather && n->op != OP_CONV2D_BWD_DATA)
-    sp.conv = (LlvmGemmConv){.on = 1, .C = c.Cg, .H = c.H, .W = c.W, .KH = c.KH, .KW = c.KW,
-                             .OH = c.OH, .OW = c.OW, .sh = c.sh, .sw = c.sw, .ph = c.ph,
-                             .pw = c.pw, .dh = c.dh, .dw = c.dw,
-                             .images = c.batch ? c.N : 1, .xs = c.C * c.H * c.W};
-  if (c.batch && n->op == OP_CONV2D) return lower_conv_batch(e, k, &c, &sp, bnt);
-  if (k->tile && k->tile->direct_b) { /* the image (dy) read in place (tiles.c direct_b) */
-    if (n->op == OP_CONV2D_BWD_FILTER || !c.direct || c.col) {
-      diag_error(e->d, n->loc, "internal error: a convolution's image read in place is not its GEMM's B");
-      return -1;
-    }
-    sp.direct_b = 1;
-  }
-  int64_t xs = c.C * c.H * c.W * 4, xg = c.Cg * c.H * c.W * 4; /* image, group strides (bytes) */
-  int64_t ys = c.O * c.P * 4, yg = c.Og * c.P * 4;
-  int64_t wg = c.Og * c.K * 4;
-  if (n->op == OP_CONV2D) {
-    sp.bias = k->bias ? LLVM_GEMM_BIAS_ROW : bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE;
-    sp.relu = k->relu;
-    char ekey[512];
-    EpiHook hook = {e, k, true};
-    LlvmGemmEpi epi = {epi_hook, &hook, ekey};
-    if (k->nepi) epi_key(e, k, ekey, sizeof ekey), sp.epi = &epi;
-    LLVMValueRef f = gemm_fn(e, &sp);
-    if (!f) return -1;
-    LLVMValueRef X = cg_ptr(e, n->in[0]), Y = cg_ptr(e, k->out);
-    int64_t lda;
-    LLVMValueRef Wt = conv_filter(e, k, f, &c, &lda, &wg);
-    if (!Wt) return -1;
-    LLVMValueRef bias = k->bias ? cg_ptr(e, k->bias_node) : NULL;
-    Loop ln, lg;
-    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
-    loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c.G), 1);
-    LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
-    LLVMValueRef yp = gep8(e, Y, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
-    LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
-    LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c.Og * 4)))
-                      : bnt ? gep8(e, bnt, mul(e, lg.iv, cg_c64(e, c.Og * 8)))
-                            : NULL;
-    ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
-    if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    if (k->nepi) bp = epi_ctx(e, k, bp); /* ungrouped (plan.c): the channel is C's row */
-    gemm_call(e, f, c.Og, c.P, c.K, wp, lda, c.col ? col : xp, c.P, yp, c.P, bp);
-    loop_end(e, &lg);
-    loop_end(e, &ln);
-  } else if (n->op == OP_CONV2D_BWD_DATA) {
-    sp.trans_a = 1;
-    if (c.batch) return lower_bwd_data_batch(e, k, &c, &sp);
-    LLVMValueRef f = gemm_fn(e, &sp);
-    if (!f) return -1;
-    LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
-    if (!c.direct) memset0(e, DX, c.N * xs);
-    Loop ln, lg;
-    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
-    loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c.G), 1);
-    LLVMValueRef xp = gep8(e, DX, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
-    LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
-    LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
-    gemm_call(e, f, c.K, c.P, c.Og, wp, c.K, yp, c.P, c.direct ? xp : col, c.P, NULL);
-    ColTask ct = {.c = &c, .xnode = k->out, .xs = xs, .xg = xg, .to_col = false};
-    if (!c.direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    loop_end(e, &lg);
-    loop_end(e, &ln);
-  } else {
-    sp.trans_b = 1;
-    if (c.batch) return lower_bwd_filter_batch(e, k, &c, &sp);
-    sp.accumulate = 1;
-    LLVMValueRef f = gemm_fn(e, &sp);
-    if (!f) return -1;
-    LLVMValueRef X = cg_ptr(e, n->in[0]), DY = cg_ptr(e, n->in[1]), DW = cg_ptr(e, k->out);
-    memset0(e, DW, c.G * wg);
-    Loop ln, lg;
-    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c.N), 1);
-    loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c.G), 1);
-    LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, xs)), mul(e, lg.iv, cg_c64(e, xg))));
-    LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, ys)), mul(e, lg.iv, cg_c64(e, yg))));
-    LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, wg)));
-    ColTask ct = {.c = &c, .xnode = n->in[0], .xs = xs, .xg = xg, .to_col = true};
-    if (c.col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-    gemm_call(e, f, c.Og, c.K, c.P, yp, c.P, c.col ? col : xp, c.P, wp, c.K, NULL);
-    loop_end(e, &lg);
-    loop_end(e, &ln);
-  }
-  return 0;
+  return lower_conv_gemm(e, k, &c, bnt);
 }
 
 /* ---- runtime-kernel calls -------------------------------------------------------------- */

@@ -106,20 +106,32 @@ static int dt_is_float(DType t) {
   return t == DT_F32 || t == DT_F16 || t == DT_BF16 || t == DT_F64;
 }
 
+/* element i of p: a file's data need not be aligned to its type, so memcpy, not a typed
+ * load */
 static double load_f(const void *p, DType t, size_t i) {
+  union { float f; uint16_t h; double d; int32_t i32; int64_t i64; } u;
+  const char *b = (const char *)p;
   switch (t) {
-  case DT_F32: return ((const float *)p)[i];
-  case DT_F16: return rt_f16_to_f32(((const uint16_t *)p)[i]);
-  case DT_BF16: return rt_bf16_to_f32(((const uint16_t *)p)[i]);
-  case DT_F64: return ((const double *)p)[i];
-  case DT_I32: return ((const int32_t *)p)[i];
-  case DT_I64: return (double)((const int64_t *)p)[i];
+  case DT_F32: memcpy(&u.f, b + i * 4, 4); return u.f;
+  case DT_F16: memcpy(&u.h, b + i * 2, 2); return rt_f16_to_f32(u.h);
+  case DT_BF16: memcpy(&u.h, b + i * 2, 2); return rt_bf16_to_f32(u.h);
+  case DT_F64: memcpy(&u.d, b + i * 8, 8); return u.d;
+  case DT_I32: memcpy(&u.i32, b + i * 4, 4); return u.i32;
+  case DT_I64: memcpy(&u.i64, b + i * 8, 8); return (double)u.i64;
   default: return 0;
   }
 }
 
 static int64_t load_i(const void *p, DType t, size_t i) {
-  return t == DT_I32 ? ((const int32_t *)p)[i] : ((const int64_t *)p)[i];
+  const char *b = (const char *)p;
+  if (t == DT_I32) {
+    int32_t v;
+    memcpy(&v, b + i * 4, 4);
+    return v;
+  }
+  int64_t v;
+  memcpy(&v, b + i * 8, 8);
+  return v;
 }
 
 /* float target; returns -1 when a finite value overflows the target */

@@ -141,6 +141,8 @@ static void usage(FILE *out) {
         "                        global batch (summed over the processes); default: local\n"
         "      --no-winograd     every convolution as an implicit GEMM: no Winograd F(4,3)\n"
         "                        for the 3x3 stride-1 ones the tiles pass would choose it for\n"
+        "      --no-dw-fuse      every depthwise convolution writes its output: none is fused\n"
+        "                        into the pointwise convolution that reads it\n"
         "      --keep-temps      keep the object file and link inputs (their directory is\n"
         "                        printed)\n"
         "  -v, --verbose         print the commands that are run\n"
@@ -486,6 +488,7 @@ static int build_opt(BuildArgs *a, int c, const char *arg) {
   case 'I': a->mpi = true; return 0;
   case 'B': a->bo.cg.sync_bn = true; return 0;
   case 'W': a->bo.cg.no_winograd = true; return 0;
+  case 'X': a->bo.cg.no_dw_fuse = true; return 0;
   case 'v': a->verbose = true; return 0;
   case 'm':
     if ((a->bo.cg.memory_budget = remat_parse_size(arg, err, sizeof err)) >= 0) return 0;
@@ -527,6 +530,7 @@ static int build_args(BuildArgs *a, int argc, char **argv) {
                                        {"mpi", no_argument, 0, 'I'},
                                        {"sync-bn", no_argument, 0, 'B'},
                                        {"no-winograd", no_argument, 0, 'W'},
+                                       {"no-dw-fuse", no_argument, 0, 'X'},
                                        {"memory", required_argument, 0, 'm'},
                                        {"remat", required_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},

@@ -23,6 +23,8 @@ static void usage(FILE *out) {
         "                  (default host; see nnc cost --list-targets)\n"
         "  --no-winograd   with --emit=kernels|llvm|asm: no Winograd F(4,3) convolutions, as\n"
         "                  nnc build --no-winograd\n"
+        "  --no-dw-fuse    with --emit=kernels|llvm|asm: no depthwise convolution fused into\n"
+        "                  its pointwise reader, as nnc build --no-dw-fuse\n"
         "  --emit=llvm     the LLVM IR module `nnc build` compiles (kernels, entries, descriptor)\n"
         "  --emit=asm      its assembly; with --target-cpu CPU and -O0..-O3 as for nnc build\n"
         "  --emit=cuda     the CUDA C of the model's forward pass (with --train: and of its\n"
@@ -100,6 +102,7 @@ static int emit_kernels(EmitArgs *a, Diag *d) {
   CgTarget target;
   llvm_backend_target(&target, 0, &hw);
   target.winograd = !a->bo.cg.no_winograd;
+  target.dw_fuse = !a->bo.cg.no_dw_fuse;
   CgModelPlan P = {0};
   if (!rc) rc = cg_model_plan(&P, dm.fwd, dm.train, &target, NULL, NULL, d) ? 1 : 0;
   if (!rc) cg_model_plan_print(stdout, &P, a->train);
@@ -117,6 +120,7 @@ static int emit_opt(EmitArgs *a, int c, const char *arg) {
   case 'S': a->loss_scale = arg; return 0;
   case 'C': a->bo.cg.target_cpu = arg; return 0;
   case 'W': a->bo.cg.no_winograd = true; return 0;
+  case 'X': a->bo.cg.no_dw_fuse = true; return 0;
   case 'O':
     if (arg[0] >= '0' && arg[0] <= '3' && !arg[1]) {
       a->bo.cg.opt_level = arg[0] - '0';
@@ -139,6 +143,7 @@ static int emit_args(EmitArgs *a, int argc, char **argv) {
                                        {"loss-scale", required_argument, 0, 'S'},
                                        {"target-cpu", required_argument, 0, 'C'},
                                        {"no-winograd", no_argument, 0, 'W'},
+                                       {"no-dw-fuse", no_argument, 0, 'X'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);

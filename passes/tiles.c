@@ -44,6 +44,7 @@ static bool gemm_conv(IrGraph *g, const IrNode *n, TileGemm *o) {
   o->pointwise = n->op != OP_CONV2D_BWD_FILTER && ks == 1 && n->attr.stride[0] <= 1 &&
                  n->attr.stride[1] <= 1 && n->attr.pad[0] == 0 && n->attr.pad[1] == 0 &&
                  ev(g, y->dims[2]) == ev(g, x->dims[2]) && ev(g, y->dims[3]) == ev(g, x->dims[3]);
+  o->oh = ev(g, y->dims[2]), o->ow = ev(g, y->dims[3]);
   o->batch = groups;
   o->dt = x->dt;
   if (n->op == OP_CONV2D) {
@@ -373,6 +374,37 @@ static void direct_b(const HwTarget *hw, TileDecision *d, int es) {
   if (kc >= 8 && kc < d->kc) d->kc = (int)kc;
 }
 
+/* A pointwise forward whose image (C channels of OH x OW) a depthwise convolution writes
+ * only for it (MobileNetV2's projections) can take that convolution into its kernel: each task
+ * computes the depthwise's output for a strip of rows of one image into its thread's scratch,
+ * [C][rows·OW], and the GEMM reads it there in place, so that the depthwise's output never
+ * goes to memory. The strip is the most rows whose C·rows·OW floats take TILES_DW_STRIP_L2 of
+ * L2 (so the strip and the packed weights stay in L2 between the two halves), cut further
+ * while there are fewer than TILES_DW_TASKS tasks a core. The model keeps the kernels apart
+ * where the round trip it saves, the whole batch's intermediate written and read back, stays
+ * in L2 anyway (TILES_DW_FUSE_L2: small late layers at batch 1), or a strip would not hold a
+ * row. */
+#define TILES_DW_STRIP_L2 0.5
+#define TILES_DW_TASKS 2
+#define TILES_DW_FUSE_L2 1.0
+
+static void choose_dw_strip(const HwTarget *hw, TileDecision *d) {
+  const TileGemm *gm = &d->gemm;
+  d->dw_rows = 0;
+  if (!d->direct_b || !gm->conv_fwd || gm->oh <= 0 || gm->ow <= 0 || gm->images <= 0) return;
+  double l2 = hw->l2_bytes_cpu > 0 ? (double)hw->l2_bytes_cpu : 1024.0 * 1024;
+  double row = (double)gm->k * (double)gm->ow * 4, all = row * (double)gm->oh * (double)gm->images;
+  int64_t rows = (int64_t)(TILES_DW_STRIP_L2 * l2 / row);
+  if (rows < 1 || all <= TILES_DW_FUSE_L2 * l2) return;
+  if (rows > gm->oh) rows = gm->oh;
+  int64_t cores = hw->cores > 0 ? hw->cores : 1, want = TILES_DW_TASKS * cores;
+  if (ceil_div(gm->oh, rows) * gm->images < want) {
+    int64_t strips = ceil_div(want, gm->images);
+    rows = ceil_div(gm->oh, strips < gm->oh ? strips : gm->oh);
+  }
+  d->dw_rows = (int)rows;
+}
+
 static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   const TileGemm *gm = &d->gemm;
   /* computed in f32 lanes unless the target has native f16 arithmetic */
@@ -415,6 +447,7 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
   if (nc > round_up(gm->n, d->nr)) nc = round_up(gm->n, d->nr);
   d->kc = (int)kc, d->mc = (int)mc, d->nc = (int)nc;
   direct_b(hw, d, es);
+  choose_dw_strip(hw, d);
   int64_t um = ceil_div(gm->m, d->mr), un = ceil_div(gm->n, d->nr);
   d->tile_eff = (double)gm->m * gm->n / ((double)um * d->mr * un * d->nr);
   int64_t units = um * un * gm->batch, cores = hw->cores > 0 ? hw->cores : 1;
@@ -512,6 +545,7 @@ static void choose_conv_t(const HwTarget *hw, TileDecision *d, int lanes) {
   double keep = d->eff / (d->tile_eff > 0 ? d->tile_eff : 1); /* the latency and core factors */
   d->conv_t = true;
   d->direct_b = false;
+  d->dw_rows = 0;
   conv_t_blocking(hw, d, best_mr, nr);
   int64_t um = ceil_div(gm->m, d->mr), un = ceil_div(gm->n, d->nr);
   d->tile_eff = (double)gm->m * gm->n / ((double)um * d->mr * un * d->nr);

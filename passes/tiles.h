@@ -37,6 +37,7 @@ typedef struct TileGemm {
   int64_t images; /* conv: the batch N, so that m / images positions an image */
   bool pointwise; /* conv forward or data gradient 1x1, stride 1, no padding: its GEMM's B
                      is the image (dy) itself, and n the rows of A (channels out, or in) */
+  int64_t oh, ow;  /* conv: the output's rows and columns */
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */
@@ -75,6 +76,10 @@ typedef struct TileDecision {
   bool stream_b;       /* few rows: B streamed once by a row-times-matrix kernel, no packing */
   bool direct_b;       /* CPU pointwise convolution of few output channels: its image read
                           in place by the micro-kernel, not packed (TILES_CPU_DIRECT_B_N) */
+  int dw_rows;         /* a direct_b forward whose image a depthwise convolution computes
+                          (a plan on a target with dw_fuse): the depthwise's output rows
+                          one task computes into its thread's scratch for the GEMM to read,
+                          choose_dw_strip; 0: the model keeps the two kernels apart */
   bool conv_t;         /* CPU forward convolution computed transposed, yᵀ[P, Og] = colᵀ·wᵀ:
                           the output channels (n) in the vector lanes, the positions (m) the
                           register tile's rows, written back to NCHW with the epilogue; then

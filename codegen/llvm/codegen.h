@@ -29,6 +29,7 @@ typedef struct CgOptions {
   bool bf16;
   bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
   bool no_winograd; /* no Winograd F(4,3) convolutions (CgTarget.winograd off) */
+  bool no_dw_fuse;  /* no depthwise convolution fused into its pointwise reader (CgTarget.dw_fuse) */
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */

@@ -852,6 +852,12 @@ LLVMValueRef llvm_gemm_prepack_fn(LLVMModuleRef mod, const char *name) {
     return LLVMGetNamedFunction(mod, nm);
 }
 
+LLVMValueRef llvm_gemm_region_fn(LLVMModuleRef mod, const char *name) {
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.region", name);
+    return LLVMGetNamedFunction(mod, nm);
+}
+
 /* Task context shared by the parallel tasks, built on the caller's stack. */
 enum { CTX_K, CTX_A, CTX_LDA, CTX_B, CTX_LDB, CTX_C, CTX_LDC, CTX_BIAS, CTX_M, CTX_N,
        CTX_NTASKS, CTX_SPLITN, CTX_POOL, CTX_NFIELDS };

@@ -169,6 +169,16 @@ LLVMValueRef llvm_gemm_emit(LLVMModuleRef mod, const LlvmGemmSpec *spec,
  * into dst in the layout above (rpad · K floats). */
 LLVMValueRef llvm_gemm_prepack_fn(LLVMModuleRef mod, const char *name);
 
+/* The single-threaded body of `name` (internal linkage), for a caller that spreads its own
+ * tasks over the threads and calls it from each:
+ *     void region(i64 K, ptr A, i64 lda, ptr B, i64 ldb, ptr C, i64 ldc, ptr bias,
+ *                 i64 m0, i64 m1, i64 n0, i64 n1, ptr Abuf, ptr Bbuf)
+ * computes C[m0:m1, n0:n1] completely, packing into Abuf (room for the A panels of one MC x KC
+ * block, rounded up to 16 floats) and Bbuf (one NC x KC block): llvm_gemm_pack_bytes bounds
+ * both, Abuf first. A packed once (spec.packed) needs no Abuf; with direct_b, Bbuf holds one
+ * partial panel. */
+LLVMValueRef llvm_gemm_region_fn(LLVMModuleRef mod, const char *name);
+
 /* Generates, optimizes and JIT-compiles a kernel for the spec (target from spec->target).
  * NULL with a message on failure. */
 LlvmGemmKernel *llvm_gemm_compile(const LlvmGemmSpec *spec, char *err, size_t errlen);

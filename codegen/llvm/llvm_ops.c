@@ -2393,6 +2393,154 @@ static int conv_gemm_dw(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGem
   return 0;
 }
 
+/* ---- a depthwise convolution fused into the pointwise one that reads it (CgKernel.dw) ---- */
+
+typedef struct DwPw {
+  DwFwd d;         /* the depthwise convolution (k->dw) and its blocks of rows */
+  const CgConv *c; /* the pointwise one */
+  LLVMValueRef region;
+  int64_t lda, ldb, strip, abuf, bytes; /* strip, Abuf: bytes of the scratch's first parts */
+} DwPw;
+
+/* the depthwise's output rows [oh0, oh0 + h) of image img, every channel, into the strip at B
+ * (channel ch at ch·ldb floats, its rows OW apart): dwb_body's blocks of R rows with its
+ * epilogue and group, the image's last block OH mod R rows (h is a multiple of R but there) */
+static void dwpw_strip(CgEmit *e, const CgKernel *dk, const DwFwd *d, LLVMValueRef dwbuf,
+                       LLVMValueRef img, LLVMValueRef oh0, LLVMValueRef h, LLVMValueRef B, int64_t ldb) {
+  const CgConv *c = d->c;
+  const IrNode *n = node(e, dk->node);
+  int vl = e->vl, R = d->b.R, tail = (int)(c->OH % R);
+  Loop lc, lb;
+  loop_begin(e, &lc, cg_c64(e, 0), cg_c64(e, c->C), 1);
+  LLVMValueRef ch = lc.iv;
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, add(e, mul(e, img, cg_c64(e, c->C)), ch),
+                                                     cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  LLVMValueRef wv[64];
+  for (int i = 0; i < c->KH * c->KW; i++)
+    wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), vl);
+  DwChan cs;
+  dw_chan(e, dk, ch, &cs);
+  loop_begin(e, &lb, cg_c64(e, 0), h, R);
+  LLVMValueRef r0 = add(e, oh0, lb.iv);
+  LLVMValueRef yr = gep8(e, B, mul(e, add(e, mul(e, ch, cg_c64(e, ldb)), mul(e, lb.iv, cg_c64(e, c->OW))),
+                                   cg_c64(e, 4)));
+  if (!tail) {
+    dw_block(e, dk, d, dwbuf, R, xc, yr, r0, wv, &cs);
+  } else {
+    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwfull");
+    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwtail");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwnext");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLE, add(e, r0, cg_c64(e, R)), cg_c64(e, c->OH), ""),
+                    full, last);
+    LLVMPositionBuilderAtEnd(e->b, full);
+    dw_block(e, dk, d, dwbuf, R, xc, yr, r0, wv, &cs);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, last);
+    dw_block(e, dk, d, dwbuf, tail, xc, yr, r0, wv, &cs);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
+  loop_end(e, &lb);
+  loop_end(e, &lc);
+}
+
+/* the GEMM's A (the filter, or its panels packed once) and its bias or epilogue context, in
+ * the task: as conv_gemm_fwd passes them */
+static void dwpw_gemm_args(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef *A,
+                           LLVMValueRef *bias) {
+  *A = k->packed ? cg_region_ptr(e, CG_REGION_ARENA, k->packed_offset) : cg_ptr(e, node(e, k->node)->in[1]);
+  LLVMValueRef bp = k->bias ? cg_ptr(e, k->bias_node)
+                    : k->bn ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset + c->scratch)
+                            : NULL;
+  if (k->nepi) bp = epi_ctx(e, k, bp);
+  *bias = bp ? bp : LLVMConstPointerNull(e->ptr);
+}
+
+/* task t of nt: units [u0, u1) of the N·strips (image, strip of dw_rows rows); each computes
+ * the depthwise's strip into the thread's scratch, then the pointwise GEMM's columns of the
+ * strip from it, B read in place */
+static void dwpw_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const DwPw *f = arg;
+  const CgConv *c = f->c;
+  int64_t S = k->dw_rows, ns = (c->OH + S - 1) / S;
+  LLVMValueRef units = cg_c64(e, c->N * ns);
+  LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
+  LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
+  LLVMTypeRef sps[2] = {e->ptr, e->i64}, rps[2] = {e->ptr, e->ptr};
+  LLVMValueRef sargs[2] = {e->pool, cg_c64(e, f->bytes)};
+  LLVMValueRef buf = call(e, declare(e, "rt_pool_scratch", e->ptr, sps, 2), sargs, 2);
+  LLVMBasicBlockRef oom = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwoom");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwgo");
+  LLVMBuildCondBr(e->b, LLVMBuildIsNull(e->b, buf, ""), oom, go);
+  /* out of memory for a few hundred KiB: no error channel in a kernel, so stop (as the GEMM) */
+  LLVMPositionBuilderAtEnd(e->b, oom);
+  intrinsic(e, "llvm.trap", NULL, 0, NULL, 0);
+  LLVMBuildUnreachable(e->b);
+  LLVMPositionBuilderAtEnd(e->b, go);
+  LLVMValueRef dwbuf = NULL, A, bias;
+  if (!f->d.b.direct) {
+    dwbuf = entry_alloca(e, LLVMArrayType2(e->f32, (uint64_t)(f->d.b.bytes / 4)), "dwbuf");
+    LLVMSetAlignment(dwbuf, 64);
+  }
+  dwpw_gemm_args(e, k, c, &A, &bias);
+  LLVMValueRef abuf = gep8(e, buf, cg_c64(e, f->strip)), bbuf = gep8(e, abuf, cg_c64(e, f->abuf));
+  Loop lu;
+  loop_begin(e, &lu, u0, u1, 1);
+  LLVMValueRef img = LLVMBuildSDiv(e->b, lu.iv, cg_c64(e, ns), "");
+  LLVMValueRef oh0 = mul(e, LLVMBuildSRem(e->b, lu.iv, cg_c64(e, ns), ""), cg_c64(e, S));
+  LLVMValueRef h = smin(e, cg_c64(e, S), LLVMBuildSub(e->b, cg_c64(e, c->OH), oh0, ""));
+  dwpw_strip(e, k->dw, &f->d, dwbuf, img, oh0, h, buf, f->ldb);
+  LLVMValueRef y = gep8(e, cg_ptr(e, k->out), mul(e, add(e, mul(e, img, cg_c64(e, c->O * c->P)),
+                                                         mul(e, oh0, cg_c64(e, c->OW))), cg_c64(e, 4)));
+  LLVMValueRef args[14] = {cg_c64(e, c->K), A, cg_c64(e, f->lda), buf, cg_c64(e, f->ldb), y,
+                           cg_c64(e, c->P), bias, cg_c64(e, 0), cg_c64(e, c->Og), cg_c64(e, 0),
+                           mul(e, h, cg_c64(e, c->OW)), abuf, bbuf};
+  call(e, f->region, args, 14);
+  loop_end(e, &lu);
+  LLVMValueRef rargs[2] = {e->pool, buf};
+  call(e, declare(e, "rt_pool_scratch_release", e->vd, rps, 2), rargs, 2);
+}
+
+/* a pointwise convolution with the depthwise convolution that computes its image (k->dw):
+ * their epilogues' tables, the filter's panels once, then (image, strip) tasks over the
+ * threads, each with its thread's scratch for the strip and the GEMM's packing (dwpw_body) */
+static int lower_dw_fused(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef bnt) {
+  const IrNode *n = node(e, k->node);
+  CgConv cw;
+  cg_conv_geom(e->p, k->dw->node, &cw);
+  DwPw f = {.d = {.c = &cw}, .c = c, .ldb = k->dw_rows * c->OW};
+  if (!cg_dw_block(&cw, e->vl, &f.d.b) || k->dw_rows <= 0 || k->dw_rows % f.d.b.R || c->G != 1 ||
+      !c->direct || c->batch || cw.N != c->N) {
+    diag_error(e->d, n->loc, "internal error: a depthwise convolution fused into this one does not fit its form");
+    return -1;
+  }
+  if (k->dw->bn) bn_table(e, k->dw, &cw);
+  LlvmGemmSpec sp = {.direct_b = 1, .packed = k->packed ? LLVM_GEMM_PACKED_A : LLVM_GEMM_PACKED_NONE,
+                     .bias = k->bias ? LLVM_GEMM_BIAS_ROW : bnt ? LLVM_GEMM_AFFINE_ROW : LLVM_GEMM_BIAS_NONE,
+                     .relu = k->relu};
+  gemm_blocking(e, k->tile, true, &sp.blk);
+  char ekey[512];
+  EpiHook hook = {e, k, true};
+  LlvmGemmEpi epi = {epi_hook, &hook, ekey};
+  if (k->nepi) epi_key(e, k, ekey, sizeof ekey), sp.epi = &epi;
+  LLVMValueRef g = gemm_fn(e, &sp);
+  if (!g) return -1;
+  size_t len = 0;
+  f.region = llvm_gemm_region_fn(e->mod, LLVMGetValueName2(g, &len));
+  int64_t wg;
+  if (!f.region || !conv_filter(e, k, g, c, &f.lda, &wg)) return -1;
+  const LlvmGemmBlocking *b = &e->gemm_blk; /* Abuf as llvm_gemm_pack_bytes counts it */
+  int64_t kc = c->K < b->kc ? c->K : b->kc, mc = c->Og < b->mc ? c->Og : b->mc;
+  f.abuf = ((mc + b->mr - 1) / b->mr * b->mr * (kc > 1 ? kc : 1) + 15) / 16 * 16 * 4;
+  f.strip = (c->K * f.ldb * 4 + 63) / 64 * 64;
+  f.bytes = f.strip + llvm_gemm_pack_bytes(b, c->Og, f.ldb, c->K);
+  if (f.bytes > e->pack_bytes) e->pack_bytes = f.bytes;
+  int64_t ns = (c->OH + k->dw_rows - 1) / k->dw_rows;
+  run_tasks(e, k, c->N * ns, dwpw_body, &f);
+  return 0;
+}
+
 /* a convolution on the packed GEMM: the spec's gathering, its B read in place (tiles.c
  * direct_b), then the batch's GEMM or the forward, data or filter gradient per image */
 static int lower_conv_gemm(CgEmit *e, const CgKernel *k, const CgConv *cp, LLVMValueRef bnt) {
@@ -2434,6 +2582,7 @@ static int lower_conv(CgEmit *e, const CgKernel *k) {
     lower_depthwise(e, k, &c);
     return 0;
   }
+  if (k->dw) return lower_dw_fused(e, k, &c, bnt);
   if (c.wino && c.wino_wgrad) return lower_wgrad_wino(e, k, &c);
   if (c.wino) return lower_conv_wino(e, k, &c, bnt);
   if (c.few) return lower_conv_few(e, k, &c);
@@ -2953,6 +3102,7 @@ void llvm_backend_target(CgTarget *t, int vec_floats, const HwTarget *hw) {
   t->prepack = true;
   t->winograd = true;
   t->epi_group = true;
+  t->dw_fuse = true;
   t->vector_width = vec_floats > 0 ? vec_floats : 4;
   t->hw = hw;
 }

@@ -822,6 +822,73 @@ static void plan_order(CgPlan *p) {
   for (p->split = 0; p->split < p->nk && !p->k[p->split].opt;) p->split++;
 }
 
+/* ---- a depthwise convolution fused into the pointwise one that reads it ----------------- */
+
+/* the kernel of the depthwise convolution whose output is the image of pointwise kernel ki,
+ * where the two can run as one (CgTarget.dw_fuse, CgKernel.dw): an f32 inference plan, the
+ * pointwise convolution ungrouped and a GEMM an image with its image read in place and a strip
+ * height from the tiles pass (TileDecision.dw_rows), the depthwise one computed directly in
+ * blocks of rows (cg_dw_block) with a group that reads no tensor of its output's shape, and
+ * its output read by nothing else (not an output); -1 otherwise. *rows: the strip, the tiles'
+ * rounded down to whole blocks of the depthwise's rows (at least one) */
+static int dw_producer(CgPlan *p, int ki, const TilePlan *tiles, const bool *is_out, int *rows) {
+  const IrGraph *g = p->g;
+  CgKernel *k = &p->k[ki];
+  if (!p->target->dw_fuse || !tiles || k->kind != CGK_CONV || k->node >= tiles->n ||
+      !tiles->tiles[k->node].valid || !cg_plan_inference(p))
+    return -1;
+  const IrNode *n = &g->nodes[k->node];
+  const TileDecision *t = &tiles->tiles[k->node];
+  if (n->op != OP_CONV2D || n->type.dt != DT_F32 || t->gpu || !t->direct_b || t->conv_t ||
+      t->conv_few || t->dw_rows <= 0)
+    return -1;
+  int x = n->in[0], di = p->kof[x];
+  if (p->v[x].root != x || is_out[x] || di < 0 || di == ki || sole_reader(p, x, is_out) != k->node)
+    return -1;
+  CgKernel *d = &p->k[di];
+  if (d->kind != CGK_CONV || d->out != x || d->dw || g->nodes[d->node].op != OP_CONV2D ||
+      g->nodes[d->node].type.dt != DT_F32)
+    return -1;
+  k->tile = t; /* the geometry below reads it (a GEMM an image) */
+  CgConv cw, cp;
+  CgDwBlock b;
+  cg_conv_geom(p, d->node, &cw);
+  cg_conv_geom(p, k->node, &cp);
+  if (!cw.depthwise || cw.wino || !cg_dw_block(&cw, p->target->vector_width, &b) || !cp.direct ||
+      cp.batch || cp.trans || cp.few || cp.wino || cp.G != 1 || cp.N != cw.N)
+    return -1;
+  CgEpiOperand ops[CG_EPI_MAX_IN];
+  int nops = cg_epi_operands(p, d, ops);
+  for (int s = 0; s < nops; s++)
+    if (ops[s].kind == CG_EPI_FULL) return -1;
+  *rows = t->dw_rows / b.R * b.R; /* whole blocks of the depthwise's rows */
+  if (*rows < b.R) *rows = b.R;
+  return di;
+}
+
+/* every depthwise kernel dw_producer allows moves into its pointwise reader (CgKernel.dw);
+ * then the kernels are ordered again */
+static void plan_dw_fuse(CgPlan *p, const TilePlan *tiles, const bool *is_out) {
+  int fused = 0;
+  for (int ki = 0; ki < p->nk; ki++) {
+    int rows = 0, di = dw_producer(p, ki, tiles, is_out, &rows);
+    if (di < 0) continue;
+    CgKernel *dw = xmalloc(sizeof *dw), *k = &p->k[ki];
+    *dw = p->k[di];
+    k->dw = dw;
+    k->dw_first = k->nmembers;
+    k->dw_rows = rows;
+    for (int m = 0; m < dw->nmembers; m++) add_member(p, ki, dw->members[m]);
+    CgKernel *s = &p->k[di]; /* dead: its members are dw's now */
+    s->members = NULL;
+    s->nmembers = s->cap = 0;
+    s->kind = CGK_COPY;
+    s->copy_src = -2;
+    fused++;
+  }
+  if (fused) plan_order(p);
+}
+
 /* what is stored: values read outside their kernel (constants fold into elementwise
  * groups), kernel results of non-elementwise kernels; scratch and tiles per kernel */
 static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
@@ -830,7 +897,8 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
     const IrNode *n = &g->nodes[c];
     if (!p->v[c].needed) continue;
     int kc = p->kof[c];
-    bool ew = kc >= 0 && (p->k[kc].kind == CGK_EW || cg_epi_member(&p->k[kc], c));
+    bool ew = kc >= 0 && (p->k[kc].kind == CGK_EW || cg_epi_member(&p->k[kc], c) ||
+                          (p->k[kc].dw && cg_epi_member(p->k[kc].dw, c)));
     for (int j = n->op == OP_ASSIGN ? 1 : 0; j < n->nin; j++) {
       int r = p->v[n->in[j]].root;
       if (ew && ir_is_fill(&g->nodes[r])) continue;
@@ -864,6 +932,11 @@ static int plan_stored(CgPlan *p, const TilePlan *tiles, Diag *d) {
         return -1;
       }
       if (k->bn) k->scratch_bytes += cv.O * 8; /* after the unfold or output: scale, shift */
+      if (k->dw && k->dw->bn) { /* the fused depthwise's table last (plan_arena) */
+        cg_conv_geom(p, k->dw->node, &cv);
+        k->dw->scratch_bytes = cv.O * 8;
+        k->scratch_bytes += k->dw->scratch_bytes;
+      }
     }
   }
   for (int i = 0; i < g->nnodes; i++) p->v[i].kernel = p->kof[i];
@@ -922,7 +995,9 @@ static int plan_arena(CgPlan *p, Diag *d) {
       p->v[who[q]].region = CG_REGION_ARENA;
       p->v[who[q]].offset = bufs[q].offset;
     } else {
-      p->k[-1 - who[q]].scratch_offset = bufs[q].offset;
+      CgKernel *k = &p->k[-1 - who[q]];
+      k->scratch_offset = bufs[q].offset;
+      if (k->dw) k->dw->scratch_offset = k->scratch_offset + k->scratch_bytes - k->dw->scratch_bytes;
     }
   }
   free(bufs);
@@ -961,6 +1036,7 @@ int cg_plan(CgPlan *p, const IrGraph *g, const CgTarget *t, const TilePlan *tile
   if (plan_assign_placement(p, bind, d) || plan_leaves(p, bind, d)) goto out;
   plan_outputs(p, bind);
   plan_order(p);
+  plan_dw_fuse(p, tiles, is_out);
   if (plan_stored(p, tiles, d) || plan_arena(p, d)) goto out;
   plan_aliases(p);
   rc = 0;
@@ -972,7 +1048,11 @@ out:
 }
 
 void cg_plan_free(CgPlan *p) {
-  for (int i = 0; i < p->nk; i++) free(p->k[i].members);
+  for (int i = 0; i < p->nk; i++) {
+    free(p->k[i].members);
+    if (p->k[i].dw) free(p->k[i].dw->members);
+    free(p->k[i].dw);
+  }
   free(p->k);
   free(p->v);
   free(p->kof);

@@ -71,6 +71,11 @@ typedef struct CgTarget {
                              (docs/cpu-convolutions.md); off: `nnc build --no-winograd` */
   bool epi_group;         /* inference plans: a GEMM's or convolution's kernel also computes
                              the elementwise group that follows its epilogue (CgKernel.nepi) */
+  bool dw_fuse;           /* inference plans: a direct depthwise forward read only by a
+                             pointwise convolution whose GEMM reads its image in place is
+                             computed inside that convolution's kernel, a strip of rows at a
+                             time (CgKernel.dw, TileDecision.dw_rows); off: `nnc build
+                             --no-dw-fuse` */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 
@@ -146,6 +151,14 @@ typedef struct CgKernel {
    * valid while the i64 at packed_flag is not 0 */
   bool packed;
   int64_t packed_offset, packed_flag, packed_rpad, packed_k, packed_groups;
+  /* CONV2D of a pointwise convolution (CgTarget.dw_fuse): the depthwise convolution whose
+   * output is its image, fused into it (plan_dw_fuse): that kernel as it was planned (its
+   * node, epilogue, group and members; its batchnorm table at dw->scratch_offset, after this
+   * kernel's own scratch), computed a strip of dw_rows output rows of one image at a time
+   * into a per-thread scratch that the GEMM reads as B; never stored. Its members are also
+   * this kernel's, from dw_first on. NULL: none. */
+  struct CgKernel *dw;
+  int dw_first, dw_rows;
 } CgKernel;
 
 typedef struct CgPlan {

@@ -661,6 +661,25 @@ static void cpu_gemm_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   c->overhead = calls * ((run.threads > 1 ? hw->overhead_s : CG_CALL_S) + CG_SCRATCH_S);
 }
 
+/* a pointwise convolution with the depthwise convolution that computes its image fused into
+ * it (CgKernel.dw): the GEMM as priced above (its B read in place, now from a thread's strip
+ * in L2) plus the depthwise's taps and group at their direct rates (depthwise_cost), on the
+ * same threads; its bytes are the depthwise's reads and the projection's writes and reads
+ * (kernel_bytes: the image between them is never stored); a call of the GEMM a strip */
+static void dw_fused_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
+                          CgKernelCost *c) {
+  CgConv cv;
+  cg_conv_geom(p, k->node, &cv);
+  CgKernelCost d = {0};
+  double transc;
+  kernel_flops(p, k->dw, &d.flops, &transc);
+  depthwise_cost(p, k->dw, hw, threads, &d);
+  c->t_compute += d.t_compute * (double)d.threads / fmax(1, c->threads);
+  c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
+  double strips = (double)cv.N * ceil((double)cv.OH / fmax(1, k->dw_rows));
+  c->overhead = (c->threads > 1 ? hw->overhead_s : CG_CALL_S) + strips * CG_SCRATCH_S / c->threads;
+}
+
 /* a Winograd kernel that does not pack its filter once (CgKernel.wino_step: a training
  * step's) transforms it every call straight into the GEMM's panels (rt_k_wino_filter_pack:
  * panels of rows over the pool from 4096 channel pairs on; tiles_wino_filter_time) */
@@ -811,6 +830,7 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
     else if (k->wino) wino_cost(p, k, hw, threads, c);
     else cpu_gemm_cost(p, k, hw, threads, c);
   }
+  if (hw->kind == HW_CPU && k->dw && gemm && k->tile && !k->tile->gpu) dw_fused_cost(p, k, hw, threads, c);
   if (hw->kind == HW_CPU && depthwise_direct(p, k)) depthwise_cost(p, k, hw, threads, c);
   if (hw->kind == HW_CPU && conv_few(p, k)) conv_few_cost(p, k, hw, threads, c);
   /* a fused epilogue's transcendentals (a dense layer's GELU) beside the GEMM, on its

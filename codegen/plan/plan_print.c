@@ -59,7 +59,9 @@ static void print_members(FILE *out, const CgPlan *p, const CgKernel *k) {
 /* whether operand root r of member c is read from memory by kernel ki */
 static bool reads_from_memory(const CgPlan *p, int ki, int r) {
   if (p->kof[r] == ki) return false;
-  return !((p->k[ki].kind == CGK_EW || p->k[ki].nepi) && ir_is_fill(&p->g->nodes[r])); /* folded */
+  const CgKernel *k = &p->k[ki];
+  bool fold = k->kind == CGK_EW || k->nepi || (k->dw && k->dw->nepi);
+  return !(fold && ir_is_fill(&p->g->nodes[r])); /* folded */
 }
 
 int cg_kernel_reads(const CgPlan *p, int ki, int *roots) {
@@ -174,6 +176,13 @@ void cg_plan_print(FILE *out, const CgPlan *p) {
               (long long)(c.wino_wgrad ? c.C : c.T));
     }
     if (k->tile) print_tile(out, k->wino ? k->tile->wino : k->tile);
+    if (k->dw) {
+      CgConv c;
+      cg_conv_geom(p, k->node, &c);
+      fprintf(out, "     depthwise %%%d fused into B: strips of %d rows an image, a thread's "
+              "scratch [%lld x %lld] floats\n", k->dw->node, k->dw_rows, (long long)c.C,
+              (long long)(k->dw_rows * c.OW));
+    }
   }
 }
 

@@ -2222,6 +2222,96 @@ START_TEST(epilogue_groups) {
 }
 END_TEST
 
+/* A depthwise convolution fused into the pointwise convolution that reads it (CgKernel.dw,
+ * inference plans): the depthwise's strip of rows computed into a thread's scratch and read
+ * there in place by the GEMM. Shapes: stride 1 with 3 images of 45 rows (not a multiple of the
+ * strip or of the depthwise's row block) and a residual after the projection, stride 2 with
+ * one image of 65 output rows and a folded batchnorm on both sides of the strip (+ relu6
+ * before it); each on 1 and 2 threads against the interpreter. Their intermediates (1.5 to 3.3 MB)
+ * exceed the L2 of the hosts the model keeps the two kernels apart on; a host whose L2 holds
+ * one says so. A negative case: a depthwise output read twice stays its own kernel. */
+static const char dwpw_net[] =
+    "block relu6(x) { return relu(x) - relu(x - 6) }\n"
+    "model dp {\n"
+    "  input x: f32[3, 64, 45, 45]\n"
+    "  input r: f32[3, 24, 45, 45]\n"
+    "  input u: f32[1, 96, 130, 130]\n"
+    "  d1 = relu6(batchnorm(conv2d(x, 64, kernel = 3, pad = 1, groups = 64, bias = false, name = \"dw1\"), name = \"bn1\"))\n"
+    "  y1 = conv2d(d1, 24, kernel = 1, bias = false, name = \"pw1\") + r\n"
+    "  d2 = relu6(batchnorm(conv2d(u, 96, kernel = 3, stride = 2, pad = 1, groups = 96, bias = false, name = \"dw2\"), name = \"bn2\"))\n"
+    "  y2 = batchnorm(conv2d(d2, 32, kernel = 1, bias = false, name = \"pw2\"), name = \"bn3\")\n"
+    "  d3 = relu(conv2d(x, 64, kernel = 3, pad = 1, groups = 64, bias = false, name = \"dw3\"))\n"
+    "  y3 = conv2d(d3, 16, kernel = 1, bias = false, name = \"pw3\") + conv2d(d3, 16, kernel = 1, bias = false, name = \"pw4\")\n"
+    "  output y1\n"
+    "  output y2\n"
+    "  output y3\n"
+    "}\n";
+
+/* the fused depthwise (CgKernel.dw) of the kernel of G's host plan whose op is the pointwise
+ * convolution named `name`, its strip in *rows and the tiles' in *tile_rows; NULL if none */
+static bool dwpw_fused(const char *name, bool fuse, int *rows, int *tile_rows) {
+  Diag *d = diag_new(stderr);
+  HwTarget hw;
+  char err[256];
+  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
+  CgTarget t;
+  llvm_backend_target(&t, 0, &hw);
+  t.dw_fuse = fuse;
+  CgModelPlan P;
+  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
+  bool found = false, fused = false;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    const IrNode *n = &G->nodes[k->node];
+    const char *nm = n->op == OP_CONV2D ? G->nodes[n->in[1]].name : NULL;
+    size_t len = strlen(name);
+    if (!nm || strncmp(nm, name, len) != 0 || strcmp(nm + len, ".weight") != 0) continue;
+    found = true;
+    fused = k->dw != NULL;
+    *rows = k->dw_rows;
+    *tile_rows = k->tile ? k->tile->dw_rows : -1;
+    if (fused) ck_assert(G->nodes[k->dw->node].op == OP_CONV2D && G->nodes[k->node].in[0] == k->dw->out);
+  }
+  ck_assert_msg(found, "no kernel of %s", name);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  return fused;
+}
+
+START_TEST(dw_pw_fused) {
+  Fill f = {-2, 2, 4, true}; /* batchnorm statistics from their initializers */
+  FeOptions fo = {0};
+  Diag *d = diag_new(stderr);
+  IrModule *mod = fe_compile_string("dp.nn", dwpw_net, strlen(dwpw_net), &fo, d);
+  ck_assert_ptr_nonnull(mod);
+  G = mod->graphs[0];
+  static const char *const pws[] = {"pw1", "pw2"};
+  for (int i = 0; i < 2; i++) {
+    int rows = 0, trows = 0;
+    bool fused = dwpw_fused(pws[i], true, &rows, &trows);
+    if (!fused && trows == 0) {
+      fprintf(stderr, "dw_pw_fused: %s: the host's model keeps the depthwise apart (its L2 holds the image); the fused form is not checked\n", pws[i]);
+      continue;
+    }
+    ck_assert_msg(fused && rows > 0 && rows <= trows + CG_DW_ROWS, "%s: not fused (strip %d, tiles %d)", pws[i], rows, trows);
+    ck_assert(!dwpw_fused(pws[i], false, &rows, &trows)); /* --no-dw-fuse */
+  }
+  int rows, trows;
+  ck_assert_msg(!dwpw_fused("pw3", true, &rows, &trows) && !dwpw_fused("pw4", true, &rows, &trows),
+                "a depthwise output with two readers was fused");
+  g_no_wino = true;
+  g_atol_scaled = true; /* sums of 64 to 96 products of the depthwise's outputs */
+  for (int run = 0; run < 2; run++) {
+    g_one_thread = run == 0;
+    run_case(run ? "dw+pw fused, 2 threads" : "dw+pw fused, 1 thread", G, NULL, NULL, f, MM_RTOL, MM_ATOL);
+  }
+  g_one_thread = g_no_wino = g_atol_scaled = false;
+  G = NULL;
+  ir_module_free(mod);
+  diag_free(d);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("codegen");
   TCase *tc = tcase_create("ops");
@@ -2284,6 +2374,10 @@ int main(void) {
   tcase_set_timeout(tt, 300);
   tcase_add_test(tt, conv_transposed);
   suite_add_tcase(s, tt);
+  TCase *tf = tcase_create("dw_pw_fused");
+  tcase_set_timeout(tf, 300);
+  tcase_add_test(tf, dw_pw_fused);
+  suite_add_tcase(s, tf);
   TCase *tg = tcase_create("epilogue_group");
   tcase_set_timeout(tg, 300);
   tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);

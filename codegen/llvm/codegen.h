@@ -30,6 +30,7 @@ typedef struct CgOptions {
   bool sync_bn; /* the training step's batchnorm statistics through RtHooks.sum_f64 */
   bool no_winograd; /* no Winograd F(4,3) convolutions (CgTarget.winograd off) */
   bool no_dw_fuse;  /* no depthwise convolution fused into its pointwise reader (CgTarget.dw_fuse) */
+  int dw_strip;     /* > 0: CgTarget.dw_strip, fused in strips of this many rows (tests) */
 } CgOptions;
 
 typedef struct CgModel CgModel; /* an LLVM context + module for one model */

@@ -417,6 +417,7 @@ CgModel *llvm_model_emit(const IrGraph *fwd, const IrGraph *train, const IrTrain
   if (o->sync_bn) target.bn_fused = false; /* each statistic's kernel sums over processes */
   if (o->no_winograd) target.winograd = false;
   if (o->no_dw_fuse) target.dw_fuse = false;
+  target.dw_strip = o->dw_strip;
   if (o->bf16) { /* bf16 panels come from the unfolded matrix and are rounded per call */
     target.conv = CG_CONV_IM2COL;
     target.prepack = false;

@@ -2404,7 +2404,8 @@ typedef struct DwPw {
 
 /* the depthwise's output rows [oh0, oh0 + h) of image img, every channel, into the strip at B
  * (channel ch at ch·ldb floats, its rows OW apart): dwb_body's blocks of R rows with its
- * epilogue and group, the image's last block OH mod R rows (h is a multiple of R but there) */
+ * epilogue and group, the image's last block OH mod R rows (a strip is whole blocks or the
+ * rest of the image) */
 static void dwpw_strip(CgEmit *e, const CgKernel *dk, const DwFwd *d, LLVMValueRef dwbuf,
                        LLVMValueRef img, LLVMValueRef oh0, LLVMValueRef h, LLVMValueRef B, int64_t ldb) {
   const CgConv *c = d->c;
@@ -2510,7 +2511,8 @@ static int lower_dw_fused(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMVal
   CgConv cw;
   cg_conv_geom(e->p, k->dw->node, &cw);
   DwPw f = {.d = {.c = &cw}, .c = c, .ldb = k->dw_rows * c->OW};
-  if (!cg_dw_block(&cw, e->vl, &f.d.b) || k->dw_rows <= 0 || k->dw_rows % f.d.b.R || c->G != 1 ||
+  if (!cg_dw_block(&cw, e->vl, &f.d.b) || k->dw_rows <= 0 ||
+      (k->dw_rows % f.d.b.R && k->dw_rows != cw.OH) || c->G != 1 ||
       !c->direct || c->batch || cw.N != c->N) {
     diag_error(e->d, n->loc, "internal error: a depthwise convolution fused into this one does not fit its form");
     return -1;

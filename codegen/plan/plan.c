@@ -827,10 +827,10 @@ static void plan_order(CgPlan *p) {
 /* the kernel of the depthwise convolution whose output is the image of pointwise kernel ki,
  * where the two can run as one (CgTarget.dw_fuse, CgKernel.dw): an f32 inference plan, the
  * pointwise convolution ungrouped and a GEMM an image with its image read in place and a strip
- * height from the tiles pass (TileDecision.dw_rows), the depthwise one computed directly in
+ * height from the tiles pass (TileDecision.dw_rows) or the target (dw_strip), the depthwise one computed directly in
  * blocks of rows (cg_dw_block) with a group that reads no tensor of its output's shape, and
  * its output read by nothing else (not an output); -1 otherwise. *rows: the strip, the tiles'
- * rounded down to whole blocks of the depthwise's rows (at least one) */
+ * rounded down to whole blocks of the depthwise's rows (at least one), or the whole image */
 static int dw_producer(CgPlan *p, int ki, const TilePlan *tiles, const bool *is_out, int *rows) {
   const IrGraph *g = p->g;
   CgKernel *k = &p->k[ki];
@@ -840,8 +840,10 @@ static int dw_producer(CgPlan *p, int ki, const TilePlan *tiles, const bool *is_
   const IrNode *n = &g->nodes[k->node];
   const TileDecision *t = &tiles->tiles[k->node];
   if (n->op != OP_CONV2D || n->type.dt != DT_F32 || t->gpu || !t->direct_b || t->conv_t ||
-      t->conv_few || t->dw_rows <= 0)
+      t->conv_few)
     return -1;
+  int want = p->target->dw_strip > 0 ? p->target->dw_strip : t->dw_rows;
+  if (want <= 0) return -1;
   int x = n->in[0], di = p->kof[x];
   if (p->v[x].root != x || is_out[x] || di < 0 || di == ki || sole_reader(p, x, is_out) != k->node)
     return -1;
@@ -861,7 +863,7 @@ static int dw_producer(CgPlan *p, int ki, const TilePlan *tiles, const bool *is_
   int nops = cg_epi_operands(p, d, ops);
   for (int s = 0; s < nops; s++)
     if (ops[s].kind == CG_EPI_FULL) return -1;
-  *rows = t->dw_rows / b.R * b.R; /* whole blocks of the depthwise's rows */
+  *rows = want >= cw.OH ? (int)cw.OH : want / b.R * b.R; /* whole blocks */
   if (*rows < b.R) *rows = b.R;
   return di;
 }

@@ -76,6 +76,10 @@ typedef struct CgTarget {
                              computed inside that convolution's kernel, a strip of rows at a
                              time (CgKernel.dw, TileDecision.dw_rows); off: `nnc build
                              --no-dw-fuse` */
+  int dw_strip;           /* with dw_fuse, > 0: every pair it allows is fused, whatever the
+                             tiles' model says, in strips of this many rows (rounded as the
+                             tiles' are): tests of strip boundaries on any host; 0: the
+                             tiles pass's choice */
   const HwTarget *hw;     /* what the tiles pass decides for; NULL: no tile decisions */
 } CgTarget;
 

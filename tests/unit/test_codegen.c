@@ -136,6 +136,9 @@ static bool g_bf16;
 /* --no-winograd: the convolution tests of the implicit GEMM keep it for every shape (the
  * winograd test checks the Winograd path with its own tolerance) */
 static bool g_no_wino;
+/* > 0: a depthwise convolution fused into its pointwise reader wherever the plan allows, in
+ * strips of this many rows (CgOptions.dw_strip: the dw_pw_fused test's strip boundaries) */
+static int g_dw_strip;
 /* the atol of element-wise comparisons is relative to the tensor's largest |value| (the
  * winograd test: F(4,3)'s error scales with the output's magnitude, not each element's) */
 static bool g_atol_scaled;
@@ -185,7 +188,8 @@ static double compare(const char *what, const char *name, const float *got, cons
 static double run_case(const char *what, IrGraph *fwd, IrGraph *train, const IrTrain *t,
                        Fill f, double rtol, double atol) {
   Diag *d = diag_new(stderr);
-  CgOptions co = {.opt_level = g_opt_level, .bf16 = g_bf16, .no_winograd = g_no_wino};
+  CgOptions co = {.opt_level = g_opt_level, .bf16 = g_bf16, .no_winograd = g_no_wino,
+                  .dw_strip = g_dw_strip};
   CgModel *m = llvm_model_emit(fwd, train, t, &co, d);
   ck_assert_msg(m != NULL, "%s: llvm_model_emit failed", what);
   const RtModelDesc *desc = llvm_model_jit(m, d);
@@ -2224,32 +2228,36 @@ END_TEST
 
 /* A depthwise convolution fused into the pointwise convolution that reads it (CgKernel.dw,
  * inference plans): the depthwise's strip of rows computed into a thread's scratch and read
- * there in place by the GEMM. Shapes: stride 1 with 3 images of 45 rows (not a multiple of the
- * strip or of the depthwise's row block) and a residual after the projection, stride 2 with
- * one image of 65 output rows and a folded batchnorm on both sides of the strip (+ relu6
- * before it); each on 1 and 2 threads against the interpreter. Their intermediates (1.5 to 3.3 MB)
- * exceed the L2 of the hosts the model keeps the two kernels apart on; a host whose L2 holds
- * one says so. A negative case: a depthwise output read twice stays its own kernel. */
+ * there in place by the GEMM. pw1: stride 1, 3 images of 45 rows (not a multiple of the
+ * depthwise's row block), a folded batchnorm + relu6 before the strip and a residual after
+ * it: whole-image strips where the host's model fuses it (its image within half of L2, the
+ * batch's intermediate beyond L2, an image for every core). pw2: stride 2, one image of 65
+ * output rows, batchnorms on both sides: never fused by the model (one image's intermediate
+ * cannot exceed L2 and fit half of it). Then both in strips of 12 rows (CgTarget.dw_strip:
+ * 45 = 3·12 + 9 and 65 = 5·12 + 5, partial blocks of the depthwise's rows at each image's end).
+ * Each on 1 and 2 threads against the interpreter. A negative case: a depthwise output with
+ * two readers stays its own kernel, and --no-dw-fuse fuses nothing. */
 static const char dwpw_net[] =
     "block relu6(x) { return relu(x) - relu(x - 6) }\n"
     "model dp {\n"
-    "  input x: f32[3, 64, 45, 45]\n"
+    "  input x: f32[3, 48, 45, 45]\n"
     "  input r: f32[3, 24, 45, 45]\n"
-    "  input u: f32[1, 96, 130, 130]\n"
-    "  d1 = relu6(batchnorm(conv2d(x, 64, kernel = 3, pad = 1, groups = 64, bias = false, name = \"dw1\"), name = \"bn1\"))\n"
+    "  input u: f32[1, 64, 130, 130]\n"
+    "  d1 = relu6(batchnorm(conv2d(x, 48, kernel = 3, pad = 1, groups = 48, bias = false, name = \"dw1\"), name = \"bn1\"))\n"
     "  y1 = conv2d(d1, 24, kernel = 1, bias = false, name = \"pw1\") + r\n"
-    "  d2 = relu6(batchnorm(conv2d(u, 96, kernel = 3, stride = 2, pad = 1, groups = 96, bias = false, name = \"dw2\"), name = \"bn2\"))\n"
+    "  d2 = relu6(batchnorm(conv2d(u, 64, kernel = 3, stride = 2, pad = 1, groups = 64, bias = false, name = \"dw2\"), name = \"bn2\"))\n"
     "  y2 = batchnorm(conv2d(d2, 32, kernel = 1, bias = false, name = \"pw2\"), name = \"bn3\")\n"
-    "  d3 = relu(conv2d(x, 64, kernel = 3, pad = 1, groups = 64, bias = false, name = \"dw3\"))\n"
+    "  d3 = relu(conv2d(x, 48, kernel = 3, pad = 1, groups = 48, bias = false, name = \"dw3\"))\n"
     "  y3 = conv2d(d3, 16, kernel = 1, bias = false, name = \"pw3\") + conv2d(d3, 16, kernel = 1, bias = false, name = \"pw4\")\n"
     "  output y1\n"
     "  output y2\n"
     "  output y3\n"
     "}\n";
 
-/* the fused depthwise (CgKernel.dw) of the kernel of G's host plan whose op is the pointwise
- * convolution named `name`, its strip in *rows and the tiles' in *tile_rows; NULL if none */
-static bool dwpw_fused(const char *name, bool fuse, int *rows, int *tile_rows) {
+/* whether the kernel of G's host plan (dw_fuse `fuse`, dw_strip `strip`) of the pointwise
+ * convolution named `name` has a depthwise fused into it; its strip in *rows, and in *direct
+ * whether the tiles read its image in place (the form's condition) */
+static bool dwpw_fused(const char *name, bool fuse, int strip, int *rows, bool *direct) {
   Diag *d = diag_new(stderr);
   HwTarget hw;
   char err[256];
@@ -2257,6 +2265,7 @@ static bool dwpw_fused(const char *name, bool fuse, int *rows, int *tile_rows) {
   CgTarget t;
   llvm_backend_target(&t, 0, &hw);
   t.dw_fuse = fuse;
+  t.dw_strip = strip;
   CgModelPlan P;
   ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
   bool found = false, fused = false;
@@ -2269,8 +2278,8 @@ static bool dwpw_fused(const char *name, bool fuse, int *rows, int *tile_rows) {
     found = true;
     fused = k->dw != NULL;
     *rows = k->dw_rows;
-    *tile_rows = k->tile ? k->tile->dw_rows : -1;
-    if (fused) ck_assert(G->nodes[k->dw->node].op == OP_CONV2D && G->nodes[k->node].in[0] == k->dw->out);
+    *direct = k->tile && k->tile->direct_b;
+    if (fused) ck_assert(G->nodes[k->dw->node].op == OP_CONV2D && n->in[0] == k->dw->out);
   }
   ck_assert_msg(found, "no kernel of %s", name);
   cg_model_plan_free(&P);
@@ -2285,27 +2294,37 @@ START_TEST(dw_pw_fused) {
   IrModule *mod = fe_compile_string("dp.nn", dwpw_net, strlen(dwpw_net), &fo, d);
   ck_assert_ptr_nonnull(mod);
   G = mod->graphs[0];
-  static const char *const pws[] = {"pw1", "pw2"};
+  HwTarget hw;
+  char err[256];
+  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
+  int rows = 0;
+  bool direct = false;
+  bool model = hw.l2_bytes_cpu >= 2 * 48 * 45 * 45 * 4 && hw.l2_bytes_cpu < 3 * 48 * 45 * 45 * 4 &&
+               hw.cores <= 3; /* the host's model fuses pw1 (choose_dw_strip) */
+  ck_assert_msg(dwpw_fused("pw1", true, 0, &rows, &direct) == (model && direct), "pw1: the model's choice not taken");
+  if (model && direct) ck_assert_int_eq(rows, 45);
+  else fprintf(stderr, "dw_pw_fused: the host's model keeps pw1 apart (L2 %lld, %d cores)\n", (long long)hw.l2_bytes_cpu, hw.cores);
+  ck_assert_msg(!dwpw_fused("pw2", true, 0, &rows, &direct), "pw2: fused with one image");
+  static const struct { const char *name; int rows; } forced[] = {{"pw1", 12}, {"pw2", 12}};
   for (int i = 0; i < 2; i++) {
-    int rows = 0, trows = 0;
-    bool fused = dwpw_fused(pws[i], true, &rows, &trows);
-    if (!fused && trows == 0) {
-      fprintf(stderr, "dw_pw_fused: %s: the host's model keeps the depthwise apart (its L2 holds the image); the fused form is not checked\n", pws[i]);
-      continue;
-    }
-    ck_assert_msg(fused && rows > 0 && rows <= trows + CG_DW_ROWS, "%s: not fused (strip %d, tiles %d)", pws[i], rows, trows);
-    ck_assert(!dwpw_fused(pws[i], false, &rows, &trows)); /* --no-dw-fuse */
+    bool fused = dwpw_fused(forced[i].name, true, 12, &rows, &direct);
+    ck_assert_msg(fused == direct, "%s: strips of 12 rows not taken", forced[i].name);
+    if (fused) ck_assert_int_eq(rows, forced[i].rows);
+    ck_assert(!dwpw_fused(forced[i].name, false, 12, &rows, &direct)); /* --no-dw-fuse */
   }
-  int rows, trows;
-  ck_assert_msg(!dwpw_fused("pw3", true, &rows, &trows) && !dwpw_fused("pw4", true, &rows, &trows),
+  ck_assert_msg(!dwpw_fused("pw3", true, 12, &rows, &direct) && !dwpw_fused("pw4", true, 12, &rows, &direct),
                 "a depthwise output with two readers was fused");
   g_no_wino = true;
-  g_atol_scaled = true; /* sums of 64 to 96 products of the depthwise's outputs */
-  for (int run = 0; run < 2; run++) {
-    g_one_thread = run == 0;
-    run_case(run ? "dw+pw fused, 2 threads" : "dw+pw fused, 1 thread", G, NULL, NULL, f, MM_RTOL, MM_ATOL);
+  g_atol_scaled = true; /* sums of 48 to 64 products of the depthwise's outputs */
+  for (int run = 0; run < 4; run++) {
+    char what[64];
+    g_one_thread = run % 2 == 0;
+    g_dw_strip = run / 2 ? 12 : 0;
+    snprintf(what, sizeof what, "dw+pw fused, %s, %d thread(s)", run / 2 ? "strips of 12" : "the model's", 1 + run % 2);
+    run_case(what, G, NULL, NULL, f, MM_RTOL, MM_ATOL);
   }
   g_one_thread = g_no_wino = g_atol_scaled = false;
+  g_dw_strip = 0;
   G = NULL;
   ir_module_free(mod);
   diag_free(d);

@@ -83,6 +83,10 @@ for ex in mlp lenet char_lm; do
 done
 "$NNC" build "$NNC_SRC/examples/gpt2_block.nn" -D N=1 -D T=16 -o "$tmp/gpt2"
 check "$NNC_SRC/examples/gpt2_block.nn" gpt2 forward -D N=1 -D T=16
+# a depthwise convolution fused into its pointwise reader (where the host's tiles fuse it):
+# the depthwise's reads and the projection's writes, nothing between them
+"$NNC" build "$NNC_SRC/tests/kernels/dw_pw_fused.nn" -o "$tmp/dpf"
+check "$NNC_SRC/tests/kernels/dw_pw_fused.nn" dpf forward
 # --svg: every kernel with FLOPs and bytes, measured and estimated, on the roofline
 "$tmp/lenet" bench --train --profile --svg "$tmp/l.svg" --iters 2 --threads 1 > /dev/null
 $PY - "$tmp/l.svg" "$tmp/lenet.train.cost" <<'PYEOF'

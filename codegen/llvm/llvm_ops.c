@@ -1415,13 +1415,45 @@ static void dw_block(CgEmit *e, const CgKernel *k, const DwFwd *d, LLVMValueRef 
   loop_end(e, &lv);
 }
 
+/* channel ch's filter taps as splats (wv) and its epilogue constants (cs) */
+static void dw_chan_taps(CgEmit *e, const CgKernel *k, const CgConv *c, LLVMValueRef ch,
+                         LLVMValueRef *wv, DwChan *cs) {
+  LLVMValueRef wc = gep8(e, cg_ptr(e, node(e, k->node)->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  for (int i = 0; i < c->KH * c->KW; i++)
+    wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), e->vl);
+  dw_chan(e, k, ch, cs);
+}
+
+/* the block of output rows from oh0 of one channel: R rows, or where `last` (the channel's
+ * last block) holds and R does not divide OH, the OH mod R rows left */
+static void dw_block_at(CgEmit *e, const CgKernel *k, const DwFwd *d, LLVMValueRef buf, LLVMValueRef xc,
+                        LLVMValueRef yr, LLVMValueRef oh0, LLVMValueRef last, const LLVMValueRef *wv,
+                        const DwChan *cs) {
+  int R = d->b.R, tail = (int)(d->c->OH % R);
+  if (!tail) {
+    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, cs);
+    return;
+  }
+  LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwfull");
+  LLVMBasicBlockRef rest = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwtail");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwnext");
+  LLVMBuildCondBr(e->b, last, rest, full);
+  LLVMPositionBuilderAtEnd(e->b, full);
+  dw_block(e, k, d, buf, R, xc, yr, oh0, wv, cs);
+  LLVMBuildBr(e->b, join);
+  LLVMPositionBuilderAtEnd(e->b, rest);
+  dw_block(e, k, d, buf, tail, xc, yr, oh0, wv, cs);
+  LLVMBuildBr(e->b, join);
+  LLVMPositionBuilderAtEnd(e->b, join);
+}
+
 /* task t of nt: blocks [u0, u1) of the N·C·nb blocks of R output rows (the last block of a
  * channel has OH mod R rows when R does not divide OH) */
 static void dwb_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
   const DwFwd *d = arg;
   const CgConv *c = d->c;
   const IrNode *n = node(e, k->node);
-  int vl = e->vl, R = d->b.R, tail = (int)(c->OH % R);
+  int R = d->b.R;
   LLVMValueRef units = cg_c64(e, c->N * c->C * d->b.nb);
   LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
   LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
@@ -1439,27 +1471,11 @@ static void dwb_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LL
   LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
   LLVMValueRef yr = gep8(e, cg_ptr(e, k->out), mul(e, add(e, mul(e, nc, cg_c64(e, c->OH)), oh0),
                                                       cg_c64(e, c->OW * 4)));
-  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
   LLVMValueRef wv[64];
   DwChan cs;
-  for (int i = 0; i < c->KH * c->KW; i++)
-    wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), vl);
-  dw_chan(e, k, ch, &cs);
-  if (!tail) {
-    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, &cs);
-  } else {
-    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwfull");
-    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwtail");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwnext");
-    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, bi, cg_c64(e, d->b.nb - 1), ""), full, last);
-    LLVMPositionBuilderAtEnd(e->b, full);
-    dw_block(e, k, d, buf, R, xc, yr, oh0, wv, &cs);
-    LLVMBuildBr(e->b, join);
-    LLVMPositionBuilderAtEnd(e->b, last);
-    dw_block(e, k, d, buf, tail, xc, yr, oh0, wv, &cs);
-    LLVMBuildBr(e->b, join);
-    LLVMPositionBuilderAtEnd(e->b, join);
-  }
+  dw_chan_taps(e, k, c, ch, wv, &cs);
+  dw_block_at(e, k, d, buf, xc, yr, oh0, LLVMBuildICmp(e->b, LLVMIntEQ, bi, cg_c64(e, d->b.nb - 1), ""),
+              wv, &cs);
   loop_end(e, &lu);
 }
 
@@ -2410,38 +2426,21 @@ static void dwpw_strip(CgEmit *e, const CgKernel *dk, const DwFwd *d, LLVMValueR
                        LLVMValueRef img, LLVMValueRef oh0, LLVMValueRef h, LLVMValueRef B, int64_t ldb) {
   const CgConv *c = d->c;
   const IrNode *n = node(e, dk->node);
-  int vl = e->vl, R = d->b.R, tail = (int)(c->OH % R);
+  int R = d->b.R;
   Loop lc, lb;
   loop_begin(e, &lc, cg_c64(e, 0), cg_c64(e, c->C), 1);
   LLVMValueRef ch = lc.iv;
   LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, add(e, mul(e, img, cg_c64(e, c->C)), ch),
                                                      cg_c64(e, c->H * c->W * 4)));
-  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
   LLVMValueRef wv[64];
-  for (int i = 0; i < c->KH * c->KW; i++)
-    wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), vl);
   DwChan cs;
-  dw_chan(e, dk, ch, &cs);
+  dw_chan_taps(e, dk, c, ch, wv, &cs);
   loop_begin(e, &lb, cg_c64(e, 0), h, R);
   LLVMValueRef r0 = add(e, oh0, lb.iv);
   LLVMValueRef yr = gep8(e, B, mul(e, add(e, mul(e, ch, cg_c64(e, ldb)), mul(e, lb.iv, cg_c64(e, c->OW))),
                                    cg_c64(e, 4)));
-  if (!tail) {
-    dw_block(e, dk, d, dwbuf, R, xc, yr, r0, wv, &cs);
-  } else {
-    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwfull");
-    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwtail");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "dwpwnext");
-    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLE, add(e, r0, cg_c64(e, R)), cg_c64(e, c->OH), ""),
-                    full, last);
-    LLVMPositionBuilderAtEnd(e->b, full);
-    dw_block(e, dk, d, dwbuf, R, xc, yr, r0, wv, &cs);
-    LLVMBuildBr(e->b, join);
-    LLVMPositionBuilderAtEnd(e->b, last);
-    dw_block(e, dk, d, dwbuf, tail, xc, yr, r0, wv, &cs);
-    LLVMBuildBr(e->b, join);
-    LLVMPositionBuilderAtEnd(e->b, join);
-  }
+  dw_block_at(e, dk, d, dwbuf, xc, yr, r0,
+              LLVMBuildICmp(e->b, LLVMIntSGT, add(e, r0, cg_c64(e, R)), cg_c64(e, c->OH), ""), wv, &cs);
   loop_end(e, &lb);
   loop_end(e, &lc);
 }

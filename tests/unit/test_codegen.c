@@ -139,6 +139,8 @@ static bool g_no_wino;
 /* > 0: a depthwise convolution fused into its pointwise reader wherever the plan allows, in
  * strips of this many rows (CgOptions.dw_strip: the dw_pw_fused test's strip boundaries) */
 static int g_dw_strip;
+/* --no-dw-fuse (the plans of host_plan_of only) */
+static bool g_no_dw_fuse;
 /* the atol of element-wise comparisons is relative to the tensor's largest |value| (the
  * winograd test: F(4,3)'s error scales with the output's magnitude, not each element's) */
 static bool g_atol_scaled;
@@ -1292,6 +1294,8 @@ static void host_plan_of(CgModelPlan *P, IrGraph *fwd, IrGraph *tg, bool wino, D
   CgTarget t;
   llvm_backend_target(&t, 0, &hw);
   t.winograd = wino;
+  t.dw_fuse = !g_no_dw_fuse;
+  t.dw_strip = g_dw_strip;
   ck_assert_int_eq(cg_model_plan(P, fwd, tg, &t, NULL, NULL, d), 0);
 }
 
@@ -2134,21 +2138,29 @@ static int epi_kernels(bool wino, const char *const *plain, int *named) {
   return n;
 }
 
+/* the kernel of plan p (of G) whose op is the convolution named `name` (its filter
+ * NAME.weight); -1: none */
+static int conv_kernel(const CgPlan *p, const char *name) {
+  int found = -1;
+  for (int ki = 0; ki < p->nk; ki++) {
+    const IrNode *n = &G->nodes[p->k[ki].node];
+    const char *nm = n->op == OP_CONV2D ? G->nodes[n->in[1]].name : NULL;
+    size_t len = strlen(name);
+    if (nm && strncmp(nm, name, len) == 0 && strcmp(nm + len, ".weight") == 0) found = ki;
+  }
+  return found;
+}
+
 /* the group size (CgKernel.nepi) of the kernel of G's forward plan for the host of the
  * convolution named `name` (its filter NAME.weight), and its form in *cv; -1: no such kernel */
 static int epi_of(bool wino, const char *name, CgConv *cv) {
   Diag *d = diag_new(stderr);
   CgModelPlan P;
   host_plan(&P, wino, d);
-  int nepi = -1;
-  for (int ki = 0; ki < P.pf.nk; ki++) {
-    const CgKernel *k = &P.pf.k[ki];
-    const IrNode *n = &G->nodes[k->node];
-    const char *nm = n->op == OP_CONV2D ? G->nodes[n->in[1]].name : NULL;
-    size_t len = strlen(name);
-    if (!nm || strncmp(nm, name, len) != 0 || strcmp(nm + len, ".weight") != 0) continue;
-    nepi = k->nepi;
-    cg_conv_geom(&P.pf, k->node, cv);
+  int nepi = -1, ki = conv_kernel(&P.pf, name);
+  if (ki >= 0) {
+    nepi = P.pf.k[ki].nepi;
+    cg_conv_geom(&P.pf, P.pf.k[ki].node, cv);
   }
   cg_model_plan_free(&P);
   diag_free(d);
@@ -2259,29 +2271,19 @@ static const char dwpw_net[] =
  * whether the tiles read its image in place (the form's condition) */
 static bool dwpw_fused(const char *name, bool fuse, int strip, int *rows, bool *direct) {
   Diag *d = diag_new(stderr);
-  HwTarget hw;
-  char err[256];
-  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
-  CgTarget t;
-  llvm_backend_target(&t, 0, &hw);
-  t.dw_fuse = fuse;
-  t.dw_strip = strip;
   CgModelPlan P;
-  ck_assert_int_eq(cg_model_plan(&P, G, NULL, &t, NULL, NULL, d), 0);
-  bool found = false, fused = false;
-  for (int ki = 0; ki < P.pf.nk; ki++) {
-    const CgKernel *k = &P.pf.k[ki];
-    const IrNode *n = &G->nodes[k->node];
-    const char *nm = n->op == OP_CONV2D ? G->nodes[n->in[1]].name : NULL;
-    size_t len = strlen(name);
-    if (!nm || strncmp(nm, name, len) != 0 || strcmp(nm + len, ".weight") != 0) continue;
-    found = true;
-    fused = k->dw != NULL;
-    *rows = k->dw_rows;
-    *direct = k->tile && k->tile->direct_b;
-    if (fused) ck_assert(G->nodes[k->dw->node].op == OP_CONV2D && n->in[0] == k->dw->out);
-  }
-  ck_assert_msg(found, "no kernel of %s", name);
+  g_no_dw_fuse = !fuse;
+  g_dw_strip = strip;
+  host_plan(&P, false, d);
+  g_no_dw_fuse = false;
+  g_dw_strip = 0;
+  int ki = conv_kernel(&P.pf, name);
+  ck_assert_msg(ki >= 0, "no kernel of %s", name);
+  const CgKernel *k = &P.pf.k[ki];
+  bool fused = k->dw != NULL;
+  *rows = k->dw_rows;
+  *direct = k->tile && k->tile->direct_b;
+  if (fused) ck_assert(G->nodes[k->dw->node].op == OP_CONV2D && G->nodes[k->node].in[0] == k->dw->out);
   cg_model_plan_free(&P);
   diag_free(d);
   return fused;

@@ -387,6 +387,29 @@ START_TEST(t_gemm_epilogue_transcendental) {
 }
 END_TEST
 
+/* the Winograd kernels' per-pair transforms: the filter transform a training step runs
+ * every call writes U (36 floats a pair) at L2's bandwidth while U fits L2, beyond it at one
+ * thread's memory bandwidth (256 x 256: 9.4 MB, measured 21 to 26 ns a pair against 11 in
+ * L2); the filter gradient's output transform takes TILES_WINO_GOUT_S a pair at every size
+ * (the 36 sums' loads share an L1 set: 19 to 22 ns from 64 x 64 to 512 x 512, not its
+ * FLOPs' 5 ns) */
+START_TEST(t_wino_transform_terms) {
+  HwTarget hw;
+  gemm_hw(&hw);
+  hw.l2_bytes_cpu = 1 << 20, hw.l3_bytes = 32 << 20;
+  hw.cache_bw[1] = 200e9, hw.cache_bw[2] = 100e9, hw.mem_bw = 20e9, hw.mem_bw_1t = 10e9;
+  double p = 64.0 * 64; /* U: 590 KB, in L2 at 100 GB/s a core */
+  ck_assert_double_eq_tol(tiles_wino_filter_time(&hw, 64, 64), p * 11e-9 + 144 * p / 100e9, 1e-15);
+  p = 256.0 * 256; /* 9.4 MB: beyond L2 though within L3, at 10 GB/s */
+  ck_assert_double_eq_tol(tiles_wino_filter_time(&hw, 256, 256), p * 11e-9 + 144 * p / 10e9, 1e-12);
+  static const int64_t oc[][2] = {{64, 64}, {96, 40}, {256, 256}, {512, 512}};
+  for (int i = 0; i < 4; i++) {
+    double want = (double)(oc[i][0] * oc[i][1]) * 20e-9;
+    ck_assert_double_eq_tol(tiles_wino_wgrad_out_time(&hw, oc[i][0], oc[i][1]), want, want * 1e-12);
+  }
+}
+END_TEST
+
 static const char DW_TRAIN[] =
     "model dwt {\n  input x: f32[2, 16, 12, 12]\n  input label: i32[2]\n"
     "  a = conv2d(x, 16, kernel = 1, bias = false)\n"
@@ -512,6 +535,7 @@ int main(void) {
   tcase_add_test(tc, t_depthwise_dx);
   tcase_add_test(tc, t_bn_fused);
   tcase_add_test(tc, t_gemm_epilogue_transcendental);
+  tcase_add_test(tc, t_wino_transform_terms);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

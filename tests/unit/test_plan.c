@@ -6,6 +6,7 @@
  * target's hardware and are absent without one; cg_model_memory equals the plan's sizes; the
  * estimate's packed-GEMM terms (cg_cpu_gemm) against hand-computed values on a fixed target. */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -387,6 +388,52 @@ START_TEST(t_gemm_epilogue_transcendental) {
 }
 END_TEST
 
+/* a dense layer of 16 rows whose 8 MB weight is packed once and streams from DRAM (2 GB/s):
+ * the first micro-tile down M pulls each panel in, the others' FMAs run while the memory
+ * idles, so the kernel takes max(t_fma / share, t_mem) + t_fma (share - 1) / share, the
+ * excess over max(t_fma, t_mem) in t_scratch beside the (absent) packing */
+START_TEST(t_stream_shared_panels) {
+  IrGraph *g;
+  IrModule *m =
+      compile("model m {\n  input x: f32[16, 1024]\n  y = dense(x, 2048)\n  output y\n}\n", &g);
+  HwTarget hw;
+  gemm_hw(&hw);
+  hw.mem_bw = 4e9, hw.mem_bw_1t = 2e9, hw.l3_bytes = 1 << 20, hw.l2_bytes_cpu = 1 << 18;
+  hw.cache_bw[0] = hw.cache_bw[1] = hw.cache_bw[2] = 1e12;
+  Diag *d = diag_new(stderr);
+  CgTarget t;
+  CgModelPlan P;
+  CgPlanCost c;
+  full_target(&t, &hw);
+  t.conv = CG_CONV_GATHER, t.prepack = true;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  cg_plan_cost(&P.pf, &hw, 1, 0, &c);
+  int seen = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    if (k->kind != CGK_GEMM) continue;
+    ck_assert(k->prepacked && k->tile);
+    const TileDecision *td = k->tile; /* as plan_cost.c matmul_run hands it over */
+    double wave = td->wave_eff > 0 ? td->wave_eff : 1, tile = td->tile_eff > 0 ? td->tile_eff : 1;
+    CgGemmShape s = {.m = 16, .n = 2048, .k = 1024, .mr = td->nr > 32 ? 32 : td->nr, .nr = td->mr,
+                     .kc = td->kc, .nc = td->nc, .a_strided = true, .b_transposed = true,
+                     .packed_b = true, .lat_eff = td->eff / wave / tile};
+    CgGemmRun r;
+    cg_cpu_gemm(&hw, &s, 1, &r);
+    ck_assert_double_eq(r.share, ceil(16.0 / s.mr));
+    ck_assert(r.share > 1 && c.k[ki].t_memory > r.t_fma / r.share);
+    double extra = fmin(c.k[ki].t_memory, r.t_fma) - r.t_fma / r.share;
+    ck_assert_double_eq_tol(c.k[ki].t_scratch, r.t_pack + extra, 1e-12);
+    seen++;
+  }
+  ck_assert_int_eq(seen, 1);
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
 /* the Winograd kernels' per-pair transforms: the filter transform a training step runs
  * every call writes U (36 floats a pair) at L2's bandwidth while U fits L2, beyond it at one
  * thread's memory bandwidth (256 x 256: 9.4 MB, measured 21 to 26 ns a pair against 11 in
@@ -536,6 +583,7 @@ int main(void) {
   tcase_add_test(tc, t_bn_fused);
   tcase_add_test(tc, t_gemm_epilogue_transcendental);
   tcase_add_test(tc, t_wino_transform_terms);
+  tcase_add_test(tc, t_stream_shared_panels);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -753,7 +753,8 @@ double tiles_wino_wgrad_xform_time(const HwTarget *hw, int64_t o, int64_t c, int
 
 double tiles_wino_wgrad_out_time(const HwTarget *hw, int64_t o, int64_t c) {
   (void)hw; /* the rate of its memory operations: TILES_WINO_GOUT_S */
-  return (double)o * (double)c * TILES_WINO_GOUT_S;
+  bool alias = (o * c) % 1024 == 0; /* the 36 sums 4 KiB-multiples apart: one L1 set */
+  return (double)o * (double)c * (alias ? TILES_WINO_GOUT_S : TILES_WINO_GOUT_SPREAD_S);
 }
 
 /* the filter gradient of node i as Winograd (F(3,4) in effect: dW = Gᵀ·[(A·dy·Aᵀ) ⊙ (Bᵀ·x·B)]·G

@@ -120,6 +120,9 @@ typedef struct TileDecision {
  * time. Measured on the Zen 4: 19.4 to 21.9 ns from 64 x 64 to 512 x 512 channels (M in L2
  * and beyond it alike) */
 #define TILES_WINO_GOUT_S 20e-9
+/* ... where the sums' stride 4·O·C bytes is not a multiple of 4 KiB (their lines spread
+ * over several sets): 96 x 40 channels measured 11.3 ns */
+#define TILES_WINO_GOUT_SPREAD_S 11e-9
 /* a Winograd filter gradient's rounds cover at least this many tiles (the GEMMs' depth) */
 #define TILES_WINO_WGRAD_MIN_TILES 32
 /* tiles a vector of the transforms (rt_winograd.c WV) */

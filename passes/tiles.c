@@ -630,7 +630,8 @@ double tiles_wino_xform_time(const HwTarget *hw, int64_t o, int64_t c, int64_t n
 
 double tiles_wino_filter_time(const HwTarget *hw, int64_t o, int64_t c) {
   double pairs = (double)o * (double)c, u = 4.0 * 36 * pairs;
-  return pairs * TILES_WINO_FILTER_S + u / core_bw(hw, u);
+  bool l2 = u <= (double)hw->l2_bytes_cpu; /* beyond: one thread's memory bandwidth */
+  return pairs * TILES_WINO_FILTER_S + u / (l2 ? core_bw(hw, u) : core_bw(hw, INFINITY));
 }
 
 /* the fixed cost of one call of a packed GEMM or runtime kernel on one thread (its loops'
@@ -836,9 +837,9 @@ double tiles_wino_wgrad_xform_time(const HwTarget *hw, int64_t o, int64_t c, int
 }
 
 double tiles_wino_wgrad_out_time(const HwTarget *hw, int64_t o, int64_t c) {
-  double rate = 0.5 * peak_1t(hw) * fmin(1.0, TILES_WINO_VECTOR_BITS / (hw->vector_bits > 0 ? hw->vector_bits : 128));
-  double pairs = (double)o * (double)c, m = 4.0 * 36 * pairs;
-  return pairs * TILES_WINO_GOUT_FLOPS / rate + (m + 36.0 * pairs) / core_bw(hw, m);
+  (void)hw; /* the rate of its memory operations: TILES_WINO_GOUT_S */
+  bool alias = (o * c) % 1024 == 0; /* the 36 sums 4 KiB-multiples apart: one L1 set */
+  return (double)o * (double)c * (alias ? TILES_WINO_GOUT_S : TILES_WINO_GOUT_SPREAD_S);
 }
 
 /* the filter gradient of node i as Winograd (F(3,4) in effect: dW = Gᵀ·[(A·dy·Aᵀ) ⊙ (Bᵀ·x·B)]·G

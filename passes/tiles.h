@@ -121,7 +121,17 @@ typedef struct TileDecision {
  * one-dimensional transforms of 12 operations), and its output transform Gᵀ·M·G per channel
  * pair (6 + 3 of 14, and the taps' scattered stores) */
 #define TILES_WINO_DY_FLOPS 120.0
-#define TILES_WINO_GOUT_FLOPS 150.0
+/* seconds per (output, input) channel pair of a filter gradient's output transform Gᵀ·M·G
+ * (rt_k_wino_wgrad_out, one thread): its 150 FLOPs would take 5 ns, but each vector of 8
+ * pairs loads one vector from each of the 36 sums M[xi], O·C floats apart (for the usual
+ * channel counts a multiple of 4 KiB: their lines share one L1 set and evict each other
+ * before their second half is read), and stores the 9 taps of every pair one float at a
+ * time. Measured on the Zen 4: 19.4 to 21.9 ns from 64 x 64 to 512 x 512 channels (M in L2
+ * and beyond it alike) */
+#define TILES_WINO_GOUT_S 20e-9
+/* ... where the sums' stride 4·O·C bytes is not a multiple of 4 KiB (their lines spread
+ * over several sets): 96 x 40 channels measured 11.3 ns */
+#define TILES_WINO_GOUT_SPREAD_S 11e-9
 /* a Winograd filter gradient's rounds cover at least this many tiles (the GEMMs' depth) */
 #define TILES_WINO_WGRAD_MIN_TILES 32
 /* tiles a vector of the transforms (rt_winograd.c WV) */
@@ -129,7 +139,9 @@ typedef struct TileDecision {
 /* seconds per (output, input) channel pair of the filter transform a training step runs
  * every call (rt_k_wino_filter_pack: 8 rows of U a vector, their taps gathered, one
  * thread), beside the bytes of U it writes: measured on the Zen 4 with U in L2 (64 x 64
- * channels: 11.5 ns) */
+ * channels: 11.5 ns). A U larger than L2 (36 groups of panels written in runs of 512
+ * bytes) is written at about one thread's memory bandwidth: 256 x 256 channels (9.4 MB)
+ * measured 21 to 26 ns a pair, 11 + 144 bytes at 13.5 GB/s = 21.7 modelled */
 #define TILES_WINO_FILTER_S 11e-9
 /* the GEMMs' columns (tiles) a round of a Winograd convolution covers at least: the batch
  * runs in rounds of the fewest images with this many tiles (or all of them), so that V and

@@ -1605,7 +1605,9 @@ static int lower_conv_few(CgEmit *e, const CgKernel *k, const CgConv *c) {
  * read nothing). At stride 2 the two phases are interleaved into two vectors of dx. */
 typedef struct DwDxRow {
   LLVMValueRef dyrow[8], rowok[8]; /* per kh: dy's row oh (row 0 when outside), oh valid */
-  LLVMValueRef wv[8][8];           /* the filter's taps, splat */
+  LLVMValueRef wv[8][8];           /* the filter's taps, splat; NULL: the taps are summed
+                                      (col2im: every tap has its own row, below) */
+  int64_t tapstride;               /* bytes from tap (kh, kw)'s row to (kh, kw + 1)'s: 0 */
   LLVMValueRef lanes, dxr;
 } DwDxRow;
 
@@ -1625,12 +1627,13 @@ static LLVMValueRef dwdx_phase(CgEmit *e, const CgConv *c, const DwDxRow *r, int
       LLVMValueRef m = LLVMBuildAnd(e->b, splat(e, r->rowok[kh], vl),
                                     LLVMBuildICmp(e->b, LLVMIntSGE, ow, LLVMConstNull(vi64), ""), "");
       m = LLVMBuildAnd(e->b, m, LLVMBuildICmp(e->b, LLVMIntSLT, ow, splat(e, cg_c64(e, c->OW), vl), ""), "");
-      LLVMValueRef ptr = LLVMBuildGEP2(e->b, e->f32, r->dyrow[kh], &first, 1, "");
+      LLVMValueRef row = r->tapstride ? gep8(e, r->dyrow[kh], cg_c64(e, kw * r->tapstride)) : r->dyrow[kh];
+      LLVMValueRef ptr = LLVMBuildGEP2(e->b, e->f32, row, &first, 1, "");
       LLVMTypeRef over[2] = {e->vf, e->ptr};
       LLVMValueRef args[4] = {ptr, c32(e, 4), m, LLVMConstNull(e->vf)};
       LLVMValueRef v = intrinsic(e, "llvm.masked.load", over, 2, args, 4);
       LLVMValueRef fa[3] = {r->wv[kh][kw], v, acc};
-      acc = intrinsic(e, "llvm.fma", &vt, 1, fa, 3);
+      acc = r->wv[kh][kw] ? intrinsic(e, "llvm.fma", &vt, 1, fa, 3) : LLVMBuildFAdd(e->b, acc, v, "");
     }
   }
   return acc;
@@ -1680,6 +1683,32 @@ static void dwdx_dyrow(CgEmit *e, const CgConv *c, LLVMValueRef dyc, LLVMValueRe
                                   cg_c64(e, c->OW * 4)));
 }
 
+/* dx row ih: at stride 2 its phase picks its taps kh */
+static void dwdx_row_at(CgEmit *e, const CgConv *c, const DwDxRow *r, LLVMValueRef ih) {
+  if (c->sh == 1) {
+    dwdx_row(e, c, r, 0);
+    return;
+  }
+  LLVMBasicBlockRef b0 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "even");
+  LLVMBasicBlockRef b1 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "odd");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "join");
+  LLVMValueRef odd = LLVMBuildTrunc(e->b, ih, e->i1, "");
+  LLVMBuildCondBr(e->b, odd, b1, b0);
+  for (int q = 0; q < 2; q++) {
+    LLVMPositionBuilderAtEnd(e->b, q ? b1 : b0);
+    dwdx_row(e, c, r, q);
+    LLVMBuildBr(e->b, join);
+  }
+  LLVMPositionBuilderAtEnd(e->b, join);
+}
+
+/* the vector of lane indices 0 .. vl - 1 (i64) */
+static LLVMValueRef lane_index(CgEmit *e) {
+  LLVMValueRef lanes_c[64];
+  for (int l = 0; l < e->vl; l++) lanes_c[l] = cg_c64(e, l);
+  return LLVMConstVector(lanes_c, (unsigned)e->vl);
+}
+
 /* task t of nt: dx rows [r0, r1) of the N·C·H rows */
 static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
   const CgConv *c = arg;
@@ -1687,10 +1716,7 @@ static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
   LLVMValueRef rows = cg_c64(e, c->N * c->C * c->H);
   LLVMValueRef r0 = LLVMBuildSDiv(e->b, mul(e, t, rows), nt, "");
   LLVMValueRef r1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), rows), nt, "");
-  DwDxRow r;
-  LLVMValueRef lanes_c[64];
-  for (int l = 0; l < e->vl; l++) lanes_c[l] = cg_c64(e, l);
-  r.lanes = LLVMConstVector(lanes_c, (unsigned)e->vl);
+  DwDxRow r = {.lanes = lane_index(e)};
   Loop lr;
   loop_begin(e, &lr, r0, r1, 1);
   LLVMValueRef ih = LLVMBuildSRem(e->b, lr.iv, cg_c64(e, c->H), "");
@@ -1705,21 +1731,7 @@ static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
       r.wv[kh][kw] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, (kh * c->KW + kw) * 4)), ""),
                            e->vl);
   }
-  if (c->sh == 1) {
-    dwdx_row(e, c, &r, 0);
-  } else { /* the row's phase picks its taps kh */
-    LLVMBasicBlockRef b0 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "even");
-    LLVMBasicBlockRef b1 = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "odd");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "join");
-    LLVMValueRef odd = LLVMBuildTrunc(e->b, ih, e->i1, "");
-    LLVMBuildCondBr(e->b, odd, b1, b0);
-    for (int q = 0; q < 2; q++) {
-      LLVMPositionBuilderAtEnd(e->b, q ? b1 : b0);
-      dwdx_row(e, c, &r, q);
-      LLVMBuildBr(e->b, join);
-    }
-    LLVMPositionBuilderAtEnd(e->b, join);
-  }
+  dwdx_row_at(e, c, &r, ih);
   loop_end(e, &lr);
 }
 
@@ -1728,6 +1740,73 @@ static void dwdx_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
 static void lower_depthwise_dx(CgEmit *e, const CgKernel *k, const CgConv *c) {
   int64_t rows = c->N * c->C * c->H;
   run_items(e, k, rows, rows * c->W * c->KH * c->KW, dwdx_body, c);
+}
+
+/* ---- col2im in dx rows ------------------------------------------------------------------ */
+
+/* A data gradient's col2im at strides 1 and 2 with at most 8x8 taps is the transposed
+ * depthwise convolution's rows above with a row of the unfold per tap instead of a filter
+ * value: dx's row ih of channel c sums, in vectors along the row, the unfold's rows (c, kh,
+ * kw) at oh = (ih + ph - kh·dh) / sh, in the taps' serial order (the scalar col2im's sums bit
+ * for bit), and is stored whole, so dx needs no zeroing. The rows of every image of the call
+ * (all of them with CgConv.batch) over the threads. */
+static bool col2im_rows(const CgEmit *e, const CgConv *c) {
+  return c->KH <= 8 && c->KW <= 8 && c->sh <= 2 && c->sw <= 2 && e->vl <= 64;
+}
+
+/* task t of nt: dx rows [r0, r1) of the call's images x Cg x H */
+static void col2im_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const ColTask *ct = arg;
+  const CgConv *c = ct->c;
+  int64_t ld = ct->batch ? c->N * c->P : c->P;
+  LLVMValueRef rows = cg_c64(e, (ct->batch ? c->N : 1) * c->Cg * c->H);
+  LLVMValueRef r0 = LLVMBuildSDiv(e->b, mul(e, t, rows), nt, "");
+  LLVMValueRef r1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), rows), nt, "");
+  DwDxRow r = {.lanes = lane_index(e), .tapstride = ld * 4};
+  LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
+  Loop lr;
+  loop_begin(e, &lr, r0, r1, 1);
+  LLVMValueRef ih = LLVMBuildSRem(e->b, lr.iv, cg_c64(e, c->H), "");
+  LLVMValueRef q = LLVMBuildSDiv(e->b, lr.iv, cg_c64(e, c->H), "");
+  LLVMValueRef ch = LLVMBuildSRem(e->b, q, cg_c64(e, c->Cg), "");
+  LLVMValueRef img = ct->batch ? LLVMBuildSDiv(e->b, q, cg_c64(e, c->Cg), "") : ct->x[0];
+  LLVMValueRef xoff = add(e, add(e, mul(e, img, cg_c64(e, ct->xs)), mul(e, ct->x[1], cg_c64(e, ct->xg))),
+                          mul(e, add(e, mul(e, ch, cg_c64(e, c->H)), ih), cg_c64(e, c->W * 4)));
+  r.dxr = gep8(e, cg_ptr(e, ct->xnode), xoff);
+  LLVMValueRef coff = mul(e, ch, cg_c64(e, c->KH * c->KW * ld * 4));
+  if (ct->batch) coff = add(e, coff, mul(e, img, cg_c64(e, c->P * 4)));
+  LLVMValueRef colc = gep8(e, col, coff);
+  for (int kh = 0; kh < c->KH; kh++)
+    dwdx_dyrow(e, c, gep8(e, colc, cg_c64(e, kh * c->KW * ld * 4)), ih, kh, &r);
+  dwdx_row_at(e, c, &r, ih);
+  loop_end(e, &lr);
+}
+
+/* col2im of image n (every image with ct->batch), group g: dx rows over the threads (the
+ * scalar accumulating col2im by channel where the rows do not apply; dx zeroed before) */
+static void emit_col2im(CgEmit *e, const CgKernel *k, ColTask *ct, LLVMValueRef n, LLVMValueRef g) {
+  const CgConv *c = ct->c;
+  if (!col2im_rows(e, c) && !ct->batch) {
+    emit_im2col_par(e, k, ct, n, g);
+    return;
+  }
+  if (!col2im_rows(e, c)) {
+    Loop ln;
+    loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+    emit_im2col_par(e, k, ct, ln.iv, g);
+    loop_end(e, &ln);
+    return;
+  }
+  int64_t nimg = ct->batch ? c->N : 1, rows = nimg * c->Cg * c->H;
+  int64_t maxt = nimg * c->K * c->P / 32768 + 1;
+  if (maxt > rows) maxt = rows;
+  LLVMValueRef x[TASK_NX] = {n, g};
+  if (maxt <= 1) {
+    ct->x[0] = n, ct->x[1] = g;
+    col2im_body(e, k, ct, cg_c64(e, 0), cg_c64(e, 1));
+    return;
+  }
+  run_tasks_x(e, k, maxt, col2im_body, ct, x, ct->x);
 }
 
 /* ---- depthwise filter gradient, direct -------------------------------------------------- */
@@ -2224,16 +2303,14 @@ static int lower_bwd_data_batch(CgEmit *e, const CgKernel *k, const CgConv *c, L
   int64_t np = c->N * c->P, xs = c->C * c->H * c->W * 4, xg = c->Cg * c->H * c->W * 4;
   LLVMValueRef col = cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset);
   LLVMValueRef T = gep8(e, col, cg_c64(e, c->K * np * 4));
-  memset0(e, DX, c->N * xs);
-  Loop lg, ln;
+  if (!col2im_rows(e, c)) memset0(e, DX, c->N * xs);
+  Loop lg;
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
   copy_dy_rows(e, c, DY, T, lg.iv);
   LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, c->Og * c->K * 4)));
   gemm_call(e, f, c->K, np, c->Og, wp, c->K, T, np, col, np, NULL);
-  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   ColTask ct = {.c = c, .xnode = k->out, .xs = xs, .xg = xg, .to_col = false, .batch = true};
-  emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
-  loop_end(e, &ln);
+  emit_col2im(e, k, &ct, cg_c64(e, 0), lg.iv);
   loop_end(e, &lg);
   return 0;
 }
@@ -2465,7 +2542,7 @@ static int conv_gemm_dx(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGem
   LLVMValueRef f = gemm_fn(e, sp);
   if (!f) return -1;
   LLVMValueRef DY = cg_ptr(e, n->in[0]), Wt = cg_ptr(e, n->in[1]), DX = cg_ptr(e, k->out);
-  if (!c->direct) memset0(e, DX, c->N * g->xs);
+  if (!c->direct && !col2im_rows(e, c)) memset0(e, DX, c->N * g->xs);
   Loop ln, lg;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
@@ -2474,7 +2551,7 @@ static int conv_gemm_dx(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGem
   LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, g->wg)));
   gemm_call(e, f, c->K, c->P, c->Og, wp, c->K, yp, c->P, c->direct ? xp : g->col, c->P, NULL);
   ColTask ct = {.c = c, .xnode = k->out, .xs = g->xs, .xg = g->xg, .to_col = false};
-  if (!c->direct) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);
+  if (!c->direct) emit_col2im(e, k, &ct, ln.iv, lg.iv);
   loop_end(e, &lg);
   loop_end(e, &ln);
   return 0;

@@ -66,6 +66,9 @@ typedef struct CgGemmRun {
   double tiles;            /* micro-tiles of the busiest slice */
   double pack_a, pack_b;   /* elements that slice packs (panels padded to MR / NR) */
   double t_fma, t_pack;    /* its micro-kernel and packing time, s */
+  double share;            /* micro-tiles that use each panel of a packed-once operand (B:
+                              the slice's tiles down M; A: across a panel of NC columns), 1
+                              without one */
 } CgGemmRun;
 void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *out);
 /* how a GEMM operand's panels are packed */

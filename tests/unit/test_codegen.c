@@ -615,6 +615,14 @@ START_TEST(conv_data_grad) {
       /* 25 positions, three images, two groups: the filter gradient's images share one
        * GEMM per group (K = 75) */
       {{4, 6, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 3},
+      /* col2im by dx rows over the two threads: LeNet's conv2 (the batch's GEMM, 6 x 14
+       * rows of 8 images), stride 2 in both directions and along the rows only (phases),
+       * a row wider than two vectors; and 9x9 taps, which keep the scalar col2im */
+      {{6, 16, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1, 1}, 8},
+      {{5, 6, 13, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1}, 4},
+      {{3, 4, 12, 9, 3, 4, 2, 1, 1, 2, 1, 1, 1}, 3},
+      {{3, 4, 6, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 2},
+      {{2, 3, 12, 12, 9, 9, 1, 1, 2, 2, 1, 1, 1}, 2},
   };
   check_conv_cases("conv data-gradient", cs, sizeof cs / sizeof *cs);
   /* two grouped convolutions whose batched forward GEMMs (images of 36 positions) agree in

@@ -6,6 +6,7 @@
  * target's hardware and are absent without one; cg_model_memory equals the plan's sizes; the
  * estimate's packed-GEMM terms (cg_cpu_gemm) against hand-computed values on a fixed target. */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -387,6 +388,75 @@ START_TEST(t_gemm_epilogue_transcendental) {
 }
 END_TEST
 
+/* a dense layer of 16 rows whose 8 MB weight is packed once and streams from DRAM (2 GB/s):
+ * the first micro-tile down M pulls each panel in, the others' FMAs run while the memory
+ * idles, so the kernel takes max(t_fma / share, t_mem) + t_fma (share - 1) / share, the
+ * excess over max(t_fma, t_mem) in t_scratch beside the (absent) packing */
+START_TEST(t_stream_shared_panels) {
+  IrGraph *g;
+  IrModule *m =
+      compile("model m {\n  input x: f32[16, 1024]\n  y = dense(x, 2048)\n  output y\n}\n", &g);
+  HwTarget hw;
+  gemm_hw(&hw);
+  hw.mem_bw = 4e9, hw.mem_bw_1t = 2e9, hw.l3_bytes = 1 << 20, hw.l2_bytes_cpu = 1 << 18;
+  hw.cache_bw[0] = hw.cache_bw[1] = hw.cache_bw[2] = 1e12;
+  Diag *d = diag_new(stderr);
+  CgTarget t;
+  CgModelPlan P;
+  CgPlanCost c;
+  full_target(&t, &hw);
+  t.conv = CG_CONV_GATHER, t.prepack = true;
+  ck_assert_int_eq(cg_model_plan(&P, g, NULL, &t, NULL, NULL, d), 0);
+  cg_plan_cost(&P.pf, &hw, 1, 0, &c);
+  int seen = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    if (k->kind != CGK_GEMM) continue;
+    ck_assert(k->prepacked && k->tile);
+    const TileDecision *td = k->tile; /* as plan_cost.c matmul_run hands it over */
+    double wave = td->wave_eff > 0 ? td->wave_eff : 1, tile = td->tile_eff > 0 ? td->tile_eff : 1;
+    CgGemmShape s = {.m = 16, .n = 2048, .k = 1024, .mr = td->nr > 32 ? 32 : td->nr, .nr = td->mr,
+                     .kc = td->kc, .nc = td->nc, .a_strided = true, .b_transposed = true,
+                     .packed_b = true, .lat_eff = td->eff / wave / tile};
+    CgGemmRun r;
+    cg_cpu_gemm(&hw, &s, 1, &r);
+    ck_assert_double_eq(r.share, ceil(16.0 / s.mr));
+    ck_assert(r.share > 1 && c.k[ki].t_memory > r.t_fma / r.share);
+    double extra = fmin(c.k[ki].t_memory, r.t_fma) - r.t_fma / r.share;
+    ck_assert_double_eq_tol(c.k[ki].t_scratch, r.t_pack + extra, 1e-12);
+    seen++;
+  }
+  ck_assert_int_eq(seen, 1);
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+}
+END_TEST
+
+/* the Winograd kernels' per-pair transforms: the filter transform a training step runs
+ * every call writes U (36 floats a pair) at L2's bandwidth while U fits L2, beyond it at one
+ * thread's memory bandwidth (256 x 256: 9.4 MB, measured 21 to 26 ns a pair against 11 in
+ * L2); the filter gradient's output transform takes TILES_WINO_GOUT_S a pair at every size
+ * where the 36 sums' stride is a multiple of 4 KiB (their loads share an L1 set: 19 to 22
+ * ns from 64 x 64 to 512 x 512, not its FLOPs' 5 ns), TILES_WINO_GOUT_SPREAD_S otherwise */
+START_TEST(t_wino_transform_terms) {
+  HwTarget hw;
+  gemm_hw(&hw);
+  hw.l2_bytes_cpu = 1 << 20, hw.l3_bytes = 32 << 20;
+  hw.cache_bw[1] = 200e9, hw.cache_bw[2] = 100e9, hw.mem_bw = 20e9, hw.mem_bw_1t = 10e9;
+  double p = 64.0 * 64; /* U: 590 KB, in L2 at 100 GB/s a core */
+  ck_assert_double_eq_tol(tiles_wino_filter_time(&hw, 64, 64), p * 11e-9 + 144 * p / 100e9, 1e-15);
+  p = 256.0 * 256; /* 9.4 MB: beyond L2 though within L3, at 10 GB/s */
+  ck_assert_double_eq_tol(tiles_wino_filter_time(&hw, 256, 256), p * 11e-9 + 144 * p / 10e9, 1e-12);
+  static const int64_t oc[][2] = {{64, 64}, {96, 40}, {256, 256}, {512, 512}, {256, 128}, {28, 20}};
+  for (int i = 0; i < 6; i++) { /* 96 x 40 and 28 x 20: the sums' stride not 4 KiB-aligned */
+    double want = (double)(oc[i][0] * oc[i][1]) * (oc[i][0] * oc[i][1] % 1024 ? 11e-9 : 20e-9);
+    ck_assert_double_eq_tol(tiles_wino_wgrad_out_time(&hw, oc[i][0], oc[i][1]), want, want * 1e-12);
+  }
+}
+END_TEST
+
 static const char DW_TRAIN[] =
     "model dwt {\n  input x: f32[2, 16, 12, 12]\n  input label: i32[2]\n"
     "  a = conv2d(x, 16, kernel = 1, bias = false)\n"
@@ -512,6 +582,8 @@ int main(void) {
   tcase_add_test(tc, t_depthwise_dx);
   tcase_add_test(tc, t_bn_fused);
   tcase_add_test(tc, t_gemm_epilogue_transcendental);
+  tcase_add_test(tc, t_wino_transform_terms);
+  tcase_add_test(tc, t_stream_shared_panels);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

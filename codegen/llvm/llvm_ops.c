@@ -757,13 +757,14 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
 /* blocking from the node's tile decision: the decision vectorizes its m side and llvm_gemm
  * its N side, so the register tile is read transposed; `swap` also exchanges the M/N cache
  * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view). A
- * transposed convolution's decision (conv_t) vectorizes its n side, as its GEMM here does. */
+ * transposed convolution's decision (conv_t) and a few-row matmul's (mm_t) vectorize their
+ * n side, as the GEMM here does. */
 static void gemm_blocking(CgEmit *e, const TileDecision *t, bool swap, LlvmGemmBlocking *blk) {
   memset(blk, 0, sizeof *blk);
   if (!t) return;
   const TileDecision d = *t;
   if (d.mr <= 0 || d.nr <= 0) return;
-  if (d.conv_t) {
+  if (d.conv_t || d.mm_t) {
     *blk = (LlvmGemmBlocking){.mr = d.mr > 32 ? 32 : d.mr, .nr = d.nr > 8 * e->vl ? 8 * e->vl : d.nr,
                               .kc = d.kc, .mc = d.mc, .nc = d.nc};
     return;

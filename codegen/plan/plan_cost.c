@@ -183,7 +183,8 @@ static void kernel_flops(const CgPlan *p, const CgKernel *k, double *flops, doub
 
 /* the edge efficiency of the register tile the CPU backend runs: the decision vectorizes
  * its m side, the LLVM GEMM the N side of a matmul (so a matmul's tile is read transposed,
- * llvm_ops.c gemm_blocking); a convolution's GEMM there is the transpose of the view */
+ * llvm_ops.c gemm_blocking, but for a few-row matmul's transposed decision, mm_t, which is
+ * read as decided); a convolution's GEMM there is the transpose of the view */
 static double edge_eff(const CgPlan *p, const CgKernel *k, const TileDecision *t, bool matmul) {
   double m = (double)t->gemm.m, n = (double)t->gemm.n;
   if (!matmul && k->kind == CGK_CONV) { /* one GEMM per image: its m side is OH x OW */
@@ -191,7 +192,8 @@ static double edge_eff(const CgPlan *p, const CgKernel *k, const TileDecision *t
     cg_conv_geom(p, k->node, &cv);
     if (cv.N > 0 && p->g->nodes[k->node].op == OP_CONV2D) m /= (double)cv.N;
   }
-  double rm = matmul ? t->nr : t->mr, rn = matmul ? t->mr : t->nr;
+  bool swap = matmul && !t->mm_t;
+  double rm = swap ? t->nr : t->mr, rn = swap ? t->mr : t->nr;
   return m / (ceil(m / rm) * rm) * n / (ceil(n / rn) * rn);
 }
 
@@ -383,8 +385,8 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   double calls = fold ? 1 : (double)g->batch;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
-                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
-                   .a_strided = !g->trans_a, .b_transposed = g->trans_b,
+                   .mr = t->mm_t ? t->mr : t->nr > 32 ? 32 : t->nr, .nr = t->mm_t ? t->nr : t->mr,
+                   .kc = t->kc, .nc = t->nc, .a_strided = !g->trans_a, .b_transposed = g->trans_b,
                    .packed_a = k->prepacked && operand_const(p, k->node, 0),
                    .packed_b = k->prepacked && operand_const(p, k->node, 1),
                    .lat_eff = t->eff / wave / tile};

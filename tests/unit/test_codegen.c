@@ -442,6 +442,78 @@ START_TEST(matmul_bias_relu_epilogue) {
 }
 END_TEST
 
+/* the matmul nodes of g with at most 32 rows a call and at least 32 outputs must have taken
+ * the transposed form (the tiles' mm_t) where the host's vectors have 8 lanes or more; the
+ * count of those that did */
+static int check_mm_t(IrGraph *g, const char *what) {
+  HwTarget hw;
+  char err[256];
+  if (hw_resolve("host", &hw, err, sizeof err) != 0 || hw.vector_bits < 256) {
+    fprintf(stderr, "%s: host vectors under 8 lanes, the choice is not checked\n", what);
+    return -1;
+  }
+  TilePlan *tp = pass_tiles(g, &hw, NULL);
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const TileDecision *d = &tp->tiles[i];
+    if (g->nodes[i].op != OP_MATMUL || !d->valid) continue;
+    int64_t rows = d->gemm.b_shared && !d->gemm.trans_a ? d->gemm.m * d->gemm.batch : d->gemm.m;
+    if (rows > 32 || rows <= TILES_CPU_STREAM_M || d->gemm.n < 32) continue;
+    ck_assert_msg(d->mm_t, "%s: matmul %%%d (%lld rows) not transposed: %s", what, i,
+                  (long long)rows, d->reason);
+    n++;
+  }
+  return n;
+}
+
+/* Matmuls of few rows computed with their outputs in the lanes (the tiles' mm_t: a register
+ * tile of the rows x vectors of outputs): dense layers x·Wᵀ + b with relu (the weight packed
+ * once) of 5 to 31 rows, outputs under, at and past a tile (40 to 1000), K in one to three
+ * KC blocks; a batch of 2 x 6 rows folded into one product; B not transposed (an input, not
+ * packed); a training step whose forward and data-gradient matmuls take it. Each against
+ * the interpreter, the form asserted where the host's vectors have 8 lanes or more. */
+START_TEST(matmul_few_rows) {
+  static const int cs[][3] = {{8, 1280, 1000}, {5, 70, 40}, {13, 600, 100}, {31, 1100, 70}, {16, 50, 48}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("dense_few");
+    int x = IN("x", 2, cs[c][0], cs[c][1]), w = PARAM("w", 2, cs[c][2], cs[c][1]);
+    int bias = PARAM("bias", 1, cs[c][2]);
+    IrAttr tb = {.trans_b = true};
+    out("y", op1(OP_RELU, op2(OP_ADD, op2(OP_MATMUL, x, w, &tb), bias, NULL), NULL));
+    char what[64];
+    snprintf(what, sizeof what, "few-row dense case %zu", c);
+    ck_assert(check_mm_t(G, what) != 0);
+    check_fwd(what, F_SYM, MM_RTOL, 2e-7 * 4 * cs[c][1]);
+  }
+  g_begin("mm_few_folded"); /* [2,6,300]·[300,130]: B an input, not packed nor transposed */
+  int a = IN("a", 3, 2, 6, 300), b = IN("b", 2, 300, 130);
+  out("y", op2(OP_MATMUL, a, b, NULL));
+  ck_assert(check_mm_t(G, "folded few-row matmul") != 0);
+  check_fwd("folded few-row matmul", F_SYM, MM_RTOL, 2e-7 * 4 * 300);
+  g_begin("net_few"); /* a classifier's training step: the forward and dx transposed */
+  int xi = IN("x", 2, 8, 64), lab = leaf(OP_INPUT, "label", DT_I32, 1, 8);
+  int w1 = PARAM("fc1.weight", 2, 200, 64), b1 = PARAM("fc1.bias", 1, 200);
+  int w2 = PARAM("fc2.weight", 2, 100, 200), b2 = PARAM("fc2.bias", 1, 100);
+  IrAttr tb = {.trans_b = true};
+  int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, xi, w1, &tb), b1, NULL), NULL);
+  int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
+  G->nodes[logits].name = "logits";
+  int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
+  G->nodes[loss].name = "loss";
+  out("logits", logits);
+  IrTrain t = {.model = "net", .minimize = "loss", .opt = OPT_SGD, .lr = 0.05, .momentum = 0.9};
+  TrainInfo info;
+  Diag *d = diag_new(stderr);
+  IrGraph *tg = pass_train_graph(G, &t, &info, d);
+  ck_assert_ptr_nonnull(tg);
+  diag_free(d);
+  int nt = check_mm_t(tg, "few-row training step");
+  ck_assert(nt < 0 || nt >= 3); /* fc1, fc2 forward and fc2's data gradient */
+  run_case("few-row training step", G, tg, &t, (Fill){-1, 1, 100, false}, 1e-3, 1e-4);
+  g_end();
+}
+END_TEST
+
 /* ---- data movement ---------------------------------------------------------------------- */
 
 START_TEST(data_movement) {
@@ -2235,6 +2307,7 @@ int main(void) {
   tcase_add_test(tc, const_output);
   tcase_add_test(tc, matmul_variants);
   tcase_add_test(tc, matmul_bias_relu_epilogue);
+  tcase_add_test(tc, matmul_few_rows);
   tcase_add_test(tc, data_movement);
   tcase_add_test(tc, reductions);
   tcase_add_test(tc, softmax_family);

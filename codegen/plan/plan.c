@@ -501,6 +501,9 @@ bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b) {
     }
   if (b->vhi < b->vlo) b->vhi = b->vlo;
   b->bytes = b->direct ? 0 : (int64_t)b->rows * c->sw * b->lp * 4;
+  int64_t pv = (c->OH * c->OW + vl - 1) / vl; /* OW <= lim, and OH bounded by the graph's sizes */
+  b->flat = c->sh == 1 && c->sw == 1 && c->OW == c->W && 2 * c->OW <= vl && c->OH <= lim &&
+                    pv <= CG_DW_FLAT_MAX_V ? pv : 0;
   return b->bytes <= CG_DW_BUF_MAX;
 }
 
@@ -508,7 +511,7 @@ bool cg_few_block(const CgConv *c, int vl, CgDwBlock *b) {
   CgConv one = *c;
   one.OH = 1;
   if (!cg_dw_block(&one, vl, b) || c->C > 160 || c->G != 1) return false;
-  b->R = 1, b->direct = false, b->nb = c->OH;
+  b->R = 1, b->direct = false, b->nb = c->OH, b->flat = 0;
   b->bytes = c->C * c->KH * c->sw * b->lp * 4;
   return b->bytes <= CG_DW_BUF_MAX;
 }

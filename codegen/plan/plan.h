@@ -373,7 +373,12 @@ typedef struct CgDwBlock {
   bool direct;   /* the input rows loaded straight from the image (stride 1, or one vector a
                     row): constant lane masks at the rows' edges, no buffer */
   int64_t vlo, vhi; /* direct: the output vectors [vlo, vhi) read no column outside the row */
+  int64_t flat;  /* a forward at stride 1 whose rows take at most half a vector, as wide as
+                    the input's: each plane computed as flat vectors of OH·OW (this many),
+                    every tap a load at a constant offset with constant lane masks; 0: by
+                    blocks of rows */
 } CgDwBlock;
+#define CG_DW_FLAT_MAX_V 16 /* the most vectors a flat plane (each tap's load unrolled) */
 #define CG_DW_ROWS 6
 #define CG_DW_BUF_MAX (64 * 1024)
 bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b);

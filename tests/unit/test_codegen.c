@@ -2257,6 +2257,78 @@ static void epi_forms(int net) {
   if (net == 4 && !wide) fprintf(stderr, "epilogue groups: host vectors under 8 lanes, the few-channel form is not checked\n");
 }
 
+/* MobileNetV2's last depthwise layers at 7x7 with their group (batchnorm, relu6, a scale;
+ * and a residual read at the flat positions), on 1 and 2 threads */
+static const char dw_flat_net[] =
+    "block relu6(x) { return relu(x) - relu(x - 6) }\n"
+    "model df {\n"
+    "  input x: f32[2, 20, 7, 7]\n"
+    "  input r: f32[2, 20, 7, 7]\n"
+    "  param s: f32[20, 1, 1] = uniform(0.5, 2)\n"
+    "  y = relu6(batchnorm(conv2d(x, 20, kernel = 3, pad = 1, groups = 20, bias = false, name = \"d1\"), name = \"bn\")) * s\n"
+    "  z = relu(conv2d(x, 20, kernel = 3, pad = 1, groups = 20, bias = false, name = \"d2\") + r)\n"
+    "  output y\n"
+    "  output z\n"
+    "}\n";
+
+/* Depthwise forwards of small planes computed as flat vectors (CgDwBlock.flat: stride 1,
+ * rows of at most half a vector as wide as the input's): 7x7, 4x4 (one vector), 8x8 (two
+ * rows a vector), 5x5 taps, dilation 2, unpadded rows (OH < H), a plane under a vector; each
+ * with its data and filter gradients, with a folded batchnorm and relu, and the 7x7 net above
+ * with its fused groups. The rule must take the flat form for these shapes with 16 lanes;
+ * where the host has fewer, the 7- and 5-wide ones run by rows (said on stderr). */
+START_TEST(dw_flat) {
+  static const ConvCaseN cs[] = {
+      {{16, 16, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 16}, 2}, /* 49: 3 vectors and a lane */
+      {{8, 8, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 3},    /* one vector */
+      {{8, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 1},    /* two rows a vector */
+      {{6, 6, 6, 6, 5, 5, 1, 1, 2, 2, 1, 1, 6}, 2},    /* 5x5 */
+      {{5, 5, 7, 7, 3, 3, 1, 1, 2, 2, 2, 2, 5}, 1},    /* dilated */
+      {{4, 4, 9, 5, 3, 3, 1, 1, 0, 1, 1, 1, 4}, 2},    /* unpadded rows: OH 7 of H 9 */
+      {{3, 3, 2, 7, 3, 3, 1, 1, 1, 1, 1, 1, 3}, 3},    /* 14 positions */
+  };
+  HwTarget hw;
+  char err[256];
+  int vl = hw_resolve("host", &hw, err, sizeof err) == 0 ? hw.vector_bits / 32 : 0;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    const ConvCase *k = &cs[c].c;
+    CgConv cv = {.N = cs[c].N, .C = k->C, .H = k->H, .W = k->W, .O = k->O, .KH = k->KH, .KW = k->KW,
+                 .G = k->G, .sh = k->sh, .sw = k->sw, .ph = k->ph, .pw = k->pw, .dh = k->dh, .dw = k->dw};
+    cv.OH = (k->H + 2 * k->ph - k->dh * (k->KH - 1) - 1) / k->sh + 1;
+    cv.OW = (k->W + 2 * k->pw - k->dw * (k->KW - 1) - 1) / k->sw + 1;
+    CgDwBlock b;
+    ck_assert_msg(cg_dw_block(&cv, 16, &b) && b.flat == (cv.OH * cv.OW + 15) / 16,
+                  "case %zu: not flat with 16 lanes", c);
+    if (vl > 0 && (!cg_dw_block(&cv, vl, &b) || !b.flat))
+      fprintf(stderr, "dw_flat case %zu: by rows with the host's %d lanes\n", c, vl);
+    char what[64];
+    snprintf(what, sizeof what, "flat depthwise+batchnorm case %zu", c);
+    check_conv_bn(k, cs[c].N, what);
+  }
+  check_conv_cases("flat depthwise", cs, sizeof cs / sizeof *cs);
+  Diag *d = diag_new(stderr);
+  FeOptions fo = {0};
+  IrModule *mod = fe_compile_string("df.nn", dw_flat_net, strlen(dw_flat_net), &fo, d);
+  ck_assert_ptr_nonnull(mod);
+  G = mod->graphs[0];
+  for (int i = 0; i < 2; i++) { /* both fused in the flat form */
+    CgConv cv;
+    CgDwBlock b;
+    int nepi = epi_of(false, i ? "d2" : "d1", &cv);
+    ck_assert_msg(nepi > 0 && cv.depthwise, "net: d%d's group not fused (%d)", i + 1, nepi);
+    ck_assert(vl < 16 || (cg_dw_block(&cv, vl, &b) && b.flat == 4));
+  }
+  G = NULL;
+  for (int run = 0; run < 2; run++) {
+    g_one_thread = run == 0;
+    run_case(run ? "flat depthwise net, 2 threads" : "flat depthwise net, 1 thread", mod->graphs[0],
+             NULL, NULL, (Fill){-5, 5, 4, true}, MM_RTOL, MM_ATOL);
+  }
+  g_one_thread = false;
+  diag_free(d);
+}
+END_TEST
+
 START_TEST(epilogue_groups) {
   Diag *d = diag_new(stderr);
   char path[512];
@@ -2307,7 +2379,6 @@ int main(void) {
   tcase_add_test(tc, const_output);
   tcase_add_test(tc, matmul_variants);
   tcase_add_test(tc, matmul_bias_relu_epilogue);
-  tcase_add_test(tc, matmul_few_rows);
   tcase_add_test(tc, data_movement);
   tcase_add_test(tc, reductions);
   tcase_add_test(tc, softmax_family);
@@ -2357,6 +2428,11 @@ int main(void) {
   tcase_set_timeout(tt, 300);
   tcase_add_test(tt, conv_transposed);
   suite_add_tcase(s, tt);
+  TCase *tf = tcase_create("small_forms"); /* few-row matmuls, flat depthwise planes */
+  tcase_set_timeout(tf, 300);
+  tcase_add_test(tf, matmul_few_rows);
+  tcase_add_test(tf, dw_flat);
+  suite_add_tcase(s, tf);
   TCase *tg = tcase_create("epilogue_group");
   tcase_set_timeout(tg, 300);
   tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);

@@ -582,6 +582,29 @@ static void choose_mm_t(const HwTarget *hw, TileDecision *d, int lanes) {
            100 * now, run_rows);
 }
 
+/* ---- CPU non-temporal stores for outputs past the last-level cache --------------------- */
+
+/* A pointwise convolution at 112² writes its output once and reads nothing back; where the
+ * output (all images) exceeds the last-level cache, plain stores first read every line for
+ * ownership and evict the operands on the way. Stored non-temporally instead: MobileNetV2's
+ * 16 -> 96 at 112², batch 8 (38.5 MB against 32 MB of L3) ran 12% faster; where the output
+ * fits L3 it ran 3% slower, so only outputs over TILES_NT_MIN_L3 times the L3 take them, in
+ * one K block (each store then the last) */
+#define TILES_NT_MIN_L3 1.0
+
+static void choose_nt_store(const HwTarget *hw, TileDecision *d) {
+  const TileGemm *gm = &d->gemm;
+  double out = (double)gm->m * (double)gm->n * (double)gm->batch * 4;
+  d->nt_store = gm->conv_fwd && gm->pointwise && !d->conv_t && !d->conv_few && gm->dt == DT_F32 &&
+                !gm->bf16 && hw->l3_bytes > 0 && out > TILES_NT_MIN_L3 * (double)hw->l3_bytes &&
+                gm->k <= d->kc;
+  if (!d->nt_store) return;
+  size_t n = strlen(d->reason);
+  if (n + 1 < sizeof d->reason)
+    snprintf(d->reason + n, sizeof d->reason - n, "; non-temporal stores: the output, %.1f MB, is past the %.1f MB L3",
+             out / 1e6, (double)hw->l3_bytes / 1e6);
+}
+
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   memset(out, 0, sizeof *out);
   out->valid = true;
@@ -599,6 +622,7 @@ void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
   else choose_cpu(hw, out);
   if (!out->gpu && !out->gemm.bf16) choose_conv_t(hw, out, hw->vector_bits / 32);
   if (!out->gpu && !out->gemm.bf16) choose_mm_t(hw, out, hw->vector_bits / 32);
+  if (!out->gpu) choose_nt_store(hw, out);
   if (!out->gpu && gm->bf16 && gm->amx) choose_amx(hw, out);
 }
 

@@ -81,6 +81,9 @@ typedef struct TileDecision {
                           the output channels (n) in the vector lanes, the positions (m) the
                           register tile's rows, written back to NCHW with the epilogue; then
                           nr is the vectorized side and mr the other (else the reverse) */
+  bool nt_store;       /* CPU pointwise convolution whose output is larger than the last-level
+                          cache, in one K block: its tiles stored non-temporally (past the
+                          caches, no read for ownership; TILES_NT_MIN_L3) */
   bool mm_t;           /* CPU matmul of few rows computed transposed, Cᵀ = op(B)ᵀ·op(A)ᵀ: the
                           outputs (n) in the vector lanes, the rows (m) the register tile's
                           broadcast side; nr is then the vectorized side, as for conv_t */

@@ -713,8 +713,9 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
   const LlvmGemmSpec *sp = &s;
   s.prec = e->bf16 ? LLVM_GEMM_BF16 : LLVM_GEMM_F32;
   char key[sizeof e->gemms[0].key];
-  int kn = snprintf(key, sizeof key, "p%d_k%d_t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec,
-                    (int)sp->packed, sp->trans_a, sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
+  int kn = snprintf(key, sizeof key, "p%d_k%d_t%d%d_a%d_b%d_r%d_n%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec,
+                    (int)sp->packed, sp->trans_a, sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu,
+                    sp->nt_store, (long long)sp->blk.mr,
                     (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
                     (long long)sp->blk.nc);
   const LlvmGemmConv *cv = &sp->conv;
@@ -2471,6 +2472,7 @@ static int lower_conv_gemm(CgEmit *e, const CgKernel *k, const CgConv *cp, LLVMV
     }
     sp.direct_b = 1;
   }
+  sp.nt_store = n->op == OP_CONV2D && k->tile && k->tile->nt_store; /* tiles.c choose_nt_store */
   ConvGemm g = {.c = cp, .bnt = bnt,
                 .col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL,
                 .xs = c.C * c.H * c.W * 4, .xg = c.Cg * c.H * c.W * 4, .ys = c.O * c.P * 4,

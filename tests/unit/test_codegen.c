@@ -1342,6 +1342,22 @@ static void wino_host_setup(void) {
   setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
 }
 
+/* the host's measured figures with a last-level cache of 64 KiB, so that small pointwise
+ * convolutions' outputs are past it (the tiles' nt_store) */
+static void small_l3_host_setup(void) {
+  HwTarget hw;
+  char err[256], dir[128], path[160];
+  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
+  hw.l3_bytes = 64 * 1024;
+  tmp_template(g_wino_cfg, sizeof g_wino_cfg, "nnc_l3");
+  ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
+  snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof path, "%s/host.json", dir);
+  ck_assert_msg(hw_save_file(&hw, path, err, sizeof err) == 0, "%s", err);
+  setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
+}
+
 static void wino_host_teardown(void) {
   char p[160];
   snprintf(p, sizeof p, "%s/nnc/host.json", g_wino_cfg);
@@ -2257,6 +2273,23 @@ static void epi_forms(int net) {
   if (net == 4 && !wide) fprintf(stderr, "epilogue groups: host vectors under 8 lanes, the few-channel form is not checked\n");
 }
 
+static bool chose_nt(const TileDecision *d) { return d->nt_store; }
+
+/* Pointwise convolutions whose output is past the last-level cache stored non-temporally
+ * (the tiles' nt_store; the host's L3 taken as 64 KiB by the fixture): positions a multiple
+ * of the vector (aligned rows: non-temporal stores) and not (rows unaligned: plain stores),
+ * output channels a multiple of the register tile and not, one image and two; each plain,
+ * with bias + relu and with a folded batchnorm + relu, against the interpreter. */
+START_TEST(conv_nt_store) {
+  static const EpiConv cs[] = {
+      {2, 24, 40, 16, 20, 1, 1, 0}, /* 320 positions: aligned rows */
+      {1, 20, 96, 16, 16, 1, 1, 0}, /* 256, whole tiles of channels */
+      {2, 30, 50, 13, 17, 1, 1, 0}, /* 221: rows not aligned, plain stores */
+  };
+  check_conv_form("conv_nt", cs, sizeof cs / sizeof *cs, F_SYM, chose_nt);
+}
+END_TEST
+
 /* MobileNetV2's last depthwise layers at 7x7 with their group (batchnorm, relu6, a scale;
  * and a residual read at the flat positions), on 1 and 2 threads */
 static const char dw_flat_net[] =
@@ -2433,6 +2466,11 @@ int main(void) {
   tcase_add_test(tf, matmul_few_rows);
   tcase_add_test(tf, dw_flat);
   suite_add_tcase(s, tf);
+  TCase *tn = tcase_create("nt_store");
+  tcase_set_timeout(tn, 300);
+  tcase_add_checked_fixture(tn, small_l3_host_setup, wino_host_teardown);
+  tcase_add_test(tn, conv_nt_store);
+  suite_add_tcase(s, tn);
   TCase *tg = tcase_create("epilogue_group");
   tcase_set_timeout(tg, 300);
   tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);

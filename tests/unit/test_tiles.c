@@ -235,6 +235,30 @@ START_TEST(t_cpu_mm_few_rows) {
 }
 END_TEST
 
+/* non-temporal stores: a pointwise convolution's output past the L3 (cpu-avx512: 32 MiB) in
+ * one K block. MobileNetV2's 16 -> 96 at 112², batch 8 (38.5 MB) takes them; its 32 -> 16
+ * (6.4 MB), the same at batch 4 (19 MB), a 3x3 convolution and a K of 2 blocks do not */
+static TileDecision choose_ntpw(int64_t images, int64_t p, int64_t og, int64_t k, bool pointwise) {
+  const HwTarget *hw = hw_find_builtin("cpu-avx512");
+  ck_assert_ptr_nonnull(hw);
+  TileGemm gm = {.m = images * p, .n = og, .k = k, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = pointwise ? 1 : 9, .conv_fwd = true, .images = images, .pointwise = pointwise};
+  TileDecision d;
+  tiles_choose(hw, &gm, &d);
+  return d;
+}
+
+START_TEST(t_cpu_nt_store) {
+  TileDecision d = choose_ntpw(8, 12544, 96, 16, true);
+  ck_assert(d.nt_store);
+  ck_assert(strstr(d.reason, "non-temporal") != NULL);
+  ck_assert(!choose_ntpw(8, 12544, 16, 32, true).nt_store);
+  ck_assert(!choose_ntpw(4, 12544, 96, 16, true).nt_store);
+  ck_assert(!choose_ntpw(8, 12544, 96, 144, false).nt_store);
+  ck_assert(!choose_ntpw(8, 12544, 96, 2048, true).nt_store);
+}
+END_TEST
+
 /* AVX-512 (32 regs, 16 lanes): mv=2 allows NR=14 (28 accumulators + 3 = 31 registers),
  * mv=1 is load-bound, mv=3 gives 27 -> MR=32, NR=14. NEON (32 regs, 4 lanes) -> 8x14 */
 /* a forward convolution on the CPU as the tiles pass sees it: m = images x positions */
@@ -364,6 +388,7 @@ static Suite *suite(void) {
   tcase_add_test(t, t_cpu_avx2);
   tcase_add_test(t, t_cpu_narrow);
   tcase_add_test(t, t_cpu_mm_few_rows);
+  tcase_add_test(t, t_cpu_nt_store);
   tcase_add_test(t, t_cpu_pointwise);
   tcase_add_test(t, t_cpu_wide);
   tcase_add_test(t, t_cpu_conv_transposed);

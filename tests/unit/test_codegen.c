@@ -442,6 +442,28 @@ START_TEST(matmul_bias_relu_epilogue) {
 }
 END_TEST
 
+/* G := x[rows, in] -> dense to hid, tanh -> dense to nout (logits) -> cross entropy with
+ * the labels (loss); returns the training graph of t */
+static IrGraph *small_net(int rows, int in, int hid, int nout, const IrTrain *t) {
+  g_begin("net");
+  int x = IN("x", 2, rows, in), lab = leaf(OP_INPUT, "label", DT_I32, 1, rows);
+  int w1 = PARAM("fc1.weight", 2, hid, in), b1 = PARAM("fc1.bias", 1, hid);
+  int w2 = PARAM("fc2.weight", 2, nout, hid), b2 = PARAM("fc2.bias", 1, nout);
+  IrAttr tb = {.trans_b = true};
+  int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, x, w1, &tb), b1, NULL), NULL);
+  int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
+  G->nodes[logits].name = "logits";
+  int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
+  G->nodes[loss].name = "loss";
+  out("logits", logits);
+  TrainInfo info;
+  Diag *d = diag_new(stderr);
+  IrGraph *tg = pass_train_graph(G, t, &info, d);
+  ck_assert_ptr_nonnull(tg);
+  diag_free(d);
+  return tg;
+}
+
 /* the matmul nodes of g with at most 32 rows a call and at least 32 outputs must have taken
  * the transposed form (the tiles' mm_t) where the host's vectors have 8 lanes or more; the
  * count of those that did */
@@ -490,23 +512,9 @@ START_TEST(matmul_few_rows) {
   out("y", op2(OP_MATMUL, a, b, NULL));
   ck_assert(check_mm_t(G, "folded few-row matmul") != 0);
   check_fwd("folded few-row matmul", F_SYM, MM_RTOL, 2e-7 * 4 * 300);
-  g_begin("net_few"); /* a classifier's training step: the forward and dx transposed */
-  int xi = IN("x", 2, 8, 64), lab = leaf(OP_INPUT, "label", DT_I32, 1, 8);
-  int w1 = PARAM("fc1.weight", 2, 200, 64), b1 = PARAM("fc1.bias", 1, 200);
-  int w2 = PARAM("fc2.weight", 2, 100, 200), b2 = PARAM("fc2.bias", 1, 100);
-  IrAttr tb = {.trans_b = true};
-  int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, xi, w1, &tb), b1, NULL), NULL);
-  int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
-  G->nodes[logits].name = "logits";
-  int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
-  G->nodes[loss].name = "loss";
-  out("logits", logits);
+  /* a classifier's training step: the forward and dx transposed */
   IrTrain t = {.model = "net", .minimize = "loss", .opt = OPT_SGD, .lr = 0.05, .momentum = 0.9};
-  TrainInfo info;
-  Diag *d = diag_new(stderr);
-  IrGraph *tg = pass_train_graph(G, &t, &info, d);
-  ck_assert_ptr_nonnull(tg);
-  diag_free(d);
+  IrGraph *tg = small_net(8, 64, 200, 100, &t);
   int nt = check_mm_t(tg, "few-row training step");
   ck_assert(nt < 0 || nt >= 3); /* fc1, fc2 forward and fc2's data gradient */
   run_case("few-row training step", G, tg, &t, (Fill){-1, 1, 100, false}, 1e-3, 1e-4);
@@ -1213,26 +1221,10 @@ END_TEST
 START_TEST(train_small_net) {
   OptKind opts[] = {OPT_SGD, OPT_SGD, OPT_ADAM, OPT_ADAMW};
   for (int o = 0; o < 4; o++) {
-    g_begin("net");
-    int x = IN("x", 2, 8, 12);
-    int lab = leaf(OP_INPUT, "label", DT_I32, 1, 8);
-    int w1 = PARAM("fc1.weight", 2, 16, 12), b1 = PARAM("fc1.bias", 1, 16);
-    int w2 = PARAM("fc2.weight", 2, 5, 16), b2 = PARAM("fc2.bias", 1, 5);
-    IrAttr tb = {.trans_b = true};
-    int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, x, w1, &tb), b1, NULL), NULL);
-    int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
-    G->nodes[logits].name = "logits";
-    int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
-    G->nodes[loss].name = "loss";
-    out("logits", logits);
     IrTrain t = {.model = "net", .minimize = "loss", .opt = opts[o], .lr = 0.05,
                  .momentum = o == 1 ? 0.9 : 0, .nesterov = o == 1, .weight_decay = o >= 2 ? 0.01 : 0,
                  .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
-    TrainInfo info;
-    Diag *d = diag_new(stderr);
-    IrGraph *tg = pass_train_graph(G, &t, &info, d);
-    ck_assert_ptr_nonnull(tg);
-    diag_free(d);
+    IrGraph *tg = small_net(8, 12, 16, 5, &t);
     run_case("small net train step", G, tg, &t, (Fill){-1, 1, 5, false}, 1e-3, 1e-4);
     run_case("small net forward", G, NULL, NULL, (Fill){-1, 1, 5, false}, 1e-4, 1e-5);
     g_end();
@@ -1324,38 +1316,39 @@ static void tmp_template(char *buf, size_t n, const char *stem) {
   snprintf(buf, n, "%s/%s_XXXXXX", td, stem);
 }
 
+/* hw as the host's description in a fresh configuration directory (g_wino_cfg, named from
+ * tag), which XDG_CONFIG_HOME then points to */
+static void host_cfg_write(const HwTarget *hw, const char *tag) {
+  char err[256], dir[128], path[160];
+  tmp_template(g_wino_cfg, sizeof g_wino_cfg, tag);
+  ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
+  snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof path, "%s/host.json", dir);
+  ck_assert_msg(hw_save_file(hw, path, err, sizeof err) == 0, "%s", err);
+  setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
+}
+
 static void wino_host_setup(void) {
   HwTarget hw;
-  char err[256], dir[128], path[160];
+  char err[256];
   ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
   hw.peak[HWP_F32] = 233.4e9, hw.peak[HWP_F64] = 116.7e9, hw.peak_f32_1t = 117.0e9;
   hw.mem_bw = 27.1e9, hw.mem_bw_1t = 13.5e9, hw.overhead_s = 0.92e-6;
   hw.cache_bw[0] = 263.5e9, hw.cache_bw[1] = 218.8e9, hw.cache_bw[2] = 220.7e9;
   hw.pack_bw = 34.4e9, hw.pack_strided_bw = 9.4e9, hw.pack_transposed_bw = 32.7e9;
   hw.gemm_ukr_eff = 0.94, hw.softmax_s = 5.99e-9, hw.measured = true;
-  tmp_template(g_wino_cfg, sizeof g_wino_cfg, "nnc_wino");
-  ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
-  snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
-  ck_assert_int_eq(mkdir(dir, 0700), 0);
-  snprintf(path, sizeof path, "%s/host.json", dir);
-  ck_assert_msg(hw_save_file(&hw, path, err, sizeof err) == 0, "%s", err);
-  setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
+  host_cfg_write(&hw, "nnc_wino");
 }
 
 /* the host's measured figures with a last-level cache of 64 KiB, so that small pointwise
  * convolutions' outputs are past it (the tiles' nt_store) */
 static void small_l3_host_setup(void) {
   HwTarget hw;
-  char err[256], dir[128], path[160];
+  char err[256];
   ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
   hw.l3_bytes = 64 * 1024;
-  tmp_template(g_wino_cfg, sizeof g_wino_cfg, "nnc_l3");
-  ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
-  snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
-  ck_assert_int_eq(mkdir(dir, 0700), 0);
-  snprintf(path, sizeof path, "%s/host.json", dir);
-  ck_assert_msg(hw_save_file(&hw, path, err, sizeof err) == 0, "%s", err);
-  setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
+  host_cfg_write(&hw, "nnc_l3");
 }
 
 static void wino_host_teardown(void) {

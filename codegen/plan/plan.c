@@ -444,7 +444,7 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   bool inplace = td && td->direct_b && !td->gpu && c->direct; /* a GEMM an image, B in place */
   c->batch = few && !inplace && ((n->op == OP_CONV2D && gathers) ||
                      (n->op == OP_CONV2D_BWD_FILTER && gathers && c->P < CG_CONV_BATCH_DW_P) ||
-                     (n->op == OP_CONV2D_BWD_DATA && c->col));
+                     (n->op == OP_CONV2D_BWD_DATA && (c->col || (c->direct && c->P < CG_CONV_BATCH_DX1_P))));
   c->scratch = 0;
   c->wino = ki >= 0 && p->k[ki].wino;
   if (c->wino) {

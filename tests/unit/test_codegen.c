@@ -2355,6 +2355,43 @@ START_TEST(dw_flat) {
 }
 END_TEST
 
+/* Data gradients of pointwise convolutions with fewer than CG_CONV_BATCH_DX1_P positions
+ * an image: one GEMM over the batch (CgConv.batch: dy's rows side by side, the filter packed
+ * once), then each image's rows into place; 16 positions (MobileNetV2's 4x4 at 112²), 20,
+ * 30 and 21, one group and two, with their forwards and filter gradients against the
+ * interpreter; the plan must batch every such data gradient. */
+START_TEST(conv_pointwise_dx_batch) {
+  static const ConvCaseN cs[] = {
+      {{40, 24, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 3},
+      {{96, 200, 4, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
+      {{7, 9, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
+      {{8, 12, 3, 7, 1, 1, 1, 1, 0, 0, 1, 1, 2}, 4},
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_dx_batch");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    Diag *d = diag_new(stderr);
+    CgModelPlan P;
+    host_plan(&P, false, d);
+    int nb = 0;
+    for (int ki = 0; ki < P.pf.nk; ki++) {
+      const CgKernel *k = &P.pf.k[ki];
+      if (k->node < 0 || G->nodes[k->node].op != OP_CONV2D_BWD_DATA) continue;
+      CgConv cv;
+      cg_conv_geom(&P.pf, k->node, &cv);
+      ck_assert_msg(cv.batch && cv.direct, "case %zu: the data gradient not batched", c);
+      nb++;
+    }
+    cg_model_plan_free(&P);
+    diag_free(d);
+    ck_assert_int_gt(nb, 0);
+    char what[64];
+    snprintf(what, sizeof what, "batched pointwise data gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
 START_TEST(epilogue_groups) {
   Diag *d = diag_new(stderr);
   char path[512];
@@ -2458,6 +2495,7 @@ int main(void) {
   tcase_set_timeout(tf, 300);
   tcase_add_test(tf, matmul_few_rows);
   tcase_add_test(tf, dw_flat);
+  tcase_add_test(tf, conv_pointwise_dx_batch);
   suite_add_tcase(s, tf);
   TCase *tn = tcase_create("nt_store");
   tcase_set_timeout(tn, 300);

@@ -2351,6 +2351,7 @@ START_TEST(dw_flat) {
              NULL, NULL, (Fill){-5, 5, 4, true}, MM_RTOL, MM_ATOL);
   }
   g_one_thread = false;
+  ir_module_free(mod);
   diag_free(d);
 }
 END_TEST

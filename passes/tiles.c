@@ -765,6 +765,54 @@ static double wgrad_direct_time(const HwTarget *hw, const TileGemm *gm, int64_t 
   return tapvec * TILES_WGRAD_TAP_CYCLES / (ghz * 1e9) + TILES_CALL_S;
 }
 
+/* cycles of one vector step of the pointwise direct filter gradient per accumulator
+ * (llvm_ops.c pw_wgrad_item: OB + CB loads, OB·CB FMAs; dy's and x's rows streamed again
+ * for every pass), measured on MobileNetV2's (N=8, 112², Zen 4, one thread);
+ * plan_cost.c CG_WGRAD_PW_CYCLES */
+#define TILES_WGRAD_PW_CYCLES 1.0
+
+/* one core's time of the pointwise direct filter gradient of gm (m output channels, n
+ * input channels, k the images' positions) in ob x cb passes */
+static double wgrad_pw_time(const HwTarget *hw, const TileGemm *gm, int64_t ob, int64_t cb) {
+  int lanes = hw->vector_bits / 32;
+  double ghz = hw->ghz > 0 ? hw->ghz : 3;
+  double steps = ceil((double)gm->k / lanes) * (double)(gm->m / ob) * (double)(gm->n / cb) * (double)gm->batch;
+  return steps * (double)(ob * cb) * TILES_WGRAD_PW_CYCLES / (ghz * 1e9) + TILES_CALL_S;
+}
+
+/* a 1x1 stride-1 unpadded filter gradient (dW[o][c] = Σ dy[o][p]·x[c][p]) computed directly:
+ * ob output channels x cb input channels a pass (dividing them; their accumulators and one
+ * vector of each row in the registers, the most FMAs per load), against the GEMM d */
+static void choose_wgrad_pw(IrGraph *g, int i, const HwTarget *hw, TileDecision *d) {
+  const IrNode *n = &g->nodes[i];
+  const TileGemm *gm = &d->gemm;
+  int regs = hw->vector_regs > 0 ? hw->vector_regs : 16;
+  if (n->attr.stride[0] != 1 || n->attr.stride[1] != 1 || n->attr.pad[0] || n->attr.pad[1] ||
+      gm->m < 1 || gm->n < 1 || gm->images < 1)
+    return;
+  const IrType *x = &g->nodes[n->in[0]].type, *y = &g->nodes[n->in[1]].type;
+  if (ev(g, x->dims[2]) != ev(g, y->dims[2]) || ev(g, x->dims[3]) != ev(g, y->dims[3])) return;
+  int64_t ob = 0, cb = 0;
+  for (int64_t a = 1; a <= gm->m && a <= 8; a++)
+    for (int64_t b = 1; b <= gm->n && b <= 8; b++)
+      if (gm->m % a == 0 && gm->n % b == 0 && a * b + a + b + 1 <= regs &&
+          (double)(a * b) / (double)(a + b) > (ob ? (double)(ob * cb) / (double)(ob + cb) : 0))
+        ob = a, cb = b;
+  if (ob * cb < 4) return; /* fewer FMAs than loads: the GEMM's */
+  double N = (double)gm->images, P = (double)gm->k / N;
+  double direct = wgrad_pw_time(hw, gm, ob, cb);
+  double pm = N > 1 && P < 32 ? N * P : P, calls = N * P / pm; /* CG_CONV_BATCH_DW_P */
+  double gemm = calls * gm->batch * cpu_gemm_1t(hw, d, (double)gm->m, (double)gm->n, pm);
+  bool win = direct < gemm;
+  if (win) d->wgrad_ob = (int)ob, d->wgrad_cb = (int)cb;
+  size_t len = strlen(d->reason);
+  if (len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len,
+             "; direct pointwise filter gradient %s: %lld x %lld channels a pass, modeled %.3g ms "
+             "vs %.3g ms GEMM (one core)",
+             win ? "chosen" : "not chosen", (long long)ob, (long long)cb, 1e3 * direct, 1e3 * gemm);
+}
+
 /* the filter gradient of node i computed directly (TileDecision.wgrad_ob) against the
  * implicit GEMM d: for every output channel, input channel and tap, a vector accumulator
  * along the output rows, as many output channels a pass as the registers hold (their
@@ -780,6 +828,10 @@ static void choose_wgrad(IrGraph *g, int i, const HwTarget *hw, TileDecision *d)
   /* filters under 3 wide, or stride 2 along the rows (two loads a tap), load more than they
    * multiply: resnet18's 1x1 stride-2 downsample's gradient ran 875 us direct, 595 as the
    * GEMM (N=8 S=112, Zen 4); the kernel computes them all the same (strides 1 and 2) */
+  if (KH == 1 && KW == 1 && lanes >= 4) {
+    choose_wgrad_pw(g, i, hw, d);
+    return;
+  }
   if (KH < 1 || KH > 8 || KW < 3 || KW > 8 || n->attr.stride[0] > 2 || n->attr.stride[1] > 1 ||
       lanes < 4 || OW < 1 || ev(g, y->dims[2]) < 1)
     return;
@@ -861,7 +913,7 @@ static void choose_wino_wgrad(IrGraph *g, int i, const HwTarget *hw, Arena *a, T
                           tiles_wino_wgrad_xform_time(hw, o, c, nb, th, tw, xb, yb) + 2 * TILES_CALL_S) +
                 tiles_wino_wgrad_out_time(hw, o, c) + TILES_CALL_S;
   bool win = wino < direct, was = d->wgrad_ob > 0;
-  if (win) d->wino = wd, d->wgrad_ob = 0;
+  if (win) d->wino = wd, d->wgrad_ob = 0, d->wgrad_cb = 0;
   size_t len = strlen(d->reason);
   if (len < sizeof d->reason)
     snprintf(d->reason + len, sizeof d->reason - len,

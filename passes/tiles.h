@@ -106,6 +106,10 @@ typedef struct TileDecision {
    * directly (no GEMM, no packing), wgrad_ob output channels a pass, each with one vector
    * accumulator per tap of a filter row; 0: the implicit GEMM */
   int wgrad_ob;
+  /* with wgrad_ob, a 1x1 stride-1 unpadded filter gradient: wgrad_cb input channels a pass
+   * too, wgrad_ob x wgrad_cb accumulators along the images' positions (dy's and x's vectors
+   * loaded once for all of them); 0: one input channel a pass */
+  int wgrad_cb;
 } TileDecision;
 
 /* FLOPs of the Winograd F(4,3) transforms (runtime/rt_winograd.c) per 4x4 tile: the input

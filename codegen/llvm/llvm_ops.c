@@ -1901,13 +1901,103 @@ static void wgrad_row(CgEmit *e, const CgKernel *k, const CgConv *c, const Wgrad
   }
 }
 
+/* vl positions from p (its images' rows at xc, dy's at dyc: OB rows of dy, CB of x, P
+ * apart) into the OB x CB accumulators; ok: the lanes' mask, NULL for a whole vector */
+static void pw_wgrad_step(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValueRef dyc,
+                          LLVMValueRef p, LLVMValueRef ok, LLVMValueRef *slot) {
+  int ob = (int)c->OB, cb = (int)c->CB;
+  LLVMTypeRef vt = e->vf, over[2] = {e->vf, e->ptr};
+  LLVMValueRef dyv[8], xv[8]; /* OB, CB <= 8 (passes/tiles.c choose_wgrad_pw) */
+  for (int j = 0; j < ob + cb; j++) {
+    LLVMValueRef base = j < ob ? dyc : xc;
+    LLVMValueRef off = add(e, p, cg_c64(e, (int64_t)(j < ob ? j : j - ob) * c->P));
+    LLVMValueRef ptr = LLVMBuildGEP2(e->b, e->f32, base, &off, 1, "");
+    LLVMValueRef v;
+    if (ok) {
+      LLVMValueRef la[4] = {ptr, c32(e, 4), ok, LLVMConstNull(e->vf)};
+      v = intrinsic(e, "llvm.masked.load", over, 2, la, 4);
+    } else {
+      v = LLVMBuildLoad2(e->b, e->vf, ptr, "");
+      LLVMSetAlignment(v, 4);
+    }
+    if (j < ob) dyv[j] = v;
+    else xv[j - ob] = v;
+  }
+  for (int j = 0; j < ob; j++)
+    for (int q = 0; q < cb; q++) {
+      LLVMValueRef sl = slot[j * cb + q];
+      LLVMValueRef fa[3] = {dyv[j], xv[q], LLVMBuildLoad2(e->b, e->vf, sl, "")};
+      LLVMBuildStore(e->b, intrinsic(e, "llvm.fma", &vt, 1, fa, 3), sl);
+    }
+}
+
+/* one pass of the pointwise direct filter gradient (CgConv.CB: 1x1, stride 1, unpadded):
+ * output channels o0 .. o0 + OB - 1 by input channels ci .. ci + CB - 1 (x's channel xch
+ * on), every image's P positions in whole vectors then a masked one, each accumulator's
+ * lanes summed in order in double into dw[o][ci + q] */
+static void pw_wgrad_item(CgEmit *e, const CgKernel *k, const CgConv *c, const WgradItem *it) {
+  const IrNode *n = node(e, k->node);
+  int vl = e->vl, na = (int)(c->OB * c->CB);
+  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)na), vd = LLVMVectorType(e->f64, (unsigned)vl);
+  LLVMValueRef acc = entry_alloca(e, at, "pwacc"), slot[64];
+  for (int i = 0; i < na; i++) {
+    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
+    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
+    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
+  }
+  int64_t whole = c->P / vl * vl;
+  Loop ln, lp;
+  loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->C)), it->xch),
+                                                    cg_c64(e, c->P * 4)));
+  LLVMValueRef dyc = gep8(e, cg_ptr(e, n->in[1]), mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->O)), it->o0),
+                                                     cg_c64(e, c->P * 4)));
+  if (whole > 0) {
+    loop_begin(e, &lp, cg_c64(e, 0), cg_c64(e, whole), vl);
+    pw_wgrad_step(e, c, xc, dyc, lp.iv, NULL, slot);
+    loop_end(e, &lp);
+  }
+  if (whole < c->P) {
+    LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSLT, add(e, splat(e, cg_c64(e, whole), vl), it->lanes),
+                                    splat(e, cg_c64(e, c->P), vl), "");
+    pw_wgrad_step(e, c, xc, dyc, cg_c64(e, whole), ok, slot);
+  }
+  loop_end(e, &ln);
+  LLVMValueRef dw = cg_ptr(e, k->out);
+  for (int j = 0; j < (int)c->OB; j++)
+    for (int q = 0; q < (int)c->CB; q++) {
+      LLVMValueRef row = add(e, mul(e, add(e, it->o0, cg_c64(e, j)), cg_c64(e, c->Cg)),
+                             add(e, it->ci, cg_c64(e, q)));
+      LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[j * c->CB + q], ""), vd, "");
+      LLVMValueRef ra[2] = {dconst(e, 0), v};
+      LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
+      LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""), gep8(e, dw, mul(e, row, cg_c64(e, 4))));
+    }
+}
+
+/* pass i of the pointwise direct filter gradient: its group's output and input blocks, the
+ * larger operand's block outer (consecutive passes share its rows while they are in cache;
+ * the smaller operand's rows are read again by every pass) */
+static void pw_wgrad_pass(CgEmit *e, const CgConv *c, LLVMValueRef i, WgradItem *it) {
+  int64_t nob = c->Og / c->OB, ncb = c->Cg / c->CB;
+  bool cfirst = c->Cg > c->Og;
+  LLVMValueRef per = cg_c64(e, nob * ncb), g = LLVMBuildSDiv(e->b, i, per, "");
+  LLVMValueRef r = LLVMBuildSRem(e->b, i, per, ""), in = cg_c64(e, cfirst ? nob : ncb);
+  LLVMValueRef outer = LLVMBuildSDiv(e->b, r, in, ""), inner = LLVMBuildSRem(e->b, r, in, "");
+  LLVMValueRef ob = cfirst ? inner : outer, cbk = cfirst ? outer : inner;
+  it->o0 = add(e, mul(e, g, cg_c64(e, c->Og)), mul(e, ob, cg_c64(e, c->OB)));
+  it->ci = mul(e, cbk, cg_c64(e, c->CB));
+  it->xch = add(e, mul(e, g, cg_c64(e, c->Cg)), it->ci);
+}
+
 /* task t of nt: items [i0, i1) of the G·(Og/OB)·Cg passes of the direct filter gradient
  * (CgConv.OB, docs/cpu-convolutions.md), each its filter rows one after the other. Every
  * filter element is one item's, summed in a fixed order: the bits do not depend on the
  * thread count. */
 static void wgrad_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
   const CgConv *c = arg;
-  LLVMValueRef items = cg_c64(e, c->G * (c->Og / c->OB) * c->Cg);
+  int64_t cbs = c->CB > 0 ? c->Cg / c->CB : c->Cg; /* passes per output block */
+  LLVMValueRef items = cg_c64(e, c->G * (c->Og / c->OB) * cbs);
   LLVMValueRef i0 = LLVMBuildSDiv(e->b, mul(e, t, items), nt, "");
   LLVMValueRef i1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), items), nt, "");
   LLVMValueRef lanes_c[64];
@@ -1915,18 +2005,24 @@ static void wgrad_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, 
   Loop li;
   loop_begin(e, &li, i0, i1, 1);
   WgradItem it = {.lanes = LLVMConstVector(lanes_c, (unsigned)e->vl)};
-  LLVMValueRef gb = LLVMBuildSDiv(e->b, li.iv, cg_c64(e, c->Cg), ""); /* g·(Og/OB) + block */
-  it.ci = LLVMBuildSRem(e->b, li.iv, cg_c64(e, c->Cg), "");
-  it.o0 = mul(e, gb, cg_c64(e, c->OB));
-  it.xch = add(e, mul(e, LLVMBuildSDiv(e->b, it.o0, cg_c64(e, c->Og), ""), cg_c64(e, c->Cg)), it.ci);
-  for (int kh = 0; kh < c->KH; kh++) wgrad_row(e, k, c, &it, kh);
+  if (c->CB > 0) {
+    pw_wgrad_pass(e, c, li.iv, &it);
+  } else {
+    LLVMValueRef gb = LLVMBuildSDiv(e->b, li.iv, cg_c64(e, c->Cg), ""); /* g·(Og/OB) + block */
+    it.ci = LLVMBuildSRem(e->b, li.iv, cg_c64(e, c->Cg), "");
+    it.o0 = mul(e, gb, cg_c64(e, c->OB));
+    it.xch = add(e, mul(e, LLVMBuildSDiv(e->b, it.o0, cg_c64(e, c->Og), ""), cg_c64(e, c->Cg)), it.ci);
+  }
+  if (c->CB > 0) pw_wgrad_item(e, k, c, &it);
+  else
+    for (int kh = 0; kh < c->KH; kh++) wgrad_row(e, k, c, &it, kh);
   loop_end(e, &li);
 }
 
 /* the filter gradient of a convolution with few output channels computed directly (the
  * tile's wgrad_ob): passes spread over the threads; no GEMM, no packing, no scratch */
 static void lower_conv_wgrad(CgEmit *e, const CgKernel *k, const CgConv *c) {
-  int64_t items = c->G * (c->Og / c->OB) * c->Cg;
+  int64_t items = c->G * (c->Og / c->OB) * (c->CB > 0 ? c->Cg / c->CB : c->Cg);
   run_items(e, k, items, c->N * c->O * c->Cg * c->OH * c->OW * c->KH * c->KW, wgrad_body, c);
 }
 

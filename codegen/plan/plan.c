@@ -462,10 +462,12 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   }
   c->trans = n->op == OP_CONV2D && td && td->conv_t && !td->gpu && st == CG_CONV_GATHER &&
              !c->col && !c->depthwise;
+  bool pw_ok = td && (td->wgrad_cb == 0 || (c->direct && c->Cg % td->wgrad_cb == 0));
   if (n->op == OP_CONV2D_BWD_FILTER && td && td->wgrad_ob > 0 && !td->gpu && !c->col &&
       !c->depthwise && p->target && p->target->depthwise_direct && c->Og % td->wgrad_ob == 0 &&
-      c->KH <= 8 && c->KW <= 8 && c->sh <= 2 && c->sw <= 2) {
+      c->KH <= 8 && c->KW <= 8 && c->sh <= 2 && c->sw <= 2 && pw_ok) {
     c->OB = td->wgrad_ob; /* the direct filter gradient: no batch GEMM, no scratch */
+    c->CB = td->wgrad_cb; /* a pointwise one: CB input channels a pass too */
     c->batch = false;
   }
   int64_t rows = c->K + c->Og; /* the data gradient's batch: dcol, then dy's rows */

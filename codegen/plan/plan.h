@@ -333,6 +333,8 @@ typedef struct CgConv {
   int64_t OB;           /* a filter gradient computed directly (the tile's wgrad_ob, on a
                            target with depthwise_direct): output channels a pass, Og / OB
                            passes per group and input channel; 0: not direct */
+  int64_t CB;           /* with OB, a pointwise one (1x1, stride 1, unpadded; the tile's
+                           wgrad_cb): input channels a pass, Cg / CB passes per output block */
   bool few;             /* CPU forward of few input channels computed directly (the tiles'
                            conv_few, CgTarget.conv_few): no GEMM, no packing, no scratch */
   int64_t TH, TW, T;    /* wino: 4x4 output tiles down, across, and of a round of images */

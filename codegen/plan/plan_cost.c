@@ -524,6 +524,12 @@ static void dw_dx_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
  * (10-wide rows, 4 a pass); passes/tiles.c TILES_WGRAD_TAP_CYCLES */
 #define CG_WGRAD_TAP_CYCLES 0.78
 
+/* cycles of one vector step of the pointwise direct filter gradient per accumulator
+ * (CgConv.CB; llvm_ops.c pw_wgrad_item: OB + CB loads for OB·CB FMAs, the rows streamed
+ * again every pass), measured on MobileNetV2's (N=8, 112², Zen 4, one thread); passes/tiles.c
+ * TILES_WGRAD_PW_CYCLES */
+#define CG_WGRAD_PW_CYCLES 1.0
+
 /* the direct filter gradient: G·(Og/OB)·Cg passes, each every image's output rows in
  * vectors of OW times KH·KW taps times OB output channels, over min(threads, passes,
  * elements·taps / 65536 + 1) tasks */
@@ -531,10 +537,14 @@ static void wgrad_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
   double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32.0 : 8;
   double taps = (double)cv->KH * (double)cv->KW, pairs = (double)cv->O * (double)cv->Cg;
   double tapvec = (double)cv->N * (double)cv->OH * ceil((double)cv->OW / vl) * taps * pairs;
-  double items = pairs / (double)cv->OB;
+  double items = pairs / (double)cv->OB, cyc = CG_WGRAD_TAP_CYCLES;
+  if (cv->CB > 0) { /* pointwise: the images' positions in vectors, OB x CB a pass */
+    tapvec = (double)cv->N * ceil((double)cv->P / vl) * pairs;
+    items /= (double)cv->CB, cyc = CG_WGRAD_PW_CYCLES;
+  }
   double elems = (double)cv->N * (double)cv->OH * (double)cv->OW * taps * pairs;
   c->threads = (int)fmax(1, fmin(fmin(threads, items), floor(elems / 65536) + 1));
-  c->t_compute = tapvec * CG_WGRAD_TAP_CYCLES / c->threads / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  c->t_compute = tapvec * cyc / c->threads / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }

@@ -50,6 +50,8 @@ PYEOF
 "$NNC" build "$SRC/tests/kernels/threads/dw_bn.nn" -o "$T/d" || die "nnc build dw_bn"
 n=$("$NNC" emit --emit=kernels --train "$SRC/tests/kernels/threads/dw_bn.nn" | grep -c "B read in place")
 [ "$n" -ge 2 ] || echo "note: this host's tiles do not read dw_bn.nn's pointwise image and dy in place ($n)"
+"$NNC" cost --train --tiles "$SRC/tests/kernels/threads/dw_bn.nn" | grep -q "direct pointwise filter gradient chosen" ||
+  echo "note: this host's tiles keep dw_bn.nn's pointwise filter gradient a GEMM (direct form not run)"
 # conv_t.nn is for the transposed convolutions, not Winograd; say so where the host's tiles differ
 "$NNC" build "$SRC/tests/kernels/threads/conv_t.nn" --no-winograd -o "$T/c" || die "nnc build conv_t"
 "$NNC" cost "$SRC/tests/kernels/threads/conv_t.nn" --no-winograd --tiles | grep -q "transposed" ||

@@ -986,6 +986,39 @@ START_TEST(conv_wgrad_direct) {
 }
 END_TEST
 
+/* pointwise filter gradients computed directly (TileDecision.wgrad_cb, llvm_ops.c
+ * pw_wgrad_item), against the interpreter: more output channels than input (passes in the
+ * output channels' order) and fewer (the input channels' order), positions that end in a
+ * partial vector and ones that fill whole vectors, batches of 1 to 3, two groups. Where the
+ * host has vectors of 8 lanes or more, the tiles pass must choose the pointwise form for
+ * each. Two threads, and each case twice for identical bits. */
+START_TEST(conv_wgrad_pointwise) {
+  static const ConvCaseN cs[] = {
+      {{16, 96, 14, 14, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 3}, /* 196 positions: a partial vector */
+      {{48, 8, 7, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},    /* 63, input channels outer */
+      {{24, 12, 8, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},   /* 64: whole vectors only */
+      {{16, 24, 5, 7, 1, 1, 1, 1, 0, 0, 1, 1, 2}, 2},   /* two groups */
+  };
+  HwTarget hw;
+  char err[256];
+  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_wgrad_pw");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    if (have) {
+      TilePlan *tp = pass_tiles(G, &hw, NULL);
+      int dw = tg_find_out(G, "dw");
+      ck_assert_msg(tp->tiles[dw].wgrad_ob > 0 && tp->tiles[dw].wgrad_cb > 0,
+                    "pointwise wgrad case %zu: the tiles pass kept the GEMM (%s)", c, tp->tiles[dw].reason);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "pointwise filter gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+  if (!have) fprintf(stderr, "conv_wgrad_pointwise: host vectors under 8 lanes, the choice is not checked\n");
+}
+END_TEST
+
 /* max and average pooling of a [2,3,9,8] input, forward and backward, with attributes at
  * (maxpool ignores exclude_pad) and an [OH, OW] output */
 static void pool_case(const char *what, IrAttr at, int OH, int OW) {
@@ -2455,6 +2488,7 @@ int main(void) {
   tcase_add_test(tc, conv_pointwise_data_grad);
   tcase_add_test(tc, conv_bn_fold);
   tcase_add_test(tc, conv_wgrad_direct);
+  tcase_add_test(tc, conv_wgrad_pointwise);
   tcase_add_test(tc, pooling);
   tcase_add_test(tc, maxpool_2x2);
   tcase_add_test(tc, maxpool_3x3s2);

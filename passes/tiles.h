@@ -38,6 +38,8 @@ typedef struct TileGemm {
   bool pointwise; /* conv forward or data gradient 1x1, stride 1, no padding: its GEMM's B
                      is the image (dy) itself, and n the rows of A (channels out, or in) */
   int64_t oh, ow;  /* conv: the output's rows and columns */
+  bool matmul;    /* a matmul node's view (m its rows), as the backends run it: not a
+                     convolution's nor a Winograd convolution's GEMMs (whose m is vectorized) */
   bool trans_a;   /* A stored K×M (rows of M), as matmul's trans_a */
   bool trans_b;   /* B stored N×K */
   bool b_shared;  /* matmul whose B has no batch dims: the batch can fold into m */
@@ -84,6 +86,12 @@ typedef struct TileDecision {
                           the output channels (n) in the vector lanes, the positions (m) the
                           register tile's rows, written back to NCHW with the epilogue; then
                           nr is the vectorized side and mr the other (else the reverse) */
+  bool nt_store;       /* CPU pointwise convolution whose output is larger than the last-level
+                          cache, in one K block: its tiles stored non-temporally (past the
+                          caches, no read for ownership; TILES_NT_MIN_L3) */
+  bool mm_t;           /* CPU matmul of few rows computed transposed, Cᵀ = op(B)ᵀ·op(A)ᵀ: the
+                          outputs (n) in the vector lanes, the rows (m) the register tile's
+                          broadcast side; nr is then the vectorized side, as for conv_t */
   bool conv_few;       /* CPU forward convolution of few input channels (TILES_CONV_FEW_K)
                           computed directly: vectors of an output row's positions, the output
                           channels as register blocks sharing each input vector

@@ -307,8 +307,9 @@ static LLVMValueRef emit_kloop(Gen *g, LLVMValueRef start, LLVMValueRef end, int
     return kphi;
 }
 
-/* Stores the accumulator tile: full tiles with plain vector accesses, edge tiles with a row
- * guard and lane masks. `loadc` adds the old C; `epi` applies bias and relu. */
+/* Stores the accumulator tile: full tiles with plain vector accesses (full == 2: non-temporal
+ * stores, the tile's rows aligned to a vector, at most 64 bytes), edge tiles with a row guard and lane masks.
+ * `loadc` adds the old C; `epi` applies bias and relu. */
 typedef struct TileAt { /* the tile's place for a fused epilogue (LlvmGemmSpec.epi) */
     LLVMValueRef ectx, row, col;
 } TileAt;
@@ -368,8 +369,17 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
                                  gen_add(g, at->col, c64(g, (int64_t)v * g->vl)),
                                  full ? NULL : masks[v], at->ectx);
             }
-            if (full) gen_store(g, x, p, 4);
-            else gen_masked_store(g, x, p, masks[v]);
+            if (full == 2) {
+                LLVMValueRef st = LLVMBuildStore(g->b, x, p);
+                LLVMSetAlignment(st, (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4));
+                LLVMMetadataRef one = LLVMValueAsMetadata(c32(g, 1));
+                LLVMSetMetadata(st, LLVMGetMDKindIDInContext(g->ctx, "nontemporal", 11),
+                                LLVMMetadataAsValue(g->ctx, LLVMMDNodeInContext2(g->ctx, &one, 1)));
+            } else if (full) {
+                gen_store(g, x, p, 4);
+            } else {
+                gen_masked_store(g, x, p, masks[v]);
+            }
         }
     }
     LLVMBuildBr(g->b, done);
@@ -433,6 +443,18 @@ static LLVMValueRef emit_ukr(Gen *g, int direct) {
         for (int m = 1; m < nmodes; m++) LLVMAddCase(sw, c32(g, m), cases[m]);
         for (int m = 0; m < nmodes; m++) {
             LLVMPositionBuilderAtEnd(g->b, cases[m]);
+            if (isfull && (m >> 1) && g->spec->nt_store) { /* the last K block: C's final values */
+                LLVMValueRef bits = LLVMBuildOr(g->b, LLVMBuildPtrToInt(g->b, cp, g->i64, ""),
+                                                gen_mul(g, ldc, c64(g, 4)), "");
+                LLVMValueRef al = LLVMBuildICmp(g->b, LLVMIntEQ,
+                                                LLVMBuildAnd(g->b, bits, c64(g, (g->vl * 4 > 64 ? 64 : g->vl * 4) - 1), ""),
+                                                c64(g, 0), "");
+                LLVMBasicBlockRef nt = gen_bb(g, "nt"), plain = gen_bb(g, "plain");
+                LLVMBuildCondBr(g->b, al, nt, plain);
+                LLVMPositionBuilderAtEnd(g->b, nt);
+                emit_tile_store(g, acc, 2, m & 1, 1, cp, ldc, mr, nr, bias, &at, done);
+                LLVMPositionBuilderAtEnd(g->b, plain);
+            }
             emit_tile_store(g, acc, isfull, m & 1, (m >> 1) & 1, cp, ldc, mr, nr, bias, &at, done);
         }
     }

@@ -126,6 +126,10 @@ typedef struct LlvmGemmSpec {
      * so that packing it was a copy as long as the FMAs (docs/cpu-convolutions.md). A block's
      * last, partial panel is packed as before. */
     int direct_b;
+    /* the last K block's full tiles stored non-temporally (past the caches) where the tile's
+     * rows are aligned to a vector (checked per tile; else plain stores): an output larger than
+     * the last-level cache, which would only evict the operands on its way to memory */
+    int nt_store;
 } LlvmGemmSpec;
 
 /* The generated function. `bias` is ignored unless the spec has a bias; `pool` is an RtPool*

@@ -713,8 +713,9 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
   const LlvmGemmSpec *sp = &s;
   s.prec = e->bf16 ? LLVM_GEMM_BF16 : LLVM_GEMM_F32;
   char key[sizeof e->gemms[0].key];
-  int kn = snprintf(key, sizeof key, "p%d_k%d_t%d%d_a%d_b%d_r%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec,
-                    (int)sp->packed, sp->trans_a, sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu, (long long)sp->blk.mr,
+  int kn = snprintf(key, sizeof key, "p%d_k%d_t%d%d_a%d_b%d_r%d_n%d_%lld_%lld_%lld_%lld_%lld", (int)sp->prec,
+                    (int)sp->packed, sp->trans_a, sp->trans_b, sp->accumulate, (int)sp->bias, sp->relu,
+                    sp->nt_store, (long long)sp->blk.mr,
                     (long long)sp->blk.nr, (long long)sp->blk.kc, (long long)sp->blk.mc,
                     (long long)sp->blk.nc);
   const LlvmGemmConv *cv = &sp->conv;
@@ -757,13 +758,14 @@ static LLVMValueRef gemm_fn(CgEmit *e, const LlvmGemmSpec *spec) {
 /* blocking from the node's tile decision: the decision vectorizes its m side and llvm_gemm
  * its N side, so the register tile is read transposed; `swap` also exchanges the M/N cache
  * blocks (convolutions, whose GEMM here is the transpose of the implicit-GEMM view). A
- * transposed convolution's decision (conv_t) vectorizes its n side, as its GEMM here does. */
+ * transposed convolution's decision (conv_t) and a few-row matmul's (mm_t) vectorize their
+ * n side, as the GEMM here does. */
 static void gemm_blocking(CgEmit *e, const TileDecision *t, bool swap, LlvmGemmBlocking *blk) {
   memset(blk, 0, sizeof *blk);
   if (!t) return;
   const TileDecision d = *t;
   if (d.mr <= 0 || d.nr <= 0) return;
-  if (d.conv_t) {
+  if (d.conv_t || d.mm_t) {
     *blk = (LlvmGemmBlocking){.mr = d.mr > 32 ? 32 : d.mr, .nr = d.nr > 8 * e->vl ? 8 * e->vl : d.nr,
                               .kc = d.kc, .mc = d.mc, .nc = d.nc};
     return;
@@ -1479,6 +1481,60 @@ static void dwb_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LL
   loop_end(e, &lu);
 }
 
+/* output vector v of a flat plane (CgDwBlock.flat): its vl positions q = v·vl + l of the
+ * plane's OH·OW, each tap (kh, kw) a masked load of the input plane xc at the constant
+ * offset q + (kh·dh - ph)·W + kw·dw - pw (OW = W at stride 1), its lanes those whose input
+ * row and column are inside the image (a tap with none is skipped), in the serial (kh, kw)
+ * order; then dw_store with the lanes inside the plane */
+static void dwf_vec(CgEmit *e, const CgKernel *k, const CgConv *c, int64_t v, LLVMValueRef xc,
+                    LLVMValueRef yc, const LLVMValueRef *wv, const DwChan *cs) {
+  int vl = e->vl;
+  LLVMTypeRef vt = e->vf, over[2] = {e->vf, e->ptr};
+  LLVMValueRef acc = LLVMConstNull(e->vf), m[64];
+  int64_t q0 = v * vl, np = c->OH * c->OW;
+  for (int64_t kh = 0; kh < c->KH; kh++)
+    for (int64_t kw = 0; kw < c->KW; kw++) {
+      int64_t dy = kh * c->dh - c->ph, dx = kw * c->dw - c->pw;
+      bool any = false;
+      for (int l = 0; l < vl; l++) {
+        int64_t q = q0 + l, ih = q / c->OW + dy, iw = q % c->OW + dx;
+        bool ok = q < np && ih >= 0 && ih < c->H && iw >= 0 && iw < c->W;
+        m[l] = LLVMConstInt(e->i1, ok, 0);
+        any |= ok;
+      }
+      if (!any) continue;
+      LLVMValueRef largs[4] = {gep8(e, xc, cg_c64(e, (q0 + dy * c->W + dx) * 4)), c32(e, 4),
+                               LLVMConstVector(m, (unsigned)vl), LLVMConstNull(e->vf)};
+      LLVMValueRef args[3] = {wv[kh * c->KW + kw], intrinsic(e, "llvm.masked.load", over, 2, largs, 4), acc};
+      acc = intrinsic(e, "llvm.fma", &vt, 1, args, 3);
+    }
+  for (int l = 0; l < vl; l++) m[l] = LLVMConstInt(e->i1, q0 + l < np, 0);
+  dw_store(e, k, acc, gep8(e, yc, cg_c64(e, q0 * 4)), LLVMConstVector(m, (unsigned)vl), cs);
+}
+
+/* task t of nt: planes [u0, u1) of the N·C, each as CgDwBlock.flat flat vectors */
+static void dwf_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, LLVMValueRef nt) {
+  const DwFwd *d = arg;
+  const CgConv *c = d->c;
+  const IrNode *n = node(e, k->node);
+  LLVMValueRef units = cg_c64(e, c->N * c->C);
+  LLVMValueRef u0 = LLVMBuildSDiv(e->b, mul(e, t, units), nt, "");
+  LLVMValueRef u1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), units), nt, "");
+  Loop lu;
+  loop_begin(e, &lu, u0, u1, 1);
+  LLVMValueRef ch = LLVMBuildSRem(e->b, lu.iv, cg_c64(e, c->C), "");
+  LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, lu.iv, cg_c64(e, c->H * c->W * 4)));
+  LLVMValueRef yc = gep8(e, cg_ptr(e, k->out), mul(e, lu.iv, cg_c64(e, c->OH * c->OW * 4)));
+  LLVMValueRef wc = gep8(e, cg_ptr(e, n->in[1]), mul(e, ch, cg_c64(e, c->KH * c->KW * 4)));
+  LLVMValueRef wv[64];
+  DwChan cs;
+  for (int i = 0; i < c->KH * c->KW; i++)
+    wv[i] = splat(e, LLVMBuildLoad2(e->b, e->f32, gep8(e, wc, cg_c64(e, i * 4)), ""), e->vl);
+  dw_chan(e, k, ch, &cs);
+  for (int64_t v = 0; v < d->b.flat; v++) dwf_vec(e, k, c, v, xc, yc, wv, &cs);
+  loop_end(e, &lu);
+}
+
 /* a depthwise convolution (one input and one output channel per group) computed directly,
  * vectorized along the output row, spread over the threads: at strides 1 and 2 in blocks of
  * output rows from a buffer (dwb_body), otherwise row by row with masked loads (dw_body); no
@@ -1487,7 +1543,8 @@ static void lower_depthwise(CgEmit *e, const CgKernel *k, const CgConv *c) {
   int64_t rows = c->N * c->C * c->OH;
   DwFwd d = {.c = c};
   if (cg_dw_block(c, e->vl, &d.b)) {
-    run_items(e, k, c->N * c->C * d.b.nb, rows * c->OW * c->KH * c->KW, dwb_body, &d);
+    if (d.b.flat) run_items(e, k, c->N * c->C, rows * c->OW * c->KH * c->KW, dwf_body, &d);
+    else run_items(e, k, c->N * c->C * d.b.nb, rows * c->OW * c->KH * c->KW, dwb_body, &d);
     return;
   }
   run_items(e, k, rows, rows * c->OW * c->KH * c->KW, dw_body, c);
@@ -2737,6 +2794,7 @@ static int lower_conv_gemm(CgEmit *e, const CgKernel *k, const CgConv *cp, LLVMV
     }
     sp.direct_b = 1;
   }
+  sp.nt_store = n->op == OP_CONV2D && k->tile && k->tile->nt_store; /* tiles.c choose_nt_store */
   ConvGemm g = {.c = cp, .bnt = bnt,
                 .col = c.col ? cg_region_ptr(e, CG_REGION_ARENA, k->scratch_offset) : NULL,
                 .xs = c.C * c.H * c.W * 4, .xg = c.Cg * c.H * c.W * 4, .ys = c.O * c.P * 4,

@@ -444,7 +444,7 @@ void cg_conv_geom(const CgPlan *p, int node, CgConv *c) {
   bool inplace = td && td->direct_b && !td->gpu && c->direct; /* a GEMM an image, B in place */
   c->batch = few && !inplace && ((n->op == OP_CONV2D && gathers) ||
                      (n->op == OP_CONV2D_BWD_FILTER && gathers && c->P < CG_CONV_BATCH_DW_P) ||
-                     (n->op == OP_CONV2D_BWD_DATA && c->col));
+                     (n->op == OP_CONV2D_BWD_DATA && (c->col || (c->direct && c->P < CG_CONV_BATCH_DX1_P))));
   c->scratch = 0;
   c->wino = ki >= 0 && p->k[ki].wino;
   if (c->wino) {
@@ -503,6 +503,9 @@ bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b) {
     }
   if (b->vhi < b->vlo) b->vhi = b->vlo;
   b->bytes = b->direct ? 0 : (int64_t)b->rows * c->sw * b->lp * 4;
+  int64_t pv = (c->OH * c->OW + vl - 1) / vl; /* OW <= lim, and OH bounded by the graph's sizes */
+  b->flat = c->sh == 1 && c->sw == 1 && c->OW == c->W && 2 * c->OW <= vl && c->OH <= lim &&
+                    pv <= CG_DW_FLAT_MAX_V ? pv : 0;
   return b->bytes <= CG_DW_BUF_MAX;
 }
 
@@ -510,7 +513,7 @@ bool cg_few_block(const CgConv *c, int vl, CgDwBlock *b) {
   CgConv one = *c;
   one.OH = 1;
   if (!cg_dw_block(&one, vl, b) || c->C > 160 || c->G != 1) return false;
-  b->R = 1, b->direct = false, b->nb = c->OH;
+  b->R = 1, b->direct = false, b->nb = c->OH, b->flat = 0;
   b->bytes = c->C * c->KH * c->sw * b->lp * 4;
   return b->bytes <= CG_DW_BUF_MAX;
 }

@@ -368,6 +368,11 @@ typedef struct CgConv {
  * positions an image gained (ResNet-18's layer4: 8.0 to 6.05 ms a layer), 49 and 196 were
  * level or up to 16% slower (the copy of dy's rows, other blockings) */
 #define CG_CONV_BATCH_DW_P 32
+/* ... and below this a pointwise convolution's data gradient (otherwise one GEMM an image,
+ * no col2im): its filter Wᵀ is packed once instead of once an image, against the copies of
+ * dy's rows and of the result. Measured in MobileNetV2's training step at 112², batch 8
+ * (Zen 4, 1 thread): 320 -> 1280 at 4x4 2.51 -> 1.09 ms; 96 -> 576 at 7x7 0.60 -> 0.75 ms */
+#define CG_CONV_BATCH_DX1_P 32
 void cg_conv_geom(const CgPlan *p, int node, CgConv *c);
 /* rows of a packed A operand's group: rows and room for any register tile up to
  * CG_PACK_ROWS_A, a multiple of 16 floats (plan_pack.c, a training Winograd's panels) */
@@ -392,7 +397,12 @@ typedef struct CgDwBlock {
   bool direct;   /* the input rows loaded straight from the image (stride 1, or one vector a
                     row): constant lane masks at the rows' edges, no buffer */
   int64_t vlo, vhi; /* direct: the output vectors [vlo, vhi) read no column outside the row */
+  int64_t flat;  /* a forward at stride 1 whose rows take at most half a vector, as wide as
+                    the input's: each plane computed as flat vectors of OH·OW (this many),
+                    every tap a load at a constant offset with constant lane masks; 0: by
+                    blocks of rows */
 } CgDwBlock;
+#define CG_DW_FLAT_MAX_V 16 /* the most vectors a flat plane (each tap's load unrolled) */
 #define CG_DW_ROWS 6
 #define CG_DW_BUF_MAX (64 * 1024)
 bool cg_dw_block(const CgConv *c, int vl, CgDwBlock *b);

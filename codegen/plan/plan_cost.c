@@ -183,7 +183,8 @@ static void kernel_flops(const CgPlan *p, const CgKernel *k, double *flops, doub
 
 /* the edge efficiency of the register tile the CPU backend runs: the decision vectorizes
  * its m side, the LLVM GEMM the N side of a matmul (so a matmul's tile is read transposed,
- * llvm_ops.c gemm_blocking); a convolution's GEMM there is the transpose of the view */
+ * llvm_ops.c gemm_blocking, but for a few-row matmul's transposed decision, mm_t, which is
+ * read as decided); a convolution's GEMM there is the transpose of the view */
 static double edge_eff(const CgPlan *p, const CgKernel *k, const TileDecision *t, bool matmul) {
   double m = (double)t->gemm.m, n = (double)t->gemm.n;
   if (!matmul && k->kind == CGK_CONV) { /* one GEMM per image: its m side is OH x OW */
@@ -191,7 +192,8 @@ static double edge_eff(const CgPlan *p, const CgKernel *k, const TileDecision *t
     cg_conv_geom(p, k->node, &cv);
     if (cv.N > 0 && p->g->nodes[k->node].op == OP_CONV2D) m /= (double)cv.N;
   }
-  double rm = matmul ? t->nr : t->mr, rn = matmul ? t->mr : t->nr;
+  bool swap = matmul && !t->mm_t;
+  double rm = swap ? t->nr : t->mr, rn = swap ? t->mr : t->nr;
   return m / (ceil(m / rm) * rm) * n / (ceil(n / rn) * rn);
 }
 
@@ -386,8 +388,8 @@ static void matmul_run(const CgPlan *p, const CgKernel *k, const HwTarget *hw, i
   double calls = fold ? 1 : (double)g->batch;
   double wave = t->wave_eff > 0 ? t->wave_eff : 1, tile = t->tile_eff > 0 ? t->tile_eff : 1;
   CgGemmShape s = {.m = fold ? g->m * g->batch : g->m, .n = g->n, .k = g->k,
-                   .mr = t->nr > 32 ? 32 : t->nr, .nr = t->mr, .kc = t->kc, .nc = t->nc,
-                   .a_strided = !g->trans_a, .b_transposed = g->trans_b,
+                   .mr = t->mm_t ? t->mr : t->nr > 32 ? 32 : t->nr, .nr = t->mm_t ? t->nr : t->mr,
+                   .kc = t->kc, .nc = t->nc, .a_strided = !g->trans_a, .b_transposed = g->trans_b,
                    .packed_a = k->prepacked && operand_const(p, k->node, 0),
                    .packed_b = k->prepacked && operand_const(p, k->node, 1),
                    .lat_eff = t->eff / wave / tile};
@@ -434,6 +436,12 @@ static bool conv_few(const CgPlan *p, const CgKernel *k) {
 /* ... and at stride 2 (the rows' buffer split into even and odd columns, or, for rows of one
  * vector, two loads keeping the even lanes): its four stride-2 layers 1.75 to 2.4 */
 #define CG_DWB_S2_TAP_CYCLES 2.2
+/* ... and of the flat planes (CgDwBlock.flat: every tap a masked load at a constant offset
+ * of the plane), with cycles a plane beside (its filter's broadcasts, its channel's
+ * constants): fitted to 960 planes of 7x7 and of 4x4, batch 8, one thread (with the folded
+ * batchnorm 117 us; in mobilenet_v2 N=8 S=112's training forward 47 us), 2.6 GHz */
+#define CG_DW_FLAT_TAP_CYCLES 0.88
+#define CG_DW_FLAT_PLANE_CYCLES 8.0
 
 /* cycles per output vector of each member of a fused elementwise group and each tensor it
  * reads (CgKernel.nepi), on the registers of the direct depthwise and few-channel forwards
@@ -544,8 +552,9 @@ static void wgrad_cost(const CgConv *cv, const HwTarget *hw, int threads, CgKern
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }
 
-/* a depthwise kernel; the forward: output rows of N·C·OH in vectors of OW, KH·KW taps a
- * vector, then the fused group (epi_vec_cycles); at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
+/* a depthwise kernel; the forward: output rows of N·C·OH in vectors of OW (planes of short
+ * rows: flat vectors of OH·OW, CgDwBlock.flat), KH·KW taps a vector, then the fused group
+ * (epi_vec_cycles); at strides 1 and 2 in blocks of output rows (cg_dw_block), blocks spread over
  * min(threads, blocks, taps·elements / 65536 + 1) tasks; otherwise row by row (a masked load
  * at stride 1, else a gather), rows over min(threads, rows, taps·elements / 65536 + 1) */
 static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw, int threads,
@@ -568,16 +577,21 @@ static void depthwise_cost(const CgPlan *p, const CgKernel *k, const HwTarget *h
   double rows = (double)cv.N * (double)cv.C * (double)cv.OH, taps = (double)cv.KH * (double)cv.KW;
   CgDwBlock b;
   bool blocked = cg_dw_block(&cv, (int)vl, &b);
-  double units = blocked ? (double)cv.N * (double)cv.C * (double)b.nb : rows;
+  bool flat = blocked && b.flat > 0;
+  double planes = (double)cv.N * (double)cv.C;
+  double units = flat ? planes : blocked ? planes * (double)b.nb : rows;
   double tasks = fmin(units, floor(rows * (double)cv.OW * taps / 65536) + 1);
   c->threads = (int)fmax(1, fmin(threads, tasks));
-  double tapvec = rows * ceil((double)cv.OW / vl) * taps / c->threads;
-  double cyc = blocked      ? (cv.sw == 1 ? CG_DWB_TAP_CYCLES : CG_DWB_S2_TAP_CYCLES)
+  double vecs_all = flat ? planes * (double)b.flat : rows * ceil((double)cv.OW / vl);
+  double tapvec = vecs_all * taps / c->threads;
+  double cyc = flat         ? CG_DW_FLAT_TAP_CYCLES
+               : blocked    ? (cv.sw == 1 ? CG_DWB_TAP_CYCLES : CG_DWB_S2_TAP_CYCLES)
                : cv.sw == 1 ? CG_DW_TAP_CYCLES
                : cv.sw == 2 ? CG_DW_S2_TAP_CYCLES
                             : vl * CG_DW_GATHER_LANE_CYCLES;
   double vecs = tapvec / taps; /* a thread's output vectors, each through the group */
-  c->t_compute = (tapvec * cyc + vecs * epi_vec_cycles(p, k)) / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
+  double per_plane = flat ? planes / c->threads * CG_DW_FLAT_PLANE_CYCLES : 0;
+  c->t_compute = (tapvec * cyc + per_plane + vecs * epi_vec_cycles(p, k)) / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   c->overhead = c->threads > 1 ? hw->overhead_s : CG_CALL_S;
 }

@@ -109,8 +109,11 @@ static void print_tile(FILE *out, const TileDecision *t) {
     fprintf(out, "     tile    %s block %dx%dx%d, %d stages, %d warps\n", t->mma, t->bm, t->bn,
             t->bk, t->stages, t->warps);
   else
-    fprintf(out, "     tile    mr=%d nr=%d kc=%d mc=%d nc=%d%s\n", t->mr, t->nr, t->kc, t->mc, t->nc,
-            t->direct_b && !t->conv_few && !t->conv_t ? ", B read in place" : "");
+    fprintf(out, "     tile    mr=%d nr=%d kc=%d mc=%d nc=%d%s%s\n", t->mr, t->nr, t->kc, t->mc, t->nc,
+            t->direct_b && !t->conv_few && !t->conv_t ? ", B read in place"
+            : t->mm_t                                 ? ", transposed: the outputs in the lanes"
+                                                      : "",
+            t->nt_store ? ", non-temporal stores" : "");
 }
 
 static void print_head(FILE *out, const CgPlan *p, int ki) {

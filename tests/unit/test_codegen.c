@@ -448,6 +448,86 @@ START_TEST(matmul_bias_relu_epilogue) {
 }
 END_TEST
 
+/* G := x[rows, in] -> dense to hid, tanh -> dense to nout (logits) -> cross entropy with
+ * the labels (loss); returns the training graph of t */
+static IrGraph *small_net(int rows, int in, int hid, int nout, const IrTrain *t) {
+  g_begin("net");
+  int x = IN("x", 2, rows, in), lab = leaf(OP_INPUT, "label", DT_I32, 1, rows);
+  int w1 = PARAM("fc1.weight", 2, hid, in), b1 = PARAM("fc1.bias", 1, hid);
+  int w2 = PARAM("fc2.weight", 2, nout, hid), b2 = PARAM("fc2.bias", 1, nout);
+  IrAttr tb = {.trans_b = true};
+  int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, x, w1, &tb), b1, NULL), NULL);
+  int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
+  G->nodes[logits].name = "logits";
+  int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
+  G->nodes[loss].name = "loss";
+  out("logits", logits);
+  TrainInfo info;
+  Diag *d = diag_new(stderr);
+  IrGraph *tg = pass_train_graph(G, t, &info, d);
+  ck_assert_ptr_nonnull(tg);
+  diag_free(d);
+  return tg;
+}
+
+/* the matmul nodes of g with at most 32 rows a call and at least 32 outputs must have taken
+ * the transposed form (the tiles' mm_t) where the host's vectors have 8 lanes or more; the
+ * count of those that did */
+static int check_mm_t(IrGraph *g, const char *what) {
+  HwTarget hw;
+  char err[256];
+  if (hw_resolve("host", &hw, err, sizeof err) != 0 || hw.vector_bits < 256) {
+    fprintf(stderr, "%s: host vectors under 8 lanes, the choice is not checked\n", what);
+    return -1;
+  }
+  TilePlan *tp = pass_tiles(g, &hw, NULL);
+  int n = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const TileDecision *d = &tp->tiles[i];
+    if (g->nodes[i].op != OP_MATMUL || !d->valid) continue;
+    int64_t rows = d->gemm.b_shared && !d->gemm.trans_a ? d->gemm.m * d->gemm.batch : d->gemm.m;
+    if (rows > 32 || rows <= TILES_CPU_STREAM_M || d->gemm.n < 32) continue;
+    ck_assert_msg(d->mm_t, "%s: matmul %%%d (%lld rows) not transposed: %s", what, i,
+                  (long long)rows, d->reason);
+    n++;
+  }
+  return n;
+}
+
+/* Matmuls of few rows computed with their outputs in the lanes (the tiles' mm_t: a register
+ * tile of the rows x vectors of outputs): dense layers x·Wᵀ + b with relu (the weight packed
+ * once) of 5 to 31 rows, outputs under, at and past a tile (40 to 1000), K in one to three
+ * KC blocks; a batch of 2 x 6 rows folded into one product; B not transposed (an input, not
+ * packed); a training step whose forward and data-gradient matmuls take it. Each against
+ * the interpreter, the form asserted where the host's vectors have 8 lanes or more. */
+START_TEST(matmul_few_rows) {
+  static const int cs[][3] = {{8, 1280, 1000}, {5, 70, 40}, {13, 600, 100}, {31, 1100, 70}, {16, 50, 48}};
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("dense_few");
+    int x = IN("x", 2, cs[c][0], cs[c][1]), w = PARAM("w", 2, cs[c][2], cs[c][1]);
+    int bias = PARAM("bias", 1, cs[c][2]);
+    IrAttr tb = {.trans_b = true};
+    out("y", op1(OP_RELU, op2(OP_ADD, op2(OP_MATMUL, x, w, &tb), bias, NULL), NULL));
+    char what[64];
+    snprintf(what, sizeof what, "few-row dense case %zu", c);
+    ck_assert(check_mm_t(G, what) != 0);
+    check_fwd(what, F_SYM, MM_RTOL, 2e-7 * 4 * cs[c][1]);
+  }
+  g_begin("mm_few_folded"); /* [2,6,300]·[300,130]: B an input, not packed nor transposed */
+  int a = IN("a", 3, 2, 6, 300), b = IN("b", 2, 300, 130);
+  out("y", op2(OP_MATMUL, a, b, NULL));
+  ck_assert(check_mm_t(G, "folded few-row matmul") != 0);
+  check_fwd("folded few-row matmul", F_SYM, MM_RTOL, 2e-7 * 4 * 300);
+  /* a classifier's training step: the forward and dx transposed */
+  IrTrain t = {.model = "net", .minimize = "loss", .opt = OPT_SGD, .lr = 0.05, .momentum = 0.9};
+  IrGraph *tg = small_net(8, 64, 200, 100, &t);
+  int nt = check_mm_t(tg, "few-row training step");
+  ck_assert(nt < 0 || nt >= 3); /* fc1, fc2 forward and fc2's data gradient */
+  run_case("few-row training step", G, tg, &t, (Fill){-1, 1, 100, false}, 1e-3, 1e-4);
+  g_end();
+}
+END_TEST
+
 /* ---- data movement ---------------------------------------------------------------------- */
 
 START_TEST(data_movement) {
@@ -1188,26 +1268,10 @@ END_TEST
 START_TEST(train_small_net) {
   OptKind opts[] = {OPT_SGD, OPT_SGD, OPT_ADAM, OPT_ADAMW};
   for (int o = 0; o < 4; o++) {
-    g_begin("net");
-    int x = IN("x", 2, 8, 12);
-    int lab = leaf(OP_INPUT, "label", DT_I32, 1, 8);
-    int w1 = PARAM("fc1.weight", 2, 16, 12), b1 = PARAM("fc1.bias", 1, 16);
-    int w2 = PARAM("fc2.weight", 2, 5, 16), b2 = PARAM("fc2.bias", 1, 5);
-    IrAttr tb = {.trans_b = true};
-    int h = op1(OP_TANH, op2(OP_ADD, op2(OP_MATMUL, x, w1, &tb), b1, NULL), NULL);
-    int logits = op2(OP_ADD, op2(OP_MATMUL, h, w2, &tb), b2, NULL);
-    G->nodes[logits].name = "logits";
-    int loss = op2(OP_CROSS_ENTROPY, logits, lab, NULL);
-    G->nodes[loss].name = "loss";
-    out("logits", logits);
     IrTrain t = {.model = "net", .minimize = "loss", .opt = opts[o], .lr = 0.05,
                  .momentum = o == 1 ? 0.9 : 0, .nesterov = o == 1, .weight_decay = o >= 2 ? 0.01 : 0,
                  .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
-    TrainInfo info;
-    Diag *d = diag_new(stderr);
-    IrGraph *tg = pass_train_graph(G, &t, &info, d);
-    ck_assert_ptr_nonnull(tg);
-    diag_free(d);
+    IrGraph *tg = small_net(8, 12, 16, 5, &t);
     run_case("small net train step", G, tg, &t, (Fill){-1, 1, 5, false}, 1e-3, 1e-4);
     run_case("small net forward", G, NULL, NULL, (Fill){-1, 1, 5, false}, 1e-4, 1e-5);
     g_end();
@@ -1299,22 +1363,39 @@ static void tmp_template(char *buf, size_t n, const char *stem) {
   snprintf(buf, n, "%s/%s_XXXXXX", td, stem);
 }
 
+/* hw as the host's description in a fresh configuration directory (g_wino_cfg, named from
+ * tag), which XDG_CONFIG_HOME then points to */
+static void host_cfg_write(const HwTarget *hw, const char *tag) {
+  char err[256], dir[128], path[160];
+  tmp_template(g_wino_cfg, sizeof g_wino_cfg, tag);
+  ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
+  snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof path, "%s/host.json", dir);
+  ck_assert_msg(hw_save_file(hw, path, err, sizeof err) == 0, "%s", err);
+  setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
+}
+
 static void wino_host_setup(void) {
   HwTarget hw;
-  char err[256], dir[128], path[160];
+  char err[256];
   ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
   hw.peak[HWP_F32] = 233.4e9, hw.peak[HWP_F64] = 116.7e9, hw.peak_f32_1t = 117.0e9;
   hw.mem_bw = 27.1e9, hw.mem_bw_1t = 13.5e9, hw.overhead_s = 0.92e-6;
   hw.cache_bw[0] = 263.5e9, hw.cache_bw[1] = 218.8e9, hw.cache_bw[2] = 220.7e9;
   hw.pack_bw = 34.4e9, hw.pack_strided_bw = 9.4e9, hw.pack_transposed_bw = 32.7e9;
   hw.gemm_ukr_eff = 0.94, hw.softmax_s = 5.99e-9, hw.measured = true;
-  tmp_template(g_wino_cfg, sizeof g_wino_cfg, "nnc_wino");
-  ck_assert_ptr_nonnull(mkdtemp(g_wino_cfg));
-  snprintf(dir, sizeof dir, "%s/nnc", g_wino_cfg);
-  ck_assert_int_eq(mkdir(dir, 0700), 0);
-  snprintf(path, sizeof path, "%s/host.json", dir);
-  ck_assert_msg(hw_save_file(&hw, path, err, sizeof err) == 0, "%s", err);
-  setenv("XDG_CONFIG_HOME", g_wino_cfg, 1);
+  host_cfg_write(&hw, "nnc_wino");
+}
+
+/* the host's measured figures with a last-level cache of 64 KiB, so that small pointwise
+ * convolutions' outputs are past it (the tiles' nt_store) */
+static void small_l3_host_setup(void) {
+  HwTarget hw;
+  char err[256];
+  ck_assert_msg(hw_resolve("host", &hw, err, sizeof err) == 0, "%s", err);
+  hw.l3_bytes = 64 * 1024;
+  host_cfg_write(&hw, "nnc_l3");
 }
 
 static void wino_host_teardown(void) {
@@ -2242,6 +2323,133 @@ static void epi_forms(int net) {
   if (net == 4 && !wide) fprintf(stderr, "epilogue groups: host vectors under 8 lanes, the few-channel form is not checked\n");
 }
 
+static bool chose_nt(const TileDecision *d) { return d->nt_store; }
+
+/* Pointwise convolutions whose output is past the last-level cache stored non-temporally
+ * (the tiles' nt_store; the host's L3 taken as 64 KiB by the fixture): positions a multiple
+ * of the vector (aligned rows: non-temporal stores) and not (rows unaligned: plain stores),
+ * output channels a multiple of the register tile and not, one image and two; each plain,
+ * with bias + relu and with a folded batchnorm + relu, against the interpreter. */
+START_TEST(conv_nt_store) {
+  static const EpiConv cs[] = {
+      {2, 24, 40, 16, 20, 1, 1, 0}, /* 320 positions: aligned rows */
+      {1, 20, 96, 16, 16, 1, 1, 0}, /* 256, whole tiles of channels */
+      {2, 30, 50, 13, 17, 1, 1, 0}, /* 221: rows not aligned, plain stores */
+  };
+  check_conv_form("conv_nt", cs, sizeof cs / sizeof *cs, F_SYM, chose_nt);
+}
+END_TEST
+
+/* MobileNetV2's last depthwise layers at 7x7 with their group (batchnorm, relu6, a scale;
+ * and a residual read at the flat positions), on 1 and 2 threads */
+static const char dw_flat_net[] =
+    "block relu6(x) { return relu(x) - relu(x - 6) }\n"
+    "model df {\n"
+    "  input x: f32[2, 20, 7, 7]\n"
+    "  input r: f32[2, 20, 7, 7]\n"
+    "  param s: f32[20, 1, 1] = uniform(0.5, 2)\n"
+    "  y = relu6(batchnorm(conv2d(x, 20, kernel = 3, pad = 1, groups = 20, bias = false, name = \"d1\"), name = \"bn\")) * s\n"
+    "  z = relu(conv2d(x, 20, kernel = 3, pad = 1, groups = 20, bias = false, name = \"d2\") + r)\n"
+    "  output y\n"
+    "  output z\n"
+    "}\n";
+
+/* Depthwise forwards of small planes computed as flat vectors (CgDwBlock.flat: stride 1,
+ * rows of at most half a vector as wide as the input's): 7x7, 4x4 (one vector), 8x8 (two
+ * rows a vector), 5x5 taps, dilation 2, unpadded rows (OH < H), a plane under a vector; each
+ * with its data and filter gradients, with a folded batchnorm and relu, and the 7x7 net above
+ * with its fused groups. The rule must take the flat form for these shapes with 16 lanes;
+ * where the host has fewer, the 7- and 5-wide ones run by rows (said on stderr). */
+START_TEST(dw_flat) {
+  static const ConvCaseN cs[] = {
+      {{16, 16, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 16}, 2}, /* 49: 3 vectors and a lane */
+      {{8, 8, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 3},    /* one vector */
+      {{8, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 1},    /* two rows a vector */
+      {{6, 6, 6, 6, 5, 5, 1, 1, 2, 2, 1, 1, 6}, 2},    /* 5x5 */
+      {{5, 5, 7, 7, 3, 3, 1, 1, 2, 2, 2, 2, 5}, 1},    /* dilated */
+      {{4, 4, 9, 5, 3, 3, 1, 1, 0, 1, 1, 1, 4}, 2},    /* unpadded rows: OH 7 of H 9 */
+      {{3, 3, 2, 7, 3, 3, 1, 1, 1, 1, 1, 1, 3}, 3},    /* 14 positions */
+  };
+  HwTarget hw;
+  char err[256];
+  int vl = hw_resolve("host", &hw, err, sizeof err) == 0 ? hw.vector_bits / 32 : 0;
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    const ConvCase *k = &cs[c].c;
+    CgConv cv = {.N = cs[c].N, .C = k->C, .H = k->H, .W = k->W, .O = k->O, .KH = k->KH, .KW = k->KW,
+                 .G = k->G, .sh = k->sh, .sw = k->sw, .ph = k->ph, .pw = k->pw, .dh = k->dh, .dw = k->dw};
+    cv.OH = (k->H + 2 * k->ph - k->dh * (k->KH - 1) - 1) / k->sh + 1;
+    cv.OW = (k->W + 2 * k->pw - k->dw * (k->KW - 1) - 1) / k->sw + 1;
+    CgDwBlock b;
+    ck_assert_msg(cg_dw_block(&cv, 16, &b) && b.flat == (cv.OH * cv.OW + 15) / 16,
+                  "case %zu: not flat with 16 lanes", c);
+    if (vl > 0 && (!cg_dw_block(&cv, vl, &b) || !b.flat))
+      fprintf(stderr, "dw_flat case %zu: by rows with the host's %d lanes\n", c, vl);
+    char what[64];
+    snprintf(what, sizeof what, "flat depthwise+batchnorm case %zu", c);
+    check_conv_bn(k, cs[c].N, what);
+  }
+  check_conv_cases("flat depthwise", cs, sizeof cs / sizeof *cs);
+  Diag *d = diag_new(stderr);
+  FeOptions fo = {0};
+  IrModule *mod = fe_compile_string("df.nn", dw_flat_net, strlen(dw_flat_net), &fo, d);
+  ck_assert_ptr_nonnull(mod);
+  G = mod->graphs[0];
+  for (int i = 0; i < 2; i++) { /* both fused in the flat form */
+    CgConv cv;
+    CgDwBlock b;
+    int nepi = epi_of(false, i ? "d2" : "d1", &cv);
+    ck_assert_msg(nepi > 0 && cv.depthwise, "net: d%d's group not fused (%d)", i + 1, nepi);
+    ck_assert(vl < 16 || (cg_dw_block(&cv, vl, &b) && b.flat == 4));
+  }
+  G = NULL;
+  for (int run = 0; run < 2; run++) {
+    g_one_thread = run == 0;
+    run_case(run ? "flat depthwise net, 2 threads" : "flat depthwise net, 1 thread", mod->graphs[0],
+             NULL, NULL, (Fill){-5, 5, 4, true}, MM_RTOL, MM_ATOL);
+  }
+  g_one_thread = false;
+  ir_module_free(mod);
+  diag_free(d);
+}
+END_TEST
+
+/* Data gradients of pointwise convolutions with fewer than CG_CONV_BATCH_DX1_P positions
+ * an image: one GEMM over the batch (CgConv.batch: dy's rows side by side, the filter packed
+ * once), then each image's rows into place; 16 positions (MobileNetV2's 4x4 at 112²), 20,
+ * 30 and 21, one group and two, with their forwards and filter gradients against the
+ * interpreter; the plan must batch every such data gradient. */
+START_TEST(conv_pointwise_dx_batch) {
+  static const ConvCaseN cs[] = {
+      {{40, 24, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 3},
+      {{96, 200, 4, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
+      {{7, 9, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
+      {{8, 12, 3, 7, 1, 1, 1, 1, 0, 0, 1, 1, 2}, 4},
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+    g_begin("conv_dx_batch");
+    conv_case_outputs(&cs[c].c, cs[c].N, "");
+    Diag *d = diag_new(stderr);
+    CgModelPlan P;
+    host_plan(&P, false, d);
+    int nb = 0;
+    for (int ki = 0; ki < P.pf.nk; ki++) {
+      const CgKernel *k = &P.pf.k[ki];
+      if (k->node < 0 || G->nodes[k->node].op != OP_CONV2D_BWD_DATA) continue;
+      CgConv cv;
+      cg_conv_geom(&P.pf, k->node, &cv);
+      ck_assert_msg(cv.batch && cv.direct, "case %zu: the data gradient not batched", c);
+      nb++;
+    }
+    cg_model_plan_free(&P);
+    diag_free(d);
+    ck_assert_int_gt(nb, 0);
+    char what[64];
+    snprintf(what, sizeof what, "batched pointwise data gradient case %zu", c);
+    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
+  }
+}
+END_TEST
+
 START_TEST(epilogue_groups) {
   Diag *d = diag_new(stderr);
   char path[512];
@@ -2441,6 +2649,17 @@ int main(void) {
   tcase_set_timeout(tf, 300);
   tcase_add_test(tf, dw_pw_fused);
   suite_add_tcase(s, tf);
+  TCase *ts = tcase_create("small_forms"); /* few-row matmuls, flat depthwise planes */
+  tcase_set_timeout(ts, 300);
+  tcase_add_test(ts, matmul_few_rows);
+  tcase_add_test(ts, dw_flat);
+  tcase_add_test(ts, conv_pointwise_dx_batch);
+  suite_add_tcase(s, ts);
+  TCase *tn = tcase_create("nt_store");
+  tcase_set_timeout(tn, 300);
+  tcase_add_checked_fixture(tn, small_l3_host_setup, wino_host_teardown);
+  tcase_add_test(tn, conv_nt_store);
+  suite_add_tcase(s, tn);
   TCase *tg = tcase_create("epilogue_group");
   tcase_set_timeout(tg, 300);
   tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);

@@ -198,6 +198,67 @@ START_TEST(t_cpu_narrow) {
 }
 END_TEST
 
+/* a matmul node's view (TileGemm.matmul), rows r, outputs n, depth k, batch b */
+static TileDecision choose_mm(const char *target, int64_t r, int64_t n, int64_t k, int64_t b) {
+  const HwTarget *hw = hw_find_builtin(target);
+  ck_assert_ptr_nonnull(hw);
+  TileGemm gm = {.m = r, .n = n, .k = k, .batch = b, .dt = DT_F32, .matmul = true,
+                 .trans_b = true, .b_shared = true};
+  TileDecision d;
+  tiles_choose(hw, &gm, &d);
+  return d;
+}
+
+/* few-row matmuls: the generated GEMM runs the decision's tile read transposed (d.nr rows),
+ * so 8 rows ran 8 of 25 (32x14 narrowed to 16x25): the outputs go to the lanes instead
+ * (mm_t), 8 rows x 3 vectors (24 accumulators, 28 registers; 1000 = 21 x 48 - 8: 99.2%).
+ * 12 rows fold from a batch of 2 x 6 sharing B (two tiles of 6 x 3 vectors: 99.2%, against
+ * 12 x 2 vectors' 97.7%); 64 rows keep
+ * the usual tile; AVX2 takes it too; a GEMM view that is not a matmul's (a Winograd
+ * convolution's, whose m the generated GEMM vectorizes) never does */
+START_TEST(t_cpu_mm_few_rows) {
+  TileDecision d = choose_mm("cpu-avx512", 8, 1000, 1280, 1);
+  ck_assert(d.mm_t);
+  ck_assert_int_eq(d.mr, 8);
+  ck_assert_int_eq(d.nr, 48);
+  ck_assert_int_eq(d.mc, 8);
+  ck_assert_double_eq_tol(d.tile_eff, 1000.0 / 1008, 1e-12);
+  ck_assert(strstr(d.reason, "outputs in the lanes") != NULL);
+  TileDecision f = choose_mm("cpu-avx512", 6, 1000, 1280, 2);
+  ck_assert(f.mm_t);
+  ck_assert_int_eq(f.mr, 6);
+  ck_assert_int_eq(f.nr, 48);
+  ck_assert(!choose_mm("cpu-avx512", 64, 1000, 1280, 1).mm_t);
+  ck_assert(!choose_mm("cpu-avx512", 3, 1000, 1280, 1).mm_t); /* streamed instead */
+  ck_assert(choose_mm("cpu-avx2", 8, 1000, 1280, 1).mm_t);
+  ck_assert(!choose("cpu-avx512", 8, 1000, 1280, DT_F32).mm_t);
+}
+END_TEST
+
+/* non-temporal stores: a pointwise convolution's output past the L3 (cpu-avx512: 32 MiB) in
+ * one K block. MobileNetV2's 16 -> 96 at 112², batch 8 (38.5 MB) takes them; its 32 -> 16
+ * (6.4 MB), the same at batch 4 (19 MB), a 3x3 convolution and a K of 2 blocks do not */
+static TileDecision choose_ntpw(int64_t images, int64_t p, int64_t og, int64_t k, bool pointwise) {
+  const HwTarget *hw = hw_find_builtin("cpu-avx512");
+  ck_assert_ptr_nonnull(hw);
+  TileGemm gm = {.m = images * p, .n = og, .k = k, .batch = 1, .dt = DT_F32, .conv = true,
+                 .kspat = pointwise ? 1 : 9, .conv_fwd = true, .images = images, .pointwise = pointwise};
+  TileDecision d;
+  tiles_choose(hw, &gm, &d);
+  return d;
+}
+
+START_TEST(t_cpu_nt_store) {
+  TileDecision d = choose_ntpw(8, 12544, 96, 16, true);
+  ck_assert(d.nt_store);
+  ck_assert(strstr(d.reason, "non-temporal") != NULL);
+  ck_assert(!choose_ntpw(8, 12544, 16, 32, true).nt_store);
+  ck_assert(!choose_ntpw(4, 12544, 96, 16, true).nt_store);
+  ck_assert(!choose_ntpw(8, 12544, 96, 144, false).nt_store);
+  ck_assert(!choose_ntpw(8, 12544, 96, 2048, true).nt_store);
+}
+END_TEST
+
 /* AVX-512 (32 regs, 16 lanes): mv=2 allows NR=14 (28 accumulators + 3 = 31 registers),
  * mv=1 is load-bound, mv=3 gives 27 -> MR=32, NR=14. NEON (32 regs, 4 lanes) -> 8x14 */
 /* a forward convolution on the CPU as the tiles pass sees it: m = images x positions */
@@ -326,6 +387,8 @@ static Suite *suite(void) {
   tcase_add_test(t, t_gpu_split_k);
   tcase_add_test(t, t_cpu_avx2);
   tcase_add_test(t, t_cpu_narrow);
+  tcase_add_test(t, t_cpu_mm_few_rows);
+  tcase_add_test(t, t_cpu_nt_store);
   tcase_add_test(t, t_cpu_pointwise);
   tcase_add_test(t, t_cpu_wide);
   tcase_add_test(t, t_cpu_conv_transposed);

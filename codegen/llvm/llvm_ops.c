@@ -1868,6 +1868,26 @@ static void emit_col2im(CgEmit *e, const CgKernel *k, ColTask *ct, LLVMValueRef 
 
 /* ---- depthwise filter gradient, direct -------------------------------------------------- */
 
+/* n vector accumulators in one entry alloca, zeroed here; their addresses in slot */
+static void acc_slots(CgEmit *e, int n, const char *name, LLVMValueRef *slot) {
+  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)n);
+  LLVMValueRef acc = entry_alloca(e, at, name);
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
+    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
+    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
+  }
+}
+
+/* an accumulator's lanes summed in order in double, stored as f32 at dst */
+static void acc_sum_store(CgEmit *e, LLVMValueRef slot, LLVMValueRef dst) {
+  LLVMTypeRef vd = LLVMVectorType(e->f64, (unsigned)e->vl);
+  LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot, ""), vd, "");
+  LLVMValueRef ra[2] = {dconst(e, 0), v};
+  LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
+  LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""), dst);
+}
+
 /* task t of nt: channels [c0, c1) of the filter gradient dw[c][kh][kw] = Σ dy[n][c][oh][ow]·
  * x[n][c][ih][iw]. For one channel, every image's output rows in vectors of OW: dy's
  * vector times each tap's input vector (dw_tap, the forward's loads) into that tap's vector
@@ -1880,19 +1900,14 @@ static void dwdf_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
   LLVMValueRef C = cg_c64(e, c->C);
   LLVMValueRef c0 = LLVMBuildSDiv(e->b, mul(e, t, C), nt, "");
   LLVMValueRef c1 = LLVMBuildSDiv(e->b, mul(e, add(e, t, cg_c64(e, 1)), C), nt, "");
-  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)taps), vt = e->vf;
-  LLVMTypeRef vd = LLVMVectorType(e->f64, (unsigned)vl);
-  LLVMValueRef acc = entry_alloca(e, at, "dwacc"), slot[64];
+  LLVMTypeRef vt = e->vf;
+  LLVMValueRef slot[64];
   LLVMValueRef lanes_c[64];
   for (int l = 0; l < vl; l++) lanes_c[l] = cg_c64(e, l);
   LLVMValueRef lanes = LLVMConstVector(lanes_c, (unsigned)vl);
   Loop lc, ln, lh, lw;
   loop_begin(e, &lc, c0, c1, 1);
-  for (int i = 0; i < taps; i++) {
-    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
-    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
-    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
-  }
+  acc_slots(e, taps, "dwacc", slot);
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   LLVMValueRef nc = add(e, mul(e, ln.iv, C), lc.iv);
   LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, nc, cg_c64(e, c->H * c->W * 4)));
@@ -1917,12 +1932,7 @@ static void dwdf_body(CgEmit *e, const CgKernel *k, void *arg, LLVMValueRef t, L
   loop_end(e, &lh);
   loop_end(e, &ln);
   LLVMValueRef dwc = gep8(e, cg_ptr(e, k->out), mul(e, lc.iv, cg_c64(e, taps * 4)));
-  for (int i = 0; i < taps; i++) {
-    LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[i], ""), vd, "");
-    LLVMValueRef ra[2] = {dconst(e, 0), v};
-    LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
-    LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""), gep8(e, dwc, cg_c64(e, i * 4)));
-  }
+  for (int i = 0; i < taps; i++) acc_sum_store(e, slot[i], gep8(e, dwc, cg_c64(e, i * 4)));
   loop_end(e, &lc);
 }
 
@@ -1945,14 +1955,9 @@ typedef struct WgradItem {
 static void wgrad_row(CgEmit *e, const CgKernel *k, const CgConv *c, const WgradItem *it, int kh) {
   const IrNode *n = node(e, k->node);
   int vl = e->vl, ob = (int)c->OB, kwn = (int)c->KW;
-  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)(ob * kwn)), vt = e->vf;
-  LLVMTypeRef vd = LLVMVectorType(e->f64, (unsigned)vl), over[2] = {e->vf, e->ptr};
-  LLVMValueRef acc = entry_alloca(e, at, "wgacc"), slot[64];
-  for (int i = 0; i < ob * kwn; i++) {
-    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
-    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
-    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
-  }
+  LLVMTypeRef vt = e->vf, over[2] = {e->vf, e->ptr};
+  LLVMValueRef slot[64];
+  acc_slots(e, ob * kwn, "wgacc", slot);
   Loop ln, lh, lw;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   LLVMValueRef xc = gep8(e, cg_ptr(e, n->in[0]), mul(e, add(e, mul(e, ln.iv, cg_c64(e, c->C)), it->xch),
@@ -1986,13 +1991,8 @@ static void wgrad_row(CgEmit *e, const CgKernel *k, const CgConv *c, const Wgrad
   for (int j = 0; j < ob; j++) {
     LLVMValueRef row = add(e, mul(e, add(e, it->o0, cg_c64(e, j)), cg_c64(e, c->Cg)), it->ci);
     LLVMValueRef base = gep8(e, dw, mul(e, row, cg_c64(e, c->KH * c->KW * 4)));
-    for (int kw = 0; kw < kwn; kw++) {
-      LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[j * kwn + kw], ""), vd, "");
-      LLVMValueRef ra[2] = {dconst(e, 0), v};
-      LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
-      LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""),
-                     gep8(e, base, cg_c64(e, (kh * c->KW + kw) * 4)));
-    }
+    for (int kw = 0; kw < kwn; kw++)
+      acc_sum_store(e, slot[j * kwn + kw], gep8(e, base, cg_c64(e, (kh * c->KW + kw) * 4)));
   }
 }
 
@@ -2032,14 +2032,9 @@ static void pw_wgrad_step(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValue
  * lanes summed in order in double into dw[o][ci + q] */
 static void pw_wgrad_item(CgEmit *e, const CgKernel *k, const CgConv *c, const WgradItem *it) {
   const IrNode *n = node(e, k->node);
-  int vl = e->vl, na = (int)(c->OB * c->CB);
-  LLVMTypeRef at = LLVMArrayType2(e->vf, (uint64_t)na), vd = LLVMVectorType(e->f64, (unsigned)vl);
-  LLVMValueRef acc = entry_alloca(e, at, "pwacc"), slot[64];
-  for (int i = 0; i < na; i++) {
-    LLVMValueRef idx[2] = {c32(e, 0), c32(e, i)};
-    slot[i] = LLVMBuildGEP2(e->b, at, acc, idx, 2, "");
-    LLVMBuildStore(e->b, LLVMConstNull(e->vf), slot[i]);
-  }
+  int vl = e->vl;
+  LLVMValueRef slot[64];
+  acc_slots(e, (int)(c->OB * c->CB), "pwacc", slot);
   int64_t whole = c->P / vl * vl;
   Loop ln, lp;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
@@ -2063,10 +2058,7 @@ static void pw_wgrad_item(CgEmit *e, const CgKernel *k, const CgConv *c, const W
     for (int q = 0; q < (int)c->CB; q++) {
       LLVMValueRef row = add(e, mul(e, add(e, it->o0, cg_c64(e, j)), cg_c64(e, c->Cg)),
                              add(e, it->ci, cg_c64(e, q)));
-      LLVMValueRef v = LLVMBuildFPExt(e->b, LLVMBuildLoad2(e->b, e->vf, slot[j * c->CB + q], ""), vd, "");
-      LLVMValueRef ra[2] = {dconst(e, 0), v};
-      LLVMValueRef sum = intrinsic(e, "llvm.vector.reduce.fadd", &vd, 1, ra, 2);
-      LLVMBuildStore(e->b, LLVMBuildFPTrunc(e->b, sum, e->f32, ""), gep8(e, dw, mul(e, row, cg_c64(e, 4))));
+      acc_sum_store(e, slot[j * c->CB + q], gep8(e, dw, mul(e, row, cg_c64(e, 4))));
     }
 }
 
@@ -2553,6 +2545,14 @@ typedef struct ConvGemm {
   int64_t xs, xg, ys, yg, wg;
 } ConvGemm;
 
+/* image n's and group g's operands of a convolution's GEMM call: x at n·xs + g·xg bytes,
+ * y at n·ys + g·yg */
+static void conv_gemm_at(CgEmit *e, const ConvGemm *g, LLVMValueRef x, LLVMValueRef y, LLVMValueRef n,
+                         LLVMValueRef gi, LLVMValueRef *xp, LLVMValueRef *yp) {
+  *xp = gep8(e, x, add(e, mul(e, n, cg_c64(e, g->xs)), mul(e, gi, cg_c64(e, g->xg))));
+  *yp = gep8(e, y, add(e, mul(e, n, cg_c64(e, g->ys)), mul(e, gi, cg_c64(e, g->yg))));
+}
+
 /* the forward: y[Og, P] = w · col (col gathered while packing, unfolded, or the image) with
  * the epilogue */
 static int conv_gemm_fwd(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGemmSpec *sp) {
@@ -2574,8 +2574,8 @@ static int conv_gemm_fwd(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGe
   Loop ln, lg;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
-  LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, g->xs)), mul(e, lg.iv, cg_c64(e, g->xg))));
-  LLVMValueRef yp = gep8(e, Y, add(e, mul(e, ln.iv, cg_c64(e, g->ys)), mul(e, lg.iv, cg_c64(e, g->yg))));
+  LLVMValueRef xp, yp;
+  conv_gemm_at(e, g, X, Y, ln.iv, lg.iv, &xp, &yp);
   LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, wg)));
   LLVMValueRef bp = bias ? gep8(e, bias, mul(e, lg.iv, cg_c64(e, c->Og * 4)))
                     : g->bnt ? gep8(e, g->bnt, mul(e, lg.iv, cg_c64(e, c->Og * 8)))
@@ -2603,8 +2603,8 @@ static int conv_gemm_dx(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGem
   Loop ln, lg;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
-  LLVMValueRef xp = gep8(e, DX, add(e, mul(e, ln.iv, cg_c64(e, g->xs)), mul(e, lg.iv, cg_c64(e, g->xg))));
-  LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, g->ys)), mul(e, lg.iv, cg_c64(e, g->yg))));
+  LLVMValueRef xp, yp;
+  conv_gemm_at(e, g, DX, DY, ln.iv, lg.iv, &xp, &yp);
   LLVMValueRef wp = gep8(e, Wt, mul(e, lg.iv, cg_c64(e, g->wg)));
   gemm_call(e, f, c->K, c->P, c->Og, wp, c->K, yp, c->P, c->direct ? xp : g->col, c->P, NULL);
   ColTask ct = {.c = c, .xnode = k->out, .xs = g->xs, .xg = g->xg, .to_col = false};
@@ -2628,8 +2628,8 @@ static int conv_gemm_dw(CgEmit *e, const CgKernel *k, const ConvGemm *g, LlvmGem
   Loop ln, lg;
   loop_begin(e, &ln, cg_c64(e, 0), cg_c64(e, c->N), 1);
   loop_begin(e, &lg, cg_c64(e, 0), cg_c64(e, c->G), 1);
-  LLVMValueRef xp = gep8(e, X, add(e, mul(e, ln.iv, cg_c64(e, g->xs)), mul(e, lg.iv, cg_c64(e, g->xg))));
-  LLVMValueRef yp = gep8(e, DY, add(e, mul(e, ln.iv, cg_c64(e, g->ys)), mul(e, lg.iv, cg_c64(e, g->yg))));
+  LLVMValueRef xp, yp;
+  conv_gemm_at(e, g, X, DY, ln.iv, lg.iv, &xp, &yp);
   LLVMValueRef wp = gep8(e, DW, mul(e, lg.iv, cg_c64(e, g->wg)));
   ColTask ct = {.c = c, .xnode = n->in[0], .xs = g->xs, .xg = g->xg, .to_col = true};
   if (c->col) emit_im2col_par(e, k, &ct, ln.iv, lg.iv);

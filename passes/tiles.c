@@ -316,6 +316,26 @@ static void narrow_tile(const HwTarget *hw, const TileGemm *gm, int lanes, int *
   *ld = load_factor(hw, bm, bn);
 }
 
+/* Few output channels in the broadcasts: a forward convolution's n (its output channels) of
+ * 16, 24 or 32 fills 16/28, 24/28 or 32/42 of the widest tile's 14 broadcast rows (MobileNetV2's
+ * projections). Where the widest tile's column edge is below TILES_CPU_COLS_EDGE, the tile of
+ * the same vectors and fewer broadcasts with the best modeled rate (edges, FMA latency, loads)
+ * is taken if it is TILES_CPU_NARROW_GAIN better; ties: more broadcasts. Measured on Zen 4 (one
+ * core, MobileNetV2 at batch 8): 32 x 14 at 16 channels against 32 x 8 (bench/RESULTS.md). */
+#define TILES_CPU_COLS_EDGE 0.9
+
+static bool few_columns_tile(const HwTarget *hw, const TileGemm *gm, int lanes, int mv, int *nr) {
+  if (edge1(gm->n, *nr) >= TILES_CPU_COLS_EDGE) return false;
+  double best = TILES_CPU_NARROW_GAIN * tile_rate(hw, gm, lanes, mv, *nr);
+  int bn = 0;
+  for (int n = 1; n < *nr; n++) {
+    double r = tile_rate(hw, gm, lanes, mv, n);
+    if (r >= best) best = r, bn = n;
+  }
+  if (bn) *nr = bn;
+  return bn > 0;
+}
+
 /* AMX (bf16 on a CPU with AMX-BF16): the register tile is 2 x 2 tiles of 16 x 16 f32
  * accumulators (tmm0-3) fed by two 16 x 32 bf16 tiles of A and two of B (tmm4-7), so 32 x 32,
  * with K in steps of 32 (16 pairs). Like tensor cores, the alignment report says which dims
@@ -434,6 +454,9 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
     narrow_tile(hw, gm, lanes, &mv, &nr, &load_eff);
     if (mv != best_mv) best_mv = mv, best_nr = nr, best_acc = mv * nr;
   }
+  bool cols = gm->conv_fwd && gm->pointwise && gm->batch == 1 && !gm->bf16 &&
+              few_columns_tile(hw, gm, lanes, best_mv, &best_nr);
+  if (cols) best_acc = best_mv * best_nr;
   d->mr = best_mv * lanes, d->nr = best_nr;
   int64_t kc = hw->l2_bytes_cpu / (4 * (int64_t)(d->mr + d->nr) * es) / 8 * 8;
   if (kc > kcap) kc = kcap;
@@ -474,6 +497,11 @@ static void choose_cpu(const HwTarget *hw, TileDecision *d) {
            : d->direct_b ? "; a pointwise convolution of few channels: B (the image, or dy) read in place, not packed"
            : load_eff < 1 ? "; few rows in the lanes: a narrow tile, loads beyond the FMAs"
            : latency_ok ? "" : "; too few accumulators to hide FMA latency");
+  size_t len = strlen(d->reason);
+  if (cols && len < sizeof d->reason)
+    snprintf(d->reason + len, sizeof d->reason - len,
+             "; %lld output channels: %d broadcast rows, not the widest tile's",
+             (long long)gm->n, d->nr);
 }
 
 /* ---- CPU forward convolutions of few positions: output channels in the lanes ------------ */

@@ -366,6 +366,31 @@ START_TEST(t_cpu_pointwise) {
 }
 END_TEST
 
+/* AVX-512, a forward convolution of few output channels (n, in the broadcasts): 32 x 14
+ * fills 16 of 28, 24 of 28 and 32 of 42 broadcast rows at 16, 24 and 32 channels, so
+ * few_columns_tile takes 32 x 8, 32 x 12 and 32 x 8 (all rows full, 16-24 accumulators
+ * still cover the FMA latency, loads within the FMAs' slots: modeled 1.0 against 0.57,
+ * 0.86, 0.76). 64 channels (64 of 70, 0.91) keep 32 x 14; a depthwise convolution (one
+ * channel a group, batch = groups) and a matmul of 16 columns keep it too */
+START_TEST(t_cpu_few_columns) {
+  int want[][2] = {{16, 8}, {24, 12}, {32, 8}, {64, 14}, {96, 14}, {160, 14}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    TileDecision d = choose_pw(8, 3136, want[i][0], 144, true, false);
+    ck_assert_int_eq(d.mr, 32);
+    ck_assert_int_eq(d.nr, want[i][1]);
+    ck_assert(d.tile_eff > 0.9);
+    ck_assert_int_le((d.mr / 16) * d.nr + d.mr / 16 + 1, 32);
+  }
+  const HwTarget *hw = hw_find_builtin("cpu-avx512");
+  TileGemm dw = {.m = 8 * 3136, .n = 1, .k = 9, .batch = 144, .dt = DT_F32, .conv = true,
+                 .kspat = 9, .conv_fwd = true, .images = 8};
+  TileDecision d;
+  tiles_choose(hw, &dw, &d);
+  ck_assert_int_eq(d.nr, 14);
+  ck_assert_int_eq(choose("cpu-avx512", 4096, 16, 512, DT_F32).nr, 14);
+}
+END_TEST
+
 START_TEST(t_cpu_wide) {
   TileDecision d = choose("cpu-avx512", 4096, 4096, 4096, DT_F32);
   ck_assert_int_eq(d.mr, 32);
@@ -391,6 +416,7 @@ static Suite *suite(void) {
   tcase_add_test(t, t_cpu_nt_store);
   tcase_add_test(t, t_cpu_pointwise);
   tcase_add_test(t, t_cpu_wide);
+  tcase_add_test(t, t_cpu_few_columns);
   tcase_add_test(t, t_cpu_conv_transposed);
   suite_add_tcase(s, t);
   return s;

@@ -307,6 +307,49 @@ static LLVMValueRef emit_kloop(Gen *g, LLVMValueRef start, LLVMValueRef end, int
     return kphi;
 }
 
+/* the k loop unrolled by GEMM_KUNROLL, then its remainder */
+static void emit_kloop_all(Gen *g, LLVMValueRef kc, LLVMValueRef *acc, LLVMValueRef ap,
+                           LLVMValueRef bp) {
+    LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
+    LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
+    emit_kloop(g, k, kc, 1, acc, ap, bp);
+}
+
+/* The f32 k loops of a tile of nr columns. An edge tile of at most one vector of columns (a
+ * 14² image's 196 positions end in one of 4, a 7² batch of 8 in one of 8) runs the loop of
+ * the first vector alone: the other vectors' accumulators stay zero and their lanes are
+ * masked off when stored, so it costs 1/nrv of a whole tile. */
+static void emit_kloops(Gen *g, LLVMValueRef kc, LLVMValueRef nr, LLVMValueRef ap,
+                        LLVMValueRef bp, LLVMValueRef *acc) {
+    int nrv = g->nrv, nacc = g->mr * nrv;
+    if (nrv < 2) {
+        emit_kloop_all(g, kc, acc, ap, bp);
+        return;
+    }
+    LLVMBasicBlockRef nb = gen_bb(g, "knarrow"), wb = gen_bb(g, "kwide"), jb = gen_bb(g, "kjoin");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, nr, c64(g, g->vl), ""), nb, wb);
+    LLVMValueRef one[GEMM_MAX_MR], accn[GEMM_MAX_MR * GEMM_MAX_NRV], accw[GEMM_MAX_MR * GEMM_MAX_NRV];
+    LLVMPositionBuilderAtEnd(g->b, nb);
+    for (int i = 0; i < g->mr; i++) one[i] = LLVMConstNull(g->vf);
+    g->nrv = 1; /* the panel's rows stay NR apart (emit_kloop: g->nr) */
+    emit_kloop_all(g, kc, one, ap, bp);
+    g->nrv = nrv;
+    for (int i = 0; i < nacc; i++) accn[i] = i % nrv ? LLVMConstNull(g->vf) : one[i / nrv];
+    LLVMBasicBlockRef nend = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, jb);
+    LLVMPositionBuilderAtEnd(g->b, wb);
+    memcpy(accw, acc, sizeof(LLVMValueRef) * (size_t)nacc);
+    emit_kloop_all(g, kc, accw, ap, bp);
+    LLVMBasicBlockRef wend = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, jb);
+    LLVMPositionBuilderAtEnd(g->b, jb);
+    for (int i = 0; i < nacc; i++) {
+        acc[i] = LLVMBuildPhi(g->b, g->vf, "acc");
+        LLVMAddIncoming(acc[i], &accn[i], &nend, 1);
+        LLVMAddIncoming(acc[i], &accw[i], &wend, 1);
+    }
+}
+
 /* Stores the accumulator tile: full tiles with plain vector accesses (full == 2: non-temporal
  * stores, the tile's rows aligned to a vector, at most 64 bytes), edge tiles with a row guard and lane masks.
  * `loadc` adds the old C; `epi` applies bias and relu. */
@@ -422,9 +465,7 @@ static LLVMValueRef emit_ukr(Gen *g, int direct) {
         LlvmBf16Gen bg = gen_bf16(g);
         llvm_bf16_kloop(&bg, kc, ap, bp, acc);
     } else {
-        LLVMValueRef kmain = LLVMBuildAnd(g->b, kc, c64(g, ~(int64_t)(GEMM_KUNROLL - 1)), "");
-        LLVMValueRef k = emit_kloop(g, c64(g, 0), kmain, GEMM_KUNROLL, acc, ap, bp);
-        emit_kloop(g, k, kc, 1, acc, ap, bp);
+        emit_kloops(g, kc, nr, ap, bp, acc);
     }
 
     int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu || g->spec->epi;

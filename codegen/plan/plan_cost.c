@@ -344,6 +344,14 @@ double cg_pack_rate(const HwTarget *hw, CgPack how) {
 
 static double ceil_div(double a, double b) { return b > 0 ? ceil(a / b) : 1; }
 
+/* the column tiles of cols columns, nr a tile: an edge tile of at most one vector of a
+ * wider tile runs that vector's k loop alone (llvm_gemm.c emit_kloops), a fraction of a tile */
+static double col_tiles(const HwTarget *hw, double cols, double nr) {
+  double vl = hw->vector_bits >= 64 ? hw->vector_bits / 32 : 4, whole = floor(cols / nr);
+  double tail = cols - whole * nr;
+  return whole + (tail <= 0 ? 0 : nr > vl && tail <= vl ? vl / nr : 1);
+}
+
 void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRun *o) {
   memset(o, 0, sizeof *o);
   double M = (double)s->m, N = (double)s->n, K = (double)s->k, mr = s->mr, nr = s->nr;
@@ -355,7 +363,7 @@ void cg_cpu_gemm(const HwTarget *hw, const CgGemmShape *s, int threads, CgGemmRu
   if (o->threads < 1) o->threads = 1;
   double slice = ceil(units / o->threads); /* the busiest slice, in tiles of its side */
   double rows = o->split_n ? M : fmin(M, slice * mr), cols = o->split_n ? fmin(N, slice * nr) : N;
-  o->tiles = ceil_div(rows, mr) * ceil_div(cols, nr);
+  o->tiles = ceil_div(rows, mr) * col_tiles(hw, cols, nr);
   double kb = s->kc > 0 ? ceil_div(K, s->kc) : 1;
   o->share = s->packed_b   ? ceil_div(rows, mr)
              : s->packed_a ? ceil_div(fmin(cols, s->nc > 0 ? s->nc : cols), nr)

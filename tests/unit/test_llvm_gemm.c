@@ -185,11 +185,14 @@ START_TEST(test_random_all_variants) {
 END_TEST
 
 START_TEST(test_edges) {
-    /* sizes around the register and cache blocks, K = 0, and single rows/columns */
+    /* sizes around the register and cache blocks, K = 0, and single rows/columns; columns
+     * ending in a tile of at most one vector (33, 48: the narrow k loop of emit_kloops), of
+     * just over one (49), and a product of one vector of columns (16) */
     RtPool *pool = rt_pool_create(2);
     static const int64_t sizes[][3] = {{1, 1, 1},   {1, 300, 1},  {300, 1, 7},  {14, 32, 48},
                                        {15, 33, 49}, {13, 31, 47}, {56, 96, 96}, {57, 97, 97},
-                                       {4, 5, 0},    {64, 10, 512}, {64, 512, 784}};
+                                       {4, 5, 0},    {64, 10, 512}, {64, 512, 784},
+                                       {40, 48, 33}, {9, 49, 20},  {20, 16, 70}};
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
         for (int v = 0; v < NVARIANT; v += 5) {
             LlvmGemmSpec s = variant_spec(v);

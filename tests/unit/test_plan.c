@@ -272,18 +272,28 @@ START_TEST(t_cpu_gemm_terms) {
   cg_cpu_gemm(&hw, &s, 1, &r);
   ck_assert_double_eq_tol(r.t_pack, 4.0 * 5 * 14 * 784 / 4e9 + 4.0 * 16 * 32 * 784 / 16e9, 1e-12);
   hw.pack_transposed_bw = 0, s.b_transposed = false;
-  /* the logits: below 2^21 multiply-adds one thread; one column tile, so the split is M's */
+  /* the logits: below 2^21 multiply-adds one thread; one column tile, so the split is M's;
+   * its 10 columns fit one vector of the two, so each tile runs half of the k loop's FMAs
+   * (llvm_gemm.c emit_kloops): 5 row tiles of half a tile */
   CgGemmShape l = {.m = 64, .n = 10, .k = 512, .mr = 14, .nr = 32, .kc = 512, .nc = 4096,
                    .a_strided = true, .b_strided = true};
   cg_cpu_gemm(&hw, &l, 2, &r);
-  ck_assert(!r.split_n && r.threads == 1 && r.tiles == 5 && r.pack_b == 32 * 512);
+  ck_assert(!r.split_n && r.threads == 1 && r.tiles == 2.5 && r.pack_b == 32 * 512);
+  /* 17 columns: over one vector, a whole tile; 48: one whole tile and half of one */
+  l.n = 17;
+  cg_cpu_gemm(&hw, &l, 1, &r);
+  ck_assert_double_eq(r.tiles, 5);
+  l.n = 48;
+  cg_cpu_gemm(&hw, &l, 1, &r);
+  ck_assert_double_eq(r.tiles, 7.5);
+  l.n = 10;
   /* without a measured micro-kernel the tiles pass's latency factor; default packing rates:
    * L2 of one core for adjacent rows (unknown here: DRAM's), CG_PACK_STRIDED_CYCLES per
    * element at the clock for strided ones */
   hw.gemm_ukr_eff = 0, hw.pack_bw = 0, hw.pack_strided_bw = 0, hw.mem_bw = 10e9;
   l.lat_eff = 0.5;
   cg_cpu_gemm(&hw, &l, 1, &r);
-  ck_assert_double_eq_tol(r.t_fma, 2.0 * 14 * 32 * 512 * 5 / (0.5 * 100e9) * (512 + 2) / 512.0, 1e-12);
+  ck_assert_double_eq_tol(r.t_fma, 2.0 * 14 * 32 * 512 * 2.5 / (0.5 * 100e9) * (512 + 2) / 512.0, 1e-12);
   ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_GATHER), 2.5e9, 1);
   ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_ADJACENT), 10e9, 1);
   ck_assert_double_eq_tol(cg_pack_rate(&hw, CG_PACK_TRANSPOSED), 10e9, 1);

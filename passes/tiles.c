@@ -842,6 +842,19 @@ static double wgrad_pw_time(const HwTarget *hw, const TileGemm *gm, int64_t ob, 
   return steps * (double)(ob * cb) * TILES_WGRAD_PW_CYCLES / (ghz * 1e9) + TILES_CALL_S;
 }
 
+/* below this many positions an image, a filter gradient's implicit GEMM runs one call for
+ * the whole batch (codegen/plan/plan.h CG_CONV_BATCH_DW_P) */
+#define TILES_WGRAD_BATCH_P 32
+
+/* the filter gradient d (dW[m, n] += dy·colᵀ, k = the batch's positions) as the implicit GEMM,
+ * on one core: a call per image, or one for the batch of small images; per group */
+static double wgrad_gemm_time(const HwTarget *hw, const TileDecision *d) {
+  const TileGemm *gm = &d->gemm;
+  double N = gm->images > 0 ? (double)gm->images : 1, P = (double)gm->k / N;
+  double pm = N > 1 && P < TILES_WGRAD_BATCH_P ? N * P : P, calls = N * P / pm;
+  return calls * (double)gm->batch * cpu_gemm_1t(hw, d, (double)gm->m, (double)gm->n, pm);
+}
+
 /* a 1x1 stride-1 unpadded filter gradient (dW[o][c] = Σ dy[o][p]·x[c][p]) computed directly:
  * ob output channels x cb input channels a pass (dividing them; their accumulators and one
  * vector of each row in the registers, the most FMAs per load), against the GEMM d */
@@ -861,10 +874,7 @@ static void choose_wgrad_pw(IrGraph *g, int i, const HwTarget *hw, TileDecision 
           (double)(a * b) / (double)(a + b) > (ob ? (double)(ob * cb) / (double)(ob + cb) : 0))
         ob = a, cb = b;
   if (ob * cb < 4) return; /* fewer FMAs than loads: the GEMM's */
-  double N = (double)gm->images, P = (double)gm->k / N;
-  double direct = wgrad_pw_time(hw, gm, ob, cb);
-  double pm = N > 1 && P < 32 ? N * P : P, calls = N * P / pm; /* CG_CONV_BATCH_DW_P */
-  double gemm = calls * gm->batch * cpu_gemm_1t(hw, d, (double)gm->m, (double)gm->n, pm);
+  double direct = wgrad_pw_time(hw, gm, ob, cb), gemm = wgrad_gemm_time(hw, d);
   bool win = direct < gemm;
   if (win) d->wgrad_ob = (int)ob, d->wgrad_cb = (int)cb;
   size_t len = strlen(d->reason);
@@ -902,10 +912,7 @@ static void choose_wgrad(IrGraph *g, int i, const HwTarget *hw, TileDecision *d)
   for (int64_t b = 1; b <= og && b <= 16; b++) /* accumulators, dy's vectors, the input's, a spare */
     if (og % b == 0 && b * (KW + 1) + 2 <= regs) ob = b;
   if (!ob) return;
-  double N = (double)gm->images, P = (double)gm->k / N;
-  double direct = wgrad_direct_time(hw, gm, OW);
-  double pm = N > 1 && P < 32 ? N * P : P, calls = N * P / pm; /* CG_CONV_BATCH_DW_P */
-  double gemm = calls * gm->batch * cpu_gemm_1t(hw, d, (double)og, (double)gm->n, pm);
+  double direct = wgrad_direct_time(hw, gm, OW), gemm = wgrad_gemm_time(hw, d);
   bool win = direct < gemm;
   if (win) d->wgrad_ob = (int)ob;
   size_t len = strlen(d->reason);
@@ -964,10 +971,8 @@ static void choose_wino_wgrad(IrGraph *g, int i, const HwTarget *hw, Arena *a, T
   TileDecision *wd = arena_alloc(a, sizeof *wd);
   tiles_choose(hw, &wg, wd);
   wd->wino_images = nb;
-  const TileGemm *gm = &d->gemm;
-  double P = (double)gm->k / (double)N, pm = N > 1 && P < 32 ? (double)N * P : P; /* CG_CONV_BATCH_DW_P */
-  double direct = (double)N * P / pm * (double)gm->batch * cpu_gemm_1t(hw, d, (double)gm->m, (double)gm->n, pm);
-  if (d->wgrad_ob > 0) direct = wgrad_direct_time(hw, gm, ev(g, g->nodes[n->in[1]].type.dims[3]));
+  double direct = d->wgrad_ob > 0 ? wgrad_direct_time(hw, &d->gemm, ev(g, g->nodes[n->in[1]].type.dims[3]))
+                                   : wgrad_gemm_time(hw, d);
   int64_t xb = ir_type_numel(g, &g->nodes[n->in[0]].type) * 4 / (N / nb);
   int64_t yb = ir_type_numel(g, &g->nodes[n->in[1]].type) * 4 / (N / nb);
   double wino = rounds * (36 * (cpu_gemm_1t(hw, wd, (double)c, (double)o, (double)(nb * per)) +

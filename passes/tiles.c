@@ -316,12 +316,14 @@ static void narrow_tile(const HwTarget *hw, const TileGemm *gm, int lanes, int *
   *ld = load_factor(hw, bm, bn);
 }
 
-/* Few output channels in the broadcasts: a forward convolution's n (its output channels) of
- * 16, 24 or 32 fills 16/28, 24/28 or 32/42 of the widest tile's 14 broadcast rows (MobileNetV2's
- * projections). Where the widest tile's column edge is below TILES_CPU_COLS_EDGE, the tile of
- * the same vectors and fewer broadcasts with the best modeled rate (edges, FMA latency, loads)
- * is taken if it is TILES_CPU_NARROW_GAIN better; ties: more broadcasts. Measured on Zen 4 (one
- * core, MobileNetV2 at batch 8): 32 x 14 at 16 channels against 32 x 8 (bench/RESULTS.md). */
+/* Few output channels in the broadcasts: a forward pointwise convolution's n (its output
+ * channels) of 16, 24 or 32 fills 16/28, 24/28 or 32/42 of the widest tile's 14 broadcast
+ * rows (MobileNetV2's projections). Where that column edge is below TILES_CPU_COLS_EDGE, the
+ * tile of the same vectors and fewer broadcasts with the best modeled rate (edges, FMA
+ * latency, loads) is taken if it is TILES_CPU_NARROW_GAIN better; ties: more broadcasts.
+ * Pointwise ones only: gathered implicit GEMMs, and the direct stems they compete with, were
+ * not measured with it. Measured on Zen 4 (one core, MobileNetV2 at batch 8): 32 x 14 against
+ * 32 x 8 at 32 channels, 980 -> 800 us (bench/RESULTS.md). */
 #define TILES_CPU_COLS_EDGE 0.9
 
 static bool few_columns_tile(const HwTarget *hw, const TileGemm *gm, int lanes, int mv, int *nr) {

@@ -293,10 +293,16 @@ static double load_factor(const HwTarget *hw, int mv, int nr) {
   return fmin(1.0, ((double)mv * nr / hw->fma_units) / ((double)(mv + nr) / hw->load_ports));
 }
 
-/* the modeled fraction of the FMA peak of an mv-vector x nr tile on gm */
-static double tile_rate(const HwTarget *hw, const TileGemm *gm, int lanes, int mv, int nr) {
+/* the modeled fraction of the FMA peak of a tile of mv vectors along an extent of vm and nr
+ * broadcasts along one of bn: the edges of both sides, the FMA latency covered, the loads */
+static double rate_of(const HwTarget *hw, int64_t vm, int64_t bn, int lanes, int mv, int nr) {
   double lat = fmin(1.0, (double)mv * nr / (hw->fma_latency * hw->fma_units));
-  return edge1(gm->m, (int64_t)mv * lanes) * edge1(gm->n, nr) * lat * load_factor(hw, mv, nr);
+  return edge1(vm, (int64_t)mv * lanes) * edge1(bn, nr) * lat * load_factor(hw, mv, nr);
+}
+
+/* ... of an mv-vector x nr tile on gm (m in the lanes) */
+static double tile_rate(const HwTarget *hw, const TileGemm *gm, int lanes, int mv, int nr) {
+  return rate_of(hw, gm->m, gm->n, lanes, mv, nr);
 }
 
 /* the narrow alternative to mv x nr (above), if any; *ld: its load factor */
@@ -608,11 +614,6 @@ static void choose_conv_t(const HwTarget *hw, TileDecision *d, int lanes) {
 #define TILES_MM_T_MAX_NRV 4
 #define TILES_MM_T_GAIN 1.1
 
-/* the rate of a tile of `rows` broadcast rows and nrv vectors of n, as the GEMM runs it */
-static double mm_rate(const HwTarget *hw, int64_t m, int64_t n, int lanes, int rows, int nrv) {
-  double lat = fmin(1.0, (double)rows * nrv / (hw->fma_latency * hw->fma_units));
-  return edge1(m, rows) * edge1(n, (int64_t)nrv * lanes) * lat * load_factor(hw, nrv, rows);
-}
 
 static void choose_mm_t(const HwTarget *hw, TileDecision *d, int lanes) {
   const TileGemm *gm = &d->gemm;
@@ -620,11 +621,11 @@ static void choose_mm_t(const HwTarget *hw, TileDecision *d, int lanes) {
   int64_t rows = gm->batch > 1 && gm->b_shared && !gm->trans_a ? gm->m * gm->batch : gm->m;
   if (rows > TILES_MM_T_ROWS) return;
   int run_rows = d->nr > TILES_MM_T_ROWS ? TILES_MM_T_ROWS : d->nr; /* the tile as run now */
-  double now = mm_rate(hw, rows, gm->n, lanes, run_rows, d->mr / lanes), best = 0;
+  double now = rate_of(hw, gm->n, rows, lanes, d->mr / lanes, run_rows), best = 0;
   int best_r = 0, best_v = 0;
   for (int v = 1; v <= TILES_MM_T_MAX_NRV; v++)
     for (int r = 1; r <= TILES_MM_T_ROWS && r * v + v + 1 <= hw->vector_regs; r++) {
-      double e = mm_rate(hw, rows, gm->n, lanes, r, v);
+      double e = rate_of(hw, gm->n, rows, lanes, v, r);
       if (e > best * (1 + 1e-9) || (e >= best * (1 - 1e-9) && r * v > best_r * best_v))
         best = e, best_r = r, best_v = v; /* ties to more accumulators */
     }

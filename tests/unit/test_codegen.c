@@ -673,15 +673,22 @@ typedef struct ConvCaseN {
   int N;
 } ConvCaseN;
 
-/* every case of cs against the interpreter, named `what` and its index */
-static void check_conv_cases(const char *what, const ConvCaseN *cs, size_t n) {
+/* every case of cs against the interpreter, named `what` and its index; plan_check (if
+ * any) first asserts what the plan of case c (in G) must choose */
+static void check_conv_cases_plan(const char *what, const ConvCaseN *cs, size_t n,
+                                  void (*plan_check)(size_t c)) {
   for (size_t c = 0; c < n; c++) {
     g_begin("conv_case");
     conv_case_outputs(&cs[c].c, cs[c].N, "");
+    if (plan_check) plan_check(c);
     char nm[64];
     snprintf(nm, sizeof nm, "%s case %zu", what, c);
     check_fwd(nm, F_SYM, MM_RTOL, MM_ATOL);
   }
+}
+
+static void check_conv_cases(const char *what, const ConvCaseN *cs, size_t n) {
+  check_conv_cases_plan(what, cs, n, NULL);
 }
 
 /* more data-gradient shapes (GEMM into the unfold, then col2im): a padded 1x1, 3x3 with
@@ -922,30 +929,30 @@ END_TEST
  * a partial panel of positions and none, one image and three; with the forwards and filter
  * gradients of the same convolutions (conv_case_outputs). The host's tiles must choose the
  * form for every data gradient where its vectors have 8 lanes or more. */
+/* case c's data gradients in G: dy read in place (direct_b) where the host's vectors have 8
+ * lanes or more */
+static void pw_dx_direct(size_t c) {
+  HwTarget hw;
+  char err[256];
+  if (hw_resolve("host", &hw, err, sizeof err) != 0 || hw.vector_bits < 256) return;
+  TilePlan *tp = pass_tiles(G, &hw, NULL);
+  int nbwd = 0;
+  for (int i = 0; i < G->nnodes; i++) {
+    if (G->nodes[i].op != OP_CONV2D_BWD_DATA) continue;
+    nbwd++;
+    ck_assert_msg(tp->tiles[i].direct_b, "case %zu: dy packed (%s)", c, tp->tiles[i].reason);
+  }
+  ck_assert(nbwd > 0);
+}
+
 START_TEST(conv_pointwise_data_grad) {
   static const ConvCaseN cs[] = {
       {{200, 24, 17, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
       {{24, 200, 16, 20, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},
       {{64, 96, 18, 18, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 3},
   };
-  HwTarget hw;
-  char err[256], nm[64];
-  bool have = hw_resolve("host", &hw, err, sizeof err) == 0 && hw.vector_bits >= 256;
   g_atol_scaled = true; /* sums of 24 to 200 products */
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_pw_grad");
-    conv_case_outputs(&cs[c].c, cs[c].N, "");
-    int nbwd = 0;
-    TilePlan *tp = have ? pass_tiles(G, &hw, NULL) : NULL;
-    for (int i = 0; tp && i < G->nnodes; i++) {
-      if (G->nodes[i].op != OP_CONV2D_BWD_DATA) continue;
-      nbwd++;
-      ck_assert_msg(tp->tiles[i].direct_b, "case %zu: dy packed (%s)", c, tp->tiles[i].reason);
-    }
-    ck_assert(!have || nbwd > 0);
-    snprintf(nm, sizeof nm, "pointwise data gradient case %zu", c);
-    check_fwd(nm, F_SYM, MM_RTOL, MM_ATOL);
-  }
+  check_conv_cases_plan("pointwise data gradient", cs, sizeof cs / sizeof *cs, pw_dx_direct);
   g_atol_scaled = false;
 }
 END_TEST
@@ -2424,6 +2431,25 @@ START_TEST(dw_flat) {
 }
 END_TEST
 
+/* case c's data gradients in the host's plan of G: one GEMM over the batch, dy in place */
+static void pw_dx_batched(size_t c) {
+  Diag *d = diag_new(stderr);
+  CgModelPlan P;
+  host_plan(&P, false, d);
+  int nb = 0;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    if (k->node < 0 || G->nodes[k->node].op != OP_CONV2D_BWD_DATA) continue;
+    CgConv cv;
+    cg_conv_geom(&P.pf, k->node, &cv);
+    ck_assert_msg(cv.batch && cv.direct, "case %zu: the data gradient not batched", c);
+    nb++;
+  }
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ck_assert_int_gt(nb, 0);
+}
+
 /* Data gradients of pointwise convolutions with fewer than CG_CONV_BATCH_DX1_P positions
  * an image: one GEMM over the batch (CgConv.batch: dy's rows side by side, the filter packed
  * once), then each image's rows into place; 16 positions (MobileNetV2's 4x4 at 112²), 20,
@@ -2436,28 +2462,8 @@ START_TEST(conv_pointwise_dx_batch) {
       {{7, 9, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 2},
       {{8, 12, 3, 7, 1, 1, 1, 1, 0, 0, 1, 1, 2}, 4},
   };
-  for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
-    g_begin("conv_dx_batch");
-    conv_case_outputs(&cs[c].c, cs[c].N, "");
-    Diag *d = diag_new(stderr);
-    CgModelPlan P;
-    host_plan(&P, false, d);
-    int nb = 0;
-    for (int ki = 0; ki < P.pf.nk; ki++) {
-      const CgKernel *k = &P.pf.k[ki];
-      if (k->node < 0 || G->nodes[k->node].op != OP_CONV2D_BWD_DATA) continue;
-      CgConv cv;
-      cg_conv_geom(&P.pf, k->node, &cv);
-      ck_assert_msg(cv.batch && cv.direct, "case %zu: the data gradient not batched", c);
-      nb++;
-    }
-    cg_model_plan_free(&P);
-    diag_free(d);
-    ck_assert_int_gt(nb, 0);
-    char what[64];
-    snprintf(what, sizeof what, "batched pointwise data gradient case %zu", c);
-    check_fwd(what, F_SYM, MM_RTOL, MM_ATOL);
-  }
+  check_conv_cases_plan("batched pointwise data gradient", cs, sizeof cs / sizeof *cs,
+                        pw_dx_batched);
 }
 END_TEST
 

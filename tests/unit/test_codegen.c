@@ -2599,11 +2599,18 @@ START_TEST(dw_pw_fused) {
 }
 END_TEST
 
+/* a test case of the suite, added to it: every test from the same random state (rng_reset),
+ * at most timeout seconds */
+static TCase *codegen_tcase(Suite *s, const char *name, double timeout) {
+  TCase *t = tcase_create(name);
+  tcase_add_checked_fixture(t, rng_reset, NULL);
+  tcase_set_timeout(t, timeout);
+  suite_add_tcase(s, t);
+  return t;
+}
 int main(void) {
   Suite *s = suite_create("codegen");
-  TCase *tc = tcase_create("ops");
-  tcase_add_checked_fixture(tc, rng_reset, NULL);
-  tcase_set_timeout(tc, 300);
+  TCase *tc = codegen_tcase(s, "ops", 300);
   tcase_add_test(tc, op_table_complete);
   tcase_add_test(tc, mlp_fusion_plan);
   tcase_add_loop_test(tc, unary, 0, (int)(sizeof unary_ops / sizeof *unary_ops));
@@ -2637,60 +2644,35 @@ int main(void) {
   tcase_add_test(tc, transcendental_ulp);
   tcase_add_test(tc, node_kernels_wide);
   tcase_add_test(tc, train_small_net);
-  suite_add_tcase(s, tc);
-  TCase *te = tcase_create("examples");
-  tcase_add_checked_fixture(te, rng_reset, NULL);
-  tcase_set_timeout(te, 600);
+  TCase *te = codegen_tcase(s, "examples", 600);
   /* the three deep image models last: skipped in the quick (sanitizer) run, where resnet18's
    * kernels are no different from the smaller models' and the interpreter dominates */
   int nex = (int)(sizeof examples / sizeof *examples);
   tcase_add_loop_test(te, example_models, 0, nnc_test_quick() ? nex - 3 : nex);
   tcase_add_loop_test(te, bf16_models, 0, (int)(sizeof bf16_examples / sizeof *bf16_examples));
-  suite_add_tcase(s, te);
-  TCase *tw = tcase_create("winograd");
-  tcase_add_checked_fixture(tw, rng_reset, NULL);
-  tcase_set_timeout(tw, 300);
+  TCase *tw = codegen_tcase(s, "winograd", 300);
   tcase_add_checked_fixture(tw, wino_host_setup, wino_host_teardown);
   tcase_add_test(tw, winograd);
   tcase_add_test(tw, winograd_data_grad);
   tcase_add_test(tw, winograd_filter_grad);
   tcase_add_test(tw, winograd_train);
-  suite_add_tcase(s, tw);
-  TCase *tp = tcase_create("packed");
-  tcase_add_checked_fixture(tp, rng_reset, NULL);
-  tcase_set_timeout(tp, 600);
+  TCase *tp = codegen_tcase(s, "packed", 600);
   tcase_add_checked_fixture(tp, wino_host_setup, wino_host_teardown);
   tcase_add_loop_test(tp, packed_weights_refresh, 0, 4);
-  suite_add_tcase(s, tp);
-  TCase *tt = tcase_create("conv_t");
-  tcase_add_checked_fixture(tt, rng_reset, NULL);
-  tcase_set_timeout(tt, 300);
+  TCase *tt = codegen_tcase(s, "conv_t", 300);
   tcase_add_test(tt, conv_transposed);
-  suite_add_tcase(s, tt);
-  TCase *tf = tcase_create("dw_pw_fused");
-  tcase_add_checked_fixture(tf, rng_reset, NULL);
-  tcase_set_timeout(tf, 300);
+  TCase *tf = codegen_tcase(s, "dw_pw_fused", 300);
   tcase_add_test(tf, dw_pw_fused);
-  suite_add_tcase(s, tf);
-  TCase *ts = tcase_create("small_forms"); /* few-row matmuls, flat depthwise planes */
-  tcase_add_checked_fixture(ts, rng_reset, NULL);
-  tcase_set_timeout(ts, 300);
+  TCase *ts = codegen_tcase(s, "small_forms", 300); /* few-row matmuls, flat depthwise planes */
   tcase_add_test(ts, matmul_few_rows);
   tcase_add_test(ts, dw_flat);
   tcase_add_test(ts, conv_pointwise_dx_batch);
-  suite_add_tcase(s, ts);
-  TCase *tn = tcase_create("nt_store");
-  tcase_add_checked_fixture(tn, rng_reset, NULL);
-  tcase_set_timeout(tn, 300);
+  TCase *tn = codegen_tcase(s, "nt_store", 300);
   tcase_add_checked_fixture(tn, small_l3_host_setup, wino_host_teardown);
   tcase_add_test(tn, conv_nt_store);
-  suite_add_tcase(s, tn);
-  TCase *tg = tcase_create("epilogue_group");
-  tcase_add_checked_fixture(tg, rng_reset, NULL);
-  tcase_set_timeout(tg, 300);
+  TCase *tg = codegen_tcase(s, "epilogue_group", 300);
   tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);
   tcase_add_test(tg, epilogue_groups);
-  suite_add_tcase(s, tg);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);
   int nf = srunner_ntests_failed(r);
@@ -2699,3 +2681,4 @@ int main(void) {
   if (pool1) rt_pool_destroy(pool1);
   return nf ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+

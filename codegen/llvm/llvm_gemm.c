@@ -428,6 +428,34 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
     LLVMBuildBr(g->b, done);
 }
 
+/* Start fetching the C tile now so that its misses overlap the k loop. Prefetches never
+ * fault, so edge tiles may prefetch past the matrix. Not where the tile's only K block
+ * stores it non-temporally (flags 2 with nt_store): fetching lines that the stores then
+ * bypass the cache for read the output from memory for nothing (a 16 -> 96 channel 1x1
+ * convolution at 112², batch 8, Zen 4: 5.8 -> 4.4 ms). */
+static void emit_c_prefetch(Gen *g, LLVMValueRef cp, LLVMValueRef ldc, LLVMValueRef flags) {
+    LLVMBasicBlockRef after = NULL;
+    if (g->spec->nt_store) {
+        LLVMBasicBlockRef pf = gen_bb(g, "prefetch");
+        after = gen_bb(g, "kloop");
+        LLVMValueRef only = LLVMBuildICmp(g->b, LLVMIntEQ, LLVMBuildAnd(g->b, flags, c32(g, 3), ""),
+                                          c32(g, 2), "");
+        LLVMBuildCondBr(g->b, only, after, pf);
+        LLVMPositionBuilderAtEnd(g->b, pf);
+    }
+    for (int i = 0; i < g->mr; i++) {
+        LLVMValueRef rowp = gen_gep(g, cp, gen_mul(g, c64(g, i), ldc));
+        for (int off = 0; off < g->nr; off += 16) {
+            LLVMValueRef pargs[4] = {gen_gep(g, rowp, c64(g, off)), c32(g, 1), c32(g, 3), c32(g, 1)};
+            gen_intrinsic(g, "llvm.prefetch", &g->ptr, 1, pargs, 4);
+        }
+    }
+    if (after) {
+        LLVMBuildBr(g->b, after);
+        LLVMPositionBuilderAtEnd(g->b, after);
+    }
+}
+
 /* void ukr(i64 kc, ptr Ap, ptr Bp, ptr C, i64 ldc, i64 mr, i64 nr, i32 flags, ptr bias
  *          [, ptr ectx, i64 row, i64 col: with spec.epi])
  * flags bit 0: add to C; bit 1: apply the epilogue. With `direct` (spec.direct_b), ".ukr_d":
@@ -449,15 +477,7 @@ static LLVMValueRef emit_ukr(Gen *g, int direct) {
         unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
         LLVMAddAttributeAtIndex(f, i + 1, LLVMCreateEnumAttribute(g->ctx, kind, 0));
     }
-    /* Start fetching the C tile now so that its misses overlap the k loop. Prefetches never
-     * fault, so edge tiles may prefetch past the matrix. */
-    for (int i = 0; i < g->mr; i++) {
-        LLVMValueRef rowp = gen_gep(g, cp, gen_mul(g, c64(g, i), ldc));
-        for (int off = 0; off < g->nr; off += 16) {
-            LLVMValueRef pargs[4] = {gen_gep(g, rowp, c64(g, off)), c32(g, 1), c32(g, 3), c32(g, 1)};
-            gen_intrinsic(g, "llvm.prefetch", &g->ptr, 1, pargs, 4);
-        }
-    }
+    emit_c_prefetch(g, cp, ldc, flags);
     int nacc = g->mr * g->nrv;
     LLVMValueRef acc[GEMM_MAX_MR * GEMM_MAX_NRV];
     for (int i = 0; i < nacc; i++) acc[i] = LLVMConstNull(g->vf);
@@ -468,8 +488,10 @@ static LLVMValueRef emit_ukr(Gen *g, int direct) {
         emit_kloops(g, kc, nr, ap, bp, acc);
     }
 
+    /* bit 1 (the last K block) matters where there is an epilogue or the last block's stores
+     * are non-temporal; epi = 1 without an epilogue adds nothing */
     int has_epi = g->spec->bias != LLVM_GEMM_BIAS_NONE || g->spec->relu || g->spec->epi;
-    int nmodes = has_epi ? 4 : 2;
+    int nmodes = has_epi || g->spec->nt_store ? 4 : 2;
     LLVMValueRef mode = LLVMBuildAnd(g->b, flags, c32(g, nmodes - 1), "");
     LLVMValueRef full = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, c64(g, g->mr), ""),
                                      LLVMBuildICmp(g->b, LLVMIntEQ, nr, c64(g, g->nr), ""), "");

@@ -391,6 +391,43 @@ START_TEST(t_cpu_few_columns) {
 }
 END_TEST
 
+/* AVX-512 (L2 1280 KiB): a pointwise convolution whose image a stride-1 depthwise computes,
+ * 32 channels at 112² (1.6 MB, past half the L2): strips of 45 rows fit half the L2, so 3
+ * strips of 38 (runs of 16.6 KiB a plane, over TILES_DW_RUN_MIN), and the GEMM, not the
+ * direct kernel of few channels. Not at stride 2 (96 channels, 112² -> 56²), not 144
+ * channels at 56² (20-row strips: runs of 4.4 KiB), not where a full convolution computes
+ * the image (then the direct kernel of few channels, as before) */
+static int dw_pw(Nb *b, int64_t c, int64_t hw, int stride, bool depthwise, int64_t out) {
+  int x = nb_image(b, c, hw);
+  nb_scope(b, "dw");
+  int h = nb_conv(b, x, c, 3, stride, 1, depthwise ? (int)c : 1);
+  nb_scope(b, "bn");
+  h = nb_1(b, OP_RELU, nb_bn(b, h), NULL);
+  nb_scope(b, "pw");
+  return nb_conv(b, h, out, 1, 1, 0, 1);
+}
+
+START_TEST(t_cpu_dw_strips) {
+  static const struct { int64_t c, hw; int stride; bool dw; int64_t out; int rows; bool few; } cs[] = {
+      {32, 112, 1, true, 16, 38, false},
+      {96, 112, 2, true, 24, 0, false},
+      {144, 56, 1, true, 24, 0, false},
+      {32, 112, 1, false, 16, 0, true},
+  };
+  for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+    Nb b = nb_new("dwpw", 8);
+    int y = dw_pw(&b, cs[i].c, cs[i].hw, cs[i].stride, cs[i].dw, cs[i].out);
+    TilePlan *p = pass_tiles(b.g, hw_find_builtin("cpu-avx512"), NULL);
+    const TileDecision *d = &p->tiles[y];
+    ck_assert_msg(d->valid && d->direct_b, "case %zu: the image not read in place", i);
+    ck_assert_msg(d->dw_rows == cs[i].rows, "case %zu: strips of %d rows, want %d", i, d->dw_rows, cs[i].rows);
+    ck_assert_msg(d->conv_few == cs[i].few, "case %zu: conv_few %d", i, d->conv_few);
+    if (cs[i].rows) ck_assert_ptr_nonnull(strstr(d->reason, "depthwise fused in 3 strips of 38 rows an image"));
+    ir_module_free(b.m);
+  }
+}
+END_TEST
+
 START_TEST(t_cpu_wide) {
   TileDecision d = choose("cpu-avx512", 4096, 4096, 4096, DT_F32);
   ck_assert_int_eq(d.mr, 32);
@@ -417,6 +454,7 @@ static Suite *suite(void) {
   tcase_add_test(t, t_cpu_pointwise);
   tcase_add_test(t, t_cpu_wide);
   tcase_add_test(t, t_cpu_few_columns);
+  tcase_add_test(t, t_cpu_dw_strips);
   tcase_add_test(t, t_cpu_conv_transposed);
   suite_add_tcase(s, t);
   return s;

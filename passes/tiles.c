@@ -700,25 +700,39 @@ static void choose_mm_t(const HwTarget *hw, TileDecision *d, int lanes) {
 /* ---- CPU non-temporal stores for outputs past the last-level cache --------------------- */
 
 /* A pointwise convolution at 112² writes its output once and reads nothing back; where the
- * output (all images) exceeds the last-level cache, plain stores first read every line for
- * ownership and evict the operands on the way. Stored non-temporally instead (and not
- * prefetched, llvm_gemm.c emit_c_prefetch): MobileNetV2's 16 -> 96 at 112², batch 8 (38.5 MB
- * against 32 MB of L3) 5.5-5.8 -> 4.2-4.5 ms; where the output fits L3 it ran 3% slower (then
- * with the prefetch), so only outputs over TILES_NT_MIN_L3 times the L3 take them, in one K
- * block (each store then the last) */
-#define TILES_NT_MIN_L3 1.0
+ * output (all images) exceeds what the last-level cache keeps for the next layer, plain
+ * stores first read every line for ownership and evict the operands on the way. Stored
+ * non-temporally instead (and not prefetched, llvm_gemm.c emit_c_prefetch): MobileNetV2's
+ * 16 -> 96 at 112², batch 8 (38.5 MB against 32 MB of L3) 5.5-5.8 -> 4.2-4.5 ms. The L3 is
+ * shared by every core of its complex (and on a cloud host by other guests): a 2-vCPU Zen 4
+ * guest that reports 32 MB kept a pointwise convolution's 9.6 MB of traffic (batch 4) but
+ * not 14.4 MB (batch 6: 1.5x the time a sample). So outputs over TILES_NT_MIN_L3 of the L3
+ * take them, in one K block (each store then the last): at batch 8, MobileNetV2's 24 -> 144
+ * at 56² (14.4 MB) 2.30-2.34 -> 2.08-2.15 ms each, their readers 0.02-0.05 ms slower; the
+ * direct stem (12.8 MB, choose_conv_few) 2.86-2.91 -> 2.23-2.29 ms, its reader 0.25 ms
+ * slower. */
+#define TILES_NT_MIN_L3 0.25
+
+static bool nt_output(const HwTarget *hw, const TileGemm *gm) {
+  double out = (double)gm->m * (double)gm->n * (double)gm->batch * 4;
+  return gm->dt == DT_F32 && !gm->bf16 && hw->l3_bytes > 0 && out > TILES_NT_MIN_L3 * (double)hw->l3_bytes;
+}
+
+static void nt_reason(const HwTarget *hw, TileDecision *d) {
+  const TileGemm *gm = &d->gemm;
+  double out = (double)gm->m * (double)gm->n * (double)gm->batch * 4;
+  size_t n = strlen(d->reason);
+  if (n + 1 < sizeof d->reason)
+    snprintf(d->reason + n, sizeof d->reason - n,
+             "; non-temporal stores: the output, %.1f MB, is past %.0f%% of the %.1f MB L3",
+             out / 1e6, 100 * TILES_NT_MIN_L3, (double)hw->l3_bytes / 1e6);
+}
 
 static void choose_nt_store(const HwTarget *hw, TileDecision *d) {
   const TileGemm *gm = &d->gemm;
-  double out = (double)gm->m * (double)gm->n * (double)gm->batch * 4;
-  d->nt_store = gm->conv_fwd && gm->pointwise && !d->conv_t && !d->conv_few && gm->dt == DT_F32 &&
-                !gm->bf16 && hw->l3_bytes > 0 && out > TILES_NT_MIN_L3 * (double)hw->l3_bytes &&
+  d->nt_store = gm->conv_fwd && gm->pointwise && !d->conv_t && !d->conv_few && nt_output(hw, gm) &&
                 gm->k <= d->kc;
-  if (!d->nt_store) return;
-  size_t n = strlen(d->reason);
-  if (n + 1 < sizeof d->reason)
-    snprintf(d->reason + n, sizeof d->reason - n, "; non-temporal stores: the output, %.1f MB, is past the %.1f MB L3",
-             out / 1e6, (double)hw->l3_bytes / 1e6);
+  if (d->nt_store) nt_reason(hw, d);
 }
 
 void tiles_choose(const HwTarget *hw, const TileGemm *gm, TileDecision *out) {
@@ -1080,13 +1094,14 @@ static void choose_conv_few(IrGraph *g, int i, const HwTarget *hw, TileDecision 
   double gemm = calls * cpu_gemm_1t(hw, d, pm, (double)gm->n, (double)gm->k) +
                 TILES_CONV_ROW_S * (double)gm->k * (double)N * P / (panel > 0 ? panel : 1);
   bool win = few < gemm;
-  if (win) d->conv_few = true, d->conv_t = false;
+  if (win) d->conv_few = true, d->conv_t = false, d->nt_store = nt_output(hw, gm);
   size_t len = strlen(d->reason);
   if (len < sizeof d->reason)
     snprintf(d->reason + len, sizeof d->reason - len,
              "; direct (few input channels, K = %lld) %s: modeled %.3g ms vs %.3g ms implicit GEMM "
              "(one core)",
              (long long)gm->k, win ? "chosen" : "not chosen", 1e3 * few, 1e3 * gemm);
+  if (win && d->nt_store) nt_reason(hw, d); /* its output rows' whole aligned vectors */
 }
 
 TilePlan *pass_tiles(IrGraph *g, const HwTarget *hw, Arena *a) {

@@ -1128,10 +1128,12 @@ static LLVMValueRef dw_tap(CgEmit *e, const CgConv *c, LLVMValueRef xc, LLVMValu
  * table at the start of the scratch (no im2col rows) */
 typedef struct DwChan {
   LLVMValueRef ch, b0, s0;
+  bool nt; /* whole vectors, stored non-temporally where aligned (the tiles' nt_store) */
 } DwChan;
 
 static void dw_chan(CgEmit *e, const CgKernel *k, LLVMValueRef ch, DwChan *o) {
   o->ch = ch;
+  o->nt = false;
   o->b0 = k->bias ? LLVMBuildLoad2(e->b, e->f32, gep8(e, cg_ptr(e, k->bias_node), mul(e, ch, cg_c64(e, 4))), "")
                   : LLVMConstReal(e->f32, 0);
   o->s0 = NULL;
@@ -1162,9 +1164,32 @@ static void dw_store(CgEmit *e, const CgKernel *k, LLVMValueRef acc, LLVMValueRe
     acc = LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUGT, acc, z, ""), acc, z, "");
   }
   acc = epi_direct(e, k, acc, p, cs->ch, ok);
+  LLVMBasicBlockRef join = NULL;
+  if (cs->nt) { /* a whole vector, where aligned: past the caches */
+    int a = vl * 4 > 64 ? 64 : vl * 4;
+    LLVMValueRef al = LLVMBuildICmp(e->b, LLVMIntEQ,
+                                    LLVMBuildAnd(e->b, LLVMBuildPtrToInt(e->b, p, e->i64, ""), cg_c64(e, a - 1), ""),
+                                    cg_c64(e, 0), "");
+    LLVMBasicBlockRef nt = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "ntst");
+    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "mst");
+    join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "stjoin");
+    LLVMBuildCondBr(e->b, al, nt, plain);
+    LLVMPositionBuilderAtEnd(e->b, nt);
+    LLVMValueRef st = LLVMBuildStore(e->b, acc, p);
+    LLVMSetAlignment(st, (unsigned)a);
+    LLVMMetadataRef one = LLVMValueAsMetadata(c32(e, 1));
+    LLVMSetMetadata(st, LLVMGetMDKindIDInContext(e->ctx, "nontemporal", 11),
+                    LLVMMetadataAsValue(e->ctx, LLVMMDNodeInContext2(e->ctx, &one, 1)));
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, plain);
+  }
   LLVMTypeRef over[2] = {e->vf, e->ptr};
   LLVMValueRef sargs[4] = {acc, p, c32(e, 4), ok};
   intrinsic(e, "llvm.masked.store", over, 2, sargs, 4);
+  if (join) {
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
 }
 
 /* task t of nt: output rows [r0, r1) of the N·C·OH rows, each a loop over vectors of OW */
@@ -1589,6 +1614,7 @@ static void few_oblock(CgEmit *e, const CgKernel *k, const FewConv *f, LLVMValue
     LLVMValueRef ch = add(e, o0, cg_c64(e, o));
     DwChan cs;
     dw_chan(e, k, ch, &cs);
+    cs.nt = k->tile && k->tile->nt_store && c->OW % vl == 0; /* every vector whole */
     LLVMValueRef at = add(e, mul(e, ch, cg_c64(e, c->P)), ow0);
     dw_store(e, k, acc[o], gep8(e, yr, mul(e, at, cg_c64(e, 4))), ok, &cs);
   }

@@ -2358,6 +2358,24 @@ START_TEST(conv_nt_store) {
 }
 END_TEST
 
+static bool chose_few_nt(const TileDecision *d) { return d->conv_few && d->nt_store; }
+
+/* The direct convolutions of few input channels with outputs past a quarter of that L3
+ * (the tiles' conv_few with nt_store): rows of whole vectors (32 and 64 columns, each vector
+ * stored non-temporally where aligned) and not (50 columns: masked stores), 3x3 at stride 2
+ * and 5x5 at stride 1,
+ * one image and two; each plain, with bias + relu and with a folded batchnorm + relu,
+ * against the interpreter */
+START_TEST(conv_few_nt_store) {
+  static const EpiConv cs[] = {
+      {1, 3, 32, 33, 64, 3, 2, 1}, /* 17 rows of 32: one image, stride 2 */
+      {2, 3, 16, 20, 64, 5, 1, 2}, /* 20 rows of 64: two images, 5x5 */
+      {2, 3, 20, 30, 50, 5, 1, 2}, /* 30 rows of 50: masked stores */
+  };
+  check_conv_form("conv_few_nt", cs, sizeof cs / sizeof *cs, F_SYM, chose_few_nt);
+}
+END_TEST
+
 /* MobileNetV2's last depthwise layers at 7x7 with their group (batchnorm, relu6, a scale;
  * and a residual read at the flat positions), on 1 and 2 threads */
 static const char dw_flat_net[] =
@@ -2670,6 +2688,7 @@ int main(void) {
   TCase *tn = codegen_tcase(s, "nt_store", 300);
   tcase_add_checked_fixture(tn, small_l3_host_setup, wino_host_teardown);
   tcase_add_test(tn, conv_nt_store);
+  tcase_add_test(tn, conv_few_nt_store);
   TCase *tg = codegen_tcase(s, "epilogue_group", 300);
   tcase_add_checked_fixture(tg, wino_host_setup, wino_host_teardown);
   tcase_add_test(tg, epilogue_groups);

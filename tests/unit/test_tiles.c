@@ -235,9 +235,11 @@ START_TEST(t_cpu_mm_few_rows) {
 }
 END_TEST
 
-/* non-temporal stores: a pointwise convolution's output past the L3 (cpu-avx512: 32 MiB) in
- * one K block. MobileNetV2's 16 -> 96 at 112², batch 8 (38.5 MB) takes them; its 32 -> 16
- * (6.4 MB), the same at batch 4 (19 MB), a 3x3 convolution and a K of 2 blocks do not */
+/* non-temporal stores: a pointwise convolution's output past a quarter of the L3
+ * (cpu-avx512: 32 MiB, so 8 MiB) in one K block. MobileNetV2's 16 -> 96 at 112², batch 8
+ * (38.5 MB) and batch 4 (19.3 MB), and its 24 -> 144 at 56², batch 8 (14.5 MB), take them;
+ * its 32 -> 16 (6.4 MB), the 16 -> 96 at batch 1 (4.8 MB), the 24 -> 144 at batch 4
+ * (7.2 MB), a 3x3 convolution and a K of 2 blocks do not */
 static TileDecision choose_ntpw(int64_t images, int64_t p, int64_t og, int64_t k, bool pointwise) {
   const HwTarget *hw = hw_find_builtin("cpu-avx512");
   ck_assert_ptr_nonnull(hw);
@@ -253,7 +255,10 @@ START_TEST(t_cpu_nt_store) {
   ck_assert(d.nt_store);
   ck_assert(strstr(d.reason, "non-temporal") != NULL);
   ck_assert(!choose_ntpw(8, 12544, 16, 32, true).nt_store);
-  ck_assert(!choose_ntpw(4, 12544, 96, 16, true).nt_store);
+  ck_assert(choose_ntpw(4, 12544, 96, 16, true).nt_store);
+  ck_assert(choose_ntpw(8, 3136, 144, 24, true).nt_store);
+  ck_assert(!choose_ntpw(1, 12544, 96, 16, true).nt_store);
+  ck_assert(!choose_ntpw(4, 3136, 144, 24, true).nt_store);
   ck_assert(!choose_ntpw(8, 12544, 96, 144, false).nt_store);
   ck_assert(!choose_ntpw(8, 12544, 96, 2048, true).nt_store);
 }

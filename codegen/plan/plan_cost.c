@@ -123,6 +123,29 @@ static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param
   }
 }
 
+/* whether value root's kernel stored it non-temporally (the tiles' nt_store: a forward
+ * convolution's output past a quarter of the L3): its reader finds it in memory, not in a
+ * cache, whatever its size */
+static bool stored_past_caches(const CgPlan *p, int root) {
+  int w = root >= 0 && root < p->g->nnodes ? p->kof[root] : -1;
+  const CgKernel *k = w >= 0 ? &p->k[w] : NULL;
+  return k && k->out == root && (k->kind == CGK_CONV || k->kind == CGK_GEMM) && k->tile &&
+         !k->tile->gpu && k->tile->nt_store;
+}
+
+/* the bytes kernel ki reads of values stored past the caches (stored_past_caches) */
+static double nt_read_bytes(const CgPlan *p, int ki) {
+  const CgKernel *k = &p->k[ki];
+  if (k->kind == CGK_COPY) return 0;
+  int *roots = xmalloc(((size_t)k->nmembers * IR_MAX_IN + 1) * sizeof(int));
+  int nr = cg_kernel_reads(p, ki, roots);
+  double b = 0;
+  for (int i = 0; i < nr; i++)
+    if (stored_past_caches(p, roots[i])) b += (double)p->v[roots[i]].nbytes;
+  free(roots);
+  return b;
+}
+
 /* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it;
  * a batch of small images has one scratch for all of them per group (CgConv.batch) */
 static double conv_scratch(const CgPlan *p, const CgKernel *k) {
@@ -716,7 +739,15 @@ static void dw_fused_cost(const CgPlan *p, const CgKernel *k, const HwTarget *hw
   double transc;
   kernel_flops(p, k->dw, &d.flops, &transc);
   depthwise_cost(p, k->dw, hw, threads, &d);
-  c->t_compute += d.t_compute * (double)d.threads / fmax(1, c->threads);
+  /* a task's depthwise strip, then its GEMM: the two phases one after the other, the
+   * depthwise's waiting on its input where that comes from memory */
+  CgConv cw;
+  cg_conv_geom(p, k->dw->node, &cw);
+  int x = p->v[p->g->nodes[k->dw->node].in[0]].root;
+  double in = 4.0 * (double)cw.N * (double)cw.C * (double)cw.H * (double)cw.W;
+  int lvl = stored_past_caches(p, x) ? CG_LEVEL_DRAM : c->level;
+  double t_in = in / cg_level_bw(hw, lvl, c->threads);
+  c->t_compute += fmax(d.t_compute * (double)d.threads / fmax(1, c->threads), t_in);
   c->eff = c->t_compute > 0 ? c->flops / (c->t_compute * peak_of(hw, DT_F32, true, c->threads)) : 0;
   double strips = (double)cv.N * ceil((double)cv.OH / fmax(1, k->dw_rows));
   c->overhead = (c->threads > 1 ? hw->overhead_s : CG_CALL_S) + strips * CG_SCRATCH_S / c->threads;
@@ -854,10 +885,12 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   double cyc = node_cycles(p, k, hw, c);
   if (cyc > 0)
     c->t_compute = fmax(c->t_compute, cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9 * c->threads));
-  double act = c->rd + c->wr - param_bytes;
+  double nt = hw->kind == HW_CPU ? nt_read_bytes(p, ki) : 0; /* read from memory */
+  double act = c->rd + c->wr - param_bytes - nt;
   c->level = level_of(hw, c->rd + c->wr, c->threads);
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
   c->t_memory = act / cg_level_bw(hw, c->level, c->threads) +
+                nt / cg_level_bw(hw, CG_LEVEL_DRAM, c->threads) +
                 param_bytes / cg_level_bw(hw, plevel, c->threads);
   c->scratch = conv_scratch(p, k);
   bool packed = gemm && k->tile && !k->tile->gpu && !depthwise_direct(p, k) && !conv_few(p, k);

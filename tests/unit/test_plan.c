@@ -444,6 +444,53 @@ START_TEST(t_stream_shared_panels) {
 }
 END_TEST
 
+/* a pointwise convolution whose 3.1 MB output is past a quarter of an 8 MB L3 stores it
+ * non-temporally (the tiles' nt_store), so the depthwise convolution that reads it waits on
+ * memory for those bytes (2 GB/s here, the caches free), though its 6.3 MB of traffic is
+ * within the L3: its t_memory is their DRAM time. With a 1 GB L3 the same read comes from
+ * the cache */
+static double nt_reader_memory(int64_t l3, bool *nt) {
+  IrGraph *g;
+  IrModule *m = compile("model m {\n  input x: f32[2, 16, 64, 64]\n"
+                        "  y = conv2d(x, 96, kernel = 1, bias = false)\n"
+                        "  z = conv2d(y, 96, kernel = 3, pad = 1, groups = 96, bias = false)\n"
+                        "  output z\n}\n", &g);
+  HwTarget hw;
+  gemm_hw(&hw);
+  hw.mem_bw = 4e9, hw.mem_bw_1t = 2e9, hw.l3_bytes = l3, hw.l2_bytes_cpu = 1 << 18, hw.l1_bytes = 1 << 15;
+  hw.cache_bw[0] = hw.cache_bw[1] = hw.cache_bw[2] = 1e15;
+  Diag *d = diag_new(stderr);
+  CgTarget t;
+  CgModelPlan P;
+  CgPlanCost c;
+  plan_gather_cost(g, NULL, &hw, &t, &P, &c, d);
+  double tm = -1;
+  *nt = false;
+  for (int ki = 0; ki < P.pf.nk; ki++) {
+    const CgKernel *k = &P.pf.k[ki];
+    if (k->kind != CGK_CONV) continue;
+    if (g->nodes[k->node].attr.groups > 1) tm = c.k[ki].t_memory;
+    else *nt = k->tile && k->tile->nt_store;
+  }
+  cg_plan_cost_free(&c);
+  cg_model_plan_free(&P);
+  diag_free(d);
+  ir_module_free(m);
+  return tm;
+}
+
+START_TEST(t_nt_read_from_memory) {
+  bool nt = false;
+  double y = 2.0 * 96 * 64 * 64 * 4; /* the pointwise convolution's output */
+  double past = nt_reader_memory(8 << 20, &nt);
+  ck_assert_msg(nt, "the 3.1 MB output was not stored non-temporally");
+  ck_assert_double_eq_tol(past, y / 2e9, 1e-4 * y / 2e9); /* the rest at 1e15 B/s: ~1e-8 s */
+  double kept = nt_reader_memory(1LL << 30, &nt);
+  ck_assert(!nt);
+  ck_assert(kept < 1e-6);
+}
+END_TEST
+
 /* the Winograd kernels' per-pair transforms: the filter transform a training step runs
  * every call writes U (36 floats a pair) at L2's bandwidth while U fits L2, beyond it at one
  * thread's memory bandwidth (256 x 256: 9.4 MB, measured 21 to 26 ns a pair against 11 in
@@ -594,6 +641,7 @@ int main(void) {
   tcase_add_test(tc, t_gemm_epilogue_transcendental);
   tcase_add_test(tc, t_wino_transform_terms);
   tcase_add_test(tc, t_stream_shared_panels);
+  tcase_add_test(tc, t_nt_read_from_memory);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -713,14 +713,14 @@ static void choose_mm_t(const HwTarget *hw, TileDecision *d, int lanes) {
  * slower. */
 #define TILES_NT_MIN_L3 0.25
 
+static double out_bytes(const TileGemm *gm) { return (double)gm->m * (double)gm->n * (double)gm->batch * 4; }
+
 static bool nt_output(const HwTarget *hw, const TileGemm *gm) {
-  double out = (double)gm->m * (double)gm->n * (double)gm->batch * 4;
-  return gm->dt == DT_F32 && !gm->bf16 && hw->l3_bytes > 0 && out > TILES_NT_MIN_L3 * (double)hw->l3_bytes;
+  return gm->dt == DT_F32 && !gm->bf16 && hw->l3_bytes > 0 && out_bytes(gm) > TILES_NT_MIN_L3 * (double)hw->l3_bytes;
 }
 
 static void nt_reason(const HwTarget *hw, TileDecision *d) {
-  const TileGemm *gm = &d->gemm;
-  double out = (double)gm->m * (double)gm->n * (double)gm->batch * 4;
+  double out = out_bytes(&d->gemm);
   size_t n = strlen(d->reason);
   if (n + 1 < sizeof d->reason)
     snprintf(d->reason + n, sizeof d->reason - n,

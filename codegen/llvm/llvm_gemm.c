@@ -413,11 +413,7 @@ static void emit_tile_store(Gen *g, LLVMValueRef *acc, int full, int loadc, int 
                                  full ? NULL : masks[v], at->ectx);
             }
             if (full == 2) {
-                LLVMValueRef st = LLVMBuildStore(g->b, x, p);
-                LLVMSetAlignment(st, (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4));
-                LLVMMetadataRef one = LLVMValueAsMetadata(c32(g, 1));
-                LLVMSetMetadata(st, LLVMGetMDKindIDInContext(g->ctx, "nontemporal", 11),
-                                LLVMMetadataAsValue(g->ctx, LLVMMDNodeInContext2(g->ctx, &one, 1)));
+                llvm_store_nontemporal(g->b, x, p, (unsigned)(g->vl * 4 > 64 ? 64 : g->vl * 4));
             } else if (full) {
                 gen_store(g, x, p, 4);
             } else {

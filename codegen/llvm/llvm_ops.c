@@ -1175,11 +1175,7 @@ static void dw_store(CgEmit *e, const CgKernel *k, LLVMValueRef acc, LLVMValueRe
     join = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "stjoin");
     LLVMBuildCondBr(e->b, al, nt, plain);
     LLVMPositionBuilderAtEnd(e->b, nt);
-    LLVMValueRef st = LLVMBuildStore(e->b, acc, p);
-    LLVMSetAlignment(st, (unsigned)a);
-    LLVMMetadataRef one = LLVMValueAsMetadata(c32(e, 1));
-    LLVMSetMetadata(st, LLVMGetMDKindIDInContext(e->ctx, "nontemporal", 11),
-                    LLVMMetadataAsValue(e->ctx, LLVMMDNodeInContext2(e->ctx, &one, 1)));
+    llvm_store_nontemporal(e->b, acc, p, (unsigned)a);
     LLVMBuildBr(e->b, join);
     LLVMPositionBuilderAtEnd(e->b, plain);
   }

@@ -390,3 +390,13 @@ void *llvm_jit_lookup(LlvmJit *j, const char *name, char *err, size_t errlen) {
     if (llvm_take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), name, err, errlen)) return NULL;
     return (void *)(uintptr_t)addr;
 }
+
+LLVMValueRef llvm_store_nontemporal(LLVMBuilderRef b, LLVMValueRef v, LLVMValueRef p, unsigned align) {
+    LLVMContextRef ctx = LLVMGetTypeContext(LLVMTypeOf(v));
+    LLVMValueRef st = LLVMBuildStore(b, v, p);
+    LLVMSetAlignment(st, align);
+    LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(ctx), 1, 0));
+    LLVMSetMetadata(st, LLVMGetMDKindIDInContext(ctx, "nontemporal", 11),
+                    LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, &one, 1)));
+    return st;
+}

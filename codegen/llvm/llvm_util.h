@@ -47,6 +47,10 @@ void llvm_module_set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm);
  * whichever module or target machine it ends up in. */
 void llvm_function_set_target(LLVMValueRef fn, const LlvmTargetInfo *info);
 
+/* A store of v to p with `align` bytes of alignment marked !nontemporal (past the caches:
+ * vmovntps on x86); the store */
+LLVMValueRef llvm_store_nontemporal(LLVMBuilderRef b, LLVMValueRef v, LLVMValueRef p, unsigned align);
+
 /* LLVMVerifyModule; 0 when valid, else -1 with the verifier's message. */
 int llvm_module_verify(LLVMModuleRef mod, char *err, size_t errlen);
 

@@ -98,9 +98,22 @@ void cg_kernel_name(const CgPlan *p, int ki, char *buf, size_t n) {
 
 /* ---- bytes ------------------------------------------------------------------------------ */
 
-static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param_bytes) {
+/* whether value root's kernel stored it non-temporally (the tiles' nt_store: a forward
+ * convolution's output past a quarter of the L3): its reader finds it in memory, not in a
+ * cache, whatever its size */
+static bool stored_past_caches(const CgPlan *p, int root) {
+  int w = root >= 0 && root < p->g->nnodes ? p->kof[root] : -1;
+  const CgKernel *k = w >= 0 ? &p->k[w] : NULL;
+  return k && k->out == root && (k->kind == CGK_CONV || k->kind == CGK_GEMM) && k->tile &&
+         !k->tile->gpu && k->tile->nt_store;
+}
+
+/* kernel ki's reads and writes into c; *param_bytes: those of the parameter region; *nt
+ * (if not NULL): its reads of values stored past the caches (stored_past_caches) */
+static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param_bytes, double *nt) {
   const CgKernel *k = &p->k[ki];
   *param_bytes = 0;
+  if (nt) *nt = 0;
   if (k->kind == CGK_COPY) {
     c->rd = c->wr = (double)k->copy_bytes;
     if (k->copy_dst_region == RT_REGION_PARAMS) *param_bytes = (double)k->copy_bytes;
@@ -112,6 +125,7 @@ static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param
     const CgVal *v = &p->v[roots[i]];
     c->rd += (double)v->nbytes;
     if (v->region == RT_REGION_PARAMS) *param_bytes += (double)v->nbytes;
+    if (nt && stored_past_caches(p, roots[i])) *nt += (double)v->nbytes;
   }
   free(roots);
   for (int m = 0; m < k->nmembers; m++) {
@@ -121,29 +135,6 @@ static void kernel_bytes(const CgPlan *p, int ki, CgKernelCost *c, double *param
     c->wr += (double)v->nbytes;
     if (v->region == RT_REGION_PARAMS) *param_bytes += (double)v->nbytes;
   }
-}
-
-/* whether value root's kernel stored it non-temporally (the tiles' nt_store: a forward
- * convolution's output past a quarter of the L3): its reader finds it in memory, not in a
- * cache, whatever its size */
-static bool stored_past_caches(const CgPlan *p, int root) {
-  int w = root >= 0 && root < p->g->nnodes ? p->kof[root] : -1;
-  const CgKernel *k = w >= 0 ? &p->k[w] : NULL;
-  return k && k->out == root && (k->kind == CGK_CONV || k->kind == CGK_GEMM) && k->tile &&
-         !k->tile->gpu && k->tile->nt_store;
-}
-
-/* the bytes kernel ki reads of values stored past the caches (stored_past_caches) */
-static double nt_read_bytes(const CgPlan *p, int ki) {
-  const CgKernel *k = &p->k[ki];
-  if (k->kind == CGK_COPY) return 0;
-  int *roots = xmalloc(((size_t)k->nmembers * IR_MAX_IN + 1) * sizeof(int));
-  int nr = cg_kernel_reads(p, ki, roots);
-  double b = 0;
-  for (int i = 0; i < nr; i++)
-    if (stored_past_caches(p, roots[i])) b += (double)p->v[roots[i]].nbytes;
-  free(roots);
-  return b;
 }
 
 /* im2col writes the unfolded K x P matrix of every image and group and the GEMM reads it;
@@ -868,7 +859,8 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   memset(c, 0, sizeof *c);
   cg_kernel_name(p, ki, c->name, sizeof c->name);
   double param_bytes, transc = 0;
-  kernel_bytes(p, ki, c, &param_bytes);
+  double nt = 0; /* bytes read from memory: stored there non-temporally */
+  kernel_bytes(p, ki, c, &param_bytes, hw->kind == HW_CPU ? &nt : NULL);
   if (k->kind != CGK_COPY) kernel_flops(p, k, &c->flops, &transc);
   bool streamed = gemm_streamed(k, hw);
   bool gemm = (k->kind == CGK_GEMM || k->kind == CGK_CONV) && !streamed;
@@ -885,7 +877,6 @@ static void kernel_cost(const CgPlan *p, int ki, const HwTarget *hw, int threads
   double cyc = node_cycles(p, k, hw, c);
   if (cyc > 0)
     c->t_compute = fmax(c->t_compute, cyc / ((hw->ghz > 0 ? hw->ghz : 3) * 1e9 * c->threads));
-  double nt = hw->kind == HW_CPU ? nt_read_bytes(p, ki) : 0; /* read from memory */
   double act = c->rd + c->wr - param_bytes - nt;
   c->level = level_of(hw, c->rd + c->wr, c->threads);
   int plevel = level_of(hw, footprint > c->rd + c->wr ? footprint : c->rd + c->wr, c->threads);
@@ -948,7 +939,7 @@ void cg_model_cost(const CgModelPlan *P, bool train, const HwTarget *hw, int thr
 
 void cg_kernel_traffic(const CgPlan *p, int ki, double *rd, double *wr, double *param_bytes) {
   CgKernelCost c = {0};
-  kernel_bytes(p, ki, &c, param_bytes);
+  kernel_bytes(p, ki, &c, param_bytes, NULL);
   *rd = c.rd, *wr = c.wr;
 }
 

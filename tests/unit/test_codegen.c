@@ -2700,4 +2700,3 @@ int main(void) {
   if (pool1) rt_pool_destroy(pool1);
   return nf ? EXIT_FAILURE : EXIT_SUCCESS;
 }
-
